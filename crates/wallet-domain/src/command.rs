@@ -1,0 +1,49 @@
+//! Commands: what a client asks of one wallet.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::event::EventMetadata;
+use crate::ids::{Description, OwnerId, WalletId};
+use crate::money::{Amount, Balance};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandKind {
+    Create {
+        owner_id: OwnerId,
+        initial_balance: Balance,
+    },
+    Credit {
+        amount: Amount,
+        description: Option<Description>,
+    },
+    Debit {
+        amount: Amount,
+        description: Option<Description>,
+    },
+    /// The paying half of a transfer; decided together with its [`CommandKind::TransferIn`].
+    TransferOut {
+        transfer_id: Uuid,
+        to_wallet_id: WalletId,
+        amount: Amount,
+        description: Option<Description>,
+    },
+    /// The receiving half of a transfer.
+    TransferIn {
+        transfer_id: Uuid,
+        from_wallet_id: WalletId,
+        amount: Amount,
+        description: Option<Description>,
+    },
+}
+
+/// A command addressed to one wallet, with what is needed to stamp its event:
+/// the event id and the time are chosen by the caller so `decide` stays pure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub wallet_id: WalletId,
+    pub kind: CommandKind,
+    pub event_id: Uuid,
+    pub issued_at: DateTime<Utc>,
+    pub metadata: EventMetadata,
+}

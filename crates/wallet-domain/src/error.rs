@@ -1,0 +1,42 @@
+//! Errors of the domain. Validation errors say which field is wrong and why;
+//! domain errors are business-rule refusals. Neither is ever an internal fault.
+
+use rust_decimal::Decimal;
+
+use crate::ids::WalletId;
+
+/// A value that could not be parsed into a domain type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} {reason}")]
+pub struct ValidationError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl ValidationError {
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A command refused by the business rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("Wallet {0} already exists")]
+    WalletAlreadyExists(WalletId),
+    #[error("Wallet {0} not found")]
+    WalletNotFound(WalletId),
+    #[error("Insufficient funds in wallet {wallet_id}: balance {balance}, requested {requested}")]
+    InsufficientFunds {
+        wallet_id: WalletId,
+        balance: Decimal,
+        requested: Decimal,
+    },
+    #[error("Cannot transfer from wallet {0} to itself")]
+    SameWalletTransfer(WalletId),
+    #[error("Balance of wallet {0} would exceed the largest balance a wallet may hold")]
+    BalanceOverflow(WalletId),
+}

@@ -1,0 +1,285 @@
+//! Events: immutable, past-tense facts about one wallet.
+//!
+//! On the wire an event is one flat JSON object whose `type` names the fact and
+//! `schemaVersion` its shape, so a reader can refuse (or later upcast) a shape
+//! it does not know instead of misreading it.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::ids::{Description, OwnerId, WalletId};
+use crate::money::{Amount, Balance};
+
+pub const EVENT_SCHEMA_VERSION: u16 = 1;
+
+/// Where a command came from, carried by every event it produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventMetadata {
+    pub idempotency_key: Option<String>,
+    pub correlation_id: Option<String>,
+    pub causation_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    WalletCreated {
+        owner_id: OwnerId,
+    },
+    WalletCredited {
+        amount: Amount,
+        description: Option<Description>,
+    },
+    WalletDebited {
+        amount: Amount,
+        description: Option<Description>,
+    },
+    TransferSent {
+        transfer_id: Uuid,
+        to_wallet_id: WalletId,
+        amount: Amount,
+        description: Option<Description>,
+    },
+    TransferReceived {
+        transfer_id: Uuid,
+        from_wallet_id: WalletId,
+        amount: Amount,
+        description: Option<Description>,
+    },
+}
+
+impl EventKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::WalletCreated { .. } => "WalletCreated",
+            EventKind::WalletCredited { .. } => "WalletCredited",
+            EventKind::WalletDebited { .. } => "WalletDebited",
+            EventKind::TransferSent { .. } => "TransferSent",
+            EventKind::TransferReceived { .. } => "TransferReceived",
+        }
+    }
+
+    pub fn transfer_id(&self) -> Option<Uuid> {
+        match self {
+            EventKind::TransferSent { transfer_id, .. }
+            | EventKind::TransferReceived { transfer_id, .. } => Some(*transfer_id),
+            _ => None,
+        }
+    }
+
+    pub fn description(&self) -> Option<&Description> {
+        match self {
+            EventKind::WalletCreated { .. } => None,
+            EventKind::WalletCredited { description, .. }
+            | EventKind::WalletDebited { description, .. }
+            | EventKind::TransferSent { description, .. }
+            | EventKind::TransferReceived { description, .. } => description.as_ref(),
+        }
+    }
+
+    fn counterparty(&self) -> Option<&WalletId> {
+        match self {
+            EventKind::TransferSent { to_wallet_id, .. } => Some(to_wallet_id),
+            EventKind::TransferReceived { from_wallet_id, .. } => Some(from_wallet_id),
+            _ => None,
+        }
+    }
+}
+
+/// One fact about one wallet, with the balance it left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletEvent {
+    pub event_id: Uuid,
+    pub wallet_id: WalletId,
+    pub occurred_at: DateTime<Utc>,
+    /// The amount the event moved; for a creation, the opening balance.
+    pub amount: Balance,
+    pub balance_after: Balance,
+    pub metadata: EventMetadata,
+    pub kind: EventKind,
+}
+
+impl WalletEvent {
+    pub fn type_name(&self) -> &'static str {
+        self.kind.type_name()
+    }
+
+    /// The amount with its sign as seen from this wallet: money in is positive.
+    pub fn signed_amount(&self) -> Decimal {
+        match self.kind {
+            EventKind::WalletDebited { .. } | EventKind::TransferSent { .. } => {
+                -self.amount.value()
+            }
+            _ => self.amount.value(),
+        }
+    }
+
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(&EventWire::from(self))
+    }
+
+    pub fn to_json_value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(EventWire::from(self))
+    }
+
+    pub fn from_json(text: &str) -> Result<Self, EventDecodeError> {
+        let wire: EventWire = serde_json::from_str(text)?;
+        WalletEvent::try_from(wire)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventDecodeError {
+    #[error("event is not valid JSON of the expected shape: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    #[error("event schema version {0} is not supported (this build reads {EVENT_SCHEMA_VERSION})")]
+    UnsupportedSchemaVersion(u16),
+    #[error("event of type {event_type} lacks {field}")]
+    MissingField {
+        event_type: String,
+        field: &'static str,
+    },
+    #[error("event of type {event_type} has an invalid {field}")]
+    InvalidField {
+        event_type: String,
+        field: &'static str,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventWire {
+    #[serde(rename = "type")]
+    event_type: String,
+    schema_version: u16,
+    event_id: Uuid,
+    wallet_id: WalletId,
+    occurred_at: DateTime<Utc>,
+    amount: Balance,
+    balance_after: Balance,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner_id: Option<OwnerId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    counterparty_wallet_id: Option<WalletId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<Description>,
+    metadata: MetadataWire,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetadataWire {
+    idempotency_key: Option<String>,
+    correlation_id: Option<String>,
+    causation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    transfer_id: Option<Uuid>,
+}
+
+impl From<&WalletEvent> for EventWire {
+    fn from(event: &WalletEvent) -> Self {
+        let owner_id = match &event.kind {
+            EventKind::WalletCreated { owner_id } => Some(owner_id.clone()),
+            _ => None,
+        };
+        EventWire {
+            event_type: event.type_name().to_owned(),
+            schema_version: EVENT_SCHEMA_VERSION,
+            event_id: event.event_id,
+            wallet_id: event.wallet_id.clone(),
+            occurred_at: event.occurred_at,
+            amount: event.amount,
+            balance_after: event.balance_after,
+            owner_id,
+            counterparty_wallet_id: event.kind.counterparty().cloned(),
+            description: event.kind.description().cloned(),
+            metadata: MetadataWire {
+                idempotency_key: event.metadata.idempotency_key.clone(),
+                correlation_id: event.metadata.correlation_id.clone(),
+                causation_id: event.metadata.causation_id.clone(),
+                transfer_id: event.kind.transfer_id(),
+            },
+        }
+    }
+}
+
+impl TryFrom<EventWire> for WalletEvent {
+    type Error = EventDecodeError;
+
+    fn try_from(wire: EventWire) -> Result<Self, Self::Error> {
+        if wire.schema_version != EVENT_SCHEMA_VERSION {
+            return Err(EventDecodeError::UnsupportedSchemaVersion(
+                wire.schema_version,
+            ));
+        }
+        let event_type = wire.event_type.clone();
+        let missing = |field| EventDecodeError::MissingField {
+            event_type: event_type.clone(),
+            field,
+        };
+        let moved = || {
+            Amount::parse("amount", wire.amount.value()).map_err(|_| {
+                EventDecodeError::InvalidField {
+                    event_type: event_type.clone(),
+                    field: "amount",
+                }
+            })
+        };
+        let description = wire.description.clone();
+        let kind = match wire.event_type.as_str() {
+            "WalletCreated" => EventKind::WalletCreated {
+                owner_id: wire.owner_id.clone().ok_or_else(|| missing("ownerId"))?,
+            },
+            "WalletCredited" => EventKind::WalletCredited {
+                amount: moved()?,
+                description,
+            },
+            "WalletDebited" => EventKind::WalletDebited {
+                amount: moved()?,
+                description,
+            },
+            "TransferSent" => EventKind::TransferSent {
+                transfer_id: wire
+                    .metadata
+                    .transfer_id
+                    .ok_or_else(|| missing("metadata.transferId"))?,
+                to_wallet_id: wire
+                    .counterparty_wallet_id
+                    .clone()
+                    .ok_or_else(|| missing("counterpartyWalletId"))?,
+                amount: moved()?,
+                description,
+            },
+            "TransferReceived" => EventKind::TransferReceived {
+                transfer_id: wire
+                    .metadata
+                    .transfer_id
+                    .ok_or_else(|| missing("metadata.transferId"))?,
+                from_wallet_id: wire
+                    .counterparty_wallet_id
+                    .clone()
+                    .ok_or_else(|| missing("counterpartyWalletId"))?,
+                amount: moved()?,
+                description,
+            },
+            other => return Err(EventDecodeError::UnknownType(other.to_owned())),
+        };
+        Ok(WalletEvent {
+            event_id: wire.event_id,
+            wallet_id: wire.wallet_id,
+            occurred_at: wire.occurred_at,
+            amount: wire.amount,
+            balance_after: wire.balance_after,
+            metadata: EventMetadata {
+                idempotency_key: wire.metadata.idempotency_key,
+                correlation_id: wire.metadata.correlation_id,
+                causation_id: wire.metadata.causation_id,
+            },
+            kind,
+        })
+    }
+}

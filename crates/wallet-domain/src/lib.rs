@@ -1,0 +1,20 @@
+//! The wallet business, free of I/O.
+//!
+//! Everything the service decides is in two pure functions: [`decide`] turns a
+//! command and the current state into events, [`evolve`] folds one event into
+//! the state. Values that reach them (ids, amounts) are parsed on construction,
+//! so holding one means it is valid.
+
+pub mod command;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod money;
+pub mod wallet;
+
+pub use command::{Command, CommandKind};
+pub use error::{DomainError, ValidationError};
+pub use event::{EventDecodeError, EventKind, EventMetadata, WalletEvent, EVENT_SCHEMA_VERSION};
+pub use ids::{Description, OwnerId, WalletId};
+pub use money::{Amount, Balance};
+pub use wallet::{decide, evolve, replay, Wallet, WalletState};

@@ -1,0 +1,124 @@
+//! Property tests over random command sequences.
+
+use chrono::{TimeZone, Utc};
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+use wallet_domain::{
+    decide, evolve, replay, Amount, Balance, Command, CommandKind, EventMetadata, OwnerId,
+    WalletEvent, WalletId, WalletState,
+};
+
+const COMMANDS_PER_CASE_MAX: usize = 60;
+
+#[derive(Debug, Clone)]
+enum Step {
+    Credit(i64),
+    Debit(i64),
+    TransferOut(i64),
+    TransferIn(i64),
+}
+
+fn cents() -> impl Strategy<Value = i64> {
+    prop_oneof![1i64..=100, 1i64..=1_000_000, Just(100_000_000_000_000i64)]
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        cents().prop_map(Step::Credit),
+        cents().prop_map(Step::Debit),
+        cents().prop_map(Step::TransferOut),
+        cents().prop_map(Step::TransferIn),
+    ]
+}
+
+fn amount_of(cents: i64) -> Amount {
+    Amount::parse("amount", Decimal::new(cents, 2)).expect("generated amount is valid")
+}
+
+fn command_for(wallet_id: &WalletId, step: &Step, sequence: u32) -> Command {
+    let other = WalletId::parse("counterparty").expect("id");
+    let kind = match *step {
+        Step::Credit(cents) => CommandKind::Credit {
+            amount: amount_of(cents),
+            description: None,
+        },
+        Step::Debit(cents) => CommandKind::Debit {
+            amount: amount_of(cents),
+            description: None,
+        },
+        Step::TransferOut(cents) => CommandKind::TransferOut {
+            transfer_id: Uuid::new_v4(),
+            to_wallet_id: other,
+            amount: amount_of(cents),
+            description: None,
+        },
+        Step::TransferIn(cents) => CommandKind::TransferIn {
+            transfer_id: Uuid::new_v4(),
+            from_wallet_id: other,
+            amount: amount_of(cents),
+            description: None,
+        },
+    };
+    Command {
+        wallet_id: wallet_id.clone(),
+        kind,
+        event_id: Uuid::new_v4(),
+        issued_at: Utc
+            .timestamp_opt(1_700_000_000 + i64::from(sequence), 0)
+            .single()
+            .expect("time"),
+        metadata: EventMetadata::default(),
+    }
+}
+
+proptest! {
+    #[test]
+    fn balance_is_money_in_minus_money_out_never_negative_and_replayable(
+        opening_cents in 0i64..=1_000_000,
+        steps in prop::collection::vec(step(), 0..COMMANDS_PER_CASE_MAX),
+    ) {
+        let wallet_id = WalletId::parse("w").expect("id");
+        let opening = Balance::opening("initialBalance", Decimal::new(opening_cents, 2)).expect("opening");
+        let create = Command {
+            wallet_id: wallet_id.clone(),
+            kind: CommandKind::Create { owner_id: OwnerId::parse("o").expect("owner"), initial_balance: opening },
+            event_id: Uuid::new_v4(),
+            issued_at: Utc.timestamp_opt(1_700_000_000, 0).single().expect("time"),
+            metadata: EventMetadata::default(),
+        };
+        let mut history: Vec<WalletEvent> = decide(&WalletState::Absent, &create).expect("create");
+        let mut state = replay(&history);
+        let mut expected = opening.value();
+
+        for (sequence, step) in steps.iter().enumerate() {
+            let sequence = u32::try_from(sequence).expect("bounded");
+            let command = command_for(&wallet_id, step, sequence + 1);
+            match decide(&state, &command) {
+                Ok(events) => {
+                    for event in &events {
+                        let before = state.version();
+                        state = evolve(state, event);
+                        prop_assert_eq!(state.version(), before + 1);
+                        expected += event.signed_amount();
+                    }
+                    history.extend(events);
+                }
+                Err(_) => {
+                    let refused_debit = matches!(step, Step::Debit(_) | Step::TransferOut(_));
+                    prop_assert!(refused_debit, "only money out may be refused here: {:?}", step);
+                }
+            }
+            let balance = state.wallet().expect("open").balance.value();
+            prop_assert!(balance >= Decimal::ZERO);
+            prop_assert_eq!(balance, expected);
+        }
+
+        prop_assert_eq!(replay(&history), state);
+        let decoded: Vec<WalletEvent> = history
+            .iter()
+            .map(|event| WalletEvent::from_json(&event.to_json().expect("encode")).expect("decode"))
+            .collect();
+        prop_assert_eq!(decoded, history);
+    }
+}
