@@ -1,0 +1,344 @@
+//! The embedded event store: one SQLite file, one writer thread.
+//!
+//! The writer thread takes appends from a bounded queue and commits as many as
+//! are waiting (up to [`GROUP_COMMIT_BATCH_MAX`]) in one transaction, each in
+//! its own savepoint: one fsync serves the whole group, and one append's
+//! conflict rolls back only that append. A caller is answered only after the
+//! commit that holds its events has returned, so a 2xx is never lost.
+
+use std::path::Path;
+use std::thread;
+
+use async_trait::async_trait;
+use chrono::{SecondsFormat, Utc};
+use embedded_sqlite::{migrate, open_writer, ReadPool, SqliteError};
+use rusqlite::{
+    params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+use wallet_domain::{WalletEvent, WalletId};
+
+use crate::{
+    AppendError, AppendOutcome, AppendRequest, EventStore, IdempotentResponse, RecordedEvent,
+    StoreError, READ_ALL_BATCH_MAX,
+};
+
+/// Appends committed together in one transaction at most.
+pub const GROUP_COMMIT_BATCH_MAX: usize = 512;
+/// Appends waiting for the writer at most; callers wait for room beyond it.
+pub const APPEND_QUEUE_CAPACITY: usize = 8_192;
+
+const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/embedded/events_0001.sql")];
+
+struct AppendJob {
+    request: AppendRequest,
+    reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
+}
+
+pub struct EmbeddedEventStore {
+    appends: mpsc::Sender<AppendJob>,
+    readers: ReadPool,
+    head: watch::Receiver<u64>,
+}
+
+impl From<SqliteError> for StoreError {
+    fn from(error: SqliteError) -> Self {
+        StoreError::Unavailable(error.to_string())
+    }
+}
+
+fn unavailable(error: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+impl EmbeddedEventStore {
+    /// Opens (or creates) `events.db` in `data_dir` and starts its writer thread.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join("events.db");
+        let mut connection = open_writer(&path)?;
+        migrate(&mut connection, MIGRATIONS)?;
+        let head_position = current_head(&connection).map_err(unavailable)?;
+        let readers = ReadPool::open(&path)?;
+        let (appends, queue) = mpsc::channel(APPEND_QUEUE_CAPACITY);
+        let (head_sender, head) = watch::channel(head_position);
+        thread::Builder::new()
+            .name("event-store-writer".into())
+            .spawn(move || run_writer(connection, queue, head_sender))
+            .map_err(|error| StoreError::Unavailable(error.to_string()))?;
+        Ok(Self {
+            appends,
+            readers,
+            head,
+        })
+    }
+}
+
+fn current_head(connection: &Connection) -> rusqlite::Result<u64> {
+    connection
+        .query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .map(to_u64)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or_default()
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn run_writer(
+    mut connection: Connection,
+    mut queue: mpsc::Receiver<AppendJob>,
+    head: watch::Sender<u64>,
+) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < GROUP_COMMIT_BATCH_MAX {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcomes = commit_group(&mut connection, &jobs);
+        if let Some(last) = outcomes
+            .iter()
+            .filter_map(|outcome| outcome.as_ref().ok())
+            .map(|outcome| outcome.last_position)
+            .max()
+        {
+            head.send_replace(last);
+        }
+        for (job, outcome) in jobs.into_iter().zip(outcomes) {
+            // A caller that gave up waiting still has its events stored.
+            let _ = job.reply.send(outcome);
+        }
+    }
+}
+
+fn commit_group(
+    connection: &mut Connection,
+    jobs: &[AppendJob],
+) -> Vec<Result<AppendOutcome, AppendError>> {
+    let failed_all = |error: rusqlite::Error| {
+        let message = error.to_string();
+        tracing::error!(error = %message, "event store group commit failed");
+        jobs.iter()
+            .map(|_| Err(AppendError::Store(StoreError::Unavailable(message.clone()))))
+            .collect()
+    };
+    let mut transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate)
+    {
+        Ok(transaction) => transaction,
+        Err(error) => return failed_all(error),
+    };
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match append_in_savepoint(&mut transaction, &job.request) {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(error) => return failed_all(error),
+        }
+    }
+    match transaction.commit() {
+        Ok(()) => outcomes,
+        Err(error) => failed_all(error),
+    }
+}
+
+/// Outer error: the transaction itself broke. Inner error: this append is refused.
+fn append_in_savepoint(
+    transaction: &mut Transaction<'_>,
+    request: &AppendRequest,
+) -> rusqlite::Result<Result<AppendOutcome, AppendError>> {
+    let savepoint = transaction.savepoint()?;
+    match append_one(&savepoint, request)? {
+        Ok(outcome) => {
+            savepoint.commit()?;
+            Ok(Ok(outcome))
+        }
+        // Dropping the savepoint rolls this append back.
+        Err(refusal) => Ok(Err(refusal)),
+    }
+}
+
+fn append_one(
+    connection: &Connection,
+    request: &AppendRequest,
+) -> rusqlite::Result<Result<AppendOutcome, AppendError>> {
+    let recorded_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+    let mut last_position = 0;
+    for stream in &request.streams {
+        let actual = to_u64(
+            connection
+                .prepare_cached(
+                    "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?1",
+                )?
+                .query_row([stream.wallet_id.as_str()], |row| row.get::<_, i64>(0))?,
+        );
+        if actual != stream.expected_version {
+            return Ok(Err(AppendError::VersionConflict {
+                wallet_id: stream.wallet_id.clone(),
+                expected: stream.expected_version,
+                actual,
+            }));
+        }
+        let mut insert = connection.prepare_cached(
+            "INSERT INTO events (event_id, stream_id, version, event_type, payload, recorded_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for (offset, event) in (1u64..).zip(&stream.events) {
+            let payload = event
+                .to_json()
+                .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))?;
+            insert.execute(params![
+                event.event_id.to_string(),
+                stream.wallet_id.as_str(),
+                to_i64(actual + offset),
+                event.type_name(),
+                payload,
+                recorded_at,
+            ])?;
+            last_position = to_u64(connection.last_insert_rowid());
+        }
+    }
+    if let Some(response) = &request.idempotent_response {
+        let inserted = connection
+            .prepare_cached(
+                "INSERT INTO idempotency_keys \
+                 (idempotency_key, request_fingerprint, response_status, response_body, recorded_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                response.key,
+                response.request_fingerprint,
+                response.status,
+                response.body,
+                recorded_at,
+            ]);
+        match inserted {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(failure, _))
+                if failure.code == ErrorCode::ConstraintViolation =>
+            {
+                return Ok(Err(AppendError::IdempotencyKeyTaken(response.key.clone())));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(Ok(AppendOutcome { last_position }))
+}
+
+fn decode_rows(rows: Vec<(i64, i64, String)>) -> Result<Vec<RecordedEvent>, StoreError> {
+    rows.into_iter()
+        .map(|(position, version, payload)| {
+            let position = to_u64(position);
+            let event = WalletEvent::from_json(&payload)
+                .map_err(|source| StoreError::Corrupt { position, source })?;
+            Ok(RecordedEvent {
+                position,
+                stream_version: to_u64(version),
+                event,
+            })
+        })
+        .collect()
+}
+
+fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, String)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+}
+
+#[async_trait]
+impl EventStore for EmbeddedEventStore {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        let (reply, outcome) = oneshot::channel();
+        self.appends
+            .send(AppendJob { request, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable("event store writer has stopped".into()))?;
+        outcome
+            .await
+            .map_err(|_| StoreError::Unavailable("event store writer has stopped".into()))?
+    }
+
+    async fn read_stream(
+        &self,
+        wallet_id: &WalletId,
+        after_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let stream_id = wallet_id.as_str().to_owned();
+        let rows = self
+            .readers
+            .read(move |connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT position, version, payload FROM events \
+                     WHERE stream_id = ?1 AND version > ?2 ORDER BY version",
+                )?;
+                let rows =
+                    statement.query_map(params![stream_id, to_i64(after_version)], event_row)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        decode_rows(rows)
+    }
+
+    async fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let limit = to_i64(limit.min(READ_ALL_BATCH_MAX) as u64);
+        let rows = self
+            .readers
+            .read(move |connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT position, version, payload FROM events \
+                     WHERE position > ?1 ORDER BY position LIMIT ?2",
+                )?;
+                let rows =
+                    statement.query_map(params![to_i64(after_position), limit], event_row)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        decode_rows(rows)
+    }
+
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        Ok(self.readers.read(current_head).await?)
+    }
+
+    async fn find_idempotent_response(
+        &self,
+        key: &str,
+    ) -> Result<Option<IdempotentResponse>, StoreError> {
+        let key = key.to_owned();
+        Ok(self
+            .readers
+            .read(move |connection| {
+                connection
+                    .prepare_cached(
+                        "SELECT idempotency_key, request_fingerprint, response_status, response_body \
+                         FROM idempotency_keys WHERE idempotency_key = ?1",
+                    )?
+                    .query_row([key], |row| {
+                        Ok(IdempotentResponse {
+                            key: row.get(0)?,
+                            request_fingerprint: row.get(1)?,
+                            status: row.get(2)?,
+                            body: row.get(3)?,
+                        })
+                    })
+                    .optional()
+            })
+            .await?)
+    }
+
+    fn appended(&self) -> watch::Receiver<u64> {
+        self.head.clone()
+    }
+
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+}

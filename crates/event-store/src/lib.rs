@@ -1,0 +1,114 @@
+//! The event store port.
+//!
+//! Every change to a wallet is an event appended to the wallet's stream with
+//! the version the writer expects the stream to be at; a stale expectation is
+//! a conflict, never a lost update. All streams also form one log in global
+//! position order, which is the outbox the relays read: an event that is
+//! stored is published, one that is not is not.
+
+mod embedded;
+mod recorded;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use wallet_domain::{EventDecodeError, WalletEvent, WalletId};
+
+pub use embedded::EmbeddedEventStore;
+pub use recorded::RecordedEvent;
+
+/// Events to append to one stream, valid only if the stream is at `expected_version`.
+#[derive(Debug, Clone)]
+pub struct StreamAppend {
+    pub wallet_id: WalletId,
+    /// 0 means the stream must not exist yet.
+    pub expected_version: u64,
+    pub events: Vec<WalletEvent>,
+}
+
+/// The response to replay for a repeated request with the same idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentResponse {
+    pub key: String,
+    /// A digest of what was asked (method, path, body): the same key with
+    /// another request is refused rather than answered with this response.
+    pub request_fingerprint: String,
+    pub status: u16,
+    pub body: String,
+}
+
+/// One atomic append: every stream's events and the idempotent response are
+/// stored together or not at all.
+#[derive(Debug, Clone, Default)]
+pub struct AppendRequest {
+    pub streams: Vec<StreamAppend>,
+    pub idempotent_response: Option<IdempotentResponse>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Global position of the last event stored.
+    pub last_position: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("event store unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored event at position {position} cannot be decoded: {source}")]
+    Corrupt {
+        position: u64,
+        #[source]
+        source: EventDecodeError,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("stream {wallet_id} is at version {actual}, not the expected {expected}")]
+    VersionConflict {
+        wallet_id: WalletId,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("idempotency key {0:?} has already been used")]
+    IdempotencyKeyTaken(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Limit of one `read_all` call.
+pub const READ_ALL_BATCH_MAX: usize = 1_000;
+
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError>;
+
+    /// The events of one stream with a version greater than `after_version`, in order.
+    async fn read_stream(
+        &self,
+        wallet_id: &WalletId,
+        after_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Up to `limit` (at most [`READ_ALL_BATCH_MAX`]) events after `after_position`,
+    /// in global order, with no gap a later commit could fill.
+    async fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Position of the last stored event (0 when empty).
+    async fn head_position(&self) -> Result<u64, StoreError>;
+
+    async fn find_idempotent_response(
+        &self,
+        key: &str,
+    ) -> Result<Option<IdempotentResponse>, StoreError>;
+
+    /// Wakes readers of the global log when this process appends.
+    fn appended(&self) -> watch::Receiver<u64>;
+
+    /// A short name for health and logs.
+    fn kind(&self) -> &'static str;
+}

@@ -1,0 +1,237 @@
+//! The embedded event store against a real SQLite file.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use event_store::{
+    AppendError, AppendRequest, EmbeddedEventStore, EventStore, IdempotentResponse, StreamAppend,
+};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+use wallet_domain::{
+    decide, replay, Amount, Balance, Command, CommandKind, EventMetadata, OwnerId, WalletEvent,
+    WalletId,
+};
+
+fn wallet(raw: &str) -> WalletId {
+    WalletId::parse(raw).expect("wallet id")
+}
+
+fn stamp(wallet_id: &WalletId, kind: CommandKind) -> Command {
+    Command {
+        wallet_id: wallet_id.clone(),
+        kind,
+        event_id: Uuid::new_v4(),
+        issued_at: Utc::now(),
+        metadata: EventMetadata::default(),
+    }
+}
+
+fn created(wallet_id: &WalletId) -> WalletEvent {
+    let command = stamp(
+        wallet_id,
+        CommandKind::Create {
+            owner_id: OwnerId::parse("owner").expect("owner"),
+            initial_balance: Balance::opening("initialBalance", Decimal::from(100))
+                .expect("balance"),
+        },
+    );
+    decide(&Default::default(), &command)
+        .expect("create")
+        .remove(0)
+}
+
+fn credited(history: &[WalletEvent], cents: i64) -> WalletEvent {
+    let state = replay(history);
+    let wallet_id = state.wallet().expect("open").id.clone();
+    let amount = Amount::parse("amount", Decimal::new(cents, 2)).expect("amount");
+    let command = stamp(
+        &wallet_id,
+        CommandKind::Credit {
+            amount,
+            description: None,
+        },
+    );
+    decide(&state, &command).expect("credit").remove(0)
+}
+
+fn single(wallet_id: &WalletId, expected_version: u64, event: WalletEvent) -> AppendRequest {
+    AppendRequest {
+        streams: vec![StreamAppend {
+            wallet_id: wallet_id.clone(),
+            expected_version,
+            events: vec![event],
+        }],
+        idempotent_response: None,
+    }
+}
+
+#[tokio::test]
+async fn appended_events_read_back_in_order_and_survive_a_reopen() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let w1 = wallet("w1");
+    let first = created(&w1);
+    let second = credited(std::slice::from_ref(&first), 150);
+    {
+        let store = EmbeddedEventStore::open(directory.path()).expect("open");
+        store
+            .append(single(&w1, 0, first.clone()))
+            .await
+            .expect("append create");
+        let outcome = store
+            .append(single(&w1, 1, second.clone()))
+            .await
+            .expect("append credit");
+        assert_eq!(outcome.last_position, 2);
+    }
+    let store = EmbeddedEventStore::open(directory.path()).expect("reopen");
+    let stream = store.read_stream(&w1, 0).await.expect("read");
+    let events: Vec<_> = stream
+        .iter()
+        .map(|recorded| recorded.event.clone())
+        .collect();
+    assert_eq!(events, vec![first, second]);
+    assert_eq!(stream[1].stream_version, 2);
+    assert_eq!(store.head_position().await.expect("head"), 2);
+    assert_eq!(store.read_stream(&w1, 1).await.expect("tail").len(), 1);
+}
+
+#[tokio::test]
+async fn a_stale_expected_version_is_a_conflict_and_stores_nothing() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedEventStore::open(directory.path()).expect("open");
+    let w1 = wallet("w1");
+    let first = created(&w1);
+    store
+        .append(single(&w1, 0, first.clone()))
+        .await
+        .expect("append");
+    let error = store
+        .append(single(&w1, 0, created(&w1)))
+        .await
+        .expect_err("second create must conflict");
+    assert!(matches!(
+        error,
+        AppendError::VersionConflict {
+            expected: 0,
+            actual: 1,
+            ..
+        }
+    ));
+    assert_eq!(store.read_stream(&w1, 0).await.expect("read").len(), 1);
+}
+
+#[tokio::test]
+async fn a_multi_stream_append_is_all_or_nothing() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedEventStore::open(directory.path()).expect("open");
+    let (w1, w2) = (wallet("w1"), wallet("w2"));
+    let w1_created = created(&w1);
+    store
+        .append(single(&w1, 0, w1_created.clone()))
+        .await
+        .expect("append");
+    let request = AppendRequest {
+        streams: vec![
+            StreamAppend {
+                wallet_id: w1.clone(),
+                expected_version: 1,
+                events: vec![credited(&[w1_created], 1)],
+            },
+            StreamAppend {
+                wallet_id: w2.clone(),
+                expected_version: 5,
+                events: vec![created(&w2)],
+            },
+        ],
+        idempotent_response: None,
+    };
+    store
+        .append(request)
+        .await
+        .expect_err("second stream is stale");
+    assert_eq!(store.read_stream(&w1, 0).await.expect("read").len(), 1);
+    assert!(store.read_stream(&w2, 0).await.expect("read").is_empty());
+}
+
+#[tokio::test]
+async fn an_idempotency_key_is_stored_with_the_events_and_taken_once() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedEventStore::open(directory.path()).expect("open");
+    let (w1, w2) = (wallet("w1"), wallet("w2"));
+    let response = IdempotentResponse {
+        key: "key-1".into(),
+        request_fingerprint: "fingerprint".into(),
+        status: 201,
+        body: "{}".into(),
+    };
+    let mut request = single(&w1, 0, created(&w1));
+    request.idempotent_response = Some(response.clone());
+    store.append(request).await.expect("append");
+    assert_eq!(
+        store.find_idempotent_response("key-1").await.expect("find"),
+        Some(response.clone())
+    );
+
+    let mut reuse = single(&w2, 0, created(&w2));
+    reuse.idempotent_response = Some(response);
+    let error = store.append(reuse).await.expect_err("key reused");
+    assert!(matches!(error, AppendError::IdempotencyKeyTaken(_)));
+    assert!(
+        store.read_stream(&w2, 0).await.expect("read").is_empty(),
+        "refused append stored nothing"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_appenders_to_one_stream_never_share_a_version() {
+    const WRITERS: usize = 16;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(EmbeddedEventStore::open(directory.path()).expect("open"));
+    let w1 = wallet("w1");
+    let first = created(&w1);
+    store
+        .append(single(&w1, 0, first.clone()))
+        .await
+        .expect("append");
+    let next = credited(&[first], 1);
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let mut event = next.clone();
+            event.event_id = Uuid::new_v4();
+            let request = single(&w1, 1, event);
+            tokio::spawn(async move { store.append(request).await })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        if task.await.expect("join").is_ok() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(store.read_stream(&w1, 0).await.expect("read").len(), 2);
+}
+
+#[tokio::test]
+async fn read_all_returns_global_order_in_bounded_batches() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedEventStore::open(directory.path()).expect("open");
+    for index in 0..5 {
+        let id = wallet(&format!("w{index}"));
+        store
+            .append(single(&id, 0, created(&id)))
+            .await
+            .expect("append");
+    }
+    let first = store.read_all(0, 3).await.expect("read");
+    let rest = store.read_all(first[2].position, 3).await.expect("read");
+    let positions: Vec<u64> = first
+        .iter()
+        .chain(&rest)
+        .map(|event| event.position)
+        .collect();
+    assert_eq!(positions, vec![1, 2, 3, 4, 5]);
+    assert_eq!(*store.appended().borrow(), 5);
+}

@@ -1,0 +1,1 @@
+//! Tests of Wallex's infrastructure clients against real servers.

@@ -1,0 +1,131 @@
+//! Command-line options of `wallex-load`. Defaults reproduce the seed's full load test:
+//! 1000 wallets, 20000 operations, 20 workers.
+
+use clap::Parser;
+use rust_decimal::Decimal;
+
+/// Upper bounds on the sizes a run may ask for, so a typo cannot plan an unbounded run.
+pub const WALLETS_MAX: usize = 1_000_000;
+pub const OPERATIONS_MAX: usize = 10_000_000;
+pub const WORKERS_MAX: usize = 1_024;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "wallex-load",
+    version,
+    about = "Load test for a running Wallex server: create wallets, run a mix of credits, \
+             debits and transfers, then verify that money was conserved."
+)]
+pub struct Args {
+    /// Base URL of the running server.
+    #[arg(long, env = "WALLEX_LOAD_URL", default_value = "http://127.0.0.1:3000")]
+    pub url: String,
+
+    /// Number of wallets to create in phase 1.
+    #[arg(long, default_value_t = 1000, value_parser = parse_wallets)]
+    pub wallets: usize,
+
+    /// Number of credit/debit/transfer operations in phase 2.
+    #[arg(long, default_value_t = 20000, value_parser = parse_operations)]
+    pub operations: usize,
+
+    /// Number of concurrent worker tasks (and of pooled keep-alive connections).
+    #[arg(long, default_value_t = 20, value_parser = parse_workers)]
+    pub workers: usize,
+
+    /// Seed of the random generator that plans the operations; random when absent.
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Initial balance of every created wallet.
+    #[arg(long, default_value = "1000", value_parser = parse_initial_balance)]
+    pub initial_balance: Decimal,
+
+    /// Run identifier used in wallet ids (`load-<run-id>-<n>`); random when absent,
+    /// so repeated runs against one server use fresh wallets.
+    #[arg(long, value_parser = parse_run_id)]
+    pub run_id: Option<String>,
+
+    /// Print the report as one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_bounded(value: &str, name: &str, maximum: usize) -> Result<usize, String> {
+    let parsed: usize = value
+        .parse()
+        .map_err(|error| format!("Failed to parse {name} `{value}`: {error}"))?;
+    if parsed == 0 || parsed > maximum {
+        return Err(format!(
+            "{name} must be between 1 and {maximum}, got {parsed}"
+        ));
+    }
+    Ok(parsed)
+}
+
+fn parse_wallets(value: &str) -> Result<usize, String> {
+    parse_bounded(value, "wallets", WALLETS_MAX)
+}
+
+fn parse_operations(value: &str) -> Result<usize, String> {
+    parse_bounded(value, "operations", OPERATIONS_MAX)
+}
+
+fn parse_workers(value: &str) -> Result<usize, String> {
+    parse_bounded(value, "workers", WORKERS_MAX)
+}
+
+fn parse_initial_balance(value: &str) -> Result<Decimal, String> {
+    let parsed: Decimal = value
+        .parse()
+        .map_err(|error| format!("Failed to parse initial balance `{value}`: {error}"))?;
+    if parsed.is_sign_negative() || parsed.scale() > 2 {
+        return Err(format!(
+            "initial balance must be non-negative with at most 2 decimal places, got {value}"
+        ));
+    }
+    Ok(parsed)
+}
+
+/// Run ids end up in URL paths, so they are restricted to characters that need no escaping.
+fn parse_run_id(value: &str) -> Result<String, String> {
+    let valid = !value.is_empty()
+        && value.len() <= 32
+        && value
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || character == '-');
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "run id must be 1 to 32 ASCII letters, digits or '-', got `{value}`"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_seed_load_test() -> Result<(), clap::Error> {
+        let args = Args::try_parse_from(["wallex-load"])?;
+        assert_eq!(args.url, "http://127.0.0.1:3000");
+        assert_eq!(args.wallets, 1000);
+        assert_eq!(args.operations, 20000);
+        assert_eq!(args.workers, 20);
+        assert_eq!(args.initial_balance, Decimal::new(1000, 0));
+        assert_eq!(args.seed, None);
+        assert_eq!(args.run_id, None);
+        assert!(!args.json);
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_zero_workers_and_bad_run_ids() {
+        assert!(Args::try_parse_from(["wallex-load", "--workers", "0"]).is_err());
+        assert!(Args::try_parse_from(["wallex-load", "--run-id", "a/b"]).is_err());
+        assert!(Args::try_parse_from(["wallex-load", "--initial-balance", "1.001"]).is_err());
+        assert!(Args::try_parse_from(["wallex-load", "--initial-balance", "-1"]).is_err());
+    }
+}

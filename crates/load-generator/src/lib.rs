@@ -1,0 +1,8 @@
+//! `wallex-load`: a load generator for the Wallex REST API that also checks money
+//! conservation. The binary in `main.rs` only parses options and prints.
+
+pub mod cli;
+pub mod client;
+pub mod report;
+pub mod runner;
+pub mod workload;
