@@ -88,9 +88,12 @@ pub struct SharedWriter {
 }
 
 impl SharedWriter {
-    pub fn open(path: &Path) -> Result<Self, SqliteError> {
+    /// Opens the writer and brings the schema up to date with `migrations`.
+    pub fn open(path: &Path, migrations: &[&str]) -> Result<Self, SqliteError> {
+        let mut connection = open_writer(path)?;
+        migrate(&mut connection, migrations)?;
         Ok(Self {
-            connection: Arc::new(Mutex::new(open_writer(path)?)),
+            connection: Arc::new(Mutex::new(connection)),
         })
     }
 

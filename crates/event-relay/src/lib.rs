@@ -71,22 +71,26 @@ pub enum RelayError {
     Sink(#[from] SinkError),
 }
 
-/// Relays until `shutdown` turns true; returns the last delivered position.
+/// Relays until `shutdown` turns true, publishing each delivered position on
+/// `progress` (readers use it to wait for a sink to catch up).
 pub async fn run_relay(
     store: Arc<dyn EventStore>,
     sink: Arc<dyn EventSink>,
     limits: RelayLimits,
+    progress: watch::Sender<u64>,
     mut shutdown: watch::Receiver<bool>,
-) -> u64 {
+) {
     let mut appended = store.appended();
-    let mut delivered = 0;
+    if let Ok(checkpoint) = sink.checkpoint().await {
+        progress.send_replace(checkpoint);
+    }
     loop {
         if *shutdown.borrow() {
-            return delivered;
+            return;
         }
         match relay_once(store.as_ref(), sink.as_ref(), limits.batch_size_max).await {
             Ok(Some(position)) => {
-                delivered = position;
+                progress.send_replace(position);
                 continue;
             }
             Ok(None) => {

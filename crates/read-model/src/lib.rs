@@ -1,0 +1,73 @@
+//! The read model port: wallets as list and filter queries see them.
+//!
+//! A projection applies each wallet's events in stream-version order: an event
+//! at or below the stored version was applied already and is skipped (this is
+//! the projection's deduplication), one that would leave a gap is refused
+//! until the missing event arrives, never papered over.
+
+mod embedded;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use event_store::RecordedEvent;
+use wallet_domain::{Balance, OwnerId, WalletId};
+
+pub use embedded::EmbeddedReadModel;
+
+/// Wallets one list call returns when the caller names no limit.
+pub const LIST_LIMIT_DEFAULT: usize = 1_000;
+/// Wallets one list call returns at most.
+pub const LIST_LIMIT_MAX: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletView {
+    pub id: WalletId,
+    pub owner_id: OwnerId,
+    pub balance: Balance,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WalletListQuery {
+    pub owner_id: Option<OwnerId>,
+    /// Only wallets whose id sorts after this one (keyset paging).
+    pub after: Option<WalletId>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    pub applied: usize,
+    pub skipped: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadModelError {
+    #[error("read model unavailable: {0}")]
+    Unavailable(String),
+    #[error("wallet {wallet_id} is at version {stored}; event version {arrived} leaves a gap")]
+    Gap {
+        wallet_id: WalletId,
+        stored: u64,
+        arrived: u64,
+    },
+    #[error("read model holds an unreadable row: {0}")]
+    Corrupt(String),
+}
+
+#[async_trait]
+pub trait ReadModel: Send + Sync {
+    /// Applies events (each wallet's in version order) and, when given, moves
+    /// the checkpoint in the same transaction.
+    async fn apply(
+        &self,
+        events: &[RecordedEvent],
+        checkpoint: Option<u64>,
+    ) -> Result<ApplyOutcome, ReadModelError>;
+
+    async fn checkpoint(&self) -> Result<u64, ReadModelError>;
+
+    async fn list_wallets(&self, query: WalletListQuery) -> Result<Vec<WalletView>, ReadModelError>;
+}

@@ -1,0 +1,117 @@
+//! Locks for one process: a fixed array of mutexes, each wallet hashed to one.
+//! Memory stays bounded however many wallets there are; two wallets that share
+//! a stripe merely queue behind each other.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+use wallet_domain::WalletId;
+
+use crate::{LockError, LockLease, WalletLock};
+
+/// Mutexes in the stripe array.
+pub const LOCK_STRIPES: usize = 4_096;
+/// How long a command waits for a wallet's lock before giving up.
+pub const LOCK_WAIT_MAX_MS: u64 = 10_000;
+
+pub struct InProcessWalletLock {
+    stripes: Vec<Arc<Mutex<()>>>,
+}
+
+impl Default for InProcessWalletLock {
+    fn default() -> Self {
+        Self {
+            stripes: (0..LOCK_STRIPES).map(|_| Arc::new(Mutex::new(()))).collect(),
+        }
+    }
+}
+
+fn stripe_of(wallet_id: &WalletId) -> usize {
+    let mut hasher = DefaultHasher::new();
+    wallet_id.hash(&mut hasher);
+    usize::try_from(hasher.finish() % LOCK_STRIPES as u64).unwrap_or_default()
+}
+
+#[async_trait]
+impl WalletLock for InProcessWalletLock {
+    async fn acquire(&self, wallet_ids: &[&WalletId]) -> Result<LockLease, LockError> {
+        let mut stripes: Vec<(usize, &WalletId)> =
+            wallet_ids.iter().map(|id| (stripe_of(id), *id)).collect();
+        stripes.sort_by_key(|(stripe, _)| *stripe);
+        stripes.dedup_by_key(|(stripe, _)| *stripe);
+        let mut guards: Vec<Box<dyn std::any::Any + Send>> = Vec::with_capacity(stripes.len());
+        for (stripe, wallet_id) in stripes {
+            let mutex = Arc::clone(&self.stripes[stripe]);
+            let guard = tokio::time::timeout(Duration::from_millis(LOCK_WAIT_MAX_MS), mutex.lock_owned())
+                .await
+                .map_err(|_| LockError::TimedOut(wallet_id.clone()))?;
+            guards.push(Box::new(guard));
+        }
+        Ok(LockLease::new(guards))
+    }
+
+    fn kind(&self) -> &'static str {
+        "in-process"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn id(raw: &str) -> WalletId {
+        WalletId::parse(raw).expect("id")
+    }
+
+    #[tokio::test]
+    async fn holders_of_one_wallet_never_overlap() {
+        const TASKS: usize = 32;
+        let lock = Arc::new(InProcessWalletLock::default());
+        let inside = Arc::new(AtomicUsize::new(0));
+        let overlaps = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let (lock, inside, overlaps) = (lock.clone(), inside.clone(), overlaps.clone());
+                tokio::spawn(async move {
+                    let wallet = id("w1");
+                    let _lease = lock.acquire(&[&wallet]).await.expect("lock");
+                    if inside.fetch_add(1, Ordering::SeqCst) > 0 {
+                        overlaps.fetch_add(1, Ordering::SeqCst);
+                    }
+                    tokio::task::yield_now().await;
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("join");
+        }
+        assert_eq!(overlaps.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn opposite_transfers_do_not_deadlock() {
+        let lock = Arc::new(InProcessWalletLock::default());
+        let (a, b) = (id("a"), id("b"));
+        let forward = {
+            let (lock, a, b) = (lock.clone(), a.clone(), b.clone());
+            tokio::spawn(async move {
+                for _ in 0..100 {
+                    let _lease = lock.acquire(&[&a, &b]).await.expect("lock");
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        for _ in 0..100 {
+            let _lease = lock.acquire(&[&b, &a]).await.expect("lock");
+            tokio::task::yield_now().await;
+        }
+        forward.await.expect("join");
+    }
+}
