@@ -1,1 +1,94 @@
 //! Tests of Wallex's infrastructure clients against real servers.
+//!
+//! The tests live in `tests/`; each one talks to a real PostgreSQL, Redis, Kafka or
+//! Elasticsearch-compatible server found through `DATABASE_URL`, `REDIS_URL`,
+//! `KAFKA_BROKERS` and `ELASTICSEARCH_URL` (`scripts/infra.sh up` starts them all and
+//! `scripts/infra.sh env` prints the variables). A test whose variable is unset prints
+//! one `skipped: ...` line and passes, unless `WALLEX_REQUIRE_INFRA=1` is set (as in
+//! `scripts/ci-integration.sh`), where a missing variable fails the test.
+//!
+//! This library holds only the helpers those tests share.
+
+use std::io::Write;
+use std::time::Duration;
+
+/// Set to `1` to make a missing server variable a test failure instead of a skip.
+pub const REQUIRE_INFRA_VARIABLE: &str = "WALLEX_REQUIRE_INFRA";
+
+/// Bound on connecting to a server and on one request to it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether `WALLEX_REQUIRE_INFRA=1` (or `true`) is set.
+pub fn infra_required() -> bool {
+    matches!(
+        std::env::var(REQUIRE_INFRA_VARIABLE).as_deref(),
+        Ok("1") | Ok("true")
+    )
+}
+
+/// The value of the environment variable `name`, which locates a server.
+///
+/// When it is unset or empty, prints `skipped: <test> needs <name> (start servers with
+/// scripts/infra.sh up)` and returns `None`, so the test returns early and passes.
+///
+/// # Panics
+/// When it is unset or empty and [`infra_required`]: the servers were meant to be there.
+#[track_caller]
+pub fn require_env(name: &str) -> Option<String> {
+    let value = std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty());
+    if value.is_none() {
+        let test = current_test_name();
+        assert!(
+            !infra_required(),
+            "{test} needs {name}, which is unset while {REQUIRE_INFRA_VARIABLE}=1 \
+             (source the output of scripts/infra.sh env)"
+        );
+        // Straight to the stderr handle: the test harness hides what println! prints in a
+        // passing test, and this line is meant to be seen.
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(
+            stderr,
+            "skipped: {test} needs {name} (start servers with scripts/infra.sh up)"
+        );
+    }
+    value
+}
+
+/// The name of the running test: the test harness names each test's thread after it.
+fn current_test_name() -> String {
+    let thread = std::thread::current();
+    match thread.name() {
+        Some(name) if name != "main" => name.rsplit("::").next().unwrap_or(name).to_owned(),
+        _ => "test".to_owned(),
+    }
+}
+
+/// A name no earlier run has used, for databases, keys, indices and consumer groups, so
+/// that reruns against the same servers start clean: `prefix_<uuid v7, simple form>`.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_differ_and_keep_the_prefix() {
+        let first = unique_name("wallex_it");
+        let second = unique_name("wallex_it");
+        assert_ne!(first, second);
+        assert!(first.starts_with("wallex_it_"));
+        assert!(first
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || character == '_'));
+    }
+
+    #[test]
+    fn a_set_variable_is_returned() {
+        // PATH is set in every environment the tests run in.
+        assert!(require_env("PATH").is_some());
+    }
+}

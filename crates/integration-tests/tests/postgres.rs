@@ -1,0 +1,111 @@
+//! PostgreSQL through sqlx: a query, and the project's migrations applied to a fresh database.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use integration_tests::{require_env, unique_name, REQUEST_TIMEOUT};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Connection;
+
+/// Connections per test pool: the tests run one statement at a time.
+const POOL_CONNECTIONS_MAX: u32 = 2;
+
+/// Overrides the migrations folder (default: `migrations/postgres` at the repository root).
+const MIGRATIONS_DIR_VARIABLE: &str = "WALLEX_MIGRATIONS_DIR";
+
+async fn pool(options: PgConnectOptions) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(POOL_CONNECTIONS_MAX)
+        .acquire_timeout(REQUEST_TIMEOUT)
+        .connect_with(options)
+        .await
+        .expect("connect to the PostgreSQL of DATABASE_URL")
+}
+
+fn migrations_dir() -> PathBuf {
+    match std::env::var_os(MIGRATIONS_DIR_VARIABLE) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../migrations/postgres"),
+    }
+}
+
+#[tokio::test]
+async fn select_one_answers() {
+    let Some(url) = require_env("DATABASE_URL") else {
+        return;
+    };
+    let options = PgConnectOptions::from_str(&url).expect("DATABASE_URL is a PostgreSQL URL");
+    let pool = pool(options).await;
+
+    let one: i32 = sqlx::query_scalar("select 1")
+        .fetch_one(&pool)
+        .await
+        .expect("select 1");
+    assert_eq!(one, 1);
+
+    let greeting: String = sqlx::query_scalar("select $1::text || ' ' || $2::text")
+        .bind("hello")
+        .bind("wallex")
+        .fetch_one(&pool)
+        .await
+        .expect("select with bound parameters");
+    assert_eq!(greeting, "hello wallex");
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn migrations_apply_to_a_fresh_database() {
+    let Some(url) = require_env("DATABASE_URL") else {
+        return;
+    };
+    let dir = migrations_dir();
+    assert!(
+        dir.is_dir(),
+        "no migrations folder at {} (set {MIGRATIONS_DIR_VARIABLE} to use another)",
+        dir.display()
+    );
+    let migrator = Migrator::new(dir.clone())
+        .await
+        .expect("read the migrations folder");
+
+    // A database of its own, so that reruns and other tests start from nothing.
+    let admin_options = PgConnectOptions::from_str(&url).expect("DATABASE_URL is a PostgreSQL URL");
+    let database = unique_name("wallex_it");
+    let mut admin = sqlx::PgConnection::connect_with(&admin_options)
+        .await
+        .expect("connect to the PostgreSQL of DATABASE_URL");
+    sqlx::query(&format!("create database {database}"))
+        .execute(&mut admin)
+        .await
+        .expect("create a database for this run (the user needs CREATEDB)");
+
+    let pool = pool(admin_options.clone().database(&database)).await;
+    let outcome = migrator.run(&pool).await;
+    let applied: Vec<(i64, bool)> = if outcome.is_ok() {
+        sqlx::query_as("select version, success from _sqlx_migrations order by version")
+            .fetch_all(&pool)
+            .await
+            .expect("read _sqlx_migrations")
+    } else {
+        Vec::new()
+    };
+    pool.close().await;
+    let dropped = sqlx::query(&format!("drop database if exists {database} with (force)"))
+        .execute(&mut admin)
+        .await;
+
+    outcome.expect("apply every migration of the folder");
+    dropped.expect("drop the database of this run");
+    let expected: Vec<i64> = migrator
+        .iter()
+        .filter(|migration| migration.migration_type.is_up_migration())
+        .map(|migration| migration.version)
+        .collect();
+    let recorded: Vec<i64> = applied.iter().map(|(version, _)| *version).collect();
+    assert_eq!(recorded, expected, "every migration is recorded once");
+    assert!(
+        applied.iter().all(|(_, success)| *success),
+        "every migration succeeded: {applied:?}"
+    );
+}
