@@ -511,14 +511,20 @@ logger.state.level = WARN
 EOF
 }
 
+# Kafka 4 has TopicCommand in org.apache.kafka.tools; older versions had it in kafka.admin.
+kafka_topic_class() {
+  if unzip -l "$(kafka_lib_dir)/kafka-tools-$KAFKA_VERSION.jar" \
+    'org/apache/kafka/tools/TopicCommand.class' >/dev/null 2>&1; then
+    printf '%s\n' org.apache.kafka.tools.TopicCommand
+  else
+    printf '%s\n' kafka.admin.TopicCommand
+  fi
+}
+
 kafka_topic_command() {
   local dir="$1" port="$2"
   shift 2
-  local class="org.apache.kafka.tools.TopicCommand"
-  if ! unzip -l "$(kafka_lib_dir)/kafka-tools-$KAFKA_VERSION.jar" 2>/dev/null | grep -q 'org/apache/kafka/tools/TopicCommand.class'; then
-    class="kafka.admin.TopicCommand"
-  fi
-  kafka_java "$dir" "$KAFKA_TOOL_HEAP" "$class" --bootstrap-server "127.0.0.1:$port" "$@"
+  kafka_java "$dir" "$KAFKA_TOOL_HEAP" "$KAFKA_TOPIC_CLASS" --bootstrap-server "127.0.0.1:$port" "$@"
 }
 
 kafka_up() {
@@ -561,14 +567,15 @@ kafka_up() {
     sleep 1
   done
   # The real requests: create the topics (idempotent) and read the topic list back.
-  kafka_topic_command "$dir" "$port" --create --if-not-exists --topic "$KAFKA_TOPIC" \
-    --partitions "$KAFKA_TOPIC_PARTITIONS" --replication-factor 1 >>"$dir/logs/topics.log" 2>&1 &&
-    kafka_topic_command "$dir" "$port" --create --if-not-exists --topic "$KAFKA_DLQ_TOPIC" \
-      --partitions "$KAFKA_DLQ_TOPIC_PARTITIONS" --replication-factor 1 >>"$dir/logs/topics.log" 2>&1 &&
-    topics="$(kafka_topic_command "$dir" "$port" --list 2>>"$dir/logs/topics.log")" || {
+  KAFKA_TOPIC_CLASS="$(kafka_topic_class)"
+  if ! kafka_topic_command "$dir" "$port" --create --if-not-exists --topic "$KAFKA_TOPIC" \
+    --partitions "$KAFKA_TOPIC_PARTITIONS" --replication-factor 1 >>"$dir/logs/topics.log" 2>&1 ||
+    ! kafka_topic_command "$dir" "$port" --create --if-not-exists --topic "$KAFKA_DLQ_TOPIC" \
+      --partitions "$KAFKA_DLQ_TOPIC_PARTITIONS" --replication-factor 1 >>"$dir/logs/topics.log" 2>&1 ||
+    ! topics="$(kafka_topic_command "$dir" "$port" --list 2>>"$dir/logs/topics.log")"; then
     log_tail kafka "$dir/logs/topics.log" "$dir/logs/server.log"
     die "kafka did not answer the topic requests"
-  }
+  fi
   if ! grep -qx "$KAFKA_TOPIC" <<<"$topics" || ! grep -qx "$KAFKA_DLQ_TOPIC" <<<"$topics"; then
     log_tail kafka "$dir/logs/topics.log"
     die "kafka lacks the topics $KAFKA_TOPIC and $KAFKA_DLQ_TOPIC"
@@ -636,7 +643,7 @@ opensearch_up() {
     # The node reads lib/ and modules/ from a home its user can enter, which ~/.cache may
     # not be: hard links (or a copy) of the cached home in .infra.
     if ! cmp -s "$home/.complete" "$dir/home/.complete"; then
-      rm -rf "$dir/home"
+      rm -rf "${dir:?}/home"
       cp -al "$home" "$dir/home" 2>/dev/null || cp -a "$home" "$dir/home"
     fi
     if is_root; then chown -R "$user:" "$dir"; fi
