@@ -14,7 +14,9 @@ use wallet_domain::{Balance, EventKind, OwnerId, WalletId};
 
 use crate::{ApplyOutcome, ReadModel, ReadModelError, WalletListQuery, WalletView, LIST_LIMIT_MAX};
 
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/embedded/read_model_0001.sql")];
+const MIGRATIONS: &[&str] = &[include_str!(
+    "../../../migrations/embedded/read_model_0001.sql"
+)];
 
 pub struct EmbeddedReadModel {
     writer: SharedWriter,
@@ -137,7 +139,14 @@ fn apply_batch(
 type WalletRow = (String, String, String, String, String, i64);
 
 fn wallet_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WalletRow> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
 }
 
 fn to_view(row: WalletRow) -> Result<WalletView, ReadModelError> {
@@ -179,16 +188,21 @@ impl ReadModel for EmbeddedReadModel {
             .readers
             .read(|connection| {
                 connection
-                    .query_row("SELECT position FROM projection_checkpoint WHERE id = 1", [], |row| {
-                        row.get(0)
-                    })
+                    .query_row(
+                        "SELECT position FROM projection_checkpoint WHERE id = 1",
+                        [],
+                        |row| row.get(0),
+                    )
                     .optional()
             })
             .await?;
         Ok(position.and_then(|p| u64::try_from(p).ok()).unwrap_or(0))
     }
 
-    async fn list_wallets(&self, query: WalletListQuery) -> Result<Vec<WalletView>, ReadModelError> {
+    async fn list_wallets(
+        &self,
+        query: WalletListQuery,
+    ) -> Result<Vec<WalletView>, ReadModelError> {
         let limit = to_i64(query.limit.min(LIST_LIMIT_MAX) as u64);
         let owner = query.owner_id.map(String::from);
         let after = query.after.map(String::from).unwrap_or_default();

@@ -69,5 +69,6 @@ pub trait ReadModel: Send + Sync {
 
     async fn checkpoint(&self) -> Result<u64, ReadModelError>;
 
-    async fn list_wallets(&self, query: WalletListQuery) -> Result<Vec<WalletView>, ReadModelError>;
+    async fn list_wallets(&self, query: WalletListQuery)
+        -> Result<Vec<WalletView>, ReadModelError>;
 }

@@ -25,7 +25,9 @@ pub struct InProcessWalletLock {
 impl Default for InProcessWalletLock {
     fn default() -> Self {
         Self {
-            stripes: (0..LOCK_STRIPES).map(|_| Arc::new(Mutex::new(()))).collect(),
+            stripes: (0..LOCK_STRIPES)
+                .map(|_| Arc::new(Mutex::new(())))
+                .collect(),
         }
     }
 }
@@ -46,9 +48,10 @@ impl WalletLock for InProcessWalletLock {
         let mut guards: Vec<Box<dyn std::any::Any + Send>> = Vec::with_capacity(stripes.len());
         for (stripe, wallet_id) in stripes {
             let mutex = Arc::clone(&self.stripes[stripe]);
-            let guard = tokio::time::timeout(Duration::from_millis(LOCK_WAIT_MAX_MS), mutex.lock_owned())
-                .await
-                .map_err(|_| LockError::TimedOut(wallet_id.clone()))?;
+            let guard =
+                tokio::time::timeout(Duration::from_millis(LOCK_WAIT_MAX_MS), mutex.lock_owned())
+                    .await
+                    .map_err(|_| LockError::TimedOut(wallet_id.clone()))?;
             guards.push(Box::new(guard));
         }
         Ok(LockLease::new(guards))

@@ -35,7 +35,9 @@ impl LockLease {
 
     /// A lease that holds nothing, for when the lock service is down.
     pub fn none() -> Self {
-        Self { _guards: Vec::new() }
+        Self {
+            _guards: Vec::new(),
+        }
     }
 }
 

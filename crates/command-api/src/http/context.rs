@@ -1,0 +1,105 @@
+//! Per-request context: the correlation id and the idempotency claim.
+
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{HttpMessage, HttpRequest};
+use futures::future::LocalBoxFuture;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::body::JsonObject;
+use super::error::ApiError;
+use crate::wallets::{IdempotencyClaim, RequestContext};
+
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// Longest correlation id or idempotency key accepted.
+pub const HEADER_TOKEN_LENGTH_MAX: usize = 255;
+
+#[derive(Debug, Clone)]
+pub struct CorrelationId(pub String);
+
+fn is_token(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= HEADER_TOKEN_LENGTH_MAX
+        && value.bytes().all(|byte| byte.is_ascii_graphic())
+}
+
+/// Middleware: takes the caller's `X-Correlation-Id` (or makes one), keeps it
+/// for the handler and returns it on the response.
+pub fn correlate<S>(
+    request: ServiceRequest,
+    service: &S,
+) -> LocalBoxFuture<'static, Result<ServiceResponse, actix_web::Error>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
+    S::Future: 'static,
+{
+    let correlation_id = request
+        .headers()
+        .get(CORRELATION_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| is_token(value))
+        .map(str::to_owned)
+        .unwrap_or_else(|| Uuid::new_v4().to_string());
+    request
+        .extensions_mut()
+        .insert(CorrelationId(correlation_id.clone()));
+    let response = service.call(request);
+    Box::pin(async move {
+        let mut response = response.await?;
+        if let Ok(value) = HeaderValue::from_str(&correlation_id) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static(CORRELATION_HEADER), value);
+        }
+        Ok(response)
+    })
+}
+
+/// The context a command runs in. The idempotency fingerprint covers the
+/// method, the path and the body in canonical form.
+pub fn request_context(
+    request: &HttpRequest,
+    body: &JsonObject,
+) -> Result<RequestContext, ApiError> {
+    let correlation_id = request
+        .extensions()
+        .get::<CorrelationId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_else(|| Uuid::new_v4().to_string());
+    let idempotency = match request.headers().get(IDEMPOTENCY_HEADER) {
+        None => None,
+        Some(value) => {
+            let key = value
+                .to_str()
+                .ok()
+                .filter(|key| is_token(key))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "Idempotency-Key must be 1 to {HEADER_TOKEN_LENGTH_MAX} visible ASCII characters"
+                    ))
+                })?;
+            let mut digest = Sha256::new();
+            digest.update(request.method().as_str());
+            digest.update(b" ");
+            digest.update(request.path());
+            digest.update(b"\n");
+            digest.update(body.canonical());
+            let fingerprint = digest
+                .finalize()
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect();
+            Some(IdempotencyClaim {
+                key: key.to_owned(),
+                fingerprint,
+            })
+        }
+    };
+    Ok(RequestContext {
+        correlation_id,
+        request_id: Uuid::new_v4(),
+        idempotency,
+    })
+}

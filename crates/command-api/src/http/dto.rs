@@ -1,0 +1,186 @@
+//! The wire contract: request bodies as parsed, responses as sent.
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+use utoipa::openapi::{ObjectBuilder, Type};
+use utoipa::ToSchema;
+use wallet_domain::{Amount, Balance, Description, OwnerId, Wallet, WalletId};
+
+use super::body::JsonObject;
+use super::error::ApiError;
+use crate::wallets::OperationOutcome;
+
+fn money_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Number)
+        .description(Some("Exact decimal amount with at most 2 decimal places"))
+}
+
+fn timestamp(at: &chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A wallet as every endpoint shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WalletResponse {
+    #[schema(example = "wallet-123")]
+    pub id: String,
+    #[schema(example = "user-456")]
+    pub owner_id: String,
+    #[schema(schema_with = money_schema)]
+    pub balance: Balance,
+    #[schema(example = "2025-10-23T10:00:00.000Z")]
+    pub created_at: String,
+    #[schema(example = "2025-10-23T10:05:00.000Z")]
+    pub updated_at: String,
+    #[schema(example = 2)]
+    pub version: u64,
+}
+
+impl WalletResponse {
+    pub fn new(
+        id: &WalletId,
+        owner_id: &OwnerId,
+        balance: Balance,
+        created_at: &chrono::DateTime<chrono::Utc>,
+        updated_at: &chrono::DateTime<chrono::Utc>,
+        version: u64,
+    ) -> Self {
+        Self {
+            id: id.to_string(),
+            owner_id: owner_id.to_string(),
+            balance,
+            created_at: timestamp(created_at),
+            updated_at: timestamp(updated_at),
+            version,
+        }
+    }
+}
+
+impl From<&Wallet> for WalletResponse {
+    fn from(wallet: &Wallet) -> Self {
+        Self::new(
+            &wallet.id,
+            &wallet.owner_id,
+            wallet.balance,
+            &wallet.created_at,
+            &wallet.updated_at,
+            wallet.version,
+        )
+    }
+}
+
+impl From<&read_model::WalletView> for WalletResponse {
+    fn from(view: &read_model::WalletView) -> Self {
+        Self::new(
+            &view.id,
+            &view.owner_id,
+            view.balance,
+            &view.created_at,
+            &view.updated_at,
+            view.version,
+        )
+    }
+}
+
+/// Both wallets of a transfer after it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferResponse {
+    pub from_wallet: WalletResponse,
+    pub to_wallet: WalletResponse,
+}
+
+/// The JSON body of a successful command.
+pub fn render_outcome(outcome: &OperationOutcome) -> Result<String, serde_json::Error> {
+    match outcome {
+        OperationOutcome::Wallet(wallet) => serde_json::to_string(&WalletResponse::from(wallet)),
+        OperationOutcome::Transfer { from, to } => serde_json::to_string(&TransferResponse {
+            from_wallet: from.into(),
+            to_wallet: to.into(),
+        }),
+    }
+}
+
+fn description(body: &JsonObject) -> Result<Option<Description>, ApiError> {
+    body.optional_string("description")?
+        .map(Description::parse)
+        .transpose()
+        .map_err(ApiError::from)
+}
+
+/// `POST /wallets`
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct CreateWalletRequest {
+    /// 1 to 64 characters of letters, digits, '-' and '_'.
+    #[schema(value_type = String, example = "wallet-123")]
+    pub wallet_id: WalletId,
+    #[schema(value_type = String, example = "user-456")]
+    pub owner_id: OwnerId,
+    /// Zero or more; 0 when absent.
+    #[schema(schema_with = money_schema)]
+    pub initial_balance: Balance,
+}
+
+impl CreateWalletRequest {
+    pub const FIELDS: &'static [&'static str] = &["walletId", "ownerId", "initialBalance"];
+
+    pub fn parse(body: &JsonObject) -> Result<Self, ApiError> {
+        let opening = body
+            .optional_decimal("initialBalance")?
+            .unwrap_or(Decimal::ZERO);
+        Ok(Self {
+            wallet_id: WalletId::parse(body.required_string("walletId")?)?,
+            owner_id: OwnerId::parse(body.required_string("ownerId")?)?,
+            initial_balance: Balance::opening("initialBalance", opening)?,
+        })
+    }
+}
+
+/// `POST /wallets/{walletId}/credit` and `/debit`
+#[derive(Debug, ToSchema)]
+pub struct AmountRequest {
+    /// Greater than 0, at most 2 decimal places, at most 1000000000000.
+    #[schema(schema_with = money_schema)]
+    pub amount: Amount,
+    /// At most 500 characters.
+    #[schema(value_type = Option<String>, example = "Deposit from bank account")]
+    pub description: Option<Description>,
+}
+
+impl AmountRequest {
+    pub const FIELDS: &'static [&'static str] = &["amount", "description"];
+
+    pub fn parse(body: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self {
+            amount: Amount::parse("amount", body.required_decimal("amount")?)?,
+            description: description(body)?,
+        })
+    }
+}
+
+/// `POST /wallets/{fromWalletId}/transfer`
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct TransferRequest {
+    #[schema(value_type = String, example = "wallet-789")]
+    pub to_wallet_id: WalletId,
+    #[schema(schema_with = money_schema)]
+    pub amount: Amount,
+    #[schema(value_type = Option<String>, example = "Payment for services")]
+    pub description: Option<Description>,
+}
+
+impl TransferRequest {
+    pub const FIELDS: &'static [&'static str] = &["toWalletId", "amount", "description"];
+
+    pub fn parse(body: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self {
+            to_wallet_id: WalletId::parse(body.required_string("toWalletId")?)?,
+            amount: Amount::parse("amount", body.required_decimal("amount")?)?,
+            description: description(body)?,
+        })
+    }
+}

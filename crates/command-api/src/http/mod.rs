@@ -1,0 +1,120 @@
+//! HTTP: routes, request parsing, the wire format and the error mapping.
+
+mod body;
+mod context;
+mod dto;
+mod error;
+mod health;
+mod wallets;
+
+use std::time::Instant;
+
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::{web, HttpRequest};
+use futures::future::LocalBoxFuture;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use body::BODY_SIZE_MAX;
+pub use context::correlate;
+pub use error::{ApiError, ErrorBody};
+
+use crate::metrics::Metrics;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Wallex",
+        description = "Event-sourced wallets with a double-entry ledger"
+    ),
+    paths(
+        wallets::create_wallet,
+        wallets::credit_wallet,
+        wallets::debit_wallet,
+        wallets::transfer,
+        wallets::get_wallet,
+        wallets::list_wallets,
+        health::health,
+        health::metrics,
+    ),
+    components(schemas(
+        dto::WalletResponse,
+        dto::TransferResponse,
+        dto::CreateWalletRequest,
+        dto::AmountRequest,
+        dto::TransferRequest,
+        ErrorBody
+    ))
+)]
+pub struct ApiDoc;
+
+/// Every route of the API.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/wallets")
+                .route(web::post().to(wallets::create_wallet))
+                .route(web::get().to(wallets::list_wallets)),
+        )
+        .route("/wallets/{walletId}", web::get().to(wallets::get_wallet))
+        .route(
+            "/wallets/{walletId}/credit",
+            web::post().to(wallets::credit_wallet),
+        )
+        .route(
+            "/wallets/{walletId}/debit",
+            web::post().to(wallets::debit_wallet),
+        )
+        .route(
+            "/wallets/{walletId}/transfer",
+            web::post().to(wallets::transfer),
+        )
+        .route("/health", web::get().to(health::health))
+        .route("/metrics", web::get().to(health::metrics))
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
+        .app_data(web::QueryConfig::default().error_handler(|error, _| {
+            ApiError::BadRequest(format!("Invalid query string: {error}")).into()
+        }))
+        .app_data(web::PathConfig::default().error_handler(|error, _| {
+            ApiError::BadRequest(format!("Invalid path: {error}")).into()
+        }))
+        .default_service(web::to(unknown_route));
+}
+
+async fn unknown_route(request: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "Cannot {} {}",
+        request.method(),
+        request.path()
+    )))
+}
+
+/// Middleware: counts requests and times them by route pattern.
+pub fn measure<S>(
+    request: ServiceRequest,
+    service: &S,
+    metrics: Metrics,
+) -> LocalBoxFuture<'static, Result<ServiceResponse, actix_web::Error>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
+    S::Future: 'static,
+{
+    let started = Instant::now();
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = service.call(request);
+    Box::pin(async move {
+        let response = response.await?;
+        let status = response.status().as_u16().to_string();
+        metrics
+            .requests
+            .with_label_values(&[route.as_str(), status.as_str()])
+            .inc();
+        metrics
+            .request_seconds
+            .with_label_values(&[route.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+        Ok(response)
+    })
+}

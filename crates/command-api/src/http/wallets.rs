@@ -1,0 +1,289 @@
+//! Wallet endpoints.
+
+use std::time::Duration;
+
+use actix_web::http::header::ContentType;
+use actix_web::{web, HttpRequest, HttpResponse};
+use read_model::{WalletListQuery, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use wallet_domain::{OwnerId, WalletId};
+
+use super::body::{read_body, JsonObject};
+use super::context::request_context;
+use super::dto::{
+    render_outcome, AmountRequest, CreateWalletRequest, TransferRequest, TransferResponse,
+    WalletResponse,
+};
+use super::error::{ApiError, ErrorBody};
+use crate::startup::AppState;
+use crate::wallets::{ReplyFormat, WalletOperation};
+
+/// How long a list waits for the read model to reach the writes acknowledged
+/// before it began, so a client lists what it has just created.
+pub const LIST_CATCH_UP_WAIT_MS: u64 = 2_000;
+
+const CREATED: ReplyFormat = ReplyFormat {
+    status: 201,
+    render: render_outcome,
+};
+
+fn path_wallet(raw: &str) -> Result<WalletId, ApiError> {
+    WalletId::parse(raw).map_err(|_| ApiError::NotFound(format!("Wallet {raw} not found")))
+}
+
+async fn run(
+    state: &AppState,
+    request: &HttpRequest,
+    body: &JsonObject,
+    operation: WalletOperation,
+) -> Result<HttpResponse, ApiError> {
+    let context = request_context(request, body)?;
+    let reply = state.wallets.execute(operation, context, CREATED).await?;
+    let status = actix_web::http::StatusCode::from_u16(reply.status)
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let mut response = HttpResponse::build(status);
+    response.content_type(ContentType::json());
+    if reply.replayed {
+        response.insert_header(("Idempotent-Replayed", "true"));
+    }
+    Ok(response.body(reply.body))
+}
+
+async fn json_body(
+    request: &HttpRequest,
+    payload: web::Payload,
+    fields: &[&str],
+) -> Result<JsonObject, ApiError> {
+    let bytes = read_body(request.headers(), payload).await?;
+    JsonObject::parse(&bytes, fields)
+}
+
+/// Create a wallet.
+#[utoipa::path(
+    post, path = "/wallets", tag = "wallets",
+    request_body = CreateWalletRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the stored response")),
+    responses(
+        (status = 201, description = "Created", body = WalletResponse),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 409, description = "Wallet already exists", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key reused with another request", body = ErrorBody),
+    )
+)]
+pub async fn create_wallet(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = json_body(&request, payload, CreateWalletRequest::FIELDS).await?;
+    let CreateWalletRequest {
+        wallet_id,
+        owner_id,
+        initial_balance,
+    } = CreateWalletRequest::parse(&body)?;
+    let operation = WalletOperation::Create {
+        wallet_id,
+        owner_id,
+        initial_balance,
+    };
+    run(&state, &request, &body, operation).await
+}
+
+/// Add funds to a wallet.
+#[utoipa::path(
+    post, path = "/wallets/{walletId}/credit", tag = "wallets",
+    request_body = AmountRequest,
+    params(("walletId" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 201, description = "Credited", body = WalletResponse),
+        (status = 400, description = "Invalid amount", body = ErrorBody),
+        (status = 404, description = "Wallet not found", body = ErrorBody),
+    )
+)]
+pub async fn credit_wallet(
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let wallet_id = path_wallet(&path)?;
+    let body = json_body(&request, payload, AmountRequest::FIELDS).await?;
+    let AmountRequest {
+        amount,
+        description,
+    } = AmountRequest::parse(&body)?;
+    let operation = WalletOperation::Credit {
+        wallet_id,
+        amount,
+        description,
+    };
+    run(&state, &request, &body, operation).await
+}
+
+/// Withdraw funds from a wallet.
+#[utoipa::path(
+    post, path = "/wallets/{walletId}/debit", tag = "wallets",
+    request_body = AmountRequest,
+    params(("walletId" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 201, description = "Debited", body = WalletResponse),
+        (status = 400, description = "Invalid amount or insufficient funds", body = ErrorBody),
+        (status = 404, description = "Wallet not found", body = ErrorBody),
+    )
+)]
+pub async fn debit_wallet(
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let wallet_id = path_wallet(&path)?;
+    let body = json_body(&request, payload, AmountRequest::FIELDS).await?;
+    let AmountRequest {
+        amount,
+        description,
+    } = AmountRequest::parse(&body)?;
+    let operation = WalletOperation::Debit {
+        wallet_id,
+        amount,
+        description,
+    };
+    run(&state, &request, &body, operation).await
+}
+
+/// Move funds from one wallet to another, all or nothing.
+#[utoipa::path(
+    post, path = "/wallets/{fromWalletId}/transfer", tag = "wallets",
+    request_body = TransferRequest,
+    params(("fromWalletId" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 201, description = "Transferred", body = TransferResponse),
+        (status = 400, description = "Invalid amount, insufficient funds or same wallet", body = ErrorBody),
+        (status = 404, description = "Either wallet not found", body = ErrorBody),
+    )
+)]
+pub async fn transfer(
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let from_wallet_id = path_wallet(&path)?;
+    let body = json_body(&request, payload, TransferRequest::FIELDS).await?;
+    let TransferRequest {
+        to_wallet_id,
+        amount,
+        description,
+    } = TransferRequest::parse(&body)?;
+    let operation = WalletOperation::Transfer {
+        from_wallet_id,
+        to_wallet_id,
+        amount,
+        description,
+    };
+    run(&state, &request, &body, operation).await
+}
+
+/// One wallet, with every acknowledged write applied (read from the event store).
+#[utoipa::path(
+    get, path = "/wallets/{walletId}", tag = "wallets",
+    params(("walletId" = String, Path)),
+    responses(
+        (status = 200, description = "The wallet", body = WalletResponse),
+        (status = 404, description = "Wallet not found", body = ErrorBody),
+    )
+)]
+pub async fn get_wallet(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let wallet_id = path_wallet(&path)?;
+    let wallet = state
+        .wallets
+        .current(&wallet_id)
+        .await
+        .map_err(|error| ApiError::Internal(error.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("Wallet {wallet_id} not found")))?;
+    Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct ListParams {
+    /// Wallets to return, 1 to 10000 (default 1000).
+    limit: Option<String>,
+    /// Return wallets whose id sorts after this one (the last id of the previous page).
+    after: Option<String>,
+    /// Only this owner's wallets.
+    owner_id: Option<String>,
+}
+
+impl ListParams {
+    fn query(&self) -> Result<WalletListQuery, ApiError> {
+        let limit = match &self.limit {
+            None => LIST_LIMIT_DEFAULT,
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|limit| (1..=LIST_LIMIT_MAX).contains(limit))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "limit must be an integer from 1 to {LIST_LIMIT_MAX}"
+                    ))
+                })?,
+        };
+        let owner_id = self.owner_id.as_deref().map(OwnerId::parse).transpose()?;
+        let after = self
+            .after
+            .as_deref()
+            .map(|raw| {
+                WalletId::parse(raw)
+                    .map_err(|_| ApiError::BadRequest("after must be a wallet id".into()))
+            })
+            .transpose()?;
+        Ok(WalletListQuery {
+            owner_id,
+            after,
+            limit,
+        })
+    }
+}
+
+/// Wallets, ordered by id, as a JSON array (from the read model).
+#[utoipa::path(
+    get, path = "/wallets", tag = "wallets",
+    params(ListParams),
+    responses(
+        (status = 200, description = "Wallets", body = [WalletResponse]),
+        (status = 400, description = "Invalid paging or filter", body = ErrorBody),
+    )
+)]
+pub async fn list_wallets(
+    params: web::Query<ListParams>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = params.query()?;
+    let head = *state.wallets.store().appended().borrow();
+    let mut progress = state.projection_progress.clone();
+    let caught_up = tokio::time::timeout(
+        Duration::from_millis(LIST_CATCH_UP_WAIT_MS),
+        progress.wait_for(|position| *position >= head),
+    )
+    .await;
+    if caught_up.is_err() {
+        tracing::warn!(
+            head,
+            "read model is behind the event store; listing what it has"
+        );
+    }
+    let wallets = state
+        .read_model
+        .list_wallets(query)
+        .await
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let body: Vec<WalletResponse> = wallets.iter().map(WalletResponse::from).collect();
+    Ok(HttpResponse::Ok().json(body))
+}

@@ -1,0 +1,51 @@
+//! Prometheus metrics of the API, served at `/metrics`.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_seconds: HistogramVec,
+    pub conflict_retries: IntCounter,
+    pub lock_unavailable: IntCounter,
+}
+
+/// Latency buckets in seconds, from 0.25 ms to 5 s.
+const LATENCY_BUCKETS_SECONDS: &[f64] = &[
+    0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("wallex".into()), None)?;
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route and status"),
+            &["route", "status"],
+        )?;
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency")
+                .buckets(LATENCY_BUCKETS_SECONDS.to_vec()),
+            &["route"],
+        )?;
+        let conflict_retries = IntCounter::new(
+            "conflict_retries_total",
+            "Commands retried after an optimistic-concurrency conflict",
+        )?;
+        let lock_unavailable = IntCounter::new(
+            "lock_unavailable_total",
+            "Commands that ran without the wallet lock because the lock service was down",
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(request_seconds.clone()))?;
+        registry.register(Box::new(conflict_retries.clone()))?;
+        registry.register(Box::new(lock_unavailable.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            request_seconds,
+            conflict_retries,
+            lock_unavailable,
+        })
+    }
+}

@@ -1,0 +1,11 @@
+//! The command side: what the API asks of wallets, decided by the domain and
+//! appended to the event store under a per-wallet lock and an expected version.
+
+mod cache;
+mod operation;
+mod service;
+
+pub use operation::{OperationOutcome, WalletOperation};
+pub use service::{
+    IdempotencyClaim, Reply, ReplyFormat, RequestContext, ServiceError, WalletService,
+};

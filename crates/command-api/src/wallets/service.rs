@@ -1,0 +1,368 @@
+//! Command handling: idempotency, lock, load, decide, append, retry.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use event_store::{
+    AppendError, AppendRequest, EventStore, IdempotentResponse, StoreError, StreamAppend,
+};
+use uuid::Uuid;
+use wallet_domain::{
+    decide, evolve, replay, Command, CommandKind, DomainError, EventMetadata, Wallet, WalletEvent,
+    WalletId, WalletState,
+};
+use wallet_lock::{LockError, LockLease, WalletLock};
+
+use super::cache::WalletCache;
+use super::operation::{OperationOutcome, WalletOperation};
+use crate::metrics::Metrics;
+
+/// Attempts of one command when its expected version turns out stale.
+pub const CONFLICT_ATTEMPTS_MAX: usize = 16;
+
+#[derive(Debug, Clone)]
+pub struct IdempotencyClaim {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub correlation_id: String,
+    pub request_id: Uuid,
+    pub idempotency: Option<IdempotencyClaim>,
+}
+
+/// What the caller answers on success: the service stores exactly this for
+/// idempotent replays, in the same transaction as the events.
+pub struct ReplyFormat {
+    pub status: u16,
+    pub render: fn(&OperationOutcome) -> Result<String, serde_json::Error>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    /// True when this is the stored answer to an earlier request with the same key.
+    pub replayed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(
+        "Concurrency conflict on wallet {0}: it changed too often while this request ran; retry it"
+    )]
+    ConcurrencyConflict(String),
+    #[error("Idempotency-Key {0:?} was already used for a different request")]
+    IdempotencyKeyReused(String),
+    #[error("wallet {0} is busy; retry the request")]
+    LockTimedOut(WalletId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("could not encode the response: {0}")]
+    Encoding(#[from] serde_json::Error),
+}
+
+pub struct WalletService {
+    store: Arc<dyn EventStore>,
+    lock: Arc<dyn WalletLock>,
+    cache: WalletCache,
+    metrics: Metrics,
+}
+
+fn now() -> DateTime<Utc> {
+    // Millisecond precision is what the API shows; keeping only that makes
+    // stored and displayed times equal.
+    Utc::now().trunc_subsecs(3)
+}
+
+impl WalletService {
+    pub fn new(store: Arc<dyn EventStore>, lock: Arc<dyn WalletLock>, metrics: Metrics) -> Self {
+        Self {
+            store,
+            lock,
+            cache: WalletCache::default(),
+            metrics,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// The wallet with every stored event applied, including other processes'.
+    pub async fn current(&self, wallet_id: &WalletId) -> Result<Option<Wallet>, StoreError> {
+        let state = match self.cache.get(wallet_id) {
+            Some(cached) => {
+                let version = cached.version;
+                let tail = self.store.read_stream(wallet_id, version).await?;
+                tail.iter()
+                    .map(|recorded| &recorded.event)
+                    .fold(WalletState::Open(cached), evolve)
+            }
+            None => self.load(wallet_id).await?,
+        };
+        Ok(self.remember(state))
+    }
+
+    pub async fn execute(
+        &self,
+        operation: WalletOperation,
+        context: RequestContext,
+        format: ReplyFormat,
+    ) -> Result<Reply, ServiceError> {
+        if let Some(claim) = &context.idempotency {
+            if let Some(stored) = self.store.find_idempotent_response(&claim.key).await? {
+                return replay_stored(stored, claim);
+            }
+        }
+        let wallet_ids = operation.wallet_ids();
+        let _lease = self.lease(&wallet_ids).await?;
+        for _ in 0..CONFLICT_ATTEMPTS_MAX {
+            let (streams, outcome) = self.decide(&operation, &context).await?;
+            let body = (format.render)(&outcome)?;
+            let request = AppendRequest {
+                streams,
+                idempotent_response: context
+                    .idempotency
+                    .as_ref()
+                    .map(|claim| IdempotentResponse {
+                        key: claim.key.clone(),
+                        request_fingerprint: claim.fingerprint.clone(),
+                        status: format.status,
+                        body: body.clone(),
+                    }),
+            };
+            match self.store.append(request).await {
+                Ok(_) => {
+                    self.remember_outcome(outcome);
+                    return Ok(Reply {
+                        status: format.status,
+                        body,
+                        replayed: false,
+                    });
+                }
+                Err(AppendError::VersionConflict { wallet_id, .. }) => {
+                    self.metrics.conflict_retries.inc();
+                    self.cache.forget(&wallet_id);
+                }
+                Err(AppendError::IdempotencyKeyTaken(key)) => {
+                    return match self.store.find_idempotent_response(&key).await? {
+                        Some(stored) => replay_stored(stored, claim_of(&context)?),
+                        None => Err(ServiceError::IdempotencyKeyReused(key)),
+                    };
+                }
+                Err(AppendError::Store(error)) => {
+                    // The outcome is unknown: read the truth next time.
+                    for wallet_id in &wallet_ids {
+                        self.cache.forget(wallet_id);
+                    }
+                    return Err(error.into());
+                }
+            }
+        }
+        let contended: Vec<&str> = wallet_ids.iter().map(|id| id.as_str()).collect();
+        Err(ServiceError::ConcurrencyConflict(contended.join(", ")))
+    }
+
+    async fn lease(&self, wallet_ids: &[&WalletId]) -> Result<LockLease, ServiceError> {
+        match self.lock.acquire(wallet_ids).await {
+            Ok(lease) => Ok(lease),
+            Err(LockError::TimedOut(wallet_id)) => Err(ServiceError::LockTimedOut(wallet_id)),
+            Err(LockError::Unavailable(reason)) => {
+                // The expected version still guards the append; go on unlocked.
+                tracing::warn!(%reason, "wallet lock unavailable; continuing without it");
+                self.metrics.lock_unavailable.inc();
+                Ok(LockLease::none())
+            }
+        }
+    }
+
+    async fn load(&self, wallet_id: &WalletId) -> Result<WalletState, StoreError> {
+        if let Some(wallet) = self.cache.get(wallet_id) {
+            return Ok(WalletState::Open(wallet));
+        }
+        let stream = self.store.read_stream(wallet_id, 0).await?;
+        Ok(replay(stream.iter().map(|recorded| &recorded.event)))
+    }
+
+    fn remember(&self, state: WalletState) -> Option<Wallet> {
+        let WalletState::Open(wallet) = state else {
+            return None;
+        };
+        self.cache.put(wallet.clone());
+        Some(wallet)
+    }
+
+    fn remember_outcome(&self, outcome: OperationOutcome) {
+        match outcome {
+            OperationOutcome::Wallet(wallet) => self.cache.put(wallet),
+            OperationOutcome::Transfer { from, to } => {
+                self.cache.put(from);
+                self.cache.put(to);
+            }
+        }
+    }
+
+    async fn decide(
+        &self,
+        operation: &WalletOperation,
+        context: &RequestContext,
+    ) -> Result<(Vec<StreamAppend>, OperationOutcome), ServiceError> {
+        let issued_at = now();
+        let metadata = EventMetadata {
+            idempotency_key: context.idempotency.as_ref().map(|claim| claim.key.clone()),
+            correlation_id: Some(context.correlation_id.clone()),
+            causation_id: Some(context.request_id.to_string()),
+        };
+        let command = |wallet_id: &WalletId, kind: CommandKind, metadata: EventMetadata| Command {
+            wallet_id: wallet_id.clone(),
+            kind,
+            event_id: Uuid::now_v7(),
+            issued_at,
+            metadata,
+        };
+        match operation {
+            WalletOperation::Create {
+                wallet_id,
+                owner_id,
+                initial_balance,
+            } => {
+                let kind = CommandKind::Create {
+                    owner_id: owner_id.clone(),
+                    initial_balance: *initial_balance,
+                };
+                self.decide_single(command(wallet_id, kind, metadata)).await
+            }
+            WalletOperation::Credit {
+                wallet_id,
+                amount,
+                description,
+            } => {
+                let kind = CommandKind::Credit {
+                    amount: *amount,
+                    description: description.clone(),
+                };
+                self.decide_single(command(wallet_id, kind, metadata)).await
+            }
+            WalletOperation::Debit {
+                wallet_id,
+                amount,
+                description,
+            } => {
+                let kind = CommandKind::Debit {
+                    amount: *amount,
+                    description: description.clone(),
+                };
+                self.decide_single(command(wallet_id, kind, metadata)).await
+            }
+            WalletOperation::Transfer {
+                from_wallet_id,
+                to_wallet_id,
+                amount,
+                description,
+            } => {
+                if from_wallet_id == to_wallet_id {
+                    return Err(DomainError::SameWalletTransfer(from_wallet_id.clone()).into());
+                }
+                let from_state = self.load(from_wallet_id).await?;
+                let to_state = self.load(to_wallet_id).await?;
+                for (state, wallet_id) in [(&from_state, from_wallet_id), (&to_state, to_wallet_id)]
+                {
+                    if state.wallet().is_none() {
+                        return Err(DomainError::WalletNotFound(wallet_id.clone()).into());
+                    }
+                }
+                let transfer_id = Uuid::now_v7();
+                let out = command(
+                    from_wallet_id,
+                    CommandKind::TransferOut {
+                        transfer_id,
+                        to_wallet_id: to_wallet_id.clone(),
+                        amount: *amount,
+                        description: description.clone(),
+                    },
+                    metadata.clone(),
+                );
+                let sent = decide(&from_state, &out)?;
+                // The receiving half is caused by the paying half.
+                let received_metadata = EventMetadata {
+                    causation_id: Some(out.event_id.to_string()),
+                    ..metadata
+                };
+                let into = command(
+                    to_wallet_id,
+                    CommandKind::TransferIn {
+                        transfer_id,
+                        from_wallet_id: from_wallet_id.clone(),
+                        amount: *amount,
+                        description: description.clone(),
+                    },
+                    received_metadata,
+                );
+                let received = decide(&to_state, &into)?;
+                let (from, from_append) = applied(from_state, from_wallet_id, sent)?;
+                let (to, to_append) = applied(to_state, to_wallet_id, received)?;
+                Ok((
+                    vec![from_append, to_append],
+                    OperationOutcome::Transfer { from, to },
+                ))
+            }
+        }
+    }
+
+    async fn decide_single(
+        &self,
+        command: Command,
+    ) -> Result<(Vec<StreamAppend>, OperationOutcome), ServiceError> {
+        let state = self.load(&command.wallet_id).await?;
+        let events = decide(&state, &command)?;
+        let (wallet, append) = applied(state, &command.wallet_id, events)?;
+        Ok((vec![append], OperationOutcome::Wallet(wallet)))
+    }
+}
+
+/// The state after `events`, and the append that stores them at the version `state` was read at.
+fn applied(
+    state: WalletState,
+    wallet_id: &WalletId,
+    events: Vec<WalletEvent>,
+) -> Result<(Wallet, StreamAppend), ServiceError> {
+    let expected_version = state.version();
+    let after = events.iter().fold(state, evolve);
+    let WalletState::Open(wallet) = after else {
+        return Err(DomainError::WalletNotFound(wallet_id.clone()).into());
+    };
+    Ok((
+        wallet,
+        StreamAppend {
+            wallet_id: wallet_id.clone(),
+            expected_version,
+            events,
+        },
+    ))
+}
+
+fn claim_of(context: &RequestContext) -> Result<&IdempotencyClaim, ServiceError> {
+    context
+        .idempotency
+        .as_ref()
+        .ok_or_else(|| ServiceError::IdempotencyKeyReused(String::new()))
+}
+
+fn replay_stored(
+    stored: IdempotentResponse,
+    claim: &IdempotencyClaim,
+) -> Result<Reply, ServiceError> {
+    if stored.request_fingerprint != claim.fingerprint {
+        return Err(ServiceError::IdempotencyKeyReused(claim.key.clone()));
+    }
+    Ok(Reply {
+        status: stored.status,
+        body: stored.body,
+        replayed: true,
+    })
+}
