@@ -1,0 +1,573 @@
+//! The embedded ledger: its own SQLite file, `ledger.db`.
+//!
+//! Writes go through one shared writer connection, each `post` in one
+//! IMMEDIATE transaction that holds the entries, the processed-event marks and
+//! the checkpoint together: a crash leaves all of a batch or none of it.
+//! Reads use a pool of connections that read concurrently with the writer.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use embedded_sqlite::{ReadPool, SharedWriter, SqliteError};
+use event_relay::{EventSink, SinkError};
+use event_store::RecordedEvent;
+use rusqlite::types::{Type, Value};
+use rusqlite::{params, params_from_iter, Connection, Row, TransactionBehavior};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+use wallet_domain::WalletId;
+
+use crate::posting::{postings, Account};
+use crate::{
+    entry_id, EntryFilter, EntryType, Ledger, LedgerEntry, LedgerError, LedgerVerification,
+    PostOutcome, TransactionsQuery, WalletEntriesQuery, WalletSummary,
+};
+
+const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/embedded/ledger_0001.sql")];
+const SINK_NAME: &str = "ledger";
+const DATABASE_FILE: &str = "ledger.db";
+
+pub struct EmbeddedLedger {
+    writer: SharedWriter,
+    readers: ReadPool,
+}
+
+impl EmbeddedLedger {
+    /// Opens (or creates) `ledger.db` in `data_dir`, which must exist, and
+    /// brings its schema up to date.
+    pub fn open(data_dir: &Path) -> Result<Self, LedgerError> {
+        let path = data_dir.join(DATABASE_FILE);
+        // The writer creates the file and migrates it before any reader opens it.
+        let writer = SharedWriter::open(&path, MIGRATIONS)?;
+        Ok(Self {
+            writer,
+            readers: ReadPool::open(&path)?,
+        })
+    }
+}
+
+/// A transaction ready to insert, built before the writer is taken.
+struct TransactionRow {
+    transaction_id: String,
+    position: i64,
+    reference_id: String,
+    transaction_type: &'static str,
+    wallet_id: String,
+    occurred_at_us: i64,
+    description: String,
+    /// `(account, amount)` in line order.
+    entries: Vec<(String, String)>,
+}
+
+fn transaction_rows(events: &[RecordedEvent]) -> Result<Vec<TransactionRow>, LedgerError> {
+    events
+        .iter()
+        .map(|recorded| {
+            let transaction = postings(recorded);
+            if !transaction.sum().is_zero() {
+                return Err(LedgerError::Unbalanced(transaction.id));
+            }
+            let position = i64::try_from(recorded.position)
+                .map_err(|_| LedgerError::PositionOutOfRange(recorded.position))?;
+            Ok(TransactionRow {
+                transaction_id: transaction.id.to_string(),
+                position,
+                reference_id: transaction.reference_id.to_string(),
+                transaction_type: transaction.transaction_type.as_str(),
+                wallet_id: transaction.wallet_id.to_string(),
+                occurred_at_us: transaction.occurred_at.timestamp_micros(),
+                description: transaction.description,
+                entries: transaction
+                    .entries
+                    .iter()
+                    .map(|posting| (posting.account.to_string(), posting.amount.to_string()))
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+fn insert_batch(
+    connection: &mut Connection,
+    rows: &[TransactionRow],
+    checkpoint: Option<i64>,
+) -> rusqlite::Result<PostOutcome> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut outcome = PostOutcome::default();
+    {
+        let mut mark = transaction.prepare_cached(
+            "INSERT INTO ledger_processed_events (event_id, position) VALUES (?1, ?2) \
+             ON CONFLICT (event_id) DO NOTHING",
+        )?;
+        let mut insert_transaction = transaction.prepare_cached(
+            "INSERT INTO ledger_transactions (transaction_id, position, reference_id, \
+             transaction_type, wallet_id, occurred_at_us, description) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        let mut insert_entry = transaction.prepare_cached(
+            "INSERT INTO ledger_entries (transaction_id, line, account, amount, position) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for row in rows {
+            if mark.execute(params![row.transaction_id, row.position])? == 0 {
+                outcome.skipped += 1;
+                continue;
+            }
+            insert_transaction.execute(params![
+                row.transaction_id,
+                row.position,
+                row.reference_id,
+                row.transaction_type,
+                row.wallet_id,
+                row.occurred_at_us,
+                row.description,
+            ])?;
+            for (line, (account, amount)) in (1i64..).zip(&row.entries) {
+                insert_entry.execute(params![
+                    row.transaction_id,
+                    line,
+                    account,
+                    amount,
+                    row.position
+                ])?;
+            }
+            outcome.posted += 1;
+        }
+    }
+    if let Some(checkpoint) = checkpoint {
+        // Never backwards: a late redelivery of an older batch must not make
+        // the relay read again what is already posted.
+        transaction.execute(
+            "UPDATE ledger_checkpoint SET position = MAX(position, ?1) WHERE id = 1",
+            [checkpoint],
+        )?;
+    }
+    transaction.commit()?;
+    Ok(outcome)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("timestamp of {0} microseconds is out of range")]
+struct TimestampOutOfRange(i64);
+
+fn conversion_failure(
+    column: usize,
+    column_type: Type,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, column_type, Box::new(error))
+}
+
+fn parsed<T>(row: &Row<'_>, column: usize) -> rusqlite::Result<T>
+where
+    T: FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = row.get(column)?;
+    text.parse()
+        .map_err(|error| conversion_failure(column, Type::Text, error))
+}
+
+fn wallet_id_column(row: &Row<'_>, column: usize) -> rusqlite::Result<WalletId> {
+    let text: String = row.get(column)?;
+    WalletId::parse(&text).map_err(|error| conversion_failure(column, Type::Text, error))
+}
+
+fn timestamp_column(row: &Row<'_>, column: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let micros: i64 = row.get(column)?;
+    DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| conversion_failure(column, Type::Integer, TimestampOutOfRange(micros)))
+}
+
+fn unsigned_column(row: &Row<'_>, column: usize) -> rusqlite::Result<u64> {
+    let value: i64 = row.get(column)?;
+    u64::try_from(value).map_err(|error| conversion_failure(column, Type::Integer, error))
+}
+
+/// Storage errors keep their cause; data that does not read back is corrupt.
+fn read_failed(error: SqliteError) -> LedgerError {
+    match error {
+        SqliteError::Sqlite(rusqlite::Error::FromSqlConversionFailure(..)) => {
+            LedgerError::Corrupt(error.to_string())
+        }
+        other => LedgerError::Storage(other),
+    }
+}
+
+fn checked_sum(total: Decimal, amount: Decimal) -> Result<Decimal, LedgerError> {
+    total.checked_add(amount).ok_or(LedgerError::Overflow)
+}
+
+const ENTRY_COLUMNS: &str = "SELECT e.transaction_id, e.line, e.account, e.amount, \
+     t.reference_id, t.transaction_type, t.wallet_id, t.occurred_at_us, t.description \
+     FROM ledger_entries e JOIN ledger_transactions t ON t.transaction_id = e.transaction_id";
+
+fn entry_row(row: &Row<'_>) -> rusqlite::Result<LedgerEntry> {
+    let transaction_id: Uuid = parsed(row, 0)?;
+    let line: u32 = row.get(1)?;
+    let amount: Decimal = parsed(row, 3)?;
+    Ok(LedgerEntry {
+        id: entry_id(transaction_id, line),
+        transaction_id,
+        reference_id: parsed(row, 4)?,
+        wallet_id: wallet_id_column(row, 6)?,
+        account: parsed(row, 2)?,
+        entry_type: if amount > Decimal::ZERO {
+            EntryType::Credit
+        } else {
+            EntryType::Debit
+        },
+        transaction_type: parsed(row, 5)?,
+        amount: amount.abs(),
+        description: row.get(8)?,
+        created_at: timestamp_column(row, 7)?,
+    })
+}
+
+/// A `WHERE` clause built from the conditions a query has, with its values in order.
+#[derive(Default)]
+struct Selection {
+    conditions: Vec<&'static str>,
+    values: Vec<Value>,
+    /// `(limit, offset)`; a selection without one is bounded by its conditions.
+    page: Option<(i64, i64)>,
+}
+
+impl Selection {
+    fn with(mut self, condition: &'static str, value: Value) -> Self {
+        self.conditions.push(condition);
+        self.values.push(value);
+        self
+    }
+
+    fn filtered(mut self, filter: &EntryFilter) -> Self {
+        if let Some(transaction_type) = filter.transaction_type {
+            self = self.with(
+                "t.transaction_type = ?",
+                Value::Text(transaction_type.as_str().to_owned()),
+            );
+        }
+        if let Some(start) = filter.start_date {
+            self = self.with(
+                "t.occurred_at_us >= ?",
+                Value::Integer(start.timestamp_micros()),
+            );
+        }
+        if let Some(end) = filter.end_date {
+            self = self.with(
+                "t.occurred_at_us <= ?",
+                Value::Integer(end.timestamp_micros()),
+            );
+        }
+        let offset = filter
+            .offset
+            .map_or(0, |offset| i64::try_from(offset).unwrap_or(i64::MAX));
+        self.page = Some((i64::from(filter.effective_limit()), offset));
+        self
+    }
+
+    fn select(mut self, connection: &Connection) -> rusqlite::Result<Vec<LedgerEntry>> {
+        let mut sql = String::from(ENTRY_COLUMNS);
+        if !self.conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&self.conditions.join(" AND "));
+        }
+        sql.push_str(" ORDER BY e.position, e.line");
+        if let Some((limit, offset)) = self.page {
+            sql.push_str(" LIMIT ? OFFSET ?");
+            self.values.push(Value::Integer(limit));
+            self.values.push(Value::Integer(offset));
+        }
+        let mut statement = connection.prepare_cached(&sql)?;
+        let entries = statement
+            .query_map(params_from_iter(self.values), entry_row)?
+            .collect();
+        entries
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    credits: Decimal,
+    debits: Decimal,
+    count: u64,
+}
+
+fn wallet_totals(
+    connection: &Connection,
+    account: &str,
+) -> rusqlite::Result<Result<Totals, LedgerError>> {
+    let mut statement =
+        connection.prepare_cached("SELECT amount FROM ledger_entries WHERE account = ?1")?;
+    let mut rows = statement.query([account])?;
+    let mut totals = Totals::default();
+    while let Some(row) = rows.next()? {
+        let amount: Decimal = parsed(row, 0)?;
+        let added = if amount > Decimal::ZERO {
+            checked_sum(totals.credits, amount).map(|credits| totals.credits = credits)
+        } else {
+            checked_sum(totals.debits, -amount).map(|debits| totals.debits = debits)
+        };
+        if let Err(error) = added {
+            return Ok(Err(error));
+        }
+        totals.count += 1;
+    }
+    Ok(Ok(totals))
+}
+
+/// Folds the whole ledger, transaction by transaction in ledger order.
+#[derive(Default)]
+struct Verifier {
+    current: Option<(Uuid, Decimal)>,
+    transactions_checked: u64,
+    unbalanced: Vec<Uuid>,
+    wallet_balances: BTreeMap<WalletId, Decimal>,
+    settlement: Decimal,
+    clearing: Decimal,
+    /// Clearing sums of transfers that do not net to zero yet: only open
+    /// transfers are held, so memory follows them, not the ledger's size.
+    open_transfers: BTreeMap<Uuid, Decimal>,
+}
+
+impl Verifier {
+    fn transaction(&mut self, transaction_id: Uuid) {
+        if self.current.map(|(current, _)| current) == Some(transaction_id) {
+            return;
+        }
+        self.close_transaction();
+        self.current = Some((transaction_id, Decimal::ZERO));
+        self.transactions_checked += 1;
+    }
+
+    fn close_transaction(&mut self) {
+        if let Some((transaction_id, sum)) = self.current.take() {
+            if !sum.is_zero() {
+                self.unbalanced.push(transaction_id);
+            }
+        }
+    }
+
+    fn entry(
+        &mut self,
+        reference_id: Uuid,
+        account: Account,
+        amount: Decimal,
+    ) -> Result<(), LedgerError> {
+        if let Some((_, sum)) = self.current.as_mut() {
+            *sum = checked_sum(*sum, amount)?;
+        }
+        match account {
+            Account::Wallet(wallet_id) => {
+                let balance = self.wallet_balances.entry(wallet_id).or_default();
+                *balance = checked_sum(*balance, amount)?;
+            }
+            Account::ExternalSettlement => self.settlement = checked_sum(self.settlement, amount)?,
+            Account::ClearingTransfers => {
+                self.clearing = checked_sum(self.clearing, amount)?;
+                let open = self.open_transfers.entry(reference_id).or_default();
+                *open = checked_sum(*open, amount)?;
+                if open.is_zero() {
+                    self.open_transfers.remove(&reference_id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, events_posted: u64) -> LedgerVerification {
+        self.close_transaction();
+        let transfers_missing_half: Vec<Uuid> = self.open_transfers.into_keys().collect();
+        LedgerVerification {
+            ok: self.unbalanced.is_empty()
+                && transfers_missing_half.is_empty()
+                && events_posted == self.transactions_checked,
+            events_posted,
+            transactions_checked: self.transactions_checked,
+            unbalanced_transactions: self.unbalanced,
+            wallet_balances: self.wallet_balances,
+            settlement_balance: self.settlement,
+            clearing_balance: self.clearing,
+            transfers_missing_half,
+        }
+    }
+}
+
+fn verify_ledger(
+    connection: &Connection,
+) -> rusqlite::Result<Result<LedgerVerification, LedgerError>> {
+    // One read transaction: every count and sum comes from the same snapshot.
+    let snapshot = connection.unchecked_transaction()?;
+    let events_posted =
+        snapshot.query_row("SELECT COUNT(*) FROM ledger_processed_events", [], |row| {
+            unsigned_column(row, 0)
+        })?;
+    let mut verifier = Verifier::default();
+    {
+        // Wallets created with nothing have no entries and still have a balance: zero.
+        let mut created = snapshot.prepare(
+            "SELECT wallet_id FROM ledger_transactions WHERE transaction_type = 'WALLET_CREATED'",
+        )?;
+        let mut rows = created.query([])?;
+        while let Some(row) = rows.next()? {
+            verifier
+                .wallet_balances
+                .insert(wallet_id_column(row, 0)?, Decimal::ZERO);
+        }
+        let mut scan = snapshot.prepare(
+            "SELECT t.transaction_id, t.reference_id, e.account, e.amount \
+             FROM ledger_transactions t \
+             LEFT JOIN ledger_entries e ON e.transaction_id = t.transaction_id \
+             ORDER BY t.position, e.line",
+        )?;
+        let mut rows = scan.query([])?;
+        while let Some(row) = rows.next()? {
+            verifier.transaction(parsed(row, 0)?);
+            let Some(account) = row.get::<_, Option<String>>(2)? else {
+                continue;
+            };
+            let account: Account = account
+                .parse()
+                .map_err(|error| conversion_failure(2, Type::Text, error))?;
+            let amount: Decimal = parsed(row, 3)?;
+            if let Err(error) = verifier.entry(parsed(row, 1)?, account, amount) {
+                return Ok(Err(error));
+            }
+        }
+    }
+    snapshot.finish()?;
+    Ok(Ok(verifier.finish(events_posted)))
+}
+
+#[async_trait]
+impl Ledger for EmbeddedLedger {
+    async fn post(
+        &self,
+        events: &[RecordedEvent],
+        checkpoint: Option<u64>,
+    ) -> Result<PostOutcome, LedgerError> {
+        let rows = transaction_rows(events)?;
+        let checkpoint = checkpoint
+            .map(|position| {
+                i64::try_from(position).map_err(|_| LedgerError::PositionOutOfRange(position))
+            })
+            .transpose()?;
+        let outcome = self
+            .writer
+            .write(move |connection| insert_batch(connection, &rows, checkpoint))
+            .await?;
+        tracing::debug!(
+            posted = outcome.posted,
+            skipped = outcome.skipped,
+            ?checkpoint,
+            "ledger batch posted"
+        );
+        Ok(outcome)
+    }
+
+    async fn checkpoint(&self) -> Result<u64, LedgerError> {
+        self.readers
+            .read(|connection| {
+                connection.query_row(
+                    "SELECT position FROM ledger_checkpoint WHERE id = 1",
+                    [],
+                    |row| unsigned_column(row, 0),
+                )
+            })
+            .await
+            .map_err(read_failed)
+    }
+
+    async fn wallet_entries(
+        &self,
+        query: WalletEntriesQuery,
+    ) -> Result<Vec<LedgerEntry>, LedgerError> {
+        let account = Account::Wallet(query.wallet_id).to_string();
+        let selection = Selection::default()
+            .with("e.account = ?", Value::Text(account))
+            .filtered(&query.filter);
+        self.readers
+            .read(move |connection| selection.select(connection))
+            .await
+            .map_err(read_failed)
+    }
+
+    async fn reference_entries(&self, reference_id: &str) -> Result<Vec<LedgerEntry>, LedgerError> {
+        let Ok(reference_id) = Uuid::parse_str(reference_id) else {
+            return Ok(Vec::new());
+        };
+        // One transfer or operation has at most two transactions of two
+        // entries each: the result is bounded without a limit.
+        let selection =
+            Selection::default().with("t.reference_id = ?", Value::Text(reference_id.to_string()));
+        self.readers
+            .read(move |connection| selection.select(connection))
+            .await
+            .map_err(read_failed)
+    }
+
+    async fn transactions(
+        &self,
+        query: TransactionsQuery,
+    ) -> Result<Vec<LedgerEntry>, LedgerError> {
+        let mut selection = Selection::default();
+        if let Some(wallet_id) = query.wallet_id {
+            selection = selection.with("t.wallet_id = ?", Value::Text(wallet_id.to_string()));
+        }
+        let selection = selection.filtered(&query.filter);
+        self.readers
+            .read(move |connection| selection.select(connection))
+            .await
+            .map_err(read_failed)
+    }
+
+    async fn wallet_summary(&self, wallet_id: &WalletId) -> Result<WalletSummary, LedgerError> {
+        let account = Account::Wallet(wallet_id.clone()).to_string();
+        let totals = self
+            .readers
+            .read(move |connection| wallet_totals(connection, &account))
+            .await
+            .map_err(read_failed)??;
+        Ok(WalletSummary {
+            wallet_id: wallet_id.clone(),
+            balance: totals
+                .credits
+                .checked_sub(totals.debits)
+                .ok_or(LedgerError::Overflow)?,
+            total_credits: totals.credits,
+            total_debits: totals.debits,
+            entry_count: totals.count,
+        })
+    }
+
+    async fn verify(&self) -> Result<LedgerVerification, LedgerError> {
+        self.readers
+            .read(verify_ledger)
+            .await
+            .map_err(read_failed)?
+    }
+}
+
+#[async_trait]
+impl EventSink for EmbeddedLedger {
+    fn name(&self) -> &'static str {
+        SINK_NAME
+    }
+
+    async fn checkpoint(&self) -> Result<u64, SinkError> {
+        Ledger::checkpoint(self)
+            .await
+            .map_err(|error| SinkError::new(SINK_NAME, error))
+    }
+
+    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), SinkError> {
+        let last_position = batch.last().map(|recorded| recorded.position);
+        self.post(batch, last_position)
+            .await
+            .map(|_| ())
+            .map_err(|error| SinkError::new(SINK_NAME, error))
+    }
+}

@@ -1,0 +1,327 @@
+//! The double-entry ledger.
+//!
+//! Every wallet event is posted once as a ledger transaction whose entries sum
+//! to exactly zero ([`posting`]); the ledger can then be queried per wallet,
+//! per operation and as a whole, and verified. The [`Ledger`] trait is the
+//! port; [`EmbeddedLedger`] keeps it in its own SQLite file and takes events
+//! from the relay as an [`event_relay::EventSink`].
+//!
+//! Error policy: storage failures are [`LedgerError::Storage`] and keep their
+//! cause; data that cannot be read back is [`LedgerError::Corrupt`]; a
+//! transaction that would not balance is refused as
+//! [`LedgerError::Unbalanced`] before anything is written.
+//!
+//! [`EmbeddedLedger`] implements both [`Ledger`] and [`event_relay::EventSink`],
+//! which both name a `checkpoint` method: with both traits in scope, call
+//! `Ledger::checkpoint(&ledger)`.
+
+mod embedded;
+pub mod posting;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use event_store::RecordedEvent;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use wallet_domain::WalletId;
+
+pub use embedded::EmbeddedLedger;
+pub use posting::{postings, Account, LedgerTransaction, Posting, TransactionType};
+
+/// Entries one query returns when the caller names no limit.
+pub const ENTRIES_LIMIT_DEFAULT: u32 = 50;
+/// Entries one query returns at most, whatever the caller asks.
+pub const ENTRIES_LIMIT_MAX: u32 = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger storage: {0}")]
+    Storage(#[from] embedded_sqlite::SqliteError),
+    #[error("ledger data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("ledger transaction {0} does not balance; nothing was posted")]
+    Unbalanced(Uuid),
+    #[error("a ledger sum left the range of exact decimals")]
+    Overflow,
+    #[error("event position {0} is beyond what the ledger stores")]
+    PositionOutOfRange(u64),
+}
+
+/// What one [`Ledger::post`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PostOutcome {
+    /// Events posted now.
+    pub posted: usize,
+    /// Events posted before (or twice in the batch), left as they were.
+    pub skipped: usize,
+}
+
+/// Filters and paging shared by the entry queries. Dates bound the time the
+/// event occurred, both ends included. Results are in ledger (global event
+/// log) order, so a page stays a page while new entries arrive.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryFilter {
+    pub transaction_type: Option<TransactionType>,
+    pub start_date: Option<DateTime<Utc>>,
+    pub end_date: Option<DateTime<Utc>>,
+    /// [`ENTRIES_LIMIT_DEFAULT`] when absent, never more than [`ENTRIES_LIMIT_MAX`].
+    pub limit: Option<u32>,
+    pub offset: Option<u64>,
+}
+
+impl EntryFilter {
+    /// The limit the query applies.
+    pub fn effective_limit(&self) -> u32 {
+        self.limit
+            .unwrap_or(ENTRIES_LIMIT_DEFAULT)
+            .min(ENTRIES_LIMIT_MAX)
+    }
+}
+
+/// The entries on one wallet's account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletEntriesQuery {
+    pub wallet_id: WalletId,
+    pub filter: EntryFilter,
+}
+
+/// Entries of every account, optionally only of the transactions of one wallet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransactionsQuery {
+    pub wallet_id: Option<WalletId>,
+    pub filter: EntryFilter,
+}
+
+/// Whether an entry increases (`CREDIT`) or decreases (`DEBIT`) its account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EntryType {
+    Credit,
+    Debit,
+}
+
+/// One entry as the API shows it: an absolute amount and its direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerEntry {
+    /// `<transaction id>:<line>`: the same for the same event however often
+    /// the ledger is rebuilt, in whichever store.
+    pub id: String,
+    pub transaction_id: Uuid,
+    pub reference_id: Uuid,
+    /// The wallet whose event the transaction records.
+    pub wallet_id: WalletId,
+    pub account: Account,
+    pub entry_type: EntryType,
+    pub transaction_type: TransactionType,
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    pub amount: Decimal,
+    pub description: String,
+    /// When the event occurred.
+    #[serde(with = "timestamp_millis")]
+    pub created_at: DateTime<Utc>,
+}
+
+impl LedgerEntry {
+    /// The amount with its sign from the account's view.
+    pub fn signed_amount(&self) -> Decimal {
+        match self.entry_type {
+            EntryType::Credit => self.amount,
+            EntryType::Debit => -self.amount,
+        }
+    }
+}
+
+/// The id of the `line`th (from 1) entry of a transaction.
+pub fn entry_id(transaction_id: Uuid, line: u32) -> String {
+    format!("{transaction_id}:{line}")
+}
+
+/// Totals of one wallet's account. A wallet the ledger has not seen has zeros.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WalletSummary {
+    pub wallet_id: WalletId,
+    /// The sum of the positive entries.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    pub total_credits: Decimal,
+    /// The sum of the negative entries, as a positive number.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    pub total_debits: Decimal,
+    /// `total_credits - total_debits`.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    pub balance: Decimal,
+    pub entry_count: u64,
+}
+
+/// The result of checking the whole ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerVerification {
+    /// No unbalanced transaction and no transfer missing a half.
+    pub ok: bool,
+    pub events_posted: u64,
+    pub transactions_checked: u64,
+    /// Transactions whose entries do not sum to zero.
+    pub unbalanced_transactions: Vec<Uuid>,
+    /// The ledger balance of every wallet created or moved in the ledger.
+    #[serde(serialize_with = "exact_decimal_map")]
+    pub wallet_balances: BTreeMap<WalletId, Decimal>,
+    /// The balance of `external:settlement`: minus the money that entered the
+    /// system and has not left it, so it and the wallets and clearing sum to zero.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    pub settlement_balance: Decimal,
+    /// Money of transfers sent and not yet received.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    pub clearing_balance: Decimal,
+    /// Transfers whose clearing entries do not net to zero: one half is missing.
+    pub transfers_missing_half: Vec<Uuid>,
+}
+
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// Posts each event once: an event already posted (by event id, recorded
+    /// in the same transaction as its entries) is skipped. When `checkpoint`
+    /// is given it is stored in the same transaction; it never moves back.
+    async fn post(
+        &self,
+        events: &[RecordedEvent],
+        checkpoint: Option<u64>,
+    ) -> Result<PostOutcome, LedgerError>;
+
+    /// The stored checkpoint (0 when none).
+    async fn checkpoint(&self) -> Result<u64, LedgerError>;
+
+    /// The entries on `wallet:<id>`, filtered and paged.
+    async fn wallet_entries(
+        &self,
+        query: WalletEntriesQuery,
+    ) -> Result<Vec<LedgerEntry>, LedgerError>;
+
+    /// Every entry, on every account, of the transactions of one transfer
+    /// (its transfer id) or one operation (its event id). An id that is not a
+    /// UUID matches nothing.
+    async fn reference_entries(&self, reference_id: &str) -> Result<Vec<LedgerEntry>, LedgerError>;
+
+    /// Entries of every account, filtered and paged.
+    async fn transactions(&self, query: TransactionsQuery)
+        -> Result<Vec<LedgerEntry>, LedgerError>;
+
+    async fn wallet_summary(&self, wallet_id: &WalletId) -> Result<WalletSummary, LedgerError>;
+
+    /// Checks the whole ledger; reads it all.
+    async fn verify(&self) -> Result<LedgerVerification, LedgerError>;
+}
+
+mod timestamp_millis {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        time: &DateTime<Utc>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<DateTime<Utc>, D::Error> {
+        DateTime::<Utc>::deserialize(deserializer)
+    }
+}
+
+fn exact_decimal_map<S: serde::Serializer>(
+    map: &BTreeMap<WalletId, Decimal>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    struct Exact<'a>(&'a Decimal);
+    impl Serialize for Exact<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            rust_decimal::serde::arbitrary_precision::serialize(self.0, serializer)
+        }
+    }
+    serializer.collect_map(
+        map.iter()
+            .map(|(wallet_id, value)| (wallet_id, Exact(value))),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn an_entry_serializes_as_the_api_transaction_item() {
+        let transaction_id = Uuid::new_v4();
+        let entry = LedgerEntry {
+            id: entry_id(transaction_id, 1),
+            transaction_id,
+            reference_id: transaction_id,
+            wallet_id: WalletId::parse("wallet-123").expect("wallet"),
+            account: Account::Wallet(WalletId::parse("wallet-123").expect("wallet")),
+            entry_type: EntryType::Debit,
+            transaction_type: TransactionType::TransferOut,
+            amount: Decimal::from_str("0.10").expect("decimal"),
+            description: "Payment".into(),
+            created_at: Utc
+                .with_ymd_and_hms(2025, 10, 23, 10, 15, 0)
+                .single()
+                .expect("time"),
+        };
+        let json = serde_json::to_string(&entry).expect("serialize");
+        let expected = format!(
+            "{{\"id\":\"{transaction_id}:1\",\"transactionId\":\"{transaction_id}\",\
+             \"referenceId\":\"{transaction_id}\",\"walletId\":\"wallet-123\",\
+             \"account\":\"wallet:wallet-123\",\"entryType\":\"DEBIT\",\
+             \"transactionType\":\"TRANSFER_OUT\",\"amount\":0.10,\"description\":\"Payment\",\
+             \"createdAt\":\"2025-10-23T10:15:00.000Z\"}}"
+        );
+        assert_eq!(json, expected);
+        let back: LedgerEntry = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, entry);
+        assert_eq!(back.signed_amount(), Decimal::from_str("-0.10").expect("d"));
+    }
+
+    #[test]
+    fn verification_balances_are_exact_numbers() {
+        let verification = LedgerVerification {
+            ok: true,
+            events_posted: 1,
+            transactions_checked: 1,
+            unbalanced_transactions: Vec::new(),
+            wallet_balances: BTreeMap::from([(
+                WalletId::parse("w-1").expect("wallet"),
+                Decimal::from_str("100.00").expect("decimal"),
+            )]),
+            settlement_balance: Decimal::from_str("-100.00").expect("decimal"),
+            clearing_balance: Decimal::from_str("0.00").expect("decimal"),
+            transfers_missing_half: Vec::new(),
+        };
+        let json = serde_json::to_string(&verification).expect("serialize");
+        assert!(
+            json.contains("\"walletBalances\":{\"w-1\":100.00}"),
+            "{json}"
+        );
+        assert!(json.contains("\"settlementBalance\":-100.00"), "{json}");
+        assert!(json.contains("\"clearingBalance\":0.00"), "{json}");
+    }
+
+    #[test]
+    fn the_limit_defaults_and_is_capped() {
+        let mut filter = EntryFilter::default();
+        assert_eq!(filter.effective_limit(), ENTRIES_LIMIT_DEFAULT);
+        filter.limit = Some(10_000);
+        assert_eq!(filter.effective_limit(), ENTRIES_LIMIT_MAX);
+        filter.limit = Some(7);
+        assert_eq!(filter.effective_limit(), 7);
+    }
+}

@@ -1,0 +1,522 @@
+//! Posting rules: which accounts each wallet event moves money between.
+//!
+//! Pure functions, no I/O. Every event becomes one ledger transaction whose
+//! entries sum to exactly zero. An amount is signed from the account's view:
+//! positive increases the account, so a wallet's ledger balance is the sum of
+//! the entries on `wallet:<id>`.
+//!
+//! | event            | entries                                         |
+//! | ---------------- | ----------------------------------------------- |
+//! | WalletCreated    | wallet +opening, external:settlement −opening   |
+//! | WalletCredited   | wallet +amount, external:settlement −amount     |
+//! | WalletDebited    | wallet −amount, external:settlement +amount     |
+//! | TransferSent     | wallet −amount, clearing:transfers +amount      |
+//! | TransferReceived | wallet +amount, clearing:transfers −amount      |
+//!
+//! A creation with a zero opening balance moves no money: its transaction is
+//! recorded (so the wallet's creation is in the ledger) with no entries at all,
+//! rather than with two entries of zero that would show up as movements.
+//!
+//! The two halves of a transfer are separate events on separate wallets and
+//! may be posted in separate batches; through the clearing account each half
+//! balances on its own, and the clearing account nets to zero per transfer
+//! once both halves are in.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use event_store::RecordedEvent;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use wallet_domain::{EventKind, WalletEvent, WalletId};
+
+/// Account of money entering and leaving the system (deposits, withdrawals,
+/// opening balances).
+pub const EXTERNAL_SETTLEMENT: &str = "external:settlement";
+/// Account that holds a transfer's money between its sent and received halves.
+pub const CLEARING_TRANSFERS: &str = "clearing:transfers";
+/// Prefix of a wallet's account: `wallet:<wallet id>`.
+pub const WALLET_ACCOUNT_PREFIX: &str = "wallet:";
+
+/// What kind of operation a ledger transaction records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TransactionType {
+    WalletCreated,
+    Credit,
+    Debit,
+    TransferOut,
+    TransferIn,
+}
+
+impl TransactionType {
+    pub const ALL: [TransactionType; 5] = [
+        TransactionType::WalletCreated,
+        TransactionType::Credit,
+        TransactionType::Debit,
+        TransactionType::TransferOut,
+        TransactionType::TransferIn,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransactionType::WalletCreated => "WALLET_CREATED",
+            TransactionType::Credit => "CREDIT",
+            TransactionType::Debit => "DEBIT",
+            TransactionType::TransferOut => "TRANSFER_OUT",
+            TransactionType::TransferIn => "TRANSFER_IN",
+        }
+    }
+}
+
+impl fmt::Display for TransactionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown transaction type {0:?}")]
+pub struct UnknownTransactionType(pub String);
+
+impl FromStr for TransactionType {
+    type Err = UnknownTransactionType;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        TransactionType::ALL
+            .into_iter()
+            .find(|candidate| candidate.as_str() == text)
+            .ok_or_else(|| UnknownTransactionType(text.to_owned()))
+    }
+}
+
+/// A ledger account, written as `wallet:<id>`, `external:settlement` or
+/// `clearing:transfers`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Account {
+    Wallet(WalletId),
+    ExternalSettlement,
+    ClearingTransfers,
+}
+
+impl Account {
+    pub fn wallet_id(&self) -> Option<&WalletId> {
+        match self {
+            Account::Wallet(wallet_id) => Some(wallet_id),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Account::Wallet(wallet_id) => write!(f, "{WALLET_ACCOUNT_PREFIX}{wallet_id}"),
+            Account::ExternalSettlement => f.write_str(EXTERNAL_SETTLEMENT),
+            Account::ClearingTransfers => f.write_str(CLEARING_TRANSFERS),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown ledger account {0:?}")]
+pub struct UnknownAccount(pub String);
+
+impl FromStr for Account {
+    type Err = UnknownAccount;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            EXTERNAL_SETTLEMENT => Ok(Account::ExternalSettlement),
+            CLEARING_TRANSFERS => Ok(Account::ClearingTransfers),
+            _ => text
+                .strip_prefix(WALLET_ACCOUNT_PREFIX)
+                .and_then(|raw| WalletId::parse(raw).ok())
+                .map(Account::Wallet)
+                .ok_or_else(|| UnknownAccount(text.to_owned())),
+        }
+    }
+}
+
+impl TryFrom<String> for Account {
+    type Error = UnknownAccount;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<Account> for String {
+    fn from(account: Account) -> String {
+        account.to_string()
+    }
+}
+
+/// One line of a ledger transaction: a signed amount on one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posting {
+    pub account: Account,
+    /// Positive increases the account, negative decreases it.
+    pub amount: Decimal,
+}
+
+/// The ledger's record of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerTransaction {
+    /// The event id: an event is posted at most once.
+    pub id: Uuid,
+    /// The transfer id for either half of a transfer, the event id otherwise:
+    /// every transaction of one operation shares it.
+    pub reference_id: Uuid,
+    pub transaction_type: TransactionType,
+    /// The wallet whose event this is.
+    pub wallet_id: WalletId,
+    pub occurred_at: DateTime<Utc>,
+    pub description: String,
+    /// Sums to exactly zero; empty for a creation with a zero opening balance.
+    pub entries: Vec<Posting>,
+}
+
+impl LedgerTransaction {
+    /// The sum of the entries: zero for every transaction [`postings`] makes.
+    pub fn sum(&self) -> Decimal {
+        self.entries.iter().map(|posting| posting.amount).sum()
+    }
+}
+
+/// The ledger transaction of one recorded event.
+pub fn postings(recorded: &RecordedEvent) -> LedgerTransaction {
+    let event = &recorded.event;
+    let wallet = Account::Wallet(event.wallet_id.clone());
+    let moved = event.amount.value();
+    let (transaction_type, counter_account) = match &event.kind {
+        EventKind::WalletCreated { .. } => {
+            (TransactionType::WalletCreated, Account::ExternalSettlement)
+        }
+        EventKind::WalletCredited { .. } => (TransactionType::Credit, Account::ExternalSettlement),
+        EventKind::WalletDebited { .. } => (TransactionType::Debit, Account::ExternalSettlement),
+        EventKind::TransferSent { .. } => {
+            (TransactionType::TransferOut, Account::ClearingTransfers)
+        }
+        EventKind::TransferReceived { .. } => {
+            (TransactionType::TransferIn, Account::ClearingTransfers)
+        }
+    };
+    // Money into the wallet is positive for it, and the counter account gives it.
+    let wallet_amount = event.signed_amount();
+    let entries = if moved.is_zero() {
+        Vec::new()
+    } else {
+        vec![
+            Posting {
+                account: wallet,
+                amount: wallet_amount,
+            },
+            Posting {
+                account: counter_account,
+                amount: -wallet_amount,
+            },
+        ]
+    };
+    let transaction = LedgerTransaction {
+        id: event.event_id,
+        reference_id: event.kind.transfer_id().unwrap_or(event.event_id),
+        transaction_type,
+        wallet_id: event.wallet_id.clone(),
+        occurred_at: event.occurred_at,
+        description: description(event),
+        entries,
+    };
+    debug_assert!(
+        transaction.sum().is_zero(),
+        "transaction {} does not balance",
+        transaction.id
+    );
+    transaction
+}
+
+/// The client's description when there is one, otherwise one that says what happened.
+fn description(event: &WalletEvent) -> String {
+    if let Some(description) = event.kind.description() {
+        return description.as_str().to_owned();
+    }
+    match &event.kind {
+        EventKind::WalletCreated { .. } => "Opening balance".to_owned(),
+        EventKind::WalletCredited { .. } => "Credit".to_owned(),
+        EventKind::WalletDebited { .. } => "Debit".to_owned(),
+        EventKind::TransferSent { to_wallet_id, .. } => format!("Transfer to {to_wallet_id}"),
+        EventKind::TransferReceived { from_wallet_id, .. } => {
+            format!("Transfer from {from_wallet_id}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+    use wallet_domain::{Amount, Balance, Description, EventMetadata, OwnerId};
+
+    use super::*;
+
+    fn wallet_id(raw: &str) -> WalletId {
+        WalletId::parse(raw).expect("test wallet id")
+    }
+
+    fn cents(value: i64) -> Decimal {
+        Decimal::new(value, 2)
+    }
+
+    fn amount(value: i64) -> Amount {
+        Amount::parse("amount", cents(value)).expect("test amount")
+    }
+
+    fn recorded(wallet: &str, moved: Decimal, kind: EventKind) -> RecordedEvent {
+        let amount = Balance::opening("amount", moved).expect("test balance");
+        RecordedEvent {
+            position: 7,
+            stream_version: 1,
+            event: WalletEvent {
+                event_id: Uuid::new_v4(),
+                wallet_id: wallet_id(wallet),
+                occurred_at: Utc
+                    .with_ymd_and_hms(2025, 10, 23, 10, 0, 0)
+                    .single()
+                    .expect("time"),
+                amount,
+                // The posting rules never read the resulting balance.
+                balance_after: amount,
+                metadata: EventMetadata::default(),
+                kind,
+            },
+        }
+    }
+
+    fn created(wallet: &str, opening: i64) -> RecordedEvent {
+        recorded(
+            wallet,
+            cents(opening),
+            EventKind::WalletCreated {
+                owner_id: OwnerId::parse("owner-1").expect("owner"),
+            },
+        )
+    }
+
+    fn sent(from: &str, to: &str, transfer_id: Uuid, value: i64) -> RecordedEvent {
+        recorded(
+            from,
+            cents(value),
+            EventKind::TransferSent {
+                transfer_id,
+                to_wallet_id: wallet_id(to),
+                amount: amount(value),
+                description: None,
+            },
+        )
+    }
+
+    fn received(to: &str, from: &str, transfer_id: Uuid, value: i64) -> RecordedEvent {
+        recorded(
+            to,
+            cents(value),
+            EventKind::TransferReceived {
+                transfer_id,
+                from_wallet_id: wallet_id(from),
+                amount: amount(value),
+                description: None,
+            },
+        )
+    }
+
+    fn entry(account: Account, value: i64) -> Posting {
+        Posting {
+            account,
+            amount: cents(value),
+        }
+    }
+
+    fn wallet(raw: &str) -> Account {
+        Account::Wallet(wallet_id(raw))
+    }
+
+    #[test]
+    fn creation_with_an_opening_balance_comes_from_settlement() {
+        let event = created("w-1", 10_000);
+        let transaction = postings(&event);
+        assert_eq!(transaction.transaction_type, TransactionType::WalletCreated);
+        assert_eq!(transaction.id, event.event.event_id);
+        assert_eq!(transaction.reference_id, event.event.event_id);
+        assert_eq!(transaction.description, "Opening balance");
+        assert_eq!(
+            transaction.entries,
+            vec![
+                entry(wallet("w-1"), 10_000),
+                entry(Account::ExternalSettlement, -10_000)
+            ]
+        );
+    }
+
+    #[test]
+    fn creation_with_a_zero_opening_balance_has_no_entries() {
+        let transaction = postings(&created("w-1", 0));
+        assert_eq!(transaction.transaction_type, TransactionType::WalletCreated);
+        assert!(transaction.entries.is_empty());
+    }
+
+    #[test]
+    fn credit_and_debit_move_money_against_settlement() {
+        let credit = recorded(
+            "w-1",
+            cents(5_000),
+            EventKind::WalletCredited {
+                amount: amount(5_000),
+                description: Some(Description::parse("Deposit").expect("description")),
+            },
+        );
+        let transaction = postings(&credit);
+        assert_eq!(transaction.transaction_type, TransactionType::Credit);
+        assert_eq!(transaction.description, "Deposit");
+        assert_eq!(
+            transaction.entries,
+            vec![
+                entry(wallet("w-1"), 5_000),
+                entry(Account::ExternalSettlement, -5_000)
+            ]
+        );
+
+        let debit = recorded(
+            "w-1",
+            cents(3_000),
+            EventKind::WalletDebited {
+                amount: amount(3_000),
+                description: None,
+            },
+        );
+        let transaction = postings(&debit);
+        assert_eq!(transaction.transaction_type, TransactionType::Debit);
+        assert_eq!(transaction.description, "Debit");
+        assert_eq!(
+            transaction.entries,
+            vec![
+                entry(wallet("w-1"), -3_000),
+                entry(Account::ExternalSettlement, 3_000)
+            ]
+        );
+    }
+
+    #[test]
+    fn transfer_halves_pass_through_clearing_and_share_the_transfer_id() {
+        let transfer_id = Uuid::new_v4();
+        let out = postings(&sent("w-1", "w-2", transfer_id, 2_500));
+        let into = postings(&received("w-2", "w-1", transfer_id, 2_500));
+        assert_eq!(out.transaction_type, TransactionType::TransferOut);
+        assert_eq!(into.transaction_type, TransactionType::TransferIn);
+        assert_eq!(out.reference_id, transfer_id);
+        assert_eq!(into.reference_id, transfer_id);
+        assert_eq!(out.description, "Transfer to w-2");
+        assert_eq!(into.description, "Transfer from w-1");
+        assert_eq!(
+            out.entries,
+            vec![
+                entry(wallet("w-1"), -2_500),
+                entry(Account::ClearingTransfers, 2_500)
+            ]
+        );
+        assert_eq!(
+            into.entries,
+            vec![
+                entry(wallet("w-2"), 2_500),
+                entry(Account::ClearingTransfers, -2_500)
+            ]
+        );
+    }
+
+    #[test]
+    fn accounts_and_types_round_trip_through_text() {
+        for account in [
+            wallet("w-1"),
+            Account::ExternalSettlement,
+            Account::ClearingTransfers,
+        ] {
+            assert_eq!(account.to_string().parse::<Account>(), Ok(account));
+        }
+        assert_eq!(wallet("w_9").to_string(), "wallet:w_9");
+        assert!("wallet:".parse::<Account>().is_err());
+        assert!("cash".parse::<Account>().is_err());
+        for transaction_type in TransactionType::ALL {
+            assert_eq!(
+                transaction_type.as_str().parse::<TransactionType>(),
+                Ok(transaction_type)
+            );
+        }
+        assert!("credit".parse::<TransactionType>().is_err());
+    }
+
+    fn any_event() -> impl Strategy<Value = RecordedEvent> {
+        let amount_max_cents = 100_000_000_000_000i64;
+        (0..5u8, 0..=amount_max_cents, any::<u128>()).prop_map(|(kind, value, transfer)| {
+            // Only a creation may move nothing.
+            let value = if kind == 0 { value } else { value.max(1) };
+            let transfer_id = Uuid::from_u128(transfer);
+            match kind {
+                0 => created("w-1", value),
+                1 => recorded(
+                    "w-1",
+                    cents(value),
+                    EventKind::WalletCredited {
+                        amount: amount(value),
+                        description: None,
+                    },
+                ),
+                2 => recorded(
+                    "w-1",
+                    cents(value),
+                    EventKind::WalletDebited {
+                        amount: amount(value),
+                        description: None,
+                    },
+                ),
+                3 => sent("w-1", "w-2", transfer_id, value),
+                _ => received("w-1", "w-2", transfer_id, value),
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn every_event_posts_a_balanced_transaction_that_moves_the_wallet_by_its_signed_amount(
+            recorded in any_event()
+        ) {
+            let transaction = postings(&recorded);
+            prop_assert_eq!(transaction.sum(), Decimal::ZERO);
+            let on_wallet: Decimal = transaction
+                .entries
+                .iter()
+                .filter(|posting| posting.account.wallet_id() == Some(&recorded.event.wallet_id))
+                .map(|posting| posting.amount)
+                .sum();
+            prop_assert_eq!(on_wallet, recorded.event.signed_amount());
+            prop_assert!(transaction.entries.iter().all(|posting| !posting.amount.is_zero()));
+        }
+
+        #[test]
+        fn both_halves_of_a_transfer_net_the_clearing_account_to_zero(
+            value in 1..=100_000_000_000_000i64,
+        ) {
+            let transfer_id = Uuid::new_v4();
+            let halves = [
+                postings(&sent("w-1", "w-2", transfer_id, value)),
+                postings(&received("w-2", "w-1", transfer_id, value)),
+            ];
+            let clearing: Decimal = halves
+                .iter()
+                .flat_map(|transaction| &transaction.entries)
+                .filter(|posting| posting.account == Account::ClearingTransfers)
+                .map(|posting| posting.amount)
+                .sum();
+            prop_assert_eq!(clearing, Decimal::ZERO);
+        }
+    }
+}
