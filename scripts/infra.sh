@@ -527,8 +527,9 @@ kafka_topic_command() {
   kafka_java "$dir" "$KAFKA_TOOL_HEAP" "$KAFKA_TOPIC_CLASS" --bootstrap-server "127.0.0.1:$port" "$@"
 }
 
-kafka_up() {
-  local dir="$INFRA_DIR/kafka" port controller_port waited cluster_id topics
+# Starts the broker unless it runs; kafka_wait then waits for it.
+kafka_start() {
+  local dir="$INFRA_DIR/kafka" port controller_port cluster_id
   mkdir -p "$dir/logs"
   if pid_alive "$dir/kafka.pid"; then
     port="$(cat "$dir/port")"
@@ -558,6 +559,12 @@ kafka_up() {
       -Dlog4j2.configurationFile="$dir/log4j2.properties" -Dkafka.logs.dir="$dir/logs" \
       -cp "$(kafka_lib_dir)/*" kafka.Kafka "$dir/server.properties"
   fi
+  KAFKA_PORT="$port"
+}
+
+# Waits for the broker, then makes the real requests.
+kafka_wait() {
+  local dir="$INFRA_DIR/kafka" port="$KAFKA_PORT" waited topics
   for ((waited = 0; ; waited++)); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
     if ((waited >= WAIT_KAFKA_SECONDS_MAX)) || ! pid_alive "$dir/kafka.pid"; then
@@ -624,8 +631,9 @@ opensearch_health() {
   curl -fsS --max-time 5 "http://127.0.0.1:$1/_cluster/health?wait_for_status=yellow&timeout=5s" 2>/dev/null
 }
 
-opensearch_up() {
-  local dir port transport_port user home waited health
+# Starts the node unless it runs; opensearch_wait then waits for it.
+opensearch_start() {
+  local dir port transport_port user home
   user="$(opensearch_user)"
   dir="$(service_dir opensearch "$user")"
   home="$(opensearch_home)"
@@ -658,6 +666,12 @@ opensearch_up() {
       -Dopensearch.distribution.type=tar -Dopensearch.bundled_jdk=false \
       -cp "$dir/home/lib/*" org.opensearch.bootstrap.OpenSearch
   fi
+  OPENSEARCH_DIR="$dir"
+  OPENSEARCH_PORT="$port"
+}
+
+opensearch_wait() {
+  local dir="$OPENSEARCH_DIR" port="$OPENSEARCH_PORT" waited health
   for ((waited = 0; ; waited++)); do
     if health="$(opensearch_health "$port")"; then break; fi
     if ((waited >= WAIT_OPENSEARCH_SECONDS_MAX)) || ! pid_alive "$dir/launcher.pid"; then
@@ -701,8 +715,11 @@ cmd_up() {
   if is_root; then RUNUSER=(runuser -u "$SERVICE_USER" --); else RUNUSER=(); fi
   postgres_up
   redis_up
-  kafka_up
-  opensearch_up
+  # The two JVMs boot side by side.
+  kafka_start
+  opensearch_start
+  kafka_wait
+  opensearch_wait
   write_env
   log "all servers answer ($(($(date +%s) - started))s); environment in $ENV_FILE"
   cat "$ENV_FILE"
