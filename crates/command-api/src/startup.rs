@@ -8,6 +8,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use event_relay::{run_relay, EventSink, RelayLimits};
 use event_store::{EmbeddedEventStore, EventStore, StoreError};
+use ledger::{EmbeddedLedger, Ledger, LedgerError};
 use read_model::{EmbeddedReadModel, ReadModel, ReadModelError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -26,6 +27,9 @@ pub struct AppState {
     pub read_model: Arc<dyn ReadModel>,
     /// Global position the read model has reached.
     pub projection_progress: watch::Receiver<u64>,
+    pub ledger: Arc<dyn Ledger>,
+    /// Global position the ledger has reached.
+    pub ledger_progress: watch::Receiver<u64>,
     pub metrics: Metrics,
 }
 
@@ -41,6 +45,8 @@ pub enum StartupError {
     EventStore(#[from] StoreError),
     #[error(transparent)]
     ReadModel(#[from] ReadModelError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("cannot listen: {0}")]
@@ -63,11 +69,15 @@ impl Application {
         let metrics = Metrics::new()?;
         let store: Arc<dyn EventStore> = Arc::new(EmbeddedEventStore::open(&config.data_dir)?);
         let read_model = Arc::new(EmbeddedReadModel::open(&config.data_dir)?);
+        let ledger = Arc::new(EmbeddedLedger::open(&config.data_dir)?);
 
         let (shutdown, stopping) = watch::channel(false);
         let (projection_sender, projection_progress) = watch::channel(0);
-        let sinks: Vec<(Arc<dyn EventSink>, watch::Sender<u64>)> =
-            vec![(read_model.clone(), projection_sender)];
+        let (ledger_sender, ledger_progress) = watch::channel(0);
+        let sinks: Vec<(Arc<dyn EventSink>, watch::Sender<u64>)> = vec![
+            (read_model.clone(), projection_sender),
+            (ledger.clone(), ledger_sender),
+        ];
         let background = sinks
             .into_iter()
             .map(|(sink, progress)| {
@@ -89,6 +99,8 @@ impl Application {
             ),
             read_model,
             projection_progress,
+            ledger,
+            ledger_progress,
             metrics,
         });
         let listener = TcpListener::bind((config.host.as_str(), config.port))?;

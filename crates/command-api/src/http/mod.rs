@@ -5,6 +5,7 @@ mod context;
 mod dto;
 mod error;
 mod health;
+mod ledger;
 mod wallets;
 
 use std::time::Instant;
@@ -34,6 +35,11 @@ use crate::metrics::Metrics;
         wallets::transfer,
         wallets::get_wallet,
         wallets::list_wallets,
+        ledger::wallet_entries,
+        ledger::wallet_summary,
+        ledger::reference_entries,
+        ledger::transactions,
+        ledger::verify,
         health::health,
         health::metrics,
     ),
@@ -69,6 +75,20 @@ pub fn routes(config: &mut web::ServiceConfig) {
             "/wallets/{walletId}/transfer",
             web::post().to(wallets::transfer),
         )
+        .route(
+            "/ledger/wallet/{walletId}",
+            web::get().to(ledger::wallet_entries),
+        )
+        .route(
+            "/ledger/wallet/{walletId}/summary",
+            web::get().to(ledger::wallet_summary),
+        )
+        .route(
+            "/ledger/reference/{referenceId}",
+            web::get().to(ledger::reference_entries),
+        )
+        .route("/ledger/transactions", web::get().to(ledger::transactions))
+        .route("/ledger/verify", web::get().to(ledger::verify))
         .route("/health", web::get().to(health::health))
         .route("/metrics", web::get().to(health::metrics))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))

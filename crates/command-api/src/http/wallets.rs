@@ -1,7 +1,5 @@
 //! Wallet endpoints.
 
-use std::time::Duration;
-
 use actix_web::http::header::ContentType;
 use actix_web::{web, HttpRequest, HttpResponse};
 use read_model::{WalletListQuery, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX};
@@ -16,6 +14,7 @@ use super::dto::{
     WalletResponse,
 };
 use super::error::{ApiError, ErrorBody};
+use super::ledger::catch_up;
 use crate::startup::AppState;
 use crate::wallets::{ReplyFormat, WalletOperation};
 
@@ -266,18 +265,8 @@ pub async fn list_wallets(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = params.query()?;
-    let head = *state.wallets.store().appended().borrow();
-    let mut progress = state.projection_progress.clone();
-    let caught_up = tokio::time::timeout(
-        Duration::from_millis(LIST_CATCH_UP_WAIT_MS),
-        progress.wait_for(|position| *position >= head),
-    )
-    .await;
-    if caught_up.is_err() {
-        tracing::warn!(
-            head,
-            "read model is behind the event store; listing what it has"
-        );
+    if !catch_up(&state, &state.projection_progress, LIST_CATCH_UP_WAIT_MS).await {
+        tracing::warn!("read model is behind the event store; listing what it has");
     }
     let wallets = state
         .read_model

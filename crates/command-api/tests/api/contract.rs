@@ -1,0 +1,217 @@
+//! The seed's REST contract, endpoint by endpoint.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{error_message, json_of, spawn_app};
+
+#[tokio::test]
+async fn create_returns_the_wallet_at_version_one() {
+    let app = spawn_app().await;
+    let (status, body) = json_of(
+        app.create_wallet("wallet-123", "user-456", json!(100.00))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(body["id"], "wallet-123");
+    assert_eq!(body["ownerId"], "user-456");
+    assert_eq!(body["balance"].to_string(), "100.00");
+    assert_eq!(body["version"], 1);
+    assert_eq!(body["createdAt"], body["updatedAt"]);
+    let created_at = body["createdAt"].as_str().expect("string");
+    assert!(
+        created_at.ends_with('Z') && created_at.len() == 24,
+        "{created_at}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn credit_debit_and_get_follow_the_seed_example() {
+    let app = spawn_app().await;
+    app.create_wallet("wallet-123", "user-456", json!(100))
+        .await;
+    let (status, credited) = json_of(app.credit("wallet-123", json!(50.00)).await).await;
+    assert_eq!(
+        (
+            status,
+            credited["balance"].to_string(),
+            credited["version"].clone()
+        ),
+        (201, "150.00".into(), json!(2))
+    );
+    let (status, debited) = json_of(app.debit("wallet-123", json!(30)).await).await;
+    assert_eq!(
+        (
+            status,
+            debited["balance"].to_string(),
+            debited["version"].clone()
+        ),
+        (201, "120.00".into(), json!(3))
+    );
+    let (status, fetched) = json_of(app.wallet("wallet-123").await).await;
+    assert_eq!(status, 200);
+    assert_eq!(fetched, debited);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn amounts_are_exact_decimals() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(0)).await;
+    for _ in 0..10 {
+        assert_eq!(app.credit("w", json!(0.1)).await.status(), 201);
+    }
+    assert_eq!(app.balance_text("w").await, "1.00");
+    assert_eq!(app.debit("w", json!(0.3)).await.status(), 201);
+    assert_eq!(app.balance_text("w").await, "0.70");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn transfer_moves_money_and_returns_both_wallets() {
+    let app = spawn_app().await;
+    app.create_wallet("wallet-123", "user-456", json!(120))
+        .await;
+    app.create_wallet("wallet-789", "user-999", json!(100))
+        .await;
+    let (status, body) =
+        json_of(app.transfer("wallet-123", "wallet-789", json!(25.00)).await).await;
+    assert_eq!(status, 201);
+    assert_eq!(body["fromWallet"]["balance"].to_string(), "95.00");
+    assert_eq!(body["fromWallet"]["version"], 2);
+    assert_eq!(body["toWallet"]["balance"].to_string(), "125.00");
+    assert_eq!(body["toWallet"]["ownerId"], "user-999");
+    assert_eq!(app.balance_text("wallet-123").await, "95.00");
+    assert_eq!(app.balance_text("wallet-789").await, "125.00");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn domain_refusals_map_to_the_seed_status_codes() {
+    let app = spawn_app().await;
+    app.create_wallet("a", "o", json!(10)).await;
+    app.create_wallet("b", "o", json!(0)).await;
+
+    let (status, body) = json_of(app.create_wallet("a", "o", json!(1)).await).await;
+    assert_eq!(status, 409);
+    assert!(error_message(&body, 409).contains("already exists"));
+
+    let (status, body) = json_of(app.credit("missing", json!(1)).await).await;
+    assert_eq!(status, 404);
+    assert_eq!(error_message(&body, 404), "Wallet missing not found");
+
+    let (status, body) = json_of(app.debit("a", json!(10.01)).await).await;
+    assert_eq!(status, 400);
+    assert!(error_message(&body, 400).contains("Insufficient funds"));
+
+    let (status, body) = json_of(app.transfer("a", "a", json!(1)).await).await;
+    assert_eq!(status, 400);
+    assert!(error_message(&body, 400).contains("itself"));
+
+    let (status, body) = json_of(app.transfer("a", "ghost", json!(1)).await).await;
+    assert_eq!(status, 404);
+    assert_eq!(error_message(&body, 404), "Wallet ghost not found");
+    assert_eq!(
+        app.balance_text("a").await,
+        "10.00",
+        "a transfer to nowhere debits nothing"
+    );
+
+    let (status, body) = json_of(app.transfer("a", "b", json!(11)).await).await;
+    assert_eq!(status, 400);
+    assert!(error_message(&body, 400).contains("Insufficient funds"));
+    assert_eq!(app.balance_text("b").await, "0.00");
+
+    let (status, body) = json_of(app.wallet("missing").await).await;
+    assert_eq!(status, 404);
+    assert_eq!(error_message(&body, 404), "Wallet missing not found");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn list_is_an_array_that_pages_and_filters() {
+    let app = spawn_app().await;
+    for (id, owner) in [
+        ("w1", "alice"),
+        ("w2", "bob"),
+        ("w3", "alice"),
+        ("w4", "alice"),
+    ] {
+        assert_eq!(app.create_wallet(id, owner, json!(1)).await.status(), 201);
+    }
+    let (status, all) = json_of(app.get("/wallets").send().await.expect("sent")).await;
+    assert_eq!(status, 200);
+    let ids = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .expect("array")
+            .iter()
+            .map(|w| w["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&all), ["w1", "w2", "w3", "w4"]);
+
+    let (_, page) = json_of(
+        app.get("/wallets?limit=2&after=w1")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(ids(&page), ["w2", "w3"]);
+    let (_, alices) = json_of(
+        app.get("/wallets?ownerId=alice&limit=2")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(ids(&alices), ["w1", "w3"]);
+
+    let (status, body) = json_of(app.get("/wallets?limit=0").send().await.expect("sent")).await;
+    assert_eq!(status, 400);
+    assert!(error_message(&body, 400).contains("limit"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn correlation_id_is_echoed_or_generated() {
+    let app = spawn_app().await;
+    let response = app
+        .post("/wallets")
+        .header("X-Correlation-Id", "corr-42")
+        .json(&json!({"walletId": "w", "ownerId": "o"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["x-correlation-id"], "corr-42");
+    let generated = app.wallet("w").await;
+    assert!(!generated.headers()["x-correlation-id"].is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn operations_endpoints_answer() {
+    let app = spawn_app().await;
+    let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+    let (status, spec) = json_of(app.get("/openapi.json").send().await.expect("sent")).await;
+    assert_eq!(status, 200);
+    assert!(spec["paths"]["/wallets/{fromWalletId}/transfer"]["post"].is_object());
+    assert_eq!(app.get("/docs/").send().await.expect("sent").status(), 200);
+    app.create_wallet("w", "o", json!(1)).await;
+    let metrics = app
+        .get("/metrics")
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("wallex_http_requests_total"), "{metrics}");
+    let (status, body) = json_of(app.get("/nowhere").send().await.expect("sent")).await;
+    assert_eq!(status, 404);
+    assert_eq!(error_message(&body, 404), "Cannot GET /nowhere");
+    app.stop().await;
+}

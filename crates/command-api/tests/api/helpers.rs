@@ -1,0 +1,125 @@
+use std::path::{Path, PathBuf};
+
+use actix_web::dev::ServerHandle;
+use command_api::{Application, Config};
+use reqwest::{Client, RequestBuilder, Response};
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+
+pub struct TestApp {
+    pub address: String,
+    pub client: Client,
+    pub data_dir: PathBuf,
+    handle: ServerHandle,
+    running: JoinHandle<std::io::Result<()>>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// Starts the application on a free port with storage in a fresh folder.
+pub async fn spawn_app() -> TestApp {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let mut app = spawn_app_in(temp.path()).await;
+    app._temp = Some(temp);
+    app
+}
+
+/// Starts the application on storage that may already hold data.
+pub async fn spawn_app_in(data_dir: &Path) -> TestApp {
+    let application = Application::build(Config::embedded_for_test(data_dir.to_path_buf()))
+        .await
+        .expect("application builds");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let handle = application.handle();
+    let running = tokio::spawn(application.run_until_stopped());
+    TestApp {
+        address,
+        client: Client::new(),
+        data_dir: data_dir.to_path_buf(),
+        handle,
+        running,
+        _temp: None,
+    }
+}
+
+impl TestApp {
+    /// Graceful stop, as on SIGTERM.
+    pub async fn stop(self) -> Option<tempfile::TempDir> {
+        self.handle.stop(true).await;
+        self.running.await.expect("join").expect("served");
+        self._temp
+    }
+
+    pub fn post(&self, path: &str) -> RequestBuilder {
+        self.client.post(format!("{}{}", self.address, path))
+    }
+
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        self.client.get(format!("{}{}", self.address, path))
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> Response {
+        self.post(path)
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn create_wallet(&self, id: &str, owner: &str, opening: Value) -> Response {
+        self.post_json(
+            "/wallets",
+            json!({"walletId": id, "ownerId": owner, "initialBalance": opening}),
+        )
+        .await
+    }
+
+    pub async fn credit(&self, id: &str, amount: Value) -> Response {
+        self.post_json(&format!("/wallets/{id}/credit"), json!({"amount": amount}))
+            .await
+    }
+
+    pub async fn debit(&self, id: &str, amount: Value) -> Response {
+        self.post_json(&format!("/wallets/{id}/debit"), json!({"amount": amount}))
+            .await
+    }
+
+    pub async fn transfer(&self, from: &str, to: &str, amount: Value) -> Response {
+        self.post_json(
+            &format!("/wallets/{from}/transfer"),
+            json!({"toWalletId": to, "amount": amount, "description": "test"}),
+        )
+        .await
+    }
+
+    pub async fn wallet(&self, id: &str) -> Response {
+        self.get(&format!("/wallets/{id}"))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// The balance exactly as the JSON text shows it.
+    pub async fn balance_text(&self, id: &str) -> String {
+        let response = self.wallet(id).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("json");
+        body["balance"].to_string()
+    }
+}
+
+/// Asserts the seed's error body and returns its message.
+#[track_caller]
+pub fn error_message(body: &Value, status: u16) -> String {
+    assert_eq!(body["statusCode"], status, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    body["message"]
+        .as_str()
+        .expect("message is a string")
+        .to_owned()
+}
+
+pub async fn json_of(response: Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body = response.json().await.expect("json body");
+    (status, body)
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests of the HTTP API against the real application on a real
+//! port, with its embedded storage in a temporary folder.
+
+mod concurrency;
+mod contract;
+mod helpers;
+mod idempotency;
+mod ledger;
+mod restart;
+mod validation;

@@ -1,0 +1,34 @@
+//! Acknowledged writes survive a restart, and the projections resume.
+
+use serde_json::json;
+
+use crate::helpers::{json_of, spawn_app, spawn_app_in};
+
+#[tokio::test]
+async fn writes_survive_a_restart_and_the_list_resumes() {
+    let app = spawn_app().await;
+    let directory = app.data_dir.clone();
+    app.create_wallet("a", "o", json!(10)).await;
+    app.create_wallet("b", "o", json!(0)).await;
+    app.transfer("a", "b", json!(4)).await;
+    let temp = app.stop().await;
+
+    let app = spawn_app_in(&directory).await;
+    let (_, a) = json_of(app.wallet("a").await).await;
+    assert_eq!(
+        (a["balance"].to_string(), a["version"].clone()),
+        ("6.00".into(), json!(2))
+    );
+    assert_eq!(app.balance_text("b").await, "4.00");
+    app.credit("b", json!(1)).await;
+    let (_, list) = json_of(app.get("/wallets").send().await.expect("sent")).await;
+    let balances: Vec<String> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|w| w["balance"].to_string())
+        .collect();
+    assert_eq!(balances, ["6.00", "5.00"]);
+    app.stop().await;
+    drop(temp);
+}
