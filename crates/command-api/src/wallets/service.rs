@@ -114,15 +114,19 @@ impl WalletService {
         context: RequestContext,
         format: ReplyFormat,
     ) -> Result<Reply, ServiceError> {
-        if let Some(claim) = &context.idempotency {
-            if let Some(stored) = self.store.find_idempotent_response(&claim.key).await? {
-                return replay_stored(stored, claim);
-            }
-        }
+        // A repeated idempotency key is found where it matters, without a read
+        // on the common path: its append fails on the stored key, or, when the
+        // first request changed the wallet, the rules refuse the repeat.
         let wallet_ids = operation.wallet_ids();
         let _lease = self.lease(&wallet_ids).await?;
         for _ in 0..CONFLICT_ATTEMPTS_MAX {
-            let (streams, outcome) = self.decide(&operation, &context).await?;
+            let (streams, outcome) = match self.decide(&operation, &context).await {
+                Ok(decided) => decided,
+                Err(refusal @ ServiceError::Domain(_)) => {
+                    return self.replay_or(refusal, &context).await
+                }
+                Err(error) => return Err(error),
+            };
             let body = (format.render)(&outcome)?;
             let request = AppendRequest {
                 streams,
@@ -150,10 +154,9 @@ impl WalletService {
                     self.cache.forget(&wallet_id);
                 }
                 Err(AppendError::IdempotencyKeyTaken(key)) => {
-                    return match self.store.find_idempotent_response(&key).await? {
-                        Some(stored) => replay_stored(stored, claim_of(&context)?),
-                        None => Err(ServiceError::IdempotencyKeyReused(key)),
-                    };
+                    return self
+                        .replay_or(ServiceError::IdempotencyKeyReused(key), &context)
+                        .await;
                 }
                 Err(AppendError::Store(error)) => {
                     // The outcome is unknown: read the truth next time.
@@ -166,6 +169,22 @@ impl WalletService {
         }
         let contended: Vec<&str> = wallet_ids.iter().map(|id| id.as_str()).collect();
         Err(ServiceError::ConcurrencyConflict(contended.join(", ")))
+    }
+
+    /// The stored answer to an earlier request with this request's key, if
+    /// there is one; otherwise `error`.
+    async fn replay_or(
+        &self,
+        error: ServiceError,
+        context: &RequestContext,
+    ) -> Result<Reply, ServiceError> {
+        let Some(claim) = &context.idempotency else {
+            return Err(error);
+        };
+        match self.store.find_idempotent_response(&claim.key).await? {
+            Some(stored) => replay_stored(stored, claim),
+            None => Err(error),
+        }
     }
 
     async fn lease(&self, wallet_ids: &[&WalletId]) -> Result<LockLease, ServiceError> {
@@ -344,13 +363,6 @@ fn applied(
             events,
         },
     ))
-}
-
-fn claim_of(context: &RequestContext) -> Result<&IdempotencyClaim, ServiceError> {
-    context
-        .idempotency
-        .as_ref()
-        .ok_or_else(|| ServiceError::IdempotencyKeyReused(String::new()))
 }
 
 fn replay_stored(

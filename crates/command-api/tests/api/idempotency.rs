@@ -104,3 +104,34 @@ async fn keys_survive_a_restart() {
     app.stop().await;
     drop(temp);
 }
+
+#[tokio::test]
+async fn a_retry_the_rules_would_now_refuse_still_gets_the_stored_answer() {
+    let app = spawn_app().await;
+    let create = || {
+        app.post("/wallets")
+            .header("Idempotency-Key", "create-once")
+            .json(&json!({"walletId": "w", "ownerId": "o", "initialBalance": 10}))
+            .send()
+    };
+    let debit_all = || {
+        app.post("/wallets/w/debit")
+            .header("Idempotency-Key", "empty-it")
+            .json(&json!({"amount": 10}))
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            create().await.expect("sent").status(),
+            201,
+            "a repeated create is not a 409"
+        );
+        assert_eq!(
+            debit_all().await.expect("sent").status(),
+            201,
+            "a repeated debit is not a 400"
+        );
+    }
+    assert_eq!(app.balance_text("w").await, "0.00");
+    app.stop().await;
+}
