@@ -7,6 +7,7 @@
 //! never money.
 
 mod in_process;
+mod redis_lock;
 
 use std::any::Any;
 
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 use wallet_domain::WalletId;
 
 pub use in_process::InProcessWalletLock;
+pub use redis_lock::{RedisLockConfig, RedisWalletLock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {

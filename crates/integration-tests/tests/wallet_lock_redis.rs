@@ -1,0 +1,112 @@
+//! The Redis wallet lock against a real Redis: replicas exclude each other,
+//! locks expire, and a Redis that is down is reported as unavailable.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use integration_tests::require_env;
+use wallet_domain::WalletId;
+use wallet_lock::{LockError, RedisLockConfig, RedisWalletLock, WalletLock};
+
+fn wallet(raw: &str) -> WalletId {
+    WalletId::parse(raw).expect("wallet id")
+}
+
+fn unique(prefix: &str) -> WalletId {
+    wallet(&format!("{prefix}-{}", uuid::Uuid::new_v4().simple()))
+}
+
+#[tokio::test]
+async fn two_replicas_never_hold_one_wallet_at_once() {
+    const TASKS_PER_REPLICA: usize = 20;
+    let Some(url) = require_env("REDIS_URL") else {
+        return;
+    };
+    let replicas = [
+        Arc::new(RedisWalletLock::connect(RedisLockConfig::new(&url)).expect("pool")),
+        Arc::new(RedisWalletLock::connect(RedisLockConfig::new(&url)).expect("pool")),
+    ];
+    let hot = unique("hot");
+    let inside = Arc::new(AtomicUsize::new(0));
+    let overlaps = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for replica in &replicas {
+        for _ in 0..TASKS_PER_REPLICA {
+            let (lock, hot, inside, overlaps) = (
+                replica.clone(),
+                hot.clone(),
+                inside.clone(),
+                overlaps.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let lease = lock.acquire(&[&hot]).await.expect("lock taken");
+                if inside.fetch_add(1, Ordering::SeqCst) > 0 {
+                    overlaps.fetch_add(1, Ordering::SeqCst);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                inside.fetch_sub(1, Ordering::SeqCst);
+                drop(lease);
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.expect("join");
+    }
+    assert_eq!(overlaps.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_lock_never_released_expires() {
+    let Some(url) = require_env("REDIS_URL") else {
+        return;
+    };
+    let mut config = RedisLockConfig::new(&url);
+    config.ttl_ms = 200;
+    config.wait_max_ms = 2_000;
+    let lock = RedisWalletLock::connect(config).expect("pool");
+    let id = unique("crashed");
+    let lease = lock.acquire(&[&id]).await.expect("first");
+    std::mem::forget(lease); // a holder that died without releasing
+    let started = std::time::Instant::now();
+    let _second = lock.acquire(&[&id]).await.expect("taken after expiry");
+    assert!(
+        started.elapsed() >= Duration::from_millis(100),
+        "waited for the expiry"
+    );
+}
+
+#[tokio::test]
+async fn transfers_in_opposite_directions_do_not_deadlock() {
+    let Some(url) = require_env("REDIS_URL") else {
+        return;
+    };
+    let lock = Arc::new(RedisWalletLock::connect(RedisLockConfig::new(&url)).expect("pool"));
+    let (a, b) = (unique("a"), unique("b"));
+    let forward = {
+        let (lock, a, b) = (lock.clone(), a.clone(), b.clone());
+        tokio::spawn(async move {
+            for _ in 0..50 {
+                let _lease = lock.acquire(&[&a, &b]).await.expect("lock");
+            }
+        })
+    };
+    for _ in 0..50 {
+        let _lease = lock.acquire(&[&b, &a]).await.expect("lock");
+    }
+    forward.await.expect("join");
+}
+
+#[tokio::test]
+async fn a_redis_that_is_down_is_unavailable_not_a_hang() {
+    let mut config = RedisLockConfig::new("redis://127.0.0.1:1");
+    config.command_timeout_ms = 200;
+    let lock = RedisWalletLock::connect(config).expect("pool is lazy");
+    let id = wallet("w");
+    let error = tokio::time::timeout(Duration::from_secs(5), lock.acquire(&[&id]))
+        .await
+        .expect("answers quickly")
+        .err()
+        .expect("refused");
+    assert!(matches!(error, LockError::Unavailable(_)), "{error}");
+}
