@@ -51,6 +51,9 @@ pub struct RelayLimits {
     pub poll_interval_ms: u64,
     /// Pause after a failed read or delivery before the same batch is retried.
     pub retry_backoff_ms: u64,
+    /// Wait after a wake-up before reading, so one batch carries the appends
+    /// of many requests instead of one transaction each.
+    pub linger_ms: u64,
 }
 
 impl Default for RelayLimits {
@@ -59,6 +62,7 @@ impl Default for RelayLimits {
             batch_size_max: 500,
             poll_interval_ms: 200,
             retry_backoff_ms: 500,
+            linger_ms: 5,
         }
     }
 }
@@ -95,7 +99,9 @@ pub async fn run_relay(
             }
             Ok(None) => {
                 tokio::select! {
-                    _ = appended.changed() => {}
+                    _ = appended.changed() => {
+                        tokio::time::sleep(Duration::from_millis(limits.linger_ms)).await;
+                    }
                     _ = shutdown.changed() => {}
                     _ = tokio::time::sleep(Duration::from_millis(limits.poll_interval_ms)) => {}
                 }
