@@ -1,0 +1,501 @@
+//! [`SearchIndex`] on Elasticsearch or OpenSearch, through the `elasticsearch` crate.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use elasticsearch::http::request::JsonBody;
+use elasticsearch::http::response::Response;
+use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
+use elasticsearch::http::Url;
+use elasticsearch::indices::{IndicesCreateParts, IndicesDeleteParts, IndicesRefreshParts};
+use elasticsearch::{BulkParts, Elasticsearch, MgetParts, SearchParts};
+use event_store::RecordedEvent;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use wallet_domain::WalletId;
+
+use crate::documents::{
+    batch_documents, transactions_mapping, wallets_mapping, wallets_to_look_up, BatchDocuments,
+    TransactionSource, WalletIdentity, WalletSource,
+};
+use crate::query::{search_transactions_body, wallet_transactions_body, Page};
+use crate::{
+    IndexOutcome, IndexedWallet, SearchIndex, SearchIndexError, Transaction, TransactionPage,
+    TransactionSearch, BULK_EVENTS_MAX,
+};
+
+/// Bound on one request to the server, connection included.
+pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// Characters of a server's error body kept in an error.
+const ERROR_TEXT_LENGTH_MAX: usize = 1_000;
+/// Failed bulk items described in an error (the rest are only counted).
+const BULK_FAILURES_REPORTED_MAX: usize = 10;
+/// Characters an index prefix may have (index names are at most 255 bytes).
+const INDEX_PREFIX_LENGTH_MAX: usize = 100;
+
+const STATUS_CONFLICT: u16 = 409;
+
+pub struct ElasticsearchIndex {
+    client: Elasticsearch,
+    wallets_index: String,
+    transactions_index: String,
+}
+
+impl ElasticsearchIndex {
+    /// A client of the server at `url` for the indices `<index_prefix>-wallets`
+    /// and `<index_prefix>-transactions`. Sends nothing: call
+    /// [`SearchIndex::ensure_indices`] or [`SearchIndex::ping`] to reach it.
+    pub fn connect(url: &str, index_prefix: &str) -> Result<Self, SearchIndexError> {
+        Self::connect_with_timeout(url, index_prefix, REQUEST_TIMEOUT_MS_DEFAULT)
+    }
+
+    pub fn connect_with_timeout(
+        url: &str,
+        index_prefix: &str,
+        request_timeout_ms: u64,
+    ) -> Result<Self, SearchIndexError> {
+        check_index_prefix(index_prefix)?;
+        let url = Url::parse(url).map_err(|error| {
+            SearchIndexError::InvalidConfig(format!("search index URL {url:?}: {error}"))
+        })?;
+        let transport = TransportBuilder::new(SingleNodeConnectionPool::new(url))
+            .timeout(Duration::from_millis(request_timeout_ms))
+            .build()
+            .map_err(|error| SearchIndexError::InvalidConfig(error.to_string()))?;
+        Ok(Self {
+            client: Elasticsearch::new(transport),
+            wallets_index: format!("{index_prefix}-wallets"),
+            transactions_index: format!("{index_prefix}-transactions"),
+        })
+    }
+
+    pub fn wallets_index(&self) -> &str {
+        &self.wallets_index
+    }
+
+    pub fn transactions_index(&self) -> &str {
+        &self.transactions_index
+    }
+
+    /// Makes everything indexed so far visible to searches (tests and tools;
+    /// the server refreshes on its own every second).
+    pub async fn refresh(&self) -> Result<(), SearchIndexError> {
+        let indices = [
+            self.wallets_index.as_str(),
+            self.transactions_index.as_str(),
+        ];
+        let response = self
+            .client
+            .indices()
+            .refresh(IndicesRefreshParts::Index(&indices))
+            .send()
+            .await;
+        checked(response).await.map(drop)
+    }
+
+    /// Deletes both indices (tests and tools).
+    pub async fn delete_indices(&self) -> Result<(), SearchIndexError> {
+        let indices = [
+            self.wallets_index.as_str(),
+            self.transactions_index.as_str(),
+        ];
+        let response = self
+            .client
+            .indices()
+            .delete(IndicesDeleteParts::Index(&indices))
+            .send()
+            .await;
+        checked(response).await.map(drop)
+    }
+
+    async fn create_index(&self, index: &str, body: Value) -> Result<(), SearchIndexError> {
+        let response = self
+            .client
+            .indices()
+            .create(IndicesCreateParts::Index(index))
+            .body(body)
+            .send()
+            .await;
+        match checked(response).await {
+            Ok(_) => {
+                tracing::info!(index, "search index created");
+                Ok(())
+            }
+            // Another replica (or an earlier start) made it: its mapping is ours.
+            Err(SearchIndexError::Refused { reason, .. })
+                if reason.contains("resource_already_exists_exception") =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Wallet documents by id; ids the index does not hold are absent.
+    async fn wallet_sources(
+        &self,
+        wallet_ids: &[WalletId],
+    ) -> Result<Vec<WalletSource>, SearchIndexError> {
+        if wallet_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = wallet_ids.iter().map(WalletId::as_str).collect();
+        let response = self
+            .client
+            .mget(MgetParts::Index(&self.wallets_index))
+            .body(json!({ "ids": ids }))
+            .send()
+            .await;
+        let body: MgetResponse = read_json(checked(response).await?).await?;
+        let mut sources = Vec::with_capacity(body.docs.len());
+        for doc in body.docs {
+            if let Some(error) = doc.error {
+                return Err(SearchIndexError::Refused {
+                    status: 0,
+                    reason: truncated(&error.to_string()),
+                });
+            }
+            if let (true, Some(source)) = (doc.found, doc.source) {
+                sources.push(source);
+            }
+        }
+        Ok(sources)
+    }
+
+    async fn index_chunk(
+        &self,
+        events: &[RecordedEvent],
+    ) -> Result<IndexOutcome, SearchIndexError> {
+        let mut looked_up = HashMap::new();
+        for source in self.wallet_sources(&wallets_to_look_up(events)).await? {
+            let (wallet_id, identity): (WalletId, WalletIdentity) = source.identity()?;
+            looked_up.insert(wallet_id, identity);
+        }
+        let documents = batch_documents(events, &looked_up)?;
+        let lines = self.bulk_lines(&documents)?;
+        let response = self
+            .client
+            .bulk(BulkParts::None)
+            .body(lines.into_iter().map(JsonBody::new).collect())
+            .send()
+            .await;
+        let body: BulkResponse = read_json(checked(response).await?).await?;
+        bulk_outcome(&body, documents.transactions.len())
+    }
+
+    fn bulk_lines(&self, documents: &BatchDocuments) -> Result<Vec<Value>, SearchIndexError> {
+        let mut lines =
+            Vec::with_capacity(2 * (documents.transactions.len() + documents.wallets.len()));
+        for transaction in &documents.transactions {
+            lines.push(json!({ "index": {
+                "_index": self.transactions_index,
+                "_id": transaction.id.to_string(),
+            }}));
+            lines.push(to_value(transaction)?);
+        }
+        for wallet in &documents.wallets {
+            lines.push(json!({ "index": {
+                "_index": self.wallets_index,
+                "_id": wallet.source.id,
+                "version": wallet.version,
+                "version_type": "external",
+            }}));
+            lines.push(to_value(&wallet.source)?);
+        }
+        Ok(lines)
+    }
+
+    async fn search_page(&self, body: Value) -> Result<TransactionPage, SearchIndexError> {
+        let indices = [self.transactions_index.as_str()];
+        let response = self
+            .client
+            .search(SearchParts::Index(&indices))
+            .body(body)
+            .send()
+            .await;
+        let body: SearchResponse = read_json(checked(response).await?).await?;
+        let items = body
+            .hits
+            .hits
+            .into_iter()
+            .map(|hit| Transaction::try_from(hit.source))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(TransactionPage {
+            items,
+            total: body.hits.total.value,
+        })
+    }
+}
+
+#[async_trait]
+impl SearchIndex for ElasticsearchIndex {
+    async fn ensure_indices(&self) -> Result<(), SearchIndexError> {
+        self.create_index(&self.wallets_index, wallets_mapping())
+            .await?;
+        self.create_index(&self.transactions_index, transactions_mapping())
+            .await
+    }
+
+    async fn index_batch(
+        &self,
+        events: &[RecordedEvent],
+    ) -> Result<IndexOutcome, SearchIndexError> {
+        let mut outcome = IndexOutcome::default();
+        for chunk in events.chunks(BULK_EVENTS_MAX) {
+            let done = self.index_chunk(chunk).await?;
+            outcome.transactions += done.transactions;
+            outcome.wallets_updated += done.wallets_updated;
+            outcome.wallets_already_newer += done.wallets_already_newer;
+        }
+        Ok(outcome)
+    }
+
+    async fn wallet_transactions(
+        &self,
+        wallet_id: &WalletId,
+        limit: Option<usize>,
+        offset: usize,
+    ) -> Result<TransactionPage, SearchIndexError> {
+        let page = Page::parse(limit, offset)?;
+        self.search_page(wallet_transactions_body(wallet_id, page))
+            .await
+    }
+
+    async fn search_transactions(
+        &self,
+        search: &TransactionSearch,
+    ) -> Result<TransactionPage, SearchIndexError> {
+        self.search_page(search_transactions_body(search)?).await
+    }
+
+    async fn wallet(
+        &self,
+        wallet_id: &WalletId,
+    ) -> Result<Option<IndexedWallet>, SearchIndexError> {
+        let sources = self.wallet_sources(std::slice::from_ref(wallet_id)).await?;
+        sources
+            .into_iter()
+            .next()
+            .map(IndexedWallet::try_from)
+            .transpose()
+    }
+
+    async fn ping(&self) -> Result<(), SearchIndexError> {
+        checked(self.client.ping().send().await).await.map(drop)
+    }
+}
+
+/// Serializing our own document types cannot fail on data, but the signature
+/// says it may: keep the error rather than assume.
+fn to_value<T: serde::Serialize>(document: &T) -> Result<Value, SearchIndexError> {
+    serde_json::to_value(document)
+        .map_err(|error| SearchIndexError::Corrupt(format!("cannot serialize: {error}")))
+}
+
+fn check_index_prefix(prefix: &str) -> Result<(), SearchIndexError> {
+    let valid_characters = prefix.chars().all(|character| {
+        character.is_ascii_lowercase() || character.is_ascii_digit() || "-_".contains(character)
+    });
+    let valid_start = prefix
+        .chars()
+        .next()
+        .is_some_and(|first| first.is_ascii_lowercase() || first.is_ascii_digit());
+    if valid_characters && valid_start && prefix.len() <= INDEX_PREFIX_LENGTH_MAX {
+        Ok(())
+    } else {
+        Err(SearchIndexError::InvalidConfig(format!(
+            "index prefix {prefix:?} must be 1 to {INDEX_PREFIX_LENGTH_MAX} lower-case letters, \
+             digits, '-' or '_', starting with a letter or digit"
+        )))
+    }
+}
+
+fn truncated(text: &str) -> String {
+    text.chars().take(ERROR_TEXT_LENGTH_MAX).collect()
+}
+
+/// The response when the server answered with success; otherwise the error.
+async fn checked(
+    response: Result<Response, elasticsearch::Error>,
+) -> Result<Response, SearchIndexError> {
+    let response = response.map_err(|error| SearchIndexError::Unavailable(error.to_string()))?;
+    let status = response.status_code();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let reason = response
+        .text()
+        .await
+        .unwrap_or_else(|error| format!("(unreadable body: {error})"));
+    Err(SearchIndexError::Refused {
+        status: status.as_u16(),
+        reason: truncated(&reason),
+    })
+}
+
+async fn read_json<T: DeserializeOwned>(response: Response) -> Result<T, SearchIndexError> {
+    response
+        .json()
+        .await
+        .map_err(|error| SearchIndexError::Unavailable(format!("unreadable response: {error}")))
+}
+
+#[derive(Debug, Deserialize)]
+struct MgetResponse {
+    docs: Vec<MgetDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MgetDoc {
+    #[serde(default)]
+    found: bool,
+    #[serde(rename = "_source")]
+    source: Option<WalletSource>,
+    error: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchResponse {
+    hits: SearchHits,
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchHits {
+    total: SearchTotal,
+    hits: Vec<SearchHit>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchTotal {
+    value: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchHit {
+    #[serde(rename = "_source")]
+    source: TransactionSource,
+}
+
+#[derive(Debug, Deserialize)]
+struct BulkResponse {
+    errors: bool,
+    items: Vec<HashMap<String, BulkItem>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BulkItem {
+    #[serde(rename = "_index")]
+    index: String,
+    #[serde(rename = "_id")]
+    id: String,
+    status: u16,
+    error: Option<Value>,
+}
+
+/// Counts what the bulk did. The first `transactions` items are transaction
+/// documents, the rest wallet documents, in the order they were sent. A
+/// version conflict on a wallet means it already holds a newer state; any
+/// other failed item fails the batch.
+fn bulk_outcome(
+    body: &BulkResponse,
+    transactions: usize,
+) -> Result<IndexOutcome, SearchIndexError> {
+    let mut outcome = IndexOutcome::default();
+    let mut failures = Vec::new();
+    let mut failed = 0;
+    for (position, item) in body.items.iter().flat_map(HashMap::values).enumerate() {
+        let is_wallet = position >= transactions;
+        match (item.error.as_ref(), is_wallet) {
+            (None, false) => outcome.transactions += 1,
+            (None, true) => outcome.wallets_updated += 1,
+            (Some(_), true) if item.status == STATUS_CONFLICT => {
+                outcome.wallets_already_newer += 1;
+            }
+            (Some(error), _) => {
+                failed += 1;
+                if failures.len() < BULK_FAILURES_REPORTED_MAX {
+                    failures.push(truncated(&format!(
+                        "{}/{}: {} {}",
+                        item.index, item.id, item.status, error
+                    )));
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(SearchIndexError::BulkItemsFailed {
+            failed,
+            total: body.items.len(),
+            first: failures,
+        });
+    }
+    if body.errors && outcome.wallets_already_newer == 0 {
+        // The server says something failed, yet no item says what.
+        return Err(SearchIndexError::BulkItemsFailed {
+            failed: 0,
+            total: body.items.len(),
+            first: vec!["errors flag set with no failed item".into()],
+        });
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(value: Value) -> BulkResponse {
+        serde_json::from_value(value).expect("bulk response shape")
+    }
+
+    #[test]
+    fn prefixes_are_index_name_safe() {
+        assert!(check_index_prefix("wallex").is_ok());
+        assert!(check_index_prefix("wallex_it_0190abc").is_ok());
+        for bad in ["", "Wallex", "-wallex", "_wallex", "wal lex", "wal/lex"] {
+            assert!(check_index_prefix(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_wallet_version_conflict_is_not_a_failure() {
+        let body = response(json!({
+            "errors": true,
+            "items": [
+                { "index": { "_index": "t", "_id": "e1", "status": 200 } },
+                { "index": { "_index": "w", "_id": "w1", "status": 409,
+                             "error": { "type": "version_conflict_engine_exception" } } }
+            ]
+        }));
+        let outcome = bulk_outcome(&body, 1).expect("conflict is fine");
+        assert_eq!(outcome.transactions, 1);
+        assert_eq!(outcome.wallets_already_newer, 1);
+    }
+
+    #[test]
+    fn any_other_item_failure_fails_the_batch() {
+        let body = response(json!({
+            "errors": true,
+            "items": [
+                { "index": { "_index": "t", "_id": "e1", "status": 409,
+                             "error": { "type": "version_conflict_engine_exception" } } },
+                { "index": { "_index": "w", "_id": "w1", "status": 400,
+                             "error": { "type": "mapper_parsing_exception" } } }
+            ]
+        }));
+        let refused = bulk_outcome(&body, 1);
+        assert!(
+            matches!(
+                refused,
+                Err(SearchIndexError::BulkItemsFailed {
+                    failed: 2,
+                    total: 2,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! The search index port: wallets and their transactions, as the history and
+//! search endpoints see them.
+//!
+//! Every event becomes one transaction document whose id is the event id, so a
+//! redelivered event overwrites the same document and indexing is idempotent.
+//! Each wallet has one document whose version is the stream version of the
+//! last event applied to it (external versioning): an older event that arrives
+//! after a newer one cannot move a wallet back in time.
+//!
+//! Money is stored twice: as exact decimal text (what is returned) and as whole
+//! cents in a `long` (what range filters compare). No float ever holds it.
+//!
+//! Error policy: every failure is a [`SearchIndexError`]; a server that does
+//! not answer or refuses is an operating error the caller retries (indexing is
+//! idempotent, so retrying a whole batch is safe); an invalid query is the
+//! caller's error, to be shown as such.
+
+mod documents;
+mod elasticsearch;
+mod query;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use event_store::RecordedEvent;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use uuid::Uuid;
+use wallet_domain::{Balance, OwnerId, WalletId};
+
+pub use crate::elasticsearch::{ElasticsearchIndex, REQUEST_TIMEOUT_MS_DEFAULT};
+
+/// Transactions one query returns when the caller names no limit.
+pub const TRANSACTIONS_LIMIT_DEFAULT: usize = 50;
+/// Transactions one query returns at most.
+pub const TRANSACTIONS_LIMIT_MAX: usize = 500;
+/// How deep offset paging may reach (`offset + limit`): the server's default
+/// `index.max_result_window`, beyond which it refuses the search.
+pub const RESULT_WINDOW_MAX: usize = 10_000;
+/// Characters of free text one search may carry.
+pub const QUERY_TEXT_LENGTH_MAX: usize = 200;
+/// Events one `_bulk` request carries at most; a larger batch is indexed in
+/// several requests, in order.
+pub const BULK_EVENTS_MAX: usize = 2_000;
+
+/// One event as the search index holds it: a movement of money (or, for
+/// `WalletCreated`, the opening balance) seen from one wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transaction {
+    /// The id of the event, which is the id of the document.
+    pub id: Uuid,
+    pub wallet_id: WalletId,
+    pub owner_id: OwnerId,
+    /// The event type: `WalletCreated`, `WalletCredited`, `WalletDebited`,
+    /// `TransferSent` or `TransferReceived`.
+    #[serde(rename = "type")]
+    pub transaction_type: String,
+    /// The amount moved, never negative; the direction is in the type.
+    pub amount: Balance,
+    pub balance_after: Balance,
+    pub counterparty_wallet_id: Option<WalletId>,
+    pub transfer_id: Option<Uuid>,
+    pub description: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    /// Global position of the event in the event store.
+    pub position: u64,
+    /// Version of the event in its wallet's stream.
+    pub stream_version: u64,
+}
+
+/// A wallet as of the newest event the index has applied to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexedWallet {
+    pub id: WalletId,
+    pub owner_id: OwnerId,
+    pub balance: Balance,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: u64,
+}
+
+/// One page of transactions, newest first, and how many match in all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransactionPage {
+    pub items: Vec<Transaction>,
+    pub total: u64,
+}
+
+/// Filters of a transaction search; every one given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransactionSearch {
+    pub owner_id: Option<OwnerId>,
+    pub wallet_id: Option<WalletId>,
+    /// Occurred at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Occurred at or before this instant.
+    pub to: Option<DateTime<Utc>>,
+    /// Amount at least this much (inclusive).
+    pub min_amount: Option<Decimal>,
+    /// Amount at most this much (inclusive).
+    pub max_amount: Option<Decimal>,
+    /// Full text on the description: every word must occur.
+    pub q: Option<String>,
+    /// At most [`TRANSACTIONS_LIMIT_MAX`]; [`TRANSACTIONS_LIMIT_DEFAULT`] when `None`.
+    pub limit: Option<usize>,
+    pub offset: usize,
+}
+
+/// What one `index_batch` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexOutcome {
+    /// Transaction documents written (a redelivered event is written again, unchanged).
+    pub transactions: usize,
+    /// Wallet documents moved to a newer version.
+    pub wallets_updated: usize,
+    /// Wallet documents left alone because the index already held that
+    /// version or a newer one.
+    pub wallets_already_newer: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchIndexError {
+    #[error("invalid search index configuration: {0}")]
+    InvalidConfig(String),
+    #[error("search index unavailable: {0}")]
+    Unavailable(String),
+    #[error("search index refused the request with status {status}: {reason}")]
+    Refused { status: u16, reason: String },
+    #[error("{failed} of {total} bulk items failed; first failures: {first:?}")]
+    BulkItemsFailed {
+        failed: usize,
+        total: usize,
+        first: Vec<String>,
+    },
+    /// An event of a wallet whose `WalletCreated` the index has not seen: it
+    /// is missing or still on its way, so the batch must be retried later.
+    #[error("wallet {0} has no WalletCreated in the search index yet")]
+    UnknownWallet(WalletId),
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    #[error("search index holds an unreadable document: {0}")]
+    Corrupt(String),
+}
+
+#[async_trait]
+pub trait SearchIndex: Send + Sync {
+    /// Creates both indices with their mappings unless they exist already.
+    async fn ensure_indices(&self) -> Result<(), SearchIndexError>;
+
+    /// Indexes a batch of events (each wallet's in stream-version order):
+    /// one `_bulk` request per [`BULK_EVENTS_MAX`] events. Idempotent.
+    async fn index_batch(&self, events: &[RecordedEvent])
+        -> Result<IndexOutcome, SearchIndexError>;
+
+    /// One wallet's transactions, newest first.
+    async fn wallet_transactions(
+        &self,
+        wallet_id: &WalletId,
+        limit: Option<usize>,
+        offset: usize,
+    ) -> Result<TransactionPage, SearchIndexError>;
+
+    /// Transactions matching every filter given, newest first.
+    async fn search_transactions(
+        &self,
+        search: &TransactionSearch,
+    ) -> Result<TransactionPage, SearchIndexError>;
+
+    /// The wallet document, when the index has one.
+    async fn wallet(&self, wallet_id: &WalletId)
+        -> Result<Option<IndexedWallet>, SearchIndexError>;
+
+    /// Whether the server answers, for health checks.
+    async fn ping(&self) -> Result<(), SearchIndexError>;
+}

@@ -1,0 +1,188 @@
+//! Search request bodies, built from validated filters. No I/O here.
+
+use chrono::SecondsFormat;
+use serde_json::{json, Value};
+use wallet_domain::WalletId;
+
+use crate::documents::{cents_ceiling, cents_floor};
+use crate::{
+    SearchIndexError, TransactionSearch, QUERY_TEXT_LENGTH_MAX, RESULT_WINDOW_MAX,
+    TRANSACTIONS_LIMIT_DEFAULT, TRANSACTIONS_LIMIT_MAX,
+};
+
+/// A validated page request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Page {
+    pub limit: usize,
+    pub offset: usize,
+}
+
+impl Page {
+    pub(crate) fn parse(limit: Option<usize>, offset: usize) -> Result<Self, SearchIndexError> {
+        let limit = limit.unwrap_or(TRANSACTIONS_LIMIT_DEFAULT);
+        if limit > TRANSACTIONS_LIMIT_MAX {
+            return Err(SearchIndexError::InvalidQuery(format!(
+                "limit must be at most {TRANSACTIONS_LIMIT_MAX}"
+            )));
+        }
+        if offset.saturating_add(limit) > RESULT_WINDOW_MAX {
+            return Err(SearchIndexError::InvalidQuery(format!(
+                "offset + limit must be at most {RESULT_WINDOW_MAX}"
+            )));
+        }
+        Ok(Self { limit, offset })
+    }
+}
+
+/// Newest first: the global position orders every event of every wallet.
+fn search_body(page: Page, filters: Vec<Value>, must: Vec<Value>) -> Value {
+    json!({
+        "from": page.offset,
+        "size": page.limit,
+        "track_total_hits": true,
+        "sort": [{ "position": { "order": "desc" } }],
+        "query": { "bool": { "filter": filters, "must": must } }
+    })
+}
+
+pub(crate) fn wallet_transactions_body(wallet_id: &WalletId, page: Page) -> Value {
+    search_body(
+        page,
+        vec![json!({ "term": { "walletId": wallet_id.as_str() } })],
+        Vec::new(),
+    )
+}
+
+pub(crate) fn search_transactions_body(
+    search: &TransactionSearch,
+) -> Result<Value, SearchIndexError> {
+    let page = Page::parse(search.limit, search.offset)?;
+    if let (Some(from), Some(to)) = (search.from, search.to) {
+        if from > to {
+            return Err(SearchIndexError::InvalidQuery(
+                "from must not be after to".into(),
+            ));
+        }
+    }
+    if let (Some(min), Some(max)) = (search.min_amount, search.max_amount) {
+        if min > max {
+            return Err(SearchIndexError::InvalidQuery(
+                "minAmount must not be greater than maxAmount".into(),
+            ));
+        }
+    }
+
+    let mut filters = Vec::new();
+    if let Some(owner_id) = &search.owner_id {
+        filters.push(json!({ "term": { "ownerId": owner_id.as_str() } }));
+    }
+    if let Some(wallet_id) = &search.wallet_id {
+        filters.push(json!({ "term": { "walletId": wallet_id.as_str() } }));
+    }
+    if search.from.is_some() || search.to.is_some() {
+        let mut range = serde_json::Map::new();
+        if let Some(from) = search.from {
+            range.insert(
+                "gte".into(),
+                from.to_rfc3339_opts(SecondsFormat::AutoSi, true).into(),
+            );
+        }
+        if let Some(to) = search.to {
+            range.insert(
+                "lte".into(),
+                to.to_rfc3339_opts(SecondsFormat::AutoSi, true).into(),
+            );
+        }
+        filters.push(json!({ "range": { "occurredAt": range } }));
+    }
+    if search.min_amount.is_some() || search.max_amount.is_some() {
+        let mut range = serde_json::Map::new();
+        if let Some(min) = search.min_amount {
+            range.insert("gte".into(), cents_ceiling(min).into());
+        }
+        if let Some(max) = search.max_amount {
+            range.insert("lte".into(), cents_floor(max).into());
+        }
+        filters.push(json!({ "range": { "amountCents": range } }));
+    }
+
+    let mut must = Vec::new();
+    if let Some(text) = search
+        .q
+        .as_deref()
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+    {
+        if text.chars().count() > QUERY_TEXT_LENGTH_MAX {
+            return Err(SearchIndexError::InvalidQuery(format!(
+                "q must be at most {QUERY_TEXT_LENGTH_MAX} characters"
+            )));
+        }
+        must.push(json!({
+            "match": { "description": { "query": text, "operator": "and" } }
+        }));
+    }
+    Ok(search_body(page, filters, must))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use rust_decimal::Decimal;
+
+    use super::*;
+
+    #[test]
+    fn page_defaults_and_bounds() {
+        assert_eq!(
+            Page::parse(None, 0).expect("default"),
+            Page {
+                limit: TRANSACTIONS_LIMIT_DEFAULT,
+                offset: 0
+            }
+        );
+        assert!(Page::parse(Some(TRANSACTIONS_LIMIT_MAX), 0).is_ok());
+        assert!(Page::parse(Some(TRANSACTIONS_LIMIT_MAX + 1), 0).is_err());
+        assert!(Page::parse(Some(1), RESULT_WINDOW_MAX).is_err());
+        assert!(Page::parse(Some(1), usize::MAX).is_err());
+    }
+
+    #[test]
+    fn amounts_filter_on_whole_cents() {
+        let search = TransactionSearch {
+            min_amount: Some(Decimal::from_str("0.10").expect("decimal")),
+            max_amount: Some(Decimal::from_str("1000000000000").expect("decimal")),
+            ..TransactionSearch::default()
+        };
+        let body = search_transactions_body(&search).expect("valid");
+        let range = &body["query"]["bool"]["filter"][0]["range"]["amountCents"];
+        assert_eq!(range["gte"], json!(10));
+        assert_eq!(range["lte"], json!(100_000_000_000_000_i64));
+    }
+
+    #[test]
+    fn inverted_ranges_and_long_text_are_refused() {
+        let inverted = TransactionSearch {
+            min_amount: Some(Decimal::TWO),
+            max_amount: Some(Decimal::ONE),
+            ..TransactionSearch::default()
+        };
+        assert!(search_transactions_body(&inverted).is_err());
+        let long = TransactionSearch {
+            q: Some("x".repeat(QUERY_TEXT_LENGTH_MAX + 1)),
+            ..TransactionSearch::default()
+        };
+        assert!(search_transactions_body(&long).is_err());
+    }
+
+    #[test]
+    fn blank_text_matches_everything() {
+        let search = TransactionSearch {
+            q: Some("  ".into()),
+            ..TransactionSearch::default()
+        };
+        let body = search_transactions_body(&search).expect("valid");
+        assert_eq!(body["query"]["bool"]["must"], json!([]));
+    }
+}
