@@ -5,8 +5,12 @@
 //! a conflict, never a lost update. All streams also form one log in global
 //! position order, which is the outbox the relays read: an event that is
 //! stored is published, one that is not is not.
+//!
+//! Two implementations: [`EmbeddedEventStore`] (one SQLite file, the default)
+//! and [`PostgresEventStore`] (shared by every replica in the distributed mode).
 
 mod embedded;
+mod postgres;
 mod recorded;
 
 use async_trait::async_trait;
@@ -14,6 +18,7 @@ use tokio::sync::watch;
 use wallet_domain::{EventDecodeError, WalletEvent, WalletId};
 
 pub use embedded::EmbeddedEventStore;
+pub use postgres::PostgresEventStore;
 pub use recorded::RecordedEvent;
 
 /// Events to append to one stream, valid only if the stream is at `expected_version`.

@@ -1,0 +1,489 @@
+//! The PostgreSQL event store: the log of the distributed mode, shared by every
+//! replica of the service.
+//!
+//! Writes go through one writer task per process. It takes appends from a
+//! bounded queue and commits as many as are waiting (up to
+//! [`GROUP_COMMIT_BATCH_MAX`]) in one transaction, each in its own savepoint,
+//! so one commit serves the whole group and one append's refusal rolls back
+//! only that append. A caller is answered only after COMMIT has returned, so a
+//! 2xx is never lost; when the transaction as a whole fails, every append in
+//! it is answered [`StoreError::Unavailable`].
+//!
+//! Reads (`read_stream`, `read_all`, `head_position`, idempotent responses) go
+//! straight to the pool.
+//!
+//! # Why positions never appear out of order
+//! A sequence alone hands out positions in `nextval` order, but transactions
+//! commit in their own order: a reader could see position 8 committed while 7
+//! is still in flight, move its checkpoint past 7, and never publish it. So
+//! every append transaction first takes one transaction-scoped advisory lock,
+//! [`POSITION_ALLOCATOR_LOCK_KEY`], and only then calls `nextval`. The lock is
+//! released after the commit is visible, so the next holder's positions are
+//! both higher and committed later: every snapshot sees a prefix of the log,
+//! give or take holes left by rolled-back savepoints, which nothing will ever
+//! fill and readers simply step over. The lock serializes writers across all
+//! processes; group commit is what keeps that fast (one lock and one commit
+//! per group, not per append).
+
+use async_trait::async_trait;
+use postgres_support::PostgresError;
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::{Acquire, Row};
+use tokio::sync::{mpsc, oneshot, watch};
+use wallet_domain::{WalletEvent, WalletId};
+
+use crate::{
+    AppendError, AppendOutcome, AppendRequest, EventStore, IdempotentResponse, RecordedEvent,
+    StoreError, StreamAppend, READ_ALL_BATCH_MAX,
+};
+
+/// Appends committed together in one transaction at most.
+pub const GROUP_COMMIT_BATCH_MAX: usize = 256;
+/// Appends waiting for the writer task at most; callers wait for room beyond it.
+pub const APPEND_QUEUE_CAPACITY: usize = 4_096;
+/// The key of the advisory lock that makes the position sequence a single
+/// allocator across processes ("WALLEXPS" in ASCII, so it collides with no
+/// other lock of ours by chance).
+pub const POSITION_ALLOCATOR_LOCK_KEY: i64 = 0x5741_4c4c_4558_5053;
+/// How long a group commit waits for the allocator lock before it gives up
+/// (and answers its appends `Unavailable`): a stuck peer must not stall us forever.
+pub const ALLOCATOR_LOCK_TIMEOUT_MS: u64 = 5_000;
+/// Bound on any one statement of a group commit, COMMIT included.
+pub const GROUP_COMMIT_STATEMENT_TIMEOUT_MS: u64 = 10_000;
+
+const UNIQUE_VIOLATION: &str = "23505";
+const EVENTS_STREAM_VERSION_CONSTRAINT: &str = "events_stream_version_key";
+const IDEMPOTENCY_KEY_CONSTRAINT: &str = "idempotency_keys_pkey";
+const EVENT_ID_CONSTRAINT: &str = "events_event_id_key";
+
+struct AppendJob {
+    request: AppendRequest,
+    /// Each stream's events as JSON, encoded by the caller: off the single
+    /// writer task, and a failure refuses only that append.
+    payloads: Vec<Vec<String>>,
+    reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
+}
+
+pub struct PostgresEventStore {
+    pool: PgPool,
+    appends: mpsc::Sender<AppendJob>,
+    head: watch::Receiver<u64>,
+}
+
+impl From<PostgresError> for StoreError {
+    fn from(error: PostgresError) -> Self {
+        StoreError::Unavailable(error.to_string())
+    }
+}
+
+fn unavailable(error: sqlx::Error) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or_default()
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl PostgresEventStore {
+    /// Starts the writer task on a pool whose schema is migrated (build it
+    /// with `postgres_support::connect`). Must be called inside a Tokio runtime.
+    pub async fn connect(pool: PgPool) -> Result<Self, StoreError> {
+        let head_position = current_head(&pool).await?;
+        let (appends, queue) = mpsc::channel(APPEND_QUEUE_CAPACITY);
+        let (head_sender, head) = watch::channel(head_position);
+        tokio::spawn(run_writer(pool.clone(), queue, head_sender));
+        Ok(Self {
+            pool,
+            appends,
+            head,
+        })
+    }
+}
+
+async fn current_head(pool: &PgPool) -> Result<u64, StoreError> {
+    let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+        .fetch_one(pool)
+        .await
+        .map_err(unavailable)?;
+    Ok(to_u64(head))
+}
+
+/// Ends when the store is dropped (its queue closes) and the queue is drained.
+async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<AppendJob>, head: watch::Sender<u64>) {
+    while let Some(first) = queue.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < GROUP_COMMIT_BATCH_MAX {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcomes = match commit_group(&pool, &jobs).await {
+            Ok(outcomes) => outcomes,
+            Err(error) => {
+                let message = error.to_string();
+                tracing::error!(error = %message, appends = jobs.len(), "event store group commit failed");
+                jobs.iter()
+                    .map(|_| Err(AppendError::Store(StoreError::Unavailable(message.clone()))))
+                    .collect()
+            }
+        };
+        if let Some(last) = outcomes
+            .iter()
+            .filter_map(|outcome| outcome.as_ref().ok())
+            .map(|outcome| outcome.last_position)
+            .max()
+        {
+            head.send_if_modified(|head| {
+                let advanced = last > *head;
+                if advanced {
+                    *head = last;
+                }
+                advanced
+            });
+        }
+        for (job, outcome) in jobs.into_iter().zip(outcomes) {
+            // A caller that gave up waiting still has its events stored.
+            let _ = job.reply.send(outcome);
+        }
+    }
+}
+
+/// One transaction for the whole group; the outer error fails every append in it.
+async fn commit_group(
+    pool: &PgPool,
+    jobs: &[AppendJob],
+) -> Result<Vec<Result<AppendOutcome, AppendError>>, sqlx::Error> {
+    let mut transaction = pool.begin().await?;
+    sqlx::query(
+        "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
+    )
+    .bind(format!("{ALLOCATOR_LOCK_TIMEOUT_MS}ms"))
+    .bind(format!("{GROUP_COMMIT_STATEMENT_TIMEOUT_MS}ms"))
+    .execute(&mut *transaction)
+    .await?;
+    // The single allocator: taken right before any nextval of this transaction
+    // and held until COMMIT, so positions become visible in commit order (see
+    // the module documentation). Waiting here is waiting for other processes'
+    // group commits, never for a reader.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(POSITION_ALLOCATOR_LOCK_KEY)
+        .execute(&mut *transaction)
+        .await?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        outcomes.push(append_in_savepoint(&mut transaction, job).await?);
+    }
+    transaction.commit().await?;
+    Ok(outcomes)
+}
+
+/// Outer error: the transaction itself broke. Inner error: this append is refused
+/// and its savepoint rolled back (a position it took stays a hole).
+async fn append_in_savepoint(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    job: &AppendJob,
+) -> Result<Result<AppendOutcome, AppendError>, sqlx::Error> {
+    let request = &job.request;
+    let mut savepoint = transaction.begin().await?;
+    let attempt = insert_append(&mut savepoint, request, &job.payloads).await;
+    match attempt {
+        Ok(Ok(outcome)) => {
+            savepoint.commit().await?;
+            Ok(Ok(outcome))
+        }
+        Ok(Err(refusal)) => {
+            savepoint.rollback().await?;
+            Ok(Err(refusal))
+        }
+        Err(error) => {
+            let Some(constraint) = unique_violation(&error) else {
+                return Err(error);
+            };
+            savepoint.rollback().await?;
+            Ok(Err(refusal_for(transaction, request, &constraint).await?))
+        }
+    }
+}
+
+/// The constraint a `23505` unique violation names, if `error` is one.
+fn unique_violation(error: &sqlx::Error) -> Option<String> {
+    let database_error = error.as_database_error()?;
+    if database_error.code().as_deref() != Some(UNIQUE_VIOLATION) {
+        return None;
+    }
+    Some(database_error.constraint().unwrap_or_default().to_owned())
+}
+
+/// Maps a unique violation, after its savepoint is rolled back, to the refusal the caller sees.
+async fn refusal_for(
+    connection: &mut PgConnection,
+    request: &AppendRequest,
+    constraint: &str,
+) -> Result<AppendError, sqlx::Error> {
+    match constraint {
+        IDEMPOTENCY_KEY_CONSTRAINT => Ok(AppendError::IdempotencyKeyTaken(
+            request
+                .idempotent_response
+                .as_ref()
+                .map(|response| response.key.clone())
+                .unwrap_or_default(),
+        )),
+        EVENTS_STREAM_VERSION_CONSTRAINT => stale_stream(connection, &request.streams).await,
+        EVENT_ID_CONSTRAINT => Ok(AppendError::Store(StoreError::Unavailable(
+            "an event of this append has an event id that is already stored".into(),
+        ))),
+        other => Ok(AppendError::Store(StoreError::Unavailable(format!(
+            "unexpected unique violation on {other:?}"
+        )))),
+    }
+}
+
+/// The version conflict to report when the unique index, not the version
+/// check, refused an append: the first stream not at its expected version.
+async fn stale_stream(
+    connection: &mut PgConnection,
+    streams: &[StreamAppend],
+) -> Result<AppendError, sqlx::Error> {
+    let mut first_conflict = None;
+    for stream in streams {
+        let actual = stream_version(connection, &stream.wallet_id).await?;
+        if actual != stream.expected_version || first_conflict.is_none() {
+            first_conflict = Some(AppendError::VersionConflict {
+                wallet_id: stream.wallet_id.clone(),
+                expected: stream.expected_version,
+                actual,
+            });
+        }
+        if actual != stream.expected_version {
+            break;
+        }
+    }
+    Ok(first_conflict.unwrap_or_else(|| {
+        AppendError::Store(StoreError::Unavailable(
+            "unique violation on an append with no streams".into(),
+        ))
+    }))
+}
+
+async fn stream_version(
+    connection: &mut PgConnection,
+    wallet_id: &WalletId,
+) -> Result<u64, sqlx::Error> {
+    let version: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = $1")
+            .bind(wallet_id.as_str())
+            .fetch_one(connection)
+            .await?;
+    Ok(to_u64(version))
+}
+
+/// Inserts the idempotent response, then every event of `request`, each only
+/// if its stream is exactly one version behind it. The key goes first so that
+/// a taken key is refused before it costs a position.
+async fn insert_append(
+    connection: &mut PgConnection,
+    request: &AppendRequest,
+    payloads: &[Vec<String>],
+) -> Result<Result<AppendOutcome, AppendError>, sqlx::Error> {
+    if let Some(response) = &request.idempotent_response {
+        insert_idempotent_response(connection, response).await?;
+    }
+    let mut last_position = 0;
+    for (stream, stream_payloads) in request.streams.iter().zip(payloads) {
+        for ((offset, event), payload) in (1u64..).zip(&stream.events).zip(stream_payloads) {
+            let version = stream.expected_version + offset;
+            match insert_event(connection, &stream.wallet_id, version, event, payload).await? {
+                Some(position) => last_position = position,
+                None => {
+                    // Less the events this savepoint already added to the stream.
+                    let actual = stream_version(connection, &stream.wallet_id).await?;
+                    return Ok(Err(AppendError::VersionConflict {
+                        wallet_id: stream.wallet_id.clone(),
+                        expected: stream.expected_version,
+                        actual: actual.saturating_sub(offset - 1),
+                    }));
+                }
+            }
+        }
+    }
+    Ok(Ok(AppendOutcome { last_position }))
+}
+
+/// The new event's position, or `None` when its stream is not at `version - 1`.
+/// The version check and the insert are one statement, and `nextval` runs only
+/// when the check passes, so a stale append leaves no hole.
+async fn insert_event(
+    connection: &mut PgConnection,
+    wallet_id: &WalletId,
+    version: u64,
+    event: &WalletEvent,
+    payload: &str,
+) -> Result<Option<u64>, sqlx::Error> {
+    let position: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO events (position, event_id, stream_id, version, event_type, payload) \
+         SELECT nextval('event_positions'), $1, $2, $3, $4, $5 \
+         WHERE (SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = $2) = $3 - 1 \
+         RETURNING position",
+    )
+    .bind(event.event_id)
+    .bind(wallet_id.as_str())
+    .bind(to_i64(version))
+    .bind(event.type_name())
+    .bind(payload)
+    .fetch_optional(connection)
+    .await?;
+    Ok(position.map(to_u64))
+}
+
+async fn insert_idempotent_response(
+    connection: &mut PgConnection,
+    response: &IdempotentResponse,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO idempotency_keys \
+         (idempotency_key, request_fingerprint, response_status, response_body) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&response.key)
+    .bind(&response.request_fingerprint)
+    .bind(i32::from(response.status))
+    .bind(&response.body)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+fn encode_payloads(request: &AppendRequest) -> Result<Vec<Vec<String>>, StoreError> {
+    request
+        .streams
+        .iter()
+        .map(|stream| {
+            stream
+                .events
+                .iter()
+                .map(|event| {
+                    event.to_json().map_err(|error| {
+                        StoreError::Unavailable(format!("event cannot be encoded: {error}"))
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn decode_rows(rows: Vec<sqlx::postgres::PgRow>) -> Result<Vec<RecordedEvent>, StoreError> {
+    rows.into_iter()
+        .map(|row| {
+            let position: i64 = row.try_get("position").map_err(unavailable)?;
+            let version: i64 = row.try_get("version").map_err(unavailable)?;
+            let payload: &str = row.try_get("payload").map_err(unavailable)?;
+            let position = to_u64(position);
+            let event = WalletEvent::from_json(payload)
+                .map_err(|source| StoreError::Corrupt { position, source })?;
+            Ok(RecordedEvent {
+                position,
+                stream_version: to_u64(version),
+                event,
+            })
+        })
+        .collect()
+}
+
+#[async_trait]
+impl EventStore for PostgresEventStore {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        let payloads = encode_payloads(&request)?;
+        let (reply, outcome) = oneshot::channel();
+        self.appends
+            .send(AppendJob {
+                request,
+                payloads,
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Unavailable("event store writer has stopped".into()))?;
+        outcome
+            .await
+            .map_err(|_| StoreError::Unavailable("event store writer has stopped".into()))?
+    }
+
+    async fn read_stream(
+        &self,
+        wallet_id: &WalletId,
+        after_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT position, version, payload FROM events \
+             WHERE stream_id = $1 AND version > $2 ORDER BY version",
+        )
+        .bind(wallet_id.as_str())
+        .bind(to_i64(after_version))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        decode_rows(rows)
+    }
+
+    async fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let limit = to_i64(limit.min(READ_ALL_BATCH_MAX) as u64);
+        let rows = sqlx::query(
+            "SELECT position, version, payload FROM events \
+             WHERE position > $1 ORDER BY position LIMIT $2",
+        )
+        .bind(to_i64(after_position))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        decode_rows(rows)
+    }
+
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        current_head(&self.pool).await
+    }
+
+    async fn find_idempotent_response(
+        &self,
+        key: &str,
+    ) -> Result<Option<IdempotentResponse>, StoreError> {
+        let row = sqlx::query(
+            "SELECT idempotency_key, request_fingerprint, response_status, response_body \
+             FROM idempotency_keys WHERE idempotency_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let status: i32 = row.try_get("response_status").map_err(unavailable)?;
+        Ok(Some(IdempotentResponse {
+            key: row.try_get("idempotency_key").map_err(unavailable)?,
+            request_fingerprint: row.try_get("request_fingerprint").map_err(unavailable)?,
+            status: u16::try_from(status).map_err(|_| {
+                StoreError::Unavailable(format!("stored response status {status} is not a u16"))
+            })?,
+            body: row.try_get("response_body").map_err(unavailable)?,
+        }))
+    }
+
+    /// Advanced after each commit of this process; other processes' appends
+    /// are found by polling `read_all`.
+    fn appended(&self) -> watch::Receiver<u64> {
+        self.head.clone()
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+}

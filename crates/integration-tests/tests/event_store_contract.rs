@@ -1,0 +1,631 @@
+//! The `EventStore` contract, written once and run against every implementation:
+//! the embedded store (always, in a temporary directory) and PostgreSQL (when
+//! `DATABASE_URL` is set, each test in a database of its own, dropped at the end).
+//!
+//! Each case is an async fn taking `&dyn EventStore` on an empty store; the
+//! `contract!` macro at the bottom makes one test per case and implementation.
+
+use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+
+use chrono::Utc;
+use event_store::{
+    AppendError, AppendRequest, EmbeddedEventStore, EventStore, IdempotentResponse,
+    PostgresEventStore, RecordedEvent, StreamAppend, READ_ALL_BATCH_MAX,
+};
+use integration_tests::{require_env, unique_name};
+use rust_decimal::Decimal;
+use sqlx::postgres::{PgConnectOptions, PgPool};
+use sqlx::Connection;
+use uuid::Uuid;
+use wallet_domain::{
+    decide, evolve, Amount, Balance, Command, CommandKind, EventMetadata, OwnerId, WalletEvent,
+    WalletId, WalletState,
+};
+
+/// Connections of the pool behind one PostgreSQL store under test.
+const POOL_CONNECTIONS_MAX: u32 = 8;
+/// Appenders racing for one stream version.
+const CONCURRENT_APPENDERS: usize = 16;
+/// Batch size of the paged reads, small so that a read spans many batches.
+const PAGE_SIZE: usize = 7;
+/// Bound on the pages of one full read of a test's log.
+const PAGES_MAX: usize = 10_000;
+
+// --- events, decided by the domain so the stores see real ones -------------
+
+/// One wallet's stream as a writer sees it: its id and the state folded so far.
+struct Stream {
+    id: WalletId,
+    state: WalletState,
+}
+
+impl Stream {
+    fn new(raw: &str) -> Self {
+        Self {
+            id: WalletId::parse(raw).expect("wallet id"),
+            state: WalletState::default(),
+        }
+    }
+
+    fn version(&self) -> u64 {
+        self.state.version()
+    }
+
+    /// The next event (a creation, then one-cent credits), not yet folded in.
+    fn propose(&self) -> WalletEvent {
+        let kind = match self.state {
+            WalletState::Absent => CommandKind::Create {
+                owner_id: OwnerId::parse("owner").expect("owner id"),
+                initial_balance: Balance::opening("initialBalance", Decimal::from(100))
+                    .expect("balance"),
+            },
+            WalletState::Open(_) => CommandKind::Credit {
+                amount: Amount::parse("amount", Decimal::new(1, 2)).expect("amount"),
+                description: None,
+            },
+        };
+        let command = Command {
+            wallet_id: self.id.clone(),
+            kind,
+            event_id: Uuid::new_v4(),
+            issued_at: Utc::now(),
+            metadata: EventMetadata::default(),
+        };
+        decide(&self.state, &command).expect("decide").remove(0)
+    }
+
+    /// The append of the next event at the current version; the state moves on.
+    fn next(&mut self) -> StreamAppend {
+        let event = self.propose();
+        let append = StreamAppend {
+            wallet_id: self.id.clone(),
+            expected_version: self.version(),
+            events: vec![event.clone()],
+        };
+        self.state = evolve(std::mem::take(&mut self.state), &event);
+        append
+    }
+}
+
+fn request(streams: Vec<StreamAppend>) -> AppendRequest {
+    AppendRequest {
+        streams,
+        idempotent_response: None,
+    }
+}
+
+fn events_of(recorded: &[RecordedEvent]) -> Vec<WalletEvent> {
+    recorded.iter().map(|event| event.event.clone()).collect()
+}
+
+/// The whole log, read in pages of `page_size` from `after_position`.
+async fn read_pages(
+    store: &dyn EventStore,
+    after_position: u64,
+    page_size: usize,
+) -> Vec<RecordedEvent> {
+    let mut all = Vec::new();
+    let mut checkpoint = after_position;
+    for _ in 0..PAGES_MAX {
+        let page = store
+            .read_all(checkpoint, page_size)
+            .await
+            .expect("read_all");
+        assert!(page.len() <= page_size, "a page holds at most its limit");
+        let Some(last) = page.last() else {
+            return all;
+        };
+        checkpoint = last.position;
+        all.extend(page);
+    }
+    panic!("the log did not end within {PAGES_MAX} pages");
+}
+
+#[track_caller]
+fn assert_strictly_increasing(events: &[RecordedEvent]) {
+    for pair in events.windows(2) {
+        assert!(
+            pair[0].position < pair[1].position,
+            "positions increase: {} then {}",
+            pair[0].position,
+            pair[1].position
+        );
+    }
+}
+
+// --- the contract ------------------------------------------------------------
+
+async fn appended_events_read_back_in_order(store: &dyn EventStore) {
+    let mut w1 = Stream::new("w1");
+    let create = w1.next();
+    let credit = w1.next();
+    let expected = vec![create.events[0].clone(), credit.events[0].clone()];
+    let first = store
+        .append(request(vec![create]))
+        .await
+        .expect("append create");
+    let second = store
+        .append(request(vec![credit]))
+        .await
+        .expect("append credit");
+    assert!(first.last_position < second.last_position);
+
+    let stream = store.read_stream(&w1.id, 0).await.expect("read_stream");
+    assert_eq!(events_of(&stream), expected);
+    let versions: Vec<u64> = stream.iter().map(|event| event.stream_version).collect();
+    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(stream[1].position, second.last_position);
+    assert_eq!(store.read_stream(&w1.id, 1).await.expect("tail").len(), 1);
+    assert!(store
+        .read_stream(&w1.id, 2)
+        .await
+        .expect("after the end")
+        .is_empty());
+    let other = WalletId::parse("unknown").expect("wallet id");
+    assert!(store
+        .read_stream(&other, 0)
+        .await
+        .expect("no stream")
+        .is_empty());
+    assert_eq!(
+        store.head_position().await.expect("head"),
+        second.last_position
+    );
+    assert_eq!(*store.appended().borrow(), second.last_position);
+}
+
+async fn a_stale_expected_version_is_a_conflict_and_stores_nothing(store: &dyn EventStore) {
+    let mut w1 = Stream::new("w1");
+    let stale = Stream::new("w1").next();
+    store
+        .append(request(vec![w1.next()]))
+        .await
+        .expect("append");
+    let head = store.head_position().await.expect("head");
+
+    let error = store
+        .append(request(vec![stale]))
+        .await
+        .expect_err("a second create must conflict");
+    assert!(
+        matches!(
+            &error,
+            AppendError::VersionConflict { wallet_id, expected: 0, actual: 1 } if *wallet_id == w1.id
+        ),
+        "{error:?}"
+    );
+    let mut ahead = w1.next();
+    ahead.expected_version = 5;
+    let error = store
+        .append(request(vec![ahead]))
+        .await
+        .expect_err("an expectation ahead of the stream must conflict");
+    assert!(
+        matches!(
+            error,
+            AppendError::VersionConflict {
+                expected: 5,
+                actual: 1,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(store.read_stream(&w1.id, 0).await.expect("read").len(), 1);
+    assert_eq!(store.head_position().await.expect("head"), head);
+}
+
+async fn a_multi_stream_append_is_all_or_nothing(store: &dyn EventStore) {
+    let (mut w1, mut w2) = (Stream::new("w1"), Stream::new("w2"));
+    store
+        .append(request(vec![w1.next()]))
+        .await
+        .expect("append");
+    let head = store.head_position().await.expect("head");
+
+    let stale = w2.propose();
+    let refused = request(vec![
+        Stream::new("w1").next(), // w1 is at 1, not 0
+        StreamAppend {
+            wallet_id: w2.id.clone(),
+            expected_version: 0,
+            events: vec![stale],
+        },
+    ]);
+    let error = store
+        .append(refused)
+        .await
+        .expect_err("first stream is stale");
+    assert!(
+        matches!(error, AppendError::VersionConflict { .. }),
+        "{error:?}"
+    );
+    let mut refused_second = request(vec![w1.next(), w2.next()]);
+    refused_second.streams[1].expected_version = 3;
+    let error = store
+        .append(refused_second)
+        .await
+        .expect_err("second stream is stale");
+    assert!(
+        matches!(error, AppendError::VersionConflict { .. }),
+        "{error:?}"
+    );
+    assert_eq!(store.read_stream(&w1.id, 0).await.expect("read").len(), 1);
+    assert!(store.read_stream(&w2.id, 0).await.expect("read").is_empty());
+    assert_eq!(store.head_position().await.expect("head"), head);
+
+    // The same two streams at their right versions are stored together.
+    let (mut w1, mut w2) = (Stream::new("w1"), Stream::new("w2"));
+    w1.next();
+    let both = request(vec![w1.next(), w2.next()]);
+    let outcome = store.append(both).await.expect("append both");
+    let w1_events = store.read_stream(&w1.id, 0).await.expect("read");
+    let w2_events = store.read_stream(&w2.id, 0).await.expect("read");
+    assert_eq!((w1_events.len(), w2_events.len()), (2, 1));
+    assert_eq!(outcome.last_position, w2_events[0].position);
+    assert!(w1_events[1].position < w2_events[0].position);
+}
+
+async fn an_idempotency_key_is_stored_with_the_events_and_taken_once(store: &dyn EventStore) {
+    let (mut w1, mut w2) = (Stream::new("w1"), Stream::new("w2"));
+    let response = IdempotentResponse {
+        key: "key-1".into(),
+        request_fingerprint: "POST /wallets sha256:abc".into(),
+        status: 201,
+        body: r#"{"id":"w1","balance":"100.00"}"#.into(),
+    };
+    assert_eq!(
+        store.find_idempotent_response("key-1").await.expect("find"),
+        None
+    );
+    let mut first = request(vec![w1.next()]);
+    first.idempotent_response = Some(response.clone());
+    store.append(first).await.expect("append");
+    assert_eq!(
+        store.find_idempotent_response("key-1").await.expect("find"),
+        Some(response.clone())
+    );
+    let head = store.head_position().await.expect("head");
+
+    let mut reuse = request(vec![w2.next()]);
+    reuse.idempotent_response = Some(IdempotentResponse {
+        request_fingerprint: "another request".into(),
+        ..response.clone()
+    });
+    let error = store.append(reuse).await.expect_err("key reused");
+    assert!(
+        matches!(&error, AppendError::IdempotencyKeyTaken(key) if key == "key-1"),
+        "{error:?}"
+    );
+    assert!(
+        store.read_stream(&w2.id, 0).await.expect("read").is_empty(),
+        "a refused append stores nothing"
+    );
+    assert_eq!(store.head_position().await.expect("head"), head);
+    assert_eq!(
+        store.find_idempotent_response("key-1").await.expect("find"),
+        Some(response),
+        "the first response is kept"
+    );
+
+    // A refused append does not keep its key either.
+    let mut stale = request(vec![Stream::new("w1").next()]);
+    stale.idempotent_response = Some(IdempotentResponse {
+        key: "key-2".into(),
+        request_fingerprint: "f".into(),
+        status: 200,
+        body: "{}".into(),
+    });
+    store.append(stale).await.expect_err("stale");
+    assert_eq!(
+        store.find_idempotent_response("key-2").await.expect("find"),
+        None
+    );
+}
+
+async fn concurrent_appenders_to_one_stream_exactly_one_wins(store: &dyn EventStore) {
+    let mut w1 = Stream::new("w1");
+    store
+        .append(request(vec![w1.next()]))
+        .await
+        .expect("append");
+    let contenders =
+        (0..CONCURRENT_APPENDERS).map(|_| store.append(request(vec![w1.next_alternative()])));
+    let outcomes = futures::future::join_all(contenders).await;
+    let winners = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    assert_eq!(winners, 1, "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|outcome| matches!(
+            outcome,
+            Ok(_)
+                | Err(AppendError::VersionConflict {
+                    expected: 1,
+                    actual: 2,
+                    ..
+                })
+        )),
+        "every loser is told the stream moved on: {outcomes:?}"
+    );
+    assert_eq!(store.read_stream(&w1.id, 0).await.expect("read").len(), 2);
+}
+
+impl Stream {
+    /// Another candidate for the next version, leaving the state where it is.
+    fn next_alternative(&self) -> StreamAppend {
+        StreamAppend {
+            wallet_id: self.id.clone(),
+            expected_version: self.version(),
+            events: vec![self.propose()],
+        }
+    }
+}
+
+async fn read_all_returns_global_order_without_gaps_in_bounded_batches(store: &dyn EventStore) {
+    const WALLETS: usize = 5;
+    const ROUNDS: usize = 5;
+    let mut streams: Vec<Stream> = (0..WALLETS)
+        .map(|index| Stream::new(&format!("w{index}")))
+        .collect();
+    let mut appended = Vec::new();
+    for _ in 0..ROUNDS {
+        for stream in &mut streams {
+            let append = stream.next();
+            appended.push(append.events[0].event_id);
+            store.append(request(vec![append])).await.expect("append");
+        }
+    }
+    // A two-stream append lands in the log as one block, in stream order.
+    let (first, second) = streams.split_at_mut(1);
+    let pair = request(vec![first[0].next(), second[0].next()]);
+    appended.extend(pair.streams.iter().map(|stream| stream.events[0].event_id));
+    store.append(pair).await.expect("append pair");
+
+    let log = read_pages(store, 0, PAGE_SIZE).await;
+    assert_strictly_increasing(&log);
+    let read: Vec<Uuid> = log.iter().map(|event| event.event.event_id).collect();
+    assert_eq!(read, appended, "every event once, in append order");
+    assert_eq!(
+        log.last().map(|event| event.position),
+        Some(store.head_position().await.expect("head"))
+    );
+    let whole = store
+        .read_all(0, READ_ALL_BATCH_MAX)
+        .await
+        .expect("one batch");
+    assert_eq!(whole, log, "paging changes nothing");
+    assert!(store.read_all(0, 0).await.expect("empty batch").is_empty());
+}
+
+async fn read_all_never_returns_more_than_its_batch_max(store: &dyn EventStore) {
+    let mut w1 = Stream::new("w1");
+    let events: Vec<WalletEvent> = (0..=READ_ALL_BATCH_MAX)
+        .flat_map(|_| w1.next().events)
+        .collect();
+    let one_append = request(vec![StreamAppend {
+        wallet_id: w1.id.clone(),
+        expected_version: 0,
+        events: events.clone(),
+    }]);
+    store.append(one_append).await.expect("append many");
+    let batch = store.read_all(0, usize::MAX).await.expect("read_all");
+    assert_eq!(batch.len(), READ_ALL_BATCH_MAX);
+    let log = read_pages(store, 0, READ_ALL_BATCH_MAX).await;
+    assert_eq!(events_of(&log), events);
+    assert_eq!(
+        log.iter()
+            .map(|event| event.stream_version)
+            .collect::<Vec<_>>(),
+        (1..=events.len() as u64).collect::<Vec<_>>()
+    );
+}
+
+async fn a_reader_resumes_from_its_checkpoint(store: &dyn EventStore) {
+    let mut w1 = Stream::new("w1");
+    for _ in 0..3 {
+        store
+            .append(request(vec![w1.next()]))
+            .await
+            .expect("append");
+    }
+    let seen = read_pages(store, 0, PAGE_SIZE).await;
+    let checkpoint = seen.last().expect("three events").position;
+    assert!(store
+        .read_all(checkpoint, PAGE_SIZE)
+        .await
+        .expect("read")
+        .is_empty());
+
+    let mut w2 = Stream::new("w2");
+    let later = [w2.next(), w1.next()];
+    let later_ids: Vec<Uuid> = later
+        .iter()
+        .map(|append| append.events[0].event_id)
+        .collect();
+    for append in later {
+        store.append(request(vec![append])).await.expect("append");
+    }
+    let resumed = read_pages(store, checkpoint, PAGE_SIZE).await;
+    assert_eq!(
+        resumed
+            .iter()
+            .map(|event| event.event.event_id)
+            .collect::<Vec<_>>(),
+        later_ids,
+        "exactly the events after the checkpoint"
+    );
+    assert!(resumed.iter().all(|event| event.position > checkpoint));
+    let seen_ids: HashSet<Uuid> = seen.iter().map(|event| event.event.event_id).collect();
+    assert!(resumed
+        .iter()
+        .all(|event| !seen_ids.contains(&event.event.event_id)));
+}
+
+// --- the implementations ------------------------------------------------------
+
+/// An empty embedded store in a temporary directory (kept alive with the store).
+fn embedded_store() -> (tempfile::TempDir, EmbeddedEventStore) {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedEventStore::open(directory.path()).expect("open the embedded store");
+    assert_eq!(store.kind(), "embedded");
+    (directory, store)
+}
+
+/// A database of its own for one test, created through the admin connection of
+/// `DATABASE_URL` and migrated by `postgres_support::connect`.
+struct TestDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    async fn create(admin_url: &str) -> Self {
+        let name = unique_name("wallex_test");
+        let mut admin = admin_connection(admin_url).await;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create a database for this test (the user needs CREATEDB)");
+        let _ = admin.close().await;
+        Self {
+            admin_url: admin_url.to_owned(),
+            name,
+        }
+    }
+
+    fn url(&self) -> String {
+        with_database(&self.admin_url, &self.name)
+    }
+
+    async fn pool(&self) -> PgPool {
+        postgres_support::connect(&self.url(), POOL_CONNECTIONS_MAX)
+            .await
+            .expect("connect to and migrate the test database")
+    }
+
+    async fn drop_database(self) {
+        let mut admin = admin_connection(&self.admin_url).await;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("drop the test database");
+        let _ = admin.close().await;
+    }
+}
+
+async fn admin_connection(url: &str) -> sqlx::PgConnection {
+    let options: PgConnectOptions = url.parse().expect("DATABASE_URL is a PostgreSQL URL");
+    sqlx::PgConnection::connect_with(&options)
+        .await
+        .expect("connect to the PostgreSQL of DATABASE_URL")
+}
+
+/// `url` with its database name replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_end = base.find("://").map_or(0, |scheme| scheme + 3);
+    let server = match base[authority_end..].find('/') {
+        Some(slash) => &base[..authority_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+/// An empty PostgreSQL store on a database of its own, or `None` (after the
+/// skip line) when `DATABASE_URL` is unset.
+struct PostgresBackend {
+    database: TestDatabase,
+    pool: PgPool,
+    store: PostgresEventStore,
+}
+
+impl PostgresBackend {
+    async fn start() -> Option<Self> {
+        let url = require_env("DATABASE_URL")?;
+        let database = TestDatabase::create(&url).await;
+        let pool = database.pool().await;
+        let store = PostgresEventStore::connect(pool.clone())
+            .await
+            .expect("connect the PostgreSQL store");
+        assert_eq!(store.kind(), "postgres");
+        Some(Self {
+            database,
+            pool,
+            store,
+        })
+    }
+
+    /// Drops the database whatever the case's outcome, then passes a failure on.
+    async fn finish(self, outcome: std::thread::Result<()>) {
+        drop(self.store);
+        self.pool.close().await;
+        self.database.drop_database().await;
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let (_directory, store) = super::embedded_store();
+                    super::$case(&store).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            use futures::FutureExt;
+
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let Some(backend) = super::PostgresBackend::start().await else {
+                        return;
+                    };
+                    let outcome = super::AssertUnwindSafe(super::$case(&backend.store))
+                        .catch_unwind()
+                        .await;
+                    backend.finish(outcome).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    appended_events_read_back_in_order,
+    a_stale_expected_version_is_a_conflict_and_stores_nothing,
+    a_multi_stream_append_is_all_or_nothing,
+    an_idempotency_key_is_stored_with_the_events_and_taken_once,
+    concurrent_appenders_to_one_stream_exactly_one_wins,
+    read_all_returns_global_order_without_gaps_in_bounded_batches,
+    read_all_never_returns_more_than_its_batch_max,
+    a_reader_resumes_from_its_checkpoint,
+);
+
+#[test]
+fn the_database_name_is_replaced_and_the_query_kept() {
+    assert_eq!(
+        with_database("postgres://u:p@127.0.0.1:5432/wallex", "t1"),
+        "postgres://u:p@127.0.0.1:5432/t1"
+    );
+    assert_eq!(
+        with_database("postgres://u:p@host/wallex?sslmode=disable", "t1"),
+        "postgres://u:p@host/t1?sslmode=disable"
+    );
+    assert_eq!(with_database("postgres://host", "t1"), "postgres://host/t1");
+}

@@ -1,0 +1,459 @@
+//! The PostgreSQL event store under concurrency no single-process test shows:
+//! several store instances (several "processes") appending to one database
+//! while a reader follows the global log, and a restart.
+//!
+//! Each test runs in a database of its own, dropped at the end.
+
+use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use event_store::{
+    AppendError, AppendRequest, EventStore, PostgresEventStore, RecordedEvent, StreamAppend,
+    READ_ALL_BATCH_MAX,
+};
+use futures::FutureExt;
+use integration_tests::{require_env, unique_name};
+use rust_decimal::Decimal;
+use sqlx::postgres::{PgConnectOptions, PgPool};
+use sqlx::Connection;
+use uuid::Uuid;
+use wallet_domain::{
+    decide, evolve, Amount, Balance, Command, CommandKind, EventMetadata, OwnerId, WalletEvent,
+    WalletId, WalletState,
+};
+
+/// Store instances on the same database, each with its own pool and writer task.
+const PROCESSES: usize = 4;
+/// Concurrent writer tasks, spread over the processes.
+const WRITERS: usize = 8;
+/// Appends each writer makes to its own stream, one after the other.
+const APPENDS_PER_WRITER: usize = 200;
+/// Every this many appends, a writer also makes an append that takes a position
+/// and then rolls back (a duplicate event id), leaving a hole in the log.
+const HOLE_EVERY: usize = 10;
+/// Connections of each process's pool.
+const POOL_CONNECTIONS_MAX: u32 = 4;
+/// Bound on the reader's polls of the log.
+const READER_POLLS_MAX: usize = 1_000_000;
+/// The reader's pause when it has caught up.
+const READER_IDLE_MS: u64 = 1;
+/// Skipped positions named in a failure message at most.
+const SKIPPED_SHOWN_MAX: usize = 10;
+/// Bound on the pages of one full read of the log.
+const PAGES_MAX: usize = 10_000;
+
+// --- events -------------------------------------------------------------------
+
+struct Stream {
+    id: WalletId,
+    state: WalletState,
+}
+
+impl Stream {
+    fn new(raw: &str) -> Self {
+        Self {
+            id: WalletId::parse(raw).expect("wallet id"),
+            state: WalletState::default(),
+        }
+    }
+
+    /// The append of the next event (a creation, then one-cent credits); the state moves on.
+    fn next(&mut self) -> StreamAppend {
+        let kind = match self.state {
+            WalletState::Absent => CommandKind::Create {
+                owner_id: OwnerId::parse("owner").expect("owner id"),
+                initial_balance: Balance::opening("initialBalance", Decimal::from(100))
+                    .expect("balance"),
+            },
+            WalletState::Open(_) => CommandKind::Credit {
+                amount: Amount::parse("amount", Decimal::new(1, 2)).expect("amount"),
+                description: None,
+            },
+        };
+        let command = Command {
+            wallet_id: self.id.clone(),
+            kind,
+            event_id: Uuid::new_v4(),
+            issued_at: Utc::now(),
+            metadata: EventMetadata::default(),
+        };
+        let event = decide(&self.state, &command).expect("decide").remove(0);
+        let append = StreamAppend {
+            wallet_id: self.id.clone(),
+            expected_version: self.state.version(),
+            events: vec![event.clone()],
+        };
+        self.state = evolve(std::mem::take(&mut self.state), &event);
+        append
+    }
+}
+
+fn request(streams: Vec<StreamAppend>) -> AppendRequest {
+    AppendRequest {
+        streams,
+        idempotent_response: None,
+    }
+}
+
+async fn read_everything(store: &dyn EventStore) -> Vec<RecordedEvent> {
+    let mut all = Vec::new();
+    let mut checkpoint = 0;
+    for _ in 0..PAGES_MAX {
+        let page = store
+            .read_all(checkpoint, READ_ALL_BATCH_MAX)
+            .await
+            .expect("read_all");
+        let Some(last) = page.last() else {
+            return all;
+        };
+        checkpoint = last.position;
+        all.extend(page);
+    }
+    panic!("the log did not end within {PAGES_MAX} pages");
+}
+
+// --- a database per test --------------------------------------------------------
+
+struct TestDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    async fn create(admin_url: &str) -> Self {
+        let name = unique_name("wallex_test");
+        let mut admin = admin_connection(admin_url).await;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create a database for this test (the user needs CREATEDB)");
+        let _ = admin.close().await;
+        Self {
+            admin_url: admin_url.to_owned(),
+            name,
+        }
+    }
+
+    /// A new pool on this database: one per simulated process.
+    async fn pool(&self) -> PgPool {
+        postgres_support::connect(
+            &with_database(&self.admin_url, &self.name),
+            POOL_CONNECTIONS_MAX,
+        )
+        .await
+        .expect("connect to and migrate the test database")
+    }
+
+    async fn drop_database(self) {
+        let mut admin = admin_connection(&self.admin_url).await;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("drop the test database");
+        let _ = admin.close().await;
+    }
+}
+
+async fn admin_connection(url: &str) -> sqlx::PgConnection {
+    let options: PgConnectOptions = url.parse().expect("DATABASE_URL is a PostgreSQL URL");
+    sqlx::PgConnection::connect_with(&options)
+        .await
+        .expect("connect to the PostgreSQL of DATABASE_URL")
+}
+
+/// `url` with its database name replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_end = base.find("://").map_or(0, |scheme| scheme + 3);
+    let server = match base[authority_end..].find('/') {
+        Some(slash) => &base[..authority_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+/// Runs `case` on a fresh database and drops the database whatever the outcome.
+async fn with_fresh_database<F, Fut>(case: F)
+where
+    F: FnOnce(Arc<TestDatabase>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let Some(url) = require_env("DATABASE_URL") else {
+        return;
+    };
+    let database = Arc::new(TestDatabase::create(&url).await);
+    let outcome = AssertUnwindSafe(case(Arc::clone(&database)))
+        .catch_unwind()
+        .await;
+    match Arc::try_unwrap(database) {
+        Ok(database) => database.drop_database().await,
+        Err(database) => eprintln!("left database {} behind: still in use", database.name),
+    }
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+// --- the sequence-gap test --------------------------------------------------------
+
+/// One writer: its own stream, appended `APPENDS_PER_WRITER` times, with a hole
+/// (a position taken and rolled back) every `HOLE_EVERY` appends.
+async fn write(store: Arc<PostgresEventStore>, writer: usize) -> usize {
+    let mut stream = Stream::new(&format!("writer-{writer}"));
+    let mut holes = 0;
+    for index in 0..APPENDS_PER_WRITER {
+        let append = stream.next();
+        let stored_event_id = append.events[0].event_id;
+        store
+            .append(request(vec![append]))
+            .await
+            .expect("an append to the writer's own stream");
+        if index % HOLE_EVERY == 0 {
+            // A fresh stream passes the version check and takes a position; the
+            // duplicate event id then rolls the append back.
+            let mut duplicate = Stream::new(&format!("hole-{writer}-{index}")).next();
+            duplicate.events[0].event_id = stored_event_id;
+            let refused = store.append(request(vec![duplicate])).await;
+            assert!(
+                matches!(refused, Err(AppendError::Store(_))),
+                "a duplicate event id is refused: {refused:?}"
+            );
+            holes += 1;
+        }
+    }
+    holes
+}
+
+/// Follows the log from its checkpoint until the writers are done and it has
+/// caught up; asserts positions only ever increase.
+async fn follow(
+    store: Arc<PostgresEventStore>,
+    writers_done: Arc<AtomicBool>,
+) -> Vec<RecordedEvent> {
+    let mut seen: Vec<RecordedEvent> = Vec::new();
+    let mut checkpoint = 0;
+    for _ in 0..READER_POLLS_MAX {
+        // Read the flag first: when it is set, every append has committed
+        // before this read, so an empty page means the reader is done.
+        let done = writers_done.load(Ordering::Acquire);
+        let page = store
+            .read_all(checkpoint, READ_ALL_BATCH_MAX)
+            .await
+            .expect("read_all");
+        if page.is_empty() {
+            if done {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(READER_IDLE_MS)).await;
+            continue;
+        }
+        for event in page {
+            assert!(
+                event.position > checkpoint,
+                "position {} after checkpoint {checkpoint}",
+                event.position
+            );
+            checkpoint = event.position;
+            seen.push(event);
+        }
+    }
+    panic!("the reader did not catch up within {READER_POLLS_MAX} polls");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn a_reader_following_concurrent_processes_never_skips_an_event() {
+    with_fresh_database(|database| async move {
+        let mut processes = Vec::with_capacity(PROCESSES);
+        for _ in 0..PROCESSES {
+            let store = PostgresEventStore::connect(database.pool().await)
+                .await
+                .expect("connect a store");
+            processes.push(Arc::new(store));
+        }
+        let reader_store = Arc::new(
+            PostgresEventStore::connect(database.pool().await)
+                .await
+                .expect("connect the reader's store"),
+        );
+        let writers_done = Arc::new(AtomicBool::new(false));
+        let reader = tokio::spawn(follow(reader_store, Arc::clone(&writers_done)));
+
+        let started = Instant::now();
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|writer| tokio::spawn(write(Arc::clone(&processes[writer % PROCESSES]), writer)))
+            .collect();
+        let mut holes = 0;
+        for writer in writers {
+            holes += writer.await.expect("a writer finished");
+        }
+        let elapsed = started.elapsed();
+        writers_done.store(true, Ordering::Release);
+        let seen = reader.await.expect("the reader finished");
+
+        let appends = WRITERS * APPENDS_PER_WRITER;
+        eprintln!(
+            "gap test: {appends} appends (+{holes} rolled back) from {WRITERS} writers in \
+             {PROCESSES} processes in {:.2}s = {:.0} appends/s; reader saw {} events",
+            elapsed.as_secs_f64(),
+            (appends + holes) as f64 / elapsed.as_secs_f64(),
+            seen.len()
+        );
+        let everything = read_everything(processes[0].as_ref()).await;
+        assert_eq!(everything.len(), appends, "every append is stored once");
+        let seen_positions: HashSet<u64> = seen.iter().map(|event| event.position).collect();
+        let skipped: Vec<u64> = everything
+            .iter()
+            .map(|event| event.position)
+            .filter(|position| !seen_positions.contains(position))
+            .collect();
+        assert!(
+            skipped.is_empty(),
+            "the reader skipped {} events that committed late, first at positions {:?}",
+            skipped.len(),
+            &skipped[..skipped.len().min(SKIPPED_SHOWN_MAX)]
+        );
+        let seen_ids: Vec<(u64, Uuid)> = seen
+            .iter()
+            .map(|event| (event.position, event.event.event_id))
+            .collect();
+        let stored_ids: Vec<(u64, Uuid)> = everything
+            .iter()
+            .map(|event| (event.position, event.event.event_id))
+            .collect();
+        assert!(
+            seen_ids == stored_ids,
+            "the reader saw every event exactly once, in order ({} seen, {} stored)",
+            seen_ids.len(),
+            stored_ids.len()
+        );
+        let unique: HashSet<Uuid> = seen.iter().map(|event| event.event.event_id).collect();
+        assert_eq!(unique.len(), appends);
+        let last = everything.last().map_or(0, |event| event.position);
+        assert!(
+            last > appends as u64,
+            "the rolled-back appends left holes (last position {last}, {appends} events)"
+        );
+        for writer in 0..WRITERS {
+            let id = WalletId::parse(&format!("writer-{writer}")).expect("wallet id");
+            let stream = processes[0].read_stream(&id, 0).await.expect("read_stream");
+            let versions: Vec<u64> = stream.iter().map(|event| event.stream_version).collect();
+            assert_eq!(
+                versions,
+                (1..=APPENDS_PER_WRITER as u64).collect::<Vec<_>>()
+            );
+        }
+        drop(processes);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn processes_racing_for_one_stream_version_are_answered_one_winner() {
+    const CONTENDERS_PER_PROCESS: usize = 8;
+    with_fresh_database(|database| async move {
+        let first = PostgresEventStore::connect(database.pool().await)
+            .await
+            .expect("connect");
+        let second = PostgresEventStore::connect(database.pool().await)
+            .await
+            .expect("connect");
+        let mut stream = Stream::new("contested");
+        first
+            .append(request(vec![stream.next()]))
+            .await
+            .expect("create");
+        let contenders = (0..CONTENDERS_PER_PROCESS * 2).map(|index| {
+            let mut candidate = Stream::new("contested");
+            candidate.state = stream.state.clone();
+            let append = request(vec![candidate.next()]);
+            let store = if index % 2 == 0 { &first } else { &second };
+            store.append(append)
+        });
+        let outcomes = futures::future::join_all(contenders).await;
+        assert_eq!(
+            outcomes.iter().filter(|outcome| outcome.is_ok()).count(),
+            1,
+            "{outcomes:?}"
+        );
+        assert!(outcomes.iter().all(|outcome| matches!(
+            outcome,
+            Ok(_)
+                | Err(AppendError::VersionConflict {
+                    expected: 1,
+                    actual: 2,
+                    ..
+                })
+        )));
+        assert_eq!(
+            first.read_stream(&stream.id, 0).await.expect("read").len(),
+            2
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn appends_survive_dropping_and_reconnecting_the_store() {
+    const APPENDS: usize = 5;
+    with_fresh_database(|database| async move {
+        let mut stream = Stream::new("durable");
+        let mut appended: Vec<WalletEvent> = Vec::new();
+        let head = {
+            let pool = database.pool().await;
+            let store = PostgresEventStore::connect(pool.clone())
+                .await
+                .expect("connect");
+            let mut last = 0;
+            for _ in 0..APPENDS {
+                let append = stream.next();
+                appended.extend(append.events.clone());
+                last = store
+                    .append(request(vec![append]))
+                    .await
+                    .expect("append")
+                    .last_position;
+            }
+            drop(store);
+            pool.close().await;
+            last
+        };
+
+        let pool = database.pool().await;
+        let store = PostgresEventStore::connect(pool.clone())
+            .await
+            .expect("reconnect");
+        assert_eq!(store.head_position().await.expect("head"), head);
+        assert_eq!(
+            *store.appended().borrow(),
+            head,
+            "the watch starts at the stored head"
+        );
+        let stored = store.read_stream(&stream.id, 0).await.expect("read");
+        let events: Vec<WalletEvent> = stored.iter().map(|event| event.event.clone()).collect();
+        assert_eq!(events, appended);
+
+        // The stream carries on at its stored version.
+        let outcome = store
+            .append(request(vec![stream.next()]))
+            .await
+            .expect("append after restart");
+        assert!(outcome.last_position > head);
+        assert_eq!(*store.appended().borrow(), outcome.last_position);
+        drop(store);
+        pool.close().await;
+    })
+    .await;
+}
