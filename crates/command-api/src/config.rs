@@ -30,9 +30,43 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Where events are stored (default: postgres when DATABASE_URL is set, else embedded).
+    #[arg(long, env = "EVENT_STORE", value_enum)]
+    pub event_store: Option<EventStoreKind>,
+    /// PostgreSQL of the distributed mode: event store, ledger, read model.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// PostgreSQL connections this process holds at most.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = postgres_support::POOL_CONNECTIONS_MAX_DEFAULT)]
+    pub database_pool_size: u32,
+    /// Redis for per-wallet locks shared by replicas (default: in-process locks).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Kafka brokers, for the publisher health endpoints of the distributed mode.
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// Topic the outbox relay publishes to.
+    #[arg(long, env = "KAFKA_TOPIC", default_value = "wallet-events")]
+    pub kafka_topic: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventStoreKind {
+    /// SQLite files under WALLEX_DATA_DIR; relays, ledger and read model run in this process.
+    Embedded,
+    /// PostgreSQL at DATABASE_URL; outbox-relay, ledger-consumer and projection-consumer run apart.
+    Postgres,
 }
 
 impl Config {
+    pub fn event_store_kind(&self) -> EventStoreKind {
+        self.event_store.unwrap_or(if self.database_url.is_some() {
+            EventStoreKind::Postgres
+        } else {
+            EventStoreKind::Embedded
+        })
+    }
+
     /// The defaults, rooted at `data_dir`, on a free port: for tests.
     pub fn embedded_for_test(data_dir: PathBuf) -> Self {
         Self {
@@ -42,6 +76,12 @@ impl Config {
             http_workers: Some(2),
             shutdown_timeout_seconds: 5,
             log_format: LogFormat::Text,
+            event_store: None,
+            database_url: None,
+            database_pool_size: postgres_support::POOL_CONNECTIONS_MAX_DEFAULT,
+            redis_url: None,
+            kafka_brokers: None,
+            kafka_topic: "wallet-events".into(),
         }
     }
 }

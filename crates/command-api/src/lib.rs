@@ -1,8 +1,10 @@
 //! Wallex command API.
 
+pub mod adapters;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod publisher_status;
 pub mod startup;
 pub mod wallets;
 

@@ -6,17 +6,17 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
-use event_relay::{run_relay, EventSink, RelayLimits};
-use event_store::{EmbeddedEventStore, EventStore, StoreError};
-use ledger::{EmbeddedLedger, Ledger, LedgerError};
-use read_model::{EmbeddedReadModel, ReadModel, ReadModelError};
+use event_store::StoreError;
+use ledger::{Ledger, LedgerError};
+use read_model::{ReadModel, ReadModelError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use wallet_lock::InProcessWalletLock;
 
+use crate::adapters::{self, Progress};
 use crate::config::Config;
 use crate::http;
 use crate::metrics::Metrics;
+use crate::publisher_status::PublisherStatus;
 use crate::wallets::WalletService;
 
 /// How long background relays get to finish their batch at shutdown.
@@ -25,16 +25,16 @@ pub const BACKGROUND_STOP_WAIT_MS: u64 = 10_000;
 pub struct AppState {
     pub wallets: WalletService,
     pub read_model: Arc<dyn ReadModel>,
-    /// Global position the read model has reached.
-    pub projection_progress: watch::Receiver<u64>,
     pub ledger: Arc<dyn Ledger>,
-    /// Global position the ledger has reached.
-    pub ledger_progress: watch::Receiver<u64>,
+    pub publisher: Arc<dyn PublisherStatus>,
+    pub progress: Progress,
     pub metrics: Metrics,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error("{0} must be set for this configuration")]
+    Missing(&'static str),
     #[error("cannot create the data folder {path}: {source}")]
     DataDir {
         path: String,
@@ -42,11 +42,17 @@ pub enum StartupError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    Postgres(#[from] postgres_support::PostgresError),
+    #[error(transparent)]
     EventStore(#[from] StoreError),
     #[error(transparent)]
     ReadModel(#[from] ReadModelError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Lock(#[from] wallet_lock::LockError),
+    #[error(transparent)]
+    Bus(#[from] event_bus::BusError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("cannot listen: {0}")]
@@ -62,45 +68,16 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
-            path: config.data_dir.display().to_string(),
-            source,
-        })?;
         let metrics = Metrics::new()?;
-        let store: Arc<dyn EventStore> = Arc::new(EmbeddedEventStore::open(&config.data_dir)?);
-        let read_model = Arc::new(EmbeddedReadModel::open(&config.data_dir)?);
-        let ledger = Arc::new(EmbeddedLedger::open(&config.data_dir)?);
-
         let (shutdown, stopping) = watch::channel(false);
-        let (projection_sender, projection_progress) = watch::channel(0);
-        let (ledger_sender, ledger_progress) = watch::channel(0);
-        let sinks: Vec<(Arc<dyn EventSink>, watch::Sender<u64>)> = vec![
-            (read_model.clone(), projection_sender),
-            (ledger.clone(), ledger_sender),
-        ];
-        let background = sinks
-            .into_iter()
-            .map(|(sink, progress)| {
-                tokio::spawn(run_relay(
-                    Arc::clone(&store),
-                    sink,
-                    RelayLimits::default(),
-                    progress,
-                    stopping.clone(),
-                ))
-            })
-            .collect();
-
+        let adapters = adapters::build(&config, stopping).await?;
+        let mode = adapters.store.kind();
         let state = web::Data::new(AppState {
-            wallets: WalletService::new(
-                Arc::clone(&store),
-                Arc::new(InProcessWalletLock::default()),
-                metrics.clone(),
-            ),
-            read_model,
-            projection_progress,
-            ledger,
-            ledger_progress,
+            wallets: WalletService::new(adapters.store, adapters.lock, metrics.clone()),
+            read_model: adapters.read_model,
+            ledger: adapters.ledger,
+            publisher: adapters.publisher,
+            progress: adapters.progress,
             metrics,
         });
         let listener = TcpListener::bind((config.host.as_str(), config.port))?;
@@ -118,12 +95,12 @@ impl Application {
             server = server.workers(workers);
         }
         let server = server.listen(listener)?.run();
-        tracing::info!(port, data_dir = %config.data_dir.display(), "command-api listening (embedded)");
+        tracing::info!(port, mode, "command-api listening");
         Ok(Self {
             server,
             port,
             shutdown,
-            background,
+            background: adapters.background,
         })
     }
 

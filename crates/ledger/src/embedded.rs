@@ -12,7 +12,6 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use embedded_sqlite::{ReadPool, SharedWriter, SqliteError};
-use event_relay::{EventSink, SinkError};
 use event_store::RecordedEvent;
 use rusqlite::types::{Type, Value};
 use rusqlite::{params, params_from_iter, Connection, Row, TransactionBehavior};
@@ -20,14 +19,17 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::WalletId;
 
-use crate::posting::{postings, Account};
+use crate::posting::Account;
+use crate::stored::{
+    checked_sum, judged, page, posted, prepare_batch, PreparedBatch, PreparedTransaction,
+    StoredEntry, Totals,
+};
 use crate::{
-    entry_id, EntryFilter, EntryType, Ledger, LedgerEntry, LedgerError, LedgerVerification,
-    PostOutcome, TransactionsQuery, WalletEntriesQuery, WalletSummary,
+    EntryFilter, Ledger, LedgerEntry, LedgerError, LedgerVerification, PostOutcome,
+    TransactionsQuery, WalletEntriesQuery, WalletSummary,
 };
 
 const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/embedded/ledger_0001.sql")];
-const SINK_NAME: &str = "ledger";
 const DATABASE_FILE: &str = "ledger.db";
 
 pub struct EmbeddedLedger {
@@ -49,51 +51,9 @@ impl EmbeddedLedger {
     }
 }
 
-/// A transaction ready to insert, built before the writer is taken.
-struct TransactionRow {
-    transaction_id: String,
-    position: i64,
-    reference_id: String,
-    transaction_type: &'static str,
-    wallet_id: String,
-    occurred_at_us: i64,
-    description: String,
-    /// `(account, amount)` in line order.
-    entries: Vec<(String, String)>,
-}
-
-fn transaction_rows(events: &[RecordedEvent]) -> Result<Vec<TransactionRow>, LedgerError> {
-    events
-        .iter()
-        .map(|recorded| {
-            let transaction = postings(recorded);
-            if !transaction.sum().is_zero() {
-                return Err(LedgerError::Unbalanced(transaction.id));
-            }
-            let position = i64::try_from(recorded.position)
-                .map_err(|_| LedgerError::PositionOutOfRange(recorded.position))?;
-            Ok(TransactionRow {
-                transaction_id: transaction.id.to_string(),
-                position,
-                reference_id: transaction.reference_id.to_string(),
-                transaction_type: transaction.transaction_type.as_str(),
-                wallet_id: transaction.wallet_id.to_string(),
-                occurred_at_us: transaction.occurred_at.timestamp_micros(),
-                description: transaction.description,
-                entries: transaction
-                    .entries
-                    .iter()
-                    .map(|posting| (posting.account.to_string(), posting.amount.to_string()))
-                    .collect(),
-            })
-        })
-        .collect()
-}
-
 fn insert_batch(
     connection: &mut Connection,
-    rows: &[TransactionRow],
-    checkpoint: Option<i64>,
+    batch: &PreparedBatch,
 ) -> rusqlite::Result<PostOutcome> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcome = PostOutcome::default();
@@ -111,33 +71,38 @@ fn insert_batch(
             "INSERT INTO ledger_entries (transaction_id, line, account, amount, position) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        for row in rows {
-            if mark.execute(params![row.transaction_id, row.position])? == 0 {
+        for PreparedTransaction {
+            position,
+            transaction: posted,
+        } in &batch.transactions
+        {
+            let transaction_id = posted.id.to_string();
+            if mark.execute(params![transaction_id, position])? == 0 {
                 outcome.skipped += 1;
                 continue;
             }
             insert_transaction.execute(params![
-                row.transaction_id,
-                row.position,
-                row.reference_id,
-                row.transaction_type,
-                row.wallet_id,
-                row.occurred_at_us,
-                row.description,
+                transaction_id,
+                position,
+                posted.reference_id.to_string(),
+                posted.transaction_type.as_str(),
+                posted.wallet_id.as_str(),
+                posted.occurred_at.timestamp_micros(),
+                posted.description,
             ])?;
-            for (line, (account, amount)) in (1i64..).zip(&row.entries) {
+            for (line, posting) in (1i64..).zip(&posted.entries) {
                 insert_entry.execute(params![
-                    row.transaction_id,
+                    transaction_id,
                     line,
-                    account,
-                    amount,
-                    row.position
+                    posting.account.to_string(),
+                    posting.amount.to_string(),
+                    position
                 ])?;
             }
             outcome.posted += 1;
         }
     }
-    if let Some(checkpoint) = checkpoint {
+    if let Some(checkpoint) = batch.checkpoint {
         // Never backwards: a late redelivery of an older batch must not make
         // the relay read again what is already posted.
         transaction.execute(
@@ -197,34 +162,23 @@ fn read_failed(error: SqliteError) -> LedgerError {
     }
 }
 
-fn checked_sum(total: Decimal, amount: Decimal) -> Result<Decimal, LedgerError> {
-    total.checked_add(amount).ok_or(LedgerError::Overflow)
-}
-
 const ENTRY_COLUMNS: &str = "SELECT e.transaction_id, e.line, e.account, e.amount, \
      t.reference_id, t.transaction_type, t.wallet_id, t.occurred_at_us, t.description \
      FROM ledger_entries e JOIN ledger_transactions t ON t.transaction_id = e.transaction_id";
 
 fn entry_row(row: &Row<'_>) -> rusqlite::Result<LedgerEntry> {
-    let transaction_id: Uuid = parsed(row, 0)?;
-    let line: u32 = row.get(1)?;
-    let amount: Decimal = parsed(row, 3)?;
-    Ok(LedgerEntry {
-        id: entry_id(transaction_id, line),
-        transaction_id,
-        reference_id: parsed(row, 4)?,
-        wallet_id: wallet_id_column(row, 6)?,
+    let stored = StoredEntry {
+        transaction_id: parsed(row, 0)?,
+        line: row.get(1)?,
         account: parsed(row, 2)?,
-        entry_type: if amount > Decimal::ZERO {
-            EntryType::Credit
-        } else {
-            EntryType::Debit
-        },
+        amount: parsed(row, 3)?,
+        reference_id: parsed(row, 4)?,
         transaction_type: parsed(row, 5)?,
-        amount: amount.abs(),
+        wallet_id: wallet_id_column(row, 6)?,
+        occurred_at: timestamp_column(row, 7)?,
         description: row.get(8)?,
-        created_at: timestamp_column(row, 7)?,
-    })
+    };
+    Ok(stored.into())
 }
 
 /// A `WHERE` clause built from the conditions a query has, with its values in order.
@@ -262,10 +216,7 @@ impl Selection {
                 Value::Integer(end.timestamp_micros()),
             );
         }
-        let offset = filter
-            .offset
-            .map_or(0, |offset| i64::try_from(offset).unwrap_or(i64::MAX));
-        self.page = Some((i64::from(filter.effective_limit()), offset));
+        self.page = Some(page(filter));
         self
     }
 
@@ -287,13 +238,6 @@ impl Selection {
             .collect();
         entries
     }
-}
-
-#[derive(Default)]
-struct Totals {
-    credits: Decimal,
-    debits: Decimal,
-    count: u64,
 }
 
 fn wallet_totals(
@@ -380,19 +324,16 @@ impl Verifier {
 
     fn finish(mut self, events_posted: u64) -> LedgerVerification {
         self.close_transaction();
-        let transfers_missing_half: Vec<Uuid> = self.open_transfers.into_keys().collect();
-        LedgerVerification {
-            ok: self.unbalanced.is_empty()
-                && transfers_missing_half.is_empty()
-                && events_posted == self.transactions_checked,
+        judged(LedgerVerification {
+            ok: false,
             events_posted,
             transactions_checked: self.transactions_checked,
             unbalanced_transactions: self.unbalanced,
             wallet_balances: self.wallet_balances,
             settlement_balance: self.settlement,
             clearing_balance: self.clearing,
-            transfers_missing_half,
-        }
+            transfers_missing_half: self.open_transfers.into_keys().collect(),
+        })
     }
 }
 
@@ -449,23 +390,13 @@ impl Ledger for EmbeddedLedger {
         events: &[RecordedEvent],
         checkpoint: Option<u64>,
     ) -> Result<PostOutcome, LedgerError> {
-        let rows = transaction_rows(events)?;
-        let checkpoint = checkpoint
-            .map(|position| {
-                i64::try_from(position).map_err(|_| LedgerError::PositionOutOfRange(position))
-            })
-            .transpose()?;
+        let batch = prepare_batch(events, checkpoint)?;
+        let checkpoint = batch.checkpoint;
         let outcome = self
             .writer
-            .write(move |connection| insert_batch(connection, &rows, checkpoint))
+            .write(move |connection| insert_batch(connection, &batch))
             .await?;
-        tracing::debug!(
-            posted = outcome.posted,
-            skipped = outcome.skipped,
-            ?checkpoint,
-            "ledger batch posted"
-        );
-        Ok(outcome)
+        Ok(posted(outcome, checkpoint))
     }
 
     async fn checkpoint(&self) -> Result<u64, LedgerError> {
@@ -526,21 +457,11 @@ impl Ledger for EmbeddedLedger {
 
     async fn wallet_summary(&self, wallet_id: &WalletId) -> Result<WalletSummary, LedgerError> {
         let account = Account::Wallet(wallet_id.clone()).to_string();
-        let totals = self
-            .readers
+        self.readers
             .read(move |connection| wallet_totals(connection, &account))
             .await
-            .map_err(read_failed)??;
-        Ok(WalletSummary {
-            wallet_id: wallet_id.clone(),
-            balance: totals
-                .credits
-                .checked_sub(totals.debits)
-                .ok_or(LedgerError::Overflow)?,
-            total_credits: totals.credits,
-            total_debits: totals.debits,
-            entry_count: totals.count,
-        })
+            .map_err(read_failed)??
+            .summary(wallet_id)
     }
 
     async fn verify(&self) -> Result<LedgerVerification, LedgerError> {
@@ -551,23 +472,4 @@ impl Ledger for EmbeddedLedger {
     }
 }
 
-#[async_trait]
-impl EventSink for EmbeddedLedger {
-    fn name(&self) -> &'static str {
-        SINK_NAME
-    }
-
-    async fn checkpoint(&self) -> Result<u64, SinkError> {
-        Ledger::checkpoint(self)
-            .await
-            .map_err(|error| SinkError::new(SINK_NAME, error))
-    }
-
-    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), SinkError> {
-        let last_position = batch.last().map(|recorded| recorded.position);
-        self.post(batch, last_position)
-            .await
-            .map(|_| ())
-            .map_err(|error| SinkError::new(SINK_NAME, error))
-    }
-}
+ledger_event_sink!(EmbeddedLedger);

@@ -3,20 +3,57 @@
 //! Every wallet event is posted once as a ledger transaction whose entries sum
 //! to exactly zero ([`posting`]); the ledger can then be queried per wallet,
 //! per operation and as a whole, and verified. The [`Ledger`] trait is the
-//! port; [`EmbeddedLedger`] keeps it in its own SQLite file and takes events
-//! from the relay as an [`event_relay::EventSink`].
+//! port; [`EmbeddedLedger`] keeps it in its own SQLite file and
+//! [`PostgresLedger`] in PostgreSQL tables; both take events from the relay as
+//! an [`event_relay::EventSink`]. The two share the posting rules and every
+//! rule about what is written and what a query means ([`posting`] and the
+//! private `stored` module); they differ only in how rows are written and read.
 //!
-//! Error policy: storage failures are [`LedgerError::Storage`] and keep their
-//! cause; data that cannot be read back is [`LedgerError::Corrupt`]; a
+//! Error policy: storage failures are [`LedgerError::Storage`] (SQLite) or
+//! [`LedgerError::Postgres`] and keep their cause; data that cannot be read back is [`LedgerError::Corrupt`]; a
 //! transaction that would not balance is refused as
 //! [`LedgerError::Unbalanced`] before anything is written.
 //!
-//! [`EmbeddedLedger`] implements both [`Ledger`] and [`event_relay::EventSink`],
+//! Both stores implement [`Ledger`] and [`event_relay::EventSink`],
 //! which both name a `checkpoint` method: with both traits in scope, call
 //! `Ledger::checkpoint(&ledger)`.
 
+/// Makes a [`Ledger`] an [`event_relay::EventSink`]: a delivered batch is
+/// posted with its last position as the checkpoint, in the same transaction.
+macro_rules! ledger_event_sink {
+    ($ledger:ty) => {
+        #[async_trait::async_trait]
+        impl event_relay::EventSink for $ledger {
+            fn name(&self) -> &'static str {
+                $crate::SINK_NAME
+            }
+
+            async fn checkpoint(&self) -> Result<u64, event_relay::SinkError> {
+                $crate::Ledger::checkpoint(self)
+                    .await
+                    .map_err(|error| event_relay::SinkError::new($crate::SINK_NAME, error))
+            }
+
+            async fn deliver(
+                &self,
+                batch: &[event_store::RecordedEvent],
+            ) -> Result<(), event_relay::SinkError> {
+                let last_position = batch.last().map(|recorded| recorded.position);
+                $crate::Ledger::post(self, batch, last_position)
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| event_relay::SinkError::new($crate::SINK_NAME, error))
+            }
+        }
+    };
+}
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod embedded;
+mod postgres;
 pub mod posting;
+mod stored;
 
 use std::collections::BTreeMap;
 
@@ -29,7 +66,11 @@ use uuid::Uuid;
 use wallet_domain::WalletId;
 
 pub use embedded::EmbeddedLedger;
+pub use postgres::{PostgresLedger, POST_CHUNK_EVENTS_MAX};
 pub use posting::{postings, Account, LedgerTransaction, Posting, TransactionType};
+
+/// The name both ledgers give themselves as an event sink.
+const SINK_NAME: &str = "ledger";
 
 /// Entries one query returns when the caller names no limit.
 pub const ENTRIES_LIMIT_DEFAULT: u32 = 50;
@@ -40,6 +81,8 @@ pub const ENTRIES_LIMIT_MAX: u32 = 500;
 pub enum LedgerError {
     #[error("ledger storage: {0}")]
     Storage(#[from] embedded_sqlite::SqliteError),
+    #[error("ledger storage (PostgreSQL): {0}")]
+    Postgres(#[source] sqlx::Error),
     #[error("ledger data is corrupt: {0}")]
     Corrupt(String),
     #[error("ledger transaction {0} does not balance; nothing was posted")]

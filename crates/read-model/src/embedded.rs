@@ -1,17 +1,18 @@
 //! The read model in its own SQLite file, `read_model.db`.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use embedded_sqlite::{ReadPool, SharedWriter, SqliteError};
-use event_relay::{EventSink, SinkError};
 use event_store::RecordedEvent;
 use rusqlite::{params, Connection, OptionalExtension};
 use rust_decimal::Decimal;
-use wallet_domain::{Balance, EventKind, OwnerId, WalletId};
+use wallet_domain::{Balance, OwnerId, WalletId};
 
+use crate::projection::{plan, to_i64, touched_wallets, Creation, WalletChange};
 use crate::{ApplyOutcome, ReadModel, ReadModelError, WalletListQuery, WalletView, LIST_LIMIT_MAX};
 
 const MIGRATIONS: &[&str] = &[include_str!(
@@ -42,10 +43,6 @@ fn timestamp(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
 fn stored_version(connection: &Connection, wallet_id: &WalletId) -> rusqlite::Result<u64> {
     let version: Option<i64> = connection
         .prepare_cached("SELECT version FROM wallets WHERE wallet_id = ?1")?
@@ -54,52 +51,39 @@ fn stored_version(connection: &Connection, wallet_id: &WalletId) -> rusqlite::Re
     Ok(version.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
 }
 
-enum Step {
-    Applied,
-    Skipped,
-    Gap { stored: u64 },
-}
-
-fn apply_one(connection: &Connection, recorded: &RecordedEvent) -> rusqlite::Result<Step> {
-    let event = &recorded.event;
-    let stored = stored_version(connection, &event.wallet_id)?;
-    if recorded.stream_version <= stored {
-        return Ok(Step::Skipped);
-    }
-    if recorded.stream_version != stored + 1 {
-        return Ok(Step::Gap { stored });
-    }
-    let at = timestamp(&event.occurred_at);
-    let balance = event.balance_after.value().to_string();
-    match &event.kind {
-        EventKind::WalletCreated { owner_id } => {
+/// Inserts the row of a wallet the batch creates, updates the others.
+fn write_change(connection: &Connection, change: &WalletChange) -> rusqlite::Result<()> {
+    let balance = change.balance.to_string();
+    let updated_at = timestamp(&change.updated_at);
+    let version = to_i64(change.version);
+    match &change.created {
+        Some(Creation {
+            owner_id,
+            created_at,
+        }) => {
             connection
                 .prepare_cached(
                     "INSERT INTO wallets (wallet_id, owner_id, balance, created_at, updated_at, version) \
-                     VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?
                 .execute(params![
-                    event.wallet_id.as_str(),
+                    change.wallet_id.as_str(),
                     owner_id.as_str(),
                     balance,
-                    at,
-                    to_i64(recorded.stream_version)
+                    timestamp(created_at),
+                    updated_at,
+                    version
                 ])?;
         }
-        _ => {
+        None => {
             connection
                 .prepare_cached(
                     "UPDATE wallets SET balance = ?2, updated_at = ?3, version = ?4 WHERE wallet_id = ?1",
                 )?
-                .execute(params![
-                    event.wallet_id.as_str(),
-                    balance,
-                    at,
-                    to_i64(recorded.stream_version)
-                ])?;
+                .execute(params![change.wallet_id.as_str(), balance, updated_at, version])?;
         }
     }
-    Ok(Step::Applied)
+    Ok(())
 }
 
 type ApplyResult = Result<ApplyOutcome, ReadModelError>;
@@ -110,30 +94,31 @@ fn apply_batch(
     checkpoint: Option<u64>,
 ) -> rusqlite::Result<ApplyResult> {
     let transaction = connection.transaction()?;
-    let mut outcome = ApplyOutcome::default();
-    for recorded in events {
-        match apply_one(&transaction, recorded)? {
-            Step::Applied => outcome.applied += 1,
-            Step::Skipped => outcome.skipped += 1,
-            Step::Gap { stored } => {
-                return Ok(Err(ReadModelError::Gap {
-                    wallet_id: recorded.event.wallet_id.clone(),
-                    stored,
-                    arrived: recorded.stream_version,
-                }))
-            }
-        }
+    let mut stored = HashMap::new();
+    for wallet_id in touched_wallets(events) {
+        let version = stored_version(&transaction, &wallet_id)?;
+        stored.insert(wallet_id, version);
     }
+    let plan = match plan(events, &stored) {
+        Ok(plan) => plan,
+        // Dropping the transaction rolls it back: nothing of the batch is kept.
+        Err(gap) => return Ok(Err(gap)),
+    };
+    for change in &plan.changes {
+        write_change(&transaction, change)?;
+    }
+    // Never backwards: a late redelivery of an older batch must not make the
+    // relay read again what is already projected.
     if let Some(position) = checkpoint {
         transaction
             .prepare_cached(
                 "INSERT INTO projection_checkpoint (id, position) VALUES (1, ?1) \
-                 ON CONFLICT (id) DO UPDATE SET position = excluded.position",
+                 ON CONFLICT (id) DO UPDATE SET position = MAX(position, excluded.position)",
             )?
             .execute([to_i64(position)])?;
     }
     transaction.commit()?;
-    Ok(Ok(outcome))
+    Ok(Ok(plan.outcome))
 }
 
 type WalletRow = (String, String, String, String, String, i64);
@@ -222,23 +207,4 @@ impl ReadModel for EmbeddedReadModel {
     }
 }
 
-#[async_trait]
-impl EventSink for EmbeddedReadModel {
-    fn name(&self) -> &'static str {
-        "read-model"
-    }
-
-    async fn checkpoint(&self) -> Result<u64, SinkError> {
-        ReadModel::checkpoint(self)
-            .await
-            .map_err(|error| SinkError::new("read-model", error))
-    }
-
-    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), SinkError> {
-        let last = batch.last().map(|event| event.position);
-        self.apply(batch, last)
-            .await
-            .map(|_| ())
-            .map_err(|error| SinkError::new("read-model", error))
-    }
-}
+read_model_event_sink!(EmbeddedReadModel);

@@ -3,9 +3,50 @@
 //! A projection applies each wallet's events in stream-version order: an event
 //! at or below the stored version was applied already and is skipped (this is
 //! the projection's deduplication), one that would leave a gap is refused
-//! until the missing event arrives, never papered over.
+//! until the missing event arrives, never papered over. Because the version
+//! check is the deduplication, the read model keeps no `processed_events`
+//! table: a redelivered event is at or below its wallet's version.
+//!
+//! [`EmbeddedReadModel`] keeps it in SQLite, [`PostgresReadModel`] in
+//! PostgreSQL; both decide through one pure rule (the private `projection`
+//! module) and differ only in how rows are read and written. Both are
+//! [`event_relay::EventSink`]s that move their checkpoint, never backwards,
+//! in the transaction that applies the batch.
 
+/// Makes a [`ReadModel`] an [`event_relay::EventSink`].
+macro_rules! read_model_event_sink {
+    ($read_model:ty) => {
+        #[async_trait::async_trait]
+        impl event_relay::EventSink for $read_model {
+            fn name(&self) -> &'static str {
+                $crate::SINK_NAME
+            }
+
+            async fn checkpoint(&self) -> Result<u64, event_relay::SinkError> {
+                $crate::ReadModel::checkpoint(self)
+                    .await
+                    .map_err(|error| event_relay::SinkError::new($crate::SINK_NAME, error))
+            }
+
+            async fn deliver(
+                &self,
+                batch: &[event_store::RecordedEvent],
+            ) -> Result<(), event_relay::SinkError> {
+                let last = batch.last().map(|recorded| recorded.position);
+                $crate::ReadModel::apply(self, batch, last)
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| event_relay::SinkError::new($crate::SINK_NAME, error))
+            }
+        }
+    };
+}
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod embedded;
+mod postgres;
+mod projection;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -13,6 +54,10 @@ use event_store::RecordedEvent;
 use wallet_domain::{Balance, OwnerId, WalletId};
 
 pub use embedded::EmbeddedReadModel;
+pub use postgres::PostgresReadModel;
+
+/// The name both read models give themselves as an event sink.
+const SINK_NAME: &str = "read-model";
 
 /// Wallets one list call returns when the caller names no limit.
 pub const LIST_LIMIT_DEFAULT: usize = 1_000;
@@ -60,7 +105,8 @@ pub enum ReadModelError {
 #[async_trait]
 pub trait ReadModel: Send + Sync {
     /// Applies events (each wallet's in version order) and, when given, moves
-    /// the checkpoint in the same transaction.
+    /// the checkpoint in the same transaction; it never moves back. On
+    /// [`ReadModelError::Gap`] nothing of the batch is applied.
     async fn apply(
         &self,
         events: &[RecordedEvent],

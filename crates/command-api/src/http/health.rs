@@ -6,23 +6,54 @@ use serde_json::json;
 
 use crate::startup::AppState;
 
-/// Whether the service can take commands: its event store answers.
+/// Whether the service can take commands (its event store answers), and how
+/// far events have flowed to their consumers.
 #[utoipa::path(get, path = "/health", tag = "operations",
-    responses((status = 200, description = "Up"), (status = 503, description = "A dependency is down")))]
+    responses((status = 200, description = "Up"), (status = 503, description = "The event store is down")))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = state.wallets.store();
-    let projection = *state.projection_progress.borrow();
     match store.head_position().await {
-        Ok(head) => HttpResponse::Ok().json(json!({
-            "status": "ok",
-            "eventStore": { "kind": store.kind(), "status": "up", "headPosition": head },
-            "readModel": { "position": projection, "lag": head.saturating_sub(projection) },
-        })),
+        Ok(head) => {
+            let publisher = state.publisher.report().await;
+            HttpResponse::Ok().json(json!({
+                "status": "ok",
+                "eventStore": { "kind": store.kind(), "status": "up", "headPosition": head },
+                "publisher": publisher,
+            }))
+        }
         Err(error) => HttpResponse::ServiceUnavailable().json(json!({
             "status": "error",
             "eventStore": { "kind": store.kind(), "status": "down", "error": error.to_string() },
         })),
     }
+}
+
+/// The seed's publisher health: `{status, producer: {connected}, publisher: {isRunning, unprocessedEvents, lagMs}}`.
+#[utoipa::path(get, path = "/health/kafka", tag = "operations",
+    responses((status = 200, description = "Healthy"), (status = 503, description = "Unhealthy")))]
+pub async fn publisher_health(state: web::Data<AppState>) -> HttpResponse {
+    let report = state.publisher.report().await;
+    let body = json!({
+        "status": if report.healthy() { "healthy" } else { "unhealthy" },
+        "producer": { "connected": report.producer_connected },
+        "publisher": {
+            "isRunning": report.is_running,
+            "unprocessedEvents": report.unprocessed_events,
+            "lagMs": report.lag_ms,
+        },
+    });
+    if report.healthy() {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Positions and lag of the publisher in detail.
+#[utoipa::path(get, path = "/health/kafka/stats", tag = "operations",
+    responses((status = 200, description = "Publisher statistics")))]
+pub async fn publisher_stats(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.publisher.report().await)
 }
 
 /// Prometheus metrics in text format.

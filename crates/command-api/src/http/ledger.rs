@@ -26,8 +26,16 @@ fn wallet_id(raw: &str) -> Result<WalletId, ApiError> {
     WalletId::parse(raw).map_err(|_| ApiError::NotFound(format!("Wallet {raw} not found")))
 }
 
-/// Waits (bounded) until a projection has reached every write acknowledged so far.
-pub async fn catch_up(state: &AppState, progress: &watch::Receiver<u64>, wait_ms: u64) -> bool {
+/// Waits (bounded) until an in-process projection has reached every write
+/// acknowledged so far; projections in other processes are not waited for.
+pub async fn catch_up(
+    state: &AppState,
+    progress: &Option<watch::Receiver<u64>>,
+    wait_ms: u64,
+) -> bool {
+    let Some(progress) = progress else {
+        return true;
+    };
     let head = *state.wallets.store().appended().borrow();
     let mut progress = progress.clone();
     let reached = tokio::time::timeout(
@@ -49,7 +57,7 @@ pub async fn wallet_entries(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let wallet_id = wallet_id(&path)?;
-    catch_up(&state, &state.ledger_progress, LEDGER_CATCH_UP_WAIT_MS).await;
+    catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let entries = state
         .ledger
         .wallet_entries(WalletEntriesQuery {
@@ -73,7 +81,7 @@ pub async fn wallet_summary(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let wallet_id = wallet_id(&path)?;
-    catch_up(&state, &state.ledger_progress, LEDGER_CATCH_UP_WAIT_MS).await;
+    catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let summary = state
         .ledger
         .wallet_summary(&wallet_id)
@@ -89,7 +97,7 @@ pub async fn reference_entries(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    catch_up(&state, &state.ledger_progress, LEDGER_CATCH_UP_WAIT_MS).await;
+    catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let entries = state
         .ledger
         .reference_entries(&path)
@@ -123,7 +131,7 @@ pub async fn transactions(
         .as_deref()
         .map(WalletId::parse)
         .transpose()?;
-    catch_up(&state, &state.ledger_progress, LEDGER_CATCH_UP_WAIT_MS).await;
+    catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let entries = state
         .ledger
         .transactions(TransactionsQuery {
@@ -140,7 +148,7 @@ pub async fn transactions(
 #[utoipa::path(get, path = "/ledger/verify", tag = "ledger",
     responses((status = 200, description = "The ledger is consistent"), (status = 409, description = "It is not; the body says where")))]
 pub async fn verify(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let caught_up = catch_up(&state, &state.ledger_progress, LEDGER_CATCH_UP_WAIT_MS).await;
+    let caught_up = catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let verification = state.ledger.verify().await.map_err(internal)?;
     let mut mismatches = Vec::new();
     for (wallet_id, ledger_balance) in verification.wallet_balances.iter().take(VERIFY_WALLETS_MAX)

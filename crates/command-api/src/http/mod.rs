@@ -41,6 +41,8 @@ use crate::metrics::Metrics;
         ledger::transactions,
         ledger::verify,
         health::health,
+        health::publisher_health,
+        health::publisher_stats,
         health::metrics,
     ),
     components(schemas(
@@ -90,6 +92,11 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/ledger/transactions", web::get().to(ledger::transactions))
         .route("/ledger/verify", web::get().to(ledger::verify))
         .route("/health", web::get().to(health::health))
+        .route("/health/kafka", web::get().to(health::publisher_health))
+        .route(
+            "/health/kafka/stats",
+            web::get().to(health::publisher_stats),
+        )
         .route("/metrics", web::get().to(health::metrics))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
         .app_data(web::QueryConfig::default().error_handler(|error, _| {

@@ -265,7 +265,7 @@ pub async fn list_wallets(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = params.query()?;
-    if !catch_up(&state, &state.projection_progress, LIST_CATCH_UP_WAIT_MS).await {
+    if !catch_up(&state, &state.progress.read_model, LIST_CATCH_UP_WAIT_MS).await {
         tracing::warn!("read model is behind the event store; listing what it has");
     }
     let wallets = state

@@ -196,6 +196,18 @@ async fn operations_endpoints_answer() {
     let app = spawn_app().await;
     let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+    let (status, kafka) = json_of(app.get("/health/kafka").send().await.expect("sent")).await;
+    assert_eq!(status, 200, "{kafka}");
+    assert_eq!(kafka["status"], "healthy");
+    assert_eq!(kafka["producer"]["connected"], true);
+    assert_eq!(kafka["publisher"]["isRunning"], true);
+    assert!(kafka["publisher"]["unprocessedEvents"].is_u64());
+    assert!(kafka["publisher"]["lagMs"].is_u64());
+    let (status, stats) = json_of(app.get("/health/kafka/stats").send().await.expect("sent")).await;
+    assert_eq!(
+        (status, stats["destination"].as_str()),
+        (200, Some("in-process"))
+    );
     let (status, spec) = json_of(app.get("/openapi.json").send().await.expect("sent")).await;
     assert_eq!(status, 200);
     assert!(spec["paths"]["/wallets/{fromWalletId}/transfer"]["post"].is_object());

@@ -1,0 +1,132 @@
+//! Chooses one implementation per port from the configuration, in one place.
+//!
+//! - Embedded (no configuration): SQLite files under `WALLEX_DATA_DIR`, and the
+//!   relays that feed the ledger and the read model run in this process.
+//! - PostgreSQL (`DATABASE_URL`): the event store, ledger and read model are
+//!   tables in PostgreSQL, fed by the separate `outbox-relay`,
+//!   `ledger-consumer` and `projection-consumer` processes through Kafka.
+//!
+//! Either way the lock is Redis when `REDIS_URL` is set, in-process otherwise.
+
+use std::sync::Arc;
+
+use event_relay::{run_relay, EventSink, RelayLimits};
+use event_store::{EmbeddedEventStore, EventStore, PostgresEventStore};
+use ledger::{EmbeddedLedger, Ledger, PostgresLedger};
+use read_model::{EmbeddedReadModel, PostgresReadModel, ReadModel};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use wallet_lock::{InProcessWalletLock, RedisLockConfig, RedisWalletLock, WalletLock};
+
+use crate::config::{Config, EventStoreKind};
+use crate::publisher_status::{InProcessRelayStatus, KafkaRelayStatus, PublisherStatus};
+use crate::startup::StartupError;
+
+/// How far the in-process projections have read the log (embedded mode only:
+/// elsewhere they run in other processes and reads are eventually consistent).
+#[derive(Clone, Default)]
+pub struct Progress {
+    pub read_model: Option<watch::Receiver<u64>>,
+    pub ledger: Option<watch::Receiver<u64>>,
+}
+
+pub struct Adapters {
+    pub store: Arc<dyn EventStore>,
+    pub lock: Arc<dyn WalletLock>,
+    pub read_model: Arc<dyn ReadModel>,
+    pub ledger: Arc<dyn Ledger>,
+    pub publisher: Arc<dyn PublisherStatus>,
+    pub progress: Progress,
+    pub background: Vec<JoinHandle<()>>,
+}
+
+pub async fn build(
+    config: &Config,
+    stopping: watch::Receiver<bool>,
+) -> Result<Adapters, StartupError> {
+    let lock = lock(config)?;
+    match config.event_store_kind() {
+        EventStoreKind::Embedded => embedded(config, lock, stopping),
+        EventStoreKind::Postgres => postgres(config, lock).await,
+    }
+}
+
+fn lock(config: &Config) -> Result<Arc<dyn WalletLock>, StartupError> {
+    Ok(match &config.redis_url {
+        Some(url) => Arc::new(RedisWalletLock::connect(RedisLockConfig::new(url))?),
+        None => Arc::new(InProcessWalletLock::default()),
+    })
+}
+
+fn embedded(
+    config: &Config,
+    lock: Arc<dyn WalletLock>,
+    stopping: watch::Receiver<bool>,
+) -> Result<Adapters, StartupError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let store: Arc<dyn EventStore> = Arc::new(EmbeddedEventStore::open(&config.data_dir)?);
+    let read_model = Arc::new(EmbeddedReadModel::open(&config.data_dir)?);
+    let ledger = Arc::new(EmbeddedLedger::open(&config.data_dir)?);
+
+    let (read_model_sender, read_model_progress) = watch::channel(0);
+    let (ledger_sender, ledger_progress) = watch::channel(0);
+    let sinks: Vec<(Arc<dyn EventSink>, watch::Sender<u64>)> = vec![
+        (read_model.clone(), read_model_sender),
+        (ledger.clone(), ledger_sender),
+    ];
+    let background = sinks
+        .into_iter()
+        .map(|(sink, progress)| {
+            tokio::spawn(run_relay(
+                Arc::clone(&store),
+                sink,
+                RelayLimits::default(),
+                progress,
+                stopping.clone(),
+            ))
+        })
+        .collect();
+    let progress = Progress {
+        read_model: Some(read_model_progress),
+        ledger: Some(ledger_progress),
+    };
+    Ok(Adapters {
+        publisher: Arc::new(InProcessRelayStatus::new(
+            Arc::clone(&store),
+            progress.clone(),
+        )),
+        store,
+        lock,
+        read_model,
+        ledger,
+        progress,
+        background,
+    })
+}
+
+async fn postgres(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapters, StartupError> {
+    let url = config
+        .database_url
+        .as_deref()
+        .ok_or(StartupError::Missing("DATABASE_URL"))?;
+    let pool = postgres_support::connect(url, config.database_pool_size).await?;
+    let store: Arc<dyn EventStore> = Arc::new(PostgresEventStore::connect(pool.clone()).await?);
+    let publisher = KafkaRelayStatus::new(
+        Arc::clone(&store),
+        pool.clone(),
+        config.kafka_brokers.as_deref(),
+        &config.kafka_topic,
+    )?;
+    Ok(Adapters {
+        store,
+        lock,
+        read_model: Arc::new(PostgresReadModel::new(pool.clone())),
+        ledger: Arc::new(PostgresLedger::new(pool)),
+        publisher: Arc::new(publisher),
+        progress: Progress::default(),
+        background: Vec::new(),
+    })
+}

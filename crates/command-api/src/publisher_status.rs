@@ -1,0 +1,199 @@
+//! Whether events flow from the event store to their consumers: the seed's
+//! `/health/kafka` report (`producer.connected`, `publisher.isRunning`,
+//! `unprocessedEvents`, `lagMs`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use event_bus::{
+    KafkaPublisher, PublisherConfig, PublisherMetrics, PUBLISHER_CHECKPOINT_NAME_DEFAULT,
+};
+use event_store::EventStore;
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::adapters::Progress;
+use crate::startup::StartupError;
+
+/// A relay whose checkpoint has not moved for this long while events wait is not running.
+pub const RELAY_STALL_MS: i64 = 30_000;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublisherReport {
+    /// Where events go: "in-process" or the Kafka topic.
+    pub destination: String,
+    pub producer_connected: bool,
+    pub is_running: bool,
+    pub head_position: u64,
+    pub published_position: u64,
+    pub unprocessed_events: u64,
+    pub lag_ms: u64,
+    pub error: Option<String>,
+}
+
+impl PublisherReport {
+    pub fn healthy(&self) -> bool {
+        self.error.is_none() && self.producer_connected && self.is_running
+    }
+}
+
+#[async_trait]
+pub trait PublisherStatus: Send + Sync {
+    async fn report(&self) -> PublisherReport;
+}
+
+/// Milliseconds since the oldest event after `position` occurred (0 if none).
+async fn lag_after(store: &dyn EventStore, position: u64) -> Result<u64, String> {
+    let oldest = store
+        .read_all(position, 1)
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(oldest
+        .first()
+        .map(|recorded| age_ms(recorded.event.occurred_at))
+        .unwrap_or(0))
+}
+
+fn age_ms(at: DateTime<Utc>) -> u64 {
+    u64::try_from((Utc::now() - at).num_milliseconds()).unwrap_or(0)
+}
+
+fn failed(destination: String, error: String) -> PublisherReport {
+    PublisherReport {
+        destination,
+        producer_connected: false,
+        is_running: false,
+        head_position: 0,
+        published_position: 0,
+        unprocessed_events: 0,
+        lag_ms: 0,
+        error: Some(error),
+    }
+}
+
+/// The embedded default: the relays run in this process.
+pub struct InProcessRelayStatus {
+    store: Arc<dyn EventStore>,
+    progress: Progress,
+}
+
+impl InProcessRelayStatus {
+    pub fn new(store: Arc<dyn EventStore>, progress: Progress) -> Self {
+        Self { store, progress }
+    }
+}
+
+#[async_trait]
+impl PublisherStatus for InProcessRelayStatus {
+    async fn report(&self) -> PublisherReport {
+        let destination = "in-process".to_owned();
+        let head = match self.store.head_position().await {
+            Ok(head) => head,
+            Err(error) => return failed(destination, error.to_string()),
+        };
+        let published = [&self.progress.read_model, &self.progress.ledger]
+            .into_iter()
+            .flatten()
+            .map(|progress| *progress.borrow())
+            .min()
+            .unwrap_or(head);
+        match lag_after(self.store.as_ref(), published).await {
+            Ok(lag_ms) => PublisherReport {
+                destination,
+                producer_connected: true,
+                is_running: true,
+                head_position: head,
+                published_position: published,
+                unprocessed_events: head.saturating_sub(published),
+                lag_ms,
+                error: None,
+            },
+            Err(error) => failed(destination, error),
+        }
+    }
+}
+
+/// The distributed mode: `outbox-relay` publishes to Kafka and keeps its
+/// checkpoint in `relay_checkpoints`.
+pub struct KafkaRelayStatus {
+    store: Arc<dyn EventStore>,
+    pool: PgPool,
+    probe: Option<KafkaPublisher>,
+    topic: String,
+}
+
+impl KafkaRelayStatus {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        pool: PgPool,
+        brokers: Option<&str>,
+        topic: &str,
+    ) -> Result<Self, StartupError> {
+        let probe = match brokers {
+            Some(brokers) => {
+                let mut config = PublisherConfig::new(brokers);
+                config.topic = topic.to_owned();
+                let metrics = PublisherMetrics::unregistered()?;
+                Some(KafkaPublisher::new(config, pool.clone(), metrics)?)
+            }
+            None => None,
+        };
+        Ok(Self {
+            store,
+            pool,
+            probe,
+            topic: topic.to_owned(),
+        })
+    }
+
+    async fn checkpoint(&self) -> Result<(u64, Option<DateTime<Utc>>), sqlx::Error> {
+        let row: Option<(i64, DateTime<Utc>)> =
+            sqlx::query_as("SELECT position, updated_at FROM relay_checkpoints WHERE name = $1")
+                .bind(PUBLISHER_CHECKPOINT_NAME_DEFAULT)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match row {
+            Some((position, updated_at)) => {
+                (u64::try_from(position).unwrap_or(0), Some(updated_at))
+            }
+            None => (0, None),
+        })
+    }
+}
+
+#[async_trait]
+impl PublisherStatus for KafkaRelayStatus {
+    async fn report(&self) -> PublisherReport {
+        let destination = format!("kafka:{}", self.topic);
+        let connected = match &self.probe {
+            Some(probe) => probe.probe().await.is_ok(),
+            None => false,
+        };
+        let head = match self.store.head_position().await {
+            Ok(head) => head,
+            Err(error) => return failed(destination, error.to_string()),
+        };
+        let (published, moved_at) = match self.checkpoint().await {
+            Ok(checkpoint) => checkpoint,
+            Err(error) => return failed(destination, error.to_string()),
+        };
+        let unprocessed = head.saturating_sub(published);
+        let recently_moved =
+            moved_at.is_some_and(|at| (Utc::now() - at).num_milliseconds() < RELAY_STALL_MS);
+        match lag_after(self.store.as_ref(), published).await {
+            Ok(lag_ms) => PublisherReport {
+                destination,
+                producer_connected: connected,
+                is_running: unprocessed == 0 || recently_moved,
+                head_position: head,
+                published_position: published,
+                unprocessed_events: unprocessed,
+                lag_ms,
+                error: None,
+            },
+            Err(error) => failed(destination, error),
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Every knob of the producer and the consumer loop, with a named default,
+//! passed to librdkafka explicitly rather than left to its silent defaults.
+
+use rdkafka::config::ClientConfig;
+
+/// The topic the relay publishes to and the consumers read.
+pub const TOPIC_DEFAULT: &str = "wallet-events";
+/// Where messages no handler could take are parked.
+pub const DLQ_TOPIC_DEFAULT: &str = "wallet-events-dlq";
+/// The row of `relay_checkpoints` the Kafka publisher owns.
+pub const PUBLISHER_CHECKPOINT_NAME_DEFAULT: &str = "kafka";
+
+/// How long librdkafka may try (retries included) to deliver one message.
+pub const PRODUCER_MESSAGE_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+/// How long the producer waits to fill a request: small, batches are ours.
+pub const PRODUCER_LINGER_MS_DEFAULT: u64 = 5;
+/// Messages the producer queues at most; a relay batch must fit.
+pub const PRODUCER_QUEUE_MESSAGES_MAX_DEFAULT: usize = 100_000;
+/// Bound on one metadata or offsets request (health probe, commits, watermarks).
+pub const KAFKA_REQUEST_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+
+/// Messages handed to a handler at most at once.
+pub const CONSUMER_BATCH_SIZE_MAX_DEFAULT: usize = 500;
+/// How long a batch keeps filling after its first message.
+pub const CONSUMER_BATCH_WAIT_MS_DEFAULT: u64 = 20;
+/// A member silent this long is removed from the group and its partitions move.
+pub const CONSUMER_SESSION_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// Attempts of one batch (and later of one message) before giving up on it.
+pub const HANDLER_ATTEMPTS_MAX_DEFAULT: u32 = 5;
+/// Pause before the first retry; it doubles with each further one.
+pub const HANDLER_BACKOFF_INITIAL_MS_DEFAULT: u64 = 100;
+/// The pause between retries never exceeds this.
+pub const HANDLER_BACKOFF_MAX_MS_DEFAULT: u64 = 5_000;
+
+/// The Kafka publisher (the relay's side).
+#[derive(Debug, Clone)]
+pub struct PublisherConfig {
+    pub brokers: String,
+    pub topic: String,
+    /// Row of `relay_checkpoints` this publisher reads and writes.
+    pub checkpoint_name: String,
+    pub message_timeout_ms: u64,
+    pub linger_ms: u64,
+    pub queue_messages_max: usize,
+    pub request_timeout_ms: u64,
+}
+
+impl PublisherConfig {
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            topic: TOPIC_DEFAULT.to_owned(),
+            checkpoint_name: PUBLISHER_CHECKPOINT_NAME_DEFAULT.to_owned(),
+            message_timeout_ms: PRODUCER_MESSAGE_TIMEOUT_MS_DEFAULT,
+            linger_ms: PRODUCER_LINGER_MS_DEFAULT,
+            queue_messages_max: PRODUCER_QUEUE_MESSAGES_MAX_DEFAULT,
+            request_timeout_ms: KAFKA_REQUEST_TIMEOUT_MS_DEFAULT,
+        }
+    }
+
+    pub(crate) fn client_config(&self) -> ClientConfig {
+        producer_client_config(
+            &self.brokers,
+            self.message_timeout_ms,
+            self.linger_ms,
+            self.queue_messages_max,
+        )
+    }
+}
+
+/// One consumer group's loop (the consumers' side), and the DLQ it feeds.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub brokers: String,
+    pub topic: String,
+    pub dlq_topic: String,
+    pub group_id: String,
+    pub batch_size_max: usize,
+    pub batch_wait_ms: u64,
+    pub session_timeout_ms: u64,
+    pub handler_attempts_max: u32,
+    pub handler_backoff_initial_ms: u64,
+    pub handler_backoff_max_ms: u64,
+    /// For the DLQ producer (and the replay's republishing).
+    pub message_timeout_ms: u64,
+    pub linger_ms: u64,
+    pub request_timeout_ms: u64,
+}
+
+impl ConsumerConfig {
+    pub fn new(brokers: impl Into<String>, group_id: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            topic: TOPIC_DEFAULT.to_owned(),
+            dlq_topic: DLQ_TOPIC_DEFAULT.to_owned(),
+            group_id: group_id.into(),
+            batch_size_max: CONSUMER_BATCH_SIZE_MAX_DEFAULT,
+            batch_wait_ms: CONSUMER_BATCH_WAIT_MS_DEFAULT,
+            session_timeout_ms: CONSUMER_SESSION_TIMEOUT_MS_DEFAULT,
+            handler_attempts_max: HANDLER_ATTEMPTS_MAX_DEFAULT,
+            handler_backoff_initial_ms: HANDLER_BACKOFF_INITIAL_MS_DEFAULT,
+            handler_backoff_max_ms: HANDLER_BACKOFF_MAX_MS_DEFAULT,
+            message_timeout_ms: PRODUCER_MESSAGE_TIMEOUT_MS_DEFAULT,
+            linger_ms: PRODUCER_LINGER_MS_DEFAULT,
+            request_timeout_ms: KAFKA_REQUEST_TIMEOUT_MS_DEFAULT,
+        }
+    }
+
+    /// The group that replays this group's dead letters.
+    pub fn dlq_replay_group_id(&self) -> String {
+        format!("{}-dlq-replay", self.group_id)
+    }
+
+    pub(crate) fn consumer_client_config(&self, group_id: &str) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", group_id)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", self.session_timeout_ms.to_string())
+            .set("enable.partition.eof", "false");
+        config
+    }
+
+    pub(crate) fn producer_client_config(&self) -> ClientConfig {
+        producer_client_config(
+            &self.brokers,
+            self.message_timeout_ms,
+            self.linger_ms,
+            PRODUCER_QUEUE_MESSAGES_MAX_DEFAULT,
+        )
+    }
+
+    /// The pause before retry number `retry` (1-based): doubling, capped.
+    pub(crate) fn backoff_ms(&self, retry: u32) -> u64 {
+        let doublings = retry.saturating_sub(1).min(32);
+        self.handler_backoff_initial_ms
+            .saturating_mul(1_u64 << doublings)
+            .min(self.handler_backoff_max_ms)
+    }
+}
+
+/// An idempotent producer: no duplicates from its own retries and each
+/// partition's order kept, acknowledged by every in-sync replica.
+fn producer_client_config(
+    brokers: &str,
+    message_timeout_ms: u64,
+    linger_ms: u64,
+    queue_messages_max: usize,
+) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", message_timeout_ms.to_string())
+        .set("linger.ms", linger_ms.to_string())
+        .set(
+            "queue.buffering.max.messages",
+            queue_messages_max.to_string(),
+        );
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let mut config = ConsumerConfig::new("localhost:9092", "group");
+        config.handler_backoff_initial_ms = 100;
+        config.handler_backoff_max_ms = 1_000;
+        let pauses: Vec<u64> = (1..=6).map(|retry| config.backoff_ms(retry)).collect();
+        assert_eq!(pauses, vec![100, 200, 400, 800, 1_000, 1_000]);
+        assert_eq!(config.backoff_ms(u32::MAX), 1_000);
+    }
+
+    #[test]
+    fn the_replay_group_is_derived_from_the_group() {
+        let config = ConsumerConfig::new("localhost:9092", "ledger");
+        assert_eq!(config.dlq_replay_group_id(), "ledger-dlq-replay");
+    }
+}

@@ -1,0 +1,402 @@
+//! The consumers' loop: bounded batches from a consumer group to a handler,
+//! offsets committed after the handler succeeded, failures retried with
+//! backoff and finally parked on the dead-letter topic.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use event_store::RecordedEvent;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::config::ConsumerConfig;
+use crate::headers::{
+    self, DLQ_HEADERS, ERROR_HEADER_BYTES_MAX, HEADER_ERROR, HEADER_HANDLER, HEADER_SOURCE_OFFSET,
+    HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
+};
+use crate::metrics::ConsumerMetrics;
+use crate::BusError;
+
+/// How long an idle loop waits for a message before it looks at the shutdown flag again.
+const IDLE_WAKE_MS: u64 = 1_000;
+/// Pause after the consumer reports an error (a broker away), before receiving again.
+const RECEIVE_ERROR_PAUSE_MS: u64 = 500;
+/// How often the lag gauge is refreshed (one watermark request per partition).
+const LAG_REFRESH_INTERVAL_MS: u64 = 5_000;
+
+/// A handler's failure; the loop retries the batch, then its messages one by
+/// one, then dead-letters the messages that still fail.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HandlerError(pub String);
+
+impl HandlerError {
+    pub fn new(error: impl std::fmt::Display) -> Self {
+        Self(error.to_string())
+    }
+}
+
+/// What a consumer does with the events: apply them in one transaction,
+/// skipping event ids it has seen (delivery is at least once).
+#[async_trait]
+pub trait BatchHandler: Send + Sync {
+    /// Names the handler in metrics and in the DLQ's `handler` header.
+    fn name(&self) -> &'static str;
+
+    /// Takes a batch in the order of its partitions. Called again with the
+    /// same or a smaller batch after a failure.
+    async fn handle(&self, batch: &[RecordedEvent]) -> Result<(), HandlerError>;
+}
+
+/// [`run_consumer_with_metrics`] with metrics no registry exports.
+pub async fn run_consumer(
+    config: ConsumerConfig,
+    handler: Arc<dyn BatchHandler>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), BusError> {
+    run_consumer_with_metrics(config, handler, ConsumerMetrics::unregistered()?, shutdown).await
+}
+
+/// Consumes `config.topic` in group `config.group_id` until `shutdown` turns
+/// true (or its sender goes away). The batch in hand is finished and
+/// committed first; a batch interrupted while retrying is left uncommitted
+/// and comes again. Returns an error only when a dead letter cannot be
+/// written, so nothing is committed that was neither handled nor parked.
+pub async fn run_consumer_with_metrics(
+    config: ConsumerConfig,
+    handler: Arc<dyn BatchHandler>,
+    metrics: ConsumerMetrics,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), BusError> {
+    let consumer: Arc<StreamConsumer> =
+        Arc::new(config.consumer_client_config(&config.group_id).create()?);
+    consumer.subscribe(&[config.topic.as_str()])?;
+    let dlq: FutureProducer = config.producer_client_config().create()?;
+    let worker = Worker {
+        config: &config,
+        handler: handler.as_ref(),
+        dlq: &dlq,
+        metrics: &metrics,
+    };
+    tracing::info!(group = %config.group_id, topic = %config.topic, handler = handler.name(), "consumer started");
+    let mut lag_refreshed_at: Option<Instant> = None;
+    let outcome = loop {
+        if *shutdown.borrow() {
+            break Ok(());
+        }
+        let Some(messages) = next_batch(&consumer, &config, &mut shutdown).await else {
+            break Ok(());
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        match worker.process(&messages, &mut shutdown).await {
+            Ok(Processed::Done) => {}
+            Ok(Processed::Interrupted) => break Ok(()),
+            Err(error) => break Err(error),
+        }
+        let committed = commit(&consumer, &messages).await;
+        match committed {
+            Ok(next_offsets) => {
+                let due = lag_refreshed_at.is_none_or(|at| {
+                    at.elapsed() >= Duration::from_millis(LAG_REFRESH_INTERVAL_MS)
+                });
+                if due {
+                    lag_refreshed_at = Some(Instant::now());
+                    refresh_lag(&consumer, &config, handler.name(), &metrics, next_offsets).await;
+                }
+            }
+            Err(error) => {
+                // Partitions moved in a rebalance: their new owner starts from
+                // the last commit, so these messages come again (at least once).
+                metrics
+                    .commit_failures
+                    .with_label_values(&[handler.name()])
+                    .inc();
+                tracing::warn!(%error, handler = handler.name(), "offset commit refused");
+            }
+        }
+    };
+    // Leaving the group blocks until the broker has been told: off the runtime.
+    let closing = tokio::task::spawn_blocking(move || drop(consumer)).await;
+    if let Err(error) = closing {
+        tracing::warn!(%error, "consumer did not close cleanly");
+    }
+    tracing::info!(group = %config.group_id, handler = handler.name(), "consumer stopped");
+    outcome
+}
+
+enum Processed {
+    Done,
+    /// Shutdown came while a batch was being retried: do not commit it.
+    Interrupted,
+}
+
+enum Attempts {
+    Handled,
+    Interrupted,
+    Failed(HandlerError),
+}
+
+struct Worker<'a> {
+    config: &'a ConsumerConfig,
+    handler: &'a dyn BatchHandler,
+    dlq: &'a FutureProducer,
+    metrics: &'a ConsumerMetrics,
+}
+
+impl Worker<'_> {
+    async fn process(
+        &self,
+        messages: &[OwnedMessage],
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Processed, BusError> {
+        let mut events = Vec::with_capacity(messages.len());
+        let mut sources = Vec::with_capacity(messages.len());
+        for message in messages {
+            match decode(message) {
+                Ok(event) => {
+                    events.push(event);
+                    sources.push(message);
+                }
+                Err(reason) => self.dead_letter(message, &reason).await?,
+            }
+        }
+        if events.is_empty() {
+            return Ok(Processed::Done);
+        }
+        let failure = match self.handle_with_retries(&events, shutdown).await {
+            Attempts::Handled => {
+                self.count_processed(events.len());
+                return Ok(Processed::Done);
+            }
+            Attempts::Interrupted => return Ok(Processed::Interrupted),
+            Attempts::Failed(error) => error,
+        };
+        if let ([_single], [source]) = (events.as_slice(), sources.as_slice()) {
+            self.dead_letter(source, &failure.0).await?;
+            return Ok(Processed::Done);
+        }
+        tracing::warn!(
+            handler = self.handler.name(),
+            error = %failure,
+            size = events.len(),
+            "batch failed after its retries; handling its messages one by one"
+        );
+        for (event, source) in events.iter().zip(sources) {
+            match self
+                .handle_with_retries(std::slice::from_ref(event), shutdown)
+                .await
+            {
+                Attempts::Handled => self.count_processed(1),
+                Attempts::Interrupted => return Ok(Processed::Interrupted),
+                Attempts::Failed(error) => self.dead_letter(source, &error.0).await?,
+            }
+        }
+        Ok(Processed::Done)
+    }
+
+    async fn handle_with_retries(
+        &self,
+        events: &[RecordedEvent],
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Attempts {
+        let attempts_max = self.config.handler_attempts_max.max(1);
+        let mut attempt = 1;
+        loop {
+            let error = match self.handler.handle(events).await {
+                Ok(()) => return Attempts::Handled,
+                Err(error) => error,
+            };
+            if attempt >= attempts_max {
+                return Attempts::Failed(error);
+            }
+            self.metrics
+                .retries
+                .with_label_values(&[self.handler.name()])
+                .inc();
+            let pause = Duration::from_millis(self.config.backoff_ms(attempt));
+            tracing::debug!(handler = self.handler.name(), %error, attempt, ?pause, "handler failed; retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => return Attempts::Interrupted,
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Parks `message` on the DLQ with why and where from; waits for the
+    /// broker's acknowledgement, since the offset is committed next.
+    async fn dead_letter(&self, message: &OwnedMessage, error: &str) -> Result<(), BusError> {
+        let mut dlq_headers = headers::copy_without(message.headers(), &DLQ_HEADERS);
+        for (name, value) in [
+            (
+                HEADER_ERROR,
+                headers::truncated(error, ERROR_HEADER_BYTES_MAX),
+            ),
+            (HEADER_SOURCE_TOPIC, message.topic()),
+            (HEADER_SOURCE_PARTITION, &message.partition().to_string()),
+            (HEADER_SOURCE_OFFSET, &message.offset().to_string()),
+            (HEADER_HANDLER, self.handler.name()),
+        ] {
+            dlq_headers = headers::with(dlq_headers, name, value);
+        }
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&self.config.dlq_topic).headers(dlq_headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        let queue_timeout = Timeout::After(Duration::from_millis(self.config.message_timeout_ms));
+        self.dlq
+            .send(record, queue_timeout)
+            .await
+            .map_err(|(error, _message)| BusError::Kafka(error))?;
+        self.metrics
+            .dead_lettered
+            .with_label_values(&[self.handler.name()])
+            .inc();
+        tracing::warn!(
+            handler = self.handler.name(),
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            error,
+            "message sent to the dead-letter topic"
+        );
+        Ok(())
+    }
+
+    fn count_processed(&self, count: usize) {
+        self.metrics
+            .processed
+            .with_label_values(&[self.handler.name()])
+            .inc_by(count as u64);
+    }
+}
+
+/// The next batch: waits up to [`IDLE_WAKE_MS`] for a first message (an empty
+/// batch if none came), then takes what arrives within `batch_wait_ms`, up
+/// to `batch_size_max`. `None` when shutdown was asked.
+async fn next_batch(
+    consumer: &StreamConsumer,
+    config: &ConsumerConfig,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Vec<OwnedMessage>> {
+    let first = tokio::select! {
+        received = consumer.recv() => received,
+        _ = shutdown.changed() => return None,
+        _ = tokio::time::sleep(Duration::from_millis(IDLE_WAKE_MS)) => return Some(Vec::new()),
+    };
+    let first = match first {
+        Ok(message) => message.detach(),
+        Err(error) => {
+            tracing::warn!(%error, group = %config.group_id, "consumer error");
+            tokio::time::sleep(Duration::from_millis(RECEIVE_ERROR_PAUSE_MS)).await;
+            return Some(Vec::new());
+        }
+    };
+    let batch_size_max = config.batch_size_max.max(1);
+    let mut messages = Vec::with_capacity(batch_size_max);
+    messages.push(first);
+    let deadline = Instant::now() + Duration::from_millis(config.batch_wait_ms);
+    while messages.len() < batch_size_max {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(Ok(message)) => messages.push(message.detach()),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, group = %config.group_id, "consumer error");
+                break;
+            }
+            Err(_elapsed) => break,
+        }
+    }
+    Some(messages)
+}
+
+fn decode(message: &OwnedMessage) -> Result<RecordedEvent, String> {
+    let payload = message
+        .payload()
+        .ok_or_else(|| "undecodable: the message has no value".to_owned())?;
+    let text = std::str::from_utf8(payload)
+        .map_err(|error| format!("undecodable: the value is not UTF-8: {error}"))?;
+    RecordedEvent::from_json(text).map_err(|error| format!("undecodable: {error}"))
+}
+
+/// The offset after the last message of each partition in `messages`.
+fn next_offsets(messages: &[OwnedMessage]) -> BTreeMap<(String, i32), i64> {
+    let mut next = BTreeMap::new();
+    for message in messages {
+        let entry = next
+            .entry((message.topic().to_owned(), message.partition()))
+            .or_insert(0_i64);
+        *entry = (*entry).max(message.offset() + 1);
+    }
+    next
+}
+
+/// Commits the batch synchronously; returns what was committed.
+async fn commit(
+    consumer: &Arc<StreamConsumer>,
+    messages: &[OwnedMessage],
+) -> Result<BTreeMap<(String, i32), i64>, BusError> {
+    let next = next_offsets(messages);
+    let mut offsets = TopicPartitionList::with_capacity(next.len());
+    for ((topic, partition), offset) in &next {
+        offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+    }
+    blocking(consumer, move |consumer| {
+        consumer.commit(&offsets, CommitMode::Sync)?;
+        Ok(())
+    })
+    .await?;
+    Ok(next)
+}
+
+/// Sets the lag gauge of the committed partitions from their high watermarks.
+async fn refresh_lag(
+    consumer: &Arc<StreamConsumer>,
+    config: &ConsumerConfig,
+    handler: &'static str,
+    metrics: &ConsumerMetrics,
+    committed: BTreeMap<(String, i32), i64>,
+) {
+    let timeout = Duration::from_millis(config.request_timeout_ms);
+    let lags = blocking(consumer, move |consumer| {
+        let mut lags = Vec::with_capacity(committed.len());
+        for ((topic, partition), offset) in committed {
+            let (_low, high) = consumer.fetch_watermarks(&topic, partition, timeout)?;
+            lags.push((partition, (high - offset).max(0)));
+        }
+        Ok(lags)
+    })
+    .await;
+    match lags {
+        Ok(lags) => {
+            for (partition, lag) in lags {
+                metrics
+                    .lag
+                    .with_label_values(&[handler, &partition.to_string()])
+                    .set(lag);
+            }
+        }
+        Err(error) => tracing::debug!(%error, "cannot read watermarks for the lag gauge"),
+    }
+}
+
+/// Runs a blocking librdkafka call (commit, offsets, watermarks) off the runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
+    consumer: &Arc<StreamConsumer>,
+    call: impl FnOnce(&StreamConsumer) -> Result<T, BusError> + Send + 'static,
+) -> Result<T, BusError> {
+    let consumer = Arc::clone(consumer);
+    tokio::task::spawn_blocking(move || call(&consumer)).await?
+}

@@ -1,0 +1,159 @@
+//! Putting dead letters back on the main topic.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::ConsumerConfig;
+use crate::consumer::blocking;
+use crate::headers::{self, DLQ_HEADERS};
+use crate::BusError;
+
+/// Bound on waiting for the next dead letter known to be there.
+const DLQ_REPLAY_RECEIVE_TIMEOUT_MS: u64 = 30_000;
+
+/// Where one DLQ partition's replay starts and ends.
+struct PartitionPlan {
+    partition: i32,
+    start: i64,
+    /// The high watermark when the replay began: later dead letters wait for the next replay.
+    end: i64,
+}
+
+/// Republishes up to `limit` dead letters of `config.dlq_topic` to
+/// `config.topic` with their original key and value (and their original
+/// headers, without the DLQ's), in group `<group>-dlq-replay`, committing
+/// each one once the main topic has acknowledged it. Reads only what the
+/// DLQ held when it was called; returns how many were replayed.
+pub async fn replay_dlq(config: &ConsumerConfig, limit: usize) -> Result<usize, BusError> {
+    if limit == 0 {
+        return Ok(0);
+    }
+    let group = config.dlq_replay_group_id();
+    let consumer: Arc<StreamConsumer> = Arc::new(config.consumer_client_config(&group).create()?);
+    let producer: FutureProducer = config.producer_client_config().create()?;
+    let plans = plan(&consumer, config).await?;
+    let mut assignment = TopicPartitionList::with_capacity(plans.len());
+    for plan in &plans {
+        assignment.add_partition_offset(
+            &config.dlq_topic,
+            plan.partition,
+            Offset::Offset(plan.start),
+        )?;
+    }
+    let mut remaining: BTreeMap<i32, i64> = plans
+        .iter()
+        .map(|plan| (plan.partition, plan.end))
+        .collect();
+    if remaining.is_empty() {
+        return Ok(0);
+    }
+    consumer.assign(&assignment)?;
+    let receive_timeout = Duration::from_millis(DLQ_REPLAY_RECEIVE_TIMEOUT_MS);
+    let queue_timeout = Timeout::After(Duration::from_millis(config.message_timeout_ms));
+    let mut replayed = 0;
+    while replayed < limit && !remaining.is_empty() {
+        let message = tokio::time::timeout(receive_timeout, consumer.recv())
+            .await
+            .map_err(|_| {
+                BusError::Delivery(format!(
+                    "the dead-letter topic sent nothing for {DLQ_REPLAY_RECEIVE_TIMEOUT_MS} ms"
+                ))
+            })??
+            .detach();
+        let partition = message.partition();
+        let offset = message.offset();
+        let Some(&end) = remaining.get(&partition) else {
+            continue;
+        };
+        if offset >= end {
+            remaining.remove(&partition);
+            continue;
+        }
+        let original_headers = headers::copy_without(message.headers(), &DLQ_HEADERS);
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&config.topic).headers(original_headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        producer
+            .send(record, queue_timeout)
+            .await
+            .map_err(|(error, _message)| BusError::Kafka(error))?;
+        let mut done = TopicPartitionList::with_capacity(1);
+        done.add_partition_offset(&config.dlq_topic, partition, Offset::Offset(offset + 1))?;
+        blocking(&consumer, move |consumer| {
+            consumer.commit(&done, CommitMode::Sync)?;
+            Ok(())
+        })
+        .await?;
+        replayed += 1;
+        if offset + 1 >= end {
+            remaining.remove(&partition);
+        }
+    }
+    tracing::info!(replayed, topic = %config.topic, dlq = %config.dlq_topic, "dead letters replayed");
+    let closing = tokio::task::spawn_blocking(move || drop(consumer)).await;
+    if let Err(error) = closing {
+        tracing::warn!(%error, "DLQ replay consumer did not close cleanly");
+    }
+    Ok(replayed)
+}
+
+/// For each DLQ partition with something to replay: from the replay group's
+/// committed offset (or the partition's start) to its current end.
+async fn plan(
+    consumer: &Arc<StreamConsumer>,
+    config: &ConsumerConfig,
+) -> Result<Vec<PartitionPlan>, BusError> {
+    let topic = config.dlq_topic.clone();
+    let timeout = Duration::from_millis(config.request_timeout_ms);
+    blocking(consumer, move |consumer| {
+        let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|found| found.name() == topic)
+            .flat_map(|found| found.partitions().iter().map(|partition| partition.id()))
+            .collect();
+        if partitions.is_empty() {
+            return Err(BusError::Invalid(format!(
+                "the dead-letter topic {topic} has no partitions"
+            )));
+        }
+        let mut wanted = TopicPartitionList::with_capacity(partitions.len());
+        for partition in &partitions {
+            wanted.add_partition(&topic, *partition);
+        }
+        let committed = consumer.committed_offsets(wanted, timeout)?;
+        let mut plans = Vec::with_capacity(partitions.len());
+        for partition in partitions {
+            let (low, high) = consumer.fetch_watermarks(&topic, partition, timeout)?;
+            let start = match committed
+                .find_partition(&topic, partition)
+                .map(|element| element.offset())
+            {
+                Some(Offset::Offset(offset)) => offset.max(low),
+                _ => low,
+            };
+            if start < high {
+                plans.push(PartitionPlan {
+                    partition,
+                    start,
+                    end: high,
+                });
+            }
+        }
+        Ok(plans)
+    })
+    .await
+}

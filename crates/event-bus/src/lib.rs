@@ -1,0 +1,60 @@
+//! The event bus on Apache Kafka, both directions.
+//!
+//! - [`KafkaPublisher`] is the outbox relay's [`event_relay::EventSink`]: it
+//!   produces every event of a batch to the topic, keyed by wallet id (so one
+//!   wallet's events keep their order in one partition), waits for every
+//!   delivery report, and only then moves its checkpoint in PostgreSQL.
+//! - [`run_consumer`] is the loop the consumers (ledger, projection) run: it
+//!   hands bounded batches to a [`BatchHandler`], commits offsets after the
+//!   handler succeeded (at least once), retries with backoff, and parks what
+//!   cannot be handled on the dead-letter topic so the rest keeps flowing.
+//! - [`replay_dlq`] puts dead letters back on the main topic once the cause
+//!   is fixed.
+//!
+//! Error policy: Kafka and PostgreSQL failures are operating errors, returned
+//! as [`BusError`] (or [`event_relay::SinkError`] through the sink) with their
+//! cause; nothing here panics on I/O. Delivery is at least once everywhere:
+//! consumers deduplicate by event id.
+
+mod checkpoint;
+mod config;
+mod consumer;
+mod dlq;
+mod headers;
+mod metrics;
+mod publisher;
+
+pub use checkpoint::{read_checkpoint, store_checkpoint};
+pub use config::{
+    ConsumerConfig, PublisherConfig, CONSUMER_BATCH_SIZE_MAX_DEFAULT,
+    CONSUMER_BATCH_WAIT_MS_DEFAULT, CONSUMER_SESSION_TIMEOUT_MS_DEFAULT, DLQ_TOPIC_DEFAULT,
+    HANDLER_ATTEMPTS_MAX_DEFAULT, HANDLER_BACKOFF_INITIAL_MS_DEFAULT,
+    HANDLER_BACKOFF_MAX_MS_DEFAULT, KAFKA_REQUEST_TIMEOUT_MS_DEFAULT, PRODUCER_LINGER_MS_DEFAULT,
+    PRODUCER_MESSAGE_TIMEOUT_MS_DEFAULT, PRODUCER_QUEUE_MESSAGES_MAX_DEFAULT,
+    PUBLISHER_CHECKPOINT_NAME_DEFAULT, TOPIC_DEFAULT,
+};
+pub use consumer::{run_consumer, run_consumer_with_metrics, BatchHandler, HandlerError};
+pub use dlq::replay_dlq;
+pub use headers::{
+    HEADER_ERROR, HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_HANDLER, HEADER_POSITION,
+    HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
+};
+pub use metrics::{ConsumerMetrics, PublisherMetrics};
+pub use publisher::KafkaPublisher;
+
+/// An operating error of the bus: Kafka or PostgreSQL refused or did not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("kafka: {0}")]
+    Delivery(String),
+    #[error("postgresql: {0}")]
+    Postgres(#[from] sqlx::Error),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("a blocking kafka call did not finish: {0}")]
+    Blocking(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Invalid(String),
+}

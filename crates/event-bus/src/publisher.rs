@@ -1,0 +1,181 @@
+//! The relay's sink: every event to Kafka, keyed by wallet, acknowledged
+//! before the checkpoint moves.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use event_relay::{EventSink, SinkError};
+use event_store::RecordedEvent;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use sqlx::PgPool;
+
+use crate::checkpoint::{read_checkpoint, store_checkpoint};
+use crate::config::PublisherConfig;
+use crate::headers::{self, HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_POSITION};
+use crate::metrics::PublisherMetrics;
+use crate::BusError;
+
+const SINK_NAME: &str = "kafka";
+
+pub struct KafkaPublisher {
+    producer: FutureProducer,
+    pool: PgPool,
+    config: PublisherConfig,
+    metrics: PublisherMetrics,
+}
+
+impl KafkaPublisher {
+    /// A publisher to `config.topic` keeping its checkpoint in `pool`'s
+    /// `relay_checkpoints` (migration 0004). Connects lazily: a broker that
+    /// is down shows in [`KafkaPublisher::probe`] and in failed batches.
+    pub fn new(
+        config: PublisherConfig,
+        pool: PgPool,
+        metrics: PublisherMetrics,
+    ) -> Result<Self, BusError> {
+        let producer: FutureProducer = config.client_config().create()?;
+        Ok(Self {
+            producer,
+            pool,
+            config,
+            metrics,
+        })
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.config.topic
+    }
+
+    /// Whether the brokers answer and know the topic (for health checks).
+    pub async fn probe(&self) -> Result<(), BusError> {
+        let client = self.producer.clone();
+        let topic = self.config.topic.clone();
+        let timeout = Duration::from_millis(self.config.request_timeout_ms);
+        tokio::task::spawn_blocking(move || {
+            let metadata = client.client().fetch_metadata(Some(&topic), timeout)?;
+            let known = metadata
+                .topics()
+                .iter()
+                .any(|found| found.name() == topic && found.error().is_none());
+            if known {
+                Ok(())
+            } else {
+                Err(BusError::Invalid(format!(
+                    "topic {topic} is unknown to the brokers"
+                )))
+            }
+        })
+        .await?
+    }
+
+    /// Produces the whole batch and waits for every delivery report, even
+    /// after a failure, so that a retry never races this attempt's messages.
+    async fn produce_all(&self, batch: &[RecordedEvent]) -> Result<(), BusError> {
+        if batch.len() > self.config.queue_messages_max {
+            return Err(BusError::Invalid(format!(
+                "a batch of {} events exceeds the producer queue of {}",
+                batch.len(),
+                self.config.queue_messages_max
+            )));
+        }
+        let mut deliveries: Vec<DeliveryFuture> = Vec::with_capacity(batch.len());
+        let mut first_error: Option<BusError> = None;
+        for event in batch {
+            match self.enqueue(event) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err(error) => {
+                    first_error = Some(error);
+                    break;
+                }
+            }
+        }
+        for delivery in deliveries {
+            let outcome = match delivery.await {
+                Ok(Ok(_delivered)) => Ok(()),
+                Ok(Err((error, _message))) => Err(BusError::Kafka(error)),
+                Err(_canceled) => Err(BusError::Delivery(
+                    "the producer went away before reporting".to_owned(),
+                )),
+            };
+            if let (Err(error), None) = (outcome, first_error.as_ref()) {
+                first_error = Some(error);
+            }
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    fn enqueue(&self, event: &RecordedEvent) -> Result<DeliveryFuture, BusError> {
+        let value = event
+            .to_json()
+            .map_err(|error| BusError::Invalid(format!("event cannot be encoded: {error}")))?;
+        let event_id = event.event.event_id.to_string();
+        let position = event.position.to_string();
+        let headers = headers::with(
+            headers::with(
+                headers::with(
+                    OwnedHeaders::new_with_capacity(3),
+                    HEADER_EVENT_ID,
+                    &event_id,
+                ),
+                HEADER_EVENT_TYPE,
+                event.event.type_name(),
+            ),
+            HEADER_POSITION,
+            &position,
+        );
+        let record = FutureRecord::to(&self.config.topic)
+            .key(event.event.wallet_id.as_str())
+            .payload(&value)
+            .headers(headers);
+        self.producer
+            .send_result(record)
+            .map_err(|(error, _record)| match error {
+                KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => BusError::Delivery(
+                    "the producer queue is full (queue_messages_max too small for the batch)"
+                        .to_owned(),
+                ),
+                other => BusError::Kafka(other),
+            })
+    }
+}
+
+#[async_trait]
+impl EventSink for KafkaPublisher {
+    fn name(&self) -> &'static str {
+        SINK_NAME
+    }
+
+    async fn checkpoint(&self) -> Result<u64, SinkError> {
+        read_checkpoint(&self.pool, &self.config.checkpoint_name)
+            .await
+            .map_err(|error| SinkError::new(SINK_NAME, error))
+    }
+
+    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), SinkError> {
+        let Some(last) = batch.last().map(|event| event.position) else {
+            return Ok(());
+        };
+        let outcome = match self.produce_all(batch).await {
+            Ok(()) => store_checkpoint(&self.pool, &self.config.checkpoint_name, last)
+                .await
+                .map_err(BusError::from),
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(()) => {
+                self.metrics.events_published.inc_by(batch.len() as u64);
+                self.metrics.batches_published.inc();
+                Ok(())
+            }
+            Err(error) => {
+                self.metrics.batches_failed.inc();
+                Err(SinkError::new(SINK_NAME, error))
+            }
+        }
+    }
+}

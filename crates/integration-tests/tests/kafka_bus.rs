@@ -1,0 +1,606 @@
+//! The event bus against a real Kafka (and PostgreSQL for the publisher's checkpoint):
+//! the publisher's checkpoint moves only after delivery; the consumer loop hands batches
+//! in per-key order, commits, and resumes after a restart without handing anything
+//! committed again; a message its handler cannot take goes to the DLQ, and back.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use event_bus::{
+    replay_dlq, run_consumer, run_consumer_with_metrics, BatchHandler, ConsumerConfig,
+    ConsumerMetrics, HandlerError, KafkaPublisher, PublisherConfig, PublisherMetrics,
+};
+use event_relay::EventSink;
+use event_store::RecordedEvent;
+use integration_tests::{require_env, unique_name, REQUEST_TIMEOUT};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rust_decimal::Decimal;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::watch;
+use uuid::Uuid;
+use wallet_domain::{
+    decide, evolve, Amount, Balance, Command, CommandKind, EventMetadata, OwnerId, WalletEvent,
+    WalletId, WalletState,
+};
+
+/// Bound on any wait for messages to arrive or be handled.
+const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a waiting test looks again.
+const WAIT_POLL: Duration = Duration::from_millis(50);
+/// After the expected messages arrived, how long a test keeps watching for unexpected ones.
+const QUIET_PERIOD: Duration = Duration::from_secs(2);
+const TOPIC_PARTITIONS: i32 = 4;
+const POOL_CONNECTIONS_MAX: u32 = 2;
+
+// --- helpers ---------------------------------------------------------------------------
+
+/// A database of this test's own, with the project's migrations; dropped by `drop_all`.
+struct TestDatabase {
+    admin: PgConnection,
+    name: String,
+    pool: PgPool,
+}
+
+impl TestDatabase {
+    async fn create(url: &str) -> Self {
+        let options = PgConnectOptions::from_str(url).expect("DATABASE_URL is a PostgreSQL URL");
+        let mut admin = PgConnection::connect_with(&options)
+            .await
+            .expect("connect to the PostgreSQL of DATABASE_URL");
+        let name = unique_name("wallex_test");
+        sqlx::query(&format!("create database {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create a database for this test (the user needs CREATEDB)");
+        let pool = postgres_support::connect(&database_url(url, &name), POOL_CONNECTIONS_MAX)
+            .await
+            .expect("connect and migrate the test database");
+        Self { admin, name, pool }
+    }
+
+    async fn drop_all(mut self) {
+        self.pool.close().await;
+        sqlx::query(&format!(
+            "drop database if exists {} with (force)",
+            self.name
+        ))
+        .execute(&mut self.admin)
+        .await
+        .expect("drop the test database");
+    }
+}
+
+/// `url` with its database replaced by `database`.
+fn database_url(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let (server, _database) = base.rsplit_once('/').expect("a URL with a database path");
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+async fn create_topic(brokers: &str, prefix: &str, partitions: i32) -> String {
+    let name = unique_name(prefix);
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("a Kafka admin client");
+    let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+    let outcome = admin
+        .create_topics(
+            &[NewTopic::new(&name, partitions, TopicReplication::Fixed(1))],
+            &options,
+        )
+        .await
+        .expect("the broker answers CreateTopics");
+    for result in outcome {
+        result.expect("the topic is created");
+    }
+    name
+}
+
+/// `length` events of one new wallet: a creation, then credits.
+fn wallet_history(wallet: &WalletId, length: usize) -> Vec<WalletEvent> {
+    let mut state = WalletState::default();
+    let mut history = Vec::with_capacity(length);
+    for index in 0..length {
+        let kind = if index == 0 {
+            CommandKind::Create {
+                owner_id: OwnerId::parse("owner").expect("owner id"),
+                initial_balance: Balance::opening("initialBalance", Decimal::from(10))
+                    .expect("opening balance"),
+            }
+        } else {
+            CommandKind::Credit {
+                amount: Amount::parse("amount", Decimal::new(100 + index as i64, 2))
+                    .expect("amount"),
+                description: None,
+            }
+        };
+        let command = Command {
+            wallet_id: wallet.clone(),
+            kind,
+            event_id: Uuid::now_v7(),
+            issued_at: Utc::now(),
+            metadata: EventMetadata::default(),
+        };
+        for event in decide(&state, &command).expect("the command is valid") {
+            state = evolve(state, &event);
+            history.push(event);
+        }
+    }
+    history
+}
+
+/// `wallets` wallets of `length` events each, interleaved as a log would hold them.
+fn interleaved_log(
+    run: &str,
+    wallets: usize,
+    length: usize,
+    first_position: u64,
+) -> Vec<RecordedEvent> {
+    let histories: Vec<Vec<WalletEvent>> = (0..wallets)
+        .map(|index| {
+            let wallet = WalletId::parse(&format!("w{index}-{run}")).expect("wallet id");
+            wallet_history(&wallet, length)
+        })
+        .collect();
+    let mut log = Vec::with_capacity(wallets * length);
+    for version in 0..length {
+        for history in &histories {
+            log.push(RecordedEvent {
+                position: first_position + log.len() as u64,
+                stream_version: version as u64 + 1,
+                event: history[version].clone(),
+            });
+        }
+    }
+    log
+}
+
+fn producer(brokers: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", "30000")
+        .set("linger.ms", "5")
+        .create()
+        .expect("an rdkafka producer")
+}
+
+/// Produces `events` as the relay would (key = wallet id, value = envelope).
+async fn produce(brokers: &str, topic: &str, events: &[RecordedEvent]) {
+    let producer = producer(brokers);
+    for event in events {
+        let value = event.to_json().expect("the event encodes");
+        producer
+            .send(
+                FutureRecord::to(topic)
+                    .key(event.event.wallet_id.as_str())
+                    .payload(&value),
+                REQUEST_TIMEOUT,
+            )
+            .await
+            .map_err(|(error, _)| error)
+            .expect("the broker acknowledges the message");
+    }
+}
+
+async fn produce_raw(brokers: &str, topic: &str, key: &str, value: &str) {
+    producer(brokers)
+        .send(
+            FutureRecord::to(topic).key(key).payload(value),
+            REQUEST_TIMEOUT,
+        )
+        .await
+        .map_err(|(error, _)| error)
+        .expect("the broker acknowledges the message");
+}
+
+/// Every message of `topic`, read from the start by a fresh group, until `count` came.
+async fn read_topic(brokers: &str, topic: &str, count: usize) -> Vec<OwnedMessage> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique_name("wallex_it_reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("an rdkafka consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
+    let mut messages = Vec::with_capacity(count);
+    while messages.len() < count {
+        let message = tokio::time::timeout_at(deadline, consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("read {} of {count} messages of {topic}", messages.len()))
+            .expect("a message");
+        messages.push(message.detach());
+    }
+    // Anything beyond `count` would be a duplicate or a stray: wait a little for it.
+    if let Ok(Ok(extra)) = tokio::time::timeout(QUIET_PERIOD, consumer.recv()).await {
+        messages.push(extra.detach());
+    }
+    messages
+}
+
+fn header(message: &OwnedMessage, name: &str) -> Option<String> {
+    message.headers()?.iter().find_map(|header| {
+        (header.key == name)
+            .then(|| String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned())
+    })
+}
+
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(WAIT_POLL).await;
+    }
+}
+
+/// Records every batch; fails (always) any batch holding the poisoned event id.
+#[derive(Default)]
+struct Recorder {
+    handled: Mutex<Vec<RecordedEvent>>,
+    batches: Mutex<usize>,
+    poisoned: Option<Uuid>,
+}
+
+impl Recorder {
+    fn poisoned(event_id: Uuid) -> Self {
+        Self {
+            poisoned: Some(event_id),
+            ..Self::default()
+        }
+    }
+
+    fn handled(&self) -> Vec<RecordedEvent> {
+        self.handled.lock().expect("recorder lock").clone()
+    }
+
+    fn handled_count(&self) -> usize {
+        self.handled.lock().expect("recorder lock").len()
+    }
+}
+
+#[async_trait]
+impl BatchHandler for Recorder {
+    fn name(&self) -> &'static str {
+        "recorder"
+    }
+
+    async fn handle(&self, batch: &[RecordedEvent]) -> Result<(), HandlerError> {
+        if let Some(poisoned) = self.poisoned {
+            if batch.iter().any(|event| event.event.event_id == poisoned) {
+                return Err(HandlerError(format!("poisoned event {poisoned}")));
+            }
+        }
+        *self.batches.lock().expect("recorder lock") += 1;
+        self.handled
+            .lock()
+            .expect("recorder lock")
+            .extend_from_slice(batch);
+        Ok(())
+    }
+}
+
+fn consumer_config(brokers: &str, topic: &str, dlq_topic: &str, group: &str) -> ConsumerConfig {
+    let mut config = ConsumerConfig::new(brokers, group);
+    config.topic = topic.to_owned();
+    config.dlq_topic = dlq_topic.to_owned();
+    config.handler_attempts_max = 3;
+    config.handler_backoff_initial_ms = 10;
+    config.handler_backoff_max_ms = 50;
+    config.session_timeout_ms = 6_000;
+    config
+}
+
+/// Versions handed per wallet, in the order handed.
+fn versions_by_wallet(events: &[RecordedEvent]) -> BTreeMap<String, Vec<u64>> {
+    let mut by_wallet: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for event in events {
+        by_wallet
+            .entry(event.event.wallet_id.as_str().to_owned())
+            .or_default()
+            .push(event.stream_version);
+    }
+    by_wallet
+}
+
+// --- tests -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_publisher_delivers_a_batch_before_its_checkpoint_moves() {
+    let (Some(brokers), Some(url)) = (require_env("KAFKA_BROKERS"), require_env("DATABASE_URL"))
+    else {
+        return;
+    };
+    let database = TestDatabase::create(&url).await;
+    let topic = create_topic(&brokers, "wallex_it_publish", TOPIC_PARTITIONS).await;
+    let mut config = PublisherConfig::new(&brokers);
+    config.topic = topic.clone();
+    let metrics = PublisherMetrics::unregistered().expect("metrics");
+    let publisher =
+        KafkaPublisher::new(config, database.pool.clone(), metrics.clone()).expect("a publisher");
+    publisher
+        .probe()
+        .await
+        .expect("the topic is known to the brokers");
+    assert_eq!(publisher.checkpoint().await.expect("checkpoint"), 0);
+
+    let run = unique_name("run");
+    let batch = interleaved_log(&run, 3, 4, 1);
+    publisher
+        .deliver(&batch)
+        .await
+        .expect("the batch is delivered");
+    assert_eq!(publisher.checkpoint().await.expect("checkpoint"), 12);
+    assert_eq!(metrics.events_published.get(), 12);
+
+    let messages = read_topic(&brokers, &topic, batch.len()).await;
+    assert_eq!(messages.len(), batch.len(), "each event once");
+    let mut positions_by_key: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for message in &messages {
+        let value = std::str::from_utf8(message.payload().expect("a value")).expect("UTF-8");
+        let event = RecordedEvent::from_json(value).expect("the value is an envelope");
+        assert_eq!(
+            message.key(),
+            Some(event.event.wallet_id.as_str().as_bytes()),
+            "the key is the wallet id"
+        );
+        assert_eq!(
+            header(message, "event-id"),
+            Some(event.event.event_id.to_string())
+        );
+        assert_eq!(
+            header(message, "event-type").as_deref(),
+            Some(event.event.type_name())
+        );
+        assert_eq!(
+            header(message, "position"),
+            Some(event.position.to_string())
+        );
+        positions_by_key
+            .entry(event.event.wallet_id.as_str().to_owned())
+            .or_default()
+            .push(event.position);
+    }
+    for (key, positions) in &positions_by_key {
+        let mut sorted = positions.clone();
+        sorted.sort_unstable();
+        assert_eq!(positions, &sorted, "{key}'s events in log order");
+    }
+
+    // A publisher whose broker never answers fails the batch and leaves the checkpoint.
+    let mut unreachable = PublisherConfig::new("127.0.0.1:1");
+    unreachable.topic = topic.clone();
+    unreachable.message_timeout_ms = 1_000;
+    let stranded = KafkaPublisher::new(
+        unreachable,
+        database.pool.clone(),
+        PublisherMetrics::unregistered().expect("metrics"),
+    )
+    .expect("a publisher");
+    let next = interleaved_log(&run, 1, 2, 13);
+    let failed = stranded.deliver(&next).await;
+    assert!(failed.is_err(), "an undelivered batch fails");
+    assert_eq!(
+        stranded.checkpoint().await.expect("checkpoint"),
+        12,
+        "the checkpoint stays where delivery stopped"
+    );
+    database.drop_all().await;
+}
+
+#[tokio::test]
+async fn the_consumer_hands_batches_in_key_order_and_resumes_after_its_commit() {
+    let Some(brokers) = require_env("KAFKA_BROKERS") else {
+        return;
+    };
+    let topic = create_topic(&brokers, "wallex_it_consume", TOPIC_PARTITIONS).await;
+    let dlq_topic = create_topic(&brokers, "wallex_it_consume_dlq", 1).await;
+    let group = unique_name("wallex_it_group");
+    let run = unique_name("run");
+    let first = interleaved_log(&run, 5, 20, 1);
+    produce(&brokers, &topic, &first).await;
+
+    let recorder = Arc::new(Recorder::default());
+    let (stop, stopping) = watch::channel(false);
+    let consumer = tokio::spawn(run_consumer(
+        consumer_config(&brokers, &topic, &dlq_topic, &group),
+        recorder.clone(),
+        stopping,
+    ));
+    wait_until("the first 100 events are handled", || {
+        recorder.handled_count() >= first.len()
+    })
+    .await;
+    stop.send_replace(true);
+    consumer
+        .await
+        .expect("the consumer task ends")
+        .expect("the consumer stops cleanly");
+
+    let handled = recorder.handled();
+    assert_eq!(handled.len(), first.len(), "each event handed once");
+    let in_order: Vec<u64> = (1..=20).collect();
+    for (wallet, versions) in versions_by_wallet(&handled) {
+        assert_eq!(versions, in_order, "{wallet}'s events in order");
+    }
+    let batches = *recorder.batches.lock().expect("recorder lock");
+    assert!(
+        batches < first.len(),
+        "events come in batches ({batches} batches for {} events)",
+        first.len()
+    );
+
+    // More events; a restarted consumer of the same group sees only those.
+    let second = interleaved_log(&format!("{run}b"), 5, 5, 101);
+    produce(&brokers, &topic, &second).await;
+    let restarted = Arc::new(Recorder::default());
+    let (stop, stopping) = watch::channel(false);
+    let consumer = tokio::spawn(run_consumer(
+        consumer_config(&brokers, &topic, &dlq_topic, &group),
+        restarted.clone(),
+        stopping,
+    ));
+    wait_until("the 25 new events are handled", || {
+        restarted.handled_count() >= second.len()
+    })
+    .await;
+    tokio::time::sleep(QUIET_PERIOD).await;
+    stop.send_replace(true);
+    consumer
+        .await
+        .expect("the consumer task ends")
+        .expect("the consumer stops cleanly");
+    let handled: BTreeSet<Uuid> = restarted
+        .handled()
+        .iter()
+        .map(|event| event.event.event_id)
+        .collect();
+    let expected: BTreeSet<Uuid> = second.iter().map(|event| event.event.event_id).collect();
+    assert_eq!(
+        restarted.handled_count(),
+        second.len(),
+        "nothing handed twice"
+    );
+    assert_eq!(handled, expected, "only what was not committed before");
+}
+
+#[tokio::test]
+async fn a_message_the_handler_refuses_goes_to_the_dlq_and_replay_puts_it_back() {
+    let Some(brokers) = require_env("KAFKA_BROKERS") else {
+        return;
+    };
+    let topic = create_topic(&brokers, "wallex_it_poison", TOPIC_PARTITIONS).await;
+    let dlq_topic = create_topic(&brokers, "wallex_it_poison_dlq", 1).await;
+    let group = unique_name("wallex_it_group");
+    let run = unique_name("run");
+    let log = interleaved_log(&run, 3, 5, 1);
+    let poisoned = log[7].clone();
+    produce(&brokers, &topic, &log).await;
+    produce_raw(&brokers, &topic, "garbage", "not an event").await;
+
+    let config = consumer_config(&brokers, &topic, &dlq_topic, &group);
+    let metrics = ConsumerMetrics::unregistered().expect("metrics");
+    let recorder = Arc::new(Recorder::poisoned(poisoned.event.event_id));
+    let (stop, stopping) = watch::channel(false);
+    let consumer = tokio::spawn(run_consumer_with_metrics(
+        config.clone(),
+        recorder.clone(),
+        metrics.clone(),
+        stopping,
+    ));
+    let dead_lettered = metrics.dead_lettered.with_label_values(&["recorder"]);
+    wait_until(
+        "every other event is handled and two are dead-lettered",
+        || recorder.handled_count() >= log.len() - 1 && dead_lettered.get() >= 2,
+    )
+    .await;
+    tokio::time::sleep(QUIET_PERIOD).await;
+    stop.send_replace(true);
+    consumer
+        .await
+        .expect("the consumer task ends")
+        .expect("the consumer stops cleanly");
+
+    let handled = recorder.handled();
+    assert_eq!(
+        handled.len(),
+        log.len() - 1,
+        "the rest are handled, once each"
+    );
+    assert!(handled
+        .iter()
+        .all(|event| event.event.event_id != poisoned.event.event_id));
+    for (wallet, versions) in versions_by_wallet(&handled) {
+        let mut sorted = versions.clone();
+        sorted.sort_unstable();
+        assert_eq!(versions, sorted, "{wallet}'s events in order");
+    }
+    assert_eq!(dead_lettered.get(), 2);
+    assert!(
+        metrics.retries.with_label_values(&["recorder"]).get() > 0,
+        "the failing batch was retried"
+    );
+
+    let letters = read_topic(&brokers, &dlq_topic, 2).await;
+    assert_eq!(letters.len(), 2, "exactly the two messages are on the DLQ");
+    let poison_letter = letters
+        .iter()
+        .find(|letter| letter.key() == Some(poisoned.event.wallet_id.as_str().as_bytes()))
+        .expect("the poisoned event is on the DLQ");
+    let value = std::str::from_utf8(poison_letter.payload().expect("a value")).expect("UTF-8");
+    assert_eq!(
+        RecordedEvent::from_json(value).expect("the original value"),
+        poisoned
+    );
+    let error = header(poison_letter, "error").expect("an error header");
+    assert!(error.contains("poisoned event"), "error header: {error}");
+    assert_eq!(
+        header(poison_letter, "handler").as_deref(),
+        Some("recorder")
+    );
+    assert_eq!(header(poison_letter, "source-topic"), Some(topic.clone()));
+    assert!(header(poison_letter, "source-partition").is_some());
+    assert!(header(poison_letter, "source-offset").is_some());
+    let garbage_letter = letters
+        .iter()
+        .find(|letter| letter.key() == Some(b"garbage".as_slice()))
+        .expect("the undecodable message is on the DLQ");
+    let error = header(garbage_letter, "error").expect("an error header");
+    assert!(error.starts_with("undecodable"), "error header: {error}");
+
+    // The cause is fixed: replay puts both back; the event is handled, the garbage parked again.
+    assert_eq!(replay_dlq(&config, 100).await.expect("replay"), 2);
+    assert_eq!(
+        replay_dlq(&config, 100).await.expect("replay"),
+        0,
+        "a replay commits what it replayed"
+    );
+    let fixed = Arc::new(Recorder::default());
+    let metrics = ConsumerMetrics::unregistered().expect("metrics");
+    let (stop, stopping) = watch::channel(false);
+    let consumer = tokio::spawn(run_consumer_with_metrics(
+        config.clone(),
+        fixed.clone(),
+        metrics.clone(),
+        stopping,
+    ));
+    let dead_lettered = metrics.dead_lettered.with_label_values(&["recorder"]);
+    wait_until("the replayed event is handled", || {
+        fixed.handled_count() >= 1 && dead_lettered.get() >= 1
+    })
+    .await;
+    tokio::time::sleep(QUIET_PERIOD).await;
+    stop.send_replace(true);
+    consumer
+        .await
+        .expect("the consumer task ends")
+        .expect("the consumer stops cleanly");
+    assert_eq!(
+        fixed.handled(),
+        vec![poisoned],
+        "only the replayed event comes again"
+    );
+    assert_eq!(dead_lettered.get(), 1, "the garbage is parked again");
+}

@@ -1,0 +1,532 @@
+//! The outbox relay against real PostgreSQL and Kafka: every stored event is published
+//! once, in per-wallet order; of two replicas only the elected leader publishes; when the
+//! leader dies the standby takes over and nothing is lost.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use event_store::{AppendRequest, EventStore, PostgresEventStore, RecordedEvent, StreamAppend};
+use integration_tests::{require_env, unique_name, REQUEST_TIMEOUT};
+use outbox_relay::{Application, Config, Leadership};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rust_decimal::Decimal;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+use wallet_domain::{
+    decide, evolve, Amount, Balance, Command, CommandKind, EventMetadata, OwnerId, WalletEvent,
+    WalletId, WalletState,
+};
+
+/// Bound on any wait (catching up, a takeover, reading the topic back).
+const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a waiting test looks again.
+const WAIT_POLL: Duration = Duration::from_millis(50);
+/// After the expected messages arrived, how long the reader keeps watching for more.
+const QUIET_PERIOD: Duration = Duration::from_secs(2);
+/// How long the standby is watched to make sure it does not lead beside the leader.
+const STANDBY_WATCH: Duration = Duration::from_secs(3);
+/// A standby must take over within this after the leader's connection dies.
+const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(10);
+const TOPIC_PARTITIONS: i32 = 6;
+const POOL_CONNECTIONS_MAX: u32 = 4;
+/// Events per append request in the throughput test (one wallet's history).
+const THROUGHPUT_EVENTS_PER_WALLET: usize = 100;
+const THROUGHPUT_WALLETS: usize = 200;
+
+// --- helpers ---------------------------------------------------------------------------
+
+struct TestDatabase {
+    admin: PgConnection,
+    name: String,
+    url: String,
+    pool: PgPool,
+    store: Arc<PostgresEventStore>,
+}
+
+impl TestDatabase {
+    async fn create(url: &str) -> Self {
+        let options = PgConnectOptions::from_str(url).expect("DATABASE_URL is a PostgreSQL URL");
+        let mut admin = PgConnection::connect_with(&options)
+            .await
+            .expect("connect to the PostgreSQL of DATABASE_URL");
+        let name = unique_name("wallex_test");
+        sqlx::query(&format!("create database {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create a database for this test (the user needs CREATEDB)");
+        let url = database_url(url, &name);
+        let pool = postgres_support::connect(&url, POOL_CONNECTIONS_MAX)
+            .await
+            .expect("connect and migrate the test database");
+        let store = Arc::new(
+            PostgresEventStore::connect(pool.clone())
+                .await
+                .expect("open the event store"),
+        );
+        Self {
+            admin,
+            name,
+            url,
+            pool,
+            store,
+        }
+    }
+
+    async fn drop_all(mut self) {
+        self.pool.close().await;
+        sqlx::query(&format!(
+            "drop database if exists {} with (force)",
+            self.name
+        ))
+        .execute(&mut self.admin)
+        .await
+        .expect("drop the test database");
+    }
+
+    /// Appends `histories` to the store, one event of each wallet in turn, so that the
+    /// wallets interleave in the log.
+    async fn append_interleaved(&self, histories: &[(WalletId, Vec<WalletEvent>)], already: u64) {
+        let length = histories
+            .iter()
+            .map(|(_, events)| events.len())
+            .max()
+            .unwrap_or(0);
+        for index in 0..length {
+            for (wallet, events) in histories {
+                let Some(event) = events.get(index) else {
+                    continue;
+                };
+                self.append(wallet, already + index as u64, vec![event.clone()])
+                    .await;
+            }
+        }
+    }
+
+    async fn append(&self, wallet: &WalletId, expected_version: u64, events: Vec<WalletEvent>) {
+        self.store
+            .append(AppendRequest {
+                streams: vec![StreamAppend {
+                    wallet_id: wallet.clone(),
+                    expected_version,
+                    events,
+                }],
+                idempotent_response: None,
+            })
+            .await
+            .expect("the append is stored");
+    }
+
+    async fn head(&self) -> u64 {
+        self.store.head_position().await.expect("head position")
+    }
+}
+
+fn database_url(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let (server, _database) = base.rsplit_once('/').expect("a URL with a database path");
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+async fn create_topic(brokers: &str, prefix: &str) -> String {
+    let name = unique_name(prefix);
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("a Kafka admin client");
+    let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+    let outcome = admin
+        .create_topics(
+            &[NewTopic::new(
+                &name,
+                TOPIC_PARTITIONS,
+                TopicReplication::Fixed(1),
+            )],
+            &options,
+        )
+        .await
+        .expect("the broker answers CreateTopics");
+    for result in outcome {
+        result.expect("the topic is created");
+    }
+    name
+}
+
+/// New wallets (named after `run`), `length` events each: `(wallet, its events)`.
+fn histories(run: &str, wallets: usize, length: usize) -> Vec<(WalletId, Vec<WalletEvent>)> {
+    (0..wallets)
+        .map(|index| {
+            let wallet = WalletId::parse(&format!("w{index}-{run}")).expect("wallet id");
+            let events = continue_history(&wallet, &[], length);
+            (wallet, events)
+        })
+        .collect()
+}
+
+/// `length` more events for `wallet` after `before` (a creation first if it is empty).
+fn continue_history(wallet: &WalletId, before: &[WalletEvent], length: usize) -> Vec<WalletEvent> {
+    let mut state = before.iter().fold(WalletState::default(), evolve);
+    let mut events = Vec::with_capacity(length);
+    for index in 0..length {
+        let kind = if before.is_empty() && index == 0 {
+            CommandKind::Create {
+                owner_id: OwnerId::parse("owner").expect("owner id"),
+                initial_balance: Balance::opening("initialBalance", Decimal::from(10))
+                    .expect("opening balance"),
+            }
+        } else {
+            CommandKind::Credit {
+                amount: Amount::parse("amount", Decimal::new(100 + index as i64, 2))
+                    .expect("amount"),
+                description: None,
+            }
+        };
+        let command = Command {
+            wallet_id: wallet.clone(),
+            kind,
+            event_id: Uuid::now_v7(),
+            issued_at: Utc::now(),
+            metadata: EventMetadata::default(),
+        };
+        for event in decide(&state, &command).expect("the command is valid") {
+            state = evolve(state, &event);
+            events.push(event);
+        }
+    }
+    events
+}
+
+struct Replica {
+    port: u16,
+    leadership: watch::Receiver<Leadership>,
+    progress: watch::Receiver<u64>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Replica {
+    async fn start(database_url: &str, brokers: &str, topic: &str) -> Self {
+        let application = Application::build(Config::for_test(database_url, brokers, topic))
+            .await
+            .expect("the relay starts");
+        Self {
+            port: application.port(),
+            leadership: application.leadership(),
+            progress: application.progress(),
+            task: tokio::spawn(application.run_until_stopped()),
+        }
+    }
+
+    fn leads(&self) -> bool {
+        self.leadership.borrow().leader
+    }
+
+    fn published(&self) -> u64 {
+        *self.progress.borrow()
+    }
+
+    async fn health(&self) -> (u16, serde_json::Value) {
+        let response = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{}/health", self.port))
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .expect("the health endpoint answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON health body"))
+    }
+
+    async fn metrics(&self) -> String {
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{}/metrics", self.port))
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .expect("the metrics endpoint answers")
+            .text()
+            .await
+            .expect("a metrics body")
+    }
+}
+
+async fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(WAIT_POLL).await;
+    }
+}
+
+/// Every event on `topic` (read from the start by a fresh group) until `distinct`
+/// different events came, then for a quiet period; in arrival order, duplicates kept.
+async fn read_events(brokers: &str, topic: &str, distinct: usize) -> Vec<RecordedEvent> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique_name("wallex_it_reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("an rdkafka consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut events = Vec::with_capacity(distinct);
+    let mut seen = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
+    loop {
+        let received =
+            if seen.len() < distinct {
+                let waited = tokio::time::timeout_at(deadline, consumer.recv()).await;
+                Some(waited.unwrap_or_else(|_| {
+                    panic!("read {} of {distinct} events of {topic}", seen.len())
+                }))
+            } else {
+                tokio::time::timeout(QUIET_PERIOD, consumer.recv())
+                    .await
+                    .ok()
+            };
+        let Some(message) = received else {
+            return events;
+        };
+        let message = message.expect("a message");
+        let value = std::str::from_utf8(message.payload().expect("a value")).expect("UTF-8");
+        let event = RecordedEvent::from_json(value).expect("the value is an envelope");
+        assert_eq!(
+            message.key(),
+            Some(event.event.wallet_id.as_str().as_bytes()),
+            "the key is the wallet id"
+        );
+        seen.insert(event.event.event_id);
+        events.push(event);
+    }
+}
+
+/// Per wallet, the versions in the order they first arrived (duplicates dropped).
+fn first_arrivals(events: &[RecordedEvent]) -> BTreeMap<String, Vec<u64>> {
+    let mut seen = BTreeSet::new();
+    let mut by_wallet: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for event in events {
+        if seen.insert(event.event.event_id) {
+            by_wallet
+                .entry(event.event.wallet_id.as_str().to_owned())
+                .or_default()
+                .push(event.stream_version);
+        }
+    }
+    by_wallet
+}
+
+/// The backend that holds the relay's leader lock in this database, if any.
+async fn lock_holder(database: &TestDatabase) -> Option<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND ((classid::bigint << 32) | objid::bigint) = $1",
+    )
+    .bind(outbox_relay::RELAY_LEADER_LOCK_KEY)
+    .fetch_optional(&database.pool)
+    .await
+    .expect("read pg_locks")
+}
+
+// --- tests -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_relay_publishes_every_event_once_in_per_wallet_order() {
+    let (Some(brokers), Some(url)) = (require_env("KAFKA_BROKERS"), require_env("DATABASE_URL"))
+    else {
+        return;
+    };
+    let database = TestDatabase::create(&url).await;
+    let topic = create_topic(&brokers, "wallex_it_relay").await;
+    let run = unique_name("run");
+    let histories = histories(&run, 10, 20);
+    database.append_interleaved(&histories, 0).await;
+    let head = database.head().await;
+    assert_eq!(head, 200);
+
+    let replica = Replica::start(&database.url, &brokers, &topic).await;
+    wait_until(
+        "the relay has published the whole log",
+        WAIT_TIMEOUT,
+        || replica.published() >= head,
+    )
+    .await;
+    let (status, health) = replica.health().await;
+    assert_eq!(status, 200, "healthy: {health}");
+    assert_eq!(health["leader"], true);
+    assert_eq!(health["checkpoint"], 200);
+    assert_eq!(health["headPosition"], 200);
+    assert_eq!(health["lag"], 0);
+    let metrics = replica.metrics().await;
+    assert!(
+        metrics.contains("wallex_relay_events_published_total 200"),
+        "metrics: {metrics}"
+    );
+
+    let events = read_events(&brokers, &topic, 200).await;
+    assert_eq!(events.len(), 200, "each event once");
+    let in_order: Vec<u64> = (1..=20).collect();
+    let by_wallet = first_arrivals(&events);
+    assert_eq!(by_wallet.len(), 10);
+    for (wallet, versions) in by_wallet {
+        assert_eq!(versions, in_order, "{wallet}'s events in order");
+    }
+
+    replica.task.abort();
+    database.drop_all().await;
+}
+
+#[tokio::test]
+async fn one_leader_publishes_and_a_standby_takes_over_without_loss() {
+    let (Some(brokers), Some(url)) = (require_env("KAFKA_BROKERS"), require_env("DATABASE_URL"))
+    else {
+        return;
+    };
+    let database = TestDatabase::create(&url).await;
+    let topic = create_topic(&brokers, "wallex_it_failover").await;
+    let run = unique_name("run");
+    let wallets = 5;
+    let mut all = histories(&run, wallets, 10);
+    database.append_interleaved(&all, 0).await;
+
+    // Two replicas: the first leads, the second stands by and publishes nothing.
+    let first = Replica::start(&database.url, &brokers, &topic).await;
+    wait_until("the first replica leads", WAIT_TIMEOUT, || first.leads()).await;
+    let second = Replica::start(&database.url, &brokers, &topic).await;
+    let head = database.head().await;
+    wait_until("the leader has published the log", WAIT_TIMEOUT, || {
+        first.published() >= head
+    })
+    .await;
+    let watched_until = Instant::now() + STANDBY_WATCH;
+    while Instant::now() < watched_until {
+        assert!(first.leads() && !second.leads(), "exactly one leader");
+        tokio::time::sleep(WAIT_POLL).await;
+    }
+    assert_eq!(second.published(), 0, "the standby published nothing");
+    let (status, health) = second.health().await;
+    assert_eq!(status, 200, "a standby is healthy: {health}");
+    assert_eq!(health["leader"], false);
+
+    // The leader's connection dies: the standby takes over and publishes what follows.
+    let holder = lock_holder(&database)
+        .await
+        .expect("the leader holds the lock");
+    assert_eq!(Some(holder), first.leadership.borrow().lock_backend_pid);
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(holder)
+        .fetch_one(&database.pool)
+        .await
+        .expect("terminate the leader's lock connection");
+    assert!(terminated);
+    wait_until("the standby takes over", TAKEOVER_TIMEOUT, || {
+        second.leads()
+    })
+    .await;
+    wait_until("the deposed leader stops leading", TAKEOVER_TIMEOUT, || {
+        !first.leads()
+    })
+    .await;
+    let more: Vec<(WalletId, Vec<WalletEvent>)> = all
+        .iter()
+        .map(|(wallet, events)| (wallet.clone(), continue_history(wallet, events, 5)))
+        .collect();
+    database.append_interleaved(&more, 10).await;
+    for ((_, events), (_, added)) in all.iter_mut().zip(&more) {
+        events.extend_from_slice(added);
+    }
+    let head = database.head().await;
+    wait_until(
+        "the new leader has published the new events",
+        WAIT_TIMEOUT,
+        || second.published() >= head,
+    )
+    .await;
+
+    // The new leader's process dies (its task and connection go): the first takes over.
+    second.task.abort();
+    wait_until("the first replica leads again", TAKEOVER_TIMEOUT, || {
+        first.leads()
+    })
+    .await;
+    let last: Vec<(WalletId, Vec<WalletEvent>)> = all
+        .iter()
+        .map(|(wallet, events)| (wallet.clone(), continue_history(wallet, events, 5)))
+        .collect();
+    database.append_interleaved(&last, 15).await;
+    let head = database.head().await;
+    wait_until(
+        "the first replica has published everything",
+        WAIT_TIMEOUT,
+        || first.published() >= head,
+    )
+    .await;
+
+    let total = wallets * 20;
+    assert_eq!(head, total as u64);
+    let events = read_events(&brokers, &topic, total).await;
+    let distinct: BTreeSet<Uuid> = events.iter().map(|event| event.event.event_id).collect();
+    assert_eq!(distinct.len(), total, "nothing is lost");
+    let in_order: Vec<u64> = (1..=20).collect();
+    for (wallet, versions) in first_arrivals(&events) {
+        assert_eq!(versions, in_order, "{wallet}'s events in order");
+    }
+    eprintln!(
+        "failover: {} messages for {total} events ({} republished)",
+        events.len(),
+        events.len() - total
+    );
+
+    first.task.abort();
+    database.drop_all().await;
+}
+
+#[tokio::test]
+async fn relay_throughput_is_measured() {
+    let (Some(brokers), Some(url)) = (require_env("KAFKA_BROKERS"), require_env("DATABASE_URL"))
+    else {
+        return;
+    };
+    let database = TestDatabase::create(&url).await;
+    let topic = create_topic(&brokers, "wallex_it_throughput").await;
+    let run = unique_name("run");
+    for (wallet, events) in histories(&run, THROUGHPUT_WALLETS, THROUGHPUT_EVENTS_PER_WALLET) {
+        database.append(&wallet, 0, events).await;
+    }
+    let head = database.head().await;
+    let total = (THROUGHPUT_WALLETS * THROUGHPUT_EVENTS_PER_WALLET) as u64;
+    assert_eq!(head, total);
+
+    let started = Instant::now();
+    let replica = Replica::start(&database.url, &brokers, &topic).await;
+    wait_until(
+        "the relay has published the whole log",
+        WAIT_TIMEOUT,
+        || replica.published() >= head,
+    )
+    .await;
+    let elapsed = started.elapsed();
+    eprintln!(
+        "relay throughput: {total} events in {:.2} s = {:.0} events/s (batch 500, debug build)",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+    replica.task.abort();
+    database.drop_all().await;
+}

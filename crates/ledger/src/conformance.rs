@@ -1,0 +1,639 @@
+//! Scenarios every [`Ledger`] must pass, whatever stores it: the tests of
+//! each backend run them all (`ledger_conformance_tests!`), each against a
+//! fresh, empty ledger, so the backends are held to one set of cases.
+//!
+//! Built only with the `conformance` feature; test code, so it panics on a
+//! failed expectation.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use event_relay::EventSink;
+use event_store::RecordedEvent;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+use wallet_domain::{
+    decide, replay, Amount, Balance, Command, CommandKind, Description, EventMetadata, OwnerId,
+    WalletEvent, WalletId,
+};
+
+use crate::{
+    Account, EntryFilter, EntryType, Ledger, LedgerEntry, PostOutcome, TransactionType,
+    TransactionsQuery, WalletEntriesQuery, ENTRIES_LIMIT_DEFAULT,
+};
+
+/// A ledger under test: what the relay and the API both see of it.
+pub trait LedgerUnderTest: Ledger + EventSink {}
+impl<T: Ledger + EventSink> LedgerUnderTest for T {}
+
+/// One scenario, ready to run against a fresh ledger.
+pub type Scenario = fn(Arc<dyn LedgerUnderTest>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+pub fn wallet(raw: &str) -> WalletId {
+    WalletId::parse(raw).expect("wallet id")
+}
+
+pub fn money(text: &str) -> Decimal {
+    Decimal::from_str(text).expect("decimal")
+}
+
+pub fn amount(text: &str) -> Amount {
+    Amount::parse("amount", money(text)).expect("amount")
+}
+
+pub fn start_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 10, 23, 10, 0, 0)
+        .single()
+        .expect("time")
+}
+
+/// Decides commands against per-wallet histories, one minute apart, and
+/// records the events as the store would: positions in order from 1.
+#[derive(Default)]
+pub struct EventLog {
+    pub histories: HashMap<WalletId, Vec<WalletEvent>>,
+    pub recorded: Vec<RecordedEvent>,
+}
+
+impl EventLog {
+    pub fn decide(&mut self, wallet_id: &str, kind: CommandKind) -> RecordedEvent {
+        let wallet_id = wallet(wallet_id);
+        let minutes = i64::try_from(self.recorded.len()).expect("small log");
+        let command = Command {
+            wallet_id: wallet_id.clone(),
+            kind,
+            event_id: Uuid::new_v4(),
+            issued_at: start_time() + Duration::minutes(minutes),
+            metadata: EventMetadata::default(),
+        };
+        let history = self.histories.entry(wallet_id).or_default();
+        let mut events = decide(&replay(history.iter()), &command).expect("command succeeds");
+        let event = events.remove(0);
+        history.push(event.clone());
+        let recorded = RecordedEvent {
+            position: u64::try_from(self.recorded.len()).expect("small log") + 1,
+            stream_version: u64::try_from(history.len()).expect("small history"),
+            event,
+        };
+        self.recorded.push(recorded.clone());
+        recorded
+    }
+
+    pub fn create(&mut self, wallet_id: &str, opening: &str) -> RecordedEvent {
+        self.decide(
+            wallet_id,
+            CommandKind::Create {
+                owner_id: OwnerId::parse("owner-1").expect("owner"),
+                initial_balance: Balance::opening("initialBalance", money(opening))
+                    .expect("balance"),
+            },
+        )
+    }
+
+    pub fn credit(&mut self, wallet_id: &str, value: &str) -> RecordedEvent {
+        self.decide(
+            wallet_id,
+            CommandKind::Credit {
+                amount: amount(value),
+                description: Some(Description::parse("Deposit").expect("description")),
+            },
+        )
+    }
+
+    pub fn debit(&mut self, wallet_id: &str, value: &str) -> RecordedEvent {
+        self.decide(
+            wallet_id,
+            CommandKind::Debit {
+                amount: amount(value),
+                description: None,
+            },
+        )
+    }
+
+    /// Both halves of a transfer, sent first.
+    pub fn transfer(
+        &mut self,
+        from: &str,
+        to: &str,
+        value: &str,
+    ) -> (RecordedEvent, RecordedEvent) {
+        let transfer_id = Uuid::new_v4();
+        let sent = self.decide(
+            from,
+            CommandKind::TransferOut {
+                transfer_id,
+                to_wallet_id: wallet(to),
+                amount: amount(value),
+                description: None,
+            },
+        );
+        let received = self.decide(
+            to,
+            CommandKind::TransferIn {
+                transfer_id,
+                from_wallet_id: wallet(from),
+                amount: amount(value),
+                description: None,
+            },
+        );
+        (sent, received)
+    }
+}
+
+/// w-1: 100.00 + 50.00 − 30.00 − 25.00 = 95.00; w-2: 0 + 25.00 = 25.00.
+pub fn standard_log() -> EventLog {
+    let mut log = EventLog::default();
+    log.create("w-1", "100.00");
+    log.create("w-2", "0");
+    log.credit("w-1", "50.00");
+    log.debit("w-1", "30.00");
+    log.transfer("w-1", "w-2", "25.00");
+    log
+}
+
+pub fn everything() -> TransactionsQuery {
+    TransactionsQuery {
+        wallet_id: None,
+        filter: EntryFilter {
+            limit: Some(500),
+            ..EntryFilter::default()
+        },
+    }
+}
+
+fn wallet_query(wallet_id: &str, filter: EntryFilter) -> WalletEntriesQuery {
+    WalletEntriesQuery {
+        wallet_id: wallet(wallet_id),
+        filter,
+    }
+}
+
+fn signed_sum<'a>(entries: impl IntoIterator<Item = &'a LedgerEntry>) -> Decimal {
+    entries.into_iter().map(LedgerEntry::signed_amount).sum()
+}
+
+pub async fn a_sequence_of_operations_gives_balanced_transactions_and_the_wallet_balances(
+    ledger: Arc<dyn LedgerUnderTest>,
+) {
+    let log = standard_log();
+
+    let outcome = ledger.post(&log.recorded, Some(6)).await.expect("post");
+    assert_eq!(
+        outcome,
+        PostOutcome {
+            posted: 6,
+            skipped: 0
+        }
+    );
+    assert_eq!(Ledger::checkpoint(&*ledger).await.expect("checkpoint"), 6);
+
+    let entries = ledger.transactions(everything()).await.expect("entries");
+    // Five movements of two entries; the zero creation has none.
+    assert_eq!(entries.len(), 10);
+    let mut by_transaction: HashMap<Uuid, Decimal> = HashMap::new();
+    for entry in &entries {
+        *by_transaction.entry(entry.transaction_id).or_default() += entry.signed_amount();
+    }
+    assert_eq!(by_transaction.len(), 5);
+    assert!(by_transaction.values().all(Decimal::is_zero));
+
+    let summary = ledger
+        .wallet_summary(&wallet("w-1"))
+        .await
+        .expect("summary");
+    assert_eq!(summary.balance, money("95.00"));
+    assert_eq!(summary.total_credits, money("150.00"));
+    assert_eq!(summary.total_debits, money("55.00"));
+    assert_eq!(summary.entry_count, 4);
+    let summary = ledger
+        .wallet_summary(&wallet("w-2"))
+        .await
+        .expect("summary");
+    assert_eq!(summary.balance, money("25.00"));
+    assert_eq!(summary.entry_count, 1);
+
+    let verification = ledger.verify().await.expect("verify");
+    assert!(verification.ok, "{verification:?}");
+    assert_eq!(verification.events_posted, 6);
+    assert_eq!(verification.transactions_checked, 6);
+    assert!(verification.unbalanced_transactions.is_empty());
+    assert!(verification.transfers_missing_half.is_empty());
+    assert_eq!(verification.clearing_balance, Decimal::ZERO);
+    assert_eq!(verification.settlement_balance, money("-120.00"));
+    assert_eq!(
+        verification.wallet_balances.get(&wallet("w-1")),
+        Some(&money("95.00"))
+    );
+    assert_eq!(
+        verification.wallet_balances.get(&wallet("w-2")),
+        Some(&money("25.00"))
+    );
+
+    // The ledger agrees with the balances the events carry.
+    for (wallet_id, history) in &log.histories {
+        let last = history.last().expect("history");
+        assert_eq!(
+            verification.wallet_balances.get(wallet_id),
+            Some(&last.balance_after.value())
+        );
+    }
+}
+
+pub async fn wallet_entries_are_the_wallets_own_side_in_api_form(ledger: Arc<dyn LedgerUnderTest>) {
+    let log = standard_log();
+    ledger.post(&log.recorded, None).await.expect("post");
+
+    let entries = ledger
+        .wallet_entries(wallet_query("w-1", EntryFilter::default()))
+        .await
+        .expect("entries");
+    let types: Vec<_> = entries.iter().map(|entry| entry.transaction_type).collect();
+    assert_eq!(
+        types,
+        [
+            TransactionType::WalletCreated,
+            TransactionType::Credit,
+            TransactionType::Debit,
+            TransactionType::TransferOut
+        ]
+    );
+    assert!(entries
+        .iter()
+        .all(|entry| entry.account == Account::Wallet(wallet("w-1"))));
+    let directions: Vec<_> = entries.iter().map(|entry| entry.entry_type).collect();
+    assert_eq!(
+        directions,
+        [
+            EntryType::Credit,
+            EntryType::Credit,
+            EntryType::Debit,
+            EntryType::Debit
+        ]
+    );
+    assert_eq!(signed_sum(&entries), money("95.00"));
+    let credit = &entries[1];
+    assert_eq!(credit.amount, money("50.00"));
+    assert_eq!(credit.description, "Deposit");
+    assert_eq!(credit.transaction_id, log.recorded[2].event.event_id);
+    assert_eq!(credit.reference_id, credit.transaction_id);
+    assert_eq!(credit.created_at, log.recorded[2].event.occurred_at);
+}
+
+pub async fn reference_entries_show_every_account_of_a_transfer(ledger: Arc<dyn LedgerUnderTest>) {
+    let mut log = standard_log();
+    let (sent, received) = log.transfer("w-2", "w-1", "5.00");
+    ledger.post(&log.recorded, None).await.expect("post");
+
+    let transfer_id = sent.event.kind.transfer_id().expect("transfer id");
+    let entries = ledger
+        .reference_entries(&transfer_id.to_string().to_uppercase())
+        .await
+        .expect("entries");
+    assert_eq!(entries.len(), 4);
+    assert!(entries
+        .iter()
+        .all(|entry| entry.reference_id == transfer_id));
+    let accounts: Vec<String> = entries
+        .iter()
+        .map(|entry| entry.account.to_string())
+        .collect();
+    assert_eq!(
+        accounts,
+        [
+            "wallet:w-2",
+            "clearing:transfers",
+            "wallet:w-1",
+            "clearing:transfers"
+        ]
+    );
+    assert_eq!(entries[0].transaction_id, sent.event.event_id);
+    assert_eq!(entries[2].transaction_id, received.event.event_id);
+    assert_eq!(entries[2].wallet_id, wallet("w-1"));
+    assert_eq!(signed_sum(&entries), Decimal::ZERO);
+
+    let credit_id = log.recorded[2].event.event_id.to_string();
+    assert_eq!(
+        ledger
+            .reference_entries(&credit_id)
+            .await
+            .expect("entries")
+            .len(),
+        2
+    );
+    assert!(ledger
+        .reference_entries("not-a-uuid")
+        .await
+        .expect("entries")
+        .is_empty());
+}
+
+pub async fn delivering_a_batch_twice_posts_it_once_and_the_checkpoint_holds(
+    ledger: Arc<dyn LedgerUnderTest>,
+) {
+    let log = standard_log();
+    assert_eq!(
+        EventSink::checkpoint(&*ledger).await.expect("checkpoint"),
+        0
+    );
+
+    ledger.deliver(&log.recorded).await.expect("deliver");
+    assert_eq!(
+        EventSink::checkpoint(&*ledger).await.expect("checkpoint"),
+        6
+    );
+    ledger.deliver(&log.recorded).await.expect("deliver again");
+    assert_eq!(
+        EventSink::checkpoint(&*ledger).await.expect("checkpoint"),
+        6
+    );
+
+    let again = ledger.post(&log.recorded, Some(6)).await.expect("post");
+    assert_eq!(
+        again,
+        PostOutcome {
+            posted: 0,
+            skipped: 6
+        }
+    );
+    // An older batch does not move the checkpoint back.
+    ledger
+        .post(&log.recorded[..2], Some(2))
+        .await
+        .expect("post old batch");
+    assert_eq!(Ledger::checkpoint(&*ledger).await.expect("checkpoint"), 6);
+
+    let verification = ledger.verify().await.expect("verify");
+    assert!(verification.ok, "{verification:?}");
+    assert_eq!(verification.events_posted, 6);
+    assert_eq!(
+        ledger
+            .transactions(everything())
+            .await
+            .expect("entries")
+            .len(),
+        10
+    );
+    assert_eq!(
+        ledger
+            .wallet_summary(&wallet("w-1"))
+            .await
+            .expect("summary")
+            .balance,
+        money("95.00")
+    );
+}
+
+pub async fn an_event_repeated_within_a_batch_is_posted_once(ledger: Arc<dyn LedgerUnderTest>) {
+    let mut log = EventLog::default();
+    let created = log.create("w-1", "10.00");
+    let outcome = ledger
+        .post(&[created.clone(), created], None)
+        .await
+        .expect("post");
+    assert_eq!(
+        outcome,
+        PostOutcome {
+            posted: 1,
+            skipped: 1
+        }
+    );
+    assert_eq!(Ledger::checkpoint(&*ledger).await.expect("checkpoint"), 0);
+}
+
+pub async fn a_transfer_with_one_half_posted_is_missing_its_other_half(
+    ledger: Arc<dyn LedgerUnderTest>,
+) {
+    let mut log = EventLog::default();
+    log.create("w-1", "100.00");
+    log.create("w-2", "0");
+    let (sent, received) = log.transfer("w-1", "w-2", "40.00");
+    let transfer_id = sent.event.kind.transfer_id().expect("transfer id");
+
+    ledger
+        .post(&log.recorded[..3], Some(3))
+        .await
+        .expect("post first half");
+    let verification = ledger.verify().await.expect("verify");
+    assert!(!verification.ok);
+    assert_eq!(verification.transfers_missing_half, vec![transfer_id]);
+    assert_eq!(verification.clearing_balance, money("40.00"));
+    // Each half balances on its own: nothing is unbalanced.
+    assert!(verification.unbalanced_transactions.is_empty());
+
+    ledger
+        .post(&[received], Some(4))
+        .await
+        .expect("post second half");
+    let verification = ledger.verify().await.expect("verify");
+    assert!(verification.ok, "{verification:?}");
+    assert_eq!(verification.clearing_balance, Decimal::ZERO);
+    assert_eq!(
+        verification.wallet_balances.get(&wallet("w-2")),
+        Some(&money("40.00"))
+    );
+}
+
+pub async fn queries_filter_by_type_and_date_and_page_with_limit_and_offset(
+    ledger: Arc<dyn LedgerUnderTest>,
+) {
+    let mut log = EventLog::default();
+    log.create("w-1", "1000.00");
+    // Events 2..=61: sixty credits, one minute apart.
+    for _ in 0..60 {
+        log.credit("w-1", "1.00");
+    }
+    log.debit("w-1", "5.00");
+    log.create("w-2", "3.00");
+    ledger.post(&log.recorded, None).await.expect("post");
+
+    // Default limit.
+    let first_page = ledger
+        .wallet_entries(wallet_query("w-1", EntryFilter::default()))
+        .await
+        .expect("entries");
+    assert_eq!(
+        first_page.len(),
+        usize::try_from(ENTRIES_LIMIT_DEFAULT).expect("small")
+    );
+
+    // Paging walks the entries in ledger order without overlap.
+    let page = |offset| EntryFilter {
+        transaction_type: Some(TransactionType::Credit),
+        limit: Some(25),
+        offset: Some(offset),
+        ..EntryFilter::default()
+    };
+    let mut credits = Vec::new();
+    for offset in [0, 25, 50, 75] {
+        credits.extend(
+            ledger
+                .wallet_entries(wallet_query("w-1", page(offset)))
+                .await
+                .expect("page"),
+        );
+    }
+    assert_eq!(credits.len(), 60);
+    let expected: Vec<Uuid> = log.recorded[1..61]
+        .iter()
+        .map(|recorded| recorded.event.event_id)
+        .collect();
+    let actual: Vec<Uuid> = credits.iter().map(|entry| entry.transaction_id).collect();
+    assert_eq!(actual, expected);
+
+    // Dates: both ends included. Event n (from 1) occurred n − 1 minutes in.
+    let window = EntryFilter {
+        start_date: Some(start_time() + Duration::minutes(10)),
+        end_date: Some(start_time() + Duration::minutes(14)),
+        ..EntryFilter::default()
+    };
+    let in_window = ledger
+        .wallet_entries(wallet_query("w-1", window.clone()))
+        .await
+        .expect("window");
+    let actual: Vec<Uuid> = in_window.iter().map(|entry| entry.transaction_id).collect();
+    let expected: Vec<Uuid> = log.recorded[10..15]
+        .iter()
+        .map(|recorded| recorded.event.event_id)
+        .collect();
+    assert_eq!(actual, expected);
+
+    // Across the ledger: every account's entries, optionally of one wallet.
+    let debits = ledger
+        .transactions(TransactionsQuery {
+            wallet_id: None,
+            filter: EntryFilter {
+                transaction_type: Some(TransactionType::Debit),
+                ..EntryFilter::default()
+            },
+        })
+        .await
+        .expect("debits");
+    assert_eq!(debits.len(), 2);
+    assert_eq!(signed_sum(&debits), Decimal::ZERO);
+    let creations = ledger
+        .transactions(TransactionsQuery {
+            wallet_id: Some(wallet("w-2")),
+            filter: EntryFilter::default(),
+        })
+        .await
+        .expect("w-2");
+    assert_eq!(creations.len(), 2);
+    assert!(creations
+        .iter()
+        .all(|entry| entry.transaction_type == TransactionType::WalletCreated));
+    assert!(creations
+        .iter()
+        .any(|entry| entry.account == Account::ExternalSettlement));
+
+    // A huge limit is capped; an offset past the end is empty.
+    let capped = ledger
+        .transactions(TransactionsQuery {
+            wallet_id: None,
+            filter: EntryFilter {
+                limit: Some(u32::MAX),
+                ..EntryFilter::default()
+            },
+        })
+        .await
+        .expect("capped");
+    assert_eq!(capped.len(), 2 * log.recorded.len());
+    let past_end = ledger
+        .wallet_entries(wallet_query(
+            "w-1",
+            EntryFilter {
+                offset: Some(u64::MAX),
+                ..EntryFilter::default()
+            },
+        ))
+        .await
+        .expect("past end");
+    assert!(past_end.is_empty());
+}
+
+/// Events of the large-batch scenario: as many as a Kafka batch brings.
+pub const LARGE_BATCH_EVENTS: usize = 500;
+
+pub async fn a_batch_of_hundreds_of_events_is_posted_in_one_call(ledger: Arc<dyn LedgerUnderTest>) {
+    let wallet_count = 100;
+    let mut log = EventLog::default();
+    for index in 0..wallet_count {
+        log.create(&format!("w-{index}"), "100.00");
+    }
+    // Each transfer is two events: the rest of the batch is transfers around the ring.
+    let transfer_count = (LARGE_BATCH_EVENTS - wallet_count) / 2;
+    for index in 0..transfer_count {
+        let from = format!("w-{}", index % wallet_count);
+        let to = format!("w-{}", (index + 1) % wallet_count);
+        log.transfer(&from, &to, "1.25");
+    }
+    assert_eq!(log.recorded.len(), LARGE_BATCH_EVENTS);
+    let last = log.recorded.last().map(|recorded| recorded.position);
+
+    let outcome = ledger.post(&log.recorded, last).await.expect("post");
+    assert_eq!(
+        outcome,
+        PostOutcome {
+            posted: LARGE_BATCH_EVENTS,
+            skipped: 0
+        }
+    );
+    assert_eq!(Ledger::checkpoint(&*ledger).await.expect("checkpoint"), 500);
+
+    let verification = ledger.verify().await.expect("verify");
+    assert!(verification.ok, "{verification:?}");
+    assert_eq!(verification.events_posted, 500);
+    assert_eq!(verification.clearing_balance, Decimal::ZERO);
+    assert_eq!(verification.settlement_balance, money("-10000.00"));
+    assert_eq!(verification.wallet_balances.len(), wallet_count);
+    for (wallet_id, history) in &log.histories {
+        let last = history.last().expect("history");
+        assert_eq!(
+            verification.wallet_balances.get(wallet_id),
+            Some(&last.balance_after.value()),
+            "{wallet_id}"
+        );
+        let summary = ledger.wallet_summary(wallet_id).await.expect("summary");
+        assert_eq!(summary.balance, last.balance_after.value(), "{wallet_id}");
+    }
+
+    let again = ledger.post(&log.recorded, last).await.expect("post again");
+    assert_eq!(
+        again,
+        PostOutcome {
+            posted: 0,
+            skipped: LARGE_BATCH_EVENTS
+        }
+    );
+}
+
+/// Defines one `#[tokio::test]` per scenario, each running it through
+/// `$harness`: an `async fn(conformance::Scenario)` that gives the scenario a
+/// fresh ledger of its backend (and cleans up after it).
+#[macro_export]
+macro_rules! ledger_conformance_tests {
+    ($harness:path) => {
+        $crate::ledger_conformance_tests!(
+            @each $harness;
+            a_sequence_of_operations_gives_balanced_transactions_and_the_wallet_balances,
+            wallet_entries_are_the_wallets_own_side_in_api_form,
+            reference_entries_show_every_account_of_a_transfer,
+            delivering_a_batch_twice_posts_it_once_and_the_checkpoint_holds,
+            an_event_repeated_within_a_batch_is_posted_once,
+            a_transfer_with_one_half_posted_is_missing_its_other_half,
+            queries_filter_by_type_and_date_and_page_with_limit_and_offset,
+            a_batch_of_hundreds_of_events_is_posted_in_one_call,
+        );
+    };
+    (@each $harness:path; $($scenario:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $scenario() {
+                $harness(|ledger| Box::pin($crate::conformance::$scenario(ledger))).await;
+            }
+        )+
+    };
+}

@@ -1,0 +1,482 @@
+//! The ledger in PostgreSQL (`migrations/postgres/0002_ledger.sql`).
+//!
+//! Each `post` is one transaction: the events' ids go into
+//! `ledger_processed_events` with `ON CONFLICT DO NOTHING`, and only the ids
+//! that statement inserted are posted, in the same transaction. A redelivered
+//! event (Kafka delivers at least once) therefore posts nothing, even when two
+//! consumers post it at the same moment: the second insert of the same key
+//! waits for the first transaction and then does nothing.
+//!
+//! A batch is written with array parameters (`UNNEST`), three statements per
+//! chunk of at most [`POST_CHUNK_EVENTS_MAX`] events, so a batch of a few
+//! hundred events costs a handful of round trips. Amounts are `NUMERIC`,
+//! exact, so sums may be taken in SQL.
+
+use std::collections::{BTreeMap, HashSet};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use event_store::RecordedEvent;
+use rust_decimal::Decimal;
+use sqlx::postgres::PgPool;
+use sqlx::{Postgres, QueryBuilder};
+use uuid::Uuid;
+use wallet_domain::WalletId;
+
+use crate::posting::{Account, CLEARING_TRANSFERS};
+use crate::stored::{
+    checked_sum, judged, page, posted, prepare_batch, PreparedBatch, PreparedTransaction,
+    StoredEntry, Totals,
+};
+use crate::{
+    EntryFilter, Ledger, LedgerEntry, LedgerError, LedgerVerification, PostOutcome,
+    TransactionsQuery, WalletEntriesQuery, WalletSummary,
+};
+
+/// Events one set of array statements carries at most; a larger batch is
+/// written in several chunks, still in one transaction.
+pub const POST_CHUNK_EVENTS_MAX: usize = 1_000;
+
+pub struct PostgresLedger {
+    pool: PgPool,
+}
+
+impl PostgresLedger {
+    /// A ledger on a pool whose schema is up to date
+    /// (`postgres_support::connect` applies the migrations).
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+/// Values that do not read back are corrupt data; anything else is storage.
+fn storage(error: sqlx::Error) -> LedgerError {
+    match error {
+        sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. } => {
+            LedgerError::Corrupt(error.to_string())
+        }
+        other => LedgerError::Postgres(other),
+    }
+}
+
+/// A sum in SQL that does not fit a `Decimal` left the exact range.
+fn sum_failed(error: sqlx::Error) -> LedgerError {
+    match error {
+        sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. } => LedgerError::Overflow,
+        other => LedgerError::Postgres(other),
+    }
+}
+
+fn corrupt(what: &str, error: impl std::fmt::Display) -> LedgerError {
+    LedgerError::Corrupt(format!("{what}: {error}"))
+}
+
+/// The first occurrence of each event of the batch, and how many repeats were left out.
+fn first_occurrences(prepared: &[PreparedTransaction]) -> (Vec<&PreparedTransaction>, usize) {
+    let mut seen = HashSet::with_capacity(prepared.len());
+    let unique: Vec<&PreparedTransaction> = prepared
+        .iter()
+        .filter(|candidate| seen.insert(candidate.transaction.id))
+        .collect();
+    let repeats = prepared.len() - unique.len();
+    (unique, repeats)
+}
+
+/// Marks the chunk's events processed and returns the ids this call marked:
+/// the events no earlier transaction posted.
+async fn mark_processed(
+    connection: &mut sqlx::PgConnection,
+    chunk: &[&PreparedTransaction],
+) -> Result<HashSet<Uuid>, sqlx::Error> {
+    let ids: Vec<Uuid> = chunk.iter().map(|row| row.transaction.id).collect();
+    let positions: Vec<i64> = chunk.iter().map(|row| row.position).collect();
+    let marked: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO ledger_processed_events (event_id, position) \
+         SELECT * FROM UNNEST($1::uuid[], $2::bigint[]) \
+         ON CONFLICT (event_id) DO NOTHING \
+         RETURNING event_id",
+    )
+    .bind(&ids)
+    .bind(&positions)
+    .fetch_all(connection)
+    .await?;
+    Ok(marked.into_iter().collect())
+}
+
+async fn insert_transactions(
+    connection: &mut sqlx::PgConnection,
+    new: &[&PreparedTransaction],
+) -> Result<(), sqlx::Error> {
+    let mut ids = Vec::with_capacity(new.len());
+    let mut positions = Vec::with_capacity(new.len());
+    let mut references = Vec::with_capacity(new.len());
+    let mut types = Vec::with_capacity(new.len());
+    let mut wallets = Vec::with_capacity(new.len());
+    let mut times = Vec::with_capacity(new.len());
+    let mut descriptions = Vec::with_capacity(new.len());
+    for row in new {
+        let posted = &row.transaction;
+        ids.push(posted.id);
+        positions.push(row.position);
+        references.push(posted.reference_id);
+        types.push(posted.transaction_type.as_str());
+        wallets.push(posted.wallet_id.as_str());
+        times.push(posted.occurred_at);
+        descriptions.push(posted.description.as_str());
+    }
+    sqlx::query(
+        "INSERT INTO ledger_transactions (transaction_id, position, reference_id, \
+         transaction_type, wallet_id, occurred_at, description) \
+         SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], \
+         $6::timestamptz[], $7::text[])",
+    )
+    .bind(&ids)
+    .bind(&positions)
+    .bind(&references)
+    .bind(&types)
+    .bind(&wallets)
+    .bind(&times)
+    .bind(&descriptions)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+async fn insert_entries(
+    connection: &mut sqlx::PgConnection,
+    new: &[&PreparedTransaction],
+) -> Result<(), sqlx::Error> {
+    let mut ids = Vec::new();
+    let mut lines = Vec::new();
+    let mut accounts = Vec::new();
+    let mut amounts = Vec::new();
+    let mut positions = Vec::new();
+    for row in new {
+        for (line, posting) in (1i32..).zip(&row.transaction.entries) {
+            ids.push(row.transaction.id);
+            lines.push(line);
+            accounts.push(posting.account.to_string());
+            amounts.push(posting.amount);
+            positions.push(row.position);
+        }
+    }
+    if ids.is_empty() {
+        // Only creations with nothing in them: no entries to write.
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO ledger_entries (transaction_id, line, account, amount, position) \
+         SELECT * FROM UNNEST($1::uuid[], $2::int[], $3::text[], $4::numeric[], $5::bigint[])",
+    )
+    .bind(&ids)
+    .bind(&lines)
+    .bind(&accounts)
+    .bind(&amounts)
+    .bind(&positions)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+async fn post_batch(pool: &PgPool, batch: &PreparedBatch) -> Result<PostOutcome, sqlx::Error> {
+    let (unique, repeats) = first_occurrences(&batch.transactions);
+    let mut outcome = PostOutcome {
+        posted: 0,
+        skipped: repeats,
+    };
+    let mut transaction = pool.begin().await?;
+    for chunk in unique.chunks(POST_CHUNK_EVENTS_MAX) {
+        let marked = mark_processed(&mut transaction, chunk).await?;
+        let new: Vec<&PreparedTransaction> = chunk
+            .iter()
+            .copied()
+            .filter(|row| marked.contains(&row.transaction.id))
+            .collect();
+        outcome.posted += new.len();
+        outcome.skipped += chunk.len() - new.len();
+        if new.is_empty() {
+            continue;
+        }
+        insert_transactions(&mut transaction, &new).await?;
+        insert_entries(&mut transaction, &new).await?;
+    }
+    if let Some(checkpoint) = batch.checkpoint {
+        // Never backwards: a late redelivery of an older batch must not make
+        // the relay read again what is already posted.
+        sqlx::query("UPDATE ledger_checkpoint SET position = GREATEST(position, $1) WHERE id = 1")
+            .bind(checkpoint)
+            .execute(&mut *transaction)
+            .await?;
+    }
+    transaction.commit().await?;
+    Ok(outcome)
+}
+
+/// An entry row as the query returns it, before its text columns are parsed.
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    transaction_id: Uuid,
+    line: i32,
+    account: String,
+    amount: Decimal,
+    reference_id: Uuid,
+    transaction_type: String,
+    wallet_id: String,
+    occurred_at: DateTime<Utc>,
+    description: String,
+}
+
+impl TryFrom<EntryRow> for LedgerEntry {
+    type Error = LedgerError;
+
+    fn try_from(row: EntryRow) -> Result<Self, LedgerError> {
+        let stored = StoredEntry {
+            transaction_id: row.transaction_id,
+            line: u32::try_from(row.line).map_err(|error| corrupt("entry line", error))?,
+            account: row
+                .account
+                .parse()
+                .map_err(|error| corrupt("entry account", error))?,
+            amount: row.amount,
+            reference_id: row.reference_id,
+            transaction_type: row
+                .transaction_type
+                .parse()
+                .map_err(|error| corrupt("transaction type", error))?,
+            wallet_id: WalletId::parse(&row.wallet_id)
+                .map_err(|error| corrupt("transaction wallet", error))?,
+            occurred_at: row.occurred_at,
+            description: row.description,
+        };
+        Ok(stored.into())
+    }
+}
+
+/// Builds an entry query from the conditions it has, in ledger order.
+struct Selection {
+    builder: QueryBuilder<'static, Postgres>,
+    conditions: usize,
+}
+
+impl Selection {
+    fn new() -> Self {
+        Self {
+            builder: QueryBuilder::new(
+                "SELECT e.transaction_id, e.line, e.account, e.amount, t.reference_id, \
+                 t.transaction_type, t.wallet_id, t.occurred_at, t.description \
+                 FROM ledger_entries e \
+                 JOIN ledger_transactions t ON t.transaction_id = e.transaction_id",
+            ),
+            conditions: 0,
+        }
+    }
+
+    fn with<T>(mut self, condition: &'static str, value: T) -> Self
+    where
+        T: 'static + Send + sqlx::Encode<'static, Postgres> + sqlx::Type<Postgres>,
+    {
+        self.builder.push(if self.conditions == 0 {
+            " WHERE "
+        } else {
+            " AND "
+        });
+        self.builder.push(condition);
+        self.builder.push_bind(value);
+        self.conditions += 1;
+        self
+    }
+
+    fn filtered(mut self, filter: &EntryFilter) -> Self {
+        if let Some(transaction_type) = filter.transaction_type {
+            self = self.with("t.transaction_type = ", transaction_type.as_str());
+        }
+        if let Some(start) = filter.start_date {
+            self = self.with("t.occurred_at >= ", start);
+        }
+        if let Some(end) = filter.end_date {
+            self = self.with("t.occurred_at <= ", end);
+        }
+        self.ordered(Some(page(filter)))
+    }
+
+    /// A selection without a page is bounded by its conditions.
+    fn ordered(mut self, page: Option<(i64, i64)>) -> Self {
+        self.builder.push(" ORDER BY e.position, e.line");
+        if let Some((limit, offset)) = page {
+            self.builder.push(" LIMIT ");
+            self.builder.push_bind(limit);
+            self.builder.push(" OFFSET ");
+            self.builder.push_bind(offset);
+        }
+        self
+    }
+
+    async fn select(mut self, pool: &PgPool) -> Result<Vec<LedgerEntry>, LedgerError> {
+        let rows: Vec<EntryRow> = self
+            .builder
+            .build_query_as()
+            .fetch_all(pool)
+            .await
+            .map_err(storage)?;
+        rows.into_iter().map(LedgerEntry::try_from).collect()
+    }
+}
+
+/// Every count and sum of [`Ledger::verify`], taken in SQL from one snapshot.
+async fn verify_ledger(pool: &PgPool) -> Result<LedgerVerification, LedgerError> {
+    let mut snapshot = pool.begin().await.map_err(storage)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *snapshot)
+        .await
+        .map_err(storage)?;
+    let (events_posted, transactions_checked): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM ledger_processed_events), \
+                (SELECT COUNT(*) FROM ledger_transactions)",
+    )
+    .fetch_one(&mut *snapshot)
+    .await
+    .map_err(storage)?;
+    let unbalanced_transactions: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT transaction_id FROM ledger_entries GROUP BY transaction_id \
+         HAVING SUM(amount) <> 0 ORDER BY MIN(position)",
+    )
+    .fetch_all(&mut *snapshot)
+    .await
+    .map_err(storage)?;
+    // Wallets created with nothing have no entries and still have a balance: zero.
+    let account_sums: Vec<(String, Decimal)> = sqlx::query_as(
+        "SELECT account, SUM(amount) FROM ledger_entries GROUP BY account \
+         UNION ALL \
+         SELECT 'wallet:' || wallet_id, 0 FROM ledger_transactions \
+         WHERE transaction_type = 'WALLET_CREATED'",
+    )
+    .fetch_all(&mut *snapshot)
+    .await
+    .map_err(sum_failed)?;
+    // Transfers whose clearing entries do not net to zero, in id order.
+    let transfers_missing_half: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT t.reference_id FROM ledger_entries e \
+         JOIN ledger_transactions t ON t.transaction_id = e.transaction_id \
+         WHERE e.account = $1 GROUP BY t.reference_id \
+         HAVING SUM(e.amount) <> 0 ORDER BY t.reference_id",
+    )
+    .bind(CLEARING_TRANSFERS)
+    .fetch_all(&mut *snapshot)
+    .await
+    .map_err(storage)?;
+    snapshot.commit().await.map_err(storage)?;
+
+    let mut wallet_balances = BTreeMap::new();
+    let mut settlement_balance = Decimal::ZERO;
+    let mut clearing_balance = Decimal::ZERO;
+    for (account, sum) in account_sums {
+        match account
+            .parse::<Account>()
+            .map_err(|error| corrupt("entry account", error))?
+        {
+            Account::Wallet(wallet_id) => {
+                let balance: &mut Decimal = wallet_balances.entry(wallet_id).or_default();
+                *balance = checked_sum(*balance, sum)?;
+            }
+            Account::ExternalSettlement => {
+                settlement_balance = checked_sum(settlement_balance, sum)?
+            }
+            Account::ClearingTransfers => clearing_balance = checked_sum(clearing_balance, sum)?,
+        }
+    }
+    let count = |value: i64| u64::try_from(value).map_err(|error| corrupt("count", error));
+    Ok(judged(LedgerVerification {
+        ok: false,
+        events_posted: count(events_posted)?,
+        transactions_checked: count(transactions_checked)?,
+        unbalanced_transactions,
+        wallet_balances,
+        settlement_balance,
+        clearing_balance,
+        transfers_missing_half,
+    }))
+}
+
+#[async_trait]
+impl Ledger for PostgresLedger {
+    async fn post(
+        &self,
+        events: &[RecordedEvent],
+        checkpoint: Option<u64>,
+    ) -> Result<PostOutcome, LedgerError> {
+        let batch = prepare_batch(events, checkpoint)?;
+        let outcome = post_batch(&self.pool, &batch).await.map_err(storage)?;
+        Ok(posted(outcome, batch.checkpoint))
+    }
+
+    async fn checkpoint(&self) -> Result<u64, LedgerError> {
+        let position: i64 =
+            sqlx::query_scalar("SELECT position FROM ledger_checkpoint WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(storage)?;
+        u64::try_from(position).map_err(|error| corrupt("checkpoint", error))
+    }
+
+    async fn wallet_entries(
+        &self,
+        query: WalletEntriesQuery,
+    ) -> Result<Vec<LedgerEntry>, LedgerError> {
+        let account = Account::Wallet(query.wallet_id).to_string();
+        Selection::new()
+            .with("e.account = ", account)
+            .filtered(&query.filter)
+            .select(&self.pool)
+            .await
+    }
+
+    async fn reference_entries(&self, reference_id: &str) -> Result<Vec<LedgerEntry>, LedgerError> {
+        let Ok(reference_id) = Uuid::parse_str(reference_id) else {
+            return Ok(Vec::new());
+        };
+        // One transfer or operation has at most two transactions of two
+        // entries each: the result is bounded without a limit.
+        Selection::new()
+            .with("t.reference_id = ", reference_id)
+            .ordered(None)
+            .select(&self.pool)
+            .await
+    }
+
+    async fn transactions(
+        &self,
+        query: TransactionsQuery,
+    ) -> Result<Vec<LedgerEntry>, LedgerError> {
+        let mut selection = Selection::new();
+        if let Some(wallet_id) = query.wallet_id {
+            selection = selection.with("t.wallet_id = ", String::from(wallet_id));
+        }
+        selection.filtered(&query.filter).select(&self.pool).await
+    }
+
+    async fn wallet_summary(&self, wallet_id: &WalletId) -> Result<WalletSummary, LedgerError> {
+        let account = Account::Wallet(wallet_id.clone()).to_string();
+        let (credits, debits, count): (Decimal, Decimal, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(amount) FILTER (WHERE amount > 0), 0), \
+                    COALESCE(-SUM(amount) FILTER (WHERE amount < 0), 0), \
+                    COUNT(*) \
+             FROM ledger_entries WHERE account = $1",
+        )
+        .bind(account)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(sum_failed)?;
+        Totals {
+            credits,
+            debits,
+            count: u64::try_from(count).map_err(|error| corrupt("entry count", error))?,
+        }
+        .summary(wallet_id)
+    }
+
+    async fn verify(&self) -> Result<LedgerVerification, LedgerError> {
+        verify_ledger(&self.pool).await
+    }
+}
+
+ledger_event_sink!(PostgresLedger);

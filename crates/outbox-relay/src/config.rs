@@ -1,0 +1,114 @@
+//! Configuration, from flags or the environment.
+
+use clap::builder::RangedU64ValueParser;
+use observability::LogFormat;
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "outbox-relay",
+    version,
+    about = "Publishes the Wallex event log (PostgreSQL) to Kafka in order; one leader among replicas"
+)]
+pub struct Config {
+    /// PostgreSQL of the event store (the relay's checkpoint is kept there too).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// Kafka bootstrap servers, comma-separated.
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub kafka_brokers: String,
+    /// Topic the events are published to (key = wallet id).
+    #[arg(long, env = "KAFKA_TOPIC", default_value = event_bus::TOPIC_DEFAULT)]
+    pub kafka_topic: String,
+    /// Address of the health and metrics endpoints.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: String,
+    /// Port of the health and metrics endpoints (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 3001)]
+    pub port: u16,
+    /// Events read from the log and published per batch (at most 1000).
+    #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = 500,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=event_store::READ_ALL_BATCH_MAX as u64))]
+    pub relay_batch_size: usize,
+    /// How often the log is polled for events appended by other processes.
+    #[arg(long, env = "RELAY_POLL_INTERVAL_MS", default_value_t = 100)]
+    pub relay_poll_interval_ms: u64,
+    /// Pause before a failed batch is tried again.
+    #[arg(long, env = "RELAY_RETRY_BACKOFF_MS", default_value_t = 500)]
+    pub relay_retry_backoff_ms: u64,
+    /// Wait after a wake-up before reading, so one batch carries many appends.
+    #[arg(long, env = "RELAY_LINGER_MS", default_value_t = 5)]
+    pub relay_linger_ms: u64,
+    /// How long Kafka gets to acknowledge one message, retries included.
+    #[arg(long, env = "KAFKA_MESSAGE_TIMEOUT_MS", default_value_t = event_bus::PRODUCER_MESSAGE_TIMEOUT_MS_DEFAULT)]
+    pub kafka_message_timeout_ms: u64,
+    /// How long the producer waits to fill a request.
+    #[arg(long, env = "KAFKA_LINGER_MS", default_value_t = event_bus::PRODUCER_LINGER_MS_DEFAULT)]
+    pub kafka_linger_ms: u64,
+    /// PostgreSQL connections of the pool (the leader lock has its own).
+    #[arg(long, env = "DATABASE_CONNECTIONS_MAX", default_value_t = 4)]
+    pub database_connections_max: u32,
+    /// Seconds the HTTP server gives requests in flight on SIGTERM.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub shutdown_timeout_seconds: u64,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// A replica for tests: a free port on 127.0.0.1 and a short poll interval.
+    pub fn for_test(database_url: &str, kafka_brokers: &str, kafka_topic: &str) -> Self {
+        Self {
+            database_url: database_url.to_owned(),
+            kafka_brokers: kafka_brokers.to_owned(),
+            kafka_topic: kafka_topic.to_owned(),
+            host: "127.0.0.1".to_owned(),
+            port: 0,
+            relay_batch_size: 500,
+            relay_poll_interval_ms: 50,
+            relay_retry_backoff_ms: 200,
+            relay_linger_ms: 5,
+            kafka_message_timeout_ms: event_bus::PRODUCER_MESSAGE_TIMEOUT_MS_DEFAULT,
+            kafka_linger_ms: event_bus::PRODUCER_LINGER_MS_DEFAULT,
+            database_connections_max: 4,
+            shutdown_timeout_seconds: 5,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn defaults_and_limits_parse() {
+        let config = Config::try_parse_from([
+            "outbox-relay",
+            "--database-url",
+            "postgres://localhost/wallex",
+            "--kafka-brokers",
+            "localhost:9092",
+        ])
+        .expect("the required settings suffice");
+        assert_eq!(config.kafka_topic, "wallet-events");
+        assert_eq!(config.port, 3001);
+        assert_eq!(config.relay_batch_size, 500);
+
+        let too_big = Config::try_parse_from([
+            "outbox-relay",
+            "--database-url",
+            "postgres://localhost/wallex",
+            "--kafka-brokers",
+            "localhost:9092",
+            "--relay-batch-size",
+            "5000",
+        ]);
+        assert!(
+            too_big.is_err(),
+            "a batch beyond the store's read limit is refused"
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! `/health` and `/metrics`.
+
+use actix_web::{web, HttpResponse};
+use event_relay::EventSink;
+use serde::Serialize;
+
+use crate::startup::AppState;
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/health", web::get().to(health))
+        .route("/metrics", web::get().to(metrics));
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Health {
+    status: &'static str,
+    leader: bool,
+    checkpoint: Option<u64>,
+    head_position: Option<u64>,
+    lag: Option<u64>,
+    postgres: &'static str,
+    kafka: &'static str,
+}
+
+fn up(reachable: bool) -> &'static str {
+    if reachable {
+        "up"
+    } else {
+        "down"
+    }
+}
+
+/// 200 when PostgreSQL and Kafka answer, 503 otherwise; a standby is healthy.
+async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let (checkpoint, head, kafka) = tokio::join!(
+        state.publisher.checkpoint(),
+        state.store.head_position(),
+        state.publisher.probe(),
+    );
+    if let Err(error) = &checkpoint {
+        tracing::warn!(%error, "health: checkpoint unreadable");
+    }
+    if let Err(error) = &head {
+        tracing::warn!(%error, "health: event log unreadable");
+    }
+    if let Err(error) = &kafka {
+        tracing::warn!(%error, "health: kafka unreachable");
+    }
+    let checkpoint = checkpoint.ok();
+    let head_position = head.ok();
+    let postgres_up = checkpoint.is_some() && head_position.is_some();
+    let healthy = postgres_up && kafka.is_ok();
+    let body = Health {
+        status: if healthy { "ok" } else { "unavailable" },
+        leader: state.leadership.borrow().leader,
+        checkpoint,
+        head_position,
+        lag: head_position
+            .zip(checkpoint)
+            .map(|(head, checkpoint)| head.saturating_sub(checkpoint)),
+        postgres: up(postgres_up),
+        kafka: up(kafka.is_ok()),
+    };
+    if healthy {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let metrics = &state.metrics;
+    metrics
+        .leader
+        .set(i64::from(state.leadership.borrow().leader));
+    let checkpoint = *state.progress.borrow();
+    metrics.checkpoint_position.set(gauge(checkpoint));
+    if let Ok(head) = state.store.head_position().await {
+        metrics.head_position.set(gauge(head));
+        metrics
+            .lag_events
+            .set(gauge(head.saturating_sub(checkpoint)));
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(observability::render_metrics(&metrics.registry))
+}
+
+fn gauge(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}

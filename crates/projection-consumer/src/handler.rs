@@ -1,0 +1,254 @@
+//! The batch handler: read model first, then search index.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use event_bus::{BatchHandler, HandlerError};
+use event_store::RecordedEvent;
+use read_model::ReadModel;
+use search_index::SearchIndex;
+
+use crate::metrics::Metrics;
+
+/// The handler's name in metrics and in the dead-letter `handler` header.
+pub const HANDLER_NAME: &str = "projection";
+
+pub struct ProjectionHandler {
+    read_model: Arc<dyn ReadModel>,
+    search_index: Arc<dyn SearchIndex>,
+    metrics: Metrics,
+}
+
+impl ProjectionHandler {
+    pub fn new(
+        read_model: Arc<dyn ReadModel>,
+        search_index: Arc<dyn SearchIndex>,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            read_model,
+            search_index,
+            metrics,
+        }
+    }
+
+    fn failed(&self, target: &str, error: impl std::fmt::Display) -> HandlerError {
+        self.metrics
+            .batch_failures
+            .with_label_values(&[target])
+            .inc();
+        HandlerError::new(format!("{target}: {error}"))
+    }
+}
+
+#[async_trait]
+impl BatchHandler for ProjectionHandler {
+    fn name(&self) -> &'static str {
+        HANDLER_NAME
+    }
+
+    /// Both writes are idempotent, so when the second fails the bus may hand
+    /// the whole batch again: the read model skips what it applied, the
+    /// search index overwrites what it wrote.
+    async fn handle(&self, batch: &[RecordedEvent]) -> Result<(), HandlerError> {
+        // The furthest position seen, as a progress gauge for health and lag
+        // (it never moves back). Consumption resumes from Kafka's committed
+        // offsets, never from this.
+        let furthest = batch.iter().map(|recorded| recorded.position).max();
+        // A ReadModelError::Gap means a wallet's earlier event has not been
+        // applied. With key = wallet id, one wallet's events arrive in order
+        // in one partition, so this happens only when an earlier event went to
+        // the dead-letter topic: failing makes the bus retry and then park this
+        // event too, until `replay-dlq` brings the missing one back.
+        let applied = self
+            .read_model
+            .apply(batch, furthest)
+            .await
+            .map_err(|error| self.failed("read_model", error))?;
+        self.metrics
+            .read_model_applied
+            .inc_by(u64::try_from(applied.applied).unwrap_or(u64::MAX));
+        self.metrics
+            .read_model_skipped
+            .inc_by(u64::try_from(applied.skipped).unwrap_or(u64::MAX));
+
+        // The same holds for the search index's UnknownWallet: the read model
+        // refuses such a batch first, so it is reached only in order.
+        let indexed = self
+            .search_index
+            .index_batch(batch)
+            .await
+            .map_err(|error| self.failed("search_index", error))?;
+        self.metrics
+            .search_transactions_indexed
+            .inc_by(u64::try_from(indexed.transactions).unwrap_or(u64::MAX));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use read_model::{ApplyOutcome, ReadModelError, WalletListQuery, WalletView};
+    use search_index::{
+        IndexOutcome, IndexedWallet, SearchIndexError, TransactionPage, TransactionSearch,
+    };
+    use wallet_domain::WalletId;
+
+    use super::*;
+
+    /// Records which target was written, in order.
+    type Calls = Arc<Mutex<Vec<&'static str>>>;
+
+    struct FakeReadModel {
+        calls: Calls,
+        gap: bool,
+    }
+
+    #[async_trait]
+    impl ReadModel for FakeReadModel {
+        async fn apply(
+            &self,
+            _events: &[RecordedEvent],
+            _checkpoint: Option<u64>,
+        ) -> Result<ApplyOutcome, ReadModelError> {
+            self.calls.lock().expect("calls").push("read_model");
+            if self.gap {
+                return Err(ReadModelError::Gap {
+                    wallet_id: WalletId::parse("w1").expect("wallet id"),
+                    stored: 1,
+                    arrived: 3,
+                });
+            }
+            Ok(ApplyOutcome {
+                applied: 2,
+                skipped: 1,
+            })
+        }
+
+        async fn checkpoint(&self) -> Result<u64, ReadModelError> {
+            Ok(0)
+        }
+
+        async fn list_wallets(
+            &self,
+            _query: WalletListQuery,
+        ) -> Result<Vec<WalletView>, ReadModelError> {
+            Ok(Vec::new())
+        }
+    }
+
+    struct FakeSearchIndex {
+        calls: Calls,
+        down: bool,
+    }
+
+    #[async_trait]
+    impl SearchIndex for FakeSearchIndex {
+        async fn ensure_indices(&self) -> Result<(), SearchIndexError> {
+            Ok(())
+        }
+
+        async fn index_batch(
+            &self,
+            _events: &[RecordedEvent],
+        ) -> Result<IndexOutcome, SearchIndexError> {
+            self.calls.lock().expect("calls").push("search_index");
+            if self.down {
+                return Err(SearchIndexError::Unavailable("connection refused".into()));
+            }
+            Ok(IndexOutcome {
+                transactions: 3,
+                ..IndexOutcome::default()
+            })
+        }
+
+        async fn wallet_transactions(
+            &self,
+            _wallet_id: &WalletId,
+            _limit: Option<usize>,
+            _offset: usize,
+        ) -> Result<TransactionPage, SearchIndexError> {
+            Ok(TransactionPage {
+                items: Vec::new(),
+                total: 0,
+            })
+        }
+
+        async fn search_transactions(
+            &self,
+            _search: &TransactionSearch,
+        ) -> Result<TransactionPage, SearchIndexError> {
+            Ok(TransactionPage {
+                items: Vec::new(),
+                total: 0,
+            })
+        }
+
+        async fn wallet(
+            &self,
+            _wallet_id: &WalletId,
+        ) -> Result<Option<IndexedWallet>, SearchIndexError> {
+            Ok(None)
+        }
+
+        async fn ping(&self) -> Result<(), SearchIndexError> {
+            Ok(())
+        }
+    }
+
+    fn handler(gap: bool, search_down: bool) -> (ProjectionHandler, Calls, Metrics) {
+        let calls = Calls::default();
+        let metrics = Metrics::new().expect("metrics");
+        let handler = ProjectionHandler::new(
+            Arc::new(FakeReadModel {
+                calls: calls.clone(),
+                gap,
+            }),
+            Arc::new(FakeSearchIndex {
+                calls: calls.clone(),
+                down: search_down,
+            }),
+            metrics.clone(),
+        );
+        (handler, calls, metrics)
+    }
+
+    fn calls(calls: &Calls) -> Vec<&'static str> {
+        calls.lock().expect("calls").clone()
+    }
+
+    #[tokio::test]
+    async fn a_batch_goes_to_the_read_model_then_the_search_index() {
+        let (handler, recorded, metrics) = handler(false, false);
+        handler.handle(&[]).await.expect("handled");
+        assert_eq!(calls(&recorded), ["read_model", "search_index"]);
+        assert_eq!(metrics.read_model_applied.get(), 2);
+        assert_eq!(metrics.read_model_skipped.get(), 1);
+        assert_eq!(metrics.search_transactions_indexed.get(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_gap_fails_the_batch_before_the_search_index() {
+        let (handler, recorded, metrics) = handler(true, false);
+        let error = handler.handle(&[]).await.expect_err("a gap is retried");
+        assert!(error.to_string().starts_with("read_model:"), "{error}");
+        assert_eq!(calls(&recorded), ["read_model"]);
+        assert_eq!(
+            metrics
+                .batch_failures
+                .with_label_values(&["read_model"])
+                .get(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_search_index_failure_fails_the_batch_for_a_retry() {
+        let (handler, recorded, _metrics) = handler(false, true);
+        let error = handler.handle(&[]).await.expect_err("retried");
+        assert!(error.to_string().starts_with("search_index:"), "{error}");
+        assert_eq!(calls(&recorded), ["read_model", "search_index"]);
+    }
+}

@@ -1,0 +1,21 @@
+//! The projection consumer: wallet events from Kafka into the PostgreSQL read
+//! model and the search index.
+//!
+//! Both targets are idempotent (the read model skips versions it holds, the
+//! search index overwrites documents by event id and versions wallets
+//! externally), so the bus's at-least-once delivery and its retries of whole
+//! batches are safe. Offsets are committed by the bus after the handler has
+//! written both.
+
+mod config;
+mod handler;
+mod http;
+mod metrics;
+mod startup;
+
+pub use config::{Command, Config, DLQ_REPLAY_LIMIT_DEFAULT};
+pub use handler::{ProjectionHandler, HANDLER_NAME};
+pub use metrics::Metrics;
+pub use startup::{
+    replay_dead_letters, Application, RunError, StartupError, CONSUMER_STOP_WAIT_MS,
+};
