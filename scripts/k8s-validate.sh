@@ -67,7 +67,8 @@ trap 'rm -rf "$out"' EXIT
 rendered=()
 for target in "${targets[@]}"; do
     target=${target%/}
-    file=$out/$(echo "$target" | tr '/' '_').yaml
+    name=${target#/}
+    file=$out/${name//\//_}.yaml
     "$KUSTOMIZE" build "$target" >"$file"
     rendered+=("$file")
     log "rendered $target: $(grep -c '^kind:' "$file") objects"
