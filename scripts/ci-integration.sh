@@ -22,4 +22,6 @@ cd "$ROOT_DIR"
 source "$ROOT_DIR/.infra/env"
 
 export WALLEX_REQUIRE_INFRA=1
+# The end-to-end test starts the four binaries as processes of their own.
+cargo build --workspace --bins
 cargo test -p integration-tests "$@"

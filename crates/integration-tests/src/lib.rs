@@ -9,8 +9,12 @@
 //!
 //! This library holds only the helpers those tests share.
 
+mod servers;
+
 use std::io::Write;
 use std::time::Duration;
+
+pub use servers::{create_named_topic, create_topic, TestDatabase};
 
 /// Set to `1` to make a missing server variable a test failure instead of a skip.
 pub const REQUIRE_INFRA_VARIABLE: &str = "WALLEX_REQUIRE_INFRA";

@@ -1,0 +1,87 @@
+//! Fresh, uniquely named resources on the shared test servers, so that tests
+//! running at once (and reruns) never see each other's data.
+
+use std::str::FromStr;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection};
+
+use crate::{unique_name, REQUEST_TIMEOUT};
+
+/// A database of its own on the server of `DATABASE_URL`, dropped by [`drop_database`](Self::drop_database).
+pub struct TestDatabase {
+    admin: PgConnection,
+    pub name: String,
+    /// The server's URL with this database in place of the original one.
+    pub url: String,
+}
+
+impl TestDatabase {
+    /// # Panics
+    /// When `server_url` is not a PostgreSQL URL or the server refuses `CREATE DATABASE`.
+    pub async fn create(server_url: &str) -> Self {
+        let options =
+            PgConnectOptions::from_str(server_url).expect("DATABASE_URL is a PostgreSQL URL");
+        let mut admin = options
+            .connect()
+            .await
+            .expect("connect to the PostgreSQL of DATABASE_URL");
+        let name = unique_name("wallex_test");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create a database for this test (the user needs CREATEDB)");
+        let url = options.database(&name).to_url_lossy().to_string();
+        Self { admin, name, url }
+    }
+
+    /// Drops the database, closing whatever connections are still open to it.
+    pub async fn drop_database(mut self) {
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut self.admin)
+        .await
+        .expect("drop the database of this test");
+        self.admin
+            .close()
+            .await
+            .expect("close the admin connection");
+    }
+}
+
+/// Creates a topic named `<prefix>_<unique>` with `partitions` partitions and returns its name.
+///
+/// # Panics
+/// When the broker does not create it.
+pub async fn create_topic(brokers: &str, prefix: &str, partitions: i32) -> String {
+    let name = unique_name(prefix);
+    create_named_topic(brokers, &name, partitions).await;
+    name
+}
+
+/// Creates the topic `name` with `partitions` partitions.
+///
+/// # Panics
+/// When the broker does not create it.
+pub async fn create_named_topic(brokers: &str, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("a Kafka admin client");
+    let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+    let outcome = admin
+        .create_topics(
+            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+            &options,
+        )
+        .await
+        .expect("the broker answers CreateTopics");
+    for result in outcome {
+        result.expect("the topic is created");
+    }
+}

@@ -1,0 +1,277 @@
+//! The four binaries as separate processes, wired to fresh resources on the
+//! real servers: a database, a topic and its dead-letter topic, consumer
+//! groups and search indices of their own.
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use integration_tests::{create_named_topic, require_env, unique_name, TestDatabase};
+
+/// Bound on a binary's start-up (connect, migrate, join its consumer group).
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+const HEALTH_POLL: Duration = Duration::from_millis(100);
+/// As in production: the topic's partition count bounds the consumers' parallelism.
+const TOPIC_PARTITIONS: i32 = 10;
+/// How much of a binary's log a failure message shows.
+const LOG_TAIL_BYTES: usize = 4_000;
+
+pub const OUTBOX_RELAY: &str = "outbox-relay";
+pub const LEDGER_CONSUMER: &str = "ledger-consumer";
+pub const PROJECTION_CONSUMER: &str = "projection-consumer";
+pub const COMMAND_API: &str = "command-api";
+pub const BINARIES: [&str; 4] = [
+    OUTBOX_RELAY,
+    LEDGER_CONSUMER,
+    PROJECTION_CONSUMER,
+    COMMAND_API,
+];
+
+/// Where the real servers are (`scripts/infra.sh env`).
+pub struct Servers {
+    pub database_url: String,
+    pub redis_url: String,
+    pub kafka_brokers: String,
+    pub elasticsearch_url: String,
+}
+
+impl Servers {
+    /// `None` (after a `skipped:` line) when a server is not configured.
+    pub fn from_env() -> Option<Self> {
+        Some(Self {
+            database_url: require_env("DATABASE_URL")?,
+            redis_url: require_env("REDIS_URL")?,
+            kafka_brokers: require_env("KAFKA_BROKERS")?,
+            elasticsearch_url: require_env("ELASTICSEARCH_URL")?,
+        })
+    }
+}
+
+/// One binary, restartable with the same configuration.
+pub struct Process {
+    name: &'static str,
+    port: u16,
+    environment: Vec<(String, String)>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Process {
+    fn new(name: &'static str, environment: Vec<(String, String)>, logs: &Path) -> Self {
+        let port = free_port();
+        let mut environment = environment;
+        environment.push(("HOST".into(), "127.0.0.1".into()));
+        environment.push(("PORT".into(), port.to_string()));
+        Self {
+            name,
+            port,
+            environment,
+            log: logs.join(format!("{name}.log")),
+            child: None,
+        }
+    }
+
+    fn spawn(&mut self) {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open the binary's log file");
+        let child = Command::new(binary_path(self.name))
+            .envs(self.environment.iter().map(|(name, value)| (name, value)))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("a second handle on the log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot start {} ({error}); build the binaries first: cargo build --bins",
+                    binary_path(self.name).display()
+                )
+            });
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no shutdown hook, no flush, no goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // An error here means it already exited, which is what we want.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn wait_healthy(&mut self) {
+        let client = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let answer = client
+                .get(format!("{}/health", self.url()))
+                .timeout(HEALTH_POLL * 10)
+                .send()
+                .await;
+            if matches!(&answer, Ok(response) if response.status().is_success()) {
+                return;
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten());
+            if exited.is_some() || tokio::time::Instant::now() > deadline {
+                panic!(
+                    "{} did not become healthy (exit: {exited:?}, last answer: {answer:?}); its log ends with:\n{}",
+                    self.name,
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(HEALTH_POLL).await;
+        }
+    }
+
+    pub fn log_tail(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = File::open(&self.log) {
+            let _ = file.read_to_string(&mut text);
+        }
+        let start = text.len().saturating_sub(LOG_TAIL_BYTES);
+        let start = (start..text.len())
+            .find(|index| text.is_char_boundary(*index))
+            .unwrap_or(text.len());
+        text[start..].to_owned()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The whole system on fresh resources.
+pub struct System {
+    processes: Vec<Process>,
+    database: Option<TestDatabase>,
+    pub elasticsearch_url: String,
+    pub index_prefix: String,
+    _logs: tempfile::TempDir,
+}
+
+impl System {
+    /// Starts every binary and waits until each one's `/health` answers 200.
+    pub async fn start(servers: &Servers) -> Self {
+        let database = TestDatabase::create(&servers.database_url).await;
+        let topic = unique_name("wallet_events");
+        let dead_letters = format!("{topic}_dlq");
+        create_named_topic(&servers.kafka_brokers, &topic, TOPIC_PARTITIONS).await;
+        create_named_topic(&servers.kafka_brokers, &dead_letters, 1).await;
+        // Elasticsearch index names are lower case.
+        let index_prefix = unique_name("wallex").to_lowercase();
+
+        let shared = [
+            ("DATABASE_URL", database.url.as_str()),
+            ("REDIS_URL", servers.redis_url.as_str()),
+            ("KAFKA_BROKERS", servers.kafka_brokers.as_str()),
+            ("KAFKA_TOPIC", topic.as_str()),
+            ("KAFKA_DLQ_TOPIC", dead_letters.as_str()),
+            ("ELASTICSEARCH_URL", servers.elasticsearch_url.as_str()),
+            ("ELASTICSEARCH_INDEX_PREFIX", index_prefix.as_str()),
+        ];
+        let logs = tempfile::tempdir().expect("a folder for the binaries' logs");
+        let processes = BINARIES
+            .iter()
+            .map(|name| {
+                let mut environment: Vec<(String, String)> = shared
+                    .iter()
+                    .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                    .collect();
+                environment.push(("KAFKA_GROUP_ID".into(), format!("{topic}_{name}")));
+                Process::new(name, environment, logs.path())
+            })
+            .collect();
+        let mut system = Self {
+            processes,
+            database: Some(database),
+            elasticsearch_url: servers.elasticsearch_url.clone(),
+            index_prefix,
+            _logs: logs,
+        };
+        for process in &mut system.processes {
+            process.spawn();
+        }
+        for process in &mut system.processes {
+            process.wait_healthy().await;
+        }
+        system
+    }
+
+    pub fn api_url(&self) -> String {
+        self.process(COMMAND_API).url()
+    }
+
+    pub fn process(&self, name: &str) -> &Process {
+        self.processes
+            .iter()
+            .find(|process| process.name == name)
+            .expect("one of the four binaries")
+    }
+
+    /// kill -9, then start it again on the same configuration and wait until it is healthy.
+    pub async fn crash_and_restart(&mut self, name: &str) {
+        let process = self
+            .processes
+            .iter_mut()
+            .find(|process| process.name == name)
+            .expect("one of the four binaries");
+        process.kill();
+        process.spawn();
+        process.wait_healthy().await;
+    }
+
+    /// Every binary's log tail, for a failure message.
+    pub fn logs(&self) -> String {
+        self.processes
+            .iter()
+            .map(|process| format!("--- {} ---\n{}", process.name, process.log_tail()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub async fn stop(mut self) {
+        for process in &mut self.processes {
+            process.kill();
+        }
+        if let Some(database) = self.database.take() {
+            database.drop_database().await;
+        }
+    }
+}
+
+/// The binaries `cargo build --bins` put in this test's target folder, or `WALLEX_BIN_DIR`.
+fn binary_path(name: &str) -> PathBuf {
+    let folder = match std::env::var_os("WALLEX_BIN_DIR") {
+        Some(folder) => PathBuf::from(folder),
+        // target/<profile>/deps/end_to_end-<hash> -> target/<profile>
+        None => std::env::current_exe()
+            .expect("the test's own path")
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test runs from target/<profile>/deps")
+            .to_path_buf(),
+    };
+    folder.join(name)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
