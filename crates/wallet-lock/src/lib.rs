@@ -15,7 +15,9 @@ use async_trait::async_trait;
 use wallet_domain::WalletId;
 
 pub use in_process::InProcessWalletLock;
-pub use redis_lock::{RedisLockConfig, RedisWalletLock};
+pub use redis_lock::{
+    RedisLockConfig, RedisWalletLock, LOCK_TTL_MS_DEFAULT, LOCK_WAIT_MAX_MS_DEFAULT,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {

@@ -19,6 +19,18 @@ end
 return 0
 "#;
 
+/// A lock outlives a crashed holder by at most this long. Commands hold a lock
+/// for milliseconds; a lease that expires early costs only a version conflict
+/// (retried), while a long one stalls a crashed replica's wallets.
+pub const LOCK_TTL_MS_DEFAULT: u64 = 2_000;
+/// How long a command waits for a wallet's lock before answering 503.
+pub const LOCK_WAIT_MAX_MS_DEFAULT: u64 = 10_000;
+const RETRY_BACKOFF_MIN_MS_DEFAULT: u64 = 1;
+const RETRY_BACKOFF_MAX_MS_DEFAULT: u64 = 50;
+/// Connections per replica: one per concurrent command holding a lock is plenty.
+const POOL_SIZE_MAX_DEFAULT: usize = 32;
+const COMMAND_TIMEOUT_MS_DEFAULT: u64 = 500;
+
 #[derive(Debug, Clone)]
 pub struct RedisLockConfig {
     pub url: String,
@@ -38,12 +50,12 @@ impl RedisLockConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
-            ttl_ms: 5_000,
-            wait_max_ms: 10_000,
-            retry_backoff_min_ms: 1,
-            retry_backoff_max_ms: 50,
-            pool_size_max: 32,
-            command_timeout_ms: 500,
+            ttl_ms: LOCK_TTL_MS_DEFAULT,
+            wait_max_ms: LOCK_WAIT_MAX_MS_DEFAULT,
+            retry_backoff_min_ms: RETRY_BACKOFF_MIN_MS_DEFAULT,
+            retry_backoff_max_ms: RETRY_BACKOFF_MAX_MS_DEFAULT,
+            pool_size_max: POOL_SIZE_MAX_DEFAULT,
+            command_timeout_ms: COMMAND_TIMEOUT_MS_DEFAULT,
         }
     }
 }
