@@ -12,6 +12,8 @@ use observability::LogFormat;
     about = "Wallex REST API (embedded default: the whole system in one process)"
 )]
 pub struct Config {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Address to listen on.
     #[arg(long, env = "HOST", default_value = "0.0.0.0")]
     pub host: String,
@@ -50,6 +52,13 @@ pub struct Config {
     pub kafka_topic: String,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Applies the PostgreSQL migrations to DATABASE_URL, then exits (the
+    /// deployment's migration Job; the services also apply them at start-up).
+    Migrate,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EventStoreKind {
     /// SQLite files under WALLEX_DATA_DIR; relays, ledger and read model run in this process.
@@ -70,6 +79,7 @@ impl Config {
     /// The defaults, rooted at `data_dir`, on a free port: for tests.
     pub fn embedded_for_test(data_dir: PathBuf) -> Self {
         Self {
+            command: None,
             host: "127.0.0.1".into(),
             port: 0,
             data_dir,

@@ -1,10 +1,20 @@
 use clap::Parser;
+use command_api::config::Command;
 use command_api::{Application, Config};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::parse();
     observability::init_tracing(config.log_format);
+    if config.command == Some(Command::Migrate) {
+        let url = config
+            .database_url
+            .as_deref()
+            .ok_or("migrate needs DATABASE_URL")?;
+        // One connection: connecting applies the migrations under sqlx's advisory lock.
+        postgres_support::connect(url, 1).await?;
+        return Ok(());
+    }
     Application::build(config)
         .await?
         .run_until_stopped()
