@@ -1,18 +1,24 @@
 //! The `EventStore` contract, written once and run against every implementation:
-//! the embedded store (always, in a temporary directory) and PostgreSQL (when
-//! `DATABASE_URL` is set, each test in a database of its own, dropped at the end).
+//! the embedded store (always, in a temporary directory), PostgreSQL (when
+//! `DATABASE_URL` is set, each test in a database of its own, dropped at the end)
+//! and KurrentDB (when `KURRENTDB_URL` is set, each test in a stream namespace
+//! of its own; otherwise one line says they were skipped).
 //!
-//! Each case is an async fn taking `&dyn EventStore` on an empty store; the
-//! `contract!` macro at the bottom makes one test per case and implementation.
+//! Each case is an async fn taking `&dyn EventStore` on an empty store; each
+//! implementation is a [`Backend`]; the `contract!` macro at the bottom makes one
+//! test per case and implementation.
 
 use std::collections::HashSet;
+use std::io::Write;
 use std::panic::AssertUnwindSafe;
+use std::sync::Once;
 
 use chrono::Utc;
 use event_store::{
     AppendError, AppendRequest, EmbeddedEventStore, EventStore, IdempotentResponse,
     PostgresEventStore, RecordedEvent, StreamAppend, READ_ALL_BATCH_MAX,
 };
+use event_store_kurrentdb::{KurrentDbEventStore, StreamNames};
 use integration_tests::{require_env, unique_name};
 use rust_decimal::Decimal;
 use sqlx::postgres::{PgConnectOptions, PgPool};
@@ -375,11 +381,6 @@ async fn read_all_returns_global_order_without_gaps_in_bounded_batches(store: &d
             store.append(request(vec![append])).await.expect("append");
         }
     }
-    // A two-stream append lands in the log as one block, in stream order.
-    let (first, second) = streams.split_at_mut(1);
-    let pair = request(vec![first[0].next(), second[0].next()]);
-    appended.extend(pair.streams.iter().map(|stream| stream.events[0].event_id));
-    store.append(pair).await.expect("append pair");
 
     let log = read_pages(store, 0, PAGE_SIZE).await;
     assert_strictly_increasing(&log);
@@ -395,6 +396,64 @@ async fn read_all_returns_global_order_without_gaps_in_bounded_batches(store: &d
         .expect("one batch");
     assert_eq!(whole, log, "paging changes nothing");
     assert!(store.read_all(0, 0).await.expect("empty batch").is_empty());
+}
+
+async fn a_multi_stream_append_lands_in_the_log_as_one_block(store: &dyn EventStore) {
+    let (mut w1, mut w2, mut w3) = (Stream::new("w1"), Stream::new("w2"), Stream::new("w3"));
+    let mut appended = Vec::new();
+    for stream in [&mut w1, &mut w2, &mut w3] {
+        let append = stream.next();
+        appended.push(append.events[0].event_id);
+        store.append(request(vec![append])).await.expect("append");
+    }
+    let pair = request(vec![w3.next(), w1.next()]);
+    appended.extend(pair.streams.iter().map(|stream| stream.events[0].event_id));
+    let outcome = store.append(pair).await.expect("append pair");
+    let after = w2.next();
+    appended.push(after.events[0].event_id);
+    store.append(request(vec![after])).await.expect("append");
+
+    let log = read_pages(store, 0, 2).await;
+    assert_strictly_increasing(&log);
+    let read: Vec<Uuid> = log.iter().map(|event| event.event.event_id).collect();
+    assert_eq!(
+        read, appended,
+        "the pair is one block, in the order of its streams"
+    );
+    assert_eq!(log[4].position, outcome.last_position);
+}
+
+/// For a store that cannot write several streams atomically: such an append
+/// is refused whole (never half written), and one-stream appends go on.
+async fn a_multi_stream_append_is_refused_whole(store: &dyn EventStore) {
+    let (mut w1, mut w2) = (Stream::new("w1"), Stream::new("w2"));
+    store
+        .append(request(vec![w1.next()]))
+        .await
+        .expect("append");
+    let head = store.head_position().await.expect("head");
+    let mut transfer = request(vec![w1.next(), w2.next()]);
+    transfer.idempotent_response = Some(IdempotentResponse {
+        key: "transfer-key".into(),
+        request_fingerprint: "f".into(),
+        status: 201,
+        body: "{}".into(),
+    });
+    let error = store
+        .append(transfer)
+        .await
+        .expect_err("a two-stream append is refused");
+    assert!(matches!(error, AppendError::Store(_)), "{error:?}");
+    assert_eq!(store.read_stream(&w1.id, 0).await.expect("read").len(), 1);
+    assert!(store.read_stream(&w2.id, 0).await.expect("read").is_empty());
+    assert_eq!(store.head_position().await.expect("head"), head);
+    assert_eq!(
+        store
+            .find_idempotent_response("transfer-key")
+            .await
+            .expect("find"),
+        None
+    );
 }
 
 async fn read_all_never_returns_more_than_its_batch_max(store: &dyn EventStore) {
@@ -463,12 +522,42 @@ async fn a_reader_resumes_from_its_checkpoint(store: &dyn EventStore) {
 
 // --- the implementations ------------------------------------------------------
 
+/// One implementation under test: an empty store for one case, and its cleanup.
+trait Backend: Sized {
+    /// `None` (after saying why) when the implementation's server is not configured.
+    async fn start() -> Option<Self>;
+    fn store(&self) -> &dyn EventStore;
+    /// Cleans up whatever the case's outcome, then passes a failure on.
+    async fn finish(self, outcome: std::thread::Result<()>);
+}
+
 /// An empty embedded store in a temporary directory (kept alive with the store).
-fn embedded_store() -> (tempfile::TempDir, EmbeddedEventStore) {
-    let directory = tempfile::tempdir().expect("tempdir");
-    let store = EmbeddedEventStore::open(directory.path()).expect("open the embedded store");
-    assert_eq!(store.kind(), "embedded");
-    (directory, store)
+struct EmbeddedBackend {
+    _directory: tempfile::TempDir,
+    store: EmbeddedEventStore,
+}
+
+impl Backend for EmbeddedBackend {
+    async fn start() -> Option<Self> {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedEventStore::open(directory.path()).expect("open the embedded store");
+        assert_eq!(store.kind(), "embedded");
+        Some(Self {
+            _directory: directory,
+            store,
+        })
+    }
+
+    fn store(&self) -> &dyn EventStore {
+        &self.store
+    }
+
+    async fn finish(self, outcome: std::thread::Result<()>) {
+        drop(self);
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
 }
 
 /// A database of its own for one test, created through the admin connection of
@@ -548,7 +637,7 @@ struct PostgresBackend {
     store: PostgresEventStore,
 }
 
-impl PostgresBackend {
+impl Backend for PostgresBackend {
     async fn start() -> Option<Self> {
         let url = require_env("DATABASE_URL")?;
         let database = TestDatabase::create(&url).await;
@@ -564,6 +653,10 @@ impl PostgresBackend {
         })
     }
 
+    fn store(&self) -> &dyn EventStore {
+        &self.store
+    }
+
     /// Drops the database whatever the case's outcome, then passes a failure on.
     async fn finish(self, outcome: std::thread::Result<()>) {
         drop(self.store);
@@ -575,28 +668,70 @@ impl PostgresBackend {
     }
 }
 
-macro_rules! contract {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let (_directory, store) = super::embedded_store();
-                    super::$case(&store).await;
-                }
-            )*
-        }
+/// Says once per test run why the KurrentDB cases did not run.
+static KURRENTDB_SKIP_NOTICE: Once = Once::new();
 
-        mod postgres {
+/// An empty KurrentDB store: a namespace of streams no earlier run used, on
+/// the server of `KURRENTDB_URL` (KurrentDB cannot be emptied, and its streams
+/// are left behind). Unlike the other servers, an unset `KURRENTDB_URL` is a
+/// skip even under `WALLEX_REQUIRE_INFRA=1`: no package registry ships a
+/// KurrentDB server, so CI machines cannot start one.
+struct KurrentDbBackend {
+    store: KurrentDbEventStore,
+}
+
+impl Backend for KurrentDbBackend {
+    async fn start() -> Option<Self> {
+        let Some(url) = std::env::var("KURRENTDB_URL")
+            .ok()
+            .filter(|url| !url.trim().is_empty())
+        else {
+            KURRENTDB_SKIP_NOTICE.call_once(|| {
+                let mut stderr = std::io::stderr().lock();
+                let _ = writeln!(
+                    stderr,
+                    "skipped: the KurrentDB event store contract cases need KURRENTDB_URL \
+                     (no KurrentDB server can be installed here: no registry ships one and there \
+                     is no Docker; e.g. KURRENTDB_URL=kurrentdb://127.0.0.1:2113?tls=false)"
+                );
+            });
+            return None;
+        };
+        let names = StreamNames::namespaced(&unique_name("contract"));
+        let store = KurrentDbEventStore::connect_with_names(&url, names)
+            .await
+            .expect("connect to the KurrentDB of KURRENTDB_URL");
+        assert_eq!(store.kind(), "kurrentdb");
+        Some(Self { store })
+    }
+
+    fn store(&self) -> &dyn EventStore {
+        &self.store
+    }
+
+    async fn finish(self, outcome: std::thread::Result<()>) {
+        drop(self);
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+/// One test per case on one implementation, in module `$module`.
+macro_rules! cases_on {
+    ($backend:ident, $module:ident: $($case:ident),* $(,)?) => {
+        mod $module {
             use futures::FutureExt;
 
+            use super::Backend;
+
             $(
                 #[tokio::test]
                 async fn $case() {
-                    let Some(backend) = super::PostgresBackend::start().await else {
+                    let Some(backend) = super::$backend::start().await else {
                         return;
                     };
-                    let outcome = super::AssertUnwindSafe(super::$case(&backend.store))
+                    let outcome = super::AssertUnwindSafe(super::$case(backend.store()))
                         .catch_unwind()
                         .await;
                     backend.finish(outcome).await;
@@ -606,15 +741,36 @@ macro_rules! contract {
     };
 }
 
+/// The same case functions on every implementation: `every_store` everywhere,
+/// `atomic_multi_stream` where several streams are written in one atomic
+/// append, `one_stream_at_a_time` where such an append is refused instead.
+macro_rules! contract {
+    (
+        every_store: [$($case:ident),* $(,)?],
+        atomic_multi_stream: [$($atomic:ident),* $(,)?],
+        one_stream_at_a_time: [$($single:ident),* $(,)?] $(,)?
+    ) => {
+        cases_on!(EmbeddedBackend, embedded: $($case,)* $($atomic,)*);
+        cases_on!(PostgresBackend, postgres: $($case,)* $($atomic,)*);
+        cases_on!(KurrentDbBackend, kurrentdb: $($case,)* $($single,)*);
+    };
+}
+
 contract!(
-    appended_events_read_back_in_order,
-    a_stale_expected_version_is_a_conflict_and_stores_nothing,
-    a_multi_stream_append_is_all_or_nothing,
-    an_idempotency_key_is_stored_with_the_events_and_taken_once,
-    concurrent_appenders_to_one_stream_exactly_one_wins,
-    read_all_returns_global_order_without_gaps_in_bounded_batches,
-    read_all_never_returns_more_than_its_batch_max,
-    a_reader_resumes_from_its_checkpoint,
+    every_store: [
+        appended_events_read_back_in_order,
+        a_stale_expected_version_is_a_conflict_and_stores_nothing,
+        an_idempotency_key_is_stored_with_the_events_and_taken_once,
+        concurrent_appenders_to_one_stream_exactly_one_wins,
+        read_all_returns_global_order_without_gaps_in_bounded_batches,
+        read_all_never_returns_more_than_its_batch_max,
+        a_reader_resumes_from_its_checkpoint,
+    ],
+    atomic_multi_stream: [
+        a_multi_stream_append_is_all_or_nothing,
+        a_multi_stream_append_lands_in_the_log_as_one_block,
+    ],
+    one_stream_at_a_time: [a_multi_stream_append_is_refused_whole],
 );
 
 #[test]

@@ -1,0 +1,63 @@
+//! The `EventStore` port on KurrentDB, through the official gRPC client
+//! (`kurrentdb` 1.x).
+//!
+//! A crate of its own, not a module of `event-store`: the client brings tonic,
+//! hyper, rustls and aws-lc, which the embedded and PostgreSQL builds need not
+//! compile. Only a binary that offers `EVENT_STORE=kurrentdb` depends on it.
+//! No `protoc` is needed: the client ships its generated gRPC code.
+//!
+//! # Streams
+//! Wallet `<id>` is the stream `wallet-<id>` (see [`StreamNames`]); its
+//! version `n` is KurrentDB revision `n - 1`, so "expected version 0" is
+//! `StreamState::NoStream` and "expected version n" is `StreamRevision(n - 1)`.
+//! Events are JSON (`content-type: application/json`) with the event's type
+//! name and its own `event_id` as the KurrentDB event id.
+//!
+//! # Positions
+//! The port's `u64` position is the event's **log position**: the byte offset
+//! of its record in KurrentDB's transaction log. Every append made through the
+//! gRPC API is committed implicitly, and for such an event KurrentDB reports
+//! the same number as its commit and its prepare position (a server reading
+//! `$all` builds the position of an implicitly committed record as
+//! `(LogPosition, LogPosition)`). So positions are distinct for every event,
+//! increase in `$all` order, and survive restarts; they are not dense (they
+//! jump by each record's size), which the port allows. A record whose commit
+//! and prepare positions differ (an explicit transaction of the retired TCP API)
+//! is refused with [`KurrentDbError::PositionNotImplicitlyCommitted`] rather
+//! than given a number that could sort wrong. See [`mapping::port_position`].
+//!
+//! `read_all(after, limit)` reads `$all` forward from `Position { commit: after,
+//! prepare: after }`, filtered on the wallet stream prefix on the server, and
+//! drops the event at exactly `after` (the server's read includes the record at
+//! its start position). `after = 0` reads from the start of the log, where no
+//! event lives. Reads require the leader, and the leader serves only committed
+//! records in log order, so a batch never has a gap a later commit could fill.
+//!
+//! # All-or-nothing appends
+//! KurrentDB writes one stream atomically per append. Server 25.1 added an
+//! atomic multi-stream append (`MultiStreamAppend`, the v2 streams protocol),
+//! but the Rust client 1.2.0 does not expose it (its `batch_append` is the
+//! older, per-stream batch protocol, not atomic across streams). So an append
+//! that touches two wallet streams (a transfer) is refused whole with
+//! [`KurrentDbError::MultiStreamAppendUnsupported`], never half written: see
+//! [`store`] for the plan that makes transfers work crash-safely.
+//!
+//! Idempotent responses do **not** need a second atomic stream: the response
+//! rides in the metadata of the first event of the wallet append, so it is
+//! stored in the same atomic write as the events; a small pointer stream per
+//! key finds it. See [`idempotency`].
+//!
+//! # The relay
+//! `event-relay` and `outbox-relay` call `read_all(checkpoint, batch)` in a
+//! loop and keep their checkpoint in their own store: with the position
+//! mapping above they work on KurrentDB unchanged. See [`store`] for why a
+//! catch-up subscription is not used.
+
+mod error;
+pub mod idempotency;
+pub mod mapping;
+pub mod store;
+
+pub use error::KurrentDbError;
+pub use mapping::StreamNames;
+pub use store::KurrentDbEventStore;
