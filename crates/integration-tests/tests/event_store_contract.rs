@@ -528,7 +528,17 @@ trait Backend: Sized {
     async fn start() -> Option<Self>;
     fn store(&self) -> &dyn EventStore;
     /// Cleans up whatever the case's outcome, then passes a failure on.
-    async fn finish(self, outcome: std::thread::Result<()>);
+    async fn finish(self, outcome: std::thread::Result<()>) {
+        drop(self);
+        pass_on(outcome);
+    }
+}
+
+/// Fails the test with the case's own panic, if it had one.
+fn pass_on(outcome: std::thread::Result<()>) {
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 /// An empty embedded store in a temporary directory (kept alive with the store).
@@ -550,13 +560,6 @@ impl Backend for EmbeddedBackend {
 
     fn store(&self) -> &dyn EventStore {
         &self.store
-    }
-
-    async fn finish(self, outcome: std::thread::Result<()>) {
-        drop(self);
-        if let Err(panic) = outcome {
-            std::panic::resume_unwind(panic);
-        }
     }
 }
 
@@ -662,9 +665,7 @@ impl Backend for PostgresBackend {
         drop(self.store);
         self.pool.close().await;
         self.database.drop_database().await;
-        if let Err(panic) = outcome {
-            std::panic::resume_unwind(panic);
-        }
+        pass_on(outcome);
     }
 }
 
@@ -707,13 +708,6 @@ impl Backend for KurrentDbBackend {
 
     fn store(&self) -> &dyn EventStore {
         &self.store
-    }
-
-    async fn finish(self, outcome: std::thread::Result<()>) {
-        drop(self);
-        if let Err(panic) = outcome {
-            std::panic::resume_unwind(panic);
-        }
     }
 }
 
