@@ -27,6 +27,15 @@
 //! expected revision lets one of them in. Pointer appends use the pointer
 //! stream's expected revision too, so two writers never both believe they
 //! added the last pointer.
+//!
+//! # Cost and limits
+//! A keyed append costs two more calls than a plain one (read the pointers,
+//! add one); a lookup reads the pointers and one event per pointer. A
+//! pointer to a slot *ahead* of its stream (an expected version greater than
+//! the stream's, which command-api never sends: versions only grow) stays
+//! open until the stream gets there, and holds the key as taken until then.
+//! Pointer streams are never deleted; a `$maxAge` on the `idempotency-`
+//! streams could expire them once keys are meant to expire.
 
 use event_store::IdempotentResponse;
 use kurrentdb::StreamState;
