@@ -117,10 +117,7 @@ impl Book {
                     &json!({"walletId": id, "ownerId": owner, "initialBalance": OPENING_BALANCE}),
                 )
                 .await;
-            assert!(
-                matches!(answer, Answer::Created),
-                "wallet {id}: {answer:?}"
-            );
+            assert!(matches!(answer, Answer::Created), "wallet {id}: {answer:?}");
             balances.insert(id, Decimal::from(OPENING_BALANCE));
         }
         Self {
