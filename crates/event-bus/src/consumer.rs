@@ -174,7 +174,7 @@ impl Worker<'_> {
         }
         let failure = match self.handle_with_retries(&events, shutdown).await {
             Attempts::Handled => {
-                self.count_processed(events.len());
+                self.count_processed(&events);
                 return Ok(Processed::Done);
             }
             Attempts::Interrupted => return Ok(Processed::Interrupted),
@@ -195,7 +195,7 @@ impl Worker<'_> {
                 .handle_with_retries(std::slice::from_ref(event), shutdown)
                 .await
             {
-                Attempts::Handled => self.count_processed(1),
+                Attempts::Handled => self.count_processed(std::slice::from_ref(event)),
                 Attempts::Interrupted => return Ok(Processed::Interrupted),
                 Attempts::Failed(error) => self.dead_letter(source, &error.0).await?,
             }
@@ -276,11 +276,19 @@ impl Worker<'_> {
         Ok(())
     }
 
-    fn count_processed(&self, count: usize) {
+    fn count_processed(&self, events: &[RecordedEvent]) {
+        let name = self.handler.name();
         self.metrics
             .processed
-            .with_label_values(&[self.handler.name()])
-            .inc_by(count as u64);
+            .with_label_values(&[name])
+            .inc_by(events.len() as u64);
+        let lag = self.metrics.event_lag_seconds.with_label_values(&[name]);
+        let now = chrono::Utc::now();
+        for recorded in events {
+            let elapsed = now - recorded.event.occurred_at;
+            // A clock behind the producer's shows as zero, not as a negative lag.
+            lag.observe(elapsed.to_std().unwrap_or_default().as_secs_f64());
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! Counters of the publisher and of the consumer loop (Prometheus).
 
-use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 
 /// What the Kafka publisher has done.
 #[derive(Clone)]
@@ -48,7 +50,15 @@ pub struct ConsumerMetrics {
     pub commit_failures: IntCounterVec,
     /// Messages behind the partition's end after the last commit.
     pub lag: IntGaugeVec,
+    /// From an event's occurred-at (set by command-api just before its
+    /// append) to the moment its handler's write committed.
+    pub event_lag_seconds: HistogramVec,
 }
+
+/// Buckets of the event lag, from a millisecond to half a minute.
+const EVENT_LAG_BUCKETS_SECONDS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 impl ConsumerMetrics {
     /// Metrics registered in `registry`.
@@ -59,6 +69,7 @@ impl ConsumerMetrics {
         registry.register(Box::new(metrics.retries.clone()))?;
         registry.register(Box::new(metrics.commit_failures.clone()))?;
         registry.register(Box::new(metrics.lag.clone()))?;
+        registry.register(Box::new(metrics.event_lag_seconds.clone()))?;
         Ok(metrics)
     }
 
@@ -99,6 +110,14 @@ impl ConsumerMetrics {
                     "Messages between the last committed offset and the partition's end",
                 ),
                 &["handler", "partition"],
+            )?,
+            event_lag_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "consumer_event_lag_seconds",
+                    "Time from an event's occurrence to its handler's committed write",
+                )
+                .buckets(EVENT_LAG_BUCKETS_SECONDS.to_vec()),
+                &["handler"],
             )?,
         })
     }

@@ -49,6 +49,10 @@ pub struct Args {
     /// Print the report as one JSON object on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+    /// A consumer whose acknowledgement-to-write lag to report, as
+    /// NAME=URL of its /metrics (repeatable), e.g. ledger=http://127.0.0.1:3002/metrics.
+    #[arg(long = "lag-metrics", value_parser = crate::lag::parse_lag_source)]
+    pub lag_metrics: Vec<crate::lag::LagSource>,
 }
 
 fn parse_bounded(value: &str, name: &str, maximum: usize) -> Result<usize, String> {

@@ -181,6 +181,8 @@ pub struct Report {
     pub conservation: Conservation,
     /// No errors in any phase and money conserved; the exit code follows this.
     pub passed: bool,
+    /// Per consumer named with `--lag-metrics`: acknowledgement to committed write.
+    pub lag: BTreeMap<String, crate::lag::LagSummary>,
 }
 
 pub fn operations_per_second(operation_count: u64, duration_seconds: f64) -> f64 {
@@ -208,6 +210,10 @@ fn error_kinds_text(tally: &Tally) -> String {
 
 /// The human-readable report. `writeln!` into a String cannot fail, so its results are
 /// ignored on purpose.
+fn bucket_text(bound_ms: Option<f64>) -> String {
+    bound_ms.map_or_else(|| "-".to_owned(), |bound| format!("{bound}"))
+}
+
 pub fn render_text(report: &Report) -> String {
     let mut out = String::new();
     let creation = &report.wallet_creation;
@@ -293,6 +299,15 @@ pub fn render_text(report: &Report) -> String {
         conservation.negative_wallets,
         conservation.attempts
     );
+    for (consumer, lag) in &report.lag {
+        let _ = writeln!(
+            out,
+            "lag {consumer:<11} {} events, p50 <= {} ms, p99 <= {} ms (ack to committed write)",
+            lag.events,
+            bucket_text(lag.p50_ms_at_most),
+            bucket_text(lag.p99_ms_at_most)
+        );
+    }
     let _ = writeln!(
         out,
         "result          {}",

@@ -19,6 +19,7 @@ use crate::cli::Args;
 use crate::client::{
     AmountRequest, Attempted, CreateWalletRequest, Outcome, TransferRequest, WalletClient,
 };
+use crate::lag;
 use crate::report::{
     check_conservation, operations_per_second, passed, Conservation, LatencySummary, MoneyFlow,
     Report, Tally,
@@ -42,6 +43,8 @@ pub enum LoadError {
     Histogram(String),
     #[error("A worker task failed: {0}")]
     Worker(#[from] JoinError),
+    #[error("Failed to read a consumer's metrics: {0}")]
+    Metrics(String),
 }
 
 /// Everything the workers share, read-only.
@@ -65,6 +68,7 @@ pub async fn run(args: &Args) -> Result<Report, LoadError> {
         plan: plan_operations(&mut rng, args.wallets, args.operations),
     });
 
+    let lag_before = lag::snapshot(&args.lag_metrics).await?;
     eprintln!(
         "phase 1: creating {} wallets (run id {run_id}, seed {seed})",
         args.wallets
@@ -90,6 +94,11 @@ pub async fn run(args: &Args) -> Result<Report, LoadError> {
     let conservation =
         verify_conservation(&context, &creation.created, &money, args.workers).await?;
 
+    if !args.lag_metrics.is_empty() {
+        eprintln!("phase 4: waiting for the consumers to go quiet, for their lag");
+    }
+    let lag = lag::summarize(&args.lag_metrics, &lag_before).await?;
+
     let mut operations_by_kind = BTreeMap::new();
     for operation in &context.plan {
         *operations_by_kind
@@ -114,6 +123,7 @@ pub async fn run(args: &Args) -> Result<Report, LoadError> {
         wallet_creation: creation.tally,
         operations: operations.tally,
         conservation,
+        lag,
     })
 }
 
