@@ -7,6 +7,9 @@
 //!   `ledger-consumer` and `projection-consumer` processes through Kafka.
 //!
 //! Either way the lock is Redis when `REDIS_URL` is set, in-process otherwise.
+//! Transaction history and search: embedded, a SQLite index fed by its own
+//! in-process relay; distributed, Elasticsearch when `ELASTICSEARCH_URL` is
+//! set (filled by `projection-consumer`), none otherwise.
 
 use std::sync::Arc;
 
@@ -14,6 +17,7 @@ use event_relay::{run_relay, EventSink, RelayLimits};
 use event_store::{EmbeddedEventStore, EventStore, PostgresEventStore};
 use ledger::{EmbeddedLedger, Ledger, PostgresLedger};
 use read_model::{EmbeddedReadModel, PostgresReadModel, ReadModel};
+use search_index::{ElasticsearchIndex, EmbeddedSearchIndex, SearchIndex};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wallet_lock::{InProcessWalletLock, RedisLockConfig, RedisWalletLock, WalletLock};
@@ -28,6 +32,7 @@ use crate::startup::StartupError;
 pub struct Progress {
     pub read_model: Option<watch::Receiver<u64>>,
     pub ledger: Option<watch::Receiver<u64>>,
+    pub search_index: Option<watch::Receiver<u64>>,
 }
 
 pub struct Adapters {
@@ -35,6 +40,8 @@ pub struct Adapters {
     pub lock: Arc<dyn WalletLock>,
     pub read_model: Arc<dyn ReadModel>,
     pub ledger: Arc<dyn Ledger>,
+    /// `None` in the distributed mode without `ELASTICSEARCH_URL`.
+    pub search_index: Option<Arc<dyn SearchIndex>>,
     pub publisher: Arc<dyn PublisherStatus>,
     pub progress: Progress,
     pub background: Vec<JoinHandle<()>>,
@@ -70,12 +77,15 @@ fn embedded(
     let store: Arc<dyn EventStore> = Arc::new(EmbeddedEventStore::open(&config.data_dir)?);
     let read_model = Arc::new(EmbeddedReadModel::open(&config.data_dir)?);
     let ledger = Arc::new(EmbeddedLedger::open(&config.data_dir)?);
+    let search_index = Arc::new(EmbeddedSearchIndex::open(&config.data_dir)?);
 
     let (read_model_sender, read_model_progress) = watch::channel(0);
     let (ledger_sender, ledger_progress) = watch::channel(0);
+    let (search_index_sender, search_index_progress) = watch::channel(0);
     let sinks: Vec<(Arc<dyn EventSink>, watch::Sender<u64>)> = vec![
         (read_model.clone(), read_model_sender),
         (ledger.clone(), ledger_sender),
+        (search_index.clone(), search_index_sender),
     ];
     let background = sinks
         .into_iter()
@@ -92,6 +102,7 @@ fn embedded(
     let progress = Progress {
         read_model: Some(read_model_progress),
         ledger: Some(ledger_progress),
+        search_index: Some(search_index_progress),
     };
     Ok(Adapters {
         publisher: Arc::new(InProcessRelayStatus::new(
@@ -102,6 +113,7 @@ fn embedded(
         lock,
         read_model,
         ledger,
+        search_index: Some(search_index),
         progress,
         background,
     })
@@ -125,8 +137,23 @@ async fn postgres(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapters
         lock,
         read_model: Arc::new(PostgresReadModel::new(pool.clone())),
         ledger: Arc::new(PostgresLedger::new(pool)),
+        search_index: elasticsearch(config)?,
         publisher: Arc::new(publisher),
         progress: Progress::default(),
         background: Vec::new(),
     })
+}
+
+/// A client only: nothing is sent until a request needs the server, so a
+/// search server that is down does not keep the API from taking commands.
+fn elasticsearch(config: &Config) -> Result<Option<Arc<dyn SearchIndex>>, StartupError> {
+    let Some(url) = config.elasticsearch_url.as_deref() else {
+        return Ok(None);
+    };
+    let index = ElasticsearchIndex::connect_with_timeout(
+        url,
+        &config.elasticsearch_index_prefix,
+        config.elasticsearch_request_timeout_ms,
+    )?;
+    Ok(Some(Arc::new(index)))
 }

@@ -50,6 +50,17 @@ pub struct Config {
     /// Topic the outbox relay publishes to.
     #[arg(long, env = "KAFKA_TOPIC", default_value = "wallet-events")]
     pub kafka_topic: String,
+    /// Elasticsearch or OpenSearch serving transaction history and search in
+    /// the distributed mode (the embedded default has its own SQLite index).
+    #[arg(long, env = "ELASTICSEARCH_URL", hide_env_values = true)]
+    pub elasticsearch_url: Option<String>,
+    /// Prefix of the indices `<prefix>-wallets` and `<prefix>-transactions`
+    /// (the projection-consumer's, which fills them).
+    #[arg(long, env = "ELASTICSEARCH_INDEX_PREFIX", default_value = "wallex")]
+    pub elasticsearch_index_prefix: String,
+    /// Bound on one request to the search server, connection included.
+    #[arg(long, env = "ELASTICSEARCH_REQUEST_TIMEOUT_MS", default_value_t = search_index::REQUEST_TIMEOUT_MS_DEFAULT)]
+    pub elasticsearch_request_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
@@ -92,6 +103,9 @@ impl Config {
             redis_url: None,
             kafka_brokers: None,
             kafka_topic: "wallet-events".into(),
+            elasticsearch_url: None,
+            elasticsearch_index_prefix: "wallex".into(),
+            elasticsearch_request_timeout_ms: search_index::REQUEST_TIMEOUT_MS_DEFAULT,
         }
     }
 }

@@ -9,6 +9,7 @@ use actix_web::{web, App, HttpServer};
 use event_store::StoreError;
 use ledger::{Ledger, LedgerError};
 use read_model::{ReadModel, ReadModelError};
+use search_index::{SearchIndex, SearchIndexError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -26,6 +27,8 @@ pub struct AppState {
     pub wallets: WalletService,
     pub read_model: Arc<dyn ReadModel>,
     pub ledger: Arc<dyn Ledger>,
+    /// `None` when this configuration has no search index.
+    pub search_index: Option<Arc<dyn SearchIndex>>,
     pub publisher: Arc<dyn PublisherStatus>,
     pub progress: Progress,
     pub metrics: Metrics,
@@ -49,6 +52,8 @@ pub enum StartupError {
     ReadModel(#[from] ReadModelError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    SearchIndex(#[from] SearchIndexError),
     #[error(transparent)]
     Lock(#[from] wallet_lock::LockError),
     #[error(transparent)]
@@ -76,6 +81,7 @@ impl Application {
             wallets: WalletService::new(adapters.store, adapters.lock, metrics.clone()),
             read_model: adapters.read_model,
             ledger: adapters.ledger,
+            search_index: adapters.search_index,
             publisher: adapters.publisher,
             progress: adapters.progress,
             metrics,

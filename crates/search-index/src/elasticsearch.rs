@@ -9,6 +9,7 @@ use elasticsearch::http::response::Response;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::Url;
 use elasticsearch::indices::{IndicesCreateParts, IndicesDeleteParts, IndicesRefreshParts};
+use elasticsearch::params::Refresh;
 use elasticsearch::{BulkParts, Elasticsearch, MgetParts, SearchParts};
 use event_store::RecordedEvent;
 use serde::de::DeserializeOwned;
@@ -41,6 +42,8 @@ pub struct ElasticsearchIndex {
     client: Elasticsearch,
     wallets_index: String,
     transactions_index: String,
+    /// Whether each bulk waits until its documents are searchable.
+    refresh_on_write: bool,
 }
 
 impl ElasticsearchIndex {
@@ -68,7 +71,17 @@ impl ElasticsearchIndex {
             client: Elasticsearch::new(transport),
             wallets_index: format!("{index_prefix}-wallets"),
             transactions_index: format!("{index_prefix}-transactions"),
+            refresh_on_write: false,
         })
+    }
+
+    /// Makes every `index_batch` return only once its documents are visible to
+    /// searches (`refresh=wait_for`), as the embedded index always is: for
+    /// tests that read right after they write. Production leaves it off and
+    /// lets the server refresh on its own schedule.
+    pub fn refreshing_on_write(mut self) -> Self {
+        self.refresh_on_write = true;
+        self
     }
 
     pub fn wallets_index(&self) -> &str {
@@ -175,12 +188,14 @@ impl ElasticsearchIndex {
         }
         let documents = batch_documents(events, &looked_up)?;
         let lines = self.bulk_lines(&documents)?;
-        let response = self
+        let mut request = self
             .client
             .bulk(BulkParts::None)
-            .body(lines.into_iter().map(JsonBody::new).collect())
-            .send()
-            .await;
+            .body(lines.into_iter().map(JsonBody::new).collect());
+        if self.refresh_on_write {
+            request = request.refresh(Refresh::WaitFor);
+        }
+        let response = request.send().await;
         let body: BulkResponse = read_json(checked(response).await?).await?;
         bulk_outcome(&body, documents.transactions.len())
     }

@@ -1,5 +1,7 @@
 //! The search index port: wallets and their transactions, as the history and
-//! search endpoints see them.
+//! search endpoints see them. Two implementations: Elasticsearch/OpenSearch
+//! (distributed mode) and SQLite (the embedded default, fed in-process by the
+//! relay); both pass the scenarios of `conformance`.
 //!
 //! Every event becomes one transaction document whose id is the event id, so a
 //! redelivered event overwrites the same document and indexing is idempotent.
@@ -15,8 +17,11 @@
 //! idempotent, so retrying a whole batch is safe); an invalid query is the
 //! caller's error, to be shown as such.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod documents;
 mod elasticsearch;
+mod embedded;
 mod query;
 
 use async_trait::async_trait;
@@ -28,6 +33,7 @@ use uuid::Uuid;
 use wallet_domain::{Balance, OwnerId, WalletId};
 
 pub use crate::elasticsearch::{ElasticsearchIndex, REQUEST_TIMEOUT_MS_DEFAULT};
+pub use crate::embedded::EmbeddedSearchIndex;
 
 /// Transactions one query returns when the caller names no limit.
 pub const TRANSACTIONS_LIMIT_DEFAULT: usize = 50;

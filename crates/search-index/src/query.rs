@@ -53,9 +53,19 @@ pub(crate) fn wallet_transactions_body(wallet_id: &WalletId, page: Page) -> Valu
     )
 }
 
-pub(crate) fn search_transactions_body(
+/// A search whose filters have been checked: ranges the right way round,
+/// paging within bounds, text within its length. Both backends run this first,
+/// so they refuse the same queries with the same messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CheckedSearch<'search> {
+    pub page: Page,
+    /// The trimmed free text, when there is any.
+    pub text: Option<&'search str>,
+}
+
+pub(crate) fn check_search(
     search: &TransactionSearch,
-) -> Result<Value, SearchIndexError> {
+) -> Result<CheckedSearch<'_>, SearchIndexError> {
     let page = Page::parse(search.limit, search.offset)?;
     if let (Some(from), Some(to)) = (search.from, search.to) {
         if from > to {
@@ -71,6 +81,41 @@ pub(crate) fn search_transactions_body(
             ));
         }
     }
+    let text = search
+        .q
+        .as_deref()
+        .map(str::trim)
+        .filter(|text| !text.is_empty());
+    if text.is_some_and(|text| text.chars().count() > QUERY_TEXT_LENGTH_MAX) {
+        return Err(SearchIndexError::InvalidQuery(format!(
+            "q must be at most {QUERY_TEXT_LENGTH_MAX} characters"
+        )));
+    }
+    Ok(CheckedSearch { page, text })
+}
+
+/// Identifier fields the free text is also compared with, whole and exact,
+/// so a transfer id or a wallet id pasted into `q` finds its transactions.
+const TEXT_IDENTIFIER_FIELDS: [&str; 4] = ["id", "walletId", "counterpartyWalletId", "transferId"];
+
+/// The text matches when the description holds every word of it, or when it
+/// is exactly one of the identifiers.
+fn text_query(text: &str) -> Value {
+    let mut should = vec![json!({
+        "match": { "description": { "query": text, "operator": "and" } }
+    })];
+    should.extend(TEXT_IDENTIFIER_FIELDS.iter().map(|field| {
+        let mut term = serde_json::Map::new();
+        term.insert((*field).to_owned(), text.into());
+        json!({ "term": term })
+    }));
+    json!({ "bool": { "should": should, "minimum_should_match": 1 } })
+}
+
+pub(crate) fn search_transactions_body(
+    search: &TransactionSearch,
+) -> Result<Value, SearchIndexError> {
+    let checked = check_search(search)?;
 
     let mut filters = Vec::new();
     if let Some(owner_id) = &search.owner_id {
@@ -106,23 +151,8 @@ pub(crate) fn search_transactions_body(
         filters.push(json!({ "range": { "amountCents": range } }));
     }
 
-    let mut must = Vec::new();
-    if let Some(text) = search
-        .q
-        .as_deref()
-        .map(str::trim)
-        .filter(|text| !text.is_empty())
-    {
-        if text.chars().count() > QUERY_TEXT_LENGTH_MAX {
-            return Err(SearchIndexError::InvalidQuery(format!(
-                "q must be at most {QUERY_TEXT_LENGTH_MAX} characters"
-            )));
-        }
-        must.push(json!({
-            "match": { "description": { "query": text, "operator": "and" } }
-        }));
-    }
-    Ok(search_body(page, filters, must))
+    let must: Vec<Value> = checked.text.map(text_query).into_iter().collect();
+    Ok(search_body(checked.page, filters, must))
 }
 
 #[cfg(test)]

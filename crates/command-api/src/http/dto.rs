@@ -92,6 +92,115 @@ pub struct TransferResponse {
     pub to_wallet: WalletResponse,
 }
 
+/// One transaction of a wallet's history or of a search: one event, seen from
+/// its wallet.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionResponse {
+    /// The id of the event.
+    #[schema(value_type = String, example = "0193f0c2-6d1e-7a8b-9c0d-1e2f3a4b5c6d")]
+    pub id: uuid::Uuid,
+    #[schema(example = "wallet-123")]
+    pub wallet_id: String,
+    #[schema(example = "user-456")]
+    pub owner_id: String,
+    /// `WalletCreated` (the opening balance), `WalletCredited`, `WalletDebited`,
+    /// `TransferSent` or `TransferReceived`.
+    #[serde(rename = "type")]
+    #[schema(example = "WalletCredited")]
+    pub transaction_type: String,
+    /// The amount moved, never negative; the direction is in the type.
+    #[schema(schema_with = money_schema)]
+    pub amount: Balance,
+    #[schema(schema_with = money_schema)]
+    pub balance_after: Balance,
+    /// The other wallet of a transfer.
+    #[schema(example = "wallet-789")]
+    pub counterparty_wallet_id: Option<String>,
+    /// Shared by both halves of a transfer.
+    #[schema(value_type = Option<String>)]
+    pub transfer_id: Option<uuid::Uuid>,
+    #[schema(example = "Deposit from bank account")]
+    pub description: Option<String>,
+    #[schema(example = "2025-10-23T10:05:00.000Z")]
+    pub occurred_at: String,
+    /// Global position of the event in the event log: the order of the results.
+    #[schema(example = 42)]
+    pub position: u64,
+    /// The wallet's version after this event.
+    #[schema(example = 2)]
+    pub stream_version: u64,
+}
+
+impl From<search_index::Transaction> for TransactionResponse {
+    fn from(transaction: search_index::Transaction) -> Self {
+        Self {
+            id: transaction.id,
+            wallet_id: transaction.wallet_id.to_string(),
+            owner_id: transaction.owner_id.to_string(),
+            transaction_type: transaction.transaction_type,
+            amount: transaction.amount,
+            balance_after: transaction.balance_after,
+            counterparty_wallet_id: transaction
+                .counterparty_wallet_id
+                .as_ref()
+                .map(WalletId::to_string),
+            transfer_id: transaction.transfer_id,
+            description: transaction.description,
+            occurred_at: timestamp(&transaction.occurred_at),
+            position: transaction.position,
+            stream_version: transaction.stream_version,
+        }
+    }
+}
+
+fn transactions(page: search_index::TransactionPage) -> Vec<TransactionResponse> {
+    page.items
+        .into_iter()
+        .map(TransactionResponse::from)
+        .collect()
+}
+
+/// `GET /wallets/{walletId}/transactions`: one page, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WalletTransactionsResponse {
+    #[schema(example = "wallet-123")]
+    pub wallet_id: String,
+    /// Transactions of the wallet in all, not only on this page.
+    #[schema(example = 3)]
+    pub count: u64,
+    pub transactions: Vec<TransactionResponse>,
+}
+
+impl WalletTransactionsResponse {
+    pub fn new(wallet_id: &WalletId, page: search_index::TransactionPage) -> Self {
+        Self {
+            wallet_id: wallet_id.to_string(),
+            count: page.total,
+            transactions: transactions(page),
+        }
+    }
+}
+
+/// `GET /transactions`: one page of the matches, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransactionSearchResponse {
+    /// Matches in all, not only on this page.
+    #[schema(example = 3)]
+    pub count: u64,
+    pub transactions: Vec<TransactionResponse>,
+}
+
+impl From<search_index::TransactionPage> for TransactionSearchResponse {
+    fn from(page: search_index::TransactionPage) -> Self {
+        Self {
+            count: page.total,
+            transactions: transactions(page),
+        }
+    }
+}
+
 /// The JSON body of a successful command.
 pub fn render_outcome(outcome: &OperationOutcome) -> Result<String, serde_json::Error> {
     match outcome {

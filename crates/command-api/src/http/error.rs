@@ -6,6 +6,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use search_index::SearchIndexError;
 use serde::Serialize;
 use utoipa::ToSchema;
 use wallet_domain::{DomainError, ValidationError};
@@ -62,6 +63,25 @@ impl From<ServiceError> for ApiError {
             ServiceError::IdempotencyKeyReused(_) => ApiError::Unprocessable(message),
             ServiceError::LockTimedOut(_) => ApiError::Unavailable(message),
             ServiceError::Store(_) | ServiceError::Encoding(_) => ApiError::Internal(message),
+        }
+    }
+}
+
+impl From<SearchIndexError> for ApiError {
+    fn from(error: SearchIndexError) -> Self {
+        match error {
+            // The port checks paging, ranges and text; its message names the field.
+            SearchIndexError::InvalidQuery(message) => ApiError::BadRequest(message),
+            // The search server is down or refuses (an index not created yet
+            // included): the client may retry; what it said stays in the log.
+            SearchIndexError::Unavailable(_) | SearchIndexError::Refused { .. } => {
+                tracing::warn!(cause = %error, "search index unavailable");
+                ApiError::Unavailable("Search index unavailable".into())
+            }
+            SearchIndexError::InvalidConfig(_)
+            | SearchIndexError::BulkItemsFailed { .. }
+            | SearchIndexError::UnknownWallet(_)
+            | SearchIndexError::Corrupt(_) => ApiError::Internal(error.to_string()),
         }
     }
 }

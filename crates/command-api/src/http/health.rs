@@ -1,10 +1,33 @@
 //! Health and metrics.
 
+use std::time::Duration;
+
 use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::startup::AppState;
+
+/// How long a health check waits for the search index to answer its ping: a
+/// slow search server must not make the health check itself slow.
+pub const SEARCH_INDEX_PING_TIMEOUT_MS: u64 = 1_000;
+
+/// Whether the search index answers. It serves reads only, so its state is
+/// reported but does not make the service unhealthy.
+async fn search_index_report(state: &AppState) -> Value {
+    let Some(index) = &state.search_index else {
+        return json!({ "status": "not configured" });
+    };
+    let timeout = Duration::from_millis(SEARCH_INDEX_PING_TIMEOUT_MS);
+    match tokio::time::timeout(timeout, index.ping()).await {
+        Ok(Ok(())) => json!({ "status": "up" }),
+        Ok(Err(error)) => json!({ "status": "down", "error": error.to_string() }),
+        Err(_) => json!({
+            "status": "down",
+            "error": format!("no answer within {SEARCH_INDEX_PING_TIMEOUT_MS} ms"),
+        }),
+    }
+}
 
 /// Whether the service can take commands (its event store answers), and how
 /// far events have flowed to their consumers.
@@ -14,11 +37,13 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = state.wallets.store();
     match store.head_position().await {
         Ok(head) => {
-            let publisher = state.publisher.report().await;
+            let (publisher, search_index) =
+                tokio::join!(state.publisher.report(), search_index_report(&state));
             HttpResponse::Ok().json(json!({
                 "status": "ok",
                 "eventStore": { "kind": store.kind(), "status": "up", "headPosition": head },
                 "publisher": publisher,
+                "searchIndex": search_index,
             }))
         }
         Err(error) => HttpResponse::ServiceUnavailable().json(json!({

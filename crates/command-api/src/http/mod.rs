@@ -6,6 +6,7 @@ mod dto;
 mod error;
 mod health;
 mod ledger;
+mod transactions;
 mod wallets;
 
 use std::time::Instant;
@@ -40,6 +41,8 @@ use crate::metrics::Metrics;
         ledger::reference_entries,
         ledger::transactions,
         ledger::verify,
+        transactions::wallet_transactions,
+        transactions::search_transactions,
         health::health,
         health::publisher_health,
         health::publisher_stats,
@@ -51,6 +54,9 @@ use crate::metrics::Metrics;
         dto::CreateWalletRequest,
         dto::AmountRequest,
         dto::TransferRequest,
+        dto::TransactionResponse,
+        dto::WalletTransactionsResponse,
+        dto::TransactionSearchResponse,
         ErrorBody
     ))
 )]
@@ -76,6 +82,14 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route(
             "/wallets/{walletId}/transfer",
             web::post().to(wallets::transfer),
+        )
+        .route(
+            "/wallets/{walletId}/transactions",
+            web::get().to(transactions::wallet_transactions),
+        )
+        .route(
+            "/transactions",
+            web::get().to(transactions::search_transactions),
         )
         .route(
             "/ledger/wallet/{walletId}",

@@ -1,0 +1,616 @@
+//! Scenarios every [`SearchIndex`] must pass, whatever stores it: the tests of
+//! each backend run them all (`search_index_conformance_tests!`), each against
+//! a fresh, empty index whose writes are searchable when `index_batch`
+//! returns (`ElasticsearchIndex::refreshing_on_write`).
+//!
+//! Built only with the `conformance` feature; test code, so it panics on a
+//! failed expectation.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use event_store::RecordedEvent;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+use wallet_domain::{
+    Amount, Balance, Description, EventKind, EventMetadata, OwnerId, WalletEvent, WalletId,
+};
+
+use crate::{
+    SearchIndex, SearchIndexError, TransactionPage, TransactionSearch, BULK_EVENTS_MAX,
+    QUERY_TEXT_LENGTH_MAX, RESULT_WINDOW_MAX, TRANSACTIONS_LIMIT_MAX,
+};
+
+/// One scenario, ready to run against a fresh index.
+pub type Scenario = fn(Arc<dyn SearchIndex>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+const WALLET_A: &str = "wallet-a";
+const WALLET_B: &str = "wallet-b";
+const OWNER_A: &str = "owner-a";
+const OWNER_B: &str = "owner-b";
+
+fn decimal(text: &str) -> Decimal {
+    Decimal::from_str(text).expect("test decimal")
+}
+
+fn balance(text: &str) -> Balance {
+    Balance::try_from(decimal(text)).expect("test balance")
+}
+
+fn amount(text: &str) -> Amount {
+    Amount::parse("amount", decimal(text)).expect("test amount")
+}
+
+fn description(text: &str) -> Option<Description> {
+    Some(Description::parse(text).expect("test description"))
+}
+
+fn wallet(id: &str) -> WalletId {
+    WalletId::parse(id).expect("test wallet id")
+}
+
+fn owner(id: &str) -> OwnerId {
+    OwnerId::parse(id).expect("test owner id")
+}
+
+/// Noon on the given day of January 2025.
+fn day(day_of_month: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 1, day_of_month, 12, 0, 0)
+        .single()
+        .expect("a valid instant")
+}
+
+struct EventAt {
+    position: u64,
+    stream_version: u64,
+    wallet_id: &'static str,
+    occurred_at: DateTime<Utc>,
+    amount: Balance,
+    balance_after: Balance,
+    kind: EventKind,
+}
+
+fn recorded(at: EventAt) -> RecordedEvent {
+    RecordedEvent {
+        position: at.position,
+        stream_version: at.stream_version,
+        event: WalletEvent {
+            event_id: Uuid::now_v7(),
+            wallet_id: wallet(at.wallet_id),
+            occurred_at: at.occurred_at,
+            amount: at.amount,
+            balance_after: at.balance_after,
+            metadata: EventMetadata::default(),
+            kind: at.kind,
+        },
+    }
+}
+
+/// Positions 1 to 6. A: created empty, credited 1,000,000,000,000.00,
+/// debited 0.10, sends 250.00 to B. B: created with 0.10, receives 250.00.
+pub fn history_of_two_wallets() -> Vec<RecordedEvent> {
+    let transfer_id = Uuid::now_v7();
+    vec![
+        recorded(EventAt {
+            position: 1,
+            stream_version: 1,
+            wallet_id: WALLET_A,
+            occurred_at: day(1),
+            amount: balance("0.00"),
+            balance_after: balance("0.00"),
+            kind: EventKind::WalletCreated {
+                owner_id: owner(OWNER_A),
+            },
+        }),
+        recorded(EventAt {
+            position: 2,
+            stream_version: 1,
+            wallet_id: WALLET_B,
+            occurred_at: day(2),
+            amount: balance("0.10"),
+            balance_after: balance("0.10"),
+            kind: EventKind::WalletCreated {
+                owner_id: owner(OWNER_B),
+            },
+        }),
+        recorded(EventAt {
+            position: 3,
+            stream_version: 2,
+            wallet_id: WALLET_A,
+            occurred_at: day(3),
+            amount: balance("1000000000000.00"),
+            balance_after: balance("1000000000000.00"),
+            kind: EventKind::WalletCredited {
+                amount: amount("1000000000000.00"),
+                description: description("Salary payment"),
+            },
+        }),
+        recorded(EventAt {
+            position: 4,
+            stream_version: 3,
+            wallet_id: WALLET_A,
+            occurred_at: day(4),
+            amount: balance("0.10"),
+            balance_after: balance("999999999999.90"),
+            kind: EventKind::WalletDebited {
+                amount: amount("0.10"),
+                description: description("Coffee beans, Ethiopian"),
+            },
+        }),
+        recorded(EventAt {
+            position: 5,
+            stream_version: 4,
+            wallet_id: WALLET_A,
+            occurred_at: day(5),
+            amount: balance("250.00"),
+            balance_after: balance("999999999749.90"),
+            kind: EventKind::TransferSent {
+                transfer_id,
+                to_wallet_id: wallet(WALLET_B),
+                amount: amount("250.00"),
+                description: description("Rent for March"),
+            },
+        }),
+        recorded(EventAt {
+            position: 6,
+            stream_version: 2,
+            wallet_id: WALLET_B,
+            occurred_at: day(5),
+            amount: balance("250.00"),
+            balance_after: balance("250.10"),
+            kind: EventKind::TransferReceived {
+                transfer_id,
+                from_wallet_id: wallet(WALLET_A),
+                amount: amount("250.00"),
+                description: description("Rent for March"),
+            },
+        }),
+    ]
+}
+
+async fn search(index: &dyn SearchIndex, search: TransactionSearch) -> TransactionPage {
+    index
+        .search_transactions(&search)
+        .await
+        .expect("the search succeeds")
+}
+
+/// The types of a page that matches `search`, newest first.
+async fn types_of(index: &dyn SearchIndex, search: TransactionSearch) -> Vec<String> {
+    let page = self::search(index, search).await;
+    types(&page).into_iter().map(str::to_owned).collect()
+}
+
+fn types(page: &TransactionPage) -> Vec<&str> {
+    page.items
+        .iter()
+        .map(|item| item.transaction_type.as_str())
+        .collect()
+}
+
+fn amounts(page: &TransactionPage) -> Vec<String> {
+    page.items
+        .iter()
+        .map(|item| item.amount.to_string())
+        .collect()
+}
+
+fn text(q: &str) -> TransactionSearch {
+    TransactionSearch {
+        q: Some(q.to_owned()),
+        ..TransactionSearch::default()
+    }
+}
+
+#[track_caller]
+fn assert_invalid<T: std::fmt::Debug>(result: Result<T, SearchIndexError>) {
+    assert!(
+        matches!(result, Err(SearchIndexError::InvalidQuery(_))),
+        "{result:?}"
+    );
+}
+
+pub async fn a_wallet_history_comes_back_newest_first_with_exact_amounts(
+    index: Arc<dyn SearchIndex>,
+) {
+    index.ensure_indices().await.expect("ensure_indices");
+    let outcome = index
+        .index_batch(&history_of_two_wallets())
+        .await
+        .expect("the batch is indexed");
+    assert_eq!(outcome.transactions, 6);
+    assert_eq!(outcome.wallets_updated, 2);
+
+    let history = index
+        .wallet_transactions(&wallet(WALLET_A), None, 0)
+        .await
+        .expect("the history query succeeds");
+    assert_eq!(history.total, 4);
+    assert_eq!(
+        types(&history),
+        [
+            "TransferSent",
+            "WalletDebited",
+            "WalletCredited",
+            "WalletCreated"
+        ]
+    );
+    assert_eq!(
+        amounts(&history),
+        ["250.00", "0.10", "1000000000000.00", "0.00"]
+    );
+    let sent = &history.items[0];
+    assert_eq!(sent.balance_after.to_string(), "999999999749.90");
+    assert_eq!(sent.counterparty_wallet_id, Some(wallet(WALLET_B)));
+    assert!(sent.transfer_id.is_some());
+    assert_eq!(sent.description.as_deref(), Some("Rent for March"));
+    assert_eq!(sent.owner_id, owner(OWNER_A));
+    assert_eq!((sent.position, sent.stream_version), (5, 4));
+    assert_eq!(sent.occurred_at, day(5));
+    // The JSON a handler returns carries the exact digits as numbers.
+    let json = serde_json::to_string(&history.items[2]).expect("serializes");
+    assert!(json.contains("\"amount\":1000000000000.00"), "{json}");
+
+    let second = index
+        .wallet_transactions(&wallet(WALLET_A), Some(1), 1)
+        .await
+        .expect("a page query succeeds");
+    assert_eq!(second.total, 4);
+    assert_eq!(types(&second), ["WalletDebited"]);
+    let past_the_end = index
+        .wallet_transactions(&wallet(WALLET_A), Some(10), 4)
+        .await
+        .expect("a page past the end succeeds");
+    assert_eq!((past_the_end.total, past_the_end.items.len()), (4, 0));
+    let unknown = index
+        .wallet_transactions(&wallet("wallet-unknown"), None, 0)
+        .await
+        .expect("an unknown wallet has an empty history");
+    assert_eq!(unknown.total, 0);
+
+    let a = index
+        .wallet(&wallet(WALLET_A))
+        .await
+        .expect("wallet query")
+        .expect("A is indexed");
+    assert_eq!(
+        (a.version, a.balance.to_string().as_str()),
+        (4, "999999999749.90")
+    );
+    assert_eq!(a.owner_id, owner(OWNER_A));
+    assert_eq!((a.created_at, a.updated_at), (day(1), day(5)));
+    let b = index
+        .wallet(&wallet(WALLET_B))
+        .await
+        .expect("wallet query")
+        .expect("B is indexed");
+    assert_eq!((b.version, b.balance.to_string().as_str()), (2, "250.10"));
+    assert_eq!(
+        index
+            .wallet(&wallet("wallet-unknown"))
+            .await
+            .expect("wallet query"),
+        None
+    );
+}
+
+pub async fn every_search_filter_narrows_the_result(index: Arc<dyn SearchIndex>) {
+    let index = index.as_ref();
+    index
+        .index_batch(&history_of_two_wallets())
+        .await
+        .expect("indexed");
+
+    let all = search(index, TransactionSearch::default()).await;
+    assert_eq!(all.total, 6);
+    let positions: Vec<u64> = all.items.iter().map(|item| item.position).collect();
+    assert_eq!(positions, [6, 5, 4, 3, 2, 1], "newest first");
+
+    let owned_by_b = TransactionSearch {
+        owner_id: Some(owner(OWNER_B)),
+        ..TransactionSearch::default()
+    };
+    assert_eq!(
+        types_of(index, owned_by_b).await,
+        ["TransferReceived", "WalletCreated"]
+    );
+
+    let of_a = TransactionSearch {
+        wallet_id: Some(wallet(WALLET_A)),
+        ..TransactionSearch::default()
+    };
+    assert_eq!(search(index, of_a).await.total, 4);
+
+    // Both ends included.
+    let in_dates = TransactionSearch {
+        from: Some(day(2)),
+        to: Some(day(4)),
+        ..TransactionSearch::default()
+    };
+    assert_eq!(
+        types_of(index, in_dates).await,
+        ["WalletDebited", "WalletCredited", "WalletCreated"]
+    );
+    let after_the_last = TransactionSearch {
+        from: Some(day(5) + Duration::seconds(1)),
+        ..TransactionSearch::default()
+    };
+    assert_eq!(search(index, after_the_last).await.total, 0);
+
+    let ten_cents = search(
+        index,
+        TransactionSearch {
+            min_amount: Some(decimal("0.10")),
+            max_amount: Some(decimal("0.10")),
+            ..TransactionSearch::default()
+        },
+    )
+    .await;
+    assert_eq!(types(&ten_cents), ["WalletDebited", "WalletCreated"]);
+    assert_eq!(amounts(&ten_cents), ["0.10", "0.10"]);
+
+    let largest = search(
+        index,
+        TransactionSearch {
+            min_amount: Some(decimal("999999999999.99")),
+            ..TransactionSearch::default()
+        },
+    )
+    .await;
+    assert_eq!(amounts(&largest), ["1000000000000.00"]);
+
+    let up_to_250 = TransactionSearch {
+        max_amount: Some(decimal("250")),
+        wallet_id: Some(wallet(WALLET_A)),
+        ..TransactionSearch::default()
+    };
+    assert_eq!(
+        types_of(index, up_to_250).await,
+        ["TransferSent", "WalletDebited", "WalletCreated"]
+    );
+    // A bound between two cents excludes what lies beyond it.
+    let below_ten_cents = TransactionSearch {
+        max_amount: Some(decimal("0.099")),
+        ..TransactionSearch::default()
+    };
+    assert_eq!(types_of(index, below_ten_cents).await, ["WalletCreated"]);
+
+    let paged = search(
+        index,
+        TransactionSearch {
+            limit: Some(2),
+            offset: 2,
+            ..TransactionSearch::default()
+        },
+    )
+    .await;
+    assert_eq!((paged.total, paged.items.len()), (6, 2));
+    assert_eq!(paged.items[0].position, 4);
+}
+
+pub async fn free_text_matches_every_word_of_a_description_or_a_whole_id(
+    index: Arc<dyn SearchIndex>,
+) {
+    let index = index.as_ref();
+    let events = history_of_two_wallets();
+    index.index_batch(&events).await.expect("indexed");
+
+    assert_eq!(types_of(index, text("coffee")).await, ["WalletDebited"]);
+    // Case and punctuation do not matter; every word must occur.
+    assert_eq!(
+        types_of(index, text("ETHIOPIAN, coffee!")).await,
+        ["WalletDebited"]
+    );
+    assert!(types_of(index, text("coffee tea")).await.is_empty());
+    // Query syntax is text like any other.
+    assert!(types_of(index, text("coffee OR rent")).await.is_empty());
+    assert_eq!(types_of(index, text("\"coffee")).await, ["WalletDebited"]);
+    let rent_of_b = TransactionSearch {
+        owner_id: Some(owner(OWNER_B)),
+        ..text("rent march")
+    };
+    assert_eq!(types_of(index, rent_of_b).await, ["TransferReceived"]);
+
+    let transfer_id = events[4]
+        .event
+        .kind
+        .transfer_id()
+        .expect("a transfer has an id");
+    assert_eq!(
+        types_of(index, text(&transfer_id.to_string())).await,
+        ["TransferReceived", "TransferSent"]
+    );
+    let event_id = events[2].event.event_id.to_string();
+    assert_eq!(types_of(index, text(&event_id)).await, ["WalletCredited"]);
+    // B's own events, and A's transfer to it.
+    assert_eq!(
+        types_of(index, text(WALLET_B)).await,
+        ["TransferReceived", "TransferSent", "WalletCreated"]
+    );
+    // Blank text filters nothing.
+    assert_eq!(search(index, text("   ")).await.total, 6);
+}
+
+pub async fn invalid_queries_are_refused(index: Arc<dyn SearchIndex>) {
+    let index = index.as_ref();
+    index
+        .index_batch(&history_of_two_wallets())
+        .await
+        .expect("indexed");
+
+    assert_invalid(
+        index
+            .search_transactions(&TransactionSearch {
+                limit: Some(TRANSACTIONS_LIMIT_MAX + 1),
+                ..TransactionSearch::default()
+            })
+            .await,
+    );
+    assert_invalid(
+        index
+            .wallet_transactions(&wallet(WALLET_A), Some(1), RESULT_WINDOW_MAX)
+            .await,
+    );
+    assert_invalid(
+        index
+            .search_transactions(&TransactionSearch {
+                from: Some(day(3)),
+                to: Some(day(2)),
+                ..TransactionSearch::default()
+            })
+            .await,
+    );
+    assert_invalid(
+        index
+            .search_transactions(&TransactionSearch {
+                min_amount: Some(decimal("2")),
+                max_amount: Some(decimal("1")),
+                ..TransactionSearch::default()
+            })
+            .await,
+    );
+    assert_invalid(
+        index
+            .search_transactions(&text(&"x".repeat(QUERY_TEXT_LENGTH_MAX + 1)))
+            .await,
+    );
+}
+
+pub async fn redelivered_and_late_events_change_nothing(index: Arc<dyn SearchIndex>) {
+    let events = history_of_two_wallets();
+    index.index_batch(&events).await.expect("indexed");
+    let before = search(index.as_ref(), TransactionSearch::default()).await;
+    let wallet_before = index.wallet(&wallet(WALLET_A)).await.expect("wallet query");
+
+    let again = index
+        .index_batch(&events)
+        .await
+        .expect("redelivery is accepted");
+    assert_eq!(again.transactions, 6);
+    assert_eq!((again.wallets_updated, again.wallets_already_newer), (0, 2));
+    // An older event of A (its credit, version 2) after the newer ones.
+    let late = index
+        .index_batch(&events[2..3])
+        .await
+        .expect("a late event is accepted");
+    assert_eq!((late.wallets_updated, late.wallets_already_newer), (0, 1));
+
+    let after = search(index.as_ref(), TransactionSearch::default()).await;
+    assert_eq!(after, before, "same documents, same count");
+    assert_eq!(search(index.as_ref(), text("coffee")).await.total, 1);
+    let wallet_after = index.wallet(&wallet(WALLET_A)).await.expect("wallet query");
+    assert_eq!(wallet_after, wallet_before);
+    assert_eq!(wallet_after.map(|wallet| wallet.version), Some(4));
+}
+
+pub async fn an_event_of_a_wallet_never_created_is_refused_for_a_retry(
+    index: Arc<dyn SearchIndex>,
+) {
+    let credit_only = &history_of_two_wallets()[2..3];
+    let refused = index.index_batch(credit_only).await;
+    assert!(
+        matches!(&refused, Err(SearchIndexError::UnknownWallet(id)) if *id == wallet(WALLET_A)),
+        "{refused:?}"
+    );
+    let nothing = search(index.as_ref(), TransactionSearch::default()).await;
+    assert_eq!(nothing.total, 0, "nothing of a refused batch is written");
+}
+
+pub async fn a_later_batch_finds_the_owner_of_an_earlier_one(index: Arc<dyn SearchIndex>) {
+    let events = history_of_two_wallets();
+    index.index_batch(&events[..2]).await.expect("creations");
+    let outcome = index.index_batch(&events[2..]).await.expect("the rest");
+    assert_eq!((outcome.transactions, outcome.wallets_updated), (4, 2));
+
+    let of_owner_a = TransactionSearch {
+        owner_id: Some(owner(OWNER_A)),
+        ..TransactionSearch::default()
+    };
+    assert_eq!(search(index.as_ref(), of_owner_a).await.total, 4);
+    let b = index
+        .wallet(&wallet(WALLET_B))
+        .await
+        .expect("wallet query")
+        .expect("B is indexed");
+    assert_eq!((b.created_at, b.updated_at), (day(2), day(5)));
+}
+
+/// More events than one bulk request carries, of one wallet, in one call.
+pub async fn a_batch_larger_than_one_bulk_request_is_indexed_whole(index: Arc<dyn SearchIndex>) {
+    let count = BULK_EVENTS_MAX + 1;
+    let mut events = vec![recorded(EventAt {
+        position: 1,
+        stream_version: 1,
+        wallet_id: WALLET_A,
+        occurred_at: day(1),
+        amount: balance("0.00"),
+        balance_after: balance("0.00"),
+        kind: EventKind::WalletCreated {
+            owner_id: owner(OWNER_A),
+        },
+    })];
+    for version in 2..=count as u64 {
+        let cents = i64::try_from(version - 1).expect("small count");
+        events.push(recorded(EventAt {
+            position: version,
+            stream_version: version,
+            wallet_id: WALLET_A,
+            occurred_at: day(1) + Duration::seconds(cents),
+            amount: balance("0.01"),
+            balance_after: Balance::try_from(Decimal::new(cents, 2)).expect("balance"),
+            kind: EventKind::WalletCredited {
+                amount: amount("0.01"),
+                description: None,
+            },
+        }));
+    }
+    let outcome = index.index_batch(&events).await.expect("indexed");
+    assert_eq!(outcome.transactions, count);
+
+    let newest = index
+        .wallet_transactions(&wallet(WALLET_A), Some(1), 0)
+        .await
+        .expect("history");
+    assert_eq!(newest.total, count as u64);
+    assert_eq!(newest.items[0].position, count as u64);
+    let a = index
+        .wallet(&wallet(WALLET_A))
+        .await
+        .expect("wallet query")
+        .expect("A is indexed");
+    assert_eq!(a.version, count as u64);
+    let credits = i64::try_from(count - 1).expect("small count");
+    assert_eq!(
+        a.balance,
+        Balance::try_from(Decimal::new(credits, 2)).expect("balance")
+    );
+}
+
+/// One `#[tokio::test]` per scenario, each calling `$harness(scenario)`.
+#[macro_export]
+macro_rules! search_index_conformance_tests {
+    ($harness:path) => {
+        $crate::search_index_conformance_tests!(
+            @each $harness;
+            a_wallet_history_comes_back_newest_first_with_exact_amounts,
+            every_search_filter_narrows_the_result,
+            free_text_matches_every_word_of_a_description_or_a_whole_id,
+            invalid_queries_are_refused,
+            redelivered_and_late_events_change_nothing,
+            an_event_of_a_wallet_never_created_is_refused_for_a_retry,
+            a_later_batch_finds_the_owner_of_an_earlier_one,
+            a_batch_larger_than_one_bulk_request_is_indexed_whole,
+        );
+    };
+    (@each $harness:path; $($scenario:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $scenario() {
+                $harness(|index| Box::pin($crate::conformance::$scenario(index))).await;
+            }
+        )+
+    };
+}

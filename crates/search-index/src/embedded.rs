@@ -1,0 +1,529 @@
+//! [`SearchIndex`] on SQLite for the embedded default: its own file,
+//! `search_index.db`, fed in-process by the relay as an [`EventSink`].
+//!
+//! Same documents and semantics as the Elasticsearch index (the documents are
+//! built by the same pure code in `documents.rs`, queries checked by the same
+//! `query::check_search`): each event one transaction row keyed by its event
+//! id, each wallet one row that only moves to a greater version. A batch, its
+//! wallet rows and the checkpoint are written in one transaction, so a crash
+//! leaves all of a batch or none of it. Unlike Elasticsearch, what is written
+//! is searchable as soon as the write returns.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use embedded_sqlite::{ReadPool, SharedWriter, SqliteError};
+use event_relay::{EventSink, SinkError};
+use event_store::RecordedEvent;
+use rusqlite::types::{Type, Value};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, TransactionBehavior};
+use uuid::Uuid;
+use wallet_domain::WalletId;
+
+use crate::documents::{
+    batch_documents, cents_ceiling, cents_floor, wallets_to_look_up, TransactionSource,
+    WalletSource, WalletWrite,
+};
+use crate::query::{check_search, Page};
+use crate::{
+    IndexOutcome, IndexedWallet, SearchIndex, SearchIndexError, Transaction, TransactionPage,
+    TransactionSearch,
+};
+
+const MIGRATIONS: &[&str] = &[include_str!(
+    "../../../migrations/embedded/search_index_0001.sql"
+)];
+const DATABASE_FILE: &str = "search_index.db";
+/// The name the relay logs this sink under.
+pub const SINK_NAME: &str = "search-index";
+
+/// Columns the free text is compared with, whole and exact, besides the
+/// description's words (as the Elasticsearch index's `term` queries).
+const TEXT_IDENTIFIER_COLUMNS: [&str; 4] = [
+    "event_id",
+    "wallet_id",
+    "counterparty_wallet_id",
+    "transfer_id",
+];
+
+const TRANSACTION_COLUMNS: &str = "event_id, wallet_id, owner_id, transaction_type, amount, \
+     amount_cents, balance_after, counterparty_wallet_id, transfer_id, description, occurred_at, \
+     position, stream_version";
+
+pub struct EmbeddedSearchIndex {
+    writer: SharedWriter,
+    readers: ReadPool,
+}
+
+impl From<SqliteError> for SearchIndexError {
+    fn from(error: SqliteError) -> Self {
+        SearchIndexError::Unavailable(error.to_string())
+    }
+}
+
+impl EmbeddedSearchIndex {
+    /// Opens (or creates) `search_index.db` in `data_dir`, which must exist,
+    /// and brings its schema up to date.
+    pub fn open(data_dir: &Path) -> Result<Self, SearchIndexError> {
+        let path = data_dir.join(DATABASE_FILE);
+        // The writer creates the file and migrates it before any reader opens it.
+        let writer = SharedWriter::open(&path, MIGRATIONS)?;
+        Ok(Self {
+            writer,
+            readers: ReadPool::open(&path)?,
+        })
+    }
+
+    /// Indexes a batch and, when given, moves the checkpoint to `checkpoint`,
+    /// in one transaction. The relay's batches are bounded
+    /// (`RelayLimits::batch_size_max`), so one transaction per batch is too.
+    async fn index(
+        &self,
+        events: &[RecordedEvent],
+        checkpoint: Option<u64>,
+    ) -> Result<IndexOutcome, SearchIndexError> {
+        let events = events.to_vec();
+        self.writer
+            .write(move |connection| index_events(connection, &events, checkpoint))
+            .await?
+    }
+
+    async fn page(
+        &self,
+        filter: SqlFilter,
+        page: Page,
+    ) -> Result<TransactionPage, SearchIndexError> {
+        let (total, sources) = self
+            .readers
+            .read(move |connection| filter.select(connection, page))
+            .await?;
+        let items = sources
+            .into_iter()
+            .map(Transaction::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(TransactionPage { items, total })
+    }
+}
+
+fn timestamp(at: &DateTime<Utc>) -> String {
+    // Every digit the event has: the row must give back the instant it got.
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn to_sql_integer(value: u64) -> rusqlite::Result<i64> {
+    i64::try_from(value).map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))
+}
+
+fn conversion_failure(
+    column: usize,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(error))
+}
+
+fn timestamp_column(row: &Row<'_>, column: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let text: String = row.get(column)?;
+    DateTime::parse_from_rfc3339(&text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|error| conversion_failure(column, error))
+}
+
+fn unsigned_column(row: &Row<'_>, column: usize) -> rusqlite::Result<u64> {
+    let value: i64 = row.get(column)?;
+    u64::try_from(value).map_err(|error| conversion_failure(column, error))
+}
+
+fn uuid_column(row: &Row<'_>, column: usize) -> rusqlite::Result<Option<Uuid>> {
+    let text: Option<String> = row.get(column)?;
+    text.map(|text| Uuid::parse_str(&text).map_err(|error| conversion_failure(column, error)))
+        .transpose()
+}
+
+fn transaction_row(row: &Row<'_>) -> rusqlite::Result<TransactionSource> {
+    let id = uuid_column(row, 0)?.ok_or(rusqlite::Error::InvalidColumnType(
+        0,
+        "event_id".into(),
+        Type::Null,
+    ))?;
+    Ok(TransactionSource {
+        id,
+        wallet_id: row.get(1)?,
+        owner_id: row.get(2)?,
+        transaction_type: row.get(3)?,
+        amount: row.get(4)?,
+        amount_cents: row.get(5)?,
+        balance_after: row.get(6)?,
+        counterparty_wallet_id: row.get(7)?,
+        transfer_id: uuid_column(row, 8)?,
+        description: row.get(9)?,
+        occurred_at: timestamp_column(row, 10)?,
+        position: unsigned_column(row, 11)?,
+        stream_version: unsigned_column(row, 12)?,
+    })
+}
+
+fn wallet_row(row: &Row<'_>) -> rusqlite::Result<WalletSource> {
+    Ok(WalletSource {
+        id: row.get(0)?,
+        owner_id: row.get(1)?,
+        balance: row.get(2)?,
+        created_at: timestamp_column(row, 3)?,
+        updated_at: timestamp_column(row, 4)?,
+        version: unsigned_column(row, 5)?,
+    })
+}
+
+fn wallet_source(
+    connection: &Connection,
+    wallet_id: &WalletId,
+) -> rusqlite::Result<Option<WalletSource>> {
+    connection
+        .prepare_cached(
+            "SELECT wallet_id, owner_id, balance, created_at, updated_at, version \
+             FROM search_wallets WHERE wallet_id = ?1",
+        )?
+        .query_row([wallet_id.as_str()], wallet_row)
+        .optional()
+}
+
+/// Writes (or rewrites, on a redelivery) one transaction row and its words.
+fn write_transaction(connection: &Connection, source: &TransactionSource) -> rusqlite::Result<()> {
+    let position = to_sql_integer(source.position)?;
+    let event_id = source.id.to_string();
+    // The words of the row this one replaces go with it.
+    connection
+        .prepare_cached(
+            "DELETE FROM search_descriptions WHERE rowid IN \
+             (SELECT position FROM search_transactions WHERE event_id = ?1 OR position = ?2)",
+        )?
+        .execute(params![event_id, position])?;
+    connection
+        .prepare_cached(
+            "INSERT OR REPLACE INTO search_transactions (position, event_id, wallet_id, owner_id, \
+             transaction_type, amount, amount_cents, balance_after, counterparty_wallet_id, \
+             transfer_id, description, occurred_at, occurred_at_ms, stream_version) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?
+        .execute(params![
+            position,
+            event_id,
+            source.wallet_id,
+            source.owner_id,
+            source.transaction_type,
+            source.amount,
+            source.amount_cents,
+            source.balance_after,
+            source.counterparty_wallet_id,
+            source.transfer_id.map(|id| id.to_string()),
+            source.description,
+            timestamp(&source.occurred_at),
+            source.occurred_at.timestamp_millis(),
+            to_sql_integer(source.stream_version)?,
+        ])?;
+    if let Some(description) = &source.description {
+        connection
+            .prepare_cached("INSERT INTO search_descriptions (rowid, description) VALUES (?1, ?2)")?
+            .execute(params![position, description])?;
+    }
+    Ok(())
+}
+
+/// Writes a wallet row unless it already holds this version or a newer one;
+/// says whether it wrote.
+fn write_wallet(connection: &Connection, wallet: &WalletWrite) -> rusqlite::Result<bool> {
+    let source = &wallet.source;
+    let written = connection
+        .prepare_cached(
+            "INSERT INTO search_wallets (wallet_id, owner_id, balance, created_at, updated_at, version) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (wallet_id) DO UPDATE SET owner_id = excluded.owner_id, \
+             balance = excluded.balance, created_at = excluded.created_at, \
+             updated_at = excluded.updated_at, version = excluded.version \
+             WHERE excluded.version > search_wallets.version",
+        )?
+        .execute(params![
+            source.id,
+            source.owner_id,
+            source.balance,
+            timestamp(&source.created_at),
+            timestamp(&source.updated_at),
+            to_sql_integer(wallet.version)?,
+        ])?;
+    Ok(written > 0)
+}
+
+type IndexResult = Result<IndexOutcome, SearchIndexError>;
+
+fn index_events(
+    connection: &mut Connection,
+    events: &[RecordedEvent],
+    checkpoint: Option<u64>,
+) -> rusqlite::Result<IndexResult> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut looked_up = HashMap::new();
+    for wallet_id in wallets_to_look_up(events) {
+        let Some(source) = wallet_source(&transaction, &wallet_id)? else {
+            continue;
+        };
+        match source.identity() {
+            Ok((wallet_id, identity)) => looked_up.insert(wallet_id, identity),
+            Err(corrupt) => return Ok(Err(corrupt)),
+        };
+    }
+    let documents = match batch_documents(events, &looked_up) {
+        Ok(documents) => documents,
+        // Dropping the transaction rolls it back: nothing of the batch is kept.
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let mut outcome = IndexOutcome::default();
+    for source in &documents.transactions {
+        write_transaction(&transaction, source)?;
+        outcome.transactions += 1;
+    }
+    for wallet in &documents.wallets {
+        if write_wallet(&transaction, wallet)? {
+            outcome.wallets_updated += 1;
+        } else {
+            outcome.wallets_already_newer += 1;
+        }
+    }
+    // Never backwards: a late redelivery of an older batch must not make the
+    // relay read again what is already indexed.
+    if let Some(position) = checkpoint {
+        transaction
+            .prepare_cached(
+                "UPDATE search_checkpoint SET position = MAX(position, ?1) WHERE id = 1",
+            )?
+            .execute([to_sql_integer(position)?])?;
+    }
+    transaction.commit()?;
+    Ok(Ok(outcome))
+}
+
+/// The free text as an FTS5 query: each whitespace-separated chunk a quoted
+/// phrase (so no character of it is query syntax), all of them required, as
+/// Elasticsearch's `match` with `operator: and`. `None` when no chunk holds a
+/// word, which matches no description (as a `match` with no terms).
+fn description_query(text: &str) -> Option<String> {
+    let phrases: Vec<String> = text
+        .split_whitespace()
+        .filter(|chunk| chunk.chars().any(char::is_alphanumeric))
+        .map(|chunk| format!("\"{}\"", chunk.replace('"', "\"\"")))
+        .collect();
+    (!phrases.is_empty()).then(|| phrases.join(" "))
+}
+
+/// The WHERE clause of a transaction query and its parameters, in order.
+#[derive(Debug, Default)]
+struct SqlFilter {
+    conditions: Vec<String>,
+    values: Vec<Value>,
+}
+
+impl SqlFilter {
+    fn with(mut self, condition: &str, values: impl IntoIterator<Item = Value>) -> Self {
+        self.conditions.push(condition.to_owned());
+        self.values.extend(values);
+        self
+    }
+
+    fn of_wallet(wallet_id: &WalletId) -> Self {
+        Self::default().with("wallet_id = ?", [Value::Text(wallet_id.to_string())])
+    }
+
+    fn of_search(search: &TransactionSearch, text: Option<&str>) -> Self {
+        let mut filter = Self::default();
+        if let Some(owner_id) = &search.owner_id {
+            filter = filter.with("owner_id = ?", [Value::Text(owner_id.to_string())]);
+        }
+        if let Some(wallet_id) = &search.wallet_id {
+            filter = filter.with("wallet_id = ?", [Value::Text(wallet_id.to_string())]);
+        }
+        if let Some(from) = search.from {
+            filter = filter.with(
+                "occurred_at_ms >= ?",
+                [Value::Integer(from.timestamp_millis())],
+            );
+        }
+        if let Some(to) = search.to {
+            filter = filter.with(
+                "occurred_at_ms <= ?",
+                [Value::Integer(to.timestamp_millis())],
+            );
+        }
+        if let Some(min) = search.min_amount {
+            filter = filter.with("amount_cents >= ?", [Value::Integer(cents_ceiling(min))]);
+        }
+        if let Some(max) = search.max_amount {
+            filter = filter.with("amount_cents <= ?", [Value::Integer(cents_floor(max))]);
+        }
+        if let Some(text) = text {
+            filter = filter.matching_text(text);
+        }
+        filter
+    }
+
+    /// The description holds every word, or the text is exactly one of the
+    /// identifiers.
+    fn matching_text(self, text: &str) -> Self {
+        let identifiers = TEXT_IDENTIFIER_COLUMNS
+            .iter()
+            .map(|column| format!("{column} = ?"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let identifier_values = TEXT_IDENTIFIER_COLUMNS
+            .iter()
+            .map(|_| Value::Text(text.to_owned()));
+        match description_query(text) {
+            Some(words) => self.with(
+                &format!(
+                    "(position IN (SELECT rowid FROM search_descriptions \
+                     WHERE search_descriptions MATCH ?) OR {identifiers})"
+                ),
+                std::iter::once(Value::Text(words)).chain(identifier_values),
+            ),
+            None => self.with(&format!("({identifiers})"), identifier_values),
+        }
+    }
+
+    fn where_clause(&self) -> String {
+        if self.conditions.is_empty() {
+            "1".to_owned()
+        } else {
+            self.conditions.join(" AND ")
+        }
+    }
+
+    /// How many rows match in all, and one page of them, newest first, from
+    /// one snapshot of the file.
+    fn select(
+        &self,
+        connection: &Connection,
+        page: Page,
+    ) -> rusqlite::Result<(u64, Vec<TransactionSource>)> {
+        let snapshot = connection.unchecked_transaction()?;
+        let where_clause = self.where_clause();
+        let total: i64 = snapshot
+            .prepare_cached(&format!(
+                "SELECT COUNT(*) FROM search_transactions WHERE {where_clause}"
+            ))?
+            .query_row(params_from_iter(self.values.iter()), |row| row.get(0))?;
+        let mut values = self.values.clone();
+        values.push(Value::Integer(to_sql_integer(page.limit as u64)?));
+        values.push(Value::Integer(to_sql_integer(page.offset as u64)?));
+        let mut statement = snapshot.prepare_cached(&format!(
+            "SELECT {TRANSACTION_COLUMNS} FROM search_transactions WHERE {where_clause} \
+             ORDER BY position DESC LIMIT ? OFFSET ?"
+        ))?;
+        let rows = statement
+            .query_map(params_from_iter(values.iter()), transaction_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(statement);
+        snapshot.finish()?;
+        let total = u64::try_from(total).map_err(|error| conversion_failure(0, error))?;
+        Ok((total, rows))
+    }
+}
+
+#[async_trait]
+impl SearchIndex for EmbeddedSearchIndex {
+    /// The schema is made when the file is opened; nothing is left to create.
+    async fn ensure_indices(&self) -> Result<(), SearchIndexError> {
+        Ok(())
+    }
+
+    async fn index_batch(
+        &self,
+        events: &[RecordedEvent],
+    ) -> Result<IndexOutcome, SearchIndexError> {
+        self.index(events, None).await
+    }
+
+    async fn wallet_transactions(
+        &self,
+        wallet_id: &WalletId,
+        limit: Option<usize>,
+        offset: usize,
+    ) -> Result<TransactionPage, SearchIndexError> {
+        let page = Page::parse(limit, offset)?;
+        self.page(SqlFilter::of_wallet(wallet_id), page).await
+    }
+
+    async fn search_transactions(
+        &self,
+        search: &TransactionSearch,
+    ) -> Result<TransactionPage, SearchIndexError> {
+        let checked = check_search(search)?;
+        let filter = SqlFilter::of_search(search, checked.text);
+        self.page(filter, checked.page).await
+    }
+
+    async fn wallet(
+        &self,
+        wallet_id: &WalletId,
+    ) -> Result<Option<IndexedWallet>, SearchIndexError> {
+        let wallet_id = wallet_id.clone();
+        let source = self
+            .readers
+            .read(move |connection| wallet_source(connection, &wallet_id))
+            .await?;
+        source.map(IndexedWallet::try_from).transpose()
+    }
+
+    async fn ping(&self) -> Result<(), SearchIndexError> {
+        self.readers
+            .read(|connection| connection.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)))
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventSink for EmbeddedSearchIndex {
+    fn name(&self) -> &'static str {
+        SINK_NAME
+    }
+
+    async fn checkpoint(&self) -> Result<u64, SinkError> {
+        let position = self
+            .readers
+            .read(|connection| {
+                connection.query_row(
+                    "SELECT position FROM search_checkpoint WHERE id = 1",
+                    [],
+                    |row| unsigned_column(row, 0),
+                )
+            })
+            .await
+            .map_err(|error| SinkError::new(SINK_NAME, error))?;
+        Ok(position)
+    }
+
+    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), SinkError> {
+        let last = batch.last().map(|recorded| recorded.position);
+        self.index(batch, last)
+            .await
+            .map(drop)
+            .map_err(|error| SinkError::new(SINK_NAME, error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_text_becomes_quoted_phrases() {
+        assert_eq!(
+            description_query("rent  March").as_deref(),
+            Some("\"rent\" \"March\"")
+        );
+        assert_eq!(
+            description_query("say \"hi\" OR").as_deref(),
+            Some("\"say\" \"\"\"hi\"\"\" \"OR\"")
+        );
+        assert_eq!(description_query("-- * ()"), None);
+    }
+}
