@@ -89,33 +89,34 @@ fn recorded(at: EventAt) -> RecordedEvent {
     }
 }
 
+/// The first event of a wallet's stream, with its opening balance.
+fn created(
+    position: u64,
+    wallet_id: &'static str,
+    owner_id: &str,
+    occurred_at: DateTime<Utc>,
+    opening: &str,
+) -> RecordedEvent {
+    recorded(EventAt {
+        position,
+        stream_version: 1,
+        wallet_id,
+        occurred_at,
+        amount: balance(opening),
+        balance_after: balance(opening),
+        kind: EventKind::WalletCreated {
+            owner_id: owner(owner_id),
+        },
+    })
+}
+
 /// Positions 1 to 6. A: created empty, credited 1,000,000,000,000.00,
 /// debited 0.10, sends 250.00 to B. B: created with 0.10, receives 250.00.
 pub fn history_of_two_wallets() -> Vec<RecordedEvent> {
     let transfer_id = Uuid::now_v7();
     vec![
-        recorded(EventAt {
-            position: 1,
-            stream_version: 1,
-            wallet_id: WALLET_A,
-            occurred_at: day(1),
-            amount: balance("0.00"),
-            balance_after: balance("0.00"),
-            kind: EventKind::WalletCreated {
-                owner_id: owner(OWNER_A),
-            },
-        }),
-        recorded(EventAt {
-            position: 2,
-            stream_version: 1,
-            wallet_id: WALLET_B,
-            occurred_at: day(2),
-            amount: balance("0.10"),
-            balance_after: balance("0.10"),
-            kind: EventKind::WalletCreated {
-                owner_id: owner(OWNER_B),
-            },
-        }),
+        created(1, WALLET_A, OWNER_A, day(1), "0.00"),
+        created(2, WALLET_B, OWNER_B, day(2), "0.10"),
         recorded(EventAt {
             position: 3,
             stream_version: 2,
@@ -541,17 +542,7 @@ pub async fn a_later_batch_finds_the_owner_of_an_earlier_one(index: Arc<dyn Sear
 /// More events than one bulk request carries, of one wallet, in one call.
 pub async fn a_batch_larger_than_one_bulk_request_is_indexed_whole(index: Arc<dyn SearchIndex>) {
     let count = BULK_EVENTS_MAX + 1;
-    let mut events = vec![recorded(EventAt {
-        position: 1,
-        stream_version: 1,
-        wallet_id: WALLET_A,
-        occurred_at: day(1),
-        amount: balance("0.00"),
-        balance_after: balance("0.00"),
-        kind: EventKind::WalletCreated {
-            owner_id: owner(OWNER_A),
-        },
-    })];
+    let mut events = vec![created(1, WALLET_A, OWNER_A, day(1), "0.00")];
     for version in 2..=count as u64 {
         let cents = i64::try_from(version - 1).expect("small count");
         events.push(recorded(EventAt {
