@@ -10,6 +10,7 @@
 //!   cannot be handled on the dead-letter topic so the rest keeps flowing.
 //! - [`replay_dlq`] puts dead letters back on the main topic once the cause
 //!   is fixed.
+//! - [`KafkaProbe`] tells a health check whether the brokers answer.
 //!
 //! Error policy: Kafka and PostgreSQL failures are operating errors, returned
 //! as [`BusError`] (or [`event_relay::SinkError`] through the sink) with their
@@ -22,6 +23,7 @@ mod consumer;
 mod dlq;
 mod headers;
 mod metrics;
+mod probe;
 mod publisher;
 
 pub use checkpoint::{read_checkpoint, store_checkpoint};
@@ -40,6 +42,7 @@ pub use headers::{
     HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
 };
 pub use metrics::{ConsumerMetrics, PublisherMetrics};
+pub use probe::KafkaProbe;
 pub use publisher::KafkaPublisher;
 
 /// An operating error of the bus: Kafka or PostgreSQL refused or did not answer.

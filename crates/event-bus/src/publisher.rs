@@ -15,6 +15,7 @@ use crate::checkpoint::{read_checkpoint, store_checkpoint};
 use crate::config::PublisherConfig;
 use crate::headers::{self, HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_POSITION};
 use crate::metrics::PublisherMetrics;
+use crate::probe::topic_known;
 use crate::BusError;
 
 const SINK_NAME: &str = "kafka";
@@ -53,21 +54,7 @@ impl KafkaPublisher {
         let client = self.producer.clone();
         let topic = self.config.topic.clone();
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
-        tokio::task::spawn_blocking(move || {
-            let metadata = client.client().fetch_metadata(Some(&topic), timeout)?;
-            let known = metadata
-                .topics()
-                .iter()
-                .any(|found| found.name() == topic && found.error().is_none());
-            if known {
-                Ok(())
-            } else {
-                Err(BusError::Invalid(format!(
-                    "topic {topic} is unknown to the brokers"
-                )))
-            }
-        })
-        .await?
+        tokio::task::spawn_blocking(move || topic_known(client.client(), &topic, timeout)).await?
     }
 
     /// Produces the whole batch and waits for every delivery report, even

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use event_relay::EventSink;
-use event_store::RecordedEvent;
+use event_store::{AppendRequest, RecordedEvent, StreamAppend};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{
@@ -112,6 +112,22 @@ impl EventLog {
                 description: None,
             },
         )
+    }
+
+    /// Each recorded event as the append that stored it: alone, at the
+    /// version its stream had before it (for tests that fill an event store).
+    pub fn appends(&self) -> Vec<AppendRequest> {
+        self.recorded
+            .iter()
+            .map(|recorded| AppendRequest {
+                streams: vec![StreamAppend {
+                    wallet_id: recorded.event.wallet_id.clone(),
+                    expected_version: recorded.stream_version - 1,
+                    events: vec![recorded.event.clone()],
+                }],
+                idempotent_response: None,
+            })
+            .collect()
     }
 
     /// Both halves of a transfer, sent first.

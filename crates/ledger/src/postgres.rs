@@ -47,6 +47,23 @@ impl PostgresLedger {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
+
+    /// Deletes every transaction, entry and processed event id and sets the
+    /// checkpoint back to 0, in one transaction: the first step of rebuilding
+    /// the ledger from the event log. Waits for posts in progress (TRUNCATE
+    /// takes the tables' exclusive lock).
+    pub async fn clear(&self) -> Result<(), LedgerError> {
+        let mut transaction = self.pool.begin().await.map_err(storage)?;
+        sqlx::query("TRUNCATE ledger_entries, ledger_transactions, ledger_processed_events")
+            .execute(&mut *transaction)
+            .await
+            .map_err(storage)?;
+        sqlx::query("UPDATE ledger_checkpoint SET position = 0 WHERE id = 1")
+            .execute(&mut *transaction)
+            .await
+            .map_err(storage)?;
+        transaction.commit().await.map_err(storage)
+    }
 }
 
 /// Values that do not read back are corrupt data; anything else is storage.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use consumer_host::furthest_position;
 use event_bus::{BatchHandler, HandlerError};
 use event_store::RecordedEvent;
 use read_model::ReadModel;
@@ -51,10 +52,7 @@ impl BatchHandler for ProjectionHandler {
     /// the whole batch again: the read model skips what it applied, the
     /// search index overwrites what it wrote.
     async fn handle(&self, batch: &[RecordedEvent]) -> Result<(), HandlerError> {
-        // The furthest position seen, as a progress gauge for health and lag
-        // (it never moves back). Consumption resumes from Kafka's committed
-        // offsets, never from this.
-        let furthest = batch.iter().map(|recorded| recorded.position).max();
+        let furthest = furthest_position(batch);
         // A ReadModelError::Gap means a wallet's earlier event has not been
         // applied. With key = wallet id, one wallet's events arrive in order
         // in one partition, so this happens only when an earlier event went to

@@ -5,17 +5,15 @@
 //! search index overwrites documents by event id and versions wallets
 //! externally), so the bus's at-least-once delivery and its retries of whole
 //! batches are safe. Offsets are committed by the bus after the handler has
-//! written both.
+//! written both. The application shell (settings, HTTP, shutdown, dead-letter
+//! replay) is `consumer_host`'s, shared with the ledger consumer.
 
 mod config;
 mod handler;
-mod http;
 mod metrics;
 mod startup;
 
-pub use config::{Command, Config, DLQ_REPLAY_LIMIT_DEFAULT};
+pub use config::{Command, Config, PROFILE};
 pub use handler::{ProjectionHandler, HANDLER_NAME};
 pub use metrics::Metrics;
-pub use startup::{
-    replay_dead_letters, Application, RunError, StartupError, CONSUMER_STOP_WAIT_MS,
-};
+pub use startup::{build, build_with, StartupError};

@@ -1,21 +1,14 @@
-use clap::Parser;
-use projection_consumer::{replay_dead_letters, Application, Command, Config};
+use projection_consumer::{build, Command, Config};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::parse();
-    observability::init_tracing(config.log_format);
+    let config = Config::from_env();
+    observability::init_tracing(config.settings.log_format);
     match config.command {
-        Some(Command::ReplayDlq { limit }) => {
-            let replayed = replay_dead_letters(&config, limit).await?;
-            tracing::info!(replayed, "dead letters replayed");
+        Some(Command::ReplayDlq(replay)) => {
+            replay.run(&config.settings).await?;
         }
-        None => {
-            Application::build(config)
-                .await?
-                .run_until_stopped()
-                .await?
-        }
+        None => build(&config).await?.run_until_stopped().await?,
     }
     Ok(())
 }

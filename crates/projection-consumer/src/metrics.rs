@@ -1,12 +1,10 @@
-//! What `/metrics` exports: the bus's consumer metrics and the projection's own.
+//! What `/metrics` exports beside the bus's consumer metrics.
 
-use event_bus::ConsumerMetrics;
-use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec};
 
 #[derive(Clone)]
 pub struct Metrics {
-    pub registry: Registry,
-    pub consumer: ConsumerMetrics,
+    pub host: consumer_host::Metrics,
     /// Events the read model applied (new versions of wallets).
     pub read_model_applied: IntCounter,
     /// Events the read model had applied already (redeliveries).
@@ -19,38 +17,26 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new();
-        let consumer = ConsumerMetrics::register(&registry)?;
-        let read_model_applied = IntCounter::new(
-            "projection_read_model_events_applied_total",
-            "Events the read model applied",
-        )?;
-        let read_model_skipped = IntCounter::new(
-            "projection_read_model_events_skipped_total",
-            "Events the read model had applied already",
-        )?;
-        let search_transactions_indexed = IntCounter::new(
-            "projection_search_transactions_indexed_total",
-            "Transaction documents written to the search index",
-        )?;
-        let batch_failures = IntCounterVec::new(
-            Opts::new(
+        let host = consumer_host::Metrics::new()?;
+        Ok(Self {
+            read_model_applied: host.counter(
+                "projection_read_model_events_applied_total",
+                "Events the read model applied",
+            )?,
+            read_model_skipped: host.counter(
+                "projection_read_model_events_skipped_total",
+                "Events the read model had applied already",
+            )?,
+            search_transactions_indexed: host.counter(
+                "projection_search_transactions_indexed_total",
+                "Transaction documents written to the search index",
+            )?,
+            batch_failures: host.counter_vec(
                 "projection_batch_failures_total",
                 "Failed attempts at a batch, by target",
-            ),
-            &["target"],
-        )?;
-        registry.register(Box::new(read_model_applied.clone()))?;
-        registry.register(Box::new(read_model_skipped.clone()))?;
-        registry.register(Box::new(search_transactions_indexed.clone()))?;
-        registry.register(Box::new(batch_failures.clone()))?;
-        Ok(Self {
-            registry,
-            consumer,
-            read_model_applied,
-            read_model_skipped,
-            search_transactions_indexed,
-            batch_failures,
+                &["target"],
+            )?,
+            host,
         })
     }
 }

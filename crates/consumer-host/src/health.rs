@@ -1,0 +1,189 @@
+//! What `/health` checks: Kafka (always) and the stores a consumer names.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use event_bus::KafkaProbe;
+use event_store::RecordedEvent;
+use serde::Serialize;
+
+/// Bound on each dependency's answer to a health check.
+pub const HEALTH_CHECK_TIMEOUT_MS: u64 = 3_000;
+
+/// Why a dependency is down, for the log.
+pub type Unhealthy = Box<dyn std::error::Error + Send + Sync>;
+
+/// A system the consumer cannot work without.
+#[async_trait]
+pub trait Dependency: Send + Sync {
+    /// Its name in the health body (`postgres`, `kafka`, `elasticsearch`).
+    fn name(&self) -> &'static str;
+
+    /// Ok when it answers, with the furthest global position the consumer
+    /// has applied when this dependency holds it.
+    async fn check(&self) -> Result<Option<u64>, Unhealthy>;
+}
+
+#[async_trait]
+impl Dependency for KafkaProbe {
+    fn name(&self) -> &'static str {
+        "kafka"
+    }
+
+    async fn check(&self) -> Result<Option<u64>, Unhealthy> {
+        self.probe().await?;
+        Ok(None)
+    }
+}
+
+/// A dependency named `name` whose `check` is the given closure, for the
+/// stores a consumer names (its closure holds what it asks).
+pub fn dependency<F, Checking>(name: &'static str, check: F) -> Arc<dyn Dependency>
+where
+    F: Fn() -> Checking + Send + Sync + 'static,
+    Checking: Future<Output = Result<Option<u64>, Unhealthy>> + Send + 'static,
+{
+    Arc::new(Checked { name, check })
+}
+
+struct Checked<F> {
+    name: &'static str,
+    check: F,
+}
+
+#[async_trait]
+impl<F, Checking> Dependency for Checked<F>
+where
+    F: Fn() -> Checking + Send + Sync,
+    Checking: Future<Output = Result<Option<u64>, Unhealthy>> + Send,
+{
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    async fn check(&self) -> Result<Option<u64>, Unhealthy> {
+        (self.check)().await
+    }
+}
+
+/// The furthest global position in `batch`: what a consumer stores beside
+/// its writes as progress for `/health` (it never moves back). Partitions
+/// interleave, so positions below it may still be on their way: consumption
+/// resumes from Kafka's committed offsets, never from this.
+pub fn furthest_position(batch: &[RecordedEvent]) -> Option<u64> {
+    batch.iter().map(|recorded| recorded.position).max()
+}
+
+/// The body of `/health`.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Health {
+    pub status: &'static str,
+    /// `up` or `down`, by dependency name.
+    pub dependencies: BTreeMap<&'static str, &'static str>,
+    /// The furthest global position the consumer has applied (a progress
+    /// gauge: consumption resumes from Kafka's committed offsets, not from it).
+    pub position: Option<u64>,
+}
+
+impl Health {
+    pub fn healthy(&self) -> bool {
+        self.status == "ok"
+    }
+}
+
+/// Checks every dependency at once, each bounded by [`HEALTH_CHECK_TIMEOUT_MS`].
+pub(crate) async fn check_all(dependencies: &[Arc<dyn Dependency>]) -> Health {
+    let timeout = Duration::from_millis(HEALTH_CHECK_TIMEOUT_MS);
+    let checks = dependencies.iter().map(|dependency| async move {
+        let outcome = match tokio::time::timeout(timeout, dependency.check()).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err("did not answer in time".into()),
+        };
+        (dependency.name(), outcome)
+    });
+    judge(futures::future::join_all(checks).await)
+}
+
+/// The health body from each dependency's answer.
+fn judge(outcomes: Vec<(&'static str, Result<Option<u64>, Unhealthy>)>) -> Health {
+    let mut dependencies = BTreeMap::new();
+    let mut position = None;
+    let mut healthy = true;
+    for (name, outcome) in outcomes {
+        let up = match outcome {
+            Ok(reported) => {
+                position = position.or(reported);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(dependency = name, %error, "health: dependency down");
+                healthy = false;
+                false
+            }
+        };
+        dependencies.insert(name, if up { "up" } else { "down" });
+    }
+    Health {
+        status: if healthy { "ok" } else { "unavailable" },
+        dependencies,
+        position,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers `answer`, or never when it is `None`.
+    fn fixed(
+        name: &'static str,
+        answer: Option<Result<Option<u64>, &'static str>>,
+    ) -> Arc<dyn Dependency> {
+        dependency(name, move || async move {
+            match answer {
+                Some(answer) => answer.map_err(Into::into),
+                None => std::future::pending().await,
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn healthy_when_every_dependency_answers() {
+        let health = check_all(&[
+            fixed("kafka", Some(Ok(None))),
+            fixed("postgres", Some(Ok(Some(42)))),
+        ])
+        .await;
+        assert!(health.healthy());
+        assert_eq!(health.position, Some(42));
+        assert_eq!(
+            health.dependencies,
+            BTreeMap::from([("kafka", "up"), ("postgres", "up")])
+        );
+    }
+
+    #[tokio::test]
+    async fn one_dependency_down_makes_it_unavailable() {
+        let health = check_all(&[
+            fixed("kafka", Some(Err("connection refused"))),
+            fixed("postgres", Some(Ok(Some(7)))),
+        ])
+        .await;
+        assert!(!health.healthy());
+        assert_eq!(health.status, "unavailable");
+        assert_eq!(health.dependencies.get("kafka"), Some(&"down"));
+        assert_eq!(health.position, Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_dependency_that_does_not_answer_in_time_is_down() {
+        let health = check_all(&[fixed("postgres", None)]).await;
+        assert!(!health.healthy());
+        assert_eq!(health.dependencies.get("postgres"), Some(&"down"));
+        assert_eq!(health.position, None);
+    }
+}

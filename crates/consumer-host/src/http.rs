@@ -1,0 +1,35 @@
+//! `/health` and `/metrics`.
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpResponse};
+use prometheus::Registry;
+
+use crate::health::{check_all, Dependency};
+
+pub(crate) struct AppState {
+    pub dependencies: Vec<Arc<dyn Dependency>>,
+    pub registry: Registry,
+}
+
+pub(crate) fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/health", web::get().to(health))
+        .route("/metrics", web::get().to(metrics));
+}
+
+/// 200 when every dependency answers, 503 otherwise.
+async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let health = check_all(&state.dependencies).await;
+    if health.healthy() {
+        HttpResponse::Ok().json(health)
+    } else {
+        HttpResponse::ServiceUnavailable().json(health)
+    }
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(observability::render_metrics(&state.registry))
+}

@@ -1,0 +1,29 @@
+//! What every Kafka consumer binary of Wallex shares, written once.
+//!
+//! A consumer binary (ledger-consumer, projection-consumer) brings its
+//! [`event_bus::BatchHandler`], the stores `/health` should check and its own
+//! counters; this crate brings the rest: the settings every consumer reads
+//! ([`Settings`], with per-binary defaults from a [`Profile`]), the consumer
+//! task, the HTTP server with `/health` and `/metrics`, graceful shutdown on
+//! SIGTERM/SIGINT ([`Application::run_until_stopped`]) and the dead-letter
+//! replay ([`replay_dead_letters`]).
+//!
+//! Error policy: start-up failures are [`HostError`], a consumer that stops on
+//! its own is a [`RunError`]; both keep their cause and nothing here panics on
+//! I/O or input.
+
+mod application;
+mod health;
+mod http;
+mod metrics;
+mod settings;
+
+pub use actix_web::dev::ServerHandle;
+pub use application::{
+    replay_dead_letters, Application, HostError, RunError, Service, CONSUMER_STOP_WAIT_MS,
+};
+pub use health::{dependency, furthest_position, Dependency, Unhealthy, HEALTH_CHECK_TIMEOUT_MS};
+pub use metrics::{count, Metrics};
+pub use settings::{
+    parse, try_parse_from, Profile, ReplayDlqArgs, Settings, DLQ_REPLAY_LIMIT_DEFAULT,
+};

@@ -1,0 +1,251 @@
+//! The settings every consumer reads, from flags or the environment, with
+//! the few defaults that differ per binary supplied by its [`Profile`].
+
+use clap::builder::RangedU64ValueParser;
+use clap::{CommandFactory, Parser};
+use observability::LogFormat;
+use postgres_support::PostgresError;
+use sqlx::PgPool;
+
+/// Dead letters one `replay-dlq` run puts back at most, unless told otherwise.
+pub const DLQ_REPLAY_LIMIT_DEFAULT: usize = 10_000;
+
+/// What differs between the consumer binaries' shared settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    /// The binary, in logs.
+    pub name: &'static str,
+    /// Default of `KAFKA_GROUP_ID`.
+    pub group_id: &'static str,
+    /// Default of `PORT`, as clap reads it.
+    pub port: &'static str,
+    /// The largest `KAFKA_BATCH_SIZE` the binary's handler takes in one call
+    /// (at least the default, `event_bus::CONSUMER_BATCH_SIZE_MAX_DEFAULT`).
+    pub batch_size_max: usize,
+}
+
+/// Settings shared by every consumer; flatten it into a binary's `Config`
+/// and parse with [`parse`] so the [`Profile`]'s defaults apply.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// PostgreSQL of this consumer's tables (migrated at start-up).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// Kafka bootstrap servers, comma-separated.
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub kafka_brokers: String,
+    /// Consumer group of this service's replicas.
+    #[arg(long, env = "KAFKA_GROUP_ID")]
+    pub kafka_group_id: String,
+    /// Topic of the wallet events (key = wallet id).
+    #[arg(long, env = "KAFKA_TOPIC", default_value = event_bus::TOPIC_DEFAULT)]
+    pub kafka_topic: String,
+    /// Topic where events that cannot be handled are parked.
+    #[arg(long, env = "KAFKA_DLQ_TOPIC", default_value = event_bus::DLQ_TOPIC_DEFAULT)]
+    pub kafka_dlq_topic: String,
+    /// Events handed to the handler per batch.
+    #[arg(long, env = "KAFKA_BATCH_SIZE", default_value_t = event_bus::CONSUMER_BATCH_SIZE_MAX_DEFAULT)]
+    pub kafka_batch_size: usize,
+    /// Attempts at a failing batch before its messages are retried one by one.
+    #[arg(long, env = "HANDLER_ATTEMPTS_MAX", default_value_t = event_bus::HANDLER_ATTEMPTS_MAX_DEFAULT,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub handler_attempts_max: u32,
+    /// PostgreSQL connections of the pool.
+    #[arg(long, env = "DATABASE_CONNECTIONS_MAX", default_value_t = 4)]
+    pub database_connections_max: u32,
+    /// Address of the health and metrics endpoints.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: String,
+    /// Port of the health and metrics endpoints (0 picks a free one).
+    #[arg(long, env = "PORT")]
+    pub port: u16,
+    /// Seconds the HTTP server gives requests in flight on SIGTERM.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub shutdown_timeout_seconds: u64,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// `replay-dlq`: puts this group's dead letters back on the topic (once
+/// their cause is fixed), then exits.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ReplayDlqArgs {
+    /// Dead letters to replay at most.
+    #[arg(long, default_value_t = DLQ_REPLAY_LIMIT_DEFAULT)]
+    pub limit: usize,
+}
+
+impl Settings {
+    /// A pool of `database_connections_max` on `database_url`, its schema
+    /// migrated.
+    pub async fn connect_postgres(&self) -> Result<PgPool, PostgresError> {
+        postgres_support::connect(&self.database_url, self.database_connections_max).await
+    }
+
+    /// The bus settings of this consumer.
+    pub fn consumer_config(&self) -> event_bus::ConsumerConfig {
+        let mut consumer =
+            event_bus::ConsumerConfig::new(&self.kafka_brokers, &self.kafka_group_id);
+        consumer.topic = self.kafka_topic.clone();
+        consumer.dlq_topic = self.kafka_dlq_topic.clone();
+        consumer.batch_size_max = self.kafka_batch_size;
+        consumer.handler_attempts_max = self.handler_attempts_max;
+        consumer
+    }
+
+    /// A consumer for tests: a free port on 127.0.0.1, the DLQ `<topic>-dlq`.
+    pub fn for_test(
+        database_url: &str,
+        kafka_brokers: &str,
+        kafka_topic: &str,
+        kafka_group_id: &str,
+    ) -> Self {
+        Self {
+            database_url: database_url.to_owned(),
+            kafka_brokers: kafka_brokers.to_owned(),
+            kafka_topic: kafka_topic.to_owned(),
+            kafka_dlq_topic: format!("{kafka_topic}-dlq"),
+            kafka_group_id: kafka_group_id.to_owned(),
+            kafka_batch_size: event_bus::CONSUMER_BATCH_SIZE_MAX_DEFAULT,
+            handler_attempts_max: event_bus::HANDLER_ATTEMPTS_MAX_DEFAULT,
+            database_connections_max: 4,
+            host: "127.0.0.1".to_owned(),
+            port: 0,
+            shutdown_timeout_seconds: 5,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// `C`'s command line with `profile`'s defaults and limits.
+fn command<C: CommandFactory>(profile: &Profile) -> clap::Command {
+    let batch_size_max = u64::try_from(profile.batch_size_max).unwrap_or(u64::MAX);
+    C::command()
+        // The derive makes a field without a default required: these have one now.
+        .mut_arg("kafka_group_id", |arg| {
+            arg.default_value(profile.group_id).required(false)
+        })
+        .mut_arg("port", |arg| {
+            arg.default_value(profile.port).required(false)
+        })
+        .mut_arg("kafka_batch_size", |arg| {
+            arg.value_parser(RangedU64ValueParser::<usize>::new().range(1..=batch_size_max))
+        })
+}
+
+/// Parses `arguments` (the first is the program) into `C`, a binary's
+/// `Config` that flattens [`Settings`].
+pub fn try_parse_from<C, I, T>(profile: &Profile, arguments: I) -> Result<C, clap::Error>
+where
+    C: Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = command::<C>(profile).try_get_matches_from(arguments)?;
+    C::from_arg_matches(&matches)
+}
+
+/// Parses the process's arguments and environment into `C`; on `--help`,
+/// `--version` or a bad setting prints what clap says and exits.
+pub fn parse<C: Parser>(profile: &Profile) -> C {
+    match try_parse_from(profile, std::env::args_os()) {
+        Ok(config) => config,
+        Err(error) => error.exit(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROFILE: Profile = Profile {
+        name: "test-consumer",
+        group_id: "wallex-test",
+        port: "3999",
+        batch_size_max: 1_000,
+    };
+
+    #[derive(Debug, clap::Parser)]
+    #[command(name = "test-consumer")]
+    struct Config {
+        #[command(subcommand)]
+        command: Option<Command>,
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    #[derive(Debug, PartialEq, Eq, clap::Subcommand)]
+    enum Command {
+        ReplayDlq(ReplayDlqArgs),
+    }
+
+    fn parsed(extra: &[&str]) -> Result<Config, clap::Error> {
+        let line = "test-consumer --database-url postgres://db --kafka-brokers=k";
+        try_parse_from(&PROFILE, line.split(' ').chain(extra.iter().copied()))
+    }
+
+    #[test]
+    fn the_profile_supplies_the_group_and_the_port() {
+        let config = parsed(&[]).expect("the required settings suffice");
+        let settings = &config.settings;
+        assert_eq!(config.command, None);
+        assert_eq!(settings.kafka_group_id, "wallex-test");
+        assert_eq!(settings.port, 3999);
+        assert_eq!(settings.kafka_topic, event_bus::TOPIC_DEFAULT);
+        assert_eq!(settings.kafka_dlq_topic, event_bus::DLQ_TOPIC_DEFAULT);
+        let consumer = settings.consumer_config();
+        assert_eq!(consumer.group_id, "wallex-test");
+        assert_eq!(consumer.batch_size_max, settings.kafka_batch_size);
+    }
+
+    #[test]
+    fn flags_override_the_profile() {
+        let config = parsed(&["--kafka-group-id", "other", "--port", "0"]).expect("parses");
+        assert_eq!(config.settings.kafka_group_id, "other");
+        assert_eq!(config.settings.port, 0);
+    }
+
+    #[test]
+    fn batches_beyond_the_profile_limit_are_refused() {
+        assert!(parsed(&["--kafka-batch-size", "1000"]).is_ok());
+        assert!(parsed(&["--kafka-batch-size", "1001"]).is_err());
+        assert!(parsed(&["--kafka-batch-size", "0"]).is_err());
+    }
+
+    #[test]
+    fn replay_dlq_takes_a_limit() {
+        let limit = |extra: &[&str]| match parsed(extra).map(|config| config.command) {
+            Ok(Some(Command::ReplayDlq(replay))) => Some(replay.limit),
+            _ => None,
+        };
+        assert_eq!(limit(&["replay-dlq", "--limit", "5"]), Some(5));
+        assert_eq!(limit(&["replay-dlq"]), Some(DLQ_REPLAY_LIMIT_DEFAULT));
+    }
+
+    #[test]
+    fn help_names_every_variable_and_the_profile_defaults() {
+        let help = command::<Config>(&PROFILE).render_long_help().to_string();
+        for variable in [
+            "DATABASE_URL",
+            "KAFKA_BROKERS",
+            "KAFKA_TOPIC",
+            "KAFKA_DLQ_TOPIC",
+            "KAFKA_GROUP_ID",
+            "KAFKA_BATCH_SIZE",
+            "HANDLER_ATTEMPTS_MAX",
+            "DATABASE_CONNECTIONS_MAX",
+            "HOST",
+            "PORT",
+            "SHUTDOWN_TIMEOUT_SECONDS",
+            "LOG_FORMAT",
+        ] {
+            assert!(
+                help.contains(&format!("env: {variable}")),
+                "{variable}: {help}"
+            );
+        }
+        assert!(help.contains("wallex-test"), "{help}");
+        assert!(help.contains("3999"), "{help}");
+    }
+}

@@ -1,0 +1,18 @@
+use ledger_consumer::{build, rebuild, Command, Config};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let config = Config::from_env();
+    observability::init_tracing(config.settings.log_format);
+    match config.command {
+        Some(Command::Rebuild(args)) => {
+            let outcome = rebuild(&config.settings, args.batch_size).await?;
+            tracing::info!(?outcome, "ledger rebuilt from the event store");
+        }
+        Some(Command::ReplayDlq(replay)) => {
+            replay.run(&config.settings).await?;
+        }
+        None => build(&config).await?.run_until_stopped().await?,
+    }
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! Builds the consumer from configuration: the ledger, its handler, and the
+//! shared host around them.
+
+use std::sync::Arc;
+
+use consumer_host::{dependency, Application, HostError, Service};
+use ledger::{Ledger, PostgresLedger};
+
+use crate::config::{Config, PROFILE};
+use crate::handler::LedgerHandler;
+use crate::metrics::Metrics;
+
+/// Connects (and migrates) PostgreSQL and starts consuming.
+pub async fn build(config: &Config) -> Result<Application, HostError> {
+    let pool = config.settings.connect_postgres().await?;
+    build_with(config, Arc::new(PostgresLedger::new(pool)))
+}
+
+/// Starts on a ledger already opened.
+pub fn build_with(config: &Config, ledger: Arc<dyn Ledger>) -> Result<Application, HostError> {
+    let metrics = Metrics::new()?;
+    let handler = Arc::new(LedgerHandler::new(Arc::clone(&ledger), metrics.clone()));
+    // The ledger's PostgreSQL answers with the checkpoint.
+    let postgres = dependency("postgres", move || {
+        let ledger = Arc::clone(&ledger);
+        async move { Ok(Some(ledger.checkpoint().await?)) }
+    });
+    let service = Service {
+        name: PROFILE.name,
+        handler,
+        dependencies: vec![postgres],
+        metrics: metrics.host,
+    };
+    Application::start(&config.settings, service)
+}
