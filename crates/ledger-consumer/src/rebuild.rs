@@ -56,7 +56,10 @@ pub struct RebuildOutcome {
 }
 
 /// Connects to PostgreSQL (migrating it) and rebuilds the ledger from its
-/// event store; see the module documentation for when and why.
+/// event store. Stop the ledger-consumers first. Their Kafka offsets need no
+/// reset: every event they consumed before is in the store, so the rebuild
+/// posts it and records its id, and whatever Kafka hands them after the
+/// restart is deduplicated by event id (see the module documentation).
 pub async fn rebuild(
     settings: &Settings,
     batch_size: usize,
