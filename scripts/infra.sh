@@ -757,14 +757,25 @@ cmd_env() {
   cat "$ENV_FILE"
 }
 
+# A topic beside wallet-events, for benchmarks and tests that want their own.
+cmd_topic() {
+  local name="${1:-}" partitions="${2:-$KAFKA_TOPIC_PARTITIONS}" dir="$INFRA_DIR/kafka"
+  [[ -n "$name" ]] || die "usage: scripts/infra.sh topic NAME [PARTITIONS]"
+  pid_alive "$dir/kafka.pid" || die "kafka is not running: scripts/infra.sh up first"
+  KAFKA_TOPIC_CLASS="$(kafka_topic_class)"
+  kafka_topic_command "$dir" "$(cat "$dir/port")" --create --if-not-exists --topic "$name" \
+    --partitions "$partitions" --replication-factor 1
+}
+
 main() {
   case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;
+  topic) cmd_topic "${@:2}" ;;
   *)
-    printf 'usage: %s up|down|status|env\n' "$0" >&2
+    printf 'usage: %s up|down|status|env|topic NAME [PARTITIONS]\n' "$0" >&2
     exit 2
     ;;
   esac

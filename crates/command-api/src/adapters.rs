@@ -14,7 +14,8 @@
 use std::sync::Arc;
 
 use event_relay::{run_relay, EventSink, RelayLimits};
-use event_store::{EmbeddedEventStore, EventStore, PostgresEventStore};
+use event_store::{EmbeddedEventStore, EventStore, PostgresEventStore, StoreError};
+use event_store_kurrentdb::KurrentDbEventStore;
 use ledger::{EmbeddedLedger, Ledger, PostgresLedger};
 use read_model::{EmbeddedReadModel, PostgresReadModel, ReadModel};
 use search_index::{ElasticsearchIndex, EmbeddedSearchIndex, SearchIndex};
@@ -54,7 +55,7 @@ pub async fn build(
     let lock = lock(config)?;
     match config.event_store_kind() {
         EventStoreKind::Embedded => embedded(config, lock, stopping),
-        EventStoreKind::Postgres => postgres(config, lock).await,
+        EventStoreKind::Postgres | EventStoreKind::Kurrentdb => distributed(config, lock).await,
     }
 }
 
@@ -119,13 +120,28 @@ fn embedded(
     })
 }
 
-async fn postgres(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapters, StartupError> {
+/// The event store of the configuration; the ledger, read model and relay
+/// checkpoint in PostgreSQL either way.
+async fn distributed(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapters, StartupError> {
     let url = config
         .database_url
         .as_deref()
         .ok_or(StartupError::Missing("DATABASE_URL"))?;
-    let pool = postgres_support::connect(url, config.database_pool_size).await?;
-    let store: Arc<dyn EventStore> = Arc::new(PostgresEventStore::connect(pool.clone()).await?);
+    let pool = postgres_support::connect(url, config.database_connections_max).await?;
+    let store: Arc<dyn EventStore> = match config.event_store_kind() {
+        EventStoreKind::Kurrentdb => {
+            let url = config
+                .kurrentdb_url
+                .as_deref()
+                .ok_or(StartupError::Missing("KURRENTDB_URL"))?;
+            Arc::new(
+                KurrentDbEventStore::connect(url)
+                    .await
+                    .map_err(StoreError::from)?,
+            )
+        }
+        _ => Arc::new(PostgresEventStore::connect(pool.clone()).await?),
+    };
     let publisher = KafkaRelayStatus::new(
         Arc::clone(&store),
         pool.clone(),

@@ -38,9 +38,14 @@ pub struct Config {
     /// PostgreSQL of the distributed mode: event store, ledger, read model.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// KurrentDB connection string, when EVENT_STORE=kurrentdb
+    /// (e.g. kurrentdb://127.0.0.1:2113?tls=false); DATABASE_URL still holds
+    /// the ledger and the read model.
+    #[arg(long, env = "KURRENTDB_URL", hide_env_values = true)]
+    pub kurrentdb_url: Option<String>,
     /// PostgreSQL connections this process holds at most.
-    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = postgres_support::POOL_CONNECTIONS_MAX_DEFAULT)]
-    pub database_pool_size: u32,
+    #[arg(long, env = "DATABASE_CONNECTIONS_MAX", default_value_t = postgres_support::POOL_CONNECTIONS_MAX_DEFAULT)]
+    pub database_connections_max: u32,
     /// Redis for per-wallet locks shared by replicas (default: in-process locks).
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
@@ -76,6 +81,9 @@ pub enum EventStoreKind {
     Embedded,
     /// PostgreSQL at DATABASE_URL; outbox-relay, ledger-consumer and projection-consumer run apart.
     Postgres,
+    /// KurrentDB at KURRENTDB_URL, the rest as with `postgres`. Transfers
+    /// are refused (503) until the client offers an atomic multi-stream append.
+    Kurrentdb,
 }
 
 impl Config {
@@ -99,7 +107,8 @@ impl Config {
             log_format: LogFormat::Text,
             event_store: None,
             database_url: None,
-            database_pool_size: postgres_support::POOL_CONNECTIONS_MAX_DEFAULT,
+            kurrentdb_url: None,
+            database_connections_max: postgres_support::POOL_CONNECTIONS_MAX_DEFAULT,
             redis_url: None,
             kafka_brokers: None,
             kafka_topic: "wallet-events".into(),

@@ -10,10 +10,11 @@ use actix_web::{web, App, HttpServer};
 use event_bus::{KafkaPublisher, PublisherConfig};
 use event_relay::RelayLimits;
 use event_store::{EventStore, PostgresEventStore, StoreError};
+use event_store_kurrentdb::KurrentDbEventStore;
 use sqlx::postgres::{PgConnectOptions, PgPool};
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, EventStoreKind};
 use crate::http;
 use crate::leader::{run_elected_relay, AbortOnDrop, Leadership};
 use crate::metrics::Metrics;
@@ -36,6 +37,8 @@ pub struct AppState {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error("{0} must be set for this configuration")]
+    Missing(&'static str),
     #[error("DATABASE_URL is not a PostgreSQL URL: {0}")]
     DatabaseUrl(#[source] sqlx::Error),
     #[error(transparent)]
@@ -66,7 +69,20 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let pool = postgres_support::connect(&config.database_url, config.database_connections_max)
             .await?;
-        let store: Arc<dyn EventStore> = Arc::new(PostgresEventStore::connect(pool.clone()).await?);
+        let store: Arc<dyn EventStore> = match config.event_store {
+            EventStoreKind::Postgres => Arc::new(PostgresEventStore::connect(pool.clone()).await?),
+            EventStoreKind::Kurrentdb => {
+                let url = config
+                    .kurrentdb_url
+                    .as_deref()
+                    .ok_or(StartupError::Missing("KURRENTDB_URL"))?;
+                Arc::new(
+                    KurrentDbEventStore::connect(url)
+                        .await
+                        .map_err(StoreError::from)?,
+                )
+            }
+        };
         Self::build_with_store(config, pool, store).await
     }
 

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The seed's load test against the full stack: the four release binaries on
+# the servers of scripts/infra.sh (a fresh database and topic each run), with
+# the lag from acknowledgement to the ledger and the read model.
+#
+#   scripts/infra.sh up && bench/full-stack.sh [wallex-load options]
+set -euo pipefail
+
+ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT_DIR"
+# shellcheck source=/dev/null # written by scripts/infra.sh up
+source .infra/env
+
+RUN="bench_$(date +%s)"
+BIN=target/release
+API_PORT=3200 RELAY_PORT=3201 LEDGER_PORT=3202 PROJECTION_PORT=3203
+LOGS=".infra/$RUN"
+mkdir -p "$LOGS"
+
+cargo build --release --bins
+
+psql "$DATABASE_URL" -qc "CREATE DATABASE $RUN"
+BENCH_DATABASE_URL="${DATABASE_URL%/*}/$RUN"
+scripts/infra.sh topic "$RUN" 10 >/dev/null
+scripts/infra.sh topic "$RUN-dlq" 1 >/dev/null
+
+pids=()
+stop() {
+  kill "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+  psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $RUN WITH (FORCE)" || true
+}
+trap stop EXIT
+
+start() { # name port
+  DATABASE_URL="$BENCH_DATABASE_URL" KAFKA_TOPIC="$RUN" KAFKA_DLQ_TOPIC="$RUN-dlq" \
+    KAFKA_GROUP_ID="$RUN-$1" ELASTICSEARCH_INDEX_PREFIX="$RUN" HOST=127.0.0.1 PORT="$2" \
+    RUST_LOG=warn "$BIN/$1" >"$LOGS/$1.log" 2>&1 &
+  pids+=($!)
+}
+start command-api "$API_PORT"
+start outbox-relay "$RELAY_PORT"
+start ledger-consumer "$LEDGER_PORT"
+start projection-consumer "$PROJECTION_PORT"
+
+for port in "$API_PORT" "$RELAY_PORT" "$LEDGER_PORT" "$PROJECTION_PORT"; do
+  for _ in $(seq 1 120); do
+    curl -fs "http://127.0.0.1:$port/health" >/dev/null && break
+    sleep 0.5
+  done
+done
+
+"$BIN/wallex-load" --url "http://127.0.0.1:$API_PORT" \
+  --wallets 1000 --operations 20000 --workers 20 \
+  --lag-metrics "ledger=http://127.0.0.1:$LEDGER_PORT/metrics" \
+  --lag-metrics "projection=http://127.0.0.1:$PROJECTION_PORT/metrics" "$@"
