@@ -4,7 +4,8 @@
 //!
 //! Every check compares the sum of acknowledged operations (the client's
 //! book) with what each downstream system shows: the event store (through
-//! `GET /wallets/{id}`), the ledger, the read model and the search index.
+//! `GET /wallets/{id}`), the ledger, the read model and the search index
+//! (directly and through `GET /wallets/{id}/transactions`).
 //! A lost event leaves a balance short; a doubled posting shows in the
 //! ledger's balance and entry count.
 //!
@@ -185,6 +186,16 @@ async fn first_difference(
         if !indexed_right {
             return Some(format!(
                 "search index: {wallet} is {indexed:?}, expected {expected}"
+            ));
+        }
+
+        let history = api
+            .get(&format!("/wallets/{wallet}/transactions?limit=1"))
+            .await
+            .unwrap_or(Value::Null);
+        if history["count"].as_u64() != version {
+            return Some(format!(
+                "GET /wallets/{wallet}/transactions: {history}, expected {version:?} transactions"
             ));
         }
     }
