@@ -14,8 +14,7 @@
 use std::sync::Arc;
 
 use event_relay::{run_relay, EventSink, RelayLimits};
-use event_store::{EmbeddedEventStore, EventStore, PostgresEventStore, StoreError};
-use event_store_kurrentdb::KurrentDbEventStore;
+use event_store::{EmbeddedEventStore, EventStore, PostgresEventStore};
 use ledger::{EmbeddedLedger, Ledger, PostgresLedger};
 use read_model::{EmbeddedReadModel, PostgresReadModel, ReadModel};
 use search_index::{ElasticsearchIndex, EmbeddedSearchIndex, SearchIndex};
@@ -134,11 +133,7 @@ async fn distributed(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapt
                 .kurrentdb_url
                 .as_deref()
                 .ok_or(StartupError::Missing("KURRENTDB_URL"))?;
-            Arc::new(
-                KurrentDbEventStore::connect(url)
-                    .await
-                    .map_err(StoreError::from)?,
-            )
+            event_store_kurrentdb::open(url).await?
         }
         _ => Arc::new(PostgresEventStore::connect(pool.clone()).await?),
     };

@@ -61,3 +61,13 @@ pub mod store;
 pub use error::KurrentDbError;
 pub use mapping::StreamNames;
 pub use store::KurrentDbEventStore;
+
+use std::sync::Arc;
+
+use event_store::{EventStore, StoreError};
+
+/// The store at `url` behind the port, for binaries that pick their store by
+/// configuration; a server that cannot be reached fails here, at start-up.
+pub async fn open(url: &str) -> Result<Arc<dyn EventStore>, StoreError> {
+    Ok(Arc::new(KurrentDbEventStore::connect(url).await?))
+}

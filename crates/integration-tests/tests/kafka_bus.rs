@@ -4,7 +4,6 @@
 //! committed again; a message its handler cannot take goes to the DLQ, and back.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,16 +15,12 @@ use event_bus::{
 };
 use event_relay::EventSink;
 use event_store::RecordedEvent;
-use integration_tests::{require_env, unique_name, REQUEST_TIMEOUT};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use integration_tests::{create_topic, require_env, unique_name, TestDatabase, REQUEST_TIMEOUT};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rust_decimal::Decimal;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::watch;
 use uuid::Uuid;
 use wallet_domain::{
@@ -43,75 +38,6 @@ const TOPIC_PARTITIONS: i32 = 4;
 const POOL_CONNECTIONS_MAX: u32 = 2;
 
 // --- helpers ---------------------------------------------------------------------------
-
-/// A database of this test's own, with the project's migrations; dropped by `drop_all`.
-struct TestDatabase {
-    admin: PgConnection,
-    name: String,
-    pool: PgPool,
-}
-
-impl TestDatabase {
-    async fn create(url: &str) -> Self {
-        let options = PgConnectOptions::from_str(url).expect("DATABASE_URL is a PostgreSQL URL");
-        let mut admin = PgConnection::connect_with(&options)
-            .await
-            .expect("connect to the PostgreSQL of DATABASE_URL");
-        let name = unique_name("wallex_test");
-        sqlx::query(&format!("create database {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("create a database for this test (the user needs CREATEDB)");
-        let pool = postgres_support::connect(&database_url(url, &name), POOL_CONNECTIONS_MAX)
-            .await
-            .expect("connect and migrate the test database");
-        Self { admin, name, pool }
-    }
-
-    async fn drop_all(mut self) {
-        self.pool.close().await;
-        sqlx::query(&format!(
-            "drop database if exists {} with (force)",
-            self.name
-        ))
-        .execute(&mut self.admin)
-        .await
-        .expect("drop the test database");
-    }
-}
-
-/// `url` with its database replaced by `database`.
-fn database_url(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let (server, _database) = base.rsplit_once('/').expect("a URL with a database path");
-    match query {
-        Some(query) => format!("{server}/{database}?{query}"),
-        None => format!("{server}/{database}"),
-    }
-}
-
-async fn create_topic(brokers: &str, prefix: &str, partitions: i32) -> String {
-    let name = unique_name(prefix);
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("a Kafka admin client");
-    let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
-    let outcome = admin
-        .create_topics(
-            &[NewTopic::new(&name, partitions, TopicReplication::Fixed(1))],
-            &options,
-        )
-        .await
-        .expect("the broker answers CreateTopics");
-    for result in outcome {
-        result.expect("the topic is created");
-    }
-    name
-}
 
 /// `length` events of one new wallet: a creation, then credits.
 fn wallet_history(wallet: &WalletId, length: usize) -> Vec<WalletEvent> {
@@ -334,12 +260,15 @@ async fn the_publisher_delivers_a_batch_before_its_checkpoint_moves() {
         return;
     };
     let database = TestDatabase::create(&url).await;
+    let pool = postgres_support::connect(&database.url, POOL_CONNECTIONS_MAX)
+        .await
+        .expect("connect and migrate the test database");
     let topic = create_topic(&brokers, "wallex_it_publish", TOPIC_PARTITIONS).await;
     let mut config = PublisherConfig::new(&brokers);
     config.topic = topic.clone();
     let metrics = PublisherMetrics::unregistered().expect("metrics");
     let publisher =
-        KafkaPublisher::new(config, database.pool.clone(), metrics.clone()).expect("a publisher");
+        KafkaPublisher::new(config, pool.clone(), metrics.clone()).expect("a publisher");
     publisher
         .probe()
         .await
@@ -395,7 +324,7 @@ async fn the_publisher_delivers_a_batch_before_its_checkpoint_moves() {
     unreachable.message_timeout_ms = 1_000;
     let stranded = KafkaPublisher::new(
         unreachable,
-        database.pool.clone(),
+        pool.clone(),
         PublisherMetrics::unregistered().expect("metrics"),
     )
     .expect("a publisher");
@@ -407,7 +336,8 @@ async fn the_publisher_delivers_a_batch_before_its_checkpoint_moves() {
         12,
         "the checkpoint stays where delivery stopped"
     );
-    database.drop_all().await;
+    pool.close().await;
+    database.drop_database().await;
 }
 
 #[tokio::test]

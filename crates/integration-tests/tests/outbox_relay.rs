@@ -3,22 +3,18 @@
 //! leader dies the standby takes over and nothing is lost.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use event_store::{AppendRequest, EventStore, PostgresEventStore, RecordedEvent, StreamAppend};
-use integration_tests::{require_env, unique_name, REQUEST_TIMEOUT};
+use integration_tests::{create_topic, require_env, unique_name, TestDatabase, REQUEST_TIMEOUT};
 use outbox_relay::{Application, Config, Leadership};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rust_decimal::Decimal;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -45,26 +41,18 @@ const THROUGHPUT_WALLETS: usize = 200;
 
 // --- helpers ---------------------------------------------------------------------------
 
-struct TestDatabase {
-    admin: PgConnection,
-    name: String,
+/// A fresh database with the project's migrations and an event store on it.
+struct RelayDatabase {
+    database: TestDatabase,
     url: String,
     pool: PgPool,
     store: Arc<PostgresEventStore>,
 }
 
-impl TestDatabase {
-    async fn create(url: &str) -> Self {
-        let options = PgConnectOptions::from_str(url).expect("DATABASE_URL is a PostgreSQL URL");
-        let mut admin = PgConnection::connect_with(&options)
-            .await
-            .expect("connect to the PostgreSQL of DATABASE_URL");
-        let name = unique_name("wallex_test");
-        sqlx::query(&format!("create database {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("create a database for this test (the user needs CREATEDB)");
-        let url = database_url(url, &name);
+impl RelayDatabase {
+    async fn create(server_url: &str) -> Self {
+        let database = TestDatabase::create(server_url).await;
+        let url = database.url.clone();
         let pool = postgres_support::connect(&url, POOL_CONNECTIONS_MAX)
             .await
             .expect("connect and migrate the test database");
@@ -74,23 +62,16 @@ impl TestDatabase {
                 .expect("open the event store"),
         );
         Self {
-            admin,
-            name,
+            database,
             url,
             pool,
             store,
         }
     }
 
-    async fn drop_all(mut self) {
+    async fn drop_all(self) {
         self.pool.close().await;
-        sqlx::query(&format!(
-            "drop database if exists {} with (force)",
-            self.name
-        ))
-        .execute(&mut self.admin)
-        .await
-        .expect("drop the test database");
+        self.database.drop_database().await;
     }
 
     /// Appends `histories` to the store, one event of each wallet in turn, so that the
@@ -129,42 +110,6 @@ impl TestDatabase {
     async fn head(&self) -> u64 {
         self.store.head_position().await.expect("head position")
     }
-}
-
-fn database_url(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let (server, _database) = base.rsplit_once('/').expect("a URL with a database path");
-    match query {
-        Some(query) => format!("{server}/{database}?{query}"),
-        None => format!("{server}/{database}"),
-    }
-}
-
-async fn create_topic(brokers: &str, prefix: &str) -> String {
-    let name = unique_name(prefix);
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("a Kafka admin client");
-    let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
-    let outcome = admin
-        .create_topics(
-            &[NewTopic::new(
-                &name,
-                TOPIC_PARTITIONS,
-                TopicReplication::Fixed(1),
-            )],
-            &options,
-        )
-        .await
-        .expect("the broker answers CreateTopics");
-    for result in outcome {
-        result.expect("the topic is created");
-    }
-    name
 }
 
 /// New wallets (named after `run`), `length` events each: `(wallet, its events)`.
@@ -332,7 +277,7 @@ fn first_arrivals(events: &[RecordedEvent]) -> BTreeMap<String, Vec<u64>> {
 }
 
 /// The backend that holds the relay's leader lock in this database, if any.
-async fn lock_holder(database: &TestDatabase) -> Option<i32> {
+async fn lock_holder(database: &RelayDatabase) -> Option<i32> {
     sqlx::query_scalar(
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
          AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
@@ -352,8 +297,8 @@ async fn the_relay_publishes_every_event_once_in_per_wallet_order() {
     else {
         return;
     };
-    let database = TestDatabase::create(&url).await;
-    let topic = create_topic(&brokers, "wallex_it_relay").await;
+    let database = RelayDatabase::create(&url).await;
+    let topic = create_topic(&brokers, "wallex_it_relay", TOPIC_PARTITIONS).await;
     let run = unique_name("run");
     let histories = histories(&run, 10, 20);
     database.append_interleaved(&histories, 0).await;
@@ -398,8 +343,8 @@ async fn one_leader_publishes_and_a_standby_takes_over_without_loss() {
     else {
         return;
     };
-    let database = TestDatabase::create(&url).await;
-    let topic = create_topic(&brokers, "wallex_it_failover").await;
+    let database = RelayDatabase::create(&url).await;
+    let topic = create_topic(&brokers, "wallex_it_failover", TOPIC_PARTITIONS).await;
     let run = unique_name("run");
     let wallets = 5;
     let mut all = histories(&run, wallets, 10);
@@ -503,8 +448,8 @@ async fn relay_throughput_is_measured() {
     else {
         return;
     };
-    let database = TestDatabase::create(&url).await;
-    let topic = create_topic(&brokers, "wallex_it_throughput").await;
+    let database = RelayDatabase::create(&url).await;
+    let topic = create_topic(&brokers, "wallex_it_throughput", TOPIC_PARTITIONS).await;
     let run = unique_name("run");
     for (wallet, events) in histories(&run, THROUGHPUT_WALLETS, THROUGHPUT_EVENTS_PER_WALLET) {
         database.append(&wallet, 0, events).await;

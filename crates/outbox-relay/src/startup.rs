@@ -10,7 +10,6 @@ use actix_web::{web, App, HttpServer};
 use event_bus::{KafkaPublisher, PublisherConfig};
 use event_relay::RelayLimits;
 use event_store::{EventStore, PostgresEventStore, StoreError};
-use event_store_kurrentdb::KurrentDbEventStore;
 use sqlx::postgres::{PgConnectOptions, PgPool};
 use tokio::sync::watch;
 
@@ -76,11 +75,7 @@ impl Application {
                     .kurrentdb_url
                     .as_deref()
                     .ok_or(StartupError::Missing("KURRENTDB_URL"))?;
-                Arc::new(
-                    KurrentDbEventStore::connect(url)
-                        .await
-                        .map_err(StoreError::from)?,
-                )
+                event_store_kurrentdb::open(url).await?
             }
         };
         Self::build_with_store(config, pool, store).await
