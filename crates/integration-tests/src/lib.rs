@@ -14,7 +14,7 @@ mod servers;
 use std::io::Write;
 use std::time::Duration;
 
-pub use servers::{create_named_topic, create_topic, TestDatabase};
+pub use servers::{create_named_topic, create_topic, in_migrated_database, TestDatabase};
 
 /// Set to `1` to make a missing server variable a test failure instead of a skip.
 pub const REQUIRE_INFRA_VARIABLE: &str = "WALLEX_REQUIRE_INFRA";

@@ -1,6 +1,7 @@
 //! Fresh, uniquely named resources on the shared test servers, so that tests
 //! running at once (and reruns) never see each other's data.
 
+use std::future::Future;
 use std::str::FromStr;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -9,7 +10,10 @@ use rdkafka::config::ClientConfig;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
-use crate::{unique_name, REQUEST_TIMEOUT};
+use crate::{require_env, unique_name, REQUEST_TIMEOUT};
+
+/// Connections of a scenario's pool: scenarios run one statement at a time.
+const SCENARIO_POOL_CONNECTIONS_MAX: u32 = 4;
 
 /// A database of its own on the server of `DATABASE_URL`, dropped by [`drop_database`](Self::drop_database).
 pub struct TestDatabase {
@@ -83,5 +87,28 @@ pub async fn create_named_topic(brokers: &str, name: &str, partitions: i32) {
         .expect("the broker answers CreateTopics");
     for result in outcome {
         result.expect("the topic is created");
+    }
+}
+
+/// Runs `scenario` on a pool of a fresh database with the project's
+/// migrations, then drops the database, also when the scenario panics.
+/// Skips (or fails, when servers are required) without `DATABASE_URL`.
+pub async fn in_migrated_database<Scenario, Outcome>(scenario: Scenario)
+where
+    Scenario: FnOnce(sqlx::PgPool) -> Outcome,
+    Outcome: Future<Output = ()> + Send + 'static,
+{
+    let Some(server_url) = require_env("DATABASE_URL") else {
+        return;
+    };
+    let database = TestDatabase::create(&server_url).await;
+    let pool = postgres_support::connect(&database.url, SCENARIO_POOL_CONNECTIONS_MAX)
+        .await
+        .expect("connect and migrate the test database");
+    let outcome = tokio::spawn(scenario(pool.clone())).await;
+    pool.close().await;
+    database.drop_database().await;
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure.into_panic());
     }
 }
