@@ -8,25 +8,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use event_bus::{
     replay_dlq, run_consumer, run_consumer_with_metrics, BatchHandler, ConsumerConfig,
     ConsumerMetrics, HandlerError, KafkaPublisher, PublisherConfig, PublisherMetrics,
 };
 use event_relay::EventSink;
 use event_store::RecordedEvent;
-use integration_tests::{create_topic, require_env, unique_name, TestDatabase, REQUEST_TIMEOUT};
+use integration_tests::{
+    continue_history, create_topic, require_env, unique_name, TestDatabase, REQUEST_TIMEOUT,
+};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rust_decimal::Decimal;
 use tokio::sync::watch;
 use uuid::Uuid;
-use wallet_domain::{
-    decide, evolve, Amount, Balance, Command, CommandKind, EventMetadata, OwnerId, WalletEvent,
-    WalletId, WalletState,
-};
+use wallet_domain::{WalletEvent, WalletId};
 
 /// Bound on any wait for messages to arrive or be handled.
 const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -39,39 +36,6 @@ const POOL_CONNECTIONS_MAX: u32 = 2;
 
 // --- helpers ---------------------------------------------------------------------------
 
-/// `length` events of one new wallet: a creation, then credits.
-fn wallet_history(wallet: &WalletId, length: usize) -> Vec<WalletEvent> {
-    let mut state = WalletState::default();
-    let mut history = Vec::with_capacity(length);
-    for index in 0..length {
-        let kind = if index == 0 {
-            CommandKind::Create {
-                owner_id: OwnerId::parse("owner").expect("owner id"),
-                initial_balance: Balance::opening("initialBalance", Decimal::from(10))
-                    .expect("opening balance"),
-            }
-        } else {
-            CommandKind::Credit {
-                amount: Amount::parse("amount", Decimal::new(100 + index as i64, 2))
-                    .expect("amount"),
-                description: None,
-            }
-        };
-        let command = Command {
-            wallet_id: wallet.clone(),
-            kind,
-            event_id: Uuid::now_v7(),
-            issued_at: Utc::now(),
-            metadata: EventMetadata::default(),
-        };
-        for event in decide(&state, &command).expect("the command is valid") {
-            state = evolve(state, &event);
-            history.push(event);
-        }
-    }
-    history
-}
-
 /// `wallets` wallets of `length` events each, interleaved as a log would hold them.
 fn interleaved_log(
     run: &str,
@@ -82,7 +46,7 @@ fn interleaved_log(
     let histories: Vec<Vec<WalletEvent>> = (0..wallets)
         .map(|index| {
             let wallet = WalletId::parse(&format!("w{index}-{run}")).expect("wallet id");
-            wallet_history(&wallet, length)
+            continue_history(&wallet, &[], length)
         })
         .collect();
     let mut log = Vec::with_capacity(wallets * length);

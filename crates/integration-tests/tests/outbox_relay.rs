@@ -6,22 +6,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use event_store::{AppendRequest, EventStore, PostgresEventStore, RecordedEvent, StreamAppend};
-use integration_tests::{create_topic, require_env, unique_name, TestDatabase, REQUEST_TIMEOUT};
+use integration_tests::{
+    continue_history, create_topic, require_env, unique_name, TestDatabase, REQUEST_TIMEOUT,
+};
 use outbox_relay::{Application, Config, Leadership};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rust_decimal::Decimal;
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
-use wallet_domain::{
-    decide, evolve, Amount, Balance, Command, CommandKind, EventMetadata, OwnerId, WalletEvent,
-    WalletId, WalletState,
-};
+use wallet_domain::{WalletEvent, WalletId};
 
 /// Bound on any wait (catching up, a takeover, reading the topic back).
 const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -121,39 +118,6 @@ fn histories(run: &str, wallets: usize, length: usize) -> Vec<(WalletId, Vec<Wal
             (wallet, events)
         })
         .collect()
-}
-
-/// `length` more events for `wallet` after `before` (a creation first if it is empty).
-fn continue_history(wallet: &WalletId, before: &[WalletEvent], length: usize) -> Vec<WalletEvent> {
-    let mut state = before.iter().fold(WalletState::default(), evolve);
-    let mut events = Vec::with_capacity(length);
-    for index in 0..length {
-        let kind = if before.is_empty() && index == 0 {
-            CommandKind::Create {
-                owner_id: OwnerId::parse("owner").expect("owner id"),
-                initial_balance: Balance::opening("initialBalance", Decimal::from(10))
-                    .expect("opening balance"),
-            }
-        } else {
-            CommandKind::Credit {
-                amount: Amount::parse("amount", Decimal::new(100 + index as i64, 2))
-                    .expect("amount"),
-                description: None,
-            }
-        };
-        let command = Command {
-            wallet_id: wallet.clone(),
-            kind,
-            event_id: Uuid::now_v7(),
-            issued_at: Utc::now(),
-            metadata: EventMetadata::default(),
-        };
-        for event in decide(&state, &command).expect("the command is valid") {
-            state = evolve(state, &event);
-            events.push(event);
-        }
-    }
-    events
 }
 
 struct Replica {
