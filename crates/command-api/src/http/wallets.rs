@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use read_model::{WalletListQuery, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use wallet_domain::{OwnerId, WalletId};
+use wallet_domain::{Amount, Description, OwnerId, WalletId};
 
 use super::body::{read_body, JsonObject};
 use super::context::request_context;
@@ -90,6 +90,29 @@ pub async fn create_wallet(
     run(&state, &request, &body, operation).await
 }
 
+/// A credit or a debit: the wallet in the path, the amount in the body.
+async fn amount_operation(
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    operation: fn(WalletId, Amount, Option<Description>) -> WalletOperation,
+) -> Result<HttpResponse, ApiError> {
+    let wallet_id = path_wallet(&path)?;
+    let body = json_body(&request, payload, AmountRequest::FIELDS).await?;
+    let AmountRequest {
+        amount,
+        description,
+    } = AmountRequest::parse(&body)?;
+    run(
+        &state,
+        &request,
+        &body,
+        operation(wallet_id, amount, description),
+    )
+    .await
+}
+
 /// Add funds to a wallet.
 #[utoipa::path(
     post, path = "/wallets/{walletId}/credit", tag = "wallets",
@@ -107,18 +130,18 @@ pub async fn credit_wallet(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let wallet_id = path_wallet(&path)?;
-    let body = json_body(&request, payload, AmountRequest::FIELDS).await?;
-    let AmountRequest {
-        amount,
-        description,
-    } = AmountRequest::parse(&body)?;
-    let operation = WalletOperation::Credit {
-        wallet_id,
-        amount,
-        description,
-    };
-    run(&state, &request, &body, operation).await
+    amount_operation(
+        request,
+        path,
+        payload,
+        state,
+        |wallet_id, amount, description| WalletOperation::Credit {
+            wallet_id,
+            amount,
+            description,
+        },
+    )
+    .await
 }
 
 /// Withdraw funds from a wallet.
@@ -138,18 +161,18 @@ pub async fn debit_wallet(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let wallet_id = path_wallet(&path)?;
-    let body = json_body(&request, payload, AmountRequest::FIELDS).await?;
-    let AmountRequest {
-        amount,
-        description,
-    } = AmountRequest::parse(&body)?;
-    let operation = WalletOperation::Debit {
-        wallet_id,
-        amount,
-        description,
-    };
-    run(&state, &request, &body, operation).await
+    amount_operation(
+        request,
+        path,
+        payload,
+        state,
+        |wallet_id, amount, description| WalletOperation::Debit {
+            wallet_id,
+            amount,
+            description,
+        },
+    )
+    .await
 }
 
 /// Move funds from one wallet to another, all or nothing.
