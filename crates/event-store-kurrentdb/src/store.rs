@@ -412,6 +412,11 @@ impl EventStore for KurrentDbEventStore {
         Ok(None)
     }
 
+    /// One stream per append: a transfer goes through the transfer process.
+    fn appends_streams_atomically(&self) -> bool {
+        false
+    }
+
     /// Advanced after each append of this process; other processes' appends
     /// are found by polling `read_all`.
     fn appended(&self) -> watch::Receiver<u64> {

@@ -105,7 +105,8 @@ pub struct TransactionResponse {
     #[schema(example = "user-456")]
     pub owner_id: String,
     /// `WalletCreated` (the opening balance), `WalletCredited`, `WalletDebited`,
-    /// `TransferSent` or `TransferReceived`.
+    /// `TransferSent`, `TransferReceived` or `TransferReversed` (a transfer's
+    /// paying half given back because the payee could not be credited).
     #[serde(rename = "type")]
     #[schema(example = "WalletCredited")]
     pub transaction_type: String,
