@@ -6,6 +6,10 @@
 //!   tables in PostgreSQL, fed by the separate `outbox-relay`,
 //!   `ledger-consumer` and `projection-consumer` processes through Kafka.
 //!
+//! Transfers run as the transfer process when the store cannot append to two
+//! streams at once (KurrentDB), or when `TRANSFERS=process` asks for it on the
+//! embedded store; its journal lives on the same storage as the events.
+//!
 //! Either way the lock is Redis when `REDIS_URL` is set, in-process otherwise.
 //! Transaction history and search: embedded, a SQLite index fed by its own
 //! in-process relay; distributed, Elasticsearch when `ELASTICSEARCH_URL` is
@@ -20,9 +24,10 @@ use read_model::{EmbeddedReadModel, PostgresReadModel, ReadModel};
 use search_index::{ElasticsearchIndex, EmbeddedSearchIndex, SearchIndex};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use transfer_process::{EmbeddedTransferJournal, TransferJournal};
 use wallet_lock::{InProcessWalletLock, RedisLockConfig, RedisWalletLock, WalletLock};
 
-use crate::config::{Config, EventStoreKind};
+use crate::config::{Config, EventStoreKind, TransferMode};
 use crate::publisher_status::{InProcessRelayStatus, KafkaRelayStatus, PublisherStatus};
 use crate::startup::StartupError;
 
@@ -37,6 +42,8 @@ pub struct Progress {
 
 pub struct Adapters {
     pub store: Arc<dyn EventStore>,
+    /// `Some` when transfers run as the transfer process.
+    pub transfer_journal: Option<Arc<dyn TransferJournal>>,
     pub lock: Arc<dyn WalletLock>,
     pub read_model: Arc<dyn ReadModel>,
     pub ledger: Arc<dyn Ledger>,
@@ -75,6 +82,12 @@ fn embedded(
         source,
     })?;
     let store: Arc<dyn EventStore> = Arc::new(EmbeddedEventStore::open(&config.data_dir)?);
+    let transfer_journal: Option<Arc<dyn TransferJournal>> = match config.transfers {
+        Some(TransferMode::Process) => {
+            Some(Arc::new(EmbeddedTransferJournal::open(&config.data_dir)?))
+        }
+        Some(TransferMode::Atomic) | None => None,
+    };
     let read_model = Arc::new(EmbeddedReadModel::open(&config.data_dir)?);
     let ledger = Arc::new(EmbeddedLedger::open(&config.data_dir)?);
     let search_index = Arc::new(EmbeddedSearchIndex::open(&config.data_dir)?);
@@ -110,6 +123,7 @@ fn embedded(
             progress.clone(),
         )),
         store,
+        transfer_journal,
         lock,
         read_model,
         ledger,
@@ -127,15 +141,29 @@ async fn distributed(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapt
         .as_deref()
         .ok_or(StartupError::Missing("DATABASE_URL"))?;
     let pool = postgres_support::connect(url, config.database_connections_max).await?;
-    let store: Arc<dyn EventStore> = match config.event_store_kind() {
+    let (store, transfer_journal): (Arc<dyn EventStore>, _) = match config.event_store_kind() {
         EventStoreKind::Kurrentdb => {
+            if config.transfers == Some(TransferMode::Atomic) {
+                return Err(StartupError::TransferMode(
+                    "KurrentDB cannot append to two wallets at once: TRANSFERS must be process",
+                ));
+            }
             let url = config
                 .kurrentdb_url
                 .as_deref()
                 .ok_or(StartupError::Missing("KURRENTDB_URL"))?;
-            event_store_kurrentdb::open(url).await?
+            let (store, journal) = event_store_kurrentdb::open_with_journal(url).await?;
+            (store, Some(journal))
         }
-        _ => Arc::new(PostgresEventStore::connect(pool.clone()).await?),
+        _ => {
+            if config.transfers == Some(TransferMode::Process) {
+                return Err(StartupError::TransferMode(
+                    "the transfer process has no PostgreSQL journal: TRANSFERS must be atomic",
+                ));
+            }
+            let store = Arc::new(PostgresEventStore::connect(pool.clone()).await?);
+            (store as Arc<dyn EventStore>, None)
+        }
     };
     let publisher = KafkaRelayStatus::new(
         Arc::clone(&store),
@@ -145,6 +173,7 @@ async fn distributed(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapt
     )?;
     Ok(Adapters {
         store,
+        transfer_journal,
         lock,
         read_model: Arc::new(PostgresReadModel::new(pool.clone())),
         ledger: Arc::new(PostgresLedger::new(pool)),

@@ -12,10 +12,11 @@ use read_model::{ReadModel, ReadModelError};
 use search_index::{SearchIndex, SearchIndexError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use transfer_process::{JournalError, ProcessError};
 
 use crate::adapters::{self, Progress};
 use crate::config::Config;
-use crate::http;
+use crate::http::{self, TRANSFER_REPLY};
 use crate::metrics::Metrics;
 use crate::publisher_status::PublisherStatus;
 use crate::wallets::WalletService;
@@ -56,6 +57,12 @@ pub enum StartupError {
     SearchIndex(#[from] SearchIndexError),
     #[error(transparent)]
     Lock(#[from] wallet_lock::LockError),
+    #[error("TRANSFERS: {0}")]
+    TransferMode(&'static str),
+    #[error(transparent)]
+    TransferJournal(#[from] JournalError),
+    #[error("unfinished transfers could not be finished: {0}")]
+    Transfers(#[from] ProcessError),
     #[error(transparent)]
     Bus(#[from] event_bus::BusError),
     #[error("metrics: {0}")]
@@ -77,8 +84,17 @@ impl Application {
         let (shutdown, stopping) = watch::channel(false);
         let adapters = adapters::build(&config, stopping).await?;
         let mode = adapters.store.kind();
+        let mut wallets = WalletService::new(adapters.store, adapters.lock, metrics.clone());
+        if let Some(journal) = adapters.transfer_journal {
+            wallets = wallets.with_transfer_process(journal, TRANSFER_REPLY);
+        }
+        // A crash may have left transfers half done: none is seen before it ends.
+        let resumed = wallets.resume_unfinished_transfers().await?;
+        if resumed > 0 {
+            tracing::info!(resumed, "unfinished transfers finished before serving");
+        }
         let state = web::Data::new(AppState {
-            wallets: WalletService::new(adapters.store, adapters.lock, metrics.clone()),
+            wallets,
             read_model: adapters.read_model,
             ledger: adapters.ledger,
             search_index: adapters.search_index,

@@ -55,19 +55,32 @@
 
 mod error;
 pub mod idempotency;
+pub mod journal;
 pub mod mapping;
 pub mod store;
 
 pub use error::KurrentDbError;
+pub use journal::KurrentDbTransferJournal;
 pub use mapping::StreamNames;
 pub use store::KurrentDbEventStore;
 
 use std::sync::Arc;
 
 use event_store::{EventStore, StoreError};
+use transfer_process::TransferJournal;
 
 /// The store at `url` behind the port, for binaries that pick their store by
 /// configuration; a server that cannot be reached fails here, at start-up.
 pub async fn open(url: &str) -> Result<Arc<dyn EventStore>, StoreError> {
     Ok(Arc::new(KurrentDbEventStore::connect(url).await?))
+}
+
+/// [`open`], with the transfer journal on the same server (command-api's
+/// transfers run as a process on KurrentDB).
+pub async fn open_with_journal(
+    url: &str,
+) -> Result<(Arc<dyn EventStore>, Arc<dyn TransferJournal>), StoreError> {
+    let store = KurrentDbEventStore::connect(url).await?;
+    let journal = store.transfer_journal();
+    Ok((Arc::new(store), Arc::new(journal)))
 }

@@ -70,7 +70,7 @@ use crate::mapping::{
     append_position, event_data, is_system_event, read_all_start, read_stream_start,
     recorded_event, strictly_after, StoredRecord,
 };
-use crate::{KurrentDbError, StreamNames};
+use crate::{KurrentDbError, KurrentDbTransferJournal, StreamNames};
 
 /// Bound on one call to KurrentDB (an append, or one whole read).
 pub const OPERATION_DEADLINE_MS: u64 = 10_000;
@@ -109,12 +109,13 @@ impl KurrentDbEventStore {
         Ok(store)
     }
 
-    fn deadline() -> Duration {
-        Duration::from_millis(OPERATION_DEADLINE_MS)
-    }
-
     fn wallet_filter(&self) -> SubscriptionFilter {
         SubscriptionFilter::on_stream_name().add_prefix(self.names.wallet_prefix())
+    }
+
+    /// The transfer journal on this store's server, with its stream names.
+    pub fn transfer_journal(&self) -> KurrentDbTransferJournal {
+        KurrentDbTransferJournal::new(self.client.clone(), self.names.clone())
     }
 
     async fn read_head(&self) -> Result<u64, KurrentDbError> {
@@ -123,41 +124,10 @@ impl KurrentDbEventStore {
             .filter(self.wallet_filter())
             .max_count(1)
             .requires_leader(true)
-            .deadline(Self::deadline());
+            .deadline(deadline());
         let mut read = self.client.read_all(&options).await?;
         let events = collect(&mut read, 1).await?;
         Ok(events.last().map_or(0, |event| event.position))
-    }
-
-    /// Events of `stream` from `start`, at most `limit`, decoded by `decode`;
-    /// a stream that does not exist has none.
-    async fn read_records<T>(
-        &self,
-        stream: &str,
-        start: StreamPosition<u64>,
-        limit: usize,
-        mut decode: impl FnMut(&kurrentdb::RecordedEvent) -> Result<T, KurrentDbError>,
-    ) -> Result<Vec<T>, KurrentDbError> {
-        let options = ReadStreamOptions::default()
-            .position(start)
-            .forwards()
-            .max_count(limit)
-            .requires_leader(true)
-            .deadline(Self::deadline());
-        let mut read = self.client.read_stream(stream, &options).await?;
-        let mut decoded = Vec::new();
-        loop {
-            match read.next().await {
-                Ok(Some(resolved)) => {
-                    let record = resolved.get_original_event();
-                    if !is_system_event(&record.event_type) {
-                        decoded.push(decode(record)?);
-                    }
-                }
-                Ok(None) | Err(kurrentdb::Error::ResourceNotFound) => return Ok(decoded),
-                Err(error) => return Err(error.into()),
-            }
-        }
     }
 
     async fn append_one(
@@ -187,7 +157,7 @@ impl KurrentDbEventStore {
         }
         let options = AppendToStreamOptions::default()
             .stream_state(expected_state(stream.expected_version))
-            .deadline(Self::deadline());
+            .deadline(deadline());
         let name = self.names.wallet_stream(&stream.wallet_id);
         let written = self
             .client
@@ -208,14 +178,14 @@ impl KurrentDbEventStore {
     /// The key's pointers in order, with the pointer stream's last revision.
     async fn reservations(&self, key: &str) -> Result<(Vec<Slot>, Option<u64>), KurrentDbError> {
         let stream = self.names.idempotency_stream(key);
-        let records = self
-            .read_records(
-                &stream,
-                StreamPosition::Start,
-                RESERVATIONS_MAX + 1,
-                |record| Ok((record.revision, slot_of(key, &record.data)?)),
-            )
-            .await?;
+        let records = read_records(
+            &self.client,
+            &stream,
+            StreamPosition::Start,
+            RESERVATIONS_MAX + 1,
+            |record| Ok((record.revision, slot_of(key, &record.data)?)),
+        )
+        .await?;
         if records.len() > RESERVATIONS_MAX {
             return Err(KurrentDbError::TooManyReservations {
                 key: key.to_owned(),
@@ -233,19 +203,19 @@ impl KurrentDbEventStore {
         let Some(revision) = slot.version.checked_sub(1) else {
             return Ok(SlotState::Empty);
         };
-        let found = self
-            .read_records(
-                &slot.stream,
-                StreamPosition::Position(revision),
-                1,
-                |record| {
-                    if record.revision != revision {
-                        return Ok(None);
-                    }
-                    Ok(Some(response_in(key, &record.custom_metadata)?))
-                },
-            )
-            .await?;
+        let found = read_records(
+            &self.client,
+            &slot.stream,
+            StreamPosition::Position(revision),
+            1,
+            |record| {
+                if record.revision != revision {
+                    return Ok(None);
+                }
+                Ok(Some(response_in(key, &record.custom_metadata)?))
+            },
+        )
+        .await?;
         Ok(match found.into_iter().flatten().next() {
             Some(response) => SlotState::Filled(response),
             None => SlotState::Empty,
@@ -284,7 +254,7 @@ impl KurrentDbEventStore {
                 .id(uuid::Uuid::new_v4());
             let options = AppendToStreamOptions::default()
                 .stream_state(expected)
-                .deadline(Self::deadline());
+                .deadline(deadline());
             match self
                 .client
                 .append_to_stream(self.names.idempotency_stream(key), &options, pointer)
@@ -301,6 +271,42 @@ impl KurrentDbEventStore {
             attempts: RESERVE_ATTEMPTS_MAX,
         }
         .into())
+    }
+}
+
+/// Bound of one call, given to every request.
+pub(crate) fn deadline() -> Duration {
+    Duration::from_millis(OPERATION_DEADLINE_MS)
+}
+
+/// Events of `stream` from `start`, at most `limit`, decoded by `decode`;
+/// a stream that does not exist has none.
+pub(crate) async fn read_records<T>(
+    client: &Client,
+    stream: &str,
+    start: StreamPosition<u64>,
+    limit: usize,
+    mut decode: impl FnMut(&kurrentdb::RecordedEvent) -> Result<T, KurrentDbError>,
+) -> Result<Vec<T>, KurrentDbError> {
+    let options = ReadStreamOptions::default()
+        .position(start)
+        .forwards()
+        .max_count(limit)
+        .requires_leader(true)
+        .deadline(deadline());
+    let mut read = client.read_stream(stream, &options).await?;
+    let mut decoded = Vec::new();
+    loop {
+        match read.next().await {
+            Ok(Some(resolved)) => {
+                let record = resolved.get_original_event();
+                if !is_system_event(&record.event_type) {
+                    decoded.push(decode(record)?);
+                }
+            }
+            Ok(None) | Err(kurrentdb::Error::ResourceNotFound) => return Ok(decoded),
+            Err(error) => return Err(error.into()),
+        }
     }
 }
 
@@ -358,14 +364,14 @@ impl EventStore for KurrentDbEventStore {
         after_version: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let stream = self.names.wallet_stream(wallet_id);
-        let events = self
-            .read_records(
-                &stream,
-                read_stream_start(after_version),
-                usize::MAX,
-                |record| recorded_event(StoredRecord::from(record)),
-            )
-            .await?;
+        let events = read_records(
+            &self.client,
+            &stream,
+            read_stream_start(after_version),
+            usize::MAX,
+            |record| recorded_event(StoredRecord::from(record)),
+        )
+        .await?;
         Ok(events)
     }
 
@@ -385,7 +391,7 @@ impl EventStore for KurrentDbEventStore {
             .filter(self.wallet_filter())
             .max_count(limit + 1)
             .requires_leader(true)
-            .deadline(Self::deadline());
+            .deadline(deadline());
         let mut read = self
             .client
             .read_all(&options)

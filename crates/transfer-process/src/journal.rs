@@ -68,6 +68,17 @@ impl JournalRecord {
         }
     }
 
+    /// The record's kind, as a store that types its events names it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            JournalRecord::Initiated(_) => "TransferInitiated",
+            JournalRecord::Debited => "TransferDebited",
+            JournalRecord::Credited => "TransferCredited",
+            JournalRecord::Compensated { .. } => "TransferCompensated",
+            JournalRecord::Finished(_) => "TransferFinished",
+        }
+    }
+
     pub fn to_json(&self) -> Result<String, JournalError> {
         serde_json::to_string(self).map_err(|error| JournalError::Corrupt(error.to_string()))
     }
