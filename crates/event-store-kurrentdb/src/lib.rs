@@ -38,9 +38,12 @@
 //! atomic multi-stream append (`MultiStreamAppend`, the v2 streams protocol),
 //! but the Rust client 1.2.0 does not expose it (its `batch_append` is the
 //! older, per-stream batch protocol, not atomic across streams). So an append
-//! that touches two wallet streams (a transfer) is refused whole with
-//! [`KurrentDbError::MultiStreamAppendUnsupported`], never half written: see
-//! [`store`] for the plan that makes transfers work crash-safely.
+//! that touches two wallet streams is refused whole with
+//! [`KurrentDbError::MultiStreamAppendUnsupported`], never half written, and
+//! the store says so ([`EventStore::appends_streams_atomically`] is false):
+//! command-api then runs transfers as the crash-safe transfer process, its
+//! journal on this server ([`KurrentDbTransferJournal`], see [`journal`] and
+//! [`store`]).
 //!
 //! Idempotent responses do **not** need a second atomic stream: the response
 //! rides in the metadata of the first event of the wallet append, so it is

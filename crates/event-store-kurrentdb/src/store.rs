@@ -1,38 +1,32 @@
 //! [`KurrentDbEventStore`]: the port's operations as KurrentDB calls.
 //!
-//! # Transfers: the crash-safe plan, and what is implemented
-//! A transfer appends to two wallet streams, all or nothing. This adapter
-//! refuses any append to more than one stream with
-//! [`KurrentDbError::MultiStreamAppendUnsupported`] (the port sees
-//! `StoreError::Unavailable`, the API answers 503) and writes nothing.
-//! Writing the two streams one after the other is not an option: a crash
-//! between them loses one half of the money movement.
+//! # Transfers: one stream per append, so a process
+//! A transfer moves money between two wallet streams, all or nothing. This
+//! adapter appends one stream at a time ([`EventStore::appends_streams_atomically`]
+//! is false) and still refuses an append to more than one stream with
+//! [`KurrentDbError::MultiStreamAppendUnsupported`], writing nothing: writing
+//! the two streams one after the other here would lose a half to a crash
+//! between them.
 //!
-//! 1. **Preferred, when the client has it:** KurrentDB 25.1+ appends to several
-//!    streams atomically (`MultiStreamAppend` of the v2 streams protocol), each
-//!    with its expected revision. The Rust client 1.2.0 does not expose it (it
-//!    is an open proposal upstream). When a 1.x release does, `append` sends
-//!    every `StreamAppend` in one such request, maps a per-stream revision
-//!    failure to `VersionConflict` of that wallet, and the refusal goes away.
-//!    It needs a 25.1 server; the client reports an older one as
-//!    `UnsupportedFeature`, which must stay a refusal, never a fallback to
-//!    stream-by-stream writes.
-//! 2. **Without it:** make the transfer one single-stream append and derive
-//!    the wallet events from it. The command appends one `TransferRequested`
-//!    event (both halves, their expected versions, the idempotent response)
-//!    to `transfer-<id>`, atomically. A transfer processor (a catch-up
-//!    subscription to `transfer-` streams, its checkpoint in PostgreSQL)
-//!    then appends `TransferSent` and `TransferReceived` to the two wallet
-//!    streams with event ids derived from the transfer id (UUID v5), so a
-//!    replay after a crash is recognised by KurrentDB's idempotent-write
-//!    check and by the expected versions, and finally records completion in
-//!    the transfer stream. The debit is decided when the request is stored,
-//!    so a wallet's balance must count pending outgoing transfers when the
-//!    next command is decided. This moves the all-or-nothing guarantee from
-//!    "one write" to "a durable intent that is always completed", and changes
-//!    what command-api, the ledger check (a half is pending, not missing) and
-//!    the read-your-writes promise mean; it is a design change, not an adapter
-//!    detail, so it is not implemented here.
+//! 1. **Not used: the atomic multi-stream append.** KurrentDB 25.1+ appends
+//!    to several streams atomically (`MultiStreamAppend` of the v2 streams
+//!    protocol), each with its expected revision. The Rust client 1.2 does not
+//!    expose it. When a 1.x release does, `append` can send every
+//!    `StreamAppend` in one such request (a per-stream revision failure
+//!    becoming `VersionConflict` of that wallet), answer true to
+//!    `appends_streams_atomically`, and need a 25.1 server; an older server
+//!    (the client's `UnsupportedFeature`) must then stay a refusal, never a
+//!    fallback to stream-by-stream writes.
+//! 2. **Built: the transfer process** (crate `transfer-process`). command-api
+//!    sees `appends_streams_atomically() == false` and runs each transfer as
+//!    single-stream appends: the intent in the journal stream `transfer-<id>`
+//!    ([`crate::KurrentDbTransferJournal`]), `TransferSent` on the payer,
+//!    `TransferReceived` on the payee (or `TransferReversed` on the payer when
+//!    the payee refuses), the end with its reply in the journal. Wallet events
+//!    carry ids derived from the transfer id and are appended after the
+//!    wallet's stream was searched for them, at the revision read, so a step
+//!    replayed after a crash is never applied twice; start-up finishes every
+//!    transfer left open. The request is answered when the transfer has ended.
 //!
 //! # Why the relay reads with `read_all`, not a catch-up subscription
 //! A catch-up subscription to `$all` (filtered on the wallet prefix) would push

@@ -35,6 +35,8 @@ mod embedded;
 mod journal;
 mod process;
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 #[cfg(test)]
 mod tests;
 

@@ -2,45 +2,20 @@
 //! temporary folder), crashed on purpose after each step and restarted on the
 //! same files, as a kill -9 and a restart would.
 
-use std::str::FromStr;
 use std::sync::Arc;
 
-use chrono::{TimeZone, Utc};
-use event_store::{AppendRequest, EmbeddedEventStore, EventStore, StreamAppend};
+use event_store::{EmbeddedEventStore, EventStore};
 use rust_decimal::Decimal;
-use uuid::Uuid;
-use wallet_domain::{
-    decide, replay, Amount, Balance, Command, CommandKind, DomainError, EventKind, EventMetadata,
-    OwnerId, Wallet, WalletId,
-};
+use wallet_domain::{Amount, CommandKind, DomainError, EventKind};
 
+use crate::conformance::{
+    self, balance, create, credit, execute, halves, money, request, wallet_id, NEAR_THE_MAXIMUM,
+    REPLY,
+};
 use crate::{
     transfer_id_for_key, EmbeddedTransferJournal, Ending, ProcessError, Step, TransferAnswer,
-    TransferIntent, TransferJournal, TransferProcess, TransferReply, TransferRequest,
+    TransferJournal, TransferProcess,
 };
-
-/// The largest balance a wallet may hold: a payee this close to it cannot be credited.
-const NEAR_THE_MAXIMUM: Decimal = Decimal::MAX;
-
-fn render(from: &Wallet, to: &Wallet) -> Result<String, serde_json::Error> {
-    serde_json::to_string(&serde_json::json!({
-        "from": [from.id.as_str(), from.balance.to_string(), from.version],
-        "to": [to.id.as_str(), to.balance.to_string(), to.version],
-    }))
-}
-
-const REPLY: TransferReply = TransferReply {
-    status: 201,
-    render,
-};
-
-fn wallet_id(raw: &str) -> WalletId {
-    WalletId::parse(raw).expect("test wallet id")
-}
-
-fn money(text: &str) -> Decimal {
-    Decimal::from_str(text).expect("test decimal")
-}
 
 struct Bench {
     dir: tempfile::TempDir,
@@ -76,99 +51,10 @@ impl Bench {
 }
 
 impl Run {
-    async fn execute(&self, wallet: &str, kind: CommandKind) {
-        let wallet_id = wallet_id(wallet);
-        let state = self.state(&wallet_id).await;
-        let command = Command {
-            wallet_id: wallet_id.clone(),
-            kind,
-            event_id: Uuid::now_v7(),
-            issued_at: Utc::now(),
-            metadata: EventMetadata::default(),
-        };
-        let events = decide(&state, &command).expect("test command is allowed");
-        self.store
-            .append(AppendRequest {
-                streams: vec![StreamAppend {
-                    wallet_id,
-                    expected_version: state.version(),
-                    events,
-                }],
-                idempotent_response: None,
-            })
-            .await
-            .expect("append");
-    }
-
-    async fn create(&self, wallet: &str, opening: Decimal) {
-        let initial_balance = Balance::try_from(opening).expect("test balance");
-        let owner_id = OwnerId::parse("owner").expect("owner");
-        let kind = CommandKind::Create {
-            owner_id,
-            initial_balance,
-        };
-        self.execute(wallet, kind).await;
-    }
-
-    async fn credit(&self, wallet: &str, amount: &str) {
-        let amount = Amount::parse("amount", money(amount)).expect("test amount");
-        let kind = CommandKind::Credit {
-            amount,
-            description: None,
-        };
-        self.execute(wallet, kind).await;
-    }
-
-    async fn state(&self, wallet_id: &WalletId) -> wallet_domain::WalletState {
-        let stream = self.store.read_stream(wallet_id, 0).await.expect("read");
-        replay(stream.iter().map(|recorded| &recorded.event))
-    }
-
-    async fn balance(&self, wallet: &str) -> Decimal {
-        let state = self.state(&wallet_id(wallet)).await;
-        state.wallet().expect("wallet exists").balance.value()
-    }
-
-    /// How often each event type of `transfer_id` is on the wallet's stream.
-    async fn halves(&self, wallet: &str, transfer_id: Uuid) -> Vec<&'static str> {
-        let stream = self
-            .store
-            .read_stream(&wallet_id(wallet), 0)
-            .await
-            .expect("read");
-        stream
-            .iter()
-            .filter(|recorded| recorded.event.kind.transfer_id() == Some(transfer_id))
-            .map(|recorded| recorded.event.type_name())
-            .collect()
-    }
-
     async fn transfer(&self, key: &str, amount: &str) -> Result<TransferAnswer, ProcessError> {
         self.process
             .run(request(key, "payer", "payee", amount))
             .await
-    }
-}
-
-fn request(key: &str, from: &str, to: &str, amount: &str) -> TransferRequest {
-    TransferRequest {
-        transfer_id: transfer_id_for_key(key),
-        intent: TransferIntent {
-            from_wallet_id: wallet_id(from),
-            to_wallet_id: wallet_id(to),
-            amount: Amount::parse("amount", money(amount)).expect("test amount"),
-            description: None,
-            metadata: EventMetadata {
-                idempotency_key: Some(key.to_owned()),
-                correlation_id: Some("correlation".into()),
-                causation_id: None,
-            },
-            request_fingerprint: Some(format!("{from}->{to}:{amount}")),
-            initiated_at: Utc
-                .with_ymd_and_hms(2026, 11, 25, 12, 0, 0)
-                .single()
-                .expect("time"),
-        },
     }
 }
 
@@ -219,8 +105,8 @@ async fn a_crash_after_any_step_of_a_transfer_is_finished_at_start_up_exactly_on
     // The reply a run that never crashed gives.
     let clean = Bench::new();
     let run = clean.start(None);
-    run.create("payer", money("100.00")).await;
-    run.create("payee", money("5.00")).await;
+    create(&*run.store, "payer", money("100.00")).await;
+    create(&*run.store, "payee", money("5.00")).await;
     let uncrashed = run.transfer("key-1", "30.00").await.expect("transfer");
     assert!(!uncrashed.replayed);
     assert!(
@@ -231,24 +117,30 @@ async fn a_crash_after_any_step_of_a_transfer_is_finished_at_start_up_exactly_on
     for crash_after in COMPLETED_PATH {
         let bench = Bench::new();
         let setup = bench.start(None);
-        setup.create("payer", money("100.00")).await;
-        setup.create("payee", money("5.00")).await;
+        create(&*setup.store, "payer", money("100.00")).await;
+        create(&*setup.store, "payee", money("5.00")).await;
         drop(setup);
 
         let run = crashed_and_resumed(&bench, "key-1", "30.00", crash_after).await;
         assert_eq!(
-            run.balance("payer").await,
+            balance(&*run.store, "payer").await,
             money("70.00"),
             "{crash_after:?}"
         );
         assert_eq!(
-            run.balance("payee").await,
+            balance(&*run.store, "payee").await,
             money("35.00"),
             "{crash_after:?}"
         );
         let transfer_id = transfer_id_for_key("key-1");
-        assert_eq!(run.halves("payer", transfer_id).await, ["TransferSent"]);
-        assert_eq!(run.halves("payee", transfer_id).await, ["TransferReceived"]);
+        assert_eq!(
+            halves(&*run.store, "payer", transfer_id).await,
+            ["TransferSent"]
+        );
+        assert_eq!(
+            halves(&*run.store, "payee", transfer_id).await,
+            ["TransferReceived"]
+        );
 
         // The retry of the request gets the reply the uncrashed run gave, twice.
         for _ in 0..2 {
@@ -256,7 +148,7 @@ async fn a_crash_after_any_step_of_a_transfer_is_finished_at_start_up_exactly_on
             assert_eq!(retried.ending, uncrashed.ending, "{crash_after:?}");
             assert!(retried.replayed);
         }
-        assert_eq!(run.balance("payer").await, money("70.00"));
+        assert_eq!(balance(&*run.store, "payer").await, money("70.00"));
     }
 }
 
@@ -264,28 +156,24 @@ async fn a_crash_after_any_step_of_a_transfer_is_finished_at_start_up_exactly_on
 async fn a_crash_before_the_debit_may_end_refused_when_the_money_was_spent_meanwhile() {
     let bench = Bench::new();
     let setup = bench.start(None);
-    setup.create("payer", money("100.00")).await;
-    setup.create("payee", money("0")).await;
+    create(&*setup.store, "payer", money("100.00")).await;
+    create(&*setup.store, "payee", money("0")).await;
     let crashing = bench.start(Some(Step::Intent));
     drop(setup);
     assert!(crashing.transfer("key-1", "80.00").await.is_err());
     // Before the restart the payer spends the money elsewhere.
     let amount = Amount::parse("amount", money("50.00")).expect("amount");
-    crashing
-        .execute(
-            "payer",
-            CommandKind::Debit {
-                amount,
-                description: None,
-            },
-        )
-        .await;
+    let debit = CommandKind::Debit {
+        amount,
+        description: None,
+    };
+    execute(&*crashing.store, "payer", debit).await;
     drop(crashing);
 
     let run = bench.start(None);
     assert_eq!(run.process.resume_unfinished().await.expect("resume"), 1);
-    assert_eq!(run.balance("payer").await, money("50.00"));
-    assert_eq!(run.balance("payee").await, money("0.00"));
+    assert_eq!(balance(&*run.store, "payer").await, money("50.00"));
+    assert_eq!(balance(&*run.store, "payee").await, money("0.00"));
     for _ in 0..2 {
         let retried = run.transfer("key-1", "80.00").await.expect("retry");
         assert!(
@@ -313,16 +201,16 @@ async fn a_credit_the_payee_cannot_take_is_compensated_and_survives_a_crash_afte
     for crash_after in COMPENSATION_PATH.into_iter().chain([Step::Finish]) {
         let bench = Bench::new();
         let setup = bench.start(None);
-        setup.create("payer", money("100.00")).await;
+        create(&*setup.store, "payer", money("100.00")).await;
         // Room for the transfer when it is asked...
-        setup.create("payee", NEAR_THE_MAXIMUM - money("50")).await;
+        create(&*setup.store, "payee", NEAR_THE_MAXIMUM - money("50")).await;
         drop(setup);
 
         // ...but it crashes after recording its intent, and another credit
         // takes the room before the restart.
         let first = bench.start(Some(Step::Intent));
         assert!(first.transfer("key-1", "30.00").await.is_err());
-        first.credit("payee", "30.00").await;
+        credit(&*first.store, "payee", "30.00").await;
         drop(first);
 
         let run = if crash_after == Step::Intent {
@@ -343,22 +231,22 @@ async fn a_credit_the_payee_cannot_take_is_compensated_and_survives_a_crash_afte
         };
 
         assert_eq!(
-            run.balance("payer").await,
+            balance(&*run.store, "payer").await,
             money("100.00"),
             "{crash_after:?}"
         );
         assert_eq!(
-            run.balance("payee").await,
+            balance(&*run.store, "payee").await,
             NEAR_THE_MAXIMUM - money("20"),
             "{crash_after:?}"
         );
         let transfer_id = transfer_id_for_key("key-1");
         assert_eq!(
-            run.halves("payer", transfer_id).await,
+            halves(&*run.store, "payer", transfer_id).await,
             ["TransferSent", "TransferReversed"],
             "{crash_after:?}"
         );
-        assert!(run.halves("payee", transfer_id).await.is_empty());
+        assert!(halves(&*run.store, "payee", transfer_id).await.is_empty());
         let retried = run.transfer("key-1", "30.00").await.expect("retry");
         assert_eq!(
             retried.ending,
@@ -373,8 +261,8 @@ async fn a_credit_the_payee_cannot_take_is_compensated_and_survives_a_crash_afte
 async fn refusals_known_at_the_start_record_nothing_and_may_be_retried() {
     let bench = Bench::new();
     let run = bench.start(None);
-    run.create("payer", money("10.00")).await;
-    run.create("payee", money("0")).await;
+    create(&*run.store, "payer", money("10.00")).await;
+    create(&*run.store, "payee", money("0")).await;
 
     let unknown = run
         .process
@@ -402,20 +290,20 @@ async fn refusals_known_at_the_start_record_nothing_and_may_be_retried() {
             .expect("read");
         assert!(records.is_empty(), "{key}: {records:?}");
     }
-    assert_eq!(run.balance("payer").await, money("10.00"));
+    assert_eq!(balance(&*run.store, "payer").await, money("10.00"));
 
-    run.credit("payer", "10.00").await;
+    credit(&*run.store, "payer", "10.00").await;
     let retried = run.transfer("key-2", "20.00").await.expect("answer");
     assert!(matches!(retried.ending, Ending::Completed { .. }));
-    assert_eq!(run.balance("payee").await, money("20.00"));
+    assert_eq!(balance(&*run.store, "payee").await, money("20.00"));
 }
 
 #[tokio::test]
 async fn the_same_key_with_another_request_is_refused() {
     let bench = Bench::new();
     let run = bench.start(None);
-    run.create("payer", money("10.00")).await;
-    run.create("payee", money("0")).await;
+    create(&*run.store, "payer", money("10.00")).await;
+    create(&*run.store, "payee", money("0")).await;
     run.transfer("key-1", "5.00").await.expect("transfer");
     let error = run
         .transfer("key-1", "6.00")
@@ -424,7 +312,7 @@ async fn the_same_key_with_another_request_is_refused() {
     assert!(matches!(error, ProcessError::KeyReused(key) if key == "key-1"));
     assert!(run.process.key_is_taken("key-1").await.expect("read"));
     assert!(!run.process.key_is_taken("key-2").await.expect("read"));
-    assert_eq!(run.balance("payer").await, money("5.00"));
+    assert_eq!(balance(&*run.store, "payer").await, money("5.00"));
 }
 
 #[tokio::test]
@@ -434,7 +322,7 @@ async fn concurrent_transfers_keep_every_balance_exact() {
     let bench = Bench::new();
     let run = bench.start(None);
     for wallet in ["w-1", "w-2", "w-3"] {
-        run.create(wallet, money("1000.00")).await;
+        create(&*run.store, wallet, money("1000.00")).await;
     }
     let wallets = ["w-1", "w-2", "w-3"];
     let runs = (0..TRANSFERS).map(|index| {
@@ -469,7 +357,7 @@ async fn concurrent_transfers_keep_every_balance_exact() {
     }
     let mut total = Decimal::ZERO;
     for wallet in wallets {
-        let balance = run.balance(wallet).await;
+        let balance = balance(&*run.store, wallet).await;
         // Each wallet pays and receives the same number of transfers.
         assert_eq!(balance, money("1000.00"), "{wallet}");
         total += balance;
@@ -477,8 +365,8 @@ async fn concurrent_transfers_keep_every_balance_exact() {
     assert_eq!(total, money("3000.00"));
     for index in 0..TRANSFERS {
         let transfer_id = transfer_id_for_key(&format!("key-{index}"));
-        let sent = run.halves(wallets[index % 3], transfer_id).await;
-        let received = run.halves(wallets[(index + 1) % 3], transfer_id).await;
+        let sent = halves(&*run.store, wallets[index % 3], transfer_id).await;
+        let received = halves(&*run.store, wallets[(index + 1) % 3], transfer_id).await;
         assert_eq!(
             (sent.as_slice(), received.as_slice()),
             (&["TransferSent"][..], &["TransferReceived"][..])
@@ -492,4 +380,52 @@ async fn concurrent_transfers_keep_every_balance_exact() {
     assert!(payer_stream
         .iter()
         .all(|recorded| !matches!(recorded.event.kind, EventKind::TransferReversed { .. })));
+}
+
+/// The shared scenarios on the embedded store and journal.
+mod embedded_conformance {
+    use super::*;
+
+    fn opened() -> (Bench, Run) {
+        let bench = Bench::new();
+        let run = bench.start(None);
+        (bench, run)
+    }
+
+    #[tokio::test]
+    async fn journal_records_append_in_order_and_a_stale_count_conflicts() {
+        let (_bench, run) = opened();
+        conformance::journal_records_append_in_order_and_a_stale_count_conflicts(&*run.journal)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn journal_lists_open_transfers_oldest_first_until_they_finish() {
+        let (_bench, run) = opened();
+        conformance::journal_lists_open_transfers_oldest_first_until_they_finish(&*run.journal)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_transfer_runs_to_its_end_and_its_key_replays_it() {
+        let (_bench, run) = opened();
+        conformance::a_transfer_runs_to_its_end_and_its_key_replays_it(run.store, run.journal)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn an_intent_left_by_a_crash_is_finished_by_the_resumption() {
+        let (_bench, run) = opened();
+        conformance::an_intent_left_by_a_crash_is_finished_by_the_resumption(
+            run.store,
+            run.journal,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_credit_the_payee_cannot_take_is_reversed() {
+        let (_bench, run) = opened();
+        conformance::a_credit_the_payee_cannot_take_is_reversed(run.store, run.journal).await;
+    }
 }
