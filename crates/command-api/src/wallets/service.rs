@@ -74,6 +74,8 @@ pub enum ServiceError {
     Encoding(#[from] serde_json::Error),
     #[error(transparent)]
     Transfer(ProcessError),
+    #[error("the transfer task stopped before it answered: {0}")]
+    TransferAborted(String),
 }
 
 impl From<ProcessError> for ServiceError {
@@ -95,7 +97,7 @@ pub struct WalletService {
     cache: WalletCache,
     metrics: Metrics,
     /// Present when transfers run as a process rather than one atomic append.
-    transfers: Option<TransferProcess>,
+    transfers: Option<Arc<TransferProcess>>,
 }
 
 fn now() -> DateTime<Utc> {
@@ -122,11 +124,11 @@ impl WalletService {
         journal: Arc<dyn TransferJournal>,
         reply: TransferReply,
     ) -> Self {
-        self.transfers = Some(TransferProcess::new(
+        self.transfers = Some(Arc::new(TransferProcess::new(
             Arc::clone(&self.store),
             journal,
             reply,
-        ));
+        )));
         self
     }
 
@@ -168,10 +170,12 @@ impl WalletService {
         // on the common path: its append fails on the stored key, or, when the
         // first request changed the wallet, the rules refuse the repeat.
         let wallet_ids = operation.wallet_ids();
-        let _lease = self.lease(&wallet_ids).await?;
+        let lease = self.lease(&wallet_ids).await?;
         if let Some(process) = &self.transfers {
             if let Some(intent) = transfer_intent(&operation, &context) {
-                let reply = self.transfer_by_process(process, intent, &context).await;
+                let reply = self
+                    .transfer_by_process(process, intent, &context, lease)
+                    .await;
                 for wallet_id in &wallet_ids {
                     self.cache.forget(wallet_id);
                 }
@@ -185,6 +189,7 @@ impl WalletService {
                 }
             }
         }
+        let _lease = lease;
         for _ in 0..CONFLICT_ATTEMPTS_MAX {
             let (streams, outcome) = match self.decide(&operation, &context).await {
                 Ok(decided) => decided,
@@ -241,9 +246,10 @@ impl WalletService {
     /// non-transfer request used it, else the process's answer.
     async fn transfer_by_process(
         &self,
-        process: &TransferProcess,
+        process: &Arc<TransferProcess>,
         intent: TransferIntent,
         context: &RequestContext,
+        lease: LockLease,
     ) -> Result<Reply, ServiceError> {
         let transfer_id = match &context.idempotency {
             Some(claim) => {
@@ -254,12 +260,21 @@ impl WalletService {
             }
             None => Uuid::now_v7(),
         };
-        let answer = process
-            .run(TransferRequest {
-                transfer_id,
-                intent,
-            })
-            .await?;
+        // A task of its own, holding the wallets' lease: a client that hangs
+        // up (and so drops this future) does not stop a transfer halfway.
+        let process = Arc::clone(process);
+        let running = tokio::spawn(async move {
+            let _lease = lease;
+            process
+                .run(TransferRequest {
+                    transfer_id,
+                    intent,
+                })
+                .await
+        });
+        let answer = running
+            .await
+            .map_err(|error| ServiceError::TransferAborted(error.to_string()))??;
         match answer.ending {
             Ending::Completed { status, body } => Ok(Reply {
                 status,
