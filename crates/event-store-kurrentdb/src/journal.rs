@@ -140,9 +140,7 @@ impl KurrentDbTransferJournal {
             if position <= after {
                 continue;
             }
-            let text = std::str::from_utf8(&record.data)
-                .map_err(|error| JournalError::Corrupt(error.to_string()))?;
-            let opens = JournalRecord::from_json(transfer_id, text)?.opens_or_closes();
+            let opens = JournalRecord::from_json(transfer_id, &record.data)?.opens_or_closes();
             scanned.push(ScannedRecord {
                 position,
                 transfer_id,
@@ -248,19 +246,7 @@ impl TransferJournal for KurrentDbTransferJournal {
             |record| Ok(record.data.clone()),
         )
         .await?;
-        if records.len() > TRANSFER_RECORDS_MAX {
-            return Err(JournalError::Corrupt(format!(
-                "transfer {transfer_id} has more than {TRANSFER_RECORDS_MAX} records"
-            )));
-        }
-        records
-            .iter()
-            .map(|data| {
-                let text = std::str::from_utf8(data)
-                    .map_err(|error| JournalError::Corrupt(error.to_string()))?;
-                JournalRecord::from_json(transfer_id, text)
-            })
-            .collect()
+        JournalRecord::decode_all(transfer_id, &records)
     }
 
     async fn unfinished(&self, limit: usize) -> Result<Vec<Uuid>, JournalError> {

@@ -109,15 +109,7 @@ impl TransferJournal for EmbeddedTransferJournal {
                 rows.collect::<rusqlite::Result<Vec<String>>>()
             })
             .await?;
-        if texts.len() > TRANSFER_RECORDS_MAX {
-            return Err(JournalError::Corrupt(format!(
-                "transfer {transfer_id} has more than {TRANSFER_RECORDS_MAX} records"
-            )));
-        }
-        texts
-            .iter()
-            .map(|text| JournalRecord::from_json(transfer_id, text))
-            .collect()
+        JournalRecord::decode_all(transfer_id, &texts)
     }
 
     async fn unfinished(&self, limit: usize) -> Result<Vec<Uuid>, JournalError> {

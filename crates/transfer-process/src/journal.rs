@@ -83,10 +83,27 @@ impl JournalRecord {
         serde_json::to_string(self).map_err(|error| JournalError::Corrupt(error.to_string()))
     }
 
-    pub fn from_json(transfer_id: Uuid, text: &str) -> Result<Self, JournalError> {
-        serde_json::from_str(text).map_err(|error| {
+    pub fn from_json(transfer_id: Uuid, data: &[u8]) -> Result<Self, JournalError> {
+        serde_json::from_slice(data).map_err(|error| {
             JournalError::Corrupt(format!("record of transfer {transfer_id}: {error}"))
         })
+    }
+
+    /// A transfer's stored records, read with a limit of one more than
+    /// [`TRANSFER_RECORDS_MAX`] (so too many is seen), decoded in order.
+    pub fn decode_all<T: AsRef<[u8]>>(
+        transfer_id: Uuid,
+        stored: &[T],
+    ) -> Result<Vec<Self>, JournalError> {
+        if stored.len() > TRANSFER_RECORDS_MAX {
+            return Err(JournalError::Corrupt(format!(
+                "transfer {transfer_id} has more than {TRANSFER_RECORDS_MAX} records"
+            )));
+        }
+        stored
+            .iter()
+            .map(|data| Self::from_json(transfer_id, data.as_ref()))
+            .collect()
     }
 }
 

@@ -72,6 +72,19 @@ fn command_for(wallet_id: &WalletId, step: &Step, sequence: u32) -> Command {
     }
 }
 
+fn create_command(wallet_id: &WalletId, opening: Balance) -> Command {
+    Command {
+        wallet_id: wallet_id.clone(),
+        kind: CommandKind::Create {
+            owner_id: OwnerId::parse("o").expect("owner"),
+            initial_balance: opening,
+        },
+        event_id: Uuid::new_v4(),
+        issued_at: Utc.timestamp_opt(1_700_000_000, 0).single().expect("time"),
+        metadata: EventMetadata::default(),
+    }
+}
+
 proptest! {
     #[test]
     fn balance_is_money_in_minus_money_out_never_negative_and_replayable(
@@ -80,13 +93,7 @@ proptest! {
     ) {
         let wallet_id = WalletId::parse("w").expect("id");
         let opening = Balance::opening("initialBalance", Decimal::new(opening_cents, 2)).expect("opening");
-        let create = Command {
-            wallet_id: wallet_id.clone(),
-            kind: CommandKind::Create { owner_id: OwnerId::parse("o").expect("owner"), initial_balance: opening },
-            event_id: Uuid::new_v4(),
-            issued_at: Utc.timestamp_opt(1_700_000_000, 0).single().expect("time"),
-            metadata: EventMetadata::default(),
-        };
+        let create = create_command(&wallet_id, opening);
         let mut history: Vec<WalletEvent> = decide(&WalletState::Absent, &create).expect("create");
         let mut state = replay(&history);
         let mut expected = opening.value();
@@ -134,13 +141,7 @@ proptest! {
     ) {
         let wallet_id = WalletId::parse("w").expect("id");
         let opening = Balance::opening("initialBalance", Decimal::new(opening_cents, 2)).expect("opening");
-        let create = Command {
-            wallet_id: wallet_id.clone(),
-            kind: CommandKind::Create { owner_id: OwnerId::parse("o").expect("owner"), initial_balance: opening },
-            event_id: Uuid::new_v4(),
-            issued_at: Utc.timestamp_opt(1_700_000_000, 0).single().expect("time"),
-            metadata: EventMetadata::default(),
-        };
+        let create = create_command(&wallet_id, opening);
         let mut history = decide(&WalletState::Absent, &create).expect("create");
         let sent = command_for(&wallet_id, &Step::TransferOut(sent_cents), 1);
         let CommandKind::TransferOut { transfer_id, to_wallet_id, amount, .. } = sent.kind.clone() else {
