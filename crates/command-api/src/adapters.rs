@@ -82,12 +82,12 @@ fn embedded(
         source,
     })?;
     let store: Arc<dyn EventStore> = Arc::new(EmbeddedEventStore::open(&config.data_dir)?);
-    let transfer_journal: Option<Arc<dyn TransferJournal>> = match config.transfers {
-        Some(TransferMode::Process) => {
+    let transfer_journal: Option<Arc<dyn TransferJournal>> =
+        if transfers_run_as_process(config.transfers, store.appends_streams_atomically())? {
             Some(Arc::new(EmbeddedTransferJournal::open(&config.data_dir)?))
-        }
-        Some(TransferMode::Atomic) | None => None,
-    };
+        } else {
+            None
+        };
     let read_model = Arc::new(EmbeddedReadModel::open(&config.data_dir)?);
     let ledger = Arc::new(EmbeddedLedger::open(&config.data_dir)?);
     let search_index = Arc::new(EmbeddedSearchIndex::open(&config.data_dir)?);
@@ -143,26 +143,24 @@ async fn distributed(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapt
     let pool = postgres_support::connect(url, config.database_connections_max).await?;
     let (store, transfer_journal): (Arc<dyn EventStore>, _) = match config.event_store_kind() {
         EventStoreKind::Kurrentdb => {
-            if config.transfers == Some(TransferMode::Atomic) {
-                return Err(StartupError::TransferMode(
-                    "KurrentDB cannot append to two wallets at once: TRANSFERS must be process",
-                ));
-            }
             let url = config
                 .kurrentdb_url
                 .as_deref()
                 .ok_or(StartupError::Missing("KURRENTDB_URL"))?;
             let (store, journal) = event_store_kurrentdb::open_with_journal(url).await?;
-            (store, Some(journal))
+            let process =
+                transfers_run_as_process(config.transfers, store.appends_streams_atomically())?;
+            (store, process.then_some(journal))
         }
         _ => {
-            if config.transfers == Some(TransferMode::Process) {
+            let store: Arc<dyn EventStore> =
+                Arc::new(PostgresEventStore::connect(pool.clone()).await?);
+            if transfers_run_as_process(config.transfers, store.appends_streams_atomically())? {
                 return Err(StartupError::TransferMode(
                     "the transfer process has no PostgreSQL journal: TRANSFERS must be atomic",
                 ));
             }
-            let store = Arc::new(PostgresEventStore::connect(pool.clone()).await?);
-            (store as Arc<dyn EventStore>, None)
+            (store, None)
         }
     };
     let publisher = KafkaRelayStatus::new(
@@ -184,6 +182,22 @@ async fn distributed(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapt
     })
 }
 
+/// Whether transfers run as the transfer process: when `TRANSFERS` asks for
+/// it, or when the store cannot append to two streams at once (then asking
+/// for atomic transfers is refused rather than half-written transfers risked).
+pub fn transfers_run_as_process(
+    mode: Option<TransferMode>,
+    store_appends_atomically: bool,
+) -> Result<bool, StartupError> {
+    match (mode, store_appends_atomically) {
+        (Some(TransferMode::Process), _) | (None, false) => Ok(true),
+        (Some(TransferMode::Atomic), false) => Err(StartupError::TransferMode(
+            "this event store cannot append to two wallets at once: TRANSFERS must be process",
+        )),
+        (Some(TransferMode::Atomic) | None, true) => Ok(false),
+    }
+}
+
 /// A client only: nothing is sent until a request needs the server, so a
 /// search server that is down does not keep the API from taking commands.
 fn elasticsearch(config: &Config) -> Result<Option<Arc<dyn SearchIndex>>, StartupError> {
@@ -196,4 +210,24 @@ fn elasticsearch(config: &Config) -> Result<Option<Arc<dyn SearchIndex>>, Startu
         config.elasticsearch_request_timeout_ms,
     )?;
     Ok(Some(Arc::new(index)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transfers_run_as_the_process_when_asked_or_when_the_store_needs_it() {
+        let process = Some(TransferMode::Process);
+        let atomic = Some(TransferMode::Atomic);
+        assert!(!transfers_run_as_process(None, true).expect("atomic store"));
+        assert!(transfers_run_as_process(None, false).expect("one stream at a time"));
+        assert!(transfers_run_as_process(process, true).expect("asked for"));
+        assert!(transfers_run_as_process(process, false).expect("asked for"));
+        assert!(!transfers_run_as_process(atomic, true).expect("asked for"));
+        assert!(matches!(
+            transfers_run_as_process(atomic, false),
+            Err(StartupError::TransferMode(_))
+        ));
+    }
 }
