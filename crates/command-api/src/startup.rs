@@ -23,6 +23,10 @@ use crate::wallets::WalletService;
 
 /// How long background relays get to finish their batch at shutdown.
 pub const BACKGROUND_STOP_WAIT_MS: u64 = 10_000;
+/// How often unfinished transfers are looked for while serving (transfer
+/// process only): a transfer whose request failed midway (the store down
+/// between two steps) or whose replica died is finished within this time.
+pub const TRANSFER_SWEEP_INTERVAL_MS: u64 = 10_000;
 
 pub struct AppState {
     pub wallets: WalletService,
@@ -78,13 +82,32 @@ pub struct Application {
     background: Vec<JoinHandle<()>>,
 }
 
+/// Finishes unfinished transfers every [`TRANSFER_SWEEP_INTERVAL_MS`] until
+/// the application stops. Running beside a request's own run of a transfer is
+/// harmless: each step appends at the version it read, so one of them wins.
+async fn sweep_transfers(state: web::Data<AppState>, mut stopping: watch::Receiver<bool>) {
+    let interval = Duration::from_millis(TRANSFER_SWEEP_INTERVAL_MS);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stopping.changed() => return,
+        }
+        match state.wallets.resume_unfinished_transfers().await {
+            Ok(0) => {}
+            Ok(resumed) => tracing::warn!(resumed, "unfinished transfers finished by the sweep"),
+            Err(error) => tracing::error!(%error, "unfinished transfers could not be finished"),
+        }
+    }
+}
+
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let metrics = Metrics::new()?;
         let (shutdown, stopping) = watch::channel(false);
-        let adapters = adapters::build(&config, stopping).await?;
+        let mut adapters = adapters::build(&config, stopping.clone()).await?;
         let mode = adapters.store.kind();
         let mut wallets = WalletService::new(adapters.store, adapters.lock, metrics.clone());
+        let transfer_process = adapters.transfer_journal.is_some();
         if let Some(journal) = adapters.transfer_journal {
             wallets = wallets.with_transfer_process(journal, TRANSFER_REPLY);
         }
@@ -102,6 +125,11 @@ impl Application {
             progress: adapters.progress,
             metrics,
         });
+        if transfer_process {
+            adapters
+                .background
+                .push(tokio::spawn(sweep_transfers(state.clone(), stopping)));
+        }
         let listener = TcpListener::bind((config.host.as_str(), config.port))?;
         let port = listener.local_addr()?.port();
         let mut server = HttpServer::new(move || {

@@ -22,8 +22,9 @@
 //! only after the wallet's stream was searched for it, at the version the
 //! search read: a step replayed after a crash finds its event instead of
 //! repeating it. A request retry resumes its unfinished transfer; at
-//! start-up [`TransferProcess::resume_unfinished`] finishes every transfer
-//! the journal holds open.
+//! start-up, and periodically while serving, command-api calls
+//! [`TransferProcess::resume_unfinished`], which finishes every transfer the
+//! journal holds open.
 //!
 //! What an observer may see: between the debit and the credit (or the
 //! reversal) a transfer is in flight, as a bank transfer is, and its money
