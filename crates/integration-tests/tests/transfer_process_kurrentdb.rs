@@ -1,16 +1,13 @@
 //! The transfer journal's scenarios and the transfer process on KurrentDB
-//! (`KURRENTDB_URL`), each in a stream namespace of its own. Without
-//! `KURRENTDB_URL` each test says in one line that it skipped and why: no
-//! package registry ships a KurrentDB server, so it is a skip even under
-//! `WALLEX_REQUIRE_INFRA=1` (as in tests/event_store_contract.rs). The same
+//! (`KURRENTDB_URL`), each in a stream namespace of its own; without it one
+//! line says they were skipped and why ([`kurrentdb_url`]). The same
 //! scenarios run on the embedded store in `cargo test -p transfer-process`.
 
-use std::io::Write;
 use std::sync::{Arc, Once};
 
 use event_store::EventStore;
 use event_store_kurrentdb::{KurrentDbEventStore, StreamNames};
-use integration_tests::unique_name;
+use integration_tests::{kurrentdb_url, unique_name};
 use transfer_process::{conformance, TransferJournal};
 
 /// Says once per test run why the cases did not run.
@@ -19,21 +16,7 @@ static SKIP_NOTICE: Once = Once::new();
 /// A store and its journal in a fresh namespace, or `None` (and one line
 /// saying why) without `KURRENTDB_URL`.
 async fn kurrentdb() -> Option<(Arc<dyn EventStore>, Arc<dyn TransferJournal>)> {
-    let Some(url) = std::env::var("KURRENTDB_URL")
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-    else {
-        SKIP_NOTICE.call_once(|| {
-            let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(
-                stderr,
-                "skipped: the transfer process cases on KurrentDB need KURRENTDB_URL (no \
-                 KurrentDB server can be installed here: no registry ships one and there is no \
-                 Docker; e.g. KURRENTDB_URL=kurrentdb://127.0.0.1:2113?tls=false)"
-            );
-        });
-        return None;
-    };
+    let url = kurrentdb_url(&SKIP_NOTICE, "the transfer process cases on KurrentDB")?;
     let names = StreamNames::namespaced(&unique_name("transfers"));
     let store = KurrentDbEventStore::connect_with_names(&url, names)
         .await

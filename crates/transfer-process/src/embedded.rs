@@ -133,33 +133,3 @@ impl TransferJournal for EmbeddedTransferJournal {
             .collect()
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn opened() -> (tempfile::TempDir, EmbeddedTransferJournal) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let journal = EmbeddedTransferJournal::open(dir.path()).expect("open journal");
-        (dir, journal)
-    }
-
-    #[tokio::test]
-    async fn a_stale_record_count_is_a_conflict_and_stores_nothing() {
-        let (_dir, journal) = opened();
-        let transfer_id = Uuid::new_v4();
-        journal
-            .append(transfer_id, 0, &JournalRecord::Debited)
-            .await
-            .expect("first record");
-        let error = journal
-            .append(transfer_id, 0, &JournalRecord::Credited)
-            .await
-            .expect_err("stale count");
-        assert!(matches!(error, JournalError::Conflict { expected: 0, .. }));
-        assert_eq!(
-            journal.read(transfer_id).await.expect("read"),
-            vec![JournalRecord::Debited]
-        );
-    }
-}
