@@ -24,6 +24,9 @@ pub const STEP_CONFLICT_ATTEMPTS_MAX: usize = 16;
 /// Journal appends of one run: the four records of a transfer, plus room for
 /// conflicts with another runner of the same transfer.
 pub const JOURNAL_ROUNDS_MAX: usize = 16;
+/// Reads of a transfer's journal by one request: the second reads the intent
+/// a concurrent request with the same key recorded first.
+const INTENT_ROUNDS_MAX: usize = 2;
 /// Batches of unfinished transfers one resumption takes at most.
 pub const RESUME_BATCHES_MAX: usize = 1_000;
 /// Unfinished transfers read per batch when resuming.
@@ -154,8 +157,7 @@ impl TransferProcess {
     /// take the amount) record nothing.
     pub async fn run(&self, request: TransferRequest) -> Result<TransferAnswer, ProcessError> {
         let transfer_id = request.transfer_id;
-        // The second round reads the intent a concurrent request recorded first.
-        for _ in 0..2 {
+        for _ in 0..INTENT_ROUNDS_MAX {
             let records = self.journal.read(transfer_id).await?;
             if !records.is_empty() {
                 let intent = intent_of(transfer_id, &records)?;
@@ -208,7 +210,8 @@ impl TransferProcess {
     }
 
     /// Finishes every transfer that was initiated and not finished (at
-    /// start-up, after a crash), oldest first; returns how many it took.
+    /// start-up after a crash, or in a periodic sweep), oldest first; returns
+    /// how many it took.
     pub async fn resume_unfinished(&self) -> Result<usize, ProcessError> {
         let mut resumed = 0;
         for _ in 0..RESUME_BATCHES_MAX {
@@ -218,6 +221,10 @@ impl TransferProcess {
             }
             for transfer_id in batch {
                 let records = self.journal.read(transfer_id).await?;
+                // A journal may name one that has just finished.
+                if let Progress::Finished(_) = progress(transfer_id, &records)? {
+                    continue;
+                }
                 let intent = intent_of(transfer_id, &records)?;
                 let ending = self.drive(transfer_id, &intent, records).await?;
                 tracing::info!(%transfer_id, ?ending, "unfinished transfer resumed");
