@@ -12,19 +12,22 @@
 //! record, so the journal scans `$all`, filtered on the `transfer-` prefix on
 //! the server, from a **low-water mark**: a log position before which every
 //! transfer has finished. The scan folds intents (open) and ends (closed) in
-//! windows of [`SCAN_WINDOW_EVENTS`], at most [`SCAN_WINDOWS_MAX`] per call,
-//! then moves the mark to the last record before the oldest transfer still
-//! open (or to the end of the scan when none is) and stores it in the stream
-//! `transfers-checkpoint`. So each start-up reads the transfers since the
-//! oldest unfinished one, not the whole history. Two replicas moving the
-//! mark at once write two correct marks: a finished transfer never reopens.
+//! windows of [`SCAN_WINDOW_EVENTS`], then moves the mark to the last record
+//! before the oldest transfer still open (or to the end of the scan when none
+//! is) and stores it in the stream `transfers-checkpoint` (which keeps its
+//! last few marks: `$maxCount`). So each start-up or sweep reads the
+//! transfers since the oldest unfinished one, not the whole history. One call
+//! reads at most [`SCAN_WINDOWS_MAX`] windows: behind a larger backlog it
+//! answers what it found, and the next call (the periodic sweep) goes on from
+//! the mark it stored. Two replicas moving the mark at once write two correct
+//! marks: a finished transfer never reopens.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use kurrentdb::{
-    AppendToStreamOptions, Client, EventData, ReadAllOptions, ReadStreamOptions, StreamPosition,
-    StreamState, SubscriptionFilter,
+    AppendToStreamOptions, Client, EventData, ReadAllOptions, ReadStreamOptions, StreamMetadata,
+    StreamPosition, StreamState, SubscriptionFilter,
 };
 use serde::{Deserialize, Serialize};
 use transfer_process::{JournalError, JournalRecord, TransferJournal, TRANSFER_RECORDS_MAX};
@@ -41,6 +44,8 @@ pub const SCAN_WINDOW_EVENTS: usize = 1_000;
 /// from the mark this one stored.
 pub const SCAN_WINDOWS_MAX: usize = 100;
 const CHECKPOINT_EVENT_TYPE: &str = "TransferScanCheckpoint";
+/// Marks the checkpoint stream keeps (`$maxCount`); only the last is read.
+const CHECKPOINTS_KEPT: u64 = 16;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Checkpoint {
@@ -108,10 +113,27 @@ impl KurrentDbTransferJournal {
         let options = AppendToStreamOptions::default()
             .stream_state(StreamState::Any)
             .deadline(deadline());
-        self.client
-            .append_to_stream(self.names.transfer_checkpoint_stream(), &options, data)
+        let stream = self.names.transfer_checkpoint_stream();
+        let written = self
+            .client
+            .append_to_stream(stream, &options, data)
             .await
             .map_err(unavailable)?;
+        // Only the last mark is ever read: on the stream's first write, let
+        // KurrentDB scavenge the older ones.
+        if written.next_expected_version == 0 {
+            let metadata = StreamMetadata::builder()
+                .max_count(CHECKPOINTS_KEPT)
+                .build();
+            self.client
+                .set_stream_metadata(
+                    stream,
+                    &AppendToStreamOptions::default().deadline(deadline()),
+                    &metadata,
+                )
+                .await
+                .map_err(unavailable)?;
+        }
         Ok(())
     }
 
