@@ -6,6 +6,10 @@
 //!   tables in PostgreSQL, fed by the separate `outbox-relay`,
 //!   `ledger-consumer` and `projection-consumer` processes through Kafka.
 //!
+//! Transfers run as the transfer process when the store cannot append to two
+//! streams at once (KurrentDB), or when `TRANSFERS=process` asks for it on the
+//! embedded store; its journal lives on the same storage as the events.
+//!
 //! Either way the lock is Redis when `REDIS_URL` is set, in-process otherwise.
 //! Transaction history and search: embedded, a SQLite index fed by its own
 //! in-process relay; distributed, Elasticsearch when `ELASTICSEARCH_URL` is
@@ -20,9 +24,10 @@ use read_model::{EmbeddedReadModel, PostgresReadModel, ReadModel};
 use search_index::{ElasticsearchIndex, EmbeddedSearchIndex, SearchIndex};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use transfer_process::{EmbeddedTransferJournal, TransferJournal};
 use wallet_lock::{InProcessWalletLock, RedisLockConfig, RedisWalletLock, WalletLock};
 
-use crate::config::{Config, EventStoreKind};
+use crate::config::{Config, EventStoreKind, TransferMode};
 use crate::publisher_status::{InProcessRelayStatus, KafkaRelayStatus, PublisherStatus};
 use crate::startup::StartupError;
 
@@ -37,6 +42,8 @@ pub struct Progress {
 
 pub struct Adapters {
     pub store: Arc<dyn EventStore>,
+    /// `Some` when transfers run as the transfer process.
+    pub transfer_journal: Option<Arc<dyn TransferJournal>>,
     pub lock: Arc<dyn WalletLock>,
     pub read_model: Arc<dyn ReadModel>,
     pub ledger: Arc<dyn Ledger>,
@@ -75,6 +82,12 @@ fn embedded(
         source,
     })?;
     let store: Arc<dyn EventStore> = Arc::new(EmbeddedEventStore::open(&config.data_dir)?);
+    let transfer_journal: Option<Arc<dyn TransferJournal>> =
+        if transfers_run_as_process(config.transfers, store.appends_streams_atomically())? {
+            Some(Arc::new(EmbeddedTransferJournal::open(&config.data_dir)?))
+        } else {
+            None
+        };
     let read_model = Arc::new(EmbeddedReadModel::open(&config.data_dir)?);
     let ledger = Arc::new(EmbeddedLedger::open(&config.data_dir)?);
     let search_index = Arc::new(EmbeddedSearchIndex::open(&config.data_dir)?);
@@ -110,6 +123,7 @@ fn embedded(
             progress.clone(),
         )),
         store,
+        transfer_journal,
         lock,
         read_model,
         ledger,
@@ -127,15 +141,27 @@ async fn distributed(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapt
         .as_deref()
         .ok_or(StartupError::Missing("DATABASE_URL"))?;
     let pool = postgres_support::connect(url, config.database_connections_max).await?;
-    let store: Arc<dyn EventStore> = match config.event_store_kind() {
+    let (store, transfer_journal): (Arc<dyn EventStore>, _) = match config.event_store_kind() {
         EventStoreKind::Kurrentdb => {
             let url = config
                 .kurrentdb_url
                 .as_deref()
                 .ok_or(StartupError::Missing("KURRENTDB_URL"))?;
-            event_store_kurrentdb::open(url).await?
+            let (store, journal) = event_store_kurrentdb::open_with_journal(url).await?;
+            let process =
+                transfers_run_as_process(config.transfers, store.appends_streams_atomically())?;
+            (store, process.then_some(journal))
         }
-        _ => Arc::new(PostgresEventStore::connect(pool.clone()).await?),
+        _ => {
+            let store: Arc<dyn EventStore> =
+                Arc::new(PostgresEventStore::connect(pool.clone()).await?);
+            if transfers_run_as_process(config.transfers, store.appends_streams_atomically())? {
+                return Err(StartupError::TransferMode(
+                    "the transfer process has no PostgreSQL journal: TRANSFERS must be atomic",
+                ));
+            }
+            (store, None)
+        }
     };
     let publisher = KafkaRelayStatus::new(
         Arc::clone(&store),
@@ -145,6 +171,7 @@ async fn distributed(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapt
     )?;
     Ok(Adapters {
         store,
+        transfer_journal,
         lock,
         read_model: Arc::new(PostgresReadModel::new(pool.clone())),
         ledger: Arc::new(PostgresLedger::new(pool)),
@@ -153,6 +180,22 @@ async fn distributed(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapt
         progress: Progress::default(),
         background: Vec::new(),
     })
+}
+
+/// Whether transfers run as the transfer process: when `TRANSFERS` asks for
+/// it, or when the store cannot append to two streams at once (then asking
+/// for atomic transfers is refused rather than half-written transfers risked).
+pub fn transfers_run_as_process(
+    mode: Option<TransferMode>,
+    store_appends_atomically: bool,
+) -> Result<bool, StartupError> {
+    match (mode, store_appends_atomically) {
+        (Some(TransferMode::Process), _) | (None, false) => Ok(true),
+        (Some(TransferMode::Atomic), false) => Err(StartupError::TransferMode(
+            "this event store cannot append to two wallets at once: TRANSFERS must be process",
+        )),
+        (Some(TransferMode::Atomic) | None, true) => Ok(false),
+    }
 }
 
 /// A client only: nothing is sent until a request needs the server, so a
@@ -167,4 +210,24 @@ fn elasticsearch(config: &Config) -> Result<Option<Arc<dyn SearchIndex>>, Startu
         config.elasticsearch_request_timeout_ms,
     )?;
     Ok(Some(Arc::new(index)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transfers_run_as_the_process_when_asked_or_when_the_store_needs_it() {
+        let process = Some(TransferMode::Process);
+        let atomic = Some(TransferMode::Atomic);
+        assert!(!transfers_run_as_process(None, true).expect("atomic store"));
+        assert!(transfers_run_as_process(None, false).expect("one stream at a time"));
+        assert!(transfers_run_as_process(process, true).expect("asked for"));
+        assert!(transfers_run_as_process(process, false).expect("asked for"));
+        assert!(!transfers_run_as_process(atomic, true).expect("asked for"));
+        assert!(matches!(
+            transfers_run_as_process(atomic, false),
+            Err(StartupError::TransferMode(_))
+        ));
+    }
 }

@@ -35,6 +35,12 @@ pub struct Config {
     /// Where events are stored (default: postgres when DATABASE_URL is set, else embedded).
     #[arg(long, env = "EVENT_STORE", value_enum)]
     pub event_store: Option<EventStoreKind>,
+    /// How a transfer is stored: `atomic` (one append to both wallets) or
+    /// `process` (the crash-safe transfer process, one wallet at a time).
+    /// Default: atomic when the store can append to two streams at once
+    /// (embedded, postgres), process otherwise (kurrentdb).
+    #[arg(long, env = "TRANSFERS", value_enum)]
+    pub transfers: Option<TransferMode>,
     /// PostgreSQL of the distributed mode: event store, ledger, read model.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -82,8 +88,16 @@ pub enum EventStoreKind {
     /// PostgreSQL at DATABASE_URL; outbox-relay, ledger-consumer and projection-consumer run apart.
     Postgres,
     /// KurrentDB at KURRENTDB_URL, the rest as with `postgres`. Transfers
-    /// are refused (503) until the client offers an atomic multi-stream append.
+    /// run as the transfer process (its journal on KurrentDB too).
     Kurrentdb,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransferMode {
+    /// One atomic append to both wallet streams (embedded, postgres).
+    Atomic,
+    /// The crash-safe transfer process: intent, debit, credit or compensation, end.
+    Process,
 }
 
 impl Config {
@@ -106,6 +120,7 @@ impl Config {
             shutdown_timeout_seconds: 5,
             log_format: LogFormat::Text,
             event_store: None,
+            transfers: None,
             database_url: None,
             kurrentdb_url: None,
             database_connections_max: postgres_support::POOL_CONNECTIONS_MAX_DEFAULT,

@@ -12,16 +12,21 @@ use read_model::{ReadModel, ReadModelError};
 use search_index::{SearchIndex, SearchIndexError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use transfer_process::{JournalError, ProcessError};
 
 use crate::adapters::{self, Progress};
 use crate::config::Config;
-use crate::http;
+use crate::http::{self, TRANSFER_REPLY};
 use crate::metrics::Metrics;
 use crate::publisher_status::PublisherStatus;
 use crate::wallets::WalletService;
 
 /// How long background relays get to finish their batch at shutdown.
 pub const BACKGROUND_STOP_WAIT_MS: u64 = 10_000;
+/// How often unfinished transfers are looked for while serving (transfer
+/// process only): a transfer whose request failed midway (the store down
+/// between two steps) or whose replica died is finished within this time.
+pub const TRANSFER_SWEEP_INTERVAL_MS: u64 = 10_000;
 
 pub struct AppState {
     pub wallets: WalletService,
@@ -56,6 +61,12 @@ pub enum StartupError {
     SearchIndex(#[from] SearchIndexError),
     #[error(transparent)]
     Lock(#[from] wallet_lock::LockError),
+    #[error("TRANSFERS: {0}")]
+    TransferMode(&'static str),
+    #[error(transparent)]
+    TransferJournal(#[from] JournalError),
+    #[error("unfinished transfers could not be finished: {0}")]
+    Transfers(#[from] ProcessError),
     #[error(transparent)]
     Bus(#[from] event_bus::BusError),
     #[error("metrics: {0}")]
@@ -71,14 +82,42 @@ pub struct Application {
     background: Vec<JoinHandle<()>>,
 }
 
+/// Finishes unfinished transfers every [`TRANSFER_SWEEP_INTERVAL_MS`] until
+/// the application stops. Running beside a request's own run of a transfer is
+/// harmless: each step appends at the version it read, so one of them wins.
+async fn sweep_transfers(state: web::Data<AppState>, mut stopping: watch::Receiver<bool>) {
+    let interval = Duration::from_millis(TRANSFER_SWEEP_INTERVAL_MS);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stopping.changed() => return,
+        }
+        match state.wallets.resume_unfinished_transfers().await {
+            Ok(0) => {}
+            Ok(resumed) => tracing::warn!(resumed, "unfinished transfers finished by the sweep"),
+            Err(error) => tracing::error!(%error, "unfinished transfers could not be finished"),
+        }
+    }
+}
+
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let metrics = Metrics::new()?;
         let (shutdown, stopping) = watch::channel(false);
-        let adapters = adapters::build(&config, stopping).await?;
+        let mut adapters = adapters::build(&config, stopping.clone()).await?;
         let mode = adapters.store.kind();
+        let mut wallets = WalletService::new(adapters.store, adapters.lock, metrics.clone());
+        let transfer_process = adapters.transfer_journal.is_some();
+        if let Some(journal) = adapters.transfer_journal {
+            wallets = wallets.with_transfer_process(journal, TRANSFER_REPLY);
+        }
+        // A crash may have left transfers half done: none is seen before it ends.
+        let resumed = wallets.resume_unfinished_transfers().await?;
+        if resumed > 0 {
+            tracing::info!(resumed, "unfinished transfers finished before serving");
+        }
         let state = web::Data::new(AppState {
-            wallets: WalletService::new(adapters.store, adapters.lock, metrics.clone()),
+            wallets,
             read_model: adapters.read_model,
             ledger: adapters.ledger,
             search_index: adapters.search_index,
@@ -86,6 +125,11 @@ impl Application {
             progress: adapters.progress,
             metrics,
         });
+        if transfer_process {
+            adapters
+                .background
+                .push(tokio::spawn(sweep_transfers(state.clone(), stopping)));
+        }
         let listener = TcpListener::bind((config.host.as_str(), config.port))?;
         let port = listener.local_addr()?.port();
         let mut server = HttpServer::new(move || {

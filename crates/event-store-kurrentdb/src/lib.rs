@@ -38,9 +38,12 @@
 //! atomic multi-stream append (`MultiStreamAppend`, the v2 streams protocol),
 //! but the Rust client 1.2.0 does not expose it (its `batch_append` is the
 //! older, per-stream batch protocol, not atomic across streams). So an append
-//! that touches two wallet streams (a transfer) is refused whole with
-//! [`KurrentDbError::MultiStreamAppendUnsupported`], never half written: see
-//! [`store`] for the plan that makes transfers work crash-safely.
+//! that touches two wallet streams is refused whole with
+//! [`KurrentDbError::MultiStreamAppendUnsupported`], never half written, and
+//! the store says so ([`EventStore::appends_streams_atomically`] is false):
+//! command-api then runs transfers as the crash-safe transfer process, its
+//! journal on this server ([`KurrentDbTransferJournal`], see [`journal`] and
+//! [`store`]).
 //!
 //! Idempotent responses do **not** need a second atomic stream: the response
 //! rides in the metadata of the first event of the wallet append, so it is
@@ -55,19 +58,32 @@
 
 mod error;
 pub mod idempotency;
+pub mod journal;
 pub mod mapping;
 pub mod store;
 
 pub use error::KurrentDbError;
+pub use journal::KurrentDbTransferJournal;
 pub use mapping::StreamNames;
 pub use store::KurrentDbEventStore;
 
 use std::sync::Arc;
 
 use event_store::{EventStore, StoreError};
+use transfer_process::TransferJournal;
 
 /// The store at `url` behind the port, for binaries that pick their store by
 /// configuration; a server that cannot be reached fails here, at start-up.
 pub async fn open(url: &str) -> Result<Arc<dyn EventStore>, StoreError> {
     Ok(Arc::new(KurrentDbEventStore::connect(url).await?))
+}
+
+/// [`open`], with the transfer journal on the same server (command-api's
+/// transfers run as a process on KurrentDB).
+pub async fn open_with_journal(
+    url: &str,
+) -> Result<(Arc<dyn EventStore>, Arc<dyn TransferJournal>), StoreError> {
+    let store = KurrentDbEventStore::connect(url).await?;
+    let journal = store.transfer_journal();
+    Ok((Arc::new(store), Arc::new(journal)))
 }

@@ -12,6 +12,11 @@ use crate::KurrentDbError;
 pub const WALLET_STREAM_PREFIX: &str = "wallet-";
 /// The stream prefix of idempotency keys in a store with the default names.
 pub const IDEMPOTENCY_STREAM_PREFIX: &str = "idempotency-";
+/// The stream prefix of transfer journals in a store with the default names.
+pub const TRANSFER_STREAM_PREFIX: &str = "transfer-";
+/// The stream of the transfer journal's resumption checkpoint: outside the
+/// transfer prefix, so the scan of `transfer-` streams does not see it.
+pub const TRANSFER_CHECKPOINT_STREAM: &str = "transfers-checkpoint";
 
 /// How the store names its streams. Every wallet stream starts with
 /// [`StreamNames::wallet_prefix`], which is also the server-side filter of
@@ -21,14 +26,18 @@ pub const IDEMPOTENCY_STREAM_PREFIX: &str = "idempotency-";
 pub struct StreamNames {
     wallet_prefix: String,
     idempotency_prefix: String,
+    transfer_prefix: String,
+    transfer_checkpoint: String,
 }
 
 impl Default for StreamNames {
-    /// `wallet-<id>` and `idempotency-<key>`.
+    /// `wallet-<id>`, `idempotency-<key>`, `transfer-<id>` and `transfers-checkpoint`.
     fn default() -> Self {
         Self {
             wallet_prefix: WALLET_STREAM_PREFIX.to_owned(),
             idempotency_prefix: IDEMPOTENCY_STREAM_PREFIX.to_owned(),
+            transfer_prefix: TRANSFER_STREAM_PREFIX.to_owned(),
+            transfer_checkpoint: TRANSFER_CHECKPOINT_STREAM.to_owned(),
         }
     }
 }
@@ -49,6 +58,8 @@ impl StreamNames {
         Self {
             wallet_prefix: format!("{namespace}-{WALLET_STREAM_PREFIX}"),
             idempotency_prefix: format!("{namespace}-{IDEMPOTENCY_STREAM_PREFIX}"),
+            transfer_prefix: format!("{namespace}-{TRANSFER_STREAM_PREFIX}"),
+            transfer_checkpoint: format!("{namespace}-{TRANSFER_CHECKPOINT_STREAM}"),
         }
     }
 
@@ -62,6 +73,24 @@ impl StreamNames {
 
     pub fn idempotency_stream(&self, key: &str) -> String {
         format!("{}{key}", self.idempotency_prefix)
+    }
+
+    pub fn transfer_prefix(&self) -> &str {
+        &self.transfer_prefix
+    }
+
+    pub fn transfer_stream(&self, transfer_id: uuid::Uuid) -> String {
+        format!("{}{transfer_id}", self.transfer_prefix)
+    }
+
+    /// The transfer id of a `transfer-<id>` stream; `None` for another stream.
+    pub fn transfer_of_stream(&self, stream: &str) -> Option<uuid::Uuid> {
+        let id = stream.strip_prefix(&self.transfer_prefix)?;
+        uuid::Uuid::parse_str(id).ok()
+    }
+
+    pub fn transfer_checkpoint_stream(&self) -> &str {
+        &self.transfer_checkpoint
     }
 }
 

@@ -1,38 +1,32 @@
 //! [`KurrentDbEventStore`]: the port's operations as KurrentDB calls.
 //!
-//! # Transfers: the crash-safe plan, and what is implemented
-//! A transfer appends to two wallet streams, all or nothing. This adapter
-//! refuses any append to more than one stream with
-//! [`KurrentDbError::MultiStreamAppendUnsupported`] (the port sees
-//! `StoreError::Unavailable`, the API answers 503) and writes nothing.
-//! Writing the two streams one after the other is not an option: a crash
-//! between them loses one half of the money movement.
+//! # Transfers: one stream per append, so a process
+//! A transfer moves money between two wallet streams, all or nothing. This
+//! adapter appends one stream at a time ([`EventStore::appends_streams_atomically`]
+//! is false) and still refuses an append to more than one stream with
+//! [`KurrentDbError::MultiStreamAppendUnsupported`], writing nothing: writing
+//! the two streams one after the other here would lose a half to a crash
+//! between them.
 //!
-//! 1. **Preferred, when the client has it:** KurrentDB 25.1+ appends to several
-//!    streams atomically (`MultiStreamAppend` of the v2 streams protocol), each
-//!    with its expected revision. The Rust client 1.2.0 does not expose it (it
-//!    is an open proposal upstream). When a 1.x release does, `append` sends
-//!    every `StreamAppend` in one such request, maps a per-stream revision
-//!    failure to `VersionConflict` of that wallet, and the refusal goes away.
-//!    It needs a 25.1 server; the client reports an older one as
-//!    `UnsupportedFeature`, which must stay a refusal, never a fallback to
-//!    stream-by-stream writes.
-//! 2. **Without it:** make the transfer one single-stream append and derive
-//!    the wallet events from it. The command appends one `TransferRequested`
-//!    event (both halves, their expected versions, the idempotent response)
-//!    to `transfer-<id>`, atomically. A transfer processor (a catch-up
-//!    subscription to `transfer-` streams, its checkpoint in PostgreSQL)
-//!    then appends `TransferSent` and `TransferReceived` to the two wallet
-//!    streams with event ids derived from the transfer id (UUID v5), so a
-//!    replay after a crash is recognised by KurrentDB's idempotent-write
-//!    check and by the expected versions, and finally records completion in
-//!    the transfer stream. The debit is decided when the request is stored,
-//!    so a wallet's balance must count pending outgoing transfers when the
-//!    next command is decided. This moves the all-or-nothing guarantee from
-//!    "one write" to "a durable intent that is always completed", and changes
-//!    what command-api, the ledger check (a half is pending, not missing) and
-//!    the read-your-writes promise mean; it is a design change, not an adapter
-//!    detail, so it is not implemented here.
+//! 1. **Not used: the atomic multi-stream append.** KurrentDB 25.1+ appends
+//!    to several streams atomically (`MultiStreamAppend` of the v2 streams
+//!    protocol), each with its expected revision. The Rust client 1.2 does not
+//!    expose it. When a 1.x release does, `append` can send every
+//!    `StreamAppend` in one such request (a per-stream revision failure
+//!    becoming `VersionConflict` of that wallet), answer true to
+//!    `appends_streams_atomically`, and need a 25.1 server; an older server
+//!    (the client's `UnsupportedFeature`) must then stay a refusal, never a
+//!    fallback to stream-by-stream writes.
+//! 2. **Built: the transfer process** (crate `transfer-process`). command-api
+//!    sees `appends_streams_atomically() == false` and runs each transfer as
+//!    single-stream appends: the intent in the journal stream `transfer-<id>`
+//!    ([`crate::KurrentDbTransferJournal`]), `TransferSent` on the payer,
+//!    `TransferReceived` on the payee (or `TransferReversed` on the payer when
+//!    the payee refuses), the end with its reply in the journal. Wallet events
+//!    carry ids derived from the transfer id and are appended after the
+//!    wallet's stream was searched for them, at the revision read, so a step
+//!    replayed after a crash is never applied twice; start-up finishes every
+//!    transfer left open. The request is answered when the transfer has ended.
 //!
 //! # Why the relay reads with `read_all`, not a catch-up subscription
 //! A catch-up subscription to `$all` (filtered on the wallet prefix) would push
@@ -70,7 +64,7 @@ use crate::mapping::{
     append_position, event_data, is_system_event, read_all_start, read_stream_start,
     recorded_event, strictly_after, StoredRecord,
 };
-use crate::{KurrentDbError, StreamNames};
+use crate::{KurrentDbError, KurrentDbTransferJournal, StreamNames};
 
 /// Bound on one call to KurrentDB (an append, or one whole read).
 pub const OPERATION_DEADLINE_MS: u64 = 10_000;
@@ -109,12 +103,13 @@ impl KurrentDbEventStore {
         Ok(store)
     }
 
-    fn deadline() -> Duration {
-        Duration::from_millis(OPERATION_DEADLINE_MS)
-    }
-
     fn wallet_filter(&self) -> SubscriptionFilter {
         SubscriptionFilter::on_stream_name().add_prefix(self.names.wallet_prefix())
+    }
+
+    /// The transfer journal on this store's server, with its stream names.
+    pub fn transfer_journal(&self) -> KurrentDbTransferJournal {
+        KurrentDbTransferJournal::new(self.client.clone(), self.names.clone())
     }
 
     async fn read_head(&self) -> Result<u64, KurrentDbError> {
@@ -123,41 +118,10 @@ impl KurrentDbEventStore {
             .filter(self.wallet_filter())
             .max_count(1)
             .requires_leader(true)
-            .deadline(Self::deadline());
+            .deadline(deadline());
         let mut read = self.client.read_all(&options).await?;
         let events = collect(&mut read, 1).await?;
         Ok(events.last().map_or(0, |event| event.position))
-    }
-
-    /// Events of `stream` from `start`, at most `limit`, decoded by `decode`;
-    /// a stream that does not exist has none.
-    async fn read_records<T>(
-        &self,
-        stream: &str,
-        start: StreamPosition<u64>,
-        limit: usize,
-        mut decode: impl FnMut(&kurrentdb::RecordedEvent) -> Result<T, KurrentDbError>,
-    ) -> Result<Vec<T>, KurrentDbError> {
-        let options = ReadStreamOptions::default()
-            .position(start)
-            .forwards()
-            .max_count(limit)
-            .requires_leader(true)
-            .deadline(Self::deadline());
-        let mut read = self.client.read_stream(stream, &options).await?;
-        let mut decoded = Vec::new();
-        loop {
-            match read.next().await {
-                Ok(Some(resolved)) => {
-                    let record = resolved.get_original_event();
-                    if !is_system_event(&record.event_type) {
-                        decoded.push(decode(record)?);
-                    }
-                }
-                Ok(None) | Err(kurrentdb::Error::ResourceNotFound) => return Ok(decoded),
-                Err(error) => return Err(error.into()),
-            }
-        }
     }
 
     async fn append_one(
@@ -187,7 +151,7 @@ impl KurrentDbEventStore {
         }
         let options = AppendToStreamOptions::default()
             .stream_state(expected_state(stream.expected_version))
-            .deadline(Self::deadline());
+            .deadline(deadline());
         let name = self.names.wallet_stream(&stream.wallet_id);
         let written = self
             .client
@@ -208,14 +172,14 @@ impl KurrentDbEventStore {
     /// The key's pointers in order, with the pointer stream's last revision.
     async fn reservations(&self, key: &str) -> Result<(Vec<Slot>, Option<u64>), KurrentDbError> {
         let stream = self.names.idempotency_stream(key);
-        let records = self
-            .read_records(
-                &stream,
-                StreamPosition::Start,
-                RESERVATIONS_MAX + 1,
-                |record| Ok((record.revision, slot_of(key, &record.data)?)),
-            )
-            .await?;
+        let records = read_records(
+            &self.client,
+            &stream,
+            StreamPosition::Start,
+            RESERVATIONS_MAX + 1,
+            |record| Ok((record.revision, slot_of(key, &record.data)?)),
+        )
+        .await?;
         if records.len() > RESERVATIONS_MAX {
             return Err(KurrentDbError::TooManyReservations {
                 key: key.to_owned(),
@@ -233,19 +197,19 @@ impl KurrentDbEventStore {
         let Some(revision) = slot.version.checked_sub(1) else {
             return Ok(SlotState::Empty);
         };
-        let found = self
-            .read_records(
-                &slot.stream,
-                StreamPosition::Position(revision),
-                1,
-                |record| {
-                    if record.revision != revision {
-                        return Ok(None);
-                    }
-                    Ok(Some(response_in(key, &record.custom_metadata)?))
-                },
-            )
-            .await?;
+        let found = read_records(
+            &self.client,
+            &slot.stream,
+            StreamPosition::Position(revision),
+            1,
+            |record| {
+                if record.revision != revision {
+                    return Ok(None);
+                }
+                Ok(Some(response_in(key, &record.custom_metadata)?))
+            },
+        )
+        .await?;
         Ok(match found.into_iter().flatten().next() {
             Some(response) => SlotState::Filled(response),
             None => SlotState::Empty,
@@ -284,7 +248,7 @@ impl KurrentDbEventStore {
                 .id(uuid::Uuid::new_v4());
             let options = AppendToStreamOptions::default()
                 .stream_state(expected)
-                .deadline(Self::deadline());
+                .deadline(deadline());
             match self
                 .client
                 .append_to_stream(self.names.idempotency_stream(key), &options, pointer)
@@ -301,6 +265,42 @@ impl KurrentDbEventStore {
             attempts: RESERVE_ATTEMPTS_MAX,
         }
         .into())
+    }
+}
+
+/// Bound of one call, given to every request.
+pub(crate) fn deadline() -> Duration {
+    Duration::from_millis(OPERATION_DEADLINE_MS)
+}
+
+/// Events of `stream` from `start`, at most `limit`, decoded by `decode`;
+/// a stream that does not exist has none.
+pub(crate) async fn read_records<T>(
+    client: &Client,
+    stream: &str,
+    start: StreamPosition<u64>,
+    limit: usize,
+    mut decode: impl FnMut(&kurrentdb::RecordedEvent) -> Result<T, KurrentDbError>,
+) -> Result<Vec<T>, KurrentDbError> {
+    let options = ReadStreamOptions::default()
+        .position(start)
+        .forwards()
+        .max_count(limit)
+        .requires_leader(true)
+        .deadline(deadline());
+    let mut read = client.read_stream(stream, &options).await?;
+    let mut decoded = Vec::new();
+    loop {
+        match read.next().await {
+            Ok(Some(resolved)) => {
+                let record = resolved.get_original_event();
+                if !is_system_event(&record.event_type) {
+                    decoded.push(decode(record)?);
+                }
+            }
+            Ok(None) | Err(kurrentdb::Error::ResourceNotFound) => return Ok(decoded),
+            Err(error) => return Err(error.into()),
+        }
     }
 }
 
@@ -358,14 +358,14 @@ impl EventStore for KurrentDbEventStore {
         after_version: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let stream = self.names.wallet_stream(wallet_id);
-        let events = self
-            .read_records(
-                &stream,
-                read_stream_start(after_version),
-                usize::MAX,
-                |record| recorded_event(StoredRecord::from(record)),
-            )
-            .await?;
+        let events = read_records(
+            &self.client,
+            &stream,
+            read_stream_start(after_version),
+            usize::MAX,
+            |record| recorded_event(StoredRecord::from(record)),
+        )
+        .await?;
         Ok(events)
     }
 
@@ -385,7 +385,7 @@ impl EventStore for KurrentDbEventStore {
             .filter(self.wallet_filter())
             .max_count(limit + 1)
             .requires_leader(true)
-            .deadline(Self::deadline());
+            .deadline(deadline());
         let mut read = self
             .client
             .read_all(&options)
@@ -410,6 +410,11 @@ impl EventStore for KurrentDbEventStore {
             }
         }
         Ok(None)
+    }
+
+    /// One stream per append: a transfer goes through the transfer process.
+    fn appends_streams_atomically(&self) -> bool {
+        false
     }
 
     /// Advanced after each append of this process; other processes' appends

@@ -111,6 +111,14 @@ pub trait EventStore: Send + Sync {
         key: &str,
     ) -> Result<Option<IdempotentResponse>, StoreError>;
 
+    /// True when one [`AppendRequest`] to several streams is stored all or
+    /// nothing (SQLite and PostgreSQL transactions). A store that writes one
+    /// stream at a time answers false, and the command side moves money
+    /// between wallets through the transfer process instead.
+    fn appends_streams_atomically(&self) -> bool {
+        true
+    }
+
     /// Wakes readers of the global log when this process appends.
     fn appended(&self) -> watch::Receiver<u64>;
 

@@ -13,6 +13,7 @@ mod histories;
 mod servers;
 
 use std::io::Write;
+use std::sync::Once;
 use std::time::Duration;
 
 pub use histories::continue_history;
@@ -60,6 +61,28 @@ pub fn require_env(name: &str) -> Option<String> {
         );
     }
     value
+}
+
+/// `KURRENTDB_URL`, or `None` after saying (once per `notice`) that `cases`
+/// were skipped and why. Unlike the other servers, an unset `KURRENTDB_URL`
+/// is a skip even under `WALLEX_REQUIRE_INFRA=1`: no package registry ships
+/// a KurrentDB server, so CI machines cannot start one.
+pub fn kurrentdb_url(notice: &Once, cases: &str) -> Option<String> {
+    let url = std::env::var("KURRENTDB_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty());
+    if url.is_none() {
+        notice.call_once(|| {
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(
+                stderr,
+                "skipped: {cases} need KURRENTDB_URL (no KurrentDB server can be installed \
+                 here: no registry ships one and there is no Docker; \
+                 e.g. KURRENTDB_URL=kurrentdb://127.0.0.1:2113?tls=false)"
+            );
+        });
+    }
+    url
 }
 
 /// The name of the running test: the test harness names each test's thread after it.

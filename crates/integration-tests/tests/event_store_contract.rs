@@ -9,7 +9,6 @@
 //! test per case and implementation.
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::panic::AssertUnwindSafe;
 use std::sync::Once;
 
@@ -19,7 +18,7 @@ use event_store::{
     PostgresEventStore, RecordedEvent, StreamAppend, READ_ALL_BATCH_MAX,
 };
 use event_store_kurrentdb::{KurrentDbEventStore, StreamNames};
-use integration_tests::{require_env, unique_name};
+use integration_tests::{kurrentdb_url, require_env, unique_name};
 use rust_decimal::Decimal;
 use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::Connection;
@@ -674,30 +673,17 @@ static KURRENTDB_SKIP_NOTICE: Once = Once::new();
 
 /// An empty KurrentDB store: a namespace of streams no earlier run used, on
 /// the server of `KURRENTDB_URL` (KurrentDB cannot be emptied, and its streams
-/// are left behind). Unlike the other servers, an unset `KURRENTDB_URL` is a
-/// skip even under `WALLEX_REQUIRE_INFRA=1`: no package registry ships a
-/// KurrentDB server, so CI machines cannot start one.
+/// are left behind); see [`kurrentdb_url`] for when it is skipped.
 struct KurrentDbBackend {
     store: KurrentDbEventStore,
 }
 
 impl Backend for KurrentDbBackend {
     async fn start() -> Option<Self> {
-        let Some(url) = std::env::var("KURRENTDB_URL")
-            .ok()
-            .filter(|url| !url.trim().is_empty())
-        else {
-            KURRENTDB_SKIP_NOTICE.call_once(|| {
-                let mut stderr = std::io::stderr().lock();
-                let _ = writeln!(
-                    stderr,
-                    "skipped: the KurrentDB event store contract cases need KURRENTDB_URL \
-                     (no KurrentDB server can be installed here: no registry ships one and there \
-                     is no Docker; e.g. KURRENTDB_URL=kurrentdb://127.0.0.1:2113?tls=false)"
-                );
-            });
-            return None;
-        };
+        let url = kurrentdb_url(
+            &KURRENTDB_SKIP_NOTICE,
+            "the KurrentDB event store contract cases",
+        )?;
         let names = StreamNames::namespaced(&unique_name("contract"));
         let store = KurrentDbEventStore::connect_with_names(&url, names)
             .await

@@ -420,6 +420,44 @@ pub async fn an_event_repeated_within_a_batch_is_posted_once(ledger: Arc<dyn Led
     assert_eq!(Ledger::checkpoint(&*ledger).await.expect("checkpoint"), 0);
 }
 
+pub async fn a_reversed_transfer_is_complete_and_gives_the_payer_its_money_back(
+    ledger: Arc<dyn LedgerUnderTest>,
+) {
+    let mut log = EventLog::default();
+    log.create("w-1", "100.00");
+    log.create("w-2", "0");
+    let transfer_id = Uuid::new_v4();
+    log.decide(
+        "w-1",
+        CommandKind::TransferOut {
+            transfer_id,
+            to_wallet_id: wallet("w-2"),
+            amount: amount("40.00"),
+            description: None,
+        },
+    );
+    log.decide(
+        "w-1",
+        CommandKind::TransferReverse {
+            transfer_id,
+            to_wallet_id: wallet("w-2"),
+            amount: amount("40.00"),
+        },
+    );
+    ledger
+        .post(&log.recorded, Some(4))
+        .await
+        .expect("post the transfer and its reversal");
+    let verification = ledger.verify().await.expect("verify");
+    assert!(verification.ok, "{verification:?}");
+    assert!(verification.transfers_missing_half.is_empty());
+    assert_eq!(verification.clearing_balance, Decimal::ZERO);
+    assert_eq!(
+        verification.wallet_balances.get(&wallet("w-1")),
+        Some(&money("100.00"))
+    );
+}
+
 pub async fn a_transfer_with_one_half_posted_is_missing_its_other_half(
     ledger: Arc<dyn LedgerUnderTest>,
 ) {
@@ -640,6 +678,7 @@ macro_rules! ledger_conformance_tests {
             delivering_a_batch_twice_posts_it_once_and_the_checkpoint_holds,
             an_event_repeated_within_a_batch_is_posted_once,
             a_transfer_with_one_half_posted_is_missing_its_other_half,
+            a_reversed_transfer_is_complete_and_gives_the_payer_its_money_back,
             queries_filter_by_type_and_date_and_page_with_limit_and_offset,
             a_batch_of_hundreds_of_events_is_posted_in_one_call,
         );

@@ -12,6 +12,7 @@
 //! | WalletDebited    | wallet −amount, external:settlement +amount     |
 //! | TransferSent     | wallet −amount, clearing:transfers +amount      |
 //! | TransferReceived | wallet +amount, clearing:transfers −amount      |
+//! | TransferReversed | wallet +amount, clearing:transfers −amount      |
 //!
 //! A creation with a zero opening balance moves no money: its transaction is
 //! recorded (so the wallet's creation is in the ledger) with no entries at all,
@@ -21,6 +22,15 @@
 //! may be posted in separate batches; through the clearing account each half
 //! balances on its own, and the clearing account nets to zero per transfer
 //! once both halves are in.
+//!
+//! A reversal (the transfer process gives the paying half back when the
+//! receiving half is refused) takes the money out of the clearing account
+//! back to the payer, under the transfer's reference: the clearing account
+//! nets to zero for that transfer too, so a reversed transfer is complete,
+//! not missing a half. It is posted as `TRANSFER_IN` (money into the wallet
+//! through the clearing account), with a description that says it is a
+//! reversal; the ledger's stored transaction types stay the five its schema
+//! allows.
 
 use std::fmt;
 use std::str::FromStr;
@@ -200,7 +210,7 @@ pub fn postings(recorded: &RecordedEvent) -> LedgerTransaction {
         EventKind::TransferSent { .. } => {
             (TransactionType::TransferOut, Account::ClearingTransfers)
         }
-        EventKind::TransferReceived { .. } => {
+        EventKind::TransferReceived { .. } | EventKind::TransferReversed { .. } => {
             (TransactionType::TransferIn, Account::ClearingTransfers)
         }
     };
@@ -249,6 +259,9 @@ fn description(event: &WalletEvent) -> String {
         EventKind::TransferSent { to_wallet_id, .. } => format!("Transfer to {to_wallet_id}"),
         EventKind::TransferReceived { from_wallet_id, .. } => {
             format!("Transfer from {from_wallet_id}")
+        }
+        EventKind::TransferReversed { to_wallet_id, .. } => {
+            format!("Reversal of transfer to {to_wallet_id}")
         }
     }
 }
@@ -431,6 +444,39 @@ mod tests {
                 entry(Account::ClearingTransfers, -2_500)
             ]
         );
+    }
+
+    #[test]
+    fn a_reversal_takes_the_money_back_out_of_clearing_under_the_transfer_id() {
+        let transfer_id = Uuid::new_v4();
+        let out = postings(&sent("w-1", "w-2", transfer_id, 2_500));
+        let back = postings(&recorded(
+            "w-1",
+            cents(2_500),
+            EventKind::TransferReversed {
+                transfer_id,
+                to_wallet_id: wallet_id("w-2"),
+                amount: amount(2_500),
+            },
+        ));
+        assert_eq!(back.transaction_type, TransactionType::TransferIn);
+        assert_eq!(back.reference_id, transfer_id);
+        assert_eq!(back.description, "Reversal of transfer to w-2");
+        assert_eq!(
+            back.entries,
+            vec![
+                entry(wallet("w-1"), 2_500),
+                entry(Account::ClearingTransfers, -2_500)
+            ]
+        );
+        let clearing: Decimal = out
+            .entries
+            .iter()
+            .chain(&back.entries)
+            .filter(|posting| posting.account == Account::ClearingTransfers)
+            .map(|posting| posting.amount)
+            .sum();
+        assert!(clearing.is_zero());
     }
 
     #[test]

@@ -227,11 +227,7 @@ fn transaction_source(
     owner_id: &OwnerId,
 ) -> Result<TransactionSource, SearchIndexError> {
     let event = &recorded.event;
-    let counterparty = match &event.kind {
-        EventKind::TransferSent { to_wallet_id, .. } => Some(to_wallet_id.to_string()),
-        EventKind::TransferReceived { from_wallet_id, .. } => Some(from_wallet_id.to_string()),
-        _ => None,
-    };
+    let counterparty = event.kind.counterparty().map(ToString::to_string);
     Ok(TransactionSource {
         id: event.event_id,
         wallet_id: event.wallet_id.to_string(),
@@ -348,7 +344,8 @@ mod tests {
             EventKind::WalletCredited { amount, .. }
             | EventKind::WalletDebited { amount, .. }
             | EventKind::TransferSent { amount, .. }
-            | EventKind::TransferReceived { amount, .. } => {
+            | EventKind::TransferReceived { amount, .. }
+            | EventKind::TransferReversed { amount, .. } => {
                 Balance::try_from(amount.value()).expect("amount is a balance")
             }
         };

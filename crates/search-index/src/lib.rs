@@ -58,7 +58,8 @@ pub struct Transaction {
     pub wallet_id: WalletId,
     pub owner_id: OwnerId,
     /// The event type: `WalletCreated`, `WalletCredited`, `WalletDebited`,
-    /// `TransferSent` or `TransferReceived`.
+    /// `TransferSent`, `TransferReceived` or `TransferReversed` (a transfer's
+    /// paying half given back because the payee could not be credited).
     #[serde(rename = "type")]
     pub transaction_type: String,
     /// The amount moved, never negative; the direction is in the type.

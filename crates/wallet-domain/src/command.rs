@@ -35,6 +35,13 @@ pub enum CommandKind {
         amount: Amount,
         description: Option<Description>,
     },
+    /// Gives a transfer's paying half back to the payer when its receiving
+    /// half was refused.
+    TransferReverse {
+        transfer_id: Uuid,
+        to_wallet_id: WalletId,
+        amount: Amount,
+    },
 }
 
 /// A command addressed to one wallet, with what is needed to stamp its event:

@@ -2,6 +2,7 @@
 //! domain errors are business-rule refusals. Neither is ever an internal fault.
 
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
 use crate::ids::WalletId;
 
@@ -22,8 +23,10 @@ impl ValidationError {
     }
 }
 
-/// A command refused by the business rules.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// A command refused by the business rules. Serializable, so a refusal that
+/// ends a transfer process can be stored and given again to a retry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum DomainError {
     #[error("Wallet {0} already exists")]
     WalletAlreadyExists(WalletId),

@@ -48,6 +48,13 @@ pub enum EventKind {
         amount: Amount,
         description: Option<Description>,
     },
+    /// The paying half of a transfer given back to the payer, because the
+    /// receiving half could not happen: the transfer ends with no money moved.
+    TransferReversed {
+        transfer_id: Uuid,
+        to_wallet_id: WalletId,
+        amount: Amount,
+    },
 }
 
 impl EventKind {
@@ -58,20 +65,22 @@ impl EventKind {
             EventKind::WalletDebited { .. } => "WalletDebited",
             EventKind::TransferSent { .. } => "TransferSent",
             EventKind::TransferReceived { .. } => "TransferReceived",
+            EventKind::TransferReversed { .. } => "TransferReversed",
         }
     }
 
     pub fn transfer_id(&self) -> Option<Uuid> {
         match self {
             EventKind::TransferSent { transfer_id, .. }
-            | EventKind::TransferReceived { transfer_id, .. } => Some(*transfer_id),
+            | EventKind::TransferReceived { transfer_id, .. }
+            | EventKind::TransferReversed { transfer_id, .. } => Some(*transfer_id),
             _ => None,
         }
     }
 
     pub fn description(&self) -> Option<&Description> {
         match self {
-            EventKind::WalletCreated { .. } => None,
+            EventKind::WalletCreated { .. } | EventKind::TransferReversed { .. } => None,
             EventKind::WalletCredited { description, .. }
             | EventKind::WalletDebited { description, .. }
             | EventKind::TransferSent { description, .. }
@@ -79,9 +88,12 @@ impl EventKind {
         }
     }
 
-    fn counterparty(&self) -> Option<&WalletId> {
+    /// The other wallet of a transfer: the payee for the paying half and its
+    /// reversal, the payer for the receiving half.
+    pub fn counterparty(&self) -> Option<&WalletId> {
         match self {
-            EventKind::TransferSent { to_wallet_id, .. } => Some(to_wallet_id),
+            EventKind::TransferSent { to_wallet_id, .. }
+            | EventKind::TransferReversed { to_wallet_id, .. } => Some(to_wallet_id),
             EventKind::TransferReceived { from_wallet_id, .. } => Some(from_wallet_id),
             _ => None,
         }
@@ -229,6 +241,16 @@ impl TryFrom<EventWire> for WalletEvent {
                 }
             })
         };
+        let transfer_id = || {
+            wire.metadata
+                .transfer_id
+                .ok_or_else(|| missing("metadata.transferId"))
+        };
+        let counterparty = || {
+            wire.counterparty_wallet_id
+                .clone()
+                .ok_or_else(|| missing("counterpartyWalletId"))
+        };
         let description = wire.description.clone();
         let kind = match wire.event_type.as_str() {
             "WalletCreated" => EventKind::WalletCreated {
@@ -243,28 +265,21 @@ impl TryFrom<EventWire> for WalletEvent {
                 description,
             },
             "TransferSent" => EventKind::TransferSent {
-                transfer_id: wire
-                    .metadata
-                    .transfer_id
-                    .ok_or_else(|| missing("metadata.transferId"))?,
-                to_wallet_id: wire
-                    .counterparty_wallet_id
-                    .clone()
-                    .ok_or_else(|| missing("counterpartyWalletId"))?,
+                transfer_id: transfer_id()?,
+                to_wallet_id: counterparty()?,
                 amount: moved()?,
                 description,
             },
             "TransferReceived" => EventKind::TransferReceived {
-                transfer_id: wire
-                    .metadata
-                    .transfer_id
-                    .ok_or_else(|| missing("metadata.transferId"))?,
-                from_wallet_id: wire
-                    .counterparty_wallet_id
-                    .clone()
-                    .ok_or_else(|| missing("counterpartyWalletId"))?,
+                transfer_id: transfer_id()?,
+                from_wallet_id: counterparty()?,
                 amount: moved()?,
                 description,
+            },
+            "TransferReversed" => EventKind::TransferReversed {
+                transfer_id: transfer_id()?,
+                to_wallet_id: counterparty()?,
+                amount: moved()?,
             },
             other => return Err(EventDecodeError::UnknownType(other.to_owned())),
         };

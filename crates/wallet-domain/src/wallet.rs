@@ -150,6 +150,22 @@ pub fn decide(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
                 },
             )
         }
+        CommandKind::TransferReverse {
+            transfer_id,
+            to_wallet_id,
+            amount,
+        } => {
+            let balance_after = credited(open()?, amount)?;
+            single(
+                amount,
+                balance_after,
+                EventKind::TransferReversed {
+                    transfer_id: *transfer_id,
+                    to_wallet_id: to_wallet_id.clone(),
+                    amount: *amount,
+                },
+            )
+        }
     }
 }
 

@@ -150,6 +150,45 @@ fn transfer_halves_carry_the_transfer_id_and_counterparty() {
 }
 
 #[test]
+fn a_reversal_refunds_the_payer_and_names_the_payee() {
+    let transfer_id = Uuid::new_v4();
+    let sent = command(
+        "w1",
+        CommandKind::TransferOut {
+            transfer_id,
+            to_wallet_id: wallet_id("w2"),
+            amount: amount("4"),
+            description: None,
+        },
+    );
+    let reverse = command(
+        "w1",
+        CommandKind::TransferReverse {
+            transfer_id,
+            to_wallet_id: wallet_id("w2"),
+            amount: amount("4"),
+        },
+    );
+    let given = [create("w1", "10"), sent];
+    let reversed = given_when(&given, &reverse).expect("reversal");
+    assert_eq!(reversed[0].type_name(), "TransferReversed");
+    assert_eq!(reversed[0].balance_after.value().to_string(), "10.00");
+    assert_eq!(reversed[0].signed_amount().to_string(), "4.00");
+    assert_eq!(reversed[0].kind.counterparty(), Some(&wallet_id("w2")));
+    let json = reversed[0].to_json().expect("encode");
+    assert_eq!(WalletEvent::from_json(&json).expect("decode"), reversed[0]);
+}
+
+#[test]
+fn a_refusal_round_trips_through_json() {
+    let error = given_when(&[create("w1", "1")], &debit("w1", "2")).expect_err("refused");
+    let json = serde_json::to_string(&error).expect("encode");
+    let decoded: DomainError = serde_json::from_str(&json).expect("decode");
+    assert_eq!(decoded, error);
+    assert_eq!(decoded.to_string(), error.to_string());
+}
+
+#[test]
 fn events_round_trip_through_json_exactly() {
     let events = given_when(&[create("w1", "0.1")], &credit("w1", "0.2")).expect("credit");
     let json = events[0].to_json().expect("encode");

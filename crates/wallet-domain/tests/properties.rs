@@ -72,6 +72,19 @@ fn command_for(wallet_id: &WalletId, step: &Step, sequence: u32) -> Command {
     }
 }
 
+fn create_command(wallet_id: &WalletId, opening: Balance) -> Command {
+    Command {
+        wallet_id: wallet_id.clone(),
+        kind: CommandKind::Create {
+            owner_id: OwnerId::parse("o").expect("owner"),
+            initial_balance: opening,
+        },
+        event_id: Uuid::new_v4(),
+        issued_at: Utc.timestamp_opt(1_700_000_000, 0).single().expect("time"),
+        metadata: EventMetadata::default(),
+    }
+}
+
 proptest! {
     #[test]
     fn balance_is_money_in_minus_money_out_never_negative_and_replayable(
@@ -80,13 +93,7 @@ proptest! {
     ) {
         let wallet_id = WalletId::parse("w").expect("id");
         let opening = Balance::opening("initialBalance", Decimal::new(opening_cents, 2)).expect("opening");
-        let create = Command {
-            wallet_id: wallet_id.clone(),
-            kind: CommandKind::Create { owner_id: OwnerId::parse("o").expect("owner"), initial_balance: opening },
-            event_id: Uuid::new_v4(),
-            issued_at: Utc.timestamp_opt(1_700_000_000, 0).single().expect("time"),
-            metadata: EventMetadata::default(),
-        };
+        let create = create_command(&wallet_id, opening);
         let mut history: Vec<WalletEvent> = decide(&WalletState::Absent, &create).expect("create");
         let mut state = replay(&history);
         let mut expected = opening.value();
@@ -120,5 +127,47 @@ proptest! {
             .map(|event| WalletEvent::from_json(&event.to_json().expect("encode")).expect("decode"))
             .collect();
         prop_assert_eq!(decoded, history);
+    }
+}
+
+proptest! {
+    /// Whatever happened to the payer in between, a transfer's paying half and
+    /// its reversal leave the payer's balance where the two found it, and the
+    /// stream still replays to the same state.
+    #[test]
+    fn a_reversed_transfer_gives_the_payer_back_exactly_what_it_sent(
+        opening_cents in 0i64..=1_000_000,
+        sent_cents in cents(),
+    ) {
+        let wallet_id = WalletId::parse("w").expect("id");
+        let opening = Balance::opening("initialBalance", Decimal::new(opening_cents, 2)).expect("opening");
+        let create = create_command(&wallet_id, opening);
+        let mut history = decide(&WalletState::Absent, &create).expect("create");
+        let sent = command_for(&wallet_id, &Step::TransferOut(sent_cents), 1);
+        let CommandKind::TransferOut { transfer_id, to_wallet_id, amount, .. } = sent.kind.clone() else {
+            unreachable!("a transfer out step makes a transfer out command");
+        };
+        match decide(&replay(&history), &sent) {
+            Err(_) => prop_assert!(Decimal::new(sent_cents, 2) > opening.value()),
+            Ok(events) => {
+                history.extend(events);
+                let reverse = Command {
+                    kind: CommandKind::TransferReverse { transfer_id, to_wallet_id, amount },
+                    event_id: Uuid::new_v4(),
+                    ..sent
+                };
+                let reversed = decide(&replay(&history), &reverse).expect("a reversal refunds");
+                prop_assert_eq!(reversed[0].kind.transfer_id(), Some(transfer_id));
+                history.extend(reversed);
+                let state = replay(&history);
+                prop_assert_eq!(state.wallet().expect("open").balance, opening);
+                prop_assert_eq!(state.version(), 3);
+                let decoded: Vec<WalletEvent> = history
+                    .iter()
+                    .map(|event| WalletEvent::from_json(&event.to_json().expect("encode")).expect("decode"))
+                    .collect();
+                prop_assert_eq!(decoded, history);
+            }
+        }
     }
 }

@@ -105,7 +105,8 @@ pub struct TransactionResponse {
     #[schema(example = "user-456")]
     pub owner_id: String,
     /// `WalletCreated` (the opening balance), `WalletCredited`, `WalletDebited`,
-    /// `TransferSent` or `TransferReceived`.
+    /// `TransferSent`, `TransferReceived` or `TransferReversed` (a transfer's
+    /// paying half given back because the payee could not be credited).
     #[serde(rename = "type")]
     #[schema(example = "WalletCredited")]
     pub transaction_type: String,
@@ -205,11 +206,16 @@ impl From<search_index::TransactionPage> for TransactionSearchResponse {
 pub fn render_outcome(outcome: &OperationOutcome) -> Result<String, serde_json::Error> {
     match outcome {
         OperationOutcome::Wallet(wallet) => serde_json::to_string(&WalletResponse::from(wallet)),
-        OperationOutcome::Transfer { from, to } => serde_json::to_string(&TransferResponse {
-            from_wallet: from.into(),
-            to_wallet: to.into(),
-        }),
+        OperationOutcome::Transfer { from, to } => render_transfer(from, to),
     }
+}
+
+/// The body of a transfer's reply, on either path (atomic append or process).
+pub fn render_transfer(from: &Wallet, to: &Wallet) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&TransferResponse {
+        from_wallet: from.into(),
+        to_wallet: to.into(),
+    })
 }
 
 fn description(body: &JsonObject) -> Result<Option<Description>, ApiError> {

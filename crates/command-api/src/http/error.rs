@@ -62,7 +62,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::ConcurrencyConflict(_) => ApiError::Conflict(message),
             ServiceError::IdempotencyKeyReused(_) => ApiError::Unprocessable(message),
             ServiceError::LockTimedOut(_) => ApiError::Unavailable(message),
-            ServiceError::Store(_) | ServiceError::Encoding(_) => ApiError::Internal(message),
+            ServiceError::Store(_)
+            | ServiceError::Encoding(_)
+            | ServiceError::Transfer(_)
+            | ServiceError::TransferAborted(_) => ApiError::Internal(message),
         }
     }
 }

@@ -20,6 +20,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use body::BODY_SIZE_MAX;
 pub use context::correlate;
 pub use error::{ApiError, ErrorBody};
+pub use wallets::TRANSFER_REPLY;
 
 use crate::metrics::Metrics;
 

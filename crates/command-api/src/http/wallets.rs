@@ -4,14 +4,15 @@ use actix_web::http::header::ContentType;
 use actix_web::{web, HttpRequest, HttpResponse};
 use read_model::{WalletListQuery, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX};
 use serde::Deserialize;
+use transfer_process::TransferReply;
 use utoipa::IntoParams;
 use wallet_domain::{Amount, Description, OwnerId, WalletId};
 
 use super::body::{read_body, JsonObject};
 use super::context::request_context;
 use super::dto::{
-    render_outcome, AmountRequest, CreateWalletRequest, TransferRequest, TransferResponse,
-    WalletResponse,
+    render_outcome, render_transfer, AmountRequest, CreateWalletRequest, TransferRequest,
+    TransferResponse, WalletResponse,
 };
 use super::error::{ApiError, ErrorBody};
 use super::ledger::catch_up;
@@ -25,6 +26,13 @@ pub const LIST_CATCH_UP_WAIT_MS: u64 = 2_000;
 const CREATED: ReplyFormat = ReplyFormat {
     status: 201,
     render: render_outcome,
+};
+
+/// A transfer's reply when it runs as the transfer process: the same status
+/// and body as [`CREATED`] gives a transfer on the atomic path.
+pub const TRANSFER_REPLY: TransferReply = TransferReply {
+    status: CREATED.status,
+    render: render_transfer,
 };
 
 fn path_wallet(raw: &str) -> Result<WalletId, ApiError> {

@@ -1,10 +1,18 @@
 //! Command handling: idempotency, lock, load, decide, append, retry.
+//!
+//! A transfer is one atomic append to both wallet streams when the store can
+//! do that; otherwise (KurrentDB, or `TRANSFERS=process`) it runs through the
+//! [`TransferProcess`] under the same wallet lock.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use event_store::{
     AppendError, AppendRequest, EventStore, IdempotentResponse, StoreError, StreamAppend,
+};
+use transfer_process::{
+    transfer_id_for_key, Ending, ProcessError, TransferIntent, TransferJournal, TransferProcess,
+    TransferReply, TransferRequest,
 };
 use uuid::Uuid;
 use wallet_domain::{
@@ -64,6 +72,23 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error("could not encode the response: {0}")]
     Encoding(#[from] serde_json::Error),
+    #[error(transparent)]
+    Transfer(ProcessError),
+    #[error("the transfer task stopped before it answered: {0}")]
+    TransferAborted(String),
+}
+
+impl From<ProcessError> for ServiceError {
+    fn from(error: ProcessError) -> Self {
+        match error {
+            ProcessError::KeyReused(key) => ServiceError::IdempotencyKeyReused(key),
+            ProcessError::Contended { wallet_id, .. } => {
+                ServiceError::ConcurrencyConflict(wallet_id.to_string())
+            }
+            ProcessError::Store(error) => ServiceError::Store(error),
+            other => ServiceError::Transfer(other),
+        }
+    }
 }
 
 pub struct WalletService {
@@ -71,6 +96,8 @@ pub struct WalletService {
     lock: Arc<dyn WalletLock>,
     cache: WalletCache,
     metrics: Metrics,
+    /// Present when transfers run as a process rather than one atomic append.
+    transfers: Option<Arc<TransferProcess>>,
 }
 
 fn now() -> DateTime<Utc> {
@@ -86,6 +113,31 @@ impl WalletService {
             lock,
             cache: WalletCache::default(),
             metrics,
+            transfers: None,
+        }
+    }
+
+    /// Runs transfers through the transfer process, recorded in `journal`
+    /// and answered with `reply`.
+    pub fn with_transfer_process(
+        mut self,
+        journal: Arc<dyn TransferJournal>,
+        reply: TransferReply,
+    ) -> Self {
+        self.transfers = Some(Arc::new(TransferProcess::new(
+            Arc::clone(&self.store),
+            journal,
+            reply,
+        )));
+        self
+    }
+
+    /// Finishes the transfers a crash left unfinished (none without the
+    /// process); to be called before serving.
+    pub async fn resume_unfinished_transfers(&self) -> Result<usize, ProcessError> {
+        match &self.transfers {
+            Some(process) => process.resume_unfinished().await,
+            None => Ok(0),
         }
     }
 
@@ -118,7 +170,26 @@ impl WalletService {
         // on the common path: its append fails on the stored key, or, when the
         // first request changed the wallet, the rules refuse the repeat.
         let wallet_ids = operation.wallet_ids();
-        let _lease = self.lease(&wallet_ids).await?;
+        let lease = self.lease(&wallet_ids).await?;
+        if let Some(process) = &self.transfers {
+            if let Some(intent) = transfer_intent(&operation, &context) {
+                let reply = self
+                    .transfer_by_process(process, intent, &context, lease)
+                    .await;
+                for wallet_id in &wallet_ids {
+                    self.cache.forget(wallet_id);
+                }
+                return reply;
+            }
+            // A key a transfer recorded in the journal is not in the store's
+            // idempotency records: look there too.
+            if let Some(claim) = &context.idempotency {
+                if process.key_is_taken(&claim.key).await? {
+                    return Err(ServiceError::IdempotencyKeyReused(claim.key.clone()));
+                }
+            }
+        }
+        let _lease = lease;
         for _ in 0..CONFLICT_ATTEMPTS_MAX {
             let (streams, outcome) = match self.decide(&operation, &context).await {
                 Ok(decided) => decided,
@@ -169,6 +240,49 @@ impl WalletService {
         }
         let contended: Vec<&str> = wallet_ids.iter().map(|id| id.as_str()).collect();
         Err(ServiceError::ConcurrencyConflict(contended.join(", ")))
+    }
+
+    /// A transfer as a process: the key's earlier answer from the store if a
+    /// non-transfer request used it, else the process's answer.
+    async fn transfer_by_process(
+        &self,
+        process: &Arc<TransferProcess>,
+        intent: TransferIntent,
+        context: &RequestContext,
+        lease: LockLease,
+    ) -> Result<Reply, ServiceError> {
+        let transfer_id = match &context.idempotency {
+            Some(claim) => {
+                if let Some(stored) = self.store.find_idempotent_response(&claim.key).await? {
+                    return replay_stored(stored, claim);
+                }
+                transfer_id_for_key(&claim.key)
+            }
+            None => Uuid::now_v7(),
+        };
+        // A task of its own, holding the wallets' lease: a client that hangs
+        // up (and so drops this future) does not stop a transfer halfway.
+        let process = Arc::clone(process);
+        let running = tokio::spawn(async move {
+            let _lease = lease;
+            process
+                .run(TransferRequest {
+                    transfer_id,
+                    intent,
+                })
+                .await
+        });
+        let answer = running
+            .await
+            .map_err(|error| ServiceError::TransferAborted(error.to_string()))??;
+        match answer.ending {
+            Ending::Completed { status, body } => Ok(Reply {
+                status,
+                body,
+                replayed: answer.replayed,
+            }),
+            Ending::Failed { refusal } => Err(refusal.into()),
+        }
     }
 
     /// The stored answer to an earlier request with this request's key, if
@@ -232,11 +346,7 @@ impl WalletService {
         context: &RequestContext,
     ) -> Result<(Vec<StreamAppend>, OperationOutcome), ServiceError> {
         let issued_at = now();
-        let metadata = EventMetadata {
-            idempotency_key: context.idempotency.as_ref().map(|claim| claim.key.clone()),
-            correlation_id: Some(context.correlation_id.clone()),
-            causation_id: Some(context.request_id.to_string()),
-        };
+        let metadata = metadata(context);
         let command = |wallet_id: &WalletId, kind: CommandKind, metadata: EventMetadata| Command {
             wallet_id: wallet_id.clone(),
             kind,
@@ -341,6 +451,43 @@ impl WalletService {
         let events = decide(&state, &command)?;
         let (wallet, append) = applied(state, &command.wallet_id, events)?;
         Ok((vec![append], OperationOutcome::Wallet(wallet)))
+    }
+}
+
+/// The intent of a transfer operation; `None` for any other operation.
+fn transfer_intent(
+    operation: &WalletOperation,
+    context: &RequestContext,
+) -> Option<TransferIntent> {
+    let WalletOperation::Transfer {
+        from_wallet_id,
+        to_wallet_id,
+        amount,
+        description,
+    } = operation
+    else {
+        return None;
+    };
+    Some(TransferIntent {
+        from_wallet_id: from_wallet_id.clone(),
+        to_wallet_id: to_wallet_id.clone(),
+        amount: *amount,
+        description: description.clone(),
+        metadata: metadata(context),
+        request_fingerprint: context
+            .idempotency
+            .as_ref()
+            .map(|claim| claim.fingerprint.clone()),
+        initiated_at: now(),
+    })
+}
+
+/// What every event of a request carries: its key, correlation and request id.
+fn metadata(context: &RequestContext) -> EventMetadata {
+    EventMetadata {
+        idempotency_key: context.idempotency.as_ref().map(|claim| claim.key.clone()),
+        correlation_id: Some(context.correlation_id.clone()),
+        causation_id: Some(context.request_id.to_string()),
     }
 }
 

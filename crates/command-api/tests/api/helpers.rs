@@ -1,6 +1,7 @@
 use std::path::{Path, PathBuf};
 
 use actix_web::dev::ServerHandle;
+use command_api::config::TransferMode;
 use command_api::{Application, Config};
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::{json, Value};
@@ -25,7 +26,22 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the application on storage that may already hold data.
 pub async fn spawn_app_in(data_dir: &Path) -> TestApp {
-    let application = Application::build(Config::embedded_for_test(data_dir.to_path_buf()))
+    spawn_app_with(Config::embedded_for_test(data_dir.to_path_buf())).await
+}
+
+/// Starts the application with transfers as the transfer process
+/// (`TRANSFERS=process`) on storage that may already hold data.
+pub async fn spawn_process_app_in(data_dir: &Path) -> TestApp {
+    let config = Config {
+        transfers: Some(TransferMode::Process),
+        ..Config::embedded_for_test(data_dir.to_path_buf())
+    };
+    spawn_app_with(config).await
+}
+
+async fn spawn_app_with(config: Config) -> TestApp {
+    let data_dir = config.data_dir.clone();
+    let application = Application::build(config)
         .await
         .expect("application builds");
     let address = format!("http://127.0.0.1:{}", application.port());

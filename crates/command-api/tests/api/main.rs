@@ -8,4 +8,5 @@ mod idempotency;
 mod ledger;
 mod restart;
 mod transactions;
+mod transfer_process;
 mod validation;

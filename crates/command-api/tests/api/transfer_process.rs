@@ -1,0 +1,155 @@
+//! Transfers through the transfer process (`TRANSFERS=process`, as on
+//! KurrentDB) on the real embedded store: the same contract as the atomic
+//! path, and unfinished transfers finished at start-up.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::{json, Value};
+use transfer_process::{EmbeddedTransferJournal, JournalRecord, TransferIntent, TransferJournal};
+use uuid::Uuid;
+use wallet_domain::{Amount, EventMetadata, WalletId};
+
+use crate::helpers::{error_message, json_of, spawn_process_app_in, TestApp};
+
+async fn process_app() -> (tempfile::TempDir, TestApp) {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let app = spawn_process_app_in(temp.path()).await;
+    (temp, app)
+}
+
+fn transfer_body(to: &str, amount: Value) -> Value {
+    json!({"toWalletId": to, "amount": amount, "description": "rent"})
+}
+
+#[tokio::test]
+async fn a_transfer_moves_the_money_and_its_key_replays_the_same_reply() {
+    let (_temp, app) = process_app().await;
+    app.create_wallet("a", "o", json!(100)).await;
+    app.create_wallet("b", "o", json!(0)).await;
+    let send = |amount: Value| {
+        app.post("/wallets/a/transfer")
+            .header("Idempotency-Key", "rent-1")
+            .json(&transfer_body("b", amount))
+            .send()
+    };
+    let first = send(json!(30)).await.expect("sent");
+    assert_eq!(first.status(), 201);
+    let first_body = first.text().await.expect("text");
+    let reply: Value = serde_json::from_str(&first_body).expect("json");
+    assert_eq!(reply["fromWallet"]["balance"].to_string(), "70.00");
+    assert_eq!(reply["toWallet"]["balance"].to_string(), "30.00");
+
+    let again = send(json!(30)).await.expect("sent");
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.text().await.expect("text"), first_body);
+
+    let (status, body) = json_of(send(json!(31)).await.expect("sent")).await;
+    assert_eq!(status, 422);
+    assert!(error_message(&body, 422).contains("Idempotency-Key"));
+    // The key a transfer recorded cannot serve a credit either.
+    let credit = app
+        .post("/wallets/a/credit")
+        .header("Idempotency-Key", "rent-1")
+        .json(&json!({"amount": 1}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(credit.status(), 422);
+
+    assert_eq!(app.balance_text("a").await, "70.00");
+    assert_eq!(app.balance_text("b").await, "30.00");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn refusals_are_those_of_the_atomic_path_and_move_nothing() {
+    let (_temp, app) = process_app().await;
+    app.create_wallet("a", "o", json!(10)).await;
+    app.create_wallet("b", "o", json!(0)).await;
+
+    let (status, body) = json_of(app.transfer("a", "nobody", json!(5)).await).await;
+    assert_eq!(status, 404);
+    assert!(error_message(&body, 404).contains("nobody"));
+    let (status, _) = json_of(app.transfer("a", "b", json!(11)).await).await;
+    assert_eq!(status, 400);
+    let (status, _) = json_of(app.transfer("a", "a", json!(1)).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(app.balance_text("a").await, "10.00");
+    assert_eq!(app.balance_text("b").await, "0.00");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_transfers_keep_every_balance_exact_and_the_ledger_sound() {
+    const TRANSFERS: usize = 20;
+    let (_temp, app) = process_app().await;
+    app.create_wallet("a", "o", json!(1000)).await;
+    app.create_wallet("b", "o", json!(1000)).await;
+    let requests = (0..TRANSFERS).map(|index| {
+        let (from, to) = if index % 2 == 0 {
+            ("a", "b")
+        } else {
+            ("b", "a")
+        };
+        app.transfer(from, to, json!(10 + index))
+    });
+    for response in futures::future::join_all(requests).await {
+        assert_eq!(response.status(), 201);
+    }
+    // a pays 10, 12, ..., 28 and receives 11, 13, ..., 29: ten more.
+    assert_eq!(app.balance_text("a").await, "1010.00");
+    assert_eq!(app.balance_text("b").await, "990.00");
+    let (status, verification) =
+        json_of(app.get("/ledger/verify").send().await.expect("sent")).await;
+    assert_eq!(status, 200, "{verification}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_transfer_a_crash_left_unfinished_is_finished_before_the_restart_serves() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let app = spawn_process_app_in(temp.path()).await;
+    app.create_wallet("a", "o", json!(100)).await;
+    app.create_wallet("b", "o", json!(0)).await;
+    let stopped = app.stop().await;
+    assert!(stopped.is_none());
+
+    // What a crash right after recording the intent leaves behind.
+    let journal = Arc::new(EmbeddedTransferJournal::open(temp.path()).expect("journal"));
+    let transfer_id = Uuid::now_v7();
+    let intent = TransferIntent {
+        from_wallet_id: WalletId::parse("a").expect("id"),
+        to_wallet_id: WalletId::parse("b").expect("id"),
+        amount: Amount::parse("amount", 25.into()).expect("amount"),
+        description: None,
+        metadata: EventMetadata::default(),
+        request_fingerprint: None,
+        initiated_at: Utc::now(),
+    };
+    journal
+        .append(transfer_id, 0, &JournalRecord::Initiated(intent))
+        .await
+        .expect("record the intent");
+    drop(journal);
+
+    let app = spawn_process_app_in(temp.path()).await;
+    assert_eq!(app.balance_text("a").await, "75.00");
+    assert_eq!(app.balance_text("b").await, "25.00");
+    let (_, history) = json_of(
+        app.get("/wallets/b/transactions")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(history["transactions"][0]["type"], "TransferReceived");
+    assert_eq!(
+        history["transactions"][0]["transferId"],
+        transfer_id.to_string()
+    );
+    app.stop().await;
+    let journal = EmbeddedTransferJournal::open(temp.path()).expect("journal");
+    assert!(journal.unfinished(10).await.expect("read").is_empty());
+}

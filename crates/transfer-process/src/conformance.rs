@@ -1,0 +1,295 @@
+//! What every [`TransferJournal`] must do, and the process on a real store,
+//! written once: run on the embedded store here and on KurrentDB by the
+//! integration tests (feature `conformance`). Each scenario takes an empty
+//! store and journal.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use event_store::{AppendRequest, EventStore, StreamAppend};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+use wallet_domain::{
+    decide, replay, Amount, Balance, Command, CommandKind, DomainError, EventMetadata, OwnerId,
+    Wallet, WalletId, WalletState,
+};
+
+use crate::{
+    transfer_id_for_key, Ending, JournalError, JournalRecord, TransferIntent, TransferJournal,
+    TransferProcess, TransferReply, TransferRequest,
+};
+
+/// The largest balance a wallet may hold: a payee there cannot be credited.
+pub const NEAR_THE_MAXIMUM: Decimal = Decimal::MAX;
+
+fn render(from: &Wallet, to: &Wallet) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&serde_json::json!({
+        "from": [from.id.as_str(), from.balance.to_string(), from.version],
+        "to": [to.id.as_str(), to.balance.to_string(), to.version],
+    }))
+}
+
+/// A reply that shows both wallets' balances and versions.
+pub const REPLY: TransferReply = TransferReply {
+    status: 201,
+    render,
+};
+
+pub fn wallet_id(raw: &str) -> WalletId {
+    WalletId::parse(raw).expect("test wallet id")
+}
+
+pub fn money(text: &str) -> Decimal {
+    Decimal::from_str(text).expect("test decimal")
+}
+
+pub async fn state(store: &dyn EventStore, wallet_id: &WalletId) -> WalletState {
+    let stream = store.read_stream(wallet_id, 0).await.expect("read");
+    replay(stream.iter().map(|recorded| &recorded.event))
+}
+
+/// Decides `kind` on the wallet as stored and appends it.
+pub async fn execute(store: &dyn EventStore, wallet: &str, kind: CommandKind) {
+    let wallet_id = wallet_id(wallet);
+    let state = state(store, &wallet_id).await;
+    let command = Command {
+        wallet_id: wallet_id.clone(),
+        kind,
+        event_id: Uuid::now_v7(),
+        issued_at: Utc::now(),
+        metadata: EventMetadata::default(),
+    };
+    let events = decide(&state, &command).expect("test command is allowed");
+    store
+        .append(AppendRequest {
+            streams: vec![StreamAppend {
+                wallet_id,
+                expected_version: state.version(),
+                events,
+            }],
+            idempotent_response: None,
+        })
+        .await
+        .expect("append");
+}
+
+pub async fn create(store: &dyn EventStore, wallet: &str, opening: Decimal) {
+    let kind = CommandKind::Create {
+        owner_id: OwnerId::parse("owner").expect("owner"),
+        initial_balance: Balance::try_from(opening).expect("test balance"),
+    };
+    execute(store, wallet, kind).await;
+}
+
+pub async fn credit(store: &dyn EventStore, wallet: &str, amount: &str) {
+    let kind = CommandKind::Credit {
+        amount: Amount::parse("amount", money(amount)).expect("test amount"),
+        description: None,
+    };
+    execute(store, wallet, kind).await;
+}
+
+pub async fn balance(store: &dyn EventStore, wallet: &str) -> Decimal {
+    let state = state(store, &wallet_id(wallet)).await;
+    state.wallet().expect("wallet exists").balance.value()
+}
+
+/// The types of the events of `transfer_id` on the wallet's stream, in order.
+pub async fn halves(store: &dyn EventStore, wallet: &str, transfer_id: Uuid) -> Vec<&'static str> {
+    let stream = store
+        .read_stream(&wallet_id(wallet), 0)
+        .await
+        .expect("read");
+    stream
+        .iter()
+        .filter(|recorded| recorded.event.kind.transfer_id() == Some(transfer_id))
+        .map(|recorded| recorded.event.type_name())
+        .collect()
+}
+
+/// A request with an idempotency key, as command-api makes one.
+pub fn request(key: &str, from: &str, to: &str, amount: &str) -> TransferRequest {
+    TransferRequest {
+        transfer_id: transfer_id_for_key(key),
+        intent: TransferIntent {
+            from_wallet_id: wallet_id(from),
+            to_wallet_id: wallet_id(to),
+            amount: Amount::parse("amount", money(amount)).expect("test amount"),
+            description: None,
+            metadata: EventMetadata {
+                idempotency_key: Some(key.to_owned()),
+                correlation_id: Some("correlation".into()),
+                causation_id: None,
+            },
+            request_fingerprint: Some(format!("{from}->{to}:{amount}")),
+            initiated_at: Utc
+                .with_ymd_and_hms(2026, 11, 25, 12, 0, 0)
+                .single()
+                .expect("time"),
+        },
+    }
+}
+
+// --- the journal ------------------------------------------------------------
+
+pub async fn journal_records_append_in_order_and_a_stale_count_conflicts(
+    journal: &dyn TransferJournal,
+) {
+    let transfer_id = Uuid::new_v4();
+    assert!(journal.read(transfer_id).await.expect("read").is_empty());
+    let intent = JournalRecord::Initiated(request("key-1", "a", "b", "1.00").intent);
+    journal
+        .append(transfer_id, 0, &intent)
+        .await
+        .expect("intent");
+    let error = journal
+        .append(transfer_id, 0, &intent)
+        .await
+        .expect_err("a second intent");
+    assert!(
+        matches!(error, JournalError::Conflict { expected: 0, .. }),
+        "{error:?}"
+    );
+    journal
+        .append(transfer_id, 1, &JournalRecord::Debited)
+        .await
+        .expect("debited");
+    let error = journal
+        .append(transfer_id, 1, &JournalRecord::Credited)
+        .await
+        .expect_err("stale count");
+    assert!(
+        matches!(error, JournalError::Conflict { expected: 1, .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        journal.read(transfer_id).await.expect("read"),
+        vec![intent, JournalRecord::Debited]
+    );
+}
+
+pub async fn journal_lists_open_transfers_oldest_first_until_they_finish(
+    journal: &dyn TransferJournal,
+) {
+    let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    for (index, transfer_id) in ids.iter().enumerate() {
+        let intent = request(&format!("key-{index}"), "a", "b", "1.00").intent;
+        journal
+            .append(*transfer_id, 0, &JournalRecord::Initiated(intent))
+            .await
+            .expect("intent");
+    }
+    assert_eq!(journal.unfinished(10).await.expect("open"), ids);
+    assert_eq!(journal.unfinished(2).await.expect("open"), ids[..2]);
+    let refusal = DomainError::WalletNotFound(wallet_id("b"));
+    journal
+        .append(
+            ids[0],
+            1,
+            &JournalRecord::Finished(Ending::Failed { refusal }),
+        )
+        .await
+        .expect("end");
+    assert_eq!(journal.unfinished(10).await.expect("open"), ids[1..]);
+    for transfer_id in &ids[1..] {
+        let ending = Ending::Completed {
+            status: 201,
+            body: "{}".into(),
+        };
+        journal
+            .append(*transfer_id, 1, &JournalRecord::Finished(ending))
+            .await
+            .expect("end");
+    }
+    assert!(journal.unfinished(10).await.expect("open").is_empty());
+}
+
+// --- the process on a store ---------------------------------------------------
+
+pub async fn a_transfer_runs_to_its_end_and_its_key_replays_it(
+    store: Arc<dyn EventStore>,
+    journal: Arc<dyn TransferJournal>,
+) {
+    create(&*store, "payer", money("100.00")).await;
+    create(&*store, "payee", money("0")).await;
+    let process = TransferProcess::new(Arc::clone(&store), journal, REPLY);
+    let first = process
+        .run(request("key-1", "payer", "payee", "40.00"))
+        .await
+        .expect("transfer");
+    assert!(!first.replayed);
+    let Ending::Completed { status: 201, body } = &first.ending else {
+        panic!("completed, not {first:?}");
+    };
+    assert!(body.contains("\"60.00\""), "{body}");
+    let again = process
+        .run(request("key-1", "payer", "payee", "40.00"))
+        .await
+        .expect("retry");
+    assert!(again.replayed);
+    assert_eq!(again.ending, first.ending);
+    assert_eq!(balance(&*store, "payer").await, money("60.00"));
+    assert_eq!(balance(&*store, "payee").await, money("40.00"));
+}
+
+/// Records an intent as a request would, without running it: what a crash
+/// right after the intent leaves (the refusals checked at the start skipped).
+async fn intent_left_by_a_crash(journal: &dyn TransferJournal, key: &str, amount: &str) -> Uuid {
+    let request = request(key, "payer", "payee", amount);
+    journal
+        .append(
+            request.transfer_id,
+            0,
+            &JournalRecord::Initiated(request.intent),
+        )
+        .await
+        .expect("intent");
+    request.transfer_id
+}
+
+pub async fn an_intent_left_by_a_crash_is_finished_by_the_resumption(
+    store: Arc<dyn EventStore>,
+    journal: Arc<dyn TransferJournal>,
+) {
+    create(&*store, "payer", money("100.00")).await;
+    create(&*store, "payee", money("0")).await;
+    let transfer_id = intent_left_by_a_crash(&*journal, "key-1", "30.00").await;
+    let process = TransferProcess::new(Arc::clone(&store), Arc::clone(&journal), REPLY);
+    assert_eq!(process.resume_unfinished().await.expect("resume"), 1);
+    assert_eq!(balance(&*store, "payer").await, money("70.00"));
+    assert_eq!(balance(&*store, "payee").await, money("30.00"));
+    assert_eq!(
+        halves(&*store, "payee", transfer_id).await,
+        ["TransferReceived"]
+    );
+    assert!(journal.unfinished(10).await.expect("open").is_empty());
+    assert_eq!(process.resume_unfinished().await.expect("resume"), 0);
+}
+
+pub async fn a_credit_the_payee_cannot_take_is_reversed(
+    store: Arc<dyn EventStore>,
+    journal: Arc<dyn TransferJournal>,
+) {
+    create(&*store, "payer", money("100.00")).await;
+    create(&*store, "payee", NEAR_THE_MAXIMUM).await;
+    let transfer_id = intent_left_by_a_crash(&*journal, "key-1", "30.00").await;
+    let process = TransferProcess::new(Arc::clone(&store), Arc::clone(&journal), REPLY);
+    assert_eq!(process.resume_unfinished().await.expect("resume"), 1);
+    assert_eq!(balance(&*store, "payer").await, money("100.00"));
+    assert_eq!(balance(&*store, "payee").await, NEAR_THE_MAXIMUM);
+    assert_eq!(
+        halves(&*store, "payer", transfer_id).await,
+        ["TransferSent", "TransferReversed"]
+    );
+    let retried = process
+        .run(request("key-1", "payer", "payee", "30.00"))
+        .await
+        .expect("retry");
+    assert_eq!(
+        retried.ending,
+        Ending::Failed {
+            refusal: DomainError::BalanceOverflow(wallet_id("payee"))
+        }
+    );
+}

@@ -1,0 +1,135 @@
+//! The journal in a SQLite file (`transfers.db`) beside the embedded event
+//! store: records and the open transfers change in one transaction.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use embedded_sqlite::{SharedWriter, SqliteError};
+use rusqlite::{params, TransactionBehavior};
+use uuid::Uuid;
+
+use crate::journal::{JournalError, JournalRecord, TransferJournal, TRANSFER_RECORDS_MAX};
+
+const MIGRATIONS: &[&str] = &[include_str!(
+    "../../../migrations/embedded/transfers_0001.sql"
+)];
+
+pub struct EmbeddedTransferJournal {
+    writer: SharedWriter,
+}
+
+impl From<SqliteError> for JournalError {
+    fn from(error: SqliteError) -> Self {
+        JournalError::Unavailable(error.to_string())
+    }
+}
+
+/// What one append found, decided inside its transaction.
+enum Appended {
+    Stored,
+    Conflict,
+}
+
+impl EmbeddedTransferJournal {
+    /// Opens (or creates) `transfers.db` in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, JournalError> {
+        let writer = SharedWriter::open(&data_dir.join("transfers.db"), MIGRATIONS)?;
+        Ok(Self { writer })
+    }
+}
+
+#[async_trait]
+impl TransferJournal for EmbeddedTransferJournal {
+    async fn append(
+        &self,
+        transfer_id: Uuid,
+        expected_records: u64,
+        record: &JournalRecord,
+    ) -> Result<(), JournalError> {
+        let text = record.to_json()?;
+        let id = transfer_id.to_string();
+        let opens = record.opens_or_closes();
+        let sequence = i64::try_from(expected_records + 1)
+            .map_err(|_| JournalError::Corrupt(format!("record count {expected_records}")))?;
+        let appended = self
+            .writer
+            .write(move |connection| {
+                // Immediate: the count and the insert see the same state,
+                // also against another process on the same file.
+                let transaction =
+                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let stored: i64 = transaction.query_row(
+                    "SELECT COUNT(*) FROM transfer_records WHERE transfer_id = ?1",
+                    params![id],
+                    |row| row.get(0),
+                )?;
+                if stored != sequence - 1 {
+                    return Ok(Appended::Conflict);
+                }
+                transaction.execute(
+                    "INSERT INTO transfer_records (transfer_id, sequence, record) VALUES (?1, ?2, ?3)",
+                    params![id, sequence, text],
+                )?;
+                match opens {
+                    Some(true) => transaction.execute(
+                        "INSERT INTO open_transfers (transfer_id) VALUES (?1)",
+                        params![id],
+                    )?,
+                    Some(false) => transaction.execute(
+                        "DELETE FROM open_transfers WHERE transfer_id = ?1",
+                        params![id],
+                    )?,
+                    None => 0,
+                };
+                transaction.commit()?;
+                Ok(Appended::Stored)
+            })
+            .await?;
+        match appended {
+            Appended::Stored => Ok(()),
+            Appended::Conflict => Err(JournalError::Conflict {
+                transfer_id,
+                expected: expected_records,
+            }),
+        }
+    }
+
+    async fn read(&self, transfer_id: Uuid) -> Result<Vec<JournalRecord>, JournalError> {
+        let id = transfer_id.to_string();
+        let limit = i64::try_from(TRANSFER_RECORDS_MAX + 1).unwrap_or(i64::MAX);
+        let texts = self
+            .writer
+            .write(move |connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT record FROM transfer_records WHERE transfer_id = ?1 \
+                     ORDER BY sequence LIMIT ?2",
+                )?;
+                let rows =
+                    statement.query_map(params![id, limit], |row| row.get::<_, String>(0))?;
+                rows.collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .await?;
+        JournalRecord::decode_all(transfer_id, &texts)
+    }
+
+    async fn unfinished(&self, limit: usize) -> Result<Vec<Uuid>, JournalError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let ids = self
+            .writer
+            .write(move |connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT transfer_id FROM open_transfers ORDER BY opened LIMIT ?1",
+                )?;
+                let rows = statement.query_map(params![limit], |row| row.get::<_, String>(0))?;
+                rows.collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .await?;
+        ids.iter()
+            .map(|id| {
+                Uuid::parse_str(id).map_err(|error| {
+                    JournalError::Corrupt(format!("open transfer {id:?}: {error}"))
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,141 @@
+//! The `TransferJournal` port: each transfer's records, in order, appended
+//! with the number of records the writer expects (a stale count is a
+//! conflict, as with wallet streams), and the transfers still open.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use wallet_domain::{Amount, Description, DomainError, EventMetadata, WalletId};
+
+/// Records of one transfer at most: the intent, the debit, the credit or the
+/// compensation, the end. A journal with more is corrupt.
+pub const TRANSFER_RECORDS_MAX: usize = 4;
+
+/// What was asked: recorded first, before any money moves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferIntent {
+    pub from_wallet_id: WalletId,
+    pub to_wallet_id: WalletId,
+    pub amount: Amount,
+    pub description: Option<Description>,
+    /// Carried by every wallet event of the transfer.
+    pub metadata: EventMetadata,
+    /// The request's digest when it had an idempotency key: a retry with the
+    /// same key and another request is refused.
+    pub request_fingerprint: Option<String>,
+    /// The time of every wallet event of the transfer, however late a
+    /// resumption appends them.
+    pub initiated_at: DateTime<Utc>,
+}
+
+/// How a transfer ended: the reply to give every retry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Ending {
+    /// Both halves are stored; `body` is the reply the request got (or would have).
+    Completed { status: u16, body: String },
+    /// No money moved (refused at the debit, or the debit was reversed).
+    Failed { refusal: DomainError },
+}
+
+/// One record of a transfer's journal. Externally tagged JSON: money inside
+/// stays exact (internally tagged enums would buffer the numbers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum JournalRecord {
+    Initiated(TransferIntent),
+    /// `TransferSent` is stored on the payer.
+    Debited,
+    /// `TransferReceived` is stored on the payee.
+    Credited,
+    /// The payee refused the credit and `TransferReversed` is stored on the payer.
+    Compensated {
+        refusal: DomainError,
+    },
+    Finished(Ending),
+}
+
+impl JournalRecord {
+    /// Whether the transfer is open after this record (an intent opens it,
+    /// its end closes it, the steps between leave it as it was).
+    pub fn opens_or_closes(&self) -> Option<bool> {
+        match self {
+            JournalRecord::Initiated(_) => Some(true),
+            JournalRecord::Finished(_) => Some(false),
+            _ => None,
+        }
+    }
+
+    /// The record's kind, as a store that types its events names it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            JournalRecord::Initiated(_) => "TransferInitiated",
+            JournalRecord::Debited => "TransferDebited",
+            JournalRecord::Credited => "TransferCredited",
+            JournalRecord::Compensated { .. } => "TransferCompensated",
+            JournalRecord::Finished(_) => "TransferFinished",
+        }
+    }
+
+    pub fn to_json(&self) -> Result<String, JournalError> {
+        serde_json::to_string(self).map_err(|error| JournalError::Corrupt(error.to_string()))
+    }
+
+    pub fn from_json(transfer_id: Uuid, data: &[u8]) -> Result<Self, JournalError> {
+        serde_json::from_slice(data).map_err(|error| {
+            JournalError::Corrupt(format!("record of transfer {transfer_id}: {error}"))
+        })
+    }
+
+    /// A transfer's stored records, read with a limit of one more than
+    /// [`TRANSFER_RECORDS_MAX`] (so too many is seen), decoded in order.
+    pub fn decode_all<T: AsRef<[u8]>>(
+        transfer_id: Uuid,
+        stored: &[T],
+    ) -> Result<Vec<Self>, JournalError> {
+        if stored.len() > TRANSFER_RECORDS_MAX {
+            return Err(JournalError::Corrupt(format!(
+                "transfer {transfer_id} has more than {TRANSFER_RECORDS_MAX} records"
+            )));
+        }
+        stored
+            .iter()
+            .map(|data| Self::from_json(transfer_id, data.as_ref()))
+            .collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("transfer {transfer_id} has another number of records than the {expected} expected")]
+    Conflict { transfer_id: Uuid, expected: u64 },
+    #[error("transfer journal unavailable: {0}")]
+    Unavailable(String),
+    #[error("transfer journal corrupt: {0}")]
+    Corrupt(String),
+}
+
+#[async_trait]
+pub trait TransferJournal: Send + Sync {
+    /// Appends `record` as the transfer's record number `expected_records + 1`;
+    /// [`JournalError::Conflict`] when the transfer has another number of
+    /// records. Keeps the open transfers in step with the record (see
+    /// [`JournalRecord::opens_or_closes`]).
+    async fn append(
+        &self,
+        transfer_id: Uuid,
+        expected_records: u64,
+        record: &JournalRecord,
+    ) -> Result<(), JournalError>;
+
+    /// The transfer's records in order (none when it was never initiated),
+    /// at most [`TRANSFER_RECORDS_MAX`].
+    async fn read(&self, transfer_id: Uuid) -> Result<Vec<JournalRecord>, JournalError>;
+
+    /// Up to `limit` transfers initiated and not finished, oldest first,
+    /// without scanning finished ones. May name a transfer that has just
+    /// finished: resuming one is harmless.
+    async fn unfinished(&self, limit: usize) -> Result<Vec<Uuid>, JournalError>;
+}

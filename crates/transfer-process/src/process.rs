@@ -1,0 +1,579 @@
+//! [`TransferProcess`]: drives one transfer from its recorded intent to its
+//! end, one single-stream append at a time, so that any crash leaves a state
+//! the next run (a retry of the request, or start-up) completes.
+//!
+//! Each step is idempotent: a wallet event of the transfer has an id derived
+//! from the transfer id, and before appending it the process looks for that
+//! id in the wallet's stream; the append itself carries the version the
+//! stream was read at, so two runners of one transfer cannot both append it.
+//! The journal's records are appended with the count of records read, so two
+//! runners cannot both advance it either: the loser rereads and goes on.
+
+use std::sync::Arc;
+
+use event_store::{AppendError, AppendRequest, EventStore, StoreError, StreamAppend};
+use uuid::Uuid;
+use wallet_domain::{
+    decide, evolve, Command, CommandKind, DomainError, EventMetadata, Wallet, WalletId, WalletState,
+};
+
+use crate::journal::{Ending, JournalError, JournalRecord, TransferIntent, TransferJournal};
+
+/// Reads and appends of one step when the wallet's version keeps changing.
+pub const STEP_CONFLICT_ATTEMPTS_MAX: usize = 16;
+/// Journal appends of one run: the four records of a transfer, plus room for
+/// conflicts with another runner of the same transfer.
+pub const JOURNAL_ROUNDS_MAX: usize = 16;
+/// Reads of a transfer's journal by one request: the second reads the intent
+/// a concurrent request with the same key recorded first.
+const INTENT_ROUNDS_MAX: usize = 2;
+/// Batches of unfinished transfers one resumption takes at most.
+pub const RESUME_BATCHES_MAX: usize = 1_000;
+/// Unfinished transfers read per batch when resuming.
+pub const RESUME_BATCH_SIZE: usize = 100;
+
+/// Namespace of the transfer ids derived from idempotency keys.
+const TRANSFER_KEY_NAMESPACE: Uuid = Uuid::from_u128(0x6d1f_3a0c_52b4_4e8f_9a67_0c1e_8b2d_47f5);
+
+/// The transfer id of a request with this idempotency key: a retry finds the
+/// transfer its first attempt recorded.
+pub fn transfer_id_for_key(key: &str) -> Uuid {
+    Uuid::new_v5(&TRANSFER_KEY_NAMESPACE, key.as_bytes())
+}
+
+/// The durable steps of a transfer, in order; each is where a crash may
+/// stop the process (the tests stop it after each one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The intent is in the journal.
+    Intent,
+    /// `TransferSent` is on the payer's stream.
+    Debit,
+    DebitRecorded,
+    /// `TransferReceived` is on the payee's stream.
+    Credit,
+    CreditRecorded,
+    /// `TransferReversed` is on the payer's stream.
+    Reversal,
+    ReversalRecorded,
+    /// The end is in the journal.
+    Finish,
+}
+
+/// How the reply of a completed transfer is written: the payer after its
+/// debit and the payee after its credit, as the API shows them.
+#[derive(Clone, Copy)]
+pub struct TransferReply {
+    pub status: u16,
+    pub render: fn(&Wallet, &Wallet) -> Result<String, serde_json::Error>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TransferRequest {
+    pub transfer_id: Uuid,
+    pub intent: TransferIntent,
+}
+
+/// The answer to a transfer request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferAnswer {
+    pub ending: Ending,
+    /// True when an earlier request with the same key recorded the transfer.
+    pub replayed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("Idempotency-Key {0:?} was already used for a different request")]
+    KeyReused(String),
+    #[error("wallet {wallet_id} changed too often during a step of transfer {transfer_id}")]
+    Contended {
+        transfer_id: Uuid,
+        wallet_id: WalletId,
+    },
+    #[error("transfer {transfer_id}: {reason}")]
+    Corrupt { transfer_id: Uuid, reason: String },
+    #[error("transfer {transfer_id} cannot be reversed: {refusal}")]
+    ReversalRefused {
+        transfer_id: Uuid,
+        refusal: DomainError,
+    },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("could not encode the reply: {0}")]
+    Render(#[from] serde_json::Error),
+    #[cfg(test)]
+    #[error("crashed (on purpose) after step {0:?}")]
+    Crashed(Step),
+}
+
+/// Where a transfer stands, folded from its journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Progress {
+    Initiated,
+    Debited,
+    Credited,
+    Compensated(DomainError),
+    Finished(Ending),
+}
+
+/// A wallet's stream looked up for one event of a transfer.
+enum Lookup {
+    /// The event is stored; the wallet as it stood right after it.
+    Found(Wallet),
+    /// Not stored; the wallet's whole state, to decide the event on.
+    Missing(WalletState),
+}
+
+pub struct TransferProcess {
+    store: Arc<dyn EventStore>,
+    journal: Arc<dyn TransferJournal>,
+    reply: TransferReply,
+    #[cfg(test)]
+    pub(crate) crash_after: Option<Step>,
+}
+
+impl TransferProcess {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        journal: Arc<dyn TransferJournal>,
+        reply: TransferReply,
+    ) -> Self {
+        Self {
+            store,
+            journal,
+            reply,
+            #[cfg(test)]
+            crash_after: None,
+        }
+    }
+
+    /// Runs the transfer of `request`, or, when an earlier request with the
+    /// same transfer id recorded it, answers as that one did (resuming it if
+    /// it is unfinished). Refusals known before anything moves (an unknown
+    /// wallet, the same wallet twice, insufficient funds, a payee that cannot
+    /// take the amount) record nothing.
+    pub async fn run(&self, request: TransferRequest) -> Result<TransferAnswer, ProcessError> {
+        let transfer_id = request.transfer_id;
+        for _ in 0..INTENT_ROUNDS_MAX {
+            let records = self.journal.read(transfer_id).await?;
+            if !records.is_empty() {
+                let intent = intent_of(transfer_id, &records)?;
+                if intent.request_fingerprint != request.intent.request_fingerprint {
+                    let key = request.intent.metadata.idempotency_key.unwrap_or_default();
+                    return Err(ProcessError::KeyReused(key));
+                }
+                let ending = self.drive(transfer_id, &intent, records).await?;
+                return Ok(TransferAnswer {
+                    ending,
+                    replayed: true,
+                });
+            }
+            if let Err(refusal) = self.refusal_before_start(&request).await? {
+                return Ok(TransferAnswer {
+                    ending: Ending::Failed { refusal },
+                    replayed: false,
+                });
+            }
+            let initiated = JournalRecord::Initiated(request.intent.clone());
+            match self.journal.append(transfer_id, 0, &initiated).await {
+                Ok(()) => {
+                    self.reached(transfer_id, Step::Intent)?;
+                    let ending = self
+                        .drive(transfer_id, &request.intent, vec![initiated])
+                        .await?;
+                    return Ok(TransferAnswer {
+                        ending,
+                        replayed: false,
+                    });
+                }
+                Err(JournalError::Conflict { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(ProcessError::Corrupt {
+            transfer_id,
+            reason: "the intent conflicts yet cannot be read".into(),
+        })
+    }
+
+    /// Whether a transfer was recorded under this idempotency key (so the
+    /// key may not serve another kind of request).
+    pub async fn key_is_taken(&self, key: &str) -> Result<bool, ProcessError> {
+        Ok(!self
+            .journal
+            .read(transfer_id_for_key(key))
+            .await?
+            .is_empty())
+    }
+
+    /// Finishes every transfer that was initiated and not finished (at
+    /// start-up after a crash, or in a periodic sweep), oldest first; returns
+    /// how many it took.
+    pub async fn resume_unfinished(&self) -> Result<usize, ProcessError> {
+        let mut resumed = 0;
+        for _ in 0..RESUME_BATCHES_MAX {
+            let batch = self.journal.unfinished(RESUME_BATCH_SIZE).await?;
+            if batch.is_empty() {
+                return Ok(resumed);
+            }
+            for transfer_id in batch {
+                let records = self.journal.read(transfer_id).await?;
+                // A journal may name one that has just finished.
+                if let Progress::Finished(_) = progress(transfer_id, &records)? {
+                    continue;
+                }
+                let intent = intent_of(transfer_id, &records)?;
+                let ending = self.drive(transfer_id, &intent, records).await?;
+                tracing::info!(%transfer_id, ?ending, "unfinished transfer resumed");
+                resumed += 1;
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// Takes the transfer from the state its journal shows to its end.
+    async fn drive(
+        &self,
+        transfer_id: Uuid,
+        intent: &TransferIntent,
+        mut records: Vec<JournalRecord>,
+    ) -> Result<Ending, ProcessError> {
+        for _ in 0..JOURNAL_ROUNDS_MAX {
+            let (next, step) = match progress(transfer_id, &records)? {
+                Progress::Finished(ending) => return Ok(ending),
+                Progress::Initiated => match self.debit(transfer_id, intent).await? {
+                    Ok(_) => (JournalRecord::Debited, Step::DebitRecorded),
+                    Err(refusal) => (
+                        JournalRecord::Finished(Ending::Failed { refusal }),
+                        Step::Finish,
+                    ),
+                },
+                Progress::Debited => match self.credit(transfer_id, intent).await? {
+                    Ok(_) => (JournalRecord::Credited, Step::CreditRecorded),
+                    Err(refusal) => {
+                        self.reverse(transfer_id, intent).await?;
+                        (
+                            JournalRecord::Compensated { refusal },
+                            Step::ReversalRecorded,
+                        )
+                    }
+                },
+                Progress::Credited => {
+                    let body = self.render(transfer_id, intent).await?;
+                    let status = self.reply.status;
+                    (
+                        JournalRecord::Finished(Ending::Completed { status, body }),
+                        Step::Finish,
+                    )
+                }
+                Progress::Compensated(refusal) => (
+                    JournalRecord::Finished(Ending::Failed { refusal }),
+                    Step::Finish,
+                ),
+            };
+            let expected = records.len() as u64;
+            match self.journal.append(transfer_id, expected, &next).await {
+                Ok(()) => {
+                    records.push(next);
+                    self.reached(transfer_id, step)?;
+                }
+                // Another runner of this transfer recorded a step: go on from it.
+                Err(JournalError::Conflict { .. }) => {
+                    records = self.journal.read(transfer_id).await?;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(ProcessError::Corrupt {
+            transfer_id,
+            reason: format!("no end after {JOURNAL_ROUNDS_MAX} journal appends"),
+        })
+    }
+
+    async fn debit(
+        &self,
+        transfer_id: Uuid,
+        intent: &TransferIntent,
+    ) -> Result<Result<Wallet, DomainError>, ProcessError> {
+        let debited = self
+            .ensure(transfer_id, Half::Sent.command(transfer_id, intent))
+            .await?;
+        if debited.is_ok() {
+            self.reached(transfer_id, Step::Debit)?;
+        }
+        Ok(debited)
+    }
+
+    async fn credit(
+        &self,
+        transfer_id: Uuid,
+        intent: &TransferIntent,
+    ) -> Result<Result<Wallet, DomainError>, ProcessError> {
+        let credited = self
+            .ensure(transfer_id, Half::Received.command(transfer_id, intent))
+            .await?;
+        if credited.is_ok() {
+            self.reached(transfer_id, Step::Credit)?;
+        }
+        Ok(credited)
+    }
+
+    async fn reverse(
+        &self,
+        transfer_id: Uuid,
+        intent: &TransferIntent,
+    ) -> Result<(), ProcessError> {
+        self.ensure(transfer_id, Half::Reversed.command(transfer_id, intent))
+            .await?
+            .map_err(|refusal| ProcessError::ReversalRefused {
+                transfer_id,
+                refusal,
+            })?;
+        self.reached(transfer_id, Step::Reversal)
+    }
+
+    /// The reply of a completed transfer, from the stored halves.
+    async fn render(
+        &self,
+        transfer_id: Uuid,
+        intent: &TransferIntent,
+    ) -> Result<String, ProcessError> {
+        let from = self.stored(transfer_id, intent, Half::Sent).await?;
+        let to = self.stored(transfer_id, intent, Half::Received).await?;
+        Ok((self.reply.render)(&from, &to)?)
+    }
+
+    /// The wallet right after `half`, which the journal says is stored.
+    async fn stored(
+        &self,
+        transfer_id: Uuid,
+        intent: &TransferIntent,
+        half: Half,
+    ) -> Result<Wallet, ProcessError> {
+        let wallet_id = half.wallet_id(intent);
+        match self.lookup(wallet_id, half.event_id(transfer_id)).await? {
+            Lookup::Found(wallet) => Ok(wallet),
+            Lookup::Missing(_) => Err(ProcessError::Corrupt {
+                transfer_id,
+                reason: format!(
+                    "the journal says {half:?} is stored, but wallet {wallet_id} lacks it"
+                ),
+            }),
+        }
+    }
+
+    /// Stores the command's event unless its wallet already has it; the
+    /// wallet after it, or the domain's refusal.
+    async fn ensure(
+        &self,
+        transfer_id: Uuid,
+        command: Command,
+    ) -> Result<Result<Wallet, DomainError>, ProcessError> {
+        for _ in 0..STEP_CONFLICT_ATTEMPTS_MAX {
+            let state = match self.lookup(&command.wallet_id, command.event_id).await? {
+                Lookup::Found(wallet) => return Ok(Ok(wallet)),
+                Lookup::Missing(state) => state,
+            };
+            let events = match decide(&state, &command) {
+                Ok(events) => events,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let expected_version = state.version();
+            let after = events.iter().fold(state, evolve);
+            let request = AppendRequest {
+                streams: vec![StreamAppend {
+                    wallet_id: command.wallet_id.clone(),
+                    expected_version,
+                    events,
+                }],
+                idempotent_response: None,
+            };
+            match self.store.append(request).await {
+                Ok(_) => {
+                    return match after {
+                        WalletState::Open(wallet) => Ok(Ok(wallet)),
+                        WalletState::Absent => {
+                            Ok(Err(DomainError::WalletNotFound(command.wallet_id.clone())))
+                        }
+                    }
+                }
+                // Someone wrote the wallet meanwhile (maybe this very event): look again.
+                Err(AppendError::VersionConflict { .. }) => continue,
+                Err(AppendError::Store(error)) => return Err(error.into()),
+                Err(AppendError::IdempotencyKeyTaken(key)) => {
+                    return Err(ProcessError::Corrupt {
+                        transfer_id,
+                        reason: format!("a step without a key was refused for key {key:?}"),
+                    })
+                }
+            }
+        }
+        Err(ProcessError::Contended {
+            transfer_id,
+            wallet_id: command.wallet_id,
+        })
+    }
+
+    async fn lookup(&self, wallet_id: &WalletId, event_id: Uuid) -> Result<Lookup, ProcessError> {
+        let stream = self.store.read_stream(wallet_id, 0).await?;
+        let mut state = WalletState::Absent;
+        for recorded in &stream {
+            state = evolve(state, &recorded.event);
+            if recorded.event.event_id == event_id {
+                if let WalletState::Open(wallet) = state {
+                    return Ok(Lookup::Found(wallet));
+                }
+            }
+        }
+        Ok(Lookup::Missing(state))
+    }
+
+    /// The refusal the domain gives now to either half, before anything is
+    /// recorded. Under the wallet lock it is also the refusal the steps meet.
+    async fn refusal_before_start(
+        &self,
+        request: &TransferRequest,
+    ) -> Result<Result<(), DomainError>, ProcessError> {
+        let (transfer_id, intent) = (request.transfer_id, &request.intent);
+        if intent.from_wallet_id == intent.to_wallet_id {
+            return Ok(Err(DomainError::SameWalletTransfer(
+                intent.from_wallet_id.clone(),
+            )));
+        }
+        let mut decisions = Vec::with_capacity(2);
+        // Both wallets must exist before either half's rule is asked: an
+        // unknown wallet is a 404 whatever the amounts.
+        for half in [Half::Sent, Half::Received] {
+            let command = half.command(transfer_id, intent);
+            let state = match self.lookup(&command.wallet_id, command.event_id).await? {
+                Lookup::Found(wallet) => WalletState::Open(wallet),
+                Lookup::Missing(state) => state,
+            };
+            if state.wallet().is_none() {
+                return Ok(Err(DomainError::WalletNotFound(command.wallet_id)));
+            }
+            decisions.push((state, command));
+        }
+        for (state, command) in &decisions {
+            if let Err(refusal) = decide(state, command) {
+                return Ok(Err(refusal));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    fn reached(&self, transfer_id: Uuid, step: Step) -> Result<(), ProcessError> {
+        tracing::debug!(%transfer_id, ?step, "transfer step stored");
+        #[cfg(test)]
+        if self.crash_after == Some(step) {
+            return Err(ProcessError::Crashed(step));
+        }
+        Ok(())
+    }
+}
+
+/// The wallet events of a transfer, each with an id derived from the transfer id.
+#[derive(Debug, Clone, Copy)]
+enum Half {
+    Sent,
+    Received,
+    Reversed,
+}
+
+impl Half {
+    fn event_id(self, transfer_id: Uuid) -> Uuid {
+        let name: &[u8] = match self {
+            Half::Sent => b"sent",
+            Half::Received => b"received",
+            Half::Reversed => b"reversed",
+        };
+        Uuid::new_v5(&transfer_id, name)
+    }
+
+    fn wallet_id(self, intent: &TransferIntent) -> &WalletId {
+        match self {
+            Half::Sent | Half::Reversed => &intent.from_wallet_id,
+            Half::Received => &intent.to_wallet_id,
+        }
+    }
+
+    /// The command of this half: its event id derived from the transfer,
+    /// its time the intent's, and, after the debit, caused by the debit.
+    fn command(self, transfer_id: Uuid, intent: &TransferIntent) -> Command {
+        let kind = match self {
+            Half::Sent => CommandKind::TransferOut {
+                transfer_id,
+                to_wallet_id: intent.to_wallet_id.clone(),
+                amount: intent.amount,
+                description: intent.description.clone(),
+            },
+            Half::Received => CommandKind::TransferIn {
+                transfer_id,
+                from_wallet_id: intent.from_wallet_id.clone(),
+                amount: intent.amount,
+                description: intent.description.clone(),
+            },
+            Half::Reversed => CommandKind::TransferReverse {
+                transfer_id,
+                to_wallet_id: intent.to_wallet_id.clone(),
+                amount: intent.amount,
+            },
+        };
+        let metadata = match self {
+            Half::Sent => intent.metadata.clone(),
+            Half::Received | Half::Reversed => EventMetadata {
+                causation_id: Some(Half::Sent.event_id(transfer_id).to_string()),
+                ..intent.metadata.clone()
+            },
+        };
+        Command {
+            wallet_id: self.wallet_id(intent).clone(),
+            kind,
+            event_id: self.event_id(transfer_id),
+            issued_at: intent.initiated_at,
+            metadata,
+        }
+    }
+}
+
+fn intent_of(transfer_id: Uuid, records: &[JournalRecord]) -> Result<TransferIntent, ProcessError> {
+    match records.first() {
+        Some(JournalRecord::Initiated(intent)) => Ok(intent.clone()),
+        _ => Err(ProcessError::Corrupt {
+            transfer_id,
+            reason: "the journal does not begin with the intent".into(),
+        }),
+    }
+}
+
+/// Folds the journal; a record out of order is corruption.
+fn progress(transfer_id: Uuid, records: &[JournalRecord]) -> Result<Progress, ProcessError> {
+    let mut progress = None;
+    for record in records {
+        progress = Some(match (progress, record) {
+            (None, JournalRecord::Initiated(_)) => Progress::Initiated,
+            (Some(Progress::Initiated), JournalRecord::Debited) => Progress::Debited,
+            (Some(Progress::Debited), JournalRecord::Credited) => Progress::Credited,
+            (Some(Progress::Debited), JournalRecord::Compensated { refusal }) => {
+                Progress::Compensated(refusal.clone())
+            }
+            (
+                Some(Progress::Initiated | Progress::Credited | Progress::Compensated(_)),
+                JournalRecord::Finished(ending),
+            ) => Progress::Finished(ending.clone()),
+            (before, record) => {
+                return Err(ProcessError::Corrupt {
+                    transfer_id,
+                    reason: format!("record {record:?} cannot follow {before:?}"),
+                })
+            }
+        });
+    }
+    progress.ok_or_else(|| ProcessError::Corrupt {
+        transfer_id,
+        reason: "no records".into(),
+    })
+}

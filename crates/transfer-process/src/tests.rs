@@ -1,0 +1,431 @@
+//! The process on the real embedded store and journal (SQLite files in a
+//! temporary folder), crashed on purpose after each step and restarted on the
+//! same files, as a kill -9 and a restart would.
+
+use std::sync::Arc;
+
+use event_store::{EmbeddedEventStore, EventStore};
+use rust_decimal::Decimal;
+use wallet_domain::{Amount, CommandKind, DomainError, EventKind};
+
+use crate::conformance::{
+    self, balance, create, credit, execute, halves, money, request, wallet_id, NEAR_THE_MAXIMUM,
+    REPLY,
+};
+use crate::{
+    transfer_id_for_key, EmbeddedTransferJournal, Ending, ProcessError, Step, TransferAnswer,
+    TransferJournal, TransferProcess,
+};
+
+struct Bench {
+    dir: tempfile::TempDir,
+}
+
+/// One run of the service: the stores opened on the bench's files.
+struct Run {
+    store: Arc<dyn EventStore>,
+    journal: Arc<dyn TransferJournal>,
+    process: TransferProcess,
+}
+
+impl Bench {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn start(&self, crash_after: Option<Step>) -> Run {
+        let store: Arc<dyn EventStore> =
+            Arc::new(EmbeddedEventStore::open(self.dir.path()).expect("open event store"));
+        let journal: Arc<dyn TransferJournal> =
+            Arc::new(EmbeddedTransferJournal::open(self.dir.path()).expect("open journal"));
+        let mut process = TransferProcess::new(Arc::clone(&store), Arc::clone(&journal), REPLY);
+        process.crash_after = crash_after;
+        Run {
+            store,
+            journal,
+            process,
+        }
+    }
+}
+
+impl Run {
+    async fn transfer(&self, key: &str, amount: &str) -> Result<TransferAnswer, ProcessError> {
+        self.process
+            .run(request(key, "payer", "payee", amount))
+            .await
+    }
+}
+
+/// Starts, crashes after `crash_after`, restarts on the same files and
+/// resumes at start-up: the run the assertions look at.
+async fn crashed_and_resumed(bench: &Bench, key: &str, amount: &str, crash_after: Step) -> Run {
+    let crashing = bench.start(Some(crash_after));
+    let error = crashing
+        .transfer(key, amount)
+        .await
+        .expect_err("the run crashes");
+    assert!(
+        matches!(error, ProcessError::Crashed(step) if step == crash_after),
+        "{error:?}"
+    );
+    drop(crashing);
+    let restarted = bench.start(None);
+    let resumed = restarted
+        .process
+        .resume_unfinished()
+        .await
+        .expect("resume at start-up");
+    let expected = usize::from(crash_after != Step::Finish);
+    assert_eq!(
+        resumed, expected,
+        "unfinished transfers after {crash_after:?}"
+    );
+    assert!(restarted
+        .journal
+        .unfinished(10)
+        .await
+        .expect("unfinished")
+        .is_empty());
+    restarted
+}
+
+const COMPLETED_PATH: [Step; 6] = [
+    Step::Intent,
+    Step::Debit,
+    Step::DebitRecorded,
+    Step::Credit,
+    Step::CreditRecorded,
+    Step::Finish,
+];
+
+#[tokio::test]
+async fn a_crash_after_any_step_of_a_transfer_is_finished_at_start_up_exactly_once() {
+    // The reply a run that never crashed gives.
+    let clean = Bench::new();
+    let run = clean.start(None);
+    create(&*run.store, "payer", money("100.00")).await;
+    create(&*run.store, "payee", money("5.00")).await;
+    let uncrashed = run.transfer("key-1", "30.00").await.expect("transfer");
+    assert!(!uncrashed.replayed);
+    assert!(
+        matches!(&uncrashed.ending, Ending::Completed { status: 201, .. }),
+        "{uncrashed:?}"
+    );
+
+    for crash_after in COMPLETED_PATH {
+        let bench = Bench::new();
+        let setup = bench.start(None);
+        create(&*setup.store, "payer", money("100.00")).await;
+        create(&*setup.store, "payee", money("5.00")).await;
+        drop(setup);
+
+        let run = crashed_and_resumed(&bench, "key-1", "30.00", crash_after).await;
+        assert_eq!(
+            balance(&*run.store, "payer").await,
+            money("70.00"),
+            "{crash_after:?}"
+        );
+        assert_eq!(
+            balance(&*run.store, "payee").await,
+            money("35.00"),
+            "{crash_after:?}"
+        );
+        let transfer_id = transfer_id_for_key("key-1");
+        assert_eq!(
+            halves(&*run.store, "payer", transfer_id).await,
+            ["TransferSent"]
+        );
+        assert_eq!(
+            halves(&*run.store, "payee", transfer_id).await,
+            ["TransferReceived"]
+        );
+
+        // The retry of the request gets the reply the uncrashed run gave, twice.
+        for _ in 0..2 {
+            let retried = run.transfer("key-1", "30.00").await.expect("retry");
+            assert_eq!(retried.ending, uncrashed.ending, "{crash_after:?}");
+            assert!(retried.replayed);
+        }
+        assert_eq!(balance(&*run.store, "payer").await, money("70.00"));
+    }
+}
+
+#[tokio::test]
+async fn a_crash_before_the_debit_may_end_refused_when_the_money_was_spent_meanwhile() {
+    let bench = Bench::new();
+    let setup = bench.start(None);
+    create(&*setup.store, "payer", money("100.00")).await;
+    create(&*setup.store, "payee", money("0")).await;
+    let crashing = bench.start(Some(Step::Intent));
+    drop(setup);
+    assert!(crashing.transfer("key-1", "80.00").await.is_err());
+    // Before the restart the payer spends the money elsewhere.
+    let amount = Amount::parse("amount", money("50.00")).expect("amount");
+    let debit = CommandKind::Debit {
+        amount,
+        description: None,
+    };
+    execute(&*crashing.store, "payer", debit).await;
+    drop(crashing);
+
+    let run = bench.start(None);
+    assert_eq!(run.process.resume_unfinished().await.expect("resume"), 1);
+    assert_eq!(balance(&*run.store, "payer").await, money("50.00"));
+    assert_eq!(balance(&*run.store, "payee").await, money("0.00"));
+    for _ in 0..2 {
+        let retried = run.transfer("key-1", "80.00").await.expect("retry");
+        assert!(
+            matches!(
+                &retried.ending,
+                Ending::Failed {
+                    refusal: DomainError::InsufficientFunds { .. }
+                }
+            ),
+            "{retried:?}"
+        );
+    }
+}
+
+const COMPENSATION_PATH: [Step; 5] = [
+    Step::Intent,
+    Step::Debit,
+    Step::DebitRecorded,
+    Step::Reversal,
+    Step::ReversalRecorded,
+];
+
+#[tokio::test]
+async fn a_credit_the_payee_cannot_take_is_compensated_and_survives_a_crash_after_any_step() {
+    for crash_after in COMPENSATION_PATH.into_iter().chain([Step::Finish]) {
+        let bench = Bench::new();
+        let setup = bench.start(None);
+        create(&*setup.store, "payer", money("100.00")).await;
+        // Room for the transfer when it is asked...
+        create(&*setup.store, "payee", NEAR_THE_MAXIMUM - money("50")).await;
+        drop(setup);
+
+        // ...but it crashes after recording its intent, and another credit
+        // takes the room before the restart.
+        let first = bench.start(Some(Step::Intent));
+        assert!(first.transfer("key-1", "30.00").await.is_err());
+        credit(&*first.store, "payee", "30.00").await;
+        drop(first);
+
+        let run = if crash_after == Step::Intent {
+            let run = bench.start(None);
+            assert_eq!(run.process.resume_unfinished().await.expect("resume"), 1);
+            run
+        } else {
+            let crashing = bench.start(Some(crash_after));
+            assert!(crashing.process.resume_unfinished().await.is_err());
+            drop(crashing);
+            let run = bench.start(None);
+            let expected = usize::from(crash_after != Step::Finish);
+            assert_eq!(
+                run.process.resume_unfinished().await.expect("resume"),
+                expected
+            );
+            run
+        };
+
+        assert_eq!(
+            balance(&*run.store, "payer").await,
+            money("100.00"),
+            "{crash_after:?}"
+        );
+        assert_eq!(
+            balance(&*run.store, "payee").await,
+            NEAR_THE_MAXIMUM - money("20"),
+            "{crash_after:?}"
+        );
+        let transfer_id = transfer_id_for_key("key-1");
+        assert_eq!(
+            halves(&*run.store, "payer", transfer_id).await,
+            ["TransferSent", "TransferReversed"],
+            "{crash_after:?}"
+        );
+        assert!(halves(&*run.store, "payee", transfer_id).await.is_empty());
+        let retried = run.transfer("key-1", "30.00").await.expect("retry");
+        assert_eq!(
+            retried.ending,
+            Ending::Failed {
+                refusal: DomainError::BalanceOverflow(wallet_id("payee"))
+            }
+        );
+    }
+}
+
+#[tokio::test]
+async fn refusals_known_at_the_start_record_nothing_and_may_be_retried() {
+    let bench = Bench::new();
+    let run = bench.start(None);
+    create(&*run.store, "payer", money("10.00")).await;
+    create(&*run.store, "payee", money("0")).await;
+
+    let unknown = run
+        .process
+        .run(request("key-1", "payer", "nobody", "5.00"))
+        .await
+        .expect("answer");
+    assert_eq!(
+        unknown.ending,
+        Ending::Failed {
+            refusal: DomainError::WalletNotFound(wallet_id("nobody"))
+        }
+    );
+    let poor = run.transfer("key-2", "20.00").await.expect("answer");
+    assert!(matches!(
+        poor.ending,
+        Ending::Failed {
+            refusal: DomainError::InsufficientFunds { .. }
+        }
+    ));
+    for key in ["key-1", "key-2"] {
+        let records = run
+            .journal
+            .read(transfer_id_for_key(key))
+            .await
+            .expect("read");
+        assert!(records.is_empty(), "{key}: {records:?}");
+    }
+    assert_eq!(balance(&*run.store, "payer").await, money("10.00"));
+
+    credit(&*run.store, "payer", "10.00").await;
+    let retried = run.transfer("key-2", "20.00").await.expect("answer");
+    assert!(matches!(retried.ending, Ending::Completed { .. }));
+    assert_eq!(balance(&*run.store, "payee").await, money("20.00"));
+}
+
+#[tokio::test]
+async fn the_same_key_with_another_request_is_refused() {
+    let bench = Bench::new();
+    let run = bench.start(None);
+    create(&*run.store, "payer", money("10.00")).await;
+    create(&*run.store, "payee", money("0")).await;
+    run.transfer("key-1", "5.00").await.expect("transfer");
+    let error = run
+        .transfer("key-1", "6.00")
+        .await
+        .expect_err("another body");
+    assert!(matches!(error, ProcessError::KeyReused(key) if key == "key-1"));
+    assert!(run.process.key_is_taken("key-1").await.expect("read"));
+    assert!(!run.process.key_is_taken("key-2").await.expect("read"));
+    assert_eq!(balance(&*run.store, "payer").await, money("5.00"));
+}
+
+#[tokio::test]
+async fn concurrent_transfers_keep_every_balance_exact() {
+    // A multiple of the three wallets: each pays and receives as often.
+    const TRANSFERS: usize = 21;
+    let bench = Bench::new();
+    let run = bench.start(None);
+    for wallet in ["w-1", "w-2", "w-3"] {
+        create(&*run.store, wallet, money("1000.00")).await;
+    }
+    let wallets = ["w-1", "w-2", "w-3"];
+    let runs = (0..TRANSFERS).map(|index| {
+        let from = wallets[index % 3];
+        let to = wallets[(index + 1) % 3];
+        let key = format!("key-{index}");
+        let process = &run.process;
+        async move { process.run(request(&key, from, to, "10.00")).await }
+    });
+    // Without the service's wallet lock some runs may give up on contention;
+    // the start-up resumption finishes those.
+    let answers = futures::future::join_all(runs).await;
+    for answer in answers.iter().flatten() {
+        assert!(
+            matches!(answer.ending, Ending::Completed { .. }),
+            "{answer:?}"
+        );
+    }
+    run.process.resume_unfinished().await.expect("resume");
+    for index in 0..TRANSFERS {
+        let retried = run
+            .process
+            .run(request(
+                &format!("key-{index}"),
+                wallets[index % 3],
+                wallets[(index + 1) % 3],
+                "10.00",
+            ))
+            .await
+            .expect("retry");
+        assert!(matches!(retried.ending, Ending::Completed { .. }));
+    }
+    let mut total = Decimal::ZERO;
+    for wallet in wallets {
+        let balance = balance(&*run.store, wallet).await;
+        // Each wallet pays and receives the same number of transfers.
+        assert_eq!(balance, money("1000.00"), "{wallet}");
+        total += balance;
+    }
+    assert_eq!(total, money("3000.00"));
+    for index in 0..TRANSFERS {
+        let transfer_id = transfer_id_for_key(&format!("key-{index}"));
+        let sent = halves(&*run.store, wallets[index % 3], transfer_id).await;
+        let received = halves(&*run.store, wallets[(index + 1) % 3], transfer_id).await;
+        assert_eq!(
+            (sent.as_slice(), received.as_slice()),
+            (&["TransferSent"][..], &["TransferReceived"][..])
+        );
+    }
+    let payer_stream = run
+        .store
+        .read_stream(&wallet_id("w-1"), 0)
+        .await
+        .expect("read");
+    assert!(payer_stream
+        .iter()
+        .all(|recorded| !matches!(recorded.event.kind, EventKind::TransferReversed { .. })));
+}
+
+/// The shared scenarios on the embedded store and journal.
+mod embedded_conformance {
+    use super::*;
+
+    fn opened() -> (Bench, Run) {
+        let bench = Bench::new();
+        let run = bench.start(None);
+        (bench, run)
+    }
+
+    #[tokio::test]
+    async fn journal_records_append_in_order_and_a_stale_count_conflicts() {
+        let (_bench, run) = opened();
+        conformance::journal_records_append_in_order_and_a_stale_count_conflicts(&*run.journal)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn journal_lists_open_transfers_oldest_first_until_they_finish() {
+        let (_bench, run) = opened();
+        conformance::journal_lists_open_transfers_oldest_first_until_they_finish(&*run.journal)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_transfer_runs_to_its_end_and_its_key_replays_it() {
+        let (_bench, run) = opened();
+        conformance::a_transfer_runs_to_its_end_and_its_key_replays_it(run.store, run.journal)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn an_intent_left_by_a_crash_is_finished_by_the_resumption() {
+        let (_bench, run) = opened();
+        conformance::an_intent_left_by_a_crash_is_finished_by_the_resumption(
+            run.store,
+            run.journal,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_credit_the_payee_cannot_take_is_reversed() {
+        let (_bench, run) = opened();
+        conformance::a_credit_the_payee_cannot_take_is_reversed(run.store, run.journal).await;
+    }
+}
