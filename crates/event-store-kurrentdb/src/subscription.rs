@@ -54,9 +54,27 @@ fn feed_item(
 
 #[cfg(test)]
 mod tests {
-    use kurrentdb::Position;
+    use kurrentdb::{Client, ClientSettings, Position, SubscribeToAllOptions};
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_feed_that_cannot_subscribe_yields_the_error_and_ends() {
+        // Port 1 on the loopback refuses at once; one discovery attempt keeps it short.
+        let settings: ClientSettings =
+            "kurrentdb://127.0.0.1:1?tls=false&maxDiscoverAttempts=1&discoveryInterval=10"
+                .parse()
+                .expect("a connection string");
+        let client = Client::new(settings).expect("a client");
+        let subscription = client
+            .subscribe_to_all(&SubscribeToAllOptions::default())
+            .await;
+        let items: Vec<_> = wallet_feed(subscription, 0).collect().await;
+        assert!(
+            matches!(items.as_slice(), [Err(StoreError::Unavailable(_))]),
+            "{items:?}"
+        );
+    }
 
     #[test]
     fn messages_that_are_not_events_carry_none() {
