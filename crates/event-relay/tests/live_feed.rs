@@ -4,6 +4,7 @@
 //! back-pressure, resubscription and shutdown run as in production), and the
 //! sink keeps its checkpoint in memory and moves it only after a delivery.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -101,6 +102,8 @@ struct FeedStore {
     /// The position each feed was opened after, in order.
     subscriptions: Mutex<Vec<u64>>,
     read_all_calls: Mutex<usize>,
+    /// Events every feed has handed over to its channel.
+    sent: Arc<AtomicUsize>,
 }
 
 impl FeedStore {
@@ -112,6 +115,7 @@ impl FeedStore {
             fault: Mutex::new(None),
             subscriptions: Mutex::new(Vec::new()),
             read_all_calls: Mutex::new(0),
+            sent: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -154,13 +158,14 @@ impl FeedStore {
 }
 
 /// Follows the log from `after` into `sender`, waiting for appends, until the
-/// reader drops the feed or the fault strikes.
+/// reader drops the feed or the fault strikes; counts what it sent in `total`.
 async fn follow(
     log: Arc<Mutex<Vec<RecordedEvent>>>,
     mut head: watch::Receiver<u64>,
     mut after: u64,
     fault: Option<Fault>,
     sender: mpsc::Sender<Result<RecordedEvent, StoreError>>,
+    total: Arc<AtomicUsize>,
 ) {
     let mut sent = 0;
     if let Some(Fault::RepeatsItsStart) = fault {
@@ -198,6 +203,7 @@ async fn follow(
             return;
         }
         sent += 1;
+        total.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -239,6 +245,7 @@ impl EventStore for FeedStore {
             after_position,
             fault,
             sender,
+            Arc::clone(&self.sent),
         ));
         let events = futures::stream::poll_fn(move |context| receiver.poll_recv(context));
         Some(Box::pin(events))
@@ -265,9 +272,11 @@ impl EventStore for FeedStore {
 }
 
 /// A sink that keeps what it took and its checkpoint in memory, and can be
-/// told to refuse one delivery.
+/// told to refuse one delivery or to hold deliveries back.
 #[derive(Default)]
 struct RecordingSink {
+    /// While true, a delivery waits (a slow sink).
+    paused: watch::Sender<bool>,
     checkpoint: Mutex<u64>,
     /// Every batch taken, as positions.
     batches: Mutex<Vec<Vec<u64>>>,
@@ -301,6 +310,10 @@ impl EventSink for RecordingSink {
     }
 
     async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), SinkError> {
+        let mut paused = self.paused.subscribe();
+        if paused.wait_for(|paused| !paused).await.is_err() {
+            return Err(SinkError::new("recording", "the pause switch is gone"));
+        }
         let delivery = {
             let mut deliveries = lock(&self.deliveries);
             *deliveries += 1;
@@ -512,4 +525,37 @@ async fn a_store_without_a_feed_is_polled() {
     assert_exactly_once_in_order(&sink, &positions);
     assert!(store.subscriptions().is_empty());
     assert!(*lock(&store.read_all_calls) > 0);
+}
+
+#[tokio::test]
+async fn a_slow_sink_holds_the_feed_back_instead_of_buffering() {
+    let store = FeedStore::new(true);
+    let positions = store.push(history(100));
+    let sink = RecordingSink::at_checkpoint(0);
+    sink.paused.send_replace(true);
+    let mut relay = start(&store, &sink);
+    // The relay holds one batch (its delivery waits) and the feed's channel
+    // fills; then nothing more leaves the log.
+    let filled = tokio::time::timeout(WAIT_TIMEOUT, async {
+        while store.sent.load(Ordering::SeqCst) <= FEED_CHANNEL_CAPACITY {
+            tokio::time::sleep(WAIT_POLL).await;
+        }
+    })
+    .await;
+    assert!(
+        filled.is_ok(),
+        "the relay took a batch and the channel filled"
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let sent = store.sent.load(Ordering::SeqCst);
+    assert!(
+        sent <= BATCH_SIZE_MAX + FEED_CHANNEL_CAPACITY,
+        "{sent} events left the log: at most one batch in the relay and a full channel"
+    );
+    assert!(sink.delivered().is_empty(), "the delivery is still waiting");
+
+    sink.paused.send_replace(false);
+    relay.reaches(positions[99]).await;
+    relay.stop().await;
+    assert_exactly_once_in_order(&sink, &positions);
 }

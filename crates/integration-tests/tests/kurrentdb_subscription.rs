@@ -28,6 +28,8 @@ const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 const WAIT_POLL: Duration = Duration::from_millis(20);
 /// How long a feed is watched for an event that must not come.
 const QUIET_PERIOD: Duration = Duration::from_millis(500);
+/// Time given a feed being pulled to subscribe before the test appends.
+const SUBSCRIBE_GRACE: Duration = Duration::from_millis(500);
 
 /// Says once per test run why these tests did not run.
 static SKIP_NOTICE: Once = Once::new();
@@ -119,11 +121,18 @@ async fn a_feed_from_a_checkpoint_sees_later_appends_in_order() {
         .await
         .expect("KurrentDB offers a live feed");
     let later = continue_history(&first, &before, 4);
-    let mut positions = append_each(store.as_ref(), &first, before.len(), &later).await;
     let other = continue_history(&second, &[], 2);
+    // Pulled before the appends, so the subscription is live when they come.
+    let expected = later.len() + other.len();
+    let reader = tokio::spawn(async move {
+        let seen = take(&mut feed, expected).await;
+        (feed, seen)
+    });
+    tokio::time::sleep(SUBSCRIBE_GRACE).await;
+    let mut positions = append_each(store.as_ref(), &first, before.len(), &later).await;
     positions.extend(append_each(store.as_ref(), &second, 0, &other).await);
 
-    let seen = take(&mut feed, positions.len()).await;
+    let (mut feed, seen) = reader.await.expect("the reader does not panic");
     let seen_positions: Vec<u64> = seen.iter().map(|event| event.position).collect();
     assert_eq!(seen_positions, positions, "every later append, in order");
     let expected_ids: Vec<_> = later
