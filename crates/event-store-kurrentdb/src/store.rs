@@ -50,10 +50,11 @@
 //! does, so it sees only committed records in log order. `read_all` stays for
 //! bounded reads (`relay_once`, `drain`, the contract tests).
 //!
-//! What is tested where: the relay's side (batches, linger, resubscription
-//! from the checkpoint, shutdown) runs in `event-relay`'s unit tests on an
-//! in-process feed, and the mapping of subscription messages here; the
-//! subscription against a real server is
+//! What is tested where: the relay's side (batches, linger, back-pressure,
+//! resubscription from the checkpoint, shutdown) in `event-relay`'s tests on
+//! an in-process feed; here, without a server, that non-event messages carry
+//! nothing and that a feed which cannot subscribe yields its error and ends.
+//! The subscription against a real server is
 //! `integration-tests/tests/kurrentdb_subscription.rs`, which runs only when
 //! `KURRENTDB_URL` is set and has not run on this project's machines (no
 //! KurrentDB server can be installed there).
