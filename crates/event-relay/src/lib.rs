@@ -4,13 +4,23 @@
 //! A sink records its checkpoint only once it has durably taken a batch, so a
 //! crash at any moment replays at most the last batch, which sinks
 //! deduplicate by event id. Nothing is skipped, nothing is applied twice.
+//!
+//! The batches come from the store's live feed when it offers one
+//! ([`EventStore::subscribe_all`], KurrentDB) and from polling `read_all`
+//! otherwise (embedded, PostgreSQL); see the `source` module. One delivery
+//! loop serves both, so the guarantees above do not depend on where a batch
+//! came from.
+
+mod source;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use event_store::{EventStore, RecordedEvent, StoreError};
+use event_store::{EventStore, RecordedEvent, StoreError, READ_ALL_BATCH_MAX};
 use tokio::sync::watch;
+
+use crate::source::BatchSource;
 
 /// The error a sink reports; the relay retries the batch after a pause.
 #[derive(Debug, thiserror::Error)]
@@ -45,14 +55,20 @@ pub trait EventSink: Send + Sync {
 /// Limits of one relay loop.
 #[derive(Debug, Clone, Copy)]
 pub struct RelayLimits {
+    /// Events in one batch, and so the most events the relay holds at once
+    /// (at most [`READ_ALL_BATCH_MAX`]): a live feed is not pulled while a
+    /// batch is delivered, so a slow sink holds the store back instead of
+    /// filling memory.
     pub batch_size_max: usize,
     /// How often the log is polled when no append wakes the relay (another
-    /// process may be appending).
+    /// process may be appending). Unused with a live feed.
     pub poll_interval_ms: u64,
-    /// Pause after a failed read or delivery before the same batch is retried.
+    /// Pause after a failed read or delivery, or a live feed that failed or
+    /// ended, before the relay starts again from the sink's checkpoint.
     pub retry_backoff_ms: u64,
-    /// Wait after a wake-up before reading, so one batch carries the appends
-    /// of many requests instead of one transaction each.
+    /// Wait after a wake-up (polling) or a first event (live feed) before the
+    /// batch is closed, so one batch carries the appends of many requests
+    /// instead of one transaction each.
     pub linger_ms: u64,
 }
 
@@ -67,16 +83,33 @@ impl Default for RelayLimits {
     }
 }
 
+impl RelayLimits {
+    /// The batch size in force: [`Self::batch_size_max`] within 1 and
+    /// [`READ_ALL_BATCH_MAX`], so a feed's batches obey the bound of a read.
+    fn batch_size(&self) -> usize {
+        self.batch_size_max.clamp(1, READ_ALL_BATCH_MAX)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error("the event store's live feed ended")]
+    FeedEnded,
+    /// A feed broke its promise of strictly increasing positions: the relay
+    /// starts again from the sink's checkpoint rather than deliver it.
+    #[error("the live feed sent position {position} after position {after}")]
+    FeedOutOfOrder { position: u64, after: u64 },
 }
 
-/// Relays until `shutdown` turns true, publishing each delivered position on
-/// `progress` (readers use it to wait for a sink to catch up).
+/// Relays until `shutdown` turns true (or its sender goes away), publishing
+/// each delivered position on `progress` (readers use it to wait for a sink
+/// to catch up). The batch in hand is always finished first. After any
+/// failure the relay pauses and starts again from the sink's checkpoint,
+/// dropping a live feed and opening a new one.
 pub async fn run_relay(
     store: Arc<dyn EventStore>,
     sink: Arc<dyn EventSink>,
@@ -84,30 +117,30 @@ pub async fn run_relay(
     progress: watch::Sender<u64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut appended = store.appended();
     if let Ok(checkpoint) = sink.checkpoint().await {
         progress.send_replace(checkpoint);
     }
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        match relay_once(store.as_ref(), sink.as_ref(), limits.batch_size_max).await {
+    let mut source = BatchSource::new();
+    while !stopping(&shutdown) {
+        let delivered = match source
+            .next_batch(store.as_ref(), sink.as_ref(), &limits, &mut shutdown)
+            .await
+        {
+            Ok(batch) => deliver(sink.as_ref(), &batch).await,
+            Err(error) => Err(error),
+        };
+        match delivered {
             Ok(Some(position)) => {
                 progress.send_replace(position);
-                continue;
             }
-            Ok(None) => {
-                tokio::select! {
-                    _ = appended.changed() => {
-                        tokio::time::sleep(Duration::from_millis(limits.linger_ms)).await;
-                    }
-                    _ = shutdown.changed() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(limits.poll_interval_ms)) => {}
-                }
-            }
+            Ok(None) => {}
             Err(error) => {
-                tracing::warn!(sink = sink.name(), %error, "relay batch failed; retrying");
+                tracing::warn!(
+                    sink = sink.name(),
+                    %error,
+                    "relay batch failed; starting again from the checkpoint"
+                );
+                source.restart();
                 tokio::select! {
                     _ = shutdown.changed() => {}
                     _ = tokio::time::sleep(Duration::from_millis(limits.retry_backoff_ms)) => {}
@@ -117,6 +150,30 @@ pub async fn run_relay(
     }
 }
 
+/// Whether the relay must stop: asked to, or no one left to ask.
+fn stopping(shutdown: &watch::Receiver<bool>) -> bool {
+    *shutdown.borrow() || shutdown.has_changed().is_err()
+}
+
+/// Hands a batch to the sink; its last position, `None` for an empty batch.
+async fn deliver(sink: &dyn EventSink, batch: &[RecordedEvent]) -> Result<Option<u64>, RelayError> {
+    let Some(last) = batch.last().map(|event| event.position) else {
+        return Ok(None);
+    };
+    sink.deliver(batch).await?;
+    Ok(Some(last))
+}
+
+/// Up to `batch_size_max` events after the sink's checkpoint, read from the log.
+async fn read_after_checkpoint(
+    store: &dyn EventStore,
+    sink: &dyn EventSink,
+    batch_size_max: usize,
+) -> Result<Vec<RecordedEvent>, RelayError> {
+    let checkpoint = sink.checkpoint().await?;
+    Ok(store.read_all(checkpoint, batch_size_max).await?)
+}
+
 /// Delivers the next batch after the sink's checkpoint, if any; returns its
 /// last position. Tests and tools call it to drain a sink without sleeping.
 pub async fn relay_once(
@@ -124,13 +181,8 @@ pub async fn relay_once(
     sink: &dyn EventSink,
     batch_size_max: usize,
 ) -> Result<Option<u64>, RelayError> {
-    let checkpoint = sink.checkpoint().await?;
-    let batch = store.read_all(checkpoint, batch_size_max).await?;
-    let Some(last) = batch.last().map(|event| event.position) else {
-        return Ok(None);
-    };
-    sink.deliver(&batch).await?;
-    Ok(Some(last))
+    let batch = read_after_checkpoint(store, sink, batch_size_max).await?;
+    deliver(sink, &batch).await
 }
 
 /// Delivers batches until the sink has caught up with the log.

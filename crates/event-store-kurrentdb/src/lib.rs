@@ -51,16 +51,18 @@
 //! key finds it. See [`idempotency`].
 //!
 //! # The relay
-//! `event-relay` and `outbox-relay` call `read_all(checkpoint, batch)` in a
-//! loop and keep their checkpoint in their own store: with the position
-//! mapping above they work on KurrentDB unchanged. See [`store`] for why a
-//! catch-up subscription is not used.
+//! `event-relay` and `outbox-relay` keep their checkpoint in their own store
+//! and, on KurrentDB, read the log through [`EventStore::subscribe_all`]: a
+//! catch-up subscription to `$all`, filtered on the wallet prefix, from that
+//! checkpoint, mapped with the positions above (see [`store`] and
+//! the `subscription` module).
 
 mod error;
 pub mod idempotency;
 pub mod journal;
 pub mod mapping;
 pub mod store;
+mod subscription;
 
 pub use error::KurrentDbError;
 pub use journal::KurrentDbTransferJournal;

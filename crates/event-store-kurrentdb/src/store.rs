@@ -28,29 +28,41 @@
 //!    replayed after a crash is never applied twice; start-up finishes every
 //!    transfer left open. The request is answered when the transfer has ended.
 //!
-//! # Why the relay reads with `read_all`, not a catch-up subscription
-//! A catch-up subscription to `$all` (filtered on the wallet prefix) would push
-//! events with less latency than the relay's polling, and KurrentDB sends
-//! checkpoints through quiet stretches. The relays are built on the port's
-//! pull model instead: a bounded `read_all` batch, applied, then the
-//! checkpoint committed in the sink's own store. That model already gives
-//! at-least-once delivery with an exact resume position on every backend, and
-//! bounded memory (a subscription buffers what a slow sink has not taken; a
-//! pull reads only what it applies). A subscription would be worth it only if
-//! polling latency mattered: it could replace the `appended()` wake-up (which,
-//! as on PostgreSQL, only sees this process's appends) while the batches stay
-//! pulls. Until then polling `read_all` is the simpler, equally correct choice.
+//! # The relay: a catch-up subscription, from the sink's checkpoint
+//! [`EventStore::subscribe_all`] is a catch-up subscription to `$all`,
+//! filtered on the wallet prefix on the server, from the relay's checkpoint
+//! (see the `subscription` module). `event-relay` uses it in place of polling:
+//! events arrive as they are stored (polling would see other processes'
+//! appends only every poll interval, as `appended()` sees only this one's),
+//! in batches of at most the relay's batch size, and the sink's checkpoint
+//! (PostgreSQL for outbox-relay) is still stored only after the sink took a
+//! batch. The subscription is pulled, not pushed into a buffer: a slow sink
+//! stops the relay pulling, and HTTP/2 flow control stops the server. After
+//! any error the relay drops the subscription, pauses and subscribes again
+//! from the sink's checkpoint, so it resumes exactly there, also after a crash
+//! or a lost leadership. The subscription requires the leader, as `read_all`
+//! does, so it sees only committed records in log order. `read_all` stays for
+//! bounded reads (`relay_once`, `drain`, the contract tests).
+//!
+//! What is tested where: the relay's side (batches, linger, back-pressure,
+//! resubscription from the checkpoint, shutdown) in `event-relay`'s tests on
+//! an in-process feed; here, without a server, that non-event messages carry
+//! nothing and that a feed which cannot subscribe yields its error and ends.
+//! The subscription against a real server is
+//! `integration-tests/tests/kurrentdb_subscription.rs`, which runs only when
+//! `KURRENTDB_URL` is set and has not run on this project's machines (no
+//! KurrentDB server can be installed there).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use event_store::{
-    AppendError, AppendOutcome, AppendRequest, EventStore, IdempotentResponse, RecordedEvent,
-    StoreError, StreamAppend, READ_ALL_BATCH_MAX,
+    AppendError, AppendOutcome, AppendRequest, EventFeed, EventStore, IdempotentResponse,
+    RecordedEvent, StoreError, StreamAppend, READ_ALL_BATCH_MAX,
 };
 use kurrentdb::{
     AppendToStreamOptions, Client, ClientSettings, EventData, ReadAllOptions, ReadStream,
-    ReadStreamOptions, StreamPosition, SubscriptionFilter,
+    ReadStreamOptions, StreamPosition, SubscribeToAllOptions, SubscriptionFilter,
 };
 use tokio::sync::watch;
 use wallet_domain::WalletId;
@@ -64,6 +76,7 @@ use crate::mapping::{
     append_position, event_data, is_system_event, read_all_start, read_stream_start,
     recorded_event, strictly_after, StoredRecord,
 };
+use crate::subscription::wallet_feed;
 use crate::{KurrentDbError, KurrentDbTransferJournal, StreamNames};
 
 /// Bound on one call to KurrentDB (an append, or one whole read).
@@ -395,6 +408,19 @@ impl EventStore for KurrentDbEventStore {
         Ok(strictly_after(events, after_position, limit))
     }
 
+    /// A catch-up subscription to `$all` from `after_position`, wallet
+    /// streams only; the event at exactly `after_position` is dropped.
+    async fn subscribe_all(&self, after_position: u64) -> Option<EventFeed> {
+        // No deadline: a subscription lives until it is dropped. No client
+        // retry: the reader resubscribes from its own checkpoint.
+        let options = SubscribeToAllOptions::default()
+            .position(read_all_start(after_position))
+            .filter(self.wallet_filter())
+            .requires_leader(true);
+        let subscription = self.client.subscribe_to_all(&options).await;
+        Some(wallet_feed(subscription, after_position))
+    }
+
     async fn head_position(&self) -> Result<u64, StoreError> {
         Ok(self.read_head().await?)
     }
@@ -417,8 +443,8 @@ impl EventStore for KurrentDbEventStore {
         false
     }
 
-    /// Advanced after each append of this process; other processes' appends
-    /// are found by polling `read_all`.
+    /// Advanced after each append of this process; relays learn of other
+    /// processes' appends from [`EventStore::subscribe_all`].
     fn appended(&self) -> watch::Receiver<u64> {
         self.head.subscribe()
     }

@@ -8,12 +8,15 @@
 //!
 //! Two implementations: [`EmbeddedEventStore`] (one SQLite file, the default)
 //! and [`PostgresEventStore`] (shared by every replica in the distributed mode).
+//! A store may also offer a live feed of the log ([`EventStore::subscribe_all`]);
+//! these two do not, and their relays poll [`EventStore::read_all`].
 
 mod embedded;
 mod postgres;
 mod recorded;
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 use tokio::sync::watch;
 use wallet_domain::{EventDecodeError, WalletEvent, WalletId};
 
@@ -84,6 +87,9 @@ pub enum AppendError {
 /// Limit of one `read_all` call.
 pub const READ_ALL_BATCH_MAX: usize = 1_000;
 
+/// The global log as a live stream (see [`EventStore::subscribe_all`]).
+pub type EventFeed = BoxStream<'static, Result<RecordedEvent, StoreError>>;
+
 #[async_trait]
 pub trait EventStore: Send + Sync {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError>;
@@ -102,6 +108,20 @@ pub trait EventStore: Send + Sync {
         after_position: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// A live feed of the events after `after_position`, in global order:
+    /// the events `read_all` would return batch after batch, then each event
+    /// as it is stored, with no gap a later commit could fill. It is pulled:
+    /// the store sends no more than its reader takes (a reader that stops
+    /// pulling holds the store back rather than buffering). It ends after the
+    /// first error it yields; the reader opens another from its checkpoint.
+    ///
+    /// `None` (the default) when the store offers no such feed: its readers
+    /// poll `read_all`, which is what keeps the embedded and PostgreSQL
+    /// stores' readers from skipping a late commit.
+    async fn subscribe_all(&self, _after_position: u64) -> Option<EventFeed> {
+        None
+    }
 
     /// Position of the last stored event (0 when empty).
     async fn head_position(&self) -> Result<u64, StoreError>;

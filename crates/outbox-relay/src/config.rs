@@ -32,17 +32,21 @@ pub struct Config {
     /// Port of the health and metrics endpoints (0 picks a free one).
     #[arg(long, env = "PORT", default_value_t = 3001)]
     pub port: u16,
-    /// Events read from the log and published per batch (at most 1000).
+    /// Events read from the log (or taken from KurrentDB's subscription) and
+    /// published per batch (at most 1000): the most events the relay holds.
     #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = 500,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=event_store::READ_ALL_BATCH_MAX as u64))]
     pub relay_batch_size: usize,
-    /// How often the log is polled for events appended by other processes.
+    /// How often the PostgreSQL log is polled for events appended by other
+    /// processes (KurrentDB's subscription brings them without polling).
     #[arg(long, env = "RELAY_POLL_INTERVAL_MS", default_value_t = 100)]
     pub relay_poll_interval_ms: u64,
-    /// Pause before a failed batch is tried again.
+    /// Pause before a failed batch is tried again, or a failed KurrentDB
+    /// subscription is opened again from the checkpoint.
     #[arg(long, env = "RELAY_RETRY_BACKOFF_MS", default_value_t = 500)]
     pub relay_retry_backoff_ms: u64,
-    /// Wait after a wake-up before reading, so one batch carries many appends.
+    /// Wait after a wake-up (or a subscription's first event) before the batch
+    /// is closed, so one batch carries many appends.
     #[arg(long, env = "RELAY_LINGER_MS", default_value_t = 5)]
     pub relay_linger_ms: u64,
     /// How long Kafka gets to acknowledge one message, retries included.

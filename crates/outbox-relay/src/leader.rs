@@ -8,6 +8,11 @@
 //! stops relaying (after the batch in hand) when it has lost it, so two
 //! replicas publish together for at most about a check interval plus one
 //! batch: duplicates the consumers drop by event id, never a lost event.
+//!
+//! Each term runs a new relay, which starts from the checkpoint in PostgreSQL
+//! (on KurrentDB it opens its subscription there, and drops it when the term
+//! ends), so whoever leads next resumes right after the last batch Kafka
+//! acknowledged.
 
 use std::sync::Arc;
 use std::time::Duration;

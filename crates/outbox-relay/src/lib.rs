@@ -1,5 +1,15 @@
-//! The outbox relay: the event log in PostgreSQL, read in position order, is
-//! published to Kafka by exactly one elected replica at a time.
+//! The outbox relay: the event log, read in position order, is published to
+//! Kafka by exactly one elected replica at a time.
+//!
+//! The log is PostgreSQL's events table, polled with `read_all`, or KurrentDB's
+//! `$all`, read through a catch-up subscription filtered on the wallet
+//! streams (`EventStore::subscribe_all`). Either way `event_relay::run_relay`
+//! starts from the checkpoint in PostgreSQL, publishes batches of at most
+//! `RELAY_BATCH_SIZE`, stores the checkpoint only after Kafka acknowledged a
+//! batch, and after any failure (or on a new leader) starts again from that
+//! checkpoint: at least once, in global order. The subscription path is tested
+//! without a server in `event-relay`, and against KurrentDB only where
+//! `KURRENTDB_URL` is set.
 //!
 //! `main` reads [`Config`], builds the [`Application`] and runs it; the rest
 //! is here so that tests can run several replicas in one process.
