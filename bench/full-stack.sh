@@ -50,7 +50,44 @@ for port in "$API_PORT" "$RELAY_PORT" "$LEDGER_PORT" "$PROJECTION_PORT"; do
   done
 done
 
-"$BIN/wallex-load" --url "http://127.0.0.1:$API_PORT" \
+# CPU seconds (user + kernel) so far of every process, summed by what it is.
+cpu_by_process() {
+  local stat_file pid command ticks name
+  ticks="$(getconf CLK_TCK)"
+  for stat_file in /proc/[0-9]*/stat; do
+    pid="${stat_file#/proc/}"
+    pid="${pid%/stat}"
+    command="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || continue
+    case "$command" in
+      *org.opensearch*) name="opensearch" ;;
+      *kafka.Kafka*) name="kafka" ;;
+      postgres* | */bin/postgres*) name="postgresql" ;;
+      redis-server* | */redis-server*) name="redis" ;;
+      "$BIN/command-api"*) name="command-api" ;;
+      "$BIN/outbox-relay"*) name="outbox-relay" ;;
+      "$BIN/ledger-consumer"*) name="ledger-consumer" ;;
+      "$BIN/projection-consumer"*) name="projection-consumer" ;;
+      *) continue ;;
+    esac
+    # utime and stime are fields 14 and 15, counted after the parenthesised command name.
+    awk -v name="$name" -v hz="$ticks" '{sub(/^.*\) /, ""); print name, ($12 + $13) / hz}' \
+      "$stat_file" 2>/dev/null
+  done | awk '{cpu[$1] += $2} END {for (name in cpu) print name, cpu[name]}' | sort
+}
+
+cpu_by_process >"$LOGS/cpu-before"
+/usr/bin/time -f "wallex-load %U %S %e" -o "$LOGS/generator.time" \
+  "$BIN/wallex-load" --url "http://127.0.0.1:$API_PORT" \
   --wallets 1000 --operations 20000 --workers 20 \
   --lag-metrics "ledger=http://127.0.0.1:$LEDGER_PORT/metrics" \
   --lag-metrics "projection=http://127.0.0.1:$PROJECTION_PORT/metrics" "$@"
+{
+  cpu_by_process
+  awk '{print $1, $2 + $3}' "$LOGS/generator.time"
+} | sort >"$LOGS/cpu-after"
+
+wall_seconds="$(awk '{print $4}' "$LOGS/generator.time")"
+echo "== CPU during the run (${wall_seconds} s), by process, and its share of all cores =="
+join -a 2 -e 0 -o 0,1.2,2.2 "$LOGS/cpu-before" "$LOGS/cpu-after" |
+  awk -v wall="$wall_seconds" -v cores="$(nproc)" \
+    '{printf "%-20s %8.2f s %6.1f %%\n", $1, $3 - $2, ($3 - $2) / (wall * cores) * 100}' 
