@@ -9,20 +9,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use event_relay::{run_relay, EventSink, RelayLimits, SinkError};
 use event_store::{
     AppendError, AppendOutcome, AppendRequest, EventFeed, EventStore, IdempotentResponse,
     RecordedEvent, StoreError,
 };
-use rust_decimal::Decimal;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use uuid::Uuid;
-use wallet_domain::{
-    decide, evolve, Amount, Balance, Command, CommandKind, EventMetadata, OwnerId, WalletEvent,
-    WalletId, WalletState,
-};
+use wallet_domain::testing::continue_history;
+use wallet_domain::{WalletEvent, WalletId};
 
 /// Bound on any wait for the relay.
 const WAIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,34 +45,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// `count` events of one wallet: a creation, then credits.
 fn history(count: usize) -> Vec<WalletEvent> {
     let wallet = WalletId::parse("w-1").expect("wallet id");
-    let mut state = WalletState::default();
-    let mut events = Vec::with_capacity(count);
-    for index in 0..count {
-        let kind = if index == 0 {
-            CommandKind::Create {
-                owner_id: OwnerId::parse("owner").expect("owner id"),
-                initial_balance: Balance::opening("initialBalance", Decimal::from(10))
-                    .expect("balance"),
-            }
-        } else {
-            CommandKind::Credit {
-                amount: Amount::parse("amount", Decimal::new(1, 2)).expect("amount"),
-                description: None,
-            }
-        };
-        let command = Command {
-            wallet_id: wallet.clone(),
-            kind,
-            event_id: Uuid::now_v7(),
-            issued_at: Utc::now(),
-            metadata: EventMetadata::default(),
-        };
-        for event in decide(&state, &command).expect("a valid command") {
-            state = evolve(state, &event);
-            events.push(event);
-        }
-    }
-    events
+    continue_history(&wallet, &[], count)
 }
 
 /// How a feed misbehaves once, for the resubscription tests.

@@ -9,15 +9,14 @@
 //!
 //! This library holds only the helpers those tests share.
 
-mod histories;
 mod servers;
 
 use std::io::Write;
 use std::sync::Once;
 use std::time::Duration;
 
-pub use histories::continue_history;
 pub use servers::{create_named_topic, create_topic, in_migrated_database, TestDatabase};
+pub use wallet_domain::testing::continue_history;
 
 /// Set to `1` to make a missing server variable a test failure instead of a skip.
 pub const REQUIRE_INFRA_VARIABLE: &str = "WALLEX_REQUIRE_INFRA";

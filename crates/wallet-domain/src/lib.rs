@@ -10,6 +10,8 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod money;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod wallet;
 
 pub use command::{Command, CommandKind};

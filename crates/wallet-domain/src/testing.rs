@@ -1,9 +1,11 @@
-//! Wallet histories made by the domain itself, for tests that need events.
+//! Wallet histories made by the domain itself, for other crates' tests that
+//! need valid events (feature `testing`; never part of a binary).
 
 use chrono::Utc;
 use rust_decimal::Decimal;
 use uuid::Uuid;
-use wallet_domain::{
+
+use crate::{
     decide, evolve, Amount, Balance, Command, CommandKind, EventMetadata, OwnerId, WalletEvent,
     WalletId, WalletState,
 };
