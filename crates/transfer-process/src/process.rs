@@ -244,14 +244,20 @@ impl TransferProcess {
         for _ in 0..JOURNAL_ROUNDS_MAX {
             let (next, step) = match progress(transfer_id, &records)? {
                 Progress::Finished(ending) => return Ok(ending),
-                Progress::Initiated => match self.debit(transfer_id, intent).await? {
+                Progress::Initiated => match self
+                    .apply_half(transfer_id, intent, Half::Sent, Step::Debit)
+                    .await?
+                {
                     Ok(_) => (JournalRecord::Debited, Step::DebitRecorded),
                     Err(refusal) => (
                         JournalRecord::Finished(Ending::Failed { refusal }),
                         Step::Finish,
                     ),
                 },
-                Progress::Debited => match self.credit(transfer_id, intent).await? {
+                Progress::Debited => match self
+                    .apply_half(transfer_id, intent, Half::Received, Step::Credit)
+                    .await?
+                {
                     Ok(_) => (JournalRecord::Credited, Step::CreditRecorded),
                     Err(refusal) => {
                         self.reverse(transfer_id, intent).await?;
@@ -293,32 +299,22 @@ impl TransferProcess {
         })
     }
 
-    async fn debit(
+    /// Appends `half` (the debit or the credit) unless it is stored; a half
+    /// the payer's or payee's rules refuse is returned, not an error.
+    async fn apply_half(
         &self,
         transfer_id: Uuid,
         intent: &TransferIntent,
+        half: Half,
+        step: Step,
     ) -> Result<Result<Wallet, DomainError>, ProcessError> {
-        let debited = self
-            .ensure(transfer_id, Half::Sent.command(transfer_id, intent))
+        let applied = self
+            .ensure(transfer_id, half.command(transfer_id, intent))
             .await?;
-        if debited.is_ok() {
-            self.reached(transfer_id, Step::Debit)?;
+        if applied.is_ok() {
+            self.reached(transfer_id, step)?;
         }
-        Ok(debited)
-    }
-
-    async fn credit(
-        &self,
-        transfer_id: Uuid,
-        intent: &TransferIntent,
-    ) -> Result<Result<Wallet, DomainError>, ProcessError> {
-        let credited = self
-            .ensure(transfer_id, Half::Received.command(transfer_id, intent))
-            .await?;
-        if credited.is_ok() {
-            self.reached(transfer_id, Step::Credit)?;
-        }
-        Ok(credited)
+        Ok(applied)
     }
 
     async fn reverse(
