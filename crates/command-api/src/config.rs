@@ -72,6 +72,11 @@ pub struct Config {
     /// Bound on one request to the search server, connection included.
     #[arg(long, env = "ELASTICSEARCH_REQUEST_TIMEOUT_MS", default_value_t = search_index::REQUEST_TIMEOUT_MS_DEFAULT)]
     pub elasticsearch_request_timeout_ms: u64,
+    /// Hours a stored idempotent response answers retries of its key; older
+    /// ones are purged and their keys may serve again (embedded and postgres
+    /// stores; on kurrentdb keys do not expire).
+    #[arg(long, env = "IDEMPOTENCY_RETENTION_HOURS", default_value_t = crate::retention::IDEMPOTENCY_RETENTION_HOURS_DEFAULT)]
+    pub idempotency_retention_hours: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
@@ -130,6 +135,7 @@ impl Config {
             elasticsearch_url: None,
             elasticsearch_index_prefix: "wallex".into(),
             elasticsearch_request_timeout_ms: search_index::REQUEST_TIMEOUT_MS_DEFAULT,
+            idempotency_retention_hours: crate::retention::IDEMPOTENCY_RETENTION_HOURS_DEFAULT,
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod publisher_status;
+pub mod retention;
 pub mod startup;
 pub mod wallets;
 

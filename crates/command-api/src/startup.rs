@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::http::{self, TRANSFER_REPLY};
 use crate::metrics::Metrics;
 use crate::publisher_status::PublisherStatus;
+use crate::retention;
 use crate::wallets::WalletService;
 
 /// How long background relays get to finish their batch at shutdown.
@@ -106,6 +107,15 @@ impl Application {
         let (shutdown, stopping) = watch::channel(false);
         let mut adapters = adapters::build(&config, stopping.clone()).await?;
         let mode = adapters.store.kind();
+        let retention_hours = config.idempotency_retention_hours;
+        retention::purge_and_log(&*adapters.store, retention_hours).await;
+        adapters
+            .background
+            .push(tokio::spawn(retention::purge_periodically(
+                Arc::clone(&adapters.store),
+                retention_hours,
+                stopping.clone(),
+            )));
         let mut wallets = WalletService::new(adapters.store, adapters.lock, metrics.clone());
         let transfer_process = adapters.transfer_journal.is_some();
         if let Some(journal) = adapters.transfer_journal {

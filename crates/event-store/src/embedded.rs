@@ -10,7 +10,7 @@ use std::path::Path;
 use std::thread;
 
 use async_trait::async_trait;
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use embedded_sqlite::{migrate, open_writer, ReadPool, SqliteError};
 use rusqlite::{
     params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
@@ -28,15 +28,32 @@ pub const GROUP_COMMIT_BATCH_MAX: usize = 512;
 /// Appends waiting for the writer at most; callers wait for room beyond it.
 pub const APPEND_QUEUE_CAPACITY: usize = 8_192;
 
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/embedded/events_0001.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/embedded/events_0001.sql"),
+    include_str!("../../../migrations/embedded/events_0002.sql"),
+];
 
 struct AppendJob {
     request: AppendRequest,
     reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
 }
 
+/// Deletes idempotent responses recorded before `recorded_before` (RFC 3339,
+/// as stored), at most `batch_max` of them.
+struct PurgeJob {
+    recorded_before: String,
+    batch_max: usize,
+    reply: oneshot::Sender<Result<usize, StoreError>>,
+}
+
+/// What the single writer thread does: every write to the file goes through it.
+enum WriterJob {
+    Append(AppendJob),
+    Purge(PurgeJob),
+}
+
 pub struct EmbeddedEventStore {
-    appends: mpsc::Sender<AppendJob>,
+    appends: mpsc::Sender<WriterJob>,
     readers: ReadPool,
     head: watch::Receiver<u64>,
 }
@@ -91,14 +108,27 @@ fn to_i64(value: u64) -> i64 {
 
 fn run_writer(
     mut connection: Connection,
-    mut queue: mpsc::Receiver<AppendJob>,
+    mut queue: mpsc::Receiver<WriterJob>,
     head: watch::Sender<u64>,
 ) {
     while let Some(first) = queue.blocking_recv() {
+        let first = match first {
+            WriterJob::Append(job) => job,
+            WriterJob::Purge(purge) => {
+                run_purge(&connection, purge);
+                continue;
+            }
+        };
         let mut jobs = vec![first];
+        // A purge met while gathering waits for the group's commit.
+        let mut purge_after = None;
         while jobs.len() < GROUP_COMMIT_BATCH_MAX {
             match queue.try_recv() {
-                Ok(job) => jobs.push(job),
+                Ok(WriterJob::Append(job)) => jobs.push(job),
+                Ok(WriterJob::Purge(purge)) => {
+                    purge_after = Some(purge);
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -115,7 +145,28 @@ fn run_writer(
             // A caller that gave up waiting still has its events stored.
             let _ = job.reply.send(outcome);
         }
+        if let Some(purge) = purge_after {
+            run_purge(&connection, purge);
+        }
     }
+}
+
+fn run_purge(connection: &Connection, purge: PurgeJob) {
+    let deleted = connection
+        .prepare_cached(
+            "DELETE FROM idempotency_keys WHERE idempotency_key IN \
+             (SELECT idempotency_key FROM idempotency_keys WHERE recorded_at < ?1 \
+              ORDER BY recorded_at LIMIT ?2)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                purge.recorded_before,
+                i64::try_from(purge.batch_max).unwrap_or(i64::MAX)
+            ])
+        })
+        .map_err(unavailable);
+    // A caller that gave up waiting has its keys purged all the same.
+    let _ = purge.reply.send(deleted);
 }
 
 fn commit_group(
@@ -254,7 +305,7 @@ impl EventStore for EmbeddedEventStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
         let (reply, outcome) = oneshot::channel();
         self.appends
-            .send(AppendJob { request, reply })
+            .send(WriterJob::Append(AppendJob { request, reply }))
             .await
             .map_err(|_| StoreError::Unavailable("event store writer has stopped".into()))?;
         outcome
@@ -332,6 +383,26 @@ impl EventStore for EmbeddedEventStore {
                     .optional()
             })
             .await?)
+    }
+
+    async fn purge_idempotent_responses(
+        &self,
+        recorded_before: DateTime<Utc>,
+        batch_max: usize,
+    ) -> Result<usize, StoreError> {
+        let stopped = || StoreError::Unavailable("event store writer has stopped".into());
+        let (reply, deleted) = oneshot::channel();
+        let purge = PurgeJob {
+            // The format `append_one` records, so text order is time order.
+            recorded_before: recorded_before.to_rfc3339_opts(SecondsFormat::Micros, true),
+            batch_max,
+            reply,
+        };
+        self.appends
+            .send(WriterJob::Purge(purge))
+            .await
+            .map_err(|_| stopped())?;
+        deleted.await.map_err(|_| stopped())?
     }
 
     fn appended(&self) -> watch::Receiver<u64> {

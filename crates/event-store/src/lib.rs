@@ -16,6 +16,7 @@ mod postgres;
 mod recorded;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use tokio::sync::watch;
 use wallet_domain::{EventDecodeError, WalletEvent, WalletId};
@@ -130,6 +131,19 @@ pub trait EventStore: Send + Sync {
         &self,
         key: &str,
     ) -> Result<Option<IdempotentResponse>, StoreError>;
+
+    /// Deletes at most `batch_max` idempotent responses recorded before
+    /// `recorded_before`, oldest first, and returns how many it deleted: a key
+    /// whose response is gone may be used again. The embedded and PostgreSQL
+    /// stores implement it; the default (KurrentDB) deletes nothing and
+    /// answers 0, so there the keys never expire.
+    async fn purge_idempotent_responses(
+        &self,
+        _recorded_before: DateTime<Utc>,
+        _batch_max: usize,
+    ) -> Result<usize, StoreError> {
+        Ok(0)
+    }
 
     /// True when one [`AppendRequest`] to several streams is stored all or
     /// nothing (SQLite and PostgreSQL transactions). A store that writes one

@@ -26,6 +26,7 @@
 //! per group, not per append).
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use postgres_support::PostgresError;
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{Acquire, Row};
@@ -475,6 +476,24 @@ impl EventStore for PostgresEventStore {
             })?,
             body: row.try_get("response_body").map_err(unavailable)?,
         }))
+    }
+
+    async fn purge_idempotent_responses(
+        &self,
+        recorded_before: DateTime<Utc>,
+        batch_max: usize,
+    ) -> Result<usize, StoreError> {
+        let deleted = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE idempotency_key IN \
+             (SELECT idempotency_key FROM idempotency_keys WHERE recorded_at < $1 \
+              ORDER BY recorded_at LIMIT $2)",
+        )
+        .bind(recorded_before)
+        .bind(i64::try_from(batch_max).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(usize::try_from(deleted.rows_affected()).unwrap_or(usize::MAX))
     }
 
     /// Advanced after each commit of this process; other processes' appends

@@ -184,6 +184,70 @@ async fn an_idempotency_key_is_stored_with_the_events_and_taken_once() {
 }
 
 #[tokio::test]
+async fn expired_idempotent_responses_are_purged_in_bounded_batches() {
+    const KEYS: usize = 5;
+    const BATCH_MAX: usize = 2;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedEventStore::open(directory.path()).expect("open");
+    for index in 0..KEYS {
+        let wallet_id = wallet(&format!("w{index}"));
+        let mut request = single(&wallet_id, 0, created(&wallet_id));
+        request.idempotent_response = Some(IdempotentResponse {
+            key: format!("key-{index}"),
+            request_fingerprint: "fingerprint".into(),
+            status: 201,
+            body: "{}".into(),
+        });
+        store.append(request).await.expect("append");
+    }
+    let before_any = Utc::now() - chrono::Duration::hours(1);
+    assert_eq!(
+        store
+            .purge_idempotent_responses(before_any, BATCH_MAX)
+            .await
+            .expect("purge"),
+        0,
+        "nothing is older than an hour"
+    );
+    let after_all = Utc::now() + chrono::Duration::seconds(1);
+    let mut purged = Vec::new();
+    loop {
+        let deleted = store
+            .purge_idempotent_responses(after_all, BATCH_MAX)
+            .await
+            .expect("purge");
+        assert!(deleted <= BATCH_MAX, "a batch is bounded");
+        if deleted == 0 {
+            break;
+        }
+        purged.push(deleted);
+    }
+    assert_eq!(purged, vec![2, 2, 1]);
+    assert_eq!(
+        store.find_idempotent_response("key-0").await.expect("find"),
+        None
+    );
+    // The key may serve again; the events stay.
+    let again = wallet("again");
+    let mut request = single(&again, 0, created(&again));
+    request.idempotent_response = Some(IdempotentResponse {
+        key: "key-0".into(),
+        request_fingerprint: "another".into(),
+        status: 201,
+        body: "{}".into(),
+    });
+    store.append(request).await.expect("a purged key is free");
+    assert_eq!(
+        store
+            .read_stream(&wallet("w0"), 0)
+            .await
+            .expect("read")
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
 async fn concurrent_appenders_to_one_stream_never_share_a_version() {
     const WRITERS: usize = 16;
     let directory = tempfile::tempdir().expect("tempdir");

@@ -268,13 +268,14 @@ pub async fn wallet_entries_are_the_wallets_own_side_in_api_form(ledger: Arc<dyn
         .await
         .expect("entries");
     let types: Vec<_> = entries.iter().map(|entry| entry.transaction_type).collect();
+    // Newest first.
     assert_eq!(
         types,
         [
-            TransactionType::WalletCreated,
-            TransactionType::Credit,
+            TransactionType::TransferOut,
             TransactionType::Debit,
-            TransactionType::TransferOut
+            TransactionType::Credit,
+            TransactionType::WalletCreated
         ]
     );
     assert!(entries
@@ -284,14 +285,14 @@ pub async fn wallet_entries_are_the_wallets_own_side_in_api_form(ledger: Arc<dyn
     assert_eq!(
         directions,
         [
-            EntryType::Credit,
-            EntryType::Credit,
             EntryType::Debit,
-            EntryType::Debit
+            EntryType::Debit,
+            EntryType::Credit,
+            EntryType::Credit
         ]
     );
     assert_eq!(signed_sum(&entries), money("95.00"));
-    let credit = &entries[1];
+    let credit = &entries[2];
     assert_eq!(credit.amount, money("50.00"));
     assert_eq!(credit.description, "Deposit");
     assert_eq!(credit.transaction_id, log.recorded[2].event.event_id);
@@ -319,16 +320,17 @@ pub async fn reference_entries_show_every_account_of_a_transfer(ledger: Arc<dyn 
         .collect();
     assert_eq!(
         accounts,
+        // Newest first: the receiving half, then the paying half.
         [
-            "wallet:w-2",
-            "clearing:transfers",
             "wallet:w-1",
+            "clearing:transfers",
+            "wallet:w-2",
             "clearing:transfers"
         ]
     );
-    assert_eq!(entries[0].transaction_id, sent.event.event_id);
-    assert_eq!(entries[2].transaction_id, received.event.event_id);
-    assert_eq!(entries[2].wallet_id, wallet("w-1"));
+    assert_eq!(entries[0].transaction_id, received.event.event_id);
+    assert_eq!(entries[0].wallet_id, wallet("w-1"));
+    assert_eq!(entries[2].transaction_id, sent.event.event_id);
     assert_eq!(signed_sum(&entries), Decimal::ZERO);
 
     let credit_id = log.recorded[2].event.event_id.to_string();
@@ -531,8 +533,10 @@ pub async fn queries_filter_by_type_and_date_and_page_with_limit_and_offset(
         );
     }
     assert_eq!(credits.len(), 60);
+    // Newest first.
     let expected: Vec<Uuid> = log.recorded[1..61]
         .iter()
+        .rev()
         .map(|recorded| recorded.event.event_id)
         .collect();
     let actual: Vec<Uuid> = credits.iter().map(|entry| entry.transaction_id).collect();
@@ -551,6 +555,7 @@ pub async fn queries_filter_by_type_and_date_and_page_with_limit_and_offset(
     let actual: Vec<Uuid> = in_window.iter().map(|entry| entry.transaction_id).collect();
     let expected: Vec<Uuid> = log.recorded[10..15]
         .iter()
+        .rev()
         .map(|recorded| recorded.event.event_id)
         .collect();
     assert_eq!(actual, expected);
@@ -664,6 +669,32 @@ pub async fn a_batch_of_hundreds_of_events_is_posted_in_one_call(ledger: Arc<dyn
     );
 }
 
+/// An event the store accepted before the API refused control characters,
+/// its description holding U+0000, is posted like any other (PostgreSQL
+/// `text` cannot hold U+0000: the posting rules replace it).
+pub async fn a_stored_description_holding_nul_is_posted(ledger: Arc<dyn LedgerUnderTest>) {
+    let mut log = EventLog::default();
+    log.create("w-1", "10.00");
+    let stored = Description::try_from("old\u{0}text".to_owned()).expect("stored description");
+    log.decide(
+        "w-1",
+        CommandKind::Credit {
+            amount: amount("1.00"),
+            description: Some(stored),
+        },
+    );
+    ledger
+        .post(&log.recorded, None)
+        .await
+        .expect("every event the store accepted is posted");
+    let entries = ledger
+        .wallet_entries(wallet_query("w-1", EntryFilter::default()))
+        .await
+        .expect("entries");
+    assert_eq!(entries[0].description, "old\u{FFFD}text", "newest first");
+    assert_eq!(entries[0].amount, money("1.00"));
+}
+
 /// Defines one `#[tokio::test]` per scenario, each running it through
 /// `$harness`: an `async fn(conformance::Scenario)` that gives the scenario a
 /// fresh ledger of its backend (and cleans up after it).
@@ -681,6 +712,7 @@ macro_rules! ledger_conformance_tests {
             a_reversed_transfer_is_complete_and_gives_the_payer_its_money_back,
             queries_filter_by_type_and_date_and_page_with_limit_and_offset,
             a_batch_of_hundreds_of_events_is_posted_in_one_call,
+            a_stored_description_holding_nul_is_posted,
         );
     };
     (@each $harness:path; $($scenario:ident),+ $(,)?) => {

@@ -226,7 +226,8 @@ impl Selection {
             sql.push_str(" WHERE ");
             sql.push_str(&self.conditions.join(" AND "));
         }
-        sql.push_str(" ORDER BY e.position, e.line");
+        // Newest first, as the seed listed them; a transaction's lines in order.
+        sql.push_str(" ORDER BY e.position DESC, e.line");
         if let Some((limit, offset)) = self.page {
             sql.push_str(" LIMIT ? OFFSET ?");
             self.values.push(Value::Integer(limit));

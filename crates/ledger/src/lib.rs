@@ -161,7 +161,7 @@ pub struct LedgerEntry {
     pub account: Account,
     pub entry_type: EntryType,
     pub transaction_type: TransactionType,
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(with = "money_json")]
     pub amount: Decimal,
     pub description: String,
     /// When the event occurred.
@@ -190,13 +190,13 @@ pub fn entry_id(transaction_id: Uuid, line: u32) -> String {
 pub struct WalletSummary {
     pub wallet_id: WalletId,
     /// The sum of the positive entries.
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(with = "money_json")]
     pub total_credits: Decimal,
     /// The sum of the negative entries, as a positive number.
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(with = "money_json")]
     pub total_debits: Decimal,
     /// `total_credits - total_debits`.
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(with = "money_json")]
     pub balance: Decimal,
     pub entry_count: u64,
 }
@@ -216,10 +216,10 @@ pub struct LedgerVerification {
     pub wallet_balances: BTreeMap<WalletId, Decimal>,
     /// The balance of `external:settlement`: minus the money that entered the
     /// system and has not left it, so it and the wallets and clearing sum to zero.
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(with = "money_json")]
     pub settlement_balance: Decimal,
     /// Money of transfers sent and not yet received.
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(with = "money_json")]
     pub clearing_balance: Decimal,
     /// Transfers whose clearing entries do not net to zero: one half is missing.
     pub transfers_missing_half: Vec<Uuid>,
@@ -260,6 +260,27 @@ pub trait Ledger: Send + Sync {
     async fn verify(&self) -> Result<LedgerVerification, LedgerError>;
 }
 
+/// Amounts as exact JSON numbers at the money scale (`0.00`, `11.00`), never
+/// `0` beside `11.00`; read back in any scale. For `#[serde(with = "...")]`.
+pub mod money_json {
+    use rust_decimal::Decimal;
+    use serde::{Deserializer, Serializer};
+    use wallet_domain::money::MONEY_SCALE;
+
+    /// Writes `value` with exactly `MONEY_SCALE` decimal places.
+    pub fn serialize<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut scaled = *value;
+        // Every amount the rules post has at most MONEY_SCALE places, so this only adds zeros.
+        scaled.rescale(MONEY_SCALE);
+        rust_decimal::serde::arbitrary_precision::serialize(&scaled, serializer)
+    }
+
+    /// Reads an exact JSON number of any scale.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+        rust_decimal::serde::arbitrary_precision::deserialize(deserializer)
+    }
+}
+
 mod timestamp_millis {
     use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
@@ -285,7 +306,7 @@ fn exact_decimal_map<S: serde::Serializer>(
     struct Exact<'a>(&'a Decimal);
     impl Serialize for Exact<'_> {
         fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            rust_decimal::serde::arbitrary_precision::serialize(self.0, serializer)
+            money_json::serialize(self.0, serializer)
         }
     }
     serializer.collect_map(

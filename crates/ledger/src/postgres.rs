@@ -318,7 +318,8 @@ impl Selection {
 
     /// A selection without a page is bounded by its conditions.
     fn ordered(mut self, page: Option<(i64, i64)>) -> Self {
-        self.builder.push(" ORDER BY e.position, e.line");
+        // Newest first, as the seed listed them; a transaction's lines in order.
+        self.builder.push(" ORDER BY e.position DESC, e.line");
         if let Some((limit, offset)) = page {
             self.builder.push(" LIMIT ");
             self.builder.push_bind(limit);

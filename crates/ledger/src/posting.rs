@@ -247,10 +247,18 @@ pub fn postings(recorded: &RecordedEvent) -> LedgerTransaction {
     transaction
 }
 
-/// The client's description when there is one, otherwise one that says what happened.
+/// What stands in a ledger description for a U+0000 of an event's: PostgreSQL
+/// `text` cannot hold U+0000, and events stored before the API refused
+/// control characters may have one. Every ledger writes the same text.
+pub const NUL_REPLACEMENT: char = '\u{FFFD}';
+
+/// The client's description when there is one (U+0000 replaced by
+/// [`NUL_REPLACEMENT`]), otherwise one that says what happened.
 fn description(event: &WalletEvent) -> String {
     if let Some(description) = event.kind.description() {
-        return description.as_str().to_owned();
+        return description
+            .as_str()
+            .replace('\0', &NUL_REPLACEMENT.to_string());
     }
     match &event.kind {
         EventKind::WalletCreated { .. } => "Opening balance".to_owned(),

@@ -71,20 +71,40 @@ macro_rules! identifier {
 identifier!(WalletId, "walletId");
 identifier!(OwnerId, "ownerId");
 
-/// Free text a client attaches to an operation.
+/// Free text a client attaches to an operation: at most
+/// [`DESCRIPTION_LENGTH_MAX`] characters, none of them a control character
+/// (U+0000 to U+001F, U+007F to U+009F: NUL cannot be stored in PostgreSQL
+/// text, and the others break logs and terminals).
+///
+/// Deserialized (from stored events) with the length rule only: events
+/// stored before the control-character rule must still be read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Description(String);
 
 impl Description {
+    /// A description from input: refused when too long or holding a control character.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        if let Some(position) = raw.chars().position(char::is_control) {
+            return Err(ValidationError::new(
+                "description",
+                format!(
+                    "must not contain control characters (U+0000 to U+001F, U+007F to U+009F); found one at character {}",
+                    position + 1
+                ),
+            ));
+        }
+        Self::bounded(raw.to_owned())
+    }
+
+    fn bounded(raw: String) -> Result<Self, ValidationError> {
         if raw.chars().count() > DESCRIPTION_LENGTH_MAX {
             return Err(ValidationError::new(
                 "description",
                 format!("must be at most {DESCRIPTION_LENGTH_MAX} characters"),
             ));
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self(raw))
     }
 
     pub fn as_str(&self) -> &str {
@@ -92,10 +112,11 @@ impl Description {
     }
 }
 
+/// What a stored event holds: only the length is checked (see [`Description`]).
 impl TryFrom<String> for Description {
     type Error = ValidationError;
     fn try_from(raw: String) -> Result<Self, Self::Error> {
-        Self::parse(&raw)
+        Self::bounded(raw)
     }
 }
 
@@ -128,6 +149,31 @@ mod tests {
     fn owner_id_errors_name_the_field() {
         let error = OwnerId::parse("").expect_err("empty owner id must be refused");
         assert_eq!(error.field, "ownerId");
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_text_input() {
+        for text in [
+            "a\u{0}b",
+            "line\nbreak",
+            "tab\there",
+            "del\u{7f}",
+            "c1\u{85}",
+        ] {
+            let error = Description::parse(text).expect_err("control character");
+            assert_eq!(error.field, "description", "{text:?}");
+            assert!(error.reason.contains("control characters"), "{text:?}");
+            assert!(WalletId::parse(text).is_err(), "{text:?}");
+            assert!(OwnerId::parse(text).is_err(), "{text:?}");
+        }
+        assert!(Description::parse("Caf\u{e9} \u{1F600} - ok").is_ok());
+    }
+
+    #[test]
+    fn a_stored_description_with_a_control_character_is_still_read() {
+        let stored: Description =
+            serde_json::from_str("\"old\\u0000event\"").expect("stored events stay readable");
+        assert_eq!(stored.as_str(), "old\u{0}event");
     }
 
     #[test]

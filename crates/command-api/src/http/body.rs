@@ -1,14 +1,21 @@
 //! Request bodies: read with a size limit, parsed as a JSON object, and each
 //! field checked by hand so every mistake gets a message naming the field.
-//! Numbers are read from their exact digits, never through a float.
+//! Numbers are read from their exact digits, never through a float
+//! ([`super::number`]); a key repeated at any depth is refused rather than
+//! letting the last one win.
+
+use std::collections::HashSet;
+use std::fmt;
 
 use actix_web::http::header::{HeaderMap, CONTENT_LENGTH};
 use actix_web::web;
 use futures::StreamExt;
 use rust_decimal::Decimal;
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
+use super::number::parse_exact;
 
 /// Largest request body accepted.
 pub const BODY_SIZE_MAX: usize = 64 * 1024;
@@ -48,11 +55,17 @@ pub struct JsonObject {
 }
 
 impl JsonObject {
-    /// Parses the body and refuses any field not in `allowed`.
+    /// Parses the body and refuses a repeated key and any field not in `allowed`.
     pub fn parse(body: &[u8], allowed: &[&str]) -> Result<Self, ApiError> {
-        let value: Value = serde_json::from_slice(body).map_err(|error| {
-            ApiError::BadRequest(format!("Request body is not valid JSON: {error}"))
-        })?;
+        let not_json =
+            |error| ApiError::BadRequest(format!("Request body is not valid JSON: {error}"));
+        let value: Value = serde_json::from_slice(body).map_err(not_json)?;
+        let FirstRepeatedKey(repeated) = serde_json::from_slice(body).map_err(not_json)?;
+        if let Some(key) = repeated {
+            return Err(ApiError::BadRequest(format!(
+                "property {key} is repeated: each key may appear once in an object"
+            )));
+        }
         let Value::Object(fields) = value else {
             return Err(ApiError::BadRequest(
                 "Request body must be a JSON object".into(),
@@ -64,11 +77,6 @@ impl JsonObject {
             )));
         }
         Ok(Self { fields })
-    }
-
-    /// The object in a canonical form (keys sorted), to fingerprint a request.
-    pub fn canonical(&self) -> String {
-        Value::Object(self.fields.clone()).to_string()
     }
 
     fn present(&self, field: &str) -> Option<&Value> {
@@ -102,16 +110,76 @@ impl JsonObject {
     }
 }
 
-/// The number's own digits as a decimal; exponent forms such as `1e2` too.
+/// The number's own digits as a decimal, in any notation, never rounded.
 fn parse_decimal(field: &str, digits: &str) -> Result<Decimal, ApiError> {
-    let parsed = if digits.contains(['e', 'E']) {
-        Decimal::from_scientific(digits)
-    } else {
-        Decimal::from_str_exact(digits)
-    };
-    parsed.map_err(|_| {
-        ApiError::BadRequest(format!("{field} is out of range or has too many digits"))
-    })
+    parse_exact(digits).map_err(|error| ApiError::BadRequest(format!("{field} {error}")))
+}
+
+/// The first key found twice in one object of a JSON document, at any depth
+/// (`None` when there is none). Read in a pass of its own because a map
+/// keeps only the last of two equal keys.
+struct FirstRepeatedKey(Option<String>);
+
+impl<'de> Deserialize<'de> for FirstRepeatedKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RepeatedKeyVisitor)
+    }
+}
+
+struct RepeatedKeyVisitor;
+
+impl<'de> Visitor<'de> for RepeatedKeyVisitor {
+    type Value = FirstRepeatedKey;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(FirstRepeatedKey(None))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(FirstRepeatedKey(None))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(FirstRepeatedKey(None))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(FirstRepeatedKey(None))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(FirstRepeatedKey(None))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(FirstRepeatedKey(None))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Self::Value, A::Error> {
+        let mut first = None;
+        while let Some(FirstRepeatedKey(repeated)) = items.next_element()? {
+            first = first.or(repeated);
+        }
+        Ok(FirstRepeatedKey(first))
+    }
+
+    // An arbitrary-precision number arrives as a one-entry map too; it has no repeat.
+    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Self::Value, A::Error> {
+        let mut keys = HashSet::new();
+        let mut first = None;
+        while let Some(key) = entries.next_key::<String>()? {
+            let FirstRepeatedKey(nested) = entries.next_value()?;
+            if !keys.insert(key.clone()) {
+                first = first.or(Some(key));
+            }
+            first = first.or(nested);
+        }
+        Ok(FirstRepeatedKey(first))
+    }
 }
 
 #[cfg(test)]
@@ -149,11 +217,39 @@ mod tests {
     }
 
     #[test]
+    fn exponent_forms_keep_every_digit() {
+        let amount = object(r#"{"amount": 0.000000000000000000000000000149e28}"#)
+            .required_decimal("amount")
+            .expect("decimal");
+        assert_eq!(amount, Decimal::new(149, 2));
+    }
+
+    #[test]
+    fn a_repeated_key_is_refused_at_any_depth() {
+        for text in [
+            r#"{"amount": 1, "amount": 90}"#,
+            r#"{"x": {"amount": 1, "amount": 2}}"#,
+            r#"{"x": [{"y": 1}, {"amount": 1, "amount": 2}]}"#,
+        ] {
+            let error = JsonObject::parse(text.as_bytes(), &["amount", "x"])
+                .err()
+                .expect("repeated key");
+            assert_eq!(
+                error.to_string(),
+                "property amount is repeated: each key may appear once in an object",
+                "{text}"
+            );
+        }
+        assert!(JsonObject::parse(br#"{"x": [{"amount": 1}, {"amount": 2}]}"#, &["x"]).is_ok());
+    }
+
+    #[test]
     fn absurd_numbers_are_a_client_error() {
         let error = object(r#"{"amount": 1e400}"#)
             .required_decimal("amount")
             .expect_err("range");
-        assert!(error.to_string().contains("out of range"));
+        assert!(error.to_string().starts_with("amount "), "{error}");
+        assert!(error.to_string().contains("too large"), "{error}");
         let digits = format!(r#"{{"amount": 0.{}}}"#, "1".repeat(40));
         assert!(object(&digits).required_decimal("amount").is_err());
     }

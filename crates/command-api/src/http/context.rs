@@ -7,9 +7,8 @@ use futures::future::LocalBoxFuture;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::body::JsonObject;
 use super::error::ApiError;
-use crate::wallets::{IdempotencyClaim, RequestContext};
+use crate::wallets::{IdempotencyClaim, RequestContext, WalletOperation};
 
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -26,7 +25,9 @@ fn is_token(value: &str) -> bool {
 }
 
 /// Middleware: takes the caller's `X-Correlation-Id` (or makes one), keeps it
-/// for the handler and returns it on the response.
+/// for the handler and returns it on the response. One that is not 1 to
+/// [`HEADER_TOKEN_LENGTH_MAX`] visible ASCII characters is a 400: it would be
+/// stored in every event of the request.
 pub fn correlate<S>(
     request: ServiceRequest,
     service: &S,
@@ -35,13 +36,18 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
     S::Future: 'static,
 {
-    let correlation_id = request
-        .headers()
-        .get(CORRELATION_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .filter(|value| is_token(value))
-        .map(str::to_owned)
-        .unwrap_or_else(|| Uuid::new_v4().to_string());
+    let correlation_id = match request.headers().get(CORRELATION_HEADER) {
+        None => Uuid::new_v4().to_string(),
+        Some(value) => match value.to_str().ok().filter(|value| is_token(value)) {
+            Some(value) => value.to_owned(),
+            None => {
+                let refusal = ApiError::BadRequest(format!(
+                    "X-Correlation-Id must be 1 to {HEADER_TOKEN_LENGTH_MAX} visible ASCII characters (no spaces or control characters)"
+                ));
+                return Box::pin(async move { Ok(request.error_response(refusal)) });
+            }
+        },
+    };
     request
         .extensions_mut()
         .insert(CorrelationId(correlation_id.clone()));
@@ -57,11 +63,12 @@ where
     })
 }
 
-/// The context a command runs in. The idempotency fingerprint covers the
-/// method, the path and the body in canonical form.
+/// The context a command runs in. The idempotency fingerprint is a digest of
+/// the parsed operation ([`WalletOperation::canonical`]), not of the request's
+/// text; keys are one namespace across every path.
 pub fn request_context(
     request: &HttpRequest,
-    body: &JsonObject,
+    operation: &WalletOperation,
 ) -> Result<RequestContext, ApiError> {
     let correlation_id = request
         .extensions()
@@ -77,17 +84,10 @@ pub fn request_context(
                 .filter(|key| is_token(key))
                 .ok_or_else(|| {
                     ApiError::BadRequest(format!(
-                        "Idempotency-Key must be 1 to {HEADER_TOKEN_LENGTH_MAX} visible ASCII characters"
+                        "Idempotency-Key must be 1 to {HEADER_TOKEN_LENGTH_MAX} visible ASCII characters (no spaces or control characters)"
                     ))
                 })?;
-            let mut digest = Sha256::new();
-            digest.update(request.method().as_str());
-            digest.update(b" ");
-            digest.update(request.path());
-            digest.update(b"\n");
-            digest.update(body.canonical());
-            let fingerprint = digest
-                .finalize()
+            let fingerprint = Sha256::digest(operation.canonical())
                 .iter()
                 .map(|byte| format!("{byte:02x}"))
                 .collect();

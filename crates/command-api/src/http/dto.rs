@@ -2,18 +2,77 @@
 
 use rust_decimal::Decimal;
 use serde::Serialize;
+use utoipa::openapi::schema::SchemaType;
 use utoipa::openapi::{ObjectBuilder, Type};
 use utoipa::ToSchema;
+use wallet_domain::ids::{DESCRIPTION_LENGTH_MAX, IDENTIFIER_LENGTH_MAX};
+use wallet_domain::money::AMOUNT_MAX;
 use wallet_domain::{Amount, Balance, Description, OwnerId, Wallet, WalletId};
 
 use super::body::JsonObject;
 use super::error::ApiError;
 use crate::wallets::OperationOutcome;
 
-fn money_schema() -> ObjectBuilder {
+/// A balance or total as the API prints it.
+pub fn money_schema() -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::Number)
         .description(Some("Exact decimal amount with at most 2 decimal places"))
+}
+
+/// What [`WalletId`] and [`OwnerId`] accept, as a regular expression.
+pub const IDENTIFIER_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
+/// What [`Description`] accepts: no control character (U+0000 to U+001F, U+007F to U+009F).
+pub const DESCRIPTION_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
+/// The step of every amount: [`wallet_domain::money::MONEY_SCALE`] decimal places.
+const MONEY_STEP: f64 = 0.01;
+
+/// An id: 1 to 64 letters, digits, `-` or `_`.
+pub fn identifier_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(IDENTIFIER_LENGTH_MAX))
+        .pattern(Some(IDENTIFIER_PATTERN))
+        .examples(["wallet-123"])
+}
+
+/// An amount one operation moves: more than 0, at most 1e12, at most 2 decimals.
+fn amount_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Number)
+        .exclusive_minimum(Some(0))
+        .maximum(i64::try_from(AMOUNT_MAX).ok())
+        .multiple_of(Some(MONEY_STEP))
+        .description(Some(
+            "Exact decimal: greater than 0, at most 1000000000000, at most 2 decimal places",
+        ))
+        .examples([50.25])
+}
+
+/// An opening balance: 0 (or absent, or null) to 1e12, at most 2 decimals.
+fn opening_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Number, Type::Null]))
+        .minimum(Some(0))
+        .maximum(i64::try_from(AMOUNT_MAX).ok())
+        .multiple_of(Some(MONEY_STEP))
+        .description(Some(
+            "Exact decimal: 0 to 1000000000000, at most 2 decimal places; 0 when absent or null",
+        ))
+        .examples([100])
+}
+
+/// Free text: at most 500 characters, none a control character; null means absent.
+fn description_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .max_length(Some(DESCRIPTION_LENGTH_MAX))
+        .pattern(Some(DESCRIPTION_PATTERN))
+        .description(Some(
+            "At most 500 characters, no control characters (U+0000 to U+001F, U+007F to U+009F)",
+        ))
+        .examples(["Deposit from bank account"])
 }
 
 fn timestamp(at: &chrono::DateTime<chrono::Utc>) -> String {
@@ -228,14 +287,13 @@ fn description(body: &JsonObject) -> Result<Option<Description>, ApiError> {
 /// `POST /wallets`
 #[derive(Debug, ToSchema)]
 #[schema(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct CreateWalletRequest {
-    /// 1 to 64 characters of letters, digits, '-' and '_'.
-    #[schema(value_type = String, example = "wallet-123")]
+    #[schema(schema_with = identifier_schema)]
     pub wallet_id: WalletId,
-    #[schema(value_type = String, example = "user-456")]
+    #[schema(schema_with = identifier_schema)]
     pub owner_id: OwnerId,
-    /// Zero or more; 0 when absent.
-    #[schema(schema_with = money_schema)]
+    #[schema(schema_with = opening_schema, required = false)]
     pub initial_balance: Balance,
 }
 
@@ -256,12 +314,11 @@ impl CreateWalletRequest {
 
 /// `POST /wallets/{walletId}/credit` and `/debit`
 #[derive(Debug, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AmountRequest {
-    /// Greater than 0, at most 2 decimal places, at most 1000000000000.
-    #[schema(schema_with = money_schema)]
+    #[schema(schema_with = amount_schema)]
     pub amount: Amount,
-    /// At most 500 characters.
-    #[schema(value_type = Option<String>, example = "Deposit from bank account")]
+    #[schema(schema_with = description_schema)]
     pub description: Option<Description>,
 }
 
@@ -279,12 +336,13 @@ impl AmountRequest {
 /// `POST /wallets/{fromWalletId}/transfer`
 #[derive(Debug, ToSchema)]
 #[schema(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct TransferRequest {
-    #[schema(value_type = String, example = "wallet-789")]
+    #[schema(schema_with = identifier_schema)]
     pub to_wallet_id: WalletId,
-    #[schema(schema_with = money_schema)]
+    #[schema(schema_with = amount_schema)]
     pub amount: Amount,
-    #[schema(value_type = Option<String>, example = "Payment for services")]
+    #[schema(schema_with = description_schema)]
     pub description: Option<Description>,
 }
 

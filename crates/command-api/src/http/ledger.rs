@@ -3,14 +3,16 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
-use ledger::{EntryFilter, TransactionsQuery, WalletEntriesQuery};
+use ledger::{EntryFilter, LedgerEntry, TransactionsQuery, WalletEntriesQuery, WalletSummary};
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::watch;
+use utoipa::ToSchema;
 use wallet_domain::WalletId;
 
-use super::error::ApiError;
+use super::dto::money_schema;
+use super::error::{ApiError, ErrorBody};
 use crate::startup::AppState;
 
 /// Wallets compared one by one with the event store in a verification, at most.
@@ -50,7 +52,9 @@ pub async fn catch_up(
 #[utoipa::path(get, path = "/ledger/wallet/{walletId}", tag = "ledger",
     params(("walletId" = String, Path), ("transactionType" = Option<String>, Query), ("startDate" = Option<String>, Query),
            ("endDate" = Option<String>, Query), ("limit" = Option<u32>, Query), ("offset" = Option<u64>, Query)),
-    responses((status = 200, description = "{walletId, count, transactions}")))]
+    responses((status = 200, description = "{walletId, count, transactions}, newest first"),
+              (status = 400, description = "Invalid filter or paging: the message names the parameter", body = ErrorBody),
+              (status = 404, description = "Not a wallet id", body = ErrorBody)))]
 pub async fn wallet_entries(
     path: web::Path<String>,
     filter: web::Query<EntryFilter>,
@@ -73,9 +77,56 @@ pub async fn wallet_entries(
     })))
 }
 
-/// Credit and debit totals and the ledger balance of one wallet.
+/// `GET /ledger/wallet/{walletId}/summary`: the seed's fields (`walletId`,
+/// `totalCredits`, `totalDebits`, `transactionCount`, `lastTransaction`) and
+/// the ledger balance; amounts at the money scale.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WalletSummaryResponse {
+    #[schema(example = "wallet-123")]
+    wallet_id: String,
+    /// The sum of the credits to the wallet's account.
+    #[serde(with = "ledger::money_json")]
+    #[schema(schema_with = money_schema)]
+    total_credits: Decimal,
+    /// The sum of the debits from it, as a positive number.
+    #[serde(with = "ledger::money_json")]
+    #[schema(schema_with = money_schema)]
+    total_debits: Decimal,
+    /// `totalCredits - totalDebits`.
+    #[serde(with = "ledger::money_json")]
+    #[schema(schema_with = money_schema)]
+    balance: Decimal,
+    /// Transactions that moved the wallet's account (one entry each).
+    #[schema(example = 3)]
+    transaction_count: u64,
+    /// The same count, under the name earlier versions of this API used.
+    #[schema(example = 3)]
+    entry_count: u64,
+    /// The newest entry on the wallet's account; null when there is none.
+    #[schema(value_type = Option<Object>)]
+    last_transaction: Option<LedgerEntry>,
+}
+
+impl WalletSummaryResponse {
+    fn new(summary: WalletSummary, last_transaction: Option<LedgerEntry>) -> Self {
+        Self {
+            wallet_id: summary.wallet_id.to_string(),
+            total_credits: summary.total_credits,
+            total_debits: summary.total_debits,
+            balance: summary.balance,
+            transaction_count: summary.entry_count,
+            entry_count: summary.entry_count,
+            last_transaction,
+        }
+    }
+}
+
+/// Credit and debit totals, the ledger balance and the newest entry of one wallet.
 #[utoipa::path(get, path = "/ledger/wallet/{walletId}/summary", tag = "ledger",
-    params(("walletId" = String, Path)), responses((status = 200, description = "Summary")))]
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
+    responses((status = 200, description = "Summary", body = WalletSummaryResponse),
+              (status = 404, description = "Not a wallet id", body = ErrorBody)))]
 pub async fn wallet_summary(
     path: web::Path<String>,
     state: web::Data<AppState>,
@@ -87,7 +138,21 @@ pub async fn wallet_summary(
         .wallet_summary(&wallet_id)
         .await
         .map_err(internal)?;
-    Ok(HttpResponse::Ok().json(summary))
+    let newest = state
+        .ledger
+        .wallet_entries(WalletEntriesQuery {
+            wallet_id,
+            filter: EntryFilter {
+                limit: Some(1),
+                ..EntryFilter::default()
+            },
+        })
+        .await
+        .map_err(internal)?;
+    Ok(HttpResponse::Ok().json(WalletSummaryResponse::new(
+        summary,
+        newest.into_iter().next(),
+    )))
 }
 
 /// Every entry of one operation or transfer.
@@ -120,7 +185,8 @@ pub struct WalletFilter {
 #[utoipa::path(get, path = "/ledger/transactions", tag = "ledger",
     params(("walletId" = Option<String>, Query), ("transactionType" = Option<String>, Query), ("startDate" = Option<String>, Query),
            ("endDate" = Option<String>, Query), ("limit" = Option<u32>, Query), ("offset" = Option<u64>, Query)),
-    responses((status = 200, description = "{count, transactions}")))]
+    responses((status = 200, description = "{count, transactions}, newest first"),
+              (status = 400, description = "Invalid filter or paging: the message names the parameter", body = ErrorBody)))]
 pub async fn transactions(
     wallet: web::Query<WalletFilter>,
     filter: web::Query<EntryFilter>,

@@ -6,6 +6,7 @@ mod dto;
 mod error;
 mod health;
 mod ledger;
+mod number;
 mod transactions;
 mod wallets;
 
@@ -58,6 +59,7 @@ use crate::metrics::Metrics;
         dto::TransactionResponse,
         dto::WalletTransactionsResponse,
         dto::TransactionSearchResponse,
+        ledger::WalletSummaryResponse,
         ErrorBody
     ))
 )]

@@ -42,10 +42,9 @@ fn path_wallet(raw: &str) -> Result<WalletId, ApiError> {
 async fn run(
     state: &AppState,
     request: &HttpRequest,
-    body: &JsonObject,
     operation: WalletOperation,
 ) -> Result<HttpResponse, ApiError> {
-    let context = request_context(request, body)?;
+    let context = request_context(request, &operation)?;
     let reply = state.wallets.execute(operation, context, CREATED).await?;
     let status = actix_web::http::StatusCode::from_u16(reply.status)
         .map_err(|error| ApiError::Internal(error.to_string()))?;
@@ -70,13 +69,14 @@ async fn json_body(
 #[utoipa::path(
     post, path = "/wallets", tag = "wallets",
     request_body = CreateWalletRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the stored response")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
     responses(
         (status = 201, description = "Created", body = WalletResponse),
-        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 400, description = "Invalid input: the message names the field", body = ErrorBody),
         (status = 409, description = "Wallet already exists", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Idempotency-Key reused with another request", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
+        (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
 )]
 pub async fn create_wallet(
@@ -95,7 +95,7 @@ pub async fn create_wallet(
         owner_id,
         initial_balance,
     };
-    run(&state, &request, &body, operation).await
+    run(&state, &request, operation).await
 }
 
 /// A credit or a debit: the wallet in the path, the amount in the body.
@@ -112,24 +112,22 @@ async fn amount_operation(
         amount,
         description,
     } = AmountRequest::parse(&body)?;
-    run(
-        &state,
-        &request,
-        &body,
-        operation(wallet_id, amount, description),
-    )
-    .await
+    run(&state, &request, operation(wallet_id, amount, description)).await
 }
 
 /// Add funds to a wallet.
 #[utoipa::path(
     post, path = "/wallets/{walletId}/credit", tag = "wallets",
     request_body = AmountRequest,
-    params(("walletId" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
     responses(
         (status = 201, description = "Credited", body = WalletResponse),
-        (status = 400, description = "Invalid amount", body = ErrorBody),
+        (status = 400, description = "Invalid input: the message names the field", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
+        (status = 409, description = "The wallet changed too often while this request ran: retry", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
+        (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
 )]
 pub async fn credit_wallet(
@@ -156,11 +154,15 @@ pub async fn credit_wallet(
 #[utoipa::path(
     post, path = "/wallets/{walletId}/debit", tag = "wallets",
     request_body = AmountRequest,
-    params(("walletId" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
     responses(
         (status = 201, description = "Debited", body = WalletResponse),
-        (status = 400, description = "Invalid amount or insufficient funds", body = ErrorBody),
+        (status = 400, description = "Invalid input or insufficient funds", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
+        (status = 409, description = "The wallet changed too often while this request ran: retry", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
+        (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
 )]
 pub async fn debit_wallet(
@@ -187,11 +189,15 @@ pub async fn debit_wallet(
 #[utoipa::path(
     post, path = "/wallets/{fromWalletId}/transfer", tag = "wallets",
     request_body = TransferRequest,
-    params(("fromWalletId" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("fromWalletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
     responses(
         (status = 201, description = "Transferred", body = TransferResponse),
-        (status = 400, description = "Invalid amount, insufficient funds or same wallet", body = ErrorBody),
+        (status = 400, description = "Invalid input, insufficient funds or the same wallet twice", body = ErrorBody),
         (status = 404, description = "Either wallet not found", body = ErrorBody),
+        (status = 409, description = "The wallet changed too often while this request ran: retry", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
+        (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
 )]
 pub async fn transfer(
@@ -213,13 +219,13 @@ pub async fn transfer(
         amount,
         description,
     };
-    run(&state, &request, &body, operation).await
+    run(&state, &request, operation).await
 }
 
 /// One wallet, with every acknowledged write applied (read from the event store).
 #[utoipa::path(
     get, path = "/wallets/{walletId}", tag = "wallets",
-    params(("walletId" = String, Path)),
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 200, description = "The wallet", body = WalletResponse),
         (status = 404, description = "Wallet not found", body = ErrorBody),
@@ -244,10 +250,13 @@ pub async fn get_wallet(
 #[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub struct ListParams {
     /// Wallets to return, 1 to 10000 (default 1000).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 10000)]
     limit: Option<String>,
     /// Return wallets whose id sorts after this one (the last id of the previous page).
+    #[param(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     after: Option<String>,
     /// Only this owner's wallets.
+    #[param(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     owner_id: Option<String>,
 }
 

@@ -36,6 +36,50 @@ impl WalletOperation {
         }
     }
 
+    /// The operation in one canonical text, whatever the request's spelling
+    /// (`100`, `1e2` and `100.00`; `w%2D1` and `w-1`; a `null` description
+    /// and none all read alike): what an idempotency fingerprint digests.
+    /// Amounts are at the money scale, so equal amounts print equally.
+    pub fn canonical(&self) -> String {
+        let text = |description: &Option<Description>| {
+            description
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |text| format!("{:?}", text.as_str()))
+        };
+        match self {
+            WalletOperation::Create {
+                wallet_id,
+                owner_id,
+                initial_balance,
+            } => format!("create {wallet_id} owner={owner_id} opening={initial_balance}"),
+            WalletOperation::Credit {
+                wallet_id,
+                amount,
+                description,
+            } => format!(
+                "credit {wallet_id} amount={amount} description={}",
+                text(description)
+            ),
+            WalletOperation::Debit {
+                wallet_id,
+                amount,
+                description,
+            } => format!(
+                "debit {wallet_id} amount={amount} description={}",
+                text(description)
+            ),
+            WalletOperation::Transfer {
+                from_wallet_id,
+                to_wallet_id,
+                amount,
+                description,
+            } => format!(
+                "transfer {from_wallet_id} to={to_wallet_id} amount={amount} description={}",
+                text(description)
+            ),
+        }
+    }
+
     pub fn wallet_ids(&self) -> Vec<&WalletId> {
         match self {
             WalletOperation::Create { wallet_id, .. }
@@ -55,4 +99,35 @@ impl WalletOperation {
 pub enum OperationOutcome {
     Wallet(Wallet),
     Transfer { from: Wallet, to: Wallet },
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal::Decimal;
+
+    use super::*;
+
+    fn credit(amount: Decimal, description: Option<&str>) -> WalletOperation {
+        WalletOperation::Credit {
+            wallet_id: WalletId::parse("w-1").expect("id"),
+            amount: Amount::parse("amount", amount).expect("amount"),
+            description: description.map(|text| Description::parse(text).expect("text")),
+        }
+    }
+
+    #[test]
+    fn the_canonical_form_is_of_the_meaning_not_the_spelling() {
+        let plain = credit(Decimal::new(100, 0), None);
+        let exponent = credit(Decimal::new(10000, 2), None);
+        assert_eq!(plain.canonical(), exponent.canonical());
+        assert_ne!(
+            plain.canonical(),
+            credit(Decimal::new(100, 0), Some("-")).canonical(),
+            "a description that reads like the absent marker is not absent"
+        );
+        assert_ne!(
+            credit(Decimal::new(100, 0), Some("a")).canonical(),
+            credit(Decimal::new(100, 0), Some("b")).canonical()
+        );
+    }
 }

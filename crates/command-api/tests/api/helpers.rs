@@ -39,6 +39,16 @@ pub async fn spawn_process_app_in(data_dir: &Path) -> TestApp {
     spawn_app_with(config).await
 }
 
+/// Starts the application on storage that may already hold data, its stored
+/// idempotent responses expiring after `retention_hours`.
+pub async fn spawn_app_with_retention(data_dir: &Path, retention_hours: u32) -> TestApp {
+    let config = Config {
+        idempotency_retention_hours: retention_hours,
+        ..Config::embedded_for_test(data_dir.to_path_buf())
+    };
+    spawn_app_with(config).await
+}
+
 async fn spawn_app_with(config: Config) -> TestApp {
     let data_dir = config.data_dir.clone();
     let application = Application::build(config)

@@ -24,7 +24,11 @@ async fn every_operation_is_posted_double_entry_and_verifies() {
         .iter()
         .map(|entry| entry["transactionType"].as_str().expect("type"))
         .collect();
-    assert_eq!(types, ["WALLET_CREATED", "CREDIT", "DEBIT", "TRANSFER_OUT"]);
+    assert_eq!(
+        types,
+        ["TRANSFER_OUT", "DEBIT", "CREDIT", "WALLET_CREATED"],
+        "newest first"
+    );
 
     let (_, debits) = json_of(
         app.get("/ledger/wallet/a?transactionType=DEBIT")
@@ -36,7 +40,7 @@ async fn every_operation_is_posted_double_entry_and_verifies() {
     assert_eq!(debits["count"], 1);
     assert_eq!(debits["transactions"][0]["amount"].to_string(), "30.00");
 
-    let reference = entries["transactions"][3]["referenceId"]
+    let reference = entries["transactions"][0]["referenceId"]
         .as_str()
         .expect("reference")
         .to_owned();
@@ -75,5 +79,56 @@ async fn every_operation_is_posted_double_entry_and_verifies() {
     )
     .await;
     assert_eq!(status, 400);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_summary_has_the_seeds_fields_and_money_at_its_scale() {
+    let app = spawn_app().await;
+    app.create_wallet("a", "o", json!(0)).await;
+    let (status, empty) = json_of(
+        app.get("/ledger/wallet/a/summary")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, 200, "{empty}");
+    assert_eq!(empty["walletId"], "a");
+    assert_eq!(empty["totalCredits"].to_string(), "0.00");
+    assert_eq!(empty["totalDebits"].to_string(), "0.00");
+    assert_eq!(empty["transactionCount"], 0);
+    assert_eq!(empty["lastTransaction"], json!(null));
+
+    app.credit("a", json!(11)).await;
+    app.debit("a", json!(1.5)).await;
+    let (_, summary) = json_of(
+        app.get("/ledger/wallet/a/summary")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(summary["totalCredits"].to_string(), "11.00");
+    assert_eq!(summary["totalDebits"].to_string(), "1.50");
+    assert_eq!(summary["balance"].to_string(), "9.50");
+    assert_eq!(summary["transactionCount"], 2);
+    assert_eq!(summary["entryCount"], 2);
+    let last = &summary["lastTransaction"];
+    assert_eq!(last["transactionType"], "DEBIT", "the newest: {summary}");
+    assert_eq!(last["amount"].to_string(), "1.50");
+
+    let (_, entries) = json_of(app.get("/ledger/wallet/a").send().await.expect("sent")).await;
+    let amounts: Vec<String> = entries["transactions"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|entry| entry["amount"].to_string())
+        .collect();
+    assert_eq!(
+        amounts,
+        ["1.50", "11.00"],
+        "newest first, at the money scale"
+    );
     app.stop().await;
 }

@@ -5,6 +5,7 @@ mod concurrency;
 mod contract;
 mod helpers;
 mod idempotency;
+mod input;
 mod ledger;
 mod restart;
 mod transactions;

@@ -1,0 +1,151 @@
+//! Every input read exactly or refused with a 400 naming the field: numbers
+//! in every notation, repeated keys, control characters in text and headers.
+
+use serde_json::json;
+
+use crate::helpers::{error_message, json_of, spawn_app, TestApp};
+
+async fn post_raw(app: &TestApp, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let response = app
+        .post(path)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("sent");
+    json_of(response).await
+}
+
+#[track_caller]
+fn assert_refused(outcome: &(u16, serde_json::Value), needle: &str) {
+    let (status, body) = outcome;
+    assert_eq!(*status, 400, "{body}");
+    let message = error_message(body, 400);
+    assert!(message.contains(needle), "{needle:?} not in {message:?}");
+}
+
+#[tokio::test]
+async fn numbers_in_exponent_form_are_read_exactly_never_rounded() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(0)).await;
+    let credit = "/wallets/w/credit";
+    let (status, body) = post_raw(
+        &app,
+        credit,
+        r#"{"amount": 0.000000000000000000000000000149e28}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["balance"].to_string(), "1.49");
+    let (status, body) = post_raw(
+        &app,
+        credit,
+        r#"{"amount": 0.00000000000000000000000000999e28}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body["balance"].to_string(),
+        "101.39",
+        "99.9 exactly, not 100"
+    );
+    for (text, needle) in [
+        (
+            r#"{"amount": 0.00000000000000000000000001001e26}"#,
+            "amount must have at most 2 decimal places",
+        ),
+        (
+            r#"{"amount": 1.001E0}"#,
+            "amount must have at most 2 decimal places",
+        ),
+        (
+            r#"{"amount": 1e-40}"#,
+            "amount has more than 28 decimal places",
+        ),
+        (
+            r#"{"amount": 1e400}"#,
+            "amount has more than 29 significant digits or is too large",
+        ),
+    ] {
+        assert_refused(&post_raw(&app, credit, text).await, needle);
+    }
+    let (status, body) = post_raw(
+        &app,
+        "/wallets",
+        r#"{"walletId": "x", "ownerId": "o", "initialBalance": 125E-2}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["balance"].to_string(), "1.25");
+    assert_eq!(app.balance_text("w").await, "101.39");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeated_key_is_refused_on_every_endpoint_and_changes_nothing() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(100)).await;
+    app.create_wallet("v", "o", json!(0)).await;
+    for (path, body) in [
+        ("/wallets/w/debit", r#"{"amount": 1, "amount": 90}"#),
+        (
+            "/wallets/w/credit",
+            r#"{"amount": 1, "description": "a", "description": "b"}"#,
+        ),
+        (
+            "/wallets/w/transfer",
+            r#"{"toWalletId": "v", "amount": 1, "amount": 2}"#,
+        ),
+    ] {
+        assert_refused(&post_raw(&app, path, body).await, "property ");
+    }
+    let outcome = post_raw(
+        &app,
+        "/wallets",
+        r#"{"walletId": "a", "walletId": "b", "ownerId": "o"}"#,
+    )
+    .await;
+    assert_refused(&outcome, "property walletId is repeated");
+    assert_refused(
+        &post_raw(&app, "/wallets/w/debit", r#"{"amount": 1, "amount": 90}"#).await,
+        "property amount is repeated",
+    );
+    assert_eq!(app.wallet("a").await.status(), 404);
+    assert_eq!(app.wallet("b").await.status(), 404);
+    assert_eq!(app.balance_text("w").await, "100.00");
+    assert_eq!(app.balance_text("v").await, "0.00");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn control_characters_in_text_and_headers_are_refused_by_name() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(10)).await;
+    for description in ["a\u{0}b", "line\nbreak", "bell\u{7}"] {
+        let body = json!({"amount": 1, "description": description}).to_string();
+        assert_refused(
+            &post_raw(&app, "/wallets/w/credit", &body).await,
+            "description must not contain control characters",
+        );
+    }
+    let body = json!({"walletId": "a\u{0}", "ownerId": "o"}).to_string();
+    assert_refused(&post_raw(&app, "/wallets", &body).await, "walletId");
+    let body = json!({"walletId": "a", "ownerId": "o\u{1}"}).to_string();
+    assert_refused(&post_raw(&app, "/wallets", &body).await, "ownerId");
+
+    let credit = |header: &'static str, value: &'static str| {
+        app.post("/wallets/w/credit")
+            .header(header, value)
+            .json(&json!({"amount": 1}))
+            .send()
+    };
+    let (status, body) = json_of(credit("X-Correlation-Id", "a b").await.expect("sent")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(error_message(&body, 400).contains("X-Correlation-Id"));
+    let (status, body) = json_of(credit("Idempotency-Key", "a\tb").await.expect("sent")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(error_message(&body, 400).contains("Idempotency-Key"));
+    assert_eq!(app.balance_text("w").await, "10.00", "nothing was applied");
+    assert_eq!(app.wallet("a").await.status(), 404);
+    app.stop().await;
+}
