@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SCHEMATHESIS_VERSION=4.1.4
+SCHEMATHESIS_VERSION=4.32.5
 SCHEMATHESIS_CHECKS=not_a_server_error,negative_data_rejection,response_schema_conformance,status_code_conformance
 SCHEMATHESIS_MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-60}
 SCHEMATHESIS_SEED=${SCHEMATHESIS_SEED:-20261130}
@@ -65,7 +65,7 @@ timeout --signal=INT "$SCHEMATHESIS_TIMEOUT_SECONDS" \
     --checks "$SCHEMATHESIS_CHECKS" \
     --max-examples "$SCHEMATHESIS_MAX_EXAMPLES" \
     --seed "$SCHEMATHESIS_SEED" \
-    --workers 2 \
+    --workers 1 \
     --request-timeout 10 \
     --generation-database none \
     --no-color \

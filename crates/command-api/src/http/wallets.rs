@@ -69,7 +69,7 @@ async fn json_body(
 #[utoipa::path(
     post, path = "/wallets", tag = "wallets",
     request_body = CreateWalletRequest,
-    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
     responses(
         (status = 201, description = "Created", body = WalletResponse),
         (status = 400, description = "Invalid input: the message names the field", body = ErrorBody),
@@ -119,7 +119,7 @@ async fn amount_operation(
 #[utoipa::path(
     post, path = "/wallets/{walletId}/credit", tag = "wallets",
     request_body = AmountRequest,
-    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
     responses(
         (status = 201, description = "Credited", body = WalletResponse),
         (status = 400, description = "Invalid input: the message names the field", body = ErrorBody),
@@ -154,7 +154,7 @@ pub async fn credit_wallet(
 #[utoipa::path(
     post, path = "/wallets/{walletId}/debit", tag = "wallets",
     request_body = AmountRequest,
-    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
     responses(
         (status = 201, description = "Debited", body = WalletResponse),
         (status = 400, description = "Invalid input or insufficient funds", body = ErrorBody),
@@ -189,7 +189,7 @@ pub async fn debit_wallet(
 #[utoipa::path(
     post, path = "/wallets/{fromWalletId}/transfer", tag = "wallets",
     request_body = TransferRequest,
-    params(("fromWalletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
+    params(("fromWalletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
     responses(
         (status = 201, description = "Transferred", body = TransferResponse),
         (status = 400, description = "Invalid input, insufficient funds or the same wallet twice", body = ErrorBody),
