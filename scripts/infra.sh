@@ -2,7 +2,8 @@
 # Real PostgreSQL, Redis, Apache Kafka (KRaft) and OpenSearch on 127.0.0.1, without Docker.
 #
 #   scripts/infra.sh up       install what is missing, start what is not running, wait until each answers
-#   scripts/infra.sh down     stop the servers this script started (by their pid files)
+#   scripts/infra.sh down     stop the servers this script started (each pid file's whole
+#                             process group, woken first should it be paused)
 #   scripts/infra.sh status   say what runs, and where
 #   scripts/infra.sh env      print the export lines (also kept in .infra/env)
 #
@@ -97,25 +98,64 @@ pid_alive() {
   kill -0 "$pid" 2>/dev/null
 }
 
-# Sends TERM to the pid in the file, waits for it to end, then KILL as a last resort.
+# What to signal for the pid in the file: its whole process group ("-PID") when the
+# process leads one (started by start_detached, so the JVM under runuser is in it too),
+# else the process alone. A group outlives its leader: the pid file names it still.
+signal_target() {
+  local pid_file="$1" pid pgid
+  [[ -s "$pid_file" ]] || return 1
+  pid="$(head -n 1 "$pid_file" | tr -d '[:space:]')"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  if kill -0 -- "-$pid" 2>/dev/null; then
+    pgid="$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d '[:space:]')"
+    if [[ -z "$pgid" || "$pgid" == "$pid" ]]; then
+      printf -- '-%s\n' "$pid"
+      return 0
+    fi
+  fi
+  kill -0 "$pid" 2>/dev/null || return 1
+  printf '%s\n' "$pid"
+}
+
+# Wakes the process (group) of the pid file should it be stopped (SIGSTOP): a paused
+# server neither answers nor ends on TERM until it runs again.
+wake_pid_file() {
+  local target
+  target="$(signal_target "$1")" || return 0
+  kill -CONT -- "$target" 2>/dev/null || true
+}
+
+# Sends TERM to the process group of the pid file (or its process), wakes it so the TERM
+# is taken, waits for every member to end, then KILL as a last resort.
 stop_pid_file() {
-  local name="$1" pid_file="$2" pid waited
-  if ! pid_alive "$pid_file"; then
+  local name="$1" pid_file="$2" target waited
+  if ! target="$(signal_target "$pid_file")"; then
     rm -f "$pid_file"
     return 0
   fi
-  pid="$(head -n 1 "$pid_file" | tr -d '[:space:]')"
-  log "stopping $name (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
+  log "stopping $name (${target/#-/process group })"
+  kill -TERM -- "$target" 2>/dev/null || true
+  kill -CONT -- "$target" 2>/dev/null || true
   for ((waited = 0; waited < WAIT_STOP_SECONDS_MAX; waited++)); do
-    kill -0 "$pid" 2>/dev/null || break
+    kill -0 -- "$target" 2>/dev/null || break
     sleep 1
   done
-  if kill -0 "$pid" 2>/dev/null; then
+  if kill -0 -- "$target" 2>/dev/null; then
     log "$name did not stop in ${WAIT_STOP_SECONDS_MAX}s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
+    kill -KILL -- "$target" 2>/dev/null || true
   fi
   rm -f "$pid_file"
+}
+
+# Before a start: a leader that died may have left members of its group running (a JVM
+# under a killed runuser holds the node lock); they go, so the new server can start.
+clear_leftovers() {
+  local name="$1" pid_file="$2"
+  pid_alive "$pid_file" && return 0
+  if signal_target "$pid_file" >/dev/null; then
+    log "$name left processes behind; stopping them first"
+  fi
+  stop_pid_file "$name" "$pid_file"
 }
 
 # Starts a command in its own session (it outlives this shell and its process group), with
@@ -358,6 +398,7 @@ postgres_up() {
   dir="$(pg_dir)"
   bin="$(postgres_bin_dir)"
   if postgres_running; then
+    wake_pid_file "$dir/data/postmaster.pid"
     port="$(cat "$dir/port")"
     claim_port "$port"
     log "postgres already runs on 127.0.0.1:$port"
@@ -429,10 +470,12 @@ redis_up() {
   local dir="$INFRA_DIR/redis" port waited
   mkdir -p "$dir"
   if pid_alive "$dir/redis.pid"; then
+    wake_pid_file "$dir/redis.pid"
     port="$(cat "$dir/port")"
     claim_port "$port"
     log "redis already runs on 127.0.0.1:$port"
   else
+    clear_leftovers redis "$dir/redis.pid"
     port="$(choose_port "$REDIS_PORT_DEFAULT")"
     claim_port "$port"
     printf '%s\n' "$port" >"$dir/port"
@@ -532,10 +575,12 @@ kafka_start() {
   local dir="$INFRA_DIR/kafka" port controller_port cluster_id
   mkdir -p "$dir/logs"
   if pid_alive "$dir/kafka.pid"; then
+    wake_pid_file "$dir/kafka.pid"
     port="$(cat "$dir/port")"
     claim_port "$port"
     log "kafka already runs on 127.0.0.1:$port"
   else
+    clear_leftovers kafka "$dir/kafka.pid"
     port="$(choose_port "$KAFKA_PORT_DEFAULT")"
     claim_port "$port"
     controller_port="$(choose_port "$KAFKA_CONTROLLER_PORT_DEFAULT")"
@@ -578,7 +623,8 @@ kafka_wait() {
   if ! kafka_topic_command "$dir" "$port" --create --if-not-exists --topic "$KAFKA_TOPIC" \
     --partitions "$KAFKA_TOPIC_PARTITIONS" --replication-factor 1 >>"$dir/logs/topics.log" 2>&1 ||
     ! kafka_topic_command "$dir" "$port" --create --if-not-exists --topic "$KAFKA_DLQ_TOPIC" \
-      --partitions "$KAFKA_DLQ_TOPIC_PARTITIONS" --replication-factor 1 >>"$dir/logs/topics.log" 2>&1 ||
+      --partitions "$KAFKA_DLQ_TOPIC_PARTITIONS" --replication-factor 1 \
+      --config retention.ms=-1 --config retention.bytes=-1 >>"$dir/logs/topics.log" 2>&1 ||
     ! topics="$(kafka_topic_command "$dir" "$port" --list 2>>"$dir/logs/topics.log")"; then
     log_tail kafka "$dir/logs/topics.log" "$dir/logs/server.log"
     die "kafka did not answer the topic requests"
@@ -638,10 +684,12 @@ opensearch_start() {
   dir="$(service_dir opensearch "$user")"
   home="$(opensearch_home)"
   if pid_alive "$dir/launcher.pid"; then
+    wake_pid_file "$dir/launcher.pid"
     port="$(cat "$dir/port")"
     claim_port "$port"
     log "opensearch already runs on 127.0.0.1:$port"
   else
+    clear_leftovers opensearch "$dir/launcher.pid"
     port="$(choose_port "$OPENSEARCH_PORT_DEFAULT")"
     claim_port "$port"
     transport_port="$(choose_port "$OPENSEARCH_TRANSPORT_PORT_DEFAULT")"

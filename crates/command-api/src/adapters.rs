@@ -140,7 +140,12 @@ async fn distributed(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapt
         .database_url
         .as_deref()
         .ok_or(StartupError::Missing("DATABASE_URL"))?;
-    let pool = postgres_support::connect(url, config.database_connections_max).await?;
+    let pool = postgres_support::connect_reads(
+        url,
+        config.database_connections_max,
+        config.database_statement_timeout_ms,
+    )
+    .await?;
     let (store, transfer_journal): (Arc<dyn EventStore>, _) = match config.event_store_kind() {
         EventStoreKind::Kurrentdb => {
             let url = config

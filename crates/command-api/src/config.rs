@@ -52,6 +52,10 @@ pub struct Config {
     /// PostgreSQL connections this process holds at most.
     #[arg(long, env = "DATABASE_CONNECTIONS_MAX", default_value_t = postgres_support::POOL_CONNECTIONS_MAX_DEFAULT)]
     pub database_connections_max: u32,
+    /// Bound on one PostgreSQL read statement, in milliseconds (the event
+    /// store's writer has connections and bounds of its own).
+    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = postgres_support::READ_STATEMENT_TIMEOUT_MS_DEFAULT)]
+    pub database_statement_timeout_ms: u64,
     /// Redis for per-wallet locks shared by replicas (default: in-process locks).
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
@@ -129,6 +133,7 @@ impl Config {
             database_url: None,
             kurrentdb_url: None,
             database_connections_max: postgres_support::POOL_CONNECTIONS_MAX_DEFAULT,
+            database_statement_timeout_ms: postgres_support::READ_STATEMENT_TIMEOUT_MS_DEFAULT,
             redis_url: None,
             kafka_brokers: None,
             kafka_topic: "wallet-events".into(),

@@ -1,6 +1,8 @@
 //! Prometheus metrics of the API, served at `/metrics`.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -9,6 +11,10 @@ pub struct Metrics {
     pub request_seconds: HistogramVec,
     pub conflict_retries: IntCounter,
     pub lock_unavailable: IntCounter,
+    /// Times the event store's head was found below a position seen before.
+    pub store_regressions: IntCounter,
+    /// Unfinished transfers the sweep has set aside (transfer process only).
+    pub transfers_quarantined: IntGauge,
 }
 
 /// Latency buckets in seconds, from 0.25 ms to 5 s.
@@ -36,16 +42,28 @@ impl Metrics {
             "lock_unavailable_total",
             "Commands that ran without the wallet lock because the lock service was down",
         )?;
+        let store_regressions = IntCounter::new(
+            "store_regressions_total",
+            "Times the event store's head went backwards (lost events) and the wallet cache was dropped",
+        )?;
+        let transfers_quarantined = IntGauge::new(
+            "transfers_quarantined",
+            "Unfinished transfers set aside after failing to resume too many times in a row",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(request_seconds.clone()))?;
         registry.register(Box::new(conflict_retries.clone()))?;
         registry.register(Box::new(lock_unavailable.clone()))?;
+        registry.register(Box::new(store_regressions.clone()))?;
+        registry.register(Box::new(transfers_quarantined.clone()))?;
         Ok(Self {
             registry,
             requests,
             request_seconds,
             conflict_retries,
             lock_unavailable,
+            store_regressions,
+            transfers_quarantined,
         })
     }
 }

@@ -12,7 +12,7 @@ use read_model::{ReadModel, ReadModelError};
 use search_index::{SearchIndex, SearchIndexError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use transfer_process::{JournalError, ProcessError};
+use transfer_process::JournalError;
 
 use crate::adapters::{self, Progress};
 use crate::config::Config;
@@ -28,6 +28,9 @@ pub const BACKGROUND_STOP_WAIT_MS: u64 = 10_000;
 /// process only): a transfer whose request failed midway (the store down
 /// between two steps) or whose replica died is finished within this time.
 pub const TRANSFER_SWEEP_INTERVAL_MS: u64 = 10_000;
+/// How often the event store's head position is compared with the highest
+/// one this process has seen (a store that lost events drops the cache).
+pub const STORE_HEAD_CHECK_INTERVAL_MS: u64 = 1_000;
 
 pub struct AppState {
     pub wallets: WalletService,
@@ -66,8 +69,6 @@ pub enum StartupError {
     TransferMode(&'static str),
     #[error(transparent)]
     TransferJournal(#[from] JournalError),
-    #[error("unfinished transfers could not be finished: {0}")]
-    Transfers(#[from] ProcessError),
     #[error(transparent)]
     Bus(#[from] event_bus::BusError),
     #[error("metrics: {0}")]
@@ -83,20 +84,43 @@ pub struct Application {
     background: Vec<JoinHandle<()>>,
 }
 
-/// Finishes unfinished transfers every [`TRANSFER_SWEEP_INTERVAL_MS`] until
-/// the application stops. Running beside a request's own run of a transfer is
-/// harmless: each step appends at the version it read, so one of them wins.
+/// Finishes unfinished transfers at start-up, beside serving (never before
+/// it: one stuck transfer must not keep the API down), then every
+/// [`TRANSFER_SWEEP_INTERVAL_MS`] until the application stops. Running beside
+/// a request's own run of a transfer is harmless: each step appends at the
+/// version it read, so one of them wins.
 async fn sweep_transfers(state: web::Data<AppState>, mut stopping: watch::Receiver<bool>) {
     let interval = Duration::from_millis(TRANSFER_SWEEP_INTERVAL_MS);
+    loop {
+        match state.wallets.resume_unfinished_transfers().await {
+            Ok(resumption) if resumption.resumed + resumption.failed > 0 => tracing::warn!(
+                resumed = resumption.resumed,
+                failed = resumption.failed,
+                quarantined = resumption.quarantined,
+                "unfinished transfers swept"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "unfinished transfers could not be listed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stopping.changed() => return,
+        }
+    }
+}
+
+/// Compares the event store's head with the highest position seen every
+/// [`STORE_HEAD_CHECK_INTERVAL_MS`], and drops the wallet cache when the store
+/// went backwards, until the application stops.
+async fn watch_store_head(state: web::Data<AppState>, mut stopping: watch::Receiver<bool>) {
+    let interval = Duration::from_millis(STORE_HEAD_CHECK_INTERVAL_MS);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = stopping.changed() => return,
         }
-        match state.wallets.resume_unfinished_transfers().await {
-            Ok(0) => {}
-            Ok(resumed) => tracing::warn!(resumed, "unfinished transfers finished by the sweep"),
-            Err(error) => tracing::error!(%error, "unfinished transfers could not be finished"),
+        if let Err(error) = state.wallets.check_store_head().await {
+            tracing::warn!(%error, "the event store's head could not be read");
         }
     }
 }
@@ -121,11 +145,6 @@ impl Application {
         if let Some(journal) = adapters.transfer_journal {
             wallets = wallets.with_transfer_process(journal, TRANSFER_REPLY);
         }
-        // A crash may have left transfers half done: none is seen before it ends.
-        let resumed = wallets.resume_unfinished_transfers().await?;
-        if resumed > 0 {
-            tracing::info!(resumed, "unfinished transfers finished before serving");
-        }
         let state = web::Data::new(AppState {
             wallets,
             read_model: adapters.read_model,
@@ -135,6 +154,10 @@ impl Application {
             progress: adapters.progress,
             metrics,
         });
+        adapters.background.push(tokio::spawn(watch_store_head(
+            state.clone(),
+            stopping.clone(),
+        )));
         if transfer_process {
             adapters
                 .background

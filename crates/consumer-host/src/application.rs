@@ -89,6 +89,7 @@ impl Application {
         let state = web::Data::new(AppState {
             dependencies,
             registry: service.metrics.registry,
+            consumer: service.metrics.consumer.clone(),
         });
         let server =
             HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
@@ -158,15 +159,20 @@ impl Application {
     }
 }
 
-/// Republishes up to `limit` of this group's dead letters to the topic.
-pub async fn replay_dead_letters(settings: &Settings, limit: usize) -> Result<usize, BusError> {
-    event_bus::replay_dlq(&settings.consumer_config(), limit).await
+/// Republishes up to `limit` of the dead letters `handler` parked to the topic.
+pub async fn replay_dead_letters(
+    settings: &Settings,
+    handler: &str,
+    limit: usize,
+) -> Result<usize, BusError> {
+    event_bus::replay_dlq(&settings.consumer_config(), handler, limit).await
 }
 
 impl ReplayDlqArgs {
-    /// The `replay-dlq` subcommand: replays, then logs how many.
-    pub async fn run(&self, settings: &Settings) -> Result<usize, BusError> {
-        let replayed = replay_dead_letters(settings, self.limit).await?;
+    /// The `replay-dlq` subcommand: replays the dead letters of `handler`
+    /// (the binary's), then logs how many.
+    pub async fn run(&self, settings: &Settings, handler: &str) -> Result<usize, BusError> {
+        let replayed = replay_dead_letters(settings, handler, self.limit).await?;
         tracing::info!(replayed, "dead letters replayed");
         Ok(replayed)
     }

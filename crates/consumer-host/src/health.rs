@@ -89,9 +89,22 @@ pub(crate) struct Health {
     pub position: Option<u64>,
 }
 
+/// The health status while the consumer retries a transient failure: it
+/// serves, but its partitions wait.
+const STATUS_DEGRADED: &str = "degraded";
+
 impl Health {
+    /// Up, even when degraded: the process works and waits out a fault.
     pub fn healthy(&self) -> bool {
-        self.status == "ok"
+        self.status == "ok" || self.status == STATUS_DEGRADED
+    }
+
+    /// This health, `degraded` when it is ok but the consumer is retrying.
+    pub fn retrying(mut self, retrying: bool) -> Self {
+        if retrying && self.status == "ok" {
+            self.status = STATUS_DEGRADED;
+        }
+        self
     }
 }
 
@@ -177,6 +190,19 @@ mod tests {
         assert_eq!(health.status, "unavailable");
         assert_eq!(health.dependencies.get("kafka"), Some(&"down"));
         assert_eq!(health.position, Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_consumer_retrying_a_transient_failure_is_degraded_not_down() {
+        let health = check_all(&[fixed("kafka", Some(Ok(None)))])
+            .await
+            .retrying(true);
+        assert!(health.healthy());
+        assert_eq!(health.status, "degraded");
+        let down = check_all(&[fixed("kafka", Some(Err("connection refused")))])
+            .await
+            .retrying(true);
+        assert_eq!(down.status, "unavailable");
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
+use event_bus::ConsumerMetrics;
 use prometheus::Registry;
 
 use crate::health::{check_all, Dependency};
@@ -10,6 +11,8 @@ use crate::health::{check_all, Dependency};
 pub(crate) struct AppState {
     pub dependencies: Vec<Arc<dyn Dependency>>,
     pub registry: Registry,
+    /// The consumer loop's metrics: whether it retries a transient failure.
+    pub consumer: ConsumerMetrics,
 }
 
 pub(crate) fn routes(config: &mut web::ServiceConfig) {
@@ -18,9 +21,12 @@ pub(crate) fn routes(config: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics));
 }
 
-/// 200 when every dependency answers, 503 otherwise.
+/// 200 when every dependency answers (`degraded` while the consumer retries a
+/// transient failure), 503 otherwise.
 async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let health = check_all(&state.dependencies).await;
+    let health = check_all(&state.dependencies)
+        .await
+        .retrying(state.consumer.is_retrying());
     if health.healthy() {
         HttpResponse::Ok().json(health)
     } else {

@@ -1,6 +1,12 @@
 //! The consumers' loop: bounded batches from a consumer group to a handler,
-//! offsets committed after the handler succeeded, failures retried with
-//! backoff and finally parked on the dead-letter topic.
+//! offsets committed after the handler succeeded, transient failures retried
+//! without end, and only deterministic ones (undecodable, refused for what
+//! they hold) parked on the dead-letter topic.
+//!
+//! While a transient failure is retried the loop takes nothing more: every
+//! partition of this member waits, and nothing is committed. A retry longer
+//! than Kafka's `max.poll.interval.ms` (5 minutes) hands the partitions to
+//! another member, which starts from the last commit: at least once still.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,15 +37,51 @@ const RECEIVE_ERROR_PAUSE_MS: u64 = 500;
 /// How often the lag gauge is refreshed (one watermark request per partition).
 const LAG_REFRESH_INTERVAL_MS: u64 = 5_000;
 
-/// A handler's failure; the loop retries the batch, then its messages one by
-/// one, then dead-letters the messages that still fail.
+/// A handler's failure, classified by the handler: a transient one (the
+/// store or the search server away, a pool or a timeout, a 5xx or 429, a gap
+/// the next batch fills) is retried without end with capped backoff; a
+/// permanent one (a constraint, corrupt data) is retried
+/// `handler_attempts_max` times, then the batch's messages one by one, and the
+/// message that still fails goes to the dead-letter topic.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct HandlerError(pub String);
+#[error("{message}")]
+pub struct HandlerError {
+    message: String,
+    transient: bool,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
 
 impl HandlerError {
-    pub fn new(error: impl std::fmt::Display) -> Self {
-        Self(error.to_string())
+    /// A failure that may pass by itself: retried without end, never dead-lettered.
+    pub fn transient(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::with_source(error, true)
+    }
+
+    /// A failure that would repeat on the same events: ends on the dead-letter topic.
+    pub fn permanent(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::with_source(error, false)
+    }
+
+    /// `transient` when `is_transient`, else `permanent`.
+    pub fn classified(
+        error: impl std::error::Error + Send + Sync + 'static,
+        is_transient: bool,
+    ) -> Self {
+        Self::with_source(error, is_transient)
+    }
+
+    fn with_source(error: impl std::error::Error + Send + Sync + 'static, transient: bool) -> Self {
+        Self {
+            message: error.to_string(),
+            transient,
+            source: Some(Box::new(error)),
+        }
+    }
+
+    /// True when the failure may pass by itself and the events are retried.
+    pub fn is_retryable(&self) -> bool {
+        self.transient
     }
 }
 
@@ -181,7 +223,7 @@ impl Worker<'_> {
             Attempts::Failed(error) => error,
         };
         if let ([_single], [source]) = (events.as_slice(), sources.as_slice()) {
-            self.dead_letter(source, &failure.0).await?;
+            self.dead_letter(source, &failure.to_string()).await?;
             return Ok(Processed::Done);
         }
         tracing::warn!(
@@ -197,38 +239,57 @@ impl Worker<'_> {
             {
                 Attempts::Handled => self.count_processed(std::slice::from_ref(event)),
                 Attempts::Interrupted => return Ok(Processed::Interrupted),
-                Attempts::Failed(error) => self.dead_letter(source, &error.0).await?,
+                Attempts::Failed(error) => self.dead_letter(source, &error.to_string()).await?,
             }
         }
         Ok(Processed::Done)
     }
 
+    /// Hands `events` to the handler until it takes them: a transient
+    /// failure is retried without end (capped backoff, the consumer's other
+    /// partitions waiting too, nothing committed, `/health` degraded), a
+    /// permanent one `handler_attempts_max` times.
     async fn handle_with_retries(
         &self,
         events: &[RecordedEvent],
         shutdown: &mut watch::Receiver<bool>,
     ) -> Attempts {
+        let name = self.handler.name();
         let attempts_max = self.config.handler_attempts_max.max(1);
-        let mut attempt = 1;
+        let retrying = self.metrics.retrying.with_label_values(&[name]);
+        let mut permanent_attempts = 0;
+        let mut transient_attempts: u32 = 0;
         loop {
             let error = match self.handler.handle(events).await {
-                Ok(()) => return Attempts::Handled,
+                Ok(()) => {
+                    retrying.set(0);
+                    return Attempts::Handled;
+                }
                 Err(error) => error,
             };
-            if attempt >= attempts_max {
-                return Attempts::Failed(error);
-            }
-            self.metrics
-                .retries
-                .with_label_values(&[self.handler.name()])
-                .inc();
-            let pause = Duration::from_millis(self.config.backoff_ms(attempt));
-            tracing::debug!(handler = self.handler.name(), %error, attempt, ?pause, "handler failed; retrying");
+            let retry = if error.is_retryable() {
+                transient_attempts = transient_attempts.saturating_add(1);
+                retrying.set(1);
+                tracing::warn!(handler = name, %error, attempt = transient_attempts, "transient handler failure; retrying until it passes");
+                transient_attempts
+            } else {
+                permanent_attempts += 1;
+                if permanent_attempts >= attempts_max {
+                    retrying.set(0);
+                    return Attempts::Failed(error);
+                }
+                tracing::debug!(handler = name, %error, attempt = permanent_attempts, "handler failed; retrying");
+                permanent_attempts
+            };
+            self.metrics.retries.with_label_values(&[name]).inc();
+            let pause = Duration::from_millis(self.config.backoff_ms(retry));
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
-                _ = shutdown.changed() => return Attempts::Interrupted,
+                _ = shutdown.changed() => {
+                    retrying.set(0);
+                    return Attempts::Interrupted;
+                }
             }
-            attempt += 1;
         }
     }
 
@@ -378,26 +439,48 @@ async fn refresh_lag(
     committed: BTreeMap<(String, i32), i64>,
 ) {
     let timeout = Duration::from_millis(config.request_timeout_ms);
+    let dlq_topic = config.dlq_topic.clone();
     let lags = blocking(consumer, move |consumer| {
         let mut lags = Vec::with_capacity(committed.len());
         for ((topic, partition), offset) in committed {
             let (_low, high) = consumer.fetch_watermarks(&topic, partition, timeout)?;
             lags.push((partition, (high - offset).max(0)));
         }
-        Ok(lags)
+        Ok((lags, topic_depth(consumer, &dlq_topic, timeout)?))
     })
     .await;
     match lags {
-        Ok(lags) => {
+        Ok((lags, dead_letters)) => {
             for (partition, lag) in lags {
                 metrics
                     .lag
                     .with_label_values(&[handler, &partition.to_string()])
                     .set(lag);
             }
+            metrics
+                .dead_letter_depth
+                .with_label_values(&[handler])
+                .set(dead_letters);
         }
-        Err(error) => tracing::debug!(%error, "cannot read watermarks for the lag gauge"),
+        Err(error) => tracing::debug!(%error, "cannot read watermarks for the lag gauges"),
     }
+}
+
+/// Messages held by every partition of `topic` (high minus low watermark).
+fn topic_depth(consumer: &StreamConsumer, topic: &str, timeout: Duration) -> Result<i64, BusError> {
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut depth = 0;
+    for found in metadata
+        .topics()
+        .iter()
+        .filter(|found| found.name() == topic)
+    {
+        for partition in found.partitions() {
+            let (low, high) = consumer.fetch_watermarks(topic, partition.id(), timeout)?;
+            depth += (high - low).max(0);
+        }
+    }
+    Ok(depth)
 }
 
 /// Runs a blocking librdkafka call (commit, offsets, watermarks) off the runtime.

@@ -12,7 +12,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::ConsumerConfig;
 use crate::consumer::blocking;
-use crate::headers::{self, DLQ_HEADERS};
+use crate::headers::{self, DLQ_HEADERS, HEADER_HANDLER};
 use crate::BusError;
 
 /// Bound on waiting for the next dead letter known to be there.
@@ -26,12 +26,18 @@ struct PartitionPlan {
     end: i64,
 }
 
-/// Republishes up to `limit` dead letters of `config.dlq_topic` to
-/// `config.topic` with their original key and value (and their original
-/// headers, without the DLQ's), in group `<group>-dlq-replay`, committing
-/// each one once the main topic has acknowledged it. Reads only what the
-/// DLQ held when it was called; returns how many were replayed.
-pub async fn replay_dlq(config: &ConsumerConfig, limit: usize) -> Result<usize, BusError> {
+/// Republishes up to `limit` dead letters of `config.dlq_topic` that
+/// `handler` parked (their `handler` header) to `config.topic` with their
+/// original key and value (and their original headers, without the DLQ's),
+/// in group `<group>-dlq-replay`, committing each one once the main topic has
+/// acknowledged it; another handler's dead letters are stepped over (its own
+/// replay group takes them). Reads only what the DLQ held when it was called;
+/// returns how many were replayed.
+pub async fn replay_dlq(
+    config: &ConsumerConfig,
+    handler: &str,
+    limit: usize,
+) -> Result<usize, BusError> {
     if limit == 0 {
         return Ok(0);
     }
@@ -76,19 +82,23 @@ pub async fn replay_dlq(config: &ConsumerConfig, limit: usize) -> Result<usize, 
             remaining.remove(&partition);
             continue;
         }
-        let original_headers = headers::copy_without(message.headers(), &DLQ_HEADERS);
-        let mut record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&config.topic).headers(original_headers);
-        if let Some(key) = message.key() {
-            record = record.key(key);
+        let parked_by = headers::value(message.headers(), HEADER_HANDLER);
+        if parked_by.as_deref() == Some(handler) {
+            let original_headers = headers::copy_without(message.headers(), &DLQ_HEADERS);
+            let mut record: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(&config.topic).headers(original_headers);
+            if let Some(key) = message.key() {
+                record = record.key(key);
+            }
+            if let Some(payload) = message.payload() {
+                record = record.payload(payload);
+            }
+            producer
+                .send(record, queue_timeout)
+                .await
+                .map_err(|(error, _message)| BusError::Kafka(error))?;
+            replayed += 1;
         }
-        if let Some(payload) = message.payload() {
-            record = record.payload(payload);
-        }
-        producer
-            .send(record, queue_timeout)
-            .await
-            .map_err(|(error, _message)| BusError::Kafka(error))?;
         let mut done = TopicPartitionList::with_capacity(1);
         done.add_partition_offset(&config.dlq_topic, partition, Offset::Offset(offset + 1))?;
         blocking(&consumer, move |consumer| {
@@ -96,7 +106,6 @@ pub async fn replay_dlq(config: &ConsumerConfig, limit: usize) -> Result<usize, 
             Ok(())
         })
         .await?;
-        replayed += 1;
         if offset + 1 >= end {
             remaining.remove(&partition);
         }

@@ -50,6 +50,13 @@ pub(crate) fn copy_without(source: Option<&OwnedHeaders>, dropped: &[&str]) -> O
     copy
 }
 
+/// The value of the first header named `name`, when it is UTF-8 text.
+pub(crate) fn value(source: Option<&OwnedHeaders>, name: &str) -> Option<String> {
+    let header = source?.iter().find(|header| header.key == name)?;
+    let text = std::str::from_utf8(header.value?).ok()?;
+    Some(text.to_owned())
+}
+
 /// `text`, cut at a character boundary to at most `bytes_max` bytes.
 pub(crate) fn truncated(text: &str, bytes_max: usize) -> &str {
     if text.len() <= bytes_max {

@@ -48,11 +48,27 @@ pub struct ConsumerMetrics {
     pub dead_lettered: IntCounterVec,
     pub retries: IntCounterVec,
     pub commit_failures: IntCounterVec,
+    /// 1 while the handler's last call failed transiently and is being retried.
+    pub retrying: IntGaugeVec,
+    /// Messages on the dead-letter topic (all of its partitions, low to high watermark).
+    pub dead_letter_depth: IntGaugeVec,
     /// Messages behind the partition's end after the last commit.
     pub lag: IntGaugeVec,
     /// From an event's occurred-at (set by command-api just before its
     /// append) to the moment its handler's write committed.
     pub event_lag_seconds: HistogramVec,
+}
+
+impl ConsumerMetrics {
+    /// True while any handler of this process retries a transient failure.
+    pub fn is_retrying(&self) -> bool {
+        use prometheus::core::Collector;
+        self.retrying
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .any(|metric| metric.get_gauge().get_value() > 0.0)
+    }
 }
 
 /// Buckets of the event lag, from a millisecond to half a minute.
@@ -68,6 +84,8 @@ impl ConsumerMetrics {
         registry.register(Box::new(metrics.dead_lettered.clone()))?;
         registry.register(Box::new(metrics.retries.clone()))?;
         registry.register(Box::new(metrics.commit_failures.clone()))?;
+        registry.register(Box::new(metrics.retrying.clone()))?;
+        registry.register(Box::new(metrics.dead_letter_depth.clone()))?;
         registry.register(Box::new(metrics.lag.clone()))?;
         registry.register(Box::new(metrics.event_lag_seconds.clone()))?;
         Ok(metrics)
@@ -101,6 +119,20 @@ impl ConsumerMetrics {
                 Opts::new(
                     "consumer_commit_failures_total",
                     "Offset commits Kafka refused (the messages come again)",
+                ),
+                &["handler"],
+            )?,
+            retrying: IntGaugeVec::new(
+                Opts::new(
+                    "consumer_handler_retrying",
+                    "1 while a transient handler failure is retried (the partitions wait)",
+                ),
+                &["handler"],
+            )?,
+            dead_letter_depth: IntGaugeVec::new(
+                Opts::new(
+                    "consumer_dead_letter_messages",
+                    "Messages on the dead-letter topic, low to high watermark",
                 ),
                 &["handler"],
             )?,

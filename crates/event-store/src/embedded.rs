@@ -19,8 +19,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use wallet_domain::{WalletEvent, WalletId};
 
 use crate::{
-    AppendError, AppendOutcome, AppendRequest, EventStore, IdempotentResponse, RecordedEvent,
-    StoreError, READ_ALL_BATCH_MAX,
+    AppendError, AppendOutcome, AppendRequest, CommitUnanswered, EventStore, IdempotentResponse,
+    RecordedEvent, StoreError, READ_ALL_BATCH_MAX,
 };
 
 /// Appends committed together in one transaction at most.
@@ -194,7 +194,17 @@ fn commit_group(
     }
     match transaction.commit() {
         Ok(()) => outcomes,
-        Err(error) => failed_all(error),
+        Err(error) => {
+            tracing::error!(%error, "event store group commit got no answer");
+            let error = std::sync::Arc::new(error);
+            jobs.iter()
+                .map(|_| {
+                    Err(AppendError::Store(StoreError::OutcomeUnknown {
+                        source: Box::new(CommitUnanswered(std::sync::Arc::clone(&error))),
+                    }))
+                })
+                .collect()
+        }
     }
 }
 
@@ -234,6 +244,22 @@ fn append_one(
                 expected: stream.expected_version,
                 actual,
             }));
+        }
+        if let Some(expected_id) = stream.expected_last_event_id {
+            let stored_id: Option<String> = connection
+                .prepare_cached(
+                    "SELECT event_id FROM events WHERE stream_id = ?1 AND version = ?2",
+                )?
+                .query_row(params![stream.wallet_id.as_str(), to_i64(actual)], |row| {
+                    row.get(0)
+                })
+                .optional()?;
+            if stored_id.as_deref() != Some(expected_id.to_string().as_str()) {
+                return Ok(Err(AppendError::LastEventMismatch {
+                    wallet_id: stream.wallet_id.clone(),
+                    version: actual,
+                }));
+            }
         }
         let mut insert = connection.prepare_cached(
             "INSERT INTO events (event_id, stream_id, version, event_type, payload, recorded_at) \
@@ -308,9 +334,11 @@ impl EventStore for EmbeddedEventStore {
             .send(WriterJob::Append(AppendJob { request, reply }))
             .await
             .map_err(|_| StoreError::Unavailable("event store writer has stopped".into()))?;
-        outcome
-            .await
-            .map_err(|_| StoreError::Unavailable("event store writer has stopped".into()))?
+        // The writer took the append and stopped before it answered: it
+        // may have committed it.
+        outcome.await.map_err(|error| StoreError::OutcomeUnknown {
+            source: Box::new(error),
+        })?
     }
 
     async fn read_stream(

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use tokio::sync::watch;
+use uuid::Uuid;
 use wallet_domain::{EventDecodeError, WalletEvent, WalletId};
 
 pub use embedded::EmbeddedEventStore;
@@ -31,6 +32,13 @@ pub struct StreamAppend {
     pub wallet_id: WalletId,
     /// 0 means the stream must not exist yet.
     pub expected_version: u64,
+    /// The id of the event the stream must hold at `expected_version`, when
+    /// the writer knows it: the events were decided on the state that event
+    /// left, so the append is refused ([`AppendError::LastEventMismatch`])
+    /// if the store holds another event there (it lost the one the writer
+    /// saw, after a failover, and a peer wrote a different one). `None`
+    /// checks the version only.
+    pub expected_last_event_id: Option<Uuid>,
     pub events: Vec<WalletEvent>,
 }
 
@@ -59,10 +67,29 @@ pub struct AppendOutcome {
     pub last_position: u64,
 }
 
+/// The cause of a [`StoreError::OutcomeUnknown`], kept for the log.
+pub type OutcomeCause = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The store could not be reached or refused to work (connection, pool,
+    /// timeout): nothing was stored, and the same request may be sent again.
     #[error("event store unavailable: {0}")]
     Unavailable(String),
+    /// An append whose outcome is unknown: the commit was sent but its reply
+    /// was lost (the connection dropped, the writer stopped), so its events
+    /// may or may not be stored. Safe to retry with the same idempotency key.
+    #[error("the outcome of an append is unknown")]
+    OutcomeUnknown {
+        #[source]
+        source: OutcomeCause,
+    },
+    /// A stream whose event at `version` does not continue the state before it
+    /// (a balance that disagrees with its own stream): nothing may be decided on it.
+    #[error(
+        "stream {wallet_id} is broken at version {version}: the event does not continue the stream"
+    )]
+    BrokenStream { wallet_id: WalletId, version: u64 },
     #[error("stored event at position {position} cannot be decoded: {source}")]
     Corrupt {
         position: u64,
@@ -70,6 +97,14 @@ pub enum StoreError {
         source: EventDecodeError,
     },
 }
+
+/// The cause of an [`StoreError::OutcomeUnknown`] of every append of a group
+/// whose COMMIT got no answer: one error, shared by all of them.
+#[derive(Debug, thiserror::Error)]
+#[error("the reply to COMMIT was lost")]
+pub(crate) struct CommitUnanswered<E: std::error::Error + 'static>(
+    #[source] pub(crate) std::sync::Arc<E>,
+);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
@@ -79,6 +114,10 @@ pub enum AppendError {
         expected: u64,
         actual: u64,
     },
+    /// The stream is at the expected version, but its event there is not the
+    /// one the writer decided on: the state it decided on is not the store's.
+    #[error("stream {wallet_id} holds another event at version {version} than the one expected")]
+    LastEventMismatch { wallet_id: WalletId, version: u64 },
     #[error("idempotency key {0:?} has already been used")]
     IdempotencyKeyTaken(String),
     #[error(transparent)]

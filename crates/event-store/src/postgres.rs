@@ -9,8 +9,10 @@
 //! 2xx is never lost; when the transaction as a whole fails, every append in
 //! it is answered [`StoreError::Unavailable`].
 //!
-//! Reads (`read_stream`, `read_all`, `head_position`, idempotent responses) go
-//! straight to the pool.
+//! The writer has connections of its own ([`WRITER_CONNECTIONS_MAX`]); reads
+//! (`read_stream`, `read_all`, `head_position`, idempotent responses) go to
+//! the pool the store was given, which bounds each statement when built
+//! with `postgres_support::connect_reads`.
 //!
 //! # Why positions never appear out of order
 //! A sequence alone hands out positions in `nextval` order, but transactions
@@ -34,8 +36,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use wallet_domain::{WalletEvent, WalletId};
 
 use crate::{
-    AppendError, AppendOutcome, AppendRequest, EventStore, IdempotentResponse, RecordedEvent,
-    StoreError, StreamAppend, READ_ALL_BATCH_MAX,
+    AppendError, AppendOutcome, AppendRequest, CommitUnanswered, EventStore, IdempotentResponse,
+    RecordedEvent, StoreError, StreamAppend, READ_ALL_BATCH_MAX,
 };
 
 /// Appends committed together in one transaction at most.
@@ -51,6 +53,9 @@ pub const POSITION_ALLOCATOR_LOCK_KEY: i64 = 0x5741_4c4c_4558_5053;
 pub const ALLOCATOR_LOCK_TIMEOUT_MS: u64 = 5_000;
 /// Bound on any one statement of a group commit, COMMIT included.
 pub const GROUP_COMMIT_STATEMENT_TIMEOUT_MS: u64 = 10_000;
+/// Connections of the writer's own pool: it commits one group at a time, and
+/// a second connection is ready while a broken one is replaced.
+pub const WRITER_CONNECTIONS_MAX: u32 = 2;
 
 const UNIQUE_VIOLATION: &str = "23505";
 const EVENTS_STREAM_VERSION_CONSTRAINT: &str = "events_stream_version_key";
@@ -90,13 +95,22 @@ fn to_i64(value: u64) -> i64 {
 }
 
 impl PostgresEventStore {
-    /// Starts the writer task on a pool whose schema is migrated (build it
-    /// with `postgres_support::connect`). Must be called inside a Tokio runtime.
+    /// Reads from `pool`, whose schema is migrated (build it with
+    /// `postgres_support::connect` or `connect_reads`), and starts the writer
+    /// task on [`WRITER_CONNECTIONS_MAX`] connections of its own to the same
+    /// database, so that no number of reads can make an append wait for a
+    /// connection. Must be called inside a Tokio runtime.
     pub async fn connect(pool: PgPool) -> Result<Self, StoreError> {
         let head_position = current_head(&pool).await?;
+        let writer = postgres_support::writer_pool(
+            &pool,
+            WRITER_CONNECTIONS_MAX,
+            GROUP_COMMIT_STATEMENT_TIMEOUT_MS,
+        )
+        .await?;
         let (appends, queue) = mpsc::channel(APPEND_QUEUE_CAPACITY);
         let (head_sender, head) = watch::channel(head_position);
-        tokio::spawn(run_writer(pool.clone(), queue, head_sender));
+        tokio::spawn(run_writer(writer, queue, head_sender));
         Ok(Self {
             pool,
             appends,
@@ -125,11 +139,10 @@ async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<AppendJob>, head: wa
         }
         let outcomes = match commit_group(&pool, &jobs).await {
             Ok(outcomes) => outcomes,
-            Err(error) => {
-                let message = error.to_string();
-                tracing::error!(error = %message, appends = jobs.len(), "event store group commit failed");
+            Err(failure) => {
+                tracing::error!(error = %failure, appends = jobs.len(), "event store group commit failed");
                 jobs.iter()
-                    .map(|_| Err(AppendError::Store(StoreError::Unavailable(message.clone()))))
+                    .map(|_| Err(failure.to_append_error()))
                     .collect()
             }
         };
@@ -154,11 +167,41 @@ async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<AppendJob>, head: wa
     }
 }
 
+/// Why a group commit failed, which tells whether its appends may be stored.
+#[derive(Debug, thiserror::Error)]
+enum GroupFailure {
+    /// Before COMMIT was sent: the transaction is rolled back, nothing stored.
+    #[error("group commit failed before COMMIT: {0}")]
+    BeforeCommit(#[source] sqlx::Error),
+    /// COMMIT was sent and no reply came back (or an error did): the group
+    /// may be stored or not.
+    #[error("COMMIT of a group got no answer: {0}")]
+    AtCommit(#[source] std::sync::Arc<sqlx::Error>),
+}
+
+impl From<sqlx::Error> for GroupFailure {
+    fn from(error: sqlx::Error) -> Self {
+        GroupFailure::BeforeCommit(error)
+    }
+}
+
+impl GroupFailure {
+    /// What each append of the failed group is answered.
+    fn to_append_error(&self) -> AppendError {
+        AppendError::Store(match self {
+            GroupFailure::BeforeCommit(error) => StoreError::Unavailable(error.to_string()),
+            GroupFailure::AtCommit(error) => StoreError::OutcomeUnknown {
+                source: Box::new(CommitUnanswered(std::sync::Arc::clone(error))),
+            },
+        })
+    }
+}
+
 /// One transaction for the whole group; the outer error fails every append in it.
 async fn commit_group(
     pool: &PgPool,
     jobs: &[AppendJob],
-) -> Result<Vec<Result<AppendOutcome, AppendError>>, sqlx::Error> {
+) -> Result<Vec<Result<AppendOutcome, AppendError>>, GroupFailure> {
     let mut transaction = pool.begin().await?;
     sqlx::query(
         "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
@@ -179,7 +222,10 @@ async fn commit_group(
     for job in jobs {
         outcomes.push(append_in_savepoint(&mut transaction, job).await?);
     }
-    transaction.commit().await?;
+    transaction
+        .commit()
+        .await
+        .map_err(|error| GroupFailure::AtCommit(std::sync::Arc::new(error)))?;
     Ok(outcomes)
 }
 
@@ -298,8 +344,28 @@ async fn insert_append(
     for (stream, stream_payloads) in request.streams.iter().zip(payloads) {
         for ((offset, event), payload) in (1u64..).zip(&stream.events).zip(stream_payloads) {
             let version = stream.expected_version + offset;
-            match insert_event(connection, &stream.wallet_id, version, event, payload).await? {
+            // Only the first event follows an event the writer saw.
+            let previous_id = stream.expected_last_event_id.filter(|_| offset == 1);
+            let inserted = insert_event(
+                connection,
+                &stream.wallet_id,
+                version,
+                previous_id,
+                event,
+                payload,
+            )
+            .await?;
+            match inserted {
                 Some(position) => last_position = position,
+                None if previous_id.is_some()
+                    && stream_version(connection, &stream.wallet_id).await?
+                        == stream.expected_version =>
+                {
+                    return Ok(Err(AppendError::LastEventMismatch {
+                        wallet_id: stream.wallet_id.clone(),
+                        version: stream.expected_version,
+                    }));
+                }
                 None => {
                     // Less the events this savepoint already added to the stream.
                     let actual = stream_version(connection, &stream.wallet_id).await?;
@@ -315,13 +381,15 @@ async fn insert_append(
     Ok(Ok(AppendOutcome { last_position }))
 }
 
-/// The new event's position, or `None` when its stream is not at `version - 1`.
-/// The version check and the insert are one statement, and `nextval` runs only
-/// when the check passes, so a stale append leaves no hole.
+/// The new event's position, or `None` when its stream is not at `version - 1`
+/// or, when `previous_id` is given, its event at `version - 1` has another id.
+/// The checks and the insert are one statement, and `nextval` runs only
+/// when the checks pass, so a stale append leaves no hole.
 async fn insert_event(
     connection: &mut PgConnection,
     wallet_id: &WalletId,
     version: u64,
+    previous_id: Option<uuid::Uuid>,
     event: &WalletEvent,
     payload: &str,
 ) -> Result<Option<u64>, sqlx::Error> {
@@ -329,6 +397,8 @@ async fn insert_event(
         "INSERT INTO events (position, event_id, stream_id, version, event_type, payload) \
          SELECT nextval('event_positions'), $1, $2, $3, $4, $5 \
          WHERE (SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = $2) = $3 - 1 \
+         AND ($6::uuid IS NULL OR EXISTS (SELECT 1 FROM events \
+              WHERE stream_id = $2 AND version = $3 - 1 AND event_id = $6)) \
          RETURNING position",
     )
     .bind(event.event_id)
@@ -336,6 +406,7 @@ async fn insert_event(
     .bind(to_i64(version))
     .bind(event.type_name())
     .bind(payload)
+    .bind(previous_id)
     .fetch_optional(connection)
     .await?;
     Ok(position.map(to_u64))
@@ -408,9 +479,11 @@ impl EventStore for PostgresEventStore {
             })
             .await
             .map_err(|_| StoreError::Unavailable("event store writer has stopped".into()))?;
-        outcome
-            .await
-            .map_err(|_| StoreError::Unavailable("event store writer has stopped".into()))?
+        // The writer took the append and stopped before it answered: it
+        // may have committed it.
+        outcome.await.map_err(|error| StoreError::OutcomeUnknown {
+            source: Box::new(error),
+        })?
     }
 
     async fn read_stream(

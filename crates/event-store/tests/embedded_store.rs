@@ -60,6 +60,7 @@ fn single(wallet_id: &WalletId, expected_version: u64, event: WalletEvent) -> Ap
         streams: vec![StreamAppend {
             wallet_id: wallet_id.clone(),
             expected_version,
+            expected_last_event_id: None,
             events: vec![event],
         }],
         idempotent_response: None,
@@ -136,11 +137,13 @@ async fn a_multi_stream_append_is_all_or_nothing() {
             StreamAppend {
                 wallet_id: w1.clone(),
                 expected_version: 1,
+                expected_last_event_id: None,
                 events: vec![credited(&[w1_created], 1)],
             },
             StreamAppend {
                 wallet_id: w2.clone(),
                 expected_version: 5,
+                expected_last_event_id: None,
                 events: vec![created(&w2)],
             },
         ],

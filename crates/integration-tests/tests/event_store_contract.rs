@@ -86,6 +86,7 @@ impl Stream {
         let append = StreamAppend {
             wallet_id: self.id.clone(),
             expected_version: self.version(),
+            expected_last_event_id: None,
             events: vec![event.clone()],
         };
         self.state = evolve(std::mem::take(&mut self.state), &event);
@@ -235,6 +236,7 @@ async fn a_multi_stream_append_is_all_or_nothing(store: &dyn EventStore) {
         StreamAppend {
             wallet_id: w2.id.clone(),
             expected_version: 0,
+            expected_last_event_id: None,
             events: vec![stale],
         },
     ]);
@@ -361,6 +363,7 @@ impl Stream {
         StreamAppend {
             wallet_id: self.id.clone(),
             expected_version: self.version(),
+            expected_last_event_id: None,
             events: vec![self.propose()],
         }
     }
@@ -463,6 +466,7 @@ async fn read_all_never_returns_more_than_its_batch_max(store: &dyn EventStore) 
     let one_append = request(vec![StreamAppend {
         wallet_id: w1.id.clone(),
         expected_version: 0,
+        expected_last_event_id: None,
         events: events.clone(),
     }]);
     store.append(one_append).await.expect("append many");

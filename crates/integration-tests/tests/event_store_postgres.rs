@@ -85,6 +85,7 @@ impl Stream {
         let append = StreamAppend {
             wallet_id: self.id.clone(),
             expected_version: self.state.version(),
+            expected_last_event_id: None,
             events: vec![event.clone()],
         };
         self.state = evolve(std::mem::take(&mut self.state), &event);

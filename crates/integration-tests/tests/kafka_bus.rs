@@ -4,6 +4,7 @@
 //! committed again; a message its handler cannot take goes to the DLQ, and back.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,6 +34,11 @@ const WAIT_POLL: Duration = Duration::from_millis(50);
 const QUIET_PERIOD: Duration = Duration::from_secs(2);
 const TOPIC_PARTITIONS: i32 = 4;
 const POOL_CONNECTIONS_MAX: u32 = 2;
+/// The test handler's name, in metrics and the DLQ's `handler` header.
+const HANDLER: &str = "recorder";
+/// Transient failures the flaky handler returns before it takes its batches:
+/// more than `handler_attempts_max`, so only an endless retry gets past them.
+const TRANSIENT_FAILURES: usize = 8;
 
 // --- helpers ---------------------------------------------------------------------------
 
@@ -152,12 +158,21 @@ struct Recorder {
     handled: Mutex<Vec<RecordedEvent>>,
     batches: Mutex<usize>,
     poisoned: Option<Uuid>,
+    /// Transient failures still to return before handling anything.
+    transient_failures_left: AtomicUsize,
 }
 
 impl Recorder {
     fn poisoned(event_id: Uuid) -> Self {
         Self {
             poisoned: Some(event_id),
+            ..Self::default()
+        }
+    }
+
+    fn flaky(transient_failures: usize) -> Self {
+        Self {
+            transient_failures_left: AtomicUsize::new(transient_failures),
             ..Self::default()
         }
     }
@@ -174,13 +189,23 @@ impl Recorder {
 #[async_trait]
 impl BatchHandler for Recorder {
     fn name(&self) -> &'static str {
-        "recorder"
+        HANDLER
     }
 
     async fn handle(&self, batch: &[RecordedEvent]) -> Result<(), HandlerError> {
+        let left = self.transient_failures_left.load(Ordering::SeqCst);
+        if left > 0 {
+            self.transient_failures_left
+                .store(left - 1, Ordering::SeqCst);
+            return Err(HandlerError::transient(std::io::Error::other(
+                "connection refused (on purpose)",
+            )));
+        }
         if let Some(poisoned) = self.poisoned {
             if batch.iter().any(|event| event.event.event_id == poisoned) {
-                return Err(HandlerError(format!("poisoned event {poisoned}")));
+                return Err(HandlerError::permanent(std::io::Error::other(format!(
+                    "poisoned event {poisoned}"
+                ))));
             }
         }
         *self.batches.lock().expect("recorder lock") += 1;
@@ -381,6 +406,68 @@ async fn the_consumer_hands_batches_in_key_order_and_resumes_after_its_commit() 
 }
 
 #[tokio::test]
+async fn transient_failures_are_retried_until_they_pass_and_nothing_is_dead_lettered() {
+    let Some(brokers) = require_env("KAFKA_BROKERS") else {
+        return;
+    };
+    let topic = create_topic(&brokers, "wallex_it_flaky", TOPIC_PARTITIONS).await;
+    let dlq_topic = create_topic(&brokers, "wallex_it_flaky_dlq", 1).await;
+    let group = unique_name("wallex_it_group");
+    let run = unique_name("run");
+    let log = interleaved_log(&run, 3, 5, 1);
+    produce(&brokers, &topic, &log).await;
+
+    let config = consumer_config(&brokers, &topic, &dlq_topic, &group);
+    assert!(TRANSIENT_FAILURES > config.handler_attempts_max as usize);
+    let metrics = ConsumerMetrics::unregistered().expect("metrics");
+    let recorder = Arc::new(Recorder::flaky(TRANSIENT_FAILURES));
+    let (stop, stopping) = watch::channel(false);
+    let consumer = tokio::spawn(run_consumer_with_metrics(
+        config,
+        recorder.clone(),
+        metrics.clone(),
+        stopping,
+    ));
+    wait_until("the consumer retries the transient failure", || {
+        metrics.is_retrying() || recorder.handled_count() > 0
+    })
+    .await;
+    wait_until("every event is handled", || {
+        recorder.handled_count() >= log.len()
+    })
+    .await;
+    tokio::time::sleep(QUIET_PERIOD).await;
+    stop.send_replace(true);
+    consumer
+        .await
+        .expect("the consumer task ends")
+        .expect("the consumer stops cleanly");
+
+    let handled: BTreeSet<Uuid> = recorder
+        .handled()
+        .iter()
+        .map(|event| event.event.event_id)
+        .collect();
+    let expected: BTreeSet<Uuid> = log.iter().map(|event| event.event.event_id).collect();
+    assert_eq!(
+        recorder.handled_count(),
+        log.len(),
+        "each event handled once"
+    );
+    assert_eq!(handled, expected);
+    assert_eq!(
+        metrics.dead_lettered.with_label_values(&[HANDLER]).get(),
+        0,
+        "nothing dead-lettered"
+    );
+    assert!(
+        metrics.retries.with_label_values(&[HANDLER]).get() >= TRANSIENT_FAILURES as u64,
+        "every transient failure was retried"
+    );
+    assert!(!metrics.is_retrying(), "no longer retrying once it passed");
+}
+
+#[tokio::test]
 async fn a_message_the_handler_refuses_goes_to_the_dlq_and_replay_puts_it_back() {
     let Some(brokers) = require_env("KAFKA_BROKERS") else {
         return;
@@ -465,9 +552,9 @@ async fn a_message_the_handler_refuses_goes_to_the_dlq_and_replay_puts_it_back()
     assert!(error.starts_with("undecodable"), "error header: {error}");
 
     // The cause is fixed: replay puts both back; the event is handled, the garbage parked again.
-    assert_eq!(replay_dlq(&config, 100).await.expect("replay"), 2);
+    assert_eq!(replay_dlq(&config, HANDLER, 100).await.expect("replay"), 2);
     assert_eq!(
-        replay_dlq(&config, 100).await.expect("replay"),
+        replay_dlq(&config, HANDLER, 100).await.expect("replay"),
         0,
         "a replay commits what it replayed"
     );

@@ -75,6 +75,7 @@ async fn append_each(
             streams: vec![StreamAppend {
                 wallet_id: wallet_id.clone(),
                 expected_version: (before + index) as u64,
+                expected_last_event_id: None,
                 events: vec![event.clone()],
             }],
             idempotent_response: None,

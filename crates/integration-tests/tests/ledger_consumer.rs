@@ -270,7 +270,7 @@ async fn an_undecodable_message_is_dead_lettered_and_consumption_continues() {
     // replay-dlq puts it back on the topic; still undecodable, it is parked again.
     let replay = ReplayDlqArgs { limit: 10 };
     let replayed = replay
-        .run(&harness.config.settings)
+        .run(&harness.config.settings, ledger_consumer::HANDLER_NAME)
         .await
         .expect("the dead letters are replayed");
     assert_eq!(replayed, 1);

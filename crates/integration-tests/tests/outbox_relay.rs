@@ -96,6 +96,7 @@ impl RelayDatabase {
                 streams: vec![StreamAppend {
                     wallet_id: wallet.clone(),
                     expected_version,
+                    expected_last_event_id: None,
                     events,
                 }],
                 idempotent_response: None,

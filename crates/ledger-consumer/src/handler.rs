@@ -48,11 +48,13 @@ impl BatchHandler for LedgerHandler {
                 Ok(())
             }
             Err(error) => {
-                // Unbalanced or corrupt data fails on every attempt: the bus
-                // retries the batch, then each event, and parks the one that
-                // still fails on the dead-letter topic.
+                // The ledger's storage away or busy is retried by the bus
+                // until it passes. Unbalanced or corrupt data fails on every
+                // attempt: the bus retries the batch, then each event, and
+                // parks the one that still fails on the dead-letter topic.
                 self.metrics.batch_failures.inc();
-                Err(HandlerError::new(error))
+                let transient = error.is_transient();
+                Err(HandlerError::classified(error, transient))
             }
         }
     }

@@ -1,4 +1,4 @@
-use ledger_consumer::{build, rebuild, Command, Config};
+use ledger_consumer::{build, rebuild, Command, Config, HANDLER_NAME};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -10,7 +10,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tracing::info!(?outcome, "ledger rebuilt from the event store");
         }
         Some(Command::ReplayDlq(replay)) => {
-            replay.run(&config.settings).await?;
+            replay.run(&config.settings, HANDLER_NAME).await?;
         }
         None => build(&config).await?.run_until_stopped().await?,
     }

@@ -123,6 +123,7 @@ impl EventLog {
                 streams: vec![StreamAppend {
                     wallet_id: recorded.event.wallet_id.clone(),
                     expected_version: recorded.stream_version - 1,
+                    expected_last_event_id: None,
                     events: vec![recorded.event.clone()],
                 }],
                 idempotent_response: None,

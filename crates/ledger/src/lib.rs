@@ -93,6 +93,22 @@ pub enum LedgerError {
     PositionOutOfRange(u64),
 }
 
+impl LedgerError {
+    /// Whether the same post may succeed later (storage away, busy or timed
+    /// out): a consumer retries it without end. False for what would fail
+    /// again (corrupt or unbalanced data, a constraint, a value out of range).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            LedgerError::Storage(_) => true,
+            LedgerError::Postgres(error) => postgres_support::is_transient(error),
+            LedgerError::Corrupt(_)
+            | LedgerError::Unbalanced(_)
+            | LedgerError::Overflow
+            | LedgerError::PositionOutOfRange(_) => false,
+        }
+    }
+}
+
 /// What one [`Ledger::post`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PostOutcome {

@@ -57,6 +57,7 @@ async fn the_relay_drains_the_event_store_into_the_ledger() {
                 streams: vec![StreamAppend {
                     wallet_id: event.wallet_id.clone(),
                     expected_version: recorded.stream_version - 1,
+                    expected_last_event_id: None,
                     events: vec![event.clone()],
                 }],
                 idempotent_response: None,

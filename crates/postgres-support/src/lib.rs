@@ -2,10 +2,12 @@
 //! out by configuration, and the schema in `migrations/postgres`, applied at
 //! start-up (sqlx takes an advisory lock, so replicas may start together).
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::Connection;
 
 static MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -13,6 +15,9 @@ static MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
 pub const POOL_CONNECTIONS_MAX_DEFAULT: u32 = 16;
 /// How long a caller waits for a pooled connection.
 pub const POOL_ACQUIRE_TIMEOUT_MS: u64 = 5_000;
+/// Bound on one read statement, unless configured otherwise
+/// (`DATABASE_STATEMENT_TIMEOUT_MS`).
+pub const READ_STATEMENT_TIMEOUT_MS_DEFAULT: u64 = 15_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PostgresError {
@@ -33,6 +38,85 @@ pub async fn connect(url: &str, connections_max: u32) -> Result<PgPool, Postgres
     MIGRATIONS.run(&pool).await?;
     tracing::info!("PostgreSQL schema up to date");
     Ok(pool)
+}
+
+/// Connects a pool for reads, each statement bounded by
+/// `statement_timeout_ms` (a slow or deep read fails instead of holding a
+/// connection), after bringing the schema up to date on a connection of
+/// its own, with no such bound.
+pub async fn connect_reads(
+    url: &str,
+    connections_max: u32,
+    statement_timeout_ms: u64,
+) -> Result<PgPool, PostgresError> {
+    let options = PgConnectOptions::from_str(url).map_err(PostgresError::Connect)?;
+    let mut migrating = PgConnection::connect_with(&options)
+        .await
+        .map_err(PostgresError::Connect)?;
+    MIGRATIONS.run(&mut migrating).await?;
+    migrating.close().await.map_err(PostgresError::Connect)?;
+    tracing::info!("PostgreSQL schema up to date");
+    PgPoolOptions::new()
+        .max_connections(connections_max)
+        .acquire_timeout(Duration::from_millis(POOL_ACQUIRE_TIMEOUT_MS))
+        .connect_with(with_statement_timeout(options, statement_timeout_ms))
+        .await
+        .map_err(PostgresError::Connect)
+}
+
+/// A pool of `connections_max` connections to the database of `pool`, for
+/// one writer: its connections are its own, so reads cannot starve it. Each
+/// statement is bounded by `statement_timeout_ms`.
+pub async fn writer_pool(
+    pool: &PgPool,
+    connections_max: u32,
+    statement_timeout_ms: u64,
+) -> Result<PgPool, PostgresError> {
+    let options = pool.connect_options().as_ref().clone();
+    PgPoolOptions::new()
+        .max_connections(connections_max)
+        .acquire_timeout(Duration::from_millis(POOL_ACQUIRE_TIMEOUT_MS))
+        .connect_with(with_statement_timeout(options, statement_timeout_ms))
+        .await
+        .map_err(PostgresError::Connect)
+}
+
+fn with_statement_timeout(
+    options: PgConnectOptions,
+    statement_timeout_ms: u64,
+) -> PgConnectOptions {
+    options.options([("statement_timeout", format!("{statement_timeout_ms}ms"))])
+}
+
+/// SQLSTATE classes of failures that may pass by themselves: connection
+/// exceptions, transaction rollbacks (serialization, deadlock), insufficient
+/// resources, operator intervention (shutdown, statement timeout), system errors.
+const TRANSIENT_SQLSTATE_CLASSES: [&str; 5] = ["08", "40", "53", "57", "58"];
+/// SQLSTATE of a lock that could not be taken in time (`lock_timeout`).
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+/// Whether a PostgreSQL failure may pass by itself, so that the same work is
+/// worth trying again (without end, by a consumer): the connection or the
+/// pool, a timeout, the server shutting down or short of resources, a
+/// serialization failure or a deadlock. False for what would fail again on
+/// the same input: a constraint violated, a value the column cannot hold, a
+/// statement error, a row that does not decode.
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(database) => database.code().is_some_and(|code| {
+            code == LOCK_NOT_AVAILABLE
+                || code
+                    .get(..2)
+                    .is_some_and(|class| TRANSIENT_SQLSTATE_CLASSES.contains(&class))
+        }),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
 }
 
 /// The embedded migrations, for tools that report or apply them.

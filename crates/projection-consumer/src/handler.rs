@@ -33,12 +33,20 @@ impl ProjectionHandler {
         }
     }
 
-    fn failed(&self, target: &str, error: impl std::fmt::Display) -> HandlerError {
+    /// Counts a failure of `target` and classifies it for the bus: transient
+    /// (retried until it passes) or permanent (dead-lettered in the end).
+    fn failed(
+        &self,
+        target: &str,
+        error: impl std::error::Error + Send + Sync + 'static,
+        transient: bool,
+    ) -> HandlerError {
         self.metrics
             .batch_failures
             .with_label_values(&[target])
             .inc();
-        HandlerError::new(format!("{target}: {error}"))
+        tracing::debug!(target, %error, transient, "projection write failed");
+        HandlerError::classified(error, transient)
     }
 }
 
@@ -55,14 +63,17 @@ impl BatchHandler for ProjectionHandler {
         let furthest = furthest_position(batch);
         // A ReadModelError::Gap means a wallet's earlier event has not been
         // applied. With key = wallet id, one wallet's events arrive in order
-        // in one partition, so this happens only when an earlier event went to
-        // the dead-letter topic: failing makes the bus retry and then park this
-        // event too, until `replay-dlq` brings the missing one back.
+        // in one partition, so the missing one is on its way (or was parked):
+        // the gap is transient, and the bus retries until it is filled rather
+        // than park valid events behind it.
         let applied = self
             .read_model
             .apply(batch, furthest)
             .await
-            .map_err(|error| self.failed("read_model", error))?;
+            .map_err(|error| {
+                let transient = error.is_transient();
+                self.failed("read_model", error, transient)
+            })?;
         self.metrics
             .read_model_applied
             .inc_by(u64::try_from(applied.applied).unwrap_or(u64::MAX));
@@ -76,7 +87,10 @@ impl BatchHandler for ProjectionHandler {
             .search_index
             .index_batch(batch)
             .await
-            .map_err(|error| self.failed("search_index", error))?;
+            .map_err(|error| {
+                let transient = error.is_transient();
+                self.failed("search_index", error, transient)
+            })?;
         self.metrics
             .search_transactions_indexed
             .inc_by(u64::try_from(indexed.transactions).unwrap_or(u64::MAX));

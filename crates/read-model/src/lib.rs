@@ -100,6 +100,21 @@ pub enum ReadModelError {
     },
     #[error("read model holds an unreadable row: {0}")]
     Corrupt(String),
+    /// The store refused the write for what it holds (a constraint, a value
+    /// a column cannot take): it would refuse it again.
+    #[error("read model refused the write: {0}")]
+    Refused(String),
+}
+
+impl ReadModelError {
+    /// Whether the same apply may succeed later: the store away or busy, or a
+    /// gap the next batch fills. A consumer retries it without end.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ReadModelError::Unavailable(_) | ReadModelError::Gap { .. } => true,
+            ReadModelError::Corrupt(_) | ReadModelError::Refused(_) => false,
+        }
+    }
 }
 
 #[async_trait]

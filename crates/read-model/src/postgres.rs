@@ -40,7 +40,10 @@ fn unavailable(error: sqlx::Error) -> ReadModelError {
         sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. } => {
             ReadModelError::Corrupt(error.to_string())
         }
-        other => ReadModelError::Unavailable(other.to_string()),
+        other if postgres_support::is_transient(&other) => {
+            ReadModelError::Unavailable(other.to_string())
+        }
+        other => ReadModelError::Refused(other.to_string()),
     }
 }
 

@@ -150,6 +150,30 @@ pub enum SearchIndexError {
     Corrupt(String),
 }
 
+/// HTTP statuses of a refusal that may pass by itself: too many requests,
+/// and any server error (5xx from here up).
+const TRANSIENT_STATUS_TOO_MANY_REQUESTS: u16 = 429;
+const TRANSIENT_STATUS_SERVER_ERROR_MIN: u16 = 500;
+
+impl SearchIndexError {
+    /// Whether the same request may succeed later: the server away or timed
+    /// out, 429 or 5xx, or a wallet whose creation the next batch brings. A
+    /// consumer retries it without end.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SearchIndexError::Unavailable(_) | SearchIndexError::UnknownWallet(_) => true,
+            SearchIndexError::Refused { status, .. } => {
+                *status == TRANSIENT_STATUS_TOO_MANY_REQUESTS
+                    || *status >= TRANSIENT_STATUS_SERVER_ERROR_MIN
+            }
+            SearchIndexError::InvalidConfig(_)
+            | SearchIndexError::BulkItemsFailed { .. }
+            | SearchIndexError::InvalidQuery(_)
+            | SearchIndexError::Corrupt(_) => false,
+        }
+    }
+}
+
 #[async_trait]
 pub trait SearchIndex: Send + Sync {
     /// Creates both indices with their mappings unless they exist already.

@@ -21,10 +21,11 @@
 //! Each wallet event has an id derived from the transfer id and is appended
 //! only after the wallet's stream was searched for it, at the version the
 //! search read: a step replayed after a crash finds its event instead of
-//! repeating it. A request retry resumes its unfinished transfer; at
-//! start-up, and periodically while serving, command-api calls
+//! repeating it. A request retry resumes its unfinished transfer; beside
+//! serving (from start-up on, never before it), command-api periodically calls
 //! [`TransferProcess::resume_unfinished`], which finishes every transfer the
-//! journal holds open.
+//! journal holds open, each on its own, and sets aside (quarantines) one that
+//! failed [`RESUME_ATTEMPTS_MAX`] times in a row.
 //!
 //! What an observer may see: between the debit and the credit (or the
 //! reversal) a transfer is in flight, as a bank transfer is, and its money
@@ -46,7 +47,7 @@ pub use journal::{
     Ending, JournalError, JournalRecord, TransferIntent, TransferJournal, TRANSFER_RECORDS_MAX,
 };
 pub use process::{
-    transfer_id_for_key, ProcessError, Step, TransferAnswer, TransferProcess, TransferReply,
-    TransferRequest, JOURNAL_ROUNDS_MAX, RESUME_BATCHES_MAX, RESUME_BATCH_SIZE,
-    STEP_CONFLICT_ATTEMPTS_MAX,
+    transfer_id_for_key, ProcessError, Resumption, Step, TransferAnswer, TransferProcess,
+    TransferReply, TransferRequest, JOURNAL_ROUNDS_MAX, RESUME_ATTEMPTS_MAX, RESUME_BATCHES_MAX,
+    RESUME_BATCH_SIZE, RESUME_FAILURES_TRACKED_MAX, STEP_CONFLICT_ATTEMPTS_MAX,
 };

@@ -9,7 +9,8 @@
 //! The journal's records are appended with the count of records read, so two
 //! runners cannot both advance it either: the loser rereads and goes on.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use event_store::{AppendError, AppendRequest, EventStore, StoreError, StreamAppend};
 use uuid::Uuid;
@@ -31,6 +32,13 @@ const INTENT_ROUNDS_MAX: usize = 2;
 pub const RESUME_BATCHES_MAX: usize = 1_000;
 /// Unfinished transfers read per batch when resuming.
 pub const RESUME_BATCH_SIZE: usize = 100;
+/// Resumptions of one transfer that fail in a row before the sweep sets it
+/// aside (quarantine): it is then left to its client's retry and to an
+/// operator, and no longer tried by [`TransferProcess::resume_unfinished`].
+pub const RESUME_ATTEMPTS_MAX: u32 = 5;
+/// Transfers whose failed resumptions are counted at most; beyond it a
+/// failing transfer is simply tried again by every sweep.
+pub const RESUME_FAILURES_TRACKED_MAX: usize = 10_000;
 
 /// Namespace of the transfer ids derived from idempotency keys.
 const TRANSFER_KEY_NAMESPACE: Uuid = Uuid::from_u128(0x6d1f_3a0c_52b4_4e8f_9a67_0c1e_8b2d_47f5);
@@ -127,10 +135,27 @@ enum Lookup {
     Missing(WalletState),
 }
 
+/// What one [`TransferProcess::resume_unfinished`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Resumption {
+    /// Unfinished transfers taken to their end.
+    pub resumed: usize,
+    /// Transfers whose resumption failed this time (each on its own: the
+    /// others went on).
+    pub failed: usize,
+    /// Transfers set aside after [`RESUME_ATTEMPTS_MAX`] failures in a row,
+    /// all of them, not only this time's.
+    pub quarantined: usize,
+    /// The wallets whose streams the tried transfers may have changed.
+    pub touched: Vec<WalletId>,
+}
+
 pub struct TransferProcess {
     store: Arc<dyn EventStore>,
     journal: Arc<dyn TransferJournal>,
     reply: TransferReply,
+    /// Failed resumptions in a row, by transfer.
+    resume_failures: Mutex<HashMap<Uuid, u32>>,
     #[cfg(test)]
     pub(crate) crash_after: Option<Step>,
 }
@@ -145,6 +170,7 @@ impl TransferProcess {
             store,
             journal,
             reply,
+            resume_failures: Mutex::new(HashMap::new()),
             #[cfg(test)]
             crash_after: None,
         }
@@ -210,28 +236,97 @@ impl TransferProcess {
     }
 
     /// Finishes every transfer that was initiated and not finished (at
-    /// start-up after a crash, or in a periodic sweep), oldest first; returns
-    /// how many it took.
-    pub async fn resume_unfinished(&self) -> Result<usize, ProcessError> {
-        let mut resumed = 0;
+    /// start-up after a crash, or in a periodic sweep), oldest first, each on
+    /// its own: one that fails is counted and the others go on; one that has
+    /// failed [`RESUME_ATTEMPTS_MAX`] times in a row is quarantined (skipped).
+    /// Fails only when the journal cannot list the open transfers.
+    pub async fn resume_unfinished(&self) -> Result<Resumption, ProcessError> {
+        let mut resumption = Resumption::default();
+        let mut tried: HashSet<Uuid> = self.quarantined_ids();
         for _ in 0..RESUME_BATCHES_MAX {
-            let batch = self.journal.unfinished(RESUME_BATCH_SIZE).await?;
-            if batch.is_empty() {
-                return Ok(resumed);
+            // The ones already tried (or set aside) still head the list.
+            let batch = self
+                .journal
+                .unfinished(RESUME_BATCH_SIZE + tried.len())
+                .await?;
+            let fresh: Vec<Uuid> = batch
+                .into_iter()
+                .filter(|transfer_id| !tried.contains(transfer_id))
+                .collect();
+            if fresh.is_empty() {
+                break;
             }
-            for transfer_id in batch {
-                let records = self.journal.read(transfer_id).await?;
-                // A journal may name one that has just finished.
-                if let Progress::Finished(_) = progress(transfer_id, &records)? {
-                    continue;
+            for transfer_id in fresh {
+                tried.insert(transfer_id);
+                match self.resume_one(transfer_id, &mut resumption.touched).await {
+                    Ok(resumed) => {
+                        self.failures().remove(&transfer_id);
+                        resumption.resumed += usize::from(resumed);
+                    }
+                    Err(error) => {
+                        resumption.failed += 1;
+                        let attempts = self.count_failure(transfer_id);
+                        tracing::warn!(
+                            %transfer_id, attempts, error = %error,
+                            quarantined = attempts >= RESUME_ATTEMPTS_MAX,
+                            "an unfinished transfer could not be resumed"
+                        );
+                    }
                 }
-                let intent = intent_of(transfer_id, &records)?;
-                let ending = self.drive(transfer_id, &intent, records).await?;
-                tracing::info!(%transfer_id, ?ending, "unfinished transfer resumed");
-                resumed += 1;
             }
         }
-        Ok(resumed)
+        resumption.quarantined = self.quarantined_ids().len();
+        Ok(resumption)
+    }
+
+    /// Transfers the sweep has set aside.
+    pub fn quarantined(&self) -> usize {
+        self.quarantined_ids().len()
+    }
+
+    /// Resumes one transfer; false when it had finished meanwhile.
+    async fn resume_one(
+        &self,
+        transfer_id: Uuid,
+        touched: &mut Vec<WalletId>,
+    ) -> Result<bool, ProcessError> {
+        let records = self.journal.read(transfer_id).await?;
+        // A journal may name one that has just finished.
+        if let Progress::Finished(_) = progress(transfer_id, &records)? {
+            return Ok(false);
+        }
+        let intent = intent_of(transfer_id, &records)?;
+        touched.push(intent.from_wallet_id.clone());
+        touched.push(intent.to_wallet_id.clone());
+        let ending = self.drive(transfer_id, &intent, records).await?;
+        tracing::info!(%transfer_id, ?ending, "unfinished transfer resumed");
+        Ok(true)
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, u32>> {
+        // The map holds counts only: one a panicking holder left is still usable.
+        self.resume_failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts one more failed resumption of `transfer_id`; returns the count.
+    fn count_failure(&self, transfer_id: Uuid) -> u32 {
+        let mut failures = self.failures();
+        if !failures.contains_key(&transfer_id) && failures.len() >= RESUME_FAILURES_TRACKED_MAX {
+            return 1;
+        }
+        let attempts = failures.entry(transfer_id).or_insert(0);
+        *attempts += 1;
+        *attempts
+    }
+
+    fn quarantined_ids(&self) -> HashSet<Uuid> {
+        self.failures()
+            .iter()
+            .filter(|(_, attempts)| **attempts >= RESUME_ATTEMPTS_MAX)
+            .map(|(transfer_id, _)| *transfer_id)
+            .collect()
     }
 
     /// Takes the transfer from the state its journal shows to its end.
@@ -383,6 +478,7 @@ impl TransferProcess {
                 streams: vec![StreamAppend {
                     wallet_id: command.wallet_id.clone(),
                     expected_version,
+                    expected_last_event_id: None,
                     events,
                 }],
                 idempotent_response: None,
@@ -397,7 +493,9 @@ impl TransferProcess {
                     }
                 }
                 // Someone wrote the wallet meanwhile (maybe this very event): look again.
-                Err(AppendError::VersionConflict { .. }) => continue,
+                Err(
+                    AppendError::VersionConflict { .. } | AppendError::LastEventMismatch { .. },
+                ) => continue,
                 Err(AppendError::Store(error)) => return Err(error.into()),
                 Err(AppendError::IdempotencyKeyTaken(key)) => {
                     return Err(ProcessError::Corrupt {

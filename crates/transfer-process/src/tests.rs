@@ -76,7 +76,8 @@ async fn crashed_and_resumed(bench: &Bench, key: &str, amount: &str, crash_after
         .process
         .resume_unfinished()
         .await
-        .expect("resume at start-up");
+        .expect("resume at start-up")
+        .resumed;
     let expected = usize::from(crash_after != Step::Finish);
     assert_eq!(
         resumed, expected,
@@ -171,7 +172,14 @@ async fn a_crash_before_the_debit_may_end_refused_when_the_money_was_spent_meanw
     drop(crashing);
 
     let run = bench.start(None);
-    assert_eq!(run.process.resume_unfinished().await.expect("resume"), 1);
+    assert_eq!(
+        run.process
+            .resume_unfinished()
+            .await
+            .expect("resume")
+            .resumed,
+        1
+    );
     assert_eq!(balance(&*run.store, "payer").await, money("50.00"));
     assert_eq!(balance(&*run.store, "payee").await, money("0.00"));
     for _ in 0..2 {
@@ -215,16 +223,35 @@ async fn a_credit_the_payee_cannot_take_is_compensated_and_survives_a_crash_afte
 
         let run = if crash_after == Step::Intent {
             let run = bench.start(None);
-            assert_eq!(run.process.resume_unfinished().await.expect("resume"), 1);
+            assert_eq!(
+                run.process
+                    .resume_unfinished()
+                    .await
+                    .expect("resume")
+                    .resumed,
+                1
+            );
             run
         } else {
             let crashing = bench.start(Some(crash_after));
-            assert!(crashing.process.resume_unfinished().await.is_err());
+            assert_eq!(
+                crashing
+                    .process
+                    .resume_unfinished()
+                    .await
+                    .expect("resume")
+                    .failed,
+                1
+            );
             drop(crashing);
             let run = bench.start(None);
             let expected = usize::from(crash_after != Step::Finish);
             assert_eq!(
-                run.process.resume_unfinished().await.expect("resume"),
+                run.process
+                    .resume_unfinished()
+                    .await
+                    .expect("resume")
+                    .resumed,
                 expected
             );
             run
@@ -417,6 +444,16 @@ mod embedded_conformance {
     async fn an_intent_left_by_a_crash_is_finished_by_the_resumption() {
         let (_bench, run) = opened();
         conformance::an_intent_left_by_a_crash_is_finished_by_the_resumption(
+            run.store,
+            run.journal,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_transfer_that_keeps_failing_is_quarantined_and_the_others_resume() {
+        let (_bench, run) = opened();
+        conformance::a_transfer_that_keeps_failing_is_quarantined_and_the_others_resume(
             run.store,
             run.journal,
         )

@@ -19,4 +19,4 @@ pub use error::{DomainError, ValidationError};
 pub use event::{EventDecodeError, EventKind, EventMetadata, WalletEvent, EVENT_SCHEMA_VERSION};
 pub use ids::{Description, OwnerId, WalletId};
 pub use money::{Amount, Balance};
-pub use wallet::{decide, evolve, replay, Wallet, WalletState};
+pub use wallet::{continues, decide, evolve, replay, Wallet, WalletState};

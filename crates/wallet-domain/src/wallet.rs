@@ -187,6 +187,22 @@ fn debited(wallet: &Wallet, amount: &Amount) -> Result<Balance, DomainError> {
         })
 }
 
+/// Whether `event` can follow `state` in its stream: a creation where there is
+/// no wallet; any other event on the wallet it names, leaving exactly the
+/// wallet's balance plus (or minus) its amount. A stored balance that does not
+/// agree with its own stream must never be decided on: readers and writers of
+/// the store check every event with this.
+pub fn continues(state: &WalletState, event: &WalletEvent) -> bool {
+    match (state, &event.kind) {
+        (WalletState::Absent, EventKind::WalletCreated { .. }) => true,
+        (WalletState::Open(_), EventKind::WalletCreated { .. }) | (WalletState::Absent, _) => false,
+        (WalletState::Open(wallet), _) => {
+            wallet.id == event.wallet_id
+                && wallet.balance.value() + event.signed_amount() == event.balance_after.value()
+        }
+    }
+}
+
 /// Folds one event into the state. Events carry the balance they left, which
 /// is what the state takes; the store only ever holds events `decide` made,
 /// so an event that does not fit the state is a programmer error.

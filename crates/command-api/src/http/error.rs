@@ -2,12 +2,17 @@
 //!
 //! Every error body has the seed's shape `{statusCode, message, error}`.
 //! Client errors say what is wrong; server errors log their cause and show
-//! the client nothing internal.
+//! the client nothing internal. A fault the client can wait out (the event
+//! store or its pool unavailable, an append whose outcome is unknown, a busy
+//! wallet, the search index down) is a 503 with `Retry-After`, never a 500.
 
+use actix_web::http::header::RETRY_AFTER;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use event_store::StoreError;
 use search_index::SearchIndexError;
 use serde::Serialize;
+use transfer_process::{JournalError, ProcessError};
 use utoipa::ToSchema;
 use wallet_domain::{DomainError, ValidationError};
 
@@ -48,10 +53,58 @@ impl From<ValidationError> for ApiError {
     }
 }
 
+/// What a client is told to wait before it retries a 503 (`Retry-After`), in seconds.
+pub const RETRY_AFTER_SECONDS: u64 = 1;
+
+/// The answer when an append's outcome is unknown: it may be stored.
+pub const OUTCOME_UNKNOWN_MESSAGE: &str = "The outcome of this request is unknown: the event \
+     store did not confirm it, and it may or may not have been applied. It is safe to retry \
+     with the same Idempotency-Key, which applies it at most once";
+/// The answer when the event store (or its pool) cannot be reached.
+pub const STORE_UNAVAILABLE_MESSAGE: &str =
+    "The event store is unavailable. Retry the request, with the same Idempotency-Key if it \
+     had one";
+
+/// Logs the whole cause chain of `error` once, where it becomes a response.
+fn log_chain(error: &dyn std::error::Error, what: &str) {
+    let mut chain = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        chain.push_str(": ");
+        chain.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    tracing::warn!(cause = %chain, "{what}");
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match &error {
+            StoreError::OutcomeUnknown { .. } => {
+                log_chain(&error, "event store append outcome unknown");
+                ApiError::Unavailable(OUTCOME_UNKNOWN_MESSAGE.into())
+            }
+            StoreError::Unavailable(_) => {
+                log_chain(&error, "event store unavailable");
+                ApiError::Unavailable(STORE_UNAVAILABLE_MESSAGE.into())
+            }
+            StoreError::Corrupt { .. } | StoreError::BrokenStream { .. } => {
+                ApiError::Internal(error.to_string())
+            }
+        }
+    }
+}
+
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
         let message = error.to_string();
         match error {
+            ServiceError::Store(store) => store.into(),
+            // The transfer is in its journal: a retry with its key resumes it.
+            ServiceError::Transfer(ProcessError::Journal(JournalError::Unavailable(_))) => {
+                log_chain(&error, "transfer journal unavailable");
+                ApiError::Unavailable(OUTCOME_UNKNOWN_MESSAGE.into())
+            }
             ServiceError::Domain(domain) => match domain {
                 DomainError::WalletNotFound(_) => ApiError::NotFound(message),
                 DomainError::WalletAlreadyExists(_) => ApiError::Conflict(message),
@@ -62,8 +115,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::ConcurrencyConflict(_) => ApiError::Conflict(message),
             ServiceError::IdempotencyKeyReused(_) => ApiError::Unprocessable(message),
             ServiceError::LockTimedOut(_) => ApiError::Unavailable(message),
-            ServiceError::Store(_)
-            | ServiceError::Encoding(_)
+            ServiceError::Encoding(_)
             | ServiceError::Transfer(_)
             | ServiceError::TransferAborted(_) => ApiError::Internal(message),
         }
@@ -111,7 +163,11 @@ impl ResponseError for ApiError {
             }
             other => other.to_string(),
         };
-        HttpResponse::build(status).json(ErrorBody {
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((RETRY_AFTER, RETRY_AFTER_SECONDS.to_string()));
+        }
+        response.json(ErrorBody {
             status_code: status.as_u16(),
             message,
             error: status.canonical_reason().unwrap_or("Error").to_owned(),

@@ -29,6 +29,16 @@ async fn search_index_report(state: &AppState) -> Value {
     }
 }
 
+/// Transfers the sweep has set aside (transfer process only): they serve no
+/// request and make nothing unhealthy, but an operator must look at them.
+fn transfers_report(state: &AppState) -> Value {
+    match state.wallets.quarantined_transfers() {
+        None => json!({ "status": "not a process" }),
+        Some(0) => json!({ "status": "ok", "quarantined": 0 }),
+        Some(quarantined) => json!({ "status": "degraded", "quarantined": quarantined }),
+    }
+}
+
 /// Whether the service can take commands (its event store answers), and how
 /// far events have flowed to their consumers.
 #[utoipa::path(get, path = "/health", tag = "operations",
@@ -44,6 +54,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                 "eventStore": { "kind": store.kind(), "status": "up", "headPosition": head },
                 "publisher": publisher,
                 "searchIndex": search_index,
+                "transfers": transfers_report(&state),
             }))
         }
         Err(error) => HttpResponse::ServiceUnavailable().json(json!({

@@ -240,7 +240,7 @@ pub async fn get_wallet(
         .wallets
         .current(&wallet_id)
         .await
-        .map_err(|error| ApiError::Internal(error.to_string()))?
+        .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::NotFound(format!("Wallet {wallet_id} not found")))?;
     Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet)))
 }

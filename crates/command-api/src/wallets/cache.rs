@@ -1,35 +1,159 @@
 //! Recently used wallets, so a command need not replay a stream it has just
-//! written. A stale entry is harmless: the append's expected version rejects
-//! it, and the service reloads from the store and retries.
+//! written.
+//!
+//! An entry is a wallet with the id of the last event it was folded from. A
+//! command decided on an entry appends with that id as well as its version,
+//! so the store refuses it when its stream holds another event there (it lost
+//! the one this process saw, and a peer wrote another); the service then reads
+//! the stream and decides again. A refusal is never answered from an entry
+//! alone (see the service). Writes only move an entry forward in version, so a
+//! slow read cannot put an older wallet back; only [`WalletCache::forget`] and
+//! [`WalletCache::clear`] take one out.
 
-use quick_cache::sync::Cache;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use quick_cache::sync::{Cache, EntryAction, EntryResult};
+use uuid::Uuid;
 use wallet_domain::{Wallet, WalletId};
 
 /// Wallets kept in memory at most.
 pub const WALLET_CACHE_CAPACITY: usize = 200_000;
+/// How long a write waits for another writer of the same entry: none, since
+/// nothing here holds an entry while loading it.
+const ENTRY_WAIT_MS: u64 = 0;
+
+/// A wallet as it stood after the event `last_event_id` of its stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedWallet {
+    pub wallet: Wallet,
+    pub last_event_id: Uuid,
+}
 
 pub struct WalletCache {
-    wallets: Cache<WalletId, Wallet>,
+    wallets: Cache<WalletId, CachedWallet>,
+    /// The highest global position this process has seen the store hold: a
+    /// lower head later means the store lost events (see [`Self::observe_head`]).
+    highest_position_seen: AtomicU64,
 }
 
 impl Default for WalletCache {
     fn default() -> Self {
         Self {
             wallets: Cache::new(WALLET_CACHE_CAPACITY),
+            highest_position_seen: AtomicU64::new(0),
         }
     }
 }
 
 impl WalletCache {
-    pub fn get(&self, wallet_id: &WalletId) -> Option<Wallet> {
+    pub fn get(&self, wallet_id: &WalletId) -> Option<CachedWallet> {
         self.wallets.get(wallet_id)
     }
 
-    pub fn put(&self, wallet: Wallet) {
-        self.wallets.insert(wallet.id.clone(), wallet);
+    /// Keeps `entry` unless the cache already holds the wallet at the same or
+    /// a later version.
+    pub fn put(&self, entry: CachedWallet) {
+        let candidate = entry.clone();
+        let outcome = self.wallets.entry(
+            &entry.wallet.id,
+            Some(Duration::from_millis(ENTRY_WAIT_MS)),
+            move |_, held: &mut CachedWallet| {
+                if candidate.wallet.version > held.wallet.version {
+                    *held = candidate;
+                }
+                EntryAction::Retain(())
+            },
+        );
+        if let EntryResult::Vacant(guard) = outcome {
+            // Fails only when the entry was taken out meanwhile: nothing to keep.
+            let _ = guard.insert(entry);
+        }
     }
 
     pub fn forget(&self, wallet_id: &WalletId) {
         self.wallets.remove(wallet_id);
+    }
+
+    /// Records that the store holds an event at `position`.
+    pub fn saw_position(&self, position: u64) {
+        self.highest_position_seen
+            .fetch_max(position, Ordering::Relaxed);
+    }
+
+    /// The highest global position seen so far.
+    pub fn position_seen(&self) -> u64 {
+        self.highest_position_seen.load(Ordering::Relaxed)
+    }
+
+    /// Compares the store's head position with `seen_before`, the highest
+    /// position seen before the head was read (a position seen later may be
+    /// above a head read earlier): when the store went backwards (it lost
+    /// acknowledged events, as after a failover to an asynchronous replica),
+    /// everything cached may hold lost events, and it is all dropped. Returns
+    /// true when it was.
+    pub fn observe_head(&self, seen_before: u64, head_position: u64) -> bool {
+        if head_position >= seen_before {
+            return false;
+        }
+        self.wallets.clear();
+        // What the store holds now is the new measure.
+        self.highest_position_seen
+            .store(head_position, Ordering::Relaxed);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use wallet_domain::{Balance, OwnerId};
+
+    use super::*;
+
+    fn wallet_at(version: u64) -> CachedWallet {
+        let now = Utc::now();
+        CachedWallet {
+            wallet: Wallet {
+                id: WalletId::parse("w-1").expect("valid id"),
+                owner_id: OwnerId::parse("owner").expect("valid id"),
+                balance: Balance::ZERO,
+                created_at: now,
+                updated_at: now,
+                version,
+            },
+            last_event_id: Uuid::now_v7(),
+        }
+    }
+
+    #[test]
+    fn a_write_never_moves_an_entry_back_in_version() {
+        let cache = WalletCache::default();
+        let newer = wallet_at(3);
+        cache.put(newer.clone());
+        cache.put(wallet_at(2));
+        cache.put(wallet_at(3));
+        assert_eq!(cache.get(&newer.wallet.id), Some(newer.clone()));
+        let newest = wallet_at(4);
+        cache.put(newest.clone());
+        assert_eq!(cache.get(&newer.wallet.id), Some(newest));
+    }
+
+    #[test]
+    fn a_store_that_went_backwards_empties_the_cache() {
+        let cache = WalletCache::default();
+        let entry = wallet_at(1);
+        cache.put(entry.clone());
+        cache.saw_position(10);
+        cache.saw_position(12);
+        assert!(!cache.observe_head(cache.position_seen(), 12));
+        assert_eq!(cache.get(&entry.wallet.id), Some(entry.clone()));
+        assert!(cache.observe_head(cache.position_seen(), 11));
+        assert_eq!(cache.get(&entry.wallet.id), None);
+        // The head it fell to is the new measure.
+        assert_eq!(cache.position_seen(), 11);
+        cache.put(entry.clone());
+        assert!(!cache.observe_head(cache.position_seen(), 11));
+        assert_eq!(cache.get(&entry.wallet.id), Some(entry));
     }
 }

@@ -3,6 +3,8 @@
 
 mod cache;
 mod operation;
+#[cfg(any(test, feature = "testing"))]
+pub mod replicas;
 mod service;
 
 pub use operation::{OperationOutcome, WalletOperation};

@@ -1,5 +1,14 @@
 //! Command handling: idempotency, lock, load, decide, append, retry.
 //!
+//! A decision is only ever made on a state whose last event is the store's:
+//! a command decided on a cached wallet appends with the id of that wallet's
+//! last event besides its version, and the store refuses it if its stream
+//! holds another event there; a refusal (404, 409, 400) is never answered
+//! from the cache, but decided again on the stream as the store holds it.
+//! Every stream read is checked event by event ([`continues`]), and so is
+//! every append, so no stored balance that disagrees with its own stream is
+//! ever decided on.
+//!
 //! A transfer is one atomic append to both wallet streams when the store can
 //! do that; otherwise (KurrentDB, or `TRANSFERS=process`) it runs through the
 //! [`TransferProcess`] under the same wallet lock.
@@ -8,20 +17,21 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use event_store::{
-    AppendError, AppendRequest, EventStore, IdempotentResponse, StoreError, StreamAppend,
+    AppendError, AppendRequest, EventStore, IdempotentResponse, RecordedEvent, StoreError,
+    StreamAppend,
 };
 use transfer_process::{
-    transfer_id_for_key, Ending, ProcessError, TransferIntent, TransferJournal, TransferProcess,
-    TransferReply, TransferRequest,
+    transfer_id_for_key, Ending, ProcessError, Resumption, TransferIntent, TransferJournal,
+    TransferProcess, TransferReply, TransferRequest,
 };
 use uuid::Uuid;
 use wallet_domain::{
-    decide, evolve, replay, Command, CommandKind, DomainError, EventMetadata, Wallet, WalletEvent,
-    WalletId, WalletState,
+    continues, decide, evolve, Command, CommandKind, DomainError, EventMetadata, Wallet,
+    WalletEvent, WalletId, WalletState,
 };
 use wallet_lock::{LockError, LockLease, WalletLock};
 
-use super::cache::WalletCache;
+use super::cache::{CachedWallet, WalletCache};
 use super::operation::{OperationOutcome, WalletOperation};
 use crate::metrics::Metrics;
 
@@ -132,13 +142,26 @@ impl WalletService {
         self
     }
 
-    /// Finishes the transfers a crash left unfinished (none without the
-    /// process); to be called before serving.
-    pub async fn resume_unfinished_transfers(&self) -> Result<usize, ProcessError> {
-        match &self.transfers {
-            Some(process) => process.resume_unfinished().await,
-            None => Ok(0),
+    /// Finishes the transfers a crash or a failed request left unfinished
+    /// (none without the process), each on its own, and forgets the cached
+    /// wallets they touched.
+    pub async fn resume_unfinished_transfers(&self) -> Result<Resumption, ProcessError> {
+        let Some(process) = &self.transfers else {
+            return Ok(Resumption::default());
+        };
+        let resumption = process.resume_unfinished().await?;
+        for wallet_id in &resumption.touched {
+            self.cache.forget(wallet_id);
         }
+        self.metrics
+            .transfers_quarantined
+            .set(i64::try_from(resumption.quarantined).unwrap_or(i64::MAX));
+        Ok(resumption)
+    }
+
+    /// Transfers the sweep has set aside; `None` without the transfer process.
+    pub fn quarantined_transfers(&self) -> Option<usize> {
+        self.transfers.as_ref().map(|process| process.quarantined())
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
@@ -147,17 +170,24 @@ impl WalletService {
 
     /// The wallet with every stored event applied, including other processes'.
     pub async fn current(&self, wallet_id: &WalletId) -> Result<Option<Wallet>, StoreError> {
-        let state = match self.cache.get(wallet_id) {
-            Some(cached) => {
-                let version = cached.version;
-                let tail = self.store.read_stream(wallet_id, version).await?;
-                tail.iter()
-                    .map(|recorded| &recorded.event)
-                    .fold(WalletState::Open(cached), evolve)
-            }
-            None => self.load(wallet_id).await?,
-        };
-        Ok(self.remember(state))
+        Ok(self.read_through(wallet_id).await?.state.wallet().cloned())
+    }
+
+    /// Drops every cached wallet when the store's head position is lower than
+    /// one this process has seen (the store lost events); returns true when it
+    /// did. Called periodically while serving.
+    pub async fn check_store_head(&self) -> Result<bool, StoreError> {
+        let seen_before = self.cache.position_seen();
+        let head = self.store.head_position().await?;
+        let regressed = self.cache.observe_head(seen_before, head);
+        if regressed {
+            self.metrics.store_regressions.inc();
+            tracing::error!(
+                head,
+                "the event store's head went backwards: it lost events; the wallet cache is dropped"
+            );
+        }
+        Ok(regressed)
     }
 
     pub async fn execute(
@@ -191,7 +221,14 @@ impl WalletService {
         }
         let _lease = lease;
         for _ in 0..CONFLICT_ATTEMPTS_MAX {
-            let (streams, outcome) = match self.decide(&operation, &context).await {
+            let decided = match self.decide(&operation, &context, Reads::Cached).await {
+                // Never refuse on the cache: decide again on the store's state.
+                Err(ServiceError::Domain(_)) => {
+                    self.decide(&operation, &context, Reads::Store).await
+                }
+                decided => decided,
+            };
+            let (streams, outcome) = match decided {
                 Ok(decided) => decided,
                 Err(refusal @ ServiceError::Domain(_)) => {
                     return self.replay_or(refusal, &context).await
@@ -199,6 +236,7 @@ impl WalletService {
                 Err(error) => return Err(error),
             };
             let body = (format.render)(&outcome)?;
+            let last_events = last_event_ids(&streams);
             let request = AppendRequest {
                 streams,
                 idempotent_response: context
@@ -212,15 +250,19 @@ impl WalletService {
                     }),
             };
             match self.store.append(request).await {
-                Ok(_) => {
-                    self.remember_outcome(outcome);
+                Ok(stored) => {
+                    self.cache.saw_position(stored.last_position);
+                    self.remember_outcome(outcome, &last_events);
                     return Ok(Reply {
                         status: format.status,
                         body,
                         replayed: false,
                     });
                 }
-                Err(AppendError::VersionConflict { wallet_id, .. }) => {
+                Err(
+                    AppendError::VersionConflict { wallet_id, .. }
+                    | AppendError::LastEventMismatch { wallet_id, .. },
+                ) => {
                     self.metrics.conflict_retries.inc();
                     self.cache.forget(&wallet_id);
                 }
@@ -314,28 +356,91 @@ impl WalletService {
         }
     }
 
-    async fn load(&self, wallet_id: &WalletId) -> Result<WalletState, StoreError> {
-        if let Some(wallet) = self.cache.get(wallet_id) {
-            return Ok(WalletState::Open(wallet));
+    /// The wallet to decide on: the cached one with `Reads::Cached` (the
+    /// append checks its last event), else the stream as the store holds it.
+    async fn load(&self, wallet_id: &WalletId, reads: Reads) -> Result<Loaded, StoreError> {
+        if reads == Reads::Cached {
+            if let Some(cached) = self.cache.get(wallet_id) {
+                return Ok(Loaded::from(cached));
+            }
         }
-        let stream = self.store.read_stream(wallet_id, 0).await?;
-        Ok(replay(stream.iter().map(|recorded| &recorded.event)))
+        self.read_through(wallet_id).await
     }
 
-    fn remember(&self, state: WalletState) -> Option<Wallet> {
-        let WalletState::Open(wallet) = state else {
-            return None;
+    /// The wallet as the store holds it, read from the cached entry's last
+    /// event on (one more row than the tail, to check it is the store's), or
+    /// from the start of its stream when the store holds another event there.
+    async fn read_through(&self, wallet_id: &WalletId) -> Result<Loaded, StoreError> {
+        if let Some(cached) = self.cache.get(wallet_id) {
+            let from = cached.wallet.version;
+            let events = self.store.read_stream(wallet_id, from - 1).await?;
+            if let Some((first, tail)) = events.split_first() {
+                if first.stream_version == from && first.event.event_id == cached.last_event_id {
+                    let loaded = self.fold_checked(wallet_id, Loaded::from(cached), tail)?;
+                    self.remember(&loaded);
+                    return Ok(loaded);
+                }
+            }
+            tracing::warn!(%wallet_id, version = from, "cached wallet is not the store's; reading its stream");
+            self.cache.forget(wallet_id);
+        }
+        let events = self.store.read_stream(wallet_id, 0).await?;
+        let loaded = self.fold_checked(wallet_id, Loaded::default(), &events)?;
+        self.remember(&loaded);
+        Ok(loaded)
+    }
+
+    /// `start` with `events` applied, each checked to continue the stream.
+    fn fold_checked(
+        &self,
+        wallet_id: &WalletId,
+        start: Loaded,
+        events: &[RecordedEvent],
+    ) -> Result<Loaded, StoreError> {
+        events.iter().try_fold(start, |loaded, recorded| {
+            if recorded.stream_version != loaded.state.version() + 1
+                || !continues(&loaded.state, &recorded.event)
+            {
+                return Err(StoreError::BrokenStream {
+                    wallet_id: wallet_id.clone(),
+                    version: recorded.stream_version,
+                });
+            }
+            self.cache.saw_position(recorded.position);
+            Ok(Loaded {
+                state: evolve(loaded.state, &recorded.event),
+                last_event_id: Some(recorded.event.event_id),
+            })
+        })
+    }
+
+    fn remember(&self, loaded: &Loaded) {
+        if let (WalletState::Open(wallet), Some(last_event_id)) =
+            (&loaded.state, loaded.last_event_id)
+        {
+            self.cache.put(CachedWallet {
+                wallet: wallet.clone(),
+                last_event_id,
+            });
+        }
+    }
+
+    /// Caches the wallets an append stored, each with its last event's id.
+    fn remember_outcome(&self, outcome: OperationOutcome, last_events: &[(WalletId, Uuid)]) {
+        let wallets = match outcome {
+            OperationOutcome::Wallet(wallet) => vec![wallet],
+            OperationOutcome::Transfer { from, to } => vec![from, to],
         };
-        self.cache.put(wallet.clone());
-        Some(wallet)
-    }
-
-    fn remember_outcome(&self, outcome: OperationOutcome) {
-        match outcome {
-            OperationOutcome::Wallet(wallet) => self.cache.put(wallet),
-            OperationOutcome::Transfer { from, to } => {
-                self.cache.put(from);
-                self.cache.put(to);
+        for wallet in wallets {
+            match last_events
+                .iter()
+                .find(|(wallet_id, _)| *wallet_id == wallet.id)
+            {
+                Some((_, last_event_id)) => self.cache.put(CachedWallet {
+                    wallet,
+                    last_event_id: *last_event_id,
+                }),
+                None => self.cache.forget(&wallet.id),
             }
         }
     }
@@ -344,6 +449,7 @@ impl WalletService {
         &self,
         operation: &WalletOperation,
         context: &RequestContext,
+        reads: Reads,
     ) -> Result<(Vec<StreamAppend>, OperationOutcome), ServiceError> {
         let issued_at = now();
         let metadata = metadata(context);
@@ -364,7 +470,8 @@ impl WalletService {
                     owner_id: owner_id.clone(),
                     initial_balance: *initial_balance,
                 };
-                self.decide_single(command(wallet_id, kind, metadata)).await
+                self.decide_single(command(wallet_id, kind, metadata), reads)
+                    .await
             }
             WalletOperation::Credit {
                 wallet_id,
@@ -375,7 +482,8 @@ impl WalletService {
                     amount: *amount,
                     description: description.clone(),
                 };
-                self.decide_single(command(wallet_id, kind, metadata)).await
+                self.decide_single(command(wallet_id, kind, metadata), reads)
+                    .await
             }
             WalletOperation::Debit {
                 wallet_id,
@@ -386,7 +494,8 @@ impl WalletService {
                     amount: *amount,
                     description: description.clone(),
                 };
-                self.decide_single(command(wallet_id, kind, metadata)).await
+                self.decide_single(command(wallet_id, kind, metadata), reads)
+                    .await
             }
             WalletOperation::Transfer {
                 from_wallet_id,
@@ -397,11 +506,12 @@ impl WalletService {
                 if from_wallet_id == to_wallet_id {
                     return Err(DomainError::SameWalletTransfer(from_wallet_id.clone()).into());
                 }
-                let from_state = self.load(from_wallet_id).await?;
-                let to_state = self.load(to_wallet_id).await?;
-                for (state, wallet_id) in [(&from_state, from_wallet_id), (&to_state, to_wallet_id)]
+                let from_state = self.load(from_wallet_id, reads).await?;
+                let to_state = self.load(to_wallet_id, reads).await?;
+                for (loaded, wallet_id) in
+                    [(&from_state, from_wallet_id), (&to_state, to_wallet_id)]
                 {
-                    if state.wallet().is_none() {
+                    if loaded.state.wallet().is_none() {
                         return Err(DomainError::WalletNotFound(wallet_id.clone()).into());
                     }
                 }
@@ -416,7 +526,7 @@ impl WalletService {
                     },
                     metadata.clone(),
                 );
-                let sent = decide(&from_state, &out)?;
+                let sent = decide(&from_state.state, &out)?;
                 // The receiving half is caused by the paying half.
                 let received_metadata = EventMetadata {
                     causation_id: Some(out.event_id.to_string()),
@@ -432,7 +542,7 @@ impl WalletService {
                     },
                     received_metadata,
                 );
-                let received = decide(&to_state, &into)?;
+                let received = decide(&to_state.state, &into)?;
                 let (from, from_append) = applied(from_state, from_wallet_id, sent)?;
                 let (to, to_append) = applied(to_state, to_wallet_id, received)?;
                 Ok((
@@ -446,10 +556,11 @@ impl WalletService {
     async fn decide_single(
         &self,
         command: Command,
+        reads: Reads,
     ) -> Result<(Vec<StreamAppend>, OperationOutcome), ServiceError> {
-        let state = self.load(&command.wallet_id).await?;
-        let events = decide(&state, &command)?;
-        let (wallet, append) = applied(state, &command.wallet_id, events)?;
+        let loaded = self.load(&command.wallet_id, reads).await?;
+        let events = decide(&loaded.state, &command)?;
+        let (wallet, append) = applied(loaded, &command.wallet_id, events)?;
         Ok((vec![append], OperationOutcome::Wallet(wallet)))
     }
 }
@@ -491,14 +602,50 @@ fn metadata(context: &RequestContext) -> EventMetadata {
     }
 }
 
-/// The state after `events`, and the append that stores them at the version `state` was read at.
-fn applied(
+/// Where a decision reads its wallets from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// The cache when it holds the wallet: the append checks it is the store's.
+    Cached,
+    /// The store, always: what a refusal is decided on.
+    Store,
+}
+
+/// A wallet's state with the id of the last event it was folded from (`None`
+/// when its stream is empty).
+#[derive(Debug, Clone, Default)]
+struct Loaded {
     state: WalletState,
+    last_event_id: Option<Uuid>,
+}
+
+impl From<CachedWallet> for Loaded {
+    fn from(cached: CachedWallet) -> Self {
+        Self {
+            state: WalletState::Open(cached.wallet),
+            last_event_id: Some(cached.last_event_id),
+        }
+    }
+}
+
+/// The state after `events`, and the append that stores them right after the
+/// event `loaded` was folded from. Each event is checked to continue the state.
+fn applied(
+    loaded: Loaded,
     wallet_id: &WalletId,
     events: Vec<WalletEvent>,
 ) -> Result<(Wallet, StreamAppend), ServiceError> {
-    let expected_version = state.version();
-    let after = events.iter().fold(state, evolve);
+    let expected_version = loaded.state.version();
+    let after = events.iter().try_fold(loaded.state, |state, event| {
+        if continues(&state, event) {
+            Ok(evolve(state, event))
+        } else {
+            Err(StoreError::BrokenStream {
+                wallet_id: wallet_id.clone(),
+                version: state.version() + 1,
+            })
+        }
+    })?;
     let WalletState::Open(wallet) = after else {
         return Err(DomainError::WalletNotFound(wallet_id.clone()).into());
     };
@@ -507,9 +654,21 @@ fn applied(
         StreamAppend {
             wallet_id: wallet_id.clone(),
             expected_version,
+            expected_last_event_id: loaded.last_event_id,
             events,
         },
     ))
+}
+
+/// Each stream's wallet and the id of the last event the append adds to it.
+fn last_event_ids(streams: &[StreamAppend]) -> Vec<(WalletId, Uuid)> {
+    streams
+        .iter()
+        .filter_map(|stream| {
+            let last = stream.events.last()?;
+            Some((stream.wallet_id.clone(), last.event_id))
+        })
+        .collect()
 }
 
 fn replay_stored(

@@ -107,8 +107,67 @@ async fn concurrent_transfers_keep_every_balance_exact_and_the_ledger_sound() {
     app.stop().await;
 }
 
+/// Bound on waiting for the start-up sweep to finish a transfer.
+const SWEEP_WAIT_MS: u64 = 10_000;
+/// How often a test looks again while it waits for the sweep.
+const SWEEP_POLL_MS: u64 = 20;
+
+/// Waits until wallet `id` shows `balance` (the sweep runs beside serving).
+async fn wait_for_balance(app: &TestApp, id: &str, balance: &str) {
+    let started = std::time::Instant::now();
+    while app.balance_text(id).await != balance {
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(SWEEP_WAIT_MS),
+            "wallet {id} did not reach {balance}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(SWEEP_POLL_MS)).await;
+    }
+}
+
 #[tokio::test]
-async fn a_transfer_a_crash_left_unfinished_is_finished_before_the_restart_serves() {
+async fn a_stuck_transfer_does_not_keep_the_restart_from_serving() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let app = spawn_process_app_in(temp.path()).await;
+    app.create_wallet("a", "o", json!(100)).await;
+    app.create_wallet("b", "o", json!(0)).await;
+    app.stop().await;
+
+    // A journal no run can finish: a record out of order.
+    let journal = EmbeddedTransferJournal::open(temp.path()).expect("journal");
+    let transfer_id = Uuid::now_v7();
+    journal
+        .append(transfer_id, 0, &JournalRecord::Initiated(intent(25)))
+        .await
+        .expect("record the intent");
+    journal
+        .append(transfer_id, 1, &JournalRecord::Credited)
+        .await
+        .expect("a record out of order");
+    drop(journal);
+
+    let app = spawn_process_app_in(temp.path()).await;
+    let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
+    assert_eq!(status, 200, "{health}");
+    assert!(health["transfers"]["quarantined"].is_number(), "{health}");
+    assert_eq!(app.credit("a", json!(5)).await.status(), 201);
+    assert_eq!(app.balance_text("a").await, "105.00");
+    app.stop().await;
+}
+
+fn intent(amount: u32) -> TransferIntent {
+    TransferIntent {
+        from_wallet_id: WalletId::parse("a").expect("id"),
+        to_wallet_id: WalletId::parse("b").expect("id"),
+        amount: Amount::parse("amount", amount.into()).expect("amount"),
+        description: None,
+        metadata: EventMetadata::default(),
+        request_fingerprint: None,
+        initiated_at: Utc::now(),
+    }
+}
+
+#[tokio::test]
+async fn a_transfer_a_crash_left_unfinished_is_finished_by_the_sweep_after_the_restart() {
     let temp = tempfile::tempdir().expect("tempdir");
     let app = spawn_process_app_in(temp.path()).await;
     app.create_wallet("a", "o", json!(100)).await;
@@ -119,24 +178,15 @@ async fn a_transfer_a_crash_left_unfinished_is_finished_before_the_restart_serve
     // What a crash right after recording the intent leaves behind.
     let journal = Arc::new(EmbeddedTransferJournal::open(temp.path()).expect("journal"));
     let transfer_id = Uuid::now_v7();
-    let intent = TransferIntent {
-        from_wallet_id: WalletId::parse("a").expect("id"),
-        to_wallet_id: WalletId::parse("b").expect("id"),
-        amount: Amount::parse("amount", 25.into()).expect("amount"),
-        description: None,
-        metadata: EventMetadata::default(),
-        request_fingerprint: None,
-        initiated_at: Utc::now(),
-    };
     journal
-        .append(transfer_id, 0, &JournalRecord::Initiated(intent))
+        .append(transfer_id, 0, &JournalRecord::Initiated(intent(25)))
         .await
         .expect("record the intent");
     drop(journal);
 
     let app = spawn_process_app_in(temp.path()).await;
+    wait_for_balance(&app, "b", "25.00").await;
     assert_eq!(app.balance_text("a").await, "75.00");
-    assert_eq!(app.balance_text("b").await, "25.00");
     let (_, history) = json_of(
         app.get("/wallets/b/transactions")
             .send()

@@ -1,0 +1,257 @@
+//! Scenarios of two command-api replicas (two [`WalletService`]s, each with
+//! its own cache and lock; `store` is A's, `other_store` B's, the same store
+//! or another process's connection to it) on one event store, run on the
+//! embedded store by the unit tests and on PostgreSQL by the integration tests: a replica never
+//! decides, and above all never refuses, on a state the store no longer holds.
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use event_store::EventStore;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+use wallet_domain::{continues, Amount, Balance, OwnerId, WalletId, WalletState};
+use wallet_lock::InProcessWalletLock;
+
+use super::operation::{OperationOutcome, WalletOperation};
+use super::service::{ReplyFormat, RequestContext, WalletService};
+use crate::metrics::Metrics;
+
+/// A replica of the service on `store`, as another process would hold one.
+pub fn replica(store: Arc<dyn EventStore>) -> WalletService {
+    WalletService::new(
+        store,
+        Arc::new(InProcessWalletLock::default()),
+        Metrics::new().expect("metrics"),
+    )
+}
+
+fn money(text: &str) -> Decimal {
+    Decimal::from_str(text).expect("test decimal")
+}
+
+fn amount(text: &str) -> Amount {
+    Amount::parse("amount", money(text)).expect("test amount")
+}
+
+const REPLY: ReplyFormat = ReplyFormat {
+    status: 201,
+    render: |outcome| match outcome {
+        OperationOutcome::Wallet(wallet) => Ok(wallet.balance.to_string()),
+        OperationOutcome::Transfer { from, .. } => Ok(from.balance.to_string()),
+    },
+};
+
+fn context() -> RequestContext {
+    RequestContext {
+        correlation_id: "replicas".into(),
+        request_id: Uuid::now_v7(),
+        idempotency: None,
+    }
+}
+
+async fn create(service: &WalletService, wallet_id: &WalletId) {
+    let operation = WalletOperation::Create {
+        wallet_id: wallet_id.clone(),
+        owner_id: OwnerId::parse("owner").expect("owner"),
+        initial_balance: Balance::opening("initialBalance", Decimal::ZERO).expect("opening"),
+    };
+    service
+        .execute(operation, context(), REPLY)
+        .await
+        .expect("create");
+}
+
+async fn credit(service: &WalletService, wallet_id: &WalletId, text: &str) -> String {
+    let operation = WalletOperation::Credit {
+        wallet_id: wallet_id.clone(),
+        amount: amount(text),
+        description: None,
+    };
+    let reply = service
+        .execute(operation, context(), REPLY)
+        .await
+        .expect("credit");
+    assert_eq!(reply.status, 201);
+    reply.body
+}
+
+async fn debit(service: &WalletService, wallet_id: &WalletId, text: &str) -> String {
+    let operation = WalletOperation::Debit {
+        wallet_id: wallet_id.clone(),
+        amount: amount(text),
+        description: None,
+    };
+    let reply = service
+        .execute(operation, context(), REPLY)
+        .await
+        .unwrap_or_else(|error| panic!("debit {text} refused: {error}"));
+    assert_eq!(reply.status, 201);
+    reply.body
+}
+
+/// Every event of the stream continues the one before it, and the last
+/// leaves `balance`.
+async fn assert_stream_agrees(store: &dyn EventStore, wallet_id: &WalletId, balance: &str) {
+    let events = store.read_stream(wallet_id, 0).await.expect("stream");
+    let mut state = WalletState::Absent;
+    for recorded in &events {
+        assert!(
+            continues(&state, &recorded.event),
+            "event at version {} does not continue the stream",
+            recorded.stream_version
+        );
+        state = wallet_domain::evolve(state, &recorded.event);
+    }
+    let wallet = state.wallet().expect("wallet exists");
+    assert_eq!(wallet.balance.value(), money(balance));
+}
+
+/// Create through A, credit 100 through B, debit 50 through A: A's cache says
+/// 0.00, yet the debit is decided on the store's 100.00 and succeeds.
+pub async fn a_replica_does_not_refuse_on_what_another_changed(
+    store: Arc<dyn EventStore>,
+    other_store: Arc<dyn EventStore>,
+) {
+    let a = replica(Arc::clone(&store));
+    let b = replica(other_store);
+    let wallet_id = WalletId::parse("replicas-refusal").expect("id");
+    create(&a, &wallet_id).await;
+    assert_eq!(credit(&b, &wallet_id, "100.00").await, "100.00");
+    assert_eq!(debit(&a, &wallet_id, "50.00").await, "50.00");
+    let seen = a.current(&wallet_id).await.expect("read").expect("wallet");
+    assert_eq!(seen.balance.value(), money("50.00"));
+    assert_eq!(seen.version, 3);
+    assert_stream_agrees(&*store, &wallet_id, "50.00").await;
+}
+
+/// A credits 10.00 (A caches version 2); the store loses that event (`lose`
+/// deletes it, as a failover to an asynchronous replica would) and B writes
+/// another version 2 (a credit of 5.00). A sees the store went backwards,
+/// its next debit is decided on B's version 2, not on its own lost one, and
+/// its reads show the store's wallet.
+pub async fn a_replica_never_decides_on_an_event_the_store_lost<F, Fut>(
+    store: Arc<dyn EventStore>,
+    other_store: Arc<dyn EventStore>,
+    lose: F,
+) where
+    F: FnOnce(WalletId, u64) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let a = replica(Arc::clone(&store));
+    let b = replica(other_store);
+    let wallet_id = WalletId::parse("replicas-lost").expect("id");
+    create(&a, &wallet_id).await;
+    assert_eq!(credit(&a, &wallet_id, "10.00").await, "10.00");
+    assert!(!a.check_store_head().await.expect("head"));
+    lose(wallet_id.clone(), 2).await;
+    assert!(
+        a.check_store_head().await.expect("head"),
+        "a head below one seen is a store that went backwards"
+    );
+    assert_eq!(credit(&b, &wallet_id, "5.00").await, "5.00");
+    assert_eq!(debit(&a, &wallet_id, "3.00").await, "2.00");
+    assert_stream_agrees(&*store, &wallet_id, "2.00").await;
+}
+
+/// The same as [`a_replica_never_decides_on_an_event_the_store_lost`], but A
+/// has not looked at the store's head since: the append itself refuses a
+/// decision on the lost event (its id is checked, not only its version).
+pub async fn an_append_on_a_lost_event_is_refused_and_decided_again<F, Fut>(
+    store: Arc<dyn EventStore>,
+    other_store: Arc<dyn EventStore>,
+    lose: F,
+) where
+    F: FnOnce(WalletId, u64) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let a = replica(Arc::clone(&store));
+    let b = replica(other_store);
+    let wallet_id = WalletId::parse("replicas-lost-unseen").expect("id");
+    create(&a, &wallet_id).await;
+    assert_eq!(credit(&a, &wallet_id, "10.00").await, "10.00");
+    lose(wallet_id.clone(), 2).await;
+    assert_eq!(credit(&b, &wallet_id, "5.00").await, "5.00");
+    // A's cache holds version 2 at 10.00: a debit of 8.00 fits it but not
+    // the store's 5.00, so it must be refused, and one of 3.00 must leave 2.00.
+    let refused = a
+        .execute(
+            WalletOperation::Debit {
+                wallet_id: wallet_id.clone(),
+                amount: amount("8.00"),
+                description: None,
+            },
+            context(),
+            REPLY,
+        )
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(super::ServiceError::Domain(
+                wallet_domain::DomainError::InsufficientFunds { .. }
+            ))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(debit(&a, &wallet_id, "3.00").await, "2.00");
+    assert_stream_agrees(&*store, &wallet_id, "2.00").await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use event_store::EmbeddedEventStore;
+
+    use super::*;
+
+    fn embedded() -> (tempfile::TempDir, Arc<dyn EventStore>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = EmbeddedEventStore::open(dir.path()).expect("open event store");
+        (dir, Arc::new(store))
+    }
+
+    /// Deletes one event from the SQLite file, as a lost commit would.
+    fn losing(dir: PathBuf) -> impl FnOnce(WalletId, u64) -> std::future::Ready<()> {
+        move |wallet_id, version| {
+            let connection =
+                rusqlite::Connection::open(dir.join("events.db")).expect("open events.db");
+            let deleted = connection
+                .execute(
+                    "DELETE FROM events WHERE stream_id = ?1 AND version = ?2",
+                    rusqlite::params![wallet_id.as_str(), i64::try_from(version).expect("small")],
+                )
+                .expect("delete");
+            assert_eq!(deleted, 1);
+            std::future::ready(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_replica_does_not_refuse_on_what_another_changed() {
+        let (_dir, store) = embedded();
+        super::a_replica_does_not_refuse_on_what_another_changed(Arc::clone(&store), store).await;
+    }
+
+    #[tokio::test]
+    async fn a_replica_never_decides_on_an_event_the_store_lost() {
+        let (dir, store) = embedded();
+        let lose = losing(dir.path().to_owned());
+        super::a_replica_never_decides_on_an_event_the_store_lost(Arc::clone(&store), store, lose)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn an_append_on_a_lost_event_is_refused_and_decided_again() {
+        let (dir, store) = embedded();
+        let lose = losing(dir.path().to_owned());
+        super::an_append_on_a_lost_event_is_refused_and_decided_again(
+            Arc::clone(&store),
+            store,
+            lose,
+        )
+        .await;
+    }
+}
