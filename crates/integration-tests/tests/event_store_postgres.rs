@@ -458,3 +458,67 @@ async fn appends_survive_dropping_and_reconnecting_the_store() {
     })
     .await;
 }
+
+/// Bound on an append while every read connection is held: far below the
+/// pool's acquire timeout, so only a writer with connections of its own passes.
+const APPEND_BESIDE_BUSY_READS_MS: u64 = 2_000;
+/// The read statement bound of the statement-timeout test.
+const SHORT_STATEMENT_TIMEOUT_MS: u64 = 200;
+
+#[tokio::test]
+async fn reads_holding_every_pooled_connection_do_not_starve_the_writer() {
+    with_fresh_database(|database| async move {
+        let pool = database.pool().await;
+        let store = PostgresEventStore::connect(pool.clone())
+            .await
+            .expect("connect");
+        // Every connection of the read pool taken, as by slow parallel reads.
+        let mut held = Vec::new();
+        for _ in 0..pool.options().get_max_connections() {
+            held.push(pool.acquire().await.expect("a read connection"));
+        }
+        assert!(pool.try_acquire().is_none(), "the read pool is exhausted");
+        let mut stream = Stream::new("starved");
+        let appended = tokio::time::timeout(
+            Duration::from_millis(APPEND_BESIDE_BUSY_READS_MS),
+            store.append(request(vec![stream.next()])),
+        )
+        .await
+        .expect("the append does not wait for a read connection");
+        assert!(appended.is_ok(), "{appended:?}");
+        drop(held);
+        drop(store);
+        pool.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_read_pool_bounds_each_statement() {
+    with_fresh_database(|database| async move {
+        let url = with_database(&database.admin_url, &database.name);
+        let reads = postgres_support::connect_reads(&url, 1, SHORT_STATEMENT_TIMEOUT_MS)
+            .await
+            .expect("a read pool");
+        let slow = sqlx::query("SELECT pg_sleep(5)").execute(&reads).await;
+        let error = slow.expect_err("the statement is cancelled");
+        assert!(
+            postgres_support::is_transient(&error),
+            "a cancelled read may pass next time: {error:?}"
+        );
+        assert_eq!(
+            error
+                .as_database_error()
+                .and_then(|database| database.code())
+                .as_deref(),
+            Some("57014"),
+            "query_canceled by statement_timeout: {error:?}"
+        );
+        sqlx::query("SELECT 1")
+            .execute(&reads)
+            .await
+            .expect("quick reads pass");
+        reads.close().await;
+    })
+    .await;
+}

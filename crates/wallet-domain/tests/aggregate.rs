@@ -211,3 +211,31 @@ fn an_unknown_event_type_is_refused_on_decode() {
 fn absent_state_has_version_zero() {
     assert_eq!(WalletState::Absent.version(), 0);
 }
+
+#[test]
+fn an_event_continues_a_stream_only_from_the_balance_it_followed() {
+    let created = decide(&WalletState::Absent, &create("w1", "10.00")).expect("created");
+    assert!(wallet_domain::continues(&WalletState::Absent, &created[0]));
+    let state = replay(&created);
+    assert!(
+        !wallet_domain::continues(&state, &created[0]),
+        "a second creation"
+    );
+    let credit = command(
+        "w1",
+        CommandKind::Credit {
+            amount: amount("5.00"),
+            description: None,
+        },
+    );
+    let credited = decide(&state, &credit).expect("credited");
+    assert!(wallet_domain::continues(&state, &credited[0]));
+    // The same credit decided on another balance does not continue this stream.
+    let richer = replay(&decide(&WalletState::Absent, &create("w1", "20.00")).expect("created"));
+    let elsewhere = decide(&richer, &credit).expect("credited");
+    assert!(!wallet_domain::continues(&state, &elsewhere[0]));
+    assert!(!wallet_domain::continues(
+        &WalletState::Absent,
+        &credited[0]
+    ));
+}

@@ -174,3 +174,50 @@ impl ResponseError for ApiError {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The response to a store error, and its body as text.
+    async fn answered(error: StoreError) -> (StatusCode, Option<String>, String) {
+        let response = ApiError::from(ServiceError::Store(error)).error_response();
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let bytes = actix_web::body::to_bytes(response.into_body())
+            .await
+            .expect("a body");
+        let body = String::from_utf8(bytes.to_vec()).expect("UTF-8 body");
+        (status, retry_after, body)
+    }
+
+    #[tokio::test]
+    async fn an_unknown_outcome_is_a_503_to_retry_with_the_same_key() {
+        let (status, retry_after, body) = answered(StoreError::OutcomeUnknown {
+            source: Box::new(std::io::Error::other("connection reset during COMMIT")),
+        })
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after, Some(RETRY_AFTER_SECONDS.to_string()));
+        assert!(
+            body.contains("outcome of this request is unknown"),
+            "{body}"
+        );
+        assert!(body.contains("Idempotency-Key"), "{body}");
+        assert!(!body.contains("connection reset"), "no cause shown: {body}");
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_store_is_a_503_with_retry_after() {
+        let (status, retry_after, body) =
+            answered(StoreError::Unavailable("pool timed out".into())).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after, Some(RETRY_AFTER_SECONDS.to_string()));
+        assert!(body.contains("event store is unavailable"), "{body}");
+        assert!(!body.contains("pool timed out"), "no cause shown: {body}");
+    }
+}
