@@ -1,11 +1,13 @@
 //! Wallex command API.
 
+pub mod access;
 pub mod adapters;
 pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod publisher_status;
 pub mod startup;
+pub mod token;
 pub mod wallets;
 
 pub use config::Config;

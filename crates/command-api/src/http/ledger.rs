@@ -10,6 +10,9 @@ use serde_json::json;
 use tokio::sync::watch;
 use wallet_domain::WalletId;
 
+use identity::Action;
+
+use super::auth::{authorize_call, authorize_on_wallet, Caller};
 use super::error::ApiError;
 use crate::startup::AppState;
 
@@ -24,6 +27,10 @@ fn internal(error: impl std::fmt::Display) -> ApiError {
 
 fn wallet_id(raw: &str) -> Result<WalletId, ApiError> {
     WalletId::parse(raw).map_err(|_| ApiError::NotFound(format!("Wallet {raw} not found")))
+}
+
+fn read_wallet(owner_id: Option<&str>) -> Action<'_> {
+    Action::ReadWallet { owner_id }
 }
 
 /// Waits (bounded) until an in-process projection has reached every write
@@ -52,11 +59,13 @@ pub async fn catch_up(
            ("endDate" = Option<String>, Query), ("limit" = Option<u32>, Query), ("offset" = Option<u64>, Query)),
     responses((status = 200, description = "{walletId, count, transactions}")))]
 pub async fn wallet_entries(
+    caller: Caller,
     path: web::Path<String>,
     filter: web::Query<EntryFilter>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let wallet_id = wallet_id(&path)?;
+    authorize_on_wallet(&state, &caller, &wallet_id, read_wallet).await?;
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let entries = state
         .ledger
@@ -77,10 +86,12 @@ pub async fn wallet_entries(
 #[utoipa::path(get, path = "/ledger/wallet/{walletId}/summary", tag = "ledger",
     params(("walletId" = String, Path)), responses((status = 200, description = "Summary")))]
 pub async fn wallet_summary(
+    caller: Caller,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let wallet_id = wallet_id(&path)?;
+    authorize_on_wallet(&state, &caller, &wallet_id, read_wallet).await?;
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let summary = state
         .ledger
@@ -94,9 +105,12 @@ pub async fn wallet_summary(
 #[utoipa::path(get, path = "/ledger/reference/{referenceId}", tag = "ledger",
     params(("referenceId" = String, Path)), responses((status = 200, description = "{referenceId, count, transactions}")))]
 pub async fn reference_entries(
+    caller: Caller,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    // A transfer's entries are both wallets': an operator's read.
+    authorize_call(&caller, Action::Audit)?;
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let entries = state
         .ledger
@@ -122,6 +136,7 @@ pub struct WalletFilter {
            ("endDate" = Option<String>, Query), ("limit" = Option<u32>, Query), ("offset" = Option<u64>, Query)),
     responses((status = 200, description = "{count, transactions}")))]
 pub async fn transactions(
+    caller: Caller,
     wallet: web::Query<WalletFilter>,
     filter: web::Query<EntryFilter>,
     state: web::Data<AppState>,
@@ -131,6 +146,11 @@ pub async fn transactions(
         .as_deref()
         .map(WalletId::parse)
         .transpose()?;
+    // One wallet's entries are its owner's to read; every wallet's, an operator's.
+    match &wallet_id {
+        Some(wallet_id) => authorize_on_wallet(&state, &caller, wallet_id, read_wallet).await?,
+        None => authorize_call(&caller, Action::Audit)?,
+    }
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let entries = state
         .ledger
@@ -147,7 +167,8 @@ pub async fn transactions(
 /// and every wallet's ledger balance equals its event-sourced balance.
 #[utoipa::path(get, path = "/ledger/verify", tag = "ledger",
     responses((status = 200, description = "The ledger is consistent"), (status = 409, description = "It is not; the body says where")))]
-pub async fn verify(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn verify(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    authorize_call(&caller, Action::Audit)?;
     let caught_up = catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let verification = state.ledger.verify().await.map_err(internal)?;
     let mut mismatches = Vec::new();
