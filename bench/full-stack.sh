@@ -16,6 +16,9 @@ BIN=target/release
 API_PORT=3200 RELAY_PORT=3201 LEDGER_PORT=3202 PROJECTION_PORT=3203
 LOGS=".infra/$RUN"
 mkdir -p "$LOGS"
+# command-api authenticates on a production backend; wallex-load mints its
+# admin token from the same secret (it reads AUTH_JWT_SECRET too).
+export AUTH_JWT_SECRET="${AUTH_JWT_SECRET:-bench-secret-of-at-least-32-bytes-$RUN}"
 
 cargo build --release --bins
 

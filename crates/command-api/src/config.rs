@@ -14,9 +14,11 @@ use observability::LogFormat;
 pub struct Config {
     #[command(subcommand)]
     pub command: Option<Command>,
-    /// Address to listen on.
-    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
-    pub host: String,
+    /// Address to listen on (default: 0.0.0.0 with authentication on or
+    /// AUTH=none; 127.0.0.1 on the embedded default without AUTH_* settings,
+    /// which then refuses any address but loopback).
+    #[arg(long, env = "HOST")]
+    pub host: Option<String>,
     /// Port to listen on (0 picks a free one).
     #[arg(long, env = "PORT", default_value_t = 3000)]
     pub port: u16,
@@ -81,13 +83,69 @@ pub struct Config {
     /// stores; on kurrentdb keys do not expire).
     #[arg(long, env = "IDEMPOTENCY_RETENTION_HOURS", default_value_t = crate::retention::IDEMPOTENCY_RETENTION_HOURS_DEFAULT)]
     pub idempotency_retention_hours: u32,
+    #[command(flatten)]
+    pub auth: AuthConfig,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+/// Authentication and rate limiting (see `crate::access` for the modes).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AuthConfig {
+    /// `none` runs without authentication, on any address and backend (every
+    /// caller may do everything): only behind something that authenticates.
+    #[arg(long = "auth", env = "AUTH", value_enum)]
+    pub switch: Option<AuthSwitch>,
+    /// HS256 shared secret of bearer tokens (at least 32 bytes); also what
+    /// `command-api token` signs with.
+    #[arg(long, env = "AUTH_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// File of PEM public keys or a JWKS document (RS256, ES256, EdDSA),
+    /// re-read when it changes.
+    #[arg(long, env = "AUTH_JWT_PUBLIC_KEYS")]
+    pub jwt_public_keys: Option<PathBuf>,
+    /// Issuer (`iss`) every token must carry, when set; `command-api token` sets it.
+    #[arg(long, env = "AUTH_ISSUER")]
+    pub issuer: Option<String>,
+    /// Audience (`aud`) every token must carry, when set; `command-api token` sets it.
+    #[arg(long, env = "AUTH_AUDIENCE")]
+    pub audience: Option<String>,
+    /// Requests per second each principal may make, sustained (0: no limit).
+    #[arg(long, env = "RATE_LIMIT_PER_SECOND", default_value_t = crate::access::RATE_LIMIT_PER_SECOND_DEFAULT)]
+    pub rate_limit_per_second: u32,
+    /// Requests a principal may make at once above the sustained rate.
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = crate::access::RATE_LIMIT_BURST_DEFAULT)]
+    pub rate_limit_burst: u32,
+}
+
+/// The one value of `AUTH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthSwitch {
+    /// No authentication: every caller may do everything.
+    #[value(name = "none")]
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum Command {
     /// Applies the PostgreSQL migrations to DATABASE_URL, then exits (the
     /// deployment's migration Job; the services also apply them at start-up).
     Migrate,
+    /// Prints a bearer token signed with AUTH_JWT_SECRET (with AUTH_ISSUER and
+    /// AUTH_AUDIENCE when set), then exits.
+    Token(TokenArgs),
+}
+
+/// `command-api token --sub user-456 --scope wallets --ttl 1h`
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct TokenArgs {
+    /// The principal (`sub`); with the wallets scope, the ownerId of its wallets.
+    #[arg(long)]
+    pub sub: String,
+    /// Space-separated scopes: wallets, deposits, admin.
+    #[arg(long)]
+    pub scope: String,
+    /// How long the token is valid: a number and a unit, s, m, h or d (e.g. 90s, 1h, 7d).
+    #[arg(long, default_value = "1h", value_parser = crate::token::parse_ttl)]
+    pub ttl: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -122,7 +180,7 @@ impl Config {
     pub fn embedded_for_test(data_dir: PathBuf) -> Self {
         Self {
             command: None,
-            host: "127.0.0.1".into(),
+            host: Some("127.0.0.1".into()),
             port: 0,
             data_dir,
             http_workers: Some(2),
@@ -141,6 +199,11 @@ impl Config {
             elasticsearch_index_prefix: "wallex".into(),
             elasticsearch_request_timeout_ms: search_index::REQUEST_TIMEOUT_MS_DEFAULT,
             idempotency_retention_hours: crate::retention::IDEMPOTENCY_RETENTION_HOURS_DEFAULT,
+            auth: AuthConfig {
+                rate_limit_per_second: crate::access::RATE_LIMIT_PER_SECOND_DEFAULT,
+                rate_limit_burst: crate::access::RATE_LIMIT_BURST_DEFAULT,
+                ..AuthConfig::default()
+            },
         }
     }
 }

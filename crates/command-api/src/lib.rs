@@ -1,5 +1,6 @@
 //! Wallex command API.
 
+pub mod access;
 pub mod adapters;
 pub mod config;
 pub mod http;
@@ -7,6 +8,7 @@ pub mod metrics;
 pub mod publisher_status;
 pub mod retention;
 pub mod startup;
+pub mod token;
 pub mod wallets;
 
 pub use config::Config;

@@ -6,14 +6,21 @@ use command_api::{Application, Config};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::parse();
     observability::init_tracing(config.log_format);
-    if config.command == Some(Command::Migrate) {
-        let url = config
-            .database_url
-            .as_deref()
-            .ok_or("migrate needs DATABASE_URL")?;
-        // One connection: connecting applies the migrations under sqlx's advisory lock.
-        postgres_support::connect(url, 1).await?;
-        return Ok(());
+    match &config.command {
+        Some(Command::Migrate) => {
+            let url = config
+                .database_url
+                .as_deref()
+                .ok_or("migrate needs DATABASE_URL")?;
+            // One connection: connecting applies the migrations under sqlx's advisory lock.
+            postgres_support::connect(url, 1).await?;
+            return Ok(());
+        }
+        Some(Command::Token(args)) => {
+            println!("{}", command_api::token::mint(&config.auth, args)?);
+            return Ok(());
+        }
+        None => {}
     }
     Application::build(config)
         .await?

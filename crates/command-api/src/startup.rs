@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use transfer_process::JournalError;
 
+use crate::access::{Access, AccessConfigError};
 use crate::adapters::{self, Progress};
 use crate::config::Config;
 use crate::http::{self, TRANSFER_REPLY};
@@ -41,10 +42,14 @@ pub struct AppState {
     pub publisher: Arc<dyn PublisherStatus>,
     pub progress: Progress,
     pub metrics: Metrics,
+    /// Authentication and the per-principal rate limit.
+    pub access: Access,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error(transparent)]
+    Access(#[from] AccessConfigError),
     #[error("{0} must be set for this configuration")]
     Missing(&'static str),
     #[error("cannot create the data folder {path}: {source}")]
@@ -127,6 +132,16 @@ async fn watch_store_head(state: web::Data<AppState>, mut stopping: watch::Recei
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        // Before any connection: a configuration that must not serve stops here.
+        let plan = Access::from_config(&config)?;
+        if plan.open_by_default {
+            tracing::warn!(
+                host = %plan.host,
+                "authentication is off (no AUTH_* set): every caller may do everything, so \
+                 command-api listens on loopback only; set AUTH_JWT_SECRET or \
+                 AUTH_JWT_PUBLIC_KEYS to serve other addresses"
+            );
+        }
         let metrics = Metrics::new()?;
         let (shutdown, stopping) = watch::channel(false);
         let mut adapters = adapters::build(&config, stopping.clone()).await?;
@@ -153,6 +168,7 @@ impl Application {
             publisher: adapters.publisher,
             progress: adapters.progress,
             metrics,
+            access: plan.access,
         });
         adapters.background.push(tokio::spawn(watch_store_head(
             state.clone(),
@@ -163,8 +179,9 @@ impl Application {
                 .background
                 .push(tokio::spawn(sweep_transfers(state.clone(), stopping)));
         }
-        let listener = TcpListener::bind((config.host.as_str(), config.port))?;
+        let listener = TcpListener::bind((plan.host.as_str(), config.port))?;
         let port = listener.local_addr()?.port();
+        let authenticated = state.access.verifies();
         let mut server = HttpServer::new(move || {
             let metrics = state.metrics.clone();
             App::new()
@@ -178,7 +195,7 @@ impl Application {
             server = server.workers(workers);
         }
         let server = server.listen(listener)?.run();
-        tracing::info!(port, mode, "command-api listening");
+        tracing::info!(host = %plan.host, port, mode, authenticated, "command-api listening");
         Ok(Self {
             server,
             port,

@@ -20,6 +20,7 @@ const BINARIES: &[(&str, &[Variable])] = &[
             ("ELASTICSEARCH_URL", None),
             ("EVENT_STORE", None),
             ("KURRENTDB_URL", None),
+            ("AUTH_JWT_SECRET", None),
             ("RUST_LOG", None),
             ("LOG_FORMAT", None),
         ],

@@ -53,6 +53,50 @@ pub struct Args {
     /// NAME=URL of its /metrics (repeatable), e.g. ledger=http://127.0.0.1:3002/metrics.
     #[arg(long = "lag-metrics", value_parser = crate::lag::parse_lag_source)]
     pub lag_metrics: Vec<crate::lag::LagSource>,
+
+    /// Bearer token sent with every request, for a server with authentication
+    /// on. It needs the admin scope: the load opens wallets with a balance for
+    /// many owners and moves money between them.
+    #[arg(long, env = "WALLEX_LOAD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Without --token: mint an admin token (sub `wallex-load`) signed with
+    /// this HS256 secret, the server's AUTH_JWT_SECRET.
+    #[arg(long, env = "AUTH_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Issuer of the minted token, when the server checks one (AUTH_ISSUER).
+    #[arg(long, env = "AUTH_ISSUER")]
+    pub issuer: Option<String>,
+    /// Audience of the minted token, when the server checks one (AUTH_AUDIENCE).
+    #[arg(long, env = "AUTH_AUDIENCE")]
+    pub audience: Option<String>,
+}
+
+/// How long a minted token is valid: longer than any run the bounds allow.
+pub const MINTED_TOKEN_TTL_SECONDS: u64 = 24 * 3600;
+/// The principal of a minted token.
+pub const MINTED_TOKEN_SUBJECT: &str = "wallex-load";
+
+impl Args {
+    /// The bearer token to send: `--token`, or one minted from `--jwt-secret`;
+    /// `None` for a server without authentication.
+    pub fn bearer_token(&self) -> Result<Option<String>, identity::MintError> {
+        if let Some(token) = &self.token {
+            return Ok(Some(token.clone()));
+        }
+        let Some(secret) = &self.jwt_secret else {
+            return Ok(None);
+        };
+        let claims = identity::Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            ..identity::Claims::new(
+                MINTED_TOKEN_SUBJECT,
+                "admin",
+                std::time::Duration::from_secs(MINTED_TOKEN_TTL_SECONDS),
+            )
+        };
+        identity::mint_hs256(secret.as_bytes(), &claims).map(Some)
+    }
 }
 
 fn parse_bounded(value: &str, name: &str, maximum: usize) -> Result<usize, String> {
@@ -122,6 +166,25 @@ mod tests {
         assert_eq!(args.seed, None);
         assert_eq!(args.run_id, None);
         assert!(!args.json);
+        Ok(())
+    }
+
+    #[test]
+    fn a_token_is_given_or_minted_from_the_secret() -> Result<(), Box<dyn std::error::Error>> {
+        let given = Args::try_parse_from(["wallex-load", "--token", "abc", "--jwt-secret", "x"])?;
+        assert_eq!(given.bearer_token()?, Some("abc".to_owned()));
+        let secret = "a-test-secret-of-at-least-32-bytes!!";
+        let minted = Args::try_parse_from(["wallex-load", "--jwt-secret", secret])?;
+        let token = minted.bearer_token()?.ok_or("a minted token")?;
+        let verifier = identity::Verifier::new(
+            Some(identity::KeySet::secret(secret.as_bytes())?),
+            None,
+            None,
+            None,
+        );
+        let principal = verifier.verify(&token)?;
+        assert_eq!(principal.subject(), Some(MINTED_TOKEN_SUBJECT));
+        assert!(principal.has(identity::Scope::Admin));
         Ok(())
     }
 

@@ -118,6 +118,15 @@ fn transport_error_kind(error: &reqwest::Error) -> String {
     kind.to_owned()
 }
 
+/// The client cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("Failed to build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("The bearer token is not a valid header value (visible ASCII only)")]
+    Token,
+}
+
 #[derive(Debug, Clone)]
 pub struct WalletClient {
     http: reqwest::Client,
@@ -125,9 +134,18 @@ pub struct WalletClient {
 }
 
 impl WalletClient {
-    /// One keep-alive HTTP/1.1 pool sized for `pool_size` concurrent workers.
-    pub fn new(base_url: &str, pool_size: usize) -> Result<Self, reqwest::Error> {
+    /// One keep-alive HTTP/1.1 pool sized for `pool_size` concurrent workers,
+    /// sending `Authorization: Bearer <token>` when given a token.
+    pub fn new(base_url: &str, pool_size: usize, token: Option<&str>) -> Result<Self, ClientError> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| ClientError::Token)?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .http1_only()
             .pool_max_idle_per_host(pool_size)
             .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS))

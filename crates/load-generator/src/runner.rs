@@ -37,8 +37,10 @@ pub const OPERATION_DESCRIPTION: &str = "wallex-load";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("Failed to build the HTTP client: {0}")]
-    HttpClient(#[from] reqwest::Error),
+    #[error(transparent)]
+    HttpClient(#[from] crate::client::ClientError),
+    #[error("Failed to mint a token from AUTH_JWT_SECRET: {0}")]
+    Token(#[from] identity::MintError),
     #[error("Failed to create a latency histogram: {0}")]
     Histogram(String),
     #[error("A worker task failed: {0}")]
@@ -61,7 +63,7 @@ pub async fn run(args: &Args) -> Result<Report, LoadError> {
     let run_id = args.run_id.clone().unwrap_or_else(random_run_id);
     let mut rng = StdRng::seed_from_u64(seed);
     let context = Arc::new(RunContext {
-        client: WalletClient::new(&args.url, args.workers)?,
+        client: WalletClient::new(&args.url, args.workers, args.bearer_token()?.as_deref())?,
         wallet_ids: (0..args.wallets).map(|n| wallet_id(&run_id, n)).collect(),
         owner_ids: (0..args.wallets).map(|n| owner_id(&run_id, n)).collect(),
         initial_balance: args.initial_balance,

@@ -63,6 +63,9 @@ fn day(day_of_month: u32) -> DateTime<Utc> {
         .expect("a valid instant")
 }
 
+/// Who caused every event of the scenarios (the `sub` of a token).
+const PRINCIPAL: &str = "gateway-7";
+
 struct EventAt {
     position: u64,
     stream_version: u64,
@@ -83,7 +86,10 @@ fn recorded(at: EventAt) -> RecordedEvent {
             occurred_at: at.occurred_at,
             amount: at.amount,
             balance_after: at.balance_after,
-            metadata: EventMetadata::default(),
+            metadata: EventMetadata {
+                principal: Some(PRINCIPAL.into()),
+                ..EventMetadata::default()
+            },
             kind: at.kind,
         },
     }
@@ -250,6 +256,7 @@ pub async fn a_wallet_history_comes_back_newest_first_with_exact_amounts(
     assert_eq!(sent.description.as_deref(), Some("Rent for March"));
     assert_eq!(sent.owner_id, owner(OWNER_A));
     assert_eq!((sent.position, sent.stream_version), (5, 4));
+    assert_eq!(sent.principal.as_deref(), Some(PRINCIPAL));
     assert_eq!(sent.occurred_at, day(5));
     // The JSON a handler returns carries the exact digits as numbers.
     let json = serde_json::to_string(&history.items[2]).expect("serializes");

@@ -18,6 +18,12 @@ use crate::{IndexedWallet, SearchIndexError, Transaction};
 /// Cents in one unit of the wallet currency (`MONEY_SCALE` = 2).
 const CENTS_PER_UNIT: Decimal = Decimal::ONE_HUNDRED;
 
+/// Fields added to the transactions mapping after its first version, put on
+/// an index created before them (adding a field to a mapping is allowed).
+pub(crate) fn transactions_mapping_additions() -> Value {
+    json!({ "properties": { "principal": { "type": "keyword" } } })
+}
+
 /// `dynamic: strict`: a field the mapping does not name is refused, not guessed.
 pub(crate) fn transactions_mapping() -> Value {
     json!({
@@ -39,7 +45,8 @@ pub(crate) fn transactions_mapping() -> Value {
                 "description": { "type": "text" },
                 "occurredAt": { "type": "date" },
                 "position": { "type": "long" },
-                "streamVersion": { "type": "long" }
+                "streamVersion": { "type": "long" },
+                "principal": { "type": "keyword" }
             }
         }
     })
@@ -79,6 +86,8 @@ pub(crate) struct TransactionSource {
     pub occurred_at: DateTime<Utc>,
     pub position: u64,
     pub stream_version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,6 +254,7 @@ fn transaction_source(
         occurred_at: event.occurred_at,
         position: recorded.position,
         stream_version: recorded.stream_version,
+        principal: event.metadata.principal.clone(),
     })
 }
 
@@ -288,6 +298,7 @@ impl TryFrom<TransactionSource> for Transaction {
             occurred_at: source.occurred_at,
             position: source.position,
             stream_version: source.stream_version,
+            principal: source.principal,
         })
     }
 }

@@ -8,7 +8,9 @@ use elasticsearch::http::request::JsonBody;
 use elasticsearch::http::response::Response;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::Url;
-use elasticsearch::indices::{IndicesCreateParts, IndicesDeleteParts, IndicesRefreshParts};
+use elasticsearch::indices::{
+    IndicesCreateParts, IndicesDeleteParts, IndicesPutMappingParts, IndicesRefreshParts,
+};
 use elasticsearch::params::Refresh;
 use elasticsearch::{BulkParts, Elasticsearch, MgetParts, SearchParts};
 use event_store::RecordedEvent;
@@ -18,8 +20,8 @@ use serde_json::{json, Value};
 use wallet_domain::WalletId;
 
 use crate::documents::{
-    batch_documents, transactions_mapping, wallets_mapping, wallets_to_look_up, BatchDocuments,
-    TransactionSource, WalletIdentity, WalletSource,
+    batch_documents, transactions_mapping, transactions_mapping_additions, wallets_mapping,
+    wallets_to_look_up, BatchDocuments, TransactionSource, WalletIdentity, WalletSource,
 };
 use crate::query::{search_transactions_body, wallet_transactions_body, Page};
 use crate::{
@@ -250,7 +252,18 @@ impl SearchIndex for ElasticsearchIndex {
         self.create_index(&self.wallets_index, wallets_mapping())
             .await?;
         self.create_index(&self.transactions_index, transactions_mapping())
-            .await
+            .await?;
+        // An index created by an earlier version lacks the later fields.
+        let response = self
+            .client
+            .indices()
+            .put_mapping(IndicesPutMappingParts::Index(&[self
+                .transactions_index
+                .as_str()]))
+            .body(transactions_mapping_additions())
+            .send()
+            .await;
+        checked(response).await.map(drop)
     }
 
     async fn index_batch(

@@ -32,9 +32,10 @@ use crate::{
     TransactionSearch,
 };
 
-const MIGRATIONS: &[&str] = &[include_str!(
-    "../../../migrations/embedded/search_index_0001.sql"
-)];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/embedded/search_index_0001.sql"),
+    include_str!("../../../migrations/embedded/search_index_0002.sql"),
+];
 const DATABASE_FILE: &str = "search_index.db";
 /// The name the relay logs this sink under.
 pub const SINK_NAME: &str = "search-index";
@@ -50,7 +51,7 @@ const TEXT_IDENTIFIER_COLUMNS: [&str; 4] = [
 
 const TRANSACTION_COLUMNS: &str = "event_id, wallet_id, owner_id, transaction_type, amount, \
      amount_cents, balance_after, counterparty_wallet_id, transfer_id, description, occurred_at, \
-     position, stream_version";
+     position, stream_version, principal";
 
 pub struct EmbeddedSearchIndex {
     writer: SharedWriter,
@@ -161,6 +162,7 @@ fn transaction_row(row: &Row<'_>) -> rusqlite::Result<TransactionSource> {
         occurred_at: timestamp_column(row, 10)?,
         position: unsigned_column(row, 11)?,
         stream_version: unsigned_column(row, 12)?,
+        principal: row.get(13)?,
     })
 }
 
@@ -203,8 +205,8 @@ fn write_transaction(connection: &Connection, source: &TransactionSource) -> rus
         .prepare_cached(
             "INSERT OR REPLACE INTO search_transactions (position, event_id, wallet_id, owner_id, \
              transaction_type, amount, amount_cents, balance_after, counterparty_wallet_id, \
-             transfer_id, description, occurred_at, occurred_at_ms, stream_version) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             transfer_id, description, occurred_at, occurred_at_ms, stream_version, principal) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?
         .execute(params![
             position,
@@ -221,6 +223,7 @@ fn write_transaction(connection: &Connection, source: &TransactionSource) -> rus
             timestamp(&source.occurred_at),
             source.occurred_at.timestamp_millis(),
             to_sql_integer(source.stream_version)?,
+            source.principal,
         ])?;
     if let Some(description) = &source.description {
         connection

@@ -73,6 +73,8 @@ pub struct Transaction {
     pub position: u64,
     /// Version of the event in its wallet's stream.
     pub stream_version: u64,
+    /// Who caused the event: the principal in its metadata, when there was one.
+    pub principal: Option<String>,
 }
 
 /// A wallet as of the newest event the index has applied to it.

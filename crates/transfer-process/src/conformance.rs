@@ -122,6 +122,7 @@ pub fn request(key: &str, from: &str, to: &str, amount: &str) -> TransferRequest
                 idempotency_key: Some(key.to_owned()),
                 correlation_id: Some("correlation".into()),
                 causation_id: None,
+                principal: Some("user-456".into()),
             },
             request_fingerprint: Some(format!("{from}->{to}:{amount}")),
             initiated_at: Utc

@@ -21,6 +21,11 @@ pub struct EventMetadata {
     pub idempotency_key: Option<String>,
     pub correlation_id: Option<String>,
     pub causation_id: Option<String>,
+    /// The authenticated principal (`sub`) that caused the event: the audit
+    /// trail of who moved the money. Absent when unauthenticated, and in
+    /// events stored before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,6 +195,8 @@ struct MetadataWire {
     causation_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     transfer_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    principal: Option<String>,
 }
 
 impl From<&WalletEvent> for EventWire {
@@ -214,6 +221,7 @@ impl From<&WalletEvent> for EventWire {
                 correlation_id: event.metadata.correlation_id.clone(),
                 causation_id: event.metadata.causation_id.clone(),
                 transfer_id: event.kind.transfer_id(),
+                principal: event.metadata.principal.clone(),
             },
         }
     }
@@ -293,6 +301,7 @@ impl TryFrom<EventWire> for WalletEvent {
                 idempotency_key: wire.metadata.idempotency_key,
                 correlation_id: wire.metadata.correlation_id,
                 causation_id: wire.metadata.causation_id,
+                principal: wire.metadata.principal,
             },
             kind,
         })

@@ -198,6 +198,24 @@ fn events_round_trip_through_json_exactly() {
 }
 
 #[test]
+fn the_principal_rides_in_the_metadata_and_old_events_lack_it() {
+    let mut event = given_when(&[], &create("w1", "1")).expect("create")[0].clone();
+    let before = event.to_json().expect("encode");
+    assert!(!before.contains("principal"), "{before}");
+    assert_eq!(
+        WalletEvent::from_json(&before)
+            .expect("an event stored before principals decodes")
+            .metadata
+            .principal,
+        None
+    );
+    event.metadata.principal = Some("user-456".into());
+    let json = event.to_json().expect("encode");
+    assert!(json.contains("\"principal\":\"user-456\""), "{json}");
+    assert_eq!(WalletEvent::from_json(&json).expect("decode"), event);
+}
+
+#[test]
 fn an_unknown_event_type_is_refused_on_decode() {
     let events = given_when(&[], &create("w1", "1")).expect("create");
     let json = events[0]

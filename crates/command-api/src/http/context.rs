@@ -7,6 +7,7 @@ use futures::future::LocalBoxFuture;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::auth::{principal_of, scoped_idempotency_key};
 use super::error::ApiError;
 use crate::wallets::{IdempotencyClaim, RequestContext, WalletOperation};
 
@@ -92,12 +93,14 @@ pub fn request_context(
                 .map(|byte| format!("{byte:02x}"))
                 .collect();
             Some(IdempotencyClaim {
-                key: key.to_owned(),
+                key: scoped_idempotency_key(request, key),
                 fingerprint,
             })
         }
     };
     Ok(RequestContext {
+        principal: principal_of(request)
+            .and_then(|principal| principal.subject().map(str::to_owned)),
         correlation_id,
         request_id: Uuid::new_v4(),
         idempotency,

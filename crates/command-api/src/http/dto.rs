@@ -190,10 +190,16 @@ pub struct TransactionResponse {
     /// The wallet's version after this event.
     #[schema(example = 2)]
     pub stream_version: u64,
+    /// Who caused the event (the `sub` of its bearer token): shown to the
+    /// `admin` scope only, absent for events made without authentication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "gateway-7")]
+    pub principal: Option<String>,
 }
 
-impl From<search_index::Transaction> for TransactionResponse {
-    fn from(transaction: search_index::Transaction) -> Self {
+impl TransactionResponse {
+    /// The transaction as a caller sees it: with who caused it when `with_principal`.
+    fn new(transaction: search_index::Transaction, with_principal: bool) -> Self {
         Self {
             id: transaction.id,
             wallet_id: transaction.wallet_id.to_string(),
@@ -210,14 +216,18 @@ impl From<search_index::Transaction> for TransactionResponse {
             occurred_at: timestamp(&transaction.occurred_at),
             position: transaction.position,
             stream_version: transaction.stream_version,
+            principal: transaction.principal.filter(|_| with_principal),
         }
     }
 }
 
-fn transactions(page: search_index::TransactionPage) -> Vec<TransactionResponse> {
+fn transactions(
+    page: search_index::TransactionPage,
+    with_principals: bool,
+) -> Vec<TransactionResponse> {
     page.items
         .into_iter()
-        .map(TransactionResponse::from)
+        .map(|transaction| TransactionResponse::new(transaction, with_principals))
         .collect()
 }
 
@@ -234,11 +244,16 @@ pub struct WalletTransactionsResponse {
 }
 
 impl WalletTransactionsResponse {
-    pub fn new(wallet_id: &WalletId, page: search_index::TransactionPage) -> Self {
+    /// One page of a wallet's history; who caused each event when `with_principals`.
+    pub fn new(
+        wallet_id: &WalletId,
+        page: search_index::TransactionPage,
+        with_principals: bool,
+    ) -> Self {
         Self {
             wallet_id: wallet_id.to_string(),
             count: page.total,
-            transactions: transactions(page),
+            transactions: transactions(page, with_principals),
         }
     }
 }
@@ -252,11 +267,20 @@ pub struct TransactionSearchResponse {
     pub transactions: Vec<TransactionResponse>,
 }
 
-impl From<search_index::TransactionPage> for TransactionSearchResponse {
-    fn from(page: search_index::TransactionPage) -> Self {
+impl TransactionSearchResponse {
+    /// One page of matches; who caused each event when `with_principals`.
+    pub fn new(page: search_index::TransactionPage, with_principals: bool) -> Self {
         Self {
             count: page.total,
-            transactions: transactions(page),
+            transactions: transactions(page, with_principals),
+        }
+    }
+
+    /// No match: what a search of someone else's wallets finds.
+    pub fn empty() -> Self {
+        Self {
+            count: 0,
+            transactions: Vec::new(),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! store or its pool unavailable, an append whose outcome is unknown, a busy
 //! wallet, the search index down) is a 503 with `Retry-After`, never a 500.
 
-use actix_web::http::header::RETRY_AFTER;
+use actix_web::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use event_store::StoreError;
@@ -16,6 +16,7 @@ use transfer_process::{JournalError, ProcessError};
 use utoipa::ToSchema;
 use wallet_domain::{DomainError, ValidationError};
 
+use crate::access::AdmissionError;
 use crate::wallets::ServiceError;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -33,6 +34,12 @@ pub struct ErrorBody {
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// 401 with `WWW-Authenticate: Bearer`; the text names the failed check.
+    #[error(transparent)]
+    Unauthorized(identity::AuthError),
+    /// 403: authenticated, but the scopes do not allow the call.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -41,6 +48,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// 429 with `Retry-After`.
+    #[error("Too many requests from this principal; retry in {retry_after_seconds} s")]
+    TooManyRequests { retry_after_seconds: u64 },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -122,6 +132,29 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+impl From<AdmissionError> for ApiError {
+    fn from(error: AdmissionError) -> Self {
+        match error {
+            AdmissionError::Unauthenticated(error) => ApiError::Unauthorized(error),
+            AdmissionError::RateLimited {
+                retry_after_seconds,
+            } => ApiError::TooManyRequests {
+                retry_after_seconds,
+            },
+        }
+    }
+}
+
+impl From<identity::Refusal> for ApiError {
+    /// A refusal on no wallet in particular: a concealed one is not found.
+    fn from(refusal: identity::Refusal) -> Self {
+        match refusal {
+            identity::Refusal::Forbidden(message) => ApiError::Forbidden(message.to_owned()),
+            identity::Refusal::Concealed => ApiError::NotFound("Not found".into()),
+        }
+    }
+}
+
 impl From<SearchIndexError> for ApiError {
     fn from(error: SearchIndexError) -> Self {
         match error {
@@ -145,10 +178,13 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -164,8 +200,23 @@ impl ResponseError for ApiError {
             other => other.to_string(),
         };
         let mut response = HttpResponse::build(status);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((RETRY_AFTER, RETRY_AFTER_SECONDS.to_string()));
+        match self {
+            ApiError::Unauthorized(identity::AuthError::Missing) => {
+                response.insert_header((WWW_AUTHENTICATE, "Bearer"));
+            }
+            // RFC 6750 §3: a token was sent and failed.
+            ApiError::Unauthorized(_) => {
+                response.insert_header((WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#));
+            }
+            ApiError::TooManyRequests {
+                retry_after_seconds,
+            } => {
+                response.insert_header((RETRY_AFTER, retry_after_seconds.to_string()));
+            }
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
+                response.insert_header((RETRY_AFTER, RETRY_AFTER_SECONDS.to_string()));
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             status_code: status.as_u16(),

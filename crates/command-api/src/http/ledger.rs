@@ -11,6 +11,9 @@ use tokio::sync::watch;
 use utoipa::ToSchema;
 use wallet_domain::WalletId;
 
+use identity::Action;
+
+use super::auth::{authorize_call, authorize_on_wallet, Caller};
 use super::dto::money_schema;
 use super::error::{ApiError, ErrorBody};
 use crate::startup::AppState;
@@ -26,6 +29,10 @@ fn internal(error: impl std::fmt::Display) -> ApiError {
 
 fn wallet_id(raw: &str) -> Result<WalletId, ApiError> {
     WalletId::parse(raw).map_err(|_| ApiError::NotFound(format!("Wallet {raw} not found")))
+}
+
+fn read_wallet(owner_id: Option<&str>) -> Action<'_> {
+    Action::ReadWallet { owner_id }
 }
 
 /// Waits (bounded) until an in-process projection has reached every write
@@ -56,11 +63,13 @@ pub async fn catch_up(
               (status = 400, description = "Invalid filter or paging: the message names the parameter", body = ErrorBody),
               (status = 404, description = "Not a wallet id", body = ErrorBody)))]
 pub async fn wallet_entries(
+    caller: Caller,
     path: web::Path<String>,
     filter: web::Query<EntryFilter>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let wallet_id = wallet_id(&path)?;
+    authorize_on_wallet(&state, &caller, &wallet_id, read_wallet).await?;
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let entries = state
         .ledger
@@ -128,10 +137,12 @@ impl WalletSummaryResponse {
     responses((status = 200, description = "Summary", body = WalletSummaryResponse),
               (status = 404, description = "Not a wallet id", body = ErrorBody)))]
 pub async fn wallet_summary(
+    caller: Caller,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let wallet_id = wallet_id(&path)?;
+    authorize_on_wallet(&state, &caller, &wallet_id, read_wallet).await?;
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let summary = state
         .ledger
@@ -159,9 +170,12 @@ pub async fn wallet_summary(
 #[utoipa::path(get, path = "/ledger/reference/{referenceId}", tag = "ledger",
     params(("referenceId" = String, Path)), responses((status = 200, description = "{referenceId, count, transactions}")))]
 pub async fn reference_entries(
+    caller: Caller,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    // A transfer's entries are both wallets': an operator's read.
+    authorize_call(&caller, Action::Audit)?;
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let entries = state
         .ledger
@@ -188,6 +202,7 @@ pub struct WalletFilter {
     responses((status = 200, description = "{count, transactions}, newest first"),
               (status = 400, description = "Invalid filter or paging: the message names the parameter", body = ErrorBody)))]
 pub async fn transactions(
+    caller: Caller,
     wallet: web::Query<WalletFilter>,
     filter: web::Query<EntryFilter>,
     state: web::Data<AppState>,
@@ -197,6 +212,11 @@ pub async fn transactions(
         .as_deref()
         .map(WalletId::parse)
         .transpose()?;
+    // One wallet's entries are its owner's to read; every wallet's, an operator's.
+    match &wallet_id {
+        Some(wallet_id) => authorize_on_wallet(&state, &caller, wallet_id, read_wallet).await?,
+        None => authorize_call(&caller, Action::Audit)?,
+    }
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let entries = state
         .ledger
@@ -213,7 +233,8 @@ pub async fn transactions(
 /// and every wallet's ledger balance equals its event-sourced balance.
 #[utoipa::path(get, path = "/ledger/verify", tag = "ledger",
     responses((status = 200, description = "The ledger is consistent"), (status = 409, description = "It is not; the body says where")))]
-pub async fn verify(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn verify(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    authorize_call(&caller, Action::Audit)?;
     let caught_up = catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let verification = state.ledger.verify().await.map_err(internal)?;
     let mut mismatches = Vec::new();

@@ -1,5 +1,6 @@
 //! HTTP: routes, request parsing, the wire format and the error mapping.
 
+mod auth;
 mod body;
 mod context;
 mod dto;
@@ -15,7 +16,10 @@ use std::time::Instant;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::{web, HttpRequest};
 use futures::future::LocalBoxFuture;
-use utoipa::OpenApi;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use body::BODY_SIZE_MAX;
@@ -61,9 +65,74 @@ use crate::metrics::Metrics;
         dto::TransactionSearchResponse,
         ledger::WalletSummaryResponse,
         ErrorBody
-    ))
+    )),
+    modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
+
+/// The name of the bearer JWT security scheme in the OpenAPI document.
+pub const SECURITY_SCHEME: &str = "bearerAuth";
+/// Path prefixes that need no token: probes, metrics, the documents.
+pub const OPEN_PATH_PREFIXES: [&str; 2] = ["/health", "/metrics"];
+
+/// Puts the `bearerAuth` scheme on every protected operation, with the
+/// answers every one of them can give: 401, 403 and 429.
+struct BearerAuth;
+
+impl BearerAuth {
+    fn protect(operation: &mut Operation) {
+        operation.security = Some(vec![SecurityRequirement::new(
+            SECURITY_SCHEME,
+            Vec::<String>::new(),
+        )]);
+        for (status, description) in [
+            ("401", "No valid bearer token (WWW-Authenticate: Bearer); the message names the failed check"),
+            ("403", "The token's scopes do not allow this call"),
+            ("429", "Over this principal's rate limit (Retry-After: seconds)"),
+        ] {
+            let error_body = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build();
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content("application/json", error_body)
+                .build();
+            operation
+                .responses
+                .responses
+                .insert(status.to_owned(), response.into());
+        }
+    }
+}
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            SECURITY_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A JWT with sub and scope (wallets, deposits, admin); see the README",
+                    ))
+                    .build(),
+            ),
+        );
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if OPEN_PATH_PREFIXES
+                .iter()
+                .any(|prefix| path.starts_with(prefix))
+            {
+                continue;
+            }
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                Self::protect(operation);
+            }
+        }
+    }
+}
 
 /// Every route of the API.
 pub fn routes(config: &mut web::ServiceConfig) {

@@ -14,6 +14,9 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use wallet_domain::{OwnerId, WalletId};
 
+use identity::Action;
+
+use super::auth::{authorize_on_wallet, owner_filter, sees_principals, Caller, OwnerFilter};
 use super::dto::{TransactionSearchResponse, WalletTransactionsResponse};
 use super::error::{ApiError, ErrorBody};
 use super::ledger::catch_up;
@@ -126,6 +129,7 @@ pub struct PageParams {
     )
 )]
 pub async fn wallet_transactions(
+    caller: Caller,
     path: web::Path<String>,
     params: web::Query<PageParams>,
     state: web::Data<AppState>,
@@ -133,6 +137,10 @@ pub async fn wallet_transactions(
     let raw = path.into_inner();
     let not_found = || ApiError::NotFound(format!("Wallet {raw} not found"));
     let wallet_id = WalletId::parse(&raw).map_err(|_| not_found())?;
+    authorize_on_wallet(&state, &caller, &wallet_id, |owner_id| Action::ReadWallet {
+        owner_id,
+    })
+    .await?;
     let limit = limit(params.limit.as_deref())?;
     let offset = offset(params.offset.as_deref())?;
     let index = search_index(&state)?;
@@ -150,7 +158,11 @@ pub async fn wallet_transactions(
     {
         return Err(not_found());
     }
-    Ok(HttpResponse::Ok().json(WalletTransactionsResponse::new(&wallet_id, page)))
+    Ok(HttpResponse::Ok().json(WalletTransactionsResponse::new(
+        &wallet_id,
+        page,
+        sees_principals(&caller),
+    )))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -206,14 +218,24 @@ impl SearchParams {
     )
 )]
 pub async fn search_transactions(
+    caller: Caller,
     params: web::Query<SearchParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let search = params.search()?;
+    let mut search = params.search()?;
+    search.owner_id = match owner_filter(&caller, search.owner_id.take())? {
+        OwnerFilter::Apply(owner_id) => owner_id,
+        OwnerFilter::Nothing => {
+            return Ok(HttpResponse::Ok().json(TransactionSearchResponse::empty()));
+        }
+    };
     let index = search_index(&state)?;
     caught_up(&state).await;
     let page = index.search_transactions(&search).await?;
-    Ok(HttpResponse::Ok().json(TransactionSearchResponse::from(page)))
+    Ok(HttpResponse::Ok().json(TransactionSearchResponse::new(
+        page,
+        sees_principals(&caller),
+    )))
 }
 
 #[cfg(test)]

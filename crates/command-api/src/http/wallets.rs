@@ -8,6 +8,11 @@ use transfer_process::TransferReply;
 use utoipa::IntoParams;
 use wallet_domain::{Amount, Description, OwnerId, WalletId};
 
+use identity::Action;
+
+use super::auth::{
+    authorize_call, authorize_on_wallet, owner_filter, refused, Caller, OwnerFilter,
+};
 use super::body::{read_body, JsonObject};
 use super::context::request_context;
 use super::dto::{
@@ -80,6 +85,7 @@ async fn json_body(
     )
 )]
 pub async fn create_wallet(
+    caller: Caller,
     request: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
@@ -90,6 +96,13 @@ pub async fn create_wallet(
         owner_id,
         initial_balance,
     } = CreateWalletRequest::parse(&body)?;
+    authorize_call(
+        &caller,
+        Action::CreateWallet {
+            owner_id: owner_id.as_str(),
+            opening_balance: initial_balance.value() > rust_decimal::Decimal::ZERO,
+        },
+    )?;
     let operation = WalletOperation::Create {
         wallet_id,
         owner_id,
@@ -100,13 +113,16 @@ pub async fn create_wallet(
 
 /// A credit or a debit: the wallet in the path, the amount in the body.
 async fn amount_operation(
+    caller: Caller,
     request: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
+    action: fn(Option<&str>) -> Action<'_>,
     operation: fn(WalletId, Amount, Option<Description>) -> WalletOperation,
 ) -> Result<HttpResponse, ApiError> {
     let wallet_id = path_wallet(&path)?;
+    authorize_on_wallet(&state, &caller, &wallet_id, action).await?;
     let body = json_body(&request, payload, AmountRequest::FIELDS).await?;
     let AmountRequest {
         amount,
@@ -131,16 +147,19 @@ async fn amount_operation(
     )
 )]
 pub async fn credit_wallet(
+    caller: Caller,
     request: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     amount_operation(
+        caller,
         request,
         path,
         payload,
         state,
+        |_| Action::Credit,
         |wallet_id, amount, description| WalletOperation::Credit {
             wallet_id,
             amount,
@@ -166,16 +185,19 @@ pub async fn credit_wallet(
     )
 )]
 pub async fn debit_wallet(
+    caller: Caller,
     request: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     amount_operation(
+        caller,
         request,
         path,
         payload,
         state,
+        |owner_id| Action::MoveOut { owner_id },
         |wallet_id, amount, description| WalletOperation::Debit {
             wallet_id,
             amount,
@@ -201,12 +223,17 @@ pub async fn debit_wallet(
     )
 )]
 pub async fn transfer(
+    caller: Caller,
     request: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let from_wallet_id = path_wallet(&path)?;
+    authorize_on_wallet(&state, &caller, &from_wallet_id, |owner_id| {
+        Action::MoveOut { owner_id }
+    })
+    .await?;
     let body = json_body(&request, payload, TransferRequest::FIELDS).await?;
     let TransferRequest {
         to_wallet_id,
@@ -232,6 +259,7 @@ pub async fn transfer(
     )
 )]
 pub async fn get_wallet(
+    caller: Caller,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -240,8 +268,12 @@ pub async fn get_wallet(
         .wallets
         .current(&wallet_id)
         .await
-        .map_err(ApiError::from)?
-        .ok_or_else(|| ApiError::NotFound(format!("Wallet {wallet_id} not found")))?;
+        .map_err(ApiError::from)?;
+    let owner_id = wallet.as_ref().map(|wallet| wallet.owner_id.as_str());
+    identity::authorize(&caller.0, Action::ReadWallet { owner_id })
+        .map_err(|refusal| refused(refusal, &wallet_id))?;
+    let wallet =
+        wallet.ok_or_else(|| ApiError::NotFound(format!("Wallet {wallet_id} not found")))?;
     Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet)))
 }
 
@@ -301,10 +333,15 @@ impl ListParams {
     )
 )]
 pub async fn list_wallets(
+    caller: Caller,
     params: web::Query<ListParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = params.query()?;
+    let mut query = params.query()?;
+    query.owner_id = match owner_filter(&caller, query.owner_id.take())? {
+        OwnerFilter::Apply(owner_id) => owner_id,
+        OwnerFilter::Nothing => return Ok(HttpResponse::Ok().json(Vec::<WalletResponse>::new())),
+    };
     if !catch_up(&state, &state.progress.read_model, LIST_CATCH_UP_WAIT_MS).await {
         tracing::warn!("read model is behind the event store; listing what it has");
     }

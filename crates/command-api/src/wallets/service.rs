@@ -46,6 +46,8 @@ pub struct IdempotencyClaim {
 
 #[derive(Debug, Clone)]
 pub struct RequestContext {
+    /// The `sub` of the caller, recorded in every event (`None` when unauthenticated).
+    pub principal: Option<String>,
     pub correlation_id: String,
     pub request_id: Uuid,
     pub idempotency: Option<IdempotencyClaim>,
@@ -593,9 +595,11 @@ fn transfer_intent(
     })
 }
 
-/// What every event of a request carries: its key, correlation and request id.
+/// What every event of a request carries: its key, correlation and request
+/// id, and the principal that caused it.
 fn metadata(context: &RequestContext) -> EventMetadata {
     EventMetadata {
+        principal: context.principal.clone(),
         idempotency_key: context.idempotency.as_ref().map(|claim| claim.key.clone()),
         correlation_id: Some(context.correlation_id.clone()),
         causation_id: Some(context.request_id.to_string()),

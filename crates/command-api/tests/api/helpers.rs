@@ -49,6 +49,34 @@ pub async fn spawn_app_with_retention(data_dir: &Path, retention_hours: u32) -> 
     spawn_app_with(config).await
 }
 
+/// The HS256 secret of [`spawn_auth_app`].
+pub const AUTH_SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
+/// The audience [`spawn_auth_app`] requires.
+pub const AUTH_AUDIENCE: &str = "wallex-api";
+
+/// Starts the application with authentication on (`AUTH_JWT_SECRET`,
+/// `AUTH_AUDIENCE`) and this rate limit per principal, on a fresh folder.
+pub async fn spawn_auth_app(rate_limit_per_second: u32, rate_limit_burst: u32) -> TestApp {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::embedded_for_test(temp.path().to_path_buf());
+    config.auth.jwt_secret = Some(AUTH_SECRET.into());
+    config.auth.audience = Some(AUTH_AUDIENCE.into());
+    config.auth.rate_limit_per_second = rate_limit_per_second;
+    config.auth.rate_limit_burst = rate_limit_burst;
+    let mut app = spawn_app_with(config).await;
+    app._temp = Some(temp);
+    app
+}
+
+/// A token of [`spawn_auth_app`] for `sub` with `scope`, valid for an hour.
+pub fn token(sub: &str, scope: &str) -> String {
+    let claims = identity::Claims {
+        aud: Some(AUTH_AUDIENCE.into()),
+        ..identity::Claims::new(sub, scope, std::time::Duration::from_secs(3600))
+    };
+    identity::mint_hs256(AUTH_SECRET.as_bytes(), &claims).expect("token")
+}
+
 async fn spawn_app_with(config: Config) -> TestApp {
     let data_dir = config.data_dir.clone();
     let application = Application::build(config)

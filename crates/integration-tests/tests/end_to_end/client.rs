@@ -34,12 +34,42 @@ pub enum Answer {
     Refused { status: u16, body: Value },
 }
 
+/// The HS256 secret command-api verifies tokens with in this test.
+pub const API_SECRET: &str = "end-to-end-secret-of-at-least-32-bytes";
+/// How long the test's token is valid: longer than any run.
+const TOKEN_TTL: Duration = Duration::from_secs(3600);
+
 impl Api {
+    /// A client of `base` that sends an admin token signed with [`API_SECRET`]:
+    /// the load opens wallets with a balance and moves money between them.
     pub fn new(base: String) -> Self {
+        let claims = identity::Claims::new("end-to-end", "admin", TOKEN_TTL);
+        let token = identity::mint_hs256(API_SECRET.as_bytes(), &claims).expect("a token");
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .expect("a header value"),
+        );
         Self {
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .expect("an HTTP client"),
             base,
         }
+    }
+
+    /// The status of a POST without a token (authentication is on: 401).
+    pub async fn post_anonymously(&self, path: &str, body: &Value) -> u16 {
+        reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map(|response| response.status().as_u16())
+            .unwrap_or_default()
     }
 
     /// POSTs under one `Idempotency-Key`, sending it again while the API is

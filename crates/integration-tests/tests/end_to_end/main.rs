@@ -22,7 +22,7 @@ use std::time::Duration;
 use client::{decimal, run_load, Api, Book};
 use integration_tests::unique_name;
 use search_index::{ElasticsearchIndex, SearchIndex};
-use serde_json::Value;
+use serde_json::{json, Value};
 use system::{Servers, System, BINARIES};
 use wallet_domain::WalletId;
 
@@ -47,6 +47,12 @@ async fn money_flows_through_all_four_binaries() {
     let system = System::start(&servers).await;
     let api = Api::new(system.api_url());
     let owner = unique_name("owner");
+    let opening = json!({"walletId": "anonymous", "ownerId": owner, "initialBalance": 5});
+    assert_eq!(
+        api.post_anonymously("/wallets", &opening).await,
+        401,
+        "authentication is on"
+    );
     let book = Book::open(&api, &owner, WALLETS).await;
 
     run_load(

@@ -183,6 +183,8 @@ impl System {
             ("KAFKA_DLQ_TOPIC", dead_letters.as_str()),
             ("ELASTICSEARCH_URL", servers.elasticsearch_url.as_str()),
             ("ELASTICSEARCH_INDEX_PREFIX", index_prefix.as_str()),
+            // Authentication on, as in production (the others ignore it).
+            ("AUTH_JWT_SECRET", crate::client::API_SECRET),
         ];
         let logs = tempfile::tempdir().expect("a folder for the binaries' logs");
         let processes = BINARIES

@@ -1,0 +1,352 @@
+//! Who may reach the API: the authentication mode the configuration asks
+//! for, the address that mode may listen on, and the per-principal rate limit.
+//!
+//! Modes:
+//! - **verified**: `AUTH_JWT_SECRET` and/or `AUTH_JWT_PUBLIC_KEYS` set; every
+//!   protected route needs a bearer token; any address (default `0.0.0.0`).
+//! - **open by default**: no `AUTH_*` at all on the embedded default; the
+//!   seed's open contract, on loopback only (default `127.0.0.1`), with one
+//!   warning at start.
+//! - **open by choice**: `AUTH=none`; any address and backend.
+//!
+//! Anything else (a production backend or a non-loopback `HOST` without
+//! authentication) refuses to start, naming the variables to set.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use actix_web::http::header::HeaderValue;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use identity::{AuthError, KeyFile, KeySet, Principal, Verifier, KEY_FILE_CHECK_INTERVAL_MS};
+
+use crate::config::{AuthSwitch, Config};
+
+/// Default sustained requests per second of one principal: above what one
+/// replica serves in all (bench/README.md), so a single service token (the
+/// load generator's) is not throttled; lower it for end users' tokens.
+pub const RATE_LIMIT_PER_SECOND_DEFAULT: u32 = 10_000;
+/// Default burst of one principal above its sustained rate.
+pub const RATE_LIMIT_BURST_DEFAULT: u32 = 20_000;
+/// Principals the rate limiter tracks before it forgets those whose quota is
+/// full again (so unbounded distinct subjects cannot grow memory without end).
+pub const RATE_LIMIT_PRINCIPALS_MAX: usize = 100_000;
+/// Where the API listens by default when it authenticates (or is open by choice).
+pub const ANY_ADDRESS: &str = "0.0.0.0";
+/// Where the API listens by default when it is open by default.
+pub const LOOPBACK_ADDRESS: &str = "127.0.0.1";
+
+const KEYS_HINT: &str =
+    "set AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEYS (or AUTH=none to run without authentication, behind something that authenticates)";
+
+/// A configuration that cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessConfigError {
+    #[error("authentication is not configured while {reason}: {KEYS_HINT}")]
+    AuthenticationRequired { reason: String },
+    #[error("AUTH=none contradicts {0}: unset one of them")]
+    Contradiction(&'static str),
+    #[error(
+        "AUTH_ISSUER and AUTH_AUDIENCE need a key: set AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEYS"
+    )]
+    ClaimsWithoutKey,
+    #[error("authentication keys: {0}")]
+    Keys(#[from] identity::KeyError),
+}
+
+/// A request refused before it reaches its handler.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmissionError {
+    #[error(transparent)]
+    Unauthenticated(#[from] AuthError),
+    #[error("Too many requests; retry in {retry_after_seconds} s")]
+    RateLimited { retry_after_seconds: u64 },
+}
+
+/// How requests are authenticated and limited; built once at start.
+pub struct Access {
+    verifier: Option<Verifier>,
+    limiter: Option<DefaultKeyedRateLimiter<String>>,
+}
+
+/// What [`Access::from_config`] decided.
+pub struct AccessPlan {
+    pub access: Access,
+    /// The address to listen on.
+    pub host: String,
+    /// True when open by default: to be said once in the log.
+    pub open_by_default: bool,
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
+fn production_backend(config: &Config) -> Option<&'static str> {
+    [
+        ("DATABASE_URL", config.database_url.is_some()),
+        ("KURRENTDB_URL", config.kurrentdb_url.is_some()),
+        ("KAFKA_BROKERS", config.kafka_brokers.is_some()),
+    ]
+    .into_iter()
+    .find_map(|(name, set)| set.then_some(name))
+}
+
+impl Access {
+    /// The mode, the verifier and the listen address `config` asks for.
+    pub fn from_config(config: &Config) -> Result<AccessPlan, AccessConfigError> {
+        let auth = &config.auth;
+        let keyed = auth.jwt_secret.is_some() || auth.jwt_public_keys.is_some();
+        let claims = auth.issuer.is_some() || auth.audience.is_some();
+        let limiter = rate_limiter(auth.rate_limit_per_second, auth.rate_limit_burst);
+        if auth.switch == Some(AuthSwitch::Off) {
+            if keyed {
+                return Err(AccessConfigError::Contradiction(
+                    "AUTH_JWT_SECRET and AUTH_JWT_PUBLIC_KEYS",
+                ));
+            }
+            if claims {
+                return Err(AccessConfigError::Contradiction(
+                    "AUTH_ISSUER and AUTH_AUDIENCE",
+                ));
+            }
+            return Ok(AccessPlan {
+                access: Access {
+                    verifier: None,
+                    limiter: None,
+                },
+                host: config.host.clone().unwrap_or_else(|| ANY_ADDRESS.into()),
+                open_by_default: false,
+            });
+        }
+        if keyed {
+            let secret = auth
+                .jwt_secret
+                .as_deref()
+                .map(|secret| KeySet::secret(secret.as_bytes()))
+                .transpose()?;
+            let key_file = auth
+                .jwt_public_keys
+                .clone()
+                .map(|path| KeyFile::open(path, Duration::from_millis(KEY_FILE_CHECK_INTERVAL_MS)))
+                .transpose()?;
+            let verifier =
+                Verifier::new(secret, key_file, auth.issuer.clone(), auth.audience.clone());
+            return Ok(AccessPlan {
+                access: Access {
+                    verifier: Some(verifier),
+                    limiter,
+                },
+                host: config.host.clone().unwrap_or_else(|| ANY_ADDRESS.into()),
+                open_by_default: false,
+            });
+        }
+        if claims {
+            return Err(AccessConfigError::ClaimsWithoutKey);
+        }
+        if let Some(variable) = production_backend(config) {
+            return Err(AccessConfigError::AuthenticationRequired {
+                reason: format!("{variable} is set (a production backend)"),
+            });
+        }
+        let host = config
+            .host
+            .clone()
+            .unwrap_or_else(|| LOOPBACK_ADDRESS.into());
+        if !is_loopback(&host) {
+            return Err(AccessConfigError::AuthenticationRequired {
+                reason: format!("HOST={host} is not a loopback address"),
+            });
+        }
+        Ok(AccessPlan {
+            access: Access {
+                verifier: None,
+                limiter: None,
+            },
+            host,
+            open_by_default: true,
+        })
+    }
+
+    /// Whether requests are authenticated (else every caller is [`Principal::open`]).
+    pub fn verifies(&self) -> bool {
+        self.verifier.is_some()
+    }
+
+    /// The caller of a request with this `Authorization` header, admitted by
+    /// the rate limit.
+    pub fn admit(&self, authorization: Option<&HeaderValue>) -> Result<Principal, AdmissionError> {
+        let Some(verifier) = &self.verifier else {
+            return Ok(Principal::open());
+        };
+        let token = bearer_token(authorization)?;
+        let principal = verifier.verify(token)?;
+        if let (Some(limiter), Some(subject)) = (&self.limiter, principal.subject()) {
+            if let Err(not_until) = limiter.check_key(&subject.to_owned()) {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                return Err(AdmissionError::RateLimited {
+                    retry_after_seconds: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+                });
+            }
+            if limiter.len() > RATE_LIMIT_PRINCIPALS_MAX {
+                limiter.retain_recent();
+            }
+        }
+        Ok(principal)
+    }
+}
+
+/// A keyed limiter of `per_second` sustained and `burst` at once; `None` when
+/// `per_second` is 0 (no limit).
+fn rate_limiter(per_second: u32, burst: u32) -> Option<DefaultKeyedRateLimiter<String>> {
+    let per_second = NonZeroU32::new(per_second)?;
+    let burst = NonZeroU32::new(burst).unwrap_or(per_second);
+    Some(RateLimiter::keyed(
+        Quota::per_second(per_second).allow_burst(burst),
+    ))
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+fn bearer_token(authorization: Option<&HeaderValue>) -> Result<&str, AuthError> {
+    let Some(value) = authorization else {
+        return Err(AuthError::Missing);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| AuthError::Malformed("the Authorization header is not ASCII"))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token.trim()),
+        _ => Err(AuthError::Malformed(
+            "the Authorization header must be `Bearer <JWT>`",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    const SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
+
+    fn config() -> Config {
+        Config {
+            host: None,
+            ..Config::embedded_for_test(PathBuf::from("unused"))
+        }
+    }
+
+    fn refusal(config: &Config) -> String {
+        match Access::from_config(config) {
+            Ok(_) => panic!("should refuse to start"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn open_by_default_listens_on_loopback_only() {
+        let plan = Access::from_config(&config()).expect("starts");
+        assert_eq!(plan.host, LOOPBACK_ADDRESS);
+        assert!(plan.open_by_default && !plan.access.verifies());
+        let localhost = Config {
+            host: Some("::1".into()),
+            ..config()
+        };
+        assert!(Access::from_config(&localhost).is_ok());
+        let anywhere = Config {
+            host: Some("0.0.0.0".into()),
+            ..config()
+        };
+        let message = refusal(&anywhere);
+        assert!(message.contains("HOST=0.0.0.0"), "{message}");
+        assert!(message.contains("AUTH_JWT_SECRET"), "{message}");
+        assert!(message.contains("AUTH=none"), "{message}");
+    }
+
+    #[test]
+    fn a_production_backend_needs_authentication_or_an_explicit_none() {
+        for production in [
+            Config {
+                database_url: Some("postgres://x".into()),
+                ..config()
+            },
+            Config {
+                kurrentdb_url: Some("kurrentdb://x".into()),
+                ..config()
+            },
+            Config {
+                kafka_brokers: Some("x:9092".into()),
+                ..config()
+            },
+        ] {
+            let message = refusal(&production);
+            assert!(message.contains("production backend"), "{message}");
+            let mut open = production.clone();
+            open.auth.switch = Some(AuthSwitch::Off);
+            let plan = Access::from_config(&open).expect("open by choice");
+            assert_eq!(plan.host, ANY_ADDRESS);
+            assert!(!plan.open_by_default);
+            let mut keyed = production;
+            keyed.auth.jwt_secret = Some(SECRET.into());
+            let plan = Access::from_config(&keyed).expect("verified");
+            assert!(plan.access.verifies());
+            assert_eq!(plan.host, ANY_ADDRESS);
+        }
+    }
+
+    #[test]
+    fn contradictions_and_weak_secrets_are_refused() {
+        let mut both = config();
+        both.auth.switch = Some(AuthSwitch::Off);
+        both.auth.jwt_secret = Some(SECRET.into());
+        assert!(refusal(&both).contains("AUTH=none"));
+        let mut issuer_only = config();
+        issuer_only.auth.issuer = Some("idp".into());
+        assert!(refusal(&issuer_only).contains("need a key"));
+        let mut weak = config();
+        weak.auth.jwt_secret = Some("short".into());
+        assert!(refusal(&weak).contains("at least 32 bytes"));
+        let mut missing_file = config();
+        missing_file.auth.jwt_public_keys = Some(PathBuf::from("/nonexistent/keys.pem"));
+        assert!(refusal(&missing_file).contains("/nonexistent/keys.pem"));
+    }
+
+    #[test]
+    fn a_principal_over_its_quota_is_told_when_to_retry() {
+        let mut limited = config();
+        limited.auth.jwt_secret = Some(SECRET.into());
+        limited.auth.rate_limit_per_second = 1;
+        limited.auth.rate_limit_burst = 2;
+        let access = Access::from_config(&limited).expect("starts").access;
+        let token = |sub: &str| {
+            let claims = identity::Claims::new(sub, "wallets", Duration::from_secs(60));
+            let token = identity::mint_hs256(SECRET.as_bytes(), &claims).expect("mint");
+            HeaderValue::from_str(&format!("Bearer {token}")).expect("header")
+        };
+        let alice = token("alice");
+        assert!(access.admit(Some(&alice)).is_ok());
+        assert!(access.admit(Some(&alice)).is_ok());
+        match access.admit(Some(&alice)) {
+            Err(AdmissionError::RateLimited {
+                retry_after_seconds,
+            }) => assert_eq!(retry_after_seconds, 1),
+            other => panic!("expected a rate limit, got {other:?}"),
+        }
+        // Another principal has its own quota.
+        assert!(access.admit(Some(&token("bob"))).is_ok());
+        assert!(matches!(
+            access.admit(None),
+            Err(AdmissionError::Unauthenticated(AuthError::Missing))
+        ));
+        let basic = HeaderValue::from_static("Basic dXNlcjpwYXNz");
+        assert!(matches!(
+            access.admit(Some(&basic)),
+            Err(AdmissionError::Unauthenticated(AuthError::Malformed(_)))
+        ));
+    }
+}

@@ -1,0 +1,102 @@
+//! `command-api token`: a bearer token signed with `AUTH_JWT_SECRET`, for
+//! development, scripts and the load generator.
+
+use std::time::Duration;
+
+use identity::{mint_hs256, Claims, MintError};
+
+use crate::config::{AuthConfig, TokenArgs};
+
+/// Longest validity `--ttl` may ask for, in seconds (one year).
+pub const TOKEN_TTL_SECONDS_MAX: u64 = 365 * 24 * 3600;
+
+/// A token could not be printed.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("command-api token signs with AUTH_JWT_SECRET: set it")]
+    NoSecret,
+    #[error(transparent)]
+    Mint(#[from] MintError),
+}
+
+/// `--ttl`: a whole number and a unit (s, m, h or d), from 1 s to a year.
+pub fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let unit_at = text
+        .find(|character: char| !character.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(unit_at);
+    let seconds_per_unit = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "ttl {text:?}: the unit must be s, m, h or d (e.g. 1h)"
+            ))
+        }
+    };
+    let seconds = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|number| number.checked_mul(seconds_per_unit))
+        .filter(|seconds| (1..=TOKEN_TTL_SECONDS_MAX).contains(seconds))
+        .ok_or_else(|| format!("ttl {text:?} must be from 1s to 365d"))?;
+    Ok(Duration::from_secs(seconds))
+}
+
+/// The token `args` asks for, with the issuer and audience `auth` checks.
+pub fn mint(auth: &AuthConfig, args: &TokenArgs) -> Result<String, TokenError> {
+    let secret = auth.jwt_secret.as_deref().ok_or(TokenError::NoSecret)?;
+    let claims = Claims {
+        iss: auth.issuer.clone(),
+        aud: auth.audience.clone(),
+        ..Claims::new(&args.sub, &args.scope, args.ttl)
+    };
+    Ok(mint_hs256(secret.as_bytes(), &claims)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttls_take_a_unit() {
+        assert_eq!(parse_ttl("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_ttl("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_ttl("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_ttl("120"), Ok(Duration::from_secs(120)));
+        for bad in ["", "0s", "1w", "h", "-1h", "400d", "99999999999999999999d"] {
+            assert!(parse_ttl(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_minted_token_verifies_with_the_same_settings() {
+        let auth = AuthConfig {
+            jwt_secret: Some("a-test-secret-of-at-least-32-bytes!!".into()),
+            issuer: Some("wallex".into()),
+            audience: Some("wallex-api".into()),
+            ..AuthConfig::default()
+        };
+        let args = TokenArgs {
+            sub: "user-456".into(),
+            scope: "wallets".into(),
+            ttl: Duration::from_secs(60),
+        };
+        let token = mint(&auth, &args).expect("minted");
+        let secret = auth.jwt_secret.as_deref().expect("secret").as_bytes();
+        let verifier = identity::Verifier::new(
+            Some(identity::KeySet::secret(secret).expect("secret")),
+            None,
+            auth.issuer.clone(),
+            auth.audience.clone(),
+        );
+        let principal = verifier.verify(&token).expect("verifies");
+        assert_eq!(principal.subject(), Some("user-456"));
+        assert!(matches!(
+            mint(&AuthConfig::default(), &args),
+            Err(TokenError::NoSecret)
+        ));
+    }
+}

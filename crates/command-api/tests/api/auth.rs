@@ -1,0 +1,507 @@
+//! Identity and access with authentication on: every endpoint against every
+//! kind of caller, and on every refusal nothing changed.
+
+use std::time::Duration;
+
+use identity::{mint_hs256, unix_now_seconds, unsigned, Claims};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    error_message, json_of, spawn_auth_app, token, TestApp, AUTH_AUDIENCE, AUTH_SECRET,
+};
+
+const OWNER: &str = "alice";
+const OTHER: &str = "bob";
+const OWN_WALLET: &str = "alice-w";
+const OTHER_WALLET: &str = "bob-w";
+/// Effectively unlimited for the matrix.
+const RATE_UNLIMITED: u32 = 0;
+
+/// A caller of the matrix, and its `Authorization` header.
+struct Caller {
+    name: &'static str,
+    authorization: Option<String>,
+}
+
+fn claims(sub: &str, scope: &str) -> Claims {
+    Claims {
+        aud: Some(AUTH_AUDIENCE.into()),
+        ..Claims::new(sub, scope, Duration::from_secs(3600))
+    }
+}
+
+fn bearer(token: String) -> Option<String> {
+    Some(format!("Bearer {token}"))
+}
+
+fn callers() -> Vec<Caller> {
+    let expired = Claims {
+        exp: unix_now_seconds() - 3600,
+        ..claims(OWNER, "wallets admin")
+    };
+    let wrong_audience = Claims {
+        aud: Some("another-api".into()),
+        ..claims(OWNER, "wallets admin")
+    };
+    let forged = mint_hs256(
+        b"not-the-secret-but-at-least-32-bytes",
+        &claims(OWNER, "admin"),
+    );
+    vec![
+        Caller {
+            name: "no token",
+            authorization: None,
+        },
+        Caller {
+            name: "expired",
+            authorization: bearer(mint_hs256(AUTH_SECRET.as_bytes(), &expired).expect("mint")),
+        },
+        Caller {
+            name: "bad signature",
+            authorization: bearer(forged.expect("mint")),
+        },
+        Caller {
+            name: "alg none",
+            authorization: bearer(unsigned(&claims(OWNER, "admin")).expect("unsigned")),
+        },
+        Caller {
+            name: "wrong audience",
+            authorization: bearer(
+                mint_hs256(AUTH_SECRET.as_bytes(), &wrong_audience).expect("mint"),
+            ),
+        },
+        Caller {
+            name: "owner",
+            authorization: bearer(token(OWNER, "wallets")),
+        },
+        Caller {
+            name: "other owner",
+            authorization: bearer(token(OTHER, "wallets")),
+        },
+        Caller {
+            name: "deposits",
+            authorization: bearer(token("gateway", "deposits")),
+        },
+        Caller {
+            name: "admin",
+            authorization: bearer(token("ops", "admin")),
+        },
+    ]
+}
+
+/// What each check's 401 message says.
+fn unauthenticated_message(caller: &str) -> &'static str {
+    match caller {
+        "no token" => "Missing bearer token",
+        "expired" => "expired",
+        "bad signature" => "signature",
+        "alg none" => "none",
+        _ => "audience",
+    }
+}
+
+/// One endpoint and what the four authenticated callers get from it.
+struct Endpoint {
+    method: Method,
+    path: &'static str,
+    body: Option<fn(&str) -> Value>,
+    /// Owner, other owner, deposits, admin.
+    expected: [u16; 4],
+}
+
+fn endpoints() -> Vec<Endpoint> {
+    let get = |path, expected| Endpoint {
+        method: Method::GET,
+        path,
+        body: None,
+        expected,
+    };
+    let post = |path, body: fn(&str) -> Value, expected| Endpoint {
+        method: Method::POST,
+        path,
+        body: Some(body),
+        expected,
+    };
+    vec![
+        post(
+            "/wallets",
+            |case| json!({"walletId": format!("new-{case}"), "ownerId": OWNER}),
+            [201, 403, 201, 201],
+        ),
+        post(
+            "/wallets/alice-w/credit",
+            |_| json!({"amount": 1}),
+            [403, 403, 201, 201],
+        ),
+        post(
+            "/wallets/alice-w/debit",
+            |_| json!({"amount": 1}),
+            [201, 404, 403, 201],
+        ),
+        post(
+            "/wallets/alice-w/transfer",
+            |_| json!({"toWalletId": OTHER_WALLET, "amount": 1}),
+            [201, 404, 403, 201],
+        ),
+        get("/wallets/alice-w", [200, 404, 403, 200]),
+        get("/wallets?ownerId=alice", [200, 200, 403, 200]),
+        get("/wallets/alice-w/transactions", [200, 404, 403, 200]),
+        get("/transactions", [200, 200, 403, 200]),
+        get("/ledger/wallet/alice-w", [200, 404, 403, 200]),
+        get("/ledger/wallet/alice-w/summary", [200, 404, 403, 200]),
+        get("/ledger/reference/some-reference", [403, 403, 403, 200]),
+        get("/ledger/transactions", [403, 403, 403, 200]),
+        get(
+            "/ledger/transactions?walletId=alice-w",
+            [200, 404, 403, 200],
+        ),
+        get("/ledger/verify", [403, 403, 403, 200]),
+    ]
+}
+
+impl TestApp {
+    async fn send_as(
+        &self,
+        authorization: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, format!("{}{}", self.address, path));
+        if let Some(authorization) = authorization {
+            request = request.header("Authorization", authorization);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// The event count and both wallets as an admin sees them.
+    async fn snapshot(&self) -> (Value, Value, Value) {
+        let admin = bearer(token("ops", "admin"));
+        let (_, health) = json_of(self.get("/health").send().await.expect("sent")).await;
+        let mut wallets = Vec::new();
+        for id in [OWN_WALLET, OTHER_WALLET] {
+            let response = self
+                .send_as(
+                    admin.as_deref(),
+                    Method::GET,
+                    &format!("/wallets/{id}"),
+                    None,
+                )
+                .await;
+            let (_, wallet) = json_of(response).await;
+            wallets.push(json!({"balance": wallet["balance"], "version": wallet["version"]}));
+        }
+        let other = wallets.pop().expect("two");
+        let own = wallets.pop().expect("two");
+        (health["eventStore"]["headPosition"].clone(), own, other)
+    }
+}
+
+async fn app_with_two_owners(rate_limit_per_second: u32, rate_limit_burst: u32) -> TestApp {
+    let app = spawn_auth_app(rate_limit_per_second, rate_limit_burst).await;
+    let gateway = bearer(token("gateway", "deposits"));
+    for (id, owner) in [(OWN_WALLET, OWNER), (OTHER_WALLET, OTHER)] {
+        let body = json!({"walletId": id, "ownerId": owner, "initialBalance": 100});
+        let response = app
+            .send_as(gateway.as_deref(), Method::POST, "/wallets", Some(body))
+            .await;
+        assert_eq!(response.status(), 201);
+    }
+    app
+}
+
+#[tokio::test]
+async fn every_endpoint_answers_every_caller_as_the_rules_say_and_refusals_change_nothing() {
+    let app = app_with_two_owners(RATE_UNLIMITED, RATE_UNLIMITED).await;
+    let callers = callers();
+    for endpoint in endpoints() {
+        for (index, caller) in callers.iter().enumerate() {
+            let expected = match index.checked_sub(5) {
+                None => 401,
+                Some(authenticated) => endpoint.expected[authenticated],
+            };
+            let before = app.snapshot().await;
+            let response = app
+                .send_as(
+                    caller.authorization.as_deref(),
+                    endpoint.method.clone(),
+                    endpoint.path,
+                    endpoint
+                        .body
+                        .map(|body| body(&caller.name.replace(' ', "-"))),
+                )
+                .await;
+            let status = response.status().as_u16();
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            assert_eq!(
+                status, expected,
+                "{} {} as {}: {body}",
+                endpoint.method, endpoint.path, caller.name
+            );
+            if status >= 400 {
+                let message = error_message(&body, status);
+                assert_eq!(
+                    app.snapshot().await,
+                    before,
+                    "{} {} as {} changed something",
+                    endpoint.method,
+                    endpoint.path,
+                    caller.name
+                );
+                if status == 401 {
+                    assert!(
+                        challenge
+                            .as_deref()
+                            .is_some_and(|value| value.starts_with("Bearer")),
+                        "{challenge:?}"
+                    );
+                    let expected_words = unauthenticated_message(caller.name);
+                    assert!(
+                        message.contains(expected_words),
+                        "{} says {message:?}",
+                        caller.name
+                    );
+                }
+            }
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_wallet_of_someone_else_answers_exactly_as_an_unknown_one() {
+    let app = app_with_two_owners(RATE_UNLIMITED, RATE_UNLIMITED).await;
+    let bob = bearer(token(OTHER, "wallets"));
+    for (method, path, body) in [
+        (Method::GET, "/wallets/{id}", None),
+        (
+            Method::POST,
+            "/wallets/{id}/debit",
+            Some(json!({"amount": 1})),
+        ),
+        (
+            Method::POST,
+            "/wallets/{id}/transfer",
+            Some(json!({"toWalletId": OTHER_WALLET, "amount": 1})),
+        ),
+        (Method::GET, "/ledger/wallet/{id}/summary", None),
+    ] {
+        let mut answers = Vec::new();
+        for id in [OWN_WALLET, "no-such-w"] {
+            let response = app
+                .send_as(
+                    bob.as_deref(),
+                    method.clone(),
+                    &path.replace("{id}", id),
+                    body.clone(),
+                )
+                .await;
+            let (status, body) = json_of(response).await;
+            answers.push((status, body.to_string().replace(id, "{id}")));
+        }
+        assert_eq!(answers[0], answers[1], "{method} {path}");
+        assert_eq!(answers[0].0, 404);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_end_user_opens_only_empty_wallets_of_its_own_and_lists_only_its_own() {
+    let app = app_with_two_owners(RATE_UNLIMITED, RATE_UNLIMITED).await;
+    let alice = bearer(token(OWNER, "wallets"));
+    let create = |id: &str, owner: &str, opening: Value| json!({"walletId": id, "ownerId": owner, "initialBalance": opening});
+    for (body, expected) in [
+        (create("a2", OWNER, json!(5)), StatusCode::FORBIDDEN),
+        (create("a3", OTHER, json!(0)), StatusCode::FORBIDDEN),
+        (create("a4", OWNER, json!(0)), StatusCode::CREATED),
+    ] {
+        let response = app
+            .send_as(alice.as_deref(), Method::POST, "/wallets", Some(body))
+            .await;
+        assert_eq!(response.status(), expected);
+    }
+    let (status, listed) = json_of(
+        app.send_as(alice.as_deref(), Method::GET, "/wallets", None)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|wallet| wallet["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, ["a4", OWN_WALLET]);
+    let (_, others) = json_of(
+        app.send_as(alice.as_deref(), Method::GET, "/wallets?ownerId=bob", None)
+            .await,
+    )
+    .await;
+    assert_eq!(others, json!([]));
+    let (_, search) = json_of(
+        app.send_as(
+            alice.as_deref(),
+            Method::GET,
+            "/transactions?walletId=bob-w",
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(search["count"], 0, "{search}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn idempotency_keys_are_per_principal_and_admins_see_who_moved_the_money() {
+    let app = app_with_two_owners(RATE_UNLIMITED, RATE_UNLIMITED).await;
+    let credit = |authorization: Option<String>| {
+        let app = &app;
+        async move {
+            app.client
+                .post(format!("{}/wallets/{OWN_WALLET}/credit", app.address))
+                .header("Authorization", authorization.expect("token"))
+                .header("Idempotency-Key", "same-key")
+                .json(&json!({"amount": 7}))
+                .send()
+                .await
+                .expect("sent")
+        }
+    };
+    let gateway = bearer(token("gateway", "deposits"));
+    let ops = bearer(token("ops", "admin"));
+    let first = credit(gateway.clone()).await;
+    assert_eq!(first.status(), 201);
+    let second = credit(ops.clone()).await;
+    assert_eq!(second.status(), 201);
+    assert!(second.headers().get("idempotent-replayed").is_none());
+    let replay = credit(gateway.clone()).await;
+    assert_eq!(
+        replay
+            .headers()
+            .get("idempotent-replayed")
+            .map(|value| value.as_bytes()),
+        Some(&b"true"[..])
+    );
+    let (_, wallet) = json_of(
+        app.send_as(ops.as_deref(), Method::GET, "/wallets/alice-w", None)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        wallet["balance"].to_string(),
+        "114.00",
+        "two keys, two credits"
+    );
+
+    let history = |authorization: Option<String>| {
+        let app = &app;
+        async move {
+            let response = app
+                .send_as(
+                    authorization.as_deref(),
+                    Method::GET,
+                    "/wallets/alice-w/transactions",
+                    None,
+                )
+                .await;
+            json_of(response).await.1
+        }
+    };
+    let seen_by_admin = history(ops.clone()).await;
+    let principals: Vec<&Value> = seen_by_admin["transactions"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|transaction| &transaction["principal"])
+        .collect();
+    assert_eq!(
+        principals,
+        [&json!("ops"), &json!("gateway"), &json!("gateway")],
+        "{seen_by_admin}"
+    );
+    let seen_by_owner = history(bearer(token(OWNER, "wallets"))).await;
+    assert!(
+        !seen_by_owner.to_string().contains("principal"),
+        "{seen_by_owner}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_principal_over_its_rate_is_told_to_wait_and_others_are_not() {
+    let app = spawn_auth_app(1, 2).await;
+    let alice = bearer(token(OWNER, "wallets"));
+    for _ in 0..2 {
+        let response = app
+            .send_as(alice.as_deref(), Method::GET, "/wallets", None)
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    let limited = app
+        .send_as(alice.as_deref(), Method::GET, "/wallets", None)
+        .await;
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = limited
+        .headers()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    let (status, body) = json_of(limited).await;
+    error_message(&body, status);
+    let bob = bearer(token(OTHER, "wallets"));
+    let response = app
+        .send_as(bob.as_deref(), Method::GET, "/wallets", None)
+        .await;
+    assert_eq!(response.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn probes_metrics_and_documents_stay_open_and_the_document_says_who_may_call() {
+    let app = spawn_auth_app(RATE_UNLIMITED, RATE_UNLIMITED).await;
+    for path in [
+        "/health",
+        "/metrics",
+        "/openapi.json",
+        "/health/kafka/stats",
+    ] {
+        let response = app.get(path).send().await.expect("sent");
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    let (_, document) = json_of(app.get("/openapi.json").send().await.expect("sent")).await;
+    assert_eq!(
+        document["components"]["securitySchemes"]["bearerAuth"]["scheme"],
+        "bearer"
+    );
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("operations") {
+            let secured = operation["security"][0].get("bearerAuth").is_some();
+            let open = path.starts_with("/health") || path == "/metrics";
+            assert_eq!(secured, !open, "{method} {path}");
+            if secured {
+                for status in ["401", "403", "429"] {
+                    assert!(
+                        operation["responses"].get(status).is_some(),
+                        "{method} {path} documents {status}"
+                    );
+                }
+            }
+        }
+    }
+    app.stop().await;
+}

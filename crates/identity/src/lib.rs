@@ -1,0 +1,23 @@
+//! Identity and access for Wallex: who calls (a [`Principal`] from a verified
+//! bearer JWT), and what they may do ([`authorize`], [`visibility`]).
+//!
+//! No HTTP and no storage here: command-api extracts the token, asks the
+//! [`Verifier`], looks up a wallet's owner and asks the rules; the errors
+//! ([`AuthError`] 401, [`Refusal`] 403 or 404) are mapped to HTTP there.
+
+mod access;
+mod keys;
+mod principal;
+mod token;
+mod verify;
+
+pub use access::{authorize, visibility, Action, Refusal, Visibility};
+pub use keys::{
+    KeyError, KeyFile, KeySet, VerifyingKey, KEY_FILE_BYTES_MAX, KEY_FILE_CHECK_INTERVAL_MS,
+    PUBLIC_KEY_ALGORITHMS, SECRET_BYTES_MIN,
+};
+pub use principal::{Principal, Scope};
+pub use token::{mint_hs256, unix_now_seconds, Claims, MintError};
+#[cfg(any(test, feature = "testing"))]
+pub use token::{mint_with_pem, unsigned};
+pub use verify::{AuthError, Verifier, LEEWAY_SECONDS, SUBJECT_LENGTH_MAX, TOKEN_BYTES_MAX};

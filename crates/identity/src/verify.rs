@@ -1,0 +1,471 @@
+//! Bearer token verification: which key, which algorithm, which claims.
+//!
+//! Checks, in order: the token's form, `alg` (never `none`, and only the
+//! algorithm of a configured key), the signature, then `exp` (required),
+//! `nbf`, `iss` and `aud` (when configured) with [`LEEWAY_SECONDS`] of clock
+//! skew, and a usable `sub`. Each failure is its own [`AuthError`], whose text
+//! says which check failed and is safe to show the caller.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+
+use crate::keys::{KeyFile, KeySet, VerifyingKey};
+use crate::principal::Principal;
+
+/// What a verified token gives the principal; the time, issuer and audience
+/// claims are checked by `jsonwebtoken` from the same payload.
+#[derive(serde::Deserialize)]
+struct Granted {
+    #[serde(default)]
+    sub: String,
+    #[serde(default)]
+    scope: String,
+}
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+pub const LEEWAY_SECONDS: u64 = 30;
+/// Longest token read; a longer one is refused unread.
+pub const TOKEN_BYTES_MAX: usize = 8 * 1024;
+/// Longest `sub` accepted.
+pub const SUBJECT_LENGTH_MAX: usize = 255;
+
+/// Why a request is not authenticated (401). The text names the failed check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("Missing bearer token: send Authorization: Bearer <JWT>")]
+    Missing,
+    #[error("Malformed bearer token: {0}")]
+    Malformed(&'static str),
+    #[error("Token algorithm none is refused: tokens must be signed")]
+    AlgorithmNone,
+    #[error("Token algorithm {token} is not accepted here (accepted: {accepted})")]
+    WrongAlgorithm { token: String, accepted: String },
+    #[error("Token key id {0:?} is not among the configured keys")]
+    UnknownKeyId(String),
+    #[error("Token signature is invalid")]
+    BadSignature,
+    #[error("Token expired")]
+    Expired,
+    #[error("Token is not valid yet (nbf)")]
+    NotYetValid,
+    #[error("Token issuer (iss) is not the one expected")]
+    WrongIssuer,
+    #[error("Token audience (aud) is not the one expected")]
+    WrongAudience,
+    #[error("Token lacks the {0} claim")]
+    MissingClaim(String),
+    #[error("Token subject (sub) must be 1 to {SUBJECT_LENGTH_MAX} characters")]
+    BadSubject,
+}
+
+/// What verifies tokens: the configured keys and the expected issuer and audience.
+pub struct Verifier {
+    secret: Option<Arc<KeySet>>,
+    key_file: Option<KeyFile>,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl Verifier {
+    /// A verifier of tokens signed by the HS256 `secret` and/or a key of
+    /// `key_file`, checking `iss` and `aud` when given.
+    pub fn new(
+        secret: Option<KeySet>,
+        key_file: Option<KeyFile>,
+        issuer: Option<String>,
+        audience: Option<String>,
+    ) -> Self {
+        Self {
+            secret: secret.map(Arc::new),
+            key_file,
+            issuer,
+            audience,
+        }
+    }
+
+    fn keys(&self) -> KeySet {
+        let file = self.key_file.as_ref().map(KeyFile::current);
+        match (&self.secret, file) {
+            (Some(secret), Some(file)) => secret.chain(&file),
+            (Some(secret), None) => KeySet::clone(secret),
+            (None, Some(file)) => KeySet::clone(&file),
+            (None, None) => KeySet::default(),
+        }
+    }
+
+    /// The principal of `token` (the text after `Bearer `), or why not.
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if token.is_empty() {
+            return Err(AuthError::Missing);
+        }
+        if token.len() > TOKEN_BYTES_MAX {
+            return Err(AuthError::Malformed("longer than 8 KiB"));
+        }
+        let algorithm = header_algorithm(token)?;
+        let key_id = jsonwebtoken::decode_header(token)
+            .map_err(|_| AuthError::Malformed("its header cannot be read"))?
+            .kid;
+        let keys = self.keys();
+        let candidates = candidates(&keys, algorithm, key_id.as_deref())?;
+        let mut failure = AuthError::BadSignature;
+        for candidate in candidates {
+            match jsonwebtoken::decode::<Granted>(
+                token,
+                &candidate.key,
+                &self.validation(algorithm),
+            ) {
+                Ok(data) => return principal(data.claims),
+                Err(error) if matches!(error.kind(), ErrorKind::InvalidSignature) => {}
+                Err(error) => failure = claim_error(error.kind()),
+            }
+            if failure != AuthError::BadSignature {
+                break;
+            }
+        }
+        Err(failure)
+    }
+
+    fn validation(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
+        match &self.issuer {
+            Some(issuer) => {
+                validation.set_issuer(&[issuer]);
+                required.push("iss");
+            }
+            None => validation.iss = None,
+        }
+        match &self.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        validation
+    }
+}
+
+/// The `alg` of the token's header, read before anything else so that `none`
+/// is named as such.
+fn header_algorithm(token: &str) -> Result<Algorithm, AuthError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(AuthError::Malformed(
+            "a JWT is three base64url parts joined by dots",
+        ));
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .map_err(|_| AuthError::Malformed("its header is not base64url"))?;
+    let header: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|_| AuthError::Malformed("its header is not JSON"))?;
+    let Some(name) = header.get("alg").and_then(serde_json::Value::as_str) else {
+        return Err(AuthError::Malformed("its header has no alg"));
+    };
+    if name.eq_ignore_ascii_case("none") {
+        return Err(AuthError::AlgorithmNone);
+    }
+    name.parse::<Algorithm>()
+        .map_err(|_| AuthError::WrongAlgorithm {
+            token: name.chars().take(16).collect(),
+            accepted: String::new(),
+        })
+}
+
+/// The keys that may have signed a token of `algorithm` and `key_id`: by id
+/// when the configured keys have ids, else every key of that algorithm.
+fn candidates<'a>(
+    keys: &'a KeySet,
+    algorithm: Algorithm,
+    key_id: Option<&str>,
+) -> Result<Vec<&'a VerifyingKey>, AuthError> {
+    let accepted = || {
+        let mut names: Vec<String> = keys
+            .keys()
+            .iter()
+            .map(|key| format!("{:?}", key.algorithm))
+            .collect();
+        names.dedup();
+        names.join(", ")
+    };
+    let keyed = keys.keys().iter().any(|key| key.key_id.is_some());
+    let selected: Vec<&VerifyingKey> = match key_id {
+        Some(key_id) if keyed => {
+            let by_id: Vec<_> = keys
+                .keys()
+                .iter()
+                .filter(|key| key.key_id.as_deref() == Some(key_id))
+                .collect();
+            if by_id.is_empty() {
+                return Err(AuthError::UnknownKeyId(key_id.chars().take(64).collect()));
+            }
+            by_id
+        }
+        _ => keys.keys().iter().collect(),
+    };
+    let fitting: Vec<_> = selected
+        .into_iter()
+        .filter(|key| key.algorithm == algorithm)
+        .collect();
+    if fitting.is_empty() {
+        return Err(AuthError::WrongAlgorithm {
+            token: format!("{algorithm:?}"),
+            accepted: accepted(),
+        });
+    }
+    Ok(fitting)
+}
+
+fn claim_error(kind: &ErrorKind) -> AuthError {
+    match kind {
+        ErrorKind::ExpiredSignature => AuthError::Expired,
+        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+        ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+        ErrorKind::InvalidAudience => AuthError::WrongAudience,
+        ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim.clone()),
+        ErrorKind::InvalidSignature => AuthError::BadSignature,
+        ErrorKind::InvalidAlgorithm => AuthError::WrongAlgorithm {
+            token: "of this token".into(),
+            accepted: "the configured keys' algorithms".into(),
+        },
+        _ => AuthError::Malformed("its claims cannot be read (exp must be a number)"),
+    }
+}
+
+fn principal(claims: Granted) -> Result<Principal, AuthError> {
+    if claims.sub.is_empty() || claims.sub.chars().count() > SUBJECT_LENGTH_MAX {
+        return Err(AuthError::BadSubject);
+    }
+    Ok(Principal::authenticated(claims.sub, &claims.scope))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::principal::Scope;
+    use crate::token::{mint_hs256, mint_with_pem, unix_now_seconds, unsigned, Claims};
+
+    const SECRET: &[u8] = b"a-test-secret-of-at-least-32-bytes!!";
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn hs256_verifier(issuer: Option<&str>, audience: Option<&str>) -> Verifier {
+        Verifier::new(
+            Some(KeySet::secret(SECRET).expect("secret")),
+            None,
+            issuer.map(str::to_owned),
+            audience.map(str::to_owned),
+        )
+    }
+
+    fn claims() -> Claims {
+        Claims::new("user-456", "wallets", HOUR)
+    }
+
+    fn token(claims: &Claims) -> String {
+        mint_hs256(SECRET, claims).expect("mint")
+    }
+
+    #[test]
+    fn a_good_token_gives_its_principal() {
+        let principal = hs256_verifier(None, None)
+            .verify(&token(&claims()))
+            .expect("valid");
+        assert_eq!(principal.subject(), Some("user-456"));
+        assert!(principal.has(Scope::Wallets));
+        assert!(!principal.has(Scope::Admin));
+    }
+
+    #[test]
+    fn each_failed_check_is_named() {
+        let verifier = hs256_verifier(Some("wallex-idp"), Some("wallex"));
+        let good = Claims {
+            iss: Some("wallex-idp".into()),
+            aud: Some("wallex".into()),
+            ..claims()
+        };
+        assert!(verifier.verify(&token(&good)).is_ok());
+        let now = unix_now_seconds();
+        let cases = [
+            (
+                Claims {
+                    exp: now - LEEWAY_SECONDS - 5,
+                    ..good.clone()
+                },
+                AuthError::Expired,
+            ),
+            (
+                Claims {
+                    nbf: Some(now + LEEWAY_SECONDS + 60),
+                    ..good.clone()
+                },
+                AuthError::NotYetValid,
+            ),
+            (
+                Claims {
+                    iss: Some("someone-else".into()),
+                    ..good.clone()
+                },
+                AuthError::WrongIssuer,
+            ),
+            (
+                Claims {
+                    aud: Some("another-api".into()),
+                    ..good.clone()
+                },
+                AuthError::WrongAudience,
+            ),
+            (
+                Claims {
+                    aud: None,
+                    ..good.clone()
+                },
+                AuthError::MissingClaim("aud".into()),
+            ),
+            (
+                Claims {
+                    sub: String::new(),
+                    ..good.clone()
+                },
+                AuthError::BadSubject,
+            ),
+        ];
+        for (claims, expected) in cases {
+            assert_eq!(verifier.verify(&token(&claims)), Err(expected));
+        }
+        let forged = mint_hs256(b"another-secret-of-at-least-32-bytes!", &good).expect("mint");
+        assert_eq!(verifier.verify(&forged), Err(AuthError::BadSignature));
+        let unsigned = unsigned(&good).expect("unsigned");
+        assert_eq!(verifier.verify(&unsigned), Err(AuthError::AlgorithmNone));
+        assert_eq!(verifier.verify(""), Err(AuthError::Missing));
+        assert!(matches!(
+            verifier.verify("not-a-jwt"),
+            Err(AuthError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn a_leeway_forgives_a_little_clock_skew() {
+        let verifier = hs256_verifier(None, None);
+        let now = unix_now_seconds();
+        let just_expired = Claims {
+            exp: now - 5,
+            ..claims()
+        };
+        assert!(verifier.verify(&token(&just_expired)).is_ok());
+    }
+
+    #[test]
+    fn exp_is_required() {
+        let verifier = hs256_verifier(None, None);
+        let mut value = serde_json::to_value(claims()).expect("json");
+        value.as_object_mut().expect("object").remove("exp");
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &value,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET),
+        )
+        .expect("mint");
+        assert_eq!(
+            verifier.verify(&token),
+            Err(AuthError::MissingClaim("exp".into()))
+        );
+    }
+
+    const PRIVATE: [(Algorithm, &str, &str); 3] = [
+        (
+            Algorithm::RS256,
+            "rsa-1",
+            include_str!("../testdata/rsa_private.pem"),
+        ),
+        (
+            Algorithm::ES256,
+            "ec-1",
+            include_str!("../testdata/ec_private.pem"),
+        ),
+        (
+            Algorithm::EdDSA,
+            "ed-1",
+            include_str!("../testdata/ed_private.pem"),
+        ),
+    ];
+
+    fn file_verifier(text: &str) -> (Verifier, tempfile::TempDir) {
+        let folder = tempfile::tempdir().expect("tempdir");
+        let path = folder.path().join("keys");
+        std::fs::write(&path, text).expect("write");
+        let file = KeyFile::open(path, Duration::ZERO).expect("key file");
+        (Verifier::new(None, Some(file), None, None), folder)
+    }
+
+    #[test]
+    fn public_keys_from_pem_and_jwks_verify_their_algorithms() {
+        let pems = [
+            include_str!("../testdata/rsa_public.pem"),
+            include_str!("../testdata/ec_public.pem"),
+            include_str!("../testdata/ed_public.pem"),
+        ]
+        .concat();
+        for text in [pems.as_str(), include_str!("../testdata/jwks.json")] {
+            let (verifier, _folder) = file_verifier(text);
+            for (algorithm, key_id, private) in PRIVATE {
+                let signed = mint_with_pem(algorithm, private.as_bytes(), Some(key_id), &claims())
+                    .expect("mint");
+                let principal = verifier.verify(&signed).expect("verifies");
+                assert_eq!(principal.subject(), Some("user-456"));
+            }
+            // A secret-signed token is refused by a public key set: no HS256 key.
+            assert!(matches!(
+                verifier.verify(&token(&claims())),
+                Err(AuthError::WrongAlgorithm { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_kid_selects_the_key_and_an_unknown_kid_is_named() {
+        let (verifier, _folder) = file_verifier(include_str!("../testdata/jwks.json"));
+        let (algorithm, _, private) = PRIVATE[0];
+        let unknown =
+            mint_with_pem(algorithm, private.as_bytes(), Some("gone"), &claims()).expect("mint");
+        assert_eq!(
+            verifier.verify(&unknown),
+            Err(AuthError::UnknownKeyId("gone".into()))
+        );
+        // Signed by the RSA key but claiming the EC key's id.
+        let mismatched =
+            mint_with_pem(algorithm, private.as_bytes(), Some("ec-1"), &claims()).expect("mint");
+        assert!(matches!(
+            verifier.verify(&mismatched),
+            Err(AuthError::WrongAlgorithm { .. })
+        ));
+    }
+
+    #[test]
+    fn a_rotated_key_file_takes_effect_without_a_restart() {
+        let (verifier, folder) = file_verifier(include_str!("../testdata/rsa_public.pem"));
+        let (algorithm, _, private) = PRIVATE[2];
+        let ed = mint_with_pem(algorithm, private.as_bytes(), None, &claims()).expect("mint");
+        assert!(matches!(
+            verifier.verify(&ed),
+            Err(AuthError::WrongAlgorithm { .. })
+        ));
+        std::fs::write(
+            folder.path().join("keys"),
+            include_str!("../testdata/ed_public.pem"),
+        )
+        .expect("rotate");
+        assert!(verifier.verify(&ed).is_ok());
+    }
+}
