@@ -11,6 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use wallet_domain::{DomainError, ValidationError};
 
+use super::query::QueryError;
 use crate::wallets::ServiceError;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -44,6 +45,12 @@ pub enum ApiError {
 
 impl From<ValidationError> for ApiError {
     fn from(error: ValidationError) -> Self {
+        ApiError::BadRequest(error.to_string())
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> Self {
         ApiError::BadRequest(error.to_string())
     }
 }
