@@ -5,7 +5,7 @@
 //! Built only with the `conformance` feature; test code, so it panics on a
 //! failed expectation.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
@@ -22,8 +22,8 @@ use wallet_domain::{
 };
 
 use crate::{
-    Account, EntryFilter, EntryType, Ledger, LedgerEntry, PostOutcome, TransactionType,
-    TransactionsQuery, WalletEntriesQuery, ENTRIES_LIMIT_DEFAULT,
+    Account, EntryFilter, EntryType, Ledger, LedgerEntry, PostOutcome, PostedThrough,
+    TransactionType, TransactionsQuery, WalletEntriesQuery, ENTRIES_LIMIT_DEFAULT,
 };
 
 /// A ledger under test: what the relay and the API both see of it.
@@ -248,6 +248,14 @@ pub async fn a_sequence_of_operations_gives_balanced_transactions_and_the_wallet
     assert_eq!(
         verification.wallet_balances.get(&wallet("w-2")),
         Some(&money("25.00"))
+    );
+    // Each wallet's posted events (w-1: 4, the last the sent half at 5; w-2:
+    // 2, the last the received half at 6) and the checkpoint, from one snapshot.
+    assert_eq!(verification.checkpoint, 6);
+    let posted = |position, events| PostedThrough { position, events };
+    assert_eq!(
+        verification.wallets_posted,
+        BTreeMap::from([(wallet("w-1"), posted(5, 4)), (wallet("w-2"), posted(6, 2))])
     );
 
     // The ledger agrees with the balances the events carry.

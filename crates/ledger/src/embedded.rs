@@ -25,7 +25,7 @@ use crate::stored::{
     StoredEntry, Totals,
 };
 use crate::{
-    EntryFilter, Ledger, LedgerEntry, LedgerError, LedgerVerification, PostOutcome,
+    EntryFilter, Ledger, LedgerEntry, LedgerError, LedgerVerification, PostOutcome, PostedThrough,
     TransactionsQuery, WalletEntriesQuery, WalletSummary,
 };
 
@@ -271,6 +271,7 @@ struct Verifier {
     transactions_checked: u64,
     unbalanced: Vec<Uuid>,
     wallet_balances: BTreeMap<WalletId, Decimal>,
+    wallets_posted: BTreeMap<WalletId, PostedThrough>,
     settlement: Decimal,
     clearing: Decimal,
     /// Clearing sums of transfers that do not net to zero yet: only open
@@ -279,10 +280,15 @@ struct Verifier {
 }
 
 impl Verifier {
-    fn transaction(&mut self, transaction_id: Uuid) {
+    /// Called for every row; rows come in ledger (log) order, so the last
+    /// transaction of a wallet is its furthest.
+    fn transaction(&mut self, transaction_id: Uuid, wallet_id: WalletId, position: u64) {
         if self.current.map(|(current, _)| current) == Some(transaction_id) {
             return;
         }
+        let posted = self.wallets_posted.entry(wallet_id).or_default();
+        posted.position = position;
+        posted.events += 1;
         self.close_transaction();
         self.current = Some((transaction_id, Decimal::ZERO));
         self.transactions_checked += 1;
@@ -323,7 +329,7 @@ impl Verifier {
         Ok(())
     }
 
-    fn finish(mut self, events_posted: u64) -> LedgerVerification {
+    fn finish(mut self, events_posted: u64, checkpoint: u64) -> LedgerVerification {
         self.close_transaction();
         judged(LedgerVerification {
             ok: false,
@@ -334,6 +340,8 @@ impl Verifier {
             settlement_balance: self.settlement,
             clearing_balance: self.clearing,
             transfers_missing_half: self.open_transfers.into_keys().collect(),
+            checkpoint,
+            wallets_posted: self.wallets_posted,
         })
     }
 }
@@ -347,6 +355,11 @@ fn verify_ledger(
         snapshot.query_row("SELECT COUNT(*) FROM ledger_processed_events", [], |row| {
             unsigned_column(row, 0)
         })?;
+    let checkpoint = snapshot.query_row(
+        "SELECT position FROM ledger_checkpoint WHERE id = 1",
+        [],
+        |row| unsigned_column(row, 0),
+    )?;
     let mut verifier = Verifier::default();
     {
         // Wallets created with nothing have no entries and still have a balance: zero.
@@ -360,14 +373,19 @@ fn verify_ledger(
                 .insert(wallet_id_column(row, 0)?, Decimal::ZERO);
         }
         let mut scan = snapshot.prepare(
-            "SELECT t.transaction_id, t.reference_id, e.account, e.amount \
+            "SELECT t.transaction_id, t.reference_id, e.account, e.amount, t.wallet_id, \
+                    t.position \
              FROM ledger_transactions t \
              LEFT JOIN ledger_entries e ON e.transaction_id = t.transaction_id \
              ORDER BY t.position, e.line",
         )?;
         let mut rows = scan.query([])?;
         while let Some(row) = rows.next()? {
-            verifier.transaction(parsed(row, 0)?);
+            verifier.transaction(
+                parsed(row, 0)?,
+                wallet_id_column(row, 4)?,
+                unsigned_column(row, 5)?,
+            );
             let Some(account) = row.get::<_, Option<String>>(2)? else {
                 continue;
             };
@@ -381,7 +399,7 @@ fn verify_ledger(
         }
     }
     snapshot.finish()?;
-    Ok(Ok(verifier.finish(events_posted)))
+    Ok(Ok(verifier.finish(events_posted, checkpoint)))
 }
 
 #[async_trait]

@@ -54,6 +54,7 @@ mod embedded;
 mod postgres;
 pub mod posting;
 mod stored;
+pub mod verification;
 
 use std::collections::BTreeMap;
 
@@ -239,6 +240,23 @@ pub struct LedgerVerification {
     pub clearing_balance: Decimal,
     /// Transfers whose clearing entries do not net to zero: one half is missing.
     pub transfers_missing_half: Vec<Uuid>,
+    /// The ledger's checkpoint in the same snapshot: the furthest log
+    /// position posted (in-process, every position up to it is posted).
+    pub checkpoint: u64,
+    /// What the ledger has posted of each wallet's events: where the event
+    /// store is read to compare that wallet's balance (see [`verification`]).
+    /// Not in the JSON: it is one line per wallet, as the balances are.
+    #[serde(skip)]
+    pub wallets_posted: BTreeMap<WalletId, PostedThrough>,
+}
+
+/// What the ledger has posted of one wallet's events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PostedThrough {
+    /// The log position of the last one.
+    pub position: u64,
+    /// How many (one transaction each).
+    pub events: u64,
 }
 
 #[async_trait]
@@ -385,6 +403,14 @@ mod tests {
             settlement_balance: Decimal::from_str("-100.00").expect("decimal"),
             clearing_balance: Decimal::from_str("0.00").expect("decimal"),
             transfers_missing_half: Vec::new(),
+            checkpoint: 7,
+            wallets_posted: BTreeMap::from([(
+                WalletId::parse("w-1").expect("wallet"),
+                PostedThrough {
+                    position: 7,
+                    events: 1,
+                },
+            )]),
         };
         let json = serde_json::to_string(&verification).expect("serialize");
         assert!(
@@ -393,6 +419,8 @@ mod tests {
         );
         assert!(json.contains("\"settlementBalance\":-100.00"), "{json}");
         assert!(json.contains("\"clearingBalance\":0.00"), "{json}");
+        assert!(json.contains("\"checkpoint\":7"), "{json}");
+        assert!(!json.contains("walletsPosted"), "{json}");
     }
 
     #[test]

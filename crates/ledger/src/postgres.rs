@@ -29,7 +29,7 @@ use crate::stored::{
     StoredEntry, Totals,
 };
 use crate::{
-    EntryFilter, Ledger, LedgerEntry, LedgerError, LedgerVerification, PostOutcome,
+    EntryFilter, Ledger, LedgerEntry, LedgerError, LedgerVerification, PostOutcome, PostedThrough,
     TransactionsQuery, WalletEntriesQuery, WalletSummary,
 };
 
@@ -382,8 +382,31 @@ async fn verify_ledger(pool: &PgPool) -> Result<LedgerVerification, LedgerError>
     .fetch_all(&mut *snapshot)
     .await
     .map_err(storage)?;
+    let wallets_posted: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT wallet_id, MAX(position), COUNT(*) FROM ledger_transactions GROUP BY wallet_id",
+    )
+    .fetch_all(&mut *snapshot)
+    .await
+    .map_err(storage)?;
+    let checkpoint: i64 = sqlx::query_scalar("SELECT position FROM ledger_checkpoint WHERE id = 1")
+        .fetch_one(&mut *snapshot)
+        .await
+        .map_err(storage)?;
     snapshot.commit().await.map_err(storage)?;
 
+    let position = |value: i64| u64::try_from(value).map_err(|error| corrupt("position", error));
+    let wallets_posted = wallets_posted
+        .into_iter()
+        .map(|(wallet_id, at, events)| {
+            let wallet_id =
+                WalletId::parse(&wallet_id).map_err(|error| corrupt("wallet id", error))?;
+            let posted = PostedThrough {
+                position: position(at)?,
+                events: position(events)?,
+            };
+            Ok((wallet_id, posted))
+        })
+        .collect::<Result<BTreeMap<_, _>, LedgerError>>()?;
     let mut wallet_balances = BTreeMap::new();
     let mut settlement_balance = Decimal::ZERO;
     let mut clearing_balance = Decimal::ZERO;
@@ -412,6 +435,8 @@ async fn verify_ledger(pool: &PgPool) -> Result<LedgerVerification, LedgerError>
         settlement_balance,
         clearing_balance,
         transfers_missing_half,
+        checkpoint: position(checkpoint)?,
+        wallets_posted,
     }))
 }
 

@@ -70,7 +70,7 @@ impl TransactionType {
         TransactionType::TransferIn,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             TransactionType::WalletCreated => "WALLET_CREATED",
             TransactionType::Credit => "CREDIT",

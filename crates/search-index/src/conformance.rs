@@ -442,6 +442,88 @@ pub async fn free_text_matches_every_word_of_a_description_or_a_whole_id(
     assert_eq!(search(index, text("   ")).await.total, 6);
 }
 
+/// Credits of 1.00 to wallet A, one per description, at positions 2 onwards
+/// (after A's creation at 1), so the newest is the last description.
+fn credits_described(descriptions: &[&str]) -> Vec<RecordedEvent> {
+    let mut events = vec![created(1, WALLET_A, OWNER_A, day(1), "0.00")];
+    for (position, text) in (2..).zip(descriptions) {
+        let after = Decimal::from(position - 1);
+        events.push(recorded(EventAt {
+            position,
+            stream_version: position,
+            wallet_id: WALLET_A,
+            occurred_at: day(2),
+            amount: balance("1.00"),
+            balance_after: Balance::try_from(after).expect("a balance"),
+            kind: EventKind::WalletCredited {
+                amount: amount("1.00"),
+                description: description(text),
+            },
+        }));
+    }
+    events
+}
+
+/// The descriptions (not the types) a text finds, newest first.
+async fn descriptions_found(index: &dyn SearchIndex, q: &str) -> Vec<String> {
+    search(index, text(q))
+        .await
+        .items
+        .into_iter()
+        .filter_map(|item| item.description)
+        .collect()
+}
+
+const MULTI_LEG: &str = "agent fee for the multi leg payout";
+const MULTI_AGENT: &str = "multi-agent settlement";
+const OR_NEVER: &str = "pay now or never";
+const UNICODE: &str = "Café Zürich, 3 naïve crêpes";
+const NOT_A_DRILL: &str = "this is not a drill (really)";
+
+pub async fn free_text_is_every_word_in_any_order_and_never_an_operator(
+    index: Arc<dyn SearchIndex>,
+) {
+    let index = index.as_ref();
+    let events = credits_described(&[MULTI_LEG, MULTI_AGENT, OR_NEVER, UNICODE, NOT_A_DRILL]);
+    index.index_batch(&events).await.expect("indexed");
+    let found = |q: &'static str| descriptions_found(index, q);
+
+    // Hyphens, commas, quotes, colons, carets and parentheses separate words;
+    // the words may come in any order and need not be next to each other.
+    for q in [
+        "multi-agent",
+        "agent multi",
+        "\"multi agent\"",
+        "multi*",
+        "(multi) agent",
+        "agent:multi",
+    ] {
+        assert_eq!(found(q).await, [MULTI_AGENT, MULTI_LEG], "{q}");
+    }
+    for q in ["payout,agent", "payout^agent", "PAYOUT;Agent!"] {
+        assert_eq!(found(q).await, [MULTI_LEG], "{q}");
+    }
+    // `*` is no prefix: only whole words match.
+    assert!(found("mult*").await.is_empty());
+    // NEAR, OR, AND and NOT are words like any other: each must occur.
+    assert!(found("NEAR(multi payout)").await.is_empty());
+    assert!(found("multi OR nothing").await.is_empty());
+    assert!(found("pay AND now").await.is_empty());
+    assert_eq!(found("never OR pay").await, [OR_NEVER]);
+    assert_eq!(found("NOT drill").await, [NOT_A_DRILL]);
+    assert_eq!(found("really)").await, [NOT_A_DRILL]);
+    // Unicode words: case folds, accents stay.
+    assert_eq!(found("zürich CAFÉ").await, [UNICODE]);
+    assert_eq!(found("naïve-crêpes 3").await, [UNICODE]);
+    assert!(found("cafe").await.is_empty());
+    // Text with no word at all matches no description (and no id).
+    for q in ["*", "\"\"", "-- () ^", "NEAR(", "\""] {
+        assert!(found(q).await.is_empty(), "{q}");
+    }
+    // An id still matches whole and exact, with its hyphens.
+    assert_eq!(search(index, text(WALLET_A)).await.total, 6);
+}
+
 pub async fn invalid_queries_are_refused(index: Arc<dyn SearchIndex>) {
     let index = index.as_ref();
     index
@@ -596,6 +678,7 @@ macro_rules! search_index_conformance_tests {
             a_wallet_history_comes_back_newest_first_with_exact_amounts,
             every_search_filter_narrows_the_result,
             free_text_matches_every_word_of_a_description_or_a_whole_id,
+            free_text_is_every_word_in_any_order_and_never_an_operator,
             invalid_queries_are_refused,
             redelivered_and_late_events_change_nothing,
             an_event_of_a_wallet_never_created_is_refused_for_a_retry,

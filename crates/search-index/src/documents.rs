@@ -25,9 +25,24 @@ pub(crate) fn transactions_mapping_additions() -> Value {
 }
 
 /// `dynamic: strict`: a field the mapping does not name is refused, not guessed.
+///
+/// Descriptions are split into words by the `words` analyzer: runs of letters
+/// and digits (and private-use characters), lower-cased, accents kept: the
+/// words of SQLite FTS5's `unicode61` tokenizer on the embedded index, so free
+/// text means the same on both (see `query::words`).
 pub(crate) fn transactions_mapping() -> Value {
     json!({
-        "settings": { "number_of_shards": 1 },
+        "settings": {
+            "number_of_shards": 1,
+            "analysis": {
+                "tokenizer": {
+                    "words": { "type": "pattern", "pattern": "[^\\p{L}\\p{N}\\p{Co}]+" }
+                },
+                "analyzer": {
+                    "words": { "type": "custom", "tokenizer": "words", "filter": ["lowercase"] }
+                }
+            }
+        },
         "mappings": {
             "dynamic": "strict",
             "properties": {
@@ -42,7 +57,7 @@ pub(crate) fn transactions_mapping() -> Value {
                 "balanceAfter": { "type": "keyword", "index": false, "doc_values": false },
                 "counterpartyWalletId": { "type": "keyword" },
                 "transferId": { "type": "keyword" },
-                "description": { "type": "text" },
+                "description": { "type": "text", "analyzer": "words" },
                 "occurredAt": { "type": "date" },
                 "position": { "type": "long" },
                 "streamVersion": { "type": "long" },

@@ -26,7 +26,7 @@ use crate::documents::{
     batch_documents, cents_ceiling, cents_floor, wallets_to_look_up, TransactionSource,
     WalletSource, WalletWrite,
 };
-use crate::query::{check_search, Page};
+use crate::query::{check_search, words, Page};
 use crate::{
     IndexOutcome, IndexedWallet, SearchIndex, SearchIndexError, Transaction, TransactionPage,
     TransactionSearch,
@@ -305,17 +305,13 @@ fn index_events(
     Ok(Ok(outcome))
 }
 
-/// The free text as an FTS5 query: each whitespace-separated chunk a quoted
-/// phrase (so no character of it is query syntax), all of them required, as
-/// Elasticsearch's `match` with `operator: and`. `None` when no chunk holds a
+/// The free text as an FTS5 query: each of its [`words`] a quoted string
+/// (so nothing of it is query syntax), all of them required in any order, as
+/// Elasticsearch's `match` with `operator: and`. `None` when the text has no
 /// word, which matches no description (as a `match` with no terms).
 fn description_query(text: &str) -> Option<String> {
-    let phrases: Vec<String> = text
-        .split_whitespace()
-        .filter(|chunk| chunk.chars().any(char::is_alphanumeric))
-        .map(|chunk| format!("\"{}\"", chunk.replace('"', "\"\"")))
-        .collect();
-    (!phrases.is_empty()).then(|| phrases.join(" "))
+    let words: Vec<String> = words(text).map(|word| format!("\"{word}\"")).collect();
+    (!words.is_empty()).then(|| words.join(" "))
 }
 
 /// The WHERE clause of a transaction query and its parameters, in order.
@@ -524,8 +520,8 @@ mod tests {
             Some("\"rent\" \"March\"")
         );
         assert_eq!(
-            description_query("say \"hi\" OR").as_deref(),
-            Some("\"say\" \"\"\"hi\"\"\" \"OR\"")
+            description_query("say \"hi\" OR multi-agent").as_deref(),
+            Some("\"say\" \"hi\" \"OR\" \"multi\" \"agent\"")
         );
         assert_eq!(description_query("-- * ()"), None);
     }

@@ -17,6 +17,6 @@ pub mod wallet;
 pub use command::{Command, CommandKind};
 pub use error::{DomainError, ValidationError};
 pub use event::{EventDecodeError, EventKind, EventMetadata, WalletEvent, EVENT_SCHEMA_VERSION};
-pub use ids::{Description, OwnerId, WalletId};
+pub use ids::{Description, OwnerId, WalletId, IDENTIFIER_LENGTH_MAX};
 pub use money::{Amount, Balance};
 pub use wallet::{continues, decide, evolve, replay, Wallet, WalletState};

@@ -16,6 +16,7 @@ use transfer_process::{JournalError, ProcessError};
 use utoipa::ToSchema;
 use wallet_domain::{DomainError, ValidationError};
 
+use super::query::QueryError;
 use crate::access::AdmissionError;
 use crate::wallets::ServiceError;
 
@@ -102,6 +103,12 @@ impl From<StoreError> for ApiError {
                 ApiError::Internal(error.to_string())
             }
         }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> Self {
+        ApiError::BadRequest(error.to_string())
     }
 }
 

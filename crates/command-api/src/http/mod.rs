@@ -8,6 +8,7 @@ mod error;
 mod health;
 mod ledger;
 mod number;
+mod query;
 mod transactions;
 mod wallets;
 
@@ -186,7 +187,12 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(health::metrics))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
         .app_data(web::QueryConfig::default().error_handler(|error, _| {
-            ApiError::BadRequest(format!("Invalid query string: {error}")).into()
+            // Every parameter is read as text, so only the query string's
+            // shape can fail here: serde names the parameter given twice.
+            ApiError::BadRequest(format!(
+                "Invalid query string: {error}; give each parameter at most once"
+            ))
+            .into()
         }))
         .app_data(web::PathConfig::default().error_handler(|error, _| {
             ApiError::BadRequest(format!("Invalid path: {error}")).into()

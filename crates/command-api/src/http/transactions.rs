@@ -1,18 +1,19 @@
 //! Transaction history and search, served from the search index.
 //!
-//! Query parameters arrive as text and are parsed here, so that a bad value is
-//! a 400 naming its parameter rather than a generic query-string error.
+//! Query parameters arrive as text and are read by the `query` module, so
+//! that a bad value is a 400 naming its parameter and what it accepts.
 
-use std::str::FromStr;
 use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use rust_decimal::Decimal;
-use search_index::{SearchIndex, TransactionSearch, TRANSACTIONS_LIMIT_MAX};
+use search_index::{
+    SearchIndex, TransactionSearch, QUERY_TEXT_LENGTH_MAX, RESULT_WINDOW_MAX,
+    TRANSACTIONS_LIMIT_MAX,
+};
 use serde::Deserialize;
+use utoipa::openapi::path::Parameter;
 use utoipa::IntoParams;
-use wallet_domain::{OwnerId, WalletId};
+use wallet_domain::WalletId;
 
 use identity::Action;
 
@@ -20,14 +21,13 @@ use super::auth::{authorize_on_wallet, owner_filter, sees_principals, Caller, Ow
 use super::dto::{TransactionSearchResponse, WalletTransactionsResponse};
 use super::error::{ApiError, ErrorBody};
 use super::ledger::catch_up;
+use super::query::{self, Kind, QueryError, Spec};
 use crate::startup::AppState;
 use crate::wallets::ServiceError;
 
 /// How long a history or search waits for the in-process search index to
 /// reach the writes acknowledged before it began.
 pub const SEARCH_CATCH_UP_WAIT_MS: u64 = 2_000;
-/// Characters of a decimal parameter read at most; longer is refused unread.
-const DECIMAL_TEXT_LENGTH_MAX: usize = 40;
 
 fn search_index(state: &AppState) -> Result<&Arc<dyn SearchIndex>, ApiError> {
     state.search_index.as_ref().ok_or_else(|| {
@@ -41,80 +41,41 @@ async fn caught_up(state: &AppState) {
     }
 }
 
-fn limit(raw: Option<&str>) -> Result<Option<usize>, ApiError> {
-    raw.map(|raw| {
-        raw.parse::<usize>()
-            .ok()
-            .filter(|limit| (1..=TRANSACTIONS_LIMIT_MAX).contains(limit))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "limit must be an integer from 1 to {TRANSACTIONS_LIMIT_MAX}"
-                ))
-            })
-    })
-    .transpose()
-}
-
+const LIMIT: Spec = Spec {
+    name: "limit",
+    description: "Transactions per page, 1 to 500 (default 50).",
+    kind: Kind::Integer(1, TRANSACTIONS_LIMIT_MAX as u64),
+};
 /// How deep a page may start is the index's to say (`offset + limit` is
-/// bounded there); here only the form.
-fn offset(raw: Option<&str>) -> Result<usize, ApiError> {
-    raw.map(|raw| {
-        raw.parse::<usize>()
-            .map_err(|_| ApiError::BadRequest("offset must be an integer of 0 or more".into()))
-    })
-    .transpose()
-    .map(Option::unwrap_or_default)
+/// bounded there); here the deepest any page can start.
+const OFFSET: Spec = Spec {
+    name: "offset",
+    description: "Transactions to skip, newest first (`offset + limit` at most 10000).",
+    kind: Kind::Integer(0, RESULT_WINDOW_MAX as u64 - 1),
+};
+
+/// The page asked for: its size (the index's default when absent) and start.
+fn page(
+    limit: &Option<String>,
+    offset: &Option<String>,
+) -> Result<(Option<usize>, usize), QueryError> {
+    Ok((
+        query::size(LIMIT.name, limit, 1..=TRANSACTIONS_LIMIT_MAX)?,
+        query::size(OFFSET.name, offset, 0..=RESULT_WINDOW_MAX - 1)?.unwrap_or_default(),
+    ))
 }
 
-/// An RFC 3339 instant, or a `YYYY-MM-DD` date (UTC) meaning its first
-/// instant for `from` and its last for `to`, so that `to=2025-01-31` includes
-/// the whole of that day.
-fn instant(
-    field: &str,
-    raw: Option<&str>,
-    time_of_day: NaiveTime,
-) -> Result<Option<DateTime<Utc>>, ApiError> {
-    raw.map(|raw| {
-        DateTime::parse_from_rfc3339(raw)
-            .map(|at| at.with_timezone(&Utc))
-            .or_else(|_| {
-                NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-                    .map(|date| date.and_time(time_of_day).and_utc())
-            })
-            .map_err(|_| {
-                ApiError::BadRequest(format!(
-                    "{field} must be an RFC 3339 date-time (2025-01-31T12:00:00Z) \
-                     or a date (2025-01-31)"
-                ))
-            })
-    })
-    .transpose()
-}
-
-fn amount(field: &str, raw: Option<&str>) -> Result<Option<Decimal>, ApiError> {
-    raw.map(|raw| {
-        Some(raw)
-            .filter(|raw| raw.len() <= DECIMAL_TEXT_LENGTH_MAX)
-            .and_then(|raw| Decimal::from_str(raw).ok())
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!("{field} must be a decimal number, like 10.50"))
-            })
-    })
-    .transpose()
-}
-
-/// The last nanosecond of a day.
-fn end_of_day() -> NaiveTime {
-    NaiveTime::from_hms_nano_opt(23, 59, 59, 999_999_999).unwrap_or(NaiveTime::MIN)
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+/// `limit` and `offset` of a wallet's history.
+#[derive(Debug, Deserialize)]
 pub struct PageParams {
-    /// Transactions per page, 1 to 500 (default 50).
     limit: Option<String>,
-    /// Transactions to skip, newest first (`offset + limit` at most 10000).
     offset: Option<String>,
+}
+
+impl IntoParams for PageParams {
+    fn into_params(_: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>) -> Vec<Parameter> {
+        query::parameters(&[LIMIT, OFFSET])
+    }
 }
 
 /// One wallet's transactions, newest first (from the search index).
@@ -141,8 +102,7 @@ pub async fn wallet_transactions(
         owner_id,
     })
     .await?;
-    let limit = limit(params.limit.as_deref())?;
-    let offset = offset(params.offset.as_deref())?;
+    let (limit, offset) = page(&params.limit, &params.offset)?;
     let index = search_index(&state)?;
     caught_up(&state).await;
     let page = index.wallet_transactions(&wallet_id, limit, offset).await?;
@@ -165,43 +125,88 @@ pub async fn wallet_transactions(
     )))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+/// The filters of a search, as text.
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub struct SearchParams {
-    /// Only transactions of this owner's wallets.
     owner_id: Option<String>,
-    /// Only this wallet's transactions.
     wallet_id: Option<String>,
-    /// Occurred at or after: an RFC 3339 date-time, or a date (from its start, UTC).
     from: Option<String>,
-    /// Occurred at or before: an RFC 3339 date-time, or a date (to its end, UTC).
     to: Option<String>,
-    /// Amount at least this much.
     min_amount: Option<String>,
-    /// Amount at most this much.
     max_amount: Option<String>,
-    /// Every word in the description, or exactly an id (event, wallet,
-    /// counterparty wallet, transfer); at most 200 characters.
     q: Option<String>,
-    /// Transactions per page, 1 to 500 (default 50).
     limit: Option<String>,
-    /// Transactions to skip, newest first (`offset + limit` at most 10000).
     offset: Option<String>,
 }
 
+const SEARCH_FILTERS: [Spec; 7] = [
+    Spec {
+        name: "ownerId",
+        description: "Only transactions of this owner's wallets.",
+        kind: Kind::Id,
+    },
+    Spec {
+        name: "walletId",
+        description: "Only this wallet's transactions.",
+        kind: Kind::Id,
+    },
+    Spec {
+        name: "from",
+        description: "Occurred at or after: an RFC 3339 date-time, or a date (from its start, UTC).",
+        kind: Kind::Date,
+    },
+    Spec {
+        name: "to",
+        description: "Occurred at or before: an RFC 3339 date-time, or a date (to its end, UTC); not before `from`.",
+        kind: Kind::Date,
+    },
+    Spec {
+        name: "minAmount",
+        description: "Amount at least this much.",
+        kind: Kind::Decimal,
+    },
+    Spec {
+        name: "maxAmount",
+        description: "Amount at most this much; not less than `minAmount`.",
+        kind: Kind::Decimal,
+    },
+    Spec {
+        name: "q",
+        description: "Every word of it in the description, in any order, case-insensitive \
+                      (a word is a run of letters and digits; anything else, `-`, `,`, quotes, \
+                      `*`, parentheses, separates words and is never an operator), or exactly \
+                      an id (event, wallet, counterparty wallet, transfer); at most 200 \
+                      characters, no control characters.",
+        kind: Kind::Text(QUERY_TEXT_LENGTH_MAX),
+    },
+];
+
+impl IntoParams for SearchParams {
+    fn into_params(_: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>) -> Vec<Parameter> {
+        let mut specs = SEARCH_FILTERS.to_vec();
+        specs.extend([LIMIT, OFFSET]);
+        query::parameters(&specs)
+    }
+}
+
 impl SearchParams {
-    fn search(&self) -> Result<TransactionSearch, ApiError> {
+    fn search(&self) -> Result<TransactionSearch, QueryError> {
+        let from = query::start_date("from", &self.from)?;
+        let to = query::end_date("to", &self.to)?;
+        query::ordered(("from", from.as_ref()), ("to", to.as_ref()))?;
+        let (limit, offset) = page(&self.limit, &self.offset)?;
         Ok(TransactionSearch {
-            owner_id: self.owner_id.as_deref().map(OwnerId::parse).transpose()?,
-            wallet_id: self.wallet_id.as_deref().map(WalletId::parse).transpose()?,
-            from: instant("from", self.from.as_deref(), NaiveTime::MIN)?,
-            to: instant("to", self.to.as_deref(), end_of_day())?,
-            min_amount: amount("minAmount", self.min_amount.as_deref())?,
-            max_amount: amount("maxAmount", self.max_amount.as_deref())?,
-            q: self.q.clone(),
-            limit: limit(self.limit.as_deref())?,
-            offset: offset(self.offset.as_deref())?,
+            owner_id: query::owner_id("ownerId", &self.owner_id)?,
+            wallet_id: query::wallet_id("walletId", &self.wallet_id)?,
+            from,
+            to,
+            // The index refuses a minimum above the maximum, by name.
+            min_amount: query::decimal("minAmount", &self.min_amount)?,
+            max_amount: query::decimal("maxAmount", &self.max_amount)?,
+            q: query::text("q", &self.q, QUERY_TEXT_LENGTH_MAX)?.map(str::to_owned),
+            limit,
+            offset,
         })
     }
 }
@@ -236,47 +241,4 @@ pub async fn search_transactions(
         page,
         sees_principals(&caller),
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_date_covers_its_whole_day() {
-        let from = instant("from", Some("2025-01-31"), NaiveTime::MIN).expect("date");
-        let to = instant("to", Some("2025-01-31"), end_of_day()).expect("date");
-        assert_eq!(
-            from.map(|at| at.to_rfc3339()),
-            Some("2025-01-31T00:00:00+00:00".to_owned())
-        );
-        assert_eq!(
-            to.map(|at| at.to_rfc3339()),
-            Some("2025-01-31T23:59:59.999999999+00:00".to_owned())
-        );
-        let offset = instant("to", Some("2025-01-31T12:00:00+02:00"), end_of_day()).expect("rfc");
-        assert_eq!(
-            offset.map(|at| at.to_rfc3339()),
-            Some("2025-01-31T10:00:00+00:00".to_owned())
-        );
-    }
-
-    #[test]
-    fn bad_values_name_their_parameter() {
-        let bad_date = instant("from", Some("yesterday"), NaiveTime::MIN);
-        assert!(
-            matches!(bad_date, Err(ApiError::BadRequest(message)) if message.starts_with("from "))
-        );
-        let bad_amount = amount("minAmount", Some("1e3x"));
-        assert!(
-            matches!(bad_amount, Err(ApiError::BadRequest(message)) if message.starts_with("minAmount "))
-        );
-        let long_amount = amount("maxAmount", Some(&"9".repeat(DECIMAL_TEXT_LENGTH_MAX + 1)));
-        assert!(long_amount.is_err());
-        assert!(limit(Some("0")).is_err());
-        assert!(limit(Some(&(TRANSACTIONS_LIMIT_MAX + 1).to_string())).is_err());
-        assert_eq!(limit(Some("7")).ok(), Some(Some(7)));
-        assert!(offset(Some("-1")).is_err());
-        assert_eq!(offset(None).ok(), Some(0));
-    }
 }

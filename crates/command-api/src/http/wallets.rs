@@ -5,8 +5,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use read_model::{WalletListQuery, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX};
 use serde::Deserialize;
 use transfer_process::TransferReply;
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::IntoParams;
-use wallet_domain::{Amount, Description, OwnerId, WalletId};
+use wallet_domain::{Amount, Description, WalletId};
 
 use identity::Action;
 
@@ -21,6 +22,7 @@ use super::dto::{
 };
 use super::error::{ApiError, ErrorBody};
 use super::ledger::catch_up;
+use super::query::{self, Kind, QueryError, Spec};
 use crate::startup::AppState;
 use crate::wallets::{ReplyFormat, WalletOperation};
 
@@ -277,48 +279,47 @@ pub async fn get_wallet(
     Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet)))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+/// Paging and filter of the wallet list, as text.
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub struct ListParams {
-    /// Wallets to return, 1 to 10000 (default 1000).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 10000)]
     limit: Option<String>,
-    /// Return wallets whose id sorts after this one (the last id of the previous page).
-    #[param(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     after: Option<String>,
-    /// Only this owner's wallets.
-    #[param(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     owner_id: Option<String>,
 }
 
+const LIST_PARAMS: [Spec; 3] = [
+    Spec {
+        name: "limit",
+        description: "Wallets to return, 1 to 10000 (default 1000).",
+        kind: Kind::Integer(1, LIST_LIMIT_MAX as u64),
+    },
+    Spec {
+        name: "after",
+        description:
+            "Return wallets whose id sorts after this one (the last id of the previous page).",
+        kind: Kind::Id,
+    },
+    Spec {
+        name: "ownerId",
+        description: "Only this owner's wallets.",
+        kind: Kind::Id,
+    },
+];
+
+impl IntoParams for ListParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        query::parameters(&LIST_PARAMS)
+    }
+}
+
 impl ListParams {
-    fn query(&self) -> Result<WalletListQuery, ApiError> {
-        let limit = match &self.limit {
-            None => LIST_LIMIT_DEFAULT,
-            Some(raw) => raw
-                .parse::<usize>()
-                .ok()
-                .filter(|limit| (1..=LIST_LIMIT_MAX).contains(limit))
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "limit must be an integer from 1 to {LIST_LIMIT_MAX}"
-                    ))
-                })?,
-        };
-        let owner_id = self.owner_id.as_deref().map(OwnerId::parse).transpose()?;
-        let after = self
-            .after
-            .as_deref()
-            .map(|raw| {
-                WalletId::parse(raw)
-                    .map_err(|_| ApiError::BadRequest("after must be a wallet id".into()))
-            })
-            .transpose()?;
+    fn query(&self) -> Result<WalletListQuery, QueryError> {
         Ok(WalletListQuery {
-            owner_id,
-            after,
-            limit,
+            owner_id: query::owner_id("ownerId", &self.owner_id)?,
+            after: query::wallet_id("after", &self.after)?,
+            limit: query::size("limit", &self.limit, 1..=LIST_LIMIT_MAX)?
+                .unwrap_or(LIST_LIMIT_DEFAULT),
         })
     }
 }

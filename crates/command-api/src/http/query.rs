@@ -1,0 +1,482 @@
+//! Query parameters: one set of rules for every parameter of every endpoint.
+//!
+//! Each endpoint deserializes its query string into a struct of
+//! `Option<String>` (so no value can make the query string itself fail) and
+//! reads every field through one function here:
+//!
+//! - an empty value (`?startDate=`) is an absent one;
+//! - text holds no control character and has a length bound;
+//! - an id is 1 to 64 characters of `A-Z a-z 0-9 - _`;
+//! - an integer is decimal digits within its range;
+//! - a decimal is digits with an optional fraction (`10.50`);
+//! - a date is RFC 3339 (`2026-11-30T12:00:00Z`) or a day (`2026-11-30`): a
+//!   start day starts at 00:00Z, an end day includes its whole day;
+//! - a start after its end is refused.
+//!
+//! Every refusal is a [`QueryError`] naming the parameter and the accepted
+//! form. The OpenAPI description of each parameter ([`Spec`], [`parameters`])
+//! is built from the same patterns and bounds, so the document says exactly
+//! what the server accepts (an empty value included).
+
+use std::ops::RangeInclusive;
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use regex::Regex;
+use rust_decimal::Decimal;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::{RefOr, Required};
+use wallet_domain::{OwnerId, WalletId, IDENTIFIER_LENGTH_MAX};
+
+/// A day or an RFC 3339 date-time with seconds and an offset (`Z` or `±hh:mm`).
+pub const DATE_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))?$";
+/// Digits before the decimal point of a decimal parameter, at most.
+pub const DECIMAL_INTEGER_DIGITS_MAX: usize = 16;
+/// Digits after the decimal point of a decimal parameter, at most.
+pub const DECIMAL_FRACTION_DIGITS_MAX: usize = 12;
+/// Digits of an integer parameter, at most (more cannot be in range).
+pub const INTEGER_DIGITS_MAX: usize = 20;
+
+static DATE: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(DATE_PATTERN).ok());
+static DECIMAL: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(&decimal_pattern()).ok());
+
+fn decimal_pattern() -> String {
+    format!(
+        r"^[0-9]{{1,{DECIMAL_INTEGER_DIGITS_MAX}}}(\.[0-9]{{1,{DECIMAL_FRACTION_DIGITS_MAX}}})?$"
+    )
+}
+
+fn id_pattern() -> String {
+    format!("^[A-Za-z0-9_-]{{1,{IDENTIFIER_LENGTH_MAX}}}$")
+}
+
+/// A query parameter refused, naming the parameter and what it accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("{parameter} must be {accepted}")]
+    Invalid {
+        parameter: &'static str,
+        accepted: String,
+    },
+    #[error("{parameter} must not contain control characters")]
+    ControlCharacter { parameter: &'static str },
+    #[error("{start} must not be after {end}")]
+    Inverted {
+        start: &'static str,
+        end: &'static str,
+    },
+}
+
+fn invalid(parameter: &'static str, accepted: impl Into<String>) -> QueryError {
+    QueryError::Invalid {
+        parameter,
+        accepted: accepted.into(),
+    }
+}
+
+fn matches(pattern: &LazyLock<Option<Regex>>, raw: &str) -> bool {
+    pattern.as_ref().is_some_and(|regex| regex.is_match(raw))
+}
+
+/// The value, or `None` when the parameter is absent or empty.
+fn present(raw: &Option<String>) -> Option<&str> {
+    raw.as_deref().filter(|raw| !raw.is_empty())
+}
+
+/// Free text of at most `length_max` characters, with no control character.
+pub fn text<'raw>(
+    parameter: &'static str,
+    raw: &'raw Option<String>,
+    length_max: usize,
+) -> Result<Option<&'raw str>, QueryError> {
+    let Some(raw) = present(raw) else {
+        return Ok(None);
+    };
+    if raw.chars().any(char::is_control) {
+        return Err(QueryError::ControlCharacter { parameter });
+    }
+    if raw.chars().count() > length_max {
+        return Err(invalid(
+            parameter,
+            format!("at most {length_max} characters"),
+        ));
+    }
+    Ok(Some(raw))
+}
+
+fn id_form() -> String {
+    format!("an id of 1 to {IDENTIFIER_LENGTH_MAX} characters of A-Z a-z 0-9 - _")
+}
+
+/// A wallet id.
+pub fn wallet_id(
+    parameter: &'static str,
+    raw: &Option<String>,
+) -> Result<Option<WalletId>, QueryError> {
+    present(raw)
+        .map(|raw| WalletId::parse(raw).map_err(|_| invalid(parameter, id_form())))
+        .transpose()
+}
+
+/// An owner id.
+pub fn owner_id(
+    parameter: &'static str,
+    raw: &Option<String>,
+) -> Result<Option<OwnerId>, QueryError> {
+    present(raw)
+        .map(|raw| OwnerId::parse(raw).map_err(|_| invalid(parameter, id_form())))
+        .transpose()
+}
+
+/// An integer in `range`.
+pub fn integer(
+    parameter: &'static str,
+    raw: &Option<String>,
+    range: RangeInclusive<u64>,
+) -> Result<Option<u64>, QueryError> {
+    present(raw)
+        .map(|raw| {
+            Some(raw)
+                .filter(|raw| raw.len() <= INTEGER_DIGITS_MAX)
+                .filter(|raw| raw.bytes().all(|byte| byte.is_ascii_digit()))
+                .and_then(|raw| raw.parse::<u64>().ok())
+                .filter(|value| range.contains(value))
+                .ok_or_else(|| {
+                    invalid(
+                        parameter,
+                        format!("an integer from {} to {}", range.start(), range.end()),
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// [`integer`] as a `usize`, for the bounds that are sizes.
+pub fn size(
+    parameter: &'static str,
+    raw: &Option<String>,
+    range: RangeInclusive<usize>,
+) -> Result<Option<usize>, QueryError> {
+    let wide = (*range.start() as u64)..=(*range.end() as u64);
+    Ok(integer(parameter, raw, wide)?.and_then(|value| usize::try_from(value).ok()))
+}
+
+/// A decimal number such as `10.50`.
+pub fn decimal(
+    parameter: &'static str,
+    raw: &Option<String>,
+) -> Result<Option<Decimal>, QueryError> {
+    present(raw)
+        .map(|raw| {
+            Some(raw)
+                .filter(|raw| matches(&DECIMAL, raw))
+                .and_then(|raw| Decimal::from_str_exact(raw).ok())
+                .ok_or_else(|| {
+                    invalid(
+                        parameter,
+                        format!(
+                            "a decimal number like 10.50 (at most {DECIMAL_INTEGER_DIGITS_MAX} \
+                             digits, then at most {DECIMAL_FRACTION_DIGITS_MAX} after the point)"
+                        ),
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// One of the `accepted` names.
+pub fn one_of<T: FromStr>(
+    parameter: &'static str,
+    raw: &Option<String>,
+    accepted: &[&str],
+) -> Result<Option<T>, QueryError> {
+    present(raw)
+        .map(|raw| {
+            Some(raw)
+                .filter(|raw| accepted.contains(raw))
+                .and_then(|raw| raw.parse().ok())
+                .ok_or_else(|| invalid(parameter, format!("one of {}", accepted.join(", "))))
+        })
+        .transpose()
+}
+
+/// The last nanosecond of a day.
+fn end_of_day() -> NaiveTime {
+    NaiveTime::from_hms_nano_opt(23, 59, 59, 999_999_999).unwrap_or(NaiveTime::MIN)
+}
+
+fn date(
+    parameter: &'static str,
+    raw: &Option<String>,
+    time_of_day: NaiveTime,
+) -> Result<Option<DateTime<Utc>>, QueryError> {
+    present(raw)
+        .map(|raw| {
+            let parsed = if !matches(&DATE, raw) {
+                None
+            } else if raw.len() == "YYYY-MM-DD".len() {
+                NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                    .ok()
+                    .map(|day| day.and_time(time_of_day).and_utc())
+            } else {
+                DateTime::parse_from_rfc3339(raw)
+                    .ok()
+                    .map(|at| at.with_timezone(&Utc))
+            };
+            parsed.ok_or_else(|| {
+                invalid(
+                    parameter,
+                    "an RFC 3339 date-time (2026-11-30T12:00:00Z) or a date (2026-11-30)",
+                )
+            })
+        })
+        .transpose()
+}
+
+/// The start of a period: a date-time, or a day from its first instant (UTC).
+pub fn start_date(
+    parameter: &'static str,
+    raw: &Option<String>,
+) -> Result<Option<DateTime<Utc>>, QueryError> {
+    date(parameter, raw, NaiveTime::MIN)
+}
+
+/// The end of a period: a date-time, or a day to its last instant (UTC).
+pub fn end_date(
+    parameter: &'static str,
+    raw: &Option<String>,
+) -> Result<Option<DateTime<Utc>>, QueryError> {
+    date(parameter, raw, end_of_day())
+}
+
+/// Refuses a start after its end; either may be absent.
+pub fn ordered<T: PartialOrd>(
+    (start, from): (&'static str, Option<&T>),
+    (end, to): (&'static str, Option<&T>),
+) -> Result<(), QueryError> {
+    match (from, to) {
+        (Some(from), Some(to)) if from > to => Err(QueryError::Inverted { start, end }),
+        _ => Ok(()),
+    }
+}
+
+/// What one query parameter accepts, for the OpenAPI document.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// Free text of at most this many characters.
+    Text(usize),
+    Id,
+    Date,
+    Decimal,
+    /// An integer from the first to the second, both included.
+    Integer(u64, u64),
+    /// One of these names.
+    OneOf(&'static [&'static str]),
+}
+
+/// One query parameter as documented.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub kind: Kind,
+}
+
+/// What an empty value is: accepted, and the same as none.
+fn empty() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(0))
+        .description(Some("empty: the same as absent"))
+        .into()
+}
+
+fn or_empty(schema: Schema) -> Schema {
+    AnyOfBuilder::new().item(schema).item(empty()).into()
+}
+
+fn string(pattern: Option<String>) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(pattern)
+}
+
+fn schema(kind: Kind) -> Schema {
+    match kind {
+        // An empty text is within the length and has no control character.
+        Kind::Text(length_max) => string(Some(r"^[^\u0000-\u001F\u007F-\u009F]*$".to_owned()))
+            .max_length(Some(length_max))
+            .into(),
+        Kind::Id => or_empty(string(Some(id_pattern())).into()),
+        Kind::Date => or_empty(string(Some(DATE_PATTERN.to_owned())).into()),
+        Kind::Decimal => or_empty(string(Some(decimal_pattern())).into()),
+        Kind::Integer(minimum, maximum) => or_empty(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(minimum))
+                .maximum(Some(maximum))
+                .into(),
+        ),
+        Kind::OneOf(names) => or_empty(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(names.iter().copied()))
+                .into(),
+        ),
+    }
+}
+
+/// The OpenAPI query parameters of `specs`, every one optional.
+pub fn parameters(specs: &[Spec]) -> Vec<Parameter> {
+    specs
+        .iter()
+        .map(|spec| {
+            ParameterBuilder::new()
+                .name(spec.name)
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(spec.description))
+                .schema(Some(RefOr::T(schema(spec.kind))))
+                .build()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn some(raw: &str) -> Option<String> {
+        Some(raw.to_owned())
+    }
+
+    fn message(error: QueryError) -> String {
+        error.to_string()
+    }
+
+    #[test]
+    fn an_empty_value_is_an_absent_one() {
+        let empty = some("");
+        assert_eq!(start_date("startDate", &empty), Ok(None));
+        assert_eq!(integer("limit", &empty, 1..=5), Ok(None));
+        assert_eq!(wallet_id("walletId", &empty), Ok(None));
+        assert_eq!(decimal("minAmount", &empty), Ok(None));
+        assert_eq!(text("q", &empty, 10), Ok(None));
+        assert_eq!(one_of::<u8>("type", &empty, &["1"]), Ok(None));
+    }
+
+    #[test]
+    fn a_day_covers_its_whole_day_and_a_date_time_keeps_its_instant() {
+        let day = some("2026-11-30");
+        let start = start_date("startDate", &day).expect("day").expect("some");
+        let end = end_date("endDate", &day).expect("day").expect("some");
+        assert_eq!(start.to_rfc3339(), "2026-11-30T00:00:00+00:00");
+        assert_eq!(end.to_rfc3339(), "2026-11-30T23:59:59.999999999+00:00");
+        assert_eq!(
+            ordered(("startDate", Some(&start)), ("endDate", Some(&end))),
+            Ok(())
+        );
+        let offset = end_date("endDate", &some("2026-11-30T12:00:00.5+02:00"))
+            .expect("rfc 3339")
+            .expect("some");
+        assert_eq!(offset.to_rfc3339(), "2026-11-30T10:00:00.500+00:00");
+    }
+
+    #[test]
+    fn dates_outside_the_documented_form_are_refused_by_name() {
+        for raw in [
+            "yesterday",
+            "2026-13-01",
+            "2026-02-30",
+            "2026-11-30 12:00:00Z",
+            "2026-11-30t12:00:00z",
+            "2026-11-30T12:00:00",
+            "+2026-11-30",
+        ] {
+            let error = start_date("startDate", &some(raw)).expect_err(raw);
+            assert!(
+                message(error).starts_with("startDate must be an RFC 3339 date-time"),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_start_after_its_end_is_refused() {
+        let error = ordered(("startDate", Some(&2)), ("endDate", Some(&1))).expect_err("inverted");
+        assert_eq!(message(error), "startDate must not be after endDate");
+        assert_eq!(ordered(("from", None), ("to", Some(&1))), Ok(()));
+    }
+
+    #[test]
+    fn integers_say_their_range() {
+        for raw in [
+            "0",
+            "6",
+            "-1",
+            "+1",
+            "1.0",
+            "1e1",
+            "99999999999999999999999",
+            " 1",
+        ] {
+            let error = integer("limit", &some(raw), 1..=5).expect_err(raw);
+            assert_eq!(
+                message(error),
+                "limit must be an integer from 1 to 5",
+                "{raw}"
+            );
+        }
+        assert_eq!(integer("limit", &some("5"), 1..=5), Ok(Some(5)));
+        assert_eq!(size("offset", &some("0"), 0..=9), Ok(Some(0)));
+    }
+
+    #[test]
+    fn text_refuses_control_characters_and_length() {
+        let error = text("q", &some("a\u{0}b"), 10).expect_err("control");
+        assert_eq!(message(error), "q must not contain control characters");
+        assert!(text("q", &some("a\u{85}b"), 10).is_err());
+        assert!(text("q", &some("abc"), 2).is_err());
+        assert_eq!(text("q", &some("é✓"), 2), Ok(Some("é✓")));
+    }
+
+    #[test]
+    fn decimals_ids_and_names() {
+        assert_eq!(
+            decimal("minAmount", &some("10.50")).expect("decimal"),
+            Some(Decimal::new(1050, 2))
+        );
+        for raw in ["1e3", "-1", "1_000", ".5", "5.", "NaN"] {
+            assert!(decimal("minAmount", &some(raw)).is_err(), "{raw}");
+        }
+        let error = wallet_id("after", &some("a b")).expect_err("id");
+        assert!(message(error).starts_with("after must be an id"));
+        let error = one_of::<ledger::TransactionType>("transactionType", &some("X"), &["CREDIT"])
+            .expect_err("name");
+        assert_eq!(message(error), "transactionType must be one of CREDIT");
+    }
+
+    #[test]
+    fn the_document_uses_the_patterns_the_server_uses() {
+        let specs = [
+            Spec {
+                name: "startDate",
+                description: "d",
+                kind: Kind::Date,
+            },
+            Spec {
+                name: "limit",
+                description: "l",
+                kind: Kind::Integer(1, 500),
+            },
+        ];
+        let json = serde_json::to_value(parameters(&specs)).expect("json");
+        assert_eq!(json[0]["schema"]["anyOf"][0]["pattern"], DATE_PATTERN);
+        assert_eq!(json[0]["schema"]["anyOf"][1]["maxLength"], 0);
+        assert_eq!(json[1]["schema"]["anyOf"][0]["minimum"], 1);
+        assert_eq!(json[1]["schema"]["anyOf"][0]["maximum"], 500);
+        assert_eq!(json[1]["required"], false);
+    }
+}

@@ -1,0 +1,190 @@
+//! One set of rules for every query parameter of every endpoint: dates as
+//! RFC 3339 or a day, an empty value as an absent one, every refusal a 400
+//! naming the parameter and the accepted form; and `q` with one meaning.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{error_message, json_of, spawn_app, TestApp};
+
+async fn get(app: &TestApp, path: &str) -> (u16, Value) {
+    json_of(app.get(path).send().await.expect("sent")).await
+}
+
+/// Asserts a 400 whose message starts with `start`.
+#[track_caller]
+fn assert_refused((status, body): &(u16, Value), start: &str) {
+    assert_eq!(*status, 400, "{body}");
+    let message = error_message(body, 400);
+    assert!(
+        message.starts_with(start),
+        "{message:?} should start with {start:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_day_is_a_whole_day_and_an_empty_value_is_absent_on_every_endpoint() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(100)).await;
+    app.credit("w", json!(5)).await;
+    let today = chrono::Utc::now().date_naive().to_string();
+    let tomorrow = (chrono::Utc::now().date_naive() + chrono::Days::new(1)).to_string();
+
+    let (status, body) = get(
+        &app,
+        &format!("/ledger/wallet/w?startDate={today}&endDate={today}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["count"], 2, "{body}");
+    let (_, body) = get(&app, &format!("/ledger/wallet/w?startDate={tomorrow}")).await;
+    assert_eq!(body["count"], 0, "{body}");
+    // Both entries of each of the two transactions.
+    let (_, body) = get(
+        &app,
+        &format!("/ledger/transactions?walletId=w&endDate={today}"),
+    )
+    .await;
+    assert_eq!(body["count"], 4, "{body}");
+    let (_, body) = get(&app, &format!("/transactions?from={today}&to={today}")).await;
+    assert_eq!(body["count"], 2, "{body}");
+
+    for path in [
+        "/ledger/wallet/w?startDate=&endDate=&transactionType=&limit=&offset=",
+        "/ledger/transactions?walletId=&startDate=&endDate=",
+        "/transactions?ownerId=&walletId=&from=&to=&minAmount=&maxAmount=&q=&limit=&offset=",
+        "/wallets/w/transactions?limit=&offset=",
+        "/wallets?limit=&after=&ownerId=",
+    ] {
+        let (status, body) = get(&app, path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_refusal_names_the_parameter_and_what_it_accepts() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(100)).await;
+    let date_form = "an RFC 3339 date-time (2026-11-30T12:00:00Z) or a date (2026-11-30)";
+    assert_refused(
+        &get(&app, "/ledger/wallet/w?startDate=2026-11-31").await,
+        &format!("startDate must be {date_form}"),
+    );
+    assert_refused(
+        &get(&app, "/transactions?to=30/11/2026").await,
+        &format!("to must be {date_form}"),
+    );
+    assert_refused(
+        &get(
+            &app,
+            "/ledger/wallet/w?startDate=2026-12-01&endDate=2026-11-30",
+        )
+        .await,
+        "startDate must not be after endDate",
+    );
+    assert_refused(
+        &get(&app, "/transactions?from=2026-12-01&to=2026-11-30").await,
+        "from must not be after to",
+    );
+    assert_refused(
+        &get(&app, "/ledger/transactions?transactionType=REFUND").await,
+        "transactionType must be one of WALLET_CREATED, CREDIT, DEBIT, TRANSFER_OUT, TRANSFER_IN",
+    );
+    assert_refused(
+        &get(&app, "/ledger/wallet/w?limit=501").await,
+        "limit must be an integer from 1 to 500",
+    );
+    assert_refused(
+        &get(&app, "/ledger/transactions?offset=-1").await,
+        "offset must be an integer from 0 to",
+    );
+    assert_refused(
+        &get(&app, "/wallets?limit=0").await,
+        "limit must be an integer from 1 to 10000",
+    );
+    assert_refused(
+        &get(&app, "/wallets?after=a%20b").await,
+        "after must be an id",
+    );
+    assert_refused(
+        &get(&app, "/wallets/w/transactions?offset=10000").await,
+        "offset must be an integer from 0 to 9999",
+    );
+    assert_refused(
+        &get(&app, "/transactions?minAmount=1e3").await,
+        "minAmount must be a decimal number",
+    );
+    assert_refused(
+        &get(&app, "/transactions?q=a%00b").await,
+        "q must not contain control characters",
+    );
+    assert_refused(
+        &get(&app, "/transactions?ownerId=o%0A").await,
+        "ownerId must be an id",
+    );
+    // A parameter given twice is named too.
+    let (status, body) = get(&app, "/wallets?limit=1&limit=2").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(error_message(&body, 400).contains("limit"), "{body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn q_is_every_word_in_any_order_and_never_an_operator() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(0)).await;
+    for description in [
+        "agent fee for the multi leg payout",
+        "multi-agent settlement",
+    ] {
+        let response = app
+            .post_json(
+                "/wallets/w/credit",
+                json!({"amount": 1, "description": description}),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+    }
+    for (q, count) in [
+        ("multi-agent", 2),
+        ("payout,agent", 1),
+        ("%22multi%20agent%22", 2),
+        ("NEAR(multi%20payout)", 0),
+        ("multi%20OR%20nothing", 0),
+        ("*", 0),
+        ("w", 3),
+    ] {
+        let (status, body) = get(&app, &format!("/transactions?q={q}")).await;
+        assert_eq!(status, 200, "{q}: {body}");
+        assert_eq!(body["count"], count, "{q}: {body}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_document_states_what_the_server_accepts() {
+    let app = spawn_app().await;
+    let (_, document) = get(&app, "/openapi.json").await;
+    let parameters = &document["paths"]["/ledger/wallet/{walletId}"]["get"]["parameters"];
+    let start_date = parameters
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .find(|parameter| parameter["name"] == "startDate")
+        .expect("startDate is documented");
+    assert_eq!(start_date["in"], "query");
+    assert_eq!(start_date["required"], false);
+    let accepted = &start_date["schema"]["anyOf"];
+    assert!(accepted[0]["pattern"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("^[0-9]{4}")));
+    assert_eq!(
+        accepted[1]["maxLength"], 0,
+        "empty is accepted: {start_date}"
+    );
+    let limit = &document["paths"]["/wallets"]["get"]["parameters"][0];
+    assert_eq!(limit["name"], "limit");
+    assert_eq!(limit["schema"]["anyOf"][0]["minimum"], 1);
+    assert_eq!(limit["schema"]["anyOf"][0]["maximum"], 10_000);
+    app.stop().await;
+}
