@@ -331,6 +331,67 @@ async fn an_idempotency_key_is_stored_with_the_events_and_taken_once(store: &dyn
     );
 }
 
+async fn expired_idempotent_responses_are_purged_in_bounded_batches(store: &dyn EventStore) {
+    const KEYS: usize = 5;
+    const BATCH_MAX: usize = 2;
+    for index in 0..KEYS {
+        let mut append = request(vec![Stream::new(&format!("w{index}")).next()]);
+        append.idempotent_response = Some(IdempotentResponse {
+            key: format!("key-{index}"),
+            request_fingerprint: "f".into(),
+            status: 201,
+            body: "{}".into(),
+        });
+        store.append(append).await.expect("append");
+    }
+    let an_hour_ago = Utc::now() - chrono::Duration::hours(1);
+    assert_eq!(
+        store
+            .purge_idempotent_responses(an_hour_ago, BATCH_MAX)
+            .await
+            .expect("purge"),
+        0,
+        "nothing is an hour old"
+    );
+    let later = Utc::now() + chrono::Duration::seconds(5);
+    let mut batches = Vec::new();
+    for _ in 0..KEYS {
+        let deleted = store
+            .purge_idempotent_responses(later, BATCH_MAX)
+            .await
+            .expect("purge");
+        if deleted == 0 {
+            break;
+        }
+        batches.push(deleted);
+    }
+    assert_eq!(batches, [2, 2, 1], "bounded batches, then nothing");
+    assert_eq!(
+        store.find_idempotent_response("key-3").await.expect("find"),
+        None
+    );
+    let mut again = request(vec![Stream::new("again").next()]);
+    again.idempotent_response = Some(IdempotentResponse {
+        key: "key-3".into(),
+        request_fingerprint: "another".into(),
+        status: 201,
+        body: "{}".into(),
+    });
+    store
+        .append(again)
+        .await
+        .expect("a purged key serves again");
+    assert_eq!(
+        store
+            .read_stream(&WalletId::parse("w3").expect("id"), 0)
+            .await
+            .expect("read")
+            .len(),
+        1,
+        "the events stay"
+    );
+}
+
 async fn concurrent_appenders_to_one_stream_exactly_one_wins(store: &dyn EventStore) {
     let mut w1 = Stream::new("w1");
     store
@@ -727,15 +788,17 @@ macro_rules! cases_on {
 
 /// The same case functions on every implementation: `every_store` everywhere,
 /// `atomic_multi_stream` where several streams are written in one atomic
-/// append, `one_stream_at_a_time` where such an append is refused instead.
+/// append, `one_stream_at_a_time` where such an append is refused instead,
+/// `expiring_keys` where idempotent responses are purged (not KurrentDB).
 macro_rules! contract {
     (
         every_store: [$($case:ident),* $(,)?],
         atomic_multi_stream: [$($atomic:ident),* $(,)?],
-        one_stream_at_a_time: [$($single:ident),* $(,)?] $(,)?
+        one_stream_at_a_time: [$($single:ident),* $(,)?],
+        expiring_keys: [$($expiring:ident),* $(,)?] $(,)?
     ) => {
-        cases_on!(EmbeddedBackend, embedded: $($case,)* $($atomic,)*);
-        cases_on!(PostgresBackend, postgres: $($case,)* $($atomic,)*);
+        cases_on!(EmbeddedBackend, embedded: $($case,)* $($atomic,)* $($expiring,)*);
+        cases_on!(PostgresBackend, postgres: $($case,)* $($atomic,)* $($expiring,)*);
         cases_on!(KurrentDbBackend, kurrentdb: $($case,)* $($single,)*);
     };
 }
@@ -755,6 +818,7 @@ contract!(
         a_multi_stream_append_lands_in_the_log_as_one_block,
     ],
     one_stream_at_a_time: [a_multi_stream_append_is_refused_whole],
+    expiring_keys: [expired_idempotent_responses_are_purged_in_bounded_batches],
 );
 
 #[test]

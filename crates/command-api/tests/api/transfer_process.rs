@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use transfer_process::{EmbeddedTransferJournal, JournalRecord, TransferIntent, TransferJournal};
 use uuid::Uuid;
@@ -202,4 +203,33 @@ async fn a_transfer_a_crash_left_unfinished_is_finished_by_the_sweep_after_the_r
     app.stop().await;
     let journal = EmbeddedTransferJournal::open(temp.path()).expect("journal");
     assert!(journal.unfinished(10).await.expect("read").is_empty());
+}
+
+#[tokio::test]
+async fn two_different_transfers_racing_with_one_key_run_exactly_once() {
+    const ROUNDS: usize = 10;
+    let (_temp, app) = process_app().await;
+    for wallet in ["a", "b", "c", "d"] {
+        app.create_wallet(wallet, "o", json!(100)).await;
+    }
+    for round in 0..ROUNDS {
+        let key = format!("race-{round}");
+        let transfer = |from: &str, to: &str| {
+            app.post(&format!("/wallets/{from}/transfer"))
+                .header("Idempotency-Key", key.clone())
+                .json(&transfer_body(to, json!(1)))
+                .send()
+        };
+        let (first, second) = tokio::join!(transfer("a", "b"), transfer("c", "d"));
+        let mut statuses = [
+            first.expect("sent").status().as_u16(),
+            second.expect("sent").status().as_u16(),
+        ];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [201, 422], "round {round}");
+    }
+    let moved = |text: String| Decimal::from(100) - text.parse::<Decimal>().expect("decimal");
+    let sent = moved(app.balance_text("a").await) + moved(app.balance_text("c").await);
+    assert_eq!(sent, Decimal::from(ROUNDS), "one transfer per key");
+    app.stop().await;
 }
