@@ -20,7 +20,7 @@ use wallet_domain::WalletId;
 use super::auth::{authorize_call, authorize_on_wallet, Caller};
 use super::dto::money_schema;
 use super::error::{ApiError, ErrorBody};
-use super::query::{self, Kind, QueryError, Spec};
+use super::query::{self, Bounds, Kind, QueryError, Spec};
 use crate::startup::AppState;
 
 /// How long a ledger read waits for the ledger to reach the acknowledged writes.
@@ -67,6 +67,16 @@ const TRANSACTION_TYPES: [&str; 5] = [
     TransactionType::TransferIn.as_str(),
 ];
 
+const ENTRIES_LIMIT_BOUNDS: Bounds = Bounds {
+    min: 1,
+    max: ENTRIES_LIMIT_MAX as u64,
+};
+/// Any offset: one past the last entry is an empty page.
+const ENTRIES_OFFSET_BOUNDS: Bounds = Bounds {
+    min: 0,
+    max: u64::MAX,
+};
+
 const ENTRY_FILTERS: [Spec; 5] = [
     Spec {
         name: "transactionType",
@@ -86,12 +96,12 @@ const ENTRY_FILTERS: [Spec; 5] = [
     Spec {
         name: "limit",
         description: "Entries per page, 1 to 500 (default 50).",
-        kind: Kind::Integer(1, ENTRIES_LIMIT_MAX as u64),
+        kind: Kind::Integer(ENTRIES_LIMIT_BOUNDS),
     },
     Spec {
         name: "offset",
         description: "Entries to skip, in ledger order.",
-        kind: Kind::Integer(0, u64::MAX),
+        kind: Kind::Integer(ENTRIES_OFFSET_BOUNDS),
     },
 ];
 
@@ -120,7 +130,7 @@ impl EntryParams {
             ("startDate", start_date.as_ref()),
             ("endDate", end_date.as_ref()),
         )?;
-        let limit = query::integer("limit", &self.limit, 1..=u64::from(ENTRIES_LIMIT_MAX))?;
+        let limit = query::integer("limit", &self.limit, ENTRIES_LIMIT_BOUNDS)?;
         Ok(EntryFilter {
             transaction_type: query::one_of(
                 "transactionType",
@@ -130,7 +140,7 @@ impl EntryParams {
             start_date,
             end_date,
             limit: limit.and_then(|limit| u32::try_from(limit).ok()),
-            offset: query::integer("offset", &self.offset, 0..=u64::MAX)?,
+            offset: query::integer("offset", &self.offset, ENTRIES_OFFSET_BOUNDS)?,
         })
     }
 }

@@ -18,7 +18,6 @@
 //! is built from the same patterns and bounds, so the document says exactly
 //! what the server accepts (an empty value included).
 
-use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::sync::LazyLock;
 
@@ -130,11 +129,19 @@ pub fn owner_id(
         .transpose()
 }
 
-/// An integer in `range`.
+/// The inclusive range of an integer parameter: what it accepts and what
+/// the document says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub min: u64,
+    pub max: u64,
+}
+
+/// An integer within `bounds`.
 pub fn integer(
     parameter: &'static str,
     raw: &Option<String>,
-    range: RangeInclusive<u64>,
+    bounds: Bounds,
 ) -> Result<Option<u64>, QueryError> {
     present(raw)
         .map(|raw| {
@@ -142,11 +149,11 @@ pub fn integer(
                 .filter(|raw| raw.len() <= INTEGER_DIGITS_MAX)
                 .filter(|raw| raw.bytes().all(|byte| byte.is_ascii_digit()))
                 .and_then(|raw| raw.parse::<u64>().ok())
-                .filter(|value| range.contains(value))
+                .filter(|value| (bounds.min..=bounds.max).contains(value))
                 .ok_or_else(|| {
                     invalid(
                         parameter,
-                        format!("an integer from {} to {}", range.start(), range.end()),
+                        format!("an integer from {} to {}", bounds.min, bounds.max),
                     )
                 })
         })
@@ -157,10 +164,9 @@ pub fn integer(
 pub fn size(
     parameter: &'static str,
     raw: &Option<String>,
-    range: RangeInclusive<usize>,
+    bounds: Bounds,
 ) -> Result<Option<usize>, QueryError> {
-    let wide = (*range.start() as u64)..=(*range.end() as u64);
-    Ok(integer(parameter, raw, wide)?.and_then(|value| usize::try_from(value).ok()))
+    Ok(integer(parameter, raw, bounds)?.and_then(|value| usize::try_from(value).ok()))
 }
 
 /// A decimal number such as `10.50`.
@@ -270,8 +276,7 @@ pub enum Kind {
     Id,
     Date,
     Decimal,
-    /// An integer from the first to the second, both included.
-    Integer(u64, u64),
+    Integer(Bounds),
     /// One of these names.
     OneOf(&'static [&'static str]),
 }
@@ -312,11 +317,11 @@ fn schema(kind: Kind) -> Schema {
         Kind::Id => or_empty(string(Some(id_pattern())).into()),
         Kind::Date => or_empty(string(Some(DATE_PATTERN.to_owned())).into()),
         Kind::Decimal => or_empty(string(Some(decimal_pattern())).into()),
-        Kind::Integer(minimum, maximum) => or_empty(
+        Kind::Integer(bounds) => or_empty(
             ObjectBuilder::new()
                 .schema_type(Type::Integer)
-                .minimum(Some(minimum))
-                .maximum(Some(maximum))
+                .minimum(Some(bounds.min))
+                .maximum(Some(bounds.max))
                 .into(),
         ),
         Kind::OneOf(names) => or_empty(
@@ -360,7 +365,7 @@ mod tests {
     fn an_empty_value_is_an_absent_one() {
         let empty = some("");
         assert_eq!(start_date("startDate", &empty), Ok(None));
-        assert_eq!(integer("limit", &empty, 1..=5), Ok(None));
+        assert_eq!(integer("limit", &empty, ONE_TO_FIVE), Ok(None));
         assert_eq!(wallet_id("walletId", &empty), Ok(None));
         assert_eq!(decimal("minAmount", &empty), Ok(None));
         assert_eq!(text("q", &empty, 10), Ok(None));
@@ -410,6 +415,8 @@ mod tests {
         assert_eq!(ordered(("from", None), ("to", Some(&1))), Ok(()));
     }
 
+    const ONE_TO_FIVE: Bounds = Bounds { min: 1, max: 5 };
+
     #[test]
     fn integers_say_their_range() {
         for raw in [
@@ -422,15 +429,18 @@ mod tests {
             "99999999999999999999999",
             " 1",
         ] {
-            let error = integer("limit", &some(raw), 1..=5).expect_err(raw);
+            let error = integer("limit", &some(raw), ONE_TO_FIVE).expect_err(raw);
             assert_eq!(
                 message(error),
                 "limit must be an integer from 1 to 5",
                 "{raw}"
             );
         }
-        assert_eq!(integer("limit", &some("5"), 1..=5), Ok(Some(5)));
-        assert_eq!(size("offset", &some("0"), 0..=9), Ok(Some(0)));
+        assert_eq!(integer("limit", &some("5"), ONE_TO_FIVE), Ok(Some(5)));
+        assert_eq!(
+            size("offset", &some("0"), Bounds { min: 0, max: 9 }),
+            Ok(Some(0))
+        );
     }
 
     #[test]
@@ -469,7 +479,7 @@ mod tests {
             Spec {
                 name: "limit",
                 description: "l",
-                kind: Kind::Integer(1, 500),
+                kind: Kind::Integer(Bounds { min: 1, max: 500 }),
             },
         ];
         let json = serde_json::to_value(parameters(&specs)).expect("json");

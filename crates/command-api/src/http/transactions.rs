@@ -21,7 +21,7 @@ use super::auth::{authorize_on_wallet, owner_filter, sees_principals, Caller, Ow
 use super::dto::{TransactionSearchResponse, WalletTransactionsResponse};
 use super::error::{ApiError, ErrorBody};
 use super::ledger::catch_up;
-use super::query::{self, Kind, QueryError, Spec};
+use super::query::{self, Bounds, Kind, QueryError, Spec};
 use crate::startup::AppState;
 use crate::wallets::ServiceError;
 
@@ -41,17 +41,25 @@ async fn caught_up(state: &AppState) {
     }
 }
 
-const LIMIT: Spec = Spec {
-    name: "limit",
-    description: "Transactions per page, 1 to 500 (default 50).",
-    kind: Kind::Integer(1, TRANSACTIONS_LIMIT_MAX as u64),
+const LIMIT_BOUNDS: Bounds = Bounds {
+    min: 1,
+    max: TRANSACTIONS_LIMIT_MAX as u64,
 };
 /// How deep a page may start is the index's to say (`offset + limit` is
 /// bounded there); here the deepest any page can start.
+const OFFSET_BOUNDS: Bounds = Bounds {
+    min: 0,
+    max: RESULT_WINDOW_MAX as u64 - 1,
+};
+const LIMIT: Spec = Spec {
+    name: "limit",
+    description: "Transactions per page, 1 to 500 (default 50).",
+    kind: Kind::Integer(LIMIT_BOUNDS),
+};
 const OFFSET: Spec = Spec {
     name: "offset",
     description: "Transactions to skip, newest first (`offset + limit` at most 10000).",
-    kind: Kind::Integer(0, RESULT_WINDOW_MAX as u64 - 1),
+    kind: Kind::Integer(OFFSET_BOUNDS),
 };
 
 /// The page asked for: its size (the index's default when absent) and start.
@@ -60,8 +68,8 @@ fn page(
     offset: &Option<String>,
 ) -> Result<(Option<usize>, usize), QueryError> {
     Ok((
-        query::size(LIMIT.name, limit, 1..=TRANSACTIONS_LIMIT_MAX)?,
-        query::size(OFFSET.name, offset, 0..=RESULT_WINDOW_MAX - 1)?.unwrap_or_default(),
+        query::size(LIMIT.name, limit, LIMIT_BOUNDS)?,
+        query::size(OFFSET.name, offset, OFFSET_BOUNDS)?.unwrap_or_default(),
     ))
 }
 

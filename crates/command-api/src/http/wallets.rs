@@ -22,7 +22,7 @@ use super::dto::{
 };
 use super::error::{ApiError, ErrorBody};
 use super::ledger::catch_up;
-use super::query::{self, Kind, QueryError, Spec};
+use super::query::{self, Bounds, Kind, QueryError, Spec};
 use crate::startup::AppState;
 use crate::wallets::{ReplyFormat, WalletOperation};
 
@@ -288,11 +288,16 @@ pub struct ListParams {
     owner_id: Option<String>,
 }
 
+const LIST_LIMIT_BOUNDS: Bounds = Bounds {
+    min: 1,
+    max: LIST_LIMIT_MAX as u64,
+};
+
 const LIST_PARAMS: [Spec; 3] = [
     Spec {
         name: "limit",
         description: "Wallets to return, 1 to 10000 (default 1000).",
-        kind: Kind::Integer(1, LIST_LIMIT_MAX as u64),
+        kind: Kind::Integer(LIST_LIMIT_BOUNDS),
     },
     Spec {
         name: "after",
@@ -318,7 +323,7 @@ impl ListParams {
         Ok(WalletListQuery {
             owner_id: query::owner_id("ownerId", &self.owner_id)?,
             after: query::wallet_id("after", &self.after)?,
-            limit: query::size("limit", &self.limit, 1..=LIST_LIMIT_MAX)?
+            limit: query::size("limit", &self.limit, LIST_LIMIT_BOUNDS)?
                 .unwrap_or(LIST_LIMIT_DEFAULT),
         })
     }
