@@ -45,6 +45,7 @@ const REPLY: ReplyFormat = ReplyFormat {
 
 fn context() -> RequestContext {
     RequestContext {
+        principal: None,
         correlation_id: "replicas".into(),
         request_id: Uuid::now_v7(),
         idempotency: None,
