@@ -37,7 +37,7 @@ impl ProjectionHandler {
     /// (retried until it passes) or permanent (dead-lettered in the end).
     fn failed(
         &self,
-        target: &str,
+        target: &'static str,
         error: impl std::error::Error + Send + Sync + 'static,
         transient: bool,
     ) -> HandlerError {
@@ -45,9 +45,20 @@ impl ProjectionHandler {
             .batch_failures
             .with_label_values(&[target])
             .inc();
-        tracing::debug!(target, %error, transient, "projection write failed");
-        HandlerError::classified(error, transient)
+        let failure = TargetFailed {
+            target,
+            source: Box::new(error),
+        };
+        HandlerError::classified(failure, transient)
     }
+}
+
+/// A write of one target (`read_model`, `search_index`) that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{target}: {source}")]
+struct TargetFailed {
+    target: &'static str,
+    source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 #[async_trait]
@@ -246,6 +257,10 @@ mod tests {
         let (handler, recorded, metrics) = handler(true, false);
         let error = handler.handle(&[]).await.expect_err("a gap is retried");
         assert!(error.to_string().starts_with("read_model:"), "{error}");
+        assert!(
+            error.is_retryable(),
+            "a gap the next batch fills is transient"
+        );
         assert_eq!(calls(&recorded), ["read_model"]);
         assert_eq!(
             metrics
@@ -261,6 +276,7 @@ mod tests {
         let (handler, recorded, _metrics) = handler(false, true);
         let error = handler.handle(&[]).await.expect_err("retried");
         assert!(error.to_string().starts_with("search_index:"), "{error}");
+        assert!(error.is_retryable(), "a search server away is transient");
         assert_eq!(calls(&recorded), ["read_model", "search_index"]);
     }
 }
