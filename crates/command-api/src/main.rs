@@ -1,10 +1,22 @@
+use std::process::ExitCode;
+
 use clap::Parser;
 use command_api::config::Command;
 use command_api::{Application, Config};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::parse();
+async fn main() -> ExitCode {
+    match run(Config::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // The message, not the Debug form: it names what to set.
+            eprintln!("command-api: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     observability::init_tracing(config.log_format);
     match &config.command {
         Some(Command::Migrate) => {

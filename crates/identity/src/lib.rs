@@ -11,6 +11,9 @@ mod principal;
 mod token;
 mod verify;
 
+/// The signing algorithms, as `jsonwebtoken` names them.
+pub use jsonwebtoken::Algorithm;
+
 pub use access::{authorize, visibility, Action, Refusal, Visibility};
 pub use keys::{
     KeyError, KeyFile, KeySet, VerifyingKey, KEY_FILE_BYTES_MAX, KEY_FILE_CHECK_INTERVAL_MS,

@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use identity::{mint_hs256, unix_now_seconds, unsigned, Claims};
+use identity::{mint_hs256, mint_with_pem, unix_now_seconds, unsigned, Algorithm, Claims};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    error_message, json_of, spawn_auth_app, token, TestApp, AUTH_AUDIENCE, AUTH_SECRET,
+    error_message, json_of, spawn_app_with_key_file, spawn_auth_app, token, TestApp, AUTH_AUDIENCE,
+    AUTH_SECRET,
 };
 
 const OWNER: &str = "alice";
@@ -503,5 +504,62 @@ async fn probes_metrics_and_documents_stay_open_and_the_document_says_who_may_ca
             }
         }
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_file_verifies_its_algorithms_and_a_rotation_takes_effect_while_serving() {
+    let folder = tempfile::tempdir().expect("tempdir");
+    let key_file = folder.path().join("keys.pem");
+    std::fs::write(
+        &key_file,
+        include_str!("../../../identity/testdata/rsa_public.pem"),
+    )
+    .expect("write the key file");
+    let app = spawn_app_with_key_file(&key_file).await;
+    let operator = Claims::new("ops", "admin", Duration::from_secs(3600));
+    let signed = |algorithm, private: &str| {
+        bearer(mint_with_pem(algorithm, private.as_bytes(), None, &operator).expect("mint"))
+    };
+    let rsa = signed(
+        Algorithm::RS256,
+        include_str!("../../../identity/testdata/rsa_private.pem"),
+    );
+    let ed = signed(
+        Algorithm::EdDSA,
+        include_str!("../../../identity/testdata/ed_private.pem"),
+    );
+    let status = |authorization: Option<String>| {
+        let app = &app;
+        async move {
+            app.send_as(
+                authorization.as_deref(),
+                Method::GET,
+                "/ledger/verify",
+                None,
+            )
+            .await
+            .status()
+            .as_u16()
+        }
+    };
+    assert_eq!(status(rsa.clone()).await, 200);
+    assert_eq!(status(ed.clone()).await, 401, "no EdDSA key yet");
+
+    std::fs::write(
+        &key_file,
+        include_str!("../../../identity/testdata/ed_public.pem"),
+    )
+    .expect("rotate the key file");
+    tokio::time::sleep(Duration::from_millis(
+        identity::KEY_FILE_CHECK_INTERVAL_MS + 300,
+    ))
+    .await;
+    assert_eq!(
+        status(ed).await,
+        200,
+        "the new key is read without a restart"
+    );
+    assert_eq!(status(rsa).await, 401, "the old key is gone");
     app.stop().await;
 }

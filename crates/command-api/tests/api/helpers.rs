@@ -68,6 +68,17 @@ pub async fn spawn_auth_app(rate_limit_per_second: u32, rate_limit_burst: u32) -
     app
 }
 
+/// Starts the application verifying tokens with the keys of the file at
+/// `key_file` (`AUTH_JWT_PUBLIC_KEYS`), on a fresh folder.
+pub async fn spawn_app_with_key_file(key_file: &Path) -> TestApp {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::embedded_for_test(temp.path().to_path_buf());
+    config.auth.jwt_public_keys = Some(key_file.to_path_buf());
+    let mut app = spawn_app_with(config).await;
+    app._temp = Some(temp);
+    app
+}
+
 /// A token of [`spawn_auth_app`] for `sub` with `scope`, valid for an hour.
 pub fn token(sub: &str, scope: &str) -> String {
     let claims = identity::Claims {
