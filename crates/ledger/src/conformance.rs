@@ -90,6 +90,7 @@ impl EventLog {
                 owner_id: OwnerId::parse("owner-1").expect("owner"),
                 initial_balance: Balance::opening("initialBalance", money(opening))
                     .expect("balance"),
+                overdraft_limit: Balance::ZERO,
             },
         )
     }
@@ -257,6 +258,77 @@ pub async fn a_sequence_of_operations_gives_balanced_transactions_and_the_wallet
             Some(&last.balance_after.value())
         );
     }
+}
+
+/// An overdraft posts like any debit and leaves the wallet's account below
+/// zero; a limit, a freeze and a closing are transactions with no entries.
+pub async fn overdrafts_post_like_debits_and_wallet_updates_move_no_money(
+    ledger: Arc<dyn LedgerUnderTest>,
+) {
+    let mut log = EventLog::default();
+    log.create("w-1", "10.00");
+    let limit = Balance::limit("overdraftLimit", money("50.00")).expect("limit");
+    log.decide(
+        "w-1",
+        CommandKind::SetOverdraftLimit {
+            overdraft_limit: limit,
+        },
+    );
+    log.debit("w-1", "40.00");
+    log.decide("w-1", CommandKind::Freeze);
+    log.decide("w-1", CommandKind::Unfreeze);
+    log.credit("w-1", "30.00");
+    log.decide("w-1", CommandKind::Close);
+    ledger.post(&log.recorded, Some(7)).await.expect("post");
+
+    let entries = ledger
+        .wallet_entries(wallet_query("w-1", EntryFilter::default()))
+        .await
+        .expect("entries");
+    assert_eq!(entries.len(), 3, "only the money movements have entries");
+    let updates = ledger
+        .wallet_entries(wallet_query(
+            "w-1",
+            EntryFilter {
+                transaction_type: Some(TransactionType::WalletUpdated),
+                ..EntryFilter::default()
+            },
+        ))
+        .await
+        .expect("updates");
+    assert!(updates.is_empty(), "a wallet update has no entries");
+
+    let verification = ledger.verify().await.expect("verify");
+    assert!(verification.ok, "{verification:?}");
+    assert_eq!(verification.events_posted, 7);
+    assert_eq!(verification.transactions_checked, 7);
+    assert_eq!(
+        verification.wallet_balances.get(&wallet("w-1")),
+        Some(&Decimal::ZERO)
+    );
+}
+
+/// After the debit of 40.00 from 10.00 the account is at −30.00, as the event says.
+pub async fn an_overdrawn_wallet_has_a_negative_ledger_balance(ledger: Arc<dyn LedgerUnderTest>) {
+    let mut log = EventLog::default();
+    log.create("w-1", "10.00");
+    let limit = Balance::limit("overdraftLimit", money("50.00")).expect("limit");
+    log.decide(
+        "w-1",
+        CommandKind::SetOverdraftLimit {
+            overdraft_limit: limit,
+        },
+    );
+    let debit = log.debit("w-1", "40.00");
+    ledger.post(&log.recorded, None).await.expect("post");
+    let summary = ledger
+        .wallet_summary(&wallet("w-1"))
+        .await
+        .expect("summary");
+    assert_eq!(summary.balance, money("-30.00"));
+    assert_eq!(summary.balance, debit.event.balance_after.value());
+    let verification = ledger.verify().await.expect("verify");
+    assert!(verification.ok, "{verification:?}");
 }
 
 pub async fn wallet_entries_are_the_wallets_own_side_in_api_form(ledger: Arc<dyn LedgerUnderTest>) {
@@ -681,6 +753,8 @@ macro_rules! ledger_conformance_tests {
             a_reversed_transfer_is_complete_and_gives_the_payer_its_money_back,
             queries_filter_by_type_and_date_and_page_with_limit_and_offset,
             a_batch_of_hundreds_of_events_is_posted_in_one_call,
+            overdrafts_post_like_debits_and_wallet_updates_move_no_money,
+            an_overdrawn_wallet_has_a_negative_ledger_balance,
         );
     };
     (@each $harness:path; $($scenario:ident),+ $(,)?) => {

@@ -29,7 +29,10 @@ use crate::{
     TransactionsQuery, WalletEntriesQuery, WalletSummary,
 };
 
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/embedded/ledger_0001.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/embedded/ledger_0001.sql"),
+    include_str!("../../../migrations/embedded/ledger_0002.sql"),
+];
 const DATABASE_FILE: &str = "ledger.db";
 
 pub struct EmbeddedLedger {

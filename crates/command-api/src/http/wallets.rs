@@ -11,8 +11,8 @@ use wallet_domain::{Amount, Description, OwnerId, WalletId};
 use super::body::{read_body, JsonObject};
 use super::context::request_context;
 use super::dto::{
-    render_outcome, render_transfer, AmountRequest, CreateWalletRequest, TransferRequest,
-    TransferResponse, WalletResponse,
+    render_outcome, render_transfer, AmountRequest, CreateWalletRequest, OverdraftLimitRequest,
+    TransferRequest, TransferResponse, WalletResponse,
 };
 use super::error::{ApiError, ErrorBody};
 use super::ledger::catch_up;
@@ -89,11 +89,13 @@ pub async fn create_wallet(
         wallet_id,
         owner_id,
         initial_balance,
+        overdraft_limit,
     } = CreateWalletRequest::parse(&body)?;
     let operation = WalletOperation::Create {
         wallet_id,
         owner_id,
         initial_balance,
+        overdraft_limit,
     };
     run(&state, &request, &body, operation).await
 }
@@ -214,6 +216,118 @@ pub async fn transfer(
         description,
     };
     run(&state, &request, &body, operation).await
+}
+
+/// Set how far below zero a wallet's balance may go.
+#[utoipa::path(
+    put, path = "/wallets/{walletId}/overdraft-limit", tag = "wallets",
+    request_body = OverdraftLimitRequest,
+    params(("walletId" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 201, description = "Limit set", body = WalletResponse),
+        (status = 400, description = "Invalid limit", body = ErrorBody),
+        (status = 404, description = "Wallet not found", body = ErrorBody),
+        (status = 409, description = "Limit below the overdraft in use, or wallet closed", body = ErrorBody),
+    )
+)]
+pub async fn set_overdraft_limit(
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let wallet_id = path_wallet(&path)?;
+    let body = json_body(&request, payload, OverdraftLimitRequest::FIELDS).await?;
+    let OverdraftLimitRequest { overdraft_limit } = OverdraftLimitRequest::parse(&body)?;
+    let operation = WalletOperation::SetOverdraftLimit {
+        wallet_id,
+        overdraft_limit,
+    };
+    run(&state, &request, &body, operation).await
+}
+
+/// A change of status: the wallet in the path, no body (or `{}`).
+async fn status_operation(
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    operation: fn(WalletId) -> WalletOperation,
+) -> Result<HttpResponse, ApiError> {
+    let wallet_id = path_wallet(&path)?;
+    let bytes = read_body(request.headers(), payload).await?;
+    let body = if bytes.trim_ascii().is_empty() {
+        JsonObject::parse(b"{}", &[])?
+    } else {
+        JsonObject::parse(&bytes, &[])?
+    };
+    run(&state, &request, &body, operation(wallet_id)).await
+}
+
+/// Freeze a wallet: it refuses debits and transfers out, still receives.
+#[utoipa::path(
+    post, path = "/wallets/{walletId}/freeze", tag = "wallets",
+    params(("walletId" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 201, description = "Frozen", body = WalletResponse),
+        (status = 404, description = "Wallet not found", body = ErrorBody),
+        (status = 409, description = "Already frozen, or closed", body = ErrorBody),
+    )
+)]
+pub async fn freeze_wallet(
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    status_operation(request, path, payload, state, |wallet_id| {
+        WalletOperation::Freeze { wallet_id }
+    })
+    .await
+}
+
+/// Unfreeze a frozen wallet.
+#[utoipa::path(
+    post, path = "/wallets/{walletId}/unfreeze", tag = "wallets",
+    params(("walletId" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 201, description = "Active again", body = WalletResponse),
+        (status = 404, description = "Wallet not found", body = ErrorBody),
+        (status = 409, description = "Not frozen, or closed", body = ErrorBody),
+    )
+)]
+pub async fn unfreeze_wallet(
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    status_operation(request, path, payload, state, |wallet_id| {
+        WalletOperation::Unfreeze { wallet_id }
+    })
+    .await
+}
+
+/// Close a wallet for good: only at balance 0.00; it stays readable.
+#[utoipa::path(
+    post, path = "/wallets/{walletId}/close", tag = "wallets",
+    params(("walletId" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 201, description = "Closed", body = WalletResponse),
+        (status = 404, description = "Wallet not found", body = ErrorBody),
+        (status = 409, description = "Balance not 0.00, or already closed", body = ErrorBody),
+    )
+)]
+pub async fn close_wallet(
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    status_operation(request, path, payload, state, |wallet_id| {
+        WalletOperation::Close { wallet_id }
+    })
+    .await
 }
 
 /// One wallet, with every acknowledged write applied (read from the event store).

@@ -359,10 +359,12 @@ impl WalletService {
                 wallet_id,
                 owner_id,
                 initial_balance,
+                overdraft_limit,
             } => {
                 let kind = CommandKind::Create {
                     owner_id: owner_id.clone(),
                     initial_balance: *initial_balance,
+                    overdraft_limit: *overdraft_limit,
                 };
                 self.decide_single(command(wallet_id, kind, metadata)).await
             }
@@ -387,6 +389,27 @@ impl WalletService {
                     description: description.clone(),
                 };
                 self.decide_single(command(wallet_id, kind, metadata)).await
+            }
+            WalletOperation::SetOverdraftLimit {
+                wallet_id,
+                overdraft_limit,
+            } => {
+                let kind = CommandKind::SetOverdraftLimit {
+                    overdraft_limit: *overdraft_limit,
+                };
+                self.decide_single(command(wallet_id, kind, metadata)).await
+            }
+            WalletOperation::Freeze { wallet_id } => {
+                self.decide_single(command(wallet_id, CommandKind::Freeze, metadata))
+                    .await
+            }
+            WalletOperation::Unfreeze { wallet_id } => {
+                self.decide_single(command(wallet_id, CommandKind::Unfreeze, metadata))
+                    .await
+            }
+            WalletOperation::Close { wallet_id } => {
+                self.decide_single(command(wallet_id, CommandKind::Close, metadata))
+                    .await
             }
             WalletOperation::Transfer {
                 from_wallet_id,

@@ -10,3 +10,4 @@ mod restart;
 mod transactions;
 mod transfer_process;
 mod validation;
+mod wallet_controls;
