@@ -219,7 +219,7 @@ pub async fn a_sequence_of_operations_gives_balanced_transactions_and_the_wallet
     assert!(by_transaction.values().all(Decimal::is_zero));
 
     let summary = ledger
-        .wallet_summary(&wallet("w-1"))
+        .wallet_summary(&wallet("w-1"), None)
         .await
         .expect("summary");
     assert_eq!(summary.balance, money("95.00"));
@@ -227,7 +227,7 @@ pub async fn a_sequence_of_operations_gives_balanced_transactions_and_the_wallet
     assert_eq!(summary.total_debits, money("55.00"));
     assert_eq!(summary.entry_count, 4);
     let summary = ledger
-        .wallet_summary(&wallet("w-2"))
+        .wallet_summary(&wallet("w-2"), None)
         .await
         .expect("summary");
     assert_eq!(summary.balance, money("25.00"));
@@ -322,13 +322,41 @@ pub async fn an_overdrawn_wallet_has_a_negative_ledger_balance(ledger: Arc<dyn L
     let debit = log.debit("w-1", "40.00");
     ledger.post(&log.recorded, None).await.expect("post");
     let summary = ledger
-        .wallet_summary(&wallet("w-1"))
+        .wallet_summary(&wallet("w-1"), None)
         .await
         .expect("summary");
     assert_eq!(summary.balance, money("-30.00"));
     assert_eq!(summary.balance, debit.event.balance_after.value());
     let verification = ledger.verify().await.expect("verify");
     assert!(verification.ok, "{verification:?}");
+}
+
+/// A summary as of a moment counts the transactions that occurred up to it,
+/// and its balance is the one the wallet's last event up to then carries.
+pub async fn a_summary_as_of_a_moment_counts_what_occurred_until_then(
+    ledger: Arc<dyn LedgerUnderTest>,
+) {
+    let log = standard_log();
+    ledger.post(&log.recorded, None).await.expect("post");
+    let w1 = wallet("w-1");
+    let before = log.recorded[0].event.occurred_at - Duration::seconds(1);
+    let nothing = ledger
+        .wallet_summary(&w1, Some(before))
+        .await
+        .expect("summary");
+    assert_eq!((nothing.balance, nothing.entry_count), (Decimal::ZERO, 0));
+    // The fourth event is the debit of 30.00 from w-1: 100 + 50 − 30.
+    let debit = &log.recorded[3].event;
+    let at_debit = ledger
+        .wallet_summary(&w1, Some(debit.occurred_at))
+        .await
+        .expect("summary");
+    assert_eq!(at_debit.balance, debit.balance_after.value());
+    assert_eq!(at_debit.total_credits, money("150.00"));
+    assert_eq!(at_debit.total_debits, money("30.00"));
+    assert_eq!(at_debit.entry_count, 3);
+    let now = ledger.wallet_summary(&w1, None).await.expect("summary");
+    assert_eq!(now.balance, money("95.00"));
 }
 
 pub async fn wallet_entries_are_the_wallets_own_side_in_api_form(ledger: Arc<dyn LedgerUnderTest>) {
@@ -467,7 +495,7 @@ pub async fn delivering_a_batch_twice_posts_it_once_and_the_checkpoint_holds(
     );
     assert_eq!(
         ledger
-            .wallet_summary(&wallet("w-1"))
+            .wallet_summary(&wallet("w-1"), None)
             .await
             .expect("summary")
             .balance,
@@ -722,7 +750,10 @@ pub async fn a_batch_of_hundreds_of_events_is_posted_in_one_call(ledger: Arc<dyn
             Some(&last.balance_after.value()),
             "{wallet_id}"
         );
-        let summary = ledger.wallet_summary(wallet_id).await.expect("summary");
+        let summary = ledger
+            .wallet_summary(wallet_id, None)
+            .await
+            .expect("summary");
         assert_eq!(summary.balance, last.balance_after.value(), "{wallet_id}");
     }
 
@@ -755,6 +786,7 @@ macro_rules! ledger_conformance_tests {
             a_batch_of_hundreds_of_events_is_posted_in_one_call,
             overdrafts_post_like_debits_and_wallet_updates_move_no_money,
             an_overdrawn_wallet_has_a_negative_ledger_balance,
+            a_summary_as_of_a_moment_counts_what_occurred_until_then,
         );
     };
     (@each $harness:path; $($scenario:ident),+ $(,)?) => {

@@ -327,6 +327,37 @@ pub fn evolve(state: WalletState, event: &WalletEvent) -> WalletState {
     }
 }
 
+/// A moment of a wallet's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// After the last event that occurred at or before this time.
+    Time(DateTime<Utc>),
+    /// After the event that brought the wallet to this version.
+    Version(u64),
+}
+
+/// Rebuilds a wallet as it stood at `as_of` from its stream, oldest event
+/// first: [`WalletState::Absent`] if it did not exist yet. The stream is
+/// folded up to the first event past the moment, so the state is always
+/// one the wallet really had.
+pub fn replay_as_of<'a>(
+    events: impl IntoIterator<Item = &'a WalletEvent>,
+    as_of: AsOf,
+) -> WalletState {
+    let mut state = WalletState::Absent;
+    for event in events {
+        let within = match as_of {
+            AsOf::Time(time) => event.occurred_at <= time,
+            AsOf::Version(version) => state.version() < version,
+        };
+        if !within {
+            break;
+        }
+        state = evolve(state, event);
+    }
+    state
+}
+
 /// Rebuilds a wallet from its stream, oldest event first.
 pub fn replay<'a>(events: impl IntoIterator<Item = &'a WalletEvent>) -> WalletState {
     events.into_iter().fold(WalletState::Absent, evolve)

@@ -6,8 +6,8 @@ use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{
-    decide, replay, Amount, Balance, Command, CommandKind, DomainError, EventKind, EventMetadata,
-    OwnerId, WalletEvent, WalletId, WalletState, WalletStatus,
+    decide, replay, replay_as_of, Amount, AsOf, Balance, Command, CommandKind, DomainError,
+    EventKind, EventMetadata, OwnerId, WalletEvent, WalletId, WalletState, WalletStatus,
 };
 
 fn wallet_id(raw: &str) -> WalletId {
@@ -364,4 +364,37 @@ fn status_and_limit_events_round_trip_and_old_creations_decode_with_no_limit() {
     let old = r#"{"type":"WalletCreated","schemaVersion":1,"eventId":"0193f0c2-6d1e-7a8b-9c0d-1e2f3a4b5c6d","walletId":"w1","occurredAt":"2025-10-23T10:00:00Z","amount":1.00,"balanceAfter":1.00,"ownerId":"o","metadata":{"idempotencyKey":null,"correlationId":null,"causationId":null}}"#;
     let decoded = WalletEvent::from_json(old).expect("an old creation decodes");
     assert_eq!(decoded.kind.overdraft_limit(), Some(Balance::ZERO));
+}
+
+#[test]
+fn a_wallet_as_of_a_time_or_a_version_is_the_state_its_events_up_to_then_made() {
+    let mut history = Vec::new();
+    let steps = [create("w1", "10"), credit("w1", "5"), debit("w1", "3")];
+    for (minute, mut step) in steps.into_iter().enumerate() {
+        step.issued_at += chrono::Duration::minutes(i64::try_from(minute).expect("small"));
+        history.extend(decide(&replay(&history), &step).expect("step"));
+    }
+    let start = history[0].occurred_at;
+    let before = replay_as_of(&history, AsOf::Time(start - chrono::Duration::seconds(1)));
+    assert_eq!(before, WalletState::Absent);
+    let at_credit = replay_as_of(&history, AsOf::Time(history[1].occurred_at));
+    assert_eq!(at_credit, replay(&history[..2]));
+    let between = replay_as_of(
+        &history,
+        AsOf::Time(history[1].occurred_at + chrono::Duration::seconds(30)),
+    );
+    assert_eq!(
+        between.wallet().expect("open").balance.value().to_string(),
+        "15.00"
+    );
+    assert_eq!(
+        replay_as_of(&history, AsOf::Version(1)),
+        replay(&history[..1])
+    );
+    assert_eq!(replay_as_of(&history, AsOf::Version(3)), replay(&history));
+    assert_eq!(replay_as_of(&history, AsOf::Version(9)), replay(&history));
+    assert_eq!(
+        replay_as_of(&history, AsOf::Version(0)),
+        WalletState::Absent
+    );
 }

@@ -10,7 +10,8 @@ use serde_json::json;
 use tokio::sync::watch;
 use wallet_domain::WalletId;
 
-use super::error::ApiError;
+use super::as_of::SummaryAsOfParams;
+use super::error::{ApiError, ErrorBody};
 use crate::startup::AppState;
 
 /// Wallets compared one by one with the event store in a verification, at most.
@@ -73,18 +74,22 @@ pub async fn wallet_entries(
     })))
 }
 
-/// Credit and debit totals and the ledger balance of one wallet.
+/// Credit and debit totals and the ledger balance of one wallet, now or as
+/// of a moment (`?at=`: the transactions that occurred at or before then).
 #[utoipa::path(get, path = "/ledger/wallet/{walletId}/summary", tag = "ledger",
-    params(("walletId" = String, Path)), responses((status = 200, description = "Summary")))]
+    params(("walletId" = String, Path), SummaryAsOfParams),
+    responses((status = 200, description = "Summary"), (status = 400, description = "Invalid at", body = ErrorBody)))]
 pub async fn wallet_summary(
     path: web::Path<String>,
+    params: web::Query<SummaryAsOfParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let wallet_id = wallet_id(&path)?;
+    let at = params.at()?;
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let summary = state
         .ledger
-        .wallet_summary(&wallet_id)
+        .wallet_summary(&wallet_id, at)
         .await
         .map_err(internal)?;
     Ok(HttpResponse::Ok().json(summary))

@@ -1,5 +1,6 @@
 //! HTTP: routes, request parsing, the wire format and the error mapping.
 
+mod as_of;
 mod body;
 mod context;
 mod dto;

@@ -6,8 +6,9 @@ use read_model::{WalletListQuery, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX};
 use serde::Deserialize;
 use transfer_process::TransferReply;
 use utoipa::IntoParams;
-use wallet_domain::{Amount, Description, OwnerId, WalletId};
+use wallet_domain::{Amount, AsOf, Description, OwnerId, WalletId};
 
+use super::as_of::WalletAsOfParams;
 use super::body::{read_body, JsonObject};
 use super::context::request_context;
 use super::dto::{
@@ -330,20 +331,26 @@ pub async fn close_wallet(
     .await
 }
 
-/// One wallet, with every acknowledged write applied (read from the event store).
+/// One wallet, with every acknowledged write applied (read from the event
+/// store); with `at` or `version`, as it stood then.
 #[utoipa::path(
     get, path = "/wallets/{walletId}", tag = "wallets",
-    params(("walletId" = String, Path)),
+    params(("walletId" = String, Path), WalletAsOfParams),
     responses(
         (status = 200, description = "The wallet", body = WalletResponse),
-        (status = 404, description = "Wallet not found", body = ErrorBody),
+        (status = 400, description = "Invalid at or version", body = ErrorBody),
+        (status = 404, description = "Wallet not found, not yet created then, or without that version", body = ErrorBody),
     )
 )]
 pub async fn get_wallet(
     path: web::Path<String>,
+    params: web::Query<WalletAsOfParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let wallet_id = path_wallet(&path)?;
+    if let Some(as_of) = params.as_of()? {
+        return wallet_as_of(&state, &wallet_id, as_of).await;
+    }
     let wallet = state
         .wallets
         .current(&wallet_id)
@@ -351,6 +358,35 @@ pub async fn get_wallet(
         .map_err(|error| ApiError::Internal(error.to_string()))?
         .ok_or_else(|| ApiError::NotFound(format!("Wallet {wallet_id} not found")))?;
     Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet)))
+}
+
+/// The wallet as it stood at `as_of`: 404 before its creation or past its last version.
+async fn wallet_as_of(
+    state: &AppState,
+    wallet_id: &WalletId,
+    as_of: AsOf,
+) -> Result<HttpResponse, ApiError> {
+    let wallet = state
+        .wallets
+        .as_of(wallet_id, as_of)
+        .await
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    match (wallet, as_of) {
+        (None, AsOf::Time(at)) => Err(ApiError::NotFound(format!(
+            "Wallet {wallet_id} did not exist at {}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        ))),
+        (None, AsOf::Version(_)) => {
+            Err(ApiError::NotFound(format!("Wallet {wallet_id} not found")))
+        }
+        (Some(wallet), AsOf::Version(version)) if wallet.version < version => {
+            Err(ApiError::NotFound(format!(
+                "Wallet {wallet_id} has no version {version}: it is at version {}",
+                wallet.version
+            )))
+        }
+        (Some(wallet), _) => Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet))),
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -16,8 +16,8 @@ use transfer_process::{
 };
 use uuid::Uuid;
 use wallet_domain::{
-    decide, evolve, replay, Command, CommandKind, DomainError, EventMetadata, Wallet, WalletEvent,
-    WalletId, WalletState,
+    decide, evolve, replay, replay_as_of, AsOf, Command, CommandKind, DomainError, EventMetadata,
+    Wallet, WalletEvent, WalletId, WalletState,
 };
 use wallet_lock::{LockError, LockLease, WalletLock};
 
@@ -158,6 +158,21 @@ impl WalletService {
             None => self.load(wallet_id).await?,
         };
         Ok(self.remember(state))
+    }
+
+    /// The wallet as it stood at `as_of`, folded from its whole stream;
+    /// `None` if it did not exist yet.
+    pub async fn as_of(
+        &self,
+        wallet_id: &WalletId,
+        as_of: AsOf,
+    ) -> Result<Option<Wallet>, StoreError> {
+        let stream = self.store.read_stream(wallet_id, 0).await?;
+        let events = stream.iter().map(|recorded| &recorded.event);
+        Ok(match replay_as_of(events, as_of) {
+            WalletState::Open(wallet) => Some(wallet),
+            WalletState::Absent => None,
+        })
     }
 
     pub async fn execute(
