@@ -21,4 +21,6 @@ pub use event::{EventDecodeError, EventKind, EventMetadata, WalletEvent, EVENT_S
 pub use ids::{Description, OwnerId, WalletId};
 pub use money::{Amount, Balance};
 pub use status::{UnknownWalletStatus, WalletStatus};
-pub use wallet::{decide, evolve, replay, replay_as_of, AsOf, Wallet, WalletState};
+pub use wallet::{
+    decide, decide_transfer, evolve, replay, replay_as_of, AsOf, Wallet, WalletState,
+};

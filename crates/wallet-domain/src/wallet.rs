@@ -236,6 +236,28 @@ pub fn decide(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
     }
 }
 
+/// Decides both halves of a transfer as one decision: one wallet on both
+/// sides is refused, then an unknown wallet (whatever the amounts), then each
+/// half by its own rules. The atomic path appends both results together; the
+/// transfer process asks it before it records anything, then stores each
+/// half as a step of its own.
+pub fn decide_transfer(
+    payer: &WalletState,
+    sent: &Command,
+    payee: &WalletState,
+    received: &Command,
+) -> Result<(Vec<WalletEvent>, Vec<WalletEvent>), DomainError> {
+    if sent.wallet_id == received.wallet_id {
+        return Err(DomainError::SameWalletTransfer(sent.wallet_id.clone()));
+    }
+    for (state, command) in [(payer, sent), (payee, received)] {
+        if state.wallet().is_none() {
+            return Err(DomainError::WalletNotFound(command.wallet_id.clone()));
+        }
+    }
+    Ok((decide(payer, sent)?, decide(payee, received)?))
+}
+
 /// The wallet, when its status allows what the operation needs.
 fn allowed(wallet: &Wallet, needs: Needs) -> Result<&Wallet, DomainError> {
     match (wallet.status, needs) {

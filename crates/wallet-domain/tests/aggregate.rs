@@ -6,8 +6,9 @@ use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{
-    decide, replay, replay_as_of, Amount, AsOf, Balance, Command, CommandKind, DomainError,
-    EventKind, EventMetadata, OwnerId, WalletEvent, WalletId, WalletState, WalletStatus,
+    decide, decide_transfer, replay, replay_as_of, Amount, AsOf, Balance, Command, CommandKind,
+    DomainError, EventKind, EventMetadata, OwnerId, WalletEvent, WalletId, WalletState,
+    WalletStatus,
 };
 
 fn wallet_id(raw: &str) -> WalletId {
@@ -397,4 +398,24 @@ fn a_wallet_as_of_a_time_or_a_version_is_the_state_its_events_up_to_then_made() 
         replay_as_of(&history, AsOf::Version(0)),
         WalletState::Absent
     );
+}
+
+#[test]
+fn a_transfer_is_decided_on_both_wallets_at_once() {
+    let payer = replay(&given_when(&[], &create("w1", "10")).expect("payer"));
+    let payee = replay(&given_when(&[], &create("w2", "0")).expect("payee"));
+    let out = transfer_out("w1", "w2", "4");
+    let into = transfer_in("w2", "w1", "4");
+    let (sent, received) = decide_transfer(&payer, &out, &payee, &into).expect("transfer");
+    assert_eq!(sent[0].balance_after.value().to_string(), "6.00");
+    assert_eq!(received[0].balance_after.value().to_string(), "4.00");
+
+    let error = decide_transfer(&payer, &out, &WalletState::Absent, &into).expect_err("payee");
+    assert_eq!(error, DomainError::WalletNotFound(wallet_id("w2")));
+    let too_much = transfer_out("w1", "w2", "11");
+    let error = decide_transfer(&WalletState::Absent, &too_much, &payee, &into)
+        .expect_err("unknown before insufficient");
+    assert_eq!(error, DomainError::WalletNotFound(wallet_id("w1")));
+    let error = decide_transfer(&payer, &out, &payer, &out).expect_err("same wallet");
+    assert_eq!(error, DomainError::SameWalletTransfer(wallet_id("w1")));
 }

@@ -16,8 +16,8 @@ use transfer_process::{
 };
 use uuid::Uuid;
 use wallet_domain::{
-    decide, evolve, replay, replay_as_of, AsOf, Command, CommandKind, DomainError, EventMetadata,
-    Wallet, WalletEvent, WalletId, WalletState,
+    decide, decide_transfer, evolve, replay, replay_as_of, AsOf, Command, CommandKind, DomainError,
+    EventMetadata, Wallet, WalletEvent, WalletId, WalletState,
 };
 use wallet_lock::{LockError, LockLease, WalletLock};
 
@@ -432,17 +432,8 @@ impl WalletService {
                 amount,
                 description,
             } => {
-                if from_wallet_id == to_wallet_id {
-                    return Err(DomainError::SameWalletTransfer(from_wallet_id.clone()).into());
-                }
                 let from_state = self.load(from_wallet_id).await?;
                 let to_state = self.load(to_wallet_id).await?;
-                for (state, wallet_id) in [(&from_state, from_wallet_id), (&to_state, to_wallet_id)]
-                {
-                    if state.wallet().is_none() {
-                        return Err(DomainError::WalletNotFound(wallet_id.clone()).into());
-                    }
-                }
                 let transfer_id = Uuid::now_v7();
                 let out = command(
                     from_wallet_id,
@@ -454,7 +445,6 @@ impl WalletService {
                     },
                     metadata.clone(),
                 );
-                let sent = decide(&from_state, &out)?;
                 // The receiving half is caused by the paying half.
                 let received_metadata = EventMetadata {
                     causation_id: Some(out.event_id.to_string()),
@@ -470,7 +460,7 @@ impl WalletService {
                     },
                     received_metadata,
                 );
-                let received = decide(&to_state, &into)?;
+                let (sent, received) = decide_transfer(&from_state, &out, &to_state, &into)?;
                 let (from, from_append) = applied(from_state, from_wallet_id, sent)?;
                 let (to, to_append) = applied(to_state, to_wallet_id, received)?;
                 Ok((
