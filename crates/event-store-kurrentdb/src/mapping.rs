@@ -245,6 +245,7 @@ mod tests {
                 owner_id: OwnerId::parse("owner").expect("owner id"),
                 initial_balance: Balance::opening("initialBalance", Decimal::new(10_01, 2))
                     .expect("balance"),
+                overdraft_limit: Balance::ZERO,
             },
             event_id: Uuid::new_v4(),
             issued_at: Utc::now(),

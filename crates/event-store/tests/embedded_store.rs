@@ -34,6 +34,7 @@ fn created(wallet_id: &WalletId) -> WalletEvent {
             owner_id: OwnerId::parse("owner").expect("owner"),
             initial_balance: Balance::opening("initialBalance", Decimal::from(100))
                 .expect("balance"),
+            overdraft_limit: Balance::ZERO,
         },
     );
     decide(&Default::default(), &command)

@@ -19,6 +19,8 @@ pub enum Action<'a> {
     CreateWallet {
         owner_id: &'a str,
         opening_balance: bool,
+        /// An `overdraftLimit` above 0 is asked for.
+        overdraft: bool,
     },
     /// `POST /wallets/{id}/credit`: money from outside.
     Credit,
@@ -26,6 +28,10 @@ pub enum Action<'a> {
     MoveOut { owner_id: Option<&'a str> },
     /// Reading a wallet of `owner_id`: the wallet, its transactions, its ledger entries and summary.
     ReadWallet { owner_id: Option<&'a str> },
+    /// Closing a wallet of `owner_id` (at balance 0, no pending hold).
+    Close { owner_id: Option<&'a str> },
+    /// Freezing, unfreezing or setting the overdraft limit of a wallet: operators only.
+    Control,
     /// Operator reads across owners: `/ledger/verify`, `/ledger/reference/*`,
     /// `/ledger/transactions` of every wallet.
     Audit,
@@ -62,6 +68,10 @@ const MOVE_OUT_NEEDS: &str =
 const READ_NEEDS: &str =
     "Reading wallets needs the wallets scope (the caller's own wallets) or the admin scope";
 const AUDIT_NEEDS: &str = "This call needs the admin scope";
+const CREATE_WITH_OVERDRAFT: &str = "An overdraftLimit above 0 needs the admin scope";
+const CLOSE_NEEDS: &str =
+    "Closing a wallet needs the wallets scope (the caller's own wallets) or the admin scope";
+const CONTROL_NEEDS: &str = "Freezing, unfreezing and overdraft limits need the admin scope";
 
 /// Whether `principal` may do `action`.
 pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusal> {
@@ -70,8 +80,12 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusa
     }
     match action {
         Action::CreateWallet {
+            overdraft: true, ..
+        } => Err(Refusal::Forbidden(CREATE_WITH_OVERDRAFT)),
+        Action::CreateWallet {
             owner_id,
             opening_balance,
+            overdraft: false,
         } => {
             if principal.has(Scope::Deposits) {
                 Ok(())
@@ -89,6 +103,8 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusa
         Action::Credit => Err(Refusal::Forbidden(CREDIT_NEEDS)),
         Action::MoveOut { owner_id } => own_wallet(principal, owner_id, MOVE_OUT_NEEDS),
         Action::ReadWallet { owner_id } => own_wallet(principal, owner_id, READ_NEEDS),
+        Action::Close { owner_id } => own_wallet(principal, owner_id, CLOSE_NEEDS),
+        Action::Control => Err(Refusal::Forbidden(CONTROL_NEEDS)),
         Action::Audit => Err(Refusal::Forbidden(AUDIT_NEEDS)),
     }
 }
@@ -160,6 +176,7 @@ mod tests {
         let create = |owner_id, opening_balance| Action::CreateWallet {
             owner_id,
             opening_balance,
+            overdraft: false,
         };
         assert_eq!(authorize(&alice, create("alice", false)), Ok(()));
         assert_eq!(
@@ -181,7 +198,8 @@ mod tests {
                 &gateway,
                 Action::CreateWallet {
                     owner_id: "bob",
-                    opening_balance: true
+                    opening_balance: true,
+                    overdraft: false,
                 }
             ),
             Ok(())
@@ -218,6 +236,52 @@ mod tests {
     }
 
     #[test]
+    fn overdraft_limits_and_freezing_are_an_operators_and_closing_the_owners() {
+        for scope in ["wallets", "deposits", "wallets deposits"] {
+            let principal = caller(scope);
+            assert_eq!(
+                authorize(&principal, Action::Control),
+                Err(Refusal::Forbidden(CONTROL_NEEDS))
+            );
+            assert_eq!(
+                authorize(
+                    &principal,
+                    Action::CreateWallet {
+                        owner_id: "alice",
+                        opening_balance: false,
+                        overdraft: true,
+                    }
+                ),
+                Err(Refusal::Forbidden(CREATE_WITH_OVERDRAFT))
+            );
+        }
+        assert_eq!(authorize(&caller("admin"), Action::Control), Ok(()));
+        let alice = caller("wallets");
+        assert_eq!(
+            authorize(
+                &alice,
+                Action::Close {
+                    owner_id: Some("alice")
+                }
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            authorize(
+                &alice,
+                Action::Close {
+                    owner_id: Some("bob")
+                }
+            ),
+            Err(Refusal::Concealed)
+        );
+        assert_eq!(
+            authorize(&caller("deposits"), Action::Close { owner_id: None }),
+            Err(Refusal::Forbidden(CLOSE_NEEDS))
+        );
+    }
+
+    #[test]
     fn no_scope_may_do_nothing() {
         let nobody = caller("openid");
         assert!(matches!(
@@ -225,7 +289,8 @@ mod tests {
                 &nobody,
                 Action::CreateWallet {
                     owner_id: "alice",
-                    opening_balance: false
+                    opening_balance: false,
+                    overdraft: false,
                 }
             ),
             Err(Refusal::Forbidden(_))

@@ -68,6 +68,7 @@ impl Stream {
                 owner_id: OwnerId::parse("owner").expect("owner id"),
                 initial_balance: Balance::opening("initialBalance", Decimal::from(100))
                     .expect("balance"),
+                overdraft_limit: Balance::ZERO,
             },
             WalletState::Open(_) => CommandKind::Credit {
                 amount: Amount::parse("amount", Decimal::new(1, 2)).expect("amount"),

@@ -90,6 +90,7 @@ impl EventLog {
                 owner_id: OwnerId::parse("owner-1").expect("owner"),
                 initial_balance: Balance::opening("initialBalance", money(opening))
                     .expect("balance"),
+                overdraft_limit: Balance::ZERO,
             },
         )
     }
@@ -219,7 +220,7 @@ pub async fn a_sequence_of_operations_gives_balanced_transactions_and_the_wallet
     assert!(by_transaction.values().all(Decimal::is_zero));
 
     let summary = ledger
-        .wallet_summary(&wallet("w-1"))
+        .wallet_summary(&wallet("w-1"), None)
         .await
         .expect("summary");
     assert_eq!(summary.balance, money("95.00"));
@@ -227,7 +228,7 @@ pub async fn a_sequence_of_operations_gives_balanced_transactions_and_the_wallet
     assert_eq!(summary.total_debits, money("55.00"));
     assert_eq!(summary.entry_count, 4);
     let summary = ledger
-        .wallet_summary(&wallet("w-2"))
+        .wallet_summary(&wallet("w-2"), None)
         .await
         .expect("summary");
     assert_eq!(summary.balance, money("25.00"));
@@ -266,6 +267,105 @@ pub async fn a_sequence_of_operations_gives_balanced_transactions_and_the_wallet
             Some(&last.balance_after.value())
         );
     }
+}
+
+/// An overdraft posts like any debit and leaves the wallet's account below
+/// zero; a limit, a freeze and a closing are transactions with no entries.
+pub async fn overdrafts_post_like_debits_and_wallet_updates_move_no_money(
+    ledger: Arc<dyn LedgerUnderTest>,
+) {
+    let mut log = EventLog::default();
+    log.create("w-1", "10.00");
+    let limit = Balance::limit("overdraftLimit", money("50.00")).expect("limit");
+    log.decide(
+        "w-1",
+        CommandKind::SetOverdraftLimit {
+            overdraft_limit: limit,
+        },
+    );
+    log.debit("w-1", "40.00");
+    log.decide("w-1", CommandKind::Freeze);
+    log.decide("w-1", CommandKind::Unfreeze);
+    log.credit("w-1", "30.00");
+    log.decide("w-1", CommandKind::Close);
+    ledger.post(&log.recorded, Some(7)).await.expect("post");
+
+    let entries = ledger
+        .wallet_entries(wallet_query("w-1", EntryFilter::default()))
+        .await
+        .expect("entries");
+    assert_eq!(entries.len(), 3, "only the money movements have entries");
+    let updates = ledger
+        .wallet_entries(wallet_query(
+            "w-1",
+            EntryFilter {
+                transaction_type: Some(TransactionType::WalletUpdated),
+                ..EntryFilter::default()
+            },
+        ))
+        .await
+        .expect("updates");
+    assert!(updates.is_empty(), "a wallet update has no entries");
+
+    let verification = ledger.verify().await.expect("verify");
+    assert!(verification.ok, "{verification:?}");
+    assert_eq!(verification.events_posted, 7);
+    assert_eq!(verification.transactions_checked, 7);
+    assert_eq!(
+        verification.wallet_balances.get(&wallet("w-1")),
+        Some(&Decimal::ZERO)
+    );
+}
+
+/// After the debit of 40.00 from 10.00 the account is at −30.00, as the event says.
+pub async fn an_overdrawn_wallet_has_a_negative_ledger_balance(ledger: Arc<dyn LedgerUnderTest>) {
+    let mut log = EventLog::default();
+    log.create("w-1", "10.00");
+    let limit = Balance::limit("overdraftLimit", money("50.00")).expect("limit");
+    log.decide(
+        "w-1",
+        CommandKind::SetOverdraftLimit {
+            overdraft_limit: limit,
+        },
+    );
+    let debit = log.debit("w-1", "40.00");
+    ledger.post(&log.recorded, None).await.expect("post");
+    let summary = ledger
+        .wallet_summary(&wallet("w-1"), None)
+        .await
+        .expect("summary");
+    assert_eq!(summary.balance, money("-30.00"));
+    assert_eq!(summary.balance, debit.event.balance_after.value());
+    let verification = ledger.verify().await.expect("verify");
+    assert!(verification.ok, "{verification:?}");
+}
+
+/// A summary as of a moment counts the transactions that occurred up to it,
+/// and its balance is the one the wallet's last event up to then carries.
+pub async fn a_summary_as_of_a_moment_counts_what_occurred_until_then(
+    ledger: Arc<dyn LedgerUnderTest>,
+) {
+    let log = standard_log();
+    ledger.post(&log.recorded, None).await.expect("post");
+    let w1 = wallet("w-1");
+    let before = log.recorded[0].event.occurred_at - Duration::seconds(1);
+    let nothing = ledger
+        .wallet_summary(&w1, Some(before))
+        .await
+        .expect("summary");
+    assert_eq!((nothing.balance, nothing.entry_count), (Decimal::ZERO, 0));
+    // The fourth event is the debit of 30.00 from w-1: 100 + 50 − 30.
+    let debit = &log.recorded[3].event;
+    let at_debit = ledger
+        .wallet_summary(&w1, Some(debit.occurred_at))
+        .await
+        .expect("summary");
+    assert_eq!(at_debit.balance, debit.balance_after.value());
+    assert_eq!(at_debit.total_credits, money("150.00"));
+    assert_eq!(at_debit.total_debits, money("30.00"));
+    assert_eq!(at_debit.entry_count, 3);
+    let now = ledger.wallet_summary(&w1, None).await.expect("summary");
+    assert_eq!(now.balance, money("95.00"));
 }
 
 pub async fn wallet_entries_are_the_wallets_own_side_in_api_form(ledger: Arc<dyn LedgerUnderTest>) {
@@ -406,7 +506,7 @@ pub async fn delivering_a_batch_twice_posts_it_once_and_the_checkpoint_holds(
     );
     assert_eq!(
         ledger
-            .wallet_summary(&wallet("w-1"))
+            .wallet_summary(&wallet("w-1"), None)
             .await
             .expect("summary")
             .balance,
@@ -664,7 +764,10 @@ pub async fn a_batch_of_hundreds_of_events_is_posted_in_one_call(ledger: Arc<dyn
             Some(&last.balance_after.value()),
             "{wallet_id}"
         );
-        let summary = ledger.wallet_summary(wallet_id).await.expect("summary");
+        let summary = ledger
+            .wallet_summary(wallet_id, None)
+            .await
+            .expect("summary");
         assert_eq!(summary.balance, last.balance_after.value(), "{wallet_id}");
     }
 
@@ -722,6 +825,9 @@ macro_rules! ledger_conformance_tests {
             queries_filter_by_type_and_date_and_page_with_limit_and_offset,
             a_batch_of_hundreds_of_events_is_posted_in_one_call,
             a_stored_description_holding_nul_is_posted,
+            overdrafts_post_like_debits_and_wallet_updates_move_no_money,
+            an_overdrawn_wallet_has_a_negative_ledger_balance,
+            a_summary_as_of_a_moment_counts_what_occurred_until_then,
         );
     };
     (@each $harness:path; $($scenario:ident),+ $(,)?) => {

@@ -29,7 +29,10 @@ use crate::{
     TransactionsQuery, WalletEntriesQuery, WalletSummary,
 };
 
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/embedded/ledger_0001.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/embedded/ledger_0001.sql"),
+    include_str!("../../../migrations/embedded/ledger_0002.sql"),
+];
 const DATABASE_FILE: &str = "ledger.db";
 
 pub struct EmbeddedLedger {
@@ -241,13 +244,18 @@ impl Selection {
     }
 }
 
+/// Totals of one account over the transactions that occurred at or before `until_us`.
 fn wallet_totals(
     connection: &Connection,
     account: &str,
+    until_us: i64,
 ) -> rusqlite::Result<Result<Totals, LedgerError>> {
-    let mut statement =
-        connection.prepare_cached("SELECT amount FROM ledger_entries WHERE account = ?1")?;
-    let mut rows = statement.query([account])?;
+    let mut statement = connection.prepare_cached(
+        "SELECT e.amount FROM ledger_entries e \
+         JOIN ledger_transactions t ON t.transaction_id = e.transaction_id \
+         WHERE e.account = ?1 AND t.occurred_at_us <= ?2",
+    )?;
+    let mut rows = statement.query(params![account, until_us])?;
     let mut totals = Totals::default();
     while let Some(row) = rows.next()? {
         let amount: Decimal = parsed(row, 0)?;
@@ -474,10 +482,15 @@ impl Ledger for EmbeddedLedger {
             .map_err(read_failed)
     }
 
-    async fn wallet_summary(&self, wallet_id: &WalletId) -> Result<WalletSummary, LedgerError> {
+    async fn wallet_summary(
+        &self,
+        wallet_id: &WalletId,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<WalletSummary, LedgerError> {
         let account = Account::Wallet(wallet_id.clone()).to_string();
+        let until_us = at.map_or(i64::MAX, |at| at.timestamp_micros());
         self.readers
-            .read(move |connection| wallet_totals(connection, &account))
+            .read(move |connection| wallet_totals(connection, &account, until_us))
             .await
             .map_err(read_failed)??
             .summary(wallet_id)

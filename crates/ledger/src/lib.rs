@@ -288,7 +288,13 @@ pub trait Ledger: Send + Sync {
     async fn transactions(&self, query: TransactionsQuery)
         -> Result<Vec<LedgerEntry>, LedgerError>;
 
-    async fn wallet_summary(&self, wallet_id: &WalletId) -> Result<WalletSummary, LedgerError>;
+    /// Totals of the wallet's account over the transactions that occurred
+    /// at or before `at` (all of them when `None`).
+    async fn wallet_summary(
+        &self,
+        wallet_id: &WalletId,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<WalletSummary, LedgerError>;
 
     /// Checks the whole ledger; reads it all.
     async fn verify(&self) -> Result<LedgerVerification, LedgerError>;

@@ -497,15 +497,21 @@ impl Ledger for PostgresLedger {
         selection.filtered(&query.filter).select(&self.pool).await
     }
 
-    async fn wallet_summary(&self, wallet_id: &WalletId) -> Result<WalletSummary, LedgerError> {
+    async fn wallet_summary(
+        &self,
+        wallet_id: &WalletId,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<WalletSummary, LedgerError> {
         let account = Account::Wallet(wallet_id.clone()).to_string();
         let (credits, debits, count): (Decimal, Decimal, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(amount) FILTER (WHERE amount > 0), 0), \
-                    COALESCE(-SUM(amount) FILTER (WHERE amount < 0), 0), \
+            "SELECT COALESCE(SUM(e.amount) FILTER (WHERE e.amount > 0), 0), \
+                    COALESCE(-SUM(e.amount) FILTER (WHERE e.amount < 0), 0), \
                     COUNT(*) \
-             FROM ledger_entries WHERE account = $1",
+             FROM ledger_entries e JOIN ledger_transactions t USING (transaction_id) \
+             WHERE e.account = $1 AND ($2::timestamptz IS NULL OR t.occurred_at <= $2)",
         )
         .bind(account)
+        .bind(at)
         .fetch_one(&self.pool)
         .await
         .map_err(sum_failed)?;

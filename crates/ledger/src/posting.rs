@@ -13,6 +13,12 @@
 //! | TransferSent     | wallet −amount, clearing:transfers +amount      |
 //! | TransferReceived | wallet +amount, clearing:transfers −amount      |
 //! | TransferReversed | wallet +amount, clearing:transfers −amount      |
+//! | OverdraftLimitSet, WalletFrozen, WalletUnfrozen, WalletClosed | none (`WALLET_UPDATED`) |
+//!
+//! An overdrawn wallet's account is simply negative: an overdraft posts like
+//! any debit or transfer out. A change that moves no money (a limit, a
+//! freeze, a closing) is recorded as a `WALLET_UPDATED` transaction with no
+//! entries, so every event still has its transaction.
 //!
 //! A creation with a zero opening balance moves no money: its transaction is
 //! recorded (so the wallet's creation is in the ledger) with no entries at all,
@@ -29,8 +35,7 @@
 //! nets to zero for that transfer too, so a reversed transfer is complete,
 //! not missing a half. It is posted as `TRANSFER_IN` (money into the wallet
 //! through the clearing account), with a description that says it is a
-//! reversal; the ledger's stored transaction types stay the five its schema
-//! allows.
+//! reversal.
 
 use std::fmt;
 use std::str::FromStr;
@@ -59,15 +64,18 @@ pub enum TransactionType {
     Debit,
     TransferOut,
     TransferIn,
+    /// A change of the wallet that moves no money.
+    WalletUpdated,
 }
 
 impl TransactionType {
-    pub const ALL: [TransactionType; 5] = [
+    pub const ALL: [TransactionType; 6] = [
         TransactionType::WalletCreated,
         TransactionType::Credit,
         TransactionType::Debit,
         TransactionType::TransferOut,
         TransactionType::TransferIn,
+        TransactionType::WalletUpdated,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -77,6 +85,7 @@ impl TransactionType {
             TransactionType::Debit => "DEBIT",
             TransactionType::TransferOut => "TRANSFER_OUT",
             TransactionType::TransferIn => "TRANSFER_IN",
+            TransactionType::WalletUpdated => "WALLET_UPDATED",
         }
     }
 }
@@ -213,6 +222,11 @@ pub fn postings(recorded: &RecordedEvent) -> LedgerTransaction {
         EventKind::TransferReceived { .. } | EventKind::TransferReversed { .. } => {
             (TransactionType::TransferIn, Account::ClearingTransfers)
         }
+        // No money moves, so no entry is made and the counter account is unused.
+        EventKind::OverdraftLimitSet { .. }
+        | EventKind::WalletFrozen
+        | EventKind::WalletUnfrozen
+        | EventKind::WalletClosed => (TransactionType::WalletUpdated, Account::ExternalSettlement),
     };
     // Money into the wallet is positive for it, and the counter account gives it.
     let wallet_amount = event.signed_amount();
@@ -271,6 +285,12 @@ fn description(event: &WalletEvent) -> String {
         EventKind::TransferReversed { to_wallet_id, .. } => {
             format!("Reversal of transfer to {to_wallet_id}")
         }
+        EventKind::OverdraftLimitSet { overdraft_limit } => {
+            format!("Overdraft limit set to {overdraft_limit}")
+        }
+        EventKind::WalletFrozen => "Wallet frozen".to_owned(),
+        EventKind::WalletUnfrozen => "Wallet unfrozen".to_owned(),
+        EventKind::WalletClosed => "Wallet closed".to_owned(),
     }
 }
 
@@ -321,6 +341,7 @@ mod tests {
             cents(opening),
             EventKind::WalletCreated {
                 owner_id: OwnerId::parse("owner-1").expect("owner"),
+                overdraft_limit: Balance::ZERO,
             },
         )
     }
@@ -377,6 +398,27 @@ mod tests {
                 entry(Account::ExternalSettlement, -10_000)
             ]
         );
+    }
+
+    #[test]
+    fn changes_that_move_no_money_are_wallet_updates_without_entries() {
+        let limit = Balance::limit("overdraftLimit", cents(2_500)).expect("limit");
+        for (kind, text) in [
+            (
+                EventKind::OverdraftLimitSet {
+                    overdraft_limit: limit,
+                },
+                "Overdraft limit set to 25.00",
+            ),
+            (EventKind::WalletFrozen, "Wallet frozen"),
+            (EventKind::WalletUnfrozen, "Wallet unfrozen"),
+            (EventKind::WalletClosed, "Wallet closed"),
+        ] {
+            let transaction = postings(&recorded("w-1", Decimal::ZERO, kind));
+            assert_eq!(transaction.transaction_type, TransactionType::WalletUpdated);
+            assert_eq!(transaction.description, text);
+            assert!(transaction.entries.is_empty());
+        }
     }
 
     #[test]

@@ -14,7 +14,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use event_relay::EventSink;
 use event_store::RecordedEvent;
 use rust_decimal::Decimal;
-use wallet_domain::{Amount, Balance, EventKind, EventMetadata, OwnerId, WalletEvent, WalletId};
+use wallet_domain::{
+    Amount, Balance, EventKind, EventMetadata, OwnerId, WalletEvent, WalletId, WalletStatus,
+};
 
 use crate::{ApplyOutcome, ReadModel, ReadModelError, WalletListQuery, WalletView};
 
@@ -67,7 +69,7 @@ impl Streams {
                 event_id: uuid::Uuid::new_v4(),
                 wallet_id,
                 occurred_at: start_time() + Duration::minutes(minutes),
-                amount: balance(moved_cents),
+                amount: balance(moved_cents.abs()),
                 balance_after: balance(*cents),
                 metadata: EventMetadata::default(),
                 kind,
@@ -80,6 +82,7 @@ impl Streams {
     pub fn create(&mut self, wallet_id: &str, owner_id: &str, opening_cents: i64) -> RecordedEvent {
         let kind = EventKind::WalletCreated {
             owner_id: owner(owner_id),
+            overdraft_limit: Balance::ZERO,
         };
         self.record(wallet_id, opening_cents, kind)
     }
@@ -90,6 +93,19 @@ impl Streams {
             description: None,
         };
         self.record(wallet_id, cents, kind)
+    }
+
+    pub fn debit(&mut self, wallet_id: &str, cents: i64) -> RecordedEvent {
+        let kind = EventKind::WalletDebited {
+            amount: Amount::try_from(Decimal::new(cents, 2)).expect("amount"),
+            description: None,
+        };
+        self.record(wallet_id, -cents, kind)
+    }
+
+    /// An event that moves no money: a limit, a freeze, an unfreeze, a closing.
+    pub fn update(&mut self, wallet_id: &str, kind: EventKind) -> RecordedEvent {
+        self.record(wallet_id, 0, kind)
     }
 }
 
@@ -305,6 +321,49 @@ pub async fn lists_filter_by_owner_and_page_by_id(read_model: Arc<dyn ReadModelU
     assert!(none.is_empty());
 }
 
+pub async fn limits_and_statuses_are_projected_and_kept_across_batches(
+    read_model: Arc<dyn ReadModelUnderTest>,
+) {
+    let mut streams = Streams::default();
+    streams.create("w-1", "owner-a", 0);
+    streams.create("w-2", "owner-a", 0);
+    let limit = EventKind::OverdraftLimitSet {
+        overdraft_limit: balance(5_000),
+    };
+    streams.update("w-1", limit);
+    streams.update("w-2", EventKind::WalletClosed);
+    read_model
+        .apply(&streams.recorded, None)
+        .await
+        .expect("first batch");
+    let first_batch = streams.recorded.len();
+    // A later batch that sets neither keeps both; one that freezes changes only the status.
+    streams.debit("w-1", 2_000);
+    streams.update("w-1", EventKind::WalletFrozen);
+    read_model
+        .apply(&streams.recorded[first_batch..], None)
+        .await
+        .expect("second batch");
+
+    let views = read_model.list_wallets(all_wallets()).await.expect("list");
+    assert_eq!(views[0].balance, balance(-2_000));
+    assert_eq!(views[0].overdraft_limit, balance(5_000));
+    assert_eq!(views[0].status, WalletStatus::Frozen);
+    assert_eq!(views[0].version, 4);
+    assert_eq!(views[1].overdraft_limit, Balance::ZERO);
+    assert_eq!(views[1].status, WalletStatus::Closed);
+
+    let third_batch = streams.recorded.len();
+    streams.update("w-1", EventKind::WalletUnfrozen);
+    read_model
+        .apply(&streams.recorded[third_batch..], None)
+        .await
+        .expect("third batch");
+    let views = read_model.list_wallets(all_wallets()).await.expect("list");
+    assert_eq!(views[0].status, WalletStatus::Active);
+    assert_eq!(views[0].overdraft_limit, balance(5_000));
+}
+
 /// Events of the large-batch scenario: as many as a Kafka batch brings.
 pub const LARGE_BATCH_EVENTS: usize = 500;
 
@@ -350,6 +409,7 @@ macro_rules! read_model_conformance_tests {
             an_event_past_the_next_version_is_refused_and_nothing_of_its_batch_applies,
             lists_filter_by_owner_and_page_by_id,
             a_batch_of_hundreds_of_events_applies_in_one_call,
+            limits_and_statuses_are_projected_and_kept_across_batches,
         );
     };
     (@each $harness:path; $($scenario:ident),+ $(,)?) => {

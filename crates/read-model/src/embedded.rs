@@ -10,14 +10,15 @@ use embedded_sqlite::{ReadPool, SharedWriter, SqliteError};
 use event_store::RecordedEvent;
 use rusqlite::{params, Connection, OptionalExtension};
 use rust_decimal::Decimal;
-use wallet_domain::{Balance, OwnerId, WalletId};
+use wallet_domain::{Balance, OwnerId, WalletId, WalletStatus};
 
 use crate::projection::{plan, to_i64, touched_wallets, Creation, WalletChange};
 use crate::{ApplyOutcome, ReadModel, ReadModelError, WalletListQuery, WalletView, LIST_LIMIT_MAX};
 
-const MIGRATIONS: &[&str] = &[include_str!(
-    "../../../migrations/embedded/read_model_0001.sql"
-)];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/embedded/read_model_0001.sql"),
+    include_str!("../../../migrations/embedded/read_model_0002.sql"),
+];
 
 pub struct EmbeddedReadModel {
     writer: SharedWriter,
@@ -54,6 +55,8 @@ fn stored_version(connection: &Connection, wallet_id: &WalletId) -> rusqlite::Re
 /// Inserts the row of a wallet the batch creates, updates the others.
 fn write_change(connection: &Connection, change: &WalletChange) -> rusqlite::Result<()> {
     let balance = change.balance.to_string();
+    let overdraft_limit = change.overdraft_limit.map(|limit| limit.to_string());
+    let status = change.status.map(WalletStatus::as_str);
     let updated_at = timestamp(&change.updated_at);
     let version = to_i64(change.version);
     match &change.created {
@@ -63,8 +66,9 @@ fn write_change(connection: &Connection, change: &WalletChange) -> rusqlite::Res
         }) => {
             connection
                 .prepare_cached(
-                    "INSERT INTO wallets (wallet_id, owner_id, balance, created_at, updated_at, version) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO wallets (wallet_id, owner_id, balance, created_at, updated_at, version, \
+                     overdraft_limit, status) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, COALESCE(?7, '0.00'), COALESCE(?8, 'ACTIVE'))",
                 )?
                 .execute(params![
                     change.wallet_id.as_str(),
@@ -72,15 +76,26 @@ fn write_change(connection: &Connection, change: &WalletChange) -> rusqlite::Res
                     balance,
                     timestamp(created_at),
                     updated_at,
-                    version
+                    version,
+                    overdraft_limit,
+                    status
                 ])?;
         }
         None => {
             connection
                 .prepare_cached(
-                    "UPDATE wallets SET balance = ?2, updated_at = ?3, version = ?4 WHERE wallet_id = ?1",
+                    "UPDATE wallets SET balance = ?2, updated_at = ?3, version = ?4, \
+                     overdraft_limit = COALESCE(?5, overdraft_limit), status = COALESCE(?6, status) \
+                     WHERE wallet_id = ?1",
                 )?
-                .execute(params![change.wallet_id.as_str(), balance, updated_at, version])?;
+                .execute(params![
+                    change.wallet_id.as_str(),
+                    balance,
+                    updated_at,
+                    version,
+                    overdraft_limit,
+                    status
+                ])?;
         }
     }
     Ok(())
@@ -121,7 +136,7 @@ fn apply_batch(
     Ok(Ok(plan.outcome))
 }
 
-type WalletRow = (String, String, String, String, String, i64);
+type WalletRow = (String, String, String, String, String, i64, String, String);
 
 fn wallet_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WalletRow> {
     Ok((
@@ -131,11 +146,13 @@ fn wallet_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WalletRow> {
         row.get(3)?,
         row.get(4)?,
         row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
     ))
 }
 
 fn to_view(row: WalletRow) -> Result<WalletView, ReadModelError> {
-    let (id, owner, balance, created_at, updated_at, version) = row;
+    let (id, owner, balance, created_at, updated_at, version, overdraft_limit, status) = row;
     let corrupt = |what: &str| ReadModelError::Corrupt(format!("wallet {id}: {what}"));
     let parse_time = |text: &str| {
         DateTime::parse_from_rfc3339(text)
@@ -145,14 +162,20 @@ fn to_view(row: WalletRow) -> Result<WalletView, ReadModelError> {
     Ok(WalletView {
         id: WalletId::parse(&id).map_err(|_| corrupt("id"))?,
         owner_id: OwnerId::parse(&owner).map_err(|_| corrupt("owner"))?,
-        balance: Decimal::from_str(&balance)
-            .ok()
-            .and_then(|value| Balance::try_from(value).ok())
-            .ok_or_else(|| corrupt("balance"))?,
+        balance: parse_balance(&balance).ok_or_else(|| corrupt("balance"))?,
+        overdraft_limit: parse_balance(&overdraft_limit)
+            .ok_or_else(|| corrupt("overdraft limit"))?,
+        status: status.parse().map_err(|_| corrupt("status"))?,
         created_at: parse_time(&created_at)?,
         updated_at: parse_time(&updated_at)?,
         version: u64::try_from(version).map_err(|_| corrupt("version"))?,
     })
+}
+
+fn parse_balance(text: &str) -> Option<Balance> {
+    Decimal::from_str(text)
+        .ok()
+        .and_then(|value| Balance::try_from(value).ok())
 }
 
 #[async_trait]
@@ -195,7 +218,8 @@ impl ReadModel for EmbeddedReadModel {
             .readers
             .read(move |connection| {
                 let mut statement = connection.prepare_cached(
-                    "SELECT wallet_id, owner_id, balance, created_at, updated_at, version FROM wallets \
+                    "SELECT wallet_id, owner_id, balance, created_at, updated_at, version, \
+                     overdraft_limit, status FROM wallets \
                      WHERE (?1 IS NULL OR owner_id = ?1) AND wallet_id > ?2 \
                      ORDER BY wallet_id LIMIT ?3",
                 )?;

@@ -51,7 +51,7 @@ mod projection;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use event_store::RecordedEvent;
-use wallet_domain::{Balance, OwnerId, WalletId};
+use wallet_domain::{Balance, OwnerId, WalletId, WalletStatus};
 
 pub use embedded::EmbeddedReadModel;
 pub use postgres::PostgresReadModel;
@@ -68,7 +68,10 @@ pub const LIST_LIMIT_MAX: usize = 10_000;
 pub struct WalletView {
     pub id: WalletId,
     pub owner_id: OwnerId,
+    /// Below zero only within `overdraft_limit`.
     pub balance: Balance,
+    pub overdraft_limit: Balance,
+    pub status: WalletStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: u64,

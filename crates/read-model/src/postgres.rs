@@ -18,7 +18,7 @@ use event_store::RecordedEvent;
 use rust_decimal::Decimal;
 use sqlx::postgres::PgPool;
 use sqlx::PgConnection;
-use wallet_domain::{Balance, OwnerId, WalletId};
+use wallet_domain::{Balance, OwnerId, WalletId, WalletStatus};
 
 use crate::projection::{plan, to_i64, touched_wallets, WalletChange};
 use crate::{ApplyOutcome, ReadModel, ReadModelError, WalletListQuery, WalletView, LIST_LIMIT_MAX};
@@ -76,6 +76,9 @@ struct Columns {
     wallet_ids: Vec<String>,
     owner_ids: Vec<String>,
     balances: Vec<Decimal>,
+    /// `None` where the batch leaves the stored value as it is.
+    overdraft_limits: Vec<Option<Decimal>>,
+    statuses: Vec<Option<&'static str>>,
     created_at: Vec<DateTime<Utc>>,
     updated_at: Vec<DateTime<Utc>>,
     versions: Vec<i64>,
@@ -89,6 +92,8 @@ impl Columns {
             self.created_at.push(creation.created_at);
         }
         self.balances.push(change.balance);
+        self.overdraft_limits.push(change.overdraft_limit);
+        self.statuses.push(change.status.map(WalletStatus::as_str));
         self.updated_at.push(change.updated_at);
         self.versions.push(to_i64(change.version));
     }
@@ -109,9 +114,12 @@ async fn write_changes(
     if !inserted.wallet_ids.is_empty() {
         sqlx::query(
             "INSERT INTO wallet_read_model \
-             (wallet_id, owner_id, balance, created_at, updated_at, version) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::numeric[], \
-             $4::timestamptz[], $5::timestamptz[], $6::bigint[])",
+             (wallet_id, owner_id, balance, created_at, updated_at, version, overdraft_limit, status) \
+             SELECT i.wallet_id, i.owner_id, i.balance, i.created_at, i.updated_at, i.version, \
+             COALESCE(i.overdraft_limit, 0), COALESCE(i.status, 'ACTIVE') \
+             FROM UNNEST($1::text[], $2::text[], $3::numeric[], \
+             $4::timestamptz[], $5::timestamptz[], $6::bigint[], $7::numeric[], $8::text[]) \
+             AS i (wallet_id, owner_id, balance, created_at, updated_at, version, overdraft_limit, status)",
         )
         .bind(inserted.wallet_ids)
         .bind(inserted.owner_ids)
@@ -119,21 +127,28 @@ async fn write_changes(
         .bind(inserted.created_at)
         .bind(inserted.updated_at)
         .bind(inserted.versions)
+        .bind(inserted.overdraft_limits)
+        .bind(inserted.statuses)
         .execute(&mut *connection)
         .await?;
     }
     if !updated.wallet_ids.is_empty() {
         sqlx::query(
             "UPDATE wallet_read_model AS w \
-             SET balance = u.balance, updated_at = u.updated_at, version = u.version \
-             FROM UNNEST($1::text[], $2::numeric[], $3::timestamptz[], $4::bigint[]) \
-             AS u (wallet_id, balance, updated_at, version) \
+             SET balance = u.balance, updated_at = u.updated_at, version = u.version, \
+             overdraft_limit = COALESCE(u.overdraft_limit, w.overdraft_limit), \
+             status = COALESCE(u.status, w.status) \
+             FROM UNNEST($1::text[], $2::numeric[], $3::timestamptz[], $4::bigint[], \
+             $5::numeric[], $6::text[]) \
+             AS u (wallet_id, balance, updated_at, version, overdraft_limit, status) \
              WHERE w.wallet_id = u.wallet_id",
         )
         .bind(updated.wallet_ids)
         .bind(updated.balances)
         .bind(updated.updated_at)
         .bind(updated.versions)
+        .bind(updated.overdraft_limits)
+        .bind(updated.statuses)
         .execute(&mut *connection)
         .await?;
     }
@@ -145,6 +160,8 @@ struct WalletRow {
     wallet_id: String,
     owner_id: String,
     balance: Decimal,
+    overdraft_limit: Decimal,
+    status: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     version: i64,
@@ -160,6 +177,9 @@ impl TryFrom<WalletRow> for WalletView {
             id: WalletId::parse(&row.wallet_id).map_err(|_| corrupt("id"))?,
             owner_id: OwnerId::parse(&row.owner_id).map_err(|_| corrupt("owner"))?,
             balance: Balance::try_from(row.balance).map_err(|_| corrupt("balance"))?,
+            overdraft_limit: Balance::try_from(row.overdraft_limit)
+                .map_err(|_| corrupt("overdraft limit"))?,
+            status: row.status.parse().map_err(|_| corrupt("status"))?,
             created_at: row.created_at,
             updated_at: row.updated_at,
             version: u64::try_from(row.version).map_err(|_| corrupt("version"))?,
@@ -216,8 +236,8 @@ impl ReadModel for PostgresReadModel {
     ) -> Result<Vec<WalletView>, ReadModelError> {
         let limit = to_i64(query.limit.min(LIST_LIMIT_MAX) as u64);
         let rows: Vec<WalletRow> = sqlx::query_as(
-            "SELECT wallet_id, owner_id, balance, created_at, updated_at, version \
-             FROM wallet_read_model \
+            "SELECT wallet_id, owner_id, balance, overdraft_limit, status, created_at, updated_at, \
+             version FROM wallet_read_model \
              WHERE ($1::text IS NULL OR owner_id = $1) AND ($2::text IS NULL OR wallet_id > $2) \
              ORDER BY wallet_id LIMIT $3",
         )

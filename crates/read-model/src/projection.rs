@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use event_store::RecordedEvent;
 use rust_decimal::Decimal;
-use wallet_domain::{EventKind, OwnerId, WalletId};
+use wallet_domain::{Balance, EventKind, OwnerId, WalletId, WalletStatus};
 
 use crate::{ApplyOutcome, ReadModelError};
 
@@ -20,6 +20,10 @@ pub(crate) struct WalletChange {
     /// Set when the batch creates the wallet: the row is inserted, otherwise updated.
     pub created: Option<Creation>,
     pub balance: Decimal,
+    /// Set when the batch sets the overdraft limit; the stored one stays otherwise.
+    pub overdraft_limit: Option<Decimal>,
+    /// Set when the batch changes the status; the stored one stays otherwise.
+    pub status: Option<WalletStatus>,
     pub updated_at: DateTime<Utc>,
     pub version: u64,
 }
@@ -76,7 +80,7 @@ pub(crate) fn plan(
             });
         }
         let created = match &event.kind {
-            EventKind::WalletCreated { owner_id } => Some(Creation {
+            EventKind::WalletCreated { owner_id, .. } => Some(Creation {
                 owner_id: owner_id.clone(),
                 created_at: event.occurred_at,
             }),
@@ -86,15 +90,25 @@ pub(crate) fn plan(
             wallet_id: event.wallet_id.clone(),
             created,
             balance: event.balance_after.value(),
+            overdraft_limit: event.kind.overdraft_limit().map(Balance::value),
+            status: event.kind.status(),
             updated_at: event.occurred_at,
             version: recorded.stream_version,
         };
         match change_of.get(&event.wallet_id) {
             Some(&index) => {
                 let earlier = &mut plan.changes[index];
-                // A creation earlier in the batch still decides insert over update.
+                // A creation earlier in the batch still decides insert over
+                // update; a limit or status set earlier stays unless set again.
                 let created = earlier.created.take().or(change.created);
-                *earlier = WalletChange { created, ..change };
+                let overdraft_limit = change.overdraft_limit.or(earlier.overdraft_limit);
+                let status = change.status.or(earlier.status);
+                *earlier = WalletChange {
+                    created,
+                    overdraft_limit,
+                    status,
+                    ..change
+                };
             }
             None => {
                 change_of.insert(&event.wallet_id, plan.changes.len());

@@ -112,6 +112,7 @@ fn created(
         balance_after: balance(opening),
         kind: EventKind::WalletCreated {
             owner_id: owner(owner_id),
+            overdraft_limit: Balance::ZERO,
         },
     })
 }

@@ -175,7 +175,7 @@ fn created_in_batch(events: &[RecordedEvent]) -> HashMap<WalletId, WalletIdentit
     events
         .iter()
         .filter_map(|recorded| match &recorded.event.kind {
-            EventKind::WalletCreated { owner_id } => Some((
+            EventKind::WalletCreated { owner_id, .. } => Some((
                 recorded.event.wallet_id.clone(),
                 WalletIdentity {
                     owner_id: owner_id.clone(),
@@ -367,6 +367,10 @@ mod tests {
     fn recorded(wallet_id: &str, version: u64, kind: EventKind, after: &str) -> RecordedEvent {
         let amount = match &kind {
             EventKind::WalletCreated { .. } => balance(after),
+            EventKind::OverdraftLimitSet { .. }
+            | EventKind::WalletFrozen
+            | EventKind::WalletUnfrozen
+            | EventKind::WalletClosed => Balance::ZERO,
             EventKind::WalletCredited { amount, .. }
             | EventKind::WalletDebited { amount, .. }
             | EventKind::TransferSent { amount, .. }
@@ -395,7 +399,11 @@ mod tests {
 
     fn created(wallet_id: &str, owner: &str, opening: &str) -> RecordedEvent {
         let owner_id = OwnerId::parse(owner).expect("test owner");
-        recorded(wallet_id, 1, EventKind::WalletCreated { owner_id }, opening)
+        let kind = EventKind::WalletCreated {
+            owner_id,
+            overdraft_limit: Balance::ZERO,
+        };
+        recorded(wallet_id, 1, kind, opening)
     }
 
     fn credited(wallet_id: &str, version: u64, amount: &str, after: &str) -> RecordedEvent {
@@ -436,6 +444,24 @@ mod tests {
         assert_eq!(documents.wallets.len(), 1);
         assert_eq!(documents.wallets[0].version, 2);
         assert_eq!(documents.wallets[0].source.balance, "10.10");
+    }
+
+    #[test]
+    fn a_change_that_moves_no_money_is_a_transaction_of_zero_and_keeps_an_overdrawn_balance() {
+        let events = [
+            created("w1", "o1", "0.00"),
+            recorded("w1", 2, EventKind::WalletFrozen, "-5.00"),
+        ];
+        let documents = batch_documents(&events, &HashMap::new()).expect("documents");
+        let frozen = &documents.transactions[1];
+        assert_eq!(frozen.transaction_type, "WalletFrozen");
+        assert_eq!(frozen.amount, "0.00");
+        assert_eq!(frozen.amount_cents, 0);
+        assert_eq!(frozen.balance_after, "-5.00");
+        let text = serde_json::to_string(frozen).expect("serializes");
+        let source: TransactionSource = serde_json::from_str(&text).expect("deserializes");
+        let transaction = Transaction::try_from(source).expect("readable");
+        assert_eq!(transaction.balance_after.to_string(), "-5.00");
     }
 
     #[test]

@@ -79,6 +79,7 @@ pub async fn create(store: &dyn EventStore, wallet: &str, opening: Decimal) {
     let kind = CommandKind::Create {
         owner_id: OwnerId::parse("owner").expect("owner"),
         initial_balance: Balance::try_from(opening).expect("test balance"),
+        overdraft_limit: Balance::ZERO,
     };
     execute(store, wallet, kind).await;
 }

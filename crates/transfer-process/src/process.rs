@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use event_store::{AppendError, AppendRequest, EventStore, StoreError, StreamAppend};
 use uuid::Uuid;
 use wallet_domain::{
-    decide, evolve, Command, CommandKind, DomainError, EventMetadata, Wallet, WalletId, WalletState,
+    decide, decide_transfer, evolve, Command, CommandKind, DomainError, EventMetadata, Wallet,
+    WalletId, WalletState,
 };
 
 use crate::journal::{Ending, JournalError, JournalRecord, TransferIntent, TransferJournal};
@@ -532,31 +533,23 @@ impl TransferProcess {
         request: &TransferRequest,
     ) -> Result<Result<(), DomainError>, ProcessError> {
         let (transfer_id, intent) = (request.transfer_id, &request.intent);
-        if intent.from_wallet_id == intent.to_wallet_id {
-            return Ok(Err(DomainError::SameWalletTransfer(
-                intent.from_wallet_id.clone(),
-            )));
-        }
-        let mut decisions = Vec::with_capacity(2);
-        // Both wallets must exist before either half's rule is asked: an
-        // unknown wallet is a 404 whatever the amounts.
-        for half in [Half::Sent, Half::Received] {
-            let command = half.command(transfer_id, intent);
-            let state = match self.lookup(&command.wallet_id, command.event_id).await? {
+        let sent = Half::Sent.command(transfer_id, intent);
+        let received = Half::Received.command(transfer_id, intent);
+        let payer = self.state_for(&sent).await?;
+        let payee = self.state_for(&received).await?;
+        // The same decision the atomic path makes, both halves at once.
+        Ok(decide_transfer(&payer, &sent, &payee, &received).map(|_| ()))
+    }
+
+    /// The wallet of `command` as the decision sees it: as it stood after the
+    /// command's event if the stream has it, otherwise now.
+    async fn state_for(&self, command: &Command) -> Result<WalletState, ProcessError> {
+        Ok(
+            match self.lookup(&command.wallet_id, command.event_id).await? {
                 Lookup::Found(wallet) => WalletState::Open(wallet),
                 Lookup::Missing(state) => state,
-            };
-            if state.wallet().is_none() {
-                return Ok(Err(DomainError::WalletNotFound(command.wallet_id)));
-            }
-            decisions.push((state, command));
-        }
-        for (state, command) in &decisions {
-            if let Err(refusal) = decide(state, command) {
-                return Ok(Err(refusal));
-            }
-        }
-        Ok(Ok(()))
+            },
+        )
     }
 
     fn reached(&self, transfer_id: Uuid, step: Step) -> Result<(), ProcessError> {

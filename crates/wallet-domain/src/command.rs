@@ -12,6 +12,8 @@ pub enum CommandKind {
     Create {
         owner_id: OwnerId,
         initial_balance: Balance,
+        /// How far below zero the balance may go (zero or more).
+        overdraft_limit: Balance,
     },
     Credit {
         amount: Amount,
@@ -42,6 +44,15 @@ pub enum CommandKind {
         to_wallet_id: WalletId,
         amount: Amount,
     },
+    /// Sets how far below zero the balance may go; refused below what is in use.
+    SetOverdraftLimit {
+        overdraft_limit: Balance,
+    },
+    /// Stops money going out until [`CommandKind::Unfreeze`].
+    Freeze,
+    Unfreeze,
+    /// Ends the wallet for good; only at a zero balance.
+    Close,
 }
 
 /// A command addressed to one wallet, with what is needed to stamp its event:

@@ -32,14 +32,37 @@ pub enum DomainError {
     WalletAlreadyExists(WalletId),
     #[error("Wallet {0} not found")]
     WalletNotFound(WalletId),
+    /// `balance` is the available balance; `overdraft_limit` how far below
+    /// zero it may go (0 for a wallet without overdraft).
     #[error("Insufficient funds in wallet {wallet_id}: balance {balance}, requested {requested}")]
     InsufficientFunds {
         wallet_id: WalletId,
         balance: Decimal,
         requested: Decimal,
+        #[serde(default)]
+        overdraft_limit: Decimal,
     },
     #[error("Cannot transfer from wallet {0} to itself")]
     SameWalletTransfer(WalletId),
     #[error("Balance of wallet {0} would exceed the largest balance a wallet may hold")]
     BalanceOverflow(WalletId),
+    #[error("Wallet {0} is frozen: it refuses debits, transfers out and holds")]
+    WalletFrozen(WalletId),
+    #[error("Wallet {0} is not frozen")]
+    WalletNotFrozen(WalletId),
+    #[error("Wallet {0} is closed: it refuses every change")]
+    WalletClosed(WalletId),
+    #[error("Wallet {wallet_id} cannot be closed: its balance is {balance}, not 0.00")]
+    WalletNotEmpty {
+        wallet_id: WalletId,
+        balance: Decimal,
+    },
+    #[error(
+        "Overdraft limit of wallet {wallet_id} cannot be {requested}: its available balance is {available}"
+    )]
+    OverdraftLimitInUse {
+        wallet_id: WalletId,
+        requested: Decimal,
+        available: Decimal,
+    },
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::ids::{Description, OwnerId, WalletId};
 use crate::money::{Amount, Balance};
+use crate::status::WalletStatus;
 
 pub const EVENT_SCHEMA_VERSION: u16 = 1;
 
@@ -30,8 +31,11 @@ pub struct EventMetadata {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {
+    /// The opening balance is the event's `amount`.
     WalletCreated {
         owner_id: OwnerId,
+        /// Zero for wallets created before overdraft limits existed.
+        overdraft_limit: Balance,
     },
     WalletCredited {
         amount: Amount,
@@ -60,6 +64,14 @@ pub enum EventKind {
         to_wallet_id: WalletId,
         amount: Amount,
     },
+    /// The wallet's overdraft limit is now `overdraft_limit`. Moves no money.
+    OverdraftLimitSet { overdraft_limit: Balance },
+    /// Money out is refused from now on. Moves no money.
+    WalletFrozen,
+    /// Money out is allowed again. Moves no money.
+    WalletUnfrozen,
+    /// Every change is refused from now on. Moves no money.
+    WalletClosed,
 }
 
 impl EventKind {
@@ -71,6 +83,10 @@ impl EventKind {
             EventKind::TransferSent { .. } => "TransferSent",
             EventKind::TransferReceived { .. } => "TransferReceived",
             EventKind::TransferReversed { .. } => "TransferReversed",
+            EventKind::OverdraftLimitSet { .. } => "OverdraftLimitSet",
+            EventKind::WalletFrozen => "WalletFrozen",
+            EventKind::WalletUnfrozen => "WalletUnfrozen",
+            EventKind::WalletClosed => "WalletClosed",
         }
     }
 
@@ -85,7 +101,12 @@ impl EventKind {
 
     pub fn description(&self) -> Option<&Description> {
         match self {
-            EventKind::WalletCreated { .. } | EventKind::TransferReversed { .. } => None,
+            EventKind::WalletCreated { .. }
+            | EventKind::TransferReversed { .. }
+            | EventKind::OverdraftLimitSet { .. }
+            | EventKind::WalletFrozen
+            | EventKind::WalletUnfrozen
+            | EventKind::WalletClosed => None,
             EventKind::WalletCredited { description, .. }
             | EventKind::WalletDebited { description, .. }
             | EventKind::TransferSent { description, .. }
@@ -103,6 +124,29 @@ impl EventKind {
             _ => None,
         }
     }
+
+    /// The status the event leaves the wallet in, for those that set one.
+    pub fn status(&self) -> Option<WalletStatus> {
+        match self {
+            EventKind::WalletCreated { .. } | EventKind::WalletUnfrozen => {
+                Some(WalletStatus::Active)
+            }
+            EventKind::WalletFrozen => Some(WalletStatus::Frozen),
+            EventKind::WalletClosed => Some(WalletStatus::Closed),
+            _ => None,
+        }
+    }
+
+    /// The overdraft limit the event sets, for a creation and a limit change.
+    pub fn overdraft_limit(&self) -> Option<Balance> {
+        match self {
+            EventKind::WalletCreated {
+                overdraft_limit, ..
+            }
+            | EventKind::OverdraftLimitSet { overdraft_limit } => Some(*overdraft_limit),
+            _ => None,
+        }
+    }
 }
 
 /// One fact about one wallet, with the balance it left behind.
@@ -111,7 +155,8 @@ pub struct WalletEvent {
     pub event_id: Uuid,
     pub wallet_id: WalletId,
     pub occurred_at: DateTime<Utc>,
-    /// The amount the event moved; for a creation, the opening balance.
+    /// The amount the event moved; for a creation, the opening balance; zero
+    /// for an event that moves no money (a limit, a freeze, a closing).
     pub amount: Balance,
     pub balance_after: Balance,
     pub metadata: EventMetadata,
@@ -180,6 +225,9 @@ struct EventWire {
     balance_after: Balance,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     owner_id: Option<OwnerId>,
+    /// Absent from creations stored before overdraft limits existed: zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    overdraft_limit: Option<Balance>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     counterparty_wallet_id: Option<WalletId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,7 +250,7 @@ struct MetadataWire {
 impl From<&WalletEvent> for EventWire {
     fn from(event: &WalletEvent) -> Self {
         let owner_id = match &event.kind {
-            EventKind::WalletCreated { owner_id } => Some(owner_id.clone()),
+            EventKind::WalletCreated { owner_id, .. } => Some(owner_id.clone()),
             _ => None,
         };
         EventWire {
@@ -214,6 +262,7 @@ impl From<&WalletEvent> for EventWire {
             amount: event.amount,
             balance_after: event.balance_after,
             owner_id,
+            overdraft_limit: event.kind.overdraft_limit(),
             counterparty_wallet_id: event.kind.counterparty().cloned(),
             description: event.kind.description().cloned(),
             metadata: MetadataWire {
@@ -263,6 +312,7 @@ impl TryFrom<EventWire> for WalletEvent {
         let kind = match wire.event_type.as_str() {
             "WalletCreated" => EventKind::WalletCreated {
                 owner_id: wire.owner_id.clone().ok_or_else(|| missing("ownerId"))?,
+                overdraft_limit: wire.overdraft_limit.unwrap_or(Balance::ZERO),
             },
             "WalletCredited" => EventKind::WalletCredited {
                 amount: moved()?,
@@ -289,6 +339,14 @@ impl TryFrom<EventWire> for WalletEvent {
                 to_wallet_id: counterparty()?,
                 amount: moved()?,
             },
+            "OverdraftLimitSet" => EventKind::OverdraftLimitSet {
+                overdraft_limit: wire
+                    .overdraft_limit
+                    .ok_or_else(|| missing("overdraftLimit"))?,
+            },
+            "WalletFrozen" => EventKind::WalletFrozen,
+            "WalletUnfrozen" => EventKind::WalletUnfrozen,
+            "WalletClosed" => EventKind::WalletClosed,
             other => return Err(EventDecodeError::UnknownType(other.to_owned())),
         };
         Ok(WalletEvent {

@@ -73,7 +73,10 @@ impl fmt::Display for Amount {
     }
 }
 
-/// What a wallet holds: never negative, always at the money scale.
+/// What a wallet holds, always at the money scale. Negative only when the
+/// wallet's overdraft limit lets it be (the domain decides that); an opening
+/// balance and an overdraft limit, built with [`Balance::opening`] and
+/// [`Balance::limit`], are never negative.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Balance(Decimal);
 
@@ -94,6 +97,11 @@ impl Balance {
         check_scale(field, value).map(Self)
     }
 
+    /// An overdraft limit: zero or more, at most [`AMOUNT_MAX`].
+    pub fn limit(field: &'static str, value: Decimal) -> Result<Self, ValidationError> {
+        Self::opening(field, value)
+    }
+
     pub fn value(self) -> Decimal {
         self.0
     }
@@ -105,21 +113,19 @@ impl Balance {
             .map(|sum| Balance(with_money_scale(sum)))
     }
 
-    /// `None` when the balance is smaller than the amount.
+    /// `None` when the difference leaves the range a `Decimal` holds exactly;
+    /// it may be negative: whether it is allowed is the domain's decision.
     pub fn checked_sub(self, amount: Amount) -> Option<Balance> {
-        if self.0 < amount.0 {
-            return None;
-        }
-        Some(Balance(with_money_scale(self.0 - amount.0)))
+        self.0
+            .checked_sub(amount.0)
+            .map(|difference| Balance(with_money_scale(difference)))
     }
 }
 
 impl TryFrom<Decimal> for Balance {
     type Error = ValidationError;
+    /// Any balance at the money scale, negative included (an overdrawn wallet's).
     fn try_from(value: Decimal) -> Result<Self, Self::Error> {
-        if value < Decimal::ZERO {
-            return Err(ValidationError::new("balance", "must not be negative"));
-        }
         check_scale("balance", value).map(Self)
     }
 }
@@ -199,9 +205,17 @@ mod tests {
     }
 
     #[test]
-    fn subtraction_never_goes_below_zero() {
+    fn subtraction_may_go_below_zero_and_keeps_the_scale() {
         let balance = Balance::opening("b", decimal("5")).expect("valid");
         let amount = Amount::parse("a", decimal("5.01")).expect("valid");
-        assert_eq!(balance.checked_sub(amount), None);
+        let after = balance.checked_sub(amount).expect("in range");
+        assert_eq!(after.value().to_string(), "-0.01");
+        assert_eq!(Balance::try_from(decimal("-0.01")), Ok(after));
+    }
+
+    #[test]
+    fn a_limit_is_never_negative() {
+        assert!(Balance::limit("overdraftLimit", decimal("-1")).is_err());
+        assert!(Balance::limit("overdraftLimit", decimal("100.00")).is_ok());
     }
 }

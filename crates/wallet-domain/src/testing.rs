@@ -24,6 +24,7 @@ pub fn continue_history(
                 owner_id: OwnerId::parse("owner").expect("owner id"),
                 initial_balance: Balance::opening("initialBalance", Decimal::from(10))
                     .expect("opening balance"),
+                overdraft_limit: Balance::ZERO,
             }
         } else {
             CommandKind::Credit {

@@ -6,8 +6,9 @@ use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{
-    decide, replay, Amount, Balance, Command, CommandKind, DomainError, EventKind, EventMetadata,
-    OwnerId, WalletEvent, WalletId, WalletState,
+    decide, decide_transfer, replay, replay_as_of, Amount, AsOf, Balance, Command, CommandKind,
+    DomainError, EventKind, EventMetadata, OwnerId, WalletEvent, WalletId, WalletState,
+    WalletStatus,
 };
 
 fn wallet_id(raw: &str) -> WalletId {
@@ -41,6 +42,44 @@ fn create(wallet: &str, opening: &str) -> Command {
                 Decimal::from_str(opening).expect("decimal"),
             )
             .expect("balance"),
+            overdraft_limit: Balance::ZERO,
+        },
+    )
+}
+
+fn money(text: &str) -> Balance {
+    Balance::limit("overdraftLimit", Decimal::from_str(text).expect("decimal")).expect("limit")
+}
+
+fn set_limit(wallet: &str, limit: &str) -> Command {
+    command(
+        wallet,
+        CommandKind::SetOverdraftLimit {
+            overdraft_limit: money(limit),
+        },
+    )
+}
+
+fn transfer_out(wallet: &str, to: &str, value: &str) -> Command {
+    command(
+        wallet,
+        CommandKind::TransferOut {
+            transfer_id: Uuid::new_v4(),
+            to_wallet_id: wallet_id(to),
+            amount: amount(value),
+            description: None,
+        },
+    )
+}
+
+fn transfer_in(wallet: &str, from: &str, value: &str) -> Command {
+    command(
+        wallet,
+        CommandKind::TransferIn {
+            transfer_id: Uuid::new_v4(),
+            from_wallet_id: wallet_id(from),
+            amount: amount(value),
+            description: None,
         },
     )
 }
@@ -256,4 +295,173 @@ fn an_event_continues_a_stream_only_from_the_balance_it_followed() {
         &WalletState::Absent,
         &credited[0]
     ));
+}
+
+/// The wallet after the given commands (each must succeed) and `when` (must succeed).
+#[track_caller]
+fn state_after(given: &[Command], when: &Command) -> wallet_domain::Wallet {
+    let mut history = Vec::new();
+    for command in given.iter().chain([when]) {
+        let state = replay(&history);
+        history.extend(decide(&state, command).expect("command must succeed"));
+    }
+    replay(&history).wallet().expect("open").clone()
+}
+
+#[test]
+fn a_wallet_created_with_an_overdraft_limit_may_go_below_zero_down_to_it() {
+    let mut create = create("w1", "10");
+    if let CommandKind::Create {
+        overdraft_limit, ..
+    } = &mut create.kind
+    {
+        *overdraft_limit = money("50");
+    }
+    let events = given_when(std::slice::from_ref(&create), &debit("w1", "60")).expect("debit");
+    assert_eq!(events[0].balance_after.value().to_string(), "-50.00");
+    let error =
+        given_when(&[create, debit("w1", "60")], &debit("w1", "0.01")).expect_err("past the limit");
+    assert!(matches!(
+        error,
+        DomainError::InsufficientFunds { overdraft_limit, .. } if overdraft_limit.to_string() == "50.00"
+    ));
+}
+
+#[test]
+fn setting_an_overdraft_limit_moves_no_money_and_lets_transfers_out_overdraw() {
+    let events = given_when(&[create("w1", "5")], &set_limit("w1", "100")).expect("limit");
+    assert_eq!(events[0].type_name(), "OverdraftLimitSet");
+    assert_eq!(events[0].amount, Balance::ZERO);
+    assert_eq!(events[0].balance_after.value().to_string(), "5.00");
+    let wallet = state_after(
+        &[create("w1", "5"), set_limit("w1", "100")],
+        &transfer_out("w1", "w2", "105"),
+    );
+    assert_eq!(wallet.balance.value().to_string(), "-100.00");
+    assert_eq!(wallet.overdraft_limit.value().to_string(), "100.00");
+}
+
+#[test]
+fn lowering_the_limit_below_what_is_used_is_refused() {
+    let given = [create("w1", "0"), set_limit("w1", "100"), debit("w1", "40")];
+    let error = given_when(&given, &set_limit("w1", "39.99")).expect_err("in use");
+    assert!(matches!(error, DomainError::OverdraftLimitInUse { .. }));
+    assert!(given_when(&given, &set_limit("w1", "40")).is_ok());
+}
+
+#[test]
+fn a_frozen_wallet_refuses_money_out_and_still_receives() {
+    let given = [create("w1", "10"), command("w1", CommandKind::Freeze)];
+    for refused in [debit("w1", "1"), transfer_out("w1", "w2", "1")] {
+        let error = given_when(&given, &refused).expect_err("frozen");
+        assert_eq!(error, DomainError::WalletFrozen(wallet_id("w1")));
+        assert!(error.to_string().contains("frozen"));
+    }
+    assert!(given_when(&given, &credit("w1", "1")).is_ok());
+    assert!(given_when(&given, &transfer_in("w1", "w2", "1")).is_ok());
+    let error = given_when(&given, &command("w1", CommandKind::Freeze)).expect_err("twice");
+    assert_eq!(error, DomainError::WalletFrozen(wallet_id("w1")));
+}
+
+#[test]
+fn unfreezing_lets_money_out_again_and_needs_a_frozen_wallet() {
+    let wallet = state_after(
+        &[create("w1", "10"), command("w1", CommandKind::Freeze)],
+        &command("w1", CommandKind::Unfreeze),
+    );
+    assert_eq!(wallet.status, WalletStatus::Active);
+    assert_eq!(wallet.version, 3);
+    let error = given_when(&[create("w1", "10")], &command("w1", CommandKind::Unfreeze))
+        .expect_err("not frozen");
+    assert_eq!(error, DomainError::WalletNotFrozen(wallet_id("w1")));
+}
+
+#[test]
+fn a_wallet_closes_only_at_zero_and_then_refuses_every_change() {
+    let error = given_when(&[create("w1", "0.01")], &command("w1", CommandKind::Close))
+        .expect_err("not empty");
+    assert!(matches!(error, DomainError::WalletNotEmpty { .. }));
+    let given = [create("w1", "0"), command("w1", CommandKind::Close)];
+    for refused in [
+        credit("w1", "1"),
+        debit("w1", "1"),
+        transfer_in("w1", "w2", "1"),
+        set_limit("w1", "1"),
+        command("w1", CommandKind::Freeze),
+        command("w1", CommandKind::Unfreeze),
+        command("w1", CommandKind::Close),
+    ] {
+        let error = given_when(&given, &refused).expect_err("closed");
+        assert_eq!(error, DomainError::WalletClosed(wallet_id("w1")));
+    }
+}
+
+#[test]
+fn status_and_limit_events_round_trip_and_old_creations_decode_with_no_limit() {
+    let given = [create("w1", "0"), set_limit("w1", "7.5")];
+    for when in [
+        set_limit("w1", "12"),
+        command("w1", CommandKind::Freeze),
+        command("w1", CommandKind::Close),
+    ] {
+        let events = given_when(&given, &when).expect("decided");
+        let json = events[0].to_json().expect("encode");
+        assert_eq!(WalletEvent::from_json(&json).expect("decode"), events[0]);
+    }
+    let old = r#"{"type":"WalletCreated","schemaVersion":1,"eventId":"0193f0c2-6d1e-7a8b-9c0d-1e2f3a4b5c6d","walletId":"w1","occurredAt":"2025-10-23T10:00:00Z","amount":1.00,"balanceAfter":1.00,"ownerId":"o","metadata":{"idempotencyKey":null,"correlationId":null,"causationId":null}}"#;
+    let decoded = WalletEvent::from_json(old).expect("an old creation decodes");
+    assert_eq!(decoded.kind.overdraft_limit(), Some(Balance::ZERO));
+}
+
+#[test]
+fn a_wallet_as_of_a_time_or_a_version_is_the_state_its_events_up_to_then_made() {
+    let mut history = Vec::new();
+    let steps = [create("w1", "10"), credit("w1", "5"), debit("w1", "3")];
+    for (minute, mut step) in steps.into_iter().enumerate() {
+        step.issued_at += chrono::Duration::minutes(i64::try_from(minute).expect("small"));
+        history.extend(decide(&replay(&history), &step).expect("step"));
+    }
+    let start = history[0].occurred_at;
+    let before = replay_as_of(&history, AsOf::Time(start - chrono::Duration::seconds(1)));
+    assert_eq!(before, WalletState::Absent);
+    let at_credit = replay_as_of(&history, AsOf::Time(history[1].occurred_at));
+    assert_eq!(at_credit, replay(&history[..2]));
+    let between = replay_as_of(
+        &history,
+        AsOf::Time(history[1].occurred_at + chrono::Duration::seconds(30)),
+    );
+    assert_eq!(
+        between.wallet().expect("open").balance.value().to_string(),
+        "15.00"
+    );
+    assert_eq!(
+        replay_as_of(&history, AsOf::Version(1)),
+        replay(&history[..1])
+    );
+    assert_eq!(replay_as_of(&history, AsOf::Version(3)), replay(&history));
+    assert_eq!(replay_as_of(&history, AsOf::Version(9)), replay(&history));
+    assert_eq!(
+        replay_as_of(&history, AsOf::Version(0)),
+        WalletState::Absent
+    );
+}
+
+#[test]
+fn a_transfer_is_decided_on_both_wallets_at_once() {
+    let payer = replay(&given_when(&[], &create("w1", "10")).expect("payer"));
+    let payee = replay(&given_when(&[], &create("w2", "0")).expect("payee"));
+    let out = transfer_out("w1", "w2", "4");
+    let into = transfer_in("w2", "w1", "4");
+    let (sent, received) = decide_transfer(&payer, &out, &payee, &into).expect("transfer");
+    assert_eq!(sent[0].balance_after.value().to_string(), "6.00");
+    assert_eq!(received[0].balance_after.value().to_string(), "4.00");
+
+    let error = decide_transfer(&payer, &out, &WalletState::Absent, &into).expect_err("payee");
+    assert_eq!(error, DomainError::WalletNotFound(wallet_id("w2")));
+    let too_much = transfer_out("w1", "w2", "11");
+    let error = decide_transfer(&WalletState::Absent, &too_much, &payee, &into)
+        .expect_err("unknown before insufficient");
+    assert_eq!(error, DomainError::WalletNotFound(wallet_id("w1")));
+    let error = decide_transfer(&payer, &out, &payer, &out).expect_err("same wallet");
+    assert_eq!(error, DomainError::SameWalletTransfer(wallet_id("w1")));
 }

@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{
     decide, evolve, replay, Amount, Balance, Command, CommandKind, EventMetadata, OwnerId,
-    WalletEvent, WalletId, WalletState,
+    WalletEvent, WalletId, WalletState, WalletStatus,
 };
 
 const COMMANDS_PER_CASE_MAX: usize = 60;
@@ -17,6 +17,10 @@ enum Step {
     Debit(i64),
     TransferOut(i64),
     TransferIn(i64),
+    SetLimit(i64),
+    Freeze,
+    Unfreeze,
+    Close,
 }
 
 fn cents() -> impl Strategy<Value = i64> {
@@ -29,6 +33,10 @@ fn step() -> impl Strategy<Value = Step> {
         cents().prop_map(Step::Debit),
         cents().prop_map(Step::TransferOut),
         cents().prop_map(Step::TransferIn),
+        (0i64..=1_000_000).prop_map(Step::SetLimit),
+        Just(Step::Freeze),
+        Just(Step::Unfreeze),
+        Just(Step::Close),
     ]
 }
 
@@ -59,6 +67,13 @@ fn command_for(wallet_id: &WalletId, step: &Step, sequence: u32) -> Command {
             amount: amount_of(cents),
             description: None,
         },
+        Step::SetLimit(cents) => CommandKind::SetOverdraftLimit {
+            overdraft_limit: Balance::limit("overdraftLimit", Decimal::new(cents, 2))
+                .expect("generated limit is valid"),
+        },
+        Step::Freeze => CommandKind::Freeze,
+        Step::Unfreeze => CommandKind::Unfreeze,
+        Step::Close => CommandKind::Close,
     };
     Command {
         wallet_id: wallet_id.clone(),
@@ -78,6 +93,7 @@ fn create_command(wallet_id: &WalletId, opening: Balance) -> Command {
         kind: CommandKind::Create {
             owner_id: OwnerId::parse("o").expect("owner"),
             initial_balance: opening,
+            overdraft_limit: Balance::ZERO,
         },
         event_id: Uuid::new_v4(),
         issued_at: Utc.timestamp_opt(1_700_000_000, 0).single().expect("time"),
@@ -87,7 +103,7 @@ fn create_command(wallet_id: &WalletId, opening: Balance) -> Command {
 
 proptest! {
     #[test]
-    fn balance_is_money_in_minus_money_out_never_negative_and_replayable(
+    fn balance_is_money_in_minus_money_out_never_below_the_limit_and_replayable(
         opening_cents in 0i64..=1_000_000,
         steps in prop::collection::vec(step(), 0..COMMANDS_PER_CASE_MAX),
     ) {
@@ -111,14 +127,18 @@ proptest! {
                     }
                     history.extend(events);
                 }
-                Err(_) => {
-                    let refused_debit = matches!(step, Step::Debit(_) | Step::TransferOut(_));
-                    prop_assert!(refused_debit, "only money out may be refused here: {:?}", step);
+                Err(refusal) => {
+                    let wallet = state.wallet().expect("open");
+                    let money_in = matches!(step, Step::Credit(_) | Step::TransferIn(_));
+                    prop_assert!(
+                        !money_in || wallet.status == WalletStatus::Closed,
+                        "money in is refused only by a closed wallet: {:?} {:?}", step, refusal
+                    );
                 }
             }
-            let balance = state.wallet().expect("open").balance.value();
-            prop_assert!(balance >= Decimal::ZERO);
-            prop_assert_eq!(balance, expected);
+            let wallet = state.wallet().expect("open");
+            prop_assert!(wallet.available_balance().value() >= -wallet.overdraft_limit.value());
+            prop_assert_eq!(wallet.balance.value(), expected);
         }
 
         prop_assert_eq!(replay(&history), state);

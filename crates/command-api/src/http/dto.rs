@@ -7,7 +7,7 @@ use utoipa::openapi::{ObjectBuilder, Type};
 use utoipa::ToSchema;
 use wallet_domain::ids::{DESCRIPTION_LENGTH_MAX, IDENTIFIER_LENGTH_MAX};
 use wallet_domain::money::AMOUNT_MAX;
-use wallet_domain::{Amount, Balance, Description, OwnerId, Wallet, WalletId};
+use wallet_domain::{Amount, Balance, Description, OwnerId, Wallet, WalletId, WalletStatus};
 
 use super::body::JsonObject;
 use super::error::ApiError;
@@ -63,6 +63,19 @@ fn opening_schema() -> ObjectBuilder {
         .examples([100])
 }
 
+/// An overdraft limit: how far below zero a balance may go.
+fn limit_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Number)
+        .minimum(Some(0))
+        .maximum(i64::try_from(AMOUNT_MAX).ok())
+        .multiple_of(Some(MONEY_STEP))
+        .description(Some(
+            "Exact decimal: 0 to 1000000000000, at most 2 decimal places",
+        ))
+        .examples([100])
+}
+
 /// Free text: at most 500 characters, none a control character; null means absent.
 fn description_schema() -> ObjectBuilder {
     ObjectBuilder::new()
@@ -79,7 +92,8 @@ fn timestamp(at: &chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// A wallet as every endpoint shows it.
+/// A wallet as every endpoint shows it: the seed's fields, then what
+/// overdraft limits and statuses add.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WalletResponse {
@@ -95,51 +109,78 @@ pub struct WalletResponse {
     pub updated_at: String,
     #[schema(example = 2)]
     pub version: u64,
+    /// What may be spent before the overdraft: balance − held balance.
+    #[schema(schema_with = money_schema)]
+    pub available_balance: Balance,
+    /// Money reserved by pending holds (0.00 until holds exist).
+    #[schema(schema_with = money_schema)]
+    pub held_balance: Balance,
+    /// How far below zero the available balance may go (0 by default).
+    #[schema(schema_with = money_schema)]
+    pub overdraft_limit: Balance,
+    /// `ACTIVE`, `FROZEN` (refuses money out) or `CLOSED` (refuses every change).
+    #[schema(value_type = String, example = "ACTIVE")]
+    pub status: WalletStatus,
 }
 
-impl WalletResponse {
-    pub fn new(
-        id: &WalletId,
-        owner_id: &OwnerId,
-        balance: Balance,
-        created_at: &chrono::DateTime<chrono::Utc>,
-        updated_at: &chrono::DateTime<chrono::Utc>,
-        version: u64,
-    ) -> Self {
+/// The fields of a wallet response, from the event store or the read model.
+struct WalletFields<'a> {
+    id: &'a WalletId,
+    owner_id: &'a OwnerId,
+    balance: Balance,
+    overdraft_limit: Balance,
+    status: WalletStatus,
+    created_at: &'a chrono::DateTime<chrono::Utc>,
+    updated_at: &'a chrono::DateTime<chrono::Utc>,
+    version: u64,
+}
+
+impl From<WalletFields<'_>> for WalletResponse {
+    fn from(fields: WalletFields<'_>) -> Self {
         Self {
-            id: id.to_string(),
-            owner_id: owner_id.to_string(),
-            balance,
-            created_at: timestamp(created_at),
-            updated_at: timestamp(updated_at),
-            version,
+            id: fields.id.to_string(),
+            owner_id: fields.owner_id.to_string(),
+            balance: fields.balance,
+            created_at: timestamp(fields.created_at),
+            updated_at: timestamp(fields.updated_at),
+            version: fields.version,
+            available_balance: fields.balance,
+            held_balance: Balance::ZERO,
+            overdraft_limit: fields.overdraft_limit,
+            status: fields.status,
         }
     }
 }
 
 impl From<&Wallet> for WalletResponse {
     fn from(wallet: &Wallet) -> Self {
-        Self::new(
-            &wallet.id,
-            &wallet.owner_id,
-            wallet.balance,
-            &wallet.created_at,
-            &wallet.updated_at,
-            wallet.version,
-        )
+        WalletFields {
+            id: &wallet.id,
+            owner_id: &wallet.owner_id,
+            balance: wallet.balance,
+            overdraft_limit: wallet.overdraft_limit,
+            status: wallet.status,
+            created_at: &wallet.created_at,
+            updated_at: &wallet.updated_at,
+            version: wallet.version,
+        }
+        .into()
     }
 }
 
 impl From<&read_model::WalletView> for WalletResponse {
     fn from(view: &read_model::WalletView) -> Self {
-        Self::new(
-            &view.id,
-            &view.owner_id,
-            view.balance,
-            &view.created_at,
-            &view.updated_at,
-            view.version,
-        )
+        WalletFields {
+            id: &view.id,
+            owner_id: &view.owner_id,
+            balance: view.balance,
+            overdraft_limit: view.overdraft_limit,
+            status: view.status,
+            created_at: &view.created_at,
+            updated_at: &view.updated_at,
+            version: view.version,
+        }
+        .into()
     }
 }
 
@@ -164,14 +205,17 @@ pub struct TransactionResponse {
     #[schema(example = "user-456")]
     pub owner_id: String,
     /// `WalletCreated` (the opening balance), `WalletCredited`, `WalletDebited`,
-    /// `TransferSent`, `TransferReceived` or `TransferReversed` (a transfer's
-    /// paying half given back because the payee could not be credited).
+    /// `TransferSent`, `TransferReceived`, `TransferReversed` (a transfer's
+    /// paying half given back because the payee could not be credited), or a
+    /// change that moves no money (amount 0.00): `OverdraftLimitSet`,
+    /// `WalletFrozen`, `WalletUnfrozen`, `WalletClosed`.
     #[serde(rename = "type")]
     #[schema(example = "WalletCredited")]
     pub transaction_type: String,
     /// The amount moved, never negative; the direction is in the type.
     #[schema(schema_with = money_schema)]
     pub amount: Balance,
+    /// Below zero when the wallet uses its overdraft.
     #[schema(schema_with = money_schema)]
     pub balance_after: Balance,
     /// The other wallet of a transfer.
@@ -319,19 +363,47 @@ pub struct CreateWalletRequest {
     pub owner_id: OwnerId,
     #[schema(schema_with = opening_schema, required = false)]
     pub initial_balance: Balance,
+    /// How far below zero the balance may go: zero or more; 0 when absent.
+    #[schema(schema_with = opening_schema, required = false)]
+    pub overdraft_limit: Balance,
 }
 
 impl CreateWalletRequest {
-    pub const FIELDS: &'static [&'static str] = &["walletId", "ownerId", "initialBalance"];
+    pub const FIELDS: &'static [&'static str] =
+        &["walletId", "ownerId", "initialBalance", "overdraftLimit"];
 
     pub fn parse(body: &JsonObject) -> Result<Self, ApiError> {
         let opening = body
             .optional_decimal("initialBalance")?
             .unwrap_or(Decimal::ZERO);
+        let limit = body
+            .optional_decimal("overdraftLimit")?
+            .unwrap_or(Decimal::ZERO);
         Ok(Self {
             wallet_id: WalletId::parse(body.required_string("walletId")?)?,
             owner_id: OwnerId::parse(body.required_string("ownerId")?)?,
             initial_balance: Balance::opening("initialBalance", opening)?,
+            overdraft_limit: Balance::limit("overdraftLimit", limit)?,
+        })
+    }
+}
+
+/// `PUT /wallets/{walletId}/overdraft-limit`
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
+pub struct OverdraftLimitRequest {
+    #[schema(schema_with = limit_schema)]
+    pub overdraft_limit: Balance,
+}
+
+impl OverdraftLimitRequest {
+    pub const FIELDS: &'static [&'static str] = &["overdraftLimit"];
+
+    pub fn parse(body: &JsonObject) -> Result<Self, ApiError> {
+        let limit = body.required_decimal("overdraftLimit")?;
+        Ok(Self {
+            overdraft_limit: Balance::limit("overdraftLimit", limit)?,
         })
     }
 }

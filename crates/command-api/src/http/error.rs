@@ -124,7 +124,12 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Domain(domain) => match domain {
                 DomainError::WalletNotFound(_) => ApiError::NotFound(message),
-                DomainError::WalletAlreadyExists(_) => ApiError::Conflict(message),
+                DomainError::WalletAlreadyExists(_)
+                | DomainError::WalletFrozen(_)
+                | DomainError::WalletNotFrozen(_)
+                | DomainError::WalletClosed(_)
+                | DomainError::WalletNotEmpty { .. }
+                | DomainError::OverdraftLimitInUse { .. } => ApiError::Conflict(message),
                 DomainError::InsufficientFunds { .. }
                 | DomainError::SameWalletTransfer(_)
                 | DomainError::BalanceOverflow(_) => ApiError::BadRequest(message),

@@ -17,6 +17,7 @@ use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
 use wallet_domain::WalletId;
 
+use super::as_of::SummaryAsOfParams;
 use super::auth::{authorize_call, authorize_on_wallet, Caller};
 use super::dto::money_schema;
 use super::error::{ApiError, ErrorBody};
@@ -223,22 +224,27 @@ impl WalletSummaryResponse {
     }
 }
 
-/// Credit and debit totals, the ledger balance and the newest entry of one wallet.
+/// Credit and debit totals, the ledger balance and the newest entry of one
+/// wallet, now or as of a moment (`?at=`: the transactions that occurred at
+/// or before then).
 #[utoipa::path(get, path = "/ledger/wallet/{walletId}/summary", tag = "ledger",
-    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), SummaryAsOfParams),
     responses((status = 200, description = "Summary", body = WalletSummaryResponse),
+              (status = 400, description = "Invalid at", body = ErrorBody),
               (status = 404, description = "Not a wallet id", body = ErrorBody)))]
 pub async fn wallet_summary(
     caller: Caller,
     path: web::Path<String>,
+    params: web::Query<SummaryAsOfParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let wallet_id = wallet_id(&path)?;
     authorize_on_wallet(&state, &caller, &wallet_id, read_wallet).await?;
+    let at = params.at()?;
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let summary = state
         .ledger
-        .wallet_summary(&wallet_id)
+        .wallet_summary(&wallet_id, at)
         .await
         .map_err(internal)?;
     let newest = state
@@ -246,6 +252,7 @@ pub async fn wallet_summary(
         .wallet_entries(WalletEntriesQuery {
             wallet_id,
             filter: EntryFilter {
+                end_date: at,
                 limit: Some(1),
                 ..EntryFilter::default()
             },

@@ -1,5 +1,6 @@
 //! HTTP: routes, request parsing, the wire format and the error mapping.
 
+mod as_of;
 mod auth;
 mod body;
 mod context;
@@ -41,6 +42,10 @@ use crate::metrics::Metrics;
         wallets::credit_wallet,
         wallets::debit_wallet,
         wallets::transfer,
+        wallets::set_overdraft_limit,
+        wallets::freeze_wallet,
+        wallets::unfreeze_wallet,
+        wallets::close_wallet,
         wallets::get_wallet,
         wallets::list_wallets,
         ledger::wallet_entries,
@@ -61,6 +66,7 @@ use crate::metrics::Metrics;
         dto::CreateWalletRequest,
         dto::AmountRequest,
         dto::TransferRequest,
+        dto::OverdraftLimitRequest,
         dto::TransactionResponse,
         dto::WalletTransactionsResponse,
         dto::TransactionSearchResponse,
@@ -155,6 +161,22 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route(
             "/wallets/{walletId}/transfer",
             web::post().to(wallets::transfer),
+        )
+        .route(
+            "/wallets/{walletId}/overdraft-limit",
+            web::put().to(wallets::set_overdraft_limit),
+        )
+        .route(
+            "/wallets/{walletId}/freeze",
+            web::post().to(wallets::freeze_wallet),
+        )
+        .route(
+            "/wallets/{walletId}/unfreeze",
+            web::post().to(wallets::unfreeze_wallet),
+        )
+        .route(
+            "/wallets/{walletId}/close",
+            web::post().to(wallets::close_wallet),
         )
         .route(
             "/wallets/{walletId}/transactions",

@@ -7,18 +7,19 @@ use serde::Deserialize;
 use transfer_process::TransferReply;
 use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::IntoParams;
-use wallet_domain::{Amount, Description, WalletId};
+use wallet_domain::{Amount, AsOf, Description, WalletId};
 
 use identity::Action;
 
+use super::as_of::WalletAsOfParams;
 use super::auth::{
     authorize_call, authorize_on_wallet, owner_filter, refused, Caller, OwnerFilter,
 };
 use super::body::{read_body, JsonObject};
 use super::context::request_context;
 use super::dto::{
-    render_outcome, render_transfer, AmountRequest, CreateWalletRequest, TransferRequest,
-    TransferResponse, WalletResponse,
+    render_outcome, render_transfer, AmountRequest, CreateWalletRequest, OverdraftLimitRequest,
+    TransferRequest, TransferResponse, WalletResponse,
 };
 use super::error::{ApiError, ErrorBody};
 use super::ledger::catch_up;
@@ -97,18 +98,21 @@ pub async fn create_wallet(
         wallet_id,
         owner_id,
         initial_balance,
+        overdraft_limit,
     } = CreateWalletRequest::parse(&body)?;
     authorize_call(
         &caller,
         Action::CreateWallet {
             owner_id: owner_id.as_str(),
             opening_balance: initial_balance.value() > rust_decimal::Decimal::ZERO,
+            overdraft: overdraft_limit.value() > rust_decimal::Decimal::ZERO,
         },
     )?;
     let operation = WalletOperation::Create {
         wallet_id,
         owner_id,
         initial_balance,
+        overdraft_limit,
     };
     run(&state, &request, operation).await
 }
@@ -251,21 +255,167 @@ pub async fn transfer(
     run(&state, &request, operation).await
 }
 
-/// One wallet, with every acknowledged write applied (read from the event store).
+/// Set how far below zero a wallet's balance may go.
+#[utoipa::path(
+    put, path = "/wallets/{walletId}/overdraft-limit", tag = "wallets",
+    request_body = OverdraftLimitRequest,
+    params(("walletId" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 201, description = "Limit set", body = WalletResponse),
+        (status = 400, description = "Invalid limit", body = ErrorBody),
+        (status = 404, description = "Wallet not found", body = ErrorBody),
+        (status = 409, description = "Limit below the overdraft in use, or wallet closed", body = ErrorBody),
+    )
+)]
+pub async fn set_overdraft_limit(
+    caller: Caller,
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let wallet_id = path_wallet(&path)?;
+    authorize_call(&caller, Action::Control)?;
+    let body = json_body(&request, payload, OverdraftLimitRequest::FIELDS).await?;
+    let OverdraftLimitRequest { overdraft_limit } = OverdraftLimitRequest::parse(&body)?;
+    let operation = WalletOperation::SetOverdraftLimit {
+        wallet_id,
+        overdraft_limit,
+    };
+    run(&state, &request, operation).await
+}
+
+/// A change of status: the wallet in the path, no body (or `{}`).
+async fn status_operation(
+    caller: Caller,
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    action: fn(Option<&str>) -> Action<'_>,
+    operation: fn(WalletId) -> WalletOperation,
+) -> Result<HttpResponse, ApiError> {
+    let wallet_id = path_wallet(&path)?;
+    authorize_on_wallet(&state, &caller, &wallet_id, action).await?;
+    let bytes = read_body(request.headers(), payload).await?;
+    if !bytes.trim_ascii().is_empty() {
+        JsonObject::parse(&bytes, &[])?;
+    }
+    run(&state, &request, operation(wallet_id)).await
+}
+
+/// Freeze a wallet: it refuses debits and transfers out, still receives.
+#[utoipa::path(
+    post, path = "/wallets/{walletId}/freeze", tag = "wallets",
+    params(("walletId" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 201, description = "Frozen", body = WalletResponse),
+        (status = 404, description = "Wallet not found", body = ErrorBody),
+        (status = 409, description = "Already frozen, or closed", body = ErrorBody),
+    )
+)]
+pub async fn freeze_wallet(
+    caller: Caller,
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    status_operation(
+        caller,
+        request,
+        path,
+        payload,
+        state,
+        |_| Action::Control,
+        |wallet_id| WalletOperation::Freeze { wallet_id },
+    )
+    .await
+}
+
+/// Unfreeze a frozen wallet.
+#[utoipa::path(
+    post, path = "/wallets/{walletId}/unfreeze", tag = "wallets",
+    params(("walletId" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 201, description = "Active again", body = WalletResponse),
+        (status = 404, description = "Wallet not found", body = ErrorBody),
+        (status = 409, description = "Not frozen, or closed", body = ErrorBody),
+    )
+)]
+pub async fn unfreeze_wallet(
+    caller: Caller,
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    status_operation(
+        caller,
+        request,
+        path,
+        payload,
+        state,
+        |_| Action::Control,
+        |wallet_id| WalletOperation::Unfreeze { wallet_id },
+    )
+    .await
+}
+
+/// Close a wallet for good: only at balance 0.00; it stays readable.
+#[utoipa::path(
+    post, path = "/wallets/{walletId}/close", tag = "wallets",
+    params(("walletId" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 201, description = "Closed", body = WalletResponse),
+        (status = 404, description = "Wallet not found", body = ErrorBody),
+        (status = 409, description = "Balance not 0.00, or already closed", body = ErrorBody),
+    )
+)]
+pub async fn close_wallet(
+    caller: Caller,
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    status_operation(
+        caller,
+        request,
+        path,
+        payload,
+        state,
+        |owner_id| Action::Close { owner_id },
+        |wallet_id| WalletOperation::Close { wallet_id },
+    )
+    .await
+}
+
+/// One wallet, with every acknowledged write applied (read from the event
+/// store); with `at` or `version`, as it stood then.
 #[utoipa::path(
     get, path = "/wallets/{walletId}", tag = "wallets",
-    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), WalletAsOfParams),
     responses(
         (status = 200, description = "The wallet", body = WalletResponse),
-        (status = 404, description = "Wallet not found", body = ErrorBody),
+        (status = 400, description = "Invalid at or version", body = ErrorBody),
+        (status = 404, description = "Wallet not found, not yet created then, or without that version", body = ErrorBody),
     )
 )]
 pub async fn get_wallet(
     caller: Caller,
     path: web::Path<String>,
+    params: web::Query<WalletAsOfParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let wallet_id = path_wallet(&path)?;
+    if let Some(as_of) = params.as_of()? {
+        authorize_on_wallet(&state, &caller, &wallet_id, |owner_id| Action::ReadWallet {
+            owner_id,
+        })
+        .await?;
+        return wallet_as_of(&state, &wallet_id, as_of).await;
+    }
     let wallet = state
         .wallets
         .current(&wallet_id)
@@ -277,6 +427,35 @@ pub async fn get_wallet(
     let wallet =
         wallet.ok_or_else(|| ApiError::NotFound(format!("Wallet {wallet_id} not found")))?;
     Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet)))
+}
+
+/// The wallet as it stood at `as_of`: 404 before its creation or past its last version.
+async fn wallet_as_of(
+    state: &AppState,
+    wallet_id: &WalletId,
+    as_of: AsOf,
+) -> Result<HttpResponse, ApiError> {
+    let wallet = state
+        .wallets
+        .as_of(wallet_id, as_of)
+        .await
+        .map_err(ApiError::from)?;
+    match (wallet, as_of) {
+        (None, AsOf::Time(at)) => Err(ApiError::NotFound(format!(
+            "Wallet {wallet_id} did not exist at {}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        ))),
+        (None, AsOf::Version(_)) => {
+            Err(ApiError::NotFound(format!("Wallet {wallet_id} not found")))
+        }
+        (Some(wallet), AsOf::Version(version)) if wallet.version < version => {
+            Err(ApiError::NotFound(format!(
+                "Wallet {wallet_id} has no version {version}: it is at version {}",
+                wallet.version
+            )))
+        }
+        (Some(wallet), _) => Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet))),
+    }
 }
 
 /// Paging and filter of the wallet list, as text.

@@ -107,7 +107,7 @@ impl WalletCache {
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
-    use wallet_domain::{Balance, OwnerId};
+    use wallet_domain::{Balance, OwnerId, WalletStatus};
 
     use super::*;
 
@@ -118,6 +118,8 @@ mod tests {
                 id: WalletId::parse("w-1").expect("valid id"),
                 owner_id: OwnerId::parse("owner").expect("valid id"),
                 balance: Balance::ZERO,
+                overdraft_limit: Balance::ZERO,
+                status: WalletStatus::Active,
                 created_at: now,
                 updated_at: now,
                 version,

@@ -7,6 +7,7 @@ pub enum WalletOperation {
         wallet_id: WalletId,
         owner_id: OwnerId,
         initial_balance: Balance,
+        overdraft_limit: Balance,
     },
     Credit {
         wallet_id: WalletId,
@@ -24,6 +25,19 @@ pub enum WalletOperation {
         amount: Amount,
         description: Option<Description>,
     },
+    SetOverdraftLimit {
+        wallet_id: WalletId,
+        overdraft_limit: Balance,
+    },
+    Freeze {
+        wallet_id: WalletId,
+    },
+    Unfreeze {
+        wallet_id: WalletId,
+    },
+    Close {
+        wallet_id: WalletId,
+    },
 }
 
 impl WalletOperation {
@@ -33,6 +47,10 @@ impl WalletOperation {
             WalletOperation::Credit { .. } => "credit",
             WalletOperation::Debit { .. } => "debit",
             WalletOperation::Transfer { .. } => "transfer",
+            WalletOperation::SetOverdraftLimit { .. } => "set-overdraft-limit",
+            WalletOperation::Freeze { .. } => "freeze",
+            WalletOperation::Unfreeze { .. } => "unfreeze",
+            WalletOperation::Close { .. } => "close",
         }
     }
 
@@ -51,7 +69,17 @@ impl WalletOperation {
                 wallet_id,
                 owner_id,
                 initial_balance,
-            } => format!("create {wallet_id} owner={owner_id} opening={initial_balance}"),
+                overdraft_limit,
+            } => format!(
+                "create {wallet_id} owner={owner_id} opening={initial_balance} overdraft={overdraft_limit}"
+            ),
+            WalletOperation::SetOverdraftLimit {
+                wallet_id,
+                overdraft_limit,
+            } => format!("overdraft-limit {wallet_id} limit={overdraft_limit}"),
+            WalletOperation::Freeze { wallet_id } => format!("freeze {wallet_id}"),
+            WalletOperation::Unfreeze { wallet_id } => format!("unfreeze {wallet_id}"),
+            WalletOperation::Close { wallet_id } => format!("close {wallet_id}"),
             WalletOperation::Credit {
                 wallet_id,
                 amount,
@@ -84,7 +112,11 @@ impl WalletOperation {
         match self {
             WalletOperation::Create { wallet_id, .. }
             | WalletOperation::Credit { wallet_id, .. }
-            | WalletOperation::Debit { wallet_id, .. } => vec![wallet_id],
+            | WalletOperation::Debit { wallet_id, .. }
+            | WalletOperation::SetOverdraftLimit { wallet_id, .. }
+            | WalletOperation::Freeze { wallet_id }
+            | WalletOperation::Unfreeze { wallet_id }
+            | WalletOperation::Close { wallet_id } => vec![wallet_id],
             WalletOperation::Transfer {
                 from_wallet_id,
                 to_wallet_id,

@@ -57,6 +57,7 @@ async fn create(service: &WalletService, wallet_id: &WalletId) {
         wallet_id: wallet_id.clone(),
         owner_id: OwnerId::parse("owner").expect("owner"),
         initial_balance: Balance::opening("initialBalance", Decimal::ZERO).expect("opening"),
+        overdraft_limit: Balance::ZERO,
     };
     service
         .execute(operation, context(), REPLY)

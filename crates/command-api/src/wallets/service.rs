@@ -26,8 +26,8 @@ use transfer_process::{
 };
 use uuid::Uuid;
 use wallet_domain::{
-    continues, decide, evolve, Command, CommandKind, DomainError, EventMetadata, Wallet,
-    WalletEvent, WalletId, WalletState,
+    continues, decide, decide_transfer, evolve, replay_as_of, AsOf, Command, CommandKind,
+    DomainError, EventMetadata, Wallet, WalletEvent, WalletId, WalletState,
 };
 use wallet_lock::{LockError, LockLease, WalletLock};
 
@@ -190,6 +190,21 @@ impl WalletService {
             );
         }
         Ok(regressed)
+    }
+
+    /// The wallet as it stood at `as_of`, folded from its whole stream;
+    /// `None` if it did not exist yet.
+    pub async fn as_of(
+        &self,
+        wallet_id: &WalletId,
+        as_of: AsOf,
+    ) -> Result<Option<Wallet>, StoreError> {
+        let stream = self.store.read_stream(wallet_id, 0).await?;
+        let events = stream.iter().map(|recorded| &recorded.event);
+        Ok(match replay_as_of(events, as_of) {
+            WalletState::Open(wallet) => Some(wallet),
+            WalletState::Absent => None,
+        })
     }
 
     pub async fn execute(
@@ -467,10 +482,12 @@ impl WalletService {
                 wallet_id,
                 owner_id,
                 initial_balance,
+                overdraft_limit,
             } => {
                 let kind = CommandKind::Create {
                     owner_id: owner_id.clone(),
                     initial_balance: *initial_balance,
+                    overdraft_limit: *overdraft_limit,
                 };
                 self.decide_single(command(wallet_id, kind, metadata), reads)
                     .await
@@ -499,24 +516,36 @@ impl WalletService {
                 self.decide_single(command(wallet_id, kind, metadata), reads)
                     .await
             }
+            WalletOperation::SetOverdraftLimit {
+                wallet_id,
+                overdraft_limit,
+            } => {
+                let kind = CommandKind::SetOverdraftLimit {
+                    overdraft_limit: *overdraft_limit,
+                };
+                self.decide_single(command(wallet_id, kind, metadata), reads)
+                    .await
+            }
+            WalletOperation::Freeze { wallet_id } => {
+                self.decide_single(command(wallet_id, CommandKind::Freeze, metadata), reads)
+                    .await
+            }
+            WalletOperation::Unfreeze { wallet_id } => {
+                self.decide_single(command(wallet_id, CommandKind::Unfreeze, metadata), reads)
+                    .await
+            }
+            WalletOperation::Close { wallet_id } => {
+                self.decide_single(command(wallet_id, CommandKind::Close, metadata), reads)
+                    .await
+            }
             WalletOperation::Transfer {
                 from_wallet_id,
                 to_wallet_id,
                 amount,
                 description,
             } => {
-                if from_wallet_id == to_wallet_id {
-                    return Err(DomainError::SameWalletTransfer(from_wallet_id.clone()).into());
-                }
                 let from_state = self.load(from_wallet_id, reads).await?;
                 let to_state = self.load(to_wallet_id, reads).await?;
-                for (loaded, wallet_id) in
-                    [(&from_state, from_wallet_id), (&to_state, to_wallet_id)]
-                {
-                    if loaded.state.wallet().is_none() {
-                        return Err(DomainError::WalletNotFound(wallet_id.clone()).into());
-                    }
-                }
                 let transfer_id = Uuid::now_v7();
                 let out = command(
                     from_wallet_id,
@@ -528,7 +557,6 @@ impl WalletService {
                     },
                     metadata.clone(),
                 );
-                let sent = decide(&from_state.state, &out)?;
                 // The receiving half is caused by the paying half.
                 let received_metadata = EventMetadata {
                     causation_id: Some(out.event_id.to_string()),
@@ -544,7 +572,8 @@ impl WalletService {
                     },
                     received_metadata,
                 );
-                let received = decide(&to_state.state, &into)?;
+                let (sent, received) =
+                    decide_transfer(&from_state.state, &out, &to_state.state, &into)?;
                 let (from, from_append) = applied(from_state, from_wallet_id, sent)?;
                 let (to, to_append) = applied(to_state, to_wallet_id, received)?;
                 Ok((

@@ -118,6 +118,10 @@ impl TestApp {
         self.client.post(format!("{}{}", self.address, path))
     }
 
+    pub fn put(&self, path: &str) -> RequestBuilder {
+        self.client.put(format!("{}{}", self.address, path))
+    }
+
     pub fn get(&self, path: &str) -> RequestBuilder {
         self.client.get(format!("{}{}", self.address, path))
     }

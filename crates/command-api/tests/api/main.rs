@@ -1,6 +1,7 @@
 //! End-to-end tests of the HTTP API against the real application on a real
 //! port, with its embedded storage in a temporary folder.
 
+mod as_of;
 mod auth;
 mod concurrency;
 mod contract;
@@ -14,3 +15,4 @@ mod transactions;
 mod transfer_process;
 mod validation;
 mod verify;
+mod wallet_controls;

@@ -1,0 +1,88 @@
+//! Wallets and ledger summaries as of a moment: `?at=` and `?version=`.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{error_message, json_of, spawn_app, TestApp};
+
+/// Keeps each operation in a millisecond of its own, the precision of times.
+const STEP_PAUSE_MS: u64 = 5;
+
+async fn get(app: &TestApp, path: &str) -> (u16, Value) {
+    json_of(app.get(path).send().await.expect("sent")).await
+}
+
+#[tokio::test]
+async fn a_wallet_as_of_a_version_or_a_time_is_what_it_was_then() {
+    let app = spawn_app().await;
+    let (_, created) = json_of(app.create_wallet("w", "o", json!(100)).await).await;
+    tokio::time::sleep(Duration::from_millis(STEP_PAUSE_MS)).await;
+    let (_, credited) = json_of(app.credit("w", json!(50)).await).await;
+    tokio::time::sleep(Duration::from_millis(STEP_PAUSE_MS)).await;
+    let (_, debited) = json_of(app.debit("w", json!(30)).await).await;
+
+    assert_eq!(
+        get(&app, "/wallets/w?version=1").await,
+        (200, created.clone())
+    );
+    assert_eq!(
+        get(&app, "/wallets/w?version=2").await,
+        (200, credited.clone())
+    );
+    assert_eq!(
+        get(&app, "/wallets/w?version=3").await,
+        (200, debited.clone())
+    );
+    let at_credit = credited["updatedAt"].as_str().expect("time");
+    assert_eq!(
+        get(&app, &format!("/wallets/w?at={at_credit}")).await,
+        (200, credited.clone())
+    );
+    let (status, body) = get(&app, "/wallets/w?at=2000-01-01T00:00:00Z").await;
+    assert_eq!(status, 404);
+    assert!(error_message(&body, 404).contains("did not exist"));
+    let (status, body) = get(&app, "/wallets/w?version=4").await;
+    assert_eq!(status, 404);
+    assert!(error_message(&body, 404).contains("no version 4"));
+    let (status, _) = get(&app, "/wallets/missing?version=1").await;
+    assert_eq!(status, 404);
+    for bad in [
+        "version=0",
+        "version=x",
+        "at=yesterday",
+        "at=2025-10-23T10:00:00Z&version=1",
+    ] {
+        let (status, body) = get(&app, &format!("/wallets/w?{bad}")).await;
+        assert_eq!(status, 400, "{bad}");
+        let message = error_message(&body, 400);
+        assert!(
+            message.contains("at") || message.contains("version"),
+            "{message}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_ledger_summary_as_of_a_moment_agrees_with_the_wallet_then() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(100)).await;
+    tokio::time::sleep(Duration::from_millis(STEP_PAUSE_MS)).await;
+    let (_, credited) = json_of(app.credit("w", json!(50)).await).await;
+    tokio::time::sleep(Duration::from_millis(STEP_PAUSE_MS)).await;
+    app.debit("w", json!(30)).await;
+
+    let at = credited["updatedAt"].as_str().expect("time");
+    let (status, summary) = get(&app, &format!("/ledger/wallet/w/summary?at={at}")).await;
+    assert_eq!(status, 200);
+    let (_, wallet) = get(&app, &format!("/wallets/w?at={at}")).await;
+    assert_eq!(summary["balance"], wallet["balance"]);
+    assert_eq!(summary["balance"].to_string(), "150.00");
+    let (_, now) = get(&app, "/ledger/wallet/w/summary").await;
+    assert_eq!(now["balance"].to_string(), "120.00");
+    let (status, body) = get(&app, "/ledger/wallet/w/summary?at=soon").await;
+    assert_eq!(status, 400);
+    assert!(error_message(&body, 400).contains("at must be"));
+    app.stop().await;
+}
