@@ -182,13 +182,15 @@ impl Application {
         let listener = TcpListener::bind((plan.host.as_str(), config.port))?;
         let port = listener.local_addr()?.port();
         let authenticated = state.access.verifies();
+        let document = http::document(authenticated);
         let mut server = HttpServer::new(move || {
+            let document = document.clone();
             let metrics = state.metrics.clone();
             App::new()
                 .wrap_fn(move |request, service| http::measure(request, service, metrics.clone()))
                 .wrap_fn(http::correlate)
                 .app_data(state.clone())
-                .configure(http::routes)
+                .configure(|config| http::routes(config, document))
         })
         .shutdown_timeout(config.shutdown_timeout_seconds);
         if let Some(workers) = config.http_workers {

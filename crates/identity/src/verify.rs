@@ -57,7 +57,7 @@ pub enum AuthError {
     WrongAudience,
     #[error("Token lacks the {0} claim")]
     MissingClaim(String),
-    #[error("Token subject (sub) must be 1 to {SUBJECT_LENGTH_MAX} characters")]
+    #[error("Token subject (sub) must be 1 to {SUBJECT_LENGTH_MAX} characters, none a control character")]
     BadSubject,
 }
 
@@ -243,7 +243,12 @@ fn claim_error(kind: &ErrorKind) -> AuthError {
 }
 
 fn principal(claims: Granted) -> Result<Principal, AuthError> {
-    if claims.sub.is_empty() || claims.sub.chars().count() > SUBJECT_LENGTH_MAX {
+    // The subject is stored in every event's metadata: no control character
+    // (U+0000 cannot even be held by PostgreSQL text).
+    if claims.sub.is_empty()
+        || claims.sub.chars().count() > SUBJECT_LENGTH_MAX
+        || claims.sub.chars().any(char::is_control)
+    {
         return Err(AuthError::BadSubject);
     }
     Ok(Principal::authenticated(claims.sub, &claims.scope))
@@ -336,6 +341,20 @@ mod tests {
             (
                 Claims {
                     sub: String::new(),
+                    ..good.clone()
+                },
+                AuthError::BadSubject,
+            ),
+            (
+                Claims {
+                    sub: "gw\u{0}x".into(),
+                    ..good.clone()
+                },
+                AuthError::BadSubject,
+            ),
+            (
+                Claims {
+                    sub: "gw\u{85}x".into(),
                     ..good.clone()
                 },
                 AuthError::BadSubject,

@@ -42,6 +42,12 @@ macro_rules! identifier {
                 parse_identifier($field, raw).map(Self)
             }
 
+            /// As [`Self::parse`], the error naming `field` (as the request
+            /// spells it, e.g. `toWalletId`).
+            pub fn parse_field(field: &'static str, raw: &str) -> Result<Self, ValidationError> {
+                parse_identifier(field, raw).map(Self)
+            }
+
             pub fn as_str(&self) -> &str {
                 &self.0
             }

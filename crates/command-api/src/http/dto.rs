@@ -447,7 +447,7 @@ impl TransferRequest {
 
     pub fn parse(body: &JsonObject) -> Result<Self, ApiError> {
         Ok(Self {
-            to_wallet_id: WalletId::parse(body.required_string("toWalletId")?)?,
+            to_wallet_id: WalletId::parse_field("toWalletId", body.required_string("toWalletId")?)?,
             amount: Amount::parse("amount", body.required_decimal("amount")?)?,
             description: description(body)?,
         })

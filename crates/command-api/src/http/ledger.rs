@@ -15,12 +15,12 @@ use serde_json::json;
 use tokio::sync::watch;
 use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
-use wallet_domain::WalletId;
 
 use super::as_of::SummaryAsOfParams;
 use super::auth::{authorize_call, authorize_on_wallet, Caller};
 use super::dto::money_schema;
 use super::error::{ApiError, ErrorBody};
+use super::path;
 use super::query::{self, Bounds, Kind, QueryError, Spec};
 use crate::startup::AppState;
 
@@ -29,10 +29,6 @@ pub const LEDGER_CATCH_UP_WAIT_MS: u64 = 2_000;
 
 fn internal(error: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(error.to_string())
-}
-
-fn wallet_id(raw: &str) -> Result<WalletId, ApiError> {
-    WalletId::parse(raw).map_err(|_| ApiError::NotFound(format!("Wallet {raw} not found")))
 }
 
 fn read_wallet(owner_id: Option<&str>) -> Action<'_> {
@@ -160,7 +156,7 @@ pub async fn wallet_entries(
     params: web::Query<EntryParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let wallet_id = wallet_id(&path)?;
+    let wallet_id = path::wallet_id(&path)?;
     authorize_on_wallet(&state, &caller, &wallet_id, read_wallet).await?;
     let filter = params.filter()?;
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
@@ -238,7 +234,7 @@ pub async fn wallet_summary(
     params: web::Query<SummaryAsOfParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let wallet_id = wallet_id(&path)?;
+    let wallet_id = path::wallet_id(&path)?;
     authorize_on_wallet(&state, &caller, &wallet_id, read_wallet).await?;
     let at = params.at()?;
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
@@ -275,10 +271,11 @@ pub async fn reference_entries(
 ) -> Result<HttpResponse, ApiError> {
     // A transfer's entries are both wallets': an operator's read.
     authorize_call(&caller, Action::Audit)?;
+    let reference_id = path::reference_id(&path)?;
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let entries = state
         .ledger
-        .reference_entries(&path)
+        .reference_entries(reference_id)
         .await
         .map_err(internal)?;
     Ok(HttpResponse::Ok().json(json!({

@@ -9,6 +9,7 @@ mod error;
 mod health;
 mod ledger;
 mod number;
+mod path;
 mod query;
 mod transactions;
 mod wallets;
@@ -72,10 +73,21 @@ use crate::metrics::Metrics;
         dto::TransactionSearchResponse,
         ledger::WalletSummaryResponse,
         ErrorBody
-    )),
-    modifiers(&BearerAuth)
+    ))
 )]
 pub struct ApiDoc;
+
+/// The OpenAPI document of this server: with authentication on, every
+/// protected operation carries `bearerAuth` and its 401, 403 and 429; without
+/// it (the embedded default's open mode) no operation asks for a token,
+/// because none is checked.
+pub fn document(authenticated: bool) -> utoipa::openapi::OpenApi {
+    let mut document = ApiDoc::openapi();
+    if authenticated {
+        BearerAuth.modify(&mut document);
+    }
+    document
+}
 
 /// The name of the bearer JWT security scheme in the OpenAPI document.
 pub const SECURITY_SCHEME: &str = "bearerAuth";
@@ -147,8 +159,8 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Every route of the API.
-pub fn routes(config: &mut web::ServiceConfig) {
+/// Every route of the API; `document` is served at `/openapi.json`.
+pub fn routes(config: &mut web::ServiceConfig, document: utoipa::openapi::OpenApi) {
     config
         .service(
             web::resource("/wallets")
@@ -213,7 +225,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
             web::get().to(health::publisher_stats),
         )
         .route("/metrics", web::get().to(health::metrics))
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", document))
         .app_data(web::QueryConfig::default().error_handler(|error, _| {
             // Every parameter is read as text, so only the query string's
             // shape can fail here: serde names the parameter given twice.

@@ -13,7 +13,6 @@ use search_index::{
 use serde::Deserialize;
 use utoipa::openapi::path::Parameter;
 use utoipa::IntoParams;
-use wallet_domain::WalletId;
 
 use identity::Action;
 
@@ -21,6 +20,7 @@ use super::auth::{authorize_on_wallet, owner_filter, sees_principals, Caller, Ow
 use super::dto::{TransactionSearchResponse, WalletTransactionsResponse};
 use super::error::{ApiError, ErrorBody};
 use super::ledger::catch_up;
+use super::path;
 use super::query::{self, Bounds, Kind, QueryError, Spec};
 use crate::startup::AppState;
 use crate::wallets::ServiceError;
@@ -105,7 +105,7 @@ pub async fn wallet_transactions(
 ) -> Result<HttpResponse, ApiError> {
     let raw = path.into_inner();
     let not_found = || ApiError::NotFound(format!("Wallet {raw} not found"));
-    let wallet_id = WalletId::parse(&raw).map_err(|_| not_found())?;
+    let wallet_id = path::wallet_id(&raw)?;
     authorize_on_wallet(&state, &caller, &wallet_id, |owner_id| Action::ReadWallet {
         owner_id,
     })

@@ -23,6 +23,7 @@ use super::dto::{
 };
 use super::error::{ApiError, ErrorBody};
 use super::ledger::catch_up;
+use super::path;
 use super::query::{self, Bounds, Kind, QueryError, Spec};
 use crate::startup::AppState;
 use crate::wallets::{ReplyFormat, WalletOperation};
@@ -42,10 +43,6 @@ pub const TRANSFER_REPLY: TransferReply = TransferReply {
     status: CREATED.status,
     render: render_transfer,
 };
-
-fn path_wallet(raw: &str) -> Result<WalletId, ApiError> {
-    WalletId::parse(raw).map_err(|_| ApiError::NotFound(format!("Wallet {raw} not found")))
-}
 
 async fn run(
     state: &AppState,
@@ -127,7 +124,7 @@ async fn amount_operation(
     action: fn(Option<&str>) -> Action<'_>,
     operation: fn(WalletId, Amount, Option<Description>) -> WalletOperation,
 ) -> Result<HttpResponse, ApiError> {
-    let wallet_id = path_wallet(&path)?;
+    let wallet_id = path::wallet_id(&path)?;
     authorize_on_wallet(&state, &caller, &wallet_id, action).await?;
     let body = json_body(&request, payload, AmountRequest::FIELDS).await?;
     let AmountRequest {
@@ -235,7 +232,7 @@ pub async fn transfer(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let from_wallet_id = path_wallet(&path)?;
+    let from_wallet_id = path::wallet_id(&path)?;
     authorize_on_wallet(&state, &caller, &from_wallet_id, |owner_id| {
         Action::MoveOut { owner_id }
     })
@@ -259,12 +256,15 @@ pub async fn transfer(
 #[utoipa::path(
     put, path = "/wallets/{walletId}/overdraft-limit", tag = "wallets",
     request_body = OverdraftLimitRequest,
-    params(("walletId" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
     responses(
         (status = 201, description = "Limit set", body = WalletResponse),
         (status = 400, description = "Invalid limit", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "Limit below the overdraft in use, or wallet closed", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
+        (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
 )]
 pub async fn set_overdraft_limit(
@@ -274,7 +274,7 @@ pub async fn set_overdraft_limit(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let wallet_id = path_wallet(&path)?;
+    let wallet_id = path::wallet_id(&path)?;
     authorize_call(&caller, Action::Control)?;
     let body = json_body(&request, payload, OverdraftLimitRequest::FIELDS).await?;
     let OverdraftLimitRequest { overdraft_limit } = OverdraftLimitRequest::parse(&body)?;
@@ -295,7 +295,7 @@ async fn status_operation(
     action: fn(Option<&str>) -> Action<'_>,
     operation: fn(WalletId) -> WalletOperation,
 ) -> Result<HttpResponse, ApiError> {
-    let wallet_id = path_wallet(&path)?;
+    let wallet_id = path::wallet_id(&path)?;
     authorize_on_wallet(&state, &caller, &wallet_id, action).await?;
     let bytes = read_body(request.headers(), payload).await?;
     if !bytes.trim_ascii().is_empty() {
@@ -307,11 +307,15 @@ async fn status_operation(
 /// Freeze a wallet: it refuses debits and transfers out, still receives.
 #[utoipa::path(
     post, path = "/wallets/{walletId}/freeze", tag = "wallets",
-    params(("walletId" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
     responses(
         (status = 201, description = "Frozen", body = WalletResponse),
+        (status = 400, description = "Invalid input: a body that is not empty or {}, or a bad Idempotency-Key", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "Already frozen, or closed", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
+        (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
 )]
 pub async fn freeze_wallet(
@@ -336,11 +340,15 @@ pub async fn freeze_wallet(
 /// Unfreeze a frozen wallet.
 #[utoipa::path(
     post, path = "/wallets/{walletId}/unfreeze", tag = "wallets",
-    params(("walletId" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
     responses(
         (status = 201, description = "Active again", body = WalletResponse),
+        (status = 400, description = "Invalid input: a body that is not empty or {}, or a bad Idempotency-Key", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "Not frozen, or closed", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
+        (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
 )]
 pub async fn unfreeze_wallet(
@@ -365,11 +373,15 @@ pub async fn unfreeze_wallet(
 /// Close a wallet for good: only at balance 0.00; it stays readable.
 #[utoipa::path(
     post, path = "/wallets/{walletId}/close", tag = "wallets",
-    params(("walletId" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
     responses(
         (status = 201, description = "Closed", body = WalletResponse),
+        (status = 400, description = "Invalid input: a body that is not empty or {}, or a bad Idempotency-Key", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "Balance not 0.00, or already closed", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
+        (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
 )]
 pub async fn close_wallet(
@@ -408,7 +420,7 @@ pub async fn get_wallet(
     params: web::Query<WalletAsOfParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let wallet_id = path_wallet(&path)?;
+    let wallet_id = path::wallet_id(&path)?;
     if let Some(as_of) = params.as_of()? {
         authorize_on_wallet(&state, &caller, &wallet_id, |owner_id| Action::ReadWallet {
             owner_id,

@@ -158,6 +158,38 @@ fn endpoints() -> Vec<Endpoint> {
             [200, 404, 403, 200],
         ),
         get("/ledger/verify", [403, 403, 403, 200]),
+        post(
+            "/wallets",
+            |case| json!({"walletId": format!("od-{case}"), "ownerId": OWNER, "overdraftLimit": 5}),
+            [403, 403, 403, 201],
+        ),
+        get("/wallets/alice-w?version=1", [200, 404, 403, 200]),
+        get(
+            "/ledger/wallet/alice-w/summary?at=2026-01-01T00:00:00Z",
+            [200, 404, 403, 200],
+        ),
+        Endpoint {
+            method: Method::PUT,
+            path: "/wallets/alice-w/overdraft-limit",
+            body: Some(|_| json!({"overdraftLimit": 10})),
+            expected: [403, 403, 403, 201],
+        },
+        // The owner may close its wallet, which the rules then refuse: not at 0.00.
+        post(
+            "/wallets/alice-w/close",
+            |_| json!({}),
+            [409, 404, 403, 409],
+        ),
+        post(
+            "/wallets/alice-w/freeze",
+            |_| json!({}),
+            [403, 403, 403, 201],
+        ),
+        post(
+            "/wallets/alice-w/unfreeze",
+            |_| json!({}),
+            [403, 403, 403, 201],
+        ),
     ]
 }
 

@@ -149,3 +149,57 @@ async fn control_characters_in_text_and_headers_are_refused_by_name() {
     assert_eq!(app.wallet("a").await.status(), 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn ids_in_the_path_follow_the_id_rules_and_each_message_names_its_field() {
+    let app = spawn_app().await;
+    app.create_wallet("w1", "o1", json!(10)).await;
+    for (method, path) in [
+        ("GET", "/wallets/a%00b"),
+        ("GET", "/wallets/a%20b/transactions"),
+        ("GET", "/ledger/wallet/%C3%A9"),
+        ("GET", "/ledger/wallet/a%01b/summary"),
+        ("POST", "/wallets/a%00b/credit"),
+    ] {
+        let request = match method {
+            "GET" => app.client.get(format!("{}{path}", app.address)),
+            _ => app
+                .client
+                .post(format!("{}{path}", app.address))
+                .json(&json!({"amount": 1})),
+        };
+        let (status, body) = json_of(request.send().await.expect("sent")).await;
+        assert_eq!(status, 400, "{method} {path}: {body}");
+        assert!(
+            error_message(&body, 400).starts_with("walletId "),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = json_of(
+        app.client
+            .get(format!("{}/ledger/reference/a%00b", app.address))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(error_message(&body, 400).starts_with("referenceId "));
+    let (status, body) = post_raw(
+        &app,
+        "/wallets/w1/transfer",
+        r#"{"toWalletId":"a b","amount":1}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        error_message(&body, 400).starts_with("toWalletId "),
+        "{body}"
+    );
+    let (_, wallet) = json_of(app.get("/wallets/w1").send().await.expect("sent")).await;
+    assert_eq!(
+        (wallet["balance"].to_string(), wallet["version"].to_string()),
+        ("10.00".to_owned(), "1".to_owned())
+    );
+    app.stop().await;
+}
