@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use actix_web::http::header::{HeaderMap, CONTENT_LENGTH};
+use actix_web::http::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::web;
 use futures::StreamExt;
 use rust_decimal::Decimal;
@@ -24,11 +24,40 @@ fn too_large() -> ApiError {
     ApiError::PayloadTooLarge(format!("Request body exceeds {BODY_SIZE_MAX} bytes"))
 }
 
-/// Reads the whole body, refusing it as soon as it passes [`BODY_SIZE_MAX`].
+/// Refuses a body declared as anything but JSON in UTF-8 (415). No
+/// `Content-Type` is taken as JSON; any other type is refused, so a web page
+/// cannot send a command as a form or as text (the kinds of request a browser
+/// sends to another site without asking it first).
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let refused = || {
+        ApiError::UnsupportedMediaType("Content-Type must be application/json (UTF-8)".to_owned())
+    };
+    let text = value.to_str().map_err(|_| refused())?;
+    let mut parts = text.split(';').map(str::trim);
+    let media_type = parts.next().unwrap_or_default().to_ascii_lowercase();
+    if media_type != "application/json" {
+        return Err(refused());
+    }
+    for parameter in parts.filter(|parameter| !parameter.is_empty()) {
+        let (name, value) = parameter.split_once('=').ok_or_else(refused)?;
+        let utf8 = value.trim_matches('"').eq_ignore_ascii_case("utf-8");
+        if !name.trim().eq_ignore_ascii_case("charset") || !utf8 {
+            return Err(refused());
+        }
+    }
+    Ok(())
+}
+
+/// Reads the whole body, refusing it as soon as it passes [`BODY_SIZE_MAX`],
+/// and refusing a `Content-Type` other than JSON.
 pub async fn read_body(
     headers: &HeaderMap,
     mut payload: web::Payload,
 ) -> Result<Vec<u8>, ApiError> {
+    check_content_type(headers)?;
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -185,6 +214,36 @@ impl<'de> Visitor<'de> for RepeatedKeyVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_json_in_utf8_is_a_body() {
+        let with = |content_type: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                CONTENT_TYPE,
+                actix_web::http::header::HeaderValue::from_str(content_type).expect("header"),
+            );
+            check_content_type(&headers).is_ok()
+        };
+        assert!(check_content_type(&HeaderMap::new()).is_ok());
+        for accepted in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+        ] {
+            assert!(with(accepted), "{accepted}");
+        }
+        for refused in [
+            "text/plain;charset=UTF-8",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/json; charset=utf-16",
+            "application/merge-patch+json",
+        ] {
+            assert!(!with(refused), "{refused}");
+        }
+    }
 
     fn object(text: &str) -> JsonObject {
         JsonObject::parse(text.as_bytes(), &["amount", "description"]).expect("valid object")

@@ -263,7 +263,10 @@ pub async fn wallet_summary(
 
 /// Every entry of one operation or transfer.
 #[utoipa::path(get, path = "/ledger/reference/{referenceId}", tag = "ledger",
-    params(("referenceId" = String, Path)), responses((status = 200, description = "{referenceId, count, transactions}")))]
+    params(("referenceId" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$",
+            description = "An operation's or a transfer's id: 1 to 128 characters, none a control character")),
+    responses((status = 200, description = "{referenceId, count, transactions}"),
+              (status = 400, description = "Not a reference id: the message says what is accepted", body = ErrorBody)))]
 pub async fn reference_entries(
     caller: Caller,
     path: web::Path<String>,

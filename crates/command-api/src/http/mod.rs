@@ -225,6 +225,7 @@ pub fn routes(config: &mut web::ServiceConfig, document: utoipa::openapi::OpenAp
             web::get().to(health::publisher_stats),
         )
         .route("/metrics", web::get().to(health::metrics))
+        .route("/docs", web::get().to(swagger_ui_home))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", document))
         .app_data(web::QueryConfig::default().error_handler(|error, _| {
             // Every parameter is read as text, so only the query string's
@@ -238,6 +239,13 @@ pub fn routes(config: &mut web::ServiceConfig, document: utoipa::openapi::OpenAp
             ApiError::BadRequest(format!("Invalid path: {error}")).into()
         }))
         .default_service(web::to(unknown_route));
+}
+
+/// `/docs` without its slash: Swagger UI lives at `/docs/`.
+async fn swagger_ui_home() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::PermanentRedirect()
+        .insert_header((actix_web::http::header::LOCATION, "/docs/"))
+        .finish()
 }
 
 async fn unknown_route(request: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {

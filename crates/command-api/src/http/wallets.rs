@@ -80,6 +80,7 @@ async fn json_body(
         (status = 400, description = "Invalid input: the message names the field", body = ErrorBody),
         (status = 409, description = "Wallet already exists", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type other than application/json", body = ErrorBody),
         (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
         (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
@@ -145,6 +146,7 @@ async fn amount_operation(
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "The wallet changed too often while this request ran: retry", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type other than application/json", body = ErrorBody),
         (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
         (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
@@ -183,6 +185,7 @@ pub async fn credit_wallet(
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "The wallet changed too often while this request ran: retry", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type other than application/json", body = ErrorBody),
         (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
         (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
@@ -221,6 +224,7 @@ pub async fn debit_wallet(
         (status = 404, description = "Either wallet not found", body = ErrorBody),
         (status = 409, description = "The wallet changed too often while this request ran: retry", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type other than application/json", body = ErrorBody),
         (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
         (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
@@ -263,6 +267,7 @@ pub async fn transfer(
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "Limit below the overdraft in use, or wallet closed", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type other than application/json", body = ErrorBody),
         (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
         (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
@@ -314,6 +319,7 @@ async fn status_operation(
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "Already frozen, or closed", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type other than application/json", body = ErrorBody),
         (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
         (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
@@ -347,6 +353,7 @@ pub async fn freeze_wallet(
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "Not frozen, or closed", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type other than application/json", body = ErrorBody),
         (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
         (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
@@ -380,6 +387,7 @@ pub async fn unfreeze_wallet(
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "Balance not 0.00, or already closed", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type other than application/json", body = ErrorBody),
         (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
         (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )

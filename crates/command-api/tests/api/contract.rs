@@ -212,6 +212,8 @@ async fn operations_endpoints_answer() {
     assert_eq!(status, 200);
     assert!(spec["paths"]["/wallets/{fromWalletId}/transfer"]["post"].is_object());
     assert_eq!(app.get("/docs/").send().await.expect("sent").status(), 200);
+    // reqwest follows the redirect of `/docs` to `/docs/`.
+    assert_eq!(app.get("/docs").send().await.expect("sent").status(), 200);
     app.create_wallet("w", "o", json!(1)).await;
     let metrics = app
         .get("/metrics")

@@ -203,3 +203,30 @@ async fn ids_in_the_path_follow_the_id_rules_and_each_message_names_its_field() 
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_body_declared_as_anything_but_json_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    app.create_wallet("w1", "o1", json!(10)).await;
+    for content_type in [
+        "text/plain;charset=UTF-8",
+        "application/x-www-form-urlencoded",
+        "application/json; charset=utf-16",
+    ] {
+        let response = app
+            .post("/wallets/w1/debit")
+            .header("content-type", content_type)
+            .body(r#"{"amount": 1}"#)
+            .send()
+            .await
+            .expect("sent");
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, 415, "{content_type}: {body}");
+        assert!(error_message(&body, 415).contains("application/json"));
+    }
+    let (status, _) = post_raw(&app, "/wallets/w1/debit", r#"{"amount": 1}"#).await;
+    assert_eq!(status, 201);
+    let (_, wallet) = json_of(app.get("/wallets/w1").send().await.expect("sent")).await;
+    assert_eq!(wallet["version"].to_string(), "2");
+    app.stop().await;
+}
