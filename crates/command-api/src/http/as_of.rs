@@ -3,62 +3,75 @@
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::IntoParams;
 use wallet_domain::AsOf;
 
 use super::error::ApiError;
+use super::query::{self, Bounds, Kind, Spec};
 
-/// `GET /wallets/{walletId}?at=&version=`
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+const AT: Spec = Spec {
+    name: "at",
+    description: "A moment: an RFC 3339 date-time, or a day (its whole day, UTC). The state after the last event at or before then.",
+    kind: Kind::Date,
+};
+
+const VERSION: Spec = Spec {
+    name: "version",
+    description: "A version, 1 or more: the wallet as it stood at that version.",
+    kind: Kind::Integer(VERSION_BOUNDS),
+};
+
+const VERSION_BOUNDS: Bounds = Bounds {
+    min: 1,
+    max: u64::MAX,
+};
+
+/// `GET /wallets/{walletId}?at=&version=`, read by the query rules of every
+/// endpoint (an empty value is an absent one).
+#[derive(Debug, Deserialize)]
 pub struct WalletAsOfParams {
-    /// RFC 3339 date-time (`2025-10-23T10:00:00Z`): the wallet as it stood after its last event at or before then.
     at: Option<String>,
-    /// 1 or more: the wallet as it stood at that version.
     version: Option<String>,
+}
+
+impl IntoParams for WalletAsOfParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        query::parameters(&[AT, VERSION])
+    }
 }
 
 impl WalletAsOfParams {
     /// The moment asked for, `None` for now; at most one of the two.
     pub fn as_of(&self) -> Result<Option<AsOf>, ApiError> {
-        match (&self.at, &self.version) {
+        let at = query::end_date(AT.name, &self.at)?;
+        let version = query::integer(VERSION.name, &self.version, VERSION_BOUNDS)?;
+        match (at, version) {
             (None, None) => Ok(None),
-            (Some(at), None) => parse_at(at).map(|at| Some(AsOf::Time(at))),
-            (None, Some(version)) => version
-                .parse::<u64>()
-                .ok()
-                .filter(|version| *version >= 1)
-                .map(|version| Some(AsOf::Version(version)))
-                .ok_or_else(|| {
-                    ApiError::BadRequest("version must be an integer of 1 or more".into())
-                }),
+            (Some(at), None) => Ok(Some(AsOf::Time(at))),
+            (None, Some(version)) => Ok(Some(AsOf::Version(version))),
             (Some(_), Some(_)) => Err(ApiError::BadRequest("give at or version, not both".into())),
         }
     }
 }
 
 /// `GET /ledger/wallet/{walletId}/summary?at=`
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Deserialize)]
 pub struct SummaryAsOfParams {
-    /// RFC 3339 date-time: the totals of the transactions that occurred at or before then.
     at: Option<String>,
 }
 
-impl SummaryAsOfParams {
-    pub fn at(&self) -> Result<Option<DateTime<Utc>>, ApiError> {
-        self.at.as_deref().map(parse_at).transpose()
+impl IntoParams for SummaryAsOfParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        query::parameters(&[AT])
     }
 }
 
-fn parse_at(raw: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(raw)
-        .map(|at| at.with_timezone(&Utc))
-        .map_err(|_| {
-            ApiError::BadRequest(format!(
-                "at must be an RFC 3339 date-time such as 2025-10-23T10:00:00Z, not {raw:?}"
-            ))
-        })
+impl SummaryAsOfParams {
+    /// The moment of the totals, `None` for now.
+    pub fn at(&self) -> Result<Option<DateTime<Utc>>, ApiError> {
+        Ok(query::end_date(AT.name, &self.at)?)
+    }
 }
 
 #[cfg(test)]
@@ -86,11 +99,18 @@ mod tests {
             at.map(|as_of| format!("{as_of:?}")),
             Some("Time(2025-10-23T10:00:00Z)".to_owned())
         );
+        // Empty is absent; a day is its whole day.
+        assert_eq!(params(Some(""), Some("")).as_of().expect("now"), None);
+        let day = params(Some("2025-10-23"), None).as_of().expect("day");
+        assert_eq!(
+            day.map(|as_of| format!("{as_of:?}")),
+            Some("Time(2025-10-23T23:59:59.999999999Z)".to_owned())
+        );
         for (at, version) in [
             (None, Some("0")),
             (None, Some("-1")),
             (None, Some("x")),
-            (Some("2025-10-23"), None),
+            (Some("2025-10-32"), None),
             (Some("2025-10-23T10:00:00Z"), Some("1")),
         ] {
             assert!(params(at, version).as_of().is_err(), "{at:?} {version:?}");

@@ -86,3 +86,38 @@ async fn a_ledger_summary_as_of_a_moment_agrees_with_the_wallet_then() {
     assert!(error_message(&body, 400).contains("at must be"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn as_of_parameters_follow_the_query_rules_of_every_endpoint() {
+    let app = spawn_app().await;
+    let (_, created) = json_of(app.create_wallet("w", "o", json!(100)).await).await;
+    // An empty value is an absent one: the wallet now.
+    assert_eq!(
+        get(&app, "/wallets/w?at=&version=").await,
+        (200, created.clone())
+    );
+    // A day is its whole day: the day of the creation holds it.
+    let today = created["createdAt"].as_str().expect("createdAt")[..10].to_owned();
+    assert_eq!(
+        get(&app, &format!("/wallets/w?at={today}")).await,
+        (200, created)
+    );
+    let (status, summary) = get(&app, &format!("/ledger/wallet/w/summary?at={today}")).await;
+    assert_eq!(
+        (status, summary["totalCredits"].to_string()),
+        (200, "100.00".to_owned())
+    );
+    for (path, parameter) in [
+        ("/wallets/w?at=2026-02-30", "at "),
+        ("/wallets/w?version=0", "version "),
+        ("/ledger/wallet/w/summary?at=yesterday", "at "),
+    ] {
+        let (status, body) = get(&app, path).await;
+        assert_eq!(status, 400, "{path}");
+        assert!(
+            error_message(&body, 400).starts_with(parameter),
+            "{path}: {body}"
+        );
+    }
+    app.stop().await;
+}
