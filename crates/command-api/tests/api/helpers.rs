@@ -126,6 +126,18 @@ impl TestApp {
         self.client.get(format!("{}{}", self.address, path))
     }
 
+    /// POSTs `body` as it is written, as JSON: the status and the answer.
+    pub async fn post_raw(&self, path: &str, body: &str) -> (u16, Value) {
+        let response = self
+            .post(path)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("sent");
+        json_of(response).await
+    }
+
     pub async fn post_json(&self, path: &str, body: Value) -> Response {
         self.post(path)
             .json(&body)

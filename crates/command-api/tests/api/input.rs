@@ -3,18 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{error_message, json_of, spawn_app, TestApp};
-
-async fn post_raw(app: &TestApp, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let response = app
-        .post(path)
-        .header("content-type", "application/json")
-        .body(body.to_owned())
-        .send()
-        .await
-        .expect("sent");
-    json_of(response).await
-}
+use crate::helpers::{error_message, json_of, spawn_app};
 
 #[track_caller]
 fn assert_refused(outcome: &(u16, serde_json::Value), needle: &str) {
@@ -29,20 +18,14 @@ async fn numbers_in_exponent_form_are_read_exactly_never_rounded() {
     let app = spawn_app().await;
     app.create_wallet("w", "o", json!(0)).await;
     let credit = "/wallets/w/credit";
-    let (status, body) = post_raw(
-        &app,
-        credit,
-        r#"{"amount": 0.000000000000000000000000000149e28}"#,
-    )
-    .await;
+    let (status, body) = app
+        .post_raw(credit, r#"{"amount": 0.000000000000000000000000000149e28}"#)
+        .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["balance"].to_string(), "1.49");
-    let (status, body) = post_raw(
-        &app,
-        credit,
-        r#"{"amount": 0.00000000000000000000000000999e28}"#,
-    )
-    .await;
+    let (status, body) = app
+        .post_raw(credit, r#"{"amount": 0.00000000000000000000000000999e28}"#)
+        .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(
         body["balance"].to_string(),
@@ -67,14 +50,14 @@ async fn numbers_in_exponent_form_are_read_exactly_never_rounded() {
             "amount has more than 29 significant digits or is too large",
         ),
     ] {
-        assert_refused(&post_raw(&app, credit, text).await, needle);
+        assert_refused(&app.post_raw(credit, text).await, needle);
     }
-    let (status, body) = post_raw(
-        &app,
-        "/wallets",
-        r#"{"walletId": "x", "ownerId": "o", "initialBalance": 125E-2}"#,
-    )
-    .await;
+    let (status, body) = app
+        .post_raw(
+            "/wallets",
+            r#"{"walletId": "x", "ownerId": "o", "initialBalance": 125E-2}"#,
+        )
+        .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["balance"].to_string(), "1.25");
     assert_eq!(app.balance_text("w").await, "101.39");
@@ -97,17 +80,18 @@ async fn a_repeated_key_is_refused_on_every_endpoint_and_changes_nothing() {
             r#"{"toWalletId": "v", "amount": 1, "amount": 2}"#,
         ),
     ] {
-        assert_refused(&post_raw(&app, path, body).await, "property ");
+        assert_refused(&app.post_raw(path, body).await, "property ");
     }
-    let outcome = post_raw(
-        &app,
-        "/wallets",
-        r#"{"walletId": "a", "walletId": "b", "ownerId": "o"}"#,
-    )
-    .await;
+    let outcome = app
+        .post_raw(
+            "/wallets",
+            r#"{"walletId": "a", "walletId": "b", "ownerId": "o"}"#,
+        )
+        .await;
     assert_refused(&outcome, "property walletId is repeated");
     assert_refused(
-        &post_raw(&app, "/wallets/w/debit", r#"{"amount": 1, "amount": 90}"#).await,
+        &app.post_raw("/wallets/w/debit", r#"{"amount": 1, "amount": 90}"#)
+            .await,
         "property amount is repeated",
     );
     assert_eq!(app.wallet("a").await.status(), 404);
@@ -124,14 +108,14 @@ async fn control_characters_in_text_and_headers_are_refused_by_name() {
     for description in ["a\u{0}b", "line\nbreak", "bell\u{7}"] {
         let body = json!({"amount": 1, "description": description}).to_string();
         assert_refused(
-            &post_raw(&app, "/wallets/w/credit", &body).await,
+            &app.post_raw("/wallets/w/credit", &body).await,
             "description must not contain control characters",
         );
     }
     let body = json!({"walletId": "a\u{0}", "ownerId": "o"}).to_string();
-    assert_refused(&post_raw(&app, "/wallets", &body).await, "walletId");
+    assert_refused(&app.post_raw("/wallets", &body).await, "walletId");
     let body = json!({"walletId": "a", "ownerId": "o\u{1}"}).to_string();
-    assert_refused(&post_raw(&app, "/wallets", &body).await, "ownerId");
+    assert_refused(&app.post_raw("/wallets", &body).await, "ownerId");
 
     let credit = |header: &'static str, value: &'static str| {
         app.post("/wallets/w/credit")
@@ -185,12 +169,9 @@ async fn ids_in_the_path_follow_the_id_rules_and_each_message_names_its_field() 
     .await;
     assert_eq!(status, 400);
     assert!(error_message(&body, 400).starts_with("referenceId "));
-    let (status, body) = post_raw(
-        &app,
-        "/wallets/w1/transfer",
-        r#"{"toWalletId":"a b","amount":1}"#,
-    )
-    .await;
+    let (status, body) = app
+        .post_raw("/wallets/w1/transfer", r#"{"toWalletId":"a b","amount":1}"#)
+        .await;
     assert_eq!(status, 400);
     assert!(
         error_message(&body, 400).starts_with("toWalletId "),
@@ -224,7 +205,7 @@ async fn a_body_declared_as_anything_but_json_is_refused_and_changes_nothing() {
         assert_eq!(status, 415, "{content_type}: {body}");
         assert!(error_message(&body, 415).contains("application/json"));
     }
-    let (status, _) = post_raw(&app, "/wallets/w1/debit", r#"{"amount": 1}"#).await;
+    let (status, _) = app.post_raw("/wallets/w1/debit", r#"{"amount": 1}"#).await;
     assert_eq!(status, 201);
     let (_, wallet) = json_of(app.get("/wallets/w1").send().await.expect("sent")).await;
     assert_eq!(wallet["version"].to_string(), "2");

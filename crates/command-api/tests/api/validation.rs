@@ -5,14 +5,7 @@ use serde_json::json;
 use crate::helpers::{error_message, json_of, spawn_app, TestApp};
 
 async fn expect_bad_request(app: &TestApp, path: &str, body: &str, needle: &str) {
-    let response = app
-        .post(path)
-        .header("content-type", "application/json")
-        .body(body.to_owned())
-        .send()
-        .await
-        .expect("sent");
-    let (status, json) = json_of(response).await;
+    let (status, json) = app.post_raw(path, body).await;
     assert_eq!(status, 400, "{path} {body}: {json}");
     let message = error_message(&json, 400);
     assert!(
