@@ -56,12 +56,7 @@ pub async fn connect_reads(
     MIGRATIONS.run(&mut migrating).await?;
     migrating.close().await.map_err(PostgresError::Connect)?;
     tracing::info!("PostgreSQL schema up to date");
-    PgPoolOptions::new()
-        .max_connections(connections_max)
-        .acquire_timeout(Duration::from_millis(POOL_ACQUIRE_TIMEOUT_MS))
-        .connect_with(with_statement_timeout(options, statement_timeout_ms))
-        .await
-        .map_err(PostgresError::Connect)
+    pool_of(options, connections_max, statement_timeout_ms).await
 }
 
 /// A pool of `connections_max` connections to the database of `pool`, for
@@ -73,6 +68,16 @@ pub async fn writer_pool(
     statement_timeout_ms: u64,
 ) -> Result<PgPool, PostgresError> {
     let options = pool.connect_options().as_ref().clone();
+    pool_of(options, connections_max, statement_timeout_ms).await
+}
+
+/// A pool of `connections_max` connections made with `options`, each
+/// statement bounded by `statement_timeout_ms`.
+async fn pool_of(
+    options: PgConnectOptions,
+    connections_max: u32,
+    statement_timeout_ms: u64,
+) -> Result<PgPool, PostgresError> {
     PgPoolOptions::new()
         .max_connections(connections_max)
         .acquire_timeout(Duration::from_millis(POOL_ACQUIRE_TIMEOUT_MS))
