@@ -22,8 +22,9 @@ use wallet_domain::{
 };
 
 use crate::{
-    Account, EntryFilter, EntryType, Ledger, LedgerEntry, PostOutcome, PostedThrough,
+    Account, EntryFilter, EntryId, EntryType, Ledger, LedgerEntry, PostOutcome, PostedThrough,
     TransactionType, TransactionsQuery, WalletEntriesQuery, ENTRIES_LIMIT_DEFAULT,
+    ENTRIES_LIMIT_MAX,
 };
 
 /// A ledger under test: what the relay and the API both see of it.
@@ -722,6 +723,95 @@ pub async fn queries_filter_by_type_and_date_and_page_with_limit_and_offset(
     assert!(past_end.is_empty());
 }
 
+/// Pages read by following each page's last entry id, until an empty page.
+async fn pages_after(
+    ledger: &Arc<dyn LedgerUnderTest>,
+    wallet_id: Option<&str>,
+    limit: u32,
+) -> Vec<Vec<LedgerEntry>> {
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let filter = EntryFilter {
+            limit: Some(limit),
+            after,
+            ..EntryFilter::default()
+        };
+        let page = match wallet_id {
+            Some(wallet_id) => ledger.wallet_entries(wallet_query(wallet_id, filter)).await,
+            None => {
+                ledger
+                    .transactions(TransactionsQuery {
+                        wallet_id: None,
+                        filter,
+                    })
+                    .await
+            }
+        }
+        .expect("a page");
+        let Some(last) = page.last() else {
+            return pages;
+        };
+        after = Some(last.id.parse::<EntryId>().expect("an entry id"));
+        pages.push(page);
+    }
+}
+
+pub async fn keyset_pages_walk_every_entry_once_in_ledger_order(ledger: Arc<dyn LedgerUnderTest>) {
+    let mut log = EventLog::default();
+    log.create("w-1", "100.00");
+    log.create("w-2", "0.00");
+    for _ in 0..7 {
+        log.credit("w-1", "1.00");
+        log.transfer("w-1", "w-2", "2.00");
+    }
+    ledger.post(&log.recorded, None).await.expect("post");
+
+    // Across the ledger, a page of 3 splits transactions of two lines: the
+    // cursor resumes at the next line of the same transaction.
+    let everything = ledger
+        .transactions(TransactionsQuery {
+            wallet_id: None,
+            filter: EntryFilter {
+                limit: Some(ENTRIES_LIMIT_MAX),
+                ..EntryFilter::default()
+            },
+        })
+        .await
+        .expect("all entries");
+    let pages = pages_after(&ledger, None, 3).await;
+    assert!(pages.iter().all(|page| page.len() <= 3));
+    let walked: Vec<LedgerEntry> = pages.into_iter().flatten().collect();
+    assert_eq!(walked, everything, "every entry once, in ledger order");
+
+    let w1_everything = ledger
+        .wallet_entries(wallet_query("w-1", EntryFilter::default()))
+        .await
+        .expect("w-1 entries");
+    let w1_walked: Vec<LedgerEntry> = pages_after(&ledger, Some("w-1"), 4)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(w1_walked, w1_everything);
+
+    // An entry the ledger does not hold selects nothing.
+    let unknown = ledger
+        .wallet_entries(wallet_query(
+            "w-1",
+            EntryFilter {
+                after: Some(EntryId {
+                    transaction_id: Uuid::nil(),
+                    line: 1,
+                }),
+                ..EntryFilter::default()
+            },
+        ))
+        .await
+        .expect("unknown cursor");
+    assert!(unknown.is_empty());
+}
+
 /// Events of the large-batch scenario: as many as a Kafka batch brings.
 pub const LARGE_BATCH_EVENTS: usize = 500;
 
@@ -823,6 +913,7 @@ macro_rules! ledger_conformance_tests {
             a_transfer_with_one_half_posted_is_missing_its_other_half,
             a_reversed_transfer_is_complete_and_gives_the_payer_its_money_back,
             queries_filter_by_type_and_date_and_page_with_limit_and_offset,
+            keyset_pages_walk_every_entry_once_in_ledger_order,
             a_batch_of_hundreds_of_events_is_posted_in_one_call,
             a_stored_description_holding_nul_is_posted,
             overdrafts_post_like_debits_and_wallet_updates_move_no_money,

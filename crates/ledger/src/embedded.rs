@@ -194,9 +194,18 @@ struct Selection {
 }
 
 impl Selection {
-    fn with(mut self, condition: &'static str, value: Value) -> Self {
+    fn with(self, condition: &'static str, value: Value) -> Self {
+        self.with_values(condition, [value])
+    }
+
+    /// A condition with as many `?` as `values`, in order.
+    fn with_values(
+        mut self,
+        condition: &'static str,
+        values: impl IntoIterator<Item = Value>,
+    ) -> Self {
         self.conditions.push(condition);
-        self.values.push(value);
+        self.values.extend(values);
         self
     }
 
@@ -217,6 +226,21 @@ impl Selection {
             self = self.with(
                 "t.occurred_at_us <= ?",
                 Value::Integer(end.timestamp_micros()),
+            );
+        }
+        // After (P, L) in ledger order: a lower position, or P with a later
+        // line; `position <= P` bounds the index scan whatever the depth.
+        if let Some(after) = filter.after {
+            let transaction_id = after.transaction_id.to_string();
+            self = self.with_values(
+                "e.position <= (SELECT position FROM ledger_transactions WHERE transaction_id = ?) \
+                 AND (e.position < (SELECT position FROM ledger_transactions \
+                 WHERE transaction_id = ?) OR e.line > ?)",
+                [
+                    Value::Text(transaction_id.clone()),
+                    Value::Text(transaction_id),
+                    Value::Integer(i64::from(after.line)),
+                ],
             );
         }
         self.page = Some(page(filter));

@@ -77,6 +77,10 @@ const SINK_NAME: &str = "ledger";
 pub const ENTRIES_LIMIT_DEFAULT: u32 = 50;
 /// Entries one query returns at most, whatever the caller asks.
 pub const ENTRIES_LIMIT_MAX: u32 = 500;
+/// Deepest `offset` a query may start at, in entries: deeper pages are
+/// reached with the keyset cursor [`EntryFilter::after`], whose cost does
+/// not grow with depth.
+pub const ENTRIES_OFFSET_MAX: u64 = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -130,7 +134,14 @@ pub struct EntryFilter {
     pub end_date: Option<DateTime<Utc>>,
     /// [`ENTRIES_LIMIT_DEFAULT`] when absent, never more than [`ENTRIES_LIMIT_MAX`].
     pub limit: Option<u32>,
+    /// Entries to skip; at most [`ENTRIES_OFFSET_MAX`] (the HTTP layer refuses
+    /// more, the stores treat more as past the end).
     pub offset: Option<u64>,
+    /// Keyset cursor: only entries after this one in ledger order (newest
+    /// first, a transaction's lines in order), as the last entry of the
+    /// previous page names it. An entry the ledger does not hold selects
+    /// nothing.
+    pub after: Option<EntryId>,
 }
 
 impl EntryFilter {
@@ -198,7 +209,107 @@ impl LedgerEntry {
 
 /// The id of the `line`th (from 1) entry of a transaction.
 pub fn entry_id(transaction_id: Uuid, line: u32) -> String {
-    format!("{transaction_id}:{line}")
+    EntryId {
+        transaction_id,
+        line,
+    }
+    .to_string()
+}
+
+/// An entry's identity, `<transaction id>:<line>` on the wire (the `id` of
+/// [`LedgerEntry`]): a hyphenated UUID, a colon, and the line from 1 in at
+/// most 9 digits without a leading zero ([`ENTRY_ID_PATTERN`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct EntryId {
+    pub transaction_id: Uuid,
+    pub line: u32,
+}
+
+/// The text form of an [`EntryId`], as a regular expression.
+pub const ENTRY_ID_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}:[1-9][0-9]{0,8}$";
+
+/// Digits of a line number in an entry id, at most.
+const ENTRY_LINE_DIGITS_MAX: usize = 9;
+/// Characters of a hyphenated UUID.
+const HYPHENATED_UUID_LENGTH: usize = 36;
+
+/// Text that is not an entry id ([`ENTRY_ID_PATTERN`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an entry id (<transaction uuid>:<line from 1>): {0:?}")]
+pub struct InvalidEntryId(pub String);
+
+impl std::fmt::Display for EntryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.transaction_id, self.line)
+    }
+}
+
+impl std::str::FromStr for EntryId {
+    type Err = InvalidEntryId;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = || InvalidEntryId(text.to_owned());
+        let (transaction, line) = text.split_once(':').ok_or_else(invalid)?;
+        let line = Some(line)
+            .filter(|line| (1..=ENTRY_LINE_DIGITS_MAX).contains(&line.len()))
+            .filter(|line| !line.starts_with('0'))
+            .filter(|line| line.bytes().all(|byte| byte.is_ascii_digit()))
+            .and_then(|line| line.parse::<u32>().ok())
+            .ok_or_else(invalid)?;
+        let transaction_id = Some(transaction)
+            .filter(|transaction| transaction.len() == HYPHENATED_UUID_LENGTH)
+            .and_then(|transaction| Uuid::try_parse(transaction).ok())
+            .ok_or_else(invalid)?;
+        Ok(EntryId {
+            transaction_id,
+            line,
+        })
+    }
+}
+
+impl TryFrom<String> for EntryId {
+    type Error = InvalidEntryId;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+#[cfg(test)]
+mod entry_id_tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_id_reads_back_what_it_prints_and_nothing_else() {
+        let id = EntryId {
+            transaction_id: Uuid::new_v4(),
+            line: 2,
+        };
+        assert_eq!(id.to_string().parse::<EntryId>(), Ok(id));
+        let regex = regex::Regex::new(ENTRY_ID_PATTERN).expect("the pattern compiles");
+        let pattern = |text: &str| regex.is_match(text);
+        for refused in [
+            "",
+            ":1",
+            "not-a-uuid:1",
+            "00000000-0000-0000-0000-000000000000:0",
+            "00000000-0000-0000-0000-000000000000:01",
+            "00000000-0000-0000-0000-000000000000:1234567890",
+            "00000000000000000000000000000000:1",
+            "{00000000-0000-0000-0000-000000000000}:1",
+            "00000000-0000-0000-0000-000000000000:+1",
+            "00000000-0000-0000-0000-000000000000",
+        ] {
+            assert!(refused.parse::<EntryId>().is_err(), "{refused:?}");
+            assert!(!pattern(refused), "{refused:?}");
+        }
+        assert!(pattern("00000000-0000-0000-0000-000000000000:123456789"));
+        assert!("00000000-0000-0000-0000-000000000000:123456789"
+            .parse::<EntryId>()
+            .is_ok());
+    }
 }
 
 /// Totals of one wallet's account. A wallet the ledger has not seen has zeros.

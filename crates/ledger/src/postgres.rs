@@ -313,6 +313,24 @@ impl Selection {
         if let Some(end) = filter.end_date {
             self = self.with("t.occurred_at <= ", end);
         }
+        if let Some(after) = filter.after {
+            // Newest first, a transaction's lines in order: after (P, L) is a
+            // lower position, or P with a later line. `position <= P` bounds
+            // the index scan, so a deep page costs what the first one does.
+            self = self.with(
+                "e.position <= (SELECT position FROM ledger_transactions WHERE transaction_id = ",
+                after.transaction_id,
+            );
+            self.builder
+                .push(
+                    ") AND (e.position < (SELECT position FROM ledger_transactions \
+                       WHERE transaction_id = ",
+                )
+                .push_bind(after.transaction_id)
+                .push(") OR e.line > ")
+                .push_bind(i64::from(after.line))
+                .push(")");
+        }
         self.ordered(Some(page(filter)))
     }
 

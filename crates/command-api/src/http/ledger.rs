@@ -6,8 +6,8 @@ use actix_web::{web, HttpResponse};
 use identity::Action;
 use ledger::verification;
 use ledger::{
-    EntryFilter, LedgerEntry, TransactionType, TransactionsQuery, WalletEntriesQuery,
-    WalletSummary, ENTRIES_LIMIT_MAX,
+    EntryFilter, EntryId, LedgerEntry, TransactionType, TransactionsQuery, WalletEntriesQuery,
+    WalletSummary, ENTRIES_LIMIT_MAX, ENTRIES_OFFSET_MAX, ENTRY_ID_PATTERN,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -68,13 +68,17 @@ const ENTRIES_LIMIT_BOUNDS: Bounds = Bounds {
     min: 1,
     max: ENTRIES_LIMIT_MAX as u64,
 };
-/// Any offset: one past the last entry is an empty page.
+/// An offset past the last entry is an empty page; deeper than
+/// [`ENTRIES_OFFSET_MAX`] the keyset cursor `after` pages instead.
 const ENTRIES_OFFSET_BOUNDS: Bounds = Bounds {
     min: 0,
-    max: u64::MAX,
+    max: ENTRIES_OFFSET_MAX,
 };
+/// What `after` accepts, in words.
+const ENTRY_ID_FORM: &str =
+    "an entry id: <transaction uuid>:<line from 1>, as the `id` of an entry";
 
-const ENTRY_FILTERS: [Spec; 5] = [
+const ENTRY_FILTERS: [Spec; 6] = [
     Spec {
         name: "transactionType",
         description: "Only entries of transactions of this type.",
@@ -97,8 +101,15 @@ const ENTRY_FILTERS: [Spec; 5] = [
     },
     Spec {
         name: "offset",
-        description: "Entries to skip, in ledger order.",
+        description: "Entries to skip, in ledger order, at most 10000; deeper pages by `after`.",
         kind: Kind::Integer(ENTRIES_OFFSET_BOUNDS),
+    },
+    Spec {
+        name: "after",
+        description: "Keyset cursor: only entries after this one in ledger order (the `id` of \
+                      the last entry of the previous page). An id the ledger does not hold \
+                      gives an empty page.",
+        kind: Kind::Pattern(ENTRY_ID_PATTERN),
     },
 ];
 
@@ -111,6 +122,7 @@ pub struct EntryParams {
     end_date: Option<String>,
     limit: Option<String>,
     offset: Option<String>,
+    after: Option<String>,
 }
 
 impl IntoParams for EntryParams {
@@ -138,6 +150,7 @@ impl EntryParams {
             end_date,
             limit: limit.and_then(|limit| u32::try_from(limit).ok()),
             offset: query::integer("offset", &self.offset, ENTRIES_OFFSET_BOUNDS)?,
+            after: query::parsed::<EntryId>("after", &self.after, ENTRY_ID_FORM)?,
         })
     }
 }

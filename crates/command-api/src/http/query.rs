@@ -192,6 +192,18 @@ pub fn decimal(
         .transpose()
 }
 
+/// A value that reads itself from text (`FromStr`) exactly as the pattern
+/// its [`Kind::Pattern`] documents; `form` says that form in words.
+pub fn parsed<T: FromStr>(
+    parameter: &'static str,
+    raw: &Option<String>,
+    form: &str,
+) -> Result<Option<T>, QueryError> {
+    present(raw)
+        .map(|raw| raw.parse().map_err(|_| invalid(parameter, form)))
+        .transpose()
+}
+
 /// One of the `accepted` names.
 pub fn one_of<T: FromStr>(
     parameter: &'static str,
@@ -279,6 +291,8 @@ pub enum Kind {
     Integer(Bounds),
     /// One of these names.
     OneOf(&'static [&'static str]),
+    /// Text matching this regular expression (read by [`parsed`]).
+    Pattern(&'static str),
 }
 
 /// One query parameter as documented.
@@ -317,6 +331,7 @@ fn schema(kind: Kind) -> Schema {
         Kind::Id => or_empty(string(Some(id_pattern())).into()),
         Kind::Date => or_empty(string(Some(DATE_PATTERN.to_owned())).into()),
         Kind::Decimal => or_empty(string(Some(decimal_pattern())).into()),
+        Kind::Pattern(pattern) => or_empty(string(Some(pattern.to_owned())).into()),
         Kind::Integer(bounds) => or_empty(
             ObjectBuilder::new()
                 .schema_type(Type::Integer)

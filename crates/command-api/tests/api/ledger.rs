@@ -30,6 +30,22 @@ async fn every_operation_is_posted_double_entry_and_verifies() {
         "newest first"
     );
 
+    // The keyset cursor: each page starts after the previous page's last id.
+    let mut walked = Vec::new();
+    let mut path = "/ledger/wallet/a?limit=3".to_owned();
+    loop {
+        let (status, page) = json_of(app.get(&path).send().await.expect("sent")).await;
+        assert_eq!(status, 200, "{page}");
+        let page = page["transactions"].as_array().expect("array").clone();
+        let Some(last) = page.last() else { break };
+        path = format!(
+            "/ledger/wallet/a?limit=3&after={}",
+            last["id"].as_str().expect("id")
+        );
+        walked.extend(page);
+    }
+    assert_eq!(walked, *entries["transactions"].as_array().expect("array"));
+
     let (_, debits) = json_of(
         app.get("/ledger/wallet/a?transactionType=DEBIT")
             .send()

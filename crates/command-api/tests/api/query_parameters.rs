@@ -49,7 +49,7 @@ async fn a_day_is_a_whole_day_and_an_empty_value_is_absent_on_every_endpoint() {
     assert_eq!(body["count"], 2, "{body}");
 
     for path in [
-        "/ledger/wallet/w?startDate=&endDate=&transactionType=&limit=&offset=",
+        "/ledger/wallet/w?startDate=&endDate=&transactionType=&limit=&offset=&after=",
         "/ledger/transactions?walletId=&startDate=&endDate=",
         "/transactions?ownerId=&walletId=&from=&to=&minAmount=&maxAmount=&q=&limit=&offset=",
         "/wallets/w/transactions?limit=&offset=",
@@ -98,6 +98,16 @@ async fn every_refusal_names_the_parameter_and_what_it_accepts() {
         &get(&app, "/ledger/transactions?offset=-1").await,
         "offset must be an integer from 0 to",
     );
+    assert_refused(
+        &get(&app, "/ledger/transactions?offset=10001").await,
+        "offset must be an integer from 0 to 10000",
+    );
+    for cursor in ["x", "00000000-0000-0000-0000-000000000000:0", "%00"] {
+        assert_refused(
+            &get(&app, &format!("/ledger/wallet/w?after={cursor}")).await,
+            "after must be an entry id",
+        );
+    }
     assert_refused(
         &get(&app, "/wallets?limit=0").await,
         "limit must be an integer from 1 to 10000",
