@@ -13,6 +13,7 @@ mod path;
 mod query;
 mod transactions;
 mod wallets;
+mod write_operations;
 
 use std::time::Instant;
 
@@ -77,12 +78,14 @@ use crate::metrics::Metrics;
 )]
 pub struct ApiDoc;
 
-/// The OpenAPI document of this server: with authentication on, every
-/// protected operation carries `bearerAuth` and its 401, 403 and 429; without
-/// it (the embedded default's open mode) no operation asks for a token,
-/// because none is checked.
+/// The OpenAPI document of this server: every write operation with its
+/// `Idempotency-Key` and shared answers ([`write_operations`]); with
+/// authentication on, every protected operation carries `bearerAuth` and its
+/// 401, 403 and 429; without it (the embedded default's open mode) no
+/// operation asks for a token, because none is checked.
 pub fn document(authenticated: bool) -> utoipa::openapi::OpenApi {
     let mut document = ApiDoc::openapi();
+    write_operations::WriteOperations.modify(&mut document);
     if authenticated {
         BearerAuth.modify(&mut document);
     }

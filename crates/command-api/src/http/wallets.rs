@@ -74,15 +74,10 @@ async fn json_body(
 #[utoipa::path(
     post, path = "/wallets", tag = "wallets",
     request_body = CreateWalletRequest,
-    params(("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
     responses(
         (status = 201, description = "Created", body = WalletResponse),
         (status = 400, description = "Invalid input: the message names the field", body = ErrorBody),
         (status = 409, description = "Wallet already exists", body = ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "Content-Type other than application/json", body = ErrorBody),
-        (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
-        (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
 )]
 pub async fn create_wallet(
@@ -139,16 +134,12 @@ async fn amount_operation(
 #[utoipa::path(
     post, path = "/wallets/{walletId}/credit", tag = "wallets",
     request_body = AmountRequest,
-    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 201, description = "Credited", body = WalletResponse),
         (status = 400, description = "Invalid input: the message names the field", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "The wallet changed too often while this request ran: retry", body = ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "Content-Type other than application/json", body = ErrorBody),
-        (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
-        (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
 )]
 pub async fn credit_wallet(
@@ -178,16 +169,12 @@ pub async fn credit_wallet(
 #[utoipa::path(
     post, path = "/wallets/{walletId}/debit", tag = "wallets",
     request_body = AmountRequest,
-    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 201, description = "Debited", body = WalletResponse),
         (status = 400, description = "Invalid input or insufficient funds", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "The wallet changed too often while this request ran: retry", body = ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "Content-Type other than application/json", body = ErrorBody),
-        (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
-        (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
 )]
 pub async fn debit_wallet(
@@ -217,16 +204,12 @@ pub async fn debit_wallet(
 #[utoipa::path(
     post, path = "/wallets/{fromWalletId}/transfer", tag = "wallets",
     request_body = TransferRequest,
-    params(("fromWalletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
+    params(("fromWalletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 201, description = "Transferred", body = TransferResponse),
         (status = 400, description = "Invalid input, insufficient funds or the same wallet twice", body = ErrorBody),
         (status = 404, description = "Either wallet not found", body = ErrorBody),
         (status = 409, description = "The wallet changed too often while this request ran: retry", body = ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "Content-Type other than application/json", body = ErrorBody),
-        (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
-        (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
 )]
 pub async fn transfer(
@@ -260,16 +243,12 @@ pub async fn transfer(
 #[utoipa::path(
     put, path = "/wallets/{walletId}/overdraft-limit", tag = "wallets",
     request_body = OverdraftLimitRequest,
-    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 201, description = "Limit set", body = WalletResponse),
         (status = 400, description = "Invalid limit", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "Limit below the overdraft in use, or wallet closed", body = ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "Content-Type other than application/json", body = ErrorBody),
-        (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
-        (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
 )]
 pub async fn set_overdraft_limit(
@@ -312,16 +291,12 @@ async fn status_operation(
 /// Freeze a wallet: it refuses debits and transfers out, still receives.
 #[utoipa::path(
     post, path = "/wallets/{walletId}/freeze", tag = "wallets",
-    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 201, description = "Frozen", body = WalletResponse),
         (status = 400, description = "Invalid input: a body that is not empty or {}, or a bad Idempotency-Key", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "Already frozen, or closed", body = ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "Content-Type other than application/json", body = ErrorBody),
-        (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
-        (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
 )]
 pub async fn freeze_wallet(
@@ -346,16 +321,12 @@ pub async fn freeze_wallet(
 /// Unfreeze a frozen wallet.
 #[utoipa::path(
     post, path = "/wallets/{walletId}/unfreeze", tag = "wallets",
-    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 201, description = "Active again", body = WalletResponse),
         (status = 400, description = "Invalid input: a body that is not empty or {}, or a bad Idempotency-Key", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "Not frozen, or closed", body = ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "Content-Type other than application/json", body = ErrorBody),
-        (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
-        (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
 )]
 pub async fn unfreeze_wallet(
@@ -380,16 +351,12 @@ pub async fn unfreeze_wallet(
 /// Close a wallet for good: only at balance 0.00; it stays readable.
 #[utoipa::path(
     post, path = "/wallets/{walletId}/close", tag = "wallets",
-    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key with the same operation returns the stored response; with another operation it is 422. Keys are one namespace across every path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).")),
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 201, description = "Closed", body = WalletResponse),
         (status = 400, description = "Invalid input: a body that is not empty or {}, or a bad Idempotency-Key", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "Balance not 0.00, or already closed", body = ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "Content-Type other than application/json", body = ErrorBody),
-        (status = 422, description = "Idempotency-Key already used for another operation", body = ErrorBody),
-        (status = 503, description = "Wallet busy or storage unavailable: retry with the same Idempotency-Key", body = ErrorBody),
     )
 )]
 pub async fn close_wallet(

@@ -229,3 +229,34 @@ async fn operations_endpoints_answer() {
     assert_eq!(error_message(&body, 404), "Cannot GET /nowhere");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_write_operation_documents_its_key_and_shared_answers_once() {
+    let app = spawn_app().await;
+    let (status, spec) = json_of(app.get("/openapi.json").send().await.expect("sent")).await;
+    assert_eq!(status, 200);
+    let mut writes = 0;
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for method in ["post", "put"] {
+            let Some(operation) = item.get(method) else {
+                continue;
+            };
+            writes += 1;
+            let keys = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|parameter| parameter["name"] == "Idempotency-Key")
+                .count();
+            assert_eq!(keys, 1, "{method} {path}: one Idempotency-Key");
+            for status in ["201", "400", "413", "415", "422", "503"] {
+                assert!(
+                    operation["responses"][status].is_object(),
+                    "{method} {path} documents {status}"
+                );
+            }
+        }
+    }
+    assert!(writes >= 8, "every write operation was seen: {writes}");
+    app.stop().await;
+}

@@ -1,0 +1,89 @@
+//! What every write operation shares in the OpenAPI document, stated once.
+//!
+//! Every `POST` and `PUT` of the API runs through the same pipeline
+//! (`wallets::run`): the body is read by one reader, the `Idempotency-Key`
+//! header by one rule, the command by one service. So each of them takes the
+//! same header and can give the same answers beyond its own: 413 (body over
+//! [`BODY_SIZE_MAX`]), 415 (not JSON in UTF-8), 422 (key reused for another
+//! operation) and 503 (busy, storage unavailable or outcome unknown: safe to
+//! retry with the same key). [`WriteOperations`] adds them to each write
+//! operation of the document, keeping whatever an operation states itself.
+
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder};
+use utoipa::Modify;
+
+use super::body::BODY_SIZE_MAX;
+use super::context::HEADER_TOKEN_LENGTH_MAX;
+
+/// The header's name as documented (HTTP header names are case-insensitive).
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// Adds the header and the shared answers to every `POST` and `PUT`.
+pub struct WriteOperations;
+
+impl Modify for WriteOperations {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [&mut item.post, &mut item.put].into_iter().flatten() {
+                add_idempotency_key(operation);
+                add_shared_responses(operation);
+            }
+        }
+    }
+}
+
+fn add_idempotency_key(operation: &mut Operation) {
+    let parameters = operation.parameters.get_or_insert_with(Vec::new);
+    if parameters
+        .iter()
+        .any(|parameter| parameter.name.eq_ignore_ascii_case(IDEMPOTENCY_KEY))
+    {
+        return;
+    }
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!("^[!-~]{{1,{HEADER_TOKEN_LENGTH_MAX}}}$")));
+    parameters.push(
+        ParameterBuilder::new()
+            .name(IDEMPOTENCY_KEY)
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "Makes retries safe: the same key with the same operation returns the stored \
+                 response; with another operation it is 422. Keys are one namespace across every \
+                 path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).",
+            ))
+            .schema(Some(schema))
+            .build(),
+    );
+}
+
+fn add_shared_responses(operation: &mut Operation) {
+    let too_large = format!("Body over {} KiB", BODY_SIZE_MAX / 1024);
+    let shared = [
+        ("413", too_large.as_str()),
+        ("415", "Content-Type other than application/json"),
+        ("422", "Idempotency-Key already used for another operation"),
+        (
+            "503",
+            "Wallet busy, storage unavailable, or the outcome unknown: retry with the same \
+             Idempotency-Key (Retry-After: seconds)",
+        ),
+    ];
+    for (status, description) in shared {
+        let error_body = ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorBody")))
+            .build();
+        let response = ResponseBuilder::new()
+            .description(description)
+            .content("application/json", error_body)
+            .build();
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| response.into());
+    }
+}
