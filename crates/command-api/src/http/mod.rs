@@ -9,20 +9,17 @@ mod error;
 mod health;
 mod ledger;
 mod number;
+mod openapi;
 mod path;
 mod query;
 mod transactions;
 mod wallets;
-mod write_operations;
 
 use std::time::Instant;
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::{web, HttpRequest};
 use futures::future::LocalBoxFuture;
-use utoipa::openapi::path::Operation;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -79,87 +76,17 @@ use crate::metrics::Metrics;
 pub struct ApiDoc;
 
 /// The OpenAPI document of this server: every write operation with its
-/// `Idempotency-Key` and shared answers ([`write_operations`]); with
+/// `Idempotency-Key` and shared answers ([`openapi`]); with
 /// authentication on, every protected operation carries `bearerAuth` and its
 /// 401, 403 and 429; without it (the embedded default's open mode) no
 /// operation asks for a token, because none is checked.
 pub fn document(authenticated: bool) -> utoipa::openapi::OpenApi {
     let mut document = ApiDoc::openapi();
-    write_operations::WriteOperations.modify(&mut document);
+    openapi::WriteOperations.modify(&mut document);
     if authenticated {
-        BearerAuth.modify(&mut document);
+        openapi::BearerAuth.modify(&mut document);
     }
     document
-}
-
-/// The name of the bearer JWT security scheme in the OpenAPI document.
-pub const SECURITY_SCHEME: &str = "bearerAuth";
-/// Path prefixes that need no token: probes, metrics, the documents.
-pub const OPEN_PATH_PREFIXES: [&str; 2] = ["/health", "/metrics"];
-
-/// Puts the `bearerAuth` scheme on every protected operation, with the
-/// answers every one of them can give: 401, 403 and 429.
-struct BearerAuth;
-
-impl BearerAuth {
-    fn protect(operation: &mut Operation) {
-        operation.security = Some(vec![SecurityRequirement::new(
-            SECURITY_SCHEME,
-            Vec::<String>::new(),
-        )]);
-        for (status, description) in [
-            ("401", "No valid bearer token (WWW-Authenticate: Bearer); the message names the failed check"),
-            ("403", "The token's scopes do not allow this call"),
-            ("429", "Over this principal's rate limit (Retry-After: seconds)"),
-        ] {
-            let error_body = ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build();
-            let response = ResponseBuilder::new()
-                .description(description)
-                .content("application/json", error_body)
-                .build();
-            operation
-                .responses
-                .responses
-                .insert(status.to_owned(), response.into());
-        }
-    }
-}
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            SECURITY_SCHEME,
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .description(Some(
-                        "A JWT with sub and scope (wallets, deposits, admin); see the README",
-                    ))
-                    .build(),
-            ),
-        );
-        for (path, item) in openapi.paths.paths.iter_mut() {
-            if OPEN_PATH_PREFIXES
-                .iter()
-                .any(|prefix| path.starts_with(prefix))
-            {
-                continue;
-            }
-            let operations = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.delete,
-            ];
-            for operation in operations.into_iter().flatten() {
-                Self::protect(operation);
-            }
-        }
-    }
 }
 
 /// Every route of the API; `document` is served at `/openapi.json`.

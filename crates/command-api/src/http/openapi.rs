@@ -1,0 +1,160 @@
+//! What the OpenAPI document says of many operations at once, said once:
+//! the answers of every write operation ([`WriteOperations`]) and the bearer
+//! token of every protected one ([`BearerAuth`]).
+//!
+//! Every `POST` and `PUT` of the API runs through the same pipeline
+//! (`wallets::run`): the body is read by one reader, the `Idempotency-Key`
+//! header by one rule, the command by one service. So each of them takes the
+//! same header and can give the same answers beyond its own: 413 (body over
+//! [`BODY_SIZE_MAX`]), 415 (not JSON in UTF-8), 422 (key reused for another
+//! operation) and 503 (busy, storage unavailable or outcome unknown: safe to
+//! retry with the same key). [`WriteOperations`] adds them to each write
+//! operation of the document, keeping whatever an operation states itself.
+
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, Response, ResponseBuilder};
+use utoipa::Modify;
+
+use super::body::BODY_SIZE_MAX;
+use super::context::HEADER_TOKEN_LENGTH_MAX;
+
+/// The header's name as documented (HTTP header names are case-insensitive).
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// Adds the header and the shared answers to every `POST` and `PUT`.
+pub struct WriteOperations;
+
+impl Modify for WriteOperations {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [&mut item.post, &mut item.put].into_iter().flatten() {
+                add_idempotency_key(operation);
+                add_shared_responses(operation);
+            }
+        }
+    }
+}
+
+fn add_idempotency_key(operation: &mut Operation) {
+    let parameters = operation.parameters.get_or_insert_with(Vec::new);
+    if parameters
+        .iter()
+        .any(|parameter| parameter.name.eq_ignore_ascii_case(IDEMPOTENCY_KEY))
+    {
+        return;
+    }
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!("^[!-~]{{1,{HEADER_TOKEN_LENGTH_MAX}}}$")));
+    parameters.push(
+        ParameterBuilder::new()
+            .name(IDEMPOTENCY_KEY)
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "Makes retries safe: the same key with the same operation returns the stored \
+                 response; with another operation it is 422. Keys are one namespace across every \
+                 path; stored responses expire after IDEMPOTENCY_RETENTION_HOURS (default 168).",
+            ))
+            .schema(Some(schema))
+            .build(),
+    );
+}
+
+fn add_shared_responses(operation: &mut Operation) {
+    let too_large = format!("Body over {} KiB", BODY_SIZE_MAX / 1024);
+    let shared = [
+        ("413", too_large.as_str()),
+        ("415", "Content-Type other than application/json"),
+        ("422", "Idempotency-Key already used for another operation"),
+        (
+            "503",
+            "Wallet busy, storage unavailable, or the outcome unknown: retry with the same \
+             Idempotency-Key (Retry-After: seconds)",
+        ),
+    ];
+    for (status, description) in shared {
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| error_response(description));
+    }
+}
+
+/// An answer of `description` whose body is the seed's error body.
+fn error_response(description: &str) -> RefOr<Response> {
+    let error_body = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("ErrorBody")))
+        .build();
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", error_body)
+        .build()
+        .into()
+}
+
+/// The name of the bearer JWT security scheme in the OpenAPI document.
+pub const SECURITY_SCHEME: &str = "bearerAuth";
+/// Path prefixes that need no token: probes, metrics, the documents.
+pub const OPEN_PATH_PREFIXES: [&str; 2] = ["/health", "/metrics"];
+
+/// Puts the `bearerAuth` scheme on every protected operation, with the
+/// answers every one of them can give: 401, 403 and 429.
+pub struct BearerAuth;
+
+impl BearerAuth {
+    fn protect(operation: &mut Operation) {
+        operation.security = Some(vec![SecurityRequirement::new(
+            SECURITY_SCHEME,
+            Vec::<String>::new(),
+        )]);
+        for (status, description) in [
+            ("401", "No valid bearer token (WWW-Authenticate: Bearer); the message names the failed check"),
+            ("403", "The token's scopes do not allow this call"),
+            ("429", "Over this principal's rate limit (Retry-After: seconds)"),
+        ] {
+            operation
+                .responses
+                .responses
+                .insert(status.to_owned(), error_response(description));
+        }
+    }
+}
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            SECURITY_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A JWT with sub and scope (wallets, deposits, admin); see the README",
+                    ))
+                    .build(),
+            ),
+        );
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if OPEN_PATH_PREFIXES
+                .iter()
+                .any(|prefix| path.starts_with(prefix))
+            {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                Self::protect(operation);
+            }
+        }
+    }
+}
