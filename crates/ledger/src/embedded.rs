@@ -32,6 +32,7 @@ use crate::{
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/ledger_0001.sql"),
     include_str!("../../../migrations/embedded/ledger_0002.sql"),
+    include_str!("../../../migrations/embedded/ledger_0003.sql"),
 ];
 const DATABASE_FILE: &str = "ledger.db";
 
@@ -279,6 +280,7 @@ struct Verifier {
     transactions_checked: u64,
     unbalanced: Vec<Uuid>,
     wallet_balances: BTreeMap<WalletId, Decimal>,
+    held_balances: BTreeMap<WalletId, Decimal>,
     wallets_posted: BTreeMap<WalletId, PostedThrough>,
     settlement: Decimal,
     clearing: Decimal,
@@ -324,6 +326,12 @@ impl Verifier {
                 let balance = self.wallet_balances.entry(wallet_id).or_default();
                 *balance = checked_sum(*balance, amount)?;
             }
+            Account::Held(wallet_id) => {
+                let held = self.held_balances.entry(wallet_id.clone()).or_default();
+                *held = checked_sum(*held, amount)?;
+                let balance = self.wallet_balances.entry(wallet_id).or_default();
+                *balance = checked_sum(*balance, amount)?;
+            }
             Account::ExternalSettlement => self.settlement = checked_sum(self.settlement, amount)?,
             Account::ClearingTransfers => {
                 self.clearing = checked_sum(self.clearing, amount)?;
@@ -345,6 +353,7 @@ impl Verifier {
             transactions_checked: self.transactions_checked,
             unbalanced_transactions: self.unbalanced,
             wallet_balances: self.wallet_balances,
+            held_balances: self.held_balances,
             settlement_balance: self.settlement,
             clearing_balance: self.clearing,
             transfers_missing_half: self.open_transfers.into_keys().collect(),

@@ -408,6 +408,7 @@ async fn verify_ledger(pool: &PgPool) -> Result<LedgerVerification, LedgerError>
         })
         .collect::<Result<BTreeMap<_, _>, LedgerError>>()?;
     let mut wallet_balances = BTreeMap::new();
+    let mut held_balances = BTreeMap::new();
     let mut settlement_balance = Decimal::ZERO;
     let mut clearing_balance = Decimal::ZERO;
     for (account, sum) in account_sums {
@@ -416,6 +417,12 @@ async fn verify_ledger(pool: &PgPool) -> Result<LedgerVerification, LedgerError>
             .map_err(|error| corrupt("entry account", error))?
         {
             Account::Wallet(wallet_id) => {
+                let balance: &mut Decimal = wallet_balances.entry(wallet_id).or_default();
+                *balance = checked_sum(*balance, sum)?;
+            }
+            Account::Held(wallet_id) => {
+                let held: &mut Decimal = held_balances.entry(wallet_id.clone()).or_default();
+                *held = checked_sum(*held, sum)?;
                 let balance: &mut Decimal = wallet_balances.entry(wallet_id).or_default();
                 *balance = checked_sum(*balance, sum)?;
             }
@@ -432,6 +439,7 @@ async fn verify_ledger(pool: &PgPool) -> Result<LedgerVerification, LedgerError>
         transactions_checked: count(transactions_checked)?,
         unbalanced_transactions,
         wallet_balances,
+        held_balances,
         settlement_balance,
         clearing_balance,
         transfers_missing_half,
