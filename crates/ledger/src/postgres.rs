@@ -510,16 +510,20 @@ impl Ledger for PostgresLedger {
         wallet_id: &WalletId,
         at: Option<DateTime<Utc>>,
     ) -> Result<WalletSummary, LedgerError> {
-        let account = Account::Wallet(wallet_id.clone()).to_string();
+        // Netted per transaction over the wallet's two accounts (see `Totals`).
         let (credits, debits, count): (Decimal, Decimal, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(e.amount) FILTER (WHERE e.amount > 0), 0), \
-                    COALESCE(-SUM(e.amount) FILTER (WHERE e.amount < 0), 0), \
-                    COUNT(*) \
-             FROM ledger_entries e JOIN ledger_transactions t USING (transaction_id) \
-             WHERE e.account = $1 AND ($2::timestamptz IS NULL OR t.occurred_at <= $2)",
+            "SELECT COALESCE(SUM(net) FILTER (WHERE net > 0), 0), \
+                    COALESCE(-SUM(net) FILTER (WHERE net < 0), 0), \
+                    COUNT(*) FILTER (WHERE net <> 0) \
+             FROM (SELECT SUM(e.amount) AS net \
+                   FROM ledger_entries e JOIN ledger_transactions t USING (transaction_id) \
+                   WHERE e.account IN ($1, $3) \
+                   AND ($2::timestamptz IS NULL OR t.occurred_at <= $2) \
+                   GROUP BY e.transaction_id) AS moved",
         )
-        .bind(account)
+        .bind(Account::Wallet(wallet_id.clone()).to_string())
         .bind(at)
+        .bind(Account::Held(wallet_id.clone()).to_string())
         .fetch_one(&self.pool)
         .await
         .map_err(sum_failed)?;

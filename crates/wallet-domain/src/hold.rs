@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{EventKind, WalletEvent};
 use crate::ids::{Description, HoldId, WalletId};
 use crate::money::{Amount, Balance};
+use crate::wallet::WalletState;
 
 /// Where a hold stands: `PENDING` until it is `CAPTURED`, `VOIDED` or
 /// `EXPIRED`, each final.
@@ -39,7 +40,7 @@ impl HoldStatus {
     ];
 
     /// The name on the wire: `PENDING`, `CAPTURED`, `VOIDED`, `EXPIRED`.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             HoldStatus::Pending => "PENDING",
             HoldStatus::Captured => "CAPTURED",
@@ -71,12 +72,15 @@ impl FromStr for HoldStatus {
     }
 }
 
-/// A hold that still reserves money: what a wallet's decisions need of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A hold that still reserves money: what a wallet's decisions need of it,
+/// and what its answer shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingHold {
     pub amount: Amount,
     /// When it stops counting (at or after this instant); `None`: never.
     pub expires_at: Option<DateTime<Utc>>,
+    pub description: Option<Description>,
+    pub placed_at: DateTime<Utc>,
 }
 
 impl PendingHold {
@@ -102,6 +106,39 @@ pub struct Hold {
     pub to_wallet_id: Option<WalletId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl Hold {
+    /// A pending hold of `wallet_id` as the API shows it.
+    pub fn pending(wallet_id: &WalletId, hold_id: &HoldId, pending: &PendingHold) -> Self {
+        Hold {
+            id: hold_id.clone(),
+            wallet_id: wallet_id.clone(),
+            amount: pending.amount,
+            captured_amount: Balance::ZERO,
+            status: HoldStatus::Pending,
+            expires_at: pending.expires_at,
+            description: pending.description.clone(),
+            to_wallet_id: None,
+            created_at: pending.placed_at,
+            updated_at: pending.placed_at,
+        }
+    }
+}
+
+/// The hold `hold_id` after `events` (one command's, on the wallet `before`
+/// was folded from): `None` when neither has it.
+pub fn hold_after(before: &WalletState, events: &[WalletEvent], hold_id: &HoldId) -> Option<Hold> {
+    let mut holds = BTreeMap::new();
+    if let Some(wallet) = before.wallet() {
+        if let Some(pending) = wallet.holds.get(hold_id) {
+            holds.insert(hold_id.clone(), Hold::pending(&wallet.id, hold_id, pending));
+        }
+    }
+    for event in events {
+        fold_hold(&mut holds, event);
+    }
+    holds.remove(hold_id)
 }
 
 /// Every hold of one wallet's stream (oldest event first), by id, as they
@@ -135,20 +172,15 @@ fn fold_hold(holds: &mut BTreeMap<HoldId, Hold>, event: &WalletEvent) {
             expires_at,
             description,
         } => {
+            let pending = PendingHold {
+                amount: *amount,
+                expires_at: *expires_at,
+                description: description.clone(),
+                placed_at: event.occurred_at,
+            };
             holds.insert(
                 hold_id.clone(),
-                Hold {
-                    id: hold_id.clone(),
-                    wallet_id: event.wallet_id.clone(),
-                    amount: *amount,
-                    captured_amount: Balance::ZERO,
-                    status: HoldStatus::Pending,
-                    expires_at: *expires_at,
-                    description: description.clone(),
-                    to_wallet_id: None,
-                    created_at: event.occurred_at,
-                    updated_at: event.occurred_at,
-                },
+                Hold::pending(&event.wallet_id, hold_id, &pending),
             );
             return;
         }

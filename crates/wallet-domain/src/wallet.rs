@@ -616,22 +616,26 @@ fn hold_continues(wallet: &Wallet, kind: &EventKind) -> bool {
     }
 }
 
-/// The wallet's pending holds and held balance after `kind`.
-fn holds_after(wallet: &Wallet, kind: &EventKind) -> (BTreeMap<HoldId, PendingHold>, Balance) {
-    let mut holds = wallet.holds.clone();
-    let mut held = wallet.held_balance;
-    match kind {
+/// The pending holds and held balance after `event`.
+fn holds_after(
+    mut holds: BTreeMap<HoldId, PendingHold>,
+    mut held: Balance,
+    event: &WalletEvent,
+) -> (BTreeMap<HoldId, PendingHold>, Balance) {
+    match &event.kind {
         EventKind::HoldPlaced {
             hold_id,
             amount,
             expires_at,
-            ..
+            description,
         } => {
             holds.insert(
                 hold_id.clone(),
                 PendingHold {
                     amount: *amount,
                     expires_at: *expires_at,
+                    description: description.clone(),
+                    placed_at: event.occurred_at,
                 },
             );
             held = held.checked_add(*amount).unwrap_or(held);
@@ -671,7 +675,9 @@ pub fn evolve(state: WalletState, event: &WalletEvent) -> WalletState {
             holds: BTreeMap::new(),
             held_balance: Balance::ZERO,
         }),
-        (WalletState::Open(wallet), kind) if !matches!(kind, EventKind::WalletCreated { .. }) => {
+        (WalletState::Open(mut wallet), kind)
+            if !matches!(kind, EventKind::WalletCreated { .. }) =>
+        {
             debug_assert_eq!(
                 wallet.balance.value() + event.signed_amount(),
                 event.balance_after.value(),
@@ -685,7 +691,11 @@ pub fn evolve(state: WalletState, event: &WalletEvent) -> WalletState {
                 event.event_id,
                 wallet.id
             );
-            let (holds, held_balance) = holds_after(&wallet, kind);
+            let (holds, held_balance) = holds_after(
+                std::mem::take(&mut wallet.holds),
+                wallet.held_balance,
+                event,
+            );
             let next = Wallet {
                 balance: event.balance_after,
                 holds,

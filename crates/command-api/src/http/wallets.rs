@@ -44,7 +44,9 @@ pub const TRANSFER_REPLY: TransferReply = TransferReply {
     render: render_transfer,
 };
 
-async fn run(
+/// Runs the operation and answers 201 with its body (a wallet, a
+/// transfer's two wallets, or a hold).
+pub async fn run(
     state: &AppState,
     request: &HttpRequest,
     operation: WalletOperation,
@@ -61,7 +63,7 @@ async fn run(
     Ok(response.body(reply.body))
 }
 
-async fn json_body(
+pub async fn json_body(
     request: &HttpRequest,
     payload: web::Payload,
     fields: &[&str],
