@@ -56,12 +56,15 @@ pub async fn catch_up(
 }
 
 /// The names `transactionType` accepts.
-const TRANSACTION_TYPES: [&str; 5] = [
+const TRANSACTION_TYPES: [&str; 8] = [
     TransactionType::WalletCreated.as_str(),
     TransactionType::Credit.as_str(),
     TransactionType::Debit.as_str(),
     TransactionType::TransferOut.as_str(),
     TransactionType::TransferIn.as_str(),
+    TransactionType::HoldPlaced.as_str(),
+    TransactionType::HoldReleased.as_str(),
+    TransactionType::HoldCaptured.as_str(),
 ];
 
 const ENTRIES_LIMIT_BOUNDS: Bounds = Bounds {
