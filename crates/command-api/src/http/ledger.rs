@@ -15,6 +15,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
+use wallet_domain::AsOf;
 
 use super::as_of::SummaryAsOfParams;
 use super::auth::{authorize_call, authorize_on_wallet, Caller};
@@ -22,6 +23,7 @@ use super::dto::money_schema;
 use super::error::{ApiError, ErrorBody};
 use super::path;
 use super::query::{self, Bounds, Kind, QueryError, Spec};
+use super::wallets::not_yet_created;
 use crate::startup::AppState;
 
 /// How long a ledger read waits for the ledger to reach the acknowledged writes.
@@ -228,9 +230,10 @@ impl WalletSummaryResponse {
 /// or before then).
 #[utoipa::path(get, path = "/ledger/wallet/{walletId}/summary", tag = "ledger",
     params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), SummaryAsOfParams),
-    responses((status = 200, description = "Summary", body = WalletSummaryResponse),
+    responses((status = 200, description = "Summary (an admin's of a wallet never created: all zeros, as the seed's)", body = WalletSummaryResponse),
               (status = 400, description = "Invalid at", body = ErrorBody),
-              (status = 404, description = "Not a wallet id", body = ErrorBody)))]
+              (status = 404, description = "Wallet not found, or (with at) not yet created then", body = ErrorBody),
+              (status = 503, description = "Storage unavailable", body = ErrorBody)))]
 pub async fn wallet_summary(
     caller: Caller,
     path: web::Path<String>,
@@ -240,6 +243,17 @@ pub async fn wallet_summary(
     let wallet_id = path::wallet_id(&path)?;
     authorize_on_wallet(&state, &caller, &wallet_id, read_wallet).await?;
     let at = params.at()?;
+    // As of a moment before the wallet existed, as `GET /wallets/{id}?at=` answers: 404.
+    if let Some(at) = at {
+        if state
+            .wallets
+            .as_of(&wallet_id, AsOf::Time(at))
+            .await?
+            .is_none()
+        {
+            return Err(not_yet_created(&wallet_id, at));
+        }
+    }
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let summary = state
         .ledger

@@ -451,6 +451,14 @@ pub async fn get_wallet(
     Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet)))
 }
 
+/// The answer about a wallet at a moment before it existed (404).
+pub fn not_yet_created(wallet_id: &WalletId, at: chrono::DateTime<chrono::Utc>) -> ApiError {
+    ApiError::NotFound(format!(
+        "Wallet {wallet_id} did not exist at {}",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    ))
+}
+
 /// The wallet as it stood at `as_of`: 404 before its creation or past its last version.
 async fn wallet_as_of(
     state: &AppState,
@@ -463,10 +471,7 @@ async fn wallet_as_of(
         .await
         .map_err(ApiError::from)?;
     match (wallet, as_of) {
-        (None, AsOf::Time(at)) => Err(ApiError::NotFound(format!(
-            "Wallet {wallet_id} did not exist at {}",
-            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        ))),
+        (None, AsOf::Time(at)) => Err(not_yet_created(wallet_id, at)),
         (None, AsOf::Version(_)) => {
             Err(ApiError::NotFound(format!("Wallet {wallet_id} not found")))
         }
