@@ -21,3 +21,6 @@ CREATE TABLE hold_directory (
 );
 
 CREATE INDEX hold_directory_due ON hold_directory (expires_at) WHERE expires_at IS NOT NULL;
+
+-- What a wallet's pending holds reserve; its available balance is balance − held_balance.
+ALTER TABLE wallet_read_model ADD COLUMN held_balance NUMERIC NOT NULL DEFAULT 0;

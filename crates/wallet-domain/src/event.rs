@@ -255,6 +255,17 @@ impl WalletEvent {
         }
     }
 
+    /// How the event moved the wallet's held balance: up by a hold placed,
+    /// down by a hold's whole amount when it is captured, voided or expires.
+    pub fn held_change(&self) -> Decimal {
+        match &self.kind {
+            EventKind::HoldPlaced { amount, .. } => amount.value(),
+            kind => kind
+                .hold_settled()
+                .map_or(Decimal::ZERO, |settled| -settled.value()),
+        }
+    }
+
     pub fn to_json(&self) -> Result<String, serde_json::Error> {
         serde_json::to_string(&EventWire::from(self))
     }

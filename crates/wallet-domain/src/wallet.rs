@@ -481,21 +481,18 @@ pub fn decide_capture(
     };
     both_wallets((payer, &capture.wallet_id), (payee, to_wallet_id))?;
     let sent = decide(payer, capture)?;
-    let received = match sent
-        .iter()
-        .find_map(|event| capture_received(capture, event))
-    {
+    let received = match sent.iter().find_map(capture_received) {
         Some(received) => decide(payee, &received)?,
         None => Vec::new(),
     };
     Ok((sent, received))
 }
 
-/// The receiving half of a capture to another wallet, from the capture's
-/// command and its `HoldCaptured` event (`None` for any other event, or a
-/// capture that was a debit): its event id is derived from the capture's,
-/// so a step replayed after a crash finds it.
-pub fn capture_received(capture: &Command, captured: &WalletEvent) -> Option<Command> {
+/// The receiving half of a capture to another wallet, from its
+/// `HoldCaptured` event (`None` for any other event, or a capture that was a
+/// debit), at the same time, with the same metadata, caused by it: its event
+/// id is derived from the capture's, so a step replayed after a crash finds it.
+pub fn capture_received(captured: &WalletEvent) -> Option<Command> {
     let EventKind::HoldCaptured {
         hold_id,
         amount,
@@ -515,10 +512,10 @@ pub fn capture_received(capture: &Command, captured: &WalletEvent) -> Option<Com
             description: description.clone(),
         },
         event_id: Uuid::new_v5(&captured.event_id, b"received"),
-        issued_at: capture.issued_at,
+        issued_at: captured.occurred_at,
         metadata: crate::event::EventMetadata {
             causation_id: Some(captured.event_id.to_string()),
-            ..capture.metadata.clone()
+            ..captured.metadata.clone()
         },
     })
 }

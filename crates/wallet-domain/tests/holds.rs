@@ -306,7 +306,7 @@ fn a_capture_to_another_wallet_is_decided_on_both_at_once() {
         received[0].metadata.causation_id,
         Some(sent[0].event_id.to_string())
     );
-    let again = capture_received(&when, &sent[0]).expect("receiving half");
+    let again = capture_received(&sent[0]).expect("receiving half");
     assert_eq!(
         again.event_id, received[0].event_id,
         "derived, so a replay finds it"

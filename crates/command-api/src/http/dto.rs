@@ -177,8 +177,7 @@ impl From<&read_model::WalletView> for WalletResponse {
             id: &view.id,
             owner_id: &view.owner_id,
             balance: view.balance,
-            // The read model keeps no held balance yet: a list shows 0.00.
-            held_balance: Balance::ZERO,
+            held_balance: view.held_balance,
             overdraft_limit: view.overdraft_limit,
             status: view.status,
             created_at: &view.created_at,

@@ -165,7 +165,7 @@ fn endpoints() -> Vec<Endpoint> {
         ),
         get("/wallets/alice-w?version=1", [200, 404, 403, 200]),
         get(
-            "/ledger/wallet/alice-w/summary?at=2026-01-01T00:00:00Z",
+            "/ledger/wallet/alice-w/summary?at=2100-01-01T00:00:00Z",
             [200, 404, 403, 200],
         ),
         Endpoint {

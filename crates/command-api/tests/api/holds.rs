@@ -80,6 +80,11 @@ async fn a_placed_hold_is_pending_and_counts_against_the_available_balance() {
     assert_eq!(money(&body, "balance"), "100.00");
     assert_eq!(money(&body, "heldBalance"), "25.00");
     assert_eq!(money(&body, "availableBalance"), "75.00");
+    let (_, listed) = read(&app, "/wallets").await;
+    assert_eq!(
+        listed[0], body,
+        "the read model shows the same held balance"
+    );
 
     let (status, list) = read(&app, "/wallets/w/holds").await;
     assert_eq!(status, 200);
@@ -250,7 +255,13 @@ async fn a_capture_to_another_wallet_pays_it_all_or_nothing() {
     assert_eq!(hold["toWalletId"], "payee");
     assert_eq!(money(&wallet(&app, "payee").await, "balance"), "20.00");
     assert_eq!(money(&wallet(&app, "w").await, "balance"), "80.00");
-    assert_eq!(money(&wallet(&app, "w").await, "availableBalance"), "80.00");
+    let payer = wallet(&app, "w").await;
+    assert_eq!(money(&payer, "availableBalance"), "80.00");
+    let (_, listed) = read(&app, "/wallets").await;
+    assert_eq!(
+        listed[1], payer,
+        "the read model (by id) agrees after the capture"
+    );
     app.stop().await;
 }
 
