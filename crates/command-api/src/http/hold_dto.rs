@@ -42,6 +42,10 @@ fn optional_instant_schema() -> ObjectBuilder {
         )))
 }
 
+fn optional_hold_id_schema() -> ObjectBuilder {
+    hold_id_schema().schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+}
+
 fn optional_identifier_schema() -> ObjectBuilder {
     identifier_schema().schema_type(SchemaType::from_iter([Type::String, Type::Null]))
 }
@@ -114,14 +118,15 @@ pub struct WalletHoldsResponse {
 /// `POST /wallets/{walletId}/holds`
 #[derive(Debug, ToSchema)]
 #[schema(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct PlaceHoldRequest {
     #[schema(schema_with = amount_schema)]
     pub amount: Amount,
     /// The hold's id; the server makes one (a UUID) when absent or null.
-    #[schema(schema_with = hold_id_schema, required = false, nullable)]
+    #[schema(schema_with = optional_hold_id_schema, required = false)]
     pub hold_id: Option<HoldId>,
     /// RFC 3339, in the future; the hold never expires when absent or null.
-    #[schema(value_type = Option<String>, format = DateTime, required = false)]
+    #[schema(schema_with = optional_instant_schema, required = false)]
     pub expires_at: Option<DateTime<Utc>>,
     #[schema(schema_with = description_schema)]
     pub description: Option<Description>,
@@ -164,6 +169,7 @@ impl PlaceHoldRequest {
 /// `POST /holds/{holdId}/capture`
 #[derive(Debug, ToSchema)]
 #[schema(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct CaptureHoldRequest {
     /// At most the held amount; the whole of it when absent or null.
     #[schema(schema_with = optional_amount_schema, required = false)]
