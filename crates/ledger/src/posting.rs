@@ -431,7 +431,7 @@ fn description(event: &WalletEvent) -> String {
 mod tests {
     use chrono::TimeZone;
     use proptest::prelude::*;
-    use wallet_domain::{Amount, Balance, Description, EventMetadata, OwnerId};
+    use wallet_domain::{Amount, Balance, Description, EventMetadata, HoldId, OwnerId};
 
     use super::*;
 
@@ -683,6 +683,35 @@ mod tests {
         assert!("credit".parse::<TransactionType>().is_err());
     }
 
+    fn hold(raw: &str) -> HoldId {
+        HoldId::parse(raw).expect("hold id")
+    }
+
+    /// A hold event moving `value` cents: placed, captured (`released` cents
+    /// back, to `w-2` when `to_wallet`), voided.
+    fn hold_event(kind: u8, value: i64, released: i64, to_wallet: bool) -> RecordedEvent {
+        let kind = match kind {
+            0 => EventKind::HoldPlaced {
+                hold_id: hold("h-1"),
+                amount: amount(value),
+                expires_at: None,
+                description: None,
+            },
+            1 => EventKind::HoldCaptured {
+                hold_id: hold("h-1"),
+                amount: amount(value),
+                released: Balance::opening("released", cents(released)).expect("released"),
+                to_wallet_id: to_wallet.then(|| wallet_id("w-2")),
+                description: None,
+            },
+            _ => EventKind::HoldVoided {
+                hold_id: hold("h-1"),
+                amount: amount(value),
+            },
+        };
+        recorded("w-1", cents(value), kind)
+    }
+
     fn any_event() -> impl Strategy<Value = RecordedEvent> {
         let amount_max_cents = 100_000_000_000_000i64;
         (0..5u8, 0..=amount_max_cents, any::<u128>()).prop_map(|(kind, value, transfer)| {
@@ -727,6 +756,39 @@ mod tests {
                 .map(|posting| posting.amount)
                 .sum();
             prop_assert_eq!(on_wallet, recorded.event.signed_amount());
+            prop_assert!(transaction.entries.iter().all(|posting| !posting.amount.is_zero()));
+        }
+
+        #[test]
+        fn a_hold_event_balances_and_moves_the_wallets_two_accounts_by_its_signed_amount(
+            kind in 0..3u8,
+            value in 1..=100_000_000_000_000i64,
+            released in 0..=100_000_000_000_000i64,
+            to_wallet in any::<bool>(),
+        ) {
+            let recorded = hold_event(kind, value, released, to_wallet);
+            let transaction = postings(&recorded);
+            prop_assert_eq!(transaction.sum(), Decimal::ZERO);
+            let reference = hold_reference(&hold("h-1"));
+            prop_assert_eq!(transaction.reference_id, reference);
+            let sum_on = |wallet_only: bool| -> Decimal {
+                transaction
+                    .entries
+                    .iter()
+                    .filter(|posting| {
+                        let account = if wallet_only {
+                            posting.account.wallet_id()
+                        } else {
+                            posting.account.owning_wallet()
+                        };
+                        account == Some(&recorded.event.wallet_id)
+                    })
+                    .map(|posting| posting.amount)
+                    .sum()
+            };
+            prop_assert_eq!(sum_on(false), recorded.event.signed_amount());
+            let held: Decimal = sum_on(false) - sum_on(true);
+            prop_assert_eq!(held, recorded.event.held_change());
             prop_assert!(transaction.entries.iter().all(|posting| !posting.amount.is_zero()));
         }
 
