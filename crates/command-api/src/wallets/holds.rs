@@ -92,7 +92,13 @@ impl WalletService {
         let payee_state = payee
             .as_ref()
             .map_or(&WalletState::Absent, |(_, loaded)| &loaded.state);
-        let (sent, received) = decide_capture(&payer.state, &command, payee_state)?;
+        let (sent, received) = match decide_capture(&payer.state, &command, payee_state) {
+            Err(DomainError::HoldNotPending {
+                hold_id,
+                status: None,
+            }) => return Err(self.not_pending(wallet_id, hold_id, issued_at).await),
+            decided => decided?,
+        };
         let hold = hold_after(&payer.state, &sent, hold_id).ok_or_else(|| {
             DomainError::HoldNotPending {
                 hold_id: hold_id.clone(),
@@ -121,6 +127,21 @@ impl WalletService {
 }
 
 impl WalletService {
+    /// The refusal of a hold that is no longer pending, with what it became
+    /// (read from its wallet's stream: the state keeps pending holds only).
+    async fn not_pending(
+        &self,
+        wallet_id: &WalletId,
+        hold_id: HoldId,
+        clock: DateTime<Utc>,
+    ) -> ServiceError {
+        let status = match self.holds_of(wallet_id, clock).await {
+            Ok(found) => found.and_then(|(_, holds)| holds.get(&hold_id).map(|hold| hold.status)),
+            Err(error) => return error.into(),
+        };
+        DomainError::HoldNotPending { hold_id, status }.into()
+    }
+
     /// The wallet a hold was placed on, from the event store's hold directory.
     pub async fn hold_wallet(&self, hold_id: &HoldId) -> Result<Option<WalletId>, StoreError> {
         self.store().find_hold_wallet(hold_id).await

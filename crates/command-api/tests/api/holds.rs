@@ -195,7 +195,8 @@ async fn capturing_part_of_a_hold_debits_that_and_releases_the_rest_once() {
         capture(&app, "h-1", json!({})).await,
         void(&app, "h-1").await,
     ] {
-        assert!(error_message(&body, 409).contains("not PENDING"), "{body}");
+        let message = error_message(&body, 409);
+        assert!(message.contains("not PENDING: it is CAPTURED"), "{body}");
         assert_eq!(status, 409);
     }
     assert_eq!(
