@@ -470,3 +470,59 @@ async fn with_the_transfer_process_a_capture_to_another_wallet_is_still_one_appe
     assert_eq!(money(&wallet(&app, "w").await, "balance"), "80.00");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_capture_and_a_void_with_a_key_are_answered_once_and_the_key_is_theirs() {
+    let app = app_with_a_hold().await;
+    place(&app, "w", json!({"amount": 5, "holdId": "h-2"})).await;
+    let keyed = |path: &str, key: &str, body: Value| {
+        app.post(path)
+            .header("Idempotency-Key", key.to_owned())
+            .json(&body)
+    };
+    let first = json_of(
+        keyed("/holds/h-1/capture", "cap-1", json!({"amount": 5}))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(first.0, 201);
+    let again = keyed("/holds/h-1/capture", "cap-1", json!({"amount": 5.00}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(again.headers()["Idempotent-Replayed"], "true");
+    assert_eq!(
+        json_of(again).await,
+        first,
+        "the stored answer, nothing captured twice"
+    );
+    assert_eq!(money(&wallet(&app, "w").await, "balance"), "95.00");
+
+    let void_first = json_of(
+        keyed("/holds/h-2/void", "void-1", json!({}))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(void_first.0, 201);
+    let void_again = json_of(
+        keyed("/holds/h-2/void", "void-1", json!({}))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(void_again, void_first);
+    let (status, body) = json_of(
+        keyed("/holds/h-2/void", "cap-1", json!({}))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!((status, error_message(&body, 422).is_empty()), (422, false));
+    app.stop().await;
+}
