@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
 use identity::Action;
+use ledger::posting::hold_reference;
 use ledger::verification;
 use ledger::{
     EntryFilter, LedgerEntry, TransactionType, TransactionsQuery, WalletEntriesQuery,
@@ -15,7 +16,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
-use wallet_domain::AsOf;
+use wallet_domain::{AsOf, HoldId};
 
 use super::as_of::SummaryAsOfParams;
 use super::auth::{authorize_call, authorize_on_wallet, Caller};
@@ -278,10 +279,11 @@ pub async fn wallet_summary(
     )))
 }
 
-/// Every entry of one operation or transfer.
+/// Every entry of one operation, transfer or hold (by the hold's id: every
+/// transaction of its placing, capture, release and the payee's half).
 #[utoipa::path(get, path = "/ledger/reference/{referenceId}", tag = "ledger",
     params(("referenceId" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$",
-            description = "An operation's or a transfer's id: 1 to 128 characters, none a control character")),
+            description = "An operation's, a transfer's or a hold's id: 1 to 128 characters, none a control character")),
     responses((status = 200, description = "{referenceId, count, transactions}"),
               (status = 400, description = "Not a reference id: the message says what is accepted", body = ErrorBody)))]
 pub async fn reference_entries(
@@ -293,11 +295,22 @@ pub async fn reference_entries(
     authorize_call(&caller, Action::Audit)?;
     let reference_id = path::reference_id(&path)?;
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
-    let entries = state
+    let mut entries = state
         .ledger
         .reference_entries(reference_id)
         .await
         .map_err(internal)?;
+    // A hold's transactions share a reference made from its id.
+    if let Ok(hold_id) = HoldId::parse(reference_id) {
+        let reference = hold_reference(&hold_id).to_string();
+        entries.extend(
+            state
+                .ledger
+                .reference_entries(&reference)
+                .await
+                .map_err(internal)?,
+        );
+    }
     Ok(HttpResponse::Ok().json(json!({
         "referenceId": path.as_str(),
         "count": entries.len(),

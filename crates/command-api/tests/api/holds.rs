@@ -453,6 +453,10 @@ async fn the_ledger_holds_the_money_apart_and_still_verifies() {
     );
     let (_, summary) = read(&app, "/ledger/wallet/w/summary").await;
     assert_eq!(money(&summary, "balance"), "90.00", "{summary}");
+    let (status, hold) = read(&app, "/ledger/reference/h-1").await;
+    assert_eq!(status, 200);
+    // Placed (2 entries), captured to the payee (3: held, the rest, clearing), received (2).
+    assert_eq!(hold["count"], 7, "{hold}");
     app.stop().await;
 }
 
