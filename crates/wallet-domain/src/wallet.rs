@@ -95,7 +95,14 @@ enum Needs {
 /// command's own event, decided on the state those expiries leave.
 pub fn decide(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>, DomainError> {
     let mut events = expiries_due(state, command);
-    let current = events.iter().fold(state.clone(), evolve);
+    // Folded anew only when something expired: the common path clones nothing.
+    let expired_state;
+    let current = if events.is_empty() {
+        state
+    } else {
+        expired_state = events.iter().fold(state.clone(), evolve);
+        &expired_state
+    };
     if let CommandKind::CaptureHold { hold_id, .. } | CommandKind::VoidHold { hold_id } =
         &command.kind
     {
@@ -110,9 +117,9 @@ pub fn decide(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
         }
     }
     if let CommandKind::ExpireHold { hold_id } = &command.kind {
-        return expiry_asked(&current, hold_id, events);
+        return expiry_asked(current, &command.wallet_id, hold_id, events);
     }
-    events.extend(decide_now(&current, command)?);
+    events.extend(decide_now(current, command)?);
     Ok(events)
 }
 
@@ -145,6 +152,7 @@ fn expiries_due(state: &WalletState, command: &Command) -> Vec<WalletEvent> {
 /// hold), or why there is nothing to expire.
 fn expiry_asked(
     current: &WalletState,
+    wallet_id: &WalletId,
     hold_id: &HoldId,
     expired: Vec<WalletEvent>,
 ) -> Result<Vec<WalletEvent>, DomainError> {
@@ -156,10 +164,7 @@ fn expiry_asked(
     }
     let wallet = current
         .wallet()
-        .ok_or_else(|| DomainError::HoldNotPending {
-            hold_id: hold_id.clone(),
-            status: None,
-        })?;
+        .ok_or_else(|| DomainError::WalletNotFound(wallet_id.clone()))?;
     if wallet.holds.contains_key(hold_id) {
         Err(DomainError::HoldNotDue(hold_id.clone()))
     } else {
