@@ -20,8 +20,8 @@ use crate::config::Config;
 use crate::http::{self, TRANSFER_REPLY};
 use crate::metrics::Metrics;
 use crate::publisher_status::PublisherStatus;
-use crate::retention;
 use crate::wallets::WalletService;
+use crate::{hold_expiry, retention};
 
 /// How long background relays get to finish their batch at shutdown.
 pub const BACKGROUND_STOP_WAIT_MS: u64 = 10_000;
@@ -174,6 +174,12 @@ impl Application {
             state.clone(),
             stopping.clone(),
         )));
+        adapters
+            .background
+            .push(tokio::spawn(hold_expiry::sweep_periodically(
+                state.clone(),
+                stopping.clone(),
+            )));
         if transfer_process {
             adapters
                 .background

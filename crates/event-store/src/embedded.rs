@@ -16,11 +16,12 @@ use rusqlite::{
     params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
 };
 use tokio::sync::{mpsc, oneshot, watch};
-use wallet_domain::{WalletEvent, WalletId};
+use wallet_domain::{HoldId, WalletEvent, WalletId};
 
 use crate::{
-    AppendError, AppendOutcome, AppendRequest, CommitUnanswered, EventStore, IdempotentResponse,
-    RecordedEvent, StoreError, READ_ALL_BATCH_MAX,
+    directory_change, directory_wallet, due_hold, AppendError, AppendOutcome, AppendRequest,
+    CommitUnanswered, DirectoryChange, DueHold, EventStore, IdempotentResponse, RecordedEvent,
+    StoreError, READ_ALL_BATCH_MAX,
 };
 
 /// Appends committed together in one transaction at most.
@@ -31,6 +32,7 @@ pub const APPEND_QUEUE_CAPACITY: usize = 8_192;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/events_0001.sql"),
     include_str!("../../../migrations/embedded/events_0002.sql"),
+    include_str!("../../../migrations/embedded/events_0003.sql"),
 ];
 
 struct AppendJob {
@@ -279,6 +281,11 @@ fn append_one(
             ])?;
             last_position = to_u64(connection.last_insert_rowid());
         }
+        for change in stream.events.iter().filter_map(directory_change) {
+            if let Err(refusal) = change_directory(connection, &stream.wallet_id, change)? {
+                return Ok(Err(refusal));
+            }
+        }
     }
     if let Some(response) = &request.idempotent_response {
         let inserted = connection
@@ -305,6 +312,52 @@ fn append_one(
         }
     }
     Ok(Ok(AppendOutcome { last_position }))
+}
+
+/// Writes one hold directory change; a hold id taken is the inner error.
+fn change_directory(
+    connection: &Connection,
+    wallet_id: &WalletId,
+    change: DirectoryChange<'_>,
+) -> rusqlite::Result<Result<(), AppendError>> {
+    let (hold_id, written) = match change {
+        DirectoryChange::Enter {
+            hold_id,
+            expires_at,
+        } => (
+            hold_id,
+            connection
+                .prepare_cached(
+                    "INSERT INTO hold_directory (hold_id, wallet_id, expires_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![
+                    hold_id.as_str(),
+                    wallet_id.as_str(),
+                    expires_at.map(directory_time)
+                ]),
+        ),
+        DirectoryChange::Settle(hold_id) => (
+            hold_id,
+            connection
+                .prepare_cached("UPDATE hold_directory SET expires_at = NULL WHERE hold_id = ?1")?
+                .execute([hold_id.as_str()]),
+        ),
+    };
+    match written {
+        Ok(_) => Ok(Ok(())),
+        Err(rusqlite::Error::SqliteFailure(failure, _))
+            if failure.code == ErrorCode::ConstraintViolation =>
+        {
+            Ok(Err(AppendError::HoldIdTaken(hold_id.clone())))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// An instant as the hold directory stores it: RFC 3339 in UTC with
+/// microseconds, so text order is time order.
+fn directory_time(instant: DateTime<Utc>) -> String {
+    instant.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 fn decode_rows(rows: Vec<(i64, i64, String)>) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -385,6 +438,46 @@ impl EventStore for EmbeddedEventStore {
 
     async fn head_position(&self) -> Result<u64, StoreError> {
         Ok(self.readers.read(current_head).await?)
+    }
+
+    async fn find_hold_wallet(&self, hold_id: &HoldId) -> Result<Option<WalletId>, StoreError> {
+        let hold_id = hold_id.as_str().to_owned();
+        let wallet_id: Option<String> = self
+            .readers
+            .read(move |connection| {
+                connection
+                    .prepare_cached("SELECT wallet_id FROM hold_directory WHERE hold_id = ?1")?
+                    .query_row([hold_id], |row| row.get(0))
+                    .optional()
+            })
+            .await?;
+        wallet_id.map(|raw| directory_wallet(&raw)).transpose()
+    }
+
+    async fn due_holds(
+        &self,
+        clock: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueHold>, StoreError> {
+        let clock = directory_time(clock);
+        let rows: Vec<(String, String)> = self
+            .readers
+            .read(move |connection| {
+                connection
+                    .prepare_cached(
+                        "SELECT hold_id, wallet_id FROM hold_directory \
+                         WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
+                         ORDER BY expires_at LIMIT ?2",
+                    )?
+                    .query_map(params![clock, to_i64(limit as u64)], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })?
+                    .collect()
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(hold_id, wallet_id)| due_hold(&hold_id, &wallet_id))
+            .collect()
     }
 
     async fn find_idempotent_response(

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use tokio::sync::watch;
 use uuid::Uuid;
-use wallet_domain::{EventDecodeError, WalletEvent, WalletId};
+use wallet_domain::{EventDecodeError, EventKind, HoldId, WalletEvent, WalletId};
 
 pub use embedded::EmbeddedEventStore;
 pub use postgres::PostgresEventStore;
@@ -120,8 +120,73 @@ pub enum AppendError {
     LastEventMismatch { wallet_id: WalletId, version: u64 },
     #[error("idempotency key {0:?} has already been used")]
     IdempotencyKeyTaken(String),
+    /// A `HoldPlaced` of the append names a hold id the hold directory
+    /// already has (on this wallet or another): nothing was stored.
+    #[error("Hold {0} already exists")]
+    HoldIdTaken(HoldId),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The holds a stream append places: what enters the hold directory.
+pub(crate) fn placed_holds(stream: &StreamAppend) -> impl Iterator<Item = &HoldId> {
+    stream.events.iter().filter_map(|event| match &event.kind {
+        EventKind::HoldPlaced { hold_id, .. } => Some(hold_id),
+        _ => None,
+    })
+}
+
+/// What one event changes in the hold directory.
+pub(crate) enum DirectoryChange<'a> {
+    /// A hold placed: a new row, due at its expiry.
+    Enter {
+        hold_id: &'a HoldId,
+        expires_at: Option<DateTime<Utc>>,
+    },
+    /// A hold settled: no longer due.
+    Settle(&'a HoldId),
+}
+
+pub(crate) fn directory_change(event: &WalletEvent) -> Option<DirectoryChange<'_>> {
+    match &event.kind {
+        EventKind::HoldPlaced {
+            hold_id,
+            expires_at,
+            ..
+        } => Some(DirectoryChange::Enter {
+            hold_id,
+            expires_at: *expires_at,
+        }),
+        kind => kind
+            .hold_settled()
+            .and(kind.hold_id())
+            .map(DirectoryChange::Settle),
+    }
+}
+
+/// A wallet id read back from the hold directory.
+pub(crate) fn directory_wallet(raw: &str) -> Result<WalletId, StoreError> {
+    WalletId::parse(raw).map_err(|error| {
+        StoreError::Unavailable(format!("the hold directory holds a bad wallet id: {error}"))
+    })
+}
+
+/// A row of the hold directory read back.
+pub(crate) fn due_hold(hold_id: &str, wallet_id: &str) -> Result<DueHold, StoreError> {
+    Ok(DueHold {
+        hold_id: HoldId::parse(hold_id).map_err(|error| {
+            StoreError::Unavailable(format!("the hold directory holds a bad hold id: {error}"))
+        })?,
+        wallet_id: directory_wallet(wallet_id)?,
+    })
+}
+
+/// A pending hold whose expiry has come, and its wallet: what the expiry
+/// sweeper settles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueHold {
+    pub hold_id: HoldId,
+    pub wallet_id: WalletId,
 }
 
 /// Limit of one `read_all` call.
@@ -165,6 +230,29 @@ pub trait EventStore: Send + Sync {
 
     /// Position of the last stored event (0 when empty).
     async fn head_position(&self) -> Result<u64, StoreError>;
+
+    /// The wallet a hold was placed on, from the hold directory: every
+    /// `HoldPlaced` appended enters it in the append's transaction, under a
+    /// unique hold id ([`AppendError::HoldIdTaken`] otherwise). `None` for a
+    /// hold id never placed. The embedded and PostgreSQL stores keep the
+    /// directory; the default (KurrentDB) keeps none and answers
+    /// [`StoreError::Unavailable`].
+    async fn find_hold_wallet(&self, _hold_id: &HoldId) -> Result<Option<WalletId>, StoreError> {
+        Err(StoreError::Unavailable(format!(
+            "the {} event store keeps no hold directory",
+            self.kind()
+        )))
+    }
+
+    /// At most `limit` pending holds whose `expires_at` is at or before
+    /// `clock`, soonest first, from the hold directory (empty without one).
+    async fn due_holds(
+        &self,
+        _clock: DateTime<Utc>,
+        _limit: usize,
+    ) -> Result<Vec<DueHold>, StoreError> {
+        Ok(Vec::new())
+    }
 
     async fn find_idempotent_response(
         &self,

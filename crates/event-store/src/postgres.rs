@@ -33,10 +33,11 @@ use postgres_support::PostgresError;
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{Acquire, Row};
 use tokio::sync::{mpsc, oneshot, watch};
-use wallet_domain::{WalletEvent, WalletId};
+use wallet_domain::{HoldId, WalletEvent, WalletId};
 
 use crate::{
-    AppendError, AppendOutcome, AppendRequest, CommitUnanswered, EventStore, IdempotentResponse,
+    directory_change, directory_wallet, due_hold, placed_holds, AppendError, AppendOutcome,
+    AppendRequest, CommitUnanswered, DirectoryChange, DueHold, EventStore, IdempotentResponse,
     RecordedEvent, StoreError, StreamAppend, READ_ALL_BATCH_MAX,
 };
 
@@ -61,6 +62,7 @@ const UNIQUE_VIOLATION: &str = "23505";
 const EVENTS_STREAM_VERSION_CONSTRAINT: &str = "events_stream_version_key";
 const IDEMPOTENCY_KEY_CONSTRAINT: &str = "idempotency_keys_pkey";
 const EVENT_ID_CONSTRAINT: &str = "events_event_id_key";
+const HOLD_DIRECTORY_CONSTRAINT: &str = "hold_directory_pkey";
 
 struct AppendJob {
     request: AppendRequest,
@@ -281,6 +283,17 @@ async fn refusal_for(
                 .unwrap_or_default(),
         )),
         EVENTS_STREAM_VERSION_CONSTRAINT => stale_stream(connection, &request.streams).await,
+        HOLD_DIRECTORY_CONSTRAINT => Ok(request
+            .streams
+            .iter()
+            .flat_map(placed_holds)
+            .next()
+            .map(|hold_id| AppendError::HoldIdTaken(hold_id.clone()))
+            .unwrap_or_else(|| {
+                AppendError::Store(StoreError::Unavailable(
+                    "the hold directory refused an append that places no hold".into(),
+                ))
+            })),
         EVENT_ID_CONSTRAINT => Ok(AppendError::Store(StoreError::Unavailable(
             "an event of this append has an event id that is already stored".into(),
         ))),
@@ -356,7 +369,12 @@ async fn insert_append(
             )
             .await?;
             match inserted {
-                Some(position) => last_position = position,
+                Some(position) => {
+                    last_position = position;
+                    if let Some(change) = directory_change(event) {
+                        change_directory(connection, &stream.wallet_id, change).await?;
+                    }
+                }
                 None if previous_id.is_some()
                     && stream_version(connection, &stream.wallet_id).await?
                         == stream.expected_version =>
@@ -410,6 +428,37 @@ async fn insert_event(
     .fetch_optional(connection)
     .await?;
     Ok(position.map(to_u64))
+}
+
+/// Writes one hold directory change (a unique violation on
+/// [`HOLD_DIRECTORY_CONSTRAINT`] when a placed hold's id is taken).
+async fn change_directory(
+    connection: &mut PgConnection,
+    wallet_id: &WalletId,
+    change: DirectoryChange<'_>,
+) -> Result<(), sqlx::Error> {
+    match change {
+        DirectoryChange::Enter {
+            hold_id,
+            expires_at,
+        } => {
+            sqlx::query(
+                "INSERT INTO hold_directory (hold_id, wallet_id, expires_at) VALUES ($1, $2, $3)",
+            )
+            .bind(hold_id.as_str())
+            .bind(wallet_id.as_str())
+            .bind(expires_at)
+            .execute(connection)
+            .await?;
+        }
+        DirectoryChange::Settle(hold_id) => {
+            sqlx::query("UPDATE hold_directory SET expires_at = NULL WHERE hold_id = $1")
+                .bind(hold_id.as_str())
+                .execute(connection)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 async fn insert_idempotent_response(
@@ -523,6 +572,35 @@ impl EventStore for PostgresEventStore {
 
     async fn head_position(&self) -> Result<u64, StoreError> {
         current_head(&self.pool).await
+    }
+
+    async fn find_hold_wallet(&self, hold_id: &HoldId) -> Result<Option<WalletId>, StoreError> {
+        let wallet_id: Option<String> =
+            sqlx::query_scalar("SELECT wallet_id FROM hold_directory WHERE hold_id = $1")
+                .bind(hold_id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        wallet_id.map(|raw| directory_wallet(&raw)).transpose()
+    }
+
+    async fn due_holds(
+        &self,
+        clock: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueHold>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT hold_id, wallet_id FROM hold_directory \
+             WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+        )
+        .bind(clock)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|(hold_id, wallet_id)| due_hold(hold_id, wallet_id))
+            .collect()
     }
 
     async fn find_idempotent_response(

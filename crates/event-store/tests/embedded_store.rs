@@ -9,8 +9,8 @@ use event_store::{
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{
-    decide, replay, Amount, Balance, Command, CommandKind, EventMetadata, OwnerId, WalletEvent,
-    WalletId,
+    decide, replay, Amount, Balance, Command, CommandKind, EventMetadata, HoldId, OwnerId,
+    WalletEvent, WalletId,
 };
 
 fn wallet(raw: &str) -> WalletId {
@@ -302,4 +302,92 @@ async fn read_all_returns_global_order_in_bounded_batches() {
         .collect();
     assert_eq!(positions, vec![1, 2, 3, 4, 5]);
     assert_eq!(*store.appended().borrow(), 5);
+}
+
+/// The events of `kind` decided on `history`, at `issued_at`.
+fn decided_at(
+    history: &[WalletEvent],
+    kind: CommandKind,
+    issued_at: chrono::DateTime<Utc>,
+) -> Vec<WalletEvent> {
+    let state = replay(history);
+    let wallet_id = state.wallet().expect("open").id.clone();
+    let command = Command {
+        issued_at,
+        ..stamp(&wallet_id, kind)
+    };
+    decide(&state, &command).expect("decided")
+}
+
+fn hold(raw: &str) -> HoldId {
+    HoldId::parse(raw).expect("hold id")
+}
+
+fn place(raw: &str, expires_at: Option<chrono::DateTime<Utc>>) -> CommandKind {
+    CommandKind::PlaceHold {
+        hold_id: hold(raw),
+        amount: Amount::parse("amount", Decimal::ONE).expect("amount"),
+        expires_at,
+        description: None,
+    }
+}
+
+#[tokio::test]
+async fn the_hold_directory_keeps_a_hold_id_to_one_wallet_and_lists_due_holds() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedEventStore::open(directory.path()).expect("open");
+    let now = Utc::now();
+    let soon = now + chrono::Duration::minutes(1);
+    let (w1, w2) = (wallet("w1"), wallet("w2"));
+    let mut first = vec![created(&w1)];
+    let second = vec![created(&w2)];
+    for (wallet_id, history) in [(&w1, &first), (&w2, &second)] {
+        store
+            .append(single(wallet_id, 0, history[0].clone()))
+            .await
+            .expect("create");
+    }
+    let placed = decided_at(&first, place("h-1", Some(soon)), now).remove(0);
+    store
+        .append(single(&w1, 1, placed.clone()))
+        .await
+        .expect("place");
+    first.push(placed);
+    let again = decided_at(&second, place("h-1", None), now).remove(0);
+    let error = store
+        .append(single(&w2, 1, again))
+        .await
+        .expect_err("a hold id is used once across wallets");
+    assert!(matches!(&error, AppendError::HoldIdTaken(id) if *id == hold("h-1")));
+    assert_eq!(
+        store.read_stream(&w2, 0).await.expect("read").len(),
+        1,
+        "the refused append stored nothing"
+    );
+    assert_eq!(
+        store.find_hold_wallet(&hold("h-1")).await.expect("find"),
+        Some(w1.clone())
+    );
+    assert_eq!(
+        store.find_hold_wallet(&hold("h-2")).await.expect("find"),
+        None
+    );
+
+    assert!(store.due_holds(now, 10).await.expect("due").is_empty());
+    let due = store.due_holds(soon, 10).await.expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!((&due[0].hold_id, &due[0].wallet_id), (&hold("h-1"), &w1));
+    let void = decided_at(
+        &first,
+        CommandKind::VoidHold {
+            hold_id: hold("h-1"),
+        },
+        now,
+    )
+    .remove(0);
+    store.append(single(&w1, 2, void)).await.expect("void");
+    assert!(
+        store.due_holds(soon, 10).await.expect("due").is_empty(),
+        "a settled hold is no longer due"
+    );
 }

@@ -3,7 +3,7 @@
 //!
 //! | scope | may |
 //! | --- | --- |
-//! | `wallets` (`sub` = `ownerId`) | create its own wallets with no opening balance; read, debit and transfer out of its own wallets (into any wallet) |
+//! | `wallets` (`sub` = `ownerId`) | create its own wallets with no opening balance; read, debit and transfer out of its own wallets (into any wallet); place, capture and void holds on them; close them |
 //! | `deposits` | credit any wallet; create wallets for anyone, with an opening balance |
 //! | `admin` | everything |
 //!
@@ -30,6 +30,8 @@ pub enum Action<'a> {
     ReadWallet { owner_id: Option<&'a str> },
     /// Closing a wallet of `owner_id` (at balance 0, no pending hold).
     Close { owner_id: Option<&'a str> },
+    /// Placing, capturing or voiding a hold on a wallet of `owner_id`.
+    Hold { owner_id: Option<&'a str> },
     /// Freezing, unfreezing or setting the overdraft limit of a wallet: operators only.
     Control,
     /// Operator reads across owners: `/ledger/verify`, `/ledger/reference/*`,
@@ -71,6 +73,8 @@ const AUDIT_NEEDS: &str = "This call needs the admin scope";
 const CREATE_WITH_OVERDRAFT: &str = "An overdraftLimit above 0 needs the admin scope";
 const CLOSE_NEEDS: &str =
     "Closing a wallet needs the wallets scope (the caller's own wallets) or the admin scope";
+const HOLD_NEEDS: &str =
+    "Holds need the wallets scope (on the caller's own wallets) or the admin scope";
 const CONTROL_NEEDS: &str = "Freezing, unfreezing and overdraft limits need the admin scope";
 
 /// Whether `principal` may do `action`.
@@ -104,6 +108,7 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusa
         Action::MoveOut { owner_id } => own_wallet(principal, owner_id, MOVE_OUT_NEEDS),
         Action::ReadWallet { owner_id } => own_wallet(principal, owner_id, READ_NEEDS),
         Action::Close { owner_id } => own_wallet(principal, owner_id, CLOSE_NEEDS),
+        Action::Hold { owner_id } => own_wallet(principal, owner_id, HOLD_NEEDS),
         Action::Control => Err(Refusal::Forbidden(CONTROL_NEEDS)),
         Action::Audit => Err(Refusal::Forbidden(AUDIT_NEEDS)),
     }
@@ -278,6 +283,19 @@ mod tests {
         assert_eq!(
             authorize(&caller("deposits"), Action::Close { owner_id: None }),
             Err(Refusal::Forbidden(CLOSE_NEEDS))
+        );
+    }
+
+    #[test]
+    fn an_owner_holds_on_its_own_wallets_and_an_admin_on_any() {
+        let alice = caller("wallets");
+        let on = |owner_id| Action::Hold { owner_id };
+        assert_eq!(authorize(&alice, on(Some("alice"))), Ok(()));
+        assert_eq!(authorize(&alice, on(Some("bob"))), Err(Refusal::Concealed));
+        assert_eq!(authorize(&caller("admin"), on(Some("bob"))), Ok(()));
+        assert_eq!(
+            authorize(&caller("deposits"), on(Some("alice"))),
+            Err(Refusal::Forbidden(HOLD_NEEDS))
         );
     }
 

@@ -24,8 +24,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::Connection;
 use uuid::Uuid;
 use wallet_domain::{
-    decide, evolve, Amount, Balance, Command, CommandKind, EventMetadata, OwnerId, WalletEvent,
-    WalletId, WalletState,
+    decide, evolve, Amount, Balance, Command, CommandKind, EventMetadata, HoldId, OwnerId,
+    WalletEvent, WalletId, WalletState,
 };
 
 /// Connections of the pool behind one PostgreSQL store under test.
@@ -763,6 +763,81 @@ impl Backend for KurrentDbBackend {
     }
 }
 
+/// The events of `kind` decided on `stream`'s state at `issued_at`, folded in.
+fn decided(
+    stream: &mut Stream,
+    kind: CommandKind,
+    issued_at: chrono::DateTime<Utc>,
+) -> StreamAppend {
+    let command = Command {
+        wallet_id: stream.id.clone(),
+        kind,
+        event_id: Uuid::new_v4(),
+        issued_at,
+        metadata: EventMetadata::default(),
+    };
+    let events = decide(&stream.state, &command).expect("decide");
+    let append = StreamAppend {
+        wallet_id: stream.id.clone(),
+        expected_version: stream.version(),
+        expected_last_event_id: None,
+        events: events.clone(),
+    };
+    stream.state = events
+        .iter()
+        .fold(std::mem::take(&mut stream.state), evolve);
+    append
+}
+
+async fn a_hold_id_is_entered_once_across_wallets_and_listed_while_due(store: &dyn EventStore) {
+    let hold_id = HoldId::parse("hold-1").expect("hold id");
+    let place = |expires_at| CommandKind::PlaceHold {
+        hold_id: hold_id.clone(),
+        amount: Amount::parse("amount", Decimal::ONE).expect("amount"),
+        expires_at,
+        description: None,
+    };
+    let now = Utc::now();
+    let soon = now + chrono::Duration::minutes(1);
+    let (mut first, mut second) = (Stream::new("hold-w1"), Stream::new("hold-w2"));
+    for stream in [&mut first, &mut second] {
+        let created = stream.next();
+        store.append(request(vec![created])).await.expect("create");
+    }
+    let placed = decided(&mut first, place(Some(soon)), now);
+    store.append(request(vec![placed])).await.expect("place");
+    let again = decided(&mut second, place(None), now);
+    let refused = store.append(request(vec![again])).await;
+    assert!(
+        matches!(&refused, Err(AppendError::HoldIdTaken(id)) if *id == hold_id),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.read_stream(&second.id, 0).await.expect("read").len(),
+        1,
+        "the refused append stored nothing"
+    );
+    assert_eq!(
+        store.find_hold_wallet(&hold_id).await.expect("find"),
+        Some(first.id.clone())
+    );
+    let other = HoldId::parse("hold-2").expect("hold id");
+    assert_eq!(store.find_hold_wallet(&other).await.expect("find"), None);
+    assert!(store.due_holds(now, 10).await.expect("due").is_empty());
+    let due = store.due_holds(soon, 10).await.expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!((&due[0].hold_id, &due[0].wallet_id), (&hold_id, &first.id));
+    let voided = decided(
+        &mut first,
+        CommandKind::VoidHold {
+            hold_id: hold_id.clone(),
+        },
+        now,
+    );
+    store.append(request(vec![voided])).await.expect("void");
+    assert!(store.due_holds(soon, 10).await.expect("due").is_empty());
+}
+
 /// One test per case on one implementation, in module `$module`.
 macro_rules! cases_on {
     ($backend:ident, $module:ident: $($case:ident),* $(,)?) => {
@@ -790,16 +865,18 @@ macro_rules! cases_on {
 /// The same case functions on every implementation: `every_store` everywhere,
 /// `atomic_multi_stream` where several streams are written in one atomic
 /// append, `one_stream_at_a_time` where such an append is refused instead,
-/// `expiring_keys` where idempotent responses are purged (not KurrentDB).
+/// `expiring_keys` where idempotent responses are purged (not KurrentDB),
+/// `hold_directory` where the store keeps one (not KurrentDB).
 macro_rules! contract {
     (
         every_store: [$($case:ident),* $(,)?],
         atomic_multi_stream: [$($atomic:ident),* $(,)?],
         one_stream_at_a_time: [$($single:ident),* $(,)?],
-        expiring_keys: [$($expiring:ident),* $(,)?] $(,)?
+        expiring_keys: [$($expiring:ident),* $(,)?],
+        hold_directory: [$($holds:ident),* $(,)?] $(,)?
     ) => {
-        cases_on!(EmbeddedBackend, embedded: $($case,)* $($atomic,)* $($expiring,)*);
-        cases_on!(PostgresBackend, postgres: $($case,)* $($atomic,)* $($expiring,)*);
+        cases_on!(EmbeddedBackend, embedded: $($case,)* $($atomic,)* $($expiring,)* $($holds,)*);
+        cases_on!(PostgresBackend, postgres: $($case,)* $($atomic,)* $($expiring,)* $($holds,)*);
         cases_on!(KurrentDbBackend, kurrentdb: $($case,)* $($single,)*);
     };
 }
@@ -820,6 +897,7 @@ contract!(
     ],
     one_stream_at_a_time: [a_multi_stream_append_is_refused_whole],
     expiring_keys: [expired_idempotent_responses_are_purged_in_bounded_batches],
+    hold_directory: [a_hold_id_is_entered_once_across_wallets_and_listed_while_due],
 );
 
 #[test]

@@ -17,8 +17,8 @@ use event_store::{AppendRequest, RecordedEvent, StreamAppend};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{
-    decide, replay, Amount, Balance, Command, CommandKind, Description, EventMetadata, OwnerId,
-    WalletEvent, WalletId,
+    capture_received, decide, replay, Amount, Balance, Command, CommandKind, Description,
+    EventMetadata, HoldId, OwnerId, WalletEvent, WalletId,
 };
 
 use crate::{
@@ -114,6 +114,23 @@ impl EventLog {
                 description: None,
             },
         )
+    }
+
+    /// The payee's half of a capture to another wallet, recorded after it.
+    pub fn receive_capture(&mut self, captured: &RecordedEvent) -> RecordedEvent {
+        let command = capture_received(&captured.event).expect("a capture to a wallet");
+        let history = self.histories.entry(command.wallet_id.clone()).or_default();
+        let event = decide(&replay(history.iter()), &command)
+            .expect("the payee receives")
+            .remove(0);
+        history.push(event.clone());
+        let recorded = RecordedEvent {
+            position: u64::try_from(self.recorded.len()).expect("small log") + 1,
+            stream_version: u64::try_from(history.len()).expect("small history"),
+            event,
+        };
+        self.recorded.push(recorded.clone());
+        recorded
     }
 
     /// Each recorded event as the append that stored it: alone, at the
@@ -268,6 +285,101 @@ pub async fn a_sequence_of_operations_gives_balanced_transactions_and_the_wallet
             Some(&last.balance_after.value())
         );
     }
+}
+
+/// A hold moves money into the wallet's held sub-account and back; a capture
+/// takes it out of there (to settlement, or through clearing to another
+/// wallet); every transaction sums to zero, the wallet's two accounts sum to
+/// its balance, and the held one to its pending holds.
+pub async fn holds_move_money_through_the_held_account_and_everything_still_sums_to_zero(
+    ledger: Arc<dyn LedgerUnderTest>,
+) {
+    let hold = |raw: &str| HoldId::parse(raw).expect("hold id");
+    let mut log = EventLog::default();
+    log.create("w-1", "100");
+    log.create("w-2", "0");
+    for (id, value) in [("h-1", "25"), ("h-2", "10"), ("h-3", "5"), ("h-4", "7")] {
+        log.decide(
+            "w-1",
+            CommandKind::PlaceHold {
+                hold_id: hold(id),
+                amount: amount(value),
+                expires_at: None,
+                description: None,
+            },
+        );
+    }
+    let captured = log.decide(
+        "w-1",
+        CommandKind::CaptureHold {
+            hold_id: hold("h-1"),
+            amount: Some(amount("20")),
+            to_wallet_id: Some(wallet("w-2")),
+            description: None,
+        },
+    );
+    log.receive_capture(&captured);
+    log.decide(
+        "w-1",
+        CommandKind::CaptureHold {
+            hold_id: hold("h-2"),
+            amount: None,
+            to_wallet_id: None,
+            description: None,
+        },
+    );
+    log.decide(
+        "w-1",
+        CommandKind::VoidHold {
+            hold_id: hold("h-3"),
+        },
+    );
+    ledger.post(&log.recorded, None).await.expect("post");
+
+    let verification = ledger.verify().await.expect("verify");
+    assert!(verification.ok, "{verification:?}");
+    assert!(verification.unbalanced_transactions.is_empty());
+    assert!(verification.transfers_missing_half.is_empty());
+    assert_eq!(verification.clearing_balance, Decimal::ZERO);
+    assert_eq!(
+        verification.wallet_balances.get(&wallet("w-1")),
+        Some(&money("70.00"))
+    );
+    assert_eq!(
+        verification.held_balances.get(&wallet("w-1")),
+        Some(&money("7.00"))
+    );
+    assert_eq!(
+        verification.wallet_balances.get(&wallet("w-2")),
+        Some(&money("20.00"))
+    );
+    let settlement = money("-100.00") + money("10.00");
+    assert_eq!(verification.settlement_balance, settlement);
+
+    let summary = ledger
+        .wallet_summary(&wallet("w-1"), None)
+        .await
+        .expect("summary");
+    assert_eq!(summary.balance, money("70.00"), "its two accounts together");
+    assert_eq!(
+        summary.total_debits,
+        money("30.00"),
+        "the two captures, not the holds"
+    );
+    assert_eq!(summary.total_credits, money("100.00"));
+    let captures = ledger
+        .transactions(TransactionsQuery {
+            wallet_id: Some(wallet("w-1")),
+            filter: EntryFilter {
+                transaction_type: Some(TransactionType::HoldCaptured),
+                ..EntryFilter::default()
+            },
+        })
+        .await
+        .expect("captures");
+    assert!(captures
+        .iter()
+        .any(|entry| entry.account == Account::Held(wallet("w-1"))));
 }
 
 /// An overdraft posts like any debit and leaves the wallet's account below
@@ -919,6 +1031,7 @@ macro_rules! ledger_conformance_tests {
             overdrafts_post_like_debits_and_wallet_updates_move_no_money,
             an_overdrawn_wallet_has_a_negative_ledger_balance,
             a_summary_as_of_a_moment_counts_what_occurred_until_then,
+            holds_move_money_through_the_held_account_and_everything_still_sums_to_zero,
         );
     };
     (@each $harness:path; $($scenario:ident),+ $(,)?) => {

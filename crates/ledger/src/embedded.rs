@@ -32,6 +32,7 @@ use crate::{
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/ledger_0001.sql"),
     include_str!("../../../migrations/embedded/ledger_0002.sql"),
+    include_str!("../../../migrations/embedded/ledger_0003.sql"),
 ];
 const DATABASE_FILE: &str = "ledger.db";
 
@@ -268,30 +269,39 @@ impl Selection {
     }
 }
 
-/// Totals of one account over the transactions that occurred at or before `until_us`.
+/// Totals of one wallet (its account and its held sub-account, netted per
+/// transaction) over the transactions that occurred at or before `until_us`.
 fn wallet_totals(
     connection: &Connection,
-    account: &str,
+    accounts: &[String; 2],
     until_us: i64,
 ) -> rusqlite::Result<Result<Totals, LedgerError>> {
     let mut statement = connection.prepare_cached(
-        "SELECT e.amount FROM ledger_entries e \
+        "SELECT e.transaction_id, e.amount FROM ledger_entries e \
          JOIN ledger_transactions t ON t.transaction_id = e.transaction_id \
-         WHERE e.account = ?1 AND t.occurred_at_us <= ?2",
+         WHERE e.account IN (?1, ?2) AND t.occurred_at_us <= ?3 \
+         ORDER BY e.position, e.line",
     )?;
-    let mut rows = statement.query(params![account, until_us])?;
+    let mut rows = statement.query(params![accounts[0], accounts[1], until_us])?;
     let mut totals = Totals::default();
+    let mut current: Option<(String, Decimal)> = None;
     while let Some(row) = rows.next()? {
-        let amount: Decimal = parsed(row, 0)?;
-        let added = if amount > Decimal::ZERO {
-            checked_sum(totals.credits, amount).map(|credits| totals.credits = credits)
-        } else {
-            checked_sum(totals.debits, -amount).map(|debits| totals.debits = debits)
+        let transaction_id: String = row.get(0)?;
+        let amount: Decimal = parsed(row, 1)?;
+        let net = match current.take() {
+            Some((id, net)) if id == transaction_id => checked_sum(net, amount),
+            Some((_, finished)) => totals.add(finished).and(Ok(amount)),
+            None => Ok(amount),
         };
-        if let Err(error) = added {
+        match net {
+            Ok(net) => current = Some((transaction_id, net)),
+            Err(error) => return Ok(Err(error)),
+        }
+    }
+    if let Some((_, finished)) = current {
+        if let Err(error) = totals.add(finished) {
             return Ok(Err(error));
         }
-        totals.count += 1;
     }
     Ok(Ok(totals))
 }
@@ -303,6 +313,7 @@ struct Verifier {
     transactions_checked: u64,
     unbalanced: Vec<Uuid>,
     wallet_balances: BTreeMap<WalletId, Decimal>,
+    held_balances: BTreeMap<WalletId, Decimal>,
     wallets_posted: BTreeMap<WalletId, PostedThrough>,
     settlement: Decimal,
     clearing: Decimal,
@@ -348,6 +359,12 @@ impl Verifier {
                 let balance = self.wallet_balances.entry(wallet_id).or_default();
                 *balance = checked_sum(*balance, amount)?;
             }
+            Account::Held(wallet_id) => {
+                let held = self.held_balances.entry(wallet_id.clone()).or_default();
+                *held = checked_sum(*held, amount)?;
+                let balance = self.wallet_balances.entry(wallet_id).or_default();
+                *balance = checked_sum(*balance, amount)?;
+            }
             Account::ExternalSettlement => self.settlement = checked_sum(self.settlement, amount)?,
             Account::ClearingTransfers => {
                 self.clearing = checked_sum(self.clearing, amount)?;
@@ -369,6 +386,7 @@ impl Verifier {
             transactions_checked: self.transactions_checked,
             unbalanced_transactions: self.unbalanced,
             wallet_balances: self.wallet_balances,
+            held_balances: self.held_balances,
             settlement_balance: self.settlement,
             clearing_balance: self.clearing,
             transfers_missing_half: self.open_transfers.into_keys().collect(),
@@ -511,10 +529,13 @@ impl Ledger for EmbeddedLedger {
         wallet_id: &WalletId,
         at: Option<DateTime<Utc>>,
     ) -> Result<WalletSummary, LedgerError> {
-        let account = Account::Wallet(wallet_id.clone()).to_string();
+        let accounts = [
+            Account::Wallet(wallet_id.clone()).to_string(),
+            Account::Held(wallet_id.clone()).to_string(),
+        ];
         let until_us = at.map_or(i64::MAX, |at| at.timestamp_micros());
         self.readers
-            .read(move |connection| wallet_totals(connection, &account, until_us))
+            .read(move |connection| wallet_totals(connection, &accounts, until_us))
             .await
             .map_err(read_failed)??
             .summary(wallet_id)

@@ -339,9 +339,14 @@ pub struct LedgerVerification {
     pub transactions_checked: u64,
     /// Transactions whose entries do not sum to zero.
     pub unbalanced_transactions: Vec<Uuid>,
-    /// The ledger balance of every wallet created or moved in the ledger.
+    /// The ledger balance of every wallet created or moved in the ledger:
+    /// its account and its held sub-account together.
     #[serde(serialize_with = "exact_decimal_map")]
     pub wallet_balances: BTreeMap<WalletId, Decimal>,
+    /// The held sub-account of every wallet that ever had a hold: what its
+    /// pending holds reserve.
+    #[serde(serialize_with = "exact_decimal_map")]
+    pub held_balances: BTreeMap<WalletId, Decimal>,
     /// The balance of `external:settlement`: minus the money that entered the
     /// system and has not left it, so it and the wallets and clearing sum to zero.
     #[serde(with = "money_json")]
@@ -517,6 +522,7 @@ mod tests {
                 WalletId::parse("w-1").expect("wallet"),
                 Decimal::from_str("100.00").expect("decimal"),
             )]),
+            held_balances: BTreeMap::new(),
             settlement_balance: Decimal::from_str("-100.00").expect("decimal"),
             clearing_balance: Decimal::from_str("0.00").expect("decimal"),
             transfers_missing_half: Vec::new(),

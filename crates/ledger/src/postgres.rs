@@ -426,6 +426,7 @@ async fn verify_ledger(pool: &PgPool) -> Result<LedgerVerification, LedgerError>
         })
         .collect::<Result<BTreeMap<_, _>, LedgerError>>()?;
     let mut wallet_balances = BTreeMap::new();
+    let mut held_balances = BTreeMap::new();
     let mut settlement_balance = Decimal::ZERO;
     let mut clearing_balance = Decimal::ZERO;
     for (account, sum) in account_sums {
@@ -434,6 +435,12 @@ async fn verify_ledger(pool: &PgPool) -> Result<LedgerVerification, LedgerError>
             .map_err(|error| corrupt("entry account", error))?
         {
             Account::Wallet(wallet_id) => {
+                let balance: &mut Decimal = wallet_balances.entry(wallet_id).or_default();
+                *balance = checked_sum(*balance, sum)?;
+            }
+            Account::Held(wallet_id) => {
+                let held: &mut Decimal = held_balances.entry(wallet_id.clone()).or_default();
+                *held = checked_sum(*held, sum)?;
                 let balance: &mut Decimal = wallet_balances.entry(wallet_id).or_default();
                 *balance = checked_sum(*balance, sum)?;
             }
@@ -450,6 +457,7 @@ async fn verify_ledger(pool: &PgPool) -> Result<LedgerVerification, LedgerError>
         transactions_checked: count(transactions_checked)?,
         unbalanced_transactions,
         wallet_balances,
+        held_balances,
         settlement_balance,
         clearing_balance,
         transfers_missing_half,
@@ -520,16 +528,20 @@ impl Ledger for PostgresLedger {
         wallet_id: &WalletId,
         at: Option<DateTime<Utc>>,
     ) -> Result<WalletSummary, LedgerError> {
-        let account = Account::Wallet(wallet_id.clone()).to_string();
+        // Netted per transaction over the wallet's two accounts (see `Totals`).
         let (credits, debits, count): (Decimal, Decimal, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(e.amount) FILTER (WHERE e.amount > 0), 0), \
-                    COALESCE(-SUM(e.amount) FILTER (WHERE e.amount < 0), 0), \
-                    COUNT(*) \
-             FROM ledger_entries e JOIN ledger_transactions t USING (transaction_id) \
-             WHERE e.account = $1 AND ($2::timestamptz IS NULL OR t.occurred_at <= $2)",
+            "SELECT COALESCE(SUM(net) FILTER (WHERE net > 0), 0), \
+                    COALESCE(-SUM(net) FILTER (WHERE net < 0), 0), \
+                    COUNT(*) FILTER (WHERE net <> 0) \
+             FROM (SELECT SUM(e.amount) AS net \
+                   FROM ledger_entries e JOIN ledger_transactions t USING (transaction_id) \
+                   WHERE e.account IN ($1, $3) \
+                   AND ($2::timestamptz IS NULL OR t.occurred_at <= $2) \
+                   GROUP BY e.transaction_id) AS moved",
         )
-        .bind(account)
+        .bind(Account::Wallet(wallet_id.clone()).to_string())
         .bind(at)
+        .bind(Account::Held(wallet_id.clone()).to_string())
         .fetch_one(&self.pool)
         .await
         .map_err(sum_failed)?;

@@ -14,6 +14,17 @@
 //! | TransferReceived | wallet +amount, clearing:transfers −amount      |
 //! | TransferReversed | wallet +amount, clearing:transfers −amount      |
 //! | OverdraftLimitSet, WalletFrozen, WalletUnfrozen, WalletClosed | none (`WALLET_UPDATED`) |
+//! | HoldPlaced       | wallet −amount, held +amount (`HOLD_PLACED`)   |
+//! | HoldVoided, HoldExpired | held −amount, wallet +amount (`HOLD_RELEASED`) |
+//! | HoldCaptured     | held −hold, wallet +released, external:settlement +captured (`HOLD_CAPTURED`); to another wallet, clearing:transfers +captured |
+//! | HoldCaptureReceived | wallet +amount, clearing:transfers −amount (`TRANSFER_IN`) |
+//!
+//! A wallet's money is on two accounts: `wallet:<id>` (what it may spend
+//! before its overdraft: its available balance) and `held:<id>` (what its
+//! pending holds reserve). Their sum is the wallet's balance. Every event of
+//! one hold shares a reference id derived from the hold's id
+//! ([`hold_reference`]), so a capture to another wallet nets the clearing
+//! account to zero under it, as a transfer does.
 //!
 //! An overdrawn wallet's account is simply negative: an overdraft posts like
 //! any debit or transfer out. A change that moves no money (a limit, a
@@ -45,7 +56,7 @@ use event_store::RecordedEvent;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use wallet_domain::{EventKind, WalletEvent, WalletId};
+use wallet_domain::{EventKind, HoldId, WalletEvent, WalletId};
 
 /// Account of money entering and leaving the system (deposits, withdrawals,
 /// opening balances).
@@ -54,6 +65,16 @@ pub const EXTERNAL_SETTLEMENT: &str = "external:settlement";
 pub const CLEARING_TRANSFERS: &str = "clearing:transfers";
 /// Prefix of a wallet's account: `wallet:<wallet id>`.
 pub const WALLET_ACCOUNT_PREFIX: &str = "wallet:";
+/// Prefix of a wallet's held sub-account: `held:<wallet id>`.
+pub const HELD_ACCOUNT_PREFIX: &str = "held:";
+/// The namespace of the reference ids of holds (UUID v5 of the hold id).
+pub const HOLD_REFERENCE_NAMESPACE: Uuid =
+    Uuid::from_u128(0x6f1d_4b3e_9a52_4c1e_8d07_5b2a_c3e4_f190);
+
+/// The reference id every ledger transaction of one hold shares.
+pub fn hold_reference(hold_id: &HoldId) -> Uuid {
+    Uuid::new_v5(&HOLD_REFERENCE_NAMESPACE, hold_id.as_str().as_bytes())
+}
 
 /// What kind of operation a ledger transaction records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -66,16 +87,25 @@ pub enum TransactionType {
     TransferIn,
     /// A change of the wallet that moves no money.
     WalletUpdated,
+    /// Money reserved: from the wallet's account to its held sub-account.
+    HoldPlaced,
+    /// A hold voided or expired: from the held sub-account back.
+    HoldReleased,
+    /// A hold captured: out of the held sub-account, the rest back.
+    HoldCaptured,
 }
 
 impl TransactionType {
-    pub const ALL: [TransactionType; 6] = [
+    pub const ALL: [TransactionType; 9] = [
         TransactionType::WalletCreated,
         TransactionType::Credit,
         TransactionType::Debit,
         TransactionType::TransferOut,
         TransactionType::TransferIn,
         TransactionType::WalletUpdated,
+        TransactionType::HoldPlaced,
+        TransactionType::HoldReleased,
+        TransactionType::HoldCaptured,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -86,6 +116,9 @@ impl TransactionType {
             TransactionType::TransferOut => "TRANSFER_OUT",
             TransactionType::TransferIn => "TRANSFER_IN",
             TransactionType::WalletUpdated => "WALLET_UPDATED",
+            TransactionType::HoldPlaced => "HOLD_PLACED",
+            TransactionType::HoldReleased => "HOLD_RELEASED",
+            TransactionType::HoldCaptured => "HOLD_CAPTURED",
         }
     }
 }
@@ -111,20 +144,31 @@ impl FromStr for TransactionType {
     }
 }
 
-/// A ledger account, written as `wallet:<id>`, `external:settlement` or
-/// `clearing:transfers`.
+/// A ledger account, written as `wallet:<id>`, `held:<id>`,
+/// `external:settlement` or `clearing:transfers`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum Account {
     Wallet(WalletId),
+    /// What the wallet's pending holds reserve.
+    Held(WalletId),
     ExternalSettlement,
     ClearingTransfers,
 }
 
 impl Account {
+    /// The wallet of its own account (not of its held sub-account).
     pub fn wallet_id(&self) -> Option<&WalletId> {
         match self {
             Account::Wallet(wallet_id) => Some(wallet_id),
+            _ => None,
+        }
+    }
+
+    /// The wallet of either of its two accounts.
+    pub fn owning_wallet(&self) -> Option<&WalletId> {
+        match self {
+            Account::Wallet(wallet_id) | Account::Held(wallet_id) => Some(wallet_id),
             _ => None,
         }
     }
@@ -134,6 +178,7 @@ impl fmt::Display for Account {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Account::Wallet(wallet_id) => write!(f, "{WALLET_ACCOUNT_PREFIX}{wallet_id}"),
+            Account::Held(wallet_id) => write!(f, "{HELD_ACCOUNT_PREFIX}{wallet_id}"),
             Account::ExternalSettlement => f.write_str(EXTERNAL_SETTLEMENT),
             Account::ClearingTransfers => f.write_str(CLEARING_TRANSFERS),
         }
@@ -151,11 +196,16 @@ impl FromStr for Account {
         match text {
             EXTERNAL_SETTLEMENT => Ok(Account::ExternalSettlement),
             CLEARING_TRANSFERS => Ok(Account::ClearingTransfers),
-            _ => text
-                .strip_prefix(WALLET_ACCOUNT_PREFIX)
-                .and_then(|raw| WalletId::parse(raw).ok())
-                .map(Account::Wallet)
-                .ok_or_else(|| UnknownAccount(text.to_owned())),
+            _ => {
+                let wallet = |prefix| {
+                    text.strip_prefix(prefix)
+                        .and_then(|raw| WalletId::parse(raw).ok())
+                };
+                wallet(WALLET_ACCOUNT_PREFIX)
+                    .map(Account::Wallet)
+                    .or_else(|| wallet(HELD_ACCOUNT_PREFIX).map(Account::Held))
+                    .ok_or_else(|| UnknownAccount(text.to_owned()))
+            }
         }
     }
 }
@@ -205,48 +255,39 @@ impl LedgerTransaction {
     }
 }
 
+/// The reference under which an event moves money through
+/// `clearing:transfers` (a transfer's halves and reversal, a capture to
+/// another wallet and its receiving event); `None` for any other event.
+pub fn clearing_reference(event: &WalletEvent) -> Option<Uuid> {
+    match &event.kind {
+        EventKind::HoldCaptured {
+            hold_id,
+            to_wallet_id: Some(_),
+            ..
+        }
+        | EventKind::HoldCaptureReceived { hold_id, .. } => Some(hold_reference(hold_id)),
+        kind => kind.transfer_id(),
+    }
+}
+
 /// The ledger transaction of one recorded event.
 pub fn postings(recorded: &RecordedEvent) -> LedgerTransaction {
     let event = &recorded.event;
-    let wallet = Account::Wallet(event.wallet_id.clone());
-    let moved = event.amount.value();
-    let (transaction_type, counter_account) = match &event.kind {
-        EventKind::WalletCreated { .. } => {
-            (TransactionType::WalletCreated, Account::ExternalSettlement)
-        }
-        EventKind::WalletCredited { .. } => (TransactionType::Credit, Account::ExternalSettlement),
-        EventKind::WalletDebited { .. } => (TransactionType::Debit, Account::ExternalSettlement),
-        EventKind::TransferSent { .. } => {
-            (TransactionType::TransferOut, Account::ClearingTransfers)
-        }
-        EventKind::TransferReceived { .. } | EventKind::TransferReversed { .. } => {
-            (TransactionType::TransferIn, Account::ClearingTransfers)
-        }
-        // No money moves, so no entry is made and the counter account is unused.
-        EventKind::OverdraftLimitSet { .. }
-        | EventKind::WalletFrozen
-        | EventKind::WalletUnfrozen
-        | EventKind::WalletClosed => (TransactionType::WalletUpdated, Account::ExternalSettlement),
+    let (transaction_type, entries) = match &event.kind {
+        EventKind::HoldPlaced { .. }
+        | EventKind::HoldVoided { .. }
+        | EventKind::HoldExpired { .. }
+        | EventKind::HoldCaptured { .. } => hold_entries(event),
+        _ => plain_entries(event),
     };
-    // Money into the wallet is positive for it, and the counter account gives it.
-    let wallet_amount = event.signed_amount();
-    let entries = if moved.is_zero() {
-        Vec::new()
-    } else {
-        vec![
-            Posting {
-                account: wallet,
-                amount: wallet_amount,
-            },
-            Posting {
-                account: counter_account,
-                amount: -wallet_amount,
-            },
-        ]
+    let reference_id = match (event.kind.transfer_id(), event.kind.hold_id()) {
+        (Some(transfer_id), _) => transfer_id,
+        (None, Some(hold_id)) => hold_reference(hold_id),
+        (None, None) => event.event_id,
     };
     let transaction = LedgerTransaction {
         id: event.event_id,
-        reference_id: event.kind.transfer_id().unwrap_or(event.event_id),
+        reference_id,
         transaction_type,
         wallet_id: event.wallet_id.clone(),
         occurred_at: event.occurred_at,
@@ -259,6 +300,84 @@ pub fn postings(recorded: &RecordedEvent) -> LedgerTransaction {
         transaction.id
     );
     transaction
+}
+
+/// An event that moves money between the wallet's account and one other.
+fn plain_entries(event: &WalletEvent) -> (TransactionType, Vec<Posting>) {
+    let (transaction_type, counter_account) = match &event.kind {
+        EventKind::WalletCreated { .. } => {
+            (TransactionType::WalletCreated, Account::ExternalSettlement)
+        }
+        EventKind::WalletCredited { .. } => (TransactionType::Credit, Account::ExternalSettlement),
+        EventKind::WalletDebited { .. } => (TransactionType::Debit, Account::ExternalSettlement),
+        EventKind::TransferSent { .. } => {
+            (TransactionType::TransferOut, Account::ClearingTransfers)
+        }
+        EventKind::TransferReceived { .. }
+        | EventKind::TransferReversed { .. }
+        | EventKind::HoldCaptureReceived { .. } => {
+            (TransactionType::TransferIn, Account::ClearingTransfers)
+        }
+        // No money moves, so no entry is made and the counter account is unused.
+        _ => (TransactionType::WalletUpdated, Account::ExternalSettlement),
+    };
+    // Money into the wallet is positive for it, and the counter account gives it.
+    let wallet_amount = event.signed_amount();
+    let entries = if event.amount.value().is_zero() {
+        Vec::new()
+    } else {
+        vec![
+            Posting {
+                account: Account::Wallet(event.wallet_id.clone()),
+                amount: wallet_amount,
+            },
+            Posting {
+                account: counter_account,
+                amount: -wallet_amount,
+            },
+        ]
+    };
+    (transaction_type, entries)
+}
+
+/// A hold's events: between the wallet's account and its held sub-account,
+/// and for a capture out of the held sub-account to settlement or clearing.
+fn hold_entries(event: &WalletEvent) -> (TransactionType, Vec<Posting>) {
+    let wallet = Account::Wallet(event.wallet_id.clone());
+    let held = Account::Held(event.wallet_id.clone());
+    let posting = |account: &Account, amount: Decimal| Posting {
+        account: account.clone(),
+        amount,
+    };
+    let moved = event.amount.value();
+    match &event.kind {
+        EventKind::HoldPlaced { .. } => (
+            TransactionType::HoldPlaced,
+            vec![posting(&wallet, -moved), posting(&held, moved)],
+        ),
+        EventKind::HoldCaptured {
+            released,
+            to_wallet_id,
+            ..
+        } => {
+            let payee = match to_wallet_id {
+                Some(_) => Account::ClearingTransfers,
+                None => Account::ExternalSettlement,
+            };
+            let mut entries = vec![
+                posting(&held, -(moved + released.value())),
+                posting(&payee, moved),
+            ];
+            if !released.value().is_zero() {
+                entries.insert(1, posting(&wallet, released.value()));
+            }
+            (TransactionType::HoldCaptured, entries)
+        }
+        _ => (
+            TransactionType::HoldReleased,
+            vec![posting(&held, -moved), posting(&wallet, moved)],
+        ),
+    }
 }
 
 /// What stands in a ledger description for a U+0000 of an event's: PostgreSQL
@@ -291,6 +410,20 @@ fn description(event: &WalletEvent) -> String {
         EventKind::WalletFrozen => "Wallet frozen".to_owned(),
         EventKind::WalletUnfrozen => "Wallet unfrozen".to_owned(),
         EventKind::WalletClosed => "Wallet closed".to_owned(),
+        EventKind::HoldPlaced { hold_id, .. } => format!("Hold {hold_id}"),
+        EventKind::HoldCaptured {
+            hold_id,
+            to_wallet_id: Some(to_wallet_id),
+            ..
+        } => format!("Capture of hold {hold_id} to {to_wallet_id}"),
+        EventKind::HoldCaptured { hold_id, .. } => format!("Capture of hold {hold_id}"),
+        EventKind::HoldCaptureReceived {
+            hold_id,
+            from_wallet_id,
+            ..
+        } => format!("Capture of hold {hold_id} from {from_wallet_id}"),
+        EventKind::HoldVoided { hold_id, .. } => format!("Void of hold {hold_id}"),
+        EventKind::HoldExpired { hold_id, .. } => format!("Expiry of hold {hold_id}"),
     }
 }
 
@@ -298,7 +431,7 @@ fn description(event: &WalletEvent) -> String {
 mod tests {
     use chrono::TimeZone;
     use proptest::prelude::*;
-    use wallet_domain::{Amount, Balance, Description, EventMetadata, OwnerId};
+    use wallet_domain::{Amount, Balance, Description, EventMetadata, HoldId, OwnerId};
 
     use super::*;
 
@@ -550,6 +683,35 @@ mod tests {
         assert!("credit".parse::<TransactionType>().is_err());
     }
 
+    fn hold(raw: &str) -> HoldId {
+        HoldId::parse(raw).expect("hold id")
+    }
+
+    /// A hold event moving `value` cents: placed, captured (`released` cents
+    /// back, to `w-2` when `to_wallet`), voided.
+    fn hold_event(kind: u8, value: i64, released: i64, to_wallet: bool) -> RecordedEvent {
+        let kind = match kind {
+            0 => EventKind::HoldPlaced {
+                hold_id: hold("h-1"),
+                amount: amount(value),
+                expires_at: None,
+                description: None,
+            },
+            1 => EventKind::HoldCaptured {
+                hold_id: hold("h-1"),
+                amount: amount(value),
+                released: Balance::opening("released", cents(released)).expect("released"),
+                to_wallet_id: to_wallet.then(|| wallet_id("w-2")),
+                description: None,
+            },
+            _ => EventKind::HoldVoided {
+                hold_id: hold("h-1"),
+                amount: amount(value),
+            },
+        };
+        recorded("w-1", cents(value), kind)
+    }
+
     fn any_event() -> impl Strategy<Value = RecordedEvent> {
         let amount_max_cents = 100_000_000_000_000i64;
         (0..5u8, 0..=amount_max_cents, any::<u128>()).prop_map(|(kind, value, transfer)| {
@@ -594,6 +756,39 @@ mod tests {
                 .map(|posting| posting.amount)
                 .sum();
             prop_assert_eq!(on_wallet, recorded.event.signed_amount());
+            prop_assert!(transaction.entries.iter().all(|posting| !posting.amount.is_zero()));
+        }
+
+        #[test]
+        fn a_hold_event_balances_and_moves_the_wallets_two_accounts_by_its_signed_amount(
+            kind in 0..3u8,
+            value in 1..=100_000_000_000_000i64,
+            released in 0..=100_000_000_000_000i64,
+            to_wallet in any::<bool>(),
+        ) {
+            let recorded = hold_event(kind, value, released, to_wallet);
+            let transaction = postings(&recorded);
+            prop_assert_eq!(transaction.sum(), Decimal::ZERO);
+            let reference = hold_reference(&hold("h-1"));
+            prop_assert_eq!(transaction.reference_id, reference);
+            let sum_on = |wallet_only: bool| -> Decimal {
+                transaction
+                    .entries
+                    .iter()
+                    .filter(|posting| {
+                        let account = if wallet_only {
+                            posting.account.wallet_id()
+                        } else {
+                            posting.account.owning_wallet()
+                        };
+                        account == Some(&recorded.event.wallet_id)
+                    })
+                    .map(|posting| posting.amount)
+                    .sum()
+            };
+            prop_assert_eq!(sum_on(false), recorded.event.signed_amount());
+            let held: Decimal = sum_on(false) - sum_on(true);
+            prop_assert_eq!(held, recorded.event.held_change());
             prop_assert!(transaction.entries.iter().all(|posting| !posting.amount.is_zero()));
         }
 

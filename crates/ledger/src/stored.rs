@@ -123,8 +123,11 @@ impl From<StoredEntry> for LedgerEntry {
     }
 }
 
-/// Totals of one account: the positive entries, the negative ones as a
-/// positive number, and how many entries there are.
+/// Totals of one wallet: what its transactions brought in, what they took
+/// out (as a positive number), and how many moved its money. A transaction
+/// counts by its net amount on the wallet's two accounts (its own and its
+/// held sub-account), so a hold placed, voided or expired, which moves money
+/// between the two, is neither.
 #[derive(Debug, Default)]
 pub(crate) struct Totals {
     pub credits: Decimal,
@@ -133,6 +136,19 @@ pub(crate) struct Totals {
 }
 
 impl Totals {
+    /// Adds one transaction's net amount on the wallet.
+    pub fn add(&mut self, net: Decimal) -> Result<(), LedgerError> {
+        if net > Decimal::ZERO {
+            self.credits = checked_sum(self.credits, net)?;
+        } else if net < Decimal::ZERO {
+            self.debits = checked_sum(self.debits, -net)?;
+        } else {
+            return Ok(());
+        }
+        self.count += 1;
+        Ok(())
+    }
+
     pub fn summary(self, wallet_id: &WalletId) -> Result<WalletSummary, LedgerError> {
         Ok(WalletSummary {
             wallet_id: wallet_id.clone(),

@@ -17,6 +17,10 @@
 //! for one fed by Kafka partitions, whose checkpoint is only the furthest
 //! position, and it sees an event skipped before a later one).
 //!
+//! A wallet's ledger balance is its account and its held sub-account
+//! together; the held sub-account alone is compared with the sum of the
+//! wallet's pending holds.
+//!
 //! Bounds: at most [`VERIFY_WALLETS_MAX`] wallets are compared and at most
 //! [`VERIFY_EVENTS_MAX`] events read; past either the answer says it stopped
 //! early and how many wallets it checked.
@@ -29,6 +33,7 @@ use serde::Serialize;
 use uuid::Uuid;
 use wallet_domain::{evolve, WalletId, WalletState};
 
+use crate::posting::clearing_reference;
 use crate::{Ledger, LedgerError, LedgerVerification, PostedThrough};
 
 /// Wallets compared with the event store in one verification, at most.
@@ -44,8 +49,8 @@ pub enum VerificationError {
     Store(#[from] StoreError),
 }
 
-/// A wallet whose ledger balance differs from its event-sourced balance at
-/// the same log position.
+/// A wallet whose ledger balance (or held balance) differs from its
+/// event-sourced one at the same log position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BalanceMismatch {
@@ -56,6 +61,12 @@ pub struct BalanceMismatch {
     pub ledger_balance: Decimal,
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
     pub event_sourced_balance: Decimal,
+    /// The wallet's held sub-account.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    pub ledger_held_balance: Decimal,
+    /// The sum of its pending holds.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    pub event_sourced_held_balance: Decimal,
 }
 
 /// The answer of [`verify`].
@@ -137,7 +148,7 @@ impl<'snapshot> Fold<'snapshot> {
                 *self.events_through.entry(wallet_id).or_default() += 1;
                 if let Some(state) = self.states.get_mut(wallet_id) {
                     *state = evolve(std::mem::take(state), event);
-                    if let Some(transfer_id) = event.kind.transfer_id() {
+                    if let Some(transfer_id) = clearing_reference(event) {
                         // The clearing account takes what the wallet gives.
                         *self.clearing.entry(transfer_id).or_default() -= event.signed_amount();
                     }
@@ -225,16 +236,25 @@ pub async fn verify(
             .get(*wallet_id)
             .copied()
             .unwrap_or_default();
-        let event_sourced_balance = state
-            .wallet()
-            .map(|wallet| wallet.balance.value())
+        let ledger_held_balance = snapshot
+            .held_balances
+            .get(*wallet_id)
+            .copied()
             .unwrap_or_default();
-        if ledger_balance != event_sourced_balance {
+        let (event_sourced_balance, event_sourced_held_balance) = state
+            .wallet()
+            .map(|wallet| (wallet.balance.value(), wallet.held_balance.value()))
+            .unwrap_or_default();
+        if ledger_balance != event_sourced_balance
+            || ledger_held_balance != event_sourced_held_balance
+        {
             balance_mismatches.push(BalanceMismatch {
                 wallet_id: (*wallet_id).clone(),
                 position,
                 ledger_balance,
                 event_sourced_balance,
+                ledger_held_balance,
+                event_sourced_held_balance,
             });
         }
     }

@@ -15,7 +15,7 @@ use event_relay::EventSink;
 use event_store::RecordedEvent;
 use rust_decimal::Decimal;
 use wallet_domain::{
-    Amount, Balance, EventKind, EventMetadata, OwnerId, WalletEvent, WalletId, WalletStatus,
+    Amount, Balance, EventKind, EventMetadata, HoldId, OwnerId, WalletEvent, WalletId, WalletStatus,
 };
 
 use crate::{ApplyOutcome, ReadModel, ReadModelError, WalletListQuery, WalletView};
@@ -56,6 +56,17 @@ pub struct Streams {
 
 impl Streams {
     fn record(&mut self, wallet_id: &str, moved_cents: i64, kind: EventKind) -> RecordedEvent {
+        self.record_amount(wallet_id, moved_cents, moved_cents.abs(), kind)
+    }
+
+    /// An event whose `amount` is not what it moves (a hold's).
+    fn record_amount(
+        &mut self,
+        wallet_id: &str,
+        moved_cents: i64,
+        amount_cents: i64,
+        kind: EventKind,
+    ) -> RecordedEvent {
         let wallet_id = wallet(wallet_id);
         let (version, cents) = self.balances.entry(wallet_id.clone()).or_default();
         *version += 1;
@@ -69,7 +80,7 @@ impl Streams {
                 event_id: uuid::Uuid::new_v4(),
                 wallet_id,
                 occurred_at: start_time() + Duration::minutes(minutes),
-                amount: balance(moved_cents.abs()),
+                amount: balance(amount_cents),
                 balance_after: balance(*cents),
                 metadata: EventMetadata::default(),
                 kind,
@@ -101,6 +112,44 @@ impl Streams {
             description: None,
         };
         self.record(wallet_id, -cents, kind)
+    }
+
+    /// A hold of `cents` placed: the balance stays.
+    pub fn hold_placed(&mut self, wallet_id: &str, hold_id: &str, cents: i64) -> RecordedEvent {
+        let kind = EventKind::HoldPlaced {
+            hold_id: HoldId::parse(hold_id).expect("hold id"),
+            amount: Amount::try_from(Decimal::new(cents, 2)).expect("amount"),
+            expires_at: None,
+            description: None,
+        };
+        self.record_amount(wallet_id, 0, cents, kind)
+    }
+
+    /// `captured` cents of a hold of `held` cents taken out, the rest released.
+    pub fn hold_captured(
+        &mut self,
+        wallet_id: &str,
+        hold_id: &str,
+        captured: i64,
+        held: i64,
+    ) -> RecordedEvent {
+        let kind = EventKind::HoldCaptured {
+            hold_id: HoldId::parse(hold_id).expect("hold id"),
+            amount: Amount::try_from(Decimal::new(captured, 2)).expect("amount"),
+            released: balance(held - captured),
+            to_wallet_id: None,
+            description: None,
+        };
+        self.record(wallet_id, -captured, kind)
+    }
+
+    /// A hold of `cents` voided: the balance stays.
+    pub fn hold_voided(&mut self, wallet_id: &str, hold_id: &str, cents: i64) -> RecordedEvent {
+        let kind = EventKind::HoldVoided {
+            hold_id: HoldId::parse(hold_id).expect("hold id"),
+            amount: Amount::try_from(Decimal::new(cents, 2)).expect("amount"),
+        };
+        self.record_amount(wallet_id, 0, cents, kind)
     }
 
     /// An event that moves no money: a limit, a freeze, an unfreeze, a closing.
@@ -364,6 +413,34 @@ pub async fn limits_and_statuses_are_projected_and_kept_across_batches(
     assert_eq!(views[0].overdraft_limit, balance(5_000));
 }
 
+pub async fn held_balances_are_projected_and_a_redelivery_does_not_count_twice(
+    read_model: Arc<dyn ReadModelUnderTest>,
+) {
+    let mut streams = Streams::default();
+    streams.create("w-1", "owner-a", 10_000);
+    streams.hold_placed("w-1", "h-1", 2_500);
+    streams.hold_placed("w-1", "h-2", 1_000);
+    read_model
+        .apply(&streams.recorded, None)
+        .await
+        .expect("first batch");
+    let views = read_model.list_wallets(all_wallets()).await.expect("list");
+    assert_eq!(views[0].held_balance, balance(3_500));
+    assert_eq!(views[0].balance, balance(10_000));
+
+    let first_batch = streams.recorded.len();
+    streams.hold_captured("w-1", "h-1", 1_000, 2_500);
+    streams.hold_voided("w-1", "h-2", 1_000);
+    let second = streams.recorded[first_batch..].to_vec();
+    read_model.apply(&second, None).await.expect("second batch");
+    let redelivered = read_model.apply(&second, None).await.expect("again");
+    assert_eq!(redelivered, outcome(0, 2));
+    let views = read_model.list_wallets(all_wallets()).await.expect("list");
+    assert_eq!(views[0].held_balance, Balance::ZERO);
+    assert_eq!(views[0].balance, balance(9_000));
+    assert_eq!(views[0].version, 5);
+}
+
 /// Events of the large-batch scenario: as many as a Kafka batch brings.
 pub const LARGE_BATCH_EVENTS: usize = 500;
 
@@ -410,6 +487,7 @@ macro_rules! read_model_conformance_tests {
             lists_filter_by_owner_and_page_by_id,
             a_batch_of_hundreds_of_events_applies_in_one_call,
             limits_and_statuses_are_projected_and_kept_across_batches,
+            held_balances_are_projected_and_a_redelivery_does_not_count_twice,
         );
     };
     (@each $harness:path; $($scenario:ident),+ $(,)?) => {

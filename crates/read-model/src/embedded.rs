@@ -18,6 +18,7 @@ use crate::{ApplyOutcome, ReadModel, ReadModelError, WalletListQuery, WalletView
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/read_model_0001.sql"),
     include_str!("../../../migrations/embedded/read_model_0002.sql"),
+    include_str!("../../../migrations/embedded/read_model_0003.sql"),
 ];
 
 pub struct EmbeddedReadModel {
@@ -52,9 +53,26 @@ fn stored_version(connection: &Connection, wallet_id: &WalletId) -> rusqlite::Re
     Ok(version.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
 }
 
+/// The stored held balance plus the batch's change, exact (the column is
+/// text: SQLite's own arithmetic would go through a float).
+fn held_after(connection: &Connection, change: &WalletChange) -> rusqlite::Result<String> {
+    let stored: Option<String> = connection
+        .prepare_cached("SELECT held_balance FROM wallets WHERE wallet_id = ?1")?
+        .query_row([change.wallet_id.as_str()], |row| row.get(0))
+        .optional()?;
+    let stored = stored
+        .as_deref()
+        .and_then(|text| Decimal::from_str(text).ok())
+        .unwrap_or(Decimal::ZERO);
+    let mut held = stored + change.held_change;
+    held.rescale(wallet_domain::money::MONEY_SCALE);
+    Ok(held.to_string())
+}
+
 /// Inserts the row of a wallet the batch creates, updates the others.
 fn write_change(connection: &Connection, change: &WalletChange) -> rusqlite::Result<()> {
     let balance = change.balance.to_string();
+    let held_balance = held_after(connection, change)?;
     let overdraft_limit = change.overdraft_limit.map(|limit| limit.to_string());
     let status = change.status.map(WalletStatus::as_str);
     let updated_at = timestamp(&change.updated_at);
@@ -67,8 +85,8 @@ fn write_change(connection: &Connection, change: &WalletChange) -> rusqlite::Res
             connection
                 .prepare_cached(
                     "INSERT INTO wallets (wallet_id, owner_id, balance, created_at, updated_at, version, \
-                     overdraft_limit, status) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, COALESCE(?7, '0.00'), COALESCE(?8, 'ACTIVE'))",
+                     overdraft_limit, status, held_balance) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, COALESCE(?7, '0.00'), COALESCE(?8, 'ACTIVE'), ?9)",
                 )?
                 .execute(params![
                     change.wallet_id.as_str(),
@@ -78,14 +96,16 @@ fn write_change(connection: &Connection, change: &WalletChange) -> rusqlite::Res
                     updated_at,
                     version,
                     overdraft_limit,
-                    status
+                    status,
+                    held_balance
                 ])?;
         }
         None => {
             connection
                 .prepare_cached(
                     "UPDATE wallets SET balance = ?2, updated_at = ?3, version = ?4, \
-                     overdraft_limit = COALESCE(?5, overdraft_limit), status = COALESCE(?6, status) \
+                     overdraft_limit = COALESCE(?5, overdraft_limit), status = COALESCE(?6, status), \
+                     held_balance = ?7 \
                      WHERE wallet_id = ?1",
                 )?
                 .execute(params![
@@ -94,7 +114,8 @@ fn write_change(connection: &Connection, change: &WalletChange) -> rusqlite::Res
                     updated_at,
                     version,
                     overdraft_limit,
-                    status
+                    status,
+                    held_balance
                 ])?;
         }
     }
@@ -136,7 +157,17 @@ fn apply_batch(
     Ok(Ok(plan.outcome))
 }
 
-type WalletRow = (String, String, String, String, String, i64, String, String);
+type WalletRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+);
 
 fn wallet_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WalletRow> {
     Ok((
@@ -148,11 +179,12 @@ fn wallet_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WalletRow> {
         row.get(5)?,
         row.get(6)?,
         row.get(7)?,
+        row.get(8)?,
     ))
 }
 
 fn to_view(row: WalletRow) -> Result<WalletView, ReadModelError> {
-    let (id, owner, balance, created_at, updated_at, version, overdraft_limit, status) = row;
+    let (id, owner, balance, created_at, updated_at, version, overdraft_limit, status, held) = row;
     let corrupt = |what: &str| ReadModelError::Corrupt(format!("wallet {id}: {what}"));
     let parse_time = |text: &str| {
         DateTime::parse_from_rfc3339(text)
@@ -163,6 +195,7 @@ fn to_view(row: WalletRow) -> Result<WalletView, ReadModelError> {
         id: WalletId::parse(&id).map_err(|_| corrupt("id"))?,
         owner_id: OwnerId::parse(&owner).map_err(|_| corrupt("owner"))?,
         balance: parse_balance(&balance).ok_or_else(|| corrupt("balance"))?,
+        held_balance: parse_balance(&held).ok_or_else(|| corrupt("held balance"))?,
         overdraft_limit: parse_balance(&overdraft_limit)
             .ok_or_else(|| corrupt("overdraft limit"))?,
         status: status.parse().map_err(|_| corrupt("status"))?,
@@ -219,7 +252,7 @@ impl ReadModel for EmbeddedReadModel {
             .read(move |connection| {
                 let mut statement = connection.prepare_cached(
                     "SELECT wallet_id, owner_id, balance, created_at, updated_at, version, \
-                     overdraft_limit, status FROM wallets \
+                     overdraft_limit, status, held_balance FROM wallets \
                      WHERE (?1 IS NULL OR owner_id = ?1) AND wallet_id > ?2 \
                      ORDER BY wallet_id LIMIT ?3",
                 )?;

@@ -70,6 +70,8 @@ pub struct WalletView {
     pub owner_id: OwnerId,
     /// Below zero only within `overdraft_limit`.
     pub balance: Balance,
+    /// What the wallet's pending holds reserve.
+    pub held_balance: Balance,
     pub overdraft_limit: Balance,
     pub status: WalletStatus,
     pub created_at: DateTime<Utc>,

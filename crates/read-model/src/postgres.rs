@@ -76,6 +76,7 @@ struct Columns {
     wallet_ids: Vec<String>,
     owner_ids: Vec<String>,
     balances: Vec<Decimal>,
+    held_changes: Vec<Decimal>,
     /// `None` where the batch leaves the stored value as it is.
     overdraft_limits: Vec<Option<Decimal>>,
     statuses: Vec<Option<&'static str>>,
@@ -92,6 +93,7 @@ impl Columns {
             self.created_at.push(creation.created_at);
         }
         self.balances.push(change.balance);
+        self.held_changes.push(change.held_change);
         self.overdraft_limits.push(change.overdraft_limit);
         self.statuses.push(change.status.map(WalletStatus::as_str));
         self.updated_at.push(change.updated_at);
@@ -114,12 +116,15 @@ async fn write_changes(
     if !inserted.wallet_ids.is_empty() {
         sqlx::query(
             "INSERT INTO wallet_read_model \
-             (wallet_id, owner_id, balance, created_at, updated_at, version, overdraft_limit, status) \
+             (wallet_id, owner_id, balance, created_at, updated_at, version, overdraft_limit, status, \
+             held_balance) \
              SELECT i.wallet_id, i.owner_id, i.balance, i.created_at, i.updated_at, i.version, \
-             COALESCE(i.overdraft_limit, 0), COALESCE(i.status, 'ACTIVE') \
+             COALESCE(i.overdraft_limit, 0), COALESCE(i.status, 'ACTIVE'), i.held_change \
              FROM UNNEST($1::text[], $2::text[], $3::numeric[], \
-             $4::timestamptz[], $5::timestamptz[], $6::bigint[], $7::numeric[], $8::text[]) \
-             AS i (wallet_id, owner_id, balance, created_at, updated_at, version, overdraft_limit, status)",
+             $4::timestamptz[], $5::timestamptz[], $6::bigint[], $7::numeric[], $8::text[], \
+             $9::numeric[]) \
+             AS i (wallet_id, owner_id, balance, created_at, updated_at, version, overdraft_limit, status, \
+             held_change)",
         )
         .bind(inserted.wallet_ids)
         .bind(inserted.owner_ids)
@@ -129,6 +134,7 @@ async fn write_changes(
         .bind(inserted.versions)
         .bind(inserted.overdraft_limits)
         .bind(inserted.statuses)
+        .bind(inserted.held_changes)
         .execute(&mut *connection)
         .await?;
     }
@@ -137,10 +143,11 @@ async fn write_changes(
             "UPDATE wallet_read_model AS w \
              SET balance = u.balance, updated_at = u.updated_at, version = u.version, \
              overdraft_limit = COALESCE(u.overdraft_limit, w.overdraft_limit), \
-             status = COALESCE(u.status, w.status) \
+             status = COALESCE(u.status, w.status), \
+             held_balance = w.held_balance + u.held_change \
              FROM UNNEST($1::text[], $2::numeric[], $3::timestamptz[], $4::bigint[], \
-             $5::numeric[], $6::text[]) \
-             AS u (wallet_id, balance, updated_at, version, overdraft_limit, status) \
+             $5::numeric[], $6::text[], $7::numeric[]) \
+             AS u (wallet_id, balance, updated_at, version, overdraft_limit, status, held_change) \
              WHERE w.wallet_id = u.wallet_id",
         )
         .bind(updated.wallet_ids)
@@ -149,6 +156,7 @@ async fn write_changes(
         .bind(updated.versions)
         .bind(updated.overdraft_limits)
         .bind(updated.statuses)
+        .bind(updated.held_changes)
         .execute(&mut *connection)
         .await?;
     }
@@ -160,6 +168,7 @@ struct WalletRow {
     wallet_id: String,
     owner_id: String,
     balance: Decimal,
+    held_balance: Decimal,
     overdraft_limit: Decimal,
     status: String,
     created_at: DateTime<Utc>,
@@ -177,6 +186,8 @@ impl TryFrom<WalletRow> for WalletView {
             id: WalletId::parse(&row.wallet_id).map_err(|_| corrupt("id"))?,
             owner_id: OwnerId::parse(&row.owner_id).map_err(|_| corrupt("owner"))?,
             balance: Balance::try_from(row.balance).map_err(|_| corrupt("balance"))?,
+            held_balance: Balance::try_from(row.held_balance)
+                .map_err(|_| corrupt("held balance"))?,
             overdraft_limit: Balance::try_from(row.overdraft_limit)
                 .map_err(|_| corrupt("overdraft limit"))?,
             status: row.status.parse().map_err(|_| corrupt("status"))?,
@@ -236,8 +247,8 @@ impl ReadModel for PostgresReadModel {
     ) -> Result<Vec<WalletView>, ReadModelError> {
         let limit = to_i64(query.limit.min(LIST_LIMIT_MAX) as u64);
         let rows: Vec<WalletRow> = sqlx::query_as(
-            "SELECT wallet_id, owner_id, balance, overdraft_limit, status, created_at, updated_at, \
-             version FROM wallet_read_model \
+            "SELECT wallet_id, owner_id, balance, held_balance, overdraft_limit, status, created_at, \
+             updated_at, version FROM wallet_read_model \
              WHERE ($1::text IS NULL OR owner_id = $1) AND ($2::text IS NULL OR wallet_id > $2) \
              ORDER BY wallet_id LIMIT $3",
         )

@@ -20,6 +20,8 @@ pub(crate) struct WalletChange {
     /// Set when the batch creates the wallet: the row is inserted, otherwise updated.
     pub created: Option<Creation>,
     pub balance: Decimal,
+    /// How the batch moved the held balance (the stored one plus this is the new one).
+    pub held_change: Decimal,
     /// Set when the batch sets the overdraft limit; the stored one stays otherwise.
     pub overdraft_limit: Option<Decimal>,
     /// Set when the batch changes the status; the stored one stays otherwise.
@@ -90,6 +92,7 @@ pub(crate) fn plan(
             wallet_id: event.wallet_id.clone(),
             created,
             balance: event.balance_after.value(),
+            held_change: event.held_change(),
             overdraft_limit: event.kind.overdraft_limit().map(Balance::value),
             status: event.kind.status(),
             updated_at: event.occurred_at,
@@ -103,10 +106,12 @@ pub(crate) fn plan(
                 let created = earlier.created.take().or(change.created);
                 let overdraft_limit = change.overdraft_limit.or(earlier.overdraft_limit);
                 let status = change.status.or(earlier.status);
+                let held_change = earlier.held_change + change.held_change;
                 *earlier = WalletChange {
                     created,
                     overdraft_limit,
                     status,
+                    held_change,
                     ..change
                 };
             }

@@ -16,7 +16,7 @@ use event_store::RecordedEvent;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{
-    Amount, Balance, Description, EventKind, EventMetadata, OwnerId, WalletEvent, WalletId,
+    Amount, Balance, Description, EventKind, EventMetadata, HoldId, OwnerId, WalletEvent, WalletId,
 };
 
 use crate::{
@@ -670,6 +670,64 @@ pub async fn a_batch_larger_than_one_bulk_request_is_indexed_whole(index: Arc<dy
     );
 }
 
+/// Hold events are transactions of their own types: a hold placed shows the
+/// amount held and the balance unchanged, a capture the amount taken and
+/// the balance after it.
+pub async fn hold_events_are_transactions_in_the_history(index: Arc<dyn SearchIndex>) {
+    index.ensure_indices().await.expect("ensure_indices");
+    let hold_id = HoldId::parse("hold-7").expect("hold id");
+    let event = |position, kind, moved: &str, after: &str| {
+        recorded(EventAt {
+            position,
+            stream_version: position,
+            wallet_id: WALLET_A,
+            occurred_at: day(1) + Duration::minutes(i64::try_from(position).expect("small")),
+            amount: balance(moved),
+            balance_after: balance(after),
+            kind,
+        })
+    };
+    let events = vec![
+        created(1, WALLET_A, OWNER_A, day(1), "100.00"),
+        event(
+            2,
+            EventKind::HoldPlaced {
+                hold_id: hold_id.clone(),
+                amount: amount("25.00"),
+                expires_at: None,
+                description: description("Hotel"),
+            },
+            "25.00",
+            "100.00",
+        ),
+        event(
+            3,
+            EventKind::HoldCaptured {
+                hold_id: hold_id.clone(),
+                amount: amount("10.00"),
+                released: balance("15.00"),
+                to_wallet_id: None,
+                description: None,
+            },
+            "10.00",
+            "90.00",
+        ),
+    ];
+    index.index_batch(&events).await.expect("indexed");
+    let history = index
+        .wallet_transactions(&wallet(WALLET_A), None, 0)
+        .await
+        .expect("history");
+    assert_eq!(
+        types(&history),
+        ["HoldCaptured", "HoldPlaced", "WalletCreated"]
+    );
+    assert_eq!(amounts(&history), ["10.00", "25.00", "100.00"]);
+    assert_eq!(history.items[1].balance_after.to_string(), "100.00");
+    assert_eq!(history.items[0].balance_after.to_string(), "90.00");
+    assert_eq!(history.items[1].description.as_deref(), Some("Hotel"));
+}
+
 /// One `#[tokio::test]` per scenario, each calling `$harness(scenario)`.
 #[macro_export]
 macro_rules! search_index_conformance_tests {
@@ -685,6 +743,7 @@ macro_rules! search_index_conformance_tests {
             an_event_of_a_wallet_never_created_is_refused_for_a_retry,
             a_later_batch_finds_the_owner_of_an_earlier_one,
             a_batch_larger_than_one_bulk_request_is_indexed_whole,
+            hold_events_are_transactions_in_the_history,
         );
     };
     (@each $harness:path; $($scenario:ident),+ $(,)?) => {

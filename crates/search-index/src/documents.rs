@@ -375,9 +375,12 @@ mod tests {
             | EventKind::WalletDebited { amount, .. }
             | EventKind::TransferSent { amount, .. }
             | EventKind::TransferReceived { amount, .. }
-            | EventKind::TransferReversed { amount, .. } => {
-                Balance::try_from(amount.value()).expect("amount is a balance")
-            }
+            | EventKind::TransferReversed { amount, .. }
+            | EventKind::HoldPlaced { amount, .. }
+            | EventKind::HoldCaptured { amount, .. }
+            | EventKind::HoldCaptureReceived { amount, .. }
+            | EventKind::HoldVoided { amount, .. }
+            | EventKind::HoldExpired { amount, .. } => Balance::from(*amount),
         };
         RecordedEvent {
             position: version * 10,

@@ -504,6 +504,14 @@ impl TransferProcess {
                         reason: format!("a step without a key was refused for key {key:?}"),
                     })
                 }
+                Err(AppendError::HoldIdTaken(hold_id)) => {
+                    return Err(ProcessError::Corrupt {
+                        transfer_id,
+                        reason: format!(
+                            "a step that places no hold was refused for hold {hold_id}"
+                        ),
+                    })
+                }
             }
         }
         Err(ProcessError::Contended {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::event::EventMetadata;
-use crate::ids::{Description, OwnerId, WalletId};
+use crate::ids::{Description, HoldId, OwnerId, WalletId};
 use crate::money::{Amount, Balance};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,12 +51,48 @@ pub enum CommandKind {
     /// Stops money going out until [`CommandKind::Unfreeze`].
     Freeze,
     Unfreeze,
-    /// Ends the wallet for good; only at a zero balance.
+    /// Ends the wallet for good; only at a zero balance with no pending hold.
     Close,
+    /// Reserves `amount` of the available balance until the hold is
+    /// captured, voided or `expires_at` (which must be after the command's
+    /// `issued_at`).
+    PlaceHold {
+        hold_id: HoldId,
+        amount: Amount,
+        expires_at: Option<DateTime<Utc>>,
+        description: Option<Description>,
+    },
+    /// Takes `amount` (default: all of it) of a pending hold out of the
+    /// wallet, releasing the rest; to `to_wallet_id` when given, decided
+    /// with its receiving half by [`crate::decide_capture`].
+    CaptureHold {
+        hold_id: HoldId,
+        amount: Option<Amount>,
+        to_wallet_id: Option<WalletId>,
+        description: Option<Description>,
+    },
+    /// The receiving half of a capture to this wallet.
+    ReceiveCapture {
+        hold_id: HoldId,
+        from_wallet_id: WalletId,
+        amount: Amount,
+        description: Option<Description>,
+    },
+    /// Releases a pending hold.
+    VoidHold {
+        hold_id: HoldId,
+    },
+    /// Releases a pending hold whose `expires_at` is at or before the
+    /// command's `issued_at` (what the expiry sweeper sends).
+    ExpireHold {
+        hold_id: HoldId,
+    },
 }
 
 /// A command addressed to one wallet, with what is needed to stamp its event:
 /// the event id and the time are chosen by the caller so `decide` stays pure.
+/// `issued_at` is also the clock of hold expiry: a pending hold whose
+/// `expires_at` is at or before it no longer counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
     pub wallet_id: WalletId,

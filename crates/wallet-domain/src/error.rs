@@ -4,7 +4,8 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::WalletId;
+use crate::hold::HoldStatus;
+use crate::ids::{HoldId, WalletId};
 
 /// A value that could not be parsed into a domain type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +53,8 @@ pub enum DomainError {
     WalletNotFrozen(WalletId),
     #[error("Wallet {0} is closed: it refuses every change")]
     WalletClosed(WalletId),
+    #[error("Wallet {wallet_id} cannot be closed: it has {count} pending hold(s)")]
+    WalletHasPendingHolds { wallet_id: WalletId, count: usize },
     #[error("Wallet {wallet_id} cannot be closed: its balance is {balance}, not 0.00")]
     WalletNotEmpty {
         wallet_id: WalletId,
@@ -65,4 +68,27 @@ pub enum DomainError {
         requested: Decimal,
         available: Decimal,
     },
+    /// A hold id the wallet already has (the directory refuses one used on
+    /// any other wallet).
+    #[error("Hold {0} already exists")]
+    HoldAlreadyExists(HoldId),
+    /// An expiry asked of a pending hold before its `expiresAt`.
+    #[error("Hold {0} has not expired yet")]
+    HoldNotDue(HoldId),
+    /// Capturing or voiding a hold that is no longer pending. `status` is
+    /// what it became when the decision knows it (an expiry it just found),
+    /// `None` when it was settled before.
+    #[error("Hold {hold_id} is not PENDING{}", status.map(|status| format!(": it is {status}")).unwrap_or_else(|| ": it was captured, voided or expired".to_owned()))]
+    HoldNotPending {
+        hold_id: HoldId,
+        status: Option<HoldStatus>,
+    },
+    #[error("Cannot capture {requested} of hold {hold_id}: it holds {held}")]
+    CaptureExceedsHold {
+        hold_id: HoldId,
+        held: Decimal,
+        requested: Decimal,
+    },
+    #[error("expiresAt must be in the future")]
+    HoldExpiryNotInFuture(HoldId),
 }

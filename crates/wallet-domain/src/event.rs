@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::ids::{Description, OwnerId, WalletId};
+use crate::ids::{Description, HoldId, OwnerId, WalletId};
 use crate::money::{Amount, Balance};
 use crate::status::WalletStatus;
 
@@ -72,6 +72,36 @@ pub enum EventKind {
     WalletUnfrozen,
     /// Every change is refused from now on. Moves no money.
     WalletClosed,
+    /// `amount` is reserved: out of the available balance, still in the
+    /// balance, until the hold is captured, voided or expires.
+    HoldPlaced {
+        hold_id: HoldId,
+        amount: Amount,
+        /// When the hold stops counting; `None`: never.
+        expires_at: Option<DateTime<Utc>>,
+        description: Option<Description>,
+    },
+    /// `amount` of the hold leaves the wallet (a debit, or to `to_wallet_id`,
+    /// whose receiving event is [`EventKind::HoldCaptureReceived`]); the
+    /// hold's `released` rest is available again.
+    HoldCaptured {
+        hold_id: HoldId,
+        amount: Amount,
+        released: Balance,
+        to_wallet_id: Option<WalletId>,
+        description: Option<Description>,
+    },
+    /// The money a capture to this wallet brought, from `from_wallet_id`'s hold.
+    HoldCaptureReceived {
+        hold_id: HoldId,
+        from_wallet_id: WalletId,
+        amount: Amount,
+        description: Option<Description>,
+    },
+    /// The whole hold, `amount`, is available again. Moves no money.
+    HoldVoided { hold_id: HoldId, amount: Amount },
+    /// The hold passed its `expires_at`: `amount` is available again. Moves no money.
+    HoldExpired { hold_id: HoldId, amount: Amount },
 }
 
 impl EventKind {
@@ -87,6 +117,37 @@ impl EventKind {
             EventKind::WalletFrozen => "WalletFrozen",
             EventKind::WalletUnfrozen => "WalletUnfrozen",
             EventKind::WalletClosed => "WalletClosed",
+            EventKind::HoldPlaced { .. } => "HoldPlaced",
+            EventKind::HoldCaptured { .. } => "HoldCaptured",
+            EventKind::HoldCaptureReceived { .. } => "HoldCaptureReceived",
+            EventKind::HoldVoided { .. } => "HoldVoided",
+            EventKind::HoldExpired { .. } => "HoldExpired",
+        }
+    }
+
+    /// The hold a hold event is about.
+    pub fn hold_id(&self) -> Option<&HoldId> {
+        match self {
+            EventKind::HoldPlaced { hold_id, .. }
+            | EventKind::HoldCaptured { hold_id, .. }
+            | EventKind::HoldCaptureReceived { hold_id, .. }
+            | EventKind::HoldVoided { hold_id, .. }
+            | EventKind::HoldExpired { hold_id, .. } => Some(hold_id),
+            _ => None,
+        }
+    }
+
+    /// How much the event takes out of the wallet's held balance: a hold's
+    /// whole amount when it is captured, voided or expires.
+    pub fn hold_settled(&self) -> Option<Balance> {
+        match self {
+            EventKind::HoldCaptured {
+                amount, released, ..
+            } => Balance::from(*amount).checked_plus(*released),
+            EventKind::HoldVoided { amount, .. } | EventKind::HoldExpired { amount, .. } => {
+                Some(Balance::from(*amount))
+            }
+            _ => None,
         }
     }
 
@@ -106,21 +167,29 @@ impl EventKind {
             | EventKind::OverdraftLimitSet { .. }
             | EventKind::WalletFrozen
             | EventKind::WalletUnfrozen
-            | EventKind::WalletClosed => None,
+            | EventKind::WalletClosed
+            | EventKind::HoldVoided { .. }
+            | EventKind::HoldExpired { .. } => None,
             EventKind::WalletCredited { description, .. }
             | EventKind::WalletDebited { description, .. }
             | EventKind::TransferSent { description, .. }
-            | EventKind::TransferReceived { description, .. } => description.as_ref(),
+            | EventKind::TransferReceived { description, .. }
+            | EventKind::HoldPlaced { description, .. }
+            | EventKind::HoldCaptured { description, .. }
+            | EventKind::HoldCaptureReceived { description, .. } => description.as_ref(),
         }
     }
 
     /// The other wallet of a transfer: the payee for the paying half and its
-    /// reversal, the payer for the receiving half.
+    /// reversal, the payer for the receiving half; likewise for a capture to
+    /// another wallet and its receiving event.
     pub fn counterparty(&self) -> Option<&WalletId> {
         match self {
             EventKind::TransferSent { to_wallet_id, .. }
             | EventKind::TransferReversed { to_wallet_id, .. } => Some(to_wallet_id),
-            EventKind::TransferReceived { from_wallet_id, .. } => Some(from_wallet_id),
+            EventKind::TransferReceived { from_wallet_id, .. }
+            | EventKind::HoldCaptureReceived { from_wallet_id, .. } => Some(from_wallet_id),
+            EventKind::HoldCaptured { to_wallet_id, .. } => to_wallet_id.as_ref(),
             _ => None,
         }
     }
@@ -156,7 +225,10 @@ pub struct WalletEvent {
     pub wallet_id: WalletId,
     pub occurred_at: DateTime<Utc>,
     /// The amount the event moved; for a creation, the opening balance; zero
-    /// for an event that moves no money (a limit, a freeze, a closing).
+    /// for an event that moves no money (a limit, a freeze, a closing); for
+    /// a hold's placing, void or expiry the amount held or released (the
+    /// balance stays: see [`WalletEvent::signed_amount`]); for a capture the
+    /// amount captured.
     pub amount: Balance,
     pub balance_after: Balance,
     pub metadata: EventMetadata,
@@ -168,13 +240,29 @@ impl WalletEvent {
         self.kind.type_name()
     }
 
-    /// The amount with its sign as seen from this wallet: money in is positive.
+    /// How the event moved the balance, as seen from this wallet: money in
+    /// is positive, money out negative; zero for a hold placed, voided or
+    /// expired (it moves money between available and held, not the balance).
     pub fn signed_amount(&self) -> Decimal {
         match self.kind {
-            EventKind::WalletDebited { .. } | EventKind::TransferSent { .. } => {
-                -self.amount.value()
-            }
+            EventKind::WalletDebited { .. }
+            | EventKind::TransferSent { .. }
+            | EventKind::HoldCaptured { .. } => -self.amount.value(),
+            EventKind::HoldPlaced { .. }
+            | EventKind::HoldVoided { .. }
+            | EventKind::HoldExpired { .. } => Decimal::ZERO,
             _ => self.amount.value(),
+        }
+    }
+
+    /// How the event moved the wallet's held balance: up by a hold placed,
+    /// down by a hold's whole amount when it is captured, voided or expires.
+    pub fn held_change(&self) -> Decimal {
+        match &self.kind {
+            EventKind::HoldPlaced { amount, .. } => amount.value(),
+            kind => kind
+                .hold_settled()
+                .map_or(Decimal::ZERO, |settled| -settled.value()),
         }
     }
 
@@ -231,6 +319,13 @@ struct EventWire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     counterparty_wallet_id: Option<WalletId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    hold_id: Option<HoldId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<DateTime<Utc>>,
+    /// A capture's released rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    released_amount: Option<Balance>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     description: Option<Description>,
     metadata: MetadataWire,
 }
@@ -264,6 +359,15 @@ impl From<&WalletEvent> for EventWire {
             owner_id,
             overdraft_limit: event.kind.overdraft_limit(),
             counterparty_wallet_id: event.kind.counterparty().cloned(),
+            hold_id: event.kind.hold_id().cloned(),
+            expires_at: match &event.kind {
+                EventKind::HoldPlaced { expires_at, .. } => *expires_at,
+                _ => None,
+            },
+            released_amount: match &event.kind {
+                EventKind::HoldCaptured { released, .. } => Some(*released),
+                _ => None,
+            },
             description: event.kind.description().cloned(),
             metadata: MetadataWire {
                 idempotency_key: event.metadata.idempotency_key.clone(),
@@ -308,6 +412,7 @@ impl TryFrom<EventWire> for WalletEvent {
                 .clone()
                 .ok_or_else(|| missing("counterpartyWalletId"))
         };
+        let hold_id = || wire.hold_id.clone().ok_or_else(|| missing("holdId"));
         let description = wire.description.clone();
         let kind = match wire.event_type.as_str() {
             "WalletCreated" => EventKind::WalletCreated {
@@ -347,6 +452,35 @@ impl TryFrom<EventWire> for WalletEvent {
             "WalletFrozen" => EventKind::WalletFrozen,
             "WalletUnfrozen" => EventKind::WalletUnfrozen,
             "WalletClosed" => EventKind::WalletClosed,
+            "HoldPlaced" => EventKind::HoldPlaced {
+                hold_id: hold_id()?,
+                amount: moved()?,
+                expires_at: wire.expires_at,
+                description,
+            },
+            "HoldCaptured" => EventKind::HoldCaptured {
+                hold_id: hold_id()?,
+                amount: moved()?,
+                released: wire
+                    .released_amount
+                    .ok_or_else(|| missing("releasedAmount"))?,
+                to_wallet_id: wire.counterparty_wallet_id.clone(),
+                description,
+            },
+            "HoldCaptureReceived" => EventKind::HoldCaptureReceived {
+                hold_id: hold_id()?,
+                from_wallet_id: counterparty()?,
+                amount: moved()?,
+                description,
+            },
+            "HoldVoided" => EventKind::HoldVoided {
+                hold_id: hold_id()?,
+                amount: moved()?,
+            },
+            "HoldExpired" => EventKind::HoldExpired {
+                hold_id: hold_id()?,
+                amount: moved()?,
+            },
             other => return Err(EventDecodeError::UnknownType(other.to_owned())),
         };
         Ok(WalletEvent {

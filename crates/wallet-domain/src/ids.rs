@@ -8,6 +8,8 @@ use crate::error::ValidationError;
 
 pub const IDENTIFIER_LENGTH_MAX: usize = 64;
 pub const DESCRIPTION_LENGTH_MAX: usize = 500;
+/// Longest hold id, in characters: the rule of a ledger reference id.
+pub const HOLD_ID_LENGTH_MAX: usize = IDENTIFIER_LENGTH_MAX * 2;
 
 fn parse_identifier(field: &'static str, raw: &str) -> Result<String, ValidationError> {
     if raw.is_empty() {
@@ -76,6 +78,52 @@ macro_rules! identifier {
 
 identifier!(WalletId, "walletId");
 identifier!(OwnerId, "ownerId");
+
+/// The id of a hold: 1 to [`HOLD_ID_LENGTH_MAX`] characters, none of them a
+/// control character (the rule of a ledger reference id, which a hold's id
+/// becomes). Unique across every wallet: the event store's hold directory
+/// keeps it so.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HoldId(String);
+
+impl HoldId {
+    /// A hold id, the error naming `holdId`.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let fits = !raw.is_empty() && raw.chars().count() <= HOLD_ID_LENGTH_MAX;
+        if fits && !raw.chars().any(char::is_control) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(ValidationError::new(
+                "holdId",
+                format!("must be 1 to {HOLD_ID_LENGTH_MAX} characters, none a control character"),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for HoldId {
+    type Error = ValidationError;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<HoldId> for String {
+    fn from(id: HoldId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for HoldId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// Free text a client attaches to an operation: at most
 /// [`DESCRIPTION_LENGTH_MAX`] characters, none of them a control character
@@ -180,6 +228,20 @@ mod tests {
         let stored: Description =
             serde_json::from_str("\"old\\u0000event\"").expect("stored events stay readable");
         assert_eq!(stored.as_str(), "old\u{0}event");
+    }
+
+    #[test]
+    fn a_hold_id_is_any_text_without_control_characters_up_to_its_length() {
+        assert!(HoldId::parse("h-1 / Ä").is_ok());
+        assert!(HoldId::parse(&"h".repeat(HOLD_ID_LENGTH_MAX)).is_ok());
+        for refused in [
+            String::new(),
+            "h".repeat(HOLD_ID_LENGTH_MAX + 1),
+            "a\nb".into(),
+        ] {
+            let error = HoldId::parse(&refused).expect_err("refused");
+            assert_eq!(error.field, "holdId");
+        }
     }
 
     #[test]

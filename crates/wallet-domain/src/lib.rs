@@ -8,6 +8,7 @@
 pub mod command;
 pub mod error;
 pub mod event;
+pub mod hold;
 pub mod ids;
 pub mod money;
 pub mod status;
@@ -18,9 +19,11 @@ pub mod wallet;
 pub use command::{Command, CommandKind};
 pub use error::{DomainError, ValidationError};
 pub use event::{EventDecodeError, EventKind, EventMetadata, WalletEvent, EVENT_SCHEMA_VERSION};
-pub use ids::{Description, OwnerId, WalletId, IDENTIFIER_LENGTH_MAX};
+pub use hold::{hold_after, holds_in, Hold, HoldStatus, PendingHold, UnknownHoldStatus};
+pub use ids::{Description, HoldId, OwnerId, WalletId, HOLD_ID_LENGTH_MAX, IDENTIFIER_LENGTH_MAX};
 pub use money::{Amount, Balance};
 pub use status::{UnknownWalletStatus, WalletStatus};
 pub use wallet::{
-    continues, decide, decide_transfer, evolve, replay, replay_as_of, AsOf, Wallet, WalletState,
+    capture_received, continues, decide, decide_capture, decide_transfer, evolve, replay,
+    replay_as_of, AsOf, Wallet, WalletState,
 };

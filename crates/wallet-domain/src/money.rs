@@ -120,6 +120,20 @@ impl Balance {
             .checked_sub(amount.0)
             .map(|difference| Balance(with_money_scale(difference)))
     }
+
+    /// `self + other`, `None` out of the range a `Decimal` holds exactly.
+    pub fn checked_plus(self, other: Balance) -> Option<Balance> {
+        self.0
+            .checked_add(other.0)
+            .map(|sum| Balance(with_money_scale(sum)))
+    }
+
+    /// `self − other`, held at the bounds of a `Decimal` rather than
+    /// overflowing (a balance and a held balance are far inside them); it
+    /// may be negative (an available balance within an overdraft).
+    pub fn saturating_minus(self, other: Balance) -> Balance {
+        Balance(with_money_scale(self.0.saturating_sub(other.0)))
+    }
 }
 
 impl TryFrom<Decimal> for Balance {
@@ -127,6 +141,13 @@ impl TryFrom<Decimal> for Balance {
     /// Any balance at the money scale, negative included (an overdrawn wallet's).
     fn try_from(value: Decimal) -> Result<Self, Self::Error> {
         check_scale("balance", value).map(Self)
+    }
+}
+
+/// An amount is a balance (positive, at the money scale, within range).
+impl From<Amount> for Balance {
+    fn from(amount: Amount) -> Balance {
+        Balance(amount.0)
     }
 }
 

@@ -1,16 +1,26 @@
 //! The wallet aggregate and its two pure functions.
 //!
-//! The invariant: a wallet's available balance never goes below −its
-//! overdraft limit. Only money out (debits, transfers out) is checked
-//! against it; money in, and a reversal that gives a transfer back, only
-//! raise the balance.
+//! The invariant: a wallet's available balance (its balance minus what its
+//! pending holds reserve) never goes below −its overdraft limit. Only money
+//! out (debits, transfers out, new holds) is checked against it; money in, a
+//! reversal that gives a transfer back, and a hold captured, voided or
+//! expired only raise the available balance.
+//!
+//! Hold expiry is decided from the log and the command's `issued_at`: every
+//! command on a wallet first expires its pending holds due at that clock
+//! (their `HoldExpired` events come before the command's own), so a replay
+//! decides the same, and nothing counts a hold past its `expires_at`.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use crate::command::{Command, CommandKind};
 use crate::error::DomainError;
 use crate::event::{EventKind, WalletEvent};
-use crate::ids::{OwnerId, WalletId};
+use crate::hold::{HoldStatus, PendingHold};
+use crate::ids::{HoldId, OwnerId, WalletId};
 use crate::money::{Amount, Balance};
 use crate::status::WalletStatus;
 
@@ -28,12 +38,17 @@ pub struct Wallet {
     pub updated_at: DateTime<Utc>,
     /// Number of events in the wallet's stream: 1 after creation.
     pub version: u64,
+    /// The pending holds, by id (settled ones are only in the stream).
+    pub holds: BTreeMap<HoldId, PendingHold>,
+    /// The sum of the pending holds' amounts.
+    pub held_balance: Balance,
 }
 
 impl Wallet {
-    /// What the wallet may spend before its overdraft: the balance.
+    /// What the wallet may spend before its overdraft: the balance minus
+    /// what its pending holds reserve.
     pub fn available_balance(&self) -> Balance {
-        self.balance
+        self.balance.saturating_minus(self.held_balance)
     }
 
     /// The invariant every event keeps: available balance ≥ −overdraft limit.
@@ -75,8 +90,93 @@ enum Needs {
     Active,
 }
 
-/// Decides which events a command produces, or why it is refused.
+/// Decides which events a command produces, or why it is refused: first the
+/// expiry of every pending hold due at the command's `issued_at`, then the
+/// command's own event, decided on the state those expiries leave.
 pub fn decide(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>, DomainError> {
+    let mut events = expiries_due(state, command);
+    // Folded anew only when something expired: the common path clones nothing.
+    let expired_state;
+    let current = if events.is_empty() {
+        state
+    } else {
+        expired_state = events.iter().fold(state.clone(), evolve);
+        &expired_state
+    };
+    if let CommandKind::CaptureHold { hold_id, .. } | CommandKind::VoidHold { hold_id } =
+        &command.kind
+    {
+        if events
+            .iter()
+            .any(|event| event.kind.hold_id() == Some(hold_id))
+        {
+            return Err(DomainError::HoldNotPending {
+                hold_id: hold_id.clone(),
+                status: Some(HoldStatus::Expired),
+            });
+        }
+    }
+    if let CommandKind::ExpireHold { hold_id } = &command.kind {
+        return expiry_asked(current, &command.wallet_id, hold_id, events);
+    }
+    events.extend(decide_now(current, command)?);
+    Ok(events)
+}
+
+/// The `HoldExpired` events of the wallet's pending holds due at the
+/// command's clock, each with an id derived from the command's and the hold's.
+fn expiries_due(state: &WalletState, command: &Command) -> Vec<WalletEvent> {
+    let Some(wallet) = state.wallet() else {
+        return Vec::new();
+    };
+    wallet
+        .holds
+        .iter()
+        .filter(|(_, hold)| hold.is_due(command.issued_at))
+        .map(|(hold_id, hold)| WalletEvent {
+            event_id: Uuid::new_v5(&command.event_id, hold_id.as_str().as_bytes()),
+            wallet_id: wallet.id.clone(),
+            occurred_at: command.issued_at,
+            amount: Balance::from(hold.amount),
+            balance_after: wallet.balance,
+            metadata: command.metadata.clone(),
+            kind: EventKind::HoldExpired {
+                hold_id: hold_id.clone(),
+                amount: hold.amount,
+            },
+        })
+        .collect()
+}
+
+/// The answer to `ExpireHold`: the expiries due (which must include the
+/// hold), or why there is nothing to expire.
+fn expiry_asked(
+    current: &WalletState,
+    wallet_id: &WalletId,
+    hold_id: &HoldId,
+    expired: Vec<WalletEvent>,
+) -> Result<Vec<WalletEvent>, DomainError> {
+    if expired
+        .iter()
+        .any(|event| event.kind.hold_id() == Some(hold_id))
+    {
+        return Ok(expired);
+    }
+    let wallet = current
+        .wallet()
+        .ok_or_else(|| DomainError::WalletNotFound(wallet_id.clone()))?;
+    if wallet.holds.contains_key(hold_id) {
+        Err(DomainError::HoldNotDue(hold_id.clone()))
+    } else {
+        Err(DomainError::HoldNotPending {
+            hold_id: hold_id.clone(),
+            status: None,
+        })
+    }
+}
+
+/// The command's own events on a state with no hold due.
+fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>, DomainError> {
     let wallet_id = &command.wallet_id;
     let event = |amount: Balance, balance_after: Balance, kind: EventKind| WalletEvent {
         event_id: command.event_id,
@@ -225,6 +325,12 @@ pub fn decide(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
         }
         CommandKind::Close => {
             let wallet = open(Needs::NotClosed)?;
+            if !wallet.holds.is_empty() {
+                return Err(DomainError::WalletHasPendingHolds {
+                    wallet_id: wallet_id.clone(),
+                    count: wallet.holds.len(),
+                });
+            }
             if !wallet.balance.value().is_zero() {
                 return Err(DomainError::WalletNotEmpty {
                     wallet_id: wallet_id.clone(),
@@ -233,7 +339,117 @@ pub fn decide(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
             }
             unmoved(wallet, EventKind::WalletClosed)
         }
+        CommandKind::PlaceHold {
+            hold_id,
+            amount,
+            expires_at,
+            description,
+        } => {
+            let wallet = open(Needs::Active)?;
+            if expires_at.is_some_and(|expires_at| expires_at <= command.issued_at) {
+                return Err(DomainError::HoldExpiryNotInFuture(hold_id.clone()));
+            }
+            if wallet.holds.contains_key(hold_id) {
+                return Err(DomainError::HoldAlreadyExists(hold_id.clone()));
+            }
+            check_available(wallet, amount)?;
+            wallet
+                .held_balance
+                .checked_add(*amount)
+                .ok_or_else(|| DomainError::BalanceOverflow(wallet_id.clone()))?;
+            Ok(vec![event(
+                Balance::from(*amount),
+                wallet.balance,
+                EventKind::HoldPlaced {
+                    hold_id: hold_id.clone(),
+                    amount: *amount,
+                    expires_at: *expires_at,
+                    description: description.clone(),
+                },
+            )])
+        }
+        CommandKind::CaptureHold {
+            hold_id,
+            amount,
+            to_wallet_id,
+            description,
+        } => {
+            let wallet = open(Needs::Active)?;
+            let hold = pending(wallet, hold_id)?;
+            if to_wallet_id.as_ref() == Some(wallet_id) {
+                return Err(DomainError::SameWalletTransfer(wallet_id.clone()));
+            }
+            let captured = amount.unwrap_or(hold.amount);
+            if captured > hold.amount {
+                return Err(DomainError::CaptureExceedsHold {
+                    hold_id: hold_id.clone(),
+                    held: hold.amount.value(),
+                    requested: captured.value(),
+                });
+            }
+            let overflow = || DomainError::BalanceOverflow(wallet_id.clone());
+            let released = Balance::from(hold.amount)
+                .checked_sub(captured)
+                .ok_or_else(overflow)?;
+            let balance_after = wallet.balance.checked_sub(captured).ok_or_else(overflow)?;
+            Ok(vec![event(
+                Balance::from(captured),
+                balance_after,
+                EventKind::HoldCaptured {
+                    hold_id: hold_id.clone(),
+                    amount: captured,
+                    released,
+                    to_wallet_id: to_wallet_id.clone(),
+                    description: description.clone(),
+                },
+            )])
+        }
+        CommandKind::ReceiveCapture {
+            hold_id,
+            from_wallet_id,
+            amount,
+            description,
+        } => {
+            if from_wallet_id == wallet_id {
+                return Err(DomainError::SameWalletTransfer(wallet_id.clone()));
+            }
+            moved(
+                amount,
+                credited(open(Needs::NotClosed)?, amount)?,
+                EventKind::HoldCaptureReceived {
+                    hold_id: hold_id.clone(),
+                    from_wallet_id: from_wallet_id.clone(),
+                    amount: *amount,
+                    description: description.clone(),
+                },
+            )
+        }
+        CommandKind::VoidHold { hold_id } => {
+            let wallet = open(Needs::NotClosed)?;
+            let hold = pending(wallet, hold_id)?;
+            Ok(vec![event(
+                Balance::from(hold.amount),
+                wallet.balance,
+                EventKind::HoldVoided {
+                    hold_id: hold_id.clone(),
+                    amount: hold.amount,
+                },
+            )])
+        }
+        // Answered by `decide`, which holds the expiries due.
+        CommandKind::ExpireHold { hold_id } => Err(DomainError::HoldNotDue(hold_id.clone())),
     }
+}
+
+/// The wallet's pending hold of that id.
+fn pending<'a>(wallet: &'a Wallet, hold_id: &HoldId) -> Result<&'a PendingHold, DomainError> {
+    wallet
+        .holds
+        .get(hold_id)
+        .ok_or_else(|| DomainError::HoldNotPending {
+            hold_id: hold_id.clone(),
+            status: None,
+        })
 }
 
 /// Decides both halves of a transfer as one decision: one wallet on both
@@ -247,15 +463,82 @@ pub fn decide_transfer(
     payee: &WalletState,
     received: &Command,
 ) -> Result<(Vec<WalletEvent>, Vec<WalletEvent>), DomainError> {
-    if sent.wallet_id == received.wallet_id {
-        return Err(DomainError::SameWalletTransfer(sent.wallet_id.clone()));
+    both_wallets((payer, &sent.wallet_id), (payee, &received.wallet_id))?;
+    Ok((decide(payer, sent)?, decide(payee, received)?))
+}
+
+/// Decides a capture of a hold as one decision over both wallets, by the
+/// rules of [`decide_transfer`]: with a `to_wallet_id`, the payer's
+/// `HoldCaptured` and the payee's `HoldCaptureReceived` of the amount
+/// captured (its event id derived from the capture's, caused by it);
+/// without one, the payer's events and none for `payee`, which is ignored.
+pub fn decide_capture(
+    payer: &WalletState,
+    capture: &Command,
+    payee: &WalletState,
+) -> Result<(Vec<WalletEvent>, Vec<WalletEvent>), DomainError> {
+    let CommandKind::CaptureHold {
+        to_wallet_id: Some(to_wallet_id),
+        ..
+    } = &capture.kind
+    else {
+        return Ok((decide(payer, capture)?, Vec::new()));
+    };
+    both_wallets((payer, &capture.wallet_id), (payee, to_wallet_id))?;
+    let sent = decide(payer, capture)?;
+    let received = match sent.iter().find_map(capture_received) {
+        Some(received) => decide(payee, &received)?,
+        None => Vec::new(),
+    };
+    Ok((sent, received))
+}
+
+/// The receiving half of a capture to another wallet, from its
+/// `HoldCaptured` event (`None` for any other event, or a capture that was a
+/// debit), at the same time, with the same metadata, caused by it: its event
+/// id is derived from the capture's, so a step replayed after a crash finds it.
+pub fn capture_received(captured: &WalletEvent) -> Option<Command> {
+    let EventKind::HoldCaptured {
+        hold_id,
+        amount,
+        to_wallet_id: Some(to_wallet_id),
+        description,
+        ..
+    } = &captured.kind
+    else {
+        return None;
+    };
+    Some(Command {
+        wallet_id: to_wallet_id.clone(),
+        kind: CommandKind::ReceiveCapture {
+            hold_id: hold_id.clone(),
+            from_wallet_id: captured.wallet_id.clone(),
+            amount: *amount,
+            description: description.clone(),
+        },
+        event_id: Uuid::new_v5(&captured.event_id, b"received"),
+        issued_at: captured.occurred_at,
+        metadata: crate::event::EventMetadata {
+            causation_id: Some(captured.event_id.to_string()),
+            ..captured.metadata.clone()
+        },
+    })
+}
+
+/// What a decision over two wallets needs first: two wallets, both there.
+fn both_wallets(
+    payer: (&WalletState, &WalletId),
+    payee: (&WalletState, &WalletId),
+) -> Result<(), DomainError> {
+    if payer.1 == payee.1 {
+        return Err(DomainError::SameWalletTransfer(payer.1.clone()));
     }
-    for (state, command) in [(payer, sent), (payee, received)] {
+    for (state, wallet_id) in [payer, payee] {
         if state.wallet().is_none() {
-            return Err(DomainError::WalletNotFound(command.wallet_id.clone()));
+            return Err(DomainError::WalletNotFound(wallet_id.clone()));
         }
     }
-    Ok((decide(payer, sent)?, decide(payee, received)?))
+    Ok(())
 }
 
 /// The wallet, when its status allows what the operation needs.
@@ -277,34 +560,98 @@ fn credited(wallet: &Wallet, amount: &Amount) -> Result<Balance, DomainError> {
 /// The balance after taking `amount` out, if the available balance stays at
 /// or above −overdraft limit.
 fn debited(wallet: &Wallet, amount: &Amount) -> Result<Balance, DomainError> {
-    let available = wallet.available_balance();
-    let insufficient = || DomainError::InsufficientFunds {
+    check_available(wallet, amount)?;
+    wallet
+        .balance
+        .checked_sub(*amount)
+        .ok_or_else(|| insufficient(wallet, amount))
+}
+
+/// Whether `amount` may leave (or be held on) the wallet: its available
+/// balance stays at or above −overdraft limit.
+fn check_available(wallet: &Wallet, amount: &Amount) -> Result<(), DomainError> {
+    let available_after = wallet
+        .available_balance()
+        .checked_sub(*amount)
+        .ok_or_else(|| insufficient(wallet, amount))?;
+    if available_after.value() < -wallet.overdraft_limit.value() {
+        return Err(insufficient(wallet, amount));
+    }
+    Ok(())
+}
+
+fn insufficient(wallet: &Wallet, amount: &Amount) -> DomainError {
+    DomainError::InsufficientFunds {
         wallet_id: wallet.id.clone(),
-        balance: available.value(),
+        balance: wallet.available_balance().value(),
         requested: amount.value(),
         overdraft_limit: wallet.overdraft_limit.value(),
-    };
-    let available_after = available.checked_sub(*amount).ok_or_else(insufficient)?;
-    if available_after.value() < -wallet.overdraft_limit.value() {
-        return Err(insufficient());
     }
-    wallet.balance.checked_sub(*amount).ok_or_else(insufficient)
 }
 
 /// Whether `event` can follow `state` in its stream: a creation where there is
 /// no wallet; any other event on the wallet it names, leaving exactly the
-/// wallet's balance plus (or minus) its amount. A stored balance that does not
-/// agree with its own stream must never be decided on: readers and writers of
-/// the store check every event with this.
+/// wallet's balance plus (or minus) its amount; a hold placed under a new id,
+/// settled only while pending and for its whole amount. A stored balance that
+/// does not agree with its own stream must never be decided on: readers and
+/// writers of the store check every event with this.
 pub fn continues(state: &WalletState, event: &WalletEvent) -> bool {
     match (state, &event.kind) {
         (WalletState::Absent, EventKind::WalletCreated { .. }) => true,
         (WalletState::Open(_), EventKind::WalletCreated { .. }) | (WalletState::Absent, _) => false,
-        (WalletState::Open(wallet), _) => {
+        (WalletState::Open(wallet), kind) => {
             wallet.id == event.wallet_id
                 && wallet.balance.value() + event.signed_amount() == event.balance_after.value()
+                && hold_continues(wallet, kind)
         }
     }
+}
+
+fn hold_continues(wallet: &Wallet, kind: &EventKind) -> bool {
+    match (kind, kind.hold_settled()) {
+        (EventKind::HoldPlaced { hold_id, .. }, _) => !wallet.holds.contains_key(hold_id),
+        (_, Some(settled)) => kind
+            .hold_id()
+            .and_then(|hold_id| wallet.holds.get(hold_id))
+            .is_some_and(|hold| Balance::from(hold.amount) == settled),
+        _ => true,
+    }
+}
+
+/// The pending holds and held balance after `event`.
+fn holds_after(
+    mut holds: BTreeMap<HoldId, PendingHold>,
+    mut held: Balance,
+    event: &WalletEvent,
+) -> (BTreeMap<HoldId, PendingHold>, Balance) {
+    match &event.kind {
+        EventKind::HoldPlaced {
+            hold_id,
+            amount,
+            expires_at,
+            description,
+        } => {
+            holds.insert(
+                hold_id.clone(),
+                PendingHold {
+                    amount: *amount,
+                    expires_at: *expires_at,
+                    description: description.clone(),
+                    placed_at: event.occurred_at,
+                },
+            );
+            held = held.checked_add(*amount).unwrap_or(held);
+        }
+        EventKind::HoldCaptured { hold_id, .. }
+        | EventKind::HoldVoided { hold_id, .. }
+        | EventKind::HoldExpired { hold_id, .. } => {
+            if let Some(hold) = holds.remove(hold_id) {
+                held = held.checked_sub(hold.amount).unwrap_or(held);
+            }
+        }
+        _ => {}
+    }
+    (holds, held)
 }
 
 /// Folds one event into the state. Events carry the balance they left, which
@@ -327,8 +674,12 @@ pub fn evolve(state: WalletState, event: &WalletEvent) -> WalletState {
             created_at: event.occurred_at,
             updated_at: event.occurred_at,
             version: 1,
+            holds: BTreeMap::new(),
+            held_balance: Balance::ZERO,
         }),
-        (WalletState::Open(wallet), kind) if !matches!(kind, EventKind::WalletCreated { .. }) => {
+        (WalletState::Open(mut wallet), kind)
+            if !matches!(kind, EventKind::WalletCreated { .. }) =>
+        {
             debug_assert_eq!(
                 wallet.balance.value() + event.signed_amount(),
                 event.balance_after.value(),
@@ -336,8 +687,21 @@ pub fn evolve(state: WalletState, event: &WalletEvent) -> WalletState {
                 event.event_id,
                 wallet.id
             );
+            debug_assert!(
+                hold_continues(&wallet, kind),
+                "event {} does not fit the holds of wallet {}",
+                event.event_id,
+                wallet.id
+            );
+            let (holds, held_balance) = holds_after(
+                std::mem::take(&mut wallet.holds),
+                wallet.held_balance,
+                event,
+            );
             let next = Wallet {
                 balance: event.balance_after,
+                holds,
+                held_balance,
                 overdraft_limit: kind.overdraft_limit().unwrap_or(wallet.overdraft_limit),
                 status: kind.status().unwrap_or(wallet.status),
                 updated_at: event.occurred_at,
@@ -345,7 +709,9 @@ pub fn evolve(state: WalletState, event: &WalletEvent) -> WalletState {
                 ..wallet
             };
             debug_assert!(
-                next.within_limit() || event.signed_amount() > rust_decimal::Decimal::ZERO,
+                next.within_limit()
+                    || event.signed_amount() > rust_decimal::Decimal::ZERO
+                    || kind.hold_settled().is_some(),
                 "event {} takes wallet {} below its overdraft limit",
                 event.event_id,
                 next.id

@@ -1,119 +1,13 @@
 //! Given events, when a command, then events or an error.
 
-use std::str::FromStr;
+mod support;
 
-use chrono::{TimeZone, Utc};
-use rust_decimal::Decimal;
+use support::*;
 use uuid::Uuid;
 use wallet_domain::{
-    decide, decide_transfer, replay, replay_as_of, Amount, AsOf, Balance, Command, CommandKind,
-    DomainError, EventKind, EventMetadata, OwnerId, WalletEvent, WalletId, WalletState,
-    WalletStatus,
+    decide, decide_transfer, replay, replay_as_of, AsOf, Balance, CommandKind, DomainError,
+    EventKind, WalletEvent, WalletState, WalletStatus,
 };
-
-fn wallet_id(raw: &str) -> WalletId {
-    WalletId::parse(raw).expect("test wallet id")
-}
-
-fn amount(text: &str) -> Amount {
-    Amount::parse("amount", Decimal::from_str(text).expect("decimal")).expect("amount")
-}
-
-fn command(wallet: &str, kind: CommandKind) -> Command {
-    Command {
-        wallet_id: wallet_id(wallet),
-        kind,
-        event_id: Uuid::new_v4(),
-        issued_at: Utc
-            .with_ymd_and_hms(2025, 10, 23, 10, 0, 0)
-            .single()
-            .expect("time"),
-        metadata: EventMetadata::default(),
-    }
-}
-
-fn create(wallet: &str, opening: &str) -> Command {
-    command(
-        wallet,
-        CommandKind::Create {
-            owner_id: OwnerId::parse("owner-1").expect("owner"),
-            initial_balance: Balance::opening(
-                "initialBalance",
-                Decimal::from_str(opening).expect("decimal"),
-            )
-            .expect("balance"),
-            overdraft_limit: Balance::ZERO,
-        },
-    )
-}
-
-fn money(text: &str) -> Balance {
-    Balance::limit("overdraftLimit", Decimal::from_str(text).expect("decimal")).expect("limit")
-}
-
-fn set_limit(wallet: &str, limit: &str) -> Command {
-    command(
-        wallet,
-        CommandKind::SetOverdraftLimit {
-            overdraft_limit: money(limit),
-        },
-    )
-}
-
-fn transfer_out(wallet: &str, to: &str, value: &str) -> Command {
-    command(
-        wallet,
-        CommandKind::TransferOut {
-            transfer_id: Uuid::new_v4(),
-            to_wallet_id: wallet_id(to),
-            amount: amount(value),
-            description: None,
-        },
-    )
-}
-
-fn transfer_in(wallet: &str, from: &str, value: &str) -> Command {
-    command(
-        wallet,
-        CommandKind::TransferIn {
-            transfer_id: Uuid::new_v4(),
-            from_wallet_id: wallet_id(from),
-            amount: amount(value),
-            description: None,
-        },
-    )
-}
-
-fn credit(wallet: &str, value: &str) -> Command {
-    command(
-        wallet,
-        CommandKind::Credit {
-            amount: amount(value),
-            description: None,
-        },
-    )
-}
-
-fn debit(wallet: &str, value: &str) -> Command {
-    command(
-        wallet,
-        CommandKind::Debit {
-            amount: amount(value),
-            description: None,
-        },
-    )
-}
-
-/// Folds the given commands (each must succeed) and decides the last one.
-#[track_caller]
-fn given_when(given: &[Command], when: &Command) -> Result<Vec<WalletEvent>, DomainError> {
-    let mut history = Vec::new();
-    for earlier in given {
-        let state = replay(&history);
-        history.extend(decide(&state, earlier).expect("given command must succeed"));
-    }
-    decide(&replay(&history), when)
-}
 
 #[test]
 fn creating_a_wallet_opens_it_at_version_one_with_its_opening_balance() {
@@ -295,17 +189,6 @@ fn an_event_continues_a_stream_only_from_the_balance_it_followed() {
         &WalletState::Absent,
         &credited[0]
     ));
-}
-
-/// The wallet after the given commands (each must succeed) and `when` (must succeed).
-#[track_caller]
-fn state_after(given: &[Command], when: &Command) -> wallet_domain::Wallet {
-    let mut history = Vec::new();
-    for command in given.iter().chain([when]) {
-        let state = replay(&history);
-        history.extend(decide(&state, command).expect("command must succeed"));
-    }
-    replay(&history).wallet().expect("open").clone()
 }
 
 #[test]

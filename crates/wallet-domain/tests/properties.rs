@@ -5,8 +5,8 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{
-    decide, evolve, replay, Amount, Balance, Command, CommandKind, EventMetadata, OwnerId,
-    WalletEvent, WalletId, WalletState, WalletStatus,
+    decide, evolve, holds_in, replay, Amount, Balance, Command, CommandKind, EventMetadata, HoldId,
+    HoldStatus, OwnerId, WalletEvent, WalletId, WalletState, WalletStatus,
 };
 
 const COMMANDS_PER_CASE_MAX: usize = 60;
@@ -21,7 +21,16 @@ enum Step {
     Freeze,
     Unfreeze,
     Close,
+    /// A hold of these cents, expiring that many seconds after it is placed (or never).
+    PlaceHold(i64, Option<i64>),
+    /// Of the hold at this index (modulo the holds placed), these cents or all of it.
+    Capture(usize, Option<i64>),
+    Void(usize),
+    Expire(usize),
 }
+
+/// Seconds between two commands of a case: holds expire within a few of them.
+const SECONDS_PER_COMMAND: i64 = 10;
 
 fn cents() -> impl Strategy<Value = i64> {
     prop_oneof![1i64..=100, 1i64..=1_000_000, Just(100_000_000_000_000i64)]
@@ -37,15 +46,31 @@ fn step() -> impl Strategy<Value = Step> {
         Just(Step::Freeze),
         Just(Step::Unfreeze),
         Just(Step::Close),
+        (cents(), prop::option::of(1i64..=60))
+            .prop_map(|(cents, expiry)| Step::PlaceHold(cents, expiry)),
+        (0usize..8, prop::option::of(cents()))
+            .prop_map(|(index, cents)| Step::Capture(index, cents)),
+        (0usize..8).prop_map(Step::Void),
+        (0usize..8).prop_map(Step::Expire),
     ]
+}
+
+fn hold_id_of(index: usize) -> HoldId {
+    HoldId::parse(&format!("h-{index}")).expect("hold id")
 }
 
 fn amount_of(cents: i64) -> Amount {
     Amount::parse("amount", Decimal::new(cents, 2)).expect("generated amount is valid")
 }
 
-fn command_for(wallet_id: &WalletId, step: &Step, sequence: u32) -> Command {
+/// The command of `step`, the `sequence`-th of its case; `placed` holds were placed before it.
+fn command_for(wallet_id: &WalletId, step: &Step, sequence: u32, placed: usize) -> Command {
     let other = WalletId::parse("counterparty").expect("id");
+    let issued_at = Utc
+        .timestamp_opt(1_700_000_000 + i64::from(sequence) * SECONDS_PER_COMMAND, 0)
+        .single()
+        .expect("time");
+    let earlier_hold = |index: usize| hold_id_of(index % placed.max(1));
     let kind = match *step {
         Step::Credit(cents) => CommandKind::Credit {
             amount: amount_of(cents),
@@ -74,15 +99,30 @@ fn command_for(wallet_id: &WalletId, step: &Step, sequence: u32) -> Command {
         Step::Freeze => CommandKind::Freeze,
         Step::Unfreeze => CommandKind::Unfreeze,
         Step::Close => CommandKind::Close,
+        Step::PlaceHold(cents, expiry) => CommandKind::PlaceHold {
+            hold_id: hold_id_of(placed),
+            amount: amount_of(cents),
+            expires_at: expiry.map(|seconds| issued_at + chrono::Duration::seconds(seconds)),
+            description: None,
+        },
+        Step::Capture(index, cents) => CommandKind::CaptureHold {
+            hold_id: earlier_hold(index),
+            amount: cents.map(amount_of),
+            to_wallet_id: None,
+            description: None,
+        },
+        Step::Void(index) => CommandKind::VoidHold {
+            hold_id: earlier_hold(index),
+        },
+        Step::Expire(index) => CommandKind::ExpireHold {
+            hold_id: earlier_hold(index),
+        },
     };
     Command {
         wallet_id: wallet_id.clone(),
         kind,
         event_id: Uuid::new_v4(),
-        issued_at: Utc
-            .timestamp_opt(1_700_000_000 + i64::from(sequence), 0)
-            .single()
-            .expect("time"),
+        issued_at,
         metadata: EventMetadata::default(),
     }
 }
@@ -113,17 +153,22 @@ proptest! {
         let mut history: Vec<WalletEvent> = decide(&WalletState::Absent, &create).expect("create");
         let mut state = replay(&history);
         let mut expected = opening.value();
+        let mut placed = 0;
 
         for (sequence, step) in steps.iter().enumerate() {
             let sequence = u32::try_from(sequence).expect("bounded");
-            let command = command_for(&wallet_id, step, sequence + 1);
+            let command = command_for(&wallet_id, step, sequence + 1, placed);
             match decide(&state, &command) {
                 Ok(events) => {
                     for event in &events {
                         let before = state.version();
+                        prop_assert!(wallet_domain::continues(&state, event));
                         state = evolve(state, event);
                         prop_assert_eq!(state.version(), before + 1);
                         expected += event.signed_amount();
+                        if matches!(event.kind, wallet_domain::EventKind::HoldPlaced { .. }) {
+                            placed += 1;
+                        }
                     }
                     history.extend(events);
                 }
@@ -139,6 +184,28 @@ proptest! {
             let wallet = state.wallet().expect("open");
             prop_assert!(wallet.available_balance().value() >= -wallet.overdraft_limit.value());
             prop_assert_eq!(wallet.balance.value(), expected);
+            let pending: Decimal = wallet.holds.values().map(|hold| hold.amount.value()).sum();
+            prop_assert_eq!(wallet.held_balance.value(), pending);
+            prop_assert_eq!(
+                wallet.available_balance().value(),
+                wallet.balance.value() - pending
+            );
+            // The log's story of the holds (no clock: as the events left them) agrees.
+            let told = holds_in(&history, chrono::DateTime::<Utc>::MIN_UTC);
+            let pending_told: Vec<&HoldId> = told
+                .values()
+                .filter(|hold| hold.status == HoldStatus::Pending)
+                .map(|hold| &hold.id)
+                .collect();
+            prop_assert_eq!(pending_told, wallet.holds.keys().collect::<Vec<_>>());
+            // Money is conserved: what was captured left the balance exactly.
+            let captured: Decimal = told.values().map(|hold| hold.captured_amount.value()).sum();
+            let moved_plainly: Decimal = history
+                .iter()
+                .filter(|event| !matches!(event.kind, wallet_domain::EventKind::HoldCaptured { .. }))
+                .map(WalletEvent::signed_amount)
+                .sum();
+            prop_assert_eq!(moved_plainly - captured, expected);
         }
 
         prop_assert_eq!(replay(&history), state);
@@ -163,7 +230,7 @@ proptest! {
         let opening = Balance::opening("initialBalance", Decimal::new(opening_cents, 2)).expect("opening");
         let create = create_command(&wallet_id, opening);
         let mut history = decide(&WalletState::Absent, &create).expect("create");
-        let sent = command_for(&wallet_id, &Step::TransferOut(sent_cents), 1);
+        let sent = command_for(&wallet_id, &Step::TransferOut(sent_cents), 1, 0);
         let CommandKind::TransferOut { transfer_id, to_wallet_id, amount, .. } = sent.kind.clone() else {
             unreachable!("a transfer out step makes a transfer out command");
         };

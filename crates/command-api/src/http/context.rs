@@ -64,6 +64,13 @@ where
     })
 }
 
+/// The request's idempotency key as stored (scoped to its principal), when
+/// it carries a valid one.
+pub fn idempotency_key(request: &HttpRequest) -> Option<String> {
+    let key = request.headers().get(IDEMPOTENCY_HEADER)?.to_str().ok()?;
+    is_token(key).then(|| scoped_idempotency_key(request, key))
+}
+
 /// The context a command runs in. The idempotency fingerprint is a digest of
 /// the parsed operation ([`WalletOperation::canonical`]), not of the request's
 /// text; keys are one namespace across every path.

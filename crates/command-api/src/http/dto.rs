@@ -38,7 +38,7 @@ pub fn identifier_schema() -> ObjectBuilder {
 }
 
 /// An amount one operation moves: more than 0, at most 1e12, at most 2 decimals.
-fn amount_schema() -> ObjectBuilder {
+pub fn amount_schema() -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::Number)
         .exclusive_minimum(Some(0))
@@ -77,7 +77,7 @@ fn limit_schema() -> ObjectBuilder {
 }
 
 /// Free text: at most 500 characters, none a control character; null means absent.
-fn description_schema() -> ObjectBuilder {
+pub fn description_schema() -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
         .max_length(Some(DESCRIPTION_LENGTH_MAX))
@@ -88,7 +88,8 @@ fn description_schema() -> ObjectBuilder {
         .examples(["Deposit from bank account"])
 }
 
-fn timestamp(at: &chrono::DateTime<chrono::Utc>) -> String {
+/// An instant as the API prints it: RFC 3339, milliseconds, `Z`.
+pub fn timestamp(at: &chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
@@ -112,7 +113,7 @@ pub struct WalletResponse {
     /// What may be spent before the overdraft: balance − held balance.
     #[schema(schema_with = money_schema)]
     pub available_balance: Balance,
-    /// Money reserved by pending holds (0.00 until holds exist).
+    /// Money reserved by pending holds.
     #[schema(schema_with = money_schema)]
     pub held_balance: Balance,
     /// How far below zero the available balance may go (0 by default).
@@ -128,6 +129,7 @@ struct WalletFields<'a> {
     id: &'a WalletId,
     owner_id: &'a OwnerId,
     balance: Balance,
+    held_balance: Balance,
     overdraft_limit: Balance,
     status: WalletStatus,
     created_at: &'a chrono::DateTime<chrono::Utc>,
@@ -144,8 +146,8 @@ impl From<WalletFields<'_>> for WalletResponse {
             created_at: timestamp(fields.created_at),
             updated_at: timestamp(fields.updated_at),
             version: fields.version,
-            available_balance: fields.balance,
-            held_balance: Balance::ZERO,
+            available_balance: fields.balance.saturating_minus(fields.held_balance),
+            held_balance: fields.held_balance,
             overdraft_limit: fields.overdraft_limit,
             status: fields.status,
         }
@@ -158,6 +160,7 @@ impl From<&Wallet> for WalletResponse {
             id: &wallet.id,
             owner_id: &wallet.owner_id,
             balance: wallet.balance,
+            held_balance: wallet.held_balance,
             overdraft_limit: wallet.overdraft_limit,
             status: wallet.status,
             created_at: &wallet.created_at,
@@ -174,6 +177,7 @@ impl From<&read_model::WalletView> for WalletResponse {
             id: &view.id,
             owner_id: &view.owner_id,
             balance: view.balance,
+            held_balance: view.held_balance,
             overdraft_limit: view.overdraft_limit,
             status: view.status,
             created_at: &view.created_at,
@@ -334,6 +338,9 @@ pub fn render_outcome(outcome: &OperationOutcome) -> Result<String, serde_json::
     match outcome {
         OperationOutcome::Wallet(wallet) => serde_json::to_string(&WalletResponse::from(wallet)),
         OperationOutcome::Transfer { from, to } => render_transfer(from, to),
+        OperationOutcome::Hold { hold, .. } => {
+            serde_json::to_string(&super::hold_dto::HoldResponse::from(hold))
+        }
     }
 }
 
@@ -345,7 +352,8 @@ pub fn render_transfer(from: &Wallet, to: &Wallet) -> Result<String, serde_json:
     })
 }
 
-fn description(body: &JsonObject) -> Result<Option<Description>, ApiError> {
+/// The optional `description` of a body.
+pub fn description(body: &JsonObject) -> Result<Option<Description>, ApiError> {
     body.optional_string("description")?
         .map(Description::parse)
         .transpose()

@@ -131,10 +131,16 @@ impl From<ServiceError> for ApiError {
                 | DomainError::WalletNotFrozen(_)
                 | DomainError::WalletClosed(_)
                 | DomainError::WalletNotEmpty { .. }
-                | DomainError::OverdraftLimitInUse { .. } => ApiError::Conflict(message),
+                | DomainError::OverdraftLimitInUse { .. }
+                | DomainError::WalletHasPendingHolds { .. }
+                | DomainError::HoldAlreadyExists(_)
+                | DomainError::HoldNotPending { .. }
+                | DomainError::HoldNotDue(_) => ApiError::Conflict(message),
                 DomainError::InsufficientFunds { .. }
                 | DomainError::SameWalletTransfer(_)
-                | DomainError::BalanceOverflow(_) => ApiError::BadRequest(message),
+                | DomainError::BalanceOverflow(_)
+                | DomainError::CaptureExceedsHold { .. }
+                | DomainError::HoldExpiryNotInFuture(_) => ApiError::BadRequest(message),
             },
             ServiceError::ConcurrencyConflict(_) => ApiError::Conflict(message),
             ServiceError::IdempotencyKeyReused(_) => ApiError::Unprocessable(message),

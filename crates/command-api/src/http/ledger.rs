@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
 use identity::Action;
+use ledger::posting::hold_reference;
 use ledger::verification;
 use ledger::{
     EntryFilter, EntryId, LedgerEntry, TransactionType, TransactionsQuery, WalletEntriesQuery,
@@ -15,6 +16,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
+use wallet_domain::{AsOf, HoldId};
 
 use super::as_of::SummaryAsOfParams;
 use super::auth::{authorize_call, authorize_on_wallet, Caller};
@@ -22,6 +24,7 @@ use super::dto::money_schema;
 use super::error::{ApiError, ErrorBody};
 use super::path;
 use super::query::{self, Bounds, Kind, QueryError, Spec};
+use super::wallets::not_yet_created;
 use crate::startup::AppState;
 
 /// How long a ledger read waits for the ledger to reach the acknowledged writes.
@@ -56,12 +59,15 @@ pub async fn catch_up(
 }
 
 /// The names `transactionType` accepts.
-const TRANSACTION_TYPES: [&str; 5] = [
+const TRANSACTION_TYPES: [&str; 8] = [
     TransactionType::WalletCreated.as_str(),
     TransactionType::Credit.as_str(),
     TransactionType::Debit.as_str(),
     TransactionType::TransferOut.as_str(),
     TransactionType::TransferIn.as_str(),
+    TransactionType::HoldPlaced.as_str(),
+    TransactionType::HoldReleased.as_str(),
+    TransactionType::HoldCaptured.as_str(),
 ];
 
 const ENTRIES_LIMIT_BOUNDS: Bounds = Bounds {
@@ -238,9 +244,10 @@ impl WalletSummaryResponse {
 /// or before then).
 #[utoipa::path(get, path = "/ledger/wallet/{walletId}/summary", tag = "ledger",
     params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), SummaryAsOfParams),
-    responses((status = 200, description = "Summary", body = WalletSummaryResponse),
+    responses((status = 200, description = "Summary (an admin's of a wallet never created: all zeros, as the seed's)", body = WalletSummaryResponse),
               (status = 400, description = "Invalid at", body = ErrorBody),
-              (status = 404, description = "Not a wallet id", body = ErrorBody)))]
+              (status = 404, description = "Wallet not found, or (with at) not yet created then", body = ErrorBody),
+              (status = 503, description = "Storage unavailable", body = ErrorBody)))]
 pub async fn wallet_summary(
     caller: Caller,
     path: web::Path<String>,
@@ -250,6 +257,17 @@ pub async fn wallet_summary(
     let wallet_id = path::wallet_id(&path)?;
     authorize_on_wallet(&state, &caller, &wallet_id, read_wallet).await?;
     let at = params.at()?;
+    // As of a moment before the wallet existed, as `GET /wallets/{id}?at=` answers: 404.
+    if let Some(at) = at {
+        if state
+            .wallets
+            .as_of(&wallet_id, AsOf::Time(at))
+            .await?
+            .is_none()
+        {
+            return Err(not_yet_created(&wallet_id, at));
+        }
+    }
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let summary = state
         .ledger
@@ -274,10 +292,11 @@ pub async fn wallet_summary(
     )))
 }
 
-/// Every entry of one operation or transfer.
+/// Every entry of one operation, transfer or hold (by the hold's id: every
+/// transaction of its placing, capture, release and the payee's half).
 #[utoipa::path(get, path = "/ledger/reference/{referenceId}", tag = "ledger",
     params(("referenceId" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$",
-            description = "An operation's or a transfer's id: 1 to 128 characters, none a control character")),
+            description = "An operation's, a transfer's or a hold's id: 1 to 128 characters, none a control character")),
     responses((status = 200, description = "{referenceId, count, transactions}"),
               (status = 400, description = "Not a reference id: the message says what is accepted", body = ErrorBody)))]
 pub async fn reference_entries(
@@ -289,11 +308,22 @@ pub async fn reference_entries(
     authorize_call(&caller, Action::Audit)?;
     let reference_id = path::reference_id(&path)?;
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
-    let entries = state
+    let mut entries = state
         .ledger
         .reference_entries(reference_id)
         .await
         .map_err(internal)?;
+    // A hold's transactions share a reference made from its id.
+    if let Ok(hold_id) = HoldId::parse(reference_id) {
+        let reference = hold_reference(&hold_id).to_string();
+        entries.extend(
+            state
+                .ledger
+                .reference_entries(&reference)
+                .await
+                .map_err(internal)?,
+        );
+    }
     Ok(HttpResponse::Ok().json(json!({
         "referenceId": path.as_str(),
         "count": entries.len(),

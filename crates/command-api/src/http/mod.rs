@@ -7,6 +7,8 @@ mod context;
 mod dto;
 mod error;
 mod health;
+mod hold_dto;
+mod holds;
 mod ledger;
 mod number;
 mod openapi;
@@ -47,6 +49,11 @@ use crate::metrics::Metrics;
         wallets::close_wallet,
         wallets::get_wallet,
         wallets::list_wallets,
+        holds::place_hold,
+        holds::capture_hold,
+        holds::void_hold,
+        holds::get_hold,
+        holds::wallet_holds,
         ledger::wallet_entries,
         ledger::wallet_summary,
         ledger::reference_entries,
@@ -70,6 +77,10 @@ use crate::metrics::Metrics;
         dto::WalletTransactionsResponse,
         dto::TransactionSearchResponse,
         ledger::WalletSummaryResponse,
+        hold_dto::HoldResponse,
+        hold_dto::WalletHoldsResponse,
+        hold_dto::PlaceHoldRequest,
+        hold_dto::CaptureHoldRequest,
         ErrorBody
     ))
 )]
@@ -126,6 +137,17 @@ pub fn routes(config: &mut web::ServiceConfig, document: utoipa::openapi::OpenAp
             "/wallets/{walletId}/close",
             web::post().to(wallets::close_wallet),
         )
+        .service(
+            web::resource("/wallets/{walletId}/holds")
+                .route(web::post().to(holds::place_hold))
+                .route(web::get().to(holds::wallet_holds)),
+        )
+        .route("/holds/{holdId}", web::get().to(holds::get_hold))
+        .route(
+            "/holds/{holdId}/capture",
+            web::post().to(holds::capture_hold),
+        )
+        .route("/holds/{holdId}/void", web::post().to(holds::void_hold))
         .route(
             "/wallets/{walletId}/transactions",
             web::get().to(transactions::wallet_transactions),

@@ -44,7 +44,9 @@ pub const TRANSFER_REPLY: TransferReply = TransferReply {
     render: render_transfer,
 };
 
-async fn run(
+/// Runs the operation and answers 201 with its body (a wallet, a
+/// transfer's two wallets, or a hold).
+pub async fn run(
     state: &AppState,
     request: &HttpRequest,
     operation: WalletOperation,
@@ -61,7 +63,7 @@ async fn run(
     Ok(response.body(reply.body))
 }
 
-async fn json_body(
+pub async fn json_body(
     request: &HttpRequest,
     payload: web::Payload,
     fields: &[&str],
@@ -416,6 +418,14 @@ pub async fn get_wallet(
     Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet)))
 }
 
+/// The answer about a wallet at a moment before it existed (404).
+pub fn not_yet_created(wallet_id: &WalletId, at: chrono::DateTime<chrono::Utc>) -> ApiError {
+    ApiError::NotFound(format!(
+        "Wallet {wallet_id} did not exist at {}",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    ))
+}
+
 /// The wallet as it stood at `as_of`: 404 before its creation or past its last version.
 async fn wallet_as_of(
     state: &AppState,
@@ -428,10 +438,7 @@ async fn wallet_as_of(
         .await
         .map_err(ApiError::from)?;
     match (wallet, as_of) {
-        (None, AsOf::Time(at)) => Err(ApiError::NotFound(format!(
-            "Wallet {wallet_id} did not exist at {}",
-            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        ))),
+        (None, AsOf::Time(at)) => Err(not_yet_created(wallet_id, at)),
         (None, AsOf::Version(_)) => {
             Err(ApiError::NotFound(format!("Wallet {wallet_id} not found")))
         }

@@ -123,6 +123,8 @@ mod tests {
                 created_at: now,
                 updated_at: now,
                 version,
+                holds: Default::default(),
+                held_balance: Balance::ZERO,
             },
             last_event_id: Uuid::now_v7(),
         }

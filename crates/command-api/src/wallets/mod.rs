@@ -2,6 +2,7 @@
 //! appended to the event store under a per-wallet lock and an expected version.
 
 mod cache;
+mod holds;
 mod operation;
 #[cfg(any(test, feature = "testing"))]
 pub mod replicas;

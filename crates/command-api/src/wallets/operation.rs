@@ -1,4 +1,5 @@
-use wallet_domain::{Amount, Balance, Description, OwnerId, Wallet, WalletId};
+use chrono::{DateTime, SecondsFormat, Utc};
+use wallet_domain::{Amount, Balance, Description, Hold, HoldId, OwnerId, Wallet, WalletId};
 
 /// One API operation; a transfer spans two wallets.
 #[derive(Debug, Clone)]
@@ -38,6 +39,31 @@ pub enum WalletOperation {
     Close {
         wallet_id: WalletId,
     },
+    PlaceHold {
+        wallet_id: WalletId,
+        hold_id: HoldId,
+        amount: Amount,
+        expires_at: Option<DateTime<Utc>>,
+        description: Option<Description>,
+    },
+    /// Of the hold's wallet (found in the hold directory); to `to_wallet_id`
+    /// when given, as one decision over both wallets.
+    CaptureHold {
+        wallet_id: WalletId,
+        hold_id: HoldId,
+        amount: Option<Amount>,
+        to_wallet_id: Option<WalletId>,
+        description: Option<Description>,
+    },
+    VoidHold {
+        wallet_id: WalletId,
+        hold_id: HoldId,
+    },
+    /// What the expiry sweeper sends for a due hold.
+    ExpireHold {
+        wallet_id: WalletId,
+        hold_id: HoldId,
+    },
 }
 
 impl WalletOperation {
@@ -51,6 +77,10 @@ impl WalletOperation {
             WalletOperation::Freeze { .. } => "freeze",
             WalletOperation::Unfreeze { .. } => "unfreeze",
             WalletOperation::Close { .. } => "close",
+            WalletOperation::PlaceHold { .. } => "place-hold",
+            WalletOperation::CaptureHold { .. } => "capture-hold",
+            WalletOperation::VoidHold { .. } => "void-hold",
+            WalletOperation::ExpireHold { .. } => "expire-hold",
         }
     }
 
@@ -64,6 +94,7 @@ impl WalletOperation {
                 .as_ref()
                 .map_or_else(|| "-".to_owned(), |text| format!("{:?}", text.as_str()))
         };
+        let or_none = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
         match self {
             WalletOperation::Create {
                 wallet_id,
@@ -105,6 +136,37 @@ impl WalletOperation {
                 "transfer {from_wallet_id} to={to_wallet_id} amount={amount} description={}",
                 text(description)
             ),
+            WalletOperation::PlaceHold {
+                wallet_id,
+                hold_id,
+                amount,
+                expires_at,
+                description,
+            } => format!(
+                "hold {wallet_id} id={:?} amount={amount} expires={} description={}",
+                hold_id.as_str(),
+                or_none(expires_at.map(|at| at.to_rfc3339_opts(SecondsFormat::Micros, true))),
+                text(description)
+            ),
+            WalletOperation::CaptureHold {
+                wallet_id,
+                hold_id,
+                amount,
+                to_wallet_id,
+                description,
+            } => format!(
+                "capture {wallet_id} id={:?} amount={} to={} description={}",
+                hold_id.as_str(),
+                or_none(amount.map(|amount| amount.to_string())),
+                or_none(to_wallet_id.as_ref().map(ToString::to_string)),
+                text(description)
+            ),
+            WalletOperation::VoidHold { wallet_id, hold_id } => {
+                format!("void {wallet_id} id={:?}", hold_id.as_str())
+            }
+            WalletOperation::ExpireHold { wallet_id, hold_id } => {
+                format!("expire {wallet_id} id={:?}", hold_id.as_str())
+            }
         }
     }
 
@@ -116,7 +178,20 @@ impl WalletOperation {
             | WalletOperation::SetOverdraftLimit { wallet_id, .. }
             | WalletOperation::Freeze { wallet_id }
             | WalletOperation::Unfreeze { wallet_id }
-            | WalletOperation::Close { wallet_id } => vec![wallet_id],
+            | WalletOperation::Close { wallet_id }
+            | WalletOperation::PlaceHold { wallet_id, .. }
+            | WalletOperation::VoidHold { wallet_id, .. }
+            | WalletOperation::ExpireHold { wallet_id, .. }
+            | WalletOperation::CaptureHold {
+                wallet_id,
+                to_wallet_id: None,
+                ..
+            } => vec![wallet_id],
+            WalletOperation::CaptureHold {
+                wallet_id,
+                to_wallet_id: Some(to_wallet_id),
+                ..
+            } => vec![wallet_id, to_wallet_id],
             WalletOperation::Transfer {
                 from_wallet_id,
                 to_wallet_id,
@@ -130,7 +205,30 @@ impl WalletOperation {
 #[derive(Debug, Clone)]
 pub enum OperationOutcome {
     Wallet(Wallet),
-    Transfer { from: Wallet, to: Wallet },
+    Transfer {
+        from: Wallet,
+        to: Wallet,
+    },
+    /// A hold operation: the hold as it is now, its wallet, and the wallet
+    /// a capture paid.
+    Hold {
+        hold: Hold,
+        wallet: Wallet,
+        payee: Option<Wallet>,
+    },
+}
+
+impl OperationOutcome {
+    /// Every wallet the operation left, to cache.
+    pub fn into_wallets(self) -> Vec<Wallet> {
+        match self {
+            OperationOutcome::Wallet(wallet) => vec![wallet],
+            OperationOutcome::Transfer { from, to } => vec![from, to],
+            OperationOutcome::Hold { wallet, payee, .. } => {
+                std::iter::once(wallet).chain(payee).collect()
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -39,7 +39,9 @@ const REPLY: ReplyFormat = ReplyFormat {
     status: 201,
     render: |outcome| match outcome {
         OperationOutcome::Wallet(wallet) => Ok(wallet.balance.to_string()),
-        OperationOutcome::Transfer { from, .. } => Ok(from.balance.to_string()),
+        OperationOutcome::Transfer { from, .. } | OperationOutcome::Hold { wallet: from, .. } => {
+            Ok(from.balance.to_string())
+        }
     },
 };
 

@@ -288,6 +288,11 @@ impl WalletService {
                         .replay_or(ServiceError::IdempotencyKeyReused(key), &context)
                         .await;
                 }
+                Err(AppendError::HoldIdTaken(hold_id)) => {
+                    return self
+                        .replay_or(DomainError::HoldAlreadyExists(hold_id).into(), &context)
+                        .await;
+                }
                 Err(AppendError::Store(error)) => {
                     // The outcome is unknown: read the truth next time.
                     for wallet_id in &wallet_ids {
@@ -375,7 +380,11 @@ impl WalletService {
 
     /// The wallet to decide on: the cached one with `Reads::Cached` (the
     /// append checks its last event), else the stream as the store holds it.
-    async fn load(&self, wallet_id: &WalletId, reads: Reads) -> Result<Loaded, StoreError> {
+    pub(super) async fn load(
+        &self,
+        wallet_id: &WalletId,
+        reads: Reads,
+    ) -> Result<Loaded, StoreError> {
         if reads == Reads::Cached {
             if let Some(cached) = self.cache.get(wallet_id) {
                 return Ok(Loaded::from(cached));
@@ -444,11 +453,7 @@ impl WalletService {
 
     /// Caches the wallets an append stored, each with its last event's id.
     fn remember_outcome(&self, outcome: OperationOutcome, last_events: &[(WalletId, Uuid)]) {
-        let wallets = match outcome {
-            OperationOutcome::Wallet(wallet) => vec![wallet],
-            OperationOutcome::Transfer { from, to } => vec![from, to],
-        };
-        for wallet in wallets {
+        for wallet in outcome.into_wallets() {
             match last_events
                 .iter()
                 .find(|(wallet_id, _)| *wallet_id == wallet.id)
@@ -536,6 +541,13 @@ impl WalletService {
             }
             WalletOperation::Close { wallet_id } => {
                 self.decide_single(command(wallet_id, CommandKind::Close, metadata), reads)
+                    .await
+            }
+            WalletOperation::PlaceHold { .. }
+            | WalletOperation::CaptureHold { .. }
+            | WalletOperation::VoidHold { .. }
+            | WalletOperation::ExpireHold { .. } => {
+                self.decide_hold(operation, issued_at, metadata, reads)
                     .await
             }
             WalletOperation::Transfer {
@@ -637,7 +649,7 @@ fn metadata(context: &RequestContext) -> EventMetadata {
 
 /// Where a decision reads its wallets from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reads {
+pub(super) enum Reads {
     /// The cache when it holds the wallet: the append checks it is the store's.
     Cached,
     /// The store, always: what a refusal is decided on.
@@ -647,8 +659,8 @@ enum Reads {
 /// A wallet's state with the id of the last event it was folded from (`None`
 /// when its stream is empty).
 #[derive(Debug, Clone, Default)]
-struct Loaded {
-    state: WalletState,
+pub(super) struct Loaded {
+    pub(super) state: WalletState,
     last_event_id: Option<Uuid>,
 }
 
@@ -663,7 +675,7 @@ impl From<CachedWallet> for Loaded {
 
 /// The state after `events`, and the append that stores them right after the
 /// event `loaded` was folded from. Each event is checked to continue the state.
-fn applied(
+pub(super) fn applied(
     loaded: Loaded,
     wallet_id: &WalletId,
     events: Vec<WalletEvent>,

@@ -165,7 +165,7 @@ fn endpoints() -> Vec<Endpoint> {
         ),
         get("/wallets/alice-w?version=1", [200, 404, 403, 200]),
         get(
-            "/ledger/wallet/alice-w/summary?at=2026-01-01T00:00:00Z",
+            "/ledger/wallet/alice-w/summary?at=2100-01-01T00:00:00Z",
             [200, 404, 403, 200],
         ),
         Endpoint {
@@ -190,6 +190,23 @@ fn endpoints() -> Vec<Endpoint> {
             |_| json!({}),
             [403, 403, 403, 201],
         ),
+        post(
+            "/wallets/alice-w/holds",
+            |case| json!({"amount": 1, "holdId": format!("h-{case}")}),
+            [201, 404, 403, 201],
+        ),
+        get("/holds/alice-h", [200, 404, 403, 200]),
+        get(
+            "/wallets/alice-w/holds?status=PENDING",
+            [200, 404, 403, 200],
+        ),
+        // The owner settles the hold first; the admin then meets a settled one.
+        post(
+            "/holds/alice-c/capture",
+            |_| json!({"amount": 1}),
+            [201, 404, 403, 409],
+        ),
+        post("/holds/alice-v/void", |_| json!({}), [201, 404, 403, 409]),
     ]
 }
 
@@ -249,9 +266,23 @@ async fn app_with_two_owners(rate_limit_per_second: u32, rate_limit_burst: u32) 
     app
 }
 
+/// The holds the matrix reads, captures and voids, placed by an admin on the owner's wallet.
+async fn place_holds(app: &TestApp) {
+    let admin = bearer(token("ops", "admin"));
+    for hold_id in ["alice-h", "alice-c", "alice-v"] {
+        let body = json!({"amount": 2, "holdId": hold_id});
+        let path = format!("/wallets/{OWN_WALLET}/holds");
+        let response = app
+            .send_as(admin.as_deref(), Method::POST, &path, Some(body))
+            .await;
+        assert_eq!(response.status(), 201);
+    }
+}
+
 #[tokio::test]
 async fn every_endpoint_answers_every_caller_as_the_rules_say_and_refusals_change_nothing() {
     let app = app_with_two_owners(RATE_UNLIMITED, RATE_UNLIMITED).await;
+    place_holds(&app).await;
     let callers = callers();
     for endpoint in endpoints() {
         for (index, caller) in callers.iter().enumerate() {

@@ -6,6 +6,7 @@ mod auth;
 mod concurrency;
 mod contract;
 mod helpers;
+mod holds;
 mod idempotency;
 mod input;
 mod ledger;

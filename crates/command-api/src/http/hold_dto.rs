@@ -1,0 +1,200 @@
+//! The wire contract of holds: request bodies as parsed, responses as sent.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::openapi::schema::SchemaType;
+use utoipa::openapi::{ObjectBuilder, Type};
+use utoipa::ToSchema;
+use wallet_domain::{
+    Amount, Balance, Description, Hold, HoldId, HoldStatus, WalletId, HOLD_ID_LENGTH_MAX,
+};
+
+use super::body::JsonObject;
+use super::dto::{
+    amount_schema, description, description_schema, identifier_schema, money_schema, timestamp,
+};
+use super::error::ApiError;
+
+/// What a hold id accepts: 1 to 128 characters, none a control character.
+pub const HOLD_ID_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F]{1,128}$";
+
+/// A hold id: 1 to 128 characters, none a control character.
+pub fn hold_id_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(HOLD_ID_LENGTH_MAX))
+        .pattern(Some(HOLD_ID_PATTERN))
+        .examples(["h-1"])
+}
+
+fn status_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(HoldStatus::ALL.map(HoldStatus::as_str)))
+}
+
+fn optional_instant_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::DateTime,
+        )))
+}
+
+fn optional_hold_id_schema() -> ObjectBuilder {
+    hold_id_schema().schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+}
+
+fn optional_identifier_schema() -> ObjectBuilder {
+    identifier_schema().schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+}
+
+fn optional_amount_schema() -> ObjectBuilder {
+    amount_schema().schema_type(SchemaType::from_iter([Type::Number, Type::Null]))
+}
+
+/// A hold as every hold endpoint shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HoldResponse {
+    #[schema(schema_with = hold_id_schema)]
+    pub id: String,
+    #[schema(schema_with = identifier_schema)]
+    pub wallet_id: String,
+    /// The amount held.
+    #[schema(schema_with = money_schema)]
+    pub amount: Balance,
+    /// What a capture took (0.00 unless `CAPTURED`).
+    #[schema(schema_with = money_schema)]
+    pub captured_amount: Balance,
+    #[schema(schema_with = status_schema)]
+    pub status: &'static str,
+    /// When it stops counting; null: never.
+    #[schema(schema_with = optional_instant_schema)]
+    pub expires_at: Option<String>,
+    #[schema(schema_with = description_schema)]
+    pub description: Option<String>,
+    /// The wallet a capture paid; null for a capture that was a debit, or none.
+    #[schema(schema_with = optional_identifier_schema)]
+    pub to_wallet_id: Option<String>,
+    #[schema(example = "2025-10-23T10:00:00.000Z")]
+    pub created_at: String,
+    #[schema(example = "2025-10-23T10:05:00.000Z")]
+    pub updated_at: String,
+}
+
+impl From<&Hold> for HoldResponse {
+    fn from(hold: &Hold) -> Self {
+        Self {
+            id: hold.id.to_string(),
+            wallet_id: hold.wallet_id.to_string(),
+            amount: Balance::from(hold.amount),
+            captured_amount: hold.captured_amount,
+            status: hold.status.as_str(),
+            expires_at: hold.expires_at.as_ref().map(timestamp),
+            description: hold
+                .description
+                .as_ref()
+                .map(|text| text.as_str().to_owned()),
+            to_wallet_id: hold.to_wallet_id.as_ref().map(ToString::to_string),
+            created_at: timestamp(&hold.created_at),
+            updated_at: timestamp(&hold.updated_at),
+        }
+    }
+}
+
+/// `GET /wallets/{walletId}/holds`
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WalletHoldsResponse {
+    #[schema(schema_with = identifier_schema)]
+    pub wallet_id: String,
+    #[schema(example = 1)]
+    pub count: usize,
+    pub holds: Vec<HoldResponse>,
+}
+
+/// `POST /wallets/{walletId}/holds`
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
+pub struct PlaceHoldRequest {
+    #[schema(schema_with = amount_schema)]
+    pub amount: Amount,
+    /// The hold's id; the server makes one (a UUID) when absent or null.
+    #[schema(schema_with = optional_hold_id_schema, required = false)]
+    pub hold_id: Option<HoldId>,
+    /// RFC 3339, in the future; the hold never expires when absent or null.
+    #[schema(schema_with = optional_instant_schema, required = false)]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[schema(schema_with = description_schema)]
+    pub description: Option<Description>,
+}
+
+impl PlaceHoldRequest {
+    pub const FIELDS: &'static [&'static str] = &["amount", "holdId", "expiresAt", "description"];
+
+    /// The request, its `expiresAt` checked against `now`.
+    pub fn parse(body: &JsonObject, now: DateTime<Utc>) -> Result<Self, ApiError> {
+        let expires_at = body
+            .optional_string("expiresAt")?
+            .map(|raw| {
+                DateTime::parse_from_rfc3339(raw)
+                    .map(|at| at.with_timezone(&Utc))
+                    .map_err(|_| {
+                        ApiError::BadRequest(
+                            "expiresAt must be an RFC 3339 date-time (2026-11-30T12:00:00Z)".into(),
+                        )
+                    })
+            })
+            .transpose()?;
+        if expires_at.is_some_and(|at| at <= now) {
+            return Err(ApiError::BadRequest(
+                "expiresAt must be in the future".into(),
+            ));
+        }
+        Ok(Self {
+            amount: Amount::parse("amount", body.required_decimal("amount")?)?,
+            hold_id: body
+                .optional_string("holdId")?
+                .map(HoldId::parse)
+                .transpose()?,
+            expires_at,
+            description: description(body)?,
+        })
+    }
+}
+
+/// `POST /holds/{holdId}/capture`
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
+pub struct CaptureHoldRequest {
+    /// At most the held amount; the whole of it when absent or null.
+    #[schema(schema_with = optional_amount_schema, required = false)]
+    pub amount: Option<Amount>,
+    /// Pays this wallet (all or nothing); a debit when absent or null.
+    #[schema(schema_with = optional_identifier_schema, required = false)]
+    pub to_wallet_id: Option<WalletId>,
+    #[schema(schema_with = description_schema)]
+    pub description: Option<Description>,
+}
+
+impl CaptureHoldRequest {
+    pub const FIELDS: &'static [&'static str] = &["amount", "toWalletId", "description"];
+
+    pub fn parse(body: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self {
+            amount: body
+                .optional_decimal("amount")?
+                .map(|amount| Amount::parse("amount", amount))
+                .transpose()?,
+            to_wallet_id: body
+                .optional_string("toWalletId")?
+                .map(|raw| WalletId::parse_field("toWalletId", raw))
+                .transpose()?,
+            description: description(body)?,
+        })
+    }
+}

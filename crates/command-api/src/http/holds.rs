@@ -1,0 +1,285 @@
+//! Hold endpoints: a hold is placed on a wallet, then captured, voided and
+//! read by its id alone; the event store's hold directory finds its wallet.
+//! Another owner's hold answers exactly as an unknown one (404).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use identity::{authorize, Action, Refusal};
+use serde::Deserialize;
+use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::IntoParams;
+use uuid::Uuid;
+use wallet_domain::{HoldId, HoldStatus, WalletId};
+
+use super::auth::{authorize_on_wallet, Caller};
+use super::body::{read_body, JsonObject};
+use super::context::idempotency_key;
+use super::error::{ApiError, ErrorBody};
+use super::hold_dto::{CaptureHoldRequest, HoldResponse, PlaceHoldRequest, WalletHoldsResponse};
+use super::path;
+use super::query::{self, Kind, QueryError, Spec};
+use super::wallets::{json_body, run};
+use crate::startup::AppState;
+use crate::wallets::WalletOperation;
+
+/// The namespace of hold ids the server makes from an `Idempotency-Key`
+/// (UUID v5 of the key as stored), so a retry places the same hold.
+pub const HOLD_ID_NAMESPACE: Uuid = Uuid::from_u128(0x3c8e_91a2_5f47_4d0b_b6e1_7a2d_9c04_e835);
+
+/// The names `status` accepts.
+const HOLD_STATUSES: [&str; 4] = [
+    HoldStatus::Pending.as_str(),
+    HoldStatus::Captured.as_str(),
+    HoldStatus::Voided.as_str(),
+    HoldStatus::Expired.as_str(),
+];
+
+fn hold_not_found(hold_id: &HoldId) -> ApiError {
+    ApiError::NotFound(format!("Hold {hold_id} not found"))
+}
+
+/// The id of a hold placed without one: from the request's idempotency key
+/// when it has one (so a retry places the same hold), else a new UUID.
+fn generated_hold_id(request: &HttpRequest) -> Result<HoldId, ApiError> {
+    let id = match idempotency_key(request) {
+        Some(key) => Uuid::new_v5(&HOLD_ID_NAMESPACE, key.as_bytes()),
+        None => Uuid::now_v7(),
+    };
+    Ok(HoldId::parse(&id.to_string())?)
+}
+
+/// The wallet of a hold `caller` may do `action` on: 403 when its scopes
+/// allow it on no wallet, 404 for an unknown hold and for another owner's.
+async fn hold_wallet(
+    state: &AppState,
+    caller: &Caller,
+    hold_id: &HoldId,
+    action: fn(Option<&str>) -> Action<'_>,
+) -> Result<WalletId, ApiError> {
+    if let Err(Refusal::Forbidden(message)) = authorize(&caller.0, action(None)) {
+        return Err(ApiError::Forbidden(message.to_owned()));
+    }
+    let wallet_id = state
+        .wallets
+        .hold_wallet(hold_id)
+        .await?
+        .ok_or_else(|| hold_not_found(hold_id))?;
+    authorize_on_wallet(state, caller, &wallet_id, action)
+        .await
+        .map_err(|error| match error {
+            ApiError::NotFound(_) => hold_not_found(hold_id),
+            other => other,
+        })?;
+    Ok(wallet_id)
+}
+
+/// Reserve money on a wallet until the hold is captured, voided or expires.
+#[utoipa::path(
+    post, path = "/wallets/{walletId}/holds", tag = "holds",
+    request_body = PlaceHoldRequest,
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 201, description = "Placed: the hold, PENDING", body = HoldResponse),
+        (status = 400, description = "Invalid input (the message names the field), expiresAt not in the future, or insufficient available funds", body = ErrorBody),
+        (status = 404, description = "Wallet not found", body = ErrorBody),
+        (status = 409, description = "holdId already used, wallet frozen or closed, or the wallet changed too often while this request ran", body = ErrorBody),
+    )
+)]
+pub async fn place_hold(
+    caller: Caller,
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let wallet_id = path::wallet_id(&path)?;
+    authorize_on_wallet(&state, &caller, &wallet_id, |owner_id| Action::Hold {
+        owner_id,
+    })
+    .await?;
+    let body = json_body(&request, payload, PlaceHoldRequest::FIELDS).await?;
+    let PlaceHoldRequest {
+        amount,
+        hold_id,
+        expires_at,
+        description,
+    } = PlaceHoldRequest::parse(&body, Utc::now())?;
+    let hold_id = match hold_id {
+        Some(hold_id) => hold_id,
+        None => generated_hold_id(&request)?,
+    };
+    let operation = WalletOperation::PlaceHold {
+        wallet_id,
+        hold_id,
+        amount,
+        expires_at,
+        description,
+    };
+    run(&state, &request, operation).await
+}
+
+/// Take some or all of a pending hold: out of its wallet, or to another
+/// wallet (all or nothing); the rest is released.
+#[utoipa::path(
+    post, path = "/holds/{holdId}/capture", tag = "holds",
+    request_body = CaptureHoldRequest,
+    params(("holdId" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")),
+    responses(
+        (status = 201, description = "Captured: the hold, CAPTURED", body = HoldResponse),
+        (status = 400, description = "Invalid input (the message names the field), more than the held amount, or toWalletId the hold's own wallet", body = ErrorBody),
+        (status = 404, description = "Hold not found, or toWalletId not found", body = ErrorBody),
+        (status = 409, description = "Hold not PENDING (captured, voided or expired), a wallet frozen or closed, or a wallet changed too often while this request ran", body = ErrorBody),
+    )
+)]
+pub async fn capture_hold(
+    caller: Caller,
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let hold_id = path::hold_id(&path)?;
+    let wallet_id = hold_wallet(&state, &caller, &hold_id, |owner_id| Action::Hold {
+        owner_id,
+    })
+    .await?;
+    let body = json_body(&request, payload, CaptureHoldRequest::FIELDS).await?;
+    let CaptureHoldRequest {
+        amount,
+        to_wallet_id,
+        description,
+    } = CaptureHoldRequest::parse(&body)?;
+    let operation = WalletOperation::CaptureHold {
+        wallet_id,
+        hold_id,
+        amount,
+        to_wallet_id,
+        description,
+    };
+    run(&state, &request, operation).await
+}
+
+/// Release a pending hold: its money is available again.
+#[utoipa::path(
+    post, path = "/holds/{holdId}/void", tag = "holds",
+    params(("holdId" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")),
+    responses(
+        (status = 201, description = "Voided: the hold, VOIDED", body = HoldResponse),
+        (status = 400, description = "Invalid input: a body that is not empty or {}, or a bad Idempotency-Key", body = ErrorBody),
+        (status = 404, description = "Hold not found", body = ErrorBody),
+        (status = 409, description = "Hold not PENDING (captured, voided or expired), wallet closed, or the wallet changed too often while this request ran", body = ErrorBody),
+    )
+)]
+pub async fn void_hold(
+    caller: Caller,
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let hold_id = path::hold_id(&path)?;
+    let wallet_id = hold_wallet(&state, &caller, &hold_id, |owner_id| Action::Hold {
+        owner_id,
+    })
+    .await?;
+    let bytes = read_body(request.headers(), payload).await?;
+    if !bytes.trim_ascii().is_empty() {
+        JsonObject::parse(&bytes, &[])?;
+    }
+    run(
+        &state,
+        &request,
+        WalletOperation::VoidHold { wallet_id, hold_id },
+    )
+    .await
+}
+
+/// One hold, as it stands now (read from its wallet's stream).
+#[utoipa::path(
+    get, path = "/holds/{holdId}", tag = "holds",
+    params(("holdId" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")),
+    responses(
+        (status = 200, description = "The hold", body = HoldResponse),
+        (status = 400, description = "Not a hold id: the message says what is accepted", body = ErrorBody),
+        (status = 404, description = "Hold not found", body = ErrorBody),
+    )
+)]
+pub async fn get_hold(
+    caller: Caller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let hold_id = path::hold_id(&path)?;
+    let wallet_id = hold_wallet(&state, &caller, &hold_id, |owner_id| Action::ReadWallet {
+        owner_id,
+    })
+    .await?;
+    let holds = state.wallets.holds_of(&wallet_id, Utc::now()).await?;
+    let hold = holds
+        .and_then(|(_, holds)| holds.get(&hold_id).map(HoldResponse::from))
+        .ok_or_else(|| hold_not_found(&hold_id))?;
+    Ok(HttpResponse::Ok().json(hold))
+}
+
+/// The filter of a wallet's holds, as text.
+#[derive(Debug, Deserialize)]
+pub struct HoldListParams {
+    status: Option<String>,
+}
+
+const HOLD_LIST_PARAMS: [Spec; 1] = [Spec {
+    name: "status",
+    description: "Only holds in this status (as they stand now).",
+    kind: Kind::OneOf(&HOLD_STATUSES),
+}];
+
+impl IntoParams for HoldListParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        query::parameters(&HOLD_LIST_PARAMS)
+    }
+}
+
+impl HoldListParams {
+    fn status(&self) -> Result<Option<HoldStatus>, QueryError> {
+        query::one_of("status", &self.status, &HOLD_STATUSES)
+    }
+}
+
+/// A wallet's holds, oldest first, as they stand now (read from its stream).
+#[utoipa::path(
+    get, path = "/wallets/{walletId}/holds", tag = "holds",
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), HoldListParams),
+    responses(
+        (status = 200, description = "{walletId, count, holds}", body = WalletHoldsResponse),
+        (status = 400, description = "Invalid walletId or status", body = ErrorBody),
+        (status = 404, description = "Wallet not found", body = ErrorBody),
+    )
+)]
+pub async fn wallet_holds(
+    caller: Caller,
+    path: web::Path<String>,
+    params: web::Query<HoldListParams>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let wallet_id = path::wallet_id(&path)?;
+    let status = params.status()?;
+    authorize_on_wallet(&state, &caller, &wallet_id, |owner_id| Action::ReadWallet {
+        owner_id,
+    })
+    .await?;
+    let (_, holds) = state
+        .wallets
+        .holds_of(&wallet_id, Utc::now())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("Wallet {wallet_id} not found")))?;
+    let mut holds: Vec<_> = holds
+        .values()
+        .filter(|hold| status.is_none_or(|status| hold.status == status))
+        .collect();
+    holds.sort_by(|one, other| (one.created_at, &one.id).cmp(&(other.created_at, &other.id)));
+    Ok(HttpResponse::Ok().json(WalletHoldsResponse {
+        wallet_id: wallet_id.to_string(),
+        count: holds.len(),
+        holds: holds.into_iter().map(HoldResponse::from).collect(),
+    }))
+}

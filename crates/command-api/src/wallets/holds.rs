@@ -1,0 +1,164 @@
+//! Hold operations on the command side: decided by the domain on the hold's
+//! wallet (and, for a capture to another wallet, on both wallets at once
+//! with [`decide_capture`]), appended like every other operation.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use event_store::{StoreError, StreamAppend};
+use uuid::Uuid;
+use wallet_domain::{
+    decide_capture, hold_after, holds_in, replay, Command, CommandKind, DomainError, EventMetadata,
+    Hold, HoldId, Wallet, WalletId, WalletState,
+};
+
+use super::operation::{OperationOutcome, WalletOperation};
+use super::service::{applied, Reads, ServiceError, WalletService};
+
+impl WalletService {
+    /// The appends and the outcome of a hold operation.
+    pub(super) async fn decide_hold(
+        &self,
+        operation: &WalletOperation,
+        issued_at: DateTime<Utc>,
+        metadata: EventMetadata,
+        reads: Reads,
+    ) -> Result<(Vec<StreamAppend>, OperationOutcome), ServiceError> {
+        let (wallet_id, hold_id, kind, payee_id) = match operation {
+            WalletOperation::PlaceHold {
+                wallet_id,
+                hold_id,
+                amount,
+                expires_at,
+                description,
+            } => (
+                wallet_id,
+                hold_id,
+                CommandKind::PlaceHold {
+                    hold_id: hold_id.clone(),
+                    amount: *amount,
+                    expires_at: *expires_at,
+                    description: description.clone(),
+                },
+                None,
+            ),
+            WalletOperation::CaptureHold {
+                wallet_id,
+                hold_id,
+                amount,
+                to_wallet_id,
+                description,
+            } => (
+                wallet_id,
+                hold_id,
+                CommandKind::CaptureHold {
+                    hold_id: hold_id.clone(),
+                    amount: *amount,
+                    to_wallet_id: to_wallet_id.clone(),
+                    description: description.clone(),
+                },
+                to_wallet_id.as_ref(),
+            ),
+            WalletOperation::VoidHold { wallet_id, hold_id } => (
+                wallet_id,
+                hold_id,
+                CommandKind::VoidHold {
+                    hold_id: hold_id.clone(),
+                },
+                None,
+            ),
+            WalletOperation::ExpireHold { wallet_id, hold_id } => (
+                wallet_id,
+                hold_id,
+                CommandKind::ExpireHold {
+                    hold_id: hold_id.clone(),
+                },
+                None,
+            ),
+            other => unreachable!("{} is not a hold operation", other.name()),
+        };
+        let command = Command {
+            wallet_id: wallet_id.clone(),
+            kind,
+            event_id: Uuid::now_v7(),
+            issued_at,
+            metadata,
+        };
+        let payer = self.load(wallet_id, reads).await?;
+        let payee = match payee_id {
+            Some(payee_id) => Some((payee_id, self.load(payee_id, reads).await?)),
+            None => None,
+        };
+        let payee_state = payee
+            .as_ref()
+            .map_or(&WalletState::Absent, |(_, loaded)| &loaded.state);
+        let (sent, received) = match decide_capture(&payer.state, &command, payee_state) {
+            Err(DomainError::HoldNotPending {
+                hold_id,
+                status: None,
+            }) => return Err(self.not_pending(wallet_id, hold_id, issued_at).await),
+            decided => decided?,
+        };
+        let hold = hold_after(&payer.state, &sent, hold_id).ok_or_else(|| {
+            DomainError::HoldNotPending {
+                hold_id: hold_id.clone(),
+                status: None,
+            }
+        })?;
+        let (wallet, append) = applied(payer, wallet_id, sent)?;
+        let mut appends = vec![append];
+        let payee = match payee {
+            Some((payee_id, loaded)) if !received.is_empty() => {
+                let (payee, append) = applied(loaded, payee_id, received)?;
+                appends.push(append);
+                Some(payee)
+            }
+            _ => None,
+        };
+        Ok((
+            appends,
+            OperationOutcome::Hold {
+                hold,
+                wallet,
+                payee,
+            },
+        ))
+    }
+}
+
+impl WalletService {
+    /// The refusal of a hold that is no longer pending, with what it became
+    /// (read from its wallet's stream: the state keeps pending holds only).
+    async fn not_pending(
+        &self,
+        wallet_id: &WalletId,
+        hold_id: HoldId,
+        clock: DateTime<Utc>,
+    ) -> ServiceError {
+        let status = match self.holds_of(wallet_id, clock).await {
+            Ok(found) => found.and_then(|(_, holds)| holds.get(&hold_id).map(|hold| hold.status)),
+            Err(error) => return error.into(),
+        };
+        DomainError::HoldNotPending { hold_id, status }.into()
+    }
+
+    /// The wallet a hold was placed on, from the event store's hold directory.
+    pub async fn hold_wallet(&self, hold_id: &HoldId) -> Result<Option<WalletId>, StoreError> {
+        self.store().find_hold_wallet(hold_id).await
+    }
+
+    /// A wallet and its holds as they stand at `clock`, folded from its
+    /// stream; `None` for an unknown wallet.
+    pub async fn holds_of(
+        &self,
+        wallet_id: &WalletId,
+        clock: DateTime<Utc>,
+    ) -> Result<Option<(Wallet, BTreeMap<HoldId, Hold>)>, StoreError> {
+        let stream = self.store().read_stream(wallet_id, 0).await?;
+        let events: Vec<_> = stream.into_iter().map(|recorded| recorded.event).collect();
+        Ok(replay(&events)
+            .wallet()
+            .cloned()
+            .map(|wallet| (wallet, holds_in(&events, clock))))
+    }
+}

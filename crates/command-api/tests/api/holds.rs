@@ -1,0 +1,532 @@
+//! Holds: every endpoint and every refusal, on the embedded default; each
+//! refusal is shown to have changed nothing.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{error_message, json_of, spawn_app, spawn_process_app_in, TestApp};
+
+/// Polls of a wallet while waiting for the expiry sweeper, at most.
+const SWEEP_WAIT_POLLS_MAX: usize = 50;
+/// Pause between two polls.
+const SWEEP_WAIT_POLL_MS: u64 = 100;
+
+async fn place(app: &TestApp, wallet: &str, body: Value) -> (u16, Value) {
+    json_of(
+        app.post_json(&format!("/wallets/{wallet}/holds"), body)
+            .await,
+    )
+    .await
+}
+
+async fn capture(app: &TestApp, hold: &str, body: Value) -> (u16, Value) {
+    json_of(app.post_json(&format!("/holds/{hold}/capture"), body).await).await
+}
+
+async fn void(app: &TestApp, hold: &str) -> (u16, Value) {
+    json_of(
+        app.post(&format!("/holds/{hold}/void"))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await
+}
+
+async fn read(app: &TestApp, path: &str) -> (u16, Value) {
+    json_of(app.get(path).send().await.expect("sent")).await
+}
+
+async fn wallet(app: &TestApp, id: &str) -> Value {
+    let (status, body) = json_of(app.wallet(id).await).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// A wallet `w` with 100.00 and a hold `h-1` of 25.00 on it.
+async fn app_with_a_hold() -> TestApp {
+    let app = spawn_app().await;
+    assert_eq!(app.create_wallet("w", "o", json!(100)).await.status(), 201);
+    let (status, body) = place(
+        &app,
+        "w",
+        json!({"amount": 25, "holdId": "h-1", "description": "Hotel"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    app
+}
+
+#[track_caller]
+fn money(body: &Value, field: &str) -> String {
+    body[field].to_string()
+}
+
+#[tokio::test]
+async fn a_placed_hold_is_pending_and_counts_against_the_available_balance() {
+    let app = app_with_a_hold().await;
+    let (status, hold) = read(&app, "/holds/h-1").await;
+    assert_eq!(status, 200);
+    assert_eq!(hold["id"], "h-1");
+    assert_eq!(hold["walletId"], "w");
+    assert_eq!(money(&hold, "amount"), "25.00");
+    assert_eq!(money(&hold, "capturedAmount"), "0.00");
+    assert_eq!(hold["status"], "PENDING");
+    assert_eq!(hold["expiresAt"], Value::Null);
+    assert_eq!(hold["description"], "Hotel");
+    assert!(hold["createdAt"].is_string() && hold["updatedAt"].is_string());
+    let body = wallet(&app, "w").await;
+    assert_eq!(money(&body, "balance"), "100.00");
+    assert_eq!(money(&body, "heldBalance"), "25.00");
+    assert_eq!(money(&body, "availableBalance"), "75.00");
+    let (_, listed) = read(&app, "/wallets").await;
+    assert_eq!(
+        listed[0], body,
+        "the read model shows the same held balance"
+    );
+
+    let (status, list) = read(&app, "/wallets/w/holds").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["walletId"], "w");
+    assert_eq!(list["count"], 1);
+    assert_eq!(list["holds"][0], hold);
+    let (_, captured) = read(&app, "/wallets/w/holds?status=CAPTURED").await;
+    assert_eq!(captured["count"], 0);
+    let (_, pending) = read(&app, "/wallets/w/holds?status=").await;
+    assert_eq!(pending["count"], 1, "an empty status is no filter");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_hold_debit_or_transfer_needs_that_much_available_and_a_refusal_changes_nothing() {
+    let app = app_with_a_hold().await;
+    let before = wallet(&app, "w").await;
+    let (status, body) = place(&app, "w", json!({"amount": 75.01, "holdId": "h-2"})).await;
+    assert!(
+        error_message(&body, 400).contains("Insufficient funds"),
+        "{body}"
+    );
+    assert_eq!(status, 400);
+    let (status, body) = json_of(app.debit("w", json!(75.01)).await).await;
+    assert_eq!(
+        (status, error_message(&body, 400).contains("Insufficient")),
+        (400, true)
+    );
+    app.create_wallet("other", "o", json!(0)).await;
+    let (status, _) = json_of(app.transfer("w", "other", json!(75.01)).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(wallet(&app, "w").await, before);
+    let (status, _) = read(&app, "/holds/h-2").await;
+    assert_eq!(status, 404, "a refused hold is not found");
+    let (status, _) = place(&app, "w", json!({"amount": 75, "holdId": "h-2"})).await;
+    assert_eq!(status, 201, "the refused id is free");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_hold_id_is_used_once_across_every_wallet() {
+    let app = app_with_a_hold().await;
+    app.create_wallet("w2", "o", json!(10)).await;
+    let before = wallet(&app, "w2").await;
+    for on in ["w", "w2"] {
+        let (status, body) = place(&app, on, json!({"amount": 1, "holdId": "h-1"})).await;
+        assert!(error_message(&body, 409).contains("h-1"), "{body}");
+        assert_eq!(status, 409);
+    }
+    assert_eq!(wallet(&app, "w2").await, before);
+    let (_, list) = read(&app, "/wallets/w2/holds").await;
+    assert_eq!(list["count"], 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_hold_without_an_id_gets_one_and_its_key_replays_it() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(100)).await;
+    let (status, body) = place(&app, "w", json!({"amount": 1})).await;
+    assert_eq!(status, 201);
+    let generated = body["id"].as_str().expect("id");
+    assert!(uuid::Uuid::parse_str(generated).is_ok(), "{generated}");
+
+    let keyed = || {
+        app.post("/wallets/w/holds")
+            .header("Idempotency-Key", "hold-key-1")
+            .json(&json!({"amount": 2, "description": "keyed"}))
+    };
+    let first = keyed().send().await.expect("sent");
+    assert_eq!(first.status(), 201);
+    let (_, first) = json_of(first).await;
+    let again = keyed().send().await.expect("sent");
+    assert_eq!(again.headers()["Idempotent-Replayed"], "true");
+    let (status, again) = json_of(again).await;
+    assert_eq!((status, &again), (201, &first));
+    let (_, list) = read(&app, "/wallets/w/holds").await;
+    assert_eq!(list["count"], 2, "the retry placed nothing");
+    let (status, body) = json_of(
+        app.post("/wallets/w/holds")
+            .header("Idempotency-Key", "hold-key-1")
+            .json(&json!({"amount": 3}))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!((status, error_message(&body, 422).is_empty()), (422, false));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn capturing_part_of_a_hold_debits_that_and_releases_the_rest_once() {
+    let app = app_with_a_hold().await;
+    let (status, hold) = capture(&app, "h-1", json!({"amount": 10})).await;
+    assert_eq!(status, 201, "{hold}");
+    assert_eq!(hold["status"], "CAPTURED");
+    assert_eq!(money(&hold, "capturedAmount"), "10.00");
+    assert_eq!(money(&hold, "amount"), "25.00");
+    assert_eq!(hold["toWalletId"], Value::Null);
+    let body = wallet(&app, "w").await;
+    assert_eq!(money(&body, "balance"), "90.00");
+    assert_eq!(money(&body, "heldBalance"), "0.00");
+    assert_eq!(money(&body, "availableBalance"), "90.00");
+    assert_eq!(read(&app, "/holds/h-1").await.1, hold);
+
+    for (status, body) in [
+        capture(&app, "h-1", json!({})).await,
+        void(&app, "h-1").await,
+    ] {
+        let message = error_message(&body, 409);
+        assert!(message.contains("not PENDING: it is CAPTURED"), "{body}");
+        assert_eq!(status, 409);
+    }
+    assert_eq!(
+        wallet(&app, "w").await,
+        body,
+        "the refusals changed nothing"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn capturing_more_than_held_is_refused_and_the_whole_hold_is_the_default() {
+    let app = app_with_a_hold().await;
+    let before = wallet(&app, "w").await;
+    let (status, body) = capture(&app, "h-1", json!({"amount": 25.01})).await;
+    assert!(
+        error_message(&body, 400).contains("it holds 25.00"),
+        "{body}"
+    );
+    assert_eq!(status, 400);
+    let (status, body) = capture(&app, "h-1", json!({"amount": 0})).await;
+    assert!(error_message(&body, 400).contains("amount"), "{body}");
+    assert_eq!(status, 400);
+    let (status, body) = capture(&app, "h-1", json!({"extra": 1})).await;
+    assert!(error_message(&body, 400).contains("extra"), "{body}");
+    assert_eq!(status, 400);
+    assert_eq!(wallet(&app, "w").await, before);
+    let (status, hold) = capture(&app, "h-1", json!({"amount": null})).await;
+    assert_eq!(status, 201);
+    assert_eq!(money(&hold, "capturedAmount"), "25.00");
+    assert_eq!(money(&wallet(&app, "w").await, "balance"), "75.00");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_capture_to_another_wallet_pays_it_all_or_nothing() {
+    let app = app_with_a_hold().await;
+    app.create_wallet("payee", "p", json!(0)).await;
+    let before = wallet(&app, "w").await;
+    let (status, body) = capture(&app, "h-1", json!({"toWalletId": "nobody"})).await;
+    assert!(error_message(&body, 404).contains("nobody"), "{body}");
+    assert_eq!(status, 404);
+    let (status, body) = capture(&app, "h-1", json!({"toWalletId": "w"})).await;
+    assert_eq!((status, error_message(&body, 400).is_empty()), (400, false));
+    let (status, body) = capture(&app, "h-1", json!({"toWalletId": "no such"})).await;
+    assert!(error_message(&body, 400).contains("toWalletId"), "{body}");
+    assert_eq!(status, 400);
+    assert_eq!(wallet(&app, "w").await, before, "nothing was captured");
+
+    let (status, hold) = capture(
+        &app,
+        "h-1",
+        json!({"toWalletId": "payee", "amount": 20, "description": "Room"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{hold}");
+    assert_eq!(hold["toWalletId"], "payee");
+    assert_eq!(money(&wallet(&app, "payee").await, "balance"), "20.00");
+    assert_eq!(money(&wallet(&app, "w").await, "balance"), "80.00");
+    let payer = wallet(&app, "w").await;
+    assert_eq!(money(&payer, "availableBalance"), "80.00");
+    let (_, listed) = read(&app, "/wallets").await;
+    assert_eq!(
+        listed[1], payer,
+        "the read model (by id) agrees after the capture"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn voiding_makes_the_money_available_again() {
+    let app = app_with_a_hold().await;
+    let (status, hold) = void(&app, "h-1").await;
+    assert_eq!(status, 201, "{hold}");
+    assert_eq!(hold["status"], "VOIDED");
+    let body = wallet(&app, "w").await;
+    assert_eq!(money(&body, "availableBalance"), "100.00");
+    assert_eq!(money(&body, "heldBalance"), "0.00");
+    let (status, body) = json_of(
+        app.post("/holds/h-1/void")
+            .header("content-type", "application/json")
+            .body("{\"amount\": 1}")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(
+        (status, error_message(&body, 400).contains("amount")),
+        (400, true)
+    );
+    let (_, voided) = read(&app, "/wallets/w/holds?status=VOIDED").await;
+    assert_eq!(voided["count"], 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_hold_ids_and_statuses_are_refused() {
+    let app = app_with_a_hold().await;
+    for (status, body) in [
+        read(&app, "/holds/nope").await,
+        capture(&app, "nope", json!({})).await,
+        void(&app, "nope").await,
+    ] {
+        assert!(
+            error_message(&body, 404).contains("Hold nope not found"),
+            "{body}"
+        );
+        assert_eq!(status, 404);
+    }
+    let long = "h".repeat(129);
+    for (status, body) in [
+        read(&app, &format!("/holds/{long}")).await,
+        read(&app, "/holds/a%01b").await,
+        capture(&app, "a%01b", json!({})).await,
+    ] {
+        assert!(error_message(&body, 400).contains("holdId"), "{body}");
+        assert_eq!(status, 400);
+    }
+    let (status, body) = read(&app, "/wallets/w/holds?status=OPEN").await;
+    assert!(error_message(&body, 400).contains("status"), "{body}");
+    assert_eq!(status, 400);
+    let (status, _) = read(&app, "/wallets/nobody/holds").await;
+    assert_eq!(status, 404);
+    let (status, body) = place(&app, "nobody", json!({"amount": 1})).await;
+    assert_eq!(
+        (status, error_message(&body, 404).contains("nobody")),
+        (404, true)
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_expiry_must_be_a_future_rfc_3339_instant() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(100)).await;
+    for (expires_at, words) in [
+        (json!("2000-01-01T00:00:00Z"), "in the future"),
+        (json!("tomorrow"), "RFC 3339"),
+        (json!(12), "must be a string"),
+    ] {
+        let (status, body) = place(&app, "w", json!({"amount": 1, "expiresAt": expires_at})).await;
+        let message = error_message(&body, 400);
+        assert!(
+            message.contains("expiresAt") && message.contains(words),
+            "{body}"
+        );
+        assert_eq!(status, 400);
+    }
+    let (_, list) = read(&app, "/wallets/w/holds").await;
+    assert_eq!(list["count"], 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_hold_past_its_expiry_is_expired_and_released_without_anyone_calling() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(100)).await;
+    let expires_at = chrono::Utc::now() + chrono::Duration::milliseconds(600);
+    let (status, hold) = place(
+        &app,
+        "w",
+        json!({"amount": 60, "holdId": "soon", "expiresAt": expires_at.to_rfc3339()}),
+    )
+    .await;
+    assert_eq!(status, 201, "{hold}");
+    assert!(hold["expiresAt"].is_string());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (_, read_back) = read(&app, "/holds/soon").await;
+    assert_eq!(read_back["status"], "EXPIRED", "{read_back}");
+    let (status, body) = capture(&app, "soon", json!({})).await;
+    assert!(error_message(&body, 409).contains("EXPIRED"), "{body}");
+    assert_eq!(status, 409);
+    let mut released = Value::Null;
+    for _ in 0..SWEEP_WAIT_POLLS_MAX {
+        released = wallet(&app, "w").await;
+        if money(&released, "heldBalance") == "0.00" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(SWEEP_WAIT_POLL_MS)).await;
+    }
+    assert_eq!(
+        money(&released, "heldBalance"),
+        "0.00",
+        "the sweeper expired it"
+    );
+    assert_eq!(money(&released, "availableBalance"), "100.00");
+    let (_, transactions) = read(&app, "/wallets/w/transactions").await;
+    assert!(
+        transactions.to_string().contains("HoldExpired"),
+        "{transactions}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_frozen_wallet_refuses_holds_and_captures_and_a_pending_hold_keeps_a_wallet_open() {
+    let app = app_with_a_hold().await;
+    let (status, _) = json_of(app.post("/wallets/w/freeze").send().await.expect("sent")).await;
+    assert_eq!(status, 201);
+    let before = wallet(&app, "w").await;
+    for (status, body) in [
+        place(&app, "w", json!({"amount": 1})).await,
+        capture(&app, "h-1", json!({})).await,
+    ] {
+        assert!(error_message(&body, 409).contains("frozen"), "{body}");
+        assert_eq!(status, 409);
+    }
+    assert_eq!(wallet(&app, "w").await, before);
+    json_of(app.post("/wallets/w/unfreeze").send().await.expect("sent")).await;
+
+    app.create_wallet("empty", "o", json!(0)).await;
+    let (status, _) = json_of(
+        app.put("/wallets/empty/overdraft-limit")
+            .json(&json!({"overdraftLimit": 10}))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = place(&app, "empty", json!({"amount": 5, "holdId": "e-1"})).await;
+    assert_eq!(status, 201);
+    let (status, body) =
+        json_of(app.post("/wallets/empty/close").send().await.expect("sent")).await;
+    assert!(error_message(&body, 409).contains("pending hold"), "{body}");
+    assert_eq!(status, 409);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_ledger_holds_the_money_apart_and_still_verifies() {
+    let app = app_with_a_hold().await;
+    app.create_wallet("payee", "p", json!(0)).await;
+    place(&app, "w", json!({"amount": 5, "holdId": "h-2"})).await;
+    capture(&app, "h-1", json!({"amount": 10, "toWalletId": "payee"})).await;
+    void(&app, "h-2").await;
+    place(&app, "w", json!({"amount": 7, "holdId": "h-3"})).await;
+    let mut verified = Value::Null;
+    for _ in 0..SWEEP_WAIT_POLLS_MAX {
+        let (status, body) = read(&app, "/ledger/verify").await;
+        assert_eq!(status, 200, "{body}");
+        verified = body;
+        if verified["caughtUp"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(SWEEP_WAIT_POLL_MS)).await;
+    }
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert_eq!(verified["ledger"]["heldBalances"]["w"].to_string(), "7.00");
+    assert_eq!(
+        verified["ledger"]["walletBalances"]["w"].to_string(),
+        "90.00"
+    );
+    let (_, summary) = read(&app, "/ledger/wallet/w/summary").await;
+    assert_eq!(money(&summary, "balance"), "90.00", "{summary}");
+    let (status, hold) = read(&app, "/ledger/reference/h-1").await;
+    assert_eq!(status, 200);
+    // Placed (2 entries), captured to the payee (3: held, the rest, clearing), received (2).
+    assert_eq!(hold["count"], 7, "{hold}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn with_the_transfer_process_a_capture_to_another_wallet_is_still_one_append() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let app = spawn_process_app_in(temp.path()).await;
+    app.create_wallet("w", "o", json!(100)).await;
+    app.create_wallet("payee", "p", json!(0)).await;
+    let (status, _) = place(&app, "w", json!({"amount": 25, "holdId": "h-p"})).await;
+    assert_eq!(status, 201);
+    let (status, hold) = capture(&app, "h-p", json!({"amount": 20, "toWalletId": "payee"})).await;
+    assert_eq!(status, 201, "{hold}");
+    assert_eq!(money(&wallet(&app, "payee").await, "balance"), "20.00");
+    assert_eq!(money(&wallet(&app, "w").await, "balance"), "80.00");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_capture_and_a_void_with_a_key_are_answered_once_and_the_key_is_theirs() {
+    let app = app_with_a_hold().await;
+    place(&app, "w", json!({"amount": 5, "holdId": "h-2"})).await;
+    let keyed = |path: &str, key: &str, body: Value| {
+        app.post(path)
+            .header("Idempotency-Key", key.to_owned())
+            .json(&body)
+    };
+    let first = json_of(
+        keyed("/holds/h-1/capture", "cap-1", json!({"amount": 5}))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(first.0, 201);
+    let again = keyed("/holds/h-1/capture", "cap-1", json!({"amount": 5.00}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(again.headers()["Idempotent-Replayed"], "true");
+    assert_eq!(
+        json_of(again).await,
+        first,
+        "the stored answer, nothing captured twice"
+    );
+    assert_eq!(money(&wallet(&app, "w").await, "balance"), "95.00");
+
+    let void_first = json_of(
+        keyed("/holds/h-2/void", "void-1", json!({}))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(void_first.0, 201);
+    let void_again = json_of(
+        keyed("/holds/h-2/void", "void-1", json!({}))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(void_again, void_first);
+    let (status, body) = json_of(
+        keyed("/holds/h-2/void", "cap-1", json!({}))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!((status, error_message(&body, 422).is_empty()), (422, false));
+    app.stop().await;
+}

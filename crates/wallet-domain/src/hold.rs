@@ -1,0 +1,219 @@
+//! Holds (authorizations): money reserved on a wallet until it is captured,
+//! voided or expires.
+//!
+//! A pending hold keeps its amount out of the wallet's available balance
+//! without moving the balance; a capture takes some or all of it out (as a
+//! debit, or to another wallet) and releases the rest; a void or an expiry
+//! releases all of it. The wallet's state keeps only its pending holds (what
+//! its decisions need); a hold's whole story (what `GET /holds/{id}` shows)
+//! is folded from the wallet's stream by [`holds_in`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::event::{EventKind, WalletEvent};
+use crate::ids::{Description, HoldId, WalletId};
+use crate::money::{Amount, Balance};
+use crate::wallet::WalletState;
+
+/// Where a hold stands: `PENDING` until it is `CAPTURED`, `VOIDED` or
+/// `EXPIRED`, each final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HoldStatus {
+    Pending,
+    Captured,
+    Voided,
+    Expired,
+}
+
+impl HoldStatus {
+    pub const ALL: [HoldStatus; 4] = [
+        HoldStatus::Pending,
+        HoldStatus::Captured,
+        HoldStatus::Voided,
+        HoldStatus::Expired,
+    ];
+
+    /// The name on the wire: `PENDING`, `CAPTURED`, `VOIDED`, `EXPIRED`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HoldStatus::Pending => "PENDING",
+            HoldStatus::Captured => "CAPTURED",
+            HoldStatus::Voided => "VOIDED",
+            HoldStatus::Expired => "EXPIRED",
+        }
+    }
+}
+
+impl fmt::Display for HoldStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A status name that is none of [`HoldStatus::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown hold status {0:?}")]
+pub struct UnknownHoldStatus(pub String);
+
+impl FromStr for HoldStatus {
+    type Err = UnknownHoldStatus;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        HoldStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+            .ok_or_else(|| UnknownHoldStatus(text.to_owned()))
+    }
+}
+
+/// A hold that still reserves money: what a wallet's decisions need of it,
+/// and what its answer shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingHold {
+    pub amount: Amount,
+    /// When it stops counting (at or after this instant); `None`: never.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub description: Option<Description>,
+    pub placed_at: DateTime<Utc>,
+}
+
+impl PendingHold {
+    /// True when the hold no longer counts at `clock`.
+    pub fn is_due(&self, clock: DateTime<Utc>) -> bool {
+        self.expires_at
+            .is_some_and(|expires_at| expires_at <= clock)
+    }
+}
+
+/// A hold's whole story, as `GET /holds/{id}` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub id: HoldId,
+    pub wallet_id: WalletId,
+    pub amount: Amount,
+    /// 0.00 unless captured.
+    pub captured_amount: Balance,
+    pub status: HoldStatus,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub description: Option<Description>,
+    /// The wallet a capture paid, when it was not a plain debit.
+    pub to_wallet_id: Option<WalletId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Hold {
+    /// A pending hold of `wallet_id` as the API shows it.
+    pub fn pending(wallet_id: &WalletId, hold_id: &HoldId, pending: &PendingHold) -> Self {
+        Hold {
+            id: hold_id.clone(),
+            wallet_id: wallet_id.clone(),
+            amount: pending.amount,
+            captured_amount: Balance::ZERO,
+            status: HoldStatus::Pending,
+            expires_at: pending.expires_at,
+            description: pending.description.clone(),
+            to_wallet_id: None,
+            created_at: pending.placed_at,
+            updated_at: pending.placed_at,
+        }
+    }
+}
+
+/// The hold `hold_id` after `events` (one command's, on the wallet `before`
+/// was folded from): `None` when neither has it.
+pub fn hold_after(before: &WalletState, events: &[WalletEvent], hold_id: &HoldId) -> Option<Hold> {
+    let mut holds = BTreeMap::new();
+    if let Some(wallet) = before.wallet() {
+        if let Some(pending) = wallet.holds.get(hold_id) {
+            holds.insert(hold_id.clone(), Hold::pending(&wallet.id, hold_id, pending));
+        }
+    }
+    for event in events {
+        fold_hold(&mut holds, event);
+    }
+    holds.remove(hold_id)
+}
+
+/// Every hold of one wallet's stream (oldest event first), by id, as they
+/// stand at `clock`: a pending hold whose `expires_at` is at or before
+/// `clock` is `EXPIRED` (updated at its expiry) even before its
+/// `HoldExpired` is in the log, as every decision at that clock treats it.
+pub fn holds_in<'a>(
+    events: impl IntoIterator<Item = &'a WalletEvent>,
+    clock: DateTime<Utc>,
+) -> BTreeMap<HoldId, Hold> {
+    let mut holds = BTreeMap::new();
+    for event in events {
+        fold_hold(&mut holds, event);
+    }
+    for hold in holds.values_mut() {
+        if let (HoldStatus::Pending, Some(expires_at)) = (hold.status, hold.expires_at) {
+            if expires_at <= clock {
+                hold.status = HoldStatus::Expired;
+                hold.updated_at = expires_at;
+            }
+        }
+    }
+    holds
+}
+
+fn fold_hold(holds: &mut BTreeMap<HoldId, Hold>, event: &WalletEvent) {
+    let (hold_id, status) = match &event.kind {
+        EventKind::HoldPlaced {
+            hold_id,
+            amount,
+            expires_at,
+            description,
+        } => {
+            let pending = PendingHold {
+                amount: *amount,
+                expires_at: *expires_at,
+                description: description.clone(),
+                placed_at: event.occurred_at,
+            };
+            holds.insert(
+                hold_id.clone(),
+                Hold::pending(&event.wallet_id, hold_id, &pending),
+            );
+            return;
+        }
+        EventKind::HoldCaptured { hold_id, .. } => (hold_id, HoldStatus::Captured),
+        EventKind::HoldVoided { hold_id, .. } => (hold_id, HoldStatus::Voided),
+        EventKind::HoldExpired { hold_id, .. } => (hold_id, HoldStatus::Expired),
+        _ => return,
+    };
+    let Some(hold) = holds.get_mut(hold_id) else {
+        return;
+    };
+    hold.status = status;
+    hold.updated_at = event.occurred_at;
+    if let EventKind::HoldCaptured {
+        amount,
+        to_wallet_id,
+        ..
+    } = &event.kind
+    {
+        hold.captured_amount = Balance::from(*amount);
+        hold.to_wallet_id = to_wallet_id.clone();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_hold_status_reads_back_from_its_name() {
+        for status in HoldStatus::ALL {
+            assert_eq!(status.as_str().parse::<HoldStatus>(), Ok(status));
+        }
+        assert!("pending".parse::<HoldStatus>().is_err());
+    }
+}
