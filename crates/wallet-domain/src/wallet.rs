@@ -55,6 +55,22 @@ impl Wallet {
     pub fn within_limit(&self) -> bool {
         self.available_balance().value() >= -self.overdraft_limit.value()
     }
+
+    /// The wallet as a reader sees it at `clock`: a hold due by then no
+    /// longer counts as held, exactly as the next command would expire it
+    /// first, whether or not its `HoldExpired` is stored yet.
+    pub fn seen_at(&self, clock: DateTime<Utc>) -> Wallet {
+        let mut seen = self.clone();
+        seen.holds.retain(|_, hold| !hold.is_due(clock));
+        if seen.holds.len() != self.holds.len() {
+            seen.held_balance = seen
+                .holds
+                .values()
+                .try_fold(Balance::ZERO, |held, hold| held.checked_add(hold.amount))
+                .unwrap_or(self.held_balance);
+        }
+        seen
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

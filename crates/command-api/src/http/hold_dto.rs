@@ -14,6 +14,7 @@ use super::dto::{
     amount_schema, description, description_schema, identifier_schema, money_schema, timestamp,
 };
 use super::error::ApiError;
+use super::query;
 
 /// What a hold id accepts: 1 to 128 characters, none a control character.
 pub const HOLD_ID_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F]{1,128}$";
@@ -40,6 +41,7 @@ fn optional_instant_schema() -> ObjectBuilder {
         .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
             utoipa::openapi::KnownFormat::DateTime,
         )))
+        .pattern(Some(query::INSTANT_PATTERN))
 }
 
 fn optional_hold_id_schema() -> ObjectBuilder {
@@ -140,13 +142,13 @@ impl PlaceHoldRequest {
         let expires_at = body
             .optional_string("expiresAt")?
             .map(|raw| {
-                DateTime::parse_from_rfc3339(raw)
-                    .map(|at| at.with_timezone(&Utc))
-                    .map_err(|_| {
-                        ApiError::BadRequest(
-                            "expiresAt must be an RFC 3339 date-time (2026-11-30T12:00:00Z)".into(),
-                        )
-                    })
+                query::instant(raw).ok_or_else(|| {
+                    ApiError::BadRequest(
+                        "expiresAt must be an RFC 3339 date-time with seconds and an offset \
+                         (2026-11-30T12:00:00Z), a real second, in a year up to 9999"
+                            .into(),
+                    )
+                })
             })
             .transpose()?;
         if expires_at.is_some_and(|at| at <= now) {

@@ -12,13 +12,12 @@ use uuid::Uuid;
 use wallet_domain::{HoldId, HoldStatus, WalletId};
 
 use super::auth::{authorize_on_wallet, Caller};
-use super::body::{read_body, JsonObject};
 use super::context::idempotency_key;
 use super::error::{ApiError, ErrorBody};
 use super::hold_dto::{CaptureHoldRequest, HoldResponse, PlaceHoldRequest, WalletHoldsResponse};
 use super::path;
 use super::query::{self, Kind, QueryError, Spec};
-use super::wallets::{json_body, run};
+use super::wallets::{json_body, optional_json_body, run};
 use crate::startup::AppState;
 use crate::wallets::WalletOperation;
 
@@ -122,7 +121,7 @@ pub async fn place_hold(
 /// wallet (all or nothing); the rest is released.
 #[utoipa::path(
     post, path = "/holds/{holdId}/capture", tag = "holds",
-    request_body = CaptureHoldRequest,
+    request_body = Option<CaptureHoldRequest>,
     params(("holdId" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")),
     responses(
         (status = 201, description = "Captured: the hold, CAPTURED", body = HoldResponse),
@@ -143,7 +142,7 @@ pub async fn capture_hold(
         owner_id,
     })
     .await?;
-    let body = json_body(&request, payload, CaptureHoldRequest::FIELDS).await?;
+    let body = optional_json_body(&request, payload, CaptureHoldRequest::FIELDS).await?;
     let CaptureHoldRequest {
         amount,
         to_wallet_id,
@@ -182,10 +181,7 @@ pub async fn void_hold(
         owner_id,
     })
     .await?;
-    let bytes = read_body(request.headers(), payload).await?;
-    if !bytes.trim_ascii().is_empty() {
-        JsonObject::parse(&bytes, &[])?;
-    }
+    optional_json_body(&request, payload, &[]).await?;
     run(
         &state,
         &request,

@@ -106,7 +106,10 @@ pub fn routes(config: &mut web::ServiceConfig, document: utoipa::openapi::OpenAp
         .service(
             web::resource("/wallets")
                 .route(web::post().to(wallets::create_wallet))
-                .route(web::get().to(wallets::list_wallets)),
+                .route(web::get().to(wallets::list_wallets))
+                // Another method answers as on any unknown route, as the
+                // seed did (404 naming method and path), not an empty 405.
+                .default_service(web::to(unknown_route)),
         )
         .route("/wallets/{walletId}", web::get().to(wallets::get_wallet))
         .route(
@@ -140,7 +143,8 @@ pub fn routes(config: &mut web::ServiceConfig, document: utoipa::openapi::OpenAp
         .service(
             web::resource("/wallets/{walletId}/holds")
                 .route(web::post().to(holds::place_hold))
-                .route(web::get().to(holds::wallet_holds)),
+                .route(web::get().to(holds::wallet_holds))
+                .default_service(web::to(unknown_route)),
         )
         .route("/holds/{holdId}", web::get().to(holds::get_hold))
         .route(

@@ -38,7 +38,27 @@ pub const DECIMAL_FRACTION_DIGITS_MAX: usize = 12;
 /// Digits of an integer parameter, at most (more cannot be in range).
 pub const INTEGER_DIGITS_MAX: usize = 20;
 
+/// An RFC 3339 date-time with seconds and an offset, in upper case.
+pub const INSTANT_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$";
+/// The latest year an instant may fall in, in UTC: later ones have no
+/// four-digit RFC 3339 form to be answered in.
+const INSTANT_YEAR_MAX: i32 = 9999;
+
 static DATE: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(DATE_PATTERN).ok());
+static INSTANT: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(INSTANT_PATTERN).ok());
+
+/// An instant written as [`INSTANT_PATTERN`] says, that is a real moment
+/// (no leap second `:60`) whose UTC year has four digits; `None` otherwise.
+/// Query dates and body instants are read by this one rule.
+pub fn instant(raw: &str) -> Option<DateTime<Utc>> {
+    use chrono::{Datelike, Timelike};
+    Some(raw)
+        .filter(|raw| matches(&INSTANT, raw))
+        .and_then(|raw| DateTime::parse_from_rfc3339(raw).ok())
+        .map(|at| at.with_timezone(&Utc))
+        .filter(|at| at.nanosecond() < 1_000_000_000)
+        .filter(|at| (0..=INSTANT_YEAR_MAX).contains(&at.year()))
+}
 static DECIMAL: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(&decimal_pattern()).ok());
 
 fn decimal_pattern() -> String {
@@ -239,9 +259,7 @@ fn date(
                     .ok()
                     .map(|day| day.and_time(time_of_day).and_utc())
             } else {
-                DateTime::parse_from_rfc3339(raw)
-                    .ok()
-                    .map(|at| at.with_timezone(&Utc))
+                instant(raw)
             };
             parsed.ok_or_else(|| {
                 invalid(

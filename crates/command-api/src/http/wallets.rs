@@ -72,6 +72,20 @@ pub async fn json_body(
     JsonObject::parse(&bytes, fields)
 }
 
+/// The body of an operation whose every field is optional: no body (or
+/// only whitespace) reads as `{}`.
+pub async fn optional_json_body(
+    request: &HttpRequest,
+    payload: web::Payload,
+    fields: &[&str],
+) -> Result<JsonObject, ApiError> {
+    let bytes = read_body(request.headers(), payload).await?;
+    if bytes.trim_ascii().is_empty() {
+        return JsonObject::parse(b"{}", fields);
+    }
+    JsonObject::parse(&bytes, fields)
+}
+
 /// Create a wallet.
 #[utoipa::path(
     post, path = "/wallets", tag = "wallets",
@@ -283,10 +297,7 @@ async fn status_operation(
 ) -> Result<HttpResponse, ApiError> {
     let wallet_id = path::wallet_id(&path)?;
     authorize_on_wallet(&state, &caller, &wallet_id, action).await?;
-    let bytes = read_body(request.headers(), payload).await?;
-    if !bytes.trim_ascii().is_empty() {
-        JsonObject::parse(&bytes, &[])?;
-    }
+    optional_json_body(&request, payload, &[]).await?;
     run(&state, &request, operation(wallet_id)).await
 }
 
@@ -415,7 +426,8 @@ pub async fn get_wallet(
         .map_err(|refusal| refused(refusal, &wallet_id))?;
     let wallet =
         wallet.ok_or_else(|| ApiError::NotFound(format!("Wallet {wallet_id} not found")))?;
-    Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet)))
+    // A hold past its expiry is not held, stored `HoldExpired` or not.
+    Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet.seen_at(chrono::Utc::now()))))
 }
 
 /// The answer about a wallet at a moment before it existed (404).
@@ -448,7 +460,12 @@ async fn wallet_as_of(
                 wallet.version
             )))
         }
-        (Some(wallet), _) => Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet))),
+        (Some(wallet), AsOf::Time(at)) => {
+            Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet.seen_at(at))))
+        }
+        (Some(wallet), AsOf::Version(_)) => {
+            Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet)))
+        }
     }
 }
 

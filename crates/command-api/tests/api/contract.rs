@@ -227,6 +227,18 @@ async fn operations_endpoints_answer() {
     let (status, body) = json_of(app.get("/nowhere").send().await.expect("sent")).await;
     assert_eq!(status, 404);
     assert_eq!(error_message(&body, 404), "Cannot GET /nowhere");
+    // A method a path does not take answers the same way, with a body.
+    for path in ["/wallets", "/wallets/w/holds", "/wallets/w/credit"] {
+        let response = app
+            .client
+            .delete(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("sent");
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(error_message(&body, 404), format!("Cannot DELETE {path}"));
+    }
     app.stop().await;
 }
 
