@@ -10,6 +10,7 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod money;
+pub mod snapshot;
 pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -20,6 +21,9 @@ pub use error::{DomainError, ValidationError};
 pub use event::{EventDecodeError, EventKind, EventMetadata, WalletEvent, EVENT_SCHEMA_VERSION};
 pub use ids::{Description, OwnerId, WalletId, IDENTIFIER_LENGTH_MAX};
 pub use money::{Amount, Balance};
+pub use snapshot::{
+    decode_snapshot, encode_snapshot, SnapshotDecodeError, SNAPSHOT_SCHEMA_VERSION,
+};
 pub use status::{UnknownWalletStatus, WalletStatus};
 pub use wallet::{
     continues, decide, decide_transfer, evolve, replay, replay_as_of, AsOf, Wallet, WalletState,

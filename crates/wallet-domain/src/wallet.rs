@@ -6,6 +6,7 @@
 //! raise the balance.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, CommandKind};
 use crate::error::DomainError;
@@ -14,8 +15,11 @@ use crate::ids::{OwnerId, WalletId};
 use crate::money::{Amount, Balance};
 use crate::status::WalletStatus;
 
-/// A wallet as its events left it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A wallet as its events left it. Its serde form is the snapshot encoding
+/// (see [`crate::snapshot`]): every field travels, so a field added here is
+/// snapshotted with no other change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Wallet {
     pub id: WalletId,
     pub owner_id: OwnerId,

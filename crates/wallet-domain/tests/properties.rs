@@ -5,8 +5,8 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{
-    decide, evolve, replay, Amount, Balance, Command, CommandKind, EventMetadata, OwnerId,
-    WalletEvent, WalletId, WalletState, WalletStatus,
+    decide, decode_snapshot, encode_snapshot, evolve, replay, Amount, Balance, Command,
+    CommandKind, EventMetadata, OwnerId, WalletEvent, WalletId, WalletState, WalletStatus,
 };
 
 const COMMANDS_PER_CASE_MAX: usize = 60;
@@ -106,6 +106,7 @@ proptest! {
     fn balance_is_money_in_minus_money_out_never_below_the_limit_and_replayable(
         opening_cents in 0i64..=1_000_000,
         steps in prop::collection::vec(step(), 0..COMMANDS_PER_CASE_MAX),
+        snapshot_at in any::<prop::sample::Index>(),
     ) {
         let wallet_id = WalletId::parse("w").expect("id");
         let opening = Balance::opening("initialBalance", Decimal::new(opening_cents, 2)).expect("opening");
@@ -140,6 +141,18 @@ proptest! {
             prop_assert!(wallet.available_balance().value() >= -wallet.overdraft_limit.value());
             prop_assert_eq!(wallet.balance.value(), expected);
         }
+
+        // A snapshot after any prefix, encoded and decoded, plus the events
+        // after it, folds to the state of the whole stream.
+        let cut = 1 + snapshot_at.index(history.len());
+        let WalletState::Open(prefix) = replay(&history[..cut]) else {
+            panic!("a stream that begins with a creation is open");
+        };
+        let text = encode_snapshot(&prefix).expect("encode snapshot");
+        let restored = decode_snapshot(&text).expect("decode snapshot").expect("this schema");
+        prop_assert_eq!(&restored, &prefix);
+        let resumed = history[cut..].iter().fold(WalletState::Open(restored), evolve);
+        prop_assert_eq!(&resumed, &state);
 
         prop_assert_eq!(replay(&history), state);
         let decoded: Vec<WalletEvent> = history
