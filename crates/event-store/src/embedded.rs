@@ -11,7 +11,7 @@ use std::thread;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use embedded_sqlite::{migrate, open_writer, ReadPool, SqliteError};
+use embedded_sqlite::{migrate, open_writer, Durability, ReadPool, SqliteError};
 use rusqlite::{
     params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
 };
@@ -94,7 +94,7 @@ impl EmbeddedEventStore {
     /// Opens (or creates) `events.db` in `data_dir` and starts its writer thread.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let path = data_dir.join("events.db");
-        let mut connection = open_writer(&path)?;
+        let mut connection = open_writer(&path, Durability::Durable)?;
         migrate(&mut connection, MIGRATIONS)?;
         let head_position = current_head(&connection).map_err(unavailable)?;
         let readers = ReadPool::open(&path)?;
