@@ -79,7 +79,8 @@ perf stat -e 'syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync' -p "$server
   -o "$REPORT_DIR/fsync.txt" -- sleep "$MIX_SECONDS" >/dev/null 2>&1 &
 observers=($!)
 if [ "${PROFILE:-0}" = 1 ]; then
-  perf record -F 999 -g -p "$server" -o "$REPORT_DIR/perf.data" -- sleep "$MIX_SECONDS" \
+  perf record -F 999 -g --call-graph dwarf,16384 -p "$server" -o "$REPORT_DIR/perf.data" \
+    -- sleep "$MIX_SECONDS" \
     >/dev/null 2>&1 &
   observers+=($!)
 fi
