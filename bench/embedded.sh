@@ -1,28 +1,47 @@
 #!/usr/bin/env bash
-# The seed's load test against the embedded default, with what each operation
-# costs: CPU of the server and of the generator, bytes the server wrote, and,
-# with PROFILE=1, a perf profile of the server split by component.
+# The embedded default under the issue's mix, end to end, with what each
+# operation costs. On a throwaway data folder:
 #
-#   bench/embedded.sh [wallex-load options]          e.g. --seed 42
-#   PROFILE=1 bench/embedded.sh --seed 42            needs `perf`
+#  1. creates WALLETS wallets of 1,000,000.00 (one curl, 20 in parallel);
+#  2. runs the mix with wrk (bench/mix.lua: 50 % credits, 25 % debits, 25 %
+#     transfers, amounts 1.00-99.99; 2 threads, 20 connections, MIX_SECONDS),
+#     and prints per operation: server CPU, bytes it wrote (write_bytes of
+#     /proc/<pid>/io), fsyncs (perf stat on the server's fsync/fdatasync
+#     calls), and the time until the three projections caught up with the log;
+#  3. in the same minute on the same server, GET /wallets/{id} and an unknown
+#     path (404) with the same wrk shape, and the ratios of the three;
+#  4. with LOAD=1, the seed's wallex-load test after it (extra options go to it);
+#     with PROFILE=1, a perf profile of the server during the mix;
+#     with TRACE_WRITES=1, the bytes written during 3 s of the mix by file (strace).
+#
+#   bench/embedded.sh                    the mix, the reads, the ratios
+#   PROFILE=1 LOAD=1 bench/embedded.sh --seed 42
 set -euo pipefail
 
 ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT_DIR"
 
 BIN=target/release
-PORT="${PORT:-3300}"
-# The seed's shape; wallex-load's own options come after and may override nothing else.
-OPERATIONS=20000
+# Off the 3000-3100 range other servers on this machine use.
+PORT="${PORT:-3400}"
+WALLETS="${WALLETS:-1000}"
+MIX_SECONDS="${MIX_SECONDS:-10}"
+READ_SECONDS="${READ_SECONDS:-5}"
+WRK_THREADS=2
+WRK_CONNECTIONS=20
+# Seconds the projections get to catch up with the log after the mix.
+CATCH_UP_SECONDS_MAX=30
+# Seconds of strace write tracing (TRACE_WRITES=1).
+TRACE_SECONDS=3
 DATA_DIR="$(mktemp -d)"
 REPORT_DIR="$(mktemp -d)"
-# Seconds of profile: the operation phase of the seed's run on this machine.
-PROFILE_SECONDS=8
+URL="http://127.0.0.1:$PORT"
 
-cargo build --release -p command-api -p load-generator
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}" cargo build --release -p command-api -p load-generator
+fi
 
 server=""
-profiler=""
 stop() {
   if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; fi
   rm -rf "$DATA_DIR"
@@ -33,35 +52,86 @@ WALLEX_DATA_DIR="$DATA_DIR" HOST=127.0.0.1 PORT="$PORT" RUST_LOG=warn "$BIN/comm
   >"$REPORT_DIR/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$PORT/health" >/dev/null && break
+  curl -fs "$URL/health" >/dev/null && break
   sleep 0.1
 done
 
+echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# 1. The wallets, one curl for all of them.
+for n in $(seq 1 "$WALLETS"); do
+  if [ "$n" -gt 1 ]; then echo next; fi
+  printf 'url = "%s/wallets"\nheader = "Content-Type: application/json"\ndata = "{\\"walletId\\":\\"bench-%d\\",\\"ownerId\\":\\"owner-%d\\",\\"initialBalance\\":1000000.00}"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\n' \
+    "$URL" "$n" "$n"
+done >"$REPORT_DIR/create.curl"
+created="$(curl -s --no-progress-meter --parallel --parallel-max 20 -K "$REPORT_DIR/create.curl" |
+  grep -o '201' | wc -l)"
+echo "wallets created  $created of $WALLETS"
+
+# utime+stime ticks, write_bytes of the server.
+server_cpu() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$server/stat"; }
+server_written() { awk '/^write_bytes/ {print $2}' "/proc/$server/io"; }
+
+# 2. The mix.
+cpu_before="$(server_cpu)"
+written_before="$(server_written)"
+perf stat -e 'syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync' -p "$server" \
+  -o "$REPORT_DIR/fsync.txt" -- sleep "$MIX_SECONDS" >/dev/null 2>&1 &
+observers=($!)
 if [ "${PROFILE:-0}" = 1 ]; then
   perf record -F 999 -g --call-graph dwarf,16384 -p "$server" -o "$REPORT_DIR/perf.data" \
-    -- sleep "$PROFILE_SECONDS" >/dev/null 2>&1 &
-  profiler=$!
+    -- sleep "$MIX_SECONDS" \
+    >/dev/null 2>&1 &
+  observers+=($!)
 fi
-
-/usr/bin/time -f "%U %S" -o "$REPORT_DIR/generator.time" \
-  "$BIN/wallex-load" --url "http://127.0.0.1:$PORT" --wallets 1000 \
-  --operations "$OPERATIONS" --workers 20 "$@"
-if [ -n "$profiler" ]; then wait "$profiler"; fi
-
-# utime and stime (clock ticks) of the server, and what it wrote, after the run.
-read -r server_user server_sys < <(awk '{print $14, $15}' "/proc/$server/stat")
-ticks="$(getconf CLK_TCK)"
-written="$(awk '/^wchar/ {print $2}' "/proc/$server/io")"
-write_calls="$(awk '/^syscw/ {print $2}' "/proc/$server/io")"
-read -r generator_user generator_sys <"$REPORT_DIR/generator.time"
-
-echo "== cost per request (${OPERATIONS} operations, 1000 creations, 1000 reads) =="
-awk -v su="$server_user" -v ss="$server_sys" -v hz="$ticks" -v gu="$generator_user" \
-  -v gs="$generator_sys" -v w="$written" -v wc="$write_calls" -v n="$((OPERATIONS + 2000))" 'BEGIN {
-  printf "server CPU      %.0f us (user %.0f, kernel %.0f)\n", (su + ss) / hz / n * 1e6, su / hz / n * 1e6, ss / hz / n * 1e6
-  printf "generator CPU   %.0f us\n", (gu + gs) / n * 1e6
-  printf "server writes   %.1f KiB in %.1f write calls\n", w / n / 1024, wc / n
+if [ "${TRACE_WRITES:-0}" = 1 ]; then
+  (sleep 2 && timeout -s INT "$TRACE_SECONDS" strace -f -qq -e trace=pwrite64,write -y \
+    -p "$server" -o "$REPORT_DIR/writes.strace") &
+  observers+=($!)
+fi
+WALLETS="$WALLETS" WALLET_PREFIX=bench wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" \
+  -d"${MIX_SECONDS}s" --latency -s bench/mix.lua "$URL" | tee "$REPORT_DIR/mix.txt" | grep '^mix:'
+mix_end="$(date +%s.%N)"
+wait "${observers[@]}" || true  # timeout ends strace with 124
+for _ in $(seq 1 $((CATCH_UP_SECONDS_MAX * 10))); do
+  unprocessed="$(curl -fs "$URL/health/kafka" | sed -n 's/.*"unprocessedEvents":\([0-9]*\).*/\1/p')"
+  [ "${unprocessed:-1}" = 0 ] && break
+  sleep 0.1
+done
+caught_up="$(awk -v end="$mix_end" -v now="$(date +%s.%N)" 'BEGIN {printf "%.1f", now - end}')"
+cpu_after="$(server_cpu)"
+written_after="$(server_written)"
+requests="$(sed -n 's/^mix: \([0-9]*\) requests.*/\1/p' "$REPORT_DIR/mix.txt")"
+fsyncs="$(awk '/syscalls:sys_enter_f/ {gsub(",", "", $1); n += $1} END {print n + 0}' "$REPORT_DIR/fsync.txt")"
+awk -v c="$((cpu_after - cpu_before))" -v hz="$(getconf CLK_TCK)" -v w="$((written_after - written_before))" \
+  -v n="$requests" -v f="$fsyncs" -v s="$caught_up" -v left="${unprocessed:-?}" 'BEGIN {
+  printf "per operation    server CPU %.0f us, written %.2f KiB, fsyncs %.3f\n", c / hz / n * 1e6, w / n / 1024, f / n
+  printf "projections      caught up %s s after the mix (events left: %s)\n", s, left
 }'
+
+# 3. Reads and 404s in the same minute.
+cat >"$REPORT_DIR/read.lua" <<EOF
+local wallets = $WALLETS
+request = function()
+  return wrk.format("GET", "/wallets/bench-" .. math.random(wallets))
+end
+EOF
+rate() { sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p'; }
+read_rate="$(wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"${READ_SECONDS}s" -s "$REPORT_DIR/read.lua" "$URL" | rate)"
+missing_rate="$(wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"${READ_SECONDS}s" "$URL/no-such-path" | rate)"
+mix_rate="$(sed -n 's/^mix: [0-9]* requests in [0-9.]* s, \([0-9]*\) ops.*/\1/p' "$REPORT_DIR/mix.txt")"
+awk -v m="$mix_rate" -v r="$read_rate" -v x="$missing_rate" 'BEGIN {
+  printf "same server      mix %.0f/s, GET /wallets/{id} %.0f/s, 404 %.0f/s; mix/read %.2f, mix/404 %.2f\n", m, r, x, m / r, m / x
+}'
+echo "load after       $(cut -d' ' -f1-3 /proc/loadavg)"
+
+if [ "${TRACE_WRITES:-0}" = 1 ]; then
+  echo "== bytes written in ${TRACE_SECONDS} s of the mix, by file (strace) =="
+  awk -F'[<>]' '/pwrite64\(|write\(/ && /= [0-9]+$/ {
+      n = split($0, parts, " = "); bytes[$2] += parts[n]
+    } END {for (f in bytes) if (f !~ /TCP|socket|pipe|anon/) printf "%12d %s\n", bytes[f], f}' \
+    "$REPORT_DIR/writes.strace" | sort -rn | sed "s|$DATA_DIR/||"
+fi
 
 if [ "${PROFILE:-0}" = 1 ]; then
   echo "== server profile: share of samples by thread =="
@@ -69,7 +139,12 @@ if [ "${PROFILE:-0}" = 1 ]; then
     grep -v '^#' | grep -v '^$' | sed 's/ *$//' | head -8
   echo "== server profile: share of samples under each component (inclusive) =="
   perf report -i "$REPORT_DIR/perf.data" --children --sort symbol --stdio -g none 2>/dev/null |
-    grep -E '\] (event_store::embedded::run_writer|search_index::embedded::index_events|ledger::embedded::insert_batch|read_model::embedded::apply_batch|<actix_http::h1::dispatcher::Dispatcher<.*>::poll|sqlite3_wal_checkpoint_v2|sqlite3_step|__x64_sys_fsync|__x64_sys_futex|__x64_sys_pwrite64) ' |
+    grep -E '\] (event_store::embedded::run_writer|search_index::embedded::index_events|ledger::embedded::insert_batch|read_model::embedded::apply_batch|<actix_http::h1::dispatcher::Dispatcher<.*>::poll|sqlite3_wal_checkpoint_v2|sqlite3_step|__x64_sys_fsync|__x64_sys_fdatasync|__x64_sys_futex|__x64_sys_pwrite64|__x64_sys_sendto|__x64_sys_recvfrom|__x64_sys_epoll_wait) ' |
     awk '!seen[$4]++ {print $1, $4}'
   echo "(perf data kept in $REPORT_DIR/perf.data)"
+fi
+
+# 4. The seed's load test, on the same server.
+if [ "${LOAD:-0}" = 1 ]; then
+  "$BIN/wallex-load" --url "$URL" --wallets 1000 --operations 20000 --workers 20 "$@"
 fi

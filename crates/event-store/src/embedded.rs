@@ -11,17 +11,18 @@ use std::thread;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use embedded_sqlite::{migrate, open_writer, ReadPool, SqliteError};
+use embedded_sqlite::{migrate, open_writer, Durability, ReadPool, SqliteError};
 use rusqlite::{
     params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
 };
 use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
 use wallet_domain::{HoldId, WalletEvent, WalletId};
 
 use crate::{
     directory_change, directory_wallet, due_hold, AppendError, AppendOutcome, AppendRequest,
     CommitUnanswered, DirectoryChange, DueHold, EventStore, IdempotentResponse, RecordedEvent,
-    StoreError, READ_ALL_BATCH_MAX,
+    StoreError, StreamSnapshot, READ_ALL_BATCH_MAX,
 };
 
 /// Appends committed together in one transaction at most.
@@ -33,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/events_0001.sql"),
     include_str!("../../../migrations/embedded/events_0002.sql"),
     include_str!("../../../migrations/embedded/events_0003.sql"),
+    include_str!("../../../migrations/embedded/events_0004.sql"),
 ];
 
 struct AppendJob {
@@ -48,10 +50,30 @@ struct PurgeJob {
     reply: oneshot::Sender<Result<usize, StoreError>>,
 }
 
+/// Keeps a snapshot, in the transaction of the group it meets.
+struct SnapshotJob {
+    snapshot: StreamSnapshot,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
 /// What the single writer thread does: every write to the file goes through it.
 enum WriterJob {
     Append(AppendJob),
+    Snapshot(SnapshotJob),
     Purge(PurgeJob),
+}
+
+/// The jobs committed in one transaction.
+#[derive(Default)]
+struct Group {
+    appends: Vec<AppendJob>,
+    snapshots: Vec<SnapshotJob>,
+}
+
+impl Group {
+    fn len(&self) -> usize {
+        self.appends.len() + self.snapshots.len()
+    }
 }
 
 pub struct EmbeddedEventStore {
@@ -74,7 +96,7 @@ impl EmbeddedEventStore {
     /// Opens (or creates) `events.db` in `data_dir` and starts its writer thread.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let path = data_dir.join("events.db");
-        let mut connection = open_writer(&path)?;
+        let mut connection = open_writer(&path, Durability::Durable)?;
         migrate(&mut connection, MIGRATIONS)?;
         let head_position = current_head(&connection).map_err(unavailable)?;
         let readers = ReadPool::open(&path)?;
@@ -114,19 +136,21 @@ fn run_writer(
     head: watch::Sender<u64>,
 ) {
     while let Some(first) = queue.blocking_recv() {
-        let first = match first {
-            WriterJob::Append(job) => job,
+        let mut group = Group::default();
+        match first {
+            WriterJob::Append(job) => group.appends.push(job),
+            WriterJob::Snapshot(job) => group.snapshots.push(job),
             WriterJob::Purge(purge) => {
                 run_purge(&connection, purge);
                 continue;
             }
-        };
-        let mut jobs = vec![first];
+        }
         // A purge met while gathering waits for the group's commit.
         let mut purge_after = None;
-        while jobs.len() < GROUP_COMMIT_BATCH_MAX {
+        while group.len() < GROUP_COMMIT_BATCH_MAX {
             match queue.try_recv() {
-                Ok(WriterJob::Append(job)) => jobs.push(job),
+                Ok(WriterJob::Append(job)) => group.appends.push(job),
+                Ok(WriterJob::Snapshot(job)) => group.snapshots.push(job),
                 Ok(WriterJob::Purge(purge)) => {
                     purge_after = Some(purge);
                     break;
@@ -134,7 +158,7 @@ fn run_writer(
                 Err(_) => break,
             }
         }
-        let outcomes = commit_group(&mut connection, &jobs);
+        let (outcomes, snapshots_kept) = commit_group(&mut connection, &group);
         if let Some(last) = outcomes
             .iter()
             .filter_map(|outcome| outcome.as_ref().ok())
@@ -143,9 +167,14 @@ fn run_writer(
         {
             head.send_replace(last);
         }
-        for (job, outcome) in jobs.into_iter().zip(outcomes) {
+        for (job, outcome) in group.appends.into_iter().zip(outcomes) {
             // A caller that gave up waiting still has its events stored.
             let _ = job.reply.send(outcome);
+        }
+        for job in group.snapshots {
+            let _ = job
+                .reply
+                .send(snapshots_kept.clone().map_err(StoreError::Unavailable));
         }
         if let Some(purge) = purge_after {
             run_purge(&connection, purge);
@@ -171,16 +200,21 @@ fn run_purge(connection: &Connection, purge: PurgeJob) {
     let _ = purge.reply.send(deleted);
 }
 
+/// Each append's outcome, and whether the group's snapshots were kept (the
+/// reason as text when not).
 fn commit_group(
     connection: &mut Connection,
-    jobs: &[AppendJob],
-) -> Vec<Result<AppendOutcome, AppendError>> {
+    group: &Group,
+) -> (Vec<Result<AppendOutcome, AppendError>>, Result<(), String>) {
+    let jobs = &group.appends;
     let failed_all = |error: rusqlite::Error| {
         let message = error.to_string();
         tracing::error!(error = %message, "event store group commit failed");
-        jobs.iter()
+        let outcomes = jobs
+            .iter()
             .map(|_| Err(AppendError::Store(StoreError::Unavailable(message.clone()))))
-            .collect()
+            .collect();
+        (outcomes, Err(message))
     };
     let mut transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate)
     {
@@ -194,20 +228,47 @@ fn commit_group(
             Err(error) => return failed_all(error),
         }
     }
+    for job in &group.snapshots {
+        if let Err(error) = keep_snapshot(&transaction, &job.snapshot) {
+            return failed_all(error);
+        }
+    }
     match transaction.commit() {
-        Ok(()) => outcomes,
+        Ok(()) => (outcomes, Ok(())),
         Err(error) => {
             tracing::error!(%error, "event store group commit got no answer");
+            let message = error.to_string();
             let error = std::sync::Arc::new(error);
-            jobs.iter()
+            let outcomes = jobs
+                .iter()
                 .map(|_| {
                     Err(AppendError::Store(StoreError::OutcomeUnknown {
                         source: Box::new(CommitUnanswered(std::sync::Arc::clone(&error))),
                     }))
                 })
-                .collect()
+                .collect();
+            (outcomes, Err(message))
         }
     }
+}
+
+/// Stores `snapshot` unless the stream's stored one is as new or newer.
+fn keep_snapshot(connection: &Connection, snapshot: &StreamSnapshot) -> rusqlite::Result<()> {
+    connection
+        .prepare_cached(
+            "INSERT INTO snapshots (stream_id, version, last_event_id, state) \
+             VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, \
+             last_event_id = excluded.last_event_id, state = excluded.state \
+             WHERE excluded.version > snapshots.version",
+        )?
+        .execute(params![
+            snapshot.wallet_id.as_str(),
+            to_i64(snapshot.version),
+            snapshot.last_event_id.to_string(),
+            snapshot.state,
+        ])?;
+    Ok(())
 }
 
 /// Outer error: the transaction itself broke. Inner error: this append is refused.
@@ -434,6 +495,77 @@ impl EventStore for EmbeddedEventStore {
             })
             .await?;
         decode_rows(rows)
+    }
+
+    async fn read_snapshot(
+        &self,
+        wallet_id: &WalletId,
+    ) -> Result<Option<StreamSnapshot>, StoreError> {
+        let stream_id = wallet_id.as_str().to_owned();
+        let row = self
+            .readers
+            .read(move |connection| {
+                connection
+                    .prepare_cached(
+                        "SELECT version, last_event_id, state FROM snapshots WHERE stream_id = ?1",
+                    )?
+                    .query_row([stream_id], |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                        ))
+                    })
+                    .optional()
+            })
+            .await?;
+        let Some((version, last_event_id, state)) = row else {
+            return Ok(None);
+        };
+        let version = to_u64(version);
+        let last_event_id =
+            Uuid::parse_str(&last_event_id).map_err(|_| StoreError::CorruptSnapshot {
+                wallet_id: wallet_id.clone(),
+                version,
+            })?;
+        Ok(Some(StreamSnapshot {
+            wallet_id: wallet_id.clone(),
+            version,
+            last_event_id,
+            state,
+        }))
+    }
+
+    async fn save_snapshot(&self, snapshot: StreamSnapshot) -> Result<(), StoreError> {
+        let stopped = || StoreError::Unavailable("event store writer has stopped".into());
+        let (reply, kept) = oneshot::channel();
+        self.appends
+            .send(WriterJob::Snapshot(SnapshotJob { snapshot, reply }))
+            .await
+            .map_err(|_| stopped())?;
+        kept.await.map_err(|_| stopped())?
+    }
+
+    async fn version_of_event(
+        &self,
+        wallet_id: &WalletId,
+        event_id: Uuid,
+    ) -> Result<Option<u64>, StoreError> {
+        let stream_id = wallet_id.as_str().to_owned();
+        let version = self
+            .readers
+            .read(move |connection| {
+                connection
+                    .prepare_cached(
+                        "SELECT version FROM events WHERE event_id = ?1 AND stream_id = ?2",
+                    )?
+                    .query_row(params![event_id.to_string(), stream_id], |row| {
+                        row.get::<_, i64>(0)
+                    })
+                    .optional()
+            })
+            .await?;
+        Ok(version.map(to_u64))
     }
 
     async fn head_position(&self) -> Result<u64, StoreError> {

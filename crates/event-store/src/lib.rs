@@ -14,6 +14,9 @@
 mod embedded;
 mod postgres;
 mod recorded;
+mod tail;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -25,6 +28,7 @@ use wallet_domain::{EventDecodeError, EventKind, HoldId, WalletEvent, WalletId};
 pub use embedded::EmbeddedEventStore;
 pub use postgres::PostgresEventStore;
 pub use recorded::RecordedEvent;
+pub use tail::{read_tail, save_snapshot_of, snapshot_due, StreamTail, SNAPSHOT_INTERVAL_EVENTS};
 
 /// Events to append to one stream, valid only if the stream is at `expected_version`.
 #[derive(Debug, Clone)]
@@ -67,6 +71,21 @@ pub struct AppendOutcome {
     pub last_position: u64,
 }
 
+/// A wallet's state as folded up to `version` of its stream, kept beside the
+/// stream so a read starts there instead of at the first event (see
+/// [`read_tail`]). It is a cache of the stream, never the truth: it is
+/// checked against the stream's event at `version` before it is used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSnapshot {
+    pub wallet_id: WalletId,
+    /// The stream version the state was folded up to (1 or more).
+    pub version: u64,
+    /// The id of the stream's event at `version`.
+    pub last_event_id: Uuid,
+    /// [`wallet_domain::encode_snapshot`] of the state.
+    pub state: String,
+}
+
 /// The cause of a [`StoreError::OutcomeUnknown`], kept for the log.
 pub type OutcomeCause = Box<dyn std::error::Error + Send + Sync>;
 
@@ -96,6 +115,10 @@ pub enum StoreError {
         #[source]
         source: EventDecodeError,
     },
+    /// A stored snapshot that is not the stream's state at its version (its
+    /// event there is another, or missing, or it cannot be decoded).
+    #[error("the snapshot of stream {wallet_id} at version {version} disagrees with the stream")]
+    CorruptSnapshot { wallet_id: WalletId, version: u64 },
 }
 
 /// The cause of an [`StoreError::OutcomeUnknown`] of every append of a group
@@ -226,6 +249,37 @@ pub trait EventStore: Send + Sync {
     /// stores' readers from skipping a late commit.
     async fn subscribe_all(&self, _after_position: u64) -> Option<EventFeed> {
         None
+    }
+
+    /// The newest stored snapshot of the stream, if any. The default (a store
+    /// that keeps none: KurrentDB) answers `None`, and readers replay the stream.
+    async fn read_snapshot(
+        &self,
+        _wallet_id: &WalletId,
+    ) -> Result<Option<StreamSnapshot>, StoreError> {
+        Ok(None)
+    }
+
+    /// Keeps `snapshot` unless the store holds one of the stream at the same
+    /// or a later version. The caller folded it from stored events only. The
+    /// default keeps nothing.
+    async fn save_snapshot(&self, _snapshot: StreamSnapshot) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The version of the stream's event `event_id`, if the stream holds it.
+    /// The default reads the whole stream; the SQL stores look it up by id.
+    async fn version_of_event(
+        &self,
+        wallet_id: &WalletId,
+        event_id: Uuid,
+    ) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .read_stream(wallet_id, 0)
+            .await?
+            .iter()
+            .find(|recorded| recorded.event.event_id == event_id)
+            .map(|recorded| recorded.stream_version))
     }
 
     /// Position of the last stored event (0 when empty).

@@ -33,12 +33,13 @@ use postgres_support::PostgresError;
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{Acquire, Row};
 use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
 use wallet_domain::{HoldId, WalletEvent, WalletId};
 
 use crate::{
     directory_change, directory_wallet, due_hold, placed_holds, AppendError, AppendOutcome,
     AppendRequest, CommitUnanswered, DirectoryChange, DueHold, EventStore, IdempotentResponse,
-    RecordedEvent, StoreError, StreamAppend, READ_ALL_BATCH_MAX,
+    RecordedEvent, StoreError, StreamAppend, StreamSnapshot, READ_ALL_BATCH_MAX,
 };
 
 /// Appends committed together in one transaction at most.
@@ -568,6 +569,63 @@ impl EventStore for PostgresEventStore {
         .await
         .map_err(unavailable)?;
         decode_rows(rows)
+    }
+
+    async fn read_snapshot(
+        &self,
+        wallet_id: &WalletId,
+    ) -> Result<Option<StreamSnapshot>, StoreError> {
+        let row =
+            sqlx::query("SELECT version, last_event_id, state FROM snapshots WHERE stream_id = $1")
+                .bind(wallet_id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let version: i64 = row.try_get("version").map_err(unavailable)?;
+        Ok(Some(StreamSnapshot {
+            wallet_id: wallet_id.clone(),
+            version: to_u64(version),
+            last_event_id: row.try_get("last_event_id").map_err(unavailable)?,
+            state: row.try_get("state").map_err(unavailable)?,
+        }))
+    }
+
+    /// One statement on the pool, outside the group commit: snapshots are
+    /// rare (one per [`crate::SNAPSHOT_INTERVAL_EVENTS`] events of a stream).
+    async fn save_snapshot(&self, snapshot: StreamSnapshot) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO snapshots (stream_id, version, last_event_id, state) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, \
+             last_event_id = excluded.last_event_id, state = excluded.state \
+             WHERE excluded.version > snapshots.version",
+        )
+        .bind(snapshot.wallet_id.as_str())
+        .bind(to_i64(snapshot.version))
+        .bind(snapshot.last_event_id)
+        .bind(&snapshot.state)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn version_of_event(
+        &self,
+        wallet_id: &WalletId,
+        event_id: Uuid,
+    ) -> Result<Option<u64>, StoreError> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM events WHERE event_id = $1 AND stream_id = $2")
+                .bind(event_id)
+                .bind(wallet_id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        Ok(version.map(to_u64))
     }
 
     async fn head_position(&self) -> Result<u64, StoreError> {

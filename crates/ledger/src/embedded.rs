@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use embedded_sqlite::{ReadPool, SharedWriter, SqliteError};
+use embedded_sqlite::{Durability, ReadPool, SharedWriter, SqliteError};
 use event_store::RecordedEvent;
 use rusqlite::types::{Type, Value};
 use rusqlite::{params, params_from_iter, Connection, Row, TransactionBehavior};
@@ -47,7 +47,7 @@ impl EmbeddedLedger {
     pub fn open(data_dir: &Path) -> Result<Self, LedgerError> {
         let path = data_dir.join(DATABASE_FILE);
         // The writer creates the file and migrates it before any reader opens it.
-        let writer = SharedWriter::open(&path, MIGRATIONS)?;
+        let writer = SharedWriter::open(&path, MIGRATIONS, Durability::Replayable)?;
         Ok(Self {
             writer,
             readers: ReadPool::open(&path)?,

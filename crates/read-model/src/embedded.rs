@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use embedded_sqlite::{ReadPool, SharedWriter, SqliteError};
+use embedded_sqlite::{Durability, ReadPool, SharedWriter, SqliteError};
 use event_store::RecordedEvent;
 use rusqlite::{params, Connection, OptionalExtension};
 use rust_decimal::Decimal;
@@ -35,7 +35,7 @@ impl From<SqliteError> for ReadModelError {
 impl EmbeddedReadModel {
     pub fn open(data_dir: &Path) -> Result<Self, ReadModelError> {
         let path = data_dir.join("read_model.db");
-        let writer = SharedWriter::open(&path, MIGRATIONS)?;
+        let writer = SharedWriter::open(&path, MIGRATIONS, Durability::Replayable)?;
         let readers = ReadPool::open(&path)?;
         Ok(Self { writer, readers })
     }

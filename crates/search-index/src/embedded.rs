@@ -14,7 +14,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use embedded_sqlite::{ReadPool, SharedWriter, SqliteError};
+use embedded_sqlite::{Durability, ReadPool, SharedWriter, SqliteError};
 use event_relay::{EventSink, SinkError};
 use event_store::RecordedEvent;
 use rusqlite::types::{Type, Value};
@@ -70,7 +70,7 @@ impl EmbeddedSearchIndex {
     pub fn open(data_dir: &Path) -> Result<Self, SearchIndexError> {
         let path = data_dir.join(DATABASE_FILE);
         // The writer creates the file and migrates it before any reader opens it.
-        let writer = SharedWriter::open(&path, MIGRATIONS)?;
+        let writer = SharedWriter::open(&path, MIGRATIONS, Durability::Replayable)?;
         Ok(Self {
             writer,
             readers: ReadPool::open(&path)?,

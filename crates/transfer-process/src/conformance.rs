@@ -7,7 +7,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use event_store::{AppendRequest, EventStore, StreamAppend};
+use event_store::testing::CountingStore;
+use event_store::{AppendRequest, EventStore, StreamAppend, SNAPSHOT_INTERVAL_EVENTS};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{
@@ -234,6 +235,92 @@ pub async fn a_transfer_runs_to_its_end_and_its_key_replays_it(
     assert_eq!(again.ending, first.ending);
     assert_eq!(balance(&*store, "payer").await, money("60.00"));
     assert_eq!(balance(&*store, "payee").await, money("40.00"));
+}
+
+/// Credits of 0.01 the payer gets before the transfers: many snapshot intervals.
+pub const LONG_HISTORY_CREDITS: u64 = 10 * SNAPSHOT_INTERVAL_EVENTS;
+
+/// Wallet loads of one transfer: two for the refusals checked first, one per
+/// half, two for the reply.
+const LOADS_PER_TRANSFER_MAX: u64 = 6;
+
+/// `count` credits of `amount`, decided one after another on the state the
+/// previous one left (one read of the stream, not one per credit).
+async fn credit_many(store: &dyn EventStore, wallet: &str, amount: &str, count: u64) {
+    let wallet_id = wallet_id(wallet);
+    let mut state = state(store, &wallet_id).await;
+    for _ in 0..count {
+        let command = Command {
+            wallet_id: wallet_id.clone(),
+            kind: CommandKind::Credit {
+                amount: Amount::parse("amount", money(amount)).expect("test amount"),
+                description: None,
+            },
+            event_id: Uuid::now_v7(),
+            issued_at: Utc::now(),
+            metadata: EventMetadata::default(),
+        };
+        let events = decide(&state, &command).expect("a credit is allowed");
+        let expected_version = state.version();
+        state = events.iter().fold(state, wallet_domain::evolve);
+        store
+            .append(AppendRequest {
+                streams: vec![StreamAppend {
+                    wallet_id: wallet_id.clone(),
+                    expected_version,
+                    expected_last_event_id: None,
+                    events,
+                }],
+                idempotent_response: None,
+            })
+            .await
+            .expect("append");
+    }
+}
+
+/// A payer with [`LONG_HISTORY_CREDITS`] events and no snapshot: the first
+/// transfer folds the whole stream once and stores a snapshot; a transfer
+/// by a new process (as after a restart) then reads only tails, each under
+/// the snapshot interval, however long the history.
+pub async fn a_transfer_from_a_long_history_reads_a_bounded_tail(
+    store: Arc<dyn EventStore>,
+    journal: Arc<dyn TransferJournal>,
+) {
+    let counting = Arc::new(CountingStore::new(Arc::clone(&store)));
+    create(&*store, "payer", money("0")).await;
+    create(&*store, "payee", money("0")).await;
+    credit_many(&*store, "payer", "0.01", LONG_HISTORY_CREDITS).await;
+    let first = TransferProcess::new(
+        Arc::clone(&counting) as Arc<dyn EventStore>,
+        Arc::clone(&journal),
+        REPLY,
+    );
+    first
+        .run(request("long-1", "payer", "payee", "1.00"))
+        .await
+        .expect("first transfer");
+
+    let restarted =
+        TransferProcess::new(Arc::clone(&counting) as Arc<dyn EventStore>, journal, REPLY);
+    counting.reset();
+    let second = restarted
+        .run(request("long-2", "payer", "payee", "1.00"))
+        .await
+        .expect("second transfer");
+    assert!(
+        matches!(&second.ending, Ending::Completed { status: 201, .. }),
+        "{second:?}"
+    );
+    let read = counting.stream_events_read();
+    let bound = LOADS_PER_TRANSFER_MAX * (SNAPSHOT_INTERVAL_EVENTS + 1);
+    assert!(
+        read <= bound,
+        "a transfer read {read} events, more than {bound}"
+    );
+    let expected =
+        Decimal::new(i64::try_from(LONG_HISTORY_CREDITS).expect("small"), 2) - money("2.00");
+    assert_eq!(balance(&*store, "payer").await, expected);
+    assert_eq!(balance(&*store, "payee").await, money("2.00"));
 }
 
 /// Records an intent as a request would, without running it: what a crash

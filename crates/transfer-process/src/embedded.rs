@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use async_trait::async_trait;
-use embedded_sqlite::{SharedWriter, SqliteError};
+use embedded_sqlite::{Durability, SharedWriter, SqliteError};
 use rusqlite::{params, TransactionBehavior};
 use uuid::Uuid;
 
@@ -33,7 +33,11 @@ enum Appended {
 impl EmbeddedTransferJournal {
     /// Opens (or creates) `transfers.db` in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, JournalError> {
-        let writer = SharedWriter::open(&data_dir.join("transfers.db"), MIGRATIONS)?;
+        let writer = SharedWriter::open(
+            &data_dir.join("transfers.db"),
+            MIGRATIONS,
+            Durability::Durable,
+        )?;
         Ok(Self { writer })
     }
 }

@@ -12,11 +12,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use event_store::{AppendError, AppendRequest, EventStore, StoreError, StreamAppend};
+use event_store::{
+    read_tail, save_snapshot_of, AppendError, AppendRequest, EventStore, StoreError, StreamAppend,
+};
 use uuid::Uuid;
 use wallet_domain::{
-    decide, decide_transfer, evolve, Command, CommandKind, DomainError, EventMetadata, Wallet,
-    WalletId, WalletState,
+    decide, decide_transfer, evolve, replay, Command, CommandKind, DomainError, EventMetadata,
+    Wallet, WalletId, WalletState,
 };
 
 use crate::journal::{Ending, JournalError, JournalRecord, TransferIntent, TransferJournal};
@@ -520,13 +522,36 @@ impl TransferProcess {
         })
     }
 
+    /// Whether the stream of `wallet_id` holds `event_id`: the wallet right
+    /// after it if so, else the wallet now. Reads from the newest snapshot on;
+    /// an event older than the snapshot (a step replayed long after) is found
+    /// by its id and the stream replayed up to it.
     async fn lookup(&self, wallet_id: &WalletId, event_id: Uuid) -> Result<Lookup, ProcessError> {
-        let stream = self.store.read_stream(wallet_id, 0).await?;
-        let mut state = WalletState::Absent;
-        for recorded in &stream {
+        let tail = read_tail(&*self.store, wallet_id).await?;
+        let long = tail.is_long();
+        let from_snapshot = tail.base_last_event_id.is_some();
+        let mut state = tail.base;
+        let mut last_event_id = tail.base_last_event_id;
+        for recorded in &tail.events {
             state = evolve(state, &recorded.event);
+            last_event_id = Some(recorded.event.event_id);
             if recorded.event.event_id == event_id {
                 if let WalletState::Open(wallet) = state {
+                    return Ok(Lookup::Found(wallet));
+                }
+            }
+        }
+        if let (true, WalletState::Open(wallet), Some(last_event_id)) =
+            (long, &state, last_event_id)
+        {
+            save_snapshot_of(&*self.store, wallet, last_event_id).await;
+        }
+        if from_snapshot {
+            if let Some(version) = self.store.version_of_event(wallet_id, event_id).await? {
+                let stream = self.store.read_stream(wallet_id, 0).await?;
+                let upto = usize::try_from(version).unwrap_or(usize::MAX);
+                let events = stream.iter().take(upto).map(|recorded| &recorded.event);
+                if let WalletState::Open(wallet) = replay(events) {
                     return Ok(Lookup::Found(wallet));
                 }
             }

@@ -434,6 +434,13 @@ mod embedded_conformance {
     }
 
     #[tokio::test]
+    async fn a_transfer_from_a_long_history_reads_a_bounded_tail() {
+        let (_bench, run) = opened();
+        conformance::a_transfer_from_a_long_history_reads_a_bounded_tail(run.store, run.journal)
+            .await;
+    }
+
+    #[tokio::test]
     async fn a_transfer_runs_to_its_end_and_its_key_replays_it() {
         let (_bench, run) = opened();
         conformance::a_transfer_runs_to_its_end_and_its_key_replays_it(run.store, run.journal)

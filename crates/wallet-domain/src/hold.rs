@@ -73,8 +73,9 @@ impl FromStr for HoldStatus {
 }
 
 /// A hold that still reserves money: what a wallet's decisions need of it,
-/// and what its answer shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// and what its answer shows. Its serde form travels in wallet snapshots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PendingHold {
     pub amount: Amount,
     /// When it stops counting (at or after this instant); `None`: never.

@@ -11,6 +11,7 @@ pub mod event;
 pub mod hold;
 pub mod ids;
 pub mod money;
+pub mod snapshot;
 pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -22,6 +23,9 @@ pub use event::{EventDecodeError, EventKind, EventMetadata, WalletEvent, EVENT_S
 pub use hold::{hold_after, holds_in, Hold, HoldStatus, PendingHold, UnknownHoldStatus};
 pub use ids::{Description, HoldId, OwnerId, WalletId, HOLD_ID_LENGTH_MAX, IDENTIFIER_LENGTH_MAX};
 pub use money::{Amount, Balance};
+pub use snapshot::{
+    decode_snapshot, encode_snapshot, SnapshotDecodeError, SNAPSHOT_SCHEMA_VERSION,
+};
 pub use status::{UnknownWalletStatus, WalletStatus};
 pub use wallet::{
     capture_received, continues, decide, decide_capture, decide_transfer, evolve, replay,

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::command::{Command, CommandKind};
@@ -24,8 +25,11 @@ use crate::ids::{HoldId, OwnerId, WalletId};
 use crate::money::{Amount, Balance};
 use crate::status::WalletStatus;
 
-/// A wallet as its events left it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A wallet as its events left it. Its serde form is the snapshot encoding
+/// (see [`crate::snapshot`]): every field travels, so a field added here is
+/// snapshotted with no other change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Wallet {
     pub id: WalletId,
     pub owner_id: OwnerId,

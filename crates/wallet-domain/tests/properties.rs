@@ -5,8 +5,9 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{
-    decide, evolve, holds_in, replay, Amount, Balance, Command, CommandKind, EventMetadata, HoldId,
-    HoldStatus, OwnerId, WalletEvent, WalletId, WalletState, WalletStatus,
+    decide, decode_snapshot, encode_snapshot, evolve, holds_in, replay, Amount, Balance, Command,
+    CommandKind, EventMetadata, HoldId, HoldStatus, OwnerId, WalletEvent, WalletId, WalletState,
+    WalletStatus,
 };
 
 const COMMANDS_PER_CASE_MAX: usize = 60;
@@ -146,6 +147,7 @@ proptest! {
     fn balance_is_money_in_minus_money_out_never_below_the_limit_and_replayable(
         opening_cents in 0i64..=1_000_000,
         steps in prop::collection::vec(step(), 0..COMMANDS_PER_CASE_MAX),
+        snapshot_at in any::<prop::sample::Index>(),
     ) {
         let wallet_id = WalletId::parse("w").expect("id");
         let opening = Balance::opening("initialBalance", Decimal::new(opening_cents, 2)).expect("opening");
@@ -207,6 +209,18 @@ proptest! {
                 .sum();
             prop_assert_eq!(moved_plainly - captured, expected);
         }
+
+        // A snapshot after any prefix, encoded and decoded, plus the events
+        // after it, folds to the state of the whole stream.
+        let cut = 1 + snapshot_at.index(history.len());
+        let WalletState::Open(prefix) = replay(&history[..cut]) else {
+            panic!("a stream that begins with a creation is open");
+        };
+        let text = encode_snapshot(&prefix).expect("encode snapshot");
+        let restored = decode_snapshot(&text).expect("decode snapshot").expect("this schema");
+        prop_assert_eq!(&restored, &prefix);
+        let resumed = history[cut..].iter().fold(WalletState::Open(restored), evolve);
+        prop_assert_eq!(&resumed, &state);
 
         prop_assert_eq!(replay(&history), state);
         let decoded: Vec<WalletEvent> = history

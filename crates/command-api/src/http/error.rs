@@ -101,9 +101,9 @@ impl From<StoreError> for ApiError {
                 log_chain(&error, "event store unavailable");
                 ApiError::Unavailable(STORE_UNAVAILABLE_MESSAGE.into())
             }
-            StoreError::Corrupt { .. } | StoreError::BrokenStream { .. } => {
-                ApiError::Internal(error.to_string())
-            }
+            StoreError::Corrupt { .. }
+            | StoreError::BrokenStream { .. }
+            | StoreError::CorruptSnapshot { .. } => ApiError::Internal(error.to_string()),
         }
     }
 }

@@ -219,6 +219,17 @@ pub enum OperationOutcome {
 }
 
 impl OperationOutcome {
+    /// Every wallet the operation left, borrowed.
+    pub fn wallets(&self) -> Vec<&Wallet> {
+        match self {
+            OperationOutcome::Wallet(wallet) => vec![wallet],
+            OperationOutcome::Transfer { from, to } => vec![from, to],
+            OperationOutcome::Hold { wallet, payee, .. } => {
+                std::iter::once(wallet).chain(payee.as_ref()).collect()
+            }
+        }
+    }
+
     /// Every wallet the operation left, to cache.
     pub fn into_wallets(self) -> Vec<Wallet> {
         match self {

@@ -2,13 +2,16 @@
 //! its own cache and lock; `store` is A's, `other_store` B's, the same store
 //! or another process's connection to it) on one event store, run on the
 //! embedded store by the unit tests and on PostgreSQL by the integration tests: a replica never
-//! decides, and above all never refuses, on a state the store no longer holds.
+//! decides, and above all never refuses, on a state the store no longer holds;
+//! and a fresh replica (as after a restart, its cache empty) loads a wallet
+//! with a long history from its snapshot, reading a bounded tail.
 
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use event_store::EventStore;
+use event_store::testing::CountingStore;
+use event_store::{EventStore, SNAPSHOT_INTERVAL_EVENTS};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{continues, Amount, Balance, OwnerId, WalletId, WalletState};
@@ -203,6 +206,64 @@ pub async fn an_append_on_a_lost_event_is_refused_and_decided_again<F, Fut>(
     assert_stream_agrees(&*store, &wallet_id, "2.00").await;
 }
 
+/// Credits a wallet gets before the restart: several snapshot intervals.
+pub const LONG_HISTORY_CREDITS: u64 = 3 * SNAPSHOT_INTERVAL_EVENTS + 7;
+
+/// The most stream events one wallet load may read: a tail shorter than the
+/// snapshot interval, and the snapshot's own event, read to check it.
+const EVENTS_PER_LOAD_MAX: u64 = SNAPSHOT_INTERVAL_EVENTS + 1;
+
+/// A wallet with [`LONG_HISTORY_CREDITS`] credits of 0.01; then fresh
+/// replicas, as after a restart: a debit, and a transfer to a new wallet,
+/// each read a bounded tail (counted), and the state they decided on is the
+/// whole stream's.
+pub async fn a_fresh_replica_reads_a_bounded_tail_of_a_long_stream(store: Arc<dyn EventStore>) {
+    let counting = Arc::new(CountingStore::new(Arc::clone(&store)));
+    let writer = replica(Arc::clone(&counting) as Arc<dyn EventStore>);
+    let long = WalletId::parse("history-long").expect("id");
+    let new = WalletId::parse("history-new").expect("id");
+    create(&writer, &long).await;
+    create(&writer, &new).await;
+    for _ in 0..LONG_HISTORY_CREDITS {
+        credit(&writer, &long, "0.01").await;
+    }
+
+    let restarted = replica(Arc::clone(&counting) as Arc<dyn EventStore>);
+    counting.reset();
+    assert_eq!(debit(&restarted, &long, "1.00").await, "2.07");
+    let read = counting.stream_events_read();
+    assert!(read <= EVENTS_PER_LOAD_MAX, "a debit read {read} events");
+
+    let restarted = replica(Arc::clone(&counting) as Arc<dyn EventStore>);
+    counting.reset();
+    let transfer = WalletOperation::Transfer {
+        from_wallet_id: long.clone(),
+        to_wallet_id: new.clone(),
+        amount: amount("1.00"),
+        description: None,
+    };
+    let reply = restarted
+        .execute(transfer, context(), REPLY)
+        .await
+        .expect("transfer");
+    assert_eq!(reply.body, "1.07");
+    let read = counting.stream_events_read();
+    assert!(
+        read <= 2 * EVENTS_PER_LOAD_MAX,
+        "a transfer read {read} events"
+    );
+
+    // What the snapshot and its tail gave is what the whole stream gives.
+    let restarted = replica(Arc::clone(&counting) as Arc<dyn EventStore>);
+    let loaded = restarted
+        .current(&long)
+        .await
+        .expect("read")
+        .expect("wallet");
+    assert_eq!(loaded.version, LONG_HISTORY_CREDITS + 3);
+    assert_stream_agrees(&*store, &long, "1.07").await;
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -231,6 +292,12 @@ mod tests {
             assert_eq!(deleted, 1);
             std::future::ready(())
         }
+    }
+
+    #[tokio::test]
+    async fn a_fresh_replica_reads_a_bounded_tail_of_a_long_stream() {
+        let (_dir, store) = embedded();
+        super::a_fresh_replica_reads_a_bounded_tail_of_a_long_stream(store).await;
     }
 
     #[tokio::test]

@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use event_store::{
-    AppendError, AppendRequest, EventStore, IdempotentResponse, RecordedEvent, StoreError,
-    StreamAppend,
+    read_tail, save_snapshot_of, snapshot_due, AppendError, AppendRequest, EventStore,
+    IdempotentResponse, RecordedEvent, StoreError, StreamAppend,
 };
 use transfer_process::{
     transfer_id_for_key, Ending, ProcessError, Resumption, TransferIntent, TransferJournal,
@@ -254,6 +254,7 @@ impl WalletService {
             };
             let body = (format.render)(&outcome)?;
             let last_events = last_event_ids(&streams);
+            let snapshots = snapshots_due(&streams);
             let request = AppendRequest {
                 streams,
                 idempotent_response: context
@@ -269,6 +270,8 @@ impl WalletService {
             match self.store.append(request).await {
                 Ok(stored) => {
                     self.cache.saw_position(stored.last_position);
+                    self.save_snapshots(&outcome, &snapshots, &last_events)
+                        .await;
                     self.remember_outcome(outcome, &last_events);
                     return Ok(Reply {
                         status: format.status,
@@ -410,8 +413,20 @@ impl WalletService {
             tracing::warn!(%wallet_id, version = from, "cached wallet is not the store's; reading its stream");
             self.cache.forget(wallet_id);
         }
-        let events = self.store.read_stream(wallet_id, 0).await?;
-        let loaded = self.fold_checked(wallet_id, Loaded::default(), &events)?;
+        // From the newest snapshot on: a bounded read however long the stream.
+        let tail = read_tail(&*self.store, wallet_id).await?;
+        let start = Loaded {
+            state: tail.base.clone(),
+            last_event_id: tail.base_last_event_id,
+        };
+        let loaded = self.fold_checked(wallet_id, start, &tail.events)?;
+        if tail.is_long() {
+            if let (WalletState::Open(wallet), Some(last_event_id)) =
+                (&loaded.state, loaded.last_event_id)
+            {
+                save_snapshot_of(&*self.store, wallet, last_event_id).await;
+            }
+        }
         self.remember(&loaded);
         Ok(loaded)
     }
@@ -448,6 +463,25 @@ impl WalletService {
                 wallet: wallet.clone(),
                 last_event_id,
             });
+        }
+    }
+
+    /// Stores a snapshot of each wallet in `due` the append left (see
+    /// [`snapshots_due`]).
+    async fn save_snapshots(
+        &self,
+        outcome: &OperationOutcome,
+        due: &[WalletId],
+        last_events: &[(WalletId, Uuid)],
+    ) {
+        for wallet in outcome
+            .wallets()
+            .into_iter()
+            .filter(|wallet| due.contains(&wallet.id))
+        {
+            if let Some((_, last_event_id)) = last_events.iter().find(|(id, _)| *id == wallet.id) {
+                save_snapshot_of(&*self.store, wallet, *last_event_id).await;
+            }
         }
     }
 
@@ -703,6 +737,21 @@ pub(super) fn applied(
             events,
         },
     ))
+}
+
+/// The wallets whose append crosses a snapshot interval ([`snapshot_due`]).
+fn snapshots_due(streams: &[StreamAppend]) -> Vec<WalletId> {
+    streams
+        .iter()
+        .filter(|stream| {
+            let added = u64::try_from(stream.events.len()).unwrap_or(u64::MAX);
+            snapshot_due(
+                stream.expected_version,
+                stream.expected_version.saturating_add(added),
+            )
+        })
+        .map(|stream| stream.wallet_id.clone())
+        .collect()
 }
 
 /// Each stream's wallet and the id of the last event the append adds to it.

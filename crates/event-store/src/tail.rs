@@ -1,0 +1,132 @@
+//! Reading a wallet from its newest snapshot on, so the cost of loading it
+//! stays flat however long its stream grows.
+//!
+//! A reader takes the stored snapshot (if any), checks it against the
+//! stream's event at its version (same event id, same balance: a snapshot
+//! that disagrees is [`StoreError::CorruptSnapshot`], never used), and reads
+//! only the events after it. Writers keep a snapshot every
+//! [`SNAPSHOT_INTERVAL_EVENTS`] events ([`snapshot_due`]), and a reader that
+//! folded a tail at least that long writes one too ([`StreamTail::is_long`]),
+//! so a tail stays under that bound whoever wrote the events. A store with no
+//! snapshots (KurrentDB) gives the whole stream as the tail.
+
+use uuid::Uuid;
+use wallet_domain::{decode_snapshot, encode_snapshot, Wallet, WalletId, WalletState};
+
+use crate::{EventStore, RecordedEvent, StoreError, StreamSnapshot};
+
+/// Events between two snapshots of a stream: the longest tail a load reads.
+pub const SNAPSHOT_INTERVAL_EVENTS: u64 = 100;
+
+/// A stream as a starting state and the events after it.
+#[derive(Debug, Clone, Default)]
+pub struct StreamTail {
+    /// The snapshot's state, or absent when the tail is the whole stream.
+    pub base: WalletState,
+    /// The id of the event `base` was folded up to (`None` when absent).
+    pub base_last_event_id: Option<Uuid>,
+    /// The stream's events after `base`, in version order.
+    pub events: Vec<RecordedEvent>,
+}
+
+impl StreamTail {
+    /// True when the tail is long enough that its reader should store a
+    /// snapshot of the state it folds (see [`save_snapshot_of`]).
+    pub fn is_long(&self) -> bool {
+        u64::try_from(self.events.len()).unwrap_or(u64::MAX) >= SNAPSHOT_INTERVAL_EVENTS
+    }
+}
+
+/// The stream of `wallet_id` from its newest snapshot on, the snapshot checked
+/// against the stream's event at its version.
+pub async fn read_tail(
+    store: &dyn EventStore,
+    wallet_id: &WalletId,
+) -> Result<StreamTail, StoreError> {
+    let whole = |events| StreamTail {
+        events,
+        ..StreamTail::default()
+    };
+    let Some(snapshot) = store.read_snapshot(wallet_id).await? else {
+        return Ok(whole(store.read_stream(wallet_id, 0).await?));
+    };
+    let corrupt = || StoreError::CorruptSnapshot {
+        wallet_id: wallet_id.clone(),
+        version: snapshot.version,
+    };
+    let wallet = match decode_snapshot(&snapshot.state) {
+        Ok(Some(wallet)) => wallet,
+        // Written under another encoding: replay, and a new one is written.
+        Ok(None) => return Ok(whole(store.read_stream(wallet_id, 0).await?)),
+        Err(error) => {
+            tracing::error!(%wallet_id, version = snapshot.version, %error, "stored snapshot cannot be decoded");
+            return Err(corrupt());
+        }
+    };
+    // From the snapshot's own event on: it must be the one the state ends with.
+    let mut events = store
+        .read_stream(wallet_id, snapshot.version.saturating_sub(1))
+        .await?;
+    let agrees = events.first().is_some_and(|at_version| {
+        at_version.stream_version == snapshot.version
+            && at_version.event.event_id == snapshot.last_event_id
+            && at_version.event.balance_after == wallet.balance
+            && wallet.version == snapshot.version
+            && wallet.id == *wallet_id
+    });
+    if !agrees {
+        tracing::error!(%wallet_id, version = snapshot.version, "stored snapshot disagrees with its stream");
+        return Err(corrupt());
+    }
+    events.remove(0);
+    Ok(StreamTail {
+        base: WalletState::Open(wallet),
+        base_last_event_id: Some(snapshot.last_event_id),
+        events,
+    })
+}
+
+/// True when a write that took a stream from `version_before` to
+/// `version_after` crossed a multiple of [`SNAPSHOT_INTERVAL_EVENTS`]: its
+/// writer stores a snapshot of the state it left.
+pub fn snapshot_due(version_before: u64, version_after: u64) -> bool {
+    version_after / SNAPSHOT_INTERVAL_EVENTS > version_before / SNAPSHOT_INTERVAL_EVENTS
+}
+
+/// Stores a snapshot of `wallet`, folded from stored events only, the last of
+/// them `last_event_id`. A snapshot only saves reads: one that fails is
+/// logged, and the stream stays whole and readable.
+pub async fn save_snapshot_of(store: &dyn EventStore, wallet: &Wallet, last_event_id: Uuid) {
+    let state = match encode_snapshot(wallet) {
+        Ok(state) => state,
+        Err(error) => {
+            tracing::warn!(wallet_id = %wallet.id, %error, "wallet snapshot not encoded");
+            return;
+        }
+    };
+    let snapshot = StreamSnapshot {
+        wallet_id: wallet.id.clone(),
+        version: wallet.version,
+        last_event_id,
+        state,
+    };
+    if let Err(error) = store.save_snapshot(snapshot).await {
+        tracing::warn!(wallet_id = %wallet.id, %error, "wallet snapshot not stored");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_is_due_when_a_write_crosses_a_multiple_of_the_interval() {
+        let interval = SNAPSHOT_INTERVAL_EVENTS;
+        assert!(!snapshot_due(0, 1));
+        assert!(!snapshot_due(interval - 2, interval - 1));
+        assert!(snapshot_due(interval - 1, interval));
+        assert!(snapshot_due(interval - 1, interval + 1));
+        assert!(!snapshot_due(interval, interval + 1));
+        assert!(snapshot_due(2 * interval - 1, 2 * interval));
+    }
+}
