@@ -17,6 +17,11 @@
 //! the ledger it shows meanwhile is incomplete, hence: stop them first.
 //!
 //! A rebuild that fails midway leaves a partial ledger: run it again.
+//!
+//! It refuses before emptying anything when the log is empty or its head is
+//! behind the ledger's checkpoint: the ledger has posted events the log does
+//! not hold (the wrong store configured, or a store restored from an older
+//! backup), and a rebuild would throw them away.
 
 use event_store::{EventStore, PostgresEventStore, StoreError};
 use ledger::{Ledger, LedgerError, LedgerVerification, PostgresLedger};
@@ -40,6 +45,17 @@ pub enum RebuildError {
     LogStalled(u64),
     #[error("the rebuilt ledger does not verify: {0:?}")]
     Unverified(Box<LedgerVerification>),
+    #[error(
+        "refused: the event log is empty while the ledger's checkpoint is at position {checkpoint}; \
+         nothing to rebuild from (is the event store the configured one?); the ledger is left as it was"
+    )]
+    EmptyLog { checkpoint: u64 },
+    #[error(
+        "refused: the event log's head {head} is behind the ledger's checkpoint {checkpoint}; \
+         the ledger holds events the log lacks (another store, or one restored from an older backup); \
+         the ledger is left as it was"
+    )]
+    LogBehindLedger { head: u64, checkpoint: u64 },
 }
 
 /// What a replay of the log posted.
@@ -73,12 +89,22 @@ pub async fn rebuild(
     outcome
 }
 
-/// Empties `ledger`, posts every event of `store` into it and verifies it.
+/// Empties `ledger`, posts every event of `store` into it and verifies it;
+/// refuses, changing nothing, when the log is empty or behind the ledger
+/// ([`RebuildError::EmptyLog`], [`RebuildError::LogBehindLedger`]).
 pub async fn rebuild_with(
     store: &dyn EventStore,
     ledger: &PostgresLedger,
     batch_size: usize,
 ) -> Result<RebuildOutcome, RebuildError> {
+    let head = store.head_position().await?;
+    let checkpoint = Ledger::checkpoint(ledger).await?;
+    if head == 0 {
+        return Err(RebuildError::EmptyLog { checkpoint });
+    }
+    if head < checkpoint {
+        return Err(RebuildError::LogBehindLedger { head, checkpoint });
+    }
     ledger.clear().await?;
     tracing::info!("ledger emptied; posting the event log again");
     let outcome = replay_log(store, ledger, batch_size).await?;

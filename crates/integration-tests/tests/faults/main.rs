@@ -196,7 +196,16 @@ async fn audit(
     if dead_letters != 0 {
         failures.push(format!("{dead_letters} messages on the dead-letter topic"));
     }
-    for error in api.server_errors() {
+    let server_errors = api.server_errors();
+    say(&format!(
+        "5xx answers seen: {} ({} of them 503)",
+        server_errors.len(),
+        server_errors
+            .iter()
+            .filter(|error| error.status == 503)
+            .count()
+    ));
+    for error in server_errors {
         if error.status != 503 {
             failures.push(format!("a 5xx other than 503: {error:?}"));
         }
