@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use consumer_host::{ReplayDlqArgs, RunError, ServerHandle, Settings};
 use event_store::{EventStore, PostgresEventStore, RecordedEvent, READ_ALL_BATCH_MAX};
+use event_store_choice::EventStoreArgs;
 use integration_tests::{
     create_named_topic, create_topic, require_env, unique_name, TestDatabase, REQUEST_TIMEOUT,
 };
@@ -309,7 +310,7 @@ async fn rebuild_gives_the_same_ledger_from_the_event_store() {
 
     harness.stop().await;
     // Small batches, so the rebuild takes several.
-    let outcome = rebuild(&harness.config.settings, 3)
+    let outcome = rebuild(&harness.config.settings, &EventStoreArgs::postgres(), 3)
         .await
         .expect("the ledger is rebuilt");
     assert_eq!(outcome.events_posted, stored.len() as u64);
@@ -359,7 +360,7 @@ async fn rebuild_refuses_before_emptying_when_the_log_is_behind_or_empty() {
         .execute(&harness.pool)
         .await
         .expect("the tail is deleted");
-    let behind = rebuild(&harness.config.settings, 3).await;
+    let behind = rebuild(&harness.config.settings, &EventStoreArgs::postgres(), 3).await;
     assert!(
         matches!(behind, Err(RebuildError::LogBehindLedger { head: found, checkpoint })
             if found == head - 1 && checkpoint == head),
@@ -371,7 +372,7 @@ async fn rebuild_refuses_before_emptying_when_the_log_is_behind_or_empty() {
         .execute(&harness.pool)
         .await
         .expect("the log is emptied");
-    let empty = rebuild(&harness.config.settings, 3).await;
+    let empty = rebuild(&harness.config.settings, &EventStoreArgs::postgres(), 3).await;
     assert!(
         matches!(empty, Err(RebuildError::EmptyLog { checkpoint }) if checkpoint == head),
         "{empty:?}"

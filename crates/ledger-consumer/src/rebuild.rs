@@ -2,8 +2,9 @@
 //!
 //! Stop the ledger-consumers first. The rebuild empties the ledger's tables
 //! (transactions, entries, processed event ids, checkpoint) and posts every
-//! event of the PostgreSQL event store in log order, a bounded batch per
-//! transaction, each with the ids of the events it posted.
+//! event of the configured event store (`EVENT_STORE`, chosen by
+//! `event-store-choice` as for command-api and outbox-relay) in log order, a
+//! bounded batch per transaction, each with the ids of the events it posted.
 //!
 //! Why Kafka's committed offsets may stay as they are: every event the
 //! consumers had consumed is in the event store (the relay publishes only
@@ -23,7 +24,8 @@
 //! not hold (the wrong store configured, or a store restored from an older
 //! backup), and a rebuild would throw them away.
 
-use event_store::{EventStore, PostgresEventStore, StoreError};
+use event_store::{EventStore, StoreError};
+use event_store_choice::{ChoiceError, EventStoreArgs};
 use ledger::{Ledger, LedgerError, LedgerVerification, PostgresLedger};
 
 use consumer_host::Settings;
@@ -35,6 +37,8 @@ pub enum RebuildError {
     Postgres(#[from] PostgresError),
     #[error("event store: {0}")]
     EventStore(#[from] StoreError),
+    #[error(transparent)]
+    EventStoreChoice(#[from] ChoiceError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error(
@@ -71,20 +75,31 @@ pub struct RebuildOutcome {
     pub batches: u64,
 }
 
-/// Connects to PostgreSQL (migrating it) and rebuilds the ledger from its
-/// event store. Stop the ledger-consumers first. Their Kafka offsets need no
-/// reset: every event they consumed before is in the store, so the rebuild
-/// posts it and records its id, and whatever Kafka hands them after the
-/// restart is deduplicated by event id (see the module documentation).
+/// Connects to PostgreSQL (migrating it) and rebuilds the ledger from the
+/// event store `event_store` names. Stop the ledger-consumers first. Their
+/// Kafka offsets need no reset: every event they consumed before is in the
+/// store, so the rebuild posts it and records its id, and whatever Kafka
+/// hands them after the restart is deduplicated by event id (see the module
+/// documentation).
 pub async fn rebuild(
     settings: &Settings,
+    event_store: &EventStoreArgs,
     batch_size: usize,
 ) -> Result<RebuildOutcome, RebuildError> {
     let pool = postgres_support::connect(&settings.database_url, settings.database_connections_max)
         .await?;
-    let store = PostgresEventStore::connect(pool.clone()).await?;
-    let ledger = PostgresLedger::new(pool.clone());
-    let outcome = rebuild_with(&store, &ledger, batch_size).await;
+    let opened = event_store.open(&pool).await;
+    let outcome = match opened {
+        Ok(opened) => {
+            rebuild_with(
+                opened.store.as_ref(),
+                &PostgresLedger::new(pool.clone()),
+                batch_size,
+            )
+            .await
+        }
+        Err(error) => Err(error.into()),
+    };
     pool.close().await;
     outcome
 }
