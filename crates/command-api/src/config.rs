@@ -150,7 +150,6 @@ pub struct TokenArgs {
     pub ttl: std::time::Duration,
 }
 
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TransferMode {
     /// One atomic append to both wallet streams (embedded, postgres).
