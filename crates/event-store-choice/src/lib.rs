@@ -4,6 +4,10 @@
 //! or [`EventStoreKind`] and opens the store with [`open`], so a rebuild
 //! reads the very log the API writes and the relay publishes.
 //!
+//! KurrentDB is behind the cargo feature `kurrentdb` (each binary's, on by
+//! default): a build without it skips the gRPC stack and refuses
+//! `EVENT_STORE=kurrentdb` with [`ChoiceError::KurrentDbNotBuilt`].
+//!
 //! The embedded store (SQLite files) is command-api's alone: it runs the
 //! relays in its own process, so it opens it itself; [`open`] refuses it.
 
@@ -63,6 +67,11 @@ pub enum ChoiceError {
          this command reads a server's store: EVENT_STORE=postgres or kurrentdb"
     )]
     EmbeddedIsNotShared,
+    #[error(
+        "EVENT_STORE=kurrentdb, but this build has no KurrentDB support \
+         (build with the cargo feature kurrentdb, on by default)"
+    )]
+    KurrentDbNotBuilt,
     #[error("event store: {0}")]
     Store(#[from] StoreError),
 }
@@ -92,15 +101,23 @@ pub async fn open(
             store: Arc::new(PostgresEventStore::connect(pool.clone()).await?),
             journal: None,
         }),
-        EventStoreKind::Kurrentdb => {
-            let url = kurrentdb_url.ok_or(ChoiceError::MissingKurrentDbUrl)?;
-            let (store, journal) = event_store_kurrentdb::open_with_journal(url).await?;
-            Ok(OpenedStore {
-                store,
-                journal: Some(journal),
-            })
-        }
+        EventStoreKind::Kurrentdb => open_kurrentdb(kurrentdb_url).await,
     }
+}
+
+#[cfg(feature = "kurrentdb")]
+async fn open_kurrentdb(url: Option<&str>) -> Result<OpenedStore, ChoiceError> {
+    let url = url.ok_or(ChoiceError::MissingKurrentDbUrl)?;
+    let (store, journal) = event_store_kurrentdb::open_with_journal(url).await?;
+    Ok(OpenedStore {
+        store,
+        journal: Some(journal),
+    })
+}
+
+#[cfg(not(feature = "kurrentdb"))]
+async fn open_kurrentdb(_url: Option<&str>) -> Result<OpenedStore, ChoiceError> {
+    Err(ChoiceError::KurrentDbNotBuilt)
 }
 
 #[cfg(test)]
@@ -141,9 +158,17 @@ mod tests {
             open(EventStoreKind::Embedded, &pool, None).await,
             Err(ChoiceError::EmbeddedIsNotShared)
         ));
-        assert!(matches!(
-            open(EventStoreKind::Kurrentdb, &pool, None).await,
-            Err(ChoiceError::MissingKurrentDbUrl)
-        ));
+        if cfg!(feature = "kurrentdb") {
+            assert!(matches!(
+                open(EventStoreKind::Kurrentdb, &pool, None).await,
+                Err(ChoiceError::MissingKurrentDbUrl)
+            ));
+        } else {
+            let url = Some("kurrentdb://127.0.0.1:1?tls=false");
+            assert!(matches!(
+                open(EventStoreKind::Kurrentdb, &pool, url).await,
+                Err(ChoiceError::KurrentDbNotBuilt)
+            ));
+        }
     }
 }
