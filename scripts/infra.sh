@@ -486,6 +486,9 @@ postgres_up() {
   if [[ "$(postgres_psql "$dir" "$port" -c "select count(*) from pg_roles where rolname = '$DATABASE_USER'")" == 0 ]]; then
     postgres_psql "$dir" "$port" -c "create role $DATABASE_USER login createdb password '$DATABASE_PASSWORD'"
   fi
+  # Tests drop their databases WITH (FORCE), which must also end an autovacuum worker
+  # running there: that takes pg_signal_backend (idempotent).
+  postgres_psql "$dir" "$port" -c "grant pg_signal_backend to $DATABASE_USER" >/dev/null
   if [[ "$(postgres_psql "$dir" "$port" -c "select count(*) from pg_database where datname = '$DATABASE_NAME'")" == 0 ]]; then
     postgres_psql "$dir" "$port" -c "create database $DATABASE_NAME owner $DATABASE_USER"
   fi
