@@ -94,7 +94,7 @@ async fn the_bank_survives_the_faults_of_a_production_week() {
     tokio::time::sleep(WARM_UP).await;
 
     let steps = schedule(seed, REPLICAS);
-    let mut convergence: Vec<Option<Duration>> = Vec::with_capacity(steps.len());
+    let mut convergence: Vec<Result<Duration, String>> = Vec::with_capacity(steps.len());
     for (index, step) in steps.iter().enumerate() {
         tokio::time::sleep(step.gap).await;
         let phase = index + 1;
@@ -146,7 +146,7 @@ async fn audit(
     system: &System,
     book: &Book,
     steps: &[Step],
-    convergence: &[Option<Duration>],
+    convergence: &[Result<Duration, String>],
 ) -> Vec<String> {
     let stored = read_events(system.database_url()).await;
     let mut failures = stored.broken.clone();
@@ -184,9 +184,9 @@ async fn audit(
         ));
     }
     for (step, converged) in steps.iter().zip(convergence) {
-        if converged.is_none() {
+        if let Err(missing) = converged {
             failures.push(format!(
-                "after {} a write did not reach the ledger, read model and search index in {}s",
+                "after {} a write did not reach the ledger, read model and search index in {}s (found {missing})",
                 step.fault.label(),
                 PROBE_CONVERGENCE_TIMEOUT.as_secs()
             ));
@@ -219,13 +219,13 @@ async fn audit(
 
 /// Creates the wallet `probe` (opening balance 1) and waits until the ledger,
 /// the read model and the search index show it; how long that took from the
-/// heal, or `None` past [`PROBE_CONVERGENCE_TIMEOUT`].
+/// heal, or, past [`PROBE_CONVERGENCE_TIMEOUT`], which of them showed it.
 async fn probe_converges(
     api: &Api,
     search: &ElasticsearchIndex,
     probe: &str,
     owner: &str,
-) -> Option<Duration> {
+) -> Result<Duration, String> {
     let started = Instant::now();
     let answer = api
         .post(
@@ -238,6 +238,7 @@ async fn probe_converges(
         "probe {probe}: {answer:?}"
     );
     let id = WalletId::parse(probe).expect("a valid probe id");
+    let mut missing = String::from("nothing read yet");
     while started.elapsed() < PROBE_CONVERGENCE_TIMEOUT {
         let ledger = api
             .get(&format!("/ledger/wallet/{probe}/summary"))
@@ -253,14 +254,15 @@ async fn probe_converges(
             });
         let indexed = search.wallet(&id).await.ok().flatten().is_some();
         if ledger && listed && indexed {
-            return Some(started.elapsed());
+            return Ok(started.elapsed());
         }
+        missing = format!("in the ledger: {ledger}, read model: {listed}, search index: {indexed}");
         tokio::time::sleep(PROBE_POLL).await;
     }
-    None
+    Err(missing)
 }
 
-fn print_table(steps: &[Step], tallies: &[Tally], convergence: &[Option<Duration>]) {
+fn print_table(steps: &[Step], tallies: &[Tally], convergence: &[Result<Duration, String>]) {
     let mut lines = vec![format!(
         "{:<32} {:>12} {:>6} {:>8} {:>16} {:>10}",
         "fault", "acknowledged", "lost", "doubled", "refused-applied", "converged"
@@ -273,9 +275,9 @@ fn print_table(steps: &[Step], tallies: &[Tally], convergence: &[Option<Duration
     };
     lines.push(row("(warm-up, no fault)", &tallies[0], "-".into()));
     for (index, step) in steps.iter().enumerate() {
-        let converged = match convergence.get(index).copied().flatten() {
-            Some(took) => format!("{:.1}s", took.as_secs_f64()),
-            None => "never".into(),
+        let converged = match convergence.get(index) {
+            Some(Ok(took)) => format!("{:.1}s", took.as_secs_f64()),
+            _ => "never".into(),
         };
         lines.push(row(&step.fault.label(), &tallies[index + 1], converged));
     }
