@@ -7,6 +7,18 @@
 #   scripts/infra.sh status   say what runs, and where
 #   scripts/infra.sh env      print the export lines (also kept in .infra/env)
 #
+# Faults, for the fault suite (crates/integration-tests/tests/faults) and for humans:
+#   scripts/infra.sh kill NAME                     SIGKILL the server's whole process group
+#   scripts/infra.sh start NAME                    start it again (on the port it had) and wait until it answers
+#   scripts/infra.sh pause NAME | resume NAME      SIGSTOP | SIGCONT its process group
+#   scripts/infra.sh restart postgres fast|immediate   shut PostgreSQL down in that mode, start it again
+# NAME is postgres, redis, kafka or opensearch.
+#
+# PostgreSQL runs fast and unsafe by default (fsync, synchronous_commit, full_page_writes off:
+# a crash may lose acknowledged commits). WALLEX_POSTGRES_DURABILITY=durable, read by `up`,
+# `start postgres` and `restart postgres`, runs it with production durability (all three
+# on); the choice is kept in .infra/postgres/durability for the next start.
+#
 # Data, logs and pid files live in .infra/ at the repository root. Downloads (Maven
 # Central jars) are cached in ~/.cache/wallex-infra and ~/.m2 and reused across runs.
 # PostgreSQL and Redis come from Debian packages (apt-get, only when missing).
@@ -40,6 +52,7 @@ WAIT_KAFKA_SECONDS_MAX=120
 WAIT_OPENSEARCH_SECONDS_MAX=180
 WAIT_STOP_SECONDS_MAX=30
 LOG_TAIL_LINES=40
+POSTGRES_DURABILITY_DEFAULT="fast" # or "durable"
 
 KAFKA_TOPIC="wallet-events"
 KAFKA_TOPIC_PARTITIONS=10
@@ -87,6 +100,20 @@ choose_port() {
 }
 
 claim_port() { CLAIMED_PORTS+="$1 "; }
+
+# The port recorded in the file when it is free again (a server started again after a
+# fault keeps its address, so .infra/env stays true), else choose_port of the default.
+preferred_port() {
+  local port_file="$1" default="$2" port
+  if [[ -s "$port_file" ]]; then
+    port="$(tr -d '[:space:]' <"$port_file")"
+    if [[ "$port" =~ ^[0-9]+$ ]] && port_is_free "$port"; then
+      printf '%s\n' "$port"
+      return 0
+    fi
+  fi
+  choose_port "$default"
+}
 
 # --- processes ---------------------------------------------------------------
 
@@ -392,6 +419,32 @@ postgres_psql() {
   as_user "$PG_USER" psql -h "$dir/run" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -qAt "$@"
 }
 
+# fast (the default) or durable: WALLEX_POSTGRES_DURABILITY, else the last start's choice.
+postgres_durability() {
+  local dir="$1" durability
+  durability="${WALLEX_POSTGRES_DURABILITY:-}"
+  if [[ -z "$durability" && -s "$dir/durability" ]]; then durability="$(cat "$dir/durability")"; fi
+  durability="${durability:-$POSTGRES_DURABILITY_DEFAULT}"
+  case "$durability" in
+  fast | durable) printf '%s\n' "$durability" ;;
+  *) die "WALLEX_POSTGRES_DURABILITY is fast or durable, not '$durability'" ;;
+  esac
+}
+
+postgres_start() {
+  local dir="$1" bin="$2" port="$3" durability switch
+  durability="$(postgres_durability "$dir")"
+  printf '%s\n' "$durability" >"$dir/durability"
+  if [[ "$durability" == durable ]]; then switch=on; else switch=off; fi
+  log "starting postgres on 127.0.0.1:$port ($durability: fsync, synchronous_commit, full_page_writes $switch)"
+  as_user "$PG_USER" "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -s -o \
+    "-p $port -c listen_addresses=127.0.0.1 -k $dir/run -c fsync=$switch -c synchronous_commit=$switch -c full_page_writes=$switch -c max_connections=200" \
+    start || {
+    log_tail postgres "$dir/postgres.log"
+    exit 1
+  }
+}
+
 postgres_up() {
   local dir bin port waited
   if ! is_root; then PG_USER="$(id -un)"; fi
@@ -417,16 +470,10 @@ postgres_up() {
     fi
     mkdir -p "$dir/run"
     if is_root; then chown -R "$PG_USER:" "$dir"; fi
-    port="$(choose_port "$POSTGRES_PORT_DEFAULT")"
+    port="$(preferred_port "$dir/port" "$POSTGRES_PORT_DEFAULT")"
     claim_port "$port"
     printf '%s\n' "$port" >"$dir/port"
-    log "starting postgres on 127.0.0.1:$port"
-    as_user "$PG_USER" "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -s -o \
-      "-p $port -c listen_addresses=127.0.0.1 -k $dir/run -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-      start || {
-      log_tail postgres "$dir/postgres.log"
-      exit 1
-    }
+    postgres_start "$dir" "$bin" "$port"
   fi
   for ((waited = 0; ; waited++)); do
     if postgres_psql "$dir" "$port" -c 'select 1' >/dev/null 2>&1; then break; fi
@@ -439,6 +486,9 @@ postgres_up() {
   if [[ "$(postgres_psql "$dir" "$port" -c "select count(*) from pg_roles where rolname = '$DATABASE_USER'")" == 0 ]]; then
     postgres_psql "$dir" "$port" -c "create role $DATABASE_USER login createdb password '$DATABASE_PASSWORD'"
   fi
+  # Tests drop their databases WITH (FORCE), which must also end an autovacuum worker
+  # running there: that takes pg_signal_backend (idempotent).
+  postgres_psql "$dir" "$port" -c "grant pg_signal_backend to $DATABASE_USER" >/dev/null
   if [[ "$(postgres_psql "$dir" "$port" -c "select count(*) from pg_database where datname = '$DATABASE_NAME'")" == 0 ]]; then
     postgres_psql "$dir" "$port" -c "create database $DATABASE_NAME owner $DATABASE_USER"
   fi
@@ -476,7 +526,7 @@ redis_up() {
     log "redis already runs on 127.0.0.1:$port"
   else
     clear_leftovers redis "$dir/redis.pid"
-    port="$(choose_port "$REDIS_PORT_DEFAULT")"
+    port="$(preferred_port "$dir/port" "$REDIS_PORT_DEFAULT")"
     claim_port "$port"
     printf '%s\n' "$port" >"$dir/port"
     log "starting redis on 127.0.0.1:$port"
@@ -581,11 +631,12 @@ kafka_start() {
     log "kafka already runs on 127.0.0.1:$port"
   else
     clear_leftovers kafka "$dir/kafka.pid"
-    port="$(choose_port "$KAFKA_PORT_DEFAULT")"
+    port="$(preferred_port "$dir/port" "$KAFKA_PORT_DEFAULT")"
     claim_port "$port"
-    controller_port="$(choose_port "$KAFKA_CONTROLLER_PORT_DEFAULT")"
+    controller_port="$(preferred_port "$dir/controller-port" "$KAFKA_CONTROLLER_PORT_DEFAULT")"
     claim_port "$controller_port"
     printf '%s\n' "$port" >"$dir/port"
+    printf '%s\n' "$controller_port" >"$dir/controller-port"
     kafka_write_config "$dir" "$port" "$controller_port"
     if [[ ! -f "$dir/data/meta.properties" ]]; then
       rm -rf "$dir/data"
@@ -690,10 +741,11 @@ opensearch_start() {
     log "opensearch already runs on 127.0.0.1:$port"
   else
     clear_leftovers opensearch "$dir/launcher.pid"
-    port="$(choose_port "$OPENSEARCH_PORT_DEFAULT")"
+    port="$(preferred_port "$dir/port" "$OPENSEARCH_PORT_DEFAULT")"
     claim_port "$port"
-    transport_port="$(choose_port "$OPENSEARCH_TRANSPORT_PORT_DEFAULT")"
+    transport_port="$(preferred_port "$dir/transport-port" "$OPENSEARCH_TRANSPORT_PORT_DEFAULT")"
     claim_port "$transport_port"
+    printf '%s\n' "$transport_port" >"$dir/transport-port"
     opensearch_write_config "$dir" "$port" "$transport_port"
     printf '%s\n' "$port" >"$dir/port"
     # The node reads lib/ and modules/ from a home its user can enter, which ~/.cache may
@@ -815,6 +867,77 @@ cmd_topic() {
     --partitions "$partitions" --replication-factor 1
 }
 
+# --- faults ------------------------------------------------------------------
+
+# The pid file of a server started by `up` (its process group is signalled).
+server_pid_file() {
+  case "$1" in
+  redis) printf '%s\n' "$INFRA_DIR/redis/redis.pid" ;;
+  kafka) printf '%s\n' "$INFRA_DIR/kafka/kafka.pid" ;;
+  opensearch) printf '%s\n' "$(readlink -f "$INFRA_DIR/opensearch")/launcher.pid" ;;
+  *) die "NAME is redis, kafka or opensearch here (postgres: restart postgres fast|immediate), not '$1'" ;;
+  esac
+}
+
+# Sends a signal to the server's process group; KILL also waits until every member is gone.
+signal_server() {
+  local name="$1" signal="$2" pid_file target waited
+  pid_file="$(server_pid_file "$name")"
+  target="$(signal_target "$pid_file")" || die "$name is not running"
+  log "$name: SIG$signal to ${target/#-/process group }"
+  kill "-$signal" -- "$target"
+  [[ "$signal" == KILL ]] || return 0
+  for ((waited = 0; waited < WAIT_STOP_SECONDS_MAX * 10; waited++)); do
+    kill -0 -- "$target" 2>/dev/null || break
+    sleep 0.1
+  done
+  rm -f "$pid_file"
+}
+
+# kill -9 of a whole server; PostgreSQL's nearest crash is an immediate shutdown.
+cmd_kill() {
+  local name="${1:-}"
+  if [[ "$name" == postgres ]]; then
+    postgres_stop immediate
+    return 0
+  fi
+  signal_server "$name" KILL
+}
+
+# Starts one server again (on the port it had, when free) and waits until it answers.
+cmd_start() {
+  local name="${1:-}"
+  mkdir -p "$INFRA_DIR"
+  if is_root; then RUNUSER=(runuser -u "$SERVICE_USER" --); else RUNUSER=(); fi
+  case "$name" in
+  postgres) postgres_up ;;
+  redis) redis_up ;;
+  kafka) kafka_start && kafka_wait ;;
+  opensearch) opensearch_start && opensearch_wait ;;
+  *) die "usage: scripts/infra.sh start postgres|redis|kafka|opensearch" ;;
+  esac
+  log "$name answers"
+}
+
+postgres_stop() {
+  local mode="$1" dir bin
+  dir="$(readlink -f "$INFRA_DIR/postgres")"
+  postgres_running || die "postgres is not running"
+  bin="$(postgres_bin_dir)"
+  if is_root; then PG_USER="$(stat -c %U "$dir/data")"; else PG_USER="$(id -un)"; fi
+  log "postgres: $mode shutdown"
+  as_user "$PG_USER" "$bin/pg_ctl" -D "$dir/data" -m "$mode" -s -t "$WAIT_STOP_SECONDS_MAX" stop
+}
+
+# `restart postgres fast|immediate`: the shutdown a failover or a crash brings, then a start.
+cmd_restart() {
+  local name="${1:-}" mode="${2:-}"
+  [[ "$name" == postgres && ("$mode" == fast || "$mode" == immediate) ]] ||
+    die "usage: scripts/infra.sh restart postgres fast|immediate"
+  postgres_stop "$mode"
+  cmd_start postgres
+}
+
 main() {
   case "${1:-}" in
   up) cmd_up ;;
@@ -822,8 +945,13 @@ main() {
   status) cmd_status ;;
   env) cmd_env ;;
   topic) cmd_topic "${@:2}" ;;
+  kill) cmd_kill "${@:2}" ;;
+  start) cmd_start "${@:2}" ;;
+  pause) signal_server "${2:-}" STOP ;;
+  resume) signal_server "${2:-}" CONT ;;
+  restart) cmd_restart "${@:2}" ;;
   *)
-    printf 'usage: %s up|down|status|env|topic NAME [PARTITIONS]\n' "$0" >&2
+    printf 'usage: %s up|down|status|env|topic NAME [PARTITIONS]|kill NAME|start NAME|pause NAME|resume NAME|restart postgres fast|immediate\n' "$0" >&2
     exit 2
     ;;
   esac

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use event_relay::{run_relay, EventSink, RelayLimits};
-use event_store::{EmbeddedEventStore, EventStore, PostgresEventStore};
+use event_store::{EmbeddedEventStore, EventStore};
 use ledger::{EmbeddedLedger, Ledger, PostgresLedger};
 use read_model::{EmbeddedReadModel, PostgresReadModel, ReadModel};
 use search_index::{ElasticsearchIndex, EmbeddedSearchIndex, SearchIndex};
@@ -146,28 +146,24 @@ async fn distributed(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapt
         config.database_statement_timeout_ms,
     )
     .await?;
-    let (store, transfer_journal): (Arc<dyn EventStore>, _) = match config.event_store_kind() {
-        EventStoreKind::Kurrentdb => {
-            let url = config
-                .kurrentdb_url
-                .as_deref()
-                .ok_or(StartupError::Missing("KURRENTDB_URL"))?;
-            let (store, journal) = event_store_kurrentdb::open_with_journal(url).await?;
-            let process =
-                transfers_run_as_process(config.transfers, store.appends_streams_atomically())?;
-            (store, process.then_some(journal))
-        }
-        _ => {
-            let store: Arc<dyn EventStore> =
-                Arc::new(PostgresEventStore::connect(pool.clone()).await?);
-            if transfers_run_as_process(config.transfers, store.appends_streams_atomically())? {
-                return Err(StartupError::TransferMode(
-                    "the transfer process has no PostgreSQL journal: TRANSFERS must be atomic",
-                ));
-            }
-            (store, None)
+    let opened = event_store_choice::open(
+        config.event_store_kind(),
+        &pool,
+        config.kurrentdb_url.as_deref(),
+    )
+    .await?;
+    let process =
+        transfers_run_as_process(config.transfers, opened.store.appends_streams_atomically())?;
+    let transfer_journal = match (process, opened.journal) {
+        (false, _) => None,
+        (true, Some(journal)) => Some(journal),
+        (true, None) => {
+            return Err(StartupError::TransferMode(
+                "the transfer process has no PostgreSQL journal: TRANSFERS must be atomic",
+            ))
         }
     };
+    let store = opened.store;
     let publisher = KafkaRelayStatus::new(
         Arc::clone(&store),
         pool.clone(),

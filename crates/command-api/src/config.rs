@@ -1,6 +1,8 @@
 //! Configuration, from flags or the environment, with defaults that run the
 //! whole system in one process on embedded storage.
 
+/// Where the events are stored: one choice for every binary and command.
+pub use event_store_choice::EventStoreKind;
 use std::path::PathBuf;
 
 use observability::LogFormat;
@@ -146,17 +148,6 @@ pub struct TokenArgs {
     /// How long the token is valid: a number and a unit, s, m, h or d (e.g. 90s, 1h, 7d).
     #[arg(long, default_value = "1h", value_parser = crate::token::parse_ttl)]
     pub ttl: std::time::Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum EventStoreKind {
-    /// SQLite files under WALLEX_DATA_DIR; relays, ledger and read model run in this process.
-    Embedded,
-    /// PostgreSQL at DATABASE_URL; outbox-relay, ledger-consumer and projection-consumer run apart.
-    Postgres,
-    /// KurrentDB at KURRENTDB_URL, the rest as with `postgres`. Transfers
-    /// run as the transfer process (its journal on KurrentDB too).
-    Kurrentdb,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

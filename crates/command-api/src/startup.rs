@@ -63,6 +63,8 @@ pub enum StartupError {
     #[error(transparent)]
     EventStore(#[from] StoreError),
     #[error(transparent)]
+    EventStoreChoice(#[from] event_store_choice::ChoiceError),
+    #[error(transparent)]
     ReadModel(#[from] ReadModelError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),

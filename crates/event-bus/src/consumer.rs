@@ -21,6 +21,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio::time::Instant;
+use wallet_domain::EventDecodeError;
 
 use crate::config::ConsumerConfig;
 use crate::headers::{
@@ -208,7 +209,15 @@ impl Worker<'_> {
                     events.push(event);
                     sources.push(message);
                 }
-                Err(reason) => self.dead_letter(message, &reason).await?,
+                Err(undecodable) => {
+                    self.dead_letter(message, &undecodable.reason).await?;
+                    if undecodable.unknown_schema_version {
+                        self.metrics
+                            .unknown_schema_parked
+                            .with_label_values(&[self.handler.name()])
+                            .inc();
+                    }
+                }
             }
         }
         if events.is_empty() {
@@ -391,13 +400,30 @@ async fn next_batch(
     Some(messages)
 }
 
-fn decode(message: &OwnedMessage) -> Result<RecordedEvent, String> {
+/// Why a message is not an event this build can hand to its handler.
+struct Undecodable {
+    reason: String,
+    /// A well-formed event of a schema version this build does not read (a
+    /// newer writer during a rolling upgrade): parked like any dead letter,
+    /// so its partition goes on, and counted apart, to be replayed once this
+    /// consumer is upgraded.
+    unknown_schema_version: bool,
+}
+
+fn decode(message: &OwnedMessage) -> Result<RecordedEvent, Undecodable> {
+    let malformed = |reason: String| Undecodable {
+        reason,
+        unknown_schema_version: false,
+    };
     let payload = message
         .payload()
-        .ok_or_else(|| "undecodable: the message has no value".to_owned())?;
+        .ok_or_else(|| malformed("undecodable: the message has no value".to_owned()))?;
     let text = std::str::from_utf8(payload)
-        .map_err(|error| format!("undecodable: the value is not UTF-8: {error}"))?;
-    RecordedEvent::from_json(text).map_err(|error| format!("undecodable: {error}"))
+        .map_err(|error| malformed(format!("undecodable: the value is not UTF-8: {error}")))?;
+    RecordedEvent::from_json(text).map_err(|error| Undecodable {
+        unknown_schema_version: matches!(error, EventDecodeError::UnsupportedSchemaVersion(_)),
+        reason: format!("undecodable: {error}"),
+    })
 }
 
 /// The offset after the last message of each partition in `messages`.

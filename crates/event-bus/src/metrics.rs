@@ -46,6 +46,9 @@ impl PublisherMetrics {
 pub struct ConsumerMetrics {
     pub processed: IntCounterVec,
     pub dead_lettered: IntCounterVec,
+    /// Of the dead letters, events of a schema version this build cannot read
+    /// (a newer writer during a rolling upgrade): replay them once upgraded.
+    pub unknown_schema_parked: IntCounterVec,
     pub retries: IntCounterVec,
     pub commit_failures: IntCounterVec,
     /// 1 while the handler's last call failed transiently and is being retried.
@@ -82,6 +85,7 @@ impl ConsumerMetrics {
         let metrics = Self::unregistered()?;
         registry.register(Box::new(metrics.processed.clone()))?;
         registry.register(Box::new(metrics.dead_lettered.clone()))?;
+        registry.register(Box::new(metrics.unknown_schema_parked.clone()))?;
         registry.register(Box::new(metrics.retries.clone()))?;
         registry.register(Box::new(metrics.commit_failures.clone()))?;
         registry.register(Box::new(metrics.retrying.clone()))?;
@@ -105,6 +109,13 @@ impl ConsumerMetrics {
                 Opts::new(
                     "consumer_messages_dead_lettered_total",
                     "Messages sent to the dead-letter topic",
+                ),
+                &["handler"],
+            )?,
+            unknown_schema_parked: IntCounterVec::new(
+                Opts::new(
+                    "consumer_unknown_schema_parked_total",
+                    "Events of a schema version this build cannot read, parked on the dead-letter topic",
                 ),
                 &["handler"],
             )?,

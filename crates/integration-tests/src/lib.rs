@@ -7,9 +7,16 @@
 //! one `skipped: ...` line and passes, unless `WALLEX_REQUIRE_INFRA=1` is set (as in
 //! `scripts/ci-integration.sh`), where a missing variable fails the test.
 //!
-//! This library holds only the helpers those tests share.
+//! This library holds the helpers those tests share: fresh resources on the
+//! servers, and for the tests of the whole system (`end_to_end`, `faults`) the
+//! four binaries as processes ([`system`]), a client that resends until a
+//! definitive answer and keeps a book and a history ([`client`]), and the
+//! check that every downstream system agrees with that book ([`convergence`]).
 
+pub mod client;
+pub mod convergence;
 mod servers;
+pub mod system;
 
 use std::io::Write;
 use std::sync::Once;

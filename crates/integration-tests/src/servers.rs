@@ -8,7 +8,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgConnection};
+use sqlx::{ConnectOptions, Connection};
 
 use crate::{require_env, unique_name, REQUEST_TIMEOUT};
 
@@ -17,7 +17,8 @@ const SCENARIO_POOL_CONNECTIONS_MAX: u32 = 4;
 
 /// A database of its own on the server of `DATABASE_URL`, dropped by [`drop_database`](Self::drop_database).
 pub struct TestDatabase {
-    admin: PgConnection,
+    /// The server's database of `DATABASE_URL`, where the test's database is created and dropped.
+    admin: PgConnectOptions,
     pub name: String,
     /// The server's URL with this database in place of the original one.
     pub url: String,
@@ -38,23 +39,31 @@ impl TestDatabase {
             .execute(&mut admin)
             .await
             .expect("create a database for this test (the user needs CREATEDB)");
-        let url = options.database(&name).to_url_lossy().to_string();
-        Self { admin, name, url }
+        admin.close().await.expect("close the admin connection");
+        let url = options.clone().database(&name).to_url_lossy().to_string();
+        Self {
+            admin: options,
+            name,
+            url,
+        }
     }
 
     /// Drops the database, closing whatever connections are still open to it.
-    pub async fn drop_database(mut self) {
+    /// Connects anew: the server may have restarted since the database was made.
+    pub async fn drop_database(self) {
+        let mut admin = self
+            .admin
+            .connect()
+            .await
+            .expect("connect to the PostgreSQL of DATABASE_URL");
         sqlx::query(&format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             self.name
         ))
-        .execute(&mut self.admin)
+        .execute(&mut admin)
         .await
         .expect("drop the database of this test");
-        self.admin
-            .close()
-            .await
-            .expect("close the admin connection");
+        admin.close().await.expect("close the admin connection");
     }
 }
 

@@ -585,3 +585,61 @@ async fn a_message_the_handler_refuses_goes_to_the_dlq_and_replay_puts_it_back()
     );
     assert_eq!(dead_lettered.get(), 1, "the garbage is parked again");
 }
+
+#[tokio::test]
+async fn an_event_of_an_unknown_schema_version_is_parked_and_counted_without_blocking_its_partition(
+) {
+    let Some(brokers) = require_env("KAFKA_BROKERS") else {
+        return;
+    };
+    let topic = create_topic(&brokers, "wallex_it_future", TOPIC_PARTITIONS).await;
+    let dlq_topic = create_topic(&brokers, "wallex_it_future_dlq", 1).await;
+    let group = unique_name("wallex_it_group");
+    let run = unique_name("run");
+    let log = interleaved_log(&run, 2, 3, 1);
+    // A newer writer's event (a rolling upgrade), first on its wallet's partition.
+    let current = log[0].to_json().expect("the event encodes");
+    let future = current.replace("\"schemaVersion\":1", "\"schemaVersion\":2");
+    assert_ne!(future, current, "the schema version is in the JSON");
+    let wallet = log[0].event.wallet_id.as_str().to_owned();
+    produce_raw(&brokers, &topic, &wallet, &future).await;
+    produce(&brokers, &topic, &log).await;
+
+    let config = consumer_config(&brokers, &topic, &dlq_topic, &group);
+    let metrics = ConsumerMetrics::unregistered().expect("metrics");
+    let recorder = Arc::new(Recorder::default());
+    let (stop, stopping) = watch::channel(false);
+    let consumer = tokio::spawn(run_consumer_with_metrics(
+        config.clone(),
+        recorder.clone(),
+        metrics.clone(),
+        stopping,
+    ));
+    let parked = metrics
+        .unknown_schema_parked
+        .with_label_values(&["recorder"]);
+    wait_until("the log is handled and the newer event parked", || {
+        recorder.handled_count() >= log.len() && parked.get() >= 1
+    })
+    .await;
+    stop.send_replace(true);
+    consumer
+        .await
+        .expect("the consumer task ends")
+        .expect("the consumer stops cleanly");
+
+    assert_eq!(
+        recorder.handled_count(),
+        log.len(),
+        "every known event is handled"
+    );
+    assert_eq!(parked.get(), 1);
+    let letters = read_topic(&brokers, &dlq_topic, 1).await;
+    assert_eq!(
+        letters[0].payload(),
+        Some(future.as_bytes()),
+        "parked as it came"
+    );
+    let error = header(&letters[0], "error").expect("an error header");
+    assert!(error.contains("schema version 2"), "error header: {error}");
+}

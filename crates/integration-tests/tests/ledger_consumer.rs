@@ -2,18 +2,20 @@
 //! topic (with its `-dlq`) and a consumer group of its own: events produced to the topic
 //! are posted; a redelivery posts nothing twice; a transfer's halves in either order keep
 //! every transaction balanced; an undecodable message goes to the DLQ while consumption
-//! goes on; `rebuild` gives back the same ledger from the event store.
+//! goes on; `rebuild` gives back the same ledger from the event store, and refuses,
+//! changing nothing, when the store is empty or behind the ledger.
 
 use std::time::Duration;
 
 use consumer_host::{ReplayDlqArgs, RunError, ServerHandle, Settings};
 use event_store::{EventStore, PostgresEventStore, RecordedEvent, READ_ALL_BATCH_MAX};
+use event_store_choice::EventStoreArgs;
 use integration_tests::{
     create_named_topic, create_topic, require_env, unique_name, TestDatabase, REQUEST_TIMEOUT,
 };
 use ledger::conformance::{everything, standard_log, EventLog};
 use ledger::{Ledger, LedgerEntry, LedgerVerification, PostgresLedger};
-use ledger_consumer::{build, rebuild, Config};
+use ledger_consumer::{build, rebuild, Config, RebuildError};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
@@ -308,7 +310,7 @@ async fn rebuild_gives_the_same_ledger_from_the_event_store() {
 
     harness.stop().await;
     // Small batches, so the rebuild takes several.
-    let outcome = rebuild(&harness.config.settings, 3)
+    let outcome = rebuild(&harness.config.settings, &EventStoreArgs::postgres(), 3)
         .await
         .expect("the ledger is rebuilt");
     assert_eq!(outcome.events_posted, stored.len() as u64);
@@ -326,5 +328,59 @@ async fn rebuild_gives_the_same_ledger_from_the_event_store() {
             .expect("checkpoint"),
         head
     );
+    harness.finish().await;
+}
+
+#[tokio::test]
+async fn rebuild_refuses_before_emptying_when_the_log_is_behind_or_empty() {
+    let Some(mut harness) = Harness::start().await else {
+        return;
+    };
+    let log = standard_log();
+    let store = PostgresEventStore::connect(harness.pool.clone())
+        .await
+        .expect("the event store opens");
+    for append in log.appends() {
+        store.append(append).await.expect("the event is stored");
+    }
+    let stored = store
+        .read_all(0, READ_ALL_BATCH_MAX)
+        .await
+        .expect("the log reads back");
+    harness.produce(&stored).await;
+    let posted = harness.wait_posted(stored.len() as u64).await;
+    assert!(posted.ok, "{posted:?}");
+    let entries = harness.entries().await;
+    harness.stop().await;
+    let head = store.head_position().await.expect("head");
+
+    // The log lost its tail (a store restored from an older backup).
+    sqlx::query("DELETE FROM events WHERE position > $1")
+        .bind(i64::try_from(head - 1).expect("a position fits i64"))
+        .execute(&harness.pool)
+        .await
+        .expect("the tail is deleted");
+    let behind = rebuild(&harness.config.settings, &EventStoreArgs::postgres(), 3).await;
+    assert!(
+        matches!(behind, Err(RebuildError::LogBehindLedger { head: found, checkpoint })
+            if found == head - 1 && checkpoint == head),
+        "{behind:?}"
+    );
+
+    // Another store, or an empty one.
+    sqlx::query("DELETE FROM events")
+        .execute(&harness.pool)
+        .await
+        .expect("the log is emptied");
+    let empty = rebuild(&harness.config.settings, &EventStoreArgs::postgres(), 3).await;
+    assert!(
+        matches!(empty, Err(RebuildError::EmptyLog { checkpoint }) if checkpoint == head),
+        "{empty:?}"
+    );
+    assert_eq!(harness.entries().await, entries, "the ledger is untouched");
+    let checkpoint = Ledger::checkpoint(&harness.ledger)
+        .await
+        .expect("checkpoint");
+    assert_eq!(checkpoint, head, "the checkpoint is untouched");
     harness.finish().await;
 }

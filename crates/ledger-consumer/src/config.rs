@@ -3,6 +3,7 @@
 
 use clap::builder::RangedU64ValueParser;
 use consumer_host::{Profile, ReplayDlqArgs, Settings};
+use event_store_choice::EventStoreArgs;
 
 /// The ledger consumer's defaults: its group, its port, and batches that
 /// fit one set of the ledger's array statements.
@@ -35,7 +36,9 @@ pub enum Command {
     /// fixed), then exits. Reads the same environment as the consumer.
     ReplayDlq(ReplayDlqArgs),
     /// Stop the ledger-consumers first. Empties the ledger and posts every
-    /// event of the PostgreSQL event store again, in log order, then exits.
+    /// event of the configured event store (EVENT_STORE) again, in log
+    /// order, then exits; refuses, changing nothing, when that log is empty
+    /// or behind the ledger's checkpoint.
     ///
     /// Kafka offsets need no reset: when the consumers restart, the events
     /// they consume again or for the first time are posted only if the
@@ -49,6 +52,9 @@ pub struct RebuildArgs {
     #[arg(long, default_value_t = REBUILD_BATCH_SIZE_DEFAULT,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=event_store::READ_ALL_BATCH_MAX as u64))]
     pub batch_size: usize,
+    /// The event store to read (EVENT_STORE, KURRENTDB_URL), as command-api and outbox-relay do.
+    #[command(flatten)]
+    pub event_store: EventStoreArgs,
 }
 
 impl Config {
@@ -93,6 +99,7 @@ mod tests {
         let config = parsed("rebuild").expect("rebuild parses");
         let expected = RebuildArgs {
             batch_size: REBUILD_BATCH_SIZE_DEFAULT,
+            event_store: EventStoreArgs::postgres(),
         };
         assert_eq!(config.command, Some(Command::Rebuild(expected)));
         let too_big = (event_store::READ_ALL_BATCH_MAX + 1).to_string();

@@ -6,8 +6,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     observability::init_tracing(config.settings.log_format);
     match config.command {
         Some(Command::Rebuild(args)) => {
-            let outcome = rebuild(&config.settings, args.batch_size).await?;
-            tracing::info!(?outcome, "ledger rebuilt from the event store");
+            match rebuild(&config.settings, &args.event_store, args.batch_size).await {
+                Ok(outcome) => tracing::info!(?outcome, "ledger rebuilt from the event store"),
+                Err(error) => {
+                    eprintln!("ledger-consumer rebuild: {error}");
+                    std::process::exit(1);
+                }
+            }
         }
         Some(Command::ReplayDlq(replay)) => {
             replay.run(&config.settings, HANDLER_NAME).await?;

@@ -2,8 +2,9 @@
 //!
 //! Stop the ledger-consumers first. The rebuild empties the ledger's tables
 //! (transactions, entries, processed event ids, checkpoint) and posts every
-//! event of the PostgreSQL event store in log order, a bounded batch per
-//! transaction, each with the ids of the events it posted.
+//! event of the configured event store (`EVENT_STORE`, chosen by
+//! `event-store-choice` as for command-api and outbox-relay) in log order, a
+//! bounded batch per transaction, each with the ids of the events it posted.
 //!
 //! Why Kafka's committed offsets may stay as they are: every event the
 //! consumers had consumed is in the event store (the relay publishes only
@@ -17,8 +18,14 @@
 //! the ledger it shows meanwhile is incomplete, hence: stop them first.
 //!
 //! A rebuild that fails midway leaves a partial ledger: run it again.
+//!
+//! It refuses before emptying anything when the log is empty or its head is
+//! behind the ledger's checkpoint: the ledger has posted events the log does
+//! not hold (the wrong store configured, or a store restored from an older
+//! backup), and a rebuild would throw them away.
 
-use event_store::{EventStore, PostgresEventStore, StoreError};
+use event_store::{EventStore, StoreError};
+use event_store_choice::{ChoiceError, EventStoreArgs};
 use ledger::{Ledger, LedgerError, LedgerVerification, PostgresLedger};
 
 use consumer_host::Settings;
@@ -31,6 +38,8 @@ pub enum RebuildError {
     #[error("event store: {0}")]
     EventStore(#[from] StoreError),
     #[error(transparent)]
+    EventStoreChoice(#[from] ChoiceError),
+    #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error(
         "the event log ended at position {reached}, before its head {head}; run the rebuild again"
@@ -40,6 +49,17 @@ pub enum RebuildError {
     LogStalled(u64),
     #[error("the rebuilt ledger does not verify: {0:?}")]
     Unverified(Box<LedgerVerification>),
+    #[error(
+        "refused: the event log is empty while the ledger's checkpoint is at position {checkpoint}; \
+         nothing to rebuild from (is the event store the configured one?); the ledger is left as it was"
+    )]
+    EmptyLog { checkpoint: u64 },
+    #[error(
+        "refused: the event log's head {head} is behind the ledger's checkpoint {checkpoint}; \
+         the ledger holds events the log lacks (another store, or one restored from an older backup); \
+         the ledger is left as it was"
+    )]
+    LogBehindLedger { head: u64, checkpoint: u64 },
 }
 
 /// What a replay of the log posted.
@@ -55,30 +75,51 @@ pub struct RebuildOutcome {
     pub batches: u64,
 }
 
-/// Connects to PostgreSQL (migrating it) and rebuilds the ledger from its
-/// event store. Stop the ledger-consumers first. Their Kafka offsets need no
-/// reset: every event they consumed before is in the store, so the rebuild
-/// posts it and records its id, and whatever Kafka hands them after the
-/// restart is deduplicated by event id (see the module documentation).
+/// Connects to PostgreSQL (migrating it) and rebuilds the ledger from the
+/// event store `event_store` names. Stop the ledger-consumers first. Their
+/// Kafka offsets need no reset: every event they consumed before is in the
+/// store, so the rebuild posts it and records its id, and whatever Kafka
+/// hands them after the restart is deduplicated by event id (see the module
+/// documentation).
 pub async fn rebuild(
     settings: &Settings,
+    event_store: &EventStoreArgs,
     batch_size: usize,
 ) -> Result<RebuildOutcome, RebuildError> {
     let pool = postgres_support::connect(&settings.database_url, settings.database_connections_max)
         .await?;
-    let store = PostgresEventStore::connect(pool.clone()).await?;
-    let ledger = PostgresLedger::new(pool.clone());
-    let outcome = rebuild_with(&store, &ledger, batch_size).await;
+    let opened = event_store.open(&pool).await;
+    let outcome = match opened {
+        Ok(opened) => {
+            rebuild_with(
+                opened.store.as_ref(),
+                &PostgresLedger::new(pool.clone()),
+                batch_size,
+            )
+            .await
+        }
+        Err(error) => Err(error.into()),
+    };
     pool.close().await;
     outcome
 }
 
-/// Empties `ledger`, posts every event of `store` into it and verifies it.
+/// Empties `ledger`, posts every event of `store` into it and verifies it;
+/// refuses, changing nothing, when the log is empty or behind the ledger
+/// ([`RebuildError::EmptyLog`], [`RebuildError::LogBehindLedger`]).
 pub async fn rebuild_with(
     store: &dyn EventStore,
     ledger: &PostgresLedger,
     batch_size: usize,
 ) -> Result<RebuildOutcome, RebuildError> {
+    let head = store.head_position().await?;
+    let checkpoint = Ledger::checkpoint(ledger).await?;
+    if head == 0 {
+        return Err(RebuildError::EmptyLog { checkpoint });
+    }
+    if head < checkpoint {
+        return Err(RebuildError::LogBehindLedger { head, checkpoint });
+    }
     ledger.clear().await?;
     tracing::info!("ledger emptied; posting the event log again");
     let outcome = replay_log(store, ledger, batch_size).await?;

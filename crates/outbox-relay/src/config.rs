@@ -1,6 +1,7 @@
 //! Configuration, from flags or the environment.
 
 use clap::builder::RangedU64ValueParser;
+use event_store_choice::EventStoreArgs;
 use observability::LogFormat;
 
 #[derive(Debug, Clone, clap::Parser)]
@@ -13,13 +14,9 @@ pub struct Config {
     /// PostgreSQL of the event store, the relay's checkpoint and its leader lock.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
-    /// Where the events are read from.
-    #[arg(long, env = "EVENT_STORE", value_enum, default_value = "postgres")]
-    pub event_store: EventStoreKind,
-    /// KurrentDB connection string, when EVENT_STORE=kurrentdb
-    /// (e.g. kurrentdb://127.0.0.1:2113?tls=false).
-    #[arg(long, env = "KURRENTDB_URL", hide_env_values = true)]
-    pub kurrentdb_url: Option<String>,
+    /// Where the events are read from (EVENT_STORE, KURRENTDB_URL).
+    #[command(flatten)]
+    pub event_store: EventStoreArgs,
     /// Kafka bootstrap servers, comma-separated.
     #[arg(long, env = "KAFKA_BROKERS")]
     pub kafka_brokers: String,
@@ -66,21 +63,12 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum EventStoreKind {
-    /// The events table in DATABASE_URL.
-    Postgres,
-    /// KurrentDB at KURRENTDB_URL (`$all`, wallet streams only).
-    Kurrentdb,
-}
-
 impl Config {
     /// A replica for tests: a free port on 127.0.0.1 and a short poll interval.
     pub fn for_test(database_url: &str, kafka_brokers: &str, kafka_topic: &str) -> Self {
         Self {
             database_url: database_url.to_owned(),
-            event_store: EventStoreKind::Postgres,
-            kurrentdb_url: None,
+            event_store: EventStoreArgs::postgres(),
             kafka_brokers: kafka_brokers.to_owned(),
             kafka_topic: kafka_topic.to_owned(),
             host: "127.0.0.1".to_owned(),

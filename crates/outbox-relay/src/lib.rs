@@ -20,7 +20,8 @@ mod leader;
 mod metrics;
 mod startup;
 
-pub use config::{Config, EventStoreKind};
+pub use config::Config;
+pub use event_store_choice::{EventStoreArgs, EventStoreKind};
 pub use leader::{
     run_elected_relay, Leadership, LEADER_CHECK_INTERVAL_MS, LEADER_CHECK_TIMEOUT_MS,
     LOCK_CONNECT_TIMEOUT_MS, RELAY_LEADER_LOCK_KEY, STANDBY_RETRY_INTERVAL_MS,

@@ -9,11 +9,11 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use event_bus::{KafkaPublisher, PublisherConfig};
 use event_relay::RelayLimits;
-use event_store::{EventStore, PostgresEventStore, StoreError};
+use event_store::{EventStore, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgPool};
 use tokio::sync::watch;
 
-use crate::config::{Config, EventStoreKind};
+use crate::config::Config;
 use crate::http;
 use crate::leader::{run_elected_relay, AbortOnDrop, Leadership};
 use crate::metrics::Metrics;
@@ -36,14 +36,14 @@ pub struct AppState {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("{0} must be set for this configuration")]
-    Missing(&'static str),
     #[error("DATABASE_URL is not a PostgreSQL URL: {0}")]
     DatabaseUrl(#[source] sqlx::Error),
     #[error(transparent)]
     Postgres(#[from] postgres_support::PostgresError),
     #[error(transparent)]
     EventStore(#[from] StoreError),
+    #[error(transparent)]
+    EventStoreChoice(#[from] event_store_choice::ChoiceError),
     #[error(transparent)]
     Bus(#[from] event_bus::BusError),
     #[error("metrics: {0}")]
@@ -68,16 +68,7 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let pool = postgres_support::connect(&config.database_url, config.database_connections_max)
             .await?;
-        let store: Arc<dyn EventStore> = match config.event_store {
-            EventStoreKind::Postgres => Arc::new(PostgresEventStore::connect(pool.clone()).await?),
-            EventStoreKind::Kurrentdb => {
-                let url = config
-                    .kurrentdb_url
-                    .as_deref()
-                    .ok_or(StartupError::Missing("KURRENTDB_URL"))?;
-                event_store_kurrentdb::open(url).await?
-            }
-        };
+        let store = config.event_store.open(&pool).await?.store;
         Self::build_with_store(config, pool, store).await
     }
 

@@ -4,6 +4,8 @@
 
 use consumer_host::{Profile, ReplayDlqArgs, Settings};
 
+use crate::rebuild::RebuildArgs;
+
 /// The projection consumer's defaults: its group, its port, and batches that
 /// fit one bulk request to the search index.
 pub const PROFILE: Profile = Profile {
@@ -40,6 +42,12 @@ pub enum Command {
     /// Puts this group's dead letters back on the topic (once their cause is
     /// fixed), then exits. Reads the same environment as the consumer.
     ReplayDlq(ReplayDlqArgs),
+    /// Stop the projection-consumers first. Builds the read model and the
+    /// search index again from the configured event store (EVENT_STORE),
+    /// beside the live ones, and switches them in atomically (a table swap,
+    /// an index alias), then exits; refuses, changing nothing, when the log
+    /// is empty or behind the read model's checkpoint.
+    Rebuild(RebuildArgs),
 }
 
 impl Config {
@@ -101,5 +109,17 @@ mod tests {
             matches!(replay, Ok(Some(Command::ReplayDlq(_)))),
             "{replay:?}"
         );
+    }
+
+    #[test]
+    fn rebuild_parses_with_a_bounded_batch_and_the_configured_store() {
+        let rebuild = parsed(&["rebuild"]).map(|config| config.command);
+        let expected = RebuildArgs {
+            batch_size: crate::REBUILD_BATCH_SIZE_DEFAULT,
+            event_store: event_store_choice::EventStoreArgs::postgres(),
+        };
+        assert_eq!(rebuild.ok(), Some(Some(Command::Rebuild(expected))));
+        let too_big = (search_index::BULK_EVENTS_MAX + 1).to_string();
+        assert!(parsed(&["rebuild", "--batch-size", &too_big]).is_err());
     }
 }

@@ -139,8 +139,10 @@ impl ElasticsearchIndex {
                 Ok(())
             }
             // Another replica (or an earlier start) made it: its mapping is ours.
+            // After `projection-consumer rebuild` the name is an alias of the rebuilt index.
             Err(SearchIndexError::Refused { reason, .. })
-                if reason.contains("resource_already_exists_exception") =>
+                if reason.contains("resource_already_exists_exception")
+                    || reason.contains("already exists as alias") =>
             {
                 Ok(())
             }

@@ -1,5 +1,6 @@
-//! A client of the HTTP API that never leaves an operation in doubt, and the
-//! balances its acknowledged operations imply.
+//! A client of the HTTP API that never leaves an operation in doubt, the
+//! balances its acknowledged operations imply, and the history of every
+//! operation and its answer.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -14,17 +15,32 @@ use serde_json::{json, Value};
 
 /// Bound on one request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Attempts of one POST while the API is down or answers 5xx: spans a restart.
-const POST_ATTEMPTS_MAX: u32 = 300;
+/// How long one POST is sent again while the API is down or answers 5xx: spans a
+/// restart of a binary or of a server.
+const POST_ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 const POST_RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// Largest amount the load moves at once, in cents.
 const AMOUNT_CENTS_MAX: i64 = 40_000;
+/// Balance each wallet of a [`Book`] opens with.
 pub const OPENING_BALANCE: i64 = 1_000;
 
+/// Clients of one or more command-api replicas, taking turns: each attempt
+/// goes to the next replica, so a resend may reach another one than the first
+/// attempt did. Every 5xx seen is kept ([`Api::server_errors`]).
 #[derive(Clone)]
 pub struct Api {
     client: reqwest::Client,
-    base: String,
+    bases: Arc<Vec<String>>,
+    next_base: Arc<AtomicUsize>,
+    server_errors: Arc<Mutex<Vec<ServerError>>>,
+}
+
+/// A 5xx answer, as the client saw it.
+#[derive(Clone, Debug)]
+pub struct ServerError {
+    pub status: u16,
+    pub request: String,
+    pub body: String,
 }
 
 /// The definitive answer to a POST.
@@ -34,15 +50,25 @@ pub enum Answer {
     Refused { status: u16, body: Value },
 }
 
-/// The HS256 secret command-api verifies tokens with in this test.
+/// The HS256 secret command-api verifies tokens with in these tests.
 pub const API_SECRET: &str = "end-to-end-secret-of-at-least-32-bytes";
 /// How long the test's token is valid: longer than any run.
 const TOKEN_TTL: Duration = Duration::from_secs(3600);
 
 impl Api {
-    /// A client of `base` that sends an admin token signed with [`API_SECRET`]:
-    /// the load opens wallets with a balance and moves money between them.
+    /// A client of one command-api at `base`.
     pub fn new(base: String) -> Self {
+        Self::replicated(vec![base])
+    }
+
+    /// A client of the replicas at `bases` that sends an admin token signed
+    /// with [`API_SECRET`]: the load opens wallets with a balance and moves
+    /// money between them.
+    ///
+    /// # Panics
+    /// When `bases` is empty.
+    pub fn replicated(bases: Vec<String>) -> Self {
+        assert!(!bases.is_empty(), "at least one command-api");
         let claims = identity::Claims::new("end-to-end", "admin", TOKEN_TTL);
         let token = identity::mint_hs256(API_SECRET.as_bytes(), &claims).expect("a token");
         let mut headers = reqwest::header::HeaderMap::new();
@@ -56,14 +82,22 @@ impl Api {
                 .default_headers(headers)
                 .build()
                 .expect("an HTTP client"),
-            base,
+            bases: Arc::new(bases),
+            next_base: Arc::new(AtomicUsize::new(0)),
+            server_errors: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// The replica the next attempt goes to.
+    fn url(&self, path: &str) -> String {
+        let turn = self.next_base.fetch_add(1, Ordering::Relaxed);
+        format!("{}{path}", self.bases[turn % self.bases.len()])
     }
 
     /// The status of a POST without a token (authentication is on: 401).
     pub async fn post_anonymously(&self, path: &str, body: &Value) -> u16 {
         reqwest::Client::new()
-            .post(format!("{}{path}", self.base))
+            .post(self.url(path))
             .json(body)
             .timeout(REQUEST_TIMEOUT)
             .send()
@@ -75,13 +109,17 @@ impl Api {
     /// POSTs under one `Idempotency-Key`, sending it again while the API is
     /// unreachable or answers 5xx: whether the first attempt committed or not,
     /// the answer that finally comes is the one and only outcome.
+    ///
+    /// # Panics
+    /// When no definitive answer came within [`POST_ANSWER_TIMEOUT`].
     pub async fn post(&self, path: &str, body: &Value) -> Answer {
         let key = uuid::Uuid::new_v4().to_string();
+        let deadline = tokio::time::Instant::now() + POST_ANSWER_TIMEOUT;
         let mut last_failure = String::new();
-        for _ in 0..POST_ATTEMPTS_MAX {
+        while tokio::time::Instant::now() < deadline {
             let sent = self
                 .client
-                .post(format!("{}{path}", self.base))
+                .post(self.url(path))
                 .header("Idempotency-Key", &key)
                 .json(body)
                 .timeout(REQUEST_TIMEOUT)
@@ -96,27 +134,60 @@ impl Api {
                     let body = response.json().await.expect("a JSON error body");
                     return Answer::Refused { status, body };
                 }
-                Ok(response) => last_failure = format!("status {}", response.status()),
+                Ok(response) => {
+                    last_failure = self
+                        .note_server_error(&format!("POST {path}"), response)
+                        .await;
+                }
                 Err(error) => last_failure = error.to_string(),
             }
             tokio::time::sleep(POST_RETRY_PAUSE).await;
         }
-        panic!("POST {path} got no definitive answer; last: {last_failure}");
+        panic!(
+            "POST {path} got no definitive answer in {}s; last: {last_failure}",
+            POST_ANSWER_TIMEOUT.as_secs()
+        );
     }
 
     /// The JSON body of a GET that answers 200, `None` for any other answer.
     pub async fn get(&self, path: &str) -> Option<Value> {
         let response = self
             .client
-            .get(format!("{}{path}", self.base))
+            .get(self.url(path))
             .timeout(REQUEST_TIMEOUT)
             .send()
             .await
             .ok()?;
+        if response.status().is_server_error() {
+            self.note_server_error(&format!("GET {path}"), response)
+                .await;
+            return None;
+        }
         if !response.status().is_success() {
             return None;
         }
         response.json().await.ok()
+    }
+
+    /// Keeps a 5xx answer; returns it as text.
+    async fn note_server_error(&self, request: &str, response: reqwest::Response) -> String {
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        let text = format!("status {status}: {body}");
+        self.server_errors
+            .lock()
+            .expect("the errors' lock")
+            .push(ServerError {
+                status,
+                request: request.to_owned(),
+                body,
+            });
+        text
+    }
+
+    /// Every 5xx answer seen so far.
+    pub fn server_errors(&self) -> Vec<ServerError> {
+        self.server_errors.lock().expect("the errors' lock").clone()
     }
 }
 
@@ -127,12 +198,35 @@ pub fn decimal(value: &Value) -> Option<Decimal> {
         .and_then(|number| Decimal::from_str(&number.to_string()).ok())
 }
 
-/// What every acknowledged operation adds up to, per wallet.
+/// How an operation of the history ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// 2xx: it happened, exactly once.
+    Acknowledged,
+    /// 4xx: it did not happen.
+    Refused(u16),
+}
+
+/// One operation the load sent: its unique description (how it is found in
+/// the event store), the balance change it makes to each wallet, how it
+/// ended, and the phase ([`Book::set_phase`]) it was sent in.
+#[derive(Clone, Debug)]
+pub struct Operation {
+    pub description: String,
+    pub moves: Vec<(String, Decimal)>,
+    pub outcome: Outcome,
+    pub phase: usize,
+}
+
+/// What every acknowledged operation adds up to, per wallet, and the history
+/// of every operation sent.
 #[derive(Clone)]
 pub struct Book {
     pub wallets: Vec<String>,
     balances: Arc<Mutex<BTreeMap<String, Decimal>>>,
     acknowledged: Arc<AtomicUsize>,
+    history: Arc<Mutex<Vec<Operation>>>,
+    phase: Arc<AtomicUsize>,
 }
 
 impl Book {
@@ -154,6 +248,8 @@ impl Book {
             wallets: balances.keys().cloned().collect(),
             balances: Arc::new(Mutex::new(balances)),
             acknowledged: Arc::new(AtomicUsize::new(0)),
+            history: Arc::new(Mutex::new(Vec::new())),
+            phase: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -170,22 +266,40 @@ impl Book {
         self.acknowledged.load(Ordering::Relaxed)
     }
 
-    fn record(&self, moves: &[(&str, Decimal)]) {
-        let mut balances = self.balances.lock().expect("the book's lock");
-        for (wallet, change) in moves {
-            *balances.entry((*wallet).to_owned()).or_default() += change;
+    /// Tags the operations sent from now on with `phase` (a fault's number).
+    pub fn set_phase(&self, phase: usize) {
+        self.phase.store(phase, Ordering::Relaxed);
+    }
+
+    /// Every operation that got its definitive answer, in the order of the answers.
+    pub fn history(&self) -> Vec<Operation> {
+        self.history.lock().expect("the history's lock").clone()
+    }
+
+    fn record(&self, operation: Operation) {
+        if operation.outcome == Outcome::Acknowledged {
+            let mut balances = self.balances.lock().expect("the book's lock");
+            for (wallet, change) in &operation.moves {
+                *balances.entry(wallet.clone()).or_default() += change;
+            }
+            self.acknowledged.fetch_add(1, Ordering::Relaxed);
         }
-        self.acknowledged.fetch_add(1, Ordering::Relaxed);
+        self.history
+            .lock()
+            .expect("the history's lock")
+            .push(operation);
     }
 }
 
 /// `workers` clients each send random credits, debits and transfers between the
-/// book's wallets until `operations_max` were sent in all or `keep_going` is cleared.
+/// book's wallets (chosen from `seed`) until `operations_max` were sent in all
+/// or `keep_going` is cleared.
 pub async fn run_load(
     api: &Api,
     book: &Book,
     workers: usize,
     operations_max: usize,
+    seed: u64,
     keep_going: Arc<AtomicBool>,
 ) {
     let sent = Arc::new(AtomicUsize::new(0));
@@ -194,11 +308,14 @@ pub async fn run_load(
             let (api, book, sent, keep_going) =
                 (api.clone(), book.clone(), sent.clone(), keep_going.clone());
             tokio::spawn(async move {
-                let mut random = StdRng::seed_from_u64(worker as u64);
+                let mut random = StdRng::seed_from_u64(seed.wrapping_add(worker as u64));
+                let mut sequence = 0_usize;
                 while keep_going.load(Ordering::Relaxed)
                     && sent.fetch_add(1, Ordering::Relaxed) < operations_max
                 {
-                    one_operation(&api, &book, &mut random).await;
+                    let description = format!("op {worker}-{sequence}");
+                    one_operation(&api, &book, &mut random, description).await;
+                    sequence += 1;
                 }
             })
         })
@@ -208,9 +325,10 @@ pub async fn run_load(
     }
 }
 
-async fn one_operation(api: &Api, book: &Book, random: &mut StdRng) {
+async fn one_operation(api: &Api, book: &Book, random: &mut StdRng, description: String) {
     let wallets = &book.wallets;
-    let from = &wallets[random.random_range(0..wallets.len())];
+    let from_index = random.random_range(0..wallets.len());
+    let from = &wallets[from_index];
     let amount = Decimal::new(random.random_range(1..=AMOUNT_CENTS_MAX), 2);
     let choice = random.random_range(0..3);
     // A JSON number, not the string rust_decimal serializes to by default.
@@ -219,31 +337,40 @@ async fn one_operation(api: &Api, book: &Book, random: &mut StdRng) {
     let (path, body, moves) = match choice {
         0 => (
             format!("/wallets/{from}/credit"),
-            json!({"amount": amount_json}),
-            vec![(from.as_str(), amount)],
+            json!({"amount": amount_json, "description": description}),
+            vec![(from.clone(), amount)],
         ),
         1 => (
             format!("/wallets/{from}/debit"),
-            json!({"amount": amount_json}),
-            vec![(from.as_str(), -amount)],
+            json!({"amount": amount_json, "description": description}),
+            vec![(from.clone(), -amount)],
         ),
         _ => {
             let offset = random.random_range(1..wallets.len());
-            let to = &wallets
-                [(wallets.iter().position(|w| w == from).unwrap_or(0) + offset) % wallets.len()];
+            let to = &wallets[(from_index + offset) % wallets.len()];
             (
                 format!("/wallets/{from}/transfer"),
-                json!({"toWalletId": to, "amount": amount_json}),
-                vec![(from.as_str(), -amount), (to.as_str(), amount)],
+                json!({"toWalletId": to, "amount": amount_json, "description": description}),
+                vec![(from.clone(), -amount), (to.clone(), amount)],
             )
         }
     };
-    match api.post(&path, &body).await {
-        Answer::Created => book.record(&moves),
+    let phase = book.phase.load(Ordering::Relaxed);
+    let outcome = match api.post(&path, &body).await {
+        Answer::Created => Outcome::Acknowledged,
         Answer::Refused { status: 400, body }
             if body["message"]
                 .as_str()
-                .is_some_and(|message| message.contains("Insufficient funds")) => {}
+                .is_some_and(|message| message.contains("Insufficient funds")) =>
+        {
+            Outcome::Refused(400)
+        }
         Answer::Refused { status, body } => panic!("{path} refused with {status}: {body}"),
-    }
+    };
+    book.record(Operation {
+        description,
+        moves,
+        outcome,
+        phase,
+    });
 }

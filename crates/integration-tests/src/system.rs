@@ -1,6 +1,7 @@
-//! The four binaries as separate processes, wired to fresh resources on the
-//! real servers: a database, a topic and its dead-letter topic, consumer
-//! groups and search indices of their own.
+//! The four binaries as separate processes (command-api as one or more
+//! replicas), wired to fresh resources on the real servers: a database, a
+//! topic and its dead-letter topic, consumer groups and search indices of
+//! their own.
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use integration_tests::{create_named_topic, require_env, unique_name, TestDatabase};
+use crate::{create_named_topic, require_env, unique_name, TestDatabase};
 
 /// Bound on a binary's start-up (connect, migrate, join its consumer group).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -23,6 +24,7 @@ pub const OUTBOX_RELAY: &str = "outbox-relay";
 pub const LEDGER_CONSUMER: &str = "ledger-consumer";
 pub const PROJECTION_CONSUMER: &str = "projection-consumer";
 pub const COMMAND_API: &str = "command-api";
+/// The binaries, each once.
 pub const BINARIES: [&str; 4] = [
     OUTBOX_RELAY,
     LEDGER_CONSUMER,
@@ -52,7 +54,9 @@ impl Servers {
 
 /// One binary, restartable with the same configuration.
 pub struct Process {
-    name: &'static str,
+    /// The binary's name, or `command-api-<n>` for the replicas of a replicated command-api.
+    name: String,
+    binary: &'static str,
     port: u16,
     environment: Vec<(String, String)>,
     log: PathBuf,
@@ -60,16 +64,22 @@ pub struct Process {
 }
 
 impl Process {
-    fn new(name: &'static str, environment: Vec<(String, String)>, logs: &Path) -> Self {
+    fn new(
+        name: String,
+        binary: &'static str,
+        environment: Vec<(String, String)>,
+        logs: &Path,
+    ) -> Self {
         let port = free_port();
         let mut environment = environment;
         environment.push(("HOST".into(), "127.0.0.1".into()));
         environment.push(("PORT".into(), port.to_string()));
         Self {
+            log: logs.join(format!("{name}.log")),
             name,
+            binary,
             port,
             environment,
-            log: logs.join(format!("{name}.log")),
             child: None,
         }
     }
@@ -80,7 +90,7 @@ impl Process {
             .append(true)
             .open(&self.log)
             .expect("open the binary's log file");
-        let child = Command::new(binary_path(self.name))
+        let child = Command::new(binary_path(self.binary))
             .envs(self.environment.iter().map(|(name, value)| (name, value)))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -90,7 +100,7 @@ impl Process {
             .unwrap_or_else(|error| {
                 panic!(
                     "cannot start {} ({error}); build the binaries first: cargo build --bins",
-                    binary_path(self.name).display()
+                    binary_path(self.binary).display()
                 )
             });
         self.child = Some(child);
@@ -161,12 +171,22 @@ pub struct System {
     database: Option<TestDatabase>,
     pub elasticsearch_url: String,
     pub index_prefix: String,
+    pub kafka_brokers: String,
+    /// The topic the consumers park what they cannot handle on.
+    pub dead_letter_topic: String,
     _logs: tempfile::TempDir,
 }
 
 impl System {
-    /// Starts every binary and waits until each one's `/health` answers 200.
+    /// Starts every binary, command-api once, and waits until each one's `/health` answers 200.
     pub async fn start(servers: &Servers) -> Self {
+        Self::start_replicated(servers, 1).await
+    }
+
+    /// Starts every binary, command-api as `replicas` processes (named
+    /// `command-api-1`, … when more than one), and waits until each one's
+    /// `/health` answers 200.
+    pub async fn start_replicated(servers: &Servers, replicas: usize) -> Self {
         let database = TestDatabase::create(&servers.database_url).await;
         let topic = unique_name("wallet_events");
         let dead_letters = format!("{topic}_dlq");
@@ -187,15 +207,25 @@ impl System {
             ("AUTH_JWT_SECRET", crate::client::API_SECRET),
         ];
         let logs = tempfile::tempdir().expect("a folder for the binaries' logs");
-        let processes = BINARIES
+        let mut names: Vec<(String, &'static str)> = BINARIES
             .iter()
-            .map(|name| {
+            .filter(|binary| **binary != COMMAND_API)
+            .map(|binary| ((*binary).to_owned(), *binary))
+            .collect();
+        if replicas == 1 {
+            names.push((COMMAND_API.to_owned(), COMMAND_API));
+        } else {
+            names.extend((1..=replicas).map(|replica| (replica_name(replica), COMMAND_API)));
+        }
+        let processes = names
+            .into_iter()
+            .map(|(name, binary)| {
                 let mut environment: Vec<(String, String)> = shared
                     .iter()
                     .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
                     .collect();
-                environment.push(("KAFKA_GROUP_ID".into(), format!("{topic}_{name}")));
-                Process::new(name, environment, logs.path())
+                environment.push(("KAFKA_GROUP_ID".into(), format!("{topic}_{binary}")));
+                Process::new(name, binary, environment, logs.path())
             })
             .collect();
         let mut system = Self {
@@ -203,6 +233,8 @@ impl System {
             database: Some(database),
             elasticsearch_url: servers.elasticsearch_url.clone(),
             index_prefix,
+            kafka_brokers: servers.kafka_brokers.clone(),
+            dead_letter_topic: dead_letters,
             _logs: logs,
         };
         for process in &mut system.processes {
@@ -214,27 +246,55 @@ impl System {
         system
     }
 
+    /// The first command-api's URL.
     pub fn api_url(&self) -> String {
-        self.process(COMMAND_API).url()
+        self.api_urls()
+            .into_iter()
+            .next()
+            .expect("at least one command-api")
     }
 
-    pub fn process(&self, name: &str) -> &Process {
+    /// Every command-api replica's URL.
+    pub fn api_urls(&self) -> Vec<String> {
         self.processes
             .iter()
+            .filter(|process| process.binary == COMMAND_API)
+            .map(Process::url)
+            .collect()
+    }
+
+    /// The URL of the event store's (and every PostgreSQL store's) database.
+    pub fn database_url(&self) -> &str {
+        &self
+            .database
+            .as_ref()
+            .expect("the database lives until stop")
+            .url
+    }
+
+    fn process_mut(&mut self, name: &str) -> &mut Process {
+        self.processes
+            .iter_mut()
             .find(|process| process.name == name)
-            .expect("one of the four binaries")
+            .unwrap_or_else(|| panic!("no process named {name}"))
+    }
+
+    /// kill -9 of the process `name` (a binary, or `command-api-<n>`).
+    pub fn kill(&mut self, name: &str) {
+        self.process_mut(name).kill();
+    }
+
+    /// Starts the process `name` again on the same configuration and waits until it is healthy.
+    pub async fn restart(&mut self, name: &str) {
+        let process = self.process_mut(name);
+        process.spawn();
+        process.wait_healthy().await;
     }
 
     /// kill -9, then start it again on the same configuration and wait until it is healthy.
     pub async fn crash_and_restart(&mut self, name: &str) {
-        let process = self
-            .processes
-            .iter_mut()
-            .find(|process| process.name == name)
-            .expect("one of the four binaries");
-        process.kill();
-        process.spawn();
-        process.wait_healthy().await;
+        self.kill(name);
+        self.restart(name).await;
     }
 
     /// Every binary's log tail, for a failure message.
@@ -254,6 +314,11 @@ impl System {
             database.drop_database().await;
         }
     }
+}
+
+/// The name of the `replica`th command-api (from 1) of a replicated system.
+pub fn replica_name(replica: usize) -> String {
+    format!("{COMMAND_API}-{replica}")
 }
 
 /// The binaries `cargo build --bins` put in this test's target folder, or `WALLEX_BIN_DIR`.

@@ -1,0 +1,135 @@
+//! The faults and their seeded schedule: which fault comes when, and how long
+//! each one lasts. Server faults go through `scripts/infra.sh` (the same
+//! subcommands a human runs); binary faults through the [`System`].
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use integration_tests::system::{
+    replica_name, System, LEDGER_CONSUMER, OUTBOX_RELAY, PROJECTION_CONSUMER,
+};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+/// How long OpenSearch stays stopped (SIGSTOP) before SIGCONT.
+const OPENSEARCH_PAUSE: Duration = Duration::from_secs(10);
+/// Bounds of how long a killed binary or server stays down before it is started again, in ms.
+const DOWN_MS_MIN: u64 = 200;
+const DOWN_MS_MAX: u64 = 3_000;
+/// Bounds of the load's time between a fault's convergence and the next fault, in ms.
+const GAP_MS_MIN: u64 = 500;
+const GAP_MS_MAX: u64 = 3_000;
+
+/// One fault of the schedule.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// kill -9 of a binary (or of one command-api replica), then a start.
+    KillBinary(String),
+    /// `infra.sh restart postgres <mode>`: fast or immediate shutdown, then a start.
+    RestartPostgres(&'static str),
+    /// kill -9 of a server's process group (`infra.sh kill`), then `infra.sh start`.
+    KillServer(&'static str),
+    /// SIGSTOP of OpenSearch for [`OPENSEARCH_PAUSE`], then SIGCONT.
+    PauseOpenSearch,
+}
+
+impl Fault {
+    /// Its name in the table.
+    pub fn label(&self) -> String {
+        match self {
+            Self::KillBinary(name) => format!("kill -9 {name}"),
+            Self::RestartPostgres(mode) => format!("postgres {mode} restart"),
+            Self::KillServer(server) => format!("{server} kill -9"),
+            Self::PauseOpenSearch => format!("opensearch SIGSTOP {}s", OPENSEARCH_PAUSE.as_secs()),
+        }
+    }
+}
+
+/// One step of the schedule: the load's gap before the fault, the fault, and
+/// how long what it killed stays down.
+pub struct Step {
+    pub gap: Duration,
+    pub fault: Fault,
+    pub down: Duration,
+}
+
+/// Every fault once, in an order and with durations drawn from `seed`.
+pub fn schedule(seed: u64, replicas: usize) -> Vec<Step> {
+    let mut faults = vec![
+        Fault::KillBinary(OUTBOX_RELAY.to_owned()),
+        Fault::KillBinary(LEDGER_CONSUMER.to_owned()),
+        Fault::KillBinary(PROJECTION_CONSUMER.to_owned()),
+        Fault::RestartPostgres("fast"),
+        Fault::RestartPostgres("immediate"),
+        Fault::KillServer("kafka"),
+        Fault::PauseOpenSearch,
+        Fault::KillServer("redis"),
+    ];
+    faults.extend((1..=replicas).map(|replica| Fault::KillBinary(replica_name(replica))));
+    let mut random = StdRng::seed_from_u64(seed);
+    faults.shuffle(&mut random);
+    faults
+        .into_iter()
+        .map(|fault| Step {
+            gap: Duration::from_millis(random.random_range(GAP_MS_MIN..=GAP_MS_MAX)),
+            fault,
+            down: Duration::from_millis(random.random_range(DOWN_MS_MIN..=DOWN_MS_MAX)),
+        })
+        .collect()
+}
+
+/// Brings the fault about and heals it; returns when what it hit answers again.
+pub async fn inject_and_heal(system: &mut System, step: &Step) {
+    match &step.fault {
+        Fault::KillBinary(name) => {
+            system.kill(name);
+            tokio::time::sleep(step.down).await;
+            system.restart(name).await;
+        }
+        Fault::RestartPostgres(mode) => infra(&["restart", "postgres", mode]).await,
+        Fault::KillServer(server) => {
+            infra(&["kill", server]).await;
+            tokio::time::sleep(step.down).await;
+            infra(&["start", server]).await;
+        }
+        Fault::PauseOpenSearch => {
+            infra(&["pause", "opensearch"]).await;
+            tokio::time::sleep(OPENSEARCH_PAUSE).await;
+            infra(&["resume", "opensearch"]).await;
+        }
+    }
+}
+
+/// The repository's `scripts/infra.sh`.
+pub fn infra_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/infra.sh")
+}
+
+/// Runs `scripts/infra.sh <arguments>` with PostgreSQL kept durable.
+///
+/// # Panics
+/// When it exits non-zero: a server did not come back.
+pub async fn infra(arguments: &[&str]) {
+    let arguments: Vec<String> = arguments
+        .iter()
+        .map(|argument| (*argument).to_owned())
+        .collect();
+    let status = tokio::task::spawn_blocking(move || {
+        Command::new(infra_script())
+            .args(&arguments)
+            .env("WALLEX_POSTGRES_DURABILITY", "durable")
+            .status()
+            .map(|status| (arguments, status))
+    })
+    .await
+    .expect("the infra.sh task ran")
+    .expect("scripts/infra.sh runs");
+    assert!(
+        status.1.success(),
+        "scripts/infra.sh {:?} failed: {}",
+        status.0,
+        status.1
+    );
+}
