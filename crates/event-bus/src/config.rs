@@ -11,7 +11,7 @@ pub const DLQ_TOPIC_DEFAULT: &str = "wallet-events-dlq";
 pub const PUBLISHER_CHECKPOINT_NAME_DEFAULT: &str = "kafka";
 
 /// How long librdkafka may try (retries included) to deliver one message.
-pub const PRODUCER_MESSAGE_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+pub const PRODUCER_MESSAGE_TIMEOUT_MS_DEFAULT: u64 = 15_000;
 /// How long the producer waits to fill a request: small, batches are ours.
 pub const PRODUCER_LINGER_MS_DEFAULT: u64 = 5;
 /// Messages the producer queues at most; a relay batch must fit.

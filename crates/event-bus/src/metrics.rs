@@ -10,6 +10,8 @@ pub struct PublisherMetrics {
     pub events_published: IntCounter,
     pub batches_published: IntCounter,
     pub batches_failed: IntCounter,
+    /// Producers replaced after a failed batch.
+    pub producers_renewed: IntCounter,
 }
 
 impl PublisherMetrics {
@@ -19,6 +21,7 @@ impl PublisherMetrics {
         registry.register(Box::new(metrics.events_published.clone()))?;
         registry.register(Box::new(metrics.batches_published.clone()))?;
         registry.register(Box::new(metrics.batches_failed.clone()))?;
+        registry.register(Box::new(metrics.producers_renewed.clone()))?;
         Ok(metrics)
     }
 
@@ -36,6 +39,10 @@ impl PublisherMetrics {
             batches_failed: IntCounter::new(
                 "relay_batches_failed_total",
                 "Batches with a failed delivery or checkpoint (retried by the relay)",
+            )?,
+            producers_renewed: IntCounter::new(
+                "relay_producers_renewed_total",
+                "Kafka producers replaced by a fresh client after a failed batch",
             )?,
         })
     }

@@ -1,6 +1,7 @@
 //! The relay's sink: every event to Kafka, keyed by wallet, acknowledged
 //! before the checkpoint moves.
 
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,9 +20,15 @@ use crate::probe::topic_known;
 use crate::BusError;
 
 const SINK_NAME: &str = "kafka";
+/// How much longer than the producer's own message timeout a batch may wait
+/// for its delivery reports before it counts as failed (and the producer is
+/// renewed): librdkafka times every message out by then, so a longer wait
+/// means a client that stopped reporting.
+const DELIVERY_WAIT_MARGIN_MS: u64 = 5_000;
 
 pub struct KafkaPublisher {
-    producer: FutureProducer,
+    /// Renewed after a failed batch ([`KafkaPublisher::renew_producer`]).
+    producer: Mutex<FutureProducer>,
     pool: PgPool,
     config: PublisherConfig,
     metrics: PublisherMetrics,
@@ -38,7 +45,7 @@ impl KafkaPublisher {
     ) -> Result<Self, BusError> {
         let producer: FutureProducer = config.client_config().create()?;
         Ok(Self {
-            producer,
+            producer: Mutex::new(producer),
             pool,
             config,
             metrics,
@@ -49,9 +56,36 @@ impl KafkaPublisher {
         &self.config.topic
     }
 
+    /// The producer in use (a handle: clones share one librdkafka client).
+    fn producer(&self) -> FutureProducer {
+        self.producer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the producer after a failed batch. An idempotent producer
+    /// whose broker died can stay unable to deliver after the broker is back
+    /// (seen in the fault suite: no delivery for over a minute after a
+    /// `kill -9` of Kafka, until the relay was restarted); a fresh client
+    /// connects and takes a new producer id. The batch is sent again from
+    /// the checkpoint, as after any failure: at least once, and every
+    /// consumer skips an event it has already taken.
+    fn renew_producer(&self) {
+        match self.config.client_config().create::<FutureProducer>() {
+            Ok(fresh) => {
+                *self.producer.lock().unwrap_or_else(PoisonError::into_inner) = fresh;
+                self.metrics.producers_renewed.inc();
+            }
+            Err(error) => {
+                tracing::warn!(%error, "kafka producer could not be renewed; keeping the old one");
+            }
+        }
+    }
+
     /// Whether the brokers answer and know the topic (for health checks).
     pub async fn probe(&self) -> Result<(), BusError> {
-        let client = self.producer.clone();
+        let client = self.producer();
         let topic = self.config.topic.clone();
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
         tokio::task::spawn_blocking(move || topic_known(client.client(), &topic, timeout)).await?
@@ -67,10 +101,11 @@ impl KafkaPublisher {
                 self.config.queue_messages_max
             )));
         }
+        let producer = self.producer();
         let mut deliveries: Vec<DeliveryFuture> = Vec::with_capacity(batch.len());
         let mut first_error: Option<BusError> = None;
         for event in batch {
-            match self.enqueue(event) {
+            match self.enqueue(&producer, event) {
                 Ok(delivery) => deliveries.push(delivery),
                 Err(error) => {
                     first_error = Some(error);
@@ -96,7 +131,11 @@ impl KafkaPublisher {
         }
     }
 
-    fn enqueue(&self, event: &RecordedEvent) -> Result<DeliveryFuture, BusError> {
+    fn enqueue(
+        &self,
+        producer: &FutureProducer,
+        event: &RecordedEvent,
+    ) -> Result<DeliveryFuture, BusError> {
         let value = event
             .to_json()
             .map_err(|error| BusError::Invalid(format!("event cannot be encoded: {error}")))?;
@@ -119,7 +158,7 @@ impl KafkaPublisher {
             .key(event.event.wallet_id.as_str())
             .payload(&value)
             .headers(headers);
-        self.producer
+        producer
             .send_result(record)
             .map_err(|(error, _record)| match error {
                 KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => BusError::Delivery(
@@ -147,7 +186,16 @@ impl EventSink for KafkaPublisher {
         let Some(last) = batch.last().map(|event| event.position) else {
             return Ok(());
         };
-        let outcome = match self.produce_all(batch).await {
+        let wait = Duration::from_millis(self.config.message_timeout_ms + DELIVERY_WAIT_MARGIN_MS);
+        let produced = tokio::time::timeout(wait, self.produce_all(batch))
+            .await
+            .unwrap_or_else(|_| {
+                Err(BusError::Delivery(format!(
+                    "no delivery report within {} ms",
+                    wait.as_millis()
+                )))
+            });
+        let outcome = match produced {
             Ok(()) => store_checkpoint(&self.pool, &self.config.checkpoint_name, last)
                 .await
                 .map_err(BusError::from),
@@ -161,6 +209,9 @@ impl EventSink for KafkaPublisher {
             }
             Err(error) => {
                 self.metrics.batches_failed.inc();
+                if matches!(error, BusError::Kafka(_) | BusError::Delivery(_)) {
+                    self.renew_producer();
+                }
                 Err(SinkError::new(SINK_NAME, error))
             }
         }
