@@ -293,7 +293,9 @@ pub async fn wallet_summary(
 }
 
 /// Every entry of one operation, transfer or hold (by the hold's id: every
-/// transaction of its placing, capture, release and the payee's half).
+/// transaction of its placing, capture, release and the payee's half). An
+/// operation's or transfer's id comes first: a hold whose id is one of them
+/// is found by the `referenceId` its entries carry.
 #[utoipa::path(get, path = "/ledger/reference/{referenceId}", tag = "ledger",
     params(("referenceId" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$",
             description = "An operation's, a transfer's or a hold's id: 1 to 128 characters, none a control character")),
@@ -313,16 +315,18 @@ pub async fn reference_entries(
         .reference_entries(reference_id)
         .await
         .map_err(internal)?;
-    // A hold's transactions share a reference made from its id.
-    if let Ok(hold_id) = HoldId::parse(reference_id) {
-        let reference = hold_reference(&hold_id).to_string();
-        entries.extend(
-            state
+    // A hold's transactions share a reference made from its id; it is looked
+    // up only when no operation or transfer has this id, so a hold named
+    // after another operation's id cannot join that operation's entries.
+    if entries.is_empty() {
+        if let Ok(hold_id) = HoldId::parse(reference_id) {
+            let reference = hold_reference(&hold_id).to_string();
+            entries = state
                 .ledger
                 .reference_entries(&reference)
                 .await
-                .map_err(internal)?,
-        );
+                .map_err(internal)?;
+        }
     }
     Ok(HttpResponse::Ok().json(json!({
         "referenceId": path.as_str(),

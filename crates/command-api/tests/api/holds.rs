@@ -469,6 +469,34 @@ async fn the_ledger_holds_the_money_apart_and_still_verifies() {
 }
 
 #[tokio::test]
+async fn a_hold_named_after_a_transfer_does_not_join_its_ledger_entries() {
+    let app = app_with_a_hold().await;
+    app.create_wallet("payee", "p", json!(0)).await;
+    let (status, _) = json_of(app.transfer("w", "payee", json!(1)).await).await;
+    assert_eq!(status, 201);
+    let (_, received) = read(&app, "/ledger/wallet/payee?transactionType=TRANSFER_IN").await;
+    let transfer_id = received["transactions"][0]["referenceId"]
+        .as_str()
+        .expect("a transfer id")
+        .to_owned();
+    let reference = format!("/ledger/reference/{transfer_id}");
+    let (_, before) = read(&app, &reference).await;
+    let (status, _) = place(&app, "w", json!({"amount": 2, "holdId": transfer_id})).await;
+    assert_eq!(status, 201);
+    let (_, after) = read(&app, &reference).await;
+    assert_eq!(after["count"], before["count"], "{after}");
+    // The hold's own entries are under the reference its entries carry.
+    let (_, held) = read(&app, "/ledger/reference/h-1").await;
+    let hold_reference = held["transactions"][0]["referenceId"]
+        .as_str()
+        .expect("a reference")
+        .to_owned();
+    let (_, by_reference) = read(&app, &format!("/ledger/reference/{hold_reference}")).await;
+    assert_eq!(by_reference["count"], held["count"]);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn with_the_transfer_process_a_capture_to_another_wallet_is_still_one_append() {
     let temp = tempfile::tempdir().expect("tempdir");
     let app = spawn_process_app_in(temp.path()).await;
