@@ -210,9 +210,11 @@ pub struct TransactionResponse {
     pub owner_id: String,
     /// `WalletCreated` (the opening balance), `WalletCredited`, `WalletDebited`,
     /// `TransferSent`, `TransferReceived`, `TransferReversed` (a transfer's
-    /// paying half given back because the payee could not be credited), or a
-    /// change that moves no money (amount 0.00): `OverdraftLimitSet`,
-    /// `WalletFrozen`, `WalletUnfrozen`, `WalletClosed`.
+    /// paying half given back because the payee could not be credited), a
+    /// hold's life (`HoldPlaced`, `HoldCaptured`, `HoldCaptureReceived` by the
+    /// wallet a capture paid, `HoldVoided`, `HoldExpired`), or a change that
+    /// moves no money (amount 0.00): `OverdraftLimitSet`, `WalletFrozen`,
+    /// `WalletUnfrozen`, `WalletClosed`.
     #[serde(rename = "type")]
     #[schema(example = "WalletCredited")]
     pub transaction_type: String,
