@@ -98,6 +98,56 @@ async fn transfers_in_opposite_directions_do_not_deadlock() {
 }
 
 #[tokio::test]
+async fn an_uncontended_transfer_takes_both_locks_in_one_round_trip() {
+    let Some(url) = require_env("REDIS_URL") else {
+        return;
+    };
+    let lock = RedisWalletLock::connect(RedisLockConfig::new(&url)).expect("pool");
+    let (a, b) = (unique("payer"), unique("payee"));
+    let lease = lock.acquire(&[&a, &b]).await.expect("lock");
+    assert_eq!(
+        lock.round_trips(),
+        1,
+        "both wallets taken by one script call"
+    );
+    drop(lease);
+    let released_by = std::time::Instant::now() + Duration::from_secs(5);
+    while lock.round_trips() < 2 && std::time::Instant::now() < released_by {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(lock.round_trips(), 2, "both given back by one script call");
+    let _again = lock.acquire(&[&b, &a]).await.expect("free again");
+    assert_eq!(lock.round_trips(), 3, "the released pair is free at once");
+}
+
+#[tokio::test]
+async fn a_pair_with_one_wallet_held_takes_neither_and_names_the_held_one() {
+    let Some(url) = require_env("REDIS_URL") else {
+        return;
+    };
+    let mut config = RedisLockConfig::new(&url);
+    config.wait_max_ms = 100;
+    let lock = RedisWalletLock::connect(config).expect("pool");
+    let (free, held) = (unique("free"), unique("held"));
+    let _holder = lock.acquire(&[&held]).await.expect("held");
+    let error = lock
+        .acquire(&[&free, &held])
+        .await
+        .err()
+        .expect("the pair waits out its limit");
+    assert!(
+        matches!(&error, LockError::TimedOut(wallet) if wallet == &held),
+        "{error}"
+    );
+    let before = lock.round_trips();
+    let _free = lock
+        .acquire(&[&free])
+        .await
+        .expect("the free wallet was not taken");
+    assert_eq!(lock.round_trips(), before + 1, "taken at the first try");
+}
+
+#[tokio::test]
 async fn a_redis_that_is_down_is_unavailable_not_a_hang() {
     let mut config = RedisLockConfig::new("redis://127.0.0.1:1");
     config.command_timeout_ms = 200;

@@ -1,22 +1,51 @@
-//! Locks shared by every command-api replica, in Redis: `SET key token NX PX`
-//! to take, a compare-and-delete script to give back only what we hold. A
-//! lock expires by itself, so a crashed holder blocks nobody for long.
+//! Locks shared by every command-api replica, in Redis. One script takes
+//! every key of a command at once or none of them (`SET key token NX PX` for
+//! each, after checking that none is held), and one gives back only the keys
+//! that still hold our token (compare-and-delete). So an uncontended command
+//! costs one round trip to take its locks, a transfer's two wallets included,
+//! and one to give them back after the answer has gone out (the release runs
+//! in the background). Scripts run by their SHA-1 (`EVALSHA`), sent whole only
+//! when Redis does not know them yet. A lock expires by itself, so a crashed
+//! holder blocks nobody for long.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use deadpool_redis::{redis, Config, Pool, Runtime};
+use deadpool_redis::{redis, redis::Script, Config, Pool, Runtime};
 use rand::Rng;
 use uuid::Uuid;
 use wallet_domain::WalletId;
 
 use crate::{LockError, LockLease, WalletLock};
 
-const RELEASE_SCRIPT: &str = r#"
-if redis.call("GET", KEYS[1]) == ARGV[1] then
-    return redis.call("DEL", KEYS[1])
+/// Takes every key in `KEYS` with token `ARGV[1]` and time to live `ARGV[2]`
+/// milliseconds, or none when one is held: answers 0 when taken, otherwise
+/// the 1-based index in `KEYS` of the first key held by someone else. Keys are
+/// on one Redis (no cluster slots are involved).
+const ACQUIRE_SCRIPT: &str = r#"
+for index, key in ipairs(KEYS) do
+    if redis.call("EXISTS", key) == 1 then
+        return index
+    end
+end
+for _, key in ipairs(KEYS) do
+    redis.call("SET", key, ARGV[1], "PX", ARGV[2])
 end
 return 0
+"#;
+
+/// Deletes each key in `KEYS` that still holds token `ARGV[1]` (a lock that
+/// expired and was taken by another holder is left alone); answers how many.
+const RELEASE_SCRIPT: &str = r#"
+local released = 0
+for _, key in ipairs(KEYS) do
+    if redis.call("GET", key) == ARGV[1] then
+        released = released + redis.call("DEL", key)
+    end
+end
+return released
 "#;
 
 /// A lock outlives a crashed holder by at most this long. Commands hold a lock
@@ -63,6 +92,14 @@ impl RedisLockConfig {
 pub struct RedisWalletLock {
     pool: Pool,
     config: RedisLockConfig,
+    scripts: Arc<Scripts>,
+    round_trips: Arc<AtomicU64>,
+}
+
+/// The two scripts, hashed once.
+struct Scripts {
+    acquire: Script,
+    release: Script,
 }
 
 fn unavailable(error: impl std::fmt::Display) -> LockError {
@@ -80,7 +117,22 @@ impl RedisWalletLock {
         let pool = pool_config
             .create_pool(Some(Runtime::Tokio1))
             .map_err(unavailable)?;
-        Ok(Self { pool, config })
+        Ok(Self {
+            pool,
+            config,
+            scripts: Arc::new(Scripts {
+                acquire: Script::new(ACQUIRE_SCRIPT),
+                release: Script::new(RELEASE_SCRIPT),
+            }),
+            round_trips: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Round trips to Redis this lock has made to take and give back locks
+    /// (a script Redis did not know yet counts once): what a benchmark or a
+    /// test reads to see what a command costs.
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
     }
 
     /// Whether Redis answers a PING.
@@ -99,35 +151,47 @@ impl RedisWalletLock {
         }
     }
 
-    async fn try_take(&self, key: &str, token: &str) -> Result<bool, LockError> {
+    /// One attempt to take every key of `keys`: `None` when all were taken,
+    /// else the index in `keys` of one that someone else holds.
+    async fn try_take(&self, keys: &[String], token: &str) -> Result<Option<usize>, LockError> {
         let mut connection = self.pool.get().await.map_err(unavailable)?;
         let timeout = Duration::from_millis(self.config.command_timeout_ms);
-        let taken: Option<String> = tokio::time::timeout(
-            timeout,
-            redis::cmd("SET")
-                .arg(key)
-                .arg(token)
-                .arg("NX")
-                .arg("PX")
-                .arg(self.config.ttl_ms)
-                .query_async(&mut connection),
-        )
-        .await
-        .map_err(unavailable)?
-        .map_err(unavailable)?;
-        Ok(taken.is_some())
+        let mut invocation = self.scripts.acquire.prepare_invoke();
+        for key in keys {
+            invocation.key(key);
+        }
+        invocation.arg(token).arg(self.config.ttl_ms);
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let held_at: usize =
+            tokio::time::timeout(timeout, invocation.invoke_async(&mut connection))
+                .await
+                .map_err(unavailable)?
+                .map_err(unavailable)?;
+        Ok(held_at.checked_sub(1))
     }
 
-    async fn take(&self, wallet_id: &WalletId, token: &str) -> Result<(), LockError> {
-        let key = lock_key(wallet_id);
+    /// Tries to take every key of `keys` until the wait limit, backing off
+    /// with jitter between tries.
+    async fn take(
+        &self,
+        wallet_ids: &[&WalletId],
+        keys: &[String],
+        token: &str,
+    ) -> Result<(), LockError> {
         let deadline = Instant::now() + Duration::from_millis(self.config.wait_max_ms);
         let mut backoff_ms = self.config.retry_backoff_min_ms.max(1);
         loop {
-            if self.try_take(&key, token).await? {
+            let Some(held) = self.try_take(keys, token).await? else {
                 return Ok(());
-            }
+            };
             if Instant::now() >= deadline {
-                return Err(LockError::TimedOut(wallet_id.clone()));
+                let contended = wallet_ids.get(held).ok_or_else(|| {
+                    unavailable(format!(
+                        "the lock script named key {held} of {}",
+                        keys.len()
+                    ))
+                })?;
+                return Err(LockError::TimedOut((*contended).clone()));
             }
             let jitter = rand::rng().random_range(0..=backoff_ms);
             tokio::time::sleep(Duration::from_millis(backoff_ms + jitter)).await;
@@ -139,6 +203,8 @@ impl RedisWalletLock {
 /// Gives the locks back when the lease is dropped.
 struct Held {
     pool: Pool,
+    scripts: Arc<Scripts>,
+    round_trips: Arc<AtomicU64>,
     keys: Vec<String>,
     token: String,
 }
@@ -148,26 +214,26 @@ impl Drop for Held {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return; // No runtime: the locks expire by themselves.
         };
-        let (pool, keys, token) = (
+        let (pool, scripts, round_trips, keys, token) = (
             self.pool.clone(),
+            Arc::clone(&self.scripts),
+            Arc::clone(&self.round_trips),
             std::mem::take(&mut self.keys),
-            self.token.clone(),
+            std::mem::take(&mut self.token),
         );
         runtime.spawn(async move {
             let Ok(mut connection) = pool.get().await else {
                 return;
             };
-            for key in keys {
-                let released: Result<i64, _> = redis::cmd("EVAL")
-                    .arg(RELEASE_SCRIPT)
-                    .arg(1)
-                    .arg(&key)
-                    .arg(&token)
-                    .query_async(&mut connection)
-                    .await;
-                if let Err(error) = released {
-                    tracing::debug!(%key, %error, "lock release failed; it will expire");
-                }
+            let mut invocation = scripts.release.prepare_invoke();
+            for key in &keys {
+                invocation.key(key);
+            }
+            invocation.arg(&token);
+            round_trips.fetch_add(1, Ordering::Relaxed);
+            let released: Result<i64, _> = invocation.invoke_async(&mut connection).await;
+            if let Err(error) = released {
+                tracing::debug!(?keys, %error, "lock release failed; the locks will expire");
             }
         });
     }
@@ -179,18 +245,19 @@ impl WalletLock for RedisWalletLock {
         let mut ordered: Vec<&WalletId> = wallet_ids.to_vec();
         ordered.sort();
         ordered.dedup();
-        let token = Uuid::new_v4().to_string();
-        let mut held = Held {
-            pool: self.pool.clone(),
-            keys: Vec::with_capacity(ordered.len()),
-            token: token.clone(),
-        };
-        for wallet_id in ordered {
-            // On failure `held` is dropped and gives back what was taken.
-            self.take(wallet_id, &token).await?;
-            held.keys.push(lock_key(wallet_id));
+        if ordered.is_empty() {
+            return Ok(LockLease::none());
         }
-        Ok(LockLease::new(vec![Box::new(held)]))
+        let keys: Vec<String> = ordered.iter().map(|id| lock_key(id)).collect();
+        let token = Uuid::new_v4().to_string();
+        self.take(&ordered, &keys, &token).await?;
+        Ok(LockLease::new(vec![Box::new(Held {
+            pool: self.pool.clone(),
+            scripts: Arc::clone(&self.scripts),
+            round_trips: Arc::clone(&self.round_trips),
+            keys,
+            token,
+        })]))
     }
 
     fn kind(&self) -> &'static str {
