@@ -46,6 +46,12 @@ pub enum KurrentDbError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("snapshot in stream {stream:?} cannot be read or written: {source}")]
+    MalformedSnapshot {
+        stream: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("idempotency record of key {key:?} is malformed: {reason}")]
     MalformedIdempotencyRecord { key: String, reason: String },
     #[error("idempotency key {key:?} has more than {limit} reservations")]

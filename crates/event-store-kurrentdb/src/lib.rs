@@ -50,6 +50,11 @@
 //! stored in the same atomic write as the events; a small pointer stream per
 //! key finds it. See [`idempotency`].
 //!
+//! # Snapshots
+//! A wallet's snapshots live in their own stream, newest last, read one
+//! event backwards from the end (see [`snapshot`]), so a load reads the
+//! snapshot and the wallet stream's tail after it, as on the SQL stores.
+//!
 //! # The relay
 //! `event-relay` and `outbox-relay` keep their checkpoint in their own store
 //! and, on KurrentDB, read the log through [`EventStore::subscribe_all`]: a
@@ -61,6 +66,7 @@ mod error;
 pub mod idempotency;
 pub mod journal;
 pub mod mapping;
+pub mod snapshot;
 pub mod store;
 mod subscription;
 

@@ -17,6 +17,8 @@ pub const TRANSFER_STREAM_PREFIX: &str = "transfer-";
 /// The stream of the transfer journal's resumption checkpoint: outside the
 /// transfer prefix, so the scan of `transfer-` streams does not see it.
 pub const TRANSFER_CHECKPOINT_STREAM: &str = "transfers-checkpoint";
+/// Prefix of a wallet's snapshot stream: `snapshot-<wallet id>`.
+pub const SNAPSHOT_STREAM_PREFIX: &str = "snapshot-";
 
 /// How the store names its streams. Every wallet stream starts with
 /// [`StreamNames::wallet_prefix`], which is also the server-side filter of
@@ -28,16 +30,19 @@ pub struct StreamNames {
     idempotency_prefix: String,
     transfer_prefix: String,
     transfer_checkpoint: String,
+    snapshot_prefix: String,
 }
 
 impl Default for StreamNames {
-    /// `wallet-<id>`, `idempotency-<key>`, `transfer-<id>` and `transfers-checkpoint`.
+    /// `wallet-<id>`, `idempotency-<key>`, `transfer-<id>`, `transfers-checkpoint`
+    /// and `snapshot-<wallet id>`.
     fn default() -> Self {
         Self {
             wallet_prefix: WALLET_STREAM_PREFIX.to_owned(),
             idempotency_prefix: IDEMPOTENCY_STREAM_PREFIX.to_owned(),
             transfer_prefix: TRANSFER_STREAM_PREFIX.to_owned(),
             transfer_checkpoint: TRANSFER_CHECKPOINT_STREAM.to_owned(),
+            snapshot_prefix: SNAPSHOT_STREAM_PREFIX.to_owned(),
         }
     }
 }
@@ -60,6 +65,7 @@ impl StreamNames {
             idempotency_prefix: format!("{namespace}-{IDEMPOTENCY_STREAM_PREFIX}"),
             transfer_prefix: format!("{namespace}-{TRANSFER_STREAM_PREFIX}"),
             transfer_checkpoint: format!("{namespace}-{TRANSFER_CHECKPOINT_STREAM}"),
+            snapshot_prefix: format!("{namespace}-{SNAPSHOT_STREAM_PREFIX}"),
         }
     }
 
@@ -73,6 +79,11 @@ impl StreamNames {
 
     pub fn idempotency_stream(&self, key: &str) -> String {
         format!("{}{key}", self.idempotency_prefix)
+    }
+
+    /// The stream of `wallet_id`'s snapshots (see [`crate::snapshot`]).
+    pub fn snapshot_stream(&self, wallet_id: &WalletId) -> String {
+        format!("{}{}", self.snapshot_prefix, wallet_id.as_str())
     }
 
     pub fn transfer_prefix(&self) -> &str {
@@ -273,6 +284,13 @@ mod tests {
         let test = StreamNames::namespaced("t42");
         assert_eq!(test.wallet_stream(&wallet), "t42-wallet-wallet-123");
         assert_eq!(test.idempotency_stream("k"), "t42-idempotency-k");
+        assert_eq!(test.snapshot_stream(&wallet), "t42-snapshot-wallet-123");
+        assert!(
+            !names
+                .snapshot_stream(&wallet)
+                .starts_with(names.wallet_prefix()),
+            "snapshot streams stay out of the wallet filter"
+        );
         assert!(
             !test
                 .idempotency_stream("k")

@@ -58,7 +58,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use event_store::{
     AppendError, AppendOutcome, AppendRequest, EventFeed, EventStore, IdempotentResponse,
-    RecordedEvent, StoreError, StreamAppend, READ_ALL_BATCH_MAX,
+    RecordedEvent, StoreError, StreamAppend, StreamSnapshot, READ_ALL_BATCH_MAX,
 };
 use kurrentdb::{
     AppendToStreamOptions, Client, ClientSettings, EventData, ReadAllOptions, ReadStream,
@@ -76,6 +76,7 @@ use crate::mapping::{
     append_position, event_data, is_system_event, read_all_start, read_stream_start,
     recorded_event, strictly_after, StoredRecord,
 };
+use crate::snapshot;
 use crate::subscription::wallet_feed;
 use crate::{KurrentDbError, KurrentDbTransferJournal, StreamNames};
 
@@ -423,6 +424,19 @@ impl EventStore for KurrentDbEventStore {
 
     async fn head_position(&self) -> Result<u64, StoreError> {
         Ok(self.read_head().await?)
+    }
+
+    async fn read_snapshot(
+        &self,
+        wallet_id: &WalletId,
+    ) -> Result<Option<StreamSnapshot>, StoreError> {
+        Ok(snapshot::newest(&self.client, &self.names, wallet_id)
+            .await?
+            .map(|(_, snapshot)| snapshot))
+    }
+
+    async fn save_snapshot(&self, snapshot: StreamSnapshot) -> Result<(), StoreError> {
+        Ok(snapshot::save(&self.client, &self.names, snapshot).await?)
     }
 
     async fn find_idempotent_response(

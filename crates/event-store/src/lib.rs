@@ -252,7 +252,7 @@ pub trait EventStore: Send + Sync {
     }
 
     /// The newest stored snapshot of the stream, if any. The default (a store
-    /// that keeps none: KurrentDB) answers `None`, and readers replay the stream.
+    /// that keeps none) answers `None`, and readers replay the stream.
     async fn read_snapshot(
         &self,
         _wallet_id: &WalletId,

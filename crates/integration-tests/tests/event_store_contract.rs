@@ -15,7 +15,7 @@ use std::sync::Once;
 use chrono::Utc;
 use event_store::{
     AppendError, AppendRequest, EmbeddedEventStore, EventStore, IdempotentResponse,
-    PostgresEventStore, RecordedEvent, StreamAppend, READ_ALL_BATCH_MAX,
+    PostgresEventStore, RecordedEvent, StreamAppend, StreamSnapshot, READ_ALL_BATCH_MAX,
 };
 use event_store_kurrentdb::{KurrentDbEventStore, StreamNames};
 use integration_tests::{kurrentdb_url, require_env, unique_name};
@@ -838,6 +838,45 @@ async fn a_hold_id_is_entered_once_across_wallets_and_listed_while_due(store: &d
     assert!(store.due_holds(soon, 10).await.expect("due").is_empty());
 }
 
+async fn a_snapshot_is_kept_only_when_newer_than_the_stored_one(store: &dyn EventStore) {
+    let id = WalletId::parse("snapshotted").expect("wallet id");
+    let snapshot = |version, state: &str| StreamSnapshot {
+        wallet_id: id.clone(),
+        version,
+        last_event_id: Uuid::new_v4(),
+        state: state.to_owned(),
+    };
+    assert_eq!(store.read_snapshot(&id).await.expect("read"), None);
+    let first = snapshot(100, "at 100");
+    store.save_snapshot(first.clone()).await.expect("save");
+    assert_eq!(
+        store.read_snapshot(&id).await.expect("read"),
+        Some(first.clone())
+    );
+    store
+        .save_snapshot(snapshot(100, "another at 100"))
+        .await
+        .expect("save");
+    assert_eq!(
+        store.read_snapshot(&id).await.expect("read"),
+        Some(first),
+        "one at the same version does not replace it"
+    );
+    let newer = snapshot(200, "at 200");
+    store.save_snapshot(newer.clone()).await.expect("save");
+    store
+        .save_snapshot(snapshot(150, "at 150"))
+        .await
+        .expect("save");
+    assert_eq!(
+        store.read_snapshot(&id).await.expect("read"),
+        Some(newer),
+        "an older one written late does not replace it"
+    );
+    let other = WalletId::parse("not-snapshotted").expect("wallet id");
+    assert_eq!(store.read_snapshot(&other).await.expect("read"), None);
+}
+
 /// One test per case on one implementation, in module `$module`.
 macro_rules! cases_on {
     ($backend:ident, $module:ident: $($case:ident),* $(,)?) => {
@@ -890,6 +929,7 @@ contract!(
         read_all_returns_global_order_without_gaps_in_bounded_batches,
         read_all_never_returns_more_than_its_batch_max,
         a_reader_resumes_from_its_checkpoint,
+        a_snapshot_is_kept_only_when_newer_than_the_stored_one,
     ],
     atomic_multi_stream: [
         a_multi_stream_append_is_all_or_nothing,
