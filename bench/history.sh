@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Cost flat in history (issue 13): a command on a wallet with a long history
+# against the same command on a new wallet, on the embedded default (release
+# build), in three situations:
+#
+#  1. warm: SAMPLES debits alternating between the long and the new wallet,
+#     one keep-alive connection, median and p90 of each;
+#  2. right after a restart (nothing cached): the first debit on each;
+#  3. transfers run as the transfer process (TRANSFERS=process), restarted:
+#     the first transfer out of each, then SAMPLES alternating.
+#
+# The long wallet gets at least HISTORY_EVENTS credits of 1.00 first (wrk, 2
+# threads, 20 connections, bench/credit-one.lua, in rounds of FILL_ROUND_SECONDS
+# until the wallet's version is there). Prints each latency and the ratio
+# long / new; the issue's bound is 1.5.
+#
+#   bench/history.sh                       100,000 events
+#   HISTORY_EVENTS=10000 SKIP_BUILD=1 bench/history.sh
+set -euo pipefail
+
+ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT_DIR"
+
+BIN="${BIN:-target/release}"
+PORT="${PORT:-3401}"
+HISTORY_EVENTS="${HISTORY_EVENTS:-100000}"
+SAMPLES="${SAMPLES:-200}"
+WRK_THREADS=2
+WRK_CONNECTIONS=20
+# One round of credits to the long wallet, in seconds, and the most rounds.
+FILL_ROUND_SECONDS=5
+FILL_ROUNDS_MAX=360
+DATA_DIR="$(mktemp -d)"
+WORK_DIR="$(mktemp -d)"
+URL="http://127.0.0.1:$PORT"
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}" cargo build --release -p command-api
+fi
+
+server=""
+stop_server() {
+  if [ -n "$server" ]; then
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+    server=""
+  fi
+}
+cleanup() {
+  stop_server
+  rm -rf "$DATA_DIR" "$WORK_DIR"
+}
+trap cleanup EXIT
+
+# start_server [TRANSFERS mode]
+start_server() {
+  WALLEX_DATA_DIR="$DATA_DIR" HOST=127.0.0.1 PORT="$PORT" RUST_LOG=warn \
+    TRANSFERS="${1:-atomic}" "$BIN/command-api" >>"$WORK_DIR/server.log" 2>&1 &
+  server=$!
+  for _ in $(seq 1 300); do
+    curl -fs "$URL/health" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "the server did not start; its log:" >&2
+  cat "$WORK_DIR/server.log" >&2
+  exit 1
+}
+
+post() { curl -fs -o /dev/null -H 'Content-Type: application/json' -d "$2" "$URL$1"; }
+
+# timed_requests FILE PATH_A BODY_A PATH_B BODY_B COUNT: COUNT pairs of POSTs,
+# a then b, sequential on one connection; their times in ms, one per line, by label.
+timed_requests() {
+  local out="$1" a="$2" body_a="$3" b="$4" body_b="$5" count="$6"
+  : >"$WORK_DIR/timed.curl"
+  for n in $(seq 1 "$count"); do
+    for side in a b; do
+      if [ "$side" = a ]; then path="$a" body="$body_a"; else path="$b" body="$body_b"; fi
+      if [ "$n" -gt 1 ] || [ "$side" = b ]; then echo next >>"$WORK_DIR/timed.curl"; fi
+      printf 'url = "%s%s"\nrequest = "POST"\nheader = "Content-Type: application/json"\ndata = "%s"\noutput = "/dev/null"\nwrite-out = "%s %%{http_code} %%{time_total}\\n"\n' \
+        "$URL" "$path" "$(printf '%s' "$body" | sed 's/"/\\"/g')" "$side" >>"$WORK_DIR/timed.curl"
+    done
+  done
+  curl -s --no-progress-meter -K "$WORK_DIR/timed.curl" >"$out"
+  if grep -qv ' 201 ' "$out"; then
+    echo "a timed request was refused:" >&2
+    grep -v ' 201 ' "$out" | head -5 >&2
+    exit 1
+  fi
+}
+
+# stats FILE LABEL: "median p90" in ms of the label's lines.
+stats() {
+  awk -v label="$2" '$1 == label { print $3 * 1000 }' "$1" | sort -n |
+    awk '{ v[NR] = $1 } END { p90 = int(NR * 0.9); if (p90 < 1) p90 = 1; printf "%.3f %.3f", v[int((NR + 1) / 2)], v[p90] }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+report() {
+  local title="$1" file="$2"
+  read -r long_median long_p90 <<<"$(stats "$file" a)"
+  read -r new_median new_p90 <<<"$(stats "$file" b)"
+  printf '%-44s long median %7s ms p90 %7s ms | new median %7s ms p90 %7s ms | ratio median %s p90 %s\n' \
+    "$title" "$long_median" "$long_p90" "$new_median" "$new_p90" \
+    "$(ratio "$long_median" "$new_median")" "$(ratio "$long_p90" "$new_p90")"
+}
+
+echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+start_server atomic
+post /wallets '{"walletId":"long","ownerId":"owner-long","initialBalance":1000000000.00}'
+post /wallets '{"walletId":"new","ownerId":"owner-new","initialBalance":1000000.00}'
+post /wallets '{"walletId":"payee","ownerId":"owner-payee","initialBalance":0.00}'
+
+version_of() { curl -fs "$URL/wallets/$1" | sed -n 's/.*"version":\([0-9]*\).*/\1/p'; }
+fill_started=$(date +%s.%N)
+version=$(version_of long)
+for _ in $(seq 1 "$FILL_ROUNDS_MAX"); do
+  [ "$version" -ge "$HISTORY_EVENTS" ] && break
+  WALLET=long wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"${FILL_ROUND_SECONDS}s" \
+    -s bench/credit-one.lua "$URL" >>"$WORK_DIR/fill.txt"
+  version=$(version_of long)
+done
+fill_seconds=$(awk -v s="$fill_started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+echo "history        wallet long at version $version after ${fill_seconds} s of credits"
+
+debit='{"amount":0.01}'
+timed_requests "$WORK_DIR/warm.txt" /wallets/long/debit "$debit" /wallets/new/debit "$debit" "$SAMPLES"
+report "1. debit, warm ($SAMPLES each)" "$WORK_DIR/warm.txt"
+
+stop_server
+start_server atomic
+timed_requests "$WORK_DIR/cold.txt" /wallets/long/debit "$debit" /wallets/new/debit "$debit" 1
+report "2. first debit after a restart" "$WORK_DIR/cold.txt"
+
+stop_server
+start_server process
+transfer='{"toWalletId":"payee","amount":0.01}'
+timed_requests "$WORK_DIR/process-cold.txt" /wallets/long/transfer "$transfer" \
+  /wallets/new/transfer "$transfer" 1
+report "3. first transfer as a process, restarted" "$WORK_DIR/process-cold.txt"
+timed_requests "$WORK_DIR/process.txt" /wallets/long/transfer "$transfer" \
+  /wallets/new/transfer "$transfer" "$SAMPLES"
+report "3. transfer as a process ($SAMPLES each)" "$WORK_DIR/process.txt"
