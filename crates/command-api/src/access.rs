@@ -79,7 +79,9 @@ pub struct AccessPlan {
     pub open_by_default: bool,
 }
 
-fn is_loopback(host: &str) -> bool {
+/// Whether `host` (a name or an address, without a port) is this machine's
+/// loopback: `localhost` or a loopback IPv4/IPv6 address.
+pub(crate) fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<IpAddr>()

@@ -191,11 +191,17 @@ impl Application {
         let port = listener.local_addr()?.port();
         let authenticated = state.access.verifies();
         let document = http::document(authenticated);
+        let origin_policy = http::OriginPolicy {
+            loopback_hosts_only: plan.open_by_default,
+        };
         let mut server = HttpServer::new(move || {
             let document = document.clone();
             let metrics = state.metrics.clone();
             App::new()
                 .wrap_fn(move |request, service| http::measure(request, service, metrics.clone()))
+                .wrap_fn(move |request, service| {
+                    http::guard_origin(request, service, origin_policy)
+                })
                 .wrap_fn(http::correlate)
                 .app_data(state.clone())
                 .configure(|config| http::routes(config, document))

@@ -12,6 +12,7 @@ mod holds;
 mod ledger;
 mod number;
 mod openapi;
+mod origin;
 mod path;
 mod query;
 mod transactions;
@@ -28,6 +29,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use body::BODY_SIZE_MAX;
 pub use context::correlate;
 pub use error::{ApiError, ErrorBody};
+pub use origin::{guard as guard_origin, OriginPolicy};
 pub use wallets::TRANSFER_REPLY;
 
 use crate::metrics::Metrics;

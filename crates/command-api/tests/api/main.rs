@@ -5,6 +5,7 @@ mod as_of;
 mod auth;
 mod concurrency;
 mod contract;
+mod cross_origin;
 mod helpers;
 mod holds;
 mod idempotency;

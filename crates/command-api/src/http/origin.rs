@@ -1,0 +1,158 @@
+//! Requests a web browser makes on behalf of a page of another site: refused
+//! before they reach a handler (403, the seed's error body).
+//!
+//! Two checks, after the usual defences of a service that moves money
+//! (OWASP's cross-site request forgery cheat sheet: verify the origin with
+//! standard headers; and the DNS-rebinding advice for services on loopback):
+//! - **Origin.** A command (any method but GET, HEAD and OPTIONS) that carries
+//!   an `Origin` header must come from this server's own origin: its host and
+//!   port equal the request's `Host`. Browsers send `Origin` with every
+//!   cross-origin request that is not a GET (a form, a `fetch` in `no-cors`
+//!   mode, with or without a body or a `Content-Type`), and a page cannot
+//!   forge it; clients that are not browsers send none and are not affected.
+//!   The API's own documentation page (same origin) still works.
+//! - **Host, when open by default.** Without authentication command-api
+//!   listens on loopback only ([`crate::access`]); a page whose own host name
+//!   an attacker pointed at 127.0.0.1 (DNS rebinding) is then same-origin for
+//!   the browser, so the `Host` it sends must be a loopback name (`localhost`,
+//!   an IPv4 or IPv6 loopback address), else the request is refused. `Host`
+//!   is one of the headers a page cannot set.
+
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HOST, ORIGIN};
+use actix_web::http::Method;
+use futures::future::LocalBoxFuture;
+
+use super::ApiError;
+use crate::access::is_loopback;
+
+/// Which requests [`guard`] lets through.
+#[derive(Debug, Clone, Copy)]
+pub struct OriginPolicy {
+    /// True when open by default: only loopback `Host` names are served.
+    pub loopback_hosts_only: bool,
+}
+
+/// Refuses a request the policy does not let through, else passes it on.
+pub fn guard<S>(
+    request: ServiceRequest,
+    service: &S,
+    policy: OriginPolicy,
+) -> LocalBoxFuture<'static, Result<ServiceResponse, actix_web::Error>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
+    S::Future: 'static,
+{
+    match admit(&request, policy) {
+        Ok(()) => Box::pin(service.call(request)),
+        Err(refusal) => Box::pin(async move { Ok(request.error_response(refusal)) }),
+    }
+}
+
+fn admit(request: &ServiceRequest, policy: OriginPolicy) -> Result<(), ApiError> {
+    let host = request_host(request);
+    if policy.loopback_hosts_only && !host.as_deref().is_some_and(names_loopback) {
+        return Err(ApiError::Forbidden(format!(
+            "Host {} is refused: without authentication this server answers only to a loopback \
+             name (localhost, 127.0.0.1, [::1])",
+            host.as_deref().unwrap_or("(none)")
+        )));
+    }
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let Some(origin) = request.headers().get(ORIGIN) else {
+        return Ok(());
+    };
+    if safe {
+        return Ok(());
+    }
+    let origin = origin.to_str().unwrap_or("(not text)");
+    let same = origin_authority(origin)
+        .zip(host.as_deref())
+        .is_some_and(|(origin, host)| origin.eq_ignore_ascii_case(host));
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "Cross-origin request refused: Origin {origin} is not this server"
+        )))
+    }
+}
+
+/// The `Host` the client asked for: the header (HTTP/1.1), else the URI's
+/// authority (HTTP/2).
+fn request_host(request: &ServiceRequest) -> Option<String> {
+    request
+        .headers()
+        .get(HOST)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            request
+                .uri()
+                .authority()
+                .map(|authority| authority.to_string())
+        })
+}
+
+/// `host[:port]` of an origin `scheme://host[:port]`; `None` for `null` and
+/// anything else that is not such an origin.
+fn origin_authority(origin: &str) -> Option<&str> {
+    let (scheme, authority) = origin.split_once("://")?;
+    let plain = matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https");
+    (plain && !authority.is_empty() && !authority.contains('/')).then_some(authority)
+}
+
+/// Whether a `Host` value (`name[:port]`, `[v6][:port]`) names a loopback host.
+fn names_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed
+            .split_once(']')
+            .map_or(bracketed, |(name, _)| name),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    is_loopback(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_are_names_of_this_machine_with_any_port() {
+        for host in [
+            "localhost",
+            "LOCALHOST:3000",
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "[::1]:3000",
+            "[::1]",
+        ] {
+            assert!(names_loopback(host), "{host}");
+        }
+        for host in [
+            "attacker.example",
+            "attacker.example:3000",
+            "10.0.0.1:3000",
+            "localhost.attacker.example",
+            "[::2]:1",
+            "",
+        ] {
+            assert!(!names_loopback(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn an_origin_is_a_web_scheme_and_an_authority() {
+        assert_eq!(
+            origin_authority("http://localhost:3000"),
+            Some("localhost:3000")
+        );
+        assert_eq!(origin_authority("HTTPS://Example.com"), Some("Example.com"));
+        assert_eq!(origin_authority("null"), None);
+        assert_eq!(origin_authority("file://"), None);
+        assert_eq!(origin_authority("http://a.example/path"), None);
+    }
+}

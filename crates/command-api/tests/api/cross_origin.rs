@@ -1,0 +1,127 @@
+//! Requests a browser sends for a page of another site are refused and change
+//! nothing; the server's own origin and clients without `Origin` are served.
+
+use serde_json::json;
+
+use crate::helpers::{error_message, json_of, spawn_app, spawn_auth_app, token};
+
+const ATTACKER: &str = "http://attacker.example";
+
+#[tokio::test]
+async fn a_command_from_another_origin_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.create_wallet("victim", "owner-1", json!(100))
+            .await
+            .status(),
+        201
+    );
+    // What a page's fetch(..., {mode: "no-cors"}) sends: Origin, and a body
+    // with no Content-Type, or no body at all.
+    let debit = app
+        .post("/wallets/victim/debit")
+        .header("origin", ATTACKER)
+        .body(r#"{"amount":45}"#)
+        .send()
+        .await
+        .expect("sent");
+    let (status, body) = json_of(debit).await;
+    assert_eq!(status, 403);
+    assert!(error_message(&body, 403).contains(ATTACKER), "{body}");
+    for command in ["/wallets/victim/freeze", "/wallets/victim/close"] {
+        let response = app
+            .post(command)
+            .header("origin", "null")
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 403, "{command}");
+    }
+    let (status, wallet) = json_of(app.wallet("victim").await).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (wallet["balance"].to_string(), wallet["status"].as_str()),
+        ("100.00".into(), Some("ACTIVE"))
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_servers_own_origin_and_clients_without_origin_are_served() {
+    let app = spawn_app().await;
+    let own_origin = app.address.clone();
+    let created = app
+        .post("/wallets")
+        .header("origin", own_origin)
+        .json(&json!({"walletId": "w", "ownerId": "o", "initialBalance": 1}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), 201);
+    assert_eq!(app.credit("w", json!(1)).await.status(), 201);
+    let read = app
+        .get("/wallets/w")
+        .header("origin", ATTACKER)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        read.status(),
+        200,
+        "a read changes nothing: the browser keeps its answer from the page"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_authentication_a_host_that_is_not_loopback_is_refused() {
+    let app = spawn_app().await;
+    assert_eq!(app.create_wallet("w", "o", json!(5)).await.status(), 201);
+    for host in ["attacker.example:3000", "attacker.example", "10.1.2.3"] {
+        let response = app
+            .get("/wallets/w")
+            .header("host", host)
+            .send()
+            .await
+            .expect("sent");
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, 403, "{host}");
+        assert!(error_message(&body, 403).contains("loopback"), "{body}");
+    }
+    for host in ["localhost:1234", "127.0.0.1", "[::1]:80"] {
+        let response = app
+            .get("/wallets/w")
+            .header("host", host)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 200, "{host}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn with_authentication_any_host_is_served_and_origins_are_still_checked() {
+    let app = spawn_auth_app(1_000, 1_000).await;
+    let admin = token("admin-1", "admin");
+    let created = app
+        .post("/wallets")
+        .bearer_auth(&admin)
+        .header("host", "wallex.example")
+        .json(&json!({"walletId": "w", "ownerId": "o", "initialBalance": 1}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), 201);
+    let forged = app
+        .post("/wallets/w/credit")
+        .bearer_auth(&admin)
+        .header("host", "wallex.example")
+        .header("origin", ATTACKER)
+        .json(&json!({"amount": 1}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(forged.status(), 403);
+    app.stop().await;
+}
