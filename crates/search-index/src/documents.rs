@@ -257,8 +257,8 @@ fn transaction_source(
         wallet_id: event.wallet_id.to_string(),
         owner_id: owner_id.to_string(),
         transaction_type: event.type_name().to_owned(),
-        amount: event.amount.to_string(),
-        amount_cents: exact_cents(event.amount)?,
+        amount: event.amount().to_string(),
+        amount_cents: exact_cents(event.amount())?,
         balance_after: event.balance_after.to_string(),
         counterparty_wallet_id: counterparty,
         transfer_id: event.kind.transfer_id(),
@@ -365,23 +365,6 @@ mod tests {
     }
 
     fn recorded(wallet_id: &str, version: u64, kind: EventKind, after: &str) -> RecordedEvent {
-        let amount = match &kind {
-            EventKind::WalletCreated { .. } => balance(after),
-            EventKind::OverdraftLimitSet { .. }
-            | EventKind::WalletFrozen
-            | EventKind::WalletUnfrozen
-            | EventKind::WalletClosed => Balance::ZERO,
-            EventKind::WalletCredited { amount, .. }
-            | EventKind::WalletDebited { amount, .. }
-            | EventKind::TransferSent { amount, .. }
-            | EventKind::TransferReceived { amount, .. }
-            | EventKind::TransferReversed { amount, .. }
-            | EventKind::HoldPlaced { amount, .. }
-            | EventKind::HoldCaptured { amount, .. }
-            | EventKind::HoldCaptureReceived { amount, .. }
-            | EventKind::HoldVoided { amount, .. }
-            | EventKind::HoldExpired { amount, .. } => Balance::from(*amount),
-        };
         RecordedEvent {
             position: version * 10,
             stream_version: version,
@@ -392,7 +375,6 @@ mod tests {
                     .with_ymd_and_hms(2025, 1, 1, 0, 0, u32::try_from(version).unwrap_or(0))
                     .single()
                     .expect("valid instant"),
-                amount,
                 balance_after: balance(after),
                 metadata: EventMetadata::default(),
                 kind,
@@ -404,6 +386,7 @@ mod tests {
         let owner_id = OwnerId::parse(owner).expect("test owner");
         let kind = EventKind::WalletCreated {
             owner_id,
+            opening_balance: balance(opening),
             overdraft_limit: Balance::ZERO,
         };
         recorded(wallet_id, 1, kind, opening)
