@@ -34,6 +34,7 @@ use wallet_domain::{Balance, OwnerId, WalletId};
 
 pub use crate::elasticsearch::{ElasticsearchIndex, REQUEST_TIMEOUT_MS_DEFAULT};
 pub use crate::embedded::EmbeddedSearchIndex;
+pub use crate::query::Page;
 
 /// Transactions one query returns when the caller names no limit.
 pub const TRANSACTIONS_LIMIT_DEFAULT: usize = 50;

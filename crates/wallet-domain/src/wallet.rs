@@ -590,6 +590,7 @@ fn insufficient(wallet: &Wallet, amount: &Amount) -> DomainError {
         balance: wallet.available_balance().value(),
         requested: amount.value(),
         overdraft_limit: wallet.overdraft_limit.value(),
+        held: wallet.held_balance.value(),
     }
 }
 

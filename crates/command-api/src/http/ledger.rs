@@ -171,7 +171,7 @@ impl EntryParams {
     ))]
 pub async fn wallet_entries(
     caller: Caller,
-    path: web::Path<String>,
+    path: path::Parameter,
     params: web::Query<EntryParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -250,7 +250,7 @@ impl WalletSummaryResponse {
               (status = 503, description = "Storage unavailable", body = ErrorBody)))]
 pub async fn wallet_summary(
     caller: Caller,
-    path: web::Path<String>,
+    path: path::Parameter,
     params: web::Query<SummaryAsOfParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -303,7 +303,7 @@ pub async fn wallet_summary(
               (status = 400, description = "Not a reference id: the message says what is accepted", body = ErrorBody)))]
 pub async fn reference_entries(
     caller: Caller,
-    path: web::Path<String>,
+    path: path::Parameter,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     // A transfer's entries are both wallets': an operator's read.
@@ -329,7 +329,7 @@ pub async fn reference_entries(
         }
     }
     Ok(HttpResponse::Ok().json(json!({
-        "referenceId": path.as_str(),
+        "referenceId": &*path,
         "count": entries.len(),
         "transactions": entries,
     })))
