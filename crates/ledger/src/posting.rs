@@ -165,6 +165,15 @@ impl Account {
         }
     }
 
+    /// The names of a wallet's two accounts, its own and its held
+    /// sub-account: what a wallet's entries and totals are read from.
+    pub(crate) fn names_of_wallet(wallet_id: &WalletId) -> [String; 2] {
+        [
+            Account::Wallet(wallet_id.clone()).to_string(),
+            Account::Held(wallet_id.clone()).to_string(),
+        ]
+    }
+
     /// The wallet of either of its two accounts.
     pub fn owning_wallet(&self) -> Option<&WalletId> {
         match self {
