@@ -664,7 +664,7 @@ pub async fn a_batch_larger_than_one_bulk_request_is_indexed_whole(index: Arc<dy
 
 /// Hold events are transactions of their own types: a hold placed shows the
 /// amount held and the balance unchanged, a capture the amount taken and
-/// the balance after it.
+/// the balance after it; each carries its hold's id, which a search finds.
 pub async fn hold_events_are_transactions_in_the_history(index: Arc<dyn SearchIndex>) {
     index.ensure_indices().await.expect("ensure_indices");
     let hold_id = HoldId::parse("hold-7").expect("hold id");
@@ -715,6 +715,17 @@ pub async fn hold_events_are_transactions_in_the_history(index: Arc<dyn SearchIn
     assert_eq!(history.items[1].balance_after.to_string(), "100.00");
     assert_eq!(history.items[0].balance_after.to_string(), "90.00");
     assert_eq!(history.items[1].description.as_deref(), Some("Hotel"));
+    let holds: Vec<_> = history
+        .items
+        .iter()
+        .map(|item| item.hold_id.clone())
+        .collect();
+    assert_eq!(holds, [Some(hold_id.clone()), Some(hold_id), None]);
+    // The hold's id is a whole id a search finds exactly.
+    assert_eq!(
+        types_of(&*index, text("hold-7")).await,
+        ["HoldCaptured", "HoldPlaced"]
+    );
 }
 
 /// One `#[tokio::test]` per scenario, each calling `$harness(scenario)`.

@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
-use wallet_domain::{Balance, EventKind, OwnerId, WalletId};
+use wallet_domain::{Balance, EventKind, HoldId, OwnerId, WalletId};
 
 use crate::{IndexedWallet, SearchIndexError, Transaction};
 
@@ -21,7 +21,10 @@ const CENTS_PER_UNIT: Decimal = Decimal::ONE_HUNDRED;
 /// Fields added to the transactions mapping after its first version, put on
 /// an index created before them (adding a field to a mapping is allowed).
 pub(crate) fn transactions_mapping_additions() -> Value {
-    json!({ "properties": { "principal": { "type": "keyword" } } })
+    json!({ "properties": {
+        "principal": { "type": "keyword" },
+        "holdId": { "type": "keyword" }
+    } })
 }
 
 /// `dynamic: strict`: a field the mapping does not name is refused, not guessed.
@@ -61,7 +64,8 @@ pub(crate) fn transactions_mapping() -> Value {
                 "occurredAt": { "type": "date" },
                 "position": { "type": "long" },
                 "streamVersion": { "type": "long" },
-                "principal": { "type": "keyword" }
+                "principal": { "type": "keyword" },
+                "holdId": { "type": "keyword" }
             }
         }
     })
@@ -103,6 +107,9 @@ pub(crate) struct TransactionSource {
     pub stream_version: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
+    /// The hold of a hold event; absent on every other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -270,6 +277,7 @@ fn transaction_source(
         position: recorded.position,
         stream_version: recorded.stream_version,
         principal: event.metadata.principal.clone(),
+        hold_id: event.kind.hold_id().map(ToString::to_string),
     })
 }
 
@@ -314,6 +322,11 @@ impl TryFrom<TransactionSource> for Transaction {
             position: source.position,
             stream_version: source.stream_version,
             principal: source.principal,
+            hold_id: source
+                .hold_id
+                .as_deref()
+                .map(|text| HoldId::parse(text).map_err(|_| corrupt("hold id", text)))
+                .transpose()?,
         })
     }
 }

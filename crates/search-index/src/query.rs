@@ -115,7 +115,13 @@ pub(crate) fn words(text: &str) -> impl Iterator<Item = &str> {
 
 /// Identifier fields the free text is also compared with, whole and exact,
 /// so a transfer id or a wallet id pasted into `q` finds its transactions.
-const TEXT_IDENTIFIER_FIELDS: [&str; 4] = ["id", "walletId", "counterpartyWalletId", "transferId"];
+const TEXT_IDENTIFIER_FIELDS: [&str; 5] = [
+    "id",
+    "walletId",
+    "counterpartyWalletId",
+    "transferId",
+    "holdId",
+];
 
 /// The text matches when the description holds every word of it (see
 /// [`words`]), or when it is exactly one of the identifiers.

@@ -677,3 +677,43 @@ async fn a_wallets_holds_come_in_pages_like_its_transactions() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn hold_events_in_the_history_and_the_search_carry_their_hold_id() {
+    let app = app_with_a_hold().await;
+    let (status, body) = capture(&app, "h-1", json!({"amount": 5})).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, history) = read(&app, "/wallets/w/transactions").await;
+    assert_eq!(status, 200, "{history}");
+    let items = history["transactions"].as_array().expect("transactions");
+    let holds: Vec<(&str, Option<&str>)> = items
+        .iter()
+        .map(|item| {
+            (
+                item["type"].as_str().expect("a type"),
+                item["holdId"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        holds,
+        [
+            ("HoldCaptured", Some("h-1")),
+            ("HoldPlaced", Some("h-1")),
+            ("WalletCreated", None)
+        ]
+    );
+    assert!(
+        items[2].get("holdId").is_none(),
+        "absent, not null: {history}"
+    );
+    let (status, found) = read(&app, "/transactions?q=h-1").await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["count"], 2, "{found}");
+    assert!(found["transactions"]
+        .as_array()
+        .expect("transactions")
+        .iter()
+        .all(|item| item["holdId"] == "h-1"));
+    app.stop().await;
+}
