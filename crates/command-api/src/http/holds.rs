@@ -218,7 +218,8 @@ pub async fn void_hold(
     .await
 }
 
-/// One hold, as it stands now (read from its wallet's stream).
+/// One hold, as it stands now (read from its wallet's newest snapshot on,
+/// or its whole stream for a hold settled before that snapshot).
 #[utoipa::path(
     get, path = "/holds/{holdId}", tag = "holds",
     params(("holdId" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")),
@@ -238,11 +239,12 @@ pub async fn get_hold(
         owner_id,
     })
     .await?;
-    let holds = state.wallets.holds_of(&wallet_id, Utc::now()).await?;
-    let hold = holds
-        .and_then(|(_, holds)| holds.get(&hold_id).map(HoldResponse::from))
+    let hold = state
+        .wallets
+        .hold(&wallet_id, &hold_id, Utc::now())
+        .await?
         .ok_or_else(|| hold_not_found(&hold_id))?;
-    Ok(HttpResponse::Ok().json(hold))
+    Ok(HttpResponse::Ok().json(HoldResponse::from(&hold)))
 }
 
 /// The filter and the page of a wallet's holds, as text: the page by the

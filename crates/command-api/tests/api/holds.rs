@@ -717,3 +717,37 @@ async fn hold_events_in_the_history_and_the_search_carry_their_hold_id() {
         .all(|item| item["holdId"] == "h-1"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_hold_reads_the_same_before_and_after_a_snapshot_of_its_wallet() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(1000)).await;
+    for (hold, amount) in [("settled", 1), ("across", 2)] {
+        let (status, body) = place(&app, "w", json!({"amount": amount, "holdId": hold})).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    assert_eq!(void(&app, "settled").await.0, 201);
+    // Enough events that a snapshot of the wallet is stored after them.
+    let events = usize::try_from(event_store::SNAPSHOT_INTERVAL_EVENTS).expect("small");
+    for _ in 0..events {
+        assert_eq!(app.credit("w", json!(1)).await.status(), 201);
+    }
+    let (status, body) = capture(&app, "across", json!({"amount": 1.5})).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, settled) = read(&app, "/holds/settled").await;
+    assert_eq!(
+        (status, &settled["status"]),
+        (200, &json!("VOIDED")),
+        "{settled}"
+    );
+    let (status, across) = read(&app, "/holds/across").await;
+    assert_eq!(
+        (status, &across["status"]),
+        (200, &json!("CAPTURED")),
+        "{across}"
+    );
+    assert_eq!(money(&across, "capturedAmount"), "1.50", "{across}");
+    let (status, _) = read(&app, "/holds/never").await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
