@@ -154,7 +154,7 @@ pub async fn place_hold(
     params(("holdId" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")),
     responses(
         (status = 201, description = "Captured: the hold, CAPTURED", body = HoldResponse),
-        (status = 400, description = "Invalid input (the message names the field), more than the held amount, or toWalletId the hold's own wallet", body = ErrorBody),
+        (status = 400, description = "Invalid input (the message names the field; a malformed body is refused before the hold is looked up, as on the wallet endpoints), a holdId that is not UTF-8, more than the held amount, or toWalletId the hold's own wallet", body = ErrorBody),
         (status = 404, description = "Hold not found, or toWalletId not found", body = ErrorBody),
         (status = 409, description = "Hold not PENDING (captured, voided or expired), a wallet frozen or closed, or a wallet changed too often while this request ran", body = ErrorBody),
     )

@@ -161,12 +161,14 @@ impl EntryParams {
     }
 }
 
-/// Entries on one wallet's account.
+/// Entries on one wallet's two accounts: its own and its held sub-account
+/// `held:<id>` (a hold placed or released shows both sides, a capture its
+/// posting out of `held:<id>`).
 #[utoipa::path(get, path = "/ledger/wallet/{walletId}", tag = "ledger",
     params(("walletId" = String, Path), EntryParams),
     responses(
-        (status = 200, description = "{walletId, count, transactions}, newest first"),
-        (status = 400, description = "Invalid filter or paging: the message names the parameter", body = ErrorBody),
+        (status = 200, description = "{walletId, count, transactions}: the entries of wallet:<id> and held:<id>, newest first"),
+        (status = 400, description = "Invalid filter or paging, or a walletId that is not UTF-8: the message names the parameter", body = ErrorBody),
         (status = 404, description = "Not a wallet id", body = ErrorBody),
     ))]
 pub async fn wallet_entries(
