@@ -382,6 +382,60 @@ pub async fn holds_move_money_through_the_held_account_and_everything_still_sums
         .any(|entry| entry.account == Account::Held(wallet("w-1"))));
 }
 
+/// A wallet's entries include its held sub-account's: a capture, which posts
+/// out of `held:<id>` only, is among them, and the entries of both accounts
+/// sum to the wallet's balance.
+pub async fn a_wallets_entries_include_its_held_sub_account(ledger: Arc<dyn LedgerUnderTest>) {
+    let hold_id = HoldId::parse("h-1").expect("hold id");
+    let mut log = EventLog::default();
+    log.create("w-1", "100");
+    log.decide(
+        "w-1",
+        CommandKind::PlaceHold {
+            hold_id: hold_id.clone(),
+            amount: amount("25"),
+            expires_at: None,
+            description: None,
+        },
+    );
+    log.decide(
+        "w-1",
+        CommandKind::CaptureHold {
+            hold_id,
+            amount: Some(amount("10")),
+            to_wallet_id: None,
+            description: None,
+        },
+    );
+    ledger.post(&log.recorded, None).await.expect("post");
+
+    let entries = ledger
+        .wallet_entries(wallet_query("w-1", EntryFilter::default()))
+        .await
+        .expect("entries");
+    assert_eq!(signed_sum(&entries), money("90.00"), "{entries:?}");
+    let captures = ledger
+        .wallet_entries(wallet_query(
+            "w-1",
+            EntryFilter {
+                transaction_type: Some(TransactionType::HoldCaptured),
+                ..EntryFilter::default()
+            },
+        ))
+        .await
+        .expect("captures");
+    assert!(
+        captures
+            .iter()
+            .any(|entry| entry.account == Account::Held(wallet("w-1"))
+                && entry.amount == money("25.00")),
+        "the capture's posting out of the held sub-account: {captures:?}"
+    );
+    assert!(entries
+        .iter()
+        .all(|entry| entry.account.owning_wallet() == Some(&wallet("w-1"))));
+}
+
 /// An overdraft posts like any debit and leaves the wallet's account below
 /// zero; a limit, a freeze and a closing are transactions with no entries.
 pub async fn overdrafts_post_like_debits_and_wallet_updates_move_no_money(
@@ -1032,6 +1086,7 @@ macro_rules! ledger_conformance_tests {
             an_overdrawn_wallet_has_a_negative_ledger_balance,
             a_summary_as_of_a_moment_counts_what_occurred_until_then,
             holds_move_money_through_the_held_account_and_everything_still_sums_to_zero,
+            a_wallets_entries_include_its_held_sub_account,
         );
     };
     (@each $harness:path; $($scenario:ident),+ $(,)?) => {

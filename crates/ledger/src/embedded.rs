@@ -485,9 +485,12 @@ impl Ledger for EmbeddedLedger {
         &self,
         query: WalletEntriesQuery,
     ) -> Result<Vec<LedgerEntry>, LedgerError> {
-        let account = Account::Wallet(query.wallet_id).to_string();
+        let [wallet, held] = Account::names_of_wallet(&query.wallet_id);
         let selection = Selection::default()
-            .with("e.account = ?", Value::Text(account))
+            .with_values(
+                "e.account IN (?, ?)",
+                [Value::Text(wallet), Value::Text(held)],
+            )
             .filtered(&query.filter);
         self.readers
             .read(move |connection| selection.select(connection))
@@ -529,10 +532,7 @@ impl Ledger for EmbeddedLedger {
         wallet_id: &WalletId,
         at: Option<DateTime<Utc>>,
     ) -> Result<WalletSummary, LedgerError> {
-        let accounts = [
-            Account::Wallet(wallet_id.clone()).to_string(),
-            Account::Held(wallet_id.clone()).to_string(),
-        ];
+        let accounts = Account::names_of_wallet(wallet_id);
         let until_us = at.map_or(i64::MAX, |at| at.timestamp_micros());
         self.readers
             .read(move |connection| wallet_totals(connection, &accounts, until_us))

@@ -389,7 +389,9 @@ pub trait Ledger: Send + Sync {
     /// The stored checkpoint (0 when none).
     async fn checkpoint(&self) -> Result<u64, LedgerError>;
 
-    /// The entries on `wallet:<id>`, filtered and paged.
+    /// The entries on the wallet's two accounts, `wallet:<id>` and its held
+    /// sub-account `held:<id>` (a hold placed or released shows both sides,
+    /// a capture its posting out of `held:<id>`), filtered and paged.
     async fn wallet_entries(
         &self,
         query: WalletEntriesQuery,

@@ -303,6 +303,12 @@ impl Selection {
         self
     }
 
+    /// Closes the parenthesis the last condition opened.
+    fn closed(mut self) -> Self {
+        self.builder.push(")");
+        self
+    }
+
     fn filtered(mut self, filter: &EntryFilter) -> Self {
         if let Some(transaction_type) = filter.transaction_type {
             self = self.with("t.transaction_type = ", transaction_type.as_str());
@@ -491,9 +497,12 @@ impl Ledger for PostgresLedger {
         &self,
         query: WalletEntriesQuery,
     ) -> Result<Vec<LedgerEntry>, LedgerError> {
-        let account = Account::Wallet(query.wallet_id).to_string();
         Selection::new()
-            .with("e.account = ", account)
+            .with(
+                "e.account = ANY(",
+                Account::names_of_wallet(&query.wallet_id).to_vec(),
+            )
+            .closed()
             .filtered(&query.filter)
             .select(&self.pool)
             .await

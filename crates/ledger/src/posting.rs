@@ -165,6 +165,15 @@ impl Account {
         }
     }
 
+    /// The names of a wallet's two accounts, its own and its held
+    /// sub-account: what a wallet's entries and totals are read from.
+    pub(crate) fn names_of_wallet(wallet_id: &WalletId) -> [String; 2] {
+        [
+            Account::Wallet(wallet_id.clone()).to_string(),
+            Account::Held(wallet_id.clone()).to_string(),
+        ]
+    }
+
     /// The wallet of either of its two accounts.
     pub fn owning_wallet(&self) -> Option<&WalletId> {
         match self {
@@ -323,7 +332,7 @@ fn plain_entries(event: &WalletEvent) -> (TransactionType, Vec<Posting>) {
     };
     // Money into the wallet is positive for it, and the counter account gives it.
     let wallet_amount = event.signed_amount();
-    let entries = if event.amount.value().is_zero() {
+    let entries = if event.amount().value().is_zero() {
         Vec::new()
     } else {
         vec![
@@ -349,7 +358,7 @@ fn hold_entries(event: &WalletEvent) -> (TransactionType, Vec<Posting>) {
         account: account.clone(),
         amount,
     };
-    let moved = event.amount.value();
+    let moved = event.amount().value();
     match &event.kind {
         EventKind::HoldPlaced { .. } => (
             TransactionType::HoldPlaced,
@@ -447,8 +456,7 @@ mod tests {
         Amount::parse("amount", cents(value)).expect("test amount")
     }
 
-    fn recorded(wallet: &str, moved: Decimal, kind: EventKind) -> RecordedEvent {
-        let amount = Balance::opening("amount", moved).expect("test balance");
+    fn recorded(wallet: &str, kind: EventKind) -> RecordedEvent {
         RecordedEvent {
             position: 7,
             stream_version: 1,
@@ -459,9 +467,8 @@ mod tests {
                     .with_ymd_and_hms(2025, 10, 23, 10, 0, 0)
                     .single()
                     .expect("time"),
-                amount,
                 // The posting rules never read the resulting balance.
-                balance_after: amount,
+                balance_after: Balance::ZERO,
                 metadata: EventMetadata::default(),
                 kind,
             },
@@ -471,9 +478,9 @@ mod tests {
     fn created(wallet: &str, opening: i64) -> RecordedEvent {
         recorded(
             wallet,
-            cents(opening),
             EventKind::WalletCreated {
                 owner_id: OwnerId::parse("owner-1").expect("owner"),
+                opening_balance: Balance::opening("opening", cents(opening)).expect("test balance"),
                 overdraft_limit: Balance::ZERO,
             },
         )
@@ -482,7 +489,6 @@ mod tests {
     fn sent(from: &str, to: &str, transfer_id: Uuid, value: i64) -> RecordedEvent {
         recorded(
             from,
-            cents(value),
             EventKind::TransferSent {
                 transfer_id,
                 to_wallet_id: wallet_id(to),
@@ -495,7 +501,6 @@ mod tests {
     fn received(to: &str, from: &str, transfer_id: Uuid, value: i64) -> RecordedEvent {
         recorded(
             to,
-            cents(value),
             EventKind::TransferReceived {
                 transfer_id,
                 from_wallet_id: wallet_id(from),
@@ -547,7 +552,7 @@ mod tests {
             (EventKind::WalletUnfrozen, "Wallet unfrozen"),
             (EventKind::WalletClosed, "Wallet closed"),
         ] {
-            let transaction = postings(&recorded("w-1", Decimal::ZERO, kind));
+            let transaction = postings(&recorded("w-1", kind));
             assert_eq!(transaction.transaction_type, TransactionType::WalletUpdated);
             assert_eq!(transaction.description, text);
             assert!(transaction.entries.is_empty());
@@ -565,7 +570,6 @@ mod tests {
     fn credit_and_debit_move_money_against_settlement() {
         let credit = recorded(
             "w-1",
-            cents(5_000),
             EventKind::WalletCredited {
                 amount: amount(5_000),
                 description: Some(Description::parse("Deposit").expect("description")),
@@ -584,7 +588,6 @@ mod tests {
 
         let debit = recorded(
             "w-1",
-            cents(3_000),
             EventKind::WalletDebited {
                 amount: amount(3_000),
                 description: None,
@@ -635,7 +638,6 @@ mod tests {
         let out = postings(&sent("w-1", "w-2", transfer_id, 2_500));
         let back = postings(&recorded(
             "w-1",
-            cents(2_500),
             EventKind::TransferReversed {
                 transfer_id,
                 to_wallet_id: wallet_id("w-2"),
@@ -709,7 +711,7 @@ mod tests {
                 amount: amount(value),
             },
         };
-        recorded("w-1", cents(value), kind)
+        recorded("w-1", kind)
     }
 
     fn any_event() -> impl Strategy<Value = RecordedEvent> {
@@ -722,7 +724,6 @@ mod tests {
                 0 => created("w-1", value),
                 1 => recorded(
                     "w-1",
-                    cents(value),
                     EventKind::WalletCredited {
                         amount: amount(value),
                         description: None,
@@ -730,7 +731,6 @@ mod tests {
                 ),
                 2 => recorded(
                     "w-1",
-                    cents(value),
                     EventKind::WalletDebited {
                         amount: amount(value),
                         description: None,

@@ -55,18 +55,9 @@ pub struct Streams {
 }
 
 impl Streams {
+    /// The next event of `wallet_id`'s stream, moving its balance by
+    /// `moved_cents` (zero for a hold placed or voided: its amount is the kind's).
     fn record(&mut self, wallet_id: &str, moved_cents: i64, kind: EventKind) -> RecordedEvent {
-        self.record_amount(wallet_id, moved_cents, moved_cents.abs(), kind)
-    }
-
-    /// An event whose `amount` is not what it moves (a hold's).
-    fn record_amount(
-        &mut self,
-        wallet_id: &str,
-        moved_cents: i64,
-        amount_cents: i64,
-        kind: EventKind,
-    ) -> RecordedEvent {
         let wallet_id = wallet(wallet_id);
         let (version, cents) = self.balances.entry(wallet_id.clone()).or_default();
         *version += 1;
@@ -80,7 +71,6 @@ impl Streams {
                 event_id: uuid::Uuid::new_v4(),
                 wallet_id,
                 occurred_at: start_time() + Duration::minutes(minutes),
-                amount: balance(amount_cents),
                 balance_after: balance(*cents),
                 metadata: EventMetadata::default(),
                 kind,
@@ -93,6 +83,7 @@ impl Streams {
     pub fn create(&mut self, wallet_id: &str, owner_id: &str, opening_cents: i64) -> RecordedEvent {
         let kind = EventKind::WalletCreated {
             owner_id: owner(owner_id),
+            opening_balance: balance(opening_cents),
             overdraft_limit: Balance::ZERO,
         };
         self.record(wallet_id, opening_cents, kind)
@@ -122,7 +113,7 @@ impl Streams {
             expires_at: None,
             description: None,
         };
-        self.record_amount(wallet_id, 0, cents, kind)
+        self.record(wallet_id, 0, kind)
     }
 
     /// `captured` cents of a hold of `held` cents taken out, the rest released.
@@ -149,7 +140,7 @@ impl Streams {
             hold_id: HoldId::parse(hold_id).expect("hold id"),
             amount: Amount::try_from(Decimal::new(cents, 2)).expect("amount"),
         };
-        self.record_amount(wallet_id, 0, cents, kind)
+        self.record(wallet_id, 0, kind)
     }
 
     /// An event that moves no money: a limit, a freeze, an unfreeze, a closing.

@@ -71,7 +71,6 @@ struct EventAt {
     stream_version: u64,
     wallet_id: &'static str,
     occurred_at: DateTime<Utc>,
-    amount: Balance,
     balance_after: Balance,
     kind: EventKind,
 }
@@ -84,7 +83,6 @@ fn recorded(at: EventAt) -> RecordedEvent {
             event_id: Uuid::now_v7(),
             wallet_id: wallet(at.wallet_id),
             occurred_at: at.occurred_at,
-            amount: at.amount,
             balance_after: at.balance_after,
             metadata: EventMetadata {
                 principal: Some(PRINCIPAL.into()),
@@ -108,10 +106,10 @@ fn created(
         stream_version: 1,
         wallet_id,
         occurred_at,
-        amount: balance(opening),
         balance_after: balance(opening),
         kind: EventKind::WalletCreated {
             owner_id: owner(owner_id),
+            opening_balance: balance(opening),
             overdraft_limit: Balance::ZERO,
         },
     })
@@ -129,7 +127,6 @@ pub fn history_of_two_wallets() -> Vec<RecordedEvent> {
             stream_version: 2,
             wallet_id: WALLET_A,
             occurred_at: day(3),
-            amount: balance("1000000000000.00"),
             balance_after: balance("1000000000000.00"),
             kind: EventKind::WalletCredited {
                 amount: amount("1000000000000.00"),
@@ -141,7 +138,6 @@ pub fn history_of_two_wallets() -> Vec<RecordedEvent> {
             stream_version: 3,
             wallet_id: WALLET_A,
             occurred_at: day(4),
-            amount: balance("0.10"),
             balance_after: balance("999999999999.90"),
             kind: EventKind::WalletDebited {
                 amount: amount("0.10"),
@@ -153,7 +149,6 @@ pub fn history_of_two_wallets() -> Vec<RecordedEvent> {
             stream_version: 4,
             wallet_id: WALLET_A,
             occurred_at: day(5),
-            amount: balance("250.00"),
             balance_after: balance("999999999749.90"),
             kind: EventKind::TransferSent {
                 transfer_id,
@@ -167,7 +162,6 @@ pub fn history_of_two_wallets() -> Vec<RecordedEvent> {
             stream_version: 2,
             wallet_id: WALLET_B,
             occurred_at: day(5),
-            amount: balance("250.00"),
             balance_after: balance("250.10"),
             kind: EventKind::TransferReceived {
                 transfer_id,
@@ -454,7 +448,6 @@ fn credits_described(descriptions: &[&str]) -> Vec<RecordedEvent> {
             stream_version: position,
             wallet_id: WALLET_A,
             occurred_at: day(2),
-            amount: balance("1.00"),
             balance_after: Balance::try_from(after).expect("a balance"),
             kind: EventKind::WalletCredited {
                 amount: amount("1.00"),
@@ -640,7 +633,6 @@ pub async fn a_batch_larger_than_one_bulk_request_is_indexed_whole(index: Arc<dy
             stream_version: version,
             wallet_id: WALLET_A,
             occurred_at: day(1) + Duration::seconds(cents),
-            amount: balance("0.01"),
             balance_after: Balance::try_from(Decimal::new(cents, 2)).expect("balance"),
             kind: EventKind::WalletCredited {
                 amount: amount("0.01"),
@@ -672,17 +664,16 @@ pub async fn a_batch_larger_than_one_bulk_request_is_indexed_whole(index: Arc<dy
 
 /// Hold events are transactions of their own types: a hold placed shows the
 /// amount held and the balance unchanged, a capture the amount taken and
-/// the balance after it.
+/// the balance after it; each carries its hold's id, which a search finds.
 pub async fn hold_events_are_transactions_in_the_history(index: Arc<dyn SearchIndex>) {
     index.ensure_indices().await.expect("ensure_indices");
     let hold_id = HoldId::parse("hold-7").expect("hold id");
-    let event = |position, kind, moved: &str, after: &str| {
+    let event = |position, kind, after: &str| {
         recorded(EventAt {
             position,
             stream_version: position,
             wallet_id: WALLET_A,
             occurred_at: day(1) + Duration::minutes(i64::try_from(position).expect("small")),
-            amount: balance(moved),
             balance_after: balance(after),
             kind,
         })
@@ -697,7 +688,6 @@ pub async fn hold_events_are_transactions_in_the_history(index: Arc<dyn SearchIn
                 expires_at: None,
                 description: description("Hotel"),
             },
-            "25.00",
             "100.00",
         ),
         event(
@@ -709,7 +699,6 @@ pub async fn hold_events_are_transactions_in_the_history(index: Arc<dyn SearchIn
                 to_wallet_id: None,
                 description: None,
             },
-            "10.00",
             "90.00",
         ),
     ];
@@ -726,6 +715,17 @@ pub async fn hold_events_are_transactions_in_the_history(index: Arc<dyn SearchIn
     assert_eq!(history.items[1].balance_after.to_string(), "100.00");
     assert_eq!(history.items[0].balance_after.to_string(), "90.00");
     assert_eq!(history.items[1].description.as_deref(), Some("Hotel"));
+    let holds: Vec<_> = history
+        .items
+        .iter()
+        .map(|item| item.hold_id.clone())
+        .collect();
+    assert_eq!(holds, [Some(hold_id.clone()), Some(hold_id), None]);
+    // The hold's id is a whole id a search finds exactly.
+    assert_eq!(
+        types_of(&*index, text("hold-7")).await,
+        ["HoldCaptured", "HoldPlaced"]
+    );
 }
 
 /// One `#[tokio::test]` per scenario, each calling `$harness(scenario)`.

@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
-use wallet_domain::{Balance, EventKind, OwnerId, WalletId};
+use wallet_domain::{Balance, EventKind, HoldId, OwnerId, WalletId};
 
 use crate::{IndexedWallet, SearchIndexError, Transaction};
 
@@ -21,7 +21,10 @@ const CENTS_PER_UNIT: Decimal = Decimal::ONE_HUNDRED;
 /// Fields added to the transactions mapping after its first version, put on
 /// an index created before them (adding a field to a mapping is allowed).
 pub(crate) fn transactions_mapping_additions() -> Value {
-    json!({ "properties": { "principal": { "type": "keyword" } } })
+    json!({ "properties": {
+        "principal": { "type": "keyword" },
+        "holdId": { "type": "keyword" }
+    } })
 }
 
 /// `dynamic: strict`: a field the mapping does not name is refused, not guessed.
@@ -61,7 +64,8 @@ pub(crate) fn transactions_mapping() -> Value {
                 "occurredAt": { "type": "date" },
                 "position": { "type": "long" },
                 "streamVersion": { "type": "long" },
-                "principal": { "type": "keyword" }
+                "principal": { "type": "keyword" },
+                "holdId": { "type": "keyword" }
             }
         }
     })
@@ -103,6 +107,9 @@ pub(crate) struct TransactionSource {
     pub stream_version: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
+    /// The hold of a hold event; absent on every other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -257,8 +264,8 @@ fn transaction_source(
         wallet_id: event.wallet_id.to_string(),
         owner_id: owner_id.to_string(),
         transaction_type: event.type_name().to_owned(),
-        amount: event.amount.to_string(),
-        amount_cents: exact_cents(event.amount)?,
+        amount: event.amount().to_string(),
+        amount_cents: exact_cents(event.amount())?,
         balance_after: event.balance_after.to_string(),
         counterparty_wallet_id: counterparty,
         transfer_id: event.kind.transfer_id(),
@@ -270,6 +277,7 @@ fn transaction_source(
         position: recorded.position,
         stream_version: recorded.stream_version,
         principal: event.metadata.principal.clone(),
+        hold_id: event.kind.hold_id().map(ToString::to_string),
     })
 }
 
@@ -314,6 +322,11 @@ impl TryFrom<TransactionSource> for Transaction {
             position: source.position,
             stream_version: source.stream_version,
             principal: source.principal,
+            hold_id: source
+                .hold_id
+                .as_deref()
+                .map(|text| HoldId::parse(text).map_err(|_| corrupt("hold id", text)))
+                .transpose()?,
         })
     }
 }
@@ -365,23 +378,6 @@ mod tests {
     }
 
     fn recorded(wallet_id: &str, version: u64, kind: EventKind, after: &str) -> RecordedEvent {
-        let amount = match &kind {
-            EventKind::WalletCreated { .. } => balance(after),
-            EventKind::OverdraftLimitSet { .. }
-            | EventKind::WalletFrozen
-            | EventKind::WalletUnfrozen
-            | EventKind::WalletClosed => Balance::ZERO,
-            EventKind::WalletCredited { amount, .. }
-            | EventKind::WalletDebited { amount, .. }
-            | EventKind::TransferSent { amount, .. }
-            | EventKind::TransferReceived { amount, .. }
-            | EventKind::TransferReversed { amount, .. }
-            | EventKind::HoldPlaced { amount, .. }
-            | EventKind::HoldCaptured { amount, .. }
-            | EventKind::HoldCaptureReceived { amount, .. }
-            | EventKind::HoldVoided { amount, .. }
-            | EventKind::HoldExpired { amount, .. } => Balance::from(*amount),
-        };
         RecordedEvent {
             position: version * 10,
             stream_version: version,
@@ -392,7 +388,6 @@ mod tests {
                     .with_ymd_and_hms(2025, 1, 1, 0, 0, u32::try_from(version).unwrap_or(0))
                     .single()
                     .expect("valid instant"),
-                amount,
                 balance_after: balance(after),
                 metadata: EventMetadata::default(),
                 kind,
@@ -404,6 +399,7 @@ mod tests {
         let owner_id = OwnerId::parse(owner).expect("test owner");
         let kind = EventKind::WalletCreated {
             owner_id,
+            opening_balance: balance(opening),
             overdraft_limit: Balance::ZERO,
         };
         recorded(wallet_id, 1, kind, opening)

@@ -35,6 +35,7 @@ use crate::{
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/search_index_0001.sql"),
     include_str!("../../../migrations/embedded/search_index_0002.sql"),
+    include_str!("../../../migrations/embedded/search_index_0003.sql"),
 ];
 const DATABASE_FILE: &str = "search_index.db";
 /// The name the relay logs this sink under.
@@ -42,16 +43,17 @@ pub const SINK_NAME: &str = "search-index";
 
 /// Columns the free text is compared with, whole and exact, besides the
 /// description's words (as the Elasticsearch index's `term` queries).
-const TEXT_IDENTIFIER_COLUMNS: [&str; 4] = [
+const TEXT_IDENTIFIER_COLUMNS: [&str; 5] = [
     "event_id",
     "wallet_id",
     "counterparty_wallet_id",
     "transfer_id",
+    "hold_id",
 ];
 
 const TRANSACTION_COLUMNS: &str = "event_id, wallet_id, owner_id, transaction_type, amount, \
      amount_cents, balance_after, counterparty_wallet_id, transfer_id, description, occurred_at, \
-     position, stream_version, principal";
+     position, stream_version, principal, hold_id";
 
 pub struct EmbeddedSearchIndex {
     writer: SharedWriter,
@@ -163,6 +165,7 @@ fn transaction_row(row: &Row<'_>) -> rusqlite::Result<TransactionSource> {
         position: unsigned_column(row, 11)?,
         stream_version: unsigned_column(row, 12)?,
         principal: row.get(13)?,
+        hold_id: row.get(14)?,
     })
 }
 
@@ -205,8 +208,9 @@ fn write_transaction(connection: &Connection, source: &TransactionSource) -> rus
         .prepare_cached(
             "INSERT OR REPLACE INTO search_transactions (position, event_id, wallet_id, owner_id, \
              transaction_type, amount, amount_cents, balance_after, counterparty_wallet_id, \
-             transfer_id, description, occurred_at, occurred_at_ms, stream_version, principal) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+             transfer_id, description, occurred_at, occurred_at_ms, stream_version, principal, \
+             hold_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         )?
         .execute(params![
             position,
@@ -224,6 +228,7 @@ fn write_transaction(connection: &Connection, source: &TransactionSource) -> rus
             source.occurred_at.timestamp_millis(),
             to_sql_integer(source.stream_version)?,
             source.principal,
+            source.hold_id,
         ])?;
     if let Some(description) = &source.description {
         connection

@@ -30,10 +30,11 @@ use event_store::RecordedEvent;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use uuid::Uuid;
-use wallet_domain::{Balance, OwnerId, WalletId};
+use wallet_domain::{Balance, HoldId, OwnerId, WalletId};
 
 pub use crate::elasticsearch::{ElasticsearchIndex, REQUEST_TIMEOUT_MS_DEFAULT};
 pub use crate::embedded::EmbeddedSearchIndex;
+pub use crate::query::Page;
 
 /// Transactions one query returns when the caller names no limit.
 pub const TRANSACTIONS_LIMIT_DEFAULT: usize = 50;
@@ -58,8 +59,11 @@ pub struct Transaction {
     pub wallet_id: WalletId,
     pub owner_id: OwnerId,
     /// The event type: `WalletCreated`, `WalletCredited`, `WalletDebited`,
-    /// `TransferSent`, `TransferReceived` or `TransferReversed` (a transfer's
-    /// paying half given back because the payee could not be credited).
+    /// `TransferSent`, `TransferReceived`, `TransferReversed` (a transfer's
+    /// paying half given back because the payee could not be credited), or a
+    /// hold's: `HoldPlaced`, `HoldCaptured`, `HoldCaptureReceived`,
+    /// `HoldVoided`, `HoldExpired`; or a control: `OverdraftLimitSet`,
+    /// `WalletFrozen`, `WalletUnfrozen`, `WalletClosed`.
     #[serde(rename = "type")]
     pub transaction_type: String,
     /// The amount moved, never negative; the direction is in the type.
@@ -67,6 +71,9 @@ pub struct Transaction {
     pub balance_after: Balance,
     pub counterparty_wallet_id: Option<WalletId>,
     pub transfer_id: Option<Uuid>,
+    /// The event's own description. `HoldVoided` and `HoldExpired` carry
+    /// none (the event does not repeat its hold's): `None`; the hold's
+    /// description is on its `HoldPlaced`, found by `hold_id`.
     pub description: Option<String>,
     pub occurred_at: DateTime<Utc>,
     /// Global position of the event in the event store.
@@ -75,6 +82,8 @@ pub struct Transaction {
     pub stream_version: u64,
     /// Who caused the event: the principal in its metadata, when there was one.
     pub principal: Option<String>,
+    /// The hold a hold event is about; `None` for every other event.
+    pub hold_id: Option<HoldId>,
 }
 
 /// A wallet as of the newest event the index has applied to it.

@@ -10,15 +10,21 @@ use crate::{
     TRANSACTIONS_LIMIT_DEFAULT, TRANSACTIONS_LIMIT_MAX,
 };
 
-/// A validated page request.
+/// A validated page request of a transaction list, and of any list served
+/// with the same paging (a wallet's holds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Page {
+pub struct Page {
+    /// Items on the page, 1 to [`TRANSACTIONS_LIMIT_MAX`].
     pub limit: usize,
+    /// Items skipped before it; `offset + limit` is at most [`RESULT_WINDOW_MAX`].
     pub offset: usize,
 }
 
 impl Page {
-    pub(crate) fn parse(limit: Option<usize>, offset: usize) -> Result<Self, SearchIndexError> {
+    /// The page of `limit` items ([`TRANSACTIONS_LIMIT_DEFAULT`] when `None`)
+    /// after `offset`; [`SearchIndexError::InvalidQuery`] naming the bound
+    /// when it is past either limit.
+    pub fn parse(limit: Option<usize>, offset: usize) -> Result<Self, SearchIndexError> {
         let limit = limit.unwrap_or(TRANSACTIONS_LIMIT_DEFAULT);
         if limit > TRANSACTIONS_LIMIT_MAX {
             return Err(SearchIndexError::InvalidQuery(format!(
@@ -109,7 +115,13 @@ pub(crate) fn words(text: &str) -> impl Iterator<Item = &str> {
 
 /// Identifier fields the free text is also compared with, whole and exact,
 /// so a transfer id or a wallet id pasted into `q` finds its transactions.
-const TEXT_IDENTIFIER_FIELDS: [&str; 4] = ["id", "walletId", "counterpartyWalletId", "transferId"];
+const TEXT_IDENTIFIER_FIELDS: [&str; 5] = [
+    "id",
+    "walletId",
+    "counterpartyWalletId",
+    "transferId",
+    "holdId",
+];
 
 /// The text matches when the description holds every word of it (see
 /// [`words`]), or when it is exactly one of the identifiers.

@@ -35,13 +35,20 @@ pub enum DomainError {
     WalletNotFound(WalletId),
     /// `balance` is the available balance; `overdraft_limit` how far below
     /// zero it may go (0 for a wallet without overdraft).
-    #[error("Insufficient funds in wallet {wallet_id}: balance {balance}, requested {requested}")]
+    ///
+    /// The message names the available balance when holds reserve part of
+    /// the balance, and keeps the seed's "balance" wording when none does.
+    #[error("Insufficient funds in wallet {wallet_id}: {}, requested {requested}", funds(*.balance, *.held))]
     InsufficientFunds {
         wallet_id: WalletId,
         balance: Decimal,
         requested: Decimal,
         #[serde(default)]
         overdraft_limit: Decimal,
+        /// What the wallet's pending holds reserve (zero in refusals stored
+        /// before it was recorded).
+        #[serde(default)]
+        held: Decimal,
     },
     #[error("Cannot transfer from wallet {0} to itself")]
     SameWalletTransfer(WalletId),
@@ -91,4 +98,14 @@ pub enum DomainError {
     },
     #[error("expiresAt must be in the future")]
     HoldExpiryNotInFuture(HoldId),
+}
+
+/// The funds an insufficient-funds refusal shows: the available balance, and
+/// what is held when anything is.
+fn funds(available: Decimal, held: Decimal) -> String {
+    if held.is_zero() {
+        format!("balance {available}")
+    } else {
+        format!("available balance {available} ({held} held)")
+    }
 }

@@ -31,9 +31,11 @@ pub struct EventMetadata {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {
-    /// The opening balance is the event's `amount`.
+    /// A new wallet holding `opening_balance`.
     WalletCreated {
         owner_id: OwnerId,
+        /// The balance the wallet opens with (the wire's `amount`).
+        opening_balance: Balance,
         /// Zero for wallets created before overdraft limits existed.
         overdraft_limit: Balance,
     },
@@ -122,6 +124,33 @@ impl EventKind {
             EventKind::HoldCaptureReceived { .. } => "HoldCaptureReceived",
             EventKind::HoldVoided { .. } => "HoldVoided",
             EventKind::HoldExpired { .. } => "HoldExpired",
+        }
+    }
+
+    /// The amount the event moved: for a creation, the opening balance; zero
+    /// for an event that moves no money (a limit, a freeze, a closing); for a
+    /// hold's placing, void or expiry the amount held or released (the
+    /// balance stays: see [`WalletEvent::signed_amount`]); for a capture the
+    /// amount captured. This is the wire's `amount`.
+    pub fn amount(&self) -> Balance {
+        match self {
+            EventKind::WalletCreated {
+                opening_balance, ..
+            } => *opening_balance,
+            EventKind::OverdraftLimitSet { .. }
+            | EventKind::WalletFrozen
+            | EventKind::WalletUnfrozen
+            | EventKind::WalletClosed => Balance::ZERO,
+            EventKind::WalletCredited { amount, .. }
+            | EventKind::WalletDebited { amount, .. }
+            | EventKind::TransferSent { amount, .. }
+            | EventKind::TransferReceived { amount, .. }
+            | EventKind::TransferReversed { amount, .. }
+            | EventKind::HoldPlaced { amount, .. }
+            | EventKind::HoldCaptured { amount, .. }
+            | EventKind::HoldCaptureReceived { amount, .. }
+            | EventKind::HoldVoided { amount, .. }
+            | EventKind::HoldExpired { amount, .. } => Balance::from(*amount),
         }
     }
 
@@ -224,12 +253,6 @@ pub struct WalletEvent {
     pub event_id: Uuid,
     pub wallet_id: WalletId,
     pub occurred_at: DateTime<Utc>,
-    /// The amount the event moved; for a creation, the opening balance; zero
-    /// for an event that moves no money (a limit, a freeze, a closing); for
-    /// a hold's placing, void or expiry the amount held or released (the
-    /// balance stays: see [`WalletEvent::signed_amount`]); for a capture the
-    /// amount captured.
-    pub amount: Balance,
     pub balance_after: Balance,
     pub metadata: EventMetadata,
     pub kind: EventKind,
@@ -240,6 +263,12 @@ impl WalletEvent {
         self.kind.type_name()
     }
 
+    /// The amount the event moved, held only by its kind: see
+    /// [`EventKind::amount`].
+    pub fn amount(&self) -> Balance {
+        self.kind.amount()
+    }
+
     /// How the event moved the balance, as seen from this wallet: money in
     /// is positive, money out negative; zero for a hold placed, voided or
     /// expired (it moves money between available and held, not the balance).
@@ -247,11 +276,11 @@ impl WalletEvent {
         match self.kind {
             EventKind::WalletDebited { .. }
             | EventKind::TransferSent { .. }
-            | EventKind::HoldCaptured { .. } => -self.amount.value(),
+            | EventKind::HoldCaptured { .. } => -self.amount().value(),
             EventKind::HoldPlaced { .. }
             | EventKind::HoldVoided { .. }
             | EventKind::HoldExpired { .. } => Decimal::ZERO,
-            _ => self.amount.value(),
+            _ => self.amount().value(),
         }
     }
 
@@ -354,7 +383,7 @@ impl From<&WalletEvent> for EventWire {
             event_id: event.event_id,
             wallet_id: event.wallet_id.clone(),
             occurred_at: event.occurred_at,
-            amount: event.amount,
+            amount: event.amount(),
             balance_after: event.balance_after,
             owner_id,
             overdraft_limit: event.kind.overdraft_limit(),
@@ -417,6 +446,7 @@ impl TryFrom<EventWire> for WalletEvent {
         let kind = match wire.event_type.as_str() {
             "WalletCreated" => EventKind::WalletCreated {
                 owner_id: wire.owner_id.clone().ok_or_else(|| missing("ownerId"))?,
+                opening_balance: wire.amount,
                 overdraft_limit: wire.overdraft_limit.unwrap_or(Balance::ZERO),
             },
             "WalletCredited" => EventKind::WalletCredited {
@@ -483,11 +513,18 @@ impl TryFrom<EventWire> for WalletEvent {
             },
             other => return Err(EventDecodeError::UnknownType(other.to_owned())),
         };
+        // The kind is the only holder of the amount: a wire `amount` it does
+        // not carry (a freeze that claims to move money) is refused, not dropped.
+        if kind.amount() != wire.amount {
+            return Err(EventDecodeError::InvalidField {
+                event_type,
+                field: "amount",
+            });
+        }
         Ok(WalletEvent {
             event_id: wire.event_id,
             wallet_id: wire.wallet_id,
             occurred_at: wire.occurred_at,
-            amount: wire.amount,
             balance_after: wire.balance_after,
             metadata: EventMetadata {
                 idempotency_key: wire.metadata.idempotency_key,

@@ -142,6 +142,21 @@ pub fn hold_after(before: &WalletState, events: &[WalletEvent], hold_id: &HoldId
     holds.remove(hold_id)
 }
 
+/// The hold `hold_id` as it stands at `clock`, from `before` (a state that
+/// keeps it only while it is pending: a snapshot's) and the `events` after it:
+/// `None` when neither has it, so a hold settled before `before` must be
+/// looked for in the whole stream with [`holds_in`].
+pub fn hold_as_of(
+    before: &WalletState,
+    events: &[WalletEvent],
+    hold_id: &HoldId,
+    clock: DateTime<Utc>,
+) -> Option<Hold> {
+    let mut hold = hold_after(before, events, hold_id)?;
+    seen_at(&mut hold, clock);
+    Some(hold)
+}
+
 /// Every hold of one wallet's stream (oldest event first), by id, as they
 /// stand at `clock`: a pending hold whose `expires_at` is at or before
 /// `clock` is `EXPIRED` (updated at its expiry) even before its
@@ -155,14 +170,20 @@ pub fn holds_in<'a>(
         fold_hold(&mut holds, event);
     }
     for hold in holds.values_mut() {
-        if let (HoldStatus::Pending, Some(expires_at)) = (hold.status, hold.expires_at) {
-            if expires_at <= clock {
-                hold.status = HoldStatus::Expired;
-                hold.updated_at = expires_at;
-            }
-        }
+        seen_at(hold, clock);
     }
     holds
+}
+
+/// A pending hold whose `expires_at` is at or before `clock` is `EXPIRED`
+/// (updated at its expiry), whether its `HoldExpired` is stored yet or not.
+fn seen_at(hold: &mut Hold, clock: DateTime<Utc>) {
+    if let (HoldStatus::Pending, Some(expires_at)) = (hold.status, hold.expires_at) {
+        if expires_at <= clock {
+            hold.status = HoldStatus::Expired;
+            hold.updated_at = expires_at;
+        }
+    }
 }
 
 fn fold_hold(holds: &mut BTreeMap<HoldId, Hold>, event: &WalletEvent) {

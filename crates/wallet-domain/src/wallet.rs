@@ -157,7 +157,6 @@ fn expiries_due(state: &WalletState, command: &Command) -> Vec<WalletEvent> {
             event_id: Uuid::new_v5(&command.event_id, hold_id.as_str().as_bytes()),
             wallet_id: wallet.id.clone(),
             occurred_at: command.issued_at,
-            amount: Balance::from(hold.amount),
             balance_after: wallet.balance,
             metadata: command.metadata.clone(),
             kind: EventKind::HoldExpired {
@@ -198,11 +197,10 @@ fn expiry_asked(
 /// The command's own events on a state with no hold due.
 fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>, DomainError> {
     let wallet_id = &command.wallet_id;
-    let event = |amount: Balance, balance_after: Balance, kind: EventKind| WalletEvent {
+    let event = |balance_after: Balance, kind: EventKind| WalletEvent {
         event_id: command.event_id,
         wallet_id: wallet_id.clone(),
         occurred_at: command.issued_at,
-        amount,
         balance_after,
         metadata: command.metadata.clone(),
         kind,
@@ -211,15 +209,10 @@ fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
         WalletState::Open(wallet) => allowed(wallet, needs),
         WalletState::Absent => Err(DomainError::WalletNotFound(wallet_id.clone())),
     };
-    let moved = |amount: &Amount, balance_after: Balance, kind: EventKind| {
-        let amount = Balance::ZERO
-            .checked_add(*amount)
-            .ok_or_else(|| DomainError::BalanceOverflow(wallet_id.clone()))?;
-        Ok(vec![event(amount, balance_after, kind)])
-    };
+    // An event that moves money leaves the balance its decision computed.
+    let moved = |balance_after: Balance, kind: EventKind| Ok(vec![event(balance_after, kind)]);
     // An event that moves no money leaves the balance as it is.
-    let unmoved =
-        |wallet: &Wallet, kind: EventKind| Ok(vec![event(Balance::ZERO, wallet.balance, kind)]);
+    let unmoved = |wallet: &Wallet, kind: EventKind| Ok(vec![event(wallet.balance, kind)]);
 
     match &command.kind {
         CommandKind::Create {
@@ -230,9 +223,9 @@ fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
             WalletState::Open(_) => Err(DomainError::WalletAlreadyExists(wallet_id.clone())),
             WalletState::Absent => Ok(vec![event(
                 *initial_balance,
-                *initial_balance,
                 EventKind::WalletCreated {
                     owner_id: owner_id.clone(),
+                    opening_balance: *initial_balance,
                     overdraft_limit: *overdraft_limit,
                 },
             )]),
@@ -241,7 +234,6 @@ fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
             amount,
             description,
         } => moved(
-            amount,
             credited(open(Needs::NotClosed)?, amount)?,
             EventKind::WalletCredited {
                 amount: *amount,
@@ -252,7 +244,6 @@ fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
             amount,
             description,
         } => moved(
-            amount,
             debited(open(Needs::Active)?, amount)?,
             EventKind::WalletDebited {
                 amount: *amount,
@@ -269,7 +260,6 @@ fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
                 return Err(DomainError::SameWalletTransfer(wallet_id.clone()));
             }
             moved(
-                amount,
                 debited(open(Needs::Active)?, amount)?,
                 EventKind::TransferSent {
                     transfer_id: *transfer_id,
@@ -289,7 +279,6 @@ fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
                 return Err(DomainError::SameWalletTransfer(wallet_id.clone()));
             }
             moved(
-                amount,
                 credited(open(Needs::NotClosed)?, amount)?,
                 EventKind::TransferReceived {
                     transfer_id: *transfer_id,
@@ -309,7 +298,6 @@ fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
                 .wallet()
                 .ok_or_else(|| DomainError::WalletNotFound(wallet_id.clone()))?;
             moved(
-                amount,
                 credited(wallet, amount)?,
                 EventKind::TransferReversed {
                     transfer_id: *transfer_id,
@@ -378,7 +366,6 @@ fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
                 .checked_add(*amount)
                 .ok_or_else(|| DomainError::BalanceOverflow(wallet_id.clone()))?;
             Ok(vec![event(
-                Balance::from(*amount),
                 wallet.balance,
                 EventKind::HoldPlaced {
                     hold_id: hold_id.clone(),
@@ -413,7 +400,6 @@ fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
                 .ok_or_else(overflow)?;
             let balance_after = wallet.balance.checked_sub(captured).ok_or_else(overflow)?;
             Ok(vec![event(
-                Balance::from(captured),
                 balance_after,
                 EventKind::HoldCaptured {
                     hold_id: hold_id.clone(),
@@ -434,7 +420,6 @@ fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
                 return Err(DomainError::SameWalletTransfer(wallet_id.clone()));
             }
             moved(
-                amount,
                 credited(open(Needs::NotClosed)?, amount)?,
                 EventKind::HoldCaptureReceived {
                     hold_id: hold_id.clone(),
@@ -448,7 +433,6 @@ fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
             let wallet = open(Needs::NotClosed)?;
             let hold = pending(wallet, hold_id)?;
             Ok(vec![event(
-                Balance::from(hold.amount),
                 wallet.balance,
                 EventKind::HoldVoided {
                     hold_id: hold_id.clone(),
@@ -606,6 +590,7 @@ fn insufficient(wallet: &Wallet, amount: &Amount) -> DomainError {
         balance: wallet.available_balance().value(),
         requested: amount.value(),
         overdraft_limit: wallet.overdraft_limit.value(),
+        held: wallet.held_balance.value(),
     }
 }
 
@@ -684,6 +669,7 @@ pub fn evolve(state: WalletState, event: &WalletEvent) -> WalletState {
             EventKind::WalletCreated {
                 owner_id,
                 overdraft_limit,
+                ..
             },
         ) => WalletState::Open(Wallet {
             id: event.wallet_id.clone(),

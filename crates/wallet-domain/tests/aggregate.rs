@@ -214,7 +214,7 @@ fn a_wallet_created_with_an_overdraft_limit_may_go_below_zero_down_to_it() {
 fn setting_an_overdraft_limit_moves_no_money_and_lets_transfers_out_overdraw() {
     let events = given_when(&[create("w1", "5")], &set_limit("w1", "100")).expect("limit");
     assert_eq!(events[0].type_name(), "OverdraftLimitSet");
-    assert_eq!(events[0].amount, Balance::ZERO);
+    assert_eq!(events[0].amount(), Balance::ZERO);
     assert_eq!(events[0].balance_after.value().to_string(), "5.00");
     let wallet = state_after(
         &[create("w1", "5"), set_limit("w1", "100")],

@@ -118,6 +118,22 @@ fn debits_and_transfers_out_check_the_available_balance() {
 }
 
 #[test]
+fn a_refusal_on_a_wallet_with_holds_names_the_available_balance() {
+    let given = [create("w1", "100"), place("w1", "h1", "60", None)];
+    let error = given_when(&given, &debit("w1", "40.01")).expect_err("held");
+    assert_eq!(
+        error.to_string(),
+        "Insufficient funds in wallet w1: available balance 40.00 (60.00 held), requested 40.01"
+    );
+    let nothing_held =
+        given_when(&[create("w1", "100")], &debit("w1", "100.01")).expect_err("too much");
+    assert_eq!(
+        nothing_held.to_string(),
+        "Insufficient funds in wallet w1: balance 100.00, requested 100.01"
+    );
+}
+
+#[test]
 fn a_hold_id_is_used_once_per_wallet() {
     let given = [create("w1", "100"), place("w1", "h1", "1", None)];
     let error = given_when(&given, &place("w1", "h1", "1", None)).expect_err("twice");

@@ -7,7 +7,9 @@ use utoipa::openapi::{ObjectBuilder, Type};
 use utoipa::ToSchema;
 use wallet_domain::ids::{DESCRIPTION_LENGTH_MAX, IDENTIFIER_LENGTH_MAX};
 use wallet_domain::money::AMOUNT_MAX;
-use wallet_domain::{Amount, Balance, Description, OwnerId, Wallet, WalletId, WalletStatus};
+use wallet_domain::{
+    Amount, Balance, Description, HoldId, OwnerId, Wallet, WalletId, WalletStatus,
+};
 
 use super::body::JsonObject;
 use super::error::ApiError;
@@ -245,6 +247,13 @@ pub struct TransactionResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "gateway-7")]
     pub principal: Option<String>,
+    /// The hold of a hold event (`HoldPlaced`, `HoldCaptured`,
+    /// `HoldCaptureReceived`, `HoldVoided`, `HoldExpired`); absent on every
+    /// other. A void's or an expiry's `description` is null: the hold's own
+    /// is on its `HoldPlaced`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "hold-7")]
+    pub hold_id: Option<String>,
 }
 
 impl TransactionResponse {
@@ -267,6 +276,7 @@ impl TransactionResponse {
             position: transaction.position,
             stream_version: transaction.stream_version,
             principal: transaction.principal.filter(|_| with_principal),
+            hold_id: transaction.hold_id.as_ref().map(HoldId::to_string),
         }
     }
 }

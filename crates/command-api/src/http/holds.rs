@@ -2,9 +2,12 @@
 //! read by its id alone; the event store's hold directory finds its wallet.
 //! Another owner's hold answers exactly as an unknown one (404).
 
+use std::future::Future;
+
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use identity::{authorize, Action, Refusal};
+use search_index::Page;
 use serde::Deserialize;
 use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::IntoParams;
@@ -17,6 +20,7 @@ use super::error::{ApiError, ErrorBody};
 use super::hold_dto::{CaptureHoldRequest, HoldResponse, PlaceHoldRequest, WalletHoldsResponse};
 use super::path;
 use super::query::{self, Kind, QueryError, Spec};
+use super::transactions;
 use super::wallets::{json_body, optional_json_body, run};
 use crate::startup::AppState;
 use crate::wallets::WalletOperation;
@@ -72,6 +76,34 @@ async fn hold_wallet(
     Ok(wallet_id)
 }
 
+/// Placing, capturing or voiding a hold of `owner_id`'s wallet.
+fn hold_action(owner_id: Option<&str>) -> Action<'_> {
+    Action::Hold { owner_id }
+}
+
+/// The hold's wallet and the request's body, checked in the order the wallet
+/// endpoints check theirs: the body first when what the caller may do does not
+/// depend on the owner (a malformed body is 400 even on an unknown hold, as it
+/// is on an unknown wallet), the hold first when it does (another owner's
+/// hold answers 404 whatever the body, so holds cannot be probed).
+async fn hold_wallet_and_body<T>(
+    state: &AppState,
+    caller: &Caller,
+    hold_id: &HoldId,
+    body: impl Future<Output = Result<T, ApiError>>,
+) -> Result<(WalletId, T), ApiError> {
+    if authorize(&caller.0, hold_action(None)).is_ok() {
+        let body = body.await?;
+        Ok((
+            hold_wallet(state, caller, hold_id, hold_action).await?,
+            body,
+        ))
+    } else {
+        let wallet_id = hold_wallet(state, caller, hold_id, hold_action).await?;
+        Ok((wallet_id, body.await?))
+    }
+}
+
 /// Reserve money on a wallet until the hold is captured, voided or expires.
 #[utoipa::path(
     post, path = "/wallets/{walletId}/holds", tag = "holds",
@@ -87,15 +119,12 @@ async fn hold_wallet(
 pub async fn place_hold(
     caller: Caller,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: path::Parameter,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let wallet_id = path::wallet_id(&path)?;
-    authorize_on_wallet(&state, &caller, &wallet_id, |owner_id| Action::Hold {
-        owner_id,
-    })
-    .await?;
+    authorize_on_wallet(&state, &caller, &wallet_id, hold_action).await?;
     let body = json_body(&request, payload, PlaceHoldRequest::FIELDS).await?;
     let PlaceHoldRequest {
         amount,
@@ -125,7 +154,7 @@ pub async fn place_hold(
     params(("holdId" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")),
     responses(
         (status = 201, description = "Captured: the hold, CAPTURED", body = HoldResponse),
-        (status = 400, description = "Invalid input (the message names the field), more than the held amount, or toWalletId the hold's own wallet", body = ErrorBody),
+        (status = 400, description = "Invalid input (the message names the field; a malformed body is refused before the hold is looked up, as on the wallet endpoints), a holdId that is not UTF-8, more than the held amount, or toWalletId the hold's own wallet", body = ErrorBody),
         (status = 404, description = "Hold not found, or toWalletId not found", body = ErrorBody),
         (status = 409, description = "Hold not PENDING (captured, voided or expired), a wallet frozen or closed, or a wallet changed too often while this request ran", body = ErrorBody),
     )
@@ -133,21 +162,23 @@ pub async fn place_hold(
 pub async fn capture_hold(
     caller: Caller,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: path::Parameter,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let hold_id = path::hold_id(&path)?;
-    let wallet_id = hold_wallet(&state, &caller, &hold_id, |owner_id| Action::Hold {
-        owner_id,
-    })
-    .await?;
-    let body = optional_json_body(&request, payload, CaptureHoldRequest::FIELDS).await?;
-    let CaptureHoldRequest {
-        amount,
-        to_wallet_id,
-        description,
-    } = CaptureHoldRequest::parse(&body)?;
+    let body = async {
+        let body = optional_json_body(&request, payload, CaptureHoldRequest::FIELDS).await?;
+        CaptureHoldRequest::parse(&body)
+    };
+    let (
+        wallet_id,
+        CaptureHoldRequest {
+            amount,
+            to_wallet_id,
+            description,
+        },
+    ) = hold_wallet_and_body(&state, &caller, &hold_id, body).await?;
     let operation = WalletOperation::CaptureHold {
         wallet_id,
         hold_id,
@@ -172,16 +203,13 @@ pub async fn capture_hold(
 pub async fn void_hold(
     caller: Caller,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: path::Parameter,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let hold_id = path::hold_id(&path)?;
-    let wallet_id = hold_wallet(&state, &caller, &hold_id, |owner_id| Action::Hold {
-        owner_id,
-    })
-    .await?;
-    optional_json_body(&request, payload, &[]).await?;
+    let body = optional_json_body(&request, payload, &[]);
+    let (wallet_id, _) = hold_wallet_and_body(&state, &caller, &hold_id, body).await?;
     run(
         &state,
         &request,
@@ -190,7 +218,8 @@ pub async fn void_hold(
     .await
 }
 
-/// One hold, as it stands now (read from its wallet's stream).
+/// One hold, as it stands now (read from its wallet's newest snapshot on,
+/// or its whole stream for a hold settled before that snapshot).
 #[utoipa::path(
     get, path = "/holds/{holdId}", tag = "holds",
     params(("holdId" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")),
@@ -202,7 +231,7 @@ pub async fn void_hold(
 )]
 pub async fn get_hold(
     caller: Caller,
-    path: web::Path<String>,
+    path: path::Parameter,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let hold_id = path::hold_id(&path)?;
@@ -210,24 +239,32 @@ pub async fn get_hold(
         owner_id,
     })
     .await?;
-    let holds = state.wallets.holds_of(&wallet_id, Utc::now()).await?;
-    let hold = holds
-        .and_then(|(_, holds)| holds.get(&hold_id).map(HoldResponse::from))
+    let hold = state
+        .wallets
+        .hold(&wallet_id, &hold_id, Utc::now())
+        .await?
         .ok_or_else(|| hold_not_found(&hold_id))?;
-    Ok(HttpResponse::Ok().json(hold))
+    Ok(HttpResponse::Ok().json(HoldResponse::from(&hold)))
 }
 
-/// The filter of a wallet's holds, as text.
+/// The filter and the page of a wallet's holds, as text: the page by the
+/// transaction history's `limit` and `offset`, with its limits.
 #[derive(Debug, Deserialize)]
 pub struct HoldListParams {
     status: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
 }
 
-const HOLD_LIST_PARAMS: [Spec; 1] = [Spec {
-    name: "status",
-    description: "Only holds in this status (as they stand now).",
-    kind: Kind::OneOf(&HOLD_STATUSES),
-}];
+const HOLD_LIST_PARAMS: [Spec; 3] = [
+    Spec {
+        name: "status",
+        description: "Only holds in this status (as they stand now).",
+        kind: Kind::OneOf(&HOLD_STATUSES),
+    },
+    transactions::LIMIT,
+    transactions::OFFSET,
+];
 
 impl IntoParams for HoldListParams {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
@@ -239,26 +276,33 @@ impl HoldListParams {
     fn status(&self) -> Result<Option<HoldStatus>, QueryError> {
         query::one_of("status", &self.status, &HOLD_STATUSES)
     }
+
+    fn page(&self) -> Result<Page, ApiError> {
+        let (limit, offset) = transactions::page(&self.limit, &self.offset)?;
+        Ok(Page::parse(limit, offset)?)
+    }
 }
 
-/// A wallet's holds, oldest first, as they stand now (read from its stream).
+/// A wallet's holds, oldest first, as they stand now (read from its stream),
+/// one page of them; `count` is how many match the filter.
 #[utoipa::path(
     get, path = "/wallets/{walletId}/holds", tag = "holds",
     params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), HoldListParams),
     responses(
-        (status = 200, description = "{walletId, count, holds}", body = WalletHoldsResponse),
-        (status = 400, description = "Invalid walletId or status", body = ErrorBody),
+        (status = 200, description = "{walletId, count, holds}: count is every hold matching the filter, holds one page of them (limit default 50)", body = WalletHoldsResponse),
+        (status = 400, description = "Invalid walletId, status, limit or offset (offset + limit at most 10000), or a walletId that is not UTF-8", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
     )
 )]
 pub async fn wallet_holds(
     caller: Caller,
-    path: web::Path<String>,
+    path: path::Parameter,
     params: web::Query<HoldListParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let wallet_id = path::wallet_id(&path)?;
     let status = params.status()?;
+    let page = params.page()?;
     authorize_on_wallet(&state, &caller, &wallet_id, |owner_id| Action::ReadWallet {
         owner_id,
     })
@@ -276,6 +320,11 @@ pub async fn wallet_holds(
     Ok(HttpResponse::Ok().json(WalletHoldsResponse {
         wallet_id: wallet_id.to_string(),
         count: holds.len(),
-        holds: holds.into_iter().map(HoldResponse::from).collect(),
+        holds: holds
+            .into_iter()
+            .skip(page.offset)
+            .take(page.limit)
+            .map(HoldResponse::from)
+            .collect(),
     }))
 }

@@ -161,17 +161,19 @@ impl EntryParams {
     }
 }
 
-/// Entries on one wallet's account.
+/// Entries on one wallet's two accounts: its own and its held sub-account
+/// `held:<id>` (a hold placed or released shows both sides, a capture its
+/// posting out of `held:<id>`).
 #[utoipa::path(get, path = "/ledger/wallet/{walletId}", tag = "ledger",
     params(("walletId" = String, Path), EntryParams),
     responses(
-        (status = 200, description = "{walletId, count, transactions}, newest first"),
-        (status = 400, description = "Invalid filter or paging: the message names the parameter", body = ErrorBody),
+        (status = 200, description = "{walletId, count, transactions}: the entries of wallet:<id> and held:<id>, newest first"),
+        (status = 400, description = "Invalid filter or paging, or a walletId that is not UTF-8: the message names the parameter", body = ErrorBody),
         (status = 404, description = "Not a wallet id", body = ErrorBody),
     ))]
 pub async fn wallet_entries(
     caller: Caller,
-    path: web::Path<String>,
+    path: path::Parameter,
     params: web::Query<EntryParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -250,7 +252,7 @@ impl WalletSummaryResponse {
               (status = 503, description = "Storage unavailable", body = ErrorBody)))]
 pub async fn wallet_summary(
     caller: Caller,
-    path: web::Path<String>,
+    path: path::Parameter,
     params: web::Query<SummaryAsOfParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -303,7 +305,7 @@ pub async fn wallet_summary(
               (status = 400, description = "Not a reference id: the message says what is accepted", body = ErrorBody)))]
 pub async fn reference_entries(
     caller: Caller,
-    path: web::Path<String>,
+    path: path::Parameter,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     // A transfer's entries are both wallets': an operator's read.
@@ -329,7 +331,7 @@ pub async fn reference_entries(
         }
     }
     Ok(HttpResponse::Ok().json(json!({
-        "referenceId": path.as_str(),
+        "referenceId": &*path,
         "count": entries.len(),
         "transactions": entries,
     })))

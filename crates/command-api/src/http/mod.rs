@@ -193,9 +193,6 @@ pub fn routes(config: &mut web::ServiceConfig, document: utoipa::openapi::OpenAp
             ))
             .into()
         }))
-        .app_data(web::PathConfig::default().error_handler(|error, _| {
-            ApiError::BadRequest(format!("Invalid path: {error}")).into()
-        }))
         .default_service(web::to(unknown_route));
 }
 

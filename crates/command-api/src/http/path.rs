@@ -1,9 +1,67 @@
 //! Path segments: read by one set of rules on every route. A segment that is
 //! not a valid id is a 400 naming the parameter, as a body field would be.
+//!
+//! Every handler takes its path parameter as a [`Parameter`], decoded here
+//! from the request's raw URI: the router's own decoding replaces bytes that
+//! are not UTF-8 with U+FFFD, so `/holds/%FE/capture` would otherwise be read
+//! as another id instead of refused.
 
+use std::future::{ready, Ready};
+use std::ops::Deref;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest};
 use wallet_domain::{HoldId, ValidationError, WalletId, IDENTIFIER_LENGTH_MAX};
 
 use super::error::ApiError;
+
+/// The text of a route's one path parameter (`{walletId}`, `{holdId}`,
+/// `{referenceId}`...), percent-decoded from the raw URI: 400 naming the
+/// parameter when its bytes are not UTF-8. Derefs to the decoded text.
+#[derive(Debug)]
+pub struct Parameter(String);
+
+impl Deref for Parameter {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromRequest for Parameter {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(parameter(request).map(Parameter))
+    }
+}
+
+/// The route's parameter segment of the raw path, decoded strictly.
+fn parameter(request: &HttpRequest) -> Result<String, ApiError> {
+    let pattern = request.match_pattern().ok_or_else(|| {
+        ApiError::Internal("a path parameter was asked of a route without a pattern".into())
+    })?;
+    let found = pattern
+        .split('/')
+        .zip(request.uri().path().split('/'))
+        .find_map(|(declared, raw)| {
+            let name = declared.strip_prefix('{')?.strip_suffix('}')?;
+            Some((name.to_owned(), raw))
+        });
+    let Some((name, raw)) = found else {
+        return Err(ApiError::Internal(format!(
+            "the route {pattern} has no path parameter"
+        )));
+    };
+    let bytes: Vec<u8> = percent_encoding::percent_decode_str(raw).collect();
+    String::from_utf8(bytes).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "{name} must be UTF-8 text: its percent-encoded bytes are not"
+        ))
+    })
+}
 
 /// The wallet id of a path (`{walletId}`, `{fromWalletId}`): 400 naming it
 /// when it is not 1 to 64 characters of `A-Z a-z 0-9 - _`.

@@ -51,19 +51,19 @@ const OFFSET_BOUNDS: Bounds = Bounds {
     min: 0,
     max: RESULT_WINDOW_MAX as u64 - 1,
 };
-const LIMIT: Spec = Spec {
+pub(super) const LIMIT: Spec = Spec {
     name: "limit",
     description: "Transactions per page, 1 to 500 (default 50).",
     kind: Kind::Integer(LIMIT_BOUNDS),
 };
-const OFFSET: Spec = Spec {
+pub(super) const OFFSET: Spec = Spec {
     name: "offset",
     description: "Transactions to skip, newest first (`offset + limit` at most 10000).",
     kind: Kind::Integer(OFFSET_BOUNDS),
 };
 
 /// The page asked for: its size (the index's default when absent) and start.
-fn page(
+pub(super) fn page(
     limit: &Option<String>,
     offset: &Option<String>,
 ) -> Result<(Option<usize>, usize), QueryError> {
@@ -99,13 +99,13 @@ impl IntoParams for PageParams {
 )]
 pub async fn wallet_transactions(
     caller: Caller,
-    path: web::Path<String>,
+    path: path::Parameter,
     params: web::Query<PageParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let raw = path.into_inner();
+    let raw: &str = &path;
     let not_found = || ApiError::NotFound(format!("Wallet {raw} not found"));
-    let wallet_id = path::wallet_id(&raw)?;
+    let wallet_id = path::wallet_id(raw)?;
     authorize_on_wallet(&state, &caller, &wallet_id, |owner_id| Action::ReadWallet {
         owner_id,
     })

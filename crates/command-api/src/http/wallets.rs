@@ -130,7 +130,7 @@ pub async fn create_wallet(
 async fn amount_operation(
     caller: Caller,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: path::Parameter,
     payload: web::Payload,
     state: web::Data<AppState>,
     action: fn(Option<&str>) -> Action<'_>,
@@ -161,7 +161,7 @@ async fn amount_operation(
 pub async fn credit_wallet(
     caller: Caller,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: path::Parameter,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -196,7 +196,7 @@ pub async fn credit_wallet(
 pub async fn debit_wallet(
     caller: Caller,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: path::Parameter,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -231,7 +231,7 @@ pub async fn debit_wallet(
 pub async fn transfer(
     caller: Caller,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: path::Parameter,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -270,7 +270,7 @@ pub async fn transfer(
 pub async fn set_overdraft_limit(
     caller: Caller,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: path::Parameter,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -289,7 +289,7 @@ pub async fn set_overdraft_limit(
 async fn status_operation(
     caller: Caller,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: path::Parameter,
     payload: web::Payload,
     state: web::Data<AppState>,
     action: fn(Option<&str>) -> Action<'_>,
@@ -315,7 +315,7 @@ async fn status_operation(
 pub async fn freeze_wallet(
     caller: Caller,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: path::Parameter,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -345,7 +345,7 @@ pub async fn freeze_wallet(
 pub async fn unfreeze_wallet(
     caller: Caller,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: path::Parameter,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -375,7 +375,7 @@ pub async fn unfreeze_wallet(
 pub async fn close_wallet(
     caller: Caller,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: path::Parameter,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -404,7 +404,7 @@ pub async fn close_wallet(
 )]
 pub async fn get_wallet(
     caller: Caller,
-    path: web::Path<String>,
+    path: path::Parameter,
     params: web::Query<WalletAsOfParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {

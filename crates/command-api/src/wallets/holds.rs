@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use event_store::{StoreError, StreamAppend};
+use event_store::{read_tail, StoreError, StreamAppend};
 use uuid::Uuid;
 use wallet_domain::{
-    decide_capture, hold_after, holds_in, replay, Command, CommandKind, DomainError, EventMetadata,
-    Hold, HoldId, Wallet, WalletId, WalletState,
+    decide_capture, hold_after, hold_as_of, holds_in, replay, Command, CommandKind, DomainError,
+    EventMetadata, Hold, HoldId, Wallet, WalletId, WalletState,
 };
 
 use super::operation::{OperationOutcome, WalletOperation};
@@ -135,8 +135,8 @@ impl WalletService {
         hold_id: HoldId,
         clock: DateTime<Utc>,
     ) -> ServiceError {
-        let status = match self.holds_of(wallet_id, clock).await {
-            Ok(found) => found.and_then(|(_, holds)| holds.get(&hold_id).map(|hold| hold.status)),
+        let status = match self.hold(wallet_id, &hold_id, clock).await {
+            Ok(found) => found.map(|hold| hold.status),
             Err(error) => return error.into(),
         };
         DomainError::HoldNotPending { hold_id, status }.into()
@@ -147,8 +147,39 @@ impl WalletService {
         self.store().find_hold_wallet(hold_id).await
     }
 
+    /// One hold of a wallet as it stands at `clock`; `None` when the wallet
+    /// has no such hold. Read from the wallet's newest snapshot on (a bounded
+    /// read: the snapshot keeps its pending holds) when the hold was pending
+    /// at the snapshot or placed after it; only a hold settled before the
+    /// snapshot is looked for in the whole stream.
+    pub async fn hold(
+        &self,
+        wallet_id: &WalletId,
+        hold_id: &HoldId,
+        clock: DateTime<Utc>,
+    ) -> Result<Option<Hold>, StoreError> {
+        let tail = read_tail(&**self.store(), wallet_id).await?;
+        let events: Vec<_> = tail
+            .events
+            .into_iter()
+            .map(|recorded| recorded.event)
+            .collect();
+        if let Some(hold) = hold_as_of(&tail.base, &events, hold_id, clock) {
+            return Ok(Some(hold));
+        }
+        if tail.base_last_event_id.is_none() {
+            // The tail was the whole stream.
+            return Ok(None);
+        }
+        Ok(self
+            .holds_of(wallet_id, clock)
+            .await?
+            .and_then(|(_, mut holds)| holds.remove(hold_id)))
+    }
+
     /// A wallet and its holds as they stand at `clock`, folded from its
-    /// stream; `None` for an unknown wallet.
+    /// whole stream (a hold settled long ago is in no snapshot); `None` for
+    /// an unknown wallet.
     pub async fn holds_of(
         &self,
         wallet_id: &WalletId,

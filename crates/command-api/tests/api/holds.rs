@@ -378,6 +378,10 @@ async fn a_hold_past_its_expiry_is_expired_and_released_without_anyone_calling()
     assert_eq!(money(&seen, "availableBalance"), "100.00", "{seen}");
     let (_, read_back) = read(&app, "/holds/soon").await;
     assert_eq!(read_back["status"], "EXPIRED", "{read_back}");
+    let (_, pending) = read(&app, "/wallets/w/holds?status=PENDING").await;
+    assert_eq!(pending["count"], 0, "{pending}");
+    let (_, expired) = read(&app, "/wallets/w/holds?status=EXPIRED").await;
+    assert_eq!(expired["count"], 1, "{expired}");
     let (status, body) = capture(&app, "soon", json!({})).await;
     assert!(error_message(&body, 409).contains("EXPIRED"), "{body}");
     assert_eq!(status, 409);
@@ -564,5 +568,186 @@ async fn a_capture_and_a_void_with_a_key_are_answered_once_and_the_key_is_theirs
     )
     .await;
     assert_eq!((status, error_message(&body, 422).is_empty()), (422, false));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_path_parameter_that_is_not_utf_8_is_refused_naming_it() {
+    let app = app_with_a_hold().await;
+    for (status, body) in [
+        capture(&app, "%FE", json!({})).await,
+        void(&app, "h%FF-1").await,
+        read(&app, "/holds/%C3").await,
+    ] {
+        let message = error_message(&body, 400);
+        assert!(
+            message.contains("holdId") && message.contains("UTF-8"),
+            "{body}"
+        );
+        assert_eq!(status, 400);
+    }
+    for path in [
+        "/wallets/%FE",
+        "/wallets/%FE/holds",
+        "/wallets/%FE/transactions",
+    ] {
+        let (status, body) = read(&app, path).await;
+        assert!(
+            error_message(&body, 400).contains("walletId"),
+            "{path}: {body}"
+        );
+        assert_eq!(status, 400, "{path}");
+    }
+    let (status, body) = json_of(
+        app.post_json("/wallets/%FE/credit", json!({"amount": 1}))
+            .await,
+    )
+    .await;
+    assert!(error_message(&body, 400).contains("walletId"), "{body}");
+    assert_eq!(status, 400);
+    // Percent-encoded UTF-8 is read as its text.
+    let (status, body) = read(&app, "/holds/h%2D1").await;
+    assert_eq!((status, &body["id"]), (200, &json!("h-1")), "{body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_malformed_body_is_refused_before_an_unknown_hold_as_before_an_unknown_wallet() {
+    let app = app_with_a_hold().await;
+    let (wallet_status, wallet_body) = json_of(
+        app.post_json("/wallets/nobody/credit", json!({"amount": "x"}))
+            .await,
+    )
+    .await;
+    assert!(
+        error_message(&wallet_body, 400).contains("amount"),
+        "{wallet_body}"
+    );
+    assert_eq!(wallet_status, 400);
+    let (status, body) = capture(&app, "nope", json!({"amount": "x"})).await;
+    assert!(error_message(&body, 400).contains("amount"), "{body}");
+    assert_eq!(status, wallet_status);
+    let (status, body) =
+        json_of(app.post_json("/holds/nope/void", json!({"extra": 1})).await).await;
+    assert!(error_message(&body, 400).contains("extra"), "{body}");
+    assert_eq!(status, 400);
+    // A well-formed body on an unknown hold is still 404.
+    let (status, _) = capture(&app, "nope", json!({"amount": 1})).await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_wallets_holds_come_in_pages_like_its_transactions() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(100)).await;
+    for index in 0..5 {
+        let (status, body) = place(
+            &app,
+            "w",
+            json!({"amount": 1, "holdId": format!("p-{index}")}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, page) = read(&app, "/wallets/w/holds?limit=2&offset=1").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["count"], 5);
+    let ids: Vec<&str> = page["holds"]
+        .as_array()
+        .expect("holds")
+        .iter()
+        .map(|hold| hold["id"].as_str().expect("an id"))
+        .collect();
+    assert_eq!(ids, ["p-1", "p-2"]);
+    let (_, last) = read(&app, "/wallets/w/holds?limit=2&offset=4").await;
+    assert_eq!(last["holds"].as_array().map(Vec::len), Some(1), "{last}");
+    for (query, parameter) in [
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("offset=-1", "offset"),
+        ("offset=9999&limit=2", "offset + limit"),
+    ] {
+        let (status, body) = read(&app, &format!("/wallets/w/holds?{query}")).await;
+        assert!(
+            error_message(&body, 400).contains(parameter),
+            "{query}: {body}"
+        );
+        assert_eq!(status, 400, "{query}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn hold_events_in_the_history_and_the_search_carry_their_hold_id() {
+    let app = app_with_a_hold().await;
+    let (status, body) = capture(&app, "h-1", json!({"amount": 5})).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, history) = read(&app, "/wallets/w/transactions").await;
+    assert_eq!(status, 200, "{history}");
+    let items = history["transactions"].as_array().expect("transactions");
+    let holds: Vec<(&str, Option<&str>)> = items
+        .iter()
+        .map(|item| {
+            (
+                item["type"].as_str().expect("a type"),
+                item["holdId"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        holds,
+        [
+            ("HoldCaptured", Some("h-1")),
+            ("HoldPlaced", Some("h-1")),
+            ("WalletCreated", None)
+        ]
+    );
+    assert!(
+        items[2].get("holdId").is_none(),
+        "absent, not null: {history}"
+    );
+    let (status, found) = read(&app, "/transactions?q=h-1").await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["count"], 2, "{found}");
+    assert!(found["transactions"]
+        .as_array()
+        .expect("transactions")
+        .iter()
+        .all(|item| item["holdId"] == "h-1"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_hold_reads_the_same_before_and_after_a_snapshot_of_its_wallet() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(1000)).await;
+    for (hold, amount) in [("settled", 1), ("across", 2)] {
+        let (status, body) = place(&app, "w", json!({"amount": amount, "holdId": hold})).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    assert_eq!(void(&app, "settled").await.0, 201);
+    // Enough events that a snapshot of the wallet is stored after them.
+    let events = usize::try_from(event_store::SNAPSHOT_INTERVAL_EVENTS).expect("small");
+    for _ in 0..events {
+        assert_eq!(app.credit("w", json!(1)).await.status(), 201);
+    }
+    let (status, body) = capture(&app, "across", json!({"amount": 1.5})).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, settled) = read(&app, "/holds/settled").await;
+    assert_eq!(
+        (status, &settled["status"]),
+        (200, &json!("VOIDED")),
+        "{settled}"
+    );
+    let (status, across) = read(&app, "/holds/across").await;
+    assert_eq!(
+        (status, &across["status"]),
+        (200, &json!("CAPTURED")),
+        "{across}"
+    );
+    assert_eq!(money(&across, "capturedAmount"), "1.50", "{across}");
+    let (status, _) = read(&app, "/holds/never").await;
+    assert_eq!(status, 404);
     app.stop().await;
 }
