@@ -12,7 +12,7 @@ use super::query::{self, Bounds, Kind, Spec};
 
 const AT: Spec = Spec {
     name: "at",
-    description: "A moment: an RFC 3339 date-time, or a day (its whole day, UTC). The state after the last event at or before then.",
+    description: "A moment: an RFC 3339 date-time, or a day (its whole day, UTC). The state after the last event at or before then; a moment to come reads as now (a hold due by then still counts until it expires).",
     kind: Kind::Date,
 };
 

@@ -37,17 +37,25 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
     S::Future: 'static,
 {
-    let correlation_id = match request.headers().get(CORRELATION_HEADER) {
-        None => Uuid::new_v4().to_string(),
-        Some(value) => match value.to_str().ok().filter(|value| is_token(value)) {
-            Some(value) => value.to_owned(),
-            None => {
-                let refusal = ApiError::BadRequest(format!(
-                    "X-Correlation-Id must be 1 to {HEADER_TOKEN_LENGTH_MAX} visible ASCII characters (no spaces or control characters)"
-                ));
-                return Box::pin(async move { Ok(request.error_response(refusal)) });
-            }
-        },
+    let header = single_header(request.request(), CORRELATION_HEADER).map(|value| {
+        value.map(|value| {
+            value
+                .to_str()
+                .ok()
+                .filter(|value| is_token(value))
+                .map(str::to_owned)
+        })
+    });
+    let correlation_id = match header {
+        Ok(None) => Uuid::new_v4().to_string(),
+        Ok(Some(Some(value))) => value,
+        Ok(Some(None)) => {
+            let refusal = ApiError::BadRequest(format!(
+                "X-Correlation-Id must be 1 to {HEADER_TOKEN_LENGTH_MAX} visible ASCII characters (no spaces or control characters)"
+            ));
+            return Box::pin(async move { Ok(request.error_response(refusal)) });
+        }
+        Err(refusal) => return Box::pin(async move { Ok(request.error_response(refusal)) }),
     };
     request
         .extensions_mut()
@@ -65,10 +73,39 @@ where
 }
 
 /// The request's idempotency key as stored (scoped to its principal), when
-/// it carries a valid one.
+/// it carries exactly one valid one.
 pub fn idempotency_key(request: &HttpRequest) -> Option<String> {
-    let key = request.headers().get(IDEMPOTENCY_HEADER)?.to_str().ok()?;
+    let key = single_header(request, IDEMPOTENCY_HEADER)
+        .ok()??
+        .to_str()
+        .ok()?;
     is_token(key).then(|| scoped_idempotency_key(request, key))
+}
+
+/// The one value of header `name`, `None` when absent; a header sent more
+/// than once is ambiguous (which key or id was meant?) and refused (400).
+fn single_header<'r>(
+    request: &'r HttpRequest,
+    name: &str,
+) -> Result<Option<&'r HeaderValue>, ApiError> {
+    let mut values = request.headers().get_all(name);
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ApiError::BadRequest(format!(
+            "{} must be sent once, not several times",
+            documented_name(name)
+        )));
+    }
+    Ok(first)
+}
+
+/// A header's name as the API documents it.
+fn documented_name(name: &str) -> &str {
+    match name {
+        IDEMPOTENCY_HEADER => "Idempotency-Key",
+        CORRELATION_HEADER => "X-Correlation-Id",
+        other => other,
+    }
 }
 
 /// The context a command runs in. The idempotency fingerprint is a digest of
@@ -83,7 +120,7 @@ pub fn request_context(
         .get::<CorrelationId>()
         .map(|id| id.0.clone())
         .unwrap_or_else(|| Uuid::new_v4().to_string());
-    let idempotency = match request.headers().get(IDEMPOTENCY_HEADER) {
+    let idempotency = match single_header(request, IDEMPOTENCY_HEADER)? {
         None => None,
         Some(value) => {
             let key = value

@@ -408,6 +408,12 @@ impl CreateWalletRequest {
     }
 }
 
+/// The body of a command that takes none (void, freeze, unfreeze, close): no
+/// body, `null` or `{}`; any property is refused (400).
+#[derive(Debug, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyRequest {}
+
 /// `PUT /wallets/{walletId}/overdraft-limit`
 #[derive(Debug, ToSchema)]
 #[schema(rename_all = "camelCase")]

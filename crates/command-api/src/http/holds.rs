@@ -16,6 +16,7 @@ use wallet_domain::{HoldId, HoldStatus, WalletId};
 
 use super::auth::{authorize_on_wallet, Caller};
 use super::context::idempotency_key;
+use super::dto::EmptyRequest;
 use super::error::{ApiError, ErrorBody};
 use super::hold_dto::{CaptureHoldRequest, HoldResponse, PlaceHoldRequest, WalletHoldsResponse};
 use super::path;
@@ -192,6 +193,7 @@ pub async fn capture_hold(
 /// Release a pending hold: its money is available again.
 #[utoipa::path(
     post, path = "/holds/{holdId}/void", tag = "holds",
+    request_body(content = Option<EmptyRequest>, description = "None, null or {}"),
     params(("holdId" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")),
     responses(
         (status = 201, description = "Voided: the hold, VOIDED", body = HoldResponse),

@@ -75,6 +75,7 @@ use crate::metrics::Metrics;
         dto::AmountRequest,
         dto::TransferRequest,
         dto::OverdraftLimitRequest,
+        dto::EmptyRequest,
         dto::TransactionResponse,
         dto::WalletTransactionsResponse,
         dto::TransactionSearchResponse,
@@ -99,6 +100,7 @@ pub fn document(authenticated: bool) -> utoipa::openapi::OpenApi {
     if authenticated {
         openapi::BearerAuth.modify(&mut document);
     }
+    openapi::EveryOperation.modify(&mut document);
     document
 }
 

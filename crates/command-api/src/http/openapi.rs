@@ -1,6 +1,8 @@
 //! What the OpenAPI document says of many operations at once, said once:
-//! the answers of every write operation ([`WriteOperations`]) and the bearer
-//! token of every protected one ([`BearerAuth`]).
+//! the answers of every write operation ([`WriteOperations`]), the bearer
+//! token of every protected one ([`BearerAuth`]) and what every operation
+//! shares ([`EveryOperation`]: the correlation header, and the refusals the
+//! middleware gives before any handler runs).
 //!
 //! Every `POST` and `PUT` of the API runs through the same pipeline
 //! (`wallets::run`): the body is read by one reader, the `Idempotency-Key`
@@ -45,9 +47,7 @@ fn add_idempotency_key(operation: &mut Operation) {
     {
         return;
     }
-    let schema = ObjectBuilder::new()
-        .schema_type(Type::String)
-        .pattern(Some(format!("^[!-~]{{1,{HEADER_TOKEN_LENGTH_MAX}}}$")));
+    let schema = token_schema();
     parameters.push(
         ParameterBuilder::new()
             .name(IDEMPOTENCY_KEY)
@@ -82,6 +82,85 @@ fn add_shared_responses(operation: &mut Operation) {
             .entry(status.to_owned())
             .or_insert_with(|| error_response(description));
     }
+}
+
+/// The correlation header's name as documented.
+const CORRELATION_ID: &str = "X-Correlation-Id";
+/// What the origin guard refuses (see `http::origin`).
+const CROSS_ORIGIN_REFUSAL: &str = "A command whose Origin is not this server, or, without \
+     authentication, a Host that is not a loopback name";
+/// Paths whose answers never depend on storage (no 503).
+const STORAGE_FREE_PATHS: [&str; 1] = ["/metrics"];
+
+/// Adds to every operation the `X-Correlation-Id` header and the answers
+/// the middleware can give before its handler: 400 (a bad correlation id),
+/// 403 (the origin guard) and, where storage is read, 503. Runs after the
+/// other modifiers, so a 403 they describe keeps its text with the guard's
+/// added.
+pub struct EveryOperation;
+
+impl Modify for EveryOperation {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let storage_free = STORAGE_FREE_PATHS.contains(&path.as_str());
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                add_correlation_id(operation);
+                let responses = &mut operation.responses.responses;
+                responses
+                    .entry("400".to_owned())
+                    .or_insert_with(|| error_response("Invalid X-Correlation-Id"));
+                match responses.get_mut("403") {
+                    Some(RefOr::T(response)) => {
+                        response.description =
+                            format!("{}; or: {CROSS_ORIGIN_REFUSAL}", response.description);
+                    }
+                    _ => {
+                        responses.insert("403".to_owned(), error_response(CROSS_ORIGIN_REFUSAL));
+                    }
+                }
+                if !storage_free {
+                    responses.entry("503".to_owned()).or_insert_with(|| {
+                        error_response("Storage or a dependency unavailable: retry later (Retry-After: seconds)")
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn add_correlation_id(operation: &mut Operation) {
+    let parameters = operation.parameters.get_or_insert_with(Vec::new);
+    if parameters
+        .iter()
+        .any(|parameter| parameter.name.eq_ignore_ascii_case(CORRELATION_ID))
+    {
+        return;
+    }
+    parameters.push(
+        ParameterBuilder::new()
+            .name(CORRELATION_ID)
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "Carried into every event the request causes and returned on the response; \
+                 one is made when absent.",
+            ))
+            .schema(Some(token_schema()))
+            .build(),
+    );
+}
+
+/// The rule of a header token (idempotency key, correlation id).
+fn token_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!("^[!-~]{{1,{HEADER_TOKEN_LENGTH_MAX}}}$")))
 }
 
 /// An answer of `description` whose body is the seed's error body.

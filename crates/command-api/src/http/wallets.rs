@@ -18,8 +18,8 @@ use super::auth::{
 use super::body::{read_body, JsonObject};
 use super::context::request_context;
 use super::dto::{
-    render_outcome, render_transfer, AmountRequest, CreateWalletRequest, OverdraftLimitRequest,
-    TransferRequest, TransferResponse, WalletResponse,
+    render_outcome, render_transfer, AmountRequest, CreateWalletRequest, EmptyRequest,
+    OverdraftLimitRequest, TransferRequest, TransferResponse, WalletResponse,
 };
 use super::error::{ApiError, ErrorBody};
 use super::ledger::catch_up;
@@ -72,15 +72,16 @@ pub async fn json_body(
     JsonObject::parse(&bytes, fields)
 }
 
-/// The body of an operation whose every field is optional: no body (or
-/// only whitespace) reads as `{}`.
+/// The body of an operation whose every field is optional: no body, only
+/// whitespace, or `null` reads as `{}`.
 pub async fn optional_json_body(
     request: &HttpRequest,
     payload: web::Payload,
     fields: &[&str],
 ) -> Result<JsonObject, ApiError> {
     let bytes = read_body(request.headers(), payload).await?;
-    if bytes.trim_ascii().is_empty() {
+    let trimmed = bytes.trim_ascii();
+    if trimmed.is_empty() || trimmed == b"null" {
         return JsonObject::parse(b"{}", fields);
     }
     JsonObject::parse(&bytes, fields)
@@ -304,6 +305,7 @@ async fn status_operation(
 /// Freeze a wallet: it refuses debits and transfers out, still receives.
 #[utoipa::path(
     post, path = "/wallets/{walletId}/freeze", tag = "wallets",
+    request_body(content = Option<EmptyRequest>, description = "None, null or {}"),
     params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 201, description = "Frozen", body = WalletResponse),
@@ -334,6 +336,7 @@ pub async fn freeze_wallet(
 /// Unfreeze a frozen wallet.
 #[utoipa::path(
     post, path = "/wallets/{walletId}/unfreeze", tag = "wallets",
+    request_body(content = Option<EmptyRequest>, description = "None, null or {}"),
     params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 201, description = "Active again", body = WalletResponse),
@@ -364,6 +367,7 @@ pub async fn unfreeze_wallet(
 /// Close a wallet for good: only at balance 0.00; it stays readable.
 #[utoipa::path(
     post, path = "/wallets/{walletId}/close", tag = "wallets",
+    request_body(content = Option<EmptyRequest>, description = "None, null or {}"),
     params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 201, description = "Closed", body = WalletResponse),
@@ -461,7 +465,10 @@ async fn wallet_as_of(
             )))
         }
         (Some(wallet), AsOf::Time(at)) => {
-            Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet.seen_at(at))))
+            // A moment to come reads as now: what will expire by then has
+            // not yet, and may be captured or voided first.
+            let seen = at.min(chrono::Utc::now());
+            Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet.seen_at(seen))))
         }
         (Some(wallet), AsOf::Version(_)) => {
             Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet)))

@@ -139,3 +139,26 @@ async fn as_of_parameters_follow_the_query_rules_of_every_endpoint() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_moment_to_come_reads_as_now_and_does_not_expire_holds_ahead_of_time() {
+    let app = spawn_app().await;
+    assert_eq!(app.create_wallet("w", "o", json!(100)).await.status(), 201);
+    let expires_at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let placed = app
+        .post_json(
+            "/wallets/w/holds",
+            json!({"holdId": "h-future", "amount": 30, "expiresAt": expires_at}),
+        )
+        .await;
+    assert_eq!(placed.status(), 201);
+    let later = (chrono::Utc::now() + chrono::Duration::days(365))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let (status, then) = get(&app, &format!("/wallets/w?at={later}")).await;
+    assert_eq!(status, 200, "{then}");
+    let (_, now) = get(&app, "/wallets/w").await;
+    assert_eq!(then, now, "a year ahead reads as now");
+    assert_eq!(then["heldBalance"].to_string(), "30.00");
+    app.stop().await;
+}

@@ -243,6 +243,47 @@ async fn operations_endpoints_answer() {
 }
 
 #[tokio::test]
+async fn every_operation_documents_its_correlation_header_and_the_middlewares_answers() {
+    let app = spawn_app().await;
+    let (status, spec) = json_of(app.get("/openapi.json").send().await.expect("sent")).await;
+    assert_eq!(status, 200);
+    let mut operations = 0;
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            if !["get", "post", "put", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            operations += 1;
+            let correlation = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|parameter| parameter["name"] == "X-Correlation-Id")
+                .count();
+            assert_eq!(correlation, 1, "{method} {path}: one X-Correlation-Id");
+            for status in ["400", "403"] {
+                assert!(
+                    operation["responses"][status].is_object(),
+                    "{method} {path} documents {status}"
+                );
+            }
+        }
+    }
+    assert!(operations >= 20, "every operation was seen: {operations}");
+    // What the document promises is what the server does.
+    let (status, _) = json_of(
+        app.get("/health")
+            .header("X-Correlation-Id", "a b")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn every_write_operation_documents_its_key_and_shared_answers_once() {
     let app = spawn_app().await;
     let (status, spec) = json_of(app.get("/openapi.json").send().await.expect("sent")).await;

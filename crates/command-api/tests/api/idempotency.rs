@@ -267,3 +267,24 @@ async fn stored_responses_expire_after_the_retention() {
     app.stop().await;
     drop(kept);
 }
+
+#[tokio::test]
+async fn a_key_or_correlation_id_sent_twice_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    assert_eq!(app.create_wallet("w", "o", json!(10)).await.status(), 201);
+    for header in ["Idempotency-Key", "X-Correlation-Id"] {
+        let response = app
+            .post("/wallets/w/credit")
+            .header(header, "first")
+            .header(header, "second")
+            .json(&json!({"amount": 1}))
+            .send()
+            .await
+            .expect("sent");
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, 400, "{header}: {body}");
+        assert!(error_message(&body, 400).contains(header), "{body}");
+    }
+    assert_eq!(app.balance_text("w").await, "10.00");
+    app.stop().await;
+}
