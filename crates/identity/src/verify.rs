@@ -1,10 +1,14 @@
 //! Bearer token verification: which key, which algorithm, which claims.
 //!
 //! Checks, in order: the token's form, `alg` (never `none`, and only the
-//! algorithm of a configured key), the signature, then `exp` (required),
-//! `nbf`, `iss` and `aud` (when configured) with [`LEEWAY_SECONDS`] of clock
-//! skew, and a usable `sub`. Each failure is its own [`AuthError`], whose text
-//! says which check failed and is safe to show the caller.
+//! algorithm of a configured key), no `crit` header (RFC 7515 §4.1.11: a
+//! token naming extensions its reader must understand is refused, as this
+//! reader understands none), the signature, then `iss` and `aud` (when
+//! configured), `exp` (required) and `nbf` with [`LEEWAY_SECONDS`] of clock
+//! skew, and a usable `sub`. `exp` and `nbf` are NumericDates (RFC 7519 §2):
+//! seconds since 1970, a fraction allowed. Each failure is its own
+//! [`AuthError`], whose text says which check failed and is safe to show the
+//! caller.
 
 use std::sync::Arc;
 
@@ -23,6 +27,8 @@ struct Granted {
     sub: String,
     #[serde(default)]
     scope: String,
+    exp: Option<serde_json::Value>,
+    nbf: Option<serde_json::Value>,
 }
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
@@ -130,10 +136,10 @@ impl Verifier {
 
     fn validation(&self, algorithm: Algorithm) -> Validation {
         let mut validation = Validation::new(algorithm);
-        validation.leeway = LEEWAY_SECONDS;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        let mut required = vec!["exp", "sub"];
+        // `exp` and `nbf` are checked by `time_claims`, which reads fractions.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        let mut required = vec!["sub"];
         match &self.issuer {
             Some(issuer) => {
                 validation.set_issuer(&[issuer]);
@@ -174,6 +180,11 @@ fn header_algorithm(token: &str) -> Result<Algorithm, AuthError> {
     };
     if name.eq_ignore_ascii_case("none") {
         return Err(AuthError::AlgorithmNone);
+    }
+    if header.get("crit").is_some() {
+        return Err(AuthError::Malformed(
+            "its header names critical extensions (crit), which this server does not understand",
+        ));
     }
     name.parse::<Algorithm>()
         .map_err(|_| AuthError::WrongAlgorithm {
@@ -238,11 +249,53 @@ fn claim_error(kind: &ErrorKind) -> AuthError {
             token: "of this token".into(),
             accepted: "the configured keys' algorithms".into(),
         },
-        _ => AuthError::Malformed("its claims cannot be read (exp must be a number)"),
+        _ => AuthError::Malformed(
+            "its claims cannot be read (sub and scope must be strings, exp and nbf numbers)",
+        ),
     }
 }
 
+/// A NumericDate (RFC 7519 §2) in whole seconds since 1970, a fraction
+/// dropped; `None` when it is not a non-negative number.
+fn whole_seconds(date: &serde_json::Value) -> Option<u64> {
+    let number = date.as_number()?;
+    if let Some(seconds) = number.as_u64() {
+        return Some(seconds);
+    }
+    // A time, never money: a float is exact enough to the second here.
+    let seconds = number.as_f64()?;
+    (seconds.is_finite() && (0.0..u64::MAX as f64).contains(&seconds))
+        .then(|| seconds.floor() as u64)
+}
+
+/// `exp` (required) and `nbf` against the clock, with [`LEEWAY_SECONDS`].
+fn time_claims(claims: &Granted) -> Result<(), AuthError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let exp = claims
+        .exp
+        .as_ref()
+        .ok_or_else(|| AuthError::MissingClaim("exp".into()))?;
+    let exp = whole_seconds(exp).ok_or(AuthError::Malformed(
+        "exp must be a NumericDate (seconds since 1970)",
+    ))?;
+    if exp.saturating_add(LEEWAY_SECONDS) < now {
+        return Err(AuthError::Expired);
+    }
+    if let Some(nbf) = &claims.nbf {
+        let nbf = whole_seconds(nbf).ok_or(AuthError::Malformed(
+            "nbf must be a NumericDate (seconds since 1970)",
+        ))?;
+        if nbf > now.saturating_add(LEEWAY_SECONDS) {
+            return Err(AuthError::NotYetValid);
+        }
+    }
+    Ok(())
+}
+
 fn principal(claims: Granted) -> Result<Principal, AuthError> {
+    time_claims(&claims)?;
     // The subject is stored in every event's metadata: no control character
     // (U+0000 cannot even be held by PostgreSQL text).
     if claims.sub.is_empty()
@@ -383,6 +436,67 @@ mod tests {
             ..claims()
         };
         assert!(verifier.verify(&token(&just_expired)).is_ok());
+    }
+
+    /// A token of `claims` as JSON, signed with the test secret and `header`.
+    fn signed(header: serde_json::Value, claims: serde_json::Value) -> String {
+        let encode = |value: &serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(serde_json::to_vec(value).expect("json"))
+        };
+        let signing_input = format!("{}.{}", encode(&header), encode(&claims));
+        let signature = jsonwebtoken::crypto::sign(
+            signing_input.as_bytes(),
+            &jsonwebtoken::EncodingKey::from_secret(SECRET),
+            Algorithm::HS256,
+        )
+        .expect("sign");
+        format!("{signing_input}.{signature}")
+    }
+
+    #[test]
+    fn a_fractional_exp_is_a_numeric_date_and_a_string_one_is_not() {
+        let verifier = hs256_verifier(None, None);
+        let header = serde_json::json!({"alg": "HS256", "typ": "JWT"});
+        let mut value = serde_json::to_value(claims()).expect("json");
+        let exp = unix_now_seconds() + 600;
+        value["exp"] = serde_json::json!(exp as f64 + 0.5);
+        assert!(verifier
+            .verify(&signed(header.clone(), value.clone()))
+            .is_ok());
+        value["exp"] = serde_json::json!((unix_now_seconds() - LEEWAY_SECONDS - 5) as f64 + 0.5);
+        assert_eq!(
+            verifier.verify(&signed(header.clone(), value.clone())),
+            Err(AuthError::Expired)
+        );
+        value["exp"] = serde_json::json!(exp.to_string());
+        assert!(matches!(
+            verifier.verify(&signed(header, value)),
+            Err(AuthError::Malformed(message)) if message.contains("exp")
+        ));
+    }
+
+    #[test]
+    fn a_critical_header_extension_is_refused() {
+        let verifier = hs256_verifier(None, None);
+        let header = serde_json::json!({"alg": "HS256", "crit": ["x"], "x": 1});
+        let value = serde_json::to_value(claims()).expect("json");
+        assert!(matches!(
+            verifier.verify(&signed(header, value)),
+            Err(AuthError::Malformed(message)) if message.contains("crit")
+        ));
+    }
+
+    #[test]
+    fn a_scope_that_is_not_a_string_is_named_not_exp() {
+        let verifier = hs256_verifier(None, None);
+        let header = serde_json::json!({"alg": "HS256"});
+        let mut value = serde_json::to_value(claims()).expect("json");
+        value["scope"] = serde_json::json!(["admin"]);
+        assert!(matches!(
+            verifier.verify(&signed(header, value)),
+            Err(AuthError::Malformed(message)) if message.contains("scope")
+        ));
     }
 
     #[test]
