@@ -379,6 +379,7 @@ mod tests {
             | EventKind::HoldPlaced { amount, .. }
             | EventKind::HoldCaptured { amount, .. }
             | EventKind::HoldCaptureReceived { amount, .. }
+            | EventKind::HoldCaptureReversed { amount, .. }
             | EventKind::HoldVoided { amount, .. }
             | EventKind::HoldExpired { amount, .. } => Balance::from(*amount),
         };

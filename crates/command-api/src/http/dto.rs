@@ -212,9 +212,10 @@ pub struct TransactionResponse {
     /// `TransferSent`, `TransferReceived`, `TransferReversed` (a transfer's
     /// paying half given back because the payee could not be credited), a
     /// hold's life (`HoldPlaced`, `HoldCaptured`, `HoldCaptureReceived` by the
-    /// wallet a capture paid, `HoldVoided`, `HoldExpired`), or a change that
-    /// moves no money (amount 0.00): `OverdraftLimitSet`, `WalletFrozen`,
-    /// `WalletUnfrozen`, `WalletClosed`.
+    /// wallet a capture paid, `HoldCaptureReversed` when that wallet could not
+    /// receive it and the payer got it back, `HoldVoided`, `HoldExpired`), or
+    /// a change that moves no money (amount 0.00): `OverdraftLimitSet`,
+    /// `WalletFrozen`, `WalletUnfrozen`, `WalletClosed`.
     #[serde(rename = "type")]
     #[schema(example = "WalletCredited")]
     pub transaction_type: String,
