@@ -473,3 +473,44 @@ mod embedded_conformance {
         conformance::a_credit_the_payee_cannot_take_is_reversed(run.store, run.journal).await;
     }
 }
+
+/// The capture scenarios on the embedded store and journal.
+mod embedded_capture_conformance {
+    use super::*;
+
+    fn opened() -> (Bench, Run) {
+        let bench = Bench::new();
+        let run = bench.start(None);
+        (bench, run)
+    }
+
+    #[tokio::test]
+    async fn a_capture_to_another_wallet_runs_as_a_transfer_and_its_key_replays_it() {
+        let (_bench, run) = opened();
+        conformance::a_capture_to_another_wallet_runs_as_a_transfer_and_its_key_replays_it(
+            run.store,
+            run.journal,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_capture_stopped_between_its_halves_is_finished_by_the_resumption() {
+        let (_bench, run) = opened();
+        conformance::a_capture_stopped_between_its_halves_is_finished_by_the_resumption(
+            run.store,
+            run.journal,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_capture_the_payee_refuses_is_reversed_and_the_hold_stays_captured() {
+        let (_bench, run) = opened();
+        conformance::a_capture_the_payee_refuses_is_reversed_and_the_hold_stays_captured(
+            run.store,
+            run.journal,
+        )
+        .await;
+    }
+}

@@ -7,7 +7,7 @@ use utoipa::openapi::{ObjectBuilder, Type};
 use utoipa::ToSchema;
 use wallet_domain::ids::{DESCRIPTION_LENGTH_MAX, IDENTIFIER_LENGTH_MAX};
 use wallet_domain::money::AMOUNT_MAX;
-use wallet_domain::{Amount, Balance, Description, OwnerId, Wallet, WalletId, WalletStatus};
+use wallet_domain::{Amount, Balance, Description, Hold, OwnerId, Wallet, WalletId, WalletStatus};
 
 use super::body::JsonObject;
 use super::error::ApiError;
@@ -341,10 +341,14 @@ pub fn render_outcome(outcome: &OperationOutcome) -> Result<String, serde_json::
     match outcome {
         OperationOutcome::Wallet(wallet) => serde_json::to_string(&WalletResponse::from(wallet)),
         OperationOutcome::Transfer { from, to } => render_transfer(from, to),
-        OperationOutcome::Hold { hold, .. } => {
-            serde_json::to_string(&super::hold_dto::HoldResponse::from(hold))
-        }
+        OperationOutcome::Hold { hold, .. } => render_hold(hold),
     }
+}
+
+/// The body of a hold operation's reply, on either path (atomic append or
+/// the transfer process for a capture to another wallet).
+pub fn render_hold(hold: &Hold) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&super::hold_dto::HoldResponse::from(hold))
 }
 
 /// The body of a transfer's reply, on either path (atomic append or process).
