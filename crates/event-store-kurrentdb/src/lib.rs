@@ -50,6 +50,11 @@
 //! stored in the same atomic write as the events; a small pointer stream per
 //! key finds it. See [`idempotency`].
 //!
+//! The hold directory has no table either: a hold id is claimed by a pointer
+//! stream per hold that the wallet's own `HoldPlaced` certifies (the
+//! idempotency scheme again), and the sweeper's due holds are a fold of the
+//! wallet log kept in memory. See [`holds`].
+//!
 //! # The relay
 //! `event-relay` and `outbox-relay` keep their checkpoint in their own store
 //! and, on KurrentDB, read the log through [`EventStore::subscribe_all`]: a
@@ -58,6 +63,7 @@
 //! the `subscription` module).
 
 mod error;
+pub mod holds;
 pub mod idempotency;
 pub mod journal;
 pub mod mapping;
