@@ -17,8 +17,8 @@ use event_store::{
 };
 use uuid::Uuid;
 use wallet_domain::{
-    capture_halves, decide, decide_capture, decide_transfer, evolve, holds_in, replay, Command,
-    CommandKind, DomainError, EventKind, EventMetadata, Hold, HoldId, Wallet, WalletId,
+    capture_halves, decide, decide_capture, decide_transfer, evolve, hold_after, holds_in, replay,
+    Command, CommandKind, DomainError, EventKind, EventMetadata, Hold, HoldId, Wallet, WalletId,
     WalletState,
 };
 
@@ -504,9 +504,10 @@ impl TransferProcess {
         Ok((self.reply.render)(&from, &to)?)
     }
 
-    /// The hold as the capture of `intent` left it, folded from the payer's
-    /// stream up to the capture (its whole story: the hold's placing may be
-    /// older than the newest snapshot). One read per capture's reply.
+    /// The hold as the capture of `intent` left it: the payer's pending hold
+    /// right before the capture with the capture applied, as the atomic path
+    /// renders it. Read from the newest snapshot on; a capture older than the
+    /// snapshot (a reply rendered long after) folds the whole stream.
     async fn captured_hold(
         &self,
         transfer_id: Uuid,
@@ -514,21 +515,32 @@ impl TransferProcess {
         hold_id: &HoldId,
     ) -> Result<Hold, ProcessError> {
         let captured_id = Half::Sent.command(transfer_id, intent).event_id;
-        let stream = self.store.read_stream(&intent.from_wallet_id, 0).await?;
-        let upto = stream
-            .iter()
-            .position(|recorded| recorded.event.event_id == captured_id)
-            .map_or(0, |index| index + 1);
-        let events = stream[..upto].iter().map(|recorded| &recorded.event);
-        holds_in(events, intent.initiated_at)
-            .remove(hold_id)
-            .ok_or_else(|| ProcessError::Corrupt {
-                transfer_id,
-                reason: format!(
-                    "wallet {} lacks the capture of hold {hold_id}",
-                    intent.from_wallet_id
-                ),
-            })
+        let tail = read_tail(&*self.store, &intent.from_wallet_id).await?;
+        let mut before = tail.base;
+        let mut hold = None;
+        for recorded in &tail.events {
+            if recorded.event.event_id == captured_id {
+                hold = hold_after(&before, std::slice::from_ref(&recorded.event), hold_id);
+                break;
+            }
+            before = evolve(before, &recorded.event);
+        }
+        if hold.is_none() {
+            let stream = self.store.read_stream(&intent.from_wallet_id, 0).await?;
+            let upto = stream
+                .iter()
+                .position(|recorded| recorded.event.event_id == captured_id)
+                .map_or(0, |index| index + 1);
+            let events = stream[..upto].iter().map(|recorded| &recorded.event);
+            hold = holds_in(events, intent.initiated_at).remove(hold_id);
+        }
+        hold.ok_or_else(|| ProcessError::Corrupt {
+            transfer_id,
+            reason: format!(
+                "wallet {} lacks the capture of hold {hold_id}",
+                intent.from_wallet_id
+            ),
+        })
     }
 
     /// The wallet right after `half`, which the journal says is stored.
