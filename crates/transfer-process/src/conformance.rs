@@ -257,7 +257,7 @@ const LOADS_PER_TRANSFER_MAX: u64 = 6;
 
 /// `count` credits of `amount`, decided one after another on the state the
 /// previous one left (one read of the stream, not one per credit).
-async fn credit_many(store: &dyn EventStore, wallet: &str, amount: &str, count: u64) {
+pub async fn credit_many(store: &dyn EventStore, wallet: &str, amount: &str, count: u64) {
     let wallet_id = wallet_id(wallet);
     let mut state = state(store, &wallet_id).await;
     for _ in 0..count {

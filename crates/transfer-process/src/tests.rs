@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use event_store::{EmbeddedEventStore, EventStore};
+use event_store::{save_snapshot_of, EmbeddedEventStore, EventStore, SNAPSHOT_INTERVAL_EVENTS};
 use rust_decimal::Decimal;
-use wallet_domain::{Amount, CommandKind, DomainError, EventKind};
+use wallet_domain::{replay, Amount, CommandKind, DomainError, EventKind};
 
 use crate::conformance::{
-    self, balance, capture_request, create, credit, execute, halves, hold_events, money,
-    place_hold, request, wallet_id, NEAR_THE_MAXIMUM, REPLY,
+    self, balance, capture_request, create, credit, credit_many, execute, halves, hold_events,
+    money, place_hold, request, wallet_id, NEAR_THE_MAXIMUM, REPLY,
 };
 use crate::{
     transfer_id_for_key, EmbeddedTransferJournal, Ending, ProcessError, Step, TransferAnswer,
@@ -224,6 +224,50 @@ async fn a_crash_after_any_step_of_a_capture_is_finished_at_start_up_exactly_onc
         }
         assert_eq!(balance(&*run.store, "payee").await, money("25.00"));
     }
+}
+
+/// A capture stopped before its end, resumed after the payer's stream got
+/// long and a snapshot past the capture: its reply is the same hold.
+#[tokio::test]
+async fn a_capture_resumed_after_a_snapshot_past_it_replies_with_the_same_hold() {
+    let clean = Bench::new();
+    let run = clean.start(None);
+    create(&*run.store, "payer", money("100.00")).await;
+    create(&*run.store, "payee", money("0")).await;
+    place_hold(&*run.store, "payer", "h-1", "25.00").await;
+    let uncrashed = run.capture("key-1", "20.00").await.expect("capture");
+
+    let bench = Bench::new();
+    let setup = bench.start(None);
+    create(&*setup.store, "payer", money("100.00")).await;
+    create(&*setup.store, "payee", money("0")).await;
+    place_hold(&*setup.store, "payer", "h-1", "25.00").await;
+    let crashing = bench.start(Some(Step::CreditRecorded));
+    assert!(crashing.capture("key-1", "20.00").await.is_err());
+    drop(crashing);
+    credit_many(&*setup.store, "payer", "0.01", SNAPSHOT_INTERVAL_EVENTS + 1).await;
+    let stream = setup
+        .store
+        .read_stream(&wallet_id("payer"), 0)
+        .await
+        .expect("read");
+    let last_event_id = stream.last().expect("events").event.event_id;
+    let payer = replay(stream.iter().map(|recorded| &recorded.event));
+    save_snapshot_of(&*setup.store, payer.wallet().expect("payer"), last_event_id).await;
+    drop(setup);
+
+    let run = bench.start(None);
+    assert_eq!(
+        run.process
+            .resume_unfinished()
+            .await
+            .expect("resume")
+            .resumed,
+        1
+    );
+    let retried = run.capture("key-1", "20.00").await.expect("retry");
+    assert!(retried.replayed);
+    assert_eq!(retried.ending, uncrashed.ending);
 }
 
 #[tokio::test]
