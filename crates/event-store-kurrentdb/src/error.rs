@@ -52,12 +52,14 @@ pub enum KurrentDbError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("idempotency record of key {key:?} is malformed: {reason}")]
+    /// `key` names the record's claim: an idempotency key or a hold id.
+    #[error("the record of {key} is malformed: {reason}")]
     MalformedIdempotencyRecord { key: String, reason: String },
-    #[error("idempotency key {key:?} has more than {limit} reservations")]
-    TooManyReservations { key: String, limit: usize },
-    #[error("idempotency key {key:?} stayed contended after {attempts} attempts")]
-    ReservationContended { key: String, attempts: usize },
+    /// `claim` names what the pointers claim: an idempotency key or a hold id.
+    #[error("{claim} has more than {limit} reservations")]
+    TooManyReservations { claim: String, limit: usize },
+    #[error("{claim} stayed contended after {attempts} attempts")]
+    ReservationContended { claim: String, attempts: usize },
 }
 
 impl From<KurrentDbError> for StoreError {

@@ -99,7 +99,7 @@ pub fn response_in(
     }
     let stored: ResponseMetadata = serde_json::from_value(value).map_err(|error| {
         KurrentDbError::MalformedIdempotencyRecord {
-            key: key.to_owned(),
+            key: format!("idempotency key {key:?}"),
             reason: error.to_string(),
         }
     })?;
@@ -112,6 +112,8 @@ pub fn response_in(
 }
 
 /// A pointer event's slot.
+/// `key` names the pointer stream's claim in the error (`idempotency key
+/// "k"`, `hold id "h"`).
 pub fn slot_of(key: &str, data: &[u8]) -> Result<Slot, KurrentDbError> {
     serde_json::from_slice(data).map_err(|error| KurrentDbError::MalformedIdempotencyRecord {
         key: key.to_owned(),
@@ -119,16 +121,18 @@ pub fn slot_of(key: &str, data: &[u8]) -> Result<Slot, KurrentDbError> {
     })
 }
 
-/// What a pointer's slot holds now.
+/// What a pointer's slot holds now. `T` is what the slot's event answers:
+/// the key's response, or a hold's wallet for a hold id's claim (see
+/// [`crate::holds`], which uses the same pointers and decision).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SlotState {
+pub enum SlotState<T> {
     /// No event at that version yet.
     Empty,
-    /// An event, with the key's response if that event carries it.
-    Filled(Option<IdempotentResponse>),
+    /// An event, with what it answers if it is the one the pointer names.
+    Filled(Option<T>),
 }
 
-/// What a writer of the key does before its wallet append.
+/// What a writer of the key (or hold id) does before its wallet append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reservation {
     /// The key answers another append already, or may (a writer in flight).
@@ -143,8 +147,8 @@ pub enum Reservation {
 
 /// The decision for a writer about to fill `mine`, given the key's pointers
 /// (in order, with their slots' states) and the pointer stream's last revision.
-pub fn decide_reservation(
-    pointers: &[(Slot, SlotState)],
+pub fn decide_reservation<T>(
+    pointers: &[(Slot, SlotState<T>)],
     mine: &Slot,
     last_revision: Option<u64>,
 ) -> Reservation {
@@ -223,7 +227,7 @@ mod tests {
     #[test]
     fn a_fresh_key_adds_the_first_pointer() {
         assert_eq!(
-            decide_reservation(&[], &slot("wallet-w1", 1), None),
+            decide_reservation::<IdempotentResponse>(&[], &slot("wallet-w1", 1), None),
             Reservation::Add(StreamState::NoStream)
         );
     }
@@ -239,7 +243,7 @@ mod tests {
 
     #[test]
     fn pointers_whose_slot_went_to_another_event_are_dead() {
-        let pointers = [
+        let pointers: [(Slot, SlotState<IdempotentResponse>); 2] = [
             (slot("wallet-w1", 1), SlotState::Filled(None)),
             (slot("wallet-w1", 2), SlotState::Filled(None)),
         ];
@@ -251,7 +255,8 @@ mod tests {
 
     #[test]
     fn an_open_pointer_is_shared_only_by_the_same_slot() {
-        let pointers = [(slot("wallet-w1", 4), SlotState::Empty)];
+        let pointers: [(Slot, SlotState<IdempotentResponse>); 1] =
+            [(slot("wallet-w1", 4), SlotState::Empty)];
         assert_eq!(
             decide_reservation(&pointers, &slot("wallet-w1", 4), Some(0)),
             Reservation::Reuse,

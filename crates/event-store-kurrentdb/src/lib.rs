@@ -50,6 +50,11 @@
 //! stored in the same atomic write as the events; a small pointer stream per
 //! key finds it. See [`idempotency`].
 //!
+//! The hold directory has no table either: a hold id is claimed by a pointer
+//! stream per hold that the wallet's own `HoldPlaced` certifies (the
+//! idempotency scheme again), and the sweeper's due holds are a fold of the
+//! wallet log kept in memory. See [`holds`].
+//!
 //! # Snapshots
 //! A wallet's snapshots live in their own stream, newest last, read one
 //! event backwards from the end (see [`snapshot`]), so a load reads the
@@ -63,6 +68,7 @@
 //! the `subscription` module).
 
 mod error;
+pub mod holds;
 pub mod idempotency;
 pub mod journal;
 pub mod mapping;

@@ -4,7 +4,7 @@
 use event_store::RecordedEvent;
 use kurrentdb::{EventData, Position, StreamPosition};
 use serde_json::value::RawValue;
-use wallet_domain::{WalletEvent, WalletId};
+use wallet_domain::{HoldId, WalletEvent, WalletId};
 
 use crate::KurrentDbError;
 
@@ -12,6 +12,8 @@ use crate::KurrentDbError;
 pub const WALLET_STREAM_PREFIX: &str = "wallet-";
 /// The stream prefix of idempotency keys in a store with the default names.
 pub const IDEMPOTENCY_STREAM_PREFIX: &str = "idempotency-";
+/// The stream prefix of hold id claims in a store with the default names.
+pub const HOLD_STREAM_PREFIX: &str = "hold-";
 /// The stream prefix of transfer journals in a store with the default names.
 pub const TRANSFER_STREAM_PREFIX: &str = "transfer-";
 /// The stream of the transfer journal's resumption checkpoint: outside the
@@ -28,18 +30,20 @@ pub const SNAPSHOT_STREAM_PREFIX: &str = "snapshot-";
 pub struct StreamNames {
     wallet_prefix: String,
     idempotency_prefix: String,
+    hold_prefix: String,
     transfer_prefix: String,
     transfer_checkpoint: String,
     snapshot_prefix: String,
 }
 
 impl Default for StreamNames {
-    /// `wallet-<id>`, `idempotency-<key>`, `transfer-<id>`, `transfers-checkpoint`
-    /// and `snapshot-<wallet id>`.
+    /// `wallet-<id>`, `idempotency-<key>`, `hold-<id>`, `transfer-<id>`,
+    /// `transfers-checkpoint` and `snapshot-<wallet id>`.
     fn default() -> Self {
         Self {
             wallet_prefix: WALLET_STREAM_PREFIX.to_owned(),
             idempotency_prefix: IDEMPOTENCY_STREAM_PREFIX.to_owned(),
+            hold_prefix: HOLD_STREAM_PREFIX.to_owned(),
             transfer_prefix: TRANSFER_STREAM_PREFIX.to_owned(),
             transfer_checkpoint: TRANSFER_CHECKPOINT_STREAM.to_owned(),
             snapshot_prefix: SNAPSHOT_STREAM_PREFIX.to_owned(),
@@ -63,6 +67,7 @@ impl StreamNames {
         Self {
             wallet_prefix: format!("{namespace}-{WALLET_STREAM_PREFIX}"),
             idempotency_prefix: format!("{namespace}-{IDEMPOTENCY_STREAM_PREFIX}"),
+            hold_prefix: format!("{namespace}-{HOLD_STREAM_PREFIX}"),
             transfer_prefix: format!("{namespace}-{TRANSFER_STREAM_PREFIX}"),
             transfer_checkpoint: format!("{namespace}-{TRANSFER_CHECKPOINT_STREAM}"),
             snapshot_prefix: format!("{namespace}-{SNAPSHOT_STREAM_PREFIX}"),
@@ -84,6 +89,11 @@ impl StreamNames {
     /// The stream of `wallet_id`'s snapshots (see [`crate::snapshot`]).
     pub fn snapshot_stream(&self, wallet_id: &WalletId) -> String {
         format!("{}{}", self.snapshot_prefix, wallet_id.as_str())
+    }
+
+    /// The pointer stream of a hold id's claims (see [`crate::holds`]).
+    pub fn hold_stream(&self, hold_id: &HoldId) -> String {
+        format!("{}{}", self.hold_prefix, hold_id.as_str())
     }
 
     pub fn transfer_prefix(&self) -> &str {

@@ -56,18 +56,21 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use event_store::{
-    AppendError, AppendOutcome, AppendRequest, EventFeed, EventStore, IdempotentResponse,
-    RecordedEvent, StoreError, StreamAppend, StreamSnapshot, READ_ALL_BATCH_MAX,
+    AppendError, AppendOutcome, AppendRequest, DueHold, EventFeed, EventStore, HoldSchedule,
+    IdempotentResponse, RecordedEvent, StoreError, StreamAppend, StreamSnapshot,
+    READ_ALL_BATCH_MAX,
 };
 use kurrentdb::{
     AppendToStreamOptions, Client, ClientSettings, EventData, ReadAllOptions, ReadStream,
     ReadStreamOptions, StreamPosition, SubscribeToAllOptions, SubscriptionFilter,
 };
 use tokio::sync::watch;
-use wallet_domain::WalletId;
+use wallet_domain::{HoldId, WalletId};
 
 use crate::error::{append_error, expected_state, is_wrong_expected_version};
+use crate::holds::{claimed_slots, wallet_placing, HOLD_CLAIM_EVENT_TYPE};
 use crate::idempotency::{
     decide_reservation, response_in, response_metadata, slot_of, Reservation, Slot, SlotState,
     RESERVATIONS_MAX, RESERVATION_EVENT_TYPE, RESERVE_ATTEMPTS_MAX,
@@ -87,6 +90,66 @@ pub struct KurrentDbEventStore {
     client: Client,
     names: StreamNames,
     head: watch::Sender<u64>,
+    /// The due holds, folded from the wallet log (see [`crate::holds`]).
+    schedule: tokio::sync::Mutex<HoldSchedule>,
+}
+
+/// What a pointer stream claims for a wallet append: an idempotency key's
+/// response slot, or a hold id's `HoldPlaced` (see [`crate::idempotency`]
+/// and [`crate::holds`]).
+#[derive(Clone, Copy)]
+enum Claim<'a> {
+    Key(&'a str),
+    Hold(&'a HoldId),
+}
+
+/// What a claimed slot's event answers.
+enum Answer {
+    Response(IdempotentResponse),
+    Wallet(WalletId),
+}
+
+impl Claim<'_> {
+    fn stream(self, names: &StreamNames) -> String {
+        match self {
+            Claim::Key(key) => names.idempotency_stream(key),
+            Claim::Hold(hold_id) => names.hold_stream(hold_id),
+        }
+    }
+
+    fn event_type(self) -> &'static str {
+        match self {
+            Claim::Key(_) => RESERVATION_EVENT_TYPE,
+            Claim::Hold(_) => HOLD_CLAIM_EVENT_TYPE,
+        }
+    }
+
+    /// How errors name it.
+    fn label(self) -> String {
+        match self {
+            Claim::Key(key) => format!("idempotency key {key:?}"),
+            Claim::Hold(hold_id) => format!("hold id {:?}", hold_id.as_str()),
+        }
+    }
+
+    fn taken(self) -> AppendError {
+        match self {
+            Claim::Key(key) => AppendError::IdempotencyKeyTaken(key.to_owned()),
+            Claim::Hold(hold_id) => AppendError::HoldIdTaken(hold_id.clone()),
+        }
+    }
+
+    /// What the event at a claimed slot answers: the key's response when
+    /// it carries it, the hold's wallet when it places the hold.
+    fn answer(self, record: &kurrentdb::RecordedEvent) -> Result<Option<Answer>, KurrentDbError> {
+        Ok(match self {
+            Claim::Key(key) => response_in(key, &record.custom_metadata)?.map(Answer::Response),
+            Claim::Hold(hold_id) => {
+                let recorded = recorded_event(StoredRecord::from(record))?;
+                wallet_placing(hold_id, &recorded.event).map(Answer::Wallet)
+            }
+        })
+    }
 }
 
 impl KurrentDbEventStore {
@@ -111,6 +174,7 @@ impl KurrentDbEventStore {
             client,
             names,
             head: watch::Sender::new(0),
+            schedule: tokio::sync::Mutex::new(HoldSchedule::default()),
         };
         let head = store.read_head().await?;
         store.head = watch::Sender::new(head);
@@ -183,20 +247,24 @@ impl KurrentDbEventStore {
         Ok(AppendOutcome { last_position })
     }
 
-    /// The key's pointers in order, with the pointer stream's last revision.
-    async fn reservations(&self, key: &str) -> Result<(Vec<Slot>, Option<u64>), KurrentDbError> {
-        let stream = self.names.idempotency_stream(key);
+    /// The claim's pointers in order, with the pointer stream's last revision.
+    async fn reservations(
+        &self,
+        claim: Claim<'_>,
+    ) -> Result<(Vec<Slot>, Option<u64>), KurrentDbError> {
+        let stream = claim.stream(&self.names);
+        let label = claim.label();
         let records = read_records(
             &self.client,
             &stream,
             StreamPosition::Start,
             RESERVATIONS_MAX + 1,
-            |record| Ok((record.revision, slot_of(key, &record.data)?)),
+            |record| Ok((record.revision, slot_of(&label, &record.data)?)),
         )
         .await?;
         if records.len() > RESERVATIONS_MAX {
             return Err(KurrentDbError::TooManyReservations {
-                key: key.to_owned(),
+                claim: label,
                 limit: RESERVATIONS_MAX,
             });
         }
@@ -207,7 +275,11 @@ impl KurrentDbEventStore {
         ))
     }
 
-    async fn slot_state(&self, key: &str, slot: &Slot) -> Result<SlotState, KurrentDbError> {
+    async fn slot_state(
+        &self,
+        claim: Claim<'_>,
+        slot: &Slot,
+    ) -> Result<SlotState<Answer>, KurrentDbError> {
         let Some(revision) = slot.version.checked_sub(1) else {
             return Ok(SlotState::Empty);
         };
@@ -220,41 +292,54 @@ impl KurrentDbEventStore {
                 if record.revision != revision {
                     return Ok(None);
                 }
-                Ok(Some(response_in(key, &record.custom_metadata)?))
+                Ok(Some(claim.answer(record)?))
             },
         )
         .await?;
         Ok(match found.into_iter().flatten().next() {
-            Some(response) => SlotState::Filled(response),
+            Some(answer) => SlotState::Filled(answer),
             None => SlotState::Empty,
         })
     }
 
     async fn pointer_states(
         &self,
-        key: &str,
+        claim: Claim<'_>,
         slots: Vec<Slot>,
-    ) -> Result<Vec<(Slot, SlotState)>, KurrentDbError> {
+    ) -> Result<Vec<(Slot, SlotState<Answer>)>, KurrentDbError> {
         let mut states = Vec::with_capacity(slots.len());
         for slot in slots {
-            let state = self.slot_state(key, &slot).await?;
+            let state = self.slot_state(claim, &slot).await?;
             states.push((slot, state));
         }
         Ok(states)
     }
 
-    /// Records `mine` as the slot of `key` (see [`crate::idempotency`]), or
-    /// refuses the key.
-    async fn reserve(&self, key: &str, mine: Slot) -> Result<(), AppendError> {
+    /// The first answer of the claim's pointers (a slot whose event
+    /// certifies it), or `None`.
+    async fn answer(&self, claim: Claim<'_>) -> Result<Option<Answer>, KurrentDbError> {
+        let (slots, _) = self.reservations(claim).await?;
+        for slot in slots {
+            if let SlotState::Filled(Some(answer)) = self.slot_state(claim, &slot).await? {
+                return Ok(Some(answer));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Records `mine` as the slot of `claim` (see [`crate::idempotency`]),
+    /// or refuses it: [`AppendError::IdempotencyKeyTaken`] for a key,
+    /// [`AppendError::HoldIdTaken`] for a hold id.
+    async fn reserve(&self, claim: Claim<'_>, mine: Slot) -> Result<(), AppendError> {
         for _ in 0..RESERVE_ATTEMPTS_MAX {
-            let (slots, last_revision) = self.reservations(key).await?;
-            let pointers = self.pointer_states(key, slots).await?;
+            let (slots, last_revision) = self.reservations(claim).await?;
+            let pointers = self.pointer_states(claim, slots).await?;
             let expected = match decide_reservation(&pointers, &mine, last_revision) {
-                Reservation::Taken => return Err(AppendError::IdempotencyKeyTaken(key.to_owned())),
+                Reservation::Taken => return Err(claim.taken()),
                 Reservation::Reuse => return Ok(()),
                 Reservation::Add(expected) => expected,
             };
-            let pointer = EventData::json(RESERVATION_EVENT_TYPE, &mine)
+            let pointer = EventData::json(claim.event_type(), &mine)
                 .map_err(|source| KurrentDbError::Encode {
                     event_id: uuid::Uuid::nil(),
                     source,
@@ -265,17 +350,17 @@ impl KurrentDbEventStore {
                 .deadline(deadline());
             match self
                 .client
-                .append_to_stream(self.names.idempotency_stream(key), &options, pointer)
+                .append_to_stream(claim.stream(&self.names), &options, pointer)
                 .await
             {
                 Ok(_) => return Ok(()),
-                // Another writer of this key added a pointer: look again.
+                // Another writer of this claim added a pointer: look again.
                 Err(error) if is_wrong_expected_version(&error) => continue,
                 Err(error) => return Err(KurrentDbError::Client(error).into()),
             }
         }
         Err(KurrentDbError::ReservationContended {
-            key: key.to_owned(),
+            claim: claim.label(),
             attempts: RESERVE_ATTEMPTS_MAX,
         }
         .into())
@@ -355,12 +440,16 @@ impl EventStore for KurrentDbEventStore {
                 None => Ok(AppendOutcome { last_position: 0 }),
             };
         }
+        let wallet_stream = self.names.wallet_stream(&stream.wallet_id);
+        for (hold_id, mine) in claimed_slots(&wallet_stream, stream) {
+            self.reserve(Claim::Hold(&hold_id), mine).await?;
+        }
         if let Some(response) = &request.idempotent_response {
             let mine = Slot {
-                stream: self.names.wallet_stream(&stream.wallet_id),
+                stream: wallet_stream,
                 version: stream.expected_version + 1,
             };
-            self.reserve(&response.key, mine).await?;
+            self.reserve(Claim::Key(&response.key), mine).await?;
         }
         self.append_one(stream, request.idempotent_response.as_ref())
             .await
@@ -443,13 +532,31 @@ impl EventStore for KurrentDbEventStore {
         &self,
         key: &str,
     ) -> Result<Option<IdempotentResponse>, StoreError> {
-        let (slots, _) = self.reservations(key).await?;
-        for slot in slots {
-            if let SlotState::Filled(Some(response)) = self.slot_state(key, &slot).await? {
-                return Ok(Some(response));
-            }
-        }
-        Ok(None)
+        Ok(match self.answer(Claim::Key(key)).await? {
+            Some(Answer::Response(response)) => Some(response),
+            _ => None,
+        })
+    }
+
+    /// The wallet whose `HoldPlaced` certifies a claim of the hold id (see
+    /// [`crate::holds`]).
+    async fn find_hold_wallet(&self, hold_id: &HoldId) -> Result<Option<WalletId>, StoreError> {
+        Ok(match self.answer(Claim::Hold(hold_id)).await? {
+            Some(Answer::Wallet(wallet_id)) => Some(wallet_id),
+            _ => None,
+        })
+    }
+
+    /// From the wallet log folded in this process's memory, caught up first
+    /// (see [`crate::holds`]).
+    async fn due_holds(
+        &self,
+        clock: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueHold>, StoreError> {
+        let mut schedule = self.schedule.lock().await;
+        schedule.catch_up(self).await?;
+        Ok(schedule.due(clock, limit))
     }
 
     /// One stream per append: a transfer goes through the transfer process.

@@ -12,6 +12,7 @@
 //! these two do not, and their relays poll [`EventStore::read_all`].
 
 mod embedded;
+mod hold_schedule;
 mod postgres;
 mod recorded;
 mod tail;
@@ -26,6 +27,7 @@ use uuid::Uuid;
 use wallet_domain::{EventDecodeError, EventKind, HoldId, WalletEvent, WalletId};
 
 pub use embedded::EmbeddedEventStore;
+pub use hold_schedule::{HoldSchedule, HOLD_SCHEDULE_BATCHES_MAX};
 pub use postgres::PostgresEventStore;
 pub use recorded::RecordedEvent;
 pub use tail::{read_tail, save_snapshot_of, snapshot_due, StreamTail, SNAPSHOT_INTERVAL_EVENTS};
@@ -289,7 +291,8 @@ pub trait EventStore: Send + Sync {
     /// `HoldPlaced` appended enters it in the append's transaction, under a
     /// unique hold id ([`AppendError::HoldIdTaken`] otherwise). `None` for a
     /// hold id never placed. The embedded and PostgreSQL stores keep the
-    /// directory; the default (KurrentDB) keeps none and answers
+    /// directory in a table, KurrentDB in claim streams (its crate's `holds`
+    /// module); the default, for a store that keeps none, answers
     /// [`StoreError::Unavailable`].
     async fn find_hold_wallet(&self, _hold_id: &HoldId) -> Result<Option<WalletId>, StoreError> {
         Err(StoreError::Unavailable(format!(

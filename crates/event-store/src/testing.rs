@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use uuid::Uuid;
-use wallet_domain::WalletId;
+use wallet_domain::{HoldId, WalletId};
 
 use crate::{
-    AppendError, AppendOutcome, AppendRequest, EventFeed, EventStore, IdempotentResponse,
+    AppendError, AppendOutcome, AppendRequest, DueHold, EventFeed, EventStore, IdempotentResponse,
     RecordedEvent, StoreError, StreamSnapshot,
 };
 
@@ -92,6 +92,18 @@ impl EventStore for CountingStore {
 
     async fn head_position(&self) -> Result<u64, StoreError> {
         self.inner.head_position().await
+    }
+
+    async fn find_hold_wallet(&self, hold_id: &HoldId) -> Result<Option<WalletId>, StoreError> {
+        self.inner.find_hold_wallet(hold_id).await
+    }
+
+    async fn due_holds(
+        &self,
+        clock: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueHold>, StoreError> {
+        self.inner.due_holds(clock, limit).await
     }
 
     async fn find_idempotent_response(

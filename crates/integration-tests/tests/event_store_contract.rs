@@ -904,18 +904,16 @@ macro_rules! cases_on {
 /// The same case functions on every implementation: `every_store` everywhere,
 /// `atomic_multi_stream` where several streams are written in one atomic
 /// append, `one_stream_at_a_time` where such an append is refused instead,
-/// `expiring_keys` where idempotent responses are purged (not KurrentDB),
-/// `hold_directory` where the store keeps one (not KurrentDB).
+/// `expiring_keys` where idempotent responses are purged (not KurrentDB).
 macro_rules! contract {
     (
         every_store: [$($case:ident),* $(,)?],
         atomic_multi_stream: [$($atomic:ident),* $(,)?],
         one_stream_at_a_time: [$($single:ident),* $(,)?],
-        expiring_keys: [$($expiring:ident),* $(,)?],
-        hold_directory: [$($holds:ident),* $(,)?] $(,)?
+        expiring_keys: [$($expiring:ident),* $(,)?] $(,)?
     ) => {
-        cases_on!(EmbeddedBackend, embedded: $($case,)* $($atomic,)* $($expiring,)* $($holds,)*);
-        cases_on!(PostgresBackend, postgres: $($case,)* $($atomic,)* $($expiring,)* $($holds,)*);
+        cases_on!(EmbeddedBackend, embedded: $($case,)* $($atomic,)* $($expiring,)*);
+        cases_on!(PostgresBackend, postgres: $($case,)* $($atomic,)* $($expiring,)*);
         cases_on!(KurrentDbBackend, kurrentdb: $($case,)* $($single,)*);
     };
 }
@@ -930,6 +928,7 @@ contract!(
         read_all_never_returns_more_than_its_batch_max,
         a_reader_resumes_from_its_checkpoint,
         a_snapshot_is_kept_only_when_newer_than_the_stored_one,
+        a_hold_id_is_entered_once_across_wallets_and_listed_while_due,
     ],
     atomic_multi_stream: [
         a_multi_stream_append_is_all_or_nothing,
@@ -937,7 +936,6 @@ contract!(
     ],
     one_stream_at_a_time: [a_multi_stream_append_is_refused_whole],
     expiring_keys: [expired_idempotent_responses_are_purged_in_bounded_batches],
-    hold_directory: [a_hold_id_is_entered_once_across_wallets_and_listed_while_due],
 );
 
 #[test]

@@ -65,3 +65,34 @@ async fn a_credit_the_payee_cannot_take_is_reversed() {
     };
     conformance::a_credit_the_payee_cannot_take_is_reversed(store, journal).await;
 }
+
+#[tokio::test]
+async fn a_capture_to_another_wallet_runs_as_a_transfer_and_its_key_replays_it() {
+    let Some((store, journal)) = kurrentdb().await else {
+        return;
+    };
+    conformance::a_capture_to_another_wallet_runs_as_a_transfer_and_its_key_replays_it(
+        store, journal,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_capture_stopped_between_its_halves_is_finished_by_the_resumption() {
+    let Some((store, journal)) = kurrentdb().await else {
+        return;
+    };
+    conformance::a_capture_stopped_between_its_halves_is_finished_by_the_resumption(store, journal)
+        .await;
+}
+
+#[tokio::test]
+async fn a_capture_the_payee_refuses_is_reversed_and_the_hold_stays_captured() {
+    let Some((store, journal)) = kurrentdb().await else {
+        return;
+    };
+    conformance::a_capture_the_payee_refuses_is_reversed_and_the_hold_stays_captured(
+        store, journal,
+    )
+    .await;
+}

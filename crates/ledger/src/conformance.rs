@@ -736,6 +736,57 @@ pub async fn a_reversed_transfer_is_complete_and_gives_the_payer_its_money_back(
     );
 }
 
+/// A capture to another wallet whose payee refused it (the transfer
+/// process's compensation): the money leaves the held account, passes
+/// through clearing and comes back to the payer's account, under the hold.
+pub async fn a_reversed_capture_gives_the_payer_its_money_back_through_clearing(
+    ledger: Arc<dyn LedgerUnderTest>,
+) {
+    let hold_id = HoldId::parse("h-1").expect("hold id");
+    let mut log = EventLog::default();
+    log.create("w-1", "100.00");
+    log.create("w-2", "0");
+    log.decide(
+        "w-1",
+        CommandKind::PlaceHold {
+            hold_id: hold_id.clone(),
+            amount: amount("25.00"),
+            expires_at: None,
+            description: None,
+        },
+    );
+    log.decide(
+        "w-1",
+        CommandKind::CaptureHold {
+            hold_id: hold_id.clone(),
+            amount: Some(amount("20.00")),
+            to_wallet_id: Some(wallet("w-2")),
+            description: None,
+        },
+    );
+    log.decide(
+        "w-1",
+        CommandKind::ReverseCapture {
+            hold_id,
+            to_wallet_id: wallet("w-2"),
+            amount: amount("20.00"),
+        },
+    );
+    ledger.post(&log.recorded, None).await.expect("post");
+    let verification = ledger.verify().await.expect("verify");
+    assert!(verification.ok, "{verification:?}");
+    assert!(verification.transfers_missing_half.is_empty());
+    assert_eq!(verification.clearing_balance, Decimal::ZERO);
+    assert_eq!(
+        verification.wallet_balances.get(&wallet("w-1")),
+        Some(&money("100.00"))
+    );
+    assert_eq!(
+        verification.held_balances.get(&wallet("w-1")),
+        Some(&money("0.00"))
+    );
+}
+
 pub async fn a_transfer_with_one_half_posted_is_missing_its_other_half(
     ledger: Arc<dyn LedgerUnderTest>,
 ) {
@@ -1078,6 +1129,7 @@ macro_rules! ledger_conformance_tests {
             an_event_repeated_within_a_batch_is_posted_once,
             a_transfer_with_one_half_posted_is_missing_its_other_half,
             a_reversed_transfer_is_complete_and_gives_the_payer_its_money_back,
+            a_reversed_capture_gives_the_payer_its_money_back_through_clearing,
             queries_filter_by_type_and_date_and_page_with_limit_and_offset,
             keyset_pages_walk_every_entry_once_in_ledger_order,
             a_batch_of_hundreds_of_events_is_posted_in_one_call,

@@ -18,6 +18,7 @@
 //! | HoldVoided, HoldExpired | held −amount, wallet +amount (`HOLD_RELEASED`) |
 //! | HoldCaptured     | held −hold, wallet +released, external:settlement +captured (`HOLD_CAPTURED`); to another wallet, clearing:transfers +captured |
 //! | HoldCaptureReceived | wallet +amount, clearing:transfers −amount (`TRANSFER_IN`) |
+//! | HoldCaptureReversed | wallet +amount, clearing:transfers −amount (`TRANSFER_IN`) |
 //!
 //! A wallet's money is on two accounts: `wallet:<id>` (what it may spend
 //! before its overdraft: its available balance) and `held:<id>` (what its
@@ -266,7 +267,8 @@ impl LedgerTransaction {
 
 /// The reference under which an event moves money through
 /// `clearing:transfers` (a transfer's halves and reversal, a capture to
-/// another wallet and its receiving event); `None` for any other event.
+/// another wallet and its receiving event or reversal); `None` for any
+/// other event.
 pub fn clearing_reference(event: &WalletEvent) -> Option<Uuid> {
     match &event.kind {
         EventKind::HoldCaptured {
@@ -274,7 +276,8 @@ pub fn clearing_reference(event: &WalletEvent) -> Option<Uuid> {
             to_wallet_id: Some(_),
             ..
         }
-        | EventKind::HoldCaptureReceived { hold_id, .. } => Some(hold_reference(hold_id)),
+        | EventKind::HoldCaptureReceived { hold_id, .. }
+        | EventKind::HoldCaptureReversed { hold_id, .. } => Some(hold_reference(hold_id)),
         kind => kind.transfer_id(),
     }
 }
@@ -324,7 +327,8 @@ fn plain_entries(event: &WalletEvent) -> (TransactionType, Vec<Posting>) {
         }
         EventKind::TransferReceived { .. }
         | EventKind::TransferReversed { .. }
-        | EventKind::HoldCaptureReceived { .. } => {
+        | EventKind::HoldCaptureReceived { .. }
+        | EventKind::HoldCaptureReversed { .. } => {
             (TransactionType::TransferIn, Account::ClearingTransfers)
         }
         // No money moves, so no entry is made and the counter account is unused.
@@ -431,6 +435,11 @@ fn description(event: &WalletEvent) -> String {
             from_wallet_id,
             ..
         } => format!("Capture of hold {hold_id} from {from_wallet_id}"),
+        EventKind::HoldCaptureReversed {
+            hold_id,
+            to_wallet_id,
+            ..
+        } => format!("Reversal of the capture of hold {hold_id} to {to_wallet_id}"),
         EventKind::HoldVoided { hold_id, .. } => format!("Void of hold {hold_id}"),
         EventKind::HoldExpired { hold_id, .. } => format!("Expiry of hold {hold_id}"),
     }
@@ -662,6 +671,45 @@ mod tests {
             .map(|posting| posting.amount)
             .sum();
         assert!(clearing.is_zero());
+    }
+
+    #[test]
+    fn a_reversed_capture_takes_the_money_back_out_of_clearing_under_the_hold() {
+        let captured = postings(&hold_event(1, 2_000, 0, true));
+        let reversed = recorded(
+            "w-1",
+            EventKind::HoldCaptureReversed {
+                hold_id: hold("h-1"),
+                to_wallet_id: wallet_id("w-2"),
+                amount: amount(2_000),
+            },
+        );
+        let back = postings(&reversed);
+        assert_eq!(back.transaction_type, TransactionType::TransferIn);
+        assert_eq!(back.reference_id, captured.reference_id);
+        assert_eq!(
+            back.description,
+            "Reversal of the capture of hold h-1 to w-2"
+        );
+        assert_eq!(
+            back.entries,
+            vec![
+                entry(wallet("w-1"), 2_000),
+                entry(Account::ClearingTransfers, -2_000)
+            ]
+        );
+        let clearing: Decimal = captured
+            .entries
+            .iter()
+            .chain(&back.entries)
+            .filter(|posting| posting.account == Account::ClearingTransfers)
+            .map(|posting| posting.amount)
+            .sum();
+        assert!(clearing.is_zero());
+        assert_eq!(
+            clearing_reference(&reversed.event),
+            Some(captured.reference_id)
+        );
     }
 
     #[test]

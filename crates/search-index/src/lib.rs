@@ -58,12 +58,13 @@ pub struct Transaction {
     pub id: Uuid,
     pub wallet_id: WalletId,
     pub owner_id: OwnerId,
-    /// The event type: `WalletCreated`, `WalletCredited`, `WalletDebited`,
-    /// `TransferSent`, `TransferReceived`, `TransferReversed` (a transfer's
-    /// paying half given back because the payee could not be credited), or a
-    /// hold's: `HoldPlaced`, `HoldCaptured`, `HoldCaptureReceived`,
-    /// `HoldVoided`, `HoldExpired`; or a control: `OverdraftLimitSet`,
-    /// `WalletFrozen`, `WalletUnfrozen`, `WalletClosed`.
+    /// The event type, as [`wallet_domain::EventKind::type_name`] names it:
+    /// `WalletCreated`, `WalletCredited`, `WalletDebited`, `TransferSent`,
+    /// `TransferReceived`, `TransferReversed` (a transfer's paying half given
+    /// back because the payee could not be credited), a hold's events
+    /// (`HoldPlaced`, `HoldCaptured`, `HoldCaptureReceived`,
+    /// `HoldCaptureReversed`, `HoldVoided`, `HoldExpired`) or a change that
+    /// moves no money.
     #[serde(rename = "type")]
     pub transaction_type: String,
     /// The amount moved, never negative; the direction is in the type.

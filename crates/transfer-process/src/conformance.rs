@@ -12,13 +12,14 @@ use event_store::{AppendRequest, EventStore, StreamAppend, SNAPSHOT_INTERVAL_EVE
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{
-    decide, replay, Amount, Balance, Command, CommandKind, DomainError, EventMetadata, OwnerId,
-    Wallet, WalletId, WalletState,
+    decide, holds_in, replay, Amount, Balance, Command, CommandKind, DomainError, EventMetadata,
+    Hold, HoldId, HoldStatus, OwnerId, Wallet, WalletId, WalletState,
 };
 
 use crate::{
-    transfer_id_for_key, Ending, JournalError, JournalRecord, Resumption, TransferIntent,
-    TransferJournal, TransferProcess, TransferReply, TransferRequest, RESUME_ATTEMPTS_MAX,
+    transfer_id_for_key, CaptureRequest, Ending, Half, JournalError, JournalRecord, ProcessError,
+    Resumption, TransferIntent, TransferJournal, TransferProcess, TransferReply, TransferRequest,
+    RESUME_ATTEMPTS_MAX,
 };
 
 /// The largest balance a wallet may hold: a payee there cannot be credited.
@@ -31,10 +32,19 @@ fn render(from: &Wallet, to: &Wallet) -> Result<String, serde_json::Error> {
     }))
 }
 
-/// A reply that shows both wallets' balances and versions.
+fn render_capture(hold: &Hold) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&serde_json::json!({
+        "hold": [hold.id.as_str(), hold.status.as_str(), hold.captured_amount.to_string()],
+        "to": hold.to_wallet_id.as_ref().map(|wallet_id| wallet_id.as_str()),
+    }))
+}
+
+/// A reply that shows both wallets' balances and versions, or the hold a
+/// capture settled.
 pub const REPLY: TransferReply = TransferReply {
     status: 201,
     render,
+    render_capture,
 };
 
 pub fn wallet_id(raw: &str) -> WalletId {
@@ -131,6 +141,7 @@ pub fn request(key: &str, from: &str, to: &str, amount: &str) -> TransferRequest
                 .with_ymd_and_hms(2026, 11, 25, 12, 0, 0)
                 .single()
                 .expect("time"),
+            hold_id: None,
         },
     }
 }
@@ -246,7 +257,7 @@ const LOADS_PER_TRANSFER_MAX: u64 = 6;
 
 /// `count` credits of `amount`, decided one after another on the state the
 /// previous one left (one read of the stream, not one per credit).
-async fn credit_many(store: &dyn EventStore, wallet: &str, amount: &str, count: u64) {
+pub async fn credit_many(store: &dyn EventStore, wallet: &str, amount: &str, count: u64) {
     let wallet_id = wallet_id(wallet);
     let mut state = state(store, &wallet_id).await;
     for _ in 0..count {
@@ -433,4 +444,298 @@ pub async fn a_credit_the_payee_cannot_take_is_reversed(
             refusal: DomainError::BalanceOverflow(wallet_id("payee"))
         }
     );
+}
+
+// --- the capture of a hold to another wallet ----------------------------------
+
+fn hold_id(raw: &str) -> HoldId {
+    HoldId::parse(raw).expect("test hold id")
+}
+
+fn amount(text: &str) -> Amount {
+    Amount::parse("amount", money(text)).expect("test amount")
+}
+
+/// Places hold `hold` of `amount` on the wallet, with no expiry.
+pub async fn place_hold(store: &dyn EventStore, wallet: &str, hold: &str, amount_held: &str) {
+    let kind = CommandKind::PlaceHold {
+        hold_id: hold_id(hold),
+        amount: amount(amount_held),
+        expires_at: None,
+        description: None,
+    };
+    execute(store, wallet, kind).await;
+}
+
+/// A capture of `hold` from `from` to `to` (of `captured`, or the whole
+/// hold) with an idempotency key, as command-api makes one.
+pub fn capture_request(
+    key: &str,
+    hold: &str,
+    from: &str,
+    to: &str,
+    captured: Option<&str>,
+) -> CaptureRequest {
+    CaptureRequest {
+        transfer_id: transfer_id_for_key(key),
+        capture: Command {
+            wallet_id: wallet_id(from),
+            kind: CommandKind::CaptureHold {
+                hold_id: hold_id(hold),
+                amount: captured.map(amount),
+                to_wallet_id: Some(wallet_id(to)),
+                description: None,
+            },
+            event_id: Uuid::now_v7(),
+            issued_at: Utc::now(),
+            metadata: EventMetadata {
+                idempotency_key: Some(key.to_owned()),
+                correlation_id: Some("correlation".into()),
+                causation_id: None,
+                principal: Some("user-456".into()),
+            },
+        },
+        request_fingerprint: Some(format!("capture {hold} {from}->{to}:{captured:?}")),
+    }
+}
+
+/// The types of the events of hold `hold` on the wallet's stream, in order.
+pub async fn hold_events(store: &dyn EventStore, wallet: &str, hold: &str) -> Vec<&'static str> {
+    let stream = store
+        .read_stream(&wallet_id(wallet), 0)
+        .await
+        .expect("read");
+    stream
+        .iter()
+        .filter(|recorded| recorded.event.kind.hold_id() == Some(&hold_id(hold)))
+        .map(|recorded| recorded.event.type_name())
+        .collect()
+}
+
+/// What the hold's wallet's stream says of it now.
+pub async fn hold_status(store: &dyn EventStore, wallet: &str, hold: &str) -> HoldStatus {
+    let stream = store
+        .read_stream(&wallet_id(wallet), 0)
+        .await
+        .expect("read");
+    holds_in(stream.iter().map(|recorded| &recorded.event), Utc::now())
+        .get(&hold_id(hold))
+        .expect("the wallet has the hold")
+        .status
+}
+
+/// Records the intent of a capture of `captured` as a request would, without
+/// running it: what a crash right after the intent leaves.
+async fn capture_left_by_a_crash(journal: &dyn TransferJournal, key: &str, captured: &str) -> Uuid {
+    let request = capture_request(key, "h-1", "payer", "payee", Some(captured));
+    let intent = TransferIntent {
+        from_wallet_id: wallet_id("payer"),
+        to_wallet_id: wallet_id("payee"),
+        amount: amount(captured),
+        description: None,
+        metadata: request.capture.metadata.clone(),
+        request_fingerprint: request.request_fingerprint.clone(),
+        initiated_at: request.capture.issued_at,
+        hold_id: Some(hold_id("h-1")),
+    };
+    journal
+        .append(request.transfer_id, 0, &JournalRecord::Initiated(intent))
+        .await
+        .expect("intent");
+    request.transfer_id
+}
+
+pub async fn a_capture_to_another_wallet_runs_as_a_transfer_and_its_key_replays_it(
+    store: Arc<dyn EventStore>,
+    journal: Arc<dyn TransferJournal>,
+) {
+    create(&*store, "payer", money("100.00")).await;
+    create(&*store, "payee", money("0")).await;
+    place_hold(&*store, "payer", "h-1", "25.00").await;
+    let process = TransferProcess::new(Arc::clone(&store), Arc::clone(&journal), REPLY);
+    let first = process
+        .capture(capture_request(
+            "key-1",
+            "h-1",
+            "payer",
+            "payee",
+            Some("20.00"),
+        ))
+        .await
+        .expect("capture");
+    assert!(!first.replayed);
+    let Ending::Completed { status: 201, body } = &first.ending else {
+        panic!("completed, not {first:?}");
+    };
+    assert_eq!(body, r#"{"hold":["h-1","CAPTURED","20.00"],"to":"payee"}"#);
+    assert_eq!(balance(&*store, "payer").await, money("80.00"));
+    assert_eq!(balance(&*store, "payee").await, money("20.00"));
+    assert_eq!(
+        hold_events(&*store, "payer", "h-1").await,
+        ["HoldPlaced", "HoldCaptured"]
+    );
+    assert_eq!(
+        hold_events(&*store, "payee", "h-1").await,
+        ["HoldCaptureReceived"]
+    );
+    let payer = state(&*store, &wallet_id("payer")).await;
+    assert!(payer.wallet().expect("payer").holds.is_empty());
+
+    let again = process
+        .capture(capture_request(
+            "key-1",
+            "h-1",
+            "payer",
+            "payee",
+            Some("20.00"),
+        ))
+        .await
+        .expect("retry");
+    assert!(again.replayed);
+    assert_eq!(again.ending, first.ending);
+    assert_eq!(balance(&*store, "payee").await, money("20.00"));
+    let other = process
+        .capture(capture_request("key-1", "h-1", "payer", "payee", None))
+        .await;
+    assert!(matches!(other, Err(ProcessError::KeyReused(key)) if key == "key-1"));
+
+    // The whole hold when no amount is asked; refusals record nothing.
+    place_hold(&*store, "payer", "h-2", "5.00").await;
+    let whole = process
+        .capture(capture_request("key-2", "h-2", "payer", "payee", None))
+        .await
+        .expect("capture");
+    assert!(matches!(&whole.ending, Ending::Completed { body, .. } if body.contains("\"5.00\"")));
+    assert_eq!(balance(&*store, "payee").await, money("25.00"));
+    let settled = process
+        .capture(capture_request("key-3", "h-2", "payer", "payee", None))
+        .await
+        .expect("answer");
+    assert_eq!(
+        settled.ending,
+        Ending::Failed {
+            refusal: DomainError::HoldNotPending {
+                hold_id: hold_id("h-2"),
+                status: None
+            }
+        }
+    );
+    assert!(!process.key_is_taken("key-3").await.expect("journal"));
+    assert!(journal.unfinished(10).await.expect("open").is_empty());
+}
+
+pub async fn a_capture_stopped_between_its_halves_is_finished_by_the_resumption(
+    store: Arc<dyn EventStore>,
+    journal: Arc<dyn TransferJournal>,
+) {
+    create(&*store, "payer", money("100.00")).await;
+    create(&*store, "payee", money("0")).await;
+    place_hold(&*store, "payer", "h-1", "25.00").await;
+    let transfer_id = capture_left_by_a_crash(&*journal, "key-1", "20.00").await;
+    // The payer's half stored and recorded, then the crash.
+    let records = journal.read(transfer_id).await.expect("journal");
+    let Some(JournalRecord::Initiated(intent)) = records.first() else {
+        panic!("an intent, not {records:?}");
+    };
+    let captured = Half::Sent.command(transfer_id, intent);
+    let payer = state(&*store, &wallet_id("payer")).await;
+    let events = decide(&payer, &captured).expect("the capture is allowed");
+    store
+        .append(AppendRequest {
+            streams: vec![StreamAppend {
+                wallet_id: wallet_id("payer"),
+                expected_version: payer.version(),
+                expected_last_event_id: None,
+                events,
+            }],
+            idempotent_response: None,
+        })
+        .await
+        .expect("append");
+    journal
+        .append(transfer_id, 1, &JournalRecord::Debited)
+        .await
+        .expect("debited");
+    assert_eq!(balance(&*store, "payee").await, money("0.00"));
+
+    let process = TransferProcess::new(Arc::clone(&store), Arc::clone(&journal), REPLY);
+    assert_eq!(
+        process.resume_unfinished().await.expect("resume").resumed,
+        1
+    );
+    assert_eq!(balance(&*store, "payer").await, money("80.00"));
+    assert_eq!(balance(&*store, "payee").await, money("20.00"));
+    assert_eq!(
+        hold_events(&*store, "payer", "h-1").await,
+        ["HoldPlaced", "HoldCaptured"]
+    );
+    assert_eq!(
+        hold_events(&*store, "payee", "h-1").await,
+        ["HoldCaptureReceived"]
+    );
+    let retried = process
+        .capture(capture_request(
+            "key-1",
+            "h-1",
+            "payer",
+            "payee",
+            Some("20.00"),
+        ))
+        .await
+        .expect("retry");
+    assert!(retried.replayed);
+    assert!(matches!(&retried.ending, Ending::Completed { body, .. } if body.contains("CAPTURED")));
+    assert_eq!(
+        process.resume_unfinished().await.expect("resume").resumed,
+        0
+    );
+}
+
+pub async fn a_capture_the_payee_refuses_is_reversed_and_the_hold_stays_captured(
+    store: Arc<dyn EventStore>,
+    journal: Arc<dyn TransferJournal>,
+) {
+    create(&*store, "payer", money("100.00")).await;
+    create(&*store, "payee", money("0")).await;
+    place_hold(&*store, "payer", "h-1", "25.00").await;
+    capture_left_by_a_crash(&*journal, "key-1", "20.00").await;
+    // Closed after the capture was recorded, before its halves ran.
+    execute(&*store, "payee", CommandKind::Close).await;
+    let process = TransferProcess::new(Arc::clone(&store), Arc::clone(&journal), REPLY);
+    assert_eq!(
+        process.resume_unfinished().await.expect("resume").resumed,
+        1
+    );
+    assert_eq!(balance(&*store, "payer").await, money("100.00"));
+    assert_eq!(balance(&*store, "payee").await, money("0.00"));
+    assert_eq!(
+        hold_events(&*store, "payer", "h-1").await,
+        ["HoldPlaced", "HoldCaptured", "HoldCaptureReversed"]
+    );
+    assert!(hold_events(&*store, "payee", "h-1").await.is_empty());
+    assert_eq!(
+        hold_status(&*store, "payer", "h-1").await,
+        HoldStatus::Captured
+    );
+    let payer = state(&*store, &wallet_id("payer")).await;
+    let payer = payer.wallet().expect("payer");
+    assert!(payer.holds.is_empty());
+    assert_eq!(payer.available_balance().value(), money("100.00"));
+    let retried = process
+        .capture(capture_request(
+            "key-1",
+            "h-1",
+            "payer",
+            "payee",
+            Some("20.00"),
+        ))
+        .await
+        .expect("retry");
+    assert_eq!(
+        retried.ending,
+        Ending::Failed {
+            refusal: DomainError::WalletClosed(wallet_id("payee"))
+        }
+    );
+    assert!(journal.unfinished(10).await.expect("open").is_empty());
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use wallet_domain::{Amount, Description, DomainError, EventMetadata, WalletId};
+use wallet_domain::{Amount, Description, DomainError, EventMetadata, HoldId, WalletId};
 
 /// Records of one transfer at most: the intent, the debit, the credit or the
 /// compensation, the end. A journal with more is corrupt.
@@ -28,6 +28,14 @@ pub struct TransferIntent {
     /// The time of every wallet event of the transfer, however late a
     /// resumption appends them.
     pub initiated_at: DateTime<Utc>,
+    /// Present when the transfer is the capture of this hold (of the payer)
+    /// to the payee: its halves are then `HoldCaptured` of `amount` (the
+    /// amount the capture takes, decided before the intent is recorded),
+    /// `HoldCaptureReceived` and, when the payee refuses, `HoldCaptureReversed`.
+    /// Absent from the intents of plain transfers, and of those recorded
+    /// before captures ran as a process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_id: Option<HoldId>,
 }
 
 /// How a transfer ended: the reply to give every retry.
@@ -46,11 +54,12 @@ pub enum Ending {
 #[serde(rename_all = "camelCase")]
 pub enum JournalRecord {
     Initiated(TransferIntent),
-    /// `TransferSent` is stored on the payer.
+    /// `TransferSent` (a capture's `HoldCaptured`) is stored on the payer.
     Debited,
-    /// `TransferReceived` is stored on the payee.
+    /// `TransferReceived` (a capture's `HoldCaptureReceived`) is stored on the payee.
     Credited,
-    /// The payee refused the credit and `TransferReversed` is stored on the payer.
+    /// The payee refused the credit and `TransferReversed` (a capture's
+    /// `HoldCaptureReversed`) is stored on the payer.
     Compensated {
         refusal: DomainError,
     },

@@ -27,6 +27,15 @@
 //! journal holds open, each on its own, and sets aside (quarantines) one that
 //! failed [`RESUME_ATTEMPTS_MAX`] times in a row.
 //!
+//! A capture of a hold to another wallet runs the same way (its intent
+//! names the hold, see [`TransferIntent::hold_id`]): the refusals
+//! `decide_capture` gives first record nothing, and the amount it decides is
+//! the intent's; then the payer's `HoldCaptured`, the payee's
+//! `HoldCaptureReceived`, or, when the payee refuses it, the payer's
+//! `HoldCaptureReversed` (the hold stays captured, the money is the payer's
+//! again); each half's command is the one the domain derives from the
+//! capture (`capture_halves`), and the reply is the hold as the capture left it.
+//!
 //! What an observer may see: between the debit and the credit (or the
 //! reversal) a transfer is in flight, as a bank transfer is, and its money
 //! sits in the ledger's clearing account. The request is answered only once
@@ -46,8 +55,10 @@ pub use embedded::EmbeddedTransferJournal;
 pub use journal::{
     Ending, JournalError, JournalRecord, TransferIntent, TransferJournal, TRANSFER_RECORDS_MAX,
 };
+#[cfg(any(test, feature = "conformance"))]
+pub(crate) use process::Half;
 pub use process::{
-    transfer_id_for_key, ProcessError, Resumption, Step, TransferAnswer, TransferProcess,
-    TransferReply, TransferRequest, JOURNAL_ROUNDS_MAX, RESUME_ATTEMPTS_MAX, RESUME_BATCHES_MAX,
-    RESUME_BATCH_SIZE, RESUME_FAILURES_TRACKED_MAX, STEP_CONFLICT_ATTEMPTS_MAX,
+    transfer_id_for_key, CaptureRequest, ProcessError, Resumption, Step, TransferAnswer,
+    TransferProcess, TransferReply, TransferRequest, JOURNAL_ROUNDS_MAX, RESUME_ATTEMPTS_MAX,
+    RESUME_BATCHES_MAX, RESUME_BATCH_SIZE, RESUME_FAILURES_TRACKED_MAX, STEP_CONFLICT_ATTEMPTS_MAX,
 };

@@ -17,8 +17,9 @@ use event_store::{
 };
 use uuid::Uuid;
 use wallet_domain::{
-    decide, decide_transfer, evolve, replay, Command, CommandKind, DomainError, EventMetadata,
-    Wallet, WalletId, WalletState,
+    capture_halves, decide, decide_capture, decide_transfer, evolve, hold_after, holds_in, replay,
+    Command, CommandKind, DomainError, EventKind, EventMetadata, Hold, HoldId, Wallet, WalletId,
+    WalletState,
 };
 
 use crate::journal::{Ending, JournalError, JournalRecord, TransferIntent, TransferJournal};
@@ -72,17 +73,55 @@ pub enum Step {
 }
 
 /// How the reply of a completed transfer is written: the payer after its
-/// debit and the payee after its credit, as the API shows them.
+/// debit and the payee after its credit, as the API shows them; for the
+/// capture of a hold, the hold as the capture left it.
 #[derive(Clone, Copy)]
 pub struct TransferReply {
     pub status: u16,
     pub render: fn(&Wallet, &Wallet) -> Result<String, serde_json::Error>,
+    pub render_capture: fn(&Hold) -> Result<String, serde_json::Error>,
 }
 
 #[derive(Debug, Clone)]
 pub struct TransferRequest {
     pub transfer_id: Uuid,
     pub intent: TransferIntent,
+}
+
+/// A capture of a hold to another wallet, run as a transfer: `capture` is a
+/// `CaptureHold` command with a `to_wallet_id` (its event id is replaced by
+/// one derived from the transfer id; its `amount`, when absent, is the
+/// hold's whole amount, as the domain decides it).
+#[derive(Debug, Clone)]
+pub struct CaptureRequest {
+    pub transfer_id: Uuid,
+    pub capture: Command,
+    /// The request's digest when it had an idempotency key.
+    pub request_fingerprint: Option<String>,
+}
+
+/// What a request asks the process to run.
+#[derive(Clone, Copy)]
+enum Order<'a> {
+    Transfer(&'a TransferIntent),
+    Capture(&'a CaptureRequest),
+}
+
+impl<'a> Order<'a> {
+    fn request_fingerprint(self) -> &'a Option<String> {
+        match self {
+            Order::Transfer(intent) => &intent.request_fingerprint,
+            Order::Capture(request) => &request.request_fingerprint,
+        }
+    }
+
+    fn idempotency_key(self) -> Option<String> {
+        let metadata = match self {
+            Order::Transfer(intent) => &intent.metadata,
+            Order::Capture(request) => &request.capture.metadata,
+        };
+        metadata.idempotency_key.clone()
+    }
 }
 
 /// The answer to a transfer request.
@@ -115,6 +154,8 @@ pub enum ProcessError {
     Store(#[from] StoreError),
     #[error("could not encode the reply: {0}")]
     Render(#[from] serde_json::Error),
+    #[error("transfer {0}: a capture request that is no capture of a hold to another wallet")]
+    NotACapture(Uuid),
     #[cfg(test)]
     #[error("crashed (on purpose) after step {0:?}")]
     Crashed(Step),
@@ -185,13 +226,31 @@ impl TransferProcess {
     /// wallet, the same wallet twice, insufficient funds, a payee that cannot
     /// take the amount) record nothing.
     pub async fn run(&self, request: TransferRequest) -> Result<TransferAnswer, ProcessError> {
-        let transfer_id = request.transfer_id;
+        self.start(request.transfer_id, Order::Transfer(&request.intent))
+            .await
+    }
+
+    /// Runs the capture of `request` as a transfer (the payer's
+    /// `HoldCaptured`, then the payee's `HoldCaptureReceived`, or, when the
+    /// payee refuses it, the payer's `HoldCaptureReversed`), or answers as
+    /// an earlier request with the same transfer id did. Refusals
+    /// [`decide_capture`] gives before anything moves record nothing.
+    pub async fn capture(&self, request: CaptureRequest) -> Result<TransferAnswer, ProcessError> {
+        self.start(request.transfer_id, Order::Capture(&request))
+            .await
+    }
+
+    async fn start(
+        &self,
+        transfer_id: Uuid,
+        order: Order<'_>,
+    ) -> Result<TransferAnswer, ProcessError> {
         for _ in 0..INTENT_ROUNDS_MAX {
             let records = self.journal.read(transfer_id).await?;
             if !records.is_empty() {
                 let intent = intent_of(transfer_id, &records)?;
-                if intent.request_fingerprint != request.intent.request_fingerprint {
-                    let key = request.intent.metadata.idempotency_key.unwrap_or_default();
+                if &intent.request_fingerprint != order.request_fingerprint() {
+                    let key = order.idempotency_key().unwrap_or_default();
                     return Err(ProcessError::KeyReused(key));
                 }
                 let ending = self.drive(transfer_id, &intent, records).await?;
@@ -200,19 +259,20 @@ impl TransferProcess {
                     replayed: true,
                 });
             }
-            if let Err(refusal) = self.refusal_before_start(&request).await? {
-                return Ok(TransferAnswer {
-                    ending: Ending::Failed { refusal },
-                    replayed: false,
-                });
-            }
-            let initiated = JournalRecord::Initiated(request.intent.clone());
+            let intent = match self.intent_before_start(transfer_id, order).await? {
+                Ok(intent) => intent,
+                Err(refusal) => {
+                    return Ok(TransferAnswer {
+                        ending: Ending::Failed { refusal },
+                        replayed: false,
+                    })
+                }
+            };
+            let initiated = JournalRecord::Initiated(intent.clone());
             match self.journal.append(transfer_id, 0, &initiated).await {
                 Ok(()) => {
                     self.reached(transfer_id, Step::Intent)?;
-                    let ending = self
-                        .drive(transfer_id, &request.intent, vec![initiated])
-                        .await?;
+                    let ending = self.drive(transfer_id, &intent, vec![initiated]).await?;
                     return Ok(TransferAnswer {
                         ending,
                         replayed: false,
@@ -437,7 +497,50 @@ impl TransferProcess {
     ) -> Result<String, ProcessError> {
         let from = self.stored(transfer_id, intent, Half::Sent).await?;
         let to = self.stored(transfer_id, intent, Half::Received).await?;
+        if let Some(hold_id) = &intent.hold_id {
+            let hold = self.captured_hold(transfer_id, intent, hold_id).await?;
+            return Ok((self.reply.render_capture)(&hold)?);
+        }
         Ok((self.reply.render)(&from, &to)?)
+    }
+
+    /// The hold as the capture of `intent` left it: the payer's pending hold
+    /// right before the capture with the capture applied, as the atomic path
+    /// renders it. Read from the newest snapshot on; a capture older than the
+    /// snapshot (a reply rendered long after) folds the whole stream.
+    async fn captured_hold(
+        &self,
+        transfer_id: Uuid,
+        intent: &TransferIntent,
+        hold_id: &HoldId,
+    ) -> Result<Hold, ProcessError> {
+        let captured_id = Half::Sent.command(transfer_id, intent).event_id;
+        let tail = read_tail(&*self.store, &intent.from_wallet_id).await?;
+        let mut before = tail.base;
+        let mut hold = None;
+        for recorded in &tail.events {
+            if recorded.event.event_id == captured_id {
+                hold = hold_after(&before, std::slice::from_ref(&recorded.event), hold_id);
+                break;
+            }
+            before = evolve(before, &recorded.event);
+        }
+        if hold.is_none() {
+            let stream = self.store.read_stream(&intent.from_wallet_id, 0).await?;
+            let upto = stream
+                .iter()
+                .position(|recorded| recorded.event.event_id == captured_id)
+                .map_or(0, |index| index + 1);
+            let events = stream[..upto].iter().map(|recorded| &recorded.event);
+            hold = holds_in(events, intent.initiated_at).remove(hold_id);
+        }
+        hold.ok_or_else(|| ProcessError::Corrupt {
+            transfer_id,
+            reason: format!(
+                "wallet {} lacks the capture of hold {hold_id}",
+                intent.from_wallet_id
+            ),
+        })
     }
 
     /// The wallet right after `half`, which the journal says is stored.
@@ -447,8 +550,9 @@ impl TransferProcess {
         intent: &TransferIntent,
         half: Half,
     ) -> Result<Wallet, ProcessError> {
-        let wallet_id = half.wallet_id(intent);
-        match self.lookup(wallet_id, half.event_id(transfer_id)).await? {
+        let command = half.command(transfer_id, intent);
+        let wallet_id = &command.wallet_id;
+        match self.lookup(wallet_id, command.event_id).await? {
             Lookup::Found(wallet) => Ok(wallet),
             Lookup::Missing(_) => Err(ProcessError::Corrupt {
                 transfer_id,
@@ -559,19 +663,80 @@ impl TransferProcess {
         Ok(Lookup::Missing(state))
     }
 
-    /// The refusal the domain gives now to either half, before anything is
-    /// recorded. Under the wallet lock it is also the refusal the steps meet.
-    async fn refusal_before_start(
+    /// The intent to record, or the refusal the domain gives now to either
+    /// half, before anything is recorded: the same decision the atomic path
+    /// makes, both halves at once. Under the wallet lock it is also the
+    /// refusal the steps meet.
+    async fn intent_before_start(
         &self,
-        request: &TransferRequest,
-    ) -> Result<Result<(), DomainError>, ProcessError> {
-        let (transfer_id, intent) = (request.transfer_id, &request.intent);
-        let sent = Half::Sent.command(transfer_id, intent);
-        let received = Half::Received.command(transfer_id, intent);
+        transfer_id: Uuid,
+        order: Order<'_>,
+    ) -> Result<Result<TransferIntent, DomainError>, ProcessError> {
+        match order {
+            Order::Transfer(intent) => {
+                let sent = Half::Sent.command(transfer_id, intent);
+                let received = Half::Received.command(transfer_id, intent);
+                let payer = self.state_for(&sent).await?;
+                let payee = self.state_for(&received).await?;
+                Ok(decide_transfer(&payer, &sent, &payee, &received).map(|_| intent.clone()))
+            }
+            Order::Capture(request) => self.capture_intent(transfer_id, request).await,
+        }
+    }
+
+    /// The intent of a capture: the amount [`decide_capture`] takes when it
+    /// allows the capture on both wallets as they stand now.
+    async fn capture_intent(
+        &self,
+        transfer_id: Uuid,
+        request: &CaptureRequest,
+    ) -> Result<Result<TransferIntent, DomainError>, ProcessError> {
+        let capture = &request.capture;
+        let CommandKind::CaptureHold {
+            hold_id,
+            to_wallet_id: Some(to_wallet_id),
+            description,
+            ..
+        } = &capture.kind
+        else {
+            return Err(ProcessError::NotACapture(transfer_id));
+        };
+        let sent = Command {
+            event_id: Half::Sent.event_id(transfer_id),
+            ..capture.clone()
+        };
         let payer = self.state_for(&sent).await?;
-        let payee = self.state_for(&received).await?;
-        // The same decision the atomic path makes, both halves at once.
-        Ok(decide_transfer(&payer, &sent, &payee, &received).map(|_| ()))
+        let payee = self.state_now(to_wallet_id).await?;
+        let (captured, _) = match decide_capture(&payer, &sent, &payee) {
+            Ok(decided) => decided,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let amount = captured.iter().find_map(|event| match &event.kind {
+            EventKind::HoldCaptured { amount, .. } => Some(*amount),
+            _ => None,
+        });
+        let Some(amount) = amount else {
+            return Err(ProcessError::NotACapture(transfer_id));
+        };
+        Ok(Ok(TransferIntent {
+            from_wallet_id: capture.wallet_id.clone(),
+            to_wallet_id: to_wallet_id.clone(),
+            amount,
+            description: description.clone(),
+            metadata: capture.metadata.clone(),
+            request_fingerprint: request.request_fingerprint.clone(),
+            initiated_at: capture.issued_at,
+            hold_id: Some(hold_id.clone()),
+        }))
+    }
+
+    /// The wallet as its stream stands now.
+    async fn state_now(&self, wallet_id: &WalletId) -> Result<WalletState, ProcessError> {
+        let tail = read_tail(&*self.store, wallet_id).await?;
+        Ok(tail
+            .events
+            .iter()
+            .fold(tail.base, |state, recorded| evolve(state, &recorded.event)))
     }
 
     /// The wallet of `command` as the decision sees it: as it stood after the
@@ -597,7 +762,7 @@ impl TransferProcess {
 
 /// The wallet events of a transfer, each with an id derived from the transfer id.
 #[derive(Debug, Clone, Copy)]
-enum Half {
+pub(crate) enum Half {
     Sent,
     Received,
     Reversed,
@@ -621,8 +786,13 @@ impl Half {
     }
 
     /// The command of this half: its event id derived from the transfer,
-    /// its time the intent's, and, after the debit, caused by the debit.
-    fn command(self, transfer_id: Uuid, intent: &TransferIntent) -> Command {
+    /// its time the intent's, and, after the debit, caused by the debit. For
+    /// a capture, the payer's `CaptureHold` of the intent's amount, and the
+    /// payee's half and the reversal the domain derives from it.
+    pub(crate) fn command(self, transfer_id: Uuid, intent: &TransferIntent) -> Command {
+        if let Some(hold_id) = &intent.hold_id {
+            return self.capture_command(transfer_id, intent, hold_id);
+        }
         let kind = match self {
             Half::Sent => CommandKind::TransferOut {
                 transfer_id,
@@ -655,6 +825,36 @@ impl Half {
             event_id: self.event_id(transfer_id),
             issued_at: intent.initiated_at,
             metadata,
+        }
+    }
+}
+
+impl Half {
+    fn capture_command(
+        self,
+        transfer_id: Uuid,
+        intent: &TransferIntent,
+        hold_id: &HoldId,
+    ) -> Command {
+        let capture = Command {
+            wallet_id: intent.from_wallet_id.clone(),
+            kind: CommandKind::CaptureHold {
+                hold_id: hold_id.clone(),
+                amount: Some(intent.amount),
+                to_wallet_id: Some(intent.to_wallet_id.clone()),
+                description: intent.description.clone(),
+            },
+            event_id: Half::Sent.event_id(transfer_id),
+            issued_at: intent.initiated_at,
+            metadata: intent.metadata.clone(),
+        };
+        let Some(halves) = capture_halves(&capture) else {
+            unreachable!("a capture of an amount to another wallet has halves");
+        };
+        match self {
+            Half::Sent => capture,
+            Half::Received => halves.received,
+            Half::Reversed => halves.reversed,
         }
     }
 }

@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use event_store::{EmbeddedEventStore, EventStore};
+use event_store::{save_snapshot_of, EmbeddedEventStore, EventStore, SNAPSHOT_INTERVAL_EVENTS};
 use rust_decimal::Decimal;
-use wallet_domain::{Amount, CommandKind, DomainError, EventKind};
+use wallet_domain::{replay, Amount, CommandKind, DomainError, EventKind};
 
 use crate::conformance::{
-    self, balance, create, credit, execute, halves, money, request, wallet_id, NEAR_THE_MAXIMUM,
-    REPLY,
+    self, balance, capture_request, create, credit, credit_many, execute, halves, hold_events,
+    money, place_hold, request, wallet_id, NEAR_THE_MAXIMUM, REPLY,
 };
 use crate::{
     transfer_id_for_key, EmbeddedTransferJournal, Ending, ProcessError, Step, TransferAnswer,
@@ -56,14 +56,42 @@ impl Run {
             .run(request(key, "payer", "payee", amount))
             .await
     }
+
+    /// The capture of hold `h-1` of the payer to the payee, of `amount`.
+    async fn capture(&self, key: &str, amount: &str) -> Result<TransferAnswer, ProcessError> {
+        self.process
+            .capture(capture_request(key, "h-1", "payer", "payee", Some(amount)))
+            .await
+    }
+
+    async fn ask(&self, ask: Ask, key: &str, amount: &str) -> Result<TransferAnswer, ProcessError> {
+        match ask {
+            Ask::Transfer => self.transfer(key, amount).await,
+            Ask::Capture => self.capture(key, amount).await,
+        }
+    }
+}
+
+/// What a crashing run is asked to do.
+#[derive(Debug, Clone, Copy)]
+enum Ask {
+    Transfer,
+    /// The capture of the payer's hold `h-1` to the payee.
+    Capture,
 }
 
 /// Starts, crashes after `crash_after`, restarts on the same files and
 /// resumes at start-up: the run the assertions look at.
-async fn crashed_and_resumed(bench: &Bench, key: &str, amount: &str, crash_after: Step) -> Run {
+async fn crashed_and_resumed(
+    bench: &Bench,
+    ask: Ask,
+    key: &str,
+    amount: &str,
+    crash_after: Step,
+) -> Run {
     let crashing = bench.start(Some(crash_after));
     let error = crashing
-        .transfer(key, amount)
+        .ask(ask, key, amount)
         .await
         .expect_err("the run crashes");
     assert!(
@@ -122,7 +150,7 @@ async fn a_crash_after_any_step_of_a_transfer_is_finished_at_start_up_exactly_on
         create(&*setup.store, "payee", money("5.00")).await;
         drop(setup);
 
-        let run = crashed_and_resumed(&bench, "key-1", "30.00", crash_after).await;
+        let run = crashed_and_resumed(&bench, Ask::Transfer, "key-1", "30.00", crash_after).await;
         assert_eq!(
             balance(&*run.store, "payer").await,
             money("70.00"),
@@ -150,6 +178,136 @@ async fn a_crash_after_any_step_of_a_transfer_is_finished_at_start_up_exactly_on
             assert!(retried.replayed);
         }
         assert_eq!(balance(&*run.store, "payer").await, money("70.00"));
+    }
+}
+
+#[tokio::test]
+async fn a_crash_after_any_step_of_a_capture_is_finished_at_start_up_exactly_once() {
+    async fn opened(bench: &Bench) -> Run {
+        let run = bench.start(None);
+        create(&*run.store, "payer", money("100.00")).await;
+        create(&*run.store, "payee", money("5.00")).await;
+        place_hold(&*run.store, "payer", "h-1", "25.00").await;
+        run
+    }
+    let clean = Bench::new();
+    let uncrashed = opened(&clean)
+        .await
+        .capture("key-1", "20.00")
+        .await
+        .expect("capture");
+    assert!(
+        matches!(&uncrashed.ending, Ending::Completed { status: 201, .. }),
+        "{uncrashed:?}"
+    );
+
+    for crash_after in COMPLETED_PATH {
+        let bench = Bench::new();
+        drop(opened(&bench).await);
+        let run = crashed_and_resumed(&bench, Ask::Capture, "key-1", "20.00", crash_after).await;
+        assert_eq!(balance(&*run.store, "payer").await, money("80.00"));
+        assert_eq!(balance(&*run.store, "payee").await, money("25.00"));
+        assert_eq!(
+            hold_events(&*run.store, "payer", "h-1").await,
+            ["HoldPlaced", "HoldCaptured"],
+            "{crash_after:?}"
+        );
+        assert_eq!(
+            hold_events(&*run.store, "payee", "h-1").await,
+            ["HoldCaptureReceived"],
+            "{crash_after:?}"
+        );
+        for _ in 0..2 {
+            let retried = run.capture("key-1", "20.00").await.expect("retry");
+            assert_eq!(retried.ending, uncrashed.ending, "{crash_after:?}");
+            assert!(retried.replayed);
+        }
+        assert_eq!(balance(&*run.store, "payee").await, money("25.00"));
+    }
+}
+
+/// A capture stopped before its end, resumed after the payer's stream got
+/// long and a snapshot past the capture: its reply is the same hold.
+#[tokio::test]
+async fn a_capture_resumed_after_a_snapshot_past_it_replies_with_the_same_hold() {
+    let clean = Bench::new();
+    let run = clean.start(None);
+    create(&*run.store, "payer", money("100.00")).await;
+    create(&*run.store, "payee", money("0")).await;
+    place_hold(&*run.store, "payer", "h-1", "25.00").await;
+    let uncrashed = run.capture("key-1", "20.00").await.expect("capture");
+
+    let bench = Bench::new();
+    let setup = bench.start(None);
+    create(&*setup.store, "payer", money("100.00")).await;
+    create(&*setup.store, "payee", money("0")).await;
+    place_hold(&*setup.store, "payer", "h-1", "25.00").await;
+    let crashing = bench.start(Some(Step::CreditRecorded));
+    assert!(crashing.capture("key-1", "20.00").await.is_err());
+    drop(crashing);
+    credit_many(&*setup.store, "payer", "0.01", SNAPSHOT_INTERVAL_EVENTS + 1).await;
+    let stream = setup
+        .store
+        .read_stream(&wallet_id("payer"), 0)
+        .await
+        .expect("read");
+    let last_event_id = stream.last().expect("events").event.event_id;
+    let payer = replay(stream.iter().map(|recorded| &recorded.event));
+    save_snapshot_of(&*setup.store, payer.wallet().expect("payer"), last_event_id).await;
+    drop(setup);
+
+    let run = bench.start(None);
+    assert_eq!(
+        run.process
+            .resume_unfinished()
+            .await
+            .expect("resume")
+            .resumed,
+        1
+    );
+    let retried = run.capture("key-1", "20.00").await.expect("retry");
+    assert!(retried.replayed);
+    assert_eq!(retried.ending, uncrashed.ending);
+}
+
+#[tokio::test]
+async fn a_capture_the_payee_refuses_is_reversed_after_a_crash_after_any_step() {
+    for crash_after in COMPENSATION_PATH.into_iter().chain([Step::Finish]) {
+        let bench = Bench::new();
+        let setup = bench.start(None);
+        create(&*setup.store, "payer", money("100.00")).await;
+        create(&*setup.store, "payee", money("0")).await;
+        place_hold(&*setup.store, "payer", "h-1", "25.00").await;
+        // Closed after the intent is recorded, as a capture racing a close would meet it.
+        let mut crashing = bench.start(Some(Step::Intent));
+        assert!(crashing.capture("key-1", "20.00").await.is_err());
+        execute(&*setup.store, "payee", CommandKind::Close).await;
+        drop(setup);
+        if crash_after != Step::Intent {
+            crashing.process.crash_after = Some(crash_after);
+            let error = crashing.capture("key-1", "20.00").await.expect_err("crash");
+            assert!(
+                matches!(error, ProcessError::Crashed(step) if step == crash_after),
+                "{error:?}"
+            );
+        }
+        drop(crashing);
+        let run = bench.start(None);
+        run.process.resume_unfinished().await.expect("resume");
+        assert_eq!(balance(&*run.store, "payer").await, money("100.00"));
+        assert_eq!(
+            hold_events(&*run.store, "payer", "h-1").await,
+            ["HoldPlaced", "HoldCaptured", "HoldCaptureReversed"],
+            "{crash_after:?}"
+        );
+        let retried = run.capture("key-1", "20.00").await.expect("retry");
+        assert_eq!(
+            retried.ending,
+            Ending::Failed {
+                refusal: DomainError::WalletClosed(wallet_id("payee"))
+            },
+            "{crash_after:?}"
+        );
     }
 }
 
@@ -471,5 +629,46 @@ mod embedded_conformance {
     async fn a_credit_the_payee_cannot_take_is_reversed() {
         let (_bench, run) = opened();
         conformance::a_credit_the_payee_cannot_take_is_reversed(run.store, run.journal).await;
+    }
+}
+
+/// The capture scenarios on the embedded store and journal.
+mod embedded_capture_conformance {
+    use super::*;
+
+    fn opened() -> (Bench, Run) {
+        let bench = Bench::new();
+        let run = bench.start(None);
+        (bench, run)
+    }
+
+    #[tokio::test]
+    async fn a_capture_to_another_wallet_runs_as_a_transfer_and_its_key_replays_it() {
+        let (_bench, run) = opened();
+        conformance::a_capture_to_another_wallet_runs_as_a_transfer_and_its_key_replays_it(
+            run.store,
+            run.journal,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_capture_stopped_between_its_halves_is_finished_by_the_resumption() {
+        let (_bench, run) = opened();
+        conformance::a_capture_stopped_between_its_halves_is_finished_by_the_resumption(
+            run.store,
+            run.journal,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_capture_the_payee_refuses_is_reversed_and_the_hold_stays_captured() {
+        let (_bench, run) = opened();
+        conformance::a_capture_the_payee_refuses_is_reversed_and_the_hold_stays_captured(
+            run.store,
+            run.journal,
+        )
+        .await;
     }
 }

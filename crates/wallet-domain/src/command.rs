@@ -78,6 +78,13 @@ pub enum CommandKind {
         amount: Amount,
         description: Option<Description>,
     },
+    /// Gives a capture to another wallet back to the payer when its
+    /// receiving half was refused (the hold stays captured).
+    ReverseCapture {
+        hold_id: HoldId,
+        to_wallet_id: WalletId,
+        amount: Amount,
+    },
     /// Releases a pending hold.
     VoidHold {
         hold_id: HoldId,

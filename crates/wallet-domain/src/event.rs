@@ -100,6 +100,14 @@ pub enum EventKind {
         amount: Amount,
         description: Option<Description>,
     },
+    /// A capture to another wallet given back to the payer, because the
+    /// payee could not receive it (the capture ran as a process, one wallet
+    /// at a time): `amount` returns to the wallet, the hold stays captured.
+    HoldCaptureReversed {
+        hold_id: HoldId,
+        to_wallet_id: WalletId,
+        amount: Amount,
+    },
     /// The whole hold, `amount`, is available again. Moves no money.
     HoldVoided { hold_id: HoldId, amount: Amount },
     /// The hold passed its `expires_at`: `amount` is available again. Moves no money.
@@ -122,6 +130,7 @@ impl EventKind {
             EventKind::HoldPlaced { .. } => "HoldPlaced",
             EventKind::HoldCaptured { .. } => "HoldCaptured",
             EventKind::HoldCaptureReceived { .. } => "HoldCaptureReceived",
+            EventKind::HoldCaptureReversed { .. } => "HoldCaptureReversed",
             EventKind::HoldVoided { .. } => "HoldVoided",
             EventKind::HoldExpired { .. } => "HoldExpired",
         }
@@ -149,6 +158,7 @@ impl EventKind {
             | EventKind::HoldPlaced { amount, .. }
             | EventKind::HoldCaptured { amount, .. }
             | EventKind::HoldCaptureReceived { amount, .. }
+            | EventKind::HoldCaptureReversed { amount, .. }
             | EventKind::HoldVoided { amount, .. }
             | EventKind::HoldExpired { amount, .. } => Balance::from(*amount),
         }
@@ -160,6 +170,7 @@ impl EventKind {
             EventKind::HoldPlaced { hold_id, .. }
             | EventKind::HoldCaptured { hold_id, .. }
             | EventKind::HoldCaptureReceived { hold_id, .. }
+            | EventKind::HoldCaptureReversed { hold_id, .. }
             | EventKind::HoldVoided { hold_id, .. }
             | EventKind::HoldExpired { hold_id, .. } => Some(hold_id),
             _ => None,
@@ -193,6 +204,7 @@ impl EventKind {
         match self {
             EventKind::WalletCreated { .. }
             | EventKind::TransferReversed { .. }
+            | EventKind::HoldCaptureReversed { .. }
             | EventKind::OverdraftLimitSet { .. }
             | EventKind::WalletFrozen
             | EventKind::WalletUnfrozen
@@ -211,11 +223,12 @@ impl EventKind {
 
     /// The other wallet of a transfer: the payee for the paying half and its
     /// reversal, the payer for the receiving half; likewise for a capture to
-    /// another wallet and its receiving event.
+    /// another wallet, its receiving event and its reversal.
     pub fn counterparty(&self) -> Option<&WalletId> {
         match self {
             EventKind::TransferSent { to_wallet_id, .. }
-            | EventKind::TransferReversed { to_wallet_id, .. } => Some(to_wallet_id),
+            | EventKind::TransferReversed { to_wallet_id, .. }
+            | EventKind::HoldCaptureReversed { to_wallet_id, .. } => Some(to_wallet_id),
             EventKind::TransferReceived { from_wallet_id, .. }
             | EventKind::HoldCaptureReceived { from_wallet_id, .. } => Some(from_wallet_id),
             EventKind::HoldCaptured { to_wallet_id, .. } => to_wallet_id.as_ref(),
@@ -502,6 +515,11 @@ impl TryFrom<EventWire> for WalletEvent {
                 from_wallet_id: counterparty()?,
                 amount: moved()?,
                 description,
+            },
+            "HoldCaptureReversed" => EventKind::HoldCaptureReversed {
+                hold_id: hold_id()?,
+                to_wallet_id: counterparty()?,
+                amount: moved()?,
             },
             "HoldVoided" => EventKind::HoldVoided {
                 hold_id: hold_id()?,

@@ -30,6 +30,6 @@ pub use snapshot::{
 };
 pub use status::{UnknownWalletStatus, WalletStatus};
 pub use wallet::{
-    capture_received, continues, decide, decide_capture, decide_transfer, evolve, replay,
-    replay_as_of, AsOf, Wallet, WalletState,
+    capture_halves, capture_received, continues, decide, decide_capture, decide_transfer, evolve,
+    replay, replay_as_of, AsOf, CaptureHalves, Wallet, WalletState,
 };

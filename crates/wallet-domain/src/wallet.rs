@@ -306,6 +306,25 @@ fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
                 },
             )
         }
+        // Gives back what a capture took to another wallet, whatever the
+        // payer's status became since; the hold stays captured.
+        CommandKind::ReverseCapture {
+            hold_id,
+            to_wallet_id,
+            amount,
+        } => {
+            let wallet = state
+                .wallet()
+                .ok_or_else(|| DomainError::WalletNotFound(wallet_id.clone()))?;
+            moved(
+                credited(wallet, amount)?,
+                EventKind::HoldCaptureReversed {
+                    hold_id: hold_id.clone(),
+                    to_wallet_id: to_wallet_id.clone(),
+                    amount: *amount,
+                },
+            )
+        }
         CommandKind::SetOverdraftLimit { overdraft_limit } => {
             let wallet = open(Needs::NotClosed)?;
             let available = wallet.available_balance().value();
@@ -474,8 +493,11 @@ pub fn decide_transfer(
 /// Decides a capture of a hold as one decision over both wallets, by the
 /// rules of [`decide_transfer`]: with a `to_wallet_id`, the payer's
 /// `HoldCaptured` and the payee's `HoldCaptureReceived` of the amount
-/// captured (its event id derived from the capture's, caused by it);
-/// without one, the payer's events and none for `payee`, which is ignored.
+/// captured (its command from [`capture_received`]); without one, the
+/// payer's events and none for `payee`, which is ignored. The atomic path
+/// appends both results together; the transfer process asks it before it
+/// records anything, then stores each half as a step of its own, the
+/// payee's from [`capture_halves`].
 pub fn decide_capture(
     payer: &WalletState,
     capture: &Command,
@@ -502,30 +524,78 @@ pub fn decide_capture(
 /// debit), at the same time, with the same metadata, caused by it: its event
 /// id is derived from the capture's, so a step replayed after a crash finds it.
 pub fn capture_received(captured: &WalletEvent) -> Option<Command> {
-    let EventKind::HoldCaptured {
+    let EventKind::HoldCaptured { amount, .. } = &captured.kind else {
+        return None;
+    };
+    let capture = Command {
+        wallet_id: captured.wallet_id.clone(),
+        kind: CommandKind::CaptureHold {
+            hold_id: captured.kind.hold_id()?.clone(),
+            amount: Some(*amount),
+            to_wallet_id: captured.kind.counterparty().cloned(),
+            description: captured.kind.description().cloned(),
+        },
+        event_id: captured.event_id,
+        issued_at: captured.occurred_at,
+        metadata: captured.metadata.clone(),
+    };
+    capture_halves(&capture).map(|halves| halves.received)
+}
+
+/// The commands of a capture to another wallet run one wallet at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureHalves {
+    /// The payee's `ReceiveCapture` of the amount captured.
+    pub received: Command,
+    /// The payer's `ReverseCapture`, when the payee refused it.
+    pub reversed: Command,
+}
+
+/// The payee's half and the payer's compensation of `capture`, a
+/// `CaptureHold` to another wallet of an explicit amount (`None` for any
+/// other command): at the capture's time, with its metadata, caused by it,
+/// each with an event id derived from the capture's, so a step replayed after
+/// a crash finds its event.
+pub fn capture_halves(capture: &Command) -> Option<CaptureHalves> {
+    let CommandKind::CaptureHold {
         hold_id,
-        amount,
+        amount: Some(amount),
         to_wallet_id: Some(to_wallet_id),
         description,
-        ..
-    } = &captured.kind
+    } = &capture.kind
     else {
         return None;
     };
-    Some(Command {
-        wallet_id: to_wallet_id.clone(),
-        kind: CommandKind::ReceiveCapture {
-            hold_id: hold_id.clone(),
-            from_wallet_id: captured.wallet_id.clone(),
-            amount: *amount,
-            description: description.clone(),
-        },
-        event_id: Uuid::new_v5(&captured.event_id, b"received"),
-        issued_at: captured.occurred_at,
+    let half = |wallet_id: &WalletId, name: &[u8], kind: CommandKind| Command {
+        wallet_id: wallet_id.clone(),
+        kind,
+        event_id: Uuid::new_v5(&capture.event_id, name),
+        issued_at: capture.issued_at,
         metadata: crate::event::EventMetadata {
-            causation_id: Some(captured.event_id.to_string()),
-            ..captured.metadata.clone()
+            causation_id: Some(capture.event_id.to_string()),
+            ..capture.metadata.clone()
         },
+    };
+    Some(CaptureHalves {
+        received: half(
+            to_wallet_id,
+            b"received",
+            CommandKind::ReceiveCapture {
+                hold_id: hold_id.clone(),
+                from_wallet_id: capture.wallet_id.clone(),
+                amount: *amount,
+                description: description.clone(),
+            },
+        ),
+        reversed: half(
+            &capture.wallet_id,
+            b"reversed",
+            CommandKind::ReverseCapture {
+                hold_id: hold_id.clone(),
+                to_wallet_id: to_wallet_id.clone(),
+                amount: *amount,
+            },
+        ),
     })
 }
 

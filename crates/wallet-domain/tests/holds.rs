@@ -7,8 +7,8 @@ use chrono::{DateTime, Duration, Utc};
 use support::*;
 use uuid::Uuid;
 use wallet_domain::{
-    capture_received, decide, decide_capture, holds_in, replay, Command, CommandKind, DomainError,
-    EventKind, HoldId, HoldStatus, WalletEvent, WalletState,
+    capture_halves, capture_received, decide, decide_capture, holds_in, replay, Command,
+    CommandKind, DomainError, EventKind, HoldId, HoldStatus, WalletEvent, WalletState,
 };
 
 fn hold_id(raw: &str) -> HoldId {
@@ -393,4 +393,50 @@ fn a_holds_story_is_read_from_the_stream_at_a_clock() {
     assert_eq!(status(&now, "h3"), HoldStatus::Voided);
     let after = holds_in(&all, clock() + Duration::minutes(1));
     assert_eq!(status(&after, "h2"), HoldStatus::Expired);
+}
+
+#[test]
+fn a_capture_the_payee_refuses_is_reversed_to_the_payer_and_the_hold_stays_captured() {
+    let given = history(&[
+        create("w1", "100"),
+        place("w1", "h1", "25", None),
+        capture("w1", "h1", Some("20"), Some("w2")),
+    ]);
+    let captured = given.last().expect("the capture");
+    let received = capture_received(captured).expect("a capture to a wallet");
+    let capture_command = capture("w1", "h1", Some("20"), Some("w2"));
+    let halves = capture_halves(&capture_command).expect("halves of a capture to a wallet");
+    assert_eq!(halves.received.wallet_id, wallet_id("w2"));
+    assert_eq!(
+        halves.reversed.metadata.causation_id,
+        Some(capture_command.event_id.to_string())
+    );
+    assert_ne!(halves.received.event_id, halves.reversed.event_id);
+    assert_eq!(
+        received.kind, halves.received.kind,
+        "the atomic path and the process receive the same half"
+    );
+
+    let when = halves.reversed;
+    let then = decide(&replay(&given), &when).expect("a reversal is always taken");
+    assert_eq!(then.len(), 1);
+    assert!(matches!(
+        &then[0].kind,
+        EventKind::HoldCaptureReversed { hold_id: id, to_wallet_id, amount }
+            if *id == hold_id("h1") && to_wallet_id.as_str() == "w2" && amount.value().to_string() == "20.00"
+    ));
+    assert_eq!(then[0].balance_after.value().to_string(), "100.00");
+    let decoded = WalletEvent::from_json(&then[0].to_json().expect("encode")).expect("decode");
+    assert_eq!(decoded, then[0]);
+
+    let mut all = given.clone();
+    all.extend(then);
+    let wallet = replay(&all).wallet().cloned().expect("wallet");
+    assert_eq!(wallet.balance.value().to_string(), "100.00");
+    assert!(wallet.holds.is_empty());
+    let holds = holds_in(&all, clock());
+    assert_eq!(holds[&hold_id("h1")].status, HoldStatus::Captured);
+
+    assert!(capture_halves(&capture("w1", "h1", None, Some("w2"))).is_none());
+    assert!(capture_halves(&capture("w1", "h1", Some("20"), None)).is_none());
 }

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use wallet_domain::ids::{DESCRIPTION_LENGTH_MAX, IDENTIFIER_LENGTH_MAX};
 use wallet_domain::money::AMOUNT_MAX;
 use wallet_domain::{
-    Amount, Balance, Description, HoldId, OwnerId, Wallet, WalletId, WalletStatus,
+    Amount, Balance, Description, Hold, HoldId, OwnerId, Wallet, WalletId, WalletStatus,
 };
 
 use super::body::JsonObject;
@@ -214,9 +214,10 @@ pub struct TransactionResponse {
     /// `TransferSent`, `TransferReceived`, `TransferReversed` (a transfer's
     /// paying half given back because the payee could not be credited), a
     /// hold's life (`HoldPlaced`, `HoldCaptured`, `HoldCaptureReceived` by the
-    /// wallet a capture paid, `HoldVoided`, `HoldExpired`), or a change that
-    /// moves no money (amount 0.00): `OverdraftLimitSet`, `WalletFrozen`,
-    /// `WalletUnfrozen`, `WalletClosed`.
+    /// wallet a capture paid, `HoldCaptureReversed` when that wallet could not
+    /// receive it and the payer got it back, `HoldVoided`, `HoldExpired`), or
+    /// a change that moves no money (amount 0.00): `OverdraftLimitSet`,
+    /// `WalletFrozen`, `WalletUnfrozen`, `WalletClosed`.
     #[serde(rename = "type")]
     #[schema(example = "WalletCredited")]
     pub transaction_type: String,
@@ -350,10 +351,14 @@ pub fn render_outcome(outcome: &OperationOutcome) -> Result<String, serde_json::
     match outcome {
         OperationOutcome::Wallet(wallet) => serde_json::to_string(&WalletResponse::from(wallet)),
         OperationOutcome::Transfer { from, to } => render_transfer(from, to),
-        OperationOutcome::Hold { hold, .. } => {
-            serde_json::to_string(&super::hold_dto::HoldResponse::from(hold))
-        }
+        OperationOutcome::Hold { hold, .. } => render_hold(hold),
     }
+}
+
+/// The body of a hold operation's reply, on either path (atomic append or
+/// the transfer process for a capture to another wallet).
+pub fn render_hold(hold: &Hold) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&super::hold_dto::HoldResponse::from(hold))
 }
 
 /// The body of a transfer's reply, on either path (atomic append or process).

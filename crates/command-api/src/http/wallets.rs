@@ -18,7 +18,7 @@ use super::auth::{
 use super::body::{read_body, JsonObject};
 use super::context::request_context;
 use super::dto::{
-    render_outcome, render_transfer, AmountRequest, CreateWalletRequest, EmptyRequest,
+    render_hold, render_outcome, render_transfer, AmountRequest, CreateWalletRequest, EmptyRequest,
     OverdraftLimitRequest, TransferRequest, TransferResponse, WalletResponse,
 };
 use super::error::{ApiError, ErrorBody};
@@ -38,10 +38,12 @@ const CREATED: ReplyFormat = ReplyFormat {
 };
 
 /// A transfer's reply when it runs as the transfer process: the same status
-/// and body as [`CREATED`] gives a transfer on the atomic path.
+/// and body as [`CREATED`] gives a transfer (or the capture of a hold to
+/// another wallet) on the atomic path.
 pub const TRANSFER_REPLY: TransferReply = TransferReply {
     status: CREATED.status,
     render: render_transfer,
+    render_capture: render_hold,
 };
 
 /// Runs the operation and answers 201 with its body (a wallet, a

@@ -1,6 +1,8 @@
 //! Hold operations on the command side: decided by the domain on the hold's
 //! wallet (and, for a capture to another wallet, on both wallets at once
-//! with [`decide_capture`]), appended like every other operation.
+//! with [`decide_capture`]), appended like every other operation. When
+//! transfers run as the transfer process, a capture to another wallet runs
+//! there too ([`capture_order`]), each half a step of its own.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +15,39 @@ use wallet_domain::{
 };
 
 use super::operation::{OperationOutcome, WalletOperation};
-use super::service::{applied, Reads, ServiceError, WalletService};
+use super::service::{applied, metadata, Reads, RequestContext, ServiceError, WalletService};
+
+/// The capture command of a capture to another wallet, issued at
+/// `issued_at` (its event id is the transfer process's to choose); `None`
+/// for any other operation, a capture that is a debit included.
+pub(super) fn capture_order(
+    operation: &WalletOperation,
+    context: &RequestContext,
+    issued_at: DateTime<Utc>,
+) -> Option<Command> {
+    let WalletOperation::CaptureHold {
+        wallet_id,
+        hold_id,
+        amount,
+        to_wallet_id: Some(to_wallet_id),
+        description,
+    } = operation
+    else {
+        return None;
+    };
+    Some(Command {
+        wallet_id: wallet_id.clone(),
+        kind: CommandKind::CaptureHold {
+            hold_id: hold_id.clone(),
+            amount: *amount,
+            to_wallet_id: Some(to_wallet_id.clone()),
+            description: description.clone(),
+        },
+        event_id: Uuid::now_v7(),
+        issued_at,
+        metadata: metadata(context),
+    })
+}
 
 impl WalletService {
     /// The appends and the outcome of a hold operation.
@@ -127,6 +161,25 @@ impl WalletService {
 }
 
 impl WalletService {
+    /// The error of a capture the transfer process refused: as the atomic
+    /// path answers it (a hold no longer pending says what it became).
+    pub(super) async fn capture_refused(
+        &self,
+        capture: &Command,
+        refusal: DomainError,
+    ) -> ServiceError {
+        match refusal {
+            DomainError::HoldNotPending {
+                hold_id,
+                status: None,
+            } => {
+                self.not_pending(&capture.wallet_id, hold_id, capture.issued_at)
+                    .await
+            }
+            refusal => refusal.into(),
+        }
+    }
+
     /// The refusal of a hold that is no longer pending, with what it became
     /// (read from its wallet's stream: the state keeps pending holds only).
     async fn not_pending(

@@ -11,7 +11,8 @@
 //!
 //! A transfer is one atomic append to both wallet streams when the store can
 //! do that; otherwise (KurrentDB, or `TRANSFERS=process`) it runs through the
-//! [`TransferProcess`] under the same wallet lock.
+//! [`TransferProcess`] under the same wallet lock, and so does the capture of
+//! a hold to another wallet.
 
 use std::sync::Arc;
 
@@ -21,8 +22,8 @@ use event_store::{
     IdempotentResponse, RecordedEvent, StoreError, StreamAppend,
 };
 use transfer_process::{
-    transfer_id_for_key, Ending, ProcessError, Resumption, TransferIntent, TransferJournal,
-    TransferProcess, TransferReply, TransferRequest,
+    transfer_id_for_key, CaptureRequest, Ending, ProcessError, Resumption, TransferIntent,
+    TransferJournal, TransferProcess, TransferReply, TransferRequest,
 };
 use uuid::Uuid;
 use wallet_domain::{
@@ -32,6 +33,7 @@ use wallet_domain::{
 use wallet_lock::{LockError, LockLease, WalletLock};
 
 use super::cache::{CachedWallet, WalletCache};
+use super::holds::capture_order;
 use super::operation::{OperationOutcome, WalletOperation};
 use crate::metrics::Metrics;
 
@@ -219,9 +221,13 @@ impl WalletService {
         let wallet_ids = operation.wallet_ids();
         let lease = self.lease(&wallet_ids).await?;
         if let Some(process) = &self.transfers {
-            if let Some(intent) = transfer_intent(&operation, &context) {
+            let order = match transfer_intent(&operation, &context) {
+                Some(intent) => Some(ProcessOrder::Transfer(intent)),
+                None => capture_order(&operation, &context, now()).map(ProcessOrder::Capture),
+            };
+            if let Some(order) = order {
                 let reply = self
-                    .transfer_by_process(process, intent, &context, lease)
+                    .transfer_by_process(process, order, &context, lease)
                     .await;
                 for wallet_id in &wallet_ids {
                     self.cache.forget(wallet_id);
@@ -309,12 +315,13 @@ impl WalletService {
         Err(ServiceError::ConcurrencyConflict(contended.join(", ")))
     }
 
-    /// A transfer as a process: the key's earlier answer from the store if a
-    /// non-transfer request used it, else the process's answer.
+    /// A transfer (or a capture to another wallet) as a process: the key's
+    /// earlier answer from the store if a request of another kind used it,
+    /// else the process's answer.
     async fn transfer_by_process(
         &self,
         process: &Arc<TransferProcess>,
-        intent: TransferIntent,
+        order: ProcessOrder,
         context: &RequestContext,
         lease: LockLease,
     ) -> Result<Reply, ServiceError> {
@@ -330,14 +337,35 @@ impl WalletService {
         // A task of its own, holding the wallets' lease: a client that hangs
         // up (and so drops this future) does not stop a transfer halfway.
         let process = Arc::clone(process);
+        let capture = match &order {
+            ProcessOrder::Capture(capture) => Some(capture.clone()),
+            ProcessOrder::Transfer(_) => None,
+        };
+        let request_fingerprint = context
+            .idempotency
+            .as_ref()
+            .map(|claim| claim.fingerprint.clone());
         let running = tokio::spawn(async move {
             let _lease = lease;
-            process
-                .run(TransferRequest {
-                    transfer_id,
-                    intent,
-                })
-                .await
+            match order {
+                ProcessOrder::Transfer(intent) => {
+                    process
+                        .run(TransferRequest {
+                            transfer_id,
+                            intent,
+                        })
+                        .await
+                }
+                ProcessOrder::Capture(capture) => {
+                    process
+                        .capture(CaptureRequest {
+                            transfer_id,
+                            capture,
+                            request_fingerprint,
+                        })
+                        .await
+                }
+            }
         });
         let answer = running
             .await
@@ -348,7 +376,10 @@ impl WalletService {
                 body,
                 replayed: answer.replayed,
             }),
-            Ending::Failed { refusal } => Err(refusal.into()),
+            Ending::Failed { refusal } => match capture {
+                Some(capture) => Err(self.capture_refused(&capture, refusal).await),
+                None => Err(refusal.into()),
+            },
         }
     }
 
@@ -667,12 +698,20 @@ fn transfer_intent(
             .as_ref()
             .map(|claim| claim.fingerprint.clone()),
         initiated_at: now(),
+        hold_id: None,
     })
+}
+
+/// What runs as the transfer process when transfers do.
+enum ProcessOrder {
+    Transfer(TransferIntent),
+    /// A `CaptureHold` command with a `to_wallet_id`.
+    Capture(Command),
 }
 
 /// What every event of a request carries: its key, correlation and request
 /// id, and the principal that caused it.
-fn metadata(context: &RequestContext) -> EventMetadata {
+pub(super) fn metadata(context: &RequestContext) -> EventMetadata {
     EventMetadata {
         principal: context.principal.clone(),
         idempotency_key: context.idempotency.as_ref().map(|claim| claim.key.clone()),

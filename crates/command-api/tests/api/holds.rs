@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{error_message, json_of, spawn_app, spawn_process_app_in, TestApp};
+use crate::helpers::{error_message, json_of, spawn_app, TestApp};
 
 /// Polls of a wallet while waiting for the expiry sweeper, at most.
 const SWEEP_WAIT_POLLS_MAX: usize = 50;
@@ -497,21 +497,6 @@ async fn a_hold_named_after_a_transfer_does_not_join_its_ledger_entries() {
         .to_owned();
     let (_, by_reference) = read(&app, &format!("/ledger/reference/{hold_reference}")).await;
     assert_eq!(by_reference["count"], held["count"]);
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn with_the_transfer_process_a_capture_to_another_wallet_is_still_one_append() {
-    let temp = tempfile::tempdir().expect("tempdir");
-    let app = spawn_process_app_in(temp.path()).await;
-    app.create_wallet("w", "o", json!(100)).await;
-    app.create_wallet("payee", "p", json!(0)).await;
-    let (status, _) = place(&app, "w", json!({"amount": 25, "holdId": "h-p"})).await;
-    assert_eq!(status, 201);
-    let (status, hold) = capture(&app, "h-p", json!({"amount": 20, "toWalletId": "payee"})).await;
-    assert_eq!(status, 201, "{hold}");
-    assert_eq!(money(&wallet(&app, "payee").await, "balance"), "20.00");
-    assert_eq!(money(&wallet(&app, "w").await, "balance"), "80.00");
     app.stop().await;
 }
 

@@ -3,6 +3,7 @@
 
 mod as_of;
 mod auth;
+mod capture_process;
 mod concurrency;
 mod contract;
 mod cross_origin;

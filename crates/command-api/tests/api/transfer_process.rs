@@ -164,6 +164,7 @@ fn intent(amount: u32) -> TransferIntent {
         metadata: EventMetadata::default(),
         request_fingerprint: None,
         initiated_at: Utc::now(),
+        hold_id: None,
     }
 }
 
