@@ -39,7 +39,7 @@ pub use consumer::{run_consumer, run_consumer_with_metrics, BatchHandler, Handle
 pub use dlq::replay_dlq;
 pub use headers::{
     HEADER_ERROR, HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_HANDLER, HEADER_POSITION,
-    HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
+    HEADER_SCHEMA_VERSION, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
 };
 pub use metrics::{ConsumerMetrics, PublisherMetrics};
 pub use probe::KafkaProbe;

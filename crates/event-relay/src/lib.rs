@@ -10,6 +10,12 @@
 //! otherwise (embedded, PostgreSQL); see the `source` module. One delivery
 //! loop serves both, so the guarantees above do not depend on where a batch
 //! came from.
+//!
+//! The relay moves events as stored ([`StoredEvent`]), not decoded: an event
+//! this build cannot decode (a newer schema version written during a rolling
+//! upgrade) does not stop it. A sink that moves bytes (the Kafka publisher)
+//! takes them as they are; a sink that applies events decodes them
+//! ([`EventSink::deliver_stored`]'s default) and fails on what it cannot read.
 
 mod source;
 
@@ -17,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use event_store::{EventStore, RecordedEvent, StoreError, READ_ALL_BATCH_MAX};
+use event_store::{EventStore, RecordedEvent, StoreError, StoredEvent, READ_ALL_BATCH_MAX};
 use tokio::sync::watch;
 
 use crate::source::BatchSource;
@@ -50,6 +56,19 @@ pub trait EventSink: Send + Sync {
     /// Takes a batch in global order. On success the checkpoint must have
     /// moved to the batch's last position; an event seen before is skipped.
     async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), SinkError>;
+
+    /// Takes a batch as stored, in global order: what the relay hands over.
+    /// The default decodes every event and calls [`EventSink::deliver`], so
+    /// an event this build cannot decode fails the batch (and the relay
+    /// retries it); a sink that moves bytes overrides it.
+    async fn deliver_stored(&self, batch: &[StoredEvent]) -> Result<(), SinkError> {
+        let decoded = batch
+            .iter()
+            .map(StoredEvent::decode)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| SinkError::new(self.name(), error))?;
+        self.deliver(&decoded).await
+    }
 }
 
 /// Limits of one relay loop.
@@ -103,6 +122,13 @@ pub enum RelayError {
     /// starts again from the sink's checkpoint rather than deliver it.
     #[error("the live feed sent position {position} after position {after}")]
     FeedOutOfOrder { position: u64, after: u64 },
+    /// An event of the live feed that cannot be put in its stored form.
+    #[error("the live feed's event at position {position} cannot be encoded")]
+    Unencodable {
+        position: u64,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// Relays until `shutdown` turns true (or its sender goes away), publishing
@@ -156,11 +182,11 @@ fn stopping(shutdown: &watch::Receiver<bool>) -> bool {
 }
 
 /// Hands a batch to the sink; its last position, `None` for an empty batch.
-async fn deliver(sink: &dyn EventSink, batch: &[RecordedEvent]) -> Result<Option<u64>, RelayError> {
+async fn deliver(sink: &dyn EventSink, batch: &[StoredEvent]) -> Result<Option<u64>, RelayError> {
     let Some(last) = batch.last().map(|event| event.position) else {
         return Ok(None);
     };
-    sink.deliver(batch).await?;
+    sink.deliver_stored(batch).await?;
     Ok(Some(last))
 }
 
@@ -169,9 +195,9 @@ async fn read_after_checkpoint(
     store: &dyn EventStore,
     sink: &dyn EventSink,
     batch_size_max: usize,
-) -> Result<Vec<RecordedEvent>, RelayError> {
+) -> Result<Vec<StoredEvent>, RelayError> {
     let checkpoint = sink.checkpoint().await?;
-    Ok(store.read_all(checkpoint, batch_size_max).await?)
+    Ok(store.read_all_stored(checkpoint, batch_size_max).await?)
 }
 
 /// Delivers the next batch after the sink's checkpoint, if any; returns its
