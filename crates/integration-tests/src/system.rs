@@ -306,6 +306,18 @@ impl System {
             .join("\n")
     }
 
+    /// How many times `text` occurs in every binary's whole log.
+    pub fn log_count(&self, text: &str) -> usize {
+        self.processes
+            .iter()
+            .map(|process| {
+                std::fs::read_to_string(&process.log)
+                    .map(|log| log.matches(text).count())
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+
     pub async fn stop(mut self) {
         for process in &mut self.processes {
             process.kill();
