@@ -97,7 +97,7 @@ pub async fn postgres_losing_commits(servers: &Servers, seed: u64) -> Vec<String
     failures.extend(audit(&api, &system, &book).await);
     say(&format!(
         "lossy: the ledger before its rebuild: {}",
-        ledger_verdict(&api).await
+        shown(api.get_answer("/ledger/verify").await)
     ));
     failures.extend(rebuild_consumers(&mut system).await);
     let verdict = ledger_verdict(&api).await;
@@ -156,16 +156,19 @@ async fn ledger_verdict(api: &Api) -> String {
     loop {
         let verdict = api.get_answer("/ledger/verify").await;
         if verdict.0 == 200 || started.elapsed() > RECOVERY_TIMEOUT {
-            return match verdict {
-                (200, _) => "ok".to_owned(),
-                (status, body) => {
-                    let shown: String = body.chars().take(VERDICT_SHOWN_CHARS_MAX).collect();
-                    format!("{status}: {shown}")
-                }
-            };
+            return shown(verdict);
         }
         tokio::time::sleep(RECOVERY_POLL).await;
     }
+}
+
+/// `ok` for a 200, else the status and the start of the body.
+fn shown((status, body): (u16, String)) -> String {
+    if status == 200 {
+        return "ok".to_owned();
+    }
+    let start: String = body.chars().take(VERDICT_SHOWN_CHARS_MAX).collect();
+    format!("{status}: {start}")
 }
 
 /// What remains after the lost commits, checked; prints what was lost.
