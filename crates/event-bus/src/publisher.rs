@@ -11,7 +11,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use event_relay::{EventSink, SinkError};
+use event_sink::{DeliveryError, EventSink};
 use event_store::{RecordedEvent, StoredEvent};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
@@ -188,22 +188,22 @@ impl EventSink for KafkaPublisher {
         SINK_NAME
     }
 
-    async fn checkpoint(&self) -> Result<u64, SinkError> {
+    async fn checkpoint(&self) -> Result<u64, DeliveryError> {
         read_checkpoint(&self.pool, &self.config.checkpoint_name)
             .await
-            .map_err(|error| SinkError::new(SINK_NAME, error))
+            .map_err(|error| DeliveryError::transient(SINK_NAME, error))
     }
 
-    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), SinkError> {
+    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
         let stored = batch
             .iter()
             .map(StoredEvent::from_recorded)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| SinkError::new(SINK_NAME, error))?;
+            .map_err(|error| DeliveryError::permanent(SINK_NAME, error))?;
         self.deliver_stored(&stored).await
     }
 
-    async fn deliver_stored(&self, batch: &[StoredEvent]) -> Result<(), SinkError> {
+    async fn deliver_stored(&self, batch: &[StoredEvent]) -> Result<(), DeliveryError> {
         let Some(last) = batch.last().map(|event| event.position) else {
             return Ok(());
         };
@@ -233,7 +233,8 @@ impl EventSink for KafkaPublisher {
                 if matches!(error, BusError::Kafka(_) | BusError::Delivery(_)) {
                     self.renew_producer();
                 }
-                Err(SinkError::new(SINK_NAME, error))
+                let transient = !matches!(error, BusError::Invalid(_));
+                Err(DeliveryError::classified(SINK_NAME, error, transient))
             }
         }
     }

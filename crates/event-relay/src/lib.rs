@@ -16,60 +16,22 @@
 //! upgrade) does not stop it. A sink that moves bytes (the Kafka publisher)
 //! takes them as they are; a sink that applies events decodes them
 //! ([`EventSink::deliver_stored`]'s default) and fails on what it cannot read.
+//!
+//! The sinks implement the one delivery contract, [`event_sink::EventSink`],
+//! which the Kafka consumers' loop uses too. This loop retries every failure,
+//! transient or permanent, after [`RelayLimits::retry_backoff_ms`]: it has no
+//! dead-letter place, and skipping an event would leave a sink behind the log.
 
 mod source;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use event_store::{EventStore, RecordedEvent, StoreError, StoredEvent, READ_ALL_BATCH_MAX};
+use event_sink::{DeliveryError, EventSink};
+use event_store::{EventStore, StoreError, StoredEvent, READ_ALL_BATCH_MAX};
 use tokio::sync::watch;
 
 use crate::source::BatchSource;
-
-/// The error a sink reports; the relay retries the batch after a pause.
-#[derive(Debug, thiserror::Error)]
-#[error("{sink}: {message}")]
-pub struct SinkError {
-    pub sink: &'static str,
-    pub message: String,
-}
-
-impl SinkError {
-    pub fn new(sink: &'static str, error: impl std::fmt::Display) -> Self {
-        Self {
-            sink,
-            message: error.to_string(),
-        }
-    }
-}
-
-/// Where the relay delivers events.
-#[async_trait]
-pub trait EventSink: Send + Sync {
-    fn name(&self) -> &'static str;
-
-    /// Position of the last event this sink has durably taken (0: none).
-    async fn checkpoint(&self) -> Result<u64, SinkError>;
-
-    /// Takes a batch in global order. On success the checkpoint must have
-    /// moved to the batch's last position; an event seen before is skipped.
-    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), SinkError>;
-
-    /// Takes a batch as stored, in global order: what the relay hands over.
-    /// The default decodes every event and calls [`EventSink::deliver`], so
-    /// an event this build cannot decode fails the batch (and the relay
-    /// retries it); a sink that moves bytes overrides it.
-    async fn deliver_stored(&self, batch: &[StoredEvent]) -> Result<(), SinkError> {
-        let decoded = batch
-            .iter()
-            .map(StoredEvent::decode)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| SinkError::new(self.name(), error))?;
-        self.deliver(&decoded).await
-    }
-}
 
 /// Limits of one relay loop.
 #[derive(Debug, Clone, Copy)]
@@ -115,7 +77,7 @@ pub enum RelayError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Sink(#[from] SinkError),
+    Sink(#[from] DeliveryError),
     #[error("the event store's live feed ended")]
     FeedEnded,
     /// A feed broke its promise of strictly increasing positions: the relay

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use event_relay::{drain, relay_once, EventSink, SinkError};
+use event_relay::{drain, relay_once};
+use event_sink::{DeliveryError, EventSink};
 use event_store::{
     AppendRequest, EmbeddedEventStore, EventStore, RecordedEvent, StoredEvent, StreamAppend,
 };
@@ -30,16 +31,19 @@ impl EventSink for BytesSink {
         "bytes"
     }
 
-    async fn checkpoint(&self) -> Result<u64, SinkError> {
+    async fn checkpoint(&self) -> Result<u64, DeliveryError> {
         let taken = self.taken.lock().expect("a test lock is never poisoned");
         Ok(taken.last().map_or(0, |event| event.position))
     }
 
-    async fn deliver(&self, _batch: &[RecordedEvent]) -> Result<(), SinkError> {
-        Err(SinkError::new("bytes", "the relay hands stored events"))
+    async fn deliver(&self, _batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
+        Err(DeliveryError::transient(
+            "bytes",
+            "the relay hands stored events",
+        ))
     }
 
-    async fn deliver_stored(&self, batch: &[StoredEvent]) -> Result<(), SinkError> {
+    async fn deliver_stored(&self, batch: &[StoredEvent]) -> Result<(), DeliveryError> {
         let mut taken = self.taken.lock().expect("a test lock is never poisoned");
         taken.extend_from_slice(batch);
         Ok(())
@@ -55,11 +59,11 @@ impl EventSink for DecodingSink {
         "decoding"
     }
 
-    async fn checkpoint(&self) -> Result<u64, SinkError> {
+    async fn checkpoint(&self) -> Result<u64, DeliveryError> {
         Ok(0)
     }
 
-    async fn deliver(&self, _batch: &[RecordedEvent]) -> Result<(), SinkError> {
+    async fn deliver(&self, _batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
         Ok(())
     }
 }

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use event_bus::{
-    replay_dlq, run_consumer, run_consumer_with_metrics, BatchHandler, ConsumerConfig,
-    ConsumerMetrics, HandlerError, KafkaPublisher, PublisherConfig, PublisherMetrics,
+    replay_dlq, run_consumer, run_consumer_with_metrics, ConsumerConfig, ConsumerMetrics,
+    KafkaPublisher, PublisherConfig, PublisherMetrics,
 };
-use event_relay::EventSink;
+use event_sink::{DeliveryError, EventSink};
 use event_store::{AppendRequest, EventStore, PostgresEventStore, RecordedEvent, StreamAppend};
 use integration_tests::{
     continue_history, create_topic, require_env, unique_name, TestDatabase, REQUEST_TIMEOUT,
@@ -190,25 +190,36 @@ impl Recorder {
 }
 
 #[async_trait]
-impl BatchHandler for Recorder {
+impl EventSink for Recorder {
     fn name(&self) -> &'static str {
         HANDLER
     }
 
-    async fn handle(&self, batch: &[RecordedEvent]) -> Result<(), HandlerError> {
+    async fn checkpoint(&self) -> Result<u64, DeliveryError> {
+        let handled = self.handled.lock().expect("recorder lock");
+        Ok(handled
+            .iter()
+            .map(|event| event.position)
+            .max()
+            .unwrap_or(0))
+    }
+
+    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
         let left = self.transient_failures_left.load(Ordering::SeqCst);
         if left > 0 {
             self.transient_failures_left
                 .store(left - 1, Ordering::SeqCst);
-            return Err(HandlerError::transient(std::io::Error::other(
-                "connection refused (on purpose)",
-            )));
+            return Err(DeliveryError::transient(
+                HANDLER,
+                std::io::Error::other("connection refused (on purpose)"),
+            ));
         }
         if let Some(poisoned) = self.poisoned {
             if batch.iter().any(|event| event.event.event_id == poisoned) {
-                return Err(HandlerError::permanent(std::io::Error::other(format!(
-                    "poisoned event {poisoned}"
-                ))));
+                return Err(DeliveryError::permanent(
+                    HANDLER,
+                    std::io::Error::other(format!("poisoned event {poisoned}")),
+                ));
             }
         }
         *self.batches.lock().expect("recorder lock") += 1;
