@@ -17,7 +17,8 @@
 
 use std::sync::Arc;
 
-use event_relay::{run_relay, EventSink, RelayLimits};
+use event_relay::{run_relay, RelayLimits};
+use event_sink::EventSink;
 use event_store::{EmbeddedEventStore, EventStore};
 use ledger::{EmbeddedLedger, Ledger, PostgresLedger};
 use read_model::{EmbeddedReadModel, PostgresReadModel, ReadModel};

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
-use event_bus::{run_consumer_with_metrics, BatchHandler, BusError, KafkaProbe};
+use event_bus::{run_consumer_with_metrics, BusError, KafkaProbe};
+use event_sink::EventSink;
 use tokio::sync::watch;
 use tokio::task::{JoinError, JoinHandle};
 
@@ -25,7 +26,7 @@ const HTTP_WORKERS: usize = 2;
 pub struct Service {
     /// The binary, in logs.
     pub name: &'static str,
-    pub handler: Arc<dyn BatchHandler>,
+    pub handler: Arc<dyn EventSink>,
     /// The stores `/health` checks beside Kafka.
     pub dependencies: Vec<Arc<dyn Dependency>>,
     /// The registry `/metrics` exports; the bus's metrics go in it too.

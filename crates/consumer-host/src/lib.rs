@@ -1,7 +1,7 @@
 //! What every Kafka consumer binary of Wallex shares, written once.
 //!
 //! A consumer binary (ledger-consumer, projection-consumer) brings its
-//! [`event_bus::BatchHandler`], the stores `/health` should check and its own
+//! [`event_sink::EventSink`], the stores `/health` should check and its own
 //! counters; this crate brings the rest: the settings every consumer reads
 //! ([`Settings`], with per-binary defaults from a [`Profile`]), the consumer
 //! task, the HTTP server with `/health` and `/metrics`, graceful shutdown on

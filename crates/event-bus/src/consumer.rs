@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use event_sink::{DeliveryError, EventSink};
 use event_store::RecordedEvent;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
@@ -38,70 +38,10 @@ const RECEIVE_ERROR_PAUSE_MS: u64 = 500;
 /// How often the lag gauge is refreshed (one watermark request per partition).
 const LAG_REFRESH_INTERVAL_MS: u64 = 5_000;
 
-/// A handler's failure, classified by the handler: a transient one (the
-/// store or the search server away, a pool or a timeout, a 5xx or 429, a gap
-/// the next batch fills) is retried without end with capped backoff; a
-/// permanent one (a constraint, corrupt data) is retried
-/// `handler_attempts_max` times, then the batch's messages one by one, and the
-/// message that still fails goes to the dead-letter topic.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct HandlerError {
-    message: String,
-    transient: bool,
-    #[source]
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
-}
-
-impl HandlerError {
-    /// A failure that may pass by itself: retried without end, never dead-lettered.
-    pub fn transient(error: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self::with_source(error, true)
-    }
-
-    /// A failure that would repeat on the same events: ends on the dead-letter topic.
-    pub fn permanent(error: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self::with_source(error, false)
-    }
-
-    /// `transient` when `is_transient`, else `permanent`.
-    pub fn classified(
-        error: impl std::error::Error + Send + Sync + 'static,
-        is_transient: bool,
-    ) -> Self {
-        Self::with_source(error, is_transient)
-    }
-
-    fn with_source(error: impl std::error::Error + Send + Sync + 'static, transient: bool) -> Self {
-        Self {
-            message: error.to_string(),
-            transient,
-            source: Some(Box::new(error)),
-        }
-    }
-
-    /// True when the failure may pass by itself and the events are retried.
-    pub fn is_retryable(&self) -> bool {
-        self.transient
-    }
-}
-
-/// What a consumer does with the events: apply them in one transaction,
-/// skipping event ids it has seen (delivery is at least once).
-#[async_trait]
-pub trait BatchHandler: Send + Sync {
-    /// Names the handler in metrics and in the DLQ's `handler` header.
-    fn name(&self) -> &'static str;
-
-    /// Takes a batch in the order of its partitions. Called again with the
-    /// same or a smaller batch after a failure.
-    async fn handle(&self, batch: &[RecordedEvent]) -> Result<(), HandlerError>;
-}
-
 /// [`run_consumer_with_metrics`] with metrics no registry exports.
 pub async fn run_consumer(
     config: ConsumerConfig,
-    handler: Arc<dyn BatchHandler>,
+    handler: Arc<dyn EventSink>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), BusError> {
     run_consumer_with_metrics(config, handler, ConsumerMetrics::unregistered()?, shutdown).await
@@ -114,7 +54,7 @@ pub async fn run_consumer(
 /// written, so nothing is committed that was neither handled nor parked.
 pub async fn run_consumer_with_metrics(
     config: ConsumerConfig,
-    handler: Arc<dyn BatchHandler>,
+    handler: Arc<dyn EventSink>,
     metrics: ConsumerMetrics,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), BusError> {
@@ -185,12 +125,12 @@ enum Processed {
 enum Attempts {
     Handled,
     Interrupted,
-    Failed(HandlerError),
+    Failed(DeliveryError),
 }
 
 struct Worker<'a> {
     config: &'a ConsumerConfig,
-    handler: &'a dyn BatchHandler,
+    handler: &'a dyn EventSink,
     dlq: &'a FutureProducer,
     metrics: &'a ConsumerMetrics,
 }
@@ -269,14 +209,14 @@ impl Worker<'_> {
         let mut permanent_attempts = 0;
         let mut transient_attempts: u32 = 0;
         loop {
-            let error = match self.handler.handle(events).await {
+            let error = match self.handler.deliver(events).await {
                 Ok(()) => {
                     retrying.set(0);
                     return Attempts::Handled;
                 }
                 Err(error) => error,
             };
-            let retry = if error.is_retryable() {
+            let retry = if error.is_transient() {
                 transient_attempts = transient_attempts.saturating_add(1);
                 retrying.set(1);
                 tracing::warn!(handler = name, %error, attempt = transient_attempts, "transient handler failure; retrying until it passes");

@@ -5,6 +5,8 @@ use rdkafka::message::{Headers, OwnedHeaders};
 pub const HEADER_EVENT_ID: &str = "event-id";
 pub const HEADER_EVENT_TYPE: &str = "event-type";
 pub const HEADER_POSITION: &str = "position";
+/// The event's `schemaVersion`, as stored.
+pub const HEADER_SCHEMA_VERSION: &str = "schema-version";
 /// Why a message is on the DLQ.
 pub const HEADER_ERROR: &str = "error";
 pub const HEADER_SOURCE_TOPIC: &str = "source-topic";

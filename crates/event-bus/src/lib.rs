@@ -1,11 +1,12 @@
 //! The event bus on Apache Kafka, both directions.
 //!
-//! - [`KafkaPublisher`] is the outbox relay's [`event_relay::EventSink`]: it
+//! - [`KafkaPublisher`] is the outbox relay's [`event_sink::EventSink`]: it
 //!   produces every event of a batch to the topic, keyed by wallet id (so one
 //!   wallet's events keep their order in one partition), waits for every
 //!   delivery report, and only then moves its checkpoint in PostgreSQL.
 //! - [`run_consumer`] is the loop the consumers (ledger, projection) run: it
-//!   hands bounded batches to a [`BatchHandler`], commits offsets after the
+//!   hands bounded batches to an [`event_sink::EventSink`] (the contract the
+//!   in-process relay feeds too), commits offsets after the
 //!   handler succeeded (at least once), retries with backoff, and parks what
 //!   cannot be handled on the dead-letter topic so the rest keeps flowing.
 //! - [`replay_dlq`] puts dead letters back on the main topic once the cause
@@ -13,7 +14,7 @@
 //! - [`KafkaProbe`] tells a health check whether the brokers answer.
 //!
 //! Error policy: Kafka and PostgreSQL failures are operating errors, returned
-//! as [`BusError`] (or [`event_relay::SinkError`] through the sink) with their
+//! as [`BusError`] (or [`event_sink::DeliveryError`] through the sink) with their
 //! cause; nothing here panics on I/O. Delivery is at least once everywhere:
 //! consumers deduplicate by event id.
 
@@ -35,11 +36,11 @@ pub use config::{
     PRODUCER_MESSAGE_TIMEOUT_MS_DEFAULT, PRODUCER_QUEUE_MESSAGES_MAX_DEFAULT,
     PUBLISHER_CHECKPOINT_NAME_DEFAULT, TOPIC_DEFAULT,
 };
-pub use consumer::{run_consumer, run_consumer_with_metrics, BatchHandler, HandlerError};
+pub use consumer::{run_consumer, run_consumer_with_metrics};
 pub use dlq::replay_dlq;
 pub use headers::{
     HEADER_ERROR, HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_HANDLER, HEADER_POSITION,
-    HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
+    HEADER_SCHEMA_VERSION, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
 };
 pub use metrics::{ConsumerMetrics, PublisherMetrics};
 pub use probe::KafkaProbe;

@@ -1,12 +1,18 @@
 //! The relay's sink: every event to Kafka, keyed by wallet, acknowledged
 //! before the checkpoint moves.
+//!
+//! Events are published as stored: the message is the envelope (position,
+//! stream version) around the event's stored JSON, unchanged, and only the
+//! fields every schema version keeps ([`event_store::EventHeader`]) are read
+//! for the key and the headers. An event of a schema version this build does
+//! not know is published like any other; consumers park what they cannot read.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use event_relay::{EventSink, SinkError};
-use event_store::RecordedEvent;
+use event_sink::{DeliveryError, EventSink};
+use event_store::{RecordedEvent, StoredEvent};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
@@ -14,7 +20,9 @@ use sqlx::PgPool;
 
 use crate::checkpoint::{read_checkpoint, store_checkpoint};
 use crate::config::PublisherConfig;
-use crate::headers::{self, HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_POSITION};
+use crate::headers::{
+    self, HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_POSITION, HEADER_SCHEMA_VERSION,
+};
 use crate::metrics::PublisherMetrics;
 use crate::probe::topic_known;
 use crate::BusError;
@@ -93,7 +101,7 @@ impl KafkaPublisher {
 
     /// Produces the whole batch and waits for every delivery report, even
     /// after a failure, so that a retry never races this attempt's messages.
-    async fn produce_all(&self, batch: &[RecordedEvent]) -> Result<(), BusError> {
+    async fn produce_all(&self, batch: &[StoredEvent]) -> Result<(), BusError> {
         if batch.len() > self.config.queue_messages_max {
             return Err(BusError::Invalid(format!(
                 "a batch of {} events exceeds the producer queue of {}",
@@ -134,28 +142,32 @@ impl KafkaPublisher {
     fn enqueue(
         &self,
         producer: &FutureProducer,
-        event: &RecordedEvent,
+        event: &StoredEvent,
     ) -> Result<DeliveryFuture, BusError> {
-        let value = event
-            .to_json()
-            .map_err(|error| BusError::Invalid(format!("event cannot be encoded: {error}")))?;
-        let event_id = event.event.event_id.to_string();
+        let unreadable = |error: serde_json::Error| {
+            BusError::Invalid(format!(
+                "the stored event at position {} has no readable envelope: {error}",
+                event.position
+            ))
+        };
+        let header = event.header().map_err(unreadable)?;
+        let value = event.to_envelope_json().map_err(unreadable)?;
+        let event_id = header.event_id.to_string();
         let position = event.position.to_string();
-        let headers = headers::with(
-            headers::with(
-                headers::with(
-                    OwnedHeaders::new_with_capacity(3),
-                    HEADER_EVENT_ID,
-                    &event_id,
-                ),
-                HEADER_EVENT_TYPE,
-                event.event.type_name(),
-            ),
-            HEADER_POSITION,
-            &position,
+        let schema_version = header.schema_version.to_string();
+        let headers = [
+            (HEADER_EVENT_ID, event_id.as_str()),
+            (HEADER_EVENT_TYPE, header.event_type.as_str()),
+            (HEADER_POSITION, position.as_str()),
+            (HEADER_SCHEMA_VERSION, schema_version.as_str()),
+        ]
+        .into_iter()
+        .fold(
+            OwnedHeaders::new_with_capacity(4),
+            |headers, (name, value)| headers::with(headers, name, value),
         );
         let record = FutureRecord::to(&self.config.topic)
-            .key(event.event.wallet_id.as_str())
+            .key(header.wallet_id.as_str())
             .payload(&value)
             .headers(headers);
         producer
@@ -176,13 +188,22 @@ impl EventSink for KafkaPublisher {
         SINK_NAME
     }
 
-    async fn checkpoint(&self) -> Result<u64, SinkError> {
+    async fn checkpoint(&self) -> Result<u64, DeliveryError> {
         read_checkpoint(&self.pool, &self.config.checkpoint_name)
             .await
-            .map_err(|error| SinkError::new(SINK_NAME, error))
+            .map_err(|error| DeliveryError::transient(SINK_NAME, error))
     }
 
-    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), SinkError> {
+    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
+        let stored = batch
+            .iter()
+            .map(StoredEvent::from_recorded)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| DeliveryError::permanent(SINK_NAME, error))?;
+        self.deliver_stored(&stored).await
+    }
+
+    async fn deliver_stored(&self, batch: &[StoredEvent]) -> Result<(), DeliveryError> {
         let Some(last) = batch.last().map(|event| event.position) else {
             return Ok(());
         };
@@ -212,7 +233,8 @@ impl EventSink for KafkaPublisher {
                 if matches!(error, BusError::Kafka(_) | BusError::Delivery(_)) {
                     self.renew_producer();
                 }
-                Err(SinkError::new(SINK_NAME, error))
+                let transient = !matches!(error, BusError::Invalid(_));
+                Err(DeliveryError::classified(SINK_NAME, error, transient))
             }
         }
     }

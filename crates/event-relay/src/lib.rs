@@ -10,47 +10,28 @@
 //! otherwise (embedded, PostgreSQL); see the `source` module. One delivery
 //! loop serves both, so the guarantees above do not depend on where a batch
 //! came from.
+//!
+//! The relay moves events as stored ([`StoredEvent`]), not decoded: an event
+//! this build cannot decode (a newer schema version written during a rolling
+//! upgrade) does not stop it. A sink that moves bytes (the Kafka publisher)
+//! takes them as they are; a sink that applies events decodes them
+//! ([`EventSink::deliver_stored`]'s default) and fails on what it cannot read.
+//!
+//! The sinks implement the one delivery contract, [`event_sink::EventSink`],
+//! which the Kafka consumers' loop uses too. This loop retries every failure,
+//! transient or permanent, after [`RelayLimits::retry_backoff_ms`]: it has no
+//! dead-letter place, and skipping an event would leave a sink behind the log.
 
 mod source;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use event_store::{EventStore, RecordedEvent, StoreError, READ_ALL_BATCH_MAX};
+use event_sink::{DeliveryError, EventSink};
+use event_store::{EventStore, StoreError, StoredEvent, READ_ALL_BATCH_MAX};
 use tokio::sync::watch;
 
 use crate::source::BatchSource;
-
-/// The error a sink reports; the relay retries the batch after a pause.
-#[derive(Debug, thiserror::Error)]
-#[error("{sink}: {message}")]
-pub struct SinkError {
-    pub sink: &'static str,
-    pub message: String,
-}
-
-impl SinkError {
-    pub fn new(sink: &'static str, error: impl std::fmt::Display) -> Self {
-        Self {
-            sink,
-            message: error.to_string(),
-        }
-    }
-}
-
-/// Where the relay delivers events.
-#[async_trait]
-pub trait EventSink: Send + Sync {
-    fn name(&self) -> &'static str;
-
-    /// Position of the last event this sink has durably taken (0: none).
-    async fn checkpoint(&self) -> Result<u64, SinkError>;
-
-    /// Takes a batch in global order. On success the checkpoint must have
-    /// moved to the batch's last position; an event seen before is skipped.
-    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), SinkError>;
-}
 
 /// Limits of one relay loop.
 #[derive(Debug, Clone, Copy)]
@@ -96,13 +77,20 @@ pub enum RelayError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Sink(#[from] SinkError),
+    Sink(#[from] DeliveryError),
     #[error("the event store's live feed ended")]
     FeedEnded,
     /// A feed broke its promise of strictly increasing positions: the relay
     /// starts again from the sink's checkpoint rather than deliver it.
     #[error("the live feed sent position {position} after position {after}")]
     FeedOutOfOrder { position: u64, after: u64 },
+    /// An event of the live feed that cannot be put in its stored form.
+    #[error("the live feed's event at position {position} cannot be encoded")]
+    Unencodable {
+        position: u64,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// Relays until `shutdown` turns true (or its sender goes away), publishing
@@ -156,11 +144,11 @@ fn stopping(shutdown: &watch::Receiver<bool>) -> bool {
 }
 
 /// Hands a batch to the sink; its last position, `None` for an empty batch.
-async fn deliver(sink: &dyn EventSink, batch: &[RecordedEvent]) -> Result<Option<u64>, RelayError> {
+async fn deliver(sink: &dyn EventSink, batch: &[StoredEvent]) -> Result<Option<u64>, RelayError> {
     let Some(last) = batch.last().map(|event| event.position) else {
         return Ok(None);
     };
-    sink.deliver(batch).await?;
+    sink.deliver_stored(batch).await?;
     Ok(Some(last))
 }
 
@@ -169,9 +157,9 @@ async fn read_after_checkpoint(
     store: &dyn EventStore,
     sink: &dyn EventSink,
     batch_size_max: usize,
-) -> Result<Vec<RecordedEvent>, RelayError> {
+) -> Result<Vec<StoredEvent>, RelayError> {
     let checkpoint = sink.checkpoint().await?;
-    Ok(store.read_all(checkpoint, batch_size_max).await?)
+    Ok(store.read_all_stored(checkpoint, batch_size_max).await?)
 }
 
 /// Delivers the next batch after the sink's checkpoint, if any; returns its

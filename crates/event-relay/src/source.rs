@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use event_store::{EventFeed, EventStore, RecordedEvent, StoreError};
+use event_store::{EventFeed, EventStore, RecordedEvent, StoreError, StoredEvent};
 use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -59,7 +59,7 @@ impl BatchSource {
         sink: &dyn EventSink,
         limits: &RelayLimits,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<Vec<RecordedEvent>, RelayError> {
+    ) -> Result<Vec<StoredEvent>, RelayError> {
         match self {
             Self::Feed(Some(feed)) => feed.next_batch(limits, shutdown).await,
             Self::Feed(closed @ None) => {
@@ -100,7 +100,7 @@ impl OpenFeed {
         &mut self,
         limits: &RelayLimits,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<Vec<RecordedEvent>, RelayError> {
+    ) -> Result<Vec<StoredEvent>, RelayError> {
         let first = tokio::select! {
             next = self.events.next() => next,
             _ = shutdown.changed() => return Ok(Vec::new()),
@@ -123,7 +123,7 @@ impl OpenFeed {
     fn take(
         &mut self,
         next: Option<Result<RecordedEvent, StoreError>>,
-        batch: &mut Vec<RecordedEvent>,
+        batch: &mut Vec<StoredEvent>,
     ) -> Result<(), RelayError> {
         let event = next.ok_or(RelayError::FeedEnded)??;
         if event.position <= self.after {
@@ -132,8 +132,15 @@ impl OpenFeed {
                 after: self.after,
             });
         }
+        // A feed decodes what it reads (KurrentDB): its events are moved
+        // in their stored form, as those read from the log are.
+        let stored =
+            StoredEvent::from_recorded(&event).map_err(|source| RelayError::Unencodable {
+                position: event.position,
+                source,
+            })?;
         self.after = event.position;
-        batch.push(event);
+        batch.push(stored);
         Ok(())
     }
 }

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use event_relay::{run_relay, EventSink, RelayLimits, SinkError};
+use event_relay::{run_relay, RelayLimits};
+use event_sink::{DeliveryError, EventSink};
 use event_store::{
     AppendError, AppendOutcome, AppendRequest, EventFeed, EventStore, IdempotentResponse,
     RecordedEvent, StoreError,
@@ -273,14 +274,17 @@ impl EventSink for RecordingSink {
         "recording"
     }
 
-    async fn checkpoint(&self) -> Result<u64, SinkError> {
+    async fn checkpoint(&self) -> Result<u64, DeliveryError> {
         Ok(*lock(&self.checkpoint))
     }
 
-    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), SinkError> {
+    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
         let mut paused = self.paused.subscribe();
         if paused.wait_for(|paused| !paused).await.is_err() {
-            return Err(SinkError::new("recording", "the pause switch is gone"));
+            return Err(DeliveryError::transient(
+                "recording",
+                "the pause switch is gone",
+            ));
         }
         let delivery = {
             let mut deliveries = lock(&self.deliveries);
@@ -288,7 +292,7 @@ impl EventSink for RecordingSink {
             *deliveries
         };
         if *lock(&self.refuse_delivery) == Some(delivery) {
-            return Err(SinkError::new("recording", "refused once"));
+            return Err(DeliveryError::transient("recording", "refused once"));
         }
         let mut checkpoint = lock(&self.checkpoint);
         let fresh: Vec<u64> = batch

@@ -17,12 +17,12 @@ use rusqlite::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
-use wallet_domain::{HoldId, WalletEvent, WalletId};
+use wallet_domain::{HoldId, WalletId};
 
 use crate::{
     directory_change, directory_wallet, due_hold, AppendError, AppendOutcome, AppendRequest,
     CommitUnanswered, DirectoryChange, DueHold, EventStore, IdempotentResponse, RecordedEvent,
-    StoreError, StreamSnapshot, READ_ALL_BATCH_MAX,
+    StoreError, StoredEvent, StreamSnapshot, READ_ALL_BATCH_MAX,
 };
 
 /// Appends committed together in one transaction at most.
@@ -421,23 +421,47 @@ fn directory_time(instant: DateTime<Utc>) -> String {
     instant.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-fn decode_rows(rows: Vec<(i64, i64, String)>) -> Result<Vec<RecordedEvent>, StoreError> {
+fn stored_rows(rows: Vec<(i64, i64, String)>) -> Vec<StoredEvent> {
     rows.into_iter()
-        .map(|(position, version, payload)| {
-            let position = to_u64(position);
-            let event = WalletEvent::from_json(&payload)
-                .map_err(|source| StoreError::Corrupt { position, source })?;
-            Ok(RecordedEvent {
-                position,
-                stream_version: to_u64(version),
-                event,
-            })
+        .map(|(position, version, payload)| StoredEvent {
+            position: to_u64(position),
+            stream_version: to_u64(version),
+            payload,
         })
         .collect()
 }
 
+fn decode_rows(rows: Vec<(i64, i64, String)>) -> Result<Vec<RecordedEvent>, StoreError> {
+    stored_rows(rows).iter().map(StoredEvent::decode).collect()
+}
+
 fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, String)> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+}
+
+impl EmbeddedEventStore {
+    /// Up to `limit` (at most [`READ_ALL_BATCH_MAX`]) rows of the log after
+    /// `after_position`: position, version, payload.
+    async fn log_rows(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<(i64, i64, String)>, StoreError> {
+        let limit = to_i64(limit.min(READ_ALL_BATCH_MAX) as u64);
+        let rows = self
+            .readers
+            .read(move |connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT position, version, payload FROM events \
+                     WHERE position > ?1 ORDER BY position LIMIT ?2",
+                )?;
+                let rows =
+                    statement.query_map(params![to_i64(after_position), limit], event_row)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        Ok(rows)
+    }
 }
 
 #[async_trait]
@@ -481,20 +505,15 @@ impl EventStore for EmbeddedEventStore {
         after_position: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let limit = to_i64(limit.min(READ_ALL_BATCH_MAX) as u64);
-        let rows = self
-            .readers
-            .read(move |connection| {
-                let mut statement = connection.prepare_cached(
-                    "SELECT position, version, payload FROM events \
-                     WHERE position > ?1 ORDER BY position LIMIT ?2",
-                )?;
-                let rows =
-                    statement.query_map(params![to_i64(after_position), limit], event_row)?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .await?;
-        decode_rows(rows)
+        decode_rows(self.log_rows(after_position, limit).await?)
+    }
+
+    async fn read_all_stored(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        Ok(stored_rows(self.log_rows(after_position, limit).await?))
     }
 
     async fn read_snapshot(

@@ -29,7 +29,7 @@ use wallet_domain::{EventDecodeError, EventKind, HoldId, WalletEvent, WalletId};
 pub use embedded::EmbeddedEventStore;
 pub use hold_schedule::{HoldSchedule, HOLD_SCHEDULE_BATCHES_MAX};
 pub use postgres::PostgresEventStore;
-pub use recorded::RecordedEvent;
+pub use recorded::{EventHeader, RecordedEvent, StoredEvent};
 pub use tail::{read_tail, save_snapshot_of, snapshot_due, StreamTail, SNAPSHOT_INTERVAL_EVENTS};
 
 /// Events to append to one stream, valid only if the stream is at `expected_version`.
@@ -238,6 +238,26 @@ pub trait EventStore: Send + Sync {
         after_position: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// What [`EventStore::read_all`] returns, as stored and not decoded: what
+    /// a relay moves, so that an event this build cannot decode does not
+    /// stop it. The default encodes what `read_all` decoded (for a store
+    /// whose reads decode); a store that keeps the JSON returns it as it is.
+    async fn read_all_stored(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read_all(after_position, limit)
+            .await?
+            .iter()
+            .map(|recorded| {
+                StoredEvent::from_recorded(recorded).map_err(|error| {
+                    StoreError::Unavailable(format!("event cannot be encoded: {error}"))
+                })
+            })
+            .collect()
+    }
 
     /// A live feed of the events after `after_position`, in global order:
     /// the events `read_all` would return batch after batch, then each event

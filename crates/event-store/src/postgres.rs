@@ -39,7 +39,7 @@ use wallet_domain::{HoldId, WalletEvent, WalletId};
 use crate::{
     directory_change, directory_wallet, due_hold, placed_holds, AppendError, AppendOutcome,
     AppendRequest, CommitUnanswered, DirectoryChange, DueHold, EventStore, IdempotentResponse,
-    RecordedEvent, StoreError, StreamAppend, StreamSnapshot, READ_ALL_BATCH_MAX,
+    RecordedEvent, StoreError, StoredEvent, StreamAppend, StreamSnapshot, READ_ALL_BATCH_MAX,
 };
 
 /// Appends committed together in one transaction at most.
@@ -498,22 +498,44 @@ fn encode_payloads(request: &AppendRequest) -> Result<Vec<Vec<String>>, StoreErr
         .collect()
 }
 
-fn decode_rows(rows: Vec<sqlx::postgres::PgRow>) -> Result<Vec<RecordedEvent>, StoreError> {
+fn stored_rows(rows: Vec<sqlx::postgres::PgRow>) -> Result<Vec<StoredEvent>, StoreError> {
     rows.into_iter()
         .map(|row| {
             let position: i64 = row.try_get("position").map_err(unavailable)?;
             let version: i64 = row.try_get("version").map_err(unavailable)?;
-            let payload: &str = row.try_get("payload").map_err(unavailable)?;
-            let position = to_u64(position);
-            let event = WalletEvent::from_json(payload)
-                .map_err(|source| StoreError::Corrupt { position, source })?;
-            Ok(RecordedEvent {
-                position,
+            let payload: String = row.try_get("payload").map_err(unavailable)?;
+            Ok(StoredEvent {
+                position: to_u64(position),
                 stream_version: to_u64(version),
-                event,
+                payload,
             })
         })
         .collect()
+}
+
+fn decode_rows(rows: Vec<sqlx::postgres::PgRow>) -> Result<Vec<RecordedEvent>, StoreError> {
+    stored_rows(rows)?.iter().map(StoredEvent::decode).collect()
+}
+
+impl PostgresEventStore {
+    /// Up to `limit` (at most [`READ_ALL_BATCH_MAX`]) rows of the log after
+    /// `after_position`: position, version, payload.
+    async fn log_rows(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<sqlx::postgres::PgRow>, StoreError> {
+        let limit = to_i64(limit.min(READ_ALL_BATCH_MAX) as u64);
+        sqlx::query(
+            "SELECT position, version, payload FROM events \
+             WHERE position > $1 ORDER BY position LIMIT $2",
+        )
+        .bind(to_i64(after_position))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
 }
 
 #[async_trait]
@@ -558,17 +580,15 @@ impl EventStore for PostgresEventStore {
         after_position: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let limit = to_i64(limit.min(READ_ALL_BATCH_MAX) as u64);
-        let rows = sqlx::query(
-            "SELECT position, version, payload FROM events \
-             WHERE position > $1 ORDER BY position LIMIT $2",
-        )
-        .bind(to_i64(after_position))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        decode_rows(rows)
+        decode_rows(self.log_rows(after_position, limit).await?)
+    }
+
+    async fn read_all_stored(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        stored_rows(self.log_rows(after_position, limit).await?)
     }
 
     async fn read_snapshot(

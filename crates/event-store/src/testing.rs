@@ -12,7 +12,7 @@ use wallet_domain::{HoldId, WalletId};
 
 use crate::{
     AppendError, AppendOutcome, AppendRequest, DueHold, EventFeed, EventStore, IdempotentResponse,
-    RecordedEvent, StoreError, StreamSnapshot,
+    RecordedEvent, StoreError, StoredEvent, StreamSnapshot,
 };
 
 /// `inner`, counting the events its stream reads return.
@@ -65,6 +65,14 @@ impl EventStore for CountingStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.inner.read_all(after_position, limit).await
+    }
+
+    async fn read_all_stored(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.inner.read_all_stored(after_position, limit).await
     }
 
     async fn subscribe_all(&self, after_position: u64) -> Option<EventFeed> {

@@ -151,22 +151,35 @@ impl Api {
 
     /// The JSON body of a GET that answers 200, `None` for any other answer.
     pub async fn get(&self, path: &str) -> Option<Value> {
-        let response = self
+        let (status, body) = self.get_answer(path).await;
+        if !(200..300).contains(&status) {
+            return None;
+        }
+        serde_json::from_str(&body).ok()
+    }
+
+    /// The status and body of a GET (0 and the error when no answer came);
+    /// a 5xx is kept as [`Api::get`] keeps it.
+    pub async fn get_answer(&self, path: &str) -> (u16, String) {
+        let response = match self
             .client
             .get(self.url(path))
             .timeout(REQUEST_TIMEOUT)
             .send()
             .await
-            .ok()?;
+        {
+            Ok(response) => response,
+            Err(error) => return (0, error.to_string()),
+        };
+        let status = response.status().as_u16();
         if response.status().is_server_error() {
-            self.note_server_error(&format!("GET {path}"), response)
-                .await;
-            return None;
+            return (
+                status,
+                self.note_server_error(&format!("GET {path}"), response)
+                    .await,
+            );
         }
-        if !response.status().is_success() {
-            return None;
-        }
-        response.json().await.ok()
+        (status, response.text().await.unwrap_or_default())
     }
 
     /// Keeps a 5xx answer; returns it as text.

@@ -306,6 +306,52 @@ impl System {
             .join("\n")
     }
 
+    /// Runs the binary of process `name` with its configuration and
+    /// `arguments` (a subcommand such as `rebuild`) to its end, appending its
+    /// output to that process's log; whether it exited 0.
+    pub async fn run_command(&self, name: &str, arguments: &[&str]) -> bool {
+        let process = self
+            .processes
+            .iter()
+            .find(|process| process.name == name)
+            .unwrap_or_else(|| panic!("no process named {name}"));
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&process.log)
+            .expect("open the binary's log file");
+        let mut command = tokio::process::Command::new(binary_path(process.binary));
+        command
+            .args(arguments)
+            .envs(
+                process
+                    .environment
+                    .iter()
+                    .map(|(name, value)| (name, value)),
+            )
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("a second handle on the log file"))
+            .stderr(log);
+        command
+            .status()
+            .await
+            .unwrap_or_else(|error| panic!("cannot run {name} {arguments:?}: {error}"))
+            .success()
+    }
+
+    /// How many times `text` occurs in every binary's whole log.
+    pub fn log_count(&self, text: &str) -> usize {
+        self.processes
+            .iter()
+            .map(|process| {
+                std::fs::read_to_string(&process.log)
+                    .map(|log| log.matches(text).count())
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+
     pub async fn stop(mut self) {
         for process in &mut self.processes {
             process.kill();

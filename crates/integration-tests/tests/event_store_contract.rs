@@ -462,6 +462,51 @@ async fn read_all_returns_global_order_without_gaps_in_bounded_batches(store: &d
     assert!(store.read_all(0, 0).await.expect("empty batch").is_empty());
 }
 
+/// What the relay reads: the log as stored, the same events as `read_all`
+/// (each stored form decodes to the event read), with its envelope fields.
+async fn read_all_stored_is_the_log_as_stored(store: &dyn EventStore) {
+    const ROUNDS: usize = 3;
+    let mut streams = [Stream::new("w0"), Stream::new("w1")];
+    for _ in 0..ROUNDS {
+        for stream in &mut streams {
+            store
+                .append(request(vec![stream.next()]))
+                .await
+                .expect("append");
+        }
+    }
+
+    let decoded = store
+        .read_all(0, READ_ALL_BATCH_MAX)
+        .await
+        .expect("read_all");
+    let stored = store
+        .read_all_stored(0, READ_ALL_BATCH_MAX)
+        .await
+        .expect("read_all_stored");
+    assert_eq!(stored.len(), decoded.len());
+    for (stored, recorded) in stored.iter().zip(&decoded) {
+        assert_eq!(&stored.decode().expect("decodes"), recorded);
+        let header = stored.header().expect("envelope fields");
+        assert_eq!(header.event_id, recorded.event.event_id);
+        assert_eq!(header.wallet_id, recorded.event.wallet_id.as_str());
+        assert_eq!(header.event_type, recorded.event.type_name());
+    }
+    let after = decoded[1].position;
+    let rest = store
+        .read_all_stored(after, 2)
+        .await
+        .expect("a bounded page");
+    assert_eq!(
+        rest.iter().map(|event| event.position).collect::<Vec<_>>(),
+        decoded[2..4]
+            .iter()
+            .map(|event| event.position)
+            .collect::<Vec<_>>(),
+        "from a checkpoint, bounded"
+    );
+}
+
 async fn a_multi_stream_append_lands_in_the_log_as_one_block(store: &dyn EventStore) {
     let (mut w1, mut w2, mut w3) = (Stream::new("w1"), Stream::new("w2"), Stream::new("w3"));
     let mut appended = Vec::new();
@@ -926,6 +971,7 @@ contract!(
         concurrent_appenders_to_one_stream_exactly_one_wins,
         read_all_returns_global_order_without_gaps_in_bounded_batches,
         read_all_never_returns_more_than_its_batch_max,
+        read_all_stored_is_the_log_as_stored,
         a_reader_resumes_from_its_checkpoint,
         a_snapshot_is_kept_only_when_newer_than_the_stored_one,
         a_hold_id_is_entered_once_across_wallets_and_listed_while_due,

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use event_bus::{
-    replay_dlq, run_consumer, run_consumer_with_metrics, BatchHandler, ConsumerConfig,
-    ConsumerMetrics, HandlerError, KafkaPublisher, PublisherConfig, PublisherMetrics,
+    replay_dlq, run_consumer, run_consumer_with_metrics, ConsumerConfig, ConsumerMetrics,
+    KafkaPublisher, PublisherConfig, PublisherMetrics,
 };
-use event_relay::EventSink;
-use event_store::RecordedEvent;
+use event_sink::{DeliveryError, EventSink};
+use event_store::{AppendRequest, EventStore, PostgresEventStore, RecordedEvent, StreamAppend};
 use integration_tests::{
     continue_history, create_topic, require_env, unique_name, TestDatabase, REQUEST_TIMEOUT,
 };
@@ -39,6 +39,9 @@ const HANDLER: &str = "recorder";
 /// Transient failures the flaky handler returns before it takes its batches:
 /// more than `handler_attempts_max`, so only an endless retry gets past them.
 const TRANSIENT_FAILURES: usize = 8;
+/// Bounds of the relay's drain in the stored-bytes test.
+const RELAY_BATCH_SIZE_MAX: usize = 2;
+const RELAY_BATCHES_MAX: usize = 10;
 
 // --- helpers ---------------------------------------------------------------------------
 
@@ -187,25 +190,36 @@ impl Recorder {
 }
 
 #[async_trait]
-impl BatchHandler for Recorder {
+impl EventSink for Recorder {
     fn name(&self) -> &'static str {
         HANDLER
     }
 
-    async fn handle(&self, batch: &[RecordedEvent]) -> Result<(), HandlerError> {
+    async fn checkpoint(&self) -> Result<u64, DeliveryError> {
+        let handled = self.handled.lock().expect("recorder lock");
+        Ok(handled
+            .iter()
+            .map(|event| event.position)
+            .max()
+            .unwrap_or(0))
+    }
+
+    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
         let left = self.transient_failures_left.load(Ordering::SeqCst);
         if left > 0 {
             self.transient_failures_left
                 .store(left - 1, Ordering::SeqCst);
-            return Err(HandlerError::transient(std::io::Error::other(
-                "connection refused (on purpose)",
-            )));
+            return Err(DeliveryError::transient(
+                HANDLER,
+                std::io::Error::other("connection refused (on purpose)"),
+            ));
         }
         if let Some(poisoned) = self.poisoned {
             if batch.iter().any(|event| event.event.event_id == poisoned) {
-                return Err(HandlerError::permanent(std::io::Error::other(format!(
-                    "poisoned event {poisoned}"
-                ))));
+                return Err(DeliveryError::permanent(
+                    HANDLER,
+                    std::io::Error::other(format!("poisoned event {poisoned}")),
+                ));
             }
         }
         *self.batches.lock().expect("recorder lock") += 1;
@@ -642,4 +656,110 @@ async fn an_event_of_an_unknown_schema_version_is_parked_and_counted_without_blo
     );
     let error = header(&letters[0], "error").expect("an error header");
     assert!(error.contains("schema version 2"), "error header: {error}");
+}
+
+#[tokio::test]
+async fn the_relay_publishes_an_event_of_a_newer_schema_version_as_stored_and_later_events_follow()
+{
+    let (Some(brokers), Some(url)) = (require_env("KAFKA_BROKERS"), require_env("DATABASE_URL"))
+    else {
+        return;
+    };
+    let database = TestDatabase::create(&url).await;
+    let pool = postgres_support::connect(&database.url, POOL_CONNECTIONS_MAX)
+        .await
+        .expect("connect and migrate the test database");
+    let store = PostgresEventStore::connect(pool.clone())
+        .await
+        .expect("the event store");
+    let topic = create_topic(&brokers, "wallex_it_stored", TOPIC_PARTITIONS).await;
+    let mut config = PublisherConfig::new(&brokers);
+    config.topic = topic.clone();
+    let publisher = KafkaPublisher::new(
+        config,
+        pool.clone(),
+        PublisherMetrics::unregistered().expect("metrics"),
+    )
+    .expect("a publisher");
+    let wallet = WalletId::parse(&unique_name("w")).expect("wallet id");
+    let before = continue_history(&wallet, &[], 2);
+    append_to(&store, before.clone(), 0).await;
+    // A newer build's event (a rolling upgrade), written as that build would.
+    let newer_id = Uuid::now_v7();
+    let newer_wallet = unique_name("w-newer");
+    let newer = format!(
+        r#"{{"type":"WalletCreated","schemaVersion":2,"eventId":"{newer_id}","walletId":"{newer_wallet}","occurredAt":"2026-11-30T12:00:00Z","amount":"5.00","balanceAfter":"5.00","currency":"EUR","metadata":{{}}}}"#
+    );
+    sqlx::query(
+        "INSERT INTO events (position, event_id, stream_id, version, event_type, payload) \
+         VALUES (nextval('event_positions'), $1, $2, 1, 'WalletCreated', $3)",
+    )
+    .bind(newer_id)
+    .bind(&newer_wallet)
+    .bind(&newer)
+    .execute(&pool)
+    .await
+    .expect("write the newer event");
+    append_to(&store, continue_history(&wallet, &before, 1), 2).await;
+
+    let last = event_relay::drain(&store, &publisher, RELAY_BATCH_SIZE_MAX, RELAY_BATCHES_MAX)
+        .await
+        .expect("the relay publishes every stored event");
+    assert_eq!(last, 4);
+
+    let messages = read_topic(&brokers, &topic, 4).await;
+    assert_eq!(messages.len(), 4, "each event once");
+    let newer_message = messages
+        .iter()
+        .find(|message| message.key() == Some(newer_wallet.as_bytes()))
+        .expect("the newer event is published, keyed by its wallet");
+    let envelope: serde_json::Value =
+        serde_json::from_slice(newer_message.payload().expect("a value"))
+            .expect("the value is JSON");
+    assert_eq!(
+        serde_json::to_string(&envelope["event"]).expect("JSON"),
+        serde_json::to_string(&serde_json::from_str::<serde_json::Value>(&newer).expect("JSON"))
+            .expect("JSON"),
+        "the stored event inside the envelope"
+    );
+    assert_eq!(envelope["position"], 3);
+    assert_eq!(
+        header(newer_message, "schema-version").as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        header(newer_message, "event-id"),
+        Some(newer_id.to_string())
+    );
+    let mut versions: Vec<u64> = messages
+        .iter()
+        .filter(|message| message.key() == Some(wallet.as_str().as_bytes()))
+        .map(|message| {
+            let value = std::str::from_utf8(message.payload().expect("a value")).expect("UTF-8");
+            RecordedEvent::from_json(value)
+                .expect("this build's events decode")
+                .stream_version
+        })
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, vec![1, 2, 3], "the events after it follow");
+    drop(store);
+    pool.close().await;
+    database.drop_database().await;
+}
+
+async fn append_to(store: &PostgresEventStore, events: Vec<WalletEvent>, expected_version: u64) {
+    let wallet_id = events[0].wallet_id.clone();
+    store
+        .append(AppendRequest {
+            streams: vec![StreamAppend {
+                wallet_id,
+                expected_version,
+                expected_last_event_id: None,
+                events,
+            }],
+            idempotent_response: None,
+        })
+        .await
+        .expect("append");
 }

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use event_relay::{run_relay, EventSink, RelayLimits, SinkError};
+use event_relay::{run_relay, RelayLimits};
+use event_sink::{DeliveryError, EventSink};
 use event_store::{AppendRequest, EventFeed, EventStore, RecordedEvent, StreamAppend};
 use event_store_kurrentdb::{KurrentDbEventStore, StreamNames};
 use futures::StreamExt;
@@ -189,11 +190,11 @@ impl EventSink for MemorySink {
         "memory"
     }
 
-    async fn checkpoint(&self) -> Result<u64, SinkError> {
+    async fn checkpoint(&self) -> Result<u64, DeliveryError> {
         Ok(self.taken().last().copied().unwrap_or(0))
     }
 
-    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), SinkError> {
+    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
         let mut taken = self.taken.lock().expect("not poisoned");
         let checkpoint = taken.last().copied().unwrap_or(0);
         taken.extend(

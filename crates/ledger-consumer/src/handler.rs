@@ -1,10 +1,11 @@
-//! The batch handler: one batch, one ledger transaction.
+//! The ledger as the Kafka consumer's [`EventSink`]: one batch, one ledger
+//! transaction, counted in the consumer's metrics.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use consumer_host::{count, furthest_position};
-use event_bus::{BatchHandler, HandlerError};
+use event_sink::{DeliveryError, EventSink};
 use event_store::RecordedEvent;
 use ledger::{Ledger, PostOutcome};
 
@@ -33,15 +34,22 @@ impl LedgerHandler {
 }
 
 #[async_trait]
-impl BatchHandler for LedgerHandler {
+impl EventSink for LedgerHandler {
     fn name(&self) -> &'static str {
         HANDLER_NAME
+    }
+
+    async fn checkpoint(&self) -> Result<u64, DeliveryError> {
+        self.ledger.checkpoint().await.map_err(|error| {
+            let transient = error.is_transient();
+            DeliveryError::classified(HANDLER_NAME, error, transient)
+        })
     }
 
     /// Posts the batch in one transaction with the ids of the events posted,
     /// so a failure posts nothing and the bus's retry (or a redelivery after
     /// a crash) starts from a clean slate and skips what was committed.
-    async fn handle(&self, batch: &[RecordedEvent]) -> Result<(), HandlerError> {
+    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
         match self.ledger.post(batch, furthest_position(batch)).await {
             Ok(outcome) => {
                 self.count(outcome);
@@ -54,7 +62,7 @@ impl BatchHandler for LedgerHandler {
                 // parks the one that still fails on the dead-letter topic.
                 self.metrics.batch_failures.inc();
                 let transient = error.is_transient();
-                Err(HandlerError::classified(error, transient))
+                Err(DeliveryError::classified(HANDLER_NAME, error, transient))
             }
         }
     }
@@ -79,7 +87,7 @@ mod tests {
     async fn a_batch_is_posted_and_counted() {
         let (handler, ledger, _folder) = handler();
         let log = standard_log();
-        handler.handle(&log.recorded).await.expect("posted");
+        handler.deliver(&log.recorded).await.expect("posted");
         let metrics = &handler.metrics;
         assert_eq!(metrics.events_posted.get(), count(log.recorded.len()));
         assert_eq!(metrics.duplicates_skipped.get(), 0);
@@ -101,10 +109,10 @@ mod tests {
     async fn a_redelivered_batch_posts_nothing_twice() {
         let (handler, ledger, _folder) = handler();
         let log = standard_log();
-        handler.handle(&log.recorded).await.expect("posted");
+        handler.deliver(&log.recorded).await.expect("posted");
         let before = ledger.verify().await.expect("verify");
         handler
-            .handle(&log.recorded)
+            .deliver(&log.recorded)
             .await
             .expect("redelivery handled");
         assert_eq!(ledger.verify().await.expect("verify"), before);
@@ -121,7 +129,7 @@ mod tests {
         // Beyond what the ledger stores: refused before anything is written.
         batch[1].position = u64::MAX;
         let error = handler
-            .handle(&batch)
+            .deliver(&batch)
             .await
             .expect_err("the bus retries it");
         assert!(error.to_string().contains("position"), "{error}");

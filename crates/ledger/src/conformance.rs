@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use event_relay::EventSink;
+use event_sink::EventSink;
 use event_store::{AppendRequest, RecordedEvent, StreamAppend};
 use rust_decimal::Decimal;
 use uuid::Uuid;

@@ -5,7 +5,7 @@
 //! per operation and as a whole, and verified. The [`Ledger`] trait is the
 //! port; [`EmbeddedLedger`] keeps it in its own SQLite file and
 //! [`PostgresLedger`] in PostgreSQL tables; both take events from the relay as
-//! an [`event_relay::EventSink`]. The two share the posting rules and every
+//! an [`event_sink::EventSink`]. The two share the posting rules and every
 //! rule about what is written and what a query means ([`posting`] and the
 //! private `stored` module); they differ only in how rows are written and read.
 //!
@@ -14,35 +14,39 @@
 //! transaction that would not balance is refused as
 //! [`LedgerError::Unbalanced`] before anything is written.
 //!
-//! Both stores implement [`Ledger`] and [`event_relay::EventSink`],
+//! Both stores implement [`Ledger`] and [`event_sink::EventSink`],
 //! which both name a `checkpoint` method: with both traits in scope, call
 //! `Ledger::checkpoint(&ledger)`.
 
-/// Makes a [`Ledger`] an [`event_relay::EventSink`]: a delivered batch is
+/// Makes a [`Ledger`] an [`event_sink::EventSink`]: a delivered batch is
 /// posted with its last position as the checkpoint, in the same transaction.
 macro_rules! ledger_event_sink {
     ($ledger:ty) => {
         #[async_trait::async_trait]
-        impl event_relay::EventSink for $ledger {
+        impl event_sink::EventSink for $ledger {
             fn name(&self) -> &'static str {
                 $crate::SINK_NAME
             }
 
-            async fn checkpoint(&self) -> Result<u64, event_relay::SinkError> {
-                $crate::Ledger::checkpoint(self)
-                    .await
-                    .map_err(|error| event_relay::SinkError::new($crate::SINK_NAME, error))
+            async fn checkpoint(&self) -> Result<u64, event_sink::DeliveryError> {
+                $crate::Ledger::checkpoint(self).await.map_err(|error| {
+                    let transient = error.is_transient();
+                    event_sink::DeliveryError::classified($crate::SINK_NAME, error, transient)
+                })
             }
 
             async fn deliver(
                 &self,
                 batch: &[event_store::RecordedEvent],
-            ) -> Result<(), event_relay::SinkError> {
+            ) -> Result<(), event_sink::DeliveryError> {
                 let last_position = batch.last().map(|recorded| recorded.position);
                 $crate::Ledger::post(self, batch, last_position)
                     .await
                     .map(|_| ())
-                    .map_err(|error| event_relay::SinkError::new($crate::SINK_NAME, error))
+                    .map_err(|error| {
+                        let transient = error.is_transient();
+                        event_sink::DeliveryError::classified($crate::SINK_NAME, error, transient)
+                    })
             }
         }
     };

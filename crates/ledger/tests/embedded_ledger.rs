@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use event_relay::EventSink;
+use event_sink::EventSink;
 use event_store::{AppendRequest, EmbeddedEventStore, EventStore, StreamAppend};
 use ledger::conformance::{everything, standard_log, Scenario};
 use ledger::{EmbeddedLedger, Ledger};

@@ -1,7 +1,7 @@
 //! `/health` and `/metrics`.
 
 use actix_web::{web, HttpResponse};
-use event_relay::EventSink;
+use event_sink::EventSink;
 use serde::Serialize;
 
 use crate::startup::AppState;

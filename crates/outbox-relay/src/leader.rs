@@ -17,7 +17,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_relay::{run_relay, EventSink, RelayLimits};
+use event_relay::{run_relay, RelayLimits};
+use event_sink::EventSink;
 use event_store::EventStore;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::Connection;

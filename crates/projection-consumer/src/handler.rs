@@ -1,10 +1,11 @@
-//! The batch handler: read model first, then search index.
+//! The read model and the search index as the Kafka consumer's
+//! [`EventSink`]: read model first, then search index.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use consumer_host::furthest_position;
-use event_bus::{BatchHandler, HandlerError};
+use event_sink::{DeliveryError, EventSink};
 use event_store::RecordedEvent;
 use read_model::ReadModel;
 use search_index::SearchIndex;
@@ -33,44 +34,42 @@ impl ProjectionHandler {
         }
     }
 
-    /// Counts a failure of `target` and classifies it for the bus: transient
-    /// (retried until it passes) or permanent (dead-lettered in the end).
+    /// Counts a failure of `target` (`read_model`, `search_index`) and
+    /// classifies it: transient (retried until it passes) or permanent
+    /// (dead-lettered in the end).
     fn failed(
         &self,
         target: &'static str,
         error: impl std::error::Error + Send + Sync + 'static,
         transient: bool,
-    ) -> HandlerError {
+    ) -> DeliveryError {
         self.metrics
             .batch_failures
             .with_label_values(&[target])
             .inc();
-        let failure = TargetFailed {
-            target,
-            source: Box::new(error),
-        };
-        HandlerError::classified(failure, transient)
+        DeliveryError::classified(target, error, transient)
     }
 }
 
-/// A write of one target (`read_model`, `search_index`) that failed.
-#[derive(Debug, thiserror::Error)]
-#[error("{target}: {source}")]
-struct TargetFailed {
-    target: &'static str,
-    source: Box<dyn std::error::Error + Send + Sync>,
-}
-
 #[async_trait]
-impl BatchHandler for ProjectionHandler {
+impl EventSink for ProjectionHandler {
     fn name(&self) -> &'static str {
         HANDLER_NAME
+    }
+
+    /// The read model's: it moves in the transaction that applies a batch,
+    /// before the search index is written.
+    async fn checkpoint(&self) -> Result<u64, DeliveryError> {
+        self.read_model.checkpoint().await.map_err(|error| {
+            let transient = error.is_transient();
+            self.failed("read_model", error, transient)
+        })
     }
 
     /// Both writes are idempotent, so when the second fails the bus may hand
     /// the whole batch again: the read model skips what it applied, the
     /// search index overwrites what it wrote.
-    async fn handle(&self, batch: &[RecordedEvent]) -> Result<(), HandlerError> {
+    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
         let furthest = furthest_position(batch);
         // A ReadModelError::Gap means a wallet's earlier event has not been
         // applied. With key = wallet id, one wallet's events arrive in order
@@ -245,7 +244,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_goes_to_the_read_model_then_the_search_index() {
         let (handler, recorded, metrics) = handler(false, false);
-        handler.handle(&[]).await.expect("handled");
+        handler.deliver(&[]).await.expect("handled");
         assert_eq!(calls(&recorded), ["read_model", "search_index"]);
         assert_eq!(metrics.read_model_applied.get(), 2);
         assert_eq!(metrics.read_model_skipped.get(), 1);
@@ -255,10 +254,10 @@ mod tests {
     #[tokio::test]
     async fn a_gap_fails_the_batch_before_the_search_index() {
         let (handler, recorded, metrics) = handler(true, false);
-        let error = handler.handle(&[]).await.expect_err("a gap is retried");
+        let error = handler.deliver(&[]).await.expect_err("a gap is retried");
         assert!(error.to_string().starts_with("read_model:"), "{error}");
         assert!(
-            error.is_retryable(),
+            error.is_transient(),
             "a gap the next batch fills is transient"
         );
         assert_eq!(calls(&recorded), ["read_model"]);
@@ -274,9 +273,9 @@ mod tests {
     #[tokio::test]
     async fn a_search_index_failure_fails_the_batch_for_a_retry() {
         let (handler, recorded, _metrics) = handler(false, true);
-        let error = handler.handle(&[]).await.expect_err("retried");
+        let error = handler.deliver(&[]).await.expect_err("retried");
         assert!(error.to_string().starts_with("search_index:"), "{error}");
-        assert!(error.is_retryable(), "a search server away is transient");
+        assert!(error.is_transient(), "a search server away is transient");
         assert_eq!(calls(&recorded), ["read_model", "search_index"]);
     }
 }

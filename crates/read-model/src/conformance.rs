@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use event_relay::EventSink;
+use event_sink::EventSink;
 use event_store::RecordedEvent;
 use rust_decimal::Decimal;
 use wallet_domain::{

@@ -10,33 +10,37 @@
 //! [`EmbeddedReadModel`] keeps it in SQLite, [`PostgresReadModel`] in
 //! PostgreSQL; both decide through one pure rule (the private `projection`
 //! module) and differ only in how rows are read and written. Both are
-//! [`event_relay::EventSink`]s that move their checkpoint, never backwards,
+//! [`event_sink::EventSink`]s that move their checkpoint, never backwards,
 //! in the transaction that applies the batch.
 
-/// Makes a [`ReadModel`] an [`event_relay::EventSink`].
+/// Makes a [`ReadModel`] an [`event_sink::EventSink`].
 macro_rules! read_model_event_sink {
     ($read_model:ty) => {
         #[async_trait::async_trait]
-        impl event_relay::EventSink for $read_model {
+        impl event_sink::EventSink for $read_model {
             fn name(&self) -> &'static str {
                 $crate::SINK_NAME
             }
 
-            async fn checkpoint(&self) -> Result<u64, event_relay::SinkError> {
-                $crate::ReadModel::checkpoint(self)
-                    .await
-                    .map_err(|error| event_relay::SinkError::new($crate::SINK_NAME, error))
+            async fn checkpoint(&self) -> Result<u64, event_sink::DeliveryError> {
+                $crate::ReadModel::checkpoint(self).await.map_err(|error| {
+                    let transient = error.is_transient();
+                    event_sink::DeliveryError::classified($crate::SINK_NAME, error, transient)
+                })
             }
 
             async fn deliver(
                 &self,
                 batch: &[event_store::RecordedEvent],
-            ) -> Result<(), event_relay::SinkError> {
+            ) -> Result<(), event_sink::DeliveryError> {
                 let last = batch.last().map(|recorded| recorded.position);
                 $crate::ReadModel::apply(self, batch, last)
                     .await
                     .map(|_| ())
-                    .map_err(|error| event_relay::SinkError::new($crate::SINK_NAME, error))
+                    .map_err(|error| {
+                        let transient = error.is_transient();
+                        event_sink::DeliveryError::classified($crate::SINK_NAME, error, transient)
+                    })
             }
         }
     };

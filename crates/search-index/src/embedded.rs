@@ -15,7 +15,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use embedded_sqlite::{Durability, ReadPool, SharedWriter, SqliteError};
-use event_relay::{EventSink, SinkError};
+use event_sink::{DeliveryError, EventSink};
 use event_store::RecordedEvent;
 use rusqlite::types::{Type, Value};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, TransactionBehavior};
@@ -490,7 +490,7 @@ impl EventSink for EmbeddedSearchIndex {
         SINK_NAME
     }
 
-    async fn checkpoint(&self) -> Result<u64, SinkError> {
+    async fn checkpoint(&self) -> Result<u64, DeliveryError> {
         let position = self
             .readers
             .read(|connection| {
@@ -501,16 +501,17 @@ impl EventSink for EmbeddedSearchIndex {
                 )
             })
             .await
-            .map_err(|error| SinkError::new(SINK_NAME, error))?;
+            // The file could not be read now: the relay asks again.
+            .map_err(|error| DeliveryError::transient(SINK_NAME, error))?;
         Ok(position)
     }
 
-    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), SinkError> {
+    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
         let last = batch.last().map(|recorded| recorded.position);
-        self.index(batch, last)
-            .await
-            .map(drop)
-            .map_err(|error| SinkError::new(SINK_NAME, error))
+        self.index(batch, last).await.map(drop).map_err(|error| {
+            let transient = error.is_transient();
+            DeliveryError::classified(SINK_NAME, error, transient)
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use event_relay::EventSink;
+use event_sink::EventSink;
 use search_index::conformance::Scenario;
 use search_index::{EmbeddedSearchIndex, SearchIndex, TransactionSearch};
 use tempfile::TempDir;

@@ -95,16 +95,7 @@ pub struct Tally {
 impl StoredEvents {
     /// Adds `operation` to `tally`, with what is wrong about it, if anything.
     pub fn tally(&self, operation: &Operation, tally: &mut Tally) -> Option<String> {
-        let counts: Vec<usize> = operation
-            .moves
-            .iter()
-            .map(|(wallet, _)| {
-                self.occurrences
-                    .get(&(wallet.clone(), operation.description.clone()))
-                    .copied()
-                    .unwrap_or(0)
-            })
-            .collect();
+        let counts = self.legs_found(operation);
         match operation.outcome {
             Outcome::Acknowledged => {
                 tally.acknowledged += 1;
@@ -131,6 +122,22 @@ impl StoredEvents {
             }
         }
         None
+    }
+}
+
+impl StoredEvents {
+    /// How many events carry `operation` in each wallet it moves money of.
+    pub fn legs_found(&self, operation: &Operation) -> Vec<usize> {
+        operation
+            .moves
+            .iter()
+            .map(|(wallet, _)| {
+                self.occurrences
+                    .get(&(wallet.clone(), operation.description.clone()))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .collect()
     }
 }
 

@@ -16,11 +16,16 @@
 //! 503. A table shows each fault's operations acknowledged, lost, doubled and
 //! its seconds to converge.
 //!
+//! A second scenario ([`lossy`]) runs PostgreSQL without fsync and shuts it
+//! down in immediate mode under load: acknowledged commits are lost by design,
+//! and what remains must be consistent.
+//!
 //! The seed is printed; `WALLEX_FAULT_SEED=N` replays a schedule. The faults
 //! go through `scripts/infra.sh`, so the suite runs only on the servers that
 //! script started in this checkout (`.infra/env`), and skips otherwise.
 
 mod audit;
+mod lossy;
 mod schedule;
 
 use std::io::Write;
@@ -61,6 +66,9 @@ const SUITE_BUDGET: Duration = Duration::from_secs(8 * 60);
 /// Variable replaying a schedule.
 const SEED_VARIABLE: &str = "WALLEX_FAULT_SEED";
 
+/// Held by each scenario: both restart the same servers, so they take turns.
+static SERVERS_IN_USE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_bank_survives_the_faults_of_a_production_week() {
     let Some(servers) = Servers::from_env() else {
@@ -69,6 +77,7 @@ async fn the_bank_survives_the_faults_of_a_production_week() {
     if !servers_are_from_infra_script(&servers) {
         return;
     }
+    let _servers_in_use = SERVERS_IN_USE.lock().await;
     let suite_started = Instant::now();
     let seed = seed();
     say(&format!(
@@ -137,6 +146,34 @@ async fn the_bank_survives_the_faults_of_a_production_week() {
         system.logs()
     );
     system.stop().await;
+}
+
+/// PostgreSQL without fsync loses acknowledged commits in immediate
+/// shutdowns; what remains must be consistent (see [`lossy`]).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn what_survives_a_postgres_that_loses_acknowledged_commits_is_consistent() {
+    let Some(servers) = Servers::from_env() else {
+        return;
+    };
+    if !servers_are_from_infra_script(&servers) {
+        return;
+    }
+    let _servers_in_use = SERVERS_IN_USE.lock().await;
+    let seed = seed();
+    say(&format!(
+        "lossy scenario seed {seed} (replay: {SEED_VARIABLE}={seed} cargo test -p integration-tests --test faults what_survives)"
+    ));
+    let started = Instant::now();
+    let failures = lossy::postgres_losing_commits(&servers, seed).await;
+    say(&format!(
+        "lossy scenario {:.0}s",
+        started.elapsed().as_secs_f64()
+    ));
+    assert!(
+        failures.is_empty(),
+        "seed {seed} ({SEED_VARIABLE}={seed} replays it):\n{}",
+        failures.join("\n")
+    );
 }
 
 /// Every check of the history, the store, the dead letters and the answers;

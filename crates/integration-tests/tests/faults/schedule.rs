@@ -112,6 +112,15 @@ pub fn infra_script() -> PathBuf {
 /// # Panics
 /// When it exits non-zero: a server did not come back.
 pub async fn infra(arguments: &[&str]) {
+    infra_with_durability(arguments, "durable").await;
+}
+
+/// Runs `scripts/infra.sh <arguments>` with `WALLEX_POSTGRES_DURABILITY` set
+/// to `durability` (`durable`, or `fast`: fsync and synchronous_commit off).
+///
+/// # Panics
+/// When it exits non-zero: a server did not come back.
+pub async fn infra_with_durability(arguments: &[&str], durability: &'static str) {
     let arguments: Vec<String> = arguments
         .iter()
         .map(|argument| (*argument).to_owned())
@@ -119,7 +128,7 @@ pub async fn infra(arguments: &[&str]) {
     let status = tokio::task::spawn_blocking(move || {
         Command::new(infra_script())
             .args(&arguments)
-            .env("WALLEX_POSTGRES_DURABILITY", "durable")
+            .env("WALLEX_POSTGRES_DURABILITY", durability)
             .status()
             .map(|status| (arguments, status))
     })
