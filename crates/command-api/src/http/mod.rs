@@ -30,6 +30,7 @@ pub use body::BODY_SIZE_MAX;
 pub use context::correlate;
 pub use error::{ApiError, ErrorBody};
 pub use origin::{guard as guard_origin, OriginPolicy};
+pub use query::refuse_undecodable as refuse_undecodable_query;
 pub use wallets::TRANSFER_REPLY;
 
 use crate::metrics::Metrics;

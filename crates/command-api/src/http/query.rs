@@ -21,7 +21,9 @@
 use std::str::FromStr;
 use std::sync::LazyLock;
 
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use futures::future::LocalBoxFuture;
 use regex::Regex;
 use rust_decimal::Decimal;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
@@ -382,9 +384,57 @@ pub fn parameters(specs: &[Spec]) -> Vec<Parameter> {
         .collect()
 }
 
+/// Middleware: a query string whose percent-encoded bytes are not UTF-8 is
+/// refused (400 naming the parameter) before any handler reads it; the
+/// extractor would otherwise replace them with U+FFFD and match on that.
+pub fn refuse_undecodable<S>(
+    request: ServiceRequest,
+    service: &S,
+) -> LocalBoxFuture<'static, Result<ServiceResponse, actix_web::Error>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
+    S::Future: 'static,
+{
+    match undecodable_parameter(request.query_string()) {
+        None => Box::pin(service.call(request)),
+        Some(name) => {
+            let refusal = super::ApiError::BadRequest(format!(
+                "query parameter {name} must be UTF-8 text: its percent-encoded bytes are not"
+            ));
+            Box::pin(async move { Ok(request.error_response(refusal)) })
+        }
+    }
+}
+
+/// The name of the first `name=value` pair of `query` whose name or value is
+/// not UTF-8 once percent-decoded (as far as its name is text).
+fn undecodable_parameter(query: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decoded = |raw: &str| {
+            let bytes: Vec<u8> = percent_encoding::percent_decode_str(raw).collect();
+            String::from_utf8(bytes).ok()
+        };
+        match (decoded(name), decoded(value)) {
+            (Some(_), Some(_)) => None,
+            (Some(name), None) => Some(name),
+            (None, _) => Some(String::from_utf8_lossy(name.as_bytes()).into_owned()),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parameter_that_is_not_utf8_once_decoded_is_named() {
+        assert_eq!(undecodable_parameter("q=%FF"), Some("q".into()));
+        assert_eq!(undecodable_parameter("limit=5&q=a%FEb"), Some("q".into()));
+        assert_eq!(undecodable_parameter("q=caf%C3%A9&limit=5"), None);
+        assert_eq!(undecodable_parameter(""), None);
+        assert!(undecodable_parameter("%FF=1").is_some());
+    }
 
     fn some(raw: &str) -> Option<String> {
         Some(raw.to_owned())

@@ -111,6 +111,14 @@ impl WalletService {
             ),
             other => unreachable!("{} is not a hold operation", other.name()),
         };
+        if let WalletOperation::PlaceHold { hold_id, .. } = operation {
+            // The directory's answer before the wallet's: an id in use is a
+            // conflict whatever the wallet could afford (the append checks
+            // again, atomically).
+            if self.hold_wallet(hold_id).await?.is_some() {
+                return Err(DomainError::HoldAlreadyExists(hold_id.clone()).into());
+            }
+        }
         let command = Command {
             wallet_id: wallet_id.clone(),
             kind,

@@ -134,6 +134,9 @@ async fn a_hold_id_is_used_once_across_every_wallet() {
         assert!(error_message(&body, 409).contains("h-1"), "{body}");
         assert_eq!(status, 409);
     }
+    // The id's conflict comes before what the wallet could afford.
+    let (status, body) = place(&app, "w2", json!({"amount": 1000, "holdId": "h-1"})).await;
+    assert_eq!(status, 409, "{body}");
     assert_eq!(wallet(&app, "w2").await, before);
     let (_, list) = read(&app, "/wallets/w2/holds").await;
     assert_eq!(list["count"], 0);

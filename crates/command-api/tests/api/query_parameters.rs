@@ -198,3 +198,20 @@ async fn the_document_states_what_the_server_accepts() {
     assert_eq!(limit["schema"]["anyOf"][0]["maximum"], 10_000);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_query_value_that_is_not_utf8_is_refused_naming_its_parameter() {
+    let app = spawn_app().await;
+    assert_eq!(app.create_wallet("w", "o", json!(5)).await.status(), 201);
+    for (path, name) in [
+        ("/wallets/w/transactions?limit=5&type=%FF", "type"),
+        ("/wallets/w?at=%FE%FF", "at"),
+        ("/wallets?ownerId=o%C3", "ownerId"),
+    ] {
+        let response = app.get(path).send().await.expect("sent");
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(error_message(&body, 400).contains(name), "{path}: {body}");
+    }
+    app.stop().await;
+}
