@@ -202,6 +202,7 @@ impl Application {
                 .wrap_fn(move |request, service| {
                     http::guard_origin(request, service, origin_policy)
                 })
+                .wrap_fn(http::head_as_get)
                 .wrap_fn(http::refuse_undecodable_query)
                 .wrap_fn(http::correlate)
                 .app_data(state.clone())

@@ -214,6 +214,23 @@ async fn unknown_route(request: HttpRequest) -> Result<actix_web::HttpResponse, 
     )))
 }
 
+/// Middleware: a `HEAD` is answered as its `GET` without the content (RFC
+/// 9110 §9.3.2), as the seed's server did; the HTTP layer leaves the body
+/// out of the answer to a `HEAD` request.
+pub fn head_as_get<S>(
+    mut request: ServiceRequest,
+    service: &S,
+) -> LocalBoxFuture<'static, Result<ServiceResponse, actix_web::Error>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
+    S::Future: 'static,
+{
+    if request.method() == actix_web::http::Method::HEAD {
+        request.head_mut().method = actix_web::http::Method::GET;
+    }
+    Box::pin(service.call(request))
+}
+
 /// Middleware: counts requests and times them by route pattern.
 pub fn measure<S>(
     request: ServiceRequest,

@@ -313,3 +313,32 @@ async fn every_write_operation_documents_its_key_and_shared_answers_once() {
     assert!(writes >= 8, "every write operation was seen: {writes}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_head_is_answered_as_its_get_without_content() {
+    let app = spawn_app().await;
+    assert_eq!(app.create_wallet("w", "o", json!(5)).await.status(), 201);
+    for (path, status) in [
+        ("/wallets/w", 200),
+        ("/health", 200),
+        ("/wallets/missing", 404),
+    ] {
+        let response = app
+            .client
+            .head(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), status, "{path}");
+        assert!(response.bytes().await.expect("body").is_empty(), "{path}");
+    }
+    let credit = app
+        .client
+        .head(format!("{}/wallets/w/credit", app.address))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(credit.status(), 404, "a HEAD never runs a command");
+    assert_eq!(app.balance_text("w").await, "5.00");
+    app.stop().await;
+}
