@@ -84,13 +84,6 @@ pub enum RelayError {
     /// starts again from the sink's checkpoint rather than deliver it.
     #[error("the live feed sent position {position} after position {after}")]
     FeedOutOfOrder { position: u64, after: u64 },
-    /// An event of the live feed that cannot be put in its stored form.
-    #[error("the live feed's event at position {position} cannot be encoded")]
-    Unencodable {
-        position: u64,
-        #[source]
-        source: serde_json::Error,
-    },
 }
 
 /// Relays until `shutdown` turns true (or its sender goes away), publishing

@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use event_store::{EventFeed, EventStore, RecordedEvent, StoreError, StoredEvent};
+use event_store::{EventFeed, EventStore, StoreError, StoredEvent};
 use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -122,7 +122,7 @@ impl OpenFeed {
 
     fn take(
         &mut self,
-        next: Option<Result<RecordedEvent, StoreError>>,
+        next: Option<Result<StoredEvent, StoreError>>,
         batch: &mut Vec<StoredEvent>,
     ) -> Result<(), RelayError> {
         let event = next.ok_or(RelayError::FeedEnded)??;
@@ -132,15 +132,8 @@ impl OpenFeed {
                 after: self.after,
             });
         }
-        // A feed decodes what it reads (KurrentDB): its events are moved
-        // in their stored form, as those read from the log are.
-        let stored =
-            StoredEvent::from_recorded(&event).map_err(|source| RelayError::Unencodable {
-                position: event.position,
-                source,
-            })?;
         self.after = event.position;
-        batch.push(stored);
+        batch.push(event);
         Ok(())
     }
 }

@@ -13,7 +13,7 @@ use event_relay::{run_relay, RelayLimits};
 use event_sink::{DeliveryError, EventSink};
 use event_store::{
     AppendError, AppendOutcome, AppendRequest, EventFeed, EventStore, IdempotentResponse,
-    RecordedEvent, StoreError,
+    RecordedEvent, StoreError, StoredEvent,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -128,12 +128,17 @@ impl FeedStore {
 
 /// Follows the log from `after` into `sender`, waiting for appends, until the
 /// reader drops the feed or the fault strikes; counts what it sent in `total`.
+/// The feed's form of a logged event: as stored.
+fn stored(event: &RecordedEvent) -> StoredEvent {
+    StoredEvent::from_recorded(event).expect("a logged event encodes")
+}
+
 async fn follow(
     log: Arc<Mutex<Vec<RecordedEvent>>>,
     mut head: watch::Receiver<u64>,
     mut after: u64,
     fault: Option<Fault>,
-    sender: mpsc::Sender<Result<RecordedEvent, StoreError>>,
+    sender: mpsc::Sender<Result<StoredEvent, StoreError>>,
     total: Arc<AtomicUsize>,
 ) {
     let mut sent = 0;
@@ -143,7 +148,7 @@ async fn follow(
             .find(|event| event.position == after)
             .cloned();
         if let Some(start) = start {
-            let _ = sender.send(Ok(start)).await;
+            let _ = sender.send(Ok(stored(&start))).await;
         }
     }
     loop {
@@ -168,7 +173,7 @@ async fn follow(
         }
         after = event.position;
         // Waits while the channel is full: the relay's pace is the feed's.
-        if sender.send(Ok(event)).await.is_err() {
+        if sender.send(Ok(stored(&event))).await.is_err() {
             return;
         }
         sent += 1;

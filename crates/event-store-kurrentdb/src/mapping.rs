@@ -1,7 +1,7 @@
 //! Pure mappings between the port and KurrentDB: stream names, positions,
 //! events. No I/O, so they are unit-tested without a server.
 
-use event_store::RecordedEvent;
+use event_store::{RecordedEvent, StoredEvent};
 use kurrentdb::{EventData, Position, StreamPosition};
 use serde_json::value::RawValue;
 use wallet_domain::{HoldId, WalletEvent, WalletId};
@@ -215,16 +215,33 @@ impl<'a> From<&'a kurrentdb::RecordedEvent> for StoredRecord<'a> {
     }
 }
 
-/// The port's event of a stored record.
-pub fn recorded_event(record: StoredRecord<'_>) -> Result<RecordedEvent, KurrentDbError> {
+/// The port's stored form of a record: its position, version and JSON as
+/// stored, not decoded, so a relay can move an event of a schema version this
+/// build does not know. Data that is not UTF-8 is corrupt at its position.
+pub fn stored_event(record: StoredRecord<'_>) -> Result<StoredEvent, KurrentDbError> {
     let position = port_position(record.stream, record.revision, record.position)?;
-    let corrupt = |source| KurrentDbError::Corrupt { position, source };
-    let text = std::str::from_utf8(record.data)
-        .map_err(|error| corrupt(wallet_domain::EventDecodeError::Json(utf8_error(error))))?;
-    let event = WalletEvent::from_json(text).map_err(corrupt)?;
-    Ok(RecordedEvent {
+    let payload = std::str::from_utf8(record.data).map_err(|error| KurrentDbError::Corrupt {
+        position,
+        source: wallet_domain::EventDecodeError::Json(utf8_error(error)),
+    })?;
+    Ok(StoredEvent {
         position,
         stream_version: stream_version(record.revision),
+        payload: payload.to_owned(),
+    })
+}
+
+/// The port's event of a stored record, decoded by this build.
+pub fn recorded_event(record: StoredRecord<'_>) -> Result<RecordedEvent, KurrentDbError> {
+    let stored = stored_event(record)?;
+    let event =
+        WalletEvent::from_json(&stored.payload).map_err(|source| KurrentDbError::Corrupt {
+            position: stored.position,
+            source,
+        })?;
+    Ok(RecordedEvent {
+        position: stored.position,
+        stream_version: stored.stream_version,
         event,
     })
 }
@@ -237,10 +254,10 @@ fn utf8_error(error: std::str::Utf8Error) -> serde_json::Error {
 /// The events of a forward `$all` read from `read_all_start(after)`: those
 /// strictly after `after`, at most `limit`.
 pub fn strictly_after(
-    events: impl IntoIterator<Item = RecordedEvent>,
+    events: impl IntoIterator<Item = StoredEvent>,
     after: u64,
     limit: usize,
-) -> Vec<RecordedEvent> {
+) -> Vec<StoredEvent> {
     events
         .into_iter()
         .filter(|event| event.position > after)
@@ -409,12 +426,31 @@ mod tests {
     }
 
     #[test]
+    fn a_record_of_a_schema_version_this_build_does_not_know_is_moved_as_stored() {
+        let data = r#"{"type":"WalletTeleported","schemaVersion":2,"eventId":"0195f3c2-0000-7000-8000-000000000001","walletId":"w-1"}"#;
+        let record = StoredRecord {
+            stream: "wallet-w-1",
+            revision: 6,
+            position: at(700),
+            data: data.as_bytes(),
+        };
+        let stored = stored_event(record).expect("stored as it is");
+        assert_eq!((stored.position, stored.stream_version), (700, 7));
+        assert_eq!(stored.payload, data);
+        assert_eq!(stored.header().expect("header").schema_version, 2);
+        assert!(matches!(
+            recorded_event(record),
+            Err(KurrentDbError::Corrupt { position: 700, .. })
+        ));
+    }
+
+    #[test]
     fn a_read_from_a_position_keeps_what_is_strictly_after_it() {
-        let event = creation();
-        let at_position = |position| RecordedEvent {
+        let payload = creation().to_json().expect("encode");
+        let at_position = |position| StoredEvent {
             position,
             stream_version: 1,
-            event: event.clone(),
+            payload: payload.clone(),
         };
         let read = vec![
             at_position(10),

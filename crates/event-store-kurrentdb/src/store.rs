@@ -59,7 +59,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use event_store::{
     AppendError, AppendOutcome, AppendRequest, DueHold, EventFeed, EventStore, HoldSchedule,
-    IdempotentResponse, RecordedEvent, StoreError, StreamAppend, StreamSnapshot,
+    IdempotentResponse, RecordedEvent, StoreError, StoredEvent, StreamAppend, StreamSnapshot,
     READ_ALL_BATCH_MAX,
 };
 use kurrentdb::{
@@ -77,7 +77,7 @@ use crate::idempotency::{
 };
 use crate::mapping::{
     append_position, event_data, is_system_event, read_all_start, read_stream_start,
-    recorded_event, strictly_after, StoredRecord,
+    recorded_event, stored_event, strictly_after, StoredRecord,
 };
 use crate::snapshot;
 use crate::subscription::wallet_feed;
@@ -403,11 +403,8 @@ pub(crate) async fn read_records<T>(
     }
 }
 
-/// Every wallet event of a read, at most `limit` of them.
-async fn collect(
-    read: &mut ReadStream,
-    limit: usize,
-) -> Result<Vec<RecordedEvent>, KurrentDbError> {
+/// Every wallet event of a read as stored, at most `limit` of them.
+async fn collect(read: &mut ReadStream, limit: usize) -> Result<Vec<StoredEvent>, KurrentDbError> {
     let mut events = Vec::new();
     while events.len() < limit {
         let Some(resolved) = read.next().await? else {
@@ -417,7 +414,7 @@ async fn collect(
         if is_system_event(&record.event_type) {
             continue;
         }
-        events.push(recorded_event(StoredRecord::from(record))?);
+        events.push(stored_event(StoredRecord::from(record))?);
     }
     Ok(events)
 }
@@ -477,6 +474,20 @@ impl EventStore for KurrentDbEventStore {
         after_position: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_all_stored(after_position, limit)
+            .await?
+            .iter()
+            .map(StoredEvent::decode)
+            .collect()
+    }
+
+    /// The wallet log as stored: records are not decoded, so an event of a
+    /// schema version this build does not know is read like any other.
+    async fn read_all_stored(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let limit = limit.min(READ_ALL_BATCH_MAX);
         if limit == 0 {
             return Ok(Vec::new());

@@ -13,11 +13,11 @@
 //! gRPC stream, so a reader that stops pulling stops reading the HTTP/2
 //! stream, whose flow-control window stops the server.
 
-use event_store::{EventFeed, RecordedEvent, StoreError};
+use event_store::{EventFeed, StoreError, StoredEvent};
 use futures::StreamExt;
 use kurrentdb::{Subscription, SubscriptionEvent};
 
-use crate::mapping::{is_system_event, recorded_event, StoredRecord};
+use crate::mapping::{is_system_event, stored_event, StoredRecord};
 use crate::KurrentDbError;
 
 /// The port's feed of `subscription`, with the events strictly after `after`.
@@ -36,11 +36,12 @@ pub(crate) fn wallet_feed(subscription: Subscription, after: u64) -> EventFeed {
     .boxed()
 }
 
-/// The wallet event a subscription message carries, if any.
+/// The wallet event a subscription message carries, if any, as stored (not
+/// decoded: the relay moves it as it is).
 fn feed_item(
     message: SubscriptionEvent,
     after: u64,
-) -> Result<Option<RecordedEvent>, KurrentDbError> {
+) -> Result<Option<StoredEvent>, KurrentDbError> {
     let SubscriptionEvent::EventAppeared(resolved) = message else {
         return Ok(None);
     };
@@ -48,7 +49,7 @@ fn feed_item(
     if is_system_event(&record.event_type) {
         return Ok(None);
     }
-    let event = recorded_event(StoredRecord::from(record))?;
+    let event = stored_event(StoredRecord::from(record))?;
     Ok((event.position > after).then_some(event))
 }
 

@@ -217,8 +217,9 @@ pub struct DueHold {
 /// Limit of one `read_all` call.
 pub const READ_ALL_BATCH_MAX: usize = 1_000;
 
-/// The global log as a live stream (see [`EventStore::subscribe_all`]).
-pub type EventFeed = BoxStream<'static, Result<RecordedEvent, StoreError>>;
+/// The global log as a live stream of events as stored (see
+/// [`EventStore::subscribe_all`]).
+pub type EventFeed = BoxStream<'static, Result<StoredEvent, StoreError>>;
 
 #[async_trait]
 pub trait EventStore: Send + Sync {

@@ -96,7 +96,7 @@ async fn take(feed: &mut EventFeed, count: usize) -> Vec<RecordedEvent> {
             .expect("the feed delivers within the wait bound")
             .expect("the feed does not end")
             .expect("the feed does not fail");
-        events.push(next);
+        events.push(next.decode().expect("a wallet event this build reads"));
     }
     events
 }
