@@ -37,8 +37,9 @@ pub enum DomainError {
     /// zero it may go (0 for a wallet without overdraft).
     ///
     /// The message names the available balance when holds reserve part of
-    /// the balance, and keeps the seed's "balance" wording when none does.
-    #[error("Insufficient funds in wallet {wallet_id}: {}, requested {requested}", funds(*.balance, *.held))]
+    /// the balance, and the overdraft limit when there is one; it keeps the
+    /// seed's "balance" wording when neither applies.
+    #[error("Insufficient funds in wallet {wallet_id}: {}, requested {requested}", funds(*.balance, *.held, *.overdraft_limit))]
     InsufficientFunds {
         wallet_id: WalletId,
         balance: Decimal,
@@ -102,10 +103,15 @@ pub enum DomainError {
 
 /// The funds an insufficient-funds refusal shows: the available balance, and
 /// what is held when anything is.
-fn funds(available: Decimal, held: Decimal) -> String {
-    if held.is_zero() {
+fn funds(available: Decimal, held: Decimal, overdraft_limit: Decimal) -> String {
+    let funds = if held.is_zero() {
         format!("balance {available}")
     } else {
         format!("available balance {available} ({held} held)")
+    };
+    if overdraft_limit.is_zero() {
+        funds
+    } else {
+        format!("{funds}, overdraft limit {overdraft_limit}")
     }
 }

@@ -131,6 +131,16 @@ fn a_refusal_on_a_wallet_with_holds_names_the_available_balance() {
         nothing_held.to_string(),
         "Insufficient funds in wallet w1: balance 100.00, requested 100.01"
     );
+    let with_a_limit = [
+        create("w1", "100"),
+        set_limit("w1", "20"),
+        place("w1", "h1", "90", None),
+    ];
+    let error = given_when(&with_a_limit, &debit("w1", "30.01")).expect_err("over the limit");
+    assert_eq!(
+        error.to_string(),
+        "Insufficient funds in wallet w1: available balance 10.00 (90.00 held), overdraft limit 20.00, requested 30.01"
+    );
 }
 
 #[test]

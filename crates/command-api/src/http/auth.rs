@@ -30,7 +30,15 @@ fn admit(request: &HttpRequest) -> Result<Caller, ApiError> {
     let state = request
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("the application state is not registered".into()))?;
-    let principal = state.access.admit(request.headers().get(AUTHORIZATION))?;
+    let mut credentials = request.headers().get_all(AUTHORIZATION);
+    let first = credentials.next();
+    if credentials.next().is_some() {
+        // Which one is the caller? A proxy that appends one must not decide.
+        return Err(ApiError::BadRequest(
+            "Authorization must be sent once, not several times".into(),
+        ));
+    }
+    let principal = state.access.admit(first)?;
     request.extensions_mut().insert(principal.clone());
     Ok(Caller(principal))
 }

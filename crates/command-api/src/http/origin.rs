@@ -62,11 +62,17 @@ fn admit(request: &ServiceRequest, policy: OriginPolicy) -> Result<(), ApiError>
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    let Some(origin) = request.headers().get(ORIGIN) else {
+    let mut origins = request.headers().get_all(ORIGIN);
+    let Some(origin) = origins.next() else {
         return Ok(());
     };
     if safe {
         return Ok(());
+    }
+    if origins.next().is_some() {
+        return Err(ApiError::Forbidden(
+            "Cross-origin request refused: several Origin headers".into(),
+        ));
     }
     let origin = origin.to_str().unwrap_or("(not text)");
     let same = origin_authority(origin)

@@ -125,3 +125,52 @@ async fn with_authentication_any_host_is_served_and_origins_are_still_checked() 
     assert_eq!(forged.status(), 403);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn several_origins_or_credentials_are_refused() {
+    let app = spawn_auth_app(1_000, 1_000).await;
+    let admin = token("admin-1", "admin");
+    let created = app
+        .post("/wallets")
+        .bearer_auth(&admin)
+        .json(&json!({"walletId": "w", "ownerId": "o", "initialBalance": 1}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), 201);
+    let own_origin = app.address.clone();
+    let two_origins = app
+        .post("/wallets/w/credit")
+        .bearer_auth(&admin)
+        .header("origin", own_origin)
+        .header("origin", ATTACKER)
+        .json(&json!({"amount": 1}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(two_origins.status(), 403);
+    let two_tokens = app
+        .post("/wallets/w/credit")
+        .header("authorization", format!("Bearer {admin}"))
+        .header("authorization", format!("Bearer {}", token("o", "wallets")))
+        .json(&json!({"amount": 1}))
+        .send()
+        .await
+        .expect("sent");
+    let (status, body) = json_of(two_tokens).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        error_message(&body, 400).contains("Authorization"),
+        "{body}"
+    );
+    let (_, wallet) = json_of(
+        app.get("/wallets/w")
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(wallet["balance"].to_string(), "1.00");
+    app.stop().await;
+}
