@@ -87,19 +87,20 @@ fn admit(request: &ServiceRequest, policy: OriginPolicy) -> Result<(), ApiError>
     }
 }
 
-/// The `Host` the client asked for: the header (HTTP/1.1), else the URI's
-/// authority (HTTP/2).
+/// The host the client asked for: the request target's authority when it has
+/// one (an absolute-form target, or HTTP/2), which RFC 9112 §3.2.2 says a
+/// server uses instead of `Host`; else the `Host` header.
 fn request_host(request: &ServiceRequest) -> Option<String> {
     request
-        .headers()
-        .get(HOST)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
+        .uri()
+        .authority()
+        .map(|authority| authority.to_string())
         .or_else(|| {
             request
-                .uri()
-                .authority()
-                .map(|authority| authority.to_string())
+                .headers()
+                .get(HOST)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
         })
 }
 
@@ -112,14 +113,14 @@ fn origin_authority(origin: &str) -> Option<&str> {
 }
 
 /// Whether a `Host` value (`name[:port]`, `[v6][:port]`) names a loopback host.
+/// Anything after the name but a `:port` of digits (a path, userinfo) is not.
 fn names_loopback(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
-        Some(bracketed) => bracketed
-            .split_once(']')
-            .map_or(bracketed, |(name, _)| name),
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    let (name, rest) = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split_once(']').unwrap_or((bracketed, "")),
+        None => host.rsplit_once(':').unwrap_or((host, "")),
     };
-    is_loopback(name)
+    let port = rest.strip_prefix(':').unwrap_or(rest);
+    port.bytes().all(|byte| byte.is_ascii_digit()) && is_loopback(name)
 }
 
 #[cfg(test)]
@@ -145,6 +146,9 @@ mod tests {
             "localhost.attacker.example",
             "[::2]:1",
             "",
+            "localhost:3750/evil",
+            "localhost:x@evil",
+            "[::1]/evil",
         ] {
             assert!(!names_loopback(host), "{host}");
         }
