@@ -13,7 +13,7 @@
 //! retry with the same key). [`WriteOperations`] adds them to each write
 //! operation of the document, keeping whatever an operation states itself.
 
-use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, Response, ResponseBuilder};
@@ -103,13 +103,7 @@ impl Modify for EveryOperation {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for (path, item) in openapi.paths.paths.iter_mut() {
             let storage_free = STORAGE_FREE_PATHS.contains(&path.as_str());
-            let operations = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.delete,
-            ];
-            for operation in operations.into_iter().flatten() {
+            for operation in operations_mut(item) {
                 add_correlation_id(operation);
                 let responses = &mut operation.responses.responses;
                 responses
@@ -161,6 +155,18 @@ fn token_schema() -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .pattern(Some(format!("^[!-~]{{1,{HEADER_TOKEN_LENGTH_MAX}}}$")))
+}
+
+/// The operations of a path item the API serves (GET, POST, PUT, DELETE).
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.delete,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// An answer of `description` whose body is the seed's error body.
@@ -225,13 +231,7 @@ impl Modify for BearerAuth {
             {
                 continue;
             }
-            let operations = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.delete,
-            ];
-            for operation in operations.into_iter().flatten() {
+            for operation in operations_mut(item) {
                 Self::protect(operation);
             }
         }
