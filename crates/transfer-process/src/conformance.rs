@@ -1,8 +1,12 @@
 //! What every [`TransferJournal`] must do, and the process on a real store,
-//! written once: run on the embedded store here and on KurrentDB by the
-//! integration tests (feature `conformance`). Each scenario takes an empty
-//! store and journal.
+//! written once: each backend runs them all with
+//! [`transfer_process_conformance_tests!`](crate::transfer_process_conformance_tests)
+//! (the embedded store in this crate's tests, KurrentDB in the integration
+//! tests, feature `conformance`). Each scenario takes an empty store and
+//! journal.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -21,6 +25,13 @@ use crate::{
     Resumption, TransferIntent, TransferJournal, TransferProcess, TransferReply, TransferRequest,
     RESUME_ATTEMPTS_MAX,
 };
+
+/// A scenario handed a backend's empty store and journal, as the harness of
+/// [`transfer_process_conformance_tests!`](crate::transfer_process_conformance_tests)
+/// receives it.
+pub type Scenario = Box<
+    dyn FnOnce(Arc<dyn EventStore>, Arc<dyn TransferJournal>) -> Pin<Box<dyn Future<Output = ()>>>,
+>;
 
 /// The largest balance a wallet may hold: a payee there cannot be credited.
 pub const NEAR_THE_MAXIMUM: Decimal = Decimal::MAX;
@@ -149,7 +160,8 @@ pub fn request(key: &str, from: &str, to: &str, amount: &str) -> TransferRequest
 // --- the journal ------------------------------------------------------------
 
 pub async fn journal_records_append_in_order_and_a_stale_count_conflicts(
-    journal: &dyn TransferJournal,
+    _store: Arc<dyn EventStore>,
+    journal: Arc<dyn TransferJournal>,
 ) {
     let transfer_id = Uuid::new_v4();
     assert!(journal.read(transfer_id).await.expect("read").is_empty());
@@ -185,7 +197,8 @@ pub async fn journal_records_append_in_order_and_a_stale_count_conflicts(
 }
 
 pub async fn journal_lists_open_transfers_oldest_first_until_they_finish(
-    journal: &dyn TransferJournal,
+    _store: Arc<dyn EventStore>,
+    journal: Arc<dyn TransferJournal>,
 ) {
     let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
     for (index, transfer_id) in ids.iter().enumerate() {
@@ -738,4 +751,38 @@ pub async fn a_capture_the_payee_refuses_is_reversed_and_the_hold_stays_captured
         }
     );
     assert!(journal.unfinished(10).await.expect("open").is_empty());
+}
+
+/// Defines one `#[tokio::test]` per scenario, each running it through
+/// `$harness`: an `async fn(conformance::Scenario)` that gives the scenario an
+/// empty store and journal of its backend (and cleans up after it, or skips
+/// saying why when the backend is not there).
+#[macro_export]
+macro_rules! transfer_process_conformance_tests {
+    ($harness:path) => {
+        $crate::transfer_process_conformance_tests!(
+            @each $harness;
+            journal_records_append_in_order_and_a_stale_count_conflicts,
+            journal_lists_open_transfers_oldest_first_until_they_finish,
+            a_transfer_runs_to_its_end_and_its_key_replays_it,
+            a_transfer_from_a_long_history_reads_a_bounded_tail,
+            an_intent_left_by_a_crash_is_finished_by_the_resumption,
+            a_transfer_that_keeps_failing_is_quarantined_and_the_others_resume,
+            a_credit_the_payee_cannot_take_is_reversed,
+            a_capture_to_another_wallet_runs_as_a_transfer_and_its_key_replays_it,
+            a_capture_stopped_between_its_halves_is_finished_by_the_resumption,
+            a_capture_the_payee_refuses_is_reversed_and_the_hold_stays_captured,
+        );
+    };
+    (@each $harness:path; $($scenario:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $scenario() {
+                $harness(Box::new(|store, journal| {
+                    Box::pin($crate::conformance::$scenario(store, journal))
+                }))
+                .await;
+            }
+        )+
+    };
 }

@@ -567,108 +567,16 @@ async fn concurrent_transfers_keep_every_balance_exact() {
         .all(|recorded| !matches!(recorded.event.kind, EventKind::TransferReversed { .. })));
 }
 
-/// The shared scenarios on the embedded store and journal.
+/// The shared scenarios on the embedded store and journal, each on files of
+/// its own.
 mod embedded_conformance {
     use super::*;
 
-    fn opened() -> (Bench, Run) {
+    async fn on_embedded_files(scenario: conformance::Scenario) {
         let bench = Bench::new();
         let run = bench.start(None);
-        (bench, run)
+        scenario(run.store, run.journal).await;
     }
 
-    #[tokio::test]
-    async fn journal_records_append_in_order_and_a_stale_count_conflicts() {
-        let (_bench, run) = opened();
-        conformance::journal_records_append_in_order_and_a_stale_count_conflicts(&*run.journal)
-            .await;
-    }
-
-    #[tokio::test]
-    async fn journal_lists_open_transfers_oldest_first_until_they_finish() {
-        let (_bench, run) = opened();
-        conformance::journal_lists_open_transfers_oldest_first_until_they_finish(&*run.journal)
-            .await;
-    }
-
-    #[tokio::test]
-    async fn a_transfer_from_a_long_history_reads_a_bounded_tail() {
-        let (_bench, run) = opened();
-        conformance::a_transfer_from_a_long_history_reads_a_bounded_tail(run.store, run.journal)
-            .await;
-    }
-
-    #[tokio::test]
-    async fn a_transfer_runs_to_its_end_and_its_key_replays_it() {
-        let (_bench, run) = opened();
-        conformance::a_transfer_runs_to_its_end_and_its_key_replays_it(run.store, run.journal)
-            .await;
-    }
-
-    #[tokio::test]
-    async fn an_intent_left_by_a_crash_is_finished_by_the_resumption() {
-        let (_bench, run) = opened();
-        conformance::an_intent_left_by_a_crash_is_finished_by_the_resumption(
-            run.store,
-            run.journal,
-        )
-        .await;
-    }
-
-    #[tokio::test]
-    async fn a_transfer_that_keeps_failing_is_quarantined_and_the_others_resume() {
-        let (_bench, run) = opened();
-        conformance::a_transfer_that_keeps_failing_is_quarantined_and_the_others_resume(
-            run.store,
-            run.journal,
-        )
-        .await;
-    }
-
-    #[tokio::test]
-    async fn a_credit_the_payee_cannot_take_is_reversed() {
-        let (_bench, run) = opened();
-        conformance::a_credit_the_payee_cannot_take_is_reversed(run.store, run.journal).await;
-    }
-}
-
-/// The capture scenarios on the embedded store and journal.
-mod embedded_capture_conformance {
-    use super::*;
-
-    fn opened() -> (Bench, Run) {
-        let bench = Bench::new();
-        let run = bench.start(None);
-        (bench, run)
-    }
-
-    #[tokio::test]
-    async fn a_capture_to_another_wallet_runs_as_a_transfer_and_its_key_replays_it() {
-        let (_bench, run) = opened();
-        conformance::a_capture_to_another_wallet_runs_as_a_transfer_and_its_key_replays_it(
-            run.store,
-            run.journal,
-        )
-        .await;
-    }
-
-    #[tokio::test]
-    async fn a_capture_stopped_between_its_halves_is_finished_by_the_resumption() {
-        let (_bench, run) = opened();
-        conformance::a_capture_stopped_between_its_halves_is_finished_by_the_resumption(
-            run.store,
-            run.journal,
-        )
-        .await;
-    }
-
-    #[tokio::test]
-    async fn a_capture_the_payee_refuses_is_reversed_and_the_hold_stays_captured() {
-        let (_bench, run) = opened();
-        conformance::a_capture_the_payee_refuses_is_reversed_and_the_hold_stays_captured(
-            run.store,
-            run.journal,
-        )
-        .await;
-    }
+    crate::transfer_process_conformance_tests!(on_embedded_files);
 }
