@@ -5,9 +5,17 @@
 #
 #  1. warm: SAMPLES debits alternating between the long and the new wallet,
 #     one keep-alive connection, median and p90 of each;
-#  2. right after a restart (nothing cached): the first debit on each;
-#  3. transfers run as the transfer process (TRANSFERS=process), restarted:
-#     the first transfer out of each, then SAMPLES alternating.
+#  2. right after a restart (nothing cached): the first debit on each, over
+#     RESTARTS restarts, median and p90 of each;
+#  3. transfers run as the transfer process (TRANSFERS=process): the first
+#     transfer out of each after each of RESTARTS restarts, then SAMPLES
+#     alternating.
+#
+# After a restart the first request on the connection pays for the TCP
+# connection and the server's first-request work (its pools, its statements),
+# whichever wallet it names: each round therefore first sends a credit to a
+# third wallet (`payee`) on the same connection, and the long and the new
+# wallet take turns at going first.
 #
 # The long wallet gets at least HISTORY_EVENTS credits of 1.00 first (wrk, 2
 # threads, 20 connections, bench/credit-one.lua, in rounds of FILL_ROUND_SECONDS
@@ -25,6 +33,7 @@ BIN="${BIN:-target/release}"
 PORT="${PORT:-3401}"
 HISTORY_EVENTS="${HISTORY_EVENTS:-100000}"
 SAMPLES="${SAMPLES:-200}"
+RESTARTS="${RESTARTS:-7}"
 WRK_THREADS=2
 WRK_CONNECTIONS=20
 # One round of credits to the long wallet, in seconds, and the most rounds.
@@ -68,25 +77,41 @@ start_server() {
 
 post() { curl -fs -o /dev/null -H 'Content-Type: application/json' -d "$2" "$URL$1"; }
 
-# timed_requests FILE PATH_A BODY_A PATH_B BODY_B COUNT: COUNT pairs of POSTs,
-# a then b, sequential on one connection; their times in ms, one per line, by label.
+# timed_requests FILE PATH_A BODY_A PATH_B BODY_B COUNT [ORDER]: COUNT pairs of
+# POSTs (a then b, or b then a when ORDER is "ba"), sequential on one keep-alive
+# connection opened by a credit to the third wallet (label w, not reported); times in ms, one per line, by
+# label, appended to FILE.
 timed_requests() {
-  local out="$1" a="$2" body_a="$3" b="$4" body_b="$5" count="$6"
-  : >"$WORK_DIR/timed.curl"
+  local out="$1" a="$2" body_a="$3" b="$4" body_b="$5" count="$6" order="${7:-ab}"
+  printf 'url = "%s/wallets/payee/credit"\nrequest = "POST"\nheader = "Content-Type: application/json"\ndata = "{\\"amount\\":0.01}"\noutput = "/dev/null"\nwrite-out = "w %%{http_code} %%{time_total}\\n"\n' \
+    "$URL" >"$WORK_DIR/timed.curl"
   for n in $(seq 1 "$count"); do
-    for side in a b; do
+    for side in $(echo "$order" | fold -w1); do
       if [ "$side" = a ]; then path="$a" body="$body_a"; else path="$b" body="$body_b"; fi
-      if [ "$n" -gt 1 ] || [ "$side" = b ]; then echo next >>"$WORK_DIR/timed.curl"; fi
+      echo next >>"$WORK_DIR/timed.curl"
       printf 'url = "%s%s"\nrequest = "POST"\nheader = "Content-Type: application/json"\ndata = "%s"\noutput = "/dev/null"\nwrite-out = "%s %%{http_code} %%{time_total}\\n"\n' \
         "$URL" "$path" "$(printf '%s' "$body" | sed 's/"/\\"/g')" "$side" >>"$WORK_DIR/timed.curl"
     done
   done
-  curl -s --no-progress-meter -K "$WORK_DIR/timed.curl" >"$out"
+  curl -s --no-progress-meter -K "$WORK_DIR/timed.curl" | grep -v '^w ' >>"$out"
   if grep -qv ' 201 ' "$out"; then
     echo "a timed request was refused:" >&2
     grep -v ' 201 ' "$out" | head -5 >&2
     exit 1
   fi
+}
+
+# restarted_requests FILE MODE PATH_A BODY_A PATH_B BODY_B: RESTARTS rounds of a
+# restart in TRANSFERS mode MODE and the first request on each wallet, the
+# wallets taking turns at going first.
+restarted_requests() {
+  local out="$1" mode="$2" round
+  for round in $(seq 1 "$RESTARTS"); do
+    stop_server
+    start_server "$mode"
+    if [ $((round % 2)) = 1 ]; then order=ab; else order=ba; fi
+    timed_requests "$out" "$3" "$4" "$5" "$6" 1 "$order"
+  done
 }
 
 # stats FILE LABEL: "median p90" in ms of the label's lines.
@@ -129,17 +154,13 @@ debit='{"amount":0.01}'
 timed_requests "$WORK_DIR/warm.txt" /wallets/long/debit "$debit" /wallets/new/debit "$debit" "$SAMPLES"
 report "1. debit, warm ($SAMPLES each)" "$WORK_DIR/warm.txt"
 
-stop_server
-start_server atomic
-timed_requests "$WORK_DIR/cold.txt" /wallets/long/debit "$debit" /wallets/new/debit "$debit" 1
-report "2. first debit after a restart" "$WORK_DIR/cold.txt"
+restarted_requests "$WORK_DIR/cold.txt" atomic /wallets/long/debit "$debit" /wallets/new/debit "$debit"
+report "2. first debit after a restart ($RESTARTS)" "$WORK_DIR/cold.txt"
 
-stop_server
-start_server process
 transfer='{"toWalletId":"payee","amount":0.01}'
-timed_requests "$WORK_DIR/process-cold.txt" /wallets/long/transfer "$transfer" \
-  /wallets/new/transfer "$transfer" 1
-report "3. first transfer as a process, restarted" "$WORK_DIR/process-cold.txt"
+restarted_requests "$WORK_DIR/process-cold.txt" process /wallets/long/transfer "$transfer" \
+  /wallets/new/transfer "$transfer"
+report "3. first transfer as a process ($RESTARTS)" "$WORK_DIR/process-cold.txt"
 timed_requests "$WORK_DIR/process.txt" /wallets/long/transfer "$transfer" \
   /wallets/new/transfer "$transfer" "$SAMPLES"
 report "3. transfer as a process ($SAMPLES each)" "$WORK_DIR/process.txt"
