@@ -13,127 +13,37 @@ const TRANSFER_META: &str = r#""metadata":{"idempotencyKey":null,"correlationId"
 /// One stored JSON per event type, each as the encoder writes it (field
 /// order included), with the amount the wire says it moved.
 fn stored_events() -> Vec<(String, &'static str)> {
-    let head = |kind: &str, amount: &str, after: &str| {
-        format!(
-            r#"{{"type":"{kind}","schemaVersion":1,"eventId":"0190f5a4-0000-7000-8000-000000000001","walletId":"wallet-123","occurredAt":"2026-11-30T12:00:00Z","amount":{amount},"balanceAfter":{after}"#
-        )
-    };
-    vec![
-        (
-            format!(
-                r#"{},"ownerId":"user-456","overdraftLimit":0.00,{META}}}"#,
-                head("WalletCreated", "100.00", "100.00")
-            ),
-            "100.00",
-        ),
-        (
-            format!(
-                r#"{},"ownerId":"user-9","overdraftLimit":25.00,{META}}}"#,
-                head("WalletCreated", "0.00", "0.00")
-            ),
-            "0.00",
-        ),
-        (
-            format!(
-                r#"{},"description":"Deposit",{META}}}"#,
-                head("WalletCredited", "50.00", "150.00")
-            ),
-            "50.00",
-        ),
-        (
-            format!(r#"{},{META}}}"#, head("WalletDebited", "0.01", "149.99")),
-            "0.01",
-        ),
-        (
-            format!(
-                r#"{},"counterpartyWalletId":"wallet-9","description":"Rent",{TRANSFER_META}}}"#,
-                head("TransferSent", "49.99", "100.00")
-            ),
-            "49.99",
-        ),
-        (
-            format!(
-                r#"{},"counterpartyWalletId":"wallet-9",{TRANSFER_META}}}"#,
-                head("TransferReceived", "1000000000000.00", "1000000000100.00")
-            ),
-            "1000000000000.00",
-        ),
-        (
-            format!(
-                r#"{},"counterpartyWalletId":"wallet-9",{TRANSFER_META}}}"#,
-                head("TransferReversed", "49.99", "149.99")
-            ),
-            "49.99",
-        ),
-        (
-            format!(
-                r#"{},"overdraftLimit":500.00,{META}}}"#,
-                head("OverdraftLimitSet", "0.00", "-5.00")
-            ),
-            "0.00",
-        ),
-        (
-            format!(r#"{},{META}}}"#, head("WalletFrozen", "0.00", "149.99")),
-            "0.00",
-        ),
-        (
-            format!(r#"{},{META}}}"#, head("WalletUnfrozen", "0.00", "149.99")),
-            "0.00",
-        ),
-        (
-            format!(r#"{},{META}}}"#, head("WalletClosed", "0.00", "0.00")),
-            "0.00",
-        ),
-        (
-            format!(
-                r#"{},"holdId":"hold-1","expiresAt":"2026-12-01T12:00:00Z","description":"Hotel",{META}}}"#,
-                head("HoldPlaced", "25.00", "149.99")
-            ),
-            "25.00",
-        ),
-        (
-            format!(
-                r#"{},"holdId":"hold-2",{META}}}"#,
-                head("HoldPlaced", "3.50", "149.99")
-            ),
-            "3.50",
-        ),
-        (
-            format!(
-                r#"{},"counterpartyWalletId":"wallet-9","holdId":"hold-1","releasedAmount":15.00,"description":"Hotel",{META}}}"#,
-                head("HoldCaptured", "10.00", "139.99")
-            ),
-            "10.00",
-        ),
-        (
-            format!(
-                r#"{},"holdId":"hold-3","releasedAmount":0.00,{META}}}"#,
-                head("HoldCaptured", "3.50", "136.49")
-            ),
-            "3.50",
-        ),
-        (
-            format!(
-                r#"{},"counterpartyWalletId":"wallet-7","holdId":"hold-1","description":"Hotel",{META}}}"#,
-                head("HoldCaptureReceived", "10.00", "10.00")
-            ),
-            "10.00",
-        ),
-        (
-            format!(
-                r#"{},"holdId":"hold-2",{META}}}"#,
-                head("HoldVoided", "3.50", "136.49")
-            ),
-            "3.50",
-        ),
-        (
-            format!(
-                r#"{},"holdId":"hold-4",{META}}}"#,
-                head("HoldExpired", "7.25", "136.49")
-            ),
-            "7.25",
-        ),
-    ]
+    // type, amount, balanceAfter, the type's own fields (each followed by a
+    // comma), metadata.
+    #[rustfmt::skip]
+    let rows: [(&str, &'static str, &str, &str, &str); 18] = [
+        ("WalletCreated", "100.00", "100.00", r#""ownerId":"user-456","overdraftLimit":0.00,"#, META),
+        ("WalletCreated", "0.00", "0.00", r#""ownerId":"user-9","overdraftLimit":25.00,"#, META),
+        ("WalletCredited", "50.00", "150.00", r#""description":"Deposit","#, META),
+        ("WalletDebited", "0.01", "149.99", "", META),
+        ("TransferSent", "49.99", "100.00", r#""counterpartyWalletId":"wallet-9","description":"Rent","#, TRANSFER_META),
+        ("TransferReceived", "1000000000000.00", "1000000000100.00", r#""counterpartyWalletId":"wallet-9","#, TRANSFER_META),
+        ("TransferReversed", "49.99", "149.99", r#""counterpartyWalletId":"wallet-9","#, TRANSFER_META),
+        ("OverdraftLimitSet", "0.00", "-5.00", r#""overdraftLimit":500.00,"#, META),
+        ("WalletFrozen", "0.00", "149.99", "", META),
+        ("WalletUnfrozen", "0.00", "149.99", "", META),
+        ("WalletClosed", "0.00", "0.00", "", META),
+        ("HoldPlaced", "25.00", "149.99", r#""holdId":"hold-1","expiresAt":"2026-12-01T12:00:00Z","description":"Hotel","#, META),
+        ("HoldPlaced", "3.50", "149.99", r#""holdId":"hold-2","#, META),
+        ("HoldCaptured", "10.00", "139.99", r#""counterpartyWalletId":"wallet-9","holdId":"hold-1","releasedAmount":15.00,"description":"Hotel","#, META),
+        ("HoldCaptured", "3.50", "136.49", r#""holdId":"hold-3","releasedAmount":0.00,"#, META),
+        ("HoldCaptureReceived", "10.00", "10.00", r#""counterpartyWalletId":"wallet-7","holdId":"hold-1","description":"Hotel","#, META),
+        ("HoldVoided", "3.50", "136.49", r#""holdId":"hold-2","#, META),
+        ("HoldExpired", "7.25", "136.49", r#""holdId":"hold-4","#, META),
+    ];
+    rows.into_iter()
+        .map(|(kind, amount, after, fields, metadata)| {
+            let json = format!(
+                r#"{{"type":"{kind}","schemaVersion":1,"eventId":"0190f5a4-0000-7000-8000-000000000001","walletId":"wallet-123","occurredAt":"2026-11-30T12:00:00Z","amount":{amount},"balanceAfter":{after},{fields}{metadata}}}"#
+            );
+            (json, amount)
+        })
+        .collect()
 }
 
 #[test]
