@@ -208,6 +208,14 @@ fn wallet_query(wallet_id: &str, filter: EntryFilter) -> WalletEntriesQuery {
     }
 }
 
+/// The filter that keeps one transaction type.
+fn of_type(transaction_type: TransactionType) -> EntryFilter {
+    EntryFilter {
+        transaction_type: Some(transaction_type),
+        ..EntryFilter::default()
+    }
+}
+
 fn signed_sum<'a>(entries: impl IntoIterator<Item = &'a LedgerEntry>) -> Decimal {
     entries.into_iter().map(LedgerEntry::signed_amount).sum()
 }
@@ -370,10 +378,7 @@ pub async fn holds_move_money_through_the_held_account_and_everything_still_sums
     let captures = ledger
         .transactions(TransactionsQuery {
             wallet_id: Some(wallet("w-1")),
-            filter: EntryFilter {
-                transaction_type: Some(TransactionType::HoldCaptured),
-                ..EntryFilter::default()
-            },
+            filter: of_type(TransactionType::HoldCaptured),
         })
         .await
         .expect("captures");
@@ -415,13 +420,7 @@ pub async fn a_wallets_entries_include_its_held_sub_account(ledger: Arc<dyn Ledg
         .expect("entries");
     assert_eq!(signed_sum(&entries), money("90.00"), "{entries:?}");
     let captures = ledger
-        .wallet_entries(wallet_query(
-            "w-1",
-            EntryFilter {
-                transaction_type: Some(TransactionType::HoldCaptured),
-                ..EntryFilter::default()
-            },
-        ))
+        .wallet_entries(wallet_query("w-1", of_type(TransactionType::HoldCaptured)))
         .await
         .expect("captures");
     assert!(
@@ -463,13 +462,7 @@ pub async fn overdrafts_post_like_debits_and_wallet_updates_move_no_money(
         .expect("entries");
     assert_eq!(entries.len(), 3, "only the money movements have entries");
     let updates = ledger
-        .wallet_entries(wallet_query(
-            "w-1",
-            EntryFilter {
-                transaction_type: Some(TransactionType::WalletUpdated),
-                ..EntryFilter::default()
-            },
-        ))
+        .wallet_entries(wallet_query("w-1", of_type(TransactionType::WalletUpdated)))
         .await
         .expect("updates");
     assert!(updates.is_empty(), "a wallet update has no entries");
@@ -891,10 +884,7 @@ pub async fn queries_filter_by_type_and_date_and_page_with_limit_and_offset(
     let debits = ledger
         .transactions(TransactionsQuery {
             wallet_id: None,
-            filter: EntryFilter {
-                transaction_type: Some(TransactionType::Debit),
-                ..EntryFilter::default()
-            },
+            filter: of_type(TransactionType::Debit),
         })
         .await
         .expect("debits");
