@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use actix_web::http::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::web;
 use futures::StreamExt;
 use rust_decimal::Decimal;
@@ -51,13 +51,35 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Refuses a body sent in a content coding (gzip, deflate, …): the server
+/// reads bodies as they are, so one it cannot decode is 415, as RFC 9110
+/// section 15.5.16 says for an unsupported coding, not a JSON error about
+/// compressed bytes. `identity` (no coding) is accepted.
+fn check_content_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
+    let codings = headers
+        .get_all(CONTENT_ENCODING)
+        .flat_map(|value| value.to_str().unwrap_or("?").split(','))
+        .map(str::trim)
+        .filter(|coding| !coding.is_empty());
+    for coding in codings {
+        if !coding.eq_ignore_ascii_case("identity") {
+            return Err(ApiError::UnsupportedMediaType(
+                "Content-Encoding must be identity: compressed request bodies are not accepted"
+                    .to_owned(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads the whole body, refusing it as soon as it passes [`BODY_SIZE_MAX`],
-/// and refusing a `Content-Type` other than JSON.
+/// and refusing a `Content-Type` other than JSON or a content coding.
 pub async fn read_body(
     headers: &HeaderMap,
     mut payload: web::Payload,
 ) -> Result<Vec<u8>, ApiError> {
     check_content_type(headers)?;
+    check_content_encoding(headers)?;
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -214,6 +236,31 @@ impl<'de> Visitor<'de> for RepeatedKeyVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_body_without_content_coding_is_read() {
+        let with = |codings: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for coding in codings {
+                headers.append(
+                    CONTENT_ENCODING,
+                    actix_web::http::header::HeaderValue::from_str(coding).expect("header"),
+                );
+            }
+            check_content_encoding(&headers).is_ok()
+        };
+        assert!(with(&[]));
+        assert!(with(&["identity"]));
+        assert!(with(&["Identity, identity"]));
+        for refused in [
+            &["gzip"][..],
+            &["identity", "br"],
+            &["deflate, identity"],
+            &["x-gzip"],
+        ] {
+            assert!(!with(refused), "{refused:?}");
+        }
+    }
 
     #[test]
     fn only_json_in_utf8_is_a_body() {

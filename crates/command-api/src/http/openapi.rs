@@ -8,7 +8,7 @@
 //! (`wallets::run`): the body is read by one reader, the `Idempotency-Key`
 //! header by one rule, the command by one service. So each of them takes the
 //! same header and can give the same answers beyond its own: 413 (body over
-//! [`BODY_SIZE_MAX`]), 415 (not JSON in UTF-8), 422 (key reused for another
+//! [`BODY_SIZE_MAX`]), 415 (not JSON in UTF-8, or compressed), 422 (key reused for another
 //! operation) and 503 (busy, storage unavailable or outcome unknown: safe to
 //! retry with the same key). [`WriteOperations`] adds them to each write
 //! operation of the document, keeping whatever an operation states itself.
@@ -67,7 +67,10 @@ fn add_shared_responses(operation: &mut Operation) {
     let too_large = format!("Body over {} KiB", BODY_SIZE_MAX / 1024);
     let shared = [
         ("413", too_large.as_str()),
-        ("415", "Content-Type other than application/json"),
+        (
+            "415",
+            "Content-Type other than application/json (UTF-8), or a Content-Encoding other than identity",
+        ),
         ("422", "Idempotency-Key already used for another operation"),
         (
             "503",

@@ -186,7 +186,8 @@ async fn ids_in_the_path_follow_the_id_rules_and_each_message_names_its_field() 
 }
 
 #[tokio::test]
-async fn a_body_declared_as_anything_but_json_is_refused_and_changes_nothing() {
+async fn a_body_declared_as_anything_but_json_or_in_a_content_coding_is_refused_and_changes_nothing(
+) {
     let app = spawn_app().await;
     app.create_wallet("w1", "o1", json!(10)).await;
     for content_type in [
@@ -204,6 +205,19 @@ async fn a_body_declared_as_anything_but_json_is_refused_and_changes_nothing() {
         let (status, body) = json_of(response).await;
         assert_eq!(status, 415, "{content_type}: {body}");
         assert!(error_message(&body, 415).contains("application/json"));
+    }
+    for coding in ["gzip", "deflate", "br"] {
+        let response = app
+            .post("/wallets/w1/debit")
+            .header("content-type", "application/json")
+            .header("content-encoding", coding)
+            .body(r#"{"amount": 1}"#)
+            .send()
+            .await
+            .expect("sent");
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, 415, "{coding}: {body}");
+        assert!(error_message(&body, 415).contains("Content-Encoding"));
     }
     let (status, _) = app.post_raw("/wallets/w1/debit", r#"{"amount": 1}"#).await;
     assert_eq!(status, 201);
