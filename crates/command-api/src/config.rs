@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 use observability::LogFormat;
 
+/// The most HTTP worker threads (`HTTP_WORKERS`) accepted.
+pub const HTTP_WORKERS_MAX: u64 = 256;
+
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "command-api",
@@ -27,8 +30,8 @@ pub struct Config {
     /// Folder of the embedded storage (SQLite files).
     #[arg(long, env = "WALLEX_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// HTTP worker threads (default: one per core).
-    #[arg(long, env = "HTTP_WORKERS")]
+    /// HTTP worker threads, 1 to [`HTTP_WORKERS_MAX`] (default: one per core).
+    #[arg(long, env = "HTTP_WORKERS", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=HTTP_WORKERS_MAX))]
     pub http_workers: Option<usize>,
     /// Seconds in-flight requests get to finish on SIGTERM.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]
@@ -82,8 +85,11 @@ pub struct Config {
     pub elasticsearch_request_timeout_ms: u64,
     /// Hours a stored idempotent response answers retries of its key; older
     /// ones are purged and their keys may serve again (embedded and postgres
-    /// stores; on kurrentdb keys do not expire).
-    #[arg(long, env = "IDEMPOTENCY_RETENTION_HOURS", default_value_t = crate::retention::IDEMPOTENCY_RETENTION_HOURS_DEFAULT)]
+    /// stores; on kurrentdb keys do not expire). 1 to
+    /// [`IDEMPOTENCY_RETENTION_HOURS_MAX`](crate::retention::IDEMPOTENCY_RETENTION_HOURS_MAX):
+    /// 0 would let every retry run again.
+    #[arg(long, env = "IDEMPOTENCY_RETENTION_HOURS", default_value_t = crate::retention::IDEMPOTENCY_RETENTION_HOURS_DEFAULT,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::retention::IDEMPOTENCY_RETENTION_HOURS_MAX)))]
     pub idempotency_retention_hours: u32,
     #[command(flatten)]
     pub auth: AuthConfig,
@@ -196,5 +202,33 @@ impl Config {
                 ..AuthConfig::default()
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn parsed(arguments: &str) -> Result<Config, clap::Error> {
+        Config::try_parse_from(std::iter::once("command-api").chain(arguments.split_whitespace()))
+    }
+
+    #[test]
+    fn settings_out_of_their_range_are_refused_at_start() {
+        for refused in [
+            "--http-workers 0",
+            "--http-workers 257",
+            "--idempotency-retention-hours 0",
+            "--idempotency-retention-hours 87601",
+            "--idempotency-retention-hours 4294967295",
+        ] {
+            assert!(parsed(refused).is_err(), "{refused}");
+        }
+        let accepted =
+            parsed("--http-workers 256 --idempotency-retention-hours 87600").expect("in range");
+        assert_eq!(accepted.http_workers, Some(256));
+        assert_eq!(accepted.idempotency_retention_hours, 87_600);
     }
 }

@@ -15,6 +15,8 @@ use tokio::sync::watch;
 
 /// How long a stored response answers retries when nothing is configured: 7 days.
 pub const IDEMPOTENCY_RETENTION_HOURS_DEFAULT: u32 = 168;
+/// The longest retention accepted: ten years, in hours.
+pub const IDEMPOTENCY_RETENTION_HOURS_MAX: u32 = 87_600;
 /// How often expired responses are purged while serving.
 pub const IDEMPOTENCY_PURGE_INTERVAL_MS: u64 = 600_000;
 /// Responses deleted by one statement at most.

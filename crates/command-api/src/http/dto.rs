@@ -190,12 +190,32 @@ impl From<&read_model::WalletView> for WalletResponse {
     }
 }
 
-/// Both wallets of a transfer after it.
+/// A wallet shown by its id alone: what a command's reply shows of a wallet
+/// its caller may not read (another owner's payee, the wallet a `deposits`
+/// principal credited).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WalletReference {
+    #[schema(example = "wallet-123")]
+    pub id: String,
+}
+
+/// A wallet in a command's reply: whole when the caller may read it, else
+/// its id alone.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum WalletReply {
+    Whole(WalletResponse),
+    Reference(WalletReference),
+}
+
+/// Both wallets of a transfer after it; the payee by its id alone when the
+/// caller may not read it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransferResponse {
     pub from_wallet: WalletResponse,
-    pub to_wallet: WalletResponse,
+    pub to_wallet: WalletReply,
 }
 
 /// One transaction of a wallet's history or of a search: one event, seen from
@@ -365,7 +385,7 @@ pub fn render_hold(hold: &Hold) -> Result<String, serde_json::Error> {
 pub fn render_transfer(from: &Wallet, to: &Wallet) -> Result<String, serde_json::Error> {
     serde_json::to_string(&TransferResponse {
         from_wallet: from.into(),
-        to_wallet: to.into(),
+        to_wallet: WalletReply::Whole(to.into()),
     })
 }
 

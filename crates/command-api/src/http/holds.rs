@@ -144,7 +144,7 @@ pub async fn place_hold(
         expires_at,
         description,
     };
-    run(&state, &request, operation).await
+    run(&state, &request, &caller, operation).await
 }
 
 /// Take some or all of a pending hold: out of its wallet, or to another
@@ -187,7 +187,7 @@ pub async fn capture_hold(
         to_wallet_id,
         description,
     };
-    run(&state, &request, operation).await
+    run(&state, &request, &caller, operation).await
 }
 
 /// Release a pending hold: its money is available again.
@@ -215,6 +215,7 @@ pub async fn void_hold(
     run(
         &state,
         &request,
+        &caller,
         WalletOperation::VoidHold { wallet_id, hold_id },
     )
     .await

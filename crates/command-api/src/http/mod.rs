@@ -4,6 +4,7 @@ mod as_of;
 mod auth;
 mod body;
 mod context;
+mod disclosure;
 mod dto;
 mod error;
 mod health;
@@ -72,6 +73,8 @@ use crate::metrics::Metrics;
     components(schemas(
         dto::WalletResponse,
         dto::TransferResponse,
+        dto::WalletReference,
+        dto::WalletReply,
         dto::CreateWalletRequest,
         dto::AmountRequest,
         dto::TransferRequest,

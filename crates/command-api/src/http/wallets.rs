@@ -17,9 +17,10 @@ use super::auth::{
 };
 use super::body::{read_body, JsonObject};
 use super::context::request_context;
+use super::disclosure::{disclose, ReplyShape};
 use super::dto::{
     render_hold, render_outcome, render_transfer, AmountRequest, CreateWalletRequest, EmptyRequest,
-    OverdraftLimitRequest, TransferRequest, TransferResponse, WalletResponse,
+    OverdraftLimitRequest, TransferRequest, TransferResponse, WalletReply, WalletResponse,
 };
 use super::error::{ApiError, ErrorBody};
 use super::ledger::catch_up;
@@ -46,15 +47,21 @@ pub const TRANSFER_REPLY: TransferReply = TransferReply {
     render_capture: render_hold,
 };
 
-/// Runs the operation and answers 201 with its body (a wallet, a
-/// transfer's two wallets, or a hold).
+/// Runs the operation for `caller` and answers 201 with its body (a wallet,
+/// a transfer's two wallets, or a hold), each wallet as the caller may see
+/// it ([`disclosure`](super::disclosure)).
 pub async fn run(
     state: &AppState,
     request: &HttpRequest,
+    caller: &Caller,
     operation: WalletOperation,
 ) -> Result<HttpResponse, ApiError> {
     let context = request_context(request, &operation)?;
-    let reply = state.wallets.execute(operation, context, CREATED).await?;
+    let shape = ReplyShape::of(&operation);
+    let mut reply = state.wallets.execute(operation, context, CREATED).await?;
+    if (200..300).contains(&reply.status) {
+        reply.body = disclose(&caller.0, shape, reply.body)?;
+    }
     let status = actix_web::http::StatusCode::from_u16(reply.status)
         .map_err(|error| ApiError::Internal(error.to_string()))?;
     let mut response = HttpResponse::build(status);
@@ -94,7 +101,7 @@ pub async fn optional_json_body(
     post, path = "/wallets", tag = "wallets",
     request_body = CreateWalletRequest,
     responses(
-        (status = 201, description = "Created", body = WalletResponse),
+        (status = 201, description = "Created: the wallet, or its id alone when the caller may not read it (a `deposits` principal creating it for an owner)", body = WalletReply),
         (status = 400, description = "Invalid input: the message names the field", body = ErrorBody),
         (status = 409, description = "Wallet already exists", body = ErrorBody),
     )
@@ -126,7 +133,7 @@ pub async fn create_wallet(
         initial_balance,
         overdraft_limit,
     };
-    run(&state, &request, operation).await
+    run(&state, &request, &caller, operation).await
 }
 
 /// A credit or a debit: the wallet in the path, the amount in the body.
@@ -146,7 +153,13 @@ async fn amount_operation(
         amount,
         description,
     } = AmountRequest::parse(&body)?;
-    run(&state, &request, operation(wallet_id, amount, description)).await
+    run(
+        &state,
+        &request,
+        &caller,
+        operation(wallet_id, amount, description),
+    )
+    .await
 }
 
 /// Add funds to a wallet.
@@ -155,7 +168,7 @@ async fn amount_operation(
     request_body = AmountRequest,
     params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
-        (status = 201, description = "Credited", body = WalletResponse),
+        (status = 201, description = "Credited: the wallet, or its id alone when the caller may not read it (a `deposits` principal)", body = WalletReply),
         (status = 400, description = "Invalid input: the message names the field", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "The wallet changed too often while this request ran: retry", body = ErrorBody),
@@ -255,7 +268,7 @@ pub async fn transfer(
         amount,
         description,
     };
-    run(&state, &request, operation).await
+    run(&state, &request, &caller, operation).await
 }
 
 /// Set how far below zero a wallet's balance may go.
@@ -285,7 +298,7 @@ pub async fn set_overdraft_limit(
         wallet_id,
         overdraft_limit,
     };
-    run(&state, &request, operation).await
+    run(&state, &request, &caller, operation).await
 }
 
 /// A change of status: the wallet in the path, no body (or `{}`).
@@ -301,7 +314,7 @@ async fn status_operation(
     let wallet_id = path::wallet_id(&path)?;
     authorize_on_wallet(&state, &caller, &wallet_id, action).await?;
     optional_json_body(&request, payload, &[]).await?;
-    run(&state, &request, operation(wallet_id)).await
+    run(&state, &request, &caller, operation(wallet_id)).await
 }
 
 /// Freeze a wallet: it refuses debits and transfers out, still receives.

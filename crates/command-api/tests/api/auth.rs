@@ -380,6 +380,70 @@ async fn a_wallet_of_someone_else_answers_exactly_as_an_unknown_one() {
     app.stop().await;
 }
 
+/// A reply shows whole only the wallets its caller may read: a transfer to
+/// another owner shows the payee by its id (first answer and key replay,
+/// atomic path), a gateway's credit and creation show the wallet's id, and an
+/// admin sees everything.
+#[tokio::test]
+async fn a_reply_shows_no_wallet_its_caller_may_not_read() {
+    let app = app_with_two_owners(RATE_UNLIMITED, RATE_UNLIMITED).await;
+    let alice = bearer(token(OWNER, "wallets"));
+    let transfer = json!({"toWalletId": OTHER_WALLET, "amount": 1.5});
+    let path = format!("/wallets/{OWN_WALLET}/transfer");
+    for attempt in ["first", "replay"] {
+        let response = app
+            .client
+            .post(format!("{}{path}", app.address))
+            .header("Authorization", alice.as_deref().expect("token"))
+            .header("Idempotency-Key", "alice-pays-bob")
+            .json(&transfer)
+            .send()
+            .await
+            .expect("sent");
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, 201, "{attempt}: {body}");
+        assert_eq!(body["toWallet"], json!({"id": OTHER_WALLET}), "{attempt}");
+        assert_eq!(body["fromWallet"]["id"], OWN_WALLET, "{attempt}");
+        assert_eq!(
+            body["fromWallet"]["balance"].to_string(),
+            "98.50",
+            "{attempt}"
+        );
+    }
+
+    let gateway = bearer(token("gateway", "deposits"));
+    let credit = app
+        .send_as(
+            gateway.as_deref(),
+            Method::POST,
+            &format!("/wallets/{OTHER_WALLET}/credit"),
+            Some(json!({"amount": 10})),
+        )
+        .await;
+    let (status, body) = json_of(credit).await;
+    assert_eq!((status, body), (201, json!({"id": OTHER_WALLET})));
+    let created = app
+        .send_as(
+            gateway.as_deref(),
+            Method::POST,
+            "/wallets",
+            Some(json!({"walletId": "carol-w", "ownerId": "carol", "initialBalance": 5})),
+        )
+        .await;
+    let (status, body) = json_of(created).await;
+    assert_eq!((status, body), (201, json!({"id": "carol-w"})));
+
+    let admin = bearer(token("ops", "admin"));
+    let response = app
+        .send_as(admin.as_deref(), Method::POST, &path, Some(transfer))
+        .await;
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, 201);
+    assert_eq!(body["toWallet"]["ownerId"], OTHER);
+    assert_eq!(body["toWallet"]["balance"].to_string(), "113.00");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn an_end_user_opens_only_empty_wallets_of_its_own_and_lists_only_its_own() {
     let app = app_with_two_owners(RATE_UNLIMITED, RATE_UNLIMITED).await;
