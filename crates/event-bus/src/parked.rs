@@ -1,0 +1,298 @@
+//! Per-wallet order across the dead-letter topic.
+//!
+//! Once one event of a wallet is parked on the dead-letter topic for a
+//! handler, every later event of that wallet is parked behind it without
+//! asking the handler: the read model would otherwise see the next one as a
+//! version gap (transient), retry it for ever, and freeze the partition.
+//! The dead-letter topic is keyed by wallet, so a replay puts a wallet's
+//! letters back on the main topic in order, marked `replayed-for`; the
+//! consumer hands those to the handler, and the wallet flows again once its
+//! last letter is re-applied. Which wallets are parked is kept durably, per
+//! handler, in PostgreSQL (`bus_parked_wallets`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use event_store::RecordedEvent;
+use rdkafka::message::{Message, OwnedMessage};
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::consumer::{Attempts, Worker};
+use crate::headers::{self, HEADER_REPLAYED_FOR};
+use crate::BusError;
+
+/// The `bus_parked_wallets` table of a consumer's database.
+#[derive(Debug, Clone)]
+pub struct ParkedWallets {
+    pool: PgPool,
+}
+
+/// What the consumer does with an event of a parked wallet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Not parked: the handler takes it with the rest of the batch.
+    Handle,
+    /// A live event of a parked wallet: parked behind its letters.
+    ParkBehind,
+    /// One of the wallet's letters, replayed: the handler takes it alone.
+    Replay,
+    /// A replayed letter after one of its wallet was refused again: parked again.
+    ParkAgain,
+}
+
+impl ParkedWallets {
+    /// The table in `pool`'s database (migration 0017).
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The parked wallets among `wallet_ids`, each with whether it is stalled.
+    pub(crate) async fn parked(
+        &self,
+        handler: &str,
+        wallet_ids: &[String],
+    ) -> Result<HashMap<String, bool>, BusError> {
+        let rows: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT wallet_id, stalled FROM bus_parked_wallets \
+             WHERE handler = $1 AND wallet_id = ANY($2)",
+        )
+        .bind(handler)
+        .bind(wallet_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Counts one more dead letter of `wallet_id`.
+    pub(crate) async fn add_letter(&self, handler: &str, wallet_id: &str) -> Result<(), BusError> {
+        sqlx::query(
+            "INSERT INTO bus_parked_wallets (handler, wallet_id, letters) VALUES ($1, $2, 1) \
+             ON CONFLICT (handler, wallet_id) DO UPDATE SET letters = bus_parked_wallets.letters + 1",
+        )
+        .bind(handler)
+        .bind(wallet_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// One letter of `wallet_id` was re-applied; true when it was the last
+    /// (the wallet flows again).
+    pub(crate) async fn take_letter(
+        &self,
+        handler: &str,
+        wallet_id: &str,
+    ) -> Result<bool, BusError> {
+        let mut transaction = self.pool.begin().await?;
+        let left: Option<i64> = sqlx::query_scalar(
+            "UPDATE bus_parked_wallets SET letters = letters - 1 \
+             WHERE handler = $1 AND wallet_id = $2 AND letters > 1 RETURNING letters",
+        )
+        .bind(handler)
+        .bind(wallet_id)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        if left.is_none() {
+            sqlx::query("DELETE FROM bus_parked_wallets WHERE handler = $1 AND wallet_id = $2")
+                .bind(handler)
+                .bind(wallet_id)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(left.is_none())
+    }
+
+    /// A replayed letter of `wallet_id` was refused again.
+    pub(crate) async fn stall(&self, handler: &str, wallet_id: &str) -> Result<(), BusError> {
+        sqlx::query(
+            "UPDATE bus_parked_wallets SET stalled = true WHERE handler = $1 AND wallet_id = $2",
+        )
+        .bind(handler)
+        .bind(wallet_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A replay starts: every wallet of `handler` may be tried again.
+    pub(crate) async fn unstall(&self, handler: &str) -> Result<(), BusError> {
+        sqlx::query("UPDATE bus_parked_wallets SET stalled = false WHERE handler = $1")
+            .bind(handler)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Where an event of `wallet_id` goes, given the parked wallets of its batch.
+pub(crate) fn route(parked: &HashMap<String, bool>, wallet_id: &str, replayed: bool) -> Route {
+    match (parked.get(wallet_id), replayed) {
+        (None, _) => Route::Handle,
+        (Some(_), false) => Route::ParkBehind,
+        (Some(false), true) => Route::Replay,
+        (Some(true), true) => Route::ParkAgain,
+    }
+}
+
+impl Worker<'_> {
+    /// Parks `message` on the dead-letter topic and, with a parked-wallets
+    /// table, counts it as a letter of its wallet (its key), so the wallet's
+    /// later events are parked behind it.
+    pub(crate) async fn park(&self, message: &OwnedMessage, error: &str) -> Result<(), BusError> {
+        self.dead_letter(message, error).await?;
+        if let (Some(parked), Some(wallet_id)) = (&self.config.parked, wallet_key(message)) {
+            parked.add_letter(self.handler.name(), &wallet_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Parks `event` behind its wallet's letters when its wallet is parked
+    /// (a letter of the same batch parked it): `Some(true)` when it did,
+    /// `None` when shutdown came while the table was away.
+    pub(crate) async fn parked_behind(
+        &self,
+        event: &RecordedEvent,
+        source: &OwnedMessage,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<bool>, BusError> {
+        let wallet_id = event.event.wallet_id.to_string();
+        let Some(found) = self
+            .parked_wallets(std::slice::from_ref(&wallet_id), shutdown)
+            .await
+        else {
+            return Ok(None);
+        };
+        if found.is_empty() {
+            return Ok(Some(false));
+        }
+        self.park(source, &behind(&wallet_id)).await?;
+        Ok(Some(true))
+    }
+
+    /// The parked wallets among `wallet_ids` (none without a table). The
+    /// table's database away is transient: asked again with the handler's
+    /// backoff until it answers; `None` when shutdown came first.
+    async fn parked_wallets(
+        &self,
+        wallet_ids: &[String],
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<HashMap<String, bool>> {
+        let Some(parked) = &self.config.parked else {
+            return Some(HashMap::new());
+        };
+        let mut attempt: u32 = 0;
+        loop {
+            match parked.parked(self.handler.name(), wallet_ids).await {
+                Ok(found) => return Some(found),
+                Err(error) => {
+                    attempt = attempt.saturating_add(1);
+                    tracing::warn!(handler = self.handler.name(), %error, attempt, "cannot read the parked wallets; retrying until it answers");
+                }
+            }
+            let pause = Duration::from_millis(self.config.backoff_ms(attempt));
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => return None,
+            }
+        }
+    }
+
+    /// Takes the events of parked wallets out of a batch: a live one is
+    /// parked behind its wallet's letters, a replayed letter is handed to the
+    /// handler alone (the wallet flows again after its last), or parked again
+    /// after one of its wallet was refused again. The rest is returned for
+    /// the handler; `None` when shutdown came while a letter was retried.
+    pub(crate) async fn route_parked<'m>(
+        &self,
+        events: Vec<RecordedEvent>,
+        sources: Vec<&'m OwnedMessage>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<RoutedBatch<'m>>, BusError> {
+        let Some(parked) = &self.config.parked else {
+            return Ok(Some((events, sources)));
+        };
+        let name = self.handler.name();
+        let wallet_ids: Vec<String> = events
+            .iter()
+            .map(|recorded| recorded.event.wallet_id.to_string())
+            .collect();
+        let Some(mut parked_now) = self.parked_wallets(&wallet_ids, shutdown).await else {
+            return Ok(None);
+        };
+        if parked_now.is_empty() {
+            return Ok(Some((events, sources)));
+        }
+        let mut kept = (
+            Vec::with_capacity(events.len()),
+            Vec::with_capacity(events.len()),
+        );
+        for ((event, source), wallet_id) in events.into_iter().zip(sources).zip(wallet_ids) {
+            let replayed =
+                headers::value(source.headers(), HEADER_REPLAYED_FOR).as_deref() == Some(name);
+            match route(&parked_now, &wallet_id, replayed) {
+                Route::Handle => {
+                    kept.0.push(event);
+                    kept.1.push(source);
+                }
+                Route::ParkBehind => self.park(source, &behind(&wallet_id)).await?,
+                Route::ParkAgain => {
+                    let why = format!(
+                        "{}; an earlier replayed one was refused again",
+                        behind(&wallet_id)
+                    );
+                    self.dead_letter(source, &why).await?;
+                }
+                Route::Replay => match self
+                    .handle_with_retries(std::slice::from_ref(&event), shutdown)
+                    .await
+                {
+                    Attempts::Handled => {
+                        self.count_processed(std::slice::from_ref(&event));
+                        if parked.take_letter(name, &wallet_id).await? {
+                            parked_now.remove(&wallet_id);
+                        }
+                    }
+                    Attempts::Interrupted => return Ok(None),
+                    Attempts::Failed(error) => {
+                        self.dead_letter(source, &error.to_string()).await?;
+                        parked.stall(name, &wallet_id).await?;
+                        parked_now.insert(wallet_id, true);
+                    }
+                },
+            }
+        }
+        Ok(Some(kept))
+    }
+}
+
+/// A batch's events for the handler, each with the message it came in.
+pub(crate) type RoutedBatch<'m> = (Vec<RecordedEvent>, Vec<&'m OwnedMessage>);
+
+/// Why an event is parked behind its wallet's letters.
+fn behind(wallet_id: &str) -> String {
+    format!("wallet {wallet_id} has an earlier event on the dead-letter topic for this handler")
+}
+
+/// The wallet a message is keyed by (the publisher keys every event by it).
+fn wallet_key(message: &OwnedMessage) -> Option<String> {
+    let key = message.key()?;
+    std::str::from_utf8(key).ok().map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parked_wallets_live_events_park_behind_and_its_replayed_ones_go_until_one_is_refused() {
+        let parked = HashMap::from([("w1".to_owned(), false), ("w2".to_owned(), true)]);
+        assert_eq!(route(&parked, "w0", false), Route::Handle);
+        assert_eq!(route(&parked, "w0", true), Route::Handle);
+        assert_eq!(route(&parked, "w1", false), Route::ParkBehind);
+        assert_eq!(route(&parked, "w1", true), Route::Replay);
+        assert_eq!(route(&parked, "w2", false), Route::ParkBehind);
+        assert_eq!(route(&parked, "w2", true), Route::ParkAgain);
+    }
+}
