@@ -104,10 +104,13 @@ impl ParkedWallets {
         Ok(left.is_none())
     }
 
-    /// A replayed letter of `wallet_id` was refused again.
+    /// A replayed letter of `wallet_id` was refused again: it is counted
+    /// already (once at least), and the wallet's other replayed letters wait.
     pub(crate) async fn stall(&self, handler: &str, wallet_id: &str) -> Result<(), BusError> {
         sqlx::query(
-            "UPDATE bus_parked_wallets SET stalled = true WHERE handler = $1 AND wallet_id = $2",
+            "INSERT INTO bus_parked_wallets (handler, wallet_id, letters, stalled) \
+             VALUES ($1, $2, 1, true) \
+             ON CONFLICT (handler, wallet_id) DO UPDATE SET stalled = true",
         )
         .bind(handler)
         .bind(wallet_id)
@@ -139,13 +142,24 @@ pub(crate) fn route(parked: &HashMap<String, bool>, wallet_id: &str, replayed: b
 impl Worker<'_> {
     /// Parks `message` on the dead-letter topic and, with a parked-wallets
     /// table, counts it as a letter of its wallet (its key), so the wallet's
-    /// later events are parked behind it.
+    /// later events are parked behind it; a replayed letter parked again is
+    /// counted already, and stalls its wallet's other replayed letters.
     pub(crate) async fn park(&self, message: &OwnedMessage, error: &str) -> Result<(), BusError> {
         self.dead_letter(message, error).await?;
-        if let (Some(parked), Some(wallet_id)) = (&self.config.parked, wallet_key(message)) {
-            parked.add_letter(self.handler.name(), &wallet_id).await?;
+        let (Some(parked), Some(wallet_id)) = (&self.config.parked, wallet_key(message)) else {
+            return Ok(());
+        };
+        if self.replayed(message) {
+            parked.stall(self.handler.name(), &wallet_id).await
+        } else {
+            parked.add_letter(self.handler.name(), &wallet_id).await
         }
-        Ok(())
+    }
+
+    /// Whether `message` is a dead letter a replay put back for this handler.
+    fn replayed(&self, message: &OwnedMessage) -> bool {
+        headers::value(message.headers(), HEADER_REPLAYED_FOR).as_deref()
+            == Some(self.handler.name())
     }
 
     /// Parks `event` behind its wallet's letters when its wallet is parked
@@ -229,9 +243,7 @@ impl Worker<'_> {
             Vec::with_capacity(events.len()),
         );
         for ((event, source), wallet_id) in events.into_iter().zip(sources).zip(wallet_ids) {
-            let replayed =
-                headers::value(source.headers(), HEADER_REPLAYED_FOR).as_deref() == Some(name);
-            match route(&parked_now, &wallet_id, replayed) {
+            match route(&parked_now, &wallet_id, self.replayed(source)) {
                 Route::Handle => {
                     kept.0.push(event);
                     kept.1.push(source);
@@ -256,8 +268,7 @@ impl Worker<'_> {
                     }
                     Attempts::Interrupted => return Ok(None),
                     Attempts::Failed(error) => {
-                        self.dead_letter(source, &error.to_string()).await?;
-                        parked.stall(name, &wallet_id).await?;
+                        self.park(source, &error.to_string()).await?;
                         parked_now.insert(wallet_id, true);
                     }
                 },
