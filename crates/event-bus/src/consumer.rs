@@ -141,6 +141,9 @@ impl Worker<'_> {
         messages: &[OwnedMessage],
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Processed, BusError> {
+        let Some(mut parking) = self.parking(messages, shutdown).await else {
+            return Ok(Processed::Interrupted);
+        };
         let mut events = Vec::with_capacity(messages.len());
         let mut sources = Vec::with_capacity(messages.len());
         for message in messages {
@@ -151,6 +154,7 @@ impl Worker<'_> {
                 }
                 Err(undecodable) => {
                     self.park(message, &undecodable.reason).await?;
+                    parking.parked_from(message);
                     if undecodable.unknown_schema_version {
                         self.metrics
                             .unknown_schema_parked
@@ -160,7 +164,10 @@ impl Worker<'_> {
                 }
             }
         }
-        let Some((events, sources)) = self.route_parked(events, sources, shutdown).await? else {
+        let routed = self
+            .route_parked(events, sources, &mut parking, shutdown)
+            .await?;
+        let Some((events, sources)) = routed else {
             return Ok(Processed::Interrupted);
         };
         if events.is_empty() {
@@ -185,10 +192,9 @@ impl Worker<'_> {
             "batch failed after its retries; handling its messages one by one"
         );
         for (event, source) in events.iter().zip(sources) {
-            match self.parked_behind(event, source, shutdown).await? {
-                Some(true) => continue,
-                Some(false) => {}
-                None => return Ok(Processed::Interrupted),
+            if parking.is_parked(source) {
+                self.park_behind(source).await?;
+                continue;
             }
             match self
                 .handle_with_retries(std::slice::from_ref(event), shutdown)
@@ -196,7 +202,10 @@ impl Worker<'_> {
             {
                 Attempts::Handled => self.count_processed(std::slice::from_ref(event)),
                 Attempts::Interrupted => return Ok(Processed::Interrupted),
-                Attempts::Failed(error) => self.park(source, &error.to_string()).await?,
+                Attempts::Failed(error) => {
+                    self.park(source, &error.to_string()).await?;
+                    parking.parked_from(source);
+                }
             }
         }
         Ok(Processed::Done)

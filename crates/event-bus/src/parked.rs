@@ -129,9 +129,47 @@ impl ParkedWallets {
     }
 }
 
-/// Where an event of `wallet_id` goes, given the parked wallets of its batch.
-pub(crate) fn route(parked: &HashMap<String, bool>, wallet_id: &str, replayed: bool) -> Route {
-    match (parked.get(wallet_id), replayed) {
+/// Which wallets of one batch are parked, and from where.
+pub(crate) struct Parking {
+    /// False without a parked-wallets table: nothing is parked behind.
+    keeps_order: bool,
+    /// Parked before the batch, each with whether it is stalled.
+    before: HashMap<String, bool>,
+    /// Parked by a message of the batch: from its offset on (a wallet's
+    /// messages share a partition, so offsets order them).
+    from_offset: HashMap<String, i64>,
+}
+
+impl Parking {
+    /// `message` was parked: its wallet's later messages park behind it.
+    pub(crate) fn parked_from(&mut self, message: &OwnedMessage) {
+        if let (true, Some(wallet_id)) = (self.keeps_order, wallet_key(message)) {
+            self.from_offset
+                .entry(wallet_id)
+                .or_insert(message.offset());
+        }
+    }
+
+    /// Whether the wallet of `message` is parked at its offset, and if so
+    /// whether it is stalled.
+    fn state(&self, message: &OwnedMessage) -> Option<bool> {
+        let wallet_id = wallet_key(message)?;
+        if let Some(stalled) = self.before.get(&wallet_id) {
+            return Some(*stalled);
+        }
+        let from = self.from_offset.get(&wallet_id)?;
+        (message.offset() > *from).then_some(false)
+    }
+
+    /// Whether `message` must be parked behind its wallet's letters.
+    pub(crate) fn is_parked(&self, message: &OwnedMessage) -> bool {
+        self.state(message).is_some()
+    }
+}
+
+/// Where an event goes, given its wallet's parked state (`Some(stalled)`).
+pub(crate) fn route(parked: Option<bool>, replayed: bool) -> Route {
+    match (parked, replayed) {
         (None, _) => Route::Handle,
         (Some(_), false) => Route::ParkBehind,
         (Some(false), true) => Route::Replay,
@@ -162,27 +200,28 @@ impl Worker<'_> {
             == Some(self.handler.name())
     }
 
-    /// Parks `event` behind its wallet's letters when its wallet is parked
-    /// (a letter of the same batch parked it): `Some(true)` when it did,
-    /// `None` when shutdown came while the table was away.
-    pub(crate) async fn parked_behind(
+    /// Parks `message` behind the earlier letters of its wallet.
+    pub(crate) async fn park_behind(&self, message: &OwnedMessage) -> Result<(), BusError> {
+        let wallet_id = wallet_key(message).unwrap_or_default();
+        self.park(message, &behind(&wallet_id)).await
+    }
+
+    /// Which wallets of a batch are parked before it is looked at (by the
+    /// messages' keys); `None` when shutdown came while the table was away.
+    pub(crate) async fn parking(
         &self,
-        event: &RecordedEvent,
-        source: &OwnedMessage,
+        messages: &[OwnedMessage],
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<Option<bool>, BusError> {
-        let wallet_id = event.event.wallet_id.to_string();
-        let Some(found) = self
-            .parked_wallets(std::slice::from_ref(&wallet_id), shutdown)
-            .await
-        else {
-            return Ok(None);
-        };
-        if found.is_empty() {
-            return Ok(Some(false));
-        }
-        self.park(source, &behind(&wallet_id)).await?;
-        Ok(Some(true))
+    ) -> Option<Parking> {
+        let mut wallet_ids: Vec<String> = messages.iter().filter_map(wallet_key).collect();
+        wallet_ids.sort_unstable();
+        wallet_ids.dedup();
+        let before = self.parked_wallets(&wallet_ids, shutdown).await?;
+        Some(Parking {
+            keeps_order: self.config.parked.is_some(),
+            before,
+            from_offset: HashMap::new(),
+        })
     }
 
     /// The parked wallets among `wallet_ids` (none without a table). The
@@ -222,28 +261,23 @@ impl Worker<'_> {
         &self,
         events: Vec<RecordedEvent>,
         sources: Vec<&'m OwnedMessage>,
+        parking: &mut Parking,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Option<RoutedBatch<'m>>, BusError> {
         let Some(parked) = &self.config.parked else {
             return Ok(Some((events, sources)));
         };
-        let name = self.handler.name();
-        let wallet_ids: Vec<String> = events
-            .iter()
-            .map(|recorded| recorded.event.wallet_id.to_string())
-            .collect();
-        let Some(mut parked_now) = self.parked_wallets(&wallet_ids, shutdown).await else {
-            return Ok(None);
-        };
-        if parked_now.is_empty() {
+        if parking.before.is_empty() && parking.from_offset.is_empty() {
             return Ok(Some((events, sources)));
         }
+        let name = self.handler.name();
         let mut kept = (
             Vec::with_capacity(events.len()),
             Vec::with_capacity(events.len()),
         );
-        for ((event, source), wallet_id) in events.into_iter().zip(sources).zip(wallet_ids) {
-            match route(&parked_now, &wallet_id, self.replayed(source)) {
+        for (event, source) in events.into_iter().zip(sources) {
+            let wallet_id = event.event.wallet_id.to_string();
+            match route(parking.state(source), self.replayed(source)) {
                 Route::Handle => {
                     kept.0.push(event);
                     kept.1.push(source);
@@ -263,13 +297,13 @@ impl Worker<'_> {
                     Attempts::Handled => {
                         self.count_processed(std::slice::from_ref(&event));
                         if parked.take_letter(name, &wallet_id).await? {
-                            parked_now.remove(&wallet_id);
+                            parking.before.remove(&wallet_id);
                         }
                     }
                     Attempts::Interrupted => return Ok(None),
                     Attempts::Failed(error) => {
                         self.park(source, &error.to_string()).await?;
-                        parked_now.insert(wallet_id, true);
+                        parking.before.insert(wallet_id, true);
                     }
                 },
             }
@@ -298,12 +332,11 @@ mod tests {
 
     #[test]
     fn a_parked_wallets_live_events_park_behind_and_its_replayed_ones_go_until_one_is_refused() {
-        let parked = HashMap::from([("w1".to_owned(), false), ("w2".to_owned(), true)]);
-        assert_eq!(route(&parked, "w0", false), Route::Handle);
-        assert_eq!(route(&parked, "w0", true), Route::Handle);
-        assert_eq!(route(&parked, "w1", false), Route::ParkBehind);
-        assert_eq!(route(&parked, "w1", true), Route::Replay);
-        assert_eq!(route(&parked, "w2", false), Route::ParkBehind);
-        assert_eq!(route(&parked, "w2", true), Route::ParkAgain);
+        assert_eq!(route(None, false), Route::Handle);
+        assert_eq!(route(None, true), Route::Handle);
+        assert_eq!(route(Some(false), false), Route::ParkBehind);
+        assert_eq!(route(Some(false), true), Route::Replay);
+        assert_eq!(route(Some(true), false), Route::ParkBehind);
+        assert_eq!(route(Some(true), true), Route::ParkAgain);
     }
 }
