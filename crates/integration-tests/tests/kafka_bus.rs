@@ -721,6 +721,61 @@ async fn a_wallets_events_after_a_dead_letter_are_parked_behind_it_and_replayed_
 }
 
 #[tokio::test]
+async fn an_unknown_schema_version_parks_its_wallets_later_events_not_its_earlier_ones() {
+    let (Some(brokers), Some(url)) = (require_env("KAFKA_BROKERS"), require_env("DATABASE_URL"))
+    else {
+        return;
+    };
+    let database = TestDatabase::create(&url).await;
+    let pool = postgres_support::connect(&database.url, POOL_CONNECTIONS_MAX)
+        .await
+        .expect("connect and migrate the test database");
+    let topic = create_topic(&brokers, "wallex_it_future_parked", TOPIC_PARTITIONS).await;
+    let dlq_topic = create_topic(&brokers, "wallex_it_future_parked_dlq", 1).await;
+    let group = unique_name("wallex_it_group");
+    let run = unique_name("run");
+    // w0 v1, w1 v1, w0 v2 (written by a newer build), w1 v2, w0 v3, w1 v3: one batch.
+    let log = interleaved_log(&run, 2, 3, 1);
+    let wallet = log[0].event.wallet_id.to_string();
+    let current = log[2].to_json().expect("the event encodes");
+    let future = current.replace("\"schemaVersion\":1", "\"schemaVersion\":2");
+    assert_ne!(future, current, "the schema version is in the JSON");
+    produce(&brokers, &topic, &log[..2]).await;
+    produce_raw(&brokers, &topic, &wallet, &future).await;
+    produce(&brokers, &topic, &log[3..]).await;
+    let mut config = consumer_config(&brokers, &topic, &dlq_topic, &group);
+    config.parked = Some(ParkedWallets::new(pool.clone()));
+
+    let recorder = Arc::new(Recorder::default());
+    let metrics = ConsumerMetrics::unregistered().expect("metrics");
+    let dead_lettered = metrics.dead_lettered.with_label_values(&[HANDLER]);
+    consume_until(
+        &config,
+        recorder.clone(),
+        &metrics,
+        "w1 and w0 v1 handled, w0 from v2 on parked",
+        || recorder.handled_count() >= 4 && dead_lettered.get() >= 2,
+    )
+    .await;
+
+    let handled = versions_by_wallet(&recorder.handled());
+    assert_eq!(handled[&wallet], vec![1], "the earlier event is handled");
+    assert_eq!(handled[&log[1].event.wallet_id.to_string()], vec![1, 2, 3]);
+    let letters = read_topic(&brokers, &dlq_topic, 2).await;
+    assert_eq!(
+        letters[0].payload(),
+        Some(future.as_bytes()),
+        "the newer one first"
+    );
+    let behind = header(&letters[1], "error").expect("an error header");
+    assert!(
+        behind.contains("earlier event"),
+        "then v3 behind it: {behind}"
+    );
+    assert_eq!(parked_letters(&pool).await, vec![(wallet, 2)]);
+}
+
+#[tokio::test]
 async fn an_event_of_an_unknown_schema_version_is_parked_and_counted_without_blocking_its_partition(
 ) {
     let Some(brokers) = require_env("KAFKA_BROKERS") else {
