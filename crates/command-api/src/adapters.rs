@@ -17,6 +17,7 @@
 
 use std::sync::Arc;
 
+use event_relay::dead_letters::{DeadLetterStore, EmbeddedDeadLetters};
 use event_relay::{run_relay, RelayLimits};
 use event_sink::EventSink;
 use event_store::{EmbeddedEventStore, EventStore};
@@ -52,6 +53,9 @@ pub struct Adapters {
     pub search_index: Option<Arc<dyn SearchIndex>>,
     pub publisher: Arc<dyn PublisherStatus>,
     pub progress: Progress,
+    /// Where the in-process relays park what a sink refuses for good
+    /// (embedded only: the consumers of the distributed mode park on Kafka).
+    pub dead_letters: Option<Arc<dyn DeadLetterStore>>,
     pub background: Vec<JoinHandle<()>>,
 }
 
@@ -92,6 +96,8 @@ fn embedded(
     let read_model = Arc::new(EmbeddedReadModel::open(&config.data_dir)?);
     let ledger = Arc::new(EmbeddedLedger::open(&config.data_dir)?);
     let search_index = Arc::new(EmbeddedSearchIndex::open(&config.data_dir)?);
+    let dead_letters: Arc<dyn DeadLetterStore> =
+        Arc::new(EmbeddedDeadLetters::open(&config.data_dir)?);
 
     let (read_model_sender, read_model_progress) = watch::channel(0);
     let (ledger_sender, ledger_progress) = watch::channel(0);
@@ -107,6 +113,7 @@ fn embedded(
             tokio::spawn(run_relay(
                 Arc::clone(&store),
                 sink,
+                Some(Arc::clone(&dead_letters)),
                 embedded_relay_limits(),
                 progress,
                 stopping.clone(),
@@ -130,6 +137,7 @@ fn embedded(
         ledger,
         search_index: Some(search_index),
         progress,
+        dead_letters: Some(dead_letters),
         background,
     })
 }
@@ -180,6 +188,7 @@ async fn distributed(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapt
         search_index: elasticsearch(config)?,
         publisher: Arc::new(publisher),
         progress: Progress::default(),
+        dead_letters: None,
         background: Vec::new(),
     })
 }

@@ -140,6 +140,32 @@ pub enum Command {
     /// Prints a bearer token signed with AUTH_JWT_SECRET (with AUTH_ISSUER and
     /// AUTH_AUDIENCE when set), then exits.
     Token(TokenArgs),
+    /// Hands the events the in-process relays parked (embedded store, in
+    /// WALLEX_DATA_DIR) back to their sinks in position order, then says how
+    /// many each sink took.
+    ReplayDeadLetters(ReplayDeadLettersArgs),
+}
+
+/// `command-api replay-dead-letters [--sink ledger] [--limit 10000]`
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ReplayDeadLettersArgs {
+    /// The sink whose dead letters to replay; every sink when absent.
+    #[arg(long, value_enum)]
+    pub sink: Option<RelaySink>,
+    /// Dead letters to replay at most, per sink.
+    #[arg(long, default_value_t = DEAD_LETTER_REPLAY_LIMIT_DEFAULT)]
+    pub limit: usize,
+}
+
+/// Dead letters one `replay-dead-letters` hands back per sink, by default.
+pub const DEAD_LETTER_REPLAY_LIMIT_DEFAULT: usize = 10_000;
+
+/// A sink of the in-process relays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RelaySink {
+    Ledger,
+    ReadModel,
+    SearchIndex,
 }
 
 /// `command-api token --sub user-456 --scope wallets --ttl 1h`

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod adapters;
 pub mod config;
+pub mod dead_letters;
 pub mod hold_expiry;
 pub mod http;
 pub mod metrics;

@@ -28,6 +28,15 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             postgres_support::connect(url, 1).await?;
             return Ok(());
         }
+        Some(Command::ReplayDeadLetters(args)) => {
+            for (sink, outcome) in command_api::dead_letters::replay(&config, args).await? {
+                println!(
+                    "{sink}: {} replayed, {} still parked",
+                    outcome.replayed, outcome.still_parked
+                );
+            }
+            return Ok(());
+        }
         Some(Command::Token(args)) => {
             println!("{}", command_api::token::mint(&config.auth, args)?);
             return Ok(());

@@ -1,7 +1,8 @@
 //! Prometheus metrics of the API, served at `/metrics`.
 
+use event_relay::dead_letters::SinkDeadLetters;
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 #[derive(Clone)]
@@ -15,6 +16,11 @@ pub struct Metrics {
     pub store_regressions: IntCounter,
     /// Unfinished transfers the sweep has set aside (transfer process only).
     pub transfers_quarantined: IntGauge,
+    /// Events the in-process relays ever parked, per sink (kept in the
+    /// dead-letter store, so it survives a restart).
+    pub relay_dead_lettered: IntCounterVec,
+    /// Events parked now, per sink, waiting for a replay.
+    pub relay_dead_letters: IntGaugeVec,
 }
 
 /// Latency buckets in seconds, from 0.25 ms to 5 s.
@@ -50,7 +56,23 @@ impl Metrics {
             "transfers_quarantined",
             "Unfinished transfers set aside after failing to resume too many times in a row",
         )?;
+        let relay_dead_lettered = IntCounterVec::new(
+            Opts::new(
+                "relay_dead_lettered_total",
+                "Events an in-process relay parked because its sink refused them for good",
+            ),
+            &["sink"],
+        )?;
+        let relay_dead_letters = IntGaugeVec::new(
+            Opts::new(
+                "relay_dead_letters",
+                "Events parked for an in-process relay's sink, waiting for a replay",
+            ),
+            &["sink"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(relay_dead_lettered.clone()))?;
+        registry.register(Box::new(relay_dead_letters.clone()))?;
         registry.register(Box::new(request_seconds.clone()))?;
         registry.register(Box::new(conflict_retries.clone()))?;
         registry.register(Box::new(lock_unavailable.clone()))?;
@@ -64,6 +86,19 @@ impl Metrics {
             lock_unavailable,
             store_regressions,
             transfers_quarantined,
+            relay_dead_lettered,
+            relay_dead_letters,
         })
+    }
+
+    /// Sets the dead-letter metrics from the store's counts.
+    pub fn observe_dead_letters(&self, counts: &[SinkDeadLetters]) {
+        for count in counts {
+            let total = self.relay_dead_lettered.with_label_values(&[&count.sink]);
+            total.inc_by(count.parked_total.saturating_sub(total.get()));
+            self.relay_dead_letters
+                .with_label_values(&[&count.sink])
+                .set(i64::try_from(count.parked).unwrap_or(i64::MAX));
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
+use event_relay::dead_letters::{DeadLetterError, DeadLetterStore};
 use event_store::StoreError;
 use ledger::{Ledger, LedgerError};
 use read_model::{ReadModel, ReadModelError};
@@ -41,6 +42,8 @@ pub struct AppState {
     pub search_index: Option<Arc<dyn SearchIndex>>,
     pub publisher: Arc<dyn PublisherStatus>,
     pub progress: Progress,
+    /// The in-process relays' dead letters (embedded only).
+    pub dead_letters: Option<Arc<dyn DeadLetterStore>>,
     pub metrics: Metrics,
     /// Authentication and the per-principal rate limit.
     pub access: Access,
@@ -78,6 +81,8 @@ pub enum StartupError {
     TransferJournal(#[from] JournalError),
     #[error(transparent)]
     Bus(#[from] event_bus::BusError),
+    #[error(transparent)]
+    DeadLetters(#[from] DeadLetterError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("cannot listen: {0}")]
@@ -169,6 +174,7 @@ impl Application {
             search_index: adapters.search_index,
             publisher: adapters.publisher,
             progress: adapters.progress,
+            dead_letters: adapters.dead_letters,
             metrics,
             access: plan.access,
         });

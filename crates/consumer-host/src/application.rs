@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
-use event_bus::{run_consumer_with_metrics, BusError, KafkaProbe};
+use event_bus::{run_consumer_with_metrics, BusError, KafkaProbe, ParkedWallets};
 use event_sink::EventSink;
 use tokio::sync::watch;
 use tokio::task::{JoinError, JoinHandle};
@@ -31,6 +31,9 @@ pub struct Service {
     pub dependencies: Vec<Arc<dyn Dependency>>,
     /// The registry `/metrics` exports; the bus's metrics go in it too.
     pub metrics: Metrics,
+    /// The wallets with dead letters, in the service's PostgreSQL: their
+    /// later events are parked behind them (see `event_bus::ParkedWallets`).
+    pub parked: ParkedWallets,
 }
 
 /// Why a consumer could not start.
@@ -75,7 +78,8 @@ impl Application {
         // Listen first: a port taken must not leave a consumer running.
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
         let port = listener.local_addr()?.port();
-        let consumer_config = settings.consumer_config();
+        let mut consumer_config = settings.consumer_config();
+        consumer_config.parked = Some(service.parked.clone());
         let kafka: Arc<dyn Dependency> = Arc::new(KafkaProbe::for_consumer(&consumer_config)?);
         let (shutdown, stopping) = watch::channel(false);
         let consumer = tokio::spawn(run_consumer_with_metrics(
@@ -160,19 +164,22 @@ impl Application {
     }
 }
 
-/// Republishes up to `limit` of the dead letters `handler` parked to the topic.
+/// Republishes up to `limit` of the dead letters `handler` parked to the
+/// topic, marked as replayed for it (its parked wallets take them).
 pub async fn replay_dead_letters(
     settings: &Settings,
     handler: &str,
     limit: usize,
-) -> Result<usize, BusError> {
-    event_bus::replay_dlq(&settings.consumer_config(), handler, limit).await
+) -> Result<usize, HostError> {
+    let mut config = settings.consumer_config();
+    config.parked = Some(ParkedWallets::new(settings.connect_postgres().await?));
+    Ok(event_bus::replay_dlq(&config, handler, limit).await?)
 }
 
 impl ReplayDlqArgs {
     /// The `replay-dlq` subcommand: replays the dead letters of `handler`
     /// (the binary's), then logs how many.
-    pub async fn run(&self, settings: &Settings, handler: &str) -> Result<usize, BusError> {
+    pub async fn run(&self, settings: &Settings, handler: &str) -> Result<usize, HostError> {
         let replayed = replay_dead_letters(settings, handler, self.limit).await?;
         tracing::info!(replayed, "dead letters replayed");
         Ok(replayed)

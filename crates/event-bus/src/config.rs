@@ -3,6 +3,8 @@
 
 use rdkafka::config::ClientConfig;
 
+use crate::parked::ParkedWallets;
+
 /// The topic the relay publishes to and the consumers read.
 pub const TOPIC_DEFAULT: &str = "wallet-events";
 /// Where messages no handler could take are parked.
@@ -85,6 +87,9 @@ pub struct ConsumerConfig {
     pub message_timeout_ms: u64,
     pub linger_ms: u64,
     pub request_timeout_ms: u64,
+    /// Where the wallets with dead letters are kept, so their later events
+    /// are parked behind them; `None`: no such order is kept.
+    pub parked: Option<ParkedWallets>,
 }
 
 impl ConsumerConfig {
@@ -103,6 +108,7 @@ impl ConsumerConfig {
             message_timeout_ms: PRODUCER_MESSAGE_TIMEOUT_MS_DEFAULT,
             linger_ms: PRODUCER_LINGER_MS_DEFAULT,
             request_timeout_ms: KAFKA_REQUEST_TIMEOUT_MS_DEFAULT,
+            parked: None,
         }
     }
 

@@ -122,15 +122,15 @@ enum Processed {
     Interrupted,
 }
 
-enum Attempts {
+pub(crate) enum Attempts {
     Handled,
     Interrupted,
     Failed(DeliveryError),
 }
 
-struct Worker<'a> {
-    config: &'a ConsumerConfig,
-    handler: &'a dyn EventSink,
+pub(crate) struct Worker<'a> {
+    pub(crate) config: &'a ConsumerConfig,
+    pub(crate) handler: &'a dyn EventSink,
     dlq: &'a FutureProducer,
     metrics: &'a ConsumerMetrics,
 }
@@ -141,6 +141,9 @@ impl Worker<'_> {
         messages: &[OwnedMessage],
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Processed, BusError> {
+        let Some(mut parking) = self.parking(messages, shutdown).await else {
+            return Ok(Processed::Interrupted);
+        };
         let mut events = Vec::with_capacity(messages.len());
         let mut sources = Vec::with_capacity(messages.len());
         for message in messages {
@@ -150,7 +153,8 @@ impl Worker<'_> {
                     sources.push(message);
                 }
                 Err(undecodable) => {
-                    self.dead_letter(message, &undecodable.reason).await?;
+                    self.park(message, &undecodable.reason).await?;
+                    parking.parked_from(message);
                     if undecodable.unknown_schema_version {
                         self.metrics
                             .unknown_schema_parked
@@ -160,6 +164,12 @@ impl Worker<'_> {
                 }
             }
         }
+        let routed = self
+            .route_parked(events, sources, &mut parking, shutdown)
+            .await?;
+        let Some((events, sources)) = routed else {
+            return Ok(Processed::Interrupted);
+        };
         if events.is_empty() {
             return Ok(Processed::Done);
         }
@@ -172,7 +182,7 @@ impl Worker<'_> {
             Attempts::Failed(error) => error,
         };
         if let ([_single], [source]) = (events.as_slice(), sources.as_slice()) {
-            self.dead_letter(source, &failure.to_string()).await?;
+            self.park(source, &failure.to_string()).await?;
             return Ok(Processed::Done);
         }
         tracing::warn!(
@@ -182,13 +192,20 @@ impl Worker<'_> {
             "batch failed after its retries; handling its messages one by one"
         );
         for (event, source) in events.iter().zip(sources) {
+            if parking.is_parked(source) {
+                self.park_behind(source).await?;
+                continue;
+            }
             match self
                 .handle_with_retries(std::slice::from_ref(event), shutdown)
                 .await
             {
                 Attempts::Handled => self.count_processed(std::slice::from_ref(event)),
                 Attempts::Interrupted => return Ok(Processed::Interrupted),
-                Attempts::Failed(error) => self.dead_letter(source, &error.to_string()).await?,
+                Attempts::Failed(error) => {
+                    self.park(source, &error.to_string()).await?;
+                    parking.parked_from(source);
+                }
             }
         }
         Ok(Processed::Done)
@@ -198,7 +215,7 @@ impl Worker<'_> {
     /// failure is retried without end (capped backoff, the consumer's other
     /// partitions waiting too, nothing committed, `/health` degraded), a
     /// permanent one `handler_attempts_max` times.
-    async fn handle_with_retries(
+    pub(crate) async fn handle_with_retries(
         &self,
         events: &[RecordedEvent],
         shutdown: &mut watch::Receiver<bool>,
@@ -244,7 +261,11 @@ impl Worker<'_> {
 
     /// Parks `message` on the DLQ with why and where from; waits for the
     /// broker's acknowledgement, since the offset is committed next.
-    async fn dead_letter(&self, message: &OwnedMessage, error: &str) -> Result<(), BusError> {
+    pub(crate) async fn dead_letter(
+        &self,
+        message: &OwnedMessage,
+        error: &str,
+    ) -> Result<(), BusError> {
         let mut dlq_headers = headers::copy_without(message.headers(), &DLQ_HEADERS);
         for (name, value) in [
             (
@@ -286,7 +307,7 @@ impl Worker<'_> {
         Ok(())
     }
 
-    fn count_processed(&self, events: &[RecordedEvent]) {
+    pub(crate) fn count_processed(&self, events: &[RecordedEvent]) {
         let name = self.handler.name();
         self.metrics
             .processed

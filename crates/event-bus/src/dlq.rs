@@ -12,7 +12,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::ConsumerConfig;
 use crate::consumer::blocking;
-use crate::headers::{self, DLQ_HEADERS, HEADER_HANDLER};
+use crate::headers::{self, DLQ_HEADERS, HEADER_HANDLER, HEADER_REPLAYED_FOR};
 use crate::BusError;
 
 /// Bound on waiting for the next dead letter known to be there.
@@ -44,6 +44,9 @@ pub async fn replay_dlq(
     let group = config.dlq_replay_group_id();
     let consumer: Arc<StreamConsumer> = Arc::new(config.consumer_client_config(&group).create()?);
     let producer: FutureProducer = config.producer_client_config().create()?;
+    if let Some(parked) = &config.parked {
+        parked.unstall(handler).await?;
+    }
     let plans = plan(&consumer, config).await?;
     let mut assignment = TopicPartitionList::with_capacity(plans.len());
     for plan in &plans {
@@ -84,7 +87,11 @@ pub async fn replay_dlq(
         }
         let parked_by = headers::value(message.headers(), HEADER_HANDLER);
         if parked_by.as_deref() == Some(handler) {
-            let original_headers = headers::copy_without(message.headers(), &DLQ_HEADERS);
+            let original_headers = headers::with(
+                headers::copy_without(message.headers(), &DLQ_HEADERS),
+                HEADER_REPLAYED_FOR,
+                handler,
+            );
             let mut record: FutureRecord<'_, [u8], [u8]> =
                 FutureRecord::to(&config.topic).headers(original_headers);
             if let Some(key) = message.key() {

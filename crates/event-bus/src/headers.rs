@@ -15,8 +15,13 @@ pub const HEADER_SOURCE_OFFSET: &str = "source-offset";
 /// The handler that gave up on the message.
 pub const HEADER_HANDLER: &str = "handler";
 
-/// Headers the DLQ adds; a replay strips them again.
-pub(crate) const DLQ_HEADERS: [&str; 5] = [
+/// On a dead letter put back by a replay: the handler it was replayed for,
+/// which takes it even though its wallet is parked.
+pub const HEADER_REPLAYED_FOR: &str = "replayed-for";
+
+/// Headers the DLQ (or a replay) adds; a replay (or the DLQ) strips them again.
+pub(crate) const DLQ_HEADERS: [&str; 6] = [
+    HEADER_REPLAYED_FOR,
     HEADER_ERROR,
     HEADER_SOURCE_TOPIC,
     HEADER_SOURCE_PARTITION,

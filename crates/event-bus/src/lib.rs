@@ -24,6 +24,7 @@ mod consumer;
 mod dlq;
 mod headers;
 mod metrics;
+mod parked;
 mod probe;
 mod publisher;
 
@@ -40,9 +41,11 @@ pub use consumer::{run_consumer, run_consumer_with_metrics};
 pub use dlq::replay_dlq;
 pub use headers::{
     HEADER_ERROR, HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_HANDLER, HEADER_POSITION,
-    HEADER_SCHEMA_VERSION, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
+    HEADER_REPLAYED_FOR, HEADER_SCHEMA_VERSION, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION,
+    HEADER_SOURCE_TOPIC,
 };
 pub use metrics::{ConsumerMetrics, PublisherMetrics};
+pub use parked::ParkedWallets;
 pub use probe::KafkaProbe;
 pub use publisher::KafkaPublisher;
 

@@ -18,10 +18,16 @@
 //! ([`EventSink::deliver_stored`]'s default) and fails on what it cannot read.
 //!
 //! The sinks implement the one delivery contract, [`event_sink::EventSink`],
-//! which the Kafka consumers' loop uses too. This loop retries every failure,
-//! transient or permanent, after [`RelayLimits::retry_backoff_ms`]: it has no
-//! dead-letter place, and skipping an event would leave a sink behind the log.
+//! which the Kafka consumers' loop uses too. This loop retries a transient
+//! failure after [`RelayLimits::retry_backoff_ms`], without end. A permanent
+//! one, with a dead-letter store ([`dead_letters`]; the embedded default's
+//! projections), parks the event the sink refuses and every later event of
+//! its wallet, and the sink goes on; [`replay_dead_letters`] hands them back
+//! in order. Without one (the Kafka publisher), it is retried like the rest.
 
+pub mod dead_letters;
+mod outlet;
+mod replay;
 mod source;
 
 use std::sync::Arc;
@@ -31,7 +37,11 @@ use event_sink::{DeliveryError, EventSink};
 use event_store::{EventStore, StoreError, StoredEvent, READ_ALL_BATCH_MAX};
 use tokio::sync::watch;
 
+use crate::dead_letters::{DeadLetterError, DeadLetterStore};
 use crate::source::BatchSource;
+
+pub use outlet::Outlet;
+pub use replay::{replay_dead_letters, ReplayOutcome};
 
 /// Limits of one relay loop.
 #[derive(Debug, Clone, Copy)]
@@ -72,12 +82,16 @@ impl RelayLimits {
     }
 }
 
+/// Why a relay's batch (or a replay) did not go through; the relay starts
+/// again from the checkpoint after any of them.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Sink(#[from] DeliveryError),
+    #[error(transparent)]
+    DeadLetters(#[from] DeadLetterError),
     #[error("the event store's live feed ended")]
     FeedEnded,
     /// A feed broke its promise of strictly increasing positions: the relay
@@ -90,24 +104,27 @@ pub enum RelayError {
 /// each delivered position on `progress` (readers use it to wait for a sink
 /// to catch up). The batch in hand is always finished first. After any
 /// failure the relay pauses and starts again from the sink's checkpoint,
-/// dropping a live feed and opening a new one.
+/// dropping a live feed and opening a new one. With `dead_letters`, what
+/// the sink refuses for good is parked there (see [`Outlet::new`]).
 pub async fn run_relay(
     store: Arc<dyn EventStore>,
     sink: Arc<dyn EventSink>,
+    dead_letters: Option<Arc<dyn DeadLetterStore>>,
     limits: RelayLimits,
     progress: watch::Sender<u64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    if let Ok(checkpoint) = sink.checkpoint().await {
+    let outlet = Outlet::new(sink.as_ref(), dead_letters.as_deref());
+    if let Ok(checkpoint) = outlet.checkpoint().await {
         progress.send_replace(checkpoint);
     }
     let mut source = BatchSource::new();
     while !stopping(&shutdown) {
         let delivered = match source
-            .next_batch(store.as_ref(), sink.as_ref(), &limits, &mut shutdown)
+            .next_batch(store.as_ref(), outlet, &limits, &mut shutdown)
             .await
         {
-            Ok(batch) => deliver(sink.as_ref(), &batch).await,
+            Ok(batch) => outlet.deliver(&batch).await,
             Err(error) => Err(error),
         };
         match delivered {
@@ -136,46 +153,39 @@ fn stopping(shutdown: &watch::Receiver<bool>) -> bool {
     *shutdown.borrow() || shutdown.has_changed().is_err()
 }
 
-/// Hands a batch to the sink; its last position, `None` for an empty batch.
-async fn deliver(sink: &dyn EventSink, batch: &[StoredEvent]) -> Result<Option<u64>, RelayError> {
-    let Some(last) = batch.last().map(|event| event.position) else {
-        return Ok(None);
-    };
-    sink.deliver_stored(batch).await?;
-    Ok(Some(last))
-}
-
-/// Up to `batch_size_max` events after the sink's checkpoint, read from the log.
+/// Up to `batch_size_max` events after the outlet's checkpoint, read from the log.
 async fn read_after_checkpoint(
     store: &dyn EventStore,
-    sink: &dyn EventSink,
+    outlet: Outlet<'_>,
     batch_size_max: usize,
 ) -> Result<Vec<StoredEvent>, RelayError> {
-    let checkpoint = sink.checkpoint().await?;
+    let checkpoint = outlet.checkpoint().await?;
     Ok(store.read_all_stored(checkpoint, batch_size_max).await?)
 }
 
-/// Delivers the next batch after the sink's checkpoint, if any; returns its
+/// Delivers the next batch after the outlet's checkpoint, if any; returns its
 /// last position. Tests and tools call it to drain a sink without sleeping.
-pub async fn relay_once(
+pub async fn relay_once<'a>(
     store: &dyn EventStore,
-    sink: &dyn EventSink,
+    outlet: impl Into<Outlet<'a>>,
     batch_size_max: usize,
 ) -> Result<Option<u64>, RelayError> {
-    let batch = read_after_checkpoint(store, sink, batch_size_max).await?;
-    deliver(sink, &batch).await
+    let outlet = outlet.into();
+    let batch = read_after_checkpoint(store, outlet, batch_size_max).await?;
+    outlet.deliver(&batch).await
 }
 
-/// Delivers batches until the sink has caught up with the log.
-pub async fn drain(
+/// Delivers batches until the outlet has caught up with the log.
+pub async fn drain<'a>(
     store: &dyn EventStore,
-    sink: &dyn EventSink,
+    outlet: impl Into<Outlet<'a>>,
     batch_size_max: usize,
     batches_max: usize,
 ) -> Result<u64, RelayError> {
-    let mut last = sink.checkpoint().await?;
+    let outlet = outlet.into();
+    let mut last = outlet.checkpoint().await?;
     for _ in 0..batches_max {
-        match relay_once(store, sink, batch_size_max).await? {
+        match relay_once(store, outlet, batch_size_max).await? {
             Some(position) => last = position,
             None => return Ok(last),
         }

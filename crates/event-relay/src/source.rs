@@ -20,7 +20,7 @@ use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::{read_after_checkpoint, EventSink, RelayError, RelayLimits};
+use crate::{read_after_checkpoint, Outlet, RelayError, RelayLimits};
 
 pub(crate) enum BatchSource {
     /// The store's live feed; `None` until it is opened (again) from the
@@ -56,17 +56,17 @@ impl BatchSource {
     pub(crate) async fn next_batch(
         &mut self,
         store: &dyn EventStore,
-        sink: &dyn EventSink,
+        outlet: Outlet<'_>,
         limits: &RelayLimits,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Vec<StoredEvent>, RelayError> {
         match self {
             Self::Feed(Some(feed)) => feed.next_batch(limits, shutdown).await,
             Self::Feed(closed @ None) => {
-                let checkpoint = sink.checkpoint().await?;
+                let checkpoint = outlet.checkpoint().await?;
                 match store.subscribe_all(checkpoint).await {
                     Some(events) => {
-                        tracing::info!(sink = sink.name(), checkpoint, "live feed opened");
+                        tracing::info!(sink = outlet.sink().name(), checkpoint, "live feed opened");
                         let feed = closed.insert(OpenFeed {
                             events,
                             after: checkpoint,
@@ -83,7 +83,7 @@ impl BatchSource {
                 }
             }
             Self::Poll { appended } => {
-                let batch = read_after_checkpoint(store, sink, limits.batch_size()).await?;
+                let batch = read_after_checkpoint(store, outlet, limits.batch_size()).await?;
                 if batch.is_empty() {
                     wait_for_appends(appended, limits, shutdown).await;
                 }

@@ -327,6 +327,7 @@ fn start(store: &Arc<FeedStore>, sink: &Arc<RecordingSink>) -> Relay {
     let task = tokio::spawn(run_relay(
         Arc::clone(store) as Arc<dyn EventStore>,
         Arc::clone(sink) as Arc<dyn EventSink>,
+        None,
         limits(),
         progress_sender,
         stopping,

@@ -11,9 +11,10 @@
 //! A failure is classified once, by the sink that knows its cause
 //! ([`DeliveryError::transient`] or [`DeliveryError::permanent`]); each loop
 //! decides what that means for it: both retry a transient failure without end
-//! with capped backoff, and only the Kafka loop, which has a dead-letter
-//! topic, parks the message a permanent failure still refuses after its
-//! attempts. The in-process relay, which has none, retries every failure.
+//! with capped backoff; a permanent failure parks what the sink refuses as a
+//! dead letter (the Kafka loop on its dead-letter topic after its attempts,
+//! the in-process relay in its dead-letter store when it has one), with every
+//! later event of the same wallet behind it, and the sink goes on.
 
 use async_trait::async_trait;
 use event_store::{RecordedEvent, StoredEvent};
@@ -41,7 +42,7 @@ impl DeliveryError {
     }
 
     /// A failure that would repeat on the same events (undecodable, a
-    /// constraint): on Kafka, dead-lettered after its attempts.
+    /// constraint): dead-lettered (on Kafka after its attempts).
     pub fn permanent(sink: &'static str, error: impl Into<DeliveryCause>) -> Self {
         Self::classified(sink, error, false)
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use event_bus::{
     replay_dlq, run_consumer, run_consumer_with_metrics, ConsumerConfig, ConsumerMetrics,
-    KafkaPublisher, PublisherConfig, PublisherMetrics,
+    KafkaPublisher, ParkedWallets, PublisherConfig, PublisherMetrics,
 };
 use event_sink::{DeliveryError, EventSink};
 use event_store::{AppendRequest, EventStore, PostgresEventStore, RecordedEvent, StreamAppend};
@@ -598,6 +598,181 @@ async fn a_message_the_handler_refuses_goes_to_the_dlq_and_replay_puts_it_back()
         "only the replayed event comes again"
     );
     assert_eq!(dead_lettered.get(), 1, "the garbage is parked again");
+}
+
+/// Runs a consumer with `handler` until `condition` holds, then a quiet period, then stops it.
+async fn consume_until(
+    config: &ConsumerConfig,
+    handler: Arc<Recorder>,
+    metrics: &ConsumerMetrics,
+    what: &str,
+    condition: impl FnMut() -> bool,
+) {
+    let (stop, stopping) = watch::channel(false);
+    let consumer = tokio::spawn(run_consumer_with_metrics(
+        config.clone(),
+        handler,
+        metrics.clone(),
+        stopping,
+    ));
+    wait_until(what, condition).await;
+    tokio::time::sleep(QUIET_PERIOD).await;
+    stop.send_replace(true);
+    consumer
+        .await
+        .expect("the consumer task ends")
+        .expect("the consumer stops cleanly");
+}
+
+async fn parked_letters(pool: &sqlx::PgPool) -> Vec<(String, i64)> {
+    sqlx::query_as("SELECT wallet_id, letters FROM bus_parked_wallets WHERE handler = $1")
+        .bind(HANDLER)
+        .fetch_all(pool)
+        .await
+        .expect("read the parked wallets")
+}
+
+#[tokio::test]
+async fn a_wallets_events_after_a_dead_letter_are_parked_behind_it_and_replayed_in_order() {
+    let (Some(brokers), Some(url)) = (require_env("KAFKA_BROKERS"), require_env("DATABASE_URL"))
+    else {
+        return;
+    };
+    let database = TestDatabase::create(&url).await;
+    let pool = postgres_support::connect(&database.url, POOL_CONNECTIONS_MAX)
+        .await
+        .expect("connect and migrate the test database");
+    let topic = create_topic(&brokers, "wallex_it_parked", TOPIC_PARTITIONS).await;
+    let dlq_topic = create_topic(&brokers, "wallex_it_parked_dlq", 1).await;
+    let group = unique_name("wallex_it_group");
+    let run = unique_name("run");
+    // w0 v1, w1 v1, w0 v2 (refused for good), w1 v2, w0 v3, w1 v3, w0 v4, w1 v4.
+    let log = interleaved_log(&run, 2, 4, 1);
+    let poisoned = log[2].clone();
+    let parked_wallet = poisoned.event.wallet_id.to_string();
+    produce(&brokers, &topic, &log).await;
+    let mut config = consumer_config(&brokers, &topic, &dlq_topic, &group);
+    config.parked = Some(ParkedWallets::new(pool.clone()));
+
+    let recorder = Arc::new(Recorder::poisoned(poisoned.event.event_id));
+    let metrics = ConsumerMetrics::unregistered().expect("metrics");
+    let dead_lettered = metrics.dead_lettered.with_label_values(&[HANDLER]);
+    consume_until(
+        &config,
+        recorder.clone(),
+        &metrics,
+        "the other wallet flows and w0 from v2 on is parked",
+        || recorder.handled_count() >= 5 && dead_lettered.get() >= 3,
+    )
+    .await;
+
+    let handled = versions_by_wallet(&recorder.handled());
+    let other_wallet = log[1].event.wallet_id.to_string();
+    assert_eq!(
+        handled[&parked_wallet],
+        vec![1],
+        "w0 stops before its dead letter"
+    );
+    assert_eq!(handled[&other_wallet], vec![1, 2, 3, 4], "not blocked");
+    assert_eq!(dead_lettered.get(), 3);
+    let letters = read_topic(&brokers, &dlq_topic, 3).await;
+    let parked_versions: Vec<u64> = letters
+        .iter()
+        .map(|letter| {
+            assert_eq!(
+                letter.key(),
+                Some(parked_wallet.as_bytes()),
+                "keyed by wallet"
+            );
+            let value = std::str::from_utf8(letter.payload().expect("a value")).expect("UTF-8");
+            RecordedEvent::from_json(value)
+                .expect("an event")
+                .stream_version
+        })
+        .collect();
+    assert_eq!(parked_versions, vec![2, 3, 4], "parked in order");
+    let behind = header(&letters[1], "error").expect("an error header");
+    assert!(behind.contains("earlier event"), "error header: {behind}");
+    assert_eq!(
+        parked_letters(&pool).await,
+        vec![(parked_wallet.clone(), 3)]
+    );
+
+    // The cause is fixed: a replay re-applies w0's letters in order and w0 flows again.
+    assert_eq!(replay_dlq(&config, HANDLER, 100).await.expect("replay"), 3);
+    let fixed = Arc::new(Recorder::default());
+    let metrics = ConsumerMetrics::unregistered().expect("metrics");
+    let dead_lettered = metrics.dead_lettered.with_label_values(&[HANDLER]);
+    consume_until(
+        &config,
+        fixed.clone(),
+        &metrics,
+        "the replayed letters are handled",
+        || fixed.handled_count() >= 3,
+    )
+    .await;
+    let replayed = versions_by_wallet(&fixed.handled());
+    assert_eq!(replayed[&parked_wallet], vec![2, 3, 4], "in order");
+    assert_eq!(dead_lettered.get(), 0, "nothing parked again");
+    assert!(
+        parked_letters(&pool).await.is_empty(),
+        "w0 is no longer parked"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_schema_version_parks_its_wallets_later_events_not_its_earlier_ones() {
+    let (Some(brokers), Some(url)) = (require_env("KAFKA_BROKERS"), require_env("DATABASE_URL"))
+    else {
+        return;
+    };
+    let database = TestDatabase::create(&url).await;
+    let pool = postgres_support::connect(&database.url, POOL_CONNECTIONS_MAX)
+        .await
+        .expect("connect and migrate the test database");
+    let topic = create_topic(&brokers, "wallex_it_future_parked", TOPIC_PARTITIONS).await;
+    let dlq_topic = create_topic(&brokers, "wallex_it_future_parked_dlq", 1).await;
+    let group = unique_name("wallex_it_group");
+    let run = unique_name("run");
+    // w0 v1, w1 v1, w0 v2 (written by a newer build), w1 v2, w0 v3, w1 v3: one batch.
+    let log = interleaved_log(&run, 2, 3, 1);
+    let wallet = log[0].event.wallet_id.to_string();
+    let current = log[2].to_json().expect("the event encodes");
+    let future = current.replace("\"schemaVersion\":1", "\"schemaVersion\":2");
+    assert_ne!(future, current, "the schema version is in the JSON");
+    produce(&brokers, &topic, &log[..2]).await;
+    produce_raw(&brokers, &topic, &wallet, &future).await;
+    produce(&brokers, &topic, &log[3..]).await;
+    let mut config = consumer_config(&brokers, &topic, &dlq_topic, &group);
+    config.parked = Some(ParkedWallets::new(pool.clone()));
+
+    let recorder = Arc::new(Recorder::default());
+    let metrics = ConsumerMetrics::unregistered().expect("metrics");
+    let dead_lettered = metrics.dead_lettered.with_label_values(&[HANDLER]);
+    consume_until(
+        &config,
+        recorder.clone(),
+        &metrics,
+        "w1 and w0 v1 handled, w0 from v2 on parked",
+        || recorder.handled_count() >= 4 && dead_lettered.get() >= 2,
+    )
+    .await;
+
+    let handled = versions_by_wallet(&recorder.handled());
+    assert_eq!(handled[&wallet], vec![1], "the earlier event is handled");
+    assert_eq!(handled[&log[1].event.wallet_id.to_string()], vec![1, 2, 3]);
+    let letters = read_topic(&brokers, &dlq_topic, 2).await;
+    assert_eq!(
+        letters[0].payload(),
+        Some(future.as_bytes()),
+        "the newer one first"
+    );
+    let behind = header(&letters[1], "error").expect("an error header");
+    assert!(
+        behind.contains("earlier event"),
+        "then v3 behind it: {behind}"
+    );
+    assert_eq!(parked_letters(&pool).await, vec![(wallet, 2)]);
 }
 
 #[tokio::test]

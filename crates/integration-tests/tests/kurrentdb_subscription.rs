@@ -218,6 +218,7 @@ async fn relay_until(store: &Arc<KurrentDbEventStore>, sink: &Arc<MemorySink>, p
     let relay = tokio::spawn(run_relay(
         Arc::clone(store) as Arc<dyn EventStore>,
         Arc::clone(sink) as Arc<dyn EventSink>,
+        None,
         limits,
         progress_sender,
         stopping,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use consumer_host::{dependency, Application, HostError, Service};
+use event_bus::ParkedWallets;
 use ledger::{Ledger, PostgresLedger};
 
 use crate::config::{Config, PROFILE};
@@ -13,11 +14,16 @@ use crate::metrics::Metrics;
 /// Connects (and migrates) PostgreSQL and starts consuming.
 pub async fn build(config: &Config) -> Result<Application, HostError> {
     let pool = config.settings.connect_postgres().await?;
-    build_with(config, Arc::new(PostgresLedger::new(pool)))
+    let parked = ParkedWallets::new(pool.clone());
+    build_with(config, Arc::new(PostgresLedger::new(pool)), parked)
 }
 
-/// Starts on a ledger already opened.
-pub fn build_with(config: &Config, ledger: Arc<dyn Ledger>) -> Result<Application, HostError> {
+/// Starts on a ledger already opened, its parked wallets in `parked`.
+pub fn build_with(
+    config: &Config,
+    ledger: Arc<dyn Ledger>,
+    parked: ParkedWallets,
+) -> Result<Application, HostError> {
     let metrics = Metrics::new()?;
     let handler = Arc::new(LedgerHandler::new(Arc::clone(&ledger), metrics.clone()));
     // The ledger's PostgreSQL answers with the checkpoint.
@@ -30,6 +36,7 @@ pub fn build_with(config: &Config, ledger: Arc<dyn Ledger>) -> Result<Applicatio
         handler,
         dependencies: vec![postgres],
         metrics: metrics.host,
+        parked,
     };
     Application::start(&config.settings, service)
 }

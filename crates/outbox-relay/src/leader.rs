@@ -183,6 +183,8 @@ async fn lead(
     let mut relay = AbortOnDrop(tokio::spawn(run_relay(
         store,
         sink,
+        // The publisher moves bytes: Kafka refuses none of them for good.
+        None,
         limits,
         progress,
         relay_stopping,

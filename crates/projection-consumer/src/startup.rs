@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use consumer_host::{dependency, Application, HostError, Service};
+use event_bus::ParkedWallets;
 use read_model::{PostgresReadModel, ReadModel};
 use search_index::{ElasticsearchIndex, SearchIndex, SearchIndexError};
 
@@ -27,6 +28,7 @@ pub async fn build(config: &Config) -> Result<Application, StartupError> {
         .connect_postgres()
         .await
         .map_err(HostError::from)?;
+    let parked = ParkedWallets::new(pool.clone());
     let read_model: Arc<dyn ReadModel> = Arc::new(PostgresReadModel::new(pool));
     let search_index = ElasticsearchIndex::connect_with_timeout(
         &config.elasticsearch_url,
@@ -34,14 +36,16 @@ pub async fn build(config: &Config) -> Result<Application, StartupError> {
         config.elasticsearch_request_timeout_ms,
     )?;
     search_index.ensure_indices().await?;
-    build_with(config, read_model, Arc::new(search_index))
+    build_with(config, read_model, Arc::new(search_index), parked)
 }
 
-/// Starts on a read model and a search index already opened.
+/// Starts on a read model and a search index already opened, the parked
+/// wallets of both in `parked`.
 pub fn build_with(
     config: &Config,
     read_model: Arc<dyn ReadModel>,
     search_index: Arc<dyn SearchIndex>,
+    parked: ParkedWallets,
 ) -> Result<Application, StartupError> {
     let metrics = Metrics::new().map_err(HostError::from)?;
     let handler = Arc::new(ProjectionHandler::new(
@@ -67,6 +71,7 @@ pub fn build_with(
         handler,
         dependencies: vec![postgres, elasticsearch],
         metrics: metrics.host,
+        parked,
     };
     Ok(Application::start(&config.settings, service)?)
 }

@@ -39,6 +39,30 @@ fn transfers_report(state: &AppState) -> Value {
     }
 }
 
+/// Events the in-process relays parked because a sink refused them for good
+/// (embedded only): the service serves on, but the named sinks are behind
+/// until `command-api replay-dead-letters` hands them back. Refreshes the
+/// dead-letter metrics on the way.
+async fn dead_letters_report(state: &AppState) -> Value {
+    let Some(dead_letters) = &state.dead_letters else {
+        return json!({ "status": "not in process" });
+    };
+    match dead_letters.counts().await {
+        Ok(counts) => {
+            state.metrics.observe_dead_letters(&counts);
+            let parked: u64 = counts.iter().map(|count| count.parked).sum();
+            let sinks: serde_json::Map<String, Value> = counts
+                .iter()
+                .filter(|count| count.parked > 0)
+                .map(|count| (count.sink.clone(), json!(count.parked)))
+                .collect();
+            let status = if parked == 0 { "ok" } else { "degraded" };
+            json!({ "status": status, "parked": parked, "sinks": sinks })
+        }
+        Err(error) => json!({ "status": "unknown", "error": error.to_string() }),
+    }
+}
+
 /// Whether the service can take commands (its event store answers), and how
 /// far events have flowed to their consumers.
 #[utoipa::path(get, path = "/health", tag = "operations",
@@ -47,14 +71,18 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = state.wallets.store();
     match store.head_position().await {
         Ok(head) => {
-            let (publisher, search_index) =
-                tokio::join!(state.publisher.report(), search_index_report(&state));
+            let (publisher, search_index, dead_letters) = tokio::join!(
+                state.publisher.report(),
+                search_index_report(&state),
+                dead_letters_report(&state)
+            );
             HttpResponse::Ok().json(json!({
                 "status": "ok",
                 "eventStore": { "kind": store.kind(), "status": "up", "headPosition": head },
                 "publisher": publisher,
                 "searchIndex": search_index,
                 "transfers": transfers_report(&state),
+                "deadLetters": dead_letters,
             }))
         }
         Err(error) => HttpResponse::ServiceUnavailable().json(json!({
@@ -96,6 +124,12 @@ pub async fn publisher_stats(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    if let Some(dead_letters) = &state.dead_letters {
+        match dead_letters.counts().await {
+            Ok(counts) => state.metrics.observe_dead_letters(&counts),
+            Err(error) => tracing::warn!(%error, "cannot count the dead letters for /metrics"),
+        }
+    }
     HttpResponse::Ok()
         .content_type(ContentType::plaintext())
         .body(observability::render_metrics(&state.metrics.registry))

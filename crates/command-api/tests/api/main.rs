@@ -7,6 +7,7 @@ mod capture_process;
 mod concurrency;
 mod contract;
 mod cross_origin;
+mod dead_letters;
 mod helpers;
 mod holds;
 mod idempotency;

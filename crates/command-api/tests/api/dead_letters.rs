@@ -1,0 +1,175 @@
+//! An event of a schema version this build cannot read (written by a newer
+//! build, then a downgrade) is parked by the ledger, read model and search
+//! index relays; the others flow, `/health` and `/metrics` say so, and
+//! `replay-dead-letters` hands the parked events back once they read.
+
+use std::path::Path;
+use std::time::Duration;
+
+use command_api::config::{ReplayDeadLettersArgs, DEAD_LETTER_REPLAY_LIMIT_DEFAULT};
+use command_api::Config;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::{json_of, spawn_app, spawn_app_in, TestApp};
+
+/// How long the relays get to park the newer event, in milliseconds.
+const PARKED_WAIT_MS: u64 = 10_000;
+const POLL_INTERVAL_MS: u64 = 50;
+const SINKS: usize = 3;
+
+/// Appends `payload` to the log as wallet `w-newer`'s first event.
+fn write_raw(data_dir: &Path, payload: &str, event_id: Uuid) {
+    let connection = rusqlite::Connection::open(data_dir.join("events.db")).expect("open the log");
+    connection
+        .execute(
+            "INSERT INTO events (event_id, stream_id, version, event_type, payload, recorded_at) \
+             VALUES (?1, 'w-newer', 1, 'WalletCreated', ?2, '2026-11-30T12:00:00Z')",
+            rusqlite::params![event_id.to_string(), payload],
+        )
+        .expect("write the newer event");
+}
+
+/// The first event of `stream_id` as stored.
+fn stored_payload(data_dir: &Path, stream_id: &str) -> String {
+    let connection = rusqlite::Connection::open(data_dir.join("events.db")).expect("open the log");
+    connection
+        .query_row(
+            "SELECT payload FROM events WHERE stream_id = ?1 AND version = 1",
+            [stream_id],
+            |row| row.get(0),
+        )
+        .expect("a stored creation")
+}
+
+async fn health(app: &TestApp) -> Value {
+    json_of(app.get("/health").send().await.expect("sent"))
+        .await
+        .1
+}
+
+async fn wait_for_parked(app: &TestApp, parked: u64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(PARKED_WAIT_MS);
+    loop {
+        let report = health(app).await;
+        if report["deadLetters"]["parked"] == json!(parked) {
+            return report;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not {parked} parked within {PARKED_WAIT_MS} ms: {report}"
+        );
+        tokio::time::sleep(Duration::from_millis(POLL_INTERVAL_MS)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_newer_schema_version_is_parked_by_every_sink_shown_in_health_and_replayed_once_it_reads()
+{
+    let app = spawn_app().await;
+    let data_dir = app.data_dir.clone();
+    app.create_wallet("b", "o", json!(10)).await;
+    let temp = app.stop().await;
+    let payload_v1 = stored_payload(&data_dir, "b");
+    let event_id = Uuid::now_v7();
+    let readable = payload_v1
+        .replace(r#""walletId":"b""#, r#""walletId":"w-newer""#)
+        .replace(&event_id_of(&payload_v1), &event_id.to_string());
+    let newer = readable.replace(r#""schemaVersion":1"#, r#""schemaVersion":2"#);
+    assert_ne!(
+        newer, payload_v1,
+        "the payload names its version and wallet"
+    );
+    write_raw(&data_dir, &newer, event_id);
+
+    let app = spawn_app_in(&data_dir).await;
+    app.credit("b", json!(5)).await;
+    let report = wait_for_parked(&app, SINKS as u64).await;
+    assert_eq!(report["status"], "ok", "commands are still taken");
+    assert_eq!(
+        report["deadLetters"],
+        json!({
+            "status": "degraded",
+            "parked": SINKS,
+            "sinks": { "ledger": 1, "read-model": 1, "search-index": 1 },
+        })
+    );
+    assert_eq!(app.balance_text("b").await, "15.00", "wallet b flows");
+    let metrics = app
+        .get("/metrics")
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    for sink in ["ledger", "read-model", "search-index"] {
+        for line in [
+            format!("wallex_relay_dead_letters{{sink=\"{sink}\"}} 1"),
+            format!("wallex_relay_dead_lettered_total{{sink=\"{sink}\"}} 1"),
+        ] {
+            assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+        }
+    }
+    app.stop().await;
+
+    let config = Config::embedded_for_test(data_dir.clone());
+    let args = ReplayDeadLettersArgs {
+        sink: None,
+        limit: DEAD_LETTER_REPLAY_LIMIT_DEFAULT,
+    };
+    let refused = command_api::dead_letters::replay(&config, &args)
+        .await
+        .expect("replayed");
+    assert!(
+        refused
+            .iter()
+            .all(|(_, outcome)| (outcome.replayed, outcome.still_parked) == (0, 1)),
+        "still unreadable, still parked: {refused:?}"
+    );
+
+    // What a newer build reads: the parked copy rewritten in version 1.
+    let dead_letters =
+        rusqlite::Connection::open(data_dir.join("dead_letters.db")).expect("open dead letters");
+    dead_letters
+        .execute("UPDATE dead_letters SET payload = ?1", [&readable])
+        .expect("rewrite");
+    let replayed = command_api::dead_letters::replay(&config, &args)
+        .await
+        .expect("replayed");
+    let sinks: Vec<_> = replayed
+        .iter()
+        .map(|(sink, outcome)| (*sink, outcome.replayed, outcome.still_parked))
+        .collect();
+    assert_eq!(
+        sinks,
+        [
+            ("ledger", 1, 0),
+            ("read-model", 1, 0),
+            ("search-index", 1, 0)
+        ]
+    );
+
+    let app = spawn_app_in(&data_dir).await;
+    let report = health(&app).await;
+    assert_eq!(
+        report["deadLetters"],
+        json!({ "status": "ok", "parked": 0, "sinks": {} })
+    );
+    // The read model has it now (the event store still holds the unreadable bytes).
+    let (_, list) = json_of(app.get("/wallets").send().await.expect("sent")).await;
+    let ids: Vec<&str> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|wallet| wallet["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"w-newer"), "{list}");
+    app.stop().await;
+    drop(temp);
+}
+
+fn event_id_of(payload: &str) -> String {
+    let value: Value = serde_json::from_str(payload).expect("JSON");
+    value["eventId"].as_str().expect("an event id").to_owned()
+}

@@ -1,0 +1,75 @@
+//! Handing a sink's dead letters back to it, once what refused them is fixed.
+
+use std::collections::HashSet;
+
+use event_sink::EventSink;
+
+use crate::dead_letters::DeadLetterStore;
+use crate::RelayError;
+
+/// What one replay of a sink's dead letters did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayOutcome {
+    /// Dead letters the sink took, and so removed.
+    pub replayed: usize,
+    /// Dead letters left: refused again, or behind one of their wallet that was.
+    pub still_parked: usize,
+}
+
+/// Hands up to `letters_max` of the dead letters of `sink` back to it, one
+/// by one in position order, removing each once the sink took it. A letter
+/// refused for good again stays, and so do the later letters of its wallet
+/// (its order holds); other wallets' go on. A transient refusal stops the
+/// replay with that error: what was taken is removed, the rest stays.
+///
+/// Safe beside a running relay of the same sink: the relay reads the parked
+/// wallets again for every batch, a letter is removed only after the sink
+/// took it, and so a wallet's new events are parked behind its letters until
+/// the last of them is taken.
+///
+/// # Errors
+/// A transient refusal, or the dead-letter store failing.
+pub async fn replay_dead_letters(
+    sink: &dyn EventSink,
+    dead_letters: &dyn DeadLetterStore,
+    letters_max: usize,
+) -> Result<ReplayOutcome, RelayError> {
+    let letters = dead_letters.list(sink.name(), letters_max).await?;
+    let mut blocked: HashSet<String> = HashSet::new();
+    let mut outcome = ReplayOutcome {
+        replayed: 0,
+        still_parked: 0,
+    };
+    for letter in letters {
+        if blocked.contains(&letter.wallet_id) {
+            outcome.still_parked += 1;
+            continue;
+        }
+        match sink
+            .deliver_stored(std::slice::from_ref(&letter.event))
+            .await
+        {
+            Ok(()) => {
+                dead_letters
+                    .remove(sink.name(), letter.event.position)
+                    .await?;
+                outcome.replayed += 1;
+            }
+            Err(error) if error.is_transient() => return Err(error.into()),
+            Err(error) => {
+                tracing::warn!(
+                    sink = sink.name(),
+                    position = letter.event.position,
+                    %error,
+                    "dead letter refused again; it and its wallet's later ones stay parked"
+                );
+                outcome.still_parked += 1;
+                if !letter.wallet_id.is_empty() {
+                    blocked.insert(letter.wallet_id);
+                }
+            }
+        }
+    }
+    Ok(outcome)
+}
