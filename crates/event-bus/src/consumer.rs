@@ -3,6 +3,12 @@
 //! without end, and only deterministic ones (undecodable, refused for what
 //! they hold) parked on the dead-letter topic.
 //!
+//! A handler that stores the group's offsets with its writes
+//! ([`EventSink::stored_offsets`] answers `Some`) is their authority: each
+//! batch is handed with the offsets it moves, in the handler's transaction,
+//! and the loop skips, takes or seeks back to what the handler stored (see
+//! `stored_offsets`). Kafka's commits then only feed lag gauges and tools.
+//!
 //! While a transient failure is retried the loop takes nothing more: every
 //! partition of this member waits, and nothing is committed. A retry longer
 //! than Kafka's `max.poll.interval.ms` (5 minutes) hands the partitions to
@@ -12,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_sink::{DeliveryError, EventSink};
+use event_sink::{ConsumerOffsets, DeliveryError, EventSink, StoredOffsets};
 use event_store::RecordedEvent;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
@@ -29,6 +35,7 @@ use crate::headers::{
     HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
 };
 use crate::metrics::ConsumerMetrics;
+use crate::stored_offsets::StoredPositions;
 use crate::BusError;
 
 /// How long an idle loop waits for a message before it looks at the shutdown flag again.
@@ -69,21 +76,59 @@ pub async fn run_consumer_with_metrics(
         metrics: &metrics,
     };
     tracing::info!(group = %config.group_id, topic = %config.topic, handler = handler.name(), "consumer started");
+    let mut positions = match worker.stored_offsets(&mut shutdown).await {
+        Ok(Some(Some(stored))) => Some(StoredPositions::new(
+            &config.group_id,
+            &config.topic,
+            stored,
+            Duration::from_millis(config.request_timeout_ms),
+        )),
+        Ok(Some(None)) => None,
+        Ok(None) => return Ok(()),
+        Err(error) => return Err(error),
+    };
     let mut lag_refreshed_at: Option<Instant> = None;
     let outcome = loop {
         if *shutdown.borrow() {
             break Ok(());
         }
-        let Some(messages) = next_batch(&consumer, &config, &mut shutdown).await else {
+        let Some(mut messages) = next_batch(&consumer, &config, &mut shutdown).await else {
             break Ok(());
         };
         if messages.is_empty() {
             continue;
         }
-        match worker.process(&messages, &mut shutdown).await {
+        let to_handle = match positions.as_mut() {
+            Some(positions) => {
+                let sorted = positions.sort(&consumer, messages.clone()).await;
+                messages.retain(|message| !sorted.sought.contains(&message.partition()));
+                sorted.to_handle
+            }
+            None => messages.clone(),
+        };
+        match worker
+            .process(&to_handle, positions.as_mut(), &mut shutdown)
+            .await
+        {
             Ok(Processed::Done) => {}
             Ok(Processed::Interrupted) => break Ok(()),
+            Ok(Processed::OffsetsMoved(refused)) => {
+                let Some(positions) = positions.as_mut() else {
+                    continue;
+                };
+                match worker.stored_offsets(&mut shutdown).await {
+                    Ok(Some(Some(stored))) => positions.moved(&consumer, &refused, stored).await,
+                    Ok(Some(None)) => {}
+                    Ok(None) => break Ok(()),
+                    Err(error) => break Err(error),
+                }
+                // Nothing of the batch was written: nothing to commit.
+                continue;
+            }
             Err(error) => break Err(error),
+        }
+        if messages.is_empty() {
+            continue;
         }
         let committed = commit(&consumer, &messages).await;
         match committed {
@@ -120,11 +165,15 @@ enum Processed {
     Done,
     /// Shutdown came while a batch was being retried: do not commit it.
     Interrupted,
+    /// The handler refused these offsets because the stored ones moved:
+    /// nothing of them was written, and the loop seeks to the stored ones.
+    OffsetsMoved(ConsumerOffsets),
 }
 
 enum Attempts {
     Handled,
     Interrupted,
+    OffsetsMoved(ConsumerOffsets),
     Failed(DeliveryError),
 }
 
@@ -136,9 +185,39 @@ struct Worker<'a> {
 }
 
 impl Worker<'_> {
+    /// The handler's stored offsets for this group and topic, asked until it
+    /// answers (a transient failure retried with capped backoff): `Some(None)`
+    /// when it keeps none, `None` when shutdown came first.
+    async fn stored_offsets(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<Option<StoredOffsets>>, BusError> {
+        let mut attempt: u32 = 0;
+        loop {
+            match self
+                .handler
+                .stored_offsets(&self.config.group_id, &self.config.topic)
+                .await
+            {
+                Ok(stored) => return Ok(Some(stored)),
+                Err(error) if error.is_transient() => {
+                    attempt = attempt.saturating_add(1);
+                    tracing::warn!(handler = self.handler.name(), %error, attempt, "cannot read the stored consumer offsets; retrying");
+                }
+                Err(error) => return Err(BusError::Sink(error)),
+            }
+            let pause = Duration::from_millis(self.config.backoff_ms(attempt));
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => return Ok(None),
+            }
+        }
+    }
+
     async fn process(
         &self,
         messages: &[OwnedMessage],
+        mut positions: Option<&mut StoredPositions>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Processed, BusError> {
         let mut events = Vec::with_capacity(messages.len());
@@ -163,12 +242,16 @@ impl Worker<'_> {
         if events.is_empty() {
             return Ok(Processed::Done);
         }
-        let failure = match self.handle_with_retries(&events, shutdown).await {
+        let failure = match self
+            .handle_with_retries(&events, &sources, positions.as_deref_mut(), shutdown)
+            .await
+        {
             Attempts::Handled => {
                 self.count_processed(&events);
                 return Ok(Processed::Done);
             }
             Attempts::Interrupted => return Ok(Processed::Interrupted),
+            Attempts::OffsetsMoved(refused) => return Ok(Processed::OffsetsMoved(refused)),
             Attempts::Failed(error) => error,
         };
         if let ([_single], [source]) = (events.as_slice(), sources.as_slice()) {
@@ -183,11 +266,17 @@ impl Worker<'_> {
         );
         for (event, source) in events.iter().zip(sources) {
             match self
-                .handle_with_retries(std::slice::from_ref(event), shutdown)
+                .handle_with_retries(
+                    std::slice::from_ref(event),
+                    &[source],
+                    positions.as_deref_mut(),
+                    shutdown,
+                )
                 .await
             {
                 Attempts::Handled => self.count_processed(std::slice::from_ref(event)),
                 Attempts::Interrupted => return Ok(Processed::Interrupted),
+                Attempts::OffsetsMoved(refused) => return Ok(Processed::OffsetsMoved(refused)),
                 Attempts::Failed(error) => self.dead_letter(source, &error.to_string()).await?,
             }
         }
@@ -197,10 +286,14 @@ impl Worker<'_> {
     /// Hands `events` to the handler until it takes them: a transient
     /// failure is retried without end (capped backoff, the consumer's other
     /// partitions waiting too, nothing committed, `/health` degraded), a
-    /// permanent one `handler_attempts_max` times.
+    /// permanent one `handler_attempts_max` times. With `positions`, the
+    /// events go with the offsets their `sources` move, and a refusal of
+    /// those offsets is returned at once.
     async fn handle_with_retries(
         &self,
         events: &[RecordedEvent],
+        sources: &[&OwnedMessage],
+        mut positions: Option<&mut StoredPositions>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Attempts {
         let name = self.handler.name();
@@ -208,14 +301,29 @@ impl Worker<'_> {
         let retrying = self.metrics.retrying.with_label_values(&[name]);
         let mut permanent_attempts = 0;
         let mut transient_attempts: u32 = 0;
+        let offsets = positions
+            .as_deref()
+            .map(|positions| positions.moves_of(sources));
         loop {
-            let error = match self.handler.deliver(events).await {
+            let delivered = match &offsets {
+                Some(offsets) => self.handler.deliver_consumed(events, offsets).await,
+                None => self.handler.deliver(events).await,
+            };
+            let error = match delivered {
                 Ok(()) => {
                     retrying.set(0);
+                    if let (Some(positions), Some(offsets)) = (positions.as_deref_mut(), &offsets) {
+                        positions.stored(offsets);
+                    }
                     return Attempts::Handled;
                 }
                 Err(error) => error,
             };
+            if let (true, Some(offsets)) = (error.is_offsets_moved(), &offsets) {
+                retrying.set(0);
+                tracing::warn!(handler = name, %error, "stored consumer offsets moved");
+                return Attempts::OffsetsMoved(offsets.clone());
+            }
             let retry = if error.is_transient() {
                 transient_attempts = transient_attempts.saturating_add(1);
                 retrying.set(1);

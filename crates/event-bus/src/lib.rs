@@ -26,6 +26,7 @@ mod headers;
 mod metrics;
 mod probe;
 mod publisher;
+mod stored_offsets;
 
 pub use checkpoint::{read_checkpoint, store_checkpoint};
 pub use config::{
@@ -61,4 +62,6 @@ pub enum BusError {
     Blocking(#[from] tokio::task::JoinError),
     #[error("{0}")]
     Invalid(String),
+    #[error("sink: {0}")]
+    Sink(#[source] event_sink::DeliveryError),
 }
