@@ -67,7 +67,6 @@ pub async fn run_consumer_with_metrics(
 ) -> Result<(), BusError> {
     let consumer: Arc<StreamConsumer> =
         Arc::new(config.consumer_client_config(&config.group_id).create()?);
-    consumer.subscribe(&[config.topic.as_str()])?;
     let dlq: FutureProducer = config.producer_client_config().create()?;
     let worker = Worker {
         config: &config,
@@ -75,18 +74,22 @@ pub async fn run_consumer_with_metrics(
         dlq: &dlq,
         metrics: &metrics,
     };
-    tracing::info!(group = %config.group_id, topic = %config.topic, handler = handler.name(), "consumer started");
     let mut positions = match worker.stored_offsets(&mut shutdown).await {
-        Ok(Some(Some(stored))) => Some(StoredPositions::new(
-            &config.group_id,
-            &config.topic,
-            stored,
-            Duration::from_millis(config.request_timeout_ms),
-        )),
+        Ok(Some(Some(stored))) => {
+            start_from_stored(&consumer, &config, &stored).await;
+            Some(StoredPositions::new(
+                &config.group_id,
+                &config.topic,
+                stored,
+                Duration::from_millis(config.request_timeout_ms),
+            ))
+        }
         Ok(Some(None)) => None,
         Ok(None) => return Ok(()),
         Err(error) => return Err(error),
     };
+    consumer.subscribe(&[config.topic.as_str()])?;
+    tracing::info!(group = %config.group_id, topic = %config.topic, handler = handler.name(), "consumer started");
     let mut lag_refreshed_at: Option<Instant> = None;
     let outcome = loop {
         if *shutdown.borrow() {
@@ -502,6 +505,39 @@ async fn commit(
     })
     .await?;
     Ok(next)
+}
+
+/// Before joining the group, commits the handler's stored offsets to Kafka,
+/// so that the partitions this member (or another) is assigned start there
+/// even when Kafka had committed more (PostgreSQL lost transactions while
+/// the consumer was down) and no new message comes to reveal it. Kafka
+/// refuses the commit while the group has active members; the stored
+/// offsets then still rule each partition's next batch (skip or seek back).
+async fn start_from_stored(
+    consumer: &Arc<StreamConsumer>,
+    config: &ConsumerConfig,
+    stored: &StoredOffsets,
+) {
+    if stored.is_empty() {
+        return;
+    }
+    let mut offsets = TopicPartitionList::with_capacity(stored.len());
+    for (partition, next) in stored {
+        if let Err(error) =
+            offsets.add_partition_offset(&config.topic, *partition, Offset::Offset(*next))
+        {
+            tracing::warn!(%error, partition, "cannot name a stored offset");
+            return;
+        }
+    }
+    let committed = blocking(consumer, move |consumer| {
+        consumer.commit(&offsets, CommitMode::Sync)?;
+        Ok(())
+    })
+    .await;
+    if let Err(error) = committed {
+        tracing::info!(%error, group = %config.group_id, "stored offsets not committed to Kafka before joining; the first batches check them");
+    }
 }
 
 /// Sets the lag gauge of the committed partitions from their high watermarks.
