@@ -14,7 +14,7 @@ use search_index::SearchIndexError;
 use serde::Serialize;
 use transfer_process::{JournalError, ProcessError};
 use utoipa::ToSchema;
-use wallet_domain::{DomainError, ValidationError};
+use wallet_domain::{DomainError, EventDecodeError, ValidationError};
 
 use super::query::QueryError;
 use crate::access::AdmissionError;
@@ -77,6 +77,13 @@ pub const OUTCOME_UNKNOWN_MESSAGE: &str = "The outcome of this request is unknow
 pub const STORE_UNAVAILABLE_MESSAGE: &str =
     "The event store is unavailable. Retry the request, with the same Idempotency-Key if it \
      had one";
+/// The answer when the wallet's stream holds an event a newer version of
+/// Wallex wrote (a schema version or an event type this build does not
+/// read), as during a rolling upgrade: this server cannot decide on it.
+pub const NEWER_EVENTS_MESSAGE: &str =
+    "This wallet holds events written by a newer version of Wallex, which this server cannot \
+     read yet. Retry the request, with the same Idempotency-Key if it had one, once the \
+     upgrade is done";
 
 /// Logs the whole cause chain of `error` once, where it becomes a response.
 fn log_chain(error: &dyn std::error::Error, what: &str) {
@@ -100,6 +107,14 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(_) => {
                 log_chain(&error, "event store unavailable");
                 ApiError::Unavailable(STORE_UNAVAILABLE_MESSAGE.into())
+            }
+            StoreError::Corrupt {
+                source:
+                    EventDecodeError::UnsupportedSchemaVersion(_) | EventDecodeError::UnknownType(_),
+                ..
+            } => {
+                log_chain(&error, "stored event written by a newer build");
+                ApiError::Unavailable(NEWER_EVENTS_MESSAGE.into())
             }
             StoreError::Corrupt { .. }
             | StoreError::BrokenStream { .. }
@@ -291,5 +306,35 @@ mod tests {
         assert_eq!(retry_after, Some(RETRY_AFTER_SECONDS.to_string()));
         assert!(body.contains("event store is unavailable"), "{body}");
         assert!(!body.contains("pool timed out"), "no cause shown: {body}");
+    }
+
+    #[tokio::test]
+    async fn an_event_of_a_newer_build_is_a_503_not_a_500() {
+        for source in [
+            EventDecodeError::UnsupportedSchemaVersion(2),
+            EventDecodeError::UnknownType("WalletRenamed".into()),
+        ] {
+            let (status, retry_after, body) = answered(StoreError::Corrupt {
+                position: 7,
+                source,
+            })
+            .await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(retry_after, Some(RETRY_AFTER_SECONDS.to_string()));
+            assert!(body.contains("newer version"), "{body}");
+        }
+        let (status, _, _) = answered(StoreError::Corrupt {
+            position: 7,
+            source: EventDecodeError::MissingField {
+                event_type: "WalletCredited".into(),
+                field: "amount",
+            },
+        })
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "corruption stays a 500"
+        );
     }
 }
