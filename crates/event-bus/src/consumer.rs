@@ -3,12 +3,6 @@
 //! without end, and only deterministic ones (undecodable, refused for what
 //! they hold) parked on the dead-letter topic.
 //!
-//! A handler that stores the group's offsets with its writes
-//! ([`EventSink::stored_offsets`] answers `Some`) is their authority: each
-//! batch is handed with the offsets it moves, in the handler's transaction,
-//! and the loop skips, takes or seeks back to what the handler stored (see
-//! `stored_offsets`). Kafka's commits then only feed lag gauges and tools.
-//!
 //! While a transient failure is retried the loop takes nothing more: every
 //! partition of this member waits, and nothing is committed. A retry longer
 //! than Kafka's `max.poll.interval.ms` (5 minutes) hands the partitions to
@@ -18,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_sink::{ConsumerOffsets, DeliveryError, EventSink, StoredOffsets};
+use event_sink::{DeliveryError, EventSink};
 use event_store::RecordedEvent;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
@@ -35,7 +29,6 @@ use crate::headers::{
     HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
 };
 use crate::metrics::ConsumerMetrics;
-use crate::stored_offsets::StoredPositions;
 use crate::BusError;
 
 /// How long an idle loop waits for a message before it looks at the shutdown flag again.
@@ -67,6 +60,7 @@ pub async fn run_consumer_with_metrics(
 ) -> Result<(), BusError> {
     let consumer: Arc<StreamConsumer> =
         Arc::new(config.consumer_client_config(&config.group_id).create()?);
+    consumer.subscribe(&[config.topic.as_str()])?;
     let dlq: FutureProducer = config.producer_client_config().create()?;
     let worker = Worker {
         config: &config,
@@ -74,64 +68,22 @@ pub async fn run_consumer_with_metrics(
         dlq: &dlq,
         metrics: &metrics,
     };
-    let mut positions = match worker.stored_offsets(&mut shutdown).await {
-        Ok(Some(Some(stored))) => {
-            start_from_stored(&consumer, &config, &stored).await;
-            Some(StoredPositions::new(
-                &config.group_id,
-                &config.topic,
-                stored,
-                Duration::from_millis(config.request_timeout_ms),
-            ))
-        }
-        Ok(Some(None)) => None,
-        Ok(None) => return Ok(()),
-        Err(error) => return Err(error),
-    };
-    consumer.subscribe(&[config.topic.as_str()])?;
     tracing::info!(group = %config.group_id, topic = %config.topic, handler = handler.name(), "consumer started");
     let mut lag_refreshed_at: Option<Instant> = None;
     let outcome = loop {
         if *shutdown.borrow() {
             break Ok(());
         }
-        let Some(mut messages) = next_batch(&consumer, &config, &mut shutdown).await else {
+        let Some(messages) = next_batch(&consumer, &config, &mut shutdown).await else {
             break Ok(());
         };
         if messages.is_empty() {
             continue;
         }
-        let to_handle = match positions.as_mut() {
-            Some(positions) => {
-                let sorted = positions.sort(&consumer, messages.clone()).await;
-                messages.retain(|message| !sorted.sought.contains(&message.partition()));
-                sorted.to_handle
-            }
-            None => messages.clone(),
-        };
-        match worker
-            .process(&to_handle, positions.as_mut(), &mut shutdown)
-            .await
-        {
+        match worker.process(&messages, &mut shutdown).await {
             Ok(Processed::Done) => {}
             Ok(Processed::Interrupted) => break Ok(()),
-            Ok(Processed::OffsetsMoved(refused)) => {
-                let Some(positions) = positions.as_mut() else {
-                    continue;
-                };
-                match worker.stored_offsets(&mut shutdown).await {
-                    Ok(Some(Some(stored))) => positions.moved(&consumer, &refused, stored).await,
-                    Ok(Some(None)) => {}
-                    Ok(None) => break Ok(()),
-                    Err(error) => break Err(error),
-                }
-                // Nothing of the batch was written: nothing to commit.
-                continue;
-            }
             Err(error) => break Err(error),
-        }
-        if messages.is_empty() {
-            continue;
         }
         let committed = commit(&consumer, &messages).await;
         match committed {
@@ -168,15 +120,11 @@ enum Processed {
     Done,
     /// Shutdown came while a batch was being retried: do not commit it.
     Interrupted,
-    /// The handler refused these offsets because the stored ones moved:
-    /// nothing of them was written, and the loop seeks to the stored ones.
-    OffsetsMoved(ConsumerOffsets),
 }
 
 pub(crate) enum Attempts {
     Handled,
     Interrupted,
-    OffsetsMoved(ConsumerOffsets),
     Failed(DeliveryError),
 }
 
@@ -188,39 +136,9 @@ pub(crate) struct Worker<'a> {
 }
 
 impl Worker<'_> {
-    /// The handler's stored offsets for this group and topic, asked until it
-    /// answers (a transient failure retried with capped backoff): `Some(None)`
-    /// when it keeps none, `None` when shutdown came first.
-    async fn stored_offsets(
-        &self,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<Option<Option<StoredOffsets>>, BusError> {
-        let mut attempt: u32 = 0;
-        loop {
-            match self
-                .handler
-                .stored_offsets(&self.config.group_id, &self.config.topic)
-                .await
-            {
-                Ok(stored) => return Ok(Some(stored)),
-                Err(error) if error.is_transient() => {
-                    attempt = attempt.saturating_add(1);
-                    tracing::warn!(handler = self.handler.name(), %error, attempt, "cannot read the stored consumer offsets; retrying");
-                }
-                Err(error) => return Err(BusError::Sink(error)),
-            }
-            let pause = Duration::from_millis(self.config.backoff_ms(attempt));
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = shutdown.changed() => return Ok(None),
-            }
-        }
-    }
-
     async fn process(
         &self,
         messages: &[OwnedMessage],
-        mut positions: Option<&mut StoredPositions>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Processed, BusError> {
         let Some(mut parking) = self.parking(messages, shutdown).await else {
@@ -252,24 +170,15 @@ impl Worker<'_> {
         let Some((events, sources)) = routed else {
             return Ok(Processed::Interrupted);
         };
-        if events.is_empty() && positions.is_none() {
+        if events.is_empty() {
             return Ok(Processed::Done);
         }
-        // The stored offsets move past every message of the batch, the parked
-        // and replayed ones too (with nothing else to write when all were):
-        // otherwise the next batch would start above them, and the loop would
-        // seek back and park them again.
-        let every: Vec<&OwnedMessage> = messages.iter().collect();
-        let failure = match self
-            .handle_with_retries(&events, &every, positions.as_deref_mut(), shutdown)
-            .await
-        {
+        let failure = match self.handle_with_retries(&events, shutdown).await {
             Attempts::Handled => {
                 self.count_processed(&events);
                 return Ok(Processed::Done);
             }
             Attempts::Interrupted => return Ok(Processed::Interrupted),
-            Attempts::OffsetsMoved(refused) => return Ok(Processed::OffsetsMoved(refused)),
             Attempts::Failed(error) => error,
         };
         if let ([_single], [source]) = (events.as_slice(), sources.as_slice()) {
@@ -288,17 +197,11 @@ impl Worker<'_> {
                 continue;
             }
             match self
-                .handle_with_retries(
-                    std::slice::from_ref(event),
-                    &[source],
-                    positions.as_deref_mut(),
-                    shutdown,
-                )
+                .handle_with_retries(std::slice::from_ref(event), shutdown)
                 .await
             {
                 Attempts::Handled => self.count_processed(std::slice::from_ref(event)),
                 Attempts::Interrupted => return Ok(Processed::Interrupted),
-                Attempts::OffsetsMoved(refused) => return Ok(Processed::OffsetsMoved(refused)),
                 Attempts::Failed(error) => {
                     self.park(source, &error.to_string()).await?;
                     parking.parked_from(source);
@@ -311,14 +214,10 @@ impl Worker<'_> {
     /// Hands `events` to the handler until it takes them: a transient
     /// failure is retried without end (capped backoff, the consumer's other
     /// partitions waiting too, nothing committed, `/health` degraded), a
-    /// permanent one `handler_attempts_max` times. With `positions`, the
-    /// events go with the offsets their `sources` move, and a refusal of
-    /// those offsets is returned at once.
+    /// permanent one `handler_attempts_max` times.
     pub(crate) async fn handle_with_retries(
         &self,
         events: &[RecordedEvent],
-        sources: &[&OwnedMessage],
-        mut positions: Option<&mut StoredPositions>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Attempts {
         let name = self.handler.name();
@@ -326,29 +225,14 @@ impl Worker<'_> {
         let retrying = self.metrics.retrying.with_label_values(&[name]);
         let mut permanent_attempts = 0;
         let mut transient_attempts: u32 = 0;
-        let offsets = positions
-            .as_deref()
-            .map(|positions| positions.moves_of(sources));
         loop {
-            let delivered = match &offsets {
-                Some(offsets) => self.handler.deliver_consumed(events, offsets).await,
-                None => self.handler.deliver(events).await,
-            };
-            let error = match delivered {
+            let error = match self.handler.deliver(events).await {
                 Ok(()) => {
                     retrying.set(0);
-                    if let (Some(positions), Some(offsets)) = (positions.as_deref_mut(), &offsets) {
-                        positions.stored(offsets);
-                    }
                     return Attempts::Handled;
                 }
                 Err(error) => error,
             };
-            if let (true, Some(offsets)) = (error.is_offsets_moved(), &offsets) {
-                retrying.set(0);
-                tracing::warn!(handler = name, %error, "stored consumer offsets moved");
-                return Attempts::OffsetsMoved(offsets.clone());
-            }
             let retry = if error.is_transient() {
                 transient_attempts = transient_attempts.saturating_add(1);
                 retrying.set(1);
@@ -531,39 +415,6 @@ async fn commit(
     })
     .await?;
     Ok(next)
-}
-
-/// Before joining the group, commits the handler's stored offsets to Kafka,
-/// so that the partitions this member (or another) is assigned start there
-/// even when Kafka had committed more (PostgreSQL lost transactions while
-/// the consumer was down) and no new message comes to reveal it. Kafka
-/// refuses the commit while the group has active members; the stored
-/// offsets then still rule each partition's next batch (skip or seek back).
-async fn start_from_stored(
-    consumer: &Arc<StreamConsumer>,
-    config: &ConsumerConfig,
-    stored: &StoredOffsets,
-) {
-    if stored.is_empty() {
-        return;
-    }
-    let mut offsets = TopicPartitionList::with_capacity(stored.len());
-    for (partition, next) in stored {
-        if let Err(error) =
-            offsets.add_partition_offset(&config.topic, *partition, Offset::Offset(*next))
-        {
-            tracing::warn!(%error, partition, "cannot name a stored offset");
-            return;
-        }
-    }
-    let committed = blocking(consumer, move |consumer| {
-        consumer.commit(&offsets, CommitMode::Sync)?;
-        Ok(())
-    })
-    .await;
-    if let Err(error) = committed {
-        tracing::info!(%error, group = %config.group_id, "stored offsets not committed to Kafka before joining; the first batches check them");
-    }
 }
 
 /// Sets the lag gauge of the committed partitions from their high watermarks.
