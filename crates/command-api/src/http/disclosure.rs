@@ -73,7 +73,7 @@ pub fn disclose(caller: &Principal, shape: ReplyShape, body: String) -> Result<S
         ReplyShape::Wallet => {
             let wallet: &RawValue = serde_json::from_str(&body).map_err(unexpected)?;
             let shown = shown(caller, wallet).map_err(unexpected)?;
-            Ok(shown.unwrap_or(body))
+            Ok(shown.map_or(body, |reference| reference.get().to_owned()))
         }
         ReplyShape::Transfer => {
             let transfer: TransferBody<'_> = serde_json::from_str(&body).map_err(unexpected)?;
@@ -82,14 +82,6 @@ pub fn disclose(caller: &Principal, shape: ReplyShape, body: String) -> Result<S
             if from.is_none() && to.is_none() {
                 return Ok(body);
             }
-            let from = from
-                .map(RawValue::from_string)
-                .transpose()
-                .map_err(unexpected)?;
-            let to = to
-                .map(RawValue::from_string)
-                .transpose()
-                .map_err(unexpected)?;
             serde_json::to_string(&TransferBody {
                 from_wallet: from.as_deref().unwrap_or(transfer.from_wallet),
                 to_wallet: to.as_deref().unwrap_or(transfer.to_wallet),
@@ -100,8 +92,11 @@ pub fn disclose(caller: &Principal, shape: ReplyShape, body: String) -> Result<S
 }
 
 /// `None` when `caller` may read the rendered `wallet` (it is shown as it
-/// is), else the JSON of its [`WalletReference`].
-fn shown(caller: &Principal, wallet: &RawValue) -> Result<Option<String>, serde_json::Error> {
+/// is), else its [`WalletReference`].
+fn shown(
+    caller: &Principal,
+    wallet: &RawValue,
+) -> Result<Option<Box<RawValue>>, serde_json::Error> {
     let head: WalletHead = serde_json::from_str(wallet.get())?;
     let action = Action::ReadWallet {
         owner_id: Some(&head.owner_id),
@@ -109,7 +104,8 @@ fn shown(caller: &Principal, wallet: &RawValue) -> Result<Option<String>, serde_
     if authorize(caller, action).is_ok() {
         return Ok(None);
     }
-    serde_json::to_string(&WalletReply::Reference(WalletReference { id: head.id })).map(Some)
+    serde_json::value::to_raw_value(&WalletReply::Reference(WalletReference { id: head.id }))
+        .map(Some)
 }
 
 #[cfg(test)]
