@@ -11,8 +11,11 @@
 -- - ledger_processed_events goes: every posted event is one transaction row
 --   keyed by the event id, so that key is what deduplicates a redelivery.
 --
--- Existing rows are copied; foreign keys are not enforced on these files,
--- and each table exists again under its name at the end.
+-- Existing rows are copied, and each table exists again under its name at
+-- the end. The connection enforces foreign keys, so the new entries table
+-- declares none (it is written only in the transaction of its transaction
+-- row): the old tables can then be dropped child first, with no row left
+-- referring to them.
 CREATE TABLE ledger_transactions_next (
     position         INTEGER PRIMARY KEY,              -- the event's global log position: ledger order
     transaction_id   TEXT    NOT NULL UNIQUE,          -- the event id
@@ -29,19 +32,11 @@ INSERT INTO ledger_transactions_next
     (position, transaction_id, reference_id, transaction_type, wallet_id, occurred_at_us, description)
     SELECT position, transaction_id, reference_id, transaction_type, wallet_id, occurred_at_us, description
     FROM ledger_transactions ORDER BY position;
-DROP TABLE ledger_transactions;
-ALTER TABLE ledger_transactions_next RENAME TO ledger_transactions;
-
--- Each index also holds the rowid (the position): a wallet's transactions
--- come in ledger order from (wallet_id) alone.
-CREATE INDEX ledger_transactions_by_reference ON ledger_transactions (reference_id);
-CREATE INDEX ledger_transactions_by_wallet ON ledger_transactions (wallet_id);
-CREATE INDEX ledger_transactions_by_time ON ledger_transactions (occurred_at_us);
 
 -- The entries of each transaction (they sum to zero per transaction), in
 -- ledger order.
 CREATE TABLE ledger_entries_next (
-    position INTEGER NOT NULL REFERENCES ledger_transactions (position),
+    position INTEGER NOT NULL,                -- its transaction's
     line     INTEGER NOT NULL CHECK (line >= 1),
     account  TEXT    NOT NULL,
     amount   TEXT    NOT NULL,
@@ -51,7 +46,15 @@ CREATE TABLE ledger_entries_next (
 INSERT INTO ledger_entries_next (position, line, account, amount)
     SELECT position, line, account, amount FROM ledger_entries ORDER BY position, line;
 DROP TABLE ledger_entries;
+DROP TABLE ledger_transactions;
+ALTER TABLE ledger_transactions_next RENAME TO ledger_transactions;
 ALTER TABLE ledger_entries_next RENAME TO ledger_entries;
+
+-- Each index also holds the rowid (the position): a wallet's transactions
+-- come in ledger order from (wallet_id) alone.
+CREATE INDEX ledger_transactions_by_reference ON ledger_transactions (reference_id);
+CREATE INDEX ledger_transactions_by_wallet ON ledger_transactions (wallet_id);
+CREATE INDEX ledger_transactions_by_time ON ledger_transactions (occurred_at_us);
 
 -- The key (position, line) follows the account in this index: one account's
 -- entries in ledger order.
