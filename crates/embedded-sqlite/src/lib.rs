@@ -38,9 +38,15 @@ pub enum SqliteError {
 /// written per event follow the page size. 1 KiB rather than SQLite's 4 KiB
 /// wrote a fifth less per operation on the benchmark's mix (bench/README.md).
 pub const PAGE_SIZE_BYTES: u32 = 1_024;
-/// WAL pages after which a commit copies the WAL back into the file. A page
-/// changed many times between two checkpoints is copied once.
+/// WAL pages after which a commit of a [`Durability::Durable`] file copies
+/// the WAL back into the file. A page changed many times between two
+/// checkpoints is copied once.
 pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 1_000;
+/// The same for a [`Durability::Replayable`] file (a projection), ten times
+/// more (10 MiB of 1 KiB pages): its rows are keyed by wallet and account, so
+/// the same pages change again and again, and each is copied back once per
+/// checkpoint however often it changed in between (bench/README.md).
+pub const REPLAYABLE_WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
 /// What a file's commits promise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,16 +74,16 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
             path.display()
         )));
     }
-    let synchronous = match durability {
-        Durability::Durable => "FULL",
-        Durability::Replayable => "NORMAL",
+    let (synchronous, autocheckpoint_pages) = match durability {
+        Durability::Durable => ("FULL", WAL_AUTOCHECKPOINT_PAGES),
+        Durability::Replayable => ("NORMAL", REPLAYABLE_WAL_AUTOCHECKPOINT_PAGES),
     };
     connection.pragma_update(None, "synchronous", synchronous)?;
     // Statement journals (every savepoint, every statement that may fail
     // halfway inside a transaction) and sorts in memory, not in files under
     // /var/tmp: they only serve a rollback before the commit.
     connection.pragma_update(None, "temp_store", "MEMORY")?;
-    connection.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+    connection.pragma_update(None, "wal_autocheckpoint", autocheckpoint_pages)?;
     Ok(connection)
 }
 

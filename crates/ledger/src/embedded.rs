@@ -1,8 +1,11 @@
 //! The embedded ledger: its own SQLite file, `ledger.db`.
 //!
 //! Writes go through one shared writer connection, each `post` in one
-//! IMMEDIATE transaction that holds the entries, the processed-event marks and
-//! the checkpoint together: a crash leaves all of a batch or none of it.
+//! IMMEDIATE transaction that holds the transactions, their entries and the
+//! checkpoint together: a crash leaves all of a batch or none of it. A
+//! transaction is keyed by its event's id, so a redelivered event is skipped
+//! by that key; transactions are stored in log order (by position) and their
+//! entries by (position, line), so a batch appends to the end of both.
 //! Reads use a pool of connections that read concurrently with the writer.
 
 use std::collections::BTreeMap;
@@ -33,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/ledger_0001.sql"),
     include_str!("../../../migrations/embedded/ledger_0002.sql"),
     include_str!("../../../migrations/embedded/ledger_0003.sql"),
+    include_str!("../../../migrations/embedded/ledger_0004.sql"),
 ];
 const DATABASE_FILE: &str = "ledger.db";
 
@@ -62,31 +66,22 @@ fn insert_batch(
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcome = PostOutcome::default();
     {
-        let mut mark = transaction.prepare_cached(
-            "INSERT INTO ledger_processed_events (event_id, position) VALUES (?1, ?2) \
-             ON CONFLICT (event_id) DO NOTHING",
-        )?;
+        // The event id deduplicates: a redelivered event inserts nothing.
         let mut insert_transaction = transaction.prepare_cached(
             "INSERT INTO ledger_transactions (transaction_id, position, reference_id, \
              transaction_type, wallet_id, occurred_at_us, description) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (transaction_id) DO NOTHING",
         )?;
         let mut insert_entry = transaction.prepare_cached(
-            "INSERT INTO ledger_entries (transaction_id, line, account, amount, position) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO ledger_entries (position, line, account, amount) VALUES (?1, ?2, ?3, ?4)",
         )?;
         for PreparedTransaction {
             position,
             transaction: posted,
         } in &batch.transactions
         {
-            let transaction_id = posted.id.to_string();
-            if mark.execute(params![transaction_id, position])? == 0 {
-                outcome.skipped += 1;
-                continue;
-            }
-            insert_transaction.execute(params![
-                transaction_id,
+            let inserted = insert_transaction.execute(params![
+                posted.id.to_string(),
                 position,
                 posted.reference_id.to_string(),
                 posted.transaction_type.as_str(),
@@ -94,13 +89,16 @@ fn insert_batch(
                 posted.occurred_at.timestamp_micros(),
                 posted.description,
             ])?;
+            if inserted == 0 {
+                outcome.skipped += 1;
+                continue;
+            }
             for (line, posting) in (1i64..).zip(&posted.entries) {
                 insert_entry.execute(params![
-                    transaction_id,
+                    position,
                     line,
                     posting.account.to_string(),
                     posting.amount.to_string(),
-                    position
                 ])?;
             }
             outcome.posted += 1;
@@ -166,9 +164,9 @@ fn read_failed(error: SqliteError) -> LedgerError {
     }
 }
 
-const ENTRY_COLUMNS: &str = "SELECT e.transaction_id, e.line, e.account, e.amount, \
+const ENTRY_COLUMNS: &str = "SELECT t.transaction_id, e.line, e.account, e.amount, \
      t.reference_id, t.transaction_type, t.wallet_id, t.occurred_at_us, t.description \
-     FROM ledger_entries e JOIN ledger_transactions t ON t.transaction_id = e.transaction_id";
+     FROM ledger_entries e JOIN ledger_transactions t ON t.position = e.position";
 
 fn entry_row(row: &Row<'_>) -> rusqlite::Result<LedgerEntry> {
     let stored = StoredEntry {
@@ -277,8 +275,8 @@ fn wallet_totals(
     until_us: i64,
 ) -> rusqlite::Result<Result<Totals, LedgerError>> {
     let mut statement = connection.prepare_cached(
-        "SELECT e.transaction_id, e.amount FROM ledger_entries e \
-         JOIN ledger_transactions t ON t.transaction_id = e.transaction_id \
+        "SELECT t.transaction_id, e.amount FROM ledger_entries e \
+         JOIN ledger_transactions t ON t.position = e.position \
          WHERE e.account IN (?1, ?2) AND t.occurred_at_us <= ?3 \
          ORDER BY e.position, e.line",
     )?;
@@ -401,8 +399,9 @@ fn verify_ledger(
 ) -> rusqlite::Result<Result<LedgerVerification, LedgerError>> {
     // One read transaction: every count and sum comes from the same snapshot.
     let snapshot = connection.unchecked_transaction()?;
+    // Every posted event is one transaction row.
     let events_posted =
-        snapshot.query_row("SELECT COUNT(*) FROM ledger_processed_events", [], |row| {
+        snapshot.query_row("SELECT COUNT(*) FROM ledger_transactions", [], |row| {
             unsigned_column(row, 0)
         })?;
     let checkpoint = snapshot.query_row(
@@ -426,7 +425,7 @@ fn verify_ledger(
             "SELECT t.transaction_id, t.reference_id, e.account, e.amount, t.wallet_id, \
                     t.position \
              FROM ledger_transactions t \
-             LEFT JOIN ledger_entries e ON e.transaction_id = t.transaction_id \
+             LEFT JOIN ledger_entries e ON e.position = t.position \
              ORDER BY t.position, e.line",
         )?;
         let mut rows = scan.query([])?;

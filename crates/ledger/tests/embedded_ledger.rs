@@ -77,3 +77,71 @@ async fn the_relay_drains_the_event_store_into_the_ledger() {
     assert!(verification.ok, "{verification:?}");
     assert_eq!(verification.events_posted, 6);
 }
+
+/// The schema versions before transactions were keyed by position
+/// (`ledger_0004.sql`): a data dir written by them.
+const MIGRATIONS_BEFORE_POSITION_KEYS: &[&str] = &[
+    include_str!("../../../migrations/embedded/ledger_0001.sql"),
+    include_str!("../../../migrations/embedded/ledger_0002.sql"),
+    include_str!("../../../migrations/embedded/ledger_0003.sql"),
+];
+
+#[tokio::test]
+async fn a_ledger_file_from_before_the_position_keys_keeps_everything_when_opened() {
+    // The standard log as the current schema posts it: what must be read back.
+    let current = TempDir::new().expect("tempdir");
+    let log = standard_log();
+    let expected = {
+        let ledger = open(&current);
+        ledger.deliver(&log.recorded).await.expect("deliver");
+        ledger.transactions(everything()).await.expect("entries")
+    };
+    // The same rows in a file at schema version 3, with its processed-event marks.
+    let previous = TempDir::new().expect("tempdir");
+    {
+        let mut connection =
+            rusqlite::Connection::open(previous.path().join("ledger.db")).expect("open");
+        embedded_sqlite::migrate(&mut connection, MIGRATIONS_BEFORE_POSITION_KEYS)
+            .expect("old schema");
+        connection
+            .execute(
+                "ATTACH DATABASE ?1 AS current",
+                [current
+                    .path()
+                    .join("ledger.db")
+                    .to_str()
+                    .expect("utf-8 path")],
+            )
+            .expect("attach");
+        connection
+            .execute_batch(
+                "INSERT INTO ledger_transactions (transaction_id, position, reference_id, \
+                 transaction_type, wallet_id, occurred_at_us, description) \
+                 SELECT transaction_id, position, reference_id, transaction_type, wallet_id, \
+                 occurred_at_us, description FROM current.ledger_transactions;
+                 INSERT INTO ledger_entries (transaction_id, line, account, amount, position) \
+                 SELECT t.transaction_id, e.line, e.account, e.amount, e.position \
+                 FROM current.ledger_entries e \
+                 JOIN current.ledger_transactions t ON t.position = e.position;
+                 INSERT INTO ledger_processed_events (event_id, position) \
+                 SELECT transaction_id, position FROM current.ledger_transactions;
+                 UPDATE ledger_checkpoint SET position = \
+                 (SELECT position FROM current.ledger_checkpoint WHERE id = 1);",
+            )
+            .expect("old rows");
+    }
+    assert!(!expected.is_empty());
+
+    let ledger = open(&previous);
+    assert_eq!(Ledger::checkpoint(&ledger).await.expect("checkpoint"), 6);
+    assert_eq!(
+        ledger.transactions(everything()).await.expect("entries"),
+        expected
+    );
+    let again = ledger.post(&log.recorded, Some(6)).await.expect("post");
+    assert_eq!(again.posted, 0);
+    assert_eq!(again.skipped, 6);
+    let verification = ledger.verify().await.expect("verify");
+    assert!(verification.ok, "{verification:?}");
+    assert_eq!(verification.events_posted, 6);
+}

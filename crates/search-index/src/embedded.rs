@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/search_index_0001.sql"),
     include_str!("../../../migrations/embedded/search_index_0002.sql"),
     include_str!("../../../migrations/embedded/search_index_0003.sql"),
+    include_str!("../../../migrations/embedded/search_index_0004.sql"),
 ];
 const DATABASE_FILE: &str = "search_index.db";
 /// The name the relay logs this sink under.
