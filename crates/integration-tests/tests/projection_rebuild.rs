@@ -3,7 +3,9 @@
 //! live ones and switched in atomically (a table swap in one transaction, an
 //! alias switch), so a reader polling meanwhile sees the old view or the new
 //! one, never a half-built one; a second rebuild moves the alias on and drops
-//! the old indices; an empty log is refused with the views untouched.
+//! the old indices; an empty log is refused with the views untouched. The
+//! live names are aliases from their first creation; a live index made under
+//! its own name before that keeps working until the first rebuild replaces it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,8 +18,8 @@ use integration_tests::{require_env, unique_name, TestDatabase};
 use ledger::conformance::standard_log;
 use projection_consumer::{rebuild_from, Config, RebuildError};
 use read_model::{PostgresReadModel, ReadModel, WalletListQuery};
-use search_index::{ElasticsearchIndex, SearchIndex};
-use serde_json::Value;
+use search_index::{ElasticsearchIndex, SearchIndex, FIRST_INDEX_SUFFIX};
+use serde_json::{json, Value};
 
 /// Connections of the test's pool.
 const POOL_CONNECTIONS_MAX: u32 = 4;
@@ -30,6 +32,26 @@ const LIST_LIMIT: usize = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rebuilt_views_replace_the_live_ones_atomically() {
+    rebuild_twice(LiveIndex::BehindAlias).await;
+}
+
+/// A live index made under its own name (by a version before the aliases)
+/// keeps working, and the first rebuild replaces it by the alias.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_live_index_made_before_the_aliases_is_replaced_by_the_first_rebuild() {
+    rebuild_twice(LiveIndex::UnderItsOwnName).await;
+}
+
+/// How the live search index was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LiveIndex {
+    /// Behind an alias of its name, as `ensure_indices` creates it.
+    BehindAlias,
+    /// Under the name itself, as versions before the aliases created it.
+    UnderItsOwnName,
+}
+
+async fn rebuild_twice(live: LiveIndex) {
     let Some(database_url) = require_env("DATABASE_URL") else {
         return;
     };
@@ -71,7 +93,21 @@ async fn rebuilt_views_replace_the_live_ones_atomically() {
     // The live views hold only the first event: stale, as after a bug fixed since.
     let live_model = PostgresReadModel::new(pool.clone());
     let live_index = ElasticsearchIndex::connect(&elasticsearch_url, &prefix).expect("a client");
+    if live == LiveIndex::UnderItsOwnName {
+        ElasticsearchIndex::connect(&elasticsearch_url, &prefix)
+            .expect("a client")
+            .under_own_names()
+            .ensure_indices()
+            .await
+            .expect("the live indices under their own names");
+    }
     live_index.ensure_indices().await.expect("the live indices");
+    let first_live = format!("{prefix}-wallets{FIRST_INDEX_SUFFIX}");
+    assert_eq!(
+        aliased(&elasticsearch_url, &format!("{prefix}-wallets")).await,
+        (live == LiveIndex::BehindAlias).then(|| first_live.clone()),
+        "the live name is an alias from its first creation, and an index made before stays"
+    );
     live_model
         .apply(&stored[..1], Some(stored[0].position))
         .await
@@ -86,6 +122,7 @@ async fn rebuilt_views_replace_the_live_ones_atomically() {
         elasticsearch_url.clone(),
         prefix.clone(),
         reading.clone(),
+        live,
     ));
     let outcome = rebuild_from(&config, Arc::clone(&store), &pool, BATCH_SIZE)
         .await
@@ -112,6 +149,16 @@ async fn rebuilt_views_replace_the_live_ones_atomically() {
         first_index.as_deref(),
         Some(format!("{}-wallets", outcome.index_prefix).as_str())
     );
+    if live == LiveIndex::BehindAlias {
+        let retired = reqwest::get(format!("{elasticsearch_url}/{first_live}/_count"))
+            .await
+            .expect("the server answers");
+        assert_eq!(
+            retired.status().as_u16(),
+            404,
+            "the first live index is deleted after the switch"
+        );
+    }
 
     // A projection-consumer starting now finds its indices (aliases now).
     live_index
@@ -200,6 +247,7 @@ async fn poll_counts(
     elasticsearch_url: String,
     prefix: String,
     reading: Arc<AtomicBool>,
+    live: LiveIndex,
 ) -> BTreeSet<(u64, u64)> {
     let client = reqwest::Client::new();
     let mut seen = BTreeSet::new();
@@ -216,14 +264,16 @@ async fn poll_counts(
             .json()
             .await
             .expect("a JSON count");
-        // A search in flight on the live index when the first switch replaces it
-        // by the alias fails (503, retried by callers); it never sees a partial index.
+        // A search in flight on a live index under its own name when the first
+        // switch replaces it by the alias fails (503, retried by callers); behind
+        // an alias, every search finds an index. None sees a partial index.
         if let Some(documents) = counted["count"].as_u64() {
             seen.insert((u64::try_from(rows).unwrap_or_default(), documents));
         } else {
             assert_eq!(
-                counted["status"], 503,
-                "only a retryable failure: {counted}"
+                (live, &counted["status"]),
+                (LiveIndex::UnderItsOwnName, &json!(503)),
+                "only a retryable failure, and only on an index made before the aliases: {counted}"
             );
         }
         tokio::time::sleep(READER_POLL).await;
@@ -233,12 +283,13 @@ async fn poll_counts(
 
 /// The index the alias `name` points at, if it is one.
 async fn aliased(elasticsearch_url: &str, name: &str) -> Option<String> {
-    let body: Value = reqwest::get(format!("{elasticsearch_url}/_alias/{name}"))
+    let response = reqwest::get(format!("{elasticsearch_url}/_alias/{name}"))
         .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
+        .expect("the server answers");
+    if response.status().as_u16() == 404 {
+        return None;
+    }
+    let body: Value = response.json().await.expect("a JSON alias listing");
     body.as_object()?.keys().next().cloned()
 }
 

@@ -9,7 +9,8 @@ use elasticsearch::http::response::Response;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::Url;
 use elasticsearch::indices::{
-    IndicesCreateParts, IndicesDeleteParts, IndicesPutMappingParts, IndicesRefreshParts,
+    IndicesCreateParts, IndicesDeleteParts, IndicesExistsParts, IndicesGetAliasParts,
+    IndicesPutMappingParts, IndicesRefreshParts,
 };
 use elasticsearch::params::Refresh;
 use elasticsearch::{BulkParts, Elasticsearch, MgetParts, SearchParts};
@@ -38,7 +39,14 @@ const BULK_FAILURES_REPORTED_MAX: usize = 10;
 /// Characters an index prefix may have (index names are at most 255 bytes).
 const INDEX_PREFIX_LENGTH_MAX: usize = 100;
 
+/// What a live index name's first concrete index is called after it: the
+/// name itself is an alias of it from the start, so that a rebuild
+/// (`projection-consumer rebuild`) only ever moves an alias and a search in
+/// flight never finds the name missing.
+pub const FIRST_INDEX_SUFFIX: &str = "-initial";
+
 const STATUS_CONFLICT: u16 = 409;
+const STATUS_NOT_FOUND: u16 = 404;
 
 pub struct ElasticsearchIndex {
     client: Elasticsearch,
@@ -46,6 +54,10 @@ pub struct ElasticsearchIndex {
     transactions_index: String,
     /// Whether each bulk waits until its documents are searchable.
     refresh_on_write: bool,
+    /// Whether [`SearchIndex::ensure_indices`] creates each index behind an
+    /// alias of its name (the live indices) or under the name itself (an
+    /// index built to be switched in by an alias).
+    behind_aliases: bool,
 }
 
 impl ElasticsearchIndex {
@@ -74,7 +86,17 @@ impl ElasticsearchIndex {
             wallets_index: format!("{index_prefix}-wallets"),
             transactions_index: format!("{index_prefix}-transactions"),
             refresh_on_write: false,
+            behind_aliases: true,
         })
+    }
+
+    /// Makes [`SearchIndex::ensure_indices`] create the indices under their
+    /// own names, not behind aliases: for indices built beside the live ones
+    /// and then put behind the live names by an alias switch
+    /// (`projection-consumer rebuild`).
+    pub fn under_own_names(mut self) -> Self {
+        self.behind_aliases = false;
+        self
     }
 
     /// Makes every `index_batch` return only once its documents are visible to
@@ -110,12 +132,14 @@ impl ElasticsearchIndex {
         checked(response).await.map(drop)
     }
 
-    /// Deletes both indices (tests and tools).
+    /// Deletes both indices, or the indices their aliases point at (tests
+    /// and tools).
     pub async fn delete_indices(&self) -> Result<(), SearchIndexError> {
-        let indices = [
-            self.wallets_index.as_str(),
-            self.transactions_index.as_str(),
-        ];
+        let mut concrete = Vec::new();
+        for name in [&self.wallets_index, &self.transactions_index] {
+            concrete.extend(self.concrete_indices(name).await?);
+        }
+        let indices: Vec<&str> = concrete.iter().map(String::as_str).collect();
         let response = self
             .client
             .indices()
@@ -125,21 +149,70 @@ impl ElasticsearchIndex {
         checked(response).await.map(drop)
     }
 
-    async fn create_index(&self, index: &str, body: Value) -> Result<(), SearchIndexError> {
+    /// The indices `name` stands for: those its alias points at, or `name`
+    /// itself when it is no alias.
+    async fn concrete_indices(&self, name: &str) -> Result<Vec<String>, SearchIndexError> {
         let response = self
             .client
             .indices()
-            .create(IndicesCreateParts::Index(index))
+            .get_alias(IndicesGetAliasParts::Name(&[name]))
+            .send()
+            .await
+            .map_err(|error| SearchIndexError::Unavailable(error.to_string()))?;
+        if response.status_code().as_u16() == STATUS_NOT_FOUND {
+            return Ok(vec![name.to_owned()]);
+        }
+        let aliased: HashMap<String, Value> = read_json(checked(Ok(response)).await?).await?;
+        Ok(aliased.into_keys().collect())
+    }
+
+    /// Whether an index or an alias of that name exists.
+    async fn exists(&self, name: &str) -> Result<bool, SearchIndexError> {
+        let response = self
+            .client
+            .indices()
+            .exists(IndicesExistsParts::Index(&[name]))
+            .send()
+            .await
+            .map_err(|error| SearchIndexError::Unavailable(error.to_string()))?;
+        match response.status_code().as_u16() {
+            STATUS_NOT_FOUND => Ok(false),
+            _ => checked(Ok(response)).await.map(|_| true),
+        }
+    }
+
+    /// Creates the index `name` with `body` (its mappings), behind an alias
+    /// `name` of the index `name` + [`FIRST_INDEX_SUFFIX`] unless
+    /// [`Self::under_own_names`]. A name that exists already, as an index
+    /// (made before aliases, or by another replica) or as an alias (after a
+    /// rebuild), is kept as it is.
+    async fn create_index(&self, name: &str, mut body: Value) -> Result<(), SearchIndexError> {
+        let index = if self.behind_aliases {
+            if self.exists(name).await? {
+                return Ok(());
+            }
+            body["aliases"] = json!({ name: {} });
+            format!("{name}{FIRST_INDEX_SUFFIX}")
+        } else {
+            name.to_owned()
+        };
+        let response = self
+            .client
+            .indices()
+            .create(IndicesCreateParts::Index(&index))
             .body(body)
             .send()
             .await;
         match checked(response).await {
             Ok(_) => {
-                tracing::info!(index, "search index created");
+                tracing::info!(
+                    index,
+                    alias = self.behind_aliases.then_some(name),
+                    "search index created"
+                );
                 Ok(())
             }
             // Another replica (or an earlier start) made it: its mapping is ours.
-            // After `projection-consumer rebuild` the name is an alias of the rebuilt index.
             Err(SearchIndexError::Refused { reason, .. })
                 if reason.contains("resource_already_exists_exception")
                     || reason.contains("already exists as alias") =>

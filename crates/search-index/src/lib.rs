@@ -32,7 +32,9 @@ use serde::Serialize;
 use uuid::Uuid;
 use wallet_domain::{Balance, HoldId, OwnerId, WalletId};
 
-pub use crate::elasticsearch::{ElasticsearchIndex, REQUEST_TIMEOUT_MS_DEFAULT};
+pub use crate::elasticsearch::{
+    ElasticsearchIndex, FIRST_INDEX_SUFFIX, REQUEST_TIMEOUT_MS_DEFAULT,
+};
 pub use crate::embedded::EmbeddedSearchIndex;
 pub use crate::query::Page;
 

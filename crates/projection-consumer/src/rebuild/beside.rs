@@ -145,7 +145,7 @@ impl IndexBeside {
             .unwrap_or_default()
             .as_millis();
         let prefix = format!("{live_prefix}-rebuild-{stamp}");
-        let index = search_index(config, &prefix)?;
+        let index = search_index(config, &prefix)?.under_own_names();
         index.ensure_indices().await?;
         let transport = Transport::single_node(&config.elasticsearch_url)
             .map_err(|error| RebuildError::Alias(error.to_string()))?;
@@ -163,11 +163,14 @@ impl IndexBeside {
     }
 
     /// One atomic alias request puts the new indices behind the live names
-    /// (replacing a live index of that name, or moving the alias off the
-    /// previous rebuild's); then, after [`RETIRED_INDEX_GRACE_MS`], the
-    /// previous rebuild's indices are deleted. A search in flight on a live
-    /// index (not alias) at the first switch fails once (503) and is retried
-    /// by its caller. Returns the new indices' prefix.
+    /// (moving the alias off the indices it pointed at, or replacing a live
+    /// index of that name); then, after [`RETIRED_INDEX_GRACE_MS`], the
+    /// indices the alias left are deleted. The live names are aliases from
+    /// their first creation (`search_index::FIRST_INDEX_SUFFIX`), so a search
+    /// in flight always finds an index; only a live index made under its own
+    /// name by a version before that is replaced, and a search in flight on
+    /// it at that switch fails once (503) and is retried by its caller.
+    /// Returns the new indices' prefix.
     pub async fn switch(self) -> Result<String, RebuildError> {
         self.index.refresh().await?;
         let timeout = Duration::from_millis(search_index::REQUEST_TIMEOUT_MS_DEFAULT);
