@@ -66,7 +66,8 @@ async fn dead_letters_report(state: &AppState) -> Value {
 /// Whether the service can take commands (its event store answers), and how
 /// far events have flowed to their consumers.
 #[utoipa::path(get, path = "/health", tag = "operations",
-    responses((status = 200, description = "Up"), (status = 503, description = "The event store is down")))]
+    responses((status = 200, description = "Up: {status: \"ok\", eventStore: {kind, status, headPosition}, publisher, searchIndex: {status}, transfers: {status, quarantined}, deadLetters: {status, parked, sinks}}", body = Object),
+              (status = 503, description = "The event store is down: {status: \"error\", eventStore: {kind, status, error}}", body = Object)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = state.wallets.store();
     match store.head_position().await {
@@ -94,7 +95,8 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 
 /// The seed's publisher health: `{status, producer: {connected}, publisher: {isRunning, unprocessedEvents, lagMs}}`.
 #[utoipa::path(get, path = "/health/kafka", tag = "operations",
-    responses((status = 200, description = "Healthy"), (status = 503, description = "Unhealthy")))]
+    responses((status = 200, description = "Healthy: {status, producer: {connected}, publisher: {isRunning, unprocessedEvents, lagMs}}", body = Object),
+              (status = 503, description = "Unhealthy: the same body", body = Object)))]
 pub async fn publisher_health(state: web::Data<AppState>) -> HttpResponse {
     let report = state.publisher.report().await;
     let body = json!({
@@ -115,14 +117,14 @@ pub async fn publisher_health(state: web::Data<AppState>) -> HttpResponse {
 
 /// Positions and lag of the publisher in detail.
 #[utoipa::path(get, path = "/health/kafka/stats", tag = "operations",
-    responses((status = 200, description = "Publisher statistics")))]
+    responses((status = 200, description = "Publisher statistics", body = Object)))]
 pub async fn publisher_stats(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(state.publisher.report().await)
 }
 
 /// Prometheus metrics in text format.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format")))]
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     if let Some(dead_letters) = &state.dead_letters {
         match dead_letters.counts().await {

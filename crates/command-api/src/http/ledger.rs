@@ -12,7 +12,6 @@ use ledger::{
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio::sync::watch;
 use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
@@ -22,6 +21,9 @@ use super::as_of::SummaryAsOfParams;
 use super::auth::{authorize_call, authorize_on_wallet, Caller};
 use super::dto::money_schema;
 use super::error::{ApiError, ErrorBody};
+use super::ledger_dto::{
+    entry_or_null_schema, EntriesResponse, ReferenceEntriesResponse, WalletEntriesResponse,
+};
 use super::path;
 use super::query::{self, Bounds, Kind, QueryError, Spec};
 use super::wallets::not_yet_created;
@@ -167,7 +169,7 @@ impl EntryParams {
 #[utoipa::path(get, path = "/ledger/wallet/{walletId}", tag = "ledger",
     params(("walletId" = String, Path), EntryParams),
     responses(
-        (status = 200, description = "{walletId, count, transactions}: the entries of wallet:<id> and held:<id>, newest first"),
+        (status = 200, description = "The entries of wallet:<id> and held:<id>, newest first", body = WalletEntriesResponse),
         (status = 400, description = "Invalid filter or paging, or a walletId that is not UTF-8: the message names the parameter", body = ErrorBody),
         (status = 404, description = "Not a wallet id", body = ErrorBody),
     ))]
@@ -189,11 +191,11 @@ pub async fn wallet_entries(
         })
         .await
         .map_err(internal)?;
-    Ok(HttpResponse::Ok().json(json!({
-        "walletId": wallet_id.as_str(),
-        "count": entries.len(),
-        "transactions": entries,
-    })))
+    Ok(HttpResponse::Ok().json(WalletEntriesResponse {
+        wallet_id: wallet_id.to_string(),
+        count: entries.len(),
+        transactions: entries,
+    }))
 }
 
 /// `GET /ledger/wallet/{walletId}/summary`: the seed's fields (`walletId`,
@@ -223,7 +225,7 @@ pub struct WalletSummaryResponse {
     #[schema(example = 3)]
     entry_count: u64,
     /// The newest entry on the wallet's account; null when there is none.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = entry_or_null_schema)]
     last_transaction: Option<LedgerEntry>,
 }
 
@@ -301,7 +303,7 @@ pub async fn wallet_summary(
 #[utoipa::path(get, path = "/ledger/reference/{referenceId}", tag = "ledger",
     params(("referenceId" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$",
             description = "An operation's, a transfer's or a hold's id: 1 to 128 characters, none a control character")),
-    responses((status = 200, description = "{referenceId, count, transactions}"),
+    responses((status = 200, description = "Every entry of the operation, transfer or hold (none: an empty list)", body = ReferenceEntriesResponse),
               (status = 400, description = "Not a reference id: the message says what is accepted", body = ErrorBody)))]
 pub async fn reference_entries(
     caller: Caller,
@@ -330,11 +332,11 @@ pub async fn reference_entries(
                 .map_err(internal)?;
         }
     }
-    Ok(HttpResponse::Ok().json(json!({
-        "referenceId": &*path,
-        "count": entries.len(),
-        "transactions": entries,
-    })))
+    Ok(HttpResponse::Ok().json(ReferenceEntriesResponse {
+        reference_id: path.to_owned(),
+        count: entries.len(),
+        transactions: entries,
+    }))
 }
 
 /// The wallet whose transactions `/ledger/transactions` lists, as text.
@@ -358,7 +360,7 @@ impl IntoParams for WalletFilter {
 #[utoipa::path(get, path = "/ledger/transactions", tag = "ledger",
     params(WalletFilter, EntryParams),
     responses(
-        (status = 200, description = "{count, transactions}, newest first"),
+        (status = 200, description = "Entries, newest first", body = EntriesResponse),
         (status = 400, description = "Invalid filter or paging: the message names the parameter", body = ErrorBody),
     ))]
 pub async fn transactions(
@@ -380,7 +382,10 @@ pub async fn transactions(
         .transactions(TransactionsQuery { wallet_id, filter })
         .await
         .map_err(internal)?;
-    Ok(HttpResponse::Ok().json(json!({ "count": entries.len(), "transactions": entries })))
+    Ok(HttpResponse::Ok().json(EntriesResponse {
+        count: entries.len(),
+        transactions: entries,
+    }))
 }
 
 /// Checks the ledger: every transaction sums to zero, no transfer misses a
@@ -389,8 +394,8 @@ pub async fn transactions(
 /// posted event), so writes running meanwhile are never reported as errors.
 #[utoipa::path(get, path = "/ledger/verify", tag = "ledger",
     responses(
-        (status = 200, description = "The ledger is consistent: {ok, caughtUp, headPosition, eventsNotPosted, walletsInLedger, walletsChecked, stoppedEarly, balanceMismatches, transfersInFlight, ledger}"),
-        (status = 409, description = "It is not; the same body says where"),
+        (status = 200, description = "The ledger is consistent: {ok, caughtUp, headPosition, eventsNotPosted, walletsInLedger, walletsChecked, stoppedEarly, balanceMismatches, transfersInFlight, ledger}", body = Object),
+        (status = 409, description = "It is not; the same body says where", body = Object),
     ))]
 pub async fn verify(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     authorize_call(&caller, Action::Audit)?;

@@ -11,6 +11,7 @@ mod health;
 mod hold_dto;
 mod holds;
 mod ledger;
+mod ledger_dto;
 mod number;
 mod openapi;
 mod origin;

@@ -31,8 +31,11 @@ use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{RefOr, Required};
 use wallet_domain::{OwnerId, WalletId, IDENTIFIER_LENGTH_MAX};
 
-/// A day or an RFC 3339 date-time with seconds and an offset (`Z` or `±hh:mm`).
-pub const DATE_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))?$";
+/// A day or an RFC 3339 date-time with seconds and an offset (`Z` or `±hh:mm`),
+/// each field in its range (month 01–12, day 01–31, hour 00–23, minute and
+/// second 00–59: no leap second); a day that is not in its month (`02-30`) is
+/// refused by the parser after it.
+pub const DATE_PATTERN: &str = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$";
 /// Digits before the decimal point of a decimal parameter, at most.
 pub const DECIMAL_INTEGER_DIGITS_MAX: usize = 16;
 /// Digits after the decimal point of a decimal parameter, at most.
@@ -40,8 +43,9 @@ pub const DECIMAL_FRACTION_DIGITS_MAX: usize = 12;
 /// Digits of an integer parameter, at most (more cannot be in range).
 pub const INTEGER_DIGITS_MAX: usize = 20;
 
-/// An RFC 3339 date-time with seconds and an offset, in upper case.
-pub const INSTANT_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$";
+/// An RFC 3339 date-time with seconds and an offset, in upper case, each
+/// field in its range as in [`DATE_PATTERN`].
+pub const INSTANT_PATTERN: &str = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
 /// The latest year an instant may fall in, in UTC: later ones have no
 /// four-digit RFC 3339 form to be answered in.
 const INSTANT_YEAR_MAX: i32 = 9999;
@@ -472,6 +476,39 @@ mod tests {
         assert_eq!(offset.to_rfc3339(), "2026-11-30T10:00:00.500+00:00");
     }
 
+    /// The document's patterns refuse every field out of its range, as the
+    /// server does: a client validating against them is refused nothing more.
+    #[test]
+    fn the_documented_patterns_refuse_fields_out_of_range() {
+        for raw in [
+            "2026-00-01",
+            "2026-13-01",
+            "2026-11-00",
+            "2026-11-32",
+            "2026-11-30T24:00:00Z",
+            "2026-11-30T12:60:00Z",
+            "2026-11-30T12:00:60Z",
+            "2026-11-30T12:00:00+24:00",
+            "2026-11-30T12:00:00+02:60",
+        ] {
+            assert!(!matches(&DATE, raw), "{raw}");
+            let instant = if raw.contains('T') {
+                raw.to_owned()
+            } else {
+                format!("{raw}T00:00:00Z")
+            };
+            assert!(!matches(&INSTANT, &instant), "{instant}");
+        }
+        for raw in [
+            "2026-12-31",
+            "2026-01-01T23:59:59.999999999+23:59",
+            "2026-11-30T00:00:00Z",
+        ] {
+            assert!(matches(&DATE, raw), "{raw}");
+        }
+        assert!(matches(&INSTANT, "2026-11-30T00:00:00-12:00"));
+    }
+
     #[test]
     fn dates_outside_the_documented_form_are_refused_by_name() {
         for raw in [
@@ -482,6 +519,10 @@ mod tests {
             "2026-11-30t12:00:00z",
             "2026-11-30T12:00:00",
             "+2026-11-30",
+            "2026-11-30T24:00:00Z",
+            "2026-11-30T12:60:00Z",
+            "2026-11-30T12:00:60Z",
+            "2026-11-30T12:00:00+24:00",
         ] {
             let error = start_date("startDate", &some(raw)).expect_err(raw);
             assert!(
