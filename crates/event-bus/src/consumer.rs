@@ -7,6 +7,14 @@
 //! partition of this member waits, and nothing is committed. A retry longer
 //! than Kafka's `max.poll.interval.ms` (5 minutes) hands the partitions to
 //! another member, which starts from the last commit: at least once still.
+//!
+//! The loop never waits on the broker for anything but messages: commits are
+//! asynchronous and the lag gauges are refreshed by a task of their own. A
+//! synchronous commit (or a watermark request per partition) made while the
+//! broker was away held the loop until the broker came back, and meanwhile
+//! the member's group session lapsed: after a Kafka `kill -9` the consumers
+//! rejoined late and the read model converged tens of seconds after the
+//! broker was back. A commit lost that way only means messages come again.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -69,7 +77,7 @@ pub async fn run_consumer_with_metrics(
         metrics: &metrics,
     };
     tracing::info!(group = %config.group_id, topic = %config.topic, handler = handler.name(), "consumer started");
-    let mut lag_refreshed_at: Option<Instant> = None;
+    let mut lag_refresh = LagRefresh::default();
     let outcome = loop {
         if *shutdown.borrow() {
             break Ok(());
@@ -85,20 +93,20 @@ pub async fn run_consumer_with_metrics(
             Ok(Processed::Interrupted) => break Ok(()),
             Err(error) => break Err(error),
         }
-        let committed = commit(&consumer, &messages).await;
-        match committed {
+        match commit(&consumer, &messages) {
             Ok(next_offsets) => {
-                let due = lag_refreshed_at.is_none_or(|at| {
-                    at.elapsed() >= Duration::from_millis(LAG_REFRESH_INTERVAL_MS)
-                });
-                if due {
-                    lag_refreshed_at = Some(Instant::now());
-                    refresh_lag(&consumer, &config, handler.name(), &metrics, next_offsets).await;
-                }
+                lag_refresh.start_if_due(
+                    &consumer,
+                    &config,
+                    handler.name(),
+                    &metrics,
+                    next_offsets,
+                );
             }
             Err(error) => {
-                // Partitions moved in a rebalance: their new owner starts from
-                // the last commit, so these messages come again (at least once).
+                // The commit could not even be queued (partitions moved in a
+                // rebalance): their owner starts from the last commit, so these
+                // messages come again (at least once).
                 metrics
                     .commit_failures
                     .with_label_values(&[handler.name()])
@@ -107,7 +115,9 @@ pub async fn run_consumer_with_metrics(
             }
         }
     };
-    // Leaving the group blocks until the broker has been told: off the runtime.
+    lag_refresh.stop();
+    // Leaving the group blocks until the broker has been told (and the queued
+    // commits were answered): off the runtime.
     let closing = tokio::task::spawn_blocking(move || drop(consumer)).await;
     if let Err(error) = closing {
         tracing::warn!(%error, "consumer did not close cleanly");
@@ -399,9 +409,11 @@ fn next_offsets(messages: &[OwnedMessage]) -> BTreeMap<(String, i32), i64> {
     next
 }
 
-/// Commits the batch synchronously; returns what was committed.
-async fn commit(
-    consumer: &Arc<StreamConsumer>,
+/// Queues the commit of the batch's offsets and returns them at once: the
+/// broker's answer is not awaited (see the module's header), and librdkafka
+/// sends a member's commits in order.
+fn commit(
+    consumer: &StreamConsumer,
     messages: &[OwnedMessage],
 ) -> Result<BTreeMap<(String, i32), i64>, BusError> {
     let next = next_offsets(messages);
@@ -409,24 +421,61 @@ async fn commit(
     for ((topic, partition), offset) in &next {
         offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
     }
-    blocking(consumer, move |consumer| {
-        consumer.commit(&offsets, CommitMode::Sync)?;
-        Ok(())
-    })
-    .await?;
+    consumer.commit(&offsets, CommitMode::Async)?;
     Ok(next)
 }
 
-/// Sets the lag gauge of the committed partitions from their high watermarks.
+/// The lag gauges' refresh: at most one at a time, at most one per
+/// [`LAG_REFRESH_INTERVAL_MS`], on a task of its own so that watermark
+/// requests to a broker that is away never hold the consumer loop.
+#[derive(Default)]
+struct LagRefresh {
+    started_at: Option<Instant>,
+    running: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl LagRefresh {
+    fn start_if_due(
+        &mut self,
+        consumer: &Arc<StreamConsumer>,
+        config: &ConsumerConfig,
+        handler: &'static str,
+        metrics: &ConsumerMetrics,
+        committed: BTreeMap<(String, i32), i64>,
+    ) {
+        let interval = Duration::from_millis(LAG_REFRESH_INTERVAL_MS);
+        let due = self.started_at.is_none_or(|at| at.elapsed() >= interval);
+        let idle = self.running.as_ref().is_none_or(|task| task.is_finished());
+        if !(due && idle) {
+            return;
+        }
+        self.started_at = Some(Instant::now());
+        let (consumer, metrics) = (Arc::clone(consumer), metrics.clone());
+        let timeout = Duration::from_millis(config.request_timeout_ms);
+        let dlq_topic = config.dlq_topic.clone();
+        self.running = Some(tokio::spawn(async move {
+            refresh_lag(&consumer, timeout, dlq_topic, handler, &metrics, committed).await;
+        }));
+    }
+
+    /// Abandons a refresh under way, so it holds no handle on a closing consumer.
+    fn stop(&mut self) {
+        if let Some(task) = self.running.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Sets the lag gauge of the committed partitions from their high
+/// watermarks; `timeout` bounds each request.
 async fn refresh_lag(
     consumer: &Arc<StreamConsumer>,
-    config: &ConsumerConfig,
+    timeout: Duration,
+    dlq_topic: String,
     handler: &'static str,
     metrics: &ConsumerMetrics,
     committed: BTreeMap<(String, i32), i64>,
 ) {
-    let timeout = Duration::from_millis(config.request_timeout_ms);
-    let dlq_topic = config.dlq_topic.clone();
     let lags = blocking(consumer, move |consumer| {
         let mut lags = Vec::with_capacity(committed.len());
         for ((topic, partition), offset) in committed {
