@@ -8,13 +8,14 @@
 //! than Kafka's `max.poll.interval.ms` (5 minutes) hands the partitions to
 //! another member, which starts from the last commit: at least once still.
 //!
-//! The loop never waits on the broker for anything but messages: commits are
-//! asynchronous and the lag gauges are refreshed by a task of their own. A
-//! synchronous commit (or a watermark request per partition) made while the
-//! broker was away held the loop until the broker came back, and meanwhile
-//! the member's group session lapsed: after a Kafka `kill -9` the consumers
-//! rejoined late and the read model converged tens of seconds after the
-//! broker was back. A commit lost that way only means messages come again.
+//! The loop never waits on the broker for anything but messages. Errors
+//! are logged and passed over at once, commits are queued asynchronously and
+//! the lag gauges are refreshed by a task of their own. During a Kafka outage
+//! librdkafka queues an error for each failed attempt to reach the broker,
+//! ahead of the messages fetched once it is back: a pause per error (it was
+//! 500 ms) left that backlog draining for up to a minute after the broker
+//! returned, and a synchronous commit or watermark request held the loop
+//! until then. A commit lost to an outage only means messages come again.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,8 +42,6 @@ use crate::BusError;
 
 /// How long an idle loop waits for a message before it looks at the shutdown flag again.
 const IDLE_WAKE_MS: u64 = 1_000;
-/// Pause after the consumer reports an error (a broker away), before receiving again.
-const RECEIVE_ERROR_PAUSE_MS: u64 = 500;
 /// How often the lag gauge is refreshed (one watermark request per partition).
 const LAG_REFRESH_INTERVAL_MS: u64 = 5_000;
 
@@ -349,8 +348,14 @@ async fn next_batch(
     let first = match first {
         Ok(message) => message.detach(),
         Err(error) => {
+            // No pause here: librdkafka queues an error for every failed
+            // attempt to reach a broker that is away (several a second) and
+            // recovers by itself, and the messages fetched once it is back
+            // wait behind those errors. A pause per error (it was 500 ms)
+            // left a Kafka outage's backlog of errors draining for a minute
+            // after the broker was back. `recv` waits for the next event, so
+            // no pause is needed to keep this loop from spinning.
             tracing::warn!(%error, group = %config.group_id, "consumer error");
-            tokio::time::sleep(Duration::from_millis(RECEIVE_ERROR_PAUSE_MS)).await;
             return Some(Vec::new());
         }
     };
