@@ -3,6 +3,12 @@
 //! without end, and only deterministic ones (undecodable, refused for what
 //! they hold) parked on the dead-letter topic.
 //!
+//! A handler that stores the group's offsets with its writes
+//! ([`EventSink::stored_offsets`] answers `Some`) is their authority: each
+//! batch is handed with the offsets it moves, in the handler's transaction,
+//! and the loop skips, takes or seeks back to what the handler stored (see
+//! `stored_offsets`). Kafka's commits then only feed lag gauges and tools.
+//!
 //! While a transient failure is retried the loop takes nothing more: every
 //! partition of this member waits, and nothing is committed. A retry longer
 //! than Kafka's `max.poll.interval.ms` (5 minutes) hands the partitions to
@@ -21,7 +27,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_sink::{DeliveryError, EventSink};
+use event_sink::{ConsumerOffsets, DeliveryError, EventSink, StoredOffsets};
 use event_store::RecordedEvent;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
@@ -38,6 +44,7 @@ use crate::headers::{
     HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
 };
 use crate::metrics::ConsumerMetrics;
+use crate::stored_offsets::StoredPositions;
 use crate::BusError;
 
 /// How long an idle loop waits for a message before it looks at the shutdown flag again.
@@ -67,7 +74,6 @@ pub async fn run_consumer_with_metrics(
 ) -> Result<(), BusError> {
     let consumer: Arc<StreamConsumer> =
         Arc::new(config.consumer_client_config(&config.group_id).create()?);
-    consumer.subscribe(&[config.topic.as_str()])?;
     let dlq: FutureProducer = config.producer_client_config().create()?;
     let worker = Worker {
         config: &config,
@@ -75,22 +81,67 @@ pub async fn run_consumer_with_metrics(
         dlq: &dlq,
         metrics: &metrics,
     };
+    let mut positions = match worker.stored_offsets(&mut shutdown).await {
+        Ok(Some(Some(stored))) => {
+            start_from_stored(&consumer, &config, &stored).await;
+            Some(StoredPositions::new(
+                &config.group_id,
+                &config.topic,
+                stored,
+                Duration::from_millis(config.request_timeout_ms),
+            ))
+        }
+        Ok(Some(None)) => None,
+        Ok(None) => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    consumer.subscribe(&[config.topic.as_str()])?;
     tracing::info!(group = %config.group_id, topic = %config.topic, handler = handler.name(), "consumer started");
     let mut lag_refresh = LagRefresh::default();
     let outcome = loop {
         if *shutdown.borrow() {
             break Ok(());
         }
-        let Some(messages) = next_batch(&consumer, &config, &mut shutdown).await else {
+        if let Some(positions) = positions.as_mut() {
+            positions.retry_seeks(&consumer).await;
+        }
+        let Some(mut messages) = next_batch(&consumer, &config, &mut shutdown).await else {
             break Ok(());
         };
         if messages.is_empty() {
             continue;
         }
-        match worker.process(&messages, &mut shutdown).await {
+        let to_handle = match positions.as_mut() {
+            Some(positions) => {
+                let sorted = positions.sort(&consumer, messages.clone()).await;
+                messages.retain(|message| !sorted.sought.contains(&message.partition()));
+                sorted.to_handle
+            }
+            None => messages.clone(),
+        };
+        match worker
+            .process(&to_handle, positions.as_mut(), &mut shutdown)
+            .await
+        {
             Ok(Processed::Done) => {}
             Ok(Processed::Interrupted) => break Ok(()),
+            Ok(Processed::OffsetsMoved(refused)) => {
+                let Some(positions) = positions.as_mut() else {
+                    continue;
+                };
+                match worker.stored_offsets(&mut shutdown).await {
+                    Ok(Some(Some(stored))) => positions.moved(&consumer, &refused, stored).await,
+                    Ok(Some(None)) => {}
+                    Ok(None) => break Ok(()),
+                    Err(error) => break Err(error),
+                }
+                // Nothing of the batch was written: nothing to commit.
+                continue;
+            }
             Err(error) => break Err(error),
+        }
+        if messages.is_empty() {
+            continue;
         }
         match commit(&consumer, &messages) {
             Ok(next_offsets) => {
@@ -129,11 +180,15 @@ enum Processed {
     Done,
     /// Shutdown came while a batch was being retried: do not commit it.
     Interrupted,
+    /// The handler refused these offsets because the stored ones moved:
+    /// nothing of them was written, and the loop seeks to the stored ones.
+    OffsetsMoved(ConsumerOffsets),
 }
 
 pub(crate) enum Attempts {
     Handled,
     Interrupted,
+    OffsetsMoved(ConsumerOffsets),
     Failed(DeliveryError),
 }
 
@@ -145,9 +200,39 @@ pub(crate) struct Worker<'a> {
 }
 
 impl Worker<'_> {
+    /// The handler's stored offsets for this group and topic, asked until it
+    /// answers (a transient failure retried with capped backoff): `Some(None)`
+    /// when it keeps none, `None` when shutdown came first.
+    async fn stored_offsets(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<Option<StoredOffsets>>, BusError> {
+        let mut attempt: u32 = 0;
+        loop {
+            match self
+                .handler
+                .stored_offsets(&self.config.group_id, &self.config.topic)
+                .await
+            {
+                Ok(stored) => return Ok(Some(stored)),
+                Err(error) if error.is_transient() => {
+                    attempt = attempt.saturating_add(1);
+                    tracing::warn!(handler = self.handler.name(), %error, attempt, "cannot read the stored consumer offsets; retrying");
+                }
+                Err(error) => return Err(BusError::Sink(error)),
+            }
+            let pause = Duration::from_millis(self.config.backoff_ms(attempt));
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => return Ok(None),
+            }
+        }
+    }
+
     async fn process(
         &self,
         messages: &[OwnedMessage],
+        mut positions: Option<&mut StoredPositions>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Processed, BusError> {
         let Some(mut parking) = self.parking(messages, shutdown).await else {
@@ -179,15 +264,24 @@ impl Worker<'_> {
         let Some((events, sources)) = routed else {
             return Ok(Processed::Interrupted);
         };
-        if events.is_empty() {
+        if events.is_empty() && positions.is_none() {
             return Ok(Processed::Done);
         }
-        let failure = match self.handle_with_retries(&events, shutdown).await {
+        // The stored offsets move past every message of the batch, the parked
+        // and replayed ones too (with nothing else to write when all were):
+        // otherwise the next batch would start above them, and the loop would
+        // seek back and park them again.
+        let every: Vec<&OwnedMessage> = messages.iter().collect();
+        let failure = match self
+            .handle_with_retries(&events, &every, positions.as_deref_mut(), shutdown)
+            .await
+        {
             Attempts::Handled => {
                 self.count_processed(&events);
                 return Ok(Processed::Done);
             }
             Attempts::Interrupted => return Ok(Processed::Interrupted),
+            Attempts::OffsetsMoved(refused) => return Ok(Processed::OffsetsMoved(refused)),
             Attempts::Failed(error) => error,
         };
         if let ([_single], [source]) = (events.as_slice(), sources.as_slice()) {
@@ -206,11 +300,17 @@ impl Worker<'_> {
                 continue;
             }
             match self
-                .handle_with_retries(std::slice::from_ref(event), shutdown)
+                .handle_with_retries(
+                    std::slice::from_ref(event),
+                    &[source],
+                    positions.as_deref_mut(),
+                    shutdown,
+                )
                 .await
             {
                 Attempts::Handled => self.count_processed(std::slice::from_ref(event)),
                 Attempts::Interrupted => return Ok(Processed::Interrupted),
+                Attempts::OffsetsMoved(refused) => return Ok(Processed::OffsetsMoved(refused)),
                 Attempts::Failed(error) => {
                     self.park(source, &error.to_string()).await?;
                     parking.parked_from(source);
@@ -223,10 +323,14 @@ impl Worker<'_> {
     /// Hands `events` to the handler until it takes them: a transient
     /// failure is retried without end (capped backoff, the consumer's other
     /// partitions waiting too, nothing committed, `/health` degraded), a
-    /// permanent one `handler_attempts_max` times.
+    /// permanent one `handler_attempts_max` times. With `positions`, the
+    /// events go with the offsets their `sources` move, and a refusal of
+    /// those offsets is returned at once.
     pub(crate) async fn handle_with_retries(
         &self,
         events: &[RecordedEvent],
+        sources: &[&OwnedMessage],
+        mut positions: Option<&mut StoredPositions>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Attempts {
         let name = self.handler.name();
@@ -234,14 +338,38 @@ impl Worker<'_> {
         let retrying = self.metrics.retrying.with_label_values(&[name]);
         let mut permanent_attempts = 0;
         let mut transient_attempts: u32 = 0;
+        let mut offsets = positions
+            .as_deref()
+            .map(|positions| positions.moves_of(sources));
+        // Offsets an earlier attempt of this batch stored: believed once the
+        // batch is handled again without offsets.
+        let mut stored_before: Option<ConsumerOffsets> = None;
         loop {
-            let error = match self.handler.deliver(events).await {
+            let delivered = match &offsets {
+                Some(offsets) => self.handler.deliver_consumed(events, offsets).await,
+                None => self.handler.deliver(events).await,
+            };
+            let error = match delivered {
                 Ok(()) => {
                     retrying.set(0);
+                    let stored = offsets.as_ref().or(stored_before.as_ref());
+                    if let (Some(positions), Some(stored)) = (positions.as_deref_mut(), stored) {
+                        positions.stored(stored);
+                    }
                     return Attempts::Handled;
                 }
                 Err(error) => error,
             };
+            if let (true, Some(moved)) = (error.is_offsets_moved(), &offsets) {
+                if self.stored_by_earlier_attempt(moved).await {
+                    tracing::info!(handler = name, "an earlier attempt of this batch stored its offsets (its reply was lost, or a later step of the sink failed); handing the batch again without offsets");
+                    stored_before = offsets.take();
+                    continue;
+                }
+                retrying.set(0);
+                tracing::warn!(handler = name, %error, "stored consumer offsets moved");
+                return Attempts::OffsetsMoved(moved.clone());
+            }
             let retry = if error.is_transient() {
                 transient_attempts = transient_attempts.saturating_add(1);
                 retrying.set(1);
@@ -264,6 +392,33 @@ impl Worker<'_> {
                     retrying.set(0);
                     return Attempts::Interrupted;
                 }
+            }
+        }
+    }
+
+    /// Whether the sink's stored offsets are exactly where `offsets` move
+    /// every partition: an earlier attempt of this very batch stored them,
+    /// and either its reply was lost (a database restart during COMMIT) or a
+    /// step of the sink after the offsets failed (the projection stores them
+    /// with the read model, then indexes for search). Seeking past the batch
+    /// would then leave that later step without it; handing the batch again
+    /// without offsets completes it, since every sink skips what it already
+    /// took. A failure to read the offsets answers false: the caller seeks
+    /// to them as for any move.
+    async fn stored_by_earlier_attempt(&self, offsets: &ConsumerOffsets) -> bool {
+        let stored = self
+            .handler
+            .stored_offsets(&offsets.group, &offsets.topic)
+            .await;
+        match stored {
+            Ok(Some(stored)) => offsets
+                .partitions
+                .iter()
+                .all(|moved| stored.get(&moved.partition) == Some(&moved.next)),
+            Ok(None) => false,
+            Err(error) => {
+                tracing::warn!(handler = self.handler.name(), %error, "cannot read the stored consumer offsets");
+                false
             }
         }
     }
@@ -428,6 +583,39 @@ fn commit(
     }
     consumer.commit(&offsets, CommitMode::Async)?;
     Ok(next)
+}
+
+/// Before joining the group, commits the handler's stored offsets to Kafka,
+/// so that the partitions this member (or another) is assigned start there
+/// even when Kafka had committed more (PostgreSQL lost transactions while
+/// the consumer was down) and no new message comes to reveal it. Kafka
+/// refuses the commit while the group has active members; the stored
+/// offsets then still rule each partition's next batch (skip or seek back).
+async fn start_from_stored(
+    consumer: &Arc<StreamConsumer>,
+    config: &ConsumerConfig,
+    stored: &StoredOffsets,
+) {
+    if stored.is_empty() {
+        return;
+    }
+    let mut offsets = TopicPartitionList::with_capacity(stored.len());
+    for (partition, next) in stored {
+        if let Err(error) =
+            offsets.add_partition_offset(&config.topic, *partition, Offset::Offset(*next))
+        {
+            tracing::warn!(%error, partition, "cannot name a stored offset");
+            return;
+        }
+    }
+    let committed = blocking(consumer, move |consumer| {
+        consumer.commit(&offsets, CommitMode::Sync)?;
+        Ok(())
+    })
+    .await;
+    if let Err(error) = committed {
+        tracing::info!(%error, group = %config.group_id, "stored offsets not committed to Kafka before joining; the first batches check them");
+    }
 }
 
 /// The lag gauges' refresh: at most one at a time, at most one per
