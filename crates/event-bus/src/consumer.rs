@@ -165,7 +165,7 @@ pub async fn run_consumer_with_metrics(
             }
         }
     };
-    lag_refresh.stop();
+    lag_refresh.finish().await;
     // Leaving the group blocks until the broker has been told (and the queued
     // commits were answered): off the runtime.
     let closing = tokio::task::spawn_blocking(move || drop(consumer)).await;
@@ -651,10 +651,16 @@ impl LagRefresh {
         }));
     }
 
-    /// Abandons a refresh under way, so it holds no handle on a closing consumer.
-    fn stop(&mut self) {
+    /// Waits for a refresh under way (each of its requests is bounded by
+    /// `request_timeout_ms`), so that it holds no handle on the consumer
+    /// when the consumer closes: the member leaves the group only when the
+    /// last handle goes, and a member that has not left keeps the group from
+    /// taking the next member's starting offsets.
+    async fn finish(&mut self) {
         if let Some(task) = self.running.take() {
-            task.abort();
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "the lag refresh did not end cleanly");
+            }
         }
     }
 }

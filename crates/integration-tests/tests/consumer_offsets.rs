@@ -8,11 +8,17 @@
 //!   nothing lost and nothing twice, although Kafka's committed offset is past them.
 //! - The same loss while the consumer is stopped: on restart the stored offset rules.
 //! - A stored offset ahead of Kafka's committed one: what is below it is not handed again.
+//! - A sink whose step after the offsets fails once (as the projection's search index
+//!   after its read model stored them): the batch is handed again, not sought past.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use event_bus::{run_consumer_with_metrics, ConsumerConfig, ConsumerMetrics};
+use event_sink::{ConsumerOffsets, DeliveryError, EventSink, StoredOffsets};
 use event_store::RecordedEvent;
 use integration_tests::{create_topic, require_env, unique_name, TestDatabase, REQUEST_TIMEOUT};
 use ledger::conformance::EventLog;
@@ -108,14 +114,24 @@ impl Servers {
 
     /// Runs the ledger's consumer loop in `group`; its handler counts what it posts.
     fn consume(&self, group: &str) -> Consuming {
+        let metrics = Metrics::new().expect("metrics");
+        let handler = Arc::new(LedgerHandler::new(self.ledger.clone(), metrics.clone()));
+        self.consume_into(group, handler, metrics)
+    }
+
+    /// Runs the consumer loop in `group` with `handler`; `metrics` are the ledger's.
+    fn consume_into(
+        &self,
+        group: &str,
+        handler: Arc<dyn EventSink>,
+        metrics: Metrics,
+    ) -> Consuming {
         let mut config = ConsumerConfig::new(&self.brokers, group);
         config.topic = self.topic.clone();
         config.dlq_topic = self.dlq_topic.clone();
         config.handler_backoff_initial_ms = 10;
         config.handler_backoff_max_ms = 50;
         config.session_timeout_ms = 6_000;
-        let metrics = Metrics::new().expect("metrics");
-        let handler = Arc::new(LedgerHandler::new(self.ledger.clone(), metrics.clone()));
         let (stop, stopping) = watch::channel(false);
         let task = tokio::spawn(async move {
             let metrics = ConsumerMetrics::unregistered().expect("consumer metrics");
@@ -341,6 +357,111 @@ async fn a_stored_offset_ahead_of_kafka_skips_what_is_already_applied() {
         0,
         "the events below the stored offset were not handed"
     );
+    assert_eq!(servers.stored_offset(&group).await, Some(log.len() as i64));
+    servers.database.drop_database().await;
+}
+
+/// The ledger's handler followed by a later step of the same sink, as the projection
+/// indexes for search after its read model stored the offsets. That step fails once,
+/// transiently, on the batch holding `failing_position`, after the offsets were stored;
+/// it records the position of every event it took.
+struct LaterStepFailsOnce {
+    ledger: LedgerHandler,
+    failing_position: u64,
+    failed: AtomicBool,
+    taken: Mutex<BTreeSet<u64>>,
+}
+
+impl LaterStepFailsOnce {
+    fn later_step(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
+        let holds_failing = batch
+            .iter()
+            .any(|recorded| recorded.position == self.failing_position);
+        if holds_failing && !self.failed.swap(true, Ordering::SeqCst) {
+            return Err(DeliveryError::transient(
+                "later_step",
+                "the later step is away (simulated)",
+            ));
+        }
+        let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+        taken.extend(batch.iter().map(|recorded| recorded.position));
+        Ok(())
+    }
+
+    fn taken(&self) -> BTreeSet<u64> {
+        self.taken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[async_trait]
+impl EventSink for LaterStepFailsOnce {
+    fn name(&self) -> &'static str {
+        "ledger_then_later_step"
+    }
+
+    async fn checkpoint(&self) -> Result<u64, DeliveryError> {
+        self.ledger.checkpoint().await
+    }
+
+    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
+        self.ledger.deliver(batch).await?;
+        self.later_step(batch)
+    }
+
+    async fn stored_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<Option<StoredOffsets>, DeliveryError> {
+        self.ledger.stored_offsets(group, topic).await
+    }
+
+    async fn deliver_consumed(
+        &self,
+        batch: &[RecordedEvent],
+        offsets: &ConsumerOffsets,
+    ) -> Result<(), DeliveryError> {
+        self.ledger.deliver_consumed(batch, offsets).await?;
+        self.later_step(batch)
+    }
+}
+
+#[tokio::test]
+async fn a_batch_whose_later_step_failed_after_its_offsets_were_stored_is_handed_again() {
+    let Some(servers) = Servers::start().await else {
+        return;
+    };
+    let log = log_of(FIRST_EVENTS - 2).recorded;
+    let group = unique_name("wallex_it_offsets_group");
+    let metrics = Metrics::new().expect("metrics");
+    let sink = Arc::new(LaterStepFailsOnce {
+        ledger: LedgerHandler::new(servers.ledger.clone(), metrics.clone()),
+        failing_position: log[log.len() / 2].position,
+        failed: AtomicBool::new(false),
+        taken: Mutex::new(BTreeSet::new()),
+    });
+    produce(&servers.brokers, &servers.topic, &log).await;
+    let consuming = servers.consume_into(&group, sink.clone(), metrics);
+    let expected: BTreeSet<u64> = log.iter().map(|recorded| recorded.position).collect();
+    let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
+    while sink.taken() != expected && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(WAIT_POLL).await;
+    }
+    consuming.stop().await;
+
+    assert!(
+        sink.failed.load(Ordering::SeqCst),
+        "the later step failed once"
+    );
+    let missing: Vec<u64> = expected.difference(&sink.taken()).copied().collect();
+    assert!(
+        missing.is_empty(),
+        "the later step never took the events at positions {missing:?}"
+    );
+    assert_ledger_holds(&servers, &log).await;
     assert_eq!(servers.stored_offset(&group).await, Some(log.len() as i64));
     servers.database.drop_database().await;
 }
