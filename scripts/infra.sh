@@ -551,12 +551,15 @@ redis_down() { stop_pid_file redis "$INFRA_DIR/redis/redis.pid"; }
 
 # --- Kafka -------------------------------------------------------------------
 
+# Runs a Kafka command-line tool (storage format, topic requests). Its own log
+# goes to logs/tools.log through tools-log4j2.properties, never into the broker's
+# server.log, which must survive a readiness probe for diagnosis after a fault.
 kafka_java() {
   local dir="$1" heap="$2"
   shift 2
   # shellcheck disable=SC2086 # the heap options are several words
   java $heap -XX:+UseG1GC -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$dir/log4j2.properties" -Dkafka.logs.dir="$dir/logs" \
+    -Dlog4j2.configurationFile="$dir/tools-log4j2.properties" -Dkafka.logs.dir="$dir/logs" \
     -cp "$(kafka_lib_dir)/*" "$@"
 }
 
@@ -592,7 +595,7 @@ status = warn
 appender.file.type = File
 appender.file.name = file
 appender.file.fileName = ${sys:kafka.logs.dir}/server.log
-appender.file.append = false
+appender.file.append = true
 appender.file.layout.type = PatternLayout
 appender.file.layout.pattern = [%d] %p %m (%c)%n
 rootLogger.level = INFO
@@ -601,6 +604,18 @@ logger.kafka.name = kafka
 logger.kafka.level = INFO
 logger.state.name = state.change.logger
 logger.state.level = WARN
+EOF
+  cat >"$dir/tools-log4j2.properties" <<'EOF'
+# Written by scripts/infra.sh: the command-line tools log apart from the broker.
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = ${sys:kafka.logs.dir}/tools.log
+appender.file.append = true
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.file.ref = file
 EOF
 }
 

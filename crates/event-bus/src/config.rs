@@ -26,7 +26,19 @@ pub const CONSUMER_BATCH_SIZE_MAX_DEFAULT: usize = 500;
 /// How long a batch keeps filling after its first message.
 pub const CONSUMER_BATCH_WAIT_MS_DEFAULT: u64 = 20;
 /// A member silent this long is removed from the group and its partitions move.
+/// It also bounds the wait after a broker restart: a member whose session
+/// lapsed during the outage rejoins under a new member id, and the restarted
+/// coordinator holds the rebalance until the old id's session expires.
 pub const CONSUMER_SESSION_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// The most a client waits between two attempts to reach a broker that is
+/// away. librdkafka doubles its pause after each failed attempt up to this
+/// cap (its own default is 10 s): with a 10 s cap a relay or consumer could
+/// sit out up to 10 s after the broker is back before it even tried again,
+/// and the consumer's rejoin (then the coordinator's wait for its old
+/// session) came only after that. One second keeps a restarted broker's
+/// recovery short while a broker that stays down sees one attempt a second
+/// per client, which is cheap.
+pub const RECONNECT_BACKOFF_MAX_MS_DEFAULT: u64 = 1_000;
 /// Attempts of one batch (and later of one message) before giving up on it.
 pub const HANDLER_ATTEMPTS_MAX_DEFAULT: u32 = 5;
 /// Pause before the first retry; it doubles with each further one.
@@ -125,6 +137,10 @@ impl ConsumerConfig {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", self.session_timeout_ms.to_string())
+            .set(
+                "reconnect.backoff.max.ms",
+                RECONNECT_BACKOFF_MAX_MS_DEFAULT.to_string(),
+            )
             .set("enable.partition.eof", "false");
         config
     }
@@ -162,6 +178,10 @@ fn producer_client_config(
         .set("acks", "all")
         .set("message.timeout.ms", message_timeout_ms.to_string())
         .set("linger.ms", linger_ms.to_string())
+        .set(
+            "reconnect.backoff.max.ms",
+            RECONNECT_BACKOFF_MAX_MS_DEFAULT.to_string(),
+        )
         .set(
             "queue.buffering.max.messages",
             queue_messages_max.to_string(),

@@ -3,16 +3,31 @@
 //! without end, and only deterministic ones (undecodable, refused for what
 //! they hold) parked on the dead-letter topic.
 //!
+//! A handler that stores the group's offsets with its writes
+//! ([`EventSink::stored_offsets`] answers `Some`) is their authority: each
+//! batch is handed with the offsets it moves, in the handler's transaction,
+//! and the loop skips, takes or seeks back to what the handler stored (see
+//! `stored_offsets`). Kafka's commits then only feed lag gauges and tools.
+//!
 //! While a transient failure is retried the loop takes nothing more: every
 //! partition of this member waits, and nothing is committed. A retry longer
 //! than Kafka's `max.poll.interval.ms` (5 minutes) hands the partitions to
 //! another member, which starts from the last commit: at least once still.
+//!
+//! The loop never waits on the broker for anything but messages. Errors
+//! are logged and passed over at once, commits are queued asynchronously and
+//! the lag gauges are refreshed by a task of their own. During a Kafka outage
+//! librdkafka queues an error for each failed attempt to reach the broker,
+//! ahead of the messages fetched once it is back: a pause per error (it was
+//! 500 ms) left that backlog draining for up to a minute after the broker
+//! returned, and a synchronous commit or watermark request held the loop
+//! until then. A commit lost to an outage only means messages come again.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_sink::{DeliveryError, EventSink};
+use event_sink::{ConsumerOffsets, DeliveryError, EventSink, StoredOffsets};
 use event_store::RecordedEvent;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
@@ -29,12 +44,11 @@ use crate::headers::{
     HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
 };
 use crate::metrics::ConsumerMetrics;
+use crate::stored_offsets::StoredPositions;
 use crate::BusError;
 
 /// How long an idle loop waits for a message before it looks at the shutdown flag again.
 const IDLE_WAKE_MS: u64 = 1_000;
-/// Pause after the consumer reports an error (a broker away), before receiving again.
-const RECEIVE_ERROR_PAUSE_MS: u64 = 500;
 /// How often the lag gauge is refreshed (one watermark request per partition).
 const LAG_REFRESH_INTERVAL_MS: u64 = 5_000;
 
@@ -60,7 +74,6 @@ pub async fn run_consumer_with_metrics(
 ) -> Result<(), BusError> {
     let consumer: Arc<StreamConsumer> =
         Arc::new(config.consumer_client_config(&config.group_id).create()?);
-    consumer.subscribe(&[config.topic.as_str()])?;
     let dlq: FutureProducer = config.producer_client_config().create()?;
     let worker = Worker {
         config: &config,
@@ -68,37 +81,82 @@ pub async fn run_consumer_with_metrics(
         dlq: &dlq,
         metrics: &metrics,
     };
+    let mut positions = match worker.stored_offsets(&mut shutdown).await {
+        Ok(Some(Some(stored))) => {
+            start_from_stored(&consumer, &config, &stored).await;
+            Some(StoredPositions::new(
+                &config.group_id,
+                &config.topic,
+                stored,
+                Duration::from_millis(config.request_timeout_ms),
+            ))
+        }
+        Ok(Some(None)) => None,
+        Ok(None) => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    consumer.subscribe(&[config.topic.as_str()])?;
     tracing::info!(group = %config.group_id, topic = %config.topic, handler = handler.name(), "consumer started");
-    let mut lag_refreshed_at: Option<Instant> = None;
+    let mut lag_refresh = LagRefresh::default();
     let outcome = loop {
         if *shutdown.borrow() {
             break Ok(());
         }
-        let Some(messages) = next_batch(&consumer, &config, &mut shutdown).await else {
+        if let Some(positions) = positions.as_mut() {
+            positions.retry_seeks(&consumer).await;
+        }
+        let Some(mut messages) = next_batch(&consumer, &config, &mut shutdown).await else {
             break Ok(());
         };
         if messages.is_empty() {
             continue;
         }
-        match worker.process(&messages, &mut shutdown).await {
+        let to_handle = match positions.as_mut() {
+            Some(positions) => {
+                let sorted = positions.sort(&consumer, messages.clone()).await;
+                messages.retain(|message| !sorted.sought.contains(&message.partition()));
+                sorted.to_handle
+            }
+            None => messages.clone(),
+        };
+        match worker
+            .process(&to_handle, positions.as_mut(), &mut shutdown)
+            .await
+        {
             Ok(Processed::Done) => {}
             Ok(Processed::Interrupted) => break Ok(()),
+            Ok(Processed::OffsetsMoved(refused)) => {
+                let Some(positions) = positions.as_mut() else {
+                    continue;
+                };
+                match worker.stored_offsets(&mut shutdown).await {
+                    Ok(Some(Some(stored))) => positions.moved(&consumer, &refused, stored).await,
+                    Ok(Some(None)) => {}
+                    Ok(None) => break Ok(()),
+                    Err(error) => break Err(error),
+                }
+                // Nothing of the batch was written: nothing to commit.
+                continue;
+            }
             Err(error) => break Err(error),
         }
-        let committed = commit(&consumer, &messages).await;
-        match committed {
+        if messages.is_empty() {
+            continue;
+        }
+        match commit(&consumer, &messages) {
             Ok(next_offsets) => {
-                let due = lag_refreshed_at.is_none_or(|at| {
-                    at.elapsed() >= Duration::from_millis(LAG_REFRESH_INTERVAL_MS)
-                });
-                if due {
-                    lag_refreshed_at = Some(Instant::now());
-                    refresh_lag(&consumer, &config, handler.name(), &metrics, next_offsets).await;
-                }
+                lag_refresh.start_if_due(
+                    &consumer,
+                    &config,
+                    handler.name(),
+                    &metrics,
+                    next_offsets,
+                );
             }
             Err(error) => {
-                // Partitions moved in a rebalance: their new owner starts from
-                // the last commit, so these messages come again (at least once).
+                // The commit could not even be queued (partitions moved in a
+                // rebalance): their owner starts from the last commit, so these
+                // messages come again (at least once).
                 metrics
                     .commit_failures
                     .with_label_values(&[handler.name()])
@@ -107,7 +165,9 @@ pub async fn run_consumer_with_metrics(
             }
         }
     };
-    // Leaving the group blocks until the broker has been told: off the runtime.
+    lag_refresh.finish().await;
+    // Leaving the group blocks until the broker has been told (and the queued
+    // commits were answered): off the runtime.
     let closing = tokio::task::spawn_blocking(move || drop(consumer)).await;
     if let Err(error) = closing {
         tracing::warn!(%error, "consumer did not close cleanly");
@@ -120,11 +180,15 @@ enum Processed {
     Done,
     /// Shutdown came while a batch was being retried: do not commit it.
     Interrupted,
+    /// The handler refused these offsets because the stored ones moved:
+    /// nothing of them was written, and the loop seeks to the stored ones.
+    OffsetsMoved(ConsumerOffsets),
 }
 
 pub(crate) enum Attempts {
     Handled,
     Interrupted,
+    OffsetsMoved(ConsumerOffsets),
     Failed(DeliveryError),
 }
 
@@ -136,9 +200,39 @@ pub(crate) struct Worker<'a> {
 }
 
 impl Worker<'_> {
+    /// The handler's stored offsets for this group and topic, asked until it
+    /// answers (a transient failure retried with capped backoff): `Some(None)`
+    /// when it keeps none, `None` when shutdown came first.
+    async fn stored_offsets(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<Option<StoredOffsets>>, BusError> {
+        let mut attempt: u32 = 0;
+        loop {
+            match self
+                .handler
+                .stored_offsets(&self.config.group_id, &self.config.topic)
+                .await
+            {
+                Ok(stored) => return Ok(Some(stored)),
+                Err(error) if error.is_transient() => {
+                    attempt = attempt.saturating_add(1);
+                    tracing::warn!(handler = self.handler.name(), %error, attempt, "cannot read the stored consumer offsets; retrying");
+                }
+                Err(error) => return Err(BusError::Sink(error)),
+            }
+            let pause = Duration::from_millis(self.config.backoff_ms(attempt));
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => return Ok(None),
+            }
+        }
+    }
+
     async fn process(
         &self,
         messages: &[OwnedMessage],
+        mut positions: Option<&mut StoredPositions>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Processed, BusError> {
         let Some(mut parking) = self.parking(messages, shutdown).await else {
@@ -170,15 +264,24 @@ impl Worker<'_> {
         let Some((events, sources)) = routed else {
             return Ok(Processed::Interrupted);
         };
-        if events.is_empty() {
+        if events.is_empty() && positions.is_none() {
             return Ok(Processed::Done);
         }
-        let failure = match self.handle_with_retries(&events, shutdown).await {
+        // The stored offsets move past every message of the batch, the parked
+        // and replayed ones too (with nothing else to write when all were):
+        // otherwise the next batch would start above them, and the loop would
+        // seek back and park them again.
+        let every: Vec<&OwnedMessage> = messages.iter().collect();
+        let failure = match self
+            .handle_with_retries(&events, &every, positions.as_deref_mut(), shutdown)
+            .await
+        {
             Attempts::Handled => {
                 self.count_processed(&events);
                 return Ok(Processed::Done);
             }
             Attempts::Interrupted => return Ok(Processed::Interrupted),
+            Attempts::OffsetsMoved(refused) => return Ok(Processed::OffsetsMoved(refused)),
             Attempts::Failed(error) => error,
         };
         if let ([_single], [source]) = (events.as_slice(), sources.as_slice()) {
@@ -197,11 +300,17 @@ impl Worker<'_> {
                 continue;
             }
             match self
-                .handle_with_retries(std::slice::from_ref(event), shutdown)
+                .handle_with_retries(
+                    std::slice::from_ref(event),
+                    &[source],
+                    positions.as_deref_mut(),
+                    shutdown,
+                )
                 .await
             {
                 Attempts::Handled => self.count_processed(std::slice::from_ref(event)),
                 Attempts::Interrupted => return Ok(Processed::Interrupted),
+                Attempts::OffsetsMoved(refused) => return Ok(Processed::OffsetsMoved(refused)),
                 Attempts::Failed(error) => {
                     self.park(source, &error.to_string()).await?;
                     parking.parked_from(source);
@@ -214,10 +323,14 @@ impl Worker<'_> {
     /// Hands `events` to the handler until it takes them: a transient
     /// failure is retried without end (capped backoff, the consumer's other
     /// partitions waiting too, nothing committed, `/health` degraded), a
-    /// permanent one `handler_attempts_max` times.
+    /// permanent one `handler_attempts_max` times. With `positions`, the
+    /// events go with the offsets their `sources` move, and a refusal of
+    /// those offsets is returned at once.
     pub(crate) async fn handle_with_retries(
         &self,
         events: &[RecordedEvent],
+        sources: &[&OwnedMessage],
+        mut positions: Option<&mut StoredPositions>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Attempts {
         let name = self.handler.name();
@@ -225,14 +338,38 @@ impl Worker<'_> {
         let retrying = self.metrics.retrying.with_label_values(&[name]);
         let mut permanent_attempts = 0;
         let mut transient_attempts: u32 = 0;
+        let mut offsets = positions
+            .as_deref()
+            .map(|positions| positions.moves_of(sources));
+        // Offsets an earlier attempt of this batch stored: believed once the
+        // batch is handled again without offsets.
+        let mut stored_before: Option<ConsumerOffsets> = None;
         loop {
-            let error = match self.handler.deliver(events).await {
+            let delivered = match &offsets {
+                Some(offsets) => self.handler.deliver_consumed(events, offsets).await,
+                None => self.handler.deliver(events).await,
+            };
+            let error = match delivered {
                 Ok(()) => {
                     retrying.set(0);
+                    let stored = offsets.as_ref().or(stored_before.as_ref());
+                    if let (Some(positions), Some(stored)) = (positions.as_deref_mut(), stored) {
+                        positions.stored(stored);
+                    }
                     return Attempts::Handled;
                 }
                 Err(error) => error,
             };
+            if let (true, Some(moved)) = (error.is_offsets_moved(), &offsets) {
+                if self.stored_by_earlier_attempt(moved).await {
+                    tracing::info!(handler = name, "an earlier attempt of this batch stored its offsets (its reply was lost, or a later step of the sink failed); handing the batch again without offsets");
+                    stored_before = offsets.take();
+                    continue;
+                }
+                retrying.set(0);
+                tracing::warn!(handler = name, %error, "stored consumer offsets moved");
+                return Attempts::OffsetsMoved(moved.clone());
+            }
             let retry = if error.is_transient() {
                 transient_attempts = transient_attempts.saturating_add(1);
                 retrying.set(1);
@@ -255,6 +392,33 @@ impl Worker<'_> {
                     retrying.set(0);
                     return Attempts::Interrupted;
                 }
+            }
+        }
+    }
+
+    /// Whether the sink's stored offsets are exactly where `offsets` move
+    /// every partition: an earlier attempt of this very batch stored them,
+    /// and either its reply was lost (a database restart during COMMIT) or a
+    /// step of the sink after the offsets failed (the projection stores them
+    /// with the read model, then indexes for search). Seeking past the batch
+    /// would then leave that later step without it; handing the batch again
+    /// without offsets completes it, since every sink skips what it already
+    /// took. A failure to read the offsets answers false: the caller seeks
+    /// to them as for any move.
+    async fn stored_by_earlier_attempt(&self, offsets: &ConsumerOffsets) -> bool {
+        let stored = self
+            .handler
+            .stored_offsets(&offsets.group, &offsets.topic)
+            .await;
+        match stored {
+            Ok(Some(stored)) => offsets
+                .partitions
+                .iter()
+                .all(|moved| stored.get(&moved.partition) == Some(&moved.next)),
+            Ok(None) => false,
+            Err(error) => {
+                tracing::warn!(handler = self.handler.name(), %error, "cannot read the stored consumer offsets");
+                false
             }
         }
     }
@@ -339,8 +503,14 @@ async fn next_batch(
     let first = match first {
         Ok(message) => message.detach(),
         Err(error) => {
+            // No pause here: librdkafka queues an error for every failed
+            // attempt to reach a broker that is away (several a second) and
+            // recovers by itself, and the messages fetched once it is back
+            // wait behind those errors. A pause per error (it was 500 ms)
+            // left a Kafka outage's backlog of errors draining for a minute
+            // after the broker was back. `recv` waits for the next event, so
+            // no pause is needed to keep this loop from spinning.
             tracing::warn!(%error, group = %config.group_id, "consumer error");
-            tokio::time::sleep(Duration::from_millis(RECEIVE_ERROR_PAUSE_MS)).await;
             return Some(Vec::new());
         }
     };
@@ -399,9 +569,11 @@ fn next_offsets(messages: &[OwnedMessage]) -> BTreeMap<(String, i32), i64> {
     next
 }
 
-/// Commits the batch synchronously; returns what was committed.
-async fn commit(
-    consumer: &Arc<StreamConsumer>,
+/// Queues the commit of the batch's offsets and returns them at once: the
+/// broker's answer is not awaited (see the module's header), and librdkafka
+/// sends a member's commits in order.
+fn commit(
+    consumer: &StreamConsumer,
     messages: &[OwnedMessage],
 ) -> Result<BTreeMap<(String, i32), i64>, BusError> {
     let next = next_offsets(messages);
@@ -409,24 +581,100 @@ async fn commit(
     for ((topic, partition), offset) in &next {
         offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
     }
-    blocking(consumer, move |consumer| {
-        consumer.commit(&offsets, CommitMode::Sync)?;
-        Ok(())
-    })
-    .await?;
+    consumer.commit(&offsets, CommitMode::Async)?;
     Ok(next)
 }
 
-/// Sets the lag gauge of the committed partitions from their high watermarks.
-async fn refresh_lag(
+/// Before joining the group, commits the handler's stored offsets to Kafka,
+/// so that the partitions this member (or another) is assigned start there
+/// even when Kafka had committed more (PostgreSQL lost transactions while
+/// the consumer was down) and no new message comes to reveal it. Kafka
+/// refuses the commit while the group has active members; the stored
+/// offsets then still rule each partition's next batch (skip or seek back).
+async fn start_from_stored(
     consumer: &Arc<StreamConsumer>,
     config: &ConsumerConfig,
+    stored: &StoredOffsets,
+) {
+    if stored.is_empty() {
+        return;
+    }
+    let mut offsets = TopicPartitionList::with_capacity(stored.len());
+    for (partition, next) in stored {
+        if let Err(error) =
+            offsets.add_partition_offset(&config.topic, *partition, Offset::Offset(*next))
+        {
+            tracing::warn!(%error, partition, "cannot name a stored offset");
+            return;
+        }
+    }
+    let committed = blocking(consumer, move |consumer| {
+        consumer.commit(&offsets, CommitMode::Sync)?;
+        Ok(())
+    })
+    .await;
+    if let Err(error) = committed {
+        tracing::info!(%error, group = %config.group_id, "stored offsets not committed to Kafka before joining; the first batches check them");
+    }
+}
+
+/// The lag gauges' refresh: at most one at a time, at most one per
+/// [`LAG_REFRESH_INTERVAL_MS`], on a task of its own so that watermark
+/// requests to a broker that is away never hold the consumer loop.
+#[derive(Default)]
+struct LagRefresh {
+    started_at: Option<Instant>,
+    running: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl LagRefresh {
+    fn start_if_due(
+        &mut self,
+        consumer: &Arc<StreamConsumer>,
+        config: &ConsumerConfig,
+        handler: &'static str,
+        metrics: &ConsumerMetrics,
+        committed: BTreeMap<(String, i32), i64>,
+    ) {
+        let interval = Duration::from_millis(LAG_REFRESH_INTERVAL_MS);
+        let due = self.started_at.is_none_or(|at| at.elapsed() >= interval);
+        let idle = self.running.as_ref().is_none_or(|task| task.is_finished());
+        if !(due && idle) {
+            return;
+        }
+        self.started_at = Some(Instant::now());
+        let (consumer, metrics) = (Arc::clone(consumer), metrics.clone());
+        let timeout = Duration::from_millis(config.request_timeout_ms);
+        let dlq_topic = config.dlq_topic.clone();
+        self.running = Some(tokio::spawn(async move {
+            refresh_lag(&consumer, timeout, dlq_topic, handler, &metrics, committed).await;
+        }));
+    }
+
+    /// Waits for a refresh under way (each of its requests is bounded by
+    /// `request_timeout_ms`), so that it holds no handle on the consumer
+    /// when the consumer closes: the member leaves the group only when the
+    /// last handle goes, and a member that has not left keeps the group from
+    /// taking the next member's starting offsets.
+    async fn finish(&mut self) {
+        if let Some(task) = self.running.take() {
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "the lag refresh did not end cleanly");
+            }
+        }
+    }
+}
+
+/// Sets the lag gauge of the committed partitions from their high
+/// watermarks; `timeout` bounds each request.
+async fn refresh_lag(
+    consumer: &Arc<StreamConsumer>,
+    timeout: Duration,
+    dlq_topic: String,
     handler: &'static str,
     metrics: &ConsumerMetrics,
     committed: BTreeMap<(String, i32), i64>,
 ) {
-    let timeout = Duration::from_millis(config.request_timeout_ms);
-    let dlq_topic = config.dlq_topic.clone();
     let lags = blocking(consumer, move |consumer| {
         let mut lags = Vec::with_capacity(committed.len());
         for ((topic, partition), offset) in committed {

@@ -8,7 +8,9 @@
 //!   hands bounded batches to an [`event_sink::EventSink`] (the contract the
 //!   in-process relay feeds too), commits offsets after the
 //!   handler succeeded (at least once), retries with backoff, and parks what
-//!   cannot be handled on the dead-letter topic so the rest keeps flowing.
+//!   cannot be handled on the dead-letter topic so the rest keeps flowing. A
+//!   handler that stores the offsets with its writes (in PostgreSQL) is their
+//!   authority: the loop hands it each batch's offsets and follows them.
 //! - [`replay_dlq`] puts dead letters back on the main topic once the cause
 //!   is fixed.
 //! - [`KafkaProbe`] tells a health check whether the brokers answer.
@@ -27,6 +29,7 @@ mod metrics;
 mod parked;
 mod probe;
 mod publisher;
+mod stored_offsets;
 
 pub use checkpoint::{read_checkpoint, store_checkpoint};
 pub use config::{
@@ -35,7 +38,7 @@ pub use config::{
     HANDLER_ATTEMPTS_MAX_DEFAULT, HANDLER_BACKOFF_INITIAL_MS_DEFAULT,
     HANDLER_BACKOFF_MAX_MS_DEFAULT, KAFKA_REQUEST_TIMEOUT_MS_DEFAULT, PRODUCER_LINGER_MS_DEFAULT,
     PRODUCER_MESSAGE_TIMEOUT_MS_DEFAULT, PRODUCER_QUEUE_MESSAGES_MAX_DEFAULT,
-    PUBLISHER_CHECKPOINT_NAME_DEFAULT, TOPIC_DEFAULT,
+    PUBLISHER_CHECKPOINT_NAME_DEFAULT, RECONNECT_BACKOFF_MAX_MS_DEFAULT, TOPIC_DEFAULT,
 };
 pub use consumer::{run_consumer, run_consumer_with_metrics};
 pub use dlq::replay_dlq;
@@ -64,4 +67,6 @@ pub enum BusError {
     Blocking(#[from] tokio::task::JoinError),
     #[error("{0}")]
     Invalid(String),
+    #[error("sink: {0}")]
+    Sink(#[source] event_sink::DeliveryError),
 }

@@ -136,7 +136,7 @@ impl ConsumerMetrics {
             commit_failures: IntCounterVec::new(
                 Opts::new(
                     "consumer_commit_failures_total",
-                    "Offset commits Kafka refused (the messages come again)",
+                    "Offset commits that could not be queued, as for partitions this member lost (the messages come again)",
                 ),
                 &["handler"],
             )?,

@@ -290,8 +290,9 @@ impl Worker<'_> {
                     );
                     self.dead_letter(source, &why).await?;
                 }
+                // Without offsets: the batch's delivery moves them past it.
                 Route::Replay => match self
-                    .handle_with_retries(std::slice::from_ref(&event), shutdown)
+                    .handle_with_retries(std::slice::from_ref(&event), &[source], None, shutdown)
                     .await
                 {
                     Attempts::Handled => {
@@ -301,6 +302,9 @@ impl Worker<'_> {
                         }
                     }
                     Attempts::Interrupted => return Ok(None),
+                    Attempts::OffsetsMoved(_) => {
+                        unreachable!("a delivery without offsets cannot find them moved")
+                    }
                     Attempts::Failed(error) => {
                         self.park(source, &error.to_string()).await?;
                         parking.before.insert(wallet_id, true);

@@ -15,6 +15,15 @@
 //! dead letter (the Kafka loop on its dead-letter topic after its attempts,
 //! the in-process relay in its dead-letter store when it has one), with every
 //! later event of the same wallet behind it, and the sink goes on.
+//!
+//! A sink that keeps the Kafka consumer's offsets in its own storage (the
+//! ledger and the read model in PostgreSQL) answers
+//! [`EventSink::stored_offsets`]; the Kafka loop then hands it, with each
+//! batch, the [`ConsumerOffsets`] to move in the same transaction as the
+//! batch's writes ([`EventSink::deliver_consumed`]), so the offsets can never
+//! be ahead of what the storage still holds. The relay hands none.
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use event_store::{RecordedEvent, StoredEvent};
@@ -28,10 +37,75 @@ pub type DeliveryCause = Box<dyn std::error::Error + Send + Sync>;
 pub struct DeliveryError {
     /// The sink (or the part of it) that failed, as named in logs and metrics.
     sink: &'static str,
-    transient: bool,
+    kind: FailureKind,
     #[source]
     source: DeliveryCause,
 }
+
+/// How a loop treats a [`DeliveryError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailureKind {
+    Transient,
+    Permanent,
+    OffsetsMoved,
+}
+
+/// The offset of one partition a batch moves, from the one the consumer
+/// believes is stored to the one after the batch's last message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetMove {
+    /// The Kafka partition.
+    pub partition: i32,
+    /// The next offset the consumer believes is stored; `None`: no row yet.
+    pub expected: Option<i64>,
+    /// The next offset to store: the batch's last offset in the partition, plus one.
+    pub next: i64,
+}
+
+/// The offsets a Kafka batch moves, written by the sink in the same
+/// transaction as the batch, on the condition that every partition still
+/// holds its `expected` offset (like an expected stream version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerOffsets {
+    /// The consumer group.
+    pub group: String,
+    /// The topic the batch came from.
+    pub topic: String,
+    /// One move per partition of the batch.
+    pub partitions: Vec<OffsetMove>,
+}
+
+impl ConsumerOffsets {
+    /// Each partition's move as `(partition, expected, next)`.
+    pub fn moves(&self) -> impl Iterator<Item = (i32, Option<i64>, i64)> + '_ {
+        self.partitions
+            .iter()
+            .map(|moved| (moved.partition, moved.expected, moved.next))
+    }
+}
+
+/// The stored offsets were not the ones a [`ConsumerOffsets`] expected.
+#[derive(Debug, thiserror::Error)]
+#[error("the stored offsets of consumer group {group} on {topic} are not the expected ones; nothing of the batch was written")]
+pub struct OffsetsMoved {
+    /// The consumer group.
+    pub group: String,
+    /// The topic.
+    pub topic: String,
+}
+
+impl OffsetsMoved {
+    /// The refusal of `offsets`.
+    pub fn of(offsets: &ConsumerOffsets) -> Self {
+        Self {
+            group: offsets.group.clone(),
+            topic: offsets.topic.clone(),
+        }
+    }
+}
+
+/// Next offsets stored for a consumer group on a topic, by partition.
+pub type StoredOffsets = BTreeMap<i32, i64>;
 
 impl DeliveryError {
     /// A failure that may pass by itself (a server away, a pool or a
@@ -53,16 +127,38 @@ impl DeliveryError {
         error: impl Into<DeliveryCause>,
         transient: bool,
     ) -> Self {
+        let kind = if transient {
+            FailureKind::Transient
+        } else {
+            FailureKind::Permanent
+        };
         Self {
             sink,
-            transient,
+            kind,
+            source: error.into(),
+        }
+    }
+
+    /// The stored consumer offsets were not the expected ones (the storage
+    /// went back in time, or another member of the group moved them):
+    /// nothing of the batch was written, and the Kafka loop seeks its
+    /// partitions to the stored offsets rather than retry.
+    pub fn offsets_moved(sink: &'static str, error: impl Into<DeliveryCause>) -> Self {
+        Self {
+            sink,
+            kind: FailureKind::OffsetsMoved,
             source: error.into(),
         }
     }
 
     /// True when the failure may pass by itself and the batch is retried.
     pub fn is_transient(&self) -> bool {
-        self.transient
+        self.kind == FailureKind::Transient
+    }
+
+    /// True when the batch was refused because the stored consumer offsets moved.
+    pub fn is_offsets_moved(&self) -> bool {
+        self.kind == FailureKind::OffsetsMoved
     }
 }
 
@@ -82,6 +178,31 @@ pub trait EventSink: Send + Sync {
     /// taken before is skipped. Called again with the same or a smaller
     /// batch after a failure.
     async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError>;
+
+    /// The next offsets this sink stores for consumer `group` on `topic`
+    /// (an empty map: none yet), or `None` when it keeps no consumer offsets
+    /// and Kafka's committed offsets rule (the default).
+    async fn stored_offsets(
+        &self,
+        _group: &str,
+        _topic: &str,
+    ) -> Result<Option<StoredOffsets>, DeliveryError> {
+        Ok(None)
+    }
+
+    /// Takes a batch from Kafka as [`EventSink::deliver`] does and moves
+    /// `offsets` in the same transaction; fails with
+    /// [`DeliveryError::offsets_moved`], writing nothing, when a partition's
+    /// stored offset is not its expected one. The Kafka loop calls it only
+    /// on a sink whose [`EventSink::stored_offsets`] answers `Some`; the
+    /// default, for a sink that keeps none, is [`EventSink::deliver`].
+    async fn deliver_consumed(
+        &self,
+        batch: &[RecordedEvent],
+        _offsets: &ConsumerOffsets,
+    ) -> Result<(), DeliveryError> {
+        self.deliver(batch).await
+    }
 
     /// Takes a batch as stored (the in-process relay hands these). The
     /// default decodes every event and calls [`EventSink::deliver`]: an event

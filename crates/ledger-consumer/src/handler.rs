@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use consumer_host::{count, furthest_position};
-use event_sink::{DeliveryError, EventSink};
+use event_sink::{ConsumerOffsets, DeliveryError, EventSink, StoredOffsets};
 use event_store::RecordedEvent;
-use ledger::{Ledger, PostOutcome};
+use ledger::{Ledger, LedgerError, PostOutcome};
 
 use crate::metrics::Metrics;
 
@@ -50,10 +50,50 @@ impl EventSink for LedgerHandler {
     /// so a failure posts nothing and the bus's retry (or a redelivery after
     /// a crash) starts from a clean slate and skips what was committed.
     async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
-        match self.ledger.post(batch, furthest_position(batch)).await {
+        let posted = self.ledger.post(batch, furthest_position(batch)).await;
+        self.posted(posted)
+    }
+
+    /// The ledger's: PostgreSQL keeps the consumer's offsets beside the entries.
+    async fn stored_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<Option<StoredOffsets>, DeliveryError> {
+        self.ledger
+            .consumer_offsets(group, topic)
+            .await
+            .map_err(|error| {
+                let transient = error.is_transient();
+                DeliveryError::classified(HANDLER_NAME, error, transient)
+            })
+    }
+
+    /// [`EventSink::deliver`], the offsets moved in the same transaction:
+    /// PostgreSQL losing it loses them too, and the consumer reads the batch again.
+    async fn deliver_consumed(
+        &self,
+        batch: &[RecordedEvent],
+        offsets: &ConsumerOffsets,
+    ) -> Result<(), DeliveryError> {
+        let posted = self
+            .ledger
+            .post_consumed(batch, furthest_position(batch), offsets)
+            .await;
+        self.posted(posted)
+    }
+}
+
+impl LedgerHandler {
+    /// Counts a post and classifies its failure.
+    fn posted(&self, posted: Result<PostOutcome, LedgerError>) -> Result<(), DeliveryError> {
+        match posted {
             Ok(outcome) => {
                 self.count(outcome);
                 Ok(())
+            }
+            Err(LedgerError::OffsetsMoved(moved)) => {
+                Err(DeliveryError::offsets_moved(HANDLER_NAME, moved))
             }
             Err(error) => {
                 // The ledger's storage away or busy is retried by the bus

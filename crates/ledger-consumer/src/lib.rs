@@ -2,10 +2,14 @@
 //! ledger in PostgreSQL.
 //!
 //! Each batch is posted by [`ledger::PostgresLedger`] in one PostgreSQL
-//! transaction together with the ids of the events it posted; an event whose
-//! id is already there is skipped. The bus commits Kafka offsets only after
-//! that transaction committed, so a crash in between redelivers the batch,
-//! and the redelivery posts nothing twice. The application shell (settings,
+//! transaction together with the ids of the events it posted and the
+//! consumer group's offsets (`consumer_offsets`, moved only from the offsets
+//! the consumer expects); an event whose id is already there is skipped.
+//! PostgreSQL's offsets rule where the consumer reads: a crash before the
+//! transaction committed redelivers the batch, and PostgreSQL losing a
+//! committed transaction (a failover) loses its offsets too, so the batch is
+//! read again; either way nothing is posted twice. Kafka's committed offsets
+//! follow, for lag and tools. The application shell (settings,
 //! HTTP, shutdown, dead-letter replay) is `consumer_host`'s, shared with the
 //! projection consumer.
 

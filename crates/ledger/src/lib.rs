@@ -100,6 +100,9 @@ pub enum LedgerError {
     Overflow,
     #[error("event position {0} is beyond what the ledger stores")]
     PositionOutOfRange(u64),
+    /// A consumer's stored offsets were not the expected ones: nothing was posted.
+    #[error(transparent)]
+    OffsetsMoved(#[from] event_sink::OffsetsMoved),
 }
 
 impl LedgerError {
@@ -113,7 +116,8 @@ impl LedgerError {
             LedgerError::Corrupt(_)
             | LedgerError::Unbalanced(_)
             | LedgerError::Overflow
-            | LedgerError::PositionOutOfRange(_) => false,
+            | LedgerError::PositionOutOfRange(_)
+            | LedgerError::OffsetsMoved(_) => false,
         }
     }
 }
@@ -389,6 +393,30 @@ pub trait Ledger: Send + Sync {
         events: &[RecordedEvent],
         checkpoint: Option<u64>,
     ) -> Result<PostOutcome, LedgerError>;
+
+    /// [`Ledger::post`] that also moves a Kafka consumer's `offsets` in the
+    /// same transaction; [`LedgerError::OffsetsMoved`], posting nothing, when
+    /// a partition's stored offset is not its expected one. The default, for
+    /// a ledger that keeps no offsets (see [`Ledger::consumer_offsets`]), is
+    /// [`Ledger::post`].
+    async fn post_consumed(
+        &self,
+        events: &[RecordedEvent],
+        checkpoint: Option<u64>,
+        _offsets: &event_sink::ConsumerOffsets,
+    ) -> Result<PostOutcome, LedgerError> {
+        self.post(events, checkpoint).await
+    }
+
+    /// The next offsets stored for consumer `group` on `topic`, by
+    /// partition, or `None` when this ledger keeps none (the default).
+    async fn consumer_offsets(
+        &self,
+        _group: &str,
+        _topic: &str,
+    ) -> Result<Option<event_sink::StoredOffsets>, LedgerError> {
+        Ok(None)
+    }
 
     /// The stored checkpoint (0 when none).
     async fn checkpoint(&self) -> Result<u64, LedgerError>;

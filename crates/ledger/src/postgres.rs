@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use event_sink::{ConsumerOffsets, OffsetsMoved, StoredOffsets};
 use event_store::RecordedEvent;
+use postgres_support::consumer_offsets;
 use rust_decimal::Decimal;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, QueryBuilder};
@@ -195,13 +197,34 @@ async fn insert_entries(
     Ok(())
 }
 
-async fn post_batch(pool: &PgPool, batch: &PreparedBatch) -> Result<PostOutcome, sqlx::Error> {
+/// Posts `batch` in one transaction, moving `offsets` first when given;
+/// `Ok(None)`, posting nothing, when they are not the expected ones.
+async fn post_batch(
+    pool: &PgPool,
+    batch: &PreparedBatch,
+    offsets: Option<&ConsumerOffsets>,
+) -> Result<Option<PostOutcome>, sqlx::Error> {
     let (unique, repeats) = first_occurrences(&batch.transactions);
     let mut outcome = PostOutcome {
         posted: 0,
         skipped: repeats,
     };
     let mut transaction = pool.begin().await?;
+    if let Some(offsets) = offsets {
+        // First, so that a member racing for the same partitions waits on
+        // their rows and then finds them moved. Dropping the transaction
+        // rolls it back.
+        let moved = consumer_offsets::advance(
+            &mut transaction,
+            &offsets.group,
+            &offsets.topic,
+            offsets.moves(),
+        )
+        .await?;
+        if !moved {
+            return Ok(None);
+        }
+    }
     for chunk in unique.chunks(POST_CHUNK_EVENTS_MAX) {
         let marked = mark_processed(&mut transaction, chunk).await?;
         let new: Vec<&PreparedTransaction> = chunk
@@ -226,7 +249,7 @@ async fn post_batch(pool: &PgPool, batch: &PreparedBatch) -> Result<PostOutcome,
             .await?;
     }
     transaction.commit().await?;
-    Ok(outcome)
+    Ok(Some(outcome))
 }
 
 /// An entry row as the query returns it, before its text columns are parsed.
@@ -480,8 +503,36 @@ impl Ledger for PostgresLedger {
         checkpoint: Option<u64>,
     ) -> Result<PostOutcome, LedgerError> {
         let batch = prepare_batch(events, checkpoint)?;
-        let outcome = post_batch(&self.pool, &batch).await.map_err(storage)?;
+        let outcome = post_batch(&self.pool, &batch, None)
+            .await
+            .map_err(storage)?
+            .unwrap_or_default();
         Ok(posted(outcome, batch.checkpoint))
+    }
+
+    async fn post_consumed(
+        &self,
+        events: &[RecordedEvent],
+        checkpoint: Option<u64>,
+        offsets: &ConsumerOffsets,
+    ) -> Result<PostOutcome, LedgerError> {
+        let batch = prepare_batch(events, checkpoint)?;
+        let outcome = post_batch(&self.pool, &batch, Some(offsets))
+            .await
+            .map_err(storage)?
+            .ok_or_else(|| OffsetsMoved::of(offsets))?;
+        Ok(posted(outcome, batch.checkpoint))
+    }
+
+    async fn consumer_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<Option<StoredOffsets>, LedgerError> {
+        consumer_offsets::stored(&self.pool, group, topic)
+            .await
+            .map(Some)
+            .map_err(storage)
     }
 
     async fn checkpoint(&self) -> Result<u64, LedgerError> {

@@ -2,6 +2,8 @@
 //! out by configuration, and the schema in `migrations/postgres`, applied at
 //! start-up (sqlx takes an advisory lock, so replicas may start together).
 
+pub mod consumer_offsets;
+
 use std::str::FromStr;
 use std::time::Duration;
 

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use consumer_host::furthest_position;
-use event_sink::{DeliveryError, EventSink};
+use event_sink::{ConsumerOffsets, DeliveryError, EventSink, StoredOffsets};
 use event_store::RecordedEvent;
-use read_model::ReadModel;
+use read_model::{ApplyOutcome, ReadModel, ReadModelError};
 use search_index::SearchIndex;
 
 use crate::metrics::Metrics;
@@ -70,29 +70,85 @@ impl EventSink for ProjectionHandler {
     /// the whole batch again: the read model skips what it applied, the
     /// search index overwrites what it wrote.
     async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
-        let furthest = furthest_position(batch);
-        // A ReadModelError::Gap means a wallet's earlier event has not been
-        // applied. With key = wallet id, one wallet's events arrive in order
-        // in one partition, so the missing one is on its way (or was parked):
-        // the gap is transient, and the bus retries until it is filled rather
-        // than park valid events behind it.
-        let applied = self
-            .read_model
-            .apply(batch, furthest)
+        let applied = self.read_model.apply(batch, furthest_position(batch)).await;
+        self.applied(applied)?;
+        self.index(batch).await
+    }
+
+    /// The read model's: PostgreSQL keeps the consumer's offsets beside the wallets.
+    async fn stored_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<Option<StoredOffsets>, DeliveryError> {
+        self.read_model
+            .consumer_offsets(group, topic)
             .await
             .map_err(|error| {
                 let transient = error.is_transient();
                 self.failed("read_model", error, transient)
-            })?;
+            })
+    }
+
+    /// [`EventSink::deliver`], the offsets moved in the read model's
+    /// transaction: PostgreSQL losing it loses them too, and the consumer
+    /// reads the batch again.
+    ///
+    /// The search index is written after that transaction and keeps no
+    /// offsets: it cannot join a PostgreSQL transaction, and it needs none.
+    /// OpenSearch does not lose a write it acknowledged, and indexing is
+    /// idempotent (documents keyed by event and wallet id, overwritten with
+    /// the same content), so a batch read again after PostgreSQL lost its
+    /// offsets is indexed again harmlessly; and a batch whose indexing fails
+    /// has its offsets stored already, but the failure is transient and
+    /// retried until it passes before the loop takes anything more (a crash
+    /// in between leaves the search index behind until the next rebuild).
+    async fn deliver_consumed(
+        &self,
+        batch: &[RecordedEvent],
+        offsets: &ConsumerOffsets,
+    ) -> Result<(), DeliveryError> {
+        let applied = self
+            .read_model
+            .apply_consumed(batch, furthest_position(batch), offsets)
+            .await;
+        self.applied(applied)?;
+        self.index(batch).await
+    }
+}
+
+impl ProjectionHandler {
+    /// Counts the read model's part of a batch and classifies its failure.
+    ///
+    /// A [`ReadModelError::Gap`] means a wallet's earlier event has not been
+    /// applied. With key = wallet id, one wallet's events arrive in order in
+    /// one partition, so the missing one is on its way (or was parked): the
+    /// gap is transient, and the bus retries until it is filled rather than
+    /// park valid events behind it.
+    fn applied(&self, applied: Result<ApplyOutcome, ReadModelError>) -> Result<(), DeliveryError> {
+        let applied = match applied {
+            Ok(applied) => applied,
+            Err(ReadModelError::OffsetsMoved(moved)) => {
+                return Err(DeliveryError::offsets_moved("read_model", moved))
+            }
+            Err(error) => {
+                let transient = error.is_transient();
+                return Err(self.failed("read_model", error, transient));
+            }
+        };
         self.metrics
             .read_model_applied
             .inc_by(u64::try_from(applied.applied).unwrap_or(u64::MAX));
         self.metrics
             .read_model_skipped
             .inc_by(u64::try_from(applied.skipped).unwrap_or(u64::MAX));
+        Ok(())
+    }
 
-        // The same holds for the search index's UnknownWallet: the read model
-        // refuses such a batch first, so it is reached only in order.
+    /// Indexes the batch for search. The search index's UnknownWallet is
+    /// transient as a gap is: the read model refuses such a batch first, so
+    /// it is reached only in order.
+    async fn index(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
         let indexed = self
             .search_index
             .index_batch(batch)
@@ -112,7 +168,7 @@ impl EventSink for ProjectionHandler {
 mod tests {
     use std::sync::Mutex;
 
-    use read_model::{ApplyOutcome, ReadModelError, WalletListQuery, WalletView};
+    use read_model::{WalletListQuery, WalletView};
     use search_index::{
         IndexOutcome, IndexedWallet, SearchIndexError, TransactionPage, TransactionSearch,
     };

@@ -113,6 +113,9 @@ pub enum ReadModelError {
     /// a column cannot take): it would refuse it again.
     #[error("read model refused the write: {0}")]
     Refused(String),
+    /// A consumer's stored offsets were not the expected ones: nothing was applied.
+    #[error(transparent)]
+    OffsetsMoved(#[from] event_sink::OffsetsMoved),
 }
 
 impl ReadModelError {
@@ -121,7 +124,9 @@ impl ReadModelError {
     pub fn is_transient(&self) -> bool {
         match self {
             ReadModelError::Unavailable(_) | ReadModelError::Gap { .. } => true,
-            ReadModelError::Corrupt(_) | ReadModelError::Refused(_) => false,
+            ReadModelError::Corrupt(_)
+            | ReadModelError::Refused(_)
+            | ReadModelError::OffsetsMoved(_) => false,
         }
     }
 }
@@ -137,6 +142,31 @@ pub trait ReadModel: Send + Sync {
         checkpoint: Option<u64>,
     ) -> Result<ApplyOutcome, ReadModelError>;
 
+    /// [`ReadModel::apply`] that also moves a Kafka consumer's `offsets` in
+    /// the same transaction; [`ReadModelError::OffsetsMoved`], applying
+    /// nothing, when a partition's stored offset is not its expected one.
+    /// The default, for a read model that keeps no offsets (see
+    /// [`ReadModel::consumer_offsets`]), is [`ReadModel::apply`].
+    async fn apply_consumed(
+        &self,
+        events: &[RecordedEvent],
+        checkpoint: Option<u64>,
+        _offsets: &event_sink::ConsumerOffsets,
+    ) -> Result<ApplyOutcome, ReadModelError> {
+        self.apply(events, checkpoint).await
+    }
+
+    /// The next offsets stored for consumer `group` on `topic`, by
+    /// partition, or `None` when this read model keeps none (the default).
+    async fn consumer_offsets(
+        &self,
+        _group: &str,
+        _topic: &str,
+    ) -> Result<Option<event_sink::StoredOffsets>, ReadModelError> {
+        Ok(None)
+    }
+
+    /// The stored checkpoint (0 when none).
     async fn checkpoint(&self) -> Result<u64, ReadModelError>;
 
     async fn list_wallets(&self, query: WalletListQuery)

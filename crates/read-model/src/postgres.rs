@@ -14,7 +14,9 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use event_sink::{ConsumerOffsets, OffsetsMoved, StoredOffsets};
 use event_store::RecordedEvent;
+use postgres_support::consumer_offsets;
 use rust_decimal::Decimal;
 use sqlx::postgres::PgPool;
 use sqlx::PgConnection;
@@ -198,6 +200,57 @@ impl TryFrom<WalletRow> for WalletView {
     }
 }
 
+/// Applies `events` in one transaction, moving `offsets` first when given
+/// ([`ReadModelError::OffsetsMoved`], applying nothing, when they are not the
+/// expected ones) and the checkpoint last.
+async fn apply_batch(
+    pool: &PgPool,
+    events: &[RecordedEvent],
+    checkpoint: Option<u64>,
+    offsets: Option<&ConsumerOffsets>,
+) -> Result<ApplyOutcome, ReadModelError> {
+    let mut transaction = pool.begin().await.map_err(unavailable)?;
+    if let Some(offsets) = offsets {
+        // First, so that a member racing for the same partitions waits on
+        // their rows and then finds them moved. Dropping the transaction
+        // rolls it back.
+        let moved = consumer_offsets::advance(
+            &mut transaction,
+            &offsets.group,
+            &offsets.topic,
+            offsets.moves(),
+        )
+        .await
+        .map_err(unavailable)?;
+        if !moved {
+            return Err(OffsetsMoved::of(offsets).into());
+        }
+    }
+    let wallets = touched_wallets(events)
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let stored = lock_versions(&mut transaction, wallets).await?;
+    // On a gap the transaction is dropped, which rolls it back.
+    let plan = plan(events, &stored)?;
+    write_changes(&mut transaction, &plan.changes)
+        .await
+        .map_err(unavailable)?;
+    if let Some(position) = checkpoint {
+        // Never backwards: a late redelivery of an older batch must not
+        // make the relay read again what is already projected.
+        sqlx::query(
+            "UPDATE read_model_checkpoint SET position = GREATEST(position, $1) WHERE id = 1",
+        )
+        .bind(to_i64(position))
+        .execute(&mut *transaction)
+        .await
+        .map_err(unavailable)?;
+    }
+    transaction.commit().await.map_err(unavailable)?;
+    Ok(plan.outcome)
+}
+
 #[async_trait]
 impl ReadModel for PostgresReadModel {
     async fn apply(
@@ -205,30 +258,27 @@ impl ReadModel for PostgresReadModel {
         events: &[RecordedEvent],
         checkpoint: Option<u64>,
     ) -> Result<ApplyOutcome, ReadModelError> {
-        let mut transaction = self.pool.begin().await.map_err(unavailable)?;
-        let wallets = touched_wallets(events)
-            .into_iter()
-            .map(String::from)
-            .collect();
-        let stored = lock_versions(&mut transaction, wallets).await?;
-        // On a gap the transaction is dropped, which rolls it back.
-        let plan = plan(events, &stored)?;
-        write_changes(&mut transaction, &plan.changes)
+        apply_batch(&self.pool, events, checkpoint, None).await
+    }
+
+    async fn apply_consumed(
+        &self,
+        events: &[RecordedEvent],
+        checkpoint: Option<u64>,
+        offsets: &ConsumerOffsets,
+    ) -> Result<ApplyOutcome, ReadModelError> {
+        apply_batch(&self.pool, events, checkpoint, Some(offsets)).await
+    }
+
+    async fn consumer_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<Option<StoredOffsets>, ReadModelError> {
+        consumer_offsets::stored(&self.pool, group, topic)
             .await
-            .map_err(unavailable)?;
-        if let Some(position) = checkpoint {
-            // Never backwards: a late redelivery of an older batch must not
-            // make the relay read again what is already projected.
-            sqlx::query(
-                "UPDATE read_model_checkpoint SET position = GREATEST(position, $1) WHERE id = 1",
-            )
-            .bind(to_i64(position))
-            .execute(&mut *transaction)
-            .await
-            .map_err(unavailable)?;
-        }
-        transaction.commit().await.map_err(unavailable)?;
-        Ok(plan.outcome)
+            .map(Some)
+            .map_err(unavailable)
     }
 
     async fn checkpoint(&self) -> Result<u64, ReadModelError> {

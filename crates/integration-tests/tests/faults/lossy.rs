@@ -13,13 +13,22 @@
 //! twice and no refused one applied, and every replica serves writes again
 //! after each restart.
 //!
-//! The consumers' own tables live in that PostgreSQL too, while their Kafka
-//! offsets do not: a lost commit of the ledger or the read model leaves it
-//! behind offsets Kafka kept (the read model then waits for a gap that never
-//! fills). The way back is what an operator does after a failover that lost
-//! data: stop the consumers, `rebuild` the ledger and the read model from the
-//! event store, start them again. The scenario does that and then asserts
-//! `/ledger/verify` 200; it reports what the ledger said before.
+//! The consumers' own tables live in that PostgreSQL too, and so do their
+//! consumer offsets, moved in the transaction that applies a batch: a lost
+//! commit of the ledger or the read model loses its offsets too, and the
+//! consumer reads those messages again. So once the faults are over, without
+//! a rebuild, the scenario asserts that every event the store holds reaches
+//! both: the ledger has posted each one, and no wallet of the read model is
+//! behind its stream (waiting on a version gap for an event the store has).
+//!
+//! What only a rebuild removes: events the relay published and the store then
+//! lost (phantoms, as after a failover to an asynchronous replica). The
+//! consumers took them, and the store may have given their positions and
+//! versions to other events since. The way back is what an operator does
+//! after a failover that lost data: stop the consumers, `rebuild` the ledger
+//! and the read model from the event store, start them again. The scenario
+//! does that and then asserts `/ledger/verify` 200; it reports what the
+//! ledger said before.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -51,6 +60,8 @@ const RECOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 const RECOVERY_POLL: Duration = Duration::from_millis(250);
 /// How much of a `/ledger/verify` body the output shows, in characters.
 const VERDICT_SHOWN_CHARS_MAX: usize = 300;
+/// Bound on the consumers taking every event the store holds once the faults are over.
+const CONSUMERS_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 /// What a command-api logs when it sees the store's head below one it saw.
 const WENT_BACKWARDS_LOG: &str = "head went backwards";
 
@@ -95,6 +106,7 @@ pub async fn postgres_losing_commits(servers: &Servers, seed: u64) -> Vec<String
     }
 
     failures.extend(audit(&api, &system, &book).await);
+    failures.extend(consumers_caught_up(system.database_url(), &book.wallets).await);
     say(&format!(
         "lossy: the ledger before its rebuild: {}",
         shown(api.get_answer("/ledger/verify").await)
@@ -111,6 +123,67 @@ pub async fn postgres_losing_commits(servers: &Servers, seed: u64) -> Vec<String
     }
     system.stop().await;
     failures
+}
+
+/// Waits, within [`CONSUMERS_CATCH_UP_TIMEOUT`], until the consumers have taken
+/// every event the store holds of `wallets`, without a rebuild: the ledger has
+/// posted each one, and no wallet of the read model is behind its stream. Says
+/// what is still missing when the time is up.
+async fn consumers_caught_up(database_url: &str, wallets: &[String]) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let missing = consumers_missing(database_url, wallets).await;
+        if missing.is_empty() {
+            say(&format!(
+                "lossy: the consumers hold every stored event {:.1}s after the faults, without a rebuild",
+                started.elapsed().as_secs_f64()
+            ));
+            return missing;
+        }
+        if started.elapsed() > CONSUMERS_CATCH_UP_TIMEOUT {
+            return missing;
+        }
+        tokio::time::sleep(RECOVERY_POLL).await;
+    }
+}
+
+/// Stored events of `wallets` the ledger has not posted, and wallets the read
+/// model holds at a version below their stream's (or not at all).
+async fn consumers_missing(database_url: &str, wallets: &[String]) -> Vec<String> {
+    let mut connection = PgConnection::connect(database_url)
+        .await
+        .expect("connect to the consumers' database");
+    let unposted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events e WHERE e.stream_id = ANY($1) AND NOT EXISTS \
+         (SELECT 1 FROM ledger_processed_events p WHERE p.event_id = e.event_id)",
+    )
+    .bind(wallets)
+    .fetch_one(&mut connection)
+    .await
+    .expect("count the stored events the ledger has not posted");
+    let behind: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT e.stream_id, max(e.version), r.version FROM events e \
+         LEFT JOIN wallet_read_model r ON r.wallet_id = e.stream_id \
+         WHERE e.stream_id = ANY($1) GROUP BY e.stream_id, r.version \
+         HAVING r.version IS NULL OR r.version < max(e.version)",
+    )
+    .bind(wallets)
+    .fetch_all(&mut connection)
+    .await
+    .expect("find the wallets the read model holds behind their stream");
+    let _ = connection.close().await;
+    let mut missing = Vec::new();
+    if unposted > 0 {
+        missing.push(format!(
+            "without a rebuild, the ledger has not posted {unposted} stored events"
+        ));
+    }
+    for (wallet, stored, projected) in behind {
+        missing.push(format!(
+            "without a rebuild, the read model holds {wallet} at version {projected:?} while the store has {stored}: stuck on a gap"
+        ));
+    }
+    missing
 }
 
 /// Creates wallet `probe` through the replica at `url` until it answers 201,
