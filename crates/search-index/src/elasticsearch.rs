@@ -152,6 +152,17 @@ impl ElasticsearchIndex {
     /// The indices `name` stands for: those its alias points at, or `name`
     /// itself when it is no alias.
     async fn concrete_indices(&self, name: &str) -> Result<Vec<String>, SearchIndexError> {
+        Ok(self
+            .alias_targets(name)
+            .await?
+            .unwrap_or_else(|| vec![name.to_owned()]))
+    }
+
+    /// The indices the alias `name` points at (`GET _alias/{name}`), `None`
+    /// when no alias has that name (the server's 404), whether or not an
+    /// index does. Errors: [`SearchIndexError::Unavailable`] when the server
+    /// cannot be reached, or its error answer.
+    pub async fn alias_targets(&self, name: &str) -> Result<Option<Vec<String>>, SearchIndexError> {
         let response = self
             .client
             .indices()
@@ -160,10 +171,10 @@ impl ElasticsearchIndex {
             .await
             .map_err(|error| SearchIndexError::Unavailable(error.to_string()))?;
         if response.status_code().as_u16() == STATUS_NOT_FOUND {
-            return Ok(vec![name.to_owned()]);
+            return Ok(None);
         }
         let aliased: HashMap<String, Value> = read_json(checked(Ok(response)).await?).await?;
-        Ok(aliased.into_keys().collect())
+        Ok(Some(aliased.into_keys().collect()))
     }
 
     /// Whether an index or an alias of that name exists.

@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use elasticsearch::http::transport::Transport;
-use elasticsearch::indices::{IndicesDeleteParts, IndicesGetAliasParts};
+use elasticsearch::indices::IndicesDeleteParts;
 use elasticsearch::Elasticsearch;
 use read_model::PostgresReadModel;
 use search_index::{ElasticsearchIndex, SearchIndex};
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
@@ -179,10 +179,12 @@ impl IndexBeside {
         for suffix in INDEX_SUFFIXES {
             let live = format!("{}-{suffix}", self.live_prefix);
             let rebuilt = format!("{}-{suffix}", self.prefix);
-            match self.aliased(&live, timeout).await? {
+            match self.index.alias_targets(&live).await? {
                 Some(previous) => {
-                    actions.push(json!({"remove": {"index": previous, "alias": live}}));
-                    retired.push(previous);
+                    for index in previous {
+                        actions.push(json!({"remove": {"index": index, "alias": live}}));
+                        retired.push(index);
+                    }
                 }
                 None => actions.push(json!({"remove_index": {"index": live}})),
             }
@@ -217,27 +219,5 @@ impl IndexBeside {
             }
         }
         Ok(self.prefix)
-    }
-
-    /// The index the alias `name` points at, `None` when `name` is no alias.
-    async fn aliased(&self, name: &str, timeout: Duration) -> Result<Option<String>, RebuildError> {
-        let response = self
-            .client
-            .indices()
-            .get_alias(IndicesGetAliasParts::Name(&[name]))
-            .request_timeout(timeout)
-            .send()
-            .await
-            .map_err(|error| RebuildError::Alias(error.to_string()))?;
-        if response.status_code().as_u16() == 404 {
-            return Ok(None);
-        }
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|error| RebuildError::Alias(error.to_string()))?;
-        Ok(body
-            .as_object()
-            .and_then(|indices| indices.keys().next().cloned()))
     }
 }
