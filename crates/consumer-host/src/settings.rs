@@ -37,6 +37,15 @@ pub struct Settings {
     /// Consumer group of this service's replicas.
     #[arg(long, env = "KAFKA_GROUP_ID")]
     pub kafka_group_id: String,
+    /// This replica's static member id in the group (Kafka's
+    /// `group.instance.id`): stable across its restarts and unique among live
+    /// replicas, such as a pod's name. A replica restarted after a crash then
+    /// takes its partitions back at once instead of after the session
+    /// timeout; unset: dynamic membership (see
+    /// `event_bus::ConsumerConfig::group_instance_id`).
+    #[arg(long, env = "KAFKA_GROUP_INSTANCE_ID",
+          value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub kafka_group_instance_id: Option<String>,
     /// Topic of the wallet events (key = wallet id).
     #[arg(long, env = "KAFKA_TOPIC", default_value = event_bus::TOPIC_DEFAULT)]
     pub kafka_topic: String,
@@ -87,6 +96,7 @@ impl Settings {
     pub fn consumer_config(&self) -> event_bus::ConsumerConfig {
         let mut consumer =
             event_bus::ConsumerConfig::new(&self.kafka_brokers, &self.kafka_group_id);
+        consumer.group_instance_id = self.kafka_group_instance_id.clone();
         consumer.topic = self.kafka_topic.clone();
         consumer.dlq_topic = self.kafka_dlq_topic.clone();
         consumer.batch_size_max = self.kafka_batch_size;
@@ -107,6 +117,7 @@ impl Settings {
             kafka_topic: kafka_topic.to_owned(),
             kafka_dlq_topic: format!("{kafka_topic}-dlq"),
             kafka_group_id: kafka_group_id.to_owned(),
+            kafka_group_instance_id: None,
             kafka_batch_size: event_bus::CONSUMER_BATCH_SIZE_MAX_DEFAULT,
             handler_attempts_max: event_bus::HANDLER_ATTEMPTS_MAX_DEFAULT,
             database_connections_max: 4,
@@ -232,6 +243,7 @@ mod tests {
             "KAFKA_TOPIC",
             "KAFKA_DLQ_TOPIC",
             "KAFKA_GROUP_ID",
+            "KAFKA_GROUP_INSTANCE_ID",
             "KAFKA_BATCH_SIZE",
             "HANDLER_ATTEMPTS_MAX",
             "DATABASE_CONNECTIONS_MAX",

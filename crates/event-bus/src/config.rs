@@ -89,6 +89,17 @@ pub struct ConsumerConfig {
     pub topic: String,
     pub dlq_topic: String,
     pub group_id: String,
+    /// This member's static id in the group (`group.instance.id`, KIP-345),
+    /// stable across restarts of the same replica (a pod's name). A member
+    /// that comes back under its id within the session timeout takes its
+    /// partitions back at once, without a rebalance; without one, a
+    /// restarted consumer waits out the old member's session
+    /// ([`CONSUMER_SESSION_TIMEOUT_MS_DEFAULT`]) before its partitions move.
+    /// The cost: a static member does not leave the group when it stops, so
+    /// a replica removed for good hands its partitions on only after that
+    /// timeout. Two live members must never share an id (the broker fences
+    /// the older one). `None`: dynamic membership.
+    pub group_instance_id: Option<String>,
     pub batch_size_max: usize,
     pub batch_wait_ms: u64,
     pub session_timeout_ms: u64,
@@ -111,6 +122,7 @@ impl ConsumerConfig {
             topic: TOPIC_DEFAULT.to_owned(),
             dlq_topic: DLQ_TOPIC_DEFAULT.to_owned(),
             group_id: group_id.into(),
+            group_instance_id: None,
             batch_size_max: CONSUMER_BATCH_SIZE_MAX_DEFAULT,
             batch_wait_ms: CONSUMER_BATCH_WAIT_MS_DEFAULT,
             session_timeout_ms: CONSUMER_SESSION_TIMEOUT_MS_DEFAULT,
@@ -127,6 +139,18 @@ impl ConsumerConfig {
     /// The group that replays this group's dead letters.
     pub fn dlq_replay_group_id(&self) -> String {
         format!("{}-dlq-replay", self.group_id)
+    }
+
+    /// The client of this group's member: [`Self::consumer_client_config`]
+    /// with the static id, when there is one. The dead-letter replay's group
+    /// never takes it (its own group, and a second live member under the
+    /// same id would fence this one).
+    pub(crate) fn member_client_config(&self) -> ClientConfig {
+        let mut config = self.consumer_client_config(&self.group_id);
+        if let Some(instance_id) = &self.group_instance_id {
+            config.set("group.instance.id", instance_id);
+        }
+        config
     }
 
     pub(crate) fn consumer_client_config(&self, group_id: &str) -> ClientConfig {
@@ -207,5 +231,18 @@ mod tests {
     fn the_replay_group_is_derived_from_the_group() {
         let config = ConsumerConfig::new("localhost:9092", "ledger");
         assert_eq!(config.dlq_replay_group_id(), "ledger-dlq-replay");
+    }
+
+    #[test]
+    fn only_the_member_takes_the_static_id() {
+        let mut config = ConsumerConfig::new("localhost:9092", "ledger");
+        assert_eq!(config.member_client_config().get("group.instance.id"), None);
+        config.group_instance_id = Some("ledger-consumer-0".to_owned());
+        assert_eq!(
+            config.member_client_config().get("group.instance.id"),
+            Some("ledger-consumer-0")
+        );
+        let replay = config.consumer_client_config(&config.dlq_replay_group_id());
+        assert_eq!(replay.get("group.instance.id"), None);
     }
 }

@@ -72,8 +72,7 @@ pub async fn run_consumer_with_metrics(
     metrics: ConsumerMetrics,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), BusError> {
-    let consumer: Arc<StreamConsumer> =
-        Arc::new(config.consumer_client_config(&config.group_id).create()?);
+    let consumer: Arc<StreamConsumer> = Arc::new(config.member_client_config().create()?);
     let dlq: FutureProducer = config.producer_client_config().create()?;
     let worker = Worker {
         config: &config,
@@ -83,7 +82,7 @@ pub async fn run_consumer_with_metrics(
     };
     let mut positions = match worker.stored_offsets(&mut shutdown).await {
         Ok(Some(Some(stored))) => {
-            start_from_stored(&consumer, &config, &stored).await;
+            start_from_stored(&config, &stored).await;
             Some(StoredPositions::new(
                 &config.group_id,
                 &config.topic,
@@ -591,14 +590,25 @@ fn commit(
 /// the consumer was down) and no new message comes to reveal it. Kafka
 /// refuses the commit while the group has active members; the stored
 /// offsets then still rule each partition's next batch (skip or seek back).
-async fn start_from_stored(
-    consumer: &Arc<StreamConsumer>,
-    config: &ConsumerConfig,
-    stored: &StoredOffsets,
-) {
+///
+/// The commit goes through a client of its own without the member's static
+/// id: a commit under a static id by a client that has not joined yet is
+/// fenced by the broker (`FencedInstanceId`), and fencing is fatal to that
+/// client, which would then never consume.
+async fn start_from_stored(config: &ConsumerConfig, stored: &StoredOffsets) {
     if stored.is_empty() {
         return;
     }
+    let consumer: Arc<StreamConsumer> = match config
+        .consumer_client_config(&config.group_id)
+        .create()
+    {
+        Ok(consumer) => Arc::new(consumer),
+        Err(error) => {
+            tracing::warn!(%error, group = %config.group_id, "no client to commit the stored offsets before joining; the first batches check them");
+            return;
+        }
+    };
     let mut offsets = TopicPartitionList::with_capacity(stored.len());
     for (partition, next) in stored {
         if let Err(error) =
@@ -608,7 +618,7 @@ async fn start_from_stored(
             return;
         }
     }
-    let committed = blocking(consumer, move |consumer| {
+    let committed = blocking(&consumer, move |consumer| {
         consumer.commit(&offsets, CommitMode::Sync)?;
         Ok(())
     })

@@ -225,6 +225,10 @@ impl System {
                     .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
                     .collect();
                 environment.push(("KAFKA_GROUP_ID".into(), format!("{topic}_{binary}")));
+                // Static membership, as the k8s manifests give it (the pod's
+                // name): a consumer killed and restarted takes its partitions
+                // back at once.
+                environment.push(("KAFKA_GROUP_INSTANCE_ID".into(), name.clone()));
                 Process::new(name, binary, environment, logs.path())
             })
             .collect();
