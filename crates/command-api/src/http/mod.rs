@@ -28,7 +28,10 @@ use futures::future::LocalBoxFuture;
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-pub use body::BODY_SIZE_MAX;
+pub use body::{
+    BodyReadTimeout, BODY_READ_TIMEOUT_SECONDS_DEFAULT, BODY_READ_TIMEOUT_SECONDS_MAX,
+    BODY_SIZE_MAX,
+};
 pub use context::correlate;
 pub use error::{ApiError, ErrorBody};
 pub use origin::{guard as guard_origin, OriginPolicy};

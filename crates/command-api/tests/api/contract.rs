@@ -302,7 +302,7 @@ async fn every_write_operation_documents_its_key_and_shared_answers_once() {
                 .filter(|parameter| parameter["name"] == "Idempotency-Key")
                 .count();
             assert_eq!(keys, 1, "{method} {path}: one Idempotency-Key");
-            for status in ["201", "400", "413", "415", "422", "503"] {
+            for status in ["201", "400", "408", "413", "415", "422", "503"] {
                 assert!(
                     operation["responses"][status].is_object(),
                     "{method} {path} documents {status}"
@@ -311,6 +311,16 @@ async fn every_write_operation_documents_its_key_and_shared_answers_once() {
         }
     }
     assert!(writes >= 8, "every write operation was seen: {writes}");
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            if operation.get("requestBody").is_some() {
+                assert!(
+                    operation["responses"]["408"].is_object(),
+                    "{method} {path} takes a body, so documents 408"
+                );
+            }
+        }
+    }
     app.stop().await;
 }
 
