@@ -89,10 +89,10 @@ impl IntoParams for PageParams {
 /// One wallet's transactions, newest first (from the search index).
 #[utoipa::path(
     get, path = "/wallets/{walletId}/transactions", tag = "transactions",
-    params(("walletId" = String, Path), PageParams),
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), PageParams),
     responses(
         (status = 200, description = "One page of the wallet's transactions and their count", body = WalletTransactionsResponse),
-        (status = 400, description = "Invalid paging", body = ErrorBody),
+        (status = 400, description = "Invalid walletId or paging, or a walletId that is not UTF-8: the message names the parameter", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 503, description = "Search index unavailable", body = ErrorBody),
     )
