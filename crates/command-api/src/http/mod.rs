@@ -69,6 +69,7 @@ use crate::metrics::Metrics;
         ledger::verify,
         transactions::wallet_transactions,
         transactions::search_transactions,
+        health::index,
         health::health,
         health::publisher_health,
         health::publisher_stats,
@@ -92,6 +93,8 @@ use crate::metrics::Metrics;
         hold_dto::WalletHoldsResponse,
         hold_dto::PlaceHoldRequest,
         hold_dto::CaptureHoldRequest,
+        health::ServiceIndex,
+        health::ServiceLinks,
         ErrorBody
     ))
 )]
@@ -186,6 +189,7 @@ pub fn routes(config: &mut web::ServiceConfig, document: utoipa::openapi::OpenAp
         )
         .route("/ledger/transactions", web::get().to(ledger::transactions))
         .route("/ledger/verify", web::get().to(ledger::verify))
+        .route("/", web::get().to(health::index))
         .route("/health", web::get().to(health::health))
         .route("/health/kafka", web::get().to(health::publisher_health))
         .route(

@@ -99,7 +99,7 @@ const CORRELATION_ID: &str = "X-Correlation-Id";
 const CROSS_ORIGIN_REFUSAL: &str = "A command whose Origin is not this server, or, without \
      authentication, a Host that is not a loopback name";
 /// Paths whose answers never depend on storage (no 503).
-const STORAGE_FREE_PATHS: [&str; 1] = ["/metrics"];
+const STORAGE_FREE_PATHS: [&str; 2] = ["/", "/metrics"];
 
 /// Adds to every operation the `X-Correlation-Id` header and the answers
 /// the middleware can give before its handler: 400 (a bad correlation id),
@@ -194,6 +194,8 @@ fn error_response(description: &str) -> RefOr<Response> {
 pub const SECURITY_SCHEME: &str = "bearerAuth";
 /// Path prefixes that need no token: probes, metrics, the documents.
 pub const OPEN_PATH_PREFIXES: [&str; 2] = ["/health", "/metrics"];
+/// Paths that need no token, matched whole: the service's index.
+pub const OPEN_PATHS: [&str; 1] = ["/"];
 
 /// Puts the `bearerAuth` scheme on every protected operation, with the
 /// answers every one of them can give: 401, 403 and 429.
@@ -234,10 +236,11 @@ impl Modify for BearerAuth {
             ),
         );
         for (path, item) in openapi.paths.paths.iter_mut() {
-            if OPEN_PATH_PREFIXES
-                .iter()
-                .any(|prefix| path.starts_with(prefix))
-            {
+            let open = OPEN_PATHS.contains(&path.as_str())
+                || OPEN_PATH_PREFIXES
+                    .iter()
+                    .any(|prefix| path.starts_with(prefix));
+            if open {
                 continue;
             }
             for operation in operations_mut(item) {

@@ -194,6 +194,14 @@ async fn correlation_id_is_echoed_or_generated() {
 #[tokio::test]
 async fn operations_endpoints_answer() {
     let app = spawn_app().await;
+    let (status, index) = json_of(app.get("/").send().await.expect("sent")).await;
+    assert_eq!((status, index["service"].as_str()), (200, Some("wallex")));
+    assert_eq!(index["version"], env!("CARGO_PKG_VERSION"));
+    for link in ["health", "openapi", "docs"] {
+        let target = index["links"][link].as_str().expect("a link");
+        let response = app.get(target).send().await.expect("sent");
+        assert_eq!(response.status(), 200, "{link}: {target}");
+    }
     let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
     let (status, kafka) = json_of(app.get("/health/kafka").send().await.expect("sent")).await;
