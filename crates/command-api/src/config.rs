@@ -36,7 +36,7 @@ pub struct Config {
     /// Seconds in-flight requests get to finish on SIGTERM.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]
     pub shutdown_timeout_seconds: u64,
-    /// Seconds a request's whole body may take to arrive after its head;
+    /// Seconds a request's whole body may take to arrive once it is read;
     /// past them the answer is 408 and the connection is closed. 1 to
     /// [`BODY_READ_TIMEOUT_SECONDS_MAX`](crate::http::BODY_READ_TIMEOUT_SECONDS_MAX).
     #[arg(long, env = "BODY_READ_TIMEOUT_SECONDS", default_value_t = crate::http::BODY_READ_TIMEOUT_SECONDS_DEFAULT,

@@ -21,14 +21,15 @@ use super::number::parse_exact;
 /// Largest request body accepted.
 pub const BODY_SIZE_MAX: usize = 64 * 1024;
 
-/// Seconds a request's whole body may take to arrive after its head, unless
+/// Seconds a request's whole body may take to arrive once it is read, unless
 /// `BODY_READ_TIMEOUT_SECONDS` says otherwise: a [`BODY_SIZE_MAX`] body
 /// at a few KiB per second arrives well within it.
 pub const BODY_READ_TIMEOUT_SECONDS_DEFAULT: u64 = 10;
 /// Longest `BODY_READ_TIMEOUT_SECONDS` accepted, in seconds.
 pub const BODY_READ_TIMEOUT_SECONDS_MAX: u64 = 300;
 
-/// How long a request's whole body may take to arrive after its head (the
+/// How long a request's whole body may take to arrive, from when the handler
+/// starts reading it, right after the head and any owner lookup (the
 /// application's data, from `BODY_READ_TIMEOUT_SECONDS`). actix-web's own
 /// `client_request_timeout` covers the head only: without this, a client
 /// that declares a `Content-Length` and sends less would hold its connection

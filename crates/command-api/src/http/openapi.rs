@@ -68,7 +68,7 @@ fn add_shared_responses(operation: &mut Operation) {
     let too_large = format!("Body over {} KiB", BODY_SIZE_MAX / 1024);
     let timed_out = format!(
         "The body did not all arrive within BODY_READ_TIMEOUT_SECONDS (default \
-         {BODY_READ_TIMEOUT_SECONDS_DEFAULT}) of the request's head; the connection is closed"
+         {BODY_READ_TIMEOUT_SECONDS_DEFAULT}) of the start of its read; the connection is closed"
     );
     let shared = [
         ("408", timed_out.as_str()),
