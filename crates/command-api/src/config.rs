@@ -36,6 +36,12 @@ pub struct Config {
     /// Seconds in-flight requests get to finish on SIGTERM.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]
     pub shutdown_timeout_seconds: u64,
+    /// Seconds a request's whole body may take to arrive once it is read;
+    /// past them the answer is 408 and the connection is closed. 1 to
+    /// [`BODY_READ_TIMEOUT_SECONDS_MAX`](crate::http::BODY_READ_TIMEOUT_SECONDS_MAX).
+    #[arg(long, env = "BODY_READ_TIMEOUT_SECONDS", default_value_t = crate::http::BODY_READ_TIMEOUT_SECONDS_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(1..=crate::http::BODY_READ_TIMEOUT_SECONDS_MAX))]
+    pub body_read_timeout_seconds: u64,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -208,6 +214,7 @@ impl Config {
             data_dir,
             http_workers: Some(2),
             shutdown_timeout_seconds: 5,
+            body_read_timeout_seconds: crate::http::BODY_READ_TIMEOUT_SECONDS_DEFAULT,
             log_format: LogFormat::Text,
             event_store: None,
             transfers: None,
@@ -249,12 +256,17 @@ mod tests {
             "--idempotency-retention-hours 0",
             "--idempotency-retention-hours 87601",
             "--idempotency-retention-hours 4294967295",
+            "--body-read-timeout-seconds 0",
+            "--body-read-timeout-seconds 301",
         ] {
             assert!(parsed(refused).is_err(), "{refused}");
         }
-        let accepted =
-            parsed("--http-workers 256 --idempotency-retention-hours 87600").expect("in range");
+        let accepted = parsed(
+            "--http-workers 256 --idempotency-retention-hours 87600 --body-read-timeout-seconds 300",
+        )
+        .expect("in range");
         assert_eq!(accepted.http_workers, Some(256));
+        assert_eq!(accepted.body_read_timeout_seconds, 300);
         assert_eq!(accepted.idempotency_retention_hours, 87_600);
     }
 }

@@ -200,6 +200,8 @@ impl Application {
         let origin_policy = http::OriginPolicy {
             loopback_hosts_only: plan.open_by_default,
         };
+        let body_read_timeout =
+            http::BodyReadTimeout(Duration::from_secs(config.body_read_timeout_seconds));
         let mut server = HttpServer::new(move || {
             let document = document.clone();
             let metrics = state.metrics.clone();
@@ -212,6 +214,7 @@ impl Application {
                 .wrap_fn(http::refuse_undecodable_query)
                 .wrap_fn(http::correlate)
                 .app_data(state.clone())
+                .app_data(body_read_timeout)
                 .configure(|config| http::routes(config, document))
         })
         .shutdown_timeout(config.shutdown_timeout_seconds);

@@ -245,6 +245,7 @@ mod tests {
         async fn wallet_transactions(
             &self,
             _wallet_id: &WalletId,
+            _before_position: Option<u64>,
             _limit: Option<usize>,
             _offset: usize,
         ) -> Result<TransactionPage, SearchIndexError> {

@@ -227,7 +227,7 @@ pub async fn a_wallet_history_comes_back_newest_first_with_exact_amounts(
     assert_eq!(outcome.wallets_updated, 2);
 
     let history = index
-        .wallet_transactions(&wallet(WALLET_A), None, 0)
+        .wallet_transactions(&wallet(WALLET_A), None, None, 0)
         .await
         .expect("the history query succeeds");
     assert_eq!(history.total, 4);
@@ -258,18 +258,18 @@ pub async fn a_wallet_history_comes_back_newest_first_with_exact_amounts(
     assert!(json.contains("\"amount\":1000000000000.00"), "{json}");
 
     let second = index
-        .wallet_transactions(&wallet(WALLET_A), Some(1), 1)
+        .wallet_transactions(&wallet(WALLET_A), None, Some(1), 1)
         .await
         .expect("a page query succeeds");
     assert_eq!(second.total, 4);
     assert_eq!(types(&second), ["WalletDebited"]);
     let past_the_end = index
-        .wallet_transactions(&wallet(WALLET_A), Some(10), 4)
+        .wallet_transactions(&wallet(WALLET_A), None, Some(10), 4)
         .await
         .expect("a page past the end succeeds");
     assert_eq!((past_the_end.total, past_the_end.items.len()), (4, 0));
     let unknown = index
-        .wallet_transactions(&wallet("wallet-unknown"), None, 0)
+        .wallet_transactions(&wallet("wallet-unknown"), None, None, 0)
         .await
         .expect("an unknown wallet has an empty history");
     assert_eq!(unknown.total, 0);
@@ -535,7 +535,7 @@ pub async fn invalid_queries_are_refused(index: Arc<dyn SearchIndex>) {
     );
     assert_invalid(
         index
-            .wallet_transactions(&wallet(WALLET_A), Some(1), RESULT_WINDOW_MAX)
+            .wallet_transactions(&wallet(WALLET_A), None, Some(1), RESULT_WINDOW_MAX)
             .await,
     );
     assert_invalid(
@@ -644,7 +644,7 @@ pub async fn a_batch_larger_than_one_bulk_request_is_indexed_whole(index: Arc<dy
     assert_eq!(outcome.transactions, count);
 
     let newest = index
-        .wallet_transactions(&wallet(WALLET_A), Some(1), 0)
+        .wallet_transactions(&wallet(WALLET_A), None, Some(1), 0)
         .await
         .expect("history");
     assert_eq!(newest.total, count as u64);
@@ -704,7 +704,7 @@ pub async fn hold_events_are_transactions_in_the_history(index: Arc<dyn SearchIn
     ];
     index.index_batch(&events).await.expect("indexed");
     let history = index
-        .wallet_transactions(&wallet(WALLET_A), None, 0)
+        .wallet_transactions(&wallet(WALLET_A), None, None, 0)
         .await
         .expect("history");
     assert_eq!(
@@ -728,6 +728,62 @@ pub async fn hold_events_are_transactions_in_the_history(index: Arc<dyn SearchIn
     );
 }
 
+/// A wallet's history walked by its keyset cursor (`before_position` = the
+/// last position of the previous page) is its whole history, newest first,
+/// each transaction once, with another wallet's events in between; the
+/// cursor narrows `total`, and `offset` skips within what it selects.
+pub async fn a_wallet_history_pages_by_its_keyset_cursor(index: Arc<dyn SearchIndex>) {
+    index.ensure_indices().await.expect("ensure_indices");
+    index
+        .index_batch(&history_of_two_wallets())
+        .await
+        .expect("the batch is indexed");
+    let whole = index
+        .wallet_transactions(&wallet(WALLET_A), None, None, 0)
+        .await
+        .expect("history");
+    let whole_positions: Vec<u64> = whole.items.iter().map(|item| item.position).collect();
+    assert_eq!(whole_positions, [5, 4, 3, 1]);
+
+    let mut walked = Vec::new();
+    let mut before = None;
+    loop {
+        let page = index
+            .wallet_transactions(&wallet(WALLET_A), before, Some(1), 0)
+            .await
+            .expect("a page by the cursor");
+        assert_eq!(page.total, (whole.total - walked.len() as u64));
+        let Some(last) = page.items.last() else { break };
+        before = Some(last.position);
+        walked.extend(page.items.iter().map(|item| item.position));
+    }
+    assert_eq!(walked, whole_positions);
+
+    let skipped = index
+        .wallet_transactions(&wallet(WALLET_A), Some(5), Some(10), 1)
+        .await
+        .expect("a cursor and an offset");
+    let skipped: Vec<u64> = skipped.items.iter().map(|item| item.position).collect();
+    assert_eq!(skipped, [3, 1]);
+    // A position of another wallet's (B's 6), or past every one, selects
+    // all of A's older than it: the whole history.
+    for before in [6, u64::MAX] {
+        let past_the_newest = index
+            .wallet_transactions(&wallet(WALLET_A), Some(before), None, 0)
+            .await
+            .expect("a cursor past A's newest");
+        assert_eq!(past_the_newest, whole, "before {before}");
+    }
+    let before_the_first = index
+        .wallet_transactions(&wallet(WALLET_A), Some(1), None, 0)
+        .await
+        .expect("a cursor at the first position");
+    assert_eq!(
+        (before_the_first.total, before_the_first.items.len()),
+        (0, 0)
+    );
+}
+
 /// One `#[tokio::test]` per scenario, each calling `$harness(scenario)`.
 #[macro_export]
 macro_rules! search_index_conformance_tests {
@@ -735,6 +791,7 @@ macro_rules! search_index_conformance_tests {
         $crate::search_index_conformance_tests!(
             @each $harness;
             a_wallet_history_comes_back_newest_first_with_exact_amounts,
+            a_wallet_history_pages_by_its_keyset_cursor,
             every_search_filter_narrows_the_result,
             free_text_matches_every_word_of_a_description_or_a_whole_id,
             free_text_is_every_word_in_any_order_and_never_an_operator,

@@ -369,11 +369,12 @@ impl SearchIndex for ElasticsearchIndex {
     async fn wallet_transactions(
         &self,
         wallet_id: &WalletId,
+        before_position: Option<u64>,
         limit: Option<usize>,
         offset: usize,
     ) -> Result<TransactionPage, SearchIndexError> {
         let page = Page::parse(limit, offset)?;
-        self.search_page(wallet_transactions_body(wallet_id, page))
+        self.search_page(wallet_transactions_body(wallet_id, before_position, page))
             .await
     }
 

@@ -26,7 +26,7 @@ use crate::documents::{
     batch_documents, cents_ceiling, cents_floor, wallets_to_look_up, TransactionSource,
     WalletSource, WalletWrite,
 };
-use crate::query::{check_search, words, Page};
+use crate::query::{check_search, stored_position, words, Page};
 use crate::{
     IndexOutcome, IndexedWallet, SearchIndex, SearchIndexError, Transaction, TransactionPage,
     TransactionSearch,
@@ -334,8 +334,14 @@ impl SqlFilter {
         self
     }
 
-    fn of_wallet(wallet_id: &WalletId) -> Self {
-        Self::default().with("wallet_id = ?", [Value::Text(wallet_id.to_string())])
+    /// A wallet's transactions, those below `before_position` only when
+    /// given: both conditions are read from the `(wallet_id, position)` index.
+    fn of_wallet(wallet_id: &WalletId, before_position: Option<u64>) -> Self {
+        let filter = Self::default().with("wallet_id = ?", [Value::Text(wallet_id.to_string())]);
+        match before_position {
+            Some(before) => filter.with("position < ?", [Value::Integer(stored_position(before))]),
+            None => filter,
+        }
     }
 
     fn of_search(search: &TransactionSearch, text: Option<&str>) -> Self {
@@ -449,11 +455,13 @@ impl SearchIndex for EmbeddedSearchIndex {
     async fn wallet_transactions(
         &self,
         wallet_id: &WalletId,
+        before_position: Option<u64>,
         limit: Option<usize>,
         offset: usize,
     ) -> Result<TransactionPage, SearchIndexError> {
         let page = Page::parse(limit, offset)?;
-        self.page(SqlFilter::of_wallet(wallet_id), page).await
+        self.page(SqlFilter::of_wallet(wallet_id, before_position), page)
+            .await
     }
 
     async fn search_transactions(

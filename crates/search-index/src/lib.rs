@@ -198,10 +198,16 @@ pub trait SearchIndex: Send + Sync {
     async fn index_batch(&self, events: &[RecordedEvent])
         -> Result<IndexOutcome, SearchIndexError>;
 
-    /// One wallet's transactions, newest first.
+    /// One wallet's transactions, newest first (by position). With
+    /// `before_position`, the keyset cursor of deep pages, only those at a
+    /// position below it (older than the transaction at that position),
+    /// read from the wallet's index so a page's cost does not grow with its
+    /// depth; `offset` then skips within those. `total` counts every
+    /// transaction the query selects, the cursor included.
     async fn wallet_transactions(
         &self,
         wallet_id: &WalletId,
+        before_position: Option<u64>,
         limit: Option<usize>,
         offset: usize,
     ) -> Result<TransactionPage, SearchIndexError>;

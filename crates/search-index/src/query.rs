@@ -51,12 +51,23 @@ fn search_body(page: Page, filters: Vec<Value>, must: Vec<Value>) -> Value {
     })
 }
 
-pub(crate) fn wallet_transactions_body(wallet_id: &WalletId, page: Page) -> Value {
-    search_body(
-        page,
-        vec![json!({ "term": { "walletId": wallet_id.as_str() } })],
-        Vec::new(),
-    )
+/// The highest position a cursor can name as stored (both backends hold a
+/// position as a signed 64-bit integer): every stored position is below a
+/// greater one, so it reads as this one.
+pub(crate) fn stored_position(position: u64) -> i64 {
+    i64::try_from(position).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn wallet_transactions_body(
+    wallet_id: &WalletId,
+    before_position: Option<u64>,
+    page: Page,
+) -> Value {
+    let mut filters = vec![json!({ "term": { "walletId": wallet_id.as_str() } })];
+    if let Some(before) = before_position {
+        filters.push(json!({ "range": { "position": { "lt": stored_position(before) } } }));
+    }
+    search_body(page, filters, Vec::new())
 }
 
 /// A search whose filters have been checked: ranges the right way round,

@@ -6,9 +6,10 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::time::Duration;
 
 use actix_web::http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
-use actix_web::web;
+use actix_web::{web, HttpRequest};
 use futures::StreamExt;
 use rust_decimal::Decimal;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -19,6 +20,29 @@ use super::number::parse_exact;
 
 /// Largest request body accepted.
 pub const BODY_SIZE_MAX: usize = 64 * 1024;
+
+/// Seconds a request's whole body may take to arrive once it is read, unless
+/// `BODY_READ_TIMEOUT_SECONDS` says otherwise: a [`BODY_SIZE_MAX`] body
+/// at a few KiB per second arrives well within it.
+pub const BODY_READ_TIMEOUT_SECONDS_DEFAULT: u64 = 10;
+/// Longest `BODY_READ_TIMEOUT_SECONDS` accepted, in seconds.
+pub const BODY_READ_TIMEOUT_SECONDS_MAX: u64 = 300;
+
+/// How long a request's whole body may take to arrive, from when the handler
+/// starts reading it, right after the head and any owner lookup (the
+/// application's data, from `BODY_READ_TIMEOUT_SECONDS`). actix-web's own
+/// `client_request_timeout` covers the head only: without this, a client
+/// that declares a `Content-Length` and sends less would hold its connection
+/// and the handler's read open for ever. Past it the answer is 408 and the
+/// connection is closed.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyReadTimeout(pub Duration);
+
+impl Default for BodyReadTimeout {
+    fn default() -> Self {
+        Self(Duration::from_secs(BODY_READ_TIMEOUT_SECONDS_DEFAULT))
+    }
+}
 
 fn too_large() -> ApiError {
     ApiError::PayloadTooLarge(format!("Request body exceeds {BODY_SIZE_MAX} bytes"))
@@ -73,11 +97,10 @@ fn check_content_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// Reads the whole body, refusing it as soon as it passes [`BODY_SIZE_MAX`],
-/// and refusing a `Content-Type` other than JSON or a content coding.
-pub async fn read_body(
-    headers: &HeaderMap,
-    mut payload: web::Payload,
-) -> Result<Vec<u8>, ApiError> {
+/// a `Content-Type` other than JSON or a content coding, and a body that has
+/// not all arrived within the application's [`BodyReadTimeout`] (408).
+pub async fn read_body(request: &HttpRequest, payload: web::Payload) -> Result<Vec<u8>, ApiError> {
+    let headers = request.headers();
     check_content_type(headers)?;
     check_content_encoding(headers)?;
     let declared = headers
@@ -87,7 +110,23 @@ pub async fn read_body(
     if declared.is_some_and(|length| length > BODY_SIZE_MAX) {
         return Err(too_large());
     }
-    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    let BodyReadTimeout(limit) = request
+        .app_data::<BodyReadTimeout>()
+        .copied()
+        .unwrap_or_default();
+    tokio::time::timeout(limit, read_chunks(payload, declared.unwrap_or(0)))
+        .await
+        .map_err(|_| {
+            ApiError::RequestTimeout(format!(
+                "Request body did not arrive within {} s",
+                limit.as_secs()
+            ))
+        })?
+}
+
+/// The body's chunks as they come, at most [`BODY_SIZE_MAX`] bytes in all.
+async fn read_chunks(mut payload: web::Payload, declared: usize) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::with_capacity(declared);
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|error| {
             ApiError::BadRequest(format!("Request body could not be read: {error}"))

@@ -318,7 +318,8 @@ fn transactions(
 pub struct WalletTransactionsResponse {
     #[schema(example = "wallet-123")]
     pub wallet_id: String,
-    /// Transactions of the wallet in all, not only on this page.
+    /// Transactions of the wallet in all, not only on this page (with the
+    /// cursor `before`, all of those older than it).
     #[schema(example = 3)]
     pub count: u64,
     pub transactions: Vec<TransactionResponse>,

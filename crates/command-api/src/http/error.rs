@@ -45,6 +45,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// 408, and the connection is closed: the body did not arrive in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -217,6 +220,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -248,6 +252,11 @@ impl ResponseError for ApiError {
                 retry_after_seconds,
             } => {
                 response.insert_header((RETRY_AFTER, retry_after_seconds.to_string()));
+            }
+            // The rest of the body may still come: the connection cannot
+            // carry another request.
+            ApiError::RequestTimeout(_) => {
+                response.force_close();
             }
             _ if status == StatusCode::SERVICE_UNAVAILABLE => {
                 response.insert_header((RETRY_AFTER, RETRY_AFTER_SECONDS.to_string()));

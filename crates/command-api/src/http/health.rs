@@ -1,10 +1,12 @@
-//! Health and metrics.
+//! Health, metrics, and the service's index at `/`.
 
 use std::time::Duration;
 
 use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use crate::startup::AppState;
 
@@ -61,6 +63,48 @@ async fn dead_letters_report(state: &AppState) -> Value {
         }
         Err(error) => json!({ "status": "unknown", "error": error.to_string() }),
     }
+}
+
+/// `GET /`: what this service is and where to go from here. The seed's README
+/// checks the application with `curl http://localhost:3000` without saying
+/// what it answers; this answer needs no token and no storage.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceIndex {
+    #[schema(example = "wallex")]
+    service: &'static str,
+    /// The command-api's version (its crate's).
+    #[schema(example = "0.1.0")]
+    version: &'static str,
+    links: ServiceLinks,
+}
+
+/// The paths `GET /` points to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceLinks {
+    /// Whether the service can take commands.
+    #[schema(example = "/health")]
+    health: &'static str,
+    /// The OpenAPI document.
+    #[schema(example = "/openapi.json")]
+    openapi: &'static str,
+    /// The same document in Swagger UI.
+    #[schema(example = "/docs/")]
+    docs: &'static str,
+}
+
+/// The service's name, version and links to its health check and API document.
+#[utoipa::path(get, path = "/", tag = "operations",
+    responses((status = 200, description = "{service, version, links: {health, openapi, docs}}", body = ServiceIndex)))]
+pub async fn index() -> HttpResponse {
+    HttpResponse::Ok().json(ServiceIndex {
+        service: "wallex",
+        version: env!("CARGO_PKG_VERSION"),
+        links: ServiceLinks {
+            health: "/health",
+            openapi: "/openapi.json",
+            docs: "/docs/",
+        },
+    })
 }
 
 /// Whether the service can take commands (its event store answers), and how

@@ -137,8 +137,11 @@ pub struct PlaceHoldRequest {
 impl PlaceHoldRequest {
     pub const FIELDS: &'static [&'static str] = &["amount", "holdId", "expiresAt", "description"];
 
-    /// The request, its `expiresAt` checked against `now`.
-    pub fn parse(body: &JsonObject, now: DateTime<Utc>) -> Result<Self, ApiError> {
+    /// The request as written. Whether `expiresAt` is still in the future is
+    /// the domain's decision (`DomainError::HoldExpiryNotInFuture`), made
+    /// after the idempotency key is looked up: a retry of a hold placed
+    /// before its expiry passed is answered with the stored reply.
+    pub fn parse(body: &JsonObject) -> Result<Self, ApiError> {
         let expires_at = body
             .optional_string("expiresAt")?
             .map(|raw| {
@@ -151,11 +154,6 @@ impl PlaceHoldRequest {
                 })
             })
             .transpose()?;
-        if expires_at.is_some_and(|at| at <= now) {
-            return Err(ApiError::BadRequest(
-                "expiresAt must be in the future".into(),
-            ));
-        }
         Ok(Self {
             amount: Amount::parse("amount", body.required_decimal("amount")?)?,
             hold_id: body

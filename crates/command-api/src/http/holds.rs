@@ -132,7 +132,7 @@ pub async fn place_hold(
         hold_id,
         expires_at,
         description,
-    } = PlaceHoldRequest::parse(&body, Utc::now())?;
+    } = PlaceHoldRequest::parse(&body)?;
     let hold_id = match hold_id {
         Some(hold_id) => hold_id,
         None => generated_hold_id(&request)?,

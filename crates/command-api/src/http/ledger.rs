@@ -167,11 +167,11 @@ impl EntryParams {
 /// `held:<id>` (a hold placed or released shows both sides, a capture its
 /// posting out of `held:<id>`).
 #[utoipa::path(get, path = "/ledger/wallet/{walletId}", tag = "ledger",
-    params(("walletId" = String, Path), EntryParams),
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), EntryParams),
     responses(
         (status = 200, description = "The entries of wallet:<id> and held:<id>, newest first", body = WalletEntriesResponse),
-        (status = 400, description = "Invalid filter or paging, or a walletId that is not UTF-8: the message names the parameter", body = ErrorBody),
-        (status = 404, description = "Not a wallet id", body = ErrorBody),
+        (status = 400, description = "Invalid walletId, filter or paging, or a walletId that is not UTF-8: the message names the parameter", body = ErrorBody),
+        (status = 404, description = "For a caller limited to its own wallets: not one of them (an unknown wallet's entries are an empty list for an admin)", body = ErrorBody),
     ))]
 pub async fn wallet_entries(
     caller: Caller,

@@ -19,7 +19,9 @@ const ACCOUNT_PATTERN: &str =
 pub struct WalletEntriesResponse {
     #[schema(example = "wallet-123")]
     pub wallet_id: String,
-    /// Entries in `transactions`.
+    /// Entries on this page (the length of `transactions`), not a total:
+    /// the ledger's lists are not counted in full (unlike the history's
+    /// `count`); the next page is `after=<id of this page's last entry>`.
     pub count: usize,
     /// Newest first.
     #[schema(schema_with = entries_schema)]
@@ -33,7 +35,8 @@ pub struct WalletEntriesResponse {
 pub struct ReferenceEntriesResponse {
     /// The id asked for, as given.
     pub reference_id: String,
-    /// Entries in `transactions`.
+    /// Entries in `transactions`: every entry of the reference (this list
+    /// is not paged).
     pub count: usize,
     /// In ledger order.
     #[schema(schema_with = entries_schema)]
@@ -45,7 +48,9 @@ pub struct ReferenceEntriesResponse {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EntriesResponse {
-    /// Entries in `transactions`.
+    /// Entries on this page (the length of `transactions`), not a total:
+    /// the ledger's lists are not counted in full (unlike the search's
+    /// `count`); the next page is `after=<id of this page's last entry>`.
     pub count: usize,
     /// Newest first.
     #[schema(schema_with = entries_schema)]

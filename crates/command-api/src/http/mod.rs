@@ -28,7 +28,10 @@ use futures::future::LocalBoxFuture;
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-pub use body::BODY_SIZE_MAX;
+pub use body::{
+    BodyReadTimeout, BODY_READ_TIMEOUT_SECONDS_DEFAULT, BODY_READ_TIMEOUT_SECONDS_MAX,
+    BODY_SIZE_MAX,
+};
 pub use context::correlate;
 pub use error::{ApiError, ErrorBody};
 pub use origin::{guard as guard_origin, OriginPolicy};
@@ -66,6 +69,7 @@ use crate::metrics::Metrics;
         ledger::verify,
         transactions::wallet_transactions,
         transactions::search_transactions,
+        health::index,
         health::health,
         health::publisher_health,
         health::publisher_stats,
@@ -89,6 +93,8 @@ use crate::metrics::Metrics;
         hold_dto::WalletHoldsResponse,
         hold_dto::PlaceHoldRequest,
         hold_dto::CaptureHoldRequest,
+        health::ServiceIndex,
+        health::ServiceLinks,
         ErrorBody
     ))
 )]
@@ -183,6 +189,7 @@ pub fn routes(config: &mut web::ServiceConfig, document: utoipa::openapi::OpenAp
         )
         .route("/ledger/transactions", web::get().to(ledger::transactions))
         .route("/ledger/verify", web::get().to(ledger::verify))
+        .route("/", web::get().to(health::index))
         .route("/health", web::get().to(health::health))
         .route("/health/kafka", web::get().to(health::publisher_health))
         .route(
@@ -263,4 +270,99 @@ where
             .observe(started.elapsed().as_secs_f64());
         Ok(response)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use regex::Regex;
+    use serde_json::Value;
+    use wallet_domain::{HOLD_ID_LENGTH_MAX, IDENTIFIER_LENGTH_MAX};
+
+    use super::{document, path};
+
+    /// What the document states of a path parameter: its pattern and its
+    /// longest length in characters, when stated.
+    struct Stated {
+        pattern: Regex,
+        length_max: Option<usize>,
+    }
+
+    impl Stated {
+        fn accepts(&self, raw: &str) -> bool {
+            self.pattern.is_match(raw)
+                && self
+                    .length_max
+                    .is_none_or(|length_max| raw.chars().count() <= length_max)
+        }
+    }
+
+    /// Every path parameter of every operation: (operation, name, schema).
+    fn path_parameters() -> Vec<(String, String, Value)> {
+        let document = serde_json::to_value(document(true)).expect("a JSON document");
+        let mut found = Vec::new();
+        for (route, item) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("a path item") {
+                let parameters = operation["parameters"].as_array().into_iter().flatten();
+                for parameter in parameters.filter(|parameter| parameter["in"] == "path") {
+                    found.push((
+                        format!("{method} {route}"),
+                        parameter["name"].as_str().expect("a name").to_owned(),
+                        parameter["schema"].clone(),
+                    ));
+                }
+            }
+        }
+        found
+    }
+
+    /// The server's rule for a path parameter of that name: whether it takes
+    /// `raw`, by the same function its handler reads it with.
+    fn server_accepts(name: &str, raw: &str) -> bool {
+        match name {
+            "walletId" | "fromWalletId" => path::wallet_id(raw).is_ok(),
+            "holdId" => path::hold_id(raw).is_ok(),
+            "referenceId" => path::reference_id(raw).is_ok(),
+            other => panic!("the path parameter {other} has no rule in this test: add it"),
+        }
+    }
+
+    #[test]
+    fn every_id_in_a_path_states_the_pattern_and_length_the_server_enforces() {
+        let samples = [
+            "w-1_A".to_owned(),
+            String::new(),
+            "a".repeat(IDENTIFIER_LENGTH_MAX),
+            "a".repeat(IDENTIFIER_LENGTH_MAX + 1),
+            "h".repeat(HOLD_ID_LENGTH_MAX),
+            "h".repeat(HOLD_ID_LENGTH_MAX + 1),
+            "transfer:0191e0c4".to_owned(),
+            "café au lait".to_owned(),
+            "bell\u{7}".to_owned(),
+            "next line\u{85}".to_owned(),
+        ];
+        let parameters = path_parameters();
+        assert!(
+            parameters.len() >= 17,
+            "every route was seen: {}",
+            parameters.len()
+        );
+        for (operation, name, schema) in parameters {
+            let pattern = schema["pattern"].as_str().unwrap_or_else(|| {
+                panic!("{operation}: the path parameter {name} states no pattern")
+            });
+            let stated = Stated {
+                pattern: Regex::new(pattern).expect("a valid pattern"),
+                length_max: schema["maxLength"]
+                    .as_u64()
+                    .map(|length| usize::try_from(length).expect("a length")),
+            };
+            for sample in &samples {
+                assert_eq!(
+                    stated.accepts(sample),
+                    server_accepts(&name, sample),
+                    "{operation}: {name} = {sample:?}: the document and the server disagree"
+                );
+            }
+        }
+    }
 }

@@ -7,7 +7,8 @@
 //! Every `POST` and `PUT` of the API runs through the same pipeline
 //! (`wallets::run`): the body is read by one reader, the `Idempotency-Key`
 //! header by one rule, the command by one service. So each of them takes the
-//! same header and can give the same answers beyond its own: 413 (body over
+//! same header and can give the same answers beyond its own: 408 (body not
+//! all arrived within `BODY_READ_TIMEOUT_SECONDS`), 413 (body over
 //! [`BODY_SIZE_MAX`]), 415 (not JSON in UTF-8, or compressed), 422 (key reused for another
 //! operation) and 503 (busy, storage unavailable or outcome unknown: safe to
 //! retry with the same key). [`WriteOperations`] adds them to each write
@@ -19,7 +20,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, Response, ResponseBuilder};
 use utoipa::Modify;
 
-use super::body::BODY_SIZE_MAX;
+use super::body::{BODY_READ_TIMEOUT_SECONDS_DEFAULT, BODY_SIZE_MAX};
 use super::context::HEADER_TOKEN_LENGTH_MAX;
 
 /// The header's name as documented (HTTP header names are case-insensitive).
@@ -65,7 +66,12 @@ fn add_idempotency_key(operation: &mut Operation) {
 
 fn add_shared_responses(operation: &mut Operation) {
     let too_large = format!("Body over {} KiB", BODY_SIZE_MAX / 1024);
+    let timed_out = format!(
+        "The body did not all arrive within BODY_READ_TIMEOUT_SECONDS (default \
+         {BODY_READ_TIMEOUT_SECONDS_DEFAULT}) of the start of its read; the connection is closed"
+    );
     let shared = [
+        ("408", timed_out.as_str()),
         ("413", too_large.as_str()),
         (
             "415",
@@ -93,7 +99,7 @@ const CORRELATION_ID: &str = "X-Correlation-Id";
 const CROSS_ORIGIN_REFUSAL: &str = "A command whose Origin is not this server, or, without \
      authentication, a Host that is not a loopback name";
 /// Paths whose answers never depend on storage (no 503).
-const STORAGE_FREE_PATHS: [&str; 1] = ["/metrics"];
+const STORAGE_FREE_PATHS: [&str; 2] = ["/", "/metrics"];
 
 /// Adds to every operation the `X-Correlation-Id` header and the answers
 /// the middleware can give before its handler: 400 (a bad correlation id),
@@ -188,6 +194,8 @@ fn error_response(description: &str) -> RefOr<Response> {
 pub const SECURITY_SCHEME: &str = "bearerAuth";
 /// Path prefixes that need no token: probes, metrics, the documents.
 pub const OPEN_PATH_PREFIXES: [&str; 2] = ["/health", "/metrics"];
+/// Paths that need no token, matched whole: the service's index.
+pub const OPEN_PATHS: [&str; 1] = ["/"];
 
 /// Puts the `bearerAuth` scheme on every protected operation, with the
 /// answers every one of them can give: 401, 403 and 429.
@@ -228,10 +236,11 @@ impl Modify for BearerAuth {
             ),
         );
         for (path, item) in openapi.paths.paths.iter_mut() {
-            if OPEN_PATH_PREFIXES
-                .iter()
-                .any(|prefix| path.starts_with(prefix))
-            {
+            let open = OPEN_PATHS.contains(&path.as_str())
+                || OPEN_PATH_PREFIXES
+                    .iter()
+                    .any(|prefix| path.starts_with(prefix));
+            if open {
                 continue;
             }
             for operation in operations_mut(item) {

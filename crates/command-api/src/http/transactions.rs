@@ -73,26 +73,42 @@ pub(super) fn page(
     ))
 }
 
-/// `limit` and `offset` of a wallet's history.
+/// Any position a transaction can have: the cursor names one.
+const POSITION_BOUNDS: Bounds = Bounds {
+    min: 1,
+    max: u64::MAX,
+};
+/// The keyset cursor of a wallet's history: deep pages cost what the first does.
+const BEFORE: Spec = Spec {
+    name: "before",
+    description: "Keyset cursor: only transactions older than the one at this position (the \
+                  `position` of the last transaction of the previous page), newest first; \
+                  `count` is then how many are older, and `offset` skips among them. Pages \
+                  deeper than `offset` reaches are read this way.",
+    kind: Kind::Integer(POSITION_BOUNDS),
+};
+
+/// `limit`, `offset` and the keyset cursor `before` of a wallet's history.
 #[derive(Debug, Deserialize)]
 pub struct PageParams {
     limit: Option<String>,
     offset: Option<String>,
+    before: Option<String>,
 }
 
 impl IntoParams for PageParams {
     fn into_params(_: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>) -> Vec<Parameter> {
-        query::parameters(&[LIMIT, OFFSET])
+        query::parameters(&[LIMIT, OFFSET, BEFORE])
     }
 }
 
 /// One wallet's transactions, newest first (from the search index).
 #[utoipa::path(
     get, path = "/wallets/{walletId}/transactions", tag = "transactions",
-    params(("walletId" = String, Path), PageParams),
+    params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), PageParams),
     responses(
-        (status = 200, description = "One page of the wallet's transactions and their count", body = WalletTransactionsResponse),
-        (status = 400, description = "Invalid paging", body = ErrorBody),
+        (status = 200, description = "One page of the wallet's transactions, newest first, and how many there are (with before, how many are older than it)", body = WalletTransactionsResponse),
+        (status = 400, description = "Invalid walletId, limit, offset or before, or a walletId that is not UTF-8: the message names the parameter", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 503, description = "Search index unavailable", body = ErrorBody),
     )
@@ -111,9 +127,12 @@ pub async fn wallet_transactions(
     })
     .await?;
     let (limit, offset) = page(&params.limit, &params.offset)?;
+    let before = query::integer(BEFORE.name, &params.before, POSITION_BOUNDS)?;
     let index = search_index(&state)?;
     caught_up(&state).await;
-    let page = index.wallet_transactions(&wallet_id, limit, offset).await?;
+    let page = index
+        .wallet_transactions(&wallet_id, before, limit, offset)
+        .await?;
     // An empty history is either a wallet with none yet indexed or no wallet:
     // the event store, the source of truth, tells which.
     if page.total == 0

@@ -77,7 +77,7 @@ pub async fn json_body(
     payload: web::Payload,
     fields: &[&str],
 ) -> Result<JsonObject, ApiError> {
-    let bytes = read_body(request.headers(), payload).await?;
+    let bytes = read_body(request, payload).await?;
     JsonObject::parse(&bytes, fields)
 }
 
@@ -88,7 +88,7 @@ pub async fn optional_json_body(
     payload: web::Payload,
     fields: &[&str],
 ) -> Result<JsonObject, ApiError> {
-    let bytes = read_body(request.headers(), payload).await?;
+    let bytes = read_body(request, payload).await?;
     let trimmed = bytes.trim_ascii();
     if trimmed.is_empty() || trimmed == b"null" {
         return JsonObject::parse(b"{}", fields);

@@ -603,6 +603,7 @@ async fn a_principal_over_its_rate_is_told_to_wait_and_others_are_not() {
 async fn probes_metrics_and_documents_stay_open_and_the_document_says_who_may_call() {
     let app = spawn_auth_app(RATE_UNLIMITED, RATE_UNLIMITED).await;
     for path in [
+        "/",
         "/health",
         "/metrics",
         "/openapi.json",
@@ -619,7 +620,7 @@ async fn probes_metrics_and_documents_stay_open_and_the_document_says_who_may_ca
     for (path, item) in document["paths"].as_object().expect("paths") {
         for (method, operation) in item.as_object().expect("operations") {
             let secured = operation["security"][0].get("bearerAuth").is_some();
-            let open = path.starts_with("/health") || path == "/metrics";
+            let open = path.starts_with("/health") || path == "/metrics" || path == "/";
             assert_eq!(secured, !open, "{method} {path}");
             if secured {
                 for status in ["401", "403", "429"] {

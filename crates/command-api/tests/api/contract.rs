@@ -194,6 +194,14 @@ async fn correlation_id_is_echoed_or_generated() {
 #[tokio::test]
 async fn operations_endpoints_answer() {
     let app = spawn_app().await;
+    let (status, index) = json_of(app.get("/").send().await.expect("sent")).await;
+    assert_eq!((status, index["service"].as_str()), (200, Some("wallex")));
+    assert_eq!(index["version"], env!("CARGO_PKG_VERSION"));
+    for link in ["health", "openapi", "docs"] {
+        let target = index["links"][link].as_str().expect("a link");
+        let response = app.get(target).send().await.expect("sent");
+        assert_eq!(response.status(), 200, "{link}: {target}");
+    }
     let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
     let (status, kafka) = json_of(app.get("/health/kafka").send().await.expect("sent")).await;
@@ -302,7 +310,7 @@ async fn every_write_operation_documents_its_key_and_shared_answers_once() {
                 .filter(|parameter| parameter["name"] == "Idempotency-Key")
                 .count();
             assert_eq!(keys, 1, "{method} {path}: one Idempotency-Key");
-            for status in ["201", "400", "413", "415", "422", "503"] {
+            for status in ["201", "400", "408", "413", "415", "422", "503"] {
                 assert!(
                     operation["responses"][status].is_object(),
                     "{method} {path} documents {status}"
@@ -311,6 +319,16 @@ async fn every_write_operation_documents_its_key_and_shared_answers_once() {
         }
     }
     assert!(writes >= 8, "every write operation was seen: {writes}");
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            if operation.get("requestBody").is_some() {
+                assert!(
+                    operation["responses"]["408"].is_object(),
+                    "{method} {path} takes a body, so documents 408"
+                );
+            }
+        }
+    }
     app.stop().await;
 }
 

@@ -49,6 +49,19 @@ pub async fn spawn_app_with_retention(data_dir: &Path, retention_hours: u32) -> 
     spawn_app_with(config).await
 }
 
+/// Starts the application on a fresh folder, a request's body given at
+/// most `seconds` to arrive (`BODY_READ_TIMEOUT_SECONDS`).
+pub async fn spawn_app_with_body_read_timeout(seconds: u64) -> TestApp {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        body_read_timeout_seconds: seconds,
+        ..Config::embedded_for_test(temp.path().to_path_buf())
+    };
+    let mut app = spawn_app_with(config).await;
+    app._temp = Some(temp);
+    app
+}
+
 /// The HS256 secret of [`spawn_auth_app`].
 pub const AUTH_SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
 /// The audience [`spawn_auth_app`] requires.

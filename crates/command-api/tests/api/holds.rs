@@ -360,6 +360,47 @@ async fn an_expiry_must_be_a_future_rfc_3339_instant() {
     app.stop().await;
 }
 
+/// A placement retried with its key after its `expiresAt` has passed is the
+/// same request: it gets the stored 201, while a new request with that
+/// `expiresAt` is refused as one in the past.
+#[tokio::test]
+async fn a_placement_retried_after_its_expiry_replays_and_a_new_one_is_refused() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(100)).await;
+    let expires_at = (chrono::Utc::now() + chrono::Duration::milliseconds(1_500)).to_rfc3339();
+    let keyed = |key: &str| {
+        app.post("/wallets/w/holds")
+            .header("Idempotency-Key", key)
+            .json(&json!({"amount": 10, "expiresAt": expires_at}))
+    };
+    let first = keyed("place-before-expiry").send().await.expect("sent");
+    assert_eq!(first.status(), 201);
+    let (_, first) = json_of(first).await;
+    tokio::time::sleep(Duration::from_millis(1_700)).await;
+
+    let again = keyed("place-before-expiry").send().await.expect("sent");
+    assert_eq!(
+        again
+            .headers()
+            .get("Idempotent-Replayed")
+            .map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
+    let (status, again) = json_of(again).await;
+    assert_eq!((status, &again), (201, &first));
+
+    let (status, body) = json_of(keyed("place-after-expiry").send().await.expect("sent")).await;
+    let message = error_message(&body, 400);
+    assert!(
+        message.contains("expiresAt") && message.contains("in the future"),
+        "{body}"
+    );
+    assert_eq!(status, 400);
+    let (_, list) = read(&app, "/wallets/w/holds").await;
+    assert_eq!(list["count"], 1, "only the first placed a hold: {list}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_hold_past_its_expiry_is_expired_and_released_without_anyone_calling() {
     let app = spawn_app().await;

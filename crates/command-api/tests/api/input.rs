@@ -1,9 +1,19 @@
 //! Every input read exactly or refused with a 400 naming the field: numbers
-//! in every notation, repeated keys, control characters in text and headers.
+//! in every notation, repeated keys, control characters in text and headers;
+//! a body that does not arrive is a 408.
+
+use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
-use crate::helpers::{error_message, json_of, spawn_app};
+use crate::helpers::{error_message, json_of, spawn_app, spawn_app_with_body_read_timeout};
+
+/// The body read limit of the 408 test's server, in seconds.
+const TEST_BODY_READ_TIMEOUT_SECONDS: u64 = 1;
+/// What the 408 test allows beyond that limit for the answer, in seconds.
+const BODY_TIMEOUT_SLACK_SECONDS: u64 = 3;
 
 #[track_caller]
 fn assert_refused(outcome: &(u16, serde_json::Value), needle: &str) {
@@ -223,5 +233,57 @@ async fn a_body_declared_as_anything_but_json_or_in_a_content_coding_is_refused_
     assert_eq!(status, 201);
     let (_, wallet) = json_of(app.get("/wallets/w1").send().await.expect("sent")).await;
     assert_eq!(wallet["version"].to_string(), "2");
+    app.stop().await;
+}
+
+/// Sends a request's head declaring a 100-byte body and then only `sent` of
+/// it; returns all the server answered until it closed, and how long that took.
+async fn answer_to_a_body_cut_short(address: &str, sent: &str) -> (String, Duration) {
+    let authority = address.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(authority).await.expect("connected");
+    let head = format!(
+        "POST /wallets HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{sent}"
+    );
+    let started = Instant::now();
+    stream.write_all(head.as_bytes()).await.expect("written");
+    let limit = Duration::from_secs(TEST_BODY_READ_TIMEOUT_SECONDS + BODY_TIMEOUT_SLACK_SECONDS);
+    let mut answer = Vec::new();
+    tokio::time::timeout(limit, stream.read_to_end(&mut answer))
+        .await
+        .expect("the server answered and closed the connection within the limit")
+        .expect("read");
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_all_arrive_is_a_408_and_the_connection_is_closed() {
+    let app = spawn_app_with_body_read_timeout(TEST_BODY_READ_TIMEOUT_SECONDS).await;
+    for sent in [r#"{"walletId": "w1", "own"#, ""] {
+        let (answer, took) = answer_to_a_body_cut_short(&app.address, sent).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{sent:?}: {answer}");
+        assert!(
+            took >= Duration::from_secs(TEST_BODY_READ_TIMEOUT_SECONDS),
+            "{sent:?}: answered after {took:?}, before the limit"
+        );
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+        assert!(
+            head.to_ascii_lowercase().contains("connection: close"),
+            "{head}"
+        );
+        let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(body["statusCode"], 408, "{body}");
+        assert_eq!(body["error"], "Request Timeout", "{body}");
+        assert!(
+            error_message(&body, 408).contains("did not arrive"),
+            "{body}"
+        );
+    }
+    // Nothing was created, and the server still serves.
+    let (status, _) = json_of(app.wallet("w1").await).await;
+    assert_eq!(status, 404);
     app.stop().await;
 }

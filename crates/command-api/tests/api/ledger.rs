@@ -36,7 +36,13 @@ async fn every_operation_is_posted_double_entry_and_verifies() {
     loop {
         let (status, page) = json_of(app.get(&path).send().await.expect("sent")).await;
         assert_eq!(status, 200, "{page}");
+        let count = page["count"].clone();
         let page = page["transactions"].as_array().expect("array").clone();
+        assert_eq!(
+            count,
+            page.len(),
+            "count is this page's entries, not a total"
+        );
         let Some(last) = page.last() else { break };
         path = format!(
             "/ledger/wallet/a?limit=3&after={}",
@@ -146,5 +152,31 @@ async fn the_summary_has_the_seeds_fields_and_money_at_its_scale() {
         ["1.50", "11.00"],
         "newest first, at the money scale"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_ledger_lists_say_their_count_is_the_page_not_a_total() {
+    let app = spawn_app().await;
+    let (_, spec) = json_of(app.get("/openapi.json").send().await.expect("sent")).await;
+    for schema in ["WalletEntriesResponse", "EntriesResponse"] {
+        let description = spec["components"]["schemas"][schema]["properties"]["count"]
+            ["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            description.contains("this page") && description.contains("not a total"),
+            "{schema}.count: {description:?}"
+        );
+    }
+    app.create_wallet("a", "o", json!(100)).await;
+    for _ in 0..3 {
+        app.credit("a", json!(1)).await;
+    }
+    for path in ["/ledger/wallet/a?limit=2", "/ledger/transactions?limit=2"] {
+        let (status, page) = json_of(app.get(path).send().await.expect("sent")).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["count"], 2, "{path}: {page}");
+    }
     app.stop().await;
 }

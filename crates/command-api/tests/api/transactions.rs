@@ -104,6 +104,63 @@ async fn a_history_is_paged_and_counts_every_transaction() {
     app.stop().await;
 }
 
+/// The `position` of each transaction of a history page, newest first.
+fn positions(body: &Value) -> Vec<u64> {
+    body["transactions"]
+        .as_array()
+        .expect("transactions is an array")
+        .iter()
+        .map(|transaction| transaction["position"].as_u64().expect("position"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_history_paged_by_its_cursor_while_it_grows_sees_each_transaction_once() {
+    let app = spawn_app().await;
+    assert_eq!(app.create_wallet("w", "o", json!(0)).await.status(), 201);
+    for _ in 0..8 {
+        assert_eq!(app.credit("w", json!(1)).await.status(), 201);
+    }
+    let (_, whole) = app.get_json("/wallets/w/transactions").await;
+    let history = positions(&whole);
+    assert_eq!(history.len(), 9);
+
+    let mut walked: Vec<u64> = Vec::new();
+    let mut path = "/wallets/w/transactions?limit=3".to_owned();
+    for page_number in 1..=3 {
+        let (status, page) = app.get_json(&path).await;
+        assert_eq!(status, 200, "{page}");
+        let page = positions(&page);
+        assert_eq!(page.len(), 3, "page {page_number}");
+        walked.extend(&page);
+        path = format!("/wallets/w/transactions?limit=3&before={}", page[2]);
+        // Newer transactions arrive between two pages: an offset's next
+        // page would shift by them, the cursor's does not.
+        assert_eq!(app.credit("w", json!(1)).await.status(), 201);
+        assert_eq!(app.debit("w", json!(1)).await.status(), 201);
+    }
+    assert_eq!(
+        walked, history,
+        "each transaction once, none skipped, newest first"
+    );
+    let (_, end) = app.get_json(&path).await;
+    assert_eq!(
+        (end["count"].clone(), positions(&end)),
+        (json!(0), Vec::new())
+    );
+
+    // The cursor and an offset together: the offset skips among the older.
+    let (_, skipped) = app
+        .get_json(&format!(
+            "/wallets/w/transactions?limit=2&offset=1&before={}",
+            history[0]
+        ))
+        .await;
+    assert_eq!(skipped["count"], 8, "all older than the newest of then");
+    assert_eq!(positions(&skipped), history[2..4]);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn an_unknown_wallet_has_no_history() {
     let app = app_with_history().await;
@@ -191,6 +248,8 @@ async fn invalid_parameters_are_refused_naming_the_field() {
         ("/wallets/a/transactions?limit=0", "limit"),
         ("/wallets/a/transactions?limit=100000", "limit"),
         ("/wallets/a/transactions?offset=-3", "offset"),
+        ("/wallets/a/transactions?before=0", "before"),
+        ("/wallets/a/transactions?before=x", "before"),
     ];
     for (path, field) in cases {
         let (status, body) = app.get_json(path).await;
