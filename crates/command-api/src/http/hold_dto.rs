@@ -5,6 +5,7 @@ use serde::Serialize;
 use utoipa::openapi::schema::SchemaType;
 use utoipa::openapi::{ObjectBuilder, Type};
 use utoipa::ToSchema;
+use uuid::Uuid;
 use wallet_domain::{
     Amount, Balance, Description, Hold, HoldId, HoldStatus, WalletId, HOLD_ID_LENGTH_MAX,
 };
@@ -44,8 +45,45 @@ fn optional_instant_schema() -> ObjectBuilder {
         .pattern(Some(query::INSTANT_PATTERN))
 }
 
-fn optional_hold_id_schema() -> ObjectBuilder {
-    hold_id_schema().schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+/// What a hold id chosen at placement accepts: 1 to 128 letters, digits,
+/// '-' and '_' (a wallet id's characters, so it reads the same in a path, with
+/// no dot segment a client or proxy would collapse and nothing to escape).
+/// Holds placed before this rule keep their ids and stay reachable
+/// ([`HOLD_ID_PATTERN`] in paths).
+pub const CHOSEN_HOLD_ID_PATTERN: &str = r"^[A-Za-z0-9_-]{1,128}$";
+
+/// The `holdId` of a placement: [`CHOSEN_HOLD_ID_PATTERN`], and no version-5
+/// UUID, which the server derives from a placement's `Idempotency-Key`
+/// (`holds::HOLD_ID_NAMESPACE`): one chosen by a client could take the id
+/// another caller's keyed placement is to get, before them.
+fn chosen_hold_id(raw: &str) -> Result<HoldId, ApiError> {
+    let allowed = !raw.is_empty()
+        && raw.chars().count() <= HOLD_ID_LENGTH_MAX
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !allowed {
+        return Err(ApiError::BadRequest(format!(
+            "holdId must be 1 to {HOLD_ID_LENGTH_MAX} characters, each a letter, a digit, '-' or '_'"
+        )));
+    }
+    if Uuid::try_parse(raw).is_ok_and(|id| id.get_version_num() == 5) {
+        return Err(ApiError::BadRequest(
+            "holdId may not be a version-5 UUID: those are the ids the server derives from an \
+             Idempotency-Key; choose another form (a v4 or v7 UUID, or your own reference)"
+                .into(),
+        ));
+    }
+    Ok(HoldId::parse(raw)?)
+}
+
+fn optional_chosen_hold_id_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .min_length(Some(1))
+        .max_length(Some(HOLD_ID_LENGTH_MAX))
+        .pattern(Some(CHOSEN_HOLD_ID_PATTERN))
+        .examples(["h-1"])
 }
 
 fn optional_identifier_schema() -> ObjectBuilder {
@@ -124,8 +162,10 @@ pub struct WalletHoldsResponse {
 pub struct PlaceHoldRequest {
     #[schema(schema_with = amount_schema)]
     pub amount: Amount,
-    /// The hold's id; the server makes one (a UUID) when absent or null.
-    #[schema(schema_with = optional_hold_id_schema, required = false)]
+    /// The hold's id: letters, digits, '-' and '_', and not a version-5 UUID
+    /// (those are the ids the server derives from an Idempotency-Key); the
+    /// server makes one (a UUID) when absent or null.
+    #[schema(schema_with = optional_chosen_hold_id_schema, required = false)]
     pub hold_id: Option<HoldId>,
     /// RFC 3339, in the future; the hold never expires when absent or null.
     #[schema(schema_with = optional_instant_schema, required = false)]
@@ -158,7 +198,7 @@ impl PlaceHoldRequest {
             amount: Amount::parse("amount", body.required_decimal("amount")?)?,
             hold_id: body
                 .optional_string("holdId")?
-                .map(HoldId::parse)
+                .map(chosen_hold_id)
                 .transpose()?,
             expires_at,
             description: description(body)?,

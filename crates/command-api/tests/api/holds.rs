@@ -179,6 +179,60 @@ async fn a_hold_without_an_id_gets_one_and_its_key_replays_it() {
     app.stop().await;
 }
 
+/// A chosen `holdId` reads the same in a path (no dot segment, nothing to
+/// escape) and is never an id the server derives from a key: a caller who
+/// chose another's derived id first would block their keyed placement.
+#[tokio::test]
+async fn a_chosen_hold_id_is_path_safe_and_never_a_derived_one() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(100)).await;
+    let keyed = app
+        .post("/wallets/w/holds")
+        .header("Idempotency-Key", "order-1")
+        .json(&json!({"amount": 1}))
+        .send()
+        .await
+        .expect("sent");
+    let (status, derived) = json_of(keyed).await;
+    assert_eq!(status, 201, "{derived}");
+    let derived = derived["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        uuid::Uuid::parse_str(&derived).map(|id| id.get_version_num()),
+        Ok(5)
+    );
+    let v5 = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, b"elsewhere").to_string();
+    for chosen in [
+        ".",
+        "..",
+        "a.b",
+        "a/b",
+        "a?b",
+        "a#b",
+        " a",
+        "a b",
+        "\u{202e}ab",
+        "é",
+        &derived,
+        &v5,
+    ] {
+        let (status, body) = place(&app, "w", json!({"amount": 1, "holdId": chosen})).await;
+        assert!(
+            error_message(&body, 400).contains("holdId"),
+            "{chosen:?}: {body}"
+        );
+        assert_eq!(status, 400, "{chosen:?}");
+    }
+    let v4 = uuid::Uuid::new_v4().to_string();
+    let v7 = uuid::Uuid::now_v7().to_string();
+    for chosen in ["h-1", "H_2", v4.as_str(), v7.as_str(), &"h".repeat(128)] {
+        let (status, body) = place(&app, "w", json!({"amount": 1, "holdId": chosen})).await;
+        assert_eq!(status, 201, "{chosen:?}: {body}");
+    }
+    let (_, list) = read(&app, "/wallets/w/holds").await;
+    assert_eq!(list["count"], 6, "the refused placements held nothing");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn capturing_part_of_a_hold_debits_that_and_releases_the_rest_once() {
     let app = app_with_a_hold().await;
