@@ -22,7 +22,9 @@ use std::io::Write;
 use std::sync::Once;
 use std::time::Duration;
 
-pub use servers::{create_named_topic, create_topic, in_migrated_database, TestDatabase};
+pub use servers::{
+    create_named_topic, create_topic, in_migrated_database, produce, produce_raw, TestDatabase,
+};
 pub use wallet_domain::testing::continue_history;
 
 /// Set to `1` to make a missing server variable a test failure instead of a skip.

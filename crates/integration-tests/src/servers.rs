@@ -4,9 +4,11 @@
 use std::future::Future;
 use std::str::FromStr;
 
+use event_store::RecordedEvent;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
@@ -119,5 +121,52 @@ where
     database.drop_database().await;
     if let Err(failure) = outcome {
         std::panic::resume_unwind(failure.into_panic());
+    }
+}
+
+/// A producer as the relay's: idempotent, acknowledged by all replicas.
+fn producer(brokers: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
+        .expect("an rdkafka producer")
+}
+
+/// Produces one message of `key` and `value` to `topic`.
+///
+/// # Panics
+/// When the broker does not acknowledge it.
+pub async fn produce_raw(brokers: &str, topic: &str, key: &str, value: &str) {
+    producer(brokers)
+        .send(
+            FutureRecord::to(topic).key(key).payload(value),
+            REQUEST_TIMEOUT,
+        )
+        .await
+        .map_err(|(error, _)| error)
+        .expect("the broker acknowledges the message");
+}
+
+/// Produces `events` to `topic` as the relay would (key = wallet id, value =
+/// the stored envelope), one after another.
+///
+/// # Panics
+/// When the broker does not acknowledge one.
+pub async fn produce(brokers: &str, topic: &str, events: &[RecordedEvent]) {
+    let producer = producer(brokers);
+    for event in events {
+        let value = event.to_json().expect("the event encodes");
+        producer
+            .send(
+                FutureRecord::to(topic)
+                    .key(event.event.wallet_id.as_str())
+                    .payload(&value),
+                REQUEST_TIMEOUT,
+            )
+            .await
+            .map_err(|(error, _)| error)
+            .expect("the broker acknowledges the message");
     }
 }

@@ -20,12 +20,10 @@ use async_trait::async_trait;
 use event_bus::{run_consumer_with_metrics, ConsumerConfig, ConsumerMetrics};
 use event_sink::{ConsumerOffsets, DeliveryError, EventSink, StoredOffsets};
 use event_store::RecordedEvent;
-use integration_tests::{create_topic, require_env, unique_name, TestDatabase, REQUEST_TIMEOUT};
+use integration_tests::{create_topic, produce, require_env, unique_name, TestDatabase};
 use ledger::conformance::EventLog;
 use ledger::{Ledger, PostgresLedger};
 use ledger_consumer::{LedgerHandler, Metrics};
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -54,32 +52,6 @@ fn log_of(credits: usize) -> EventLog {
         log.credit(wallet, "1.25");
     }
     log
-}
-
-fn producer(brokers: &str) -> FutureProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .create()
-        .expect("an rdkafka producer")
-}
-
-async fn produce(brokers: &str, topic: &str, events: &[RecordedEvent]) {
-    let producer = producer(brokers);
-    for event in events {
-        let value = event.to_json().expect("the event encodes");
-        producer
-            .send(
-                FutureRecord::to(topic)
-                    .key(event.event.wallet_id.as_str())
-                    .payload(&value),
-                REQUEST_TIMEOUT,
-            )
-            .await
-            .map_err(|(error, _)| error)
-            .expect("the broker acknowledges the message");
-    }
 }
 
 /// A test's servers: its database, ledger, topic and brokers.

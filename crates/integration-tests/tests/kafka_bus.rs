@@ -16,12 +16,11 @@ use event_bus::{
 use event_sink::{DeliveryError, EventSink};
 use event_store::{AppendRequest, EventStore, PostgresEventStore, RecordedEvent, StreamAppend};
 use integration_tests::{
-    continue_history, create_topic, require_env, unique_name, TestDatabase, REQUEST_TIMEOUT,
+    continue_history, create_topic, produce, produce_raw, require_env, unique_name, TestDatabase,
 };
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
 use uuid::Uuid;
 use wallet_domain::{WalletEvent, WalletId};
@@ -69,46 +68,6 @@ fn interleaved_log(
         }
     }
     log
-}
-
-fn producer(brokers: &str) -> FutureProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("message.timeout.ms", "30000")
-        .set("linger.ms", "5")
-        .create()
-        .expect("an rdkafka producer")
-}
-
-/// Produces `events` as the relay would (key = wallet id, value = envelope).
-async fn produce(brokers: &str, topic: &str, events: &[RecordedEvent]) {
-    let producer = producer(brokers);
-    for event in events {
-        let value = event.to_json().expect("the event encodes");
-        producer
-            .send(
-                FutureRecord::to(topic)
-                    .key(event.event.wallet_id.as_str())
-                    .payload(&value),
-                REQUEST_TIMEOUT,
-            )
-            .await
-            .map_err(|(error, _)| error)
-            .expect("the broker acknowledges the message");
-    }
-}
-
-async fn produce_raw(brokers: &str, topic: &str, key: &str, value: &str) {
-    producer(brokers)
-        .send(
-            FutureRecord::to(topic).key(key).payload(value),
-            REQUEST_TIMEOUT,
-        )
-        .await
-        .map_err(|(error, _)| error)
-        .expect("the broker acknowledges the message");
 }
 
 /// Every message of `topic`, read from the start by a fresh group, until `count` came.
