@@ -398,8 +398,7 @@ impl Worker<'_> {
     /// Whether the sink's stored offsets are exactly where `offsets` move
     /// every partition: an earlier attempt of this very batch stored them,
     /// and either its reply was lost (a database restart during COMMIT) or a
-    /// step of the sink after the offsets failed (the projection stores them
-    /// with the read model, then indexes for search). Seeking past the batch
+    /// step of a sink after the offsets failed. Seeking past the batch
     /// would then leave that later step without it; handing the batch again
     /// without offsets completes it, since every sink skips what it already
     /// took. A failure to read the offsets answers false: the caller seeks

@@ -1,5 +1,7 @@
 //! The read model and the search index as the Kafka consumer's
-//! [`EventSink`]: read model first, then search index.
+//! [`EventSink`]: search index first, then the read model, whose transaction
+//! stores the consumer's offsets, so that no batch counts as consumed before
+//! both hold it.
 
 use std::sync::Arc;
 
@@ -67,12 +69,13 @@ impl EventSink for ProjectionHandler {
     }
 
     /// Both writes are idempotent, so when the second fails the bus may hand
-    /// the whole batch again: the read model skips what it applied, the
-    /// search index overwrites what it wrote.
+    /// the whole batch again: the search index overwrites what it wrote, the
+    /// read model skips what it applied. The search index goes first, as in
+    /// [`EventSink::deliver_consumed`].
     async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
+        self.index(batch).await?;
         let applied = self.read_model.apply(batch, furthest_position(batch)).await;
-        self.applied(applied)?;
-        self.index(batch).await
+        self.applied(applied)
     }
 
     /// The read model's: PostgreSQL keeps the consumer's offsets beside the wallets.
@@ -94,26 +97,26 @@ impl EventSink for ProjectionHandler {
     /// transaction: PostgreSQL losing it loses them too, and the consumer
     /// reads the batch again.
     ///
-    /// The search index is written after that transaction and keeps no
-    /// offsets: it cannot join a PostgreSQL transaction, and it needs none.
-    /// OpenSearch does not lose a write it acknowledged, and indexing is
-    /// idempotent (documents keyed by event and wallet id, overwritten with
-    /// the same content), so a batch read again after PostgreSQL lost its
-    /// offsets is indexed again harmlessly; and a batch whose indexing fails
-    /// has its offsets stored already, but the failure is transient and
-    /// retried until it passes before the loop takes anything more (a crash
-    /// in between leaves the search index behind until the next rebuild).
+    /// The search index cannot join that transaction, so it is written
+    /// before it: the offsets are stored only once both views hold the
+    /// batch. A crash (or a failure) between the two leaves the offsets where
+    /// they were, and the batch comes again; indexing it again is harmless,
+    /// as documents are keyed by event and wallet id and a wallet's document
+    /// carries its stream version as an external version (an older write
+    /// cannot move it back). Written the other way round, a kill -9 after the
+    /// read model's commit left the batch out of the search index for good
+    /// (found by the end-to-end kill -9 test).
     async fn deliver_consumed(
         &self,
         batch: &[RecordedEvent],
         offsets: &ConsumerOffsets,
     ) -> Result<(), DeliveryError> {
+        self.index(batch).await?;
         let applied = self
             .read_model
             .apply_consumed(batch, furthest_position(batch), offsets)
             .await;
-        self.applied(applied)?;
-        self.index(batch).await
+        self.applied(applied)
     }
 }
 
@@ -146,8 +149,10 @@ impl ProjectionHandler {
     }
 
     /// Indexes the batch for search. The search index's UnknownWallet is
-    /// transient as a gap is: the read model refuses such a batch first, so
-    /// it is reached only in order.
+    /// transient as a gap is: one wallet's events come in order in one
+    /// partition (key = wallet id), and a wallet with a parked event has its
+    /// later events parked behind it, so the creation it waits for is on its
+    /// way.
     async fn index(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
         let indexed = self
             .search_index
@@ -299,17 +304,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_batch_goes_to_the_read_model_then_the_search_index() {
+    async fn a_batch_goes_to_the_search_index_then_the_read_model() {
         let (handler, recorded, metrics) = handler(false, false);
         handler.deliver(&[]).await.expect("handled");
-        assert_eq!(calls(&recorded), ["read_model", "search_index"]);
+        assert_eq!(calls(&recorded), ["search_index", "read_model"]);
         assert_eq!(metrics.read_model_applied.get(), 2);
         assert_eq!(metrics.read_model_skipped.get(), 1);
         assert_eq!(metrics.search_transactions_indexed.get(), 3);
     }
 
     #[tokio::test]
-    async fn a_gap_fails_the_batch_before_the_search_index() {
+    async fn a_gap_fails_the_batch_for_a_retry() {
         let (handler, recorded, metrics) = handler(true, false);
         let error = handler.deliver(&[]).await.expect_err("a gap is retried");
         assert!(error.to_string().starts_with("read_model:"), "{error}");
@@ -317,7 +322,7 @@ mod tests {
             error.is_transient(),
             "a gap the next batch fills is transient"
         );
-        assert_eq!(calls(&recorded), ["read_model"]);
+        assert_eq!(calls(&recorded), ["search_index", "read_model"]);
         assert_eq!(
             metrics
                 .batch_failures
@@ -328,11 +333,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_search_index_failure_fails_the_batch_for_a_retry() {
+    async fn a_search_index_failure_fails_the_batch_before_the_read_model_stores_it() {
         let (handler, recorded, _metrics) = handler(false, true);
         let error = handler.deliver(&[]).await.expect_err("retried");
         assert!(error.to_string().starts_with("search_index:"), "{error}");
         assert!(error.is_transient(), "a search server away is transient");
-        assert_eq!(calls(&recorded), ["read_model", "search_index"]);
+        assert_eq!(calls(&recorded), ["search_index"]);
     }
 }
