@@ -15,6 +15,8 @@ RUN="bench_$(date +%s)"
 BIN=target/release
 API_PORT=3200 RELAY_PORT=3201 LEDGER_PORT=3202 PROJECTION_PORT=3203
 LOGS=".infra/$RUN"
+# Operations of the load (after the wallets are created): the per-operation CPU divides by it.
+OPERATIONS="${OPERATIONS:-20000}"
 mkdir -p "$LOGS"
 # command-api authenticates on a production backend; wallex-load mints its
 # admin token from the same secret (it reads AUTH_JWT_SECRET too).
@@ -81,7 +83,7 @@ cpu_by_process() {
 cpu_by_process >"$LOGS/cpu-before"
 /usr/bin/time -f "wallex-load %U %S %e" -o "$LOGS/generator.time" \
   "$BIN/wallex-load" --url "http://127.0.0.1:$API_PORT" \
-  --wallets 1000 --operations 20000 --workers 20 \
+  --wallets 1000 --operations "$OPERATIONS" --workers 20 \
   --lag-metrics "ledger=http://127.0.0.1:$LEDGER_PORT/metrics" \
   --lag-metrics "projection=http://127.0.0.1:$PROJECTION_PORT/metrics" "$@"
 {
@@ -90,7 +92,9 @@ cpu_by_process >"$LOGS/cpu-before"
 } | sort >"$LOGS/cpu-after"
 
 wall_seconds="$(awk '{print $4}' "$LOGS/generator.time")"
-echo "== CPU during the run (${wall_seconds} s), by process, and its share of all cores =="
+echo "== CPU during the run (${wall_seconds} s, the wallets' creation included), by process: seconds, share of all cores, µs per operation =="
 join -a 2 -e 0 -o 0,1.2,2.2 "$LOGS/cpu-before" "$LOGS/cpu-after" |
-  awk -v wall="$wall_seconds" -v cores="$(nproc)" \
-    '{printf "%-20s %8.2f s %6.1f %%\n", $1, $3 - $2, ($3 - $2) / (wall * cores) * 100}' 
+  awk -v wall="$wall_seconds" -v cores="$(nproc)" -v operations="$OPERATIONS" \
+    '{cpu = $3 - $2; if ($1 != "wallex-load") total += cpu
+      printf "%-22s %8.2f s %6.1f %% %8.0f µs/op\n", $1, cpu, cpu / (wall * cores) * 100, cpu / operations * 1e6}
+     END {printf "%-22s %8.2f s %6.1f %% %8.0f µs/op\n", "all but the generator", total, total / (wall * cores) * 100, total / operations * 1e6}' 

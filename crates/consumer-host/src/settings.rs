@@ -7,6 +7,10 @@ use observability::LogFormat;
 use postgres_support::PostgresError;
 use sqlx::PgPool;
 
+/// The longest `KAFKA_BATCH_WAIT_MS` and `KAFKA_FETCH_WAIT_MAX_MS` taken, in
+/// milliseconds: each adds up to that much lag to every event.
+pub const KAFKA_WAIT_MS_MAX: u64 = 5_000;
+
 /// Dead letters one `replay-dlq` run puts back at most, unless told otherwise.
 pub const DLQ_REPLAY_LIMIT_DEFAULT: usize = 10_000;
 
@@ -55,6 +59,21 @@ pub struct Settings {
     /// Events handed to the handler per batch.
     #[arg(long, env = "KAFKA_BATCH_SIZE", default_value_t = event_bus::CONSUMER_BATCH_SIZE_MAX_DEFAULT)]
     pub kafka_batch_size: usize,
+    /// Milliseconds a batch keeps filling after its first event: longer makes
+    /// fewer, larger transactions (and search bulks) at the cost of lag.
+    #[arg(long, env = "KAFKA_BATCH_WAIT_MS", default_value_t = event_bus::CONSUMER_BATCH_WAIT_MS_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(0..=KAFKA_WAIT_MS_MAX))]
+    pub kafka_batch_wait_ms: u64,
+    /// Milliseconds the broker may hold a fetch back to gather
+    /// `KAFKA_FETCH_MIN_BYTES` (librdkafka's `fetch.wait.max.ms`).
+    #[arg(long, env = "KAFKA_FETCH_WAIT_MAX_MS", default_value_t = event_bus::CONSUMER_FETCH_WAIT_MAX_MS_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(0..=KAFKA_WAIT_MS_MAX))]
+    pub kafka_fetch_wait_max_ms: u64,
+    /// Bytes the broker gathers before it answers a fetch (librdkafka's
+    /// `fetch.min.bytes`), 1 to 100,000,000.
+    #[arg(long, env = "KAFKA_FETCH_MIN_BYTES", default_value_t = event_bus::CONSUMER_FETCH_MIN_BYTES_DEFAULT,
+          value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    pub kafka_fetch_min_bytes: u32,
     /// Attempts at a failing batch before its messages are retried one by one.
     #[arg(long, env = "HANDLER_ATTEMPTS_MAX", default_value_t = event_bus::HANDLER_ATTEMPTS_MAX_DEFAULT,
           value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -100,6 +119,9 @@ impl Settings {
         consumer.topic = self.kafka_topic.clone();
         consumer.dlq_topic = self.kafka_dlq_topic.clone();
         consumer.batch_size_max = self.kafka_batch_size;
+        consumer.batch_wait_ms = self.kafka_batch_wait_ms;
+        consumer.fetch_wait_max_ms = self.kafka_fetch_wait_max_ms;
+        consumer.fetch_min_bytes = self.kafka_fetch_min_bytes;
         consumer.handler_attempts_max = self.handler_attempts_max;
         consumer
     }
@@ -119,6 +141,9 @@ impl Settings {
             kafka_group_id: kafka_group_id.to_owned(),
             kafka_group_instance_id: None,
             kafka_batch_size: event_bus::CONSUMER_BATCH_SIZE_MAX_DEFAULT,
+            kafka_batch_wait_ms: event_bus::CONSUMER_BATCH_WAIT_MS_DEFAULT,
+            kafka_fetch_wait_max_ms: event_bus::CONSUMER_FETCH_WAIT_MAX_MS_DEFAULT,
+            kafka_fetch_min_bytes: event_bus::CONSUMER_FETCH_MIN_BYTES_DEFAULT,
             handler_attempts_max: event_bus::HANDLER_ATTEMPTS_MAX_DEFAULT,
             database_connections_max: 4,
             host: "127.0.0.1".to_owned(),
@@ -208,6 +233,34 @@ mod tests {
         let consumer = settings.consumer_config();
         assert_eq!(consumer.group_id, "wallex-test");
         assert_eq!(consumer.batch_size_max, settings.kafka_batch_size);
+        assert_eq!(
+            consumer.batch_wait_ms,
+            event_bus::CONSUMER_BATCH_WAIT_MS_DEFAULT
+        );
+        assert_eq!(
+            consumer.fetch_min_bytes,
+            event_bus::CONSUMER_FETCH_MIN_BYTES_DEFAULT
+        );
+    }
+
+    #[test]
+    fn the_batching_knobs_reach_the_consumer_within_their_bounds() {
+        let config = parsed(&[
+            "--kafka-batch-wait-ms",
+            "80",
+            "--kafka-fetch-wait-max-ms",
+            "250",
+            "--kafka-fetch-min-bytes",
+            "1",
+        ])
+        .expect("parses");
+        let consumer = config.settings.consumer_config();
+        assert_eq!(consumer.batch_wait_ms, 80);
+        assert_eq!(consumer.fetch_wait_max_ms, 250);
+        assert_eq!(consumer.fetch_min_bytes, 1);
+        assert!(parsed(&["--kafka-batch-wait-ms", "5001"]).is_err());
+        assert!(parsed(&["--kafka-fetch-wait-max-ms", "5001"]).is_err());
+        assert!(parsed(&["--kafka-fetch-min-bytes", "0"]).is_err());
     }
 
     #[test]

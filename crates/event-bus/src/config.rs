@@ -23,8 +23,19 @@ pub const KAFKA_REQUEST_TIMEOUT_MS_DEFAULT: u64 = 5_000;
 
 /// Messages handed to a handler at most at once.
 pub const CONSUMER_BATCH_SIZE_MAX_DEFAULT: usize = 500;
-/// How long a batch keeps filling after its first message.
-pub const CONSUMER_BATCH_WAIT_MS_DEFAULT: u64 = 20;
+/// How long a batch keeps filling after its first message. Each batch costs
+/// one transaction (and, for the projection, a search bulk and a lookup):
+/// 50 ms used less CPU in all than 20 or 100 on the full-stack benchmark,
+/// with the lag p99 within 500 ms (bench/README.md).
+pub const CONSUMER_BATCH_WAIT_MS_DEFAULT: u64 = 50;
+/// The most a broker holds a fetch back to gather [`CONSUMER_FETCH_MIN_BYTES_DEFAULT`]
+/// (librdkafka's `fetch.wait.max.ms`): under load a fetch returns full, when
+/// quiet it returns after this long, so it bounds the lag a fetch adds.
+pub const CONSUMER_FETCH_WAIT_MAX_MS_DEFAULT: u64 = 100;
+/// Bytes a broker gathers before it answers a fetch (librdkafka's
+/// `fetch.min.bytes`; its own default is 1, one fetch request per handful of
+/// events under a steady load, each charged to the broker's CPU).
+pub const CONSUMER_FETCH_MIN_BYTES_DEFAULT: u32 = 64 * 1024;
 /// A member silent this long is removed from the group and its partitions move.
 /// It also bounds the wait after a broker restart: a member whose session
 /// lapsed during the outage rejoins under a new member id, and the restarted
@@ -102,6 +113,10 @@ pub struct ConsumerConfig {
     pub group_instance_id: Option<String>,
     pub batch_size_max: usize,
     pub batch_wait_ms: u64,
+    /// `fetch.wait.max.ms`, milliseconds (see [`CONSUMER_FETCH_WAIT_MAX_MS_DEFAULT`]).
+    pub fetch_wait_max_ms: u64,
+    /// `fetch.min.bytes` (see [`CONSUMER_FETCH_MIN_BYTES_DEFAULT`]).
+    pub fetch_min_bytes: u32,
     pub session_timeout_ms: u64,
     pub handler_attempts_max: u32,
     pub handler_backoff_initial_ms: u64,
@@ -125,6 +140,8 @@ impl ConsumerConfig {
             group_instance_id: None,
             batch_size_max: CONSUMER_BATCH_SIZE_MAX_DEFAULT,
             batch_wait_ms: CONSUMER_BATCH_WAIT_MS_DEFAULT,
+            fetch_wait_max_ms: CONSUMER_FETCH_WAIT_MAX_MS_DEFAULT,
+            fetch_min_bytes: CONSUMER_FETCH_MIN_BYTES_DEFAULT,
             session_timeout_ms: CONSUMER_SESSION_TIMEOUT_MS_DEFAULT,
             handler_attempts_max: HANDLER_ATTEMPTS_MAX_DEFAULT,
             handler_backoff_initial_ms: HANDLER_BACKOFF_INITIAL_MS_DEFAULT,
@@ -161,6 +178,8 @@ impl ConsumerConfig {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", self.session_timeout_ms.to_string())
+            .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
+            .set("fetch.min.bytes", self.fetch_min_bytes.to_string())
             .set(
                 "reconnect.backoff.max.ms",
                 RECONNECT_BACKOFF_MAX_MS_DEFAULT.to_string(),
@@ -244,5 +263,20 @@ mod tests {
         );
         let replay = config.consumer_client_config(&config.dlq_replay_group_id());
         assert_eq!(replay.get("group.instance.id"), None);
+    }
+
+    #[test]
+    fn every_client_of_a_group_fetches_in_batches() {
+        let mut config = ConsumerConfig::new("localhost:9092", "ledger");
+        let member = config.member_client_config();
+        let min_bytes = CONSUMER_FETCH_MIN_BYTES_DEFAULT.to_string();
+        let wait_max_ms = CONSUMER_FETCH_WAIT_MAX_MS_DEFAULT.to_string();
+        assert_eq!(member.get("fetch.min.bytes"), Some(min_bytes.as_str()));
+        assert_eq!(member.get("fetch.wait.max.ms"), Some(wait_max_ms.as_str()));
+        config.fetch_min_bytes = 1;
+        config.fetch_wait_max_ms = 500;
+        let replay = config.consumer_client_config(&config.dlq_replay_group_id());
+        assert_eq!(replay.get("fetch.min.bytes"), Some("1"));
+        assert_eq!(replay.get("fetch.wait.max.ms"), Some("500"));
     }
 }

@@ -121,6 +121,43 @@ async fn an_uncontended_transfer_takes_both_locks_in_one_round_trip() {
 }
 
 #[tokio::test]
+async fn leases_dropped_together_are_given_back_in_one_round_trip() {
+    let Some(url) = require_env("REDIS_URL") else {
+        return;
+    };
+    const LEASES: usize = 40;
+    let lock = RedisWalletLock::connect(RedisLockConfig::new(&url)).expect("pool");
+    let wallets: Vec<_> = (0..LEASES).map(|_| unique("batched")).collect();
+    let mut leases = Vec::with_capacity(LEASES);
+    for wallet in &wallets {
+        leases.push(lock.acquire(&[wallet]).await.expect("lock"));
+    }
+    let taken = lock.round_trips();
+    assert_eq!(taken, LEASES as u64, "one round trip per uncontended lease");
+    // Dropped on this (single-threaded) test runtime before the releaser runs:
+    // it finds all of them queued at once.
+    drop(leases);
+    let released_by = std::time::Instant::now() + Duration::from_secs(5);
+    while lock.round_trips() == taken && std::time::Instant::now() < released_by {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        lock.round_trips(),
+        taken + 1,
+        "every lease given back by one call"
+    );
+    let mut again = Vec::with_capacity(LEASES);
+    for wallet in &wallets {
+        again.push(lock.acquire(&[wallet]).await.expect("free again"));
+    }
+    assert_eq!(
+        lock.round_trips(),
+        taken + 1 + LEASES as u64,
+        "each wallet was free at the first try: its release went through"
+    );
+}
+
+#[tokio::test]
 async fn a_pair_with_one_wallet_held_takes_neither_and_names_the_held_one() {
     let Some(url) = require_env("REDIS_URL") else {
         return;

@@ -2,19 +2,23 @@
 //! every key of a command at once or none of them (`SET key token NX PX` for
 //! each, after checking that none is held), and one gives back only the keys
 //! that still hold our token (compare-and-delete). So an uncontended command
-//! costs one round trip to take its locks, a transfer's two wallets included,
-//! and one to give them back after the answer has gone out (the release runs
-//! in the background). Scripts run by their SHA-1 (`EVALSHA`), sent whole only
-//! when Redis does not know them yet. A lock expires by itself, so a crashed
-//! holder blocks nobody for long.
+//! costs one round trip to take its locks, a transfer's two wallets included.
+//! Giving them back happens after the answer has gone out, in the background:
+//! one task per lock gives back every lease dropped since its last call in one
+//! script call, so under load many commands share a round trip (as a group
+//! commit shares an fsync) and an idle replica still gives a lock back at once.
+//! Scripts run by their SHA-1 (`EVALSHA`), sent whole only when Redis does not
+//! know them yet. A lock expires by itself, so a crashed holder (or a release
+//! that could not be queued or sent) blocks nobody for long.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use deadpool_redis::{redis, redis::Script, Config, Pool, Runtime};
 use rand::Rng;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 use wallet_domain::WalletId;
 
@@ -36,12 +40,13 @@ end
 return 0
 "#;
 
-/// Deletes each key in `KEYS` that still holds token `ARGV[1]` (a lock that
+/// Deletes each key `KEYS[i]` that still holds token `ARGV[i]` (a lock that
 /// expired and was taken by another holder is left alone); answers how many.
+/// One token per key, so one call gives back the leases of many commands.
 const RELEASE_SCRIPT: &str = r#"
 local released = 0
-for _, key in ipairs(KEYS) do
-    if redis.call("GET", key) == ARGV[1] then
+for index, key in ipairs(KEYS) do
+    if redis.call("GET", key) == ARGV[index] then
         released = released + redis.call("DEL", key)
     end
 end
@@ -59,6 +64,11 @@ const RETRY_BACKOFF_MAX_MS_DEFAULT: u64 = 50;
 /// Connections per replica: one per concurrent command holding a lock is plenty.
 const POOL_SIZE_MAX_DEFAULT: usize = 32;
 const COMMAND_TIMEOUT_MS_DEFAULT: u64 = 500;
+/// Dropped leases waiting to be given back at most; a lease dropped while the
+/// queue is full is left to expire (its TTL), which costs waiting, never money.
+pub const RELEASE_QUEUE_LEASES_MAX: usize = 4_096;
+/// Leases given back in one script call at most (a lease has one or two keys).
+pub const RELEASE_BATCH_LEASES_MAX: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct RedisLockConfig {
@@ -94,6 +104,15 @@ pub struct RedisWalletLock {
     config: RedisLockConfig,
     scripts: Arc<Scripts>,
     round_trips: Arc<AtomicU64>,
+    /// The queue of the task that gives leases back, started by the first
+    /// acquire (on the runtime that serves the commands).
+    releases: OnceLock<mpsc::Sender<Release>>,
+}
+
+/// A dropped lease's keys, still holding `token` unless they expired.
+struct Release {
+    keys: Vec<String>,
+    token: String,
 }
 
 /// The two scripts, hashed once.
@@ -125,7 +144,25 @@ impl RedisWalletLock {
                 release: Script::new(RELEASE_SCRIPT),
             }),
             round_trips: Arc::new(AtomicU64::new(0)),
+            releases: OnceLock::new(),
         })
+    }
+
+    /// The release queue, its task started on the first call.
+    fn releases(&self) -> mpsc::Sender<Release> {
+        self.releases
+            .get_or_init(|| {
+                let (sender, queue) = mpsc::channel(RELEASE_QUEUE_LEASES_MAX);
+                tokio::spawn(give_back(
+                    self.pool.clone(),
+                    Arc::clone(&self.scripts),
+                    Arc::clone(&self.round_trips),
+                    Duration::from_millis(self.config.command_timeout_ms),
+                    queue,
+                ));
+                sender
+            })
+            .clone()
     }
 
     /// Round trips to Redis this lock has made to take and give back locks
@@ -200,42 +237,57 @@ impl RedisWalletLock {
     }
 }
 
-/// Gives the locks back when the lease is dropped.
+/// Gives the locks back when the lease is dropped: queued for [`give_back`].
 struct Held {
-    pool: Pool,
-    scripts: Arc<Scripts>,
-    round_trips: Arc<AtomicU64>,
+    releases: mpsc::Sender<Release>,
     keys: Vec<String>,
     token: String,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return; // No runtime: the locks expire by themselves.
+        let release = Release {
+            keys: std::mem::take(&mut self.keys),
+            token: std::mem::take(&mut self.token),
         };
-        let (pool, scripts, round_trips, keys, token) = (
-            self.pool.clone(),
-            Arc::clone(&self.scripts),
-            Arc::clone(&self.round_trips),
-            std::mem::take(&mut self.keys),
-            std::mem::take(&mut self.token),
-        );
-        runtime.spawn(async move {
-            let Ok(mut connection) = pool.get().await else {
-                return;
-            };
-            let mut invocation = scripts.release.prepare_invoke();
-            for key in &keys {
-                invocation.key(key);
+        if let Err(error) = self.releases.try_send(release) {
+            tracing::debug!(%error, "lock release not queued; the locks will expire");
+        }
+    }
+}
+
+/// Gives back the queued leases until every sender is gone: each call takes
+/// what has been queued since the last one (at most
+/// [`RELEASE_BATCH_LEASES_MAX`] leases), so the batch grows with the load
+/// while a lone release is sent at once.
+async fn give_back(
+    pool: Pool,
+    scripts: Arc<Scripts>,
+    round_trips: Arc<AtomicU64>,
+    timeout: Duration,
+    mut queue: mpsc::Receiver<Release>,
+) {
+    let mut batch = Vec::with_capacity(RELEASE_BATCH_LEASES_MAX);
+    while queue.recv_many(&mut batch, RELEASE_BATCH_LEASES_MAX).await > 0 {
+        let mut invocation = scripts.release.prepare_invoke();
+        for release in &batch {
+            for key in &release.keys {
+                invocation.key(key).arg(&release.token);
             }
-            invocation.arg(&token);
+        }
+        let released: Result<i64, LockError> = async {
+            let mut connection = pool.get().await.map_err(unavailable)?;
             round_trips.fetch_add(1, Ordering::Relaxed);
-            let released: Result<i64, _> = invocation.invoke_async(&mut connection).await;
-            if let Err(error) = released {
-                tracing::debug!(?keys, %error, "lock release failed; the locks will expire");
-            }
-        });
+            tokio::time::timeout(timeout, invocation.invoke_async(&mut connection))
+                .await
+                .map_err(unavailable)?
+                .map_err(unavailable)
+        }
+        .await;
+        if let Err(error) = released {
+            tracing::debug!(leases = batch.len(), %error, "lock release failed; the locks will expire");
+        }
+        batch.clear();
     }
 }
 
@@ -252,9 +304,7 @@ impl WalletLock for RedisWalletLock {
         let token = Uuid::new_v4().to_string();
         self.take(&ordered, &keys, &token).await?;
         Ok(LockLease::new(vec![Box::new(Held {
-            pool: self.pool.clone(),
-            scripts: Arc::clone(&self.scripts),
-            round_trips: Arc::clone(&self.round_trips),
+            releases: self.releases(),
             keys,
             token,
         })]))
