@@ -3,15 +3,13 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use event_bus::KafkaProbe;
 use event_store::RecordedEvent;
 use serde::Serialize;
 
-/// Bound on each dependency's answer to a health check.
-pub const HEALTH_CHECK_TIMEOUT_MS: u64 = 3_000;
+pub use observability::HEALTH_CHECK_TIMEOUT_MS;
 
 /// Why a dependency is down, for the log.
 pub type Unhealthy = Box<dyn std::error::Error + Send + Sync>;
@@ -110,12 +108,10 @@ impl Health {
 
 /// Checks every dependency at once, each bounded by [`HEALTH_CHECK_TIMEOUT_MS`].
 pub(crate) async fn check_all(dependencies: &[Arc<dyn Dependency>]) -> Health {
-    let timeout = Duration::from_millis(HEALTH_CHECK_TIMEOUT_MS);
     let checks = dependencies.iter().map(|dependency| async move {
-        let outcome = match tokio::time::timeout(timeout, dependency.check()).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err("did not answer in time".into()),
-        };
+        let outcome = observability::health_check(dependency.check())
+            .await
+            .map_err(Unhealthy::from);
         (dependency.name(), outcome)
     });
     judge(futures::future::join_all(checks).await)

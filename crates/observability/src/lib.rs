@@ -3,6 +3,25 @@
 use prometheus::{Encoder, Registry, TextEncoder};
 use tracing_subscriber::EnvFilter;
 
+/// Bound on each dependency's answer to a `/health` check, in milliseconds,
+/// in every binary: a dependency that has not answered by then is reported
+/// down. Under the k8s probes' `timeoutSeconds` (2 s for command-api's
+/// readiness, 3 s elsewhere), so a database that hangs makes the probe see a
+/// 503 rather than time out; a pool's own acquire timeout (5 s) is longer.
+pub const HEALTH_CHECK_TIMEOUT_MS: u64 = 1_500;
+
+/// `check`'s answer to a health check, its error as text, or "no answer
+/// within 1500 ms" when it has none within [`HEALTH_CHECK_TIMEOUT_MS`].
+pub async fn health_check<T, E: std::fmt::Display>(
+    check: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    let timeout = std::time::Duration::from_millis(HEALTH_CHECK_TIMEOUT_MS);
+    match tokio::time::timeout(timeout, check).await {
+        Ok(answer) => answer.map_err(|error| error.to_string()),
+        Err(_) => Err(format!("no answer within {HEALTH_CHECK_TIMEOUT_MS} ms")),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     /// One JSON object per line, for log pipelines.
@@ -30,4 +49,25 @@ pub fn render_metrics(registry: &Registry) -> String {
         return String::new();
     }
     String::from_utf8(buffer).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_check_is_its_answer_or_down_after_the_bound() {
+        assert_eq!(health_check(async { Ok::<_, String>(7) }).await, Ok(7));
+        assert_eq!(
+            health_check(async { Err::<u8, _>("refused") }).await,
+            Err("refused".to_owned())
+        );
+        let started = std::time::Instant::now();
+        let hung = health_check(std::future::pending::<Result<u8, String>>()).await;
+        assert_eq!(
+            hung,
+            Err(format!("no answer within {HEALTH_CHECK_TIMEOUT_MS} ms"))
+        );
+        assert!(started.elapsed() < std::time::Duration::from_millis(HEALTH_CHECK_TIMEOUT_MS * 2));
+    }
 }

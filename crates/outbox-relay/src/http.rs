@@ -2,6 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 use event_sink::EventSink;
+use observability::health_check;
 use serde::Serialize;
 
 use crate::startup::AppState;
@@ -32,12 +33,14 @@ fn up(reachable: bool) -> &'static str {
     }
 }
 
-/// 200 when PostgreSQL and Kafka answer, 503 otherwise; a standby is healthy.
+/// 200 when PostgreSQL and Kafka answer, each within
+/// [`observability::HEALTH_CHECK_TIMEOUT_MS`] ([`health_check`]), 503
+/// otherwise; a standby is healthy.
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     let (checkpoint, head, kafka) = tokio::join!(
-        state.publisher.checkpoint(),
-        state.store.head_position(),
-        state.publisher.probe(),
+        health_check(state.publisher.checkpoint()),
+        health_check(state.store.head_position()),
+        health_check(state.publisher.probe()),
     );
     if let Err(error) = &checkpoint {
         tracing::warn!(%error, "health: checkpoint unreadable");

@@ -114,7 +114,7 @@ pub async fn index() -> HttpResponse {
               (status = 503, description = "The event store is down: {status: \"error\", eventStore: {kind, status, error}}", body = Object)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = state.wallets.store();
-    match store.head_position().await {
+    match observability::health_check(store.head_position()).await {
         Ok(head) => {
             let (publisher, search_index, dead_letters) = tokio::join!(
                 state.publisher.report(),
@@ -132,7 +132,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         }
         Err(error) => HttpResponse::ServiceUnavailable().json(json!({
             "status": "error",
-            "eventStore": { "kind": store.kind(), "status": "down", "error": error.to_string() },
+            "eventStore": { "kind": store.kind(), "status": "down", "error": error },
         })),
     }
 }
