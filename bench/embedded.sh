@@ -72,7 +72,12 @@ echo "wallets created  $created of $WALLETS"
 server_cpu() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$server/stat"; }
 server_written() { awk '/^write_bytes/ {print $2}' "/proc/$server/io"; }
 
+# The in-process projections' lag histogram (seconds from an event's
+# occurrence to its sink's commit), to take the mix's share of it.
+lag_buckets() { curl -fs "$URL/metrics" | grep '^wallex_relay_event_lag_seconds_bucket{' || true; }
+
 # 2. The mix.
+lag_buckets >"$REPORT_DIR/lag-before.txt"
 cpu_before="$(server_cpu)"
 written_before="$(server_written)"
 perf stat -e 'syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync' -p "$server" \
@@ -108,6 +113,27 @@ awk -v c="$((cpu_after - cpu_before))" -v hz="$(getconf CLK_TCK)" -v w="$((writt
   printf "per operation    server CPU %.0f us, written %.2f KiB, fsyncs %.3f\n", c / hz / n * 1e6, w / n / 1024, f / n
   printf "projections      caught up %s s after the mix (events left: %s)\n", s, left
 }'
+# Lag p50/p99 per projection over the mix: the upper bound of the bucket
+# that holds the quantile (the histogram's resolution), in milliseconds.
+lag_buckets >"$REPORT_DIR/lag-after.txt"
+awk -F'[{}",= ]+' '
+  FILENAME == ARGV[1] {before[$3 "|" $5] = $NF; next}
+  {sink = $3; bound = $5; n = $NF - before[sink "|" bound]; count[sink "|" bound] = n
+   if (bound == "+Inf") total[sink] = n; else bounds[sink] = bounds[sink] " " bound}
+  END {
+    for (sink in total) {
+      line = sprintf("lag %-12s", sink)
+      split(bounds[sink], list, " ")
+      for (q = 1; q <= 2; q++) {
+        quantile = (q == 1) ? 0.5 : 0.99
+        shown = "> " list[length(list)] * 1000 " ms"
+        for (i = 1; i <= length(list); i++)
+          if (count[sink "|" list[i]] >= quantile * total[sink]) {shown = "<= " list[i] * 1000 " ms"; break}
+        line = line sprintf("  p%s %s", quantile * 100, shown)
+      }
+      printf "%s  (%d events)\n", line, total[sink]
+    }
+  }' "$REPORT_DIR/lag-before.txt" "$REPORT_DIR/lag-after.txt" | sort
 
 # 3. Reads and 404s in the same minute.
 cat >"$REPORT_DIR/read.lua" <<EOF

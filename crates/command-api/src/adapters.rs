@@ -30,7 +30,9 @@ use transfer_process::{EmbeddedTransferJournal, TransferJournal};
 use wallet_lock::{InProcessWalletLock, RedisLockConfig, RedisWalletLock, WalletLock};
 
 use crate::config::{Config, EventStoreKind, TransferMode};
+use crate::metrics::Metrics;
 use crate::publisher_status::{InProcessRelayStatus, KafkaRelayStatus, PublisherStatus};
+use crate::relay_lag::LagMeasuredSink;
 use crate::startup::StartupError;
 
 /// How far the in-process projections have read the log (embedded mode only:
@@ -59,13 +61,16 @@ pub struct Adapters {
     pub background: Vec<JoinHandle<()>>,
 }
 
+/// The adapters of `config`; the in-process relays (embedded) report their
+/// lag into `metrics`.
 pub async fn build(
     config: &Config,
+    metrics: &Metrics,
     stopping: watch::Receiver<bool>,
 ) -> Result<Adapters, StartupError> {
     let lock = lock(config)?;
     match config.event_store_kind() {
-        EventStoreKind::Embedded => embedded(config, lock, stopping),
+        EventStoreKind::Embedded => embedded(config, lock, metrics, stopping),
         EventStoreKind::Postgres | EventStoreKind::Kurrentdb => distributed(config, lock).await,
     }
 }
@@ -80,6 +85,7 @@ fn lock(config: &Config) -> Result<Arc<dyn WalletLock>, StartupError> {
 fn embedded(
     config: &Config,
     lock: Arc<dyn WalletLock>,
+    metrics: &Metrics,
     stopping: watch::Receiver<bool>,
 ) -> Result<Adapters, StartupError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
@@ -110,9 +116,12 @@ fn embedded(
     let background = sinks
         .into_iter()
         .map(|(sink, progress)| {
+            let lag = metrics
+                .relay_event_lag_seconds
+                .with_label_values(&[sink.name()]);
             tokio::spawn(run_relay(
                 Arc::clone(&store),
-                sink,
+                Arc::new(LagMeasuredSink::new(sink, lag)),
                 Some(Arc::clone(&dead_letters)),
                 embedded_relay_limits(),
                 progress,

@@ -8,6 +8,7 @@ pub mod hold_expiry;
 pub mod http;
 pub mod metrics;
 pub mod publisher_status;
+pub mod relay_lag;
 pub mod retention;
 pub mod startup;
 pub mod token;

@@ -21,11 +21,21 @@ pub struct Metrics {
     pub relay_dead_lettered: IntCounterVec,
     /// Events parked now, per sink, waiting for a replay.
     pub relay_dead_letters: IntGaugeVec,
+    /// Seconds from an event's occurrence to an in-process relay's sink
+    /// committing it, per sink (embedded default only; the Kafka consumers
+    /// report the same as `consumer_event_lag_seconds`).
+    pub relay_event_lag_seconds: HistogramVec,
 }
 
 /// Latency buckets in seconds, from 0.25 ms to 5 s.
 const LATENCY_BUCKETS_SECONDS: &[f64] = &[
     0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Projection lag buckets in seconds, from 1 ms to 30 s: the Kafka
+/// consumers' buckets, so the two modes read alike.
+const RELAY_LAG_BUCKETS_SECONDS: &[f64] = &[
+    0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
 impl Metrics {
@@ -70,7 +80,16 @@ impl Metrics {
             ),
             &["sink"],
         )?;
+        let relay_event_lag_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "relay_event_lag_seconds",
+                "Time from an event's occurrence to an in-process relay's sink committing it",
+            )
+            .buckets(RELAY_LAG_BUCKETS_SECONDS.to_vec()),
+            &["sink"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(relay_event_lag_seconds.clone()))?;
         registry.register(Box::new(relay_dead_lettered.clone()))?;
         registry.register(Box::new(relay_dead_letters.clone()))?;
         registry.register(Box::new(request_seconds.clone()))?;
@@ -88,6 +107,7 @@ impl Metrics {
             transfers_quarantined,
             relay_dead_lettered,
             relay_dead_letters,
+            relay_event_lag_seconds,
         })
     }
 

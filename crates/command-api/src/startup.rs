@@ -151,7 +151,7 @@ impl Application {
         }
         let metrics = Metrics::new()?;
         let (shutdown, stopping) = watch::channel(false);
-        let mut adapters = adapters::build(&config, stopping.clone()).await?;
+        let mut adapters = adapters::build(&config, &metrics, stopping.clone()).await?;
         let mode = adapters.store.kind();
         let retention_hours = config.idempotency_retention_hours;
         retention::purge_and_log(&*adapters.store, retention_hours).await;

@@ -13,6 +13,7 @@ mod holds;
 mod idempotency;
 mod input;
 mod ledger;
+mod projection_lag;
 mod query_parameters;
 mod restart;
 mod transactions;
