@@ -150,6 +150,7 @@ awk -v m="$mix_rate" -v r="$read_rate" -v x="$missing_rate" 'BEGIN {
   printf "same server      mix %.0f/s, GET /wallets/{id} %.0f/s, 404 %.0f/s; mix/read %.2f, mix/404 %.2f\n", m, r, x, m / r, m / x
 }'
 echo "load after       $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "WAL files        $(cd "$DATA_DIR" && du -k -- *-wal | awk '{printf "%s %d KiB  ", $2, $1}')"
 
 if [ "${TRACE_WRITES:-0}" = 1 ]; then
   echo "== bytes written in ${TRACE_SECONDS} s of the mix, by file (strace) =="

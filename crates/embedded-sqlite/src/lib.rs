@@ -45,7 +45,10 @@ pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 1_000;
 /// The same for a [`Durability::Replayable`] file (a projection), ten times
 /// more (10 MiB of 1 KiB pages): its rows are keyed by wallet and account, so
 /// the same pages change again and again, and each is copied back once per
-/// checkpoint however often it changed in between (bench/README.md).
+/// checkpoint however often it changed in between (bench/README.md). Opened
+/// by [`SharedWriter::open`], such a file is checkpointed by a thread of its
+/// own every [`CHECKPOINT_INTERVAL_MS`], and this bound is only reached when
+/// that thread falls behind.
 pub const REPLAYABLE_WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
 /// What a file's commits promise.
@@ -129,6 +132,55 @@ impl ReadPool {
 #[derive(Clone)]
 pub struct SharedWriter {
     connection: Arc<Mutex<Connection>>,
+    /// The file's background checkpointer, when it has one: it stops when
+    /// the last clone of this writer is dropped.
+    _checkpointer: Option<Arc<Checkpointer>>,
+}
+
+/// How often a [`Durability::Replayable`] file's checkpointer copies the
+/// WAL back into the file, in milliseconds.
+pub const CHECKPOINT_INTERVAL_MS: u64 = 250;
+
+/// A thread with its own connection that copies a file's WAL back into it
+/// every [`CHECKPOINT_INTERVAL_MS`], so that the writer's commits do not run
+/// the checkpoint themselves: a commit that ran one held its projection for
+/// the copy of up to [`REPLAYABLE_WAL_AUTOCHECKPOINT_PAGES`] pages
+/// (bench/README.md). Each round copies what the WAL holds beside the
+/// writer (`wal_checkpoint(PASSIVE)`, which never waits for the writer or
+/// the readers), then, holding the writer, copies the frames committed
+/// meanwhile: only a checkpoint no commit overtook lets the writer's next
+/// transaction start the WAL again from its beginning, which keeps the WAL
+/// file from growing under a steady load. Dropping it stops the thread.
+struct Checkpointer {
+    _stop: std::sync::mpsc::SyncSender<()>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path, writer: Arc<Mutex<Connection>>) -> Result<Self, SqliteError> {
+        let connection = Connection::open(path)?;
+        connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+        let (stop, stopped) = std::sync::mpsc::sync_channel::<()>(0);
+        let name = path.display().to_string();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || loop {
+                match stopped.recv_timeout(Duration::from_millis(CHECKPOINT_INTERVAL_MS)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+                let copied = checkpoint(&connection).and_then(|()| {
+                    let writer = writer.lock().map_err(|_| {
+                        SqliteError::Worker("writer connection lock poisoned".into())
+                    })?;
+                    checkpoint(&writer)
+                });
+                if let Err(error) = copied {
+                    tracing::warn!(file = %name, %error, "WAL checkpoint failed; trying again");
+                }
+            })
+            .map_err(|error| SqliteError::Worker(error.to_string()))?;
+        Ok(Self { _stop: stop })
+    }
 }
 
 impl SharedWriter {
@@ -140,8 +192,17 @@ impl SharedWriter {
     ) -> Result<Self, SqliteError> {
         let mut connection = open_writer(path, durability)?;
         migrate(&mut connection, migrations)?;
+        let connection = Arc::new(Mutex::new(connection));
+        let checkpointer = match durability {
+            Durability::Replayable => Some(Arc::new(Checkpointer::start(
+                path,
+                Arc::clone(&connection),
+            )?)),
+            Durability::Durable => None,
+        };
         Ok(Self {
-            connection: Arc::new(Mutex::new(connection)),
+            connection,
+            _checkpointer: checkpointer,
         })
     }
 
@@ -164,6 +225,13 @@ impl SharedWriter {
     }
 }
 
+/// Copies what it can of the WAL back into the file without waiting for
+/// anyone (`wal_checkpoint(PASSIVE)`).
+fn checkpoint(connection: &Connection) -> Result<(), SqliteError> {
+    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
 /// Brings a database file's schema up to date: `migrations[i]` is schema
 /// version `i + 1`, applied once, in one transaction, recorded in `user_version`.
 pub fn migrate(connection: &mut Connection, migrations: &[&str]) -> Result<(), SqliteError> {
@@ -175,4 +243,69 @@ pub fn migrate(connection: &mut Connection, migrations: &[&str]) -> Result<(), S
         transaction.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pages written beyond what the file's own schema takes.
+    const ROWS: usize = 200;
+    const ROW_BYTES: usize = 1_000;
+    /// Far more than the checkpointer's interval.
+    const CHECKPOINT_WAIT_MS: u64 = 10_000;
+
+    fn file_len(path: &Path) -> u64 {
+        std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn a_replayable_file_is_checkpointed_without_its_writer() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("projection.db");
+        let writer = SharedWriter::open(
+            &path,
+            &["CREATE TABLE rows (id INTEGER PRIMARY KEY, body BLOB NOT NULL);"],
+            Durability::Replayable,
+        )
+        .expect("opened");
+        writer
+            .write(|connection| {
+                let transaction = connection.transaction()?;
+                for _ in 0..ROWS {
+                    transaction
+                        .execute("INSERT INTO rows (body) VALUES (zeroblob(?1))", [ROW_BYTES])?;
+                }
+                transaction.commit()
+            })
+            .await
+            .expect("written");
+        // Far below the writer's own checkpoint bound: without the
+        // checkpointer the rows would stay in the WAL.
+        assert!(ROWS < REPLAYABLE_WAL_AUTOCHECKPOINT_PAGES as usize);
+
+        let expected = (ROWS * ROW_BYTES) as u64;
+        let deadline = std::time::Instant::now() + Duration::from_millis(CHECKPOINT_WAIT_MS);
+        while file_len(&path) < expected {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the file holds {} bytes, not yet the {expected} written to its WAL",
+                file_len(&path)
+            );
+            tokio::time::sleep(Duration::from_millis(CHECKPOINT_INTERVAL_MS)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_durable_file_is_left_to_its_writer() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("events.db");
+        let writer = SharedWriter::open(
+            &path,
+            &["CREATE TABLE rows (id INTEGER PRIMARY KEY, body BLOB NOT NULL);"],
+            Durability::Durable,
+        )
+        .expect("opened");
+        assert!(writer._checkpointer.is_none());
+    }
 }
