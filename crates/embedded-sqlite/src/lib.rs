@@ -255,6 +255,16 @@ mod tests {
     /// Far more than the checkpointer's interval.
     const CHECKPOINT_WAIT_MS: u64 = 10_000;
 
+    /// A file of one table, `rows (id, body)`.
+    fn open_rows(path: &Path, durability: Durability) -> SharedWriter {
+        SharedWriter::open(
+            path,
+            &["CREATE TABLE rows (id INTEGER PRIMARY KEY, body BLOB NOT NULL);"],
+            durability,
+        )
+        .expect("opened")
+    }
+
     fn file_len(path: &Path) -> u64 {
         std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0)
     }
@@ -263,12 +273,7 @@ mod tests {
     async fn a_replayable_file_is_checkpointed_without_its_writer() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("projection.db");
-        let writer = SharedWriter::open(
-            &path,
-            &["CREATE TABLE rows (id INTEGER PRIMARY KEY, body BLOB NOT NULL);"],
-            Durability::Replayable,
-        )
-        .expect("opened");
+        let writer = open_rows(&path, Durability::Replayable);
         writer
             .write(|connection| {
                 let transaction = connection.transaction()?;
@@ -299,13 +304,7 @@ mod tests {
     #[tokio::test]
     async fn a_durable_file_is_left_to_its_writer() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("events.db");
-        let writer = SharedWriter::open(
-            &path,
-            &["CREATE TABLE rows (id INTEGER PRIMARY KEY, body BLOB NOT NULL);"],
-            Durability::Durable,
-        )
-        .expect("opened");
+        let writer = open_rows(&dir.path().join("events.db"), Durability::Durable);
         assert!(writer._checkpointer.is_none());
     }
 }
