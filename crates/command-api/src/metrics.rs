@@ -32,12 +32,6 @@ const LATENCY_BUCKETS_SECONDS: &[f64] = &[
     0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
-/// Projection lag buckets in seconds, from 1 ms to 30 s: the Kafka
-/// consumers' buckets, so the two modes read alike.
-const RELAY_LAG_BUCKETS_SECONDS: &[f64] = &[
-    0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
-
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("wallex".into()), None)?;
@@ -85,7 +79,7 @@ impl Metrics {
                 "relay_event_lag_seconds",
                 "Time from an event's occurrence to an in-process relay's sink committing it",
             )
-            .buckets(RELAY_LAG_BUCKETS_SECONDS.to_vec()),
+            .buckets(observability::EVENT_LAG_BUCKETS_SECONDS.to_vec()),
             &["sink"],
         )?;
         registry.register(Box::new(requests.clone()))?;

@@ -73,7 +73,23 @@ fn failed(destination: String, error: String) -> PublisherReport {
     }
 }
 
-/// The embedded default: the relays run in this process.
+/// The position the slowest of the in-process projections (read model,
+/// ledger, search index) has taken; `None` when none runs here.
+fn slowest(progress: &Progress) -> Option<u64> {
+    [
+        &progress.read_model,
+        &progress.ledger,
+        &progress.search_index,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|taken| *taken.borrow())
+    .min()
+}
+
+/// The embedded default: the relays run in this process. Its
+/// `publishedPosition` is the slowest projection's, so `unprocessedEvents`
+/// is 0 only once all three have caught up with the log.
 pub struct InProcessRelayStatus {
     store: Arc<dyn EventStore>,
     progress: Progress,
@@ -93,12 +109,7 @@ impl PublisherStatus for InProcessRelayStatus {
             Ok(head) => head,
             Err(error) => return failed(destination, error.to_string()),
         };
-        let published = [&self.progress.read_model, &self.progress.ledger]
-            .into_iter()
-            .flatten()
-            .map(|progress| *progress.borrow())
-            .min()
-            .unwrap_or(head);
+        let published = slowest(&self.progress).unwrap_or(head);
         match lag_after(self.store.as_ref(), published).await {
             Ok(lag_ms) => PublisherReport {
                 destination,
@@ -195,5 +206,26 @@ impl PublisherStatus for KafkaRelayStatus {
             },
             Err(error) => failed(destination, error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::watch;
+
+    #[test]
+    fn the_slowest_projection_is_the_published_position_the_search_index_included() {
+        let (_read_model, read_model) = watch::channel(9);
+        let (_ledger, ledger) = watch::channel(9);
+        let (_search_index, search_index) = watch::channel(4);
+        let progress = Progress {
+            read_model: Some(read_model),
+            ledger: Some(ledger),
+            search_index: Some(search_index),
+        };
+
+        assert_eq!(slowest(&progress), Some(4));
+        assert_eq!(slowest(&Progress::default()), None);
     }
 }

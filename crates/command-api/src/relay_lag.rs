@@ -43,12 +43,11 @@ impl EventSink for LagMeasuredSink {
     /// batch (a failed batch comes again and is observed then).
     async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
         self.inner.deliver(batch).await?;
-        let now = chrono::Utc::now();
-        for recorded in batch {
-            let elapsed = now - recorded.event.occurred_at;
-            self.lag
-                .observe(elapsed.to_std().unwrap_or_default().as_secs_f64());
-        }
+        observability::observe_event_lag(
+            &self.lag,
+            chrono::Utc::now(),
+            batch.iter().map(|recorded| recorded.event.occurred_at),
+        );
         Ok(())
     }
 }

@@ -475,13 +475,11 @@ impl Worker<'_> {
             .processed
             .with_label_values(&[name])
             .inc_by(events.len() as u64);
-        let lag = self.metrics.event_lag_seconds.with_label_values(&[name]);
-        let now = chrono::Utc::now();
-        for recorded in events {
-            let elapsed = now - recorded.event.occurred_at;
-            // A clock behind the producer's shows as zero, not as a negative lag.
-            lag.observe(elapsed.to_std().unwrap_or_default().as_secs_f64());
-        }
+        observability::observe_event_lag(
+            &self.metrics.event_lag_seconds.with_label_values(&[name]),
+            chrono::Utc::now(),
+            events.iter().map(|recorded| recorded.event.occurred_at),
+        );
     }
 }
 

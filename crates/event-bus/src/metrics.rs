@@ -81,11 +81,6 @@ impl ConsumerMetrics {
     }
 }
 
-/// Buckets of the event lag, from a millisecond to half a minute.
-const EVENT_LAG_BUCKETS_SECONDS: [f64; 14] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
-
 impl ConsumerMetrics {
     /// Metrics registered in `registry`.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
@@ -166,7 +161,7 @@ impl ConsumerMetrics {
                     "consumer_event_lag_seconds",
                     "Time from an event's occurrence to its handler's committed write",
                 )
-                .buckets(EVENT_LAG_BUCKETS_SECONDS.to_vec()),
+                .buckets(observability::EVENT_LAG_BUCKETS_SECONDS.to_vec()),
                 &["handler"],
             )?,
         })

@@ -1,7 +1,29 @@
 //! Logs and metrics for every binary.
 
-use prometheus::{Encoder, Registry, TextEncoder};
+use chrono::{DateTime, Utc};
+use prometheus::{Encoder, Histogram, Registry, TextEncoder};
 use tracing_subscriber::EnvFilter;
+
+/// Buckets of an event-lag histogram, in seconds, from a millisecond to half
+/// a minute: the Kafka consumers' `consumer_event_lag_seconds` and the
+/// embedded projections' `wallex_relay_event_lag_seconds` alike, so the two
+/// modes read the same.
+pub const EVENT_LAG_BUCKETS_SECONDS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Observes into `lag` the age at `now` of each event that occurred at one
+/// of `occurred_at`, in seconds. A clock behind the producer's shows as
+/// zero, not as a negative lag.
+pub fn observe_event_lag(
+    lag: &Histogram,
+    now: DateTime<Utc>,
+    occurred_at: impl IntoIterator<Item = DateTime<Utc>>,
+) {
+    for at in occurred_at {
+        lag.observe((now - at).to_std().unwrap_or_default().as_secs_f64());
+    }
+}
 
 /// Bound on each dependency's answer to a `/health` check, in milliseconds,
 /// in every binary: a dependency that has not answered by then is reported
