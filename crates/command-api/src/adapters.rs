@@ -17,6 +17,7 @@
 
 use std::sync::Arc;
 
+use embedded_sqlite::DataDirLock;
 use event_relay::dead_letters::{DeadLetterStore, EmbeddedDeadLetters};
 use event_relay::{run_relay, RelayLimits};
 use event_sink::EventSink;
@@ -59,6 +60,9 @@ pub struct Adapters {
     /// (embedded only: the consumers of the distributed mode park on Kafka).
     pub dead_letters: Option<Arc<dyn DeadLetterStore>>,
     pub background: Vec<JoinHandle<()>>,
+    /// The embedded default's hold on its data folder, for as long as the
+    /// server runs: a second server on the same folder is refused at start.
+    pub data_dir_lock: Option<DataDirLock>,
 }
 
 /// The adapters of `config`; the in-process relays (embedded) report their
@@ -92,6 +96,7 @@ fn embedded(
         path: config.data_dir.display().to_string(),
         source,
     })?;
+    let data_dir_lock = DataDirLock::acquire(&config.data_dir)?;
     let store: Arc<dyn EventStore> = Arc::new(EmbeddedEventStore::open(&config.data_dir)?);
     let transfer_journal: Option<Arc<dyn TransferJournal>> =
         if transfers_run_as_process(config.transfers, store.appends_streams_atomically())? {
@@ -148,6 +153,7 @@ fn embedded(
         progress,
         dead_letters: Some(dead_letters),
         background,
+        data_dir_lock: Some(data_dir_lock),
     })
 }
 
@@ -199,6 +205,7 @@ async fn distributed(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapt
         progress: Progress::default(),
         dead_letters: None,
         background: Vec::new(),
+        data_dir_lock: None,
     })
 }
 

@@ -62,6 +62,8 @@ pub enum StartupError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    DataDirLock(#[from] embedded_sqlite::DataDirLockError),
+    #[error(transparent)]
     Postgres(#[from] postgres_support::PostgresError),
     #[error(transparent)]
     EventStore(#[from] StoreError),
@@ -94,6 +96,8 @@ pub struct Application {
     port: u16,
     shutdown: watch::Sender<bool>,
     background: Vec<JoinHandle<()>>,
+    /// Released once the relays have stopped (embedded only).
+    data_dir_lock: Option<embedded_sqlite::DataDirLock>,
 }
 
 /// Finishes unfinished transfers at start-up, beside serving (never before
@@ -228,6 +232,7 @@ impl Application {
             port,
             shutdown,
             background: adapters.background,
+            data_dir_lock: adapters.data_dir_lock,
         })
     }
 
@@ -252,6 +257,7 @@ impl Application {
                 tracing::warn!("a relay did not stop in time");
             }
         }
+        drop(self.data_dir_lock);
         tracing::info!("command-api stopped");
         served
     }

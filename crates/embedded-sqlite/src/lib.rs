@@ -10,6 +10,10 @@
 //! connection (SQLite admits one writer at a time anyway) and a pool of
 //! read-only connections that read concurrently with it.
 
+mod data_dir_lock;
+
+pub use data_dir_lock::{DataDirLock, DataDirLockError, LOCK_FILE_NAME};
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

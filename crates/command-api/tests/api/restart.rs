@@ -32,3 +32,30 @@ async fn writes_survive_a_restart_and_the_list_resumes() {
     app.stop().await;
     drop(temp);
 }
+
+#[tokio::test]
+async fn a_second_server_on_a_data_folder_in_use_is_refused_and_the_first_keeps_serving() {
+    let app = spawn_app().await;
+    app.create_wallet("a", "o", json!(10)).await;
+
+    let second = command_api::Application::build(command_api::Config::embedded_for_test(
+        app.data_dir.clone(),
+    ))
+    .await;
+    let Err(refusal) = second else {
+        panic!("a second server started on a data folder in use");
+    };
+    let message = refusal.to_string();
+    assert!(
+        message.contains("in use by another Wallex server") && message.contains("WALLEX_DATA_DIR"),
+        "{message}"
+    );
+    assert_eq!(app.balance_text("a").await, "10.00");
+
+    let directory = app.data_dir.clone();
+    let temp = app.stop().await;
+    let app = spawn_app_in(&directory).await;
+    assert_eq!(app.balance_text("a").await, "10.00", "free once stopped");
+    app.stop().await;
+    drop(temp);
+}
