@@ -92,6 +92,11 @@ fn embedded(
     metrics: &Metrics,
     stopping: watch::Receiver<bool>,
 ) -> Result<Adapters, StartupError> {
+    if config.data_dir.exists() && !config.data_dir.is_dir() {
+        return Err(StartupError::NotAFolder(
+            config.data_dir.display().to_string(),
+        ));
+    }
     std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
         path: config.data_dir.display().to_string(),
         source,

@@ -55,6 +55,8 @@ pub enum StartupError {
     Access(#[from] AccessConfigError),
     #[error("{0} must be set for this configuration")]
     Missing(&'static str),
+    #[error("WALLEX_DATA_DIR {0} is not a folder")]
+    NotAFolder(String),
     #[error("cannot create the data folder {path}: {source}")]
     DataDir {
         path: String,

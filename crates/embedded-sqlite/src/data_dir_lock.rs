@@ -4,41 +4,53 @@
 //! one data folder would each run the in-process relays and each hold a
 //! wallet cache the other's writes make stale: their appends would keep
 //! failing on each other's versions, and each would report healthy. A server
-//! takes an exclusive advisory lock (`flock(2)` on Unix, `LockFileEx` on
-//! Windows, through [`std::fs::File::try_lock`]) on [`LOCK_FILE_NAME`] in the
-//! folder at start and holds it until it stops. The kernel drops the lock
-//! with the process, so a crash (kill -9) never leaves the folder locked.
+//! takes an exclusive advisory lock on the folder itself at start
+//! (`flock(2)` through [`std::fs::File::try_lock`] on the opened directory)
+//! and holds it until it stops. Locking the folder rather than a file in it
+//! means no file can be deleted to get past it, and the kernel drops the
+//! lock with the process, so a crash (kill -9) never leaves the folder
+//! locked.
+//!
+//! The holder records its process id in [`PID_FILE_NAME`], for the message a
+//! refused server prints. The file is written beside and renamed over, never
+//! opened through a symbolic link someone left in its place.
 //!
 //! Tools that run beside a live server on purpose (replaying dead letters)
-//! do not take it.
+//! do not take the lock.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The lock file's name inside the data folder. It holds the locking
-/// process's id, for whoever finds the folder in use.
-pub const LOCK_FILE_NAME: &str = "wallex.lock";
+/// The file in the data folder that names the process holding the lock (its
+/// decimal process id and a newline). Informational: the lock is on the
+/// folder, not on this file.
+pub const PID_FILE_NAME: &str = "wallex.pid";
+/// Where the process id is written before it is renamed to [`PID_FILE_NAME`].
+const PID_FILE_DRAFT_NAME: &str = "wallex.pid.draft";
 
 /// Why the data folder could not be locked.
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirLockError {
-    /// Another process holds the lock: a server is running on this folder.
+    /// Another holder has the folder: a server is running (or still
+    /// stopping) on it.
     #[error(
-        "the data folder {} is in use by another Wallex server (process {holder}, its lock \
-         file {}); stop that server, or set WALLEX_DATA_DIR to another folder",
-        folder.display(), lock_file.display()
+        "the data folder {} is in use by another Wallex server ({holder}); stop it and wait for \
+         it to exit, or set WALLEX_DATA_DIR to another folder",
+        folder.display()
     )]
     InUse {
         folder: PathBuf,
-        lock_file: PathBuf,
-        /// The process id written by the holder, or `unknown`.
+        /// `process <id> on this host` from [`PID_FILE_NAME`], or `process
+        /// unknown` when the file holds no process id.
         holder: String,
     },
-    /// The lock file could not be created, read or locked.
-    #[error("cannot lock the data folder through {}: {source}", lock_file.display())]
+    /// The folder could not be opened or locked, or the process id not
+    /// recorded.
+    #[error("cannot lock the data folder {}: {source}", path.display())]
     Io {
-        lock_file: PathBuf,
+        /// The folder, or the file in it that failed.
+        path: PathBuf,
         #[source]
         source: std::io::Error,
     },
@@ -47,49 +59,64 @@ pub enum DataDirLockError {
 /// The held lock on a data folder; dropping it releases the folder.
 #[derive(Debug)]
 pub struct DataDirLock {
-    _file: File,
+    _folder: File,
 }
 
 impl DataDirLock {
-    /// Locks `folder` (which must exist) for this process, without waiting.
+    /// Locks `folder` (an existing directory) for this process, without
+    /// waiting, and records this process's id in it.
     ///
     /// # Errors
     /// [`DataDirLockError::InUse`] when another holder has it (another
     /// process, or another open of it in this one), [`DataDirLockError::Io`]
-    /// when the lock file cannot be opened or written.
+    /// when the folder cannot be opened or locked or the id not written.
     pub fn acquire(folder: &Path) -> Result<Self, DataDirLockError> {
-        let lock_file = folder.join(LOCK_FILE_NAME);
-        let io = |source| DataDirLockError::Io {
-            lock_file: lock_file.clone(),
-            source,
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| DataDirLockError::Io { path, source }
         };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_file)
-            .map_err(io)?;
-        match file.try_lock() {
+        let handle = File::open(folder).map_err(io(folder))?;
+        match handle.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                let holder = std::fs::read_to_string(&lock_file)
-                    .ok()
-                    .map(|text| text.trim().to_owned())
-                    .filter(|text| !text.is_empty())
-                    .unwrap_or_else(|| "unknown".into());
                 return Err(DataDirLockError::InUse {
                     folder: folder.to_path_buf(),
-                    lock_file,
-                    holder,
-                });
+                    holder: recorded_holder(folder),
+                })
             }
-            Err(TryLockError::Error(source)) => return Err(io(source)),
+            Err(TryLockError::Error(source)) => return Err(io(folder)(source)),
         }
-        file.set_len(0).map_err(io)?;
-        writeln!(file, "{}", std::process::id()).map_err(io)?;
-        Ok(Self { _file: file })
+        record_holder(folder).map_err(io(&folder.join(PID_FILE_NAME)))?;
+        Ok(Self { _folder: handle })
     }
+}
+
+/// Writes this process's id to a fresh draft (`create_new` refuses an
+/// existing path, a symbolic link included), then renames it over
+/// [`PID_FILE_NAME`] (which replaces a link rather than following it).
+fn record_holder(folder: &Path) -> std::io::Result<()> {
+    let draft = folder.join(PID_FILE_DRAFT_NAME);
+    match std::fs::remove_file(&draft) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&draft)?;
+    writeln!(file, "{}", std::process::id())?;
+    drop(file);
+    std::fs::rename(&draft, folder.join(PID_FILE_NAME))
+}
+
+fn recorded_holder(folder: &Path) -> String {
+    std::fs::read_to_string(folder.join(PID_FILE_NAME))
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .map_or_else(
+            || "process unknown".into(),
+            |id| format!("process {id} on this host"),
+        )
 }
 
 #[cfg(test)]
@@ -105,7 +132,10 @@ mod tests {
         let DataDirLockError::InUse { holder, .. } = &refused else {
             panic!("expected InUse, got {refused:?}");
         };
-        assert_eq!(holder, &std::process::id().to_string());
+        assert_eq!(
+            holder,
+            &format!("process {} on this host", std::process::id())
+        );
         assert!(refused.to_string().contains("WALLEX_DATA_DIR"), "{refused}");
 
         drop(first);
@@ -113,11 +143,57 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_folder_is_an_io_error_naming_the_lock_file() {
+    fn deleting_the_pid_file_does_not_free_the_folder() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let _first = DataDirLock::acquire(folder.path()).expect("first lock");
+        std::fs::remove_file(folder.path().join(PID_FILE_NAME)).expect("pid file removed");
+
+        let refused = DataDirLock::acquire(folder.path()).expect_err("folder still in use");
+        let DataDirLockError::InUse { holder, .. } = &refused else {
+            panic!("expected InUse, got {refused:?}");
+        };
+        assert_eq!(holder, "process unknown");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symbolic_link_in_place_of_the_pid_file_is_replaced_not_written_through() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let victim = folder.path().join("victim.txt");
+        std::fs::write(&victim, "important\n").expect("victim written");
+        std::os::unix::fs::symlink(&victim, folder.path().join(PID_FILE_NAME)).expect("link");
+        std::os::unix::fs::symlink(&victim, folder.path().join(PID_FILE_DRAFT_NAME))
+            .expect("draft link");
+
+        let _lock = DataDirLock::acquire(folder.path()).expect("lock");
+
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("victim"),
+            "important\n"
+        );
+        let recorded = std::fs::read_to_string(folder.path().join(PID_FILE_NAME)).expect("pid");
+        assert_eq!(recorded, format!("{}\n", std::process::id()));
+    }
+
+    #[test]
+    fn a_holder_recorded_as_anything_but_a_process_id_is_unknown() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let _first = DataDirLock::acquire(folder.path()).expect("first lock");
+        std::fs::write(folder.path().join(PID_FILE_NAME), "x\ny\nz".repeat(100)).expect("noise");
+
+        let refused = DataDirLock::acquire(folder.path()).expect_err("in use");
+        assert!(
+            refused.to_string().contains("(process unknown)"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn a_missing_folder_is_an_io_error_naming_it() {
         let folder = tempfile::tempdir().expect("temp dir");
         let missing = folder.path().join("absent");
         let error = DataDirLock::acquire(&missing).expect_err("no folder");
         assert!(matches!(error, DataDirLockError::Io { .. }), "{error:?}");
-        assert!(error.to_string().contains(LOCK_FILE_NAME), "{error}");
+        assert!(error.to_string().contains("absent"), "{error}");
     }
 }

@@ -12,7 +12,7 @@
 
 mod data_dir_lock;
 
-pub use data_dir_lock::{DataDirLock, DataDirLockError, LOCK_FILE_NAME};
+pub use data_dir_lock::{DataDirLock, DataDirLockError, PID_FILE_NAME};
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

@@ -59,3 +59,19 @@ async fn a_second_server_on_a_data_folder_in_use_is_refused_and_the_first_keeps_
     app.stop().await;
     drop(temp);
 }
+
+#[tokio::test]
+async fn a_data_folder_that_is_a_file_is_refused_by_name() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let file = temp.path().join("data");
+    std::fs::write(&file, "not a folder").expect("file written");
+
+    let built = command_api::Application::build(command_api::Config::embedded_for_test(file)).await;
+    let Err(refusal) = built else {
+        panic!("a server started on a file as its data folder");
+    };
+    assert!(
+        refusal.to_string().ends_with("data is not a folder"),
+        "{refusal}"
+    );
+}
