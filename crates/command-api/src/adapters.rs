@@ -36,6 +36,11 @@ use crate::publisher_status::{InProcessRelayStatus, KafkaRelayStatus, PublisherS
 use crate::relay_lag::LagMeasuredSink;
 use crate::startup::StartupError;
 
+/// Permissions of a data folder command-api creates (an existing one keeps
+/// its own): its owner only.
+#[cfg(unix)]
+const DATA_DIR_MODE: u32 = 0o700;
+
 /// How far the in-process projections have read the log (embedded mode only:
 /// elsewhere they run in other processes and reads are eventually consistent).
 #[derive(Clone, Default)]
@@ -86,21 +91,36 @@ fn lock(config: &Config) -> Result<Arc<dyn WalletLock>, StartupError> {
     })
 }
 
+/// Creates the data folder (and its parents) if missing, readable by this
+/// user only on Unix: it holds every wallet's history.
+fn create_data_dir(path: &std::path::Path) -> Result<(), StartupError> {
+    let not_a_folder = || StartupError::NotAFolder(path.display().to_string());
+    if path.exists() && !path.is_dir() {
+        return Err(not_a_folder());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, DATA_DIR_MODE);
+    builder.create(path).map_err(|source| {
+        // `a/file/` or a dangling link: something that is not a folder is there.
+        if source.kind() == std::io::ErrorKind::AlreadyExists {
+            return not_a_folder();
+        }
+        StartupError::DataDir {
+            path: path.display().to_string(),
+            source,
+        }
+    })
+}
+
 fn embedded(
     config: &Config,
     lock: Arc<dyn WalletLock>,
     metrics: &Metrics,
     stopping: watch::Receiver<bool>,
 ) -> Result<Adapters, StartupError> {
-    if config.data_dir.exists() && !config.data_dir.is_dir() {
-        return Err(StartupError::NotAFolder(
-            config.data_dir.display().to_string(),
-        ));
-    }
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
-        path: config.data_dir.display().to_string(),
-        source,
-    })?;
+    create_data_dir(&config.data_dir)?;
     let data_dir_lock = DataDirLock::acquire(&config.data_dir)?;
     let store: Arc<dyn EventStore> = Arc::new(EmbeddedEventStore::open(&config.data_dir)?);
     let transfer_journal: Option<Arc<dyn TransferJournal>> =

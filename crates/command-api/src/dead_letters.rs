@@ -30,7 +30,7 @@ pub enum ReplayError {
          KurrentDB, run ledger-consumer or projection-consumer replay-dlq"
     )]
     NotEmbedded,
-    #[error("the data folder {0} does not exist: set WALLEX_DATA_DIR to the service's")]
+    #[error("the data folder {0} does not exist or is not a folder: set WALLEX_DATA_DIR to the folder of the service whose dead letters to replay")]
     NoDataDir(String),
     #[error("cannot open a sink: {0}")]
     Open(#[source] StartupError),

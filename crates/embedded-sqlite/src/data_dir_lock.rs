@@ -12,14 +12,16 @@
 //! locked.
 //!
 //! The holder records its process id in [`PID_FILE_NAME`], for the message a
-//! refused server prints. The file is written beside and renamed over, never
-//! opened through a symbolic link someone left in its place.
+//! refused server prints, and removes it when it stops. The file is written
+//! to a fresh draft and renamed over, never opened through a symbolic link
+//! someone left in its place; a refused server reads it only when it is a
+//! regular file, and only its first bytes.
 //!
 //! Tools that run beside a live server on purpose (replaying dead letters)
 //! do not take the lock.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// The file in the data folder that names the process holding the lock (its
@@ -28,6 +30,9 @@ use std::path::{Path, PathBuf};
 pub const PID_FILE_NAME: &str = "wallex.pid";
 /// Where the process id is written before it is renamed to [`PID_FILE_NAME`].
 const PID_FILE_DRAFT_NAME: &str = "wallex.pid.draft";
+/// At most this many bytes of [`PID_FILE_NAME`] are read: a process id is
+/// ten digits at most.
+const PID_FILE_READ_MAX_BYTES: u64 = 32;
 
 /// Why the data folder could not be locked.
 #[derive(Debug, thiserror::Error)]
@@ -42,24 +47,41 @@ pub enum DataDirLockError {
     InUse {
         folder: PathBuf,
         /// `process <id> on this host` from [`PID_FILE_NAME`], or `process
-        /// unknown` when the file holds no process id.
+        /// unknown` when it names no live process.
         holder: String,
     },
-    /// The folder could not be opened or locked, or the process id not
-    /// recorded.
-    #[error("cannot lock the data folder {}: {source}", path.display())]
+    /// The folder could not be opened or locked.
+    #[error("cannot lock the data folder {}: {source}", folder.display())]
     Io {
-        /// The folder, or the file in it that failed.
+        folder: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The folder is locked, but this process's id could not be written in
+    /// it (the folder not writable, or a directory in the file's place).
+    #[error("cannot record this server's process id in {}: {source}", path.display())]
+    RecordHolder {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
 }
 
-/// The held lock on a data folder; dropping it releases the folder.
+/// The held lock on a data folder; dropping it removes [`PID_FILE_NAME`] and
+/// then releases the folder.
 #[derive(Debug)]
 pub struct DataDirLock {
+    pid_file: PathBuf,
+    /// Declared last: dropped (and so unlocked) after `drop` ran.
     _folder: File,
+}
+
+impl Drop for DataDirLock {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_file(&self.pid_file) {
+            tracing::warn!(%error, path = %self.pid_file.display(), "pid file left behind");
+        }
+    }
 }
 
 impl DataDirLock {
@@ -69,13 +91,14 @@ impl DataDirLock {
     /// # Errors
     /// [`DataDirLockError::InUse`] when another holder has it (another
     /// process, or another open of it in this one), [`DataDirLockError::Io`]
-    /// when the folder cannot be opened or locked or the id not written.
+    /// when the folder cannot be opened or locked,
+    /// [`DataDirLockError::RecordHolder`] when the id cannot be written.
     pub fn acquire(folder: &Path) -> Result<Self, DataDirLockError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| DataDirLockError::Io { path, source }
+        let io = |source| DataDirLockError::Io {
+            folder: folder.to_path_buf(),
+            source,
         };
-        let handle = File::open(folder).map_err(io(folder))?;
+        let handle = File::open(folder).map_err(io)?;
         match handle.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -84,35 +107,66 @@ impl DataDirLock {
                     holder: recorded_holder(folder),
                 })
             }
-            Err(TryLockError::Error(source)) => return Err(io(folder)(source)),
+            Err(TryLockError::Error(source)) => return Err(io(source)),
         }
-        record_holder(folder).map_err(io(&folder.join(PID_FILE_NAME)))?;
-        Ok(Self { _folder: handle })
+        let pid_file = record_holder(folder)
+            .map_err(|(path, source)| DataDirLockError::RecordHolder { path, source })?;
+        Ok(Self {
+            pid_file,
+            _folder: handle,
+        })
     }
 }
 
 /// Writes this process's id to a fresh draft (`create_new` refuses an
 /// existing path, a symbolic link included), then renames it over
-/// [`PID_FILE_NAME`] (which replaces a link rather than following it).
-fn record_holder(folder: &Path) -> std::io::Result<()> {
+/// [`PID_FILE_NAME`] (which replaces a link rather than following it); the
+/// pid file's path, or the path that failed with its error.
+fn record_holder(folder: &Path) -> Result<PathBuf, (PathBuf, std::io::Error)> {
     let draft = folder.join(PID_FILE_DRAFT_NAME);
+    let pid_file = folder.join(PID_FILE_NAME);
+    let at = |path: &Path| {
+        let path = path.to_path_buf();
+        move |error| (path, error)
+    };
     match std::fs::remove_file(&draft) {
-        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err((draft, error)),
         _ => {}
     }
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(&draft)?;
-    writeln!(file, "{}", std::process::id())?;
+        .open(&draft)
+        .map_err(at(&draft))?;
+    writeln!(file, "{}", std::process::id()).map_err(at(&draft))?;
     drop(file);
-    std::fs::rename(&draft, folder.join(PID_FILE_NAME))
+    match std::fs::rename(&draft, &pid_file) {
+        Ok(()) => Ok(pid_file),
+        Err(error) => {
+            // Best effort: the draft must not stay behind a failed rename.
+            let _ = std::fs::remove_file(&draft);
+            Err((pid_file, error))
+        }
+    }
 }
 
+/// `process <id> on this host` when [`PID_FILE_NAME`] is a regular file
+/// whose first [`PID_FILE_READ_MAX_BYTES`] hold the id of a live process (on
+/// Linux, one under `/proc`), `process unknown` otherwise. Never opens
+/// anything but a regular file: a FIFO would block, a device never end.
 fn recorded_holder(folder: &Path) -> String {
-    std::fs::read_to_string(folder.join(PID_FILE_NAME))
-        .ok()
-        .and_then(|text| text.trim().parse::<u32>().ok())
+    let path = folder.join(PID_FILE_NAME);
+    let regular = std::fs::symlink_metadata(&path).is_ok_and(|meta| meta.file_type().is_file());
+    let mut text = String::new();
+    let read = regular
+        && File::open(&path)
+            .and_then(|file| file.take(PID_FILE_READ_MAX_BYTES).read_to_string(&mut text))
+            .is_ok();
+    let proc_fs = Path::new("/proc/self").exists();
+    let alive = |id: &u32| !proc_fs || Path::new("/proc").join(id.to_string()).exists();
+    read.then(|| text.trim().parse::<u32>().ok())
+        .flatten()
+        .filter(|id| *id > 0 && alive(id))
         .map_or_else(
             || "process unknown".into(),
             |id| format!("process {id} on this host"),
@@ -186,6 +240,71 @@ mod tests {
             refused.to_string().contains("(process unknown)"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn the_pid_file_goes_with_the_lock() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let lock = DataDirLock::acquire(folder.path()).expect("lock");
+        assert!(folder.path().join(PID_FILE_NAME).is_file());
+        drop(lock);
+        assert!(
+            !folder.path().join(PID_FILE_NAME).exists(),
+            "no stale id after a stop"
+        );
+    }
+
+    #[test]
+    fn a_recorded_process_that_is_not_alive_is_unknown() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let _first = DataDirLock::acquire(folder.path()).expect("first lock");
+        // Above Linux's largest pid (2^22).
+        std::fs::write(folder.path().join(PID_FILE_NAME), "4194305\n").expect("stale id");
+
+        let refused = DataDirLock::acquire(folder.path()).expect_err("in use");
+        assert!(
+            refused.to_string().contains("(process unknown)"),
+            "{refused}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_in_place_of_the_pid_file_is_not_read() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let _first = DataDirLock::acquire(folder.path()).expect("first lock");
+        let pid_file = folder.path().join(PID_FILE_NAME);
+        std::fs::remove_file(&pid_file).expect("pid file removed");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&pid_file)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+
+        // Would block for ever if the FIFO were opened.
+        let refused = DataDirLock::acquire(folder.path()).expect_err("in use");
+        assert!(
+            refused.to_string().contains("(process unknown)"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn a_directory_in_place_of_the_pid_file_is_named_as_what_failed() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(folder.path().join(PID_FILE_NAME)).expect("directory");
+
+        let error = DataDirLock::acquire(folder.path()).expect_err("cannot record");
+        assert!(
+            matches!(error, DataDirLockError::RecordHolder { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("process id"), "{error}");
+        assert!(
+            !folder.path().join(PID_FILE_DRAFT_NAME).exists(),
+            "no draft left"
+        );
+        DataDirLock::acquire(folder.path()).expect_err("the folder was released: same refusal");
     }
 
     #[test]

@@ -66,12 +66,33 @@ async fn a_data_folder_that_is_a_file_is_refused_by_name() {
     let file = temp.path().join("data");
     std::fs::write(&file, "not a folder").expect("file written");
 
-    let built = command_api::Application::build(command_api::Config::embedded_for_test(file)).await;
-    let Err(refusal) = built else {
-        panic!("a server started on a file as its data folder");
-    };
-    assert!(
-        refusal.to_string().ends_with("data is not a folder"),
-        "{refusal}"
-    );
+    for path in [file.clone(), file.join("")] {
+        let built =
+            command_api::Application::build(command_api::Config::embedded_for_test(path.clone()))
+                .await;
+        let Err(refusal) = built else {
+            panic!("a server started on a file as its data folder");
+        };
+        assert!(
+            refusal.to_string().contains("is not a folder"),
+            "{}: {refusal}",
+            path.display()
+        );
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_data_folder_is_its_owners_only() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let temp = tempfile::tempdir().expect("tempdir");
+    let folder = temp.path().join("fresh");
+    let app = crate::helpers::spawn_app_in(&folder).await;
+    let mode = std::fs::metadata(&folder)
+        .expect("folder")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    app.stop().await;
 }
