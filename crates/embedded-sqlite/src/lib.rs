@@ -55,13 +55,6 @@ pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 1_000;
 /// that thread falls behind.
 pub const REPLAYABLE_WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
-/// Page cache of each writer connection, in KiB (SQLite's default is 2,000).
-/// A writer touches B-tree pages keyed by wallet and account all over its
-/// file; with the default cache, those of a few thousand wallets no longer
-/// fit, and each touch reads the page again and evicts another
-/// (bench/README.md).
-pub const WRITER_CACHE_KIB: i64 = 32_768;
-
 /// What a file's commits promise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -98,8 +91,6 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
     // /var/tmp: they only serve a rollback before the commit.
     connection.pragma_update(None, "temp_store", "MEMORY")?;
     connection.pragma_update(None, "wal_autocheckpoint", autocheckpoint_pages)?;
-    // Negative: a size in KiB rather than in pages.
-    connection.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
     Ok(connection)
 }
 
