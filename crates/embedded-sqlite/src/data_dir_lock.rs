@@ -229,17 +229,20 @@ mod tests {
         assert_eq!(recorded, format!("{}\n", std::process::id()));
     }
 
-    #[test]
-    fn a_holder_recorded_as_anything_but_a_process_id_is_unknown() {
+    /// The refusal of a second holder once the first's pid file holds `recorded`.
+    fn refusal_with_pid_file(recorded: &str) -> String {
         let folder = tempfile::tempdir().expect("temp dir");
         let _first = DataDirLock::acquire(folder.path()).expect("first lock");
-        std::fs::write(folder.path().join(PID_FILE_NAME), "x\ny\nz".repeat(100)).expect("noise");
+        std::fs::write(folder.path().join(PID_FILE_NAME), recorded).expect("pid file written");
+        DataDirLock::acquire(folder.path())
+            .expect_err("in use")
+            .to_string()
+    }
 
-        let refused = DataDirLock::acquire(folder.path()).expect_err("in use");
-        assert!(
-            refused.to_string().contains("(process unknown)"),
-            "{refused}"
-        );
+    #[test]
+    fn a_holder_recorded_as_anything_but_a_process_id_is_unknown() {
+        let refused = refusal_with_pid_file(&"x\ny\nz".repeat(100));
+        assert!(refused.contains("(process unknown)"), "{refused}");
     }
 
     #[test]
@@ -256,16 +259,9 @@ mod tests {
 
     #[test]
     fn a_recorded_process_that_is_not_alive_is_unknown() {
-        let folder = tempfile::tempdir().expect("temp dir");
-        let _first = DataDirLock::acquire(folder.path()).expect("first lock");
         // Above Linux's largest pid (2^22).
-        std::fs::write(folder.path().join(PID_FILE_NAME), "4194305\n").expect("stale id");
-
-        let refused = DataDirLock::acquire(folder.path()).expect_err("in use");
-        assert!(
-            refused.to_string().contains("(process unknown)"),
-            "{refused}"
-        );
+        let refused = refusal_with_pid_file("4194305\n");
+        assert!(refused.contains("(process unknown)"), "{refused}");
     }
 
     #[cfg(unix)]
