@@ -66,12 +66,54 @@ pub async fn run_consumer(
 /// committed first; a batch interrupted while retrying is left uncommitted
 /// and comes again. Returns an error only when a dead letter cannot be
 /// written, so nothing is committed that was neither handled nor parked.
+///
+/// A member that librdkafka declares dead (a fatal error, such as being
+/// fenced under its static id after a broker restart) is replaced by a new
+/// one after [`FATAL_RESTART_PAUSE_MS`], from the stored offsets, as at
+/// start: a dead member never consumes again, and the group would wait on it.
 pub async fn run_consumer_with_metrics(
     config: ConsumerConfig,
     handler: Arc<dyn EventSink>,
     metrics: ConsumerMetrics,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), BusError> {
+    loop {
+        let end = run_member(
+            config.clone(),
+            Arc::clone(&handler),
+            metrics.clone(),
+            shutdown.clone(),
+        )
+        .await?;
+        if end == MemberEnd::Stopped {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(FATAL_RESTART_PAUSE_MS)) => {}
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
+}
+
+/// Pause before a member that hit a fatal error is replaced, in milliseconds.
+pub const FATAL_RESTART_PAUSE_MS: u64 = 1_000;
+
+/// How one member's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MemberEnd {
+    /// Shutdown was asked.
+    Stopped,
+    /// librdkafka declared the member dead: a new one must take its place.
+    Fatal,
+}
+
+/// One member of the group, from joining until shutdown or a fatal error.
+async fn run_member(
+    config: ConsumerConfig,
+    handler: Arc<dyn EventSink>,
+    metrics: ConsumerMetrics,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<MemberEnd, BusError> {
     let consumer: Arc<StreamConsumer> = Arc::new(config.member_client_config().create()?);
     let dlq: FutureProducer = config.producer_client_config().create()?;
     let worker = Worker {
@@ -91,7 +133,7 @@ pub async fn run_consumer_with_metrics(
             ))
         }
         Ok(Some(None)) => None,
-        Ok(None) => return Ok(()),
+        Ok(None) => return Ok(MemberEnd::Stopped),
         Err(error) => return Err(error),
     };
     consumer.subscribe(&[config.topic.as_str()])?;
@@ -99,13 +141,23 @@ pub async fn run_consumer_with_metrics(
     let mut lag_refresh = LagRefresh::default();
     let outcome = loop {
         if *shutdown.borrow() {
-            break Ok(());
+            break Ok(MemberEnd::Stopped);
+        }
+        if let Some((code, reason)) = consumer.client().fatal_error() {
+            tracing::error!(
+                ?code,
+                %reason,
+                group = %config.group_id,
+                handler = handler.name(),
+                "the consumer hit a fatal error; a new member takes its place"
+            );
+            break Ok(MemberEnd::Fatal);
         }
         if let Some(positions) = positions.as_mut() {
             positions.retry_seeks(&consumer).await;
         }
         let Some(mut messages) = next_batch(&consumer, &config, &mut shutdown).await else {
-            break Ok(());
+            break Ok(MemberEnd::Stopped);
         };
         if messages.is_empty() {
             continue;
@@ -123,7 +175,7 @@ pub async fn run_consumer_with_metrics(
             .await
         {
             Ok(Processed::Done) => {}
-            Ok(Processed::Interrupted) => break Ok(()),
+            Ok(Processed::Interrupted) => break Ok(MemberEnd::Stopped),
             Ok(Processed::OffsetsMoved(refused)) => {
                 let Some(positions) = positions.as_mut() else {
                     continue;
@@ -131,7 +183,7 @@ pub async fn run_consumer_with_metrics(
                 match worker.stored_offsets(&mut shutdown).await {
                     Ok(Some(Some(stored))) => positions.moved(&consumer, &refused, stored).await,
                     Ok(Some(None)) => {}
-                    Ok(None) => break Ok(()),
+                    Ok(None) => break Ok(MemberEnd::Stopped),
                     Err(error) => break Err(error),
                 }
                 // Nothing of the batch was written: nothing to commit.
@@ -166,10 +218,13 @@ pub async fn run_consumer_with_metrics(
     };
     lag_refresh.finish().await;
     // Leaving the group blocks until the broker has been told (and the queued
-    // commits were answered): off the runtime.
-    let closing = tokio::task::spawn_blocking(move || drop(consumer)).await;
-    if let Err(error) = closing {
-        tracing::warn!(%error, "consumer did not close cleanly");
+    // commits were answered): off the runtime. A dead member's close is not
+    // waited for: its replacement must not wait on a broker that fenced it.
+    let closing = tokio::task::spawn_blocking(move || drop(consumer));
+    if matches!(outcome, Ok(MemberEnd::Stopped)) {
+        if let Err(error) = closing.await {
+            tracing::warn!(%error, "consumer did not close cleanly");
+        }
     }
     tracing::info!(group = %config.group_id, handler = handler.name(), "consumer stopped");
     outcome
