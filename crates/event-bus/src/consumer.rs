@@ -221,7 +221,7 @@ async fn run_member(
     // commits were answered): off the runtime. A dead member's close is not
     // waited for: its replacement must not wait on a broker that fenced it.
     let closing = tokio::task::spawn_blocking(move || drop(consumer));
-    if matches!(outcome, Ok(MemberEnd::Stopped)) {
+    if !matches!(outcome, Ok(MemberEnd::Fatal)) {
         if let Err(error) = closing.await {
             tracing::warn!(%error, "consumer did not close cleanly");
         }
