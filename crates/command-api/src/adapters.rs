@@ -94,18 +94,14 @@ fn lock(config: &Config) -> Result<Arc<dyn WalletLock>, StartupError> {
 /// Creates the data folder (and its parents) if missing, readable by this
 /// user only on Unix: it holds every wallet's history.
 fn create_data_dir(path: &std::path::Path) -> Result<(), StartupError> {
-    let not_a_folder = || StartupError::NotAFolder(path.display().to_string());
-    if path.exists() && !path.is_dir() {
-        return Err(not_a_folder());
-    }
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, DATA_DIR_MODE);
     builder.create(path).map_err(|source| {
-        // `a/file/` or a dangling link: something that is not a folder is there.
+        // A file, `a/file/` or a dangling link: something that is not a folder is there.
         if source.kind() == std::io::ErrorKind::AlreadyExists {
-            return not_a_folder();
+            return StartupError::NotAFolder(path.display().to_string());
         }
         StartupError::DataDir {
             path: path.display().to_string(),

@@ -72,7 +72,8 @@ pub enum DataDirLockError {
 #[derive(Debug)]
 pub struct DataDirLock {
     pid_file: PathBuf,
-    /// Declared last: dropped (and so unlocked) after `drop` ran.
+    /// Closed (and so unlocked) after `drop` ran: the pid file goes while
+    /// the folder is still held.
     _folder: File,
 }
 
