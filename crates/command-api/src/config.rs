@@ -180,10 +180,11 @@ pub struct TokenArgs {
     /// The principal (`sub`); with the wallets scope, the ownerId of its wallets.
     #[arg(long)]
     pub sub: String,
-    /// Space-separated scopes: wallets, deposits, admin.
+    /// Space-separated scopes, each wallets, deposits or admin (another word is refused).
     #[arg(long)]
     pub scope: String,
-    /// How long the token is valid: a number and a unit, s, m, h or d (e.g. 90s, 1h, 7d).
+    /// How long the token is valid: a number and a unit, s, m, h or d (e.g. 90s, 1h, 7d);
+    /// a bare number is seconds.
     #[arg(long, default_value = "1h", value_parser = crate::token::parse_ttl)]
     pub ttl: std::time::Duration,
 }

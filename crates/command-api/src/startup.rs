@@ -223,6 +223,7 @@ impl Application {
                 .app_data(body_read_timeout)
                 .configure(|config| http::routes(config, document))
         })
+        .client_request_timeout(Duration::from_millis(http::HEAD_READ_TIMEOUT_MS))
         .shutdown_timeout(config.shutdown_timeout_seconds);
         if let Some(workers) = config.http_workers {
             server = server.workers(workers);

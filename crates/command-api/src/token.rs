@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use identity::{mint_hs256, Claims, MintError};
+use identity::{mint_hs256, AuthError, Claims, KeyError, KeySet, MintError, Scope, Verifier};
 
 use crate::config::{AuthConfig, TokenArgs};
 
@@ -17,9 +17,15 @@ pub enum TokenError {
     NoSecret,
     #[error(transparent)]
     Mint(#[from] MintError),
+    #[error(transparent)]
+    Secret(#[from] KeyError),
+    #[error("--scope {word:?} is not a scope: each word must be wallets, deposits or admin")]
+    UnknownScope { word: String },
+    #[error("the server would refuse this token")]
+    Refused(#[source] AuthError),
 }
 
-/// `--ttl`: a whole number and a unit (s, m, h or d), from 1 s to a year.
+/// `--ttl`: a whole number and a unit (s, m, h or d; none is s), from 1 s to a year.
 pub fn parse_ttl(text: &str) -> Result<Duration, String> {
     let unit_at = text
         .find(|character: char| !character.is_ascii_digit())
@@ -45,15 +51,31 @@ pub fn parse_ttl(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(seconds))
 }
 
-/// The token `args` asks for, with the issuer and audience `auth` checks.
+/// The token `args` asks for, with the issuer and audience `auth` checks,
+/// once a server with the same settings accepts it: a secret the server
+/// refuses (shorter than 32 bytes), a `sub` it refuses (empty, too long, a
+/// control character) or a scope word it does not know is an error, not a
+/// token that could never be used.
 pub fn mint(auth: &AuthConfig, args: &TokenArgs) -> Result<String, TokenError> {
     let secret = auth.jwt_secret.as_deref().ok_or(TokenError::NoSecret)?;
+    let keys = KeySet::secret(secret.as_bytes())?;
+    if let Some(word) = args
+        .scope
+        .split(' ')
+        .find(|word| !word.is_empty() && Scope::parse(word).is_none())
+    {
+        return Err(TokenError::UnknownScope { word: word.into() });
+    }
     let claims = Claims {
         iss: auth.issuer.clone(),
         aud: auth.audience.clone(),
         ..Claims::new(&args.sub, &args.scope, args.ttl)
     };
-    Ok(mint_hs256(secret.as_bytes(), &claims)?)
+    let token = mint_hs256(secret.as_bytes(), &claims)?;
+    Verifier::new(Some(keys), None, auth.issuer.clone(), auth.audience.clone())
+        .verify(&token)
+        .map_err(TokenError::Refused)?;
+    Ok(token)
 }
 
 #[cfg(test)]
@@ -98,5 +120,47 @@ mod tests {
             mint(&AuthConfig::default(), &args),
             Err(TokenError::NoSecret)
         ));
+    }
+
+    #[test]
+    fn a_token_the_server_would_refuse_is_not_printed() {
+        let auth = AuthConfig {
+            jwt_secret: Some("a-test-secret-of-at-least-32-bytes!!".into()),
+            ..AuthConfig::default()
+        };
+        let args = |sub: &str, scope: &str| TokenArgs {
+            sub: sub.into(),
+            scope: scope.into(),
+            ttl: Duration::from_secs(60),
+        };
+        let short = AuthConfig {
+            jwt_secret: Some("short".into()),
+            ..AuthConfig::default()
+        };
+        assert!(matches!(
+            mint(&short, &args("user-1", "wallets")),
+            Err(TokenError::Secret(KeyError::SecretTooShort))
+        ));
+        for sub in ["", "a\u{0}b", &"u".repeat(identity::SUBJECT_LENGTH_MAX + 1)] {
+            assert!(
+                matches!(
+                    mint(&auth, &args(sub, "wallets")),
+                    Err(TokenError::Refused(_))
+                ),
+                "{sub:?}"
+            );
+        }
+        for scope in ["wallet", "wallets admins", "wallets\tadmin"] {
+            assert!(
+                matches!(
+                    mint(&auth, &args("user-1", scope)),
+                    Err(TokenError::UnknownScope { .. })
+                ),
+                "{scope:?}"
+            );
+        }
+        for scope in ["wallets", "deposits admin", "", "wallets  deposits"] {
+            assert!(mint(&auth, &args("user-1", scope)).is_ok(), "{scope:?}");
+        }
     }
 }

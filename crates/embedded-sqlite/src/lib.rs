@@ -34,6 +34,35 @@ pub enum SqliteError {
     Pool(String),
     #[error("sqlite worker thread failed: {0}")]
     Worker(String),
+    #[error("cannot create the database file {path}")]
+    Create {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Permission bits of a database file this server creates: its owner's
+/// only, whatever the folder's mode (the money of every wallet is in it).
+/// SQLite gives the WAL and shared-memory files beside it the same. A file
+/// that exists already keeps its own.
+pub const DATABASE_FILE_MODE: u32 = 0o600;
+
+/// Creates `path` empty (a valid new database) with [`DATABASE_FILE_MODE`]
+/// unless it exists, so SQLite does not create it with its default 0644.
+fn create_private(path: &Path) -> Result<(), SqliteError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, DATABASE_FILE_MODE);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(SqliteError::Create {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 /// Page size of a new file, in bytes (an existing file keeps its own). A
@@ -68,8 +97,10 @@ pub enum Durability {
     Replayable,
 }
 
-/// Opens the single writer connection of a database file, creating it.
+/// Opens the single writer connection of a database file, creating it
+/// with [`DATABASE_FILE_MODE`].
 pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, SqliteError> {
+    create_private(path)?;
     let connection = Connection::open(path)?;
     connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
     // Only a new, empty file takes it; it must come before WAL mode.
@@ -271,6 +302,38 @@ mod tests {
 
     fn file_len(path: &Path) -> u64 {
         std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0)
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_database_and_its_wal_are_its_owners_only_in_an_open_folder() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("folder opened to everyone");
+        let path = dir.path().join("projection.db");
+        let writer = open_rows(&path, Durability::Durable);
+        writer
+            .write(|connection| connection.execute("INSERT INTO rows (body) VALUES (x'00')", []))
+            .await
+            .expect("written");
+        for name in ["projection.db", "projection.db-wal", "projection.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name)).expect(name).mode() & 0o777;
+            assert_eq!(mode, DATABASE_FILE_MODE, "{name}: {mode:o}");
+        }
+        // A file that exists keeps its mode; its data is read as before.
+        drop(writer);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let writer = open_rows(&path, Durability::Durable);
+        let rows: i64 = writer
+            .write(|connection| {
+                connection.query_row("SELECT count(*) FROM rows", [], |row| row.get(0))
+            })
+            .await
+            .expect("read");
+        assert_eq!(rows, 1);
+        let mode = std::fs::metadata(&path).expect("file").mode() & 0o777;
+        assert_eq!(mode, 0o640);
     }
 
     #[tokio::test]

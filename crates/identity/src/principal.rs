@@ -52,9 +52,12 @@ pub struct Principal {
 
 impl Principal {
     /// A verified token's caller: `subject` is its `sub`, `scope` its
-    /// space-separated `scope` claim (unknown words are ignored).
+    /// `scope` claim, words separated by the ASCII space only (RFC 6749
+    /// §3.3: `scope-token *( SP scope-token )`); unknown words are ignored.
+    /// Any other whitespace (a tab, U+00A0, U+3000) is part of a word, so
+    /// `"wallets\u{a0}admin"` is one unknown word, not two scopes.
     pub fn authenticated(subject: String, scope: &str) -> Self {
-        let scopes: Vec<Scope> = scope.split_whitespace().filter_map(Scope::parse).collect();
+        let scopes: Vec<Scope> = scope.split(' ').filter_map(Scope::parse).collect();
         Self {
             subject: Some(subject),
             wallets: scopes.contains(&Scope::Wallets),
@@ -100,13 +103,29 @@ mod tests {
 
     #[test]
     fn scopes_are_the_known_words_of_the_claim() {
-        let principal = Principal::authenticated("user-1".into(), "openid  wallets\tprofile");
+        let principal = Principal::authenticated("user-1".into(), "openid  wallets profile");
         assert!(principal.has(Scope::Wallets));
         assert!(!principal.has(Scope::Deposits));
         assert!(!principal.has(Scope::Admin));
         assert_eq!(principal.subject(), Some("user-1"));
         assert!(principal.owns("user-1"));
         assert!(!principal.owns("user-2"));
+    }
+
+    #[test]
+    fn only_the_ascii_space_separates_scopes() {
+        for separator in [
+            "\t", "\n", "\r", "\u{a0}", "\u{2003}", "\u{2028}", "\u{3000}", ",",
+        ] {
+            let claim = format!("wallets{separator}admin");
+            let principal = Principal::authenticated("user-1".into(), &claim);
+            assert!(
+                !principal.has(Scope::Admin) && !principal.has(Scope::Wallets),
+                "{claim:?} is one unknown word"
+            );
+        }
+        let principal = Principal::authenticated("user-1".into(), "wallets admin");
+        assert!(principal.has(Scope::Admin) && principal.has(Scope::Wallets));
     }
 
     #[test]

@@ -28,6 +28,13 @@ pub const BODY_READ_TIMEOUT_SECONDS_DEFAULT: u64 = 10;
 /// Longest `BODY_READ_TIMEOUT_SECONDS` accepted, in seconds.
 pub const BODY_READ_TIMEOUT_SECONDS_MAX: u64 = 300;
 
+/// How long a request's head (request line and headers) may take to arrive,
+/// in milliseconds, from the first byte of the request (actix-web's
+/// `client_request_timeout`, set explicitly at its default). Past it the
+/// connection is answered 408, with no body (the HTTP layer answers before
+/// any handler), and closed.
+pub const HEAD_READ_TIMEOUT_MS: u64 = 5_000;
+
 /// How long a request's whole body may take to arrive, from when the handler
 /// starts reading it, right after the head and any owner lookup (the
 /// application's data, from `BODY_READ_TIMEOUT_SECONDS`). actix-web's own
@@ -48,6 +55,18 @@ fn too_large() -> ApiError {
     ApiError::PayloadTooLarge(format!("Request body exceeds {BODY_SIZE_MAX} bytes"))
 }
 
+/// The names a `charset` parameter may give UTF-8: the labels of UTF-8 in
+/// the WHATWG Encoding Standard (section 4.2, "Names and labels"), which
+/// browsers and most HTTP clients follow.
+const UTF8_LABELS: [&str; 6] = [
+    "utf-8",
+    "utf8",
+    "unicode-1-1-utf-8",
+    "unicode11utf8",
+    "unicode20utf8",
+    "x-unicode20utf8",
+];
+
 /// Refuses a body declared as anything but JSON in UTF-8 (415). No
 /// `Content-Type` is taken as JSON; any other type is refused, so a web page
 /// cannot send a command as a form or as text (the kinds of request a browser
@@ -67,7 +86,10 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
     for parameter in parts.filter(|parameter| !parameter.is_empty()) {
         let (name, value) = parameter.split_once('=').ok_or_else(refused)?;
-        let utf8 = value.trim_matches('"').eq_ignore_ascii_case("utf-8");
+        let label = value.trim_matches('"');
+        let utf8 = UTF8_LABELS
+            .iter()
+            .any(|known| label.eq_ignore_ascii_case(known));
         if !name.trim().eq_ignore_ascii_case("charset") || !utf8 {
             return Err(refused());
         }
@@ -317,6 +339,8 @@ mod tests {
             "Application/JSON",
             "application/json; charset=utf-8",
             "application/json;charset=\"UTF-8\"",
+            "application/json; charset=utf8",
+            "application/json; charset=UNICODE-1-1-UTF-8",
         ] {
             assert!(with(accepted), "{accepted}");
         }
@@ -325,6 +349,8 @@ mod tests {
             "application/x-www-form-urlencoded",
             "multipart/form-data; boundary=x",
             "application/json; charset=utf-16",
+            "application/json; charset=utf_8",
+            "application/json; charset=latin1",
             "application/merge-patch+json",
         ] {
             assert!(!with(refused), "{refused}");

@@ -362,6 +362,7 @@ impl IntoParams for WalletFilter {
     responses(
         (status = 200, description = "Entries, newest first", body = EntriesResponse),
         (status = 400, description = "Invalid filter or paging: the message names the parameter", body = ErrorBody),
+        (status = 404, description = "With walletId, for a caller limited to its own wallets: not one of them (an unknown wallet's entries are an empty list for an admin)", body = ErrorBody),
     ))]
 pub async fn transactions(
     caller: Caller,

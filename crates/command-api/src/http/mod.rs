@@ -30,7 +30,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use body::{
     BodyReadTimeout, BODY_READ_TIMEOUT_SECONDS_DEFAULT, BODY_READ_TIMEOUT_SECONDS_MAX,
-    BODY_SIZE_MAX,
+    BODY_SIZE_MAX, HEAD_READ_TIMEOUT_MS,
 };
 pub use context::correlate;
 pub use error::{ApiError, ErrorBody};
@@ -324,6 +324,25 @@ mod tests {
             "referenceId" => path::reference_id(raw).is_ok(),
             other => panic!("the path parameter {other} has no rule in this test: add it"),
         }
+    }
+
+    /// The repository's copy of the document, for clients that generate code
+    /// without running a server: the one served with authentication on (the
+    /// open mode's lacks only `bearerAuth` and its 401, 403 and 429).
+    const COMMITTED_DOCUMENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.json");
+
+    #[test]
+    fn the_committed_openapi_json_is_the_served_document() {
+        let served = serde_json::to_string_pretty(&document(true)).expect("a JSON document") + "\n";
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(COMMITTED_DOCUMENT, &served).expect("openapi.json written");
+        }
+        let committed = std::fs::read_to_string(COMMITTED_DOCUMENT).expect("openapi.json read");
+        assert!(
+            committed == served,
+            "openapi.json is not the served document: regenerate it with \
+             `UPDATE_OPENAPI=1 cargo test -p command-api --lib the_committed_openapi_json`"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, Response, ResponseBuilder};
 use utoipa::Modify;
 
-use super::body::{BODY_READ_TIMEOUT_SECONDS_DEFAULT, BODY_SIZE_MAX};
+use super::body::{BODY_READ_TIMEOUT_SECONDS_DEFAULT, BODY_SIZE_MAX, HEAD_READ_TIMEOUT_MS};
 use super::context::HEADER_TOKEN_LENGTH_MAX;
 
 /// The header's name as documented (HTTP header names are case-insensitive).
@@ -102,14 +102,19 @@ const CROSS_ORIGIN_REFUSAL: &str = "A command whose Origin is not this server, o
 const STORAGE_FREE_PATHS: [&str; 2] = ["/", "/metrics"];
 
 /// Adds to every operation the `X-Correlation-Id` header and the answers
-/// the middleware can give before its handler: 400 (a bad correlation id),
-/// 403 (the origin guard) and, where storage is read, 503. Runs after the
-/// other modifiers, so a 403 they describe keeps its text with the guard's
-/// added.
+/// the HTTP layer and the middleware can give before its handler: 400 (a
+/// bad correlation id), 403 (the origin guard), 408 (the head too slow:
+/// [`HEAD_READ_TIMEOUT_MS`]) and, where storage is read, 503. Runs after
+/// the other modifiers, so a 403 or 408 they describe keeps its text with
+/// this one's added.
 pub struct EveryOperation;
 
 impl Modify for EveryOperation {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let head_timed_out = format!(
+            "The request line and headers did not all arrive within {HEAD_READ_TIMEOUT_MS} ms; \
+             answered by the HTTP layer with no body, and the connection is closed"
+        );
         for (path, item) in openapi.paths.paths.iter_mut() {
             let storage_free = STORAGE_FREE_PATHS.contains(&path.as_str());
             for operation in operations_mut(item) {
@@ -118,21 +123,32 @@ impl Modify for EveryOperation {
                 responses
                     .entry("400".to_owned())
                     .or_insert_with(|| error_response("Invalid X-Correlation-Id"));
-                match responses.get_mut("403") {
-                    Some(RefOr::T(response)) => {
-                        response.description =
-                            format!("{}; or: {CROSS_ORIGIN_REFUSAL}", response.description);
-                    }
-                    _ => {
-                        responses.insert("403".to_owned(), error_response(CROSS_ORIGIN_REFUSAL));
-                    }
-                }
+                add_or_extend(responses, "403", CROSS_ORIGIN_REFUSAL, error_response);
+                add_or_extend(responses, "408", &head_timed_out, bodiless_response);
                 if !storage_free {
                     responses.entry("503".to_owned()).or_insert_with(|| {
                         error_response("Storage or a dependency unavailable: retry later (Retry-After: seconds)")
                     });
                 }
             }
+        }
+    }
+}
+
+/// Adds the answer `status` made by `new(description)`, or, when the
+/// operation already describes that status, appends `description` to it.
+fn add_or_extend(
+    responses: &mut std::collections::BTreeMap<String, RefOr<Response>>,
+    status: &str,
+    description: &str,
+    new: fn(&str) -> RefOr<Response>,
+) {
+    match responses.get_mut(status) {
+        Some(RefOr::T(response)) => {
+            response.description = format!("{}; or: {description}", response.description);
+        }
+        _ => {
+            responses.insert(status.to_owned(), new(description));
         }
     }
 }
@@ -186,6 +202,14 @@ fn error_response(description: &str) -> RefOr<Response> {
     ResponseBuilder::new()
         .description(description)
         .content("application/json", error_body)
+        .build()
+        .into()
+}
+
+/// An answer of `description` with no body.
+fn bodiless_response(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
         .build()
         .into()
 }

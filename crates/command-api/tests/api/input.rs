@@ -236,6 +236,30 @@ async fn a_body_declared_as_anything_but_json_or_in_a_content_coding_is_refused_
     app.stop().await;
 }
 
+#[tokio::test]
+async fn a_head_that_does_not_all_arrive_is_a_408_and_the_connection_is_closed() {
+    let app = spawn_app().await;
+    let authority = app.address.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(authority).await.expect("connected");
+    // The request line and one header, never the blank line that ends a head.
+    let started = Instant::now();
+    stream
+        .write_all(format!("GET /health HTTP/1.1\r\nHost: {authority}\r\n").as_bytes())
+        .await
+        .expect("written");
+    let timeout = Duration::from_millis(command_api::http::HEAD_READ_TIMEOUT_MS);
+    let limit = timeout + Duration::from_secs(BODY_TIMEOUT_SLACK_SECONDS);
+    let mut answer = Vec::new();
+    tokio::time::timeout(limit, stream.read_to_end(&mut answer))
+        .await
+        .expect("the server answered and closed the connection within the limit")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() >= timeout, "answered before the limit");
+    app.stop().await;
+}
+
 /// Sends a request's head declaring a 100-byte body and then only `sent` of
 /// it; returns all the server answered until it closed, and how long that took.
 async fn answer_to_a_body_cut_short(address: &str, sent: &str) -> (String, Duration) {
