@@ -11,14 +11,16 @@
 //! read-only connections that read concurrently with it.
 
 mod data_dir_lock;
+mod file_place;
 
 pub use data_dir_lock::{DataDirLock, DataDirLockError, PID_FILE_NAME};
+pub use file_place::FilePlace;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use deadpool_sqlite::{Config, Pool, PoolConfig, Runtime};
+use deadpool_sqlite::{Config, Hook, HookError, Pool, PoolConfig, Runtime};
 use rusqlite::Connection;
 
 /// How long a connection waits for a lock held by another before failing.
@@ -34,6 +36,11 @@ pub enum SqliteError {
     Pool(String),
     #[error("sqlite worker thread failed: {0}")]
     Worker(String),
+    #[error(
+        "the database file {path} or its folder was moved, deleted or replaced while the server \
+         ran: restart the server on the folder that holds the data"
+    )]
+    Moved { path: std::path::PathBuf },
     #[error("cannot create the database file {path}")]
     Create {
         path: std::path::PathBuf,
@@ -98,10 +105,26 @@ pub enum Durability {
 }
 
 /// Opens the single writer connection of a database file, creating it
-/// with [`DATABASE_FILE_MODE`].
+/// with [`DATABASE_FILE_MODE`]. A [`Durability::Durable`] writer refuses
+/// to commit (rolls back: `SQLITE_CONSTRAINT_COMMITHOOK`) once the file or
+/// its folder is no longer where it was opened ([`FilePlace`]), so no write
+/// is acknowledged into a folder an operator moved or deleted.
 pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, SqliteError> {
     create_private(path)?;
     let connection = Connection::open(path)?;
+    if durability == Durability::Durable {
+        let place = FilePlace::of(path)?;
+        connection.commit_hook(Some(move || {
+            let moved = !place.is_current();
+            if moved {
+                tracing::error!(
+                    error = %SqliteError::Moved { path: place.path().to_path_buf() },
+                    "commit refused"
+                );
+            }
+            moved
+        }));
+    }
     connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
     // Only a new, empty file takes it; it must come before WAL mode.
     connection.pragma_update(None, "page_size", PAGE_SIZE_BYTES)?;
@@ -129,16 +152,34 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
 #[derive(Clone)]
 pub struct ReadPool {
     pool: Pool,
+    place: FilePlace,
 }
 
 impl ReadPool {
+    /// A pool of up to [`READ_CONNECTIONS_MAX`] connections to `path`, each
+    /// opened on first need, and only while `path` is where it is now
+    /// ([`FilePlace`]): a connection is never opened on another file.
     pub fn open(path: &Path) -> Result<Self, SqliteError> {
+        let place = FilePlace::of(path)?;
         let mut config = Config::new(path);
         config.pool = Some(PoolConfig::new(READ_CONNECTIONS_MAX));
+        let checked = place.clone();
         let pool = config
-            .create_pool(Runtime::Tokio1)
+            .builder(Runtime::Tokio1)
+            .map_err(|error| SqliteError::Pool(error.to_string()))?
+            .post_create(Hook::sync_fn(move |_, _| {
+                checked
+                    .check()
+                    .map_err(|moved| HookError::Message(moved.to_string().into()))
+            }))
+            .build()
             .map_err(|error| SqliteError::Pool(error.to_string()))?;
-        Ok(Self { pool })
+        Ok(Self { pool, place })
+    }
+
+    /// Where the file was when the pool was opened, to check it is still there.
+    pub fn place(&self) -> &FilePlace {
+        &self.place
     }
 
     /// Runs a read on a pooled connection, off the async threads.
@@ -334,6 +375,58 @@ mod tests {
         assert_eq!(rows, 1);
         let mode = std::fs::metadata(&path).expect("file").mode() & 0o777;
         assert_eq!(mode, 0o640);
+    }
+
+    #[tokio::test]
+    async fn a_durable_file_moved_away_takes_no_commit_and_no_new_reader() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let data = root.path().join("data");
+        std::fs::create_dir(&data).expect("folder");
+        let path = data.join("events.db");
+        let writer = open_rows(&path, Durability::Durable);
+        async fn insert(writer: &SharedWriter) -> Result<usize, SqliteError> {
+            writer
+                .write(|connection| {
+                    connection.execute("INSERT INTO rows (body) VALUES (x'00')", [])
+                })
+                .await
+        }
+        insert(&writer).await.expect("committed in place");
+        let readers = ReadPool::open(&path).expect("pool");
+        assert!(readers.place().check().is_ok());
+
+        std::fs::rename(&data, root.path().join("moved")).expect("renamed");
+        let refused = insert(&writer)
+            .await
+            .expect_err("no commit into a moved folder");
+        assert!(
+            matches!(&refused, SqliteError::Sqlite(error)
+                if error.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)),
+            "{refused}"
+        );
+        assert!(matches!(
+            readers.place().check(),
+            Err(SqliteError::Moved { .. })
+        ));
+        // Another server's folder at the path: no connection is opened on its file.
+        std::fs::create_dir(&data).expect("folder again");
+        drop(open_rows(&path, Durability::Durable));
+        let read = readers
+            .read(|connection| {
+                connection.query_row("SELECT count(*) FROM rows", [], |row| row.get::<_, i64>(0))
+            })
+            .await;
+        assert!(
+            matches!(read, Err(SqliteError::Pool(ref message)) if message.contains("moved")),
+            "{read:?}"
+        );
+
+        // The moved file kept every acknowledged row, and only those.
+        let moved = Connection::open(root.path().join("moved").join("events.db")).expect("open");
+        let rows: i64 = moved
+            .query_row("SELECT count(*) FROM rows", [], |row| row.get(0))
+            .expect("count");
+        assert_eq!(rows, 1);
     }
 
     #[tokio::test]

@@ -587,7 +587,10 @@ impl EventStore for EmbeddedEventStore {
         Ok(version.map(to_u64))
     }
 
+    /// Also fails when `events.db` or its folder is no longer where it was
+    /// opened (the health check's question: the writer refuses to commit then).
     async fn head_position(&self) -> Result<u64, StoreError> {
+        self.readers.place().check()?;
         Ok(self.readers.read(current_head).await?)
     }
 

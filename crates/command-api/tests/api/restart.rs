@@ -96,3 +96,30 @@ async fn a_new_data_folder_is_its_owners_only() {
     assert_eq!(mode & 0o777, 0o700, "{mode:o}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_data_folder_moved_under_the_server_takes_no_more_writes() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let folder = temp.path().join("data");
+    let app = spawn_app_in(&folder).await;
+    assert_eq!(app.create_wallet("a", "o", json!(10)).await.status(), 201);
+
+    let moved = temp.path().join("moved");
+    std::fs::rename(&folder, &moved).expect("renamed");
+    let (status, body) = json_of(app.credit("a", json!(5)).await).await;
+    assert_eq!(status, 503, "no write acknowledged into a folder that moved: {body}");
+    let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
+    assert_eq!(status, 503, "{health}");
+    assert!(
+        health["eventStore"]["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("moved")),
+        "{health}"
+    );
+    app.stop().await;
+
+    // The moved folder holds what was acknowledged, and only that.
+    let app = spawn_app_in(&moved).await;
+    assert_eq!(app.balance_text("a").await, "10.00");
+    app.stop().await;
+}
