@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_sqlite::{Config, Hook, HookError, Pool, PoolConfig, Runtime};
+use percent_encoding::{percent_encode, AsciiSet, CONTROLS};
 use rusqlite::Connection;
 
 /// How long a connection waits for a lock held by another before failing.
@@ -161,7 +162,7 @@ impl ReadPool {
     /// ([`FilePlace`]): a connection is never opened on another file.
     pub fn open(path: &Path) -> Result<Self, SqliteError> {
         let place = FilePlace::of(path)?;
-        let mut config = Config::new(path);
+        let mut config = Config::new(existing_file_uri(path));
         config.pool = Some(PoolConfig::new(READ_CONNECTIONS_MAX));
         let checked = place.clone();
         let pool = config
@@ -202,6 +203,18 @@ impl ReadPool {
             .map_err(|error| SqliteError::Worker(error.to_string()))?;
         Ok(result?)
     }
+}
+
+/// Bytes escaped in a URI's path: what would end the path (`?`, `#`),
+/// the escape itself (`%`), and what is not printable ASCII.
+const URI_PATH_ESCAPED: &AsciiSet = &CONTROLS.add(b'%').add(b'?').add(b'#').add(b' ');
+
+/// `path` as an SQLite URI that opens the file only if it exists
+/// (`mode=rw`: never creates it), so a connection opened after the data
+/// folder moved creates nothing at the old path.
+fn existing_file_uri(path: &Path) -> String {
+    let escaped = percent_encode(path.as_os_str().as_encoded_bytes(), URI_PATH_ESCAPED);
+    format!("file:{escaped}?mode=rw")
 }
 
 /// A writer connection shared by the tasks of one process, used one at a time.
@@ -408,8 +421,18 @@ mod tests {
             readers.place().check(),
             Err(SqliteError::Moved { .. })
         ));
-        // Another server's folder at the path: no connection is opened on its file.
+        // A new folder at the path: a reader creates nothing in it.
         std::fs::create_dir(&data).expect("folder again");
+        let read = readers
+            .read(|connection| connection.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)))
+            .await;
+        assert!(read.is_err(), "{read:?}");
+        assert_eq!(
+            std::fs::read_dir(&data).expect("listed").count(),
+            0,
+            "nothing created"
+        );
+        // Another server's file at the path: no connection is opened on it.
         drop(open_rows(&path, Durability::Durable));
         let read = readers
             .read(|connection| {
@@ -427,6 +450,32 @@ mod tests {
             .query_row("SELECT count(*) FROM rows", [], |row| row.get(0))
             .expect("count");
         assert_eq!(rows, 1);
+    }
+
+    #[tokio::test]
+    async fn readers_open_a_file_whose_path_holds_uri_characters() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let folder = dir.path().join("a ?b#c%20d é");
+        std::fs::create_dir(&folder).expect("folder");
+        let path = folder.join("events.db");
+        let writer = open_rows(&path, Durability::Durable);
+        writer
+            .write(|connection| connection.execute("INSERT INTO rows (body) VALUES (x'00')", []))
+            .await
+            .expect("written");
+        let readers = ReadPool::open(&path).expect("pool");
+        let rows = readers
+            .read(|connection| {
+                connection.query_row("SELECT count(*) FROM rows", [], |row| row.get::<_, i64>(0))
+            })
+            .await
+            .expect("read through the URI");
+        assert_eq!(rows, 1);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("listed").count(),
+            1,
+            "no stray file"
+        );
     }
 
     #[tokio::test]

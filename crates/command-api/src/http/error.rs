@@ -10,6 +10,9 @@ use actix_web::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use event_store::StoreError;
+use ledger::verification::VerificationError;
+use ledger::LedgerError;
+use read_model::ReadModelError;
 use search_index::SearchIndexError;
 use serde::Serialize;
 use transfer_process::{JournalError, ProcessError};
@@ -193,6 +196,41 @@ impl From<identity::Refusal> for ApiError {
     }
 }
 
+impl From<LedgerError> for ApiError {
+    /// Storage that is away or busy (a file moved, a pool timed out, a
+    /// PostgreSQL restart) is 503: the read may succeed later. The rest
+    /// (corrupt or unbalanced data) is 500.
+    fn from(error: LedgerError) -> Self {
+        if error.is_transient() {
+            log_chain(&error, "ledger unavailable");
+            ApiError::Unavailable("Ledger unavailable".into())
+        } else {
+            ApiError::Internal(error.to_string())
+        }
+    }
+}
+
+impl From<VerificationError> for ApiError {
+    fn from(error: VerificationError) -> Self {
+        match error {
+            VerificationError::Ledger(error) => error.into(),
+            VerificationError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<ReadModelError> for ApiError {
+    /// As for the ledger: the store away or busy is 503, the rest 500.
+    fn from(error: ReadModelError) -> Self {
+        if error.is_transient() {
+            log_chain(&error, "read model unavailable");
+            ApiError::Unavailable("Read model unavailable".into())
+        } else {
+            ApiError::Internal(error.to_string())
+        }
+    }
+}
+
 impl From<SearchIndexError> for ApiError {
     fn from(error: SearchIndexError) -> Self {
         match error {
@@ -305,6 +343,34 @@ mod tests {
         );
         assert!(body.contains("Idempotency-Key"), "{body}");
         assert!(!body.contains("connection reset"), "no cause shown: {body}");
+    }
+
+    #[test]
+    fn projection_storage_away_is_a_503_and_corrupt_data_a_500() {
+        let moved = || embedded_sqlite::SqliteError::Moved {
+            path: "data/ledger.db".into(),
+        };
+        let status = |error: ApiError| error.status_code();
+        let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+        assert_eq!(status(LedgerError::Storage(moved()).into()), unavailable);
+        assert_eq!(
+            status(VerificationError::Ledger(LedgerError::Storage(moved())).into()),
+            unavailable
+        );
+        assert_eq!(
+            status(VerificationError::Store(StoreError::Unavailable("away".into())).into()),
+            unavailable
+        );
+        assert_eq!(
+            status(ReadModelError::Unavailable("pool timed out".into()).into()),
+            unavailable
+        );
+        let fault = StatusCode::INTERNAL_SERVER_ERROR;
+        assert_eq!(status(LedgerError::Corrupt("bad row".into()).into()), fault);
+        assert_eq!(
+            status(ReadModelError::Corrupt("bad row".into()).into()),
+            fault
+        );
     }
 
     #[tokio::test]

@@ -32,10 +32,6 @@ use crate::startup::AppState;
 /// How long a ledger read waits for the ledger to reach the acknowledged writes.
 pub const LEDGER_CATCH_UP_WAIT_MS: u64 = 2_000;
 
-fn internal(error: impl std::fmt::Display) -> ApiError {
-    ApiError::Internal(error.to_string())
-}
-
 fn read_wallet(owner_id: Option<&str>) -> Action<'_> {
     Action::ReadWallet { owner_id }
 }
@@ -189,8 +185,7 @@ pub async fn wallet_entries(
             wallet_id: wallet_id.clone(),
             filter,
         })
-        .await
-        .map_err(internal)?;
+        .await?;
     Ok(HttpResponse::Ok().json(WalletEntriesResponse {
         wallet_id: wallet_id.to_string(),
         count: entries.len(),
@@ -273,11 +268,7 @@ pub async fn wallet_summary(
         }
     }
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
-    let summary = state
-        .ledger
-        .wallet_summary(&wallet_id, at)
-        .await
-        .map_err(internal)?;
+    let summary = state.ledger.wallet_summary(&wallet_id, at).await?;
     let newest = state
         .ledger
         .wallet_entries(WalletEntriesQuery {
@@ -288,8 +279,7 @@ pub async fn wallet_summary(
                 ..EntryFilter::default()
             },
         })
-        .await
-        .map_err(internal)?;
+        .await?;
     Ok(HttpResponse::Ok().json(WalletSummaryResponse::new(
         summary,
         newest.into_iter().next(),
@@ -314,22 +304,14 @@ pub async fn reference_entries(
     authorize_call(&caller, Action::Audit)?;
     let reference_id = path::reference_id(&path)?;
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
-    let mut entries = state
-        .ledger
-        .reference_entries(reference_id)
-        .await
-        .map_err(internal)?;
+    let mut entries = state.ledger.reference_entries(reference_id).await?;
     // A hold's transactions share a reference made from its id; it is looked
     // up only when no operation or transfer has this id, so a hold named
     // after another operation's id cannot join that operation's entries.
     if entries.is_empty() {
         if let Ok(hold_id) = HoldId::parse(reference_id) {
             let reference = hold_reference(&hold_id).to_string();
-            entries = state
-                .ledger
-                .reference_entries(&reference)
-                .await
-                .map_err(internal)?;
+            entries = state.ledger.reference_entries(&reference).await?;
         }
     }
     Ok(HttpResponse::Ok().json(ReferenceEntriesResponse {
@@ -381,8 +363,7 @@ pub async fn transactions(
     let entries = state
         .ledger
         .transactions(TransactionsQuery { wallet_id, filter })
-        .await
-        .map_err(internal)?;
+        .await?;
     Ok(HttpResponse::Ok().json(EntriesResponse {
         count: entries.len(),
         transactions: entries,
@@ -403,9 +384,8 @@ pub async fn verify(caller: Caller, state: web::Data<AppState>) -> Result<HttpRe
     // In-process, let the ledger reach what is acknowledged, so `caughtUp`
     // is usually true; the answer is right either way.
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
-    let verification = verification::verify(state.ledger.as_ref(), state.wallets.store().as_ref())
-        .await
-        .map_err(internal)?;
+    let verification =
+        verification::verify(state.ledger.as_ref(), state.wallets.store().as_ref()).await?;
     Ok(if verification.ok {
         HttpResponse::Ok().json(verification)
     } else {

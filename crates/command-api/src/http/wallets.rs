@@ -563,11 +563,7 @@ pub async fn list_wallets(
     if !catch_up(&state, &state.progress.read_model, LIST_CATCH_UP_WAIT_MS).await {
         tracing::warn!("read model is behind the event store; listing what it has");
     }
-    let wallets = state
-        .read_model
-        .list_wallets(query)
-        .await
-        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let wallets = state.read_model.list_wallets(query).await?;
     let body: Vec<WalletResponse> = wallets.iter().map(WalletResponse::from).collect();
     Ok(HttpResponse::Ok().json(body))
 }
