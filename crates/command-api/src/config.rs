@@ -30,15 +30,14 @@ pub struct Config {
     /// Folder of the embedded storage (SQLite files).
     #[arg(long, env = "WALLEX_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// HTTP worker threads, 1 to [`HTTP_WORKERS_MAX`] (default: one per core).
+    /// HTTP worker threads, 1 to 256 (default: one per core).
     #[arg(long, env = "HTTP_WORKERS", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=HTTP_WORKERS_MAX))]
     pub http_workers: Option<usize>,
     /// Seconds in-flight requests get to finish on SIGTERM.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]
     pub shutdown_timeout_seconds: u64,
     /// Seconds a request's whole body may take to arrive once it is read;
-    /// past them the answer is 408 and the connection is closed. 1 to
-    /// [`BODY_READ_TIMEOUT_SECONDS_MAX`](crate::http::BODY_READ_TIMEOUT_SECONDS_MAX).
+    /// past them the answer is 408 and the connection is closed. 1 to 300.
     #[arg(long, env = "BODY_READ_TIMEOUT_SECONDS", default_value_t = crate::http::BODY_READ_TIMEOUT_SECONDS_DEFAULT,
           value_parser = clap::value_parser!(u64).range(1..=crate::http::BODY_READ_TIMEOUT_SECONDS_MAX))]
     pub body_read_timeout_seconds: u64,
@@ -91,8 +90,7 @@ pub struct Config {
     pub elasticsearch_request_timeout_ms: u64,
     /// Hours a stored idempotent response answers retries of its key; older
     /// ones are purged and their keys may serve again (embedded and postgres
-    /// stores; on kurrentdb keys do not expire). 1 to
-    /// [`IDEMPOTENCY_RETENTION_HOURS_MAX`](crate::retention::IDEMPOTENCY_RETENTION_HOURS_MAX):
+    /// stores; on kurrentdb keys do not expire). 1 to 87600 (ten years):
     /// 0 would let every retry run again.
     #[arg(long, env = "IDEMPOTENCY_RETENTION_HOURS", default_value_t = crate::retention::IDEMPOTENCY_RETENTION_HOURS_DEFAULT,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::retention::IDEMPOTENCY_RETENTION_HOURS_MAX)))]
@@ -269,5 +267,25 @@ mod tests {
         assert_eq!(accepted.http_workers, Some(256));
         assert_eq!(accepted.body_read_timeout_seconds, 300);
         assert_eq!(accepted.idempotency_retention_hours, 87_600);
+    }
+
+    #[test]
+    fn the_help_states_each_range_as_enforced_with_no_rustdoc_links() {
+        use clap::CommandFactory;
+        let help = Config::command().render_long_help().to_string();
+        assert!(!help.contains("[`"), "{help}");
+        for (setting, bound) in [
+            ("HTTP worker threads, 1 to", HTTP_WORKERS_MAX),
+            ("1 to", crate::http::BODY_READ_TIMEOUT_SECONDS_MAX),
+            (
+                "1 to",
+                u64::from(crate::retention::IDEMPOTENCY_RETENTION_HOURS_MAX),
+            ),
+        ] {
+            assert!(
+                help.contains(&format!("{setting} {bound}")),
+                "{setting} {bound}"
+            );
+        }
     }
 }

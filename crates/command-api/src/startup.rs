@@ -89,8 +89,13 @@ pub enum StartupError {
     DeadLetters(#[from] DeadLetterError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
-    #[error("cannot listen: {0}")]
-    Listen(#[from] std::io::Error),
+    #[error("cannot listen on {host} port {port}: {source}")]
+    Listen {
+        host: String,
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub struct Application {
@@ -155,6 +160,16 @@ impl Application {
                  AUTH_JWT_PUBLIC_KEYS to serve other addresses"
             );
         }
+        // Before any storage opens or task starts: a port in use (or a host
+        // that is no address) stops the start with nothing to wind down.
+        let cannot_listen = |source| StartupError::Listen {
+            host: plan.host.clone(),
+            port: config.port,
+            source,
+        };
+        let listener =
+            TcpListener::bind((plan.host.as_str(), config.port)).map_err(cannot_listen)?;
+        let port = listener.local_addr().map_err(cannot_listen)?.port();
         let metrics = Metrics::new()?;
         let (shutdown, stopping) = watch::channel(false);
         let mut adapters = adapters::build(&config, &metrics, stopping.clone()).await?;
@@ -199,8 +214,6 @@ impl Application {
                 .background
                 .push(tokio::spawn(sweep_transfers(state.clone(), stopping)));
         }
-        let listener = TcpListener::bind((plan.host.as_str(), config.port))?;
-        let port = listener.local_addr()?.port();
         let authenticated = state.access.verifies();
         let document = http::document(authenticated);
         let origin_policy = http::OriginPolicy {
@@ -228,7 +241,7 @@ impl Application {
         if let Some(workers) = config.http_workers {
             server = server.workers(workers);
         }
-        let server = server.listen(listener)?.run();
+        let server = server.listen(listener).map_err(cannot_listen)?.run();
         tracing::info!(host = %plan.host, port, mode, authenticated, "command-api listening");
         Ok(Self {
             server,

@@ -19,6 +19,8 @@ pub enum TokenError {
     Mint(#[from] MintError),
     #[error(transparent)]
     Secret(#[from] KeyError),
+    #[error("--scope names no scope: a token without one may do nothing; give wallets, deposits or admin")]
+    NoScope,
     #[error("--scope {word:?} is not a scope: each word must be wallets, deposits or admin")]
     UnknownScope { word: String },
     #[error("the server would refuse this token")]
@@ -59,11 +61,15 @@ pub fn parse_ttl(text: &str) -> Result<Duration, String> {
 pub fn mint(auth: &AuthConfig, args: &TokenArgs) -> Result<String, TokenError> {
     let secret = auth.jwt_secret.as_deref().ok_or(TokenError::NoSecret)?;
     let keys = KeySet::secret(secret.as_bytes())?;
-    if let Some(word) = args
+    let mut words = args
         .scope
         .split(' ')
-        .find(|word| !word.is_empty() && Scope::parse(word).is_none())
-    {
+        .filter(|word| !word.is_empty())
+        .peekable();
+    if words.peek().is_none() {
+        return Err(TokenError::NoScope);
+    }
+    if let Some(word) = words.find(|word| Scope::parse(word).is_none()) {
         return Err(TokenError::UnknownScope { word: word.into() });
     }
     let claims = Claims {
@@ -159,7 +165,16 @@ mod tests {
                 "{scope:?}"
             );
         }
-        for scope in ["wallets", "deposits admin", "", "wallets  deposits"] {
+        for scope in ["", " "] {
+            assert!(
+                matches!(
+                    mint(&auth, &args("user-1", scope)),
+                    Err(TokenError::NoScope)
+                ),
+                "{scope:?}"
+            );
+        }
+        for scope in ["wallets", "deposits admin", "wallets  deposits"] {
             assert!(mint(&auth, &args("user-1", scope)).is_ok(), "{scope:?}");
         }
     }

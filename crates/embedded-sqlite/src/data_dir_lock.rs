@@ -30,6 +30,10 @@ use std::path::{Path, PathBuf};
 pub const PID_FILE_NAME: &str = "wallex.pid";
 /// Where the process id is written before it is renamed to [`PID_FILE_NAME`].
 const PID_FILE_DRAFT_NAME: &str = "wallex.pid.draft";
+/// Permission bits of the pid file: anyone may read it, only its owner
+/// write it (whatever the umask allows beyond), so no one else can plant a
+/// false holder in it.
+pub const PID_FILE_MODE: u32 = 0o644;
 /// At most this many bytes of [`PID_FILE_NAME`] are read: a process id is
 /// ten digits at most.
 const PID_FILE_READ_MAX_BYTES: u64 = 32;
@@ -71,14 +75,26 @@ pub enum DataDirLockError {
 /// then releases the folder.
 #[derive(Debug)]
 pub struct DataDirLock {
+    /// The locked folder's path as given, and its pid file's.
+    path: PathBuf,
     pid_file: PathBuf,
     /// Closed (and so unlocked) after `drop` ran: the pid file goes while
     /// the folder is still held.
-    _folder: File,
+    folder: File,
 }
 
 impl Drop for DataDirLock {
+    /// Removes the pid file only while the path still leads to the locked
+    /// folder: after the folder was moved, the path may hold another
+    /// server's folder, whose pid file is that server's.
     fn drop(&mut self) {
+        if !crate::file_place::is_at(&self.folder, &self.path) {
+            tracing::warn!(
+                path = %self.path.display(),
+                "the data folder was moved while the server ran; its pid file is left where it is"
+            );
+            return;
+        }
         if let Err(error) = std::fs::remove_file(&self.pid_file) {
             tracing::warn!(%error, path = %self.pid_file.display(), "pid file left behind");
         }
@@ -113,8 +129,9 @@ impl DataDirLock {
         let pid_file = record_holder(folder)
             .map_err(|(path, source)| DataDirLockError::RecordHolder { path, source })?;
         Ok(Self {
+            path: folder.to_path_buf(),
             pid_file,
-            _folder: handle,
+            folder: handle,
         })
     }
 }
@@ -134,11 +151,11 @@ fn record_holder(folder: &Path) -> Result<PathBuf, (PathBuf, std::io::Error)> {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err((draft, error)),
         _ => {}
     }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&draft)
-        .map_err(at(&draft))?;
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, PID_FILE_MODE);
+    let mut file = options.open(&draft).map_err(at(&draft))?;
     writeln!(file, "{}", std::process::id()).map_err(at(&draft))?;
     drop(file);
     match std::fs::rename(&draft, &pid_file) {
@@ -256,6 +273,39 @@ mod tests {
             !folder.path().join(PID_FILE_NAME).exists(),
             "no stale id after a stop"
         );
+    }
+
+    #[test]
+    fn a_server_whose_folder_moved_leaves_the_pid_file_at_the_path_alone() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let data = root.path().join("data");
+        std::fs::create_dir(&data).expect("folder");
+        let first = DataDirLock::acquire(&data).expect("first lock");
+        std::fs::rename(&data, root.path().join("data.old")).expect("moved");
+        std::fs::create_dir(&data).expect("a new folder at the path");
+        let second = DataDirLock::acquire(&data).expect("second lock, on the new folder");
+        drop(first);
+        assert!(
+            data.join(PID_FILE_NAME).is_file(),
+            "the second server's pid file is still there"
+        );
+        drop(second);
+        assert!(!data.join(PID_FILE_NAME).exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_its_owner_may_write_the_pid_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let folder = tempfile::tempdir().expect("temp dir");
+        std::fs::set_permissions(folder.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("folder opened to everyone");
+        let _lock = DataDirLock::acquire(folder.path()).expect("lock");
+        let mode = std::fs::metadata(folder.path().join(PID_FILE_NAME))
+            .expect("pid file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o022, 0, "{mode:o}: no one else may write it");
     }
 
     #[test]

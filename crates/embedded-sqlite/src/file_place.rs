@@ -29,11 +29,11 @@ impl FilePlace {
     /// Records where `path` (which must exist) and its folder are now.
     ///
     /// # Errors
-    /// [`SqliteError::Create`] naming the path that cannot be read.
+    /// [`SqliteError::File`] naming the path that cannot be read.
     pub fn of(path: &Path) -> Result<Self, SqliteError> {
         let folder = folder_of(path);
         let read = |at: &Path| {
-            identity(at).map_err(|source| SqliteError::Create {
+            identity(at).map_err(|source| SqliteError::File {
                 path: at.to_path_buf(),
                 source,
             })
@@ -81,17 +81,28 @@ fn folder_of(path: &Path) -> &Path {
     }
 }
 
-#[cfg(unix)]
 fn identity(path: &Path) -> std::io::Result<Identity> {
+    Ok(identity_of(&std::fs::metadata(path)?))
+}
+
+/// Whether the open `file` is the one `path` leads to now.
+pub(crate) fn is_at(file: &std::fs::File, path: &Path) -> bool {
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(open), Ok(at_path)) => identity_of(&open) == identity_of(&at_path),
+        _ => false,
+    }
+}
+
+#[cfg(unix)]
+fn identity_of(metadata: &std::fs::Metadata) -> Identity {
     use std::os::unix::fs::MetadataExt;
-    let metadata = std::fs::metadata(path)?;
-    Ok((metadata.dev(), metadata.ino()))
+    (metadata.dev(), metadata.ino())
 }
 
 /// Without inode numbers, only whether the path still exists.
 #[cfg(not(unix))]
-fn identity(path: &Path) -> std::io::Result<Identity> {
-    std::fs::metadata(path).map(|_| (0, 0))
+fn identity_of(_: &std::fs::Metadata) -> Identity {
+    (0, 0)
 }
 
 #[cfg(test)]

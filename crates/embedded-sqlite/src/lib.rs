@@ -42,8 +42,14 @@ pub enum SqliteError {
          ran: restart the server on the folder that holds the data"
     )]
     Moved { path: std::path::PathBuf },
-    #[error("cannot create the database file {path}")]
-    Create {
+    #[error("cannot open the database file {path}: {source}")]
+    Open {
+        path: std::path::PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create or find the database file {path}: {source}")]
+    File {
         path: std::path::PathBuf,
         #[source]
         source: std::io::Error,
@@ -66,7 +72,7 @@ fn create_private(path: &Path) -> Result<(), SqliteError> {
     match options.open(path) {
         Ok(_) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(SqliteError::Create {
+        Err(source) => Err(SqliteError::File {
             path: path.to_path_buf(),
             source,
         }),
@@ -112,7 +118,11 @@ pub enum Durability {
 /// is acknowledged into a folder an operator moved or deleted.
 pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, SqliteError> {
     create_private(path)?;
-    let connection = Connection::open(path)?;
+    let at = |source| SqliteError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let connection = Connection::open(path).map_err(at)?;
     if durability == Durability::Durable {
         let place = FilePlace::of(path)?;
         connection.commit_hook(Some(move || {
@@ -126,10 +136,16 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
             moved
         }));
     }
-    connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    connection
+        .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
+        .map_err(at)?;
     // Only a new, empty file takes it; it must come before WAL mode.
-    connection.pragma_update(None, "page_size", PAGE_SIZE_BYTES)?;
-    let mode: String = connection.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
+    connection
+        .pragma_update(None, "page_size", PAGE_SIZE_BYTES)
+        .map_err(at)?;
+    let mode: String = connection
+        .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
+        .map_err(at)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(SqliteError::Worker(format!(
             "{} refused WAL mode (got {mode})",
@@ -140,12 +156,18 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
         Durability::Durable => ("FULL", WAL_AUTOCHECKPOINT_PAGES),
         Durability::Replayable => ("NORMAL", REPLAYABLE_WAL_AUTOCHECKPOINT_PAGES),
     };
-    connection.pragma_update(None, "synchronous", synchronous)?;
+    connection
+        .pragma_update(None, "synchronous", synchronous)
+        .map_err(at)?;
     // Statement journals (every savepoint, every statement that may fail
     // halfway inside a transaction) and sorts in memory, not in files under
     // /var/tmp: they only serve a rollback before the commit.
-    connection.pragma_update(None, "temp_store", "MEMORY")?;
-    connection.pragma_update(None, "wal_autocheckpoint", autocheckpoint_pages)?;
+    connection
+        .pragma_update(None, "temp_store", "MEMORY")
+        .map_err(at)?;
+    connection
+        .pragma_update(None, "wal_autocheckpoint", autocheckpoint_pages)
+        .map_err(at)?;
     Ok(connection)
 }
 

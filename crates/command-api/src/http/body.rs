@@ -72,9 +72,17 @@ const UTF8_LABELS: [&str; 6] = [
 /// cannot send a command as a form or as text (the kinds of request a browser
 /// sends to another site without asking it first).
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(value) = headers.get(CONTENT_TYPE) else {
+    let mut values = headers.get_all(CONTENT_TYPE);
+    let Some(value) = values.next() else {
         return Ok(());
     };
+    // Which one would the body be read as? Ambiguous, so refused (400), as
+    // every header the API reads is when sent more than once.
+    if values.next().is_some() {
+        return Err(ApiError::BadRequest(
+            "Content-Type must be sent once, not several times".to_owned(),
+        ));
+    }
     let refused = || {
         ApiError::UnsupportedMediaType("Content-Type must be application/json (UTF-8)".to_owned())
     };
@@ -334,6 +342,22 @@ mod tests {
             check_content_type(&headers).is_ok()
         };
         assert!(check_content_type(&HeaderMap::new()).is_ok());
+        for order in [
+            ["application/json", "text/plain"],
+            ["text/plain", "application/json"],
+        ] {
+            let mut headers = HeaderMap::new();
+            for content_type in order {
+                headers.append(
+                    CONTENT_TYPE,
+                    actix_web::http::header::HeaderValue::from_static(content_type),
+                );
+            }
+            assert!(
+                matches!(check_content_type(&headers), Err(ApiError::BadRequest(_))),
+                "{order:?}: sent twice is refused in either order"
+            );
+        }
         for accepted in [
             "application/json",
             "Application/JSON",

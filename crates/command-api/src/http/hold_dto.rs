@@ -83,6 +83,11 @@ fn optional_chosen_hold_id_schema() -> ObjectBuilder {
         .min_length(Some(1))
         .max_length(Some(HOLD_ID_LENGTH_MAX))
         .pattern(Some(CHOSEN_HOLD_ID_PATTERN))
+        .description(Some(
+            "The hold's id, unique across every wallet: 1 to 128 ASCII letters, digits, '-' or \
+             '_', and not a version-5 UUID (hyphenated or 32 hex digits: those are the ids the \
+             server derives from an Idempotency-Key). Absent: the server makes one.",
+        ))
         .examples(["h-1"])
 }
 

@@ -265,8 +265,14 @@ const HOLD_LIST_PARAMS: [Spec; 3] = [
         description: "Only holds in this status (as they stand now).",
         kind: Kind::OneOf(&HOLD_STATUSES),
     },
-    transactions::LIMIT,
-    transactions::OFFSET,
+    Spec {
+        description: "Holds per page, 1 to 500 (default 50).",
+        ..transactions::LIMIT
+    },
+    Spec {
+        description: "Holds to skip, oldest first (`offset + limit` at most 10000).",
+        ..transactions::OFFSET
+    },
 ];
 
 impl IntoParams for HoldListParams {

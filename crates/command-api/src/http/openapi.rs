@@ -98,13 +98,18 @@ const CORRELATION_ID: &str = "X-Correlation-Id";
 /// What the origin guard refuses (see `http::origin`).
 const CROSS_ORIGIN_REFUSAL: &str = "A command whose Origin is not this server, or, without \
      authentication, a Host that is not a loopback name";
+/// What the HTTP layer (actix-http's head parser) answers 431 for, before
+/// any handler, with no body.
+const HEAD_TOO_LARGE: &str = "More than 96 request headers, or a request head over 128 KiB; \
+     answered by the HTTP layer with no body, and the connection is closed";
 /// Paths whose answers never depend on storage (no 503).
 const STORAGE_FREE_PATHS: [&str; 2] = ["/", "/metrics"];
 
 /// Adds to every operation the `X-Correlation-Id` header and the answers
 /// the HTTP layer and the middleware can give before its handler: 400 (a
 /// bad correlation id), 403 (the origin guard), 408 (the head too slow:
-/// [`HEAD_READ_TIMEOUT_MS`]) and, where storage is read, 503. Runs after
+/// [`HEAD_READ_TIMEOUT_MS`]), 431 (the head too large) and, where storage
+/// is read, 503. Runs after
 /// the other modifiers, so a 403 or 408 they describe keeps its text with
 /// this one's added.
 pub struct EveryOperation;
@@ -125,6 +130,7 @@ impl Modify for EveryOperation {
                     .or_insert_with(|| error_response("Invalid X-Correlation-Id"));
                 add_or_extend(responses, "403", CROSS_ORIGIN_REFUSAL, error_response);
                 add_or_extend(responses, "408", &head_timed_out, bodiless_response);
+                add_or_extend(responses, "431", HEAD_TOO_LARGE, bodiless_response);
                 if !storage_free {
                     responses.entry("503".to_owned()).or_insert_with(|| {
                         error_response("Storage or a dependency unavailable: retry later (Retry-After: seconds)")

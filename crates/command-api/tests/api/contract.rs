@@ -322,6 +322,10 @@ async fn every_write_operation_documents_its_key_and_shared_answers_once() {
     // A head that does not arrive in time is 408 on any path, a body on any write.
     for (path, item) in spec["paths"].as_object().expect("paths") {
         for (method, operation) in item.as_object().expect("path item") {
+            assert!(
+                operation["responses"]["431"].is_object(),
+                "{method} {path} documents 431"
+            );
             let timed_out = &operation["responses"]["408"];
             assert!(timed_out.is_object(), "{method} {path} documents 408");
             let description = timed_out["description"].as_str().unwrap_or_default();

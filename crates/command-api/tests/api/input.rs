@@ -269,6 +269,29 @@ async fn a_head_that_does_not_all_arrive_is_a_408_and_the_connection_is_closed()
     app.stop().await;
 }
 
+#[tokio::test]
+async fn a_head_of_too_many_headers_is_the_documented_431() {
+    let app = spawn_app().await;
+    let authority = app.address.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(authority).await.expect("connected");
+    let extra: String = (0..100).map(|n| format!("X-Extra-{n}: {n}\r\n")).collect();
+    let head = format!("GET /health HTTP/1.1\r\nHost: {authority}\r\n{extra}\r\n");
+    stream.write_all(head.as_bytes()).await.expect("written");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(BODY_TIMEOUT_SLACK_SECONDS),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("answered and closed")
+    .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let (_, document) = json_of(app.get("/openapi.json").send().await.expect("sent")).await;
+    assert!(document["paths"]["/health"]["get"]["responses"]["431"].is_object());
+    app.stop().await;
+}
+
 /// Sends a request's head declaring a 100-byte body and then only `sent` of
 /// it; returns all the server answered until it closed, and how long that took.
 async fn answer_to_a_body_cut_short(address: &str, sent: &str) -> (String, Duration) {

@@ -139,3 +139,22 @@ async fn a_data_folder_moved_under_the_server_takes_no_more_writes() {
     assert_eq!(app.balance_text("a").await, "10.00");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_port_in_use_is_refused_by_name_before_the_data_folder_opens() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port taken");
+    let port = taken.local_addr().expect("address").port();
+    let temp = tempfile::tempdir().expect("tempdir");
+    let folder = temp.path().join("data");
+    let mut config = command_api::Config::embedded_for_test(folder.clone());
+    config.port = port;
+    let Err(refusal) = command_api::Application::build(config).await else {
+        panic!("a server started on a port in use");
+    };
+    let message = refusal.to_string();
+    assert!(
+        message.contains(&format!("127.0.0.1 port {port}")),
+        "{message}"
+    );
+    assert!(!folder.exists(), "nothing opened before the port was taken");
+}
