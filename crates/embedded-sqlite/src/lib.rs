@@ -376,6 +376,13 @@ mod tests {
         .expect("opened")
     }
 
+    /// Inserts one row through `writer`.
+    async fn insert(writer: &SharedWriter) -> Result<usize, SqliteError> {
+        writer
+            .write(|connection| connection.execute("INSERT INTO rows (body) VALUES (x'00')", []))
+            .await
+    }
+
     fn file_len(path: &Path) -> u64 {
         std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0)
     }
@@ -389,10 +396,7 @@ mod tests {
             .expect("folder opened to everyone");
         let path = dir.path().join("projection.db");
         let writer = open_rows(&path, Durability::Durable);
-        writer
-            .write(|connection| connection.execute("INSERT INTO rows (body) VALUES (x'00')", []))
-            .await
-            .expect("written");
+        insert(&writer).await.expect("written");
         for name in ["projection.db", "projection.db-wal", "projection.db-shm"] {
             let mode = std::fs::metadata(dir.path().join(name)).expect(name).mode() & 0o777;
             assert_eq!(mode, DATABASE_FILE_MODE, "{name}: {mode:o}");
@@ -419,13 +423,6 @@ mod tests {
         std::fs::create_dir(&data).expect("folder");
         let path = data.join("events.db");
         let writer = open_rows(&path, Durability::Durable);
-        async fn insert(writer: &SharedWriter) -> Result<usize, SqliteError> {
-            writer
-                .write(|connection| {
-                    connection.execute("INSERT INTO rows (body) VALUES (x'00')", [])
-                })
-                .await
-        }
         insert(&writer).await.expect("committed in place");
         let readers = ReadPool::open(&path).expect("pool");
         assert!(readers.place().check().is_ok());
@@ -481,10 +478,7 @@ mod tests {
         std::fs::create_dir(&folder).expect("folder");
         let path = folder.join("events.db");
         let writer = open_rows(&path, Durability::Durable);
-        writer
-            .write(|connection| connection.execute("INSERT INTO rows (body) VALUES (x'00')", []))
-            .await
-            .expect("written");
+        insert(&writer).await.expect("written");
         let readers = ReadPool::open(&path).expect("pool");
         let rows = readers
             .read(|connection| {

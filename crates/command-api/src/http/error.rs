@@ -196,17 +196,22 @@ impl From<identity::Refusal> for ApiError {
     }
 }
 
+/// A projection's error (`what`: "Ledger", "Read model"): its storage away
+/// or busy (`transient`: a file moved, a pool timed out, a PostgreSQL
+/// restart) is 503, as the read may succeed later; the rest (corrupt or
+/// unbalanced data) is 500.
+fn projection_error(error: &dyn std::error::Error, transient: bool, what: &str) -> ApiError {
+    if transient {
+        log_chain(error, &format!("{what} unavailable"));
+        ApiError::Unavailable(format!("{what} unavailable"))
+    } else {
+        ApiError::Internal(error.to_string())
+    }
+}
+
 impl From<LedgerError> for ApiError {
-    /// Storage that is away or busy (a file moved, a pool timed out, a
-    /// PostgreSQL restart) is 503: the read may succeed later. The rest
-    /// (corrupt or unbalanced data) is 500.
     fn from(error: LedgerError) -> Self {
-        if error.is_transient() {
-            log_chain(&error, "ledger unavailable");
-            ApiError::Unavailable("Ledger unavailable".into())
-        } else {
-            ApiError::Internal(error.to_string())
-        }
+        projection_error(&error, error.is_transient(), "Ledger")
     }
 }
 
@@ -220,14 +225,8 @@ impl From<VerificationError> for ApiError {
 }
 
 impl From<ReadModelError> for ApiError {
-    /// As for the ledger: the store away or busy is 503, the rest 500.
     fn from(error: ReadModelError) -> Self {
-        if error.is_transient() {
-            log_chain(&error, "read model unavailable");
-            ApiError::Unavailable("Read model unavailable".into())
-        } else {
-            ApiError::Internal(error.to_string())
-        }
+        projection_error(&error, error.is_transient(), "Read model")
     }
 }
 

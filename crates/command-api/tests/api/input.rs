@@ -242,26 +242,17 @@ async fn a_body_declared_as_anything_but_json_or_in_a_content_coding_is_refused_
 #[tokio::test]
 async fn a_head_that_does_not_all_arrive_is_a_408_and_the_connection_is_closed() {
     let app = spawn_app().await;
-    let authority = app.address.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(authority).await.expect("connected");
-    // The request line and one header, never the blank line that ends a head.
-    let started = Instant::now();
-    stream
-        .write_all(format!("GET /health HTTP/1.1\r\nHost: {authority}\r\n").as_bytes())
-        .await
-        .expect("written");
     let timeout = Duration::from_millis(command_api::http::HEAD_READ_TIMEOUT_MS);
-    let limit = timeout + Duration::from_secs(BODY_TIMEOUT_SLACK_SECONDS);
-    let mut answer = Vec::new();
-    tokio::time::timeout(limit, stream.read_to_end(&mut answer))
-        .await
-        .expect("the server answered and closed the connection within the limit")
-        .expect("read");
-    let answer = String::from_utf8_lossy(&answer);
+    // The request line and one header, never the blank line that ends a head.
+    let (answer, took) = answer_to_raw(
+        &app.address,
+        |authority| format!("GET /health HTTP/1.1\r\nHost: {authority}\r\n"),
+        timeout + Duration::from_secs(BODY_TIMEOUT_SLACK_SECONDS),
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     // actix-web's timers read a clock it refreshes every 500 ms, so the
     // deadline may fall up to that much early.
-    let took = started.elapsed();
     assert!(
         took + Duration::from_millis(HTTP_CLOCK_RESOLUTION_MS) >= timeout,
         "answered after {took:?}, well before the limit"
@@ -272,20 +263,13 @@ async fn a_head_that_does_not_all_arrive_is_a_408_and_the_connection_is_closed()
 #[tokio::test]
 async fn a_head_of_too_many_headers_is_the_documented_431() {
     let app = spawn_app().await;
-    let authority = app.address.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(authority).await.expect("connected");
     let extra: String = (0..100).map(|n| format!("X-Extra-{n}: {n}\r\n")).collect();
-    let head = format!("GET /health HTTP/1.1\r\nHost: {authority}\r\n{extra}\r\n");
-    stream.write_all(head.as_bytes()).await.expect("written");
-    let mut answer = Vec::new();
-    tokio::time::timeout(
+    let (answer, _) = answer_to_raw(
+        &app.address,
+        |authority| format!("GET /health HTTP/1.1\r\nHost: {authority}\r\n{extra}\r\n"),
         Duration::from_secs(BODY_TIMEOUT_SLACK_SECONDS),
-        stream.read_to_end(&mut answer),
     )
-    .await
-    .expect("answered and closed")
-    .expect("read");
-    let answer = String::from_utf8_lossy(&answer);
+    .await;
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
     let (_, document) = json_of(app.get("/openapi.json").send().await.expect("sent")).await;
     assert!(document["paths"]["/health"]["get"]["responses"]["431"].is_object());
@@ -295,15 +279,32 @@ async fn a_head_of_too_many_headers_is_the_documented_431() {
 /// Sends a request's head declaring a 100-byte body and then only `sent` of
 /// it; returns all the server answered until it closed, and how long that took.
 async fn answer_to_a_body_cut_short(address: &str, sent: &str) -> (String, Duration) {
+    answer_to_raw(
+        address,
+        |authority| {
+            format!(
+                "POST /wallets HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+                 Content-Length: 100\r\n\r\n{sent}"
+            )
+        },
+        Duration::from_secs(TEST_BODY_READ_TIMEOUT_SECONDS + BODY_TIMEOUT_SLACK_SECONDS),
+    )
+    .await
+}
+
+/// Sends the bytes `request(authority)` makes on a new connection; returns
+/// all the server answered until it closed it (within `limit`), and how
+/// long that took from the send.
+async fn answer_to_raw(
+    address: &str,
+    request: impl FnOnce(&str) -> String,
+    limit: Duration,
+) -> (String, Duration) {
     let authority = address.trim_start_matches("http://");
     let mut stream = TcpStream::connect(authority).await.expect("connected");
-    let head = format!(
-        "POST /wallets HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
-         Content-Length: 100\r\n\r\n{sent}"
-    );
+    let head = request(authority);
     let started = Instant::now();
     stream.write_all(head.as_bytes()).await.expect("written");
-    let limit = Duration::from_secs(TEST_BODY_READ_TIMEOUT_SECONDS + BODY_TIMEOUT_SLACK_SECONDS);
     let mut answer = Vec::new();
     tokio::time::timeout(limit, stream.read_to_end(&mut answer))
         .await
