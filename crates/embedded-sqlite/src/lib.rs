@@ -171,6 +171,14 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
     Ok(connection)
 }
 
+/// Whether a commit failed because [`open_writer`]'s guard refused it (the
+/// file or its folder moved): SQLite rolled the transaction back, so its
+/// outcome is known — nothing of it was written.
+pub fn is_refused_commit(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(failure, _)
+        if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_COMMITHOOK)
+}
+
 /// Read-only connections to a database file whose writer created it.
 #[derive(Clone)]
 pub struct ReadPool {
@@ -432,8 +440,7 @@ mod tests {
             .await
             .expect_err("no commit into a moved folder");
         assert!(
-            matches!(&refused, SqliteError::Sqlite(error)
-                if error.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)),
+            matches!(&refused, SqliteError::Sqlite(error) if is_refused_commit(error)),
             "{refused}"
         );
         assert!(matches!(

@@ -11,7 +11,7 @@ use std::thread;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use embedded_sqlite::{migrate, open_writer, Durability, ReadPool, SqliteError};
+use embedded_sqlite::{is_refused_commit, migrate, open_writer, Durability, ReadPool, SqliteError};
 use rusqlite::{
     params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
 };
@@ -235,6 +235,9 @@ fn commit_group(
     }
     match transaction.commit() {
         Ok(()) => (outcomes, Ok(())),
+        // Refused before anything was written (the data folder moved): the
+        // outcome is known, the store unavailable.
+        Err(error) if is_refused_commit(&error) => failed_all(error),
         Err(error) => {
             tracing::error!(%error, "event store group commit got no answer");
             let message = error.to_string();

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{json_of, spawn_app, spawn_app_in};
+use crate::helpers::{error_message, json_of, spawn_app, spawn_app_in};
 
 #[tokio::test]
 async fn writes_survive_a_restart_and_the_list_resumes() {
@@ -110,6 +110,10 @@ async fn a_data_folder_moved_under_the_server_takes_no_more_writes() {
     assert_eq!(
         status, 503,
         "no write acknowledged into a folder that moved: {body}"
+    );
+    assert!(
+        !error_message(&body, 503).contains("unknown"),
+        "the refused commit wrote nothing, and says so: {body}"
     );
     // The ledger's and the read model's files moved too: a read on a
     // connection opened before the move still reads them (200, from the
