@@ -125,15 +125,12 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
     let connection = Connection::open(path).map_err(at)?;
     if durability == Durability::Durable {
         let place = FilePlace::of(path)?;
-        connection.commit_hook(Some(move || {
-            let moved = !place.is_current();
-            if moved {
-                tracing::error!(
-                    error = %SqliteError::Moved { path: place.path().to_path_buf() },
-                    "commit refused"
-                );
+        connection.commit_hook(Some(move || match place.check() {
+            Ok(()) => false,
+            Err(moved) => {
+                tracing::error!(error = %moved, "commit refused");
+                true
             }
-            moved
         }));
     }
     connection
