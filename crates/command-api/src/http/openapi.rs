@@ -102,12 +102,19 @@ const CROSS_ORIGIN_REFUSAL: &str = "A command whose Origin is not this server, o
 /// any handler, with no body.
 const HEAD_TOO_LARGE: &str = "More than 96 request headers, or a request head over 128 KiB; \
      answered by the HTTP layer with no body, and the connection is closed";
+/// What the HTTP layer (actix-http's request parser) answers 400 for,
+/// before any route is known, with no body: the request is not HTTP/1.1
+/// a server can read safely (RFC 9112 §3.2, §6.3).
+const MALFORMED_REQUEST: &str = "A request that is not well-formed HTTP/1.1 (no Host header, \
+     both Content-Length and Transfer-Encoding, a repeated or non-numeric Content-Length, a \
+     header line without a colon, a control byte in the request line, an unknown HTTP version); \
+     answered by the HTTP layer with no body, and the connection is closed";
 /// Paths whose answers never depend on storage (no 503).
 const STORAGE_FREE_PATHS: [&str; 2] = ["/", "/metrics"];
 
 /// Adds to every operation the `X-Correlation-Id` header and the answers
 /// the HTTP layer and the middleware can give before its handler: 400 (a
-/// bad correlation id), 403 (the origin guard), 408 (the head too slow:
+/// bad correlation id, a malformed request), 403 (the origin guard), 408 (the head too slow:
 /// [`HEAD_READ_TIMEOUT_MS`]), 431 (the head too large) and, where storage
 /// is read, 503. Runs after
 /// the other modifiers, so a 403 or 408 they describe keeps its text with
@@ -128,6 +135,7 @@ impl Modify for EveryOperation {
                 responses
                     .entry("400".to_owned())
                     .or_insert_with(|| error_response("Invalid X-Correlation-Id"));
+                add_or_extend(responses, "400", MALFORMED_REQUEST, error_response);
                 add_or_extend(responses, "403", CROSS_ORIGIN_REFUSAL, error_response);
                 add_or_extend(responses, "408", &head_timed_out, bodiless_response);
                 add_or_extend(responses, "431", HEAD_TOO_LARGE, bodiless_response);

@@ -276,6 +276,48 @@ async fn a_head_of_too_many_headers_is_the_documented_431() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn a_request_that_is_not_well_formed_http_is_the_documented_bodiless_400() {
+    let app = spawn_app().await;
+    let malformed: [(&str, fn(&str) -> String); 3] = [
+        ("no Host", |_| "GET /health HTTP/1.1\r\n\r\n".to_owned()),
+        ("two framings", |authority| {
+            let body = r#"{"walletId":"framed","ownerId":"o1"}"#;
+            format!(
+                "POST /wallets HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+                 Transfer-Encoding: chunked\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        }),
+        ("a header without a colon", |authority| {
+            format!("GET /health HTTP/1.1\r\nHost: {authority}\r\nNoColon\r\n\r\n")
+        }),
+    ];
+    for (what, request) in malformed {
+        let (answer, _) = answer_to_raw(
+            &app.address,
+            request,
+            Duration::from_secs(BODY_TIMEOUT_SLACK_SECONDS),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{what}: {answer}");
+    }
+    // The request with two framings created nothing.
+    let (status, _) = json_of(app.get("/wallets/framed").send().await.expect("sent")).await;
+    assert_eq!(status, 404);
+    let (_, document) = json_of(app.get("/openapi.json").send().await.expect("sent")).await;
+    for (path, method) in [("/health", "get"), ("/wallets", "post")] {
+        let description = document["paths"][path][method]["responses"]["400"]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            description.contains("not well-formed HTTP/1.1"),
+            "{method} {path}: {description}"
+        );
+    }
+    app.stop().await;
+}
+
 /// Sends a request's head declaring a 100-byte body and then only `sent` of
 /// it; returns all the server answered until it closed, and how long that took.
 async fn answer_to_a_body_cut_short(address: &str, sent: &str) -> (String, Duration) {
