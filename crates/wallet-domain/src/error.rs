@@ -51,7 +51,8 @@ pub enum DomainError {
         #[serde(default)]
         held: Decimal,
     },
-    #[error("Cannot transfer from wallet {0} to itself")]
+    /// A transfer's or a capture's `toWalletId` names the paying wallet.
+    #[error("Cannot transfer from wallet {0} to itself: toWalletId must name another wallet")]
     SameWalletTransfer(WalletId),
     #[error("Balance of wallet {0} would exceed the largest balance a wallet may hold")]
     BalanceOverflow(WalletId),

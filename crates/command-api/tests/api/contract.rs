@@ -107,7 +107,11 @@ async fn domain_refusals_map_to_the_seed_status_codes() {
 
     let (status, body) = json_of(app.transfer("a", "a", json!(1)).await).await;
     assert_eq!(status, 400);
-    assert!(error_message(&body, 400).contains("itself"));
+    let message = error_message(&body, 400);
+    assert!(
+        message.contains("itself") && message.contains("toWalletId"),
+        "{message}"
+    );
 
     let (status, body) = json_of(app.transfer("a", "ghost", json!(1)).await).await;
     assert_eq!(status, 404);
