@@ -276,10 +276,13 @@ async fn a_head_of_too_many_headers_is_the_documented_431() {
     app.stop().await;
 }
 
+/// A request's bytes, made from the server's authority (`host:port`).
+type RawRequest = fn(&str) -> String;
+
 #[tokio::test]
 async fn a_request_that_is_not_well_formed_http_is_the_documented_bodiless_400() {
     let app = spawn_app().await;
-    let malformed: [(&str, fn(&str) -> String); 3] = [
+    let malformed: [(&str, RawRequest); 3] = [
         ("no Host", |_| "GET /health HTTP/1.1\r\n\r\n".to_owned()),
         ("two framings", |authority| {
             let body = r#"{"walletId":"framed","ownerId":"o1"}"#;
