@@ -18,6 +18,7 @@
 use std::sync::Arc;
 
 use embedded_sqlite::DataDirLock;
+use event_bus::PUBLISHER_CHECKPOINT_NAME_DEFAULT;
 use event_relay::dead_letters::{DeadLetterStore, EmbeddedDeadLetters};
 use event_relay::{run_relay, RelayLimits};
 use event_sink::EventSink;
@@ -30,6 +31,7 @@ use tokio::task::JoinHandle;
 use transfer_process::{EmbeddedTransferJournal, TransferJournal};
 use wallet_lock::{InProcessWalletLock, RedisLockConfig, RedisWalletLock, WalletLock};
 
+use crate::catch_up::{ConsumerGroup, Progress, Watermark};
 use crate::config::{Config, EventStoreKind, TransferMode};
 use crate::metrics::Metrics;
 use crate::publisher_status::{InProcessRelayStatus, KafkaRelayStatus, PublisherStatus};
@@ -40,15 +42,6 @@ use crate::startup::StartupError;
 /// its own): its owner only.
 #[cfg(unix)]
 const DATA_DIR_MODE: u32 = 0o700;
-
-/// How far the in-process projections have read the log (embedded mode only:
-/// elsewhere they run in other processes and reads are eventually consistent).
-#[derive(Clone, Default)]
-pub struct Progress {
-    pub read_model: Option<watch::Receiver<u64>>,
-    pub ledger: Option<watch::Receiver<u64>>,
-    pub search_index: Option<watch::Receiver<u64>>,
-}
 
 pub struct Adapters {
     pub store: Arc<dyn EventStore>,
@@ -155,16 +148,21 @@ fn embedded(
             ))
         })
         .collect();
+    let publisher = InProcessRelayStatus::new(
+        Arc::clone(&store),
+        vec![
+            read_model_progress.clone(),
+            ledger_progress.clone(),
+            search_index_progress.clone(),
+        ],
+    );
     let progress = Progress {
-        read_model: Some(read_model_progress),
-        ledger: Some(ledger_progress),
-        search_index: Some(search_index_progress),
+        read_model: Some(Watermark::InProcess(read_model_progress)),
+        ledger: Some(Watermark::InProcess(ledger_progress)),
+        search_index: Some(Watermark::InProcess(search_index_progress)),
     };
     Ok(Adapters {
-        publisher: Arc::new(InProcessRelayStatus::new(
-            Arc::clone(&store),
-            progress.clone(),
-        )),
+        publisher: Arc::new(publisher),
         store,
         transfer_journal,
         lock,
@@ -215,15 +213,37 @@ async fn distributed(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapt
         config.kafka_brokers.as_deref(),
         &config.kafka_topic,
     )?;
+    let search_index = elasticsearch(config)?;
+    let consumer_group = |group: &str| {
+        ConsumerGroup::new(
+            pool.clone(),
+            PUBLISHER_CHECKPOINT_NAME_DEFAULT,
+            &config.kafka_topic,
+            group,
+        )
+    };
+    let progress = Progress {
+        read_model: Some(Watermark::ConsumerGroup(Arc::new(consumer_group(
+            &config.projection_consumer_group,
+        )))),
+        ledger: Some(Watermark::ConsumerGroup(Arc::new(consumer_group(
+            &config.ledger_consumer_group,
+        )))),
+        search_index: search_index.as_ref().map(|index| {
+            Watermark::ConsumerGroup(Arc::new(
+                consumer_group(&config.projection_consumer_group).searching(Arc::clone(index)),
+            ))
+        }),
+    };
     Ok(Adapters {
         store,
         transfer_journal,
         lock,
         read_model: Arc::new(PostgresReadModel::new(pool.clone())),
         ledger: Arc::new(PostgresLedger::new(pool)),
-        search_index: elasticsearch(config)?,
+        search_index,
         publisher: Arc::new(publisher),
-        progress: Progress::default(),
+        progress,
         dead_letters: None,
         background: Vec::new(),
         data_dir_lock: None,

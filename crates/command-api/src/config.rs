@@ -77,6 +77,18 @@ pub struct Config {
     /// Topic the outbox relay publishes to.
     #[arg(long, env = "KAFKA_TOPIC", default_value = "wallet-events")]
     pub kafka_topic: String,
+    /// Consumer group of `ledger-consumer` (its `KAFKA_GROUP_ID`): a ledger
+    /// read waits for it to reach the writes acknowledged before the read.
+    #[arg(long, env = "LEDGER_CONSUMER_GROUP", default_value = "wallex-ledger")]
+    pub ledger_consumer_group: String,
+    /// Consumer group of `projection-consumer` (its `KAFKA_GROUP_ID`): a read
+    /// of the read model or of the search index waits for it the same way.
+    #[arg(
+        long,
+        env = "PROJECTION_CONSUMER_GROUP",
+        default_value = "wallex-projection"
+    )]
+    pub projection_consumer_group: String,
     /// Elasticsearch or OpenSearch serving transaction history and search in
     /// the distributed mode (the embedded default has its own SQLite index).
     #[arg(long, env = "ELASTICSEARCH_URL", hide_env_values = true)]
@@ -224,6 +236,8 @@ impl Config {
             redis_url: None,
             kafka_brokers: None,
             kafka_topic: "wallet-events".into(),
+            ledger_consumer_group: "wallex-ledger".into(),
+            projection_consumer_group: "wallex-projection".into(),
             elasticsearch_url: None,
             elasticsearch_index_prefix: "wallex".into(),
             elasticsearch_request_timeout_ms: search_index::REQUEST_TIMEOUT_MS_DEFAULT,

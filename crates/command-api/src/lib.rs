@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod adapters;
+pub mod catch_up;
 pub mod config;
 pub mod dead_letters;
 pub mod hold_expiry;

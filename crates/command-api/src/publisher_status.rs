@@ -12,8 +12,8 @@ use event_bus::{
 use event_store::EventStore;
 use serde::Serialize;
 use sqlx::PgPool;
+use tokio::sync::watch;
 
-use crate::adapters::Progress;
 use crate::startup::StartupError;
 
 /// A relay whose checkpoint has not moved for this long while events wait is not running.
@@ -75,16 +75,8 @@ fn failed(destination: String, error: String) -> PublisherReport {
 
 /// The position the slowest of the in-process projections (read model,
 /// ledger, search index) has taken; `None` when none runs here.
-fn slowest(progress: &Progress) -> Option<u64> {
-    [
-        &progress.read_model,
-        &progress.ledger,
-        &progress.search_index,
-    ]
-    .into_iter()
-    .flatten()
-    .map(|taken| *taken.borrow())
-    .min()
+fn slowest(delivered: &[watch::Receiver<u64>]) -> Option<u64> {
+    delivered.iter().map(|taken| *taken.borrow()).min()
 }
 
 /// The embedded default: the relays run in this process. Its
@@ -92,12 +84,13 @@ fn slowest(progress: &Progress) -> Option<u64> {
 /// is 0 only once all three have caught up with the log.
 pub struct InProcessRelayStatus {
     store: Arc<dyn EventStore>,
-    progress: Progress,
+    /// Each in-process relay's delivered log position.
+    delivered: Vec<watch::Receiver<u64>>,
 }
 
 impl InProcessRelayStatus {
-    pub fn new(store: Arc<dyn EventStore>, progress: Progress) -> Self {
-        Self { store, progress }
+    pub fn new(store: Arc<dyn EventStore>, delivered: Vec<watch::Receiver<u64>>) -> Self {
+        Self { store, delivered }
     }
 }
 
@@ -109,7 +102,7 @@ impl PublisherStatus for InProcessRelayStatus {
             Ok(head) => head,
             Err(error) => return failed(destination, error.to_string()),
         };
-        let published = slowest(&self.progress).unwrap_or(head);
+        let published = slowest(&self.delivered).unwrap_or(head);
         match lag_after(self.store.as_ref(), published).await {
             Ok(lag_ms) => PublisherReport {
                 destination,
@@ -212,20 +205,14 @@ impl PublisherStatus for KafkaRelayStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::sync::watch;
 
     #[test]
     fn the_slowest_projection_is_the_published_position_the_search_index_included() {
         let (_read_model, read_model) = watch::channel(9);
         let (_ledger, ledger) = watch::channel(9);
         let (_search_index, search_index) = watch::channel(4);
-        let progress = Progress {
-            read_model: Some(read_model),
-            ledger: Some(ledger),
-            search_index: Some(search_index),
-        };
 
-        assert_eq!(slowest(&progress), Some(4));
-        assert_eq!(slowest(&Progress::default()), None);
+        assert_eq!(slowest(&[read_model, ledger, search_index]), Some(4));
+        assert_eq!(slowest(&[]), None);
     }
 }

@@ -16,7 +16,8 @@ use tokio::task::JoinHandle;
 use transfer_process::JournalError;
 
 use crate::access::{Access, AccessConfigError};
-use crate::adapters::{self, Progress};
+use crate::adapters;
+use crate::catch_up::Progress;
 use crate::config::Config;
 use crate::http::{self, TRANSFER_REPLY};
 use crate::metrics::Metrics;

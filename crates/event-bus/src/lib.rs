@@ -31,7 +31,7 @@ mod probe;
 mod publisher;
 mod stored_offsets;
 
-pub use checkpoint::{read_checkpoint, store_checkpoint};
+pub use checkpoint::{group_reached, read_checkpoint, store_checkpoint, PublishedOffsets};
 pub use config::{
     ConsumerConfig, PublisherConfig, CONSUMER_BATCH_SIZE_MAX_DEFAULT,
     CONSUMER_BATCH_WAIT_MS_DEFAULT, CONSUMER_FETCH_MIN_BYTES_DEFAULT,

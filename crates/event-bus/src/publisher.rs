@@ -18,7 +18,7 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use sqlx::PgPool;
 
-use crate::checkpoint::{read_checkpoint, store_checkpoint};
+use crate::checkpoint::{read_checkpoint, store_checkpoint, PublishedOffsets};
 use crate::config::PublisherConfig;
 use crate::headers::{
     self, HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_POSITION, HEADER_SCHEMA_VERSION,
@@ -101,7 +101,8 @@ impl KafkaPublisher {
 
     /// Produces the whole batch and waits for every delivery report, even
     /// after a failure, so that a retry never races this attempt's messages.
-    async fn produce_all(&self, batch: &[StoredEvent]) -> Result<(), BusError> {
+    /// Answers where the batch left each partition it published to.
+    async fn produce_all(&self, batch: &[StoredEvent]) -> Result<PublishedOffsets, BusError> {
         if batch.len() > self.config.queue_messages_max {
             return Err(BusError::Invalid(format!(
                 "a batch of {} events exceeds the producer queue of {}",
@@ -112,6 +113,7 @@ impl KafkaPublisher {
         let producer = self.producer();
         let mut deliveries: Vec<DeliveryFuture> = Vec::with_capacity(batch.len());
         let mut first_error: Option<BusError> = None;
+        let mut published = PublishedOffsets::new();
         for event in batch {
             match self.enqueue(&producer, event) {
                 Ok(delivery) => deliveries.push(delivery),
@@ -123,7 +125,11 @@ impl KafkaPublisher {
         }
         for delivery in deliveries {
             let outcome = match delivery.await {
-                Ok(Ok(_delivered)) => Ok(()),
+                Ok(Ok(delivered)) => {
+                    let next = published.entry(delivered.partition).or_default();
+                    *next = (*next).max(delivered.offset + 1);
+                    Ok(())
+                }
                 Ok(Err((error, _message))) => Err(BusError::Kafka(error)),
                 Err(_canceled) => Err(BusError::Delivery(
                     "the producer went away before reporting".to_owned(),
@@ -135,7 +141,7 @@ impl KafkaPublisher {
         }
         match first_error {
             Some(error) => Err(error),
-            None => Ok(()),
+            None => Ok(published),
         }
     }
 
@@ -217,9 +223,15 @@ impl EventSink for KafkaPublisher {
                 )))
             });
         let outcome = match produced {
-            Ok(()) => store_checkpoint(&self.pool, &self.config.checkpoint_name, last)
-                .await
-                .map_err(BusError::from),
+            Ok(published) => store_checkpoint(
+                &self.pool,
+                &self.config.checkpoint_name,
+                last,
+                &self.config.topic,
+                &published,
+            )
+            .await
+            .map_err(BusError::from),
             Err(error) => Err(error),
         };
         match outcome {

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use rust_decimal::Decimal;
 use search_index::{ElasticsearchIndex, SearchIndex};
 use serde_json::Value;
 use wallet_domain::WalletId;
@@ -76,33 +77,11 @@ async fn first_difference(
         }
         let version = current["version"].as_u64();
 
-        let summary = api
-            .get(&format!("/ledger/wallet/{wallet}/summary"))
-            .await
-            .unwrap_or(Value::Null);
-        if decimal(&summary["balance"]) != Some(expected)
-            || summary["entryCount"].as_u64() != version
+        if let Some(difference) =
+            projections_difference(api, wallet, expected, version, &listed).await
         {
-            return Some(format!(
-                "ledger: {wallet} is {summary}, expected balance {expected} in {version:?} entries"
-            ));
+            return Some(difference);
         }
-
-        let projected = listed.as_array().and_then(|wallets| {
-            wallets
-                .iter()
-                .find(|listed| listed["id"] == wallet.as_str())
-        });
-        let projected_right = projected.is_some_and(|projected| {
-            decimal(&projected["balance"]) == Some(expected)
-                && projected["version"].as_u64() == version
-        });
-        if !projected_right {
-            return Some(format!(
-                "read model: {wallet} is {projected:?}, expected {expected}"
-            ));
-        }
-
         let id = WalletId::parse(wallet).expect("the test's wallet ids are valid");
         let indexed = search.wallet(&id).await.ok().flatten();
         let indexed_right = indexed.as_ref().is_some_and(|indexed| {
@@ -113,19 +92,54 @@ async fn first_difference(
                 "search index: {wallet} is {indexed:?}, expected {expected}"
             ));
         }
-
-        let history = api
-            .get(&format!("/wallets/{wallet}/transactions?limit=1"))
-            .await
-            .unwrap_or(Value::Null);
-        if history["count"].as_u64() != version {
-            return Some(format!(
-                "GET /wallets/{wallet}/transactions: {history}, expected {version:?} transactions"
-            ));
-        }
     }
     match api.get("/ledger/verify").await {
         Some(verdict) if verdict["ok"] == true => None,
         verdict => Some(format!("GET /ledger/verify: {verdict:?}")),
     }
+}
+
+/// How the projections, read through the API, differ from `wallet` holding
+/// `expected` at stream `version`: the ledger's summary (balance and entry
+/// count), the wallet in `listed` (a `GET /wallets` answer: the read model)
+/// and the count of `GET /wallets/{id}/transactions` (the search index).
+pub async fn projections_difference(
+    api: &Api,
+    wallet: &str,
+    expected: Decimal,
+    version: Option<u64>,
+    listed: &Value,
+) -> Option<String> {
+    let summary = api
+        .get(&format!("/ledger/wallet/{wallet}/summary"))
+        .await
+        .unwrap_or(Value::Null);
+    if decimal(&summary["balance"]) != Some(expected) || summary["entryCount"].as_u64() != version {
+        return Some(format!(
+            "ledger: {wallet} is {summary}, expected balance {expected} in {version:?} entries"
+        ));
+    }
+
+    let projected = listed
+        .as_array()
+        .and_then(|wallets| wallets.iter().find(|listed| listed["id"] == wallet));
+    let projected_right = projected.is_some_and(|projected| {
+        decimal(&projected["balance"]) == Some(expected) && projected["version"].as_u64() == version
+    });
+    if !projected_right {
+        return Some(format!(
+            "read model: {wallet} is {projected:?}, expected {expected}"
+        ));
+    }
+
+    let history = api
+        .get(&format!("/wallets/{wallet}/transactions?limit=1"))
+        .await
+        .unwrap_or(Value::Null);
+    if history["count"].as_u64() != version {
+        return Some(format!(
+            "GET /wallets/{wallet}/transactions: {history}, expected {version:?} transactions"
+        ));
+    }
+    None
 }

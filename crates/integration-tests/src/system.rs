@@ -194,6 +194,8 @@ impl System {
         create_named_topic(&servers.kafka_brokers, &dead_letters, 1).await;
         // Elasticsearch index names are lower case.
         let index_prefix = unique_name("wallex").to_lowercase();
+        let group = |binary: &str| format!("{topic}_{binary}");
+        let (ledger_group, projection_group) = (group(LEDGER_CONSUMER), group(PROJECTION_CONSUMER));
 
         let shared = [
             ("DATABASE_URL", database.url.as_str()),
@@ -203,6 +205,9 @@ impl System {
             ("KAFKA_DLQ_TOPIC", dead_letters.as_str()),
             ("ELASTICSEARCH_URL", servers.elasticsearch_url.as_str()),
             ("ELASTICSEARCH_INDEX_PREFIX", index_prefix.as_str()),
+            // command-api's reads wait for these groups (the consumers' own below).
+            ("LEDGER_CONSUMER_GROUP", ledger_group.as_str()),
+            ("PROJECTION_CONSUMER_GROUP", projection_group.as_str()),
             // Authentication on, as in production (the others ignore it).
             ("AUTH_JWT_SECRET", crate::client::API_SECRET),
         ];
@@ -224,7 +229,7 @@ impl System {
                     .iter()
                     .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
                     .collect();
-                environment.push(("KAFKA_GROUP_ID".into(), format!("{topic}_{binary}")));
+                environment.push(("KAFKA_GROUP_ID".into(), group(binary)));
                 // Static membership, as the k8s manifests give it (the pod's
                 // name): a consumer killed and restarted takes its partitions
                 // back at once.

@@ -229,6 +229,10 @@ mod tests {
 
     #[async_trait]
     impl SearchIndex for FakeSearchIndex {
+        async fn make_searchable(&self) -> Result<(), SearchIndexError> {
+            Ok(())
+        }
+
         async fn ensure_indices(&self) -> Result<(), SearchIndexError> {
             Ok(())
         }

@@ -116,8 +116,9 @@ impl ElasticsearchIndex {
         &self.transactions_index
     }
 
-    /// Makes everything indexed so far visible to searches (tests and tools;
-    /// the server refreshes on its own every second).
+    /// Makes everything indexed so far visible to searches (a read that must
+    /// show what was acknowledged before it, tests and tools; the server
+    /// refreshes on its own every second).
     pub async fn refresh(&self) -> Result<(), SearchIndexError> {
         let indices = [
             self.wallets_index.as_str(),
@@ -395,6 +396,10 @@ impl SearchIndex for ElasticsearchIndex {
             .next()
             .map(IndexedWallet::try_from)
             .transpose()
+    }
+
+    async fn make_searchable(&self) -> Result<(), SearchIndexError> {
+        self.refresh().await
     }
 
     async fn ping(&self) -> Result<(), SearchIndexError> {

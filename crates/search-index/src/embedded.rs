@@ -485,6 +485,11 @@ impl SearchIndex for EmbeddedSearchIndex {
         source.map(IndexedWallet::try_from).transpose()
     }
 
+    /// Written is searchable here: nothing to do.
+    async fn make_searchable(&self) -> Result<(), SearchIndexError> {
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<(), SearchIndexError> {
         self.readers
             .read(|connection| connection.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)))

@@ -222,6 +222,12 @@ pub trait SearchIndex: Send + Sync {
     async fn wallet(&self, wallet_id: &WalletId)
         -> Result<Option<IndexedWallet>, SearchIndexError>;
 
+    /// Makes everything indexed so far visible to the searches that start
+    /// after it returns. Elasticsearch shows a write only after its next
+    /// refresh (every second by default), so this asks for one; the embedded
+    /// index shows a write as soon as it returns, so this does nothing there.
+    async fn make_searchable(&self) -> Result<(), SearchIndexError>;
+
     /// Whether the server answers, for health checks.
     async fn ping(&self) -> Result<(), SearchIndexError>;
 }

@@ -1,7 +1,5 @@
 //! The ledger API, served from the double-entry ledger's tables.
 
-use std::time::Duration;
-
 use actix_web::{web, HttpResponse};
 use identity::Action;
 use ledger::posting::hold_reference;
@@ -12,7 +10,6 @@ use ledger::{
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
 use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
 use wallet_domain::{AsOf, HoldId};
@@ -27,6 +24,7 @@ use super::ledger_dto::{
 use super::path;
 use super::query::{self, Bounds, Kind, QueryError, Spec};
 use super::wallets::not_yet_created;
+use crate::catch_up::Watermark;
 use crate::startup::AppState;
 
 /// How long a ledger read waits for the ledger to reach the acknowledged writes.
@@ -36,24 +34,10 @@ fn read_wallet(owner_id: Option<&str>) -> Action<'_> {
     Action::ReadWallet { owner_id }
 }
 
-/// Waits (bounded) until an in-process projection has reached every write
-/// acknowledged so far; projections in other processes are not waited for.
-pub async fn catch_up(
-    state: &AppState,
-    progress: &Option<watch::Receiver<u64>>,
-    wait_ms: u64,
-) -> bool {
-    let Some(progress) = progress else {
-        return true;
-    };
-    let head = *state.wallets.store().appended().borrow();
-    let mut progress = progress.clone();
-    let reached = tokio::time::timeout(
-        Duration::from_millis(wait_ms),
-        progress.wait_for(|position| *position >= head),
-    )
-    .await;
-    matches!(reached, Ok(Ok(_)))
+/// Waits (bounded) until `watermark`'s projection shows every write
+/// acknowledged before the read ([`crate::catch_up`]); says whether it does.
+pub async fn catch_up(state: &AppState, watermark: &Option<Watermark>, wait_ms: u64) -> bool {
+    crate::catch_up::catch_up(state.wallets.store().as_ref(), watermark, wait_ms).await
 }
 
 /// The names `transactionType` accepts.

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use integration_tests::client::{run_load, Api, Book};
-use integration_tests::convergence::assert_converges;
+use integration_tests::client::{decimal, run_load, Answer, Api, Book};
+use integration_tests::convergence::{assert_converges, projections_difference};
 use integration_tests::system::{Servers, System, BINARIES};
 use integration_tests::unique_name;
 use serde_json::json;
@@ -36,6 +36,8 @@ const CRASH_INTERVAL: Duration = Duration::from_millis(1_500);
 const CONVERGENCE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Seed of the load's choices.
 const LOAD_SEED: u64 = 0;
+/// Writes each followed at once by the reads of every projection.
+const READ_YOUR_WRITES_ROUNDS: usize = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn money_flows_through_all_four_binaries() {
@@ -114,5 +116,52 @@ async fn kill_dash_nine_of_any_binary_loses_and_doubles_nothing() {
     );
     assert!(book.acknowledged() > 0, "the load got answers");
     assert_converges(&api, &system, &book, &owner, CONVERGENCE_TIMEOUT).await;
+    system.stop().await;
+}
+
+/// As on the embedded default, a read of a projection right after a write
+/// shows it: the ledger's summary, the read model's listing and the history
+/// from the search index, each read once, with no wait on the client's side
+/// (command-api waits for the consumer groups: `command_api::catch_up`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_read_shows_the_writes_acknowledged_before_it() {
+    let Some(servers) = Servers::from_env() else {
+        return;
+    };
+    let system = System::start(&servers).await;
+    let api = Api::new(system.api_url());
+    let owner = unique_name("owner");
+    let book = Book::open(&api, &owner, 1).await;
+    let wallet = &book.wallets[0];
+
+    for round in 1..=READ_YOUR_WRITES_ROUNDS {
+        let credited = api
+            .post(
+                &format!("/wallets/{wallet}/credit"),
+                &json!({"amount": 1.25}),
+            )
+            .await;
+        assert!(
+            matches!(credited, Answer::Created),
+            "credit {round}: {credited:?}"
+        );
+        let current = api
+            .get(&format!("/wallets/{wallet}"))
+            .await
+            .expect("the wallet reads");
+        let balance = decimal(&current["balance"]).expect("a balance");
+        let listed = api
+            .get(&format!("/wallets?ownerId={owner}"))
+            .await
+            .expect("the wallets list");
+        let difference =
+            projections_difference(&api, wallet, balance, current["version"].as_u64(), &listed)
+                .await;
+        assert!(
+            difference.is_none(),
+            "round {round}, right after the credit: {difference:?}\n{}",
+            system.logs()
+        );
+    }
     system.stop().await;
 }
