@@ -20,10 +20,10 @@ pub async fn read_checkpoint(pool: &PgPool, name: &str) -> Result<u64, sqlx::Err
 }
 
 /// Moves the checkpoint `name` to `position` and the published offsets of
-/// `topic` to `offsets`, in one transaction; neither ever moves backwards,
-/// so a deposed leader finishing a stale batch cannot undo its successor's
-/// progress. A reader that sees the checkpoint at a position sees offsets
-/// that cover every message up to it.
+/// `topic` to `offsets`, in one statement (so one commit); neither ever
+/// moves backwards, so a deposed leader finishing a stale batch cannot undo
+/// its successor's progress. A reader that sees the checkpoint at a
+/// position sees offsets that cover every message up to it.
 pub async fn store_checkpoint(
     pool: &PgPool,
     name: &str,
@@ -33,32 +33,27 @@ pub async fn store_checkpoint(
 ) -> Result<(), sqlx::Error> {
     let position = i64::try_from(position)
         .map_err(|_| sqlx::Error::Protocol(format!("position {position} exceeds BIGINT")))?;
-    let mut transaction = pool.begin().await?;
-    for (partition, next_offset) in offsets {
-        sqlx::query(
-            "INSERT INTO relay_published_offsets (name, topic, partition, next_offset) \
-             VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (name, topic, partition) DO UPDATE \
-             SET next_offset = GREATEST(relay_published_offsets.next_offset, EXCLUDED.next_offset)",
-        )
-        .bind(name)
-        .bind(topic)
-        .bind(partition)
-        .bind(next_offset)
-        .execute(&mut *transaction)
-        .await?;
-    }
+    let (partitions, next_offsets): (Vec<i32>, Vec<i64>) = offsets.iter().unzip();
     sqlx::query(
-        "INSERT INTO relay_checkpoints (name, position) VALUES ($1, $2) \
+        "WITH published AS ( \
+             INSERT INTO relay_published_offsets (name, topic, partition, next_offset) \
+             SELECT $1, $3, partition, next_offset \
+             FROM UNNEST($4::INTEGER[], $5::BIGINT[]) AS batch (partition, next_offset) \
+             ON CONFLICT (name, topic, partition) DO UPDATE \
+             SET next_offset = GREATEST(relay_published_offsets.next_offset, EXCLUDED.next_offset)) \
+         INSERT INTO relay_checkpoints (name, position) VALUES ($1, $2) \
          ON CONFLICT (name) DO UPDATE \
          SET position = GREATEST(relay_checkpoints.position, EXCLUDED.position), \
              updated_at = now()",
     )
     .bind(name)
     .bind(position)
-    .execute(&mut *transaction)
+    .bind(topic)
+    .bind(partitions)
+    .bind(next_offsets)
+    .execute(pool)
     .await?;
-    transaction.commit().await
+    Ok(())
 }
 
 /// Whether consumer `group` has applied every message relay `name` published

@@ -18,6 +18,9 @@ const BINARIES: &[(&str, &[Variable])] = &[
             ("REDIS_URL", None),
             ("KAFKA_BROKERS", None),
             ("ELASTICSEARCH_URL", None),
+            // The consumers' groups below, whose offsets its reads wait for.
+            ("LEDGER_CONSUMER_GROUP", Some("wallex-ledger")),
+            ("PROJECTION_CONSUMER_GROUP", Some("wallex-projection")),
             ("EVENT_STORE", None),
             ("KURRENTDB_URL", None),
             ("AUTH_JWT_SECRET", None),

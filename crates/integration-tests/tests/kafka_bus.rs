@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use event_bus::{
-    replay_dlq, run_consumer, run_consumer_with_metrics, ConsumerConfig, ConsumerMetrics,
-    KafkaPublisher, ParkedWallets, PublisherConfig, PublisherMetrics,
+    group_reached, replay_dlq, run_consumer, run_consumer_with_metrics, ConsumerConfig,
+    ConsumerMetrics, KafkaPublisher, ParkedWallets, PublisherConfig, PublisherMetrics,
+    PUBLISHER_CHECKPOINT_NAME_DEFAULT,
 };
 use event_sink::{DeliveryError, EventSink};
 use event_store::{AppendRequest, EventStore, PostgresEventStore, RecordedEvent, StreamAppend};
@@ -279,6 +280,7 @@ async fn the_publisher_delivers_a_batch_before_its_checkpoint_moves() {
         sorted.sort_unstable();
         assert_eq!(positions, &sorted, "{key}'s events in log order");
     }
+    published_offsets_tell_when_a_group_has_caught_up(&pool, &topic, &messages).await;
 
     // A publisher whose broker never answers fails the batch and leaves the checkpoint.
     let mut unreachable = PublisherConfig::new("127.0.0.1:1");
@@ -300,6 +302,74 @@ async fn the_publisher_delivers_a_batch_before_its_checkpoint_moves() {
     );
     pool.close().await;
     database.drop_database().await;
+}
+
+/// With the log up to 12 published as `messages`: the relay's published
+/// offsets are one past each partition's last message, and a consumer group
+/// has caught up with a head once the checkpoint is past it and the group's
+/// stored offsets reach them on every partition.
+async fn published_offsets_tell_when_a_group_has_caught_up(
+    pool: &sqlx::PgPool,
+    topic: &str,
+    messages: &[OwnedMessage],
+) {
+    let mut expected: BTreeMap<i32, i64> = BTreeMap::new();
+    for message in messages {
+        let next = expected.entry(message.partition()).or_default();
+        *next = (*next).max(message.offset() + 1);
+    }
+    let published: Vec<(i32, i64)> = sqlx::query_as(
+        "SELECT partition, next_offset FROM relay_published_offsets \
+         WHERE name = $1 AND topic = $2 ORDER BY partition",
+    )
+    .bind(PUBLISHER_CHECKPOINT_NAME_DEFAULT)
+    .bind(topic)
+    .fetch_all(pool)
+    .await
+    .expect("the published offsets");
+    assert_eq!(published, expected.clone().into_iter().collect::<Vec<_>>());
+    assert!(expected.len() > 1, "the batch spans partitions");
+
+    let group = unique_name("group");
+    let reached = |head: u64| {
+        let group = group.clone();
+        async move {
+            group_reached(pool, PUBLISHER_CHECKPOINT_NAME_DEFAULT, topic, &group, head)
+                .await
+                .expect("the group's progress reads")
+        }
+    };
+    let store = |partition: i32, next: i64| {
+        let group = group.clone();
+        async move {
+            sqlx::query(
+                "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (consumer_group, topic, partition) \
+                 DO UPDATE SET next_offset = EXCLUDED.next_offset",
+            )
+            .bind(&group)
+            .bind(topic)
+            .bind(partition)
+            .bind(next)
+            .execute(pool)
+            .await
+            .expect("offsets stored");
+        }
+    };
+    assert!(!reached(12).await, "a group that stored nothing");
+    let (last_partition, last_next) = expected
+        .iter()
+        .next_back()
+        .map(|(p, o)| (*p, *o))
+        .expect("a partition");
+    for (partition, next) in &expected {
+        store(*partition, *next).await;
+    }
+    store(last_partition, last_next - 1).await;
+    assert!(!reached(12).await, "one partition a message short");
+    store(last_partition, last_next).await;
+    assert!(reached(12).await, "every partition reached");
+    assert!(!reached(13).await, "a head the relay has not published");
 }
 
 #[tokio::test]

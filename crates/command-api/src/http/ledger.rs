@@ -365,7 +365,7 @@ pub async fn transactions(
     ))]
 pub async fn verify(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     authorize_call(&caller, Action::Audit)?;
-    // In-process, let the ledger reach what is acknowledged, so `caughtUp`
+    // Let the ledger reach what is acknowledged, so `caughtUp`
     // is usually true; the answer is right either way.
     catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let verification =

@@ -25,7 +25,7 @@ use super::query::{self, Bounds, Kind, QueryError, Spec};
 use crate::startup::AppState;
 use crate::wallets::ServiceError;
 
-/// How long a history or search waits for the in-process search index to
+/// How long a history or search waits for the search index to
 /// reach the writes acknowledged before it began.
 pub const SEARCH_CATCH_UP_WAIT_MS: u64 = 2_000;
 
