@@ -31,11 +31,27 @@ use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{RefOr, Required};
 use wallet_domain::{OwnerId, WalletId, IDENTIFIER_LENGTH_MAX};
 
-/// A day or an RFC 3339 date-time with seconds and an offset (`Z` or `±hh:mm`),
-/// each field in its range (month 01–12, day 01–31, hour 00–23, minute and
-/// second 00–59: no leap second); a day that is not in its month (`02-30`) is
-/// refused by the parser after it.
-pub const DATE_PATTERN: &str = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$";
+/// A day of the proleptic Gregorian calendar, `yyyy-mm-dd`: each day in its
+/// month, 29 February in leap years only (every fourth year, but not a
+/// century's unless divisible by 400). A macro, so the patterns can be
+/// `concat!`ed from it.
+macro_rules! calendar_day {
+    () => {
+        r"(?:[0-9]{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)"
+    };
+}
+/// `T`, a time of day with seconds (no leap second `:60`) and up to nine
+/// fraction digits, and an offset: `Z` or `±hh:mm`, each field in its range.
+macro_rules! time_of_day {
+    () => {
+        r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+    };
+}
+
+/// A day or an RFC 3339 date-time with seconds and an offset (`Z` or
+/// `±hh:mm`): month 01–12, each day in its month (29 February in leap years
+/// only), hour 00–23, minute and second 00–59 (no leap second).
+pub const DATE_PATTERN: &str = concat!("^", calendar_day!(), "(", time_of_day!(), ")?$");
 /// Digits before the decimal point of a decimal parameter, at most.
 pub const DECIMAL_INTEGER_DIGITS_MAX: usize = 16;
 /// Digits after the decimal point of a decimal parameter, at most.
@@ -45,7 +61,7 @@ pub const INTEGER_DIGITS_MAX: usize = 20;
 
 /// An RFC 3339 date-time with seconds and an offset, in upper case, each
 /// field in its range as in [`DATE_PATTERN`].
-pub const INSTANT_PATTERN: &str = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
+pub const INSTANT_PATTERN: &str = concat!("^", calendar_day!(), time_of_day!(), "$");
 /// The latest year an instant may fall in, in UTC: later ones have no
 /// four-digit RFC 3339 form to be answered in.
 const INSTANT_YEAR_MAX: i32 = 9999;
@@ -490,6 +506,14 @@ mod tests {
             "2026-11-30T12:00:60Z",
             "2026-11-30T12:00:00+24:00",
             "2026-11-30T12:00:00+02:60",
+            "2026-02-29",
+            "2026-02-30",
+            "2026-04-31",
+            "2026-06-31",
+            "2026-09-31",
+            "2026-11-31",
+            "2100-02-29",
+            "1900-02-29T00:00:00Z",
         ] {
             assert!(!matches(&DATE, raw), "{raw}");
             let instant = if raw.contains('T') {
@@ -503,10 +527,43 @@ mod tests {
             "2026-12-31",
             "2026-01-01T23:59:59.999999999+23:59",
             "2026-11-30T00:00:00Z",
+            "2024-02-29",
+            "2000-02-29",
+            "2026-02-28",
+            "2026-03-31",
+            "2026-04-30",
         ] {
             assert!(matches(&DATE, raw), "{raw}");
+            let written = if raw.contains('T') {
+                raw.to_owned()
+            } else {
+                format!("{raw}T00:00:00Z")
+            };
+            assert!(
+                instant(&written).is_some(),
+                "the pattern and the parser agree: {written}"
+            );
         }
         assert!(matches(&INSTANT, "2026-11-30T00:00:00-12:00"));
+    }
+
+    /// Every month's days, in years of every kind of leap rule: the day
+    /// pattern admits a day exactly when the calendar has it.
+    #[test]
+    fn the_day_pattern_is_the_calendar() {
+        let years = (1896..=2404).chain([0, 4, 100, 400, 9996, 9999]);
+        for year in years {
+            for month in 1..=12 {
+                for day in 1..=31 {
+                    let raw = format!("{year:04}-{month:02}-{day:02}");
+                    assert_eq!(
+                        matches(&DATE, &raw),
+                        NaiveDate::from_ymd_opt(year, month, day).is_some(),
+                        "{raw}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
