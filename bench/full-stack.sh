@@ -34,12 +34,17 @@ stop() {
   kill "${pids[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
   psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $RUN WITH (FORCE)" || true
+  scripts/infra.sh topic-delete "$RUN" >/dev/null || true
+  scripts/infra.sh topic-delete "$RUN-dlq" >/dev/null || true
+  curl -fs -X DELETE "$ELASTICSEARCH_URL/$RUN*" >/dev/null || true
 }
 trap stop EXIT
 
 start() { # name port
   DATABASE_URL="$BENCH_DATABASE_URL" KAFKA_TOPIC="$RUN" KAFKA_DLQ_TOPIC="$RUN-dlq" \
-    KAFKA_GROUP_ID="$RUN-$1" ELASTICSEARCH_INDEX_PREFIX="$RUN" HOST=127.0.0.1 PORT="$2" \
+    KAFKA_GROUP_ID="$RUN-$1" LEDGER_CONSUMER_GROUP="$RUN-ledger-consumer" \
+    PROJECTION_CONSUMER_GROUP="$RUN-projection-consumer" \
+    ELASTICSEARCH_INDEX_PREFIX="$RUN" HOST=127.0.0.1 PORT="$2" \
     RUST_LOG=warn "$BIN/$1" >"$LOGS/$1.log" 2>&1 &
   pids+=($!)
 }

@@ -882,6 +882,15 @@ cmd_topic() {
     --partitions "$partitions" --replication-factor 1
 }
 
+# Deletes a topic made by `topic` (a benchmark's, once it is done).
+cmd_topic_delete() {
+  local name="${1:-}" dir="$INFRA_DIR/kafka"
+  [[ -n "$name" ]] || die "usage: scripts/infra.sh topic-delete NAME"
+  pid_alive "$dir/kafka.pid" || die "kafka is not running: scripts/infra.sh up first"
+  KAFKA_TOPIC_CLASS="$(kafka_topic_class)"
+  kafka_topic_command "$dir" "$(cat "$dir/port")" --delete --if-exists --topic "$name"
+}
+
 # --- faults ------------------------------------------------------------------
 
 # The pid file of a server started by `up` (its process group is signalled).
@@ -960,13 +969,14 @@ main() {
   status) cmd_status ;;
   env) cmd_env ;;
   topic) cmd_topic "${@:2}" ;;
+  topic-delete) cmd_topic_delete "${@:2}" ;;
   kill) cmd_kill "${@:2}" ;;
   start) cmd_start "${@:2}" ;;
   pause) signal_server "${2:-}" STOP ;;
   resume) signal_server "${2:-}" CONT ;;
   restart) cmd_restart "${@:2}" ;;
   *)
-    printf 'usage: %s up|down|status|env|topic NAME [PARTITIONS]|kill NAME|start NAME|pause NAME|resume NAME|restart postgres fast|immediate\n' "$0" >&2
+    printf 'usage: %s up|down|status|env|topic NAME [PARTITIONS]|topic-delete NAME|kill NAME|start NAME|pause NAME|resume NAME|restart postgres fast|immediate\n' "$0" >&2
     exit 2
     ;;
   esac
