@@ -56,38 +56,105 @@ pub async fn store_checkpoint(
     Ok(())
 }
 
-/// Whether consumer `group` has applied every message relay `name` published
-/// to `topic` for the log up to `head`: the relay's checkpoint is at or past
-/// `head`, and on every partition the group's stored next offset
-/// (`consumer_offsets`, moved in the consumer's own transaction) is at or
-/// past the relay's. One statement, so both are read from one snapshot.
-///
-/// Offsets the relay published after `head` are waited for too: the relay
-/// keeps only its latest offsets, so this answers "caught up with at least
-/// `head`", never "not yet" for good while the consumer keeps up.
-pub async fn group_reached(
+/// What one read of relay `name`'s progress on `topic` and consumer
+/// `group`'s shows, all from one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupProgress {
+    /// The relay's checkpoint: every event up to it is published.
+    pub checkpoint: u64,
+    /// By partition, the offset after the relay's last message there, as of
+    /// `checkpoint`.
+    pub published: PublishedOffsets,
+    /// By partition, the group's stored next offset (`consumer_offsets`,
+    /// moved in the consumer's own transaction): everything below is applied.
+    pub applied: PublishedOffsets,
+}
+
+impl GroupProgress {
+    /// Whether the group has applied every message of `published`.
+    pub fn applied_all_of(&self, published: &PublishedOffsets) -> bool {
+        offsets_reach(&self.applied, published)
+    }
+}
+
+/// Whether offsets `seen` are at or past `wanted` on every partition of
+/// `wanted` (a partition missing from `seen` is not).
+pub fn offsets_reach(seen: &PublishedOffsets, wanted: &PublishedOffsets) -> bool {
+    wanted
+        .iter()
+        .all(|(partition, next)| seen.get(partition).is_some_and(|seen| seen >= next))
+}
+
+/// Relay `name`'s checkpoint and published offsets on `topic`, and consumer
+/// `group`'s stored offsets there, in one statement. A reader waiting for
+/// the group to reach log position `head` takes `published` from the first
+/// answer whose `checkpoint` is at or past `head`, then waits until
+/// [`GroupProgress::applied_all_of`] it.
+pub async fn group_progress(
     pool: &PgPool,
     name: &str,
     topic: &str,
     group: &str,
-    head: u64,
-) -> Result<bool, sqlx::Error> {
-    let head = i64::try_from(head)
-        .map_err(|_| sqlx::Error::Protocol(format!("position {head} exceeds BIGINT")))?;
-    sqlx::query_scalar(
-        "SELECT COALESCE((SELECT position FROM relay_checkpoints WHERE name = $1), 0) >= $4 \
-         AND NOT EXISTS ( \
-             SELECT 1 FROM relay_published_offsets AS published \
-             LEFT JOIN consumer_offsets AS applied \
-               ON applied.consumer_group = $3 AND applied.topic = published.topic \
-              AND applied.partition = published.partition \
-             WHERE published.name = $1 AND published.topic = $2 \
-               AND COALESCE(applied.next_offset, 0) < published.next_offset)",
+) -> Result<GroupProgress, sqlx::Error> {
+    let (checkpoint, published_partitions, published_offsets, applied_partitions, applied_offsets): (
+        i64,
+        Vec<i32>,
+        Vec<i64>,
+        Vec<i32>,
+        Vec<i64>,
+    ) = sqlx::query_as(
+        "SELECT COALESCE((SELECT position FROM relay_checkpoints WHERE name = $1), 0), \
+         ARRAY(SELECT partition FROM relay_published_offsets \
+               WHERE name = $1 AND topic = $2 ORDER BY partition), \
+         ARRAY(SELECT next_offset FROM relay_published_offsets \
+               WHERE name = $1 AND topic = $2 ORDER BY partition), \
+         ARRAY(SELECT partition FROM consumer_offsets \
+               WHERE consumer_group = $3 AND topic = $2 ORDER BY partition), \
+         ARRAY(SELECT next_offset FROM consumer_offsets \
+               WHERE consumer_group = $3 AND topic = $2 ORDER BY partition)",
     )
     .bind(name)
     .bind(topic)
     .bind(group)
-    .bind(head)
     .fetch_one(pool)
-    .await
+    .await?;
+    Ok(GroupProgress {
+        checkpoint: u64::try_from(checkpoint).unwrap_or(0),
+        published: published_partitions
+            .into_iter()
+            .zip(published_offsets)
+            .collect(),
+        applied: applied_partitions
+            .into_iter()
+            .zip(applied_offsets)
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offsets(pairs: &[(i32, i64)]) -> PublishedOffsets {
+        pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_group_has_applied_a_publication_only_on_every_partition_of_it() {
+        let progress = GroupProgress {
+            checkpoint: 9,
+            published: offsets(&[]),
+            applied: offsets(&[(0, 5), (1, 7)]),
+        };
+        assert!(progress.applied_all_of(&offsets(&[(0, 5), (1, 6)])));
+        assert!(progress.applied_all_of(&offsets(&[])));
+        assert!(
+            !progress.applied_all_of(&offsets(&[(0, 6)])),
+            "a partition behind"
+        );
+        assert!(
+            !progress.applied_all_of(&offsets(&[(2, 1)])),
+            "a partition never stored"
+        );
+    }
 }

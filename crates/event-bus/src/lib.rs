@@ -31,7 +31,10 @@ mod probe;
 mod publisher;
 mod stored_offsets;
 
-pub use checkpoint::{group_reached, read_checkpoint, store_checkpoint, PublishedOffsets};
+pub use checkpoint::{
+    group_progress, offsets_reach, read_checkpoint, store_checkpoint, GroupProgress,
+    PublishedOffsets,
+};
 pub use config::{
     ConsumerConfig, PublisherConfig, CONSUMER_BATCH_SIZE_MAX_DEFAULT,
     CONSUMER_BATCH_WAIT_MS_DEFAULT, CONSUMER_FETCH_MIN_BYTES_DEFAULT,

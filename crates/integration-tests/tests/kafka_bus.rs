@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use event_bus::{
-    group_reached, replay_dlq, run_consumer, run_consumer_with_metrics, ConsumerConfig,
+    group_progress, replay_dlq, run_consumer, run_consumer_with_metrics, ConsumerConfig,
     ConsumerMetrics, KafkaPublisher, ParkedWallets, PublisherConfig, PublisherMetrics,
     PUBLISHER_CHECKPOINT_NAME_DEFAULT,
 };
@@ -304,10 +304,10 @@ async fn the_publisher_delivers_a_batch_before_its_checkpoint_moves() {
     database.drop_database().await;
 }
 
-/// With the log up to 12 published as `messages`: the relay's published
-/// offsets are one past each partition's last message, and a consumer group
-/// has caught up with a head once the checkpoint is past it and the group's
-/// stored offsets reach them on every partition.
+/// With the log up to 12 published as `messages`: the relay's checkpoint
+/// and published offsets (one past each partition's last message) read
+/// together, and a consumer group has applied them once its stored offsets
+/// reach them on every partition.
 async fn published_offsets_tell_when_a_group_has_caught_up(
     pool: &sqlx::PgPool,
     topic: &str,
@@ -318,27 +318,16 @@ async fn published_offsets_tell_when_a_group_has_caught_up(
         let next = expected.entry(message.partition()).or_default();
         *next = (*next).max(message.offset() + 1);
     }
-    let published: Vec<(i32, i64)> = sqlx::query_as(
-        "SELECT partition, next_offset FROM relay_published_offsets \
-         WHERE name = $1 AND topic = $2 ORDER BY partition",
-    )
-    .bind(PUBLISHER_CHECKPOINT_NAME_DEFAULT)
-    .bind(topic)
-    .fetch_all(pool)
-    .await
-    .expect("the published offsets");
-    assert_eq!(published, expected.clone().into_iter().collect::<Vec<_>>());
     assert!(expected.len() > 1, "the batch spans partitions");
-
     let group = unique_name("group");
-    let reached = |head: u64| {
-        let group = group.clone();
-        async move {
-            group_reached(pool, PUBLISHER_CHECKPOINT_NAME_DEFAULT, topic, &group, head)
-                .await
-                .expect("the group's progress reads")
-        }
-    };
+    let progress = || group_progress(pool, PUBLISHER_CHECKPOINT_NAME_DEFAULT, topic, &group);
+
+    let before = progress().await.expect("the progress reads");
+    assert_eq!(before.checkpoint, 12);
+    assert_eq!(before.published, expected);
+    assert!(before.applied.is_empty(), "a group that stored nothing");
+    assert!(!before.applied_all_of(&expected));
+
     let store = |partition: i32, next: i64| {
         let group = group.clone();
         async move {
@@ -356,20 +345,27 @@ async fn published_offsets_tell_when_a_group_has_caught_up(
             .expect("offsets stored");
         }
     };
-    assert!(!reached(12).await, "a group that stored nothing");
     let (last_partition, last_next) = expected
         .iter()
         .next_back()
-        .map(|(p, o)| (*p, *o))
+        .map(|(partition, next)| (*partition, *next))
         .expect("a partition");
     for (partition, next) in &expected {
         store(*partition, *next).await;
     }
     store(last_partition, last_next - 1).await;
-    assert!(!reached(12).await, "one partition a message short");
+    let short = progress().await.expect("the progress reads");
+    assert!(
+        !short.applied_all_of(&expected),
+        "one partition a message short"
+    );
     store(last_partition, last_next).await;
-    assert!(reached(12).await, "every partition reached");
-    assert!(!reached(13).await, "a head the relay has not published");
+    let caught_up = progress().await.expect("the progress reads");
+    assert_eq!(caught_up.applied, expected);
+    assert!(
+        caught_up.applied_all_of(&expected),
+        "every partition reached"
+    );
 }
 
 #[tokio::test]

@@ -10,9 +10,34 @@ use utoipa::ToSchema;
 
 use crate::startup::AppState;
 
-/// How long a health check waits for the search index to answer its ping: a
-/// slow search server must not make the health check itself slow.
-pub const SEARCH_INDEX_PING_TIMEOUT_MS: u64 = 1_000;
+/// How long a health check waits for each projection's storage (the search
+/// index's ping, the ledger's and the read model's checkpoint) to answer: a
+/// slow server must not make the health check itself slow.
+pub const PROJECTION_PROBE_TIMEOUT_MS: u64 = 1_000;
+
+/// `{status: "up", …fields}` when `probe` answers within
+/// [`PROJECTION_PROBE_TIMEOUT_MS`], `{status: "down", error}` otherwise.
+async fn probe<T, E: std::fmt::Display>(
+    probe: impl std::future::Future<Output = Result<T, E>>,
+    fields: impl FnOnce(T) -> Value,
+) -> Value {
+    let timeout = Duration::from_millis(PROJECTION_PROBE_TIMEOUT_MS);
+    match tokio::time::timeout(timeout, probe).await {
+        Ok(Ok(answer)) => {
+            let mut report = json!({ "status": "up" });
+            if let (Some(report), Value::Object(fields)) = (report.as_object_mut(), fields(answer))
+            {
+                report.extend(fields);
+            }
+            report
+        }
+        Ok(Err(error)) => json!({ "status": "down", "error": error.to_string() }),
+        Err(_) => json!({
+            "status": "down",
+            "error": format!("no answer within {PROJECTION_PROBE_TIMEOUT_MS} ms"),
+        }),
+    }
+}
 
 /// Whether the search index answers. It serves reads only, so its state is
 /// reported but does not make the service unhealthy.
@@ -20,15 +45,18 @@ async fn search_index_report(state: &AppState) -> Value {
     let Some(index) = &state.search_index else {
         return json!({ "status": "not configured" });
     };
-    let timeout = Duration::from_millis(SEARCH_INDEX_PING_TIMEOUT_MS);
-    match tokio::time::timeout(timeout, index.ping()).await {
-        Ok(Ok(())) => json!({ "status": "up" }),
-        Ok(Err(error)) => json!({ "status": "down", "error": error.to_string() }),
-        Err(_) => json!({
-            "status": "down",
-            "error": format!("no answer within {SEARCH_INDEX_PING_TIMEOUT_MS} ms"),
-        }),
-    }
+    probe(index.ping(), |()| json!({})).await
+}
+
+/// Whether the ledger's and the read model's storage answer, with the log
+/// position each has applied. Like the search index, they serve reads only:
+/// reported, not made a reason to be unhealthy.
+async fn projections_report(state: &AppState) -> (Value, Value) {
+    let position = |position: u64| json!({ "position": position });
+    tokio::join!(
+        probe(state.ledger.checkpoint(), position),
+        probe(state.read_model.checkpoint(), position)
+    )
 }
 
 /// Transfers the sweep has set aside (transfer process only): they serve no
@@ -110,15 +138,16 @@ pub async fn index() -> HttpResponse {
 /// Whether the service can take commands (its event store answers), and how
 /// far events have flowed to their consumers.
 #[utoipa::path(get, path = "/health", tag = "operations",
-    responses((status = 200, description = "Up: {status: \"ok\", eventStore: {kind, status, headPosition}, publisher, searchIndex: {status}, transfers: {status, quarantined}, deadLetters: {status, parked, sinks}}", body = Object),
+    responses((status = 200, description = "Up: {status: \"ok\", eventStore: {kind, status, headPosition}, publisher, searchIndex: {status}, ledger: {status, position}, readModel: {status, position}, transfers: {status, quarantined}, deadLetters: {status, parked, sinks}}", body = Object),
               (status = 503, description = "The event store is down: {status: \"error\", eventStore: {kind, status, error}}", body = Object)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = state.wallets.store();
     match observability::health_check(store.head_position()).await {
         Ok(head) => {
-            let (publisher, search_index, dead_letters) = tokio::join!(
+            let (publisher, search_index, (ledger, read_model), dead_letters) = tokio::join!(
                 state.publisher.report(),
                 search_index_report(&state),
+                projections_report(&state),
                 dead_letters_report(&state)
             );
             HttpResponse::Ok().json(json!({
@@ -126,6 +155,8 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                 "eventStore": { "kind": store.kind(), "status": "up", "headPosition": head },
                 "publisher": publisher,
                 "searchIndex": search_index,
+                "ledger": ledger,
+                "readModel": read_model,
                 "transfers": transfers_report(&state),
                 "deadLetters": dead_letters,
             }))

@@ -24,7 +24,7 @@ use super::ledger_dto::{
 use super::path;
 use super::query::{self, Bounds, Kind, QueryError, Spec};
 use super::wallets::not_yet_created;
-use crate::catch_up::Watermark;
+use crate::catch_up::Projection;
 use crate::startup::AppState;
 
 /// How long a ledger read waits for the ledger to reach the acknowledged writes.
@@ -34,10 +34,14 @@ fn read_wallet(owner_id: Option<&str>) -> Action<'_> {
     Action::ReadWallet { owner_id }
 }
 
-/// Waits (bounded) until `watermark`'s projection shows every write
-/// acknowledged before the read ([`crate::catch_up`]); says whether it does.
-pub async fn catch_up(state: &AppState, watermark: &Option<Watermark>, wait_ms: u64) -> bool {
-    crate::catch_up::catch_up(state.wallets.store().as_ref(), watermark, wait_ms).await
+/// Waits (bounded by `wait_ms`) until `projection` shows every write
+/// acknowledged before the read ([`crate::catch_up`]); a projection still
+/// behind then is read as it is, and a warning says so.
+pub async fn catch_up(state: &AppState, projection: Projection, wait_ms: u64) {
+    state
+        .progress
+        .catch_up(state.wallets.store().as_ref(), projection, wait_ms)
+        .await;
 }
 
 /// The names `transactionType` accepts.
@@ -162,7 +166,7 @@ pub async fn wallet_entries(
     let wallet_id = path::wallet_id(&path)?;
     authorize_on_wallet(&state, &caller, &wallet_id, read_wallet).await?;
     let filter = params.filter()?;
-    catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
+    catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let entries = state
         .ledger
         .wallet_entries(WalletEntriesQuery {
@@ -251,7 +255,7 @@ pub async fn wallet_summary(
             return Err(not_yet_created(&wallet_id, at));
         }
     }
-    catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
+    catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let summary = state.ledger.wallet_summary(&wallet_id, at).await?;
     let newest = state
         .ledger
@@ -287,7 +291,7 @@ pub async fn reference_entries(
     // A transfer's entries are both wallets': an operator's read.
     authorize_call(&caller, Action::Audit)?;
     let reference_id = path::reference_id(&path)?;
-    catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
+    catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let mut entries = state.ledger.reference_entries(reference_id).await?;
     // A hold's transactions share a reference made from its id; it is looked
     // up only when no operation or transfer has this id, so a hold named
@@ -343,7 +347,7 @@ pub async fn transactions(
         Some(wallet_id) => authorize_on_wallet(&state, &caller, wallet_id, read_wallet).await?,
         None => authorize_call(&caller, Action::Audit)?,
     }
-    catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
+    catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let entries = state
         .ledger
         .transactions(TransactionsQuery { wallet_id, filter })
@@ -367,7 +371,7 @@ pub async fn verify(caller: Caller, state: web::Data<AppState>) -> Result<HttpRe
     authorize_call(&caller, Action::Audit)?;
     // Let the ledger reach what is acknowledged, so `caughtUp`
     // is usually true; the answer is right either way.
-    catch_up(&state, &state.progress.ledger, LEDGER_CATCH_UP_WAIT_MS).await;
+    catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await;
     let verification =
         verification::verify(state.ledger.as_ref(), state.wallets.store().as_ref()).await?;
     Ok(if verification.ok {

@@ -22,6 +22,7 @@ use super::error::{ApiError, ErrorBody};
 use super::ledger::catch_up;
 use super::path;
 use super::query::{self, Bounds, Kind, QueryError, Spec};
+use crate::catch_up::Projection;
 use crate::startup::AppState;
 use crate::wallets::ServiceError;
 
@@ -33,12 +34,6 @@ fn search_index(state: &AppState) -> Result<&Arc<dyn SearchIndex>, ApiError> {
     state.search_index.as_ref().ok_or_else(|| {
         ApiError::Unavailable("Transaction search is not configured (set ELASTICSEARCH_URL)".into())
     })
-}
-
-async fn caught_up(state: &AppState) {
-    if !catch_up(state, &state.progress.search_index, SEARCH_CATCH_UP_WAIT_MS).await {
-        tracing::warn!("search index is behind the event store; answering with what it has");
-    }
 }
 
 const LIMIT_BOUNDS: Bounds = Bounds {
@@ -129,7 +124,7 @@ pub async fn wallet_transactions(
     let (limit, offset) = page(&params.limit, &params.offset)?;
     let before = query::integer(BEFORE.name, &params.before, POSITION_BOUNDS)?;
     let index = search_index(&state)?;
-    caught_up(&state).await;
+    catch_up(&state, Projection::SearchIndex, SEARCH_CATCH_UP_WAIT_MS).await;
     let page = index
         .wallet_transactions(&wallet_id, before, limit, offset)
         .await?;
@@ -262,7 +257,7 @@ pub async fn search_transactions(
         }
     };
     let index = search_index(&state)?;
-    caught_up(&state).await;
+    catch_up(&state, Projection::SearchIndex, SEARCH_CATCH_UP_WAIT_MS).await;
     let page = index.search_transactions(&search).await?;
     Ok(HttpResponse::Ok().json(TransactionSearchResponse::new(
         page,

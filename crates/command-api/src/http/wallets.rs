@@ -26,6 +26,7 @@ use super::error::{ApiError, ErrorBody};
 use super::ledger::catch_up;
 use super::path;
 use super::query::{self, Bounds, Kind, QueryError, Spec};
+use crate::catch_up::Projection;
 use crate::startup::AppState;
 use crate::wallets::{ReplyFormat, WalletOperation};
 
@@ -560,9 +561,7 @@ pub async fn list_wallets(
         OwnerFilter::Apply(owner_id) => owner_id,
         OwnerFilter::Nothing => return Ok(HttpResponse::Ok().json(Vec::<WalletResponse>::new())),
     };
-    if !catch_up(&state, &state.progress.read_model, LIST_CATCH_UP_WAIT_MS).await {
-        tracing::warn!("read model is behind the event store; listing what it has");
-    }
+    catch_up(&state, Projection::ReadModel, LIST_CATCH_UP_WAIT_MS).await;
     let wallets = state.read_model.list_wallets(query).await?;
     let body: Vec<WalletResponse> = wallets.iter().map(WalletResponse::from).collect();
     Ok(HttpResponse::Ok().json(body))

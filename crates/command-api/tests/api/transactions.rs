@@ -265,11 +265,19 @@ async fn invalid_parameters_are_refused_naming_the_field() {
 }
 
 #[tokio::test]
-async fn history_survives_a_restart_and_health_reports_the_index() {
+async fn history_survives_a_restart_and_health_reports_the_projections() {
     let app = app_with_history().await;
     let (status, health) = app.get_json("/health").await;
     assert_eq!(status, 200);
     assert_eq!(health["searchIndex"]["status"], "up", "{health}");
+    let head = health["eventStore"]["headPosition"]
+        .as_u64()
+        .expect("a head");
+    for projection in ["ledger", "readModel"] {
+        assert_eq!(health[projection]["status"], "up", "{health}");
+        let position = health[projection]["position"].as_u64().expect("a position");
+        assert!(position <= head, "{projection} within the log: {health}");
+    }
     let temp = app.stop().await;
 
     let directory = temp.expect("the first app owned its folder");

@@ -37,7 +37,9 @@ const CONVERGENCE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Seed of the load's choices.
 const LOAD_SEED: u64 = 0;
 /// Writes each followed at once by the reads of every projection.
-const READ_YOUR_WRITES_ROUNDS: usize = 5;
+const READ_YOUR_WRITES_ROUNDS: usize = 10;
+/// Other clients writing meanwhile.
+const BACKGROUND_WRITERS: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn money_flows_through_all_four_binaries() {
@@ -123,6 +125,8 @@ async fn kill_dash_nine_of_any_binary_loses_and_doubles_nothing() {
 /// shows it: the ledger's summary, the read model's listing and the history
 /// from the search index, each read once, with no wait on the client's side
 /// (command-api waits for the consumer groups: `command_api::catch_up`).
+/// Other clients write all along, and no read gives up waiting: a read waits
+/// for the writes acknowledged before it, not for those that keep coming.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_read_shows_the_writes_acknowledged_before_it() {
     let Some(servers) = Servers::from_env() else {
@@ -133,6 +137,22 @@ async fn every_read_shows_the_writes_acknowledged_before_it() {
     let owner = unique_name("owner");
     let book = Book::open(&api, &owner, 1).await;
     let wallet = &book.wallets[0];
+    let others = Book::open(&api, &unique_name("others"), WALLETS).await;
+    let keep_going = Arc::new(AtomicBool::new(true));
+    let load = {
+        let (api, others, keep_going) = (api.clone(), others.clone(), keep_going.clone());
+        tokio::spawn(async move {
+            run_load(
+                &api,
+                &others,
+                BACKGROUND_WRITERS,
+                CRASH_OPERATIONS_MAX,
+                LOAD_SEED,
+                keep_going,
+            )
+            .await;
+        })
+    };
 
     for round in 1..=READ_YOUR_WRITES_ROUNDS {
         let credited = api
@@ -163,5 +183,17 @@ async fn every_read_shows_the_writes_acknowledged_before_it() {
             system.logs()
         );
     }
+    keep_going.store(false, Ordering::Relaxed);
+    load.await.expect("the other clients ran without a panic");
+    assert!(
+        others.acknowledged() > 0,
+        "the other clients wrote meanwhile"
+    );
+    assert_eq!(
+        system.log_count("is behind the event store"),
+        0,
+        "no read gave up waiting\n{}",
+        system.logs()
+    );
     system.stop().await;
 }
