@@ -26,7 +26,7 @@ use serde_json::json;
 const WALLETS: usize = 12;
 const LOAD_WORKERS: usize = 8;
 const OPERATIONS: usize = 400;
-/// Bound on the crash test's load: it runs until the crashes are done.
+/// Bound on a background load's operations: it runs until told to stop.
 const CRASH_OPERATIONS_MAX: usize = 1_000_000;
 /// Rounds of killing each binary in turn.
 const CRASH_ROUNDS: usize = 2;
@@ -40,6 +40,28 @@ const LOAD_SEED: u64 = 0;
 const READ_YOUR_WRITES_ROUNDS: usize = 10;
 /// Other clients writing meanwhile.
 const BACKGROUND_WRITERS: usize = 4;
+
+/// `workers` clients moving money between `book`'s wallets until
+/// `keep_going` turns false (or [`CRASH_OPERATIONS_MAX`] operations).
+fn spawn_load(
+    api: &Api,
+    book: &Book,
+    workers: usize,
+    keep_going: &Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let (api, book, keep_going) = (api.clone(), book.clone(), keep_going.clone());
+    tokio::spawn(async move {
+        run_load(
+            &api,
+            &book,
+            workers,
+            CRASH_OPERATIONS_MAX,
+            LOAD_SEED,
+            keep_going,
+        )
+        .await;
+    })
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn money_flows_through_all_four_binaries() {
@@ -86,20 +108,7 @@ async fn kill_dash_nine_of_any_binary_loses_and_doubles_nothing() {
     let book = Book::open(&api, &owner, WALLETS).await;
 
     let keep_going = Arc::new(AtomicBool::new(true));
-    let load = {
-        let (api, book, keep_going) = (api.clone(), book.clone(), keep_going.clone());
-        tokio::spawn(async move {
-            run_load(
-                &api,
-                &book,
-                LOAD_WORKERS,
-                CRASH_OPERATIONS_MAX,
-                LOAD_SEED,
-                keep_going,
-            )
-            .await;
-        })
-    };
+    let load = spawn_load(&api, &book, LOAD_WORKERS, &keep_going);
     for _ in 0..CRASH_ROUNDS {
         for binary in BINARIES {
             tokio::time::sleep(CRASH_INTERVAL).await;
@@ -139,20 +148,7 @@ async fn every_read_shows_the_writes_acknowledged_before_it() {
     let wallet = &book.wallets[0];
     let others = Book::open(&api, &unique_name("others"), WALLETS).await;
     let keep_going = Arc::new(AtomicBool::new(true));
-    let load = {
-        let (api, others, keep_going) = (api.clone(), others.clone(), keep_going.clone());
-        tokio::spawn(async move {
-            run_load(
-                &api,
-                &others,
-                BACKGROUND_WRITERS,
-                CRASH_OPERATIONS_MAX,
-                LOAD_SEED,
-                keep_going,
-            )
-            .await;
-        })
-    };
+    let load = spawn_load(&api, &others, BACKGROUND_WRITERS, &keep_going);
 
     for round in 1..=READ_YOUR_WRITES_ROUNDS {
         let credited = api
