@@ -148,19 +148,12 @@ fn embedded(
             ))
         })
         .collect();
-    let publisher = InProcessRelayStatus::new(
-        Arc::clone(&store),
-        vec![
-            read_model_progress.clone(),
-            ledger_progress.clone(),
-            search_index_progress.clone(),
-        ],
+    let progress = Progress::new(
+        Some(Watermark::InProcess(ledger_progress)),
+        Some(Watermark::InProcess(read_model_progress)),
+        Some(Watermark::InProcess(search_index_progress)),
     );
-    let progress = Progress {
-        read_model: Some(Watermark::InProcess(read_model_progress)),
-        ledger: Some(Watermark::InProcess(ledger_progress)),
-        search_index: Some(Watermark::InProcess(search_index_progress)),
-    };
+    let publisher = InProcessRelayStatus::new(Arc::clone(&store), progress.in_process());
     Ok(Adapters {
         publisher: Arc::new(publisher),
         store,
@@ -222,19 +215,19 @@ async fn distributed(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapt
             group,
         )
     };
-    let progress = Progress {
-        read_model: Some(Watermark::ConsumerGroup(Arc::new(consumer_group(
-            &config.projection_consumer_group,
-        )))),
-        ledger: Some(Watermark::ConsumerGroup(Arc::new(consumer_group(
+    let progress = Progress::new(
+        Some(Watermark::ConsumerGroup(Arc::new(consumer_group(
             &config.ledger_consumer_group,
         )))),
-        search_index: search_index.as_ref().map(|index| {
+        Some(Watermark::ConsumerGroup(Arc::new(consumer_group(
+            &config.projection_consumer_group,
+        )))),
+        search_index.as_ref().map(|index| {
             Watermark::ConsumerGroup(Arc::new(
                 consumer_group(&config.projection_consumer_group).searching(Arc::clone(index)),
             ))
         }),
-    };
+    );
     Ok(Adapters {
         store,
         transfer_journal,

@@ -41,12 +41,25 @@ pub enum Watermark {
     ConsumerGroup(Arc<ConsumerGroup>),
 }
 
+/// How often, at most, a projection's "behind the event store" warning is
+/// logged, in ms; the reads that gave up meanwhile are counted in the next.
+pub const GIVE_UP_WARNING_INTERVAL_MS: u64 = 1_000;
+
 /// How far each projection has read the log; `None`: not waited for.
 #[derive(Clone, Default)]
 pub struct Progress {
-    pub read_model: Option<Watermark>,
-    pub ledger: Option<Watermark>,
-    pub search_index: Option<Watermark>,
+    read_model: Option<Watermark>,
+    ledger: Option<Watermark>,
+    search_index: Option<Watermark>,
+    /// By projection (ledger, read model, search index): reads that gave up.
+    gave_up: Arc<[std::sync::Mutex<GaveUp>; 3]>,
+}
+
+/// Reads of one projection that gave up waiting since its last warning.
+#[derive(Default)]
+struct GaveUp {
+    warned_at: Option<Instant>,
+    unreported: u64,
 }
 
 /// A Kafka consumer group feeding a projection, and what it needs to know
@@ -180,6 +193,14 @@ pub enum Projection {
 }
 
 impl Projection {
+    fn index(self) -> usize {
+        match self {
+            Projection::Ledger => 0,
+            Projection::ReadModel => 1,
+            Projection::SearchIndex => 2,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Projection::Ledger => "ledger",
@@ -190,6 +211,53 @@ impl Projection {
 }
 
 impl Progress {
+    /// The watermarks of the three projections (`None`: not waited for).
+    pub fn new(
+        ledger: Option<Watermark>,
+        read_model: Option<Watermark>,
+        search_index: Option<Watermark>,
+    ) -> Self {
+        Self {
+            read_model,
+            ledger,
+            search_index,
+            gave_up: Arc::default(),
+        }
+    }
+
+    /// The in-process relays' delivered positions (embedded only).
+    pub fn in_process(&self) -> Vec<watch::Receiver<u64>> {
+        [&self.ledger, &self.read_model, &self.search_index]
+            .into_iter()
+            .filter_map(|watermark| match watermark {
+                Some(Watermark::InProcess(delivered)) => Some(delivered.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Counts a read of `projection` that gave up and logs a warning, at
+    /// most one per [`GIVE_UP_WARNING_INTERVAL_MS`] per projection.
+    fn gave_up(&self, projection: Projection, group: Option<&str>, wait_ms: u64) {
+        let mut gave_up = self.gave_up[projection.index()]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        gave_up.unreported += 1;
+        let interval = Duration::from_millis(GIVE_UP_WARNING_INTERVAL_MS);
+        if gave_up.warned_at.is_some_and(|at| at.elapsed() < interval) {
+            return;
+        }
+        tracing::warn!(
+            projection = projection.name(),
+            group,
+            wait_ms,
+            reads = gave_up.unreported,
+            "the projection is behind the event store; answering with what it has"
+        );
+        gave_up.warned_at = Some(Instant::now());
+        gave_up.unreported = 0;
+    }
+
     fn watermark(&self, projection: Projection) -> &Option<Watermark> {
         match projection {
             Projection::Ledger => &self.ledger,
@@ -235,13 +303,39 @@ impl Progress {
             }
         };
         if !reached {
-            tracing::warn!(
-                projection = projection.name(),
-                group,
-                wait_ms,
-                "the projection is behind the event store; answering with what it has"
-            );
+            self.gave_up(projection, group, wait_ms);
         }
         reached
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_that_give_up_are_warned_of_once_an_interval_and_counted() {
+        let progress = Progress::default();
+        for _ in 0..3 {
+            progress.gave_up(Projection::Ledger, Some("wallex-ledger"), 2_000);
+        }
+        progress.gave_up(Projection::SearchIndex, None, 2_000);
+        let state = |projection: Projection| {
+            let gave_up = progress.gave_up[projection.index()]
+                .lock()
+                .expect("not poisoned");
+            (gave_up.warned_at.is_some(), gave_up.unreported)
+        };
+        assert_eq!(
+            state(Projection::Ledger),
+            (true, 2),
+            "one warning, two reads kept for the next"
+        );
+        assert_eq!(
+            state(Projection::SearchIndex),
+            (true, 0),
+            "its own interval"
+        );
+        assert_eq!(state(Projection::ReadModel), (false, 0));
     }
 }

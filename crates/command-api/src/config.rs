@@ -5,6 +5,7 @@
 pub use event_store_choice::EventStoreKind;
 use std::path::PathBuf;
 
+use clap::builder::NonEmptyStringValueParser;
 use observability::LogFormat;
 
 /// The most HTTP worker threads (`HTTP_WORKERS`) accepted.
@@ -79,15 +80,13 @@ pub struct Config {
     pub kafka_topic: String,
     /// Consumer group of `ledger-consumer` (its `KAFKA_GROUP_ID`): a ledger
     /// read waits for it to reach the writes acknowledged before the read.
-    #[arg(long, env = "LEDGER_CONSUMER_GROUP", default_value = "wallex-ledger")]
+    #[arg(long, env = "LEDGER_CONSUMER_GROUP", default_value = "wallex-ledger",
+          value_parser = NonEmptyStringValueParser::new())]
     pub ledger_consumer_group: String,
     /// Consumer group of `projection-consumer` (its `KAFKA_GROUP_ID`): a read
     /// of the read model or of the search index waits for it the same way.
-    #[arg(
-        long,
-        env = "PROJECTION_CONSUMER_GROUP",
-        default_value = "wallex-projection"
-    )]
+    #[arg(long, env = "PROJECTION_CONSUMER_GROUP", default_value = "wallex-projection",
+          value_parser = NonEmptyStringValueParser::new())]
     pub projection_consumer_group: String,
     /// Elasticsearch or OpenSearch serving transaction history and search in
     /// the distributed mode (the embedded default has its own SQLite index).
@@ -281,6 +280,17 @@ mod tests {
         assert_eq!(accepted.http_workers, Some(256));
         assert_eq!(accepted.body_read_timeout_seconds, 300);
         assert_eq!(accepted.idempotency_retention_hours, 87_600);
+    }
+
+    #[test]
+    fn an_empty_consumer_group_is_refused_at_start() {
+        for setting in ["--ledger-consumer-group", "--projection-consumer-group"] {
+            let refused = Config::try_parse_from(["command-api", setting, ""]);
+            assert!(refused.is_err(), "{setting} empty");
+        }
+        let defaults = parsed("").expect("the defaults");
+        assert_eq!(defaults.ledger_consumer_group, "wallex-ledger");
+        assert_eq!(defaults.projection_consumer_group, "wallex-projection");
     }
 
     #[test]

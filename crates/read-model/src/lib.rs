@@ -109,9 +109,10 @@ pub enum ReadModelError {
     },
     #[error("read model holds an unreadable row: {0}")]
     Corrupt(String),
-    /// The store refused the write for what it holds (a constraint, a value
-    /// a column cannot take): it would refuse it again.
-    #[error("read model refused the write: {0}")]
+    /// The store refused a statement for what it holds or asks (a
+    /// constraint, a value a column cannot take, a table that is not
+    /// there): it would refuse it again.
+    #[error("read model refused the statement: {0}")]
     Refused(String),
     /// A consumer's stored offsets were not the expected ones: nothing was applied.
     #[error(transparent)]
