@@ -182,6 +182,32 @@ impl ConsumerGroup {
     fn name(&self) -> &str {
         &self.group
     }
+
+    /// Messages the relay published that the group has not applied yet,
+    /// summed over the partitions (a partition it stored nothing of counts
+    /// whole).
+    async fn messages_behind(&self) -> Result<u64, sqlx::Error> {
+        let (_, progress) = self.observe().await?;
+        Ok(progress
+            .published
+            .iter()
+            .map(|(partition, published)| {
+                let applied = progress.applied.get(partition).copied().unwrap_or(0);
+                u64::try_from(published.saturating_sub(applied)).unwrap_or(0)
+            })
+            .sum())
+    }
+}
+
+/// What `/health` tells of a projection fed by a consumer group.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupLag {
+    /// The consumer group command-api waits for (`LEDGER_CONSUMER_GROUP`,
+    /// `PROJECTION_CONSUMER_GROUP`).
+    pub group: String,
+    /// Messages published to the topic that the group has not applied yet.
+    pub messages_behind: u64,
 }
 
 /// The projections a read may wait for.
@@ -256,6 +282,23 @@ impl Progress {
         );
         gave_up.warned_at = Some(Instant::now());
         gave_up.unreported = 0;
+    }
+
+    /// For a projection fed by a consumer group (distributed): the group
+    /// and how far behind the relay it is; `None` otherwise.
+    pub async fn group_lag(&self, projection: Projection) -> Option<Result<GroupLag, sqlx::Error>> {
+        let Some(Watermark::ConsumerGroup(group)) = self.watermark(projection) else {
+            return None;
+        };
+        Some(
+            group
+                .messages_behind()
+                .await
+                .map(|messages_behind| GroupLag {
+                    group: group.name().to_owned(),
+                    messages_behind,
+                }),
+        )
     }
 
     fn watermark(&self, projection: Projection) -> &Option<Watermark> {

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
+use crate::catch_up::Projection;
 use crate::startup::AppState;
 
 /// How long a health check waits for each projection's storage (the search
@@ -49,14 +50,43 @@ async fn search_index_report(state: &AppState) -> Value {
 }
 
 /// Whether the ledger's and the read model's storage answer, with the log
-/// position each has applied. Like the search index, they serve reads only:
-/// reported, not made a reason to be unhealthy.
+/// position each has applied and, on the full stack, the consumer group
+/// command-api waits for and how many published messages it has yet to
+/// apply (a group that is not the consumer's never catches up). Like the
+/// search index, they serve reads only: reported, not made a reason to be
+/// unhealthy.
 async fn projections_report(state: &AppState) -> (Value, Value) {
     let position = |position: u64| json!({ "position": position });
-    tokio::join!(
+    let (mut ledger, mut read_model, ledger_group, read_model_group) = tokio::join!(
         probe(state.ledger.checkpoint(), position),
-        probe(state.read_model.checkpoint(), position)
-    )
+        probe(state.read_model.checkpoint(), position),
+        group_report(state, Projection::Ledger),
+        group_report(state, Projection::ReadModel)
+    );
+    for (report, group) in [
+        (&mut ledger, ledger_group),
+        (&mut read_model, read_model_group),
+    ] {
+        if let (Some(report), Some(group)) = (report.as_object_mut(), group) {
+            report.insert("consumerGroup".to_owned(), group);
+        }
+    }
+    (ledger, read_model)
+}
+
+/// `{group, messagesBehind}` of the consumer group feeding `projection`
+/// (`{error}` when PostgreSQL does not answer within
+/// [`PROJECTION_PROBE_TIMEOUT_MS`]); `None` where no group feeds it.
+async fn group_report(state: &AppState, projection: Projection) -> Option<Value> {
+    let timeout = Duration::from_millis(PROJECTION_PROBE_TIMEOUT_MS);
+    match tokio::time::timeout(timeout, state.progress.group_lag(projection)).await {
+        Ok(None) => None,
+        Ok(Some(Ok(lag))) => Some(json!(lag)),
+        Ok(Some(Err(error))) => Some(json!({ "error": error.to_string() })),
+        Err(_) => Some(json!({
+            "error": format!("no answer within {PROJECTION_PROBE_TIMEOUT_MS} ms"),
+        })),
+    }
 }
 
 /// Transfers the sweep has set aside (transfer process only): they serve no
@@ -138,7 +168,7 @@ pub async fn index() -> HttpResponse {
 /// Whether the service can take commands (its event store answers), and how
 /// far events have flowed to their consumers.
 #[utoipa::path(get, path = "/health", tag = "operations",
-    responses((status = 200, description = "Up: {status: \"ok\", eventStore: {kind, status, headPosition}, publisher, searchIndex: {status}, ledger: {status, position}, readModel: {status, position}, transfers: {status, quarantined}, deadLetters: {status, parked, sinks}}", body = Object),
+    responses((status = 200, description = "Up: {status: \"ok\", eventStore: {kind, status, headPosition}, publisher, searchIndex: {status}, ledger: {status, position, consumerGroup: {group, messagesBehind} on the full stack}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined}, deadLetters: {status, parked, sinks}}", body = Object),
               (status = 503, description = "The event store is down: {status: \"error\", eventStore: {kind, status, error}}", body = Object)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = state.wallets.store();

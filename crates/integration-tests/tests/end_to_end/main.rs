@@ -191,5 +191,37 @@ async fn every_read_shows_the_writes_acknowledged_before_it() {
         "no read gave up waiting\n{}",
         system.logs()
     );
+    groups_catch_up_in_health(&api).await;
     system.stop().await;
+}
+
+/// `/health` names the consumer group each projection read waits for and
+/// counts what it has yet to apply, which reaches 0 once the writes stop.
+async fn groups_catch_up_in_health(api: &Api) {
+    let deadline = tokio::time::Instant::now() + CONVERGENCE_TIMEOUT;
+    loop {
+        let health = api.get("/health").await.expect("/health answers 200");
+        let mut behind = 0;
+        for (projection, binary) in [
+            ("ledger", "ledger-consumer"),
+            ("readModel", "projection-consumer"),
+        ] {
+            let group = &health[projection]["consumerGroup"];
+            assert!(
+                group["group"]
+                    .as_str()
+                    .is_some_and(|name| name.ends_with(&format!("_{binary}"))),
+                "{projection}: {health}"
+            );
+            behind += group["messagesBehind"].as_u64().expect("a count");
+        }
+        if behind == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the groups are still {behind} messages behind: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
