@@ -304,6 +304,33 @@ impl Book {
     }
 }
 
+/// Operations a background load sends at most: it runs until told to stop.
+pub const BACKGROUND_OPERATIONS_MAX: usize = 1_000_000;
+
+/// [`run_load`] as a task of its own, with `workers` clients on `book`'s
+/// wallets (choices from `seed`), until `keep_going` is cleared (or
+/// [`BACKGROUND_OPERATIONS_MAX`] operations).
+pub fn spawn_load(
+    api: &Api,
+    book: &Book,
+    workers: usize,
+    seed: u64,
+    keep_going: &Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let (api, book, keep_going) = (api.clone(), book.clone(), keep_going.clone());
+    tokio::spawn(async move {
+        run_load(
+            &api,
+            &book,
+            workers,
+            BACKGROUND_OPERATIONS_MAX,
+            seed,
+            keep_going,
+        )
+        .await;
+    })
+}
+
 /// `workers` clients each send random credits, debits and transfers between the
 /// book's wallets (chosen from `seed`) until `operations_max` were sent in all
 /// or `keep_going` is cleared.
