@@ -22,7 +22,7 @@ mkdir -p "$LOGS"
 # admin token from the same secret (it reads AUTH_JWT_SECRET too).
 export AUTH_JWT_SECRET="${AUTH_JWT_SECRET:-bench-secret-of-at-least-32-bytes-$RUN}"
 
-cargo build --release --bins
+[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release --bins
 
 psql "$DATABASE_URL" -qc "CREATE DATABASE $RUN"
 BENCH_DATABASE_URL="${DATABASE_URL%/*}/$RUN"
