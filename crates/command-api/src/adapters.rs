@@ -215,18 +215,16 @@ async fn distributed(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapt
             group,
         )
     };
+    let projection_group = consumer_group(&config.projection_consumer_group);
+    let searched = search_index.as_ref().map(|index| {
+        Watermark::ConsumerGroup(Arc::new(projection_group.searching(Arc::clone(index))))
+    });
     let progress = Progress::new(
         Some(Watermark::ConsumerGroup(Arc::new(consumer_group(
             &config.ledger_consumer_group,
         )))),
-        Some(Watermark::ConsumerGroup(Arc::new(consumer_group(
-            &config.projection_consumer_group,
-        )))),
-        search_index.as_ref().map(|index| {
-            Watermark::ConsumerGroup(Arc::new(
-                consumer_group(&config.projection_consumer_group).searching(Arc::clone(index)),
-            ))
-        }),
+        Some(Watermark::ConsumerGroup(Arc::new(projection_group))),
+        searched,
     );
     Ok(Adapters {
         store,

@@ -70,9 +70,10 @@ pub struct ConsumerGroup {
     relay: String,
     topic: String,
     group: String,
-    /// The last answer of PostgreSQL, shared by the waiting reads: each asks
-    /// again only once it is [`CONSUMER_GROUP_POLL_MS`] old.
-    observed: Mutex<Option<(Instant, GroupProgress)>>,
+    /// The last answer of PostgreSQL, shared by the waiting reads (of the
+    /// read model and of the search index alike, for the group feeding
+    /// both): each asks again only once it is [`CONSUMER_GROUP_POLL_MS`] old.
+    observed: Arc<Mutex<Option<(Instant, GroupProgress)>>>,
     /// `Some` for the search index: refreshed after the group caught up.
     searchable: Option<Searchable>,
 }
@@ -93,18 +94,25 @@ impl ConsumerGroup {
             relay: relay.to_owned(),
             topic: topic.to_owned(),
             group: group.to_owned(),
-            observed: Mutex::new(None),
+            observed: Arc::default(),
             searchable: None,
         }
     }
 
-    /// The group feeds `index`, which a read may search only after a refresh.
-    pub fn searching(mut self, index: Arc<dyn SearchIndex>) -> Self {
-        self.searchable = Some(Searchable {
-            index,
-            refreshed: Mutex::new(PublishedOffsets::new()),
-        });
-        self
+    /// The same group as feeding `index` too, which a read may search only
+    /// after a refresh; it shares this one's answers of PostgreSQL.
+    pub fn searching(&self, index: Arc<dyn SearchIndex>) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            relay: self.relay.clone(),
+            topic: self.topic.clone(),
+            group: self.group.clone(),
+            observed: Arc::clone(&self.observed),
+            searchable: Some(Searchable {
+                index,
+                refreshed: Mutex::new(PublishedOffsets::new()),
+            }),
+        }
     }
 
     /// The group's progress as of at most [`CONSUMER_GROUP_POLL_MS`] ago,
@@ -285,20 +293,21 @@ impl Progress {
     }
 
     /// For a projection fed by a consumer group (distributed): the group
-    /// and how far behind the relay it is; `None` otherwise.
-    pub async fn group_lag(&self, projection: Projection) -> Option<Result<GroupLag, sqlx::Error>> {
+    /// and how far behind the relay it is, to be awaited; `None` otherwise.
+    pub fn group_lag(
+        &self,
+        projection: Projection,
+    ) -> Option<impl std::future::Future<Output = Result<GroupLag, sqlx::Error>> + '_> {
         let Some(Watermark::ConsumerGroup(group)) = self.watermark(projection) else {
             return None;
         };
-        Some(
-            group
-                .messages_behind()
-                .await
-                .map(|messages_behind| GroupLag {
-                    group: group.name().to_owned(),
-                    messages_behind,
-                }),
-        )
+        Some(async move {
+            let messages_behind = group.messages_behind().await?;
+            Ok(GroupLag {
+                group: group.name().to_owned(),
+                messages_behind,
+            })
+        })
     }
 
     fn watermark(&self, projection: Projection) -> &Option<Watermark> {

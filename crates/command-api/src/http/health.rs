@@ -16,15 +16,26 @@ use crate::startup::AppState;
 /// slow server must not make the health check itself slow.
 pub const PROJECTION_PROBE_TIMEOUT_MS: u64 = 1_000;
 
+/// What `question` answers within [`PROJECTION_PROBE_TIMEOUT_MS`], or why
+/// there is no answer.
+async fn within_timeout<T, E: std::fmt::Display>(
+    question: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    let timeout = Duration::from_millis(PROJECTION_PROBE_TIMEOUT_MS);
+    match tokio::time::timeout(timeout, question).await {
+        Ok(answer) => answer.map_err(|error| error.to_string()),
+        Err(_) => Err(format!("no answer within {PROJECTION_PROBE_TIMEOUT_MS} ms")),
+    }
+}
+
 /// `{status: "up", …fields}` when `probe` answers within
 /// [`PROJECTION_PROBE_TIMEOUT_MS`], `{status: "down", error}` otherwise.
 async fn probe<T, E: std::fmt::Display>(
     probe: impl std::future::Future<Output = Result<T, E>>,
     fields: impl FnOnce(T) -> Value,
 ) -> Value {
-    let timeout = Duration::from_millis(PROJECTION_PROBE_TIMEOUT_MS);
-    match tokio::time::timeout(timeout, probe).await {
-        Ok(Ok(answer)) => {
+    match within_timeout(probe).await {
+        Ok(answer) => {
             let mut report = json!({ "status": "up" });
             if let (Some(report), Value::Object(fields)) = (report.as_object_mut(), fields(answer))
             {
@@ -32,11 +43,7 @@ async fn probe<T, E: std::fmt::Display>(
             }
             report
         }
-        Ok(Err(error)) => json!({ "status": "down", "error": error.to_string() }),
-        Err(_) => json!({
-            "status": "down",
-            "error": format!("no answer within {PROJECTION_PROBE_TIMEOUT_MS} ms"),
-        }),
+        Err(error) => json!({ "status": "down", "error": error }),
     }
 }
 
@@ -78,15 +85,11 @@ async fn projections_report(state: &AppState) -> (Value, Value) {
 /// (`{error}` when PostgreSQL does not answer within
 /// [`PROJECTION_PROBE_TIMEOUT_MS`]); `None` where no group feeds it.
 async fn group_report(state: &AppState, projection: Projection) -> Option<Value> {
-    let timeout = Duration::from_millis(PROJECTION_PROBE_TIMEOUT_MS);
-    match tokio::time::timeout(timeout, state.progress.group_lag(projection)).await {
-        Ok(None) => None,
-        Ok(Some(Ok(lag))) => Some(json!(lag)),
-        Ok(Some(Err(error))) => Some(json!({ "error": error.to_string() })),
-        Err(_) => Some(json!({
-            "error": format!("no answer within {PROJECTION_PROBE_TIMEOUT_MS} ms"),
-        })),
-    }
+    let lag = state.progress.group_lag(projection)?;
+    Some(match within_timeout(lag).await {
+        Ok(lag) => json!(lag),
+        Err(error) => json!({ "error": error }),
+    })
 }
 
 /// Transfers the sweep has set aside (transfer process only): they serve no
