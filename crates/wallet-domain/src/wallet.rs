@@ -351,7 +351,8 @@ fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
             unmoved(wallet, EventKind::WalletUnfrozen)
         }
         CommandKind::Close => {
-            let wallet = open(Needs::NotClosed)?;
+            // A freeze is an administrator's: the owner may not end it by closing.
+            let wallet = open(Needs::Active)?;
             if !wallet.holds.is_empty() {
                 return Err(DomainError::WalletHasPendingHolds {
                     wallet_id: wallet_id.clone(),

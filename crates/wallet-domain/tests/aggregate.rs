@@ -247,6 +247,20 @@ fn a_frozen_wallet_refuses_money_out_and_still_receives() {
 }
 
 #[test]
+fn a_frozen_wallet_cannot_be_closed_until_unfrozen() {
+    let frozen = [create("w1", "0"), command("w1", CommandKind::Freeze)];
+    let error = given_when(&frozen, &command("w1", CommandKind::Close)).expect_err("frozen");
+    assert_eq!(error, DomainError::WalletFrozen(wallet_id("w1")));
+    let unfrozen = [
+        create("w1", "0"),
+        command("w1", CommandKind::Freeze),
+        command("w1", CommandKind::Unfreeze),
+    ];
+    let wallet = state_after(&unfrozen, &command("w1", CommandKind::Close));
+    assert_eq!(wallet.status, WalletStatus::Closed);
+}
+
+#[test]
 fn unfreezing_lets_money_out_again_and_needs_a_frozen_wallet() {
     let wallet = state_after(
         &[create("w1", "10"), command("w1", CommandKind::Freeze)],
