@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
+use chrono::Utc;
 use event_relay::dead_letters::{DeadLetterError, DeadLetterStore};
 use event_store::StoreError;
 use ledger::{Ledger, LedgerError};
@@ -13,7 +14,7 @@ use read_model::{ReadModel, ReadModelError};
 use search_index::{SearchIndex, SearchIndexError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use transfer_process::JournalError;
+use transfer_process::{JournalError, IN_FLIGHT_GRACE_MS};
 
 use crate::access::{Access, AccessConfigError};
 use crate::adapters;
@@ -110,13 +111,21 @@ pub struct Application {
 
 /// Finishes unfinished transfers at start-up, beside serving (never before
 /// it: one stuck transfer must not keep the API down), then every
-/// [`TRANSFER_SWEEP_INTERVAL_MS`] until the application stops. Running beside
-/// a request's own run of a transfer is harmless: each step appends at the
-/// version it read, so one of them wins.
+/// [`TRANSFER_SWEEP_INTERVAL_MS`] until the application stops. The start-up
+/// sweep takes every transfer initiated before the start (no request of this
+/// process runs them); the later ones leave those initiated within
+/// [`IN_FLIGHT_GRACE_MS`] to their requests. Running beside a request's own run
+/// of a transfer (another replica's, say) would still be harmless: each step
+/// appends at the version it read, so one of them wins.
 async fn sweep_transfers(state: web::Data<AppState>, mut stopping: watch::Receiver<bool>) {
     let interval = Duration::from_millis(TRANSFER_SWEEP_INTERVAL_MS);
+    let mut initiated_before = Utc::now();
     loop {
-        match state.wallets.resume_unfinished_transfers().await {
+        match state
+            .wallets
+            .resume_unfinished_transfers(initiated_before)
+            .await
+        {
             Ok(resumption) if resumption.resumed + resumption.failed > 0 => tracing::warn!(
                 resumed = resumption.resumed,
                 failed = resumption.failed,
@@ -130,6 +139,7 @@ async fn sweep_transfers(state: web::Data<AppState>, mut stopping: watch::Receiv
             _ = tokio::time::sleep(interval) => {}
             _ = stopping.changed() => return,
         }
+        initiated_before = Utc::now() - chrono::Duration::milliseconds(IN_FLIGHT_GRACE_MS);
     }
 }
 
@@ -222,15 +232,20 @@ impl Application {
         };
         let body_read_timeout =
             http::BodyReadTimeout(Duration::from_secs(config.body_read_timeout_seconds));
+        let documented_queries = Arc::new(http::DocumentedQueries::of(&document));
         let mut server = HttpServer::new(move || {
             let document = document.clone();
             let metrics = state.metrics.clone();
+            let documented_queries = Arc::clone(&documented_queries);
             App::new()
                 .wrap_fn(move |request, service| http::measure(request, service, metrics.clone()))
                 .wrap_fn(move |request, service| {
                     http::guard_origin(request, service, origin_policy)
                 })
                 .wrap_fn(http::head_as_get)
+                .wrap_fn(move |request, service| {
+                    http::refuse_undocumented_query(request, service, &documented_queries)
+                })
                 .wrap_fn(http::refuse_undecodable_query)
                 .wrap_fn(http::correlate)
                 .app_data(state.clone())

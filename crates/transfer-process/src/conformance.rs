@@ -371,7 +371,11 @@ pub async fn an_intent_left_by_a_crash_is_finished_by_the_resumption(
     let transfer_id = intent_left_by_a_crash(&*journal, "key-1", "30.00").await;
     let process = TransferProcess::new(Arc::clone(&store), Arc::clone(&journal), REPLY);
     assert_eq!(
-        process.resume_unfinished().await.expect("resume").resumed,
+        process
+            .resume_unfinished(Utc::now())
+            .await
+            .expect("resume")
+            .resumed,
         1
     );
     assert_eq!(balance(&*store, "payer").await, money("70.00"));
@@ -382,9 +386,37 @@ pub async fn an_intent_left_by_a_crash_is_finished_by_the_resumption(
     );
     assert!(journal.unfinished(10).await.expect("open").is_empty());
     assert_eq!(
-        process.resume_unfinished().await.expect("resume").resumed,
+        process
+            .resume_unfinished(Utc::now())
+            .await
+            .expect("resume")
+            .resumed,
         0
     );
+}
+
+/// A sweep leaves a transfer initiated after its cutoff to its request, and
+/// takes it once the cutoff passes its initiation.
+pub async fn a_transfer_still_in_flight_is_left_to_its_request(
+    store: Arc<dyn EventStore>,
+    journal: Arc<dyn TransferJournal>,
+) {
+    create(&*store, "payer", money("100.00")).await;
+    create(&*store, "payee", money("0")).await;
+    intent_left_by_a_crash(&*journal, "key-1", "30.00").await;
+    // A second before the test intents' initiation.
+    let before = Utc
+        .with_ymd_and_hms(2026, 11, 25, 11, 59, 59)
+        .single()
+        .expect("time");
+    let process = TransferProcess::new(Arc::clone(&store), Arc::clone(&journal), REPLY);
+    let young = process.resume_unfinished(before).await.expect("resume");
+    assert_eq!((young.resumed, young.in_flight), (0, 1));
+    assert_eq!(balance(&*store, "payer").await, money("100.00"));
+    assert_eq!(journal.unfinished(10).await.expect("open").len(), 1);
+    let due = process.resume_unfinished(Utc::now()).await.expect("resume");
+    assert_eq!((due.resumed, due.in_flight), (1, 0));
+    assert_eq!(balance(&*store, "payer").await, money("70.00"));
 }
 
 /// One transfer whose journal cannot be resumed (a record out of order) is
@@ -404,7 +436,7 @@ pub async fn a_transfer_that_keeps_failing_is_quarantined_and_the_others_resume(
     intent_left_by_a_crash(&*journal, "key-1", "30.00").await;
     let process = TransferProcess::new(Arc::clone(&store), Arc::clone(&journal), REPLY);
     for attempt in 1..=RESUME_ATTEMPTS_MAX {
-        let resumption = process.resume_unfinished().await.expect("resume");
+        let resumption = process.resume_unfinished(Utc::now()).await.expect("resume");
         assert_eq!(resumption.failed, 1, "attempt {attempt}");
         assert_eq!(
             resumption.resumed,
@@ -418,7 +450,7 @@ pub async fn a_transfer_that_keeps_failing_is_quarantined_and_the_others_resume(
         );
     }
     assert_eq!(
-        process.resume_unfinished().await.expect("resume"),
+        process.resume_unfinished(Utc::now()).await.expect("resume"),
         Resumption {
             quarantined: 1,
             ..Resumption::default()
@@ -438,7 +470,11 @@ pub async fn a_credit_the_payee_cannot_take_is_reversed(
     let transfer_id = intent_left_by_a_crash(&*journal, "key-1", "30.00").await;
     let process = TransferProcess::new(Arc::clone(&store), Arc::clone(&journal), REPLY);
     assert_eq!(
-        process.resume_unfinished().await.expect("resume").resumed,
+        process
+            .resume_unfinished(Utc::now())
+            .await
+            .expect("resume")
+            .resumed,
         1
     );
     assert_eq!(balance(&*store, "payer").await, money("100.00"));
@@ -673,7 +709,11 @@ pub async fn a_capture_stopped_between_its_halves_is_finished_by_the_resumption(
 
     let process = TransferProcess::new(Arc::clone(&store), Arc::clone(&journal), REPLY);
     assert_eq!(
-        process.resume_unfinished().await.expect("resume").resumed,
+        process
+            .resume_unfinished(Utc::now())
+            .await
+            .expect("resume")
+            .resumed,
         1
     );
     assert_eq!(balance(&*store, "payer").await, money("80.00"));
@@ -699,7 +739,11 @@ pub async fn a_capture_stopped_between_its_halves_is_finished_by_the_resumption(
     assert!(retried.replayed);
     assert!(matches!(&retried.ending, Ending::Completed { body, .. } if body.contains("CAPTURED")));
     assert_eq!(
-        process.resume_unfinished().await.expect("resume").resumed,
+        process
+            .resume_unfinished(Utc::now())
+            .await
+            .expect("resume")
+            .resumed,
         0
     );
 }
@@ -716,7 +760,11 @@ pub async fn a_capture_the_payee_refuses_is_reversed_and_the_hold_stays_captured
     execute(&*store, "payee", CommandKind::Close).await;
     let process = TransferProcess::new(Arc::clone(&store), Arc::clone(&journal), REPLY);
     assert_eq!(
-        process.resume_unfinished().await.expect("resume").resumed,
+        process
+            .resume_unfinished(Utc::now())
+            .await
+            .expect("resume")
+            .resumed,
         1
     );
     assert_eq!(balance(&*store, "payer").await, money("100.00"));
@@ -767,6 +815,7 @@ macro_rules! transfer_process_conformance_tests {
             a_transfer_runs_to_its_end_and_its_key_replays_it,
             a_transfer_from_a_long_history_reads_a_bounded_tail,
             an_intent_left_by_a_crash_is_finished_by_the_resumption,
+            a_transfer_still_in_flight_is_left_to_its_request,
             a_transfer_that_keeps_failing_is_quarantined_and_the_others_resume,
             a_credit_the_payee_cannot_take_is_reversed,
             a_capture_to_another_wallet_runs_as_a_transfer_and_its_key_replays_it,

@@ -59,6 +59,7 @@ pub use journal::{
 pub(crate) use process::Half;
 pub use process::{
     transfer_id_for_key, CaptureRequest, ProcessError, Resumption, Step, TransferAnswer,
-    TransferProcess, TransferReply, TransferRequest, JOURNAL_ROUNDS_MAX, RESUME_ATTEMPTS_MAX,
-    RESUME_BATCHES_MAX, RESUME_BATCH_SIZE, RESUME_FAILURES_TRACKED_MAX, STEP_CONFLICT_ATTEMPTS_MAX,
+    TransferProcess, TransferReply, TransferRequest, IN_FLIGHT_GRACE_MS, JOURNAL_ROUNDS_MAX,
+    RESUME_ATTEMPTS_MAX, RESUME_BATCHES_MAX, RESUME_BATCH_SIZE, RESUME_FAILURES_TRACKED_MAX,
+    STEP_CONFLICT_ATTEMPTS_MAX,
 };

@@ -12,6 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use chrono::{DateTime, Utc};
 use event_store::{
     read_tail, save_snapshot_of, AppendError, AppendRequest, EventStore, StoreError, StreamAppend,
 };
@@ -43,6 +44,14 @@ pub const RESUME_ATTEMPTS_MAX: u32 = 5;
 /// Transfers whose failed resumptions are counted at most; beyond it a
 /// failing transfer is simply tried again by every sweep.
 pub const RESUME_FAILURES_TRACKED_MAX: usize = 10_000;
+
+/// Milliseconds a transfer's own request is presumed to be running it after
+/// its intent is recorded: a periodic sweep leaves younger transfers to their
+/// requests (resuming one beside its request is harmless, as each step appends
+/// at the version it read, but it is wasted work and hides real resumptions in
+/// the sweep's count). A request's run takes milliseconds; this is the margin
+/// for a slow one.
+pub const IN_FLIGHT_GRACE_MS: i64 = 5_000;
 
 /// Namespace of the transfer ids derived from idempotency keys.
 const TRANSFER_KEY_NAMESPACE: Uuid = Uuid::from_u128(0x6d1f_3a0c_52b4_4e8f_9a67_0c1e_8b2d_47f5);
@@ -187,11 +196,23 @@ pub struct Resumption {
     /// Transfers whose resumption failed this time (each on its own: the
     /// others went on).
     pub failed: usize,
+    /// Unfinished transfers initiated after the cutoff, left to their requests.
+    pub in_flight: usize,
     /// Transfers set aside after [`RESUME_ATTEMPTS_MAX`] failures in a row,
     /// all of them, not only this time's.
     pub quarantined: usize,
     /// The wallets whose streams the tried transfers may have changed.
     pub touched: Vec<WalletId>,
+}
+
+/// What became of one unfinished transfer a resumption tried.
+enum Resumed {
+    /// Taken to its end now.
+    Finished,
+    /// It had ended since the journal listed it.
+    AlreadyFinished,
+    /// Initiated after the cutoff: its request is presumed to be running it.
+    InFlight,
 }
 
 pub struct TransferProcess {
@@ -298,12 +319,17 @@ impl TransferProcess {
             .is_empty())
     }
 
-    /// Finishes every transfer that was initiated and not finished (at
-    /// start-up after a crash, or in a periodic sweep), oldest first, each on
-    /// its own: one that fails is counted and the others go on; one that has
-    /// failed [`RESUME_ATTEMPTS_MAX`] times in a row is quarantined (skipped).
+    /// Finishes every transfer that was initiated at or before
+    /// `initiated_before` and not finished (at start-up after a crash, or in
+    /// a periodic sweep, which passes now minus [`IN_FLIGHT_GRACE_MS`]),
+    /// oldest first, each on its own: one that fails is counted and the others
+    /// go on; one that has failed [`RESUME_ATTEMPTS_MAX`] times in a row is
+    /// quarantined (skipped); younger ones are counted as in flight and left.
     /// Fails only when the journal cannot list the open transfers.
-    pub async fn resume_unfinished(&self) -> Result<Resumption, ProcessError> {
+    pub async fn resume_unfinished(
+        &self,
+        initiated_before: DateTime<Utc>,
+    ) -> Result<Resumption, ProcessError> {
         let mut resumption = Resumption::default();
         let mut tried: HashSet<Uuid> = self.quarantined_ids();
         for _ in 0..RESUME_BATCHES_MAX {
@@ -321,11 +347,18 @@ impl TransferProcess {
             }
             for transfer_id in fresh {
                 tried.insert(transfer_id);
-                match self.resume_one(transfer_id, &mut resumption.touched).await {
-                    Ok(resumed) => {
+                match self
+                    .resume_one(transfer_id, initiated_before, &mut resumption.touched)
+                    .await
+                {
+                    Ok(Resumed::Finished) => {
                         self.failures().remove(&transfer_id);
-                        resumption.resumed += usize::from(resumed);
+                        resumption.resumed += 1;
                     }
+                    Ok(Resumed::AlreadyFinished) => {
+                        self.failures().remove(&transfer_id);
+                    }
+                    Ok(Resumed::InFlight) => resumption.in_flight += 1,
                     Err(error) => {
                         resumption.failed += 1;
                         let attempts = self.count_failure(transfer_id);
@@ -347,23 +380,27 @@ impl TransferProcess {
         self.quarantined_ids().len()
     }
 
-    /// Resumes one transfer; false when it had finished meanwhile.
+    /// Resumes one transfer initiated at or before `initiated_before`.
     async fn resume_one(
         &self,
         transfer_id: Uuid,
+        initiated_before: DateTime<Utc>,
         touched: &mut Vec<WalletId>,
-    ) -> Result<bool, ProcessError> {
+    ) -> Result<Resumed, ProcessError> {
         let records = self.journal.read(transfer_id).await?;
         // A journal may name one that has just finished.
         if let Progress::Finished(_) = progress(transfer_id, &records)? {
-            return Ok(false);
+            return Ok(Resumed::AlreadyFinished);
         }
         let intent = intent_of(transfer_id, &records)?;
+        if intent.initiated_at > initiated_before {
+            return Ok(Resumed::InFlight);
+        }
         touched.push(intent.from_wallet_id.clone());
         touched.push(intent.to_wallet_id.clone());
         let ending = self.drive(transfer_id, &intent, records).await?;
         tracing::info!(%transfer_id, ?ending, "unfinished transfer resumed");
-        Ok(true)
+        Ok(Resumed::Finished)
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, u32>> {

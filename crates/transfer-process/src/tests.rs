@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use chrono::Utc;
 use event_store::{save_snapshot_of, EmbeddedEventStore, EventStore, SNAPSHOT_INTERVAL_EVENTS};
 use rust_decimal::Decimal;
 use wallet_domain::{replay, Amount, CommandKind, DomainError, EventKind};
@@ -102,7 +103,7 @@ async fn crashed_and_resumed(
     let restarted = bench.start(None);
     let resumed = restarted
         .process
-        .resume_unfinished()
+        .resume_unfinished(Utc::now())
         .await
         .expect("resume at start-up")
         .resumed;
@@ -259,7 +260,7 @@ async fn a_capture_resumed_after_a_snapshot_past_it_replies_with_the_same_hold()
     let run = bench.start(None);
     assert_eq!(
         run.process
-            .resume_unfinished()
+            .resume_unfinished(Utc::now())
             .await
             .expect("resume")
             .resumed,
@@ -293,7 +294,10 @@ async fn a_capture_the_payee_refuses_is_reversed_after_a_crash_after_any_step() 
         }
         drop(crashing);
         let run = bench.start(None);
-        run.process.resume_unfinished().await.expect("resume");
+        run.process
+            .resume_unfinished(Utc::now())
+            .await
+            .expect("resume");
         assert_eq!(balance(&*run.store, "payer").await, money("100.00"));
         assert_eq!(
             hold_events(&*run.store, "payer", "h-1").await,
@@ -332,7 +336,7 @@ async fn a_crash_before_the_debit_may_end_refused_when_the_money_was_spent_meanw
     let run = bench.start(None);
     assert_eq!(
         run.process
-            .resume_unfinished()
+            .resume_unfinished(Utc::now())
             .await
             .expect("resume")
             .resumed,
@@ -383,7 +387,7 @@ async fn a_credit_the_payee_cannot_take_is_compensated_and_survives_a_crash_afte
             let run = bench.start(None);
             assert_eq!(
                 run.process
-                    .resume_unfinished()
+                    .resume_unfinished(Utc::now())
                     .await
                     .expect("resume")
                     .resumed,
@@ -395,7 +399,7 @@ async fn a_credit_the_payee_cannot_take_is_compensated_and_survives_a_crash_afte
             assert_eq!(
                 crashing
                     .process
-                    .resume_unfinished()
+                    .resume_unfinished(Utc::now())
                     .await
                     .expect("resume")
                     .failed,
@@ -406,7 +410,7 @@ async fn a_credit_the_payee_cannot_take_is_compensated_and_survives_a_crash_afte
             let expected = usize::from(crash_after != Step::Finish);
             assert_eq!(
                 run.process
-                    .resume_unfinished()
+                    .resume_unfinished(Utc::now())
                     .await
                     .expect("resume")
                     .resumed,
@@ -526,7 +530,10 @@ async fn concurrent_transfers_keep_every_balance_exact() {
             "{answer:?}"
         );
     }
-    run.process.resume_unfinished().await.expect("resume");
+    run.process
+        .resume_unfinished(Utc::now())
+        .await
+        .expect("resume");
     for index in 0..TRANSFERS {
         let retried = run
             .process

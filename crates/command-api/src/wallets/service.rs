@@ -46,6 +46,13 @@ pub struct IdempotencyClaim {
     pub fingerprint: String,
 }
 
+/// A stored idempotency key as its caller sent it. An authenticated caller's
+/// key is stored as `<sub> <key>` (`http::auth::scoped_idempotency_key`) and a
+/// key holds no space, so the caller's part is what follows the last space.
+pub fn idempotency_key_as_sent(stored: &str) -> &str {
+    stored.rsplit_once(' ').map_or(stored, |(_, key)| key)
+}
+
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     /// The `sub` of the caller, recorded in every event (`None` when unauthenticated).
@@ -78,7 +85,11 @@ pub enum ServiceError {
         "Concurrency conflict on wallet {0}: it changed too often while this request ran; retry it"
     )]
     ConcurrencyConflict(String),
-    #[error("Idempotency-Key {0:?} was already used for a different request")]
+    /// Holds the key as stored; the message quotes it as its caller sent it.
+    #[error(
+        "Idempotency-Key {:?} was already used for a different request",
+        idempotency_key_as_sent(.0)
+    )]
     IdempotencyKeyReused(String),
     #[error("wallet {0} is busy; retry the request")]
     LockTimedOut(WalletId),
@@ -147,13 +158,17 @@ impl WalletService {
     }
 
     /// Finishes the transfers a crash or a failed request left unfinished
-    /// (none without the process), each on its own, and forgets the cached
-    /// wallets they touched.
-    pub async fn resume_unfinished_transfers(&self) -> Result<Resumption, ProcessError> {
+    /// (none without the process), those initiated at or before
+    /// `initiated_before`, each on its own, and forgets the cached wallets
+    /// they touched.
+    pub async fn resume_unfinished_transfers(
+        &self,
+        initiated_before: DateTime<Utc>,
+    ) -> Result<Resumption, ProcessError> {
         let Some(process) = &self.transfers else {
             return Ok(Resumption::default());
         };
-        let resumption = process.resume_unfinished().await?;
+        let resumption = process.resume_unfinished(initiated_before).await?;
         for wallet_id in &resumption.touched {
             self.cache.forget(wallet_id);
         }
