@@ -52,9 +52,31 @@ pub enum LogFormat {
     Text,
 }
 
-/// Installs the global subscriber; `RUST_LOG` filters (default `info`).
+/// The log target left out unless `RUST_LOG` names actix-http: actix-http
+/// logs every malformed request it answers 400 (a missing `Host`, a header
+/// over its limit, both `Content-Length` and `Transfer-Encoding`) at ERROR, so
+/// any client, authenticated or not, could flood the error log with its own
+/// mistakes.
+pub const QUIET_UNLESS_NAMED: &str = "actix_http::h1::dispatcher";
+
+/// The log filter: `rust_log` (the `RUST_LOG` value; `info` when absent or
+/// invalid), with [`QUIET_UNLESS_NAMED`] off unless it names `actix_http`.
+pub fn log_filter(rust_log: Option<&str>) -> EnvFilter {
+    let filter = rust_log
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    if rust_log.is_some_and(|directives| directives.contains("actix_http")) {
+        return filter;
+    }
+    match format!("{QUIET_UNLESS_NAMED}=off").parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    }
+}
+
+/// Installs the global subscriber, filtered by [`log_filter`] of `RUST_LOG`.
 pub fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     // A second install (tests start several apps in one process) keeps the first.
     let _ = match format {
@@ -76,6 +98,19 @@ pub fn render_metrics(registry: &Registry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn actix_http_s_malformed_request_errors_are_off_unless_rust_log_names_it() {
+        let quiet = format!("{QUIET_UNLESS_NAMED}=off");
+        assert!(log_filter(None).to_string().contains(&quiet));
+        assert!(log_filter(Some("warn")).to_string().contains(&quiet));
+        assert!(log_filter(Some("not a filter ==="))
+            .to_string()
+            .contains(&quiet));
+        let named = log_filter(Some("info,actix_http=debug")).to_string();
+        assert!(!named.contains(&quiet), "{named}");
+        assert!(named.contains("actix_http=debug"), "{named}");
+    }
 
     #[tokio::test]
     async fn a_check_is_its_answer_or_down_after_the_bound() {

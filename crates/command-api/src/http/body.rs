@@ -16,6 +16,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
+use super::malformed::not_json_message;
 use super::number::parse_exact;
 
 /// Largest request body accepted.
@@ -177,8 +178,7 @@ pub struct JsonObject {
 impl JsonObject {
     /// Parses the body and refuses a repeated key and any field not in `allowed`.
     pub fn parse(body: &[u8], allowed: &[&str]) -> Result<Self, ApiError> {
-        let not_json =
-            |error| ApiError::BadRequest(format!("Request body is not valid JSON: {error}"));
+        let not_json = |error| ApiError::BadRequest(not_json_message(body, &error));
         let value: Value = serde_json::from_slice(body).map_err(not_json)?;
         let FirstRepeatedKey(repeated) = serde_json::from_slice(body).map_err(not_json)?;
         if let Some(key) = repeated {

@@ -5,6 +5,7 @@ mod auth;
 mod body;
 mod context;
 mod disclosure;
+mod documented_query;
 mod dto;
 mod error;
 mod health;
@@ -12,6 +13,7 @@ mod hold_dto;
 mod holds;
 mod ledger;
 mod ledger_dto;
+mod malformed;
 mod number;
 mod openapi;
 mod origin;
@@ -33,6 +35,7 @@ pub use body::{
     BODY_SIZE_MAX, HEAD_READ_TIMEOUT_MS,
 };
 pub use context::correlate;
+pub use documented_query::{refuse_undocumented as refuse_undocumented_query, DocumentedQueries};
 pub use error::{ApiError, ErrorBody};
 pub use origin::{guard as guard_origin, OriginPolicy};
 pub use query::refuse_undecodable as refuse_undecodable_query;

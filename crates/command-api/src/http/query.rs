@@ -40,11 +40,12 @@ macro_rules! calendar_day {
         r"(?:[0-9]{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)"
     };
 }
-/// `T`, a time of day with seconds (no leap second `:60`) and up to nine
-/// fraction digits, and an offset: `Z` or `±hh:mm`, each field in its range.
+/// `T` (or `t`), a time of day with seconds (no leap second `:60`) and up to
+/// nine fraction digits, and an offset: `Z` (or `z`) or `±hh:mm`, each field in
+/// its range. RFC 3339 §5.6 allows the lower-case letters.
 macro_rules! time_of_day {
     () => {
-        r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+        r"[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
     };
 }
 
@@ -59,8 +60,8 @@ pub const DECIMAL_FRACTION_DIGITS_MAX: usize = 12;
 /// Digits of an integer parameter, at most (more cannot be in range).
 pub const INTEGER_DIGITS_MAX: usize = 20;
 
-/// An RFC 3339 date-time with seconds and an offset, in upper case, each
-/// field in its range as in [`DATE_PATTERN`].
+/// An RFC 3339 date-time with seconds and an offset, each field in its range
+/// as in [`DATE_PATTERN`].
 pub const INSTANT_PATTERN: &str = concat!("^", calendar_day!(), time_of_day!(), "$");
 /// The latest year an instant may fall in, in UTC: later ones have no
 /// four-digit RFC 3339 form to be answered in.
@@ -284,10 +285,14 @@ fn date(
                 instant(raw)
             };
             parsed.ok_or_else(|| {
-                invalid(
-                    parameter,
-                    "an RFC 3339 date-time (2026-11-30T12:00:00Z) or a date (2026-11-30)",
-                )
+                // A `+` the client did not percent-encode arrives as a space.
+                let accepted = if raw.contains(' ') {
+                    "an RFC 3339 date-time (2026-11-30T12:00:00Z) or a date (2026-11-30); \
+                     an offset's + must be sent as %2B in a query, where a bare + is a space"
+                } else {
+                    "an RFC 3339 date-time (2026-11-30T12:00:00Z) or a date (2026-11-30)"
+                };
+                invalid(parameter, accepted)
             })
         })
         .transpose()
@@ -492,6 +497,27 @@ mod tests {
         assert_eq!(offset.to_rfc3339(), "2026-11-30T10:00:00.500+00:00");
     }
 
+    #[test]
+    fn lower_case_t_and_z_are_rfc_3339_too() {
+        for raw in [
+            "2026-12-02t01:30:38.991z",
+            "2026-12-02T01:30:38.991z",
+            "2026-12-02t01:30:38.991Z",
+        ] {
+            let at = instant(raw).unwrap_or_else(|| panic!("{raw} is RFC 3339 (§5.6)"));
+            assert_eq!(at.to_rfc3339(), "2026-12-02T01:30:38.991+00:00", "{raw}");
+            assert!(start_date("from", &some(raw)).is_ok(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn an_offset_whose_plus_became_a_space_is_refused_with_the_encoding_to_use() {
+        let error = start_date("at", &some("2026-12-02T01:30:38.991 01:00")).expect_err("space");
+        assert!(message(error).contains("%2B"));
+        let error = start_date("at", &some("2026-12-02T25:00:00Z")).expect_err("hour");
+        assert!(!message(error).contains("%2B"));
+    }
+
     /// The document's patterns refuse every field out of its range, as the
     /// server does: a client validating against them is refused nothing more.
     #[test]
@@ -573,7 +599,6 @@ mod tests {
             "2026-13-01",
             "2026-02-30",
             "2026-11-30 12:00:00Z",
-            "2026-11-30t12:00:00z",
             "2026-11-30T12:00:00",
             "+2026-11-30",
             "2026-11-30T24:00:00Z",

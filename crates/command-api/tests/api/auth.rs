@@ -523,6 +523,21 @@ async fn idempotency_keys_are_per_principal_and_admins_see_who_moved_the_money()
             .map(|value| value.as_bytes()),
         Some(&b"true"[..])
     );
+    let reused = app
+        .client
+        .post(format!("{}/wallets/{OWN_WALLET}/credit", app.address))
+        .header("Authorization", gateway.clone().expect("token"))
+        .header("Idempotency-Key", "same-key")
+        .json(&json!({"amount": 8}))
+        .send()
+        .await
+        .expect("sent");
+    let (status, body) = json_of(reused).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["message"], "Idempotency-Key \"same-key\" was already used for a different request",
+        "the key as sent, not as stored with its principal"
+    );
     let (_, wallet) = json_of(
         app.send_as(ops.as_deref(), Method::GET, "/wallets/alice-w", None)
             .await,

@@ -218,3 +218,50 @@ async fn a_query_value_that_is_not_utf8_is_refused_naming_its_parameter() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_parameter_the_endpoint_does_not_document_is_refused_by_name_and_changes_nothing() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(100)).await;
+    app.credit("w", json!(5)).await;
+    for (path, unknown) in [
+        // Another route's cursor: the history pages with `before`, the ledger with `after`.
+        ("/wallets/w/transactions?after=5&limit=1", "after"),
+        ("/ledger/wallet/w?before=5&limit=1", "before"),
+        ("/ledger/transactions?referenceId=x", "referenceId"),
+        // A misspelt filter would otherwise list every wallet.
+        ("/wallets?ownerid=nobody", "ownerid"),
+        ("/wallets/w/transactions?type=WalletCredited", "type"),
+        ("/transactions?wallet=w", "wallet"),
+        ("/wallets/w?asOf=2026-01-01", "asOf"),
+        ("/wallets/w/transactions?limit=1&li%6Dits=2", "limits"),
+    ] {
+        let refused = get(&app, path).await;
+        assert_refused(
+            &refused,
+            &format!("query parameter {unknown:?} is not accepted here"),
+        );
+        let message = error_message(&refused.1, 400);
+        assert!(
+            message.contains("limit") || message.contains("at"),
+            "{path}: {message}"
+        );
+    }
+    // The documented ones still answer, and a route that reads no query
+    // ignores one, as the seed's server did.
+    let (status, body) = get(&app, "/wallets/w/transactions?before=99&limit=1").await;
+    assert_eq!(status, 200, "{body}");
+    let credited = app
+        .client
+        .post(format!(
+            "{}/wallets/w/credit?source=seed-client",
+            app.address
+        ))
+        .json(&json!({"amount": 1}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(credited.status(), 201);
+    let (_, wallet) = get(&app, "/wallets/w").await;
+    assert_eq!(wallet["balance"].to_string(), "106.00", "{wallet}");
+}

@@ -23,6 +23,14 @@ async fn malformed_and_mistyped_bodies_are_refused_by_field() {
         ("{", "not valid JSON"),
         ("", "not valid JSON"),
         ("[1,2]", "must be a JSON object"),
+        // A number JSON does not have names its property and JSON's form.
+        (r#"{"amount": +1}"#, "amount is not valid JSON"),
+        (r#"{"amount": 01.5}"#, "amount is not valid JSON"),
+        (r#"{"amount": NaN}"#, "without a leading + or 0"),
+        (
+            r#"{"amount": 1, "description": 'x'}"#,
+            "description is not valid JSON",
+        ),
         (r#"{"amount": "10"}"#, "amount must be a number"),
         (r#"{}"#, "amount is required"),
         (r#"{"amount": null}"#, "amount is required"),
