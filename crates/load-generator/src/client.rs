@@ -1,25 +1,82 @@
 //! HTTP client for the Wallex REST contract, and the classification of its answers.
 //!
 //! Error policy: nothing the network or the server does is a panic. Every request ends in an
-//! [`Outcome`]; transport failures are retried a bounded number of times with the *same*
-//! `Idempotency-Key`, so a retried request the server already applied must not apply twice.
+//! [`Outcome`]. A request without a definitive answer (the connection refused, reset or
+//! timed out, or a 502/503/504, which the server uses for "retry with the same key") is
+//! resent with the *same* `Idempotency-Key` until a definitive answer comes, with an
+//! exponential backoff, for at most [`UNKNOWN_OUTCOME_RETRY_WINDOW_MS`] ([`RetryPolicy`]):
+//! the server applies a key at most once and answers a resend of an applied request with the
+//! original answer (`Idempotent-Replayed: true`), so a server killed and restarted in the
+//! middle of a run costs retries, not errors. Only a request still without an answer when its
+//! window closes ends without one: [`Outcome::Unknown`] when an attempt may have reached the
+//! server (its money effect is unknown), [`Outcome::Unreachable`] when none did.
 
 use std::time::Duration;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 use uuid::Uuid;
 
+/// Bound on one attempt, from sending to the end of the body.
 pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 pub const CONNECT_TIMEOUT_MS: u64 = 2_000;
-/// Attempts per request, counting the first; only transport failures are retried.
-pub const REQUEST_ATTEMPTS_MAX: u32 = 3;
-pub const RETRY_BACKOFF_MS: u64 = 100;
+/// How long, in milliseconds from its first attempt, a request without a definitive answer is
+/// resent with its `Idempotency-Key`: long enough for a server restart of tens of seconds. No
+/// attempt starts after it; one started before it may run [`REQUEST_TIMEOUT_MS`] past it.
+pub const UNKNOWN_OUTCOME_RETRY_WINDOW_MS: u64 = 60_000;
+/// The pause before the first resend, in milliseconds; it doubles on every resend after it.
+pub const RETRY_BACKOFF_FIRST_MS: u64 = 100;
+/// The longest pause between two attempts, in milliseconds.
+pub const RETRY_BACKOFF_MAX_MS: u64 = 1_000;
+/// Doublings of the backoff past which it stays put (2^16 times the first pause, far past
+/// any cap); it keeps the arithmetic from overflowing.
+pub const RETRY_BACKOFF_DOUBLINGS_MAX: u32 = 16;
+/// Statuses that are not an answer to the request: the server's 503 (busy, storage
+/// unavailable, or the append's outcome unknown: "retry with the same Idempotency-Key"), and a
+/// proxy's 502 and 504 (the server behind it did not answer). They are retried like a
+/// transport failure, and may mean the request was applied.
+pub const OUTCOME_UNKNOWN_STATUSES: [u16; 3] = [502, 503, 504];
+/// The header of an answer the server replays for an idempotency key it had already applied.
+pub const IDEMPOTENT_REPLAYED_HEADER: &str = "idempotent-replayed";
 /// Bodies past this size are cut: we only look for an error message in them.
 pub const RESPONSE_BODY_BYTES_MAX: usize = 64 * 1024;
 /// The marker of a business rejection in a 400's message (the seed: "Invalid amount or
 /// insufficient funds").
 pub const INSUFFICIENT_FUNDS_MARKER: &str = "insufficient funds";
+
+/// How a request without a definitive answer is resent. [`RetryPolicy::DEFAULT`] is the
+/// constants above; tests shrink it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub backoff_first_ms: u64,
+    pub backoff_max_ms: u64,
+    /// See [`UNKNOWN_OUTCOME_RETRY_WINDOW_MS`].
+    pub window_ms: u64,
+}
+
+impl RetryPolicy {
+    pub const DEFAULT: RetryPolicy = RetryPolicy {
+        backoff_first_ms: RETRY_BACKOFF_FIRST_MS,
+        backoff_max_ms: RETRY_BACKOFF_MAX_MS,
+        window_ms: UNKNOWN_OUTCOME_RETRY_WINDOW_MS,
+    };
+
+    /// The pause before resend number `retry` (1 for the first): the first pause doubled
+    /// `retry - 1` times, at most `backoff_max_ms`.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let doublings = retry.saturating_sub(1).min(RETRY_BACKOFF_DOUBLINGS_MAX);
+        let milliseconds = self
+            .backoff_first_ms
+            .saturating_mul(1 << doublings)
+            .min(self.backoff_max_ms);
+        Duration::from_millis(milliseconds)
+    }
+
+    pub fn window(&self) -> Duration {
+        Duration::from_millis(self.window_ms)
+    }
+}
 
 /// How one request ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,15 +85,32 @@ pub enum Outcome {
     Success,
     /// 400 whose message mentions insufficient funds: a correct answer, not an error.
     BusinessRejection,
-    /// Any other status, or no answer at all; the text names the kind for the report.
+    /// A definitive answer that is neither of those, or a request that could not be built;
+    /// the text names the kind for the report (`http 409`).
     Error(String),
+    /// No definitive answer within the window, and no attempt reached the server (each
+    /// failed to connect): the request was not applied. The text is the last failure's kind.
+    Unreachable(String),
+    /// No definitive answer within the window, and an attempt may have reached the server:
+    /// the request may or may not have been applied. The text is the last failure's kind.
+    Unknown(String),
+}
+
+impl Outcome {
+    /// The request's window closed without a definitive answer.
+    pub fn is_unanswered(&self) -> bool {
+        matches!(self, Outcome::Unreachable(_) | Outcome::Unknown(_))
+    }
 }
 
 /// The outcome of a request and how many retries it took.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempted {
     pub outcome: Outcome,
+    /// Attempts after the first, all with the same `Idempotency-Key`.
     pub retries: u32,
+    /// The answer carried `Idempotent-Replayed: true`: an earlier attempt had been applied.
+    pub replayed: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -118,6 +192,35 @@ fn transport_error_kind(error: &reqwest::Error) -> String {
     kind.to_owned()
 }
 
+/// How one attempt of a POST ended.
+#[derive(Debug)]
+enum AttemptEnd {
+    /// A definitive answer: any status but [`OUTCOME_UNKNOWN_STATUSES`].
+    Answered {
+        status: u16,
+        body: String,
+        replayed: bool,
+    },
+    /// No definitive answer, and the request may have reached the server.
+    InDoubt(String),
+    /// The connection could not be made: nothing was sent.
+    NotDelivered(String),
+    /// The request could not be built: sending it again cannot help.
+    NotSendable(String),
+}
+
+impl AttemptEnd {
+    fn of_error(error: &reqwest::Error) -> Self {
+        if error.is_builder() {
+            AttemptEnd::NotSendable(format!("request: {error}"))
+        } else if error.is_connect() {
+            AttemptEnd::NotDelivered(transport_error_kind(error))
+        } else {
+            AttemptEnd::InDoubt(transport_error_kind(error))
+        }
+    }
+}
+
 /// The client cannot be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -131,11 +234,13 @@ pub enum ClientError {
 pub struct WalletClient {
     http: reqwest::Client,
     base_url: String,
+    retry_policy: RetryPolicy,
 }
 
 impl WalletClient {
     /// One keep-alive HTTP/1.1 pool sized for `pool_size` concurrent workers,
-    /// sending `Authorization: Bearer <token>` when given a token.
+    /// sending `Authorization: Bearer <token>` when given a token, resending by
+    /// [`RetryPolicy::DEFAULT`].
     pub fn new(base_url: &str, pool_size: usize, token: Option<&str>) -> Result<Self, ClientError> {
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(token) = token {
@@ -155,26 +260,71 @@ impl WalletClient {
         Ok(Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
+            retry_policy: RetryPolicy::DEFAULT,
         })
     }
 
-    pub async fn create_wallet(&self, request: &CreateWalletRequest<'_>) -> Attempted {
-        self.post("/wallets".to_owned(), request).await
+    /// The same client resending by `retry_policy`.
+    pub fn with_retry_policy(mut self, retry_policy: RetryPolicy) -> Self {
+        self.retry_policy = retry_policy;
+        self
     }
 
-    pub async fn credit(&self, wallet_id: &str, request: &AmountRequest<'_>) -> Attempted {
-        self.post(format!("/wallets/{wallet_id}/credit"), request)
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry_policy
+    }
+
+    /// Every mutating call takes the request's `idempotency_key`, sent with each of its
+    /// attempts; the caller keeps it to resend the request later ([`crate::runner`]).
+    pub async fn create_wallet(
+        &self,
+        idempotency_key: Uuid,
+        request: &CreateWalletRequest<'_>,
+    ) -> Attempted {
+        self.post("/wallets".to_owned(), idempotency_key, request)
             .await
     }
 
-    pub async fn debit(&self, wallet_id: &str, request: &AmountRequest<'_>) -> Attempted {
-        self.post(format!("/wallets/{wallet_id}/debit"), request)
-            .await
+    pub async fn credit(
+        &self,
+        idempotency_key: Uuid,
+        wallet_id: &str,
+        request: &AmountRequest<'_>,
+    ) -> Attempted {
+        self.post(
+            format!("/wallets/{wallet_id}/credit"),
+            idempotency_key,
+            request,
+        )
+        .await
     }
 
-    pub async fn transfer(&self, from_wallet_id: &str, request: &TransferRequest<'_>) -> Attempted {
-        self.post(format!("/wallets/{from_wallet_id}/transfer"), request)
-            .await
+    pub async fn debit(
+        &self,
+        idempotency_key: Uuid,
+        wallet_id: &str,
+        request: &AmountRequest<'_>,
+    ) -> Attempted {
+        self.post(
+            format!("/wallets/{wallet_id}/debit"),
+            idempotency_key,
+            request,
+        )
+        .await
+    }
+
+    pub async fn transfer(
+        &self,
+        idempotency_key: Uuid,
+        from_wallet_id: &str,
+        request: &TransferRequest<'_>,
+    ) -> Attempted {
+        self.post(
+            format!("/wallets/{from_wallet_id}/transfer"),
+            idempotency_key,
+            request,
+        )
+        .await
     }
 
     /// Reads a wallet's balance; the error text says why it could not be read.
@@ -198,29 +348,56 @@ impl WalletClient {
             .map_err(|error| format!("unreadable wallet: {error}"))
     }
 
-    /// POSTs `body` with a fresh idempotency key, retrying transport failures with that key.
-    async fn post(&self, path: String, body: &impl Serialize) -> Attempted {
+    /// POSTs `body` with `idempotency_key`, and sends it again with that key after every
+    /// attempt without a definitive answer, pausing by the retry policy's backoff, until an
+    /// answer comes or the policy's window closes (no attempt starts after it).
+    async fn post(&self, path: String, idempotency_key: Uuid, body: &impl Serialize) -> Attempted {
         let url = format!("{}{path}", self.base_url);
-        let idempotency_key = Uuid::new_v4().to_string();
-        let mut last_error = String::new();
-        for attempt in 0..REQUEST_ATTEMPTS_MAX {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(RETRY_BACKOFF_MS * u64::from(attempt)))
-                    .await;
-            }
-            match self.post_once(&url, &idempotency_key, body).await {
-                Ok((status, text)) => {
+        let idempotency_key = idempotency_key.to_string();
+        let deadline = Instant::now() + self.retry_policy.window();
+        let mut retries = 0u32;
+        let mut maybe_delivered = false;
+        loop {
+            let failure = match self.post_once(&url, &idempotency_key, body).await {
+                AttemptEnd::Answered {
+                    status,
+                    body,
+                    replayed,
+                } => {
                     return Attempted {
-                        outcome: classify(status, &text),
-                        retries: attempt,
+                        outcome: classify(status, &body),
+                        retries,
+                        replayed,
                     }
                 }
-                Err(error) => last_error = transport_error_kind(&error),
+                AttemptEnd::NotSendable(kind) => {
+                    return Attempted {
+                        outcome: Outcome::Error(kind),
+                        retries,
+                        replayed: false,
+                    }
+                }
+                AttemptEnd::InDoubt(kind) => {
+                    maybe_delivered = true;
+                    kind
+                }
+                AttemptEnd::NotDelivered(kind) => kind,
+            };
+            let pause = self.retry_policy.backoff(retries + 1);
+            if Instant::now() + pause >= deadline {
+                let outcome = if maybe_delivered {
+                    Outcome::Unknown(failure)
+                } else {
+                    Outcome::Unreachable(failure)
+                };
+                return Attempted {
+                    outcome,
+                    retries,
+                    replayed: false,
+                };
             }
-        }
-        Attempted {
-            outcome: Outcome::Error(last_error),
-            retries: REQUEST_ATTEMPTS_MAX - 1,
+            tokio::time::sleep(pause).await;
+            retries += 1;
         }
     }
 
@@ -229,17 +406,36 @@ impl WalletClient {
         url: &str,
         idempotency_key: &str,
         body: &impl Serialize,
-    ) -> Result<(u16, String), reqwest::Error> {
-        let response = self
+    ) -> AttemptEnd {
+        let sent = self
             .http
             .post(url)
             .header("Idempotency-Key", idempotency_key)
             .json(body)
             .send()
-            .await?;
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(error) => return AttemptEnd::of_error(&error),
+        };
         let status = response.status().as_u16();
-        let text = read_body_bounded(response).await?;
-        Ok((status, text))
+        let replayed = response
+            .headers()
+            .get(IDEMPOTENT_REPLAYED_HEADER)
+            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"true"));
+        // A body cut short leaves a 400 unclassified; the resend's answer is the same one.
+        let body = match read_body_bounded(response).await {
+            Ok(body) => body,
+            Err(error) => return AttemptEnd::InDoubt(transport_error_kind(&error)),
+        };
+        if OUTCOME_UNKNOWN_STATUSES.contains(&status) {
+            return AttemptEnd::InDoubt(format!("http {status}"));
+        }
+        AttemptEnd::Answered {
+            status,
+            body,
+            replayed,
+        }
     }
 }
 
@@ -260,6 +456,148 @@ async fn read_body_bounded(mut response: reqwest::Response) -> Result<String, re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::test_server::{Reply, ScriptedServer, FAST_POLICY};
+
+    fn create_request() -> CreateWalletRequest<'static> {
+        CreateWalletRequest {
+            wallet_id: "w1",
+            owner_id: "o1",
+            initial_balance: Decimal::new(1000, 0),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_first_pause_up_to_the_cap() {
+        let policy = RetryPolicy::DEFAULT;
+        let pauses: Vec<u64> = (1..=6)
+            .map(|retry| policy.backoff(retry).as_millis() as u64)
+            .collect();
+        assert_eq!(pauses, vec![100, 200, 400, 800, 1_000, 1_000]);
+        assert_eq!(policy.backoff(u32::MAX), Duration::from_millis(1_000));
+        assert_eq!(policy.window(), Duration::from_millis(60_000));
+    }
+
+    #[tokio::test]
+    async fn dropped_connections_are_resent_with_the_same_key_until_an_answer(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let server =
+            ScriptedServer::sequence(vec![Reply::Drop, Reply::Drop, Reply::Status(201)]).await?;
+        let key = Uuid::new_v4();
+        let attempted = server.client()?.create_wallet(key, &create_request()).await;
+        assert_eq!(attempted.outcome, Outcome::Success);
+        assert_eq!(attempted.retries, 2);
+        assert!(!attempted.replayed);
+        assert_eq!(server.keys(), vec![key.to_string(); 3]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn every_mutating_request_carries_its_key() -> Result<(), Box<dyn std::error::Error>> {
+        let server = ScriptedServer::sequence(vec![Reply::Status(201)]).await?;
+        let client = server.client()?;
+        let keys: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+        let amount = AmountRequest {
+            amount: Decimal::ONE,
+            description: "test",
+        };
+        let transfer = TransferRequest {
+            to_wallet_id: "w2",
+            amount: Decimal::ONE,
+            description: "test",
+        };
+        let outcomes = [
+            client.create_wallet(keys[0], &create_request()).await,
+            client.credit(keys[1], "w1", &amount).await,
+            client.debit(keys[2], "w1", &amount).await,
+            client.transfer(keys[3], "w1", &transfer).await,
+        ];
+        assert!(outcomes
+            .iter()
+            .all(|attempted| attempted.outcome == Outcome::Success));
+        let sent: Vec<String> = keys.iter().map(Uuid::to_string).collect();
+        assert_eq!(server.keys(), sent);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_503_is_resent_and_a_replayed_answer_is_noted(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let server = ScriptedServer::sequence(vec![Reply::Status(503), Reply::Replayed]).await?;
+        let attempted = server
+            .client()?
+            .create_wallet(Uuid::new_v4(), &create_request())
+            .await;
+        assert_eq!(
+            attempted,
+            Attempted {
+                outcome: Outcome::Success,
+                retries: 1,
+                replayed: true,
+            }
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_definitive_refusal_is_not_resent() -> Result<(), Box<dyn std::error::Error>> {
+        let server = ScriptedServer::sequence(vec![Reply::Status(409)]).await?;
+        let attempted = server
+            .client()?
+            .create_wallet(Uuid::new_v4(), &create_request())
+            .await;
+        assert_eq!(attempted.outcome, Outcome::Error("http 409".into()));
+        assert_eq!(attempted.retries, 0);
+        assert_eq!(server.keys().len(), 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn no_answer_within_the_window_is_an_unknown_outcome(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let server = ScriptedServer::sequence(vec![Reply::Drop]).await?;
+        let started = Instant::now();
+        let attempted = server
+            .client()?
+            .credit(
+                Uuid::new_v4(),
+                "w1",
+                &AmountRequest {
+                    amount: Decimal::ONE,
+                    description: "test",
+                },
+            )
+            .await;
+        let elapsed = started.elapsed();
+        assert!(
+            matches!(attempted.outcome, Outcome::Unknown(_)),
+            "{attempted:?}"
+        );
+        assert!(attempted.outcome.is_unanswered());
+        assert!(attempted.retries >= 5, "{attempted:?}");
+        assert_eq!(server.keys().len() as u32, attempted.retries + 1);
+        // No attempt starts after the window; the last one ends quickly here.
+        assert!(elapsed >= FAST_POLICY.window() - FAST_POLICY.backoff(u32::MAX));
+        assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_server_never_reached_is_unreachable_not_unknown(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        // A port that was just free: connecting to it is refused.
+        let url = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            format!("http://{}", listener.local_addr()?)
+        };
+        let client = WalletClient::new(&url, 1, None)?.with_retry_policy(FAST_POLICY);
+        let attempted = client
+            .create_wallet(Uuid::new_v4(), &create_request())
+            .await;
+        assert_eq!(attempted.outcome, Outcome::Unreachable("connect".into()));
+        assert!(attempted.retries >= 5, "{attempted:?}");
+        Ok(())
+    }
 
     #[test]
     fn two_hundreds_are_success() {

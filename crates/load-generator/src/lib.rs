@@ -6,4 +6,6 @@ pub mod client;
 pub mod lag;
 pub mod report;
 pub mod runner;
+#[cfg(test)]
+mod test_server;
 pub mod workload;

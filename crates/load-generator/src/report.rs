@@ -13,6 +13,8 @@ use serde::Serialize;
 use crate::client::{Attempted, Outcome};
 
 pub const MICROSECONDS_PER_MILLISECOND: f64 = 1_000.0;
+/// How an error whose money effect is unknown is named among the error kinds.
+pub const UNKNOWN_OUTCOME_KIND: &str = "unknown outcome";
 
 /// Counts of request outcomes of one phase.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -21,29 +23,45 @@ pub struct Tally {
     pub succeeded: u64,
     pub business_rejections: u64,
     pub errors: u64,
+    /// Of the errors, those without a definitive answer that may have been applied
+    /// ([`Outcome::Unknown`]): their money effect is unknown.
+    pub unknown_outcomes: u64,
+    /// Resends of requests without a definitive answer, with the same idempotency key.
     pub retries: u64,
-    /// Errors by kind (`http 409`, `timeout`, ...).
+    /// Answers the server replayed (`Idempotent-Replayed: true`): an earlier attempt of the
+    /// request had been applied, its answer lost.
+    pub replayed: u64,
+    /// Errors by kind (`http 409`, `timeout`, `unknown outcome (transport)`, ...).
     pub error_kinds: BTreeMap<String, u64>,
 }
 
 impl Tally {
     pub fn record(&mut self, attempted: &Attempted) {
         self.retries += u64::from(attempted.retries);
+        self.replayed += u64::from(attempted.replayed);
         match &attempted.outcome {
             Outcome::Success => self.succeeded += 1,
             Outcome::BusinessRejection => self.business_rejections += 1,
-            Outcome::Error(kind) => {
-                self.errors += 1;
-                *self.error_kinds.entry(kind.clone()).or_insert(0) += 1;
+            Outcome::Error(kind) | Outcome::Unreachable(kind) => self.record_error(kind.clone()),
+            Outcome::Unknown(kind) => {
+                self.unknown_outcomes += 1;
+                self.record_error(format!("{UNKNOWN_OUTCOME_KIND} ({kind})"));
             }
         }
+    }
+
+    fn record_error(&mut self, kind: String) {
+        self.errors += 1;
+        *self.error_kinds.entry(kind).or_insert(0) += 1;
     }
 
     pub fn merge(&mut self, other: &Tally) {
         self.succeeded += other.succeeded;
         self.business_rejections += other.business_rejections;
         self.errors += other.errors;
+        self.unknown_outcomes += other.unknown_outcomes;
         self.retries += other.retries;
+        self.replayed += other.replayed;
         for (kind, count) in &other.error_kinds {
             *self.error_kinds.entry(kind.clone()).or_insert(0) += count;
         }
@@ -92,6 +110,31 @@ impl MoneyFlow {
     }
 }
 
+/// What the conservation check concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ConservationVerdict {
+    /// The balances add up to what the answered requests moved; all read, none negative.
+    Ok,
+    /// They do not, and every request's outcome is known (or a wallet could not be read, or
+    /// one is negative): the server made or lost money.
+    Failed,
+    /// They do not add up, but some requests have unknown outcomes (no definitive answer
+    /// within their window, perhaps applied): the check cannot tell a server fault from
+    /// those requests, so it claims neither.
+    Unknown,
+}
+
+impl ConservationVerdict {
+    pub fn label(self) -> &'static str {
+        match self {
+            ConservationVerdict::Ok => "OK",
+            ConservationVerdict::Failed => "FAILED",
+            ConservationVerdict::Unknown => "UNKNOWN",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Conservation {
@@ -107,16 +150,23 @@ pub struct Conservation {
     pub negative_wallets: usize,
     /// Reads of all balances made before the check passed or gave up.
     pub attempts: u32,
+    /// Requests of the run whose outcome is unknown ([`Tally::unknown_outcomes`]).
+    pub unknown_outcomes: u64,
+    /// Money conserved, verified: the verdict is [`ConservationVerdict::Ok`].
     pub ok: bool,
+    pub verdict: ConservationVerdict,
 }
 
 /// Compares the sum of the balances read with what the successful requests put in.
-/// Any unread wallet or negative balance fails the check: it could hide missing money.
+/// Any unread wallet or negative balance fails the check: it could hide missing money. A
+/// difference with `unknown_outcomes` requests in doubt is [`ConservationVerdict::Unknown`]:
+/// those requests may account for it.
 pub fn check_conservation(
     flow: &MoneyFlow,
     balances: &[Decimal],
     wallets_unread: usize,
     attempts: u32,
+    unknown_outcomes: u64,
 ) -> Conservation {
     let expected = flow.expected_total();
     let actual: Decimal = balances.iter().copied().sum();
@@ -125,6 +175,13 @@ pub fn check_conservation(
         .iter()
         .filter(|balance| balance.is_sign_negative() && !balance.is_zero())
         .count();
+    let verdict = if difference.is_zero() && negative_wallets == 0 && wallets_unread == 0 {
+        ConservationVerdict::Ok
+    } else if unknown_outcomes > 0 && negative_wallets == 0 && wallets_unread == 0 {
+        ConservationVerdict::Unknown
+    } else {
+        ConservationVerdict::Failed
+    };
     Conservation {
         expected,
         actual,
@@ -133,7 +190,9 @@ pub fn check_conservation(
         wallets_unread,
         negative_wallets,
         attempts,
-        ok: difference.is_zero() && negative_wallets == 0 && wallets_unread == 0,
+        unknown_outcomes,
+        ok: verdict == ConservationVerdict::Ok,
+        verdict,
     }
 }
 
@@ -208,12 +267,22 @@ fn error_kinds_text(tally: &Tally) -> String {
     format!(" ({})", kinds.join(", "))
 }
 
-/// The human-readable report. `writeln!` into a String cannot fail, so its results are
-/// ignored on purpose.
 fn bucket_text(bound_ms: Option<f64>) -> String {
     bound_ms.map_or_else(|| "-".to_owned(), |bound| format!("{bound}"))
 }
 
+fn unknown_outcomes_text(conservation: &Conservation) -> String {
+    match conservation.verdict {
+        ConservationVerdict::Unknown => format!(
+            " (not checked: {} requests have unknown outcomes and may account for it)",
+            conservation.unknown_outcomes
+        ),
+        ConservationVerdict::Ok | ConservationVerdict::Failed => String::new(),
+    }
+}
+
+/// The human-readable report. `writeln!` into a String cannot fail, so its results are
+/// ignored on purpose.
 pub fn render_text(report: &Report) -> String {
     let mut out = String::new();
     let creation = &report.wallet_creation;
@@ -260,8 +329,9 @@ pub fn render_text(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "  retries       {} (transport failures, same idempotency key)",
-        operations.retries + creation.retries
+        "  retries       {} (transport failures or 503, same idempotency key; {} answers replayed)",
+        operations.retries + creation.retries,
+        operations.replayed + creation.replayed
     );
     let _ = writeln!(
         out,
@@ -285,11 +355,12 @@ pub fn render_text(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "conservation    {}: expected {}  actual {}  difference {}",
-        if conservation.ok { "OK" } else { "FAILED" },
+        "conservation    {}: expected {}  actual {}  difference {}{}",
+        conservation.verdict.label(),
         conservation.expected,
         conservation.actual,
-        conservation.difference
+        conservation.difference,
+        unknown_outcomes_text(conservation)
     );
     let _ = writeln!(
         out,
@@ -326,7 +397,11 @@ mod tests {
     }
 
     fn attempted(outcome: Outcome, retries: u32) -> Attempted {
-        Attempted { outcome, retries }
+        Attempted {
+            outcome,
+            retries,
+            replayed: false,
+        }
     }
 
     #[test]
@@ -374,7 +449,7 @@ mod tests {
         };
         // 3000 + 10.01 − 0.11 = 3009.90, spread over three wallets by transfers.
         let balances = [money("1000.00"), money("2000.40"), money("9.50")];
-        let conservation = check_conservation(&flow, &balances, 0, 1);
+        let conservation = check_conservation(&flow, &balances, 0, 1, 0);
         assert_eq!(conservation.expected, money("3009.90"));
         assert_eq!(conservation.difference, Decimal::ZERO);
         assert!(conservation.ok);
@@ -388,9 +463,9 @@ mod tests {
             debited: Decimal::ZERO,
         };
         // The classic float trap: exact decimals see no difference in 0.1 + 0.2 = 0.3 ...
-        assert!(check_conservation(&flow, &[money("0.3")], 0, 1).ok);
+        assert!(check_conservation(&flow, &[money("0.3")], 0, 1, 0).ok);
         // ... and see a single cent too many.
-        let off = check_conservation(&flow, &[money("0.31")], 0, 1);
+        let off = check_conservation(&flow, &[money("0.31")], 0, 1, 0);
         assert!(!off.ok);
         assert_eq!(off.difference, money("0.01"));
     }
@@ -401,12 +476,60 @@ mod tests {
             created: money("10"),
             ..MoneyFlow::default()
         };
-        let negative = check_conservation(&flow, &[money("11"), money("-1")], 0, 1);
+        let negative = check_conservation(&flow, &[money("11"), money("-1")], 0, 1, 0);
         assert_eq!(negative.difference, Decimal::ZERO);
         assert_eq!(negative.negative_wallets, 1);
         assert!(!negative.ok);
-        let unread = check_conservation(&flow, &[money("10")], 1, 1);
+        let unread = check_conservation(&flow, &[money("10")], 1, 1, 0);
         assert!(!unread.ok);
+    }
+
+    #[test]
+    fn unknown_outcomes_are_errors_counted_apart_and_replays_are_counted() {
+        let mut tally = Tally::default();
+        tally.record(&attempted(Outcome::Unknown("transport".into()), 40));
+        tally.record(&attempted(Outcome::Unreachable("connect".into()), 30));
+        tally.record(&Attempted {
+            outcome: Outcome::Success,
+            retries: 3,
+            replayed: true,
+        });
+        assert_eq!(tally.errors, 2);
+        assert_eq!(tally.unknown_outcomes, 1);
+        assert_eq!(tally.replayed, 1);
+        assert_eq!(tally.retries, 73);
+        assert_eq!(
+            tally.error_kinds.get("unknown outcome (transport)"),
+            Some(&1)
+        );
+        assert_eq!(tally.error_kinds.get("connect"), Some(&1));
+        let mut merged = Tally::default();
+        merged.merge(&tally);
+        assert_eq!(merged, tally);
+    }
+
+    #[test]
+    fn a_difference_with_unknown_outcomes_is_unknown_not_failed() {
+        let flow = MoneyFlow {
+            created: money("10"),
+            ..MoneyFlow::default()
+        };
+        let unknown = check_conservation(&flow, &[money("12.50")], 0, 1, 2);
+        assert_eq!(unknown.verdict, ConservationVerdict::Unknown);
+        assert!(!unknown.ok);
+        assert_eq!(unknown.unknown_outcomes, 2);
+        // Money that adds up is OK whatever was in doubt ...
+        let conserved = check_conservation(&flow, &[money("10")], 0, 1, 2);
+        assert_eq!(conserved.verdict, ConservationVerdict::Ok);
+        assert!(conserved.ok);
+        // ... and without unknown outcomes a difference is the server's.
+        let failed = check_conservation(&flow, &[money("12.50")], 0, 1, 0);
+        assert_eq!(failed.verdict, ConservationVerdict::Failed);
+        // A negative or unread wallet fails whatever was in doubt.
+        let negative = check_conservation(&flow, &[money("11"), money("-1")], 0, 1, 2);
+        assert_eq!(negative.verdict, ConservationVerdict::Failed);
+        let unread = check_conservation(&flow, &[money("10")], 1, 1, 2);
+        assert_eq!(unread.verdict, ConservationVerdict::Failed);
     }
 
     #[test]
@@ -437,6 +560,63 @@ mod tests {
         Ok(())
     }
 
+    fn report_with(operations: Tally, conservation: Conservation) -> Result<Report, String> {
+        let histogram =
+            Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?;
+        Ok(Report {
+            url: "http://127.0.0.1:3000".into(),
+            run_id: "abc".into(),
+            seed: 42,
+            workers: 20,
+            wallets_requested: 1,
+            wallet_creation: Tally::default(),
+            wallet_creation_seconds: 0.1,
+            operations_requested: 1,
+            passed: passed(&Tally::default(), &operations, &conservation),
+            operations,
+            operations_by_kind: BTreeMap::new(),
+            success_rate_percent: 0.0,
+            duration_seconds: 1.0,
+            operations_per_second: 1.0,
+            latency: LatencySummary::from_histogram_microseconds(&histogram),
+            money: MoneyFlow::default(),
+            conservation,
+            lag: BTreeMap::new(),
+        })
+    }
+
+    #[test]
+    fn an_unknown_outcome_is_reported_as_such_not_as_a_server_fault(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let mut operations = Tally::default();
+        operations.record(&attempted(Outcome::Unknown("transport".into()), 61));
+        let flow = MoneyFlow {
+            created: money("10"),
+            ..MoneyFlow::default()
+        };
+        let conservation = check_conservation(&flow, &[money("9.50")], 0, 1, 1);
+        let report = report_with(operations, conservation)?;
+        let text = render_text(&report);
+        assert!(
+            text.contains("errors        1 (unknown outcome (transport): 1)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "conservation    UNKNOWN: expected 10  actual 9.50  difference -0.50 \
+                 (not checked: 1 requests have unknown outcomes and may account for it)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("result          FAIL"), "{text}");
+        let json = serde_json::to_value(&report)?;
+        assert_eq!(json["operations"]["unknownOutcomes"], 1);
+        assert_eq!(json["operations"]["replayed"], 0);
+        assert_eq!(json["conservation"]["verdict"], "unknown");
+        assert_eq!(json["conservation"]["ok"], false);
+        Ok(())
+    }
+
     #[test]
     fn passing_needs_no_errors_and_conservation() {
         let clean = Tally::default();
@@ -444,7 +624,7 @@ mod tests {
             errors: 1,
             ..Tally::default()
         };
-        let ok = check_conservation(&MoneyFlow::default(), &[], 0, 1);
+        let ok = check_conservation(&MoneyFlow::default(), &[], 0, 1, 0);
         assert!(passed(&clean, &clean, &ok));
         assert!(!passed(&failing, &clean, &ok));
         assert!(!passed(&clean, &failing, &ok));

@@ -1,10 +1,22 @@
 //! The three phases of a run against a live server: create wallets, run the operations,
 //! verify conservation. Each phase spreads its items over `--workers` tokio tasks that claim
 //! the next index from a shared counter.
+//!
+//! Every request gets its own `Idempotency-Key` here, and the client resends it with that key
+//! until a definitive answer comes or its window closes ([`crate::client`]). A request whose
+//! window closed with its outcome unknown is kept with its key and resent once more, for one
+//! more window, when its phase is over ([`resolve_in_doubt`]): a server back by then answers
+//! it, replaying it if it had been applied, so its money is counted as it really went. Only
+//! what stays unknown after that is an error whose money effect is unknown, and then a
+//! difference in the conservation check is reported as unknown, not as the server's fault.
+//!
+//! A window that closes without any answer means the server has been unreachable for that
+//! long: the run stops sending ([`RunContext::server_lost`]) and counts each request it did not
+//! send as an error, so a run against a server gone for good still ends within a few windows.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +46,8 @@ pub const CONSERVATION_ATTEMPTS_MAX: u32 = 10;
 pub const CONSERVATION_RETRY_INTERVAL_MS: u64 = 500;
 pub const RUN_ID_LENGTH: usize = 8;
 pub const OPERATION_DESCRIPTION: &str = "wallex-load";
+/// The error kind of a request not sent because the server was lost.
+pub const NOT_SENT_KIND: &str = "not sent: server unreachable";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -49,13 +63,16 @@ pub enum LoadError {
     Metrics(String),
 }
 
-/// Everything the workers share, read-only.
+/// Everything the workers share: read-only but for `server_lost`.
 struct RunContext {
     client: WalletClient,
     wallet_ids: Vec<String>,
     owner_ids: Vec<String>,
     initial_balance: Decimal,
     plan: Vec<Operation>,
+    /// Set, for the rest of the run, once a request's window closed without a definitive
+    /// answer: from then on no new request is sent (each counts as a [`NOT_SENT_KIND`] error).
+    server_lost: AtomicBool,
 }
 
 pub async fn run(args: &Args) -> Result<Report, LoadError> {
@@ -68,6 +85,7 @@ pub async fn run(args: &Args) -> Result<Report, LoadError> {
         owner_ids: (0..args.wallets).map(|n| owner_id(&run_id, n)).collect(),
         initial_balance: args.initial_balance,
         plan: plan_operations(&mut rng, args.wallets, args.operations),
+        server_lost: AtomicBool::new(false),
     });
 
     let lag_before = lag::snapshot(&args.lag_metrics).await?;
@@ -93,8 +111,15 @@ pub async fn run(args: &Args) -> Result<Report, LoadError> {
         "phase 3: verifying conservation over {} wallets",
         creation.created.len()
     );
-    let conservation =
-        verify_conservation(&context, &creation.created, &money, args.workers).await?;
+    let unknown_outcomes = creation.tally.unknown_outcomes + operations.tally.unknown_outcomes;
+    let conservation = verify_conservation(
+        &context,
+        &creation.created,
+        &money,
+        unknown_outcomes,
+        args.workers,
+    )
+    .await?;
 
     if !args.lag_metrics.is_empty() {
         eprintln!("phase 4: waiting for the consumers to go quiet, for their lag");
@@ -159,11 +184,148 @@ where
     Ok(results)
 }
 
+/// A request whose outcome was still unknown when its window closed, kept with its key to be
+/// resent once its phase is over.
+struct InDoubt {
+    /// The request's index in its phase (a wallet's, or an operation's in the plan).
+    index: usize,
+    idempotency_key: Uuid,
+    retries: u32,
+}
+
+/// What becomes of a request's end in a worker.
+enum Sorted {
+    /// Its outcome is known (or it is not worth resending): count it now.
+    Settled(Attempted),
+    /// Its outcome is unknown: resend it after the phase.
+    InDoubt(InDoubt),
+}
+
+/// Sorts a request's end, and marks the server lost when its window closed without an answer.
+fn sort_end(
+    context: &RunContext,
+    index: usize,
+    idempotency_key: Uuid,
+    attempted: Attempted,
+) -> Sorted {
+    if attempted.outcome.is_unanswered() && !context.server_lost.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "  no answer from the server within {} ms: no further request is sent",
+            context.client.retry_policy().window_ms
+        );
+    }
+    match attempted.outcome {
+        Outcome::Unknown(_) => Sorted::InDoubt(InDoubt {
+            index,
+            idempotency_key,
+            retries: attempted.retries,
+        }),
+        _ => Sorted::Settled(attempted),
+    }
+}
+
+/// The end of a request the run did not send, the server being lost.
+fn not_sent() -> Attempted {
+    Attempted {
+        outcome: Outcome::Error(NOT_SENT_KIND.to_owned()),
+        retries: 0,
+        replayed: false,
+    }
+}
+
+/// Resends each request of `in_doubt` with its key, by `resend`, on up to `workers` tasks, each
+/// for one more window (even with the server lost: that is how a late server's answer is
+/// learnt). A server that answers now gives the request's one outcome (its stored answer if an
+/// earlier attempt had been applied); one that does not leaves it [`Outcome::Unknown`].
+/// Returns each request's index and end, its retries counting all its attempts.
+async fn resolve_in_doubt<F, Fut>(
+    context: &Arc<RunContext>,
+    in_doubt: Vec<InDoubt>,
+    workers: usize,
+    resend: F,
+) -> Result<Vec<(usize, Attempted)>, LoadError>
+where
+    F: Fn(Arc<RunContext>, usize, Uuid) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Attempted> + Send + 'static,
+{
+    if in_doubt.is_empty() {
+        return Ok(Vec::new());
+    }
+    eprintln!(
+        "  resending {} requests whose outcome is unknown, with their idempotency keys",
+        in_doubt.len()
+    );
+    let in_doubt = Arc::new(in_doubt);
+    let next = Arc::new(AtomicUsize::new(0));
+    let results = run_workers(workers.min(in_doubt.len()), || {
+        let context = Arc::clone(context);
+        let in_doubt = Arc::clone(&in_doubt);
+        let next = Arc::clone(&next);
+        let resend = resend.clone();
+        async move {
+            let count = in_doubt.len();
+            let mut resolved = Vec::new();
+            for _ in 0..count {
+                let Some(position) = claim(&next, count) else {
+                    break;
+                };
+                let request = &in_doubt[position];
+                let resent =
+                    resend(Arc::clone(&context), request.index, request.idempotency_key).await;
+                resolved.push((request.index, after_resend(request, resent)));
+            }
+            resolved
+        }
+    })
+    .await?;
+    Ok(results.into_iter().flatten().collect())
+}
+
+/// The end of a request in doubt, from the end of its resend: the resend's answer if it got
+/// one; otherwise still [`Outcome::Unknown`], even when no attempt of the resend reached the
+/// server, since an attempt before it may have. Its retries count all its attempts.
+fn after_resend(request: &InDoubt, resent: Attempted) -> Attempted {
+    let outcome = match resent.outcome {
+        Outcome::Unreachable(kind) => Outcome::Unknown(kind),
+        outcome => outcome,
+    };
+    Attempted {
+        outcome,
+        retries: request.retries + 1 + resent.retries,
+        replayed: resent.replayed,
+    }
+}
+
+#[derive(Default)]
 struct CreationResult {
     tally: Tally,
     money: MoneyFlow,
     /// Indices of the wallets the server confirmed.
     created: Vec<usize>,
+    in_doubt: Vec<InDoubt>,
+}
+
+impl CreationResult {
+    fn settle(&mut self, context: &RunContext, index: usize, attempted: &Attempted) {
+        if attempted.outcome == Outcome::Success {
+            self.money.created += context.initial_balance;
+            self.created.push(index);
+        }
+        self.tally.record(attempted);
+    }
+}
+
+/// Sends wallet `index`'s creation with `idempotency_key`.
+async fn create_wallet(context: Arc<RunContext>, index: usize, idempotency_key: Uuid) -> Attempted {
+    let request = CreateWalletRequest {
+        wallet_id: &context.wallet_ids[index],
+        owner_id: &context.owner_ids[index],
+        initial_balance: context.initial_balance,
+    };
+    context
+        .client
+        .create_wallet(idempotency_key, &request)
+        .await
 }
 
 async fn create_wallets(
@@ -176,41 +338,37 @@ async fn create_wallets(
         let next = Arc::clone(&next);
         async move {
             let count = context.wallet_ids.len();
-            let mut result = CreationResult {
-                tally: Tally::default(),
-                money: MoneyFlow::default(),
-                created: Vec::new(),
-            };
+            let mut result = CreationResult::default();
             for _ in 0..count {
                 let Some(index) = claim(&next, count) else {
                     break;
                 };
-                let request = CreateWalletRequest {
-                    wallet_id: &context.wallet_ids[index],
-                    owner_id: &context.owner_ids[index],
-                    initial_balance: context.initial_balance,
-                };
-                let attempted = context.client.create_wallet(&request).await;
-                if attempted.outcome == Outcome::Success {
-                    result.money.created += context.initial_balance;
-                    result.created.push(index);
+                if context.server_lost.load(Ordering::Relaxed) {
+                    result.tally.record(&not_sent());
+                    continue;
                 }
-                result.tally.record(&attempted);
+                let idempotency_key = Uuid::new_v4();
+                let attempted = create_wallet(Arc::clone(&context), index, idempotency_key).await;
+                match sort_end(&context, index, idempotency_key, attempted) {
+                    Sorted::Settled(attempted) => result.settle(&context, index, &attempted),
+                    Sorted::InDoubt(in_doubt) => result.in_doubt.push(in_doubt),
+                }
             }
             result
         }
     })
     .await?;
 
-    let mut total = CreationResult {
-        tally: Tally::default(),
-        money: MoneyFlow::default(),
-        created: Vec::new(),
-    };
+    let mut total = CreationResult::default();
+    let mut in_doubt = Vec::new();
     for result in results {
         total.tally.merge(&result.tally);
         total.money.merge(&result.money);
         total.created.extend(result.created);
+        in_doubt.extend(result.in_doubt);
+    }
+    for (index, attempted) in resolve_in_doubt(context, in_doubt, workers, create_wallet).await? {
+        total.settle(context, index, &attempted);
     }
     total.created.sort_unstable();
     Ok(total)
@@ -220,6 +378,29 @@ struct OperationsResult {
     tally: Tally,
     money: MoneyFlow,
     latency_microseconds: Histogram<u64>,
+    in_doubt: Vec<InDoubt>,
+}
+
+impl OperationsResult {
+    fn new() -> Result<Self, LoadError> {
+        Ok(Self {
+            tally: Tally::default(),
+            money: MoneyFlow::default(),
+            latency_microseconds: new_latency_histogram()?,
+            in_doubt: Vec::new(),
+        })
+    }
+
+    fn settle(&mut self, operation: &Operation, attempted: &Attempted) {
+        if attempted.outcome == Outcome::Success {
+            match operation {
+                Operation::Credit { amount, .. } => self.money.credited += *amount,
+                Operation::Debit { amount, .. } => self.money.debited += *amount,
+                Operation::Transfer { .. } => {}
+            }
+        }
+        self.tally.record(attempted);
+    }
 }
 
 fn new_latency_histogram() -> Result<Histogram<u64>, LoadError> {
@@ -227,22 +408,27 @@ fn new_latency_histogram() -> Result<Histogram<u64>, LoadError> {
         .map_err(|error| LoadError::Histogram(error.to_string()))
 }
 
-async fn execute(context: &RunContext, operation: &Operation) -> Attempted {
+/// Sends operation `index` of the plan with `idempotency_key`.
+async fn execute(context: Arc<RunContext>, index: usize, idempotency_key: Uuid) -> Attempted {
     let client = &context.client;
-    match operation {
+    match &context.plan[index] {
         Operation::Credit { wallet, amount } => {
             let request = AmountRequest {
                 amount: *amount,
                 description: OPERATION_DESCRIPTION,
             };
-            client.credit(&context.wallet_ids[*wallet], &request).await
+            client
+                .credit(idempotency_key, &context.wallet_ids[*wallet], &request)
+                .await
         }
         Operation::Debit { wallet, amount } => {
             let request = AmountRequest {
                 amount: *amount,
                 description: OPERATION_DESCRIPTION,
             };
-            client.debit(&context.wallet_ids[*wallet], &request).await
+            client
+                .debit(idempotency_key, &context.wallet_ids[*wallet], &request)
+                .await
         }
         Operation::Transfer { from, to, amount } => {
             let request = TransferRequest {
@@ -250,7 +436,9 @@ async fn execute(context: &RunContext, operation: &Operation) -> Attempted {
                 amount: *amount,
                 description: OPERATION_DESCRIPTION,
             };
-            client.transfer(&context.wallet_ids[*from], &request).await
+            client
+                .transfer(idempotency_key, &context.wallet_ids[*from], &request)
+                .await
         }
     }
 }
@@ -264,40 +452,33 @@ async fn run_operations(
         let context = Arc::clone(context);
         let next = Arc::clone(&next);
         async move {
-            let mut result = OperationsResult {
-                tally: Tally::default(),
-                money: MoneyFlow::default(),
-                latency_microseconds: new_latency_histogram()?,
-            };
+            let mut result = OperationsResult::new()?;
             let count = context.plan.len();
             for _ in 0..count {
                 let Some(index) = claim(&next, count) else {
                     break;
                 };
-                let operation = &context.plan[index];
+                if context.server_lost.load(Ordering::Relaxed) {
+                    result.tally.record(&not_sent());
+                    continue;
+                }
+                let idempotency_key = Uuid::new_v4();
                 let start = Instant::now();
-                let attempted = execute(&context, operation).await;
+                let attempted = execute(Arc::clone(&context), index, idempotency_key).await;
                 let microseconds = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
                 result.latency_microseconds.saturating_record(microseconds);
-                if attempted.outcome == Outcome::Success {
-                    match operation {
-                        Operation::Credit { amount, .. } => result.money.credited += *amount,
-                        Operation::Debit { amount, .. } => result.money.debited += *amount,
-                        Operation::Transfer { .. } => {}
-                    }
+                match sort_end(&context, index, idempotency_key, attempted) {
+                    Sorted::Settled(attempted) => result.settle(&context.plan[index], &attempted),
+                    Sorted::InDoubt(in_doubt) => result.in_doubt.push(in_doubt),
                 }
-                result.tally.record(&attempted);
             }
             Ok::<_, LoadError>(result)
         }
     })
     .await?;
 
-    let mut total = OperationsResult {
-        tally: Tally::default(),
-        money: MoneyFlow::default(),
-        latency_microseconds: new_latency_histogram()?,
-    };
+    let mut total = OperationsResult::new()?;
+    let mut in_doubt = Vec::new();
     for result in results {
         let result = result?;
         total.tally.merge(&result.tally);
@@ -306,23 +487,29 @@ async fn run_operations(
             .latency_microseconds
             .add(&result.latency_microseconds)
             .map_err(|error| LoadError::Histogram(format!("{error:?}")))?;
+        in_doubt.extend(result.in_doubt);
+    }
+    for (index, attempted) in resolve_in_doubt(context, in_doubt, workers, execute).await? {
+        total.settle(&context.plan[index], &attempted);
     }
     Ok(total)
 }
 
 /// Reads the balances of the created wallets until they add up, at most
 /// [`CONSERVATION_ATTEMPTS_MAX`] times, since a read model may still be catching up.
+/// `unknown_outcomes` requests of the run are in doubt ([`check_conservation`]).
 async fn verify_conservation(
     context: &Arc<RunContext>,
     created: &[usize],
     money: &MoneyFlow,
+    unknown_outcomes: u64,
     workers: usize,
 ) -> Result<Conservation, LoadError> {
     let created = Arc::new(created.to_vec());
-    let mut conservation = check_conservation(money, &[], created.len(), 0);
+    let mut conservation = check_conservation(money, &[], created.len(), 0, unknown_outcomes);
     for attempt in 1..=CONSERVATION_ATTEMPTS_MAX {
         let (balances, unread) = read_balances(context, &created, workers).await?;
-        conservation = check_conservation(money, &balances, unread, attempt);
+        conservation = check_conservation(money, &balances, unread, attempt, unknown_outcomes);
         if conservation.ok {
             break;
         }
@@ -380,6 +567,105 @@ async fn read_balances(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_server::{Reply, ScriptedServer, FAST_POLICY};
+    use crate::workload::{owner_id, wallet_id};
+
+    fn context(client: WalletClient, wallets: usize) -> Arc<RunContext> {
+        Arc::new(RunContext {
+            client,
+            wallet_ids: (0..wallets).map(|n| wallet_id("test", n)).collect(),
+            owner_ids: (0..wallets).map(|n| owner_id("test", n)).collect(),
+            initial_balance: Decimal::new(1000, 0),
+            plan: Vec::new(),
+            server_lost: AtomicBool::new(false),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_request_in_doubt_is_resolved_by_its_key_once_the_server_is_back(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        // Down (connections closed unanswered) past the first window, back within the
+        // resend's window, answering the resend as a replay: the creation had been applied.
+        let back_at = tokio::time::Instant::now() + FAST_POLICY.window() * 7 / 4;
+        let server = ScriptedServer::start(Arc::new(move |_| {
+            if tokio::time::Instant::now() < back_at {
+                Reply::Drop
+            } else {
+                Reply::Replayed
+            }
+        }))
+        .await?;
+        let context = context(server.client()?, 2);
+        let creation = create_wallets(&context, 1).await?;
+        // Wallet 0's window closed in doubt, so wallet 1 was never sent ...
+        assert!(context.server_lost.load(Ordering::Relaxed));
+        assert_eq!(creation.tally.error_kinds.get(NOT_SENT_KIND), Some(&1));
+        // ... and wallet 0, resent with its key, is known created, its money counted.
+        assert_eq!(creation.created, vec![0]);
+        assert_eq!(creation.money.created, Decimal::new(1000, 0));
+        assert_eq!(creation.tally.succeeded, 1);
+        assert_eq!(creation.tally.replayed, 1);
+        assert_eq!(creation.tally.unknown_outcomes, 0);
+        let keys = server.keys();
+        assert_eq!(creation.tally.retries + 1, keys.len() as u64);
+        assert!(keys.iter().all(|key| *key == keys[0]), "{keys:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_resend_that_reaches_no_server_leaves_the_request_in_doubt() {
+        let request = InDoubt {
+            index: 3,
+            idempotency_key: Uuid::new_v4(),
+            retries: 40,
+        };
+        let unreachable = Attempted {
+            outcome: Outcome::Unreachable("connect".into()),
+            retries: 30,
+            replayed: false,
+        };
+        assert_eq!(
+            after_resend(&request, unreachable),
+            Attempted {
+                outcome: Outcome::Unknown("connect".into()),
+                retries: 71,
+                replayed: false,
+            }
+        );
+        let answered = Attempted {
+            outcome: Outcome::BusinessRejection,
+            retries: 2,
+            replayed: true,
+        };
+        assert_eq!(
+            after_resend(&request, answered),
+            Attempted {
+                outcome: Outcome::BusinessRejection,
+                retries: 43,
+                replayed: true,
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_still_in_doubt_after_its_resend_is_an_unknown_outcome(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let server = ScriptedServer::sequence(vec![Reply::Drop]).await?;
+        let context = context(server.client()?, 1);
+        let creation = create_wallets(&context, 4).await?;
+        assert!(creation.created.is_empty());
+        assert_eq!(creation.money.created, Decimal::ZERO);
+        assert_eq!(creation.tally.errors, 1);
+        assert_eq!(creation.tally.unknown_outcomes, 1);
+        assert_eq!(
+            creation
+                .tally
+                .error_kinds
+                .get("unknown outcome (transport)"),
+            Some(&1)
+        );
+        Ok(())
+    }
 
     #[test]
     fn claims_each_index_once_then_stops() {
