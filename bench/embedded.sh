@@ -21,7 +21,7 @@ set -euo pipefail
 ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT_DIR"
 
-BIN=target/release
+BIN="${BIN:-target/release}"
 # Off the 3000-3100 range other servers on this machine use.
 PORT="${PORT:-3400}"
 WALLETS="${WALLETS:-1000}"

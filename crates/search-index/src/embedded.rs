@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/search_index_0002.sql"),
     include_str!("../../../migrations/embedded/search_index_0003.sql"),
     include_str!("../../../migrations/embedded/search_index_0004.sql"),
+    include_str!("../../../migrations/embedded/search_index_0005.sql"),
 ];
 const DATABASE_FILE: &str = "search_index.db";
 /// The name the relay logs this sink under.
@@ -198,13 +199,18 @@ fn wallet_source(
 fn write_transaction(connection: &Connection, source: &TransactionSource) -> rusqlite::Result<()> {
     let position = to_sql_integer(source.position)?;
     let event_id = source.id.to_string();
-    // The words of the row this one replaces go with it.
-    connection
-        .prepare_cached(
-            "DELETE FROM search_descriptions WHERE rowid IN \
-             (SELECT position FROM search_transactions WHERE event_id = ?1 OR position = ?2)",
-        )?
-        .execute(params![event_id, position])?;
+    // The words of the row this one replaces go with it. The row replaced is
+    // this event's (the same id, the same position) and an event never
+    // changes: without a description now it had none then, and there is
+    // nothing to delete.
+    if source.description.is_some() {
+        connection
+            .prepare_cached(
+                "DELETE FROM search_descriptions WHERE rowid IN \
+                 (SELECT position FROM search_transactions WHERE event_id = ?1 OR position = ?2)",
+            )?
+            .execute(params![event_id, position])?;
+    }
     connection
         .prepare_cached(
             "INSERT OR REPLACE INTO search_transactions (position, event_id, wallet_id, owner_id, \
@@ -544,5 +550,39 @@ mod tests {
             Some("\"say\" \"hi\" \"OR\" \"multi\" \"agent\"")
         );
         assert_eq!(description_query("-- * ()"), None);
+    }
+
+    /// The identifier indexes hold only rows that have the identifier; a
+    /// search for a text still reads each of them, never the whole table.
+    #[test]
+    fn a_text_search_reads_the_partial_identifier_indexes() {
+        let mut connection = Connection::open_in_memory().expect("in memory");
+        for migration in MIGRATIONS {
+            connection.execute_batch(migration).expect("migration");
+        }
+        let filter = SqlFilter::default().matching_text("rent");
+        let transaction = connection.transaction().expect("transaction");
+        let mut statement = transaction
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN SELECT position FROM search_transactions WHERE {} \
+                 ORDER BY position DESC",
+                filter.where_clause()
+            ))
+            .expect("plan");
+        let plan: Vec<String> = statement
+            .query_map(params_from_iter(filter.values.iter()), |row| row.get(3))
+            .expect("rows")
+            .collect::<rusqlite::Result<_>>()
+            .expect("plan rows");
+        let plan = plan.join("\n");
+        for index in [
+            "search_transactions_by_counterparty",
+            "search_transactions_by_transfer",
+            "search_transactions_by_hold",
+            "search_transactions_by_wallet",
+        ] {
+            assert!(plan.contains(index), "{index} unused:\n{plan}");
+        }
+        assert!(!plan.contains("SCAN search_transactions"), "{plan}");
     }
 }
