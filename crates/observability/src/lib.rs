@@ -52,7 +52,7 @@ pub enum LogFormat {
     Text,
 }
 
-/// The log target left out unless `RUST_LOG` names actix-http: actix-http
+/// The log target left out unless `RUST_LOG` asks for it (see [`log_filter`]): actix-http
 /// logs every malformed request it answers 400 (a missing `Host`, a header
 /// over its limit, both `Content-Length` and `Transfer-Encoding`) at ERROR, so
 /// any client, authenticated or not, could flood the error log with its own
@@ -60,12 +60,18 @@ pub enum LogFormat {
 pub const QUIET_UNLESS_NAMED: &str = "actix_http::h1::dispatcher";
 
 /// The log filter: `rust_log` (the `RUST_LOG` value; `info` when absent or
-/// invalid), with [`QUIET_UNLESS_NAMED`] off unless it names `actix_http`.
+/// invalid), with [`QUIET_UNLESS_NAMED`] off unless it names `actix_http` or
+/// asks for `debug` or `trace` somewhere (someone investigating wants all).
 pub fn log_filter(rust_log: Option<&str>) -> EnvFilter {
     let filter = rust_log
         .and_then(|directives| EnvFilter::try_new(directives).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
-    if rust_log.is_some_and(|directives| directives.contains("actix_http")) {
+    let wants_everything = |directives: &str| {
+        ["actix_http", "debug", "trace"]
+            .iter()
+            .any(|word| directives.to_ascii_lowercase().contains(word))
+    };
+    if rust_log.is_some_and(wants_everything) {
         return filter;
     }
     match format!("{QUIET_UNLESS_NAMED}=off").parse() {
@@ -110,6 +116,7 @@ mod tests {
         let named = log_filter(Some("info,actix_http=debug")).to_string();
         assert!(!named.contains(&quiet), "{named}");
         assert!(named.contains("actix_http=debug"), "{named}");
+        assert!(!log_filter(Some("debug")).to_string().contains(&quiet));
     }
 
     #[tokio::test]

@@ -56,7 +56,9 @@ pub enum DomainError {
     SameWalletTransfer(WalletId),
     #[error("Balance of wallet {0} would exceed the largest balance a wallet may hold")]
     BalanceOverflow(WalletId),
-    #[error("Wallet {0} is frozen: it refuses debits, transfers out and holds")]
+    #[error(
+        "Wallet {0} is frozen: it refuses debits, transfers out, holds and closing until unfrozen"
+    )]
     WalletFrozen(WalletId),
     #[error("Wallet {0} is not frozen")]
     WalletNotFrozen(WalletId),

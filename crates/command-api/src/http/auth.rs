@@ -26,7 +26,7 @@ impl FromRequest for Caller {
     }
 }
 
-fn admit(request: &HttpRequest) -> Result<Caller, ApiError> {
+pub(super) fn admit(request: &HttpRequest) -> Result<Caller, ApiError> {
     let state = request
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("the application state is not registered".into()))?;

@@ -16,7 +16,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
-use super::malformed::not_json_message;
+use super::malformed::{not_json_message, shown};
 use super::number::parse_exact;
 
 /// Largest request body accepted.
@@ -183,7 +183,8 @@ impl JsonObject {
         let FirstRepeatedKey(repeated) = serde_json::from_slice(body).map_err(not_json)?;
         if let Some(key) = repeated {
             return Err(ApiError::BadRequest(format!(
-                "property {key} is repeated: each key may appear once in an object"
+                "property {} is repeated: each key may appear once in an object",
+                shown(&key)
             )));
         }
         let Value::Object(fields) = value else {
@@ -193,7 +194,8 @@ impl JsonObject {
         };
         if let Some(unknown) = fields.keys().find(|key| !allowed.contains(&key.as_str())) {
             return Err(ApiError::BadRequest(format!(
-                "property {unknown} should not exist"
+                "property {} should not exist",
+                shown(unknown)
             )));
         }
         Ok(Self { fields })

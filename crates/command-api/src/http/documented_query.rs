@@ -22,6 +22,8 @@ use futures::future::LocalBoxFuture;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::OpenApi;
 
+use super::auth::admit;
+use super::malformed::shown;
 use super::ApiError;
 
 /// The query parameters each documented operation takes, by method and path
@@ -113,7 +115,8 @@ fn first_unknown(query: &str, taken: &BTreeSet<String>) -> Option<String> {
 
 /// Middleware: a query parameter the route's operation does not document is
 /// refused (400 naming it and the ones taken) before the handler reads the
-/// query.
+/// query, once the caller is admitted (a caller who is not gets the handler's
+/// own refusal, 401 or 429, as on every route).
 pub fn refuse_undocumented<S>(
     request: ServiceRequest,
     service: &S,
@@ -133,10 +136,14 @@ where
     };
     match unknown {
         None => Box::pin(service.call(request)),
+        // Who is calling is checked first, as on every route: a caller
+        // without a valid token learns nothing of the route's parameters.
+        Some(_) if admit(request.request()).is_err() => Box::pin(service.call(request)),
         Some((name, taken)) => {
             let accepted: Vec<&str> = taken.iter().map(String::as_str).collect();
             let refusal = ApiError::BadRequest(format!(
-                "query parameter {name:?} is not accepted here; this endpoint takes {}",
+                "query parameter {:?} is not accepted here; this endpoint takes {}",
+                shown(&name),
                 accepted.join(", ")
             ));
             Box::pin(async move { Ok(request.error_response(refusal)) })

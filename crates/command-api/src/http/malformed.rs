@@ -1,29 +1,38 @@
-//! The message for a body that is not valid JSON: the property whose value
-//! broke it, when the parser stopped inside one, and what that value may be.
+//! The message for a body that is not valid JSON: the body's property whose
+//! value broke it, when the parser stopped inside one, and the forms JSON
+//! gives a number and a text.
 //!
 //! serde_json reports where it stopped (line and column), not in which
 //! property. `{"amount": +1}`, `01.5`, `.5`, `NaN` and `'text'` all stop inside
-//! a property's value; the client is told that property's name and the form
-//! JSON gives a number or a text (RFC 8259 §6 and §7), as it is for every other
-//! mistake in a body.
+//! a property's value; the client is told that property's name (the body's own
+//! property, however deep inside its value the parser stopped) and how JSON
+//! writes numbers and texts (RFC 8259 §6 and §7), as it is told the field for
+//! every other mistake in a body.
 
-/// `Request body is not valid JSON: …`, naming the property when the parser
-/// stopped in its value.
+/// Characters of a client's name (a property, a query parameter) quoted back
+/// in a message, at most: a longer one is cut, so a refusal stays small
+/// whatever the request held.
+pub const NAME_SHOWN_MAX: usize = 64;
+
+/// `name` as a message quotes it: cut after [`NAME_SHOWN_MAX`] characters.
+pub fn shown(name: &str) -> String {
+    match name.char_indices().nth(NAME_SHOWN_MAX) {
+        Some((cut, _)) => format!("{}…", &name[..cut]),
+        None => name.to_owned(),
+    }
+}
+
+/// `Request body is not valid JSON: …`, or `<property> is not valid JSON: …`
+/// when the parser stopped inside the value of one of the body's properties.
 pub fn not_json_message(body: &[u8], error: &serde_json::Error) -> String {
     let stop = offset(body, error.line(), error.column());
-    let prefix = String::from_utf8_lossy(&body[..stop]);
-    match property_at_end(&prefix) {
-        Some((property, value)) => {
-            // The value as written: what was read, and from where the parser
-            // stopped on to the next separator.
-            let rest = String::from_utf8_lossy(&body[stop..]);
-            let rest = rest.split([',', '}', ']', '\n']).next().unwrap_or_default();
-            let written = format!("{value}{rest}");
-            format!(
-                "{property} is not valid JSON: {error}; {}",
-                accepted_form(written.trim())
-            )
-        }
+    match property_in_progress(&body[..stop]) {
+        Some(property) => format!(
+            "{} is not valid JSON: {error}; JSON writes a number as digits with an optional \
+             fraction and exponent (10, 10.50, 1e3; no leading + or 0, bare point, NaN or \
+             Infinity) and a text in double quotes",
+            shown(&property)
+        ),
         None => format!("Request body is not valid JSON: {error}"),
     }
 }
@@ -39,33 +48,77 @@ fn offset(body: &[u8], line: usize, column: usize) -> usize {
     (line_start + column.saturating_sub(1)).min(body.len())
 }
 
-/// When `prefix` ends inside an object property's value (`"key": partial`,
-/// the partial value holding no `,` `{` `}` `[` `]` `:`), the key and the
-/// partial value.
-fn property_at_end(prefix: &str) -> Option<(&str, &str)> {
-    let (before_colon, value) = prefix.rsplit_once(':')?;
-    if value.contains([',', '{', '}', '[', ']']) {
-        return None;
-    }
-    let quoted = before_colon.trim_end().strip_suffix('"')?;
-    let opening = quoted.rfind('"')?;
-    let key = &quoted[opening + 1..];
-    if key.is_empty() || key.contains('\\') {
-        return None;
-    }
-    Some((key, value.trim()))
+/// Where a scan of the body's top-level object stands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Before the body's opening `{`, or after its closing one.
+    Outside,
+    /// In the top-level object, between its properties.
+    BetweenProperties,
+    /// After a top-level key's closing quote, before its colon.
+    AfterKey,
+    /// In a top-level property's value, at any depth.
+    InValue,
 }
 
-/// What the value may look like, from how it starts.
-fn accepted_form(value: &str) -> &'static str {
-    let number_like = value.is_empty()
-        || value.starts_with(|first: char| first.is_ascii_digit() || "+-.NnIi".contains(first));
-    if number_like {
-        "a number is written as JSON writes it: digits with an optional fraction and \
-         exponent (10, 10.50, 1e3), without a leading + or 0, a bare point, NaN or Infinity"
-    } else {
-        "a text is written in double quotes, with JSON's escapes"
+/// The body's top-level property whose value `prefix` (the body up to where
+/// the parser stopped) ends inside, its key decoded from JSON; `None` when the
+/// prefix ends anywhere else (between properties, in a key, outside the
+/// object).
+fn property_in_progress(prefix: &[u8]) -> Option<String> {
+    let mut place = Place::Outside;
+    // Depth inside the top-level object: 1 at its own level.
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut string_start = 0;
+    let mut key: Option<&[u8]> = None;
+    for (index, &byte) in prefix.iter().enumerate() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => {
+                    in_string = false;
+                    if place == Place::BetweenProperties && depth == 1 {
+                        key = Some(&prefix[string_start..=index]);
+                        place = Place::AfterKey;
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => {
+                in_string = true;
+                string_start = index;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                if depth == 1 {
+                    place = if byte == b'{' {
+                        Place::BetweenProperties
+                    } else {
+                        Place::Outside
+                    };
+                }
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    place = Place::Outside;
+                }
+            }
+            b':' if depth == 1 && place == Place::AfterKey => place = Place::InValue,
+            b',' if depth == 1 && place == Place::InValue => place = Place::BetweenProperties,
+            _ => {}
+        }
     }
+    if place != Place::InValue {
+        return None;
+    }
+    serde_json::from_slice::<String>(key?).ok()
 }
 
 #[cfg(test)]
@@ -77,8 +130,18 @@ mod tests {
         not_json_message(body.as_bytes(), &error)
     }
 
+    #[track_caller]
+    fn assert_names(body: &str, property: &str) {
+        let message = message(body);
+        assert!(
+            message.starts_with(&format!("{property} is not valid JSON: ")),
+            "{body}: {message}"
+        );
+        assert!(message.contains("double quotes"), "{body}: {message}");
+    }
+
     #[test]
-    fn a_malformed_number_names_its_property_and_the_form_of_a_number() {
+    fn a_malformed_number_or_text_names_its_property_and_json_s_forms() {
         for body in [
             r#"{"amount":+1}"#,
             r#"{"amount": 01.5}"#,
@@ -87,28 +150,35 @@ mod tests {
             r#"{"amount": NaN}"#,
             r#"{"amount": Infinity}"#,
             r#"{"amount": 0x10}"#,
+            r#"{"amount": true1}"#,
             "{\n  \"description\": \"x\",\n  \"amount\": +1\n}",
+            r#"{"description": "a: \"b\", c", "amount": +1}"#,
         ] {
-            let message = message(body);
-            assert!(
-                message.starts_with("amount is not valid JSON: "),
-                "{body}: {message}"
-            );
-            assert!(
-                message.contains("digits with an optional fraction"),
-                "{body}: {message}"
-            );
+            assert_names(body, "amount");
         }
+        assert_names(r#"{"amount": 1, "description": 'rent'}"#, "description");
+        assert_names(r#"{"amount": 1, "expiresAt": 2030-01-01}"#, "expiresAt");
     }
 
     #[test]
-    fn a_malformed_text_names_its_property_and_the_form_of_a_text() {
-        let message = message(r#"{"amount": 1, "description": 'rent'}"#);
-        assert!(
-            message.starts_with("description is not valid JSON: "),
-            "{message}"
+    fn the_body_s_own_property_is_named_however_deep_the_break() {
+        assert_names(
+            r#"{"amount": 1, "description": {"a": {"b": +1}}}"#,
+            "description",
         );
-        assert!(message.contains("double quotes"), "{message}");
+        assert_names(r#"{"amount": [{"k": +1}]}"#, "amount");
+        let deep = format!(r#"{{"description": {}+1"#, r#"{"a":"#.repeat(200));
+        assert_names(&deep, "description");
+    }
+
+    #[test]
+    fn a_key_is_named_as_decoded_and_cut_when_long() {
+        assert_names(r#"{"descr\"iption": +1}"#, "descr\"iption");
+        assert_names(r#"{"a\\\"b": +1}"#, "a\\\"b");
+        let long = "k".repeat(10_000);
+        let message = message(&format!(r#"{{"{long}": +1}}"#));
+        assert!(message.starts_with(&format!("{}… is not", "k".repeat(NAME_SHOWN_MAX))));
+        assert!(message.len() < 600, "{}", message.len());
     }
 
     #[test]
@@ -120,6 +190,8 @@ mod tests {
             r#"{"a": 1,}"#,
             "",
             "{\"amount\": 1} x",
+            r#"{"amount": 1, "desc"#,
+            r#"[{"amount": +1}]"#,
         ] {
             let message = message(body);
             assert!(

@@ -204,11 +204,16 @@ pub fn routes(config: &mut web::ServiceConfig, document: utoipa::openapi::OpenAp
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", document))
         .app_data(web::QueryConfig::default().error_handler(|error, _| {
             // Every parameter is read as text, so only the query string's
-            // shape can fail here: serde names the parameter given twice.
-            ApiError::BadRequest(format!(
-                "Invalid query string: {error}; give each parameter at most once"
-            ))
-            .into()
+            // shape can fail here: serde names the parameter given twice
+            // ("duplicate field `limit`").
+            let text = error.to_string();
+            let message = match text.split('`').nth(1) {
+                Some(name) if text.contains("duplicate field") => format!(
+                    "query parameter {name} is given more than once: give each parameter at most once"
+                ),
+                _ => format!("Invalid query string: {text}; give each parameter at most once"),
+            };
+            ApiError::BadRequest(message).into()
         }))
         .default_service(web::to(unknown_route));
 }

@@ -285,8 +285,9 @@ fn date(
                 instant(raw)
             };
             parsed.ok_or_else(|| {
-                // A `+` the client did not percent-encode arrives as a space.
-                let accepted = if raw.contains(' ') {
+                // A `+` the client did not percent-encode arrives as a space
+                // before the offset's `hh:mm`.
+                let accepted = if offset_lost_its_plus(raw) {
                     "an RFC 3339 date-time (2026-11-30T12:00:00Z) or a date (2026-11-30); \
                      an offset's + must be sent as %2B in a query, where a bare + is a space"
                 } else {
@@ -296,6 +297,19 @@ fn date(
             })
         })
         .transpose()
+}
+
+/// Whether `raw` ends with ` hh:mm` after a time of day: an offset whose `+`
+/// was sent unencoded and read as a space.
+fn offset_lost_its_plus(raw: &str) -> bool {
+    raw.rsplit_once(' ').is_some_and(|(date_time, offset)| {
+        date_time.contains(['T', 't'])
+            && offset.len() == "hh:mm".len()
+            && offset.bytes().enumerate().all(|(index, byte)| match index {
+                2 => byte == b':',
+                _ => byte.is_ascii_digit(),
+            })
+    })
 }
 
 /// The start of a period: a date-time, or a day from its first instant (UTC).
@@ -514,8 +528,14 @@ mod tests {
     fn an_offset_whose_plus_became_a_space_is_refused_with_the_encoding_to_use() {
         let error = start_date("at", &some("2026-12-02T01:30:38.991 01:00")).expect_err("space");
         assert!(message(error).contains("%2B"));
-        let error = start_date("at", &some("2026-12-02T25:00:00Z")).expect_err("hour");
-        assert!(!message(error).contains("%2B"));
+        for raw in [
+            "2026-12-02T25:00:00Z",
+            "2030-01-01 00:00:00Z",
+            "2030-01-01 00:00",
+        ] {
+            let error = start_date("at", &some(raw)).expect_err(raw);
+            assert!(!message(error).contains("%2B"), "{raw}");
+        }
     }
 
     /// The document's patterns refuse every field out of its range, as the

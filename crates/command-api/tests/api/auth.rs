@@ -706,3 +706,27 @@ async fn a_key_file_verifies_its_algorithms_and_a_rotation_takes_effect_while_se
     assert_eq!(status(rsa).await, 401, "the old key is gone");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_undocumented_query_parameter_is_refused_only_once_the_caller_is_admitted() {
+    let app = app_with_two_owners(RATE_UNLIMITED, RATE_UNLIMITED).await;
+    let path = format!("/wallets/{OWN_WALLET}/transactions?after=5");
+    for anonymous in [None, Some("Bearer garbage")] {
+        let response = app.send_as(anonymous, Method::GET, &path, None).await;
+        assert_eq!(response.status(), 401, "{anonymous:?}");
+    }
+    let owner = bearer(token(OWNER, "wallets"));
+    let (status, body) = json_of(
+        app.send_as(owner.as_deref(), Method::GET, &path, None)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|message| message.starts_with("query parameter \"after\"")),
+        "{body}"
+    );
+    app.stop().await;
+}

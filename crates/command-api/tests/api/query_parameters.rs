@@ -247,6 +247,8 @@ async fn a_parameter_the_endpoint_does_not_document_is_refused_by_name_and_chang
             "{path}: {message}"
         );
     }
+    let repeated = get(&app, "/wallets/w/transactions?limit=1&limit=1").await;
+    assert_refused(&repeated, "query parameter limit is given more than once");
     // The documented ones still answer, and a route that reads no query
     // ignores one, as the seed's server did.
     let (status, body) = get(&app, "/wallets/w/transactions?before=99&limit=1").await;

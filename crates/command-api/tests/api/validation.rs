@@ -26,7 +26,7 @@ async fn malformed_and_mistyped_bodies_are_refused_by_field() {
         // A number JSON does not have names its property and JSON's form.
         (r#"{"amount": +1}"#, "amount is not valid JSON"),
         (r#"{"amount": 01.5}"#, "amount is not valid JSON"),
-        (r#"{"amount": NaN}"#, "without a leading + or 0"),
+        (r#"{"amount": NaN}"#, "no leading + or 0"),
         (
             r#"{"amount": 1, "description": 'x'}"#,
             "description is not valid JSON",
