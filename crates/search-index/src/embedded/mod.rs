@@ -22,6 +22,10 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Tra
 use uuid::Uuid;
 use wallet_domain::WalletId;
 
+mod keys;
+
+use keys::{words_of, Key, TEXT_KEYS};
+
 use crate::documents::{
     batch_documents, cents_ceiling, cents_floor, wallets_to_look_up, TransactionSource,
     WalletSource, WalletWrite,
@@ -33,25 +37,16 @@ use crate::{
 };
 
 const MIGRATIONS: &[&str] = &[
-    include_str!("../../../migrations/embedded/search_index_0001.sql"),
-    include_str!("../../../migrations/embedded/search_index_0002.sql"),
-    include_str!("../../../migrations/embedded/search_index_0003.sql"),
-    include_str!("../../../migrations/embedded/search_index_0004.sql"),
-    include_str!("../../../migrations/embedded/search_index_0005.sql"),
+    include_str!("../../../../migrations/embedded/search_index_0001.sql"),
+    include_str!("../../../../migrations/embedded/search_index_0002.sql"),
+    include_str!("../../../../migrations/embedded/search_index_0003.sql"),
+    include_str!("../../../../migrations/embedded/search_index_0004.sql"),
+    include_str!("../../../../migrations/embedded/search_index_0005.sql"),
+    include_str!("../../../../migrations/embedded/search_index_0006.sql"),
 ];
 const DATABASE_FILE: &str = "search_index.db";
 /// The name the relay logs this sink under.
 pub const SINK_NAME: &str = "search-index";
-
-/// Columns the free text is compared with, whole and exact, besides the
-/// description's words (as the Elasticsearch index's `term` queries).
-const TEXT_IDENTIFIER_COLUMNS: [&str; 5] = [
-    "event_id",
-    "wallet_id",
-    "counterparty_wallet_id",
-    "transfer_id",
-    "hold_id",
-];
 
 const TRANSACTION_COLUMNS: &str = "event_id, wallet_id, owner_id, transaction_type, amount, \
      amount_cents, balance_after, counterparty_wallet_id, transfer_id, description, occurred_at, \
@@ -195,33 +190,23 @@ fn wallet_source(
         .optional()
 }
 
-/// Writes (or rewrites, on a redelivery) one transaction row and its words.
+/// Writes one transaction row with the words of its description and of its
+/// identifiers (`search_keys`), unless the row is there already: an event
+/// never changes, so a redelivered one has nothing new to write.
 fn write_transaction(connection: &Connection, source: &TransactionSource) -> rusqlite::Result<()> {
     let position = to_sql_integer(source.position)?;
-    let event_id = source.id.to_string();
-    // The words of the row this one replaces go with it. The row replaced is
-    // this event's (the same id, the same position) and an event never
-    // changes: without a description now it had none then, and there is
-    // nothing to delete.
-    if source.description.is_some() {
-        connection
-            .prepare_cached(
-                "DELETE FROM search_descriptions WHERE rowid IN \
-                 (SELECT position FROM search_transactions WHERE event_id = ?1 OR position = ?2)",
-            )?
-            .execute(params![event_id, position])?;
-    }
-    connection
+    let inserted = connection
         .prepare_cached(
-            "INSERT OR REPLACE INTO search_transactions (position, event_id, wallet_id, owner_id, \
+            "INSERT INTO search_transactions (position, event_id, wallet_id, owner_id, \
              transaction_type, amount, amount_cents, balance_after, counterparty_wallet_id, \
              transfer_id, description, occurred_at, occurred_at_ms, stream_version, principal, \
              hold_id) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+             ON CONFLICT DO NOTHING",
         )?
         .execute(params![
             position,
-            event_id,
+            source.id.to_string(),
             source.wallet_id,
             source.owner_id,
             source.transaction_type,
@@ -237,11 +222,17 @@ fn write_transaction(connection: &Connection, source: &TransactionSource) -> rus
             source.principal,
             source.hold_id,
         ])?;
+    if inserted == 0 {
+        return Ok(());
+    }
     if let Some(description) = &source.description {
         connection
             .prepare_cached("INSERT INTO search_descriptions (rowid, description) VALUES (?1, ?2)")?
             .execute(params![position, description])?;
     }
+    connection
+        .prepare_cached("INSERT INTO search_keys (rowid, keys) VALUES (?1, ?2)")?
+        .execute(params![position, words_of(source)])?;
     Ok(())
 }
 
@@ -326,9 +317,18 @@ fn description_query(text: &str) -> Option<String> {
     (!words.is_empty()).then(|| words.join(" "))
 }
 
-/// The WHERE clause of a transaction query and its parameters, in order.
+/// A transaction query: the identifiers' words every row must hold, a keyset
+/// cursor, and further conditions on `search_transactions` with their
+/// parameters, in order.
+///
+/// With words, the query is driven by `search_keys`: FTS5 yields the rows of
+/// a word newest first (`ORDER BY rowid DESC`) and honours the cursor as a
+/// rowid range, so a page reads its rows and stops; without, by the table's
+/// own position order.
 #[derive(Debug, Default)]
 struct SqlFilter {
+    words: Vec<String>,
+    before_position: Option<i64>,
     conditions: Vec<String>,
     values: Vec<Value>,
 }
@@ -340,23 +340,28 @@ impl SqlFilter {
         self
     }
 
+    fn holding(mut self, word: String) -> Self {
+        self.words.push(word);
+        self
+    }
+
     /// A wallet's transactions, those below `before_position` only when
-    /// given: both conditions are read from the `(wallet_id, position)` index.
+    /// given.
     fn of_wallet(wallet_id: &WalletId, before_position: Option<u64>) -> Self {
-        let filter = Self::default().with("wallet_id = ?", [Value::Text(wallet_id.to_string())]);
-        match before_position {
-            Some(before) => filter.with("position < ?", [Value::Integer(stored_position(before))]),
-            None => filter,
+        Self {
+            before_position: before_position.map(stored_position),
+            ..Self::default()
         }
+        .holding(Key::Wallet.word(wallet_id.as_str()))
     }
 
     fn of_search(search: &TransactionSearch, text: Option<&str>) -> Self {
         let mut filter = Self::default();
         if let Some(owner_id) = &search.owner_id {
-            filter = filter.with("owner_id = ?", [Value::Text(owner_id.to_string())]);
+            filter = filter.holding(Key::Owner.word(owner_id.as_str()));
         }
         if let Some(wallet_id) = &search.wallet_id {
-            filter = filter.with("wallet_id = ?", [Value::Text(wallet_id.to_string())]);
+            filter = filter.holding(Key::Wallet.word(wallet_id.as_str()));
         }
         if let Some(from) = search.from {
             filter = filter.with(
@@ -383,16 +388,16 @@ impl SqlFilter {
     }
 
     /// The description holds every word, or the text is exactly one of the
-    /// identifiers.
+    /// identifiers: the event id (a unique index) or one of [`TEXT_KEYS`].
     fn matching_text(self, text: &str) -> Self {
-        let identifiers = TEXT_IDENTIFIER_COLUMNS
+        let identifier_words = TEXT_KEYS
             .iter()
-            .map(|column| format!("{column} = ?"))
+            .map(|key| key.word(text))
             .collect::<Vec<_>>()
             .join(" OR ");
-        let identifier_values = TEXT_IDENTIFIER_COLUMNS
-            .iter()
-            .map(|_| Value::Text(text.to_owned()));
+        let identifiers = "position IN (SELECT rowid FROM search_keys WHERE search_keys MATCH ?) \
+             OR event_id = ?";
+        let identifier_values = [Value::Text(identifier_words), Value::Text(text.to_owned())];
         match description_query(text) {
             Some(words) => self.with(
                 &format!(
@@ -405,12 +410,42 @@ impl SqlFilter {
         }
     }
 
-    fn where_clause(&self) -> String {
-        if self.conditions.is_empty() {
+    /// `FROM … WHERE …` of the query, the column that orders it, and the
+    /// parameters in order. `count` leaves out the table of rows when no
+    /// condition needs it: the words alone say how many rows hold them.
+    fn source_sql(&self, count: bool) -> (String, &'static str, Vec<Value>) {
+        let mut clauses = Vec::new();
+        let mut values = Vec::new();
+        let (from, position) = if self.words.is_empty() {
+            ("search_transactions", "position")
+        } else {
+            clauses.push("search_keys MATCH ?".to_owned());
+            values.push(Value::Text(self.words.join(" AND ")));
+            if count && self.conditions.is_empty() {
+                ("search_keys", "search_keys.rowid")
+            } else {
+                (
+                    "search_keys JOIN search_transactions ON position = search_keys.rowid",
+                    "search_keys.rowid",
+                )
+            }
+        };
+        if let Some(before) = self.before_position {
+            clauses.push(format!("{position} < ?"));
+            values.push(Value::Integer(before));
+        }
+        clauses.extend(self.conditions.iter().cloned());
+        values.extend(self.values.iter().cloned());
+        let where_clause = if clauses.is_empty() {
             "1".to_owned()
         } else {
-            self.conditions.join(" AND ")
-        }
+            clauses.join(" AND ")
+        };
+        (
+            format!("FROM {from} WHERE {where_clause}"),
+            position,
+            values,
+        )
     }
 
     /// How many rows match in all, and one page of them, newest first, from
@@ -421,18 +456,15 @@ impl SqlFilter {
         page: Page,
     ) -> rusqlite::Result<(u64, Vec<TransactionSource>)> {
         let snapshot = connection.unchecked_transaction()?;
-        let where_clause = self.where_clause();
+        let (source_sql, _, values) = self.source_sql(true);
         let total: i64 = snapshot
-            .prepare_cached(&format!(
-                "SELECT COUNT(*) FROM search_transactions WHERE {where_clause}"
-            ))?
-            .query_row(params_from_iter(self.values.iter()), |row| row.get(0))?;
-        let mut values = self.values.clone();
+            .prepare_cached(&format!("SELECT COUNT(*) {source_sql}"))?
+            .query_row(params_from_iter(values.iter()), |row| row.get(0))?;
+        let (source_sql, position, mut values) = self.source_sql(false);
         values.push(Value::Integer(to_sql_integer(page.limit as u64)?));
         values.push(Value::Integer(to_sql_integer(page.offset as u64)?));
         let mut statement = snapshot.prepare_cached(&format!(
-            "SELECT {TRANSACTION_COLUMNS} FROM search_transactions WHERE {where_clause} \
-             ORDER BY position DESC LIMIT ? OFFSET ?"
+            "SELECT {TRANSACTION_COLUMNS} {source_sql} ORDER BY {position} DESC LIMIT ? OFFSET ?"
         ))?;
         let rows = statement
             .query_map(params_from_iter(values.iter()), transaction_row)?
@@ -552,37 +584,112 @@ mod tests {
         assert_eq!(description_query("-- * ()"), None);
     }
 
-    /// The identifier indexes hold only rows that have the identifier; a
-    /// search for a text still reads each of them, never the whole table.
-    #[test]
-    fn a_text_search_reads_the_partial_identifier_indexes() {
-        let mut connection = Connection::open_in_memory().expect("in memory");
-        for migration in MIGRATIONS {
+    fn migrated(migrations: &[&str]) -> Connection {
+        let connection = Connection::open_in_memory().expect("in memory");
+        for migration in migrations {
             connection.execute_batch(migration).expect("migration");
         }
-        let filter = SqlFilter::default().matching_text("rent");
+        connection
+    }
+
+    fn plan(connection: &mut Connection, filter: &SqlFilter) -> String {
+        let (source_sql, position, values) = filter.source_sql(false);
         let transaction = connection.transaction().expect("transaction");
         let mut statement = transaction
             .prepare(&format!(
-                "EXPLAIN QUERY PLAN SELECT position FROM search_transactions WHERE {} \
-                 ORDER BY position DESC",
-                filter.where_clause()
+                "EXPLAIN QUERY PLAN SELECT {TRANSACTION_COLUMNS} {source_sql} \
+                 ORDER BY {position} DESC LIMIT 20"
             ))
             .expect("plan");
         let plan: Vec<String> = statement
-            .query_map(params_from_iter(filter.values.iter()), |row| row.get(3))
+            .query_map(params_from_iter(values.iter()), |row| row.get(3))
             .expect("rows")
             .collect::<rusqlite::Result<_>>()
             .expect("plan rows");
-        let plan = plan.join("\n");
-        for index in [
-            "search_transactions_by_counterparty",
-            "search_transactions_by_transfer",
-            "search_transactions_by_hold",
-            "search_transactions_by_wallet",
-        ] {
-            assert!(plan.contains(index), "{index} unused:\n{plan}");
-        }
+        plan.join("\n")
+    }
+
+    /// A text search finds rows by their position (from the words of the
+    /// descriptions and of the identifiers) or by the event id's index:
+    /// it never reads the whole table.
+    #[test]
+    fn a_text_search_reads_no_whole_table() {
+        let mut connection = migrated(MIGRATIONS);
+        let plan = plan(&mut connection, &SqlFilter::default().matching_text("rent"));
         assert!(!plan.contains("SCAN search_transactions"), "{plan}");
+        assert!(
+            plan.contains("search_transactions_event_id") || plan.contains("autoindex"),
+            "{plan}"
+        );
+    }
+
+    /// A wallet's page is read newest first from the words of `search_keys`
+    /// (no sort), from the cursor on, each row by its position.
+    #[test]
+    fn a_wallet_page_is_driven_by_its_word_without_a_sort() {
+        let mut connection = migrated(MIGRATIONS);
+        let wallet = WalletId::parse("w-1").expect("wallet id");
+        let filter =
+            SqlFilter::of_wallet(&wallet, Some(100)).with("amount_cents >= ?", [Value::Integer(5)]);
+        let plan = plan(&mut connection, &filter);
+        assert!(plan.contains("SCAN search_keys VIRTUAL TABLE"), "{plan}");
+        assert!(
+            plan.contains("SEARCH search_transactions USING INTEGER PRIMARY KEY"),
+            "{plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+
+    /// A file indexed before the identifiers became words gets the words of
+    /// every row it holds when opened, the same words new rows get.
+    #[test]
+    fn rows_indexed_before_the_words_are_found_by_every_identifier() {
+        let before = MIGRATIONS.len() - 1;
+        let connection = migrated(&MIGRATIONS[..before]);
+        let transfer = Uuid::now_v7();
+        connection
+            .execute(
+                "INSERT INTO search_transactions (position, event_id, wallet_id, owner_id, \
+                 transaction_type, amount, amount_cents, balance_after, counterparty_wallet_id, \
+                 transfer_id, occurred_at, occurred_at_ms, stream_version, hold_id) \
+                 VALUES (7, ?1, 'wallet é/1', 'Zoë', 'TRANSFER_OUT', '1.00', 100, '0.00', \
+                 'w \"2', ?2, '2026-12-02T00:00:00Z', 0, 3, 'hold-1')",
+                params![Uuid::now_v7().to_string(), transfer.to_string()],
+            )
+            .expect("row before the words");
+        connection
+            .execute_batch(MIGRATIONS[before])
+            .expect("the migration to words");
+        let source = connection
+            .query_row(
+                &format!("SELECT {TRANSACTION_COLUMNS} FROM search_transactions"),
+                [],
+                transaction_row,
+            )
+            .expect("the row");
+        let migrated_words: String = connection
+            .query_row(
+                "SELECT count(*) FROM search_keys WHERE search_keys MATCH ?1",
+                [words_of(&source).replace(' ', " AND ")],
+                |row| row.get::<_, i64>(0).map(|count| count.to_string()),
+            )
+            .expect("words");
+        assert_eq!(migrated_words, "1");
+        for word in [
+            Key::Wallet.word("wallet é/1"),
+            Key::Owner.word("Zoë"),
+            Key::Counterparty.word("w \"2"),
+            Key::Transfer.word(&transfer.to_string()),
+            Key::Hold.word("hold-1"),
+        ] {
+            let position: i64 = connection
+                .query_row(
+                    "SELECT rowid FROM search_keys WHERE search_keys MATCH ?1",
+                    [&word],
+                    |row| row.get(0),
+                )
+                .unwrap_or_else(|error| panic!("{word}: {error}"));
+            assert_eq!(position, 7, "{word}");
+        }
     }
 }
