@@ -15,7 +15,8 @@
 -- bytes in lower-case hexadecimal, so any identifier is one word of letters
 -- and digits that no tokenizer splits and no query reads as syntax:
 --   w = wallet, o = owner, c = counterparty wallet, t = transfer, h = hold.
--- `crates/search-index/src/embedded/keys.rs` makes the same words.
+-- `crates/search-index/src/embedded/keys.rs` makes the same words
+-- (`embedded_sqlite::identifier_word`).
 -- Contentless (the identifiers are in search_transactions), no positions or
 -- sizes kept (only "which rows hold this word" is ever asked). The rowid is
 -- the transaction's position; a row's words are written once, with the row.

@@ -12,9 +12,11 @@
 
 mod data_dir_lock;
 mod file_place;
+mod identifier_words;
 
 pub use data_dir_lock::{DataDirLock, DataDirLockError, PID_FILE_NAME};
 pub use file_place::FilePlace;
+pub use identifier_words::identifier_word;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

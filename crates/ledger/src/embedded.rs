@@ -5,16 +5,20 @@
 //! checkpoint together: a crash leaves all of a batch or none of it. A
 //! transaction is keyed by its event's id, so a redelivered event is skipped
 //! by that key; transactions are stored in log order (by position) and their
-//! entries by (position, line), so a batch appends to the end of both.
+//! entries by (position, line), so a batch appends to the end of both. A
+//! transaction's wallet and its entries' accounts are words of `ledger_keys`
+//! (an FTS5 table, `embedded_sqlite::identifier_word`), which the lookups by
+//! wallet and by account read newest first: no B-tree keyed by wallet or
+//! account, whose pages each event would dirty one by one.
 //! Reads use a pool of connections that read concurrently with the writer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use embedded_sqlite::{Durability, ReadPool, SharedWriter, SqliteError};
+use embedded_sqlite::{identifier_word, Durability, ReadPool, SharedWriter, SqliteError};
 use event_store::RecordedEvent;
 use rusqlite::types::{Type, Value};
 use rusqlite::{params, params_from_iter, Connection, Row, TransactionBehavior};
@@ -22,7 +26,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::WalletId;
 
-use crate::posting::Account;
+use crate::posting::{Account, LedgerTransaction};
 use crate::stored::{
     checked_sum, judged, page, posted, prepare_batch, PreparedBatch, PreparedTransaction,
     StoredEntry, Totals,
@@ -37,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/ledger_0002.sql"),
     include_str!("../../../migrations/embedded/ledger_0003.sql"),
     include_str!("../../../migrations/embedded/ledger_0004.sql"),
+    include_str!("../../../migrations/embedded/ledger_0005.sql"),
 ];
 const DATABASE_FILE: &str = "ledger.db";
 
@@ -59,6 +64,40 @@ impl EmbeddedLedger {
     }
 }
 
+/// Kind letter of a transaction's wallet in `ledger_keys`.
+const WALLET_WORD: char = 'w';
+/// Kind letter of an account posted to in `ledger_keys`.
+const ACCOUNT_WORD: char = 'a';
+
+/// The words of one transaction in `ledger_keys`: its wallet, then each
+/// account its entries post to, once each (the migration `ledger_0005.sql`
+/// makes the same words for the rows posted before it).
+fn words_of(posted: &LedgerTransaction) -> String {
+    let accounts: BTreeSet<String> = posted
+        .entries
+        .iter()
+        .map(|posting| posting.account.to_string())
+        .collect();
+    std::iter::once(identifier_word(WALLET_WORD, posted.wallet_id.as_str()))
+        .chain(
+            accounts
+                .iter()
+                .map(|account| identifier_word(ACCOUNT_WORD, account)),
+        )
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The FTS5 query for the transactions that post to either of a wallet's
+/// two accounts.
+fn wallet_accounts_query(accounts: &[String; 2]) -> String {
+    format!(
+        "{} OR {}",
+        identifier_word(ACCOUNT_WORD, &accounts[0]),
+        identifier_word(ACCOUNT_WORD, &accounts[1])
+    )
+}
+
 fn insert_batch(
     connection: &mut Connection,
     batch: &PreparedBatch,
@@ -75,6 +114,8 @@ fn insert_batch(
         let mut insert_entry = transaction.prepare_cached(
             "INSERT INTO ledger_entries (position, line, account, amount) VALUES (?1, ?2, ?3, ?4)",
         )?;
+        let mut insert_words =
+            transaction.prepare_cached("INSERT INTO ledger_keys (rowid, keys) VALUES (?1, ?2)")?;
         for PreparedTransaction {
             position,
             transaction: posted,
@@ -101,6 +142,7 @@ fn insert_batch(
                     posting.amount.to_string(),
                 ])?;
             }
+            insert_words.execute(params![position, words_of(posted)])?;
             outcome.posted += 1;
         }
     }
@@ -183,16 +225,30 @@ fn entry_row(row: &Row<'_>) -> rusqlite::Result<LedgerEntry> {
     Ok(stored.into())
 }
 
-/// A `WHERE` clause built from the conditions a query has, with its values in order.
+/// A `WHERE` clause built from the conditions a query has, with its values
+/// in order; with `words`, only the transactions holding them in
+/// `ledger_keys`, read newest first from there.
 #[derive(Default)]
 struct Selection {
+    /// An FTS5 query over `ledger_keys`.
+    words: Option<String>,
     conditions: Vec<&'static str>,
     values: Vec<Value>,
+    /// The transaction of the keyset cursor (`after`), when there is one: the
+    /// words are read from its position down.
+    after_transaction: Option<String>,
     /// `(limit, offset)`; a selection without one is bounded by its conditions.
     page: Option<(i64, i64)>,
 }
 
 impl Selection {
+    fn holding(words: String) -> Self {
+        Self {
+            words: Some(words),
+            ..Self::default()
+        }
+    }
+
     fn with(self, condition: &'static str, value: Value) -> Self {
         self.with_values(condition, [value])
     }
@@ -231,6 +287,7 @@ impl Selection {
         // line; `position <= P` bounds the index scan whatever the depth.
         if let Some(after) = filter.after {
             let transaction_id = after.transaction_id.to_string();
+            self.after_transaction = Some(transaction_id.clone());
             self = self.with_values(
                 "e.position <= (SELECT position FROM ledger_transactions WHERE transaction_id = ?) \
                  AND (e.position < (SELECT position FROM ledger_transactions \
@@ -246,22 +303,61 @@ impl Selection {
         self
     }
 
-    fn select(mut self, connection: &Connection) -> rusqlite::Result<Vec<LedgerEntry>> {
-        let mut sql = String::from(ENTRY_COLUMNS);
-        if !self.conditions.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&self.conditions.join(" AND "));
+    /// `WITH picked …`: the positions of the transactions holding `words`
+    /// that have an entry the conditions keep, newest first, from the cursor
+    /// down, and no more than a page can use (each gives at least one entry).
+    fn picked(&self, words: &str, values: &mut Vec<Value>) -> String {
+        let mut sql = String::from(
+            "WITH picked (position) AS (SELECT k.rowid FROM ledger_keys k \
+             JOIN ledger_transactions t ON t.position = k.rowid WHERE ledger_keys MATCH ?",
+        );
+        values.push(Value::Text(words.to_owned()));
+        if let Some(transaction_id) = &self.after_transaction {
+            sql.push_str(
+                " AND k.rowid <= (SELECT position FROM ledger_transactions \
+                 WHERE transaction_id = ?)",
+            );
+            values.push(Value::Text(transaction_id.clone()));
         }
+        sql.push_str(" AND EXISTS (SELECT 1 FROM ledger_entries e WHERE e.position = k.rowid");
+        for condition in &self.conditions {
+            sql.push_str(" AND ");
+            sql.push_str(condition);
+        }
+        values.extend(self.values.iter().cloned());
+        sql.push_str(") ORDER BY k.rowid DESC");
+        if let Some((limit, offset)) = self.page {
+            sql.push_str(" LIMIT ?");
+            values.push(Value::Integer(limit.saturating_add(offset)));
+        }
+        sql.push_str(") ");
+        sql
+    }
+
+    fn select(self, connection: &Connection) -> rusqlite::Result<Vec<LedgerEntry>> {
+        let mut values = Vec::new();
+        let mut sql = String::new();
+        let mut conditions = self.conditions.clone();
+        if let Some(words) = &self.words {
+            sql.push_str(&self.picked(words, &mut values));
+            conditions.insert(0, "e.position IN picked");
+        }
+        sql.push_str(ENTRY_COLUMNS);
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        values.extend(self.values);
         // Newest first, as the seed listed them; a transaction's lines in order.
         sql.push_str(" ORDER BY e.position DESC, e.line");
         if let Some((limit, offset)) = self.page {
             sql.push_str(" LIMIT ? OFFSET ?");
-            self.values.push(Value::Integer(limit));
-            self.values.push(Value::Integer(offset));
+            values.push(Value::Integer(limit));
+            values.push(Value::Integer(offset));
         }
         let mut statement = connection.prepare_cached(&sql)?;
         let entries = statement
-            .query_map(params_from_iter(self.values), entry_row)?
+            .query_map(params_from_iter(values), entry_row)?
             .collect();
         entries
     }
@@ -275,12 +371,18 @@ fn wallet_totals(
     until_us: i64,
 ) -> rusqlite::Result<Result<Totals, LedgerError>> {
     let mut statement = connection.prepare_cached(
-        "SELECT t.transaction_id, e.amount FROM ledger_entries e \
+        "SELECT t.transaction_id, e.amount FROM ledger_keys k \
+         JOIN ledger_entries e ON e.position = k.rowid \
          JOIN ledger_transactions t ON t.position = e.position \
-         WHERE e.account IN (?1, ?2) AND t.occurred_at_us <= ?3 \
+         WHERE ledger_keys MATCH ?1 AND e.account IN (?2, ?3) AND t.occurred_at_us <= ?4 \
          ORDER BY e.position, e.line",
     )?;
-    let mut rows = statement.query(params![accounts[0], accounts[1], until_us])?;
+    let mut rows = statement.query(params![
+        wallet_accounts_query(accounts),
+        accounts[0],
+        accounts[1],
+        until_us
+    ])?;
     let mut totals = Totals::default();
     let mut current: Option<(String, Decimal)> = None;
     while let Some(row) = rows.next()? {
@@ -484,8 +586,9 @@ impl Ledger for EmbeddedLedger {
         &self,
         query: WalletEntriesQuery,
     ) -> Result<Vec<LedgerEntry>, LedgerError> {
-        let [wallet, held] = Account::names_of_wallet(&query.wallet_id);
-        let selection = Selection::default()
+        let accounts = Account::names_of_wallet(&query.wallet_id);
+        let [wallet, held] = accounts.clone();
+        let selection = Selection::holding(wallet_accounts_query(&accounts))
             .with_values(
                 "e.account IN (?, ?)",
                 [Value::Text(wallet), Value::Text(held)],
@@ -515,10 +618,11 @@ impl Ledger for EmbeddedLedger {
         &self,
         query: TransactionsQuery,
     ) -> Result<Vec<LedgerEntry>, LedgerError> {
-        let mut selection = Selection::default();
-        if let Some(wallet_id) = query.wallet_id {
-            selection = selection.with("t.wallet_id = ?", Value::Text(wallet_id.to_string()));
-        }
+        let selection = match query.wallet_id {
+            Some(wallet_id) => Selection::holding(identifier_word(WALLET_WORD, wallet_id.as_str()))
+                .with("t.wallet_id = ?", Value::Text(wallet_id.to_string())),
+            None => Selection::default(),
+        };
         let selection = selection.filtered(&query.filter);
         self.readers
             .read(move |connection| selection.select(connection))
@@ -549,3 +653,55 @@ impl Ledger for EmbeddedLedger {
 }
 
 ledger_event_sink!(EmbeddedLedger);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TransactionType;
+
+    fn plan(selection: Selection) -> String {
+        let mut connection = Connection::open_in_memory().expect("in memory");
+        embedded_sqlite::migrate(&mut connection, MIGRATIONS).expect("schema");
+        let mut values = Vec::new();
+        let mut sql = String::from("EXPLAIN QUERY PLAN ");
+        if let Some(words) = &selection.words {
+            sql.push_str(&selection.picked(words, &mut values));
+        }
+        sql.push_str("SELECT e.line FROM ledger_entries e WHERE e.position IN picked");
+        let mut statement = connection.prepare(&sql).expect("plan");
+        let plan: Vec<String> = statement
+            .query_map(params_from_iter(values), |row| row.get(3))
+            .expect("rows")
+            .collect::<rusqlite::Result<_>>()
+            .expect("plan rows");
+        plan.join("\n")
+    }
+
+    /// A wallet's page reads the wallet's words newest first from the cursor
+    /// down, each transaction and its entries by position: no table is read
+    /// whole and the words need no sort.
+    #[test]
+    fn a_wallet_page_is_read_from_its_words() {
+        let wallet_id = WalletId::parse("w-1").expect("wallet id");
+        let accounts = Account::names_of_wallet(&wallet_id);
+        let filter = EntryFilter {
+            transaction_type: Some(TransactionType::Credit),
+            after: Some(crate::EntryId {
+                transaction_id: Uuid::now_v7(),
+                line: 1,
+            }),
+            ..EntryFilter::default()
+        };
+        let plan = plan(
+            Selection::holding(wallet_accounts_query(&accounts))
+                .with_values("e.account IN (?, ?)", accounts.clone().map(Value::Text))
+                .filtered(&filter),
+        );
+        assert!(plan.contains("SCAN k VIRTUAL TABLE INDEX"), "{plan}");
+        assert!(
+            !plan.contains("SCAN e") && !plan.contains("SCAN t"),
+            "{plan}"
+        );
+        assert!(!plan.contains("SCAN ledger_entries"), "{plan}");
+    }
+}

@@ -1,14 +1,9 @@
 //! The words of `search_keys` (migration `search_index_0006.sql`): each
-//! identifier a transaction is found by, as one full-text word.
-//!
-//! A word is the identifier's kind (one letter) followed by its UTF-8 bytes in
-//! lower-case hexadecimal: `w` + hex("w-1") = `w772d31`. Letters and digits
-//! only, so FTS5's `ascii` tokenizer keeps it whole and a query never reads
-//! it as syntax (FTS5's operators are upper case). The migration makes the
-//! same words in SQL (`'w' || lower(hex(wallet_id))`) for the rows indexed
-//! before it.
+//! identifier a transaction is found by, as one full-text word
+//! ([`identifier_word`]: its kind's letter, then its bytes in hexadecimal).
+//! The migration makes the same words in SQL for the rows indexed before it.
 
-use std::fmt::Write;
+use embedded_sqlite::identifier_word;
 
 use crate::documents::TransactionSource;
 
@@ -39,13 +34,7 @@ impl Key {
 
     /// The word for `identifier` of this kind.
     pub(super) fn word(self, identifier: &str) -> String {
-        let mut word = String::with_capacity(1 + 2 * identifier.len());
-        word.push(self.letter());
-        for byte in identifier.bytes() {
-            // Writing to a String cannot fail.
-            let _ = write!(word, "{byte:02x}");
-        }
-        word
+        identifier_word(self.letter(), identifier)
     }
 }
 
@@ -64,16 +53,4 @@ pub(super) fn words_of(source: &TransactionSource) -> String {
     .filter_map(|(key, identifier)| identifier.map(|identifier| key.word(identifier)))
     .collect::<Vec<_>>()
     .join(" ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_word_is_the_kind_and_the_bytes_in_hexadecimal() {
-        assert_eq!(Key::Wallet.word("w-1"), "w772d31");
-        assert_eq!(Key::Owner.word("Zoë"), "o5a6fc3ab");
-        assert_eq!(Key::Hold.word("h 1\"OR"), "h682031224f52");
-    }
 }
