@@ -13,12 +13,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use embedded_sqlite::{is_refused_commit, migrate, open_writer, Durability, ReadPool, SqliteError};
 use rusqlite::{
-    params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
+    params, types::Type, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 use wallet_domain::{HoldId, WalletId};
 
+use crate::stream_head::StreamHead;
 use crate::{
     directory_change, directory_wallet, due_hold, AppendError, AppendOutcome, AppendRequest,
     CommitUnanswered, DirectoryChange, DueHold, EventStore, IdempotentResponse, RecordedEvent,
@@ -297,36 +298,11 @@ fn append_one(
     let recorded_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
     let mut last_position = 0;
     for stream in &request.streams {
-        let actual = to_u64(
-            connection
-                .prepare_cached(
-                    "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?1",
-                )?
-                .query_row([stream.wallet_id.as_str()], |row| row.get::<_, i64>(0))?,
-        );
-        if actual != stream.expected_version {
-            return Ok(Err(AppendError::VersionConflict {
-                wallet_id: stream.wallet_id.clone(),
-                expected: stream.expected_version,
-                actual,
-            }));
+        let head = stream_head(connection, &stream.wallet_id)?;
+        if let Err(refusal) = head.admits(stream) {
+            return Ok(Err(refusal));
         }
-        if let Some(expected_id) = stream.expected_last_event_id {
-            let stored_id: Option<String> = connection
-                .prepare_cached(
-                    "SELECT event_id FROM events WHERE stream_id = ?1 AND version = ?2",
-                )?
-                .query_row(params![stream.wallet_id.as_str(), to_i64(actual)], |row| {
-                    row.get(0)
-                })
-                .optional()?;
-            if stored_id.as_deref() != Some(expected_id.to_string().as_str()) {
-                return Ok(Err(AppendError::LastEventMismatch {
-                    wallet_id: stream.wallet_id.clone(),
-                    version: actual,
-                }));
-            }
-        }
+        let actual = head.version;
         let mut insert = connection.prepare_cached(
             "INSERT INTO events (event_id, stream_id, version, event_type, payload, recorded_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -376,6 +352,27 @@ fn append_one(
         }
     }
     Ok(Ok(AppendOutcome { last_position }))
+}
+
+/// The newest event of `wallet_id`'s stream (one step down the stream index).
+fn stream_head(connection: &Connection, wallet_id: &WalletId) -> rusqlite::Result<StreamHead> {
+    let newest: Option<(i64, String)> = connection
+        .prepare_cached(
+            "SELECT version, event_id FROM events WHERE stream_id = ?1 \
+             ORDER BY version DESC LIMIT 1",
+        )?
+        .query_row([wallet_id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let Some((version, event_id)) = newest else {
+        return Ok(StreamHead::default());
+    };
+    let last_event_id = Uuid::parse_str(&event_id).map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(1, Type::Text, Box::new(error))
+    })?;
+    Ok(StreamHead {
+        version: to_u64(version),
+        last_event_id: Some(last_event_id),
+    })
 }
 
 /// Writes one hold directory change; a hold id taken is the inner error.

@@ -15,6 +15,7 @@ mod embedded;
 mod hold_schedule;
 mod postgres;
 mod recorded;
+mod stream_head;
 mod tail;
 #[cfg(feature = "testing")]
 pub mod testing;

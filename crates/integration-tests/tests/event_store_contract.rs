@@ -419,6 +419,55 @@ async fn concurrent_appenders_to_one_stream_exactly_one_wins(store: &dyn EventSt
     assert_eq!(store.read_stream(&w1.id, 0).await.expect("read").len(), 2);
 }
 
+/// Appends racing with one idempotency key, beside appends with none (a
+/// store that commits them in one group must refuse only the key's losers).
+async fn concurrent_appends_sharing_a_key_store_exactly_one_of_them(store: &dyn EventStore) {
+    let keyed = (0..CONCURRENT_APPENDERS).map(|index| {
+        let mut append = request(vec![Stream::new(&format!("keyed-{index}")).next()]);
+        append.idempotent_response = Some(IdempotentResponse {
+            key: "shared".into(),
+            request_fingerprint: format!("request {index}"),
+            status: 201,
+            body: "{}".into(),
+        });
+        store.append(append)
+    });
+    let free = (0..CONCURRENT_APPENDERS)
+        .map(|index| store.append(request(vec![Stream::new(&format!("free-{index}")).next()])));
+    let (keyed, free) = futures::future::join(
+        futures::future::join_all(keyed),
+        futures::future::join_all(free),
+    )
+    .await;
+    assert_eq!(
+        keyed.iter().filter(|outcome| outcome.is_ok()).count(),
+        1,
+        "{keyed:?}"
+    );
+    assert!(
+        keyed.iter().all(|outcome| matches!(
+            outcome,
+            Ok(_) | Err(AppendError::IdempotencyKeyTaken(_))
+        ) && !matches!(outcome, Err(AppendError::IdempotencyKeyTaken(key)) if key != "shared")),
+        "every other append with the key is refused for it: {keyed:?}"
+    );
+    assert!(free.iter().all(Result::is_ok), "{free:?}");
+    let log = read_pages(store, 0, PAGE_SIZE).await;
+    assert_eq!(
+        log.len(),
+        1 + CONCURRENT_APPENDERS,
+        "only the winner and the free appends are stored"
+    );
+    assert_strictly_increasing(&log);
+    let winner = keyed.iter().position(Result::is_ok).expect("one winner");
+    let stored = store
+        .find_idempotent_response("shared")
+        .await
+        .expect("find")
+        .expect("the winner's response is stored");
+    assert_eq!(stored.request_fingerprint, format!("request {winner}"));
+}
+
 impl Stream {
     /// Another candidate for the next version, leaving the state where it is.
     fn next_alternative(&self) -> StreamAppend {
@@ -969,6 +1018,7 @@ contract!(
         a_stale_expected_version_is_a_conflict_and_stores_nothing,
         an_idempotency_key_is_stored_with_the_events_and_taken_once,
         concurrent_appenders_to_one_stream_exactly_one_wins,
+        concurrent_appends_sharing_a_key_store_exactly_one_of_them,
         read_all_returns_global_order_without_gaps_in_bounded_batches,
         read_all_never_returns_more_than_its_batch_max,
         read_all_stored_is_the_log_as_stored,

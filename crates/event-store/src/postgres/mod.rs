@@ -3,9 +3,11 @@
 //!
 //! Writes go through one writer task per process. It takes appends from a
 //! bounded queue and commits as many as are waiting (up to
-//! [`GROUP_COMMIT_BATCH_MAX`]) in one transaction, each in its own savepoint,
-//! so one commit serves the whole group and one append's refusal rolls back
-//! only that append. A caller is answered only after COMMIT has returned, so a
+//! [`GROUP_COMMIT_BATCH_MAX`]) in one transaction, so one commit serves the
+//! whole group, and one append's refusal refuses only that append: the group
+//! is decided on its streams' heads and written with a statement per table
+//! ([`batched`]), or, when a unique constraint refuses a row, written again
+//! with a savepoint per append. A caller is answered only after COMMIT has returned, so a
 //! 2xx is never lost; when the transaction as a whole fails, every append in
 //! it is answered [`StoreError::Unavailable`].
 //!
@@ -22,7 +24,7 @@
 //! [`POSITION_ALLOCATOR_LOCK_KEY`], and only then calls `nextval`. The lock is
 //! released after the commit is visible, so the next holder's positions are
 //! both higher and committed later: every snapshot sees a prefix of the log,
-//! give or take holes left by rolled-back savepoints, which nothing will ever
+//! give or take holes left by rolled-back savepoints and batches, which nothing will ever
 //! fill and readers simply step over. The lock serializes writers across all
 //! processes; group commit is what keeps that fast (one lock and one commit
 //! per group, not per append).
@@ -35,6 +37,8 @@ use sqlx::{Acquire, Row};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 use wallet_domain::{HoldId, WalletEvent, WalletId};
+
+mod batched;
 
 use crate::{
     directory_change, directory_wallet, due_hold, placed_holds, AppendError, AppendOutcome,
@@ -200,11 +204,28 @@ impl GroupFailure {
     }
 }
 
-/// One transaction for the whole group; the outer error fails every append in it.
+/// Commits the group in one transaction; the outer error fails every append
+/// in it. First as one batch ([`batched::commit_batch`], a fixed number of
+/// statements); when a unique constraint refuses a row of the batch, again
+/// with a savepoint per append ([`commit_in_savepoints`], a few statements
+/// per append), which refuses only the append the constraint names.
 async fn commit_group(
     pool: &PgPool,
     jobs: &[AppendJob],
 ) -> Result<Vec<Result<AppendOutcome, AppendError>>, GroupFailure> {
+    match batched::commit_batch(pool, jobs).await {
+        Err(GroupFailure::BeforeCommit(error)) if unique_violation(&error).is_some() => {
+            tracing::debug!(%error, appends = jobs.len(), "batch refused by a unique constraint; committing append by append");
+            commit_in_savepoints(pool, jobs).await
+        }
+        outcome => outcome,
+    }
+}
+
+/// Begins a group's transaction with its timeouts and the allocator lock.
+async fn begin_group(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
     let mut transaction = pool.begin().await?;
     sqlx::query(
         "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
@@ -221,6 +242,15 @@ async fn commit_group(
         .bind(POSITION_ALLOCATOR_LOCK_KEY)
         .execute(&mut *transaction)
         .await?;
+    Ok(transaction)
+}
+
+/// The group in one transaction, each append in a savepoint of its own.
+async fn commit_in_savepoints(
+    pool: &PgPool,
+    jobs: &[AppendJob],
+) -> Result<Vec<Result<AppendOutcome, AppendError>>, GroupFailure> {
+    let mut transaction = begin_group(pool).await?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
         outcomes.push(append_in_savepoint(&mut transaction, job).await?);
