@@ -12,7 +12,7 @@ cd "$ROOT_DIR"
 source .infra/env
 
 RUN="bench_$(date +%s)"
-BIN=target/release
+BIN="${BIN:-target/release}"
 API_PORT=3200 RELAY_PORT=3201 LEDGER_PORT=3202 PROJECTION_PORT=3203
 LOGS=".infra/$RUN"
 # Operations of the load (after the wallets are created): the per-operation CPU divides by it.
