@@ -16,7 +16,7 @@ use elasticsearch::params::Refresh;
 use elasticsearch::{BulkParts, Elasticsearch, MgetParts, SearchParts};
 use event_store::RecordedEvent;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use wallet_domain::WalletId;
 
@@ -276,39 +276,18 @@ impl ElasticsearchIndex {
             looked_up.insert(wallet_id, identity);
         }
         let documents = batch_documents(events, &looked_up)?;
-        let lines = self.bulk_lines(&documents)?;
-        let mut request = self
-            .client
-            .bulk(BulkParts::None)
-            .body(lines.into_iter().map(JsonBody::new).collect());
+        let mut request = self.client.bulk(BulkParts::None).body(
+            bulk_lines(&self.transactions_index, &self.wallets_index, &documents)
+                .into_iter()
+                .map(JsonBody::new)
+                .collect(),
+        );
         if self.refresh_on_write {
             request = request.refresh(Refresh::WaitFor);
         }
         let response = request.send().await;
         let body: BulkResponse = read_json(checked(response).await?).await?;
         bulk_outcome(&body, documents.transactions.len())
-    }
-
-    fn bulk_lines(&self, documents: &BatchDocuments) -> Result<Vec<Value>, SearchIndexError> {
-        let mut lines =
-            Vec::with_capacity(2 * (documents.transactions.len() + documents.wallets.len()));
-        for transaction in &documents.transactions {
-            lines.push(json!({ "index": {
-                "_index": self.transactions_index,
-                "_id": transaction.id.to_string(),
-            }}));
-            lines.push(to_value(transaction)?);
-        }
-        for wallet in &documents.wallets {
-            lines.push(json!({ "index": {
-                "_index": self.wallets_index,
-                "_id": wallet.source.id,
-                "version": wallet.version,
-                "version_type": "external",
-            }}));
-            lines.push(to_value(&wallet.source)?);
-        }
-        Ok(lines)
     }
 
     async fn search_page(&self, body: Value) -> Result<TransactionPage, SearchIndexError> {
@@ -407,11 +386,70 @@ impl SearchIndex for ElasticsearchIndex {
     }
 }
 
-/// Serializing our own document types cannot fail on data, but the signature
-/// says it may: keep the error rather than assume.
-fn to_value<T: serde::Serialize>(document: &T) -> Result<Value, SearchIndexError> {
-    serde_json::to_value(document)
-        .map_err(|error| SearchIndexError::Corrupt(format!("cannot serialize: {error}")))
+/// The lines of the bulk request that writes `documents`, an action before
+/// each document; each is serialized straight from its type into the body.
+fn bulk_lines<'a>(
+    transactions_index: &'a str,
+    wallets_index: &'a str,
+    documents: &'a BatchDocuments,
+) -> Vec<BulkLine<'a>> {
+    let mut lines =
+        Vec::with_capacity(2 * (documents.transactions.len() + documents.wallets.len()));
+    for transaction in &documents.transactions {
+        lines.push(BulkLine::Index {
+            index: BulkTarget {
+                index: transactions_index,
+                id: transaction.id.to_string(),
+                version: None,
+            },
+        });
+        lines.push(BulkLine::Transaction(transaction));
+    }
+    for wallet in &documents.wallets {
+        lines.push(BulkLine::Index {
+            index: BulkTarget {
+                index: wallets_index,
+                id: wallet.source.id.clone(),
+                version: Some(ExternalVersion {
+                    version: wallet.version,
+                    version_type: "external",
+                }),
+            },
+        });
+        lines.push(BulkLine::Wallet(&wallet.source));
+    }
+    lines
+}
+
+/// One line of a bulk request (NDJSON): an action, or the document it writes.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum BulkLine<'a> {
+    /// `{"index": {...}}`: write the next line's document whole.
+    Index {
+        index: BulkTarget<'a>,
+    },
+    Transaction(&'a TransactionSource),
+    Wallet(&'a WalletSource),
+}
+
+/// Where a bulk action writes: the index and the document's id.
+#[derive(Serialize)]
+struct BulkTarget<'a> {
+    #[serde(rename = "_index")]
+    index: &'a str,
+    #[serde(rename = "_id")]
+    id: String,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    version: Option<ExternalVersion>,
+}
+
+/// A version the writer keeps (`version_type` `external`): the index keeps
+/// a document only when its version is higher than the stored one's.
+#[derive(Serialize)]
+struct ExternalVersion {
+    version: u64,
+    version_type: &'static str,
 }
 
 fn check_index_prefix(prefix: &str) -> Result<(), SearchIndexError> {
@@ -577,6 +615,56 @@ mod tests {
         for bad in ["", "Wallex", "-wallex", "_wallex", "wal lex", "wal/lex"] {
             assert!(check_index_prefix(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn bulk_lines_are_an_action_then_its_document_with_the_wallets_external_version() {
+        let occurred_at = chrono::Utc::now();
+        let transaction = TransactionSource {
+            id: uuid::Uuid::now_v7(),
+            wallet_id: "w-1".into(),
+            owner_id: "o-1".into(),
+            transaction_type: "CREDIT".into(),
+            amount: "1.50".into(),
+            amount_cents: 150,
+            balance_after: "101.50".into(),
+            counterparty_wallet_id: None,
+            transfer_id: None,
+            description: Some("tea".into()),
+            occurred_at,
+            position: 7,
+            stream_version: 2,
+            principal: None,
+            hold_id: None,
+        };
+        let wallet = WalletSource {
+            id: "w-1".into(),
+            owner_id: "o-1".into(),
+            balance: "101.50".into(),
+            created_at: occurred_at,
+            updated_at: occurred_at,
+            version: 2,
+        };
+        let documents = BatchDocuments {
+            transactions: vec![transaction.clone()],
+            wallets: vec![crate::documents::WalletWrite {
+                source: wallet.clone(),
+                version: 2,
+            }],
+        };
+        let lines: Vec<Value> = bulk_lines("t", "w", &documents)
+            .iter()
+            .map(|line| serde_json::to_value(line).expect("serializes"))
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                json!({ "index": { "_index": "t", "_id": transaction.id.to_string() } }),
+                serde_json::to_value(&transaction).expect("serializes"),
+                json!({ "index": { "_index": "w", "_id": "w-1", "version": 2, "version_type": "external" } }),
+                serde_json::to_value(&wallet).expect("serializes"),
+            ]
+        );
     }
 
     #[test]
