@@ -7,6 +7,7 @@
 //! commit that holds its events has returned, so a 2xx is never lost.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use async_trait::async_trait;
@@ -19,6 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 use wallet_domain::{HoldId, WalletId};
 
+use crate::log_tail::LogTail;
 use crate::stream_head::StreamHead;
 use crate::{
     directory_change, directory_wallet, due_hold, AppendError, AppendOutcome, AppendRequest,
@@ -81,6 +83,8 @@ pub struct EmbeddedEventStore {
     appends: mpsc::Sender<WriterJob>,
     readers: ReadPool,
     head: watch::Receiver<u64>,
+    /// The newest events, which the log's readers get without a query.
+    tail: Arc<Mutex<LogTail>>,
 }
 
 impl From<SqliteError> for StoreError {
@@ -103,16 +107,31 @@ impl EmbeddedEventStore {
         let readers = ReadPool::open(&path)?;
         let (appends, queue) = mpsc::channel(APPEND_QUEUE_CAPACITY);
         let (head_sender, head) = watch::channel(head_position);
+        let tail = Arc::new(Mutex::new(LogTail::new(head_position)));
+        let writer_tail = Arc::clone(&tail);
         thread::Builder::new()
             .name("event-store-writer".into())
-            .spawn(move || run_writer(connection, queue, head_sender))
+            .spawn(move || run_writer(connection, queue, head_sender, writer_tail))
             .map_err(|error| StoreError::Unavailable(error.to_string()))?;
         Ok(Self {
             appends,
             readers,
             head,
+            tail,
         })
     }
+}
+
+/// Runs `change` on the tail. A poisoned lock (a panic while it was held,
+/// which only a broken invariant causes) is taken over: the tail is cleared
+/// so that readers go to the file.
+fn with_tail(tail: &Mutex<LogTail>, change: impl FnOnce(&mut LogTail)) {
+    let mut guard = tail.lock().unwrap_or_else(|poisoned| {
+        let mut guard = poisoned.into_inner();
+        guard.lost_track();
+        guard
+    });
+    change(&mut guard);
 }
 
 fn current_head(connection: &Connection) -> rusqlite::Result<u64> {
@@ -135,6 +154,7 @@ fn run_writer(
     mut connection: Connection,
     mut queue: mpsc::Receiver<WriterJob>,
     head: watch::Sender<u64>,
+    tail: Arc<Mutex<LogTail>>,
 ) {
     while let Some(first) = queue.blocking_recv() {
         let mut group = Group::default();
@@ -159,7 +179,7 @@ fn run_writer(
                 Err(_) => break,
             }
         }
-        let (outcomes, snapshots_kept) = commit_group(&mut connection, &group);
+        let (outcomes, snapshots_kept) = commit_group(&mut connection, &group, &tail);
         if let Some(last) = outcomes
             .iter()
             .filter_map(|outcome| outcome.as_ref().ok())
@@ -206,6 +226,7 @@ fn run_purge(connection: &Connection, purge: PurgeJob) {
 fn commit_group(
     connection: &mut Connection,
     group: &Group,
+    tail: &Mutex<LogTail>,
 ) -> (Vec<Result<AppendOutcome, AppendError>>, Result<(), String>) {
     let jobs = &group.appends;
     let failed_all = |error: rusqlite::Error| {
@@ -223,9 +244,14 @@ fn commit_group(
         Err(error) => return failed_all(error),
     };
     let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut stored = Vec::new();
     for job in jobs {
         match append_in_savepoint(&mut transaction, &job.request) {
-            Ok(outcome) => outcomes.push(outcome),
+            Ok(Ok(appended)) => {
+                stored.extend(appended.stored);
+                outcomes.push(Ok(appended.outcome));
+            }
+            Ok(Err(refusal)) => outcomes.push(Err(refusal)),
             Err(error) => return failed_all(error),
         }
     }
@@ -235,12 +261,16 @@ fn commit_group(
         }
     }
     match transaction.commit() {
-        Ok(()) => (outcomes, Ok(())),
+        Ok(()) => {
+            with_tail(tail, |tail| tail.committed(stored));
+            (outcomes, Ok(()))
+        }
         // Refused before anything was written (the data folder moved): the
         // outcome is known, the store unavailable.
         Err(error) if is_refused_commit(&error) => failed_all(error),
         Err(error) => {
             tracing::error!(%error, "event store group commit got no answer");
+            with_tail(tail, LogTail::lost_track);
             let message = error.to_string();
             let error = std::sync::Arc::new(error);
             let outcomes = jobs
@@ -276,15 +306,22 @@ fn keep_snapshot(connection: &Connection, snapshot: &StreamSnapshot) -> rusqlite
 }
 
 /// Outer error: the transaction itself broke. Inner error: this append is refused.
+/// An append stored in the group's transaction: its outcome, and the events
+/// it stored, for the log's tail once the group commits.
+struct Appended {
+    outcome: AppendOutcome,
+    stored: Vec<StoredEvent>,
+}
+
 fn append_in_savepoint(
     transaction: &mut Transaction<'_>,
     request: &AppendRequest,
-) -> rusqlite::Result<Result<AppendOutcome, AppendError>> {
+) -> rusqlite::Result<Result<Appended, AppendError>> {
     let savepoint = transaction.savepoint()?;
     match append_one(&savepoint, request)? {
-        Ok(outcome) => {
+        Ok(appended) => {
             savepoint.commit()?;
-            Ok(Ok(outcome))
+            Ok(Ok(appended))
         }
         // Dropping the savepoint rolls this append back.
         Err(refusal) => Ok(Err(refusal)),
@@ -294,9 +331,9 @@ fn append_in_savepoint(
 fn append_one(
     connection: &Connection,
     request: &AppendRequest,
-) -> rusqlite::Result<Result<AppendOutcome, AppendError>> {
+) -> rusqlite::Result<Result<Appended, AppendError>> {
     let recorded_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
-    let mut last_position = 0;
+    let mut stored = Vec::new();
     for stream in &request.streams {
         let head = stream_head(connection, &stream.wallet_id)?;
         if let Err(refusal) = head.admits(stream) {
@@ -319,7 +356,11 @@ fn append_one(
                 payload,
                 recorded_at,
             ])?;
-            last_position = to_u64(connection.last_insert_rowid());
+            stored.push(StoredEvent {
+                position: to_u64(connection.last_insert_rowid()),
+                stream_version: actual + offset,
+                payload,
+            });
         }
         for change in stream.events.iter().filter_map(directory_change) {
             if let Err(refusal) = change_directory(connection, &stream.wallet_id, change)? {
@@ -351,7 +392,11 @@ fn append_one(
             Err(error) => return Err(error),
         }
     }
-    Ok(Ok(AppendOutcome { last_position }))
+    let last_position = stored.last().map_or(0, |event| event.position);
+    Ok(Ok(Appended {
+        outcome: AppendOutcome { last_position },
+        stored,
+    }))
 }
 
 /// The newest event of `wallet_id`'s stream (one step down the stream index).
@@ -505,15 +550,30 @@ impl EventStore for EmbeddedEventStore {
         after_position: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        decode_rows(self.log_rows(after_position, limit).await?)
+        self.read_all_stored(after_position, limit)
+            .await?
+            .iter()
+            .map(StoredEvent::decode)
+            .collect()
     }
 
+    /// From the log's tail when it holds the events after `after_position`,
+    /// from the file otherwise.
     async fn read_all_stored(
         &self,
         after_position: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        Ok(stored_rows(self.log_rows(after_position, limit).await?))
+        let limit = limit.min(READ_ALL_BATCH_MAX);
+        let from_tail = self
+            .tail
+            .lock()
+            .ok()
+            .and_then(|tail| tail.after(after_position, limit));
+        match from_tail {
+            Some(events) => Ok(events),
+            None => Ok(stored_rows(self.log_rows(after_position, limit).await?)),
+        }
     }
 
     async fn read_snapshot(

@@ -13,6 +13,7 @@
 
 mod embedded;
 mod hold_schedule;
+mod log_tail;
 mod postgres;
 mod recorded;
 mod stream_head;

@@ -304,6 +304,69 @@ async fn read_all_returns_global_order_in_bounded_batches() {
     assert_eq!(*store.appended().borrow(), 5);
 }
 
+/// The whole log in pages of `page`, as `store` reads it.
+async fn whole_log(store: &EmbeddedEventStore, page: usize) -> Vec<event_store::StoredEvent> {
+    let mut log = Vec::new();
+    loop {
+        let after = log
+            .last()
+            .map_or(0, |event: &event_store::StoredEvent| event.position);
+        let batch = store.read_all_stored(after, page).await.expect("read");
+        if batch.is_empty() {
+            return log;
+        }
+        log.extend(batch);
+    }
+}
+
+/// The writer keeps the newest events in memory for the log's readers: what
+/// they read there is what the file holds, refused appends of a group
+/// included (they leave nothing in either).
+#[tokio::test]
+async fn the_log_read_from_memory_is_the_log_the_file_holds() {
+    const CONTENDERS: usize = 16;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(EmbeddedEventStore::open(directory.path()).expect("open"));
+    let w1 = wallet("w1");
+    let first = created(&w1);
+    store
+        .append(single(&w1, 0, first.clone()))
+        .await
+        .expect("append");
+    let next = credited(&[first], 1);
+    let tasks: Vec<_> = (0..CONTENDERS)
+        .map(|index| {
+            let store = Arc::clone(&store);
+            let mut event = next.clone();
+            event.event_id = Uuid::new_v4();
+            let contender = single(&w1, 1, event);
+            let other = wallet(&format!("other-{index}"));
+            let creation = single(&other, 0, created(&other));
+            tokio::spawn(async move {
+                let (contended, created) =
+                    tokio::join!(store.append(contender), store.append(creation));
+                (contended.is_ok(), created.is_ok())
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        let (won, created) = task.await.expect("join");
+        winners += usize::from(won);
+        assert!(created);
+    }
+    assert_eq!(winners, 1);
+    let from_memory = whole_log(&store, 5).await;
+    assert_eq!(from_memory.len(), 2 + CONTENDERS);
+    drop(store);
+    let reopened = EmbeddedEventStore::open(directory.path()).expect("reopen");
+    assert_eq!(whole_log(&reopened, 5).await, from_memory);
+    assert_eq!(
+        reopened.read_all(0, 100).await.expect("read").len(),
+        from_memory.len()
+    );
+}
+
 /// The events of `kind` decided on `history`, at `issued_at`.
 fn decided_at(
     history: &[WalletEvent],

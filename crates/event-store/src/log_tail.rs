@@ -1,0 +1,157 @@
+//! The newest events of the embedded log, kept in memory by its writer.
+//!
+//! The in-process relays (ledger, read model, search index) each read the
+//! log after their own checkpoint, usually the same few events just
+//! committed: served from here, those reads cost a copy of the events
+//! instead of a query on the file each. The writer adds each commit's events
+//! after the commit returns and before it announces the new head, so the
+//! tail is always a prefix of the committed log, never ahead of it.
+
+use std::collections::VecDeque;
+
+use crate::StoredEvent;
+
+/// Events the tail keeps at most (about 0.5 KiB each): the relays' batches
+/// behind the head by more than this read the file.
+pub const LOG_TAIL_EVENTS_MAX: usize = 16_384;
+
+/// The newest committed events, in position order.
+#[derive(Debug)]
+pub(crate) struct LogTail {
+    /// Every committed event positioned after this one, up to the newest of
+    /// `events`, is in `events`. `None` once a commit's outcome is unknown
+    /// (its events may be stored, but are not here) until the next commit.
+    covered_after: Option<u64>,
+    events: VecDeque<StoredEvent>,
+}
+
+impl LogTail {
+    /// An empty tail of a log whose newest event is at `head`.
+    pub fn new(head: u64) -> Self {
+        Self {
+            covered_after: Some(head),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Adds the events of one commit: every event it stored, in position
+    /// order. The writer is the log's only one, so nothing else was
+    /// committed between the previous commit and this one.
+    ///
+    /// # Panics
+    /// When the events do not come after the ones kept, in order: the writer
+    /// would be handing out positions twice, and the log is not what it seems.
+    pub fn committed(&mut self, events: Vec<StoredEvent>) {
+        let Some(first) = events.first() else {
+            return;
+        };
+        if self.covered_after.is_none() {
+            self.events.clear();
+            self.covered_after = Some(first.position.saturating_sub(1));
+        }
+        let mut last = self
+            .events
+            .back()
+            .map(|event| event.position)
+            .or(self.covered_after)
+            .unwrap_or_default();
+        for event in events {
+            assert!(
+                event.position > last,
+                "the log's writer stored position {} after position {last}",
+                event.position
+            );
+            last = event.position;
+            self.events.push_back(event);
+        }
+        while self.events.len() > LOG_TAIL_EVENTS_MAX {
+            if let Some(evicted) = self.events.pop_front() {
+                self.covered_after = Some(evicted.position);
+            }
+        }
+    }
+
+    /// Forgets what is kept: a commit may have stored events that are not here.
+    pub fn lost_track(&mut self) {
+        self.events.clear();
+        self.covered_after = None;
+    }
+
+    /// Up to `limit` events after `position`, oldest first, when the tail
+    /// covers them (empty when nothing was committed after it); `None` when
+    /// the file must be read.
+    pub fn after(&self, position: u64, limit: usize) -> Option<Vec<StoredEvent>> {
+        if position < self.covered_after? {
+            return None;
+        }
+        let start = self
+            .events
+            .partition_point(|event| event.position <= position);
+        Some(self.events.range(start..).take(limit).cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(position: u64) -> StoredEvent {
+        StoredEvent {
+            position,
+            stream_version: 1,
+            payload: format!("{{\"position\":{position}}}"),
+        }
+    }
+
+    fn positions(events: Option<Vec<StoredEvent>>) -> Option<Vec<u64>> {
+        events.map(|events| events.iter().map(|event| event.position).collect())
+    }
+
+    #[test]
+    fn a_new_tail_covers_only_what_comes_after_the_head() {
+        let tail = LogTail::new(10);
+        assert_eq!(positions(tail.after(10, 5)), Some(vec![]));
+        assert_eq!(positions(tail.after(9, 5)), None);
+    }
+
+    #[test]
+    fn committed_events_are_served_after_any_covered_position_up_to_the_limit() {
+        let mut tail = LogTail::new(10);
+        tail.committed(vec![event(11), event(12)]);
+        tail.committed(vec![event(13)]);
+        assert_eq!(positions(tail.after(10, 5)), Some(vec![11, 12, 13]));
+        assert_eq!(positions(tail.after(11, 1)), Some(vec![12]));
+        assert_eq!(positions(tail.after(13, 5)), Some(vec![]));
+        assert_eq!(positions(tail.after(2, 5)), None);
+    }
+
+    #[test]
+    fn the_oldest_events_are_evicted_past_the_bound_and_then_read_from_the_file() {
+        let mut tail = LogTail::new(0);
+        let count = LOG_TAIL_EVENTS_MAX as u64 + 3;
+        tail.committed((1..=count).map(event).collect());
+        assert_eq!(positions(tail.after(2, 1)), None);
+        assert_eq!(positions(tail.after(3, 1)), Some(vec![4]));
+        assert_eq!(tail.events.len(), LOG_TAIL_EVENTS_MAX);
+    }
+
+    #[test]
+    fn after_an_unknown_outcome_the_tail_covers_again_from_the_next_commit() {
+        let mut tail = LogTail::new(10);
+        tail.committed(vec![event(11)]);
+        tail.lost_track();
+        assert_eq!(positions(tail.after(11, 5)), None);
+        // The unknown commit did store 12 and 13: the next one starts at 14.
+        tail.committed(vec![event(14), event(15)]);
+        assert_eq!(positions(tail.after(13, 5)), Some(vec![14, 15]));
+        assert_eq!(positions(tail.after(12, 5)), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "stored position 11 after position 12")]
+    fn positions_going_backwards_are_corruption() {
+        let mut tail = LogTail::new(10);
+        tail.committed(vec![event(11), event(12)]);
+        tail.committed(vec![event(11)]);
+    }
+}
