@@ -251,24 +251,39 @@ async fn expired_idempotent_responses_are_purged_in_bounded_batches() {
     );
 }
 
+/// `w1` created in `store`, and `count` appends of a credit competing for its
+/// version 2 (each with an event id of its own).
+async fn contenders_for_one_version(
+    store: &EmbeddedEventStore,
+    w1: &WalletId,
+    count: usize,
+) -> Vec<AppendRequest> {
+    let first = created(w1);
+    store
+        .append(single(w1, 0, first.clone()))
+        .await
+        .expect("append");
+    let next = credited(&[first], 1);
+    (0..count)
+        .map(|_| {
+            let mut event = next.clone();
+            event.event_id = Uuid::new_v4();
+            single(w1, 1, event)
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn concurrent_appenders_to_one_stream_never_share_a_version() {
     const WRITERS: usize = 16;
     let directory = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(EmbeddedEventStore::open(directory.path()).expect("open"));
     let w1 = wallet("w1");
-    let first = created(&w1);
-    store
-        .append(single(&w1, 0, first.clone()))
+    let tasks: Vec<_> = contenders_for_one_version(&store, &w1, WRITERS)
         .await
-        .expect("append");
-    let next = credited(&[first], 1);
-    let tasks: Vec<_> = (0..WRITERS)
-        .map(|_| {
+        .into_iter()
+        .map(|request| {
             let store = Arc::clone(&store);
-            let mut event = next.clone();
-            event.event_id = Uuid::new_v4();
-            let request = single(&w1, 1, event);
             tokio::spawn(async move { store.append(request).await })
         })
         .collect();
@@ -328,18 +343,12 @@ async fn the_log_read_from_memory_is_the_log_the_file_holds() {
     let directory = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(EmbeddedEventStore::open(directory.path()).expect("open"));
     let w1 = wallet("w1");
-    let first = created(&w1);
-    store
-        .append(single(&w1, 0, first.clone()))
+    let tasks: Vec<_> = contenders_for_one_version(&store, &w1, CONTENDERS)
         .await
-        .expect("append");
-    let next = credited(&[first], 1);
-    let tasks: Vec<_> = (0..CONTENDERS)
-        .map(|index| {
+        .into_iter()
+        .enumerate()
+        .map(|(index, contender)| {
             let store = Arc::clone(&store);
-            let mut event = next.clone();
-            event.event_id = Uuid::new_v4();
-            let contender = single(&w1, 1, event);
             let other = wallet(&format!("other-{index}"));
             let creation = single(&other, 0, created(&other));
             tokio::spawn(async move {
