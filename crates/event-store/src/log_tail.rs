@@ -36,29 +36,40 @@ impl LogTail {
 
     /// Adds the events of one commit: every event it stored, in position
     /// order. The writer is the log's only one, so nothing else was
-    /// committed between the previous commit and this one.
+    /// committed between the previous commit and this one, and each new event
+    /// takes the position after the newest stored. When the commit's first
+    /// position is not the one after the newest kept, the file changed beside
+    /// its writer (it lost its newest events, restored from a copy under a
+    /// running server, as the replica tests do): the tail starts again from
+    /// this commit, as after an unknown outcome.
     ///
     /// # Panics
-    /// When the events do not come after the ones kept, in order: the writer
-    /// would be handing out positions twice, and the log is not what it seems.
+    /// When one commit's events are not in strictly increasing positions.
     pub fn committed(&mut self, events: Vec<StoredEvent>) {
         let Some(first) = events.first() else {
             return;
         };
-        if self.covered_after.is_none() {
-            self.events.clear();
-            self.covered_after = Some(first.position.saturating_sub(1));
-        }
-        let mut last = self
+        let newest_kept = self
             .events
             .back()
             .map(|event| event.position)
-            .or(self.covered_after)
-            .unwrap_or_default();
+            .or(self.covered_after);
+        if newest_kept.is_some_and(|newest| first.position != newest + 1) {
+            tracing::warn!(
+                position = first.position,
+                newest_kept,
+                "the event log changed beside its writer; its in-memory tail starts again"
+            );
+            self.lost_track();
+        }
+        if self.covered_after.is_none() {
+            self.covered_after = Some(first.position.saturating_sub(1));
+        }
+        let mut last = self.covered_after.unwrap_or_default();
         for event in events {
             assert!(
                 event.position > last,
-                "the log's writer stored position {} after position {last}",
+                "one commit stored position {} after position {last}",
                 event.position
             );
             last = event.position;
@@ -148,10 +159,23 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "stored position 11 after position 12")]
-    fn positions_going_backwards_are_corruption() {
+    fn a_log_that_lost_its_newest_events_is_covered_again_from_the_next_commit() {
         let mut tail = LogTail::new(10);
         tail.committed(vec![event(11), event(12)]);
-        tail.committed(vec![event(11)]);
+        // The file lost 12: the next commit stores a new event at 12.
+        tail.committed(vec![event(12), event(13)]);
+        assert_eq!(positions(tail.after(11, 5)), Some(vec![12, 13]));
+        assert_eq!(positions(tail.after(10, 5)), None);
+        // Events the tail never saw (written beside the writer) before 20.
+        tail.committed(vec![event(20)]);
+        assert_eq!(positions(tail.after(13, 5)), None);
+        assert_eq!(positions(tail.after(19, 5)), Some(vec![20]));
+    }
+
+    #[test]
+    #[should_panic(expected = "one commit stored position 11 after position 12")]
+    fn positions_out_of_order_within_a_commit_are_corruption() {
+        let mut tail = LogTail::new(10);
+        tail.committed(vec![event(12), event(11)]);
     }
 }
