@@ -305,7 +305,6 @@ fn keep_snapshot(connection: &Connection, snapshot: &StreamSnapshot) -> rusqlite
     Ok(())
 }
 
-/// Outer error: the transaction itself broke. Inner error: this append is refused.
 /// An append stored in the group's transaction: its outcome, and the events
 /// it stored, for the log's tail once the group commits.
 struct Appended {
@@ -313,6 +312,7 @@ struct Appended {
     stored: Vec<StoredEvent>,
 }
 
+/// Outer error: the transaction itself broke. Inner error: this append is refused.
 fn append_in_savepoint(
     transaction: &mut Transaction<'_>,
     request: &AppendRequest,
