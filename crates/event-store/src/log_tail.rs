@@ -65,16 +65,15 @@ impl LogTail {
         if self.covered_after.is_none() {
             self.covered_after = Some(first.position.saturating_sub(1));
         }
-        let mut last = self.covered_after.unwrap_or_default();
-        for event in events {
+        for pair in events.windows(2) {
             assert!(
-                event.position > last,
-                "one commit stored position {} after position {last}",
-                event.position
+                pair[1].position > pair[0].position,
+                "one commit stored position {} after position {}",
+                pair[1].position,
+                pair[0].position
             );
-            last = event.position;
-            self.events.push_back(event);
         }
+        self.events.extend(events);
         while self.events.len() > LOG_TAIL_EVENTS_MAX {
             if let Some(evicted) = self.events.pop_front() {
                 self.covered_after = Some(evicted.position);

@@ -7,9 +7,9 @@
 //! whole group, and one append's refusal refuses only that append: the group
 //! is decided on its streams' heads and written with a statement per table
 //! ([`batched`]), or, when a unique constraint refuses a row, written again
-//! with a savepoint per append. A caller is answered only after COMMIT has returned, so a
-//! 2xx is never lost; when the transaction as a whole fails, every append in
-//! it is answered [`StoreError::Unavailable`].
+//! with a savepoint per append. A caller is answered only after COMMIT has
+//! returned, so a 2xx is never lost; when the transaction as a whole fails,
+//! every append in it is answered [`StoreError::Unavailable`].
 //!
 //! The writer has connections of its own ([`WRITER_CONNECTIONS_MAX`]); reads
 //! (`read_stream`, `read_all`, `head_position`, idempotent responses) go to
@@ -24,8 +24,8 @@
 //! [`POSITION_ALLOCATOR_LOCK_KEY`], and only then calls `nextval`. The lock is
 //! released after the commit is visible, so the next holder's positions are
 //! both higher and committed later: every snapshot sees a prefix of the log,
-//! give or take holes left by rolled-back savepoints and batches, which nothing will ever
-//! fill and readers simply step over. The lock serializes writers across all
+//! give or take holes left by rolled-back savepoints and batches, which
+//! nothing will ever fill and readers simply step over. The lock serializes writers across all
 //! processes; group commit is what keeps that fast (one lock and one commit
 //! per group, not per append).
 
