@@ -59,31 +59,63 @@ impl StreamHead {
     }
 }
 
-/// What each of `requests`, applied in order, is answered when the streams'
-/// heads before the group are `heads` (a stream missing from it does not
-/// exist): `Ok` for an append admitted on every one of its streams, which
-/// moves those heads on for the appends after it; the first stream's refusal
-/// otherwise, which leaves every head as it was (an append is all or nothing).
+/// The heads of a group's streams as its appends are decided one after
+/// another, as one committed after another would see them. Starts from the
+/// heads read before the group (a stream missing from them does not exist).
+pub(crate) struct GroupHeads {
+    heads: HashMap<WalletId, StreamHead>,
+}
+
+/// An append admitted on every one of its streams: the heads it leaves them at
+/// once stored, for [`GroupHeads::apply`].
+pub(crate) struct Admitted<'a> {
+    moved: HashMap<&'a WalletId, StreamHead>,
+}
+
+impl GroupHeads {
+    pub fn new(heads: HashMap<WalletId, StreamHead>) -> Self {
+        Self { heads }
+    }
+
+    /// Whether `request` is admitted on the heads so far: the first stream's
+    /// refusal otherwise. Moves no head: an append is all or nothing, and
+    /// only its caller knows whether it was stored.
+    pub fn admit<'a>(&self, request: &'a AppendRequest) -> Result<Admitted<'a>, AppendError> {
+        let mut moved: HashMap<&WalletId, StreamHead> = HashMap::new();
+        for stream in &request.streams {
+            let head = moved
+                .get(&stream.wallet_id)
+                .or_else(|| self.heads.get(&stream.wallet_id))
+                .copied()
+                .unwrap_or_default();
+            head.admits(stream)?;
+            moved.insert(&stream.wallet_id, head.after(stream));
+        }
+        Ok(Admitted { moved })
+    }
+
+    /// Moves the heads on past an admitted append that was stored.
+    pub fn apply(&mut self, admitted: Admitted<'_>) {
+        for (wallet_id, head) in admitted.moved {
+            self.heads.insert(wallet_id.clone(), head);
+        }
+    }
+}
+
+/// What each of `requests`, applied in order on `heads`, is answered when
+/// every admitted append is stored: `Ok` for an append admitted on every one
+/// of its streams, which moves those heads on for the appends after it; the
+/// first stream's refusal otherwise, which leaves every head as it was.
 pub(crate) fn plan_group<'a>(
-    mut heads: HashMap<WalletId, StreamHead>,
+    heads: HashMap<WalletId, StreamHead>,
     requests: impl IntoIterator<Item = &'a AppendRequest>,
 ) -> Vec<Result<(), AppendError>> {
+    let mut group = GroupHeads::new(heads);
     requests
         .into_iter()
         .map(|request| {
-            let mut moved: HashMap<&WalletId, StreamHead> = HashMap::new();
-            for stream in &request.streams {
-                let head = moved
-                    .get(&stream.wallet_id)
-                    .or_else(|| heads.get(&stream.wallet_id))
-                    .copied()
-                    .unwrap_or_default();
-                head.admits(stream)?;
-                moved.insert(&stream.wallet_id, head.after(stream));
-            }
-            for (wallet_id, head) in moved {
-                heads.insert(wallet_id.clone(), head);
-            }
+            let admitted = group.admit(request)?;
+            group.apply(admitted);
             Ok(())
         })
         .collect()
@@ -213,6 +245,25 @@ mod tests {
             Err(AppendError::VersionConflict { wallet_id, expected: 5, actual: 0 }) if *wallet_id == b
         ));
         assert!(outcomes[1].is_ok());
+    }
+
+    #[test]
+    fn an_admitted_append_not_stored_moves_no_head() {
+        let a = wallet("w-a");
+        let mut group = GroupHeads::new(HashMap::new());
+        let refused_by_the_database = request(vec![append(&a, 0, None)]);
+        assert!(group.admit(&refused_by_the_database).is_ok());
+        let next = request(vec![append(&a, 0, None)]);
+        let admitted = group.admit(&next).expect("the stream is still new");
+        group.apply(admitted);
+        assert!(matches!(
+            group.admit(&request(vec![append(&a, 0, None)])),
+            Err(AppendError::VersionConflict {
+                expected: 0,
+                actual: 2,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -468,6 +468,67 @@ async fn concurrent_appends_sharing_a_key_store_exactly_one_of_them(store: &dyn 
     assert_eq!(stored.request_fingerprint, format!("request {winner}"));
 }
 
+/// Appenders racing for one stream version among appends whose key is
+/// already taken (a store that commits them in one group and then appends one
+/// by one must still move the stream on past its winner only).
+async fn racing_appenders_beside_a_taken_key_keep_one_winner(store: &dyn EventStore) {
+    let with_taken_key = |wallet: &str| {
+        let mut append = request(vec![Stream::new(wallet).next()]);
+        append.idempotent_response = Some(IdempotentResponse {
+            key: "taken".into(),
+            request_fingerprint: wallet.into(),
+            status: 201,
+            body: "{}".into(),
+        });
+        append
+    };
+    store
+        .append(with_taken_key("first"))
+        .await
+        .expect("the key is free");
+    let mut w1 = Stream::new("w1");
+    store
+        .append(request(vec![w1.next()]))
+        .await
+        .expect("append");
+    let contenders = (0..CONCURRENT_APPENDERS).flat_map(|index| {
+        [
+            store.append(request(vec![w1.next_alternative()])),
+            store.append(with_taken_key(&format!("late-{index}"))),
+        ]
+    });
+    let outcomes = futures::future::join_all(contenders).await;
+    let (racing, keyed): (Vec<_>, Vec<_>) = outcomes
+        .iter()
+        .enumerate()
+        .partition(|(index, _)| index % 2 == 0);
+    assert_eq!(
+        racing.iter().filter(|(_, outcome)| outcome.is_ok()).count(),
+        1,
+        "{racing:?}"
+    );
+    assert!(
+        racing.iter().all(|(_, outcome)| matches!(
+            outcome,
+            Ok(_)
+                | Err(AppendError::VersionConflict {
+                    expected: 1,
+                    actual: 2,
+                    ..
+                })
+        )),
+        "every loser is told the stream moved on: {racing:?}"
+    );
+    assert!(
+        keyed.iter().all(|(_, outcome)| matches!(
+            outcome,
+            Err(AppendError::IdempotencyKeyTaken(key)) if key == "taken"
+        )),
+        "{keyed:?}"
+    );
+    assert_eq!(store.read_stream(&w1.id, 0).await.expect("read").len(), 2);
+}
+
 impl Stream {
     /// Another candidate for the next version, leaving the state where it is.
     fn next_alternative(&self) -> StreamAppend {
@@ -1019,6 +1080,7 @@ contract!(
         an_idempotency_key_is_stored_with_the_events_and_taken_once,
         concurrent_appenders_to_one_stream_exactly_one_wins,
         concurrent_appends_sharing_a_key_store_exactly_one_of_them,
+        racing_appenders_beside_a_taken_key_keep_one_winner,
         read_all_returns_global_order_without_gaps_in_bounded_batches,
         read_all_never_returns_more_than_its_batch_max,
         read_all_stored_is_the_log_as_stored,

@@ -2,17 +2,19 @@
 //!
 //! Holding the allocator lock, the writer reads the head of every stream the
 //! group appends to (one statement), decides each append in order on those
-//! heads ([`plan_group`]), takes positions for the admitted events (one
-//! statement) and inserts them, their idempotent responses and their hold
-//! directory changes (a statement each, with arrays). No other writer can move
-//! a head while the lock is held, since every append takes it first, so the
-//! decisions stand; the unique constraints stay as the backstop.
+//! heads ([`plan_group`]), and writes the admitted appends ([`write`]): their
+//! idempotent responses and placed holds (a statement each, with arrays), then
+//! positions for their events (one statement), the events and the settled
+//! holds. No other writer can move a head while the lock is held, since every
+//! append takes it first, so the decisions stand; the unique constraints stay
+//! as the backstop.
 //!
 //! A unique constraint refusing a row — an idempotency key or a hold id
 //! already taken, perhaps by an earlier append of the same group, or an event
 //! id already stored — fails the whole statement and so the whole batch. The
-//! caller then commits the group again one savepoint per append, which finds
-//! the append to refuse (see [`super::commit_group`]).
+//! caller then commits the group again, writing each admitted append the same
+//! way in a savepoint of its own, which finds the append to refuse (see
+//! [`super::commit_in_savepoints`]).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -21,7 +23,7 @@ use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 use wallet_domain::WalletId;
 
-use super::{begin_group, to_i64, to_u64, AppendJob, GroupFailure};
+use super::{begin_group, commit, to_i64, to_u64, AppendJob, GroupFailure};
 use crate::stream_head::{plan_group, StreamHead};
 use crate::{directory_change, AppendError, AppendOutcome, DirectoryChange};
 
@@ -33,13 +35,23 @@ pub(super) async fn commit_batch(
     let mut transaction = begin_group(pool).await?;
     let heads = read_heads(&mut transaction, jobs).await?;
     let plan = plan_group(heads, jobs.iter().map(|job| &job.request));
+    let outcomes = write(&mut transaction, jobs, plan).await?;
+    commit(transaction).await?;
+    Ok(outcomes)
+}
+
+/// Writes the appends of `jobs` that `plan` admits, in order; an outcome per
+/// job, the plan's refusal for the others. The rows a unique constraint may
+/// refuse go first, so that a refused batch takes no position.
+pub(super) async fn write(
+    connection: &mut PgConnection,
+    jobs: &[AppendJob],
+    plan: Vec<Result<(), AppendError>>,
+) -> Result<Vec<Result<AppendOutcome, AppendError>>, sqlx::Error> {
     let rows = Rows::of(jobs, &plan);
-    let positions = take_positions(&mut transaction, rows.event_ids.len()).await?;
-    rows.insert(&mut transaction, &positions).await?;
-    transaction
-        .commit()
-        .await
-        .map_err(|error| GroupFailure::AtCommit(std::sync::Arc::new(error)))?;
+    rows.insert_claims(connection).await?;
+    let positions = take_positions(connection, rows.event_ids.len()).await?;
+    rows.insert_events(connection, &positions).await?;
     Ok(plan
         .into_iter()
         .zip(&rows.last_event_of_job)
@@ -53,7 +65,7 @@ pub(super) async fn commit_batch(
 
 /// The newest event of each stream the group appends to; a stream with no
 /// event has no entry. One index probe per stream, newest first.
-async fn read_heads(
+pub(super) async fn read_heads(
     connection: &mut PgConnection,
     jobs: &[AppendJob],
 ) -> Result<HashMap<WalletId, StreamHead>, sqlx::Error> {
@@ -181,27 +193,9 @@ impl<'a> Rows<'a> {
         rows
     }
 
-    /// Inserts every row, the events at `positions` (one per event, ascending).
-    async fn insert(
-        &self,
-        connection: &mut PgConnection,
-        positions: &[i64],
-    ) -> Result<(), sqlx::Error> {
-        if !self.event_ids.is_empty() {
-            sqlx::query(
-                "INSERT INTO events (position, event_id, stream_id, version, event_type, payload) \
-                 SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], \
-                     $5::text[], $6::text[])",
-            )
-            .bind(positions)
-            .bind(&self.event_ids)
-            .bind(&self.stream_ids)
-            .bind(&self.versions)
-            .bind(&self.event_types)
-            .bind(&self.payloads)
-            .execute(&mut *connection)
-            .await?;
-        }
+    /// Inserts the idempotent responses and the placed holds: the rows
+    /// whose unique constraints refuse an append (`23505`).
+    async fn insert_claims(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
         if !self.keys.is_empty() {
             sqlx::query(
                 "INSERT INTO idempotency_keys \
@@ -223,6 +217,31 @@ impl<'a> Rows<'a> {
             .bind(&self.entered_holds)
             .bind(&self.entered_wallets)
             .bind(&self.entered_expiries)
+            .execute(&mut *connection)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Inserts the events at `positions` (one per event, ascending) and
+    /// settles the holds they settle.
+    async fn insert_events(
+        &self,
+        connection: &mut PgConnection,
+        positions: &[i64],
+    ) -> Result<(), sqlx::Error> {
+        if !self.event_ids.is_empty() {
+            sqlx::query(
+                "INSERT INTO events (position, event_id, stream_id, version, event_type, payload) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], \
+                     $5::text[], $6::text[])",
+            )
+            .bind(positions)
+            .bind(&self.event_ids)
+            .bind(&self.stream_ids)
+            .bind(&self.versions)
+            .bind(&self.event_types)
+            .bind(&self.payloads)
             .execute(&mut *connection)
             .await?;
         }

@@ -32,18 +32,19 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use postgres_support::PostgresError;
-use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::postgres::PgPool;
 use sqlx::{Acquire, Row};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
-use wallet_domain::{HoldId, WalletEvent, WalletId};
+use wallet_domain::{HoldId, WalletId};
 
 mod batched;
 
+use crate::stream_head::GroupHeads;
 use crate::{
-    directory_change, directory_wallet, due_hold, placed_holds, AppendError, AppendOutcome,
-    AppendRequest, CommitUnanswered, DirectoryChange, DueHold, EventStore, IdempotentResponse,
-    RecordedEvent, StoreError, StoredEvent, StreamAppend, StreamSnapshot, READ_ALL_BATCH_MAX,
+    directory_wallet, due_hold, placed_holds, AppendError, AppendOutcome, AppendRequest,
+    CommitUnanswered, DueHold, EventStore, IdempotentResponse, RecordedEvent, StoreError,
+    StoredEvent, StreamSnapshot, READ_ALL_BATCH_MAX,
 };
 
 /// Appends committed together in one transaction at most.
@@ -245,47 +246,67 @@ async fn begin_group(
     Ok(transaction)
 }
 
-/// The group in one transaction, each append in a savepoint of its own.
+/// Commits a group's transaction: an error or no answer to COMMIT leaves the
+/// group's outcome unknown.
+async fn commit(
+    transaction: sqlx::Transaction<'static, sqlx::Postgres>,
+) -> Result<(), GroupFailure> {
+    transaction
+        .commit()
+        .await
+        .map_err(|error| GroupFailure::AtCommit(std::sync::Arc::new(error)))
+}
+
+/// The group in one transaction, decided on its streams' heads as a batch is,
+/// each admitted append written in a savepoint of its own: a unique
+/// constraint refuses only that append, and the heads move on only past the
+/// appends stored.
 async fn commit_in_savepoints(
     pool: &PgPool,
     jobs: &[AppendJob],
 ) -> Result<Vec<Result<AppendOutcome, AppendError>>, GroupFailure> {
     let mut transaction = begin_group(pool).await?;
+    let mut heads = GroupHeads::new(batched::read_heads(&mut transaction, jobs).await?);
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
-        outcomes.push(append_in_savepoint(&mut transaction, job).await?);
+        let outcome = match heads.admit(&job.request) {
+            Ok(admitted) => {
+                let outcome = append_in_savepoint(&mut transaction, job).await?;
+                if outcome.is_ok() {
+                    heads.apply(admitted);
+                }
+                outcome
+            }
+            Err(refusal) => Err(refusal),
+        };
+        outcomes.push(outcome);
     }
-    transaction
-        .commit()
-        .await
-        .map_err(|error| GroupFailure::AtCommit(std::sync::Arc::new(error)))?;
+    commit(transaction).await?;
     Ok(outcomes)
 }
 
-/// Outer error: the transaction itself broke. Inner error: this append is refused
-/// and its savepoint rolled back (a position it took stays a hole).
+/// Writes one admitted append in a savepoint. Outer error: the transaction
+/// itself broke. Inner error: a unique constraint refused the append, and its
+/// savepoint is rolled back.
 async fn append_in_savepoint(
     transaction: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     job: &AppendJob,
 ) -> Result<Result<AppendOutcome, AppendError>, sqlx::Error> {
-    let request = &job.request;
     let mut savepoint = transaction.begin().await?;
-    let attempt = insert_append(&mut savepoint, request, &job.payloads).await;
-    match attempt {
-        Ok(Ok(outcome)) => {
+    let written = batched::write(&mut savepoint, std::slice::from_ref(job), vec![Ok(())]).await;
+    match written {
+        Ok(mut outcomes) => {
             savepoint.commit().await?;
-            Ok(Ok(outcome))
-        }
-        Ok(Err(refusal)) => {
-            savepoint.rollback().await?;
-            Ok(Err(refusal))
+            Ok(outcomes
+                .pop()
+                .expect("one outcome for the one append written"))
         }
         Err(error) => {
             let Some(constraint) = unique_violation(&error) else {
                 return Err(error);
             };
             savepoint.rollback().await?;
-            Ok(Err(refusal_for(transaction, request, &constraint).await?))
+            Ok(Err(refusal_for(&job.request, &constraint)))
         }
     }
 }
@@ -299,22 +320,17 @@ fn unique_violation(error: &sqlx::Error) -> Option<String> {
     Some(database_error.constraint().unwrap_or_default().to_owned())
 }
 
-/// Maps a unique violation, after its savepoint is rolled back, to the refusal the caller sees.
-async fn refusal_for(
-    connection: &mut PgConnection,
-    request: &AppendRequest,
-    constraint: &str,
-) -> Result<AppendError, sqlx::Error> {
+/// The refusal the caller of an append sees when `constraint` refused it.
+fn refusal_for(request: &AppendRequest, constraint: &str) -> AppendError {
     match constraint {
-        IDEMPOTENCY_KEY_CONSTRAINT => Ok(AppendError::IdempotencyKeyTaken(
+        IDEMPOTENCY_KEY_CONSTRAINT => AppendError::IdempotencyKeyTaken(
             request
                 .idempotent_response
                 .as_ref()
                 .map(|response| response.key.clone())
                 .unwrap_or_default(),
-        )),
-        EVENTS_STREAM_VERSION_CONSTRAINT => stale_stream(connection, &request.streams).await,
-        HOLD_DIRECTORY_CONSTRAINT => Ok(request
+        ),
+        HOLD_DIRECTORY_CONSTRAINT => request
             .streams
             .iter()
             .flat_map(placed_holds)
@@ -324,190 +340,19 @@ async fn refusal_for(
                 AppendError::Store(StoreError::Unavailable(
                     "the hold directory refused an append that places no hold".into(),
                 ))
-            })),
-        EVENT_ID_CONSTRAINT => Ok(AppendError::Store(StoreError::Unavailable(
+            }),
+        EVENT_ID_CONSTRAINT => AppendError::Store(StoreError::Unavailable(
             "an event of this append has an event id that is already stored".into(),
-        ))),
-        other => Ok(AppendError::Store(StoreError::Unavailable(format!(
+        )),
+        // Heads are read and decided on under the allocator lock, which every
+        // append takes: only a writer that skipped it can have taken the version.
+        EVENTS_STREAM_VERSION_CONSTRAINT => AppendError::Store(StoreError::Unavailable(
+            "a version of this append was stored by a writer outside the allocator lock".into(),
+        )),
+        other => AppendError::Store(StoreError::Unavailable(format!(
             "unexpected unique violation on {other:?}"
-        )))),
+        ))),
     }
-}
-
-/// The version conflict to report when the unique index, not the version
-/// check, refused an append: the first stream not at its expected version.
-async fn stale_stream(
-    connection: &mut PgConnection,
-    streams: &[StreamAppend],
-) -> Result<AppendError, sqlx::Error> {
-    let mut first_conflict = None;
-    for stream in streams {
-        let actual = stream_version(connection, &stream.wallet_id).await?;
-        if actual != stream.expected_version || first_conflict.is_none() {
-            first_conflict = Some(AppendError::VersionConflict {
-                wallet_id: stream.wallet_id.clone(),
-                expected: stream.expected_version,
-                actual,
-            });
-        }
-        if actual != stream.expected_version {
-            break;
-        }
-    }
-    Ok(first_conflict.unwrap_or_else(|| {
-        AppendError::Store(StoreError::Unavailable(
-            "unique violation on an append with no streams".into(),
-        ))
-    }))
-}
-
-async fn stream_version(
-    connection: &mut PgConnection,
-    wallet_id: &WalletId,
-) -> Result<u64, sqlx::Error> {
-    let version: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = $1")
-            .bind(wallet_id.as_str())
-            .fetch_one(connection)
-            .await?;
-    Ok(to_u64(version))
-}
-
-/// Inserts the idempotent response, then every event of `request`, each only
-/// if its stream is exactly one version behind it. The key goes first so that
-/// a taken key is refused before it costs a position.
-async fn insert_append(
-    connection: &mut PgConnection,
-    request: &AppendRequest,
-    payloads: &[Vec<String>],
-) -> Result<Result<AppendOutcome, AppendError>, sqlx::Error> {
-    if let Some(response) = &request.idempotent_response {
-        insert_idempotent_response(connection, response).await?;
-    }
-    let mut last_position = 0;
-    for (stream, stream_payloads) in request.streams.iter().zip(payloads) {
-        for ((offset, event), payload) in (1u64..).zip(&stream.events).zip(stream_payloads) {
-            let version = stream.expected_version + offset;
-            // Only the first event follows an event the writer saw.
-            let previous_id = stream.expected_last_event_id.filter(|_| offset == 1);
-            let inserted = insert_event(
-                connection,
-                &stream.wallet_id,
-                version,
-                previous_id,
-                event,
-                payload,
-            )
-            .await?;
-            match inserted {
-                Some(position) => {
-                    last_position = position;
-                    if let Some(change) = directory_change(event) {
-                        change_directory(connection, &stream.wallet_id, change).await?;
-                    }
-                }
-                None if previous_id.is_some()
-                    && stream_version(connection, &stream.wallet_id).await?
-                        == stream.expected_version =>
-                {
-                    return Ok(Err(AppendError::LastEventMismatch {
-                        wallet_id: stream.wallet_id.clone(),
-                        version: stream.expected_version,
-                    }));
-                }
-                None => {
-                    // Less the events this savepoint already added to the stream.
-                    let actual = stream_version(connection, &stream.wallet_id).await?;
-                    return Ok(Err(AppendError::VersionConflict {
-                        wallet_id: stream.wallet_id.clone(),
-                        expected: stream.expected_version,
-                        actual: actual.saturating_sub(offset - 1),
-                    }));
-                }
-            }
-        }
-    }
-    Ok(Ok(AppendOutcome { last_position }))
-}
-
-/// The new event's position, or `None` when its stream is not at `version - 1`
-/// or, when `previous_id` is given, its event at `version - 1` has another id.
-/// The checks and the insert are one statement, and `nextval` runs only
-/// when the checks pass, so a stale append leaves no hole.
-async fn insert_event(
-    connection: &mut PgConnection,
-    wallet_id: &WalletId,
-    version: u64,
-    previous_id: Option<uuid::Uuid>,
-    event: &WalletEvent,
-    payload: &str,
-) -> Result<Option<u64>, sqlx::Error> {
-    let position: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO events (position, event_id, stream_id, version, event_type, payload) \
-         SELECT nextval('event_positions'), $1, $2, $3, $4, $5 \
-         WHERE (SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = $2) = $3 - 1 \
-         AND ($6::uuid IS NULL OR EXISTS (SELECT 1 FROM events \
-              WHERE stream_id = $2 AND version = $3 - 1 AND event_id = $6)) \
-         RETURNING position",
-    )
-    .bind(event.event_id)
-    .bind(wallet_id.as_str())
-    .bind(to_i64(version))
-    .bind(event.type_name())
-    .bind(payload)
-    .bind(previous_id)
-    .fetch_optional(connection)
-    .await?;
-    Ok(position.map(to_u64))
-}
-
-/// Writes one hold directory change (a unique violation on
-/// [`HOLD_DIRECTORY_CONSTRAINT`] when a placed hold's id is taken).
-async fn change_directory(
-    connection: &mut PgConnection,
-    wallet_id: &WalletId,
-    change: DirectoryChange<'_>,
-) -> Result<(), sqlx::Error> {
-    match change {
-        DirectoryChange::Enter {
-            hold_id,
-            expires_at,
-        } => {
-            sqlx::query(
-                "INSERT INTO hold_directory (hold_id, wallet_id, expires_at) VALUES ($1, $2, $3)",
-            )
-            .bind(hold_id.as_str())
-            .bind(wallet_id.as_str())
-            .bind(expires_at)
-            .execute(connection)
-            .await?;
-        }
-        DirectoryChange::Settle(hold_id) => {
-            sqlx::query("UPDATE hold_directory SET expires_at = NULL WHERE hold_id = $1")
-                .bind(hold_id.as_str())
-                .execute(connection)
-                .await?;
-        }
-    }
-    Ok(())
-}
-
-async fn insert_idempotent_response(
-    connection: &mut PgConnection,
-    response: &IdempotentResponse,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO idempotency_keys \
-         (idempotency_key, request_fingerprint, response_status, response_body) \
-         VALUES ($1, $2, $3, $4)",
-    )
-    .bind(&response.key)
-    .bind(&response.request_fingerprint)
-    .bind(i32::from(response.status))
-    .bind(&response.body)
-    .execute(connection)
-    .await?;
-    Ok(())
 }
 
 fn encode_payloads(request: &AppendRequest) -> Result<Vec<Vec<String>>, StoreError> {
