@@ -2,20 +2,19 @@
 //! field checked by hand so every mistake gets a message naming the field.
 //! Numbers are read from their exact digits, never through a float
 //! ([`super::number`]); a key repeated at any depth is refused rather than
-//! letting the last one win.
+//! letting the last one win, and so is a key the parser reserves
+//! ([`super::json_keys`]).
 
-use std::collections::HashSet;
-use std::fmt;
 use std::time::Duration;
 
 use actix_web::http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{web, HttpRequest};
 use futures::StreamExt;
 use rust_decimal::Decimal;
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
+use super::json_keys::{KeyCheck, KeyProblem, RESERVED_KEY_PREFIX};
 use super::malformed::{not_json_message, shown};
 use super::number::parse_exact;
 
@@ -176,16 +175,26 @@ pub struct JsonObject {
 }
 
 impl JsonObject {
-    /// Parses the body and refuses a repeated key and any field not in `allowed`.
+    /// Parses the body and refuses a repeated key, a reserved key (see
+    /// [`super::json_keys`]) and any field not in `allowed`.
     pub fn parse(body: &[u8], allowed: &[&str]) -> Result<Self, ApiError> {
         let not_json = |error| ApiError::BadRequest(not_json_message(body, &error));
         let value: Value = serde_json::from_slice(body).map_err(not_json)?;
-        let FirstRepeatedKey(repeated) = serde_json::from_slice(body).map_err(not_json)?;
-        if let Some(key) = repeated {
-            return Err(ApiError::BadRequest(format!(
-                "property {} is repeated: each key may appear once in an object",
-                shown(&key)
-            )));
+        let KeyCheck(problem) = serde_json::from_slice(body).map_err(not_json)?;
+        match problem {
+            Some(KeyProblem::Repeated(key)) => {
+                return Err(ApiError::BadRequest(format!(
+                    "property {} is repeated: each key may appear once in an object",
+                    shown(&key)
+                )))
+            }
+            Some(KeyProblem::Reserved(key)) => {
+                return Err(ApiError::BadRequest(format!(
+                    "property {} should not exist: keys starting with {RESERVED_KEY_PREFIX} are reserved",
+                    shown(&key)
+                )))
+            }
+            None => {}
         }
         let Value::Object(fields) = value else {
             return Err(ApiError::BadRequest(
@@ -235,73 +244,6 @@ impl JsonObject {
 /// The number's own digits as a decimal, in any notation, never rounded.
 fn parse_decimal(field: &str, digits: &str) -> Result<Decimal, ApiError> {
     parse_exact(digits).map_err(|error| ApiError::BadRequest(format!("{field} {error}")))
-}
-
-/// The first key found twice in one object of a JSON document, at any depth
-/// (`None` when there is none). Read in a pass of its own because a map
-/// keeps only the last of two equal keys.
-struct FirstRepeatedKey(Option<String>);
-
-impl<'de> Deserialize<'de> for FirstRepeatedKey {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(RepeatedKeyVisitor)
-    }
-}
-
-struct RepeatedKeyVisitor;
-
-impl<'de> Visitor<'de> for RepeatedKeyVisitor {
-    type Value = FirstRepeatedKey;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-        formatter.write_str("any JSON value")
-    }
-
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(FirstRepeatedKey(None))
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(FirstRepeatedKey(None))
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(FirstRepeatedKey(None))
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(FirstRepeatedKey(None))
-    }
-
-    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(FirstRepeatedKey(None))
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        Ok(FirstRepeatedKey(None))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Self::Value, A::Error> {
-        let mut first = None;
-        while let Some(FirstRepeatedKey(repeated)) = items.next_element()? {
-            first = first.or(repeated);
-        }
-        Ok(FirstRepeatedKey(first))
-    }
-
-    // An arbitrary-precision number arrives as a one-entry map too; it has no repeat.
-    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Self::Value, A::Error> {
-        let mut keys = HashSet::new();
-        let mut first = None;
-        while let Some(key) = entries.next_key::<String>()? {
-            let FirstRepeatedKey(nested) = entries.next_value()?;
-            if !keys.insert(key.clone()) {
-                first = first.or(Some(key));
-            }
-            first = first.or(nested);
-        }
-        Ok(FirstRepeatedKey(first))
-    }
 }
 
 #[cfg(test)]
@@ -422,21 +364,27 @@ mod tests {
     }
 
     #[test]
-    fn a_repeated_key_is_refused_at_any_depth() {
-        for text in [
-            r#"{"amount": 1, "amount": 90}"#,
-            r#"{"x": {"amount": 1, "amount": 2}}"#,
-            r#"{"x": [{"y": 1}, {"amount": 1, "amount": 2}]}"#,
-        ] {
-            let error = JsonObject::parse(text.as_bytes(), &["amount", "x"])
+    fn a_repeated_or_reserved_key_is_refused_at_any_depth() {
+        let refusal = |text: &str| {
+            JsonObject::parse(text.as_bytes(), &["amount", "x"])
                 .err()
-                .expect("repeated key");
-            assert_eq!(
-                error.to_string(),
-                "property amount is repeated: each key may appear once in an object",
-                "{text}"
-            );
-        }
+                .expect("refused")
+                .to_string()
+        };
+        assert_eq!(
+            refusal(r#"{"x": [{"y": 1}, {"amount": 1, "amount": 2}]}"#),
+            "property amount is repeated: each key may appear once in an object"
+        );
+        assert_eq!(
+            refusal(r#"{"$serde_json::private::RawValue": "{\"amount\":1,\"amount\":900}"}"#),
+            "property $serde_json::private::RawValue should not exist: keys starting with \
+             $serde_json::private:: are reserved"
+        );
+        assert_eq!(
+            refusal(r#"{"amount": {"$serde_json::private::Number": "2.50"}}"#),
+            "property $serde_json::private::Number should not exist: keys starting with \
+             $serde_json::private:: are reserved"
+        );
         assert!(JsonObject::parse(br#"{"x": [{"amount": 1}, {"amount": 2}]}"#, &["x"]).is_ok());
     }
 

@@ -11,6 +11,7 @@ mod error;
 mod health;
 mod hold_dto;
 mod holds;
+mod json_keys;
 mod ledger;
 mod ledger_dto;
 mod malformed;

@@ -114,6 +114,63 @@ async fn a_repeated_key_is_refused_on_every_endpoint_and_changes_nothing() {
     app.stop().await;
 }
 
+/// `serde_json` reads an object keyed `$serde_json::private::…` as a number or
+/// as JSON text: such a key would carry a repeated key, or an object standing
+/// for a number or a string, past every check.
+#[tokio::test]
+async fn a_key_the_parser_reserves_is_refused_on_every_endpoint_and_changes_nothing() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(100)).await;
+    app.create_wallet("v", "o", json!(0)).await;
+    let hold = app
+        .post_raw("/wallets/w/holds", r#"{"amount": 5, "holdId": "h1"}"#)
+        .await;
+    assert_eq!(hold.0, 201, "{}", hold.1);
+    for (path, body) in [
+        (
+            "/wallets/w/credit",
+            r#"{"$serde_json::private::RawValue": "{\"amount\":1,\"amount\":900}"}"#,
+        ),
+        (
+            "/wallets/w/credit",
+            r#"{"amount": {"$serde_json::private::Number": "2.50"}}"#,
+        ),
+        (
+            "/wallets/w/debit",
+            r#"{"amount": {"\u0024serde_json::private::Number": "2"}}"#,
+        ),
+        (
+            "/wallets/w/transfer",
+            r#"{"toWalletId": {"$serde_json::private::RawValue": "\"v\""}, "amount": 1}"#,
+        ),
+        (
+            "/wallets",
+            r#"{"walletId": {"$serde_json::private::RawValue": "\"x\""}, "ownerId": "o"}"#,
+        ),
+        (
+            "/wallets/w/holds",
+            r#"{"amount": {"$serde_json::private::Number": "1"}}"#,
+        ),
+        (
+            "/holds/h1/capture",
+            r#"{"amount": {"$serde_json::private::Number": "1"}}"#,
+        ),
+        ("/holds/h1/void", r#"{"$serde_json::private::RawValue": "{}"}"#),
+        ("/wallets/w/freeze", r#"{"$serde_json::private::RawValue": "{}"}"#),
+    ] {
+        assert_refused(
+            &app.post_raw(path, body).await,
+            "should not exist: keys starting with $serde_json::private:: are reserved",
+        );
+    }
+    assert_eq!(app.wallet("x").await.status(), 404);
+    assert_eq!(app.balance_text("w").await, "100.00");
+    assert_eq!(app.balance_text("v").await, "0.00");
+    let (status, hold) = json_of(app.get("/holds/h1").send().await.expect("sent")).await;
+    assert_eq!((status, hold["status"].as_str()), (200, Some("PENDING")));
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn control_characters_in_text_and_headers_are_refused_by_name() {
     let app = spawn_app().await;
