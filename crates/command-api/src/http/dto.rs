@@ -85,7 +85,8 @@ pub fn description_schema() -> ObjectBuilder {
         .max_length(Some(DESCRIPTION_LENGTH_MAX))
         .pattern(Some(DESCRIPTION_PATTERN))
         .description(Some(
-            "At most 500 characters, no control characters (U+0000 to U+001F, U+007F to U+009F)",
+            "At most 500 characters, no control characters (U+0000 to U+001F, U+007F to \
+             U+009F); none when absent or null",
         ))
         .examples(["Deposit from bank account"])
 }
@@ -113,13 +114,13 @@ pub struct WalletResponse {
     #[schema(example = 2)]
     pub version: u64,
     /// What may be spent before the overdraft: balance − held balance.
-    #[schema(schema_with = money_schema)]
+    #[schema(schema_with = available_balance_schema)]
     pub available_balance: Balance,
     /// Money reserved by pending holds.
-    #[schema(schema_with = money_schema)]
+    #[schema(schema_with = held_balance_schema)]
     pub held_balance: Balance,
     /// How far below zero the available balance may go (0 by default).
-    #[schema(schema_with = money_schema)]
+    #[schema(schema_with = overdraft_limit_schema)]
     pub overdraft_limit: Balance,
     /// `ACTIVE`, `FROZEN` (refuses money out) or `CLOSED` (refuses every change).
     #[schema(value_type = String, example = "ACTIVE")]
@@ -242,10 +243,10 @@ pub struct TransactionResponse {
     #[schema(example = "WalletCredited")]
     pub transaction_type: String,
     /// The amount moved, never negative; the direction is in the type.
-    #[schema(schema_with = money_schema)]
+    #[schema(schema_with = moved_amount_schema)]
     pub amount: Balance,
     /// Below zero when the wallet uses its overdraft.
-    #[schema(schema_with = money_schema)]
+    #[schema(schema_with = balance_after_schema)]
     pub balance_after: Balance,
     /// The other wallet of a transfer.
     #[schema(example = "wallet-789")]
@@ -410,7 +411,7 @@ pub struct CreateWalletRequest {
     #[schema(schema_with = opening_schema, required = false)]
     pub initial_balance: Balance,
     /// How far below zero the balance may go: zero or more; 0 when absent.
-    #[schema(schema_with = opening_schema, required = false)]
+    #[schema(schema_with = opening_overdraft_limit_schema, required = false)]
     pub overdraft_limit: Balance,
 }
 
@@ -504,4 +505,21 @@ impl TransferRequest {
             description: description(body)?,
         })
     }
+}
+
+described_schema! {
+    available_balance_schema = money_schema,
+        "What may be spent before the overdraft: balance − held balance. Exact decimal, 2 places";
+    held_balance_schema = money_schema,
+        "Money reserved by pending holds. Exact decimal, 2 places";
+    overdraft_limit_schema = money_schema,
+        "How far below zero the available balance may go (0 by default). Exact decimal, 2 places";
+    moved_amount_schema = money_schema,
+        "The amount moved, never negative; the direction is in the type. Exact decimal, 2 places";
+    balance_after_schema = money_schema,
+        "The balance after this transaction; below zero when the wallet uses its overdraft. \
+         Exact decimal, 2 places";
+    opening_overdraft_limit_schema = opening_schema,
+        "How far below zero the balance may go. Exact decimal: 0 to 1000000000000, at most 2 \
+         decimal places; 0 when absent or null (above 0 only for an admin)";
 }

@@ -108,20 +108,20 @@ pub struct HoldResponse {
     #[schema(schema_with = identifier_schema)]
     pub wallet_id: String,
     /// The amount held.
-    #[schema(schema_with = money_schema)]
+    #[schema(schema_with = held_amount_schema)]
     pub amount: Balance,
     /// What a capture took (0.00 unless `CAPTURED`).
-    #[schema(schema_with = money_schema)]
+    #[schema(schema_with = captured_amount_schema)]
     pub captured_amount: Balance,
     #[schema(schema_with = status_schema)]
     pub status: &'static str,
     /// When it stops counting; null: never.
-    #[schema(schema_with = optional_instant_schema)]
+    #[schema(schema_with = hold_expiry_schema)]
     pub expires_at: Option<String>,
     #[schema(schema_with = description_schema)]
     pub description: Option<String>,
     /// The wallet a capture paid; null for a capture that was a debit, or none.
-    #[schema(schema_with = optional_identifier_schema)]
+    #[schema(schema_with = paid_wallet_schema)]
     pub to_wallet_id: Option<String>,
     #[schema(example = "2025-10-23T10:00:00.000Z")]
     pub created_at: String,
@@ -173,7 +173,7 @@ pub struct PlaceHoldRequest {
     #[schema(schema_with = optional_chosen_hold_id_schema, required = false)]
     pub hold_id: Option<HoldId>,
     /// RFC 3339, in the future; the hold never expires when absent or null.
-    #[schema(schema_with = optional_instant_schema, required = false)]
+    #[schema(schema_with = requested_expiry_schema, required = false)]
     pub expires_at: Option<DateTime<Utc>>,
     #[schema(schema_with = description_schema)]
     pub description: Option<Description>,
@@ -217,10 +217,10 @@ impl PlaceHoldRequest {
 #[serde(deny_unknown_fields)]
 pub struct CaptureHoldRequest {
     /// At most the held amount; the whole of it when absent or null.
-    #[schema(schema_with = optional_amount_schema, required = false)]
+    #[schema(schema_with = capture_amount_schema, required = false)]
     pub amount: Option<Amount>,
     /// Pays this wallet (all or nothing); a debit when absent or null.
-    #[schema(schema_with = optional_identifier_schema, required = false)]
+    #[schema(schema_with = payee_schema, required = false)]
     pub to_wallet_id: Option<WalletId>,
     #[schema(schema_with = description_schema)]
     pub description: Option<Description>,
@@ -242,4 +242,24 @@ impl CaptureHoldRequest {
             description: description(body)?,
         })
     }
+}
+
+described_schema! {
+    held_amount_schema = money_schema, "The amount held. Exact decimal, 2 places";
+    captured_amount_schema = money_schema,
+        "What a capture took: 0.00 unless CAPTURED. Exact decimal, 2 places";
+    hold_expiry_schema = optional_instant_schema,
+        "When the hold stops counting (RFC 3339, UTC); null: never";
+    paid_wallet_schema = optional_identifier_schema,
+        "The wallet a capture paid; null for a capture that was a debit, or a hold not captured";
+    requested_expiry_schema = optional_instant_schema,
+        "When the hold expires: an RFC 3339 date-time with seconds and an offset, a real \
+         second in the future whose UTC year is at most 9999; the hold never expires when \
+         absent or null";
+    capture_amount_schema = optional_amount_schema,
+        "How much to take: greater than 0, at most the held amount, at most 2 decimal places \
+         (exact decimal); the whole of it when absent or null";
+    payee_schema = optional_identifier_schema,
+        "The wallet the capture pays (all or nothing), not the hold's own; the capture is a \
+         debit of the hold's wallet when absent or null";
 }

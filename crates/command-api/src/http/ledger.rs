@@ -208,7 +208,7 @@ pub struct WalletSummaryResponse {
     #[schema(example = 3)]
     entry_count: u64,
     /// The newest entry on the wallet's account; null when there is none.
-    #[schema(schema_with = entry_or_null_schema)]
+    #[schema(schema_with = last_entry_schema)]
     last_transaction: Option<LedgerEntry>,
 }
 
@@ -379,4 +379,9 @@ pub async fn verify(caller: Caller, state: web::Data<AppState>) -> Result<HttpRe
     } else {
         HttpResponse::Conflict().json(verification)
     })
+}
+
+described_schema! {
+    last_entry_schema = entry_or_null_schema,
+        "The newest entry on the wallet's account; null when there is none";
 }

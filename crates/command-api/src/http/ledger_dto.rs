@@ -24,7 +24,7 @@ pub struct WalletEntriesResponse {
     /// `count`); the next page is `after=<id of this page's last entry>`.
     pub count: usize,
     /// Newest first.
-    #[schema(schema_with = entries_schema)]
+    #[schema(schema_with = newest_first_entries_schema)]
     pub transactions: Vec<LedgerEntry>,
 }
 
@@ -39,7 +39,7 @@ pub struct ReferenceEntriesResponse {
     /// is not paged).
     pub count: usize,
     /// In ledger order.
-    #[schema(schema_with = entries_schema)]
+    #[schema(schema_with = ledger_order_entries_schema)]
     pub transactions: Vec<LedgerEntry>,
 }
 
@@ -53,8 +53,13 @@ pub struct EntriesResponse {
     /// `count`); the next page is `after=<id of this page's last entry>`.
     pub count: usize,
     /// Newest first.
-    #[schema(schema_with = entries_schema)]
+    #[schema(schema_with = newest_first_entries_schema)]
     pub transactions: Vec<LedgerEntry>,
+}
+
+described_schema! {
+    newest_first_entries_schema = entries_schema, "The entries, newest first";
+    ledger_order_entries_schema = entries_schema, "The entries, in ledger order";
 }
 
 /// A list of [`entry_schema`]s.

@@ -1,13 +1,18 @@
 //! The message for a body that is not valid JSON: the body's property whose
-//! value broke it, when the parser stopped inside one, and the forms JSON
-//! gives a number and a text.
+//! value broke it, when the parser stopped inside one, and what JSON accepts
+//! there.
 //!
-//! serde_json reports where it stopped (line and column), not in which
-//! property. `{"amount": +1}`, `01.5`, `.5`, `NaN` and `'text'` all stop inside
-//! a property's value; the client is told that property's name (the body's own
-//! property, however deep inside its value the parser stopped) and how JSON
-//! writes numbers and texts (RFC 8259 §6 and §7), as it is told the field for
-//! every other mistake in a body.
+//! serde_json reports where it stopped (line and column) and what it expected,
+//! not in which property. `{"amount": +1}`, `01.5`, `.5`, `NaN` and `1.5.3`
+//! all break inside a property's value, `"\q"` and a control character inside
+//! a text; the client is told that property's name (the body's own property,
+//! however deep inside its value the parser stopped) and how JSON writes
+//! numbers or texts (RFC 8259 §6 and §7), as it is told the field for every
+//! other mistake in a body. A break between values (a comma or a colon
+//! missing, the body ending early) is no property's fault and keeps the
+//! parser's own words.
+
+use serde_json::error::Category;
 
 /// Characters of a client's name (a property, a query parameter) quoted back
 /// in a message, at most: a longer one is cut, so a refusal stays small
@@ -22,18 +27,78 @@ pub fn shown(name: &str) -> String {
     }
 }
 
+/// What a body too deep is told: serde_json reads at most 128 arrays and
+/// objects inside one another (its recursion limit).
+const NESTING_ADVICE: &str = "arrays and objects nest at most 128 deep";
+
 /// `Request body is not valid JSON: …`, or `<property> is not valid JSON: …`
 /// when the parser stopped inside the value of one of the body's properties.
 pub fn not_json_message(body: &[u8], error: &serde_json::Error) -> String {
     let stop = offset(body, error.line(), error.column());
+    let advice = match break_of(body, stop, error) {
+        Break::InValue => {
+            "JSON writes a number as digits with an optional fraction and exponent (10, \
+             10.50, 1e3; no leading + or 0, bare point, NaN or Infinity) and a text in \
+             double quotes"
+        }
+        Break::InText => {
+            "JSON writes a text in double quotes, in UTF-8, with no control character \
+             (U+0000 to U+001F) and a backslash only before \", \\, /, b, f, n, r, t, or u \
+             and four hex digits"
+        }
+        Break::TooDeep => NESTING_ADVICE,
+        Break::Between => return format!("Request body is not valid JSON: {error}"),
+    };
     match property_in_progress(&body[..stop]) {
-        Some(property) => format!(
-            "{} is not valid JSON: {error}; JSON writes a number as digits with an optional \
-             fraction and exponent (10, 10.50, 1e3; no leading + or 0, bare point, NaN or \
-             Infinity) and a text in double quotes",
-            shown(&property)
-        ),
-        None => format!("Request body is not valid JSON: {error}"),
+        Some(property) => format!("{} is not valid JSON: {error}; {advice}", shown(&property)),
+        None => format!("Request body is not valid JSON: {error}; {advice}"),
+    }
+}
+
+/// Where the parser broke off, told by its category and its message (serde_json
+/// has no public code finer than the category; the tests below pin the texts).
+#[derive(Debug, PartialEq, Eq)]
+enum Break {
+    /// Where a value was to start, or inside a number or a literal (`tru`,
+    /// `1.5.3`, `true1`: a value running on into what follows it).
+    InValue,
+    /// Inside a text: an escape, a control character, bytes that are not UTF-8.
+    InText,
+    /// More arrays and objects inside one another than serde_json reads.
+    TooDeep,
+    /// Between values: a comma, a colon or a closing bracket missing, a key
+    /// that is not a text, the body ending early, anything after it.
+    Between,
+}
+
+fn break_of(body: &[u8], stop: usize, error: &serde_json::Error) -> Break {
+    if error.classify() == Category::Eof {
+        return Break::Between;
+    }
+    let text = error.to_string();
+    let says = |words: &[&str]| words.iter().any(|word| text.starts_with(word));
+    if says(&[
+        "invalid escape",
+        "invalid unicode code point",
+        "control character",
+        "unexpected end of hex escape",
+        "lone leading surrogate",
+    ]) {
+        Break::InText
+    } else if says(&["recursion limit exceeded"]) {
+        Break::TooDeep
+    } else if says(&[
+        "expected value",
+        "expected ident",
+        "invalid number",
+        "number out of range",
+    ]) {
+        Break::InValue
+    } else if says(&["expected `,` or"]) && body.get(stop) != Some(&b'"') {
+        // Not a next key's quote: the value before ran on (`true1`, `1.5.3`).
+        Break::InValue
+    } else {
+        Break::Between
     }
 }
 
@@ -137,7 +202,10 @@ mod tests {
             message.starts_with(&format!("{property} is not valid JSON: ")),
             "{body}: {message}"
         );
-        assert!(message.contains("double quotes"), "{body}: {message}");
+        assert!(
+            message.contains("JSON writes a number"),
+            "{body}: {message}"
+        );
     }
 
     #[test]
@@ -151,6 +219,8 @@ mod tests {
             r#"{"amount": Infinity}"#,
             r#"{"amount": 0x10}"#,
             r#"{"amount": true1}"#,
+            r#"{"amount": 1.5.3}"#,
+            r#"{"amount": tru}"#,
             "{\n  \"description\": \"x\",\n  \"amount\": +1\n}",
             r#"{"description": "a: \"b\", c", "amount": +1}"#,
         ] {
@@ -167,8 +237,43 @@ mod tests {
             "description",
         );
         assert_names(r#"{"amount": [{"k": +1}]}"#, "amount");
-        let deep = format!(r#"{{"description": {}+1"#, r#"{"a":"#.repeat(200));
+        let deep = format!(r#"{{"description": {}+1"#, r#"{"a":"#.repeat(100));
         assert_names(&deep, "description");
+    }
+
+    #[test]
+    fn a_broken_text_names_its_property_and_json_s_text_form() {
+        let mut not_utf8 = br#"{"amount": 1, "description": ""#.to_vec();
+        not_utf8.extend([0xff, b'"', b'}']);
+        for body in [
+            br#"{"amount": 1, "description": "\q"}"#.to_vec(),
+            b"{\"amount\": 1, \"description\": \"a\nb\"}".to_vec(),
+            br#"{"amount": 1, "description": "\ud800"}"#.to_vec(),
+            not_utf8,
+        ] {
+            let error = serde_json::from_slice::<serde_json::Value>(&body).expect_err("malformed");
+            let message = not_json_message(&body, &error);
+            assert!(
+                message.starts_with("description is not valid JSON: "),
+                "{message}"
+            );
+            assert!(message.contains("JSON writes a text"), "{message}");
+            assert!(!message.contains("number"), "{message}");
+        }
+    }
+
+    #[test]
+    fn too_deep_a_body_names_its_property_and_the_limit() {
+        let deep = format!(r#"{{"amount": 1, "x": {}1"#, "[".repeat(200));
+        let message = message(&deep);
+        assert!(
+            message.starts_with("x is not valid JSON: recursion limit"),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("arrays and objects nest at most 128 deep"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -192,6 +297,9 @@ mod tests {
             "{\"amount\": 1} x",
             r#"{"amount": 1, "desc"#,
             r#"[{"amount": +1}]"#,
+            r#"{"amount":1"#,
+            r#"{"description": "x" "amount": 1}"#,
+            r#"{"amount": 1,, "x": 2}"#,
         ] {
             let message = message(body);
             assert!(

@@ -1,5 +1,7 @@
 //! HTTP: routes, request parsing, the wire format and the error mapping.
 
+#[macro_use]
+mod described;
 mod as_of;
 mod auth;
 mod body;
@@ -351,6 +353,35 @@ mod tests {
             committed == served,
             "openapi.json is not the served document: regenerate it with \
              `UPDATE_OPENAPI=1 cargo test -p command-api --lib the_committed_openapi_json`"
+        );
+    }
+
+    /// The schemas come from functions for most fields, which leave a
+    /// field's doc comment out (see [`super::described`]).
+    #[test]
+    fn every_optional_field_of_a_request_says_what_absent_means() {
+        let served = serde_json::to_value(document(true)).expect("a JSON document");
+        let schemas = served["components"]["schemas"]
+            .as_object()
+            .expect("schemas");
+        let mut optional = 0;
+        for (name, schema) in schemas.iter().filter(|(name, _)| name.ends_with("Request")) {
+            let required = schema["required"].as_array().cloned().unwrap_or_default();
+            for (field, property) in schema["properties"].as_object().into_iter().flatten() {
+                if required.contains(&serde_json::Value::from(field.as_str())) {
+                    continue;
+                }
+                optional += 1;
+                let description = property["description"].as_str().unwrap_or_default();
+                assert!(
+                    description.to_lowercase().contains("absent"),
+                    "{name}.{field}: {description:?}"
+                );
+            }
+        }
+        assert!(
+            optional >= 10,
+            "every request was seen: {optional} optional fields"
         );
     }
 

@@ -67,6 +67,10 @@ pub const INSTANT_PATTERN: &str = concat!("^", calendar_day!(), time_of_day!(), 
 /// four-digit RFC 3339 form to be answered in.
 const INSTANT_YEAR_MAX: i32 = 9999;
 
+/// What a date parameter's schema says beyond its pattern.
+const DATE_YEARS: &str = "A date, or a real second whose instant in UTC falls in a year from \
+                          0000 to 9999 (9999-12-31T23:59:59-01:00 is in 10000)";
+
 static DATE: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(DATE_PATTERN).ok());
 static INSTANT: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(INSTANT_PATTERN).ok());
 
@@ -291,7 +295,8 @@ fn date(
                     "an RFC 3339 date-time (2026-11-30T12:00:00Z) or a date (2026-11-30); \
                      an offset's + must be sent as %2B in a query, where a bare + is a space"
                 } else {
-                    "an RFC 3339 date-time (2026-11-30T12:00:00Z) or a date (2026-11-30)"
+                    "an RFC 3339 date-time (2026-11-30T12:00:00Z) or a date (2026-11-30), \
+                     in a UTC year from 0000 to 9999"
                 };
                 invalid(parameter, accepted)
             })
@@ -388,7 +393,11 @@ fn schema(kind: Kind) -> Schema {
             .max_length(Some(length_max))
             .into(),
         Kind::Id => or_empty(string(Some(id_pattern())).into()),
-        Kind::Date => or_empty(string(Some(DATE_PATTERN.to_owned())).into()),
+        Kind::Date => or_empty(
+            string(Some(DATE_PATTERN.to_owned()))
+                .description(Some(DATE_YEARS))
+                .into(),
+        ),
         Kind::Decimal => or_empty(string(Some(decimal_pattern())).into()),
         Kind::Pattern(pattern) => or_empty(string(Some(pattern.to_owned())).into()),
         Kind::Integer(bounds) => or_empty(

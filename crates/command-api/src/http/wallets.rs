@@ -172,7 +172,7 @@ async fn amount_operation(
         (status = 201, description = "Credited: the wallet, or its id alone when the caller may not read it (a `deposits` principal)", body = WalletReply),
         (status = 400, description = "Invalid input: the message names the field", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
-        (status = 409, description = "The wallet changed too often while this request ran: retry", body = ErrorBody),
+        (status = 409, description = "Wallet closed, or it changed too often while this request ran (retry it)", body = ErrorBody),
     )
 )]
 pub async fn credit_wallet(
@@ -207,7 +207,7 @@ pub async fn credit_wallet(
         (status = 201, description = "Debited", body = WalletResponse),
         (status = 400, description = "Invalid input or insufficient funds", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
-        (status = 409, description = "The wallet changed too often while this request ran: retry", body = ErrorBody),
+        (status = 409, description = "Wallet frozen or closed, or it changed too often while this request ran (retry it)", body = ErrorBody),
     )
 )]
 pub async fn debit_wallet(
@@ -242,7 +242,7 @@ pub async fn debit_wallet(
         (status = 201, description = "Transferred", body = TransferResponse),
         (status = 400, description = "Invalid input, insufficient funds or the same wallet twice", body = ErrorBody),
         (status = 404, description = "Either wallet not found", body = ErrorBody),
-        (status = 409, description = "The wallet changed too often while this request ran: retry", body = ErrorBody),
+        (status = 409, description = "Payer frozen, either wallet closed, or a wallet changed too often while this request ran (retry it)", body = ErrorBody),
     )
 )]
 pub async fn transfer(
@@ -281,7 +281,7 @@ pub async fn transfer(
         (status = 201, description = "Limit set", body = WalletResponse),
         (status = 400, description = "Invalid limit", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
-        (status = 409, description = "Limit below the overdraft in use, or wallet closed", body = ErrorBody),
+        (status = 409, description = "Limit below the overdraft in use, wallet closed, or it changed too often while this request ran (retry it)", body = ErrorBody),
     )
 )]
 pub async fn set_overdraft_limit(
@@ -327,7 +327,7 @@ async fn status_operation(
         (status = 201, description = "Frozen", body = WalletResponse),
         (status = 400, description = "Invalid input: a body that is not empty or {}, or a bad Idempotency-Key", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
-        (status = 409, description = "Already frozen, or closed", body = ErrorBody),
+        (status = 409, description = "Already frozen, wallet closed, or it changed too often while this request ran (retry it)", body = ErrorBody),
     )
 )]
 pub async fn freeze_wallet(
@@ -358,7 +358,7 @@ pub async fn freeze_wallet(
         (status = 201, description = "Active again", body = WalletResponse),
         (status = 400, description = "Invalid input: a body that is not empty or {}, or a bad Idempotency-Key", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
-        (status = 409, description = "Not frozen, or closed", body = ErrorBody),
+        (status = 409, description = "Not frozen, wallet closed, or it changed too often while this request ran (retry it)", body = ErrorBody),
     )
 )]
 pub async fn unfreeze_wallet(
@@ -389,7 +389,7 @@ pub async fn unfreeze_wallet(
         (status = 201, description = "Closed", body = WalletResponse),
         (status = 400, description = "Invalid input: a body that is not empty or {}, or a bad Idempotency-Key", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
-        (status = 409, description = "Balance not 0.00, or already closed", body = ErrorBody),
+        (status = 409, description = "Balance not 0.00, a pending hold, frozen (unfreeze first), already closed, or it changed too often while this request ran (retry it)", body = ErrorBody),
     )
 )]
 pub async fn close_wallet(

@@ -155,8 +155,14 @@ async fn a_key_the_parser_reserves_is_refused_on_every_endpoint_and_changes_noth
             "/holds/h1/capture",
             r#"{"amount": {"$serde_json::private::Number": "1"}}"#,
         ),
-        ("/holds/h1/void", r#"{"$serde_json::private::RawValue": "{}"}"#),
-        ("/wallets/w/freeze", r#"{"$serde_json::private::RawValue": "{}"}"#),
+        (
+            "/holds/h1/void",
+            r#"{"$serde_json::private::RawValue": "{}"}"#,
+        ),
+        (
+            "/wallets/w/freeze",
+            r#"{"$serde_json::private::RawValue": "{}"}"#,
+        ),
     ] {
         assert_refused(
             &app.post_raw(path, body).await,
