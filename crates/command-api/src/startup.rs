@@ -248,6 +248,10 @@ impl Application {
                 })
                 .wrap_fn(http::refuse_undecodable_query)
                 .wrap_fn(http::correlate)
+                // Outermost: every check and the router see the path without
+                // a trailing slash, as the seed's Express router matched it
+                // (`strict: false`): `POST /wallets/` is `POST /wallets`.
+                .wrap_fn(http::trim_trailing_slash)
                 .app_data(state.clone())
                 .app_data(body_read_timeout)
                 .configure(|config| http::routes(config, document))

@@ -203,7 +203,7 @@ pub fn routes(config: &mut web::ServiceConfig, document: utoipa::openapi::OpenAp
             web::get().to(health::publisher_stats),
         )
         .route("/metrics", web::get().to(health::metrics))
-        .route("/docs", web::get().to(swagger_ui_home))
+        .route(DOCS_HOME, web::get().to(swagger_ui_home))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", document))
         .app_data(web::QueryConfig::default().error_handler(|error, _| {
             // Every parameter is read as text, so only the query string's
@@ -221,6 +221,10 @@ pub fn routes(config: &mut web::ServiceConfig, document: utoipa::openapi::OpenAp
         .default_service(web::to(unknown_route));
 }
 
+/// Where Swagger UI is: its page is this path with a slash, `/docs/`, whose
+/// relative links name its files.
+const DOCS_HOME: &str = "/docs";
+
 /// `/docs` without its slash: Swagger UI lives at `/docs/`.
 async fn swagger_ui_home() -> actix_web::HttpResponse {
     actix_web::HttpResponse::PermanentRedirect()
@@ -234,6 +238,48 @@ async fn unknown_route(request: HttpRequest) -> Result<actix_web::HttpResponse, 
         request.method(),
         request.path()
     )))
+}
+
+/// Middleware: a path ending in `/` is routed, checked and answered as the
+/// path without it, as the seed's Express router matched paths (`strict`
+/// routing off, its default): `POST /wallets/` is `POST /wallets`. Swagger
+/// UI's pages under `/docs/` keep their slash (its page is `/docs/`).
+pub fn trim_trailing_slash<S>(
+    mut request: ServiceRequest,
+    service: &S,
+) -> LocalBoxFuture<'static, Result<ServiceResponse, actix_web::Error>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
+    S::Future: 'static,
+{
+    if let Some(uri) = without_trailing_slash(request.uri()) {
+        request.match_info_mut().get_mut().update(&uri);
+        request.head_mut().uri = uri;
+    }
+    Box::pin(service.call(request))
+}
+
+/// `uri` with its path's trailing slashes removed (the root stays `/`), its
+/// query kept; `None` when there is nothing to remove, or under Swagger UI.
+fn without_trailing_slash(uri: &actix_web::http::Uri) -> Option<actix_web::http::Uri> {
+    let path = uri.path();
+    let docs = path
+        .strip_prefix(DOCS_HOME)
+        .is_some_and(|rest| rest.starts_with('/'));
+    if path.len() <= 1 || !path.ends_with('/') || docs {
+        return None;
+    }
+    let trimmed = match path.trim_end_matches('/') {
+        "" => "/",
+        trimmed => trimmed,
+    };
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{trimmed}?{query}"),
+        None => trimmed.to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = path_and_query.parse().ok();
+    actix_web::http::Uri::from_parts(parts).ok()
 }
 
 /// Middleware: a `HEAD` is answered as its `GET` without the content (RFC
@@ -289,7 +335,32 @@ mod tests {
     use serde_json::Value;
     use wallet_domain::{HOLD_ID_LENGTH_MAX, IDENTIFIER_LENGTH_MAX};
 
-    use super::{document, path};
+    use super::{document, path, without_trailing_slash};
+
+    #[test]
+    fn a_trailing_slash_is_dropped_except_under_swagger_ui() {
+        let trimmed = |raw: &str| {
+            let uri: actix_web::http::Uri = raw.parse().expect("a URI");
+            without_trailing_slash(&uri).map(|uri| uri.to_string())
+        };
+        assert_eq!(trimmed("/wallets/").as_deref(), Some("/wallets"));
+        assert_eq!(
+            trimmed("/wallets/w-1/transactions//?limit=2&before=9").as_deref(),
+            Some("/wallets/w-1/transactions?limit=2&before=9")
+        );
+        assert_eq!(trimmed("//").as_deref(), Some("/"));
+        assert_eq!(trimmed("/docsx/").as_deref(), Some("/docsx"));
+        for kept in [
+            "/",
+            "/wallets",
+            "/wallets?x=/",
+            "/docs/",
+            "/docs/index.html",
+            "/docs//",
+        ] {
+            assert_eq!(trimmed(kept), None, "{kept}");
+        }
+    }
 
     /// What the document states of a path parameter: its pattern and its
     /// longest length in characters, when stated.

@@ -236,6 +236,37 @@ async fn operations_endpoints_answer() {
         .await
         .expect("text");
     assert!(metrics.contains("wallex_http_requests_total"), "{metrics}");
+    // A trailing slash is the path without it, as on the seed's Express router.
+    let (status, body) = app
+        .post_raw("/wallets/", r#"{"walletId": "slash", "ownerId": "o"}"#)
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app
+        .post_raw("/wallets/slash/credit/", r#"{"amount": 2}"#)
+        .await;
+    assert_eq!(
+        (status, body["balance"].to_string()),
+        (201, "2.00".into()),
+        "{body}"
+    );
+    let (status, body) = json_of(app.get("/wallets/slash/").send().await.expect("sent")).await;
+    assert_eq!(
+        (status, body["id"].as_str()),
+        (200, Some("slash")),
+        "{body}"
+    );
+    let (status, body) = json_of(
+        app.get("/wallets/slash/transactions/?limit=1")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!((status, body["count"].as_u64()), (200, Some(2)), "{body}");
+    assert_eq!(
+        app.get("/health/").send().await.expect("sent").status(),
+        200
+    );
     let (status, body) = json_of(app.get("/nowhere").send().await.expect("sent")).await;
     assert_eq!(status, 404);
     assert_eq!(error_message(&body, 404), "Cannot GET /nowhere");
