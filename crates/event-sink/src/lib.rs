@@ -107,6 +107,14 @@ impl OffsetsMoved {
 /// Next offsets stored for a consumer group on a topic, by partition.
 pub type StoredOffsets = BTreeMap<i32, i64>;
 
+/// A sink's own error, which knows whether it may pass by itself (a server
+/// away, a lock or a statement timed out) or would fail again on the same
+/// events: how [`DeliveryError::of`] classifies it.
+pub trait Transience {
+    /// True when the same call may succeed later.
+    fn is_transient(&self) -> bool;
+}
+
 impl DeliveryError {
     /// A failure that may pass by itself (a server away, a pool or a
     /// timeout, a 5xx or 429, a gap the next batch fills): retried without
@@ -119,6 +127,15 @@ impl DeliveryError {
     /// constraint): dead-lettered (on Kafka after its attempts).
     pub fn permanent(sink: &'static str, error: impl Into<DeliveryCause>) -> Self {
         Self::classified(sink, error, false)
+    }
+
+    /// `error` classified by its own [`Transience`].
+    pub fn of<E>(sink: &'static str, error: E) -> Self
+    where
+        E: Transience + Into<DeliveryCause>,
+    {
+        let transient = error.is_transient();
+        Self::classified(sink, error, transient)
     }
 
     /// [`Self::transient`] when `transient`, else [`Self::permanent`].
@@ -216,4 +233,39 @@ pub trait EventSink: Send + Sync {
             .map_err(|error| DeliveryError::permanent(self.name(), error))?;
         self.deliver(&decoded).await
     }
+}
+
+/// Implements [`EventSink`] for `$sink`, a projection that keeps its
+/// checkpoint beside its rows: `$checkpoint(&sink)` reads the checkpoint, and
+/// `$apply(&sink, batch, last_position)` applies a batch and moves the
+/// checkpoint to its last position in the same transaction. Both return
+/// `Result<_, E>` with `E:` [`Transience`]; the sink is named `$name` in logs
+/// and metrics. The crate using it depends on `async-trait` and `event-store`.
+#[macro_export]
+macro_rules! checkpointed_sink {
+    ($sink:ty, name: $name:expr, checkpoint: $checkpoint:path, apply: $apply:path $(,)?) => {
+        #[async_trait::async_trait]
+        impl $crate::EventSink for $sink {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            async fn checkpoint(&self) -> Result<u64, $crate::DeliveryError> {
+                $checkpoint(self)
+                    .await
+                    .map_err(|error| $crate::DeliveryError::of($name, error))
+            }
+
+            async fn deliver(
+                &self,
+                batch: &[event_store::RecordedEvent],
+            ) -> Result<(), $crate::DeliveryError> {
+                let last_position = batch.last().map(|recorded| recorded.position);
+                $apply(self, batch, last_position)
+                    .await
+                    .map(drop)
+                    .map_err(|error| $crate::DeliveryError::of($name, error))
+            }
+        }
+    };
 }

@@ -40,10 +40,10 @@ impl EventSink for LedgerHandler {
     }
 
     async fn checkpoint(&self) -> Result<u64, DeliveryError> {
-        self.ledger.checkpoint().await.map_err(|error| {
-            let transient = error.is_transient();
-            DeliveryError::classified(HANDLER_NAME, error, transient)
-        })
+        self.ledger
+            .checkpoint()
+            .await
+            .map_err(|error| DeliveryError::of(HANDLER_NAME, error))
     }
 
     /// Posts the batch in one transaction with the ids of the events posted,
@@ -63,10 +63,7 @@ impl EventSink for LedgerHandler {
         self.ledger
             .consumer_offsets(group, topic)
             .await
-            .map_err(|error| {
-                let transient = error.is_transient();
-                DeliveryError::classified(HANDLER_NAME, error, transient)
-            })
+            .map_err(|error| DeliveryError::of(HANDLER_NAME, error))
     }
 
     /// [`EventSink::deliver`], the offsets moved in the same transaction:
@@ -101,8 +98,7 @@ impl LedgerHandler {
                 // attempt: the bus retries the batch, then each event, and
                 // parks the one that still fails on the dead-letter topic.
                 self.metrics.batch_failures.inc();
-                let transient = error.is_transient();
-                Err(DeliveryError::classified(HANDLER_NAME, error, transient))
+                Err(DeliveryError::of(HANDLER_NAME, error))
             }
         }
     }

@@ -652,7 +652,12 @@ impl Ledger for EmbeddedLedger {
     }
 }
 
-ledger_event_sink!(EmbeddedLedger);
+event_sink::checkpointed_sink!(
+    EmbeddedLedger,
+    name: crate::SINK_NAME,
+    checkpoint: crate::Ledger::checkpoint,
+    apply: crate::Ledger::post,
+);
 
 #[cfg(test)]
 mod tests {

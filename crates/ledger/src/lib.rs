@@ -18,40 +18,6 @@
 //! which both name a `checkpoint` method: with both traits in scope, call
 //! `Ledger::checkpoint(&ledger)`.
 
-/// Makes a [`Ledger`] an [`event_sink::EventSink`]: a delivered batch is
-/// posted with its last position as the checkpoint, in the same transaction.
-macro_rules! ledger_event_sink {
-    ($ledger:ty) => {
-        #[async_trait::async_trait]
-        impl event_sink::EventSink for $ledger {
-            fn name(&self) -> &'static str {
-                $crate::SINK_NAME
-            }
-
-            async fn checkpoint(&self) -> Result<u64, event_sink::DeliveryError> {
-                $crate::Ledger::checkpoint(self).await.map_err(|error| {
-                    let transient = error.is_transient();
-                    event_sink::DeliveryError::classified($crate::SINK_NAME, error, transient)
-                })
-            }
-
-            async fn deliver(
-                &self,
-                batch: &[event_store::RecordedEvent],
-            ) -> Result<(), event_sink::DeliveryError> {
-                let last_position = batch.last().map(|recorded| recorded.position);
-                $crate::Ledger::post(self, batch, last_position)
-                    .await
-                    .map(|_| ())
-                    .map_err(|error| {
-                        let transient = error.is_transient();
-                        event_sink::DeliveryError::classified($crate::SINK_NAME, error, transient)
-                    })
-            }
-        }
-    };
-}
-
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod embedded;
@@ -105,11 +71,11 @@ pub enum LedgerError {
     OffsetsMoved(#[from] event_sink::OffsetsMoved),
 }
 
-impl LedgerError {
+impl event_sink::Transience for LedgerError {
     /// Whether the same post may succeed later (storage away, busy or timed
     /// out): a consumer retries it without end. False for what would fail
     /// again (corrupt or unbalanced data, a constraint, a value out of range).
-    pub fn is_transient(&self) -> bool {
+    fn is_transient(&self) -> bool {
         match self {
             LedgerError::Storage(_) => true,
             LedgerError::Postgres(error) => postgres_support::is_transient(error),

@@ -618,4 +618,9 @@ impl Ledger for PostgresLedger {
     }
 }
 
-ledger_event_sink!(PostgresLedger);
+event_sink::checkpointed_sink!(
+    PostgresLedger,
+    name: crate::SINK_NAME,
+    checkpoint: crate::Ledger::checkpoint,
+    apply: crate::Ledger::post,
+);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use consumer_host::furthest_position;
-use event_sink::{ConsumerOffsets, DeliveryError, EventSink, StoredOffsets};
+use event_sink::{ConsumerOffsets, DeliveryError, EventSink, StoredOffsets, Transience};
 use event_store::RecordedEvent;
 use read_model::{ApplyOutcome, ReadModel, ReadModelError};
 use search_index::SearchIndex;
@@ -42,14 +42,13 @@ impl ProjectionHandler {
     fn failed(
         &self,
         target: &'static str,
-        error: impl std::error::Error + Send + Sync + 'static,
-        transient: bool,
+        error: impl Transience + std::error::Error + Send + Sync + 'static,
     ) -> DeliveryError {
         self.metrics
             .batch_failures
             .with_label_values(&[target])
             .inc();
-        DeliveryError::classified(target, error, transient)
+        DeliveryError::of(target, error)
     }
 }
 
@@ -62,10 +61,10 @@ impl EventSink for ProjectionHandler {
     /// The read model's: it moves in the transaction that applies a batch,
     /// before the search index is written.
     async fn checkpoint(&self) -> Result<u64, DeliveryError> {
-        self.read_model.checkpoint().await.map_err(|error| {
-            let transient = error.is_transient();
-            self.failed("read_model", error, transient)
-        })
+        self.read_model
+            .checkpoint()
+            .await
+            .map_err(|error| self.failed("read_model", error))
     }
 
     /// Both writes are idempotent, so when the second fails the bus may hand
@@ -87,10 +86,7 @@ impl EventSink for ProjectionHandler {
         self.read_model
             .consumer_offsets(group, topic)
             .await
-            .map_err(|error| {
-                let transient = error.is_transient();
-                self.failed("read_model", error, transient)
-            })
+            .map_err(|error| self.failed("read_model", error))
     }
 
     /// [`EventSink::deliver`], the offsets moved in the read model's
@@ -134,10 +130,7 @@ impl ProjectionHandler {
             Err(ReadModelError::OffsetsMoved(moved)) => {
                 return Err(DeliveryError::offsets_moved("read_model", moved))
             }
-            Err(error) => {
-                let transient = error.is_transient();
-                return Err(self.failed("read_model", error, transient));
-            }
+            Err(error) => return Err(self.failed("read_model", error)),
         };
         self.metrics
             .read_model_applied
@@ -158,10 +151,7 @@ impl ProjectionHandler {
             .search_index
             .index_batch(batch)
             .await
-            .map_err(|error| {
-                let transient = error.is_transient();
-                self.failed("search_index", error, transient)
-            })?;
+            .map_err(|error| self.failed("search_index", error))?;
         self.metrics
             .search_transactions_indexed
             .inc_by(u64::try_from(indexed.transactions).unwrap_or(u64::MAX));

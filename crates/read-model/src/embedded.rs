@@ -264,4 +264,9 @@ impl ReadModel for EmbeddedReadModel {
     }
 }
 
-read_model_event_sink!(EmbeddedReadModel);
+event_sink::checkpointed_sink!(
+    EmbeddedReadModel,
+    name: crate::SINK_NAME,
+    checkpoint: crate::ReadModel::checkpoint,
+    apply: crate::ReadModel::apply,
+);

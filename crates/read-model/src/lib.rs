@@ -13,39 +13,6 @@
 //! [`event_sink::EventSink`]s that move their checkpoint, never backwards,
 //! in the transaction that applies the batch.
 
-/// Makes a [`ReadModel`] an [`event_sink::EventSink`].
-macro_rules! read_model_event_sink {
-    ($read_model:ty) => {
-        #[async_trait::async_trait]
-        impl event_sink::EventSink for $read_model {
-            fn name(&self) -> &'static str {
-                $crate::SINK_NAME
-            }
-
-            async fn checkpoint(&self) -> Result<u64, event_sink::DeliveryError> {
-                $crate::ReadModel::checkpoint(self).await.map_err(|error| {
-                    let transient = error.is_transient();
-                    event_sink::DeliveryError::classified($crate::SINK_NAME, error, transient)
-                })
-            }
-
-            async fn deliver(
-                &self,
-                batch: &[event_store::RecordedEvent],
-            ) -> Result<(), event_sink::DeliveryError> {
-                let last = batch.last().map(|recorded| recorded.position);
-                $crate::ReadModel::apply(self, batch, last)
-                    .await
-                    .map(|_| ())
-                    .map_err(|error| {
-                        let transient = error.is_transient();
-                        event_sink::DeliveryError::classified($crate::SINK_NAME, error, transient)
-                    })
-            }
-        }
-    };
-}
-
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod embedded;
@@ -119,19 +86,6 @@ pub enum ReadModelError {
     OffsetsMoved(#[from] event_sink::OffsetsMoved),
 }
 
-impl ReadModelError {
-    /// Whether the same apply may succeed later: the store away or busy, or a
-    /// gap the next batch fills. A consumer retries it without end.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            ReadModelError::Unavailable(_) | ReadModelError::Gap { .. } => true,
-            ReadModelError::Corrupt(_)
-            | ReadModelError::Refused(_)
-            | ReadModelError::OffsetsMoved(_) => false,
-        }
-    }
-}
-
 #[async_trait]
 pub trait ReadModel: Send + Sync {
     /// Applies events (each wallet's in version order) and, when given, moves
@@ -172,4 +126,17 @@ pub trait ReadModel: Send + Sync {
 
     async fn list_wallets(&self, query: WalletListQuery)
         -> Result<Vec<WalletView>, ReadModelError>;
+}
+
+impl event_sink::Transience for ReadModelError {
+    /// Whether the same apply may succeed later: the store away or busy, or a
+    /// gap the next batch fills. A consumer retries it without end.
+    fn is_transient(&self) -> bool {
+        match self {
+            ReadModelError::Unavailable(_) | ReadModelError::Gap { .. } => true,
+            ReadModelError::Corrupt(_)
+            | ReadModelError::Refused(_)
+            | ReadModelError::OffsetsMoved(_) => false,
+        }
+    }
 }

@@ -312,4 +312,9 @@ impl ReadModel for PostgresReadModel {
     }
 }
 
-read_model_event_sink!(PostgresReadModel);
+event_sink::checkpointed_sink!(
+    PostgresReadModel,
+    name: crate::SINK_NAME,
+    checkpoint: crate::ReadModel::checkpoint,
+    apply: crate::ReadModel::apply,
+);

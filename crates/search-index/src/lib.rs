@@ -169,25 +169,6 @@ pub enum SearchIndexError {
 const TRANSIENT_STATUS_TOO_MANY_REQUESTS: u16 = 429;
 const TRANSIENT_STATUS_SERVER_ERROR_MIN: u16 = 500;
 
-impl SearchIndexError {
-    /// Whether the same request may succeed later: the server away or timed
-    /// out, 429 or 5xx, or a wallet whose creation the next batch brings. A
-    /// consumer retries it without end.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            SearchIndexError::Unavailable(_) | SearchIndexError::UnknownWallet(_) => true,
-            SearchIndexError::Refused { status, .. } => {
-                *status == TRANSIENT_STATUS_TOO_MANY_REQUESTS
-                    || *status >= TRANSIENT_STATUS_SERVER_ERROR_MIN
-            }
-            SearchIndexError::InvalidConfig(_)
-            | SearchIndexError::BulkItemsFailed { .. }
-            | SearchIndexError::InvalidQuery(_)
-            | SearchIndexError::Corrupt(_) => false,
-        }
-    }
-}
-
 #[async_trait]
 pub trait SearchIndex: Send + Sync {
     /// Creates both indices with their mappings unless they exist already.
@@ -230,4 +211,23 @@ pub trait SearchIndex: Send + Sync {
 
     /// Whether the server answers, for health checks.
     async fn ping(&self) -> Result<(), SearchIndexError>;
+}
+
+impl event_sink::Transience for SearchIndexError {
+    /// Whether the same request may succeed later: the server away or timed
+    /// out, 429 or 5xx, or a wallet whose creation the next batch brings. A
+    /// consumer retries it without end.
+    fn is_transient(&self) -> bool {
+        match self {
+            SearchIndexError::Unavailable(_) | SearchIndexError::UnknownWallet(_) => true,
+            SearchIndexError::Refused { status, .. } => {
+                *status == TRANSIENT_STATUS_TOO_MANY_REQUESTS
+                    || *status >= TRANSIENT_STATUS_SERVER_ERROR_MIN
+            }
+            SearchIndexError::InvalidConfig(_)
+            | SearchIndexError::BulkItemsFailed { .. }
+            | SearchIndexError::InvalidQuery(_)
+            | SearchIndexError::Corrupt(_) => false,
+        }
+    }
 }

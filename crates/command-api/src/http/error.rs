@@ -9,6 +9,7 @@
 use actix_web::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use event_sink::Transience;
 use event_store::StoreError;
 use ledger::verification::VerificationError;
 use ledger::LedgerError;

@@ -560,10 +560,10 @@ impl EventSink for EmbeddedSearchIndex {
 
     async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
         let last = batch.last().map(|recorded| recorded.position);
-        self.index(batch, last).await.map(drop).map_err(|error| {
-            let transient = error.is_transient();
-            DeliveryError::classified(SINK_NAME, error, transient)
-        })
+        self.index(batch, last)
+            .await
+            .map(drop)
+            .map_err(|error| DeliveryError::of(SINK_NAME, error))
     }
 }
 
