@@ -111,9 +111,26 @@ enum Needs {
 }
 
 /// Decides which events a command produces, or why it is refused: first the
-/// expiry of every pending hold due at the command's `issued_at`, then the
+/// expiry of every pending hold due at the command's clock, then the
 /// command's own event, decided on the state those expiries leave.
+///
+/// The command's clock is its `issued_at`, or the time of the wallet's last
+/// event when that is later: a stream's events never go back in time, which
+/// [`replay_as_of`] (and the ledger's sums as of a moment) rely on. A clock
+/// behind the stream comes from a replica whose clock is behind another's, or
+/// from a transfer step resumed after a crash with its intent's time.
 pub fn decide(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>, DomainError> {
+    let on_stream_clock;
+    let command = match state.wallet() {
+        Some(wallet) if wallet.updated_at > command.issued_at => {
+            on_stream_clock = Command {
+                issued_at: wallet.updated_at,
+                ..command.clone()
+            };
+            &on_stream_clock
+        }
+        _ => command,
+    };
     let mut events = expiries_due(state, command);
     // Folded anew only when something expired: the common path clones nothing.
     let expired_state;

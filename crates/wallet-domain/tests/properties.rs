@@ -5,9 +5,9 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{
-    decide, decode_snapshot, encode_snapshot, evolve, holds_in, replay, Amount, Balance, Command,
-    CommandKind, EventMetadata, HoldId, HoldStatus, OwnerId, WalletEvent, WalletId, WalletState,
-    WalletStatus,
+    decide, decode_snapshot, encode_snapshot, evolve, holds_in, replay, replay_as_of, Amount, AsOf,
+    Balance, Command, CommandKind, EventMetadata, HoldId, HoldStatus, OwnerId, WalletEvent,
+    WalletId, WalletState, WalletStatus,
 };
 
 const COMMANDS_PER_CASE_MAX: usize = 60;
@@ -269,6 +269,47 @@ proptest! {
                     .collect();
                 prop_assert_eq!(decoded, history);
             }
+        }
+    }
+}
+
+proptest! {
+    /// Commands whose clocks run behind one another (replicas, a resumed
+    /// transfer step) still leave a stream whose events never go back in
+    /// time, and the wallet as of any event's time is the stream up to the
+    /// last event at that time.
+    #[test]
+    fn a_stream_never_goes_back_in_time_whatever_the_commands_clocks(
+        steps in prop::collection::vec((step(), -3 * SECONDS_PER_COMMAND..=0i64), 0..COMMANDS_PER_CASE_MAX),
+    ) {
+        let wallet_id = WalletId::parse("w").expect("id");
+        let opening = Balance::opening("initialBalance", Decimal::new(100_000, 2)).expect("opening");
+        let mut history: Vec<WalletEvent> =
+            decide(&WalletState::Absent, &create_command(&wallet_id, opening)).expect("create");
+        let mut state = replay(&history);
+        let mut placed = 0;
+        for (sequence, (step, skew_seconds)) in steps.iter().enumerate() {
+            let sequence = u32::try_from(sequence).expect("bounded");
+            let mut command = command_for(&wallet_id, step, sequence + 1, placed);
+            command.issued_at += chrono::Duration::seconds(*skew_seconds);
+            if let Ok(events) = decide(&state, &command) {
+                for event in &events {
+                    prop_assert!(event.occurred_at >= command.issued_at);
+                    state = evolve(state, event);
+                    placed += usize::from(matches!(event.kind, wallet_domain::EventKind::HoldPlaced { .. }));
+                }
+                history.extend(events);
+            }
+        }
+        for (index, pair) in history.windows(2).enumerate() {
+            prop_assert!(pair[0].occurred_at <= pair[1].occurred_at, "event {} goes back in time", index + 1);
+        }
+        for (index, event) in history.iter().enumerate() {
+            let last_at_that_time = history.iter().rposition(|later| later.occurred_at <= event.occurred_at).unwrap_or(index);
+            prop_assert_eq!(
+                replay_as_of(&history, AsOf::Time(event.occurred_at)),
+                replay(&history[..=last_at_that_time])
+            );
         }
     }
 }
