@@ -368,7 +368,7 @@ fn a_command_whose_clock_is_behind_the_stream_is_stamped_at_its_last_event() {
     let created = create("w1", "10");
     let mut behind = credit("w1", "1");
     behind.issued_at = created.issued_at - chrono::Duration::seconds(2);
-    let events = given_when(&[created.clone()], &behind).expect("credit");
+    let events = given_when(std::slice::from_ref(&created), &behind).expect("credit");
     assert_eq!(events[0].occurred_at, created.issued_at);
     let mut ahead = credit("w1", "1");
     ahead.issued_at = created.issued_at + chrono::Duration::seconds(2);
