@@ -32,6 +32,10 @@ pub const BACKGROUND_STOP_WAIT_MS: u64 = 10_000;
 /// process only): a transfer whose request failed midway (the store down
 /// between two steps) or whose replica died is finished within this time.
 pub const TRANSFER_SWEEP_INTERVAL_MS: u64 = 10_000;
+/// How long the start waits, before serving, for the transfers a crash left
+/// unfinished to be finished (transfer process only); past it the server
+/// serves and the periodic sweep finishes them.
+pub const TRANSFER_RESUME_AT_START_TIMEOUT_MS: u64 = 30_000;
 /// How often the event store's head position is compared with the highest
 /// one this process has seen (a store that lost events drops the cache).
 pub const STORE_HEAD_CHECK_INTERVAL_MS: u64 = 1_000;
@@ -143,6 +147,36 @@ async fn sweep_transfers(state: web::Data<AppState>, mut stopping: watch::Receiv
     }
 }
 
+/// Finishes, before the first request is served, the transfers (and the
+/// captures to another wallet) a crash left with their payer debited and
+/// their payee not credited yet. A request meeting such a pair could close
+/// both wallets at 0.00, and the reversal of a transfer whose payee is closed
+/// would then bring the money back into a closed payer, where nothing can
+/// take it out. Bounded by [`TRANSFER_RESUME_AT_START_TIMEOUT_MS`]; what it
+/// leaves, the periodic sweep finishes.
+async fn resume_before_serving(state: &AppState) {
+    let resumed = tokio::time::timeout(
+        Duration::from_millis(TRANSFER_RESUME_AT_START_TIMEOUT_MS),
+        state.wallets.resume_unfinished_transfers(Utc::now()),
+    )
+    .await;
+    match resumed {
+        Ok(Ok(resumption)) => tracing::info!(
+            resumed = resumption.resumed,
+            failed = resumption.failed,
+            quarantined = resumption.quarantined,
+            "unfinished transfers resumed before serving"
+        ),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "unfinished transfers could not be listed before serving")
+        }
+        Err(_) => tracing::warn!(
+            timeout_ms = TRANSFER_RESUME_AT_START_TIMEOUT_MS,
+            "unfinished transfers not all resumed before serving; the sweep goes on"
+        ),
+    }
+}
+
 /// Compares the event store's head with the highest position seen every
 /// [`STORE_HEAD_CHECK_INTERVAL_MS`], and drops the wallet cache when the store
 /// went backwards, until the application stops.
@@ -221,6 +255,7 @@ impl Application {
                 stopping.clone(),
             )));
         if transfer_process {
+            resume_before_serving(&state).await;
             adapters
                 .background
                 .push(tokio::spawn(sweep_transfers(state.clone(), stopping)));

@@ -206,6 +206,32 @@ async fn a_transfer_a_crash_left_unfinished_is_finished_by_the_sweep_after_the_r
     assert!(journal.unfinished(10).await.expect("read").is_empty());
 }
 
+/// The start finishes what a crash left before it serves: the first request
+/// already meets the transfer done, so no close can land between its halves
+/// (a closed payee would send the money back to a payer closed meanwhile).
+#[tokio::test]
+async fn the_first_request_after_a_restart_meets_the_unfinished_transfer_finished() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let app = spawn_process_app_in(temp.path()).await;
+    app.create_wallet("a", "o", json!(25)).await;
+    app.create_wallet("b", "o", json!(0)).await;
+    assert!(app.stop().await.is_none());
+    let journal = Arc::new(EmbeddedTransferJournal::open(temp.path()).expect("journal"));
+    journal
+        .append(Uuid::now_v7(), 0, &JournalRecord::Initiated(intent(25)))
+        .await
+        .expect("record the intent");
+    drop(journal);
+
+    let app = spawn_process_app_in(temp.path()).await;
+    let (status, body) = json_of(app.post("/wallets/b/close").send().await.expect("sent")).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(app.balance_text("b").await, "25.00");
+    let (status, body) = json_of(app.post("/wallets/a/close").send().await.expect("sent")).await;
+    assert_eq!(status, 201, "{body}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn two_different_transfers_racing_with_one_key_run_exactly_once() {
     const ROUNDS: usize = 10;
