@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use actix_web::web;
+use futures::StreamExt;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -26,39 +27,63 @@ const EXPIRY_REPLY: ReplyFormat = ReplyFormat {
     render: |_| Ok(String::new()),
 };
 
-/// Expires the holds due now; returns how many it expired.
-pub async fn expire_due_holds(state: &AppState) -> Result<usize, ServiceError> {
+/// Expiries of one round run at once at most: a wallet whose lock is busy
+/// (a command waits up to its lock wait for it) holds up its own holds, not
+/// the other wallets'.
+pub const HOLD_EXPIRY_CONCURRENCY_MAX: usize = 16;
+
+/// What one round did.
+#[derive(Debug, Default)]
+pub struct ExpiryRound {
+    /// Holds expired.
+    pub expired: usize,
+    /// Expiries that failed (the store away, a wallet's lock busy past its
+    /// wait); the next round finds those holds due again.
+    pub failed: usize,
+    /// The first failure's error, for the log.
+    pub first_failure: Option<ServiceError>,
+}
+
+/// Expires the holds due now, [`HOLD_EXPIRY_CONCURRENCY_MAX`] at once; one
+/// that fails leaves the others to go on. Fails only when the due holds
+/// cannot be listed.
+pub async fn expire_due_holds(state: &AppState) -> Result<ExpiryRound, ServiceError> {
     let due = state
         .wallets
         .store()
         .due_holds(chrono::Utc::now(), HOLD_EXPIRY_SWEEP_BATCH_MAX)
         .await?;
-    let mut expired = 0;
-    for hold in due {
-        let operation = WalletOperation::ExpireHold {
-            wallet_id: hold.wallet_id,
-            hold_id: hold.hold_id,
-        };
-        let context = RequestContext {
-            principal: None,
-            correlation_id: "hold-expiry".into(),
-            request_id: Uuid::now_v7(),
-            idempotency: None,
-        };
-        match state
-            .wallets
-            .execute(operation, context, EXPIRY_REPLY)
-            .await
-        {
-            Ok(_) => expired += 1,
+    let outcomes = futures::stream::iter(due)
+        .map(|hold| {
+            let operation = WalletOperation::ExpireHold {
+                wallet_id: hold.wallet_id,
+                hold_id: hold.hold_id,
+            };
+            let context = RequestContext {
+                principal: None,
+                correlation_id: "hold-expiry".into(),
+                request_id: Uuid::now_v7(),
+                idempotency: None,
+            };
+            state.wallets.execute(operation, context, EXPIRY_REPLY)
+        })
+        .buffer_unordered(HOLD_EXPIRY_CONCURRENCY_MAX);
+    futures::pin_mut!(outcomes);
+    let mut round = ExpiryRound::default();
+    while let Some(outcome) = outcomes.next().await {
+        match outcome {
+            Ok(_) => round.expired += 1,
             // Settled, or not due on the wallet's own clock yet: nothing to do now.
             Err(ServiceError::Domain(refusal)) => {
                 tracing::debug!(%refusal, "a due hold was not expired")
             }
-            Err(error) => return Err(error),
+            Err(error) => {
+                round.failed += 1;
+                round.first_failure.get_or_insert(error);
+            }
         }
     }
-    Ok(expired)
+    Ok(round)
 }
 
 /// Expires due holds every [`HOLD_EXPIRY_SWEEP_INTERVAL_MS`] until the application stops.
@@ -70,9 +95,26 @@ pub async fn sweep_periodically(state: web::Data<AppState>, mut stopping: watch:
             _ = stopping.changed() => return,
         }
         match expire_due_holds(&state).await {
-            Ok(0) => {}
-            Ok(expired) => tracing::info!(expired, "due holds expired"),
-            Err(error) => tracing::warn!(%error, "due holds could not be expired"),
+            Ok(ExpiryRound {
+                expired, failed: 0, ..
+            }) => {
+                if expired > 0 {
+                    tracing::info!(expired, "due holds expired")
+                }
+            }
+            Ok(ExpiryRound {
+                expired,
+                failed,
+                first_failure,
+            }) => tracing::warn!(
+                expired,
+                failed,
+                error = first_failure
+                    .map(|error| error.to_string())
+                    .unwrap_or_default(),
+                "due holds not all expired; the next round tries them again"
+            ),
+            Err(error) => tracing::warn!(%error, "due holds could not be listed"),
         }
     }
 }
