@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use event_store::{
-    AppendError, AppendRequest, EventStore, PostgresEventStore, RecordedEvent, StreamAppend,
-    READ_ALL_BATCH_MAX,
+    AppendError, AppendRequest, EventStore, IdempotentResponse, PostgresEventStore, RecordedEvent,
+    StreamAppend, READ_ALL_BATCH_MAX,
 };
 use futures::FutureExt;
 use integration_tests::{require_env, unique_name};
@@ -454,6 +454,67 @@ async fn appends_survive_dropping_and_reconnecting_the_store() {
             .expect("append after restart");
         assert!(outcome.last_position > head);
         assert_eq!(*store.appended().borrow(), outcome.last_position);
+        drop(store);
+        pool.close().await;
+    })
+    .await;
+}
+
+/// An append refused for its idempotency key takes no position: the key is
+/// claimed before positions are taken, alone or beside other appends of its
+/// group, so the log has no hole for it.
+#[tokio::test]
+async fn an_append_refused_for_its_key_takes_no_position() {
+    const RACING: usize = 8;
+    with_fresh_database(|database| async move {
+        let pool = database.pool().await;
+        let store = PostgresEventStore::connect(pool.clone())
+            .await
+            .expect("connect");
+        let keyed = |stream: &mut Stream| {
+            let mut append = request(vec![stream.next()]);
+            append.idempotent_response = Some(IdempotentResponse {
+                key: "once".into(),
+                request_fingerprint: stream.id.as_str().into(),
+                status: 201,
+                body: "{}".into(),
+            });
+            append
+        };
+        let first = store
+            .append(keyed(&mut Stream::new("first")))
+            .await
+            .expect("the key is free")
+            .last_position;
+        let mut late: Vec<Stream> = (0..RACING)
+            .map(|index| Stream::new(&format!("late-{index}")))
+            .collect();
+        let mut free: Vec<Stream> = (0..RACING)
+            .map(|index| Stream::new(&format!("free-{index}")))
+            .collect();
+        let refused = late.iter_mut().map(|stream| store.append(keyed(stream)));
+        let stored = free
+            .iter_mut()
+            .map(|stream| store.append(request(vec![stream.next()])));
+        let (refused, stored) = futures::future::join(
+            futures::future::join_all(refused),
+            futures::future::join_all(stored),
+        )
+        .await;
+        assert!(
+            refused
+                .iter()
+                .all(|outcome| matches!(outcome, Err(AppendError::IdempotencyKeyTaken(_)))),
+            "{refused:?}"
+        );
+        assert!(stored.iter().all(Result::is_ok), "{stored:?}");
+        let positions: Vec<u64> = read_everything(&store)
+            .await
+            .iter()
+            .map(|event| event.position)
+            .collect();
+        let expected: Vec<u64> = (first..=first + RACING as u64).collect();
+        assert_eq!(positions, expected, "no hole where a refused append was");
         drop(store);
         pool.close().await;
     })
