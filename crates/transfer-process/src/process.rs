@@ -52,6 +52,10 @@ pub const RESUME_FAILURES_TRACKED_MAX: usize = 10_000;
 /// the sweep's count). A request's run takes milliseconds; this is the margin
 /// for a slow one.
 pub const IN_FLIGHT_GRACE_MS: i64 = 5_000;
+/// Unfinished transfers [`TransferProcess::unfinished_from`] reads at most;
+/// past it, it counts them all as the wallet's (a backlog that large leaves
+/// no wallet closable until the sweep has worked it down).
+pub const UNFINISHED_SCAN_MAX: usize = 10_000;
 
 /// Namespace of the transfer ids derived from idempotency keys.
 const TRANSFER_KEY_NAMESPACE: Uuid = Uuid::from_u128(0x6d1f_3a0c_52b4_4e8f_9a67_0c1e_8b2d_47f5);
@@ -307,6 +311,36 @@ impl TransferProcess {
             transfer_id,
             reason: "the intent conflicts yet cannot be read".into(),
         })
+    }
+
+    /// How many unfinished transfers (and captures to another wallet) take
+    /// money out of `wallet_id`: a wallet with one must not close, since the
+    /// compensation of a transfer whose payee refuses it brings the money
+    /// back to it. Reads the intent of each unfinished transfer, at most
+    /// [`UNFINISHED_SCAN_MAX`] of them (more count as that many).
+    pub async fn unfinished_from(&self, wallet_id: &WalletId) -> Result<usize, ProcessError> {
+        let unfinished = self.journal.unfinished(UNFINISHED_SCAN_MAX + 1).await?;
+        if unfinished.len() > UNFINISHED_SCAN_MAX {
+            return Ok(unfinished.len());
+        }
+        let mut from_wallet = 0;
+        for transfer_id in unfinished {
+            let records = self.journal.read(transfer_id).await?;
+            // A journal may name one that has just finished; one whose records
+            // do not follow each other (quarantined) is not finished.
+            if let Ok(Progress::Finished(_)) = progress(transfer_id, &records) {
+                continue;
+            }
+            match intent_of(transfer_id, &records) {
+                Ok(intent) if intent.from_wallet_id == *wallet_id => from_wallet += 1,
+                Ok(_) => {}
+                // No intent to read: it names no wallet, so it holds up none.
+                Err(error) => {
+                    tracing::warn!(%transfer_id, %error, "an unfinished transfer has no intent")
+                }
+            }
+        }
+        Ok(from_wallet)
     }
 
     /// Whether a transfer was recorded under this idempotency key (so the

@@ -66,6 +66,12 @@ pub enum DomainError {
     WalletClosed(WalletId),
     #[error("Wallet {wallet_id} cannot be closed: it has {count} pending hold(s)")]
     WalletHasPendingHolds { wallet_id: WalletId, count: usize },
+    /// Transfers out of the wallet (or captures to another wallet) are
+    /// recorded and not finished: their compensation may yet bring money back.
+    #[error(
+        "Wallet {wallet_id} cannot be closed: {count} transfer(s) out of it are not finished yet; retry in a moment"
+    )]
+    WalletHasTransfersUnderway { wallet_id: WalletId, count: usize },
     #[error("Wallet {wallet_id} cannot be closed: its balance is {balance}, not 0.00")]
     WalletNotEmpty {
         wallet_id: WalletId,

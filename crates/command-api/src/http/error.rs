@@ -155,6 +155,7 @@ impl From<ServiceError> for ApiError {
                 | DomainError::WalletNotEmpty { .. }
                 | DomainError::OverdraftLimitInUse { .. }
                 | DomainError::WalletHasPendingHolds { .. }
+                | DomainError::WalletHasTransfersUnderway { .. }
                 | DomainError::HoldAlreadyExists(_)
                 | DomainError::HoldNotPending { .. }
                 | DomainError::HoldNotDue(_) => ApiError::Conflict(message),

@@ -389,7 +389,7 @@ pub async fn unfreeze_wallet(
         (status = 201, description = "Closed", body = WalletResponse),
         (status = 400, description = "Invalid input: a body that is not empty or {}, or a bad Idempotency-Key", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
-        (status = 409, description = "Balance not 0.00, a pending hold, frozen (unfreeze first), already closed, or it changed too often while this request ran (retry it)", body = ErrorBody),
+        (status = 409, description = "Balance not 0.00, a pending hold, frozen (unfreeze first), already closed, a transfer out of it not finished yet (the transfer process), or it changed too often while this request ran (retry it)", body = ErrorBody),
     )
 )]
 pub async fn close_wallet(

@@ -224,6 +224,26 @@ impl WalletService {
         })
     }
 
+    /// With the transfer process, the refusal of closing a wallet that
+    /// unfinished transfers take money out of (see
+    /// [`TransferProcess::unfinished_from`]); `None` for any other operation.
+    async fn transfers_underway(
+        &self,
+        operation: &WalletOperation,
+    ) -> Result<Option<DomainError>, ServiceError> {
+        let (Some(process), WalletOperation::Close { wallet_id }) = (&self.transfers, operation)
+        else {
+            return Ok(None);
+        };
+        let count = process.unfinished_from(wallet_id).await?;
+        Ok(
+            (count > 0).then(|| DomainError::WalletHasTransfersUnderway {
+                wallet_id: wallet_id.clone(),
+                count,
+            }),
+        )
+    }
+
     pub async fn execute(
         &self,
         operation: WalletOperation,
@@ -273,6 +293,12 @@ impl WalletService {
                 }
                 Err(error) => return Err(error),
             };
+            // Checked again on every attempt: a transfer recorded after the
+            // last check and debited before this append moves the wallet's
+            // version, so this append conflicts and the next attempt sees it.
+            if let Some(refusal) = self.transfers_underway(&operation).await? {
+                return self.replay_or(refusal.into(), &context).await;
+            }
             let body = (format.render)(&outcome)?;
             let last_events = last_event_ids(&streams);
             let snapshots = snapshots_due(&streams);

@@ -155,6 +155,40 @@ async fn a_stuck_transfer_does_not_keep_the_restart_from_serving() {
     app.stop().await;
 }
 
+/// A wallet that an unfinished transfer takes money out of does not close:
+/// the transfer's compensation may yet bring the money back to it.
+#[tokio::test]
+async fn a_payer_with_an_unfinished_transfer_out_does_not_close() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let app = spawn_process_app_in(temp.path()).await;
+    app.create_wallet("a", "o", json!(0)).await;
+    app.create_wallet("b", "o", json!(0)).await;
+    app.stop().await;
+    // A journal no run can finish (a record out of order): it stays unfinished.
+    let journal = EmbeddedTransferJournal::open(temp.path()).expect("journal");
+    let transfer_id = Uuid::now_v7();
+    journal
+        .append(transfer_id, 0, &JournalRecord::Initiated(intent(25)))
+        .await
+        .expect("record the intent");
+    journal
+        .append(transfer_id, 1, &JournalRecord::Credited)
+        .await
+        .expect("a record out of order");
+    drop(journal);
+
+    let app = spawn_process_app_in(temp.path()).await;
+    let (status, body) = json_of(app.post("/wallets/a/close").send().await.expect("sent")).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        error_message(&body, 409).contains("transfer(s) out of it are not finished yet"),
+        "{body}"
+    );
+    let (status, body) = json_of(app.post("/wallets/b/close").send().await.expect("sent")).await;
+    assert_eq!(status, 201, "the payee closes: {body}");
+    app.stop().await;
+}
+
 fn intent(amount: u32) -> TransferIntent {
     TransferIntent {
         from_wallet_id: WalletId::parse("a").expect("id"),
