@@ -639,8 +639,12 @@ impl TransferProcess {
     async fn ensure(
         &self,
         transfer_id: Uuid,
-        command: Command,
+        mut command: Command,
     ) -> Result<Result<Wallet, DomainError>, ProcessError> {
+        // A step is stamped when it is appended, not when its transfer was
+        // asked for: a step resumed later must not rewrite what the wallet's
+        // history already showed as of the moments in between.
+        command.issued_at = command.issued_at.max(Utc::now());
         for _ in 0..STEP_CONFLICT_ATTEMPTS_MAX {
             let state = match self.lookup(&command.wallet_id, command.event_id).await? {
                 Lookup::Found(wallet) => return Ok(Ok(wallet)),
@@ -857,7 +861,8 @@ impl Half {
     }
 
     /// The command of this half: its event id derived from the transfer,
-    /// its time the intent's, and, after the debit, caused by the debit. For
+    /// its time the intent's (a step is stamped when appended: see
+    /// `ensure`), and, after the debit, caused by the debit. For
     /// a capture, the payer's `CaptureHold` of the intent's amount, and the
     /// payee's half and the reversal the domain derives from it.
     pub(crate) fn command(self, transfer_id: Uuid, intent: &TransferIntent) -> Command {

@@ -182,6 +182,34 @@ async fn a_crash_after_any_step_of_a_transfer_is_finished_at_start_up_exactly_on
     }
 }
 
+/// A step resumed after a crash is stamped when it is appended, not when its
+/// transfer was asked for: the wallet's history as of the moments in between
+/// does not change afterwards.
+#[tokio::test]
+async fn a_step_resumed_after_a_crash_is_stamped_when_it_is_appended() {
+    let bench = Bench::new();
+    let setup = bench.start(None);
+    create(&*setup.store, "payer", money("100.00")).await;
+    create(&*setup.store, "payee", money("5.00")).await;
+    drop(setup);
+    let before_the_resumption = Utc::now();
+    let run = crashed_and_resumed(&bench, Ask::Transfer, "key-1", "30.00", Step::Debit).await;
+    let stream = run
+        .store
+        .read_stream(&wallet_id("payee"), 0)
+        .await
+        .expect("read");
+    let received = stream
+        .iter()
+        .find(|recorded| recorded.event.type_name() == "TransferReceived")
+        .expect("the credit was resumed");
+    assert!(
+        received.event.occurred_at >= before_the_resumption,
+        "stamped {}, the intent's time, not its append",
+        received.event.occurred_at
+    );
+}
+
 #[tokio::test]
 async fn a_crash_after_any_step_of_a_capture_is_finished_at_start_up_exactly_once() {
     async fn opened(bench: &Bench) -> Run {
