@@ -1,9 +1,12 @@
 //! Locks for one process: a fixed array of mutexes, each wallet hashed to one.
 //! Memory stays bounded however many wallets there are; two wallets that share
-//! a stripe merely queue behind each other.
+//! a stripe merely queue behind each other. The hash is keyed with keys drawn
+//! when the lock is made (SipHash, as `RandomState` keys it), so a client that
+//! chooses wallet ids cannot pick one sharing another wallet's stripe and
+//! flood it to hold that wallet's commands up.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +23,9 @@ pub const LOCK_WAIT_MAX_MS: u64 = 10_000;
 
 pub struct InProcessWalletLock {
     stripes: Vec<Arc<Mutex<()>>>,
+    /// Keyed anew for each lock: which wallets share a stripe cannot be
+    /// worked out from outside.
+    stripe_hash: RandomState,
 }
 
 impl Default for InProcessWalletLock {
@@ -28,21 +34,25 @@ impl Default for InProcessWalletLock {
             stripes: (0..LOCK_STRIPES)
                 .map(|_| Arc::new(Mutex::new(())))
                 .collect(),
+            stripe_hash: RandomState::new(),
         }
     }
 }
 
-fn stripe_of(wallet_id: &WalletId) -> usize {
-    let mut hasher = DefaultHasher::new();
-    wallet_id.hash(&mut hasher);
-    usize::try_from(hasher.finish() % LOCK_STRIPES as u64).unwrap_or_default()
+impl InProcessWalletLock {
+    fn stripe_of(&self, wallet_id: &WalletId) -> usize {
+        let hash = self.stripe_hash.hash_one(wallet_id);
+        usize::try_from(hash % LOCK_STRIPES as u64).unwrap_or_default()
+    }
 }
 
 #[async_trait]
 impl WalletLock for InProcessWalletLock {
     async fn acquire(&self, wallet_ids: &[&WalletId]) -> Result<LockLease, LockError> {
-        let mut stripes: Vec<(usize, &WalletId)> =
-            wallet_ids.iter().map(|id| (stripe_of(id), *id)).collect();
+        let mut stripes: Vec<(usize, &WalletId)> = wallet_ids
+            .iter()
+            .map(|id| (self.stripe_of(id), *id))
+            .collect();
         stripes.sort_by_key(|(stripe, _)| *stripe);
         stripes.dedup_by_key(|(stripe, _)| *stripe);
         let mut guards: Vec<Box<dyn std::any::Any + Send>> = Vec::with_capacity(stripes.len());
@@ -70,6 +80,27 @@ mod tests {
 
     fn id(raw: &str) -> WalletId {
         WalletId::parse(raw).expect("id")
+    }
+
+    #[test]
+    fn which_wallets_share_a_stripe_differs_from_one_lock_to_the_next() {
+        let ids: Vec<WalletId> = (0..64).map(|index| id(&format!("w-{index}"))).collect();
+        let stripes = |lock: &InProcessWalletLock| -> Vec<usize> {
+            ids.iter()
+                .map(|wallet_id| lock.stripe_of(wallet_id))
+                .collect()
+        };
+        let first = InProcessWalletLock::default();
+        assert_eq!(
+            stripes(&first),
+            stripes(&first),
+            "one lock keeps its mapping"
+        );
+        assert_ne!(
+            stripes(&first),
+            stripes(&InProcessWalletLock::default()),
+            "a fixed mapping could be worked out from outside"
+        );
     }
 
     #[tokio::test]
