@@ -179,7 +179,8 @@ impl JsonObject {
     /// [`super::json_keys`]) and any field not in `allowed`.
     pub fn parse(body: &[u8], allowed: &[&str]) -> Result<Self, ApiError> {
         let not_json = |error| ApiError::BadRequest(not_json_message(body, &error));
-        let value: Value = serde_json::from_slice(body).map_err(not_json)?;
+        // The keys first: the parser reads a value under a reserved key as a
+        // number or as JSON text, and fails on one that is neither.
         let KeyCheck(problem) = serde_json::from_slice(body).map_err(not_json)?;
         match problem {
             Some(KeyProblem::Repeated(key)) => {
@@ -196,6 +197,7 @@ impl JsonObject {
             }
             None => {}
         }
+        let value: Value = serde_json::from_slice(body).map_err(not_json)?;
         let Value::Object(fields) = value else {
             return Err(ApiError::BadRequest(
                 "Request body must be a JSON object".into(),
@@ -382,6 +384,11 @@ mod tests {
         );
         assert_eq!(
             refusal(r#"{"amount": {"$serde_json::private::Number": "2.50"}}"#),
+            "property $serde_json::private::Number should not exist: keys starting with \
+             $serde_json::private:: are reserved"
+        );
+        assert_eq!(
+            refusal(r#"{"amount": 1, "x": {"$serde_json::private::Number": [1]}}"#),
             "property $serde_json::private::Number should not exist: keys starting with \
              $serde_json::private:: are reserved"
         );

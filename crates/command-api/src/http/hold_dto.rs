@@ -86,7 +86,7 @@ fn optional_chosen_hold_id_schema() -> ObjectBuilder {
         .description(Some(
             "The hold's id, unique across every wallet: 1 to 128 ASCII letters, digits, '-' or \
              '_', and not a version-5 UUID (hyphenated or 32 hex digits: those are the ids the \
-             server derives from an Idempotency-Key). Absent: the server makes one.",
+             server derives from an Idempotency-Key). Absent or null: the server makes one.",
         ))
         .examples(["h-1"])
 }

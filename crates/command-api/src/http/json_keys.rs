@@ -237,6 +237,14 @@ mod tests {
                 r#"{"$serde_json::private::Number": null}"#,
                 "$serde_json::private::Number",
             ),
+            (
+                r#"{"$serde_json::private::Number": "not a number"}"#,
+                "$serde_json::private::Number",
+            ),
+            (
+                r#"{"$serde_json::private::RawValue": "{not json"}"#,
+                "$serde_json::private::RawValue",
+            ),
         ] {
             assert_eq!(
                 check(text),

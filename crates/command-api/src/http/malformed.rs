@@ -94,12 +94,26 @@ fn break_of(body: &[u8], stop: usize, error: &serde_json::Error) -> Break {
         "number out of range",
     ]) {
         Break::InValue
-    } else if says(&["expected `,` or"]) && body.get(stop) != Some(&b'"') {
-        // Not a next key's quote: the value before ran on (`true1`, `1.5.3`).
+    } else if says(&["expected `,` or"]) && runs_on(body, stop) {
         Break::InValue
     } else {
         Break::Between
     }
+}
+
+/// Whether the byte at `stop`, where a comma or a closing bracket was
+/// expected, continues the value right before it (`true1`, `1.5.3`), rather
+/// than starting another after a space or being a next key's quote (a comma
+/// left out: `"x" "amount"`, `[1 2]`).
+fn runs_on(body: &[u8], stop: usize) -> bool {
+    let Some(&next) = body.get(stop) else {
+        return false;
+    };
+    let after_value = stop
+        .checked_sub(1)
+        .and_then(|before| body.get(before))
+        .is_some_and(|before| !before.is_ascii_whitespace());
+    next != b'"' && after_value
 }
 
 /// The byte offset of `line` and `column` (both from 1, serde_json counting
@@ -300,6 +314,8 @@ mod tests {
             r#"{"amount":1"#,
             r#"{"description": "x" "amount": 1}"#,
             r#"{"amount": 1,, "x": 2}"#,
+            r#"{"amount": 1, "x": [1 2]}"#,
+            r#"{"amount": 1 "x": 2}"#,
         ] {
             let message = message(body);
             assert!(
