@@ -92,9 +92,8 @@ fn break_of(body: &[u8], stop: usize, error: &serde_json::Error) -> Break {
         "expected ident",
         "invalid number",
         "number out of range",
-    ]) {
-        Break::InValue
-    } else if says(&["expected `,` or"]) && runs_on(body, stop) {
+    ]) || (says(&["expected `,` or"]) && runs_on(body, stop))
+    {
         Break::InValue
     } else {
         Break::Between
