@@ -72,7 +72,7 @@ pub async fn build(
 ) -> Result<Adapters, StartupError> {
     let lock = lock(config)?;
     match config.event_store_kind() {
-        EventStoreKind::Embedded => embedded(config, lock, metrics, stopping),
+        EventStoreKind::Embedded => embedded(config, lock, metrics, stopping).await,
         EventStoreKind::Postgres | EventStoreKind::Kurrentdb => distributed(config, lock).await,
     }
 }
@@ -103,7 +103,7 @@ fn create_data_dir(path: &std::path::Path) -> Result<(), StartupError> {
     })
 }
 
-fn embedded(
+async fn embedded(
     config: &Config,
     lock: Arc<dyn WalletLock>,
     metrics: &Metrics,
@@ -116,6 +116,7 @@ fn embedded(
         if transfers_run_as_process(config.transfers, store.appends_streams_atomically())? {
             Some(Arc::new(EmbeddedTransferJournal::open(&config.data_dir)?))
         } else {
+            refuse_a_kept_journal(&config.data_dir).await?;
             None
         };
     let read_model = Arc::new(EmbeddedReadModel::open(&config.data_dir)?);
@@ -255,6 +256,28 @@ pub fn transfers_run_as_process(
         )),
         (Some(TransferMode::Atomic) | None, true) => Ok(false),
     }
+}
+
+/// Stops an atomic start on a data folder whose transfer journal records
+/// transfers (it was run with `TRANSFERS=process`): the atomic path never
+/// reads the journal, so an unfinished transfer there would stay unfinished
+/// (a later process start would finish it into wallets closed meanwhile) and
+/// a retried key of a finished one would run its transfer again.
+async fn refuse_a_kept_journal(data_dir: &std::path::Path) -> Result<(), StartupError> {
+    if !EmbeddedTransferJournal::kept_in(data_dir) {
+        return Ok(());
+    }
+    if EmbeddedTransferJournal::open(data_dir)?
+        .holds_transfers()
+        .await?
+    {
+        return Err(StartupError::TransferMode(
+            "this data folder's transfers.db records transfers run with TRANSFERS=process: \
+             keep TRANSFERS=process for it (the atomic path reads neither their idempotency \
+             keys nor the unfinished ones)",
+        ));
+    }
+    Ok(())
 }
 
 /// A client only: nothing is sent until a request needs the server, so a

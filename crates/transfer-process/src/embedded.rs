@@ -14,6 +14,9 @@ const MIGRATIONS: &[&str] = &[include_str!(
     "../../../migrations/embedded/transfers_0001.sql"
 )];
 
+/// The journal's file in the data folder.
+pub const JOURNAL_FILE: &str = "transfers.db";
+
 pub struct EmbeddedTransferJournal {
     writer: SharedWriter,
 }
@@ -34,11 +37,33 @@ impl EmbeddedTransferJournal {
     /// Opens (or creates) `transfers.db` in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, JournalError> {
         let writer = SharedWriter::open(
-            &data_dir.join("transfers.db"),
+            &data_dir.join(JOURNAL_FILE),
             MIGRATIONS,
             Durability::Durable,
         )?;
         Ok(Self { writer })
+    }
+}
+
+impl EmbeddedTransferJournal {
+    /// Whether `data_dir` has a journal file, without making one.
+    pub fn kept_in(data_dir: &Path) -> bool {
+        data_dir.join(JOURNAL_FILE).exists()
+    }
+
+    /// Whether the journal records any transfer, finished or not.
+    pub async fn holds_transfers(&self) -> Result<bool, JournalError> {
+        let held = self
+            .writer
+            .write(|connection| {
+                connection.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM transfer_records)",
+                    [],
+                    |row| row.get::<_, bool>(0),
+                )
+            })
+            .await?;
+        Ok(held)
     }
 }
 

@@ -101,18 +101,13 @@ fn break_of(body: &[u8], stop: usize, error: &serde_json::Error) -> Break {
 }
 
 /// Whether the byte at `stop`, where a comma or a closing bracket was
-/// expected, continues the value right before it (`true1`, `1.5.3`), rather
-/// than starting another after a space or being a next key's quote (a comma
-/// left out: `"x" "amount"`, `[1 2]`).
+/// expected, continues the number or literal right before it (`true1`,
+/// `1.5.3`, `12e`), rather than a comma or a bracket being left out or wrong
+/// (`"x" "amount"`, `[1 2]`, `["a"1]`, `[1[2]]`, `[1,2}`).
 fn runs_on(body: &[u8], stop: usize) -> bool {
-    let Some(&next) = body.get(stop) else {
-        return false;
-    };
-    let after_value = stop
-        .checked_sub(1)
-        .and_then(|before| body.get(before))
-        .is_some_and(|before| !before.is_ascii_whitespace());
-    next != b'"' && after_value
+    let in_a_token = |byte: &u8| byte.is_ascii_alphanumeric() || b".+-".contains(byte);
+    let before = stop.checked_sub(1).and_then(|before| body.get(before));
+    before.is_some_and(in_a_token) && body.get(stop).is_some_and(in_a_token)
 }
 
 /// The byte offset of `line` and `column` (both from 1, serde_json counting
@@ -315,6 +310,11 @@ mod tests {
             r#"{"amount": 1,, "x": 2}"#,
             r#"{"amount": 1, "x": [1 2]}"#,
             r#"{"amount": 1 "x": 2}"#,
+            r#"{"amount": 1, "x": ["a"1]}"#,
+            r#"{"amount": 1, "x": [[1]2]}"#,
+            r#"{"amount": 1, "x": [1[2]]}"#,
+            r#"{"amount": 1, "x": "b"1}"#,
+            r#"{"amount": 1, "x": [1,2}}"#,
         ] {
             let message = message(body);
             assert!(

@@ -189,6 +189,62 @@ async fn a_payer_with_an_unfinished_transfer_out_does_not_close() {
     app.stop().await;
 }
 
+/// A data folder whose journal records transfers does not start atomic: the
+/// atomic path would neither finish an unfinished one nor see a finished
+/// one's key, so a retry would run its transfer again.
+#[tokio::test]
+async fn a_folder_run_with_the_transfer_process_does_not_start_atomic() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let app = spawn_process_app_in(temp.path()).await;
+    app.create_wallet("a", "o", json!(10)).await;
+    app.create_wallet("b", "o", json!(0)).await;
+    let moved = app
+        .post("/wallets/a/transfer")
+        .header("Idempotency-Key", "once")
+        .json(&transfer_body("b", json!(4)))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(moved.status(), 201);
+    app.stop().await;
+
+    let atomic = command_api::Application::build(command_api::Config::embedded_for_test(
+        temp.path().to_path_buf(),
+    ))
+    .await;
+    let Err(refusal) = atomic else {
+        panic!("an atomic start on a folder with a journal of transfers");
+    };
+    assert!(
+        refusal.to_string().contains("keep TRANSFERS=process"),
+        "{refusal}"
+    );
+    // The process start goes on as before, and the key still replays.
+    let app = spawn_process_app_in(temp.path()).await;
+    let replayed = app
+        .post("/wallets/a/transfer")
+        .header("Idempotency-Key", "once")
+        .json(&transfer_body("b", json!(4)))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(replayed.status(), 201);
+    assert_eq!(app.balance_text("a").await, "6.00");
+    app.stop().await;
+}
+
+/// A folder where the transfer process never moved money starts atomic.
+#[tokio::test]
+async fn a_folder_whose_journal_is_empty_starts_atomic() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let app = spawn_process_app_in(temp.path()).await;
+    app.create_wallet("a", "o", json!(10)).await;
+    app.stop().await;
+    let app = crate::helpers::spawn_app_in(temp.path()).await;
+    assert_eq!(app.balance_text("a").await, "10.00");
+    app.stop().await;
+}
+
 fn intent(amount: u32) -> TransferIntent {
     TransferIntent {
         from_wallet_id: WalletId::parse("a").expect("id"),
