@@ -125,15 +125,15 @@ async fn wait_for_balance(app: &TestApp, id: &str, balance: &str) {
     }
 }
 
-#[tokio::test]
-async fn a_stuck_transfer_does_not_keep_the_restart_from_serving() {
+/// Wallets `a` (opening with `payer_opening`) and `b` (0), then, the
+/// server stopped, a transfer of 25 from `a` to `b` whose journal no run can
+/// finish (a record out of order): the folder, for a restart on it.
+async fn a_stuck_transfer(payer_opening: u32) -> tempfile::TempDir {
     let temp = tempfile::tempdir().expect("tempdir");
     let app = spawn_process_app_in(temp.path()).await;
-    app.create_wallet("a", "o", json!(100)).await;
+    app.create_wallet("a", "o", json!(payer_opening)).await;
     app.create_wallet("b", "o", json!(0)).await;
     app.stop().await;
-
-    // A journal no run can finish: a record out of order.
     let journal = EmbeddedTransferJournal::open(temp.path()).expect("journal");
     let transfer_id = Uuid::now_v7();
     journal
@@ -144,8 +144,12 @@ async fn a_stuck_transfer_does_not_keep_the_restart_from_serving() {
         .append(transfer_id, 1, &JournalRecord::Credited)
         .await
         .expect("a record out of order");
-    drop(journal);
+    temp
+}
 
+#[tokio::test]
+async fn a_stuck_transfer_does_not_keep_the_restart_from_serving() {
+    let temp = a_stuck_transfer(100).await;
     let app = spawn_process_app_in(temp.path()).await;
     let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
     assert_eq!(status, 200, "{health}");
@@ -159,24 +163,7 @@ async fn a_stuck_transfer_does_not_keep_the_restart_from_serving() {
 /// the transfer's compensation may yet bring the money back to it.
 #[tokio::test]
 async fn a_payer_with_an_unfinished_transfer_out_does_not_close() {
-    let temp = tempfile::tempdir().expect("tempdir");
-    let app = spawn_process_app_in(temp.path()).await;
-    app.create_wallet("a", "o", json!(0)).await;
-    app.create_wallet("b", "o", json!(0)).await;
-    app.stop().await;
-    // A journal no run can finish (a record out of order): it stays unfinished.
-    let journal = EmbeddedTransferJournal::open(temp.path()).expect("journal");
-    let transfer_id = Uuid::now_v7();
-    journal
-        .append(transfer_id, 0, &JournalRecord::Initiated(intent(25)))
-        .await
-        .expect("record the intent");
-    journal
-        .append(transfer_id, 1, &JournalRecord::Credited)
-        .await
-        .expect("a record out of order");
-    drop(journal);
-
+    let temp = a_stuck_transfer(0).await;
     let app = spawn_process_app_in(temp.path()).await;
     let (status, body) = json_of(app.post("/wallets/a/close").send().await.expect("sent")).await;
     assert_eq!(status, 409, "{body}");
