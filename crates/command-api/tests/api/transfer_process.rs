@@ -185,14 +185,13 @@ async fn a_folder_run_with_the_transfer_process_does_not_start_atomic() {
     let app = spawn_process_app_in(temp.path()).await;
     app.create_wallet("a", "o", json!(10)).await;
     app.create_wallet("b", "o", json!(0)).await;
-    let moved = app
-        .post("/wallets/a/transfer")
-        .header("Idempotency-Key", "once")
-        .json(&transfer_body("b", json!(4)))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(moved.status(), 201);
+    let transfer_once = |app: &TestApp| {
+        app.post("/wallets/a/transfer")
+            .header("Idempotency-Key", "once")
+            .json(&transfer_body("b", json!(4)))
+            .send()
+    };
+    assert_eq!(transfer_once(&app).await.expect("sent").status(), 201);
     app.stop().await;
 
     let atomic = command_api::Application::build(command_api::Config::embedded_for_test(
@@ -208,14 +207,7 @@ async fn a_folder_run_with_the_transfer_process_does_not_start_atomic() {
     );
     // The process start goes on as before, and the key still replays.
     let app = spawn_process_app_in(temp.path()).await;
-    let replayed = app
-        .post("/wallets/a/transfer")
-        .header("Idempotency-Key", "once")
-        .json(&transfer_body("b", json!(4)))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(replayed.status(), 201);
+    assert_eq!(transfer_once(&app).await.expect("sent").status(), 201);
     assert_eq!(app.balance_text("a").await, "6.00");
     app.stop().await;
 }
