@@ -221,6 +221,7 @@ async fn assert_views_hold(
             owner_id: None,
             after: None,
             limit: LIST_LIMIT,
+            seen_at: None,
         })
         .await
         .expect("the read model lists")

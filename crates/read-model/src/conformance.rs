@@ -105,13 +105,33 @@ impl Streams {
         self.record(wallet_id, -cents, kind)
     }
 
-    /// A hold of `cents` placed: the balance stays.
+    /// A hold of `cents` placed, with no expiry: the balance stays.
     pub fn hold_placed(&mut self, wallet_id: &str, hold_id: &str, cents: i64) -> RecordedEvent {
+        self.hold_placed_until(wallet_id, hold_id, cents, None)
+    }
+
+    /// A hold of `cents` placed that stops counting at `expires_at`.
+    pub fn hold_placed_until(
+        &mut self,
+        wallet_id: &str,
+        hold_id: &str,
+        cents: i64,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> RecordedEvent {
         let kind = EventKind::HoldPlaced {
             hold_id: HoldId::parse(hold_id).expect("hold id"),
             amount: Amount::try_from(Decimal::new(cents, 2)).expect("amount"),
-            expires_at: None,
+            expires_at,
             description: None,
+        };
+        self.record(wallet_id, 0, kind)
+    }
+
+    /// A hold of `cents` expired: the balance stays.
+    pub fn hold_expired(&mut self, wallet_id: &str, hold_id: &str, cents: i64) -> RecordedEvent {
+        let kind = EventKind::HoldExpired {
+            hold_id: HoldId::parse(hold_id).expect("hold id"),
+            amount: Amount::try_from(Decimal::new(cents, 2)).expect("amount"),
         };
         self.record(wallet_id, 0, kind)
     }
@@ -329,6 +349,7 @@ pub async fn lists_filter_by_owner_and_page_by_id(read_model: Arc<dyn ReadModelU
                 owner_id: None,
                 after: after.clone(),
                 limit: page_size,
+                seen_at: None,
             })
             .await
             .expect("page");
@@ -345,6 +366,7 @@ pub async fn lists_filter_by_owner_and_page_by_id(read_model: Arc<dyn ReadModelU
             owner_id: Some(owner("owner-b")),
             after: Some(wallet("w-20")),
             limit: 100,
+            seen_at: None,
         })
         .await
         .expect("owner");
@@ -432,6 +454,83 @@ pub async fn held_balances_are_projected_and_a_redelivery_does_not_count_twice(
     assert_eq!(views[0].version, 5);
 }
 
+/// The held balances a list seen at `seen_at` shows, by wallet id.
+async fn held_seen_at(
+    read_model: &dyn ReadModelUnderTest,
+    seen_at: Option<DateTime<Utc>>,
+) -> Vec<(String, Balance)> {
+    let query = WalletListQuery {
+        seen_at,
+        ..all_wallets()
+    };
+    let views = read_model.list_wallets(query).await.expect("list");
+    views
+        .iter()
+        .map(|view| (view.id.to_string(), view.held_balance))
+        .collect()
+}
+
+pub async fn a_hold_due_at_the_lists_moment_is_not_held(read_model: Arc<dyn ReadModelUnderTest>) {
+    let due = start_time() + Duration::days(1);
+    let mut streams = Streams::default();
+    streams.create("w-1", "owner-a", 10_000);
+    streams.hold_placed_until("w-1", "h-1", 2_500, Some(due));
+    streams.hold_placed("w-1", "h-2", 1_000);
+    // Placed and voided in the same batch: never due.
+    streams.hold_placed_until("w-1", "h-3", 500, Some(due));
+    streams.hold_voided("w-1", "h-3", 500);
+    streams.create("w-2", "owner-b", 10_000);
+    streams.hold_placed_until("w-2", "h-4", 700, Some(due + Duration::minutes(1)));
+    read_model
+        .apply(&streams.recorded, None)
+        .await
+        .expect("first batch");
+    let held = |w1, w2| {
+        vec![
+            ("w-1".to_owned(), balance(w1)),
+            ("w-2".to_owned(), balance(w2)),
+        ]
+    };
+
+    assert_eq!(held_seen_at(&*read_model, None).await, held(3_500, 700));
+    let just_before = due - Duration::microseconds(1);
+    assert_eq!(
+        held_seen_at(&*read_model, Some(just_before)).await,
+        held(3_500, 700)
+    );
+    assert_eq!(
+        held_seen_at(&*read_model, Some(due)).await,
+        held(1_000, 700)
+    );
+    let later = due + Duration::minutes(1);
+    assert_eq!(
+        held_seen_at(&*read_model, Some(later)).await,
+        held(1_000, 0)
+    );
+    let page = read_model
+        .list_wallets(WalletListQuery {
+            after: Some(wallet("w-1")),
+            seen_at: Some(later),
+            ..all_wallets()
+        })
+        .await
+        .expect("second page");
+    assert_eq!(page[0].held_balance, Balance::ZERO);
+    assert_eq!(page[0].balance, balance(10_000));
+
+    // Its HoldExpired projected, the hold is not taken out a second time.
+    let first_batch = streams.recorded.len();
+    streams.hold_expired("w-1", "h-1", 2_500);
+    let second = streams.recorded[first_batch..].to_vec();
+    read_model.apply(&second, None).await.expect("second batch");
+    read_model.apply(&second, None).await.expect("redelivered");
+    assert_eq!(held_seen_at(&*read_model, None).await, held(1_000, 700));
+    assert_eq!(
+        held_seen_at(&*read_model, Some(later)).await,
+        held(1_000, 0)
+    );
+}
+
 /// Events of the large-batch scenario: as many as a Kafka batch brings.
 pub const LARGE_BATCH_EVENTS: usize = 500;
 
@@ -479,6 +578,7 @@ macro_rules! read_model_conformance_tests {
             a_batch_of_hundreds_of_events_applies_in_one_call,
             limits_and_statuses_are_projected_and_kept_across_batches,
             held_balances_are_projected_and_a_redelivery_does_not_count_twice,
+            a_hold_due_at_the_lists_moment_is_not_held,
         );
     };
     (@each $harness:path; $($scenario:ident),+ $(,)?) => {

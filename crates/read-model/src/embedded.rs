@@ -12,13 +12,17 @@ use rusqlite::{params, Connection, OptionalExtension};
 use rust_decimal::Decimal;
 use wallet_domain::{Balance, OwnerId, WalletId, WalletStatus};
 
-use crate::projection::{plan, to_i64, touched_wallets, Creation, WalletChange};
-use crate::{ApplyOutcome, ReadModel, ReadModelError, WalletListQuery, WalletView, LIST_LIMIT_MAX};
+use crate::projection::{plan, to_i64, touched_wallets, Creation, Plan, WalletChange};
+use crate::{
+    release_due, ApplyOutcome, ReadModel, ReadModelError, WalletListQuery, WalletView,
+    LIST_LIMIT_MAX,
+};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/read_model_0001.sql"),
     include_str!("../../../migrations/embedded/read_model_0002.sql"),
     include_str!("../../../migrations/embedded/read_model_0003.sql"),
+    include_str!("../../../migrations/embedded/read_model_0004.sql"),
 ];
 
 pub struct EmbeddedReadModel {
@@ -43,6 +47,34 @@ impl EmbeddedReadModel {
 
 fn timestamp(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// An expiry as `expiring_holds` keeps it: fixed width, so text order is time order.
+fn expiry(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Keeps the expiring holds the batch places, then drops those it settles.
+fn write_expiring_holds(connection: &Connection, plan: &Plan) -> rusqlite::Result<()> {
+    for hold in &plan.expiring_placed {
+        connection
+            .prepare_cached(
+                "INSERT OR IGNORE INTO expiring_holds (wallet_id, hold_id, amount, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                hold.wallet_id.as_str(),
+                hold.hold_id.as_str(),
+                hold.amount.value().to_string(),
+                expiry(&hold.expires_at)
+            ])?;
+    }
+    for (wallet_id, hold_id) in &plan.settled {
+        connection
+            .prepare_cached("DELETE FROM expiring_holds WHERE wallet_id = ?1 AND hold_id = ?2")?
+            .execute([wallet_id.as_str(), hold_id.as_str()])?;
+    }
+    Ok(())
 }
 
 fn stored_version(connection: &Connection, wallet_id: &WalletId) -> rusqlite::Result<u64> {
@@ -143,6 +175,7 @@ fn apply_batch(
     for change in &plan.changes {
         write_change(&transaction, change)?;
     }
+    write_expiring_holds(&transaction, &plan)?;
     // Never backwards: a late redelivery of an older batch must not make the
     // relay read again what is already projected.
     if let Some(position) = checkpoint {
@@ -247,20 +280,52 @@ impl ReadModel for EmbeddedReadModel {
         let limit = to_i64(query.limit.min(LIST_LIMIT_MAX) as u64);
         let owner = query.owner_id.map(String::from);
         let after = query.after.map(String::from).unwrap_or_default();
-        let rows = self
+        let seen_at = query.seen_at.as_ref().map(expiry);
+        let (rows, due) = self
             .readers
             .read(move |connection| {
-                let mut statement = connection.prepare_cached(
-                    "SELECT wallet_id, owner_id, balance, created_at, updated_at, version, \
-                     overdraft_limit, status, held_balance FROM wallets \
-                     WHERE (?1 IS NULL OR owner_id = ?1) AND wallet_id > ?2 \
-                     ORDER BY wallet_id LIMIT ?3",
-                )?;
-                let rows = statement.query_map(params![owner, after, limit], wallet_row)?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
+                // One snapshot for the page and its due holds: a hold settled
+                // between two reads would otherwise be taken out twice.
+                let snapshot = connection.unchecked_transaction()?;
+                let rows = snapshot
+                    .prepare_cached(
+                        "SELECT wallet_id, owner_id, balance, created_at, updated_at, version, \
+                         overdraft_limit, status, held_balance FROM wallets \
+                         WHERE (?1 IS NULL OR owner_id = ?1) AND wallet_id > ?2 \
+                         ORDER BY wallet_id LIMIT ?3",
+                    )?
+                    .query_map(params![owner, after, limit], wallet_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let due = match (seen_at, rows.first(), rows.last()) {
+                    (Some(seen_at), Some(first), Some(last)) => snapshot
+                        .prepare_cached(
+                            "SELECT wallet_id, amount FROM expiring_holds \
+                             WHERE wallet_id >= ?1 AND wallet_id <= ?2 AND expires_at <= ?3",
+                        )?
+                        .query_map(params![first.0, last.0, seen_at], |row| {
+                            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()?,
+                    _ => Vec::new(),
+                };
+                Ok((rows, due))
             })
             .await?;
-        rows.into_iter().map(to_view).collect()
+        let mut views = rows
+            .into_iter()
+            .map(to_view)
+            .collect::<Result<Vec<_>, _>>()?;
+        let due = due
+            .into_iter()
+            .map(|(wallet_id, amount)| match Decimal::from_str(&amount) {
+                Ok(amount) => Ok((wallet_id, amount)),
+                Err(_) => Err(ReadModelError::Corrupt(format!(
+                    "an expiring hold of {wallet_id}: amount {amount:?}"
+                ))),
+            })
+            .collect::<Result<Vec<_>, ReadModelError>>()?;
+        release_due(&mut views, due)?;
+        Ok(views)
     }
 }
 

@@ -19,9 +19,12 @@ mod embedded;
 mod postgres;
 mod projection;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use event_store::RecordedEvent;
+use rust_decimal::Decimal;
 use wallet_domain::{Balance, OwnerId, WalletId, WalletStatus};
 
 pub use embedded::EmbeddedReadModel;
@@ -56,6 +59,42 @@ pub struct WalletListQuery {
     /// Only wallets whose id sorts after this one (keyset paging).
     pub after: Option<WalletId>,
     pub limit: usize,
+    /// The moment the wallets are seen at: a pending hold due by then no
+    /// longer counts in `held_balance`, as `wallet_domain::Wallet::seen_at`
+    /// sees a wallet, whether or not its `HoldExpired` is projected yet.
+    /// `None`: the held balance as projected.
+    pub seen_at: Option<DateTime<Utc>>,
+}
+
+/// Takes out of each view's held balance the holds of `due` (one wallet id
+/// and amount per pending hold due at the list's moment); a hold of a wallet
+/// not among `views` is ignored. A held balance that would go below zero is
+/// [`ReadModelError::Corrupt`]: a due hold is pending, so it is counted there.
+fn release_due(
+    views: &mut [WalletView],
+    due: impl IntoIterator<Item = (String, Decimal)>,
+) -> Result<(), ReadModelError> {
+    let index_of: HashMap<String, usize> = views
+        .iter()
+        .enumerate()
+        .map(|(index, view)| (view.id.to_string(), index))
+        .collect();
+    for (wallet_id, amount) in due {
+        let Some(&index) = index_of.get(&wallet_id) else {
+            continue;
+        };
+        let view = &mut views[index];
+        view.held_balance = Balance::try_from(view.held_balance.value() - amount)
+            .ok()
+            .filter(|held| held.value() >= Decimal::ZERO)
+            .ok_or_else(|| {
+                ReadModelError::Corrupt(format!(
+                    "wallet {wallet_id}: a due hold of {amount} exceeds its held balance {}",
+                    view.held_balance
+                ))
+            })?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

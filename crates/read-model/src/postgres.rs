@@ -22,8 +22,11 @@ use sqlx::postgres::PgPool;
 use sqlx::PgConnection;
 use wallet_domain::{Balance, OwnerId, WalletId, WalletStatus};
 
-use crate::projection::{plan, to_i64, touched_wallets, WalletChange};
-use crate::{ApplyOutcome, ReadModel, ReadModelError, WalletListQuery, WalletView, LIST_LIMIT_MAX};
+use crate::projection::{plan, to_i64, touched_wallets, Plan, WalletChange};
+use crate::{
+    release_due, ApplyOutcome, ReadModel, ReadModelError, WalletListQuery, WalletView,
+    LIST_LIMIT_MAX,
+};
 
 pub struct PostgresReadModel {
     pool: PgPool,
@@ -165,6 +168,64 @@ async fn write_changes(
     Ok(())
 }
 
+/// Keeps the expiring holds the batch places, then drops those it settles.
+async fn write_expiring_holds(
+    connection: &mut PgConnection,
+    plan: &Plan,
+) -> Result<(), sqlx::Error> {
+    if !plan.expiring_placed.is_empty() {
+        let holds = &plan.expiring_placed;
+        sqlx::query(
+            "INSERT INTO read_model_expiring_holds (wallet_id, hold_id, amount, expires_at) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::numeric[], $4::timestamptz[]) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(
+            holds
+                .iter()
+                .map(|hold| hold.wallet_id.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            holds
+                .iter()
+                .map(|hold| hold.hold_id.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            holds
+                .iter()
+                .map(|hold| hold.amount.value())
+                .collect::<Vec<_>>(),
+        )
+        .bind(holds.iter().map(|hold| hold.expires_at).collect::<Vec<_>>())
+        .execute(&mut *connection)
+        .await?;
+    }
+    if !plan.settled.is_empty() {
+        sqlx::query(
+            "DELETE FROM read_model_expiring_holds AS h \
+             USING UNNEST($1::text[], $2::text[]) AS s (wallet_id, hold_id) \
+             WHERE h.wallet_id = s.wallet_id AND h.hold_id = s.hold_id",
+        )
+        .bind(
+            plan.settled
+                .iter()
+                .map(|(wallet_id, _)| wallet_id.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            plan.settled
+                .iter()
+                .map(|(_, hold_id)| hold_id.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(())
+}
+
 #[derive(sqlx::FromRow)]
 struct WalletRow {
     wallet_id: String,
@@ -236,6 +297,9 @@ async fn apply_batch(
     write_changes(&mut transaction, &plan.changes)
         .await
         .map_err(unavailable)?;
+    write_expiring_holds(&mut transaction, &plan)
+        .await
+        .map_err(unavailable)?;
     if let Some(position) = checkpoint {
         // Never backwards: a late redelivery of an older batch must not
         // make the relay read again what is already projected.
@@ -296,6 +360,13 @@ impl ReadModel for PostgresReadModel {
         query: WalletListQuery,
     ) -> Result<Vec<WalletView>, ReadModelError> {
         let limit = to_i64(query.limit.min(LIST_LIMIT_MAX) as u64);
+        // One snapshot for the page and its due holds: a hold settled between
+        // two reads would otherwise be taken out twice.
+        let mut transaction = self.pool.begin().await.map_err(unavailable)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *transaction)
+            .await
+            .map_err(unavailable)?;
         let rows: Vec<WalletRow> = sqlx::query_as(
             "SELECT wallet_id, owner_id, balance, held_balance, overdraft_limit, status, created_at, \
              updated_at, version FROM wallet_read_model \
@@ -305,10 +376,29 @@ impl ReadModel for PostgresReadModel {
         .bind(query.owner_id.map(String::from))
         .bind(query.after.map(String::from))
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *transaction)
         .await
         .map_err(unavailable)?;
-        rows.into_iter().map(WalletView::try_from).collect()
+        let due: Vec<(String, Decimal)> = match (query.seen_at, rows.first(), rows.last()) {
+            (Some(seen_at), Some(first), Some(last)) => sqlx::query_as(
+                "SELECT wallet_id, amount FROM read_model_expiring_holds \
+                 WHERE wallet_id >= $1 AND wallet_id <= $2 AND expires_at <= $3",
+            )
+            .bind(&first.wallet_id)
+            .bind(&last.wallet_id)
+            .bind(seen_at)
+            .fetch_all(&mut *transaction)
+            .await
+            .map_err(unavailable)?,
+            _ => Vec::new(),
+        };
+        transaction.commit().await.map_err(unavailable)?;
+        let mut views = rows
+            .into_iter()
+            .map(WalletView::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        release_due(&mut views, due)?;
+        Ok(views)
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use event_store::RecordedEvent;
 use rust_decimal::Decimal;
-use wallet_domain::{Balance, EventKind, OwnerId, WalletId, WalletStatus};
+use wallet_domain::{Amount, Balance, EventKind, HoldId, OwnerId, WalletId, WalletStatus};
 
 use crate::{ApplyOutcome, ReadModelError};
 
@@ -36,11 +36,27 @@ pub(crate) struct Creation {
     pub created_at: DateTime<Utc>,
 }
 
+/// A pending hold with an expiry, kept so that a list can stop counting it
+/// as held once it is due, before its `HoldExpired` is in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExpiringHold {
+    pub wallet_id: WalletId,
+    pub hold_id: HoldId,
+    pub amount: Amount,
+    pub expires_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Plan {
     pub outcome: ApplyOutcome,
     /// One per wallet the batch moves, in the order the wallets first appear.
     pub changes: Vec<WalletChange>,
+    /// Holds with an expiry the batch places, in log order.
+    pub expiring_placed: Vec<ExpiringHold>,
+    /// Holds the batch captures, voids or expires, as (wallet, hold), in log
+    /// order: a store writes [`Plan::expiring_placed`] first, then removes
+    /// these, so a hold placed and settled in one batch is not kept.
+    pub settled: Vec<(WalletId, HoldId)>,
 }
 
 /// The wallets of a batch, each once, in the order they first appear.
@@ -80,6 +96,25 @@ pub(crate) fn plan(
                 stored: current,
                 arrived: recorded.stream_version,
             });
+        }
+        match &event.kind {
+            EventKind::HoldPlaced {
+                hold_id,
+                amount,
+                expires_at: Some(expires_at),
+                ..
+            } => plan.expiring_placed.push(ExpiringHold {
+                wallet_id: event.wallet_id.clone(),
+                hold_id: hold_id.clone(),
+                amount: *amount,
+                expires_at: *expires_at,
+            }),
+            kind => {
+                if let (Some(hold_id), Some(_)) = (kind.hold_id(), kind.hold_settled()) {
+                    plan.settled
+                        .push((event.wallet_id.clone(), hold_id.clone()));
+                }
+            }
         }
         let created = match &event.kind {
             EventKind::WalletCreated { owner_id, .. } => Some(Creation {

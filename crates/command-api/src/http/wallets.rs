@@ -538,6 +538,8 @@ impl ListParams {
             after: query::wallet_id("after", &self.after)?,
             limit: query::size("limit", &self.limit, LIST_LIMIT_BOUNDS)?
                 .unwrap_or(LIST_LIMIT_DEFAULT),
+            // As `GET /wallets/{id}` sees a wallet: a hold due now is not held.
+            seen_at: Some(chrono::Utc::now()),
         })
     }
 }

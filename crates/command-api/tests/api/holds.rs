@@ -488,6 +488,10 @@ async fn a_hold_past_its_expiry_is_expired_and_released_without_anyone_calling()
     let seen = wallet(&app, "w").await;
     assert_eq!(money(&seen, "heldBalance"), "0.00", "{seen}");
     assert_eq!(money(&seen, "availableBalance"), "100.00", "{seen}");
+    // The list (from the read model) sees it so too.
+    let (_, listed) = read(&app, "/wallets").await;
+    assert_eq!(money(&listed[0], "heldBalance"), "0.00", "{listed}");
+    assert_eq!(money(&listed[0], "availableBalance"), "100.00", "{listed}");
     let (_, read_back) = read(&app, "/holds/soon").await;
     assert_eq!(read_back["status"], "EXPIRED", "{read_back}");
     let (_, pending) = read(&app, "/wallets/w/holds?status=PENDING").await;

@@ -17,7 +17,11 @@ use crate::config::Config;
 /// The PostgreSQL schema the read model is rebuilt in.
 pub const BESIDE_SCHEMA: &str = "read_model_rebuild";
 /// The read model's tables, rebuilt and swapped together.
-const READ_MODEL_TABLES: [&str; 2] = ["wallet_read_model", "read_model_checkpoint"];
+const READ_MODEL_TABLES: [&str; 3] = [
+    "wallet_read_model",
+    "read_model_expiring_holds",
+    "read_model_checkpoint",
+];
 /// Connections of the pool that writes the read model beside the live one.
 const BESIDE_POOL_CONNECTIONS_MAX: u32 = 2;
 /// Names of the search index, each an alias once rebuilt.
