@@ -474,6 +474,40 @@ const OR_NEVER: &str = "pay now or never";
 const UNICODE: &str = "Café Zürich, 3 naïve crêpes";
 const NOT_A_DRILL: &str = "this is not a drill (really)";
 
+const GREEK: &str = "ΣΟΦΟΣ payout";
+const TURKISH: &str = "İstanbul office";
+const COMBINING: &str = "cafe\u{301} bill";
+const EMOJI: &str = "pay🎉day";
+const GEORGIAN: &str = "ᲡᲐᲥᲐᲠᲗᲕᲔᲚᲝ rent";
+const LIGATURE: &str = "ﬁnance €5fee";
+
+/// The words are folded by one function for both indexes (`crate::words`),
+/// so the scripts where their own analyzers differed find the same rows.
+pub async fn free_text_folds_every_script_alike(index: Arc<dyn SearchIndex>) {
+    let index = index.as_ref();
+    let events = credits_described(&[GREEK, TURKISH, COMBINING, EMOJI, GEORGIAN, LIGATURE]);
+    index.index_batch(&events).await.expect("indexed");
+    let found = |q: &'static str| descriptions_found(index, q);
+    for q in ["σοφος", "Σοφος", "ΣΟΦΟΣ", "σοφοσ"] {
+        assert_eq!(found(q).await, [GREEK], "{q}");
+    }
+    for q in ["istanbul", "İSTANBUL", "ISTANBUL"] {
+        assert_eq!(found(q).await, [TURKISH], "{q}");
+    }
+    for q in ["café", "CAFE\u{301}"] {
+        assert_eq!(found(q).await, [COMBINING], "{q}");
+    }
+    assert!(found("cafe").await.is_empty());
+    for q in ["pay day", "day", "pay🎉"] {
+        assert_eq!(found(q).await, [EMOJI], "{q}");
+    }
+    assert!(found("payday").await.is_empty());
+    assert_eq!(found("საქართველო").await, [GEORGIAN]);
+    for q in ["finance", "ﬁnance", "5fee", "€5fee"] {
+        assert_eq!(found(q).await, [LIGATURE], "{q}");
+    }
+}
+
 pub async fn free_text_is_every_word_in_any_order_and_never_an_operator(
     index: Arc<dyn SearchIndex>,
 ) {
@@ -795,6 +829,7 @@ macro_rules! search_index_conformance_tests {
             every_search_filter_narrows_the_result,
             free_text_matches_every_word_of_a_description_or_a_whole_id,
             free_text_is_every_word_in_any_order_and_never_an_operator,
+            free_text_folds_every_script_alike,
             invalid_queries_are_refused,
             redelivered_and_late_events_change_nothing,
             an_event_of_a_wallet_never_created_is_refused_for_a_retry,

@@ -23,16 +23,24 @@ const CENTS_PER_UNIT: Decimal = Decimal::ONE_HUNDRED;
 pub(crate) fn transactions_mapping_additions() -> Value {
     json!({ "properties": {
         "principal": { "type": "keyword" },
-        "holdId": { "type": "keyword" }
+        "holdId": { "type": "keyword" },
+        "descriptionWords": description_words_mapping()
     } })
+}
+
+/// The field free text is matched on: the description's words as
+/// `crate::words` folds them for both indexes, joined by spaces, split there
+/// and nowhere else. Only which documents hold a word is kept.
+fn description_words_mapping() -> Value {
+    json!({ "type": "text", "analyzer": "whitespace", "index_options": "docs", "norms": false })
 }
 
 /// `dynamic: strict`: a field the mapping does not name is refused, not guessed.
 ///
-/// Descriptions are split into words by the `words` analyzer: runs of letters
-/// and digits (and private-use characters), lower-cased, accents kept: the
-/// words of SQLite FTS5's `unicode61` tokenizer on the embedded index, so free
-/// text means the same on both (see `query::words`).
+/// Free text is matched on `descriptionWords` (see
+/// [`description_words_mapping`]). `description` keeps its `words` analyzer
+/// (runs of letters, digits and private-use characters, lower-cased) for the
+/// documents indexed before `descriptionWords` existed.
 pub(crate) fn transactions_mapping() -> Value {
     json!({
         "settings": {
@@ -61,6 +69,7 @@ pub(crate) fn transactions_mapping() -> Value {
                 "counterpartyWalletId": { "type": "keyword" },
                 "transferId": { "type": "keyword" },
                 "description": { "type": "text", "analyzer": "words" },
+                "descriptionWords": description_words_mapping(),
                 "occurredAt": { "type": "date" },
                 "position": { "type": "long" },
                 "streamVersion": { "type": "long" },

@@ -403,7 +403,13 @@ fn bulk_lines<'a>(
                 version: None,
             },
         });
-        lines.push(BulkLine::Transaction(transaction));
+        lines.push(BulkLine::Transaction(IndexedTransaction {
+            description_words: transaction
+                .description
+                .as_deref()
+                .and_then(crate::words::indexed),
+            source: transaction,
+        }));
     }
     for wallet in &documents.wallets {
         lines.push(BulkLine::Index {
@@ -429,8 +435,20 @@ enum BulkLine<'a> {
     Index {
         index: BulkTarget<'a>,
     },
-    Transaction(&'a TransactionSource),
+    Transaction(IndexedTransaction<'a>),
     Wallet(&'a WalletSource),
+}
+
+/// A transaction's document as indexed: its source and the words free text
+/// is matched on (`descriptionWords`, see `crate::words`), absent when the
+/// description has none.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IndexedTransaction<'a> {
+    #[serde(flatten)]
+    source: &'a TransactionSource,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description_words: Option<String>,
 }
 
 /// Where a bulk action writes: the index and the document's id.
@@ -630,7 +648,7 @@ mod tests {
             balance_after: "101.50".into(),
             counterparty_wallet_id: None,
             transfer_id: None,
-            description: Some("tea".into()),
+            description: Some("Earl Grey, ΣΟΦΟΣ".into()),
             occurred_at,
             position: 7,
             stream_version: 2,
@@ -656,11 +674,13 @@ mod tests {
             .iter()
             .map(|line| serde_json::to_value(line).expect("serializes"))
             .collect();
+        let mut document = serde_json::to_value(&transaction).expect("serializes");
+        document["descriptionWords"] = json!("earl grey σοφοσ");
         assert_eq!(
             lines,
             vec![
                 json!({ "index": { "_index": "t", "_id": transaction.id.to_string() } }),
-                serde_json::to_value(&transaction).expect("serializes"),
+                document,
                 json!({ "index": { "_index": "w", "_id": "w-1", "version": 2, "version_type": "external" } }),
                 serde_json::to_value(&wallet).expect("serializes"),
             ]

@@ -23,6 +23,7 @@ mod documents;
 mod elasticsearch;
 mod embedded;
 mod query;
+mod words;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -111,19 +111,6 @@ pub(crate) fn check_search(
     Ok(CheckedSearch { page, text })
 }
 
-/// The words of a free text: its longest runs of letters and digits. Every
-/// other character (`-`, `,`, quotes, `*`, `^`, `:`, parentheses, spaces)
-/// only separates words, so no text is ever query syntax: `NEAR`, `OR`,
-/// `AND`, `NOT` are words like any other. Both backends split descriptions
-/// the same way when they index them (FTS5's `unicode61` tokenizer, the
-/// Elasticsearch mapping's `words` analyzer) and fold case; accents are kept.
-/// The free text matches a description that holds every one of its words, in
-/// any order.
-pub(crate) fn words(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|character: char| !character.is_alphanumeric())
-        .filter(|word| !word.is_empty())
-}
-
 /// Identifier fields the free text is also compared with, whole and exact,
 /// so a transfer id or a wallet id pasted into `q` finds its transactions.
 const TEXT_IDENTIFIER_FIELDS: [&str; 5] = [
@@ -134,15 +121,21 @@ const TEXT_IDENTIFIER_FIELDS: [&str; 5] = [
     "holdId",
 ];
 
-/// The text matches when the description holds every word of it (see
-/// [`words`]), or when it is exactly one of the identifiers.
+/// The text matches when the description holds every word of it (in any
+/// order; see [`crate::words`]: no character of it is query syntax), or when
+/// it is exactly one of the identifiers.
 fn text_query(text: &str) -> Value {
-    let words = words(text).collect::<Vec<_>>().join(" ");
     let mut should = Vec::new();
-    if !words.is_empty() {
+    if let Some(words) = crate::words::indexed(text) {
         should.push(json!({
-            "match": { "description": { "query": words, "operator": "and" } }
+            "match": { "descriptionWords": { "query": words, "operator": "and" } }
         }));
+        // A document indexed before `descriptionWords` existed, until a
+        // rebuild gives it the field: its description as its analyzer split it.
+        should.push(json!({ "bool": {
+            "must": { "match": { "description": { "query": words, "operator": "and" } } },
+            "must_not": { "exists": { "field": "descriptionWords" } }
+        } }));
     }
     should.extend(TEXT_IDENTIFIER_FIELDS.iter().map(|field| {
         let mut term = serde_json::Map::new();
@@ -247,16 +240,6 @@ mod tests {
     }
 
     #[test]
-    fn words_are_runs_of_letters_and_digits() {
-        let split: Vec<&str> = words("multi-agent,payout \"x\"* NEAR(a:b)^2 café_3").collect();
-        assert_eq!(
-            split,
-            ["multi", "agent", "payout", "x", "NEAR", "a", "b", "2", "café", "3"]
-        );
-        assert_eq!(words("-- * ()").count(), 0);
-    }
-
-    #[test]
     fn text_without_words_matches_only_identifiers() {
         let body = search_transactions_body(&text_search("*")).expect("valid");
         let should = &body["query"]["bool"]["must"][0]["bool"]["should"];
@@ -266,7 +249,10 @@ mod tests {
         );
         let body = search_transactions_body(&text_search("multi-agent")).expect("valid");
         let should = &body["query"]["bool"]["must"][0]["bool"]["should"];
-        assert_eq!(should[0]["match"]["description"]["query"], "multi agent");
+        assert_eq!(
+            should[0]["match"]["descriptionWords"]["query"],
+            "multi agent"
+        );
     }
 
     fn text_search(q: &str) -> TransactionSearch {

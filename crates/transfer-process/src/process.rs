@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use event_store::{
     read_tail, save_snapshot_of, AppendError, AppendRequest, EventStore, StoreError, StreamAppend,
 };
@@ -643,8 +643,10 @@ impl TransferProcess {
     ) -> Result<Result<Wallet, DomainError>, ProcessError> {
         // A step is stamped when it is appended, not when its transfer was
         // asked for: a step resumed later must not rewrite what the wallet's
-        // history already showed as of the moments in between.
-        command.issued_at = command.issued_at.max(Utc::now());
+        // history already showed as of the moments in between. To the
+        // millisecond, as every time the server stamps: a time read off an
+        // answer and given back as `?at=` then names this event.
+        command.issued_at = command.issued_at.max(Utc::now().trunc_subsecs(3));
         for _ in 0..STEP_CONFLICT_ATTEMPTS_MAX {
             let state = match self.lookup(&command.wallet_id, command.event_id).await? {
                 Lookup::Found(wallet) => return Ok(Ok(wallet)),

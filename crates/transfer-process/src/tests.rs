@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use event_store::{save_snapshot_of, EmbeddedEventStore, EventStore, SNAPSHOT_INTERVAL_EVENTS};
 use rust_decimal::Decimal;
 use wallet_domain::{replay, Amount, CommandKind, DomainError, EventKind};
@@ -184,7 +184,7 @@ async fn a_crash_after_any_step_of_a_transfer_is_finished_at_start_up_exactly_on
 
 /// A step resumed after a crash is stamped when it is appended, not when its
 /// transfer was asked for: the wallet's history as of the moments in between
-/// does not change afterwards.
+/// does not change afterwards. To the millisecond, as the API shows it.
 #[tokio::test]
 async fn a_step_resumed_after_a_crash_is_stamped_when_it_is_appended() {
     let bench = Bench::new();
@@ -192,7 +192,7 @@ async fn a_step_resumed_after_a_crash_is_stamped_when_it_is_appended() {
     create(&*setup.store, "payer", money("100.00")).await;
     create(&*setup.store, "payee", money("5.00")).await;
     drop(setup);
-    let before_the_resumption = Utc::now();
+    let before_the_resumption = Utc::now().trunc_subsecs(3);
     let run = crashed_and_resumed(&bench, Ask::Transfer, "key-1", "30.00", Step::Debit).await;
     let stream = run
         .store
@@ -207,6 +207,11 @@ async fn a_step_resumed_after_a_crash_is_stamped_when_it_is_appended() {
         received.event.occurred_at >= before_the_resumption,
         "stamped {}, the intent's time, not its append",
         received.event.occurred_at
+    );
+    assert_eq!(
+        received.event.occurred_at,
+        received.event.occurred_at.trunc_subsecs(3),
+        "to the millisecond"
     );
 }
 

@@ -12,7 +12,8 @@ use wallet_domain::{
 
 use super::body::JsonObject;
 use super::dto::{
-    amount_schema, description, description_schema, identifier_schema, money_schema, timestamp,
+    amount_schema, client_timestamp, description, description_schema, identifier_schema,
+    money_schema, timestamp,
 };
 use super::error::ApiError;
 use super::query;
@@ -137,7 +138,7 @@ impl From<&Hold> for HoldResponse {
             amount: Balance::from(hold.amount),
             captured_amount: hold.captured_amount,
             status: hold.status.as_str(),
-            expires_at: hold.expires_at.as_ref().map(timestamp),
+            expires_at: hold.expires_at.as_ref().map(client_timestamp),
             description: hold
                 .description
                 .as_ref()
@@ -249,7 +250,8 @@ described_schema! {
     captured_amount_schema = money_schema,
         "What a capture took: 0.00 unless CAPTURED. Exact decimal, 2 places";
     hold_expiry_schema = optional_instant_schema,
-        "When the hold stops counting (RFC 3339, UTC); null: never";
+        "When the hold stops counting (RFC 3339, UTC), to the millisecond, or to the micro- \
+         or nanosecond when it was placed with them; null: never";
     paid_wallet_schema = optional_identifier_schema,
         "The wallet a capture paid; null for a capture that was a debit, or a hold not captured";
     requested_expiry_schema = optional_instant_schema,

@@ -196,8 +196,9 @@ const SEARCH_FILTERS: [Spec; 7] = [
     Spec {
         name: "q",
         description: "Every word of it in the description, in any order, case-insensitive \
-                      (a word is a run of letters and digits; anything else, `-`, `,`, quotes, \
-                      `*`, parentheses, separates words and is never an operator), or exactly \
+                      (a word is a run of letters and digits, read in Unicode NFKC, accents \
+                      kept; anything else, `-`, `,`, quotes, `*`, parentheses, emoji, \
+                      separates words and is never an operator), or exactly \
                       an id (event, wallet, counterparty wallet, transfer, hold); at most 200 \
                       characters, no control characters. Spaces only are the same as absent; \
                       a text with no word otherwise (`*`, `-`) finds only the id it is.",

@@ -469,6 +469,47 @@ async fn a_placement_retried_after_its_expiry_replays_and_a_new_one_is_refused()
     app.stop().await;
 }
 
+/// `expiresAt` is answered as the server keeps it: to the millisecond, or
+/// with the micro- or nanoseconds it was given with.
+#[tokio::test]
+async fn an_expiry_is_answered_to_the_precision_it_was_given_with() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(100)).await;
+    for (hold_id, given, answered) in [
+        (
+            "ms",
+            "2999-01-02T03:04:05.123+01:00",
+            "2999-01-02T02:04:05.123Z",
+        ),
+        ("whole", "2999-01-02T03:04:05Z", "2999-01-02T03:04:05.000Z"),
+        (
+            "us",
+            "2999-01-02T03:04:05.123456Z",
+            "2999-01-02T03:04:05.123456Z",
+        ),
+        (
+            "ns",
+            "2999-01-02T03:04:05.000000789Z",
+            "2999-01-02T03:04:05.000000789Z",
+        ),
+    ] {
+        let (status, hold) = place(
+            &app,
+            "w",
+            json!({"amount": 1, "holdId": hold_id, "expiresAt": given}),
+        )
+        .await;
+        assert_eq!(
+            (status, &hold["expiresAt"]),
+            (201, &json!(answered)),
+            "{hold}"
+        );
+        let (_, read_back) = read(&app, &format!("/holds/{hold_id}")).await;
+        assert_eq!(read_back["expiresAt"], answered, "{read_back}");
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_hold_past_its_expiry_is_expired_and_released_without_anyone_calling() {
     let app = spawn_app().await;

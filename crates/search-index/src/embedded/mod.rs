@@ -30,7 +30,7 @@ use crate::documents::{
     batch_documents, cents_ceiling, cents_floor, wallets_to_look_up, TransactionSource,
     WalletSource, WalletWrite,
 };
-use crate::query::{check_search, stored_position, words, Page};
+use crate::query::{check_search, stored_position, Page};
 use crate::{
     IndexOutcome, IndexedWallet, SearchIndex, SearchIndexError, Transaction, TransactionPage,
     TransactionSearch,
@@ -43,7 +43,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../../migrations/embedded/search_index_0004.sql"),
     include_str!("../../../../migrations/embedded/search_index_0005.sql"),
     include_str!("../../../../migrations/embedded/search_index_0006.sql"),
+    include_str!("../../../../migrations/embedded/search_index_0007.sql"),
 ];
+/// Rows given their description's words per transaction when a file written
+/// before `search_description_words` is opened.
+const DESCRIPTION_WORDS_FILL_ROWS_MAX: usize = 1_000;
 const DATABASE_FILE: &str = "search_index.db";
 /// The name the relay logs this sink under.
 pub const SINK_NAME: &str = "search-index";
@@ -70,6 +74,9 @@ impl EmbeddedSearchIndex {
         let path = data_dir.join(DATABASE_FILE);
         // The writer creates the file and migrates it before any reader opens it.
         let writer = SharedWriter::open(&path, MIGRATIONS, Durability::Replayable)?;
+        let mut filling = embedded_sqlite::open_writer(&path, Durability::Replayable)?;
+        fill_description_words(&mut filling).map_err(SqliteError::from)?;
+        drop(filling);
         Ok(Self {
             writer,
             readers: ReadPool::open(&path)?,
@@ -190,6 +197,73 @@ fn wallet_source(
         .optional()
 }
 
+/// Gives the rows written before `search_description_words` existed their
+/// description's words, [`DESCRIPTION_WORDS_FILL_ROWS_MAX`] rows per
+/// transaction, from where an interrupted fill stopped; does nothing once
+/// every row has them (`search_index_0007.sql`). Runs before the index
+/// writes anything else.
+fn fill_description_words(connection: &mut Connection) -> rusqlite::Result<()> {
+    let mut filled = 0_usize;
+    loop {
+        let transaction = connection.transaction()?;
+        let after: Option<i64> = transaction
+            .query_row(
+                "SELECT after_position FROM search_description_words_fill WHERE id = 1",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(after) = after else {
+            if filled > 0 {
+                tracing::info!(
+                    rows = filled,
+                    "search index: descriptions given their words"
+                );
+            }
+            return Ok(());
+        };
+        let rows = transaction
+            .prepare(
+                "SELECT position, description FROM search_transactions \
+                 WHERE position > ?1 AND description IS NOT NULL ORDER BY position LIMIT ?2",
+            )?
+            .query_map(
+                params![
+                    after,
+                    to_sql_integer(DESCRIPTION_WORDS_FILL_ROWS_MAX as u64)?
+                ],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for (position, description) in &rows {
+            write_description_words(&transaction, *position, description)?;
+        }
+        match rows.last() {
+            Some((last, _)) => transaction.execute(
+                "UPDATE search_description_words_fill SET after_position = ?1 WHERE id = 1",
+                [last],
+            )?,
+            None => transaction.execute("DELETE FROM search_description_words_fill", [])?,
+        };
+        transaction.commit()?;
+        filled += rows.len();
+    }
+}
+
+/// Indexes the words of the description of the row at `position`, if it has any.
+fn write_description_words(
+    connection: &Connection,
+    position: i64,
+    description: &str,
+) -> rusqlite::Result<()> {
+    if let Some(words) = crate::words::indexed(description) {
+        connection
+            .prepare_cached("INSERT INTO search_description_words (rowid, words) VALUES (?1, ?2)")?
+            .execute(params![position, words])?;
+    }
+    Ok(())
+}
+
 /// Writes one transaction row with the words of its description and of its
 /// identifiers (`search_keys`), unless the row is there already: an event
 /// never changes, so a redelivered one has nothing new to write.
@@ -226,9 +300,7 @@ fn write_transaction(connection: &Connection, source: &TransactionSource) -> rus
         return Ok(());
     }
     if let Some(description) = &source.description {
-        connection
-            .prepare_cached("INSERT INTO search_descriptions (rowid, description) VALUES (?1, ?2)")?
-            .execute(params![position, description])?;
+        write_description_words(connection, position, description)?;
     }
     connection
         .prepare_cached("INSERT INTO search_keys (rowid, keys) VALUES (?1, ?2)")?
@@ -308,12 +380,16 @@ fn index_events(
     Ok(Ok(outcome))
 }
 
-/// The free text as an FTS5 query: each of its [`words`] a quoted string
-/// (so nothing of it is query syntax), all of them required in any order, as
-/// Elasticsearch's `match` with `operator: and`. `None` when the text has no
-/// word, which matches no description (as a `match` with no terms).
+/// The free text as an FTS5 query: each of its words (`crate::words`) a
+/// quoted string (so nothing of it is query syntax; a word holds no quote),
+/// all of them required in any order, as Elasticsearch's `match` with
+/// `operator: and`. `None` when the text has no word, which matches no
+/// description (as a `match` with no terms).
 fn description_query(text: &str) -> Option<String> {
-    let words: Vec<String> = words(text).map(|word| format!("\"{word}\"")).collect();
+    let words: Vec<String> = crate::words::words(text)
+        .iter()
+        .map(|word| format!("\"{word}\""))
+        .collect();
     (!words.is_empty()).then(|| words.join(" "))
 }
 
@@ -401,8 +477,8 @@ impl SqlFilter {
         match description_query(text) {
             Some(words) => self.with(
                 &format!(
-                    "(position IN (SELECT rowid FROM search_descriptions \
-                     WHERE search_descriptions MATCH ?) OR {identifiers})"
+                    "(position IN (SELECT rowid FROM search_description_words \
+                     WHERE search_description_words MATCH ?) OR {identifiers})"
                 ),
                 std::iter::once(Value::Text(words)).chain(identifier_values),
             ),
@@ -575,11 +651,11 @@ mod tests {
     fn free_text_becomes_quoted_phrases() {
         assert_eq!(
             description_query("rent  March").as_deref(),
-            Some("\"rent\" \"March\"")
+            Some("\"rent\" \"march\"")
         );
         assert_eq!(
             description_query("say \"hi\" OR multi-agent").as_deref(),
-            Some("\"say\" \"hi\" \"OR\" \"multi\" \"agent\"")
+            Some("\"say\" \"hi\" \"or\" \"multi\" \"agent\"")
         );
         assert_eq!(description_query("-- * ()"), None);
     }
@@ -644,7 +720,8 @@ mod tests {
     /// every row it holds when opened, the same words new rows get.
     #[test]
     fn rows_indexed_before_the_words_are_found_by_every_identifier() {
-        let before = MIGRATIONS.len() - 1;
+        // search_index_0006.sql, which made the identifiers words.
+        let before = 5;
         let connection = migrated(&MIGRATIONS[..before]);
         let transfer = Uuid::now_v7();
         connection
@@ -691,5 +768,55 @@ mod tests {
                 .unwrap_or_else(|error| panic!("{word}: {error}"));
             assert_eq!(position, 7, "{word}");
         }
+    }
+
+    /// A file indexed before the folded words gets them for every row with
+    /// a description when opened, and the fill is done once.
+    #[test]
+    fn rows_indexed_before_the_folded_words_are_found_by_them() {
+        // search_index_0007.sql, which made the folded words.
+        let before = 6;
+        let mut connection = migrated(&MIGRATIONS[..before]);
+        for (position, description) in [
+            (3, Some("ΣΟΦΟΣ, cafe\u{301}")),
+            (4, None),
+            (9, Some("Rent")),
+        ] {
+            connection
+                .execute(
+                    "INSERT INTO search_transactions (position, event_id, wallet_id, owner_id, \
+                     transaction_type, amount, amount_cents, balance_after, description, \
+                     occurred_at, occurred_at_ms, stream_version) \
+                     VALUES (?1, ?2, 'w', 'o', 'CREDIT', '1.00', 100, '1.00', ?3, \
+                     '2026-12-02T00:00:00Z', 0, ?1)",
+                    params![position, Uuid::now_v7().to_string(), description],
+                )
+                .expect("row before the folded words");
+        }
+        connection
+            .execute_batch(MIGRATIONS[before])
+            .expect("the migration to folded words");
+        fill_description_words(&mut connection).expect("fill");
+        let found = |connection: &Connection, words: &str| -> Vec<i64> {
+            connection
+                .prepare("SELECT rowid FROM search_description_words WHERE search_description_words MATCH ?1")
+                .expect("query")
+                .query_map([description_query(words).expect("words")], |row| row.get(0))
+                .expect("rows")
+                .collect::<rusqlite::Result<_>>()
+                .expect("positions")
+        };
+        assert_eq!(found(&connection, "σοφος CAFÉ"), [3]);
+        assert_eq!(found(&connection, "rent"), [9]);
+        let fills: i64 = connection
+            .query_row(
+                "SELECT count(*) FROM search_description_words_fill",
+                [],
+                |row| row.get(0),
+            )
+            .expect("fill row");
+        assert_eq!(fills, 0, "the fill is done");
+        fill_description_words(&mut connection).expect("a second open");
+        assert_eq!(found(&connection, "rent"), [9]);
     }
 }
