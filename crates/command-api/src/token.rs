@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use identity::{mint_hs256, AuthError, Claims, KeyError, KeySet, MintError, Scope, Verifier};
 
+use wallet_domain::OwnerId;
+
 use crate::config::{AuthConfig, TokenArgs};
 
 /// Longest validity `--ttl` may ask for, in seconds (one year).
@@ -25,6 +27,10 @@ pub enum TokenError {
     UnknownScope { word: String },
     #[error("the server would refuse this token")]
     Refused(#[source] AuthError),
+    /// With the wallets scope the subject is the owner id of the caller's
+    /// wallets; one that is not an owner id could own none.
+    #[error("--sub {sub:?} with the wallets scope could own no wallet: an owner id is 1 to 64 of A-Z a-z 0-9 - _")]
+    NotAnOwner { sub: String },
 }
 
 /// `--ttl`: a whole number and a unit (s, m, h or d; none is s), from 1 s to a year.
@@ -56,8 +62,9 @@ pub fn parse_ttl(text: &str) -> Result<Duration, String> {
 /// The token `args` asks for, with the issuer and audience `auth` checks,
 /// once a server with the same settings accepts it: a secret the server
 /// refuses (shorter than 32 bytes), a `sub` it refuses (empty, too long, a
-/// control character) or a scope word it does not know is an error, not a
-/// token that could never be used.
+/// control character), a scope word it does not know, or a `sub` that is no
+/// owner id with the wallets scope is an error, not a token that could never
+/// be used.
 pub fn mint(auth: &AuthConfig, args: &TokenArgs) -> Result<String, TokenError> {
     let secret = auth.jwt_secret.as_deref().ok_or(TokenError::NoSecret)?;
     let keys = KeySet::secret(secret.as_bytes())?;
@@ -69,9 +76,15 @@ pub fn mint(auth: &AuthConfig, args: &TokenArgs) -> Result<String, TokenError> {
     if words.peek().is_none() {
         return Err(TokenError::NoScope);
     }
-    if let Some(word) = words.find(|word| Scope::parse(word).is_none()) {
-        return Err(TokenError::UnknownScope { word: word.into() });
+    let scopes = words
+        .map(|word| Scope::parse(word).ok_or(word))
+        .collect::<Vec<_>>();
+    if let Some(Err(word)) = scopes.iter().find(|scope| scope.is_err()) {
+        return Err(TokenError::UnknownScope {
+            word: (*word).into(),
+        });
     }
+
     let claims = Claims {
         iss: auth.issuer.clone(),
         aud: auth.audience.clone(),
@@ -81,6 +94,11 @@ pub fn mint(auth: &AuthConfig, args: &TokenArgs) -> Result<String, TokenError> {
     Verifier::new(Some(keys), None, auth.issuer.clone(), auth.audience.clone())
         .verify(&token)
         .map_err(TokenError::Refused)?;
+    if scopes.contains(&Ok(Scope::Wallets)) && OwnerId::parse(&args.sub).is_err() {
+        return Err(TokenError::NotAnOwner {
+            sub: args.sub.clone(),
+        });
+    }
     Ok(token)
 }
 
@@ -155,6 +173,16 @@ mod tests {
                 ),
                 "{sub:?}"
             );
+        }
+        for sub in ["auth0|123", "bob ", &"u".repeat(65)] {
+            assert!(
+                matches!(
+                    mint(&auth, &args(sub, "deposits wallets")),
+                    Err(TokenError::NotAnOwner { .. })
+                ),
+                "{sub:?}"
+            );
+            assert!(mint(&auth, &args(sub, "admin")).is_ok(), "{sub:?}");
         }
         for scope in ["wallet", "wallets admins", "wallets\tadmin"] {
             assert!(
