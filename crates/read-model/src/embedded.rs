@@ -49,9 +49,10 @@ fn timestamp(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// An expiry as `expiring_holds` keeps it: fixed width, so text order is time order.
+/// An expiry as `expiring_holds` keeps it: every digit, fixed width, so text
+/// order is time order.
 fn expiry(at: &DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+    at.to_rfc3339_opts(SecondsFormat::Nanos, true)
 }
 
 /// Keeps the expiring holds the batch places, then drops those it settles.

@@ -480,12 +480,20 @@ const COMBINING: &str = "cafe\u{301} bill";
 const EMOJI: &str = "pay🎉day";
 const GEORGIAN: &str = "ᲡᲐᲥᲐᲠᲗᲕᲔᲚᲝ rent";
 const LIGATURE: &str = "ﬁnance €5fee";
+const MARKED: &str = "q\u{303} alone, STRAẞE";
+const PLAIN: &str = "q plain, Iğdır pay\u{AD}ment";
 
 /// The words are folded by one function for both indexes (`crate::words`),
 /// so the scripts where their own analyzers differed find the same rows.
 pub async fn free_text_folds_every_script_alike(index: Arc<dyn SearchIndex>) {
     let index = index.as_ref();
-    let events = credits_described(&[GREEK, TURKISH, COMBINING, EMOJI, GEORGIAN, LIGATURE]);
+    // A word longer than one token of Elasticsearch's analyzers, and one a
+    // query may hold whole.
+    let longest = format!("{}yyyyyyyyyy", "x".repeat(255));
+    let long = "z".repeat(150);
+    let events = credits_described(&[
+        GREEK, TURKISH, COMBINING, EMOJI, GEORGIAN, LIGATURE, MARKED, PLAIN, &longest, &long,
+    ]);
     index.index_batch(&events).await.expect("indexed");
     let found = |q: &'static str| descriptions_found(index, q);
     for q in ["σοφος", "Σοφος", "ΣΟΦΟΣ", "σοφοσ"] {
@@ -506,6 +514,14 @@ pub async fn free_text_folds_every_script_alike(index: Arc<dyn SearchIndex>) {
     for q in ["finance", "ﬁnance", "5fee", "€5fee"] {
         assert_eq!(found(q).await, [LIGATURE], "{q}");
     }
+    // A mark with no precomposed letter stays in its word.
+    assert_eq!(found("Q\u{303}").await, [MARKED]);
+    assert_eq!(found("q").await, [PLAIN]);
+    for q in ["strasse", "Straße", "IĞDIR", "payment"] {
+        assert_eq!(found(q).await.len(), 1, "{q}");
+    }
+    assert!(found("yyyyyyyyyy").await.is_empty());
+    assert_eq!(descriptions_found(index, &long).await, [long]);
 }
 
 pub async fn free_text_is_every_word_in_any_order_and_never_an_operator(

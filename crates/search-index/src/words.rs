@@ -5,35 +5,79 @@
 //! A text is read in Unicode's compatibility composition (NFKC, Unicode
 //! Standard Annex #15: `ﬁ` is `fi`, a letter and a combining accent typed
 //! apart are the accented letter, full-width letters are the plain ones),
-//! split at every character that is neither a letter nor a digit
-//! ([`char::is_alphanumeric`]: spaces, punctuation, symbols, emoji), and each
-//! word is lower-cased with Unicode's default case mapping
-//! ([`str::to_lowercase`]), the final sigma `ς` read as `σ` so that a word
-//! matches whatever its position was, and the dot above that lower-casing
-//! leaves on the `i` of a capital `İ` dropped, so that `İstanbul`, `ISTANBUL`
-//! and `istanbul` are one word. Accents stay: `café` is not `cafe`.
+//! with the invisible characters that only hint where to break or join
+//! (soft hyphen, zero-width space, joiner and non-joiner, word joiner, byte
+//! order mark) taken out, so they join rather than split. It is split at
+//! every character that is neither a letter, a digit
+//! ([`char::is_alphanumeric`]) nor a combining mark (`General_Category=Mark`:
+//! an accent with no precomposed letter, a virama, a tone mark stay in their
+//! word); spaces, punctuation, symbols and emoji separate words. Each word is
+//! lower-cased with Unicode's default case mapping ([`str::to_lowercase`]),
+//! then folded where a case mapping alone leaves two spellings of one word:
+//! the final sigma `ς` is `σ`, `ß` is `ss` (as Unicode's full case folding),
+//! the Turkish dotless `ı` and the dot above left on the `i` of a capital `İ`
+//! are a plain `i`. Accents stay: `café` is not `cafe`. A word longer than
+//! [`WORD_CHARS_MAX`] is cut into pieces of that length, each a word.
 //!
 //! The indexes are given these words joined by spaces and only split them
 //! there, folding nothing more: SQLite FTS5's `ascii` tokenizer on the
 //! embedded index (every character outside ASCII is part of a word, and a
 //! word holds no ASCII character but letters and digits), the `whitespace`
-//! analyzer of the `descriptionWords` field on Elasticsearch.
+//! analyzer of the `descriptionWords` field on Elasticsearch (whose tokens
+//! are at most 255 UTF-16 units: a word of [`WORD_CHARS_MAX`] characters is
+//! at most 200).
 
+use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
+
+/// Characters of the longest word an index keeps whole; a longer run (a
+/// sentence of a script written without spaces) is cut into such pieces.
+pub(crate) const WORD_CHARS_MAX: usize = 100;
+
+/// Invisible characters that only say where a line may break or letters
+/// join: taken out of the text, they neither split nor start a word.
+const JOIN_HINTS: [char; 8] = [
+    '\u{00AD}', // soft hyphen
+    '\u{180E}', // Mongolian vowel separator
+    '\u{200B}', // zero-width space
+    '\u{200C}', // zero-width non-joiner
+    '\u{200D}', // zero-width joiner
+    '\u{2060}', // word joiner
+    '\u{2063}', // invisible separator
+    '\u{FEFF}', // zero-width no-break space (byte order mark)
+];
+
+fn in_word(character: char) -> bool {
+    character.is_alphanumeric() || is_combining_mark(character)
+}
+
+/// One word lower-cased and folded as the module says.
+fn folded(word: &str) -> String {
+    word.to_lowercase()
+        .replace('ς', "σ")
+        .replace('ß', "ss")
+        .replace("i\u{307}", "i")
+        .replace('ı', "i")
+}
 
 /// The words of `text`, folded as the module says, in order, repeats kept.
 /// None for a text of no letter or digit.
 pub(crate) fn words(text: &str) -> Vec<String> {
-    let composed: String = text.nfkc().collect();
-    composed
-        .split(|character: char| !character.is_alphanumeric())
-        .filter(|word| !word.is_empty())
-        .map(|word| {
-            word.to_lowercase()
-                .replace('ς', "σ")
-                .replace("i\u{307}", "i")
-        })
-        .collect()
+    let composed: String = text
+        .nfkc()
+        .filter(|character| !JOIN_HINTS.contains(character))
+        .collect();
+    let mut words = Vec::new();
+    for word in composed.split(|character: char| !in_word(character)) {
+        let word = folded(word);
+        let characters: Vec<char> = word.chars().collect();
+        words.extend(
+            characters
+                .chunks(WORD_CHARS_MAX)
+                .map(|piece| piece.iter().collect::<String>()),
+        );
+    }
+    words
 }
 
 /// The words of a description as an index keeps them: [`words`] joined by
@@ -67,12 +111,39 @@ mod tests {
         // The final sigma, in capitals or not.
         assert_eq!(words("ΣΟΦΟΣ"), words("σοφος"));
         assert_eq!(words("Σοφός"), ["σοφόσ"]);
-        // A capital `İ` is an `i`.
+        // Turkish: a capital `İ` and a dotless `ı` are an `i`.
         assert_eq!(words("İstanbul"), ["istanbul"]);
         assert_eq!(words("ISTANBUL"), ["istanbul"]);
+        assert_eq!(words("DİYARBAKIR"), words("diyarbakır"));
+        // Full case folding's `ß`.
+        assert_eq!(words("Straße STRASSE"), ["strasse", "strasse"]);
         // Case in a script cased since Unicode 11 (Georgian Mtavruli).
         assert_eq!(words("ᲡᲐᲥᲐᲠᲗᲕᲔᲚᲝ"), words("საქართველო"));
         // Emoji and symbols stuck to a word split it.
         assert_eq!(words("pay🎉day €5"), ["pay", "day", "5"]);
+    }
+
+    #[test]
+    fn marks_stay_in_their_word_and_join_hints_join() {
+        // An accent with no precomposed letter, a virama, a Thai tone mark.
+        assert_eq!(words("q\u{303} alone"), ["q\u{303}", "alone"]);
+        assert_eq!(words("ọ̀nà Yoruba").len(), 2);
+        assert_eq!(words("हिन्दी").len(), 1);
+        assert_eq!(words("ไม่").len(), 1);
+        for hinted in ["pay\u{AD}ment", "pay\u{200B}ment", "pay\u{200D}ment"] {
+            assert_eq!(words(hinted), ["payment"], "{hinted:?}");
+        }
+        assert_eq!(words("می\u{200C}خواهم").len(), 1);
+    }
+
+    #[test]
+    fn a_long_word_is_cut_into_pieces_an_analyzer_keeps_whole() {
+        let long = "𐐨".repeat(WORD_CHARS_MAX + 30);
+        let pieces = words(&long);
+        assert_eq!(pieces.len(), 2);
+        assert!(pieces
+            .iter()
+            .all(|piece| piece.encode_utf16().count() <= 255));
+        assert_eq!(pieces.concat(), long.to_lowercase());
     }
 }

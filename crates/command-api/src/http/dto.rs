@@ -91,23 +91,11 @@ pub fn description_schema() -> ObjectBuilder {
         .examples(["Deposit from bank account"])
 }
 
-/// An instant as the API prints it: RFC 3339, milliseconds, `Z`. The times
-/// the server stamps are kept to the millisecond, so this is all of them.
+/// An instant as the API prints it: RFC 3339, milliseconds, `Z`. Every time
+/// the server keeps is to the millisecond (it stamps events so, and rounds a
+/// hold's requested expiry up), so this is all of it.
 pub fn timestamp(at: &chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// An instant a client gave (a hold's `expiresAt`) as kept: RFC 3339, `Z`,
-/// milliseconds, or the micro- or nanoseconds it was given with, so that the
-/// answer names the instant the server decides on.
-pub fn client_timestamp(at: &chrono::DateTime<chrono::Utc>) -> String {
-    use chrono::Timelike;
-    let format = match at.nanosecond() % 1_000_000 {
-        0 => chrono::SecondsFormat::Millis,
-        sub_millisecond if sub_millisecond % 1_000 == 0 => chrono::SecondsFormat::Micros,
-        _ => chrono::SecondsFormat::Nanos,
-    };
-    at.to_rfc3339_opts(format, true)
 }
 
 /// A wallet as every endpoint shows it: the seed's fields, then what

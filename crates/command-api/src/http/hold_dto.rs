@@ -12,8 +12,7 @@ use wallet_domain::{
 
 use super::body::JsonObject;
 use super::dto::{
-    amount_schema, client_timestamp, description, description_schema, identifier_schema,
-    money_schema, timestamp,
+    amount_schema, description, description_schema, identifier_schema, money_schema, timestamp,
 };
 use super::error::ApiError;
 use super::query;
@@ -138,7 +137,7 @@ impl From<&Hold> for HoldResponse {
             amount: Balance::from(hold.amount),
             captured_amount: hold.captured_amount,
             status: hold.status.as_str(),
-            expires_at: hold.expires_at.as_ref().map(client_timestamp),
+            expires_at: hold.expires_at.as_ref().map(timestamp),
             description: hold
                 .description
                 .as_ref()
@@ -191,13 +190,15 @@ impl PlaceHoldRequest {
         let expires_at = body
             .optional_string("expiresAt")?
             .map(|raw| {
-                query::instant(raw).ok_or_else(|| {
-                    ApiError::BadRequest(
-                        "expiresAt must be an RFC 3339 date-time with seconds and an offset \
+                query::instant(raw)
+                    .and_then(expiry_to_the_millisecond)
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(
+                            "expiresAt must be an RFC 3339 date-time with seconds and an offset \
                          (2026-11-30T12:00:00Z), a real second, in a year up to 9999"
-                            .into(),
-                    )
-                })
+                                .into(),
+                        )
+                    })
             })
             .transpose()?;
         Ok(Self {
@@ -210,6 +211,22 @@ impl PlaceHoldRequest {
             description: description(body)?,
         })
     }
+}
+
+/// A requested expiry as the hold keeps it: rounded up to the millisecond,
+/// the precision of every time the server keeps and shows, so a hold never
+/// stops counting before the instant asked, its answer shows the instant it
+/// is decided on, and a command's clock (to the millisecond) finds it due
+/// exactly when a read does. `None` when rounding up leaves year 9999.
+fn expiry_to_the_millisecond(asked: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    use chrono::{Datelike, SubsecRound, TimeDelta};
+    let millisecond = asked.trunc_subsecs(3);
+    let kept = if millisecond == asked {
+        Some(asked)
+    } else {
+        millisecond.checked_add_signed(TimeDelta::milliseconds(1))
+    };
+    kept.filter(|kept| kept.year() <= query::INSTANT_YEAR_MAX)
 }
 
 /// `POST /holds/{holdId}/capture`
@@ -250,14 +267,15 @@ described_schema! {
     captured_amount_schema = money_schema,
         "What a capture took: 0.00 unless CAPTURED. Exact decimal, 2 places";
     hold_expiry_schema = optional_instant_schema,
-        "When the hold stops counting (RFC 3339, UTC), to the millisecond, or to the micro- \
-         or nanosecond when it was placed with them; null: never";
+        "When the hold stops counting (RFC 3339, UTC, to the millisecond: one asked with \
+         finer digits is rounded up); null: never";
     paid_wallet_schema = optional_identifier_schema,
         "The wallet a capture paid; null for a capture that was a debit, or a hold not captured";
     requested_expiry_schema = optional_instant_schema,
         "When the hold expires: an RFC 3339 date-time with seconds and an offset, a real \
-         second in the future whose UTC year is at most 9999; the hold never expires when \
-         absent or null";
+         second in the future whose UTC year is at most 9999; kept to the millisecond, finer \
+         digits rounded up (the hold never stops counting before the instant asked); the \
+         hold never expires when absent or null";
     capture_amount_schema = optional_amount_schema,
         "How much to take: greater than 0, at most the held amount, at most 2 decimal places \
          (exact decimal); the whole of it when absent or null";

@@ -65,7 +65,7 @@ pub const INTEGER_DIGITS_MAX: usize = 20;
 pub const INSTANT_PATTERN: &str = concat!("^", calendar_day!(), time_of_day!(), "$");
 /// The latest year an instant may fall in, in UTC: later ones have no
 /// four-digit RFC 3339 form to be answered in.
-const INSTANT_YEAR_MAX: i32 = 9999;
+pub const INSTANT_YEAR_MAX: i32 = 9999;
 
 /// What a date parameter's schema says beyond its pattern.
 const DATE_YEARS: &str = "A date, or a real second whose instant in UTC falls in a year from \

@@ -196,8 +196,8 @@ const SEARCH_FILTERS: [Spec; 7] = [
     Spec {
         name: "q",
         description: "Every word of it in the description, in any order, case-insensitive \
-                      (a word is a run of letters and digits, read in Unicode NFKC, accents \
-                      kept; anything else, `-`, `,`, quotes, `*`, parentheses, emoji, \
+                      (a word is a run of letters, digits and combining marks, read in Unicode \
+                      NFKC, accents kept, cut every 100 characters; anything else, `-`, `,`, quotes, `*`, parentheses, emoji, \
                       separates words and is never an operator), or exactly \
                       an id (event, wallet, counterparty wallet, transfer, hold); at most 200 \
                       characters, no control characters. Spaces only are the same as absent; \

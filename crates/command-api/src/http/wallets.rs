@@ -538,8 +538,8 @@ impl ListParams {
             after: query::wallet_id("after", &self.after)?,
             limit: query::size("limit", &self.limit, LIST_LIMIT_BOUNDS)?
                 .unwrap_or(LIST_LIMIT_DEFAULT),
-            // As `GET /wallets/{id}` sees a wallet: a hold due now is not held.
-            seen_at: Some(chrono::Utc::now()),
+            // Set once the read model has caught up (`list_wallets`).
+            seen_at: None,
         })
     }
 }
@@ -564,6 +564,8 @@ pub async fn list_wallets(
         OwnerFilter::Nothing => return Ok(HttpResponse::Ok().json(Vec::<WalletResponse>::new())),
     };
     catch_up(&state, Projection::ReadModel, LIST_CATCH_UP_WAIT_MS).await;
+    // As `GET /wallets/{id}` sees a wallet: a hold due by the read is not held.
+    query.seen_at = Some(chrono::Utc::now());
     let wallets = state.read_model.list_wallets(query).await?;
     let body: Vec<WalletResponse> = wallets.iter().map(WalletResponse::from).collect();
     Ok(HttpResponse::Ok().json(body))

@@ -469,10 +469,10 @@ async fn a_placement_retried_after_its_expiry_replays_and_a_new_one_is_refused()
     app.stop().await;
 }
 
-/// `expiresAt` is answered as the server keeps it: to the millisecond, or
-/// with the micro- or nanoseconds it was given with.
+/// `expiresAt` is kept to the millisecond, finer digits rounded up (the hold
+/// never stops counting before the instant asked), and answered as kept.
 #[tokio::test]
-async fn an_expiry_is_answered_to_the_precision_it_was_given_with() {
+async fn an_expiry_is_kept_to_the_millisecond_rounded_up() {
     let app = spawn_app().await;
     app.create_wallet("w", "o", json!(100)).await;
     for (hold_id, given, answered) in [
@@ -485,12 +485,22 @@ async fn an_expiry_is_answered_to_the_precision_it_was_given_with() {
         (
             "us",
             "2999-01-02T03:04:05.123456Z",
-            "2999-01-02T03:04:05.123456Z",
+            "2999-01-02T03:04:05.124Z",
         ),
         (
             "ns",
             "2999-01-02T03:04:05.000000789Z",
-            "2999-01-02T03:04:05.000000789Z",
+            "2999-01-02T03:04:05.001Z",
+        ),
+        (
+            "ms9",
+            "2999-01-02T03:04:05.999000000Z",
+            "2999-01-02T03:04:05.999Z",
+        ),
+        (
+            "carry",
+            "2999-12-31T23:59:59.9991Z",
+            "3000-01-01T00:00:00.000Z",
         ),
     ] {
         let (status, hold) = place(
@@ -507,6 +517,15 @@ async fn an_expiry_is_answered_to_the_precision_it_was_given_with() {
         let (_, read_back) = read(&app, &format!("/holds/{hold_id}")).await;
         assert_eq!(read_back["expiresAt"], answered, "{read_back}");
     }
+    // Rounded up past year 9999, it has no RFC 3339 form.
+    let (status, body) = place(
+        &app,
+        "w",
+        json!({"amount": 1, "expiresAt": "9999-12-31T23:59:59.9999Z"}),
+    )
+    .await;
+    assert!(error_message(&body, 400).contains("expiresAt"), "{body}");
+    assert_eq!(status, 400);
     app.stop().await;
 }
 
