@@ -770,13 +770,10 @@ mod tests {
         }
     }
 
-    /// A file indexed before the folded words gets them for every row with
-    /// a description when opened, and the fill is done once.
-    #[test]
-    fn rows_indexed_before_the_folded_words_are_found_by_them() {
-        // search_index_0007.sql, which made the folded words.
-        let before = 6;
-        let mut connection = migrated(&MIGRATIONS[..before]);
+    /// A file as a version before the folded words left it: migrated to
+    /// just before `search_index_0007.sql`, with three rows, two of them
+    /// described.
+    fn indexed_before_the_folded_words(connection: &Connection) {
         for (position, description) in [
             (3, Some("ΣΟΦΟΣ, cafe\u{301}")),
             (4, None),
@@ -793,8 +790,19 @@ mod tests {
                 )
                 .expect("row before the folded words");
         }
+    }
+
+    /// Before `search_index_0007.sql`.
+    const BEFORE_THE_FOLDED_WORDS: usize = 6;
+
+    /// A file indexed before the folded words gets them for every row with
+    /// a description when opened, and the fill is done once.
+    #[test]
+    fn rows_indexed_before_the_folded_words_are_found_by_them() {
+        let mut connection = migrated(&MIGRATIONS[..BEFORE_THE_FOLDED_WORDS]);
+        indexed_before_the_folded_words(&connection);
         connection
-            .execute_batch(MIGRATIONS[before])
+            .execute_batch(MIGRATIONS[BEFORE_THE_FOLDED_WORDS])
             .expect("the migration to folded words");
         fill_description_words(&mut connection).expect("fill");
         let found = |connection: &Connection, words: &str| -> Vec<i64> {
@@ -818,5 +826,35 @@ mod tests {
         assert_eq!(fills, 0, "the fill is done");
         fill_description_words(&mut connection).expect("a second open");
         assert_eq!(found(&connection, "rent"), [9]);
+    }
+
+    /// The same through [`EmbeddedSearchIndex::open`], as a server starts
+    /// on a data folder of an earlier version: old rows are found by words.
+    #[tokio::test]
+    async fn a_file_of_an_earlier_version_is_searchable_by_words_once_opened() {
+        let folder = tempfile::tempdir().expect("temporary folder");
+        {
+            let connection = Connection::open(folder.path().join(DATABASE_FILE)).expect("file");
+            for migration in &MIGRATIONS[..BEFORE_THE_FOLDED_WORDS] {
+                connection.execute_batch(migration).expect("migration");
+            }
+            connection
+                .pragma_update(None, "user_version", BEFORE_THE_FOLDED_WORDS)
+                .expect("schema version");
+            indexed_before_the_folded_words(&connection);
+        }
+        let index = EmbeddedSearchIndex::open(folder.path()).expect("opened");
+        let found = |q: &str| {
+            let search = TransactionSearch {
+                q: Some(q.to_owned()),
+                ..TransactionSearch::default()
+            };
+            let index = &index;
+            async move { index.search_transactions(&search).await.expect("search") }
+        };
+        let page = found("σοφος CAFÉ").await;
+        assert_eq!(page.total, 1);
+        assert_eq!(page.items[0].position, 3);
+        assert_eq!(found("rent").await.total, 1);
     }
 }
