@@ -14,14 +14,18 @@ CREATE VIRTUAL TABLE search_description_words USING fts5 (
     tokenize = 'ascii'
 );
 
--- The rows written before this table get their words when the index is opened
--- (`embedded::fill_description_words`), from the position after `after_position`
--- on; the row goes when they all have them.
+-- The rows get their words again whenever the rules that make them change
+-- (`words::WORDS_VERSION`; `embedded::fill_description_words`, when the index
+-- is opened): `version` is the version the words were made by, and while a
+-- fill row is there, the rows after `after_position` are still to be given
+-- theirs. Both start empty: the first open fills every row it finds.
+CREATE TABLE search_description_words_version (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+);
 CREATE TABLE search_description_words_fill (
     id             INTEGER PRIMARY KEY CHECK (id = 1),
     after_position INTEGER NOT NULL
 );
-INSERT INTO search_description_words_fill (id, after_position)
-SELECT 1, -1 WHERE EXISTS (SELECT 1 FROM search_transactions WHERE description IS NOT NULL);
 
 DROP TABLE search_descriptions;

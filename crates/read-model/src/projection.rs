@@ -38,6 +38,8 @@ pub(crate) struct Creation {
 
 /// A pending hold with an expiry, kept so that a list can stop counting it
 /// as held once it is due, before its `HoldExpired` is in the log.
+/// `expires_at` is the instant it stops counting
+/// ([`wallet_domain::kept_expiry`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ExpiringHold {
     pub wallet_id: WalletId,
@@ -107,7 +109,7 @@ pub(crate) fn plan(
                 wallet_id: event.wallet_id.clone(),
                 hold_id: hold_id.clone(),
                 amount: *amount,
-                expires_at: *expires_at,
+                expires_at: wallet_domain::kept_expiry(*expires_at),
             }),
             kind => {
                 if let (Some(hold_id), Some(_)) = (kind.hold_id(), kind.hold_settled()) {

@@ -482,6 +482,7 @@ const GEORGIAN: &str = "ᲡᲐᲥᲐᲠᲗᲕᲔᲚᲝ rent";
 const LIGATURE: &str = "ﬁnance €5fee";
 const MARKED: &str = "q\u{303} alone, STRAẞE";
 const PLAIN: &str = "q plain, Iğdır pay\u{AD}ment";
+const SELECTED: &str = "\u{2764}\u{FE0F}coffee J\u{30C}ORDAN";
 
 /// The words are folded by one function for both indexes (`crate::words`),
 /// so the scripts where their own analyzers differed find the same rows.
@@ -492,7 +493,8 @@ pub async fn free_text_folds_every_script_alike(index: Arc<dyn SearchIndex>) {
     let longest = format!("{}yyyyyyyyyy", "x".repeat(255));
     let long = "z".repeat(150);
     let events = credits_described(&[
-        GREEK, TURKISH, COMBINING, EMOJI, GEORGIAN, LIGATURE, MARKED, PLAIN, &longest, &long,
+        GREEK, TURKISH, COMBINING, EMOJI, GEORGIAN, LIGATURE, MARKED, PLAIN, SELECTED, &longest,
+        &long,
     ]);
     index.index_batch(&events).await.expect("indexed");
     let found = |q: &'static str| descriptions_found(index, q);
@@ -520,6 +522,12 @@ pub async fn free_text_folds_every_script_alike(index: Arc<dyn SearchIndex>) {
     for q in ["strasse", "Straße", "IĞDIR", "payment"] {
         assert_eq!(found(q).await.len(), 1, "{q}");
     }
+    // A variation selector neither joins an emoji to a word nor is one; a
+    // capital with no precomposed form finds the precomposed small letter.
+    for q in ["coffee", "ǰordan"] {
+        assert_eq!(found(q).await, [SELECTED], "{q}");
+    }
+    assert!(found("\u{2764}\u{FE0F}").await.is_empty());
     assert!(found("yyyyyyyyyy").await.is_empty());
     assert_eq!(descriptions_found(index, &long).await, [long]);
 }

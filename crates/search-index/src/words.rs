@@ -7,17 +7,25 @@
 //! apart are the accented letter, full-width letters are the plain ones),
 //! with the invisible characters that only hint where to break or join
 //! (soft hyphen, zero-width space, joiner and non-joiner, word joiner, byte
-//! order mark) taken out, so they join rather than split. It is split at
-//! every character that is neither a letter, a digit
-//! ([`char::is_alphanumeric`]) nor a combining mark (`General_Category=Mark`:
-//! an accent with no precomposed letter, a virama, a tone mark stay in their
-//! word); spaces, punctuation, symbols and emoji separate words. Each word is
-//! lower-cased with Unicode's default case mapping ([`str::to_lowercase`]),
-//! then folded where a case mapping alone leaves two spellings of one word:
-//! the final sigma `ς` is `σ`, `ß` is `ss` (as Unicode's full case folding),
-//! the Turkish dotless `ı` and the dot above left on the `i` of a capital `İ`
-//! are a plain `i`. Accents stay: `café` is not `cafe`. A word longer than
-//! [`WORD_CHARS_MAX`] is cut into pieces of that length, each a word.
+//! order mark) and the variation selectors (which only choose a glyph) taken
+//! out, so they neither split a word nor make one. A word is a run of letters
+//! and digits ([`char::is_alphanumeric`]) and of the combining marks
+//! (`General_Category=Mark`: an accent with no precomposed letter, a virama,
+//! a tone mark) that follow them; spaces, punctuation, symbols, emoji and a
+//! mark with no letter before it separate words. Each word is lower-cased
+//! with Unicode's default case mapping ([`str::to_lowercase`]), composed
+//! again (NFKC: a capital with no precomposed form, `J̌`, lower-cases to the
+//! letter and its mark, `ǰ` is one character), then folded where a case
+//! mapping alone leaves two spellings of one word: the final sigma `ς` is
+//! `σ`, `ß` is `ss` (as Unicode's full case folding), the Turkish dotless `ı`
+//! and the dot above left on the `i` of a capital `İ` are a plain `i`.
+//! Accents stay: `café` is not `cafe`. A word longer than [`WORD_CHARS_MAX`]
+//! is cut into pieces of that length, each a word.
+//!
+//! A change to these rules changes the words of what is already indexed:
+//! [`WORDS_VERSION`] names the rules, and an index whose words another
+//! version made makes them again (the embedded index when opened;
+//! Elasticsearch with `projection-consumer rebuild`).
 //!
 //! The indexes are given these words joined by spaces and only split them
 //! there, folding nothing more: SQLite FTS5's `ascii` tokenizer on the
@@ -29,6 +37,9 @@
 
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
+
+/// The version of the rules above; raised with every change to them.
+pub(crate) const WORDS_VERSION: i64 = 1;
 
 /// Characters of the longest word an index keeps whole; a longer run (a
 /// sentence of a script written without spaces) is cut into such pieces.
@@ -47,13 +58,38 @@ const JOIN_HINTS: [char; 8] = [
     '\u{FEFF}', // zero-width no-break space (byte order mark)
 ];
 
-fn in_word(character: char) -> bool {
-    character.is_alphanumeric() || is_combining_mark(character)
+/// Characters that only choose how the one before them is drawn.
+fn is_variation_selector(character: char) -> bool {
+    matches!(character, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}' | '\u{180B}'..='\u{180D}' | '\u{180F}')
 }
 
-/// One word lower-cased and folded as the module says.
+/// The runs of letters and digits, each with the marks that follow it.
+fn runs(text: &str) -> Vec<&str> {
+    let mut runs = Vec::new();
+    let mut start = None;
+    for (at, character) in text.char_indices() {
+        let continues =
+            character.is_alphanumeric() || (start.is_some() && is_combining_mark(character));
+        match (start, continues) {
+            (None, true) => start = Some(at),
+            (Some(from), false) => {
+                runs.push(&text[from..at]);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(from) = start {
+        runs.push(&text[from..]);
+    }
+    runs
+}
+
+/// One word lower-cased, composed again and folded as the module says.
 fn folded(word: &str) -> String {
     word.to_lowercase()
+        .nfkc()
+        .collect::<String>()
         .replace('ς', "σ")
         .replace('ß', "ss")
         .replace("i\u{307}", "i")
@@ -65,10 +101,10 @@ fn folded(word: &str) -> String {
 pub(crate) fn words(text: &str) -> Vec<String> {
     let composed: String = text
         .nfkc()
-        .filter(|character| !JOIN_HINTS.contains(character))
+        .filter(|&character| !JOIN_HINTS.contains(&character) && !is_variation_selector(character))
         .collect();
     let mut words = Vec::new();
-    for word in composed.split(|character: char| !in_word(character)) {
+    for word in runs(&composed) {
         let word = folded(word);
         let characters: Vec<char> = word.chars().collect();
         words.extend(
@@ -115,6 +151,8 @@ mod tests {
         assert_eq!(words("İstanbul"), ["istanbul"]);
         assert_eq!(words("ISTANBUL"), ["istanbul"]);
         assert_eq!(words("DİYARBAKIR"), words("diyarbakır"));
+        // A capital with no precomposed form lower-cases to the precomposed letter.
+        assert_eq!(words("J\u{30C}ORDAN"), words("ǰordan"));
         // Full case folding's `ß`.
         assert_eq!(words("Straße STRASSE"), ["strasse", "strasse"]);
         // Case in a script cased since Unicode 11 (Georgian Mtavruli).
@@ -133,6 +171,13 @@ mod tests {
         for hinted in ["pay\u{AD}ment", "pay\u{200B}ment", "pay\u{200D}ment"] {
             assert_eq!(words(hinted), ["payment"], "{hinted:?}");
         }
+        // A mark with no letter before it, an emoji with its variation
+        // selector: separators.
+        assert_eq!(words("hello \u{301} world"), ["hello", "world"]);
+        assert_eq!(words("\u{301}start"), ["start"]);
+        assert_eq!(words("\u{2764}\u{FE0F}coffee"), ["coffee"]);
+        assert!(words("\u{2764}\u{FE0F}").is_empty());
+        assert_eq!(words("葛\u{E0100}城"), ["葛城"]);
         assert_eq!(words("می\u{200C}خواهم").len(), 1);
     }
 

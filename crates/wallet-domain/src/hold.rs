@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{EventKind, WalletEvent};
@@ -85,11 +85,28 @@ pub struct PendingHold {
 }
 
 impl PendingHold {
-    /// True when the hold no longer counts at `clock`.
+    /// True when the hold no longer counts at `clock`: its [`kept_expiry`]
+    /// is at or before it.
     pub fn is_due(&self, clock: DateTime<Utc>) -> bool {
         self.expires_at
-            .is_some_and(|expires_at| expires_at <= clock)
+            .is_some_and(|expires_at| kept_expiry(expires_at) <= clock)
     }
+}
+
+/// The instant a hold asked to expire at `asked` stops counting: `asked`
+/// rounded up to the millisecond. Commands decide on a clock kept to the
+/// millisecond (every time the server stamps is) and reads on the exact one;
+/// at a whole millisecond both find the hold due at the same instant, the
+/// instant its answer shows, and never before the one asked. The event keeps
+/// `asked`, as the request gave it.
+pub fn kept_expiry(asked: DateTime<Utc>) -> DateTime<Utc> {
+    let millisecond = asked.trunc_subsecs(3);
+    if millisecond == asked {
+        return asked;
+    }
+    millisecond
+        .checked_add_signed(TimeDelta::milliseconds(1))
+        .unwrap_or(asked)
 }
 
 /// A hold's whole story, as `GET /holds/{id}` shows it.
@@ -118,7 +135,7 @@ impl Hold {
             amount: pending.amount,
             captured_amount: Balance::ZERO,
             status: HoldStatus::Pending,
-            expires_at: pending.expires_at,
+            expires_at: pending.expires_at.map(kept_expiry),
             description: pending.description.clone(),
             to_wallet_id: None,
             created_at: pending.placed_at,
@@ -178,7 +195,8 @@ pub fn holds_in<'a>(
 /// A pending hold whose `expires_at` is at or before `clock` is `EXPIRED`
 /// (updated at its expiry), whether its `HoldExpired` is stored yet or not.
 fn seen_at(hold: &mut Hold, clock: DateTime<Utc>) {
-    if let (HoldStatus::Pending, Some(expires_at)) = (hold.status, hold.expires_at) {
+    if let (HoldStatus::Pending, Some(expires_at)) = (hold.status, hold.expires_at.map(kept_expiry))
+    {
         if expires_at <= clock {
             hold.status = HoldStatus::Expired;
             hold.updated_at = expires_at;

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::command::{Command, CommandKind};
 use crate::error::DomainError;
 use crate::event::{EventKind, WalletEvent};
-use crate::hold::{HoldStatus, PendingHold};
+use crate::hold::{kept_expiry, HoldStatus, PendingHold};
 use crate::ids::{HoldId, OwnerId, WalletId};
 use crate::money::{Amount, Balance};
 use crate::status::WalletStatus;
@@ -391,7 +391,7 @@ fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
             description,
         } => {
             let wallet = open(Needs::Active)?;
-            if expires_at.is_some_and(|expires_at| expires_at <= command.issued_at) {
+            if expires_at.is_some_and(|expires_at| kept_expiry(expires_at) <= command.issued_at) {
                 return Err(DomainError::HoldExpiryNotInFuture(hold_id.clone()));
             }
             if wallet.holds.contains_key(hold_id) {

@@ -277,6 +277,41 @@ fn a_due_hold_expires_before_the_next_command_so_its_money_is_available_again() 
     assert_eq!(wallet.balance.value().to_string(), "50.00");
 }
 
+/// An expiry with finer digits than the millisecond stops counting at the
+/// next millisecond (`kept_expiry`): commands (on a clock to the
+/// millisecond) and reads (on the exact one) find it due at that one
+/// instant, the one its answer shows, never before the instant asked.
+#[test]
+fn an_expiry_finer_than_the_millisecond_stops_counting_at_the_next_one() {
+    let asked = clock() + Duration::nanoseconds(1_000);
+    let kept = clock() + Duration::milliseconds(1);
+    // Asked a microsecond after the clock's millisecond: still in its future.
+    let given = [create("w1", "100"), place("w1", "h1", "60", Some(asked))];
+    let events = history(&given);
+    let state = replay(&events);
+    let wallet = state.wallet().expect("open");
+    let hold = &holds_in(&events, asked)[&hold_id("h1")];
+    assert_eq!(hold.expires_at, Some(kept));
+    assert_eq!(
+        hold.status,
+        HoldStatus::Pending,
+        "read at the instant asked"
+    );
+    assert_eq!(
+        holds_in(&events, kept)[&hold_id("h1")].status,
+        HoldStatus::Expired
+    );
+    assert_eq!(holds_in(&events, kept)[&hold_id("h1")].updated_at, kept);
+    assert!(!wallet.holds[&hold_id("h1")].is_due(asked));
+    assert!(wallet.holds[&hold_id("h1")].is_due(kept));
+    // A capture at the clock's millisecond finds it pending, at the next
+    // one expired.
+    assert!(given_when(&given, &capture("w1", "h1", None, None)).is_ok());
+    let mut at_kept = capture("w1", "h1", None, None);
+    at_kept.issued_at = kept;
+    assert!(given_when(&given, &at_kept).is_err(), "expired at {kept}");
+}
+
 #[test]
 fn a_due_hold_cannot_be_captured_or_voided_it_is_expired() {
     let given = [create("w1", "100"), place("w1", "h1", "60", in_a_minute())];

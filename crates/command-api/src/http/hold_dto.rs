@@ -1,13 +1,14 @@
 //! The wire contract of holds: request bodies as parsed, responses as sent.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
 use utoipa::openapi::schema::SchemaType;
 use utoipa::openapi::{ObjectBuilder, Type};
 use utoipa::ToSchema;
 use uuid::Uuid;
 use wallet_domain::{
-    Amount, Balance, Description, Hold, HoldId, HoldStatus, WalletId, HOLD_ID_LENGTH_MAX,
+    kept_expiry, Amount, Balance, Description, Hold, HoldId, HoldStatus, WalletId,
+    HOLD_ID_LENGTH_MAX,
 };
 
 use super::body::JsonObject;
@@ -191,7 +192,7 @@ impl PlaceHoldRequest {
             .optional_string("expiresAt")?
             .map(|raw| {
                 query::instant(raw)
-                    .and_then(expiry_to_the_millisecond)
+                    .filter(|asked| kept_expiry(*asked).year() <= query::INSTANT_YEAR_MAX)
                     .ok_or_else(|| {
                         ApiError::BadRequest(
                             "expiresAt must be an RFC 3339 date-time with seconds and an offset \
@@ -211,22 +212,6 @@ impl PlaceHoldRequest {
             description: description(body)?,
         })
     }
-}
-
-/// A requested expiry as the hold keeps it: rounded up to the millisecond,
-/// the precision of every time the server keeps and shows, so a hold never
-/// stops counting before the instant asked, its answer shows the instant it
-/// is decided on, and a command's clock (to the millisecond) finds it due
-/// exactly when a read does. `None` when rounding up leaves year 9999.
-fn expiry_to_the_millisecond(asked: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    use chrono::{Datelike, SubsecRound, TimeDelta};
-    let millisecond = asked.trunc_subsecs(3);
-    let kept = if millisecond == asked {
-        Some(asked)
-    } else {
-        millisecond.checked_add_signed(TimeDelta::milliseconds(1))
-    };
-    kept.filter(|kept| kept.year() <= query::INSTANT_YEAR_MAX)
 }
 
 /// `POST /holds/{holdId}/capture`
@@ -268,14 +253,14 @@ described_schema! {
         "What a capture took: 0.00 unless CAPTURED. Exact decimal, 2 places";
     hold_expiry_schema = optional_instant_schema,
         "When the hold stops counting (RFC 3339, UTC, to the millisecond: one asked with \
-         finer digits is rounded up); null: never";
+         finer digits is rounded up, and stops counting then); null: never";
     paid_wallet_schema = optional_identifier_schema,
         "The wallet a capture paid; null for a capture that was a debit, or a hold not captured";
     requested_expiry_schema = optional_instant_schema,
         "When the hold expires: an RFC 3339 date-time with seconds and an offset, a real \
-         second in the future whose UTC year is at most 9999; kept to the millisecond, finer \
-         digits rounded up (the hold never stops counting before the instant asked); the \
-         hold never expires when absent or null";
+         second in the future; finer digits than milliseconds are rounded up (the hold never \
+         stops counting before the instant asked), and the UTC year of that millisecond is at \
+         most 9999; the hold never expires when absent or null";
     capture_amount_schema = optional_amount_schema,
         "How much to take: greater than 0, at most the held amount, at most 2 decimal places \
          (exact decimal); the whole of it when absent or null";

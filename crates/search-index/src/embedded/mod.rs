@@ -197,12 +197,39 @@ fn wallet_source(
         .optional()
 }
 
-/// Gives the rows written before `search_description_words` existed their
-/// description's words, [`DESCRIPTION_WORDS_FILL_ROWS_MAX`] rows per
-/// transaction, from where an interrupted fill stopped; does nothing once
-/// every row has them (`search_index_0007.sql`). Runs before the index
-/// writes anything else.
+/// Gives every row its description's words as [`crate::words`] makes them
+/// now: when the words in the file were made by another
+/// [`crate::words::WORDS_VERSION`] (or by none: a file written before
+/// `search_index_0007.sql`), they are all dropped and made again,
+/// [`DESCRIPTION_WORDS_FILL_ROWS_MAX`] rows per transaction, going on from
+/// where an interrupted fill stopped. Does nothing once every row has them.
+/// Runs before the index writes anything else.
 fn fill_description_words(connection: &mut Connection) -> rusqlite::Result<()> {
+    let version: Option<i64> = connection
+        .query_row(
+            "SELECT version FROM search_description_words_version WHERE id = 1",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if version != Some(crate::words::WORDS_VERSION) {
+        let transaction = connection.transaction()?;
+        transaction.execute(
+            "INSERT INTO search_description_words (search_description_words) VALUES ('delete-all')",
+            [],
+        )?;
+        transaction.execute(
+            "INSERT INTO search_description_words_fill (id, after_position) VALUES (1, -1) \
+             ON CONFLICT (id) DO UPDATE SET after_position = -1",
+            [],
+        )?;
+        transaction.execute(
+            "INSERT INTO search_description_words_version (id, version) VALUES (1, ?1) \
+             ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+            [crate::words::WORDS_VERSION],
+        )?;
+        transaction.commit()?;
+    }
     let mut filled = 0_usize;
     loop {
         let transaction = connection.transaction()?;
@@ -826,6 +853,17 @@ mod tests {
         assert_eq!(fills, 0, "the fill is done");
         fill_description_words(&mut connection).expect("a second open");
         assert_eq!(found(&connection, "rent"), [9]);
+        // Words another version of the rules made are made again.
+        connection
+            .execute(
+                "UPDATE search_description_words_version SET version = 0",
+                [],
+            )
+            .expect("an older version");
+        fill_description_words(&mut connection).expect("an open by a newer version");
+        // Once each: the words of the older version were dropped.
+        assert_eq!(found(&connection, "rent"), [9]);
+        assert_eq!(found(&connection, "σοφος"), [3]);
     }
 
     /// The same through [`EmbeddedSearchIndex::open`], as a server starts
