@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use identity::{mint_hs256, AuthError, Claims, KeyError, KeySet, MintError, Scope, Verifier};
-
 use wallet_domain::OwnerId;
 
 use crate::config::{AuthConfig, TokenArgs};

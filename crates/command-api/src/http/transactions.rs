@@ -196,12 +196,13 @@ const SEARCH_FILTERS: [Spec; 7] = [
     Spec {
         name: "q",
         description: "Every word of it in the description, in any order, case-insensitive \
-                      (a word is a run of letters, digits and combining marks, read in Unicode \
-                      NFKC, accents kept, cut every 100 characters; anything else, `-`, `,`, quotes, `*`, parentheses, emoji, \
-                      separates words and is never an operator), or exactly \
-                      an id (event, wallet, counterparty wallet, transfer, hold); at most 200 \
-                      characters, no control characters. Spaces only are the same as absent; \
-                      a text with no word otherwise (`*`, `-`) finds only the id it is.",
+                      (a word is a run of letters and digits with the combining marks after \
+                      them, read in Unicode NFKC, accents kept, cut every 100 characters; \
+                      anything else, `-`, `,`, quotes, `*`, parentheses, emoji, separates words \
+                      and is never an operator), or exactly an id (event, wallet, counterparty \
+                      wallet, transfer, hold); at most 200 characters, no control characters. \
+                      Spaces only are the same as absent; a text with no word otherwise (`*`, \
+                      `-`) finds only the id it is.",
         kind: Kind::Text(QUERY_TEXT_LENGTH_MAX),
     },
 ];
