@@ -72,8 +72,11 @@ pub struct WalletListQuery {
 /// [`ReadModelError::Corrupt`]: a due hold is pending, so it is counted there.
 fn release_due(
     views: &mut [WalletView],
-    due: impl IntoIterator<Item = (String, Decimal)>,
+    due: Vec<(String, Decimal)>,
 ) -> Result<(), ReadModelError> {
+    if due.is_empty() {
+        return Ok(());
+    }
     let index_of: HashMap<String, usize> = views
         .iter()
         .enumerate()
