@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use event_store::{
     read_tail, save_snapshot_of, AppendError, AppendRequest, EventStore, StoreError, StreamAppend,
 };
@@ -646,7 +646,7 @@ impl TransferProcess {
         // history already showed as of the moments in between. To the
         // millisecond, as every time the server stamps: a time read off an
         // answer and given back as `?at=` then names this event.
-        command.issued_at = command.issued_at.max(Utc::now().trunc_subsecs(3));
+        command.issued_at = command.issued_at.max(wallet_domain::issued_at(Utc::now()));
         for _ in 0..STEP_CONFLICT_ATTEMPTS_MAX {
             let state = match self.lookup(&command.wallet_id, command.event_id).await? {
                 Lookup::Found(wallet) => return Ok(Ok(wallet)),

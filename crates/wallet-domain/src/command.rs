@@ -1,6 +1,6 @@
 //! Commands: what a client asks of one wallet.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
 use crate::event::EventMetadata;
@@ -94,6 +94,13 @@ pub enum CommandKind {
     ExpireHold {
         hold_id: HoldId,
     },
+}
+
+/// A clock reading as a command's `issued_at`: to the millisecond, the
+/// precision the API shows, so a time read off an answer and given back as
+/// `?at=` names the event it was read from.
+pub fn issued_at(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.trunc_subsecs(3)
 }
 
 /// A command addressed to one wallet, with what is needed to stamp its event:

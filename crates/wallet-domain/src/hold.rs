@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{EventKind, WalletEvent};
@@ -100,7 +100,7 @@ impl PendingHold {
 /// instant its answer shows, and never before the one asked. The event keeps
 /// `asked`, as the request gave it.
 pub fn kept_expiry(asked: DateTime<Utc>) -> DateTime<Utc> {
-    let millisecond = asked.trunc_subsecs(3);
+    let millisecond = crate::command::issued_at(asked);
     if millisecond == asked {
         return asked;
     }

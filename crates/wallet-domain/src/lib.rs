@@ -17,7 +17,7 @@ pub mod status;
 pub mod testing;
 pub mod wallet;
 
-pub use command::{Command, CommandKind};
+pub use command::{issued_at, Command, CommandKind};
 pub use error::{DomainError, ValidationError};
 pub use event::{EventDecodeError, EventKind, EventMetadata, WalletEvent, EVENT_SCHEMA_VERSION};
 pub use hold::{

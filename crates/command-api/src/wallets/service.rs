@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use event_store::{
     read_tail, save_snapshot_of, snapshot_due, AppendError, AppendRequest, EventStore,
     IdempotentResponse, RecordedEvent, StoreError, StreamAppend,
@@ -126,9 +126,7 @@ pub struct WalletService {
 }
 
 fn now() -> DateTime<Utc> {
-    // Millisecond precision is what the API shows; keeping only that makes
-    // stored and displayed times equal.
-    Utc::now().trunc_subsecs(3)
+    wallet_domain::issued_at(Utc::now())
 }
 
 impl WalletService {
