@@ -5,22 +5,27 @@
 //! A text is read in Unicode's compatibility composition (NFKC, Unicode
 //! Standard Annex #15: `ﬁ` is `fi`, a letter and a combining accent typed
 //! apart are the accented letter, full-width letters are the plain ones),
-//! with the invisible characters that only hint where to break or join
-//! (soft hyphen, zero-width space, joiner and non-joiner, word joiner, byte
-//! order mark) and the variation selectors (which only choose a glyph) taken
-//! out, so they neither split a word nor make one. A word is a run of letters
-//! and digits ([`char::is_alphanumeric`]) and of the combining marks
-//! (`General_Category=Mark`: an accent with no precomposed letter, a virama,
-//! a tone mark) that follow them; spaces, punctuation, symbols, emoji and a
-//! mark with no letter before it separate words. Each word is lower-cased
-//! with Unicode's default case mapping ([`str::to_lowercase`]), composed
-//! again (NFKC: a capital with no precomposed form, `J̌`, lower-cases to the
-//! letter and its mark, `ǰ` is one character), then folded where a case
-//! mapping alone leaves two spellings of one word: the final sigma `ς` is
-//! `σ`, `ß` is `ss` (as Unicode's full case folding), the Turkish dotless `ı`
-//! and the dot above left on the `i` of a capital `İ` are a plain `i`.
-//! Accents stay: `café` is not `cafe`. A word longer than [`WORD_CHARS_MAX`]
-//! is cut into pieces of that length, each a word.
+//! with every default-ignorable code point taken out
+//! (`Default_Ignorable_Code_Point`, Unicode's `DerivedCoreProperties.txt`:
+//! the invisible characters that only hint where to break or join, such as
+//! the soft hyphen and the zero-width space, joiner and non-joiner; the
+//! bidirectional marks and controls; variation selectors, which only choose a
+//! glyph; tags; the Hangul fillers), so they neither split a word nor make
+//! one. A word is a run that starts with a letter or a digit
+//! ([`char::is_alphanumeric`], not a combining mark) and goes on over letters,
+//! digits and combining marks (`General_Category=Mark`: an accent with no
+//! precomposed letter, a virama, a vowel sign, a tone mark); spaces,
+//! punctuation, symbols, emoji and a mark with no letter before it separate
+//! words. Each word is lower-cased with Unicode's default case mapping
+//! ([`str::to_lowercase`]), folded where a case mapping alone leaves two
+//! spellings of one word (the final sigma `ς` is `σ`, `ß` is `ss` as in
+//! Unicode's full case folding, the Turkish dotless `ı` is `i`, and so is an
+//! `i` with a dot above, which is what a capital `İ` lower-cases to), then
+//! composed again (NFKC: a capital with no precomposed form, `J̌`, lower-cases
+//! to the letter and its mark, `ǰ` is one character; `ı́` is `í`). Accents
+//! stay: `café` is not `cafe`. A word longer than [`WORD_CHARS_MAX`]
+//! characters, counted once folded (`ß` is two), is cut into pieces of that
+//! length, each a word.
 //!
 //! A change to these rules changes the words of what is already indexed:
 //! [`WORDS_VERSION`] names the rules, and an index whose words another
@@ -39,37 +44,54 @@ use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
 
 /// The version of the rules above; raised with every change to them.
-pub(crate) const WORDS_VERSION: i64 = 1;
+/// Version 2: every default-ignorable code point ignored (version 1 ignored
+/// eight of them and the variation selectors), a word never starts with a
+/// mark, and `ı` and the dot above an `i` folded before composing again.
+pub(crate) const WORDS_VERSION: i64 = 2;
 
 /// Characters of the longest word an index keeps whole; a longer run (a
 /// sentence of a script written without spaces) is cut into such pieces.
 pub(crate) const WORD_CHARS_MAX: usize = 100;
 
-/// Invisible characters that only say where a line may break or letters
-/// join: taken out of the text, they neither split nor start a word.
-const JOIN_HINTS: [char; 8] = [
-    '\u{00AD}', // soft hyphen
-    '\u{180E}', // Mongolian vowel separator
-    '\u{200B}', // zero-width space
-    '\u{200C}', // zero-width non-joiner
-    '\u{200D}', // zero-width joiner
-    '\u{2060}', // word joiner
-    '\u{2063}', // invisible separator
-    '\u{FEFF}', // zero-width no-break space (byte order mark)
-];
-
-/// Characters that only choose how the one before them is drawn.
-fn is_variation_selector(character: char) -> bool {
-    matches!(character, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}' | '\u{180B}'..='\u{180D}' | '\u{180F}')
+/// Whether `character` is a `Default_Ignorable_Code_Point` (Unicode 15.1,
+/// `DerivedCoreProperties.txt`): invisible, it is taken out of the text.
+fn is_default_ignorable(character: char) -> bool {
+    matches!(
+        character,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
 }
 
-/// The runs of letters and digits, each with the marks that follow it.
+/// The runs that start with a letter or a digit and go on over letters,
+/// digits and marks.
 fn runs(text: &str) -> Vec<&str> {
     let mut runs = Vec::new();
     let mut start = None;
     for (at, character) in text.char_indices() {
-        let continues =
-            character.is_alphanumeric() || (start.is_some() && is_combining_mark(character));
+        // Some marks are alphabetic too (a vowel sign, U+0345): a run never
+        // starts with one.
+        let mark = is_combining_mark(character);
+        let continues = if start.is_some() {
+            character.is_alphanumeric() || mark
+        } else {
+            character.is_alphanumeric() && !mark
+        };
         match (start, continues) {
             (None, true) => start = Some(at),
             (Some(from), false) => {
@@ -85,23 +107,28 @@ fn runs(text: &str) -> Vec<&str> {
     runs
 }
 
-/// One word lower-cased, composed again and folded as the module says.
+/// One word lower-cased, folded and composed again as the module says.
 fn folded(word: &str) -> String {
     word.to_lowercase()
-        .nfkc()
-        .collect::<String>()
         .replace('ς', "σ")
         .replace('ß', "ss")
         .replace("i\u{307}", "i")
         .replace('ı', "i")
+        .nfkc()
+        .collect()
 }
 
 /// The words of `text`, folded as the module says, in order, repeats kept.
 /// None for a text of no letter or digit.
 pub(crate) fn words(text: &str) -> Vec<String> {
+    // Taken out before composing (so an accent after one still composes with
+    // its letter) and after (a compatibility character may compose to one).
+    let visible = |character: &char| !is_default_ignorable(*character);
     let composed: String = text
+        .chars()
+        .filter(visible)
         .nfkc()
-        .filter(|&character| !JOIN_HINTS.contains(&character) && !is_variation_selector(character))
+        .filter(visible)
         .collect();
     let mut words = Vec::new();
     for word in runs(&composed) {
@@ -179,6 +206,69 @@ mod tests {
         assert!(words("\u{2764}\u{FE0F}").is_empty());
         assert_eq!(words("葛\u{E0100}城"), ["葛城"]);
         assert_eq!(words("می\u{200C}خواهم").len(), 1);
+    }
+
+    #[test]
+    fn every_default_ignorable_code_point_is_taken_out() {
+        for ignorable in [
+            '\u{00AD}',
+            '\u{034F}',
+            '\u{061C}',
+            '\u{115F}',
+            '\u{1160}',
+            '\u{17B4}',
+            '\u{17B5}',
+            '\u{180E}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{202A}',
+            '\u{202C}',
+            '\u{202E}',
+            '\u{2062}',
+            '\u{2064}',
+            '\u{2066}',
+            '\u{206F}',
+            '\u{3164}',
+            '\u{FEFF}',
+            '\u{FFA0}',
+            '\u{1BCA0}',
+            '\u{1D173}',
+            '\u{E0001}',
+            '\u{E0041}',
+            '\u{E007F}',
+            '\u{E01EF}',
+        ] {
+            let hidden = format!("pay{ignorable}ment");
+            assert_eq!(words(&hidden), ["payment"], "{:X}", u32::from(ignorable));
+            assert!(words(&ignorable.to_string()).is_empty());
+        }
+        // Between a letter and its accent, the accent still composes.
+        assert_eq!(words("cafe\u{200B}\u{301}"), words("café"));
+        // Neighbours of the ranges are kept: a letter, a symbol that separates.
+        assert_eq!(words("a\u{1161}b"), ["a\u{1161}b"]);
+        assert_eq!(words("a\u{2070}b"), ["a0b"]);
+    }
+
+    #[test]
+    fn a_word_never_starts_with_a_mark_even_an_alphabetic_one() {
+        // U+093E (a Devanagari vowel sign) and U+0345 are alphabetic marks.
+        for lone in ["x \u{93E} lone", "x \u{345} lone"] {
+            assert_eq!(words(lone), ["x", "lone"], "{lone:?}");
+        }
+        assert_eq!(words("का").len(), 1);
+    }
+
+    #[test]
+    fn a_dotless_or_dotted_i_with_an_accent_is_the_accented_i() {
+        assert_eq!(words("kı\u{301}"), words("k\u{ed}"));
+        assert_eq!(words("Kİ\u{301}"), words("k\u{ed}"));
+        assert_eq!(words("ki\u{301}"), ["k\u{ed}"]);
+    }
+
+    #[test]
+    fn a_word_is_cut_by_its_length_once_folded() {
+        let sharp = format!("{}x", "ß".repeat(50));
+        assert_eq!(words(&sharp), ["ss".repeat(50), "x".to_owned()]);
     }
 
     #[test]

@@ -12,11 +12,12 @@ use actix_web::{web, HttpRequest};
 use futures::StreamExt;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
+use wallet_domain::{AMOUNT_MAX, MONEY_SCALE};
 
 use super::error::ApiError;
 use super::json_keys::{KeyCheck, KeyProblem, RESERVED_KEY_PREFIX};
 use super::malformed::{not_json_message, shown};
-use super::number::parse_exact;
+use super::number::{parse_exact, NumberError};
 
 /// Largest request body accepted.
 pub const BODY_SIZE_MAX: usize = 64 * 1024;
@@ -126,9 +127,14 @@ fn check_content_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The UTF-8 byte order mark, which some clients write before a JSON text.
+const UTF8_BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
+
 /// Reads the whole body, refusing it as soon as it passes [`BODY_SIZE_MAX`],
 /// a `Content-Type` other than JSON or a content coding, and a body that has
-/// not all arrived within the application's [`BodyReadTimeout`] (408).
+/// not all arrived within the application's [`BodyReadTimeout`] (408). A
+/// UTF-8 byte order mark before the JSON text is dropped: RFC 8259 section 8.1
+/// lets a parser ignore one, and the seed's parser (body-parser) did.
 pub async fn read_body(request: &HttpRequest, payload: web::Payload) -> Result<Vec<u8>, ApiError> {
     let headers = request.headers();
     check_content_type(headers)?;
@@ -144,14 +150,18 @@ pub async fn read_body(request: &HttpRequest, payload: web::Payload) -> Result<V
         .app_data::<BodyReadTimeout>()
         .copied()
         .unwrap_or_default();
-    tokio::time::timeout(limit, read_chunks(payload, declared.unwrap_or(0)))
+    let mut body = tokio::time::timeout(limit, read_chunks(payload, declared.unwrap_or(0)))
         .await
         .map_err(|_| {
             ApiError::RequestTimeout(format!(
                 "Request body did not arrive within {} s",
                 limit.as_secs()
             ))
-        })?
+        })??;
+    if body.starts_with(UTF8_BYTE_ORDER_MARK) {
+        body.drain(..UTF8_BYTE_ORDER_MARK.len());
+    }
+    Ok(body)
 }
 
 /// The body's chunks as they come, at most [`BODY_SIZE_MAX`] bytes in all.
@@ -243,9 +253,22 @@ impl JsonObject {
     }
 }
 
-/// The number's own digits as a decimal, in any notation, never rounded.
+/// The number's own digits as a decimal, in any notation, never rounded. A
+/// number that cannot be read exactly is refused with the rules of money
+/// (every decimal a body carries is an amount, a balance or a limit), which it
+/// breaks whatever its digits: it has more decimal places or is larger than
+/// money may be.
 fn parse_decimal(field: &str, digits: &str) -> Result<Decimal, ApiError> {
-    parse_exact(digits).map_err(|error| ApiError::BadRequest(format!("{field} {error}")))
+    parse_exact(digits).map_err(|error| {
+        let message = match error {
+            NumberError::Malformed => format!("{field} {error}"),
+            NumberError::TooLarge | NumberError::TooPrecise => format!(
+                "{field} {error}; money has at most {MONEY_SCALE} decimal places and is at most \
+                 {AMOUNT_MAX}"
+            ),
+        };
+        ApiError::BadRequest(message)
+    })
 }
 
 #[cfg(test)]
@@ -403,6 +426,21 @@ mod tests {
         assert!(error.to_string().starts_with("amount "), "{error}");
         assert!(error.to_string().contains("too large"), "{error}");
         let digits = format!(r#"{{"amount": 0.{}}}"#, "1".repeat(40));
-        assert!(object(&digits).required_decimal("amount").is_err());
+        let error = object(&digits)
+            .required_decimal("amount")
+            .expect_err("digits");
+        // What money accepts is said, whichever way the number broke.
+        for broken in [r#"{"amount": 1e400}"#, &digits, r#"{"amount": 1e-40}"#] {
+            let error = object(broken)
+                .required_decimal("amount")
+                .expect_err("unreadable");
+            assert!(
+                error.to_string().ends_with(
+                    "money has at most 2 decimal places and is at most 1000000000000.00"
+                ),
+                "{broken}: {error}"
+            );
+        }
+        assert!(error.to_string().starts_with("amount "), "{error}");
     }
 }

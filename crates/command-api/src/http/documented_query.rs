@@ -12,6 +12,11 @@
 //! query parameter at all (the seed's writes, a wallet read without `at`) read
 //! no query and are left as the seed's server left them: a query there is
 //! ignored.
+//!
+//! One name is ignored everywhere: [`CACHE_BUSTER`], which browsers' and HTTP
+//! libraries' "no cache" options add to a GET with a timestamp (jQuery's
+//! `cache: false` writes `?_=1700000000000`). The seed's server ignored it, and
+//! it cannot be a misspelt filter.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -97,8 +102,13 @@ fn erase_variables(pattern: &str) -> String {
     erased
 }
 
-/// The first parameter name of `query` not in `taken` (names percent-decoded,
-/// `+` read as a space, as the extractor reads them).
+/// The query parameter every route ignores: the cache-busting timestamp that
+/// jQuery (`cache: false`) and other HTTP clients add to a GET.
+pub const CACHE_BUSTER: &str = "_";
+
+/// The first parameter name of `query` not in `taken` and not
+/// [`CACHE_BUSTER`] (names percent-decoded, `+` read as a space, as the
+/// extractor reads them).
 fn first_unknown(query: &str, taken: &BTreeSet<String>) -> Option<String> {
     query
         .split('&')
@@ -110,7 +120,7 @@ fn first_unknown(query: &str, taken: &BTreeSet<String>) -> Option<String> {
                 .decode_utf8_lossy()
                 .into_owned()
         })
-        .find(|name| !taken.contains(name))
+        .find(|name| name != CACHE_BUSTER && !taken.contains(name))
 }
 
 /// Middleware: a query parameter the route's operation does not document is
@@ -186,6 +196,15 @@ mod tests {
             first_unknown("%6Fwner=1", &limits),
             Some("owner".to_owned())
         );
+    }
+
+    #[test]
+    fn the_cache_buster_is_ignored_and_nothing_like_it() {
+        let limits = taken(&["limit"]);
+        assert_eq!(first_unknown("_=1700000000000&limit=2", &limits), None);
+        assert_eq!(first_unknown("%5F=1&_", &limits), None);
+        assert_eq!(first_unknown("__=1", &limits), Some("__".to_owned()));
+        assert_eq!(first_unknown("_x=1", &limits), Some("_x".to_owned()));
     }
 
     #[test]

@@ -196,7 +196,8 @@ impl PlaceHoldRequest {
                     .ok_or_else(|| {
                         ApiError::BadRequest(
                             "expiresAt must be an RFC 3339 date-time with seconds and an offset \
-                             (2026-11-30T12:00:00Z), a real second, in a year up to 9999"
+                             (2026-11-30T12:00:00Z), a real second, at most 9 digits after its \
+                             point, in a year up to 9999"
                                 .into(),
                         )
                     })

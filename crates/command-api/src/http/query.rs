@@ -230,7 +230,7 @@ pub fn decimal(
                     invalid(
                         parameter,
                         format!(
-                            "a decimal number like 10.50 (at most {DECIMAL_INTEGER_DIGITS_MAX} \
+                            "a decimal number of 0 or more like 10.50 (at most {DECIMAL_INTEGER_DIGITS_MAX} \
                              digits, then at most {DECIMAL_FRACTION_DIGITS_MAX} after the point)"
                         ),
                     )

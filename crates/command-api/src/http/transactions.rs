@@ -197,7 +197,8 @@ const SEARCH_FILTERS: [Spec; 7] = [
         name: "q",
         description: "Every word of it in the description, in any order, case-insensitive \
                       (a word is a run of letters and digits with the combining marks after \
-                      them, read in Unicode NFKC, accents kept, cut every 100 characters; \
+                      them, read in Unicode NFKC with default-ignorable characters taken out, \
+                      accents kept, cut every 100 characters once folded; \
                       anything else, `-`, `,`, quotes, `*`, parentheses, emoji, separates words \
                       and is never an operator), or exactly an id (event, wallet, counterparty \
                       wallet, transfer, hold); at most 200 characters, no control characters. \

@@ -544,12 +544,18 @@ impl ListParams {
     }
 }
 
-/// Wallets, ordered by id, as a JSON array (from the read model).
+/// Wallets, ordered by id, as a JSON array (from the read model). A page as
+/// long as its limit says where the next one starts in a `Link` header
+/// ([`next_page_link`]).
 #[utoipa::path(
     get, path = "/wallets", tag = "wallets",
     params(ListParams),
     responses(
-        (status = 200, description = "Wallets", body = [WalletResponse]),
+        (status = 200, description = "Wallets", body = [WalletResponse],
+         headers(("Link" = String,
+                  description = "Present when the page holds `limit` wallets, so more may follow: \
+                                 `</wallets?after=<last id>&limit=<limit>[&ownerId=<ownerId>]>; rel=\"next\"` \
+                                 (RFC 8288); the page it names may be empty."))),
         (status = 400, description = "Invalid paging or filter", body = ErrorBody),
     )
 )]
@@ -566,7 +572,42 @@ pub async fn list_wallets(
     catch_up(&state, Projection::ReadModel, LIST_CATCH_UP_WAIT_MS).await;
     // As `GET /wallets/{id}` sees a wallet: a hold due by the read is not held.
     query.seen_at = Some(chrono::Utc::now());
+    let limit = query.limit;
     let wallets = state.read_model.list_wallets(query).await?;
+    let mut response = HttpResponse::Ok();
+    if wallets.len() >= limit {
+        if let Some(last) = wallets.last() {
+            response.insert_header((
+                "Link",
+                next_page_link(last.id.as_str(), limit, params.owner_id.as_deref()),
+            ));
+        }
+    }
     let body: Vec<WalletResponse> = wallets.iter().map(WalletResponse::from).collect();
-    Ok(HttpResponse::Ok().json(body))
+    Ok(response.json(body))
 }
+
+/// The `Link` header (RFC 8288, `rel="next"`) of a full page of the wallet
+/// list: the same query from after `last_id`, as a relative reference with
+/// each value percent-encoded. A client that reads no header still gets the
+/// seed's array; one that follows the links gets every wallet.
+fn next_page_link(last_id: &str, limit: usize, owner_id: Option<&str>) -> String {
+    let encoded =
+        |value: &str| percent_encoding::utf8_percent_encode(value, QUERY_VALUE).to_string();
+    let owner = owner_id
+        .filter(|owner| !owner.is_empty())
+        .map(|owner| format!("&ownerId={}", encoded(owner)))
+        .unwrap_or_default();
+    format!(
+        "</wallets?after={}&limit={limit}{owner}>; rel=\"next\"",
+        encoded(last_id)
+    )
+}
+
+/// What a query value percent-encodes: everything but RFC 3986's unreserved
+/// characters.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');

@@ -155,22 +155,44 @@ async fn list_is_an_array_that_pages_and_filters() {
     };
     assert_eq!(ids(&all), ["w1", "w2", "w3", "w4"]);
 
-    let (_, page) = json_of(
-        app.get("/wallets?limit=2&after=w1")
-            .send()
-            .await
-            .expect("sent"),
-    )
-    .await;
+    let page = app
+        .get("/wallets?limit=2&after=w1")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        page.headers()["link"],
+        "</wallets?after=w3&limit=2>; rel=\"next\""
+    );
+    let (_, page) = json_of(page).await;
     assert_eq!(ids(&page), ["w2", "w3"]);
-    let (_, alices) = json_of(
-        app.get("/wallets?ownerId=alice&limit=2")
-            .send()
-            .await
-            .expect("sent"),
-    )
-    .await;
+    let alices = app
+        .get("/wallets?ownerId=alice&limit=2")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        alices.headers()["link"],
+        "</wallets?after=w3&limit=2&ownerId=alice>; rel=\"next\""
+    );
+    let (_, alices) = json_of(alices).await;
     assert_eq!(ids(&alices), ["w1", "w3"]);
+    // Following the links reaches every wallet, and a page shorter than its
+    // limit has none.
+    let mut listed = Vec::new();
+    let mut next = Some("/wallets?ownerId=alice&limit=2".to_owned());
+    while let Some(path) = next.take() {
+        let response = app.get(&path).send().await.expect("sent");
+        next = response.headers().get("link").map(|link| {
+            let link = link.to_str().expect("text");
+            link[1..link.find('>').expect("a reference")].to_owned()
+        });
+        let (_, page) = json_of(response).await;
+        listed.extend(ids(&page));
+    }
+    assert_eq!(listed, ["w1", "w3", "w4"]);
+    let short = app.get("/wallets?limit=5").send().await.expect("sent");
+    assert!(short.headers().get("link").is_none());
 
     let (status, body) = json_of(app.get("/wallets?limit=0").send().await.expect("sent")).await;
     assert_eq!(status, 400);

@@ -303,6 +303,40 @@ async fn a_body_declared_as_anything_but_json_or_in_a_content_coding_is_refused_
 }
 
 #[tokio::test]
+async fn a_byte_order_mark_before_the_json_is_ignored() {
+    let app = spawn_app().await;
+    app.create_wallet("w1", "o1", json!(10)).await;
+    let response = app
+        .post("/wallets/w1/debit")
+        .header("content-type", "application/json")
+        .body(b"\xEF\xBB\xBF{\"amount\": 1.50}".to_vec())
+        .send()
+        .await
+        .expect("sent");
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["balance"].to_string(), "8.50", "{body}");
+    // Only one, and only before the text.
+    for sent in [
+        b"\xEF\xBB\xBF\xEF\xBB\xBF{\"amount\": 1}".to_vec(),
+        b"{\"amount\": 1}\xEF\xBB\xBF".to_vec(),
+    ] {
+        let response = app
+            .post("/wallets/w1/debit")
+            .header("content-type", "application/json")
+            .body(sent)
+            .send()
+            .await
+            .expect("sent");
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, 400, "{body}");
+    }
+    let (_, wallet) = json_of(app.get("/wallets/w1").send().await.expect("sent")).await;
+    assert_eq!(wallet["version"].to_string(), "2");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_head_that_does_not_all_arrive_is_a_408_and_the_connection_is_closed() {
     let app = spawn_app().await;
     let timeout = Duration::from_millis(command_api::http::HEAD_READ_TIMEOUT_MS);

@@ -266,4 +266,16 @@ async fn a_parameter_the_endpoint_does_not_document_is_refused_by_name_and_chang
     assert_eq!(credited.status(), 201);
     let (_, wallet) = get(&app, "/wallets/w").await;
     assert_eq!(wallet["balance"].to_string(), "106.00", "{wallet}");
+    // The cache-busting timestamp a client adds (jQuery's `cache: false`) is
+    // ignored on every route, with or without other parameters.
+    for path in [
+        "/wallets/w?_=1700000000000",
+        "/wallets?_=1700000000000&limit=1",
+        "/wallets/w/transactions?_=1&limit=1",
+        "/transactions?_=1&walletId=w",
+        "/ledger/wallet/w?_=1",
+    ] {
+        let (status, body) = get(&app, path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
 }
