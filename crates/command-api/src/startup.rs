@@ -268,10 +268,12 @@ impl Application {
         let body_read_timeout =
             http::BodyReadTimeout(Duration::from_secs(config.body_read_timeout_seconds));
         let documented_queries = Arc::new(http::DocumentedQueries::of(&document));
+        let route_spellings = Arc::new(http::RouteSpellings::of(&document));
         let mut server = HttpServer::new(move || {
             let document = document.clone();
             let metrics = state.metrics.clone();
             let documented_queries = Arc::clone(&documented_queries);
+            let route_spellings = Arc::clone(&route_spellings);
             App::new()
                 .wrap_fn(move |request, service| http::measure(request, service, metrics.clone()))
                 .wrap_fn(move |request, service| {
@@ -283,6 +285,12 @@ impl Application {
                 })
                 .wrap_fn(http::refuse_undecodable_query)
                 .wrap_fn(http::correlate)
+                // The router and every check see a route's fixed words as
+                // documented, as the seed's Express router matched them
+                // (`caseSensitive: false`): `/Wallets/w1` is `/wallets/w1`.
+                .wrap_fn(move |request, service| {
+                    http::spell_as_documented(request, service, &route_spellings)
+                })
                 // Outermost: every check and the router see the path without
                 // a trailing slash, as the seed's Express router matched it
                 // (`strict: false`): `POST /wallets/` is `POST /wallets`.

@@ -22,6 +22,7 @@ mod openapi;
 mod origin;
 mod path;
 mod query;
+mod route_case;
 mod transactions;
 mod wallets;
 
@@ -42,6 +43,7 @@ pub use documented_query::{refuse_undocumented as refuse_undocumented_query, Doc
 pub use error::{ApiError, ErrorBody};
 pub use origin::{guard as guard_origin, OriginPolicy};
 pub use query::refuse_undecodable as refuse_undecodable_query;
+pub use route_case::{spell_as_documented, RouteSpellings};
 pub use wallets::TRANSFER_REPLY;
 
 use crate::metrics::Metrics;

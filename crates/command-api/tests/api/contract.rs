@@ -289,6 +289,27 @@ async fn operations_endpoints_answer() {
         app.get("/health/").send().await.expect("sent").status(),
         200
     );
+    // A route's fixed words in any case, as on the seed's Express router;
+    // ids keep theirs.
+    let (status, body) = app
+        .post_raw("/Wallets/slash/CREDIT/", r#"{"amount": 3}"#)
+        .await;
+    assert_eq!(
+        (status, body["balance"].to_string()),
+        (201, "5.00".into()),
+        "{body}"
+    );
+    let (status, body) = json_of(
+        app.get("/WALLETS/slash/Transactions?limit=1")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!((status, body["count"].as_u64()), (200, Some(3)), "{body}");
+    let (status, body) = json_of(app.get("/Wallets/SLASH").send().await.expect("sent")).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(error_message(&body, 404), "Wallet SLASH not found");
     let (status, body) = json_of(app.get("/nowhere").send().await.expect("sent")).await;
     assert_eq!(status, 404);
     assert_eq!(error_message(&body, 404), "Cannot GET /nowhere");
