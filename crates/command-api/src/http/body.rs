@@ -5,6 +5,7 @@
 //! letting the last one win, and so is a key the parser reserves
 //! ([`super::json_keys`]).
 
+use std::io::Read;
 use std::time::Duration;
 
 use actix_web::http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
@@ -106,39 +107,81 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Refuses a body sent in a content coding (gzip, deflate, …): the server
-/// reads bodies as they are, so one it cannot decode is 415, as RFC 9110
-/// section 15.5.16 says for an unsupported coding, not a JSON error about
-/// compressed bytes. `identity` (no coding) is accepted.
-fn check_content_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
-    let codings = headers
+/// The content coding a body is sent in (`Content-Encoding`, RFC 9110
+/// section 8.4): the ones the seed's parser (body-parser) decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ContentCoding {
+    Identity,
+    /// RFC 1952 (`gzip`, or its old name `x-gzip`).
+    Gzip,
+    /// The zlib format of RFC 1950, which HTTP's `deflate` names.
+    Deflate,
+}
+
+/// The body's coding; a coding the server cannot decode, or more than one,
+/// is 415, as RFC 9110 section 15.5.16 says for an unsupported coding, not a
+/// JSON error about compressed bytes.
+fn content_coding(headers: &HeaderMap) -> Result<ContentCoding, ApiError> {
+    let mut codings = headers
         .get_all(CONTENT_ENCODING)
         .flat_map(|value| value.to_str().unwrap_or("?").split(','))
         .map(str::trim)
-        .filter(|coding| !coding.is_empty());
-    for coding in codings {
-        if !coding.eq_ignore_ascii_case("identity") {
-            return Err(ApiError::UnsupportedMediaType(
-                "Content-Encoding must be identity: compressed request bodies are not accepted"
-                    .to_owned(),
-            ));
-        }
+        .filter(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"));
+    let coding = match codings.next() {
+        None => ContentCoding::Identity,
+        Some(coding) if coding.eq_ignore_ascii_case("gzip") => ContentCoding::Gzip,
+        Some(coding) if coding.eq_ignore_ascii_case("x-gzip") => ContentCoding::Gzip,
+        Some(coding) if coding.eq_ignore_ascii_case("deflate") => ContentCoding::Deflate,
+        Some(_) => return Err(unsupported_coding()),
+    };
+    match codings.next() {
+        None => Ok(coding),
+        Some(_) => Err(unsupported_coding()),
     }
-    Ok(())
+}
+
+fn unsupported_coding() -> ApiError {
+    ApiError::UnsupportedMediaType(
+        "Content-Encoding must be one of identity, gzip, deflate (one coding)".to_owned(),
+    )
+}
+
+/// `body` decoded from `coding`, at most [`BODY_SIZE_MAX`] bytes once decoded
+/// (413 beyond: the limit holds for what is read, whatever it was sent as).
+fn decoded(body: Vec<u8>, coding: ContentCoding) -> Result<Vec<u8>, ApiError> {
+    let decoder: Box<dyn Read + '_> = match coding {
+        ContentCoding::Identity => return Ok(body),
+        ContentCoding::Gzip => Box::new(flate2::read::GzDecoder::new(body.as_slice())),
+        ContentCoding::Deflate => Box::new(flate2::read::ZlibDecoder::new(body.as_slice())),
+    };
+    let mut plain = Vec::new();
+    decoder
+        .take(BODY_SIZE_MAX as u64 + 1)
+        .read_to_end(&mut plain)
+        .map_err(|error| {
+            ApiError::BadRequest(format!(
+                "Request body could not be decoded from its Content-Encoding: {error}"
+            ))
+        })?;
+    if plain.len() > BODY_SIZE_MAX {
+        return Err(too_large());
+    }
+    Ok(plain)
 }
 
 /// The UTF-8 byte order mark, which some clients write before a JSON text.
 const UTF8_BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
 
-/// Reads the whole body, refusing it as soon as it passes [`BODY_SIZE_MAX`],
-/// a `Content-Type` other than JSON or a content coding, and a body that has
-/// not all arrived within the application's [`BodyReadTimeout`] (408). A
-/// UTF-8 byte order mark before the JSON text is dropped: RFC 8259 section 8.1
-/// lets a parser ignore one, and the seed's parser (body-parser) did.
+/// Reads the whole body, refusing it as soon as it passes [`BODY_SIZE_MAX`]
+/// (as sent or once decoded), a `Content-Type` other than JSON, a content
+/// coding other than gzip or deflate, and a body that has not all arrived
+/// within the application's [`BodyReadTimeout`] (408). A UTF-8 byte order
+/// mark before the JSON text is dropped: RFC 8259 section 8.1 lets a parser
+/// ignore one, and the seed's parser (body-parser) did.
 pub async fn read_body(request: &HttpRequest, payload: web::Payload) -> Result<Vec<u8>, ApiError> {
     let headers = request.headers();
     check_content_type(headers)?;
-    check_content_encoding(headers)?;
+    let coding = content_coding(headers)?;
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -158,6 +201,7 @@ pub async fn read_body(request: &HttpRequest, payload: web::Payload) -> Result<V
                 limit.as_secs()
             ))
         })??;
+    body = decoded(body, coding)?;
     if body.starts_with(UTF8_BYTE_ORDER_MARK) {
         body.drain(..UTF8_BYTE_ORDER_MARK.len());
     }

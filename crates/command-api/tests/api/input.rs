@@ -282,12 +282,12 @@ async fn a_body_declared_as_anything_but_json_or_in_a_content_coding_is_refused_
         assert_eq!(status, 415, "{content_type}: {body}");
         assert!(error_message(&body, 415).contains("application/json"));
     }
-    for coding in ["gzip", "deflate", "br"] {
+    for coding in ["br", "zstd", "compress", "gzip, gzip", "gzip, deflate"] {
         let response = app
             .post("/wallets/w1/debit")
             .header("content-type", "application/json")
             .header("content-encoding", coding)
-            .body(r#"{"amount": 1}"#)
+            .body(gzip(br#"{"amount": 1}"#))
             .send()
             .await
             .expect("sent");
@@ -299,6 +299,76 @@ async fn a_body_declared_as_anything_but_json_or_in_a_content_coding_is_refused_
     assert_eq!(status, 201);
     let (_, wallet) = json_of(app.get("/wallets/w1").send().await.expect("sent")).await;
     assert_eq!(wallet["version"].to_string(), "2");
+    app.stop().await;
+}
+
+fn gzip(plain: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(plain).expect("in memory");
+    encoder.finish().expect("in memory")
+}
+
+fn zlib(plain: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(plain).expect("in memory");
+    encoder.finish().expect("in memory")
+}
+
+#[tokio::test]
+async fn a_body_in_gzip_or_deflate_is_read_decoded_within_the_size_limit() {
+    let app = spawn_app().await;
+    app.create_wallet("w1", "o1", json!(10)).await;
+    let send = |coding: &'static str, body: Vec<u8>| {
+        app.post("/wallets/w1/debit")
+            .header("content-type", "application/json")
+            .header("content-encoding", coding)
+            .body(body)
+            .send()
+    };
+    let (status, body) = json_of(
+        send("gzip", gzip(br#"{"amount": 1.25}"#))
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["balance"].to_string()),
+        (201, "8.75".into()),
+        "{body}"
+    );
+    let (status, body) = json_of(
+        send("Deflate", zlib(br#"{"amount": 0.75}"#))
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["balance"].to_string()),
+        (201, "8.00".into()),
+        "{body}"
+    );
+    // Small as sent, over the limit once decoded: 413, as a plain one would be.
+    let mut padded = br#"{"amount": 1,"description": "x""#.to_vec();
+    padded.extend(std::iter::repeat_n(b' ', 70 * 1024));
+    padded.push(b'}');
+    let (status, body) = json_of(send("gzip", gzip(&padded)).await.expect("sent")).await;
+    assert_eq!(status, 413, "{body}");
+    // Not what it says it is.
+    let (status, body) = json_of(
+        send("gzip", br#"{"amount": 1}"#.to_vec())
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        error_message(&body, 400).contains("Content-Encoding"),
+        "{body}"
+    );
+    let (_, wallet) = json_of(app.get("/wallets/w1").send().await.expect("sent")).await;
+    assert_eq!(wallet["version"].to_string(), "3");
     app.stop().await;
 }
 
