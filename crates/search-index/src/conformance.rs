@@ -483,6 +483,7 @@ const LIGATURE: &str = "ﬁnance €5fee";
 const MARKED: &str = "q\u{303} alone, STRAẞE";
 const PLAIN: &str = "q plain, Iğdır pay\u{AD}ment";
 const SELECTED: &str = "\u{2764}\u{FE0F}coffee J\u{30C}ORDAN";
+const SYMBOLS: &str = "Acme™ widget 1\u{FE0F}\u{20E3}first pay\u{200E}roll kı\u{301}";
 
 /// The words are folded by one function for both indexes (`crate::words`),
 /// so the scripts where their own analyzers differed find the same rows.
@@ -493,8 +494,8 @@ pub async fn free_text_folds_every_script_alike(index: Arc<dyn SearchIndex>) {
     let longest = format!("{}yyyyyyyyyy", "x".repeat(255));
     let long = "z".repeat(150);
     let events = credits_described(&[
-        GREEK, TURKISH, COMBINING, EMOJI, GEORGIAN, LIGATURE, MARKED, PLAIN, SELECTED, &longest,
-        &long,
+        GREEK, TURKISH, COMBINING, EMOJI, GEORGIAN, LIGATURE, MARKED, PLAIN, SELECTED, SYMBOLS,
+        &longest, &long,
     ]);
     index.index_batch(&events).await.expect("indexed");
     let found = |q: &'static str| descriptions_found(index, q);
@@ -528,6 +529,14 @@ pub async fn free_text_folds_every_script_alike(index: Arc<dyn SearchIndex>) {
         assert_eq!(found(q).await, [SELECTED], "{q}");
     }
     assert!(found("\u{2764}\u{FE0F}").await.is_empty());
+    // A symbol separates words before NFKC spells it (`™` as `TM`), a keycap
+    // is no digit, a bidirectional mark is nothing, `ı́` is `í`.
+    for q in ["acme", "first", "payroll", "k\u{ed}"] {
+        assert_eq!(found(q).await, [SYMBOLS], "{q}");
+    }
+    for q in ["acmetm", "1"] {
+        assert!(found(q).await.is_empty(), "{q}");
+    }
     assert!(found("yyyyyyyyyy").await.is_empty());
     assert_eq!(descriptions_found(index, &long).await, [long]);
 }

@@ -2,10 +2,14 @@
 //! indexes, so a search finds the same transactions on the embedded default
 //! and on Elasticsearch/OpenSearch whatever the script of its text.
 //!
-//! A text is read in Unicode's compatibility composition (NFKC, Unicode
-//! Standard Annex #15: `ﬁ` is `fi`, a letter and a combining accent typed
-//! apart are the accented letter, full-width letters are the plain ones),
-//! with every default-ignorable code point taken out
+//! Symbols (`General_Category=S*`: `™`, `€`, `+`, emoji), enclosing marks (a
+//! keycap's, a circle's) and a character shown as an emoji (followed by the
+//! emoji presentation selector U+FE0F: `ℹ️`, `1️⃣`) first become spaces, so they
+//! separate words, before NFKC would spell some of them as letters (`™` as
+//! `TM`). The text is then read in Unicode's compatibility composition (NFKC,
+//! Unicode Standard Annex #15: `ﬁ` is `fi`, a letter and a combining accent
+//! typed apart are the accented letter, full-width letters are the plain
+//! ones), with every default-ignorable code point taken out
 //! (`Default_Ignorable_Code_Point`, Unicode's `DerivedCoreProperties.txt`:
 //! the invisible characters that only hint where to break or join, such as
 //! the soft hyphen and the zero-width space, joiner and non-joiner; the
@@ -17,15 +21,16 @@
 //! precomposed letter, a virama, a vowel sign, a tone mark); spaces,
 //! punctuation, symbols, emoji and a mark with no letter before it separate
 //! words. Each word is lower-cased with Unicode's default case mapping
-//! ([`str::to_lowercase`]), folded where a case mapping alone leaves two
-//! spellings of one word (the final sigma `ς` is `σ`, `ß` is `ss` as in
-//! Unicode's full case folding, the Turkish dotless `ı` is `i`, and so is an
-//! `i` with a dot above, which is what a capital `İ` lower-cases to), then
-//! composed again (NFKC: a capital with no precomposed form, `J̌`, lower-cases
-//! to the letter and its mark, `ǰ` is one character; `ı́` is `í`). Accents
-//! stay: `café` is not `cafe`. A word longer than [`WORD_CHARS_MAX`]
-//! characters, counted once folded (`ß` is two), is cut into pieces of that
-//! length, each a word.
+//! ([`str::to_lowercase`]), decomposed (NFD), folded where a case mapping
+//! alone leaves two spellings of one word (the final sigma `ς` is `σ`, `ß` is
+//! `ss` as in Unicode's full case folding, the Turkish dotless `ı` is `i`,
+//! and a dot above an `i` is dropped: it is what a capital `İ` lower-cases
+//! to, whatever other marks it carries), then composed again (NFKC: a capital
+//! with no precomposed form, `J̌`, lower-cases to the letter and its mark, `ǰ`
+//! is one character; `ı́` is `í`). Accents stay: `café` is not `cafe`. A word
+//! longer than [`WORD_CHARS_MAX`] characters, counted once folded (`ß` is
+//! two), is cut into pieces of at most that length, each a word, never
+//! between a letter and its marks.
 //!
 //! A change to these rules changes the words of what is already indexed:
 //! [`WORDS_VERSION`] names the rules, and an index whose words another
@@ -42,12 +47,20 @@
 
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
+
+/// The emoji presentation selector: the character before it is shown as an
+/// emoji.
+const EMOJI_PRESENTATION: char = '\u{FE0F}';
 
 /// The version of the rules above; raised with every change to them.
-/// Version 2: every default-ignorable code point ignored (version 1 ignored
-/// eight of them and the variation selectors), a word never starts with a
-/// mark, and `ı` and the dot above an `i` folded before composing again.
-pub(crate) const WORDS_VERSION: i64 = 2;
+/// Version 3: symbols, enclosing marks and characters shown as emoji
+/// separate words before NFKC; every default-ignorable code point ignored
+/// (version 1 ignored eight of them and the variation selectors); a word
+/// never starts with a mark, nor does a piece of a long one; `ı` and the dot
+/// above an `i` folded on the decomposed word. (Version 2 was never
+/// released.)
+pub(crate) const WORDS_VERSION: i64 = 3;
 
 /// Characters of the longest word an index keeps whole; a longer run (a
 /// sentence of a script written without spaces) is cut into such pieces.
@@ -76,6 +89,20 @@ fn is_default_ignorable(character: char) -> bool {
             | '\u{1D173}'..='\u{1D17A}'
             | '\u{E0000}'..='\u{E0FFF}'
     )
+}
+
+/// `text` with every symbol, enclosing mark and character shown as an emoji
+/// replaced by a space: they separate words, whatever NFKC makes of them.
+fn symbols_as_spaces(text: &str) -> String {
+    let mut spaced = String::with_capacity(text.len());
+    let mut characters = text.chars().peekable();
+    while let Some(character) = characters.next() {
+        let separates = characters.peek() == Some(&EMOJI_PRESENTATION)
+            || character.general_category_group() == GeneralCategoryGroup::Symbol
+            || character.general_category() == GeneralCategory::EnclosingMark;
+        spaced.push(if separates { ' ' } else { character });
+    }
+    spaced
 }
 
 /// The runs that start with a letter or a digit and go on over letters,
@@ -107,15 +134,45 @@ fn runs(text: &str) -> Vec<&str> {
     runs
 }
 
-/// One word lower-cased, folded and composed again as the module says.
+/// One word lower-cased, decomposed, folded and composed again as the
+/// module says.
 fn folded(word: &str) -> String {
-    word.to_lowercase()
-        .replace('ς', "σ")
-        .replace('ß', "ss")
-        .replace("i\u{307}", "i")
-        .replace('ı', "i")
-        .nfkc()
-        .collect()
+    let mut folded = String::with_capacity(word.len());
+    let mut base = None;
+    for character in word.to_lowercase().nfd() {
+        let character = if character == 'ı' { 'i' } else { character };
+        if !is_combining_mark(character) {
+            base = Some(character);
+        } else if character == '\u{307}' && base == Some('i') {
+            continue;
+        }
+        match character {
+            'ς' => folded.push('σ'),
+            'ß' => folded.push_str("ss"),
+            other => folded.push(other),
+        }
+    }
+    folded.nfkc().collect()
+}
+
+/// `word` cut into pieces of at most [`WORD_CHARS_MAX`] characters, each
+/// ending before a letter or digit, so no piece starts with a mark (a run of
+/// more marks than that is cut where it must).
+fn pieces(word: &str) -> Vec<String> {
+    let characters: Vec<char> = word.chars().collect();
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while characters.len() - start > WORD_CHARS_MAX {
+        let limit = start + WORD_CHARS_MAX;
+        let end = (start + 1..=limit)
+            .rev()
+            .find(|&at| !is_combining_mark(characters[at]))
+            .unwrap_or(limit);
+        pieces.push(characters[start..end].iter().collect());
+        start = end;
+    }
+    pieces.push(characters[start..].iter().collect());
+    pieces
 }
 
 /// The words of `text`, folded as the module says, in order, repeats kept.
@@ -124,23 +181,16 @@ pub(crate) fn words(text: &str) -> Vec<String> {
     // Taken out before composing (so an accent after one still composes with
     // its letter) and after (a compatibility character may compose to one).
     let visible = |character: &char| !is_default_ignorable(*character);
-    let composed: String = text
+    let composed: String = symbols_as_spaces(text)
         .chars()
         .filter(visible)
         .nfkc()
         .filter(visible)
         .collect();
-    let mut words = Vec::new();
-    for word in runs(&composed) {
-        let word = folded(word);
-        let characters: Vec<char> = word.chars().collect();
-        words.extend(
-            characters
-                .chunks(WORD_CHARS_MAX)
-                .map(|piece| piece.iter().collect::<String>()),
-        );
-    }
-    words
+    runs(&composed)
+        .into_iter()
+        .flat_map(|word| pieces(&folded(word)))
+        .collect()
 }
 
 /// The words of a description as an index keeps them: [`words`] joined by
@@ -263,6 +313,43 @@ mod tests {
         assert_eq!(words("kı\u{301}"), words("k\u{ed}"));
         assert_eq!(words("Kİ\u{301}"), words("k\u{ed}"));
         assert_eq!(words("ki\u{301}"), ["k\u{ed}"]);
+    }
+
+    #[test]
+    fn symbols_and_emoji_separate_words_whatever_nfkc_makes_of_them() {
+        assert_eq!(words("Acme™ widget"), ["acme", "widget"]);
+        assert_eq!(words("Acme® gadget"), ["acme", "gadget"]);
+        assert_eq!(words("\u{2139}\u{FE0F}info"), ["info"]);
+        assert_eq!(words("\u{24C2}\u{FE0F}metro \u{24C2}x"), ["metro", "x"]);
+        assert_eq!(words("\u{1F170}\u{FE0F}plus \u{1F130}b"), ["plus", "b"]);
+        assert_eq!(words("1\u{FE0F}\u{20E3} first"), ["first"]);
+        assert_eq!(words("1\u{20E3}2"), ["1", "2"]);
+        assert_eq!(words("25℃ 5㎏"), ["25", "5"]);
+        // A character with the text presentation stays what it is.
+        assert_eq!(words("\u{2139}\u{FE0E}nfo"), ["info"]);
+    }
+
+    #[test]
+    fn every_dot_above_an_i_is_dropped_whatever_else_it_carries() {
+        assert_eq!(words("kı\u{307}z"), ["kiz"]);
+        assert_eq!(words("XI\u{323}\u{307}Y"), words("xịy"));
+        assert_eq!(words("Xİ\u{323}Y"), words("xịy"));
+    }
+
+    #[test]
+    fn a_piece_of_a_long_word_never_starts_with_a_mark() {
+        let word = format!("{}q\u{303}bc", "a".repeat(WORD_CHARS_MAX - 1));
+        let cut = words(&word);
+        assert_eq!(
+            cut,
+            ["a".repeat(WORD_CHARS_MAX - 1), "q\u{303}bc".to_owned()]
+        );
+        let marks = format!("a{}", "\u{303}".repeat(WORD_CHARS_MAX + 5));
+        let cut = words(&marks);
+        assert!(cut
+            .iter()
+            .all(|piece| piece.chars().count() <= WORD_CHARS_MAX));
+        assert_eq!(cut.concat(), marks.nfkc().collect::<String>());
     }
 
     #[test]

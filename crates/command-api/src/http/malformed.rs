@@ -34,6 +34,9 @@ const NESTING_ADVICE: &str = "arrays and objects nest at most 128 deep";
 /// `Request body is not valid JSON: …`, or `<property> is not valid JSON: …`
 /// when the parser stopped inside the value of one of the body's properties.
 pub fn not_json_message(body: &[u8], error: &serde_json::Error) -> String {
+    if let Some(encoding) = not_utf8_advice(body) {
+        return format!("Request body is not valid JSON: {encoding}");
+    }
     let stop = offset(body, error.line(), error.column());
     let advice = match break_of(body, stop, error) {
         Break::InValue => {
@@ -52,6 +55,22 @@ pub fn not_json_message(body: &[u8], error: &serde_json::Error) -> String {
     match property_in_progress(&body[..stop]) {
         Some(property) => format!("{} is not valid JSON: {error}; {advice}", shown(&property)),
         None => format!("Request body is not valid JSON: {error}; {advice}"),
+    }
+}
+
+/// What a body that broke the parser is told when the break is its encoding
+/// rather than its JSON: text in UTF-16 or UTF-32 (a byte order mark of
+/// theirs, or NUL bytes, which JSON text never holds), or a UTF-8 byte order
+/// mark anywhere but first and once (the one ignored).
+fn not_utf8_advice(body: &[u8]) -> Option<&'static str> {
+    const UTF16_MARKS: [&[u8]; 2] = [b"\xFE\xFF", b"\xFF\xFE"];
+    let text = body.trim_ascii_start();
+    if UTF16_MARKS.iter().any(|mark| text.starts_with(mark)) || body.contains(&0) {
+        Some("it must be UTF-8 (RFC 8259 section 8.1); UTF-16 and UTF-32 are not read")
+    } else if text.starts_with(b"\xEF\xBB\xBF") {
+        Some("a byte order mark is ignored only as the body's first bytes, once")
+    } else {
+        None
     }
 }
 
@@ -214,6 +233,32 @@ mod tests {
             message.contains("JSON writes a number"),
             "{body}: {message}"
         );
+    }
+
+    #[test]
+    fn a_body_in_another_encoding_is_told_so() {
+        let told = |body: &[u8]| {
+            let error = serde_json::from_slice::<serde_json::Value>(body).expect_err("malformed");
+            not_json_message(body, &error)
+        };
+        let utf16: Vec<u8> = "\u{FEFF}{\"amount\":1}"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let utf32: Vec<u8> = b"{\0\0\0}\0\0\0".to_vec();
+        for body in [&utf16, &utf32, &b"\xFE\xFF\0{"[..]] {
+            assert!(
+                told(body).ends_with("UTF-16 and UTF-32 are not read"),
+                "{body:?}"
+            );
+        }
+        for body in [&b"\xEF\xBB\xBF{}"[..], b" \xEF\xBB\xBF{}"] {
+            assert!(
+                told(body).ends_with("as the body's first bytes, once"),
+                "{body:?}"
+            );
+        }
+        assert!(told(b"{\"amount\": x}").contains("JSON writes a number"));
     }
 
     #[test]

@@ -295,8 +295,9 @@ fn date(
                     "an RFC 3339 date-time (2026-11-30T12:00:00Z) or a date (2026-11-30); \
                      an offset's + must be sent as %2B in a query, where a bare + is a space"
                 } else {
-                    "an RFC 3339 date-time (2026-11-30T12:00:00Z) or a date (2026-11-30), \
-                     in a UTC year from 0000 to 9999"
+                    "an RFC 3339 date-time (2026-11-30T12:00:00Z) or a date (2026-11-30) \
+                     that the calendar has, a real second with at most 9 digits after its \
+                     point, in a UTC year from 0000 to 9999"
                 };
                 invalid(parameter, accepted)
             })
