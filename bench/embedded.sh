@@ -12,7 +12,9 @@
 #     path (404) with the same wrk shape, and the ratios of the three;
 #  4. with LOAD=1, the seed's wallex-load test after it (extra options go to it);
 #     with PROFILE=1, a perf profile of the server during the mix;
-#     with TRACE_WRITES=1, the bytes written during 3 s of the mix by file (strace).
+#     with TRACE_WRITES=1, the bytes written during 3 s of the mix by file (strace);
+#     with WAL_FRAMES=1, which table or index each frame of each WAL file holds
+#     (bench/wal-frames.py: the WALs copied right after the mix).
 #
 #   bench/embedded.sh                    the mix, the reads, the ratios
 #   PROFILE=1 LOAD=1 bench/embedded.sh --seed 42
@@ -97,6 +99,10 @@ fi
 WALLETS="$WALLETS" WALLET_PREFIX=bench wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" \
   -d"${MIX_SECONDS}s" --latency -s bench/mix.lua "$URL" | tee "$REPORT_DIR/mix.txt" | grep '^mix:'
 mix_end="$(date +%s.%N)"
+if [ "${WAL_FRAMES:-0}" = 1 ]; then
+  mkdir -p "$REPORT_DIR/wal"
+  cp "$DATA_DIR"/*.db-wal "$REPORT_DIR/wal/"
+fi
 wait "${observers[@]}" || true  # timeout ends strace with 124
 for _ in $(seq 1 $((CATCH_UP_SECONDS_MAX * 10))); do
   unprocessed="$(curl -fs "$URL/health/kafka" | sed -n 's/.*"unprocessedEvents":\([0-9]*\).*/\1/p')"
@@ -158,6 +164,17 @@ if [ "${TRACE_WRITES:-0}" = 1 ]; then
       n = split($0, parts, " = "); bytes[$2] += parts[n]
     } END {for (f in bytes) if (f !~ /TCP|socket|pipe|anon/) printf "%12d %s\n", bytes[f], f}' \
     "$REPORT_DIR/writes.strace" | sort -rn | sed "s|$DATA_DIR/||"
+fi
+
+if [ "${WAL_FRAMES:-0}" = 1 ]; then
+  kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
+  server=""
+  for wal in "$REPORT_DIR"/wal/*.db-wal; do
+    database="$(basename "$wal" -wal)"
+    cp "$DATA_DIR/$database" "$REPORT_DIR/wal/$database"
+  done
+  echo "== frames of each WAL at the end of the mix, by table or index =="
+  python3 bench/wal-frames.py "$REPORT_DIR/wal"
 fi
 
 if [ "${PROFILE:-0}" = 1 ]; then

@@ -3,10 +3,12 @@
 //! and on Elasticsearch/OpenSearch whatever the script of its text.
 //!
 //! Symbols (`General_Category=S*`: `™`, `€`, `+`, emoji), enclosing marks (a
-//! keycap's, a circle's) and a character shown as an emoji (followed by the
-//! emoji presentation selector U+FE0F: `ℹ️`, `1️⃣`) first become spaces, so they
-//! separate words, before NFKC would spell some of them as letters (`™` as
-//! `TM`). The text is then read in Unicode's compatibility composition (NFKC,
+//! keycap's, a circle's), the character an enclosing mark encloses (`1⃣`)
+//! and an emoji character shown as an emoji (followed by the emoji
+//! presentation selector U+FE0F: `ℹ️`, `2️⃣`; a letter that is no emoji keeps
+//! its place in its word) first become spaces, so they separate words, before
+//! NFKC would spell some of them as letters (`™` as `TM`); invisible
+//! characters between a character and what follows it do not count here. The text is then read in Unicode's compatibility composition (NFKC,
 //! Unicode Standard Annex #15: `ﬁ` is `fi`, a letter and a combining accent
 //! typed apart are the accented letter, full-width letters are the plain
 //! ones), with every default-ignorable code point taken out
@@ -47,15 +49,17 @@
 
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
-use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
+use unicode_properties::{
+    GeneralCategory, GeneralCategoryGroup, UnicodeEmoji, UnicodeGeneralCategory,
+};
 
 /// The emoji presentation selector: the character before it is shown as an
 /// emoji.
 const EMOJI_PRESENTATION: char = '\u{FE0F}';
 
 /// The version of the rules above; raised with every change to them.
-/// Version 3: symbols, enclosing marks and characters shown as emoji
-/// separate words before NFKC; every default-ignorable code point ignored
+/// Version 3: symbols, enclosing marks, what they enclose and emoji
+/// characters shown as emoji separate words before NFKC; every default-ignorable code point ignored
 /// (version 1 ignored eight of them and the variation selectors); a word
 /// never starts with a mark, nor does a piece of a long one; `ı` and the dot
 /// above an `i` folded on the decomposed word. (Version 2 was never
@@ -91,15 +95,28 @@ fn is_default_ignorable(character: char) -> bool {
     )
 }
 
-/// `text` with every symbol, enclosing mark and character shown as an emoji
-/// replaced by a space: they separate words, whatever NFKC makes of them.
+fn is_enclosing_mark(character: char) -> bool {
+    character.general_category() == GeneralCategory::EnclosingMark
+}
+
+/// `text` with every symbol, enclosing mark, enclosed character and emoji
+/// character shown as an emoji replaced by a space: they separate words,
+/// whatever NFKC makes of them. Default-ignorable characters other than the
+/// emoji presentation selector are taken out first, so that one between a
+/// character and its selector or enclosing mark changes nothing.
 fn symbols_as_spaces(text: &str) -> String {
+    let kept: Vec<char> = text
+        .chars()
+        .filter(|&character| character == EMOJI_PRESENTATION || !is_default_ignorable(character))
+        .collect();
     let mut spaced = String::with_capacity(text.len());
-    let mut characters = text.chars().peekable();
-    while let Some(character) = characters.next() {
-        let separates = characters.peek() == Some(&EMOJI_PRESENTATION)
-            || character.general_category_group() == GeneralCategoryGroup::Symbol
-            || character.general_category() == GeneralCategory::EnclosingMark;
+    for (at, &character) in kept.iter().enumerate() {
+        let next = kept.get(at + 1).copied();
+        let shown_as_emoji = next == Some(EMOJI_PRESENTATION) && character.is_emoji_char();
+        let separates = shown_as_emoji
+            || next.is_some_and(is_enclosing_mark)
+            || is_enclosing_mark(character)
+            || character.general_category_group() == GeneralCategoryGroup::Symbol;
         spaced.push(if separates { ' ' } else { character });
     }
     spaced
@@ -322,8 +339,17 @@ mod tests {
         assert_eq!(words("\u{2139}\u{FE0F}info"), ["info"]);
         assert_eq!(words("\u{24C2}\u{FE0F}metro \u{24C2}x"), ["metro", "x"]);
         assert_eq!(words("\u{1F170}\u{FE0F}plus \u{1F130}b"), ["plus", "b"]);
+        // A keycap in either spelling is no digit.
         assert_eq!(words("1\u{FE0F}\u{20E3} first"), ["first"]);
-        assert_eq!(words("1\u{20E3}2"), ["1", "2"]);
+        assert_eq!(words("1\u{20E3}2 3"), ["2", "3"]);
+        // A selector after a letter that is no emoji, or after an invisible
+        // character, changes nothing.
+        assert_eq!(words("Cafe\u{301}\u{FE0F}"), words("café"));
+        assert_eq!(words("pay\u{FE0F}ment"), ["payment"]);
+        assert_eq!(
+            words("Hotel\u{2139}\u{200B}\u{FE0F}desk"),
+            ["hotel", "desk"]
+        );
         assert_eq!(words("25℃ 5㎏"), ["25", "5"]);
         // A character with the text presentation stays what it is.
         assert_eq!(words("\u{2139}\u{FE0E}nfo"), ["info"]);

@@ -148,25 +148,48 @@ fn unsupported_coding() -> ApiError {
 
 /// `body` decoded from `coding`, at most [`BODY_SIZE_MAX`] bytes once decoded
 /// (413 beyond: the limit holds for what is read, whatever it was sent as).
+/// Every gzip member is read, one after the other (RFC 1952 section 2.2), and
+/// a byte after the last member or after the zlib stream is refused: the body
+/// read is the one any other reader of the coding would read.
 fn decoded(body: Vec<u8>, coding: ContentCoding) -> Result<Vec<u8>, ApiError> {
-    let decoder: Box<dyn Read + '_> = match coding {
-        ContentCoding::Identity => return Ok(body),
-        ContentCoding::Gzip => Box::new(flate2::read::GzDecoder::new(body.as_slice())),
-        ContentCoding::Deflate => Box::new(flate2::read::ZlibDecoder::new(body.as_slice())),
-    };
     let mut plain = Vec::new();
+    let left = match coding {
+        ContentCoding::Identity => return Ok(body),
+        ContentCoding::Gzip => {
+            let mut decoder = flate2::bufread::MultiGzDecoder::new(body.as_slice());
+            read_at_most(&mut decoder, &mut plain)?;
+            decoder.into_inner().len()
+        }
+        ContentCoding::Deflate => {
+            let mut decoder = flate2::bufread::ZlibDecoder::new(body.as_slice());
+            read_at_most(&mut decoder, &mut plain)?;
+            decoder.into_inner().len()
+        }
+    };
+    if left > 0 {
+        return Err(not_decodable(format!(
+            "{left} bytes follow the end of the coded data"
+        )));
+    }
+    Ok(plain)
+}
+
+/// Reads `decoder` into `plain`, refusing more than [`BODY_SIZE_MAX`] bytes.
+fn read_at_most(decoder: &mut impl Read, plain: &mut Vec<u8>) -> Result<(), ApiError> {
     decoder
         .take(BODY_SIZE_MAX as u64 + 1)
-        .read_to_end(&mut plain)
-        .map_err(|error| {
-            ApiError::BadRequest(format!(
-                "Request body could not be decoded from its Content-Encoding: {error}"
-            ))
-        })?;
+        .read_to_end(plain)
+        .map_err(|error| not_decodable(error.to_string()))?;
     if plain.len() > BODY_SIZE_MAX {
         return Err(too_large());
     }
-    Ok(plain)
+    Ok(())
+}
+
+fn not_decodable(reason: String) -> ApiError {
+    ApiError::BadRequest(format!(
+        "Request body could not be decoded from its Content-Encoding: {reason}"
+    ))
 }
 
 /// The UTF-8 byte order mark, which some clients write before a JSON text.

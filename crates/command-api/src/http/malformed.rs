@@ -34,10 +34,10 @@ const NESTING_ADVICE: &str = "arrays and objects nest at most 128 deep";
 /// `Request body is not valid JSON: …`, or `<property> is not valid JSON: …`
 /// when the parser stopped inside the value of one of the body's properties.
 pub fn not_json_message(body: &[u8], error: &serde_json::Error) -> String {
-    if let Some(encoding) = not_utf8_advice(body) {
+    let stop = offset(body, error.line(), error.column());
+    if let Some(encoding) = not_utf8_advice(body, stop) {
         return format!("Request body is not valid JSON: {encoding}");
     }
-    let stop = offset(body, error.line(), error.column());
     let advice = match break_of(body, stop, error) {
         Break::InValue => {
             "JSON writes a number as digits with an optional fraction and exponent (10, \
@@ -59,15 +59,26 @@ pub fn not_json_message(body: &[u8], error: &serde_json::Error) -> String {
 }
 
 /// What a body that broke the parser is told when the break is its encoding
-/// rather than its JSON: text in UTF-16 or UTF-32 (a byte order mark of
-/// theirs, or NUL bytes, which JSON text never holds), or a UTF-8 byte order
-/// mark anywhere but first and once (the one ignored).
-fn not_utf8_advice(body: &[u8]) -> Option<&'static str> {
+/// rather than its JSON: compressed data sent without its `Content-Encoding`
+/// (gzip's magic bytes, RFC 1952 section 2.3.1), text in UTF-16 or UTF-32 (a
+/// byte order mark of theirs, or NUL bytes in a quarter or more of the body:
+/// every other byte of ASCII text in UTF-16), or a UTF-8 byte order mark where
+/// the parser stopped, anywhere but first and once (the one ignored).
+fn not_utf8_advice(body: &[u8], stop: usize) -> Option<&'static str> {
+    const GZIP_MAGIC: &[u8] = b"\x1F\x8B";
     const UTF16_MARKS: [&[u8]; 2] = [b"\xFE\xFF", b"\xFF\xFE"];
+    const UTF8_MARK: &[u8] = b"\xEF\xBB\xBF";
     let text = body.trim_ascii_start();
-    if UTF16_MARKS.iter().any(|mark| text.starts_with(mark)) || body.contains(&0) {
+    let nuls = body.iter().filter(|byte| **byte == 0).count();
+    let mark_at_stop = [stop.saturating_sub(1), stop].iter().any(|&at| {
+        body.get(at..)
+            .is_some_and(|rest| rest.starts_with(UTF8_MARK))
+    });
+    if text.starts_with(GZIP_MAGIC) {
+        Some("it is gzip-compressed: send it with Content-Encoding: gzip")
+    } else if UTF16_MARKS.iter().any(|mark| text.starts_with(mark)) || nuls * 4 >= body.len() {
         Some("it must be UTF-8 (RFC 8259 section 8.1); UTF-16 and UTF-32 are not read")
-    } else if text.starts_with(b"\xEF\xBB\xBF") {
+    } else if text.starts_with(UTF8_MARK) || mark_at_stop {
         Some("a byte order mark is ignored only as the body's first bytes, once")
     } else {
         None
@@ -252,12 +263,24 @@ mod tests {
                 "{body:?}"
             );
         }
-        for body in [&b"\xEF\xBB\xBF{}"[..], b" \xEF\xBB\xBF{}"] {
+        for body in [
+            &b"\xEF\xBB\xBF{}"[..],
+            b" \xEF\xBB\xBF{}",
+            b"{\"amount\": \xEF\xBB\xBF1}",
+            b"{\"amount\": 1}\xEF\xBB\xBF",
+        ] {
             assert!(
                 told(body).ends_with("as the body's first bytes, once"),
                 "{body:?}"
             );
         }
+        assert!(told(b"\x1F\x8B\x08\0\0\0").ends_with("Content-Encoding: gzip"));
+        // A NUL in a text is a control character, not another encoding; a
+        // byte order mark inside a text is a character, and another fault is
+        // told as such.
+        assert!(told(b"{\"description\": \"a\0b\"}").contains("control character"));
+        assert!(told(b"{\"description\": \"\xEF\xBB\xBF\", \"amount\": x}")
+            .contains("JSON writes a number"));
         assert!(told(b"{\"amount\": x}").contains("JSON writes a number"));
     }
 

@@ -65,7 +65,10 @@ fn add_idempotency_key(operation: &mut Operation) {
 }
 
 fn add_shared_responses(operation: &mut Operation) {
-    let too_large = format!("Body over {} KiB", BODY_SIZE_MAX / 1024);
+    let too_large = format!(
+        "Body over {} KiB, as sent or once decoded from its Content-Encoding",
+        BODY_SIZE_MAX / 1024
+    );
     let timed_out = format!(
         "The body did not all arrive within BODY_READ_TIMEOUT_SECONDS (default \
          {BODY_READ_TIMEOUT_SECONDS_DEFAULT}) of the start of its read; the connection is closed"
@@ -75,7 +78,8 @@ fn add_shared_responses(operation: &mut Operation) {
         ("413", too_large.as_str()),
         (
             "415",
-            "Content-Type other than application/json (UTF-8), or a Content-Encoding other than identity",
+            "Content-Type other than application/json (UTF-8), or a Content-Encoding other than \
+             identity, gzip (x-gzip) or deflate, or more than one coding",
         ),
         ("422", "Idempotency-Key already used for another operation"),
         (

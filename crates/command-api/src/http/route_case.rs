@@ -3,14 +3,18 @@
 //! `POST /Wallets/w1/Credit` is `POST /wallets/w1/credit`.
 //!
 //! Only the fixed words of a documented route are compared ignoring ASCII
-//! case; what fills a variable (a wallet id, a hold id) is kept as sent, ids
-//! being case-sensitive. A path is spelt again only when its fixed words
+//! case, percent-decoded as the router decodes them (`%43redit` is
+//! `Credit`); what fills a variable (a wallet id, a hold id) is kept as sent,
+//! ids being case-sensitive. A path is spelt again only when its fixed words
 //! match exactly one documented route shape, so a request can never be
 //! routed to an operation it does not name.
+
+use std::borrow::Cow;
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::Uri;
 use futures::future::LocalBoxFuture;
+use percent_encoding::percent_decode_str;
 use utoipa::openapi::OpenApi;
 
 /// One piece of a documented path between slashes.
@@ -55,11 +59,15 @@ impl RouteSpellings {
     /// matches a route as spelt, matches none, or matches more than one.
     fn respelt(&self, path: &str) -> Option<String> {
         let sent: Vec<&str> = segments(path).collect();
+        let decoded: Vec<Cow<'_, str>> = sent
+            .iter()
+            .map(|segment| percent_decode_str(segment).decode_utf8_lossy())
+            .collect();
         let fits = |shape: &&Vec<Segment>, same: fn(&str, &str) -> bool| {
             shape.len() == sent.len()
                 && shape
                     .iter()
-                    .zip(&sent)
+                    .zip(&decoded)
                     .all(|(segment, sent)| match segment {
                         Segment::Fixed(word) => same(word, sent),
                         Segment::Variable => !sent.is_empty(),
@@ -152,6 +160,13 @@ mod tests {
             spellings.respelt("/LEDGER/VERIFY").as_deref(),
             Some("/ledger/verify")
         );
+        // Percent-encoded letters, as the router decodes them; the id stays
+        // as sent.
+        assert_eq!(
+            spellings.respelt("/%57allets/W%31/%43redit").as_deref(),
+            Some("/wallets/W%31/credit")
+        );
+        assert_eq!(spellings.respelt("/wallets/w1/%63redit"), None);
     }
 
     #[test]
