@@ -59,24 +59,25 @@ pub fn not_json_message(body: &[u8], error: &serde_json::Error) -> String {
 }
 
 /// What a body that broke the parser is told when the break is its encoding
-/// rather than its JSON: compressed data sent without its `Content-Encoding`
-/// (gzip's magic bytes, RFC 1952 section 2.3.1), text in UTF-16 or UTF-32 (a
-/// byte order mark of theirs, or NUL bytes in a quarter or more of the body:
-/// every other byte of ASCII text in UTF-16), or a UTF-8 byte order mark where
-/// the parser stopped, anywhere but first and once (the one ignored).
+/// rather than its JSON: gzip data once decoded (gzip's magic bytes, RFC 1952
+/// section 2.3.1), text in UTF-16 or UTF-32 (a byte order mark of theirs, or
+/// a NUL byte beside the first character, which JSON text never has: RFC 4627
+/// section 3 tells the encodings apart by where the NULs of the first two
+/// ASCII characters fall), or a UTF-8 byte order mark where the parser
+/// stopped, anywhere but first and once (the one ignored).
 fn not_utf8_advice(body: &[u8], stop: usize) -> Option<&'static str> {
     const GZIP_MAGIC: &[u8] = b"\x1F\x8B";
     const UTF16_MARKS: [&[u8]; 2] = [b"\xFE\xFF", b"\xFF\xFE"];
     const UTF8_MARK: &[u8] = b"\xEF\xBB\xBF";
     let text = body.trim_ascii_start();
-    let nuls = body.iter().filter(|byte| **byte == 0).count();
+    let wide = text.first() == Some(&0) || text.get(1) == Some(&0);
     let mark_at_stop = [stop.saturating_sub(1), stop].iter().any(|&at| {
         body.get(at..)
             .is_some_and(|rest| rest.starts_with(UTF8_MARK))
     });
     if text.starts_with(GZIP_MAGIC) {
-        Some("it is gzip-compressed: send it with Content-Encoding: gzip")
-    } else if UTF16_MARKS.iter().any(|mark| text.starts_with(mark)) || nuls * 4 >= body.len() {
+        Some("it is gzip data: a body is read as JSON once decoded from the one Content-Encoding it is sent with")
+    } else if UTF16_MARKS.iter().any(|mark| text.starts_with(mark)) || wide {
         Some("it must be UTF-8 (RFC 8259 section 8.1); UTF-16 and UTF-32 are not read")
     } else if text.starts_with(UTF8_MARK) || mark_at_stop {
         Some("a byte order mark is ignored only as the body's first bytes, once")
@@ -274,7 +275,16 @@ mod tests {
                 "{body:?}"
             );
         }
-        assert!(told(b"\x1F\x8B\x08\0\0\0").ends_with("Content-Encoding: gzip"));
+        assert!(told(b"\x1F\x8B\x08\0\0\0").contains("gzip data"));
+        // UTF-16 without a byte order mark, whatever its script.
+        let chinese: Vec<u8> = "{\"描述\":1}"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
+        assert!(told(&chinese).ends_with("UTF-16 and UTF-32 are not read"));
+        // NULs inside a UTF-8 text are control characters there.
+        let nuls = format!("{{\"description\": \"{}\"}}", "\0".repeat(12));
+        assert!(told(nuls.as_bytes()).contains("control character"));
         // A NUL in a text is a control character, not another encoding; a
         // byte order mark inside a text is a character, and another fault is
         // told as such.
