@@ -47,9 +47,9 @@ def main(folder):
         pages, commits = frames(wal_path.read_bytes())
         if not pages:
             continue
-        owner = owners(wal_path.with_suffix(""))
+        owner = owners(wal_path.with_name(wal_path.name.removesuffix("-wal")))
         shares = collections.Counter(owner.get(page, "(new page)") for page in pages)
-        print(f"{wal_path.stem}: {len(pages)} frames, {commits} commits, "
+        print(f"{wal_path.name.removesuffix('-wal')}: {len(pages)} frames, {commits} commits, "
               f"{len(pages) / max(commits, 1):.1f} frames a commit")
         for name, count in shares.most_common(SHOWN_PER_FILE):
             print(f"  {count / len(pages) * 100:5.1f} %  {name}")
