@@ -275,13 +275,7 @@ fn without_trailing_slash(uri: &actix_web::http::Uri) -> Option<actix_web::http:
         "" => "/",
         trimmed => trimmed,
     };
-    let path_and_query = match uri.query() {
-        Some(query) => format!("{trimmed}?{query}"),
-        None => trimmed.to_owned(),
-    };
-    let mut parts = uri.clone().into_parts();
-    parts.path_and_query = path_and_query.parse().ok();
-    actix_web::http::Uri::from_parts(parts).ok()
+    route_case::with_path(uri, trimmed)
 }
 
 /// Middleware: a `HEAD` is answered as its `GET` without the content (RFC

@@ -126,8 +126,9 @@ where
     Box::pin(service.call(request))
 }
 
-/// `uri` with `path` instead of its own, its query kept.
-fn with_path(uri: &Uri, path: &str) -> Option<Uri> {
+/// `uri` with `path` instead of its own, its query kept; `None` when that is
+/// no URI.
+pub(super) fn with_path(uri: &Uri, path: &str) -> Option<Uri> {
     let path_and_query = match uri.query() {
         Some(query) => format!("{path}?{query}"),
         None => path.to_owned(),
