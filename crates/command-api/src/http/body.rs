@@ -156,9 +156,17 @@ fn decoded(body: Vec<u8>, coding: ContentCoding) -> Result<Vec<u8>, ApiError> {
     let left = match coding {
         ContentCoding::Identity => return Ok(body),
         ContentCoding::Gzip => {
-            let mut decoder = flate2::bufread::MultiGzDecoder::new(body.as_slice());
-            read_at_most(&mut decoder, &mut plain)?;
-            decoder.into_inner().len()
+            let mut rest = body.as_slice();
+            while rest.starts_with(GZIP_MAGIC) {
+                let mut member = flate2::bufread::GzDecoder::new(rest);
+                read_at_most(&mut member, &mut plain)?;
+                let after = member.into_inner();
+                if after.len() == rest.len() {
+                    break;
+                }
+                rest = after;
+            }
+            rest.len()
         }
         ContentCoding::Deflate => {
             let mut decoder = flate2::bufread::ZlibDecoder::new(body.as_slice());
@@ -174,10 +182,15 @@ fn decoded(body: Vec<u8>, coding: ContentCoding) -> Result<Vec<u8>, ApiError> {
     Ok(plain)
 }
 
-/// Reads `decoder` into `plain`, refusing more than [`BODY_SIZE_MAX`] bytes.
+/// The first bytes of every gzip member (RFC 1952 section 2.3.1).
+pub(super) const GZIP_MAGIC: &[u8] = b"\x1F\x8B";
+
+/// Reads `decoder` after what `plain` holds, refusing more than
+/// [`BODY_SIZE_MAX`] bytes in all.
 fn read_at_most(decoder: &mut impl Read, plain: &mut Vec<u8>) -> Result<(), ApiError> {
+    let room = (BODY_SIZE_MAX + 1).saturating_sub(plain.len());
     decoder
-        .take(BODY_SIZE_MAX as u64 + 1)
+        .take(room as u64)
         .read_to_end(plain)
         .map_err(|error| not_decodable(error.to_string()))?;
     if plain.len() > BODY_SIZE_MAX {

@@ -14,6 +14,8 @@
 
 use serde_json::error::Category;
 
+use super::body::GZIP_MAGIC;
+
 /// Characters of a client's name (a property, a query parameter) quoted back
 /// in a message, at most: a longer one is cut, so a refusal stays small
 /// whatever the request held.
@@ -66,7 +68,6 @@ pub fn not_json_message(body: &[u8], error: &serde_json::Error) -> String {
 /// ASCII characters fall), or a UTF-8 byte order mark where the parser
 /// stopped, anywhere but first and once (the one ignored).
 fn not_utf8_advice(body: &[u8], stop: usize) -> Option<&'static str> {
-    const GZIP_MAGIC: &[u8] = b"\x1F\x8B";
     const UTF16_MARKS: [&[u8]; 2] = [b"\xFE\xFF", b"\xFF\xFE"];
     const UTF8_MARK: &[u8] = b"\xEF\xBB\xBF";
     let text = body.trim_ascii_start();

@@ -372,6 +372,10 @@ async fn a_body_in_gzip_or_deflate_is_read_decoded_within_the_size_limit() {
         trailed.extend(b"{}");
         let (status, body) = json_of(send(coding, trailed).await.expect("sent")).await;
         assert_eq!(status, 400, "{coding}: {body}");
+        assert!(
+            error_message(&body, 400).ends_with("2 bytes follow the end of the coded data"),
+            "{coding}: {body}"
+        );
     }
     // Not what it says it is.
     let (status, body) = json_of(
