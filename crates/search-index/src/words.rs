@@ -49,12 +49,13 @@ use unicode_normalization::UnicodeNormalization;
 use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
 
 /// The version of the rules above; raised with every change to them.
-/// Version 3: symbols and enclosing marks separate words before NFKC; every default-ignorable code point ignored
-/// (version 1 ignored eight of them and the variation selectors); a word
-/// never starts with a mark, nor does a piece of a long one; `ı` and the dot
-/// above an `i` folded on the decomposed word. (Version 2 was never
-/// released.)
-pub(crate) const WORDS_VERSION: i64 = 3;
+/// Version 4: symbols and enclosing marks separate words before NFKC, a
+/// letter or digit stays one however it is shown; every default-ignorable
+/// code point ignored (version 1 ignored eight of them and the variation
+/// selectors); a word never starts with a mark, nor does a piece of a long
+/// one; `ı` and the dot above an `i` folded on the decomposed word.
+/// (Versions 2 and 3 were never released: builds between releases had them.)
+pub(crate) const WORDS_VERSION: i64 = 4;
 
 /// Characters of the longest word an index keeps whole; a longer run (a
 /// sentence of a script written without spaces) is cut into such pieces.

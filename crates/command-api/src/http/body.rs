@@ -175,8 +175,13 @@ fn decoded(body: Vec<u8>, coding: ContentCoding) -> Result<Vec<u8>, ApiError> {
         }
     };
     if left > 0 {
+        let bytes = if left == 1 {
+            "byte follows"
+        } else {
+            "bytes follow"
+        };
         return Err(not_decodable(format!(
-            "{left} bytes follow the end of the coded data"
+            "{left} {bytes} the end of the coded data"
         )));
     }
     Ok(plain)
