@@ -129,8 +129,11 @@ fn content_coding(headers: &HeaderMap) -> Result<ContentCoding, ApiError> {
         .filter(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"));
     let coding = match codings.next() {
         None => ContentCoding::Identity,
-        Some(coding) if coding.eq_ignore_ascii_case("gzip") => ContentCoding::Gzip,
-        Some(coding) if coding.eq_ignore_ascii_case("x-gzip") => ContentCoding::Gzip,
+        Some(coding)
+            if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") =>
+        {
+            ContentCoding::Gzip
+        }
         Some(coding) if coding.eq_ignore_ascii_case("deflate") => ContentCoding::Deflate,
         Some(_) => return Err(unsupported_coding()),
     };
@@ -211,7 +214,7 @@ fn not_decodable(reason: String) -> ApiError {
 }
 
 /// The UTF-8 byte order mark, which some clients write before a JSON text.
-const UTF8_BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
+pub(super) const UTF8_BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
 
 /// Reads the whole body, refusing it as soon as it passes [`BODY_SIZE_MAX`]
 /// (as sent or once decoded), a `Content-Type` other than JSON, a content

@@ -14,7 +14,7 @@
 
 use serde_json::error::Category;
 
-use super::body::GZIP_MAGIC;
+use super::body::{GZIP_MAGIC, UTF8_BYTE_ORDER_MARK};
 
 /// Characters of a client's name (a property, a query parameter) quoted back
 /// in a message, at most: a longer one is cut, so a refusal stays small
@@ -69,18 +69,17 @@ pub fn not_json_message(body: &[u8], error: &serde_json::Error) -> String {
 /// stopped, anywhere but first and once (the one ignored).
 fn not_utf8_advice(body: &[u8], stop: usize) -> Option<&'static str> {
     const UTF16_MARKS: [&[u8]; 2] = [b"\xFE\xFF", b"\xFF\xFE"];
-    const UTF8_MARK: &[u8] = b"\xEF\xBB\xBF";
     let text = body.trim_ascii_start();
     let wide = text.first() == Some(&0) || text.get(1) == Some(&0);
     let mark_at_stop = [stop.saturating_sub(1), stop].iter().any(|&at| {
         body.get(at..)
-            .is_some_and(|rest| rest.starts_with(UTF8_MARK))
+            .is_some_and(|rest| rest.starts_with(UTF8_BYTE_ORDER_MARK))
     });
     if text.starts_with(GZIP_MAGIC) {
         Some("it is gzip data: a body is read as JSON once decoded from the one Content-Encoding it is sent with")
     } else if UTF16_MARKS.iter().any(|mark| text.starts_with(mark)) || wide {
         Some("it must be UTF-8 (RFC 8259 section 8.1); UTF-16 and UTF-32 are not read")
-    } else if text.starts_with(UTF8_MARK) || mark_at_stop {
+    } else if text.starts_with(UTF8_BYTE_ORDER_MARK) || mark_at_stop {
         Some("a byte order mark is ignored only as the body's first bytes, once")
     } else {
         None
