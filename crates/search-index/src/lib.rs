@@ -7,7 +7,9 @@
 //! redelivered event overwrites the same document and indexing is idempotent.
 //! Each wallet has one document whose version is the stream version of the
 //! last event applied to it (external versioning): an older event that arrives
-//! after a newer one cannot move a wallet back in time.
+//! after a newer one cannot move a wallet back in time. (The embedded index
+//! reads a wallet from its first and newest transaction rows instead of
+//! writing it, with the same result.)
 //!
 //! Money is stored twice: as exact decimal text (what is returned) and as whole
 //! cents in a `long` (what range filters compare). No float ever holds it.

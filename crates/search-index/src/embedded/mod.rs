@@ -4,13 +4,14 @@
 //! Same documents and semantics as the Elasticsearch index (the documents are
 //! built by the same pure code in `documents.rs`, queries checked by the same
 //! `query::check_search`): each event one transaction row keyed by its event
-//! id, each wallet one row that only moves to a greater version. A batch, its
-//! wallet rows and the checkpoint are written in one transaction, so a crash
-//! leaves all of a batch or none of it. Unlike Elasticsearch, what is written
-//! is searchable as soon as the write returns.
+//! id. A wallet is not a row of its own: it is read from its first and newest
+//! transaction rows (`wallets.rs`), so it only moves to a greater version as
+//! Elasticsearch's wallet documents do. A batch and the checkpoint are written
+//! in one transaction, so a crash leaves all of a batch or none of it. Unlike
+//! Elasticsearch, what is written is searchable as soon as the write returns.
 
-use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -23,13 +24,12 @@ use uuid::Uuid;
 use wallet_domain::WalletId;
 
 mod keys;
+mod wallets;
 
 use keys::{words_of, Key, TEXT_KEYS};
+use wallets::{wallet_source, KnownWallet, KnownWallets};
 
-use crate::documents::{
-    batch_documents, cents_ceiling, cents_floor, wallets_to_look_up, TransactionSource,
-    WalletSource, WalletWrite,
-};
+use crate::documents::{batch_documents, cents_ceiling, cents_floor, TransactionSource};
 use crate::query::{check_search, stored_position, Page};
 use crate::{
     IndexOutcome, IndexedWallet, SearchIndex, SearchIndexError, Transaction, TransactionPage,
@@ -44,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../../migrations/embedded/search_index_0005.sql"),
     include_str!("../../../../migrations/embedded/search_index_0006.sql"),
     include_str!("../../../../migrations/embedded/search_index_0007.sql"),
+    include_str!("../../../../migrations/embedded/search_index_0008.sql"),
 ];
 /// Rows given their description's words per transaction when a file written
 /// before `search_description_words` is opened.
@@ -59,6 +60,8 @@ const TRANSACTION_COLUMNS: &str = "event_id, wallet_id, owner_id, transaction_ty
 pub struct EmbeddedSearchIndex {
     writer: SharedWriter,
     readers: ReadPool,
+    /// Used by the writer only, under its connection's lock.
+    known: Arc<Mutex<KnownWallets>>,
 }
 
 impl From<SqliteError> for SearchIndexError {
@@ -80,6 +83,7 @@ impl EmbeddedSearchIndex {
         Ok(Self {
             writer,
             readers: ReadPool::open(&path)?,
+            known: Arc::default(),
         })
     }
 
@@ -92,8 +96,12 @@ impl EmbeddedSearchIndex {
         checkpoint: Option<u64>,
     ) -> Result<IndexOutcome, SearchIndexError> {
         let events = events.to_vec();
+        let known = Arc::clone(&self.known);
         self.writer
-            .write(move |connection| index_events(connection, &events, checkpoint))
+            .write(move |connection| {
+                let mut known = known.lock().unwrap_or_else(PoisonError::into_inner);
+                index_events(connection, &mut known, &events, checkpoint)
+            })
             .await?
     }
 
@@ -171,30 +179,6 @@ fn transaction_row(row: &Row<'_>) -> rusqlite::Result<TransactionSource> {
         principal: row.get(13)?,
         hold_id: row.get(14)?,
     })
-}
-
-fn wallet_row(row: &Row<'_>) -> rusqlite::Result<WalletSource> {
-    Ok(WalletSource {
-        id: row.get(0)?,
-        owner_id: row.get(1)?,
-        balance: row.get(2)?,
-        created_at: timestamp_column(row, 3)?,
-        updated_at: timestamp_column(row, 4)?,
-        version: unsigned_column(row, 5)?,
-    })
-}
-
-fn wallet_source(
-    connection: &Connection,
-    wallet_id: &WalletId,
-) -> rusqlite::Result<Option<WalletSource>> {
-    connection
-        .prepare_cached(
-            "SELECT wallet_id, owner_id, balance, created_at, updated_at, version \
-             FROM search_wallets WHERE wallet_id = ?1",
-        )?
-        .query_row([wallet_id.as_str()], wallet_row)
-        .optional()
 }
 
 /// Gives every row its description's words as [`crate::words`] makes them
@@ -335,48 +319,33 @@ fn write_transaction(connection: &Connection, source: &TransactionSource) -> rus
     Ok(())
 }
 
-/// Writes a wallet row unless it already holds this version or a newer one;
-/// says whether it wrote.
-fn write_wallet(connection: &Connection, wallet: &WalletWrite) -> rusqlite::Result<bool> {
-    let source = &wallet.source;
-    let written = connection
-        .prepare_cached(
-            "INSERT INTO search_wallets (wallet_id, owner_id, balance, created_at, updated_at, version) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-             ON CONFLICT (wallet_id) DO UPDATE SET owner_id = excluded.owner_id, \
-             balance = excluded.balance, created_at = excluded.created_at, \
-             updated_at = excluded.updated_at, version = excluded.version \
-             WHERE excluded.version > search_wallets.version",
-        )?
-        .execute(params![
-            source.id,
-            source.owner_id,
-            source.balance,
-            timestamp(&source.created_at),
-            timestamp(&source.updated_at),
-            to_sql_integer(wallet.version)?,
-        ])?;
-    Ok(written > 0)
-}
-
 type IndexResult = Result<IndexOutcome, SearchIndexError>;
 
+/// Writes a batch's rows and moves the checkpoint, in one transaction. A
+/// wallet counts as updated when the batch holds a newer version of it than
+/// the index did, as an Elasticsearch wallet document with external
+/// versioning would be.
 fn index_events(
     connection: &mut Connection,
+    known: &mut KnownWallets,
     events: &[RecordedEvent],
     checkpoint: Option<u64>,
 ) -> rusqlite::Result<IndexResult> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut looked_up = HashMap::new();
-    for wallet_id in wallets_to_look_up(events) {
-        let Some(source) = wallet_source(&transaction, &wallet_id)? else {
-            continue;
-        };
-        match source.identity() {
-            Ok((wallet_id, identity)) => looked_up.insert(wallet_id, identity),
-            Err(corrupt) => return Ok(Err(corrupt)),
-        };
-    }
+    let mut wallet_ids: Vec<WalletId> = events
+        .iter()
+        .map(|recorded| recorded.event.wallet_id.clone())
+        .collect();
+    wallet_ids.sort();
+    wallet_ids.dedup();
+    let before = match known.of(&transaction, wallet_ids)? {
+        Ok(before) => before,
+        Err(corrupt) => return Ok(Err(corrupt)),
+    };
+    let looked_up = before
+        .iter()
+        .map(|(wallet_id, known)| (wallet_id.clone(), known.identity.clone()))
+        .collect();
     let documents = match batch_documents(events, &looked_up) {
         Ok(documents) => documents,
         // Dropping the transaction rolls it back: nothing of the batch is kept.
@@ -387,12 +356,27 @@ fn index_events(
         write_transaction(&transaction, source)?;
         outcome.transactions += 1;
     }
+    let mut after = Vec::with_capacity(documents.wallets.len());
     for wallet in &documents.wallets {
-        if write_wallet(&transaction, wallet)? {
+        let (wallet_id, identity) = match wallet.source.identity() {
+            Ok(identity) => identity,
+            Err(corrupt) => return Ok(Err(corrupt)),
+        };
+        let newer = before
+            .get(&wallet_id)
+            .is_none_or(|held| wallet.version > held.version);
+        if newer {
             outcome.wallets_updated += 1;
         } else {
             outcome.wallets_already_newer += 1;
         }
+        after.push((
+            wallet_id,
+            KnownWallet {
+                identity,
+                version: wallet.version,
+            },
+        ));
     }
     // Never backwards: a late redelivery of an older batch must not make the
     // relay read again what is already indexed.
@@ -404,6 +388,7 @@ fn index_events(
             .execute([to_sql_integer(position)?])?;
     }
     transaction.commit()?;
+    known.remember(after);
     Ok(Ok(outcome))
 }
 
