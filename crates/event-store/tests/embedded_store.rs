@@ -463,3 +463,101 @@ async fn the_hold_directory_keeps_a_hold_id_to_one_wallet_and_lists_due_holds() 
         "a settled hold is no longer due"
     );
 }
+
+/// The schema before the streams' words (`events_0005.sql`).
+const MIGRATIONS_BEFORE_THE_STREAM_WORDS: [&str; 4] = [
+    include_str!("../../../migrations/embedded/events_0001.sql"),
+    include_str!("../../../migrations/embedded/events_0002.sql"),
+    include_str!("../../../migrations/embedded/events_0003.sql"),
+    include_str!("../../../migrations/embedded/events_0004.sql"),
+];
+
+/// A log an earlier version wrote, with the B-tree of `UNIQUE (stream_id,
+/// version)`, keeps its positions once its table is built again, every
+/// stream reads the same, and appends go on from each stream's head.
+#[tokio::test]
+async fn a_log_written_before_the_stream_words_reads_the_same_and_takes_appends() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (wallet("a"), wallet("b"));
+    let mut history_a = vec![created(&a)];
+    let history_b = [created(&b)];
+    history_a.push(credited(&history_a, 1));
+    history_a.push(credited(&history_a, 2));
+    {
+        let connection =
+            rusqlite::Connection::open(directory.path().join("events.db")).expect("open the log");
+        for migration in MIGRATIONS_BEFORE_THE_STREAM_WORDS {
+            connection.execute_batch(migration).expect("migration");
+        }
+        connection
+            .pragma_update(
+                None,
+                "user_version",
+                MIGRATIONS_BEFORE_THE_STREAM_WORDS.len(),
+            )
+            .expect("schema version");
+        // Interleaved streams, and a gap in the positions.
+        let rows = [
+            (3, &a, 1, &history_a[0]),
+            (4, &b, 1, &history_b[0]),
+            (5, &a, 2, &history_a[1]),
+            (9, &a, 3, &history_a[2]),
+        ];
+        for (position, wallet_id, version, event) in rows {
+            connection
+                .execute(
+                    "INSERT INTO events (position, event_id, stream_id, version, event_type, \
+                     payload, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, '2026-12-02T00:00:00Z')",
+                    rusqlite::params![
+                        position,
+                        event.event_id.to_string(),
+                        wallet_id.as_str(),
+                        version,
+                        event.type_name(),
+                        event.to_json().expect("payload"),
+                    ],
+                )
+                .expect("an event of the earlier version");
+        }
+    }
+    let store = EmbeddedEventStore::open(directory.path()).expect("open and migrate");
+    let read = |wallet_id: &WalletId, after: u64| {
+        let store = &store;
+        let wallet_id = wallet_id.clone();
+        async move {
+            store
+                .read_stream(&wallet_id, after)
+                .await
+                .expect("read")
+                .into_iter()
+                .map(|recorded| (recorded.position, recorded.stream_version, recorded.event))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        read(&a, 0).await,
+        vec![
+            (3, 1, history_a[0].clone()),
+            (5, 2, history_a[1].clone()),
+            (9, 3, history_a[2].clone())
+        ]
+    );
+    assert_eq!(read(&a, 2).await, vec![(9, 3, history_a[2].clone())]);
+    assert!(read(&a, 3).await.is_empty());
+    assert!(read(&a, 7).await.is_empty());
+    assert_eq!(read(&b, 0).await, vec![(4, 1, history_b[0].clone())]);
+
+    let stale = store.append(single(&a, 2, credited(&history_a, 3))).await;
+    assert!(
+        matches!(stale, Err(AppendError::VersionConflict { actual: 3, .. })),
+        "{stale:?}"
+    );
+    let next = credited(&history_a, 4);
+    let outcome = store
+        .append(single(&a, 3, next.clone()))
+        .await
+        .expect("the next version");
+    assert_eq!(outcome.last_position, 10);
+    assert_eq!(read(&a, 3).await, vec![(10, 4, next)]);
+    assert_eq!(store.head_position().await.expect("head"), 10);
+}
