@@ -9,9 +9,9 @@
 //! A stream's events are found through its word in `event_streams`, a
 //! full-text table written by a trigger with every event (migration
 //! `events_0005.sql`): its newest event for the head an append is checked
-//! against, its newest events for a read after a snapshot. That single writer
-//! reading the head before every append is what keeps a stream's versions
-//! unique.
+//! against (remembered by the writer once read, `heads.rs`), its newest
+//! events for a read after a snapshot. That single writer checking every
+//! append against its stream's head is what keeps a stream's versions unique.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -29,6 +29,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 use wallet_domain::{HoldId, WalletId};
 
+mod heads;
+
+use self::heads::{GroupHeads, StreamHeads};
 use crate::log_tail::LogTail;
 use crate::stream_head::StreamHead;
 use crate::{
@@ -43,11 +46,11 @@ pub const GROUP_COMMIT_BATCH_MAX: usize = 512;
 pub const APPEND_QUEUE_CAPACITY: usize = 8_192;
 
 const MIGRATIONS: &[&str] = &[
-    include_str!("../../../migrations/embedded/events_0001.sql"),
-    include_str!("../../../migrations/embedded/events_0002.sql"),
-    include_str!("../../../migrations/embedded/events_0003.sql"),
-    include_str!("../../../migrations/embedded/events_0004.sql"),
-    include_str!("../../../migrations/embedded/events_0005.sql"),
+    include_str!("../../../../migrations/embedded/events_0001.sql"),
+    include_str!("../../../../migrations/embedded/events_0002.sql"),
+    include_str!("../../../../migrations/embedded/events_0003.sql"),
+    include_str!("../../../../migrations/embedded/events_0004.sql"),
+    include_str!("../../../../migrations/embedded/events_0005.sql"),
 ];
 
 /// The kind letter of a stream's word in `event_streams`, as the migration
@@ -188,6 +191,7 @@ fn run_writer(
     head: watch::Sender<u64>,
     tail: Arc<Mutex<LogTail>>,
 ) {
+    let mut heads = StreamHeads::default();
     while let Some(first) = queue.blocking_recv() {
         let mut group = Group::default();
         match first {
@@ -211,7 +215,7 @@ fn run_writer(
                 Err(_) => break,
             }
         }
-        let (outcomes, snapshots_kept) = commit_group(&mut connection, &group, &tail);
+        let (outcomes, snapshots_kept) = commit_group(&mut connection, &group, &tail, &mut heads);
         if let Some(last) = outcomes
             .iter()
             .filter_map(|outcome| outcome.as_ref().ok())
@@ -259,6 +263,7 @@ fn commit_group(
     connection: &mut Connection,
     group: &Group,
     tail: &Mutex<LogTail>,
+    heads: &mut StreamHeads,
 ) -> (Vec<Result<AppendOutcome, AppendError>>, Result<(), String>) {
     let jobs = &group.appends;
     let failed_all = |error: rusqlite::Error| {
@@ -277,8 +282,12 @@ fn commit_group(
     };
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut stored = Vec::new();
+    let mut group_heads = match heads.group(&transaction) {
+        Ok(group_heads) => group_heads,
+        Err(error) => return failed_all(error),
+    };
     for job in jobs {
-        match append_in_savepoint(&mut transaction, &job.request) {
+        match append_in_savepoint(&mut transaction, &job.request, &mut group_heads) {
             Ok(Ok(appended)) => {
                 stored.extend(appended.stored);
                 outcomes.push(Ok(appended.outcome));
@@ -294,6 +303,7 @@ fn commit_group(
     }
     match transaction.commit() {
         Ok(()) => {
+            group_heads.committed();
             with_tail(tail, |tail| tail.committed(stored));
             (outcomes, Ok(()))
         }
@@ -302,6 +312,8 @@ fn commit_group(
         Err(error) if is_refused_commit(&error) => failed_all(error),
         Err(error) => {
             tracing::error!(%error, "event store group commit got no answer");
+            drop(group_heads);
+            heads.forget();
             with_tail(tail, LogTail::lost_track);
             let message = error.to_string();
             let error = std::sync::Arc::new(error);
@@ -337,22 +349,25 @@ fn keep_snapshot(connection: &Connection, snapshot: &StreamSnapshot) -> rusqlite
     Ok(())
 }
 
-/// An append stored in the group's transaction: its outcome, and the events
-/// it stored, for the log's tail once the group commits.
+/// An append stored in the group's transaction: its outcome, the events it
+/// stored, for the log's tail once the group commits, and its streams' heads.
 struct Appended {
     outcome: AppendOutcome,
     stored: Vec<StoredEvent>,
+    heads: Vec<(WalletId, StreamHead)>,
 }
 
 /// Outer error: the transaction itself broke. Inner error: this append is refused.
 fn append_in_savepoint(
     transaction: &mut Transaction<'_>,
     request: &AppendRequest,
+    group_heads: &mut GroupHeads<'_>,
 ) -> rusqlite::Result<Result<Appended, AppendError>> {
     let savepoint = transaction.savepoint()?;
-    match append_one(&savepoint, request)? {
-        Ok(appended) => {
+    match append_one(&savepoint, request, group_heads)? {
+        Ok(mut appended) => {
             savepoint.commit()?;
+            group_heads.appended(std::mem::take(&mut appended.heads));
             Ok(Ok(appended))
         }
         // Dropping the savepoint rolls this append back.
@@ -363,11 +378,16 @@ fn append_in_savepoint(
 fn append_one(
     connection: &Connection,
     request: &AppendRequest,
+    group_heads: &mut GroupHeads<'_>,
 ) -> rusqlite::Result<Result<Appended, AppendError>> {
     let recorded_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
     let mut stored = Vec::new();
+    let mut heads: Vec<(WalletId, StreamHead)> = Vec::with_capacity(request.streams.len());
     for stream in &request.streams {
-        let head = stream_head(connection, &stream.wallet_id)?;
+        let head = match heads.iter().rev().find(|(id, _)| *id == stream.wallet_id) {
+            Some((_, head)) => *head,
+            None => group_heads.head(connection, &stream.wallet_id)?,
+        };
         if let Err(refusal) = head.admits(stream) {
             return Ok(Err(refusal));
         }
@@ -394,6 +414,7 @@ fn append_one(
                 payload,
             });
         }
+        heads.push((stream.wallet_id.clone(), head.after(stream)));
         for change in stream.events.iter().filter_map(directory_change) {
             if let Err(refusal) = change_directory(connection, &stream.wallet_id, change)? {
                 return Ok(Err(refusal));
@@ -428,11 +449,12 @@ fn append_one(
     Ok(Ok(Appended {
         outcome: AppendOutcome { last_position },
         stored,
+        heads,
     }))
 }
 
 /// The newest event of `wallet_id`'s stream, as the transaction on
-/// `connection` sees it (the group's earlier appends included).
+/// `connection` sees it, read through the stream's word.
 fn stream_head(connection: &Connection, wallet_id: &WalletId) -> rusqlite::Result<StreamHead> {
     let newest: Option<(i64, String)> = connection
         .prepare_cached(STREAM_HEAD_SQL)?
