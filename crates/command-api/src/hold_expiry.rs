@@ -1,17 +1,23 @@
 //! The hold expiry sweeper: every [`HOLD_EXPIRY_SWEEP_INTERVAL_MS`] it asks
 //! the event store's hold directory for pending holds whose `expiresAt` has
-//! come (at most [`HOLD_EXPIRY_SWEEP_BATCH_MAX`] a round) and sends each an
-//! `ExpireHold`, so a hold's money is released in the log (and the ledger)
-//! without anyone calling. The domain decides each expiry from the log and
-//! the command's clock, as any command on the wallet would: a hold settled
-//! meanwhile is refused and skipped.
+//! come (at most [`HOLD_EXPIRY_SWEEP_BATCH_MAX`] a round) and sends one
+//! `ExpireHold` per wallet, so a hold's money is released in the log (and
+//! the ledger) without anyone calling. The domain decides each expiry from
+//! the log and the command's clock, as any command on the wallet would, and
+//! one command expires every hold of its wallet that is due: a wallet with
+//! 500 holds due at once costs one command, not 500 (499 of them refused,
+//! each on the wallet's lock; helper-55's report). A hold settled meanwhile
+//! is refused, and the wallet's next listed hold is tried.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use actix_web::web;
+use event_store::DueHold;
 use futures::StreamExt;
 use tokio::sync::watch;
 use uuid::Uuid;
+use wallet_domain::{HoldId, WalletId};
 
 use crate::startup::AppState;
 use crate::wallets::{ReplyFormat, RequestContext, ServiceError, WalletOperation};
@@ -27,16 +33,16 @@ const EXPIRY_REPLY: ReplyFormat = ReplyFormat {
     render: |_| Ok(String::new()),
 };
 
-/// Expiries of one round run at once at most: a wallet whose lock is busy
-/// (a command waits up to its lock wait for it) holds up its own holds, not
-/// the other wallets'.
+/// Wallets one round expires holds of at once, at most: a wallet whose lock
+/// is busy (a command waits up to its lock wait for it) holds up its own
+/// holds, not the other wallets'.
 pub const HOLD_EXPIRY_CONCURRENCY_MAX: usize = 16;
 
 /// What one round did.
 #[derive(Debug, Default)]
 pub struct ExpiryRound {
-    /// Holds expired.
-    pub expired: usize,
+    /// Wallets whose due holds were expired (each by one command).
+    pub wallets: usize,
     /// Expiries that failed (the store away, a wallet's lock busy past its
     /// wait); the next round finds those holds due again.
     pub failed: usize,
@@ -44,39 +50,76 @@ pub struct ExpiryRound {
     pub first_failure: Option<ServiceError>,
 }
 
-/// Expires the holds due now, [`HOLD_EXPIRY_CONCURRENCY_MAX`] at once; one
-/// that fails leaves the others to go on. Fails only when the due holds
-/// cannot be listed.
+/// The due holds by wallet, each wallet once, in the order the directory
+/// listed them (first due first), and each wallet's holds in that order.
+fn by_wallet(due: Vec<DueHold>) -> Vec<(WalletId, Vec<HoldId>)> {
+    let mut wallets: Vec<(WalletId, Vec<HoldId>)> = Vec::new();
+    let mut index: HashMap<WalletId, usize> = HashMap::new();
+    for hold in due {
+        match index.get(&hold.wallet_id) {
+            Some(&at) => wallets[at].1.push(hold.hold_id),
+            None => {
+                index.insert(hold.wallet_id.clone(), wallets.len());
+                wallets.push((hold.wallet_id, vec![hold.hold_id]));
+            }
+        }
+    }
+    wallets
+}
+
+/// Expires the due holds of one wallet with one `ExpireHold`, naming its
+/// first listed hold, or the next when the domain refuses that one (settled
+/// meanwhile, or not due on the wallet's own clock yet). `Ok(false)` when
+/// every hold was refused.
+async fn expire_wallet(
+    state: &AppState,
+    wallet_id: WalletId,
+    holds: Vec<HoldId>,
+) -> Result<bool, ServiceError> {
+    for hold_id in holds {
+        let operation = WalletOperation::ExpireHold {
+            wallet_id: wallet_id.clone(),
+            hold_id,
+        };
+        let context = RequestContext {
+            principal: None,
+            correlation_id: "hold-expiry".into(),
+            request_id: Uuid::now_v7(),
+            idempotency: None,
+        };
+        match state
+            .wallets
+            .execute(operation, context, EXPIRY_REPLY)
+            .await
+        {
+            Ok(_) => return Ok(true),
+            Err(ServiceError::Domain(refusal)) => {
+                tracing::debug!(%refusal, "a due hold was not expired")
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(false)
+}
+
+/// Expires the holds due now, the wallets [`HOLD_EXPIRY_CONCURRENCY_MAX`] at
+/// once; one that fails leaves the others to go on. Fails only when the due
+/// holds cannot be listed.
 pub async fn expire_due_holds(state: &AppState) -> Result<ExpiryRound, ServiceError> {
     let due = state
         .wallets
         .store()
         .due_holds(chrono::Utc::now(), HOLD_EXPIRY_SWEEP_BATCH_MAX)
         .await?;
-    let outcomes = futures::stream::iter(due)
-        .map(|hold| {
-            let operation = WalletOperation::ExpireHold {
-                wallet_id: hold.wallet_id,
-                hold_id: hold.hold_id,
-            };
-            let context = RequestContext {
-                principal: None,
-                correlation_id: "hold-expiry".into(),
-                request_id: Uuid::now_v7(),
-                idempotency: None,
-            };
-            state.wallets.execute(operation, context, EXPIRY_REPLY)
-        })
+    let outcomes = futures::stream::iter(by_wallet(due))
+        .map(|(wallet_id, holds)| expire_wallet(state, wallet_id, holds))
         .buffer_unordered(HOLD_EXPIRY_CONCURRENCY_MAX);
     futures::pin_mut!(outcomes);
     let mut round = ExpiryRound::default();
     while let Some(outcome) = outcomes.next().await {
         match outcome {
-            Ok(_) => round.expired += 1,
-            // Settled, or not due on the wallet's own clock yet: nothing to do now.
-            Err(ServiceError::Domain(refusal)) => {
-                tracing::debug!(%refusal, "a due hold was not expired")
-            }
+            Ok(true) => round.wallets += 1,
+            Ok(false) => {}
             Err(error) => {
                 round.failed += 1;
                 round.first_failure.get_or_insert(error);
@@ -96,18 +139,18 @@ pub async fn sweep_periodically(state: web::Data<AppState>, mut stopping: watch:
         }
         match expire_due_holds(&state).await {
             Ok(ExpiryRound {
-                expired, failed: 0, ..
+                wallets, failed: 0, ..
             }) => {
-                if expired > 0 {
-                    tracing::info!(expired, "due holds expired")
+                if wallets > 0 {
+                    tracing::info!(wallets, "due holds expired")
                 }
             }
             Ok(ExpiryRound {
-                expired,
+                wallets,
                 failed,
                 first_failure,
             }) => tracing::warn!(
-                expired,
+                wallets,
                 failed,
                 error = first_failure
                     .map(|error| error.to_string())
@@ -116,5 +159,35 @@ pub async fn sweep_periodically(state: web::Data<AppState>, mut stopping: watch:
             ),
             Err(error) => tracing::warn!(%error, "due holds could not be listed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn due(wallet: &str, hold: &str) -> DueHold {
+        DueHold {
+            hold_id: HoldId::parse(hold).expect("hold id"),
+            wallet_id: WalletId::parse(wallet).expect("wallet id"),
+        }
+    }
+
+    /// 500 holds of one wallet due at once are one wallet to sweep, not 500
+    /// commands; each wallet keeps the directory's order.
+    #[test]
+    fn due_holds_are_swept_once_per_wallet_in_the_directory_s_order() {
+        let mut listed: Vec<DueHold> = (0..500)
+            .map(|index| due("w-1", &format!("h-{index}")))
+            .collect();
+        listed.insert(1, due("w-2", "h-x"));
+        let wallets = by_wallet(listed);
+        assert_eq!(wallets.len(), 2);
+        assert_eq!(wallets[0].0.as_str(), "w-1");
+        assert_eq!(wallets[0].1.len(), 500);
+        assert_eq!(wallets[0].1[0].as_str(), "h-0");
+        assert_eq!(wallets[0].1[499].as_str(), "h-499");
+        assert_eq!(wallets[1].0.as_str(), "w-2");
+        assert_eq!(wallets[1].1.len(), 1);
     }
 }
