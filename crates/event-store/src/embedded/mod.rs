@@ -67,13 +67,13 @@ fn stream_word(wallet_id: &WalletId) -> String {
 const STREAM_HEAD_SQL: &str = "SELECT version, event_id FROM events WHERE position = \
      (SELECT rowid FROM event_streams WHERE event_streams MATCH ?1 ORDER BY rowid DESC LIMIT 1)";
 
-/// A stream's `?2` newest events (`?1`: its word) above version `?3`, oldest
-/// first: a stream's positions grow with its versions, so the events after a
-/// version are its newest ones, read without reaching the older ones.
-const STREAM_NEWEST_SQL: &str = "SELECT position, version, payload FROM events \
-     WHERE position IN (SELECT rowid FROM event_streams WHERE event_streams MATCH ?1 \
-         ORDER BY rowid DESC LIMIT ?2) \
-     AND version > ?3 ORDER BY position";
+/// A stream's events (`?1`: its word), newest first, each row by its
+/// position as the words yield it: a stream's positions grow with its
+/// versions, so a read of the events after a version stops at that version
+/// without reaching the older ones.
+const STREAM_NEWEST_FIRST_SQL: &str = "SELECT events.position, events.version, events.payload \
+     FROM event_streams JOIN events ON events.position = event_streams.rowid \
+     WHERE event_streams MATCH ?1 ORDER BY event_streams.rowid DESC";
 
 struct AppendJob {
     request: AppendRequest,
@@ -538,28 +538,26 @@ fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, String)> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
 }
 
-/// The events of `wallet_id`'s stream above `after_version`, oldest first,
-/// from one snapshot of the file: its head, then as many of its newest
-/// events as lie above `after_version`.
+/// The events of `wallet_id`'s stream above `after_version`, oldest first:
+/// its newest events, read until the one at `after_version` (one statement,
+/// so one snapshot of the file).
 fn stream_after(
     connection: &Connection,
     wallet_id: &WalletId,
     after_version: u64,
 ) -> rusqlite::Result<Vec<(i64, i64, String)>> {
-    let snapshot = connection.unchecked_transaction()?;
-    let head = stream_head(&snapshot, wallet_id)?;
-    let rows = match head.version.checked_sub(after_version) {
-        None | Some(0) => Vec::new(),
-        Some(count) => snapshot
-            .prepare_cached(STREAM_NEWEST_SQL)?
-            .query_map(
-                params![stream_word(wallet_id), to_i64(count), to_i64(after_version)],
-                event_row,
-            )?
-            .collect::<rusqlite::Result<Vec<_>>>()?,
-    };
-    snapshot.finish()?;
-    Ok(rows)
+    let mut statement = connection.prepare_cached(STREAM_NEWEST_FIRST_SQL)?;
+    let mut rows = statement.query([stream_word(wallet_id)])?;
+    let mut newest_first = Vec::new();
+    while let Some(row) = rows.next()? {
+        let event = event_row(row)?;
+        if to_u64(event.1) <= after_version {
+            break;
+        }
+        newest_first.push(event);
+    }
+    newest_first.reverse();
+    Ok(newest_first)
 }
 
 impl EmbeddedEventStore {
@@ -841,18 +839,21 @@ mod tests {
     }
 
     /// A stream's head and its newest events are found through its word and
-    /// the rows by position: no scan of the log, however long it is.
+    /// the rows by position, newest first without a sort: no scan of the
+    /// log or of the stream, however long they are.
     #[test]
     fn a_stream_is_read_through_its_word() {
         let connection = migrated();
         let word = stream_word(&WalletId::parse("w-1").expect("wallet id"));
         for (sql, values) in [
             (STREAM_HEAD_SQL, params![word]),
-            (STREAM_NEWEST_SQL, params![word, 5, 7]),
+            (STREAM_NEWEST_FIRST_SQL, params![word]),
         ] {
             let plan = plan(&connection, sql, values);
             assert!(plan.contains("SCAN event_streams VIRTUAL TABLE"), "{plan}");
             assert!(!plan.contains("SCAN events"), "{plan}");
+            // Read in the words' own order, so a read stops where it has enough.
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         }
     }
 
