@@ -2,16 +2,23 @@
 //! (a sink refused them for good) handed back to their sinks, once what
 //! refused them is fixed (a newer build that reads their schema version).
 //!
-//! The embedded store holds no lock on its data folder, and none is needed:
-//! a replay is safe beside a running `command-api` on the same folder.
+//! A replay is safe beside a running `command-api` on the same folder.
 //! SQLite serialises the two processes' writes (each waits out the other's
 //! lock), the sinks skip what they have taken before, and a dead letter is
 //! removed only after its sink took it, while the running relays read the
 //! parked wallets again for every batch; so a wallet's new events stay
 //! parked behind its letters until the last of them is taken.
+//!
+//! With no server on the folder, the replay takes the folder's lock for its
+//! run (no server starts beside it) and brings the files' schemas up to date
+//! as a server would. With one running, it changes no schema of the folder
+//! ([`embedded_sqlite::forbid_migrations`]): a server of an earlier version
+//! could not read its files after that, so a file whose schema is older than
+//! this build's is refused, naming what to do (a newer one always is).
 
 use std::sync::Arc;
 
+use embedded_sqlite::{forbid_migrations, DataDirLock, DataDirLockError};
 use event_relay::dead_letters::{DeadLetterError, EmbeddedDeadLetters};
 use event_relay::{replay_dead_letters, RelayError, ReplayOutcome};
 use event_sink::EventSink;
@@ -34,6 +41,8 @@ pub enum ReplayError {
     NoDataDir(String),
     #[error("cannot open a sink: {0}")]
     Open(#[source] StartupError),
+    #[error(transparent)]
+    Lock(embedded_sqlite::DataDirLockError),
     #[error(transparent)]
     DeadLetters(#[from] DeadLetterError),
     #[error("the replay stopped: {0}")]
@@ -58,6 +67,14 @@ pub async fn replay(
             config.data_dir.display().to_string(),
         ));
     }
+    let _lock = match DataDirLock::acquire(&config.data_dir) {
+        Ok(lock) => Some(lock),
+        Err(DataDirLockError::InUse { .. }) => {
+            forbid_migrations(&config.data_dir);
+            None
+        }
+        Err(error) => return Err(ReplayError::Lock(error)),
+    };
     let dead_letters = EmbeddedDeadLetters::open(&config.data_dir)?;
     let mut outcomes = Vec::new();
     for sink in sinks(config, args.sink)? {

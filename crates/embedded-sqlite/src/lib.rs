@@ -56,6 +56,62 @@ pub enum SqliteError {
         #[source]
         source: std::io::Error,
     },
+    /// The file's schema is newer than this build's: a newer version wrote
+    /// it, and this one would misread it.
+    #[error(
+        "a database file of the data folder has schema version {found}, newer than this \
+         build's {known}: run the version that wrote it, or restore the backup taken before \
+         the upgrade"
+    )]
+    SchemaNewer { found: usize, known: usize },
+    /// The file's schema is older than this build's, and this process may
+    /// not change the files of its folder ([`forbid_migrations`]).
+    #[error(
+        "a database file of the data folder has schema version {found}, older than this \
+         build's {known}, and the server of an earlier version is running on it: run this \
+         tool with that server's own binary, or stop the server and start this version's"
+    )]
+    SchemaBehind { found: usize, known: usize },
+}
+
+/// The folders given to [`forbid_migrations`], canonical.
+static MIGRATIONS_FORBIDDEN: std::sync::Mutex<Vec<std::path::PathBuf>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// From now on, this process opens the database files of `folder` as they
+/// are and refuses one whose schema is older than this build's
+/// ([`SqliteError::SchemaBehind`]) instead of migrating it; a file not made
+/// yet is made. For tools that run beside a live server on purpose
+/// (replaying dead letters): a migration would change the files under a
+/// server of an earlier version, which cannot read them after it.
+pub fn forbid_migrations(folder: &Path) {
+    let folder = folder
+        .canonicalize()
+        .unwrap_or_else(|_| folder.to_path_buf());
+    MIGRATIONS_FORBIDDEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(folder);
+}
+
+/// Whether [`forbid_migrations`] named the folder of `connection`'s file.
+fn migrations_forbidden(connection: &Connection) -> bool {
+    let Some(folder) = connection
+        .path()
+        .filter(|path| !path.is_empty())
+        .and_then(|path| Path::new(path).parent())
+        .map(|folder| {
+            folder
+                .canonicalize()
+                .unwrap_or_else(|_| folder.to_path_buf())
+        })
+    else {
+        return false;
+    };
+    MIGRATIONS_FORBIDDEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .contains(&folder)
 }
 
 /// Permission bits of a database file this server creates: its owner's
@@ -354,8 +410,26 @@ fn checkpoint(connection: &Connection) -> Result<(), SqliteError> {
 
 /// Brings a database file's schema up to date: `migrations[i]` is schema
 /// version `i + 1`, applied once, in one transaction, recorded in `user_version`.
+///
+/// # Errors
+/// [`SqliteError::SchemaNewer`] for a file a newer build wrote (nothing is
+/// changed), [`SqliteError::SchemaBehind`] for an older file (not a new one)
+/// of a folder given to [`forbid_migrations`], and SQLite's errors.
 pub fn migrate(connection: &mut Connection, migrations: &[&str]) -> Result<(), SqliteError> {
     let applied: usize = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let known = migrations.len();
+    if applied > known {
+        return Err(SqliteError::SchemaNewer {
+            found: applied,
+            known,
+        });
+    }
+    if 0 < applied && applied < known && migrations_forbidden(connection) {
+        return Err(SqliteError::SchemaBehind {
+            found: applied,
+            known,
+        });
+    }
     for (index, sql) in migrations.iter().enumerate().skip(applied) {
         let transaction = connection.transaction()?;
         transaction.execute_batch(sql)?;
@@ -374,6 +448,26 @@ mod tests {
     const ROW_BYTES: usize = 1_000;
     /// Far more than the checkpointer's interval.
     const CHECKPOINT_WAIT_MS: u64 = 10_000;
+
+    /// A file a newer build migrated further is refused, and left as it is.
+    #[test]
+    fn a_file_of_a_newer_schema_is_refused_unchanged() {
+        let mut connection = Connection::open_in_memory().expect("in memory");
+        let newer = ["CREATE TABLE a (x);", "CREATE TABLE b (x);"];
+        migrate(&mut connection, &newer).expect("migrated");
+        let refused = migrate(&mut connection, &newer[..1]);
+        assert!(
+            matches!(
+                refused,
+                Err(SqliteError::SchemaNewer { found: 2, known: 1 })
+            ),
+            "{refused:?}"
+        );
+        let version: usize = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .expect("version");
+        assert_eq!(version, 2);
+    }
 
     /// A file of one table, `rows (id, body)`.
     fn open_rows(path: &Path, durability: Durability) -> SharedWriter {

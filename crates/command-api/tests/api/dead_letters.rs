@@ -173,3 +173,37 @@ fn event_id_of(payload: &str) -> String {
     let value: Value = serde_json::from_str(payload).expect("JSON");
     value["eventId"].as_str().expect("an event id").to_owned()
 }
+
+/// A replay beside a running server changes no schema of its folder: a file
+/// older than this build's (as a server of an earlier version left it) is
+/// refused, named, and left as it is.
+#[tokio::test]
+async fn a_replay_beside_a_running_server_migrates_nothing() {
+    let folder = tempfile::tempdir().expect("a data folder");
+    let app = spawn_app_in(folder.path()).await;
+    let search_index = rusqlite::Connection::open(folder.path().join("search_index.db"))
+        .expect("open the search index");
+    let current: i64 = search_index
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .expect("schema version");
+    search_index
+        .pragma_update(None, "user_version", current - 1)
+        .expect("an earlier schema version");
+
+    let config = Config::embedded_for_test(folder.path().to_path_buf());
+    let args = ReplayDeadLettersArgs {
+        sink: None,
+        limit: DEAD_LETTER_REPLAY_LIMIT_DEFAULT,
+    };
+    let refused = command_api::dead_letters::replay(&config, &args).await;
+    let message = refused
+        .err()
+        .map(|error| error.to_string())
+        .unwrap_or_default();
+    assert!(message.contains("older than this build's"), "{message}");
+    let after: i64 = search_index
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .expect("schema version");
+    assert_eq!(after, current - 1, "left as it was");
+    app.stop().await;
+}
