@@ -80,8 +80,11 @@ impl KnownWallet {
 }
 
 /// The writer's memory of wallets: only committed rows are ever in it, since
-/// [`KnownWallets::remember`] is called once a batch has committed, and the
-/// writer is the only one writing the file.
+/// [`KnownWallets::remember`] is called once a batch has committed. Another
+/// process may write the file too (`replay-dead-letters` beside a running
+/// server), so a remembered version may be behind the file's; it only
+/// decides [`crate::IndexOutcome`]'s counts. A wallet's owner and creation,
+/// which the rows are written with, never change.
 #[derive(Debug, Default)]
 pub(super) struct KnownWallets {
     wallets: HashMap<WalletId, KnownWallet>,
