@@ -161,10 +161,14 @@ mod tests {
             overdraft_limit: Balance::ZERO,
         };
         let wallet = execute(&store, WalletState::Absent, "w1", create, now).await;
-        let soon = now + Duration::minutes(1);
-        let later = now + Duration::minutes(2);
+        let (soon, later) = (now + Duration::minutes(1), now + Duration::minutes(2));
         let wallet = execute(&store, wallet, "w1", place("h-later", Some(later)), now).await;
         let wallet = execute(&store, wallet, "w1", place("h-soon", Some(soon)), now).await;
+        // Due from the millisecond each expiry is kept at (rounded up).
+        let (soon, later) = (
+            wallet_domain::kept_expiry(soon),
+            wallet_domain::kept_expiry(later),
+        );
         let wallet = execute(&store, wallet, "w1", place("h-never", None), now).await;
 
         let mut schedule = HoldSchedule::default();

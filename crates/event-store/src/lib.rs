@@ -165,7 +165,9 @@ pub(crate) fn placed_holds(stream: &StreamAppend) -> impl Iterator<Item = &HoldI
 
 /// What one event changes in the hold directory.
 pub(crate) enum DirectoryChange<'a> {
-    /// A hold placed: a new row, due at its expiry.
+    /// A hold placed: a new row, due at the instant its expiry is kept at
+    /// ([`wallet_domain::kept_expiry`], the asked one rounded up to the
+    /// millisecond), when the domain finds it due; not a sweep sooner.
     Enter {
         hold_id: &'a HoldId,
         expires_at: Option<DateTime<Utc>>,
@@ -182,7 +184,7 @@ pub(crate) fn directory_change(event: &WalletEvent) -> Option<DirectoryChange<'_
             ..
         } => Some(DirectoryChange::Enter {
             hold_id,
-            expires_at: *expires_at,
+            expires_at: expires_at.map(wallet_domain::kept_expiry),
         }),
         kind => kind
             .hold_settled()

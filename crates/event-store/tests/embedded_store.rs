@@ -410,6 +410,8 @@ async fn the_hold_directory_keeps_a_hold_id_to_one_wallet_and_lists_due_holds() 
     let store = EmbeddedEventStore::open(directory.path()).expect("open");
     let now = Utc::now();
     let soon = now + chrono::Duration::minutes(1);
+    // Due from the millisecond its expiry is kept at (rounded up).
+    let due_at = soon + chrono::Duration::milliseconds(1);
     let (w1, w2) = (wallet("w1"), wallet("w2"));
     let mut first = vec![created(&w1)];
     let second = vec![created(&w2)];
@@ -446,7 +448,7 @@ async fn the_hold_directory_keeps_a_hold_id_to_one_wallet_and_lists_due_holds() 
     );
 
     assert!(store.due_holds(now, 10).await.expect("due").is_empty());
-    let due = store.due_holds(soon, 10).await.expect("due");
+    let due = store.due_holds(due_at, 10).await.expect("due");
     assert_eq!(due.len(), 1);
     assert_eq!((&due[0].hold_id, &due[0].wallet_id), (&hold("h-1"), &w1));
     let void = decided_at(
@@ -459,8 +461,45 @@ async fn the_hold_directory_keeps_a_hold_id_to_one_wallet_and_lists_due_holds() 
     .remove(0);
     store.append(single(&w1, 2, void)).await.expect("void");
     assert!(
-        store.due_holds(soon, 10).await.expect("due").is_empty(),
+        store.due_holds(due_at, 10).await.expect("due").is_empty(),
         "a settled hold is no longer due"
+    );
+}
+
+/// A hold asked to expire between two milliseconds is due, in the
+/// directory as in the domain, at the next whole millisecond, not before.
+#[tokio::test]
+async fn the_hold_directory_lists_a_hold_due_when_the_domain_finds_it_due() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedEventStore::open(directory.path()).expect("open");
+    let w1 = wallet("w1");
+    let history = vec![created(&w1)];
+    store
+        .append(single(&w1, 0, history[0].clone()))
+        .await
+        .expect("create");
+    let now = Utc::now();
+    let whole = now + chrono::Duration::minutes(1);
+    let whole = whole - chrono::Duration::nanoseconds(i64::from(whole.timestamp_subsec_nanos()));
+    let asked = whole + chrono::Duration::microseconds(100);
+    let placed = decided_at(&history, place("h-1", Some(asked)), now).remove(0);
+    store.append(single(&w1, 1, placed)).await.expect("place");
+    let millisecond = chrono::Duration::milliseconds(1);
+    assert!(
+        store
+            .due_holds(whole + chrono::Duration::microseconds(500), 10)
+            .await
+            .expect("due")
+            .is_empty(),
+        "past the instant asked, before the millisecond it is kept at"
+    );
+    assert_eq!(
+        store
+            .due_holds(whole + millisecond, 10)
+            .await
+            .expect("due")
+            .len(),
+        1
     );
 }
 

@@ -954,6 +954,8 @@ async fn a_hold_id_is_entered_once_across_wallets_and_listed_while_due(store: &d
     };
     let now = Utc::now();
     let soon = now + chrono::Duration::minutes(1);
+    // Due from the millisecond its expiry is kept at (rounded up).
+    let due_at = soon + chrono::Duration::milliseconds(1);
     let (mut first, mut second) = (Stream::new("hold-w1"), Stream::new("hold-w2"));
     for stream in [&mut first, &mut second] {
         let created = stream.next();
@@ -979,7 +981,7 @@ async fn a_hold_id_is_entered_once_across_wallets_and_listed_while_due(store: &d
     let other = HoldId::parse("hold-2").expect("hold id");
     assert_eq!(store.find_hold_wallet(&other).await.expect("find"), None);
     assert!(store.due_holds(now, 10).await.expect("due").is_empty());
-    let due = store.due_holds(soon, 10).await.expect("due");
+    let due = store.due_holds(due_at, 10).await.expect("due");
     assert_eq!(due.len(), 1);
     assert_eq!((&due[0].hold_id, &due[0].wallet_id), (&hold_id, &first.id));
     let voided = decided(
@@ -990,7 +992,7 @@ async fn a_hold_id_is_entered_once_across_wallets_and_listed_while_due(store: &d
         now,
     );
     store.append(request(vec![voided])).await.expect("void");
-    assert!(store.due_holds(soon, 10).await.expect("due").is_empty());
+    assert!(store.due_holds(due_at, 10).await.expect("due").is_empty());
 }
 
 async fn a_snapshot_is_kept_only_when_newer_than_the_stored_one(store: &dyn EventStore) {
