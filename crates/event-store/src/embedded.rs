@@ -9,9 +9,9 @@
 //! A stream's events are found through its word in `event_streams`, a
 //! full-text table written by a trigger with every event (migration
 //! `events_0005.sql`): its newest event for the head an append is checked
-//! against (remembered by the writer once read, `heads.rs`), its newest
-//! events for a read after a snapshot. That single writer checking every
-//! append against its stream's head is what keeps a stream's versions unique.
+//! against, its newest events for a read after a snapshot. That single writer
+//! reading the head before every append is what keeps a stream's versions
+//! unique.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -29,9 +29,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 use wallet_domain::{HoldId, WalletId};
 
-mod heads;
-
-use self::heads::{GroupHeads, StreamHeads};
 use crate::log_tail::LogTail;
 use crate::stream_head::StreamHead;
 use crate::{
@@ -46,11 +43,11 @@ pub const GROUP_COMMIT_BATCH_MAX: usize = 512;
 pub const APPEND_QUEUE_CAPACITY: usize = 8_192;
 
 const MIGRATIONS: &[&str] = &[
-    include_str!("../../../../migrations/embedded/events_0001.sql"),
-    include_str!("../../../../migrations/embedded/events_0002.sql"),
-    include_str!("../../../../migrations/embedded/events_0003.sql"),
-    include_str!("../../../../migrations/embedded/events_0004.sql"),
-    include_str!("../../../../migrations/embedded/events_0005.sql"),
+    include_str!("../../../migrations/embedded/events_0001.sql"),
+    include_str!("../../../migrations/embedded/events_0002.sql"),
+    include_str!("../../../migrations/embedded/events_0003.sql"),
+    include_str!("../../../migrations/embedded/events_0004.sql"),
+    include_str!("../../../migrations/embedded/events_0005.sql"),
 ];
 
 /// The kind letter of a stream's word in `event_streams`, as the migration
@@ -67,13 +64,13 @@ fn stream_word(wallet_id: &WalletId) -> String {
 const STREAM_HEAD_SQL: &str = "SELECT version, event_id FROM events WHERE position = \
      (SELECT rowid FROM event_streams WHERE event_streams MATCH ?1 ORDER BY rowid DESC LIMIT 1)";
 
-/// A stream's events (`?1`: its word), newest first, each row by its
-/// position as the words yield it: a stream's positions grow with its
-/// versions, so a read of the events after a version stops at that version
-/// without reaching the older ones.
-const STREAM_NEWEST_FIRST_SQL: &str = "SELECT events.position, events.version, events.payload \
-     FROM event_streams JOIN events ON events.position = event_streams.rowid \
-     WHERE event_streams MATCH ?1 ORDER BY event_streams.rowid DESC";
+/// A stream's `?2` newest events (`?1`: its word) above version `?3`, oldest
+/// first: a stream's positions grow with its versions, so the events after a
+/// version are its newest ones, read without reaching the older ones.
+const STREAM_NEWEST_SQL: &str = "SELECT position, version, payload FROM events \
+     WHERE position IN (SELECT rowid FROM event_streams WHERE event_streams MATCH ?1 \
+         ORDER BY rowid DESC LIMIT ?2) \
+     AND version > ?3 ORDER BY position";
 
 struct AppendJob {
     request: AppendRequest,
@@ -191,7 +188,6 @@ fn run_writer(
     head: watch::Sender<u64>,
     tail: Arc<Mutex<LogTail>>,
 ) {
-    let mut heads = StreamHeads::default();
     while let Some(first) = queue.blocking_recv() {
         let mut group = Group::default();
         match first {
@@ -215,7 +211,7 @@ fn run_writer(
                 Err(_) => break,
             }
         }
-        let (outcomes, snapshots_kept) = commit_group(&mut connection, &group, &tail, &mut heads);
+        let (outcomes, snapshots_kept) = commit_group(&mut connection, &group, &tail);
         if let Some(last) = outcomes
             .iter()
             .filter_map(|outcome| outcome.as_ref().ok())
@@ -263,7 +259,6 @@ fn commit_group(
     connection: &mut Connection,
     group: &Group,
     tail: &Mutex<LogTail>,
-    heads: &mut StreamHeads,
 ) -> (Vec<Result<AppendOutcome, AppendError>>, Result<(), String>) {
     let jobs = &group.appends;
     let failed_all = |error: rusqlite::Error| {
@@ -282,12 +277,8 @@ fn commit_group(
     };
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut stored = Vec::new();
-    let mut group_heads = match heads.group(&transaction) {
-        Ok(group_heads) => group_heads,
-        Err(error) => return failed_all(error),
-    };
     for job in jobs {
-        match append_in_savepoint(&mut transaction, &job.request, &mut group_heads) {
+        match append_in_savepoint(&mut transaction, &job.request) {
             Ok(Ok(appended)) => {
                 stored.extend(appended.stored);
                 outcomes.push(Ok(appended.outcome));
@@ -303,7 +294,6 @@ fn commit_group(
     }
     match transaction.commit() {
         Ok(()) => {
-            group_heads.committed();
             with_tail(tail, |tail| tail.committed(stored));
             (outcomes, Ok(()))
         }
@@ -312,8 +302,6 @@ fn commit_group(
         Err(error) if is_refused_commit(&error) => failed_all(error),
         Err(error) => {
             tracing::error!(%error, "event store group commit got no answer");
-            drop(group_heads);
-            heads.forget();
             with_tail(tail, LogTail::lost_track);
             let message = error.to_string();
             let error = std::sync::Arc::new(error);
@@ -349,25 +337,22 @@ fn keep_snapshot(connection: &Connection, snapshot: &StreamSnapshot) -> rusqlite
     Ok(())
 }
 
-/// An append stored in the group's transaction: its outcome, the events it
-/// stored, for the log's tail once the group commits, and its streams' heads.
+/// An append stored in the group's transaction: its outcome, and the events
+/// it stored, for the log's tail once the group commits.
 struct Appended {
     outcome: AppendOutcome,
     stored: Vec<StoredEvent>,
-    heads: Vec<(WalletId, StreamHead)>,
 }
 
 /// Outer error: the transaction itself broke. Inner error: this append is refused.
 fn append_in_savepoint(
     transaction: &mut Transaction<'_>,
     request: &AppendRequest,
-    group_heads: &mut GroupHeads<'_>,
 ) -> rusqlite::Result<Result<Appended, AppendError>> {
     let savepoint = transaction.savepoint()?;
-    match append_one(&savepoint, request, group_heads)? {
-        Ok(mut appended) => {
+    match append_one(&savepoint, request)? {
+        Ok(appended) => {
             savepoint.commit()?;
-            group_heads.appended(std::mem::take(&mut appended.heads));
             Ok(Ok(appended))
         }
         // Dropping the savepoint rolls this append back.
@@ -378,16 +363,11 @@ fn append_in_savepoint(
 fn append_one(
     connection: &Connection,
     request: &AppendRequest,
-    group_heads: &mut GroupHeads<'_>,
 ) -> rusqlite::Result<Result<Appended, AppendError>> {
     let recorded_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
     let mut stored = Vec::new();
-    let mut heads: Vec<(WalletId, StreamHead)> = Vec::with_capacity(request.streams.len());
     for stream in &request.streams {
-        let head = match heads.iter().rev().find(|(id, _)| *id == stream.wallet_id) {
-            Some((_, head)) => *head,
-            None => group_heads.head(connection, &stream.wallet_id)?,
-        };
+        let head = stream_head(connection, &stream.wallet_id)?;
         if let Err(refusal) = head.admits(stream) {
             return Ok(Err(refusal));
         }
@@ -414,7 +394,6 @@ fn append_one(
                 payload,
             });
         }
-        heads.push((stream.wallet_id.clone(), head.after(stream)));
         for change in stream.events.iter().filter_map(directory_change) {
             if let Err(refusal) = change_directory(connection, &stream.wallet_id, change)? {
                 return Ok(Err(refusal));
@@ -449,12 +428,11 @@ fn append_one(
     Ok(Ok(Appended {
         outcome: AppendOutcome { last_position },
         stored,
-        heads,
     }))
 }
 
 /// The newest event of `wallet_id`'s stream, as the transaction on
-/// `connection` sees it, read through the stream's word.
+/// `connection` sees it (the group's earlier appends included).
 fn stream_head(connection: &Connection, wallet_id: &WalletId) -> rusqlite::Result<StreamHead> {
     let newest: Option<(i64, String)> = connection
         .prepare_cached(STREAM_HEAD_SQL)?
@@ -538,26 +516,28 @@ fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, String)> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
 }
 
-/// The events of `wallet_id`'s stream above `after_version`, oldest first:
-/// its newest events, read until the one at `after_version` (one statement,
-/// so one snapshot of the file).
+/// The events of `wallet_id`'s stream above `after_version`, oldest first,
+/// from one snapshot of the file: its head, then as many of its newest
+/// events as lie above `after_version`.
 fn stream_after(
     connection: &Connection,
     wallet_id: &WalletId,
     after_version: u64,
 ) -> rusqlite::Result<Vec<(i64, i64, String)>> {
-    let mut statement = connection.prepare_cached(STREAM_NEWEST_FIRST_SQL)?;
-    let mut rows = statement.query([stream_word(wallet_id)])?;
-    let mut newest_first = Vec::new();
-    while let Some(row) = rows.next()? {
-        let event = event_row(row)?;
-        if to_u64(event.1) <= after_version {
-            break;
-        }
-        newest_first.push(event);
-    }
-    newest_first.reverse();
-    Ok(newest_first)
+    let snapshot = connection.unchecked_transaction()?;
+    let head = stream_head(&snapshot, wallet_id)?;
+    let rows = match head.version.checked_sub(after_version) {
+        None | Some(0) => Vec::new(),
+        Some(count) => snapshot
+            .prepare_cached(STREAM_NEWEST_SQL)?
+            .query_map(
+                params![stream_word(wallet_id), to_i64(count), to_i64(after_version)],
+                event_row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+    };
+    snapshot.finish()?;
+    Ok(rows)
 }
 
 impl EmbeddedEventStore {
@@ -839,21 +819,18 @@ mod tests {
     }
 
     /// A stream's head and its newest events are found through its word and
-    /// the rows by position, newest first without a sort: no scan of the
-    /// log or of the stream, however long they are.
+    /// the rows by position: no scan of the log, however long it is.
     #[test]
     fn a_stream_is_read_through_its_word() {
         let connection = migrated();
         let word = stream_word(&WalletId::parse("w-1").expect("wallet id"));
         for (sql, values) in [
             (STREAM_HEAD_SQL, params![word]),
-            (STREAM_NEWEST_FIRST_SQL, params![word]),
+            (STREAM_NEWEST_SQL, params![word, 5, 7]),
         ] {
             let plan = plan(&connection, sql, values);
             assert!(plan.contains("SCAN event_streams VIRTUAL TABLE"), "{plan}");
             assert!(!plan.contains("SCAN events"), "{plan}");
-            // Read in the words' own order, so a read stops where it has enough.
-            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         }
     }
 
