@@ -5,13 +5,6 @@
 //! its own savepoint: one fsync serves the whole group, and one append's
 //! conflict rolls back only that append. A caller is answered only after the
 //! commit that holds its events has returned, so a 2xx is never lost.
-//!
-//! A stream's events are found through its word in `event_streams`, a
-//! full-text table written by a trigger with every event (migration
-//! `events_0005.sql`): its newest event for the head an append is checked
-//! against, its newest events for a read after a snapshot. That single writer
-//! reading the head before every append is what keeps a stream's versions
-//! unique.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -19,9 +12,7 @@ use std::thread;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use embedded_sqlite::{
-    identifier_word, is_refused_commit, migrate, open_writer, Durability, ReadPool, SqliteError,
-};
+use embedded_sqlite::{is_refused_commit, migrate, open_writer, Durability, ReadPool, SqliteError};
 use rusqlite::{
     params, types::Type, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
 };
@@ -47,30 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/events_0002.sql"),
     include_str!("../../../migrations/embedded/events_0003.sql"),
     include_str!("../../../migrations/embedded/events_0004.sql"),
-    include_str!("../../../migrations/embedded/events_0005.sql"),
 ];
-
-/// The kind letter of a stream's word in `event_streams`, as the migration
-/// writes it in SQL (`'s' || lower(hex(stream_id))`).
-const STREAM_WORD_KIND: char = 's';
-
-/// A stream's word in `event_streams`.
-fn stream_word(wallet_id: &WalletId) -> String {
-    identifier_word(STREAM_WORD_KIND, wallet_id.as_str())
-}
-
-/// A stream's newest event (`?1`: its word): one step down the words'
-/// newest segment, then the row by its position.
-const STREAM_HEAD_SQL: &str = "SELECT version, event_id FROM events WHERE position = \
-     (SELECT rowid FROM event_streams WHERE event_streams MATCH ?1 ORDER BY rowid DESC LIMIT 1)";
-
-/// A stream's `?2` newest events (`?1`: its word) above version `?3`, oldest
-/// first: a stream's positions grow with its versions, so the events after a
-/// version are its newest ones, read without reaching the older ones.
-const STREAM_NEWEST_SQL: &str = "SELECT position, version, payload FROM events \
-     WHERE position IN (SELECT rowid FROM event_streams WHERE event_streams MATCH ?1 \
-         ORDER BY rowid DESC LIMIT ?2) \
-     AND version > ?3 ORDER BY position";
 
 struct AppendJob {
     request: AppendRequest,
@@ -431,14 +399,14 @@ fn append_one(
     }))
 }
 
-/// The newest event of `wallet_id`'s stream, as the transaction on
-/// `connection` sees it (the group's earlier appends included).
+/// The newest event of `wallet_id`'s stream (one step down the stream index).
 fn stream_head(connection: &Connection, wallet_id: &WalletId) -> rusqlite::Result<StreamHead> {
     let newest: Option<(i64, String)> = connection
-        .prepare_cached(STREAM_HEAD_SQL)?
-        .query_row([stream_word(wallet_id)], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
+        .prepare_cached(
+            "SELECT version, event_id FROM events WHERE stream_id = ?1 \
+             ORDER BY version DESC LIMIT 1",
+        )?
+        .query_row([wallet_id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     let Some((version, event_id)) = newest else {
         return Ok(StreamHead::default());
@@ -516,30 +484,6 @@ fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, String)> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
 }
 
-/// The events of `wallet_id`'s stream above `after_version`, oldest first,
-/// from one snapshot of the file: its head, then as many of its newest
-/// events as lie above `after_version`.
-fn stream_after(
-    connection: &Connection,
-    wallet_id: &WalletId,
-    after_version: u64,
-) -> rusqlite::Result<Vec<(i64, i64, String)>> {
-    let snapshot = connection.unchecked_transaction()?;
-    let head = stream_head(&snapshot, wallet_id)?;
-    let rows = match head.version.checked_sub(after_version) {
-        None | Some(0) => Vec::new(),
-        Some(count) => snapshot
-            .prepare_cached(STREAM_NEWEST_SQL)?
-            .query_map(
-                params![stream_word(wallet_id), to_i64(count), to_i64(after_version)],
-                event_row,
-            )?
-            .collect::<rusqlite::Result<Vec<_>>>()?,
-    };
-    snapshot.finish()?;
-    Ok(rows)
-}
-
 impl EmbeddedEventStore {
     /// Up to `limit` (at most [`READ_ALL_BATCH_MAX`]) rows of the log after
     /// `after_position`: position, version, payload.
@@ -585,10 +529,18 @@ impl EventStore for EmbeddedEventStore {
         wallet_id: &WalletId,
         after_version: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let wallet_id = wallet_id.clone();
+        let stream_id = wallet_id.as_str().to_owned();
         let rows = self
             .readers
-            .read(move |connection| stream_after(connection, &wallet_id, after_version))
+            .read(move |connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT position, version, payload FROM events \
+                     WHERE stream_id = ?1 AND version > ?2 ORDER BY version",
+                )?;
+                let rows =
+                    statement.query_map(params![stream_id, to_i64(after_version)], event_row)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
             .await?;
         decode_rows(rows)
     }
@@ -794,116 +746,5 @@ impl EventStore for EmbeddedEventStore {
 
     fn kind(&self) -> &'static str {
         "embedded"
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn migrated() -> Connection {
-        let mut connection = Connection::open_in_memory().expect("in memory");
-        migrate(&mut connection, MIGRATIONS).expect("migrations");
-        connection
-    }
-
-    fn plan(connection: &Connection, sql: &str, values: impl rusqlite::Params) -> String {
-        let plan: Vec<String> = connection
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .expect("plan")
-            .query_map(values, |row| row.get(3))
-            .expect("rows")
-            .collect::<rusqlite::Result<_>>()
-            .expect("plan rows");
-        plan.join("\n")
-    }
-
-    /// A stream's head and its newest events are found through its word and
-    /// the rows by position: no scan of the log, however long it is.
-    #[test]
-    fn a_stream_is_read_through_its_word() {
-        let connection = migrated();
-        let word = stream_word(&WalletId::parse("w-1").expect("wallet id"));
-        for (sql, values) in [
-            (STREAM_HEAD_SQL, params![word]),
-            (STREAM_NEWEST_SQL, params![word, 5, 7]),
-        ] {
-            let plan = plan(&connection, sql, values);
-            assert!(plan.contains("SCAN event_streams VIRTUAL TABLE"), "{plan}");
-            assert!(!plan.contains("SCAN events"), "{plan}");
-        }
-    }
-
-    fn insert_event(connection: &Connection, wallet_id: &WalletId, version: i64) {
-        connection
-            .execute(
-                "INSERT INTO events (event_id, stream_id, version, event_type, payload, \
-                 recorded_at) VALUES (?1, ?2, ?3, 'WalletCreated', '{}', '')",
-                params![Uuid::now_v7().to_string(), wallet_id.as_str(), version],
-            )
-            .expect("an event");
-    }
-
-    /// Within a group's transaction, an append sees the appends before it,
-    /// and an append rolled back to its savepoint takes its word with it.
-    #[test]
-    fn a_group_sees_its_own_appends_and_not_the_rolled_back_ones() {
-        let mut connection = migrated();
-        let wallet_id = WalletId::parse("w-1").expect("wallet id");
-        let mut transaction = connection.transaction().expect("transaction");
-        {
-            let savepoint = transaction.savepoint().expect("savepoint");
-            insert_event(&savepoint, &wallet_id, 1);
-            assert_eq!(
-                stream_head(&savepoint, &wallet_id).expect("head").version,
-                1
-            );
-            // Dropped: rolled back.
-        }
-        assert_eq!(
-            stream_head(&transaction, &wallet_id).expect("head"),
-            StreamHead::default()
-        );
-        {
-            let savepoint = transaction.savepoint().expect("savepoint");
-            insert_event(&savepoint, &wallet_id, 1);
-            savepoint.commit().expect("released");
-        }
-        insert_event(&transaction, &wallet_id, 2);
-        assert_eq!(
-            stream_head(&transaction, &wallet_id).expect("head").version,
-            2
-        );
-        transaction.commit().expect("commit");
-        assert_eq!(
-            stream_head(&connection, &wallet_id).expect("head").version,
-            2
-        );
-        let rows = stream_after(&connection, &wallet_id, 1).expect("tail");
-        assert_eq!(rows.iter().map(|row| row.1).collect::<Vec<_>>(), [2]);
-    }
-
-    /// The trigger writes the word the Rust code asks for: the same bytes,
-    /// case and punctuation of the stream id included.
-    #[test]
-    fn the_stored_word_is_the_word_asked_for() {
-        let connection = migrated();
-        let wallet_id = WalletId::parse("Wallet-1_x").expect("wallet id");
-        connection
-            .execute(
-                "INSERT INTO events (event_id, stream_id, version, event_type, payload, \
-                 recorded_at) VALUES (?1, ?2, 1, 'WalletCreated', '{}', '')",
-                [Uuid::now_v7().to_string(), wallet_id.as_str().to_owned()],
-            )
-            .expect("an event");
-        let head = stream_head(&connection, &wallet_id).expect("head");
-        assert_eq!(head.version, 1);
-        connection
-            .execute("DELETE FROM events", [])
-            .expect("the event lost");
-        assert_eq!(
-            stream_head(&connection, &wallet_id).expect("head"),
-            StreamHead::default()
-        );
     }
 }
