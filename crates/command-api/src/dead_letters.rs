@@ -42,7 +42,7 @@ pub enum ReplayError {
     #[error("cannot open a sink: {0}")]
     Open(#[source] StartupError),
     #[error(transparent)]
-    Lock(embedded_sqlite::DataDirLockError),
+    Lock(DataDirLockError),
     #[error(transparent)]
     DeadLetters(#[from] DeadLetterError),
     #[error("the replay stopped: {0}")]

@@ -59,19 +59,27 @@ pub enum SqliteError {
     /// The file's schema is newer than this build's: a newer version wrote
     /// it, and this one would misread it.
     #[error(
-        "a database file of the data folder has schema version {found}, newer than this \
-         build's {known}: run the version that wrote it, or restore the backup taken before \
-         the upgrade"
+        "the database file {file} has schema version {found}, newer than this build's \
+         {known}: run the version that wrote it, or restore the backup taken before the \
+         upgrade"
     )]
-    SchemaNewer { found: usize, known: usize },
+    SchemaNewer {
+        file: String,
+        found: usize,
+        known: usize,
+    },
     /// The file's schema is older than this build's, and this process may
     /// not change the files of its folder ([`forbid_migrations`]).
     #[error(
-        "a database file of the data folder has schema version {found}, older than this \
-         build's {known}, and the server of an earlier version is running on it: run this \
+        "the database file {file} has schema version {found}, older than this build's \
+         {known}, and the server of an earlier version is running on its folder: run this \
          tool with that server's own binary, or stop the server and start this version's"
     )]
-    SchemaBehind { found: usize, known: usize },
+    SchemaBehind {
+        file: String,
+        found: usize,
+        known: usize,
+    },
 }
 
 /// The folders given to [`forbid_migrations`], canonical.
@@ -85,13 +93,17 @@ static MIGRATIONS_FORBIDDEN: std::sync::Mutex<Vec<std::path::PathBuf>> =
 /// (replaying dead letters): a migration would change the files under a
 /// server of an earlier version, which cannot read them after it.
 pub fn forbid_migrations(folder: &Path) {
-    let folder = folder
-        .canonicalize()
-        .unwrap_or_else(|_| folder.to_path_buf());
     MIGRATIONS_FORBIDDEN
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push(folder);
+        .push(canonical(folder));
+}
+
+/// `folder` with its links and dots resolved, as given when it cannot be.
+fn canonical(folder: &Path) -> std::path::PathBuf {
+    folder
+        .canonicalize()
+        .unwrap_or_else(|_| folder.to_path_buf())
 }
 
 /// Whether [`forbid_migrations`] named the folder of `connection`'s file.
@@ -100,11 +112,7 @@ fn migrations_forbidden(connection: &Connection) -> bool {
         .path()
         .filter(|path| !path.is_empty())
         .and_then(|path| Path::new(path).parent())
-        .map(|folder| {
-            folder
-                .canonicalize()
-                .unwrap_or_else(|_| folder.to_path_buf())
-        })
+        .map(canonical)
     else {
         return false;
     };
@@ -418,14 +426,17 @@ fn checkpoint(connection: &Connection) -> Result<(), SqliteError> {
 pub fn migrate(connection: &mut Connection, migrations: &[&str]) -> Result<(), SqliteError> {
     let applied: usize = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     let known = migrations.len();
+    let file = || connection.path().unwrap_or_default().to_owned();
     if applied > known {
         return Err(SqliteError::SchemaNewer {
+            file: file(),
             found: applied,
             known,
         });
     }
     if 0 < applied && applied < known && migrations_forbidden(connection) {
         return Err(SqliteError::SchemaBehind {
+            file: file(),
             found: applied,
             known,
         });
@@ -459,7 +470,11 @@ mod tests {
         assert!(
             matches!(
                 refused,
-                Err(SqliteError::SchemaNewer { found: 2, known: 1 })
+                Err(SqliteError::SchemaNewer {
+                    found: 2,
+                    known: 1,
+                    ..
+                })
             ),
             "{refused:?}"
         );
