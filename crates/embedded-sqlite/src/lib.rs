@@ -68,6 +68,15 @@ pub enum SqliteError {
         found: usize,
         known: usize,
     },
+    /// A migration of the file failed (a full disk, a read-only folder): the
+    /// file keeps the schema version before it, as its transaction rolled back.
+    #[error("cannot migrate the database file {file} to schema version {version}: {source}")]
+    Migration {
+        file: String,
+        version: usize,
+        #[source]
+        source: rusqlite::Error,
+    },
     /// The file's schema is older than this build's, and this process may
     /// not change the files of its folder ([`forbid_migrations`]).
     #[error(
@@ -426,26 +435,34 @@ fn checkpoint(connection: &Connection) -> Result<(), SqliteError> {
 pub fn migrate(connection: &mut Connection, migrations: &[&str]) -> Result<(), SqliteError> {
     let applied: usize = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     let known = migrations.len();
-    let file = || connection.path().unwrap_or_default().to_owned();
+    let file = connection.path().unwrap_or_default().to_owned();
     if applied > known {
         return Err(SqliteError::SchemaNewer {
-            file: file(),
+            file,
             found: applied,
             known,
         });
     }
     if 0 < applied && applied < known && migrations_forbidden(connection) {
         return Err(SqliteError::SchemaBehind {
-            file: file(),
+            file,
             found: applied,
             known,
         });
     }
     for (index, sql) in migrations.iter().enumerate().skip(applied) {
-        let transaction = connection.transaction()?;
-        transaction.execute_batch(sql)?;
-        transaction.pragma_update(None, "user_version", index + 1)?;
-        transaction.commit()?;
+        let version = index + 1;
+        let step = |connection: &mut Connection| {
+            let transaction = connection.transaction()?;
+            transaction.execute_batch(sql)?;
+            transaction.pragma_update(None, "user_version", version)?;
+            transaction.commit()
+        };
+        step(connection).map_err(|source| SqliteError::Migration {
+            file: file.clone(),
+            version,
+            source,
+        })?;
     }
     Ok(())
 }
@@ -459,6 +476,30 @@ mod tests {
     const ROW_BYTES: usize = 1_000;
     /// Far more than the checkpointer's interval.
     const CHECKPOINT_WAIT_MS: u64 = 10_000;
+
+    /// A migration that fails names the file and the version, and leaves the
+    /// file at the version before it.
+    #[test]
+    fn a_failed_migration_names_its_file_and_keeps_the_version_before() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("failing.db");
+        let mut connection = Connection::open(&path).expect("open");
+        let failing = ["CREATE TABLE a (x);", "CREATE TABLE a (x);"];
+        let refused = migrate(&mut connection, &failing);
+        let Err(SqliteError::Migration { file, version, .. }) = &refused else {
+            panic!("a migration error, not {refused:?}");
+        };
+        assert_eq!((file.ends_with("failing.db"), *version), (true, 2));
+        assert!(refused
+            .as_ref()
+            .map_err(ToString::to_string)
+            .expect_err("refused")
+            .contains("failing.db"));
+        let applied: usize = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .expect("version");
+        assert_eq!(applied, 1);
+    }
 
     /// A file a newer build migrated further is refused, and left as it is.
     #[test]

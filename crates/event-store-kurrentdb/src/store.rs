@@ -457,15 +457,31 @@ impl EventStore for KurrentDbEventStore {
         wallet_id: &WalletId,
         after_version: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_stream_until(wallet_id, after_version, u64::MAX)
+            .await
+    }
+
+    async fn read_stream_until(
+        &self,
+        wallet_id: &WalletId,
+        after_version: u64,
+        up_to_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let stream = self.names.wallet_stream(wallet_id);
-        let events = read_records(
+        let count =
+            usize::try_from(up_to_version.saturating_sub(after_version)).unwrap_or(usize::MAX);
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let mut events = read_records(
             &self.client,
             &stream,
             read_stream_start(after_version),
-            usize::MAX,
+            count,
             |record| recorded_event(StoredRecord::from(record)),
         )
         .await?;
+        events.retain(|recorded| recorded.stream_version <= up_to_version);
         Ok(events)
     }
 

@@ -529,16 +529,28 @@ impl EventStore for EmbeddedEventStore {
         wallet_id: &WalletId,
         after_version: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_stream_until(wallet_id, after_version, u64::MAX)
+            .await
+    }
+
+    async fn read_stream_until(
+        &self,
+        wallet_id: &WalletId,
+        after_version: u64,
+        up_to_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let stream_id = wallet_id.as_str().to_owned();
         let rows = self
             .readers
             .read(move |connection| {
                 let mut statement = connection.prepare_cached(
                     "SELECT position, version, payload FROM events \
-                     WHERE stream_id = ?1 AND version > ?2 ORDER BY version",
+                     WHERE stream_id = ?1 AND version > ?2 AND version <= ?3 ORDER BY version",
                 )?;
-                let rows =
-                    statement.query_map(params![stream_id, to_i64(after_version)], event_row)?;
+                let rows = statement.query_map(
+                    params![stream_id, to_i64(after_version), to_i64(up_to_version)],
+                    event_row,
+                )?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?;

@@ -32,7 +32,10 @@ pub use embedded::EmbeddedEventStore;
 pub use hold_schedule::{HoldSchedule, HOLD_SCHEDULE_BATCHES_MAX};
 pub use postgres::PostgresEventStore;
 pub use recorded::{EventHeader, RecordedEvent, StoredEvent};
-pub use tail::{read_tail, save_snapshot_of, snapshot_due, StreamTail, SNAPSHOT_INTERVAL_EVENTS};
+pub use tail::{
+    read_tail, read_tail_until, save_snapshot_of, snapshot_due, StreamTail,
+    SNAPSHOT_INTERVAL_EVENTS,
+};
 
 /// Events to append to one stream, valid only if the stream is at `expected_version`.
 #[derive(Debug, Clone)]
@@ -235,6 +238,21 @@ pub trait EventStore: Send + Sync {
         wallet_id: &WalletId,
         after_version: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The events of one stream with `after_version < version <= up_to_version`,
+    /// in order: a read whose length the caller bounds, however long the stream
+    /// (a state as of a version, a fold up to a known event). The default reads
+    /// from `after_version` on and drops the rest; the stores bound the read itself.
+    async fn read_stream_until(
+        &self,
+        wallet_id: &WalletId,
+        after_version: u64,
+        up_to_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut events = self.read_stream(wallet_id, after_version).await?;
+        events.retain(|recorded| recorded.stream_version <= up_to_version);
+        Ok(events)
+    }
 
     /// Up to `limit` (at most [`READ_ALL_BATCH_MAX`]) events after `after_position`,
     /// in global order, with no gap a later commit could fill.

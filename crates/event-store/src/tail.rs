@@ -43,12 +43,27 @@ pub async fn read_tail(
     store: &dyn EventStore,
     wallet_id: &WalletId,
 ) -> Result<StreamTail, StoreError> {
+    read_tail_until(store, wallet_id, u64::MAX).await
+}
+
+/// The stream of `wallet_id` up to `up_to_version`: from its newest snapshot
+/// on when that snapshot is not past the bound (checked as [`read_tail`]
+/// checks it), else from its first event. Either way the read holds at most
+/// `up_to_version` events.
+pub async fn read_tail_until(
+    store: &dyn EventStore,
+    wallet_id: &WalletId,
+    up_to_version: u64,
+) -> Result<StreamTail, StoreError> {
     let whole = |events| StreamTail {
         events,
         ..StreamTail::default()
     };
-    let Some(snapshot) = store.read_snapshot(wallet_id).await? else {
-        return Ok(whole(store.read_stream(wallet_id, 0).await?));
+    let snapshot = store.read_snapshot(wallet_id).await?;
+    let Some(snapshot) = snapshot.filter(|snapshot| snapshot.version <= up_to_version) else {
+        return Ok(whole(
+            store.read_stream_until(wallet_id, 0, up_to_version).await?,
+        ));
     };
     let corrupt = || StoreError::CorruptSnapshot {
         wallet_id: wallet_id.clone(),
@@ -57,7 +72,11 @@ pub async fn read_tail(
     let wallet = match decode_snapshot(&snapshot.state) {
         Ok(Some(wallet)) => wallet,
         // Written under another encoding: replay, and a new one is written.
-        Ok(None) => return Ok(whole(store.read_stream(wallet_id, 0).await?)),
+        Ok(None) => {
+            return Ok(whole(
+                store.read_stream_until(wallet_id, 0, up_to_version).await?,
+            ))
+        }
         Err(error) => {
             tracing::error!(%wallet_id, version = snapshot.version, %error, "stored snapshot cannot be decoded");
             return Err(corrupt());
@@ -65,7 +84,7 @@ pub async fn read_tail(
     };
     // From the snapshot's own event on: it must be the one the state ends with.
     let mut events = store
-        .read_stream(wallet_id, snapshot.version.saturating_sub(1))
+        .read_stream_until(wallet_id, snapshot.version.saturating_sub(1), up_to_version)
         .await?;
     let agrees = events.first().is_some_and(|at_version| {
         at_version.stream_version == snapshot.version

@@ -29,7 +29,7 @@ impl CountingStore {
         }
     }
 
-    /// Events returned by `read_stream` so far.
+    /// Events returned by `read_stream` and `read_stream_until` so far.
     pub fn stream_events_read(&self) -> u64 {
         self.stream_events_read.load(Ordering::Relaxed)
     }
@@ -51,7 +51,20 @@ impl EventStore for CountingStore {
         wallet_id: &WalletId,
         after_version: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let events = self.inner.read_stream(wallet_id, after_version).await?;
+        self.read_stream_until(wallet_id, after_version, u64::MAX)
+            .await
+    }
+
+    async fn read_stream_until(
+        &self,
+        wallet_id: &WalletId,
+        after_version: u64,
+        up_to_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let events = self
+            .inner
+            .read_stream_until(wallet_id, after_version, up_to_version)
+            .await?;
         self.stream_events_read.fetch_add(
             u64::try_from(events.len()).unwrap_or(u64::MAX),
             Ordering::Relaxed,

@@ -182,6 +182,38 @@ async fn appended_events_read_back_in_order(store: &dyn EventStore) {
     assert_eq!(*store.appended().borrow(), second.last_position);
 }
 
+async fn a_bounded_stream_read_returns_only_its_versions(store: &dyn EventStore) {
+    let mut w1 = Stream::new("w1");
+    for _ in 0..10 {
+        let append = w1.next();
+        store.append(request(vec![append])).await.expect("append");
+    }
+    let versions = |events: Vec<RecordedEvent>| -> Vec<u64> {
+        events.iter().map(|event| event.stream_version).collect()
+    };
+    let read = |after, up_to| store.read_stream_until(&w1.id, after, up_to);
+    assert_eq!(
+        versions(read(3, 7).await.expect("middle")),
+        vec![4, 5, 6, 7]
+    );
+    assert_eq!(versions(read(0, 2).await.expect("head")), vec![1, 2]);
+    assert_eq!(
+        versions(read(8, 100).await.expect("past the end")),
+        vec![9, 10]
+    );
+    assert_eq!(
+        versions(read(0, u64::MAX).await.expect("whole")),
+        (1..=10).collect::<Vec<_>>()
+    );
+    assert!(read(0, 0).await.expect("nothing").is_empty());
+    assert!(read(5, 5).await.expect("empty range").is_empty());
+    assert!(read(7, 3).await.expect("reversed range").is_empty());
+    assert_eq!(
+        events_of(&read(0, 10).await.expect("whole")),
+        events_of(&store.read_stream(&w1.id, 0).await.expect("read_stream"))
+    );
+}
+
 async fn a_stale_expected_version_is_a_conflict_and_stores_nothing(store: &dyn EventStore) {
     let mut w1 = Stream::new("w1");
     let stale = Stream::new("w1").next();
@@ -1078,6 +1110,7 @@ macro_rules! contract {
 contract!(
     every_store: [
         appended_events_read_back_in_order,
+        a_bounded_stream_read_returns_only_its_versions,
         a_stale_expected_version_is_a_conflict_and_stores_nothing,
         an_idempotency_key_is_stored_with_the_events_and_taken_once,
         concurrent_appenders_to_one_stream_exactly_one_wins,

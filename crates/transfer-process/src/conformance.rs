@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use event_store::testing::CountingStore;
-use event_store::{AppendRequest, EventStore, StreamAppend, SNAPSHOT_INTERVAL_EVENTS};
+use event_store::{
+    save_snapshot_of, AppendRequest, EventStore, StreamAppend, SNAPSHOT_INTERVAL_EVENTS,
+};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{
@@ -673,21 +675,21 @@ pub async fn a_capture_to_another_wallet_runs_as_a_transfer_and_its_key_replays_
     assert!(journal.unfinished(10).await.expect("open").is_empty());
 }
 
-pub async fn a_capture_stopped_between_its_halves_is_finished_by_the_resumption(
-    store: Arc<dyn EventStore>,
-    journal: Arc<dyn TransferJournal>,
-) {
-    create(&*store, "payer", money("100.00")).await;
-    create(&*store, "payee", money("0")).await;
-    place_hold(&*store, "payer", "h-1", "25.00").await;
-    let transfer_id = capture_left_by_a_crash(&*journal, "key-1", "20.00").await;
+/// A capture of 20.00 of hold `h-1` (25.00 of the payer's 100.00) to the
+/// payee, stopped by a crash right after the payer's half was stored and
+/// recorded: what a resumption finds.
+async fn capture_stopped_between_its_halves(store: &dyn EventStore, journal: &dyn TransferJournal) {
+    create(store, "payer", money("100.00")).await;
+    create(store, "payee", money("0")).await;
+    place_hold(store, "payer", "h-1", "25.00").await;
+    let transfer_id = capture_left_by_a_crash(journal, "key-1", "20.00").await;
     // The payer's half stored and recorded, then the crash.
     let records = journal.read(transfer_id).await.expect("journal");
     let Some(JournalRecord::Initiated(intent)) = records.first() else {
         panic!("an intent, not {records:?}");
     };
     let captured = Half::Sent.command(transfer_id, intent);
-    let payer = state(&*store, &wallet_id("payer")).await;
+    let payer = state(store, &wallet_id("payer")).await;
     let events = decide(&payer, &captured).expect("the capture is allowed");
     store
         .append(AppendRequest {
@@ -705,8 +707,14 @@ pub async fn a_capture_stopped_between_its_halves_is_finished_by_the_resumption(
         .append(transfer_id, 1, &JournalRecord::Debited)
         .await
         .expect("debited");
-    assert_eq!(balance(&*store, "payee").await, money("0.00"));
+    assert_eq!(balance(store, "payee").await, money("0.00"));
+}
 
+pub async fn a_capture_stopped_between_its_halves_is_finished_by_the_resumption(
+    store: Arc<dyn EventStore>,
+    journal: Arc<dyn TransferJournal>,
+) {
+    capture_stopped_between_its_halves(&*store, &*journal).await;
     let process = TransferProcess::new(Arc::clone(&store), Arc::clone(&journal), REPLY);
     assert_eq!(
         process
@@ -746,6 +754,53 @@ pub async fn a_capture_stopped_between_its_halves_is_finished_by_the_resumption(
             .resumed,
         0
     );
+}
+
+/// The same stopped capture, resumed after the payer's stream grew by
+/// [`LONG_HISTORY_CREDITS`] and a snapshot passed the payer's half: the
+/// resumption finds that half by its id and folds the stream up to it (for
+/// its state and for the reply's hold), never the whole stream.
+pub async fn a_capture_resumed_past_the_payers_snapshot_reads_up_to_its_half(
+    store: Arc<dyn EventStore>,
+    journal: Arc<dyn TransferJournal>,
+) {
+    capture_stopped_between_its_halves(&*store, &*journal).await;
+    credit_many(&*store, "payer", "0.01", LONG_HISTORY_CREDITS).await;
+    let payer = wallet_id("payer");
+    let stream = store.read_stream(&payer, 0).await.expect("stream");
+    let last = stream.last().expect("events");
+    let state = replay(stream.iter().map(|recorded| &recorded.event));
+    save_snapshot_of(&*store, state.wallet().expect("payer"), last.event.event_id).await;
+
+    let counting = Arc::new(CountingStore::new(Arc::clone(&store)));
+    let process = TransferProcess::new(
+        Arc::clone(&counting) as Arc<dyn EventStore>,
+        Arc::clone(&journal),
+        REPLY,
+    );
+    let resumed = process.resume_unfinished(Utc::now()).await.expect("resume");
+    assert_eq!(resumed.resumed, 1);
+    let read = counting.stream_events_read();
+    let bound = LOADS_PER_TRANSFER_MAX * (SNAPSHOT_INTERVAL_EVENTS + 1);
+    assert!(
+        read <= bound,
+        "the resumption read {read} events, more than {bound}"
+    );
+    let credited = Decimal::new(i64::try_from(LONG_HISTORY_CREDITS).expect("small"), 2);
+    assert_eq!(balance(&*store, "payer").await, money("80.00") + credited);
+    assert_eq!(balance(&*store, "payee").await, money("20.00"));
+    let retried = process
+        .capture(capture_request(
+            "key-1",
+            "h-1",
+            "payer",
+            "payee",
+            Some("20.00"),
+        ))
+        .await
+        .expect("retry");
+    assert!(retried.replayed);
+    assert!(matches!(&retried.ending, Ending::Completed { body, .. } if body.contains("CAPTURED")));
 }
 
 pub async fn a_capture_the_payee_refuses_is_reversed_and_the_hold_stays_captured(
@@ -820,6 +875,7 @@ macro_rules! transfer_process_conformance_tests {
             a_credit_the_payee_cannot_take_is_reversed,
             a_capture_to_another_wallet_runs_as_a_transfer_and_its_key_replays_it,
             a_capture_stopped_between_its_halves_is_finished_by_the_resumption,
+            a_capture_resumed_past_the_payers_snapshot_reads_up_to_its_half,
             a_capture_the_payee_refuses_is_reversed_and_the_hold_stays_captured,
         );
     };

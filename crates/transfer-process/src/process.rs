@@ -578,7 +578,8 @@ impl TransferProcess {
     /// The hold as the capture of `intent` left it: the payer's pending hold
     /// right before the capture with the capture applied, as the atomic path
     /// renders it. Read from the newest snapshot on; a capture older than the
-    /// snapshot (a reply rendered long after) folds the whole stream.
+    /// snapshot (a reply rendered long after) is found by its id and the
+    /// stream folded up to it.
     async fn captured_hold(
         &self,
         transfer_id: Uuid,
@@ -597,13 +598,12 @@ impl TransferProcess {
             before = evolve(before, &recorded.event);
         }
         if hold.is_none() {
-            let stream = self.store.read_stream(&intent.from_wallet_id, 0).await?;
-            let upto = stream
-                .iter()
-                .position(|recorded| recorded.event.event_id == captured_id)
-                .map_or(0, |index| index + 1);
-            let events = stream[..upto].iter().map(|recorded| &recorded.event);
-            hold = holds_in(events, intent.initiated_at).remove(hold_id);
+            let wallet_id = &intent.from_wallet_id;
+            if let Some(version) = self.store.version_of_event(wallet_id, captured_id).await? {
+                let stream = self.store.read_stream_until(wallet_id, 0, version).await?;
+                let events = stream.iter().map(|recorded| &recorded.event);
+                hold = holds_in(events, intent.initiated_at).remove(hold_id);
+            }
         }
         hold.ok_or_else(|| ProcessError::Corrupt {
             transfer_id,
@@ -729,9 +729,8 @@ impl TransferProcess {
         }
         if from_snapshot {
             if let Some(version) = self.store.version_of_event(wallet_id, event_id).await? {
-                let stream = self.store.read_stream(wallet_id, 0).await?;
-                let upto = usize::try_from(version).unwrap_or(usize::MAX);
-                let events = stream.iter().take(upto).map(|recorded| &recorded.event);
+                let stream = self.store.read_stream_until(wallet_id, 0, version).await?;
+                let events = stream.iter().map(|recorded| &recorded.event);
                 if let WalletState::Open(wallet) = replay(events) {
                     return Ok(Lookup::Found(wallet));
                 }

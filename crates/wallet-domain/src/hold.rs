@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{EventKind, WalletEvent};
 use crate::ids::{Description, HoldId, WalletId};
 use crate::money::{Amount, Balance};
-use crate::wallet::WalletState;
+use crate::wallet::{Wallet, WalletState};
 
 /// Where a hold stands: `PENDING` until it is `CAPTURED`, `VOIDED` or
 /// `EXPIRED`, each final.
@@ -172,6 +172,18 @@ pub fn hold_as_of(
     let mut hold = hold_after(before, events, hold_id)?;
     seen_at(&mut hold, clock);
     Some(hold)
+}
+
+/// The holds of `wallet` still pending at `clock` (none of them due), by id,
+/// as the API shows them: from the wallet's state alone, what [`holds_in`]
+/// gives as `PENDING` at `clock` for its whole stream.
+pub fn pending_at(wallet: &Wallet, clock: DateTime<Utc>) -> BTreeMap<HoldId, Hold> {
+    wallet
+        .holds
+        .iter()
+        .filter(|(_, pending)| !pending.is_due(clock))
+        .map(|(hold_id, pending)| (hold_id.clone(), Hold::pending(&wallet.id, hold_id, pending)))
+        .collect()
 }
 
 /// Every hold of one wallet's stream (oldest event first), by id, as they

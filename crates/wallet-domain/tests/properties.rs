@@ -5,9 +5,9 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{
-    decide, decode_snapshot, encode_snapshot, evolve, holds_in, replay, replay_as_of, Amount, AsOf,
-    Balance, Command, CommandKind, EventMetadata, HoldId, HoldStatus, OwnerId, WalletEvent,
-    WalletId, WalletState, WalletStatus,
+    decide, decode_snapshot, encode_snapshot, evolve, holds_in, pending_at, replay, replay_as_of,
+    Amount, AsOf, Balance, Command, CommandKind, EventMetadata, Hold, HoldId, HoldStatus, OwnerId,
+    WalletEvent, WalletId, WalletState, WalletStatus,
 };
 
 const COMMANDS_PER_CASE_MAX: usize = 60;
@@ -192,6 +192,15 @@ proptest! {
                 wallet.available_balance().value(),
                 wallet.balance.value() - pending
             );
+            // The state's pending holds at a clock are the log's, due ones left out.
+            for clock in [command.issued_at, command.issued_at + chrono::Duration::seconds(3)] {
+                let from_log: Vec<Hold> = holds_in(&history, clock)
+                    .into_values()
+                    .filter(|hold| hold.status == HoldStatus::Pending)
+                    .collect();
+                let from_state: Vec<Hold> = pending_at(wallet, clock).into_values().collect();
+                prop_assert_eq!(from_state, from_log);
+            }
             // The log's story of the holds (no clock: as the events left them) agrees.
             let told = holds_in(&history, chrono::DateTime::<Utc>::MIN_UTC);
             let pending_told: Vec<&HoldId> = told

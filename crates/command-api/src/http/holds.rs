@@ -292,7 +292,8 @@ impl HoldListParams {
     }
 }
 
-/// A wallet's holds, oldest first, as they stand now (read from its stream),
+/// A wallet's holds, oldest first, as they stand now (read from its stream;
+/// `status=PENDING` from its state, a bounded read however long its history),
 /// one page of them; `count` is how many match the filter.
 #[utoipa::path(
     get, path = "/wallets/{walletId}/holds", tag = "holds",
@@ -316,11 +317,15 @@ pub async fn wallet_holds(
         owner_id,
     })
     .await?;
-    let (_, holds) = state
-        .wallets
-        .holds_of(&wallet_id, Utc::now())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("Wallet {wallet_id} not found")))?;
+    let clock = Utc::now();
+    // Pending holds are in the wallet's state; any other status is in its history.
+    let holds = if status == Some(HoldStatus::Pending) {
+        state.wallets.pending_holds(&wallet_id, clock).await?
+    } else {
+        let holds_of = state.wallets.holds_of(&wallet_id, clock).await?;
+        holds_of.map(|(_, holds)| holds)
+    };
+    let holds = holds.ok_or_else(|| ApiError::NotFound(format!("Wallet {wallet_id} not found")))?;
     let mut holds: Vec<_> = holds
         .values()
         .filter(|hold| status.is_none_or(|status| hold.status == status))

@@ -7,15 +7,19 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use event_store::{read_tail, StoreError, StreamAppend};
+use event_store::{read_tail, RecordedEvent, StoreError, StreamAppend};
 use uuid::Uuid;
 use wallet_domain::{
-    decide_capture, hold_after, hold_as_of, holds_in, replay, Command, CommandKind, DomainError,
-    EventMetadata, Hold, HoldId, Wallet, WalletId, WalletState,
+    decide_capture, hold_after, hold_as_of, holds_in, pending_at, replay, Command, CommandKind,
+    DomainError, EventKind, EventMetadata, Hold, HoldId, Wallet, WalletId, WalletState,
 };
 
 use super::operation::{OperationOutcome, WalletOperation};
 use super::service::{applied, metadata, Reads, RequestContext, ServiceError, WalletService};
+
+/// Events read per step when a hold settled before its wallet's newest
+/// snapshot is looked for backwards from that snapshot.
+pub const HOLD_SEARCH_PAGE_EVENTS: u64 = 1_000;
 
 /// The capture command of a capture to another wallet, issued at
 /// `issued_at` (its event id is the transfer process's to choose); `None`
@@ -211,8 +215,10 @@ impl WalletService {
     /// One hold of a wallet as it stands at `clock`; `None` when the wallet
     /// has no such hold. Read from the wallet's newest snapshot on (a bounded
     /// read: the snapshot keeps its pending holds) when the hold was pending
-    /// at the snapshot or placed after it; only a hold settled before the
-    /// snapshot is looked for in the whole stream.
+    /// at the snapshot or placed after it; a hold settled before the snapshot
+    /// is looked for backwards from it, [`HOLD_SEARCH_PAGE_EVENTS`] at a time,
+    /// down to its `HoldPlaced`: a read as long as the hold is old, not as
+    /// long as the stream.
     pub async fn hold(
         &self,
         wallet_id: &WalletId,
@@ -228,14 +234,44 @@ impl WalletService {
         if let Some(hold) = hold_as_of(&tail.base, &events, hold_id, clock) {
             return Ok(Some(hold));
         }
-        if tail.base_last_event_id.is_none() {
-            // The tail was the whole stream.
-            return Ok(None);
+        // Without a snapshot the tail was the whole stream.
+        let below = tail.base.version();
+        let mut pages = Vec::new();
+        let mut top = below;
+        while top > 0 {
+            let bottom = top.saturating_sub(HOLD_SEARCH_PAGE_EVENTS);
+            let page = self
+                .store()
+                .read_stream_until(wallet_id, bottom, top)
+                .await?;
+            let placed = page.iter().position(|recorded| {
+                matches!(recorded.event.kind, EventKind::HoldPlaced { .. })
+                    && recorded.event.kind.hold_id() == Some(hold_id)
+            });
+            if let Some(placed) = placed {
+                let since = page[placed..].iter().chain(pages.iter().rev().flatten());
+                let since = since.map(|recorded: &RecordedEvent| &recorded.event);
+                return Ok(holds_in(since.chain(&events), clock).remove(hold_id));
+            }
+            pages.push(page);
+            top = bottom;
         }
+        Ok(None)
+    }
+
+    /// A wallet's holds still pending at `clock`, from its state now (its
+    /// newest snapshot and the events after it: a bounded read, where
+    /// [`Self::holds_of`] folds the whole stream); `None` for an unknown
+    /// wallet.
+    pub async fn pending_holds(
+        &self,
+        wallet_id: &WalletId,
+        clock: DateTime<Utc>,
+    ) -> Result<Option<BTreeMap<HoldId, Hold>>, StoreError> {
         Ok(self
-            .holds_of(wallet_id, clock)
+            .current(wallet_id)
             .await?
-            .and_then(|(_, mut holds)| holds.remove(hold_id)))
+            .map(|wallet| pending_at(&wallet, clock)))
     }
 
     /// A wallet and its holds as they stand at `clock`, folded from its

@@ -14,9 +14,13 @@ use event_store::testing::CountingStore;
 use event_store::{EventStore, SNAPSHOT_INTERVAL_EVENTS};
 use rust_decimal::Decimal;
 use uuid::Uuid;
-use wallet_domain::{continues, Amount, Balance, OwnerId, WalletId, WalletState};
+use wallet_domain::{
+    continues, replay_as_of, Amount, AsOf, Balance, HoldId, HoldStatus, OwnerId, WalletId,
+    WalletState,
+};
 use wallet_lock::InProcessWalletLock;
 
+use super::holds::HOLD_SEARCH_PAGE_EVENTS;
 use super::operation::{OperationOutcome, WalletOperation};
 use super::service::{ReplyFormat, RequestContext, WalletService};
 use crate::metrics::Metrics;
@@ -216,7 +220,7 @@ const EVENTS_PER_LOAD_MAX: u64 = SNAPSHOT_INTERVAL_EVENTS + 1;
 /// A wallet with [`LONG_HISTORY_CREDITS`] credits of 0.01; then fresh
 /// replicas, as after a restart: a debit, and a transfer to a new wallet,
 /// each read a bounded tail (counted), and the state they decided on is the
-/// whole stream's.
+/// whole stream's; so does a read as of a version.
 pub async fn a_fresh_replica_reads_a_bounded_tail_of_a_long_stream(store: Arc<dyn EventStore>) {
     let counting = Arc::new(CountingStore::new(Arc::clone(&store)));
     let writer = replica(Arc::clone(&counting) as Arc<dyn EventStore>);
@@ -262,6 +266,158 @@ pub async fn a_fresh_replica_reads_a_bounded_tail_of_a_long_stream(store: Arc<dy
         .expect("wallet");
     assert_eq!(loaded.version, LONG_HISTORY_CREDITS + 3);
     assert_stream_agrees(&*store, &long, "1.07").await;
+
+    // A state as of a version reads no further than that version, from the
+    // newest snapshot not past it, and is the whole stream's fold up to it.
+    let whole = store.read_stream(&long, 0).await.expect("stream");
+    for version in [
+        0,
+        1,
+        5,
+        LONG_HISTORY_CREDITS,
+        LONG_HISTORY_CREDITS + 3,
+        u64::MAX,
+    ] {
+        counting.reset();
+        let as_of = restarted
+            .as_of(&long, AsOf::Version(version))
+            .await
+            .expect("as of");
+        let read = counting.stream_events_read();
+        assert!(
+            read <= version.min(EVENTS_PER_LOAD_MAX),
+            "version {version} read {read} events"
+        );
+        let events = whole.iter().map(|recorded| &recorded.event);
+        assert_eq!(
+            as_of,
+            replay_as_of(events, AsOf::Version(version))
+                .wallet()
+                .cloned(),
+            "version {version}"
+        );
+    }
+}
+
+/// Credits after the first hold of [`a_settled_hold_is_read_back_no_further_than_its_placement`]:
+/// more than one backward page, so that the page bounds the read.
+pub const CREDITS_BEFORE_THE_YOUNG_HOLD: u64 = HOLD_SEARCH_PAGE_EVENTS + SNAPSHOT_INTERVAL_EVENTS;
+
+/// Two holds settled before the wallet's newest snapshot: `old` near the
+/// start of a long stream, `young` less than a page before the snapshot.
+/// Each reads as its own events say, and `young` is found reading one page
+/// back from the snapshot, not the whole stream; the wallet's one pending
+/// hold is listed from its state.
+pub async fn a_settled_hold_is_read_back_no_further_than_its_placement(store: Arc<dyn EventStore>) {
+    let counting = Arc::new(CountingStore::new(Arc::clone(&store)));
+    let service = replica(Arc::clone(&counting) as Arc<dyn EventStore>);
+    let wallet_id = WalletId::parse("holds-long").expect("id");
+    create(&service, &wallet_id).await;
+    credit(&service, &wallet_id, "100.00").await;
+    let settle = |hold: &str, capture: bool| {
+        let hold_id = HoldId::parse(hold).expect("hold id");
+        let place = WalletOperation::PlaceHold {
+            wallet_id: wallet_id.clone(),
+            hold_id: hold_id.clone(),
+            amount: amount("10.00"),
+            expires_at: None,
+            description: None,
+        };
+        let settle = if capture {
+            WalletOperation::CaptureHold {
+                wallet_id: wallet_id.clone(),
+                hold_id,
+                amount: Some(amount("4.00")),
+                to_wallet_id: None,
+                description: None,
+            }
+        } else {
+            WalletOperation::VoidHold {
+                wallet_id: wallet_id.clone(),
+                hold_id,
+            }
+        };
+        let service = &service;
+        async move {
+            for operation in [place, settle] {
+                service
+                    .execute(operation, context(), REPLY)
+                    .await
+                    .expect("hold operation");
+            }
+        }
+    };
+    settle("old", true).await;
+    for _ in 0..CREDITS_BEFORE_THE_YOUNG_HOLD {
+        credit(&service, &wallet_id, "0.01").await;
+    }
+    settle("young", false).await;
+    let open = WalletOperation::PlaceHold {
+        wallet_id: wallet_id.clone(),
+        hold_id: HoldId::parse("open").expect("hold id"),
+        amount: amount("1.00"),
+        expires_at: None,
+        description: None,
+    };
+    service
+        .execute(open, context(), REPLY)
+        .await
+        .expect("open hold");
+    for _ in 0..SNAPSHOT_INTERVAL_EVENTS + 7 {
+        credit(&service, &wallet_id, "0.01").await;
+    }
+
+    let restarted = replica(Arc::clone(&counting) as Arc<dyn EventStore>);
+    let read_hold = |hold: &str| {
+        counting.reset();
+        let hold_id = HoldId::parse(hold).expect("hold id");
+        let restarted = &restarted;
+        let wallet_id = &wallet_id;
+        async move {
+            restarted
+                .hold(wallet_id, &hold_id, chrono::Utc::now())
+                .await
+                .expect("read hold")
+        }
+    };
+    let young = read_hold("young").await.expect("young hold");
+    assert_eq!(young.status, HoldStatus::Voided);
+    let read = counting.stream_events_read();
+    let bound = HOLD_SEARCH_PAGE_EVENTS + EVENTS_PER_LOAD_MAX;
+    assert!(
+        read <= bound,
+        "the young hold read {read} events, more than {bound}"
+    );
+    let old = read_hold("old").await.expect("old hold");
+    assert_eq!(old.status, HoldStatus::Captured);
+    assert_eq!(old.captured_amount.value(), money("4.00"));
+    assert!(read_hold("never").await.is_none());
+
+    // The pending holds come from the state: a bounded read, the same holds
+    // as the whole stream's.
+    let clock = chrono::Utc::now();
+    counting.reset();
+    let pending = restarted
+        .pending_holds(&wallet_id, clock)
+        .await
+        .expect("read")
+        .expect("wallet");
+    let read = counting.stream_events_read();
+    assert!(
+        read <= EVENTS_PER_LOAD_MAX,
+        "the pending holds read {read} events"
+    );
+    let (_, mut every) = restarted
+        .holds_of(&wallet_id, clock)
+        .await
+        .expect("read")
+        .expect("wallet");
+    every.retain(|_, hold| hold.status == HoldStatus::Pending);
+    assert_eq!(pending, every);
+    assert_eq!(
+        pending.keys().map(HoldId::as_str).collect::<Vec<_>>(),
+        ["open"]
+    );
 }
 
 #[cfg(test)]
@@ -298,6 +454,12 @@ mod tests {
     async fn a_fresh_replica_reads_a_bounded_tail_of_a_long_stream() {
         let (_dir, store) = embedded();
         super::a_fresh_replica_reads_a_bounded_tail_of_a_long_stream(store).await;
+    }
+
+    #[tokio::test]
+    async fn a_settled_hold_is_read_back_no_further_than_its_placement() {
+        let (_dir, store) = embedded();
+        super::a_settled_hold_is_read_back_no_further_than_its_placement(store).await;
     }
 
     #[tokio::test]

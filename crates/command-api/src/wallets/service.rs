@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use event_store::{
-    read_tail, save_snapshot_of, snapshot_due, AppendError, AppendRequest, EventStore,
-    IdempotentResponse, RecordedEvent, StoreError, StreamAppend,
+    read_tail, read_tail_until, save_snapshot_of, snapshot_due, AppendError, AppendRequest,
+    EventStore, IdempotentResponse, RecordedEvent, StoreError, StreamAppend,
 };
 use transfer_process::{
     transfer_id_for_key, CaptureRequest, Ending, ProcessError, Resumption, TransferIntent,
@@ -207,16 +207,29 @@ impl WalletService {
         Ok(regressed)
     }
 
-    /// The wallet as it stood at `as_of`, folded from its whole stream;
-    /// `None` if it did not exist yet.
+    /// The wallet as it stood at `as_of`; `None` if it did not exist yet.
+    /// A version is read up to itself, from the newest snapshot not past it
+    /// (at most the version's own count of events); a time folds the whole
+    /// stream, since a clock may step back between a stream's events.
     pub async fn as_of(
         &self,
         wallet_id: &WalletId,
         as_of: AsOf,
     ) -> Result<Option<Wallet>, StoreError> {
-        let stream = self.store.read_stream(wallet_id, 0).await?;
-        let events = stream.iter().map(|recorded| &recorded.event);
-        Ok(match replay_as_of(events, as_of) {
+        let state = match as_of {
+            AsOf::Version(version) => {
+                let tail = read_tail_until(&*self.store, wallet_id, version).await?;
+                tail.events
+                    .iter()
+                    .map(|recorded| &recorded.event)
+                    .fold(tail.base, evolve)
+            }
+            AsOf::Time(_) => {
+                let stream = self.store.read_stream(wallet_id, 0).await?;
+                replay_as_of(stream.iter().map(|recorded| &recorded.event), as_of)
+            }
+        };
+        Ok(match state {
             WalletState::Open(wallet) => Some(wallet),
             WalletState::Absent => None,
         })

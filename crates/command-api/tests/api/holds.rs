@@ -377,8 +377,13 @@ async fn unknown_and_malformed_hold_ids_and_statuses_are_refused() {
     let (status, body) = read(&app, "/wallets/w/holds?status=OPEN").await;
     assert!(error_message(&body, 400).contains("status"), "{body}");
     assert_eq!(status, 400);
-    let (status, _) = read(&app, "/wallets/nobody/holds").await;
-    assert_eq!(status, 404);
+    for unknown in [
+        "/wallets/nobody/holds",
+        "/wallets/nobody/holds?status=PENDING",
+    ] {
+        let (status, body) = read(&app, unknown).await;
+        assert_eq!(status, 404, "{unknown}: {body}");
+    }
     let (status, body) = place(&app, "nobody", json!({"amount": 1})).await;
     assert_eq!(
         (status, error_message(&body, 404).contains("nobody")),

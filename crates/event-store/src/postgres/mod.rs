@@ -438,12 +438,23 @@ impl EventStore for PostgresEventStore {
         wallet_id: &WalletId,
         after_version: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_stream_until(wallet_id, after_version, u64::MAX)
+            .await
+    }
+
+    async fn read_stream_until(
+        &self,
+        wallet_id: &WalletId,
+        after_version: u64,
+        up_to_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT position, version, payload FROM events \
-             WHERE stream_id = $1 AND version > $2 ORDER BY version",
+             WHERE stream_id = $1 AND version > $2 AND version <= $3 ORDER BY version",
         )
         .bind(wallet_id.as_str())
         .bind(to_i64(after_version))
+        .bind(to_i64(up_to_version))
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
