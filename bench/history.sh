@@ -9,7 +9,12 @@
 #     RESTARTS restarts, median and p90 of each;
 #  3. transfers run as the transfer process (TRANSFERS=process): the first
 #     transfer out of each after each of RESTARTS restarts, then SAMPLES
-#     alternating.
+#     alternating;
+#  4. reads, READ_SAMPLES alternating after a restart: the wallet as of its
+#     version 5, a hold voided a little before the newest snapshot (SETTLED_GAP
+#     credits after it), the pending holds (one each, placed before the gap);
+#     and, once, a hold voided at the start of the long history (read back as
+#     far as it is old: the whole stream).
 #
 # After a restart the first request on the connection pays for the TCP
 # connection and the server's first-request work (its pools, its statements),
@@ -33,6 +38,10 @@ BIN="${BIN:-target/release}"
 PORT="${PORT:-3401}"
 HISTORY_EVENTS="${HISTORY_EVENTS:-100000}"
 SAMPLES="${SAMPLES:-200}"
+READ_SAMPLES="${READ_SAMPLES:-50}"
+# Credits between a settled hold and the end of the history: past the next
+# snapshot (every 100 events), within one backward page (1,000 events).
+SETTLED_GAP=250
 RESTARTS="${RESTARTS:-7}"
 WRK_THREADS=2
 WRK_CONNECTIONS=20
@@ -137,6 +146,8 @@ start_server atomic
 post /wallets '{"walletId":"long","ownerId":"owner-long","initialBalance":1000000000.00}'
 post /wallets '{"walletId":"new","ownerId":"owner-new","initialBalance":1000000.00}'
 post /wallets '{"walletId":"payee","ownerId":"owner-payee","initialBalance":0.00}'
+post /wallets/long/holds '{"amount":1.00,"holdId":"first-long"}'
+post /holds/first-long/void '{}'
 
 version_of() { curl -fs "$URL/wallets/$1" | sed -n 's/.*"version":\([0-9]*\).*/\1/p'; }
 fill_started=$(date +%s.%N)
@@ -164,3 +175,48 @@ report "3. first transfer as a process ($RESTARTS)" "$WORK_DIR/process-cold.txt"
 timed_requests "$WORK_DIR/process.txt" /wallets/long/transfer "$transfer" \
   /wallets/new/transfer "$transfer" "$SAMPLES"
 report "3. transfer as a process ($SAMPLES each)" "$WORK_DIR/process.txt"
+
+# credits WALLET COUNT: COUNT credits of 0.01, sequential on one connection.
+credits() {
+  local n
+  for n in $(seq 1 "$2"); do
+    [ "$n" = 1 ] || echo next
+    printf 'url = "%s/wallets/%s/credit"\nrequest = "POST"\nheader = "Content-Type: application/json"\ndata = "{\\"amount\\":0.01}"\noutput = "/dev/null"\n' "$URL" "$1"
+  done >"$WORK_DIR/credits.curl"
+  curl -fs --no-progress-meter -K "$WORK_DIR/credits.curl"
+}
+
+# timed_reads FILE PATH_A PATH_B COUNT: COUNT pairs of GETs on one keep-alive
+# connection (a warm-up read of payee first, not reported); times as timed_requests'.
+timed_reads() {
+  local out="$1" n
+  printf 'url = "%s/wallets/payee"\noutput = "/dev/null"\nwrite-out = "w %%{http_code} %%{time_total}\\n"\n' "$URL" >"$WORK_DIR/reads.curl"
+  for n in $(seq 1 "$4"); do
+    printf 'next\nurl = "%s%s"\noutput = "/dev/null"\nwrite-out = "a %%{http_code} %%{time_total}\\n"\n' "$URL" "$2"
+    printf 'next\nurl = "%s%s"\noutput = "/dev/null"\nwrite-out = "b %%{http_code} %%{time_total}\\n"\n' "$URL" "$3"
+  done >>"$WORK_DIR/reads.curl"
+  curl -s --no-progress-meter -K "$WORK_DIR/reads.curl" | grep -v '^w ' >"$out"
+  if grep -qv ' 200 ' "$out"; then
+    echo "a timed read was refused:" >&2
+    grep -v ' 200 ' "$out" | head -5 >&2
+    exit 1
+  fi
+}
+
+for wallet in long new; do
+  post "/wallets/$wallet/holds" "{\"amount\":1.00,\"holdId\":\"open-$wallet\"}"
+  post "/wallets/$wallet/holds" "{\"amount\":1.00,\"holdId\":\"settled-$wallet\"}"
+  post "/holds/settled-$wallet/void" '{}'
+  credits "$wallet" "$SETTLED_GAP"
+done
+stop_server
+start_server process # the folder now records process transfers: it keeps that mode
+timed_reads "$WORK_DIR/as-of.txt" "/wallets/long?version=5" "/wallets/new?version=5" "$READ_SAMPLES"
+report "4. wallet as of version 5 ($READ_SAMPLES each)" "$WORK_DIR/as-of.txt"
+timed_reads "$WORK_DIR/settled.txt" /holds/settled-long /holds/settled-new "$READ_SAMPLES"
+report "4. hold settled before the snapshot ($READ_SAMPLES)" "$WORK_DIR/settled.txt"
+timed_reads "$WORK_DIR/pending.txt" "/wallets/long/holds?status=PENDING" \
+  "/wallets/new/holds?status=PENDING" "$READ_SAMPLES"
+report "4. pending holds ($READ_SAMPLES each)" "$WORK_DIR/pending.txt"
+first=$(curl -fs -o /dev/null -w '%{time_total}' "$URL/holds/first-long")
+echo "4. hold voided at the start of the long history: $(awk -v t="$first" 'BEGIN { printf "%.3f", t * 1000 }') ms (once)"

@@ -17,9 +17,13 @@ use wallet_domain::{
 use super::operation::{OperationOutcome, WalletOperation};
 use super::service::{applied, metadata, Reads, RequestContext, ServiceError, WalletService};
 
-/// Events read per step when a hold settled before its wallet's newest
-/// snapshot is looked for backwards from that snapshot.
+/// Events of the first step back when a hold settled before its wallet's
+/// newest snapshot is looked for backwards from that snapshot; each next
+/// step reads twice as many, so a hold `n` events old costs fewer than `2n`
+/// events and a logarithmic count of reads.
 pub const HOLD_SEARCH_PAGE_EVENTS: u64 = 1_000;
+/// The longest step back, in events.
+pub const HOLD_SEARCH_PAGE_EVENTS_MAX: u64 = 64_000;
 
 /// The capture command of a capture to another wallet, issued at
 /// `issued_at` (its event id is the transfer process's to choose); `None`
@@ -216,9 +220,9 @@ impl WalletService {
     /// has no such hold. Read from the wallet's newest snapshot on (a bounded
     /// read: the snapshot keeps its pending holds) when the hold was pending
     /// at the snapshot or placed after it; a hold settled before the snapshot
-    /// is looked for backwards from it, [`HOLD_SEARCH_PAGE_EVENTS`] at a time,
-    /// down to its `HoldPlaced`: a read as long as the hold is old, not as
-    /// long as the stream.
+    /// is looked for backwards from it in growing steps (from
+    /// [`HOLD_SEARCH_PAGE_EVENTS`]) down to its `HoldPlaced`: a read about as
+    /// long as the hold is old, not as long as the stream.
     pub async fn hold(
         &self,
         wallet_id: &WalletId,
@@ -238,8 +242,10 @@ impl WalletService {
         let below = tail.base.version();
         let mut pages = Vec::new();
         let mut top = below;
+        let mut step = HOLD_SEARCH_PAGE_EVENTS;
         while top > 0 {
-            let bottom = top.saturating_sub(HOLD_SEARCH_PAGE_EVENTS);
+            let bottom = top.saturating_sub(step);
+            step = (2 * step).min(HOLD_SEARCH_PAGE_EVENTS_MAX);
             let page = self
                 .store()
                 .read_stream_until(wallet_id, bottom, top)
