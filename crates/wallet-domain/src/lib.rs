@@ -32,5 +32,5 @@ pub use snapshot::{
 pub use status::{UnknownWalletStatus, WalletStatus};
 pub use wallet::{
     capture_halves, capture_received, continues, decide, decide_capture, decide_transfer, evolve,
-    replay, replay_as_of, AsOf, CaptureHalves, Wallet, WalletState,
+    fold_as_of, replay, replay_as_of, AsOf, CaptureHalves, Wallet, WalletState,
 };

@@ -842,7 +842,19 @@ pub fn replay_as_of<'a>(
     events: impl IntoIterator<Item = &'a WalletEvent>,
     as_of: AsOf,
 ) -> WalletState {
-    let mut state = WalletState::Absent;
+    fold_as_of(WalletState::Absent, events, as_of)
+}
+
+/// [`replay_as_of`] from `state` (a snapshot's) on: `events` are the ones
+/// after it. The state is the whole stream's as of the moment when `state`
+/// itself is not past it: a version at or above its own, or a time at or
+/// after its last event's (a stream's events never go back in time, see
+/// [`decide`]).
+pub fn fold_as_of<'a>(
+    mut state: WalletState,
+    events: impl IntoIterator<Item = &'a WalletEvent>,
+    as_of: AsOf,
+) -> WalletState {
     for event in events {
         let within = match as_of {
             AsOf::Time(time) => event.occurred_at <= time,

@@ -5,9 +5,9 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{
-    decide, decode_snapshot, encode_snapshot, evolve, holds_in, pending_at, replay, replay_as_of,
-    Amount, AsOf, Balance, Command, CommandKind, EventMetadata, Hold, HoldId, HoldStatus, OwnerId,
-    WalletEvent, WalletId, WalletState, WalletStatus,
+    decide, decode_snapshot, encode_snapshot, evolve, fold_as_of, holds_in, pending_at, replay,
+    replay_as_of, Amount, AsOf, Balance, Command, CommandKind, EventMetadata, Hold, HoldId,
+    HoldStatus, OwnerId, WalletEvent, WalletId, WalletState, WalletStatus,
 };
 
 const COMMANDS_PER_CASE_MAX: usize = 60;
@@ -315,10 +315,14 @@ proptest! {
         }
         for (index, event) in history.iter().enumerate() {
             let last_at_that_time = history.iter().rposition(|later| later.occurred_at <= event.occurred_at).unwrap_or(index);
-            prop_assert_eq!(
-                replay_as_of(&history, AsOf::Time(event.occurred_at)),
-                replay(&history[..=last_at_that_time])
-            );
+            let whole = replay_as_of(&history, AsOf::Time(event.occurred_at));
+            prop_assert_eq!(&whole, &replay(&history[..=last_at_that_time]));
+            // From any earlier state on (a snapshot's), the same state.
+            for cut in [0, index / 2, index] {
+                let base = replay(&history[..=cut]);
+                let folded = fold_as_of(base, &history[cut + 1..], AsOf::Time(event.occurred_at));
+                prop_assert_eq!(&folded, &whole);
+            }
         }
     }
 }

@@ -297,6 +297,28 @@ pub async fn a_fresh_replica_reads_a_bounded_tail_of_a_long_stream(store: Arc<dy
             "version {version}"
         );
     }
+    // A time at or after the newest snapshot's reads its tail; an earlier
+    // time the stream up to the snapshot. Both are the whole stream's fold.
+    let times = [
+        whole[4].event.occurred_at,
+        whole[whole.len() - 2].event.occurred_at,
+        chrono::Utc::now() + chrono::Duration::days(1),
+    ];
+    for (at, bound) in times
+        .into_iter()
+        .zip([u64::MAX, EVENTS_PER_LOAD_MAX, EVENTS_PER_LOAD_MAX])
+    {
+        counting.reset();
+        let as_of = restarted.as_of(&long, AsOf::Time(at)).await.expect("as of");
+        let read = counting.stream_events_read();
+        assert!(read <= bound, "{at} read {read} events");
+        let events = whole.iter().map(|recorded| &recorded.event);
+        assert_eq!(
+            as_of,
+            replay_as_of(events, AsOf::Time(at)).wallet().cloned(),
+            "{at}"
+        );
+    }
 }
 
 /// Credits after the first hold of [`a_settled_hold_is_read_back_no_further_than_its_placement`]:

@@ -27,8 +27,8 @@ use transfer_process::{
 };
 use uuid::Uuid;
 use wallet_domain::{
-    continues, decide, decide_transfer, evolve, replay_as_of, AsOf, Command, CommandKind,
-    DomainError, EventMetadata, Wallet, WalletEvent, WalletId, WalletState,
+    continues, decide, decide_transfer, evolve, fold_as_of, replay_as_of, AsOf, Command,
+    CommandKind, DomainError, EventMetadata, Wallet, WalletEvent, WalletId, WalletState,
 };
 use wallet_lock::{LockError, LockLease, WalletLock};
 
@@ -208,26 +208,30 @@ impl WalletService {
     }
 
     /// The wallet as it stood at `as_of`; `None` if it did not exist yet.
-    /// A version is read up to itself, from the newest snapshot not past it
-    /// (at most the version's own count of events); a time folds the whole
-    /// stream, since a clock may step back between a stream's events.
+    /// Read from the newest snapshot not past the moment: a version up to
+    /// itself (at most the version's own count of events), a time at or
+    /// after the snapshot's last event from the snapshot on (as a command's
+    /// load reads); an earlier time folds the stream up to the snapshot.
     pub async fn as_of(
         &self,
         wallet_id: &WalletId,
         as_of: AsOf,
     ) -> Result<Option<Wallet>, StoreError> {
-        let state = match as_of {
-            AsOf::Version(version) => {
-                let tail = read_tail_until(&*self.store, wallet_id, version).await?;
-                tail.events
-                    .iter()
-                    .map(|recorded| &recorded.event)
-                    .fold(tail.base, evolve)
-            }
-            AsOf::Time(_) => {
-                let stream = self.store.read_stream(wallet_id, 0).await?;
+        let tail = match as_of {
+            AsOf::Version(version) => read_tail_until(&*self.store, wallet_id, version).await?,
+            AsOf::Time(_) => read_tail(&*self.store, wallet_id).await?,
+        };
+        let state = match (as_of, tail.base.wallet()) {
+            (AsOf::Time(at), Some(base)) if base.updated_at > at => {
+                let before = tail.base.version();
+                let stream = self.store.read_stream_until(wallet_id, 0, before).await?;
                 replay_as_of(stream.iter().map(|recorded| &recorded.event), as_of)
             }
+            _ => fold_as_of(
+                tail.base,
+                tail.events.iter().map(|recorded| &recorded.event),
+                as_of,
+            ),
         };
         Ok(match state {
             WalletState::Open(wallet) => Some(wallet),
