@@ -26,8 +26,8 @@ use crate::documents::{
 };
 use crate::query::{search_transactions_body, wallet_transactions_body, Page};
 use crate::{
-    IndexOutcome, IndexedWallet, SearchIndex, SearchIndexError, Transaction, TransactionPage,
-    TransactionSearch, BULK_EVENTS_MAX,
+    is_transient_status, IndexOutcome, IndexedWallet, SearchIndex, SearchIndexError, Transaction,
+    TransactionPage, TransactionSearch, BULK_EVENTS_MAX,
 };
 
 /// Bound on one request to the server, connection included.
@@ -250,20 +250,7 @@ impl ElasticsearchIndex {
             .body(json!({ "ids": ids }))
             .send()
             .await;
-        let body: MgetResponse = read_json(checked(response).await?).await?;
-        let mut sources = Vec::with_capacity(body.docs.len());
-        for doc in body.docs {
-            if let Some(error) = doc.error {
-                return Err(SearchIndexError::Refused {
-                    status: 0,
-                    reason: truncated(&error.to_string()),
-                });
-            }
-            if let (true, Some(source)) = (doc.found, doc.source) {
-                sources.push(source);
-            }
-        }
-        Ok(sources)
+        found_sources(read_json(checked(response).await?).await?)
     }
 
     async fn index_chunk(
@@ -574,6 +561,25 @@ struct BulkItem {
 /// documents, the rest wallet documents, in the order they were sent. A
 /// version conflict on a wallet means it already holds a newer state; any
 /// other failed item fails the batch.
+/// The documents an `_mget` found. A document read fails for the index's
+/// state (a shard recovering or not allocated), never for the events being
+/// indexed: such a failure is [`SearchIndexError::Unavailable`], retried.
+fn found_sources(body: MgetResponse) -> Result<Vec<WalletSource>, SearchIndexError> {
+    let mut sources = Vec::with_capacity(body.docs.len());
+    for doc in body.docs {
+        if let Some(error) = doc.error {
+            return Err(SearchIndexError::Unavailable(format!(
+                "a wallet document could not be read: {}",
+                truncated(&error.to_string())
+            )));
+        }
+        if let (true, Some(source)) = (doc.found, doc.source) {
+            sources.push(source);
+        }
+    }
+    Ok(sources)
+}
+
 fn bulk_outcome(
     body: &BulkResponse,
     transactions: usize,
@@ -581,6 +587,7 @@ fn bulk_outcome(
     let mut outcome = IndexOutcome::default();
     let mut failures = Vec::new();
     let mut failed = 0;
+    let mut passing = true;
     for (position, item) in body.items.iter().flat_map(HashMap::values).enumerate() {
         let is_wallet = position >= transactions;
         match (item.error.as_ref(), is_wallet) {
@@ -591,6 +598,7 @@ fn bulk_outcome(
             }
             (Some(error), _) => {
                 failed += 1;
+                passing &= is_transient_status(item.status);
                 if failures.len() < BULK_FAILURES_REPORTED_MAX {
                     failures.push(truncated(&format!(
                         "{}/{}: {} {}",
@@ -605,6 +613,7 @@ fn bulk_outcome(
             failed,
             total: body.items.len(),
             first: failures,
+            passing,
         });
     }
     if body.errors && outcome.wallets_already_newer == 0 {
@@ -613,6 +622,7 @@ fn bulk_outcome(
             failed: 0,
             total: body.items.len(),
             first: vec!["errors flag set with no failed item".into()],
+            passing: false,
         });
     }
     Ok(outcome)
@@ -620,6 +630,8 @@ fn bulk_outcome(
 
 #[cfg(test)]
 mod tests {
+    use event_sink::Transience;
+
     use super::*;
 
     fn response(value: Value) -> BulkResponse {
@@ -700,6 +712,46 @@ mod tests {
         let outcome = bulk_outcome(&body, 1).expect("conflict is fine");
         assert_eq!(outcome.transactions, 1);
         assert_eq!(outcome.wallets_already_newer, 1);
+    }
+
+    #[test]
+    fn a_document_a_recovering_shard_cannot_read_is_retried() {
+        let body: MgetResponse = serde_json::from_value(json!({ "docs": [
+            { "_index": "w", "_id": "w1", "error": {
+                "type": "illegal_index_shard_state_exception",
+                "reason": "CurrentState[RECOVERING] operations only allowed when shard state is one of [POST_RECOVERY, STARTED]"
+            } }
+        ] }))
+        .expect("an _mget answer");
+        let refused = found_sources(body).expect_err("the document was not read");
+        assert!(refused.is_transient(), "{refused:?}");
+        let none: MgetResponse = serde_json::from_value(
+            json!({ "docs": [{ "_index": "w", "_id": "w2", "found": false }] }),
+        )
+        .expect("an _mget answer");
+        assert!(found_sources(none).expect("read").is_empty());
+    }
+
+    #[test]
+    fn items_refused_for_the_index_s_state_are_retried_and_others_are_not() {
+        let item = |status: u16, kind: &str| {
+            json!({ "index": { "_index": "t", "_id": "e1", "status": status,
+                               "error": { "type": kind } } })
+        };
+        let outcome = |items: Vec<Value>| {
+            let body = response(json!({ "errors": true, "items": items }));
+            bulk_outcome(&body, 2).expect_err("items failed")
+        };
+        let recovering = outcome(vec![
+            item(503, "unavailable_shards_exception"),
+            item(429, "es_rejected_execution_exception"),
+        ]);
+        assert!(recovering.is_transient(), "{recovering:?}");
+        let mixed = outcome(vec![
+            item(503, "unavailable_shards_exception"),
+            item(400, "mapper_parsing_exception"),
+        ]);
+        assert!(!mixed.is_transient(), "{mixed:?}");
     }
 
     #[test]

@@ -151,11 +151,15 @@ pub enum SearchIndexError {
     Unavailable(String),
     #[error("search index refused the request with status {status}: {reason}")]
     Refused { status: u16, reason: String },
+    /// Items of a `_bulk` request failed. `passing` when every failed item's
+    /// status may pass by itself (429, or 5xx: a shard still recovering, a
+    /// full queue), so the batch is retried rather than dead-lettered.
     #[error("{failed} of {total} bulk items failed; first failures: {first:?}")]
     BulkItemsFailed {
         failed: usize,
         total: usize,
         first: Vec<String>,
+        passing: bool,
     },
     /// An event of a wallet whose `WalletCreated` the index has not seen: it
     /// is missing or still on its way, so the batch must be retried later.
@@ -171,6 +175,11 @@ pub enum SearchIndexError {
 /// and any server error (5xx from here up).
 const TRANSIENT_STATUS_TOO_MANY_REQUESTS: u16 = 429;
 const TRANSIENT_STATUS_SERVER_ERROR_MIN: u16 = 500;
+
+/// Whether a refusal with this HTTP status may pass by itself.
+pub(crate) fn is_transient_status(status: u16) -> bool {
+    status == TRANSIENT_STATUS_TOO_MANY_REQUESTS || status >= TRANSIENT_STATUS_SERVER_ERROR_MIN
+}
 
 #[async_trait]
 pub trait SearchIndex: Send + Sync {
@@ -218,17 +227,15 @@ pub trait SearchIndex: Send + Sync {
 
 impl event_sink::Transience for SearchIndexError {
     /// Whether the same request may succeed later: the server away or timed
-    /// out, 429 or 5xx, or a wallet whose creation the next batch brings. A
-    /// consumer retries it without end.
+    /// out, 429 or 5xx (of the request or of every failed bulk item), or a
+    /// wallet whose creation the next batch brings. A consumer retries it
+    /// without end.
     fn is_transient(&self) -> bool {
         match self {
             SearchIndexError::Unavailable(_) | SearchIndexError::UnknownWallet(_) => true,
-            SearchIndexError::Refused { status, .. } => {
-                *status == TRANSIENT_STATUS_TOO_MANY_REQUESTS
-                    || *status >= TRANSIENT_STATUS_SERVER_ERROR_MIN
-            }
+            SearchIndexError::Refused { status, .. } => is_transient_status(*status),
+            SearchIndexError::BulkItemsFailed { passing, .. } => *passing,
             SearchIndexError::InvalidConfig(_)
-            | SearchIndexError::BulkItemsFailed { .. }
             | SearchIndexError::InvalidQuery(_)
             | SearchIndexError::Corrupt(_) => false,
         }
