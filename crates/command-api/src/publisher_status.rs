@@ -18,6 +18,11 @@ use crate::startup::StartupError;
 
 /// A relay whose checkpoint has not moved for this long while events wait is not running.
 pub const RELAY_STALL_MS: i64 = 30_000;
+/// How long a health check waits for Kafka's metadata, in ms: within the
+/// readiness probe's timeout (2 s in `k8s/`), so a broker that is down is
+/// reported (`producerConnected: false`) rather than making `/health` slow;
+/// the relay's own requests keep the longer default.
+pub const KAFKA_HEALTH_PROBE_TIMEOUT_MS: u64 = 1_000;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -139,6 +144,7 @@ impl KafkaRelayStatus {
             Some(brokers) => {
                 let mut config = PublisherConfig::new(brokers);
                 config.topic = topic.to_owned();
+                config.request_timeout_ms = KAFKA_HEALTH_PROBE_TIMEOUT_MS;
                 let metrics = PublisherMetrics::unregistered()?;
                 Some(KafkaPublisher::new(config, pool.clone(), metrics)?)
             }

@@ -6,7 +6,8 @@
 //! ([`Settings`], with per-binary defaults from a [`Profile`]), the consumer
 //! task, the HTTP server with `/health` and `/metrics`, graceful shutdown on
 //! SIGTERM/SIGINT ([`Application::run_until_stopped`]) and the dead-letter
-//! replay ([`replay_dead_letters`]).
+//! replay ([`replay_dead_letters`]) and a bounded wait at start-up for a
+//! store that is not up yet ([`StartupWait`]).
 //!
 //! Error policy: start-up failures are [`HostError`], a consumer that stops on
 //! its own is a [`RunError`]; both keep their cause and nothing here panics on
@@ -17,6 +18,7 @@ mod health;
 mod http;
 mod metrics;
 mod settings;
+mod startup;
 
 pub use actix_web::dev::ServerHandle;
 pub use application::{
@@ -27,3 +29,4 @@ pub use metrics::{count, Metrics};
 pub use settings::{
     parse, try_parse_from, Profile, ReplayDlqArgs, Settings, DLQ_REPLAY_LIMIT_DEFAULT,
 };
+pub use startup::{StartupWait, STARTUP_RETRY_PAUSE_MS, STARTUP_WAIT_SECONDS_MAX};

@@ -1,6 +1,7 @@
 //! The settings every consumer reads, from flags or the environment, with
 //! the few defaults that differ per binary supplied by its [`Profile`].
 
+use crate::startup::StartupWait;
 use clap::builder::RangedU64ValueParser;
 use clap::{CommandFactory, Parser};
 use observability::LogFormat;
@@ -106,9 +107,14 @@ pub struct ReplayDlqArgs {
 
 impl Settings {
     /// A pool of `database_connections_max` on `database_url`, its schema
-    /// migrated.
+    /// migrated; a server that does not answer yet is waited for as
+    /// [`StartupWait::default`] says.
     pub async fn connect_postgres(&self) -> Result<PgPool, PostgresError> {
-        postgres_support::connect(&self.database_url, self.database_connections_max).await
+        StartupWait::default()
+            .until_ready("postgres", PostgresError::is_transient, || {
+                postgres_support::connect(&self.database_url, self.database_connections_max)
+            })
+            .await
     }
 
     /// The bus settings of this consumer.

@@ -29,6 +29,21 @@ pub enum PostgresError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+impl PostgresError {
+    /// Whether the same connect may succeed later: the server away, starting
+    /// or shutting down (see [`is_transient`]); false for a wrong address,
+    /// credentials or a migration the schema refuses.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PostgresError::Connect(error)
+            | PostgresError::Migrate(sqlx::migrate::MigrateError::Execute(error)) => {
+                is_transient(error)
+            }
+            PostgresError::Migrate(_) => false,
+        }
+    }
+}
+
 /// Connects and brings the schema up to date.
 pub async fn connect(url: &str, connections_max: u32) -> Result<PgPool, PostgresError> {
     let pool = PgPoolOptions::new()

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use consumer_host::{dependency, Application, HostError, Service};
+use consumer_host::{dependency, Application, HostError, Service, StartupWait};
 use event_bus::ParkedWallets;
+use event_sink::Transience;
 use read_model::{PostgresReadModel, ReadModel};
 use search_index::{ElasticsearchIndex, SearchIndex, SearchIndexError};
 
@@ -20,8 +21,9 @@ pub enum StartupError {
     Host(#[from] HostError),
 }
 
-/// Connects (and migrates) PostgreSQL, makes sure the search indices exist,
-/// and starts consuming.
+/// Connects (and migrates) PostgreSQL, makes sure the search indices exist
+/// (each store waited for a bounded time when it does not answer yet), and
+/// starts consuming.
 pub async fn build(config: &Config) -> Result<Application, StartupError> {
     let pool = config
         .settings
@@ -35,7 +37,11 @@ pub async fn build(config: &Config) -> Result<Application, StartupError> {
         &config.elasticsearch_index_prefix,
         config.elasticsearch_request_timeout_ms,
     )?;
-    search_index.ensure_indices().await?;
+    StartupWait::default()
+        .until_ready("elasticsearch", SearchIndexError::is_transient, || {
+            search_index.ensure_indices()
+        })
+        .await?;
     build_with(config, read_model, Arc::new(search_index), parked)
 }
 

@@ -14,6 +14,7 @@
 //! [`TransferProcess`] under the same wallet lock, and so does the capture of
 //! a hold to another wallet.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -123,6 +124,9 @@ pub struct WalletService {
     metrics: Metrics,
     /// Present when transfers run as a process rather than one atomic append.
     transfers: Option<Arc<TransferProcess>>,
+    /// Whether the last lock request found the lock service away: the log
+    /// says so when it goes and when it comes back, not once per command.
+    lock_away: AtomicBool,
 }
 
 fn now() -> DateTime<Utc> {
@@ -137,6 +141,7 @@ impl WalletService {
             cache: WalletCache::default(),
             metrics,
             transfers: None,
+            lock_away: AtomicBool::new(false),
         }
     }
 
@@ -457,11 +462,20 @@ impl WalletService {
 
     async fn lease(&self, wallet_ids: &[&WalletId]) -> Result<LockLease, ServiceError> {
         match self.lock.acquire(wallet_ids).await {
-            Ok(lease) => Ok(lease),
+            Ok(lease) => {
+                if self.lock_away.swap(false, Ordering::Relaxed) {
+                    tracing::info!("wallet lock answers again");
+                }
+                Ok(lease)
+            }
             Err(LockError::TimedOut(wallet_id)) => Err(ServiceError::LockTimedOut(wallet_id)),
             Err(LockError::Unavailable(reason)) => {
                 // The expected version still guards the append; go on unlocked.
-                tracing::warn!(%reason, "wallet lock unavailable; continuing without it");
+                if self.lock_away.swap(true, Ordering::Relaxed) {
+                    tracing::debug!(%reason, "wallet lock unavailable; continuing without it");
+                } else {
+                    tracing::warn!(%reason, "wallet lock unavailable; commands go on without it until it answers (counted in wallex_lock_unavailable_total); a busy wallet may answer 409 'changed too often' meanwhile");
+                }
                 self.metrics.lock_unavailable.inc();
                 Ok(LockLease::none())
             }

@@ -64,6 +64,7 @@ pub fn schedule(seed: u64, replicas: usize) -> Vec<Step> {
         Fault::RestartPostgres("fast"),
         Fault::RestartPostgres("immediate"),
         Fault::KillServer("kafka"),
+        Fault::KillServer("opensearch"),
         Fault::PauseOpenSearch,
         Fault::KillServer("redis"),
     ];
@@ -91,6 +92,9 @@ pub async fn inject_and_heal(system: &mut System, step: &Step) {
         Fault::RestartPostgres(mode) => infra(&["restart", "postgres", mode]).await,
         Fault::KillServer(server) => {
             infra(&["kill", server]).await;
+            if *server == "kafka" {
+                health_answers_promptly(system).await;
+            }
             tokio::time::sleep(step.down).await;
             infra(&["start", server]).await;
         }
@@ -99,6 +103,31 @@ pub async fn inject_and_heal(system: &mut System, step: &Step) {
             tokio::time::sleep(OPENSEARCH_PAUSE).await;
             infra(&["resume", "opensearch"]).await;
         }
+    }
+}
+
+/// Within the readiness probe's timeout of `k8s/` (2 s), in ms.
+const HEALTH_ANSWER_MS_MAX: u64 = 2_000;
+
+/// Every command-api replica's `/health` answers within
+/// [`HEALTH_ANSWER_MS_MAX`] while Kafka is down: writes need only the event
+/// store, so a broker away must not take the replicas out of service.
+async fn health_answers_promptly(system: &System) {
+    let client = reqwest::Client::new();
+    for url in system.api_urls() {
+        let asked = client
+            .get(format!("{url}/health"))
+            .timeout(Duration::from_millis(HEALTH_ANSWER_MS_MAX))
+            .send()
+            .await;
+        let answer = asked.unwrap_or_else(|error| {
+            panic!("{url}/health gave no answer within {HEALTH_ANSWER_MS_MAX} ms with Kafka down: {error}")
+        });
+        assert_eq!(
+            answer.status().as_u16(),
+            200,
+            "{url}/health with Kafka down"
+        );
     }
 }
 
