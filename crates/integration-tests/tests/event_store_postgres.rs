@@ -584,3 +584,138 @@ async fn a_read_pool_bounds_each_statement() {
     })
     .await;
 }
+
+// --- a server that stops answering ----------------------------------------------
+
+/// Bytes the paused-server proxy moves at a time.
+const PROXY_BUFFER_BYTES: usize = 16 * 1024;
+/// How long the test's appends wait for the writer, in ms.
+const PAUSED_APPEND_WAIT_MS: u64 = 1_000;
+/// How long the writer may take to finish its held group once the server answers again, in ms.
+const RESUMED_COMMIT_MS_MAX: u64 = 10_000;
+/// Pause between reads while waiting for that, in ms.
+const RESUMED_POLL_MS: u64 = 50;
+
+/// A TCP forwarder to PostgreSQL that stops passing bytes while paused, as a
+/// server stopped with SIGSTOP or cut off by a partition does: connections
+/// stay open and nothing answers.
+struct PausableProxy {
+    port: u16,
+    paused: tokio::sync::watch::Sender<bool>,
+}
+
+impl PausableProxy {
+    async fn start(upstream: (String, u16)) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let port = listener.local_addr().expect("the proxy's address").port();
+        let (paused, watching) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream.clone()).await else {
+                    continue;
+                };
+                let (client_reads, client_writes) = client.into_split();
+                let (server_reads, server_writes) = server.into_split();
+                tokio::spawn(pump(client_reads, server_writes, watching.clone()));
+                tokio::spawn(pump(server_reads, client_writes, watching.clone()));
+            }
+        });
+        Self { port, paused }
+    }
+
+    fn pause(&self, paused: bool) {
+        self.paused.send_replace(paused);
+    }
+}
+
+/// Copies `from` to `to`, holding each chunk while the proxy is paused.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut paused: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0_u8; PROXY_BUFFER_BYTES];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        if paused.wait_for(|paused| !*paused).await.is_err()
+            || to.write_all(&buffer[..read]).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// A server that stops answering without closing its connections holds
+/// the writer in its group commit; the append waiting on it is answered
+/// `OutcomeUnknown` within its bound instead of for as long as the server
+/// is away, and once the server answers the writer finishes the group
+/// (the outcome was unknown, not refused) and takes appends again.
+#[tokio::test]
+async fn an_append_to_a_server_that_stopped_answering_is_answered_within_its_bound() {
+    with_fresh_database(|database| async move {
+        let url = with_database(&database.admin_url, &database.name);
+        drop(database.pool().await); // migrated
+        let options: PgConnectOptions = url.parse().expect("a PostgreSQL URL");
+        let proxy =
+            PausableProxy::start((options.get_host().to_owned(), options.get_port())).await;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(POOL_CONNECTIONS_MAX)
+            .connect_with(options.host("127.0.0.1").port(proxy.port))
+            .await
+            .expect("connect through the proxy");
+        let store = PostgresEventStore::connect(pool.clone())
+            .await
+            .expect("a store through the proxy")
+            .with_append_wait_ms(PAUSED_APPEND_WAIT_MS);
+        let mut stream = Stream::new("paused-server");
+        store
+            .append(request(vec![stream.next()]))
+            .await
+            .expect("an append while the server answers");
+
+        proxy.pause(true);
+        let started = Instant::now();
+        let answer = store.append(request(vec![stream.next()])).await;
+        let waited = started.elapsed();
+        assert!(
+            matches!(
+                answer,
+                Err(AppendError::Store(event_store::StoreError::OutcomeUnknown { .. }))
+            ),
+            "an append the writer holds is of unknown outcome: {answer:?}"
+        );
+        assert!(
+            waited >= Duration::from_millis(PAUSED_APPEND_WAIT_MS)
+                && waited < Duration::from_millis(3 * PAUSED_APPEND_WAIT_MS),
+            "answered after its bound of {PAUSED_APPEND_WAIT_MS} ms, not before nor long after: {waited:?}"
+        );
+
+        proxy.pause(false);
+        let deadline = Instant::now() + Duration::from_millis(RESUMED_COMMIT_MS_MAX);
+        loop {
+            let stored = store.read_stream(&stream.id, 0).await.expect("read");
+            if stored.len() == 2 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the held append was committed once the server answered: {} events",
+                stored.len()
+            );
+            tokio::time::sleep(Duration::from_millis(RESUMED_POLL_MS)).await;
+        }
+        store
+            .append(request(vec![stream.next()]))
+            .await
+            .expect("the writer takes appends again");
+        drop(store);
+        pool.close().await;
+    })
+    .await;
+}

@@ -29,6 +29,8 @@
 //! processes; group commit is what keeps that fast (one lock and one commit
 //! per group, not per append).
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use postgres_support::PostgresError;
@@ -63,6 +65,15 @@ pub const GROUP_COMMIT_STATEMENT_TIMEOUT_MS: u64 = 10_000;
 /// Connections of the writer's own pool: it commits one group at a time, and
 /// a second connection is ready while a broken one is replaced.
 pub const WRITER_CONNECTIONS_MAX: u32 = 2;
+/// How long an append waits for the writer at most, in ms, queueing
+/// included: a server that stops answering without closing its connections
+/// (paused, or a network partition) holds the writer in its COMMIT, and the
+/// appends queued behind it are then answered `OutcomeUnknown` (when
+/// queued: the writer may still commit them) or `Unavailable` (when the
+/// queue stayed full: nothing queued) instead of waiting for the server.
+/// Above a group's statements' own bounds (two of
+/// [`GROUP_COMMIT_STATEMENT_TIMEOUT_MS`]), so a server that answers answers.
+pub const APPEND_WAIT_MS_MAX: u64 = 20_000;
 
 const UNIQUE_VIOLATION: &str = "23505";
 const EVENTS_STREAM_VERSION_CONSTRAINT: &str = "events_stream_version_key";
@@ -82,6 +93,16 @@ pub struct PostgresEventStore {
     pool: PgPool,
     appends: mpsc::Sender<AppendJob>,
     head: watch::Receiver<u64>,
+    /// [`APPEND_WAIT_MS_MAX`] unless [`PostgresEventStore::with_append_wait_ms`] set it.
+    append_wait_ms: u64,
+}
+
+/// Why an append was answered `OutcomeUnknown` without the writer's reply.
+#[derive(Debug, thiserror::Error)]
+#[error("the event store's writer gave no answer within {waited_ms} ms (the server may be paused or unreachable); the append may still be committed")]
+pub struct AppendUnanswered {
+    /// How long the append waited, in ms.
+    pub waited_ms: u64,
 }
 
 impl From<PostgresError> for StoreError {
@@ -123,7 +144,15 @@ impl PostgresEventStore {
             pool,
             appends,
             head,
+            append_wait_ms: APPEND_WAIT_MS_MAX,
         })
+    }
+
+    /// The same store with appends waiting at most `append_wait_ms` ms for
+    /// the writer (see [`APPEND_WAIT_MS_MAX`]), for tests of a paused server.
+    pub fn with_append_wait_ms(mut self, append_wait_ms: u64) -> Self {
+        self.append_wait_ms = append_wait_ms;
+        self
     }
 }
 
@@ -418,19 +447,40 @@ impl EventStore for PostgresEventStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
         let payloads = encode_payloads(&request)?;
         let (reply, outcome) = oneshot::channel();
-        self.appends
-            .send(AppendJob {
-                request,
-                payloads,
-                reply,
-            })
-            .await
-            .map_err(|_| StoreError::Unavailable("event store writer has stopped".into()))?;
-        // The writer took the append and stopped before it answered: it
-        // may have committed it.
-        outcome.await.map_err(|error| StoreError::OutcomeUnknown {
-            source: Box::new(error),
-        })?
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.append_wait_ms);
+        let job = AppendJob {
+            request,
+            payloads,
+            reply,
+        };
+        match tokio::time::timeout_at(deadline, self.appends.send(job)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                return Err(StoreError::Unavailable("event store writer has stopped".into()).into())
+            }
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!(
+                    "event store writer's queue stayed full for {} ms; nothing was queued",
+                    self.append_wait_ms
+                ))
+                .into())
+            }
+        }
+        match tokio::time::timeout_at(deadline, outcome).await {
+            Ok(Ok(answer)) => answer,
+            // The writer took the append and stopped before it answered: it
+            // may have committed it.
+            Ok(Err(error)) => Err(StoreError::OutcomeUnknown {
+                source: Box::new(error),
+            }
+            .into()),
+            Err(_) => Err(StoreError::OutcomeUnknown {
+                source: Box::new(AppendUnanswered {
+                    waited_ms: self.append_wait_ms,
+                }),
+            }
+            .into()),
+        }
     }
 
     async fn read_stream(
