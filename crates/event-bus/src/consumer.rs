@@ -39,6 +39,7 @@ use tokio::time::Instant;
 use wallet_domain::EventDecodeError;
 
 use crate::config::ConsumerConfig;
+use crate::dlq;
 use crate::headers::{
     self, DLQ_HEADERS, ERROR_HEADER_BYTES_MAX, HEADER_ERROR, HEADER_HANDLER, HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
@@ -138,7 +139,7 @@ async fn run_member(
     };
     consumer.subscribe(&[config.topic.as_str()])?;
     tracing::info!(group = %config.group_id, topic = %config.topic, handler = handler.name(), "consumer started");
-    let mut lag_refresh = LagRefresh::default();
+    let mut lag_refresh = LagRefresh::new(&config)?;
     let outcome = loop {
         if *shutdown.borrow() {
             break Ok(MemberEnd::Stopped);
@@ -683,13 +684,26 @@ async fn start_from_stored(config: &ConsumerConfig, stored: &StoredOffsets) {
 /// The lag gauges' refresh: at most one at a time, at most one per
 /// [`LAG_REFRESH_INTERVAL_MS`], on a task of its own so that watermark
 /// requests to a broker that is away never hold the consumer loop.
-#[derive(Default)]
 struct LagRefresh {
     started_at: Option<Instant>,
     running: Option<tokio::task::JoinHandle<()>>,
+    /// A client in the dead-letter replay's group, never subscribed: it
+    /// reads that group's committed offsets for the dead-letter gauge.
+    replay_group: Arc<StreamConsumer>,
 }
 
 impl LagRefresh {
+    fn new(config: &ConsumerConfig) -> Result<Self, BusError> {
+        let replay_group = config
+            .consumer_client_config(&config.dlq_replay_group_id())
+            .create()?;
+        Ok(Self {
+            started_at: None,
+            running: None,
+            replay_group: Arc::new(replay_group),
+        })
+    }
+
     fn start_if_due(
         &mut self,
         consumer: &Arc<StreamConsumer>,
@@ -707,9 +721,20 @@ impl LagRefresh {
         self.started_at = Some(Instant::now());
         let (consumer, metrics) = (Arc::clone(consumer), metrics.clone());
         let timeout = Duration::from_millis(config.request_timeout_ms);
-        let dlq_topic = config.dlq_topic.clone();
+        let dead_letters = DeadLetters {
+            replay_group: Arc::clone(&self.replay_group),
+            topic: config.dlq_topic.clone(),
+        };
         self.running = Some(tokio::spawn(async move {
-            refresh_lag(&consumer, timeout, dlq_topic, handler, &metrics, committed).await;
+            refresh_lag(
+                &consumer,
+                timeout,
+                dead_letters,
+                handler,
+                &metrics,
+                committed,
+            )
+            .await;
         }));
     }
 
@@ -718,13 +743,24 @@ impl LagRefresh {
     /// when the consumer closes: the member leaves the group only when the
     /// last handle goes, and a member that has not left keeps the group from
     /// taking the next member's starting offsets.
-    async fn finish(&mut self) {
-        if let Some(task) = self.running.take() {
+    async fn finish(self) {
+        if let Some(task) = self.running {
             if let Err(error) = task.await {
                 tracing::warn!(%error, "the lag refresh did not end cleanly");
             }
         }
+        let replay_group = self.replay_group;
+        if let Err(error) = tokio::task::spawn_blocking(move || drop(replay_group)).await {
+            tracing::warn!(%error, "the replay group's client did not close cleanly");
+        }
     }
+}
+
+/// Where the dead-letter gauge reads: the DLQ `topic`, from the committed
+/// offsets of the replay group `replay_group` is in.
+struct DeadLetters {
+    replay_group: Arc<StreamConsumer>,
+    topic: String,
 }
 
 /// Sets the lag gauge of the committed partitions from their high
@@ -732,7 +768,7 @@ impl LagRefresh {
 async fn refresh_lag(
     consumer: &Arc<StreamConsumer>,
     timeout: Duration,
-    dlq_topic: String,
+    dead_letters: DeadLetters,
     handler: &'static str,
     metrics: &ConsumerMetrics,
     committed: BTreeMap<(String, i32), i64>,
@@ -743,7 +779,9 @@ async fn refresh_lag(
             let (_low, high) = consumer.fetch_watermarks(&topic, partition, timeout)?;
             lags.push((partition, (high - offset).max(0)));
         }
-        Ok((lags, topic_depth(consumer, &dlq_topic, timeout)?))
+        let waiting =
+            dlq::dead_letters_waiting(&dead_letters.replay_group, &dead_letters.topic, timeout)?;
+        Ok((lags, waiting))
     })
     .await;
     match lags {
@@ -761,23 +799,6 @@ async fn refresh_lag(
         }
         Err(error) => tracing::debug!(%error, "cannot read watermarks for the lag gauges"),
     }
-}
-
-/// Messages held by every partition of `topic` (high minus low watermark).
-fn topic_depth(consumer: &StreamConsumer, topic: &str, timeout: Duration) -> Result<i64, BusError> {
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    let mut depth = 0;
-    for found in metadata
-        .topics()
-        .iter()
-        .filter(|found| found.name() == topic)
-    {
-        for partition in found.partitions() {
-            let (low, high) = consumer.fetch_watermarks(topic, partition.id(), timeout)?;
-            depth += (high - low).max(0);
-        }
-    }
-    Ok(depth)
 }
 
 /// Runs a blocking librdkafka call (commit, offsets, watermarks) off the runtime.

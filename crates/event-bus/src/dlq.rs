@@ -134,42 +134,87 @@ async fn plan(
     let topic = config.dlq_topic.clone();
     let timeout = Duration::from_millis(config.request_timeout_ms);
     blocking(consumer, move |consumer| {
-        let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|found| found.name() == topic)
-            .flat_map(|found| found.partitions().iter().map(|partition| partition.id()))
-            .collect();
-        if partitions.is_empty() {
-            return Err(BusError::Invalid(format!(
-                "the dead-letter topic {topic} has no partitions"
-            )));
-        }
-        let mut wanted = TopicPartitionList::with_capacity(partitions.len());
-        for partition in &partitions {
-            wanted.add_partition(&topic, *partition);
-        }
-        let committed = consumer.committed_offsets(wanted, timeout)?;
-        let mut plans = Vec::with_capacity(partitions.len());
-        for partition in partitions {
-            let (low, high) = consumer.fetch_watermarks(&topic, partition, timeout)?;
-            let start = match committed
-                .find_partition(&topic, partition)
-                .map(|element| element.offset())
-            {
-                Some(Offset::Offset(offset)) => offset.max(low),
-                _ => low,
-            };
-            if start < high {
-                plans.push(PartitionPlan {
-                    partition,
-                    start,
-                    end: high,
-                });
-            }
-        }
-        Ok(plans)
+        replay_plan(consumer, &topic, timeout)
     })
     .await
+}
+
+/// Dead letters the next [`replay_dlq`] of `config`'s group would read (the
+/// `consumer_dead_letter_messages` gauge): from the replay group's committed
+/// offsets to the end of each partition of `config.dlq_topic`.
+pub async fn dead_letters_to_replay(config: &ConsumerConfig) -> Result<i64, BusError> {
+    let consumer: Arc<StreamConsumer> = Arc::new(
+        config
+            .consumer_client_config(&config.dlq_replay_group_id())
+            .create()?,
+    );
+    let topic = config.dlq_topic.clone();
+    let timeout = Duration::from_millis(config.request_timeout_ms);
+    let waiting = blocking(&consumer, move |consumer| {
+        dead_letters_waiting(consumer, &topic, timeout)
+    })
+    .await;
+    let closing = tokio::task::spawn_blocking(move || drop(consumer)).await;
+    if let Err(error) = closing {
+        tracing::warn!(%error, "DLQ replay group's client did not close cleanly");
+    }
+    waiting
+}
+
+/// Dead letters the next replay of `consumer`'s group would read (every
+/// handler's: a replay steps over another handler's and commits past them),
+/// summed over the partitions of `topic`; 0 right after a replay.
+pub(crate) fn dead_letters_waiting(
+    consumer: &StreamConsumer,
+    topic: &str,
+    timeout: Duration,
+) -> Result<i64, BusError> {
+    Ok(replay_plan(consumer, topic, timeout)?
+        .iter()
+        .map(|plan| plan.end - plan.start)
+        .sum())
+}
+
+/// [`plan`], for a consumer in the replay group; `timeout` bounds each request.
+fn replay_plan(
+    consumer: &StreamConsumer,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<PartitionPlan>, BusError> {
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|found| found.name() == topic)
+        .flat_map(|found| found.partitions().iter().map(|partition| partition.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(BusError::Invalid(format!(
+            "the dead-letter topic {topic} has no partitions"
+        )));
+    }
+    let mut wanted = TopicPartitionList::with_capacity(partitions.len());
+    for partition in &partitions {
+        wanted.add_partition(topic, *partition);
+    }
+    let committed = consumer.committed_offsets(wanted, timeout)?;
+    let mut plans = Vec::with_capacity(partitions.len());
+    for partition in partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+        let start = match committed
+            .find_partition(topic, partition)
+            .map(|element| element.offset())
+        {
+            Some(Offset::Offset(offset)) => offset.max(low),
+            _ => low,
+        };
+        if start < high {
+            plans.push(PartitionPlan {
+                partition,
+                start,
+                end: high,
+            });
+        }
+    }
+    Ok(plans)
 }

@@ -45,7 +45,7 @@ pub use config::{
     PUBLISHER_CHECKPOINT_NAME_DEFAULT, RECONNECT_BACKOFF_MAX_MS_DEFAULT, TOPIC_DEFAULT,
 };
 pub use consumer::{run_consumer, run_consumer_with_metrics};
-pub use dlq::replay_dlq;
+pub use dlq::{dead_letters_to_replay, replay_dlq};
 pub use headers::{
     HEADER_ERROR, HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_HANDLER, HEADER_POSITION,
     HEADER_REPLAYED_FOR, HEADER_SCHEMA_VERSION, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION,

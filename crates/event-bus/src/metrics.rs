@@ -60,7 +60,10 @@ pub struct ConsumerMetrics {
     pub commit_failures: IntCounterVec,
     /// 1 while the handler's last call failed transiently and is being retried.
     pub retrying: IntGaugeVec,
-    /// Messages on the dead-letter topic (all of its partitions, low to high watermark).
+    /// Dead letters the next `replay-dlq` of this handler would read: from
+    /// its replay group's committed offsets to the end of each DLQ partition
+    /// (0 once replayed; another handler's dead letters on the shared topic
+    /// count until this handler's replay steps over them).
     pub dead_letter_depth: IntGaugeVec,
     /// Messages behind the partition's end after the last commit.
     pub lag: IntGaugeVec,
@@ -145,7 +148,7 @@ impl ConsumerMetrics {
             dead_letter_depth: IntGaugeVec::new(
                 Opts::new(
                     "consumer_dead_letter_messages",
-                    "Messages on the dead-letter topic, low to high watermark",
+                    "Dead letters waiting for replay-dlq: from the replay group's committed offsets to the end of the dead-letter topic",
                 ),
                 &["handler"],
             )?,

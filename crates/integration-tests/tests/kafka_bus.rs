@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use event_bus::{
-    group_progress, replay_dlq, run_consumer, run_consumer_with_metrics, ConsumerConfig,
-    ConsumerMetrics, KafkaPublisher, ParkedWallets, PublisherConfig, PublisherMetrics,
-    PUBLISHER_CHECKPOINT_NAME_DEFAULT,
+    dead_letters_to_replay, group_progress, replay_dlq, run_consumer, run_consumer_with_metrics,
+    ConsumerConfig, ConsumerMetrics, KafkaPublisher, ParkedWallets, PublisherConfig,
+    PublisherMetrics, PUBLISHER_CHECKPOINT_NAME_DEFAULT,
 };
 use event_sink::{DeliveryError, EventSink};
 use event_store::{AppendRequest, EventStore, PostgresEventStore, RecordedEvent, StreamAppend};
@@ -591,7 +591,9 @@ async fn a_message_the_handler_refuses_goes_to_the_dlq_and_replay_puts_it_back()
     assert!(error.starts_with("undecodable"), "error header: {error}");
 
     // The cause is fixed: replay puts both back; the event is handled, the garbage parked again.
+    assert_eq!(waiting(&config).await, 2, "both wait for a replay");
     assert_eq!(replay_dlq(&config, HANDLER, 100).await.expect("replay"), 2);
+    assert_eq!(waiting(&config).await, 0, "none waits once replayed");
     assert_eq!(
         replay_dlq(&config, HANDLER, 100).await.expect("replay"),
         0,
@@ -623,6 +625,18 @@ async fn a_message_the_handler_refuses_goes_to_the_dlq_and_replay_puts_it_back()
         "only the replayed event comes again"
     );
     assert_eq!(dead_lettered.get(), 1, "the garbage is parked again");
+    assert_eq!(
+        waiting(&config).await,
+        1,
+        "only the letter parked again waits, not the topic's three"
+    );
+}
+
+/// Dead letters the next replay of `config`'s group would read.
+async fn waiting(config: &ConsumerConfig) -> i64 {
+    dead_letters_to_replay(config)
+        .await
+        .expect("the replay group's offsets and the DLQ's watermarks")
 }
 
 /// Runs a consumer with `handler` until `condition` holds, then a quiet period, then stops it.
