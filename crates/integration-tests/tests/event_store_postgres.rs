@@ -589,7 +589,7 @@ async fn a_read_pool_bounds_each_statement() {
 
 /// Bytes the paused-server proxy moves at a time.
 const PROXY_BUFFER_BYTES: usize = 16 * 1024;
-/// How long the test's appends wait for the writer, in ms.
+/// How long the test's appends and reads wait for the server, in ms.
 const PAUSED_APPEND_WAIT_MS: u64 = 1_000;
 /// How long the writer may take to finish its held group once the server answers again, in ms.
 const RESUMED_COMMIT_MS_MAX: u64 = 10_000;
@@ -654,10 +654,10 @@ async fn pump(
 /// A server that stops answering without closing its connections holds
 /// the writer in its group commit; the append waiting on it is answered
 /// `OutcomeUnknown` within its bound instead of for as long as the server
-/// is away, and once the server answers the writer finishes the group
+/// is away, a read `Unavailable` within its own, and once the server answers the writer finishes the group
 /// (the outcome was unknown, not refused) and takes appends again.
 #[tokio::test]
-async fn an_append_to_a_server_that_stopped_answering_is_answered_within_its_bound() {
+async fn appends_and_reads_on_a_server_that_stopped_answering_are_answered_within_their_bounds() {
     with_fresh_database(|database| async move {
         let url = with_database(&database.admin_url, &database.name);
         drop(database.pool().await); // migrated
@@ -672,7 +672,7 @@ async fn an_append_to_a_server_that_stopped_answering_is_answered_within_its_bou
         let store = PostgresEventStore::connect(pool.clone())
             .await
             .expect("a store through the proxy")
-            .with_append_wait_ms(PAUSED_APPEND_WAIT_MS);
+            .with_wait_ms(PAUSED_APPEND_WAIT_MS);
         let mut stream = Stream::new("paused-server");
         store
             .append(request(vec![stream.next()]))
@@ -694,6 +694,18 @@ async fn an_append_to_a_server_that_stopped_answering_is_answered_within_its_bou
             waited >= Duration::from_millis(PAUSED_APPEND_WAIT_MS)
                 && waited < Duration::from_millis(3 * PAUSED_APPEND_WAIT_MS),
             "answered after its bound of {PAUSED_APPEND_WAIT_MS} ms, not before nor long after: {waited:?}"
+        );
+
+        let started = Instant::now();
+        let read = store.read_stream(&stream.id, 0).await;
+        let waited = started.elapsed();
+        assert!(
+            matches!(read, Err(event_store::StoreError::Unavailable(_))),
+            "a read the server does not answer is unavailable: {read:?}"
+        );
+        assert!(
+            waited < Duration::from_millis(3 * PAUSED_APPEND_WAIT_MS),
+            "answered near its bound of {PAUSED_APPEND_WAIT_MS} ms: {waited:?}"
         );
 
         proxy.pause(false);

@@ -93,9 +93,31 @@ pub struct PostgresEventStore {
     pool: PgPool,
     appends: mpsc::Sender<AppendJob>,
     head: watch::Receiver<u64>,
-    /// [`APPEND_WAIT_MS_MAX`] unless [`PostgresEventStore::with_append_wait_ms`] set it.
+    /// [`APPEND_WAIT_MS_MAX`] unless [`PostgresEventStore::with_wait_ms`] set it.
     append_wait_ms: u64,
+    /// [`READ_WAIT_MS_MAX`] unless [`PostgresEventStore::with_wait_ms`] set it.
+    read_wait_ms: u64,
 }
+
+/// How long one read on the pool waits for the server at most, in ms: its
+/// `statement_timeout` cannot fire on a server that is paused or cut off
+/// by a partition, so the client bounds the wait too, then answers
+/// `Unavailable` (a read changes nothing; the caller may try again).
+pub const READ_WAIT_MS_MAX: u64 = 20_000;
+
+/// A query bounded by a wait in ms, its failure or elapse `Unavailable`.
+trait Within<T>: std::future::Future<Output = Result<T, sqlx::Error>> + Sized {
+    async fn within(self, wait_ms: u64) -> Result<T, StoreError> {
+        tokio::time::timeout(Duration::from_millis(wait_ms), self)
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!("PostgreSQL gave no answer within {wait_ms} ms"))
+            })?
+            .map_err(unavailable)
+    }
+}
+
+impl<T, F: std::future::Future<Output = Result<T, sqlx::Error>>> Within<T> for F {}
 
 /// Why an append was answered `OutcomeUnknown` without the writer's reply.
 #[derive(Debug, thiserror::Error)]
@@ -130,7 +152,7 @@ impl PostgresEventStore {
     /// database, so that no number of reads can make an append wait for a
     /// connection. Must be called inside a Tokio runtime.
     pub async fn connect(pool: PgPool) -> Result<Self, StoreError> {
-        let head_position = current_head(&pool).await?;
+        let head_position = current_head(&pool, READ_WAIT_MS_MAX).await?;
         let writer = postgres_support::writer_pool(
             &pool,
             WRITER_CONNECTIONS_MAX,
@@ -145,22 +167,25 @@ impl PostgresEventStore {
             appends,
             head,
             append_wait_ms: APPEND_WAIT_MS_MAX,
+            read_wait_ms: READ_WAIT_MS_MAX,
         })
     }
 
-    /// The same store with appends waiting at most `append_wait_ms` ms for
-    /// the writer (see [`APPEND_WAIT_MS_MAX`]), for tests of a paused server.
-    pub fn with_append_wait_ms(mut self, append_wait_ms: u64) -> Self {
-        self.append_wait_ms = append_wait_ms;
+    /// The same store with appends and reads waiting at most `wait_ms` ms
+    /// for the server (see [`APPEND_WAIT_MS_MAX`], [`READ_WAIT_MS_MAX`]), for
+    /// tests of a paused server.
+    pub fn with_wait_ms(mut self, wait_ms: u64) -> Self {
+        self.append_wait_ms = wait_ms;
+        self.read_wait_ms = wait_ms;
         self
     }
 }
 
-async fn current_head(pool: &PgPool) -> Result<u64, StoreError> {
+async fn current_head(pool: &PgPool, wait_ms: u64) -> Result<u64, StoreError> {
     let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
         .fetch_one(pool)
-        .await
-        .map_err(unavailable)?;
+        .within(wait_ms)
+        .await?;
     Ok(to_u64(head))
 }
 
@@ -437,8 +462,8 @@ impl PostgresEventStore {
         .bind(to_i64(after_position))
         .bind(limit)
         .fetch_all(&self.pool)
+        .within(self.read_wait_ms)
         .await
-        .map_err(unavailable)
     }
 }
 
@@ -506,8 +531,8 @@ impl EventStore for PostgresEventStore {
         .bind(to_i64(after_version))
         .bind(to_i64(up_to_version))
         .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?;
+        .within(self.read_wait_ms)
+        .await?;
         decode_rows(rows)
     }
 
@@ -535,8 +560,8 @@ impl EventStore for PostgresEventStore {
             sqlx::query("SELECT version, last_event_id, state FROM snapshots WHERE stream_id = $1")
                 .bind(wallet_id.as_str())
                 .fetch_optional(&self.pool)
-                .await
-                .map_err(unavailable)?;
+                .within(self.read_wait_ms)
+                .await?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -564,8 +589,8 @@ impl EventStore for PostgresEventStore {
         .bind(snapshot.last_event_id)
         .bind(&snapshot.state)
         .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
+        .within(self.read_wait_ms)
+        .await?;
         Ok(())
     }
 
@@ -579,13 +604,13 @@ impl EventStore for PostgresEventStore {
                 .bind(event_id)
                 .bind(wallet_id.as_str())
                 .fetch_optional(&self.pool)
-                .await
-                .map_err(unavailable)?;
+                .within(self.read_wait_ms)
+                .await?;
         Ok(version.map(to_u64))
     }
 
     async fn head_position(&self) -> Result<u64, StoreError> {
-        current_head(&self.pool).await
+        current_head(&self.pool, self.read_wait_ms).await
     }
 
     async fn find_hold_wallet(&self, hold_id: &HoldId) -> Result<Option<WalletId>, StoreError> {
@@ -593,8 +618,8 @@ impl EventStore for PostgresEventStore {
             sqlx::query_scalar("SELECT wallet_id FROM hold_directory WHERE hold_id = $1")
                 .bind(hold_id.as_str())
                 .fetch_optional(&self.pool)
-                .await
-                .map_err(unavailable)?;
+                .within(self.read_wait_ms)
+                .await?;
         wallet_id.map(|raw| directory_wallet(&raw)).transpose()
     }
 
@@ -610,8 +635,8 @@ impl EventStore for PostgresEventStore {
         .bind(clock)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?;
+        .within(self.read_wait_ms)
+        .await?;
         rows.iter()
             .map(|(hold_id, wallet_id)| due_hold(hold_id, wallet_id))
             .collect()
@@ -627,8 +652,8 @@ impl EventStore for PostgresEventStore {
         )
         .bind(key)
         .fetch_optional(&self.pool)
-        .await
-        .map_err(unavailable)?;
+        .within(self.read_wait_ms)
+        .await?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -656,8 +681,8 @@ impl EventStore for PostgresEventStore {
         .bind(recorded_before)
         .bind(i64::try_from(batch_max).unwrap_or(i64::MAX))
         .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
+        .within(self.read_wait_ms)
+        .await?;
         Ok(usize::try_from(deleted.rows_affected()).unwrap_or(usize::MAX))
     }
 
