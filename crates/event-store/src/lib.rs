@@ -30,7 +30,7 @@ use wallet_domain::{EventDecodeError, EventKind, HoldId, WalletEvent, WalletId};
 
 pub use embedded::EmbeddedEventStore;
 pub use hold_schedule::{HoldSchedule, HOLD_SCHEDULE_BATCHES_MAX};
-pub use postgres::{AppendUnanswered, PostgresEventStore, APPEND_WAIT_MS_MAX, READ_WAIT_MS_MAX};
+pub use postgres::{AppendUnanswered, PostgresEventStore, APPEND_WAIT_MS_MAX};
 pub use recorded::{EventHeader, RecordedEvent, StoredEvent};
 pub use tail::{
     read_tail, read_tail_until, save_snapshot_of, snapshot_due, StreamTail,

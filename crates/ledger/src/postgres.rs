@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use event_sink::{ConsumerOffsets, OffsetsMoved, StoredOffsets};
 use event_store::RecordedEvent;
-use postgres_support::consumer_offsets;
+use postgres_support::{consumer_offsets, Within, READ_WAIT_MS_MAX};
 use rust_decimal::Decimal;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, QueryBuilder};
@@ -381,6 +381,7 @@ impl Selection {
             .builder
             .build_query_as()
             .fetch_all(pool)
+            .within(READ_WAIT_MS_MAX)
             .await
             .map_err(storage)?;
         rows.into_iter().map(LedgerEntry::try_from).collect()
@@ -539,6 +540,7 @@ impl Ledger for PostgresLedger {
         let position: i64 =
             sqlx::query_scalar("SELECT position FROM ledger_checkpoint WHERE id = 1")
                 .fetch_one(&self.pool)
+                .within(READ_WAIT_MS_MAX)
                 .await
                 .map_err(storage)?;
         u64::try_from(position).map_err(|error| corrupt("checkpoint", error))
@@ -603,6 +605,7 @@ impl Ledger for PostgresLedger {
         .bind(at)
         .bind(Account::Held(wallet_id.clone()).to_string())
         .fetch_one(&self.pool)
+        .within(READ_WAIT_MS_MAX)
         .await
         .map_err(sum_failed)?;
         Totals {

@@ -4,6 +4,7 @@
 
 pub mod consumer_offsets;
 
+use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -140,6 +141,37 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+/// How long one read waits for the server at most, in ms: `statement_timeout`
+/// is enforced by the server, so it cannot fire on one that is paused or cut
+/// off by a partition; the client bounds the wait too ([`Within`]).
+pub const READ_WAIT_MS_MAX: u64 = 20_000;
+
+/// A query whose wait for the server is bounded on the client.
+pub trait Within<T>: Future<Output = Result<T, sqlx::Error>> + Sized {
+    /// The query, or after `wait_ms` ms without an answer an I/O error of
+    /// kind `TimedOut` (transient by [`is_transient`], as a lost connection
+    /// is). Dropping the query mid-way leaves its connection to the pool,
+    /// which closes it if the server never answers.
+    fn within(self, wait_ms: u64) -> impl Future<Output = Result<T, sqlx::Error>> + Send
+    where
+        Self: Send,
+        T: Send,
+    {
+        async move {
+            tokio::time::timeout(Duration::from_millis(wait_ms), self)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(sqlx::Error::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("PostgreSQL gave no answer within {wait_ms} ms"),
+                    )))
+                })
+        }
+    }
+}
+
+impl<T, F: Future<Output = Result<T, sqlx::Error>>> Within<T> for F {}
 
 /// The embedded migrations, for tools that report or apply them.
 pub fn migrator() -> &'static Migrator {

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use event_sink::{ConsumerOffsets, OffsetsMoved, StoredOffsets};
 use event_store::RecordedEvent;
-use postgres_support::consumer_offsets;
+use postgres_support::{consumer_offsets, Within, READ_WAIT_MS_MAX};
 use rust_decimal::Decimal;
 use sqlx::postgres::PgPool;
 use sqlx::PgConnection;
@@ -349,6 +349,7 @@ impl ReadModel for PostgresReadModel {
         let position: i64 =
             sqlx::query_scalar("SELECT position FROM read_model_checkpoint WHERE id = 1")
                 .fetch_one(&self.pool)
+                .within(READ_WAIT_MS_MAX)
                 .await
                 .map_err(unavailable)?;
         u64::try_from(position)
@@ -362,9 +363,15 @@ impl ReadModel for PostgresReadModel {
         let limit = to_i64(query.limit.min(LIST_LIMIT_MAX) as u64);
         // One snapshot for the page and its due holds: a hold settled between
         // two reads would otherwise be taken out twice.
-        let mut transaction = self.pool.begin().await.map_err(unavailable)?;
+        let mut transaction = self
+            .pool
+            .begin()
+            .within(READ_WAIT_MS_MAX)
+            .await
+            .map_err(unavailable)?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *transaction)
+            .within(READ_WAIT_MS_MAX)
             .await
             .map_err(unavailable)?;
         let rows: Vec<WalletRow> = sqlx::query_as(
@@ -377,6 +384,7 @@ impl ReadModel for PostgresReadModel {
         .bind(query.after.map(String::from))
         .bind(limit)
         .fetch_all(&mut *transaction)
+        .within(READ_WAIT_MS_MAX)
         .await
         .map_err(unavailable)?;
         let due: Vec<(String, Decimal)> = match (query.seen_at, rows.first(), rows.last()) {
@@ -388,11 +396,16 @@ impl ReadModel for PostgresReadModel {
             .bind(&last.wallet_id)
             .bind(seen_at)
             .fetch_all(&mut *transaction)
+            .within(READ_WAIT_MS_MAX)
             .await
             .map_err(unavailable)?,
             _ => Vec::new(),
         };
-        transaction.commit().await.map_err(unavailable)?;
+        transaction
+            .commit()
+            .within(READ_WAIT_MS_MAX)
+            .await
+            .map_err(unavailable)?;
         let mut views = rows
             .into_iter()
             .map(WalletView::try_from)

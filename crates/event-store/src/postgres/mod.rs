@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use postgres_support::PostgresError;
+use postgres_support::{PostgresError, Within, READ_WAIT_MS_MAX};
 use sqlx::postgres::PgPool;
 use sqlx::{Acquire, Row};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -98,26 +98,6 @@ pub struct PostgresEventStore {
     /// [`READ_WAIT_MS_MAX`] unless [`PostgresEventStore::with_wait_ms`] set it.
     read_wait_ms: u64,
 }
-
-/// How long one read on the pool waits for the server at most, in ms: its
-/// `statement_timeout` cannot fire on a server that is paused or cut off
-/// by a partition, so the client bounds the wait too, then answers
-/// `Unavailable` (a read changes nothing; the caller may try again).
-pub const READ_WAIT_MS_MAX: u64 = 20_000;
-
-/// A query bounded by a wait in ms, its failure or elapse `Unavailable`.
-trait Within<T>: std::future::Future<Output = Result<T, sqlx::Error>> + Sized {
-    async fn within(self, wait_ms: u64) -> Result<T, StoreError> {
-        tokio::time::timeout(Duration::from_millis(wait_ms), self)
-            .await
-            .map_err(|_| {
-                StoreError::Unavailable(format!("PostgreSQL gave no answer within {wait_ms} ms"))
-            })?
-            .map_err(unavailable)
-    }
-}
-
-impl<T, F: std::future::Future<Output = Result<T, sqlx::Error>>> Within<T> for F {}
 
 /// Why an append was answered `OutcomeUnknown` without the writer's reply.
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +165,8 @@ async fn current_head(pool: &PgPool, wait_ms: u64) -> Result<u64, StoreError> {
     let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
         .fetch_one(pool)
         .within(wait_ms)
-        .await?;
+        .await
+        .map_err(unavailable)?;
     Ok(to_u64(head))
 }
 
@@ -464,6 +445,7 @@ impl PostgresEventStore {
         .fetch_all(&self.pool)
         .within(self.read_wait_ms)
         .await
+        .map_err(unavailable)
     }
 }
 
@@ -532,7 +514,8 @@ impl EventStore for PostgresEventStore {
         .bind(to_i64(up_to_version))
         .fetch_all(&self.pool)
         .within(self.read_wait_ms)
-        .await?;
+        .await
+        .map_err(unavailable)?;
         decode_rows(rows)
     }
 
@@ -561,7 +544,8 @@ impl EventStore for PostgresEventStore {
                 .bind(wallet_id.as_str())
                 .fetch_optional(&self.pool)
                 .within(self.read_wait_ms)
-                .await?;
+                .await
+                .map_err(unavailable)?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -590,7 +574,8 @@ impl EventStore for PostgresEventStore {
         .bind(&snapshot.state)
         .execute(&self.pool)
         .within(self.read_wait_ms)
-        .await?;
+        .await
+        .map_err(unavailable)?;
         Ok(())
     }
 
@@ -605,7 +590,8 @@ impl EventStore for PostgresEventStore {
                 .bind(wallet_id.as_str())
                 .fetch_optional(&self.pool)
                 .within(self.read_wait_ms)
-                .await?;
+                .await
+                .map_err(unavailable)?;
         Ok(version.map(to_u64))
     }
 
@@ -619,7 +605,8 @@ impl EventStore for PostgresEventStore {
                 .bind(hold_id.as_str())
                 .fetch_optional(&self.pool)
                 .within(self.read_wait_ms)
-                .await?;
+                .await
+                .map_err(unavailable)?;
         wallet_id.map(|raw| directory_wallet(&raw)).transpose()
     }
 
@@ -636,7 +623,8 @@ impl EventStore for PostgresEventStore {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .within(self.read_wait_ms)
-        .await?;
+        .await
+        .map_err(unavailable)?;
         rows.iter()
             .map(|(hold_id, wallet_id)| due_hold(hold_id, wallet_id))
             .collect()
@@ -653,7 +641,8 @@ impl EventStore for PostgresEventStore {
         .bind(key)
         .fetch_optional(&self.pool)
         .within(self.read_wait_ms)
-        .await?;
+        .await
+        .map_err(unavailable)?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -682,7 +671,8 @@ impl EventStore for PostgresEventStore {
         .bind(i64::try_from(batch_max).unwrap_or(i64::MAX))
         .execute(&self.pool)
         .within(self.read_wait_ms)
-        .await?;
+        .await
+        .map_err(unavailable)?;
         Ok(usize::try_from(deleted.rows_affected()).unwrap_or(usize::MAX))
     }
 

@@ -154,17 +154,26 @@ async fn consumers_missing(database_url: &str, wallets: &[String]) -> Vec<String
         .await
         .expect("connect to the consumers' database");
     // A stored event whose position the ledger gave to a phantom (a posted
-    // event the store no longer has) waits for the rebuild, as the module
-    // says; any other unposted event is a failure.
+    // event the store no longer has) is refused by the ledger and
+    // dead-lettered, and its wallet's later events are parked behind it:
+    // they all wait for the rebuild, as the module says. Any other unposted
+    // event is a failure.
     let (unposted, behind_phantoms): (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE phantom.transaction_id IS NULL), \
-                count(*) FILTER (WHERE phantom.transaction_id IS NOT NULL) \
-         FROM events e \
-         LEFT JOIN ledger_transactions phantom ON phantom.position = e.position \
-             AND phantom.transaction_id <> e.event_id \
-             AND NOT EXISTS (SELECT 1 FROM events s WHERE s.event_id = phantom.transaction_id) \
-         WHERE e.stream_id = ANY($1) AND NOT EXISTS \
-         (SELECT 1 FROM ledger_processed_events p WHERE p.event_id = e.event_id)",
+        "WITH unposted AS ( \
+             SELECT e.stream_id, e.version, EXISTS ( \
+                 SELECT 1 FROM ledger_transactions phantom \
+                 WHERE phantom.position = e.position AND phantom.transaction_id <> e.event_id \
+                   AND NOT EXISTS (SELECT 1 FROM events s WHERE s.event_id = phantom.transaction_id) \
+             ) AS on_phantom \
+             FROM events e \
+             WHERE e.stream_id = ANY($1) AND NOT EXISTS \
+             (SELECT 1 FROM ledger_processed_events p WHERE p.event_id = e.event_id)), \
+         first_on_phantom AS ( \
+             SELECT stream_id, min(version) AS version FROM unposted WHERE on_phantom \
+             GROUP BY stream_id) \
+         SELECT count(*) FILTER (WHERE f.version IS NULL OR u.version < f.version), \
+                count(*) FILTER (WHERE u.version >= f.version) \
+         FROM unposted u LEFT JOIN first_on_phantom f ON f.stream_id = u.stream_id",
     )
     .bind(wallets)
     .fetch_one(&mut connection)
@@ -173,7 +182,8 @@ async fn consumers_missing(database_url: &str, wallets: &[String]) -> Vec<String
     if unposted == 0 && behind_phantoms > 0 {
         say(&format!(
             "lossy: {behind_phantoms} stored events wait for the rebuild: the ledger gave their \
-             positions to phantoms (events the store lost after the relay published them)"
+             positions, or an earlier event's of their wallet, to phantoms (events the store \
+             lost after the relay published them)"
         ));
     }
     let behind: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
