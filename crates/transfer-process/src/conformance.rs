@@ -675,6 +675,23 @@ pub async fn a_capture_to_another_wallet_runs_as_a_transfer_and_its_key_replays_
     assert!(journal.unfinished(10).await.expect("open").is_empty());
 }
 
+/// The capture of `capture_stopped_between_its_halves`, sent again with its
+/// key once it finished: answered from the journal, `CAPTURED`.
+async fn a_retry_of_the_capture_replays_it(process: &TransferProcess) {
+    let retried = process
+        .capture(capture_request(
+            "key-1",
+            "h-1",
+            "payer",
+            "payee",
+            Some("20.00"),
+        ))
+        .await
+        .expect("retry");
+    assert!(retried.replayed);
+    assert!(matches!(&retried.ending, Ending::Completed { body, .. } if body.contains("CAPTURED")));
+}
+
 /// A capture of 20.00 of hold `h-1` (25.00 of the payer's 100.00) to the
 /// payee, stopped by a crash right after the payer's half was stored and
 /// recorded: what a resumption finds.
@@ -734,18 +751,7 @@ pub async fn a_capture_stopped_between_its_halves_is_finished_by_the_resumption(
         hold_events(&*store, "payee", "h-1").await,
         ["HoldCaptureReceived"]
     );
-    let retried = process
-        .capture(capture_request(
-            "key-1",
-            "h-1",
-            "payer",
-            "payee",
-            Some("20.00"),
-        ))
-        .await
-        .expect("retry");
-    assert!(retried.replayed);
-    assert!(matches!(&retried.ending, Ending::Completed { body, .. } if body.contains("CAPTURED")));
+    a_retry_of_the_capture_replays_it(&process).await;
     assert_eq!(
         process
             .resume_unfinished(Utc::now())
@@ -789,18 +795,7 @@ pub async fn a_capture_resumed_past_the_payers_snapshot_reads_up_to_its_half(
     let credited = Decimal::new(i64::try_from(LONG_HISTORY_CREDITS).expect("small"), 2);
     assert_eq!(balance(&*store, "payer").await, money("80.00") + credited);
     assert_eq!(balance(&*store, "payee").await, money("20.00"));
-    let retried = process
-        .capture(capture_request(
-            "key-1",
-            "h-1",
-            "payer",
-            "payee",
-            Some("20.00"),
-        ))
-        .await
-        .expect("retry");
-    assert!(retried.replayed);
-    assert!(matches!(&retried.ending, Ending::Completed { body, .. } if body.contains("CAPTURED")));
+    a_retry_of_the_capture_replays_it(&process).await;
 }
 
 pub async fn a_capture_the_payee_refuses_is_reversed_and_the_hold_stays_captured(
