@@ -24,8 +24,8 @@ use wallet_domain::{
 
 use crate::{
     transfer_id_for_key, CaptureRequest, Ending, Half, JournalError, JournalRecord, ProcessError,
-    Resumption, TransferIntent, TransferJournal, TransferProcess, TransferReply, TransferRequest,
-    RESUME_ATTEMPTS_MAX,
+    Resumption, TransferAnswer, TransferIntent, TransferJournal, TransferProcess, TransferReply,
+    TransferRequest, RESUME_ATTEMPTS_MAX,
 };
 
 /// A scenario handed a backend's empty store and journal, as the harness of
@@ -675,10 +675,10 @@ pub async fn a_capture_to_another_wallet_runs_as_a_transfer_and_its_key_replays_
     assert!(journal.unfinished(10).await.expect("open").is_empty());
 }
 
-/// The capture of `capture_stopped_between_its_halves`, sent again with its
-/// key once it finished: answered from the journal, `CAPTURED`.
-async fn a_retry_of_the_capture_replays_it(process: &TransferProcess) {
-    let retried = process
+/// The capture of `capture_stopped_between_its_halves` (key `key-1`, 20.00
+/// of `h-1` to the payee), sent again once it ended.
+async fn retry_the_stopped_capture(process: &TransferProcess) -> TransferAnswer {
+    process
         .capture(capture_request(
             "key-1",
             "h-1",
@@ -687,7 +687,12 @@ async fn a_retry_of_the_capture_replays_it(process: &TransferProcess) {
             Some("20.00"),
         ))
         .await
-        .expect("retry");
+        .expect("retry")
+}
+
+/// That retry once the capture finished: answered from the journal, `CAPTURED`.
+async fn a_retry_of_the_capture_replays_it(process: &TransferProcess) {
+    let retried = retry_the_stopped_capture(process).await;
     assert!(retried.replayed);
     assert!(matches!(&retried.ending, Ending::Completed { body, .. } if body.contains("CAPTURED")));
 }
@@ -832,16 +837,7 @@ pub async fn a_capture_the_payee_refuses_is_reversed_and_the_hold_stays_captured
     let payer = payer.wallet().expect("payer");
     assert!(payer.holds.is_empty());
     assert_eq!(payer.available_balance().value(), money("100.00"));
-    let retried = process
-        .capture(capture_request(
-            "key-1",
-            "h-1",
-            "payer",
-            "payee",
-            Some("20.00"),
-        ))
-        .await
-        .expect("retry");
+    let retried = retry_the_stopped_capture(&process).await;
     assert_eq!(
         retried.ending,
         Ending::Failed {
