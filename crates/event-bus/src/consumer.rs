@@ -296,6 +296,9 @@ impl Worker<'_> {
         let mut events = Vec::with_capacity(messages.len());
         let mut sources = Vec::with_capacity(messages.len());
         for message in messages {
+            if self.replayed_for_another(message) {
+                continue;
+            }
             match decode(message) {
                 Ok(event) => {
                     events.push(event);

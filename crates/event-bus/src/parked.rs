@@ -200,6 +200,15 @@ impl Worker<'_> {
             == Some(self.handler.name())
     }
 
+    /// Whether `message` is a dead letter a replay put back for another
+    /// handler: this one took it when it first came (or parked its own copy,
+    /// which its own replay brings back), so it passes it by, decodable or
+    /// not, instead of handling or parking it a second time.
+    pub(crate) fn replayed_for_another(&self, message: &OwnedMessage) -> bool {
+        headers::value(message.headers(), HEADER_REPLAYED_FOR)
+            .is_some_and(|handler| handler != self.handler.name())
+    }
+
     /// Parks `message` behind the earlier letters of its wallet.
     pub(crate) async fn park_behind(&self, message: &OwnedMessage) -> Result<(), BusError> {
         let wallet_id = wallet_key(message).unwrap_or_default();

@@ -23,7 +23,8 @@ use std::sync::Once;
 use std::time::Duration;
 
 pub use servers::{
-    create_named_topic, create_topic, in_migrated_database, produce, produce_raw, TestDatabase,
+    create_named_topic, create_topic, in_migrated_database, produce, produce_raw,
+    produce_raw_with_headers, TestDatabase,
 };
 pub use wallet_domain::testing::continue_history;
 

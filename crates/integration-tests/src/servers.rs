@@ -139,9 +139,34 @@ fn producer(brokers: &str) -> FutureProducer {
 /// # Panics
 /// When the broker does not acknowledge it.
 pub async fn produce_raw(brokers: &str, topic: &str, key: &str, value: &str) {
+    produce_raw_with_headers(brokers, topic, key, value, &[]).await;
+}
+
+/// Produces one message of `key`, `value` and `headers` (name, value) to
+/// `topic`.
+///
+/// # Panics
+/// When the broker does not acknowledge it.
+pub async fn produce_raw_with_headers(
+    brokers: &str,
+    topic: &str,
+    key: &str,
+    value: &str,
+    headers: &[(&str, &str)],
+) {
+    let mut owned = rdkafka::message::OwnedHeaders::new();
+    for (name, header_value) in headers {
+        owned = owned.insert(rdkafka::message::Header {
+            key: name,
+            value: Some(header_value.as_bytes()),
+        });
+    }
     producer(brokers)
         .send(
-            FutureRecord::to(topic).key(key).payload(value),
+            FutureRecord::to(topic)
+                .key(key)
+                .payload(value)
+                .headers(owned),
             REQUEST_TIMEOUT,
         )
         .await

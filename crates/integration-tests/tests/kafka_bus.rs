@@ -12,12 +12,13 @@ use async_trait::async_trait;
 use event_bus::{
     dead_letters_to_replay, group_progress, replay_dlq, run_consumer, run_consumer_with_metrics,
     ConsumerConfig, ConsumerMetrics, KafkaPublisher, ParkedWallets, PublisherConfig,
-    PublisherMetrics, PUBLISHER_CHECKPOINT_NAME_DEFAULT,
+    PublisherMetrics, HEADER_REPLAYED_FOR, PUBLISHER_CHECKPOINT_NAME_DEFAULT,
 };
 use event_sink::{DeliveryError, EventSink};
 use event_store::{AppendRequest, EventStore, PostgresEventStore, RecordedEvent, StreamAppend};
 use integration_tests::{
-    continue_history, create_topic, produce, produce_raw, require_env, unique_name, TestDatabase,
+    continue_history, create_topic, produce, produce_raw, produce_raw_with_headers, require_env,
+    unique_name, TestDatabase,
 };
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -637,6 +638,54 @@ async fn waiting(config: &ConsumerConfig) -> i64 {
     dead_letters_to_replay(config)
         .await
         .expect("the replay group's offsets and the DLQ's watermarks")
+}
+
+/// A dead letter replayed for another handler is passed by, decodable or
+/// not: this handler took it (or parked its own copy) when it first came, so
+/// one handler's replay never parks a letter again for the other.
+#[tokio::test]
+async fn a_letter_replayed_for_another_handler_is_passed_by() {
+    let Some(brokers) = require_env("KAFKA_BROKERS") else {
+        return;
+    };
+    let topic = create_topic(&brokers, "wallex_it_replayed_other", TOPIC_PARTITIONS).await;
+    let dlq_topic = create_topic(&brokers, "wallex_it_replayed_other_dlq", 1).await;
+    let group = unique_name("wallex_it_group");
+    let run = unique_name("run");
+    let log = interleaved_log(&run, 2, 3, 1);
+    let for_another = [(HEADER_REPLAYED_FOR, "another-handler")];
+    produce_raw_with_headers(&brokers, &topic, "garbage", "not an event", &for_another).await;
+    let replayed = log[0].to_json().expect("the event encodes");
+    let wallet = log[0].event.wallet_id.as_str().to_owned();
+    produce_raw_with_headers(&brokers, &topic, &wallet, &replayed, &for_another).await;
+    produce(&brokers, &topic, &log).await;
+
+    let config = consumer_config(&brokers, &topic, &dlq_topic, &group);
+    let metrics = ConsumerMetrics::unregistered().expect("metrics");
+    let recorder = Arc::new(Recorder::default());
+    consume_until(
+        &config,
+        Arc::clone(&recorder),
+        &metrics,
+        "the log is handled",
+        || recorder.handled_count() >= log.len(),
+    )
+    .await;
+    assert_eq!(
+        metrics.dead_lettered.with_label_values(&[HANDLER]).get(),
+        0,
+        "nothing parked for a replay that is not this handler's"
+    );
+    let ids = |events: &[RecordedEvent]| {
+        let mut ids: Vec<_> = events.iter().map(|event| event.event.event_id).collect();
+        ids.sort_unstable();
+        ids
+    };
+    assert_eq!(
+        ids(&recorder.handled()),
+        ids(&log),
+        "the log once, without the letters replayed for another"
+    );
 }
 
 /// Runs a consumer with `handler` until `condition` holds, then a quiet period, then stops it.
