@@ -6,30 +6,8 @@ use command_api::{Application, Config};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Config::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            // The messages, not the Debug form: they name what to set.
-            eprintln!("command-api: {}", with_causes(error.as_ref()));
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// An error's message followed by each cause's (`: `-separated), skipping a
-/// cause whose message the text already holds (many errors print their
-/// cause in their own message and keep it as their source too).
-fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        let message = inner.to_string();
-        if !text.contains(&message) {
-            text = format!("{text}: {message}");
-        }
-        cause = inner.source();
-    }
-    text
+    // The messages, not the Debug form: they name what to set.
+    observability::exit_code("command-api", run(Config::parse()).await)
 }
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {

@@ -35,6 +35,8 @@ pub struct PublisherReport {
     pub published_position: u64,
     pub unprocessed_events: u64,
     pub lag_ms: u64,
+    /// Why the report is not healthy: the store, the checkpoint or Kafka
+    /// did not answer (the producer's probe included); `None` when healthy.
     pub error: Option<String>,
 }
 
@@ -177,9 +179,12 @@ impl KafkaRelayStatus {
 impl PublisherStatus for KafkaRelayStatus {
     async fn report(&self) -> PublisherReport {
         let destination = format!("kafka:{}", self.topic);
-        let connected = match &self.probe {
-            Some(probe) => probe.probe().await.is_ok(),
-            None => false,
+        // Why the producer is not connected, if it is not.
+        let unconnected = match &self.probe {
+            Some(probe) => probe.probe().await.err().map(|error| {
+                format!("Kafka gave no topic metadata within {KAFKA_HEALTH_PROBE_TIMEOUT_MS} ms: {error}")
+            }),
+            None => Some("no Kafka brokers are configured here (KAFKA_BROKERS)".to_owned()),
         };
         let head = match self.store.head_position().await {
             Ok(head) => head,
@@ -195,13 +200,13 @@ impl PublisherStatus for KafkaRelayStatus {
         match lag_after(self.store.as_ref(), published).await {
             Ok(lag_ms) => PublisherReport {
                 destination,
-                producer_connected: connected,
+                producer_connected: unconnected.is_none(),
                 is_running: unprocessed == 0 || recently_moved,
                 head_position: head,
                 published_position: published,
                 unprocessed_events: unprocessed,
                 lag_ms,
-                error: None,
+                error: unconnected,
             },
             Err(error) => failed(destination, error),
         }

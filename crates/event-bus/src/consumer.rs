@@ -697,13 +697,10 @@ struct LagRefresh {
 
 impl LagRefresh {
     fn new(config: &ConsumerConfig) -> Result<Self, BusError> {
-        let replay_group = config
-            .consumer_client_config(&config.dlq_replay_group_id())
-            .create()?;
         Ok(Self {
             started_at: None,
             running: None,
-            replay_group: Arc::new(replay_group),
+            replay_group: dlq::ReplayGroupClient::open(config)?.0,
         })
     }
 

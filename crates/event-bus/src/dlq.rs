@@ -41,13 +41,26 @@ pub async fn replay_dlq(
     if limit == 0 {
         return Ok(0);
     }
-    let group = config.dlq_replay_group_id();
-    let consumer: Arc<StreamConsumer> = Arc::new(config.consumer_client_config(&group).create()?);
+    let client = ReplayGroupClient::open(config)?;
+    let replayed = replay_through(&client.0, config, handler, limit).await;
+    client.close().await;
+    let replayed = replayed?;
+    tracing::info!(replayed, topic = %config.topic, dlq = %config.dlq_topic, "dead letters replayed");
+    Ok(replayed)
+}
+
+/// [`replay_dlq`]'s work, with `consumer` in the replay group.
+async fn replay_through(
+    consumer: &Arc<StreamConsumer>,
+    config: &ConsumerConfig,
+    handler: &str,
+    limit: usize,
+) -> Result<usize, BusError> {
     let producer: FutureProducer = config.producer_client_config().create()?;
     if let Some(parked) = &config.parked {
         parked.unstall(handler).await?;
     }
-    let plans = plan(&consumer, config).await?;
+    let plans = plan(consumer, config).await?;
     let mut assignment = TopicPartitionList::with_capacity(plans.len());
     for plan in &plans {
         assignment.add_partition_offset(
@@ -108,7 +121,7 @@ pub async fn replay_dlq(
         }
         let mut done = TopicPartitionList::with_capacity(1);
         done.add_partition_offset(&config.dlq_topic, partition, Offset::Offset(offset + 1))?;
-        blocking(&consumer, move |consumer| {
+        blocking(consumer, move |consumer| {
             consumer.commit(&done, CommitMode::Sync)?;
             Ok(())
         })
@@ -117,12 +130,28 @@ pub async fn replay_dlq(
             remaining.remove(&partition);
         }
     }
-    tracing::info!(replayed, topic = %config.topic, dlq = %config.dlq_topic, "dead letters replayed");
-    let closing = tokio::task::spawn_blocking(move || drop(consumer)).await;
-    if let Err(error) = closing {
-        tracing::warn!(%error, "DLQ replay consumer did not close cleanly");
-    }
     Ok(replayed)
+}
+
+/// A client in `config`'s dead-letter replay group (`<group>-dlq-replay`),
+/// never subscribed: it reads and commits that group's offsets.
+pub(crate) struct ReplayGroupClient(pub(crate) Arc<StreamConsumer>);
+
+impl ReplayGroupClient {
+    pub(crate) fn open(config: &ConsumerConfig) -> Result<Self, BusError> {
+        let consumer = config
+            .consumer_client_config(&config.dlq_replay_group_id())
+            .create()?;
+        Ok(Self(Arc::new(consumer)))
+    }
+
+    /// Closes the client off the async runtime (rdkafka's close blocks).
+    async fn close(self) {
+        let closing = tokio::task::spawn_blocking(move || drop(self.0)).await;
+        if let Err(error) = closing {
+            tracing::warn!(%error, "the DLQ replay group's client did not close cleanly");
+        }
+    }
 }
 
 /// For each DLQ partition with something to replay: from the replay group's
@@ -143,21 +172,14 @@ async fn plan(
 /// `consumer_dead_letter_messages` gauge): from the replay group's committed
 /// offsets to the end of each partition of `config.dlq_topic`.
 pub async fn dead_letters_to_replay(config: &ConsumerConfig) -> Result<i64, BusError> {
-    let consumer: Arc<StreamConsumer> = Arc::new(
-        config
-            .consumer_client_config(&config.dlq_replay_group_id())
-            .create()?,
-    );
+    let client = ReplayGroupClient::open(config)?;
     let topic = config.dlq_topic.clone();
     let timeout = Duration::from_millis(config.request_timeout_ms);
-    let waiting = blocking(&consumer, move |consumer| {
+    let waiting = blocking(&client.0, move |consumer| {
         dead_letters_waiting(consumer, &topic, timeout)
     })
     .await;
-    let closing = tokio::task::spawn_blocking(move || drop(consumer)).await;
-    if let Err(error) = closing {
-        tracing::warn!(%error, "DLQ replay group's client did not close cleanly");
-    }
+    client.close().await;
     waiting
 }
 

@@ -109,3 +109,21 @@ async fn migrations_apply_to_a_fresh_database() {
         "every migration succeeded: {applied:?}"
     );
 }
+
+/// A connection string that asks for TLS (`sslmode=require`) cannot be
+/// served by this build (sqlx without TLS): a permanent error, so a consumer
+/// starting on it exits at once instead of waiting for the server.
+#[tokio::test]
+async fn a_connection_asking_for_tls_fails_for_good() {
+    let Some(url) = require_env("DATABASE_URL") else {
+        return;
+    };
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let error = postgres_support::connect(&format!("{url}{separator}sslmode=require"), 1)
+        .await
+        .expect_err("this build has no TLS");
+    assert!(
+        !error.is_transient(),
+        "TLS asked of a build without it does not pass by itself: {error}"
+    );
+}

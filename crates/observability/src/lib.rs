@@ -1,5 +1,9 @@
 //! Logs and metrics for every binary.
 
+mod exit;
+
+pub use exit::{exit_code, with_causes};
+
 use chrono::{DateTime, Utc};
 use prometheus::{Encoder, Histogram, Registry, TextEncoder};
 use tracing_subscriber::EnvFilter;

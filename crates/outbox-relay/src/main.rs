@@ -1,10 +1,16 @@
+use std::process::ExitCode;
+
 use clap::Parser;
 use outbox_relay::{Application, Config};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
     let config = Config::parse();
     observability::init_tracing(config.log_format);
+    observability::exit_code("outbox-relay", run(config).await)
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     Application::build(config)
         .await?
         .run_until_stopped()

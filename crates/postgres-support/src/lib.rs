@@ -123,7 +123,9 @@ const LOCK_NOT_AVAILABLE: &str = "55P03";
 /// pool, a timeout, the server shutting down or short of resources, a
 /// serialization failure or a deadlock. False for what would fail again on
 /// the same input: a constraint violated, a value the column cannot hold, a
-/// statement error, a row that does not decode.
+/// statement error, a row that does not decode, and TLS: this build has no
+/// TLS, so a TLS error is a connection string asking for it (`sslmode=require`)
+/// or a server that refuses it, neither of which passes by itself.
 pub fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Database(database) => database.code().is_some_and(|code| {
@@ -133,7 +135,6 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
                     .is_some_and(|class| TRANSIENT_SQLSTATE_CLASSES.contains(&class))
         }),
         sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed

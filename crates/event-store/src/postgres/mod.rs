@@ -93,10 +93,10 @@ pub struct PostgresEventStore {
     pool: PgPool,
     appends: mpsc::Sender<AppendJob>,
     head: watch::Receiver<u64>,
-    /// [`APPEND_WAIT_MS_MAX`] unless [`PostgresEventStore::with_wait_ms`] set it.
-    append_wait_ms: u64,
-    /// [`READ_WAIT_MS_MAX`] unless [`PostgresEventStore::with_wait_ms`] set it.
-    read_wait_ms: u64,
+    /// How long an append or a read waits for the server, in ms:
+    /// [`APPEND_WAIT_MS_MAX`] (equal to [`READ_WAIT_MS_MAX`]) unless
+    /// [`PostgresEventStore::with_wait_ms`] set it.
+    wait_ms: u64,
 }
 
 /// Why an append was answered `OutcomeUnknown` without the writer's reply.
@@ -146,8 +146,7 @@ impl PostgresEventStore {
             pool,
             appends,
             head,
-            append_wait_ms: APPEND_WAIT_MS_MAX,
-            read_wait_ms: READ_WAIT_MS_MAX,
+            wait_ms: APPEND_WAIT_MS_MAX,
         })
     }
 
@@ -155,8 +154,7 @@ impl PostgresEventStore {
     /// for the server (see [`APPEND_WAIT_MS_MAX`], [`READ_WAIT_MS_MAX`]), for
     /// tests of a paused server.
     pub fn with_wait_ms(mut self, wait_ms: u64) -> Self {
-        self.append_wait_ms = wait_ms;
-        self.read_wait_ms = wait_ms;
+        self.wait_ms = wait_ms;
         self
     }
 }
@@ -443,7 +441,7 @@ impl PostgresEventStore {
         .bind(to_i64(after_position))
         .bind(limit)
         .fetch_all(&self.pool)
-        .within(self.read_wait_ms)
+        .within(self.wait_ms)
         .await
         .map_err(unavailable)
     }
@@ -454,7 +452,7 @@ impl EventStore for PostgresEventStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
         let payloads = encode_payloads(&request)?;
         let (reply, outcome) = oneshot::channel();
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.append_wait_ms);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.wait_ms);
         let job = AppendJob {
             request,
             payloads,
@@ -468,7 +466,7 @@ impl EventStore for PostgresEventStore {
             Err(_) => {
                 return Err(StoreError::Unavailable(format!(
                     "event store writer's queue stayed full for {} ms; nothing was queued",
-                    self.append_wait_ms
+                    self.wait_ms
                 ))
                 .into())
             }
@@ -483,7 +481,7 @@ impl EventStore for PostgresEventStore {
             .into()),
             Err(_) => Err(StoreError::OutcomeUnknown {
                 source: Box::new(AppendUnanswered {
-                    waited_ms: self.append_wait_ms,
+                    waited_ms: self.wait_ms,
                 }),
             }
             .into()),
@@ -513,7 +511,7 @@ impl EventStore for PostgresEventStore {
         .bind(to_i64(after_version))
         .bind(to_i64(up_to_version))
         .fetch_all(&self.pool)
-        .within(self.read_wait_ms)
+        .within(self.wait_ms)
         .await
         .map_err(unavailable)?;
         decode_rows(rows)
@@ -543,7 +541,7 @@ impl EventStore for PostgresEventStore {
             sqlx::query("SELECT version, last_event_id, state FROM snapshots WHERE stream_id = $1")
                 .bind(wallet_id.as_str())
                 .fetch_optional(&self.pool)
-                .within(self.read_wait_ms)
+                .within(self.wait_ms)
                 .await
                 .map_err(unavailable)?;
         let Some(row) = row else {
@@ -573,7 +571,7 @@ impl EventStore for PostgresEventStore {
         .bind(snapshot.last_event_id)
         .bind(&snapshot.state)
         .execute(&self.pool)
-        .within(self.read_wait_ms)
+        .within(self.wait_ms)
         .await
         .map_err(unavailable)?;
         Ok(())
@@ -589,14 +587,14 @@ impl EventStore for PostgresEventStore {
                 .bind(event_id)
                 .bind(wallet_id.as_str())
                 .fetch_optional(&self.pool)
-                .within(self.read_wait_ms)
+                .within(self.wait_ms)
                 .await
                 .map_err(unavailable)?;
         Ok(version.map(to_u64))
     }
 
     async fn head_position(&self) -> Result<u64, StoreError> {
-        current_head(&self.pool, self.read_wait_ms).await
+        current_head(&self.pool, self.wait_ms).await
     }
 
     async fn find_hold_wallet(&self, hold_id: &HoldId) -> Result<Option<WalletId>, StoreError> {
@@ -604,7 +602,7 @@ impl EventStore for PostgresEventStore {
             sqlx::query_scalar("SELECT wallet_id FROM hold_directory WHERE hold_id = $1")
                 .bind(hold_id.as_str())
                 .fetch_optional(&self.pool)
-                .within(self.read_wait_ms)
+                .within(self.wait_ms)
                 .await
                 .map_err(unavailable)?;
         wallet_id.map(|raw| directory_wallet(&raw)).transpose()
@@ -622,7 +620,7 @@ impl EventStore for PostgresEventStore {
         .bind(clock)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
-        .within(self.read_wait_ms)
+        .within(self.wait_ms)
         .await
         .map_err(unavailable)?;
         rows.iter()
@@ -640,7 +638,7 @@ impl EventStore for PostgresEventStore {
         )
         .bind(key)
         .fetch_optional(&self.pool)
-        .within(self.read_wait_ms)
+        .within(self.wait_ms)
         .await
         .map_err(unavailable)?;
         let Some(row) = row else {
@@ -670,7 +668,7 @@ impl EventStore for PostgresEventStore {
         .bind(recorded_before)
         .bind(i64::try_from(batch_max).unwrap_or(i64::MAX))
         .execute(&self.pool)
-        .within(self.read_wait_ms)
+        .within(self.wait_ms)
         .await
         .map_err(unavailable)?;
         Ok(usize::try_from(deleted.rows_affected()).unwrap_or(usize::MAX))

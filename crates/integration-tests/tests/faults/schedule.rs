@@ -128,6 +128,15 @@ async fn health_answers_promptly(system: &System) {
             200,
             "{url}/health with Kafka down"
         );
+        let body: serde_json::Value = answer.json().await.unwrap_or_default();
+        let publisher = &body["publisher"];
+        if publisher["producerConnected"] == false {
+            let error = publisher["error"].as_str().unwrap_or_default();
+            assert!(
+                error.contains("Kafka"),
+                "{url}/health says the producer is not connected and not why: {publisher}"
+            );
+        }
     }
 }
 
