@@ -23,9 +23,9 @@ use wallet_domain::{HoldId, WalletId};
 use crate::log_tail::LogTail;
 use crate::stream_head::StreamHead;
 use crate::{
-    directory_change, directory_wallet, due_hold, AppendError, AppendOutcome, AppendRequest,
-    CommitUnanswered, DirectoryChange, DueHold, EventStore, IdempotentResponse, RecordedEvent,
-    StoreError, StoredEvent, StreamSnapshot, READ_ALL_BATCH_MAX,
+    directory_change, directory_wallet, due_hold, hold_versions, AppendError, AppendOutcome,
+    AppendRequest, CommitUnanswered, DirectoryChange, DueHold, EventStore, HoldVersions,
+    IdempotentResponse, RecordedEvent, StoreError, StoredEvent, StreamSnapshot, READ_ALL_BATCH_MAX,
 };
 
 /// Appends committed together in one transaction at most.
@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/events_0002.sql"),
     include_str!("../../../migrations/embedded/events_0003.sql"),
     include_str!("../../../migrations/embedded/events_0004.sql"),
+    include_str!("../../../migrations/embedded/events_0005.sql"),
 ];
 
 struct AppendJob {
@@ -362,8 +363,13 @@ fn append_one(
                 payload,
             });
         }
-        for change in stream.events.iter().filter_map(directory_change) {
-            if let Err(refusal) = change_directory(connection, &stream.wallet_id, change)? {
+        for (offset, event) in (1u64..).zip(&stream.events) {
+            let Some(change) = directory_change(event) else {
+                continue;
+            };
+            let version = to_i64(actual + offset);
+            if let Err(refusal) = change_directory(connection, &stream.wallet_id, change, version)?
+            {
                 return Ok(Err(refusal));
             }
         }
@@ -420,11 +426,13 @@ fn stream_head(connection: &Connection, wallet_id: &WalletId) -> rusqlite::Resul
     })
 }
 
-/// Writes one hold directory change; a hold id taken is the inner error.
+/// Writes one hold directory change, made by the event at `version` of
+/// `wallet_id`'s stream; a hold id taken is the inner error.
 fn change_directory(
     connection: &Connection,
     wallet_id: &WalletId,
     change: DirectoryChange<'_>,
+    version: i64,
 ) -> rusqlite::Result<Result<(), AppendError>> {
     let (hold_id, written) = match change {
         DirectoryChange::Enter {
@@ -434,19 +442,24 @@ fn change_directory(
             hold_id,
             connection
                 .prepare_cached(
-                    "INSERT INTO hold_directory (hold_id, wallet_id, expires_at) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO hold_directory (hold_id, wallet_id, expires_at, placed_version) \
+                     VALUES (?1, ?2, ?3, ?4)",
                 )?
                 .execute(params![
                     hold_id.as_str(),
                     wallet_id.as_str(),
-                    expires_at.map(directory_time)
+                    expires_at.map(directory_time),
+                    version
                 ]),
         ),
         DirectoryChange::Settle(hold_id) => (
             hold_id,
             connection
-                .prepare_cached("UPDATE hold_directory SET expires_at = NULL WHERE hold_id = ?1")?
-                .execute([hold_id.as_str()]),
+                .prepare_cached(
+                    "UPDATE hold_directory SET expires_at = NULL, settled_version = ?2 \
+                     WHERE hold_id = ?1",
+                )?
+                .execute(params![hold_id.as_str(), version]),
         ),
     };
     match written {
@@ -678,6 +691,23 @@ impl EventStore for EmbeddedEventStore {
             })
             .await?;
         wallet_id.map(|raw| directory_wallet(&raw)).transpose()
+    }
+
+    async fn hold_versions(&self, hold_id: &HoldId) -> Result<Option<HoldVersions>, StoreError> {
+        let hold_id = hold_id.as_str().to_owned();
+        let versions: Option<(Option<i64>, Option<i64>)> = self
+            .readers
+            .read(move |connection| {
+                connection
+                    .prepare_cached(
+                        "SELECT placed_version, settled_version FROM hold_directory \
+                         WHERE hold_id = ?1",
+                    )?
+                    .query_row([hold_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+            })
+            .await?;
+        Ok(hold_versions(versions))
     }
 
     async fn due_holds(

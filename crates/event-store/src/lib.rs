@@ -196,6 +196,31 @@ pub(crate) fn directory_change(event: &WalletEvent) -> Option<DirectoryChange<'_
     }
 }
 
+/// Where a hold's life lies in its wallet's stream, from the hold directory:
+/// the version of its `HoldPlaced` and of the event that settled it
+/// (captured, voided or expired). Reading the stream between the two gives
+/// the hold as it ended, however long the stream grew since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldVersions {
+    /// Stream version of the `HoldPlaced`.
+    pub placed: u64,
+    /// Stream version of the settling event; `None` while the hold is pending.
+    pub settled: Option<u64>,
+}
+
+/// A hold directory row's versions read back (`None` for no row, or a row
+/// entered before the directory kept them).
+pub(crate) fn hold_versions(row: Option<(Option<i64>, Option<i64>)>) -> Option<HoldVersions> {
+    let (Some(placed), settled) = row? else {
+        return None;
+    };
+    let version = |raw: i64| u64::try_from(raw).unwrap_or_default();
+    Some(HoldVersions {
+        placed: version(placed),
+        settled: settled.map(version),
+    })
+}
+
 /// A wallet id read back from the hold directory.
 pub(crate) fn directory_wallet(raw: &str) -> Result<WalletId, StoreError> {
     WalletId::parse(raw).map_err(|error| {
@@ -342,6 +367,15 @@ pub trait EventStore: Send + Sync {
             "the {} event store keeps no hold directory",
             self.kind()
         )))
+    }
+
+    /// Where the hold's life lies in its wallet's stream ([`HoldVersions`]),
+    /// written to the hold directory in the transactions that place and
+    /// settle it. `None` for a hold id never placed, for a hold entered
+    /// before the directory kept versions, and from a store that keeps none
+    /// (the default; KurrentDB): the caller then searches the stream.
+    async fn hold_versions(&self, _hold_id: &HoldId) -> Result<Option<HoldVersions>, StoreError> {
+        Ok(None)
     }
 
     /// At most `limit` pending holds whose `expires_at` is at or before

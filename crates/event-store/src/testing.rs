@@ -11,8 +11,8 @@ use uuid::Uuid;
 use wallet_domain::{HoldId, WalletId};
 
 use crate::{
-    AppendError, AppendOutcome, AppendRequest, DueHold, EventFeed, EventStore, IdempotentResponse,
-    RecordedEvent, StoreError, StoredEvent, StreamSnapshot,
+    AppendError, AppendOutcome, AppendRequest, DueHold, EventFeed, EventStore, HoldVersions,
+    IdempotentResponse, RecordedEvent, StoreError, StoredEvent, StreamSnapshot,
 };
 
 /// `inner`, counting the events its stream reads return.
@@ -117,6 +117,10 @@ impl EventStore for CountingStore {
 
     async fn find_hold_wallet(&self, hold_id: &HoldId) -> Result<Option<WalletId>, StoreError> {
         self.inner.find_hold_wallet(hold_id).await
+    }
+
+    async fn hold_versions(&self, hold_id: &HoldId) -> Result<Option<HoldVersions>, StoreError> {
+        self.inner.hold_versions(hold_id).await
     }
 
     async fn due_holds(

@@ -14,7 +14,7 @@ use std::sync::Once;
 
 use chrono::Utc;
 use event_store::{
-    AppendError, AppendRequest, EmbeddedEventStore, EventStore, IdempotentResponse,
+    AppendError, AppendRequest, EmbeddedEventStore, EventStore, HoldVersions, IdempotentResponse,
     PostgresEventStore, RecordedEvent, StreamAppend, StreamSnapshot, READ_ALL_BATCH_MAX,
 };
 use event_store_kurrentdb::{KurrentDbEventStore, StreamNames};
@@ -1012,6 +1012,9 @@ async fn a_hold_id_is_entered_once_across_wallets_and_listed_while_due(store: &d
     );
     let other = HoldId::parse("hold-2").expect("hold id");
     assert_eq!(store.find_hold_wallet(&other).await.expect("find"), None);
+    assert_eq!(store.hold_versions(&other).await.expect("versions"), None);
+    let placed_at = first.version();
+    assert_hold_versions(store, &hold_id, placed_at, None).await;
     assert!(store.due_holds(now, 10).await.expect("due").is_empty());
     let due = store.due_holds(due_at, 10).await.expect("due");
     assert_eq!(due.len(), 1);
@@ -1025,6 +1028,21 @@ async fn a_hold_id_is_entered_once_across_wallets_and_listed_while_due(store: &d
     );
     store.append(request(vec![voided])).await.expect("void");
     assert!(store.due_holds(due_at, 10).await.expect("due").is_empty());
+    assert_hold_versions(store, &hold_id, placed_at, Some(first.version())).await;
+}
+
+/// The hold directory gives `hold_id`'s placement at `placed` and its
+/// settlement at `settled`; KurrentDB's keeps no versions (`None`, the
+/// trait's default: its readers search the stream).
+async fn assert_hold_versions(
+    store: &dyn EventStore,
+    hold_id: &HoldId,
+    placed: u64,
+    settled: Option<u64>,
+) {
+    let versions = store.hold_versions(hold_id).await.expect("versions");
+    let expected = (store.kind() != "kurrentdb").then_some(HoldVersions { placed, settled });
+    assert_eq!(versions, expected, "{} store", store.kind());
 }
 
 async fn a_snapshot_is_kept_only_when_newer_than_the_stored_one(store: &dyn EventStore) {

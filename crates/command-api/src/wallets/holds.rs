@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use event_store::{read_tail, RecordedEvent, StoreError, StreamAppend};
+use event_store::{read_tail, HoldVersions, RecordedEvent, StoreError, StreamAppend};
 use uuid::Uuid;
 use wallet_domain::{
     decide_capture, hold_after, hold_as_of, holds_in, pending_at, replay, Command, CommandKind,
@@ -220,7 +220,10 @@ impl WalletService {
     /// has no such hold. Read from the wallet's newest snapshot on (a bounded
     /// read: the snapshot keeps its pending holds) when the hold was pending
     /// at the snapshot or placed after it; a hold settled before the snapshot
-    /// is looked for backwards from it in growing steps (from
+    /// from the stream between its placement and its settlement, whose
+    /// versions the hold directory keeps ([`event_store::EventStore::hold_versions`]);
+    /// where it keeps none (KurrentDB, holds placed before it kept them) the
+    /// hold is looked for backwards from the snapshot in growing steps (from
     /// [`HOLD_SEARCH_PAGE_EVENTS`]) down to its `HoldPlaced`: a read about as
     /// long as the hold is old, not as long as the stream.
     pub async fn hold(
@@ -240,6 +243,23 @@ impl WalletService {
         }
         // Without a snapshot the tail was the whole stream.
         let below = tail.base.version();
+        if let Some(HoldVersions {
+            placed,
+            settled: Some(settled),
+        }) = self.store().hold_versions(hold_id).await?
+        {
+            // Settled before the snapshot: its life is the stream between
+            // the two versions the directory gives.
+            let life = self
+                .store()
+                .read_stream_until(wallet_id, placed.saturating_sub(1), settled)
+                .await?;
+            let events = life.iter().map(|recorded| &recorded.event);
+            if let Some(hold) = holds_in(events, clock).remove(hold_id) {
+                return Ok(Some(hold));
+            }
+            tracing::warn!(%hold_id, %wallet_id, placed, settled, "the hold directory's versions do not hold the hold; searching its wallet's stream");
+        }
         let mut pages = Vec::new();
         let mut top = below;
         let mut step = HOLD_SEARCH_PAGE_EVENTS;

@@ -327,9 +327,10 @@ pub const CREDITS_BEFORE_THE_YOUNG_HOLD: u64 = HOLD_SEARCH_PAGE_EVENTS + SNAPSHO
 
 /// Two holds settled before the wallet's newest snapshot: `old` near the
 /// start of a long stream, `young` less than a page before the snapshot.
-/// Each reads as its own events say, and `young` is found reading one page
-/// back from the snapshot, not the whole stream; the wallet's one pending
-/// hold is listed from its state.
+/// Each reads as its own events say, reading the snapshot's tail and the
+/// hold's own events (the hold directory's versions), not the whole stream;
+/// the wallet's one pending hold is listed from its state. For a store that
+/// keeps hold directory versions (embedded, PostgreSQL).
 pub async fn a_settled_hold_is_read_back_no_further_than_its_placement(store: Arc<dyn EventStore>) {
     let counting = Arc::new(CountingStore::new(Arc::clone(&store)));
     let service = replica(Arc::clone(&counting) as Arc<dyn EventStore>);
@@ -404,8 +405,9 @@ pub async fn a_settled_hold_is_read_back_no_further_than_its_placement(store: Ar
     };
     let young = read_hold("young").await.expect("young hold");
     assert_eq!(young.status, HoldStatus::Voided);
+    // The tail and the hold's placement and void (the hold directory's versions).
     let read = counting.stream_events_read();
-    let bound = HOLD_SEARCH_PAGE_EVENTS + EVENTS_PER_LOAD_MAX;
+    let bound = EVENTS_PER_LOAD_MAX + 2;
     assert!(
         read <= bound,
         "the young hold read {read} events, more than {bound}"
@@ -413,6 +415,12 @@ pub async fn a_settled_hold_is_read_back_no_further_than_its_placement(store: Ar
     let old = read_hold("old").await.expect("old hold");
     assert_eq!(old.status, HoldStatus::Captured);
     assert_eq!(old.captured_amount.value(), money("4.00"));
+    let read = counting.stream_events_read();
+    let bound = EVENTS_PER_LOAD_MAX + 2;
+    assert!(
+        read <= bound,
+        "the old hold read {read} events, more than {bound}"
+    );
     assert!(read_hold("never").await.is_none());
 
     // The pending holds come from the state: a bounded read, the same holds
@@ -482,6 +490,46 @@ mod tests {
     async fn a_settled_hold_is_read_back_no_further_than_its_placement() {
         let (_dir, store) = embedded();
         super::a_settled_hold_is_read_back_no_further_than_its_placement(store).await;
+    }
+
+    /// Holds entered before the hold directory kept versions (its rows'
+    /// versions NULL) are found by the backward search, one page for the
+    /// young hold, down to the old one's placement for the old.
+    #[tokio::test]
+    async fn a_settled_hold_without_directory_versions_is_searched_for() {
+        let (dir, store) = embedded();
+        super::a_settled_hold_is_read_back_no_further_than_its_placement(Arc::clone(&store)).await;
+        let connection =
+            rusqlite::Connection::open(dir.path().join("events.db")).expect("open events.db");
+        let forgotten = connection
+            .execute(
+                "UPDATE hold_directory SET placed_version = NULL, settled_version = NULL",
+                [],
+            )
+            .expect("forget the versions");
+        assert_eq!(forgotten, 3);
+        let counting = Arc::new(CountingStore::new(store));
+        let restarted = replica(Arc::clone(&counting) as Arc<dyn EventStore>);
+        let wallet_id = WalletId::parse("holds-long").expect("id");
+        for (hold, status, bound) in [
+            (
+                "young",
+                HoldStatus::Voided,
+                HOLD_SEARCH_PAGE_EVENTS + EVENTS_PER_LOAD_MAX,
+            ),
+            ("old", HoldStatus::Captured, u64::MAX),
+        ] {
+            counting.reset();
+            let hold_id = HoldId::parse(hold).expect("hold id");
+            let found = restarted
+                .hold(&wallet_id, &hold_id, chrono::Utc::now())
+                .await
+                .expect("read hold")
+                .expect("the hold");
+            assert_eq!(found.status, status, "{hold}");
+            let read = counting.stream_events_read();
+            assert!(read <= bound, "the {hold} hold read {read} events");
+        }
     }
 
     #[tokio::test]

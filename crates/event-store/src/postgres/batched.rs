@@ -144,7 +144,11 @@ struct Rows<'a> {
     entered_holds: Vec<&'a str>,
     entered_wallets: Vec<&'a str>,
     entered_expiries: Vec<Option<DateTime<Utc>>>,
+    /// Stream version of each entered hold's `HoldPlaced`.
+    entered_versions: Vec<i64>,
     settled_holds: Vec<&'a str>,
+    /// Stream version of each settled hold's settling event.
+    settled_versions: Vec<i64>,
 }
 
 impl<'a> Rows<'a> {
@@ -159,9 +163,10 @@ impl<'a> Rows<'a> {
             let first_event = rows.event_ids.len();
             for (stream, payloads) in request.streams.iter().zip(&job.payloads) {
                 for ((offset, event), payload) in (1u64..).zip(&stream.events).zip(payloads) {
+                    let version = to_i64(stream.expected_version + offset);
                     rows.event_ids.push(event.event_id);
                     rows.stream_ids.push(stream.wallet_id.as_str());
-                    rows.versions.push(to_i64(stream.expected_version + offset));
+                    rows.versions.push(version);
                     rows.event_types.push(event.type_name());
                     rows.payloads.push(payload);
                     match directory_change(event) {
@@ -172,9 +177,11 @@ impl<'a> Rows<'a> {
                             rows.entered_holds.push(hold_id.as_str());
                             rows.entered_wallets.push(stream.wallet_id.as_str());
                             rows.entered_expiries.push(expires_at);
+                            rows.entered_versions.push(version);
                         }
                         Some(DirectoryChange::Settle(hold_id)) => {
-                            rows.settled_holds.push(hold_id.as_str())
+                            rows.settled_holds.push(hold_id.as_str());
+                            rows.settled_versions.push(version);
                         }
                         None => {}
                     }
@@ -211,12 +218,13 @@ impl<'a> Rows<'a> {
         }
         if !self.entered_holds.is_empty() {
             sqlx::query(
-                "INSERT INTO hold_directory (hold_id, wallet_id, expires_at) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[])",
+                "INSERT INTO hold_directory (hold_id, wallet_id, expires_at, placed_version) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::bigint[])",
             )
             .bind(&self.entered_holds)
             .bind(&self.entered_wallets)
             .bind(&self.entered_expiries)
+            .bind(&self.entered_versions)
             .execute(&mut *connection)
             .await?;
         }
@@ -248,10 +256,16 @@ impl<'a> Rows<'a> {
         // After the entries: a hold placed and settled in one group is
         // entered first.
         if !self.settled_holds.is_empty() {
-            sqlx::query("UPDATE hold_directory SET expires_at = NULL WHERE hold_id = ANY($1)")
-                .bind(&self.settled_holds)
-                .execute(&mut *connection)
-                .await?;
+            sqlx::query(
+                "UPDATE hold_directory AS entry \
+                 SET expires_at = NULL, settled_version = settled.version \
+                 FROM UNNEST($1::text[], $2::bigint[]) AS settled (hold_id, version) \
+                 WHERE entry.hold_id = settled.hold_id",
+            )
+            .bind(&self.settled_holds)
+            .bind(&self.settled_versions)
+            .execute(&mut *connection)
+            .await?;
         }
         Ok(())
     }

@@ -44,9 +44,9 @@ mod batched;
 
 use crate::stream_head::GroupHeads;
 use crate::{
-    directory_wallet, due_hold, placed_holds, AppendError, AppendOutcome, AppendRequest,
-    CommitUnanswered, DueHold, EventStore, IdempotentResponse, RecordedEvent, StoreError,
-    StoredEvent, StreamSnapshot, READ_ALL_BATCH_MAX,
+    directory_wallet, due_hold, hold_versions, placed_holds, AppendError, AppendOutcome,
+    AppendRequest, CommitUnanswered, DueHold, EventStore, HoldVersions, IdempotentResponse,
+    RecordedEvent, StoreError, StoredEvent, StreamSnapshot, READ_ALL_BATCH_MAX,
 };
 
 /// Appends committed together in one transaction at most.
@@ -606,6 +606,18 @@ impl EventStore for PostgresEventStore {
                 .await
                 .map_err(unavailable)?;
         wallet_id.map(|raw| directory_wallet(&raw)).transpose()
+    }
+
+    async fn hold_versions(&self, hold_id: &HoldId) -> Result<Option<HoldVersions>, StoreError> {
+        let row: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT placed_version, settled_version FROM hold_directory WHERE hold_id = $1",
+        )
+        .bind(hold_id.as_str())
+        .fetch_optional(&self.pool)
+        .within(self.wait_ms)
+        .await
+        .map_err(unavailable)?;
+        Ok(hold_versions(row))
     }
 
     async fn due_holds(
