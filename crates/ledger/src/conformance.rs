@@ -1017,6 +1017,16 @@ pub async fn keyset_pages_walk_every_entry_once_in_ledger_order(ledger: Arc<dyn 
         .await
         .expect("unknown cursor");
     assert!(unknown.is_empty());
+    // What the API checks a cursor against first.
+    assert!(!ledger
+        .holds_transaction(Uuid::nil())
+        .await
+        .expect("holds transaction"));
+    let held = everything[0].transaction_id;
+    assert!(ledger
+        .holds_transaction(held)
+        .await
+        .expect("holds transaction"));
 }
 
 /// Events of the large-batch scenario: as many as a Kafka batch brings.

@@ -614,6 +614,18 @@ impl Ledger for EmbeddedLedger {
             .map_err(read_failed)
     }
 
+    async fn holds_transaction(&self, transaction_id: Uuid) -> Result<bool, LedgerError> {
+        let transaction_id = transaction_id.to_string();
+        self.readers
+            .read(move |connection| {
+                connection
+                    .prepare_cached("SELECT 1 FROM ledger_transactions WHERE transaction_id = ?1")?
+                    .exists([transaction_id])
+            })
+            .await
+            .map_err(read_failed)
+    }
+
     async fn transactions(
         &self,
         query: TransactionsQuery,

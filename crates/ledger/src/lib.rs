@@ -400,6 +400,11 @@ pub trait Ledger: Send + Sync {
     /// UUID matches nothing.
     async fn reference_entries(&self, reference_id: &str) -> Result<Vec<LedgerEntry>, LedgerError>;
 
+    /// Whether the ledger holds the transaction `transaction_id` (the id of
+    /// the event it posts): what a keyset cursor ([`EntryFilter::after`])
+    /// must name to select anything.
+    async fn holds_transaction(&self, transaction_id: Uuid) -> Result<bool, LedgerError>;
+
     /// Entries of every account, filtered and paged.
     async fn transactions(&self, query: TransactionsQuery)
         -> Result<Vec<LedgerEntry>, LedgerError>;

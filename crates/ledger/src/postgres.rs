@@ -574,6 +574,17 @@ impl Ledger for PostgresLedger {
             .await
     }
 
+    async fn holds_transaction(&self, transaction_id: Uuid) -> Result<bool, LedgerError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM ledger_transactions WHERE transaction_id = $1)",
+        )
+        .bind(transaction_id)
+        .fetch_one(&self.pool)
+        .within(READ_WAIT_MS_MAX)
+        .await
+        .map_err(storage)
+    }
+
     async fn transactions(
         &self,
         query: TransactionsQuery,

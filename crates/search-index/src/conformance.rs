@@ -342,6 +342,27 @@ pub async fn every_search_filter_narrows_the_result(index: Arc<dyn SearchIndex>)
         ..TransactionSearch::default()
     };
     assert_eq!(search(index, after_the_last).await.total, 0);
+    // Times are kept to the millisecond: a bound between two milliseconds
+    // takes in neither the one before a lower bound nor the one after an
+    // upper bound, and an event's own millisecond is inside both.
+    let within_its_millisecond = |from: DateTime<Utc>, to: DateTime<Utc>| TransactionSearch {
+        from: Some(from),
+        to: Some(to),
+        ..TransactionSearch::default()
+    };
+    let micros = Duration::microseconds;
+    for (from, to, found) in [
+        (day(4) + micros(100), day(4) + micros(900), 0),
+        (day(4) - micros(900), day(4) - micros(100), 0),
+        (day(4) - micros(900), day(4) + micros(900), 1),
+        (day(4), day(4), 1),
+    ] {
+        assert_eq!(
+            search(index, within_its_millisecond(from, to)).await.total,
+            found,
+            "from {from} to {to}"
+        );
+    }
 
     let ten_cents = search(
         index,

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use event_store::RecordedEvent;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
@@ -137,6 +137,16 @@ pub(crate) struct WalletSource {
 pub(crate) struct WalletIdentity {
     pub owner_id: OwnerId,
     pub created_at: DateTime<Utc>,
+}
+
+/// `at` rounded up to the millisecond: for the lower bound of a time range.
+/// Event times are kept to the millisecond (the index's `date` field, the
+/// embedded index's `occurred_at_ms`), so a bound between two milliseconds
+/// must not take in the one before it. `at` itself when rounding would
+/// pass the last representable instant.
+pub(crate) fn millisecond_ceiling(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_round_up(TimeDelta::milliseconds(1))
+        .unwrap_or(at)
 }
 
 /// Whole cents of an amount, rounded up: for the lower bound of a range.

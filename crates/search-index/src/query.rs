@@ -4,7 +4,7 @@ use chrono::SecondsFormat;
 use serde_json::{json, Value};
 use wallet_domain::WalletId;
 
-use crate::documents::{cents_ceiling, cents_floor};
+use crate::documents::{cents_ceiling, cents_floor, millisecond_ceiling};
 use crate::{
     SearchIndexError, TransactionSearch, QUERY_TEXT_LENGTH_MAX, RESULT_WINDOW_MAX,
     TRANSACTIONS_LIMIT_DEFAULT, TRANSACTIONS_LIMIT_MAX,
@@ -162,7 +162,9 @@ pub(crate) fn search_transactions_body(
         if let Some(from) = search.from {
             range.insert(
                 "gte".into(),
-                from.to_rfc3339_opts(SecondsFormat::AutoSi, true).into(),
+                millisecond_ceiling(from)
+                    .to_rfc3339_opts(SecondsFormat::Millis, true)
+                    .into(),
             );
         }
         if let Some(to) = search.to {

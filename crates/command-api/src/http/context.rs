@@ -72,16 +72,6 @@ where
     })
 }
 
-/// The request's idempotency key as stored (scoped to its principal), when
-/// it carries exactly one valid one.
-pub fn idempotency_key(request: &HttpRequest) -> Option<String> {
-    let key = single_header(request, IDEMPOTENCY_HEADER)
-        .ok()??
-        .to_str()
-        .ok()?;
-    is_token(key).then(|| scoped_idempotency_key(request, key))
-}
-
 /// The one value of header `name`, `None` when absent; a header sent more
 /// than once is ambiguous (which key or id was meant?) and refused (400).
 fn single_header<'r>(

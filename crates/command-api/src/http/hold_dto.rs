@@ -54,9 +54,9 @@ fn optional_instant_schema() -> ObjectBuilder {
 pub const CHOSEN_HOLD_ID_PATTERN: &str = r"^[A-Za-z0-9_-]{1,128}$";
 
 /// The `holdId` of a placement: [`CHOSEN_HOLD_ID_PATTERN`], and no version-5
-/// UUID, which the server derives from a placement's `Idempotency-Key`
-/// (`holds::HOLD_ID_NAMESPACE`): one chosen by a client could take the id
-/// another caller's keyed placement is to get, before them.
+/// UUID: the server derived those from a placement's `Idempotency-Key` until
+/// 2026-12-03, and a client choosing one could learn whether a key was used
+/// then (the id taken: 409).
 fn chosen_hold_id(raw: &str) -> Result<HoldId, ApiError> {
     let allowed = !raw.is_empty()
         && raw.chars().count() <= HOLD_ID_LENGTH_MAX
@@ -70,7 +70,7 @@ fn chosen_hold_id(raw: &str) -> Result<HoldId, ApiError> {
     }
     if Uuid::try_parse(raw).is_ok_and(|id| id.get_version_num() == 5) {
         return Err(ApiError::BadRequest(
-            "holdId may not be a version-5 UUID: those are the ids the server derives from an \
+            "holdId may not be a version-5 UUID: those are ids the server derived from an \
              Idempotency-Key; choose another form (a v4 or v7 UUID, or your own reference)"
                 .into(),
         ));
@@ -86,8 +86,8 @@ fn optional_chosen_hold_id_schema() -> ObjectBuilder {
         .pattern(Some(CHOSEN_HOLD_ID_PATTERN))
         .description(Some(
             "The hold's id, unique across every wallet: 1 to 128 ASCII letters, digits, '-' or \
-             '_', and not a version-5 UUID (hyphenated or 32 hex digits: those are the ids the \
-             server derives from an Idempotency-Key). Absent or null: the server makes one.",
+             '_', and not a version-5 UUID (hyphenated or 32 hex digits: ids the server derived \
+             from an Idempotency-Key). Absent or null: the server makes one (a UUID v7).",
         ))
         .examples(["h-1"])
 }
@@ -197,7 +197,8 @@ impl PlaceHoldRequest {
                         ApiError::BadRequest(
                             "expiresAt must be an RFC 3339 date-time with seconds and an offset \
                              (2026-11-30T12:00:00Z), a real second, at most 9 digits after its \
-                             point, in a year up to 9999"
+                             point, in a year up to 9999 once rounded up to the millisecond \
+                             (the precision an expiry is kept at)"
                                 .into(),
                         )
                     })

@@ -15,7 +15,6 @@ use uuid::Uuid;
 use wallet_domain::{HoldId, HoldStatus, WalletId};
 
 use super::auth::{authorize_on_wallet, Caller};
-use super::context::idempotency_key;
 use super::dto::EmptyRequest;
 use super::error::{ApiError, ErrorBody};
 use super::hold_dto::{CaptureHoldRequest, HoldResponse, PlaceHoldRequest, WalletHoldsResponse};
@@ -25,10 +24,6 @@ use super::transactions;
 use super::wallets::{json_body, optional_json_body, run};
 use crate::startup::AppState;
 use crate::wallets::WalletOperation;
-
-/// The namespace of hold ids the server makes from an `Idempotency-Key`
-/// (UUID v5 of the key as stored), so a retry places the same hold.
-pub const HOLD_ID_NAMESPACE: Uuid = Uuid::from_u128(0x3c8e_91a2_5f47_4d0b_b6e1_7a2d_9c04_e835);
 
 /// The names `status` accepts.
 const HOLD_STATUSES: [&str; 4] = [
@@ -42,14 +37,14 @@ fn hold_not_found(hold_id: &HoldId) -> ApiError {
     ApiError::NotFound(format!("Hold {hold_id} not found"))
 }
 
-/// The id of a hold placed without one: from the request's idempotency key
-/// when it has one (so a retry places the same hold), else a new UUID.
-fn generated_hold_id(request: &HttpRequest) -> Result<HoldId, ApiError> {
-    let id = match idempotency_key(request) {
-        Some(key) => Uuid::new_v5(&HOLD_ID_NAMESPACE, key.as_bytes()),
-        None => Uuid::now_v7(),
-    };
-    Ok(HoldId::parse(&id.to_string())?)
+/// The id of a hold placed without one: a new UUID (v7), with or without an
+/// `Idempotency-Key`. A retry with the key replays the stored answer (the
+/// key is stored with the events; its fingerprint leaves a generated id
+/// out), so it needs no id derived from the key; and a key free again
+/// after the retention (see `retention`) places a new hold, where a derived
+/// id would stay taken for good.
+fn generated_hold_id() -> Result<HoldId, ApiError> {
+    Ok(HoldId::parse(&Uuid::now_v7().to_string())?)
 }
 
 /// The wallet of a hold `caller` may do `action` on: 403 when its scopes
@@ -133,13 +128,15 @@ pub async fn place_hold(
         expires_at,
         description,
     } = PlaceHoldRequest::parse(&body)?;
+    let generated_id = hold_id.is_none();
     let hold_id = match hold_id {
         Some(hold_id) => hold_id,
-        None => generated_hold_id(&request)?,
+        None => generated_hold_id()?,
     };
     let operation = WalletOperation::PlaceHold {
         wallet_id,
         hold_id,
+        generated_id,
         amount,
         expires_at,
         description,

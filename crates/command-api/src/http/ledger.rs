@@ -99,8 +99,8 @@ const ENTRY_FILTERS: [Spec; 6] = [
     Spec {
         name: "after",
         description: "Keyset cursor: only entries after this one in ledger order (the `id` of \
-                      the last entry of the previous page). An id the ledger does not hold \
-                      gives an empty page.",
+                      the last entry of the previous page). An id of a transaction the ledger \
+                      does not hold is refused (400).",
         kind: Kind::Pattern(ENTRY_ID_PATTERN),
     },
 ];
@@ -147,6 +147,22 @@ impl EntryParams {
     }
 }
 
+/// Refuses (400) a keyset cursor that names no transaction of the ledger: an
+/// empty page would read as the end of the list, and a client paging with a
+/// tampered or mistyped cursor would stop there without knowing.
+async fn known_cursor(state: &AppState, filter: &EntryFilter) -> Result<(), ApiError> {
+    let Some(after) = &filter.after else {
+        return Ok(());
+    };
+    if state.ledger.holds_transaction(after.transaction_id).await? {
+        return Ok(());
+    }
+    Err(ApiError::BadRequest(format!(
+        "after names no ledger entry ({after}): it must be the id of an entry, as the last entry \
+         of the previous page gives it"
+    )))
+}
+
 /// Entries on one wallet's two accounts: its own and its held sub-account
 /// `held:<id>` (a hold placed or released shows both sides, a capture its
 /// posting out of `held:<id>`).
@@ -154,7 +170,7 @@ impl EntryParams {
     params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), EntryParams),
     responses(
         (status = 200, description = "The entries of wallet:<id> and held:<id>, newest first", body = WalletEntriesResponse),
-        (status = 400, description = "Invalid walletId, filter or paging, or a walletId that is not UTF-8: the message names the parameter", body = ErrorBody),
+        (status = 400, description = "Invalid walletId, filter or paging, an `after` cursor that names no ledger entry, or a walletId that is not UTF-8: the message names the parameter", body = ErrorBody),
         (status = 404, description = "For a caller limited to its own wallets: not one of them (an unknown wallet's entries are an empty list for an admin)", body = ErrorBody),
     ))]
 pub async fn wallet_entries(
@@ -167,6 +183,7 @@ pub async fn wallet_entries(
     authorize_on_wallet(&state, &caller, &wallet_id, read_wallet).await?;
     let filter = params.filter()?;
     catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await;
+    known_cursor(&state, &filter).await?;
     let entries = state
         .ledger
         .wallet_entries(WalletEntriesQuery {
@@ -331,7 +348,7 @@ impl IntoParams for WalletFilter {
     params(WalletFilter, EntryParams),
     responses(
         (status = 200, description = "Entries, newest first", body = EntriesResponse),
-        (status = 400, description = "Invalid filter or paging: the message names the parameter", body = ErrorBody),
+        (status = 400, description = "Invalid filter or paging, or an `after` cursor that names no ledger entry: the message names the parameter", body = ErrorBody),
         (status = 404, description = "With walletId, for a caller limited to its own wallets: not one of them (an unknown wallet's entries are an empty list for an admin)", body = ErrorBody),
     ))]
 pub async fn transactions(
@@ -348,6 +365,7 @@ pub async fn transactions(
         None => authorize_call(&caller, Action::Audit)?,
     }
     catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await;
+    known_cursor(&state, &filter).await?;
     let entries = state
         .ledger
         .transactions(TransactionsQuery { wallet_id, filter })

@@ -49,7 +49,8 @@ pub fn not_json_message(body: &[u8], error: &serde_json::Error) -> String {
         Break::InText => {
             "JSON writes a text in double quotes, in UTF-8, with no control character \
              (U+0000 to U+001F) and a backslash only before \", \\, /, b, f, n, r, t, or u \
-             and four hex digits"
+             and four hex digits (a \\uD800 to \\uDBFF escape followed by a \\uDC00 to \\uDFFF \
+             one: a UTF-16 surrogate pair, neither half alone)"
         }
         Break::TooDeep => NESTING_ADVICE,
         Break::Between => return format!("Request body is not valid JSON: {error}"),
@@ -136,7 +137,8 @@ fn break_of(body: &[u8], stop: usize, error: &serde_json::Error) -> Break {
 /// `1.5.3`, `12e`), rather than a comma or a bracket being left out or wrong
 /// (`"x" "amount"`, `[1 2]`, `["a"1]`, `[1[2]]`, `[1,2}`).
 fn runs_on(body: &[u8], stop: usize) -> bool {
-    let in_a_token = |byte: &u8| byte.is_ascii_alphanumeric() || b".+-".contains(byte);
+    // `_` too: a digit separator (`1_000`) runs a number on as a letter does.
+    let in_a_token = |byte: &u8| byte.is_ascii_alphanumeric() || b".+-_".contains(byte);
     let before = stop.checked_sub(1).and_then(|before| body.get(before));
     before.is_some_and(in_a_token) && body.get(stop).is_some_and(in_a_token)
 }
@@ -306,6 +308,7 @@ mod tests {
             r#"{"amount": 0x10}"#,
             r#"{"amount": true1}"#,
             r#"{"amount": 1.5.3}"#,
+            r#"{"amount": 1_000}"#,
             r#"{"amount": tru}"#,
             "{\n  \"description\": \"x\",\n  \"amount\": +1\n}",
             r#"{"description": "a: \"b\", c", "amount": +1}"#,
@@ -335,6 +338,8 @@ mod tests {
             br#"{"amount": 1, "description": "\q"}"#.to_vec(),
             b"{\"amount\": 1, \"description\": \"a\nb\"}".to_vec(),
             br#"{"amount": 1, "description": "\ud800"}"#.to_vec(),
+            br#"{"amount": 1, "description": "a\udc00"}"#.to_vec(),
+            br#"{"amount": 1, "description": "a\ud800b"}"#.to_vec(),
             not_utf8,
         ] {
             let error = serde_json::from_slice::<serde_json::Value>(&body).expect_err("malformed");
@@ -344,6 +349,7 @@ mod tests {
                 "{message}"
             );
             assert!(message.contains("JSON writes a text"), "{message}");
+            assert!(message.contains("surrogate pair"), "{message}");
             assert!(!message.contains("number"), "{message}");
         }
     }

@@ -454,8 +454,16 @@ pub async fn get_wallet(
 pub fn not_yet_created(wallet_id: &WalletId, at: chrono::DateTime<chrono::Utc>) -> ApiError {
     ApiError::NotFound(format!(
         "Wallet {wallet_id} did not exist at {}",
-        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        instant_as_asked(at)
     ))
+}
+
+/// `at` in UTC with every digit of its fraction that is not a trailing
+/// zero: the instant a query asked about, neither rounded nor padded.
+fn instant_as_asked(at: chrono::DateTime<chrono::Utc>) -> String {
+    let text = at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let seconds = text.trim_end_matches('Z').trim_end_matches('0');
+    format!("{}Z", seconds.trim_end_matches('.'))
 }
 
 /// The wallet as it stood at `as_of`: 404 before its creation or past its last version.

@@ -73,6 +73,7 @@ impl WalletService {
                 amount,
                 expires_at,
                 description,
+                ..
             } => (
                 wallet_id,
                 hold_id,

@@ -42,6 +42,10 @@ pub enum WalletOperation {
     PlaceHold {
         wallet_id: WalletId,
         hold_id: HoldId,
+        /// Whether the server made `hold_id` (the request named none): the
+        /// idempotency fingerprint then leaves it out, so a retry of the
+        /// request, given another id, is the same request.
+        generated_id: bool,
         amount: Amount,
         expires_at: Option<DateTime<Utc>>,
         description: Option<Description>,
@@ -139,12 +143,17 @@ impl WalletOperation {
             WalletOperation::PlaceHold {
                 wallet_id,
                 hold_id,
+                generated_id,
                 amount,
                 expires_at,
                 description,
             } => format!(
-                "hold {wallet_id} id={:?} amount={amount} expires={} description={}",
-                hold_id.as_str(),
+                "hold {wallet_id} id={} amount={amount} expires={} description={}",
+                if *generated_id {
+                    "-".to_owned()
+                } else {
+                    format!("{:?}", hold_id.as_str())
+                },
                 or_none(expires_at.map(|at| at.to_rfc3339_opts(SecondsFormat::Micros, true))),
                 text(description)
             ),

@@ -342,6 +342,7 @@ pub async fn a_settled_hold_is_read_back_no_further_than_its_placement(store: Ar
         let place = WalletOperation::PlaceHold {
             wallet_id: wallet_id.clone(),
             hold_id: hold_id.clone(),
+            generated_id: false,
             amount: amount("10.00"),
             expires_at: None,
             description: None,
@@ -378,6 +379,7 @@ pub async fn a_settled_hold_is_read_back_no_further_than_its_placement(store: Ar
     let open = WalletOperation::PlaceHold {
         wallet_id: wallet_id.clone(),
         hold_id: HoldId::parse("open").expect("hold id"),
+        generated_id: false,
         amount: amount("1.00"),
         expires_at: None,
         description: None,

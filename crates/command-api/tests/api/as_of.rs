@@ -91,12 +91,14 @@ async fn a_ledger_summary_as_of_a_moment_agrees_with_the_wallet_then() {
 async fn before_its_creation_a_wallet_and_its_summary_agree_it_did_not_exist() {
     let app = spawn_app().await;
     app.create_wallet("w", "o", json!(100)).await;
-    let before = "2000-01-01T00:00:00Z";
+    // The message names the instant asked, to the digit.
+    let before = "2000-01-01T00:00:00.1234567Z";
     let (wallet_status, wallet) = get(&app, &format!("/wallets/w?at={before}")).await;
     let (summary_status, summary) =
         get(&app, &format!("/ledger/wallet/w/summary?at={before}")).await;
     assert_eq!((wallet_status, summary_status), (404, 404));
     assert_eq!(error_message(&summary, 404), error_message(&wallet, 404));
+    assert!(error_message(&wallet, 404).ends_with(before), "{wallet}");
     // Without `at`, a wallet never created sums to nothing, as the seed's summary did.
     let (status, never) = get(&app, "/ledger/wallet/never-created/summary").await;
     assert_eq!(status, 200, "{never}");

@@ -179,9 +179,35 @@ async fn a_hold_without_an_id_gets_one_and_its_key_replays_it() {
     app.stop().await;
 }
 
+/// Placements racing with one key and no `holdId` (each given its own id)
+/// place one hold, and every one of them answers with it.
+#[tokio::test]
+async fn keyed_placements_racing_without_an_id_place_one_hold() {
+    const RACERS: usize = 10;
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(100)).await;
+    let racing = (0..RACERS).map(|_| {
+        app.post("/wallets/w/holds")
+            .header("Idempotency-Key", "racing-hold")
+            .json(&json!({"amount": 3}))
+            .send()
+    });
+    let mut ids = std::collections::BTreeSet::new();
+    for response in futures::future::join_all(racing).await {
+        let (status, body) = json_of(response.expect("sent")).await;
+        assert_eq!(status, 201, "{body}");
+        ids.insert(body["id"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(ids.len(), 1, "one hold, one answer: {ids:?}");
+    let (_, list) = read(&app, "/wallets/w/holds").await;
+    assert_eq!(list["count"], 1);
+    app.stop().await;
+}
+
 /// A chosen `holdId` reads the same in a path (no dot segment, nothing to
-/// escape) and is never an id the server derives from a key: a caller who
-/// chose another's derived id first would block their keyed placement.
+/// escape) and is never a version-5 UUID, the ids the server derived from
+/// a key before it made them v7: choosing one could tell whether that key
+/// was used. A keyed placement without an id gets a v7.
 #[tokio::test]
 async fn a_chosen_hold_id_is_path_safe_and_never_a_derived_one() {
     let app = spawn_app().await;
@@ -193,13 +219,19 @@ async fn a_chosen_hold_id_is_path_safe_and_never_a_derived_one() {
         .send()
         .await
         .expect("sent");
-    let (status, derived) = json_of(keyed).await;
-    assert_eq!(status, 201, "{derived}");
-    let derived = derived["id"].as_str().expect("id").to_owned();
+    let (status, generated) = json_of(keyed).await;
+    assert_eq!(status, 201, "{generated}");
+    let generated = generated["id"].as_str().expect("id").to_owned();
     assert_eq!(
-        uuid::Uuid::parse_str(&derived).map(|id| id.get_version_num()),
-        Ok(5)
+        uuid::Uuid::parse_str(&generated).map(|id| id.get_version_num()),
+        Ok(7)
     );
+    // What the server derived from the key "order-1" before.
+    let derived = uuid::Uuid::new_v5(
+        &uuid::Uuid::from_u128(0x3c8e_91a2_5f47_4d0b_b6e1_7a2d_9c04_e835),
+        b"order-1",
+    )
+    .to_string();
     let v5 = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, b"elsewhere").to_string();
     for chosen in [
         ".",

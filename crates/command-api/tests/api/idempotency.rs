@@ -252,8 +252,17 @@ async fn stored_responses_expire_after_the_retention() {
             .json(&json!({"amount": amount}))
             .send()
     };
+    // A hold placed without an id, its key kept for the same time.
+    let place = |app: &crate::helpers::TestApp| {
+        app.post("/wallets/w/holds")
+            .header("Idempotency-Key", "expiring-hold")
+            .json(&json!({"amount": 1}))
+            .send()
+    };
     assert_eq!(credit(&app, 1).await.expect("sent").status(), 201);
     assert_eq!(credit(&app, 2).await.expect("sent").status(), 422);
+    let (status, first_hold) = json_of(place(&app).await.expect("sent")).await;
+    assert_eq!(status, 201, "{first_hold}");
     let directory = app.data_dir.clone();
     let kept = app.stop().await;
     // A restart with a retention of 0 hours purges every stored response before serving.
@@ -264,6 +273,12 @@ async fn stored_responses_expire_after_the_retention() {
         "the key is free again"
     );
     assert_eq!(app.balance_text("w").await, "3.00");
+    let (status, second_hold) = json_of(place(&app).await.expect("sent")).await;
+    assert_eq!(
+        status, 201,
+        "the hold's key is free again too: {second_hold}"
+    );
+    assert_ne!(first_hold["id"], second_hold["id"], "a new hold");
     app.stop().await;
     drop(kept);
 }

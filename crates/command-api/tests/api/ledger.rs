@@ -51,6 +51,19 @@ async fn every_operation_is_posted_double_entry_and_verifies() {
         walked.extend(page);
     }
     assert_eq!(walked, *entries["transactions"].as_array().expect("array"));
+    // A cursor naming no entry is refused, on both lists, rather than read
+    // as the end of the list.
+    for path in [
+        "/ledger/wallet/a?after=ffffffff-ffff-7fff-bfff-ffffffffffff:1",
+        "/ledger/transactions?after=00000000-0000-0000-0000-000000000000:1",
+    ] {
+        let (status, body) = json_of(app.get(path).send().await.expect("sent")).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(
+            crate::helpers::error_message(&body, 400).starts_with("after "),
+            "{body}"
+        );
+    }
 
     let (_, debits) = json_of(
         app.get("/ledger/wallet/a?transactionType=DEBIT")

@@ -29,7 +29,9 @@ mod wallets;
 use keys::{words_of, Key, TEXT_KEYS};
 use wallets::{wallet_source, KnownWallet, KnownWallets};
 
-use crate::documents::{batch_documents, cents_ceiling, cents_floor, TransactionSource};
+use crate::documents::{
+    batch_documents, cents_ceiling, cents_floor, millisecond_ceiling, TransactionSource,
+};
 use crate::query::{check_search, stored_position, Page};
 use crate::{
     IndexOutcome, IndexedWallet, SearchIndex, SearchIndexError, Transaction, TransactionPage,
@@ -454,7 +456,7 @@ impl SqlFilter {
         if let Some(from) = search.from {
             filter = filter.with(
                 "occurred_at_ms >= ?",
-                [Value::Integer(from.timestamp_millis())],
+                [Value::Integer(millisecond_ceiling(from).timestamp_millis())],
             );
         }
         if let Some(to) = search.to {
