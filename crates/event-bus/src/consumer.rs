@@ -29,15 +29,16 @@ use std::time::Duration;
 
 use event_sink::{ConsumerOffsets, DeliveryError, EventSink, StoredOffsets};
 use event_store::RecordedEvent;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use wallet_domain::EventDecodeError;
 
+use crate::client_log::{self, KafkaConsumer, KafkaProducer};
 use crate::config::ConsumerConfig;
 use crate::dlq;
 use crate::headers::{
@@ -115,8 +116,9 @@ async fn run_member(
     metrics: ConsumerMetrics,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<MemberEnd, BusError> {
-    let consumer: Arc<StreamConsumer> = Arc::new(config.member_client_config().create()?);
-    let dlq: FutureProducer = config.producer_client_config().create()?;
+    let consumer: Arc<KafkaConsumer> =
+        Arc::new(client_log::create(&config.member_client_config())?);
+    let dlq: KafkaProducer = client_log::create(&config.producer_client_config())?;
     let worker = Worker {
         config: &config,
         handler: handler.as_ref(),
@@ -250,7 +252,7 @@ pub(crate) enum Attempts {
 pub(crate) struct Worker<'a> {
     pub(crate) config: &'a ConsumerConfig,
     pub(crate) handler: &'a dyn EventSink,
-    dlq: &'a FutureProducer,
+    dlq: &'a KafkaProducer,
     metrics: &'a ConsumerMetrics,
 }
 
@@ -546,7 +548,7 @@ impl Worker<'_> {
 /// batch if none came), then takes what arrives within `batch_wait_ms`, up
 /// to `batch_size_max`. `None` when shutdown was asked.
 async fn next_batch(
-    consumer: &StreamConsumer,
+    consumer: &KafkaConsumer,
     config: &ConsumerConfig,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<Vec<OwnedMessage>> {
@@ -628,7 +630,7 @@ fn next_offsets(messages: &[OwnedMessage]) -> BTreeMap<(String, i32), i64> {
 /// broker's answer is not awaited (see the module's header), and librdkafka
 /// sends a member's commits in order.
 fn commit(
-    consumer: &StreamConsumer,
+    consumer: &KafkaConsumer,
     messages: &[OwnedMessage],
 ) -> Result<BTreeMap<(String, i32), i64>, BusError> {
     let next = next_offsets(messages);
@@ -655,10 +657,9 @@ async fn start_from_stored(config: &ConsumerConfig, stored: &StoredOffsets) {
     if stored.is_empty() {
         return;
     }
-    let consumer: Arc<StreamConsumer> = match config
-        .consumer_client_config(&config.group_id)
-        .create()
-    {
+    let consumer: Arc<KafkaConsumer> = match client_log::create(
+        &config.consumer_client_config(&config.group_id),
+    ) {
         Ok(consumer) => Arc::new(consumer),
         Err(error) => {
             tracing::warn!(%error, group = %config.group_id, "no client to commit the stored offsets before joining; the first batches check them");
@@ -692,7 +693,7 @@ struct LagRefresh {
     running: Option<tokio::task::JoinHandle<()>>,
     /// A client in the dead-letter replay's group, never subscribed: it
     /// reads that group's committed offsets for the dead-letter gauge.
-    replay_group: Arc<StreamConsumer>,
+    replay_group: Arc<KafkaConsumer>,
 }
 
 impl LagRefresh {
@@ -706,7 +707,7 @@ impl LagRefresh {
 
     fn start_if_due(
         &mut self,
-        consumer: &Arc<StreamConsumer>,
+        consumer: &Arc<KafkaConsumer>,
         config: &ConsumerConfig,
         handler: &'static str,
         metrics: &ConsumerMetrics,
@@ -759,14 +760,14 @@ impl LagRefresh {
 /// Where the dead-letter gauge reads: the DLQ `topic`, from the committed
 /// offsets of the replay group `replay_group` is in.
 struct DeadLetters {
-    replay_group: Arc<StreamConsumer>,
+    replay_group: Arc<KafkaConsumer>,
     topic: String,
 }
 
 /// Sets the lag gauge of the committed partitions from their high
 /// watermarks; `timeout` bounds each request.
 async fn refresh_lag(
-    consumer: &Arc<StreamConsumer>,
+    consumer: &Arc<KafkaConsumer>,
     timeout: Duration,
     dead_letters: DeadLetters,
     handler: &'static str,
@@ -803,8 +804,8 @@ async fn refresh_lag(
 
 /// Runs a blocking librdkafka call (commit, offsets, watermarks) off the runtime.
 pub(crate) async fn blocking<T: Send + 'static>(
-    consumer: &Arc<StreamConsumer>,
-    call: impl FnOnce(&StreamConsumer) -> Result<T, BusError> + Send + 'static,
+    consumer: &Arc<KafkaConsumer>,
+    call: impl FnOnce(&KafkaConsumer) -> Result<T, BusError> + Send + 'static,
 ) -> Result<T, BusError> {
     let consumer = Arc::clone(consumer);
     tokio::task::spawn_blocking(move || call(&consumer)).await?

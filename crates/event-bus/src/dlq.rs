@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::client_log::{self, KafkaConsumer, KafkaProducer};
 use crate::config::ConsumerConfig;
 use crate::consumer::blocking;
 use crate::headers::{self, DLQ_HEADERS, HEADER_HANDLER, HEADER_REPLAYED_FOR};
@@ -51,12 +52,12 @@ pub async fn replay_dlq(
 
 /// [`replay_dlq`]'s work, with `consumer` in the replay group.
 async fn replay_through(
-    consumer: &Arc<StreamConsumer>,
+    consumer: &Arc<KafkaConsumer>,
     config: &ConsumerConfig,
     handler: &str,
     limit: usize,
 ) -> Result<usize, BusError> {
-    let producer: FutureProducer = config.producer_client_config().create()?;
+    let producer: KafkaProducer = client_log::create(&config.producer_client_config())?;
     if let Some(parked) = &config.parked {
         parked.unstall(handler).await?;
     }
@@ -135,13 +136,12 @@ async fn replay_through(
 
 /// A client in `config`'s dead-letter replay group (`<group>-dlq-replay`),
 /// never subscribed: it reads and commits that group's offsets.
-pub(crate) struct ReplayGroupClient(pub(crate) Arc<StreamConsumer>);
+pub(crate) struct ReplayGroupClient(pub(crate) Arc<KafkaConsumer>);
 
 impl ReplayGroupClient {
     pub(crate) fn open(config: &ConsumerConfig) -> Result<Self, BusError> {
-        let consumer = config
-            .consumer_client_config(&config.dlq_replay_group_id())
-            .create()?;
+        let consumer =
+            client_log::create(&config.consumer_client_config(&config.dlq_replay_group_id()))?;
         Ok(Self(Arc::new(consumer)))
     }
 
@@ -157,7 +157,7 @@ impl ReplayGroupClient {
 /// For each DLQ partition with something to replay: from the replay group's
 /// committed offset (or the partition's start) to its current end.
 async fn plan(
-    consumer: &Arc<StreamConsumer>,
+    consumer: &Arc<KafkaConsumer>,
     config: &ConsumerConfig,
 ) -> Result<Vec<PartitionPlan>, BusError> {
     let topic = config.dlq_topic.clone();
@@ -187,7 +187,7 @@ pub async fn dead_letters_to_replay(config: &ConsumerConfig) -> Result<i64, BusE
 /// handler's: a replay steps over another handler's and commits past them),
 /// summed over the partitions of `topic`; 0 right after a replay.
 pub(crate) fn dead_letters_waiting(
-    consumer: &StreamConsumer,
+    consumer: &KafkaConsumer,
     topic: &str,
     timeout: Duration,
 ) -> Result<i64, BusError> {
@@ -199,7 +199,7 @@ pub(crate) fn dead_letters_waiting(
 
 /// [`plan`], for a consumer in the replay group; `timeout` bounds each request.
 fn replay_plan(
-    consumer: &StreamConsumer,
+    consumer: &KafkaConsumer,
     topic: &str,
     timeout: Duration,
 ) -> Result<Vec<PartitionPlan>, BusError> {

@@ -21,6 +21,7 @@
 //! consumers deduplicate by event id.
 
 mod checkpoint;
+mod client_log;
 mod config;
 mod consumer;
 mod dlq;

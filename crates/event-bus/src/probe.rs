@@ -5,14 +5,15 @@ use std::time::Duration;
 
 use rdkafka::client::{Client, ClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 
+use crate::client_log::{self, MetadataClient};
 use crate::config::ConsumerConfig;
 use crate::BusError;
 
 /// A client that only asks for metadata: it joins no group and reads nothing.
 pub struct KafkaProbe {
-    client: Arc<BaseConsumer>,
+    client: Arc<MetadataClient>,
     topic: String,
     request_timeout_ms: u64,
 }
@@ -22,9 +23,8 @@ impl KafkaProbe {
     /// `config.request_timeout_ms`. Connects lazily, so a broker that is down
     /// shows in [`KafkaProbe::probe`], not here.
     pub fn for_consumer(config: &ConsumerConfig) -> Result<Self, BusError> {
-        let client: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &config.brokers)
-            .create()?;
+        let client: MetadataClient =
+            client_log::create(ClientConfig::new().set("bootstrap.servers", &config.brokers))?;
         Ok(Self {
             client: Arc::new(client),
             topic: config.topic.clone(),

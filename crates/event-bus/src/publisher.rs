@@ -15,10 +15,11 @@ use event_sink::{DeliveryError, EventSink};
 use event_store::{RecordedEvent, StoredEvent};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureRecord, Producer};
 use sqlx::PgPool;
 
 use crate::checkpoint::{read_checkpoint, store_checkpoint, PublishedOffsets};
+use crate::client_log::{self, KafkaProducer};
 use crate::config::PublisherConfig;
 use crate::headers::{
     self, HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_POSITION, HEADER_SCHEMA_VERSION,
@@ -36,7 +37,7 @@ const DELIVERY_WAIT_MARGIN_MS: u64 = 5_000;
 
 pub struct KafkaPublisher {
     /// Renewed after a failed batch ([`KafkaPublisher::renew_producer`]).
-    producer: Mutex<FutureProducer>,
+    producer: Mutex<KafkaProducer>,
     pool: PgPool,
     config: PublisherConfig,
     metrics: PublisherMetrics,
@@ -51,7 +52,7 @@ impl KafkaPublisher {
         pool: PgPool,
         metrics: PublisherMetrics,
     ) -> Result<Self, BusError> {
-        let producer: FutureProducer = config.client_config().create()?;
+        let producer: KafkaProducer = client_log::create(&config.client_config())?;
         Ok(Self {
             producer: Mutex::new(producer),
             pool,
@@ -65,7 +66,7 @@ impl KafkaPublisher {
     }
 
     /// The producer in use (a handle: clones share one librdkafka client).
-    fn producer(&self) -> FutureProducer {
+    fn producer(&self) -> KafkaProducer {
         self.producer
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -80,7 +81,7 @@ impl KafkaPublisher {
     /// the checkpoint, as after any failure: at least once, and every
     /// consumer skips an event it has already taken.
     fn renew_producer(&self) {
-        match self.config.client_config().create::<FutureProducer>() {
+        match client_log::create::<KafkaProducer>(&self.config.client_config()) {
             Ok(fresh) => {
                 *self.producer.lock().unwrap_or_else(PoisonError::into_inner) = fresh;
                 self.metrics.producers_renewed.inc();
@@ -147,7 +148,7 @@ impl KafkaPublisher {
 
     fn enqueue(
         &self,
-        producer: &FutureProducer,
+        producer: &KafkaProducer,
         event: &StoredEvent,
     ) -> Result<DeliveryFuture, BusError> {
         let unreadable = |error: serde_json::Error| {

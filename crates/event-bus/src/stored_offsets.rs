@@ -25,10 +25,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_sink::{ConsumerOffsets, OffsetMove, StoredOffsets};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::Offset;
 
+use crate::client_log::KafkaConsumer;
 use crate::consumer::blocking;
 
 /// What this member believes of one partition.
@@ -101,7 +102,7 @@ impl StoredPositions {
     /// sought there), dropping its messages from the batch.
     pub(crate) async fn sort(
         &mut self,
-        consumer: &Arc<StreamConsumer>,
+        consumer: &Arc<KafkaConsumer>,
         messages: Vec<OwnedMessage>,
     ) -> Sorted {
         let mut first_kept: BTreeMap<i32, i64> = BTreeMap::new();
@@ -188,7 +189,7 @@ impl StoredPositions {
     /// is skipped by the sink).
     pub(crate) async fn moved(
         &mut self,
-        consumer: &Arc<StreamConsumer>,
+        consumer: &Arc<KafkaConsumer>,
         offsets: &ConsumerOffsets,
         stored: StoredOffsets,
     ) {
@@ -217,7 +218,7 @@ impl StoredPositions {
     /// partitions no longer assigned to this member (their next owner starts
     /// from Kafka's commit, which never passes the stored offset, and skips
     /// up to it).
-    pub(crate) async fn retry_seeks(&mut self, consumer: &Arc<StreamConsumer>) {
+    pub(crate) async fn retry_seeks(&mut self, consumer: &Arc<KafkaConsumer>) {
         if self.pending_seeks.is_empty() {
             return;
         }
@@ -252,7 +253,7 @@ impl StoredPositions {
     /// Seeks `partition` to `offset`. A refused seek is kept pending for
     /// [`StoredPositions::retry_seeks`]; meanwhile the stored offset still
     /// rules the partition's next batch, here or at a new owner.
-    async fn seek(&mut self, consumer: &Arc<StreamConsumer>, partition: i32, offset: Offset) {
+    async fn seek(&mut self, consumer: &Arc<KafkaConsumer>, partition: i32, offset: Offset) {
         let topic = self.topic.clone();
         let timeout = self.seek_timeout;
         let sought = blocking(consumer, move |consumer| {
