@@ -245,12 +245,15 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
     Ok(connection)
 }
 
-/// Whether a commit failed because [`open_writer`]'s guard refused it (the
-/// file or its folder moved): SQLite rolled the transaction back, so its
-/// outcome is known — nothing of it was written.
+/// Whether a commit failed with its outcome known, nothing of it written:
+/// [`open_writer`]'s guard refused it (the file or its folder moved), or
+/// the disk was full (`SQLITE_FULL`: a WAL write failed, so the frame that
+/// carries the commit mark is not on disk, and a WAL without it is not
+/// read back). An I/O error is not: it may come after that frame.
 pub fn is_refused_commit(error: &rusqlite::Error) -> bool {
     matches!(error, rusqlite::Error::SqliteFailure(failure, _)
-        if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_COMMITHOOK)
+        if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_COMMITHOOK
+            || failure.code == rusqlite::ErrorCode::DiskFull)
 }
 
 /// Read-only connections to a database file whose writer created it.
@@ -356,19 +359,35 @@ impl Checkpointer {
         let name = path.display().to_string();
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || loop {
-                match stopped.recv_timeout(Duration::from_millis(CHECKPOINT_INTERVAL_MS)) {
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                    _ => return,
-                }
-                let copied = checkpoint(&connection).and_then(|()| {
-                    let writer = writer.lock().map_err(|_| {
-                        SqliteError::Worker("writer connection lock poisoned".into())
-                    })?;
-                    checkpoint(&writer)
-                });
-                if let Err(error) = copied {
-                    tracing::warn!(file = %name, %error, "WAL checkpoint failed; trying again");
+            .spawn(move || {
+                // Rounds failed in a row: logged when the first fails and
+                // when one works again, not at every round (a full disk
+                // fails four a second per file until space is freed).
+                let mut failed_in_a_row = 0u64;
+                loop {
+                    match stopped.recv_timeout(Duration::from_millis(CHECKPOINT_INTERVAL_MS)) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                    let copied = checkpoint(&connection).and_then(|()| {
+                        let writer = writer.lock().map_err(|_| {
+                            SqliteError::Worker("writer connection lock poisoned".into())
+                        })?;
+                        checkpoint(&writer)
+                    });
+                    match copied {
+                        Err(error) => {
+                            if failed_in_a_row == 0 {
+                                tracing::warn!(file = %name, %error, "WAL checkpoint failed; trying again every {CHECKPOINT_INTERVAL_MS} ms");
+                            }
+                            failed_in_a_row += 1;
+                        }
+                        Ok(()) if failed_in_a_row > 0 => {
+                            tracing::info!(file = %name, failed_rounds = failed_in_a_row, "WAL checkpoints work again");
+                            failed_in_a_row = 0;
+                        }
+                        Ok(()) => {}
+                    }
                 }
             })
             .map_err(|error| SqliteError::Worker(error.to_string()))?;
@@ -573,6 +592,16 @@ mod tests {
         assert_eq!(rows, 1);
         let mode = std::fs::metadata(&path).expect("file").mode() & 0o777;
         assert_eq!(mode, 0o640);
+    }
+
+    #[test]
+    fn a_full_disk_refuses_a_commit_and_an_io_error_leaves_it_unknown() {
+        let failure = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        assert!(is_refused_commit(&failure(rusqlite::ffi::SQLITE_FULL)));
+        assert!(!is_refused_commit(&failure(
+            rusqlite::ffi::SQLITE_IOERR_FSYNC
+        )));
+        assert!(!is_refused_commit(&failure(rusqlite::ffi::SQLITE_IOERR)));
     }
 
     #[tokio::test]
