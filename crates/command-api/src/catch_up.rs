@@ -17,7 +17,11 @@
 //!
 //! A projection that does not catch up in time (its consumer down, a
 //! backlog) is read as it is: the read answers what the projection has, and
-//! a warning names the projection (and the group).
+//! a warning names the projection (and the group). When what the wait asks
+//! does not answer (the event store's head, the group's progress, the
+//! search index's refresh), the read is answered 503 instead
+//! ([`CatchUp::Unavailable`]): it could not promise the client's own
+//! writes, and the projection's own server is likely the one away.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +35,19 @@ use tokio::time::Instant;
 
 /// How often a read waiting on a consumer group asks PostgreSQL again, in ms.
 pub const CONSUMER_GROUP_POLL_MS: u64 = 20;
+
+/// How a read's wait for its projection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatchUp {
+    /// The projection shows every write acknowledged before the read.
+    Reached,
+    /// It did not within the wait: the read answers what it has.
+    Behind,
+    /// What the wait asks did not answer (the event store's head, the
+    /// consumer group's progress in PostgreSQL, the search index's
+    /// refresh); the text says which, for the log.
+    Unavailable(String),
+}
 
 /// What tells how far one projection has read the log.
 #[derive(Clone)]
@@ -133,16 +150,19 @@ impl ConsumerGroup {
 
     /// Waits until the group has applied everything up to log position
     /// `head` (what the relay had published by a checkpoint at or past it),
-    /// until `deadline`; says whether it did. An error of PostgreSQL or of
-    /// the search index counts as not caught up.
-    async fn reach(&self, head: u64, deadline: Instant) -> bool {
+    /// until `deadline`; says whether it did, or that PostgreSQL or the
+    /// search index did not answer.
+    async fn reach(&self, head: u64, deadline: Instant) -> CatchUp {
         let mut target: Option<PublishedOffsets> = None;
         loop {
             let (at, progress) = match self.observe().await {
                 Ok(observed) => observed,
                 Err(error) => {
                     tracing::warn!(group = %self.group, %error, "could not read the consumer group's progress");
-                    return false;
+                    return CatchUp::Unavailable(format!(
+                        "the progress of consumer group {}: {error}",
+                        self.group
+                    ));
                 }
             };
             if target.is_none() && progress.checkpoint >= head {
@@ -155,7 +175,7 @@ impl ConsumerGroup {
             }
             let next = at + Duration::from_millis(CONSUMER_GROUP_POLL_MS);
             if next >= deadline {
-                return false;
+                return CatchUp::Behind;
             }
             tokio::time::sleep_until(next).await;
         }
@@ -166,22 +186,28 @@ impl ConsumerGroup {
     /// completed. `applied` is the group's progress read before this call:
     /// after a refresh, all of it is searchable. Reads arriving together
     /// wait for one refresh instead of sending one each.
-    async fn make_searchable(&self, target: &PublishedOffsets, applied: PublishedOffsets) -> bool {
+    async fn make_searchable(
+        &self,
+        target: &PublishedOffsets,
+        applied: PublishedOffsets,
+    ) -> CatchUp {
         let Some(searchable) = &self.searchable else {
-            return true;
+            return CatchUp::Reached;
         };
         let mut refreshed = searchable.refreshed.lock().await;
         if offsets_reach(&refreshed, target) {
-            return true;
+            return CatchUp::Reached;
         }
         match searchable.index.make_searchable().await {
             Ok(()) => {
                 *refreshed = applied;
-                true
+                CatchUp::Reached
             }
+            // The search that would follow asks the same server, which has
+            // just spent its request timeout not answering.
             Err(error) => {
                 tracing::warn!(%error, "could not refresh the search index");
-                false
+                CatchUp::Unavailable(format!("the search index's refresh: {error}"))
             }
         }
     }
@@ -240,6 +266,16 @@ impl Projection {
             Projection::Ledger => "ledger",
             Projection::ReadModel => "read model",
             Projection::SearchIndex => "search index",
+        }
+    }
+
+    /// What a client is told when a read of this projection is answered
+    /// 503: the words the projection's own read errors use.
+    pub fn unavailable_message(self) -> &'static str {
+        match self {
+            Projection::Ledger => "Ledger unavailable",
+            Projection::ReadModel => "Read model unavailable",
+            Projection::SearchIndex => "Search index unavailable",
         }
     }
 }
@@ -319,18 +355,19 @@ impl Progress {
     }
 
     /// Waits, at most `wait_ms` milliseconds, until `projection` shows every
-    /// write `store` acknowledged before the call; says whether it does, and
-    /// logs a warning naming it when it does not. A projection not waited
-    /// for (no watermark) answers `true`.
+    /// write `store` acknowledged before the call; says whether it does
+    /// (and logs a warning naming it when it does not), or that what the
+    /// wait asks did not answer. A projection not waited for (no watermark)
+    /// is [`CatchUp::Reached`].
     pub async fn catch_up(
         &self,
         store: &dyn EventStore,
         projection: Projection,
         wait_ms: u64,
-    ) -> bool {
+    ) -> CatchUp {
         let deadline = Instant::now() + Duration::from_millis(wait_ms);
-        let (reached, group) = match self.watermark(projection) {
-            None => (true, None),
+        let (caught, group) = match self.watermark(projection) {
+            None => (CatchUp::Reached, None),
             Some(Watermark::InProcess(delivered)) => {
                 let head = *store.appended().borrow();
                 let mut delivered = delivered.clone();
@@ -339,25 +376,30 @@ impl Progress {
                     delivered.wait_for(|position| *position >= head),
                 )
                 .await;
-                (matches!(reached, Ok(Ok(_))), None)
+                let caught = if matches!(reached, Ok(Ok(_))) {
+                    CatchUp::Reached
+                } else {
+                    CatchUp::Behind
+                };
+                (caught, None)
             }
             Some(Watermark::ConsumerGroup(group)) => {
                 // The store's head, not this replica's own appends: a
                 // client's write may have gone through another replica.
-                let reached = match store.head_position().await {
+                let caught = match store.head_position().await {
                     Ok(head) => group.reach(head, deadline).await,
                     Err(error) => {
                         tracing::warn!(%error, "could not read the event store's head");
-                        false
+                        CatchUp::Unavailable(format!("the event store's head: {error}"))
                     }
                 };
-                (reached, Some(group.name()))
+                (caught, Some(group.name()))
             }
         };
-        if !reached {
+        if caught == CatchUp::Behind {
             self.gave_up(projection, group, wait_ms);
         }
-        reached
+        caught
     }
 }
 
@@ -389,5 +431,37 @@ mod tests {
             "its own interval"
         );
         assert_eq!(state(Projection::ReadModel), (false, 0));
+    }
+
+    /// An event store whose head cannot be read: its data folder was moved
+    /// away after it opened.
+    fn store_without_a_head() -> (tempfile::TempDir, event_store::EmbeddedEventStore) {
+        let root = tempfile::tempdir().expect("temp dir");
+        let data = root.path().join("data");
+        std::fs::create_dir(&data).expect("data folder");
+        let store = event_store::EmbeddedEventStore::open(&data).expect("open");
+        std::fs::rename(&data, root.path().join("moved")).expect("moved");
+        (root, store)
+    }
+
+    #[tokio::test]
+    async fn a_read_whose_wait_gets_no_head_is_unavailable_not_behind() {
+        let (_root, store) = store_without_a_head();
+        assert!(store.head_position().await.is_err());
+        // Never asked: the head fails first.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .expect("a lazy pool");
+        let group = ConsumerGroup::new(pool, "relay", "wallet-events", "wallex-ledger");
+        let progress = Progress::new(Some(Watermark::ConsumerGroup(Arc::new(group))), None, None);
+        let caught = progress.catch_up(&store, Projection::Ledger, 1_000).await;
+        assert!(matches!(caught, CatchUp::Unavailable(_)), "{caught:?}");
+        assert_eq!(
+            progress
+                .catch_up(&store, Projection::ReadModel, 1_000)
+                .await,
+            CatchUp::Reached,
+            "a projection not waited for"
+        );
     }
 }

@@ -24,7 +24,7 @@ use super::ledger_dto::{
 use super::path;
 use super::query::{self, Bounds, Kind, QueryError, Spec};
 use super::wallets::not_yet_created;
-use crate::catch_up::Projection;
+use crate::catch_up::{CatchUp, Projection};
 use crate::startup::AppState;
 
 /// How long a ledger read waits for the ledger to reach the acknowledged writes.
@@ -36,12 +36,23 @@ fn read_wallet(owner_id: Option<&str>) -> Action<'_> {
 
 /// Waits (bounded by `wait_ms`) until `projection` shows every write
 /// acknowledged before the read ([`crate::catch_up`]); a projection still
-/// behind then is read as it is, and a warning says so.
-pub async fn catch_up(state: &AppState, projection: Projection, wait_ms: u64) {
-    state
+/// behind then is read as it is, and a warning says so. 503 when what the
+/// wait asks did not answer ([`CatchUp::Unavailable`]).
+pub async fn catch_up(
+    state: &AppState,
+    projection: Projection,
+    wait_ms: u64,
+) -> Result<(), ApiError> {
+    let caught = state
         .progress
         .catch_up(state.wallets.store().as_ref(), projection, wait_ms)
         .await;
+    match caught {
+        CatchUp::Reached | CatchUp::Behind => Ok(()),
+        CatchUp::Unavailable(_) => Err(ApiError::Unavailable(
+            projection.unavailable_message().to_owned(),
+        )),
+    }
 }
 
 /// The names `transactionType` accepts.
@@ -182,7 +193,7 @@ pub async fn wallet_entries(
     let wallet_id = path::wallet_id(&path)?;
     authorize_on_wallet(&state, &caller, &wallet_id, read_wallet).await?;
     let filter = params.filter()?;
-    catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await;
+    catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
     known_cursor(&state, &filter).await?;
     let entries = state
         .ledger
@@ -272,7 +283,7 @@ pub async fn wallet_summary(
             return Err(not_yet_created(&wallet_id, at));
         }
     }
-    catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await;
+    catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
     let summary = state.ledger.wallet_summary(&wallet_id, at).await?;
     let newest = state
         .ledger
@@ -308,7 +319,7 @@ pub async fn reference_entries(
     // A transfer's entries are both wallets': an operator's read.
     authorize_call(&caller, Action::Audit)?;
     let reference_id = path::reference_id(&path)?;
-    catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await;
+    catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
     let mut entries = state.ledger.reference_entries(reference_id).await?;
     // A hold's transactions share a reference made from its id; it is looked
     // up only when no operation or transfer has this id, so a hold named
@@ -364,7 +375,7 @@ pub async fn transactions(
         Some(wallet_id) => authorize_on_wallet(&state, &caller, wallet_id, read_wallet).await?,
         None => authorize_call(&caller, Action::Audit)?,
     }
-    catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await;
+    catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
     known_cursor(&state, &filter).await?;
     let entries = state
         .ledger
@@ -389,7 +400,7 @@ pub async fn verify(caller: Caller, state: web::Data<AppState>) -> Result<HttpRe
     authorize_call(&caller, Action::Audit)?;
     // Let the ledger reach what is acknowledged, so `caughtUp`
     // is usually true; the answer is right either way.
-    catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await;
+    catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
     let verification =
         verification::verify(state.ledger.as_ref(), state.wallets.store().as_ref()).await?;
     Ok(if verification.ok {

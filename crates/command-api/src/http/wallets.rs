@@ -577,7 +577,7 @@ pub async fn list_wallets(
         OwnerFilter::Apply(owner_id) => owner_id,
         OwnerFilter::Nothing => return Ok(HttpResponse::Ok().json(Vec::<WalletResponse>::new())),
     };
-    catch_up(&state, Projection::ReadModel, LIST_CATCH_UP_WAIT_MS).await;
+    catch_up(&state, Projection::ReadModel, LIST_CATCH_UP_WAIT_MS).await?;
     // As `GET /wallets/{id}` sees a wallet: a hold due by the read is not held.
     query.seen_at = Some(chrono::Utc::now());
     let limit = query.limit;
