@@ -79,6 +79,18 @@ pub struct AccessPlan {
     pub open_by_default: bool,
 }
 
+impl AccessPlan {
+    /// Whether only a loopback name may be named in `Host` (and `Origin`):
+    /// without authentication on a loopback address, as by default or with
+    /// `AUTH=none` and a loopback `HOST`, a web page the browser was led to
+    /// by a name that resolves to 127.0.0.1 (DNS rebinding) would otherwise
+    /// reach every wallet. Not on another address: there a gateway in front
+    /// names the service as it likes, and authenticates.
+    pub fn loopback_hosts_only(&self) -> bool {
+        !self.access.verifies() && is_loopback(&self.host)
+    }
+}
+
 /// Whether `host` (a name or an address, without a port) is this machine's
 /// loopback: `localhost` or a loopback IPv4/IPv6 address.
 pub(crate) fn is_loopback(host: &str) -> bool {
@@ -268,6 +280,29 @@ mod tests {
         assert!(message.contains("HOST=0.0.0.0"), "{message}");
         assert!(message.contains("AUTH_JWT_SECRET"), "{message}");
         assert!(message.contains("AUTH=none"), "{message}");
+    }
+
+    #[test]
+    fn host_names_are_held_to_loopback_without_authentication_on_loopback() {
+        let plan = |config: Config| Access::from_config(&config).expect("starts");
+        assert!(plan(config()).loopback_hosts_only(), "open by default");
+        let mut none_on_loopback = config();
+        none_on_loopback.auth.switch = Some(AuthSwitch::Off);
+        none_on_loopback.host = Some("127.0.0.1".into());
+        assert!(plan(none_on_loopback.clone()).loopback_hosts_only());
+        let mut none_anywhere = none_on_loopback.clone();
+        none_anywhere.host = Some("0.0.0.0".into());
+        assert!(
+            !plan(none_anywhere).loopback_hosts_only(),
+            "a gateway names it"
+        );
+        let mut keyed = config();
+        keyed.auth.jwt_secret = Some(SECRET.into());
+        keyed.host = Some("127.0.0.1".into());
+        assert!(
+            !plan(keyed).loopback_hosts_only(),
+            "every call carries a token"
+        );
     }
 
     #[test]

@@ -197,6 +197,7 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         // Before any connection: a configuration that must not serve stops here.
         let plan = Access::from_config(&config)?;
+        let loopback_hosts_only = plan.loopback_hosts_only();
         if plan.open_by_default {
             tracing::warn!(
                 host = %plan.host,
@@ -263,7 +264,7 @@ impl Application {
         let authenticated = state.access.verifies();
         let document = http::document(authenticated);
         let origin_policy = http::OriginPolicy {
-            loopback_hosts_only: plan.open_by_default,
+            loopback_hosts_only,
         };
         let body_read_timeout =
             http::BodyReadTimeout(Duration::from_secs(config.body_read_timeout_seconds));
