@@ -119,6 +119,7 @@ pub async fn run_relay(
         progress.send_replace(checkpoint);
     }
     let mut source = BatchSource::new();
+    let mut failing = Failing::default();
     while !stopping(&shutdown) {
         let delivered = match source
             .next_batch(store.as_ref(), outlet, &limits, &mut shutdown)
@@ -129,15 +130,12 @@ pub async fn run_relay(
         };
         match delivered {
             Ok(Some(position)) => {
+                failing.recovered(sink.name());
                 progress.send_replace(position);
             }
             Ok(None) => {}
             Err(error) => {
-                tracing::warn!(
-                    sink = sink.name(),
-                    %error,
-                    "relay batch failed; starting again from the checkpoint"
-                );
+                failing.failed(sink.name(), &error);
                 source.restart();
                 tokio::select! {
                     _ = shutdown.changed() => {}
@@ -145,6 +143,43 @@ pub async fn run_relay(
                 }
             }
         }
+    }
+}
+
+/// How often, at most, a relay whose batches keep failing says so again,
+/// in ms (the first failure is logged at once, and the recovery).
+pub const RELAY_FAILURE_LOG_INTERVAL_MS: u64 = 60_000;
+
+/// A relay's failed batches since it last delivered one: a storage away fails
+/// every retry (twice a second), and the log says so once, then once a
+/// [`RELAY_FAILURE_LOG_INTERVAL_MS`], then when it delivers again.
+#[derive(Default)]
+struct Failing {
+    batches: u64,
+    logged_at: Option<std::time::Instant>,
+}
+
+impl Failing {
+    fn failed(&mut self, sink: &str, error: &RelayError) {
+        self.batches += 1;
+        let interval = Duration::from_millis(RELAY_FAILURE_LOG_INTERVAL_MS);
+        if self.logged_at.is_some_and(|at| at.elapsed() < interval) {
+            return;
+        }
+        tracing::warn!(
+            sink,
+            %error,
+            failed_batches = self.batches,
+            "relay batch failed; starting again from the checkpoint"
+        );
+        self.logged_at = Some(std::time::Instant::now());
+    }
+
+    fn recovered(&mut self, sink: &str) {
+        if self.batches > 0 {
+            tracing::info!(sink, failed_batches = self.batches, "relay delivers again");
+        }
+        *self = Self::default();
     }
 }
 
@@ -191,4 +226,32 @@ pub async fn drain<'a>(
         }
     }
     Ok(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_batches_are_logged_once_an_interval_and_counted_until_one_is_delivered() {
+        let mut failing = Failing::default();
+        let error = RelayError::FeedEnded;
+        failing.failed("ledger", &error);
+        let first = failing.logged_at.expect("the first failure is logged");
+        failing.failed("ledger", &error);
+        failing.failed("ledger", &error);
+        assert_eq!(
+            failing.logged_at,
+            Some(first),
+            "held back within the interval"
+        );
+        assert_eq!(failing.batches, 3);
+        failing.recovered("ledger");
+        assert_eq!((failing.batches, failing.logged_at), (0, None));
+        failing.failed("ledger", &error);
+        assert!(
+            failing.logged_at.is_some(),
+            "a new outage is logged at once"
+        );
+    }
 }

@@ -879,6 +879,20 @@ pub async fn queries_filter_by_type_and_date_and_page_with_limit_and_offset(
         .map(|recorded| recorded.event.event_id)
         .collect();
     assert_eq!(actual, expected);
+    // Bounds between two microseconds: the one before a lower bound and the
+    // one after an upper bound stay out (times are kept to the microsecond).
+    let nanos = Duration::nanoseconds;
+    let within = EntryFilter {
+        start_date: Some(start_time() + Duration::minutes(10) + nanos(100)),
+        end_date: Some(start_time() + Duration::minutes(14) + nanos(900)),
+        ..EntryFilter::default()
+    };
+    let in_window = ledger
+        .wallet_entries(wallet_query("w-1", within))
+        .await
+        .expect("window");
+    let actual: Vec<Uuid> = in_window.iter().map(|entry| entry.transaction_id).collect();
+    assert_eq!(actual, expected[..4], "minute 10 left out, minute 14 kept");
 
     // Across the ledger: every account's entries, optionally of one wallet.
     let debits = ledger

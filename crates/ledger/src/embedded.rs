@@ -274,7 +274,7 @@ impl Selection {
         if let Some(start) = filter.start_date {
             self = self.with(
                 "t.occurred_at_us >= ?",
-                Value::Integer(start.timestamp_micros()),
+                Value::Integer(crate::microsecond_ceiling(start).timestamp_micros()),
             );
         }
         if let Some(end) = filter.end_date {

@@ -29,7 +29,7 @@ pub mod verification;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use event_store::RecordedEvent;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -95,6 +95,16 @@ pub struct PostOutcome {
     pub posted: usize,
     /// Events posted before (or twice in the batch), left as they were.
     pub skipped: usize,
+}
+
+/// The first microsecond `at` bounds from below, for a store that keeps
+/// times to the microsecond (both do: SQLite as an integer, PostgreSQL's
+/// `timestamptz`): a bound between two microseconds must not take in the
+/// one before it, as cutting its nanoseconds off would. `at` itself when
+/// rounding would pass the last representable instant.
+pub(crate) fn microsecond_ceiling(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_round_up(chrono::TimeDelta::microseconds(1))
+        .unwrap_or(at)
 }
 
 /// Filters and paging shared by the entry queries. Dates bound the time the

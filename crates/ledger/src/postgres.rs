@@ -337,7 +337,7 @@ impl Selection {
             self = self.with("t.transaction_type = ", transaction_type.as_str());
         }
         if let Some(start) = filter.start_date {
-            self = self.with("t.occurred_at >= ", start);
+            self = self.with("t.occurred_at >= ", crate::microsecond_ceiling(start));
         }
         if let Some(end) = filter.end_date {
             self = self.with("t.occurred_at <= ", end);

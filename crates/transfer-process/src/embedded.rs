@@ -23,7 +23,12 @@ pub struct EmbeddedTransferJournal {
 
 impl From<SqliteError> for JournalError {
     fn from(error: SqliteError) -> Self {
-        JournalError::Unavailable(error.to_string())
+        match &error {
+            SqliteError::Sqlite(failure) if embedded_sqlite::is_refused_commit(failure) => {
+                JournalError::Refused(error.to_string())
+            }
+            _ => JournalError::Unavailable(error.to_string()),
+        }
     }
 }
 

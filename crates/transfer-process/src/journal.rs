@@ -122,6 +122,11 @@ pub enum JournalError {
     Conflict { transfer_id: Uuid, expected: u64 },
     #[error("transfer journal unavailable: {0}")]
     Unavailable(String),
+    /// The journal refused the record and wrote nothing of it (its disk is
+    /// full, or its file was moved): unlike [`JournalError::Unavailable`],
+    /// the record is known not to be there.
+    #[error("transfer journal refused the record, nothing of it written: {0}")]
+    Refused(String),
     #[error("transfer journal corrupt: {0}")]
     Corrupt(String),
 }

@@ -163,6 +163,14 @@ pub enum ProcessError {
     },
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The transfer's first record, its intent, was refused: nothing of the
+    /// transfer was done, and a retry starts it afresh.
+    #[error("transfer {transfer_id} was not started: {source}")]
+    NotStarted {
+        transfer_id: Uuid,
+        #[source]
+        source: JournalError,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("could not encode the reply: {0}")]
@@ -304,6 +312,12 @@ impl TransferProcess {
                     });
                 }
                 Err(JournalError::Conflict { .. }) => continue,
+                Err(source @ JournalError::Refused(_)) => {
+                    return Err(ProcessError::NotStarted {
+                        transfer_id,
+                        source,
+                    })
+                }
                 Err(error) => return Err(error.into()),
             }
         }

@@ -620,3 +620,34 @@ mod embedded_conformance {
 
     crate::transfer_process_conformance_tests!(on_embedded_files);
 }
+
+/// A journal that refuses the transfer's intent (its folder moved away, as
+/// a full disk refuses it too) leaves the transfer not started: no wallet
+/// changed, and the error says so rather than "may have been applied".
+#[tokio::test]
+async fn a_transfer_whose_intent_the_journal_refuses_is_not_started() {
+    let (stores, journals) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let store: Arc<dyn EventStore> =
+        Arc::new(EmbeddedEventStore::open(stores.path()).expect("open event store"));
+    let journal_dir = journals.path().join("journal");
+    std::fs::create_dir(&journal_dir).expect("journal folder");
+    let journal: Arc<dyn TransferJournal> =
+        Arc::new(EmbeddedTransferJournal::open(&journal_dir).expect("open journal"));
+    create(store.as_ref(), "payer", money("100.00")).await;
+    create(store.as_ref(), "payee", Decimal::ZERO).await;
+    std::fs::rename(&journal_dir, journals.path().join("moved")).expect("moved");
+    let process = TransferProcess::new(Arc::clone(&store), journal, REPLY);
+
+    let refused = process
+        .run(request("refused-intent", "payer", "payee", "10.00"))
+        .await;
+    assert!(
+        matches!(refused, Err(ProcessError::NotStarted { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(balance(store.as_ref(), "payer").await, money("100.00"));
+    assert_eq!(balance(store.as_ref(), "payee").await, Decimal::ZERO);
+}

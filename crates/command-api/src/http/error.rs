@@ -80,6 +80,11 @@ pub const RETRY_AFTER_SECONDS: u64 = 1;
 pub const OUTCOME_UNKNOWN_MESSAGE: &str = "The outcome of this request is unknown: the event \
      store did not confirm it, and it may or may not have been applied. It is safe to retry \
      with the same Idempotency-Key, which applies it at most once";
+/// The answer when a transfer run as the transfer process could not record
+/// its intent: nothing of it was done.
+pub const TRANSFER_NOT_STARTED_MESSAGE: &str =
+    "The transfer journal is unavailable; nothing of this request was applied. Retry the \
+     request, with the same Idempotency-Key if it had one";
 /// The answer when the event store (or its pool) cannot be reached.
 pub const STORE_UNAVAILABLE_MESSAGE: &str =
     "The event store is unavailable. Retry the request, with the same Idempotency-Key if it \
@@ -141,10 +146,17 @@ impl From<ServiceError> for ApiError {
         let message = error.to_string();
         match error {
             ServiceError::Store(store) => store.into(),
-            // The transfer is in its journal: a retry with its key resumes it.
-            ServiceError::Transfer(ProcessError::Journal(JournalError::Unavailable(_))) => {
+            // The transfer may be in its journal: a retry with its key resumes it.
+            ServiceError::Transfer(ProcessError::Journal(
+                JournalError::Unavailable(_) | JournalError::Refused(_),
+            )) => {
                 log_chain(&error, "transfer journal unavailable");
                 ApiError::Unavailable(OUTCOME_UNKNOWN_MESSAGE.into())
+            }
+            // Its intent was refused: nothing of it was done.
+            ServiceError::Transfer(ProcessError::NotStarted { .. }) => {
+                log_chain(&error, "transfer journal refused a transfer's intent");
+                ApiError::Unavailable(TRANSFER_NOT_STARTED_MESSAGE.into())
             }
             ServiceError::Domain(domain) => match domain {
                 DomainError::WalletNotFound(_) => ApiError::NotFound(message),
