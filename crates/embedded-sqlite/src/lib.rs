@@ -44,7 +44,10 @@ pub enum SqliteError {
          ran: restart the server on the folder that holds the data"
     )]
     Moved { path: std::path::PathBuf },
-    #[error("cannot open the database file {path}: {source}")]
+    #[error(
+        "cannot open the database file {path}: {source}{}",
+        disk_full_hint(source)
+    )]
     Open {
         path: std::path::PathBuf,
         #[source]
@@ -151,6 +154,22 @@ fn create_private(path: &Path) -> Result<(), SqliteError> {
             path: path.to_path_buf(),
             source,
         }),
+    }
+}
+
+/// What an open that failed for want of space adds to its message: SQLite
+/// says `SQLITE_FULL`, or, when it cannot grow the WAL's shared-memory file
+/// (`-shm`) on a full disk, "disk I/O error" (`SQLITE_IOERR_SHMSIZE`,
+/// `SQLITE_IOERR_SHMMAP`), which names no cause.
+fn disk_full_hint(source: &rusqlite::Error) -> &'static str {
+    let out_of_space = matches!(source, rusqlite::Error::SqliteFailure(failure, _)
+        if failure.code == rusqlite::ErrorCode::DiskFull
+            || failure.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMSIZE
+            || failure.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMMAP);
+    if out_of_space {
+        " (is the disk holding it full? SQLite could not grow it or its -shm file)"
+    } else {
+        ""
     }
 }
 
@@ -607,6 +626,27 @@ mod tests {
         assert_eq!(rows, 1);
         let mode = std::fs::metadata(&path).expect("file").mode() & 0o777;
         assert_eq!(mode, 0o640);
+    }
+
+    #[test]
+    fn an_open_refused_for_want_of_space_asks_whether_the_disk_is_full() {
+        let failed = |code| SqliteError::Open {
+            path: "events.db".into(),
+            source: rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None),
+        };
+        for code in [
+            rusqlite::ffi::SQLITE_FULL,
+            rusqlite::ffi::SQLITE_IOERR_SHMMAP,
+            rusqlite::ffi::SQLITE_IOERR_SHMSIZE,
+        ] {
+            assert!(
+                failed(code).to_string().contains("disk holding it full"),
+                "{code}"
+            );
+        }
+        assert!(!failed(rusqlite::ffi::SQLITE_CANTOPEN)
+            .to_string()
+            .contains("full"));
     }
 
     #[test]
