@@ -270,7 +270,8 @@ impl Projection {
     }
 
     /// What a client is told when a read of this projection is answered
-    /// 503: the words the projection's own read errors use.
+    /// 503, whether its store did not answer or the wait before it
+    /// (`http::error` uses it for both).
     pub fn unavailable_message(self) -> &'static str {
         match self {
             Projection::Ledger => "Ledger unavailable",

@@ -604,16 +604,7 @@ pub async fn a_capture_to_another_wallet_runs_as_a_transfer_and_its_key_replays_
     create(&*store, "payee", money("0")).await;
     place_hold(&*store, "payer", "h-1", "25.00").await;
     let process = TransferProcess::new(Arc::clone(&store), Arc::clone(&journal), REPLY);
-    let first = process
-        .capture(capture_request(
-            "key-1",
-            "h-1",
-            "payer",
-            "payee",
-            Some("20.00"),
-        ))
-        .await
-        .expect("capture");
+    let first = the_capture(&process).await;
     assert!(!first.replayed);
     let Ending::Completed { status: 201, body } = &first.ending else {
         panic!("completed, not {first:?}");
@@ -675,9 +666,9 @@ pub async fn a_capture_to_another_wallet_runs_as_a_transfer_and_its_key_replays_
     assert!(journal.unfinished(10).await.expect("open").is_empty());
 }
 
-/// The capture of `capture_stopped_between_its_halves` (key `key-1`, 20.00
-/// of `h-1` to the payee), sent again once it ended.
-async fn retry_the_stopped_capture(process: &TransferProcess) -> TransferAnswer {
+/// The capture these cases send (key `key-1`, 20.00 of `h-1` to the
+/// payee): first, and again as its retry.
+async fn the_capture(process: &TransferProcess) -> TransferAnswer {
     process
         .capture(capture_request(
             "key-1",
@@ -687,12 +678,12 @@ async fn retry_the_stopped_capture(process: &TransferProcess) -> TransferAnswer 
             Some("20.00"),
         ))
         .await
-        .expect("retry")
+        .expect("capture")
 }
 
 /// That retry once the capture finished: answered from the journal, `CAPTURED`.
 async fn a_retry_of_the_capture_replays_it(process: &TransferProcess) {
-    let retried = retry_the_stopped_capture(process).await;
+    let retried = the_capture(process).await;
     assert!(retried.replayed);
     assert!(matches!(&retried.ending, Ending::Completed { body, .. } if body.contains("CAPTURED")));
 }
@@ -837,7 +828,7 @@ pub async fn a_capture_the_payee_refuses_is_reversed_and_the_hold_stays_captured
     let payer = payer.wallet().expect("payer");
     assert!(payer.holds.is_empty());
     assert_eq!(payer.available_balance().value(), money("100.00"));
-    let retried = retry_the_stopped_capture(&process).await;
+    let retried = the_capture(&process).await;
     assert_eq!(
         retried.ending,
         Ending::Failed {

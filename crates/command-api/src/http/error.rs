@@ -22,6 +22,7 @@ use wallet_domain::{DomainError, EventDecodeError, ValidationError};
 
 use super::query::QueryError;
 use crate::access::AdmissionError;
+use crate::catch_up::Projection;
 use crate::wallets::ServiceError;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -214,10 +215,15 @@ impl From<identity::Refusal> for ApiError {
 /// or busy (`transient`: a file moved, a pool timed out, a PostgreSQL
 /// restart) is 503, as the read may succeed later; the rest (corrupt or
 /// unbalanced data) is 500.
-fn projection_error(error: &dyn std::error::Error, transient: bool, what: &str) -> ApiError {
+fn projection_error(
+    error: &dyn std::error::Error,
+    transient: bool,
+    projection: Projection,
+) -> ApiError {
     if transient {
-        log_chain(error, &format!("{what} unavailable"));
-        ApiError::Unavailable(format!("{what} unavailable"))
+        let message = projection.unavailable_message();
+        log_chain(error, message);
+        ApiError::Unavailable(message.into())
     } else {
         ApiError::Internal(error.to_string())
     }
@@ -225,7 +231,7 @@ fn projection_error(error: &dyn std::error::Error, transient: bool, what: &str) 
 
 impl From<LedgerError> for ApiError {
     fn from(error: LedgerError) -> Self {
-        projection_error(&error, error.is_transient(), "Ledger")
+        projection_error(&error, error.is_transient(), Projection::Ledger)
     }
 }
 
@@ -240,7 +246,7 @@ impl From<VerificationError> for ApiError {
 
 impl From<ReadModelError> for ApiError {
     fn from(error: ReadModelError) -> Self {
-        projection_error(&error, error.is_transient(), "Read model")
+        projection_error(&error, error.is_transient(), Projection::ReadModel)
     }
 }
 
@@ -253,7 +259,7 @@ impl From<SearchIndexError> for ApiError {
             // included): the client may retry; what it said stays in the log.
             SearchIndexError::Unavailable(_) | SearchIndexError::Refused { .. } => {
                 tracing::warn!(cause = %error, "search index unavailable");
-                ApiError::Unavailable("Search index unavailable".into())
+                ApiError::Unavailable(Projection::SearchIndex.unavailable_message().into())
             }
             SearchIndexError::InvalidConfig(_)
             | SearchIndexError::BulkItemsFailed { .. }
