@@ -216,15 +216,16 @@ async fn distributed(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapt
             group,
         )
     };
-    let projection_group = consumer_group(&config.projection_consumer_group);
+    let search_group = search_index::consumer_group(&config.projection_consumer_group);
     let searched = search_index.as_ref().map(|index| {
-        Watermark::ConsumerGroup(Arc::new(projection_group.searching(Arc::clone(index))))
+        let group = consumer_group(&search_group).searching(Arc::clone(index));
+        Watermark::ConsumerGroup(Arc::new(group))
     });
+    let group_watermark =
+        |group: &str| Some(Watermark::ConsumerGroup(Arc::new(consumer_group(group))));
     let progress = Progress::new(
-        Some(Watermark::ConsumerGroup(Arc::new(consumer_group(
-            &config.ledger_consumer_group,
-        )))),
-        Some(Watermark::ConsumerGroup(Arc::new(projection_group))),
+        group_watermark(&config.ledger_consumer_group),
+        group_watermark(&config.projection_consumer_group),
         searched,
     );
     Ok(Adapters {

@@ -87,10 +87,9 @@ pub struct ConsumerGroup {
     relay: String,
     topic: String,
     group: String,
-    /// The last answer of PostgreSQL, shared by the waiting reads (of the
-    /// read model and of the search index alike, for the group feeding
-    /// both): each asks again only once it is [`CONSUMER_GROUP_POLL_MS`] old.
-    observed: Arc<Mutex<Option<(Instant, GroupProgress)>>>,
+    /// The last answer of PostgreSQL, shared by the waiting reads: each
+    /// asks again only once it is [`CONSUMER_GROUP_POLL_MS`] old.
+    observed: Mutex<Option<(Instant, GroupProgress)>>,
     /// `Some` for the search index: refreshed after the group caught up.
     searchable: Option<Searchable>,
 }
@@ -111,24 +110,20 @@ impl ConsumerGroup {
             relay: relay.to_owned(),
             topic: topic.to_owned(),
             group: group.to_owned(),
-            observed: Arc::default(),
+            observed: Mutex::default(),
             searchable: None,
         }
     }
 
-    /// The same group as feeding `index` too, which a read may search only
-    /// after a refresh; it shares this one's answers of PostgreSQL.
-    pub fn searching(&self, index: Arc<dyn SearchIndex>) -> Self {
+    /// This group as the one feeding `index`, which a read may search only
+    /// after a refresh.
+    pub fn searching(self, index: Arc<dyn SearchIndex>) -> Self {
         Self {
-            pool: self.pool.clone(),
-            relay: self.relay.clone(),
-            topic: self.topic.clone(),
-            group: self.group.clone(),
-            observed: Arc::clone(&self.observed),
             searchable: Some(Searchable {
                 index,
                 refreshed: Mutex::new(PublishedOffsets::new()),
             }),
+            ..self
         }
     }
 
@@ -238,7 +233,8 @@ impl ConsumerGroup {
 #[serde(rename_all = "camelCase")]
 pub struct GroupLag {
     /// The consumer group command-api waits for (`LEDGER_CONSUMER_GROUP`,
-    /// `PROJECTION_CONSUMER_GROUP`).
+    /// `PROJECTION_CONSUMER_GROUP`, and for the search index
+    /// `<PROJECTION_CONSUMER_GROUP>-search-index`).
     pub group: String,
     /// Messages published to the topic that the group has not applied yet.
     pub messages_behind: u64,

@@ -1,5 +1,5 @@
-//! The running consumer: the consumer task beside an HTTP server with
-//! `/health` and `/metrics`, stopped together.
+//! The running consumer: one consumer task per group beside an HTTP server
+//! with `/health` and `/metrics`, stopped together.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use actix_web::{web, App, HttpServer};
 use event_bus::{run_consumer_with_metrics, BusError, KafkaProbe, ParkedWallets};
 use event_sink::EventSink;
 use tokio::sync::watch;
-use tokio::task::{JoinError, JoinHandle};
+use tokio::task::{JoinError, JoinSet};
 
 use crate::health::Dependency;
 use crate::http::{self, AppState};
@@ -22,11 +22,21 @@ pub const CONSUMER_STOP_WAIT_MS: u64 = 30_000;
 /// HTTP worker threads: two endpoints, rarely called.
 const HTTP_WORKERS: usize = 2;
 
+/// One consumer group of a service and the sink its loop feeds.
+pub struct GroupSink {
+    /// The Kafka consumer group, whose offsets are this sink's alone.
+    pub group_id: String,
+    pub sink: Arc<dyn EventSink>,
+}
+
 /// What a consumer binary brings to the host.
 pub struct Service {
     /// The binary, in logs.
     pub name: &'static str,
-    pub handler: Arc<dyn EventSink>,
+    /// Its consumer groups, each read by a loop of its own: a sink whose
+    /// store is away holds back its own group only (projection-consumer's
+    /// read model goes on while the search server is down).
+    pub consumers: Vec<GroupSink>,
     /// The stores `/health` checks beside Kafka.
     pub dependencies: Vec<Arc<dyn Dependency>>,
     /// The registry `/metrics` exports; the bus's metrics go in it too.
@@ -59,8 +69,8 @@ pub enum RunError {
     Consumer(#[from] BusError),
     #[error("the consumer task ended abnormally: {0}")]
     ConsumerTask(#[from] JoinError),
-    #[error("the consumer stopped on its own")]
-    ConsumerStopped,
+    #[error("the consumer of group {0} stopped on its own")]
+    ConsumerStopped(String),
 }
 
 pub struct Application {
@@ -68,26 +78,34 @@ pub struct Application {
     server: Server,
     port: u16,
     shutdown: watch::Sender<bool>,
-    consumer: JoinHandle<Result<(), BusError>>,
+    /// One task per group; each ends with its group's name and outcome.
+    consumers: JoinSet<(String, Result<(), BusError>)>,
 }
 
 impl Application {
-    /// Starts consuming `settings.kafka_topic` in `settings.kafka_group_id`
-    /// with the service's handler, and serves `/health` and `/metrics`.
+    /// Starts consuming `settings.kafka_topic` in each of the service's
+    /// groups with its sink, and serves `/health` and `/metrics`.
     pub fn start(settings: &Settings, service: Service) -> Result<Self, HostError> {
         // Listen first: a port taken must not leave a consumer running.
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
         let port = listener.local_addr()?.port();
-        let mut consumer_config = settings.consumer_config();
-        consumer_config.parked = Some(service.parked.clone());
-        let kafka: Arc<dyn Dependency> = Arc::new(KafkaProbe::for_consumer(&consumer_config)?);
+        let kafka: Arc<dyn Dependency> =
+            Arc::new(KafkaProbe::for_consumer(&settings.consumer_config())?);
         let (shutdown, stopping) = watch::channel(false);
-        let consumer = tokio::spawn(run_consumer_with_metrics(
-            consumer_config,
-            service.handler,
-            service.metrics.consumer.clone(),
-            stopping,
-        ));
+        let mut consumers = JoinSet::new();
+        for consumer in &service.consumers {
+            let mut config = settings.consumer_config();
+            config.group_id = consumer.group_id.clone();
+            config.parked = Some(service.parked.clone());
+            let running = run_consumer_with_metrics(
+                config,
+                Arc::clone(&consumer.sink),
+                service.metrics.consumer.clone(),
+                stopping.clone(),
+            );
+            let group = consumer.group_id.clone();
+            consumers.spawn(async move { (group, running.await) });
+        }
 
         let mut dependencies = vec![kafka];
         dependencies.extend(service.dependencies);
@@ -102,10 +120,15 @@ impl Application {
                 .shutdown_timeout(settings.shutdown_timeout_seconds)
                 .listen(listener)?
                 .run();
+        let groups: Vec<&str> = service
+            .consumers
+            .iter()
+            .map(|consumer| consumer.group_id.as_str())
+            .collect();
         tracing::info!(
             port,
             topic = %settings.kafka_topic,
-            group = %settings.kafka_group_id,
+            groups = %groups.join(", "),
             "{} listening",
             service.name
         );
@@ -114,7 +137,7 @@ impl Application {
             server,
             port,
             shutdown,
-            consumer,
+            consumers,
         })
     }
 
@@ -127,61 +150,86 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGTERM/SIGINT or a handle's stop, then lets the consumer
-    /// finish and commit its batch. When the consumer stops on its own (it
-    /// cannot park a dead letter), stops the server and returns the error, so
-    /// the process exits and is restarted.
+    /// Serves until SIGTERM/SIGINT or a handle's stop, then lets every
+    /// consumer finish and commit its batch. When a consumer stops on its
+    /// own (it cannot park a dead letter), stops the others and the server
+    /// and returns its error, so the process exits and is restarted.
     pub async fn run_until_stopped(mut self) -> Result<(), RunError> {
         let handle = self.server.handle();
-        tokio::select! {
+        // A set without tasks answers None at once: that branch is then
+        // disabled, and the server alone is awaited.
+        let first_to_end = tokio::select! {
             served = &mut self.server => {
-                self.shutdown.send_replace(true);
-                let waited = tokio::time::timeout(
-                    Duration::from_millis(CONSUMER_STOP_WAIT_MS),
-                    &mut self.consumer,
-                )
-                .await;
-                match waited {
-                    Ok(Ok(Ok(()))) => {}
-                    Ok(Ok(Err(error))) => tracing::error!(%error, "consumer failed while stopping"),
-                    Ok(Err(error)) => tracing::error!(%error, "consumer task ended abnormally"),
-                    Err(_) => tracing::warn!("the consumer did not stop in time"),
-                }
+                self.stop_consumers().await;
                 tracing::info!("{} stopped", self.name);
-                Ok(served?)
+                return Ok(served?);
             }
-            finished = &mut self.consumer => {
-                handle.stop(true).await;
-                let error = match finished {
-                    Ok(Ok(())) => RunError::ConsumerStopped,
-                    Ok(Err(error)) => RunError::Consumer(error),
-                    Err(error) => RunError::ConsumerTask(error),
-                };
-                tracing::error!(%error, "{} stopping", self.name);
-                Err(error)
+            Some(finished) = self.consumers.join_next() => finished,
+        };
+        let error = match first_to_end {
+            Ok((group, Ok(()))) => RunError::ConsumerStopped(group),
+            Ok((_, Err(error))) => RunError::Consumer(error),
+            Err(error) => RunError::ConsumerTask(error),
+        };
+        tracing::error!(%error, "{} stopping", self.name);
+        self.stop_consumers().await;
+        handle.stop(true).await;
+        Err(error)
+    }
+
+    /// Tells every consumer still running to stop and waits, at most
+    /// [`CONSUMER_STOP_WAIT_MS`] in all, for each to finish its batch.
+    async fn stop_consumers(&mut self) {
+        self.shutdown.send_replace(true);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(CONSUMER_STOP_WAIT_MS);
+        loop {
+            match tokio::time::timeout_at(deadline, self.consumers.join_next()).await {
+                Ok(None) => return,
+                Ok(Some(Ok((_, Ok(()))))) => {}
+                Ok(Some(Ok((group, Err(error))))) => {
+                    tracing::error!(%error, group, "consumer failed while stopping")
+                }
+                Ok(Some(Err(error))) => tracing::error!(%error, "consumer task ended abnormally"),
+                Err(_) => {
+                    tracing::warn!("a consumer did not stop in time");
+                    self.consumers.abort_all();
+                    return;
+                }
             }
         }
     }
 }
 
 /// Republishes up to `limit` of the dead letters `handler` parked to the
-/// topic, marked as replayed for it (its parked wallets take them).
+/// topic, marked as replayed for it (its parked wallets take them), through
+/// the replay group of `group_id` (the group that feeds `handler`).
 pub async fn replay_dead_letters(
     settings: &Settings,
+    group_id: &str,
     handler: &str,
     limit: usize,
 ) -> Result<usize, HostError> {
     let mut config = settings.consumer_config();
+    config.group_id = group_id.to_owned();
     config.parked = Some(ParkedWallets::new(settings.connect_postgres().await?));
     Ok(event_bus::replay_dlq(&config, handler, limit).await?)
 }
 
 impl ReplayDlqArgs {
-    /// The `replay-dlq` subcommand: replays the dead letters of `handler`
-    /// (the binary's), then logs how many.
-    pub async fn run(&self, settings: &Settings, handler: &str) -> Result<usize, HostError> {
-        let replayed = replay_dead_letters(settings, handler, self.limit).await?;
-        tracing::info!(replayed, "dead letters replayed");
-        Ok(replayed)
+    /// The `replay-dlq` subcommand: replays the dead letters of each
+    /// `(group, handler)` of the binary, up to the limit for each, then logs
+    /// how many; returns the total.
+    pub async fn run(
+        &self,
+        settings: &Settings,
+        consumers: &[(&str, &str)],
+    ) -> Result<usize, HostError> {
+        let mut total = 0;
+        for &(group, handler) in consumers {
+            let replayed = replay_dead_letters(settings, group, handler, self.limit).await?;
+            tracing::info!(replayed, group, handler, "dead letters replayed");
+            total += replayed;
+        }
+        Ok(total)
     }
 }

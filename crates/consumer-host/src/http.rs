@@ -18,7 +18,16 @@ pub(crate) struct AppState {
 pub(crate) fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/health", web::get().to(health))
+        .route("/health/live", web::get().to(live))
         .route("/metrics", web::get().to(metrics));
+}
+
+/// The liveness probe's: 200 while the process serves, whatever its stores
+/// say. A consumer loop that stops on its own stops the server with it
+/// (`Application::run_until_stopped`), and one retrying a store away is
+/// waiting, not stuck: restarting the process would bring no store back.
+async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(std::collections::BTreeMap::from([("status", "alive")]))
 }
 
 /// 200 when every dependency answers (`degraded` while the consumer retries a

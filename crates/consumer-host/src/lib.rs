@@ -1,7 +1,7 @@
 //! What every Kafka consumer binary of Wallex shares, written once.
 //!
 //! A consumer binary (ledger-consumer, projection-consumer) brings its
-//! [`event_sink::EventSink`], the stores `/health` should check and its own
+//! [`event_sink::EventSink`]s, one per consumer group ([`GroupSink`]), the stores `/health` should check and its own
 //! counters; this crate brings the rest: the settings every consumer reads
 //! ([`Settings`], with per-binary defaults from a [`Profile`]), the consumer
 //! task, the HTTP server with `/health` and `/metrics`, graceful shutdown on
@@ -22,7 +22,8 @@ mod startup;
 
 pub use actix_web::dev::ServerHandle;
 pub use application::{
-    replay_dead_letters, Application, HostError, RunError, Service, CONSUMER_STOP_WAIT_MS,
+    replay_dead_letters, Application, GroupSink, HostError, RunError, Service,
+    CONSUMER_STOP_WAIT_MS,
 };
 pub use health::{dependency, furthest_position, Dependency, Unhealthy, HEALTH_CHECK_TIMEOUT_MS};
 pub use metrics::{count, Metrics};

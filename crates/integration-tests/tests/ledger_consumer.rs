@@ -205,6 +205,8 @@ async fn produced_events_are_posted_once_even_when_redelivered() {
     assert_eq!(status, 200, "{health}");
     assert!(health.contains("\"kafka\":\"up\""), "{health}");
     assert!(health.contains("\"postgres\":\"up\""), "{health}");
+    let (status, live) = harness.get("/health/live").await;
+    assert_eq!((status, live.as_str()), (200, r#"{"status":"alive"}"#));
 
     // Kafka delivers at least once: the same messages again post nothing.
     harness.produce(&log.recorded).await;
@@ -273,8 +275,13 @@ async fn an_undecodable_message_is_dead_lettered_and_consumption_continues() {
 
     // replay-dlq puts it back on the topic; still undecodable, it is parked again.
     let replay = ReplayDlqArgs { limit: 10 };
+    let settings = &harness.config.settings;
+    let consumers = [(
+        settings.kafka_group_id.as_str(),
+        ledger_consumer::HANDLER_NAME,
+    )];
     let replayed = replay
-        .run(&harness.config.settings, ledger_consumer::HANDLER_NAME)
+        .run(settings, &consumers)
         .await
         .expect("the dead letters are replayed");
     assert_eq!(replayed, 1);

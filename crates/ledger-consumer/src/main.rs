@@ -16,7 +16,10 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             tracing::info!(?outcome, "ledger rebuilt from the event store");
         }
         Some(Command::ReplayDlq(ref replay)) => {
-            replay.run(&config.settings, HANDLER_NAME).await?;
+            let group = config.settings.kafka_group_id.as_str();
+            replay
+                .run(&config.settings, &[(group, HANDLER_NAME)])
+                .await?;
         }
         None => build(&config).await?.run_until_stopped().await?,
     }

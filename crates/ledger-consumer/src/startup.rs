@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use consumer_host::{dependency, Application, HostError, Service};
+use consumer_host::{dependency, Application, GroupSink, HostError, Service};
 use event_bus::ParkedWallets;
 use ledger::{Ledger, PostgresLedger};
 
@@ -33,7 +33,10 @@ pub fn build_with(
     });
     let service = Service {
         name: PROFILE.name,
-        handler,
+        consumers: vec![GroupSink {
+            group_id: config.settings.kafka_group_id.clone(),
+            sink: handler,
+        }],
         dependencies: vec![postgres],
         metrics: metrics.host,
         parked,

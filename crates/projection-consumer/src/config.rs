@@ -39,8 +39,9 @@ pub struct Config {
 
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum Command {
-    /// Puts this group's dead letters back on the topic (once their cause is
-    /// fixed), then exits. Reads the same environment as the consumer.
+    /// Puts the dead letters of both groups (the read model's, the search
+    /// index's) back on the topic (once their cause is fixed), then exits.
+    /// Reads the same environment as the consumer.
     ReplayDlq(ReplayDlqArgs),
     /// Stop the projection-consumers first. Builds the read model and the
     /// search index again from the configured event store (EVENT_STORE),
@@ -55,6 +56,12 @@ impl Config {
     /// message on `--help`, `--version` or a bad setting.
     pub fn from_env() -> Self {
         consumer_host::parse(&PROFILE)
+    }
+
+    /// The search index's consumer group: `<KAFKA_GROUP_ID>-search-index`
+    /// (`search_index::consumer_group`).
+    pub fn search_group_id(&self) -> String {
+        search_index::consumer_group(&self.settings.kafka_group_id)
     }
 
     /// A consumer for tests on `settings` (see `Settings::for_test`).
@@ -90,6 +97,7 @@ mod tests {
         assert_eq!(config.command, None);
         assert_eq!(config.settings.kafka_topic, "wallet-events");
         assert_eq!(config.settings.kafka_group_id, "wallex-projection");
+        assert_eq!(config.search_group_id(), "wallex-projection-search-index");
         assert_eq!(config.settings.port, 3003);
         assert_eq!(config.elasticsearch_index_prefix, "wallex");
         let consumer = config.settings.consumer_config();

@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use projection_consumer::{build, rebuild, Command, Config, HANDLER_NAME};
+use projection_consumer::{build, rebuild, Command, Config, HANDLER_NAME, SEARCH_HANDLER_NAME};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -12,7 +12,12 @@ async fn main() -> ExitCode {
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     match config.command.clone() {
         Some(Command::ReplayDlq(replay)) => {
-            replay.run(&config.settings, HANDLER_NAME).await?;
+            let search_group = config.search_group_id();
+            let consumers = [
+                (config.settings.kafka_group_id.as_str(), HANDLER_NAME),
+                (search_group.as_str(), SEARCH_HANDLER_NAME),
+            ];
+            replay.run(&config.settings, &consumers).await?;
         }
         Some(Command::Rebuild(args)) => {
             let outcome = rebuild(&config, &args).await?;

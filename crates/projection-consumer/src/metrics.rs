@@ -1,5 +1,6 @@
 //! What `/metrics` exports beside the bus's consumer metrics.
 
+use event_sink::{DeliveryError, Transience};
 use prometheus::{IntCounter, IntCounterVec};
 
 #[derive(Clone)]
@@ -38,5 +39,17 @@ impl Metrics {
             )?,
             host,
         })
+    }
+
+    /// Counts a failure of `target` (`read_model`, `search_index`) and
+    /// classifies it by its own [`Transience`]: transient (retried until it
+    /// passes) or permanent (dead-lettered in the end).
+    pub fn failed(
+        &self,
+        target: &'static str,
+        error: impl Transience + std::error::Error + Send + Sync + 'static,
+    ) -> DeliveryError {
+        self.batch_failures.with_label_values(&[target]).inc();
+        DeliveryError::of(target, error)
     }
 }

@@ -54,6 +54,19 @@ pub const QUERY_TEXT_LENGTH_MAX: usize = 200;
 /// several requests, in order.
 pub const BULK_EVENTS_MAX: usize = 2_000;
 
+/// Suffix of the Kafka consumer group that feeds the search index.
+pub const CONSUMER_GROUP_SUFFIX: &str = "-search-index";
+
+/// The Kafka consumer group feeding the search index beside the read
+/// model's group `read_model_group` (projection-consumer's `KAFKA_GROUP_ID`,
+/// command-api's `PROJECTION_CONSUMER_GROUP`): `<read_model_group>-search-index`.
+/// Derived, not configured, so the two processes cannot disagree on it.
+/// A group of its own keeps the read model flowing while the search server
+/// is away, and the search index catching up on its own afterwards.
+pub fn consumer_group(read_model_group: &str) -> String {
+    format!("{read_model_group}{CONSUMER_GROUP_SUFFIX}")
+}
+
 /// One event as the search index holds it: a movement of money (or, for
 /// `WalletCreated`, the opening balance) seen from one wallet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

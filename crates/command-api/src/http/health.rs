@@ -47,13 +47,26 @@ async fn probe<T, E: std::fmt::Display>(
     }
 }
 
-/// Whether the search index answers. It serves reads only, so its state is
-/// reported but does not make the service unhealthy.
+/// Whether the search index answers, with, on the full stack, the consumer
+/// group feeding it and how far behind it is. It serves reads only, so its
+/// state is reported but does not make the service unhealthy.
 async fn search_index_report(state: &AppState) -> Value {
     let Some(index) = &state.search_index else {
         return json!({ "status": "not configured" });
     };
-    probe(index.ping(), |()| json!({})).await
+    let (mut report, group) = tokio::join!(
+        probe(index.ping(), |()| json!({})),
+        group_report(state, Projection::SearchIndex)
+    );
+    with_group(&mut report, group);
+    report
+}
+
+/// `report` with `consumerGroup: group` when a group feeds the projection.
+fn with_group(report: &mut Value, group: Option<Value>) {
+    if let (Some(report), Some(group)) = (report.as_object_mut(), group) {
+        report.insert("consumerGroup".to_owned(), group);
+    }
 }
 
 /// Whether the ledger's and the read model's storage answer, with the log
@@ -70,14 +83,8 @@ async fn projections_report(state: &AppState) -> (Value, Value) {
         group_report(state, Projection::Ledger),
         group_report(state, Projection::ReadModel)
     );
-    for (report, group) in [
-        (&mut ledger, ledger_group),
-        (&mut read_model, read_model_group),
-    ] {
-        if let (Some(report), Some(group)) = (report.as_object_mut(), group) {
-            report.insert("consumerGroup".to_owned(), group);
-        }
-    }
+    with_group(&mut ledger, ledger_group);
+    with_group(&mut read_model, read_model_group);
     (ledger, read_model)
 }
 
@@ -171,7 +178,7 @@ pub async fn index() -> HttpResponse {
 /// Whether the service can take commands (its event store answers), and how
 /// far events have flowed to their consumers.
 #[utoipa::path(get, path = "/health", tag = "operations",
-    responses((status = 200, description = "Up: {status: \"ok\", eventStore: {kind, status, headPosition}, publisher, searchIndex: {status}, ledger: {status, position, consumerGroup: {group, messagesBehind} on the full stack}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined}, deadLetters: {status, parked, sinks}}", body = Object),
+    responses((status = 200, description = "Up: {status: \"ok\", eventStore: {kind, status, headPosition}, publisher, searchIndex: {status, consumerGroup on the full stack}, ledger: {status, position, consumerGroup: {group, messagesBehind} on the full stack}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined}, deadLetters: {status, parked, sinks}}", body = Object),
               (status = 503, description = "The event store is down: {status: \"error\", eventStore: {kind, status, error}}", body = Object)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = state.wallets.store();

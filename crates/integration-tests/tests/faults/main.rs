@@ -7,7 +7,8 @@
 //! operation and its answer. Meanwhile a seeded schedule ([`schedule`]) kills
 //! each binary and one replica at a time with `kill -9`, restarts PostgreSQL
 //! (fast and immediate shutdown), kills the Kafka broker and Redis, and stops
-//! OpenSearch for 10 s, each healed before the next. After each fault a probe
+//! OpenSearch for 10 s, each healed before the next; while OpenSearch is away,
+//! a new wallet must still reach the read model. After each fault a probe
 //! (a new wallet) measures how long a write takes to reach the ledger, the read
 //! model and the search index. Then: money conserved, no acknowledged
 //! operation lost, none applied twice, no refused one applied, no negative
@@ -104,6 +105,7 @@ async fn the_bank_survives_the_faults_of_a_production_week() {
 
     let steps = schedule(seed, REPLICAS);
     let mut convergence: Vec<Result<Duration, String>> = Vec::with_capacity(steps.len());
+    let mut outage_failures = Vec::new();
     for (index, step) in steps.iter().enumerate() {
         tokio::time::sleep(step.gap).await;
         let phase = index + 1;
@@ -114,7 +116,11 @@ async fn the_bank_survives_the_faults_of_a_production_week() {
             step.fault.label(),
             book.acknowledged()
         ));
-        inject_and_heal(&mut system, step).await;
+        let during = format!("{probe_owner}-{phase}-during");
+        if let Err(failure) = inject_and_heal(&mut system, step, &api, &during, &probe_owner).await
+        {
+            outage_failures.push(format!("{}: {failure}", step.fault.label()));
+        }
         let probe = format!("{probe_owner}-{phase}");
         convergence.push(probe_converges(&api, &search, &probe, &probe_owner).await);
     }
@@ -129,7 +135,8 @@ async fn the_bank_survives_the_faults_of_a_production_week() {
 
     let final_convergence =
         assert_converges(&api, &system, &book, &owner, FINAL_CONVERGENCE_TIMEOUT).await;
-    let verdict = audit(&api, &system, &book, &steps, &convergence).await;
+    let mut verdict = audit(&api, &system, &book, &steps, &convergence).await;
+    verdict.extend(outage_failures);
     say(&format!(
         "final convergence {:.1}s; suite {:.0}s (budget {}s)",
         final_convergence.as_secs_f64(),
@@ -264,12 +271,7 @@ async fn probe_converges(
     owner: &str,
 ) -> Result<Duration, String> {
     let started = Instant::now();
-    let answer = api
-        .post(
-            "/wallets",
-            &json!({"walletId": probe, "ownerId": owner, "initialBalance": 1}),
-        )
-        .await;
+    let answer = create_probe(api, probe, owner).await;
     assert!(
         matches!(answer, Answer::Created),
         "probe {probe}: {answer:?}"
@@ -281,14 +283,7 @@ async fn probe_converges(
             .get(&format!("/ledger/wallet/{probe}/summary"))
             .await
             .is_some_and(|summary| decimal(&summary["balance"]) == Some(Decimal::ONE));
-        let listed = api
-            .get(&format!("/wallets?ownerId={owner}&limit=100"))
-            .await
-            .is_some_and(|wallets| {
-                wallets
-                    .as_array()
-                    .is_some_and(|wallets| wallets.iter().any(|wallet| wallet["id"] == probe))
-            });
+        let listed = listed(api, owner, probe).await;
         let indexed = search.wallet(&id).await.ok().flatten().is_some();
         if ledger && listed && indexed {
             return Ok(started.elapsed());
@@ -297,6 +292,26 @@ async fn probe_converges(
         tokio::time::sleep(PROBE_POLL).await;
     }
     Err(missing)
+}
+
+/// Creates wallet `probe` of `owner` with an opening balance of 1.
+async fn create_probe(api: &Api, probe: &str, owner: &str) -> Answer {
+    api.post(
+        "/wallets",
+        &json!({"walletId": probe, "ownerId": owner, "initialBalance": 1}),
+    )
+    .await
+}
+
+/// Whether the read model lists wallet `probe` among `owner`'s (`GET /wallets`).
+async fn listed(api: &Api, owner: &str, probe: &str) -> bool {
+    api.get(&format!("/wallets?ownerId={owner}&limit=100"))
+        .await
+        .is_some_and(|wallets| {
+            wallets
+                .as_array()
+                .is_some_and(|wallets| wallets.iter().any(|wallet| wallet["id"] == probe))
+        })
 }
 
 fn print_table(steps: &[Step], tallies: &[Tally], convergence: &[Result<Duration, String>]) {

@@ -6,12 +6,16 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use integration_tests::client::{Answer, Api};
 use integration_tests::system::{
     replica_name, System, LEDGER_CONSUMER, OUTBOX_RELAY, PROJECTION_CONSUMER,
 };
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use tokio::time::Instant;
+
+use crate::{create_probe, listed};
 
 /// How long OpenSearch stays stopped (SIGSTOP) before SIGCONT.
 const OPENSEARCH_PAUSE: Duration = Duration::from_secs(10);
@@ -81,8 +85,18 @@ pub fn schedule(seed: u64, replicas: usize) -> Vec<Step> {
         .collect()
 }
 
-/// Brings the fault about and heals it; returns when what it hit answers again.
-pub async fn inject_and_heal(system: &mut System, step: &Step) {
+/// Brings the fault about and heals it; returns when what it hit answers
+/// again. While the search server is away (killed or stopped), a new wallet
+/// `probe` of `owner` must reach the read model all the same: the failure
+/// when it does not.
+pub async fn inject_and_heal(
+    system: &mut System,
+    step: &Step,
+    api: &Api,
+    probe: &str,
+    owner: &str,
+) -> Result<(), String> {
+    let mut flowed = Ok(());
     match &step.fault {
         Fault::KillBinary(name) => {
             system.kill(name);
@@ -95,15 +109,50 @@ pub async fn inject_and_heal(system: &mut System, step: &Step) {
             if *server == "kafka" {
                 health_answers_promptly(system).await;
             }
+            if *server == "opensearch" {
+                flowed = read_model_flows(api, probe, owner).await;
+            }
             tokio::time::sleep(step.down).await;
             infra(&["start", server]).await;
         }
         Fault::PauseOpenSearch => {
             infra(&["pause", "opensearch"]).await;
-            tokio::time::sleep(OPENSEARCH_PAUSE).await;
+            let paused = Instant::now();
+            flowed = read_model_flows(api, probe, owner).await;
+            tokio::time::sleep(OPENSEARCH_PAUSE.saturating_sub(paused.elapsed())).await;
             infra(&["resume", "opensearch"]).await;
         }
     }
+    flowed
+}
+
+/// Bound on a write reaching the read model while the search server is
+/// away: the read model's consumer group does not wait for the search
+/// index's (it held it back for as long as the outage lasted before).
+const READ_MODEL_WHILE_SEARCH_AWAY: Duration = Duration::from_secs(8);
+/// Pause between two reads of the wallet list.
+const READ_MODEL_POLL: Duration = Duration::from_millis(200);
+
+/// Creates wallet `probe` of `owner` and waits until `GET /wallets` lists
+/// it, at most [`READ_MODEL_WHILE_SEARCH_AWAY`].
+async fn read_model_flows(api: &Api, probe: &str, owner: &str) -> Result<(), String> {
+    let created = create_probe(api, probe, owner).await;
+    if !matches!(created, Answer::Created) {
+        return Err(format!(
+            "probe {probe} with the search server away: {created:?}"
+        ));
+    }
+    let started = Instant::now();
+    while started.elapsed() < READ_MODEL_WHILE_SEARCH_AWAY {
+        if listed(api, owner, probe).await {
+            return Ok(());
+        }
+        tokio::time::sleep(READ_MODEL_POLL).await;
+    }
+    Err(format!(
+        "with the search server away, wallet {probe} did not reach the read model in {}s",
+        READ_MODEL_WHILE_SEARCH_AWAY.as_secs()
+    ))
 }
 
 /// Within the readiness probe's timeout of `k8s/` (2 s), in ms.
