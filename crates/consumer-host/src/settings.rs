@@ -79,6 +79,12 @@ pub struct Settings {
     #[arg(long, env = "HANDLER_ATTEMPTS_MAX", default_value_t = event_bus::HANDLER_ATTEMPTS_MAX_DEFAULT,
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub handler_attempts_max: u32,
+    /// Milliseconds one call of the handler (a batch's writes) may take
+    /// before it is cut short and retried as a transient failure
+    /// (1,000–600,000).
+    #[arg(long, env = "HANDLER_TIMEOUT_MS", default_value_t = event_bus::HANDLER_TIMEOUT_MS_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(1_000..=600_000))]
+    pub handler_timeout_ms: u64,
     /// PostgreSQL connections of the pool.
     #[arg(long, env = "DATABASE_CONNECTIONS_MAX", default_value_t = 4)]
     pub database_connections_max: u32,
@@ -129,6 +135,7 @@ impl Settings {
         consumer.fetch_wait_max_ms = self.kafka_fetch_wait_max_ms;
         consumer.fetch_min_bytes = self.kafka_fetch_min_bytes;
         consumer.handler_attempts_max = self.handler_attempts_max;
+        consumer.handler_timeout_ms = self.handler_timeout_ms;
         consumer
     }
 
@@ -151,6 +158,7 @@ impl Settings {
             kafka_fetch_wait_max_ms: event_bus::CONSUMER_FETCH_WAIT_MAX_MS_DEFAULT,
             kafka_fetch_min_bytes: event_bus::CONSUMER_FETCH_MIN_BYTES_DEFAULT,
             handler_attempts_max: event_bus::HANDLER_ATTEMPTS_MAX_DEFAULT,
+            handler_timeout_ms: event_bus::HANDLER_TIMEOUT_MS_DEFAULT,
             database_connections_max: 4,
             host: "127.0.0.1".to_owned(),
             port: 0,

@@ -56,6 +56,15 @@ pub const HANDLER_ATTEMPTS_MAX_DEFAULT: u32 = 5;
 pub const HANDLER_BACKOFF_INITIAL_MS_DEFAULT: u64 = 100;
 /// The pause between retries never exceeds this.
 pub const HANDLER_BACKOFF_MAX_MS_DEFAULT: u64 = 5_000;
+/// How long one call of the handler (a batch's writes) may take before it
+/// counts as a transient failure and is retried, in ms. A store that hangs
+/// without refusing (a network that drops packets, a server stopped) would
+/// otherwise hold the partitions until the kernel gives the connection up,
+/// minutes later. The sinks are idempotent and the stored offsets checked,
+/// so a call cut short and handed again changes nothing twice (a commit
+/// whose answer was lost is found by `stored_by_earlier_attempt`). A
+/// batch's writes take milliseconds; a minute leaves room for a slow disk.
+pub const HANDLER_TIMEOUT_MS_DEFAULT: u64 = 60_000;
 
 /// The Kafka publisher (the relay's side).
 #[derive(Debug, Clone)]
@@ -121,6 +130,8 @@ pub struct ConsumerConfig {
     pub handler_attempts_max: u32,
     pub handler_backoff_initial_ms: u64,
     pub handler_backoff_max_ms: u64,
+    /// Bound on one handler call, in ms (see [`HANDLER_TIMEOUT_MS_DEFAULT`]).
+    pub handler_timeout_ms: u64,
     /// For the DLQ producer (and the replay's republishing).
     pub message_timeout_ms: u64,
     pub linger_ms: u64,
@@ -146,6 +157,7 @@ impl ConsumerConfig {
             handler_attempts_max: HANDLER_ATTEMPTS_MAX_DEFAULT,
             handler_backoff_initial_ms: HANDLER_BACKOFF_INITIAL_MS_DEFAULT,
             handler_backoff_max_ms: HANDLER_BACKOFF_MAX_MS_DEFAULT,
+            handler_timeout_ms: HANDLER_TIMEOUT_MS_DEFAULT,
             message_timeout_ms: PRODUCER_MESSAGE_TIMEOUT_MS_DEFAULT,
             linger_ms: PRODUCER_LINGER_MS_DEFAULT,
             request_timeout_ms: KAFKA_REQUEST_TIMEOUT_MS_DEFAULT,

@@ -404,11 +404,22 @@ impl Worker<'_> {
         // Offsets an earlier attempt of this batch stored: believed once the
         // batch is handled again without offsets.
         let mut stored_before: Option<ConsumerOffsets> = None;
+        let call_timeout = Duration::from_millis(self.config.handler_timeout_ms);
         loop {
-            let delivered = match &offsets {
-                Some(offsets) => self.handler.deliver_consumed(events, offsets).await,
-                None => self.handler.deliver(events).await,
+            let delivering = async {
+                match &offsets {
+                    Some(offsets) => self.handler.deliver_consumed(events, offsets).await,
+                    None => self.handler.deliver(events).await,
+                }
             };
+            let delivered = tokio::time::timeout(call_timeout, delivering)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(DeliveryError::transient(
+                        name,
+                        HandlerTimedOut(self.config.handler_timeout_ms),
+                    ))
+                });
             let error = match delivered {
                 Ok(()) => {
                     retrying.set(0);
@@ -801,6 +812,12 @@ async fn refresh_lag(
         Err(error) => tracing::debug!(%error, "cannot read watermarks for the lag gauges"),
     }
 }
+
+/// A handler call that gave no answer within the bound, in ms (see
+/// `HANDLER_TIMEOUT_MS_DEFAULT`): transient, the batch is handed again.
+#[derive(Debug, thiserror::Error)]
+#[error("the handler gave no answer within {0} ms")]
+struct HandlerTimedOut(u64);
 
 /// Runs a blocking librdkafka call (commit, offsets, watermarks) off the runtime.
 pub(crate) async fn blocking<T: Send + 'static>(

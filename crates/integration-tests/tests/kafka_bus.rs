@@ -124,6 +124,8 @@ struct Recorder {
     poisoned: Option<Uuid>,
     /// Transient failures still to return before handling anything.
     transient_failures_left: AtomicUsize,
+    /// Calls still to leave unanswered (a store that hangs) before handling anything.
+    hangs_left: AtomicUsize,
 }
 
 impl Recorder {
@@ -137,6 +139,13 @@ impl Recorder {
     fn flaky(transient_failures: usize) -> Self {
         Self {
             transient_failures_left: AtomicUsize::new(transient_failures),
+            ..Self::default()
+        }
+    }
+
+    fn hanging(hangs: usize) -> Self {
+        Self {
+            hangs_left: AtomicUsize::new(hangs),
             ..Self::default()
         }
     }
@@ -166,6 +175,11 @@ impl EventSink for Recorder {
     }
 
     async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
+        let hangs = self.hangs_left.load(Ordering::SeqCst);
+        if hangs > 0 {
+            self.hangs_left.store(hangs - 1, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        }
         let left = self.transient_failures_left.load(Ordering::SeqCst);
         if left > 0 {
             self.transient_failures_left
@@ -505,6 +519,56 @@ async fn transient_failures_are_retried_until_they_pass_and_nothing_is_dead_lett
         "every transient failure was retried"
     );
     assert!(!metrics.is_retrying(), "no longer retrying once it passed");
+}
+
+#[tokio::test]
+async fn a_handler_call_that_hangs_is_cut_short_and_retried_and_nothing_is_dead_lettered() {
+    let Some(brokers) = require_env("KAFKA_BROKERS") else {
+        return;
+    };
+    let topic = create_topic(&brokers, "wallex_it_hang", TOPIC_PARTITIONS).await;
+    let dlq_topic = create_topic(&brokers, "wallex_it_hang_dlq", 1).await;
+    let group = unique_name("wallex_it_group");
+    let log = interleaved_log(&unique_name("run"), 3, 5, 1);
+    produce(&brokers, &topic, &log).await;
+
+    let mut config = consumer_config(&brokers, &topic, &dlq_topic, &group);
+    config.handler_timeout_ms = 500;
+    let metrics = ConsumerMetrics::unregistered().expect("metrics");
+    let hangs = config.handler_attempts_max as usize + 1;
+    let recorder = Arc::new(Recorder::hanging(hangs));
+    let (stop, stopping) = watch::channel(false);
+    let consumer = tokio::spawn(run_consumer_with_metrics(
+        config,
+        recorder.clone(),
+        metrics.clone(),
+        stopping,
+    ));
+    wait_until("every event is handled", || {
+        recorder.handled_count() >= log.len()
+    })
+    .await;
+    tokio::time::sleep(QUIET_PERIOD).await;
+    stop.send_replace(true);
+    consumer
+        .await
+        .expect("the consumer task ends")
+        .expect("the consumer stops cleanly");
+
+    assert_eq!(
+        recorder.handled_count(),
+        log.len(),
+        "each event handled once"
+    );
+    assert_eq!(
+        metrics.dead_lettered.with_label_values(&[HANDLER]).get(),
+        0,
+        "a call that hung is transient: nothing dead-lettered, however many"
+    );
+    assert!(
+        metrics.retries.with_label_values(&[HANDLER]).get() >= hangs as u64,
+        "every call cut short was retried"
+    );
 }
 
 #[tokio::test]

@@ -178,7 +178,7 @@ pub async fn index() -> HttpResponse {
 /// Whether the service can take commands (its event store answers), and how
 /// far events have flowed to their consumers.
 #[utoipa::path(get, path = "/health", tag = "operations",
-    responses((status = 200, description = "Up: {status: \"ok\", eventStore: {kind, status, headPosition}, publisher, searchIndex: {status, consumerGroup on the full stack}, ledger: {status, position, consumerGroup: {group, messagesBehind} on the full stack}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined}, deadLetters: {status, parked, sinks}}", body = Object),
+    responses((status = 200, description = "Up: {status: \"ok\", or \"degraded\" while writes fail, eventStore: {kind, status, headPosition, writes: \"ok\" or {status: \"failing\", failures: {since, failures, error}} for the writes failed in the store since the last that passed, within 60 s of the last}, publisher, searchIndex: {status, consumerGroup on the full stack}, ledger: {status, position, consumerGroup: {group, messagesBehind} on the full stack}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined}, deadLetters: {status, parked, sinks}}", body = Object),
               (status = 503, description = "The event store is down: {status: \"error\", eventStore: {kind, status, error}}", body = Object)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = state.wallets.store();
@@ -190,9 +190,17 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                 projections_report(&state),
                 dead_letters_report(&state)
             );
+            // The head answers; the writes may not (a full disk, a read-only server).
+            let (status, writes) = match state.wallets.write_failures() {
+                None => ("ok", json!("ok")),
+                Some(failures) => (
+                    "degraded",
+                    json!({ "status": "failing", "failures": failures }),
+                ),
+            };
             HttpResponse::Ok().json(json!({
-                "status": "ok",
-                "eventStore": { "kind": store.kind(), "status": "up", "headPosition": head },
+                "status": status,
+                "eventStore": { "kind": store.kind(), "status": "up", "headPosition": head, "writes": writes },
                 "publisher": publisher,
                 "searchIndex": search_index,
                 "ledger": ledger,

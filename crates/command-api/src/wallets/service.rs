@@ -36,6 +36,7 @@ use wallet_lock::{LockError, LockLease, WalletLock};
 use super::cache::{CachedWallet, WalletCache};
 use super::holds::capture_order;
 use super::operation::{OperationOutcome, WalletOperation};
+use super::write_health::{WriteFailures, WriteHealth};
 use crate::metrics::Metrics;
 
 /// Attempts of one command when its expected version turns out stale.
@@ -104,6 +105,26 @@ pub enum ServiceError {
     TransferAborted(String),
 }
 
+impl ServiceError {
+    /// True when the event store (or the transfer journal) failed the
+    /// request, not the rules, the caller or another request: an operating
+    /// fault `/health` reports.
+    fn is_store_failure(&self) -> bool {
+        match self {
+            ServiceError::Store(_) | ServiceError::TransferAborted(_) => true,
+            ServiceError::Transfer(error) => matches!(
+                error,
+                ProcessError::Store(_) | ProcessError::Journal(_) | ProcessError::NotStarted { .. }
+            ),
+            ServiceError::Domain(_)
+            | ServiceError::ConcurrencyConflict(_)
+            | ServiceError::IdempotencyKeyReused(_)
+            | ServiceError::LockTimedOut(_)
+            | ServiceError::Encoding(_) => false,
+        }
+    }
+}
+
 impl From<ProcessError> for ServiceError {
     fn from(error: ProcessError) -> Self {
         match error {
@@ -127,6 +148,8 @@ pub struct WalletService {
     /// Whether the last lock request found the lock service away: the log
     /// says so when it goes and when it comes back, not once per command.
     lock_away: AtomicBool,
+    /// How the commands' writes have been ending, for `/health`.
+    writes: WriteHealth,
 }
 
 fn now() -> DateTime<Utc> {
@@ -142,6 +165,7 @@ impl WalletService {
             metrics,
             transfers: None,
             lock_away: AtomicBool::new(false),
+            writes: WriteHealth::default(),
         }
     }
 
@@ -264,7 +288,31 @@ impl WalletService {
         )
     }
 
+    /// Writes that failed in the event store since the last that passed
+    /// (see [`WriteFailures`]); `None` when they pass.
+    pub fn write_failures(&self) -> Option<WriteFailures> {
+        self.writes.failures()
+    }
+
+    /// Decides `operation` and appends what it decided (a transfer through
+    /// the transfer process when there is one), answering as `format` says;
+    /// how the write ended is kept for `/health`.
     pub async fn execute(
+        &self,
+        operation: WalletOperation,
+        context: RequestContext,
+        format: ReplyFormat,
+    ) -> Result<Reply, ServiceError> {
+        let executed = self.execute_unobserved(operation, context, format).await;
+        match &executed {
+            Ok(reply) if !reply.replayed => self.writes.passed(),
+            Err(error) if error.is_store_failure() => self.writes.failed(error),
+            _ => {}
+        }
+        executed
+    }
+
+    async fn execute_unobserved(
         &self,
         operation: WalletOperation,
         context: RequestContext,

@@ -145,6 +145,45 @@ async fn a_data_folder_moved_under_the_server_takes_no_more_writes() {
 }
 
 #[tokio::test]
+async fn writes_the_store_refuses_while_its_head_answers_make_health_degraded_until_one_passes() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let app = spawn_app_in(temp.path()).await;
+    assert_eq!(app.create_wallet("a", "o", json!(10)).await.status(), 201);
+    let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
+    assert_eq!((status, &health["status"]), (200, &json!("ok")), "{health}");
+    assert_eq!(health["eventStore"]["writes"], "ok", "{health}");
+
+    // Another program holds the event store's write lock (as an open
+    // `sqlite3` shell's transaction would): reads of the head pass, writes fail.
+    let blocker = rusqlite::Connection::open(temp.path().join("events.db")).expect("opened");
+    blocker
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("the write lock taken");
+    let (status, body) = json_of(app.credit("a", json!(5)).await).await;
+    assert_eq!(status, 503, "{body}");
+    let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
+    assert_eq!(status, 200, "the store answers reads: {health}");
+    assert_eq!(health["status"], "degraded", "{health}");
+    let writes = &health["eventStore"]["writes"];
+    assert_eq!(writes["status"], "failing", "{health}");
+    assert_eq!(writes["failures"]["failures"], 1, "{health}");
+    assert!(
+        writes["failures"]["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("locked")),
+        "{health}"
+    );
+
+    blocker.execute_batch("ROLLBACK").expect("the lock let go");
+    assert_eq!(app.credit("a", json!(5)).await.status(), 201);
+    let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
+    assert_eq!((status, &health["status"]), (200, &json!("ok")), "{health}");
+    assert_eq!(health["eventStore"]["writes"], "ok", "{health}");
+    assert_eq!(app.balance_text("a").await, "15.00");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_port_in_use_is_refused_by_name_before_the_data_folder_opens() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port taken");
     let port = taken.local_addr().expect("address").port();
