@@ -153,10 +153,18 @@ def check(rendering, objects):
                 problems.append(f"{at}: root file system writable or privilege escalation allowed")
             if workload["kind"] == "Deployment":
                 ports = {p.get("name") for p in container.get("ports", [])}
-                for probe in ("readinessProbe", "livenessProbe"):
+                # Readiness asks /health (the stores); liveness and start-up may
+                # ask /health/live instead (the process serves), as the consumers'
+                # do: restarting a consumer brings no store back.
+                paths = {"readinessProbe": {"/health"},
+                         "livenessProbe": {"/health", "/health/live"},
+                         "startupProbe": {"/health", "/health/live"}}
+                for probe, allowed in paths.items():
+                    if probe == "startupProbe" and probe not in container:
+                        continue
                     get = container.get(probe, {}).get("httpGet")
-                    if not get or get.get("path") != "/health" or get.get("port") not in ports:
-                        problems.append(f"{at}: {probe} is not GET /health on a named port")
+                    if not get or get.get("path") not in allowed or get.get("port") not in ports:
+                        problems.append(f"{at}: {probe} is not GET {' or '.join(sorted(allowed))} on a named port")
             for ref in container.get("envFrom", []):
                 name = ref.get("configMapRef", {}).get("name")
                 if name and name not in config_maps:

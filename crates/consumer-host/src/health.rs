@@ -23,6 +23,14 @@ pub trait Dependency: Send + Sync {
     /// Ok when it answers, with the furthest global position the consumer
     /// has applied when this dependency holds it.
     async fn check(&self) -> Result<Option<u64>, Unhealthy>;
+
+    /// True when the consumer does none of its work without it (`/health`
+    /// then answers 503 while it is down); false when only part of the
+    /// work waits for it (`degraded`, 200): projection-consumer's read
+    /// model goes on while the search server is away.
+    fn required(&self) -> bool {
+        true
+    }
 }
 
 #[async_trait]
@@ -44,12 +52,31 @@ where
     F: Fn() -> Checking + Send + Sync + 'static,
     Checking: Future<Output = Result<Option<u64>, Unhealthy>> + Send + 'static,
 {
-    Arc::new(Checked { name, check })
+    Arc::new(Checked {
+        name,
+        check,
+        required: true,
+    })
+}
+
+/// As [`dependency`], for a store only part of the consumer's work needs
+/// (see [`Dependency::required`]).
+pub fn partial_dependency<F, Checking>(name: &'static str, check: F) -> Arc<dyn Dependency>
+where
+    F: Fn() -> Checking + Send + Sync + 'static,
+    Checking: Future<Output = Result<Option<u64>, Unhealthy>> + Send + 'static,
+{
+    Arc::new(Checked {
+        name,
+        check,
+        required: false,
+    })
 }
 
 struct Checked<F> {
     name: &'static str,
     check: F,
+    required: bool,
 }
 
 #[async_trait]
@@ -64,6 +91,10 @@ where
 
     async fn check(&self) -> Result<Option<u64>, Unhealthy> {
         (self.check)().await
+    }
+
+    fn required(&self) -> bool {
+        self.required
     }
 }
 
@@ -112,17 +143,22 @@ pub(crate) async fn check_all(dependencies: &[Arc<dyn Dependency>]) -> Health {
         let outcome = observability::health_check(dependency.check())
             .await
             .map_err(Unhealthy::from);
-        (dependency.name(), outcome)
+        (dependency.name(), dependency.required(), outcome)
     });
     judge(futures::future::join_all(checks).await)
 }
 
-/// The health body from each dependency's answer.
-fn judge(outcomes: Vec<(&'static str, Result<Option<u64>, Unhealthy>)>) -> Health {
+/// Each dependency's name, whether it is required, and its answer.
+type Outcomes = Vec<(&'static str, bool, Result<Option<u64>, Unhealthy>)>;
+
+/// The health body from each dependency's answer: `unavailable` when a
+/// required one is down, `degraded` when only a partial one is.
+fn judge(outcomes: Outcomes) -> Health {
     let mut dependencies = BTreeMap::new();
     let mut position = None;
     let mut healthy = true;
-    for (name, outcome) in outcomes {
+    let mut partial = false;
+    for (name, required, outcome) in outcomes {
         let up = match outcome {
             Ok(reported) => {
                 position = position.or(reported);
@@ -130,14 +166,23 @@ fn judge(outcomes: Vec<(&'static str, Result<Option<u64>, Unhealthy>)>) -> Healt
             }
             Err(error) => {
                 tracing::warn!(dependency = name, %error, "health: dependency down");
-                healthy = false;
+                if required {
+                    healthy = false;
+                } else {
+                    partial = true;
+                }
                 false
             }
         };
         dependencies.insert(name, if up { "up" } else { "down" });
     }
+    let status = match (healthy, partial) {
+        (false, _) => "unavailable",
+        (true, true) => STATUS_DEGRADED,
+        (true, false) => "ok",
+    };
     Health {
-        status: if healthy { "ok" } else { "unavailable" },
+        status,
         dependencies,
         position,
     }
@@ -199,6 +244,19 @@ mod tests {
             .await
             .retrying(true);
         assert_eq!(down.status, "unavailable");
+    }
+
+    #[tokio::test]
+    async fn a_partial_dependency_down_makes_it_degraded_not_unavailable() {
+        let search = partial_dependency("elasticsearch", || async {
+            Err::<Option<u64>, Unhealthy>("connection refused".into())
+        });
+        let health = check_all(&[fixed("postgres", Some(Ok(Some(7)))), search.clone()]).await;
+        assert!(health.healthy());
+        assert_eq!(health.status, "degraded");
+        assert_eq!(health.dependencies.get("elasticsearch"), Some(&"down"));
+        let both_down = check_all(&[fixed("postgres", Some(Err("refused"))), search]).await;
+        assert_eq!(both_down.status, "unavailable");
     }
 
     #[tokio::test]

@@ -25,7 +25,10 @@ pub use application::{
     replay_dead_letters, Application, GroupSink, HostError, RunError, Service,
     CONSUMER_STOP_WAIT_MS,
 };
-pub use health::{dependency, furthest_position, Dependency, Unhealthy, HEALTH_CHECK_TIMEOUT_MS};
+pub use health::{
+    dependency, furthest_position, partial_dependency, Dependency, Unhealthy,
+    HEALTH_CHECK_TIMEOUT_MS,
+};
 pub use metrics::{count, Metrics};
 pub use settings::{
     parse, try_parse_from, Profile, ReplayDlqArgs, Settings, DLQ_REPLAY_LIMIT_DEFAULT,

@@ -189,7 +189,8 @@ async fn run_member(
                     Ok(None) => break Ok(MemberEnd::Stopped),
                     Err(error) => break Err(error),
                 }
-                // Nothing of the batch was written: nothing to commit.
+                // The offsets did not move (at most idempotent writes were
+                // made, which the batch's next delivery repeats): nothing to commit.
                 continue;
             }
             Err(error) => break Err(error),

@@ -21,7 +21,10 @@
 //! [`EventSink::stored_offsets`]; the Kafka loop then hands it, with each
 //! batch, the [`ConsumerOffsets`] to move in the same transaction as the
 //! batch's writes ([`EventSink::deliver_consumed`]), so the offsets can never
-//! be ahead of what the storage still holds. The relay hands none.
+//! be ahead of what the storage still holds. A sink whose writes cannot join
+//! that transaction (the search index on Elasticsearch) moves them right
+//! after its writes, which are idempotent: a refusal may then follow writes
+//! that a later delivery repeats harmlessly. The relay hands none.
 
 use std::collections::BTreeMap;
 
@@ -186,7 +189,9 @@ pub trait EventSink: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// Position of the last event this sink has durably taken (0: none);
-    /// for one fed by Kafka partitions, the furthest position it has taken.
+    /// for one fed by Kafka partitions, the furthest position it has taken;
+    /// 0 from a sink that keeps no position of its own (its progress is its
+    /// consumer group's stored offsets), which a relay would hand everything.
     async fn checkpoint(&self) -> Result<u64, DeliveryError>;
 
     /// Takes a batch: in log order from the relay, in the order of its
@@ -208,9 +213,10 @@ pub trait EventSink: Send + Sync {
     }
 
     /// Takes a batch from Kafka as [`EventSink::deliver`] does and moves
-    /// `offsets` in the same transaction; fails with
-    /// [`DeliveryError::offsets_moved`], writing nothing, when a partition's
-    /// stored offset is not its expected one. The Kafka loop calls it only
+    /// `offsets` in the same transaction (or, for writes that cannot join
+    /// one, right after them); fails with [`DeliveryError::offsets_moved`]
+    /// when a partition's stored offset is not its expected one, having
+    /// written nothing (or only idempotent writes a later delivery repeats). The Kafka loop calls it only
     /// on a sink whose [`EventSink::stored_offsets`] answers `Some`; the
     /// default, for a sink that keeps none, is [`EventSink::deliver`].
     async fn deliver_consumed(

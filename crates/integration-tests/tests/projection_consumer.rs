@@ -3,7 +3,8 @@
 //! a search server that does not answer holds back neither the start nor
 //! the read model, and once one answers the search index catches up from
 //! its own group's offsets (stored in PostgreSQL), the read model's left as
-//! they were.
+//! they were. A deployment upgraded from one group for both views starts the
+//! search index's group where that one stood, once.
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
@@ -12,9 +13,11 @@ use std::time::Duration;
 use consumer_host::{RunError, ServerHandle, Settings};
 use event_store::RecordedEvent;
 use integration_tests::{
-    create_named_topic, create_topic, produce, require_env, unique_name, TestDatabase,
+    create_named_topic, create_topic, in_migrated_database, produce, require_env, unique_name,
+    TestDatabase,
 };
 use ledger::conformance::standard_log;
+use postgres_support::consumer_offsets::{seed_once, stored};
 use projection_consumer::{build, Config};
 use read_model::{PostgresReadModel, ReadModel};
 use search_index::{ElasticsearchIndex, SearchIndex};
@@ -143,9 +146,11 @@ async fn the_read_model_flows_while_the_search_server_is_away_and_the_index_catc
         "the search index's group stored nothing while its server was away"
     );
     let (status, health) = running.get("/health").await;
-    assert_eq!(status, 503, "{health}");
+    assert_eq!(status, 200, "the read model works: {health}");
     assert!(
-        health.contains(r#""elasticsearch":"down""#) && health.contains(r#""postgres":"up""#),
+        health.contains(r#""status":"degraded""#)
+            && health.contains(r#""elasticsearch":"down""#)
+            && health.contains(r#""postgres":"up""#),
         "{health}"
     );
     assert_eq!(running.get("/health/live").await.0, 200);
@@ -175,4 +180,61 @@ async fn the_read_model_flows_while_the_search_server_is_away_and_the_index_catc
     running.stop().await;
     pool.close().await;
     database.drop_database().await;
+}
+
+/// Stores `offsets` (partition, next offset) for `group` on topic `t`.
+async fn store(pool: &PgPool, group: &str, offsets: &[(i32, i64)]) {
+    for &(partition, next) in offsets {
+        sqlx::query(
+            "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) \
+             VALUES ($1, 't', $2, $3) ON CONFLICT (consumer_group, topic, partition) \
+             DO UPDATE SET next_offset = excluded.next_offset",
+        )
+        .bind(group)
+        .bind(partition)
+        .bind(next)
+        .execute(pool)
+        .await
+        .expect("offsets stored");
+    }
+}
+
+#[tokio::test]
+async fn the_search_group_starts_from_the_projection_groups_offsets_once() {
+    in_migrated_database(|pool| async move {
+        let offsets = |group: &'static str| {
+            let pool = pool.clone();
+            async move {
+                let stored = stored(&pool, group, "t").await.expect("stored offsets");
+                stored.into_iter().collect::<Vec<_>>()
+            }
+        };
+        // Upgraded: the projection group stored offsets when both views held a batch.
+        store(&pool, "old", &[(0, 5), (1, 7)]).await;
+        assert_eq!(
+            seed_once(&pool, "old", "old-search-index", "t").await.ok(),
+            Some(2)
+        );
+        assert_eq!(offsets("old-search-index").await, [(0, 5), (1, 7)]);
+        // Later starts copy nothing: the read model's group runs ahead alone now.
+        store(&pool, "old", &[(0, 9)]).await;
+        assert_eq!(
+            seed_once(&pool, "old", "old-search-index", "t").await.ok(),
+            Some(0)
+        );
+        assert_eq!(offsets("old-search-index").await, [(0, 5), (1, 7)]);
+
+        // A new deployment: nothing to copy at the first start, nor ever after.
+        assert_eq!(
+            seed_once(&pool, "new", "new-search-index", "t").await.ok(),
+            Some(0)
+        );
+        store(&pool, "new", &[(0, 3)]).await;
+        assert_eq!(
+            seed_once(&pool, "new", "new-search-index", "t").await.ok(),
+            Some(0)
+        );
+        assert!(offsets("new-search-index").await.is_empty());
+    })
+    .await;
 }

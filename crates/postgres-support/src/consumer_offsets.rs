@@ -72,3 +72,50 @@ pub async fn stored(
     .await?;
     Ok(rows.into_iter().collect())
 }
+
+/// On the first call ever for `to` on `topic`, gives consumer group `to` the
+/// next offsets `from` has stored on it (none when `from` has none, as on a
+/// new deployment), and records that it did (`consumer_group_seeds`); every
+/// later call changes nothing. Returns the partitions given.
+///
+/// For a group that takes over part of another's work from its offsets, as
+/// the search index's group took over from the projection group, which
+/// stored its offsets only once both views held a batch. Called before the
+/// new group consumes, so its first batch finds the seeded offsets.
+pub async fn seed_once(
+    pool: &PgPool,
+    from: &str,
+    to: &str,
+    topic: &str,
+) -> Result<u64, sqlx::Error> {
+    let mut transaction = pool.begin().await?;
+    let first = sqlx::query(
+        "INSERT INTO consumer_group_seeds (consumer_group, topic, seeded_from) \
+         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(to)
+    .bind(topic)
+    .bind(from)
+    .execute(&mut *transaction)
+    .await?
+    .rows_affected()
+        == 1;
+    let seeded = if first {
+        sqlx::query(
+            "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) \
+             SELECT $2, topic, partition, next_offset FROM consumer_offsets \
+             WHERE consumer_group = $1 AND topic = $3 \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(topic)
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected()
+    } else {
+        0
+    };
+    transaction.commit().await?;
+    Ok(seeded)
+}

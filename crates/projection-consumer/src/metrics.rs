@@ -12,7 +12,8 @@ pub struct Metrics {
     pub read_model_skipped: IntCounter,
     /// Transaction documents written to the search index.
     pub search_transactions_indexed: IntCounter,
-    /// Failed attempts at a batch, by target (`read_model`, `search_index`).
+    /// Failed attempts at a batch, by target (`read_model`, `search_index`,
+    /// `search_offsets`: the search index's offsets not read or stored).
     pub batch_failures: IntCounterVec,
 }
 

@@ -31,10 +31,32 @@ pub const SEARCH_HANDLER_NAME: &str = "search_index";
 /// Failures of this handler in `projection_batch_failures_total`.
 const TARGET: &str = "search_index";
 
-/// Why the offsets of an indexed batch were not stored.
+/// Why the group's offsets were not read or stored.
 #[derive(Debug, thiserror::Error)]
-#[error("storing the search index's consumer offsets in PostgreSQL: {0}")]
-struct OffsetsNotStored(#[source] sqlx::Error);
+enum OffsetsError {
+    #[error("reading the search index's consumer offsets in PostgreSQL: {0}")]
+    NotRead(#[source] sqlx::Error),
+    #[error("storing the search index's consumer offsets in PostgreSQL: {0}")]
+    NotStored(#[source] sqlx::Error),
+}
+
+/// A batch, told apart from another by its first and last event and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BatchMark {
+    first: Option<uuid::Uuid>,
+    last: Option<uuid::Uuid>,
+    events: usize,
+}
+
+impl BatchMark {
+    fn of(batch: &[RecordedEvent]) -> Self {
+        Self {
+            first: batch.first().map(|recorded| recorded.event.event_id),
+            last: batch.last().map(|recorded| recorded.event.event_id),
+            events: batch.len(),
+        }
+    }
+}
 
 /// Why the search index's indices could not be made ready.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +70,10 @@ pub struct SearchIndexHandler {
     /// Set once the indices exist: at start-up when the server answered
     /// then, else before the first batch.
     indices_ready: OnceCell<()>,
+    /// The batch indexed whose offsets are not stored yet: handed again
+    /// after PostgreSQL failed to store them, it is not sent to the search
+    /// server a second time.
+    indexed_unstored: std::sync::Mutex<Option<BatchMark>>,
     metrics: Metrics,
 }
 
@@ -69,6 +95,7 @@ impl SearchIndexHandler {
             search_index,
             offsets,
             indices_ready: ready,
+            indexed_unstored: std::sync::Mutex::new(None),
             metrics,
         }
     }
@@ -131,24 +158,38 @@ impl EventSink for SearchIndexHandler {
         consumer_offsets::stored(&self.offsets, group, topic)
             .await
             .map(Some)
-            .map_err(|error| self.offsets_not_stored(error))
+            .map_err(|error| self.offsets_failed(OffsetsError::NotRead(error)))
     }
 
-    /// [`EventSink::deliver`], then the offsets moved in PostgreSQL; refused
-    /// ([`DeliveryError::offsets_moved`]) when they no longer hold what this
-    /// member expected (another member took the partition over), and the
-    /// consumer reads them again.
+    /// [`EventSink::deliver`], then the offsets moved in PostgreSQL;
+    /// refused ([`DeliveryError::offsets_moved`]) when they no longer hold
+    /// what this member expected (another member took the partition over),
+    /// and the consumer reads them again. A batch handed again because its
+    /// offsets were not stored is not indexed again.
     async fn deliver_consumed(
         &self,
         batch: &[RecordedEvent],
         offsets: &ConsumerOffsets,
     ) -> Result<(), DeliveryError> {
-        self.deliver(batch).await?;
-        let mut transaction = self
-            .offsets
-            .begin()
-            .await
-            .map_err(|error| self.offsets_not_stored(error))?;
+        let mark = BatchMark::of(batch);
+        if *self.lock_indexed() != Some(mark) {
+            self.deliver(batch).await?;
+            *self.lock_indexed() = Some(mark);
+        }
+        let stored = self.store_offsets(offsets).await;
+        if !matches!(&stored, Err(error) if error.is_transient()) {
+            *self.lock_indexed() = None;
+        }
+        stored
+    }
+}
+
+impl SearchIndexHandler {
+    /// Moves `offsets` in PostgreSQL, on the condition that they still hold
+    /// what this member expected.
+    async fn store_offsets(&self, offsets: &ConsumerOffsets) -> Result<(), DeliveryError> {
+        let not_stored = |error| self.offsets_failed(OffsetsError::NotStored(error));
+        let mut transaction = self.offsets.begin().await.map_err(not_stored)?;
         let moved = consumer_offsets::advance(
             &mut transaction,
             &offsets.group,
@@ -156,29 +197,30 @@ impl EventSink for SearchIndexHandler {
             offsets.moves(),
         )
         .await
-        .map_err(|error| self.offsets_not_stored(error))?;
+        .map_err(not_stored)?;
         if !moved {
             return Err(DeliveryError::offsets_moved(
                 TARGET,
                 event_sink::OffsetsMoved::of(offsets),
             ));
         }
-        transaction
-            .commit()
-            .await
-            .map_err(|error| self.offsets_not_stored(error))
+        transaction.commit().await.map_err(not_stored)
     }
-}
 
-impl SearchIndexHandler {
-    /// PostgreSQL did not store (or read) the offsets: transient whatever the
-    /// cause, as the batch itself is indexed and must not be dead-lettered.
-    fn offsets_not_stored(&self, error: sqlx::Error) -> DeliveryError {
+    fn lock_indexed(&self) -> std::sync::MutexGuard<'_, Option<BatchMark>> {
+        self.indexed_unstored
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// PostgreSQL did not read or store the offsets: transient whatever the
+    /// cause, as the events are not at fault and must not be dead-lettered.
+    fn offsets_failed(&self, error: OffsetsError) -> DeliveryError {
         self.metrics
             .batch_failures
-            .with_label_values(&[TARGET])
+            .with_label_values(&["search_offsets"])
             .inc();
-        DeliveryError::transient(TARGET, OffsetsNotStored(error))
+        DeliveryError::transient(TARGET, error)
     }
 }
 
@@ -276,11 +318,38 @@ mod tests {
         let metrics = Metrics::new().expect("metrics");
         // Never connected: these cases store no offsets.
         let pool = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(std::time::Duration::from_millis(PG_AWAY_WAIT_MS))
             .connect_lazy("postgres://nobody@127.0.0.1:1/none")
             .expect("a lazy pool");
         let search: Arc<dyn SearchIndex> = index.clone();
         let handler = SearchIndexHandler::new(search, pool, ready, metrics.clone());
         (handler, index, metrics)
+    }
+
+    /// How long the tests' pool waits for its PostgreSQL, which never answers.
+    const PG_AWAY_WAIT_MS: u64 = 200;
+
+    #[tokio::test]
+    async fn a_batch_whose_offsets_were_not_stored_is_not_indexed_again() {
+        let (handler, index, metrics) = handler(FakeSearchIndex::default(), true);
+        let offsets = ConsumerOffsets {
+            group: "g-search-index".into(),
+            topic: "t".into(),
+            partitions: Vec::new(),
+        };
+        for _ in 0..2 {
+            let error = handler
+                .deliver_consumed(&[], &offsets)
+                .await
+                .expect_err("PostgreSQL is away");
+            assert!(error.is_transient(), "{error}");
+            assert!(error.to_string().contains("storing"), "{error}");
+        }
+        assert_eq!(index.indexed.load(Ordering::SeqCst), 1, "one bulk request");
+        let failures = metrics
+            .batch_failures
+            .with_label_values(&["search_offsets"]);
+        assert_eq!(failures.get(), 2);
     }
 
     #[tokio::test]

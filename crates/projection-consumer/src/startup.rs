@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use consumer_host::{dependency, Application, GroupSink, HostError, Service};
+use consumer_host::{dependency, partial_dependency, Application, GroupSink, HostError, Service};
 use event_bus::ParkedWallets;
-use event_sink::Transience;
+use postgres_support::consumer_offsets;
 use read_model::{PostgresReadModel, ReadModel};
 use search_index::{ElasticsearchIndex, SearchIndex, SearchIndexError};
 use sqlx::PgPool;
@@ -22,20 +22,37 @@ pub enum StartupError {
     SearchIndex(#[from] SearchIndexError),
     #[error(transparent)]
     Host(#[from] HostError),
+    #[error("seeding the search index's consumer group in PostgreSQL: {0}")]
+    Seed(#[source] sqlx::Error),
 }
 
 /// Connects (and migrates) PostgreSQL, waited for a bounded time when it
-/// does not answer yet, and starts consuming. The search server is asked
-/// once to make sure the indices exist: a refusal (a mapping the server
-/// will not take) stops the start-up; no answer does not, as the read model
-/// needs no search server, and the search index's group makes the indices
-/// before its first batch.
+/// does not answer yet, seeds the search index's group on its first start,
+/// and starts consuming. The search server is asked once to make sure the
+/// indices exist; when it does not answer or refuses, the read model starts
+/// all the same (it needs no search server), and the search index's group
+/// makes the indices before its first batch, retrying until they are.
 pub async fn build(config: &Config) -> Result<Application, StartupError> {
     let pool = config
         .settings
         .connect_postgres()
         .await
         .map_err(HostError::from)?;
+    // Before either group consumes: a deployment upgraded from one group
+    // for both views starts the search index's where that one stood.
+    let search_group = config.search_group_id();
+    let settings = &config.settings;
+    let seeded = consumer_offsets::seed_once(
+        &pool,
+        &settings.kafka_group_id,
+        &search_group,
+        &settings.kafka_topic,
+    )
+    .await
+    .map_err(StartupError::Seed)?;
+    if seeded > 0 {
+        tracing::info!(group = %search_group, from = %settings.kafka_group_id, partitions = seeded, "the search index's group starts from the projection group's stored offsets");
+    }
     let search_index = ElasticsearchIndex::connect_with_timeout(
         &config.elasticsearch_url,
         &config.elasticsearch_index_prefix,
@@ -43,11 +60,10 @@ pub async fn build(config: &Config) -> Result<Application, StartupError> {
     )?;
     let indices_ready = match search_index.ensure_indices().await {
         Ok(()) => true,
-        Err(error) if error.is_transient() => {
-            tracing::warn!(%error, "the search server does not answer; the read model starts without it, the search index once it answers");
+        Err(error) => {
+            tracing::warn!(%error, "the search index's indices are not ready; the read model starts without them, and the search index's group makes them before its first batch (retried until they are)");
             false
         }
-        Err(error) => return Err(error.into()),
     };
     build_with(config, pool, Arc::new(search_index), indices_ready)
 }
@@ -86,7 +102,8 @@ pub fn build_with(
         let read_model = Arc::clone(&read_model);
         async move { Ok(Some(read_model.checkpoint().await?)) }
     });
-    let elasticsearch = dependency("elasticsearch", move || {
+    // Only the search index's group waits for it: degraded, not unavailable.
+    let elasticsearch = partial_dependency("elasticsearch", move || {
         let search_index = Arc::clone(&search_index);
         async move {
             search_index.ping().await?;
