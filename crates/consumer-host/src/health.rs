@@ -52,11 +52,7 @@ where
     F: Fn() -> Checking + Send + Sync + 'static,
     Checking: Future<Output = Result<Option<u64>, Unhealthy>> + Send + 'static,
 {
-    Arc::new(Checked {
-        name,
-        check,
-        required: true,
-    })
+    checked(name, check, true)
 }
 
 /// As [`dependency`], for a store only part of the consumer's work needs
@@ -66,10 +62,18 @@ where
     F: Fn() -> Checking + Send + Sync + 'static,
     Checking: Future<Output = Result<Option<u64>, Unhealthy>> + Send + 'static,
 {
+    checked(name, check, false)
+}
+
+fn checked<F, Checking>(name: &'static str, check: F, required: bool) -> Arc<dyn Dependency>
+where
+    F: Fn() -> Checking + Send + Sync + 'static,
+    Checking: Future<Output = Result<Option<u64>, Unhealthy>> + Send + 'static,
+{
     Arc::new(Checked {
         name,
         check,
-        required: false,
+        required,
     })
 }
 

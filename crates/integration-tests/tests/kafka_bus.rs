@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use event_bus::{
-    dead_letters_to_replay, group_progress, replay_dlq, run_consumer, run_consumer_with_metrics,
-    ConsumerConfig, ConsumerMetrics, KafkaPublisher, ParkedWallets, PublisherConfig,
-    PublisherMetrics, HEADER_REPLAYED_FOR, PUBLISHER_CHECKPOINT_NAME_DEFAULT,
+    dead_letters_to_replay, group_progress, replay_dlq, run_consumer_with_metrics, ConsumerConfig,
+    ConsumerMetrics, KafkaPublisher, ParkedWallets, PublisherConfig, PublisherMetrics,
+    HEADER_REPLAYED_FOR, PUBLISHER_CHECKPOINT_NAME_DEFAULT,
 };
 use event_sink::{DeliveryError, EventSink};
 use event_store::{AppendRequest, EventStore, PostgresEventStore, RecordedEvent, StreamAppend};
@@ -217,6 +217,37 @@ fn consumer_config(brokers: &str, topic: &str, dlq_topic: &str, group: &str) -> 
     config
 }
 
+/// Runs a consumer of `config` into `recorder` until it has handled
+/// `events` events, then (after a quiet period when `quiet`, to see that no
+/// more come) stops it; its counters go to `metrics`.
+async fn consume_until_handled(
+    config: ConsumerConfig,
+    recorder: &Arc<Recorder>,
+    metrics: &ConsumerMetrics,
+    events: usize,
+    quiet: bool,
+) {
+    let (stop, stopping) = watch::channel(false);
+    let consumer = tokio::spawn(run_consumer_with_metrics(
+        config,
+        recorder.clone(),
+        metrics.clone(),
+        stopping,
+    ));
+    wait_until(&format!("{events} events are handled"), || {
+        recorder.handled_count() >= events
+    })
+    .await;
+    if quiet {
+        tokio::time::sleep(QUIET_PERIOD).await;
+    }
+    stop.send_replace(true);
+    consumer
+        .await
+        .expect("the consumer task ends")
+        .expect("the consumer stops cleanly");
+}
+
 /// Versions handed per wallet, in the order handed.
 fn versions_by_wallet(events: &[RecordedEvent]) -> BTreeMap<String, Vec<u64>> {
     let mut by_wallet: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -396,21 +427,9 @@ async fn the_consumer_hands_batches_in_key_order_and_resumes_after_its_commit() 
     produce(&brokers, &topic, &first).await;
 
     let recorder = Arc::new(Recorder::default());
-    let (stop, stopping) = watch::channel(false);
-    let consumer = tokio::spawn(run_consumer(
-        consumer_config(&brokers, &topic, &dlq_topic, &group),
-        recorder.clone(),
-        stopping,
-    ));
-    wait_until("the first 100 events are handled", || {
-        recorder.handled_count() >= first.len()
-    })
-    .await;
-    stop.send_replace(true);
-    consumer
-        .await
-        .expect("the consumer task ends")
-        .expect("the consumer stops cleanly");
+    let config = consumer_config(&brokers, &topic, &dlq_topic, &group);
+    let metrics = ConsumerMetrics::unregistered().expect("metrics");
+    consume_until_handled(config, &recorder, &metrics, first.len(), false).await;
 
     let handled = recorder.handled();
     assert_eq!(handled.len(), first.len(), "each event handed once");
@@ -429,22 +448,8 @@ async fn the_consumer_hands_batches_in_key_order_and_resumes_after_its_commit() 
     let second = interleaved_log(&format!("{run}b"), 5, 5, 101);
     produce(&brokers, &topic, &second).await;
     let restarted = Arc::new(Recorder::default());
-    let (stop, stopping) = watch::channel(false);
-    let consumer = tokio::spawn(run_consumer(
-        consumer_config(&brokers, &topic, &dlq_topic, &group),
-        restarted.clone(),
-        stopping,
-    ));
-    wait_until("the 25 new events are handled", || {
-        restarted.handled_count() >= second.len()
-    })
-    .await;
-    tokio::time::sleep(QUIET_PERIOD).await;
-    stop.send_replace(true);
-    consumer
-        .await
-        .expect("the consumer task ends")
-        .expect("the consumer stops cleanly");
+    let config = consumer_config(&brokers, &topic, &dlq_topic, &group);
+    consume_until_handled(config, &restarted, &metrics, second.len(), true).await;
     let handled: BTreeSet<Uuid> = restarted
         .handled()
         .iter()
@@ -475,27 +480,7 @@ async fn transient_failures_are_retried_until_they_pass_and_nothing_is_dead_lett
     assert!(TRANSIENT_FAILURES > config.handler_attempts_max as usize);
     let metrics = ConsumerMetrics::unregistered().expect("metrics");
     let recorder = Arc::new(Recorder::flaky(TRANSIENT_FAILURES));
-    let (stop, stopping) = watch::channel(false);
-    let consumer = tokio::spawn(run_consumer_with_metrics(
-        config,
-        recorder.clone(),
-        metrics.clone(),
-        stopping,
-    ));
-    wait_until("the consumer retries the transient failure", || {
-        metrics.is_retrying() || recorder.handled_count() > 0
-    })
-    .await;
-    wait_until("every event is handled", || {
-        recorder.handled_count() >= log.len()
-    })
-    .await;
-    tokio::time::sleep(QUIET_PERIOD).await;
-    stop.send_replace(true);
-    consumer
-        .await
-        .expect("the consumer task ends")
-        .expect("the consumer stops cleanly");
+    consume_until_handled(config, &recorder, &metrics, log.len(), true).await;
 
     let handled: BTreeSet<Uuid> = recorder
         .handled()
@@ -537,23 +522,7 @@ async fn a_handler_call_that_hangs_is_cut_short_and_retried_and_nothing_is_dead_
     let metrics = ConsumerMetrics::unregistered().expect("metrics");
     let hangs = config.handler_attempts_max as usize + 1;
     let recorder = Arc::new(Recorder::hanging(hangs));
-    let (stop, stopping) = watch::channel(false);
-    let consumer = tokio::spawn(run_consumer_with_metrics(
-        config,
-        recorder.clone(),
-        metrics.clone(),
-        stopping,
-    ));
-    wait_until("every event is handled", || {
-        recorder.handled_count() >= log.len()
-    })
-    .await;
-    tokio::time::sleep(QUIET_PERIOD).await;
-    stop.send_replace(true);
-    consumer
-        .await
-        .expect("the consumer task ends")
-        .expect("the consumer stops cleanly");
+    consume_until_handled(config, &recorder, &metrics, log.len(), true).await;
 
     assert_eq!(
         recorder.handled_count(),
