@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use event_bus::{group_progress, offsets_reach, GroupProgress, PublishedOffsets};
 use event_store::EventStore;
+use observability::LogThrottle;
 use search_index::SearchIndex;
 use sqlx::PgPool;
 use tokio::sync::{watch, Mutex};
@@ -63,20 +64,21 @@ pub enum Watermark {
 pub const GIVE_UP_WARNING_INTERVAL_MS: u64 = 1_000;
 
 /// How far each projection has read the log; `None`: not waited for.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Progress {
     read_model: Option<Watermark>,
     ledger: Option<Watermark>,
     search_index: Option<Watermark>,
-    /// By projection (ledger, read model, search index): reads that gave up.
-    gave_up: Arc<[std::sync::Mutex<GaveUp>; 3]>,
+    /// By projection (ledger, read model, search index): the reads that
+    /// gave up, warned of at most once a [`GIVE_UP_WARNING_INTERVAL_MS`].
+    gave_up: Arc<[std::sync::Mutex<LogThrottle>; 3]>,
 }
 
-/// Reads of one projection that gave up waiting since its last warning.
-#[derive(Default)]
-struct GaveUp {
-    warned_at: Option<Instant>,
-    unreported: u64,
+impl Default for Progress {
+    /// No projection waited for.
+    fn default() -> Self {
+        Self::new(None, None, None)
+    }
 }
 
 /// A Kafka consumer group feeding a projection, and what it needs to know
@@ -288,7 +290,11 @@ impl Progress {
             read_model,
             ledger,
             search_index,
-            gave_up: Arc::default(),
+            gave_up: Arc::new(std::array::from_fn(|_| {
+                std::sync::Mutex::new(LogThrottle::every(Duration::from_millis(
+                    GIVE_UP_WARNING_INTERVAL_MS,
+                )))
+            })),
         }
     }
 
@@ -309,20 +315,18 @@ impl Progress {
         let mut gave_up = self.gave_up[projection.index()]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        gave_up.unreported += 1;
-        let interval = Duration::from_millis(GIVE_UP_WARNING_INTERVAL_MS);
-        if gave_up.warned_at.is_some_and(|at| at.elapsed() < interval) {
+        // tokio's clock, as the waits are timed by it.
+        let Some(line) = gave_up.occurred(Instant::now().into_std()) else {
             return;
-        }
+        };
         tracing::warn!(
             projection = projection.name(),
             group,
             wait_ms,
-            reads = gave_up.unreported,
+            // This read and those held back since the last warning.
+            reads = line.held_back.saturating_add(1),
             "the projection is behind the event store; answering with what it has"
         );
-        gave_up.warned_at = Some(Instant::now());
-        gave_up.unreported = 0;
     }
 
     /// For a projection fed by a consumer group (distributed): the group
@@ -411,11 +415,20 @@ mod tests {
             progress.gave_up(Projection::Ledger, Some("wallex-ledger"), 2_000);
         }
         progress.gave_up(Projection::SearchIndex, None, 2_000);
+        // Whether a warning was logged, and the reads kept for the next
+        // one: those a read after the interval would report.
+        let after_the_interval =
+            Instant::now().into_std() + Duration::from_millis(GIVE_UP_WARNING_INTERVAL_MS);
         let state = |projection: Projection| {
-            let gave_up = progress.gave_up[projection.index()]
+            let mut gave_up = progress.gave_up[projection.index()]
                 .lock()
-                .expect("not poisoned");
-            (gave_up.warned_at.is_some(), gave_up.unreported)
+                .expect("not poisoned")
+                .clone();
+            let warned = gave_up.in_a_row() > 0;
+            let held_back = gave_up
+                .occurred(after_the_interval)
+                .map_or(0, |line| line.held_back);
+            (warned, held_back)
         };
         assert_eq!(
             state(Projection::Ledger),

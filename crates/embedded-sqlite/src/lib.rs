@@ -20,9 +20,10 @@ pub use identifier_words::identifier_word;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool_sqlite::{Config, Hook, HookError, Pool, PoolConfig, Runtime};
+use observability::LogThrottle;
 use percent_encoding::{percent_encode, AsciiSet, CONTROLS};
 use rusqlite::Connection;
 
@@ -397,7 +398,7 @@ impl Checkpointer {
                 // Rounds failed in a row: logged when the first fails and
                 // when one works again, not at every round (a full disk
                 // fails four a second per file until space is freed).
-                let mut failed_in_a_row = 0u64;
+                let mut failed_rounds = LogThrottle::first_only();
                 loop {
                     match stopped.recv_timeout(Duration::from_millis(CHECKPOINT_INTERVAL_MS)) {
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
@@ -411,16 +412,15 @@ impl Checkpointer {
                     });
                     match copied {
                         Err(error) => {
-                            if failed_in_a_row == 0 {
+                            if failed_rounds.occurred(Instant::now()).is_some() {
                                 tracing::warn!(file = %name, %error, "WAL checkpoint failed; trying again every {CHECKPOINT_INTERVAL_MS} ms");
                             }
-                            failed_in_a_row += 1;
                         }
-                        Ok(()) if failed_in_a_row > 0 => {
-                            tracing::info!(file = %name, failed_rounds = failed_in_a_row, "WAL checkpoints work again");
-                            failed_in_a_row = 0;
+                        Ok(()) => {
+                            if let Some(failed_rounds) = failed_rounds.recovered() {
+                                tracing::info!(file = %name, failed_rounds, "WAL checkpoints work again");
+                            }
                         }
-                        Ok(()) => {}
                     }
                 }
             })

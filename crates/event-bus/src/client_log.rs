@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use observability::LogThrottle;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, FromClientConfigAndContext, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, StreamConsumer};
@@ -31,51 +32,31 @@ pub type KafkaProducer = FutureProducer<KafkaLog>;
 /// A client that only asks for metadata, with [`KafkaLog`].
 pub type MetadataClient = BaseConsumer<KafkaLog>;
 
-/// When a kind was last logged and how many of it were held back since.
-struct Held {
-    logged_at: Instant,
-    held_back: u64,
-}
-
 /// The client context: librdkafka's lines through `tracing`, each kind at
 /// most once per [`KAFKA_LOG_REPEAT_INTERVAL_MS`].
 #[derive(Default)]
 pub struct KafkaLog {
-    kinds: Mutex<HashMap<String, Held>>,
+    kinds: Mutex<HashMap<String, LogThrottle>>,
 }
 
 impl KafkaLog {
     /// `None` to hold a line of `kind` back; else how many of it were held
     /// back since it was last logged.
     fn admit(&self, kind: &str, now: Instant) -> Option<u64> {
-        let interval = Duration::from_millis(KAFKA_LOG_REPEAT_INTERVAL_MS);
         let mut kinds = self.kinds.lock().unwrap_or_else(PoisonError::into_inner);
-        match kinds.get_mut(kind) {
-            Some(held) if now.duration_since(held.logged_at) < interval => {
-                held.held_back += 1;
-                None
-            }
-            Some(held) => {
-                let held_back = held.held_back;
-                *held = Held {
-                    logged_at: now,
-                    held_back: 0,
-                };
-                Some(held_back)
-            }
+        let line = match kinds.get_mut(kind) {
+            Some(throttle) => throttle.occurred(now),
             None => {
+                let mut throttle =
+                    LogThrottle::every(Duration::from_millis(KAFKA_LOG_REPEAT_INTERVAL_MS));
+                let line = throttle.occurred(now);
                 if kinds.len() < KAFKA_LOG_KINDS_MAX {
-                    kinds.insert(
-                        kind.to_owned(),
-                        Held {
-                            logged_at: now,
-                            held_back: 0,
-                        },
-                    );
+                    kinds.insert(kind.to_owned(), throttle);
                 }
-                Some(0)
+                line
             }
-        }
+        };
+        line.map(|line| line.held_back)
     }
 }
 

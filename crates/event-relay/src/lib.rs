@@ -31,10 +31,11 @@ mod replay;
 mod source;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use event_sink::{DeliveryError, EventSink};
 use event_store::{EventStore, StoreError, StoredEvent, READ_ALL_BATCH_MAX};
+use observability::LogThrottle;
 use tokio::sync::watch;
 
 use crate::dead_letters::{DeadLetterError, DeadLetterStore};
@@ -135,7 +136,7 @@ pub async fn run_relay(
             }
             Ok(None) => {}
             Err(error) => {
-                failing.failed(sink.name(), &error);
+                failing.failed(sink.name(), &error, Instant::now());
                 source.restart();
                 tokio::select! {
                     _ = shutdown.changed() => {}
@@ -153,33 +154,41 @@ pub const RELAY_FAILURE_LOG_INTERVAL_MS: u64 = 60_000;
 /// A relay's failed batches since it last delivered one: a storage away fails
 /// every retry (twice a second), and the log says so once, then once a
 /// [`RELAY_FAILURE_LOG_INTERVAL_MS`], then when it delivers again.
-#[derive(Default)]
 struct Failing {
-    batches: u64,
-    logged_at: Option<std::time::Instant>,
+    batches: LogThrottle,
+}
+
+impl Default for Failing {
+    fn default() -> Self {
+        Self {
+            batches: LogThrottle::every(Duration::from_millis(RELAY_FAILURE_LOG_INTERVAL_MS)),
+        }
+    }
 }
 
 impl Failing {
-    fn failed(&mut self, sink: &str, error: &RelayError) {
-        self.batches += 1;
-        let interval = Duration::from_millis(RELAY_FAILURE_LOG_INTERVAL_MS);
-        if self.logged_at.is_some_and(|at| at.elapsed() < interval) {
-            return;
-        }
+    /// Counts a failed batch at `now`; says whether it was logged.
+    fn failed(&mut self, sink: &str, error: &RelayError, now: Instant) -> bool {
+        let Some(line) = self.batches.occurred(now) else {
+            return false;
+        };
         tracing::warn!(
             sink,
             %error,
-            failed_batches = self.batches,
+            failed_batches = line.in_a_row,
             "relay batch failed; starting again from the checkpoint"
         );
-        self.logged_at = Some(std::time::Instant::now());
+        true
     }
 
-    fn recovered(&mut self, sink: &str) {
-        if self.batches > 0 {
-            tracing::info!(sink, failed_batches = self.batches, "relay delivers again");
-        }
-        *self = Self::default();
+    /// A batch was delivered; says whether that ended failures (and was
+    /// logged).
+    fn recovered(&mut self, sink: &str) -> bool {
+        let Some(failed_batches) = self.batches.recovered() else {
+            return false;
+        };
+        tracing::info!(sink, failed_batches, "relay delivers again");
+        true
     }
 }
 
@@ -236,21 +245,27 @@ mod tests {
     fn failed_batches_are_logged_once_an_interval_and_counted_until_one_is_delivered() {
         let mut failing = Failing::default();
         let error = RelayError::FeedEnded;
-        failing.failed("ledger", &error);
-        let first = failing.logged_at.expect("the first failure is logged");
-        failing.failed("ledger", &error);
-        failing.failed("ledger", &error);
-        assert_eq!(
-            failing.logged_at,
-            Some(first),
+        let start = Instant::now();
+        let interval = Duration::from_millis(RELAY_FAILURE_LOG_INTERVAL_MS);
+        assert!(
+            failing.failed("ledger", &error, start),
+            "the first failure is logged"
+        );
+        assert!(
+            !failing.failed("ledger", &error, start + interval / 2),
             "held back within the interval"
         );
-        assert_eq!(failing.batches, 3);
-        failing.recovered("ledger");
-        assert_eq!((failing.batches, failing.logged_at), (0, None));
-        failing.failed("ledger", &error);
+        assert!(!failing.failed("ledger", &error, start + interval / 2));
+        assert_eq!(failing.batches.in_a_row(), 3);
         assert!(
-            failing.logged_at.is_some(),
+            failing.failed("ledger", &error, start + interval),
+            "logged again once the interval is over"
+        );
+        assert!(failing.recovered("ledger"), "the recovery is logged");
+        assert_eq!(failing.batches.in_a_row(), 0);
+        assert!(!failing.recovered("ledger"), "once");
+        assert!(
+            failing.failed("ledger", &error, start + interval),
             "a new outage is logged at once"
         );
     }

@@ -1,8 +1,10 @@
 //! Logs and metrics for every binary.
 
 mod exit;
+mod log_throttle;
 
 pub use exit::{exit_code, with_causes};
+pub use log_throttle::{LogNow, LogThrottle};
 
 use chrono::{DateTime, Utc};
 use prometheus::{Encoder, Histogram, Registry, TextEncoder};
