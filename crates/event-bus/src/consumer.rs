@@ -142,6 +142,10 @@ async fn run_member(
     consumer.subscribe(&[config.topic.as_str()])?;
     tracing::info!(group = %config.group_id, topic = %config.topic, handler = handler.name(), "consumer started");
     let mut lag_refresh = LagRefresh::new(&config)?;
+    // Every partition's last commit of this member: the lag gauges are
+    // refreshed from it also on quiet turns, so they reach the truth after
+    // the last commit of a burst (a refresh is due at most once an interval).
+    let mut committed: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let outcome = loop {
         if *shutdown.borrow() {
             break Ok(MemberEnd::Stopped);
@@ -163,6 +167,15 @@ async fn run_member(
             break Ok(MemberEnd::Stopped);
         };
         if messages.is_empty() {
+            if !committed.is_empty() {
+                lag_refresh.start_if_due(
+                    &consumer,
+                    &config,
+                    handler.name(),
+                    &metrics,
+                    committed.clone(),
+                );
+            }
             continue;
         }
         let to_handle = match positions.as_mut() {
@@ -200,12 +213,13 @@ async fn run_member(
         }
         match commit(&consumer, &messages) {
             Ok(next_offsets) => {
+                committed.extend(next_offsets);
                 lag_refresh.start_if_due(
                     &consumer,
                     &config,
                     handler.name(),
                     &metrics,
-                    next_offsets,
+                    committed.clone(),
                 );
             }
             Err(error) => {
@@ -347,7 +361,7 @@ impl Worker<'_> {
         };
         if let ([_single], [source]) = (events.as_slice(), sources.as_slice()) {
             self.park(source, &failure.to_string()).await?;
-            return Ok(Processed::Done);
+            return self.store_past(&every, positions, shutdown).await;
         }
         tracing::warn!(
             handler = self.handler.name(),
@@ -378,7 +392,33 @@ impl Worker<'_> {
                 }
             }
         }
-        Ok(Processed::Done)
+        self.store_past(&every, positions, shutdown).await
+    }
+
+    /// After messages of the batch were parked one by one: moves the stored
+    /// offsets (when the sink keeps them) past every message of the batch,
+    /// with nothing to write. The messages handled on their own moved them
+    /// only as far as the last of them in each partition; a partition whose
+    /// last messages were parked would otherwise start the next batch below
+    /// them, and the loop would seek back and park them a second time.
+    async fn store_past(
+        &self,
+        every: &[&OwnedMessage],
+        positions: Option<&mut StoredPositions>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Processed, BusError> {
+        if positions.is_none() {
+            return Ok(Processed::Done);
+        }
+        match self
+            .handle_with_retries(&[], every, positions, shutdown)
+            .await
+        {
+            Attempts::Handled => Ok(Processed::Done),
+            Attempts::Interrupted => Ok(Processed::Interrupted),
+            Attempts::OffsetsMoved(refused) => Ok(Processed::OffsetsMoved(refused)),
+            Attempts::Failed(error) => Err(BusError::Sink(error)),
+        }
     }
 
     /// Hands `events` to the handler until it takes them: a transient
@@ -776,8 +816,8 @@ struct DeadLetters {
     topic: String,
 }
 
-/// Sets the lag gauge of the committed partitions from their high
-/// watermarks; `timeout` bounds each request.
+/// Sets the lag gauge of the committed partitions this member still holds
+/// from their high watermarks; `timeout` bounds each request.
 async fn refresh_lag(
     consumer: &Arc<KafkaConsumer>,
     timeout: Duration,
@@ -787,8 +827,13 @@ async fn refresh_lag(
     committed: BTreeMap<(String, i32), i64>,
 ) {
     let lags = blocking(consumer, move |consumer| {
+        let assigned = consumer.assignment()?;
         let mut lags = Vec::with_capacity(committed.len());
         for ((topic, partition), offset) in committed {
+            // A partition a rebalance gave to another member is its gauge now.
+            if assigned.find_partition(&topic, partition).is_none() {
+                continue;
+            }
             let (_low, high) = consumer.fetch_watermarks(&topic, partition, timeout)?;
             lags.push((partition, (high - offset).max(0)));
         }

@@ -10,6 +10,8 @@
 //! - A stored offset ahead of Kafka's committed one: what is below it is not handed again.
 //! - A sink whose step after the offsets fails once (as the projection's search index
 //!   after its read model stored them): the batch is handed again, not sought past.
+//! - A sink that refuses the partition's last message for good: it is parked once, and
+//!   the stored offset moves past it, so the next message does not bring it back.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -476,5 +478,102 @@ async fn a_batch_whose_later_step_failed_after_its_offsets_were_stored_is_handed
     );
     assert_ledger_holds(&servers, &log).await;
     assert_eq!(servers.stored_offset(&group).await, Some(log.len() as i64));
+    servers.database.drop_database().await;
+}
+
+/// The ledger's handler refusing, for good, every batch that holds the event at
+/// `refused_position` (as the search index refused a blocked index's writes).
+struct RefusesOne {
+    ledger: LedgerHandler,
+    refused_position: u64,
+}
+
+impl RefusesOne {
+    fn check(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
+        if batch
+            .iter()
+            .any(|recorded| recorded.position == self.refused_position)
+        {
+            return Err(DeliveryError::permanent(
+                "refuses_one",
+                "this event is refused (simulated)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventSink for RefusesOne {
+    fn name(&self) -> &'static str {
+        "refuses_one"
+    }
+
+    async fn checkpoint(&self) -> Result<u64, DeliveryError> {
+        self.ledger.checkpoint().await
+    }
+
+    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
+        self.check(batch)?;
+        self.ledger.deliver(batch).await
+    }
+
+    async fn stored_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<Option<StoredOffsets>, DeliveryError> {
+        self.ledger.stored_offsets(group, topic).await
+    }
+
+    async fn deliver_consumed(
+        &self,
+        batch: &[RecordedEvent],
+        offsets: &ConsumerOffsets,
+    ) -> Result<(), DeliveryError> {
+        self.check(batch)?;
+        self.ledger.deliver_consumed(batch, offsets).await
+    }
+}
+
+#[tokio::test]
+async fn a_refused_last_message_is_parked_once_and_the_stored_offset_moves_past_it() {
+    let Some(servers) = Servers::start().await else {
+        return;
+    };
+    let log = log_of(FIRST_EVENTS - 2).recorded;
+    let (first, later) = log.split_at(log.len() - 1);
+    let refused = first.last().expect("a last event");
+    let group = unique_name("wallex_it_offsets_group");
+    let metrics = Metrics::new().expect("metrics");
+    let sink = Arc::new(RefusesOne {
+        ledger: LedgerHandler::new(servers.ledger.clone(), metrics.clone()),
+        refused_position: refused.position,
+    });
+    produce(&servers.brokers, &servers.topic, first).await;
+    let consuming = servers.consume_into(&group, None, sink, metrics);
+    servers.wait_posted(first.len() - 1).await;
+    let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
+    while servers.stored_offset(&group).await != Some(first.len() as i64) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stored offset did not move past the parked message: {:?}",
+            servers.stored_offset(&group).await
+        );
+        tokio::time::sleep(WAIT_POLL).await;
+    }
+    // The next message: taken without bringing the parked one back.
+    produce(&servers.brokers, &servers.topic, later).await;
+    servers.wait_posted(log.len() - 1).await;
+    tokio::time::sleep(QUIET_PERIOD).await;
+    consuming.stop().await;
+
+    assert_eq!(servers.stored_offset(&group).await, Some(log.len() as i64));
+    let mut config = ConsumerConfig::new(&servers.brokers, &group);
+    config.dlq_topic = servers.dlq_topic.clone();
+    let letters = event_bus::dead_letters_to_replay(&config)
+        .await
+        .expect("the dead-letter topic's depth");
+    assert_eq!(letters, 1, "the refused message parked once, not again");
     servers.database.drop_database().await;
 }

@@ -540,6 +540,60 @@ async fn a_handler_call_that_hangs_is_cut_short_and_retried_and_nothing_is_dead_
     );
 }
 
+/// The lag gauges of `HANDLER`, summed over the topic's partitions.
+fn lag(metrics: &ConsumerMetrics) -> i64 {
+    (0..TOPIC_PARTITIONS)
+        .map(|partition| {
+            metrics
+                .lag
+                .with_label_values(&[HANDLER, &partition.to_string()])
+                .get()
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn the_lag_gauges_reach_zero_once_the_topic_is_quiet() {
+    let Some(brokers) = require_env("KAFKA_BROKERS") else {
+        return;
+    };
+    let topic = create_topic(&brokers, "wallex_it_lag", TOPIC_PARTITIONS).await;
+    let dlq_topic = create_topic(&brokers, "wallex_it_lag_dlq", 1).await;
+    let group = unique_name("wallex_it_group");
+    let log = interleaved_log(&unique_name("run"), 4, 10, 1);
+    produce(&brokers, &topic, &log).await;
+
+    // Small batches: the first commit's refresh sees most of the log still ahead.
+    let mut config = consumer_config(&brokers, &topic, &dlq_topic, &group);
+    config.batch_size_max = 3;
+    let metrics = ConsumerMetrics::unregistered().expect("metrics");
+    let recorder = Arc::new(Recorder::default());
+    let (stop, stopping) = watch::channel(false);
+    let consumer = tokio::spawn(run_consumer_with_metrics(
+        config,
+        recorder.clone(),
+        metrics.clone(),
+        stopping,
+    ));
+    wait_until("a lag is shown while the log is ahead", || {
+        lag(&metrics) > 0
+    })
+    .await;
+    wait_until("every event is handled", || {
+        recorder.handled_count() >= log.len()
+    })
+    .await;
+    wait_until("the lag gauges read 0 on the quiet topic", || {
+        lag(&metrics) == 0
+    })
+    .await;
+    stop.send_replace(true);
+    consumer
+        .await
+        .expect("the consumer task ends")
+        .expect("the consumer stops cleanly");
+}
+
 #[tokio::test]
 async fn a_message_the_handler_refuses_goes_to_the_dlq_and_replay_puts_it_back() {
     let Some(brokers) = require_env("KAFKA_BROKERS") else {

@@ -18,7 +18,7 @@ use integration_tests::{
 };
 use ledger::conformance::standard_log;
 use postgres_support::consumer_offsets::{seed_once, stored};
-use projection_consumer::{build, Config};
+use projection_consumer::{build, Config, STARTUP_INDICES_WAIT_MS};
 use read_model::{PostgresReadModel, ReadModel};
 use search_index::{ElasticsearchIndex, SearchIndex};
 use sqlx::PgPool;
@@ -237,4 +237,35 @@ async fn the_search_group_starts_from_the_projection_groups_offsets_once() {
         assert!(offsets("new-search-index").await.is_empty());
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_search_server_that_never_answers_delays_the_start_by_the_bound_only() {
+    let (Some(database_url), Some(brokers)) =
+        (require_env("DATABASE_URL"), require_env("KAFKA_BROKERS"))
+    else {
+        return;
+    };
+    let database = TestDatabase::create(&database_url).await;
+    let topic = create_topic(&brokers, "wallex_it_projection_mute", TOPIC_PARTITIONS).await;
+    let group = unique_name("wallex_it_projection_group");
+    let settings = Settings::for_test(&database.url, &brokers, &topic, &group);
+    // Connections are taken (the kernel's backlog) and never answered, as by
+    // a server stopped with SIGSTOP.
+    let mute = TcpListener::bind("127.0.0.1:0").expect("a port");
+    let url = format!("http://{}", mute.local_addr().expect("its address"));
+    let config = Config::for_test(settings, &url, "wallex_it_mute");
+    assert!(config.elasticsearch_request_timeout_ms > STARTUP_INDICES_WAIT_MS);
+
+    let started = tokio::time::Instant::now();
+    let running = Running::start(&config).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(STARTUP_INDICES_WAIT_MS + 3_000),
+        "the start waited {took:?} on a search server that never answers"
+    );
+    assert_eq!(running.get("/health/live").await.0, 200);
+    running.stop().await;
+    drop(mute);
+    database.drop_database().await;
 }

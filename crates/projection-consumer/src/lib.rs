@@ -27,4 +27,4 @@ pub use rebuild::{
     REBUILD_BATCH_SIZE_DEFAULT,
 };
 pub use search_handler::{SearchIndexHandler, SEARCH_HANDLER_NAME};
-pub use startup::{build, build_with, StartupError};
+pub use startup::{build, build_with, StartupError, STARTUP_INDICES_WAIT_MS};

@@ -3,6 +3,7 @@
 //! shared host around them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use consumer_host::{dependency, partial_dependency, Application, GroupSink, HostError, Service};
 use event_bus::ParkedWallets;
@@ -15,6 +16,12 @@ use crate::config::{Config, PROFILE};
 use crate::metrics::Metrics;
 use crate::read_model_handler::ReadModelHandler;
 use crate::search_handler::SearchIndexHandler;
+
+/// How long start-up waits for the search server to make sure the indices
+/// exist, in ms, before the consumers start without it: a server stopped
+/// (not refusing) would otherwise hold the read model back for a whole
+/// request timeout (`ELASTICSEARCH_REQUEST_TIMEOUT_MS`, 10 s by default).
+pub const STARTUP_INDICES_WAIT_MS: u64 = 2_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -58,10 +65,19 @@ pub async fn build(config: &Config) -> Result<Application, StartupError> {
         &config.elasticsearch_index_prefix,
         config.elasticsearch_request_timeout_ms,
     )?;
-    let indices_ready = match search_index.ensure_indices().await {
-        Ok(()) => true,
-        Err(error) => {
+    let asked = tokio::time::timeout(
+        Duration::from_millis(STARTUP_INDICES_WAIT_MS),
+        search_index.ensure_indices(),
+    )
+    .await;
+    let indices_ready = match asked {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
             tracing::warn!(%error, "the search index's indices are not ready; the read model starts without them, and the search index's group makes them before its first batch (retried until they are)");
+            false
+        }
+        Err(_) => {
+            tracing::warn!("the search server gave no answer within {STARTUP_INDICES_WAIT_MS} ms; the read model starts without it, and the search index's group makes its indices before its first batch");
             false
         }
     };

@@ -747,6 +747,19 @@ mod tests {
             item(429, "es_rejected_execution_exception"),
         ]);
         assert!(recovering.is_transient(), "{recovering:?}");
+        let blocked = outcome(vec![
+            item(403, "cluster_block_exception"),
+            item(403, "cluster_block_exception"),
+        ]);
+        assert!(
+            blocked.is_transient(),
+            "a write block is the index's state: {blocked:?}"
+        );
+        let unauthorized = outcome(vec![
+            item(401, "security_exception"),
+            item(404, "index_not_found_exception"),
+        ]);
+        assert!(unauthorized.is_transient(), "{unauthorized:?}");
         let mixed = outcome(vec![
             item(503, "unavailable_shards_exception"),
             item(400, "mapper_parsing_exception"),

@@ -184,14 +184,22 @@ pub enum SearchIndexError {
     Corrupt(String),
 }
 
-/// HTTP statuses of a refusal that may pass by itself: too many requests,
-/// and any server error (5xx from here up).
-const TRANSIENT_STATUS_TOO_MANY_REQUESTS: u16 = 429;
+/// HTTP statuses of a refusal that says nothing of the documents, only of
+/// the server's state, which an operator or time changes: credentials not
+/// (or no longer) accepted (401), a write block on the index or the
+/// cluster (403 `cluster_block_exception`, as `index.blocks.write` or
+/// `read_only` answer; a disk-full block answers 429) or a role without the
+/// right (403), an index missing (404), a request timeout (408), too many
+/// requests (429). With any server error (5xx from
+/// [`TRANSIENT_STATUS_SERVER_ERROR_MIN`] up), the same documents may pass
+/// later: retried, never dead-lettered. Any other 4xx (400: a document the
+/// mapping refuses) would fail again on the same documents.
+const TRANSIENT_STATUSES: [u16; 5] = [401, 403, 404, 408, 429];
 const TRANSIENT_STATUS_SERVER_ERROR_MIN: u16 = 500;
 
 /// Whether a refusal with this HTTP status may pass by itself.
 pub(crate) fn is_transient_status(status: u16) -> bool {
-    status == TRANSIENT_STATUS_TOO_MANY_REQUESTS || status >= TRANSIENT_STATUS_SERVER_ERROR_MIN
+    TRANSIENT_STATUSES.contains(&status) || status >= TRANSIENT_STATUS_SERVER_ERROR_MIN
 }
 
 #[async_trait]
@@ -240,8 +248,9 @@ pub trait SearchIndex: Send + Sync {
 
 impl event_sink::Transience for SearchIndexError {
     /// Whether the same request may succeed later: the server away or timed
-    /// out, 429 or 5xx (of the request or of every failed bulk item), or a
-    /// wallet whose creation the next batch brings. A consumer retries it
+    /// out, a refusal for its state (401, 403, 404, 408, 429, 5xx; of the
+    /// request or of every failed bulk item), or a wallet whose creation the
+    /// next batch brings. A consumer retries it
     /// without end.
     fn is_transient(&self) -> bool {
         match self {
