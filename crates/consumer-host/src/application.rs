@@ -173,7 +173,13 @@ impl Application {
         };
         tracing::error!(%error, "{} stopping", self.name);
         self.stop_consumers().await;
-        handle.stop(true).await;
+        // The server carries out a stop only while it is polled: the stop
+        // and the server are awaited together (awaiting the stop alone
+        // never returned, and the process lived on with /health at 200).
+        let (_, served) = tokio::join!(handle.stop(true), &mut self.server);
+        if let Err(served) = served {
+            tracing::warn!(error = %served, "the HTTP server did not stop cleanly");
+        }
         Err(error)
     }
 
@@ -231,5 +237,81 @@ impl ReplayDlqArgs {
             total += replayed;
         }
         Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use event_sink::DeliveryError;
+    use event_store::RecordedEvent;
+
+    use super::*;
+
+    /// A sink whose offsets cannot be read, for good: its consumer stops on
+    /// its own at once.
+    struct OffsetsGone;
+
+    #[async_trait]
+    impl EventSink for OffsetsGone {
+        fn name(&self) -> &'static str {
+            "offsets_gone"
+        }
+
+        async fn checkpoint(&self) -> Result<u64, DeliveryError> {
+            Ok(0)
+        }
+
+        async fn deliver(&self, _batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
+            Ok(())
+        }
+
+        async fn stored_offsets(
+            &self,
+            _group: &str,
+            _topic: &str,
+        ) -> Result<Option<event_sink::StoredOffsets>, DeliveryError> {
+            Err(DeliveryError::permanent(
+                "offsets_gone",
+                std::io::Error::other("the offsets table is gone"),
+            ))
+        }
+    }
+
+    /// Bound on the whole run: the consumer stops at once, the server right after.
+    const RUN_ENDS_WITHIN: Duration = Duration::from_secs(20);
+
+    #[tokio::test]
+    async fn a_consumer_that_stops_on_its_own_ends_the_run_and_the_server() {
+        // Nothing listens at these: neither is reached before the sink fails.
+        let settings = Settings::for_test(
+            "postgres://nobody@127.0.0.1:1/none",
+            "127.0.0.1:1",
+            "t",
+            "g",
+        );
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy(&settings.database_url)
+            .expect("a lazy pool");
+        let service = Service {
+            name: "test-consumer",
+            consumers: vec![GroupSink {
+                group_id: "g".into(),
+                sink: Arc::new(OffsetsGone),
+            }],
+            dependencies: Vec::new(),
+            metrics: Metrics::new().expect("metrics"),
+            parked: ParkedWallets::new(pool),
+        };
+        let application = Application::start(&settings, service).expect("started");
+        let port = application.port();
+        let ended = tokio::time::timeout(RUN_ENDS_WITHIN, application.run_until_stopped())
+            .await
+            .expect("the run ends, the server with it");
+        assert!(matches!(ended, Err(RunError::Consumer(_))), "{ended:?}");
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "the HTTP server no longer listens"
+        );
     }
 }

@@ -141,11 +141,7 @@ async fn run_member(
     };
     consumer.subscribe(&[config.topic.as_str()])?;
     tracing::info!(group = %config.group_id, topic = %config.topic, handler = handler.name(), "consumer started");
-    let mut lag_refresh = LagRefresh::new(&config)?;
-    // Every partition's last commit of this member: the lag gauges are
-    // refreshed from it also on quiet turns, so they reach the truth after
-    // the last commit of a burst (a refresh is due at most once an interval).
-    let mut committed: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let lag_refresh = LagRefresh::start(&consumer, &config, handler.name(), &metrics)?;
     let outcome = loop {
         if *shutdown.borrow() {
             break Ok(MemberEnd::Stopped);
@@ -167,15 +163,6 @@ async fn run_member(
             break Ok(MemberEnd::Stopped);
         };
         if messages.is_empty() {
-            if !committed.is_empty() {
-                lag_refresh.start_if_due(
-                    &consumer,
-                    &config,
-                    handler.name(),
-                    &metrics,
-                    committed.clone(),
-                );
-            }
             continue;
         }
         let to_handle = match positions.as_mut() {
@@ -212,16 +199,7 @@ async fn run_member(
             continue;
         }
         match commit(&consumer, &messages) {
-            Ok(next_offsets) => {
-                committed.extend(next_offsets);
-                lag_refresh.start_if_due(
-                    &consumer,
-                    &config,
-                    handler.name(),
-                    &metrics,
-                    committed.clone(),
-                );
-            }
+            Ok(()) => lag_refresh.committed(),
             Err(error) => {
                 // The commit could not even be queued (partitions moved in a
                 // rebalance): their owner starts from the last commit, so these
@@ -678,20 +656,17 @@ fn next_offsets(messages: &[OwnedMessage]) -> BTreeMap<(String, i32), i64> {
     next
 }
 
-/// Queues the commit of the batch's offsets and returns them at once: the
+/// Queues the commit of the batch's offsets and returns at once: the
 /// broker's answer is not awaited (see the module's header), and librdkafka
 /// sends a member's commits in order.
-fn commit(
-    consumer: &KafkaConsumer,
-    messages: &[OwnedMessage],
-) -> Result<BTreeMap<(String, i32), i64>, BusError> {
+fn commit(consumer: &KafkaConsumer, messages: &[OwnedMessage]) -> Result<(), BusError> {
     let next = next_offsets(messages);
     let mut offsets = TopicPartitionList::with_capacity(next.len());
     for ((topic, partition), offset) in &next {
         offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
     }
     consumer.commit(&offsets, CommitMode::Async)?;
-    Ok(next)
+    Ok(())
 }
 
 /// Before joining the group, commits the handler's stored offsets to Kafka,
@@ -737,74 +712,78 @@ async fn start_from_stored(config: &ConsumerConfig, stored: &StoredOffsets) {
     }
 }
 
-/// The lag gauges' refresh: at most one at a time, at most one per
-/// [`LAG_REFRESH_INTERVAL_MS`], on a task of its own so that watermark
-/// requests to a broker that is away never hold the consumer loop.
+/// The lag gauges' refresh: a task of its own, so that watermark requests
+/// to a broker that is away never hold the consumer loop. It refreshes after
+/// a commit unless it did within [`LAG_REFRESH_INTERVAL_MS`], and once an
+/// interval whatever comes, so the gauges move while the loop is held (a
+/// batch retried without end: its lag grows, and shows) and reach the truth
+/// after the last commit of a burst.
 struct LagRefresh {
-    started_at: Option<Instant>,
-    running: Option<tokio::task::JoinHandle<()>>,
-    /// A client in the dead-letter replay's group, never subscribed: it
-    /// reads that group's committed offsets for the dead-letter gauge.
-    replay_group: Arc<KafkaConsumer>,
+    stop: watch::Sender<bool>,
+    committed: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl LagRefresh {
-    fn new(config: &ConsumerConfig) -> Result<Self, BusError> {
-        Ok(Self {
-            started_at: None,
-            running: None,
-            replay_group: dlq::ReplayGroupClient::open(config)?.0,
-        })
-    }
-
-    fn start_if_due(
-        &mut self,
+    fn start(
         consumer: &Arc<KafkaConsumer>,
         config: &ConsumerConfig,
         handler: &'static str,
         metrics: &ConsumerMetrics,
-        committed: BTreeMap<(String, i32), i64>,
-    ) {
-        let interval = Duration::from_millis(LAG_REFRESH_INTERVAL_MS);
-        let due = self.started_at.is_none_or(|at| at.elapsed() >= interval);
-        let idle = self.running.as_ref().is_none_or(|task| task.is_finished());
-        if !(due && idle) {
-            return;
-        }
-        self.started_at = Some(Instant::now());
-        let (consumer, metrics) = (Arc::clone(consumer), metrics.clone());
-        let timeout = Duration::from_millis(config.request_timeout_ms);
+    ) -> Result<Self, BusError> {
         let dead_letters = DeadLetters {
-            replay_group: Arc::clone(&self.replay_group),
+            // A client in the dead-letter replay's group, never subscribed:
+            // it reads that group's committed offsets for the dead-letter gauge.
+            replay_group: dlq::ReplayGroupClient::open(config)?.0,
             topic: config.dlq_topic.clone(),
         };
-        self.running = Some(tokio::spawn(async move {
-            refresh_lag(
-                &consumer,
-                timeout,
-                dead_letters,
-                handler,
-                &metrics,
-                committed,
-            )
-            .await;
-        }));
+        let (stop, mut stopping) = watch::channel(false);
+        let committed = Arc::new(tokio::sync::Notify::new());
+        let (consumer, metrics) = (Arc::clone(consumer), metrics.clone());
+        let timeout = Duration::from_millis(config.request_timeout_ms);
+        let on_commit = Arc::clone(&committed);
+        let task = tokio::spawn(async move {
+            let interval = Duration::from_millis(LAG_REFRESH_INTERVAL_MS);
+            let mut refreshed_at: Option<Instant> = None;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = on_commit.notified() => {
+                        if refreshed_at.is_some_and(|at| at.elapsed() < interval) {
+                            continue;
+                        }
+                    }
+                    _ = stopping.changed() => break,
+                }
+                refresh_lag(&consumer, timeout, &dead_letters, handler, &metrics).await;
+                refreshed_at = Some(Instant::now());
+            }
+            let replay_group = dead_letters.replay_group;
+            if let Err(error) = tokio::task::spawn_blocking(move || drop(replay_group)).await {
+                tracing::warn!(%error, "the replay group's client did not close cleanly");
+            }
+        });
+        Ok(Self {
+            stop,
+            committed,
+            task,
+        })
     }
 
-    /// Waits for a refresh under way (each of its requests is bounded by
-    /// `request_timeout_ms`), so that it holds no handle on the consumer
+    /// A batch's offsets were committed: refresh unless done recently.
+    fn committed(&self) {
+        self.committed.notify_one();
+    }
+
+    /// Stops the refresh and waits for it (each of its requests is bounded
+    /// by `request_timeout_ms`), so that it holds no handle on the consumer
     /// when the consumer closes: the member leaves the group only when the
     /// last handle goes, and a member that has not left keeps the group from
     /// taking the next member's starting offsets.
     async fn finish(self) {
-        if let Some(task) = self.running {
-            if let Err(error) = task.await {
-                tracing::warn!(%error, "the lag refresh did not end cleanly");
-            }
-        }
-        let replay_group = self.replay_group;
-        if let Err(error) = tokio::task::spawn_blocking(move || drop(replay_group)).await {
-            tracing::warn!(%error, "the replay group's client did not close cleanly");
+        self.stop.send_replace(true);
+        if let Err(error) = self.task.await {
+            tracing::warn!(%error, "the lag refresh did not end cleanly");
         }
     }
 }
@@ -816,29 +795,32 @@ struct DeadLetters {
     topic: String,
 }
 
-/// Sets the lag gauge of the committed partitions this member still holds
-/// from their high watermarks; `timeout` bounds each request.
+/// Sets the lag gauge of every partition this member holds, from its high
+/// watermark and the group's committed offset (the low watermark where the
+/// group committed none), and the dead-letter gauge; `timeout` bounds each
+/// request.
 async fn refresh_lag(
     consumer: &Arc<KafkaConsumer>,
     timeout: Duration,
-    dead_letters: DeadLetters,
+    dead_letters: &DeadLetters,
     handler: &'static str,
     metrics: &ConsumerMetrics,
-    committed: BTreeMap<(String, i32), i64>,
 ) {
+    let replay_group = Arc::clone(&dead_letters.replay_group);
+    let dlq_topic = dead_letters.topic.clone();
     let lags = blocking(consumer, move |consumer| {
-        let assigned = consumer.assignment()?;
-        let mut lags = Vec::with_capacity(committed.len());
-        for ((topic, partition), offset) in committed {
-            // A partition a rebalance gave to another member is its gauge now.
-            if assigned.find_partition(&topic, partition).is_none() {
-                continue;
-            }
-            let (_low, high) = consumer.fetch_watermarks(&topic, partition, timeout)?;
-            lags.push((partition, (high - offset).max(0)));
+        let committed = consumer.committed(timeout)?;
+        let mut lags = Vec::with_capacity(committed.count());
+        for element in committed.elements() {
+            let (low, high) =
+                consumer.fetch_watermarks(element.topic(), element.partition(), timeout)?;
+            let next = match element.offset() {
+                Offset::Offset(offset) => offset,
+                _ => low,
+            };
+            lags.push((element.partition(), (high - next).max(0)));
         }
-        let waiting =
-            dlq::dead_letters_waiting(&dead_letters.replay_group, &dead_letters.topic, timeout)?;
+        let waiting = dlq::dead_letters_waiting(&replay_group, &dlq_topic, timeout)?;
         Ok((lags, waiting))
     })
     .await;

@@ -56,7 +56,8 @@ pub struct RelayLimits {
     /// process may be appending). Unused with a live feed.
     pub poll_interval_ms: u64,
     /// Pause after a failed read or delivery, or a live feed that failed or
-    /// ended, before the relay starts again from the sink's checkpoint.
+    /// ended, before the relay starts again from the sink's checkpoint; it
+    /// doubles with each failure in a row (see [`RelayLimits::backoff_ms`]).
     pub retry_backoff_ms: u64,
     /// Wait after a wake-up (polling) or a first event (live feed) before the
     /// batch is closed, so one batch carries the appends of many requests
@@ -75,7 +76,27 @@ impl Default for RelayLimits {
     }
 }
 
+/// The longest pause between two attempts of a failing batch, in ms. The
+/// pause doubles from [`RelayLimits::retry_backoff_ms`] with each failure in
+/// a row: a sink that takes the batch but cannot store its checkpoint (the
+/// Kafka publisher with PostgreSQL read-only during a failover) is handed it
+/// again after each pause, and every time publishes its events again (the
+/// consumers skip them, but the topic grows: twice a second before).
+pub const RELAY_RETRY_BACKOFF_MAX_MS: u64 = 5_000;
+
 impl RelayLimits {
+    /// The pause after `failures` failed batches in a row (at least one):
+    /// [`Self::retry_backoff_ms`] doubled with each further one, at most
+    /// [`RELAY_RETRY_BACKOFF_MAX_MS`] (or the base, when that is larger).
+    pub fn backoff_ms(&self, failures: u64) -> u64 {
+        let doublings = u32::try_from(failures.saturating_sub(1))
+            .unwrap_or(u32::MAX)
+            .min(16);
+        self.retry_backoff_ms
+            .saturating_mul(1_u64 << doublings)
+            .min(RELAY_RETRY_BACKOFF_MAX_MS.max(self.retry_backoff_ms))
+    }
+
     /// The batch size in force: [`Self::batch_size_max`] within 1 and
     /// [`READ_ALL_BATCH_MAX`], so a feed's batches obey the bound of a read.
     fn batch_size(&self) -> usize {
@@ -138,9 +159,10 @@ pub async fn run_relay(
             Err(error) => {
                 failing.failed(sink.name(), &error, Instant::now());
                 source.restart();
+                let pause = limits.backoff_ms(failing.batches.in_a_row());
                 tokio::select! {
                     _ = shutdown.changed() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(limits.retry_backoff_ms)) => {}
+                    _ = tokio::time::sleep(Duration::from_millis(pause)) => {}
                 }
             }
         }
@@ -240,6 +262,21 @@ pub async fn drain<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pause_doubles_with_each_failure_in_a_row_up_to_its_bound() {
+        let limits = RelayLimits::default();
+        let pauses: Vec<u64> = (1..=6)
+            .map(|failures| limits.backoff_ms(failures))
+            .collect();
+        assert_eq!(pauses, [500, 1_000, 2_000, 4_000, 5_000, 5_000]);
+        assert_eq!(limits.backoff_ms(u64::MAX), RELAY_RETRY_BACKOFF_MAX_MS);
+        let slow = RelayLimits {
+            retry_backoff_ms: 9_000,
+            ..RelayLimits::default()
+        };
+        assert_eq!(slow.backoff_ms(3), 9_000, "a base above the bound is kept");
+    }
 
     #[test]
     fn failed_batches_are_logged_once_an_interval_and_counted_until_one_is_delivered() {

@@ -127,3 +127,27 @@ async fn a_connection_asking_for_tls_fails_for_good() {
         "TLS asked of a build without it does not pass by itself: {error}"
     );
 }
+
+/// A write refused by a read-only server (a failover's standby, or
+/// `default_transaction_read_only`) passes once the primary is back: a
+/// consumer retries it instead of dead-lettering valid events.
+#[tokio::test]
+async fn a_write_a_read_only_server_refuses_is_transient() {
+    integration_tests::in_migrated_database(|pool| async move {
+        let mut connection = pool.acquire().await.expect("a connection");
+        sqlx::query("SET default_transaction_read_only = on")
+            .execute(&mut *connection)
+            .await
+            .expect("the session is read-only");
+        let refused = sqlx::query("INSERT INTO consumer_group_seeds VALUES ('g', 't', 'f')")
+            .execute(&mut *connection)
+            .await
+            .expect_err("a read-only session refuses writes");
+        assert!(postgres_support::is_transient(&refused), "{refused}");
+        sqlx::query("SET default_transaction_read_only = off")
+            .execute(&mut *connection)
+            .await
+            .expect("writable again");
+    })
+    .await;
+}

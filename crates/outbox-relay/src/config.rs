@@ -39,7 +39,8 @@ pub struct Config {
     #[arg(long, env = "RELAY_POLL_INTERVAL_MS", default_value_t = 100)]
     pub relay_poll_interval_ms: u64,
     /// Pause before a failed batch is tried again, or a failed KurrentDB
-    /// subscription is opened again from the checkpoint.
+    /// subscription is opened again from the checkpoint, in ms; it doubles
+    /// with each failure in a row, up to `event_relay::RELAY_RETRY_BACKOFF_MAX_MS`.
     #[arg(long, env = "RELAY_RETRY_BACKOFF_MS", default_value_t = 500)]
     pub relay_retry_backoff_ms: u64,
     /// Wait after a wake-up (or a subscription's first event) before the batch

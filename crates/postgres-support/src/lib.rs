@@ -117,11 +117,16 @@ fn with_statement_timeout(
 const TRANSIENT_SQLSTATE_CLASSES: [&str; 5] = ["08", "40", "53", "57", "58"];
 /// SQLSTATE of a lock that could not be taken in time (`lock_timeout`).
 const LOCK_NOT_AVAILABLE: &str = "55P03";
+/// SQLSTATE of a write refused by a read-only server or session
+/// (`read_only_sql_transaction`): a failover's standby not yet promoted, or
+/// `default_transaction_read_only` set by an operator. The writes pass once
+/// the primary is back; the events are not at fault.
+const READ_ONLY_SQL_TRANSACTION: &str = "25006";
 
 /// Whether a PostgreSQL failure may pass by itself, so that the same work is
 /// worth trying again (without end, by a consumer): the connection or the
-/// pool, a timeout, the server shutting down or short of resources, a
-/// serialization failure or a deadlock. False for what would fail again on
+/// pool, a timeout, the server shutting down, short of resources or
+/// read-only (a failover), a serialization failure or a deadlock. False for what would fail again on
 /// the same input: a constraint violated, a value the column cannot hold, a
 /// statement error, a row that does not decode, and TLS: this build has no
 /// TLS, so a TLS error is a connection string asking for it (`sslmode=require`)
@@ -130,6 +135,7 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Database(database) => database.code().is_some_and(|code| {
             code == LOCK_NOT_AVAILABLE
+                || code == READ_ONLY_SQL_TRANSACTION
                 || code
                     .get(..2)
                     .is_some_and(|class| TRANSIENT_SQLSTATE_CLASSES.contains(&class))

@@ -26,7 +26,7 @@ use crate::documents::{
 };
 use crate::query::{search_transactions_body, wallet_transactions_body, Page};
 use crate::{
-    is_transient_status, IndexOutcome, IndexedWallet, SearchIndex, SearchIndexError, Transaction,
+    is_transient_refusal, IndexOutcome, IndexedWallet, SearchIndex, SearchIndexError, Transaction,
     TransactionPage, TransactionSearch, BULK_EVENTS_MAX,
 };
 
@@ -598,7 +598,8 @@ fn bulk_outcome(
             }
             (Some(error), _) => {
                 failed += 1;
-                passing &= is_transient_status(item.status);
+                let error = error.to_string();
+                passing &= is_transient_refusal(item.status, &error);
                 if failures.len() < BULK_FAILURES_REPORTED_MAX {
                     failures.push(truncated(&format!(
                         "{}/{}: {} {}",
@@ -760,6 +761,14 @@ mod tests {
             item(404, "index_not_found_exception"),
         ]);
         assert!(unauthorized.is_transient(), "{unauthorized:?}");
+        let closed = outcome(vec![
+            item(400, "index_closed_exception"),
+            item(400, "index_closed_exception"),
+        ]);
+        assert!(
+            closed.is_transient(),
+            "a closed index is its state: {closed:?}"
+        );
         let mixed = outcome(vec![
             item(503, "unavailable_shards_exception"),
             item(400, "mapper_parsing_exception"),

@@ -197,9 +197,23 @@ pub enum SearchIndexError {
 const TRANSIENT_STATUSES: [u16; 5] = [401, 403, 404, 408, 429];
 const TRANSIENT_STATUS_SERVER_ERROR_MIN: u16 = 500;
 
-/// Whether a refusal with this HTTP status may pass by itself.
-pub(crate) fn is_transient_status(status: u16) -> bool {
-    TRANSIENT_STATUSES.contains(&status) || status >= TRANSIENT_STATUS_SERVER_ERROR_MIN
+/// Error types of a refusal for the index's state whatever its status: a
+/// closed index (400 `index_closed_exception`), a block (403 or 429
+/// `cluster_block_exception`), an index missing.
+const TRANSIENT_ERROR_TYPES: [&str; 3] = [
+    "index_closed_exception",
+    "cluster_block_exception",
+    "index_not_found_exception",
+];
+
+/// Whether a refusal with this HTTP status and body (or bulk item error)
+/// may pass by itself.
+pub(crate) fn is_transient_refusal(status: u16, reason: &str) -> bool {
+    TRANSIENT_STATUSES.contains(&status)
+        || status >= TRANSIENT_STATUS_SERVER_ERROR_MIN
+        || TRANSIENT_ERROR_TYPES
+            .iter()
+            .any(|error_type| reason.contains(error_type))
 }
 
 #[async_trait]
@@ -248,14 +262,14 @@ pub trait SearchIndex: Send + Sync {
 
 impl event_sink::Transience for SearchIndexError {
     /// Whether the same request may succeed later: the server away or timed
-    /// out, a refusal for its state (401, 403, 404, 408, 429, 5xx; of the
-    /// request or of every failed bulk item), or a wallet whose creation the
-    /// next batch brings. A consumer retries it
+    /// out, a refusal for its state (401, 403, 404, 408, 429, 5xx, a closed
+    /// or blocked index; of the request or of every failed bulk item), or a
+    /// wallet whose creation the next batch brings. A consumer retries it
     /// without end.
     fn is_transient(&self) -> bool {
         match self {
             SearchIndexError::Unavailable(_) | SearchIndexError::UnknownWallet(_) => true,
-            SearchIndexError::Refused { status, .. } => is_transient_status(*status),
+            SearchIndexError::Refused { status, reason } => is_transient_refusal(*status, reason),
             SearchIndexError::BulkItemsFailed { passing, .. } => *passing,
             SearchIndexError::InvalidConfig(_)
             | SearchIndexError::InvalidQuery(_)
