@@ -217,6 +217,15 @@ fn consumer_config(brokers: &str, topic: &str, dlq_topic: &str, group: &str) -> 
     config
 }
 
+/// The config of a consumer on a fresh topic and dead-letter topic named
+/// after `prefix`, in a group of its own, `log` produced to the topic.
+async fn fresh_consumer(brokers: &str, prefix: &str, log: &[RecordedEvent]) -> ConsumerConfig {
+    let topic = create_topic(brokers, prefix, TOPIC_PARTITIONS).await;
+    let dlq_topic = create_topic(brokers, &format!("{prefix}_dlq"), 1).await;
+    produce(brokers, &topic, log).await;
+    consumer_config(brokers, &topic, &dlq_topic, &unique_name("wallex_it_group"))
+}
+
 /// Runs a consumer of `config` into `recorder` until it has handled
 /// `events` events, then (after a quiet period when `quiet`, to see that no
 /// more come) stops it; its counters go to `metrics`.
@@ -469,14 +478,8 @@ async fn transient_failures_are_retried_until_they_pass_and_nothing_is_dead_lett
     let Some(brokers) = require_env("KAFKA_BROKERS") else {
         return;
     };
-    let topic = create_topic(&brokers, "wallex_it_flaky", TOPIC_PARTITIONS).await;
-    let dlq_topic = create_topic(&brokers, "wallex_it_flaky_dlq", 1).await;
-    let group = unique_name("wallex_it_group");
-    let run = unique_name("run");
-    let log = interleaved_log(&run, 3, 5, 1);
-    produce(&brokers, &topic, &log).await;
-
-    let config = consumer_config(&brokers, &topic, &dlq_topic, &group);
+    let log = interleaved_log(&unique_name("run"), 3, 5, 1);
+    let config = fresh_consumer(&brokers, "wallex_it_flaky", &log).await;
     assert!(TRANSIENT_FAILURES > config.handler_attempts_max as usize);
     let metrics = ConsumerMetrics::unregistered().expect("metrics");
     let recorder = Arc::new(Recorder::flaky(TRANSIENT_FAILURES));
@@ -511,13 +514,8 @@ async fn a_handler_call_that_hangs_is_cut_short_and_retried_and_nothing_is_dead_
     let Some(brokers) = require_env("KAFKA_BROKERS") else {
         return;
     };
-    let topic = create_topic(&brokers, "wallex_it_hang", TOPIC_PARTITIONS).await;
-    let dlq_topic = create_topic(&brokers, "wallex_it_hang_dlq", 1).await;
-    let group = unique_name("wallex_it_group");
     let log = interleaved_log(&unique_name("run"), 3, 5, 1);
-    produce(&brokers, &topic, &log).await;
-
-    let mut config = consumer_config(&brokers, &topic, &dlq_topic, &group);
+    let mut config = fresh_consumer(&brokers, "wallex_it_hang", &log).await;
     config.handler_timeout_ms = 500;
     let metrics = ConsumerMetrics::unregistered().expect("metrics");
     let hangs = config.handler_attempts_max as usize + 1;
@@ -561,13 +559,8 @@ async fn the_lag_gauges_show_a_held_group_and_reach_zero_once_it_caught_up() {
     let Some(brokers) = require_env("KAFKA_BROKERS") else {
         return;
     };
-    let topic = create_topic(&brokers, "wallex_it_held", TOPIC_PARTITIONS).await;
-    let dlq_topic = create_topic(&brokers, "wallex_it_held_dlq", 1).await;
-    let group = unique_name("wallex_it_group");
     let log = interleaved_log(&unique_name("run"), 4, 5, 1);
-    produce(&brokers, &topic, &log).await;
-
-    let config = consumer_config(&brokers, &topic, &dlq_topic, &group);
+    let config = fresh_consumer(&brokers, "wallex_it_held", &log).await;
     let metrics = ConsumerMetrics::unregistered().expect("metrics");
     let recorder = Arc::new(Recorder::flaky(HELD_FAILURES));
     let (stop, stopping) = watch::channel(false);
