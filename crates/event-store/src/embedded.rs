@@ -13,6 +13,7 @@ use std::thread;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use embedded_sqlite::{is_refused_commit, migrate, open_writer, Durability, ReadPool, SqliteError};
+use observability::LogThrottle;
 use rusqlite::{
     params, types::Type, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
 };
@@ -151,12 +152,20 @@ fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// How often, at most, the writer logs group commits that keep failing (a
+/// full disk fails every one), in ms; the first is logged at once, the
+/// count of the others with the next line, and the recovery once.
+pub const COMMIT_FAILURE_LOG_INTERVAL_MS: u64 = 60_000;
+
 fn run_writer(
     mut connection: Connection,
     mut queue: mpsc::Receiver<WriterJob>,
     head: watch::Sender<u64>,
     tail: Arc<Mutex<LogTail>>,
 ) {
+    let mut failures = LogThrottle::every(std::time::Duration::from_millis(
+        COMMIT_FAILURE_LOG_INTERVAL_MS,
+    ));
     while let Some(first) = queue.blocking_recv() {
         let mut group = Group::default();
         match first {
@@ -181,6 +190,25 @@ fn run_writer(
             }
         }
         let (outcomes, snapshots_kept) = commit_group(&mut connection, &group, &tail);
+        match &snapshots_kept {
+            Ok(()) => {
+                if let Some(failed) = failures.recovered() {
+                    tracing::info!(
+                        failed_commits = failed,
+                        "event store group commits pass again"
+                    );
+                }
+            }
+            Err(error) => {
+                if let Some(line) = failures.occurred(std::time::Instant::now()) {
+                    tracing::error!(
+                        %error,
+                        failed_commits = line.in_a_row,
+                        "event store group commit failed"
+                    );
+                }
+            }
+        }
         if let Some(last) = outcomes
             .iter()
             .filter_map(|outcome| outcome.as_ref().ok())
@@ -230,9 +258,9 @@ fn commit_group(
     tail: &Mutex<LogTail>,
 ) -> (Vec<Result<AppendOutcome, AppendError>>, Result<(), String>) {
     let jobs = &group.appends;
+    // Logged by the writer's loop, throttled.
     let failed_all = |error: rusqlite::Error| {
         let message = error.to_string();
-        tracing::error!(error = %message, "event store group commit failed");
         let outcomes = jobs
             .iter()
             .map(|_| Err(AppendError::Store(StoreError::Unavailable(message.clone()))))

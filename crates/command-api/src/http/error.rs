@@ -98,6 +98,18 @@ pub const NEWER_EVENTS_MESSAGE: &str =
      read yet. Retry the request, with the same Idempotency-Key if it had one, once the \
      upgrade is done";
 
+/// How often, at most, requests the event store failed as unavailable are
+/// logged, in ms (the first at once; each line counts those held back).
+pub const STORE_UNAVAILABLE_LOG_INTERVAL_MS: u64 = 10_000;
+
+/// The throttle of "event store unavailable" lines, shared by every request.
+static STORE_UNAVAILABLE_LOG: std::sync::LazyLock<std::sync::Mutex<observability::LogThrottle>> =
+    std::sync::LazyLock::new(|| {
+        std::sync::Mutex::new(observability::LogThrottle::every(
+            std::time::Duration::from_millis(STORE_UNAVAILABLE_LOG_INTERVAL_MS),
+        ))
+    });
+
 /// Logs the whole cause chain of `error` once, where it becomes a response.
 fn log_chain(error: &dyn std::error::Error, what: &str) {
     let mut chain = error.to_string();
@@ -118,7 +130,21 @@ impl From<StoreError> for ApiError {
                 ApiError::Unavailable(OUTCOME_UNKNOWN_MESSAGE.into())
             }
             StoreError::Unavailable(_) => {
-                log_chain(&error, "event store unavailable");
+                // Every request fails alike while the store is away: one
+                // line an interval, with the count held back.
+                let logged = STORE_UNAVAILABLE_LOG
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .occurred(std::time::Instant::now());
+                if let Some(line) = logged {
+                    log_chain(
+                        &error,
+                        &format!(
+                            "event store unavailable ({} more since the last line)",
+                            line.held_back
+                        ),
+                    );
+                }
                 ApiError::Unavailable(STORE_UNAVAILABLE_MESSAGE.into())
             }
             StoreError::Corrupt {
