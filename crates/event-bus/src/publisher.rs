@@ -41,6 +41,21 @@ pub struct KafkaPublisher {
     pool: PgPool,
     config: PublisherConfig,
     metrics: PublisherMetrics,
+    /// The last batch Kafka acknowledged whose checkpoint PostgreSQL did not
+    /// store (read-only during a failover, away): handed again, it is not
+    /// published again, only its checkpoint is stored.
+    unstored: Mutex<Option<Unstored>>,
+}
+
+/// A batch Kafka holds whose checkpoint is not stored yet.
+#[derive(Debug, Clone)]
+struct Unstored {
+    /// The batch's first and last positions, and its length.
+    first: u64,
+    last: u64,
+    events: usize,
+    /// What its publication left on each partition.
+    published: PublishedOffsets,
 }
 
 impl KafkaPublisher {
@@ -58,11 +73,33 @@ impl KafkaPublisher {
             pool,
             config,
             metrics,
+            unstored: Mutex::new(None),
         })
     }
 
     pub fn topic(&self) -> &str {
         &self.config.topic
+    }
+
+    /// Publishes `batch`, waiting for Kafka's reports at most the message
+    /// timeout and a margin.
+    async fn produce_within_timeout(
+        &self,
+        batch: &[StoredEvent],
+    ) -> Result<PublishedOffsets, BusError> {
+        let wait = Duration::from_millis(self.config.message_timeout_ms + DELIVERY_WAIT_MARGIN_MS);
+        tokio::time::timeout(wait, self.produce_all(batch))
+            .await
+            .unwrap_or_else(|_| {
+                Err(BusError::Delivery(format!(
+                    "no delivery report within {} ms",
+                    wait.as_millis()
+                )))
+            })
+    }
+
+    fn lock_unstored(&self) -> std::sync::MutexGuard<'_, Option<Unstored>> {
+        self.unstored.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The producer in use (a handle: clones share one librdkafka client).
@@ -211,28 +248,44 @@ impl EventSink for KafkaPublisher {
     }
 
     async fn deliver_stored(&self, batch: &[StoredEvent]) -> Result<(), DeliveryError> {
-        let Some(last) = batch.last().map(|event| event.position) else {
+        let (Some(first), Some(last)) = (
+            batch.first().map(|event| event.position),
+            batch.last().map(|event| event.position),
+        ) else {
             return Ok(());
         };
-        let wait = Duration::from_millis(self.config.message_timeout_ms + DELIVERY_WAIT_MARGIN_MS);
-        let produced = tokio::time::timeout(wait, self.produce_all(batch))
-            .await
-            .unwrap_or_else(|_| {
-                Err(BusError::Delivery(format!(
-                    "no delivery report within {} ms",
-                    wait.as_millis()
-                )))
-            });
+        let mark = |published: PublishedOffsets| Unstored {
+            first,
+            last,
+            events: batch.len(),
+            published,
+        };
+        let held = self.lock_unstored().take();
+        let produced = match held {
+            Some(unstored)
+                if (unstored.first, unstored.last, unstored.events)
+                    == (first, last, batch.len()) =>
+            {
+                Ok(unstored.published)
+            }
+            _ => self.produce_within_timeout(batch).await,
+        };
         let outcome = match produced {
-            Ok(published) => store_checkpoint(
-                &self.pool,
-                &self.config.checkpoint_name,
-                last,
-                &self.config.topic,
-                &published,
-            )
-            .await
-            .map_err(BusError::from),
+            Ok(published) => {
+                let stored = store_checkpoint(
+                    &self.pool,
+                    &self.config.checkpoint_name,
+                    last,
+                    &self.config.topic,
+                    &published,
+                )
+                .await
+                .map_err(BusError::from);
+                if stored.is_err() {
+                    *self.lock_unstored() = Some(mark(published));
+                }
+                stored
+            }
             Err(error) => Err(error),
         };
         match outcome {

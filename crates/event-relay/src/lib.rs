@@ -78,10 +78,8 @@ impl Default for RelayLimits {
 
 /// The longest pause between two attempts of a failing batch, in ms. The
 /// pause doubles from [`RelayLimits::retry_backoff_ms`] with each failure in
-/// a row: a sink that takes the batch but cannot store its checkpoint (the
-/// Kafka publisher with PostgreSQL read-only during a failover) is handed it
-/// again after each pause, and every time publishes its events again (the
-/// consumers skip them, but the topic grows: twice a second before).
+/// a row, so a storage away for minutes is asked a few times a minute, not
+/// twice a second.
 pub const RELAY_RETRY_BACKOFF_MAX_MS: u64 = 5_000;
 
 impl RelayLimits {

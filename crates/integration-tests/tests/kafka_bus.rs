@@ -272,6 +272,54 @@ fn versions_by_wallet(events: &[RecordedEvent]) -> BTreeMap<String, Vec<u64>> {
 // --- tests -----------------------------------------------------------------------------
 
 #[tokio::test]
+async fn a_batch_kafka_took_whose_checkpoint_was_refused_is_not_published_again() {
+    let (Some(brokers), Some(url)) = (require_env("KAFKA_BROKERS"), require_env("DATABASE_URL"))
+    else {
+        return;
+    };
+    let database = TestDatabase::create(&url).await;
+    let pool = postgres_support::connect(&database.url, POOL_CONNECTIONS_MAX)
+        .await
+        .expect("connect and migrate the test database");
+    let topic = create_topic(&brokers, "wallex_it_unstored", TOPIC_PARTITIONS).await;
+    let mut config = PublisherConfig::new(&brokers);
+    config.topic = topic.clone();
+    let metrics = PublisherMetrics::unregistered().expect("metrics");
+    let publisher = KafkaPublisher::new(config, pool.clone(), metrics).expect("a publisher");
+    let batch = interleaved_log(&unique_name("run"), 2, 3, 1);
+    let rename = |from: &str, to: &str| format!("ALTER TABLE {from} RENAME TO {to}");
+
+    // The checkpoint's table away, as PostgreSQL refusing writes would be.
+    sqlx::query(&rename("relay_checkpoints", "relay_checkpoints_away"))
+        .execute(&pool)
+        .await
+        .expect("the table moved away");
+    for _ in 0..2 {
+        publisher
+            .deliver(&batch)
+            .await
+            .expect_err("the checkpoint is refused");
+    }
+    sqlx::query(&rename("relay_checkpoints_away", "relay_checkpoints"))
+        .execute(&pool)
+        .await
+        .expect("the table back");
+    publisher
+        .deliver(&batch)
+        .await
+        .expect("the checkpoint is stored");
+    assert_eq!(publisher.checkpoint().await.expect("checkpoint"), 6);
+    let messages = read_topic(&brokers, &topic, batch.len()).await;
+    assert_eq!(
+        messages.len(),
+        batch.len(),
+        "published once, however often its checkpoint was refused"
+    );
+    pool.close().await;
+    database.drop_database().await;
+}
+
+#[tokio::test]
 async fn the_publisher_delivers_a_batch_before_its_checkpoint_moves() {
     let (Some(brokers), Some(url)) = (require_env("KAFKA_BROKERS"), require_env("DATABASE_URL"))
     else {
