@@ -11,8 +11,9 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use event_sink::{DeliveryError, EventSink};
+use event_sink::{AwaitingRecord, BatchKey, DeliveryError, EventSink};
 use event_store::{RecordedEvent, StoredEvent};
+use observability::{FailureStreak, Failures};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureRecord, Producer};
@@ -42,20 +43,13 @@ pub struct KafkaPublisher {
     config: PublisherConfig,
     metrics: PublisherMetrics,
     /// The last batch Kafka acknowledged whose checkpoint PostgreSQL did not
-    /// store (read-only during a failover, away): handed again, it is not
-    /// published again, only its checkpoint is stored.
-    unstored: Mutex<Option<Unstored>>,
-}
-
-/// A batch Kafka holds whose checkpoint is not stored yet.
-#[derive(Debug, Clone)]
-struct Unstored {
-    /// The batch's first and last positions, and its length.
-    first: u64,
-    last: u64,
-    events: usize,
-    /// What its publication left on each partition.
-    published: PublishedOffsets,
+    /// store (read-only during a failover, away), with what its publication
+    /// left on each partition: handed again, it is not published again, only
+    /// its checkpoint is stored.
+    unstored: AwaitingRecord<PublishedOffsets>,
+    /// The batches that failed since the last one published and
+    /// checkpointed, for the relay's `/health`.
+    failures: FailureStreak,
 }
 
 impl KafkaPublisher {
@@ -73,12 +67,23 @@ impl KafkaPublisher {
             pool,
             config,
             metrics,
-            unstored: Mutex::new(None),
+            unstored: AwaitingRecord::default(),
+            failures: FailureStreak::default(),
         })
     }
 
     pub fn topic(&self) -> &str {
         &self.config.topic
+    }
+
+    /// The batches that failed (to be published, or their checkpoint to be
+    /// stored) since the last that passed; `None` while they pass, or when
+    /// none failed within [`observability::FAILURE_REPORT_MS`]. Kafka and
+    /// PostgreSQL may both answer a probe while every batch fails (a topic
+    /// whose replicas are too few to take a write, a PostgreSQL that went
+    /// read-only).
+    pub fn failures(&self) -> Option<Failures> {
+        self.failures.failures()
     }
 
     /// Publishes `batch`, waiting for Kafka's reports at most the message
@@ -96,10 +101,6 @@ impl KafkaPublisher {
                     wait.as_millis()
                 )))
             })
-    }
-
-    fn lock_unstored(&self) -> std::sync::MutexGuard<'_, Option<Unstored>> {
-        self.unstored.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The producer in use (a handle: clones share one librdkafka client).
@@ -248,27 +249,13 @@ impl EventSink for KafkaPublisher {
     }
 
     async fn deliver_stored(&self, batch: &[StoredEvent]) -> Result<(), DeliveryError> {
-        let (Some(first), Some(last)) = (
-            batch.first().map(|event| event.position),
-            batch.last().map(|event| event.position),
-        ) else {
+        let Some(last) = batch.last().map(|event| event.position) else {
             return Ok(());
         };
-        let mark = |published: PublishedOffsets| Unstored {
-            first,
-            last,
-            events: batch.len(),
-            published,
-        };
-        let held = self.lock_unstored().take();
-        let produced = match held {
-            Some(unstored)
-                if (unstored.first, unstored.last, unstored.events)
-                    == (first, last, batch.len()) =>
-            {
-                Ok(unstored.published)
-            }
-            _ => self.produce_within_timeout(batch).await,
+        let key = BatchKey::of_stored(batch);
+        let produced = match self.unstored.take(key) {
+            Some(published) => Ok(published),
+            None => self.produce_within_timeout(batch).await,
         };
         let outcome = match produced {
             Ok(published) => {
@@ -282,7 +269,7 @@ impl EventSink for KafkaPublisher {
                 .await
                 .map_err(BusError::from);
                 if stored.is_err() {
-                    *self.lock_unstored() = Some(mark(published));
+                    self.unstored.hold(key, published);
                 }
                 stored
             }
@@ -292,10 +279,12 @@ impl EventSink for KafkaPublisher {
             Ok(()) => {
                 self.metrics.events_published.inc_by(batch.len() as u64);
                 self.metrics.batches_published.inc();
+                self.failures.passed();
                 Ok(())
             }
             Err(error) => {
                 self.metrics.batches_failed.inc();
+                self.failures.failed(&error);
                 if matches!(error, BusError::Kafka(_) | BusError::Delivery(_)) {
                     self.renew_producer();
                 }

@@ -26,10 +26,14 @@
 //! after its writes, which are idempotent: a refusal may then follow writes
 //! that a later delivery repeats harmlessly. The relay hands none.
 
+mod awaiting_record;
+
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use event_store::{RecordedEvent, StoredEvent};
+
+pub use awaiting_record::{AwaitingRecord, BatchKey};
 
 /// The cause of a [`DeliveryError`], kept for the log.
 pub type DeliveryCause = Box<dyn std::error::Error + Send + Sync>;

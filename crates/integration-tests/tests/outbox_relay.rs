@@ -302,6 +302,91 @@ async fn the_relay_publishes_every_event_once_in_per_wallet_order() {
     database.drop_all().await;
 }
 
+/// Makes every write to `relay_checkpoints` fail as a read-only server's
+/// would (SQLSTATE 25006) while reads still pass, or lifts that.
+async fn refuse_checkpoints(database: &RelayDatabase, refuse: bool) {
+    let statements: &[&str] = if refuse {
+        &[
+            "CREATE FUNCTION wallex_it_refuse() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'read-only for the test' USING ERRCODE = '25006'; END $$",
+            "CREATE TRIGGER wallex_it_refuse BEFORE INSERT OR UPDATE ON relay_checkpoints \
+             FOR EACH ROW EXECUTE FUNCTION wallex_it_refuse()",
+        ]
+    } else {
+        &[
+            "DROP TRIGGER wallex_it_refuse ON relay_checkpoints",
+            "DROP FUNCTION wallex_it_refuse()",
+        ]
+    };
+    for statement in statements {
+        sqlx::query(statement)
+            .execute(&database.pool)
+            .await
+            .expect("change the checkpoint's trigger");
+    }
+}
+
+/// Kafka and PostgreSQL both answer `/health`'s probes while every batch
+/// fails (its checkpoint refused): the relay says so, `degraded` and 200,
+/// until a batch passes again.
+#[tokio::test]
+async fn health_shows_batches_that_keep_failing_while_the_servers_answer() {
+    let (Some(brokers), Some(url)) = (require_env("KAFKA_BROKERS"), require_env("DATABASE_URL"))
+    else {
+        return;
+    };
+    let database = RelayDatabase::create(&url).await;
+    let topic = create_topic(&brokers, "wallex_it_relay_health", TOPIC_PARTITIONS).await;
+    let run = unique_name("run");
+    let wallets = histories(&run, 2, 10);
+    let (first, later) = (&wallets[..1], &wallets[1..]);
+    database.append_interleaved(first, 0).await;
+    let replica = Replica::start(&database.url, &brokers, &topic).await;
+    wait_until("the relay has published the log", WAIT_TIMEOUT, || {
+        replica.published() >= 10
+    })
+    .await;
+    let (status, health) = replica.health().await;
+    assert_eq!((status, &health["status"]), (200, &"ok".into()), "{health}");
+    assert_eq!(health["publishing"], "ok");
+
+    refuse_checkpoints(&database, true).await;
+    database.append_interleaved(later, 0).await;
+    let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
+    let health = loop {
+        let (status, health) = replica.health().await;
+        assert_eq!(status, 200, "the servers answer: {health}");
+        if health["status"] == "degraded" {
+            break health;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never degraded: {health}"
+        );
+        tokio::time::sleep(WAIT_POLL).await;
+    };
+    assert_eq!(health["publishing"]["status"], "failing", "{health}");
+    assert!(health["publishing"]["failures"]["failures"].as_u64() >= Some(1));
+    assert!(
+        health["publishing"]["failures"]["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("read-only for the test")),
+        "{health}"
+    );
+    assert_eq!(health["lag"], 10, "{health}");
+
+    refuse_checkpoints(&database, false).await;
+    wait_until("the relay publishes again", WAIT_TIMEOUT, || {
+        replica.published() >= 20
+    })
+    .await;
+    let (status, health) = replica.health().await;
+    assert_eq!((status, &health["status"]), (200, &"ok".into()), "{health}");
+    assert_eq!(health["publishing"], "ok");
+    replica.task.abort();
+    database.drop_all().await;
+}
+
 #[tokio::test]
 async fn one_leader_publishes_and_a_standby_takes_over_without_loss() {
     let (Some(brokers), Some(url)) = (require_env("KAFKA_BROKERS"), require_env("DATABASE_URL"))

@@ -1,9 +1,11 @@
 //! Logs and metrics for every binary.
 
 mod exit;
+mod failure_streak;
 mod log_throttle;
 
 pub use exit::{exit_code, with_causes};
+pub use failure_streak::{FailureStreak, Failures, FAILURE_REPORT_MS};
 pub use log_throttle::{LogNow, LogThrottle};
 
 use chrono::{DateTime, Utc};

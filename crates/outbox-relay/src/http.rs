@@ -4,6 +4,7 @@ use actix_web::{web, HttpResponse};
 use event_sink::EventSink;
 use observability::health_check;
 use serde::Serialize;
+use serde_json::json;
 
 use crate::startup::AppState;
 
@@ -23,6 +24,9 @@ struct Health {
     lag: Option<u64>,
     postgres: &'static str,
     kafka: &'static str,
+    /// `"ok"`, or `{status: "failing", failures: {since, failures, error}}`
+    /// for the batches that failed since the last one published.
+    publishing: serde_json::Value,
 }
 
 fn up(reachable: bool) -> &'static str {
@@ -35,7 +39,9 @@ fn up(reachable: bool) -> &'static str {
 
 /// 200 when PostgreSQL and Kafka answer, each within
 /// [`observability::HEALTH_CHECK_TIMEOUT_MS`] ([`health_check`]), 503
-/// otherwise; a standby is healthy.
+/// otherwise; a standby is healthy. Status `"degraded"` (still 200: the
+/// servers answer, and a replica restarted would fail the same way) while
+/// this replica's batches fail.
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     let (checkpoint, head, kafka) = tokio::join!(
         health_check(state.publisher.checkpoint()),
@@ -55,8 +61,14 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     let head_position = head.ok();
     let postgres_up = checkpoint.is_some() && head_position.is_some();
     let healthy = postgres_up && kafka.is_ok();
+    let failures = state.publisher.failures();
+    let status = match (healthy, &failures) {
+        (false, _) => "unavailable",
+        (true, Some(_)) => "degraded",
+        (true, None) => "ok",
+    };
     let body = Health {
-        status: if healthy { "ok" } else { "unavailable" },
+        status,
         leader: state.leadership.borrow().leader,
         checkpoint,
         head_position,
@@ -65,6 +77,10 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
             .map(|(head, checkpoint)| head.saturating_sub(checkpoint)),
         postgres: up(postgres_up),
         kafka: up(kafka.is_ok()),
+        publishing: failures.map_or_else(
+            || json!("ok"),
+            |failures| json!({ "status": "failing", "failures": failures }),
+        ),
     };
     if healthy {
         HttpResponse::Ok().json(body)

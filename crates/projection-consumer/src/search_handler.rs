@@ -15,7 +15,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use consumer_host::count;
-use event_sink::{ConsumerOffsets, DeliveryError, EventSink, StoredOffsets};
+use event_sink::{
+    AwaitingRecord, BatchKey, ConsumerOffsets, DeliveryError, EventSink, StoredOffsets,
+};
 use event_store::RecordedEvent;
 use postgres_support::consumer_offsets;
 use search_index::SearchIndex;
@@ -40,24 +42,6 @@ enum OffsetsError {
     NotStored(#[source] sqlx::Error),
 }
 
-/// A batch, told apart from another by its first and last event and length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct BatchMark {
-    first: Option<uuid::Uuid>,
-    last: Option<uuid::Uuid>,
-    events: usize,
-}
-
-impl BatchMark {
-    fn of(batch: &[RecordedEvent]) -> Self {
-        Self {
-            first: batch.first().map(|recorded| recorded.event.event_id),
-            last: batch.last().map(|recorded| recorded.event.event_id),
-            events: batch.len(),
-        }
-    }
-}
-
 /// Why the search index's indices could not be made ready.
 #[derive(Debug, thiserror::Error)]
 #[error("the search index's indices are not ready: {0}")]
@@ -73,7 +57,7 @@ pub struct SearchIndexHandler {
     /// The batch indexed whose offsets are not stored yet: handed again
     /// after PostgreSQL failed to store them, it is not sent to the search
     /// server a second time.
-    indexed_unstored: std::sync::Mutex<Option<BatchMark>>,
+    indexed_unstored: AwaitingRecord<()>,
     metrics: Metrics,
 }
 
@@ -95,7 +79,7 @@ impl SearchIndexHandler {
             search_index,
             offsets,
             indices_ready: ready,
-            indexed_unstored: std::sync::Mutex::new(None),
+            indexed_unstored: AwaitingRecord::default(),
             metrics,
         }
     }
@@ -171,14 +155,13 @@ impl EventSink for SearchIndexHandler {
         batch: &[RecordedEvent],
         offsets: &ConsumerOffsets,
     ) -> Result<(), DeliveryError> {
-        let mark = BatchMark::of(batch);
-        if *self.lock_indexed() != Some(mark) {
+        let key = BatchKey::of_recorded(batch);
+        if self.indexed_unstored.take(key).is_none() {
             self.deliver(batch).await?;
-            *self.lock_indexed() = Some(mark);
         }
         let stored = self.store_offsets(offsets).await;
-        if !matches!(&stored, Err(error) if error.is_transient()) {
-            *self.lock_indexed() = None;
+        if matches!(&stored, Err(error) if error.is_transient()) {
+            self.indexed_unstored.hold(key, ());
         }
         stored
     }
@@ -205,12 +188,6 @@ impl SearchIndexHandler {
             ));
         }
         transaction.commit().await.map_err(not_stored)
-    }
-
-    fn lock_indexed(&self) -> std::sync::MutexGuard<'_, Option<BatchMark>> {
-        self.indexed_unstored
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// PostgreSQL did not read or store the offsets: transient whatever the

@@ -7,10 +7,8 @@ mod operation;
 #[cfg(any(test, feature = "testing"))]
 pub mod replicas;
 mod service;
-mod write_health;
 
 pub use operation::{OperationOutcome, WalletOperation};
 pub use service::{
     IdempotencyClaim, Reply, ReplyFormat, RequestContext, ServiceError, WalletService,
 };
-pub use write_health::{WriteFailures, WRITE_FAILURE_REPORT_MS};

@@ -36,8 +36,8 @@ use wallet_lock::{LockError, LockLease, WalletLock};
 use super::cache::{CachedWallet, WalletCache};
 use super::holds::capture_order;
 use super::operation::{OperationOutcome, WalletOperation};
-use super::write_health::{WriteFailures, WriteHealth};
 use crate::metrics::Metrics;
+use observability::{FailureStreak, Failures};
 
 /// Attempts of one command when its expected version turns out stale.
 pub const CONFLICT_ATTEMPTS_MAX: usize = 16;
@@ -149,7 +149,7 @@ pub struct WalletService {
     /// says so when it goes and when it comes back, not once per command.
     lock_away: AtomicBool,
     /// How the commands' writes have been ending, for `/health`.
-    writes: WriteHealth,
+    writes: FailureStreak,
 }
 
 fn now() -> DateTime<Utc> {
@@ -165,7 +165,7 @@ impl WalletService {
             metrics,
             transfers: None,
             lock_away: AtomicBool::new(false),
-            writes: WriteHealth::default(),
+            writes: FailureStreak::default(),
         }
     }
 
@@ -289,8 +289,9 @@ impl WalletService {
     }
 
     /// Writes that failed in the event store since the last that passed
-    /// (see [`WriteFailures`]); `None` when they pass.
-    pub fn write_failures(&self) -> Option<WriteFailures> {
+    /// (see [`FailureStreak`]); `None` when they pass, or none failed
+    /// within [`observability::FAILURE_REPORT_MS`].
+    pub fn write_failures(&self) -> Option<Failures> {
         self.writes.failures()
     }
 
@@ -305,7 +306,15 @@ impl WalletService {
     ) -> Result<Reply, ServiceError> {
         let executed = self.execute_unobserved(operation, context, format).await;
         match &executed {
-            Ok(reply) if !reply.replayed => self.writes.passed(),
+            Ok(reply) if !reply.replayed => {
+                if let Some(over) = self.writes.passed() {
+                    tracing::info!(
+                        failures = over.failures,
+                        since = %over.since,
+                        "event store writes pass again"
+                    );
+                }
+            }
             Err(error) if error.is_store_failure() => self.writes.failed(error),
             _ => {}
         }
