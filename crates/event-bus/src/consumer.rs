@@ -29,7 +29,9 @@ use std::time::Duration;
 
 use event_sink::{ConsumerOffsets, DeliveryError, EventSink, StoredOffsets};
 use event_store::RecordedEvent;
+use observability::LogThrottle;
 use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
@@ -142,6 +144,7 @@ async fn run_member(
     consumer.subscribe(&[config.topic.as_str()])?;
     tracing::info!(group = %config.group_id, topic = %config.topic, handler = handler.name(), "consumer started");
     let lag_refresh = LagRefresh::start(&consumer, &config, handler.name(), &metrics)?;
+    let mut receive_errors = ReceiveErrors::default();
     let outcome = loop {
         if *shutdown.borrow() {
             break Ok(MemberEnd::Stopped);
@@ -159,7 +162,9 @@ async fn run_member(
         if let Some(positions) = positions.as_mut() {
             positions.retry_seeks(&consumer).await;
         }
-        let Some(mut messages) = next_batch(&consumer, &config, &mut shutdown).await else {
+        let Some(mut messages) =
+            next_batch(&consumer, &config, &mut receive_errors, &mut shutdown).await
+        else {
             break Ok(MemberEnd::Stopped);
         };
         if messages.is_empty() {
@@ -574,12 +579,53 @@ impl Worker<'_> {
     }
 }
 
+/// The errors `recv` answered in a row (librdkafka queues one for every
+/// failed attempt to reach a broker that is away, several a second): logged
+/// once, then once a [`client_log::KAFKA_LOG_REPEAT_INTERVAL_MS`] with how
+/// many were held back, and once when a message comes again.
+struct ReceiveErrors(LogThrottle);
+
+impl Default for ReceiveErrors {
+    fn default() -> Self {
+        Self(LogThrottle::every(Duration::from_millis(
+            client_log::KAFKA_LOG_REPEAT_INTERVAL_MS,
+        )))
+    }
+}
+
+impl ReceiveErrors {
+    /// Counts `error`; says whether it was logged.
+    fn failed(&mut self, error: &KafkaError, group: &str) -> bool {
+        let Some(line) = self.0.occurred(std::time::Instant::now()) else {
+            return false;
+        };
+        tracing::warn!(
+            %error,
+            group,
+            held_back = line.held_back,
+            in_a_row = line.in_a_row,
+            "consumer error"
+        );
+        true
+    }
+
+    /// A message came: says whether that ended a run of errors (and was logged).
+    fn received(&mut self, group: &str) -> bool {
+        let Some(errors) = self.0.recovered() else {
+            return false;
+        };
+        tracing::info!(group, errors, "the consumer receives again");
+        true
+    }
+}
+
 /// The next batch: waits up to [`IDLE_WAKE_MS`] for a first message (an empty
 /// batch if none came), then takes what arrives within `batch_wait_ms`, up
 /// to `batch_size_max`. `None` when shutdown was asked.
 async fn next_batch(
     consumer: &KafkaConsumer,
     config: &ConsumerConfig,
+    errors: &mut ReceiveErrors,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<Vec<OwnedMessage>> {
     let first = tokio::select! {
@@ -588,7 +634,10 @@ async fn next_batch(
         _ = tokio::time::sleep(Duration::from_millis(IDLE_WAKE_MS)) => return Some(Vec::new()),
     };
     let first = match first {
-        Ok(message) => message.detach(),
+        Ok(message) => {
+            errors.received(&config.group_id);
+            message.detach()
+        }
         Err(error) => {
             // No pause here: librdkafka queues an error for every failed
             // attempt to reach a broker that is away (several a second) and
@@ -597,7 +646,7 @@ async fn next_batch(
             // left a Kafka outage's backlog of errors draining for a minute
             // after the broker was back. `recv` waits for the next event, so
             // no pause is needed to keep this loop from spinning.
-            tracing::warn!(%error, group = %config.group_id, "consumer error");
+            errors.failed(&error, &config.group_id);
             return Some(Vec::new());
         }
     };
@@ -609,7 +658,7 @@ async fn next_batch(
         match tokio::time::timeout_at(deadline, consumer.recv()).await {
             Ok(Ok(message)) => messages.push(message.detach()),
             Ok(Err(error)) => {
-                tracing::warn!(%error, group = %config.group_id, "consumer error");
+                errors.failed(&error, &config.group_id);
                 break;
             }
             Err(_elapsed) => break,
@@ -854,4 +903,25 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, BusError> {
     let consumer = Arc::clone(consumer);
     tokio::task::spawn_blocking(move || call(&consumer)).await?
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::types::RDKafkaErrorCode;
+
+    use super::*;
+
+    #[test]
+    fn a_run_of_receive_errors_is_logged_once_then_its_end() {
+        let mut errors = ReceiveErrors::default();
+        let down = KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown);
+        assert!(errors.failed(&down, "g"), "the first error is logged");
+        assert!(
+            (0..80).all(|_| !errors.failed(&down, "g")),
+            "the next ones, within the interval, are held back"
+        );
+        assert!(errors.received("g"), "the end of the run is logged");
+        assert!(!errors.received("g"), "a message after a message is not");
+        assert!(errors.failed(&down, "g"), "a new run is logged at once");
+    }
 }
