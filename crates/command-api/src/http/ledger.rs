@@ -235,7 +235,7 @@ pub struct WalletSummaryResponse {
     /// The same count, under the name earlier versions of this API used.
     #[schema(example = 3)]
     entry_count: u64,
-    /// The newest entry on the wallet's account; null when there is none.
+    /// The newest entry on the wallet's two accounts (`last_entry_schema`).
     #[schema(schema_with = last_entry_schema)]
     last_transaction: Option<LedgerEntry>,
 }
@@ -412,5 +412,5 @@ pub async fn verify(caller: Caller, state: web::Data<AppState>) -> Result<HttpRe
 
 described_schema! {
     last_entry_schema = entry_or_null_schema,
-        "The newest entry on the wallet's account; null when there is none";
+        "The newest entry on the wallet's account (wallet:<id>) or its held sub-account (held:<id>), as account says; null when there is none. An entry, not its transaction's net: after a hold's capture, its posting of the hold's whole amount out of held:<id>, whatever part was captured (the rest returns to wallet:<id> in the same transaction; GET /ledger/reference/{holdId} lists every line)";
 }
