@@ -53,11 +53,13 @@ macro_rules! time_of_day {
 /// `±hh:mm`): month 01–12, each day in its month (29 February in leap years
 /// only), hour 00–23, minute and second 00–59 (no leap second).
 pub const DATE_PATTERN: &str = concat!("^", calendar_day!(), "(", time_of_day!(), ")?$");
-/// Digits before the decimal point of a decimal parameter, at most.
+/// Digits before the decimal point of a decimal parameter, at most, after
+/// any leading zeros.
 pub const DECIMAL_INTEGER_DIGITS_MAX: usize = 16;
 /// Digits after the decimal point of a decimal parameter, at most.
 pub const DECIMAL_FRACTION_DIGITS_MAX: usize = 12;
-/// Digits of an integer parameter, at most (more cannot be in range).
+/// Digits of an integer parameter after its leading zeros, at most (more
+/// cannot be in range).
 pub const INTEGER_DIGITS_MAX: usize = 20;
 
 /// An RFC 3339 date-time with seconds and an offset, each field in its range
@@ -90,7 +92,7 @@ static DECIMAL: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(&decimal_p
 
 fn decimal_pattern() -> String {
     format!(
-        r"^[0-9]{{1,{DECIMAL_INTEGER_DIGITS_MAX}}}(\.[0-9]{{1,{DECIMAL_FRACTION_DIGITS_MAX}}})?$"
+        r"^0*[0-9]{{1,{DECIMAL_INTEGER_DIGITS_MAX}}}(\.[0-9]{{1,{DECIMAL_FRACTION_DIGITS_MAX}}})?$"
     )
 }
 
@@ -193,9 +195,13 @@ pub fn integer(
     present(raw)
         .map(|raw| {
             Some(raw)
-                .filter(|raw| raw.len() <= INTEGER_DIGITS_MAX)
                 .filter(|raw| raw.bytes().all(|byte| byte.is_ascii_digit()))
-                .and_then(|raw| raw.parse::<u64>().ok())
+                .map(|digits| digits.trim_start_matches('0'))
+                .filter(|significant| significant.len() <= INTEGER_DIGITS_MAX)
+                .and_then(|significant| match significant {
+                    "" => Some(0),
+                    _ => significant.parse::<u64>().ok(),
+                })
                 .filter(|value| (bounds.min..=bounds.max).contains(value))
                 .ok_or_else(|| {
                     invalid(
@@ -673,6 +679,17 @@ mod tests {
             );
         }
         assert_eq!(integer("limit", &some("5"), ONE_TO_FIVE), Ok(Some(5)));
+        // Leading zeros, however many, are the same number.
+        let zeros = "0".repeat(40);
+        assert_eq!(
+            integer("limit", &some(&format!("{zeros}5")), ONE_TO_FIVE),
+            Ok(Some(5))
+        );
+        assert_eq!(
+            size("offset", &some(&zeros), Bounds { min: 0, max: 9 }),
+            Ok(Some(0))
+        );
+        assert!(integer("limit", &some(""), ONE_TO_FIVE).is_ok(), "empty: absent");
         assert_eq!(
             size("offset", &some("0"), Bounds { min: 0, max: 9 }),
             Ok(Some(0))
@@ -694,9 +711,14 @@ mod tests {
             decimal("minAmount", &some("10.50")).expect("decimal"),
             Some(Decimal::new(1050, 2))
         );
-        for raw in ["1e3", "-1", "1_000", ".5", "5.", "NaN"] {
+        for raw in ["1e3", "-1", "1_000", ".5", "5.", "NaN", "12345678901234567.5"] {
             assert!(decimal("minAmount", &some(raw)).is_err(), "{raw}");
         }
+        let padded = format!("{}10.50", "0".repeat(40));
+        assert_eq!(
+            decimal("minAmount", &some(&padded)).expect("leading zeros"),
+            Some(Decimal::new(1050, 2))
+        );
         let error = wallet_id("after", &some("a b")).expect_err("id");
         assert!(message(error).starts_with("after must be an id"));
         let error = one_of::<ledger::TransactionType>("transactionType", &some("X"), &["CREDIT"])
