@@ -292,10 +292,13 @@ impl Application {
                 .wrap_fn(move |request, service| {
                     http::spell_as_documented(request, service, &route_spellings)
                 })
-                // Outermost: every check and the router see the path without
+                // Every check and the router see the path without
                 // a trailing slash, as the seed's Express router matched it
                 // (`strict: false`): `POST /wallets/` is `POST /wallets`.
                 .wrap_fn(http::trim_trailing_slash)
+                // Outermost of all: whatever answers a chunked request, its
+                // connection is closed if the body was left unfinished.
+                .wrap_fn(http::hold_unread_body)
                 .app_data(state.clone())
                 .app_data(body_read_timeout)
                 .configure(|config| http::routes(config, document))

@@ -159,6 +159,11 @@ fn decoded(body: Vec<u8>, coding: ContentCoding) -> Result<Vec<u8>, ApiError> {
     let left = match coding {
         ContentCoding::Identity => return Ok(body),
         ContentCoding::Gzip => {
+            if !body.is_empty() && !body.starts_with(GZIP_MAGIC) {
+                return Err(not_decodable(
+                    "it is not gzip data (a gzip member begins with the bytes 1F 8B)".to_owned(),
+                ));
+            }
             let mut rest = body.as_slice();
             while rest.starts_with(GZIP_MAGIC) {
                 let mut member = flate2::bufread::GzDecoder::new(rest);

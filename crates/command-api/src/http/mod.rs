@@ -24,6 +24,7 @@ mod path;
 mod query;
 mod route_case;
 mod transactions;
+mod unread_body;
 mod wallets;
 
 use std::time::Instant;
@@ -44,6 +45,7 @@ pub use error::{ApiError, ErrorBody};
 pub use origin::{guard as guard_origin, OriginPolicy};
 pub use query::refuse_undecodable as refuse_undecodable_query;
 pub use route_case::{spell_as_documented, RouteSpellings};
+pub use unread_body::{hold_unread_body, UNREAD_BODY_HOLD_MS};
 pub use wallets::TRANSFER_REPLY;
 
 use crate::metrics::Metrics;

@@ -689,7 +689,10 @@ mod tests {
             size("offset", &some(&zeros), Bounds { min: 0, max: 9 }),
             Ok(Some(0))
         );
-        assert!(integer("limit", &some(""), ONE_TO_FIVE).is_ok(), "empty: absent");
+        assert!(
+            integer("limit", &some(""), ONE_TO_FIVE).is_ok(),
+            "empty: absent"
+        );
         assert_eq!(
             size("offset", &some("0"), Bounds { min: 0, max: 9 }),
             Ok(Some(0))
@@ -711,7 +714,15 @@ mod tests {
             decimal("minAmount", &some("10.50")).expect("decimal"),
             Some(Decimal::new(1050, 2))
         );
-        for raw in ["1e3", "-1", "1_000", ".5", "5.", "NaN", "12345678901234567.5"] {
+        for raw in [
+            "1e3",
+            "-1",
+            "1_000",
+            ".5",
+            "5.",
+            "NaN",
+            "12345678901234567.5",
+        ] {
             assert!(decimal("minAmount", &some(raw)).is_err(), "{raw}");
         }
         let padded = format!("{}10.50", "0".repeat(40));
