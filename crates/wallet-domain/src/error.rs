@@ -108,6 +108,10 @@ pub enum DomainError {
     },
     #[error("expiresAt must be in the future")]
     HoldExpiryNotInFuture(HoldId),
+    /// A placement on a wallet that has [`crate::hold::PENDING_HOLDS_MAX`]
+    /// pending holds already.
+    #[error("Wallet {wallet_id} has {count} pending holds, the most a wallet may have: capture, void or let one expire first")]
+    TooManyPendingHolds { wallet_id: WalletId, count: usize },
 }
 
 /// The funds an insufficient-funds refusal shows: the available balance, and

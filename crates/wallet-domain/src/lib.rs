@@ -22,7 +22,7 @@ pub use error::{DomainError, ValidationError};
 pub use event::{EventDecodeError, EventKind, EventMetadata, WalletEvent, EVENT_SCHEMA_VERSION};
 pub use hold::{
     hold_after, hold_as_of, holds_in, kept_expiry, pending_at, Hold, HoldStatus, PendingHold,
-    UnknownHoldStatus,
+    UnknownHoldStatus, PENDING_HOLDS_MAX,
 };
 pub use ids::{Description, HoldId, OwnerId, WalletId, HOLD_ID_LENGTH_MAX, IDENTIFIER_LENGTH_MAX};
 pub use money::{Amount, Balance, AMOUNT_MAX, MONEY_SCALE};

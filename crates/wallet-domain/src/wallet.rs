@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::command::{Command, CommandKind};
 use crate::error::DomainError;
 use crate::event::{EventKind, WalletEvent};
-use crate::hold::{kept_expiry, HoldStatus, PendingHold};
+use crate::hold::{kept_expiry, HoldStatus, PendingHold, PENDING_HOLDS_MAX};
 use crate::ids::{HoldId, OwnerId, WalletId};
 use crate::money::{Amount, Balance};
 use crate::status::WalletStatus;
@@ -396,6 +396,12 @@ fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
             }
             if wallet.holds.contains_key(hold_id) {
                 return Err(DomainError::HoldAlreadyExists(hold_id.clone()));
+            }
+            if wallet.holds.len() >= PENDING_HOLDS_MAX {
+                return Err(DomainError::TooManyPendingHolds {
+                    wallet_id: wallet_id.clone(),
+                    count: wallet.holds.len(),
+                });
             }
             check_available(wallet, amount)?;
             wallet

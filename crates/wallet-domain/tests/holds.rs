@@ -7,8 +7,9 @@ use chrono::{DateTime, Duration, Utc};
 use support::*;
 use uuid::Uuid;
 use wallet_domain::{
-    capture_halves, capture_received, decide, decide_capture, holds_in, replay, Command,
+    capture_halves, capture_received, decide, decide_capture, evolve, holds_in, replay, Command,
     CommandKind, DomainError, EventKind, HoldId, HoldStatus, WalletEvent, WalletState,
+    PENDING_HOLDS_MAX,
 };
 
 fn hold_id(raw: &str) -> HoldId {
@@ -484,4 +485,33 @@ fn a_capture_the_payee_refuses_is_reversed_to_the_payer_and_the_hold_stays_captu
 
     assert!(capture_halves(&capture("w1", "h1", None, Some("w2"))).is_none());
     assert!(capture_halves(&capture("w1", "h1", Some("20"), None)).is_none());
+}
+
+#[test]
+fn a_wallet_has_at_most_its_bound_of_pending_holds_and_a_settled_one_makes_room() {
+    let mut state = replay(&history(&[create("w1", "1000")]));
+    let decided = |state: WalletState, command: &Command| {
+        let events = decide(&state, command)?;
+        Ok::<_, DomainError>(events.iter().fold(state, evolve))
+    };
+    for n in 0..PENDING_HOLDS_MAX {
+        state =
+            decided(state, &place("w1", &format!("h{n}"), "0.01", None)).expect("within the bound");
+    }
+    let error = decided(state.clone(), &place("w1", "one-more", "0.01", None)).expect_err("beyond");
+    assert_eq!(
+        error,
+        DomainError::TooManyPendingHolds {
+            wallet_id: wallet_id("w1"),
+            count: PENDING_HOLDS_MAX
+        }
+    );
+    // Money is not what refuses it: a debit still passes.
+    assert!(decided(state.clone(), &debit("w1", "1")).is_ok());
+    for settle in [void("w1", "h0"), capture("w1", "h0", None, None)] {
+        let Ok(room) = decided(state.clone(), &settle) else {
+            continue;
+        };
+        assert!(decided(room, &place("w1", "one-more", "0.01", None)).is_ok());
+    }
 }

@@ -197,7 +197,8 @@ impl From<ServiceError> for ApiError {
                 | DomainError::WalletHasTransfersUnderway { .. }
                 | DomainError::HoldAlreadyExists(_)
                 | DomainError::HoldNotPending { .. }
-                | DomainError::HoldNotDue(_) => ApiError::Conflict(message),
+                | DomainError::HoldNotDue(_)
+                | DomainError::TooManyPendingHolds { .. } => ApiError::Conflict(message),
                 DomainError::InsufficientFunds { .. }
                 | DomainError::SameWalletTransfer(_)
                 | DomainError::BalanceOverflow(_)

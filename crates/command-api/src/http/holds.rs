@@ -109,7 +109,7 @@ async fn hold_wallet_and_body<T>(
         (status = 201, description = "Placed: the hold, PENDING", body = HoldResponse),
         (status = 400, description = "Invalid input (the message names the field), expiresAt not in the future, or insufficient available funds", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
-        (status = 409, description = "holdId already used, wallet frozen or closed, or the wallet changed too often while this request ran", body = ErrorBody),
+        (status = 409, description = "holdId already used, the wallet has 1000 pending holds already (the most a wallet may have), wallet frozen or closed, or the wallet changed too often while this request ran", body = ErrorBody),
     )
 )]
 pub async fn place_hold(
