@@ -173,7 +173,9 @@ impl Access {
             .unwrap_or_else(|| LOOPBACK_ADDRESS.into());
         if !is_loopback(&host) {
             return Err(AccessConfigError::AuthenticationRequired {
-                reason: format!("HOST={host} is not a loopback address"),
+                reason: format!(
+                    "HOST={host} is not a loopback address (127.0.0.1, ::1 without brackets, or localhost)"
+                ),
             });
         }
         Ok(AccessPlan {

@@ -127,9 +127,10 @@ fn parse_initial_balance(value: &str) -> Result<Decimal, String> {
     let parsed: Decimal = value
         .parse()
         .map_err(|error| format!("Failed to parse initial balance `{value}`: {error}"))?;
-    if parsed.is_sign_negative() || parsed.scale() > 2 {
+    if parsed.is_sign_negative() || parsed.scale() > 2 || parsed > wallet_domain::AMOUNT_MAX {
         return Err(format!(
-            "initial balance must be non-negative with at most 2 decimal places, got {value}"
+            "initial balance must be from 0 to {} with at most 2 decimal places, got {value}",
+            wallet_domain::AMOUNT_MAX
         ));
     }
     Ok(parsed)
@@ -167,6 +168,18 @@ mod tests {
         assert_eq!(args.run_id, None);
         assert!(!args.json);
         Ok(())
+    }
+
+    #[test]
+    fn an_initial_balance_is_one_a_wallet_may_open_with() {
+        for refused in ["-5", "0.001", "1000000000000.01", "1e13", "x"] {
+            let parsed = Args::try_parse_from(["wallex-load", "--initial-balance", refused]);
+            assert!(parsed.is_err(), "{refused}");
+        }
+        for accepted in ["0", "1000000000000.00", "12.5"] {
+            let parsed = Args::try_parse_from(["wallex-load", "--initial-balance", accepted]);
+            assert!(parsed.is_ok(), "{accepted}");
+        }
     }
 
     #[test]

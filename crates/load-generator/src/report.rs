@@ -71,6 +71,17 @@ impl Tally {
         self.succeeded + self.business_rejections + self.errors
     }
 
+    /// Requests sent: all but those held back once the server was lost
+    /// ([`crate::runner::NOT_SENT_KIND`]), which a rate must not count.
+    pub fn sent(&self) -> u64 {
+        let not_sent = self
+            .error_kinds
+            .get(crate::runner::NOT_SENT_KIND)
+            .copied()
+            .unwrap_or(0);
+        self.total().saturating_sub(not_sent)
+    }
+
     /// Share of requests answered correctly: 2xx plus business rejections (a refused debit
     /// on an empty wallet is the right answer). 100 when there was nothing to do.
     pub fn success_rate_percent(&self) -> f64 {
@@ -482,6 +493,19 @@ mod tests {
         assert!(!negative.ok);
         let unread = check_conservation(&flow, &[money("10")], 1, 1, 0);
         assert!(!unread.ok);
+    }
+
+    #[test]
+    fn requests_not_sent_count_in_the_total_not_in_what_was_sent() {
+        let mut tally = Tally::default();
+        tally.record(&attempted(Outcome::Success, 0));
+        for _ in 0..3 {
+            tally.record(&attempted(
+                Outcome::Error(crate::runner::NOT_SENT_KIND.into()),
+                0,
+            ));
+        }
+        assert_eq!((tally.total(), tally.sent()), (4, 1));
     }
 
     #[test]

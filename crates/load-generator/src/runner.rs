@@ -97,12 +97,17 @@ pub async fn run(args: &Args) -> Result<Report, LoadError> {
     let creation = create_wallets(&context, args.workers).await?;
     let wallet_creation_seconds = creation_start.elapsed().as_secs_f64();
 
-    eprintln!(
-        "phase 2: {} operations on {} workers",
-        args.operations, args.workers
-    );
     let operations_start = Instant::now();
-    let operations = run_operations(&context, args.workers).await?;
+    let operations = if creation.created.is_empty() {
+        eprintln!("phase 2: skipped, no wallet was created");
+        OperationsResult::new()?
+    } else {
+        eprintln!(
+            "phase 2: {} operations on {} workers",
+            args.operations, args.workers
+        );
+        run_operations(&context, args.workers).await?
+    };
     let duration_seconds = operations_start.elapsed().as_secs_f64();
 
     let mut money = creation.money;
@@ -143,7 +148,7 @@ pub async fn run(args: &Args) -> Result<Report, LoadError> {
         operations_by_kind,
         success_rate_percent: operations.tally.success_rate_percent(),
         duration_seconds,
-        operations_per_second: operations_per_second(operations.tally.total(), duration_seconds),
+        operations_per_second: operations_per_second(operations.tally.sent(), duration_seconds),
         latency: LatencySummary::from_histogram_microseconds(&operations.latency_microseconds),
         money,
         passed: passed(&creation.tally, &operations.tally, &conservation),
