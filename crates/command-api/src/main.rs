@@ -4,10 +4,9 @@ use clap::Parser;
 use command_api::config::Command;
 use command_api::{Application, Config};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     // The messages, not the Debug form: they name what to set.
-    observability::exit_code("command-api", run(Config::parse()).await)
+    observability::run_main("command-api", run(Config::parse()))
 }
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {

@@ -2,11 +2,10 @@ use std::process::ExitCode;
 
 use ledger_consumer::{build, rebuild, Command, Config, HANDLER_NAME};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config = Config::from_env();
     observability::init_tracing(config.settings.log_format);
-    observability::exit_code("ledger-consumer", run(config).await)
+    observability::run_main("ledger-consumer", run(config))
 }
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {

@@ -2,7 +2,32 @@
 //! why, never the `Debug` dump `fn main() -> Result` prints.
 
 use std::error::Error;
+use std::future::Future;
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// How long a binary's end waits for the runtime's blocking tasks, in ms.
+/// A blocking call that never returns (a Kafka client whose close waits on a
+/// group rebalance that never completes) would otherwise keep the process
+/// alive after it logged its stop, SIGTERM or not.
+pub const RUNTIME_SHUTDOWN_WAIT_MS: u64 = 5_000;
+
+/// Runs a binary's `main` on a multi-threaded tokio runtime, shuts the
+/// runtime down waiting at most [`RUNTIME_SHUTDOWN_WAIT_MS`] for its
+/// blocking tasks, and ends as [`exit_code`] says. `#[tokio::main]` waits for
+/// them without bound.
+pub fn run_main(binary: &str, main: impl Future<Output = Result<(), Box<dyn Error>>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return exit_code(binary, Err(Box::new(error))),
+    };
+    let outcome = runtime.block_on(main);
+    runtime.shutdown_timeout(Duration::from_millis(RUNTIME_SHUTDOWN_WAIT_MS));
+    exit_code(binary, outcome)
+}
 
 /// `ExitCode::SUCCESS` for `Ok`; for `Err` prints `<binary>: <message>:
 /// <cause>: …` on stderr (see [`with_causes`]) and answers
@@ -36,6 +61,23 @@ pub fn with_causes(error: &(dyn Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blocking_task_that_never_ends_does_not_keep_the_binary_alive() {
+        let started = std::time::Instant::now();
+        let code = run_main("test", async {
+            drop(tokio::task::spawn_blocking(|| {
+                std::thread::sleep(Duration::from_secs(3_600))
+            }));
+            Ok(())
+        });
+        assert_eq!(code, ExitCode::SUCCESS);
+        assert!(
+            started.elapsed() < Duration::from_millis(RUNTIME_SHUTDOWN_WAIT_MS * 2),
+            "ended after {:?}",
+            started.elapsed()
+        );
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("cannot connect to PostgreSQL")]

@@ -4,7 +4,7 @@ mod exit;
 mod failure_streak;
 mod log_throttle;
 
-pub use exit::{exit_code, with_causes};
+pub use exit::{exit_code, run_main, with_causes, RUNTIME_SHUTDOWN_WAIT_MS};
 pub use failure_streak::{FailureStreak, Failures, FAILURE_REPORT_MS};
 pub use log_throttle::{LogNow, LogThrottle};
 

@@ -3,11 +3,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use outbox_relay::{Application, Config};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config = Config::parse();
     observability::init_tracing(config.log_format);
-    observability::exit_code("outbox-relay", run(config).await)
+    observability::run_main("outbox-relay", run(config))
 }
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {

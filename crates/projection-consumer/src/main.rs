@@ -2,11 +2,10 @@ use std::process::ExitCode;
 
 use projection_consumer::{build, rebuild, Command, Config, HANDLER_NAME, SEARCH_HANDLER_NAME};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config = Config::from_env();
     observability::init_tracing(config.settings.log_format);
-    observability::exit_code("projection-consumer", run(config).await)
+    observability::run_main("projection-consumer", run(config))
 }
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
