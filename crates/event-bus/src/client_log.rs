@@ -32,11 +32,42 @@ pub type KafkaProducer = FutureProducer<KafkaLog>;
 /// A client that only asks for metadata, with [`KafkaLog`].
 pub type MetadataClient = BaseConsumer<KafkaLog>;
 
+/// Join states of a group member waiting for its own unassignment to
+/// complete (librdkafka's `cgrp.join_state` in its statistics): local
+/// waits, which a healthy client ends within a request timeout.
+const UNASSIGN_WAIT_JOIN_STATES: [&str; 3] = [
+    "wait-unassign-call",
+    "wait-unassign-to-complete",
+    "wait-incr-unassign-to-complete",
+];
+
 /// The client context: librdkafka's lines through `tracing`, each kind at
-/// most once per [`KAFKA_LOG_REPEAT_INTERVAL_MS`].
+/// most once per [`KAFKA_LOG_REPEAT_INTERVAL_MS`]; and, from the statistics
+/// a group member's client emits (`statistics.interval.ms`), since when it
+/// waits for its unassignment ([`KafkaLog::unassign_waiting_for`]).
 #[derive(Default)]
 pub struct KafkaLog {
     kinds: Mutex<HashMap<String, LogThrottle>>,
+    group: Mutex<GroupSeen>,
+}
+
+/// The group state a member's statistics last reported.
+#[derive(Debug, Default)]
+struct GroupSeen {
+    join_state: Option<String>,
+    /// Since when the reports say it waits for its unassignment.
+    unassign_waiting_since: Option<Instant>,
+}
+
+/// The part of librdkafka's statistics JSON read: the consumer group's.
+#[derive(serde::Deserialize)]
+struct Statistics {
+    cgrp: Option<GroupStatistics>,
+}
+
+#[derive(serde::Deserialize)]
+struct GroupStatistics {
+    join_state: String,
 }
 
 impl KafkaLog {
@@ -57,6 +88,42 @@ impl KafkaLog {
             }
         };
         line.map(|line| line.held_back)
+    }
+
+    /// How long, by the statistics up to `now`, this member has been waiting
+    /// for its unassignment to complete; `None` when it is not. After a
+    /// broker paused for a minute, a member was seen to wait there for good,
+    /// out of the group and fetching nothing, its group's partitions
+    /// unconsumed, until it was replaced.
+    pub fn unassign_waiting_for(&self, now: Instant) -> Option<Duration> {
+        self.lock_group()
+            .unassign_waiting_since
+            .map(|since| now.saturating_duration_since(since))
+    }
+
+    /// The join state the last statistics report gave (`steady` for a
+    /// member in the group); `None` before the first, or from a client
+    /// that is no group member.
+    pub fn join_state(&self) -> Option<String> {
+        self.lock_group().join_state.clone()
+    }
+
+    /// Notes one statistics report, received at `now`.
+    fn observed(&self, statistics: &Statistics, now: Instant) {
+        let join_state = statistics
+            .cgrp
+            .as_ref()
+            .map(|group| group.join_state.clone());
+        let waiting = join_state
+            .as_deref()
+            .is_some_and(|state| UNASSIGN_WAIT_JOIN_STATES.contains(&state));
+        let mut group = self.lock_group();
+        group.unassign_waiting_since = waiting.then(|| group.unassign_waiting_since.unwrap_or(now));
+        group.join_state = join_state;
+    }
+
+    fn lock_group(&self) -> std::sync::MutexGuard<'_, GroupSeen> {
+        self.group.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -84,6 +151,13 @@ impl ClientContext for KafkaLog {
         }
     }
 
+    fn stats_raw(&self, statistics: &[u8]) {
+        match serde_json::from_slice::<Statistics>(statistics) {
+            Ok(statistics) => self.observed(&statistics, Instant::now()),
+            Err(error) => tracing::debug!(%error, "unreadable librdkafka statistics"),
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         let kind = error
             .rdkafka_error_code()
@@ -106,6 +180,35 @@ pub(crate) fn create<T: FromClientConfigAndContext<KafkaLog>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn report(join_state: &str) -> Statistics {
+        serde_json::from_str(&format!(
+            r#"{{"name": "c", "cgrp": {{"state": "up", "join_state": "{join_state}"}}, "topics": {{}}}}"#
+        ))
+        .expect("statistics")
+    }
+
+    #[test]
+    fn a_wait_for_unassignment_is_timed_from_its_first_report_until_it_ends() {
+        let log = KafkaLog::default();
+        let start = Instant::now();
+        log.observed(&report("steady"), start);
+        assert_eq!(log.unassign_waiting_for(start), None);
+        log.observed(&report("wait-unassign-to-complete"), start);
+        let later = start + Duration::from_secs(30);
+        log.observed(&report("wait-unassign-to-complete"), later);
+        assert_eq!(
+            log.unassign_waiting_for(later + Duration::from_secs(5)),
+            Some(Duration::from_secs(35)),
+            "timed from the first report of the wait"
+        );
+        log.observed(&report("wait-join"), later);
+        assert_eq!(log.unassign_waiting_for(later), None);
+        assert_eq!(log.join_state().as_deref(), Some("wait-join"));
+        let producer: Statistics = serde_json::from_str(r#"{"name": "p"}"#).expect("no group");
+        log.observed(&producer, later);
+        assert_eq!(log.unassign_waiting_for(later), None);
+    }
 
     #[test]
     fn a_kind_is_logged_once_an_interval_with_the_count_held_back() {

@@ -50,6 +50,9 @@ pub const CONSUMER_SESSION_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 /// recovery short while a broker that stays down sees one attempt a second
 /// per client, which is cheap.
 pub const RECONNECT_BACKOFF_MAX_MS_DEFAULT: u64 = 1_000;
+/// How often a group member's client reports its statistics, in ms: how
+/// soon a member stuck waiting for its unassignment is seen.
+pub const MEMBER_STATISTICS_INTERVAL_MS: u64 = 5_000;
 /// Attempts of one batch (and later of one message) before giving up on it.
 pub const HANDLER_ATTEMPTS_MAX_DEFAULT: u32 = 5;
 /// Pause before the first retry; it doubles with each further one.
@@ -176,6 +179,11 @@ impl ConsumerConfig {
     /// same id would fence this one).
     pub(crate) fn member_client_config(&self) -> ClientConfig {
         let mut config = self.consumer_client_config(&self.group_id);
+        // What the loop reads its group state from (`KafkaLog`).
+        config.set(
+            "statistics.interval.ms",
+            MEMBER_STATISTICS_INTERVAL_MS.to_string(),
+        );
         if let Some(instance_id) = &self.group_instance_id {
             config.set("group.instance.id", instance_id);
         }

@@ -102,12 +102,19 @@ pub async fn run_consumer_with_metrics(
 /// Pause before a member that hit a fatal error is replaced, in milliseconds.
 pub const FATAL_RESTART_PAUSE_MS: u64 = 1_000;
 
+/// How long a member may wait for its unassignment to complete before it is
+/// replaced as a dead one, in ms ([`crate::client_log::KafkaLog::unassign_waiting_for`]):
+/// a healthy client ends that wait within a request timeout; one seen after a
+/// broker paused for a minute never did, and consumed nothing more.
+pub const MEMBER_UNASSIGN_WAIT_MAX_MS: u64 = 60_000;
+
 /// How one member's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MemberEnd {
     /// Shutdown was asked.
     Stopped,
-    /// librdkafka declared the member dead: a new one must take its place.
+    /// librdkafka declared the member dead, or it waited for its
+    /// unassignment too long: a new one must take its place.
     Fatal,
 }
 
@@ -156,6 +163,24 @@ async fn run_member(
                 group = %config.group_id,
                 handler = handler.name(),
                 "the consumer hit a fatal error; a new member takes its place"
+            );
+            break Ok(MemberEnd::Fatal);
+        }
+        let in_group = consumer.context().join_state().as_deref() == Some("steady");
+        metrics
+            .in_group
+            .with_label_values(&[handler.name()])
+            .set(i64::from(in_group));
+        if let Some(waited) = consumer
+            .context()
+            .unassign_waiting_for(std::time::Instant::now())
+            .filter(|waited| *waited >= Duration::from_millis(MEMBER_UNASSIGN_WAIT_MAX_MS))
+        {
+            tracing::error!(
+                waited_ms = waited.as_millis(),
+                group = %config.group_id,
+                handler = handler.name(),
+                "the consumer has waited for its unassignment too long, out of the group; a new member takes its place"
             );
             break Ok(MemberEnd::Fatal);
         }

@@ -67,6 +67,9 @@ pub struct ConsumerMetrics {
     pub dead_letter_depth: IntGaugeVec,
     /// Messages behind the partition's end after the last commit.
     pub lag: IntGaugeVec,
+    /// 1 while the member's last statistics said it is in its group
+    /// (join state `steady`), 0 while it joins, rebalances or waits.
+    pub in_group: IntGaugeVec,
     /// From an event's occurred-at (set by command-api just before its
     /// append) to the moment its handler's write committed.
     pub event_lag_seconds: HistogramVec,
@@ -96,6 +99,7 @@ impl ConsumerMetrics {
         registry.register(Box::new(metrics.retrying.clone()))?;
         registry.register(Box::new(metrics.dead_letter_depth.clone()))?;
         registry.register(Box::new(metrics.lag.clone()))?;
+        registry.register(Box::new(metrics.in_group.clone()))?;
         registry.register(Box::new(metrics.event_lag_seconds.clone()))?;
         Ok(metrics)
     }
@@ -158,6 +162,13 @@ impl ConsumerMetrics {
                     "Messages between the last committed offset and the partition's end",
                 ),
                 &["handler", "partition"],
+            )?,
+            in_group: IntGaugeVec::new(
+                Opts::new(
+                    "consumer_member_in_group",
+                    "1 while the member's client reports it is in its consumer group (join state steady)",
+                ),
+                &["handler"],
             )?,
             event_lag_seconds: HistogramVec::new(
                 HistogramOpts::new(

@@ -471,6 +471,34 @@ async fn published_offsets_tell_when_a_group_has_caught_up(
     );
 }
 
+/// A member's client reports its group state (`statistics.interval.ms`),
+/// which the loop reads: the gauge says it is in its group, and a member
+/// waiting too long for its unassignment would be replaced.
+#[tokio::test]
+async fn a_member_reports_from_its_clients_statistics_that_it_is_in_its_group() {
+    let Some(brokers) = require_env("KAFKA_BROKERS") else {
+        return;
+    };
+    let log = interleaved_log(&unique_name("run"), 2, 2, 1);
+    let config = fresh_consumer(&brokers, "wallex_it_in_group", &log).await;
+    let recorder = Arc::new(Recorder::default());
+    let metrics = ConsumerMetrics::unregistered().expect("metrics");
+    let (stop, stopping) = watch::channel(false);
+    let consumer = tokio::spawn(run_consumer_with_metrics(
+        config,
+        recorder.clone(),
+        metrics.clone(),
+        stopping,
+    ));
+    let in_group = metrics.in_group.with_label_values(&[HANDLER]);
+    wait_until("the member says it is in its group", || in_group.get() == 1).await;
+    stop.send_replace(true);
+    consumer
+        .await
+        .expect("the consumer task ends")
+        .expect("the consumer stops cleanly");
+}
+
 #[tokio::test]
 async fn the_consumer_hands_batches_in_key_order_and_resumes_after_its_commit() {
     let Some(brokers) = require_env("KAFKA_BROKERS") else {
