@@ -218,6 +218,23 @@ fn not_decodable(reason: String) -> ApiError {
     ))
 }
 
+/// A body the HTTP layer could not read, said in the client's terms
+/// (actix's own text for an incomplete body ends in a Rust `None`).
+fn unreadable(error: actix_web::error::PayloadError) -> ApiError {
+    use actix_web::error::PayloadError;
+    let reason = match error {
+        PayloadError::Incomplete(_) => {
+            "it ended before its Content-Length, or its chunked framing is invalid \
+             (each chunk a hexadecimal size line, that many bytes and CRLF, then a 0 chunk)"
+                .to_owned()
+        }
+        PayloadError::EncodingCorrupted => "its content coding is corrupt".to_owned(),
+        PayloadError::Overflow => return too_large(),
+        other => other.to_string(),
+    };
+    ApiError::BadRequest(format!("Request body could not be read: {reason}"))
+}
+
 /// The UTF-8 byte order mark, which some clients write before a JSON text.
 pub(super) const UTF8_BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
 
@@ -261,9 +278,7 @@ pub async fn read_body(request: &HttpRequest, payload: web::Payload) -> Result<V
 async fn read_chunks(mut payload: web::Payload, declared: usize) -> Result<Vec<u8>, ApiError> {
     let mut body = Vec::with_capacity(declared);
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|error| {
-            ApiError::BadRequest(format!("Request body could not be read: {error}"))
-        })?;
+        let chunk = chunk.map_err(unreadable)?;
         if body.len() + chunk.len() > BODY_SIZE_MAX {
             return Err(too_large());
         }

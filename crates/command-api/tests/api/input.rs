@@ -624,6 +624,12 @@ async fn a_chunked_body_that_does_not_all_arrive_is_a_408_and_the_connection_is_
             answer_to_a_chunked_body_cut_short(&app.address, path, "5\r\n{\"amo\r\n").await;
         assert!(answer.starts_with("HTTP/1.1 4"), "{path}: {answer}");
     }
+    // A chunk whose size is not hexadecimal: 400 saying what the framing is.
+    let (answer, _) =
+        answer_to_a_chunked_body_cut_short(&app.address, "/wallets", "zz\r\n{}\r\n0\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("chunked framing is invalid"), "{answer}");
+    assert!(!answer.contains("None"), "{answer}");
     // A whole chunked body is read as any other.
     let whole = "18\r\n{\"walletId\": \"chunked\", \r\n10\r\n\"ownerId\": \"o1\"}\r\n0\r\n\r\n";
     let (answer, _) = answer_to_raw(
