@@ -19,6 +19,11 @@ use crate::{create_probe, listed};
 
 /// How long OpenSearch stays stopped (SIGSTOP) before SIGCONT.
 const OPENSEARCH_PAUSE: Duration = Duration::from_secs(10);
+/// How long Kafka stays stopped (SIGSTOP) before SIGCONT: well past the consumers'
+/// 10 s session timeout, so every member loses its group (after such a stall
+/// members were seen to wait for their unassignment for good, their group's
+/// derived data frozen, until replaced).
+const KAFKA_PAUSE: Duration = Duration::from_secs(45);
 /// Bounds of how long a killed binary or server stays down before it is started again, in ms.
 const DOWN_MS_MIN: u64 = 200;
 const DOWN_MS_MAX: u64 = 3_000;
@@ -37,6 +42,8 @@ pub enum Fault {
     KillServer(&'static str),
     /// SIGSTOP of OpenSearch for [`OPENSEARCH_PAUSE`], then SIGCONT.
     PauseOpenSearch,
+    /// SIGSTOP of Kafka for [`KAFKA_PAUSE`], then SIGCONT.
+    PauseKafka,
 }
 
 impl Fault {
@@ -47,6 +54,7 @@ impl Fault {
             Self::RestartPostgres(mode) => format!("postgres {mode} restart"),
             Self::KillServer(server) => format!("{server} kill -9"),
             Self::PauseOpenSearch => format!("opensearch SIGSTOP {}s", OPENSEARCH_PAUSE.as_secs()),
+            Self::PauseKafka => format!("kafka SIGSTOP {}s", KAFKA_PAUSE.as_secs()),
         }
     }
 }
@@ -70,6 +78,7 @@ pub fn schedule(seed: u64, replicas: usize) -> Vec<Step> {
         Fault::KillServer("kafka"),
         Fault::KillServer("opensearch"),
         Fault::PauseOpenSearch,
+        Fault::PauseKafka,
         Fault::KillServer("redis"),
     ];
     faults.extend((1..=replicas).map(|replica| Fault::KillBinary(replica_name(replica))));
@@ -121,6 +130,11 @@ pub async fn inject_and_heal(
             flowed = read_model_flows(api, probe, owner).await;
             tokio::time::sleep(OPENSEARCH_PAUSE.saturating_sub(paused.elapsed())).await;
             infra(&["resume", "opensearch"]).await;
+        }
+        Fault::PauseKafka => {
+            infra(&["pause", "kafka"]).await;
+            tokio::time::sleep(KAFKA_PAUSE).await;
+            infra(&["resume", "kafka"]).await;
         }
     }
     flowed
