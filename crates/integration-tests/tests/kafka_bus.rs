@@ -236,25 +236,12 @@ async fn consume_until_handled(
     events: usize,
     quiet: bool,
 ) {
-    let (stop, stopping) = watch::channel(false);
-    let consumer = tokio::spawn(run_consumer_with_metrics(
-        config,
-        recorder.clone(),
-        metrics.clone(),
-        stopping,
-    ));
-    wait_until(&format!("{events} events are handled"), || {
+    let what = format!("{events} events are handled");
+    let quiet = if quiet { QUIET_PERIOD } else { Duration::ZERO };
+    consume_until(&config, Arc::clone(recorder), metrics, &what, quiet, || {
         recorder.handled_count() >= events
     })
     .await;
-    if quiet {
-        tokio::time::sleep(QUIET_PERIOD).await;
-    }
-    stop.send_replace(true);
-    consumer
-        .await
-        .expect("the consumer task ends")
-        .expect("the consumer stops cleanly");
 }
 
 /// Versions handed per wallet, in the order handed.
@@ -483,20 +470,16 @@ async fn a_member_reports_from_its_clients_statistics_that_it_is_in_its_group() 
     let config = fresh_consumer(&brokers, "wallex_it_in_group", &log).await;
     let recorder = Arc::new(Recorder::default());
     let metrics = ConsumerMetrics::unregistered().expect("metrics");
-    let (stop, stopping) = watch::channel(false);
-    let consumer = tokio::spawn(run_consumer_with_metrics(
-        config,
-        recorder.clone(),
-        metrics.clone(),
-        stopping,
-    ));
     let in_group = metrics.in_group.with_label_values(&[HANDLER]);
-    wait_until("the member says it is in its group", || in_group.get() == 1).await;
-    stop.send_replace(true);
-    consumer
-        .await
-        .expect("the consumer task ends")
-        .expect("the consumer stops cleanly");
+    consume_until(
+        &config,
+        recorder,
+        &metrics,
+        "the member says it is in its group",
+        Duration::ZERO,
+        || in_group.get() == 1,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -832,6 +815,7 @@ async fn a_letter_replayed_for_another_handler_is_passed_by() {
         Arc::clone(&recorder),
         &metrics,
         "the log is handled",
+        QUIET_PERIOD,
         || recorder.handled_count() >= log.len(),
     )
     .await;
@@ -852,12 +836,14 @@ async fn a_letter_replayed_for_another_handler_is_passed_by() {
     );
 }
 
-/// Runs a consumer with `handler` until `condition` holds, then a quiet period, then stops it.
+/// Runs a consumer with `handler` until `condition` holds (it says `what`),
+/// then for `quiet` more, then stops it; its counters go to `metrics`.
 async fn consume_until(
     config: &ConsumerConfig,
     handler: Arc<Recorder>,
     metrics: &ConsumerMetrics,
     what: &str,
+    quiet: Duration,
     condition: impl FnMut() -> bool,
 ) {
     let (stop, stopping) = watch::channel(false);
@@ -868,7 +854,7 @@ async fn consume_until(
         stopping,
     ));
     wait_until(what, condition).await;
-    tokio::time::sleep(QUIET_PERIOD).await;
+    tokio::time::sleep(quiet).await;
     stop.send_replace(true);
     consumer
         .await
@@ -914,6 +900,7 @@ async fn a_wallets_events_after_a_dead_letter_are_parked_behind_it_and_replayed_
         recorder.clone(),
         &metrics,
         "the other wallet flows and w0 from v2 on is parked",
+        QUIET_PERIOD,
         || recorder.handled_count() >= 5 && dead_lettered.get() >= 3,
     )
     .await;
@@ -960,6 +947,7 @@ async fn a_wallets_events_after_a_dead_letter_are_parked_behind_it_and_replayed_
         fixed.clone(),
         &metrics,
         "the replayed letters are handled",
+        QUIET_PERIOD,
         || fixed.handled_count() >= 3,
     )
     .await;
@@ -1006,6 +994,7 @@ async fn an_unknown_schema_version_parks_its_wallets_later_events_not_its_earlie
         recorder.clone(),
         &metrics,
         "w1 and w0 v1 handled, w0 from v2 on parked",
+        QUIET_PERIOD,
         || recorder.handled_count() >= 4 && dead_lettered.get() >= 2,
     )
     .await;
