@@ -256,6 +256,45 @@ fn versions_by_wallet(events: &[RecordedEvent]) -> BTreeMap<String, Vec<u64>> {
     by_wallet
 }
 
+/// A fresh database with the project's migrations, a fresh topic named after
+/// `prefix`, and a publisher to that topic keeping its checkpoint in the
+/// database, its counters in `metrics`.
+struct Publishing {
+    database: TestDatabase,
+    pool: sqlx::PgPool,
+    topic: String,
+    publisher: KafkaPublisher,
+    metrics: PublisherMetrics,
+}
+
+impl Publishing {
+    async fn create(brokers: &str, url: &str, prefix: &str) -> Self {
+        let database = TestDatabase::create(url).await;
+        let pool = postgres_support::connect(&database.url, POOL_CONNECTIONS_MAX)
+            .await
+            .expect("connect and migrate the test database");
+        let topic = create_topic(brokers, prefix, TOPIC_PARTITIONS).await;
+        let mut config = PublisherConfig::new(brokers);
+        config.topic = topic.clone();
+        let metrics = PublisherMetrics::unregistered().expect("metrics");
+        let publisher =
+            KafkaPublisher::new(config, pool.clone(), metrics.clone()).expect("a publisher");
+        Self {
+            database,
+            pool,
+            topic,
+            publisher,
+            metrics,
+        }
+    }
+
+    async fn drop_all(self) {
+        drop(self.publisher);
+        self.pool.close().await;
+        self.database.drop_database().await;
+    }
+}
+
 // --- tests -----------------------------------------------------------------------------
 
 #[tokio::test]
@@ -264,21 +303,14 @@ async fn a_batch_kafka_took_whose_checkpoint_was_refused_is_not_published_again(
     else {
         return;
     };
-    let database = TestDatabase::create(&url).await;
-    let pool = postgres_support::connect(&database.url, POOL_CONNECTIONS_MAX)
-        .await
-        .expect("connect and migrate the test database");
-    let topic = create_topic(&brokers, "wallex_it_unstored", TOPIC_PARTITIONS).await;
-    let mut config = PublisherConfig::new(&brokers);
-    config.topic = topic.clone();
-    let metrics = PublisherMetrics::unregistered().expect("metrics");
-    let publisher = KafkaPublisher::new(config, pool.clone(), metrics).expect("a publisher");
+    let publishing = Publishing::create(&brokers, &url, "wallex_it_unstored").await;
+    let (pool, publisher) = (&publishing.pool, &publishing.publisher);
     let batch = interleaved_log(&unique_name("run"), 2, 3, 1);
     let rename = |from: &str, to: &str| format!("ALTER TABLE {from} RENAME TO {to}");
 
     // The checkpoint's table away, as PostgreSQL refusing writes would be.
     sqlx::query(&rename("relay_checkpoints", "relay_checkpoints_away"))
-        .execute(&pool)
+        .execute(pool)
         .await
         .expect("the table moved away");
     for _ in 0..2 {
@@ -288,7 +320,7 @@ async fn a_batch_kafka_took_whose_checkpoint_was_refused_is_not_published_again(
             .expect_err("the checkpoint is refused");
     }
     sqlx::query(&rename("relay_checkpoints_away", "relay_checkpoints"))
-        .execute(&pool)
+        .execute(pool)
         .await
         .expect("the table back");
     publisher
@@ -296,14 +328,13 @@ async fn a_batch_kafka_took_whose_checkpoint_was_refused_is_not_published_again(
         .await
         .expect("the checkpoint is stored");
     assert_eq!(publisher.checkpoint().await.expect("checkpoint"), 6);
-    let messages = read_topic(&brokers, &topic, batch.len()).await;
+    let messages = read_topic(&brokers, &publishing.topic, batch.len()).await;
     assert_eq!(
         messages.len(),
         batch.len(),
         "published once, however often its checkpoint was refused"
     );
-    pool.close().await;
-    database.drop_database().await;
+    publishing.drop_all().await;
 }
 
 #[tokio::test]
@@ -312,16 +343,9 @@ async fn the_publisher_delivers_a_batch_before_its_checkpoint_moves() {
     else {
         return;
     };
-    let database = TestDatabase::create(&url).await;
-    let pool = postgres_support::connect(&database.url, POOL_CONNECTIONS_MAX)
-        .await
-        .expect("connect and migrate the test database");
-    let topic = create_topic(&brokers, "wallex_it_publish", TOPIC_PARTITIONS).await;
-    let mut config = PublisherConfig::new(&brokers);
-    config.topic = topic.clone();
-    let metrics = PublisherMetrics::unregistered().expect("metrics");
-    let publisher =
-        KafkaPublisher::new(config, pool.clone(), metrics.clone()).expect("a publisher");
+    let publishing = Publishing::create(&brokers, &url, "wallex_it_publish").await;
+    let (pool, topic) = (&publishing.pool, &publishing.topic);
+    let (publisher, metrics) = (&publishing.publisher, &publishing.metrics);
     publisher
         .probe()
         .await
@@ -337,7 +361,7 @@ async fn the_publisher_delivers_a_batch_before_its_checkpoint_moves() {
     assert_eq!(publisher.checkpoint().await.expect("checkpoint"), 12);
     assert_eq!(metrics.events_published.get(), 12);
 
-    let messages = read_topic(&brokers, &topic, batch.len()).await;
+    let messages = read_topic(&brokers, topic, batch.len()).await;
     assert_eq!(messages.len(), batch.len(), "each event once");
     let mut positions_by_key: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for message in &messages {
@@ -370,7 +394,7 @@ async fn the_publisher_delivers_a_batch_before_its_checkpoint_moves() {
         sorted.sort_unstable();
         assert_eq!(positions, &sorted, "{key}'s events in log order");
     }
-    published_offsets_tell_when_a_group_has_caught_up(&pool, &topic, &messages).await;
+    published_offsets_tell_when_a_group_has_caught_up(pool, topic, &messages).await;
 
     // A publisher whose broker never answers fails the batch and leaves the checkpoint.
     let mut unreachable = PublisherConfig::new("127.0.0.1:1");
@@ -390,8 +414,8 @@ async fn the_publisher_delivers_a_batch_before_its_checkpoint_moves() {
         12,
         "the checkpoint stays where delivery stopped"
     );
-    pool.close().await;
-    database.drop_database().await;
+    drop(stranded);
+    publishing.drop_all().await;
 }
 
 /// With the log up to 12 published as `messages`: the relay's checkpoint
@@ -1081,22 +1105,11 @@ async fn the_relay_publishes_an_event_of_a_newer_schema_version_as_stored_and_la
     else {
         return;
     };
-    let database = TestDatabase::create(&url).await;
-    let pool = postgres_support::connect(&database.url, POOL_CONNECTIONS_MAX)
-        .await
-        .expect("connect and migrate the test database");
+    let publishing = Publishing::create(&brokers, &url, "wallex_it_stored").await;
+    let (pool, topic, publisher) = (&publishing.pool, &publishing.topic, &publishing.publisher);
     let store = PostgresEventStore::connect(pool.clone())
         .await
         .expect("the event store");
-    let topic = create_topic(&brokers, "wallex_it_stored", TOPIC_PARTITIONS).await;
-    let mut config = PublisherConfig::new(&brokers);
-    config.topic = topic.clone();
-    let publisher = KafkaPublisher::new(
-        config,
-        pool.clone(),
-        PublisherMetrics::unregistered().expect("metrics"),
-    )
-    .expect("a publisher");
     let wallet = WalletId::parse(&unique_name("w")).expect("wallet id");
     let before = continue_history(&wallet, &[], 2);
     append_to(&store, before.clone(), 0).await;
@@ -1113,17 +1126,17 @@ async fn the_relay_publishes_an_event_of_a_newer_schema_version_as_stored_and_la
     .bind(newer_id)
     .bind(&newer_wallet)
     .bind(&newer)
-    .execute(&pool)
+    .execute(pool)
     .await
     .expect("write the newer event");
     append_to(&store, continue_history(&wallet, &before, 1), 2).await;
 
-    let last = event_relay::drain(&store, &publisher, RELAY_BATCH_SIZE_MAX, RELAY_BATCHES_MAX)
+    let last = event_relay::drain(&store, publisher, RELAY_BATCH_SIZE_MAX, RELAY_BATCHES_MAX)
         .await
         .expect("the relay publishes every stored event");
     assert_eq!(last, 4);
 
-    let messages = read_topic(&brokers, &topic, 4).await;
+    let messages = read_topic(&brokers, topic, 4).await;
     assert_eq!(messages.len(), 4, "each event once");
     let newer_message = messages
         .iter()
@@ -1160,8 +1173,7 @@ async fn the_relay_publishes_an_event_of_a_newer_schema_version_as_stored_and_la
     versions.sort_unstable();
     assert_eq!(versions, vec![1, 2, 3], "the events after it follow");
     drop(store);
-    pool.close().await;
-    database.drop_database().await;
+    publishing.drop_all().await;
 }
 
 async fn append_to(store: &PostgresEventStore, events: Vec<WalletEvent>, expected_version: u64) {
