@@ -101,11 +101,11 @@ impl KafkaLog {
             .map(|since| now.saturating_duration_since(since))
     }
 
-    /// The join state the last statistics report gave (`steady` for a
-    /// member in the group); `None` before the first, or from a client
-    /// that is no group member.
-    pub fn join_state(&self) -> Option<String> {
-        self.lock_group().join_state.clone()
+    /// Whether the last statistics report said the member is in its group
+    /// (join state `steady`); false before the first, or for a client that
+    /// is no group member.
+    pub fn in_group(&self) -> bool {
+        self.lock_group().join_state.as_deref() == Some("steady")
     }
 
     /// Notes one statistics report, received at `now`.
@@ -192,7 +192,9 @@ mod tests {
     fn a_wait_for_unassignment_is_timed_from_its_first_report_until_it_ends() {
         let log = KafkaLog::default();
         let start = Instant::now();
+        assert!(!log.in_group(), "no report yet");
         log.observed(&report("steady"), start);
+        assert!(log.in_group());
         assert_eq!(log.unassign_waiting_for(start), None);
         log.observed(&report("wait-unassign-to-complete"), start);
         let later = start + Duration::from_secs(30);
@@ -204,7 +206,7 @@ mod tests {
         );
         log.observed(&report("wait-join"), later);
         assert_eq!(log.unassign_waiting_for(later), None);
-        assert_eq!(log.join_state().as_deref(), Some("wait-join"));
+        assert!(!log.in_group(), "rejoining");
         let producer: Statistics = serde_json::from_str(r#"{"name": "p"}"#).expect("no group");
         log.observed(&producer, later);
         assert_eq!(log.unassign_waiting_for(later), None);

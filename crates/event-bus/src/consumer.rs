@@ -108,6 +108,24 @@ pub const FATAL_RESTART_PAUSE_MS: u64 = 1_000;
 /// broker paused for a minute never did, and consumed nothing more.
 pub const MEMBER_UNASSIGN_WAIT_MAX_MS: u64 = 60_000;
 
+/// Sets the member's in-group gauge from its client's last statistics; how
+/// long it has waited for its unassignment once that passed
+/// [`MEMBER_UNASSIGN_WAIT_MAX_MS`], `None` before.
+fn stuck_out_of_group(
+    consumer: &KafkaConsumer,
+    metrics: &ConsumerMetrics,
+    handler: &str,
+) -> Option<Duration> {
+    let client = consumer.context();
+    metrics
+        .in_group
+        .with_label_values(&[handler])
+        .set(i64::from(client.in_group()));
+    client
+        .unassign_waiting_for(std::time::Instant::now())
+        .filter(|waited| *waited >= Duration::from_millis(MEMBER_UNASSIGN_WAIT_MAX_MS))
+}
+
 /// How one member's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MemberEnd {
@@ -166,16 +184,7 @@ async fn run_member(
             );
             break Ok(MemberEnd::Fatal);
         }
-        let in_group = consumer.context().join_state().as_deref() == Some("steady");
-        metrics
-            .in_group
-            .with_label_values(&[handler.name()])
-            .set(i64::from(in_group));
-        if let Some(waited) = consumer
-            .context()
-            .unassign_waiting_for(std::time::Instant::now())
-            .filter(|waited| *waited >= Duration::from_millis(MEMBER_UNASSIGN_WAIT_MAX_MS))
-        {
+        if let Some(waited) = stuck_out_of_group(&consumer, &metrics, handler.name()) {
             tracing::error!(
                 waited_ms = waited.as_millis(),
                 group = %config.group_id,
