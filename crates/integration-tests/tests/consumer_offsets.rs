@@ -376,19 +376,79 @@ async fn a_stored_offset_ahead_of_kafka_skips_what_is_already_applied() {
     servers.database.drop_database().await;
 }
 
-/// The ledger's handler followed by a later step of the same sink, as the projection
-/// indexes for search after its read model stored the offsets. That step fails once,
-/// transiently, on the batch holding `failing_position`, after the offsets were stored;
-/// it records the position of every event it took.
-struct LaterStepFailsOnce {
+/// A step of a test's sink beside the ledger's handler: it sees each batch and
+/// may refuse it.
+type Step = Box<dyn Fn(&[RecordedEvent]) -> Result<(), DeliveryError> + Send + Sync>;
+
+/// The ledger's handler between two steps of the same sink: `before` may refuse a
+/// batch before the ledger posts it (as the search index refused a blocked index's
+/// writes), `after` runs once the ledger posted it and stored the offsets (as the
+/// projection indexes for search after its read model stored them).
+struct AroundLedger {
     ledger: LedgerHandler,
+    before: Step,
+    after: Step,
+}
+
+impl AroundLedger {
+    fn new(servers: &Servers, metrics: &Metrics, before: Step, after: Step) -> Self {
+        Self {
+            ledger: LedgerHandler::new(servers.ledger.clone(), metrics.clone()),
+            before,
+            after,
+        }
+    }
+}
+
+fn no_step() -> Step {
+    Box::new(|_| Ok(()))
+}
+
+#[async_trait]
+impl EventSink for AroundLedger {
+    fn name(&self) -> &'static str {
+        "around_ledger"
+    }
+
+    async fn checkpoint(&self) -> Result<u64, DeliveryError> {
+        self.ledger.checkpoint().await
+    }
+
+    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
+        (self.before)(batch)?;
+        self.ledger.deliver(batch).await?;
+        (self.after)(batch)
+    }
+
+    async fn stored_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<Option<StoredOffsets>, DeliveryError> {
+        self.ledger.stored_offsets(group, topic).await
+    }
+
+    async fn deliver_consumed(
+        &self,
+        batch: &[RecordedEvent],
+        offsets: &ConsumerOffsets,
+    ) -> Result<(), DeliveryError> {
+        (self.before)(batch)?;
+        self.ledger.deliver_consumed(batch, offsets).await?;
+        (self.after)(batch)
+    }
+}
+
+/// A later step that fails once, transiently, on the batch holding
+/// `failing_position`, and records the position of every event it took.
+struct FailsOnce {
     failing_position: u64,
     failed: AtomicBool,
     taken: Mutex<BTreeSet<u64>>,
 }
 
-impl LaterStepFailsOnce {
-    fn later_step(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
+impl FailsOnce {
+    fn step(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
         let holds_failing = batch
             .iter()
             .any(|recorded| recorded.position == self.failing_position);
@@ -411,39 +471,6 @@ impl LaterStepFailsOnce {
     }
 }
 
-#[async_trait]
-impl EventSink for LaterStepFailsOnce {
-    fn name(&self) -> &'static str {
-        "ledger_then_later_step"
-    }
-
-    async fn checkpoint(&self) -> Result<u64, DeliveryError> {
-        self.ledger.checkpoint().await
-    }
-
-    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
-        self.ledger.deliver(batch).await?;
-        self.later_step(batch)
-    }
-
-    async fn stored_offsets(
-        &self,
-        group: &str,
-        topic: &str,
-    ) -> Result<Option<StoredOffsets>, DeliveryError> {
-        self.ledger.stored_offsets(group, topic).await
-    }
-
-    async fn deliver_consumed(
-        &self,
-        batch: &[RecordedEvent],
-        offsets: &ConsumerOffsets,
-    ) -> Result<(), DeliveryError> {
-        self.ledger.deliver_consumed(batch, offsets).await?;
-        self.later_step(batch)
-    }
-}
-
 #[tokio::test]
 async fn a_batch_whose_later_step_failed_after_its_offsets_were_stored_is_handed_again() {
     let Some(servers) = Servers::start().await else {
@@ -452,26 +479,28 @@ async fn a_batch_whose_later_step_failed_after_its_offsets_were_stored_is_handed
     let log = log_of(FIRST_EVENTS - 2).recorded;
     let group = unique_name("wallex_it_offsets_group");
     let metrics = Metrics::new().expect("metrics");
-    let sink = Arc::new(LaterStepFailsOnce {
-        ledger: LedgerHandler::new(servers.ledger.clone(), metrics.clone()),
+    let later = Arc::new(FailsOnce {
         failing_position: log[log.len() / 2].position,
         failed: AtomicBool::new(false),
         taken: Mutex::new(BTreeSet::new()),
     });
+    let step = Arc::clone(&later);
+    let after: Step = Box::new(move |batch| step.step(batch));
+    let sink = Arc::new(AroundLedger::new(&servers, &metrics, no_step(), after));
     produce(&servers.brokers, &servers.topic, &log).await;
-    let consuming = servers.consume_into(&group, None, sink.clone(), metrics);
+    let consuming = servers.consume_into(&group, None, sink, metrics);
     let expected: BTreeSet<u64> = log.iter().map(|recorded| recorded.position).collect();
     let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
-    while sink.taken() != expected && tokio::time::Instant::now() < deadline {
+    while later.taken() != expected && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(WAIT_POLL).await;
     }
     consuming.stop().await;
 
     assert!(
-        sink.failed.load(Ordering::SeqCst),
+        later.failed.load(Ordering::SeqCst),
         "the later step failed once"
     );
-    let missing: Vec<u64> = expected.difference(&sink.taken()).copied().collect();
+    let missing: Vec<u64> = expected.difference(&later.taken()).copied().collect();
     assert!(
         missing.is_empty(),
         "the later step never took the events at positions {missing:?}"
@@ -481,18 +510,13 @@ async fn a_batch_whose_later_step_failed_after_its_offsets_were_stored_is_handed
     servers.database.drop_database().await;
 }
 
-/// The ledger's handler refusing, for good, every batch that holds the event at
+/// A step refusing, for good, every batch that holds the event at
 /// `refused_position` (as the search index refused a blocked index's writes).
-struct RefusesOne {
-    ledger: LedgerHandler,
-    refused_position: u64,
-}
-
-impl RefusesOne {
-    fn check(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
+fn refuses(refused_position: u64) -> Step {
+    Box::new(move |batch| {
         if batch
             .iter()
-            .any(|recorded| recorded.position == self.refused_position)
+            .any(|recorded| recorded.position == refused_position)
         {
             return Err(DeliveryError::permanent(
                 "refuses_one",
@@ -500,40 +524,7 @@ impl RefusesOne {
             ));
         }
         Ok(())
-    }
-}
-
-#[async_trait]
-impl EventSink for RefusesOne {
-    fn name(&self) -> &'static str {
-        "refuses_one"
-    }
-
-    async fn checkpoint(&self) -> Result<u64, DeliveryError> {
-        self.ledger.checkpoint().await
-    }
-
-    async fn deliver(&self, batch: &[RecordedEvent]) -> Result<(), DeliveryError> {
-        self.check(batch)?;
-        self.ledger.deliver(batch).await
-    }
-
-    async fn stored_offsets(
-        &self,
-        group: &str,
-        topic: &str,
-    ) -> Result<Option<StoredOffsets>, DeliveryError> {
-        self.ledger.stored_offsets(group, topic).await
-    }
-
-    async fn deliver_consumed(
-        &self,
-        batch: &[RecordedEvent],
-        offsets: &ConsumerOffsets,
-    ) -> Result<(), DeliveryError> {
-        self.check(batch)?;
-        self.ledger.deliver_consumed(batch, offsets).await
-    }
+    })
 }
 
 #[tokio::test]
@@ -546,10 +537,8 @@ async fn a_refused_last_message_is_parked_once_and_the_stored_offset_moves_past_
     let refused = first.last().expect("a last event");
     let group = unique_name("wallex_it_offsets_group");
     let metrics = Metrics::new().expect("metrics");
-    let sink = Arc::new(RefusesOne {
-        ledger: LedgerHandler::new(servers.ledger.clone(), metrics.clone()),
-        refused_position: refused.position,
-    });
+    let before = refuses(refused.position);
+    let sink = Arc::new(AroundLedger::new(&servers, &metrics, before, no_step()));
     produce(&servers.brokers, &servers.topic, first).await;
     let consuming = servers.consume_into(&group, None, sink, metrics);
     servers.wait_posted(first.len() - 1).await;
