@@ -216,20 +216,24 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// The seed's publisher health: `{status, producer: {connected}, publisher: {isRunning, unprocessedEvents, lagMs}}`.
+/// The seed's publisher health: `{status, producer: {connected}, kafka: {status},
+/// publisher: {isRunning, unprocessedEvents, lagMs}, timestamp}` (the seed's README
+/// shows `producer` and `publisher`, its server also answered `kafka` and `timestamp`).
 #[utoipa::path(get, path = "/health/kafka", tag = "operations",
-    responses((status = 200, description = "Healthy: {status, producer: {connected}, publisher: {isRunning, unprocessedEvents, lagMs}}", body = Object),
+    responses((status = 200, description = "Healthy: {status: \"healthy\", producer: {connected}, kafka: {status: \"connected\" or \"disconnected\"}, publisher: {isRunning, unprocessedEvents, lagMs}, timestamp (RFC 3339)}", body = Object),
               (status = 503, description = "Unhealthy: the same body", body = Object)))]
 pub async fn publisher_health(state: web::Data<AppState>) -> HttpResponse {
     let report = state.publisher.report().await;
     let body = json!({
         "status": if report.healthy() { "healthy" } else { "unhealthy" },
         "producer": { "connected": report.producer_connected },
+        "kafka": { "status": connection_status(report.producer_connected) },
         "publisher": {
             "isRunning": report.is_running,
             "unprocessedEvents": report.unprocessed_events,
             "lagMs": report.lag_ms,
         },
+        "timestamp": now_rfc3339(),
     });
     if report.healthy() {
         HttpResponse::Ok().json(body)
@@ -238,11 +242,33 @@ pub async fn publisher_health(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Positions and lag of the publisher in detail.
+/// Positions and lag of the publisher in detail, with the seed's `producer:
+/// {connected}` and `timestamp`.
 #[utoipa::path(get, path = "/health/kafka/stats", tag = "operations",
-    responses((status = 200, description = "Publisher statistics", body = Object)))]
+    responses((status = 200, description = "Publisher statistics: {destination, producerConnected, isRunning, headPosition, publishedPosition, unprocessedEvents, lagMs, error, producer: {connected}, timestamp (RFC 3339)}", body = Object)))]
 pub async fn publisher_stats(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(state.publisher.report().await)
+    let report = state.publisher.report().await;
+    let connected = report.producer_connected;
+    let mut body = json!(report);
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("producer".into(), json!({ "connected": connected }));
+        fields.insert("timestamp".into(), json!(now_rfc3339()));
+    }
+    HttpResponse::Ok().json(body)
+}
+
+/// The seed's words for the producer's connection.
+fn connection_status(connected: bool) -> &'static str {
+    if connected {
+        "connected"
+    } else {
+        "disconnected"
+    }
+}
+
+/// Now, as the seed's `timestamp` fields wrote it (`Date.toISOString()`: UTC, milliseconds).
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Prometheus metrics in text format.

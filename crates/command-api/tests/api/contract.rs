@@ -237,11 +237,16 @@ async fn operations_endpoints_answer() {
     assert_eq!(kafka["publisher"]["isRunning"], true);
     assert!(kafka["publisher"]["unprocessedEvents"].is_u64());
     assert!(kafka["publisher"]["lagMs"].is_u64());
+    // The fields the seed's server also answered.
+    assert_eq!(kafka["kafka"]["status"], "connected");
+    assert_rfc3339(&kafka["timestamp"]);
     let (status, stats) = json_of(app.get("/health/kafka/stats").send().await.expect("sent")).await;
     assert_eq!(
         (status, stats["destination"].as_str()),
         (200, Some("in-process"))
     );
+    assert_eq!(stats["producer"]["connected"], true);
+    assert_rfc3339(&stats["timestamp"]);
     let (status, spec) = json_of(app.get("/openapi.json").send().await.expect("sent")).await;
     assert_eq!(status, 200);
     assert!(spec["paths"]["/wallets/{fromWalletId}/transfer"]["post"].is_object());
@@ -449,4 +454,12 @@ async fn a_head_is_answered_as_its_get_without_content() {
     assert_eq!(credit.status(), 404, "a HEAD never runs a command");
     assert_eq!(app.balance_text("w").await, "5.00");
     app.stop().await;
+}
+
+fn assert_rfc3339(value: &serde_json::Value) {
+    let text = value.as_str().unwrap_or_default();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(text).is_ok(),
+        "an RFC 3339 timestamp: {value}"
+    );
 }
