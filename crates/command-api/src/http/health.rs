@@ -216,6 +216,23 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// The seed's ledger module health, `{status: "ok", module: "ledger", position}`:
+/// the ledger projection answers (`position`: the last event it posted); 503
+/// `{status: "error", module: "ledger", error}` when it does not.
+#[utoipa::path(get, path = "/ledger/health", tag = "operations",
+    responses((status = 200, description = "The ledger answers: {status: \"ok\", module: \"ledger\", position}", body = Object),
+              (status = 503, description = "The ledger does not answer: {status: \"error\", module: \"ledger\", error}", body = Object)))]
+pub async fn ledger_health(state: web::Data<AppState>) -> HttpResponse {
+    match within_timeout(state.ledger.checkpoint()).await {
+        Ok(position) => HttpResponse::Ok().json(json!({
+            "status": "ok", "module": "ledger", "position": position,
+        })),
+        Err(error) => HttpResponse::ServiceUnavailable().json(json!({
+            "status": "error", "module": "ledger", "error": error,
+        })),
+    }
+}
+
 /// The seed's publisher health: `{status, producer: {connected}, kafka: {status},
 /// publisher: {isRunning, unprocessedEvents, lagMs}, timestamp}` (the seed's README
 /// shows `producer` and `publisher`, its server also answered `kafka` and `timestamp`).

@@ -83,6 +83,7 @@ use crate::metrics::Metrics;
         health::health,
         health::publisher_health,
         health::publisher_stats,
+        health::ledger_health,
         health::metrics,
     ),
     components(schemas(
@@ -202,6 +203,7 @@ pub fn routes(config: &mut web::ServiceConfig, document: utoipa::openapi::OpenAp
         .route("/", web::get().to(health::index))
         .route("/health", web::get().to(health::health))
         .route("/health/kafka", web::get().to(health::publisher_health))
+        .route("/ledger/health", web::get().to(health::ledger_health))
         .route(
             "/health/kafka/stats",
             web::get().to(health::publisher_stats),

@@ -236,8 +236,9 @@ fn bodiless_response(description: &str) -> RefOr<Response> {
 pub const SECURITY_SCHEME: &str = "bearerAuth";
 /// Path prefixes that need no token: probes, metrics, the documents.
 pub const OPEN_PATH_PREFIXES: [&str; 2] = ["/health", "/metrics"];
-/// Paths that need no token, matched whole: the service's index.
-pub const OPEN_PATHS: [&str; 1] = ["/"];
+/// Paths that need no token, matched whole: the service's index and the
+/// seed's ledger module probe.
+pub const OPEN_PATHS: [&str; 2] = ["/", "/ledger/health"];
 
 /// Puts the `bearerAuth` scheme on every protected operation, with the
 /// answers every one of them can give: 401, 403 and 429.

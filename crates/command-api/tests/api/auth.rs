@@ -623,6 +623,7 @@ async fn probes_metrics_and_documents_stay_open_and_the_document_says_who_may_ca
         "/metrics",
         "/openapi.json",
         "/health/kafka/stats",
+        "/ledger/health",
     ] {
         let response = app.get(path).send().await.expect("sent");
         assert_eq!(response.status(), 200, "{path}");
@@ -635,7 +636,10 @@ async fn probes_metrics_and_documents_stay_open_and_the_document_says_who_may_ca
     for (path, item) in document["paths"].as_object().expect("paths") {
         for (method, operation) in item.as_object().expect("operations") {
             let secured = operation["security"][0].get("bearerAuth").is_some();
-            let open = path.starts_with("/health") || path == "/metrics" || path == "/";
+            let open = path.starts_with("/health")
+                || path == "/ledger/health"
+                || path == "/metrics"
+                || path == "/";
             assert_eq!(secured, !open, "{method} {path}");
             if secured {
                 for status in ["401", "403", "429"] {

@@ -247,6 +247,12 @@ async fn operations_endpoints_answer() {
     );
     assert_eq!(stats["producer"]["connected"], true);
     assert_rfc3339(&stats["timestamp"]);
+    let (status, ledger) = json_of(app.get("/ledger/health").send().await.expect("sent")).await;
+    assert_eq!(
+        (status, &ledger["status"], &ledger["module"]),
+        (200, &json!("ok"), &json!("ledger"))
+    );
+    assert!(ledger["position"].is_u64(), "{ledger}");
     let (status, spec) = json_of(app.get("/openapi.json").send().await.expect("sent")).await;
     assert_eq!(status, 200);
     assert!(spec["paths"]["/wallets/{fromWalletId}/transfer"]["post"].is_object());
