@@ -546,9 +546,16 @@ impl EventStore for KurrentDbEventStore {
         &self,
         wallet_id: &WalletId,
     ) -> Result<Option<StreamSnapshot>, StoreError> {
-        Ok(snapshot::newest(&self.client, &self.names, wallet_id)
-            .await?
-            .map(|(_, snapshot)| snapshot))
+        match snapshot::newest(&self.client, &self.names, wallet_id).await {
+            Ok(newest) => Ok(newest.map(|(_, snapshot)| snapshot)),
+            // Its version is in the record that cannot be read: the reader
+            // goes to the stream's first event (see `event_store::read_tail`).
+            Err(KurrentDbError::MalformedSnapshot { .. }) => Err(StoreError::CorruptSnapshot {
+                wallet_id: wallet_id.clone(),
+                version: 0,
+            }),
+            Err(error) => Err(error.into()),
+        }
     }
 
     async fn save_snapshot(&self, snapshot: StreamSnapshot) -> Result<(), StoreError> {

@@ -122,8 +122,8 @@ pub enum StoreError {
         #[source]
         source: EventDecodeError,
     },
-    /// A stored snapshot that is not the stream's state at its version (its
-    /// event there is another, or missing, or it cannot be decoded).
+    /// A stored snapshot that cannot be read (`version` 0 when the version
+    /// itself is unreadable); [`read_tail`] then reads the whole stream.
     #[error("the snapshot of stream {wallet_id} at version {version} disagrees with the stream")]
     CorruptSnapshot { wallet_id: WalletId, version: u64 },
 }

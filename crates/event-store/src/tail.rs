@@ -2,9 +2,14 @@
 //! stays flat however long its stream grows.
 //!
 //! A reader takes the stored snapshot (if any), checks it against the
-//! stream's event at its version (same event id, same balance: a snapshot
-//! that disagrees is [`StoreError::CorruptSnapshot`], never used), and reads
-//! only the events after it. Writers keep a snapshot every
+//! stream's event at its version (same event id, same balance), and reads
+//! only the events after it. A snapshot that disagrees, or cannot be read, is
+//! never used: it is logged as an error and the stream is read from its first
+//! event, the truth the snapshot only caches (as Axon's and Marten's
+//! snapshotting fall back to replaying the events), so one bad cache row costs
+//! reads, not the wallet; the next snapshot of a newer version replaces it
+//! (a reader that folded the whole stream writes one as soon as the stream
+//! has grown past it). Writers keep a snapshot every
 //! [`SNAPSHOT_INTERVAL_EVENTS`] events ([`snapshot_due`]), and a reader that
 //! folded a tail at least that long writes one too ([`StreamTail::is_long`]),
 //! so a tail stays under that bound whoever wrote the events. A store with no
@@ -38,7 +43,8 @@ impl StreamTail {
 }
 
 /// The stream of `wallet_id` from its newest snapshot on, the snapshot checked
-/// against the stream's event at its version.
+/// against the stream's event at its version (the whole stream when it
+/// disagrees).
 pub async fn read_tail(
     store: &dyn EventStore,
     wallet_id: &WalletId,
@@ -59,28 +65,32 @@ pub async fn read_tail_until(
         events,
         ..StreamTail::default()
     };
-    let snapshot = store.read_snapshot(wallet_id).await?;
+    let snapshot = match store.read_snapshot(wallet_id).await {
+        Ok(snapshot) => snapshot,
+        Err(StoreError::CorruptSnapshot { version, .. }) => {
+            unusable(wallet_id, version, "cannot be read");
+            None
+        }
+        Err(error) => return Err(error),
+    };
     let Some(snapshot) = snapshot.filter(|snapshot| snapshot.version <= up_to_version) else {
         return Ok(whole(
             store.read_stream_until(wallet_id, 0, up_to_version).await?,
         ));
     };
-    let corrupt = || StoreError::CorruptSnapshot {
-        wallet_id: wallet_id.clone(),
-        version: snapshot.version,
-    };
     let wallet = match decode_snapshot(&snapshot.state) {
-        Ok(Some(wallet)) => wallet,
+        Ok(Some(wallet)) => Some(wallet),
         // Written under another encoding: replay, and a new one is written.
-        Ok(None) => {
-            return Ok(whole(
-                store.read_stream_until(wallet_id, 0, up_to_version).await?,
-            ))
-        }
+        Ok(None) => None,
         Err(error) => {
-            tracing::error!(%wallet_id, version = snapshot.version, %error, "stored snapshot cannot be decoded");
-            return Err(corrupt());
+            unusable(wallet_id, snapshot.version, &error.to_string());
+            None
         }
+    };
+    let Some(wallet) = wallet else {
+        return Ok(whole(
+            store.read_stream_until(wallet_id, 0, up_to_version).await?,
+        ));
     };
     // From the snapshot's own event on: it must be the one the state ends with.
     let mut events = store
@@ -94,8 +104,10 @@ pub async fn read_tail_until(
             && wallet.id == *wallet_id
     });
     if !agrees {
-        tracing::error!(%wallet_id, version = snapshot.version, "stored snapshot disagrees with its stream");
-        return Err(corrupt());
+        unusable(wallet_id, snapshot.version, "disagrees with its stream");
+        return Ok(whole(
+            store.read_stream_until(wallet_id, 0, up_to_version).await?,
+        ));
     }
     events.remove(0);
     Ok(StreamTail {
@@ -103,6 +115,17 @@ pub async fn read_tail_until(
         base_last_event_id: Some(snapshot.last_event_id),
         events,
     })
+}
+
+/// Logs a stored snapshot that is not used: a cache row that is not the
+/// stream's state (a bug in the fold that wrote it, or a damaged file).
+fn unusable(wallet_id: &WalletId, version: u64, why: &str) {
+    tracing::error!(
+        %wallet_id,
+        version,
+        why,
+        "stored snapshot not used: the stream is read from its first event"
+    );
 }
 
 /// True when a write that took a stream from `version_before` to

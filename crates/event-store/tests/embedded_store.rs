@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use event_store::{
-    AppendError, AppendRequest, EmbeddedEventStore, EventStore, IdempotentResponse, StreamAppend,
+    read_tail, AppendError, AppendRequest, EmbeddedEventStore, EventStore, IdempotentResponse,
+    StreamAppend, StreamSnapshot,
 };
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{
-    decide, replay, Amount, Balance, Command, CommandKind, EventMetadata, HoldId, OwnerId,
-    WalletEvent, WalletId,
+    decide, encode_snapshot, replay, Amount, Balance, Command, CommandKind, EventMetadata, HoldId,
+    OwnerId, Wallet, WalletEvent, WalletId,
 };
 
 fn wallet(raw: &str) -> WalletId {
@@ -501,4 +502,89 @@ async fn the_hold_directory_lists_a_hold_due_when_the_domain_finds_it_due() {
             .len(),
         1
     );
+}
+
+/// Appends `credits` credits of 1.00 to a new wallet `wallet_id`; its history.
+async fn credited_wallet(
+    store: &EmbeddedEventStore,
+    wallet_id: &WalletId,
+    credits: usize,
+) -> Vec<WalletEvent> {
+    let mut history = vec![created(wallet_id)];
+    for _ in 0..credits {
+        let next = credited(&history, 100);
+        history.push(next);
+    }
+    for (version, event) in (0u64..).zip(&history) {
+        store
+            .append(single(wallet_id, version, event.clone()))
+            .await
+            .expect("append");
+    }
+    history
+}
+
+/// A snapshot of `wallet` as of the last event of `history`.
+fn snapshot_at(history: &[WalletEvent], wallet: &Wallet) -> StreamSnapshot {
+    let last = history.last().expect("an event");
+    StreamSnapshot {
+        wallet_id: last.wallet_id.clone(),
+        version: wallet.version,
+        last_event_id: last.event_id,
+        state: encode_snapshot(wallet).expect("encoded"),
+    }
+}
+
+#[tokio::test]
+async fn a_snapshot_that_disagrees_with_its_stream_is_passed_over_for_the_whole_stream() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedEventStore::open(directory.path()).expect("open");
+    let w = wallet("w-snap");
+    let mut history = credited_wallet(&store, &w, 4).await;
+    let truth = replay(&history).wallet().expect("open").clone();
+
+    // A balance the stream does not have, at the stream's head.
+    let mut wrong = truth.clone();
+    wrong.balance = wrong
+        .balance
+        .checked_add(Amount::parse("amount", Decimal::ONE).expect("amount"))
+        .expect("a balance");
+    store
+        .save_snapshot(snapshot_at(&history, &wrong))
+        .await
+        .expect("saved");
+    let tail = read_tail(&store, &w)
+        .await
+        .expect("the stream, not an error");
+    assert_eq!(tail.base_last_event_id, None, "the snapshot is not used");
+    assert_eq!(tail.events.len(), history.len(), "the whole stream");
+
+    // A state that cannot be decoded, at a newer version.
+    let next = credited(&history, 100);
+    store
+        .append(single(&w, 5, next.clone()))
+        .await
+        .expect("append");
+    history.push(next);
+    let mut garbled = snapshot_at(&history, &replay(&history).wallet().expect("open").clone());
+    garbled.state = "{\"not a wallet\"".to_owned();
+    store.save_snapshot(garbled).await.expect("saved");
+    let tail = read_tail(&store, &w)
+        .await
+        .expect("the stream, not an error");
+    assert_eq!(tail.base_last_event_id, None, "the snapshot is not used");
+    assert_eq!(tail.events.len(), history.len(), "the whole stream");
+
+    // A snapshot that agrees is used: the tail is what follows it.
+    let next = credited(&history, 100);
+    store
+        .append(single(&w, 6, next.clone()))
+        .await
+        .expect("append");
+    history.push(next);
+    let agreeing = snapshot_at(&history, &replay(&history).wallet().expect("open").clone());
+    store.save_snapshot(agreeing.clone()).await.expect("saved");
+    let tail = read_tail(&store, &w).await.expect("read");
+    assert_eq!(tail.base_last_event_id, Some(agreeing.last_event_id));
+    assert!(tail.events.is_empty(), "nothing after the snapshot");
 }
