@@ -55,7 +55,7 @@ pub use headers::{
 };
 pub use metrics::{ConsumerMetrics, PublisherMetrics};
 pub use parked::ParkedWallets;
-pub use probe::KafkaProbe;
+pub use probe::{KafkaProbe, PROBE_CLIENT_RENEW_INTERVAL_MS};
 pub use publisher::KafkaPublisher;
 
 /// An operating error of the bus: Kafka or PostgreSQL refused or did not answer.

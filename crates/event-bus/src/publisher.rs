@@ -26,7 +26,7 @@ use crate::headers::{
     self, HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_POSITION, HEADER_SCHEMA_VERSION,
 };
 use crate::metrics::PublisherMetrics;
-use crate::probe::topic_known;
+use crate::probe::{topic_known, ProbeRenewal};
 use crate::BusError;
 
 const SINK_NAME: &str = "kafka";
@@ -50,6 +50,8 @@ pub struct KafkaPublisher {
     /// The batches that failed since the last one published and
     /// checkpointed, for the relay's `/health`.
     failures: FailureStreak,
+    /// When a failed probe may renew the producer.
+    probe_renewal: ProbeRenewal,
 }
 
 impl KafkaPublisher {
@@ -69,6 +71,7 @@ impl KafkaPublisher {
             metrics,
             unstored: AwaitingRecord::default(),
             failures: FailureStreak::default(),
+            probe_renewal: ProbeRenewal::default(),
         })
     }
 
@@ -130,12 +133,21 @@ impl KafkaPublisher {
         }
     }
 
-    /// Whether the brokers answer and know the topic (for health checks).
+    /// Whether the brokers answer and know the topic (for health checks). A
+    /// failure renews the producer, at most once per
+    /// [`crate::PROBE_CLIENT_RENEW_INTERVAL_MS`]: command-api's status probe
+    /// never publishes, so no failed batch would ever renew it.
     pub async fn probe(&self) -> Result<(), BusError> {
         let client = self.producer();
         let topic = self.config.topic.clone();
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
-        tokio::task::spawn_blocking(move || topic_known(client.client(), &topic, timeout)).await?
+        let answer =
+            tokio::task::spawn_blocking(move || topic_known(client.client(), &topic, timeout))
+                .await?;
+        if answer.is_err() && self.probe_renewal.due() {
+            self.renew_producer();
+        }
+        answer
     }
 
     /// Produces the whole batch and waits for every delivery report, even

@@ -196,4 +196,20 @@ async fn a_redis_that_is_down_is_unavailable_not_a_hang() {
         .err()
         .expect("refused");
     assert!(matches!(error, LockError::Unavailable(_)), "{error}");
+    let probed = tokio::time::timeout(Duration::from_secs(5), lock.probe())
+        .await
+        .expect("answers quickly");
+    assert!(
+        matches!(probed, Err(LockError::Unavailable(_))),
+        "{probed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_redis_that_answers_passes_the_probe() {
+    let Some(url) = require_env("REDIS_URL") else {
+        return;
+    };
+    let lock = RedisWalletLock::connect(RedisLockConfig::new(&url)).expect("pool");
+    lock.probe().await.expect("Redis answers a PING");
 }

@@ -70,6 +70,10 @@ impl WalletLock for InProcessWalletLock {
     fn kind(&self) -> &'static str {
         "in-process"
     }
+
+    async fn probe(&self) -> Result<(), LockError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -52,4 +52,8 @@ pub trait WalletLock: Send + Sync {
     async fn acquire(&self, wallet_ids: &[&WalletId]) -> Result<LockLease, LockError>;
 
     fn kind(&self) -> &'static str;
+
+    /// Whether the lock service answers (for `/health`): Redis a `PING`
+    /// within its command timeout; an in-process lock always.
+    async fn probe(&self) -> Result<(), LockError>;
 }

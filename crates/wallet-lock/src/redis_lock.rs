@@ -313,4 +313,8 @@ impl WalletLock for RedisWalletLock {
     fn kind(&self) -> &'static str {
         "redis"
     }
+
+    async fn probe(&self) -> Result<(), LockError> {
+        self.ping().await
+    }
 }

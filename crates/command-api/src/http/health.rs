@@ -99,6 +99,17 @@ async fn group_report(state: &AppState, projection: Projection) -> Option<Value>
     })
 }
 
+/// The wallet lock: `{kind, status: "up"}`, or `{kind, status: "down", error}`
+/// when Redis does not answer a PING within [`PROJECTION_PROBE_TIMEOUT_MS`].
+async fn locks_report(state: &AppState) -> Value {
+    let lock = state.wallets.lock();
+    let mut report = probe(lock.probe(), |()| json!({})).await;
+    if let Some(fields) = report.as_object_mut() {
+        fields.insert("kind".into(), json!(lock.kind()));
+    }
+    report
+}
+
 /// Transfers the sweep has set aside (transfer process only): they serve no
 /// request and make nothing unhealthy, but an operator must look at them.
 fn transfers_report(state: &AppState) -> Value {
@@ -178,26 +189,32 @@ pub async fn index() -> HttpResponse {
 /// Whether the service can take commands (its event store answers), and how
 /// far events have flowed to their consumers.
 #[utoipa::path(get, path = "/health", tag = "operations",
-    responses((status = 200, description = "Up: {status: \"ok\", or \"degraded\" while writes fail, eventStore: {kind, status, headPosition, writes: \"ok\" or {status: \"failing\", failures: {since, failures, error}} for the writes failed in the store since the last that passed, within 60 s of the last}, publisher, searchIndex: {status, consumerGroup on the full stack}, ledger: {status, position, consumerGroup: {group, messagesBehind} on the full stack}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined}, deadLetters: {status, parked, sinks}}", body = Object),
+    responses((status = 200, description = "Up: {status: \"ok\", or \"degraded\" while writes fail or the wallet lock is down, eventStore: {kind, status, headPosition, writes: \"ok\" or {status: \"failing\", failures: {since, failures, error}} for the writes failed in the store since the last that passed, within 60 s of the last}, publisher, searchIndex: {status, consumerGroup on the full stack}, ledger: {status, position, consumerGroup: {group, messagesBehind} on the full stack}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined}, deadLetters: {status, parked, sinks}, locks: {kind: \"in-process\" or \"redis\", status: \"up\", or \"down\" with error (status \"degraded\": commands go on unlocked)}}", body = Object),
               (status = 503, description = "The event store is down: {status: \"error\", eventStore: {kind, status, error}}", body = Object)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = state.wallets.store();
     match observability::health_check(store.head_position()).await {
         Ok(head) => {
-            let (publisher, search_index, (ledger, read_model), dead_letters) = tokio::join!(
+            let (publisher, search_index, (ledger, read_model), dead_letters, locks) = tokio::join!(
                 state.publisher.report(),
                 search_index_report(&state),
                 projections_report(&state),
-                dead_letters_report(&state)
+                dead_letters_report(&state),
+                locks_report(&state)
             );
             // The head answers; the writes may not (a full disk, a read-only server).
-            let (status, writes) = match state.wallets.write_failures() {
+            let (mut status, writes) = match state.wallets.write_failures() {
                 None => ("ok", json!("ok")),
                 Some(failures) => (
                     "degraded",
                     json!({ "status": "failing", "failures": failures }),
                 ),
             };
+            // Commands go on without the lock (the expected version guards
+            // them), but a busy wallet may answer 409 meanwhile.
+            if locks["status"] != "up" {
+                status = "degraded";
+            }
             HttpResponse::Ok().json(json!({
                 "status": status,
                 "eventStore": { "kind": store.kind(), "status": "up", "headPosition": head, "writes": writes },
@@ -206,6 +223,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                 "ledger": ledger,
                 "readModel": read_model,
                 "transfers": transfers_report(&state),
+                "locks": locks,
                 "deadLetters": dead_letters,
             }))
         }

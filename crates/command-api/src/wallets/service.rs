@@ -214,6 +214,11 @@ impl WalletService {
         &self.store
     }
 
+    /// The wallet lock the commands take (for `/health`).
+    pub fn lock(&self) -> &Arc<dyn WalletLock> {
+        &self.lock
+    }
+
     /// The wallet with every stored event applied, including other processes'.
     pub async fn current(&self, wallet_id: &WalletId) -> Result<Option<Wallet>, StoreError> {
         Ok(self.read_through(wallet_id).await?.state.wallet().cloned())

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{error_message, json_of, spawn_app};
+use crate::helpers::{error_message, json_of, spawn_app, spawn_app_with_redis_lock};
 
 #[tokio::test]
 async fn create_returns_the_wallet_at_version_one() {
@@ -230,6 +230,10 @@ async fn operations_endpoints_answer() {
     }
     let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+    assert_eq!(
+        health["locks"],
+        json!({ "kind": "in-process", "status": "up" })
+    );
     let (status, kafka) = json_of(app.get("/health/kafka").send().await.expect("sent")).await;
     assert_eq!(status, 200, "{kafka}");
     assert_eq!(kafka["status"], "healthy");
@@ -468,4 +472,25 @@ fn assert_rfc3339(value: &serde_json::Value) {
         chrono::DateTime::parse_from_rfc3339(text).is_ok(),
         "an RFC 3339 timestamp: {value}"
     );
+}
+
+#[tokio::test]
+async fn a_wallet_lock_that_does_not_answer_degrades_health_and_commands_go_on() {
+    // Nothing listens on port 1: Redis is down from the start.
+    let app = spawn_app_with_redis_lock("redis://127.0.0.1:1").await;
+    let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("degraded")));
+    assert_eq!(health["locks"]["kind"], "redis");
+    assert_eq!(health["locks"]["status"], "down", "{health}");
+    assert!(health["locks"]["error"].is_string(), "{health}");
+    let created = app.create_wallet("w-unlocked", "owner", json!(10)).await;
+    assert_eq!(
+        created.status(),
+        201,
+        "the expected version guards the append"
+    );
+    let credited = app.credit("w-unlocked", json!(5)).await;
+    assert_eq!(credited.status(), 201);
+    assert_eq!(app.balance_text("w-unlocked").await, "15.00");
+    app.stop().await;
 }

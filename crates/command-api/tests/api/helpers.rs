@@ -62,6 +62,19 @@ pub async fn spawn_app_with_body_read_timeout(seconds: u64) -> TestApp {
     app
 }
 
+/// Starts the application on a fresh folder with its wallet lock in Redis
+/// at `redis_url` (`REDIS_URL`).
+pub async fn spawn_app_with_redis_lock(redis_url: &str) -> TestApp {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        redis_url: Some(redis_url.to_owned()),
+        ..Config::embedded_for_test(temp.path().to_path_buf())
+    };
+    let mut app = spawn_app_with(config).await;
+    app._temp = Some(temp);
+    app
+}
+
 /// The HS256 secret of [`spawn_auth_app`].
 pub const AUTH_SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
 /// The audience [`spawn_auth_app`] requires.
