@@ -12,13 +12,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 use wallet_domain::WalletId;
 
 use crate::{LockError, LockLease, WalletLock};
 
 /// Mutexes in the stripe array.
 pub const LOCK_STRIPES: usize = 4_096;
-/// How long a command waits for a wallet's lock before giving up.
+/// How long a command waits for its wallets' locks before giving up, in ms:
+/// one deadline for all of them (a transfer's two included), as the Redis
+/// lock's wait.
 pub const LOCK_WAIT_MAX_MS: u64 = 10_000;
 
 pub struct InProcessWalletLock {
@@ -55,13 +58,13 @@ impl WalletLock for InProcessWalletLock {
             .collect();
         stripes.sort_by_key(|(stripe, _)| *stripe);
         stripes.dedup_by_key(|(stripe, _)| *stripe);
+        let deadline = Instant::now() + Duration::from_millis(LOCK_WAIT_MAX_MS);
         let mut guards: Vec<Box<dyn std::any::Any + Send>> = Vec::with_capacity(stripes.len());
         for (stripe, wallet_id) in stripes {
             let mutex = Arc::clone(&self.stripes[stripe]);
-            let guard =
-                tokio::time::timeout(Duration::from_millis(LOCK_WAIT_MAX_MS), mutex.lock_owned())
-                    .await
-                    .map_err(|_| LockError::TimedOut(wallet_id.clone()))?;
+            let guard = tokio::time::timeout_at(deadline, mutex.lock_owned())
+                .await
+                .map_err(|_| LockError::TimedOut(wallet_id.clone()))?;
             guards.push(Box::new(guard));
         }
         Ok(LockLease::new(guards))
@@ -131,6 +134,38 @@ mod tests {
             task.await.expect("join");
         }
         assert_eq!(overlaps.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pair_waits_for_both_locks_within_one_limit_not_one_each() {
+        let lock = Arc::new(InProcessWalletLock::default());
+        let (a, b) = (id("a"), id("b"));
+        let (first, second) = if lock.stripe_of(&a) < lock.stripe_of(&b) {
+            (a.clone(), b.clone())
+        } else {
+            (b.clone(), a.clone())
+        };
+        // The first stripe is free for most of the limit, then the second is
+        // held past it: the pair must give up at the limit, naming the second.
+        let held_first = lock.acquire(&[&first]).await.expect("first");
+        let held_second = lock.acquire(&[&second]).await.expect("second");
+        let waiting = {
+            let (lock, a, b) = (lock.clone(), a.clone(), b.clone());
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let outcome = lock.acquire(&[&a, &b]).await.map(drop);
+                (outcome, started.elapsed())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(LOCK_WAIT_MAX_MS - 1_000)).await;
+        drop(held_first);
+        let (outcome, waited) = waiting.await.expect("join");
+        drop(held_second);
+        assert!(
+            matches!(&outcome, Err(LockError::TimedOut(wallet_id)) if *wallet_id == second),
+            "{outcome:?}"
+        );
+        assert_eq!(waited, Duration::from_millis(LOCK_WAIT_MAX_MS));
     }
 
     #[tokio::test]
