@@ -1,6 +1,5 @@
 //! Whether the brokers answer and know a topic, for health checks.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -22,24 +21,72 @@ use crate::BusError;
 /// failed batch is the same remedy ([`crate::KafkaPublisher`]).
 pub const PROBE_CLIENT_RENEW_INTERVAL_MS: u64 = 10_000;
 
-/// When a client that failed a probe may be replaced: at once the first
-/// time, then no more than once per [`PROBE_CLIENT_RENEW_INTERVAL_MS`], so a
-/// Kafka that stays down does not get a new client at every health check.
+/// Whether the client behind a probe should be replaced before the next
+/// probe: when the last one failed or never finished (a health check's own
+/// timeout drops a probe that hangs, the very case a stuck client makes), at
+/// once the first time, then no more than once per
+/// [`PROBE_CLIENT_RENEW_INTERVAL_MS`], so a Kafka that stays down does not
+/// get a new client at every health check.
 #[derive(Debug, Default)]
 pub(crate) struct ProbeRenewal {
-    last: Mutex<Option<Instant>>,
+    state: Mutex<RenewalState>,
+}
+
+#[derive(Debug, Default)]
+struct RenewalState {
+    /// The last probe failed, or was dropped before it answered.
+    failed: bool,
+    renewed_at: Option<Instant>,
 }
 
 impl ProbeRenewal {
-    /// True when a renewal is due now (and counts it as done).
+    /// Before a probe: true when the client should be replaced now (and
+    /// counts the renewal as done).
     pub(crate) fn due(&self) -> bool {
-        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.lock();
         let interval = Duration::from_millis(PROBE_CLIENT_RENEW_INTERVAL_MS);
-        if last.is_some_and(|at| at.elapsed() < interval) {
+        let recent = state.renewed_at.is_some_and(|at| at.elapsed() < interval);
+        if !state.failed || recent {
             return false;
         }
-        *last = Some(Instant::now());
+        state.failed = false;
+        state.renewed_at = Some(Instant::now());
         true
+    }
+
+    /// A probe begins: it counts as failed unless [`ProbeAttempt::passed`]
+    /// is called, so a probe dropped by a timeout counts too.
+    pub(crate) fn attempt(&self) -> ProbeAttempt<'_> {
+        ProbeAttempt {
+            renewal: self,
+            passed: false,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RenewalState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One probe under way (see [`ProbeRenewal::attempt`]).
+pub(crate) struct ProbeAttempt<'a> {
+    renewal: &'a ProbeRenewal,
+    passed: bool,
+}
+
+impl ProbeAttempt<'_> {
+    /// The probe answered well: the client stays.
+    pub(crate) fn passed(mut self) {
+        self.passed = true;
+        self.renewal.lock().failed = false;
+    }
+}
+
+impl Drop for ProbeAttempt<'_> {
+    fn drop(&mut self) {
+        if !self.passed {
+            self.renewal.lock().failed = true;
+        }
     }
 }
 
@@ -51,7 +98,6 @@ pub struct KafkaProbe {
     topic: String,
     request_timeout_ms: u64,
     renewal: ProbeRenewal,
-    renewals: AtomicU64,
 }
 
 impl KafkaProbe {
@@ -65,30 +111,25 @@ impl KafkaProbe {
             topic: config.topic.clone(),
             request_timeout_ms: config.request_timeout_ms,
             renewal: ProbeRenewal::default(),
-            renewals: AtomicU64::new(0),
         })
     }
 
-    /// Ok when the brokers answer and know the topic. A failure puts a new
-    /// client in place for the next probe (at most once per
-    /// [`PROBE_CLIENT_RENEW_INTERVAL_MS`]).
+    /// Ok when the brokers answer and know the topic. After a probe that
+    /// failed or was dropped unanswered, the next one goes through a new
+    /// client (at most once per [`PROBE_CLIENT_RENEW_INTERVAL_MS`]).
     pub async fn probe(&self) -> Result<(), BusError> {
+        if self.renewal.due() {
+            self.renew();
+        }
+        let attempt = self.renewal.attempt();
         let client = Arc::clone(&self.client.lock().unwrap_or_else(PoisonError::into_inner));
         let topic = self.topic.clone();
         let timeout = Duration::from_millis(self.request_timeout_ms);
         // Metadata requests block: off the runtime.
-        let answer =
-            tokio::task::spawn_blocking(move || topic_known(client.client(), &topic, timeout))
-                .await?;
-        if answer.is_err() && self.renewal.due() {
-            self.renew();
-        }
-        answer
-    }
-
-    /// How many times a failed probe replaced the client.
-    pub fn renewals(&self) -> u64 {
-        self.renewals.load(Ordering::Relaxed)
+        tokio::task::spawn_blocking(move || topic_known(client.client(), &topic, timeout))
+            .await??;
+        attempt.passed();
+        Ok(())
     }
 
     fn renew(&self) {
@@ -98,7 +139,7 @@ impl KafkaProbe {
                     &mut *self.client.lock().unwrap_or_else(PoisonError::into_inner),
                     Arc::new(fresh),
                 );
-                self.renewals.fetch_add(1, Ordering::Relaxed);
+                tracing::info!("kafka probe client renewed after a probe that failed");
                 // Destroying a librdkafka client waits for its threads: off the runtime.
                 tokio::task::spawn_blocking(move || drop(stale));
             }
@@ -140,27 +181,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_renewal_is_due_at_once_then_not_again_within_the_interval() {
+    fn a_renewal_is_due_after_a_failure_then_not_again_within_the_interval() {
         let renewal = ProbeRenewal::default();
+        assert!(!renewal.due(), "nothing failed yet");
+        renewal.attempt().passed();
+        assert!(!renewal.due(), "a probe that passed keeps its client");
+        drop(renewal.attempt());
         assert!(renewal.due(), "the first failure renews");
+        drop(renewal.attempt());
         assert!(!renewal.due(), "the next within the interval does not");
-        *renewal.last.lock().expect("lock") =
+        renewal.lock().renewed_at =
             Instant::now().checked_sub(Duration::from_millis(PROBE_CLIENT_RENEW_INTERVAL_MS + 1));
         assert!(renewal.due(), "after the interval it does again");
     }
 
-    #[tokio::test]
-    async fn a_failed_probe_puts_a_new_client_in_place() {
+    fn unreachable_probe() -> KafkaProbe {
         // Nothing listens on port 1: every probe fails, with no server needed.
         let mut config = ConsumerConfig::new("127.0.0.1:1", "probe-test");
         config.request_timeout_ms = 200;
-        let probe = KafkaProbe::for_consumer(&config).expect("probe");
-        let before = Arc::clone(&probe.client.lock().expect("lock"));
+        KafkaProbe::for_consumer(&config).expect("probe")
+    }
+
+    fn client_of(probe: &KafkaProbe) -> Arc<MetadataClient> {
+        Arc::clone(&probe.client.lock().expect("lock"))
+    }
+
+    #[tokio::test]
+    async fn the_probe_after_a_failed_one_goes_through_a_new_client() {
+        let probe = unreachable_probe();
+        let first = client_of(&probe);
         assert!(probe.probe().await.is_err());
-        assert_eq!(probe.renewals(), 1);
-        let after = Arc::clone(&probe.client.lock().expect("lock"));
-        assert!(!Arc::ptr_eq(&before, &after), "another client");
+        assert!(
+            Arc::ptr_eq(&first, &client_of(&probe)),
+            "kept until the next"
+        );
         assert!(probe.probe().await.is_err());
-        assert_eq!(probe.renewals(), 1, "not again within the interval");
+        let second = client_of(&probe);
+        assert!(!Arc::ptr_eq(&first, &second), "another client");
+        assert!(probe.probe().await.is_err());
+        assert!(
+            Arc::ptr_eq(&second, &client_of(&probe)),
+            "not again within the interval"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_probe_dropped_by_a_health_check_timeout_counts_as_failed() {
+        let probe = unreachable_probe();
+        let first = client_of(&probe);
+        let dropped = tokio::time::timeout(Duration::from_millis(10), probe.probe()).await;
+        assert!(dropped.is_err(), "the health check gave up first");
+        assert!(probe.probe().await.is_err());
+        assert!(!Arc::ptr_eq(&first, &client_of(&probe)), "another client");
     }
 }

@@ -124,8 +124,16 @@ impl KafkaPublisher {
     fn renew_producer(&self) {
         match client_log::create::<KafkaProducer>(&self.config.client_config()) {
             Ok(fresh) => {
-                *self.producer.lock().unwrap_or_else(PoisonError::into_inner) = fresh;
+                let stale = std::mem::replace(
+                    &mut *self.producer.lock().unwrap_or_else(PoisonError::into_inner),
+                    fresh,
+                );
                 self.metrics.producers_renewed.inc();
+                // Destroying a librdkafka client waits for its threads: off the runtime.
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => drop(runtime.spawn_blocking(move || drop(stale))),
+                    Err(_) => drop(stale),
+                }
             }
             Err(error) => {
                 tracing::warn!(%error, "kafka producer could not be renewed; keeping the old one");
@@ -133,21 +141,23 @@ impl KafkaPublisher {
         }
     }
 
-    /// Whether the brokers answer and know the topic (for health checks). A
-    /// failure renews the producer, at most once per
+    /// Whether the brokers answer and know the topic (for health checks).
+    /// After a probe that failed or was dropped unanswered, the producer is
+    /// renewed first, at most once per
     /// [`crate::PROBE_CLIENT_RENEW_INTERVAL_MS`]: command-api's status probe
     /// never publishes, so no failed batch would ever renew it.
     pub async fn probe(&self) -> Result<(), BusError> {
+        if self.probe_renewal.due() {
+            self.renew_producer();
+        }
+        let attempt = self.probe_renewal.attempt();
         let client = self.producer();
         let topic = self.config.topic.clone();
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
-        let answer =
-            tokio::task::spawn_blocking(move || topic_known(client.client(), &topic, timeout))
-                .await?;
-        if answer.is_err() && self.probe_renewal.due() {
-            self.renew_producer();
-        }
-        answer
+        tokio::task::spawn_blocking(move || topic_known(client.client(), &topic, timeout))
+            .await??;
+        attempt.passed();
+        Ok(())
     }
 
     /// Produces the whole batch and waits for every delivery report, even
