@@ -504,27 +504,18 @@ async fn the_hold_directory_lists_a_hold_due_when_the_domain_finds_it_due() {
     );
 }
 
-/// Appends `credits` credits of 1.00 to a new wallet `wallet_id`; its history.
-async fn credited_wallet(
-    store: &EmbeddedEventStore,
-    wallet_id: &WalletId,
-    credits: usize,
-) -> Vec<WalletEvent> {
-    let mut history = vec![created(wallet_id)];
-    for _ in 0..credits {
-        let next = credited(&history, 100);
-        history.push(next);
-    }
-    for (version, event) in (0u64..).zip(&history) {
-        store
-            .append(single(wallet_id, version, event.clone()))
-            .await
-            .expect("append");
-    }
-    history
+/// Appends one credit of 1.00 to the wallet whose stream is `history`.
+async fn credit_once(store: &EmbeddedEventStore, history: &mut Vec<WalletEvent>) {
+    let next = credited(history, 100);
+    let version = u64::try_from(history.len()).expect("a version");
+    store
+        .append(single(&next.wallet_id, version, next.clone()))
+        .await
+        .expect("append");
+    history.push(next);
 }
 
-/// A snapshot of `wallet` as of the last event of `history`.
+/// A snapshot of the last event of `history`, its state `wallet`.
 fn snapshot_at(history: &[WalletEvent], wallet: &Wallet) -> StreamSnapshot {
     let last = history.last().expect("an event");
     StreamSnapshot {
@@ -535,16 +526,37 @@ fn snapshot_at(history: &[WalletEvent], wallet: &Wallet) -> StreamSnapshot {
     }
 }
 
+/// The stream's state after `history`.
+fn folded(history: &[WalletEvent]) -> Wallet {
+    replay(history).wallet().expect("open").clone()
+}
+
+/// The tail read of the stream `history` is the whole stream, no snapshot used.
+async fn assert_read_whole(store: &EmbeddedEventStore, history: &[WalletEvent]) {
+    let wallet_id = &history[0].wallet_id;
+    let tail = read_tail(store, wallet_id)
+        .await
+        .expect("the stream, not an error");
+    assert_eq!(tail.base_last_event_id, None, "the snapshot is not used");
+    assert_eq!(tail.events.len(), history.len(), "the whole stream");
+}
+
 #[tokio::test]
 async fn a_snapshot_that_disagrees_with_its_stream_is_passed_over_for_the_whole_stream() {
     let directory = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedEventStore::open(directory.path()).expect("open");
     let w = wallet("w-snap");
-    let mut history = credited_wallet(&store, &w, 4).await;
-    let truth = replay(&history).wallet().expect("open").clone();
+    let mut history = vec![created(&w)];
+    store
+        .append(single(&w, 0, history[0].clone()))
+        .await
+        .expect("append");
+    for _ in 0..4 {
+        credit_once(&store, &mut history).await;
+    }
 
     // A balance the stream does not have, at the stream's head.
-    let mut wrong = truth.clone();
+    let mut wrong = folded(&history);
     wrong.balance = wrong
         .balance
         .checked_add(Amount::parse("amount", Decimal::ONE).expect("amount"))
@@ -553,36 +565,18 @@ async fn a_snapshot_that_disagrees_with_its_stream_is_passed_over_for_the_whole_
         .save_snapshot(snapshot_at(&history, &wrong))
         .await
         .expect("saved");
-    let tail = read_tail(&store, &w)
-        .await
-        .expect("the stream, not an error");
-    assert_eq!(tail.base_last_event_id, None, "the snapshot is not used");
-    assert_eq!(tail.events.len(), history.len(), "the whole stream");
+    assert_read_whole(&store, &history).await;
 
     // A state that cannot be decoded, at a newer version.
-    let next = credited(&history, 100);
-    store
-        .append(single(&w, 5, next.clone()))
-        .await
-        .expect("append");
-    history.push(next);
-    let mut garbled = snapshot_at(&history, &replay(&history).wallet().expect("open").clone());
+    credit_once(&store, &mut history).await;
+    let mut garbled = snapshot_at(&history, &folded(&history));
     garbled.state = "{\"not a wallet\"".to_owned();
     store.save_snapshot(garbled).await.expect("saved");
-    let tail = read_tail(&store, &w)
-        .await
-        .expect("the stream, not an error");
-    assert_eq!(tail.base_last_event_id, None, "the snapshot is not used");
-    assert_eq!(tail.events.len(), history.len(), "the whole stream");
+    assert_read_whole(&store, &history).await;
 
     // A snapshot that agrees is used: the tail is what follows it.
-    let next = credited(&history, 100);
-    store
-        .append(single(&w, 6, next.clone()))
-        .await
-        .expect("append");
-    history.push(next);
-    let agreeing = snapshot_at(&history, &replay(&history).wallet().expect("open").clone());
+    credit_once(&store, &mut history).await;
+    let agreeing = snapshot_at(&history, &folded(&history));
     store.save_snapshot(agreeing.clone()).await.expect("saved");
     let tail = read_tail(&store, &w).await.expect("read");
     assert_eq!(tail.base_last_event_id, Some(agreeing.last_event_id));
