@@ -5,8 +5,9 @@
 //! stream's event at its version (same event id, same balance), and reads
 //! only the events after it. A snapshot that disagrees, or cannot be read, is
 //! never used: it is logged as an error and the stream is read from its first
-//! event, the truth the snapshot only caches (as Axon's and Marten's
-//! snapshotting fall back to replaying the events), so one bad cache row costs
+//! event, the truth the snapshot only caches (as Axon Framework's event store
+//! does with a snapshot it cannot read: it logs and reconstructs the aggregate
+//! from its entire stream), so one bad cache row costs
 //! reads, not the wallet; the next snapshot of a newer version replaces it
 //! (a reader that folded the whole stream writes one as soon as the stream
 //! has grown past it). Writers keep a snapshot every
