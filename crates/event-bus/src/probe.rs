@@ -54,9 +54,30 @@ impl ProbeRenewal {
         true
     }
 
+    /// One probe: `renew` first when a renewal is due, then the blocking
+    /// check `check` makes (it reads the client after the renewal), run off
+    /// the runtime. A check that fails, or is dropped before it answers,
+    /// makes the next probe renew.
+    pub(crate) async fn probe<F>(
+        &self,
+        renew: impl FnOnce(),
+        check: impl FnOnce() -> F,
+    ) -> Result<(), BusError>
+    where
+        F: FnOnce() -> Result<(), BusError> + Send + 'static,
+    {
+        if self.due() {
+            renew();
+        }
+        let attempt = self.attempt();
+        tokio::task::spawn_blocking(check()).await??;
+        attempt.passed();
+        Ok(())
+    }
+
     /// A probe begins: it counts as failed unless [`ProbeAttempt::passed`]
     /// is called, so a probe dropped by a timeout counts too.
-    pub(crate) fn attempt(&self) -> ProbeAttempt<'_> {
+    fn attempt(&self) -> ProbeAttempt<'_> {
         ProbeAttempt {
             renewal: self,
             passed: false,
@@ -118,18 +139,13 @@ impl KafkaProbe {
     /// failed or was dropped unanswered, the next one goes through a new
     /// client (at most once per [`PROBE_CLIENT_RENEW_INTERVAL_MS`]).
     pub async fn probe(&self) -> Result<(), BusError> {
-        if self.renewal.due() {
-            self.renew();
-        }
-        let attempt = self.renewal.attempt();
-        let client = Arc::clone(&self.client.lock().unwrap_or_else(PoisonError::into_inner));
-        let topic = self.topic.clone();
-        let timeout = Duration::from_millis(self.request_timeout_ms);
-        // Metadata requests block: off the runtime.
-        tokio::task::spawn_blocking(move || topic_known(client.client(), &topic, timeout))
-            .await??;
-        attempt.passed();
-        Ok(())
+        let check = || {
+            let client = Arc::clone(&self.client.lock().unwrap_or_else(PoisonError::into_inner));
+            let topic = self.topic.clone();
+            let timeout = Duration::from_millis(self.request_timeout_ms);
+            move || topic_known(client.client(), &topic, timeout)
+        };
+        self.renewal.probe(|| self.renew(), check).await
     }
 
     fn renew(&self) {

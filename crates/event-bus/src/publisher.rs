@@ -147,17 +147,15 @@ impl KafkaPublisher {
     /// [`crate::PROBE_CLIENT_RENEW_INTERVAL_MS`]: command-api's status probe
     /// never publishes, so no failed batch would ever renew it.
     pub async fn probe(&self) -> Result<(), BusError> {
-        if self.probe_renewal.due() {
-            self.renew_producer();
-        }
-        let attempt = self.probe_renewal.attempt();
-        let client = self.producer();
-        let topic = self.config.topic.clone();
-        let timeout = Duration::from_millis(self.config.request_timeout_ms);
-        tokio::task::spawn_blocking(move || topic_known(client.client(), &topic, timeout))
-            .await??;
-        attempt.passed();
-        Ok(())
+        let check = || {
+            let client = self.producer();
+            let topic = self.config.topic.clone();
+            let timeout = Duration::from_millis(self.config.request_timeout_ms);
+            move || topic_known(client.client(), &topic, timeout)
+        };
+        self.probe_renewal
+            .probe(|| self.renew_producer(), check)
+            .await
     }
 
     /// Produces the whole batch and waits for every delivery report, even
