@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 /// The algorithms a key file may hold keys for.
@@ -51,16 +51,49 @@ pub enum KeyError {
         #[source]
         source: jsonwebtoken::errors::Error,
     },
+    #[error("key {index} of the key file is not a valid JWK: {source}")]
+    BadJwk {
+        index: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("key {index} of the key file has a BEGIN line without its END line (a file still being written?)")]
+    Truncated { index: usize },
     #[error(
         "the key file holds no public key (PEM `BEGIN PUBLIC KEY` blocks or a JWKS `keys` array)"
     )]
     Empty,
+    #[error("the key file holds no key this server verifies with: {skipped}")]
+    NoneUsable { skipped: String },
 }
 
 /// Keys to try on a token, each for one algorithm.
 #[derive(Clone, Default)]
 pub struct KeySet {
     keys: Vec<VerifyingKey>,
+    skipped: Vec<SkippedKey>,
+}
+
+/// A JWKS entry passed over because it is not a signature key this server
+/// verifies with (RFC 7517 §5: a reader SHOULD ignore keys whose type or
+/// values it does not support), such as an encryption key (`use: enc`) or a
+/// PS256 key published beside the signing keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedKey {
+    /// Its place in the file's `keys` array, from 0.
+    pub index: usize,
+    pub key_id: Option<String>,
+    pub reason: String,
+}
+
+impl std::fmt::Display for SkippedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "key {}", self.index)?;
+        if let Some(key_id) = &self.key_id {
+            write!(f, " (kid {key_id:?})")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
 }
 
 impl KeySet {
@@ -75,29 +108,53 @@ impl KeySet {
                 algorithm: Algorithm::HS256,
                 key: DecodingKey::from_secret(secret),
             }],
+            skipped: Vec::new(),
         })
     }
 
     /// The keys of a key file's text: a JWKS document (`{"keys": [...]}`) or
-    /// PEM public keys (SubjectPublicKeyInfo, `-----BEGIN PUBLIC KEY-----`).
+    /// PEM public keys (SubjectPublicKeyInfo `-----BEGIN PUBLIC KEY-----`, or
+    /// PKCS #1 `-----BEGIN RSA PUBLIC KEY-----`).
+    ///
+    /// A JWKS entry that is not a signature key of RS256, ES256 or EdDSA is
+    /// skipped ([`KeySet::skipped`]); a malformed entry, a shared secret, a
+    /// PEM block that is not a public key (a private key, a certificate) or
+    /// is cut short (a file caught while being written) refuses the whole
+    /// text, as does a text with no usable key.
     pub fn parse(text: &str) -> Result<Self, KeyError> {
-        let keys = if text.trim_start().starts_with('{') {
-            let set: JwkSet = serde_json::from_str(text).map_err(KeyError::Jwks)?;
-            set.keys
-                .iter()
-                .enumerate()
-                .map(|(index, jwk)| jwk_key(index, jwk))
-                .collect::<Result<Vec<_>, _>>()?
+        let (keys, skipped) = if text.trim_start().starts_with('{') {
+            let set: RawJwkSet = serde_json::from_str(text).map_err(KeyError::Jwks)?;
+            let mut keys = Vec::new();
+            let mut skipped = Vec::new();
+            for (index, entry) in set.keys.into_iter().enumerate() {
+                match jwk_key(index, entry)? {
+                    JwkEntry::Key(key) => keys.push(key),
+                    JwkEntry::Skipped(key) => skipped.push(key),
+                }
+            }
+            (keys, skipped)
         } else {
-            pem_blocks(text)
+            let keys = pem_blocks(text)?
+                .into_iter()
                 .enumerate()
                 .map(|(index, block)| pem_key(index, block))
-                .collect::<Result<Vec<_>, _>>()?
+                .collect::<Result<Vec<_>, _>>()?;
+            (keys, Vec::new())
         };
         if keys.is_empty() {
-            return Err(KeyError::Empty);
+            return Err(if skipped.is_empty() {
+                KeyError::Empty
+            } else {
+                KeyError::NoneUsable {
+                    skipped: skipped
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                }
+            });
         }
-        Ok(Self { keys })
+        Ok(Self { keys, skipped })
     }
 
     /// Every key, in file order.
@@ -105,29 +162,74 @@ impl KeySet {
         &self.keys
     }
 
+    /// The JWKS entries passed over, in file order.
+    pub fn skipped(&self) -> &[SkippedKey] {
+        &self.skipped
+    }
+
     /// This set followed by `other`.
     pub fn chain(&self, other: &KeySet) -> KeySet {
         KeySet {
             keys: self.keys.iter().chain(&other.keys).cloned().collect(),
+            skipped: self.skipped.iter().chain(&other.skipped).cloned().collect(),
         }
     }
 }
 
-/// Each `-----BEGIN …-----` to `-----END …-----` block of a PEM text.
-fn pem_blocks(text: &str) -> impl Iterator<Item = &str> {
-    text.match_indices("-----BEGIN ")
-        .filter_map(move |(start, _)| {
-            let rest = &text[start..];
-            let end_marker = rest.find("-----END ")?;
-            let line_end = rest[end_marker..]
-                .find('\n')
-                .map_or(rest.len(), |offset| end_marker + offset);
-            Some(&rest[..line_end])
-        })
+/// One PEM block: its label (`PUBLIC KEY`) and its text from `-----BEGIN`
+/// to the end of its `-----END` line.
+struct PemBlock<'a> {
+    label: &'a str,
+    text: &'a str,
 }
 
-fn pem_key(index: usize, block: &str) -> Result<VerifyingKey, KeyError> {
-    let bytes = block.as_bytes();
+/// The `-----BEGIN <label>-----` … `-----END <label>-----` blocks of a PEM
+/// text, in order; text between blocks is ignored (RFC 7468 §2). A block
+/// without its end line (or with another block's start before it) is
+/// [`KeyError::Truncated`].
+fn pem_blocks(text: &str) -> Result<Vec<PemBlock<'_>>, KeyError> {
+    const BEGIN: &str = "-----BEGIN ";
+    const DASHES: &str = "-----";
+    let mut blocks = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(BEGIN) {
+        let index = blocks.len();
+        let block = &rest[start..];
+        let truncated = || KeyError::Truncated { index };
+        let label_end = block[BEGIN.len()..].find(DASHES).ok_or_else(truncated)?;
+        let label = &block[BEGIN.len()..BEGIN.len() + label_end];
+        let end_marker = format!("-----END {label}-----");
+        let end = block.find(&end_marker).ok_or_else(truncated)?;
+        if block[BEGIN.len()..end].contains(BEGIN) {
+            return Err(truncated());
+        }
+        let block_end = end + end_marker.len();
+        blocks.push(PemBlock {
+            label,
+            text: &block[..block_end],
+        });
+        rest = &block[block_end..];
+    }
+    Ok(blocks)
+}
+
+fn pem_key(index: usize, block: PemBlock<'_>) -> Result<VerifyingKey, KeyError> {
+    let unsupported = |reason: String| KeyError::Unsupported { index, reason };
+    match block.label {
+        "PUBLIC KEY" | "RSA PUBLIC KEY" => {}
+        label if label.contains("PRIVATE KEY") => {
+            return Err(unsupported(format!(
+                "a private key (BEGIN {label}): the key file takes public keys only \
+                 (`openssl pkey -pubout` writes one), and a private key does not belong in it"
+            )))
+        }
+        label => {
+            return Err(unsupported(format!(
+                "a BEGIN {label} block: the key file takes public keys (BEGIN PUBLIC KEY)"
+            )))
+        }
+    }
+    let bytes = block.text.as_bytes();
     let parsed = DecodingKey::from_rsa_pem(bytes)
         .map(|key| (Algorithm::RS256, key))
         .or_else(|_| DecodingKey::from_ec_pem(bytes).map(|key| (Algorithm::ES256, key)))
@@ -138,14 +240,66 @@ fn pem_key(index: usize, block: &str) -> Result<VerifyingKey, KeyError> {
             algorithm,
             key,
         }),
-        Err(_) => Err(KeyError::Unsupported {
-            index,
-            reason: "not an RSA, EC P-256 or Ed25519 public key in PEM".into(),
-        }),
+        Err(_) => Err(unsupported(
+            "not an RSA, EC P-256 or Ed25519 public key in PEM".into(),
+        )),
     }
 }
 
-fn jwk_key(index: usize, jwk: &Jwk) -> Result<VerifyingKey, KeyError> {
+/// A JWKS document with its entries unread, so that each is judged alone.
+#[derive(serde::Deserialize)]
+struct RawJwkSet {
+    keys: Vec<serde_json::Value>,
+}
+
+enum JwkEntry {
+    Key(VerifyingKey),
+    Skipped(SkippedKey),
+}
+
+/// Why a JWKS entry is not a signature key of an accepted kind, or `None`.
+fn skip_reason(entry: &serde_json::Value) -> Option<String> {
+    let text = |name: &str| entry.get(name).and_then(serde_json::Value::as_str);
+    if text("use").is_some_and(|usage| usage != "sig") {
+        return Some("not a signature key (use is not sig)".into());
+    }
+    if let Some(operations) = entry.get("key_ops").and_then(serde_json::Value::as_array) {
+        if !operations.iter().any(|operation| operation == "verify") {
+            return Some("its key_ops do not include verify".into());
+        }
+    }
+    let accepted_curve = match text("kty") {
+        Some("RSA") => None,
+        Some("EC") => Some("P-256"),
+        Some("OKP") => Some("Ed25519"),
+        other => return Some(format!("kty {other:?} is not RSA, EC or OKP")),
+    };
+    if let Some(curve) = accepted_curve {
+        if text("crv") != Some(curve) {
+            return Some(format!("curve {:?} is not {curve}", text("crv")));
+        }
+    }
+    match text("alg") {
+        None | Some("RS256" | "ES256" | "EdDSA") => None,
+        Some(other) => Some(format!("alg {other} is not RS256, ES256 or EdDSA")),
+    }
+}
+
+fn jwk_key(index: usize, entry: serde_json::Value) -> Result<JwkEntry, KeyError> {
+    let secret = entry.get("kty").and_then(serde_json::Value::as_str) == Some("oct");
+    if let Some(reason) = skip_reason(&entry).filter(|_| !secret) {
+        let key_id = entry
+            .get("kid")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        return Ok(JwkEntry::Skipped(SkippedKey {
+            index,
+            key_id,
+            reason,
+        }));
+    }
+    let jwk: Jwk =
+        serde_json::from_value(entry).map_err(|source| KeyError::BadJwk { index, source })?;
     let unsupported = |reason: &str| KeyError::Unsupported {
         index,
         reason: reason.to_owned(),
@@ -181,12 +335,12 @@ fn jwk_key(index: usize, jwk: &Jwk) -> Result<VerifyingKey, KeyError> {
     if declared != inferred {
         return Err(unsupported("its alg does not fit its key type"));
     }
-    let key = DecodingKey::from_jwk(jwk).map_err(|source| KeyError::Invalid { index, source })?;
-    Ok(VerifyingKey {
+    let key = DecodingKey::from_jwk(&jwk).map_err(|source| KeyError::Invalid { index, source })?;
+    Ok(JwkEntry::Key(VerifyingKey {
         key_id: jwk.common.key_id.clone(),
         algorithm: declared,
         key,
-    })
+    }))
 }
 
 struct Loaded {
@@ -218,11 +372,18 @@ fn read_bounded(path: &Path) -> Result<String, KeyError> {
     std::fs::read_to_string(path).map_err(read_error)
 }
 
+fn log_skipped(path: &Path, keys: &KeySet) {
+    for skipped in keys.skipped() {
+        tracing::warn!(path = %path.display(), %skipped, "key file entry skipped: not a signature key this server verifies with");
+    }
+}
+
 impl KeyFile {
     /// Reads and parses the file now: a file that cannot be used stops the start.
     pub fn open(path: PathBuf, check_interval: Duration) -> Result<Self, KeyError> {
         let text = read_bounded(&path)?;
         let keys = Arc::new(KeySet::parse(&text)?);
+        log_skipped(&path, &keys);
         Ok(Self {
             path,
             check_interval,
@@ -254,7 +415,8 @@ impl KeyFile {
             match read_bounded(&self.path) {
                 Ok(text) if text != loaded.text => match KeySet::parse(&text) {
                     Ok(keys) => {
-                        tracing::info!(path = %self.path.display(), keys = keys.keys().len(), "key file re-read");
+                        tracing::info!(path = %self.path.display(), keys = keys.keys().len(), skipped = keys.skipped().len(), "key file re-read");
+                        log_skipped(&self.path, &keys);
                         loaded.keys = Arc::new(keys);
                         loaded.text = text;
                     }
@@ -326,6 +488,132 @@ mod tests {
             KeySet::secret(b"short"),
             Err(KeyError::SecretTooShort)
         ));
+    }
+
+    /// The test JWKS with `extra` entries appended.
+    fn jwks_with(extra: &[serde_json::Value]) -> String {
+        let mut set: serde_json::Value =
+            serde_json::from_str(include_str!("../testdata/jwks.json")).expect("json");
+        let keys = set["keys"].as_array_mut().expect("keys");
+        keys.extend(extra.iter().cloned());
+        set.to_string()
+    }
+
+    #[test]
+    fn jwks_entries_that_are_not_signature_keys_it_verifies_with_are_skipped() {
+        let set: serde_json::Value =
+            serde_json::from_str(include_str!("../testdata/jwks.json")).expect("json");
+        let rsa = set["keys"][0].clone();
+        let with = |changes: serde_json::Value| {
+            let mut entry = rsa.clone();
+            for (name, value) in changes.as_object().expect("object") {
+                entry[name] = value.clone();
+            }
+            entry
+        };
+        let extra = [
+            with(serde_json::json!({"kid": "enc-1", "use": "enc", "alg": "RSA-OAEP"})),
+            with(serde_json::json!({"kid": "ps-1", "alg": "PS256"})),
+            with(serde_json::json!({"kid": "new-1", "alg": "ML-DSA-44"})),
+            with(serde_json::json!({"kid": "sign-only", "key_ops": ["sign"]})),
+            serde_json::json!({"kty": "EC", "kid": "p384", "crv": "P-384", "x": "AA", "y": "AA"}),
+            serde_json::json!({"kty": "AKP", "kid": "pq", "pub": "AA"}),
+        ];
+        let set = KeySet::parse(&jwks_with(&extra)).expect("usable keys remain");
+        assert_eq!(algorithms(&set), PUBLIC_KEY_ALGORITHMS);
+        let skipped: Vec<_> = set
+            .skipped()
+            .iter()
+            .map(|key| (key.index, key.key_id.as_deref()))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                (3, Some("enc-1")),
+                (4, Some("ps-1")),
+                (5, Some("new-1")),
+                (6, Some("sign-only")),
+                (7, Some("p384")),
+                (8, Some("pq")),
+            ]
+        );
+        let only_skipped = serde_json::json!({"keys": [extra[0].clone()]}).to_string();
+        assert!(matches!(
+            KeySet::parse(&only_skipped),
+            Err(KeyError::NoneUsable { skipped }) if skipped.contains("enc-1")
+        ));
+        // A shared secret is refused even under an algorithm it does not verify.
+        let secret = serde_json::json!({"kty": "oct", "alg": "HS256", "k": "c2VjcmV0"});
+        assert!(matches!(
+            KeySet::parse(&jwks_with(&[secret])),
+            Err(KeyError::Unsupported { index: 3, .. })
+        ));
+        // A key of an accepted kind that cannot be read refuses the file.
+        let broken = serde_json::json!({"kty": "RSA", "alg": "RS256", "n": 5});
+        assert!(matches!(
+            KeySet::parse(&jwks_with(&[broken])),
+            Err(KeyError::BadJwk { index: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn a_pem_block_cut_short_or_not_a_public_key_refuses_the_file() {
+        let (rsa, ec) = (PEMS[0].0, PEMS[1].0);
+        let whole = format!("{rsa}{ec}");
+        let cut = &whole[..whole.len() - 40];
+        assert!(matches!(
+            KeySet::parse(cut),
+            Err(KeyError::Truncated { index: 1 })
+        ));
+        let begin_only = format!("{rsa}-----BEGIN PUBLIC KEY-----\nMFkw");
+        assert!(matches!(
+            KeySet::parse(&begin_only),
+            Err(KeyError::Truncated { index: 1 })
+        ));
+        let with_text = format!("issued for wallex\n{rsa}\nrotated today\n{ec}");
+        assert_eq!(
+            algorithms(&KeySet::parse(&with_text).expect("text between blocks")),
+            [Algorithm::RS256, Algorithm::ES256]
+        );
+        for private in [
+            include_str!("../testdata/rsa_private.pem"),
+            include_str!("../testdata/ec_private.pem"),
+            include_str!("../testdata/ed_private.pem"),
+        ] {
+            assert!(matches!(
+                KeySet::parse(private),
+                Err(KeyError::Unsupported { index: 0, reason }) if reason.contains("private key")
+            ));
+        }
+        let certificate = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(matches!(
+            KeySet::parse(certificate),
+            Err(KeyError::Unsupported { index: 0, reason }) if reason.contains("CERTIFICATE")
+        ));
+    }
+
+    #[test]
+    fn a_rotation_that_adds_an_encryption_key_still_removes_the_old_key() {
+        let folder = tempfile::tempdir().expect("tempdir");
+        let path = folder.path().join("keys.json");
+        std::fs::write(&path, include_str!("../testdata/jwks.json")).expect("write");
+        let file = KeyFile::open(path.clone(), Duration::ZERO).expect("opens");
+        let mut set: serde_json::Value =
+            serde_json::from_str(include_str!("../testdata/jwks.json")).expect("json");
+        let keys = set["keys"].as_array_mut().expect("keys");
+        let mut encryption = keys.remove(0);
+        encryption["kid"] = "enc-1".into();
+        encryption["use"] = "enc".into();
+        encryption["alg"] = "RSA-OAEP".into();
+        keys.push(encryption);
+        std::fs::write(&path, set.to_string()).expect("rotate");
+        let current = file.current();
+        let ids: Vec<_> = current
+            .keys()
+            .iter()
+            .map(|key| key.key_id.as_deref())
+            .collect();
+        assert_eq!(ids, [Some("ec-1"), Some("ed-1")]);
     }
 
     #[test]

@@ -29,6 +29,7 @@ struct Granted {
     scope: String,
     exp: Option<serde_json::Value>,
     nbf: Option<serde_json::Value>,
+    iss: Option<serde_json::Value>,
 }
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
@@ -51,6 +52,12 @@ pub enum AuthError {
     WrongAlgorithm { token: String, accepted: String },
     #[error("Token key id {0:?} is not among the configured keys")]
     UnknownKeyId(String),
+    #[error("Token key id {key_id:?} names a key for {key_algorithm}, but the token is signed with {token}")]
+    KeyAlgorithmMismatch {
+        key_id: String,
+        key_algorithm: String,
+        token: String,
+    },
     #[error("Token signature is invalid")]
     BadSignature,
     #[error("Token expired")]
@@ -59,6 +66,8 @@ pub enum AuthError {
     NotYetValid,
     #[error("Token issuer (iss) is not the one expected")]
     WrongIssuer,
+    #[error("Token issuer (iss) must be one string (RFC 7519 §4.1.1), not a list")]
+    IssuerNotAString,
     #[error("Token audience (aud) is not the one expected")]
     WrongAudience,
     #[error("Token lacks the {0} claim")]
@@ -110,11 +119,11 @@ impl Verifier {
         if token.len() > TOKEN_BYTES_MAX {
             return Err(AuthError::Malformed("longer than 8 KiB"));
         }
-        let algorithm = header_algorithm(token)?;
+        let keys = self.keys();
+        let algorithm = header_algorithm(token, &keys)?;
         let key_id = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthError::Malformed("its header cannot be read"))?
             .kid;
-        let keys = self.keys();
         let candidates = candidates(&keys, algorithm, key_id.as_deref())?;
         let mut failure = AuthError::BadSignature;
         for candidate in candidates {
@@ -123,7 +132,7 @@ impl Verifier {
                 &candidate.key,
                 &self.validation(algorithm),
             ) {
-                Ok(data) => return principal(data.claims),
+                Ok(data) => return self.principal(data.claims),
                 Err(error) if matches!(error.kind(), ErrorKind::InvalidSignature) => {}
                 Err(error) => failure = claim_error(error.kind()),
             }
@@ -161,7 +170,7 @@ impl Verifier {
 
 /// The `alg` of the token's header, read before anything else so that `none`
 /// is named as such.
-fn header_algorithm(token: &str) -> Result<Algorithm, AuthError> {
+fn header_algorithm(token: &str, keys: &KeySet) -> Result<Algorithm, AuthError> {
     let mut parts = token.split('.');
     let (Some(header), Some(_), Some(_), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -189,52 +198,61 @@ fn header_algorithm(token: &str) -> Result<Algorithm, AuthError> {
     name.parse::<Algorithm>()
         .map_err(|_| AuthError::WrongAlgorithm {
             token: name.chars().take(16).collect(),
-            accepted: String::new(),
+            accepted: accepted_algorithms(keys),
         })
 }
 
-/// The keys that may have signed a token of `algorithm` and `key_id`: by id
-/// when the configured keys have ids, else every key of that algorithm.
+/// The algorithms of the configured keys, for a refusal's message.
+fn accepted_algorithms(keys: &KeySet) -> String {
+    let mut names: Vec<String> = keys
+        .keys()
+        .iter()
+        .map(|key| format!("{:?}", key.algorithm))
+        .collect();
+    names.dedup();
+    names.join(", ")
+}
+
+/// The keys that may have signed a token of `algorithm` and `key_id`: the
+/// keys of that id and the keys without one (the HS256 secret, PEM keys)
+/// when the token names a key, else every key; of those, the keys of
+/// `algorithm` (each key verifies one algorithm only, so a token cannot
+/// choose how a key is used).
 fn candidates<'a>(
     keys: &'a KeySet,
     algorithm: Algorithm,
     key_id: Option<&str>,
 ) -> Result<Vec<&'a VerifyingKey>, AuthError> {
-    let accepted = || {
-        let mut names: Vec<String> = keys
-            .keys()
-            .iter()
-            .map(|key| format!("{:?}", key.algorithm))
-            .collect();
-        names.dedup();
-        names.join(", ")
-    };
-    let keyed = keys.keys().iter().any(|key| key.key_id.is_some());
-    let selected: Vec<&VerifyingKey> = match key_id {
-        Some(key_id) if keyed => {
-            let by_id: Vec<_> = keys
-                .keys()
-                .iter()
-                .filter(|key| key.key_id.as_deref() == Some(key_id))
-                .collect();
-            if by_id.is_empty() {
-                return Err(AuthError::UnknownKeyId(key_id.chars().take(64).collect()));
-            }
-            by_id
-        }
-        _ => keys.keys().iter().collect(),
-    };
+    let selected: Vec<&VerifyingKey> = keys
+        .keys()
+        .iter()
+        .filter(|key| key_id.is_none() || key.key_id.is_none() || key.key_id.as_deref() == key_id)
+        .collect();
+    if let (Some(key_id), true) = (key_id, selected.is_empty()) {
+        return Err(AuthError::UnknownKeyId(key_id.chars().take(64).collect()));
+    }
     let fitting: Vec<_> = selected
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|key| key.algorithm == algorithm)
         .collect();
-    if fitting.is_empty() {
-        return Err(AuthError::WrongAlgorithm {
-            token: format!("{algorithm:?}"),
-            accepted: accepted(),
-        });
+    if !fitting.is_empty() {
+        return Ok(fitting);
     }
-    Ok(fitting)
+    let named = selected
+        .iter()
+        .find(|key| key.key_id.is_some() && key.key_id.as_deref() == key_id);
+    Err(match (named, key_id) {
+        (Some(key), Some(key_id)) => AuthError::KeyAlgorithmMismatch {
+            key_id: key_id.chars().take(64).collect(),
+            key_algorithm: format!("{:?}", key.algorithm),
+            token: format!("{algorithm:?}"),
+        },
+        _ => AuthError::WrongAlgorithm {
+            token: format!("{algorithm:?}"),
+            accepted: accepted_algorithms(keys),
+        },
+    })
 }
 
 fn claim_error(kind: &ErrorKind) -> AuthError {
@@ -294,8 +312,27 @@ fn time_claims(claims: &Granted) -> Result<(), AuthError> {
     Ok(())
 }
 
-fn principal(claims: Granted) -> Result<Principal, AuthError> {
-    time_claims(&claims)?;
+impl Verifier {
+    /// The principal of a token whose signature, issuer and audience
+    /// `jsonwebtoken` has checked: its times, the issuer's form and the
+    /// subject.
+    fn principal(&self, claims: Granted) -> Result<Principal, AuthError> {
+        time_claims(&claims)?;
+        // `jsonwebtoken` takes an `iss` list holding the expected issuer;
+        // RFC 7519 §4.1.1 makes `iss` one StringOrURI.
+        if self.issuer.is_some()
+            && !claims
+                .iss
+                .as_ref()
+                .is_some_and(serde_json::Value::is_string)
+        {
+            return Err(AuthError::IssuerNotAString);
+        }
+        subject_principal(claims)
+    }
+}
+
+fn subject_principal(claims: Granted) -> Result<Principal, AuthError> {
     // The subject is stored in every event's metadata: no control character
     // (U+0000 cannot even be held by PostgreSQL text).
     if claims.sub.is_empty()
@@ -500,6 +537,41 @@ mod tests {
     }
 
     #[test]
+    fn an_issuer_list_is_refused_even_when_it_holds_the_expected_issuer() {
+        let verifier = hs256_verifier(Some("wallex-idp"), None);
+        let header = serde_json::json!({"alg": "HS256"});
+        let mut value = serde_json::to_value(claims()).expect("json");
+        value["iss"] = serde_json::json!("wallex-idp");
+        assert!(verifier
+            .verify(&signed(header.clone(), value.clone()))
+            .is_ok());
+        for issuers in [
+            serde_json::json!(["someone-else", "wallex-idp"]),
+            serde_json::json!(["wallex-idp"]),
+        ] {
+            value["iss"] = issuers;
+            assert_eq!(
+                verifier.verify(&signed(header.clone(), value.clone())),
+                Err(AuthError::IssuerNotAString)
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_algorithm_name_is_refused_naming_the_accepted_ones() {
+        let verifier = hs256_verifier(None, None);
+        let header = serde_json::json!({"alg": "Ed25519"});
+        let value = serde_json::to_value(claims()).expect("json");
+        assert_eq!(
+            verifier.verify(&signed(header, value)),
+            Err(AuthError::WrongAlgorithm {
+                token: "Ed25519".into(),
+                accepted: "HS256".into(),
+            })
+        );
+    }
+
+    #[test]
     fn exp_is_required() {
         let verifier = hs256_verifier(None, None);
         let mut value = serde_json::to_value(claims()).expect("json");
@@ -579,10 +651,37 @@ mod tests {
         // Signed by the RSA key but claiming the EC key's id.
         let mismatched =
             mint_with_pem(algorithm, private.as_bytes(), Some("ec-1"), &claims()).expect("mint");
-        assert!(matches!(
+        assert_eq!(
             verifier.verify(&mismatched),
-            Err(AuthError::WrongAlgorithm { .. })
-        ));
+            Err(AuthError::KeyAlgorithmMismatch {
+                key_id: "ec-1".into(),
+                key_algorithm: "ES256".into(),
+                token: "RS256".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn the_secret_verifies_an_hs256_token_whatever_its_kid_beside_a_keyed_jwks() {
+        let folder = tempfile::tempdir().expect("tempdir");
+        let path = folder.path().join("keys");
+        std::fs::write(&path, include_str!("../testdata/jwks.json")).expect("write");
+        let file = KeyFile::open(path, Duration::ZERO).expect("key file");
+        let verifier = Verifier::new(
+            Some(KeySet::secret(SECRET).expect("secret")),
+            Some(file),
+            None,
+            None,
+        );
+        let header = serde_json::json!({"alg": "HS256", "kid": "rsa-1"});
+        let value = serde_json::to_value(claims()).expect("json");
+        assert!(verifier.verify(&signed(header, value.clone())).is_ok());
+        let header = serde_json::json!({"alg": "HS256", "kid": "any"});
+        assert!(verifier.verify(&signed(header, value)).is_ok());
+        let (algorithm, key_id, private) = PRIVATE[1];
+        let ec =
+            mint_with_pem(algorithm, private.as_bytes(), Some(key_id), &claims()).expect("mint");
+        assert!(verifier.verify(&ec).is_ok());
     }
 
     #[test]
