@@ -150,8 +150,13 @@ impl Replica {
     }
 
     async fn health(&self) -> (u16, serde_json::Value) {
+        self.probe("/health").await
+    }
+
+    /// The status and JSON body of the probe at `path`.
+    async fn probe(&self, path: &str) -> (u16, serde_json::Value) {
         let response = reqwest::Client::new()
-            .get(format!("http://127.0.0.1:{}/health", self.port))
+            .get(format!("http://127.0.0.1:{}{path}", self.port))
             .timeout(REQUEST_TIMEOUT)
             .send()
             .await
@@ -298,6 +303,32 @@ async fn the_relay_publishes_every_event_once_in_per_wallet_order() {
         assert_eq!(versions, in_order, "{wallet}'s events in order");
     }
 
+    replica.task.abort();
+    database.drop_all().await;
+}
+
+#[tokio::test]
+async fn a_relay_whose_kafka_does_not_answer_is_unhealthy_but_alive() {
+    let Some(url) = require_env("DATABASE_URL") else {
+        return;
+    };
+    let database = RelayDatabase::create(&url).await;
+    // Nothing listens on the discard port: every Kafka request fails.
+    let replica = Replica::start(&database.url, "127.0.0.1:9", "wallex_it_relay_nowhere").await;
+    let (status, health) = replica.health().await;
+    assert_eq!(
+        (status, &health["kafka"]),
+        (503, &serde_json::json!("down")),
+        "{health}"
+    );
+    // Readiness says no; liveness says the process serves, so an
+    // orchestrator does not restart a relay that only waits for Kafka.
+    let (status, live) = replica.probe("/health/live").await;
+    assert_eq!(
+        (status, &live["status"]),
+        (200, &serde_json::json!("alive")),
+        "{live}"
+    );
     replica.task.abort();
     database.drop_all().await;
 }

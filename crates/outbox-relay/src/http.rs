@@ -11,6 +11,7 @@ use crate::startup::AppState;
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/health", web::get().to(health))
+        .route("/health/live", web::get().to(live))
         .route("/metrics", web::get().to(metrics));
 }
 
@@ -35,6 +36,13 @@ fn up(reachable: bool) -> &'static str {
     } else {
         "down"
     }
+}
+
+/// The liveness probe's: 200 while the process serves, whatever PostgreSQL
+/// and Kafka say. A relay whose servers are away waits and retries (a
+/// standby waits for the leader lock); restarting it brings no server back.
+async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "alive" }))
 }
 
 /// 200 when PostgreSQL and Kafka answer, each within

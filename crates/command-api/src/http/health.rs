@@ -186,6 +186,16 @@ pub async fn index() -> HttpResponse {
     })
 }
 
+/// The liveness probe's: 200 while the process serves HTTP, whatever its
+/// stores say. A store away makes `/health` 503, which takes a replica out
+/// of its Service (readiness); restarting the process would bring no store
+/// back, so liveness does not ask them.
+#[utoipa::path(get, path = "/health/live", tag = "operations",
+    responses((status = 200, description = "The process serves: {status: \"alive\"}", body = Object)))]
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "alive" }))
+}
+
 /// Whether the service can take commands (its event store answers), and how
 /// far events have flowed to their consumers.
 #[utoipa::path(get, path = "/health", tag = "operations",

@@ -81,6 +81,7 @@ use crate::metrics::Metrics;
         transactions::search_transactions,
         health::index,
         health::health,
+        health::live,
         health::publisher_health,
         health::publisher_stats,
         health::ledger_health,
@@ -202,6 +203,7 @@ pub fn routes(config: &mut web::ServiceConfig, document: utoipa::openapi::OpenAp
         .route("/ledger/verify", web::get().to(ledger::verify))
         .route("/", web::get().to(health::index))
         .route("/health", web::get().to(health::health))
+        .route("/health/live", web::get().to(health::live))
         .route("/health/kafka", web::get().to(health::publisher_health))
         .route("/ledger/health", web::get().to(health::ledger_health))
         .route(

@@ -136,6 +136,9 @@ async fn a_data_folder_moved_under_the_server_takes_no_more_writes() {
             .is_some_and(|error| error.contains("moved")),
         "{health}"
     );
+    // Out of its Service (readiness), but alive: a restart brings no folder back.
+    let (status, live) = json_of(app.get("/health/live").send().await.expect("sent")).await;
+    assert_eq!((status, &live["status"]), (200, &json!("alive")), "{live}");
     app.stop().await;
 
     // The moved folder holds what was acknowledged, and only that.
