@@ -21,7 +21,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use identity::{AuthError, KeyFile, KeySet, Principal, Verifier, KEY_FILE_CHECK_INTERVAL_MS};
 
-use crate::config::{AuthSwitch, Config};
+use crate::config::{AuthConfig, AuthSwitch, Config};
 
 /// Default sustained requests per second of one principal: above what one
 /// replica serves in all (bench/README.md), so a single service token (the
@@ -128,6 +128,7 @@ impl Access {
                     "AUTH_ISSUER and AUTH_AUDIENCE",
                 ));
             }
+            warn_unused_rate_limit(auth);
             return Ok(AccessPlan {
                 access: Access {
                     verifier: None,
@@ -178,6 +179,7 @@ impl Access {
                 ),
             });
         }
+        warn_unused_rate_limit(auth);
         Ok(AccessPlan {
             access: Access {
                 verifier: None,
@@ -186,6 +188,11 @@ impl Access {
             host,
             open_by_default: true,
         })
+    }
+
+    /// The key file tokens are verified with, when there is one.
+    pub fn key_file(&self) -> Option<&KeyFile> {
+        self.verifier.as_ref().and_then(Verifier::key_file)
     }
 
     /// Whether requests are authenticated (else every caller is [`Principal::open`]).
@@ -218,6 +225,19 @@ impl Access {
 
 /// A keyed limiter of `per_second` sustained and `burst` at once; `None` when
 /// `per_second` is 0 (no limit).
+/// The open modes have no principal to count requests for: a rate limit
+/// set below its defaults there is said to do nothing.
+fn warn_unused_rate_limit(auth: &AuthConfig) {
+    if auth.rate_limit_per_second != RATE_LIMIT_PER_SECOND_DEFAULT
+        || auth.rate_limit_burst != RATE_LIMIT_BURST_DEFAULT
+    {
+        tracing::warn!(
+            "RATE_LIMIT_PER_SECOND and RATE_LIMIT_BURST do nothing without authentication: \
+             there is no principal to count; limit requests in front of this server"
+        );
+    }
+}
+
 fn rate_limiter(per_second: u32, burst: u32) -> Option<DefaultKeyedRateLimiter<String>> {
     let per_second = NonZeroU32::new(per_second)?;
     let burst = NonZeroU32::new(burst).unwrap_or(per_second);

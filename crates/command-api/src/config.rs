@@ -126,15 +126,20 @@ pub struct AuthConfig {
     #[arg(long, env = "AUTH_JWT_PUBLIC_KEYS")]
     pub jwt_public_keys: Option<PathBuf>,
     /// Issuer (`iss`) every token must carry, when set; `command-api token` sets it.
-    #[arg(long, env = "AUTH_ISSUER")]
+    /// An empty value is refused (it would demand `"iss": ""` of every token).
+    #[arg(long, env = "AUTH_ISSUER", value_parser = NonEmptyStringValueParser::new())]
     pub issuer: Option<String>,
     /// Audience (`aud`) every token must carry, when set; `command-api token` sets it.
-    #[arg(long, env = "AUTH_AUDIENCE")]
+    /// An empty value is refused (it would demand `"aud": ""` of every token).
+    #[arg(long, env = "AUTH_AUDIENCE", value_parser = NonEmptyStringValueParser::new())]
     pub audience: Option<String>,
     /// Requests per second each principal may make, sustained (0: no limit).
+    /// Applies only with a key (`AUTH_JWT_SECRET`, `AUTH_JWT_PUBLIC_KEYS`):
+    /// without one there is no principal to count for.
     #[arg(long, env = "RATE_LIMIT_PER_SECOND", default_value_t = crate::access::RATE_LIMIT_PER_SECOND_DEFAULT)]
     pub rate_limit_per_second: u32,
-    /// Requests a principal may make at once above the sustained rate.
+    /// Requests a principal may make at once: the size of its bucket, which
+    /// refills at the sustained rate (0: the sustained rate).
     #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = crate::access::RATE_LIMIT_BURST_DEFAULT)]
     pub rate_limit_burst: u32,
 }

@@ -347,11 +347,14 @@ struct Loaded {
     text: String,
     keys: Arc<KeySet>,
     checked_at: Instant,
+    /// The file's text (or read error) last refused, and why, so that a file
+    /// left broken is logged once, not at every check, and can be shown.
+    refused: Option<(String, String)>,
 }
 
 /// A key file, read again at most every `check_interval` and parsed again
 /// when its text changed. A change that cannot be parsed (a file being
-/// written, a bad key) keeps the keys in use and is logged.
+/// written, a bad key) keeps the keys in use and is logged once.
 pub struct KeyFile {
     path: PathBuf,
     check_interval: Duration,
@@ -391,8 +394,20 @@ impl KeyFile {
                 text,
                 keys,
                 checked_at: Instant::now(),
+                refused: None,
             }),
         })
+    }
+
+    /// Why the file as it is now is not the one in use (a change that cannot
+    /// be used, or a file that cannot be read), as of the last check; `None`
+    /// when the keys in use are the file's.
+    pub fn refused_change(&self) -> Option<String> {
+        let loaded = self
+            .loaded
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
+        loaded.refused.as_ref().map(|(_, error)| error.clone())
     }
 
     /// The keys of the file as it is now (as of at most `check_interval` ago).
@@ -412,22 +427,29 @@ impl KeyFile {
             .unwrap_or_else(|poison| poison.into_inner());
         if loaded.checked_at.elapsed() >= self.check_interval {
             loaded.checked_at = Instant::now();
-            match read_bounded(&self.path) {
-                Ok(text) if text != loaded.text => match KeySet::parse(&text) {
+            let refusal = match read_bounded(&self.path) {
+                Ok(text) if text == loaded.text => None,
+                Ok(text) => match KeySet::parse(&text) {
                     Ok(keys) => {
                         tracing::info!(path = %self.path.display(), keys = keys.keys().len(), skipped = keys.skipped().len(), "key file re-read");
                         log_skipped(&self.path, &keys);
                         loaded.keys = Arc::new(keys);
                         loaded.text = text;
+                        None
                     }
-                    Err(error) => {
-                        tracing::error!(path = %self.path.display(), %error, "changed key file cannot be used; keeping the keys in use");
-                    }
+                    Err(error) => Some((text, error)),
                 },
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::error!(%error, "key file cannot be read; keeping the keys in use");
+                Err(error) => Some((error.to_string(), error)),
+            };
+            match refusal {
+                Some((refused, error))
+                    if loaded.refused.as_ref().map(|(text, _)| text) != Some(&refused) =>
+                {
+                    tracing::error!(path = %self.path.display(), %error, "changed key file cannot be used; keeping the keys in use (logged once for this content)");
+                    loaded.refused = Some((refused, error.to_string()));
                 }
+                Some(_) => {}
+                None => loaded.refused = None,
             }
         }
         Arc::clone(&loaded.keys)
@@ -630,13 +652,24 @@ mod tests {
             [Algorithm::RS256, Algorithm::EdDSA]
         );
 
+        assert_eq!(file.refused_change(), None);
+
         std::fs::write(&path, "half written").expect("break");
         assert_eq!(
             algorithms(&file.current()),
             [Algorithm::RS256, Algorithm::EdDSA]
         );
+        assert!(file
+            .refused_change()
+            .is_some_and(|error| error.contains("no public key")));
         std::fs::remove_file(&path).expect("remove");
         assert_eq!(file.current().keys().len(), 2);
+        assert!(file
+            .refused_change()
+            .is_some_and(|error| error.contains("cannot read")));
+        std::fs::write(&path, PEMS[1].0).expect("mended");
+        assert_eq!(algorithms(&file.current()), [Algorithm::ES256]);
+        assert_eq!(file.refused_change(), None);
     }
 
     #[test]

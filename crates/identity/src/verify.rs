@@ -101,6 +101,11 @@ impl Verifier {
         }
     }
 
+    /// The key file, when tokens are verified with one.
+    pub fn key_file(&self) -> Option<&KeyFile> {
+        self.key_file.as_ref()
+    }
+
     fn keys(&self) -> KeySet {
         let file = self.key_file.as_ref().map(KeyFile::current);
         match (&self.secret, file) {
@@ -228,9 +233,6 @@ fn candidates<'a>(
         .iter()
         .filter(|key| key_id.is_none() || key.key_id.is_none() || key.key_id.as_deref() == key_id)
         .collect();
-    if let (Some(key_id), true) = (key_id, selected.is_empty()) {
-        return Err(AuthError::UnknownKeyId(key_id.chars().take(64).collect()));
-    }
     let fitting: Vec<_> = selected
         .iter()
         .copied()
@@ -239,15 +241,17 @@ fn candidates<'a>(
     if !fitting.is_empty() {
         return Ok(fitting);
     }
+    let keyed = keys.keys().iter().any(|key| key.key_id.is_some());
     let named = selected
         .iter()
         .find(|key| key.key_id.is_some() && key.key_id.as_deref() == key_id);
-    Err(match (named, key_id) {
-        (Some(key), Some(key_id)) => AuthError::KeyAlgorithmMismatch {
+    Err(match (key_id, named) {
+        (Some(key_id), Some(key)) => AuthError::KeyAlgorithmMismatch {
             key_id: key_id.chars().take(64).collect(),
             key_algorithm: format!("{:?}", key.algorithm),
             token: format!("{algorithm:?}"),
         },
+        (Some(key_id), None) if keyed => AuthError::UnknownKeyId(key_id.chars().take(64).collect()),
         _ => AuthError::WrongAlgorithm {
             token: format!("{algorithm:?}"),
             accepted: accepted_algorithms(keys),

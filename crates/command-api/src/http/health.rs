@@ -8,6 +8,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
+use identity::KeyFile;
+
 use crate::catch_up::Projection;
 use crate::startup::AppState;
 
@@ -199,7 +201,7 @@ pub async fn live() -> HttpResponse {
 /// Whether the service can take commands (its event store answers), and how
 /// far events have flowed to their consumers.
 #[utoipa::path(get, path = "/health", tag = "operations",
-    responses((status = 200, description = "Up: {status: \"ok\", or \"degraded\" while writes fail or the wallet lock is down, eventStore: {kind, status, headPosition, writes: \"ok\" or {status: \"failing\", failures: {since, failures, error}} for the writes failed in the store since the last that passed, within 60 s of the last}, publisher, searchIndex: {status, consumerGroup on the full stack}, ledger: {status, position, consumerGroup: {group, messagesBehind} on the full stack}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined}, deadLetters: {status, parked, sinks}, locks: {kind: \"in-process\" or \"redis\", status: \"up\", or \"down\" with error (status \"degraded\": commands go on unlocked)}}", body = Object),
+    responses((status = 200, description = "Up: {status: \"ok\", or \"degraded\" while writes fail or the wallet lock is down, eventStore: {kind, status, headPosition, writes: \"ok\" or {status: \"failing\", failures: {since, failures, error}} for the writes failed in the store since the last that passed, within 60 s of the last}, publisher, searchIndex: {status, consumerGroup on the full stack}, ledger: {status, position, consumerGroup: {group, messagesBehind} on the full stack}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined}, deadLetters: {status, parked, sinks}, locks: {kind: \"in-process\" or \"redis\", status: \"up\", or \"down\" with error (status \"degraded\": commands go on unlocked)}, authentication: {keyFile: {status: \"ok\", or \"stale\" with error while AUTH_JWT_PUBLIC_KEYS holds a change that cannot be used (status \"degraded\": the keys before it still verify)}} ({} without a key file)}", body = Object),
               (status = 503, description = "The event store is down: {status: \"error\", eventStore: {kind, status, error}}", body = Object)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = state.wallets.store();
@@ -225,6 +227,10 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             if locks["status"] != "up" {
                 status = "degraded";
             }
+            let authentication = authentication_report(&state);
+            if authentication["keyFile"]["status"] == "stale" {
+                status = "degraded";
+            }
             HttpResponse::Ok().json(json!({
                 "status": status,
                 "eventStore": { "kind": store.kind(), "status": "up", "headPosition": head, "writes": writes },
@@ -235,12 +241,24 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                 "transfers": transfers_report(&state),
                 "locks": locks,
                 "deadLetters": dead_letters,
+                "authentication": authentication,
             }))
         }
         Err(error) => HttpResponse::ServiceUnavailable().json(json!({
             "status": "error",
             "eventStore": { "kind": store.kind(), "status": "down", "error": error },
         })),
+    }
+}
+
+/// `{keyFile: {status: "ok"}}`, or `{status: "stale", error}` while the key
+/// file holds a change that cannot be used (the keys before it still
+/// verify); `{}` without a key file.
+fn authentication_report(state: &AppState) -> serde_json::Value {
+    match state.access.key_file().map(KeyFile::refused_change) {
+        None => json!({}),
+        Some(None) => json!({ "keyFile": { "status": "ok" } }),
+        Some(Some(error)) => json!({ "keyFile": { "status": "stale", "error": error } }),
     }
 }
 

@@ -703,11 +703,42 @@ async fn a_key_file_verifies_its_algorithms_and_a_rotation_takes_effect_while_se
     ))
     .await;
     assert_eq!(
-        status(ed).await,
+        status(ed.clone()).await,
         200,
         "the new key is read without a restart"
     );
     assert_eq!(status(rsa).await, 401, "the old key is gone");
+    let key_file_health = || async {
+        let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
+        assert_eq!(status, 200, "{health}");
+        (
+            health["status"].clone(),
+            health["authentication"]["keyFile"].clone(),
+        )
+    };
+    assert_eq!(
+        key_file_health().await,
+        (json!("ok"), json!({"status": "ok"}))
+    );
+
+    // A change caught half written is refused whole: the keys in use stay,
+    // and /health says the file is not what verifies.
+    let whole = include_str!("../../../identity/testdata/rsa_public.pem");
+    std::fs::write(&key_file, &whole[..whole.len() / 2]).expect("break the key file");
+    tokio::time::sleep(Duration::from_millis(
+        identity::KEY_FILE_CHECK_INTERVAL_MS + 300,
+    ))
+    .await;
+    assert_eq!(status(ed).await, 200, "the keys in use stay");
+    let (health_status, key_file_status) = key_file_health().await;
+    assert_eq!(health_status, "degraded");
+    assert_eq!(key_file_status["status"], "stale", "{key_file_status}");
+    assert!(
+        key_file_status["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("without its END")),
+        "{key_file_status}"
+    );
     app.stop().await;
 }
 
