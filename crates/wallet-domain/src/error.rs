@@ -5,7 +5,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::hold::HoldStatus;
-use crate::ids::{HoldId, WalletId};
+use crate::ids::{HoldId, OwnerId, WalletId};
 
 /// A value that could not be parsed into a domain type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +31,15 @@ impl ValidationError {
 pub enum DomainError {
     #[error("Wallet {0} already exists")]
     WalletAlreadyExists(WalletId),
+    /// A creation names a wallet that exists under another owner than the
+    /// one it asks for: a caller creating a wallet for an owner (a payment
+    /// gateway) learns that the id is not that owner's, so it does not
+    /// credit it thinking it is.
+    #[error("Wallet {wallet_id} already exists under another owner than {owner_id}: choose another walletId")]
+    WalletOwnedByAnother {
+        wallet_id: WalletId,
+        owner_id: OwnerId,
+    },
     #[error("Wallet {0} not found")]
     WalletNotFound(WalletId),
     /// `balance` is the available balance; `overdraft_limit` how far below

@@ -237,7 +237,13 @@ fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
             initial_balance,
             overdraft_limit,
         } => match state {
-            WalletState::Open(_) => Err(DomainError::WalletAlreadyExists(wallet_id.clone())),
+            WalletState::Open(wallet) if wallet.owner_id == *owner_id => {
+                Err(DomainError::WalletAlreadyExists(wallet_id.clone()))
+            }
+            WalletState::Open(_) => Err(DomainError::WalletOwnedByAnother {
+                wallet_id: wallet_id.clone(),
+                owner_id: owner_id.clone(),
+            }),
             WalletState::Absent => Ok(vec![event(
                 *initial_balance,
                 EventKind::WalletCreated {

@@ -6,7 +6,7 @@ use support::*;
 use uuid::Uuid;
 use wallet_domain::{
     decide, decide_transfer, replay, replay_as_of, AsOf, Balance, CommandKind, DomainError,
-    EventKind, WalletEvent, WalletState, WalletStatus,
+    EventKind, OwnerId, WalletEvent, WalletState, WalletStatus,
 };
 
 #[test]
@@ -23,6 +23,22 @@ fn creating_a_wallet_opens_it_at_version_one_with_its_opening_balance() {
 fn creating_an_existing_wallet_is_refused() {
     let error = given_when(&[create("w1", "0")], &create("w1", "5")).expect_err("duplicate");
     assert_eq!(error, DomainError::WalletAlreadyExists(wallet_id("w1")));
+}
+
+#[test]
+fn creating_an_existing_wallet_for_another_owner_says_it_is_not_theirs() {
+    let mut for_another = create("w1", "5");
+    if let CommandKind::Create { owner_id, .. } = &mut for_another.kind {
+        *owner_id = OwnerId::parse("owner-2").expect("owner");
+    }
+    let error = given_when(&[create("w1", "0")], &for_another).expect_err("taken");
+    assert_eq!(
+        error,
+        DomainError::WalletOwnedByAnother {
+            wallet_id: wallet_id("w1"),
+            owner_id: OwnerId::parse("owner-2").expect("owner"),
+        }
+    );
 }
 
 #[test]

@@ -188,6 +188,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Domain(domain) => match domain {
                 DomainError::WalletNotFound(_) => ApiError::NotFound(message),
                 DomainError::WalletAlreadyExists(_)
+                | DomainError::WalletOwnedByAnother { .. }
                 | DomainError::WalletFrozen(_)
                 | DomainError::WalletNotFrozen(_)
                 | DomainError::WalletClosed(_)

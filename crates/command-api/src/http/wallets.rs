@@ -104,7 +104,7 @@ pub async fn optional_json_body(
     responses(
         (status = 201, description = "Created: the wallet, or its id alone when the caller may not read it (a `deposits` principal creating it for an owner)", body = WalletReply),
         (status = 400, description = "Invalid input: the message names the field", body = ErrorBody),
-        (status = 409, description = "Wallet already exists", body = ErrorBody),
+        (status = 409, description = "Wallet already exists: \"Wallet {id} already exists\" when it is ownerId's, \"Wallet {id} already exists under another owner than {ownerId}: choose another walletId\" when not", body = ErrorBody),
     )
 )]
 pub async fn create_wallet(
