@@ -438,11 +438,15 @@ pub mod money_json {
     use serde::{Deserializer, Serializer};
     use wallet_domain::money::MONEY_SCALE;
 
-    /// Writes `value` with exactly `MONEY_SCALE` decimal places.
+    /// Writes `value` with `MONEY_SCALE` decimal places: zeros are added to
+    /// a value of fewer, and a value of more (never posted by the rules, but
+    /// a verification may report a corrupted row) is written as it is, never
+    /// rounded.
     pub fn serialize<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
         let mut scaled = *value;
-        // Every amount the rules post has at most MONEY_SCALE places, so this only adds zeros.
-        scaled.rescale(MONEY_SCALE);
+        if scaled.scale() < MONEY_SCALE {
+            scaled.rescale(MONEY_SCALE);
+        }
         rust_decimal::serde::arbitrary_precision::serialize(&scaled, serializer)
     }
 
@@ -559,6 +563,22 @@ mod tests {
         assert!(json.contains("\"clearingBalance\":0.00"), "{json}");
         assert!(json.contains("\"checkpoint\":7"), "{json}");
         assert!(!json.contains("walletsPosted"), "{json}");
+    }
+
+    #[test]
+    fn a_balance_mismatch_prints_money_with_two_places_and_never_rounds() {
+        let mismatch = verification::BalanceMismatch {
+            wallet_id: WalletId::parse("w-1").expect("wallet"),
+            position: 2,
+            ledger_balance: Decimal::from_str("16.001").expect("decimal"),
+            event_sourced_balance: Decimal::from_str("15.00").expect("decimal"),
+            ledger_held_balance: Decimal::default(),
+            event_sourced_held_balance: Decimal::from_str("0.00").expect("decimal"),
+        };
+        let json = serde_json::to_string(&mismatch).expect("serialize");
+        assert!(json.contains("\"ledgerBalance\":16.001,"), "{json}");
+        assert!(json.contains("\"ledgerHeldBalance\":0.00,"), "{json}");
+        assert!(json.contains("\"eventSourcedHeldBalance\":0.00}"), "{json}");
     }
 
     #[test]

@@ -57,15 +57,15 @@ pub struct BalanceMismatch {
     pub wallet_id: WalletId,
     /// The log position both balances are taken at.
     pub position: u64,
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(with = "crate::money_json")]
     pub ledger_balance: Decimal,
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(with = "crate::money_json")]
     pub event_sourced_balance: Decimal,
     /// The wallet's held sub-account.
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(with = "crate::money_json")]
     pub ledger_held_balance: Decimal,
     /// The sum of its pending holds.
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(with = "crate::money_json")]
     pub event_sourced_held_balance: Decimal,
 }
 
