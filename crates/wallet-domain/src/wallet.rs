@@ -430,8 +430,11 @@ fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
             to_wallet_id,
             description,
         } => {
+            // The hold first, then the wallet's status: a hold already
+            // settled answers "not PENDING" on a frozen wallet too, as one
+            // whose expiry is not recorded yet does (found by `decide`).
+            let hold = pending(open(Needs::NotClosed)?, hold_id)?;
             let wallet = open(Needs::Active)?;
-            let hold = pending(wallet, hold_id)?;
             if to_wallet_id.as_ref() == Some(wallet_id) {
                 return Err(DomainError::SameWalletTransfer(wallet_id.clone()));
             }

@@ -245,6 +245,44 @@ fn a_frozen_wallet_refuses_new_holds_and_captures_but_voids() {
 }
 
 #[test]
+fn a_settled_hold_on_a_frozen_wallet_is_not_pending_whether_or_not_its_expiry_is_recorded() {
+    let voided = [
+        create("w1", "100"),
+        place("w1", "h1", "25", None),
+        void("w1", "h1"),
+        command("w1", CommandKind::Freeze),
+    ];
+    let error = given_when(&voided, &capture("w1", "h1", None, None)).expect_err("settled");
+    assert!(
+        matches!(&error, DomainError::HoldNotPending { hold_id: id, .. } if *id == hold_id("h1")),
+        "{error:?}"
+    );
+    // Expired: the same answer before the sweeper records the expiry (the
+    // capture finds it due) and after (the hold is gone from the wallet).
+    let expiring = [
+        create("w1", "100"),
+        place("w1", "h1", "25", in_a_minute()),
+        command("w1", CommandKind::Freeze),
+    ];
+    let unswept =
+        given_when(&expiring, &later(capture("w1", "h1", None, None), 61)).expect_err("expired");
+    let mut swept_history = history(&expiring);
+    swept_history
+        .extend(decide(&replay(&swept_history), &later(expire("w1", "h1"), 60)).expect("swept"));
+    let swept = decide(
+        &replay(&swept_history),
+        &later(capture("w1", "h1", None, None), 61),
+    )
+    .expect_err("expired and recorded");
+    for error in [unswept, swept] {
+        assert!(
+            matches!(&error, DomainError::HoldNotPending { hold_id: id, .. } if *id == hold_id("h1")),
+            "{error:?}"
+        );
+    }
+}
+
+#[test]
 fn a_wallet_with_a_pending_hold_cannot_close_and_a_closed_one_refuses_holds() {
     let given = [
         create("w1", "0"),
