@@ -304,11 +304,14 @@ impl Application {
                 .configure(|config| http::routes(config, document))
         })
         .client_request_timeout(Duration::from_millis(http::HEAD_READ_TIMEOUT_MS))
-        .shutdown_timeout(config.shutdown_timeout_seconds);
+        .shutdown_timeout(config.shutdown_timeout_seconds)
+        .disable_signals();
         if let Some(workers) = config.http_workers {
             server = server.workers(workers);
         }
         let server = server.listen(listener).map_err(cannot_listen)?.run();
+        let handle = server.handle();
+        observability::stop_on_signals(move |graceful| handle.stop(graceful));
         tracing::info!(host = %plan.host, port, mode, authenticated, "command-api listening");
         Ok(Self {
             server,

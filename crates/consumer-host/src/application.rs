@@ -118,8 +118,11 @@ impl Application {
             HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
                 .workers(HTTP_WORKERS)
                 .shutdown_timeout(settings.shutdown_timeout_seconds)
+                .disable_signals()
                 .listen(listener)?
                 .run();
+        let handle = server.handle();
+        observability::stop_on_signals(move |graceful| handle.stop(graceful));
         let groups: Vec<&str> = service
             .consumers
             .iter()

@@ -3,10 +3,12 @@
 mod exit;
 mod failure_streak;
 mod log_throttle;
+mod stop_signals;
 
 pub use exit::{exit_code, run_main, with_causes, RUNTIME_SHUTDOWN_WAIT_MS};
 pub use failure_streak::{FailureStreak, Failures, FAILURE_REPORT_MS};
 pub use log_throttle::{LogNow, LogThrottle};
+pub use stop_signals::stop_on_signals;
 
 use chrono::{DateTime, Utc};
 use prometheus::{Encoder, Histogram, Registry, TextEncoder};
@@ -88,10 +90,15 @@ pub fn log_filter(rust_log: Option<&str>) -> EnvFilter {
     }
 }
 
-/// Installs the global subscriber, filtered by [`log_filter`] of `RUST_LOG`.
+/// Installs the global subscriber, filtered by [`log_filter`] of `RUST_LOG`,
+/// writing to standard output; text lines are coloured only on a terminal
+/// (not in a file, a pipe or a journal).
 pub fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
     // A second install (tests start several apps in one process) keeps the first.
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -124,8 +124,11 @@ impl Application {
             HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
                 .workers(HTTP_WORKERS)
                 .shutdown_timeout(config.shutdown_timeout_seconds)
+                .disable_signals()
                 .listen(listener)?
                 .run();
+        let handle = server.handle();
+        observability::stop_on_signals(move |graceful| handle.stop(graceful));
         tracing::info!(port, topic = %config.kafka_topic, "outbox-relay listening");
         Ok(Self {
             server,

@@ -1,0 +1,82 @@
+//! The binary's stop on a signal: SIGINT (Ctrl-C in the terminal the
+//! embedded default runs in) stops as gracefully as SIGTERM, answering the
+//! request in flight. Runs the built `command-api` binary on a port of its own.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the binary gets to start listening, and to stop.
+const PROCESS_WAIT: Duration = Duration::from_secs(30);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn start(port: u16, data_dir: &std::path::Path) -> (Child, TcpStream) {
+    let child = Command::new(env!("CARGO_BIN_EXE_command-api"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("PORT", port.to_string())
+        .env("WALLEX_DATA_DIR", data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("command-api starts");
+    let started = Instant::now();
+    loop {
+        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
+            return (child, stream);
+        }
+        assert!(
+            started.elapsed() < PROCESS_WAIT,
+            "command-api never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let sent = Command::new("kill")
+        .args([format!("-{name}"), child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+}
+
+#[test]
+fn sigint_and_sigterm_let_the_request_in_flight_finish() {
+    for name in ["INT", "TERM"] {
+        let data_dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let (mut child, mut stream) = start(port, data_dir.path());
+        let body = br#"{"walletId":"w1","ownerId":"o","initialBalance":10}"#;
+        let head = format!(
+            "POST /wallets HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).expect("head sent");
+        stream
+            .write_all(&body[..10])
+            .expect("part of the body sent");
+        std::thread::sleep(Duration::from_millis(300));
+        signal(&child, name);
+        std::thread::sleep(Duration::from_millis(500));
+        stream
+            .write_all(&body[10..])
+            .expect("the rest of the body sent");
+        stream
+            .set_read_timeout(Some(PROCESS_WAIT))
+            .expect("read timeout");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("an answer");
+        assert!(answer.starts_with("HTTP/1.1 201"), "SIG{name}: {answer:?}");
+        let status = child.wait().expect("command-api stops");
+        assert!(status.success(), "SIG{name}: {status}");
+    }
+}
