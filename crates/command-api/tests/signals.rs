@@ -17,20 +17,34 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(port: u16, data_dir: &std::path::Path) -> (Child, TcpStream) {
-    let child = Command::new(env!("CARGO_BIN_EXE_command-api"))
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("PORT", port.to_string())
-        .env("WALLEX_DATA_DIR", data_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("command-api starts");
+/// The binary running on `port`, killed if a test leaves it running.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn start(port: u16, data_dir: &std::path::Path) -> (Server, TcpStream) {
+    let server = Server(
+        Command::new(env!("CARGO_BIN_EXE_command-api"))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("PORT", port.to_string())
+            .env("WALLEX_DATA_DIR", data_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("command-api starts"),
+    );
     let started = Instant::now();
     loop {
         if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
-            return (child, stream);
+            return (server, stream);
         }
         assert!(
             started.elapsed() < PROCESS_WAIT,
@@ -40,9 +54,9 @@ fn start(port: u16, data_dir: &std::path::Path) -> (Child, TcpStream) {
     }
 }
 
-fn signal(child: &Child, name: &str) {
+fn signal(server: &Server, name: &str) {
     let sent = Command::new("kill")
-        .args([format!("-{name}"), child.id().to_string()])
+        .args([format!("-{name}"), server.0.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(sent.success());
@@ -53,7 +67,7 @@ fn sigint_and_sigterm_let_the_request_in_flight_finish() {
     for name in ["INT", "TERM"] {
         let data_dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let (mut child, mut stream) = start(port, data_dir.path());
+        let (mut server, mut stream) = start(port, data_dir.path());
         let body = br#"{"walletId":"w1","ownerId":"o","initialBalance":10}"#;
         let head = format!(
             "POST /wallets HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
@@ -65,7 +79,7 @@ fn sigint_and_sigterm_let_the_request_in_flight_finish() {
             .write_all(&body[..10])
             .expect("part of the body sent");
         std::thread::sleep(Duration::from_millis(300));
-        signal(&child, name);
+        signal(&server, name);
         std::thread::sleep(Duration::from_millis(500));
         stream
             .write_all(&body[10..])
@@ -76,7 +90,7 @@ fn sigint_and_sigterm_let_the_request_in_flight_finish() {
         let mut answer = String::new();
         stream.read_to_string(&mut answer).expect("an answer");
         assert!(answer.starts_with("HTTP/1.1 201"), "SIG{name}: {answer:?}");
-        let status = child.wait().expect("command-api stops");
+        let status = server.0.wait().expect("command-api stops");
         assert!(status.success(), "SIG{name}: {status}");
     }
 }
