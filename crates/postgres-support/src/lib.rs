@@ -12,7 +12,16 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
 
-static MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
+/// The schema's migrations. A migration the database has applied that this
+/// build does not know (a newer release's, whose migration Job ran first) is
+/// passed over, so an older pod restarting during a rollout, or a rollback,
+/// starts on the newer schema: migrations only add (a column or table a
+/// release stops using is dropped a release later), so the older code finds
+/// everything it uses.
+static MIGRATIONS: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("../../migrations/postgres")
+};
 
 /// Connections one process holds at most, unless configured otherwise.
 pub const POOL_CONNECTIONS_MAX_DEFAULT: u32 = 16;
