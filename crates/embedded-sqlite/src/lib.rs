@@ -54,6 +54,13 @@ pub enum SqliteError {
         #[source]
         source: rusqlite::Error,
     },
+    /// SQLite opens a file it may not write read-only, without an error;
+    /// every write would then fail.
+    #[error(
+        "the database file {path} cannot be written by this process: give the server's user \
+         write access to it, to its -wal and -shm files and to their folder"
+    )]
+    ReadOnly { path: std::path::PathBuf },
     #[error("cannot create or find the database file {path}: {source}")]
     File {
         path: std::path::PathBuf,
@@ -231,6 +238,14 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
         source,
     };
     let connection = Connection::open(path).map_err(at)?;
+    if connection
+        .is_readonly(rusqlite::DatabaseName::Main)
+        .map_err(at)?
+    {
+        return Err(SqliteError::ReadOnly {
+            path: path.to_path_buf(),
+        });
+    }
     if durability == Durability::Durable {
         let place = FilePlace::of(path)?;
         connection.commit_hook(Some(move || match place.check() {
@@ -626,6 +641,49 @@ mod tests {
         assert_eq!(rows, 1);
         let mode = std::fs::metadata(&path).expect("file").mode() & 0o777;
         assert_eq!(mode, 0o640);
+    }
+
+    /// Clears the immutable attribute of a file when dropped.
+    struct Immutable<'a>(&'a Path);
+
+    impl Immutable<'_> {
+        /// `chattr +i` on `path`, or `None` where it cannot be set (a file
+        /// system without it, or no `CAP_LINUX_IMMUTABLE`).
+        fn set(path: &Path) -> Option<Immutable<'_>> {
+            let set = std::process::Command::new("chattr")
+                .arg("+i")
+                .arg(path)
+                .status();
+            set.is_ok_and(|status| status.success())
+                .then_some(Immutable(path))
+        }
+    }
+
+    impl Drop for Immutable<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("chattr")
+                .arg("-i")
+                .arg(self.0)
+                .status();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_this_process_may_not_write_is_refused_at_open() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("projection.db");
+        drop(open_rows(&path, Durability::Durable));
+        // Not writable even by root, which chmod cannot do.
+        let Some(_immutable) = Immutable::set(&path) else {
+            eprintln!("SKIPPED: chattr +i is not available here");
+            return;
+        };
+        let refused = open_writer(&path, Durability::Durable).expect_err("read-only");
+        assert!(matches!(refused, SqliteError::ReadOnly { .. }), "{refused}");
+        assert!(
+            refused.to_string().contains("cannot be written"),
+            "{refused}"
+        );
     }
 
     #[test]
