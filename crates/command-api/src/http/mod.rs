@@ -148,7 +148,7 @@ pub fn routes(config: &mut web::ServiceConfig, document: utoipa::openapi::OpenAp
             web::post().to(wallets::debit_wallet),
         )
         .route(
-            "/wallets/{walletId}/transfer",
+            "/wallets/{fromWalletId}/transfer",
             web::post().to(wallets::transfer),
         )
         .route(
@@ -403,7 +403,8 @@ mod tests {
     /// `raw`, by the same function its handler reads it with.
     fn server_accepts(name: &str, raw: &str) -> bool {
         match name {
-            "walletId" | "fromWalletId" => path::wallet_id(raw).is_ok(),
+            "walletId" => path::wallet_id(raw).is_ok(),
+            "fromWalletId" => path::wallet_id_named("fromWalletId", raw).is_ok(),
             "holdId" => path::hold_id(raw).is_ok(),
             "referenceId" => path::reference_id(raw).is_ok(),
             other => panic!("the path parameter {other} has no rule in this test: add it"),

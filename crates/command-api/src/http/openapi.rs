@@ -79,7 +79,7 @@ fn add_shared_responses(operation: &mut Operation) {
         (
             "415",
             "Content-Type other than application/json (UTF-8), or a Content-Encoding other than \
-             identity, gzip (x-gzip) or deflate, or more than one coding",
+             identity, gzip (x-gzip) or deflate, or more than one coding (identity aside)",
         ),
         ("422", "Idempotency-Key already used for another operation"),
         (

@@ -54,7 +54,7 @@ fn admit(request: &ServiceRequest, policy: OriginPolicy) -> Result<(), ApiError>
     if policy.loopback_hosts_only && !host.as_deref().is_some_and(names_loopback) {
         return Err(ApiError::Forbidden(format!(
             "Host {} is refused: without authentication this server answers only to a loopback \
-             name (localhost, 127.0.0.1, [::1])",
+             name or address (localhost, 127.0.0.0/8, [::1])",
             host.as_deref().unwrap_or("(none)")
         )));
     }
@@ -105,22 +105,28 @@ fn request_host(request: &ServiceRequest) -> Option<String> {
 }
 
 /// `host[:port]` of an origin `scheme://host[:port]`; `None` for `null` and
-/// anything else that is not such an origin.
+/// anything else that is not such an origin. `https` as well as `http`: behind
+/// a proxy that ends TLS, a browser's own origin is `https://` while the
+/// server sees plain HTTP with the same `Host`.
 fn origin_authority(origin: &str) -> Option<&str> {
     let (scheme, authority) = origin.split_once("://")?;
     let plain = matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https");
     (plain && !authority.is_empty() && !authority.contains('/')).then_some(authority)
 }
 
-/// Whether a `Host` value (`name[:port]`, `[v6][:port]`) names a loopback host.
-/// Anything after the name but a `:port` of digits (a path, userinfo) is not.
+/// Whether a `Host` value (`name[:port]`, `[v6][:port]`) names a loopback host:
+/// `localhost` or a loopback address (any of 127.0.0.0/8, `::1` in any
+/// spelling). Anything after the name but a `:port` (0 to 65535, or empty as
+/// RFC 3986 allows) is not: a path, userinfo, a port out of range.
 fn names_loopback(host: &str) -> bool {
     let (name, rest) = match host.strip_prefix('[') {
         Some(bracketed) => bracketed.split_once(']').unwrap_or((bracketed, "")),
         None => host.rsplit_once(':').unwrap_or((host, "")),
     };
     let port = rest.strip_prefix(':').unwrap_or(rest);
-    port.bytes().all(|byte| byte.is_ascii_digit()) && is_loopback(name)
+    let port_ok = port.is_empty()
+        || (port.bytes().all(|byte| byte.is_ascii_digit()) && port.parse::<u16>().is_ok());
+    port_ok && is_loopback(name)
 }
 
 #[cfg(test)]
@@ -136,6 +142,9 @@ mod tests {
             "127.0.0.1:8080",
             "[::1]:3000",
             "[::1]",
+            "127.0.0.2",
+            "[0:0:0:0:0:0:0:1]:65535",
+            "localhost:",
         ] {
             assert!(names_loopback(host), "{host}");
         }
@@ -149,6 +158,8 @@ mod tests {
             "localhost:3750/evil",
             "localhost:x@evil",
             "[::1]/evil",
+            "localhost:99999",
+            "[::1]:65536",
         ] {
             assert!(!names_loopback(host), "{host}");
         }

@@ -63,10 +63,17 @@ fn parameter(request: &HttpRequest) -> Result<String, ApiError> {
     })
 }
 
-/// The wallet id of a path (`{walletId}`, `{fromWalletId}`): 400 naming it
-/// when it is not 1 to 64 characters of `A-Z a-z 0-9 - _`.
+/// The wallet id of a path (`{walletId}`): 400 naming it when it is not 1
+/// to 64 characters of `A-Z a-z 0-9 - _`.
 pub fn wallet_id(raw: &str) -> Result<WalletId, ApiError> {
-    WalletId::parse(raw).map_err(|error: ValidationError| ApiError::BadRequest(error.to_string()))
+    wallet_id_named("walletId", raw)
+}
+
+/// As [`wallet_id`], for a path parameter of another name (`{fromWalletId}`
+/// of a transfer, the seed's name for it), which the 400 names.
+pub fn wallet_id_named(name: &'static str, raw: &str) -> Result<WalletId, ApiError> {
+    WalletId::parse_field(name, raw)
+        .map_err(|error: ValidationError| ApiError::BadRequest(error.to_string()))
 }
 
 /// The hold id of a path (`{holdId}`): 400 naming it when it is empty,

@@ -252,7 +252,7 @@ pub async fn transfer(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let from_wallet_id = path::wallet_id(&path)?;
+    let from_wallet_id = path::wallet_id_named("fromWalletId", &path)?;
     authorize_on_wallet(&state, &caller, &from_wallet_id, |owner_id| {
         Action::MoveOut { owner_id }
     })

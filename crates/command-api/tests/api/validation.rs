@@ -112,6 +112,14 @@ async fn transfer_validates_its_target() {
         "decimal places",
     )
     .await;
+    // The paying wallet of the path is named as the document and the seed
+    // name it.
+    for (path, needle) in [
+        ("/wallets/a.b/transfer", "fromWalletId may contain only"),
+        ("/wallets/%FF/transfer", "fromWalletId must be UTF-8"),
+    ] {
+        expect_bad_request(&app, path, r#"{"toWalletId": "w", "amount": 1}"#, needle).await;
+    }
     assert_eq!(app.balance_text("w").await, "5.00");
     app.stop().await;
 }
