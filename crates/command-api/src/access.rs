@@ -51,6 +51,16 @@ pub enum AccessConfigError {
         "AUTH_ISSUER and AUTH_AUDIENCE need a key: set AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEYS"
     )]
     ClaimsWithoutKey,
+    /// An identity provider's keys sign tokens for its other applications
+    /// too: without an audience, any of them would be taken here (RFC 8725
+    /// §3.9: a token for another relying party must be refused by its `aud`).
+    #[error(
+        "AUTH_JWT_PUBLIC_KEYS needs AUTH_AUDIENCE: an identity provider's keys sign tokens for \
+         its other applications too, and only the aud claim tells this API's apart (RFC 8725 \
+         section 3.9); set AUTH_AUDIENCE to the aud of this API's tokens (and AUTH_ISSUER to \
+         the provider's iss)"
+    )]
+    AudienceRequired,
     #[error("authentication keys: {0}")]
     Keys(#[from] identity::KeyError),
 }
@@ -139,6 +149,9 @@ impl Access {
             });
         }
         if keyed {
+            if auth.jwt_public_keys.is_some() && auth.audience.is_none() {
+                return Err(AccessConfigError::AudienceRequired);
+            }
             let secret = auth
                 .jwt_secret
                 .as_deref()
@@ -370,8 +383,11 @@ mod tests {
         let mut weak = config();
         weak.auth.jwt_secret = Some("short".into());
         assert!(refusal(&weak).contains("at least 32 bytes"));
-        let mut missing_file = config();
-        missing_file.auth.jwt_public_keys = Some(PathBuf::from("/nonexistent/keys.pem"));
+        let mut no_audience = config();
+        no_audience.auth.jwt_public_keys = Some(PathBuf::from("/nonexistent/keys.pem"));
+        assert!(refusal(&no_audience).contains("needs AUTH_AUDIENCE"));
+        let mut missing_file = no_audience;
+        missing_file.auth.audience = Some("wallex-api".into());
         assert!(refusal(&missing_file).contains("/nonexistent/keys.pem"));
     }
 

@@ -702,7 +702,7 @@ async fn a_key_file_verifies_its_algorithms_and_a_rotation_takes_effect_while_se
     )
     .expect("write the key file");
     let app = spawn_app_with_key_file(&key_file).await;
-    let operator = Claims::new("ops", "admin", Duration::from_secs(3600));
+    let operator = claims("ops", "admin");
     let signed = |algorithm, private: &str| {
         bearer(mint_with_pem(algorithm, private.as_bytes(), None, &operator).expect("mint"))
     };

@@ -100,6 +100,7 @@ pub async fn spawn_app_with_key_file(key_file: &Path) -> TestApp {
     let temp = tempfile::tempdir().expect("tempdir");
     let mut config = Config::embedded_for_test(temp.path().to_path_buf());
     config.auth.jwt_public_keys = Some(key_file.to_path_buf());
+    config.auth.audience = Some(AUTH_AUDIENCE.into());
     let mut app = spawn_app_with(config).await;
     app._temp = Some(temp);
     app
