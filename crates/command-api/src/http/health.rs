@@ -202,7 +202,7 @@ pub async fn live() -> HttpResponse {
 /// far events have flowed to their consumers.
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses((status = 200, description = "Up: {status: \"ok\", or \"degraded\" while writes fail or the wallet lock is down, eventStore: {kind, status, headPosition, writes: \"ok\" or {status: \"failing\", failures: {since, failures, error}} for the writes failed in the store since the last that passed, within 60 s of the last}, publisher, searchIndex: {status, consumerGroup on the full stack}, ledger: {status, position, consumerGroup: {group, messagesBehind} on the full stack}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined}, deadLetters: {status, parked, sinks}, locks: {kind: \"in-process\" or \"redis\", status: \"up\", or \"down\" with error (status \"degraded\": commands go on unlocked)}, authentication: {keyFile: {status: \"ok\", or \"stale\" with error while AUTH_JWT_PUBLIC_KEYS holds a change that cannot be used (status \"degraded\": the keys before it still verify)}} ({} without a key file)}", body = Object),
-              (status = 503, description = "The event store is down: {status: \"error\", eventStore: {kind, status, error}}", body = Object)))]
+              (status = 503, description = "The event store is down: {status: \"error\", eventStore: {kind, status, error}} (Retry-After: seconds)", body = Object)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = state.wallets.store();
     match observability::health_check(store.head_position()).await {
@@ -244,11 +244,21 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                 "authentication": authentication,
             }))
         }
-        Err(error) => HttpResponse::ServiceUnavailable().json(json!({
+        Err(error) => unavailable().json(json!({
             "status": "error",
             "eventStore": { "kind": store.kind(), "status": "down", "error": error },
         })),
     }
+}
+
+/// A 503 of a probe, with `Retry-After` as every 503 of this API has.
+fn unavailable() -> actix_web::HttpResponseBuilder {
+    let mut response = HttpResponse::ServiceUnavailable();
+    response.insert_header((
+        actix_web::http::header::RETRY_AFTER,
+        super::error::RETRY_AFTER_SECONDS.to_string(),
+    ));
+    response
 }
 
 /// `{keyFile: {status: "ok"}}`, or `{status: "stale", error}` while the key
@@ -267,13 +277,13 @@ fn authentication_report(state: &AppState) -> serde_json::Value {
 /// `{status: "error", module: "ledger", error}` when it does not.
 #[utoipa::path(get, path = "/ledger/health", tag = "operations",
     responses((status = 200, description = "The ledger answers: {status: \"ok\", module: \"ledger\", position}", body = Object),
-              (status = 503, description = "The ledger does not answer: {status: \"error\", module: \"ledger\", error}", body = Object)))]
+              (status = 503, description = "The ledger does not answer: {status: \"error\", module: \"ledger\", error} (Retry-After: seconds)", body = Object)))]
 pub async fn ledger_health(state: web::Data<AppState>) -> HttpResponse {
     match within_timeout(state.ledger.checkpoint()).await {
         Ok(position) => HttpResponse::Ok().json(json!({
             "status": "ok", "module": "ledger", "position": position,
         })),
-        Err(error) => HttpResponse::ServiceUnavailable().json(json!({
+        Err(error) => unavailable().json(json!({
             "status": "error", "module": "ledger", "error": error,
         })),
     }
@@ -284,7 +294,7 @@ pub async fn ledger_health(state: web::Data<AppState>) -> HttpResponse {
 /// shows `producer` and `publisher`, its server also answered `kafka` and `timestamp`).
 #[utoipa::path(get, path = "/health/kafka", tag = "operations",
     responses((status = 200, description = "Healthy: {status: \"healthy\", producer: {connected}, kafka: {status: \"connected\" or \"disconnected\"}, publisher: {isRunning, unprocessedEvents, lagMs}, timestamp (RFC 3339)}", body = Object),
-              (status = 503, description = "Unhealthy: the same body", body = Object)))]
+              (status = 503, description = "Unhealthy: the same body (Retry-After: seconds)", body = Object)))]
 pub async fn publisher_health(state: web::Data<AppState>) -> HttpResponse {
     let report = state.publisher.report().await;
     let body = json!({
@@ -301,7 +311,7 @@ pub async fn publisher_health(state: web::Data<AppState>) -> HttpResponse {
     if report.healthy() {
         HttpResponse::Ok().json(body)
     } else {
-        HttpResponse::ServiceUnavailable().json(body)
+        unavailable().json(body)
     }
 }
 

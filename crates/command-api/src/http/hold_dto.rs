@@ -48,10 +48,16 @@ fn optional_instant_schema() -> ObjectBuilder {
 
 /// What a hold id chosen at placement accepts: 1 to 128 letters, digits,
 /// '-' and '_' (a wallet id's characters, so it reads the same in a path, with
-/// no dot segment a client or proxy would collapse and nothing to escape).
-/// Holds placed before this rule keep their ids and stay reachable
-/// ([`HOLD_ID_PATTERN`] in paths).
-pub const CHOSEN_HOLD_ID_PATTERN: &str = r"^[A-Za-z0-9_-]{1,128}$";
+/// no dot segment a client or proxy would collapse and nothing to escape),
+/// and no version-5 UUID in the two forms those characters can spell
+/// (hyphenated, or 32 hex digits): the negative lookahead of ECMA-262, the
+/// regular expressions of JSON Schema. Holds placed before this rule keep
+/// their ids and stay reachable ([`HOLD_ID_PATTERN`] in paths).
+pub const CHOSEN_HOLD_ID_PATTERN: &str = concat!(
+    r"^(?![0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-5[0-9A-Fa-f]{3}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$",
+    r"|[0-9A-Fa-f]{12}5[0-9A-Fa-f]{19}$)",
+    r"[A-Za-z0-9_-]{1,128}$"
+);
 
 /// The `holdId` of a placement: [`CHOSEN_HOLD_ID_PATTERN`], and no version-5
 /// UUID: the server derived those from a placement's `Idempotency-Key` until

@@ -190,11 +190,11 @@ pub async fn capture_hold(
 /// Release a pending hold: its money is available again.
 #[utoipa::path(
     post, path = "/holds/{holdId}/void", tag = "holds",
-    request_body(content = Option<EmptyRequest>, description = "None, null or {}"),
+    request_body(content = Option<EmptyRequest>, description = "None (or only white space, a byte-order mark allowed before it), null or {}"),
     params(("holdId" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")),
     responses(
         (status = 201, description = "Voided: the hold, VOIDED", body = HoldResponse),
-        (status = 400, description = "Invalid input: a body that is not empty or {}, or a bad Idempotency-Key", body = ErrorBody),
+        (status = 400, description = "Invalid input: a body that is not empty (white space only), null or {}, or a bad Idempotency-Key", body = ErrorBody),
         (status = 404, description = "Hold not found", body = ErrorBody),
         (status = 409, description = "Hold not PENDING (captured, voided or expired), wallet closed, or the wallet changed too often while this request ran", body = ErrorBody),
     )

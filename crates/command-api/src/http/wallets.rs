@@ -321,11 +321,11 @@ async fn status_operation(
 /// Freeze a wallet: it refuses debits and transfers out, still receives.
 #[utoipa::path(
     post, path = "/wallets/{walletId}/freeze", tag = "wallets",
-    request_body(content = Option<EmptyRequest>, description = "None, null or {}"),
+    request_body(content = Option<EmptyRequest>, description = "None (or only white space, a byte-order mark allowed before it), null or {}"),
     params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 201, description = "Frozen", body = WalletResponse),
-        (status = 400, description = "Invalid input: a body that is not empty or {}, or a bad Idempotency-Key", body = ErrorBody),
+        (status = 400, description = "Invalid input: a body that is not empty (white space only), null or {}, or a bad Idempotency-Key", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "Already frozen, wallet closed, or it changed too often while this request ran (retry it)", body = ErrorBody),
     )
@@ -352,11 +352,11 @@ pub async fn freeze_wallet(
 /// Unfreeze a frozen wallet.
 #[utoipa::path(
     post, path = "/wallets/{walletId}/unfreeze", tag = "wallets",
-    request_body(content = Option<EmptyRequest>, description = "None, null or {}"),
+    request_body(content = Option<EmptyRequest>, description = "None (or only white space, a byte-order mark allowed before it), null or {}"),
     params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 201, description = "Active again", body = WalletResponse),
-        (status = 400, description = "Invalid input: a body that is not empty or {}, or a bad Idempotency-Key", body = ErrorBody),
+        (status = 400, description = "Invalid input: a body that is not empty (white space only), null or {}, or a bad Idempotency-Key", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "Not frozen, wallet closed, or it changed too often while this request ran (retry it)", body = ErrorBody),
     )
@@ -383,11 +383,11 @@ pub async fn unfreeze_wallet(
 /// Close a wallet for good: only at balance 0.00; it stays readable.
 #[utoipa::path(
     post, path = "/wallets/{walletId}/close", tag = "wallets",
-    request_body(content = Option<EmptyRequest>, description = "None, null or {}"),
+    request_body(content = Option<EmptyRequest>, description = "None (or only white space, a byte-order mark allowed before it), null or {}"),
     params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 201, description = "Closed", body = WalletResponse),
-        (status = 400, description = "Invalid input: a body that is not empty or {}, or a bad Idempotency-Key", body = ErrorBody),
+        (status = 400, description = "Invalid input: a body that is not empty (white space only), null or {}, or a bad Idempotency-Key", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "Balance not 0.00, a pending hold, frozen (unfreeze first), already closed, a transfer out of it not finished yet (the transfer process), or it changed too often while this request ran (retry it)", body = ErrorBody),
     )

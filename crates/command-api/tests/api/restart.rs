@@ -128,7 +128,16 @@ async fn a_data_folder_moved_under_the_server_takes_no_more_writes() {
         let (status, body) = json_of(app.get(path).send().await.expect("sent")).await;
         assert!(status == 200 || status == 503, "{path}: {status} {body}");
     }
-    let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
+    let response = app.get("/health").send().await.expect("sent");
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .map(|value| value.as_bytes()),
+        Some(&b"1"[..]),
+        "a 503 says when to try again"
+    );
+    let (status, health) = json_of(response).await;
     assert_eq!(status, 503, "{health}");
     assert!(
         health["eventStore"]["error"]
