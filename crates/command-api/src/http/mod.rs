@@ -124,6 +124,7 @@ pub fn document(authenticated: bool) -> utoipa::openapi::OpenApi {
         openapi::BearerAuth.modify(&mut document);
     }
     openapi::EveryOperation.modify(&mut document);
+    openapi::ResponseHeaders.modify(&mut document);
     document
 }
 

@@ -14,6 +14,7 @@
 //! retry with the same key). [`WriteOperations`] adds them to each write
 //! operation of the document, keeping whatever an operation states itself.
 
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
@@ -111,8 +112,8 @@ const HEAD_TOO_LARGE: &str = "More than 96 request headers, or a request head ov
 /// a server can read safely (RFC 9112 §3.2, §6.3).
 const MALFORMED_REQUEST: &str = "A request that is not well-formed HTTP/1.1 (no Host header, \
      both Content-Length and Transfer-Encoding, a repeated or non-numeric Content-Length, a \
-     header line without a colon, a control byte in the request line, an unknown HTTP version); \
-     answered by the HTTP layer with no body, and the connection is closed";
+     header line without a colon, a control byte in the request line or in a header value, an \
+     unknown HTTP version); answered by the HTTP layer with no body, and the connection is closed";
 /// Paths whose answers never depend on storage (no 503).
 const STORAGE_FREE_PATHS: [&str; 2] = ["/", "/metrics"];
 
@@ -151,6 +152,70 @@ impl Modify for EveryOperation {
             }
         }
     }
+}
+
+/// Documents the response headers the server sends: `X-Correlation-Id` on
+/// every answer the application gives, `Retry-After` on 429 and 503,
+/// `WWW-Authenticate` on 401, and `Idempotent-Replayed` on the success of
+/// every `POST` and `PUT` (a retry answered with the stored response). Runs
+/// last, when every operation has all its answers.
+pub struct ResponseHeaders;
+
+impl Modify for ResponseHeaders {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                (&mut item.get, false),
+                (&mut item.post, true),
+                (&mut item.put, true),
+                (&mut item.delete, false),
+            ];
+            for (operation, write) in operations {
+                let Some(operation) = operation else {
+                    continue;
+                };
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    for (name, description) in response_headers(status, write) {
+                        response.headers.entry(name.to_owned()).or_insert_with(|| {
+                            HeaderBuilder::new()
+                                .schema(ObjectBuilder::new().schema_type(Type::String))
+                                .description(Some(description))
+                                .build()
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The headers an answer of `status` carries, by name, with what they say.
+fn response_headers(status: &str, write: bool) -> Vec<(&'static str, &'static str)> {
+    let mut headers = Vec::new();
+    // The HTTP layer's own answers carry none of the application's headers.
+    if !matches!(status, "408" | "431") {
+        headers.push((
+            CORRELATION_ID,
+            "The request's X-Correlation-Id, or the one made for it",
+        ));
+    }
+    match status {
+        "429" | "503" => headers.push((
+            "Retry-After",
+            "Seconds to wait before retrying (with the same Idempotency-Key, for a command)",
+        )),
+        "401" => headers.push(("WWW-Authenticate", "Bearer, with the failed check")),
+        success if write && success.starts_with('2') => headers.push((
+            "Idempotent-Replayed",
+            "true when this is the stored response of an earlier request with the same \
+             Idempotency-Key (the operation was not run again)",
+        )),
+        _ => {}
+    }
+    headers
 }
 
 /// Adds the answer `status` made by `new(description)`, or, when the
