@@ -267,6 +267,16 @@ impl Projection {
         }
     }
 
+    /// The projection's name in a header value: `ledger`, `read-model`,
+    /// `search-index`.
+    pub fn token(self) -> &'static str {
+        match self {
+            Projection::Ledger => "ledger",
+            Projection::ReadModel => "read-model",
+            Projection::SearchIndex => "search-index",
+        }
+    }
+
     /// What a client is told when a read of this projection is answered
     /// 503, whether its store did not answer or the wait before it
     /// (`http::error` uses it for both).

@@ -1,6 +1,7 @@
 //! The ledger API, served from the double-entry ledger's tables.
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse, HttpResponseBuilder};
 use identity::Action;
 use ledger::posting::hold_reference;
 use ledger::verification;
@@ -34,21 +35,49 @@ fn read_wallet(owner_id: Option<&str>) -> Action<'_> {
     Action::ReadWallet { owner_id }
 }
 
+/// The header of a read answered from a projection still behind the event
+/// store when its wait ended: the projection's name ([`Projection::token`]).
+/// Without it, the answer shows every write acknowledged before the read.
+pub const STALE_PROJECTION: &str = "Stale-Projection";
+
+/// Whether a read's projection showed every acknowledged write when it was
+/// read, or which one did not.
+#[must_use = "the answer must say when it is stale"]
+pub struct Freshness(Option<Projection>);
+
+impl Freshness {
+    /// An answer of `status`, with [`STALE_PROJECTION`] when behind.
+    pub fn respond(&self, status: StatusCode) -> HttpResponseBuilder {
+        let mut response = HttpResponse::build(status);
+        if let Some(projection) = self.0 {
+            response.insert_header((STALE_PROJECTION, projection.token()));
+        }
+        response
+    }
+
+    /// `200 OK`, with [`STALE_PROJECTION`] when behind.
+    pub fn ok(&self) -> HttpResponseBuilder {
+        self.respond(StatusCode::OK)
+    }
+}
+
 /// Waits (bounded by `wait_ms`) until `projection` shows every write
 /// acknowledged before the read ([`crate::catch_up`]); a projection still
-/// behind then is read as it is, and a warning says so. 503 when what the
-/// wait asks did not answer ([`CatchUp::Unavailable`]).
+/// behind then is read as it is, the answer says so ([`Freshness`]) and a
+/// warning too. 503 when what the wait asks did not answer
+/// ([`CatchUp::Unavailable`]).
 pub async fn catch_up(
     state: &AppState,
     projection: Projection,
     wait_ms: u64,
-) -> Result<(), ApiError> {
+) -> Result<Freshness, ApiError> {
     let caught = state
         .progress
         .catch_up(state.wallets.store().as_ref(), projection, wait_ms)
         .await;
     match caught {
-        CatchUp::Reached | CatchUp::Behind => Ok(()),
+        CatchUp::Reached => Ok(Freshness(None)),
+        CatchUp::Behind => Ok(Freshness(Some(projection))),
         CatchUp::Unavailable(_) => Err(ApiError::Unavailable(
             projection.unavailable_message().to_owned(),
         )),
@@ -193,7 +222,7 @@ pub async fn wallet_entries(
     let wallet_id = path::wallet_id(&path)?;
     authorize_on_wallet(&state, &caller, &wallet_id, read_wallet).await?;
     let filter = params.filter()?;
-    catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
+    let freshness = catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
     known_cursor(&state, &filter).await?;
     let entries = state
         .ledger
@@ -202,7 +231,7 @@ pub async fn wallet_entries(
             filter,
         })
         .await?;
-    Ok(HttpResponse::Ok().json(WalletEntriesResponse {
+    Ok(freshness.ok().json(WalletEntriesResponse {
         wallet_id: wallet_id.to_string(),
         count: entries.len(),
         transactions: entries,
@@ -283,7 +312,7 @@ pub async fn wallet_summary(
             return Err(not_yet_created(&wallet_id, at));
         }
     }
-    catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
+    let freshness = catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
     let summary = state.ledger.wallet_summary(&wallet_id, at).await?;
     let newest = state
         .ledger
@@ -296,7 +325,7 @@ pub async fn wallet_summary(
             },
         })
         .await?;
-    Ok(HttpResponse::Ok().json(WalletSummaryResponse::new(
+    Ok(freshness.ok().json(WalletSummaryResponse::new(
         summary,
         newest.into_iter().next(),
     )))
@@ -319,7 +348,7 @@ pub async fn reference_entries(
     // A transfer's entries are both wallets': an operator's read.
     authorize_call(&caller, Action::Audit)?;
     let reference_id = path::reference_id(&path)?;
-    catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
+    let freshness = catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
     let mut entries = state.ledger.reference_entries(reference_id).await?;
     // A hold's transactions share a reference made from its id; it is looked
     // up only when no operation or transfer has this id, so a hold named
@@ -330,7 +359,7 @@ pub async fn reference_entries(
             entries = state.ledger.reference_entries(&reference).await?;
         }
     }
-    Ok(HttpResponse::Ok().json(ReferenceEntriesResponse {
+    Ok(freshness.ok().json(ReferenceEntriesResponse {
         reference_id: path.to_owned(),
         count: entries.len(),
         transactions: entries,
@@ -375,13 +404,13 @@ pub async fn transactions(
         Some(wallet_id) => authorize_on_wallet(&state, &caller, wallet_id, read_wallet).await?,
         None => authorize_call(&caller, Action::Audit)?,
     }
-    catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
+    let freshness = catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
     known_cursor(&state, &filter).await?;
     let entries = state
         .ledger
         .transactions(TransactionsQuery { wallet_id, filter })
         .await?;
-    Ok(HttpResponse::Ok().json(EntriesResponse {
+    Ok(freshness.ok().json(EntriesResponse {
         count: entries.len(),
         transactions: entries,
     }))
@@ -400,13 +429,13 @@ pub async fn verify(caller: Caller, state: web::Data<AppState>) -> Result<HttpRe
     authorize_call(&caller, Action::Audit)?;
     // Let the ledger reach what is acknowledged, so `caughtUp`
     // is usually true; the answer is right either way.
-    catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
+    let freshness = catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
     let verification =
         verification::verify(state.ledger.as_ref(), state.wallets.store().as_ref()).await?;
     Ok(if verification.ok {
-        HttpResponse::Ok().json(verification)
+        freshness.ok().json(verification)
     } else {
-        HttpResponse::Conflict().json(verification)
+        freshness.respond(StatusCode::CONFLICT).json(verification)
     })
 }
 

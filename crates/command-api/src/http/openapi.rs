@@ -154,23 +154,52 @@ impl Modify for EveryOperation {
     }
 }
 
+/// The reads answered from a projection (ledger, read model, search index),
+/// which say when it was still behind the event store after their wait.
+const PROJECTION_READS: [&str; 8] = [
+    "/wallets",
+    "/wallets/{walletId}/transactions",
+    "/transactions",
+    "/ledger/wallet/{walletId}",
+    "/ledger/wallet/{walletId}/summary",
+    "/ledger/reference/{referenceId}",
+    "/ledger/transactions",
+    "/ledger/verify",
+];
+
+/// What an operation is, for the headers of its answers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A `POST` or `PUT`.
+    Write,
+    /// A `GET` of [`PROJECTION_READS`].
+    ProjectionRead,
+    Other,
+}
+
 /// Documents the response headers the server sends: `X-Correlation-Id` on
 /// every answer the application gives, `Retry-After` on 429 and 503,
-/// `WWW-Authenticate` on 401, and `Idempotent-Replayed` on the success of
-/// every `POST` and `PUT` (a retry answered with the stored response). Runs
-/// last, when every operation has all its answers.
+/// `WWW-Authenticate` on 401, `Idempotent-Replayed` on the success of every
+/// `POST` and `PUT` (a retry answered with the stored response), and
+/// `Stale-Projection` on the answers of a projection's reads. Runs last,
+/// when every operation has all its answers.
 pub struct ResponseHeaders;
 
 impl Modify for ResponseHeaders {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let read = if PROJECTION_READS.contains(&path.as_str()) {
+                Kind::ProjectionRead
+            } else {
+                Kind::Other
+            };
             let operations = [
-                (&mut item.get, false),
-                (&mut item.post, true),
-                (&mut item.put, true),
-                (&mut item.delete, false),
+                (&mut item.get, read),
+                (&mut item.post, Kind::Write),
+                (&mut item.put, Kind::Write),
+                (&mut item.delete, Kind::Other),
             ];
-            for (operation, write) in operations {
+            for (operation, kind) in operations {
                 let Some(operation) = operation else {
                     continue;
                 };
@@ -178,7 +207,7 @@ impl Modify for ResponseHeaders {
                     let RefOr::T(response) = response else {
                         continue;
                     };
-                    for (name, description) in response_headers(status, write) {
+                    for (name, description) in response_headers(status, kind) {
                         response.headers.entry(name.to_owned()).or_insert_with(|| {
                             HeaderBuilder::new()
                                 .schema(ObjectBuilder::new().schema_type(Type::String))
@@ -193,7 +222,7 @@ impl Modify for ResponseHeaders {
 }
 
 /// The headers an answer of `status` carries, by name, with what they say.
-fn response_headers(status: &str, write: bool) -> Vec<(&'static str, &'static str)> {
+fn response_headers(status: &str, kind: Kind) -> Vec<(&'static str, &'static str)> {
     let mut headers = Vec::new();
     // The HTTP layer's own answers carry none of the application's headers.
     if !matches!(status, "408" | "431") {
@@ -208,10 +237,16 @@ fn response_headers(status: &str, write: bool) -> Vec<(&'static str, &'static st
             "Seconds to wait before retrying (with the same Idempotency-Key, for a command)",
         )),
         "401" => headers.push(("WWW-Authenticate", "Bearer, with the failed check")),
-        success if write && success.starts_with('2') => headers.push((
+        success if kind == Kind::Write && success.starts_with('2') => headers.push((
             "Idempotent-Replayed",
             "true when this is the stored response of an earlier request with the same \
              Idempotency-Key (the operation was not run again)",
+        )),
+        "200" | "409" if kind == Kind::ProjectionRead => headers.push((
+            super::ledger::STALE_PROJECTION,
+            "Present when the projection read (ledger, read-model or search-index) was still \
+             behind the event store after the read's wait: the answer may miss the newest \
+             acknowledged writes. Absent: it shows every write acknowledged before the read",
         )),
         _ => {}
     }

@@ -124,7 +124,7 @@ pub async fn wallet_transactions(
     let (limit, offset) = page(&params.limit, &params.offset)?;
     let before = query::integer(BEFORE.name, &params.before, POSITION_BOUNDS)?;
     let index = search_index(&state)?;
-    catch_up(&state, Projection::SearchIndex, SEARCH_CATCH_UP_WAIT_MS).await?;
+    let freshness = catch_up(&state, Projection::SearchIndex, SEARCH_CATCH_UP_WAIT_MS).await?;
     let page = index
         .wallet_transactions(&wallet_id, before, limit, offset)
         .await?;
@@ -140,7 +140,7 @@ pub async fn wallet_transactions(
     {
         return Err(not_found());
     }
-    Ok(HttpResponse::Ok().json(WalletTransactionsResponse::new(
+    Ok(freshness.ok().json(WalletTransactionsResponse::new(
         &wallet_id,
         page,
         sees_principals(&caller),
@@ -261,9 +261,9 @@ pub async fn search_transactions(
         }
     };
     let index = search_index(&state)?;
-    catch_up(&state, Projection::SearchIndex, SEARCH_CATCH_UP_WAIT_MS).await?;
+    let freshness = catch_up(&state, Projection::SearchIndex, SEARCH_CATCH_UP_WAIT_MS).await?;
     let page = index.search_transactions(&search).await?;
-    Ok(HttpResponse::Ok().json(TransactionSearchResponse::new(
+    Ok(freshness.ok().json(TransactionSearchResponse::new(
         page,
         sees_principals(&caller),
     )))

@@ -577,12 +577,12 @@ pub async fn list_wallets(
         OwnerFilter::Apply(owner_id) => owner_id,
         OwnerFilter::Nothing => return Ok(HttpResponse::Ok().json(Vec::<WalletResponse>::new())),
     };
-    catch_up(&state, Projection::ReadModel, LIST_CATCH_UP_WAIT_MS).await?;
+    let freshness = catch_up(&state, Projection::ReadModel, LIST_CATCH_UP_WAIT_MS).await?;
     // As `GET /wallets/{id}` sees a wallet: a hold due by the read is not held.
     query.seen_at = Some(chrono::Utc::now());
     let limit = query.limit;
     let wallets = state.read_model.list_wallets(query).await?;
-    let mut response = HttpResponse::Ok();
+    let mut response = freshness.ok();
     if wallets.len() >= limit {
         if let Some(last) = wallets.last() {
             response.insert_header((

@@ -193,3 +193,42 @@ async fn the_ledger_lists_say_their_count_is_the_page_not_a_total() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_read_from_a_projection_still_behind_says_so() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let app = crate::helpers::spawn_app_in(temp.path()).await;
+    assert_eq!(app.create_wallet("a", "o", json!(10)).await.status(), 201);
+    let fresh = app.get("/ledger/wallet/a").send().await.expect("sent");
+    assert_eq!(fresh.status(), 200);
+    assert!(fresh.headers().get("stale-projection").is_none());
+
+    // Another program holds the ledger's write lock: its projection cannot
+    // post the credit, so the read waits its bound and answers what it has.
+    let blocker = rusqlite::Connection::open(temp.path().join("ledger.db")).expect("opened");
+    blocker
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("the write lock taken");
+    assert_eq!(app.credit("a", json!(5)).await.status(), 201);
+    let stale = app.get("/ledger/wallet/a").send().await.expect("sent");
+    assert_eq!(stale.status(), 200);
+    assert_eq!(
+        stale
+            .headers()
+            .get("stale-projection")
+            .map(|value| value.as_bytes()),
+        Some(&b"ledger"[..])
+    );
+    let (_, entries) = json_of(stale).await;
+    assert_eq!(
+        entries["count"], 1,
+        "the credit is not posted yet: {entries}"
+    );
+
+    blocker.execute_batch("ROLLBACK").expect("the lock let go");
+    let caught_up = app.get("/ledger/wallet/a").send().await.expect("sent");
+    assert!(caught_up.headers().get("stale-projection").is_none());
+    let (_, entries) = json_of(caught_up).await;
+    assert_eq!(entries["count"], 2, "{entries}");
+    app.stop().await;
+}
