@@ -285,6 +285,10 @@ async fn refuse_a_kept_journal(data_dir: &std::path::Path) -> Result<(), Startup
 /// search server that is down does not keep the API from taking commands.
 fn elasticsearch(config: &Config) -> Result<Option<Arc<dyn SearchIndex>>, StartupError> {
     let Some(url) = config.elasticsearch_url.as_deref() else {
+        tracing::warn!(
+            "ELASTICSEARCH_URL is not set: transaction histories and searches answer 503 \
+             'not configured' (projection-consumer fills the index command-api reads them from)"
+        );
         return Ok(None);
     };
     let index = ElasticsearchIndex::connect_with_timeout(

@@ -216,17 +216,22 @@ impl ConsumerGroup {
 
     /// Messages the relay published that the group has not applied yet,
     /// summed over the partitions (a partition it stored nothing of counts
-    /// whole).
-    async fn messages_behind(&self) -> Result<u64, sqlx::Error> {
+    /// whole), and whether it stored any offset at all.
+    async fn lag(&self) -> Result<GroupLag, sqlx::Error> {
         let (_, progress) = self.observe().await?;
-        Ok(progress
+        let messages_behind = progress
             .published
             .iter()
             .map(|(partition, published)| {
                 let applied = progress.applied.get(partition).copied().unwrap_or(0);
                 u64::try_from(published.saturating_sub(applied)).unwrap_or(0)
             })
-            .sum())
+            .sum();
+        Ok(GroupLag {
+            group: self.group.clone(),
+            messages_behind,
+            stored_offsets: !progress.applied.is_empty(),
+        })
     }
 }
 
@@ -240,6 +245,11 @@ pub struct GroupLag {
     pub group: String,
     /// Messages published to the topic that the group has not applied yet.
     pub messages_behind: u64,
+    /// Whether the group stored any offset: `false` with messages behind is
+    /// a group no consumer runs in (not started yet, or a
+    /// `LEDGER_CONSUMER_GROUP` / `PROJECTION_CONSUMER_GROUP` that is not the
+    /// consumers' `KAFKA_GROUP_ID`), whose reads each wait their whole bound.
+    pub stored_offsets: bool,
 }
 
 /// The projections a read may wait for.
@@ -348,13 +358,7 @@ impl Progress {
         let Some(Watermark::ConsumerGroup(group)) = self.watermark(projection) else {
             return None;
         };
-        Some(async move {
-            let messages_behind = group.messages_behind().await?;
-            Ok(GroupLag {
-                group: group.name().to_owned(),
-                messages_behind,
-            })
-        })
+        Some(group.lag())
     }
 
     fn watermark(&self, projection: Projection) -> &Option<Watermark> {

@@ -55,8 +55,13 @@ pub enum HostError {
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
     Kafka(#[from] BusError),
-    #[error("cannot listen: {0}")]
-    Listen(#[from] std::io::Error),
+    #[error("cannot listen on {host} port {port}: {source}")]
+    Listen {
+        host: String,
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Why a running consumer stopped other than by SIGTERM/SIGINT or a handle.
@@ -87,8 +92,14 @@ impl Application {
     /// groups with its sink, and serves `/health` and `/metrics`.
     pub fn start(settings: &Settings, service: Service) -> Result<Self, HostError> {
         // Listen first: a port taken must not leave a consumer running.
-        let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
-        let port = listener.local_addr()?.port();
+        let cannot_listen = |source| HostError::Listen {
+            host: settings.host.clone(),
+            port: settings.port,
+            source,
+        };
+        let listener =
+            TcpListener::bind((settings.host.as_str(), settings.port)).map_err(cannot_listen)?;
+        let port = listener.local_addr().map_err(cannot_listen)?.port();
         let kafka: Arc<dyn Dependency> =
             Arc::new(KafkaProbe::for_consumer(&settings.consumer_config())?);
         let (shutdown, stopping) = watch::channel(false);
@@ -119,7 +130,8 @@ impl Application {
                 .workers(HTTP_WORKERS)
                 .shutdown_timeout(settings.shutdown_timeout_seconds)
                 .disable_signals()
-                .listen(listener)?
+                .listen(listener)
+                .map_err(cannot_listen)?
                 .run();
         let handle = server.handle();
         observability::stop_on_signals(move |graceful| handle.stop(graceful));

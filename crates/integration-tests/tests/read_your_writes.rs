@@ -120,6 +120,13 @@ async fn groups_catch_up_in_health(api: &Api) {
             behind += head.saturating_sub(position);
         }
         if behind == 0 {
+            for projection in ["ledger", "readModel"] {
+                assert_eq!(
+                    health[projection]["consumerGroup"]["storedOffsets"], true,
+                    "{projection}: {health}"
+                );
+            }
+            assert_eq!(health["status"], "ok", "{health}");
             return;
         }
         assert!(

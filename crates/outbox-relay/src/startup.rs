@@ -48,8 +48,13 @@ pub enum StartupError {
     Bus(#[from] event_bus::BusError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
-    #[error("cannot listen: {0}")]
-    Listen(#[from] std::io::Error),
+    #[error("cannot listen on {host} port {port}: {source}")]
+    Listen {
+        host: String,
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub struct Application {
@@ -118,14 +123,21 @@ impl Application {
             progress: progress.clone(),
             metrics,
         });
-        let listener = TcpListener::bind((config.host.as_str(), config.port))?;
-        let port = listener.local_addr()?.port();
+        let cannot_listen = |source| StartupError::Listen {
+            host: config.host.clone(),
+            port: config.port,
+            source,
+        };
+        let listener =
+            TcpListener::bind((config.host.as_str(), config.port)).map_err(cannot_listen)?;
+        let port = listener.local_addr().map_err(cannot_listen)?.port();
         let server =
             HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
                 .workers(HTTP_WORKERS)
                 .shutdown_timeout(config.shutdown_timeout_seconds)
                 .disable_signals()
-                .listen(listener)?
+                .listen(listener)
+                .map_err(cannot_listen)?
                 .run();
         let handle = server.handle();
         observability::stop_on_signals(move |graceful| handle.stop(graceful));

@@ -101,6 +101,18 @@ async fn group_report(state: &AppState, projection: Projection) -> Option<Value>
     })
 }
 
+/// Whether a projection's report shows messages waiting for a consumer
+/// group that has stored no offset: no consumer runs in it (not started
+/// yet, or a `LEDGER_CONSUMER_GROUP` / `PROJECTION_CONSUMER_GROUP` that is
+/// not the consumers' group), so every read of it waits its whole bound.
+fn unattended_group(report: &Value) -> bool {
+    let group = &report["consumerGroup"];
+    group["storedOffsets"] == false
+        && group["messagesBehind"]
+            .as_u64()
+            .is_some_and(|behind| behind > 0)
+}
+
 /// The wallet lock: `{kind, status: "up"}`, or `{kind, status: "down", error}`
 /// when Redis does not answer a PING within [`PROJECTION_PROBE_TIMEOUT_MS`].
 async fn locks_report(state: &AppState) -> Value {
@@ -201,7 +213,7 @@ pub async fn live() -> HttpResponse {
 /// Whether the service can take commands (its event store answers), and how
 /// far events have flowed to their consumers.
 #[utoipa::path(get, path = "/health", tag = "operations",
-    responses((status = 200, description = "Up: {status: \"ok\", or \"degraded\" while writes fail or the wallet lock is down, eventStore: {kind, status, headPosition, writes: \"ok\" or {status: \"failing\", failures: {since, failures, error}} for the writes failed in the store since the last that passed, within 60 s of the last}, publisher, searchIndex: {status, consumerGroup on the full stack}, ledger: {status, position, consumerGroup: {group, messagesBehind} on the full stack}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined}, deadLetters: {status, parked, sinks}, locks: {kind: \"in-process\" or \"redis\", status: \"up\", or \"down\" with error (status \"degraded\": commands go on unlocked)}, authentication: {keyFile: {status: \"ok\", or \"stale\" with error while AUTH_JWT_PUBLIC_KEYS holds a change that cannot be used (status \"degraded\": the keys before it still verify)}} ({} without a key file)}", body = Object),
+    responses((status = 200, description = "Up: {status: \"ok\", or \"degraded\" while writes fail or the wallet lock is down, eventStore: {kind, status, headPosition, writes: \"ok\" or {status: \"failing\", failures: {since, failures, error}} for the writes failed in the store since the last that passed, within 60 s of the last}, publisher, searchIndex: {status, consumerGroup on the full stack}, ledger: {status, position, consumerGroup: {group, messagesBehind, storedOffsets} on the full stack (status \"degraded\" while messages wait for a group that stored no offset: no consumer runs in it)}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined}, deadLetters: {status, parked, sinks}, locks: {kind: \"in-process\" or \"redis\", status: \"up\", or \"down\" with error (status \"degraded\": commands go on unlocked)}, authentication: {keyFile: {status: \"ok\", or \"stale\" with error while AUTH_JWT_PUBLIC_KEYS holds a change that cannot be used (status \"degraded\": the keys before it still verify)}} ({} without a key file)}", body = Object),
               (status = 503, description = "The event store is down: {status: \"error\", eventStore: {kind, status, error}} (Retry-After: seconds)", body = Object)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = state.wallets.store();
@@ -229,6 +241,12 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             }
             let authentication = authentication_report(&state);
             if authentication["keyFile"]["status"] == "stale" {
+                status = "degraded";
+            }
+            if [&ledger, &read_model, &search_index]
+                .into_iter()
+                .any(unattended_group)
+            {
                 status = "degraded";
             }
             HttpResponse::Ok().json(json!({
@@ -357,4 +375,27 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(ContentType::plaintext())
         .body(observability::render_metrics(&state.metrics.registry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_waiting_for_a_group_that_stored_nothing_are_unattended() {
+        let report = |stored: bool, behind: u64| json!({"status": "up", "consumerGroup": {"group": "g", "messagesBehind": behind, "storedOffsets": stored}});
+        assert!(unattended_group(&report(false, 3)));
+        assert!(
+            !unattended_group(&report(false, 0)),
+            "nothing published yet"
+        );
+        assert!(
+            !unattended_group(&report(true, 3)),
+            "a group behind, but consuming"
+        );
+        assert!(
+            !unattended_group(&json!({"status": "up", "position": 4})),
+            "embedded"
+        );
+    }
 }
