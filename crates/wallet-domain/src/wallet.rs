@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::command::{Command, CommandKind};
 use crate::error::DomainError;
-use crate::event::{EventKind, WalletEvent};
+use crate::event::{EventKind, EventMetadata, WalletEvent};
 use crate::hold::{kept_expiry, HoldStatus, PendingHold, PENDING_HOLDS_MAX};
 use crate::ids::{HoldId, OwnerId, WalletId};
 use crate::money::{Amount, Balance};
@@ -162,9 +162,16 @@ pub fn decide(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
 
 /// The `HoldExpired` events of the wallet's pending holds due at the
 /// command's clock, each with an id derived from the command's and the hold's.
+/// An expiry is caused by time, not by the caller whose command records it:
+/// it carries no principal, as one the sweeper records (the rest of the
+/// metadata says which request recorded it).
 fn expiries_due(state: &WalletState, command: &Command) -> Vec<WalletEvent> {
     let Some(wallet) = state.wallet() else {
         return Vec::new();
+    };
+    let metadata = EventMetadata {
+        principal: None,
+        ..command.metadata.clone()
     };
     wallet
         .holds
@@ -175,7 +182,7 @@ fn expiries_due(state: &WalletState, command: &Command) -> Vec<WalletEvent> {
             wallet_id: wallet.id.clone(),
             occurred_at: command.issued_at,
             balance_after: wallet.balance,
-            metadata: command.metadata.clone(),
+            metadata: metadata.clone(),
             kind: EventKind::HoldExpired {
                 hold_id: hold_id.clone(),
                 amount: hold.amount,
@@ -604,7 +611,7 @@ pub fn capture_halves(capture: &Command) -> Option<CaptureHalves> {
         kind,
         event_id: Uuid::new_v5(&capture.event_id, name),
         issued_at: capture.issued_at,
-        metadata: crate::event::EventMetadata {
+        metadata: EventMetadata {
             causation_id: Some(capture.event_id.to_string()),
             ..capture.metadata.clone()
         },

@@ -369,6 +369,23 @@ fn a_due_hold_cannot_be_captured_or_voided_it_is_expired() {
 }
 
 #[test]
+fn an_expiry_a_command_records_is_not_the_callers_doing() {
+    let given = [create("w1", "100"), place("w1", "h1", "60", in_a_minute())];
+    let mut credit_later = later(credit("w1", "5"), 61);
+    credit_later.metadata.principal = Some("gateway".into());
+    credit_later.metadata.correlation_id = Some("request-1".into());
+    let events = given_when(&given, &credit_later).expect("credited");
+    let kinds: Vec<_> = events.iter().map(WalletEvent::type_name).collect();
+    assert_eq!(kinds, ["HoldExpired", "WalletCredited"]);
+    assert_eq!(events[0].metadata.principal, None, "time expired it");
+    assert_eq!(
+        events[0].metadata.correlation_id.as_deref(),
+        Some("request-1")
+    );
+    assert_eq!(events[1].metadata.principal.as_deref(), Some("gateway"));
+}
+
+#[test]
 fn the_sweeper_expires_a_due_hold_and_only_a_due_one() {
     let given = [create("w1", "100"), place("w1", "h1", "60", in_a_minute())];
     let error = given_when(&given, &expire("w1", "h1")).expect_err("not due");
