@@ -1,6 +1,5 @@
 //! Builds the application from configuration and runs it.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,13 +94,8 @@ pub enum StartupError {
     DeadLetters(#[from] DeadLetterError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
-    #[error("cannot listen on {host} port {port}: {source}")]
-    Listen {
-        host: String,
-        port: u16,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] observability::ListenError),
 }
 
 pub struct Application {
@@ -208,14 +202,11 @@ impl Application {
         }
         // Before any storage opens or task starts: a port in use (or a host
         // that is no address) stops the start with nothing to wind down.
-        let cannot_listen = |source| StartupError::Listen {
+        let address = observability::ListenAddress {
             host: plan.host.clone(),
             port: config.port,
-            source,
         };
-        let listener =
-            TcpListener::bind((plan.host.as_str(), config.port)).map_err(cannot_listen)?;
-        let port = listener.local_addr().map_err(cannot_listen)?.port();
+        let (listener, port) = address.bind()?;
         let metrics = Metrics::new()?;
         let (shutdown, stopping) = watch::channel(false);
         let mut adapters = adapters::build(&config, &metrics, stopping.clone()).await?;
@@ -309,7 +300,10 @@ impl Application {
         if let Some(workers) = config.http_workers {
             server = server.workers(workers);
         }
-        let server = server.listen(listener).map_err(cannot_listen)?.run();
+        let server = server
+            .listen(listener)
+            .map_err(|source| address.failed(source))?
+            .run();
         let handle = server.handle();
         observability::stop_on_signals(move |graceful| handle.stop(graceful));
         tracing::info!(host = %plan.host, port, mode, authenticated, "command-api listening");

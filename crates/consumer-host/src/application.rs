@@ -1,7 +1,6 @@
 //! The running consumer: one consumer task per group beside an HTTP server
 //! with `/health` and `/metrics`, stopped together.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,13 +54,8 @@ pub enum HostError {
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
     Kafka(#[from] BusError),
-    #[error("cannot listen on {host} port {port}: {source}")]
-    Listen {
-        host: String,
-        port: u16,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] observability::ListenError),
 }
 
 /// Why a running consumer stopped other than by SIGTERM/SIGINT or a handle.
@@ -92,14 +86,11 @@ impl Application {
     /// groups with its sink, and serves `/health` and `/metrics`.
     pub fn start(settings: &Settings, service: Service) -> Result<Self, HostError> {
         // Listen first: a port taken must not leave a consumer running.
-        let cannot_listen = |source| HostError::Listen {
+        let address = observability::ListenAddress {
             host: settings.host.clone(),
             port: settings.port,
-            source,
         };
-        let listener =
-            TcpListener::bind((settings.host.as_str(), settings.port)).map_err(cannot_listen)?;
-        let port = listener.local_addr().map_err(cannot_listen)?.port();
+        let (listener, port) = address.bind()?;
         let kafka: Arc<dyn Dependency> =
             Arc::new(KafkaProbe::for_consumer(&settings.consumer_config())?);
         let (shutdown, stopping) = watch::channel(false);
@@ -131,7 +122,7 @@ impl Application {
                 .shutdown_timeout(settings.shutdown_timeout_seconds)
                 .disable_signals()
                 .listen(listener)
-                .map_err(cannot_listen)?
+                .map_err(|source| address.failed(source))?
                 .run();
         let handle = server.handle();
         observability::stop_on_signals(move |graceful| handle.stop(graceful));

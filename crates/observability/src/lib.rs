@@ -2,11 +2,13 @@
 
 mod exit;
 mod failure_streak;
+mod listen;
 mod log_throttle;
 mod stop_signals;
 
 pub use exit::{exit_code, run_main, with_causes, RUNTIME_SHUTDOWN_WAIT_MS};
 pub use failure_streak::{FailureStreak, Failures, FAILURE_REPORT_MS};
+pub use listen::{ListenAddress, ListenError};
 pub use log_throttle::{LogNow, LogThrottle};
 pub use stop_signals::stop_on_signals;
 

@@ -1,6 +1,5 @@
 //! Builds the relay from configuration and runs it.
 
-use std::net::TcpListener;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,13 +47,8 @@ pub enum StartupError {
     Bus(#[from] event_bus::BusError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
-    #[error("cannot listen on {host} port {port}: {source}")]
-    Listen {
-        host: String,
-        port: u16,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] observability::ListenError),
 }
 
 pub struct Application {
@@ -123,21 +117,18 @@ impl Application {
             progress: progress.clone(),
             metrics,
         });
-        let cannot_listen = |source| StartupError::Listen {
+        let address = observability::ListenAddress {
             host: config.host.clone(),
             port: config.port,
-            source,
         };
-        let listener =
-            TcpListener::bind((config.host.as_str(), config.port)).map_err(cannot_listen)?;
-        let port = listener.local_addr().map_err(cannot_listen)?.port();
+        let (listener, port) = address.bind()?;
         let server =
             HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
                 .workers(HTTP_WORKERS)
                 .shutdown_timeout(config.shutdown_timeout_seconds)
                 .disable_signals()
                 .listen(listener)
-                .map_err(cannot_listen)?
+                .map_err(|source| address.failed(source))?
                 .run();
         let handle = server.handle();
         observability::stop_on_signals(move |graceful| handle.stop(graceful));

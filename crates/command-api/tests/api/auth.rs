@@ -270,38 +270,24 @@ async fn app_with_two_owners(rate_limit_per_second: u32, rate_limit_burst: u32) 
 async fn a_gateway_learns_that_a_wallet_id_it_creates_for_a_user_is_another_owners() {
     let app = app_with_two_owners(RATE_UNLIMITED, RATE_UNLIMITED).await;
     let gateway = bearer(token("gateway", "deposits"));
-    let create =
-        |owner: &str| json!({"walletId": OWN_WALLET, "ownerId": owner, "initialBalance": 25});
-    let (_, body) = json_of(
-        app.send_as(
-            gateway.as_deref(),
-            Method::POST,
-            "/wallets",
-            Some(create(OWNER)),
+    for (owner, message) in [
+        (OWNER, format!("Wallet {OWN_WALLET} already exists")),
+        (
+            OTHER,
+            format!(
+                "Wallet {OWN_WALLET} already exists under another owner than {OTHER}: \
+                 choose another walletId"
+            ),
+        ),
+    ] {
+        let create = json!({"walletId": OWN_WALLET, "ownerId": owner, "initialBalance": 25});
+        let (_, body) = json_of(
+            app.send_as(gateway.as_deref(), Method::POST, "/wallets", Some(create))
+                .await,
         )
-        .await,
-    )
-    .await;
-    assert_eq!(
-        error_message(&body, 409),
-        format!("Wallet {OWN_WALLET} already exists")
-    );
-    let (_, body) = json_of(
-        app.send_as(
-            gateway.as_deref(),
-            Method::POST,
-            "/wallets",
-            Some(create(OTHER)),
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(
-        error_message(&body, 409),
-        format!(
-            "Wallet {OWN_WALLET} already exists under another owner than {OTHER}: choose another walletId"
-        )
-    );
+        .await;
+        assert_eq!(error_message(&body, 409), message, "{owner}");
+    }
 }
 
 /// The holds the matrix reads, captures and voids, placed by an admin on the owner's wallet.
