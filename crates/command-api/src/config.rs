@@ -126,12 +126,14 @@ pub struct AuthConfig {
     #[arg(long, env = "AUTH_JWT_PUBLIC_KEYS")]
     pub jwt_public_keys: Option<PathBuf>,
     /// Issuer (`iss`) every token must carry, when set; `command-api token` sets it.
-    /// An empty value is refused (it would demand `"iss": ""` of every token).
-    #[arg(long, env = "AUTH_ISSUER", value_parser = NonEmptyStringValueParser::new())]
+    /// An empty value, or one with white space at either end, is refused (it
+    /// would demand that exact text of every token).
+    #[arg(long, env = "AUTH_ISSUER", value_parser = claim_value)]
     pub issuer: Option<String>,
     /// Audience (`aud`) every token must carry, when set; `command-api token` sets it.
-    /// An empty value is refused (it would demand `"aud": ""` of every token).
-    #[arg(long, env = "AUTH_AUDIENCE", value_parser = NonEmptyStringValueParser::new())]
+    /// An empty value, or one with white space at either end, is refused (it
+    /// would demand that exact text of every token).
+    #[arg(long, env = "AUTH_AUDIENCE", value_parser = claim_value)]
     pub audience: Option<String>,
     /// Requests per second each principal may make, sustained (0: no limit).
     /// Applies only with a key (`AUTH_JWT_SECRET`, `AUTH_JWT_PUBLIC_KEYS`):
@@ -142,6 +144,17 @@ pub struct AuthConfig {
     /// refills at the sustained rate (0: the sustained rate).
     #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = crate::access::RATE_LIMIT_BURST_DEFAULT)]
     pub rate_limit_burst: u32,
+}
+
+/// An issuer or audience to demand of every token: not empty, and no white
+/// space at either end (a template's stray space would refuse every token).
+fn claim_value(raw: &str) -> Result<String, String> {
+    if raw.is_empty() || raw.trim() != raw {
+        return Err(
+            "must be the exact iss or aud text: not empty, no white space at either end".into(),
+        );
+    }
+    Ok(raw.to_owned())
 }
 
 /// The one value of `AUTH`.

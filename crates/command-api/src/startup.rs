@@ -189,6 +189,9 @@ async fn watch_store_head(state: web::Data<AppState>, mut stopping: watch::Recei
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        // First: a SIGINT or SIGTERM during the start stops the server
+        // gracefully once it runs, instead of killing the process.
+        let stop_signals = observability::StopSignals::install();
         // Before any connection: a configuration that must not serve stops here.
         let plan = Access::from_config(&config)?;
         let loopback_hosts_only = plan.loopback_hosts_only();
@@ -304,8 +307,10 @@ impl Application {
             .listen(listener)
             .map_err(|source| address.failed(source))?
             .run();
-        let handle = server.handle();
-        observability::stop_on_signals(move |graceful| handle.stop(graceful));
+        if let Some(signals) = stop_signals {
+            let handle = server.handle();
+            signals.stop_with(move || handle.stop(true));
+        }
         tracing::info!(host = %plan.host, port, mode, authenticated, "command-api listening");
         Ok(Self {
             server,

@@ -94,3 +94,27 @@ fn sigint_and_sigterm_let_the_request_in_flight_finish() {
         assert!(status.success(), "SIG{name}: {status}");
     }
 }
+
+#[test]
+fn a_second_signal_stops_at_once() {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let (mut server, mut stream) = start(port, data_dir.path());
+    // A request left waiting for the rest of its body keeps a graceful stop
+    // going for the whole shutdown timeout.
+    let head = "POST /wallets HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+                Content-Length: 100\r\n\r\n{";
+    stream.write_all(head.as_bytes()).expect("head sent");
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&server, "INT");
+    std::thread::sleep(Duration::from_millis(500));
+    let second = Instant::now();
+    signal(&server, "INT");
+    let status = server.0.wait().expect("command-api stops");
+    assert!(
+        second.elapsed() < Duration::from_secs(5),
+        "stopped {:?} after the second signal",
+        second.elapsed()
+    );
+    assert_eq!(status.code(), Some(130), "{status}");
+}

@@ -85,6 +85,8 @@ impl Application {
     /// Starts consuming `settings.kafka_topic` in each of the service's
     /// groups with its sink, and serves `/health` and `/metrics`.
     pub fn start(settings: &Settings, service: Service) -> Result<Self, HostError> {
+        // A SIGINT or SIGTERM during the start stops the consumer gracefully once it runs.
+        let stop_signals = observability::StopSignals::install();
         // Listen first: a port taken must not leave a consumer running.
         let address = observability::ListenAddress {
             host: settings.host.clone(),
@@ -124,8 +126,10 @@ impl Application {
                 .listen(listener)
                 .map_err(|source| address.failed(source))?
                 .run();
-        let handle = server.handle();
-        observability::stop_on_signals(move |graceful| handle.stop(graceful));
+        if let Some(signals) = stop_signals {
+            let handle = server.handle();
+            signals.stop_with(move || handle.stop(true));
+        }
         let groups: Vec<&str> = service
             .consumers
             .iter()

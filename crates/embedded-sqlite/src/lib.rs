@@ -165,6 +165,32 @@ fn create_private(path: &Path) -> Result<(), SqliteError> {
     }
 }
 
+/// Refuses a database whose `-wal` or `-shm` file (left by an earlier run,
+/// perhaps of another user) this process may not write: SQLite would open
+/// it, and every write would fail. The database file itself is checked by
+/// SQLite's read-only fallback ([`SqliteError::ReadOnly`]).
+fn refuse_unwritable(path: &Path) -> Result<(), SqliteError> {
+    for suffix in ["-wal", "-shm"] {
+        let mut companion = path.as_os_str().to_owned();
+        companion.push(suffix);
+        let companion = std::path::PathBuf::from(companion);
+        match std::fs::OpenOptions::new().write(true).open(&companion) {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(SqliteError::ReadOnly { path: companion });
+            }
+            Err(source) => {
+                return Err(SqliteError::File {
+                    path: companion,
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What an open that failed for want of space adds to its message: SQLite
 /// says `SQLITE_FULL`, or, when it cannot grow the WAL's shared-memory file
 /// (`-shm`) on a full disk, "disk I/O error" (`SQLITE_IOERR_SHMSIZE`,
@@ -237,6 +263,7 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
         path: path.to_path_buf(),
         source,
     };
+    refuse_unwritable(path)?;
     let connection = Connection::open(path).map_err(at)?;
     if connection
         .is_readonly(rusqlite::DatabaseName::Main)
@@ -682,6 +709,28 @@ mod tests {
         assert!(matches!(refused, SqliteError::ReadOnly { .. }), "{refused}");
         assert!(
             refused.to_string().contains("cannot be written"),
+            "{refused}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wal_this_process_may_not_write_is_refused_at_open() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("projection.db");
+        let wal = dir.path().join("projection.db-wal");
+        let writer = open_rows(&path, Durability::Durable);
+        insert(&writer).await.expect("written");
+        // A kill -9 leaves the WAL behind; here it is kept by copying it.
+        let kept = std::fs::read(&wal).expect("a WAL");
+        drop(writer);
+        std::fs::write(&wal, kept).expect("the WAL left behind");
+        let Some(_immutable) = Immutable::set(&wal) else {
+            eprintln!("SKIPPED: chattr +i is not available here");
+            return;
+        };
+        let refused = open_writer(&path, Durability::Durable).expect_err("read-only WAL");
+        assert!(
+            matches!(&refused, SqliteError::ReadOnly { path } if path.ends_with("projection.db-wal")),
             "{refused}"
         );
     }

@@ -216,7 +216,15 @@ fn pem_blocks(text: &str) -> Result<Vec<PemBlock<'_>>, KeyError> {
 fn pem_key(index: usize, block: PemBlock<'_>) -> Result<VerifyingKey, KeyError> {
     let unsupported = |reason: String| KeyError::Unsupported { index, reason };
     match block.label {
-        "PUBLIC KEY" | "RSA PUBLIC KEY" => {}
+        "PUBLIC KEY" => {}
+        "RSA PUBLIC KEY" if !holds_pkcs1(block.text) => {
+            return Err(unsupported(
+                "a BEGIN RSA PUBLIC KEY block must hold a PKCS #1 key, and this one holds a \
+                 SubjectPublicKeyInfo: label it BEGIN PUBLIC KEY"
+                    .into(),
+            ))
+        }
+        "RSA PUBLIC KEY" => {}
         label if label.contains("PRIVATE KEY") => {
             return Err(unsupported(format!(
                 "a private key (BEGIN {label}): the key file takes public keys only \
@@ -244,6 +252,30 @@ fn pem_key(index: usize, block: PemBlock<'_>) -> Result<VerifyingKey, KeyError> 
             "not an RSA, EC P-256 or Ed25519 public key in PEM".into(),
         )),
     }
+}
+
+/// Whether a PEM block's DER is a PKCS #1 `RSAPublicKey` (RFC 8017 A.1.1:
+/// a SEQUENCE whose first element is the modulus, an INTEGER) rather than a
+/// SubjectPublicKeyInfo (RFC 5280 4.1: a SEQUENCE whose first element is
+/// the algorithm, a SEQUENCE), which `jsonwebtoken` would read as PKCS #1
+/// under that label, making a key that verifies nothing.
+fn holds_pkcs1(block: &str) -> bool {
+    use base64::Engine;
+    let body: String = block
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .flat_map(|line| line.chars().filter(|c| !c.is_whitespace()))
+        .collect();
+    let Ok(der) = base64::engine::general_purpose::STANDARD.decode(body) else {
+        return false;
+    };
+    // The outer SEQUENCE's length: one byte, or 0x80 + the count of bytes after.
+    let header = match der.get(1) {
+        Some(length) if *length < 0x80 => 2,
+        Some(length) => 2 + usize::from(length & 0x7f),
+        None => return false,
+    };
+    der.first() == Some(&0x30) && der.get(header) == Some(&0x02)
 }
 
 /// A JWKS document with its entries unread, so that each is judged alone.
@@ -607,6 +639,16 @@ mod tests {
                 Err(KeyError::Unsupported { index: 0, reason }) if reason.contains("private key")
             ));
         }
+        let pkcs1 = include_str!("../testdata/rsa_public_pkcs1.pem");
+        assert_eq!(
+            algorithms(&KeySet::parse(pkcs1).expect("a PKCS #1 key")),
+            [Algorithm::RS256]
+        );
+        let mislabelled = rsa.replace("PUBLIC KEY", "RSA PUBLIC KEY");
+        assert!(matches!(
+            KeySet::parse(&mislabelled),
+            Err(KeyError::Unsupported { index: 0, reason }) if reason.contains("PKCS #1")
+        ));
         let certificate = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         assert!(matches!(
             KeySet::parse(certificate),

@@ -66,7 +66,7 @@ pub enum AuthError {
     NotYetValid,
     #[error("Token issuer (iss) is not the one expected")]
     WrongIssuer,
-    #[error("Token issuer (iss) must be one string (RFC 7519 §4.1.1), not a list")]
+    #[error("Token issuer (iss) must be one string (RFC 7519 §4.1.1)")]
     IssuerNotAString,
     #[error("Token audience (aud) is not the one expected")]
     WrongAudience,
@@ -139,7 +139,7 @@ impl Verifier {
             ) {
                 Ok(data) => return self.principal(data.claims),
                 Err(error) if matches!(error.kind(), ErrorKind::InvalidSignature) => {}
-                Err(error) => failure = claim_error(error.kind()),
+                Err(error) => failure = claim_error(token, error.kind()),
             }
             if failure != AuthError::BadSignature {
                 break;
@@ -259,8 +259,26 @@ fn candidates<'a>(
     })
 }
 
-fn claim_error(kind: &ErrorKind) -> AuthError {
+/// Whether the payload of `token` (already verified) holds `claim`.
+fn payload_holds(token: &str, claim: &str) -> bool {
+    token
+        .split('.')
+        .nth(1)
+        .and_then(|payload| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload.trim_end_matches('='))
+                .ok()
+        })
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .is_some_and(|claims| claims.get(claim).is_some())
+}
+
+fn claim_error(token: &str, kind: &ErrorKind) -> AuthError {
     match kind {
+        // `jsonwebtoken` reads an `iss` that is not text as no `iss` at all.
+        ErrorKind::MissingRequiredClaim(claim) if claim == "iss" && payload_holds(token, "iss") => {
+            AuthError::IssuerNotAString
+        }
         ErrorKind::ExpiredSignature => AuthError::Expired,
         ErrorKind::ImmatureSignature => AuthError::NotYetValid,
         ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
@@ -552,6 +570,9 @@ mod tests {
         for issuers in [
             serde_json::json!(["someone-else", "wallex-idp"]),
             serde_json::json!(["wallex-idp"]),
+            serde_json::json!(7),
+            serde_json::json!(null),
+            serde_json::json!({"iss": "wallex-idp"}),
         ] {
             value["iss"] = issuers;
             assert_eq!(

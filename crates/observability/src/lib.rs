@@ -10,7 +10,7 @@ pub use exit::{exit_code, run_main, with_causes, RUNTIME_SHUTDOWN_WAIT_MS};
 pub use failure_streak::{FailureStreak, Failures, FAILURE_REPORT_MS};
 pub use listen::{ListenAddress, ListenError};
 pub use log_throttle::{LogNow, LogThrottle};
-pub use stop_signals::stop_on_signals;
+pub use stop_signals::StopSignals;
 
 use chrono::{DateTime, Utc};
 use prometheus::{Encoder, Histogram, Registry, TextEncoder};

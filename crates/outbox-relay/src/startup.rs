@@ -77,6 +77,8 @@ impl Application {
         pool: PgPool,
         store: Arc<dyn EventStore>,
     ) -> Result<Self, StartupError> {
+        // A SIGINT or SIGTERM during the start stops the relay gracefully once it runs.
+        let stop_signals = observability::StopSignals::install();
         let lock_options =
             PgConnectOptions::from_str(&config.database_url).map_err(StartupError::DatabaseUrl)?;
         let metrics = Metrics::new()?;
@@ -130,8 +132,10 @@ impl Application {
                 .listen(listener)
                 .map_err(|source| address.failed(source))?
                 .run();
-        let handle = server.handle();
-        observability::stop_on_signals(move |graceful| handle.stop(graceful));
+        if let Some(signals) = stop_signals {
+            let handle = server.handle();
+            signals.stop_with(move || handle.stop(true));
+        }
         tracing::info!(port, topic = %config.kafka_topic, "outbox-relay listening");
         Ok(Self {
             server,
