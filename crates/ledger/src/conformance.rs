@@ -1033,12 +1033,23 @@ pub async fn keyset_pages_walk_every_entry_once_in_ledger_order(ledger: Arc<dyn 
     assert!(unknown.is_empty());
     // What the API checks a cursor against first.
     assert!(!ledger
-        .holds_transaction(Uuid::nil())
+        .holds_transaction(Uuid::nil(), None)
         .await
         .expect("holds transaction"));
-    let held = everything[0].transaction_id;
+    let held = &everything[0];
     assert!(ledger
-        .holds_transaction(held)
+        .holds_transaction(held.transaction_id, None)
+        .await
+        .expect("holds transaction"));
+    // Scoped to a wallet: its own transaction, never another's.
+    let own = &held.wallet_id;
+    let other = wallet(if own.as_str() == "w-1" { "w-2" } else { "w-1" });
+    assert!(ledger
+        .holds_transaction(held.transaction_id, Some(own))
+        .await
+        .expect("holds transaction"));
+    assert!(!ledger
+        .holds_transaction(held.transaction_id, Some(&other))
         .await
         .expect("holds transaction"));
 }

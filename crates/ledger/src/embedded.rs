@@ -614,13 +614,21 @@ impl Ledger for EmbeddedLedger {
             .map_err(read_failed)
     }
 
-    async fn holds_transaction(&self, transaction_id: Uuid) -> Result<bool, LedgerError> {
+    async fn holds_transaction(
+        &self,
+        transaction_id: Uuid,
+        wallet_id: Option<&WalletId>,
+    ) -> Result<bool, LedgerError> {
         let transaction_id = transaction_id.to_string();
+        let wallet_id = wallet_id.map(WalletId::to_string);
         self.readers
             .read(move |connection| {
                 connection
-                    .prepare_cached("SELECT 1 FROM ledger_transactions WHERE transaction_id = ?1")?
-                    .exists([transaction_id])
+                    .prepare_cached(
+                        "SELECT 1 FROM ledger_transactions WHERE transaction_id = ?1 \
+                         AND (?2 IS NULL OR wallet_id = ?2)",
+                    )?
+                    .exists(rusqlite::params![transaction_id, wallet_id])
             })
             .await
             .map_err(read_failed)

@@ -411,9 +411,15 @@ pub trait Ledger: Send + Sync {
     async fn reference_entries(&self, reference_id: &str) -> Result<Vec<LedgerEntry>, LedgerError>;
 
     /// Whether the ledger holds the transaction `transaction_id` (the id of
-    /// the event it posts): what a keyset cursor ([`EntryFilter::after`])
-    /// must name to select anything.
-    async fn holds_transaction(&self, transaction_id: Uuid) -> Result<bool, LedgerError>;
+    /// the event it posts), of the wallet `wallet_id` when one is given:
+    /// what a keyset cursor ([`EntryFilter::after`]) must name to select
+    /// anything. Scoped to the wallet a query lists, so a cursor cannot
+    /// tell whether another wallet's transaction exists.
+    async fn holds_transaction(
+        &self,
+        transaction_id: Uuid,
+        wallet_id: Option<&WalletId>,
+    ) -> Result<bool, LedgerError>;
 
     /// Entries of every account, filtered and paged.
     async fn transactions(&self, query: TransactionsQuery)

@@ -574,11 +574,17 @@ impl Ledger for PostgresLedger {
             .await
     }
 
-    async fn holds_transaction(&self, transaction_id: Uuid) -> Result<bool, LedgerError> {
+    async fn holds_transaction(
+        &self,
+        transaction_id: Uuid,
+        wallet_id: Option<&WalletId>,
+    ) -> Result<bool, LedgerError> {
         sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM ledger_transactions WHERE transaction_id = $1)",
+            "SELECT EXISTS (SELECT 1 FROM ledger_transactions WHERE transaction_id = $1 \
+             AND ($2::text IS NULL OR wallet_id = $2))",
         )
         .bind(transaction_id)
+        .bind(wallet_id.map(WalletId::as_str))
         .fetch_one(&self.pool)
         .within(READ_WAIT_MS_MAX)
         .await

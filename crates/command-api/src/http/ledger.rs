@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
-use wallet_domain::{AsOf, HoldId};
+use wallet_domain::{AsOf, HoldId, WalletId};
 
 use super::as_of::SummaryAsOfParams;
 use super::auth::{authorize_call, authorize_on_wallet, Caller};
@@ -187,19 +187,34 @@ impl EntryParams {
     }
 }
 
-/// Refuses (400) a keyset cursor that names no transaction of the ledger: an
-/// empty page would read as the end of the list, and a client paging with a
-/// tampered or mistyped cursor would stop there without knowing.
-async fn known_cursor(state: &AppState, filter: &EntryFilter) -> Result<(), ApiError> {
+/// Refuses (400) a keyset cursor that names no transaction of the list
+/// (the ledger's, or one wallet's): an empty page would read as the end of
+/// the list, and a client paging with a tampered or mistyped cursor would
+/// stop there without knowing. Scoped to the wallet, so that another
+/// wallet's entry id is refused as an unknown one is: the answer tells
+/// nothing of entries the caller may not read.
+async fn known_cursor(
+    state: &AppState,
+    filter: &EntryFilter,
+    wallet_id: Option<&WalletId>,
+) -> Result<(), ApiError> {
     let Some(after) = &filter.after else {
         return Ok(());
     };
-    if state.ledger.holds_transaction(after.transaction_id).await? {
+    if state
+        .ledger
+        .holds_transaction(after.transaction_id, wallet_id)
+        .await?
+    {
         return Ok(());
     }
+    let list = match wallet_id {
+        Some(wallet_id) => format!("no entry of wallet {wallet_id}"),
+        None => "no ledger entry".to_owned(),
+    };
     Err(ApiError::BadRequest(format!(
-        "after names no ledger entry ({after}): it must be the id of an entry, as the last entry \
-         of the previous page gives it"
+        "after names {list} ({after}): it must be the id of an entry of this list, as the last \
+         entry of the previous page gives it"
     )))
 }
 
@@ -210,7 +225,7 @@ async fn known_cursor(state: &AppState, filter: &EntryFilter) -> Result<(), ApiE
     params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), EntryParams),
     responses(
         (status = 200, description = "The entries of wallet:<id> and held:<id>, newest first", body = WalletEntriesResponse),
-        (status = 400, description = "Invalid walletId, filter or paging, an `after` cursor that names no ledger entry, or a walletId that is not UTF-8: the message names the parameter", body = ErrorBody),
+        (status = 400, description = "Invalid walletId, filter or paging, an `after` cursor that names no entry of the wallet, or a walletId that is not UTF-8: the message names the parameter", body = ErrorBody),
         (status = 404, description = "For a caller limited to its own wallets: not one of them (an unknown wallet's entries are an empty list for an admin)", body = ErrorBody),
     ))]
 pub async fn wallet_entries(
@@ -223,7 +238,7 @@ pub async fn wallet_entries(
     authorize_on_wallet(&state, &caller, &wallet_id, read_wallet).await?;
     let filter = params.filter()?;
     let freshness = catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
-    known_cursor(&state, &filter).await?;
+    known_cursor(&state, &filter, Some(&wallet_id)).await?;
     let entries = state
         .ledger
         .wallet_entries(WalletEntriesQuery {
@@ -388,7 +403,7 @@ impl IntoParams for WalletFilter {
     params(WalletFilter, EntryParams),
     responses(
         (status = 200, description = "Entries, newest first", body = EntriesResponse),
-        (status = 400, description = "Invalid filter or paging, or an `after` cursor that names no ledger entry: the message names the parameter", body = ErrorBody),
+        (status = 400, description = "Invalid filter or paging, or an `after` cursor that names no entry of the list (of the wallet, with walletId): the message names the parameter", body = ErrorBody),
         (status = 404, description = "With walletId, for a caller limited to its own wallets: not one of them (an unknown wallet's entries are an empty list for an admin)", body = ErrorBody),
     ))]
 pub async fn transactions(
@@ -405,7 +420,7 @@ pub async fn transactions(
         None => authorize_call(&caller, Action::Audit)?,
     }
     let freshness = catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
-    known_cursor(&state, &filter).await?;
+    known_cursor(&state, &filter, wallet_id.as_ref()).await?;
     let entries = state
         .ledger
         .transactions(TransactionsQuery { wallet_id, filter })

@@ -51,12 +51,22 @@ async fn every_operation_is_posted_double_entry_and_verifies() {
         walked.extend(page);
     }
     assert_eq!(walked, *entries["transactions"].as_array().expect("array"));
-    // A cursor naming no entry is refused, on both lists, rather than read
-    // as the end of the list.
+    // A cursor naming no entry of the list is refused, on both lists, rather
+    // than read as the end of the list: an unknown id, and another wallet's
+    // entry on one wallet's list (refused alike, so a cursor tells nothing of
+    // entries the list does not show).
+    let (_, b_entries) = json_of(app.get("/ledger/wallet/b").send().await.expect("sent")).await;
+    let b_entry = b_entries["transactions"][0]["id"]
+        .as_str()
+        .expect("b's entry id")
+        .to_owned();
     for path in [
-        "/ledger/wallet/a?after=ffffffff-ffff-7fff-bfff-ffffffffffff:1",
-        "/ledger/transactions?after=00000000-0000-0000-0000-000000000000:1",
+        "/ledger/wallet/a?after=ffffffff-ffff-7fff-bfff-ffffffffffff:1".to_owned(),
+        "/ledger/transactions?after=00000000-0000-0000-0000-000000000000:1".to_owned(),
+        format!("/ledger/wallet/a?after={b_entry}"),
+        format!("/ledger/transactions?walletId=a&after={b_entry}"),
     ] {
+        let path = path.as_str();
         let (status, body) = json_of(app.get(path).send().await.expect("sent")).await;
         assert_eq!(status, 400, "{path}: {body}");
         assert!(
