@@ -56,6 +56,38 @@ async fn two_replicas_never_hold_one_wallet_at_once() {
     assert_eq!(overlaps.load(Ordering::SeqCst), 0);
 }
 
+/// The seed's single-wallet load test sends 50 requests at once to one
+/// wallet; each waits its turn, in order, instead of racing the others for
+/// every release until some run out of time.
+#[tokio::test]
+async fn a_replicas_waiters_on_one_wallet_are_served_in_the_order_they_came() {
+    const WAITERS: usize = 50;
+    const HOLD_MS: u64 = 20;
+    let Some(url) = require_env("REDIS_URL") else {
+        return;
+    };
+    let lock = Arc::new(RedisWalletLock::connect(RedisLockConfig::new(&url)).expect("pool"));
+    let hot = unique("queued");
+    let served = Arc::new(std::sync::Mutex::new(Vec::with_capacity(WAITERS)));
+    let mut tasks = Vec::with_capacity(WAITERS);
+    for arrival in 0..WAITERS {
+        let (lock, hot, served) = (lock.clone(), hot.clone(), served.clone());
+        tasks.push(tokio::spawn(async move {
+            let lease = lock.acquire(&[&hot]).await.expect("served within the wait");
+            served.lock().expect("order").push(arrival);
+            tokio::time::sleep(Duration::from_millis(HOLD_MS)).await;
+            drop(lease);
+        }));
+        // Each waiter queued before the next arrives.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    for task in tasks {
+        task.await.expect("join");
+    }
+    let served = served.lock().expect("order").clone();
+    assert_eq!(served, (0..WAITERS).collect::<Vec<_>>());
+}
+
 #[tokio::test]
 async fn a_lock_never_released_expires() {
     let Some(url) = require_env("REDIS_URL") else {
@@ -64,12 +96,13 @@ async fn a_lock_never_released_expires() {
     let mut config = RedisLockConfig::new(&url);
     config.ttl_ms = 200;
     config.wait_max_ms = 2_000;
-    let lock = RedisWalletLock::connect(config).expect("pool");
+    let crashed = RedisWalletLock::connect(config.clone()).expect("pool");
+    let survivor = RedisWalletLock::connect(config).expect("pool");
     let id = unique("crashed");
-    let lease = lock.acquire(&[&id]).await.expect("first");
-    std::mem::forget(lease); // a holder that died without releasing
+    let lease = crashed.acquire(&[&id]).await.expect("first");
+    std::mem::forget(lease); // a replica that died without releasing
     let started = std::time::Instant::now();
-    let _second = lock.acquire(&[&id]).await.expect("taken after expiry");
+    let _second = survivor.acquire(&[&id]).await.expect("taken after expiry");
     assert!(
         started.elapsed() >= Duration::from_millis(100),
         "waited for the expiry"

@@ -49,16 +49,23 @@ impl InProcessWalletLock {
     }
 }
 
-#[async_trait]
-impl WalletLock for InProcessWalletLock {
-    async fn acquire(&self, wallet_ids: &[&WalletId]) -> Result<LockLease, LockError> {
+impl InProcessWalletLock {
+    /// Takes every named wallet's stripe, in stripe order, waiting for them
+    /// until `deadline` at most (one deadline for all of them); a stripe
+    /// still held then is [`LockError::TimedOut`] naming its wallet. Waiters
+    /// on one stripe are served in the order they came (tokio's mutex is
+    /// fair).
+    pub async fn acquire_until(
+        &self,
+        wallet_ids: &[&WalletId],
+        deadline: Instant,
+    ) -> Result<LockLease, LockError> {
         let mut stripes: Vec<(usize, &WalletId)> = wallet_ids
             .iter()
             .map(|id| (self.stripe_of(id), *id))
             .collect();
         stripes.sort_by_key(|(stripe, _)| *stripe);
         stripes.dedup_by_key(|(stripe, _)| *stripe);
-        let deadline = Instant::now() + Duration::from_millis(LOCK_WAIT_MAX_MS);
         let mut guards: Vec<Box<dyn std::any::Any + Send>> = Vec::with_capacity(stripes.len());
         for (stripe, wallet_id) in stripes {
             let mutex = Arc::clone(&self.stripes[stripe]);
@@ -68,6 +75,17 @@ impl WalletLock for InProcessWalletLock {
             guards.push(Box::new(guard));
         }
         Ok(LockLease::new(guards))
+    }
+}
+
+#[async_trait]
+impl WalletLock for InProcessWalletLock {
+    async fn acquire(&self, wallet_ids: &[&WalletId]) -> Result<LockLease, LockError> {
+        self.acquire_until(
+            wallet_ids,
+            Instant::now() + Duration::from_millis(LOCK_WAIT_MAX_MS),
+        )
+        .await
     }
 
     fn kind(&self) -> &'static str {
