@@ -400,7 +400,7 @@ pub const NUL_REPLACEMENT: char = '\u{FFFD}';
 
 /// The client's description when there is one (U+0000 replaced by
 /// [`NUL_REPLACEMENT`]), otherwise one that says what happened.
-fn description(event: &WalletEvent) -> String {
+pub fn description(event: &WalletEvent) -> String {
     if let Some(description) = event.kind.description() {
         return description
             .as_str()

@@ -307,6 +307,27 @@ pub async fn ledger_health(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// The seed's integration module probe, `{status: "ok", module: "integration"}`:
+/// this server has no separate module to fail, so it answers whenever the
+/// server does.
+#[utoipa::path(get, path = "/integration/health", tag = "operations",
+    responses((status = 200, description = "The seed's module probe: {status: \"ok\", module: \"integration\"}", body = Object)))]
+pub async fn integration_health() -> HttpResponse {
+    module_up("integration")
+}
+
+/// The seed's user module probe, `{status: "ok", module: "user"}`: as
+/// [`integration_health`].
+#[utoipa::path(get, path = "/users/health", tag = "operations",
+    responses((status = 200, description = "The seed's module probe: {status: \"ok\", module: \"user\"}", body = Object)))]
+pub async fn users_health() -> HttpResponse {
+    module_up("user")
+}
+
+fn module_up(module: &str) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok", "module": module }))
+}
+
 /// The seed's publisher health: `{status, producer: {connected}, kafka: {status},
 /// publisher: {isRunning, unprocessedEvents, lagMs}, timestamp}` (the seed's README
 /// shows `producer` and `publisher`, its server also answered `kafka` and `timestamp`).

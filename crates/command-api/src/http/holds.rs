@@ -154,7 +154,7 @@ pub async fn place_hold(
         (status = 201, description = "Captured: the hold, CAPTURED", body = HoldResponse),
         (status = 400, description = "Invalid input (the message names the field; a malformed body is refused before the hold is looked up, as on the wallet endpoints), a holdId that is not UTF-8, more than the held amount, or toWalletId the hold's own wallet", body = ErrorBody),
         (status = 404, description = "Hold not found, or toWalletId not found", body = ErrorBody),
-        (status = 409, description = "Hold not PENDING (captured, voided or expired), a wallet frozen or closed, or a wallet changed too often while this request ran", body = ErrorBody),
+        (status = 409, description = "Hold not PENDING (captured, voided or expired), the hold's wallet frozen, either wallet closed (a frozen toWalletId receives), or a wallet changed too often while this request ran", body = ErrorBody),
     )
 )]
 pub async fn capture_hold(

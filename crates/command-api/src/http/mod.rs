@@ -3,6 +3,7 @@
 #[macro_use]
 mod described;
 mod as_of;
+mod audit_trail;
 mod auth;
 mod body;
 mod context;
@@ -85,10 +86,14 @@ use crate::metrics::Metrics;
         health::publisher_health,
         health::publisher_stats,
         health::ledger_health,
+        health::integration_health,
+        health::users_health,
         health::metrics,
     ),
     components(schemas(
         dto::WalletResponse,
+        audit_trail::WalletReadResponse,
+        audit_trail::AuditTrailEntry,
         dto::TransferResponse,
         dto::WalletReference,
         dto::WalletReply,
@@ -207,6 +212,11 @@ pub fn routes(config: &mut web::ServiceConfig, document: utoipa::openapi::OpenAp
         .route("/health/live", web::get().to(health::live))
         .route("/health/kafka", web::get().to(health::publisher_health))
         .route("/ledger/health", web::get().to(health::ledger_health))
+        .route(
+            "/integration/health",
+            web::get().to(health::integration_health),
+        )
+        .route("/users/health", web::get().to(health::users_health))
         .route(
             "/health/kafka/stats",
             web::get().to(health::publisher_stats),

@@ -337,8 +337,13 @@ pub const SECURITY_SCHEME: &str = "bearerAuth";
 /// Path prefixes that need no token: probes, metrics, the documents.
 pub const OPEN_PATH_PREFIXES: [&str; 2] = ["/health", "/metrics"];
 /// Paths that need no token, matched whole: the service's index and the
-/// seed's ledger module probe.
-pub const OPEN_PATHS: [&str; 2] = ["/", "/ledger/health"];
+/// seed's module probes.
+pub const OPEN_PATHS: [&str; 4] = [
+    "/",
+    "/ledger/health",
+    "/integration/health",
+    "/users/health",
+];
 
 /// Puts the `bearerAuth` scheme on every protected operation, with the
 /// answers every one of them can give: 401, 403 and 429.

@@ -7,11 +7,12 @@ use serde::Deserialize;
 use transfer_process::TransferReply;
 use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::IntoParams;
-use wallet_domain::{Amount, AsOf, Description, WalletId};
+use wallet_domain::{Amount, AsOf, Description, Wallet, WalletId};
 
 use identity::Action;
 
 use super::as_of::WalletAsOfParams;
+use super::audit_trail::WalletReadResponse;
 use super::auth::{
     authorize_call, authorize_on_wallet, owner_filter, refused, Caller, OwnerFilter,
 };
@@ -417,7 +418,7 @@ pub async fn close_wallet(
     get, path = "/wallets/{walletId}", tag = "wallets",
     params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), WalletAsOfParams),
     responses(
-        (status = 200, description = "The wallet", body = WalletResponse),
+        (status = 200, description = "The wallet, with its audit trail (the seed's `auditTrail`)", body = WalletReadResponse),
         (status = 400, description = "Invalid at or version", body = ErrorBody),
         (status = 404, description = "Wallet not found, not yet created then, or without that version", body = ErrorBody),
     )
@@ -447,7 +448,18 @@ pub async fn get_wallet(
     let wallet =
         wallet.ok_or_else(|| ApiError::NotFound(format!("Wallet {wallet_id} not found")))?;
     // A hold past its expiry is not held, stored `HoldExpired` or not.
-    Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet.seen_at(chrono::Utc::now()))))
+    let shown = wallet.seen_at(chrono::Utc::now());
+    with_audit_trail(&state, &wallet, &shown).await
+}
+
+/// The 200 of a wallet read: `shown` with the audit trail of `wallet`'s events.
+async fn with_audit_trail(
+    state: &AppState,
+    wallet: &Wallet,
+    shown: &Wallet,
+) -> Result<HttpResponse, ApiError> {
+    let body = WalletReadResponse::read(state.wallets.store(), wallet, shown).await?;
+    Ok(HttpResponse::Ok().json(body))
 }
 
 /// The answer about a wallet at a moment before it existed (404).
@@ -492,11 +504,9 @@ async fn wallet_as_of(
             // A moment to come reads as now: what will expire by then has
             // not yet, and may be captured or voided first.
             let seen = at.min(chrono::Utc::now());
-            Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet.seen_at(seen))))
+            with_audit_trail(state, &wallet, &wallet.seen_at(seen)).await
         }
-        (Some(wallet), AsOf::Version(_)) => {
-            Ok(HttpResponse::Ok().json(WalletResponse::from(&wallet)))
-        }
+        (Some(wallet), AsOf::Version(_)) => with_audit_trail(state, &wallet, &wallet).await,
     }
 }
 

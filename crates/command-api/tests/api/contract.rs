@@ -2,7 +2,9 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{error_message, json_of, spawn_app, spawn_app_with_redis_lock};
+use crate::helpers::{
+    error_message, json_of, spawn_app, spawn_app_with_redis_lock, without_audit_trail,
+};
 
 #[tokio::test]
 async fn create_returns_the_wallet_at_version_one() {
@@ -51,7 +53,7 @@ async fn credit_debit_and_get_follow_the_seed_example() {
     );
     let (status, fetched) = json_of(app.wallet("wallet-123").await).await;
     assert_eq!(status, 200);
-    assert_eq!(fetched, debited);
+    assert_eq!(without_audit_trail(fetched), debited);
     app.stop().await;
 }
 
@@ -257,6 +259,18 @@ async fn operations_endpoints_answer() {
         (200, &json!("ok"), &json!("ledger"))
     );
     assert!(ledger["position"].is_u64(), "{ledger}");
+    // The seed's other module probes.
+    for (path, module) in [
+        ("/integration/health", "integration"),
+        ("/users/health", "user"),
+    ] {
+        let (status, body) = json_of(app.get(path).send().await.expect("sent")).await;
+        assert_eq!(
+            (status, body),
+            (200, json!({"status": "ok", "module": module})),
+            "{path}"
+        );
+    }
     let (status, spec) = json_of(app.get("/openapi.json").send().await.expect("sent")).await;
     assert_eq!(status, 200);
     assert!(spec["paths"]["/wallets/{fromWalletId}/transfer"]["post"].is_object());
@@ -492,5 +506,156 @@ async fn a_wallet_lock_that_does_not_answer_degrades_health_and_commands_go_on()
     let credited = app.credit("w-unlocked", json!(5)).await;
     assert_eq!(credited.status(), 201);
     assert_eq!(app.balance_text("w-unlocked").await, "15.00");
+    app.stop().await;
+}
+
+/// `(type, amount, description, eventType, version)` of each entry of a
+/// wallet read's audit trail.
+fn audit_entries(read: &serde_json::Value) -> Vec<(String, String, String, String, u64)> {
+    read["auditTrail"]
+        .as_array()
+        .expect("auditTrail")
+        .iter()
+        .map(|entry| {
+            let text = |key: &str| entry[key].as_str().expect("text").to_owned();
+            (
+                text("type"),
+                entry
+                    .get("amount")
+                    .map_or(String::new(), |amount| amount.to_string()),
+                text("description"),
+                text("eventType"),
+                entry["version"].as_u64().expect("version"),
+            )
+        })
+        .collect()
+}
+
+/// The seed's own test (`src/wallet/wallet.module.spec.ts`): a wallet opened
+/// with 100, credited 50 "bonus deposit", debited 20 "purchase", reads at
+/// version 3 with 130 and an audit trail of four entries, the last
+/// "purchase". Money in and out are `WalletCredited` and `WalletDebited`
+/// whatever moved it; an event that moves no money keeps its type.
+#[tokio::test]
+async fn a_wallet_read_carries_the_seeds_audit_trail() {
+    let app = spawn_app().await;
+    app.create_wallet("wallet-1", "owner-1", json!(100)).await;
+    for (path, body) in [
+        (
+            "credit",
+            json!({"amount": 50, "description": "bonus deposit"}),
+        ),
+        ("debit", json!({"amount": 20, "description": "purchase"})),
+    ] {
+        let response = app
+            .post_json(&format!("/wallets/wallet-1/{path}"), body)
+            .await;
+        assert_eq!(response.status(), 201);
+    }
+    let (status, read) = json_of(app.wallet("wallet-1").await).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (read["version"].clone(), read["balance"].to_string()),
+        (json!(3), "130.00".into())
+    );
+    let trail = read["auditTrail"].as_array().expect("auditTrail");
+    assert_eq!(trail.len(), 4, "{read}");
+    assert_eq!(trail[3]["description"], "purchase");
+    assert_eq!(read["auditTrailTruncated"], false);
+    assert!(trail
+        .iter()
+        .all(|entry| entry["occurredAt"] == trail[0]["occurredAt"]
+            || entry["occurredAt"].as_str() > trail[0]["occurredAt"].as_str()));
+
+    app.create_wallet("wallet-2", "owner-2", json!(0)).await;
+    let transfer = json!({"toWalletId": "wallet-2", "amount": 5});
+    let response = app.post_json("/wallets/wallet-1/transfer", transfer).await;
+    assert_eq!(response.status(), 201);
+    let hold = json!({"amount": 10, "holdId": "hold-1"});
+    assert_eq!(
+        app.post_json("/wallets/wallet-1/holds", hold)
+            .await
+            .status(),
+        201
+    );
+    let (_, payer) = json_of(app.wallet("wallet-1").await).await;
+    let row = |kind: &str, amount: &str, description: &str, event: &str, version| {
+        (
+            kind.to_owned(),
+            amount.to_owned(),
+            description.to_owned(),
+            event.to_owned(),
+            version,
+        )
+    };
+    assert_eq!(
+        audit_entries(&payer),
+        [
+            row("WalletCreated", "", "Wallet created", "WalletCreated", 1),
+            row(
+                "WalletCredited",
+                "100.00",
+                "Initial balance",
+                "WalletCreated",
+                1
+            ),
+            row(
+                "WalletCredited",
+                "50.00",
+                "bonus deposit",
+                "WalletCredited",
+                2
+            ),
+            row("WalletDebited", "20.00", "purchase", "WalletDebited", 3),
+            row(
+                "WalletDebited",
+                "5.00",
+                "Transfer to wallet-2",
+                "TransferSent",
+                4
+            ),
+            row("HoldPlaced", "10.00", "Hold hold-1", "HoldPlaced", 5),
+        ]
+    );
+    let (_, payee) = json_of(app.wallet("wallet-2").await).await;
+    assert_eq!(
+        audit_entries(&payee),
+        [
+            row("WalletCreated", "", "Wallet created", "WalletCreated", 1),
+            row(
+                "WalletCredited",
+                "5.00",
+                "Transfer from wallet-1",
+                "TransferReceived",
+                2
+            ),
+        ],
+        "no opening credit without an opening balance"
+    );
+    // As of a version: the trail up to it.
+    let (_, then) = json_of(
+        app.get("/wallets/wallet-1?version=2")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(audit_entries(&then).len(), 3, "{then}");
+    app.stop().await;
+}
+
+/// A long history shows its newest events only, and says so.
+#[tokio::test]
+async fn a_long_historys_audit_trail_is_its_newest_events() {
+    let app = spawn_app().await;
+    app.create_wallet("long", "o", json!(0)).await;
+    for _ in 0..100 {
+        assert_eq!(app.credit("long", json!(1)).await.status(), 201);
+    }
+    let (_, read) = json_of(app.wallet("long").await).await;
+    let entries = audit_entries(&read);
+    assert_eq!(entries.len(), 100);
+    assert_eq!((entries[0].4, entries[99].4), (2, 101), "versions 2 to 101");
+    assert_eq!(read["auditTrailTruncated"], true);
     app.stop().await;
 }

@@ -226,6 +226,16 @@ pub fn error_message(body: &Value, status: u16) -> String {
         .to_owned()
 }
 
+/// A wallet read's body without its audit trail: the fields every wallet
+/// response (a command's reply, a list's item) shares.
+pub fn without_audit_trail(mut body: Value) -> Value {
+    if let Some(fields) = body.as_object_mut() {
+        fields.remove("auditTrail");
+        fields.remove("auditTrailTruncated");
+    }
+    body
+}
+
 pub async fn json_of(response: Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let body = response.json().await.expect("json body");

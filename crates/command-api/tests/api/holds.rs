@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{error_message, json_of, spawn_app, TestApp};
+use crate::helpers::{error_message, json_of, spawn_app, without_audit_trail, TestApp};
 
 /// Polls of a wallet while waiting for the expiry sweeper, at most.
 const SWEEP_WAIT_POLLS_MAX: usize = 50;
@@ -41,7 +41,7 @@ async fn read(app: &TestApp, path: &str) -> (u16, Value) {
 async fn wallet(app: &TestApp, id: &str) -> Value {
     let (status, body) = json_of(app.wallet(id).await).await;
     assert_eq!(status, 200, "{body}");
-    body
+    without_audit_trail(body)
 }
 
 /// A wallet `w` with 100.00 and a hold `h-1` of 25.00 on it.
