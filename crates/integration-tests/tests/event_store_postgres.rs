@@ -596,12 +596,33 @@ const RESUMED_COMMIT_MS_MAX: u64 = 10_000;
 /// Pause between reads while waiting for that, in ms.
 const RESUMED_POLL_MS: u64 = 50;
 
+/// What the proxy passes: nothing while `paused`; nothing, ever again, on
+/// the `frozen` connection (numbered from 0 in the order accepted): the
+/// first whose client sends the text `freeze_after` is `marked`, and frozen
+/// once the client's next message has passed (PostgreSQL's extended query
+/// protocol sends a statement's text to prepare it, then runs it apart).
+#[derive(Debug, Clone, Copy, Default)]
+struct ProxyState {
+    paused: bool,
+    freeze_after: Option<&'static str>,
+    marked: Option<u64>,
+    frozen: Option<u64>,
+}
+
+impl ProxyState {
+    fn passes(&self, connection: u64) -> bool {
+        !self.paused && self.frozen != Some(connection)
+    }
+}
+
 /// A TCP forwarder to PostgreSQL that stops passing bytes while paused, as a
 /// server stopped with SIGSTOP or cut off by a partition does: connections
-/// stay open and nothing answers.
+/// stay open and nothing answers. Or that freezes one connection after a
+/// statement went through it, while others pass, as a middlebox that lost
+/// its state does.
 struct PausableProxy {
     port: u16,
-    paused: tokio::sync::watch::Sender<bool>,
+    state: Arc<tokio::sync::watch::Sender<ProxyState>>,
 }
 
 impl PausableProxy {
@@ -610,45 +631,195 @@ impl PausableProxy {
             .await
             .expect("bind the proxy");
         let port = listener.local_addr().expect("the proxy's address").port();
-        let (paused, watching) = tokio::sync::watch::channel(false);
+        let state = Arc::new(tokio::sync::watch::Sender::new(ProxyState::default()));
+        let shared = Arc::clone(&state);
         tokio::spawn(async move {
+            let mut accepted = 0_u64;
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = tokio::net::TcpStream::connect(upstream.clone()).await else {
                     continue;
                 };
                 let (client_reads, client_writes) = client.into_split();
                 let (server_reads, server_writes) = server.into_split();
-                tokio::spawn(pump(client_reads, server_writes, watching.clone()));
-                tokio::spawn(pump(server_reads, client_writes, watching.clone()));
+                let from_client = Pump {
+                    connection: accepted,
+                    state: Arc::clone(&shared),
+                    watches_for_freeze: true,
+                };
+                let from_server = Pump {
+                    watches_for_freeze: false,
+                    ..from_client.clone()
+                };
+                tokio::spawn(from_client.run(client_reads, server_writes));
+                tokio::spawn(from_server.run(server_reads, client_writes));
+                accepted += 1;
             }
         });
-        Self { port, paused }
+        Self { port, state }
     }
 
     fn pause(&self, paused: bool) {
-        self.paused.send_replace(paused);
+        self.state.send_modify(|state| state.paused = paused);
+    }
+
+    /// The first connection whose client sends `text` passes nothing more
+    /// once it has passed that and the message after it.
+    fn freeze_after(&self, text: &'static str) {
+        self.state
+            .send_modify(|state| state.freeze_after = Some(text));
     }
 }
 
-/// Copies `from` to `to`, holding each chunk while the proxy is paused.
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut paused: tokio::sync::watch::Receiver<bool>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buffer = vec![0_u8; PROXY_BUFFER_BYTES];
-    loop {
-        let read = match from.read(&mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(read) => read,
-        };
-        if paused.wait_for(|paused| !*paused).await.is_err()
-            || to.write_all(&buffer[..read]).await.is_err()
-        {
-            return;
+/// One direction of one proxied connection.
+#[derive(Clone)]
+struct Pump {
+    connection: u64,
+    state: Arc<tokio::sync::watch::Sender<ProxyState>>,
+    /// The client's side: looks for the text that freezes its connection.
+    watches_for_freeze: bool,
+}
+
+impl Pump {
+    /// Copies `from` to `to`, holding each chunk while the proxy does not
+    /// pass this connection.
+    async fn run(
+        self,
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut passing = self.state.subscribe();
+        let mut buffer = vec![0_u8; PROXY_BUFFER_BYTES];
+        loop {
+            let read = match from.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => read,
+            };
+            let chunk = &buffer[..read];
+            if passing
+                .wait_for(|state| state.passes(self.connection))
+                .await
+                .is_err()
+                || to.write_all(chunk).await.is_err()
+            {
+                return;
+            }
+            if self.watches_for_freeze {
+                self.state.send_if_modified(|state| {
+                    if state.marked == Some(self.connection) {
+                        state.marked = None;
+                        state.frozen = Some(self.connection);
+                        return true;
+                    }
+                    let sent = state.freeze_after.is_some_and(|text| {
+                        chunk
+                            .windows(text.len())
+                            .any(|window| window == text.as_bytes())
+                    });
+                    if sent {
+                        state.freeze_after = None;
+                        state.marked = Some(self.connection);
+                    }
+                    sent
+                });
+            }
         }
     }
+}
+
+/// A connection that stops passing bytes in the middle of a group commit,
+/// while the server and new connections answer (a middlebox that lost its
+/// state), held that writer, and every append after, for good, and the
+/// allocator lock it had taken held every other replica's writer: the
+/// server ends the silent session after `WRITER_IDLE_IN_TRANSACTION_MS`
+/// (the lock with it), and the writer gives the connection up after
+/// `GROUP_COMMIT_WAIT_MS_MAX` and writes on a new one.
+#[tokio::test]
+async fn a_writer_whose_connection_went_silent_mid_transaction_blocks_no_one_for_long() {
+    with_fresh_database(|database| async move {
+        let direct = database.pool().await; // migrated
+        let url = with_database(&database.admin_url, &database.name);
+        let options: PgConnectOptions = url.parse().expect("a PostgreSQL URL");
+        let proxy = PausableProxy::start((options.get_host().to_owned(), options.get_port())).await;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(POOL_CONNECTIONS_MAX)
+            .connect_with(options.host("127.0.0.1").port(proxy.port))
+            .await
+            .expect("connect through the proxy");
+        let cut_off = PostgresEventStore::connect(pool.clone())
+            .await
+            .expect("a store through the proxy")
+            .with_wait_ms(PAUSED_APPEND_WAIT_MS);
+        let other = PostgresEventStore::connect(direct.clone())
+            .await
+            .expect("another replica's store");
+
+        // The writer's connection goes silent once its group holds the lock.
+        proxy.freeze_after("pg_advisory_xact_lock");
+        let started = Instant::now();
+        let mut stuck = Stream::new("cut-off-writer");
+        let first = stuck.next();
+        let answer = cut_off.append(request(vec![first.clone()])).await;
+        assert!(
+            matches!(
+                answer,
+                Err(AppendError::Store(
+                    event_store::StoreError::OutcomeUnknown { .. }
+                ))
+            ),
+            "{answer:?}"
+        );
+
+        // Another replica waits for the lock until the server ends the session.
+        let mut elsewhere = Stream::new("another-replica");
+        let behind = elsewhere.next();
+        let lock_freed_within =
+            Duration::from_millis(event_store::WRITER_IDLE_IN_TRANSACTION_MS + 5_000);
+        while other.append(request(vec![behind.clone()])).await.is_err() {
+            assert!(
+                started.elapsed() < lock_freed_within,
+                "the other replica writes within {lock_freed_within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(RESUMED_POLL_MS)).await;
+        }
+        let freed = started.elapsed();
+        assert!(
+            freed >= Duration::from_millis(event_store::ALLOCATOR_LOCK_TIMEOUT_MS),
+            "the lock was held: {freed:?}"
+        );
+
+        // The cut-off writer gives its connection up and writes again; its
+        // retries queue behind the stuck group, the first of them is stored.
+        let written_within = Duration::from_millis(event_store::GROUP_COMMIT_WAIT_MS_MAX + 10_000);
+        loop {
+            let _ = cut_off.append(request(vec![first.clone()])).await;
+            if other
+                .read_stream(&stuck.id, 0)
+                .await
+                .is_ok_and(|stored| stored.len() == 1)
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < written_within,
+                "the cut-off writer writes on a new connection within {written_within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(RESUMED_POLL_MS)).await;
+        }
+        assert!(
+            started.elapsed() >= Duration::from_millis(event_store::GROUP_COMMIT_WAIT_MS_MAX),
+            "the writer waited for the silent connection first"
+        );
+        cut_off
+            .append(request(vec![stuck.next()]))
+            .await
+            .expect("the writer takes appends at once again");
+        drop(cut_off);
+        drop(other);
+        pool.close().await;
+        direct.close().await;
+    })
+    .await;
 }
 
 /// A server that stops answering without closing its connections holds

@@ -523,6 +523,45 @@ async fn one_leader_publishes_and_a_standby_takes_over_without_loss() {
     database.drop_all().await;
 }
 
+/// A leader that stops running with its socket open (paused with SIGSTOP,
+/// stuck) answers nothing, and its kernel still answers keepalives: the
+/// server ends its lock session once idle past the lease, so a standby
+/// takes over instead of no one publishing for as long as it is stopped.
+#[tokio::test]
+async fn a_lock_session_left_idle_past_its_lease_loses_the_lock() {
+    let Some(url) = require_env("DATABASE_URL") else {
+        return;
+    };
+    let database = RelayDatabase::create(&url).await;
+    let options: sqlx::postgres::PgConnectOptions = database.url.parse().expect("a PostgreSQL URL");
+    let mut stopped = outbox_relay::open_lock_connection(&options)
+        .await
+        .expect("a lock connection");
+    let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(outbox_relay::RELAY_LEADER_LOCK_KEY)
+        .fetch_one(&mut stopped)
+        .await
+        .expect("take the lock");
+    assert!(taken);
+    assert!(lock_holder(&database).await.is_some());
+    let lease = Duration::from_millis(outbox_relay::LOCK_IDLE_SESSION_TIMEOUT_MS);
+    tokio::time::sleep(lease / 2).await;
+    assert!(
+        lock_holder(&database).await.is_some(),
+        "held within the lease"
+    );
+    let deadline = Instant::now() + lease;
+    while lock_holder(&database).await.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the server ended the session idle past {lease:?}"
+        );
+        tokio::time::sleep(WAIT_POLL).await;
+    }
+    drop(stopped);
+    database.drop_all().await;
+}
+
 #[tokio::test]
 async fn relay_throughput_is_measured() {
     let (Some(brokers), Some(url)) = (require_env("KAFKA_BROKERS"), require_env("DATABASE_URL"))

@@ -7,7 +7,10 @@
 //! The leader checks its connection every [`LEADER_CHECK_INTERVAL_MS`] and
 //! stops relaying (after the batch in hand) when it has lost it, so two
 //! replicas publish together for at most about a check interval plus one
-//! batch: duplicates the consumers drop by event id, never a lost event.
+//! batch: duplicates the consumers drop by event id, never a lost event. A
+//! leader that stops running with its socket open (paused, stuck) loses
+//! the lock after [`LOCK_IDLE_SESSION_TIMEOUT_MS`]: the server ends its
+//! idle session, as a lease runs out.
 //!
 //! Each term runs a new relay, which starts from the checkpoint in PostgreSQL
 //! (on KurrentDB it opens its subscription there, and drops it when the term
@@ -42,6 +45,18 @@ pub const LOCK_CONNECT_TIMEOUT_MS: u64 = 5_000;
 const LOCK_KEEPALIVE_IDLE_SECONDS: &str = "5";
 const LOCK_KEEPALIVE_INTERVAL_SECONDS: &str = "2";
 const LOCK_KEEPALIVE_COUNT: &str = "3";
+/// How long the server keeps the lock connection's session idle, in ms
+/// (`idle_session_timeout`, PostgreSQL 14 and later; older servers go
+/// without): the leader checks its connection every
+/// [`LEADER_CHECK_INTERVAL_MS`] and a standby tries the lock as often, so a
+/// session idle this long belongs to a process that stopped (paused,
+/// stuck) while its socket stayed open; ending it frees the lock for a
+/// standby, as a lease that ran out. Keepalives cannot: the paused
+/// process's kernel answers them.
+pub const LOCK_IDLE_SESSION_TIMEOUT_MS: u64 = 10_000;
+/// The first PostgreSQL release with `idle_session_timeout` (14), as
+/// `server_version_num` counts.
+const IDLE_SESSION_TIMEOUT_SINCE_VERSION_NUM: i32 = 140_000;
 
 /// Whether this replica leads, and the PostgreSQL backend holding its lock.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -143,6 +158,28 @@ fn with_keepalives(options: PgConnectOptions) -> PgConnectOptions {
         ])
 }
 
+/// Opens a connection for the leader lock, within
+/// [`LOCK_CONNECT_TIMEOUT_MS`], its session ended by the server once idle
+/// for [`LOCK_IDLE_SESSION_TIMEOUT_MS`] (on a server that knows the
+/// setting: an older one would refuse the name).
+pub async fn open_lock_connection(options: &PgConnectOptions) -> Result<PgConnection, sqlx::Error> {
+    let mut connection = tokio::time::timeout(
+        Duration::from_millis(LOCK_CONNECT_TIMEOUT_MS),
+        PgConnection::connect_with(options),
+    )
+    .await
+    .map_err(|_| sqlx::Error::PoolTimedOut)??;
+    sqlx::query(
+        "SELECT set_config('idle_session_timeout', $1, false) \
+         WHERE current_setting('server_version_num')::int >= $2",
+    )
+    .bind(format!("{LOCK_IDLE_SESSION_TIMEOUT_MS}ms"))
+    .bind(IDLE_SESSION_TIMEOUT_SINCE_VERSION_NUM)
+    .execute(&mut connection)
+    .await?;
+    Ok(connection)
+}
+
 /// Tries the lock on the standby connection (opened if need be); the
 /// backend's pid when this replica now leads.
 async fn try_lead(
@@ -150,13 +187,7 @@ async fn try_lead(
     options: &PgConnectOptions,
 ) -> Result<Option<i32>, sqlx::Error> {
     if connection.is_none() {
-        let opened = tokio::time::timeout(
-            Duration::from_millis(LOCK_CONNECT_TIMEOUT_MS),
-            PgConnection::connect_with(options),
-        )
-        .await
-        .map_err(|_| sqlx::Error::PoolTimedOut)??;
-        *connection = Some(opened);
+        *connection = Some(open_lock_connection(options).await?);
     }
     let Some(held) = connection.as_mut() else {
         return Ok(None);

@@ -88,13 +88,21 @@ pub async fn connect_reads(
 
 /// A pool of `connections_max` connections to the database of `pool`, for
 /// one writer: its connections are its own, so reads cannot starve it. Each
-/// statement is bounded by `statement_timeout_ms`.
+/// statement is bounded by `statement_timeout_ms`, and the server ends a
+/// session left idle inside a transaction for `idle_in_transaction_ms`
+/// (`idle_in_transaction_session_timeout`): a writer cut off from the
+/// server mid-transaction (a partition, a hung proxy) must not keep its
+/// locks there for as long as the server takes to notice the dead socket.
 pub async fn writer_pool(
     pool: &PgPool,
     connections_max: u32,
     statement_timeout_ms: u64,
+    idle_in_transaction_ms: u64,
 ) -> Result<PgPool, PostgresError> {
-    let options = pool.connect_options().as_ref().clone();
+    let options = pool.connect_options().as_ref().clone().options([(
+        "idle_in_transaction_session_timeout",
+        format!("{idle_in_transaction_ms}ms"),
+    )]);
     pool_of(options, connections_max, statement_timeout_ms).await
 }
 

@@ -19,7 +19,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 use wallet_domain::WalletId;
 
@@ -29,10 +29,10 @@ use crate::{directory_change, AppendError, AppendOutcome, DirectoryChange};
 
 /// Commits `jobs` as one batch: an outcome per job, in order.
 pub(super) async fn commit_batch(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     jobs: &[AppendJob],
 ) -> Result<Vec<Result<AppendOutcome, AppendError>>, GroupFailure> {
-    let mut transaction = begin_group(pool).await?;
+    let mut transaction = begin_group(connection).await?;
     let heads = read_heads(&mut transaction, jobs).await?;
     let plan = plan_group(heads, jobs.iter().map(|job| &job.request));
     let outcomes = write(&mut transaction, jobs, plan).await?;

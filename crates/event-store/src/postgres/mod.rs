@@ -34,8 +34,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use postgres_support::{PostgresError, Within, READ_WAIT_MS_MAX};
-use sqlx::postgres::PgPool;
-use sqlx::{Acquire, Row};
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::{Acquire, Connection, Row};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 use wallet_domain::{HoldId, WalletId};
@@ -74,6 +74,20 @@ pub const WRITER_CONNECTIONS_MAX: u32 = 2;
 /// Above a group's statements' own bounds (two of
 /// [`GROUP_COMMIT_STATEMENT_TIMEOUT_MS`]), so a server that answers answers.
 pub const APPEND_WAIT_MS_MAX: u64 = 20_000;
+/// How long the writer waits for one group commit at most, in ms: the
+/// statements' own bounds ([`GROUP_COMMIT_STATEMENT_TIMEOUT_MS`]) are the
+/// server's, and a server that stops answering without closing the
+/// connection never applies them. Past it, the writer closes that
+/// connection, answers the group's appends "outcome unknown" and goes on
+/// with another; without it one dead connection held the writer, and every
+/// append after, for good.
+pub const GROUP_COMMIT_WAIT_MS_MAX: u64 = APPEND_WAIT_MS_MAX;
+/// How long the server keeps a writer's session that is idle inside a
+/// transaction, in ms (`idle_in_transaction_session_timeout`): a group's
+/// statements follow each other within a round trip, so a session idle
+/// that long has lost its writer, and ending it frees the allocator lock
+/// every other replica's writer waits for.
+pub const WRITER_IDLE_IN_TRANSACTION_MS: u64 = 10_000;
 
 const UNIQUE_VIOLATION: &str = "23505";
 const EVENTS_STREAM_VERSION_CONSTRAINT: &str = "events_stream_version_key";
@@ -137,6 +151,7 @@ impl PostgresEventStore {
             &pool,
             WRITER_CONNECTIONS_MAX,
             GROUP_COMMIT_STATEMENT_TIMEOUT_MS,
+            WRITER_IDLE_IN_TRANSACTION_MS,
         )
         .await?;
         let (appends, queue) = mpsc::channel(APPEND_QUEUE_CAPACITY);
@@ -178,7 +193,7 @@ async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<AppendJob>, head: wa
                 Err(_) => break,
             }
         }
-        let outcomes = match commit_group(&pool, &jobs).await {
+        let outcomes = match commit_bounded(&pool, &jobs).await {
             Ok(outcomes) => outcomes,
             Err(failure) => {
                 tracing::error!(error = %failure, appends = jobs.len(), "event store group commit failed");
@@ -238,19 +253,53 @@ impl GroupFailure {
     }
 }
 
+/// Commits the group on a connection of the writer's pool within
+/// [`GROUP_COMMIT_WAIT_MS_MAX`]. A connection that has not answered by then
+/// is taken out of the pool and closed (the server ends its session, and
+/// releases its locks, by `idle_in_transaction_session_timeout`), and the
+/// group's outcome is unknown: it may have reached COMMIT.
+async fn commit_bounded(
+    pool: &PgPool,
+    jobs: &[AppendJob],
+) -> Result<Vec<Result<AppendOutcome, AppendError>>, GroupFailure> {
+    let mut connection = pool.acquire().await?;
+    let committed = tokio::time::timeout(
+        Duration::from_millis(GROUP_COMMIT_WAIT_MS_MAX),
+        commit_group(&mut connection, jobs),
+    )
+    .await;
+    match committed {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            // Detached, not returned: the pool would try to reuse it.
+            drop(connection.detach());
+            tracing::warn!(
+                waited_ms = GROUP_COMMIT_WAIT_MS_MAX,
+                "the event store's server did not answer a group commit; its connection is closed"
+            );
+            Err(GroupFailure::AtCommit(std::sync::Arc::new(
+                sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {GROUP_COMMIT_WAIT_MS_MAX} ms"),
+                )),
+            )))
+        }
+    }
+}
+
 /// Commits the group in one transaction; the outer error fails every append
 /// in it. First as one batch ([`batched::commit_batch`], a fixed number of
 /// statements); when a unique constraint refuses a row of the batch, again
 /// with a savepoint per append ([`commit_in_savepoints`], a few statements
 /// per append), which refuses only the append the constraint names.
 async fn commit_group(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     jobs: &[AppendJob],
 ) -> Result<Vec<Result<AppendOutcome, AppendError>>, GroupFailure> {
-    match batched::commit_batch(pool, jobs).await {
+    match batched::commit_batch(connection, jobs).await {
         Err(GroupFailure::BeforeCommit(error)) if unique_violation(&error).is_some() => {
             tracing::debug!(%error, appends = jobs.len(), "batch refused by a unique constraint; committing append by append");
-            commit_in_savepoints(pool, jobs).await
+            commit_in_savepoints(connection, jobs).await
         }
         outcome => outcome,
     }
@@ -258,9 +307,9 @@ async fn commit_group(
 
 /// Begins a group's transaction with its timeouts and the allocator lock.
 async fn begin_group(
-    pool: &PgPool,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-    let mut transaction = pool.begin().await?;
+    connection: &mut PgConnection,
+) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, sqlx::Error> {
+    let mut transaction = Connection::begin(connection).await?;
     sqlx::query(
         "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
     )
@@ -281,9 +330,7 @@ async fn begin_group(
 
 /// Commits a group's transaction: an error or no answer to COMMIT leaves the
 /// group's outcome unknown.
-async fn commit(
-    transaction: sqlx::Transaction<'static, sqlx::Postgres>,
-) -> Result<(), GroupFailure> {
+async fn commit(transaction: sqlx::Transaction<'_, sqlx::Postgres>) -> Result<(), GroupFailure> {
     transaction
         .commit()
         .await
@@ -295,10 +342,10 @@ async fn commit(
 /// constraint refuses only that append, and the heads move on only past the
 /// appends stored.
 async fn commit_in_savepoints(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     jobs: &[AppendJob],
 ) -> Result<Vec<Result<AppendOutcome, AppendError>>, GroupFailure> {
-    let mut transaction = begin_group(pool).await?;
+    let mut transaction = begin_group(connection).await?;
     let mut heads = GroupHeads::new(batched::read_heads(&mut transaction, jobs).await?);
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
