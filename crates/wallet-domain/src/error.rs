@@ -66,9 +66,12 @@ pub enum DomainError {
     #[error("Balance of wallet {0} would exceed the largest balance a wallet may hold")]
     BalanceOverflow(WalletId),
     #[error(
-        "Wallet {0} is frozen: it refuses debits, transfers out, holds and closing until unfrozen"
+        "Wallet {0} is frozen: it refuses debits, transfers out, holds, captures and closing until unfrozen"
     )]
     WalletFrozen(WalletId),
+    /// A freeze of a wallet that is frozen already: nothing to do.
+    #[error("Wallet {0} is already frozen")]
+    WalletAlreadyFrozen(WalletId),
     #[error("Wallet {0} is not frozen")]
     WalletNotFrozen(WalletId),
     #[error("Wallet {0} is closed: it refuses every change")]

@@ -372,7 +372,13 @@ fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
                 },
             )
         }
-        CommandKind::Freeze => unmoved(open(Needs::Active)?, EventKind::WalletFrozen),
+        CommandKind::Freeze => {
+            let wallet = open(Needs::NotClosed)?;
+            if wallet.status == WalletStatus::Frozen {
+                return Err(DomainError::WalletAlreadyFrozen(wallet_id.clone()));
+            }
+            unmoved(wallet, EventKind::WalletFrozen)
+        }
         CommandKind::Unfreeze => {
             let wallet = open(Needs::NotClosed)?;
             if wallet.status != WalletStatus::Frozen {

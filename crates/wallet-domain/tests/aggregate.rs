@@ -258,8 +258,6 @@ fn a_frozen_wallet_refuses_money_out_and_still_receives() {
     }
     assert!(given_when(&given, &credit("w1", "1")).is_ok());
     assert!(given_when(&given, &transfer_in("w1", "w2", "1")).is_ok());
-    let error = given_when(&given, &command("w1", CommandKind::Freeze)).expect_err("twice");
-    assert_eq!(error, DomainError::WalletFrozen(wallet_id("w1")));
 }
 
 #[test]
@@ -287,6 +285,14 @@ fn unfreezing_lets_money_out_again_and_needs_a_frozen_wallet() {
     let error = given_when(&[create("w1", "10")], &command("w1", CommandKind::Unfreeze))
         .expect_err("not frozen");
     assert_eq!(error, DomainError::WalletNotFrozen(wallet_id("w1")));
+}
+
+#[test]
+fn a_second_freeze_is_refused_as_already_frozen() {
+    let frozen = [create("w1", "10"), command("w1", CommandKind::Freeze)];
+    let error = given_when(&frozen, &command("w1", CommandKind::Freeze)).expect_err("frozen");
+    assert_eq!(error, DomainError::WalletAlreadyFrozen(wallet_id("w1")));
+    assert_eq!(error.to_string(), "Wallet w1 is already frozen");
 }
 
 #[test]

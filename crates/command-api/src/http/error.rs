@@ -190,6 +190,7 @@ impl From<ServiceError> for ApiError {
                 DomainError::WalletAlreadyExists(_)
                 | DomainError::WalletOwnedByAnother { .. }
                 | DomainError::WalletFrozen(_)
+                | DomainError::WalletAlreadyFrozen(_)
                 | DomainError::WalletNotFrozen(_)
                 | DomainError::WalletClosed(_)
                 | DomainError::WalletNotEmpty { .. }
