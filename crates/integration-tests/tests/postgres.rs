@@ -173,3 +173,54 @@ async fn a_build_starts_on_a_schema_a_newer_release_migrated() {
     })
     .await;
 }
+
+/// A session of a pool that writes (`postgres_support::connect`) gone
+/// silent inside its transaction (its client paused, partitioned, behind a
+/// hung proxy) is ended by the server, and its locks with it, instead of
+/// holding the other replicas up until the server notices the dead socket.
+#[tokio::test]
+async fn a_session_silent_inside_its_transaction_loses_its_locks() {
+    let Some(url) = require_env("DATABASE_URL") else {
+        return;
+    };
+    let silent = postgres_support::connect(&url, 1)
+        .await
+        .expect("a pool that writes");
+    let key: i64 = rand::random();
+    let mut held = silent.acquire().await.expect("a connection");
+    sqlx::query("BEGIN")
+        .execute(&mut *held)
+        .await
+        .expect("begin");
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(key)
+        .execute(&mut *held)
+        .await
+        .expect("a lock, then silence");
+    let options = PgConnectOptions::from_str(&url).expect("DATABASE_URL is a PostgreSQL URL");
+    let other = pool(options).await;
+    let holders = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND ((classid::bigint << 32) | objid::bigint) = $1",
+        )
+        .bind(key)
+        .fetch_one(&other)
+        .await
+        .expect("read pg_locks")
+    };
+    assert_eq!(holders().await, 1, "held while the session is young");
+    let lease = std::time::Duration::from_millis(postgres_support::IDLE_IN_TRANSACTION_MS);
+    let deadline = std::time::Instant::now() + lease * 2;
+    while holders().await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server ended the silent session within {:?}",
+            lease * 2
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    drop(held);
+    silent.close().await;
+    other.close().await;
+}

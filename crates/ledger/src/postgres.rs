@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use event_sink::{ConsumerOffsets, OffsetsMoved, StoredOffsets};
 use event_store::RecordedEvent;
-use postgres_support::{consumer_offsets, Within, READ_WAIT_MS_MAX};
+use postgres_support::{consumer_offsets, Within, BATCH_WAIT_MS_MAX, READ_WAIT_MS_MAX};
 use rust_decimal::Decimal;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, QueryBuilder};
@@ -505,6 +505,7 @@ impl Ledger for PostgresLedger {
     ) -> Result<PostOutcome, LedgerError> {
         let batch = prepare_batch(events, checkpoint)?;
         let outcome = post_batch(&self.pool, &batch, None)
+            .within(BATCH_WAIT_MS_MAX)
             .await
             .map_err(storage)?
             .unwrap_or_default();
@@ -519,6 +520,7 @@ impl Ledger for PostgresLedger {
     ) -> Result<PostOutcome, LedgerError> {
         let batch = prepare_batch(events, checkpoint)?;
         let outcome = post_batch(&self.pool, &batch, Some(offsets))
+            .within(BATCH_WAIT_MS_MAX)
             .await
             .map_err(storage)?
             .ok_or_else(|| OffsetsMoved::of(offsets))?;

@@ -27,6 +27,18 @@ static MIGRATIONS: Migrator = Migrator {
 pub const POOL_CONNECTIONS_MAX_DEFAULT: u32 = 16;
 /// How long a caller waits for a pooled connection.
 pub const POOL_ACQUIRE_TIMEOUT_MS: u64 = 5_000;
+/// How long the server keeps a session of ours that is idle inside a
+/// transaction, in ms (`idle_in_transaction_session_timeout`), on the pools
+/// that write ([`connect`], [`writer_pool`]): their transactions run their
+/// statements back to back, so a session idle that long has lost its
+/// client (a partition, a hung proxy, a paused process), and ending it
+/// frees the row and advisory locks the other replicas wait for.
+pub const IDLE_IN_TRANSACTION_MS: u64 = 10_000;
+/// How long a projection's batch transaction (the ledger's, the read
+/// model's) waits for the server at most, in ms, on the client: the server's
+/// own bounds cannot fire on a connection gone silent. Past it the batch
+/// fails as a lost connection does (transient: retried, never dead-lettered).
+pub const BATCH_WAIT_MS_MAX: u64 = 60_000;
 /// Bound on one read statement, unless configured otherwise
 /// (`DATABASE_STATEMENT_TIMEOUT_MS`).
 pub const READ_STATEMENT_TIMEOUT_MS_DEFAULT: u64 = 15_000;
@@ -54,12 +66,14 @@ impl PostgresError {
     }
 }
 
-/// Connects and brings the schema up to date.
+/// Connects and brings the schema up to date; a session idle inside a
+/// transaction for [`IDLE_IN_TRANSACTION_MS`] is ended by the server.
 pub async fn connect(url: &str, connections_max: u32) -> Result<PgPool, PostgresError> {
+    let options = PgConnectOptions::from_str(url).map_err(PostgresError::Connect)?;
     let pool = PgPoolOptions::new()
         .max_connections(connections_max)
         .acquire_timeout(Duration::from_millis(POOL_ACQUIRE_TIMEOUT_MS))
-        .connect(url)
+        .connect_with(with_idle_in_transaction_timeout(options))
         .await
         .map_err(PostgresError::Connect)?;
     MIGRATIONS.run(&pool).await?;
@@ -89,21 +103,26 @@ pub async fn connect_reads(
 /// A pool of `connections_max` connections to the database of `pool`, for
 /// one writer: its connections are its own, so reads cannot starve it. Each
 /// statement is bounded by `statement_timeout_ms`, and the server ends a
-/// session left idle inside a transaction for `idle_in_transaction_ms`
-/// (`idle_in_transaction_session_timeout`): a writer cut off from the
-/// server mid-transaction (a partition, a hung proxy) must not keep its
-/// locks there for as long as the server takes to notice the dead socket.
+/// session left idle inside a transaction for [`IDLE_IN_TRANSACTION_MS`]:
+/// a writer cut off from the server mid-transaction (a partition, a hung
+/// proxy) must not keep its locks there for as long as the server takes to
+/// notice the dead socket.
 pub async fn writer_pool(
     pool: &PgPool,
     connections_max: u32,
     statement_timeout_ms: u64,
-    idle_in_transaction_ms: u64,
 ) -> Result<PgPool, PostgresError> {
-    let options = pool.connect_options().as_ref().clone().options([(
-        "idle_in_transaction_session_timeout",
-        format!("{idle_in_transaction_ms}ms"),
-    )]);
+    let options = with_idle_in_transaction_timeout(pool.connect_options().as_ref().clone());
     pool_of(options, connections_max, statement_timeout_ms).await
+}
+
+/// `options` whose sessions the server ends once idle inside a transaction
+/// for [`IDLE_IN_TRANSACTION_MS`].
+fn with_idle_in_transaction_timeout(options: PgConnectOptions) -> PgConnectOptions {
+    options.options([(
+        "idle_in_transaction_session_timeout",
+        format!("{IDLE_IN_TRANSACTION_MS}ms"),
+    )])
 }
 
 /// A pool of `connections_max` connections made with `options`, each

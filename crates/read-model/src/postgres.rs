@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use event_sink::{ConsumerOffsets, OffsetsMoved, StoredOffsets};
 use event_store::RecordedEvent;
-use postgres_support::{consumer_offsets, Within, READ_WAIT_MS_MAX};
+use postgres_support::{consumer_offsets, Within, BATCH_WAIT_MS_MAX, READ_WAIT_MS_MAX};
 use rust_decimal::Decimal;
 use sqlx::postgres::PgPool;
 use sqlx::PgConnection;
@@ -261,6 +261,28 @@ impl TryFrom<WalletRow> for WalletView {
     }
 }
 
+/// [`apply_batch`] within [`BATCH_WAIT_MS_MAX`] on the client: past it the
+/// batch fails as a lost connection does, and the server ends the silent
+/// session (`idle_in_transaction_session_timeout`) with its row locks.
+async fn apply_bounded(
+    pool: &PgPool,
+    events: &[RecordedEvent],
+    checkpoint: Option<u64>,
+    offsets: Option<&ConsumerOffsets>,
+) -> Result<ApplyOutcome, ReadModelError> {
+    tokio::time::timeout(
+        std::time::Duration::from_millis(BATCH_WAIT_MS_MAX),
+        apply_batch(pool, events, checkpoint, offsets),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(unavailable(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("PostgreSQL gave no answer to a batch within {BATCH_WAIT_MS_MAX} ms"),
+        ))))
+    })
+}
+
 /// Applies `events` in one transaction, moving `offsets` first when given
 /// ([`ReadModelError::OffsetsMoved`], applying nothing, when they are not the
 /// expected ones) and the checkpoint last.
@@ -322,7 +344,7 @@ impl ReadModel for PostgresReadModel {
         events: &[RecordedEvent],
         checkpoint: Option<u64>,
     ) -> Result<ApplyOutcome, ReadModelError> {
-        apply_batch(&self.pool, events, checkpoint, None).await
+        apply_bounded(&self.pool, events, checkpoint, None).await
     }
 
     async fn apply_consumed(
@@ -331,7 +353,7 @@ impl ReadModel for PostgresReadModel {
         checkpoint: Option<u64>,
         offsets: &ConsumerOffsets,
     ) -> Result<ApplyOutcome, ReadModelError> {
-        apply_batch(&self.pool, events, checkpoint, Some(offsets)).await
+        apply_bounded(&self.pool, events, checkpoint, Some(offsets)).await
     }
 
     async fn consumer_offsets(

@@ -87,7 +87,7 @@ pub const GROUP_COMMIT_WAIT_MS_MAX: u64 = APPEND_WAIT_MS_MAX;
 /// statements follow each other within a round trip, so a session idle
 /// that long has lost its writer, and ending it frees the allocator lock
 /// every other replica's writer waits for.
-pub const WRITER_IDLE_IN_TRANSACTION_MS: u64 = 10_000;
+pub const WRITER_IDLE_IN_TRANSACTION_MS: u64 = postgres_support::IDLE_IN_TRANSACTION_MS;
 
 const UNIQUE_VIOLATION: &str = "23505";
 const EVENTS_STREAM_VERSION_CONSTRAINT: &str = "events_stream_version_key";
@@ -151,7 +151,6 @@ impl PostgresEventStore {
             &pool,
             WRITER_CONNECTIONS_MAX,
             GROUP_COMMIT_STATEMENT_TIMEOUT_MS,
-            WRITER_IDLE_IN_TRANSACTION_MS,
         )
         .await?;
         let (appends, queue) = mpsc::channel(APPEND_QUEUE_CAPACITY);
