@@ -727,6 +727,27 @@ impl Pump {
     }
 }
 
+/// A store of `database` (migrated) whose connections all go through a
+/// [`PausableProxy`], its appends and reads waiting
+/// [`PAUSED_APPEND_WAIT_MS`] for the server; the proxy and the store's pool.
+async fn store_through_proxy(
+    database: &TestDatabase,
+) -> (PausableProxy, PgPool, PostgresEventStore) {
+    let url = with_database(&database.admin_url, &database.name);
+    let options: PgConnectOptions = url.parse().expect("a PostgreSQL URL");
+    let proxy = PausableProxy::start((options.get_host().to_owned(), options.get_port())).await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(POOL_CONNECTIONS_MAX)
+        .connect_with(options.host("127.0.0.1").port(proxy.port))
+        .await
+        .expect("connect through the proxy");
+    let store = PostgresEventStore::connect(pool.clone())
+        .await
+        .expect("a store through the proxy")
+        .with_wait_ms(PAUSED_APPEND_WAIT_MS);
+    (proxy, pool, store)
+}
+
 /// A connection that stops passing bytes in the middle of a group commit,
 /// while the server and new connections answer (a middlebox that lost its
 /// state), held that writer, and every append after, for good, and the
@@ -738,18 +759,7 @@ impl Pump {
 async fn a_writer_whose_connection_went_silent_mid_transaction_blocks_no_one_for_long() {
     with_fresh_database(|database| async move {
         let direct = database.pool().await; // migrated
-        let url = with_database(&database.admin_url, &database.name);
-        let options: PgConnectOptions = url.parse().expect("a PostgreSQL URL");
-        let proxy = PausableProxy::start((options.get_host().to_owned(), options.get_port())).await;
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(POOL_CONNECTIONS_MAX)
-            .connect_with(options.host("127.0.0.1").port(proxy.port))
-            .await
-            .expect("connect through the proxy");
-        let cut_off = PostgresEventStore::connect(pool.clone())
-            .await
-            .expect("a store through the proxy")
-            .with_wait_ms(PAUSED_APPEND_WAIT_MS);
+        let (proxy, pool, cut_off) = store_through_proxy(&database).await;
         let other = PostgresEventStore::connect(direct.clone())
             .await
             .expect("another replica's store");
@@ -830,20 +840,8 @@ async fn a_writer_whose_connection_went_silent_mid_transaction_blocks_no_one_for
 #[tokio::test]
 async fn appends_and_reads_on_a_server_that_stopped_answering_are_answered_within_their_bounds() {
     with_fresh_database(|database| async move {
-        let url = with_database(&database.admin_url, &database.name);
         drop(database.pool().await); // migrated
-        let options: PgConnectOptions = url.parse().expect("a PostgreSQL URL");
-        let proxy =
-            PausableProxy::start((options.get_host().to_owned(), options.get_port())).await;
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(POOL_CONNECTIONS_MAX)
-            .connect_with(options.host("127.0.0.1").port(proxy.port))
-            .await
-            .expect("connect through the proxy");
-        let store = PostgresEventStore::connect(pool.clone())
-            .await
-            .expect("a store through the proxy")
-            .with_wait_ms(PAUSED_APPEND_WAIT_MS);
+        let (proxy, pool, store) = store_through_proxy(&database).await;
         let mut stream = Stream::new("paused-server");
         store
             .append(request(vec![stream.next()]))
