@@ -3,18 +3,23 @@
 
 use std::collections::BTreeMap;
 
+use postgres_support::{Within, READ_WAIT_MS_MAX};
 use sqlx::PgPool;
 
 /// The next offset of each partition a batch published to: one past its
 /// last message there.
 pub type PublishedOffsets = BTreeMap<i32, i64>;
 
-/// The position stored under `name`, 0 when none is.
+/// The position stored under `name`, 0 when none is. Both statements here
+/// wait [`READ_WAIT_MS_MAX`] at most for the server on the client (a
+/// connection gone silent must not hold the relay's batch for good: past
+/// it, the batch fails as a lost connection does and is retried).
 pub async fn read_checkpoint(pool: &PgPool, name: &str) -> Result<u64, sqlx::Error> {
     let position: Option<i64> =
         sqlx::query_scalar("SELECT position FROM relay_checkpoints WHERE name = $1")
             .bind(name)
             .fetch_optional(pool)
+            .within(READ_WAIT_MS_MAX)
             .await?;
     Ok(position.map_or(0, |position| u64::try_from(position).unwrap_or(0)))
 }
@@ -52,6 +57,7 @@ pub async fn store_checkpoint(
     .bind(partitions)
     .bind(next_offsets)
     .execute(pool)
+    .within(READ_WAIT_MS_MAX)
     .await?;
     Ok(())
 }
