@@ -33,7 +33,6 @@ pub use hold_schedule::{HoldSchedule, HOLD_SCHEDULE_BATCHES_MAX};
 pub use postgres::{
     AppendUnanswered, PostgresEventStore, ALLOCATOR_LOCK_TIMEOUT_MS, APPEND_WAIT_MS_MAX,
     GROUP_COMMIT_STATEMENT_TIMEOUT_MS, GROUP_COMMIT_WAIT_MS_MAX, POSITION_ALLOCATOR_LOCK_KEY,
-    WRITER_IDLE_IN_TRANSACTION_MS,
 };
 pub use recorded::{EventHeader, RecordedEvent, StoredEvent};
 pub use tail::{

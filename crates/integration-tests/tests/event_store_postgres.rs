@@ -752,7 +752,7 @@ async fn store_through_proxy(
 /// while the server and new connections answer (a middlebox that lost its
 /// state), held that writer, and every append after, for good, and the
 /// allocator lock it had taken held every other replica's writer: the
-/// server ends the silent session after `WRITER_IDLE_IN_TRANSACTION_MS`
+/// server ends the silent session after `postgres_support::IDLE_IN_TRANSACTION_MS`
 /// (the lock with it), and the writer gives the connection up after
 /// `GROUP_COMMIT_WAIT_MS_MAX` and writes on a new one.
 #[tokio::test]
@@ -784,7 +784,7 @@ async fn a_writer_whose_connection_went_silent_mid_transaction_blocks_no_one_for
         let mut elsewhere = Stream::new("another-replica");
         let behind = elsewhere.next();
         let lock_freed_within =
-            Duration::from_millis(event_store::WRITER_IDLE_IN_TRANSACTION_MS + 5_000);
+            Duration::from_millis(postgres_support::IDLE_IN_TRANSACTION_MS + 5_000);
         while other.append(request(vec![behind.clone()])).await.is_err() {
             assert!(
                 started.elapsed() < lock_freed_within,

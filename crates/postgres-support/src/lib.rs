@@ -204,14 +204,21 @@ pub trait Within<T>: Future<Output = Result<T, sqlx::Error>> + Sized {
         async move {
             tokio::time::timeout(Duration::from_millis(wait_ms), self)
                 .await
-                .unwrap_or_else(|_| {
-                    Err(sqlx::Error::Io(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("PostgreSQL gave no answer within {wait_ms} ms"),
-                    )))
-                })
+                .unwrap_or_else(|_| Err(no_answer(wait_ms)))
         }
     }
+}
+
+/// What a wait bounded on the client answers when the server gave nothing
+/// within `wait_ms` ms: an I/O error of kind `TimedOut`, transient by
+/// [`is_transient`] as a lost connection is. For the waits [`Within`] cannot
+/// wrap (a future whose error is not `sqlx::Error`, or one whose connection
+/// must be dealt with on timeout).
+pub fn no_answer(wait_ms: u64) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("PostgreSQL gave no answer within {wait_ms} ms"),
+    ))
 }
 
 impl<T, F: Future<Output = Result<T, sqlx::Error>>> Within<T> for F {}

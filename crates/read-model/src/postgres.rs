@@ -275,12 +275,7 @@ async fn apply_bounded(
         apply_batch(pool, events, checkpoint, offsets),
     )
     .await
-    .unwrap_or_else(|_| {
-        Err(unavailable(sqlx::Error::Io(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("PostgreSQL gave no answer to a batch within {BATCH_WAIT_MS_MAX} ms"),
-        ))))
-    })
+    .unwrap_or_else(|_| Err(unavailable(postgres_support::no_answer(BATCH_WAIT_MS_MAX))))
 }
 
 /// Applies `events` in one transaction, moving `offsets` first when given

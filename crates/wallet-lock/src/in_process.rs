@@ -47,9 +47,7 @@ impl InProcessWalletLock {
         let hash = self.stripe_hash.hash_one(wallet_id);
         usize::try_from(hash % LOCK_STRIPES as u64).unwrap_or_default()
     }
-}
 
-impl InProcessWalletLock {
     /// Takes every named wallet's stripe, in stripe order, waiting for them
     /// until `deadline` at most (one deadline for all of them); a stripe
     /// still held then is [`LockError::TimedOut`] naming its wallet. Waiters

@@ -82,12 +82,6 @@ pub const APPEND_WAIT_MS_MAX: u64 = 20_000;
 /// with another; without it one dead connection held the writer, and every
 /// append after, for good.
 pub const GROUP_COMMIT_WAIT_MS_MAX: u64 = APPEND_WAIT_MS_MAX;
-/// How long the server keeps a writer's session that is idle inside a
-/// transaction, in ms (`idle_in_transaction_session_timeout`): a group's
-/// statements follow each other within a round trip, so a session idle
-/// that long has lost its writer, and ending it frees the allocator lock
-/// every other replica's writer waits for.
-pub const WRITER_IDLE_IN_TRANSACTION_MS: u64 = postgres_support::IDLE_IN_TRANSACTION_MS;
 
 const UNIQUE_VIOLATION: &str = "23505";
 const EVENTS_STREAM_VERSION_CONSTRAINT: &str = "events_stream_version_key";
@@ -277,10 +271,7 @@ async fn commit_bounded(
                 "the event store's server did not answer a group commit; its connection is closed"
             );
             Err(GroupFailure::AtCommit(std::sync::Arc::new(
-                sqlx::Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no answer within {GROUP_COMMIT_WAIT_MS_MAX} ms"),
-                )),
+                postgres_support::no_answer(GROUP_COMMIT_WAIT_MS_MAX),
             )))
         }
     }
