@@ -153,6 +153,53 @@ async fn an_uncontended_transfer_takes_both_locks_in_one_round_trip() {
     assert_eq!(lock.round_trips(), 3, "the released pair is free at once");
 }
 
+/// A dropped lease is given back by the replica's next lock request, in the
+/// same script call: a command costs one round trip, its release none; the
+/// last lease, which no request follows, by the release task.
+#[tokio::test]
+async fn a_lock_request_gives_back_the_leases_dropped_before_it() {
+    let Some(url) = require_env("REDIS_URL") else {
+        return;
+    };
+    const WALLETS: u64 = 20;
+    let lock = RedisWalletLock::connect(RedisLockConfig::new(&url)).expect("pool");
+    let other = RedisWalletLock::connect(RedisLockConfig::new(&url)).expect("pool");
+    let wallets: Vec<_> = (0..WALLETS).map(|_| unique("carried")).collect();
+    for wallet in &wallets {
+        drop(lock.acquire(&[wallet]).await.expect("lock"));
+        // The same wallet again: its release rides on this request, which
+        // then finds it free at the first try.
+        drop(lock.acquire(&[wallet]).await.expect("free again"));
+    }
+    assert_eq!(
+        lock.round_trips(),
+        2 * WALLETS,
+        "one round trip per lock request, none for the releases they carried"
+    );
+    let released_by = std::time::Instant::now() + Duration::from_secs(5);
+    while lock.round_trips() == 2 * WALLETS && std::time::Instant::now() < released_by {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        lock.round_trips(),
+        2 * WALLETS + 1,
+        "the last lease given back by the release task"
+    );
+    for wallet in &wallets {
+        drop(
+            other
+                .acquire(&[wallet])
+                .await
+                .expect("free for another replica"),
+        );
+    }
+    assert_eq!(
+        other.round_trips(),
+        WALLETS,
+        "another replica takes every wallet at the first try"
+    );
+}
+
 #[tokio::test]
 async fn leases_dropped_together_are_given_back_in_one_round_trip() {
     let Some(url) = require_env("REDIS_URL") else {

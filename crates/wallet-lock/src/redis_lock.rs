@@ -2,11 +2,13 @@
 //! every key of a command at once or none of them (`SET key token NX PX` for
 //! each, after checking that none is held), and one gives back only the keys
 //! that still hold our token (compare-and-delete). So an uncontended command
-//! costs one round trip to take its locks, a transfer's two wallets included.
-//! Giving them back happens after the answer has gone out, in the background:
-//! one task per lock gives back every lease dropped since its last call in one
-//! script call, so under load many commands share a round trip (as a group
-//! commit shares an fsync) and an idle replica still gives a lock back at once.
+//! costs one round trip to take its locks, a transfer's two wallets included,
+//! and none to give them back: a dropped lease waits, for at most
+//! [`RELEASE_LINGER_MS`], for the replica's next lock request, whose script
+//! call gives it back (compare-and-delete) before it takes its own keys. What
+//! no request carried within that time one task gives back, every lease left
+//! in one script call, so an idle replica's lock is free again within a few
+//! milliseconds.
 //! Scripts run by their SHA-1 (`EVALSHA`), sent whole only when Redis does not
 //! know them yet. A lock expires by itself, so a crashed holder (or a release
 //! that could not be queued or sent) blocks nobody for long.
@@ -18,32 +20,42 @@
 //! and some waiters were overtaken until their wait ran out (the seed's
 //! single-wallet load test, 50 concurrent requests, saw 503s after 10 s).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_redis::{redis, redis::Script, Config, Pool, Runtime};
 use rand::Rng;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
 use wallet_domain::WalletId;
 
 use crate::{InProcessWalletLock, LockError, LockLease, WalletLock};
 
-/// Takes every key in `KEYS` with token `ARGV[1]` and time to live `ARGV[2]`
-/// milliseconds, or none when one is held: answers 0 when taken, otherwise
-/// the 1-based index in `KEYS` of the first key held by someone else. Keys are
-/// on one Redis (no cluster slots are involved).
+/// First gives back the leases carried along: each key `KEYS[i]`, for `i`
+/// past `ARGV[3]`, that still holds token `ARGV[i - ARGV[3] + 3]` is deleted (a lock
+/// that expired and was taken by another holder is left alone). Then takes
+/// every key in `KEYS[1..=ARGV[3]]` with token `ARGV[1]` and time to live
+/// `ARGV[2]` milliseconds, or none when one is held: answers 0 when taken,
+/// otherwise the 1-based index in `KEYS` of the first key held by someone
+/// else. Keys are on one Redis (no cluster slots are involved).
 const ACQUIRE_SCRIPT: &str = r#"
-for index, key in ipairs(KEYS) do
-    if redis.call("EXISTS", key) == 1 then
+local taking = tonumber(ARGV[3])
+for index = taking + 1, #KEYS do
+    if redis.call("GET", KEYS[index]) == ARGV[index - taking + 3] then
+        redis.call("DEL", KEYS[index])
+    end
+end
+for index = 1, taking do
+    if redis.call("EXISTS", KEYS[index]) == 1 then
         return index
     end
 end
-for _, key in ipairs(KEYS) do
-    redis.call("SET", key, ARGV[1], "PX", ARGV[2])
+for index = 1, taking do
+    redis.call("SET", KEYS[index], ARGV[1], "PX", ARGV[2])
 end
 return 0
 "#;
@@ -77,6 +89,12 @@ const COMMAND_TIMEOUT_MS_DEFAULT: u64 = 500;
 pub const RELEASE_QUEUE_LEASES_MAX: usize = 4_096;
 /// Leases given back in one script call at most (a lease has one or two keys).
 pub const RELEASE_BATCH_LEASES_MAX: usize = 256;
+/// How long, in milliseconds, a dropped lease waits for a lock request to
+/// carry it before the release task gives it back in a call of its own: what
+/// another replica waiting for that wallet may wait longer (it polls every
+/// 1–50 ms anyway), while this replica's own next request on the wallet
+/// carries the release and waits nothing.
+pub const RELEASE_LINGER_MS: u64 = 5;
 
 #[derive(Debug, Clone)]
 pub struct RedisLockConfig {
@@ -114,15 +132,49 @@ pub struct RedisWalletLock {
     queue: InProcessWalletLock,
     scripts: Arc<Scripts>,
     round_trips: Arc<AtomicU64>,
-    /// The queue of the task that gives leases back, started by the first
-    /// acquire (on the runtime that serves the commands).
-    releases: OnceLock<mpsc::Sender<Release>>,
+    /// Dropped leases not given back yet.
+    releases: Arc<PendingReleases>,
+    /// The task that gives back what no request carried, started by the
+    /// first acquire (on the runtime that serves the commands).
+    release_task: OnceLock<()>,
 }
 
 /// A dropped lease's keys, still holding `token` unless they expired.
 struct Release {
     keys: Vec<String>,
     token: String,
+}
+
+/// The leases dropped and not given back yet, oldest first (at most
+/// [`RELEASE_QUEUE_LEASES_MAX`]), shared by the lock requests that carry
+/// them and the task that gives back the rest.
+#[derive(Default)]
+struct PendingReleases {
+    leases: Mutex<VecDeque<Release>>,
+    /// Woken by each lease dropped, and once when the lock is dropped.
+    queued: Notify,
+    /// The lock is gone: the task gives back what is left and ends.
+    closed: AtomicBool,
+}
+
+impl PendingReleases {
+    fn push(&self, release: Release) {
+        let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+        if leases.len() >= RELEASE_QUEUE_LEASES_MAX {
+            tracing::debug!("lock release not queued (queue full); the locks will expire");
+            return;
+        }
+        leases.push_back(release);
+        drop(leases);
+        self.queued.notify_one();
+    }
+
+    /// The oldest [`RELEASE_BATCH_LEASES_MAX`] leases at most, taken out.
+    fn take_batch(&self) -> Vec<Release> {
+        let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = leases.len().min(RELEASE_BATCH_LEASES_MAX);
+        leases.drain(..count).collect()
+    }
 }
 
 /// The two scripts, hashed once.
@@ -155,25 +207,22 @@ impl RedisWalletLock {
                 release: Script::new(RELEASE_SCRIPT),
             }),
             round_trips: Arc::new(AtomicU64::new(0)),
-            releases: OnceLock::new(),
+            releases: Arc::default(),
+            release_task: OnceLock::new(),
         })
     }
 
-    /// The release queue, its task started on the first call.
-    fn releases(&self) -> mpsc::Sender<Release> {
-        self.releases
-            .get_or_init(|| {
-                let (sender, queue) = mpsc::channel(RELEASE_QUEUE_LEASES_MAX);
-                tokio::spawn(give_back(
-                    self.pool.clone(),
-                    Arc::clone(&self.scripts),
-                    Arc::clone(&self.round_trips),
-                    Duration::from_millis(self.config.command_timeout_ms),
-                    queue,
-                ));
-                sender
-            })
-            .clone()
+    /// Starts the release task on the first call.
+    fn start_release_task(&self) {
+        self.release_task.get_or_init(|| {
+            tokio::spawn(give_back(
+                self.pool.clone(),
+                Arc::clone(&self.scripts),
+                Arc::clone(&self.round_trips),
+                Duration::from_millis(self.config.command_timeout_ms),
+                Arc::clone(&self.releases),
+            ));
+        });
     }
 
     /// Round trips to Redis this lock has made to take and give back locks
@@ -199,16 +248,27 @@ impl RedisWalletLock {
         }
     }
 
-    /// One attempt to take every key of `keys`: `None` when all were taken,
-    /// else the index in `keys` of one that someone else holds.
+    /// One attempt to take every key of `keys`, giving back the leases
+    /// dropped since the last call on the way: `None` when all were taken,
+    /// else the index in `keys` of one that someone else holds. Should the
+    /// call fail, the leases it carried are left to expire.
     async fn try_take(&self, keys: &[String], token: &str) -> Result<Option<usize>, LockError> {
-        let mut connection = self.pool.get().await.map_err(unavailable)?;
-        let timeout = Duration::from_millis(self.config.command_timeout_ms);
+        let carried = self.releases.take_batch();
         let mut invocation = self.scripts.acquire.prepare_invoke();
         for key in keys {
             invocation.key(key);
         }
-        invocation.arg(token).arg(self.config.ttl_ms);
+        invocation
+            .arg(token)
+            .arg(self.config.ttl_ms)
+            .arg(keys.len());
+        for release in &carried {
+            for key in &release.keys {
+                invocation.key(key).arg(&release.token);
+            }
+        }
+        let mut connection = self.pool.get().await.map_err(unavailable)?;
+        let timeout = Duration::from_millis(self.config.command_timeout_ms);
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let held_at: usize =
             tokio::time::timeout(timeout, invocation.invoke_async(&mut connection))
@@ -248,57 +308,84 @@ impl RedisWalletLock {
     }
 }
 
-/// Gives the locks back when the lease is dropped: queued for [`give_back`].
+impl Drop for RedisWalletLock {
+    fn drop(&mut self) {
+        self.releases.closed.store(true, Ordering::Release);
+        self.releases.queued.notify_one();
+    }
+}
+
+/// Gives the locks back when the lease is dropped: queued for the next lock
+/// request or [`give_back`].
 struct Held {
-    releases: mpsc::Sender<Release>,
+    releases: Arc<PendingReleases>,
     keys: Vec<String>,
     token: String,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        let release = Release {
+        self.releases.push(Release {
             keys: std::mem::take(&mut self.keys),
             token: std::mem::take(&mut self.token),
-        };
-        if let Err(error) = self.releases.try_send(release) {
-            tracing::debug!(%error, "lock release not queued; the locks will expire");
-        }
+        });
     }
 }
 
-/// Gives back the queued leases until every sender is gone: each call takes
-/// what has been queued since the last one (at most
-/// [`RELEASE_BATCH_LEASES_MAX`] leases), so the batch grows with the load
-/// while a lone release is sent at once.
+/// Gives back, until the lock is dropped, the leases no lock request carried
+/// within [`RELEASE_LINGER_MS`] of being queued: each call takes what is
+/// left (at most [`RELEASE_BATCH_LEASES_MAX`] leases).
 async fn give_back(
     pool: Pool,
     scripts: Arc<Scripts>,
     round_trips: Arc<AtomicU64>,
     timeout: Duration,
-    mut queue: mpsc::Receiver<Release>,
+    pending: Arc<PendingReleases>,
 ) {
-    let mut batch = Vec::with_capacity(RELEASE_BATCH_LEASES_MAX);
-    while queue.recv_many(&mut batch, RELEASE_BATCH_LEASES_MAX).await > 0 {
-        let mut invocation = scripts.release.prepare_invoke();
-        for release in &batch {
-            for key in &release.keys {
-                invocation.key(key).arg(&release.token);
+    loop {
+        pending.queued.notified().await;
+        let closed = pending.closed.load(Ordering::Acquire);
+        if !closed {
+            tokio::time::sleep(Duration::from_millis(RELEASE_LINGER_MS)).await;
+        }
+        loop {
+            let batch = pending.take_batch();
+            if batch.is_empty() {
+                break;
             }
+            release(&pool, &scripts, &round_trips, timeout, &batch).await;
         }
-        let released: Result<i64, LockError> = async {
-            let mut connection = pool.get().await.map_err(unavailable)?;
-            round_trips.fetch_add(1, Ordering::Relaxed);
-            tokio::time::timeout(timeout, invocation.invoke_async(&mut connection))
-                .await
-                .map_err(unavailable)?
-                .map_err(unavailable)
+        if closed {
+            return;
         }
-        .await;
-        if let Err(error) = released {
-            tracing::debug!(leases = batch.len(), %error, "lock release failed; the locks will expire");
+    }
+}
+
+/// Gives back `batch` in one script call; a failure leaves its locks to expire.
+async fn release(
+    pool: &Pool,
+    scripts: &Scripts,
+    round_trips: &AtomicU64,
+    timeout: Duration,
+    batch: &[Release],
+) {
+    let mut invocation = scripts.release.prepare_invoke();
+    for release in batch {
+        for key in &release.keys {
+            invocation.key(key).arg(&release.token);
         }
-        batch.clear();
+    }
+    let released: Result<i64, LockError> = async {
+        let mut connection = pool.get().await.map_err(unavailable)?;
+        round_trips.fetch_add(1, Ordering::Relaxed);
+        tokio::time::timeout(timeout, invocation.invoke_async(&mut connection))
+            .await
+            .map_err(unavailable)?
+            .map_err(unavailable)
+    }
+    .await;
+    if let Err(error) = released {
+        tracing::debug!(leases = batch.len(), %error, "lock release failed; the locks will expire");
     }
 }
 
@@ -319,9 +406,10 @@ impl WalletLock for RedisWalletLock {
         self.take(&ordered, &keys, &token, deadline).await?;
         // Dropped in this order: the Redis keys are queued for release, then
         // the replica's next waiter goes on to take them.
+        self.start_release_task();
         Ok(LockLease::new(vec![
             Box::new(Held {
-                releases: self.releases(),
+                releases: Arc::clone(&self.releases),
                 keys,
                 token,
             }),
