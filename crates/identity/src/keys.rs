@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
+use crate::key_fitness;
+
 /// The algorithms a key file may hold keys for.
 pub const PUBLIC_KEY_ALGORITHMS: [Algorithm; 3] =
     [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
@@ -243,11 +245,16 @@ fn pem_key(index: usize, block: PemBlock<'_>) -> Result<VerifyingKey, KeyError> 
         .or_else(|_| DecodingKey::from_ec_pem(bytes).map(|key| (Algorithm::ES256, key)))
         .or_else(|_| DecodingKey::from_ed_pem(bytes).map(|key| (Algorithm::EdDSA, key)));
     match parsed {
-        Ok((algorithm, key)) => Ok(VerifyingKey {
-            key_id: None,
-            algorithm,
-            key,
-        }),
+        Ok((algorithm, key)) => {
+            match pem_der(block.text).and_then(|der| key_fitness::pem_key_unfit(&der, algorithm)) {
+                Some(reason) => Err(unsupported(reason)),
+                None => Ok(VerifyingKey {
+                    key_id: None,
+                    algorithm,
+                    key,
+                }),
+            }
+        }
         Err(_) => Err(unsupported(
             "not an RSA, EC P-256 or Ed25519 public key in PEM".into(),
         )),
@@ -260,13 +267,7 @@ fn pem_key(index: usize, block: PemBlock<'_>) -> Result<VerifyingKey, KeyError> 
 /// the algorithm, a SEQUENCE), which `jsonwebtoken` would read as PKCS #1
 /// under that label, making a key that verifies nothing.
 fn holds_pkcs1(block: &str) -> bool {
-    use base64::Engine;
-    let body: String = block
-        .lines()
-        .filter(|line| !line.starts_with("-----"))
-        .flat_map(|line| line.chars().filter(|c| !c.is_whitespace()))
-        .collect();
-    let Ok(der) = base64::engine::general_purpose::STANDARD.decode(body) else {
+    let Some(der) = pem_der(block) else {
         return false;
     };
     // The outer SEQUENCE's length: one byte, or 0x80 + the count of bytes after.
@@ -276,6 +277,18 @@ fn holds_pkcs1(block: &str) -> bool {
         None => return false,
     };
     der.first() == Some(&0x30) && der.get(header) == Some(&0x02)
+}
+
+/// The DER a PEM block's base64 lines spell, or `None` when they are not
+/// base64 (RFC 7468 §2).
+fn pem_der(block: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let body: String = block
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .flat_map(|line| line.chars().filter(|c| !c.is_whitespace()))
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
 }
 
 /// A JWKS document with its entries unread, so that each is judged alone.
@@ -310,6 +323,12 @@ fn skip_reason(entry: &serde_json::Value) -> Option<String> {
         if text("crv") != Some(curve) {
             return Some(format!("curve {:?} is not {curve}", text("crv")));
         }
+    }
+    if let Some(reason) = text("n")
+        .filter(|_| text("kty") == Some("RSA"))
+        .and_then(key_fitness::jwk_modulus_unfit)
+    {
+        return Some(reason);
     }
     match text("alg") {
         None | Some("RS256" | "ES256" | "EdDSA") => None,
@@ -542,6 +561,66 @@ mod tests {
             KeySet::secret(b"short"),
             Err(KeyError::SecretTooShort)
         ));
+    }
+
+    #[test]
+    fn pem_keys_the_verifier_cannot_use_are_refused_naming_their_size_or_curve() {
+        for (pem, named) in [
+            (include_str!("../testdata/rsa1024_public.pem"), "1024 bits"),
+            (
+                include_str!("../testdata/rsa1024_public_pkcs1.pem"),
+                "1024 bits",
+            ),
+            (
+                include_str!("../testdata/ec_p384_public.pem"),
+                "curve P-384",
+            ),
+            (
+                include_str!("../testdata/ec_secp256k1_public.pem"),
+                "curve secp256k1",
+            ),
+        ] {
+            match KeySet::parse(pem) {
+                Err(KeyError::Unsupported { index: 0, reason }) => {
+                    assert!(reason.contains(named), "{named}: {reason}")
+                }
+                Err(other) => panic!("{named}: refused for another reason: {other}"),
+                Ok(_) => panic!("{named}: accepted"),
+            }
+        }
+        let pkcs1 = include_str!("../testdata/rsa_public_pkcs1.pem");
+        assert_eq!(
+            algorithms(&KeySet::parse(pkcs1).expect("a 2048-bit PKCS #1 key")),
+            [Algorithm::RS256]
+        );
+    }
+
+    #[test]
+    fn a_jwks_rsa_key_outside_the_verifiers_sizes_is_skipped_naming_its_size() {
+        use base64::Engine;
+        let modulus =
+            |bytes: Vec<u8>| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let rsa = |kid: &str, n: String| serde_json::json!({"kty": "RSA", "kid": kid, "n": n, "e": "AQAB"});
+        // 2,047 bits: the top byte 0x7f after a leading zero byte; 2,048: 0x80.
+        let short: Vec<u8> = [0, 0x7f].into_iter().chain([0xa5; 255]).collect();
+        let enough: Vec<u8> = [0x80].into_iter().chain([0xa5; 255]).collect();
+        let set = KeySet::parse(&jwks_with(&[
+            rsa("short", modulus(short)),
+            rsa("enough", modulus(enough)),
+        ]))
+        .expect("the usable keys");
+        let ids: Vec<_> = set.keys().iter().map(|key| key.key_id.as_deref()).collect();
+        assert_eq!(
+            ids,
+            [Some("rsa-1"), Some("ec-1"), Some("ed-1"), Some("enough")]
+        );
+        assert_eq!(set.skipped().len(), 1);
+        assert_eq!(set.skipped()[0].key_id.as_deref(), Some("short"));
+        assert!(
+            set.skipped()[0].reason.contains("2047 bits"),
+            "{}",
+            set.skipped()[0].reason
+        );
     }
 
     /// The test JWKS with `extra` entries appended.

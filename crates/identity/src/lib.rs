@@ -6,6 +6,7 @@
 //! ([`AuthError`] 401, [`Refusal`] 403 or 404) are mapped to HTTP there.
 
 mod access;
+mod key_fitness;
 mod keys;
 mod principal;
 mod token;
@@ -15,6 +16,7 @@ mod verify;
 pub use jsonwebtoken::Algorithm;
 
 pub use access::{authorize, visibility, Action, Refusal, Visibility};
+pub use key_fitness::RSA_MODULUS_BITS;
 pub use keys::{
     KeyError, KeyFile, KeySet, VerifyingKey, KEY_FILE_BYTES_MAX, KEY_FILE_CHECK_INTERVAL_MS,
     PUBLIC_KEY_ALGORITHMS, SECRET_BYTES_MIN,
