@@ -72,7 +72,7 @@ pub enum AuthError {
     WrongAudience,
     #[error("Token lacks the {0} claim")]
     MissingClaim(String),
-    #[error("Token subject (sub) must be 1 to {SUBJECT_LENGTH_MAX} characters, none a control character")]
+    #[error("Token subject (sub) must be 1 to {SUBJECT_LENGTH_MAX} characters with a visible one (a letter, digit, punctuation or symbol), none a control, format (invisible) or line or paragraph separator character, and no white space at either end")]
     BadSubject,
 }
 
@@ -355,15 +355,43 @@ impl Verifier {
 }
 
 fn subject_principal(claims: Granted) -> Result<Principal, AuthError> {
-    // The subject is stored in every event's metadata: no control character
-    // (U+0000 cannot even be held by PostgreSQL text).
-    if claims.sub.is_empty()
-        || claims.sub.chars().count() > SUBJECT_LENGTH_MAX
-        || claims.sub.chars().any(char::is_control)
-    {
+    if !subject_is_readable(&claims.sub) {
         return Err(AuthError::BadSubject);
     }
     Ok(Principal::authenticated(claims.sub, &claims.scope))
+}
+
+/// Whether `subject` can stand as the principal every event's metadata
+/// records and an audit shows: 1 to [`SUBJECT_LENGTH_MAX`] characters, one
+/// of them visible (a letter, digit, punctuation or symbol), none a control
+/// character (U+0000 cannot even be held by PostgreSQL text), a format
+/// character (zero-width, bidirectional, U+FEFF: Unicode category Cf) or a
+/// line or paragraph separator (Zl, Zp), and no white space at either end,
+/// so that no two principals read alike and none reads as blank.
+fn subject_is_readable(subject: &str) -> bool {
+    use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
+    let invisible = |character: char| {
+        matches!(
+            character.general_category(),
+            GeneralCategory::Control
+                | GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        )
+    };
+    let visible = |character: char| {
+        matches!(
+            character.general_category_group(),
+            GeneralCategoryGroup::Letter
+                | GeneralCategoryGroup::Number
+                | GeneralCategoryGroup::Punctuation
+                | GeneralCategoryGroup::Symbol
+        )
+    };
+    (1..=SUBJECT_LENGTH_MAX).contains(&subject.chars().count())
+        && subject.trim() == subject
+        && !subject.chars().any(invisible)
+        && subject.chars().any(visible)
 }
 
 #[cfg(test)]
@@ -472,6 +500,25 @@ mod tests {
                 AuthError::BadSubject,
             ),
         ];
+        let unreadable = [
+            "\u{feff}",
+            "\u{2028}\u{2029}",
+            "gw\u{200b}",
+            "\u{202e}wg",
+            " gw",
+            "gw\u{3000}",
+            "\u{0301}\u{0301}",
+            &"g".repeat(SUBJECT_LENGTH_MAX + 1),
+        ];
+        let cases = cases.into_iter().chain(unreadable.iter().map(|sub| {
+            (
+                Claims {
+                    sub: (*sub).to_owned(),
+                    ..good.clone()
+                },
+                AuthError::BadSubject,
+            )
+        }));
         for (claims, expected) in cases {
             assert_eq!(verifier.verify(&token(&claims)), Err(expected));
         }
