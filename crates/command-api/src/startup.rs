@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{web, App, HttpServer};
+use actix_web::http::header;
+use actix_web::{middleware, web, App, HttpServer};
 use chrono::Utc;
 use event_relay::dead_letters::{DeadLetterError, DeadLetterStore};
 use event_store::StoreError;
@@ -290,6 +291,12 @@ impl Application {
                 // a trailing slash, as the seed's Express router matched it
                 // (`strict: false`): `POST /wallets/` is `POST /wallets`.
                 .wrap_fn(http::trim_trailing_slash)
+                // No answer is kept by a browser's or a proxy's cache: they
+                // carry balances and histories (RFC 9111 §5.2.2.5).
+                .wrap(
+                    middleware::DefaultHeaders::new()
+                        .add((header::CACHE_CONTROL, http::CACHE_CONTROL)),
+                )
                 // Outermost of all: whatever answers a chunked request, its
                 // connection is closed if the body was left unfinished.
                 .wrap_fn(http::hold_unread_body)

@@ -49,6 +49,10 @@ pub use route_case::{spell_as_documented, RouteSpellings};
 pub use unread_body::{hold_unread_body, UNREAD_BODY_HOLD_MS};
 pub use wallets::TRANSFER_REPLY;
 
+/// The `Cache-Control` every answer carries: balances and histories are not
+/// to be kept by any cache.
+pub const CACHE_CONTROL: &str = "no-store";
+
 use crate::metrics::Metrics;
 
 #[derive(OpenApi)]

@@ -202,6 +202,43 @@ async fn list_is_an_array_that_pages_and_filters() {
     app.stop().await;
 }
 
+/// Balances and histories are not kept by a browser's or a proxy's cache
+/// (RFC 9111 §5.2.2.5 `no-store`; OWASP's guidance for financial APIs):
+/// every answer says so, an error's too.
+#[tokio::test]
+async fn no_answer_may_be_stored_by_a_cache() {
+    let app = spawn_app().await;
+    let created = app
+        .post("/wallets")
+        .json(&json!({"walletId": "cached", "ownerId": "o", "initialBalance": 5}))
+        .send()
+        .await
+        .expect("sent");
+    let answers = [
+        created,
+        app.wallet("cached").await,
+        app.wallet("unknown").await,
+        app.get("/wallets/cached/transactions")
+            .send()
+            .await
+            .expect("sent"),
+        app.get("/health").send().await.expect("sent"),
+    ];
+    for answer in answers {
+        assert_eq!(
+            answer
+                .headers()
+                .get("cache-control")
+                .map(|value| value.as_bytes()),
+            Some(&b"no-store"[..]),
+            "{} {}",
+            answer.url(),
+            answer.status()
+        );
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn correlation_id_is_echoed_or_generated() {
     let app = spawn_app().await;
