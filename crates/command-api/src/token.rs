@@ -164,7 +164,13 @@ mod tests {
             mint(&short, &args("user-1", "wallets")),
             Err(TokenError::Secret(KeyError::SecretTooShort))
         ));
-        for sub in ["", "a\u{0}b", &"u".repeat(identity::SUBJECT_LENGTH_MAX + 1)] {
+        for sub in [
+            "",
+            "a\u{0}b",
+            "bob ",
+            "\u{feff}",
+            &"u".repeat(identity::SUBJECT_LENGTH_MAX + 1),
+        ] {
             assert!(
                 matches!(
                     mint(&auth, &args(sub, "wallets")),
@@ -173,7 +179,7 @@ mod tests {
                 "{sub:?}"
             );
         }
-        for sub in ["auth0|123", "bob ", &"u".repeat(65)] {
+        for sub in ["auth0|123", "bob smith", &"u".repeat(65)] {
             assert!(
                 matches!(
                     mint(&auth, &args(sub, "deposits wallets")),

@@ -20,6 +20,10 @@ pub const KEY_FILE_CHECK_INTERVAL_MS: u64 = 1_000;
 pub const KEY_FILE_BYTES_MAX: u64 = 1024 * 1024;
 /// Shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash's 256 bits).
 pub const SECRET_BYTES_MIN: usize = 32;
+/// Fewest different bytes an HS256 secret must hold: 32 spaces or a word
+/// repeated are long enough but guessable, while a random secret (even one
+/// spelled in hex, 16 symbols) holds far more.
+pub const SECRET_DISTINCT_BYTES_MIN: usize = 8;
 
 /// One key and the one algorithm it verifies.
 #[derive(Clone)]
@@ -35,6 +39,8 @@ pub struct VerifyingKey {
 pub enum KeyError {
     #[error("AUTH_JWT_SECRET must be at least {SECRET_BYTES_MIN} bytes")]
     SecretTooShort,
+    #[error("AUTH_JWT_SECRET holds only {distinct} different bytes (at least {SECRET_DISTINCT_BYTES_MIN}): use a random secret, such as `openssl rand -hex 32` prints")]
+    SecretTooPlain { distinct: usize },
     #[error("cannot read the key file {path}: {source}")]
     Read {
         path: PathBuf,
@@ -103,6 +109,13 @@ impl KeySet {
     pub fn secret(secret: &[u8]) -> Result<Self, KeyError> {
         if secret.len() < SECRET_BYTES_MIN {
             return Err(KeyError::SecretTooShort);
+        }
+        let distinct = secret
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        if distinct < SECRET_DISTINCT_BYTES_MIN {
+            return Err(KeyError::SecretTooPlain { distinct });
         }
         Ok(Self {
             keys: vec![VerifyingKey {
@@ -561,6 +574,15 @@ mod tests {
             KeySet::secret(b"short"),
             Err(KeyError::SecretTooShort)
         ));
+        assert!(matches!(
+            KeySet::secret(&[b' '; 32]),
+            Err(KeyError::SecretTooPlain { distinct: 1 })
+        ));
+        assert!(matches!(
+            KeySet::secret(b"abcdefgabcdefgabcdefgabcdefgabcdefg"),
+            Err(KeyError::SecretTooPlain { distinct: 7 })
+        ));
+        assert!(KeySet::secret(b"abcdefghabcdefghabcdefghabcdefgh").is_ok());
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub use access::{authorize, visibility, Action, Refusal, Visibility};
 pub use key_fitness::RSA_MODULUS_BITS;
 pub use keys::{
     KeyError, KeyFile, KeySet, VerifyingKey, KEY_FILE_BYTES_MAX, KEY_FILE_CHECK_INTERVAL_MS,
-    PUBLIC_KEY_ALGORITHMS, SECRET_BYTES_MIN,
+    PUBLIC_KEY_ALGORITHMS, SECRET_BYTES_MIN, SECRET_DISTINCT_BYTES_MIN,
 };
 pub use principal::{Principal, Scope};
 pub use token::{mint_hs256, unix_now_seconds, Claims, MintError};
