@@ -43,7 +43,19 @@ fn start(port: u16, data_dir: &std::path::Path) -> (Server, TcpStream) {
     );
     let started = Instant::now();
     loop {
-        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            // One request answered on the connection first: the server has
+            // taken it from its listen queue (a connection still queued when
+            // the signal comes is not in flight, and is reset), whatever the
+            // machine's load.
+            stream
+                .write_all(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .expect("probe sent");
+            stream
+                .set_read_timeout(Some(PROCESS_WAIT))
+                .expect("read timeout");
+            let probe = read_answer(&mut stream);
+            assert!(probe.starts_with("HTTP/1.1 200"), "{probe:?}");
             return (server, stream);
         }
         assert!(
@@ -52,6 +64,26 @@ fn start(port: u16, data_dir: &std::path::Path) -> (Server, TcpStream) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// One answer read off a keep-alive connection: its head, then as many body
+/// bytes as its `content-length` says.
+fn read_answer(stream: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut byte = [0_u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("an answer's head");
+        answer.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .map_or(0, |value| value.trim().parse().expect("a content-length"));
+    let mut body = vec![0_u8; length];
+    stream.read_exact(&mut body).expect("an answer's body");
+    answer.extend(body);
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 fn signal(server: &Server, name: &str) {
