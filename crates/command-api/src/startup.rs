@@ -271,6 +271,7 @@ impl Application {
             let documented_queries = Arc::clone(&documented_queries);
             let route_spellings = Arc::clone(&route_spellings);
             App::new()
+                .wrap_fn(http::docs_not_found_body)
                 .wrap_fn(move |request, service| http::measure(request, service, metrics.clone()))
                 .wrap_fn(move |request, service| {
                     http::guard_origin(request, service, origin_policy)

@@ -256,11 +256,12 @@ async fn swagger_ui_home() -> actix_web::HttpResponse {
 }
 
 async fn unknown_route(request: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!(
-        "Cannot {} {}",
-        request.method(),
-        request.path()
-    )))
+    Err(not_found(&request))
+}
+
+/// The seed's 404 of a path nothing answers: "Cannot GET /nowhere".
+fn not_found(request: &HttpRequest) -> ApiError {
+    ApiError::NotFound(format!("Cannot {} {}", request.method(), request.path()))
 }
 
 /// Middleware: a path ending in `/` is routed, checked and answered as the
@@ -314,6 +315,37 @@ where
         request.head_mut().method = actix_web::http::Method::GET;
     }
     Box::pin(service.call(request))
+}
+
+/// Middleware: a file Swagger UI does not have (under `/docs/`), which its
+/// file service answers 404 with no body, answers as every unknown path does:
+/// 404 with the error body naming the method and the path.
+pub fn docs_not_found_body<S>(
+    request: ServiceRequest,
+    service: &S,
+) -> LocalBoxFuture<'static, Result<ServiceResponse, actix_web::Error>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
+    S::Future: 'static,
+{
+    let docs = request.path().starts_with(&format!("{DOCS_HOME}/"));
+    let response = service.call(request);
+    Box::pin(async move {
+        let response = response.await?;
+        let bare = response.status() == actix_web::http::StatusCode::NOT_FOUND
+            && !response
+                .headers()
+                .contains_key(actix_web::http::header::CONTENT_TYPE);
+        if !(docs && bare) {
+            return Ok(response);
+        }
+        let (request, _) = response.into_parts();
+        let error = not_found(&request);
+        Ok(ServiceResponse::new(
+            request,
+            actix_web::ResponseError::error_response(&error),
+        ))
+    })
 }
 
 /// Middleware: counts requests and times them by route pattern.

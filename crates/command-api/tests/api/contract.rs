@@ -314,6 +314,15 @@ async fn operations_endpoints_answer() {
     assert_eq!(app.get("/docs/").send().await.expect("sent").status(), 200);
     // reqwest follows the redirect of `/docs` to `/docs/`.
     assert_eq!(app.get("/docs").send().await.expect("sent").status(), 200);
+    // A file Swagger UI does not have answers as every unknown path does.
+    for missing in ["/docs/no-such-file.js", "/docs/%00", "/docs/a/b/c"] {
+        let (status, body) = json_of(app.get(missing).send().await.expect("sent")).await;
+        assert_eq!(status, 404, "{missing}");
+        assert!(
+            error_message(&body, 404).starts_with("Cannot GET /docs/"),
+            "{missing}: {body}"
+        );
+    }
     app.create_wallet("w", "o", json!(1)).await;
     let metrics = app
         .get("/metrics")
