@@ -328,7 +328,10 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
     S::Future: 'static,
 {
-    let docs = request.path().starts_with(&format!("{DOCS_HOME}/"));
+    let docs = request
+        .path()
+        .strip_prefix(DOCS_HOME)
+        .is_some_and(|file| file.starts_with('/'));
     let response = service.call(request);
     Box::pin(async move {
         let response = response.await?;
