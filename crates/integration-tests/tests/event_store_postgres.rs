@@ -17,6 +17,7 @@ use event_store::{
 };
 use futures::FutureExt;
 use integration_tests::{require_env, unique_name};
+use postgres_support::{Within, READ_WAIT_MS_MAX};
 use rust_decimal::Decimal;
 use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::Connection;
@@ -896,6 +897,57 @@ async fn appends_and_reads_on_a_server_that_stopped_answering_are_answered_withi
             .await
             .expect("the writer takes appends again");
         drop(store);
+        pool.close().await;
+    })
+    .await;
+}
+
+/// A read given up at its bound on a connection gone silent for good (a
+/// middlebox that lost its state, while new connections answer) leaves no
+/// pool slot held: sqlx's check of the connection handed back waited for
+/// it without end, so a pool of one stayed empty until the kernel gave the
+/// socket up, about 15 minutes (tester h86). The pool's bounded check
+/// closes it, and the next read gets a new connection.
+#[tokio::test]
+async fn a_read_given_up_on_a_silent_connection_leaves_no_pool_slot_held() {
+    with_fresh_database(|database| async move {
+        drop(database.pool().await); // migrated
+        let url = with_database(&database.admin_url, &database.name);
+        let options: PgConnectOptions = url.parse().expect("a PostgreSQL URL");
+        let upstream = format!("{}:{}", options.get_host(), options.get_port());
+        let proxy = PausableProxy::start((options.get_host().to_owned(), options.get_port())).await;
+        assert!(url.contains(&upstream), "{url} names {upstream}");
+        let through_proxy = url.replacen(&upstream, &format!("127.0.0.1:{}", proxy.port), 1);
+        let pool = postgres_support::connect_reads(&through_proxy, 1, 15_000)
+            .await
+            .expect("a pool of one connection through the proxy");
+        sqlx::query("SELECT 1")
+            .execute(&pool)
+            .within(READ_WAIT_MS_MAX)
+            .await
+            .expect("a read while the connection passes");
+
+        proxy.freeze_after("pg_sleep");
+        let given_up = sqlx::query("SELECT pg_sleep(0)")
+            .execute(&pool)
+            .within(PAUSED_APPEND_WAIT_MS)
+            .await;
+        assert!(given_up.is_err(), "{given_up:?}");
+
+        let started = Instant::now();
+        sqlx::query("SELECT 1")
+            .execute(&pool)
+            .within(READ_WAIT_MS_MAX)
+            .await
+            .expect("the next read, on a new connection");
+        assert!(
+            started.elapsed()
+                < Duration::from_millis(
+                    postgres_support::RETURNED_CHECK_MS + PAUSED_APPEND_WAIT_MS
+                ),
+            "answered once the silent connection's check gave up: {:?}",
+            started.elapsed()
+        );
         pool.close().await;
     })
     .await;

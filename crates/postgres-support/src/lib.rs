@@ -5,10 +5,14 @@
 pub mod consumer_offsets;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnectionMetadata;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
 
@@ -42,6 +46,22 @@ pub const BATCH_WAIT_MS_MAX: u64 = 60_000;
 /// Bound on one read statement, unless configured otherwise
 /// (`DATABASE_STATEMENT_TIMEOUT_MS`).
 pub const READ_STATEMENT_TIMEOUT_MS_DEFAULT: u64 = 15_000;
+/// For how long, in ms, after a wait bounded on the client gave up on its
+/// statement ([`bounded`]) the pools check each connection handed back to
+/// them within [`RETURNED_CHECK_MS`]. sqlx checks a returned connection with
+/// a ping it waits for without end: on the connection of a statement given
+/// up because it went silent (a partition, a middlebox that lost its state)
+/// that wait kept the connection's pool slot until the kernel gave the
+/// socket up (about 15 minutes), and a few such slots stopped the process.
+/// The connection is handed back as soon as the statement is given up, so a
+/// few seconds cover it; outside the window a returned connection costs
+/// what sqlx's check costs, one round trip.
+pub const RETURNED_CHECK_WINDOW_MS: u64 = 10_000;
+/// How long, in ms, the check of a connection handed back during that window
+/// waits for the server before the connection is closed and its slot freed;
+/// below [`POOL_ACQUIRE_TIMEOUT_MS`], so a caller waiting for that slot gets
+/// a new connection rather than a timeout.
+pub const RETURNED_CHECK_MS: u64 = 2_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PostgresError {
@@ -70,9 +90,7 @@ impl PostgresError {
 /// transaction for [`IDLE_IN_TRANSACTION_MS`] is ended by the server.
 pub async fn connect(url: &str, connections_max: u32) -> Result<PgPool, PostgresError> {
     let options = PgConnectOptions::from_str(url).map_err(PostgresError::Connect)?;
-    let pool = PgPoolOptions::new()
-        .max_connections(connections_max)
-        .acquire_timeout(Duration::from_millis(POOL_ACQUIRE_TIMEOUT_MS))
+    let pool = pool_options(connections_max)
         .connect_with(with_idle_in_transaction_timeout(options))
         .await
         .map_err(PostgresError::Connect)?;
@@ -132,12 +150,67 @@ async fn pool_of(
     connections_max: u32,
     statement_timeout_ms: u64,
 ) -> Result<PgPool, PostgresError> {
-    PgPoolOptions::new()
-        .max_connections(connections_max)
-        .acquire_timeout(Duration::from_millis(POOL_ACQUIRE_TIMEOUT_MS))
+    pool_options(connections_max)
         .connect_with(with_statement_timeout(options, statement_timeout_ms))
         .await
         .map_err(PostgresError::Connect)
+}
+
+/// The options of every pool: `connections_max` connections, an acquire
+/// bounded by [`POOL_ACQUIRE_TIMEOUT_MS`], and the bounded check of a
+/// returned connection ([`RETURNED_CHECK_WINDOW_MS`]).
+fn pool_options(connections_max: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(connections_max)
+        .acquire_timeout(Duration::from_millis(POOL_ACQUIRE_TIMEOUT_MS))
+        .after_release(check_returned)
+}
+
+/// Milliseconds since the first call, plus one (0: never), of the last wait
+/// [`bounded`] gave up.
+static GIVEN_UP_AT_MS: AtomicU64 = AtomicU64::new(0);
+
+fn process_ms() -> u64 {
+    static STARTED: OnceLock<Instant> = OnceLock::new();
+    let elapsed = STARTED.get_or_init(Instant::now).elapsed().as_millis();
+    u64::try_from(elapsed).unwrap_or(u64::MAX)
+}
+
+/// Within [`RETURNED_CHECK_WINDOW_MS`] of a wait given up, a connection
+/// handed back to a pool is checked within [`RETURNED_CHECK_MS`]: an error
+/// closes it (the slot is freed), `true` hands it to sqlx's own check.
+fn check_returned(
+    connection: &mut PgConnection,
+    _: PoolConnectionMetadata,
+) -> Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    Box::pin(async move {
+        let given_up_at = GIVEN_UP_AT_MS.load(Ordering::Acquire);
+        if given_up_at == 0 || process_ms() > given_up_at + RETURNED_CHECK_WINDOW_MS {
+            return Ok(true);
+        }
+        tokio::time::timeout(Duration::from_millis(RETURNED_CHECK_MS), connection.ping())
+            .await
+            .unwrap_or_else(|_| Err(no_answer(RETURNED_CHECK_MS)))
+            .map(|()| true)
+    })
+}
+
+/// `query`'s output, or `None` when it gave nothing within `wait_ms` ms: it
+/// is then given up (dropped), and the pools check the connections handed
+/// back to them for a while ([`RETURNED_CHECK_WINDOW_MS`]), so the one it
+/// held is closed if it has gone silent instead of holding its pool slot.
+/// For the waits [`Within`] cannot wrap (a future whose error is not
+/// `sqlx::Error`).
+pub async fn bounded<F: Future>(wait_ms: u64, query: F) -> Option<F::Output> {
+    let mut query = std::pin::pin!(query);
+    match tokio::time::timeout(Duration::from_millis(wait_ms), &mut query).await {
+        Ok(output) => Some(output),
+        Err(_) => {
+            // Before the query (and the connection it holds) is dropped.
+            GIVEN_UP_AT_MS.store(process_ms() + 1, Ordering::Release);
+            None
+        }
+    }
 }
 
 fn with_statement_timeout(
@@ -194,17 +267,17 @@ pub const READ_WAIT_MS_MAX: u64 = 20_000;
 pub trait Within<T>: Future<Output = Result<T, sqlx::Error>> + Sized {
     /// The query, or after `wait_ms` ms without an answer an I/O error of
     /// kind `TimedOut` (transient by [`is_transient`], as a lost connection
-    /// is). Dropping the query mid-way leaves its connection to the pool,
-    /// which closes it if the server never answers.
+    /// is). The query given up is dropped, and its connection, handed back
+    /// to the pool, is closed if it stays silent ([`bounded`]).
     fn within(self, wait_ms: u64) -> impl Future<Output = Result<T, sqlx::Error>> + Send
     where
         Self: Send,
         T: Send,
     {
         async move {
-            tokio::time::timeout(Duration::from_millis(wait_ms), self)
+            bounded(wait_ms, self)
                 .await
-                .unwrap_or_else(|_| Err(no_answer(wait_ms)))
+                .unwrap_or_else(|| Err(no_answer(wait_ms)))
         }
     }
 }

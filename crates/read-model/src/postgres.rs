@@ -270,12 +270,12 @@ async fn apply_bounded(
     checkpoint: Option<u64>,
     offsets: Option<&ConsumerOffsets>,
 ) -> Result<ApplyOutcome, ReadModelError> {
-    tokio::time::timeout(
-        std::time::Duration::from_millis(BATCH_WAIT_MS_MAX),
+    postgres_support::bounded(
+        BATCH_WAIT_MS_MAX,
         apply_batch(pool, events, checkpoint, offsets),
     )
     .await
-    .unwrap_or_else(|_| Err(unavailable(postgres_support::no_answer(BATCH_WAIT_MS_MAX))))
+    .unwrap_or_else(|| Err(unavailable(postgres_support::no_answer(BATCH_WAIT_MS_MAX))))
 }
 
 /// Applies `events` in one transaction, moving `offsets` first when given
