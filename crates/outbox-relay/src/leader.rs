@@ -23,6 +23,7 @@ use std::time::Duration;
 use event_relay::{run_relay, RelayLimits};
 use event_sink::EventSink;
 use event_store::EventStore;
+use postgres_support::Within;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::Connection;
 use tokio::sync::watch;
@@ -35,7 +36,11 @@ pub const RELAY_LEADER_LOCK_KEY: i64 = 0x5741_4c4c_4558_524c;
 pub const STANDBY_RETRY_INTERVAL_MS: u64 = 1_000;
 /// How often the leader checks that its lock connection is alive.
 pub const LEADER_CHECK_INTERVAL_MS: u64 = 1_000;
-/// A check that takes longer than this counts as a lost connection.
+/// A check that takes longer than this counts as a lost connection; so does
+/// any other statement on the lock connection (a standby's try for the lock,
+/// the session's setting, the unlock at shutdown) that waits longer: the
+/// connection is dropped and opened again, as a standby silent in its try
+/// would never take over from a leader gone meanwhile.
 pub const LEADER_CHECK_TIMEOUT_MS: u64 = 2_000;
 /// Bound on opening the lock connection.
 pub const LOCK_CONNECT_TIMEOUT_MS: u64 = 5_000;
@@ -176,6 +181,7 @@ pub async fn open_lock_connection(options: &PgConnectOptions) -> Result<PgConnec
     .bind(format!("{LOCK_IDLE_SESSION_TIMEOUT_MS}ms"))
     .bind(IDLE_SESSION_TIMEOUT_SINCE_VERSION_NUM)
     .execute(&mut connection)
+    .within(LEADER_CHECK_TIMEOUT_MS)
     .await?;
     Ok(connection)
 }
@@ -196,6 +202,7 @@ async fn try_lead(
         sqlx::query_as("SELECT pg_try_advisory_lock($1), pg_backend_pid()")
             .bind(RELAY_LEADER_LOCK_KEY)
             .fetch_one(held)
+            .within(LEADER_CHECK_TIMEOUT_MS)
             .await?;
     Ok(acquired.then_some(backend_pid))
 }
@@ -262,11 +269,19 @@ async fn release(connection: Option<PgConnection>) {
     let unlocked = sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
         .bind(RELAY_LEADER_LOCK_KEY)
         .fetch_one(&mut connection)
+        .within(LEADER_CHECK_TIMEOUT_MS)
         .await;
     if let Err(error) = unlocked {
+        // Dropped unclosed: the server ends the session, and the lock with it.
         tracing::debug!(%error, "leader lock not released explicitly");
+        return;
     }
-    if let Err(error) = connection.close().await {
-        tracing::debug!(%error, "leader lock connection not closed cleanly");
+    let closed = tokio::time::timeout(
+        Duration::from_millis(LEADER_CHECK_TIMEOUT_MS),
+        connection.close(),
+    )
+    .await;
+    if !matches!(closed, Ok(Ok(()))) {
+        tracing::debug!("leader lock connection not closed cleanly");
     }
 }
