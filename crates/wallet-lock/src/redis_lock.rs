@@ -84,6 +84,12 @@ const RETRY_BACKOFF_MAX_MS_DEFAULT: u64 = 50;
 /// Connections per replica: one per concurrent command holding a lock is plenty.
 const POOL_SIZE_MAX_DEFAULT: usize = 32;
 const COMMAND_TIMEOUT_MS_DEFAULT: u64 = 500;
+/// While Redis is away (its last request failed), how often, in ms, one
+/// command asks it again: the others go on without the lock at once (the
+/// expected version still guards their appends) instead of each waiting
+/// out `command_timeout_ms` (tester h86: with Redis paused every command
+/// took a second).
+pub const AWAY_RETRY_INTERVAL_MS: u64 = 1_000;
 /// Dropped leases waiting to be given back at most; a lease dropped while the
 /// queue is full is left to expire (its TTL), which costs waiting, never money.
 pub const RELEASE_QUEUE_LEASES_MAX: usize = 4_096;
@@ -137,6 +143,11 @@ pub struct RedisWalletLock {
     /// The task that gives back what no request carried, started by the
     /// first acquire (on the runtime that serves the commands).
     release_task: OnceLock<()>,
+    /// When this lock was made: the clock of `away_until_ms`.
+    created: Instant,
+    /// Milliseconds since `created` until which Redis counts as away (0:
+    /// it answered last): commands meanwhile go on without asking it.
+    away_until_ms: AtomicU64,
 }
 
 /// A dropped lease's keys, still holding `token` unless they expired.
@@ -209,6 +220,8 @@ impl RedisWalletLock {
             round_trips: Arc::new(AtomicU64::new(0)),
             releases: Arc::default(),
             release_task: OnceLock::new(),
+            created: Instant::now(),
+            away_until_ms: AtomicU64::new(0),
         })
     }
 
@@ -267,15 +280,62 @@ impl RedisWalletLock {
                 invocation.key(key).arg(&release.token);
             }
         }
-        let mut connection = self.pool.get().await.map_err(unavailable)?;
         let timeout = Duration::from_millis(self.config.command_timeout_ms);
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let held_at: usize =
-            tokio::time::timeout(timeout, invocation.invoke_async(&mut connection))
+        // The connection's check (a PING) is bounded with the script.
+        let held_at: usize = tokio::time::timeout(timeout, async {
+            let mut connection = self.pool.get().await.map_err(unavailable)?;
+            self.round_trips.fetch_add(1, Ordering::Relaxed);
+            invocation
+                .invoke_async(&mut connection)
                 .await
-                .map_err(unavailable)?
-                .map_err(unavailable)?;
+                .map_err(unavailable)
+        })
+        .await
+        .map_err(unavailable)??;
         Ok(held_at.checked_sub(1))
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// `Ok` when this command may ask Redis: it answered last, or it is
+    /// away and [`AWAY_RETRY_INTERVAL_MS`] has passed since it was last
+    /// asked (one command asks, and the interval starts again).
+    fn ask_unless_away(&self) -> Result<(), LockError> {
+        let away_until = self.away_until_ms.load(Ordering::Acquire);
+        if away_until == 0 {
+            return Ok(());
+        }
+        let now = self.elapsed_ms();
+        let asks = now >= away_until
+            && self
+                .away_until_ms
+                .compare_exchange(
+                    away_until,
+                    now + AWAY_RETRY_INTERVAL_MS,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok();
+        if asks {
+            Ok(())
+        } else {
+            Err(LockError::Unavailable(format!(
+                "Redis did not answer lately; asked again every {AWAY_RETRY_INTERVAL_MS} ms"
+            )))
+        }
+    }
+
+    /// Redis is away after a failed request, back after an answer.
+    fn note_answer(&self, taken: &Result<(), LockError>) {
+        match taken {
+            Err(LockError::Unavailable(_)) => self.away_until_ms.store(
+                self.elapsed_ms() + AWAY_RETRY_INTERVAL_MS,
+                Ordering::Release,
+            ),
+            _ => self.away_until_ms.store(0, Ordering::Release),
+        }
     }
 
     /// Tries to take every key of `keys` until `deadline`, backing off with
@@ -401,9 +461,12 @@ impl WalletLock for RedisWalletLock {
         // One wait limit for the replica's queue and Redis together.
         let deadline = Instant::now() + Duration::from_millis(self.config.wait_max_ms);
         let queued = self.queue.acquire_until(&ordered, deadline).await?;
+        self.ask_unless_away()?;
         let keys: Vec<String> = ordered.iter().map(|id| lock_key(id)).collect();
         let token = Uuid::new_v4().to_string();
-        self.take(&ordered, &keys, &token, deadline).await?;
+        let taken = self.take(&ordered, &keys, &token, deadline).await;
+        self.note_answer(&taken);
+        taken?;
         // Dropped in this order: the Redis keys are queued for release, then
         // the replica's next waiter goes on to take them.
         self.start_release_task();
@@ -423,5 +486,68 @@ impl WalletLock for RedisWalletLock {
 
     async fn probe(&self) -> Result<(), LockError> {
         self.ping().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wait of a request to a Redis that does not answer, in ms.
+    const SILENT_WAIT_MS: u64 = 200;
+
+    fn wallet(raw: &str) -> WalletId {
+        WalletId::parse(raw).expect("wallet id")
+    }
+
+    async fn unavailable_after(lock: &RedisWalletLock, wallet: &WalletId) -> Duration {
+        let started = Instant::now();
+        let refused = lock.acquire(&[wallet]).await.err();
+        assert!(
+            matches!(refused, Some(LockError::Unavailable(_))),
+            "{refused:?}"
+        );
+        started.elapsed()
+    }
+
+    /// A Redis that takes connections and never answers (paused, or cut off
+    /// by a partition): the first command waits out its request, the others
+    /// go on at once until the retry interval has passed.
+    #[tokio::test]
+    async fn while_redis_is_away_one_command_an_interval_asks_it() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let mut config = RedisLockConfig::new(format!("redis://127.0.0.1:{port}"));
+        config.command_timeout_ms = SILENT_WAIT_MS;
+        let lock = RedisWalletLock::connect(config).expect("the pool is lazy");
+        let (first, others) = (wallet("first"), wallet("others"));
+
+        let waited = unavailable_after(&lock, &first).await;
+        assert!(
+            waited >= Duration::from_millis(SILENT_WAIT_MS),
+            "the first asked Redis: {waited:?}"
+        );
+        for _ in 0..10 {
+            let waited = unavailable_after(&lock, &others).await;
+            assert!(
+                waited < Duration::from_millis(SILENT_WAIT_MS / 2),
+                "the others did not ask: {waited:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(AWAY_RETRY_INTERVAL_MS)).await;
+        let waited = unavailable_after(&lock, &others).await;
+        assert!(
+            waited >= Duration::from_millis(SILENT_WAIT_MS),
+            "asked again once the interval passed: {waited:?}"
+        );
+        silent.abort();
     }
 }
