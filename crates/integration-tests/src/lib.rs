@@ -15,6 +15,7 @@
 
 pub mod client;
 pub mod convergence;
+pub mod proxy;
 mod servers;
 pub mod system;
 

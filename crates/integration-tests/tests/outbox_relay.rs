@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use event_store::{AppendRequest, EventStore, PostgresEventStore, RecordedEvent, StreamAppend};
+use integration_tests::proxy::PausableProxy;
 use integration_tests::{
     continue_history, create_topic, require_env, unique_name, TestDatabase, REQUEST_TIMEOUT,
 };
@@ -520,6 +521,49 @@ async fn one_leader_publishes_and_a_standby_takes_over_without_loss() {
     );
 
     first.task.abort();
+    database.drop_all().await;
+}
+
+/// A standby whose lock connection went silent in its try for the lock (a
+/// middlebox that lost its state, while new connections pass) gives that
+/// try up after `LEADER_CHECK_TIMEOUT_MS` and asks again on a new
+/// connection, so it still takes over when the leader goes: it waited in
+/// the try for good, and no replica published (tester h86).
+#[tokio::test]
+async fn a_standby_silent_in_its_try_for_the_lock_still_takes_over() {
+    let (Some(brokers), Some(url)) = (require_env("KAFKA_BROKERS"), require_env("DATABASE_URL"))
+    else {
+        return;
+    };
+    let database = RelayDatabase::create(&url).await;
+    let topic = create_topic(&brokers, "wallex_it_silent_standby", TOPIC_PARTITIONS).await;
+    let first = Replica::start(&database.url, &brokers, &topic).await;
+    wait_until("the first replica leads", WAIT_TIMEOUT, || first.leads()).await;
+
+    let options: sqlx::postgres::PgConnectOptions = database.url.parse().expect("a PostgreSQL URL");
+    let upstream = format!("{}:{}", options.get_host(), options.get_port());
+    assert!(
+        database.url.contains(&upstream),
+        "{} names {upstream}",
+        database.url
+    );
+    let proxy = PausableProxy::start((options.get_host().to_owned(), options.get_port())).await;
+    let through_proxy = database
+        .url
+        .replacen(&upstream, &format!("127.0.0.1:{}", proxy.port), 1);
+    // The standby's lock connection passes its first try, then nothing more.
+    proxy.freeze_after("pg_try_advisory_lock");
+    let second = Replica::start(&through_proxy, &brokers, &topic).await;
+    tokio::time::sleep(STANDBY_WATCH).await;
+    assert!(!second.leads(), "the leader still holds the lock");
+
+    // The leader goes, its session with it.
+    first.task.abort();
+    wait_until("the standby takes over", TAKEOVER_TIMEOUT, || {
+        second.leads()
+    })
+    .await;
+    second.task.abort();
     database.drop_all().await;
 }
 
