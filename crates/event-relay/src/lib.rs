@@ -63,6 +63,12 @@ pub struct RelayLimits {
     /// batch is closed, so one batch carries the appends of many requests
     /// instead of one transaction each.
     pub linger_ms: u64,
+    /// How long, in ms, batches may fail in a row (counted from the first
+    /// failure, judged at each one) before the relay ends: an elected relay
+    /// then gives up its leadership, so a replica whose path to the log and
+    /// the sink works can lead. `None`: it retries without end (a relay with
+    /// no one to hand over to, as the embedded default's projections).
+    pub give_up_after_failing_ms: Option<u64>,
 }
 
 impl Default for RelayLimits {
@@ -72,6 +78,7 @@ impl Default for RelayLimits {
             poll_interval_ms: 200,
             retry_backoff_ms: 500,
             linger_ms: 5,
+            give_up_after_failing_ms: None,
         }
     }
 }
@@ -124,8 +131,10 @@ pub enum RelayError {
 /// each delivered position on `progress` (readers use it to wait for a sink
 /// to catch up). The batch in hand is always finished first. After any
 /// failure the relay pauses and starts again from the sink's checkpoint,
-/// dropping a live feed and opening a new one. With `dead_letters`, what
-/// the sink refuses for good is parked there (see [`Outlet::new`]).
+/// dropping a live feed and opening a new one; once batches have failed in
+/// a row for [`RelayLimits::give_up_after_failing_ms`], it ends instead.
+/// With `dead_letters`, what the sink refuses for good is parked there (see
+/// [`Outlet::new`]).
 pub async fn run_relay(
     store: Arc<dyn EventStore>,
     sink: Arc<dyn EventSink>,
@@ -153,9 +162,20 @@ pub async fn run_relay(
                 failing.recovered(sink.name());
                 progress.send_replace(position);
             }
-            Ok(None) => {}
+            Ok(None) => failing.read_nothing(),
             Err(error) => {
-                failing.failed(sink.name(), &error, Instant::now());
+                let now = Instant::now();
+                failing.failed(sink.name(), &error, now);
+                if let Some(bound_ms) = limits.give_up_after_failing_ms {
+                    if failing.for_at_least(bound_ms, now) {
+                        tracing::warn!(
+                            sink = sink.name(),
+                            failing_for_ms = bound_ms,
+                            "relay gives up: its batches keep failing"
+                        );
+                        return;
+                    }
+                }
                 source.restart();
                 let pause = limits.backoff_ms(failing.batches.in_a_row());
                 tokio::select! {
@@ -176,12 +196,16 @@ pub const RELAY_FAILURE_LOG_INTERVAL_MS: u64 = 60_000;
 /// [`RELAY_FAILURE_LOG_INTERVAL_MS`], then when it delivers again.
 struct Failing {
     batches: LogThrottle,
+    /// When the failures in a row began; `None` while the relay works (it
+    /// delivered, or read the log and found nothing to deliver).
+    since: Option<Instant>,
 }
 
 impl Default for Failing {
     fn default() -> Self {
         Self {
             batches: LogThrottle::every(Duration::from_millis(RELAY_FAILURE_LOG_INTERVAL_MS)),
+            since: None,
         }
     }
 }
@@ -189,6 +213,7 @@ impl Default for Failing {
 impl Failing {
     /// Counts a failed batch at `now`; says whether it was logged.
     fn failed(&mut self, sink: &str, error: &RelayError, now: Instant) -> bool {
+        self.since.get_or_insert(now);
         let Some(line) = self.batches.occurred(now) else {
             return false;
         };
@@ -201,9 +226,22 @@ impl Failing {
         true
     }
 
+    /// Whether batches have failed in a row for `bound_ms` or longer at `now`.
+    fn for_at_least(&self, bound_ms: u64, now: Instant) -> bool {
+        self.since
+            .is_some_and(|since| now.duration_since(since) >= Duration::from_millis(bound_ms))
+    }
+
+    /// The log was read and had nothing to deliver: the relay works, though
+    /// no batch was delivered (the failures stay counted for the log line).
+    fn read_nothing(&mut self) {
+        self.since = None;
+    }
+
     /// A batch was delivered; says whether that ended failures (and was
     /// logged).
     fn recovered(&mut self, sink: &str) -> bool {
+        self.since = None;
         let Some(failed_batches) = self.batches.recovered() else {
             return false;
         };
@@ -302,6 +340,34 @@ mod tests {
         assert!(
             failing.failed("ledger", &error, start + interval),
             "a new outage is logged at once"
+        );
+    }
+
+    #[test]
+    fn failures_in_a_row_are_timed_from_the_first_until_the_relay_works_again() {
+        let mut failing = Failing::default();
+        let error = RelayError::FeedEnded;
+        let start = Instant::now();
+        let bound_ms = 1_000;
+        let bound = Duration::from_millis(bound_ms);
+        assert!(!failing.for_at_least(bound_ms, start), "no failure yet");
+        failing.failed("kafka", &error, start);
+        failing.failed("kafka", &error, start + bound / 2);
+        assert!(!failing.for_at_least(bound_ms, start + bound / 2));
+        assert!(
+            failing.for_at_least(bound_ms, start + bound),
+            "timed from the first failure"
+        );
+        failing.read_nothing();
+        assert!(
+            !failing.for_at_least(bound_ms, start + bound),
+            "a read with nothing to deliver ends the run"
+        );
+        failing.failed("kafka", &error, start + bound);
+        failing.recovered("kafka");
+        assert!(
+            !failing.for_at_least(bound_ms, start + 3 * bound),
+            "so does a delivery"
         );
     }
 }

@@ -4,7 +4,7 @@
 //! back-pressure, resubscription and shutdown run as in production), and the
 //! sink keeps its checkpoint in memory and moves it only after a delivery.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -36,6 +36,7 @@ fn limits() -> RelayLimits {
         poll_interval_ms: 20,
         retry_backoff_ms: 10,
         linger_ms: 2,
+        give_up_after_failing_ms: None,
     }
 }
 
@@ -258,6 +259,8 @@ struct RecordingSink {
     replayed: Mutex<usize>,
     /// The delivery (counted from 1) to refuse.
     refuse_delivery: Mutex<Option<usize>>,
+    /// Every delivery is refused (a sink whose server is out of reach).
+    refuse_every_delivery: AtomicBool,
     deliveries: Mutex<usize>,
 }
 
@@ -296,6 +299,9 @@ impl EventSink for RecordingSink {
             *deliveries += 1;
             *deliveries
         };
+        if self.refuse_every_delivery.load(Ordering::Relaxed) {
+            return Err(DeliveryError::transient("recording", "out of reach"));
+        }
         if *lock(&self.refuse_delivery) == Some(delivery) {
             return Err(DeliveryError::transient("recording", "refused once"));
         }
@@ -322,13 +328,17 @@ struct Relay {
 }
 
 fn start(store: &Arc<FeedStore>, sink: &Arc<RecordingSink>) -> Relay {
+    start_with(store, sink, limits())
+}
+
+fn start_with(store: &Arc<FeedStore>, sink: &Arc<RecordingSink>, limits: RelayLimits) -> Relay {
     let (progress_sender, progress) = watch::channel(0);
     let (shutdown, stopping) = watch::channel(false);
     let task = tokio::spawn(run_relay(
         Arc::clone(store) as Arc<dyn EventStore>,
         Arc::clone(sink) as Arc<dyn EventSink>,
         None,
-        limits(),
+        limits,
         progress_sender,
         stopping,
     ));
@@ -473,6 +483,36 @@ async fn a_refused_delivery_reopens_the_feed_at_the_checkpoint() {
         vec![0, *first_batch.last().expect("a batch has events")],
         "reopened right after the one batch taken"
     );
+}
+
+/// With a bound on failing, a relay whose every batch fails ends by itself
+/// (an elected relay then steps down); without one it keeps trying.
+#[tokio::test]
+async fn a_relay_failing_past_its_bound_ends_by_itself() {
+    const GIVE_UP_AFTER_MS: u64 = 100;
+    let store = FeedStore::new(false);
+    store.push(history(3));
+    let sink = RecordingSink::at_checkpoint(0);
+    sink.refuse_every_delivery.store(true, Ordering::Relaxed);
+    let patient = start(&store, &sink);
+    let giving_up = start_with(
+        &store,
+        &sink,
+        RelayLimits {
+            give_up_after_failing_ms: Some(GIVE_UP_AFTER_MS),
+            ..limits()
+        },
+    );
+    tokio::time::timeout(WAIT_TIMEOUT, giving_up.task)
+        .await
+        .expect("the relay ends once its batches failed for the bound")
+        .expect("the relay task does not panic");
+    assert!(
+        !patient.task.is_finished(),
+        "a relay without a bound keeps trying"
+    );
+    patient.stop().await;
+    assert!(sink.delivered().is_empty());
 }
 
 #[tokio::test]

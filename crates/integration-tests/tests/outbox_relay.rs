@@ -131,9 +131,11 @@ struct Replica {
 
 impl Replica {
     async fn start(database_url: &str, brokers: &str, topic: &str) -> Self {
-        let application = Application::build(Config::for_test(database_url, brokers, topic))
-            .await
-            .expect("the relay starts");
+        Self::start_with(Config::for_test(database_url, brokers, topic)).await
+    }
+
+    async fn start_with(config: Config) -> Self {
+        let application = Application::build(config).await.expect("the relay starts");
         Self {
             port: application.port(),
             leadership: application.leadership(),
@@ -564,6 +566,60 @@ async fn a_standby_silent_in_its_try_for_the_lock_still_takes_over() {
     })
     .await;
     second.task.abort();
+    database.drop_all().await;
+}
+
+/// A leader whose batches keep failing while its lock connection answers
+/// (here its Kafka does not answer; a pool whose path went silent fails the
+/// same way) steps down, and a standby that can publish takes over and
+/// publishes everything.
+#[tokio::test]
+async fn a_leader_that_cannot_publish_steps_down_for_a_standby_that_can() {
+    const STUCK_MESSAGE_TIMEOUT_MS: u64 = 1_000;
+    const STUCK_STEP_DOWN_AFTER_MS: u64 = 2_500;
+    let (Some(brokers), Some(url)) = (require_env("KAFKA_BROKERS"), require_env("DATABASE_URL"))
+    else {
+        return;
+    };
+    let database = RelayDatabase::create(&url).await;
+    let topic = create_topic(&brokers, "wallex_it_step_down", TOPIC_PARTITIONS).await;
+    let run = unique_name("run");
+    database.append_interleaved(&histories(&run, 5, 4), 0).await;
+    let head = database.head().await;
+
+    // Nothing listens on the discard port: every batch of this one fails.
+    let mut stuck_config = Config::for_test(&database.url, "127.0.0.1:9", &topic);
+    stuck_config.kafka_message_timeout_ms = STUCK_MESSAGE_TIMEOUT_MS;
+    stuck_config.relay_step_down_after_failing_ms = STUCK_STEP_DOWN_AFTER_MS;
+    let stuck = Replica::start_with(stuck_config).await;
+    wait_until("the stuck replica leads", WAIT_TIMEOUT, || stuck.leads()).await;
+    let working = Replica::start(&database.url, &brokers, &topic).await;
+    wait_until("the working replica leads", WAIT_TIMEOUT, || {
+        working.leads()
+    })
+    .await;
+    assert!(!stuck.leads(), "one leader at a time");
+    wait_until(
+        "the working replica published the log",
+        WAIT_TIMEOUT,
+        || working.published() >= head,
+    )
+    .await;
+    let events = read_events(&brokers, &topic, head as usize).await;
+    assert_eq!(
+        first_arrivals(&events)
+            .values()
+            .map(Vec::len)
+            .sum::<usize>(),
+        head as usize
+    );
+    tokio::time::sleep(Duration::from_millis(outbox_relay::STEP_DOWN_SIT_OUT_MS)).await;
+    assert!(
+        working.leads() && !stuck.leads(),
+        "the replica that stepped down stands by once its sit-out is over"
+    );
+    stuck.task.abort();
+    working.task.abort();
     database.drop_all().await;
 }
 

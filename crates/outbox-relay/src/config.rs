@@ -4,6 +4,11 @@ use clap::builder::RangedU64ValueParser;
 use event_store_choice::EventStoreArgs;
 use observability::LogFormat;
 
+/// The leader's batches fail in a row this long, in ms, before it steps
+/// down: two of Kafka's default message timeouts.
+pub const RELAY_STEP_DOWN_AFTER_FAILING_MS_DEFAULT: u64 =
+    2 * event_bus::PRODUCER_MESSAGE_TIMEOUT_MS_DEFAULT;
+
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "outbox-relay",
@@ -47,6 +52,14 @@ pub struct Config {
     /// is closed, so one batch carries many appends.
     #[arg(long, env = "RELAY_LINGER_MS", default_value_t = 5)]
     pub relay_linger_ms: u64,
+    /// How long, in ms, the leader's batches may fail in a row before it
+    /// gives up the leadership (and stands by, sitting out
+    /// `STEP_DOWN_SIT_OUT_MS` first), so a replica whose path to the log and
+    /// to Kafka works publishes instead. At least two Kafka message timeouts
+    /// is sensible: a batch Kafka cannot take fails after one.
+    #[arg(long, env = "RELAY_STEP_DOWN_AFTER_FAILING_MS", default_value_t = RELAY_STEP_DOWN_AFTER_FAILING_MS_DEFAULT,
+          value_parser = RangedU64ValueParser::<u64>::new().range(1..))]
+    pub relay_step_down_after_failing_ms: u64,
     /// How long Kafka gets to acknowledge one message, retries included.
     #[arg(long, env = "KAFKA_MESSAGE_TIMEOUT_MS", default_value_t = event_bus::PRODUCER_MESSAGE_TIMEOUT_MS_DEFAULT)]
     pub kafka_message_timeout_ms: u64,
@@ -78,6 +91,7 @@ impl Config {
             relay_poll_interval_ms: 50,
             relay_retry_backoff_ms: 200,
             relay_linger_ms: 5,
+            relay_step_down_after_failing_ms: RELAY_STEP_DOWN_AFTER_FAILING_MS_DEFAULT,
             kafka_message_timeout_ms: event_bus::PRODUCER_MESSAGE_TIMEOUT_MS_DEFAULT,
             kafka_linger_ms: event_bus::PRODUCER_LINGER_MS_DEFAULT,
             database_connections_max: 4,

@@ -10,7 +10,12 @@
 //! batch: duplicates the consumers drop by event id, never a lost event. A
 //! leader that stops running with its socket open (paused, stuck) loses
 //! the lock after [`LOCK_IDLE_SESSION_TIMEOUT_MS`]: the server ends its
-//! idle session, as a lease runs out.
+//! idle session, as a lease runs out. A leader whose batches keep failing
+//! while its lock connection answers (its pool's path to PostgreSQL or its
+//! path to Kafka broken, not another replica's) steps down after
+//! `RELAY_STEP_DOWN_AFTER_FAILING_MS`: it unlocks and sits out
+//! [`STEP_DOWN_SIT_OUT_MS`] before it stands by again, so a standby takes
+//! over rather than no one publishing for as long as the fault lasts.
 //!
 //! Each term runs a new relay, which starts from the checkpoint in PostgreSQL
 //! (on KurrentDB it opens its subscription there, and drops it when the term
@@ -42,6 +47,12 @@ pub const LEADER_CHECK_INTERVAL_MS: u64 = 1_000;
 /// connection is dropped and opened again, as a standby silent in its try
 /// would never take over from a leader gone meanwhile.
 pub const LEADER_CHECK_TIMEOUT_MS: u64 = 2_000;
+/// How long, in ms, a leader that stepped down waits before it tries for the
+/// lock again: several of a standby's tries ([`STANDBY_RETRY_INTERVAL_MS`]),
+/// so another replica takes the lock first. Should every replica fail alike
+/// (Kafka away for all), they take turns, each term starting again from the
+/// checkpoint.
+pub const STEP_DOWN_SIT_OUT_MS: u64 = 5 * STANDBY_RETRY_INTERVAL_MS;
 /// Bound on opening the lock connection.
 pub const LOCK_CONNECT_TIMEOUT_MS: u64 = 5_000;
 /// TCP keepalives of the lock connection's server side, so PostgreSQL also
@@ -75,6 +86,9 @@ enum Term {
     Shutdown,
     /// The lock connection failed: the lock is gone, stand by again.
     Lost,
+    /// The relay ended unasked (its batches kept failing, or it panicked):
+    /// give the lock up and sit out before standing by again.
+    SteppedDown,
 }
 
 /// A task aborted when its owner is dropped: a killed election must not
@@ -132,6 +146,17 @@ pub async fn run_elected_relay(
                     Term::Lost => {
                         connection = None;
                         tracing::warn!("leader: lost the lock connection; standing by");
+                    }
+                    Term::SteppedDown => {
+                        release(connection.take()).await;
+                        tracing::warn!(
+                            sit_out_ms = STEP_DOWN_SIT_OUT_MS,
+                            "leader: stepped down, the relay could not publish; standing by"
+                        );
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(STEP_DOWN_SIT_OUT_MS)) => {}
+                            _ = shutdown.changed() => {}
+                        }
                     }
                 }
             }
@@ -207,8 +232,9 @@ async fn try_lead(
     Ok(acquired.then_some(backend_pid))
 }
 
-/// Relays while the lock connection answers and no shutdown is asked; the
-/// relay always finishes the batch in hand before this returns.
+/// Relays while the lock connection answers, no shutdown is asked and the
+/// relay runs; the relay always finishes the batch in hand before this
+/// returns.
 async fn lead(
     connection: &mut PgConnection,
     store: Arc<dyn EventStore>,
@@ -236,7 +262,7 @@ async fn lead(
                 if let Err(error) = finished {
                     tracing::error!(%error, "the relay task ended abnormally");
                 }
-                return term.unwrap_or(Term::Lost);
+                return term.unwrap_or(Term::SteppedDown);
             }
             _ = shutdown.changed(), if term.is_none() => {
                 term = Some(Term::Shutdown);

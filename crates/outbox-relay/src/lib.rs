@@ -20,12 +20,12 @@ mod leader;
 mod metrics;
 mod startup;
 
-pub use config::Config;
+pub use config::{Config, RELAY_STEP_DOWN_AFTER_FAILING_MS_DEFAULT};
 pub use event_store_choice::{EventStoreArgs, EventStoreKind};
 pub use leader::{
     open_lock_connection, run_elected_relay, Leadership, LEADER_CHECK_INTERVAL_MS,
     LEADER_CHECK_TIMEOUT_MS, LOCK_CONNECT_TIMEOUT_MS, LOCK_IDLE_SESSION_TIMEOUT_MS,
-    RELAY_LEADER_LOCK_KEY, STANDBY_RETRY_INTERVAL_MS,
+    RELAY_LEADER_LOCK_KEY, STANDBY_RETRY_INTERVAL_MS, STEP_DOWN_SIT_OUT_MS,
 };
 pub use metrics::Metrics;
 pub use startup::{Application, StartupError, HEALTH_KAFKA_TIMEOUT_MS, RELAY_STOP_WAIT_MS};

@@ -97,6 +97,7 @@ impl Application {
             poll_interval_ms: config.relay_poll_interval_ms,
             retry_backoff_ms: config.relay_retry_backoff_ms,
             linger_ms: config.relay_linger_ms,
+            give_up_after_failing_ms: Some(config.relay_step_down_after_failing_ms),
         };
 
         let (shutdown, stopping) = watch::channel(false);
