@@ -70,6 +70,8 @@ pub enum AuthError {
     IssuerNotAString,
     #[error("Token audience (aud) is not the one expected")]
     WrongAudience,
+    #[error("Token audience (aud) must be a string or an array of strings (RFC 7519 §4.1.3)")]
+    AudienceNotStrings,
     #[error("Token lacks the {0} claim")]
     MissingClaim(String),
     #[error("Token subject (sub) must be 1 to {SUBJECT_LENGTH_MAX} characters with a visible one (a letter, digit, punctuation or symbol), none a control, format (invisible) or line or paragraph separator character, and no white space at either end")]
@@ -275,9 +277,13 @@ fn payload_holds(token: &str, claim: &str) -> bool {
 
 fn claim_error(token: &str, kind: &ErrorKind) -> AuthError {
     match kind {
-        // `jsonwebtoken` reads an `iss` that is not text as no `iss` at all.
+        // `jsonwebtoken` reads an `iss` or `aud` of another type (a number,
+        // an object) as no such claim at all.
         ErrorKind::MissingRequiredClaim(claim) if claim == "iss" && payload_holds(token, "iss") => {
             AuthError::IssuerNotAString
+        }
+        ErrorKind::MissingRequiredClaim(claim) if claim == "aud" && payload_holds(token, "aud") => {
+            AuthError::AudienceNotStrings
         }
         ErrorKind::ExpiredSignature => AuthError::Expired,
         ErrorKind::ImmatureSignature => AuthError::NotYetValid,
@@ -627,6 +633,40 @@ mod tests {
                 Err(AuthError::IssuerNotAString)
             );
         }
+    }
+
+    #[test]
+    fn an_audience_of_another_type_is_named_as_such_not_as_missing() {
+        let verifier = hs256_verifier(None, Some("wallex"));
+        let header = serde_json::json!({"alg": "HS256"});
+        let mut value = serde_json::to_value(claims()).expect("json");
+        for audience in [
+            serde_json::json!("wallex"),
+            serde_json::json!(["x", "wallex"]),
+        ] {
+            value["aud"] = audience;
+            assert!(verifier
+                .verify(&signed(header.clone(), value.clone()))
+                .is_ok());
+        }
+        for audience in [
+            serde_json::json!(5),
+            serde_json::json!({"aud": "wallex"}),
+            serde_json::json!(true),
+        ] {
+            value["aud"] = audience.clone();
+            assert_eq!(
+                verifier.verify(&signed(header.clone(), value.clone())),
+                Err(AuthError::AudienceNotStrings),
+                "{audience}"
+            );
+        }
+        value["aud"] = serde_json::json!(null);
+        assert_eq!(
+            verifier.verify(&signed(header, value)),
+            Err(AuthError::AudienceNotStrings),
+            "a null aud is present, of the wrong type"
+        );
     }
 
     #[test]
