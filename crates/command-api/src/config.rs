@@ -6,10 +6,16 @@ pub use event_store_choice::EventStoreKind;
 use std::path::PathBuf;
 
 use clap::builder::NonEmptyStringValueParser;
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 use observability::LogFormat;
 
 /// The most HTTP worker threads (`HTTP_WORKERS`) accepted.
 pub const HTTP_WORKERS_MAX: u64 = 256;
+
+/// The secret's flag, refused by [`Config::try_parse_checked`].
+const SECRET_ARGUMENT_ID: &str = "jwt_secret";
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -118,7 +124,9 @@ pub struct AuthConfig {
     #[arg(long = "auth", env = "AUTH", value_enum)]
     pub switch: Option<AuthSwitch>,
     /// HS256 shared secret of bearer tokens (at least 32 bytes); also what
-    /// `command-api token` signs with.
+    /// `command-api token` signs with. From the environment only: the flag
+    /// is refused, as every user of the host reads a process's arguments
+    /// (`ps`).
     #[arg(long, env = "AUTH_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// File of PEM public keys or a JWKS document (RS256, ES256, EdDSA),
@@ -268,11 +276,49 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The configuration from `arguments` (the program's name first) and the
+    /// environment, as [`clap::Parser::try_parse_from`] reads it, but with
+    /// `--jwt-secret` refused: the secret comes from `AUTH_JWT_SECRET`, which
+    /// only the process's user reads, never from the arguments, which every
+    /// user of the host reads.
+    pub fn try_parse_checked<I, T>(arguments: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Self::command().try_get_matches_from(arguments)?;
+        if matches.value_source(SECRET_ARGUMENT_ID) == Some(ValueSource::CommandLine) {
+            return Err(Self::command().error(
+                ErrorKind::ArgumentConflict,
+                "--jwt-secret is refused: every user of the host can read a process's \
+                 arguments; set AUTH_JWT_SECRET in its environment instead",
+            ));
+        }
+        Self::from_arg_matches(&matches)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
 
     use super::*;
+
+    #[test]
+    fn the_secret_is_taken_from_the_environment_only() {
+        let refused = Config::try_parse_checked(["command-api", "--jwt-secret", "s3cr3t-in-ps"])
+            .err()
+            .expect("the flag is refused");
+        assert_eq!(refused.kind(), ErrorKind::ArgumentConflict);
+        assert!(refused.to_string().contains("AUTH_JWT_SECRET"), "{refused}");
+        assert!(
+            !refused.to_string().contains("s3cr3t-in-ps"),
+            "the message does not repeat the secret: {refused}"
+        );
+        let plain = Config::try_parse_checked(["command-api", "--port", "3100"]).expect("parsed");
+        assert_eq!(plain.port, 3100);
+    }
 
     fn parsed(arguments: &str) -> Result<Config, clap::Error> {
         Config::try_parse_from(std::iter::once("command-api").chain(arguments.split_whitespace()))

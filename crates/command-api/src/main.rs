@@ -1,12 +1,13 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use command_api::config::Command;
 use command_api::{Application, Config};
 
 fn main() -> ExitCode {
     // The messages, not the Debug form: they name what to set.
-    observability::run_main("command-api", run(Config::parse()))
+    let config =
+        Config::try_parse_checked(std::env::args_os()).unwrap_or_else(|error| error.exit());
+    observability::run_main("command-api", run(config))
 }
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
