@@ -308,8 +308,7 @@ mod tests {
     #[test]
     fn the_secret_is_taken_from_the_environment_only() {
         let refused = Config::try_parse_checked(["command-api", "--jwt-secret", "s3cr3t-in-ps"])
-            .err()
-            .expect("the flag is refused");
+            .expect_err("the flag is refused");
         assert_eq!(refused.kind(), ErrorKind::ArgumentConflict);
         assert!(refused.to_string().contains("AUTH_JWT_SECRET"), "{refused}");
         assert!(
