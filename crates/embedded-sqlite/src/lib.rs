@@ -31,6 +31,12 @@ use rusqlite::Connection;
 pub const BUSY_TIMEOUT_MS: u64 = 5_000;
 /// Read-only connections per file.
 pub const READ_CONNECTIONS_MAX: usize = 8;
+/// Bytes of a file a read connection maps into memory (`PRAGMA mmap_size`):
+/// pages of the file itself are then read in place, not copied through
+/// `pread` into the connection's page cache, which SQLite empties whenever
+/// another connection committed since the read before. Address space, not
+/// memory: the kernel's page cache holds the pages either way.
+pub const READER_MMAP_BYTES: i64 = 1 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SqliteError {
@@ -352,10 +358,20 @@ impl ReadPool {
         let pool = config
             .builder(Runtime::Tokio1)
             .map_err(|error| SqliteError::Pool(error.to_string()))?
-            .post_create(Hook::sync_fn(move |_, _| {
-                checked
-                    .check()
-                    .map_err(|moved| HookError::Message(moved.to_string().into()))
+            .post_create(Hook::async_fn(move |connection, _| {
+                let checked = checked.clone();
+                Box::pin(async move {
+                    checked
+                        .check()
+                        .map_err(|moved| HookError::Message(moved.to_string().into()))?;
+                    connection
+                        .interact(|connection| {
+                            connection.pragma_update(None, "mmap_size", READER_MMAP_BYTES)
+                        })
+                        .await
+                        .map_err(|error| HookError::Message(error.to_string().into()))?
+                        .map_err(|error| HookError::Message(error.to_string().into()))
+                })
             }))
             .build()
             .map_err(|error| SqliteError::Pool(error.to_string()))?;
