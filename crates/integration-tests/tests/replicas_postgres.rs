@@ -61,6 +61,15 @@ async fn a_replica_does_not_refuse_on_what_another_changed() {
 }
 
 #[tokio::test]
+async fn a_replicas_recent_events_are_the_stores() {
+    in_migrated_database(|pool| async move {
+        let (a, b) = stores(&pool).await;
+        replicas::a_replicas_recent_events_are_the_stores(a, b).await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_replica_never_decides_on_an_event_the_store_lost() {
     in_migrated_database(|pool| async move {
         let (a, b) = stores(&pool).await;

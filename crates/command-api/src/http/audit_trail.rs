@@ -9,16 +9,19 @@
 
 use std::sync::Arc;
 
-use event_store::{EventStore, RecordedEvent, StoreError};
+use event_store::{EventStore, StoreError};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use utoipa::ToSchema;
-use wallet_domain::{Balance, EventKind, Wallet};
+use wallet_domain::{Balance, EventKind, Wallet, WalletEvent};
 
 use super::dto::{money_schema, timestamp, WalletResponse};
+use crate::wallets::{RecentEvents, RECENT_EVENTS_PER_WALLET};
 
-/// Events a wallet read shows in its audit trail at most: its newest.
-pub const AUDIT_TRAIL_EVENTS_MAX: u64 = 100;
+/// Events a wallet read shows in its audit trail at most: its newest, as
+/// many as a cached wallet keeps, so a wallet read from the cache reads no
+/// event again.
+pub const AUDIT_TRAIL_EVENTS_MAX: u64 = RECENT_EVENTS_PER_WALLET as u64;
 
 /// One entry of a wallet's audit trail.
 #[derive(Debug, Serialize, ToSchema)]
@@ -69,34 +72,47 @@ pub struct WalletReadResponse {
 
 impl WalletReadResponse {
     /// `shown` (the wallet as the read shows it) with the audit trail of
-    /// `wallet`'s events up to its version, read from `store`.
+    /// `wallet`'s events up to its version: from `recent` (the newest events,
+    /// the last at `wallet`'s version) when it holds them all, else read
+    /// from `store`.
     pub async fn read(
         store: &Arc<dyn EventStore>,
         wallet: &Wallet,
         shown: &Wallet,
+        recent: &RecentEvents,
     ) -> Result<Self, StoreError> {
         let after = wallet.version.saturating_sub(AUDIT_TRAIL_EVENTS_MAX);
-        let events = store
-            .read_stream_until(&wallet.id, after, wallet.version)
-            .await?;
+        let count = (wallet.version - after) as usize;
+        let audit_trail = match recent.newest(count, wallet.version) {
+            Some(events) => events
+                .into_iter()
+                .flat_map(|(version, event)| entries(event, version))
+                .collect(),
+            None => store
+                .read_stream_until(&wallet.id, after, wallet.version)
+                .await?
+                .iter()
+                .flat_map(|recorded| entries(&recorded.event, recorded.stream_version))
+                .collect(),
+        };
         Ok(Self {
             wallet: WalletResponse::from(shown),
-            audit_trail: events.iter().flat_map(entries).collect(),
+            audit_trail,
             audit_trail_truncated: after > 0,
         })
     }
 }
 
-/// The entries of one event: two for a creation with an opening balance.
-fn entries(recorded: &RecordedEvent) -> Vec<AuditTrailEntry> {
-    let event = &recorded.event;
+/// The entries of `event`, at `version` of its stream: two for a creation
+/// with an opening balance.
+fn entries(event: &WalletEvent, version: u64) -> Vec<AuditTrailEntry> {
     let entry = |kind, amount, description| AuditTrailEntry {
         kind,
         amount,
         description,
         occurred_at: timestamp(&event.occurred_at),
         event_type: event.type_name(),
-        version: recorded.stream_version,
+        version,
     };
     if let EventKind::WalletCreated {
         opening_balance, ..

@@ -29,7 +29,7 @@ use super::path;
 use super::query::{self, Bounds, Kind, QueryError, Spec};
 use crate::catch_up::Projection;
 use crate::startup::AppState;
-use crate::wallets::{ReplyFormat, WalletOperation};
+use crate::wallets::{RecentEvents, ReplyFormat, WalletOperation};
 
 /// How long a list waits for the read model to reach the writes acknowledged
 /// before it began, so a client lists what it has just created.
@@ -437,28 +437,30 @@ pub async fn get_wallet(
         .await?;
         return wallet_as_of(&state, &wallet_id, as_of).await;
     }
-    let wallet = state
+    let read = state
         .wallets
-        .current(&wallet_id)
+        .current_with_recent(&wallet_id)
         .await
         .map_err(ApiError::from)?;
-    let owner_id = wallet.as_ref().map(|wallet| wallet.owner_id.as_str());
+    let owner_id = read.as_ref().map(|(wallet, _)| wallet.owner_id.as_str());
     identity::authorize(&caller.0, Action::ReadWallet { owner_id })
         .map_err(|refusal| refused(refusal, &wallet_id))?;
-    let wallet =
-        wallet.ok_or_else(|| ApiError::NotFound(format!("Wallet {wallet_id} not found")))?;
+    let (wallet, recent) =
+        read.ok_or_else(|| ApiError::NotFound(format!("Wallet {wallet_id} not found")))?;
     // A hold past its expiry is not held, stored `HoldExpired` or not.
     let shown = wallet.seen_at(chrono::Utc::now());
-    with_audit_trail(&state, &wallet, &shown).await
+    with_audit_trail(&state, &wallet, &shown, &recent).await
 }
 
-/// The 200 of a wallet read: `shown` with the audit trail of `wallet`'s events.
+/// The 200 of a wallet read: `shown` with the audit trail of `wallet`'s
+/// events, from `recent` when it holds them.
 async fn with_audit_trail(
     state: &AppState,
     wallet: &Wallet,
     shown: &Wallet,
+    recent: &RecentEvents,
 ) -> Result<HttpResponse, ApiError> {
-    let body = WalletReadResponse::read(state.wallets.store(), wallet, shown).await?;
+    let body = WalletReadResponse::read(state.wallets.store(), wallet, shown, recent).await?;
     Ok(HttpResponse::Ok().json(body))
 }
 
@@ -504,9 +506,17 @@ async fn wallet_as_of(
             // A moment to come reads as now: what will expire by then has
             // not yet, and may be captured or voided first.
             let seen = at.min(chrono::Utc::now());
-            with_audit_trail(state, &wallet, &wallet.seen_at(seen)).await
+            with_audit_trail(
+                state,
+                &wallet,
+                &wallet.seen_at(seen),
+                &RecentEvents::default(),
+            )
+            .await
         }
-        (Some(wallet), AsOf::Version(_)) => with_audit_trail(state, &wallet, &wallet).await,
+        (Some(wallet), AsOf::Version(_)) => {
+            with_audit_trail(state, &wallet, &wallet, &RecentEvents::default()).await
+        }
     }
 }
 

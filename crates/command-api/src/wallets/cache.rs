@@ -8,17 +8,26 @@
 //! the stream and decides again. A refusal is never answered from an entry
 //! alone (see the service). Writes only move an entry forward in version, so a
 //! slow read cannot put an older wallet back; only [`WalletCache::forget`] and
-//! [`WalletCache::clear`] take one out.
+//! [`WalletCache::clear`] take one out. An entry keeps the wallet's newest
+//! events too ([`RecentEvents`]), checked with it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use quick_cache::sync::{Cache, EntryAction, EntryResult};
+use quick_cache::Weighter;
 use uuid::Uuid;
 use wallet_domain::{Wallet, WalletId};
 
-/// Wallets kept in memory at most.
+use super::recent::RecentEvents;
+
+/// Wallets the cache expects to hold (sizes its tables).
 pub const WALLET_CACHE_CAPACITY: usize = 200_000;
+/// What the cache holds at most, in units: a wallet is one, and each of its
+/// newest events it keeps ([`RecentEvents`], about 0.3 KiB each) one more:
+/// 200,000 wallets with no event kept, or about 5,900 with 100 events each
+/// (about 180 MiB).
+pub const WALLET_CACHE_WEIGHT_MAX: u64 = 600_000;
 /// How long a write waits for another writer of the same entry: none, since
 /// nothing here holds an entry while loading it.
 const ENTRY_WAIT_MS: u64 = 0;
@@ -28,10 +37,22 @@ const ENTRY_WAIT_MS: u64 = 0;
 pub struct CachedWallet {
     pub wallet: Wallet,
     pub last_event_id: Uuid,
+    /// The stream's newest events, the last at `wallet.version`.
+    pub recent: RecentEvents,
+}
+
+/// A wallet weighs one, and one more per event it keeps.
+#[derive(Debug, Clone, Copy, Default)]
+struct EntryWeight;
+
+impl Weighter<WalletId, CachedWallet> for EntryWeight {
+    fn weight(&self, _: &WalletId, entry: &CachedWallet) -> u64 {
+        1 + entry.recent.len() as u64
+    }
 }
 
 pub struct WalletCache {
-    wallets: Cache<WalletId, CachedWallet>,
+    wallets: Cache<WalletId, CachedWallet, EntryWeight>,
     /// The highest global position this process has seen the store hold: a
     /// lower head later means the store lost events (see [`Self::observe_head`]).
     highest_position_seen: AtomicU64,
@@ -40,7 +61,11 @@ pub struct WalletCache {
 impl Default for WalletCache {
     fn default() -> Self {
         Self {
-            wallets: Cache::new(WALLET_CACHE_CAPACITY),
+            wallets: Cache::with_weighter(
+                WALLET_CACHE_CAPACITY,
+                WALLET_CACHE_WEIGHT_MAX,
+                EntryWeight,
+            ),
             highest_position_seen: AtomicU64::new(0),
         }
     }
@@ -52,15 +77,30 @@ impl WalletCache {
     }
 
     /// Keeps `entry` unless the cache already holds the wallet at the same or
-    /// a later version.
+    /// a later version. When `entry`'s events directly follow the held
+    /// wallet's version (a command decided on it, or a read folded on from
+    /// it), the held wallet's events are kept before them.
     pub fn put(&self, entry: CachedWallet) {
         let candidate = entry.clone();
         let outcome = self.wallets.entry(
             &entry.wallet.id,
             Some(Duration::from_millis(ENTRY_WAIT_MS)),
             move |_, held: &mut CachedWallet| {
+                let follows = candidate
+                    .wallet
+                    .version
+                    .checked_sub(candidate.recent.len() as u64)
+                    == Some(held.wallet.version);
                 if candidate.wallet.version > held.wallet.version {
-                    *held = candidate;
+                    let recent = if follows {
+                        held.recent.followed_by(&candidate.recent)
+                    } else {
+                        candidate.recent.clone()
+                    };
+                    *held = CachedWallet {
+                        recent,
+                        ..candidate
+                    };
                 }
                 EntryAction::Retain(())
             },
@@ -127,6 +167,7 @@ mod tests {
                 held_balance: Balance::ZERO,
             },
             last_event_id: Uuid::now_v7(),
+            recent: RecentEvents::default(),
         }
     }
 

@@ -4,11 +4,13 @@
 mod cache;
 mod holds;
 mod operation;
+mod recent;
 #[cfg(any(test, feature = "testing"))]
 pub mod replicas;
 mod service;
 
 pub use operation::{OperationOutcome, WalletOperation};
+pub use recent::{RecentEvents, RECENT_EVENTS_PER_WALLET};
 pub use service::{
     IdempotencyClaim, Reply, ReplyFormat, RequestContext, ServiceError, WalletService,
 };

@@ -22,6 +22,7 @@ use wallet_lock::InProcessWalletLock;
 
 use super::holds::HOLD_SEARCH_PAGE_EVENTS;
 use super::operation::{OperationOutcome, WalletOperation};
+use super::recent::RECENT_EVENTS_PER_WALLET;
 use super::service::{ReplyFormat, RequestContext, WalletService};
 use crate::metrics::Metrics;
 
@@ -135,6 +136,74 @@ pub async fn a_replica_does_not_refuse_on_what_another_changed(
     assert_eq!(seen.balance.value(), money("50.00"));
     assert_eq!(seen.version, 3);
     assert_stream_agrees(&*store, &wallet_id, "50.00").await;
+}
+
+/// Each replica's newest events of a wallet (kept with its cached wallet,
+/// read by the audit trail) are the store's, the last at the wallet's
+/// version, whoever wrote them: A writes, B writes past A's cache, A folds
+/// B's events on its next read and decides on them, and both keep the
+/// newest [`RECENT_EVENTS_PER_WALLET`] once they wrote that many themselves.
+pub async fn a_replicas_recent_events_are_the_stores(
+    store: Arc<dyn EventStore>,
+    other_store: Arc<dyn EventStore>,
+) {
+    let a = replica(Arc::clone(&store));
+    let b = replica(other_store);
+    let wallet_id = WalletId::parse("replicas-recent").expect("id");
+    create(&a, &wallet_id).await;
+    let mut balance = Decimal::ZERO;
+    for round in 0..(RECENT_EVENTS_PER_WALLET + 30) {
+        let writer = if round % 3 == 2 { &b } else { &a };
+        balance = money(&credit(writer, &wallet_id, "1.00").await);
+        if round % 40 == 39 {
+            balance = money(&debit(writer, &wallet_id, "0.50").await);
+        }
+        for reader in [&a, &b] {
+            assert_recent_is_the_stores(reader, &*store, &wallet_id).await;
+        }
+    }
+    for reader in [&a, &b] {
+        for _ in 0..RECENT_EVENTS_PER_WALLET {
+            balance = money(&credit(reader, &wallet_id, "1.00").await);
+        }
+        let recent = assert_recent_is_the_stores(reader, &*store, &wallet_id).await;
+        assert_eq!(recent, RECENT_EVENTS_PER_WALLET, "a full audit trail kept");
+    }
+    assert_stream_agrees(&*store, &wallet_id, &balance.to_string()).await;
+}
+
+/// `reader`'s wallet and recent events against the store's stream: the
+/// same versions and event ids. Returns how many it keeps.
+async fn assert_recent_is_the_stores(
+    reader: &WalletService,
+    store: &dyn EventStore,
+    wallet_id: &WalletId,
+) -> usize {
+    let (wallet, recent) = reader
+        .current_with_recent(wallet_id)
+        .await
+        .expect("read")
+        .expect("the wallet");
+    let kept = recent
+        .newest(recent.len(), wallet.version)
+        .expect("every event it holds");
+    let after = wallet.version - recent.len() as u64;
+    let stored = store
+        .read_stream_until(wallet_id, after, wallet.version)
+        .await
+        .expect("stream");
+    assert_eq!(
+        kept.iter()
+            .map(|(version, event)| (*version, event.event_id))
+            .collect::<Vec<_>>(),
+        stored
+            .iter()
+            .map(|recorded| (recorded.stream_version, recorded.event.event_id))
+            .collect::<Vec<_>>(),
+        "the newest events kept at version {}",
+        wallet.version
+    );
+    recent.len()
 }
 
 /// A credits 10.00 (A caches version 2); the store loses that event (`lose`
@@ -532,6 +601,12 @@ mod tests {
             let read = counting.stream_events_read();
             assert!(read <= bound, "the {hold} hold read {read} events");
         }
+    }
+
+    #[tokio::test]
+    async fn a_replicas_recent_events_are_the_stores() {
+        let (_dir, store) = embedded();
+        super::a_replicas_recent_events_are_the_stores(Arc::clone(&store), store).await;
     }
 
     #[tokio::test]

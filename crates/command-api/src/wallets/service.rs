@@ -36,6 +36,7 @@ use wallet_lock::{LockError, LockLease, WalletLock};
 use super::cache::{CachedWallet, WalletCache};
 use super::holds::capture_order;
 use super::operation::{OperationOutcome, WalletOperation};
+use super::recent::RecentEvents;
 use crate::metrics::Metrics;
 use observability::{FailureStreak, Failures};
 
@@ -224,6 +225,19 @@ impl WalletService {
         Ok(self.read_through(wallet_id).await?.state.wallet().cloned())
     }
 
+    /// [`Self::current`] with the newest of its stream's events this process
+    /// holds (the last at the wallet's version; as few as none).
+    pub async fn current_with_recent(
+        &self,
+        wallet_id: &WalletId,
+    ) -> Result<Option<(Wallet, RecentEvents)>, StoreError> {
+        let loaded = self.read_through(wallet_id).await?;
+        Ok(match loaded.state {
+            WalletState::Open(wallet) => Some((wallet, loaded.recent)),
+            WalletState::Absent => None,
+        })
+    }
+
     /// Drops every cached wallet when the store's head position is lower than
     /// one this process has seen (the store lost events); returns true when it
     /// did. Called periodically while serving.
@@ -383,6 +397,7 @@ impl WalletService {
             }
             let body = (format.render)(&outcome)?;
             let last_events = last_event_ids(&streams);
+            let recent_events = appended_events(&streams);
             let snapshots = snapshots_due(&streams);
             let request = AppendRequest {
                 streams,
@@ -401,7 +416,7 @@ impl WalletService {
                     self.cache.saw_position(stored.last_position);
                     self.save_snapshots(&outcome, &snapshots, &last_events)
                         .await;
-                    self.remember_outcome(outcome, &last_events);
+                    self.remember_outcome(outcome, &last_events, &recent_events);
                     return Ok(Reply {
                         status: format.status,
                         body,
@@ -581,6 +596,7 @@ impl WalletService {
         let start = Loaded {
             state: tail.base.clone(),
             last_event_id: tail.base_last_event_id,
+            recent: RecentEvents::default(),
         };
         let loaded = self.fold_checked(wallet_id, start, &tail.events)?;
         if tail.is_long() {
@@ -611,9 +627,12 @@ impl WalletService {
                 });
             }
             self.cache.saw_position(recorded.position);
+            let mut recent = loaded.recent;
+            recent.push(recorded.event.clone());
             Ok(Loaded {
                 state: evolve(loaded.state, &recorded.event),
                 last_event_id: Some(recorded.event.event_id),
+                recent,
             })
         })
     }
@@ -625,6 +644,7 @@ impl WalletService {
             self.cache.put(CachedWallet {
                 wallet: wallet.clone(),
                 last_event_id,
+                recent: loaded.recent.clone(),
             });
         }
     }
@@ -648,14 +668,25 @@ impl WalletService {
         }
     }
 
-    /// Caches the wallets an append stored, each with its last event's id.
-    fn remember_outcome(&self, outcome: OperationOutcome, last_events: &[(WalletId, Uuid)]) {
+    /// Caches the wallets an append stored, each with its last event's id
+    /// and the events it appended (`recent_events`).
+    fn remember_outcome(
+        &self,
+        outcome: OperationOutcome,
+        last_events: &[(WalletId, Uuid)],
+        recent_events: &[(WalletId, RecentEvents)],
+    ) {
         for wallet in outcome.into_wallets() {
             match last_events
                 .iter()
                 .find(|(wallet_id, _)| *wallet_id == wallet.id)
             {
                 Some((_, last_event_id)) => self.cache.put(CachedWallet {
+                    recent: recent_events
+                        .iter()
+                        .find(|(wallet_id, _)| *wallet_id == wallet.id)
+                        .map(|(_, recent)| recent.clone())
+                        .unwrap_or_default(),
                     wallet,
                     last_event_id: *last_event_id,
                 }),
@@ -867,6 +898,8 @@ pub(super) enum Reads {
 pub(super) struct Loaded {
     pub(super) state: WalletState,
     last_event_id: Option<Uuid>,
+    /// The newest of the events it was folded from, the last at its version.
+    recent: RecentEvents,
 }
 
 impl From<CachedWallet> for Loaded {
@@ -874,6 +907,7 @@ impl From<CachedWallet> for Loaded {
         Self {
             state: WalletState::Open(cached.wallet),
             last_event_id: Some(cached.last_event_id),
+            recent: cached.recent,
         }
     }
 }
@@ -932,6 +966,20 @@ fn last_event_ids(streams: &[StreamAppend]) -> Vec<(WalletId, Uuid)> {
         .filter_map(|stream| {
             let last = stream.events.last()?;
             Some((stream.wallet_id.clone(), last.event_id))
+        })
+        .collect()
+}
+
+/// The events each stream of an append adds, to keep with its cached wallet.
+fn appended_events(streams: &[StreamAppend]) -> Vec<(WalletId, RecentEvents)> {
+    streams
+        .iter()
+        .map(|stream| {
+            let mut recent = RecentEvents::default();
+            for event in &stream.events {
+                recent.push(event.clone());
+            }
+            (stream.wallet_id.clone(), recent)
         })
         .collect()
 }
