@@ -112,6 +112,12 @@ pub struct Config {
     #[arg(long, env = "IDEMPOTENCY_RETENTION_HOURS", default_value_t = crate::retention::IDEMPOTENCY_RETENTION_HOURS_DEFAULT,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::retention::IDEMPOTENCY_RETENTION_HOURS_MAX)))]
     pub idempotency_retention_hours: u32,
+    /// MiB the wallet cache holds at most: recently used wallets with their
+    /// newest events (see `wallets::footprint`); the least used are evicted
+    /// past it, and a read of an evicted wallet goes to the store. 1 to 65536.
+    #[arg(long, env = "WALLET_CACHE_MIB", default_value_t = crate::wallets::WALLET_CACHE_MIB_DEFAULT,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::wallets::WALLET_CACHE_MIB_MAX)))]
+    pub wallet_cache_mib: u32,
     #[command(flatten)]
     pub auth: AuthConfig,
 }
@@ -267,6 +273,7 @@ impl Config {
             elasticsearch_index_prefix: "wallex".into(),
             elasticsearch_request_timeout_ms: search_index::REQUEST_TIMEOUT_MS_DEFAULT,
             idempotency_retention_hours: crate::retention::IDEMPOTENCY_RETENTION_HOURS_DEFAULT,
+            wallet_cache_mib: crate::wallets::WALLET_CACHE_MIB_DEFAULT,
             auth: AuthConfig {
                 rate_limit_per_second: crate::access::RATE_LIMIT_PER_SECOND_DEFAULT,
                 rate_limit_burst: crate::access::RATE_LIMIT_BURST_DEFAULT,
@@ -333,13 +340,17 @@ mod tests {
             "--idempotency-retention-hours 4294967295",
             "--body-read-timeout-seconds 0",
             "--body-read-timeout-seconds 301",
+            "--wallet-cache-mib 0",
+            "--wallet-cache-mib 65537",
         ] {
             assert!(parsed(refused).is_err(), "{refused}");
         }
         let accepted = parsed(
-            "--http-workers 256 --idempotency-retention-hours 87600 --body-read-timeout-seconds 300",
+            "--http-workers 256 --idempotency-retention-hours 87600 --body-read-timeout-seconds 300 \
+             --wallet-cache-mib 65536",
         )
         .expect("in range");
+        assert_eq!(accepted.wallet_cache_mib, 65_536);
         assert_eq!(accepted.http_workers, Some(256));
         assert_eq!(accepted.body_read_timeout_seconds, 300);
         assert_eq!(accepted.idempotency_retention_hours, 87_600);

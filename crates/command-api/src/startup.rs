@@ -224,7 +224,8 @@ impl Application {
                 retention_hours,
                 stopping.clone(),
             )));
-        let mut wallets = WalletService::new(adapters.store, adapters.lock, metrics.clone());
+        let mut wallets = WalletService::new(adapters.store, adapters.lock, metrics.clone())
+            .with_cache_mib(config.wallet_cache_mib);
         let transfer_process = adapters.transfer_journal.is_some();
         if let Some(journal) = adapters.transfer_journal {
             wallets = wallets.with_transfer_process(journal, TRANSFER_REPLY);

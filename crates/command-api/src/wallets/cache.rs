@@ -19,15 +19,21 @@ use quick_cache::Weighter;
 use uuid::Uuid;
 use wallet_domain::{Wallet, WalletId};
 
+use super::footprint::wallet_bytes;
 use super::recent::RecentEvents;
 
 /// Wallets the cache expects to hold (sizes its tables).
 pub const WALLET_CACHE_CAPACITY: usize = 200_000;
-/// What the cache holds at most, in units: a wallet is one, and each of its
-/// newest events it keeps ([`RecentEvents`], about 0.3 KiB each) one more:
-/// 200,000 wallets with no event kept, or about 5,900 with 100 events each
-/// (about 180 MiB).
-pub const WALLET_CACHE_WEIGHT_MAX: u64 = 600_000;
+/// What the cached wallets and their kept events ([`RecentEvents`]) take
+/// in memory at most by default, in MiB as [`super::footprint`] reckons
+/// them (text plus a fixed allowance per wallet, hold and event): about
+/// 250,000 wallets with nothing kept, or about 4,000 with 100 events each
+/// (0.6 KiB an event). `WALLET_CACHE_MIB` sets it. An entry that grows is
+/// put back in, so the bound holds as the kept wallets are written to, not
+/// only as new ones come.
+pub const WALLET_CACHE_MIB_DEFAULT: u32 = 256;
+/// The largest `WALLET_CACHE_MIB` accepted (64 GiB).
+pub const WALLET_CACHE_MIB_MAX: u32 = 65_536;
 /// How long a write waits for another writer of the same entry: none, since
 /// nothing here holds an entry while loading it.
 const ENTRY_WAIT_MS: u64 = 0;
@@ -41,13 +47,13 @@ pub struct CachedWallet {
     pub recent: RecentEvents,
 }
 
-/// A wallet weighs one, and one more per event it keeps.
+/// An entry weighs its approximate bytes in memory.
 #[derive(Debug, Clone, Copy, Default)]
 struct EntryWeight;
 
 impl Weighter<WalletId, CachedWallet> for EntryWeight {
     fn weight(&self, _: &WalletId, entry: &CachedWallet) -> u64 {
-        1 + entry.recent.len() as u64
+        wallet_bytes(&entry.wallet) + entry.recent.bytes()
     }
 }
 
@@ -60,18 +66,24 @@ pub struct WalletCache {
 
 impl Default for WalletCache {
     fn default() -> Self {
-        Self {
-            wallets: Cache::with_weighter(
-                WALLET_CACHE_CAPACITY,
-                WALLET_CACHE_WEIGHT_MAX,
-                EntryWeight,
-            ),
-            highest_position_seen: AtomicU64::new(0),
-        }
+        Self::of_mib(WALLET_CACHE_MIB_DEFAULT)
     }
 }
 
 impl WalletCache {
+    /// A cache holding at most `mib` MiB.
+    pub fn of_mib(mib: u32) -> Self {
+        Self::holding_at_most(WALLET_CACHE_CAPACITY, u64::from(mib) * 1024 * 1024)
+    }
+
+    /// A cache expecting `wallets` entries and holding at most `bytes`.
+    fn holding_at_most(wallets: usize, bytes: u64) -> Self {
+        Self {
+            wallets: Cache::with_weighter(wallets, bytes, EntryWeight),
+            highest_position_seen: AtomicU64::new(0),
+        }
+    }
+
     pub fn get(&self, wallet_id: &WalletId) -> Option<CachedWallet> {
         self.wallets.get(wallet_id)
     }
@@ -81,34 +93,50 @@ impl WalletCache {
     /// wallet's version (a command decided on it, or a read folded on from
     /// it), the held wallet's events are kept before them.
     pub fn put(&self, entry: CachedWallet) {
-        let candidate = entry.clone();
+        let mut replacement = None;
         let outcome = self.wallets.entry(
             &entry.wallet.id,
             Some(Duration::from_millis(ENTRY_WAIT_MS)),
-            move |_, held: &mut CachedWallet| {
-                let follows = candidate
-                    .wallet
-                    .version
-                    .checked_sub(candidate.recent.len() as u64)
-                    == Some(held.wallet.version);
-                if candidate.wallet.version > held.wallet.version {
-                    let recent = if follows {
-                        held.recent.followed_by(&candidate.recent)
-                    } else {
-                        candidate.recent.clone()
-                    };
-                    *held = CachedWallet {
-                        recent,
-                        ..candidate
-                    };
+            |_, held: &mut CachedWallet| {
+                if entry.wallet.version <= held.wallet.version {
+                    return EntryAction::Retain(());
                 }
-                EntryAction::Retain(())
+                let follows = entry.wallet.version.checked_sub(entry.recent.len() as u64)
+                    == Some(held.wallet.version);
+                let recent = if follows {
+                    held.recent.followed_by(&entry.recent)
+                } else {
+                    entry.recent.clone()
+                };
+                replacement = Some(CachedWallet {
+                    recent,
+                    ..entry.clone()
+                });
+                // Taken out and put back in: an insertion is what evicts
+                // others when the entry grew past the cache's bound.
+                EntryAction::ReplaceWithGuard
             },
         );
-        if let EntryResult::Vacant(guard) = outcome {
-            // Fails only when the entry was taken out meanwhile: nothing to keep.
-            let _ = guard.insert(entry);
+        // An insertion fails only when the entry was taken out meanwhile:
+        // nothing to keep then. Kept as it was (`Retained`), or another
+        // writer of the entry is at it (`Timeout`): nothing to do.
+        match outcome {
+            EntryResult::Vacant(guard) => {
+                let _ = guard.insert(entry);
+            }
+            EntryResult::Replaced(guard, _) => {
+                if let Some(replacement) = replacement {
+                    let _ = guard.insert(replacement);
+                }
+            }
+            EntryResult::Retained(()) | EntryResult::Removed(..) | EntryResult::Timeout => {}
         }
+    }
+
+    /// The approximate bytes the cache holds (its weight).
+    #[cfg(test)]
+    fn bytes(&self) -> u64 {
+        self.wallets.weight()
     }
 
     pub fn forget(&self, wallet_id: &WalletId) {
@@ -147,7 +175,7 @@ impl WalletCache {
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
-    use wallet_domain::{Balance, OwnerId, WalletStatus};
+    use wallet_domain::{Balance, EventKind, EventMetadata, OwnerId, WalletEvent, WalletStatus};
 
     use super::*;
 
@@ -171,6 +199,18 @@ mod tests {
         }
     }
 
+    /// A creation of `wallet_id`, as one event to keep.
+    fn event(wallet_id: &WalletId) -> WalletEvent {
+        WalletEvent {
+            event_id: Uuid::now_v7(),
+            wallet_id: wallet_id.clone(),
+            occurred_at: Utc::now(),
+            balance_after: Balance::ZERO,
+            metadata: EventMetadata::default(),
+            kind: EventKind::WalletFrozen,
+        }
+    }
+
     #[test]
     fn a_write_never_moves_an_entry_back_in_version() {
         let cache = WalletCache::default();
@@ -182,6 +222,48 @@ mod tests {
         let newest = wallet_at(4);
         cache.put(newest.clone());
         assert_eq!(cache.get(&newer.wallet.id), Some(newest));
+    }
+
+    /// Wallets cached with one event each, under the bound, then each
+    /// written to 99 times more: the cache stays within its bytes as its
+    /// entries grow, evicting wallets, and keeps every event of the ones
+    /// it keeps.
+    #[test]
+    fn entries_that_grow_stay_within_the_bound() {
+        const WALLETS: usize = 200;
+        const BYTES_MAX: u64 = 512 * 1024;
+        let cache = WalletCache::holding_at_most(WALLETS, BYTES_MAX);
+        let ids: Vec<WalletId> = (0..WALLETS)
+            .map(|n| WalletId::parse(&format!("w-{n}")).expect("valid id"))
+            .collect();
+        let put = |id: &WalletId, version: u64| {
+            let mut entry = wallet_at(version);
+            entry.wallet.id = id.clone();
+            entry.recent.push(event(id));
+            cache.put(entry);
+        };
+        for id in &ids {
+            put(id, 1);
+        }
+        assert_eq!(
+            ids.iter().filter(|id| cache.get(id).is_some()).count(),
+            WALLETS
+        );
+        for version in 2..=100 {
+            for id in &ids {
+                put(id, version);
+            }
+            assert!(cache.bytes() <= BYTES_MAX, "{} bytes held", cache.bytes());
+        }
+        let kept: Vec<CachedWallet> = ids.iter().filter_map(|id| cache.get(id)).collect();
+        assert!(
+            !kept.is_empty() && kept.len() < WALLETS,
+            "{} kept",
+            kept.len()
+        );
+        assert!(kept
+            .iter()
+            .all(|entry| entry.recent.len() as u64 <= entry.wallet.version));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! appended to the event store under a per-wallet lock and an expected version.
 
 mod cache;
+mod footprint;
 mod holds;
 mod operation;
 mod recent;
@@ -9,6 +10,7 @@ mod recent;
 pub mod replicas;
 mod service;
 
+pub use cache::{WALLET_CACHE_MIB_DEFAULT, WALLET_CACHE_MIB_MAX};
 pub use operation::{OperationOutcome, WalletOperation};
 pub use recent::{RecentEvents, RECENT_EVENTS_PER_WALLET};
 pub use service::{

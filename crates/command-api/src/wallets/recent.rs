@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use wallet_domain::WalletEvent;
 
+use super::footprint::event_bytes;
+
 /// Events a cached wallet keeps of its stream at most: its newest ones, as
 /// many as a wallet read shows in its audit trail.
 pub const RECENT_EVENTS_PER_WALLET: usize = 100;
@@ -20,27 +22,35 @@ pub const RECENT_EVENTS_PER_WALLET: usize = 100;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecentEvents {
     events: Arc<VecDeque<Arc<WalletEvent>>>,
+    /// The events' approximate bytes in memory ([`event_bytes`]).
+    bytes: u64,
 }
 
 impl RecentEvents {
     /// Adds `event`, the stream's next, dropping the oldest beyond the bound.
     pub fn push(&mut self, event: WalletEvent) {
-        let events = Arc::make_mut(&mut self.events);
-        events.push_back(Arc::new(event));
-        if events.len() > RECENT_EVENTS_PER_WALLET {
-            events.pop_front();
-        }
+        self.bytes += event_bytes(&event);
+        Arc::make_mut(&mut self.events).push_back(Arc::new(event));
+        self.keep_bound();
     }
 
     /// `self`, kept up to `version`, followed by `next`, whose first event
     /// is at `version + 1`.
     pub fn followed_by(&self, next: &RecentEvents) -> RecentEvents {
         let mut joined = self.clone();
-        let events = Arc::make_mut(&mut joined.events);
-        events.extend(next.events.iter().cloned());
-        let excess = events.len().saturating_sub(RECENT_EVENTS_PER_WALLET);
-        events.drain(..excess);
+        Arc::make_mut(&mut joined.events).extend(next.events.iter().cloned());
+        joined.bytes += next.bytes;
+        joined.keep_bound();
         joined
+    }
+
+    /// Drops the oldest events beyond [`RECENT_EVENTS_PER_WALLET`].
+    fn keep_bound(&mut self) {
+        while self.events.len() > RECENT_EVENTS_PER_WALLET {
+            if let Some(oldest) = Arc::make_mut(&mut self.events).pop_front() {
+                self.bytes -= event_bytes(&oldest);
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -49,6 +59,11 @@ impl RecentEvents {
 
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
+    }
+
+    /// The kept events' approximate bytes in memory.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// The newest `count` events with their versions, oldest first, when
@@ -105,6 +120,27 @@ mod tests {
         assert_eq!(newest[0], (499, &credited(RECENT_EVENTS_PER_WALLET + 1)));
         assert_eq!(newest[1], (500, &credited(RECENT_EVENTS_PER_WALLET + 2)));
         assert!(recent.newest(RECENT_EVENTS_PER_WALLET + 1, 500).is_none());
+    }
+
+    #[test]
+    fn its_bytes_are_those_of_the_events_it_keeps() {
+        let mut recent = events(RECENT_EVENTS_PER_WALLET);
+        let one = event_bytes(&credited(0));
+        assert_eq!(recent.bytes(), one * RECENT_EVENTS_PER_WALLET as u64);
+        let mut described = credited(7);
+        if let wallet_domain::EventKind::WalletCredited { description, .. } = &mut described.kind {
+            *description =
+                Some(wallet_domain::Description::parse(&"x".repeat(400)).expect("a description"));
+        }
+        recent.push(described);
+        assert_eq!(recent.len(), RECENT_EVENTS_PER_WALLET);
+        assert_eq!(
+            recent.bytes(),
+            one * (RECENT_EVENTS_PER_WALLET as u64 - 1) + one + 400
+        );
+        let joined = recent.followed_by(&events(3));
+        // Three more in, the three oldest out: the described one is kept.
+        assert_eq!(joined.bytes(), recent.bytes());
     }
 
     #[test]

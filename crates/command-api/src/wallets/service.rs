@@ -172,6 +172,13 @@ impl WalletService {
 
     /// Runs transfers through the transfer process, recorded in `journal`
     /// and answered with `reply`.
+    /// The service with a wallet cache of at most `mib` MiB instead of
+    /// [`super::WALLET_CACHE_MIB_DEFAULT`].
+    pub fn with_cache_mib(mut self, mib: u32) -> Self {
+        self.cache = WalletCache::of_mib(mib);
+        self
+    }
+
     pub fn with_transfer_process(
         mut self,
         journal: Arc<dyn TransferJournal>,
