@@ -447,8 +447,23 @@ pub async fn free_text_matches_every_word_of_a_description_or_a_whole_id(
         types_of(index, text(&transfer_id.to_string())).await,
         ["TransferReceived", "TransferSent"]
     );
+    // A server-made id as written elsewhere: upper case, or without hyphens.
+    for spelling in [
+        transfer_id.to_string().to_uppercase(),
+        transfer_id.simple().to_string(),
+    ] {
+        assert_eq!(
+            types_of(index, text(&spelling)).await,
+            ["TransferReceived", "TransferSent"],
+            "{spelling}"
+        );
+    }
     let event_id = events[2].event.event_id.to_string();
     assert_eq!(types_of(index, text(&event_id)).await, ["WalletCredited"]);
+    assert_eq!(
+        types_of(index, text(&event_id.to_uppercase())).await,
+        ["WalletCredited"]
+    );
     // B's own events, and A's transfer to it.
     assert_eq!(
         types_of(index, text(WALLET_B)).await,

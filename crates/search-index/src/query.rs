@@ -121,9 +121,24 @@ const TEXT_IDENTIFIER_FIELDS: [&str; 5] = [
     "holdId",
 ];
 
+/// The spellings of `text` compared with the identifiers: itself, and
+/// when it reads as a UUID in another form (upper case, no hyphens,
+/// braces, `urn:uuid:`; RFC 9562 §4 reads them alike), the lower-case
+/// hyphenated form the server writes its ids in.
+pub(crate) fn identifier_spellings(text: &str) -> Vec<String> {
+    let mut spellings = vec![text.to_owned()];
+    if let Ok(uuid) = uuid::Uuid::parse_str(text) {
+        let canonical = uuid.hyphenated().to_string();
+        if canonical != text {
+            spellings.push(canonical);
+        }
+    }
+    spellings
+}
+
 /// The text matches when the description holds every word of it (in any
 /// order; see [`crate::words`]: no character of it is query syntax), or when
-/// it is exactly one of the identifiers.
+/// one of its [`identifier_spellings`] is exactly one of the identifiers.
 fn text_query(text: &str) -> Value {
     let mut should = Vec::new();
     if let Some(words) = crate::words::indexed(text) {
@@ -137,10 +152,11 @@ fn text_query(text: &str) -> Value {
             "must_not": { "exists": { "field": "descriptionWords" } }
         } }));
     }
+    let spellings = identifier_spellings(text);
     should.extend(TEXT_IDENTIFIER_FIELDS.iter().map(|field| {
-        let mut term = serde_json::Map::new();
-        term.insert((*field).to_owned(), text.into());
-        json!({ "term": term })
+        let mut terms = serde_json::Map::new();
+        terms.insert((*field).to_owned(), json!(spellings));
+        json!({ "terms": terms })
     }));
     json!({ "bool": { "should": should, "minimum_should_match": 1 } })
 }

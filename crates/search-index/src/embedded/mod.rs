@@ -32,7 +32,7 @@ use wallets::{wallet_source, KnownWallet, KnownWallets};
 use crate::documents::{
     batch_documents, cents_ceiling, cents_floor, millisecond_ceiling, TransactionSource,
 };
-use crate::query::{check_search, stored_position, Page};
+use crate::query::{check_search, identifier_spellings, stored_position, Page};
 use crate::{
     IndexOutcome, IndexedWallet, SearchIndex, SearchIndexError, Transaction, TransactionPage,
     TransactionSearch,
@@ -477,17 +477,24 @@ impl SqlFilter {
         filter
     }
 
-    /// The description holds every word, or the text is exactly one of the
-    /// identifiers: the event id (a unique index) or one of [`TEXT_KEYS`].
+    /// The description holds every word, or one of the text's
+    /// [`identifier_spellings`] is exactly one of the identifiers: the event
+    /// id (a unique index) or one of [`TEXT_KEYS`].
     fn matching_text(self, text: &str) -> Self {
-        let identifier_words = TEXT_KEYS
+        let spellings = identifier_spellings(text);
+        let identifier_words = spellings
             .iter()
-            .map(|key| key.word(text))
+            .flat_map(|spelling| TEXT_KEYS.iter().map(|key| key.word(spelling)))
             .collect::<Vec<_>>()
             .join(" OR ");
-        let identifiers = "position IN (SELECT rowid FROM search_keys WHERE search_keys MATCH ?) \
-             OR event_id = ?";
-        let identifier_values = [Value::Text(identifier_words), Value::Text(text.to_owned())];
+        let event_ids = vec!["?"; spellings.len()].join(", ");
+        let identifiers = format!(
+            "position IN (SELECT rowid FROM search_keys WHERE search_keys MATCH ?) \
+             OR event_id IN ({event_ids})"
+        );
+        let identifier_values = std::iter::once(Value::Text(identifier_words))
+            .chain(spellings.into_iter().map(Value::Text))
+            .collect::<Vec<_>>();
         match description_query(text) {
             Some(words) => self.with(
                 &format!(
