@@ -38,8 +38,9 @@ pub type Scenario = Box<
 /// The largest balance a wallet may hold: a payee there cannot be credited.
 pub const NEAR_THE_MAXIMUM: Decimal = Decimal::MAX;
 
-fn render(from: &Wallet, to: &Wallet) -> Result<String, serde_json::Error> {
+fn render(transfer_id: Uuid, from: &Wallet, to: &Wallet) -> Result<String, serde_json::Error> {
     serde_json::to_string(&serde_json::json!({
+        "transfer": transfer_id,
         "from": [from.id.as_str(), from.balance.to_string(), from.version],
         "to": [to.id.as_str(), to.balance.to_string(), to.version],
     }))
@@ -52,8 +53,8 @@ fn render_capture(hold: &Hold) -> Result<String, serde_json::Error> {
     }))
 }
 
-/// A reply that shows both wallets' balances and versions, or the hold a
-/// capture settled.
+/// A reply that shows the transfer's id and both wallets' balances and
+/// versions, or the hold a capture settled.
 pub const REPLY: TransferReply = TransferReply {
     status: 201,
     render,

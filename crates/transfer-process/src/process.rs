@@ -91,7 +91,9 @@ pub enum Step {
 #[derive(Clone, Copy)]
 pub struct TransferReply {
     pub status: u16,
-    pub render: fn(&Wallet, &Wallet) -> Result<String, serde_json::Error>,
+    /// The body of a transfer's reply: the transfer's id, the payer and the
+    /// payee as the transfer left them.
+    pub render: fn(Uuid, &Wallet, &Wallet) -> Result<String, serde_json::Error>,
     pub render_capture: fn(&Hold) -> Result<String, serde_json::Error>,
 }
 
@@ -586,7 +588,7 @@ impl TransferProcess {
             let hold = self.captured_hold(transfer_id, intent, hold_id).await?;
             return Ok((self.reply.render_capture)(&hold)?);
         }
-        Ok((self.reply.render)(&from, &to)?)
+        Ok((self.reply.render)(transfer_id, &from, &to)?)
     }
 
     /// The hold as the capture of `intent` left it: the payer's pending hold

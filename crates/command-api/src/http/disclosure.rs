@@ -53,6 +53,8 @@ struct WalletHead {
 #[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct TransferBody<'a> {
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    transfer_id: Option<&'a RawValue>,
     #[serde(borrow)]
     from_wallet: &'a RawValue,
     #[serde(borrow)]
@@ -83,6 +85,7 @@ pub fn disclose(caller: &Principal, shape: ReplyShape, body: String) -> Result<S
                 return Ok(body);
             }
             serde_json::to_string(&TransferBody {
+                transfer_id: transfer.transfer_id,
                 from_wallet: from.as_deref().unwrap_or(transfer.from_wallet),
                 to_wallet: to.as_deref().unwrap_or(transfer.to_wallet),
             })

@@ -217,6 +217,12 @@ pub enum WalletReply {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransferResponse {
+    /// The transfer's id: the `transferId` of its two transactions, which
+    /// `/ledger/reference/{transferId}` and `/transactions?q=` find. Absent
+    /// only in the replay of a reply stored before it was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Uuid, example = "0193f0c2-6d1e-7a8b-9c0d-1e2f3a4b5c6d")]
+    pub transfer_id: Option<uuid::Uuid>,
     pub from_wallet: WalletResponse,
     pub to_wallet: WalletReply,
 }
@@ -374,7 +380,11 @@ impl TransactionSearchResponse {
 pub fn render_outcome(outcome: &OperationOutcome) -> Result<String, serde_json::Error> {
     match outcome {
         OperationOutcome::Wallet(wallet) => serde_json::to_string(&WalletResponse::from(wallet)),
-        OperationOutcome::Transfer { from, to } => render_transfer(from, to),
+        OperationOutcome::Transfer {
+            transfer_id,
+            from,
+            to,
+        } => render_transfer(*transfer_id, from, to),
         OperationOutcome::Hold { hold, .. } => render_hold(hold),
     }
 }
@@ -386,8 +396,13 @@ pub fn render_hold(hold: &Hold) -> Result<String, serde_json::Error> {
 }
 
 /// The body of a transfer's reply, on either path (atomic append or process).
-pub fn render_transfer(from: &Wallet, to: &Wallet) -> Result<String, serde_json::Error> {
+pub fn render_transfer(
+    transfer_id: uuid::Uuid,
+    from: &Wallet,
+    to: &Wallet,
+) -> Result<String, serde_json::Error> {
     serde_json::to_string(&TransferResponse {
+        transfer_id: Some(transfer_id),
         from_wallet: from.into(),
         to_wallet: WalletReply::Whole(to.into()),
     })

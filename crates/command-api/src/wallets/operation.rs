@@ -1,4 +1,5 @@
 use chrono::{DateTime, SecondsFormat, Utc};
+use uuid::Uuid;
 use wallet_domain::{Amount, Balance, Description, Hold, HoldId, OwnerId, Wallet, WalletId};
 
 /// One API operation; a transfer spans two wallets.
@@ -214,7 +215,10 @@ impl WalletOperation {
 #[derive(Debug, Clone)]
 pub enum OperationOutcome {
     Wallet(Wallet),
+    /// A transfer: its id (the `transferId` of both its events), the payer
+    /// and the payee.
     Transfer {
+        transfer_id: Uuid,
         from: Wallet,
         to: Wallet,
     },
@@ -232,7 +236,7 @@ impl OperationOutcome {
     pub fn wallets(&self) -> Vec<&Wallet> {
         match self {
             OperationOutcome::Wallet(wallet) => vec![wallet],
-            OperationOutcome::Transfer { from, to } => vec![from, to],
+            OperationOutcome::Transfer { from, to, .. } => vec![from, to],
             OperationOutcome::Hold { wallet, payee, .. } => {
                 std::iter::once(wallet).chain(payee.as_ref()).collect()
             }
@@ -243,7 +247,7 @@ impl OperationOutcome {
     pub fn into_wallets(self) -> Vec<Wallet> {
         match self {
             OperationOutcome::Wallet(wallet) => vec![wallet],
-            OperationOutcome::Transfer { from, to } => vec![from, to],
+            OperationOutcome::Transfer { from, to, .. } => vec![from, to],
             OperationOutcome::Hold { wallet, payee, .. } => {
                 std::iter::once(wallet).chain(payee).collect()
             }

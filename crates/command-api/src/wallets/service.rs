@@ -825,7 +825,11 @@ impl WalletService {
                 let (to, to_append) = applied(to_state, to_wallet_id, received)?;
                 Ok((
                     vec![from_append, to_append],
-                    OperationOutcome::Transfer { from, to },
+                    OperationOutcome::Transfer {
+                        transfer_id,
+                        from,
+                        to,
+                    },
                 ))
             }
         }

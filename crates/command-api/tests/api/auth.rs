@@ -427,6 +427,7 @@ async fn a_reply_shows_no_wallet_its_caller_may_not_read() {
         let (status, body) = json_of(response).await;
         assert_eq!(status, 201, "{attempt}: {body}");
         assert_eq!(body["toWallet"], json!({"id": OTHER_WALLET}), "{attempt}");
+        assert!(body["transferId"].is_string(), "{attempt}: the id is kept");
         assert_eq!(body["fromWallet"]["id"], OWN_WALLET, "{attempt}");
         assert_eq!(
             body["fromWallet"]["balance"].to_string(),

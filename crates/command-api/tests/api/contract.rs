@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    error_message, json_of, spawn_app, spawn_app_with_redis_lock, without_audit_trail,
+    error_message, json_of, spawn_app, spawn_app_with_redis_lock, without_audit_trail, TestApp,
 };
 
 #[tokio::test]
@@ -86,7 +86,31 @@ async fn transfer_moves_money_and_returns_both_wallets() {
     assert_eq!(body["toWallet"]["ownerId"], "user-999");
     assert_eq!(app.balance_text("wallet-123").await, "95.00");
     assert_eq!(app.balance_text("wallet-789").await, "125.00");
+    assert_eq!(
+        newest_transfer_id(&app, "wallet-789").await,
+        body["transferId"],
+        "the reply names the transfer both halves carry"
+    );
+    assert_eq!(
+        newest_transfer_id(&app, "wallet-123").await,
+        body["transferId"]
+    );
     app.stop().await;
+}
+
+/// The `transferId` of `wallet_id`'s newest transaction.
+async fn newest_transfer_id(app: &TestApp, wallet_id: &str) -> Value {
+    let (status, history) = json_of(
+        app.get(&format!("/wallets/{wallet_id}/transactions?limit=1"))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let transfer_id = history["transactions"][0]["transferId"].clone();
+    assert!(transfer_id.is_string(), "{history}");
+    transfer_id
 }
 
 #[tokio::test]

@@ -40,6 +40,18 @@ async fn a_transfer_moves_the_money_and_its_key_replays_the_same_reply() {
     let reply: Value = serde_json::from_str(&first_body).expect("json");
     assert_eq!(reply["fromWallet"]["balance"].to_string(), "70.00");
     assert_eq!(reply["toWallet"]["balance"].to_string(), "30.00");
+    let (_, history) = json_of(
+        app.get("/wallets/b/transactions?limit=1")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert!(reply["transferId"].is_string(), "{reply}");
+    assert_eq!(
+        history["transactions"][0]["transferId"], reply["transferId"],
+        "the reply names the transfer the payee's transaction carries"
+    );
 
     let again = send(json!(30)).await.expect("sent");
     assert_eq!(again.status(), 201);
