@@ -2,7 +2,7 @@
 //! embedded default runs in) stops as gracefully as SIGTERM, answering the
 //! request in flight. Runs the built `command-api` binary on a port of its own.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,14 +10,7 @@ use std::time::{Duration, Instant};
 /// How long the binary gets to start listening, and to stop.
 const PROCESS_WAIT: Duration = Duration::from_secs(30);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// The binary running on `port`, killed if a test leaves it running.
+/// The binary, killed if a test leaves it running.
 struct Server(Child);
 
 impl Drop for Server {
@@ -29,18 +22,24 @@ impl Drop for Server {
     }
 }
 
-fn start(port: u16, data_dir: &std::path::Path) -> (Server, TcpStream) {
-    let server = Server(
+/// The binary on a port it chose itself (`PORT=0`: a port picked for it
+/// beforehand could be taken by another socket before it bound it), read from
+/// its log line `command-api listening … port=N`, and a connection to it that
+/// has had one answer.
+fn start(data_dir: &std::path::Path) -> (Server, TcpStream) {
+    let mut server = Server(
         Command::new(env!("CARGO_BIN_EXE_command-api"))
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
-            .env("PORT", port.to_string())
+            .env("PORT", "0")
+            .env("RUST_LOG", "info")
             .env("WALLEX_DATA_DIR", data_dir)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("command-api starts"),
     );
+    let port = listening_port(&mut server);
     let started = Instant::now();
     loop {
         if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
@@ -64,6 +63,29 @@ fn start(port: u16, data_dir: &std::path::Path) -> (Server, TcpStream) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The port of the log line that says the server listens; the rest of its
+/// log is read to its end on a thread of its own, so the server never waits
+/// on a full pipe.
+fn listening_port(server: &mut Server) -> u16 {
+    let log = server.0.stdout.take().expect("the server's log is piped");
+    let mut lines = BufReader::new(log).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("command-api logged that it listens before its log ended")
+            .expect("a line of its log");
+        if line.contains("command-api listening") {
+            break line
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix("port="))
+                .and_then(|port| port.parse().ok())
+                .unwrap_or_else(|| panic!("a port in {line:?}"));
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    port
 }
 
 /// One answer read off a keep-alive connection: its head, then as many body
@@ -98,8 +120,7 @@ fn signal(server: &Server, name: &str) {
 fn sigint_and_sigterm_let_the_request_in_flight_finish() {
     for name in ["INT", "TERM"] {
         let data_dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let (mut server, mut stream) = start(port, data_dir.path());
+        let (mut server, mut stream) = start(data_dir.path());
         let body = br#"{"walletId":"w1","ownerId":"o","initialBalance":10}"#;
         let head = format!(
             "POST /wallets HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
@@ -130,8 +151,7 @@ fn sigint_and_sigterm_let_the_request_in_flight_finish() {
 #[test]
 fn a_second_signal_stops_at_once() {
     let data_dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let (mut server, mut stream) = start(port, data_dir.path());
+    let (mut server, mut stream) = start(data_dir.path());
     // A request left waiting for the rest of its body keeps a graceful stop
     // going for the whole shutdown timeout.
     let head = "POST /wallets HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\

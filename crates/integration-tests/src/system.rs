@@ -6,8 +6,10 @@
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::net::TcpListener;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::{create_named_topic, require_env, unique_name, TestDatabase};
@@ -391,9 +393,31 @@ fn binary_path(name: &str) -> PathBuf {
     folder.join(name)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
+/// The ports the binaries listen on: below Linux's ephemeral range
+/// (32768–60999 by default), as `scripts/infra.sh` chooses its servers'. A
+/// port picked there by the kernel (`bind` to port 0) was free only until the
+/// listener was dropped: the next outgoing connection, or another test's pick,
+/// could take it before the binary bound it, or between a kill and a restart
+/// on it (CI: outbox-relay refused its port, and another test's binary
+/// answered its health checks).
+const BINARY_PORTS: Range<u16> = 20_000..32_000;
+
+/// How many ports this test process has handed out: none is handed out twice.
+static BINARY_PORTS_HANDED_OUT: AtomicUsize = AtomicUsize::new(0);
+
+/// A port of `BINARY_PORTS` nothing listens on and no other caller in this
+/// test process was given (a binary's, or an address that must refuse). Each test process starts at a place its id gives,
+/// so two processes on the machine seldom try the same ports.
+pub fn free_port() -> u16 {
+    let span = usize::from(BINARY_PORTS.end - BINARY_PORTS.start);
+    let first = std::process::id() as usize % span;
+    for _ in 0..span {
+        let handed_out = BINARY_PORTS_HANDED_OUT.fetch_add(1, Ordering::Relaxed);
+        let offset = u16::try_from((first + handed_out) % span).expect("below the span");
+        let port = BINARY_PORTS.start + offset;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 in {BINARY_PORTS:?}");
 }

@@ -94,10 +94,10 @@ async fn taken(pool: &PgPool, group: &str, topic: &str) -> i64 {
 
 /// An address where nothing listens: requests to it are refused at once.
 fn refusing_url() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    let port = listener.local_addr().expect("its address").port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}")
+    format!(
+        "http://127.0.0.1:{}",
+        integration_tests::system::free_port()
+    )
 }
 
 fn wallets(events: &[RecordedEvent]) -> BTreeSet<WalletId> {
