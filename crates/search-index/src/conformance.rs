@@ -829,6 +829,47 @@ pub async fn hold_events_are_transactions_in_the_history(index: Arc<dyn SearchIn
     );
 }
 
+/// A hold's id is the client's own, case and all: a search for it finds its
+/// own hold's transactions, not those of a hold whose id is another
+/// spelling of the same UUID (while a server-made id in any spelling finds
+/// its transactions, above).
+pub async fn a_client_chosen_id_is_found_as_written_only(index: Arc<dyn SearchIndex>) {
+    index.ensure_indices().await.expect("ensure_indices");
+    const UPPER: &str = "ABCDEF00112233445566778899AABBCC";
+    const LOWER: &str = "abcdef00-1122-3344-5566-778899aabbcc";
+    let placed = |position, wallet_id, hold_id: &str| {
+        recorded(EventAt {
+            position,
+            stream_version: 2,
+            wallet_id,
+            occurred_at: day(2),
+            balance_after: balance("100.00"),
+            kind: EventKind::HoldPlaced {
+                hold_id: HoldId::parse(hold_id).expect("hold id"),
+                amount: amount("1.00"),
+                expires_at: None,
+                description: None,
+            },
+        })
+    };
+    let events = vec![
+        created(1, WALLET_A, OWNER_A, day(1), "100.00"),
+        created(2, WALLET_B, OWNER_B, day(1), "100.00"),
+        placed(3, WALLET_A, UPPER),
+        placed(4, WALLET_B, LOWER),
+    ];
+    index.index_batch(&events).await.expect("indexed");
+    for (hold_id, wallet_id) in [(UPPER, WALLET_A), (LOWER, WALLET_B)] {
+        let found = search(&*index, text(hold_id)).await;
+        let wallets: Vec<&str> = found
+            .items
+            .iter()
+            .map(|item| item.wallet_id.as_str())
+            .collect();
+        assert_eq!(wallets, [wallet_id], "{hold_id}");
+    }
+}
+
 /// A wallet's history walked by its keyset cursor (`before_position` = the
 /// last position of the previous page) is its whole history, newest first,
 /// each transaction once, with another wallet's events in between; the
@@ -903,6 +944,7 @@ macro_rules! search_index_conformance_tests {
             a_later_batch_finds_the_owner_of_an_earlier_one,
             a_batch_larger_than_one_bulk_request_is_indexed_whole,
             hold_events_are_transactions_in_the_history,
+            a_client_chosen_id_is_found_as_written_only,
         );
     };
     (@each $harness:path; $($scenario:ident),+ $(,)?) => {

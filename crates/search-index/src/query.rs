@@ -112,33 +112,53 @@ pub(crate) fn check_search(
 }
 
 /// Identifier fields the free text is also compared with, whole and exact,
-/// so a transfer id or a wallet id pasted into `q` finds its transactions.
-const TEXT_IDENTIFIER_FIELDS: [&str; 5] = [
-    "id",
-    "walletId",
-    "counterpartyWalletId",
-    "transferId",
-    "holdId",
-];
+/// so a transfer id or a wallet id pasted into `q` finds its transactions:
+/// the ids the server writes (as lower-case hyphenated UUIDs), then the ids
+/// a client chooses (case and all).
+const SERVER_ID_FIELDS: [&str; 2] = ["id", "transferId"];
+const CLIENT_ID_FIELDS: [&str; 3] = ["walletId", "counterpartyWalletId", "holdId"];
 
-/// The spellings of `text` compared with the identifiers: itself, and
-/// when it reads as a UUID in another form (upper case, no hyphens,
-/// braces, `urn:uuid:`; RFC 9562 §4 reads them alike), the lower-case
-/// hyphenated form the server writes its ids in.
-pub(crate) fn identifier_spellings(text: &str) -> Vec<String> {
-    let mut spellings = vec![text.to_owned()];
-    if let Ok(uuid) = uuid::Uuid::parse_str(text) {
-        let canonical = uuid.hyphenated().to_string();
-        if canonical != text {
-            spellings.push(canonical);
+/// The free text as compared with identifiers.
+///
+/// An id the server wrote (an event's, a transfer's) is a UUID, and any
+/// spelling of that UUID names it (upper case, no hyphens, braces,
+/// `urn:uuid:`; RFC 9562 §4 reads them alike), so the text is also
+/// compared in the lower-case hyphenated form the server writes. An id a
+/// client chose (a wallet's, a hold's) keeps its case: another spelling of
+/// it is another id, and is compared as written only (a hold named
+/// `ABCDEF00112233445566778899AABBCC` is not the hold
+/// `abcdef00-1122-3344-5566-778899aabbcc` of another wallet).
+pub(crate) struct IdentifierText<'a> {
+    /// The text as written: compared with every identifier.
+    pub(crate) written: &'a str,
+    /// Its lower-case hyphenated UUID form, when it reads as a UUID written
+    /// otherwise: compared with the server's ids only.
+    pub(crate) as_server_id: Option<String>,
+}
+
+impl<'a> IdentifierText<'a> {
+    pub(crate) fn of(text: &'a str) -> Self {
+        let as_server_id = uuid::Uuid::parse_str(text)
+            .ok()
+            .map(|uuid| uuid.hyphenated().to_string())
+            .filter(|canonical| canonical != text);
+        Self {
+            written: text,
+            as_server_id,
         }
     }
-    spellings
+
+    /// The spellings a server-written id is compared with.
+    pub(crate) fn server_id_spellings(&self) -> Vec<&str> {
+        std::iter::once(self.written)
+            .chain(self.as_server_id.as_deref())
+            .collect()
+    }
 }
 
 /// The text matches when the description holds every word of it (in any
 /// order; see [`crate::words`]: no character of it is query syntax), or when
-/// one of its [`identifier_spellings`] is exactly one of the identifiers.
+/// it is exactly one of the identifiers ([`IdentifierText`]).
 fn text_query(text: &str) -> Value {
     let mut should = Vec::new();
     if let Some(words) = crate::words::indexed(text) {
@@ -152,11 +172,17 @@ fn text_query(text: &str) -> Value {
             "must_not": { "exists": { "field": "descriptionWords" } }
         } }));
     }
-    let spellings = identifier_spellings(text);
-    should.extend(TEXT_IDENTIFIER_FIELDS.iter().map(|field| {
+    let identifier = IdentifierText::of(text);
+    let server_ids = identifier.server_id_spellings();
+    should.extend(SERVER_ID_FIELDS.iter().map(|field| {
         let mut terms = serde_json::Map::new();
-        terms.insert((*field).to_owned(), json!(spellings));
+        terms.insert((*field).to_owned(), json!(server_ids));
         json!({ "terms": terms })
+    }));
+    should.extend(CLIENT_ID_FIELDS.iter().map(|field| {
+        let mut term = serde_json::Map::new();
+        term.insert((*field).to_owned(), json!(identifier.written));
+        json!({ "term": term })
     }));
     json!({ "bool": { "should": should, "minimum_should_match": 1 } })
 }
@@ -263,7 +289,7 @@ mod tests {
         let should = &body["query"]["bool"]["must"][0]["bool"]["should"];
         assert_eq!(
             should.as_array().map(Vec::len),
-            Some(TEXT_IDENTIFIER_FIELDS.len())
+            Some(SERVER_ID_FIELDS.len() + CLIENT_ID_FIELDS.len())
         );
         let body = search_transactions_body(&text_search("multi-agent")).expect("valid");
         let should = &body["query"]["bool"]["must"][0]["bool"]["should"];

@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 use wallet_domain::{AsOf, HoldId, WalletId};
 
 use super::as_of::SummaryAsOfParams;
@@ -347,8 +348,14 @@ pub async fn wallet_summary(
 }
 
 /// Every entry of one operation, transfer or hold (by the hold's id: every
-/// transaction of its placing, capture, release and the payee's half). An
-/// operation's or transfer's id comes first: a hold whose id is one of them
+/// transaction of its placing, capture, release and the payee's half).
+///
+/// An operation's or a transfer's id is a UUID the server wrote, found in
+/// any spelling of it; a hold's id is the client's, found as written. So an
+/// id in the server's own spelling (lower case, hyphenated) is looked up as
+/// an operation or transfer first, and any other text as a hold first: a
+/// hold named `01A24158FCC3…` is found by that name even when a transfer's
+/// id reads as the same UUID. A hold named exactly as another operation's id
 /// is found by the `referenceId` its entries carry.
 #[utoipa::path(get, path = "/ledger/reference/{referenceId}", tag = "ledger",
     params(("referenceId" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$",
@@ -364,14 +371,20 @@ pub async fn reference_entries(
     authorize_call(&caller, Action::Audit)?;
     let reference_id = path::reference_id(&path)?;
     let freshness = catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
-    let mut entries = state.ledger.reference_entries(reference_id).await?;
-    // A hold's transactions share a reference made from its id; it is looked
-    // up only when no operation or transfer has this id, so a hold named
-    // after another operation's id cannot join that operation's entries.
-    if entries.is_empty() {
-        if let Ok(hold_id) = HoldId::parse(reference_id) {
-            let reference = hold_reference(&hold_id).to_string();
-            entries = state.ledger.reference_entries(&reference).await?;
+    let as_hold = HoldId::parse(reference_id)
+        .ok()
+        .map(|hold_id| hold_reference(&hold_id).to_string());
+    let written_by_the_server = Uuid::parse_str(reference_id)
+        .is_ok_and(|uuid| uuid.hyphenated().to_string() == reference_id);
+    let mut lookups = vec![Some(reference_id.to_owned()), as_hold];
+    if !written_by_the_server {
+        lookups.reverse();
+    }
+    let mut entries = Vec::new();
+    for reference in lookups.into_iter().flatten() {
+        entries = state.ledger.reference_entries(&reference).await?;
+        if !entries.is_empty() {
+            break;
         }
     }
     Ok(freshness.ok().json(ReferenceEntriesResponse {

@@ -702,6 +702,25 @@ async fn a_hold_named_after_a_transfer_does_not_join_its_ledger_entries() {
     assert_eq!(status, 201);
     let (_, after) = read(&app, &reference).await;
     assert_eq!(after["count"], before["count"], "{after}");
+    // A hold named in another spelling of the transfer's id is the client's
+    // own name: found as written, and the transfer in its own spelling.
+    let spelled_otherwise = transfer_id.replace('-', "").to_uppercase();
+    let (status, _) = place(
+        &app,
+        "w",
+        json!({"amount": 3, "holdId": spelled_otherwise, "description": "other spelling"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, named) = read(&app, &format!("/ledger/reference/{spelled_otherwise}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(named["count"], 2, "the placing's two entries: {named}");
+    assert_eq!(
+        named["transactions"][0]["description"], "other spelling",
+        "{named}"
+    );
+    let (_, transfer) = read(&app, &reference).await;
+    assert_eq!(transfer["count"], before["count"], "{transfer}");
     // The hold's own entries are under the reference its entries carry.
     let (_, held) = read(&app, "/ledger/reference/h-1").await;
     let hold_reference = held["transactions"][0]["referenceId"]

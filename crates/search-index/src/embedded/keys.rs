@@ -32,6 +32,12 @@ impl Key {
         }
     }
 
+    /// Whether the server writes identifiers of this kind (a transfer's id, a
+    /// UUID), rather than a client choosing them (a wallet's, a hold's).
+    pub(super) fn server_written(self) -> bool {
+        self == Key::Transfer
+    }
+
     /// The word for `identifier` of this kind.
     pub(super) fn word(self, identifier: &str) -> String {
         identifier_word(self.letter(), identifier)

@@ -32,7 +32,7 @@ use wallets::{wallet_source, KnownWallet, KnownWallets};
 use crate::documents::{
     batch_documents, cents_ceiling, cents_floor, millisecond_ceiling, TransactionSource,
 };
-use crate::query::{check_search, identifier_spellings, stored_position, Page};
+use crate::query::{check_search, stored_position, IdentifierText, Page};
 use crate::{
     IndexOutcome, IndexedWallet, SearchIndex, SearchIndexError, Transaction, TransactionPage,
     TransactionSearch,
@@ -477,23 +477,37 @@ impl SqlFilter {
         filter
     }
 
-    /// The description holds every word, or one of the text's
-    /// [`identifier_spellings`] is exactly one of the identifiers: the event
-    /// id (a unique index) or one of [`TEXT_KEYS`].
+    /// The description holds every word, or the text is exactly one of the
+    /// identifiers ([`IdentifierText`]): the event id (a unique index) or
+    /// one of [`TEXT_KEYS`].
     fn matching_text(self, text: &str) -> Self {
-        let spellings = identifier_spellings(text);
-        let identifier_words = spellings
+        let identifier = IdentifierText::of(text);
+        let server_ids = identifier.server_id_spellings();
+        let identifier_words = TEXT_KEYS
             .iter()
-            .flat_map(|spelling| TEXT_KEYS.iter().map(|key| key.word(spelling)))
+            .flat_map(|key| {
+                if key.server_written() {
+                    server_ids
+                        .iter()
+                        .map(|spelling| key.word(spelling))
+                        .collect()
+                } else {
+                    vec![key.word(identifier.written)]
+                }
+            })
             .collect::<Vec<_>>()
             .join(" OR ");
-        let event_ids = vec!["?"; spellings.len()].join(", ");
+        let event_ids = vec!["?"; server_ids.len()].join(", ");
         let identifiers = format!(
             "position IN (SELECT rowid FROM search_keys WHERE search_keys MATCH ?) \
              OR event_id IN ({event_ids})"
         );
         let identifier_values = std::iter::once(Value::Text(identifier_words))
-            .chain(spellings.into_iter().map(Value::Text))
+            .chain(
+                server_ids
+                    .into_iter()
+                    .map(|spelling| Value::Text(spelling.to_owned())),
+            )
             .collect::<Vec<_>>();
         match description_query(text) {
             Some(words) => self.with(
