@@ -11,9 +11,17 @@ use std::collections::VecDeque;
 
 use crate::StoredEvent;
 
-/// Events the tail keeps at most (about 0.5 KiB each): the relays' batches
-/// behind the head by more than this read the file.
-pub const LOG_TAIL_EVENTS_MAX: usize = 16_384;
+/// Bytes of events the tail keeps at most, each event weighing its
+/// [`event_bytes`]: 8 MiB, about 16,000 events of the usual 0.5 KiB or 2,700
+/// of the longest (a 500-character description with 255-character keys,
+/// about 3 KiB). The relays' batches further behind the head read the file.
+/// A bound in events let long events take about 50 MB (tester h91).
+pub const LOG_TAIL_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// What one kept event weighs: its stored JSON and its record in the queue.
+fn event_bytes(event: &StoredEvent) -> usize {
+    std::mem::size_of::<StoredEvent>() + event.payload.len()
+}
 
 /// The newest committed events, in position order.
 #[derive(Debug)]
@@ -23,6 +31,8 @@ pub(crate) struct LogTail {
     /// (its events may be stored, but are not here) until the next commit.
     covered_after: Option<u64>,
     events: VecDeque<StoredEvent>,
+    /// The sum of `events`' [`event_bytes`], at most [`LOG_TAIL_BYTES_MAX`].
+    bytes: usize,
 }
 
 impl LogTail {
@@ -31,6 +41,7 @@ impl LogTail {
         Self {
             covered_after: Some(head),
             events: VecDeque::new(),
+            bytes: 0,
         }
     }
 
@@ -73,17 +84,22 @@ impl LogTail {
                 pair[0].position
             );
         }
+        self.bytes += events.iter().map(event_bytes).sum::<usize>();
         self.events.extend(events);
-        while self.events.len() > LOG_TAIL_EVENTS_MAX {
-            if let Some(evicted) = self.events.pop_front() {
-                self.covered_after = Some(evicted.position);
-            }
+        while self.bytes > LOG_TAIL_BYTES_MAX {
+            let evicted = self
+                .events
+                .pop_front()
+                .expect("kept bytes belong to kept events");
+            self.bytes -= event_bytes(&evicted);
+            self.covered_after = Some(evicted.position);
         }
     }
 
     /// Forgets what is kept: a commit may have stored events that are not here.
     pub fn lost_track(&mut self) {
         self.events.clear();
+        self.bytes = 0;
         self.covered_after = None;
     }
 
@@ -141,14 +157,43 @@ mod tests {
         assert_eq!(positions(tail.after(13, 5)), None);
     }
 
+    /// An event whose stored JSON is `payload_bytes` long.
+    fn event_of(position: u64, payload_bytes: usize) -> StoredEvent {
+        StoredEvent {
+            position,
+            stream_version: 1,
+            payload: "x".repeat(payload_bytes),
+        }
+    }
+
     #[test]
     fn the_oldest_events_are_evicted_past_the_bound_and_then_read_from_the_file() {
         let mut tail = LogTail::new(0);
-        let count = LOG_TAIL_EVENTS_MAX as u64 + 3;
-        tail.committed((1..=count).map(event).collect());
+        let weight = event_bytes(&event_of(1, 500));
+        let fit = (LOG_TAIL_BYTES_MAX / weight) as u64;
+        tail.committed(
+            (1..=fit + 3)
+                .map(|position| event_of(position, 500))
+                .collect(),
+        );
         assert_eq!(positions(tail.after(2, 1)), None);
         assert_eq!(positions(tail.after(3, 1)), Some(vec![4]));
-        assert_eq!(tail.events.len(), LOG_TAIL_EVENTS_MAX);
+        assert_eq!(tail.events.len() as u64, fit);
+        assert!(tail.bytes <= LOG_TAIL_BYTES_MAX);
+    }
+
+    #[test]
+    fn long_events_are_kept_fewer_within_the_same_bytes() {
+        let mut tail = LogTail::new(0);
+        for position in 1..=20_000 {
+            tail.committed(vec![event_of(position, 3_000)]);
+            assert!(tail.bytes <= LOG_TAIL_BYTES_MAX, "{} bytes", tail.bytes);
+        }
+        let kept: usize = tail.events.iter().map(event_bytes).sum();
+        assert_eq!(kept, tail.bytes);
+        assert!(tail.events.len() < 3_000, "{} events", tail.events.len());
+        tail.lost_track();
+        assert_eq!(tail.bytes, 0);
     }
 
     #[test]
