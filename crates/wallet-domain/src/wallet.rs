@@ -63,17 +63,17 @@ impl Wallet {
     /// The wallet as a reader sees it at `clock`: a hold due by then no
     /// longer counts as held, exactly as the next command would expire it
     /// first, whether or not its `HoldExpired` is stored yet.
-    pub fn seen_at(&self, clock: DateTime<Utc>) -> Wallet {
-        let mut seen = self.clone();
-        seen.holds.retain(|_, hold| !hold.is_due(clock));
-        if seen.holds.len() != self.holds.len() {
-            seen.held_balance = seen
+    pub fn seen_at(mut self, clock: DateTime<Utc>) -> Wallet {
+        let pending = self.holds.len();
+        self.holds.retain(|_, hold| !hold.is_due(clock));
+        if self.holds.len() != pending {
+            self.held_balance = self
                 .holds
                 .values()
                 .try_fold(Balance::ZERO, |held, hold| held.checked_add(hold.amount))
                 .unwrap_or(self.held_balance);
         }
-        seen
+        self
     }
 }
 

@@ -71,14 +71,13 @@ pub struct WalletReadResponse {
 }
 
 impl WalletReadResponse {
-    /// `shown` (the wallet as the read shows it) with the audit trail of
-    /// `wallet`'s events up to its version: from `recent` (the newest events,
-    /// the last at `wallet`'s version) when it holds them all, else read
-    /// from `store`.
+    /// `wallet` (as the read shows it: [`Wallet::seen_at`] changes its
+    /// holds, not its version) with the audit trail of its events up to its
+    /// version: from `recent` (the newest events, the last at `wallet`'s
+    /// version) when it holds them all, else read from `store`.
     pub async fn read(
         store: &Arc<dyn EventStore>,
         wallet: &Wallet,
-        shown: &Wallet,
         recent: &RecentEvents,
     ) -> Result<Self, StoreError> {
         let after = wallet.version.saturating_sub(AUDIT_TRAIL_EVENTS_MAX);
@@ -96,7 +95,7 @@ impl WalletReadResponse {
                 .collect(),
         };
         Ok(Self {
-            wallet: WalletResponse::from(shown),
+            wallet: WalletResponse::from(wallet),
             audit_trail,
             audit_trail_truncated: after > 0,
         })

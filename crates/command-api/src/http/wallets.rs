@@ -449,18 +449,17 @@ pub async fn get_wallet(
         read.ok_or_else(|| ApiError::NotFound(format!("Wallet {wallet_id} not found")))?;
     // A hold past its expiry is not held, stored `HoldExpired` or not.
     let shown = wallet.seen_at(chrono::Utc::now());
-    with_audit_trail(&state, &wallet, &shown, &recent).await
+    with_audit_trail(&state, &shown, &recent).await
 }
 
-/// The 200 of a wallet read: `shown` with the audit trail of `wallet`'s
-/// events, from `recent` when it holds them.
+/// The 200 of a wallet read: `shown` with the audit trail of its events,
+/// from `recent` when it holds them.
 async fn with_audit_trail(
     state: &AppState,
-    wallet: &Wallet,
     shown: &Wallet,
     recent: &RecentEvents,
 ) -> Result<HttpResponse, ApiError> {
-    let body = WalletReadResponse::read(state.wallets.store(), wallet, shown, recent).await?;
+    let body = WalletReadResponse::read(state.wallets.store(), shown, recent).await?;
     Ok(HttpResponse::Ok().json(body))
 }
 
@@ -506,16 +505,10 @@ async fn wallet_as_of(
             // A moment to come reads as now: what will expire by then has
             // not yet, and may be captured or voided first.
             let seen = at.min(chrono::Utc::now());
-            with_audit_trail(
-                state,
-                &wallet,
-                &wallet.seen_at(seen),
-                &RecentEvents::default(),
-            )
-            .await
+            with_audit_trail(state, &wallet.seen_at(seen), &RecentEvents::default()).await
         }
         (Some(wallet), AsOf::Version(_)) => {
-            with_audit_trail(state, &wallet, &wallet, &RecentEvents::default()).await
+            with_audit_trail(state, &wallet, &RecentEvents::default()).await
         }
     }
 }

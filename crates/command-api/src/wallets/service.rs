@@ -591,7 +591,12 @@ impl WalletService {
             if let Some((first, tail)) = events.split_first() {
                 if first.stream_version == from && first.event.event_id == cached.last_event_id {
                     let loaded = self.fold_checked(wallet_id, Loaded::from(cached), tail)?;
-                    self.remember(&loaded);
+                    // Nothing folded: the cache holds this very entry, and a
+                    // copy of it (every pending hold, the recent events)
+                    // would be made only to be refused.
+                    if !tail.is_empty() {
+                        self.remember(&loaded);
+                    }
                     return Ok(loaded);
                 }
             }
