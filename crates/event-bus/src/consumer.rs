@@ -201,6 +201,14 @@ async fn run_member(
         else {
             break Ok(MemberEnd::Stopped);
         };
+        if receive_errors.take_not_coordinator() {
+            tracing::error!(
+                group = %config.group_id,
+                handler = handler.name(),
+                "the group coordinator refused the member (NotCoordinator); a new member takes its place"
+            );
+            break Ok(MemberEnd::Fatal);
+        }
         if messages.is_empty() {
             continue;
         }
@@ -617,20 +625,40 @@ impl Worker<'_> {
 /// failed attempt to reach a broker that is away, several a second): logged
 /// once, then once a [`client_log::KAFKA_LOG_REPEAT_INTERVAL_MS`] with how
 /// many were held back, and once when a message comes again.
-struct ReceiveErrors(LogThrottle);
+///
+/// It also notes a `NotCoordinator` answer: librdkafka leaves the
+/// partitions whose committed offsets it was fetching waiting for good after
+/// a request-level `NOT_COORDINATOR` (confluentinc/librdkafka#5586, open;
+/// seen here after a 45 s SIGSTOP of Kafka: the member received nothing
+/// until its connections were reset), and a new consumer recovers at once.
+struct ReceiveErrors {
+    log: LogThrottle,
+    not_coordinator: bool,
+}
 
 impl Default for ReceiveErrors {
     fn default() -> Self {
-        Self(LogThrottle::every(Duration::from_millis(
-            client_log::KAFKA_LOG_REPEAT_INTERVAL_MS,
-        )))
+        Self {
+            log: LogThrottle::every(Duration::from_millis(
+                client_log::KAFKA_LOG_REPEAT_INTERVAL_MS,
+            )),
+            not_coordinator: false,
+        }
     }
 }
 
 impl ReceiveErrors {
+    /// Whether a `NotCoordinator` came since the last call.
+    fn take_not_coordinator(&mut self) -> bool {
+        std::mem::take(&mut self.not_coordinator)
+    }
+
     /// Counts `error`; says whether it was logged.
     fn failed(&mut self, error: &KafkaError, group: &str) -> bool {
-        let Some(line) = self.0.occurred(std::time::Instant::now()) else {
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::NotCoordinator) {
+            self.not_coordinator = true;
+        }
+        let Some(line) = self.log.occurred(std::time::Instant::now()) else {
             return false;
         };
         tracing::warn!(
@@ -645,7 +673,7 @@ impl ReceiveErrors {
 
     /// A message came: says whether that ended a run of errors (and was logged).
     fn received(&mut self, group: &str) -> bool {
-        let Some(errors) = self.0.recovered() else {
+        let Some(errors) = self.log.recovered() else {
             return false;
         };
         tracing::info!(group, errors, "the consumer receives again");
@@ -957,5 +985,15 @@ mod tests {
         assert!(errors.received("g"), "the end of the run is logged");
         assert!(!errors.received("g"), "a message after a message is not");
         assert!(errors.failed(&down, "g"), "a new run is logged at once");
+        assert!(!errors.take_not_coordinator());
+    }
+
+    #[test]
+    fn a_not_coordinator_answer_is_noted_once() {
+        let mut errors = ReceiveErrors::default();
+        let refused = KafkaError::MessageConsumption(RDKafkaErrorCode::NotCoordinator);
+        errors.failed(&refused, "g");
+        assert!(errors.take_not_coordinator());
+        assert!(!errors.take_not_coordinator(), "taken");
     }
 }
