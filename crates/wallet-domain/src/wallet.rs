@@ -119,6 +119,9 @@ enum Needs {
 /// [`replay_as_of`] (and the ledger's sums as of a moment) rely on. A clock
 /// behind the stream comes from a replica whose clock is behind another's, or
 /// from a transfer step resumed after a crash with its intent's time.
+///
+/// No events (and no error) when the command asks for what the wallet already
+/// is and no hold is due: setting the overdraft limit it has.
 pub fn decide(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>, DomainError> {
     let on_stream_clock;
     let command = match state.wallet() {
@@ -364,6 +367,10 @@ fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
                     requested: overdraft_limit.value(),
                     available,
                 });
+            }
+            // Setting the limit the wallet has changes nothing: no event, no version.
+            if wallet.overdraft_limit == *overdraft_limit {
+                return Ok(Vec::new());
             }
             unmoved(
                 wallet,

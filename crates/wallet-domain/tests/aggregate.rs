@@ -241,6 +241,23 @@ fn setting_an_overdraft_limit_moves_no_money_and_lets_transfers_out_overdraw() {
 }
 
 #[test]
+fn setting_the_limit_a_wallet_has_changes_nothing() {
+    let given = [create("w1", "5"), set_limit("w1", "100")];
+    for same in ["100", "100.00"] {
+        let events = given_when(&given, &set_limit("w1", same)).expect("no change");
+        assert!(events.is_empty(), "{same}: {events:?}");
+    }
+    assert_eq!(
+        given_when(&given, &set_limit("w1", "100.01"))
+            .expect("change")
+            .len(),
+        1
+    );
+    let unlimited = given_when(&[create("w1", "5")], &set_limit("w1", "0")).expect("no change");
+    assert!(unlimited.is_empty());
+}
+
+#[test]
 fn lowering_the_limit_below_what_is_used_is_refused() {
     let given = [create("w1", "0"), set_limit("w1", "100"), debit("w1", "40")];
     let error = given_when(&given, &set_limit("w1", "39.99")).expect_err("in use");

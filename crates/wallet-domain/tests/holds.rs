@@ -152,6 +152,15 @@ fn a_hold_id_is_used_once_per_wallet() {
 }
 
 #[test]
+fn setting_the_limit_again_still_records_the_holds_due() {
+    let given = [create("w1", "100"), place("w1", "h1", "25", in_a_minute())];
+    let same = later(set_limit("w1", "0"), 61);
+    let events = given_when(&given, &same).expect("expiry only");
+    let kinds: Vec<&str> = events.iter().map(|event| event.type_name()).collect();
+    assert_eq!(kinds, ["HoldExpired"]);
+}
+
+#[test]
 fn an_expiry_must_be_after_the_clock() {
     let error = given_when(
         &[create("w1", "100")],

@@ -383,8 +383,12 @@ impl WalletService {
         let _lease = lease;
         for _ in 0..CONFLICT_ATTEMPTS_MAX {
             let decided = match self.decide(&operation, &context, Reads::Cached).await {
-                // Never refuse on the cache: decide again on the store's state.
+                // Never refuse, nor answer "nothing to change", on the cache:
+                // decide again on the store's state.
                 Err(ServiceError::Domain(_)) => {
+                    self.decide(&operation, &context, Reads::Store).await
+                }
+                Ok((streams, _)) if changes_nothing(&streams) => {
                     self.decide(&operation, &context, Reads::Store).await
                 }
                 decided => decided,
@@ -396,6 +400,9 @@ impl WalletService {
                 }
                 Err(error) => return Err(error),
             };
+            if changes_nothing(&streams) {
+                return self.unchanged(&outcome, &context, format).await;
+            }
             // Checked again on every attempt: a transfer recorded after the
             // last check and debited before this append moves the wallet's
             // version, so this append conflicts and the next attempt sees it.
@@ -542,6 +549,28 @@ impl WalletService {
             Some(stored) => replay_stored(stored, claim),
             None => Err(error),
         }
+    }
+
+    /// The answer to a request that asks for what the wallets already are:
+    /// the key's stored answer when an earlier request used it (a retry of
+    /// the request that made the change answers as it did), else the
+    /// wallets as they are. Nothing is appended, so nothing is stored.
+    async fn unchanged(
+        &self,
+        outcome: &OperationOutcome,
+        context: &RequestContext,
+        format: ReplyFormat,
+    ) -> Result<Reply, ServiceError> {
+        if let Some(claim) = &context.idempotency {
+            if let Some(stored) = self.store.find_idempotent_response(&claim.key).await? {
+                return replay_stored(stored, claim);
+            }
+        }
+        Ok(Reply {
+            status: format.status,
+            body: (format.render)(outcome)?,
+            replayed: false,
+        })
     }
 
     async fn lease(&self, wallet_ids: &[&WalletId]) -> Result<LockLease, ServiceError> {
@@ -958,6 +987,11 @@ pub(super) fn applied(
             events,
         },
     ))
+}
+
+/// Whether a decision appends nothing to any stream (see `decide`'s no-op).
+fn changes_nothing(streams: &[StreamAppend]) -> bool {
+    streams.iter().all(|stream| stream.events.is_empty())
 }
 
 /// The wallets whose append crosses a snapshot interval ([`snapshot_due`]).

@@ -147,6 +147,37 @@ async fn put_overdraft_limit_changes_it_but_never_below_what_is_used() {
 }
 
 #[tokio::test]
+async fn putting_the_limit_a_wallet_has_changes_nothing_and_a_keyed_retry_answers_as_before() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(10)).await;
+    let keyed = |key: &'static str, limit: Value| {
+        app.put("/wallets/w/overdraft-limit")
+            .header("Idempotency-Key", key)
+            .json(&json!({ "overdraftLimit": limit }))
+            .send()
+    };
+    let (status, set) = json_of(keyed("limit-1", json!(50)).await.expect("sent")).await;
+    assert_eq!(status, 201);
+    assert_eq!(set["version"], 2);
+    for same in [json!(50), json!(50.00), json!(5e1)] {
+        let (status, body) = set_limit(&app, "w", json!({ "overdraftLimit": same })).await;
+        assert_eq!(status, 201, "{same}");
+        assert_eq!(body["version"], 2, "no event for {same}: {body}");
+        assert_eq!(money(&body, "overdraftLimit"), "50.00");
+    }
+    app.credit("w", json!(1)).await;
+    let (status, again) = json_of(keyed("limit-1", json!(50)).await.expect("sent")).await;
+    assert_eq!(status, 201);
+    assert_eq!(again, set, "the retry answers what the change answered");
+    let (status, refused) = json_of(keyed("limit-1", json!(60)).await.expect("sent")).await;
+    assert_eq!(status, 422, "{refused}");
+    let (status, fresh) = json_of(keyed("limit-2", json!(50)).await.expect("sent")).await;
+    assert_eq!(status, 201);
+    assert_eq!(fresh["version"], 3, "the wallet as it is: {fresh}");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_frozen_wallet_refuses_money_out_with_409_and_still_receives() {
     let app = spawn_app().await;
     app.create_wallet("w", "o", json!(100)).await;
