@@ -2,7 +2,7 @@
 
 use chrono::SecondsFormat;
 use serde_json::{json, Value};
-use wallet_domain::WalletId;
+use wallet_domain::{server_id_spelling, WalletId};
 
 use crate::documents::{cents_ceiling, cents_floor, millisecond_ceiling};
 use crate::{
@@ -138,10 +138,7 @@ pub(crate) struct IdentifierText<'a> {
 
 impl<'a> IdentifierText<'a> {
     pub(crate) fn of(text: &'a str) -> Self {
-        let as_server_id = uuid::Uuid::parse_str(text)
-            .ok()
-            .map(|uuid| uuid.hyphenated().to_string())
-            .filter(|canonical| canonical != text);
+        let as_server_id = server_id_spelling(text).filter(|canonical| canonical != text);
         Self {
             written: text,
             as_server_id,

@@ -11,6 +11,18 @@ pub const DESCRIPTION_LENGTH_MAX: usize = 500;
 /// Longest hold id, in characters: the rule of a ledger reference id.
 pub const HOLD_ID_LENGTH_MAX: usize = IDENTIFIER_LENGTH_MAX * 2;
 
+/// The text of a UUID in the one spelling the server writes its own ids in
+/// (an event's, a transfer's): lower case, hyphenated. `None` when `text`
+/// does not read as a UUID in any spelling the `uuid` crate accepts (upper
+/// case, no hyphens, braces, `urn:uuid:`; RFC 9562 §4 reads them alike).
+/// Ids clients choose (wallets', holds') are not UUIDs to the server: they
+/// keep their case and are compared as written.
+pub fn server_id_spelling(text: &str) -> Option<String> {
+    uuid::Uuid::parse_str(text)
+        .ok()
+        .map(|uuid| uuid.hyphenated().to_string())
+}
+
 fn parse_identifier(field: &'static str, raw: &str) -> Result<String, ValidationError> {
     if raw.is_empty() {
         return Err(ValidationError::new(field, "must not be empty"));
@@ -182,6 +194,27 @@ impl From<Description> for String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn any_spelling_of_a_uuid_reads_as_the_servers() {
+        let servers = "01a24158-fcc3-7000-8000-00000000abcd";
+        for text in [
+            servers,
+            "01A24158-FCC3-7000-8000-00000000ABCD",
+            "01a24158fcc37000800000000000abcd",
+            "{01a24158-fcc3-7000-8000-00000000abcd}",
+            "urn:uuid:01a24158-fcc3-7000-8000-00000000abcd",
+        ] {
+            assert_eq!(
+                super::server_id_spelling(text).as_deref(),
+                Some(servers),
+                "{text}"
+            );
+        }
+        for text in ["w-1", "01a24158-fcc3-7000-8000-00000000abc", ""] {
+            assert_eq!(super::server_id_spelling(text), None, "{text}");
+        }
+    }
+
     use super::*;
 
     #[test]

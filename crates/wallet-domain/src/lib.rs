@@ -24,7 +24,10 @@ pub use hold::{
     hold_after, hold_as_of, holds_in, kept_expiry, pending_at, Hold, HoldStatus, PendingHold,
     UnknownHoldStatus, PENDING_HOLDS_MAX,
 };
-pub use ids::{Description, HoldId, OwnerId, WalletId, HOLD_ID_LENGTH_MAX, IDENTIFIER_LENGTH_MAX};
+pub use ids::{
+    server_id_spelling, Description, HoldId, OwnerId, WalletId, HOLD_ID_LENGTH_MAX,
+    IDENTIFIER_LENGTH_MAX,
+};
 pub use money::{Amount, Balance, AMOUNT_MAX, MONEY_SCALE};
 pub use snapshot::{
     decode_snapshot, encode_snapshot, SnapshotDecodeError, SNAPSHOT_SCHEMA_VERSION,

@@ -13,8 +13,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
-use wallet_domain::{AsOf, HoldId, WalletId};
+use wallet_domain::{server_id_spelling, AsOf, HoldId, WalletId};
 
 use super::as_of::SummaryAsOfParams;
 use super::auth::{authorize_call, authorize_on_wallet, Caller};
@@ -374,8 +373,8 @@ pub async fn reference_entries(
     let as_hold = HoldId::parse(reference_id)
         .ok()
         .map(|hold_id| hold_reference(&hold_id).to_string());
-    let written_by_the_server = Uuid::parse_str(reference_id)
-        .is_ok_and(|uuid| uuid.hyphenated().to_string() == reference_id);
+    let written_by_the_server =
+        server_id_spelling(reference_id).is_some_and(|spelling| spelling == reference_id);
     let mut lookups = vec![Some(reference_id.to_owned()), as_hold];
     if !written_by_the_server {
         lookups.reverse();
