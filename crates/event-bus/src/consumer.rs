@@ -48,6 +48,7 @@ use crate::headers::{
     HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
 };
 use crate::metrics::ConsumerMetrics;
+use crate::stall::StallWatch;
 use crate::stored_offsets::StoredPositions;
 use crate::BusError;
 
@@ -131,8 +132,9 @@ fn stuck_out_of_group(
 enum MemberEnd {
     /// Shutdown was asked.
     Stopped,
-    /// librdkafka declared the member dead, or it waited for its
-    /// unassignment too long: a new one must take its place.
+    /// librdkafka declared the member dead, it waited for its unassignment
+    /// too long, or it received nothing while messages waited
+    /// ([`crate::stall`]): a new one must take its place.
     Fatal,
 }
 
@@ -168,8 +170,10 @@ async fn run_member(
     };
     consumer.subscribe(&[config.topic.as_str()])?;
     tracing::info!(group = %config.group_id, topic = %config.topic, handler = handler.name(), "consumer started");
-    let lag_refresh = LagRefresh::start(&consumer, &config, handler.name(), &metrics)?;
+    let stall = Arc::new(StallWatch::default());
+    let lag_refresh = LagRefresh::start(&consumer, &config, handler.name(), &metrics, &stall)?;
     let mut receive_errors = ReceiveErrors::default();
+    let mut busy_until = std::time::Instant::now();
     let outcome = loop {
         if *shutdown.borrow() {
             break Ok(MemberEnd::Stopped);
@@ -210,6 +214,15 @@ async fn run_member(
             break Ok(MemberEnd::Fatal);
         }
         if messages.is_empty() {
+            if let Some(waited) = stall.stalled(busy_until, std::time::Instant::now()) {
+                tracing::error!(
+                    waited_ms = waited.as_millis(),
+                    group = %config.group_id,
+                    handler = handler.name(),
+                    "messages wait past the member's committed offsets and it receives none; a new member takes its place"
+                );
+                break Ok(MemberEnd::Fatal);
+            }
             continue;
         }
         let to_handle = match positions.as_mut() {
@@ -220,10 +233,11 @@ async fn run_member(
             }
             None => messages.clone(),
         };
-        match worker
+        let processed = worker
             .process(&to_handle, positions.as_mut(), &mut shutdown)
-            .await
-        {
+            .await;
+        busy_until = std::time::Instant::now();
+        match processed {
             Ok(Processed::Done) => {}
             Ok(Processed::Interrupted) => break Ok(MemberEnd::Stopped),
             Ok(Processed::OffsetsMoved(refused)) => {
@@ -841,6 +855,7 @@ impl LagRefresh {
         config: &ConsumerConfig,
         handler: &'static str,
         metrics: &ConsumerMetrics,
+        stall: &Arc<StallWatch>,
     ) -> Result<Self, BusError> {
         let dead_letters = DeadLetters {
             // A client in the dead-letter replay's group, never subscribed:
@@ -850,7 +865,7 @@ impl LagRefresh {
         };
         let (stop, mut stopping) = watch::channel(false);
         let committed = Arc::new(tokio::sync::Notify::new());
-        let (consumer, metrics) = (Arc::clone(consumer), metrics.clone());
+        let (consumer, metrics, stall) = (Arc::clone(consumer), metrics.clone(), Arc::clone(stall));
         let timeout = Duration::from_millis(config.request_timeout_ms);
         let on_commit = Arc::clone(&committed);
         let task = tokio::spawn(async move {
@@ -866,7 +881,7 @@ impl LagRefresh {
                     }
                     _ = stopping.changed() => break,
                 }
-                refresh_lag(&consumer, timeout, &dead_letters, handler, &metrics).await;
+                refresh_lag(&consumer, timeout, &dead_letters, handler, &metrics, &stall).await;
                 refreshed_at = Some(Instant::now());
             }
             let replay_group = dead_letters.replay_group;
@@ -908,14 +923,15 @@ struct DeadLetters {
 
 /// Sets the lag gauge of every partition this member holds, from its high
 /// watermark and the group's committed offset (the low watermark where the
-/// group committed none), and the dead-letter gauge; `timeout` bounds each
-/// request.
+/// group committed none), and the dead-letter gauge, and tells `stall` what
+/// waits; `timeout` bounds each request.
 async fn refresh_lag(
     consumer: &Arc<KafkaConsumer>,
     timeout: Duration,
     dead_letters: &DeadLetters,
     handler: &'static str,
     metrics: &ConsumerMetrics,
+    stall: &StallWatch,
 ) {
     let replay_group = Arc::clone(&dead_letters.replay_group);
     let dlq_topic = dead_letters.topic.clone();
@@ -937,6 +953,10 @@ async fn refresh_lag(
     .await;
     match lags {
         Ok((lags, dead_letters)) => {
+            stall.lag_read(
+                lags.iter().map(|(_, lag)| lag).sum(),
+                std::time::Instant::now(),
+            );
             for (partition, lag) in lags {
                 metrics
                     .lag

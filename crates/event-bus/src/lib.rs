@@ -30,6 +30,7 @@ mod metrics;
 mod parked;
 mod probe;
 mod publisher;
+mod stall;
 mod stored_offsets;
 
 pub use checkpoint::{
