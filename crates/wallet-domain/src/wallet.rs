@@ -121,7 +121,8 @@ enum Needs {
 /// from a transfer step resumed after a crash with its intent's time.
 ///
 /// No events (and no error) when the command asks for what the wallet already
-/// is and no hold is due: setting the overdraft limit it has.
+/// is, carries no idempotency key and no hold is due: setting the overdraft
+/// limit it has.
 pub fn decide(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>, DomainError> {
     let on_stream_clock;
     let command = match state.wallet() {
@@ -368,8 +369,14 @@ fn decide_now(state: &WalletState, command: &Command) -> Result<Vec<WalletEvent>
                     available,
                 });
             }
-            // Setting the limit the wallet has changes nothing: no event, no version.
-            if wallet.overdraft_limit == *overdraft_limit {
+            // Setting the limit the wallet has changes nothing: no event, no
+            // version. Unless the request carries an idempotency key: its
+            // answer is kept with the events it produced (on every event
+            // store, KurrentDB's included), and a retry after another change,
+            // or the key reused for another request, must find it.
+            if wallet.overdraft_limit == *overdraft_limit
+                && command.metadata.idempotency_key.is_none()
+            {
                 return Ok(Vec::new());
             }
             unmoved(

@@ -258,6 +258,16 @@ fn setting_the_limit_a_wallet_has_changes_nothing() {
 }
 
 #[test]
+fn setting_the_limit_a_wallet_has_under_an_idempotency_key_is_recorded() {
+    let given = [create("w1", "5"), set_limit("w1", "100")];
+    let mut keyed = set_limit("w1", "100");
+    keyed.metadata.idempotency_key = Some("limit-1".into());
+    let events = given_when(&given, &keyed).expect("recorded");
+    assert_eq!(events.len(), 1, "its answer is kept with its event");
+    assert_eq!(events[0].type_name(), "OverdraftLimitSet");
+}
+
+#[test]
 fn lowering_the_limit_below_what_is_used_is_refused() {
     let given = [create("w1", "0"), set_limit("w1", "100"), debit("w1", "40")];
     let error = given_when(&given, &set_limit("w1", "39.99")).expect_err("in use");

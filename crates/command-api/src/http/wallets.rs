@@ -279,7 +279,7 @@ pub async fn transfer(
     request_body = OverdraftLimitRequest,
     params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
-        (status = 201, description = "Limit set; the wallet as it is, with no new event or version, when it already had this limit", body = WalletResponse),
+        (status = 201, description = "Limit set; the wallet as it is, with no new event or version, when it already had this limit and the request carries no Idempotency-Key (a keyed answer is kept with an event)", body = WalletResponse),
         (status = 400, description = "Invalid limit", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
         (status = 409, description = "Limit below the overdraft in use, wallet closed, or it changed too often while this request ran (retry it)", body = ErrorBody),

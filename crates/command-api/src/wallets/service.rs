@@ -401,7 +401,14 @@ impl WalletService {
                 Err(error) => return Err(error),
             };
             if changes_nothing(&streams) {
-                return self.unchanged(&outcome, &context, format).await;
+                // Only a request without an idempotency key decides nothing
+                // (see `decide`): no answer to keep.
+                debug_assert!(context.idempotency.is_none());
+                return Ok(Reply {
+                    status: format.status,
+                    body: (format.render)(&outcome)?,
+                    replayed: false,
+                });
             }
             // Checked again on every attempt: a transfer recorded after the
             // last check and debited before this append moves the wallet's
@@ -549,28 +556,6 @@ impl WalletService {
             Some(stored) => replay_stored(stored, claim),
             None => Err(error),
         }
-    }
-
-    /// The answer to a request that asks for what the wallets already are:
-    /// the key's stored answer when an earlier request used it (a retry of
-    /// the request that made the change answers as it did), else the
-    /// wallets as they are. Nothing is appended, so nothing is stored.
-    async fn unchanged(
-        &self,
-        outcome: &OperationOutcome,
-        context: &RequestContext,
-        format: ReplyFormat,
-    ) -> Result<Reply, ServiceError> {
-        if let Some(claim) = &context.idempotency {
-            if let Some(stored) = self.store.find_idempotent_response(&claim.key).await? {
-                return replay_stored(stored, claim);
-            }
-        }
-        Ok(Reply {
-            status: format.status,
-            body: (format.render)(outcome)?,
-            replayed: false,
-        })
     }
 
     async fn lease(&self, wallet_ids: &[&WalletId]) -> Result<LockLease, ServiceError> {

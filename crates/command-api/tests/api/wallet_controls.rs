@@ -147,33 +147,55 @@ async fn put_overdraft_limit_changes_it_but_never_below_what_is_used() {
 }
 
 #[tokio::test]
-async fn putting_the_limit_a_wallet_has_changes_nothing_and_a_keyed_retry_answers_as_before() {
+async fn putting_the_limit_a_wallet_has_changes_nothing_unless_its_answer_must_be_kept() {
     let app = spawn_app().await;
     app.create_wallet("w", "o", json!(10)).await;
+    let (_, set) = set_limit(&app, "w", json!({ "overdraftLimit": 5 })).await;
+    assert_eq!(set["version"], 2);
+    for same in [json!(5), json!(5.00), json!(5e0)] {
+        let (status, body) = set_limit(&app, "w", json!({ "overdraftLimit": same })).await;
+        assert_eq!(status, 201, "{same}");
+        assert_eq!(body["version"], 2, "no event for {same}: {body}");
+        assert_eq!(money(&body, "overdraftLimit"), "5.00");
+    }
     let keyed = |key: &'static str, limit: Value| {
         app.put("/wallets/w/overdraft-limit")
             .header("Idempotency-Key", key)
             .json(&json!({ "overdraftLimit": limit }))
             .send()
     };
-    let (status, set) = json_of(keyed("limit-1", json!(50)).await.expect("sent")).await;
+    // A keyed request that asks for the limit the wallet has is recorded, so
+    // that its retry after another change answers as it did and changes
+    // nothing, and the key cannot serve another request (tester h93).
+    let (status, first) = json_of(keyed("same-1", json!(5)).await.expect("sent")).await;
     assert_eq!(status, 201);
-    assert_eq!(set["version"], 2);
-    for same in [json!(50), json!(50.00), json!(5e1)] {
-        let (status, body) = set_limit(&app, "w", json!({ "overdraftLimit": same })).await;
-        assert_eq!(status, 201, "{same}");
-        assert_eq!(body["version"], 2, "no event for {same}: {body}");
-        assert_eq!(money(&body, "overdraftLimit"), "50.00");
-    }
-    app.credit("w", json!(1)).await;
-    let (status, again) = json_of(keyed("limit-1", json!(50)).await.expect("sent")).await;
+    assert_eq!(first["version"], 3);
+    let (status, _) = set_limit(&app, "w", json!({ "overdraftLimit": 0 })).await;
     assert_eq!(status, 201);
-    assert_eq!(again, set, "the retry answers what the change answered");
-    let (status, refused) = json_of(keyed("limit-1", json!(60)).await.expect("sent")).await;
-    assert_eq!(status, 422, "{refused}");
-    let (status, fresh) = json_of(keyed("limit-2", json!(50)).await.expect("sent")).await;
+    let (status, retried) = json_of(keyed("same-1", json!(5)).await.expect("sent")).await;
     assert_eq!(status, 201);
-    assert_eq!(fresh["version"], 3, "the wallet as it is: {fresh}");
+    assert_eq!(retried, first, "the stored answer");
+    let (_, wallet) = json_of(app.get("/wallets/w").send().await.expect("sent")).await;
+    assert_eq!(
+        money(&wallet, "overdraftLimit"),
+        "0.00",
+        "the operator's 0 stands"
+    );
+    let (status, refused) = json_of(app.debit("w", json!(15)).await).await;
+    assert_eq!(status, 400, "no overdraft: {refused}");
+    let (status, _) = json_of(keyed("same-2", json!(0)).await.expect("sent")).await;
+    assert_eq!(status, 201);
+    let (status, reused) = json_of(
+        app.post("/wallets/w/credit")
+            .header("Idempotency-Key", "same-2")
+            .json(&json!({"amount": 1}))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, 422, "{reused}");
+    assert_eq!(app.balance_text("w").await, "10.00", "nothing credited");
     app.stop().await;
 }
 
