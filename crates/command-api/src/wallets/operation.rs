@@ -155,7 +155,7 @@ impl WalletOperation {
                 } else {
                     format!("{:?}", hold_id.as_str())
                 },
-                or_none(expires_at.map(|at| at.to_rfc3339_opts(SecondsFormat::Micros, true))),
+                or_none(expires_at.map(expiry_as_asked)),
                 text(description)
             ),
             WalletOperation::CaptureHold {
@@ -209,6 +209,20 @@ impl WalletOperation {
             } => vec![from_wallet_id, to_wallet_id],
         }
     }
+}
+
+/// A hold's expiry as a retry is compared: every digit the request gave (at
+/// most nine after the point, all `PlaceHoldRequest` accepts), so two
+/// requests that would place different holds never read alike. Printed to
+/// the microsecond when nothing finer was given, as fingerprints were before
+/// finer digits counted (a key stored then still matches its retry).
+fn expiry_as_asked(at: DateTime<Utc>) -> String {
+    let digits = if at.timestamp_subsec_nanos().is_multiple_of(1_000) {
+        SecondsFormat::Micros
+    } else {
+        SecondsFormat::Nanos
+    };
+    at.to_rfc3339_opts(digits, true)
 }
 
 /// The wallets as they are once the operation's events are stored.
@@ -282,6 +296,42 @@ mod tests {
         assert_ne!(
             credit(Decimal::new(100, 0), Some("a")).canonical(),
             credit(Decimal::new(100, 0), Some("b")).canonical()
+        );
+    }
+
+    #[test]
+    fn an_expiry_is_compared_with_every_digit_the_request_gave() {
+        let hold = |expires_at: &str| WalletOperation::PlaceHold {
+            wallet_id: WalletId::parse("w-1").expect("id"),
+            hold_id: HoldId::parse("h-1").expect("id"),
+            generated_id: false,
+            amount: Amount::parse("amount", Decimal::ONE).expect("amount"),
+            expires_at: Some(
+                DateTime::parse_from_rfc3339(expires_at)
+                    .expect("time")
+                    .with_timezone(&Utc),
+            ),
+            description: None,
+        };
+        let whole = hold("2030-01-01T00:00:00Z");
+        assert_ne!(
+            whole.canonical(),
+            hold("2030-01-01T00:00:00.0000001Z").canonical()
+        );
+        assert_ne!(
+            hold("2030-01-01T00:00:00.000000001Z").canonical(),
+            hold("2030-01-01T00:00:00.000000002Z").canonical()
+        );
+        assert_eq!(
+            whole.canonical(),
+            hold("2030-01-01T01:00:00+01:00").canonical()
+        );
+        assert!(
+            whole
+                .canonical()
+                .contains("expires=2030-01-01T00:00:00.000000Z"),
+            "to the microsecond, as stored fingerprints were: {}",
+            whole.canonical()
         );
     }
 }
