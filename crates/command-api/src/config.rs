@@ -14,6 +14,14 @@ use observability::LogFormat;
 /// The most HTTP worker threads (`HTTP_WORKERS`) accepted.
 pub const HTTP_WORKERS_MAX: u64 = 256;
 
+/// Connections one HTTP worker serves at once by default
+/// (`HTTP_CONNECTIONS_PER_WORKER`): more wait in the listen backlog until one
+/// closes. It bounds the requests in flight, and so the memory they hold
+/// (a copy of each request's wallet state: README, "Memory").
+pub const HTTP_CONNECTIONS_PER_WORKER_DEFAULT: usize = 1_024;
+/// The most `HTTP_CONNECTIONS_PER_WORKER` accepted (actix-web's own default).
+pub const HTTP_CONNECTIONS_PER_WORKER_MAX: u64 = 25_000;
+
 /// The secret's flag, refused by [`Config::try_parse_checked`].
 const SECRET_ARGUMENT_ID: &str = "jwt_secret";
 
@@ -40,6 +48,11 @@ pub struct Config {
     /// HTTP worker threads, 1 to 256 (default: one per core).
     #[arg(long, env = "HTTP_WORKERS", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=HTTP_WORKERS_MAX))]
     pub http_workers: Option<usize>,
+    /// Connections each HTTP worker serves at once, 1 to 25,000; more wait
+    /// in the listen backlog until one closes.
+    #[arg(long, env = "HTTP_CONNECTIONS_PER_WORKER", default_value_t = HTTP_CONNECTIONS_PER_WORKER_DEFAULT,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=HTTP_CONNECTIONS_PER_WORKER_MAX))]
+    pub http_connections_per_worker: usize,
     /// Seconds in-flight requests get to finish on SIGTERM.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]
     pub shutdown_timeout_seconds: u64,
@@ -255,6 +268,7 @@ impl Config {
             port: 0,
             data_dir,
             http_workers: Some(2),
+            http_connections_per_worker: HTTP_CONNECTIONS_PER_WORKER_DEFAULT,
             shutdown_timeout_seconds: 5,
             body_read_timeout_seconds: crate::http::BODY_READ_TIMEOUT_SECONDS_DEFAULT,
             log_format: LogFormat::Text,

@@ -307,6 +307,7 @@ impl Application {
                 .configure(|config| http::routes(config, document))
         })
         .client_request_timeout(Duration::from_millis(http::HEAD_READ_TIMEOUT_MS))
+        .max_connections(config.http_connections_per_worker)
         .shutdown_timeout(config.shutdown_timeout_seconds)
         .disable_signals();
         if let Some(workers) = config.http_workers {

@@ -49,6 +49,20 @@ pub async fn spawn_app_with_retention(data_dir: &Path, retention_hours: u32) -> 
     spawn_app_with(config).await
 }
 
+/// Starts the application on a fresh folder with one HTTP worker serving
+/// at most `connections` at once (`HTTP_CONNECTIONS_PER_WORKER`).
+pub async fn spawn_app_serving_at_most(connections: usize) -> TestApp {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        http_workers: Some(1),
+        http_connections_per_worker: connections,
+        ..Config::embedded_for_test(temp.path().to_path_buf())
+    };
+    let mut app = spawn_app_with(config).await;
+    app._temp = Some(temp);
+    app
+}
+
 /// Starts the application on a fresh folder, a request's body given at
 /// most `seconds` to arrive (`BODY_READ_TIMEOUT_SECONDS`).
 pub async fn spawn_app_with_body_read_timeout(seconds: u64) -> TestApp {

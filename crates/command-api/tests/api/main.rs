@@ -5,6 +5,7 @@ mod as_of;
 mod auth;
 mod capture_process;
 mod concurrency;
+mod connections;
 mod contract;
 mod cross_origin;
 mod dead_letters;
