@@ -18,7 +18,7 @@ pub const HTTP_WORKERS_MAX: u64 = 256;
 /// (`HTTP_CONNECTIONS_PER_WORKER`): more wait in the listen backlog until one
 /// closes. It bounds the requests in flight, and so the memory they hold
 /// (a copy of each request's wallet state: README, "Memory").
-pub const HTTP_CONNECTIONS_PER_WORKER_DEFAULT: usize = 1_024;
+pub const HTTP_CONNECTIONS_PER_WORKER_DEFAULT: usize = 4_096;
 /// The most `HTTP_CONNECTIONS_PER_WORKER` accepted (actix-web's own default).
 pub const HTTP_CONNECTIONS_PER_WORKER_MAX: u64 = 25_000;
 
