@@ -138,6 +138,33 @@ enum MemberEnd {
     Fatal,
 }
 
+/// Why a member is given up for a new one ([`MemberEnd::Fatal`]).
+#[derive(Debug, thiserror::Error)]
+enum Replaced {
+    #[error("librdkafka declared the consumer dead ({0})")]
+    Fatal(String),
+    #[error(
+        "it has waited {} ms for its unassignment, out of the group",
+        .0.as_millis()
+    )]
+    StuckOutOfGroup(Duration),
+    #[error("the group coordinator refused it (NotCoordinator)")]
+    NotCoordinator,
+    #[error(
+        "messages have waited {} ms past its committed offsets and it received none",
+        .0.as_millis()
+    )]
+    Stalled(Duration),
+}
+
+impl Replaced {
+    /// Logs why the member ends; its end.
+    fn logged(self, group: &str, handler: &str) -> MemberEnd {
+        tracing::error!(group, handler, reason = %self, "a new consumer member takes the place of this one");
+        MemberEnd::Fatal
+    }
+}
+
 /// One member of the group, from joining until shutdown or a fatal error.
 async fn run_member(
     config: ConsumerConfig,
@@ -178,24 +205,16 @@ async fn run_member(
         if *shutdown.borrow() {
             break Ok(MemberEnd::Stopped);
         }
-        if let Some((code, reason)) = consumer.client().fatal_error() {
-            tracing::error!(
-                ?code,
-                %reason,
-                group = %config.group_id,
-                handler = handler.name(),
-                "the consumer hit a fatal error; a new member takes its place"
-            );
-            break Ok(MemberEnd::Fatal);
-        }
-        if let Some(waited) = stuck_out_of_group(&consumer, &metrics, handler.name()) {
-            tracing::error!(
-                waited_ms = waited.as_millis(),
-                group = %config.group_id,
-                handler = handler.name(),
-                "the consumer has waited for its unassignment too long, out of the group; a new member takes its place"
-            );
-            break Ok(MemberEnd::Fatal);
+        let dead = consumer
+            .client()
+            .fatal_error()
+            .map(|(code, reason)| Replaced::Fatal(format!("{code:?}: {reason}")))
+            .or_else(|| {
+                stuck_out_of_group(&consumer, &metrics, handler.name())
+                    .map(Replaced::StuckOutOfGroup)
+            });
+        if let Some(why) = dead {
+            break Ok(why.logged(&config.group_id, handler.name()));
         }
         if let Some(positions) = positions.as_mut() {
             positions.retry_seeks(&consumer).await;
@@ -206,22 +225,11 @@ async fn run_member(
             break Ok(MemberEnd::Stopped);
         };
         if receive_errors.take_not_coordinator() {
-            tracing::error!(
-                group = %config.group_id,
-                handler = handler.name(),
-                "the group coordinator refused the member (NotCoordinator); a new member takes its place"
-            );
-            break Ok(MemberEnd::Fatal);
+            break Ok(Replaced::NotCoordinator.logged(&config.group_id, handler.name()));
         }
         if messages.is_empty() {
             if let Some(waited) = stall.stalled(busy_until, std::time::Instant::now()) {
-                tracing::error!(
-                    waited_ms = waited.as_millis(),
-                    group = %config.group_id,
-                    handler = handler.name(),
-                    "messages wait past the member's committed offsets and it receives none; a new member takes its place"
-                );
-                break Ok(MemberEnd::Fatal);
+                break Ok(Replaced::Stalled(waited).logged(&config.group_id, handler.name()));
             }
             continue;
         }
