@@ -24,7 +24,10 @@
 //! What only a rebuild removes: events the relay published and the store then
 //! lost (phantoms, as after a failover to an asynchronous replica). The
 //! consumers took them, and the store may have given their positions and
-//! versions to other events since. The way back is what an operator does
+//! versions to other events since. The ledger keeps one transaction per
+//! position, so of a phantom and a stored event at one position it posts the
+//! first it receives and dead-letters the other; either way that wallet's
+//! later events are parked behind the letter until the rebuild. The way back is what an operator does
 //! after a failover that lost data: stop the consumers, `rebuild` the ledger
 //! and the read model from the event store, start them again. The scenario
 //! does that and then asserts `/ledger/verify` 200; it reports what the
@@ -43,7 +46,7 @@ use sqlx::{Connection, PgConnection};
 use tokio::time::Instant;
 use wallet_domain::{continues, evolve, WalletEvent, WalletState};
 
-use crate::audit::{read_events, Tally};
+use crate::audit::{dead_letters, read_events, DeadLetter, Tally};
 use crate::say;
 use crate::schedule::infra_with_durability;
 
@@ -106,7 +109,7 @@ pub async fn postgres_losing_commits(servers: &Servers, seed: u64) -> Vec<String
     }
 
     failures.extend(audit(&api, &system, &book).await);
-    failures.extend(consumers_caught_up(system.database_url(), &book.wallets).await);
+    failures.extend(consumers_caught_up(&system, &book.wallets).await);
     say(&format!(
         "lossy: the ledger before its rebuild: {}",
         shown(api.get_answer("/ledger/verify").await)
@@ -129,10 +132,14 @@ pub async fn postgres_losing_commits(servers: &Servers, seed: u64) -> Vec<String
 /// every event the store holds of `wallets`, without a rebuild: the ledger has
 /// posted each one, and no wallet of the read model is behind its stream. Says
 /// what is still missing when the time is up.
-async fn consumers_caught_up(database_url: &str, wallets: &[String]) -> Vec<String> {
+async fn consumers_caught_up(system: &System, wallets: &[String]) -> Vec<String> {
     let started = Instant::now();
     loop {
-        let missing = consumers_missing(database_url, wallets).await;
+        let letters: Vec<_> = dead_letters(&system.kafka_brokers, &system.dead_letter_topic)
+            .into_iter()
+            .filter(|letter| letter.handler == ledger_consumer::HANDLER_NAME)
+            .collect();
+        let missing = consumers_missing(system.database_url(), wallets, &letters).await;
         if missing.is_empty() {
             say(&format!(
                 "lossy: the consumers hold every stored event {:.1}s after the faults, without a rebuild",
@@ -149,15 +156,31 @@ async fn consumers_caught_up(database_url: &str, wallets: &[String]) -> Vec<Stri
 
 /// Stored events of `wallets` the ledger has not posted, and wallets the read
 /// model holds at a version below their stream's (or not at all).
-async fn consumers_missing(database_url: &str, wallets: &[String]) -> Vec<String> {
+/// `ledger_letters` are the ledger's dead letters.
+async fn consumers_missing(
+    database_url: &str,
+    wallets: &[String],
+    ledger_letters: &[DeadLetter],
+) -> Vec<String> {
     let mut connection = PgConnection::connect(database_url)
         .await
         .expect("connect to the consumers' database");
-    // A stored event whose position the ledger gave to a phantom (a posted
-    // event the store no longer has) is refused by the ledger and
-    // dead-lettered, and its wallet's later events are parked behind it:
-    // they all wait for the rebuild, as the module says. Any other unposted
-    // event is a failure.
+    // Where the ledger met a phantom (an event the relay published and the
+    // store no longer has), a wallet's events from there on wait for the
+    // rebuild, as the module says: a stored event whose position the ledger
+    // gave to a phantom is dead-lettered, and so is a phantom whose position
+    // a stored event took first; the wallet's later events are parked behind
+    // either letter. Any other unposted event is a failure.
+    let (letter_wallets, letter_versions, letter_ids): (Vec<_>, Vec<_>, Vec<_>) = ledger_letters
+        .iter()
+        .map(|letter| {
+            (
+                letter.wallet_id.clone(),
+                letter.stream_version,
+                letter.event_id.clone(),
+            )
+        })
+        .collect();
     let (unposted, behind_phantoms): (i64, i64) = sqlx::query_as(
         "WITH unposted AS ( \
              SELECT e.stream_id, e.version, EXISTS ( \
@@ -168,22 +191,31 @@ async fn consumers_missing(database_url: &str, wallets: &[String]) -> Vec<String
              FROM events e \
              WHERE e.stream_id = ANY($1) AND NOT EXISTS \
              (SELECT 1 FROM ledger_processed_events p WHERE p.event_id = e.event_id)), \
+         phantom_letters AS ( \
+             SELECT l.stream_id, l.version \
+             FROM unnest($2::text[], $3::bigint[], $4::text[]) AS l(stream_id, version, event_id) \
+             WHERE NOT EXISTS (SELECT 1 FROM events s WHERE s.event_id::text = l.event_id)), \
          first_on_phantom AS ( \
-             SELECT stream_id, min(version) AS version FROM unposted WHERE on_phantom \
+             SELECT stream_id, min(version) AS version FROM ( \
+                 SELECT stream_id, version FROM unposted WHERE on_phantom \
+                 UNION ALL SELECT stream_id, version FROM phantom_letters) AS met \
              GROUP BY stream_id) \
          SELECT count(*) FILTER (WHERE f.version IS NULL OR u.version < f.version), \
                 count(*) FILTER (WHERE u.version >= f.version) \
          FROM unposted u LEFT JOIN first_on_phantom f ON f.stream_id = u.stream_id",
     )
     .bind(wallets)
+    .bind(&letter_wallets)
+    .bind(&letter_versions)
+    .bind(&letter_ids)
     .fetch_one(&mut connection)
     .await
     .expect("count the stored events the ledger has not posted");
     if unposted == 0 && behind_phantoms > 0 {
         say(&format!(
-            "lossy: {behind_phantoms} stored events wait for the rebuild: the ledger gave their \
-             positions, or an earlier event's of their wallet, to phantoms (events the store \
-             lost after the relay published them)"
+            "lossy: {behind_phantoms} stored events wait for the rebuild: the ledger met a \
+             phantom (an event the store lost after the relay published it) at or before each \
+             in its wallet, posted at its position or dead-lettered"
         ));
     }
     let behind: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
@@ -200,7 +232,8 @@ async fn consumers_missing(database_url: &str, wallets: &[String]) -> Vec<String
     let mut missing = Vec::new();
     if unposted > 0 {
         missing.push(format!(
-            "without a rebuild, the ledger has not posted {unposted} stored events"
+            "without a rebuild, the ledger has not posted {unposted} stored events \
+             (the ledger's dead letters: {ledger_letters:?})"
         ));
     }
     for (wallet, stored, projected) in behind {
