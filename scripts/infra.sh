@@ -10,9 +10,12 @@
 # Faults, for the fault suite (crates/integration-tests/tests/faults) and for humans:
 #   scripts/infra.sh kill NAME                     SIGKILL the server's whole process group
 #   scripts/infra.sh start NAME                    start it again (on the port it had) and wait until it answers
-#   scripts/infra.sh pause NAME | resume NAME      SIGSTOP | SIGCONT its process group
+#   scripts/infra.sh pause NAME | resume NAME      SIGSTOP | SIGCONT its process group (PostgreSQL:
+#                                                  the postmaster and each of its processes, which
+#                                                  run in process groups of their own)
 #   scripts/infra.sh restart postgres fast|immediate   shut PostgreSQL down in that mode, start it again
-# NAME is postgres, redis, kafka or opensearch.
+# NAME is postgres, redis, kafka or opensearch. `kill postgres` is an immediate shutdown (the
+# nearest PostgreSQL has to a crash that leaves it able to start again).
 #
 # PostgreSQL runs fast and unsafe by default (fsync, synchronous_commit, full_page_writes off:
 # a crash may lose acknowledged commits). WALLEX_POSTGRES_DURABILITY=durable, read by `up`,
@@ -899,13 +902,30 @@ server_pid_file() {
   redis) printf '%s\n' "$INFRA_DIR/redis/redis.pid" ;;
   kafka) printf '%s\n' "$INFRA_DIR/kafka/kafka.pid" ;;
   opensearch) printf '%s\n' "$(readlink -f "$INFRA_DIR/opensearch")/launcher.pid" ;;
-  *) die "NAME is redis, kafka or opensearch here (postgres: restart postgres fast|immediate), not '$1'" ;;
+  *) die "NAME is postgres, redis, kafka or opensearch, not '$1'" ;;
   esac
+}
+
+# SIGSTOP or SIGCONT to PostgreSQL: the postmaster first (it forks no new process while
+# stopped), then each of its processes. Each runs in a process group of its own, so the
+# postmaster's group alone would leave the sessions serving.
+postgres_signal() {
+  local signal="$1" postmaster children
+  postgres_running || die "postgres is not running"
+  postmaster="$(head -n 1 "$INFRA_DIR/postgres/data/postmaster.pid" | tr -d '[:space:]')"
+  log "postgres: SIG$signal to the postmaster $postmaster and its processes"
+  kill "-$signal" "$postmaster"
+  children="$(pgrep -P "$postmaster" || true)"
+  [[ -z "$children" ]] || kill "-$signal" $children 2>/dev/null || true
 }
 
 # Sends a signal to the server's process group; KILL also waits until every member is gone.
 signal_server() {
   local name="$1" signal="$2" pid_file target waited
+  if [[ "$name" == postgres && "$signal" != KILL ]]; then
+    postgres_signal "$signal"
+    return 0
+  fi
   pid_file="$(server_pid_file "$name")"
   target="$(signal_target "$pid_file")" || die "$name is not running"
   log "$name: SIG$signal to ${target/#-/process group }"

@@ -7,7 +7,8 @@
 //! operation and its answer. Meanwhile a seeded schedule ([`schedule`]) kills
 //! each binary and one replica at a time with `kill -9`, restarts PostgreSQL
 //! (fast and immediate shutdown), kills the Kafka broker and Redis, and stops
-//! OpenSearch for 10 s, each healed before the next; while OpenSearch is away,
+//! (SIGSTOP) OpenSearch, Kafka, PostgreSQL and Redis for 10 to 45 s, each
+//! healed before the next; while OpenSearch is away,
 //! a new wallet must still reach the read model. After each fault a probe
 //! (a new wallet) measures how long a write takes to reach the ledger, the read
 //! model and the search index. Then: money conserved, no acknowledged

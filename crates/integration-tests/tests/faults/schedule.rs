@@ -24,6 +24,13 @@ const OPENSEARCH_PAUSE: Duration = Duration::from_secs(10);
 /// members were seen to wait for their unassignment for good, their group's
 /// derived data frozen, until replaced).
 const KAFKA_PAUSE: Duration = Duration::from_secs(45);
+/// How long PostgreSQL stays stopped (SIGSTOP) before SIGCONT: past the
+/// pools' acquire timeouts, so writes answer 503 and the consumers and the
+/// relay retry against a server that neither answers nor refuses.
+const POSTGRES_PAUSE: Duration = Duration::from_secs(20);
+/// How long Redis stays stopped (SIGSTOP) before SIGCONT: past the wallet
+/// lock's timeout, so commands go on without the lock meanwhile.
+const REDIS_PAUSE: Duration = Duration::from_secs(15);
 /// Bounds of how long a killed binary or server stays down before it is started again, in ms.
 const DOWN_MS_MIN: u64 = 200;
 const DOWN_MS_MAX: u64 = 3_000;
@@ -40,10 +47,9 @@ pub enum Fault {
     RestartPostgres(&'static str),
     /// kill -9 of a server's process group (`infra.sh kill`), then `infra.sh start`.
     KillServer(&'static str),
-    /// SIGSTOP of OpenSearch for [`OPENSEARCH_PAUSE`], then SIGCONT.
-    PauseOpenSearch,
-    /// SIGSTOP of Kafka for [`KAFKA_PAUSE`], then SIGCONT.
-    PauseKafka,
+    /// SIGSTOP of a server (`infra.sh pause`) for as long as given, then
+    /// SIGCONT (`infra.sh resume`): a server that neither answers nor refuses.
+    Pause(&'static str, Duration),
 }
 
 impl Fault {
@@ -53,8 +59,7 @@ impl Fault {
             Self::KillBinary(name) => format!("kill -9 {name}"),
             Self::RestartPostgres(mode) => format!("postgres {mode} restart"),
             Self::KillServer(server) => format!("{server} kill -9"),
-            Self::PauseOpenSearch => format!("opensearch SIGSTOP {}s", OPENSEARCH_PAUSE.as_secs()),
-            Self::PauseKafka => format!("kafka SIGSTOP {}s", KAFKA_PAUSE.as_secs()),
+            Self::Pause(server, paused) => format!("{server} SIGSTOP {}s", paused.as_secs()),
         }
     }
 }
@@ -77,8 +82,10 @@ pub fn schedule(seed: u64, replicas: usize) -> Vec<Step> {
         Fault::RestartPostgres("immediate"),
         Fault::KillServer("kafka"),
         Fault::KillServer("opensearch"),
-        Fault::PauseOpenSearch,
-        Fault::PauseKafka,
+        Fault::Pause("opensearch", OPENSEARCH_PAUSE),
+        Fault::Pause("kafka", KAFKA_PAUSE),
+        Fault::Pause("postgres", POSTGRES_PAUSE),
+        Fault::Pause("redis", REDIS_PAUSE),
         Fault::KillServer("redis"),
     ];
     faults.extend((1..=replicas).map(|replica| Fault::KillBinary(replica_name(replica))));
@@ -124,17 +131,14 @@ pub async fn inject_and_heal(
             tokio::time::sleep(step.down).await;
             infra(&["start", server]).await;
         }
-        Fault::PauseOpenSearch => {
-            infra(&["pause", "opensearch"]).await;
+        Fault::Pause(server, pause) => {
+            infra(&["pause", server]).await;
             let paused = Instant::now();
-            flowed = read_model_flows(api, probe, owner).await;
-            tokio::time::sleep(OPENSEARCH_PAUSE.saturating_sub(paused.elapsed())).await;
-            infra(&["resume", "opensearch"]).await;
-        }
-        Fault::PauseKafka => {
-            infra(&["pause", "kafka"]).await;
-            tokio::time::sleep(KAFKA_PAUSE).await;
-            infra(&["resume", "kafka"]).await;
+            if *server == "opensearch" {
+                flowed = read_model_flows(api, probe, owner).await;
+            }
+            tokio::time::sleep(pause.saturating_sub(paused.elapsed())).await;
+            infra(&["resume", server]).await;
         }
     }
     flowed
