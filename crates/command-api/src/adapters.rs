@@ -36,7 +36,7 @@ use crate::config::{Config, EventStoreKind, TransferMode};
 use crate::metrics::Metrics;
 use crate::publisher_status::{InProcessRelayStatus, KafkaRelayStatus, PublisherStatus};
 use crate::relay_lag::LagMeasuredSink;
-use crate::startup::StartupError;
+use crate::startup::{ProjectionAhead, StartupError};
 
 /// Permissions of a data folder command-api creates (an existing one keeps
 /// its own): its owner only.
@@ -128,6 +128,18 @@ async fn embedded(
     let (read_model_sender, read_model_progress) = watch::channel(0);
     let (ledger_sender, ledger_progress) = watch::channel(0);
     let (search_index_sender, search_index_progress) = watch::channel(0);
+    refuse_projections_ahead_of_the_log(
+        store.as_ref(),
+        [
+            (
+                read_model.as_ref() as &dyn EventSink,
+                read_model::EMBEDDED_FILE,
+            ),
+            (ledger.as_ref(), ledger::EMBEDDED_FILE),
+            (search_index.as_ref(), search_index::EMBEDDED_FILE),
+        ],
+    )
+    .await?;
     let sinks: Vec<(Arc<dyn EventSink>, watch::Sender<u64>)> = vec![
         (read_model.clone(), read_model_sender),
         (ledger.clone(), ledger_sender),
@@ -168,6 +180,33 @@ async fn embedded(
         background,
         data_dir_lock: Some(data_dir_lock),
     })
+}
+
+/// Refuses to start when a projection has applied events past the event
+/// log's head: the log is older than the files derived from it (restored
+/// from an older copy, or cut short by damage). Served anyway, new events
+/// would take positions the projection counts as applied, and it would never
+/// show them.
+async fn refuse_projections_ahead_of_the_log(
+    store: &dyn EventStore,
+    projections: [(&dyn EventSink, &'static str); 3],
+) -> Result<(), StartupError> {
+    let head = store.head_position().await?;
+    let mut ahead = Vec::new();
+    for (projection, file) in projections {
+        let applied = projection
+            .checkpoint()
+            .await
+            .map_err(StartupError::ProjectionCheckpoint)?;
+        if applied > head {
+            ahead.push(ProjectionAhead { file, applied });
+        }
+    }
+    if ahead.is_empty() {
+        Ok(())
+    } else {
+        Err(StartupError::LogBehindProjections { head, ahead })
+    }
 }
 
 /// The event store of the configuration; the ledger, read model and relay

@@ -93,6 +93,21 @@ pub enum StartupError {
     Bus(#[from] event_bus::BusError),
     #[error(transparent)]
     DeadLetters(#[from] DeadLetterError),
+    #[error("reading a projection's checkpoint: {0}")]
+    ProjectionCheckpoint(#[source] event_sink::DeliveryError),
+    /// Projection files hold events the event log lacks (embedded default).
+    #[error(
+        "events.db ends at position {head}, but {}: the event log is older than what was \
+         derived from it (restored from an older copy, or cut short). Put back the events.db \
+         (with its -wal file) that goes with them; or, if this event log is the one to keep, \
+         move each file named here (with its -wal and -shm files) out of the data folder, and \
+         it is built again from the log at the next start",
+        ProjectionAhead::listed(ahead)
+    )]
+    LogBehindProjections {
+        head: u64,
+        ahead: Vec<ProjectionAhead>,
+    },
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
@@ -355,5 +370,32 @@ impl Application {
         drop(self.data_dir_lock);
         tracing::info!("command-api stopped");
         served
+    }
+}
+
+/// A projection file that has applied events past the event log's head.
+#[derive(Debug)]
+pub struct ProjectionAhead {
+    /// Its file in the data folder.
+    pub file: &'static str,
+    /// The position of the last event it applied.
+    pub applied: u64,
+}
+
+impl ProjectionAhead {
+    /// `ledger.db has applied it up to position 7, read_model.db up to position 9`.
+    fn listed(ahead: &[ProjectionAhead]) -> String {
+        ahead
+            .iter()
+            .enumerate()
+            .map(|(index, projection)| {
+                let verb = if index == 0 { " has applied it" } else { "" };
+                format!(
+                    "{}{verb} up to position {}",
+                    projection.file, projection.applied
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }

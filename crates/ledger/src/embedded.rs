@@ -43,7 +43,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/ledger_0004.sql"),
     include_str!("../../../migrations/embedded/ledger_0005.sql"),
 ];
-const DATABASE_FILE: &str = "ledger.db";
+/// The ledger's file in the data folder.
+pub const DATABASE_FILE: &str = "ledger.db";
 
 pub struct EmbeddedLedger {
     writer: SharedWriter,

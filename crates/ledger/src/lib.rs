@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use wallet_domain::WalletId;
 
-pub use embedded::EmbeddedLedger;
+pub use embedded::{EmbeddedLedger, DATABASE_FILE as EMBEDDED_FILE};
 pub use postgres::{PostgresLedger, POST_CHUNK_EVENTS_MAX};
 pub use posting::{postings, Account, LedgerTransaction, Posting, TransactionType};
 

@@ -25,6 +25,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/read_model_0004.sql"),
 ];
 
+/// The read model's file in the data folder.
+pub const DATABASE_FILE: &str = "read_model.db";
+
 pub struct EmbeddedReadModel {
     writer: SharedWriter,
     readers: ReadPool,
@@ -38,7 +41,7 @@ impl From<SqliteError> for ReadModelError {
 
 impl EmbeddedReadModel {
     pub fn open(data_dir: &Path) -> Result<Self, ReadModelError> {
-        let path = data_dir.join("read_model.db");
+        let path = data_dir.join(DATABASE_FILE);
         let writer = SharedWriter::open(&path, MIGRATIONS, Durability::Replayable)?;
         let readers = ReadPool::open(&path)?;
         Ok(Self { writer, readers })

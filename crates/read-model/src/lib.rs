@@ -27,7 +27,7 @@ use event_store::RecordedEvent;
 use rust_decimal::Decimal;
 use wallet_domain::{Balance, OwnerId, WalletId, WalletStatus};
 
-pub use embedded::EmbeddedReadModel;
+pub use embedded::{EmbeddedReadModel, DATABASE_FILE as EMBEDDED_FILE};
 pub use postgres::PostgresReadModel;
 
 /// The name both read models give themselves as an event sink.

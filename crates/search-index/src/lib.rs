@@ -38,7 +38,7 @@ use wallet_domain::{Balance, HoldId, OwnerId, WalletId};
 pub use crate::elasticsearch::{
     ElasticsearchIndex, FIRST_INDEX_SUFFIX, REQUEST_TIMEOUT_MS_DEFAULT,
 };
-pub use crate::embedded::EmbeddedSearchIndex;
+pub use crate::embedded::{EmbeddedSearchIndex, DATABASE_FILE as EMBEDDED_FILE};
 pub use crate::query::Page;
 
 /// Transactions one query returns when the caller names no limit.

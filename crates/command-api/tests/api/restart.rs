@@ -213,3 +213,82 @@ async fn a_port_in_use_is_refused_by_name_before_the_data_folder_opens() {
     );
     assert!(!folder.exists(), "nothing opened before the port was taken");
 }
+
+/// Copies `events.db` and its WAL from `from` to `to` (a server stopped).
+fn copy_event_log(from: &std::path::Path, to: &std::path::Path) {
+    for file in ["events.db", "events.db-wal"] {
+        let _ = std::fs::remove_file(to.join(file));
+        if from.join(file).exists() {
+            std::fs::copy(from.join(file), to.join(file)).expect("copy the event log");
+        }
+    }
+    let _ = std::fs::remove_file(to.join("events.db-shm"));
+}
+
+#[tokio::test]
+async fn an_event_log_older_than_its_projections_is_refused_until_they_are_rebuilt_from_it() {
+    let app = spawn_app().await;
+    let directory = app.data_dir.clone();
+    app.create_wallet("a", "o", json!(10)).await;
+    let temp = app.stop().await;
+    let older = tempfile::tempdir().expect("tempdir");
+    copy_event_log(&directory, older.path());
+
+    let app = spawn_app_in(&directory).await;
+    for _ in 0..3 {
+        assert_eq!(app.credit("a", json!(1)).await.status(), 201);
+    }
+    let (status, summary) = json_of(
+        app.get("/ledger/wallet/a/summary")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(
+        (status, summary["balance"].to_string()),
+        (200, "13.00".to_owned()),
+        "{summary}"
+    );
+    app.stop().await;
+
+    copy_event_log(older.path(), &directory);
+    let Err(refusal) =
+        command_api::Application::build(command_api::Config::embedded_for_test(directory.clone()))
+            .await
+    else {
+        panic!("a server started on an event log older than its projections");
+    };
+    let message = refusal.to_string();
+    assert!(
+        message.contains("events.db ends at position 1, "),
+        "{message}"
+    );
+    for file in ["ledger.db", "read_model.db", "search_index.db"] {
+        assert!(message.contains(&format!("{file} ")), "{message}");
+    }
+
+    for file in ["ledger.db", "read_model.db", "search_index.db"] {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(directory.join(format!("{file}{suffix}")));
+        }
+    }
+    let app = spawn_app_in(&directory).await;
+    assert_eq!(app.balance_text("a").await, "10.00");
+    let (status, summary) = json_of(
+        app.get("/ledger/wallet/a/summary")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(
+        (status, summary["balance"].to_string()),
+        (200, "10.00".to_owned()),
+        "{summary}"
+    );
+    let (status, verdict) = json_of(app.get("/ledger/verify").send().await.expect("sent")).await;
+    assert_eq!((status, &verdict["ok"]), (200, &json!(true)), "{verdict}");
+    app.stop().await;
+    drop(temp);
+}

@@ -51,7 +51,8 @@ const MIGRATIONS: &[&str] = &[
 /// Rows given their description's words per transaction when a file written
 /// before `search_description_words` is opened.
 const DESCRIPTION_WORDS_FILL_ROWS_MAX: usize = 1_000;
-const DATABASE_FILE: &str = "search_index.db";
+/// The search index's file in the data folder.
+pub const DATABASE_FILE: &str = "search_index.db";
 /// The name the relay logs this sink under.
 pub const SINK_NAME: &str = "search-index";
 
