@@ -8,8 +8,15 @@
 //! path still leads to both: a durable writer refuses to commit when it does
 //! not (so no write is acknowledged into a folder that is gone), and a read
 //! pool refuses to open a connection.
+//!
+//! It also remembers whether a read found the file damaged (SQLite's
+//! `SQLITE_CORRUPT` or `SQLITE_NOTADB`): from then on the file is not
+//! trusted, every check fails naming the damage, and the health report that
+//! checks it says the store is down, until the server is restarted on a
+//! repaired or restored file.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use crate::SqliteError;
 
@@ -23,6 +30,9 @@ pub struct FilePlace {
     path: PathBuf,
     folder: Identity,
     file: Identity,
+    /// What SQLite said when a read first found the file damaged; shared by
+    /// the clones of this place.
+    damage: Arc<OnceLock<String>>,
 }
 
 impl FilePlace {
@@ -42,7 +52,26 @@ impl FilePlace {
             path: path.to_path_buf(),
             folder: read(folder)?,
             file: read(path)?,
+            damage: Arc::default(),
         })
+    }
+
+    /// Whether a read found the file damaged.
+    pub fn is_damaged(&self) -> bool {
+        self.damage.get().is_some()
+    }
+
+    /// Records that a read found the file damaged (`detail`: SQLite's
+    /// error); the first record is kept.
+    pub fn mark_damaged(&self, detail: String) {
+        let first = self.damage.set(detail).is_ok();
+        if first {
+            tracing::error!(
+                path = %self.path.display(),
+                damage = self.damage.get().map(String::as_str).unwrap_or_default(),
+                "database file damaged: it is not read from again until the server restarts"
+            );
+        }
     }
 
     /// The file's path as opened.
@@ -60,9 +89,16 @@ impl FilePlace {
     /// [`Self::is_current`] as a result.
     ///
     /// # Errors
+    /// [`SqliteError::Damaged`] once a read found the file damaged;
     /// [`SqliteError::Moved`] when the file or its folder was moved,
     /// deleted or replaced since it was opened.
     pub fn check(&self) -> Result<(), SqliteError> {
+        if let Some(detail) = self.damage.get() {
+            return Err(SqliteError::Damaged {
+                path: self.path.clone(),
+                detail: detail.clone(),
+            });
+        }
         if self.is_current() {
             Ok(())
         } else {

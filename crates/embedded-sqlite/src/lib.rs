@@ -51,6 +51,15 @@ pub enum SqliteError {
          ran: restart the server on the folder that holds the data"
     )]
     Moved { path: std::path::PathBuf },
+    /// A read found the file damaged ([`FilePlace`] remembers it).
+    #[error(
+        "the database file {path} is damaged ({detail}): stop the server and put back a copy \
+         of the data folder taken with it stopped (`PRAGMA integrity_check` says what is damaged)"
+    )]
+    Damaged {
+        path: std::path::PathBuf,
+        detail: String,
+    },
     #[error(
         "cannot open the database file {path}: {source}{}",
         disk_full_hint(source)
@@ -389,6 +398,9 @@ impl ReadPool {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
+        if self.place.is_damaged() {
+            self.place.check()?;
+        }
         let connection = self
             .pool
             .get()
@@ -401,8 +413,27 @@ impl ReadPool {
             })
             .await
             .map_err(|error| SqliteError::Worker(error.to_string()))?;
-        Ok(result?)
+        result.map_err(|error| {
+            if !is_damage(&error) {
+                return SqliteError::Sqlite(error);
+            }
+            let detail = error.to_string();
+            self.place.mark_damaged(detail.clone());
+            SqliteError::Damaged {
+                path: self.place.path().to_path_buf(),
+                detail,
+            }
+        })
     }
+}
+
+/// Whether SQLite found the file damaged: `SQLITE_CORRUPT` (a page or an
+/// index that does not hold together) or `SQLITE_NOTADB` (no database header).
+fn is_damage(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
 }
 
 /// Bytes escaped in a URI's path: what would end the path (`?`, `#`),
@@ -792,6 +823,56 @@ mod tests {
             rusqlite::ffi::SQLITE_IOERR_FSYNC
         )));
         assert!(!is_refused_commit(&failure(rusqlite::ffi::SQLITE_IOERR)));
+    }
+
+    #[tokio::test]
+    async fn a_read_that_finds_the_file_damaged_leaves_it_untrusted() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let path = root.path().join("damaged.db");
+        {
+            let writer = open_rows(&path, Durability::Durable);
+            writer
+                .write(|connection| {
+                    connection.execute_batch(
+                        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) \
+                         INSERT INTO rows (body) SELECT randomblob(200) FROM n; \
+                         PRAGMA wal_checkpoint(TRUNCATE);",
+                    )
+                })
+                .await
+                .expect("rows written");
+        }
+        let healthy = ReadPool::open(&path).expect("pool");
+        async fn sum(pool: &ReadPool) -> Result<i64, SqliteError> {
+            pool.read(|connection| {
+                connection.query_row("SELECT sum(length(body)) FROM rows", [], |row| row.get(0))
+            })
+            .await
+        }
+        assert_eq!(sum(&healthy).await.expect("read"), 400_000);
+        assert!(healthy.place().check().is_ok());
+        drop(healthy);
+
+        // Pages 3 to 40 of the file overwritten with bytes that are no B-tree page.
+        let mut bytes = std::fs::read(&path).expect("file");
+        let page = usize::from(u16::from_be_bytes([bytes[16], bytes[17]]));
+        bytes[2 * page..40 * page].fill(0x5a);
+        std::fs::write(&path, bytes).expect("damaged");
+
+        let pool = ReadPool::open(&path).expect("pool");
+        let found = sum(&pool).await.expect_err("a damaged file is not read");
+        assert!(matches!(found, SqliteError::Damaged { .. }), "{found}");
+        assert!(
+            found.to_string().contains("damaged.db is damaged"),
+            "{found}"
+        );
+        let checked = pool.place().check().expect_err("damage is remembered");
+        assert!(matches!(checked, SqliteError::Damaged { .. }), "{checked}");
+        let later = pool
+            .read(|connection| connection.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)))
+            .await
+            .expect_err("no read of a file found damaged");
+        assert!(matches!(later, SqliteError::Damaged { .. }), "{later}");
     }
 
     #[tokio::test]
