@@ -214,6 +214,14 @@ async fn a_port_in_use_is_refused_by_name_before_the_data_folder_opens() {
     assert!(!folder.exists(), "nothing opened before the port was taken");
 }
 
+/// Wallet `id`'s balance in the ledger, as its summary writes it.
+async fn ledger_balance(app: &crate::helpers::TestApp, id: &str) -> String {
+    let path = format!("/ledger/wallet/{id}/summary");
+    let (status, summary) = json_of(app.get(&path).send().await.expect("sent")).await;
+    assert_eq!(status, 200, "{summary}");
+    summary["balance"].to_string()
+}
+
 /// Copies `events.db` and its WAL from `from` to `to` (a server stopped).
 fn copy_event_log(from: &std::path::Path, to: &std::path::Path) {
     for file in ["events.db", "events.db-wal"] {
@@ -238,18 +246,7 @@ async fn an_event_log_older_than_its_projections_is_refused_until_they_are_rebui
     for _ in 0..3 {
         assert_eq!(app.credit("a", json!(1)).await.status(), 201);
     }
-    let (status, summary) = json_of(
-        app.get("/ledger/wallet/a/summary")
-            .send()
-            .await
-            .expect("sent"),
-    )
-    .await;
-    assert_eq!(
-        (status, summary["balance"].to_string()),
-        (200, "13.00".to_owned()),
-        "{summary}"
-    );
+    assert_eq!(ledger_balance(&app, "a").await, "13.00");
     app.stop().await;
 
     copy_event_log(older.path(), &directory);
@@ -275,18 +272,7 @@ async fn an_event_log_older_than_its_projections_is_refused_until_they_are_rebui
     }
     let app = spawn_app_in(&directory).await;
     assert_eq!(app.balance_text("a").await, "10.00");
-    let (status, summary) = json_of(
-        app.get("/ledger/wallet/a/summary")
-            .send()
-            .await
-            .expect("sent"),
-    )
-    .await;
-    assert_eq!(
-        (status, summary["balance"].to_string()),
-        (200, "10.00".to_owned()),
-        "{summary}"
-    );
+    assert_eq!(ledger_balance(&app, "a").await, "10.00");
     let (status, verdict) = json_of(app.get("/ledger/verify").send().await.expect("sent")).await;
     assert_eq!((status, &verdict["ok"]), (200, &json!(true)), "{verdict}");
     app.stop().await;
