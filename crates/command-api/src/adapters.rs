@@ -130,6 +130,7 @@ async fn embedded(
     let (search_index_sender, search_index_progress) = watch::channel(0);
     refuse_projections_ahead_of_the_log(
         store.as_ref(),
+        dead_letters.as_ref(),
         [
             (
                 read_model.as_ref() as &dyn EventSink,
@@ -183,16 +184,19 @@ async fn embedded(
 }
 
 /// Refuses to start when a projection has applied events past the event
-/// log's head: the log is older than the files derived from it (restored
-/// from an older copy, or cut short by damage). Served anyway, new events
-/// would take positions the projection counts as applied, and it would never
-/// show them.
+/// log's head, or parked some there as dead letters (its relay reads on from
+/// the furthest of the two): the log is older than the files derived from it
+/// (restored from an older copy, or cut short by damage). Served anyway, new
+/// events would take positions the projection counts as applied, and it
+/// would never show them.
 async fn refuse_projections_ahead_of_the_log(
     store: &dyn EventStore,
+    dead_letters: &dyn DeadLetterStore,
     projections: [(&dyn EventSink, &'static str); 3],
 ) -> Result<(), StartupError> {
     let head = store.head_position().await?;
     let mut ahead = Vec::new();
+    let mut parked_through = 0;
     for (projection, file) in projections {
         let applied = projection
             .checkpoint()
@@ -201,6 +205,13 @@ async fn refuse_projections_ahead_of_the_log(
         if applied > head {
             ahead.push(ProjectionAhead { file, applied });
         }
+        parked_through = parked_through.max(dead_letters.parked_through(projection.name()).await?);
+    }
+    if parked_through > head {
+        ahead.push(ProjectionAhead {
+            file: event_relay::dead_letters::EMBEDDED_FILE,
+            applied: parked_through,
+        });
     }
     if ahead.is_empty() {
         Ok(())

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use event_store::StoredEvent;
 
-pub use embedded::EmbeddedDeadLetters;
+pub use embedded::{EmbeddedDeadLetters, DATABASE_FILE as EMBEDDED_FILE};
 
 /// One parked event of one sink.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -222,15 +222,27 @@ async fn ledger_balance(app: &crate::helpers::TestApp, id: &str) -> String {
     summary["balance"].to_string()
 }
 
-/// Copies `events.db` and its WAL from `from` to `to` (a server stopped).
+/// A consistent copy of the event log of the data folder `from` (its server
+/// stopped), in one file `events.db` of `to`.
 fn copy_event_log(from: &std::path::Path, to: &std::path::Path) {
-    for file in ["events.db", "events.db-wal"] {
+    let copy = to.join("events.db");
+    let _ = std::fs::remove_file(&copy);
+    rusqlite::Connection::open(from.join("events.db"))
+        .and_then(|log| log.execute("VACUUM INTO ?1", [copy.to_string_lossy()]))
+        .expect("copy the event log");
+}
+
+/// Puts the event log copied by [`copy_event_log`] in `from` back into the
+/// data folder `to`, in place of its own (its server stopped): a new file
+/// renamed over the old, as a restore does, so that nothing still holding
+/// the old file open writes into the copy.
+fn restore_event_log(from: &std::path::Path, to: &std::path::Path) {
+    for file in ["events.db-wal", "events.db-shm"] {
         let _ = std::fs::remove_file(to.join(file));
-        if from.join(file).exists() {
-            std::fs::copy(from.join(file), to.join(file)).expect("copy the event log");
-        }
     }
-    let _ = std::fs::remove_file(to.join("events.db-shm"));
+    let restored = to.join("events.db.restored");
+    std::fs::copy(from.join("events.db"), &restored).expect("copy the event log back");
+    std::fs::rename(&restored, to.join("events.db")).expect("restore the event log");
 }
 
 #[tokio::test]
@@ -249,7 +261,7 @@ async fn an_event_log_older_than_its_projections_is_refused_until_they_are_rebui
     assert_eq!(ledger_balance(&app, "a").await, "13.00");
     app.stop().await;
 
-    copy_event_log(older.path(), &directory);
+    restore_event_log(older.path(), &directory);
     let Err(refusal) =
         command_api::Application::build(command_api::Config::embedded_for_test(directory.clone()))
             .await

@@ -10,7 +10,8 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{DeadLetter, DeadLetterError, DeadLetterStore, SinkDeadLetters};
 
-const DATABASE_FILE: &str = "dead_letters.db";
+/// The dead letters' file in the data folder.
+pub const DATABASE_FILE: &str = "dead_letters.db";
 const MIGRATIONS: &[&str] = &[include_str!(
     "../../../../migrations/embedded/dead_letters_0001.sql"
 )];
