@@ -53,8 +53,12 @@ pub enum SqliteError {
     Moved { path: std::path::PathBuf },
     /// A read found the file damaged ([`FilePlace`] remembers it).
     #[error(
-        "the database file {path} is damaged ({detail}): stop the server and put back a copy \
-         of the data folder taken with it stopped (`PRAGMA integrity_check` says what is damaged)"
+        "the database file {path} is damaged ({detail}): stop the server and keep a copy of the \
+         data folder as it is (writes acknowledged since the last copy are in it); `PRAGMA \
+         integrity_check` says what is damaged. A projection file (ledger.db, read_model.db, \
+         search_index.db) moved out of the folder is built again from the event log at the \
+         next start; a damaged events.db needs a repair or a copy of it, and what that copy \
+         lacks is lost"
     )]
     Damaged {
         path: std::path::PathBuf,
