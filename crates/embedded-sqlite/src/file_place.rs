@@ -56,21 +56,32 @@ impl FilePlace {
         })
     }
 
-    /// Whether a read found the file damaged.
-    pub fn is_damaged(&self) -> bool {
-        self.damage.get().is_some()
+    /// [`SqliteError::Damaged`] once a read found the file damaged.
+    pub fn damage(&self) -> Option<SqliteError> {
+        self.damage.get().map(|detail| SqliteError::Damaged {
+            path: self.path.clone(),
+            detail: detail.clone(),
+        })
     }
 
     /// Records that a read found the file damaged (`detail`: SQLite's
-    /// error); the first record is kept.
-    pub fn mark_damaged(&self, detail: String) {
-        let first = self.damage.set(detail).is_ok();
+    /// error; the first record is kept) and returns [`Self::damage`].
+    pub fn mark_damaged(&self, detail: String) -> SqliteError {
+        let mut first = false;
+        let recorded = self.damage.get_or_init(|| {
+            first = true;
+            detail
+        });
         if first {
             tracing::error!(
                 path = %self.path.display(),
-                damage = self.damage.get().map(String::as_str).unwrap_or_default(),
+                damage = recorded.as_str(),
                 "database file damaged: it is not read from again until the server restarts"
             );
+        }
+        SqliteError::Damaged {
+            path: self.path.clone(),
+            detail: recorded.clone(),
         }
     }
 
@@ -93,11 +104,8 @@ impl FilePlace {
     /// [`SqliteError::Moved`] when the file or its folder was moved,
     /// deleted or replaced since it was opened.
     pub fn check(&self) -> Result<(), SqliteError> {
-        if let Some(detail) = self.damage.get() {
-            return Err(SqliteError::Damaged {
-                path: self.path.clone(),
-                detail: detail.clone(),
-            });
+        if let Some(damage) = self.damage() {
+            return Err(damage);
         }
         if self.is_current() {
             Ok(())

@@ -402,8 +402,8 @@ impl ReadPool {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        if self.place.is_damaged() {
-            self.place.check()?;
+        if let Some(damage) = self.place.damage() {
+            return Err(damage);
         }
         let connection = self
             .pool
@@ -418,14 +418,10 @@ impl ReadPool {
             .await
             .map_err(|error| SqliteError::Worker(error.to_string()))?;
         result.map_err(|error| {
-            if !is_damage(&error) {
-                return SqliteError::Sqlite(error);
-            }
-            let detail = error.to_string();
-            self.place.mark_damaged(detail.clone());
-            SqliteError::Damaged {
-                path: self.place.path().to_path_buf(),
-                detail,
+            if is_damage(&error) {
+                self.place.mark_damaged(error.to_string())
+            } else {
+                SqliteError::Sqlite(error)
             }
         })
     }
