@@ -114,7 +114,9 @@ async fn embedded(
     let store: Arc<dyn EventStore> = Arc::new(EmbeddedEventStore::open(&config.data_dir)?);
     let transfer_journal: Option<Arc<dyn TransferJournal>> =
         if transfers_run_as_process(config.transfers, store.appends_streams_atomically())? {
-            Some(Arc::new(EmbeddedTransferJournal::open(&config.data_dir)?))
+            let journal = EmbeddedTransferJournal::open(&config.data_dir)?;
+            refuse_a_journal_ahead_of_the_log(store.as_ref(), &journal).await?;
+            Some(Arc::new(journal))
         } else {
             refuse_a_kept_journal(&config.data_dir).await?;
             None
@@ -181,6 +183,26 @@ async fn embedded(
         background,
         data_dir_lock: Some(data_dir_lock),
     })
+}
+
+/// Refuses to start when the transfer journal records a step stored past
+/// the event log's head: the log is older than the journal, which would
+/// answer retries of transfers the log lacks and fail to finish the open
+/// ones. Unlike a projection, the journal cannot be built again from the log.
+async fn refuse_a_journal_ahead_of_the_log(
+    store: &dyn EventStore,
+    journal: &dyn TransferJournal,
+) -> Result<(), StartupError> {
+    let head = store.head_position().await?;
+    let recorded = journal.log_position().await?;
+    if recorded > head {
+        return Err(StartupError::LogBehindJournal {
+            head,
+            journal: transfer_process::JOURNAL_FILE,
+            recorded,
+        });
+    }
+    Ok(())
 }
 
 /// Refuses to start when a projection has applied events past the event

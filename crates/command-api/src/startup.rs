@@ -108,6 +108,23 @@ pub enum StartupError {
         head: u64,
         ahead: Vec<ProjectionAhead>,
     },
+    /// The transfer journal says wallet events are stored that the event
+    /// log lacks (embedded default, `TRANSFERS=process`).
+    #[error(
+        "events.db ends at position {head}, but {journal} records transfer steps stored up to \
+         position {recorded}: the event log is older than the transfer journal (restored from \
+         an older copy, or cut short). Put back the events.db (with its -wal file) that goes \
+         with it. The journal is not derived from the log and cannot be built again from it: \
+         moving it out would forget the idempotency keys of the transfers it finished and \
+         leave those it had started half done, so keep a copy of it either way"
+    )]
+    LogBehindJournal {
+        head: u64,
+        /// The journal's file in the data folder.
+        journal: &'static str,
+        /// The greatest log position its records follow.
+        recorded: u64,
+    },
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]

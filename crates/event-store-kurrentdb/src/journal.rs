@@ -238,6 +238,9 @@ impl TransferJournal for KurrentDbTransferJournal {
         transfer_id: Uuid,
         expected_records: u64,
         record: &JournalRecord,
+        // Kept in the same store as the wallet events, the journal is
+        // restored with them: never ahead of the log (see `log_position`).
+        _log_position: u64,
     ) -> Result<(), JournalError> {
         let data = EventData::json(record.type_name(), record)
             .map_err(|error| JournalError::Corrupt(error.to_string()))?
@@ -269,6 +272,12 @@ impl TransferJournal for KurrentDbTransferJournal {
         )
         .await?;
         JournalRecord::decode_all(transfer_id, &records)
+    }
+
+    /// Always 0: the journal's streams live beside the wallets' in the same
+    /// KurrentDB, so a restore brings back both as of the same moment.
+    async fn log_position(&self) -> Result<u64, JournalError> {
+        Ok(0)
     }
 
     async fn unfinished(&self, limit: usize) -> Result<Vec<Uuid>, JournalError> {

@@ -170,11 +170,11 @@ pub async fn journal_records_append_in_order_and_a_stale_count_conflicts(
     assert!(journal.read(transfer_id).await.expect("read").is_empty());
     let intent = JournalRecord::Initiated(request("key-1", "a", "b", "1.00").intent);
     journal
-        .append(transfer_id, 0, &intent)
+        .append(transfer_id, 0, &intent, 0)
         .await
         .expect("intent");
     let error = journal
-        .append(transfer_id, 0, &intent)
+        .append(transfer_id, 0, &intent, 0)
         .await
         .expect_err("a second intent");
     assert!(
@@ -182,11 +182,11 @@ pub async fn journal_records_append_in_order_and_a_stale_count_conflicts(
         "{error:?}"
     );
     journal
-        .append(transfer_id, 1, &JournalRecord::Debited)
+        .append(transfer_id, 1, &JournalRecord::Debited, 0)
         .await
         .expect("debited");
     let error = journal
-        .append(transfer_id, 1, &JournalRecord::Credited)
+        .append(transfer_id, 1, &JournalRecord::Credited, 0)
         .await
         .expect_err("stale count");
     assert!(
@@ -207,7 +207,7 @@ pub async fn journal_lists_open_transfers_oldest_first_until_they_finish(
     for (index, transfer_id) in ids.iter().enumerate() {
         let intent = request(&format!("key-{index}"), "a", "b", "1.00").intent;
         journal
-            .append(*transfer_id, 0, &JournalRecord::Initiated(intent))
+            .append(*transfer_id, 0, &JournalRecord::Initiated(intent), 0)
             .await
             .expect("intent");
     }
@@ -219,6 +219,7 @@ pub async fn journal_lists_open_transfers_oldest_first_until_they_finish(
             ids[0],
             1,
             &JournalRecord::Finished(Ending::Failed { refusal }),
+            0,
         )
         .await
         .expect("end");
@@ -229,7 +230,7 @@ pub async fn journal_lists_open_transfers_oldest_first_until_they_finish(
             body: "{}".into(),
         };
         journal
-            .append(*transfer_id, 1, &JournalRecord::Finished(ending))
+            .append(*transfer_id, 1, &JournalRecord::Finished(ending), 0)
             .await
             .expect("end");
     }
@@ -359,6 +360,7 @@ async fn intent_left_by_a_crash(journal: &dyn TransferJournal, key: &str, amount
             request.transfer_id,
             0,
             &JournalRecord::Initiated(request.intent),
+            0,
         )
         .await
         .expect("intent");
@@ -433,7 +435,7 @@ pub async fn a_transfer_that_keeps_failing_is_quarantined_and_the_others_resume(
     create(&*store, "payee", money("0")).await;
     let broken = intent_left_by_a_crash(&*journal, "key-broken", "10.00").await;
     journal
-        .append(broken, 1, &JournalRecord::Credited)
+        .append(broken, 1, &JournalRecord::Credited, 0)
         .await
         .expect("a record out of order");
     intent_left_by_a_crash(&*journal, "key-1", "30.00").await;
@@ -591,7 +593,7 @@ async fn capture_left_by_a_crash(journal: &dyn TransferJournal, key: &str, captu
         hold_id: Some(hold_id("h-1")),
     };
     journal
-        .append(request.transfer_id, 0, &JournalRecord::Initiated(intent))
+        .append(request.transfer_id, 0, &JournalRecord::Initiated(intent), 0)
         .await
         .expect("intent");
     request.transfer_id
@@ -705,7 +707,7 @@ async fn capture_stopped_between_its_halves(store: &dyn EventStore, journal: &dy
     let captured = Half::Sent.command(transfer_id, intent);
     let payer = state(store, &wallet_id("payer")).await;
     let events = decide(&payer, &captured).expect("the capture is allowed");
-    store
+    let stored = store
         .append(AppendRequest {
             streams: vec![StreamAppend {
                 wallet_id: wallet_id("payer"),
@@ -718,7 +720,12 @@ async fn capture_stopped_between_its_halves(store: &dyn EventStore, journal: &dy
         .await
         .expect("append");
     journal
-        .append(transfer_id, 1, &JournalRecord::Debited)
+        .append(
+            transfer_id,
+            1,
+            &JournalRecord::Debited,
+            stored.last_position,
+        )
         .await
         .expect("debited");
     assert_eq!(balance(store, "payee").await, money("0.00"));

@@ -10,9 +10,10 @@ use uuid::Uuid;
 
 use crate::journal::{JournalError, JournalRecord, TransferJournal, TRANSFER_RECORDS_MAX};
 
-const MIGRATIONS: &[&str] = &[include_str!(
-    "../../../migrations/embedded/transfers_0001.sql"
-)];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/embedded/transfers_0001.sql"),
+    include_str!("../../../migrations/embedded/transfers_0002.sql"),
+];
 
 /// The journal's file in the data folder.
 pub const JOURNAL_FILE: &str = "transfers.db";
@@ -79,12 +80,15 @@ impl TransferJournal for EmbeddedTransferJournal {
         transfer_id: Uuid,
         expected_records: u64,
         record: &JournalRecord,
+        log_position: u64,
     ) -> Result<(), JournalError> {
         let text = record.to_json()?;
         let id = transfer_id.to_string();
         let opens = record.opens_or_closes();
         let sequence = i64::try_from(expected_records + 1)
             .map_err(|_| JournalError::Corrupt(format!("record count {expected_records}")))?;
+        let log_position = i64::try_from(log_position)
+            .map_err(|_| JournalError::Corrupt(format!("log position {log_position}")))?;
         let appended = self
             .writer
             .write(move |connection| {
@@ -115,6 +119,12 @@ impl TransferJournal for EmbeddedTransferJournal {
                     )?,
                     None => 0,
                 };
+                if log_position > 0 {
+                    transaction.execute(
+                        "UPDATE log_position SET position = MAX(position, ?1)",
+                        params![log_position],
+                    )?;
+                }
                 transaction.commit()?;
                 Ok(Appended::Stored)
             })
@@ -146,6 +156,19 @@ impl TransferJournal for EmbeddedTransferJournal {
         JournalRecord::decode_all(transfer_id, &texts)
     }
 
+    async fn log_position(&self) -> Result<u64, JournalError> {
+        let position = self
+            .writer
+            .write(|connection| {
+                connection.query_row("SELECT position FROM log_position", [], |row| {
+                    row.get::<_, i64>(0)
+                })
+            })
+            .await?;
+        u64::try_from(position)
+            .map_err(|_| JournalError::Corrupt(format!("log position {position}")))
+    }
+
     async fn unfinished(&self, limit: usize) -> Result<Vec<Uuid>, JournalError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let ids = self
@@ -165,5 +188,42 @@ impl TransferJournal for EmbeddedTransferJournal {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Ending;
+
+    #[tokio::test]
+    async fn the_journal_keeps_the_greatest_log_position_its_records_follow() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let journal = EmbeddedTransferJournal::open(dir.path()).expect("journal");
+        assert_eq!(journal.log_position().await.expect("read"), 0);
+        let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+        journal
+            .append(first, 1, &JournalRecord::Debited, 7)
+            .await
+            .expect_err("no intent: a conflict, nothing recorded");
+        assert_eq!(journal.log_position().await.expect("read"), 0);
+        let finished = JournalRecord::Finished(Ending::Completed {
+            status: 201,
+            body: "{}".into(),
+        });
+        for (transfer_id, expected, record, position) in [
+            (first, 0, &JournalRecord::Debited, 7),
+            (second, 0, &JournalRecord::Debited, 3),
+            (first, 1, &finished, 0),
+        ] {
+            journal
+                .append(transfer_id, expected, record, position)
+                .await
+                .expect("appended");
+        }
+        assert_eq!(journal.log_position().await.expect("read"), 7);
+        drop(journal);
+        let reopened = EmbeddedTransferJournal::open(dir.path()).expect("journal");
+        assert_eq!(reopened.log_position().await.expect("read"), 7);
     }
 }

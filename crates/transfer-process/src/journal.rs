@@ -137,12 +137,24 @@ pub trait TransferJournal: Send + Sync {
     /// [`JournalError::Conflict`] when the transfer has another number of
     /// records. Keeps the open transfers in step with the record (see
     /// [`JournalRecord::opens_or_closes`]).
+    ///
+    /// `log_position` is the event log's position of the wallet event the
+    /// record says is stored (`Debited`, `Credited`, `Compensated`), 0 for
+    /// a record that follows none; see [`TransferJournal::log_position`].
     async fn append(
         &self,
         transfer_id: Uuid,
         expected_records: u64,
         record: &JournalRecord,
+        log_position: u64,
     ) -> Result<(), JournalError>;
+
+    /// The greatest event-log position a record was appended with (0 when
+    /// none): a log whose head is before it is older than the journal
+    /// (restored from an older copy, or cut short), and lacks wallet events
+    /// the journal says are stored. A journal stored in the same store as
+    /// the log (KurrentDB), restored with it, answers 0.
+    async fn log_position(&self) -> Result<u64, JournalError>;
 
     /// The transfer's records in order (none when it was never initiated),
     /// at most [`TRANSFER_RECORDS_MAX`].

@@ -51,7 +51,7 @@ pub mod conformance;
 #[cfg(test)]
 mod tests;
 
-pub use embedded::EmbeddedTransferJournal;
+pub use embedded::{EmbeddedTransferJournal, JOURNAL_FILE};
 pub use journal::{
     Ending, JournalError, JournalRecord, TransferIntent, TransferJournal, TRANSFER_RECORDS_MAX,
 };

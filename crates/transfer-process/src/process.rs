@@ -194,10 +194,19 @@ enum Progress {
     Finished(Ending),
 }
 
+/// A wallet event of a transfer as the log holds it.
+struct Stored {
+    /// The wallet as it stood right after the event.
+    wallet: Wallet,
+    /// The event's position in the event log, which the journal record
+    /// saying it is stored carries (see [`TransferJournal::log_position`]).
+    position: u64,
+}
+
 /// A wallet's stream looked up for one event of a transfer.
 enum Lookup {
-    /// The event is stored; the wallet as it stood right after it.
-    Found(Wallet),
+    /// The event is stored.
+    Found(Stored),
     /// Not stored; the wallet's whole state, to decide the event on.
     Missing(WalletState),
 }
@@ -304,7 +313,7 @@ impl TransferProcess {
                 }
             };
             let initiated = JournalRecord::Initiated(intent.clone());
-            match self.journal.append(transfer_id, 0, &initiated).await {
+            match self.journal.append(transfer_id, 0, &initiated, 0).await {
                 Ok(()) => {
                     self.reached(transfer_id, Step::Intent)?;
                     let ending = self.drive(transfer_id, &intent, vec![initiated]).await?;
@@ -487,28 +496,36 @@ impl TransferProcess {
         mut records: Vec<JournalRecord>,
     ) -> Result<Ending, ProcessError> {
         for _ in 0..JOURNAL_ROUNDS_MAX {
-            let (next, step) = match progress(transfer_id, &records)? {
+            // The record, the step it reaches, and the log position of the
+            // wallet event it says is stored (0 when none).
+            let (next, step, log_position) = match progress(transfer_id, &records)? {
                 Progress::Finished(ending) => return Ok(ending),
                 Progress::Initiated => match self
                     .apply_half(transfer_id, intent, Half::Sent, Step::Debit)
                     .await?
                 {
-                    Ok(_) => (JournalRecord::Debited, Step::DebitRecorded),
+                    Ok(debit) => (JournalRecord::Debited, Step::DebitRecorded, debit.position),
                     Err(refusal) => (
                         JournalRecord::Finished(Ending::Failed { refusal }),
                         Step::Finish,
+                        0,
                     ),
                 },
                 Progress::Debited => match self
                     .apply_half(transfer_id, intent, Half::Received, Step::Credit)
                     .await?
                 {
-                    Ok(_) => (JournalRecord::Credited, Step::CreditRecorded),
+                    Ok(credit) => (
+                        JournalRecord::Credited,
+                        Step::CreditRecorded,
+                        credit.position,
+                    ),
                     Err(refusal) => {
-                        self.reverse(transfer_id, intent).await?;
+                        let reversal = self.reverse(transfer_id, intent).await?;
                         (
                             JournalRecord::Compensated { refusal },
                             Step::ReversalRecorded,
+                            reversal.position,
                         )
                     }
                 },
@@ -518,15 +535,21 @@ impl TransferProcess {
                     (
                         JournalRecord::Finished(Ending::Completed { status, body }),
                         Step::Finish,
+                        0,
                     )
                 }
                 Progress::Compensated(refusal) => (
                     JournalRecord::Finished(Ending::Failed { refusal }),
                     Step::Finish,
+                    0,
                 ),
             };
             let expected = records.len() as u64;
-            match self.journal.append(transfer_id, expected, &next).await {
+            match self
+                .journal
+                .append(transfer_id, expected, &next, log_position)
+                .await
+            {
                 Ok(()) => {
                     records.push(next);
                     self.reached(transfer_id, step)?;
@@ -552,7 +575,7 @@ impl TransferProcess {
         intent: &TransferIntent,
         half: Half,
         step: Step,
-    ) -> Result<Result<Wallet, DomainError>, ProcessError> {
+    ) -> Result<Result<Stored, DomainError>, ProcessError> {
         let applied = self
             .ensure(transfer_id, half.command(transfer_id, intent))
             .await?;
@@ -566,14 +589,16 @@ impl TransferProcess {
         &self,
         transfer_id: Uuid,
         intent: &TransferIntent,
-    ) -> Result<(), ProcessError> {
-        self.ensure(transfer_id, Half::Reversed.command(transfer_id, intent))
+    ) -> Result<Stored, ProcessError> {
+        let reversal = self
+            .ensure(transfer_id, Half::Reversed.command(transfer_id, intent))
             .await?
             .map_err(|refusal| ProcessError::ReversalRefused {
                 transfer_id,
                 refusal,
             })?;
-        self.reached(transfer_id, Step::Reversal)
+        self.reached(transfer_id, Step::Reversal)?;
+        Ok(reversal)
     }
 
     /// The reply of a completed transfer, from the stored halves.
@@ -640,7 +665,7 @@ impl TransferProcess {
         let command = half.command(transfer_id, intent);
         let wallet_id = &command.wallet_id;
         match self.lookup(wallet_id, command.event_id).await? {
-            Lookup::Found(wallet) => Ok(wallet),
+            Lookup::Found(stored) => Ok(stored.wallet),
             Lookup::Missing(_) => Err(ProcessError::Corrupt {
                 transfer_id,
                 reason: format!(
@@ -656,7 +681,7 @@ impl TransferProcess {
         &self,
         transfer_id: Uuid,
         mut command: Command,
-    ) -> Result<Result<Wallet, DomainError>, ProcessError> {
+    ) -> Result<Result<Stored, DomainError>, ProcessError> {
         // A step is stamped when it is appended, not when its transfer was
         // asked for: a step resumed later must not rewrite what the wallet's
         // history already showed as of the moments in between. To the
@@ -665,7 +690,7 @@ impl TransferProcess {
         command.issued_at = command.issued_at.max(wallet_domain::issued_at(Utc::now()));
         for _ in 0..STEP_CONFLICT_ATTEMPTS_MAX {
             let state = match self.lookup(&command.wallet_id, command.event_id).await? {
-                Lookup::Found(wallet) => return Ok(Ok(wallet)),
+                Lookup::Found(stored) => return Ok(Ok(stored)),
                 Lookup::Missing(state) => state,
             };
             let events = match decide(&state, &command) {
@@ -684,9 +709,12 @@ impl TransferProcess {
                 idempotent_response: None,
             };
             match self.store.append(request).await {
-                Ok(_) => {
+                Ok(outcome) => {
                     return match after {
-                        WalletState::Open(wallet) => Ok(Ok(wallet)),
+                        WalletState::Open(wallet) => Ok(Ok(Stored {
+                            wallet,
+                            position: outcome.last_position,
+                        })),
                         WalletState::Absent => {
                             Ok(Err(DomainError::WalletNotFound(command.wallet_id.clone())))
                         }
@@ -734,7 +762,8 @@ impl TransferProcess {
             last_event_id = Some(recorded.event.event_id);
             if recorded.event.event_id == event_id {
                 if let WalletState::Open(wallet) = state {
-                    return Ok(Lookup::Found(wallet));
+                    let position = recorded.position;
+                    return Ok(Lookup::Found(Stored { wallet, position }));
                 }
             }
         }
@@ -747,8 +776,9 @@ impl TransferProcess {
             if let Some(version) = self.store.version_of_event(wallet_id, event_id).await? {
                 let stream = self.store.read_stream_until(wallet_id, 0, version).await?;
                 let events = stream.iter().map(|recorded| &recorded.event);
-                if let WalletState::Open(wallet) = replay(events) {
-                    return Ok(Lookup::Found(wallet));
+                if let (WalletState::Open(wallet), Some(found)) = (replay(events), stream.last()) {
+                    let position = found.position;
+                    return Ok(Lookup::Found(Stored { wallet, position }));
                 }
             }
         }
@@ -836,7 +866,7 @@ impl TransferProcess {
     async fn state_for(&self, command: &Command) -> Result<WalletState, ProcessError> {
         Ok(
             match self.lookup(&command.wallet_id, command.event_id).await? {
-                Lookup::Found(wallet) => WalletState::Open(wallet),
+                Lookup::Found(stored) => WalletState::Open(stored.wallet),
                 Lookup::Missing(state) => state,
             },
         )

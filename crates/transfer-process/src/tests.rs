@@ -172,6 +172,13 @@ async fn a_crash_after_any_step_of_a_transfer_is_finished_at_start_up_exactly_on
             ["TransferReceived"]
         );
 
+        // The journal knows the log holds the credit (the newest event).
+        assert_eq!(
+            run.journal.log_position().await.expect("journal"),
+            run.store.head_position().await.expect("head"),
+            "{crash_after:?}"
+        );
+
         // The retry of the request gets the reply the uncrashed run gave, twice.
         for _ in 0..2 {
             let retried = run.transfer("key-1", "30.00").await.expect("retry");
@@ -469,6 +476,12 @@ async fn a_credit_the_payee_cannot_take_is_compensated_and_survives_a_crash_afte
             "{crash_after:?}"
         );
         assert!(halves(&*run.store, "payee", transfer_id).await.is_empty());
+        // The journal knows the log holds the reversal (the newest event).
+        assert_eq!(
+            run.journal.log_position().await.expect("journal"),
+            run.store.head_position().await.expect("head"),
+            "{crash_after:?}"
+        );
         let retried = run.transfer("key-1", "30.00").await.expect("retry");
         assert_eq!(
             retried.ending,

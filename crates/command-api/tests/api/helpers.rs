@@ -32,11 +32,15 @@ pub async fn spawn_app_in(data_dir: &Path) -> TestApp {
 /// Starts the application with transfers as the transfer process
 /// (`TRANSFERS=process`) on storage that may already hold data.
 pub async fn spawn_process_app_in(data_dir: &Path) -> TestApp {
-    let config = Config {
+    spawn_app_with(process_config(data_dir)).await
+}
+
+/// The configuration of [`spawn_process_app_in`].
+pub fn process_config(data_dir: &Path) -> Config {
+    Config {
         transfers: Some(TransferMode::Process),
         ..Config::embedded_for_test(data_dir.to_path_buf())
-    };
-    spawn_app_with(config).await
+    }
 }
 
 /// Starts the application on storage that may already hold data, its stored
@@ -254,4 +258,27 @@ pub async fn json_of(response: Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let body = response.json().await.expect("json body");
     (status, body)
+}
+
+/// A consistent copy of the event log of the data folder `from` (its server
+/// stopped), in one file `events.db` of `to`.
+pub fn copy_event_log(from: &std::path::Path, to: &std::path::Path) {
+    let copy = to.join("events.db");
+    let _ = std::fs::remove_file(&copy);
+    rusqlite::Connection::open(from.join("events.db"))
+        .and_then(|log| log.execute("VACUUM INTO ?1", [copy.to_string_lossy()]))
+        .expect("copy the event log");
+}
+
+/// Puts the event log copied by [`copy_event_log`] in `from` back into the
+/// data folder `to`, in place of its own (its server stopped): a new file
+/// renamed over the old, as a restore does, so that nothing still holding
+/// the old file open writes into the copy.
+pub fn restore_event_log(from: &std::path::Path, to: &std::path::Path) {
+    for file in ["events.db-wal", "events.db-shm"] {
+        let _ = std::fs::remove_file(to.join(file));
+    }
+    let restored = to.join("events.db.restored");
+    std::fs::copy(from.join("events.db"), &restored).expect("copy the event log back");
+    std::fs::rename(&restored, to.join("events.db")).expect("restore the event log");
 }

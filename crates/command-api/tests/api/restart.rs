@@ -2,7 +2,9 @@
 
 use serde_json::json;
 
-use crate::helpers::{error_message, json_of, spawn_app, spawn_app_in};
+use crate::helpers::{
+    copy_event_log, error_message, json_of, restore_event_log, spawn_app, spawn_app_in,
+};
 
 #[tokio::test]
 async fn writes_survive_a_restart_and_the_list_resumes() {
@@ -220,29 +222,6 @@ async fn ledger_balance(app: &crate::helpers::TestApp, id: &str) -> String {
     let (status, summary) = json_of(app.get(&path).send().await.expect("sent")).await;
     assert_eq!(status, 200, "{summary}");
     summary["balance"].to_string()
-}
-
-/// A consistent copy of the event log of the data folder `from` (its server
-/// stopped), in one file `events.db` of `to`.
-fn copy_event_log(from: &std::path::Path, to: &std::path::Path) {
-    let copy = to.join("events.db");
-    let _ = std::fs::remove_file(&copy);
-    rusqlite::Connection::open(from.join("events.db"))
-        .and_then(|log| log.execute("VACUUM INTO ?1", [copy.to_string_lossy()]))
-        .expect("copy the event log");
-}
-
-/// Puts the event log copied by [`copy_event_log`] in `from` back into the
-/// data folder `to`, in place of its own (its server stopped): a new file
-/// renamed over the old, as a restore does, so that nothing still holding
-/// the old file open writes into the copy.
-fn restore_event_log(from: &std::path::Path, to: &std::path::Path) {
-    for file in ["events.db-wal", "events.db-shm"] {
-        let _ = std::fs::remove_file(to.join(file));
-    }
-    let restored = to.join("events.db.restored");
-    std::fs::copy(from.join("events.db"), &restored).expect("copy the event log back");
-    std::fs::rename(&restored, to.join("events.db")).expect("restore the event log");
 }
 
 #[tokio::test]

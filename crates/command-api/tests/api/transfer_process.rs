@@ -11,7 +11,10 @@ use transfer_process::{EmbeddedTransferJournal, JournalRecord, TransferIntent, T
 use uuid::Uuid;
 use wallet_domain::{Amount, EventMetadata, WalletId};
 
-use crate::helpers::{error_message, json_of, spawn_process_app_in, TestApp};
+use crate::helpers::{
+    copy_event_log, error_message, json_of, process_config, restore_event_log,
+    spawn_process_app_in, TestApp,
+};
 
 async fn process_app() -> (tempfile::TempDir, TestApp) {
     let temp = tempfile::tempdir().expect("tempdir");
@@ -149,11 +152,11 @@ async fn a_stuck_transfer(payer_opening: u32) -> tempfile::TempDir {
     let journal = EmbeddedTransferJournal::open(temp.path()).expect("journal");
     let transfer_id = Uuid::now_v7();
     journal
-        .append(transfer_id, 0, &JournalRecord::Initiated(intent(25)))
+        .append(transfer_id, 0, &JournalRecord::Initiated(intent(25)), 0)
         .await
         .expect("record the intent");
     journal
-        .append(transfer_id, 1, &JournalRecord::Credited)
+        .append(transfer_id, 1, &JournalRecord::Credited, 0)
         .await
         .expect("a record out of order");
     temp
@@ -224,6 +227,50 @@ async fn a_folder_run_with_the_transfer_process_does_not_start_atomic() {
     app.stop().await;
 }
 
+/// An event log older than the transfer journal (restored from an older
+/// copy) is refused at start, naming the journal: served anyway, a retry of a
+/// transfer the journal finished would answer 201 for money the log never
+/// moved. With the log that goes with the journal put back, the key replays.
+#[tokio::test]
+async fn an_event_log_older_than_the_transfer_journal_is_refused() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let app = spawn_process_app_in(temp.path()).await;
+    app.create_wallet("a", "o", json!(10)).await;
+    app.create_wallet("b", "o", json!(0)).await;
+    app.stop().await;
+    let older = tempfile::tempdir().expect("tempdir");
+    copy_event_log(temp.path(), older.path());
+
+    let app = spawn_process_app_in(temp.path()).await;
+    let transfer_once = |app: &TestApp| {
+        app.post("/wallets/a/transfer")
+            .header("Idempotency-Key", "once")
+            .json(&transfer_body("b", json!(4)))
+            .send()
+    };
+    assert_eq!(transfer_once(&app).await.expect("sent").status(), 201);
+    app.stop().await;
+    let newer = tempfile::tempdir().expect("tempdir");
+    copy_event_log(temp.path(), newer.path());
+
+    restore_event_log(older.path(), temp.path());
+    let Err(refusal) = command_api::Application::build(process_config(temp.path())).await else {
+        panic!("a server started on an event log older than its transfer journal");
+    };
+    let message = refusal.to_string();
+    assert!(
+        message.contains("events.db ends at position 2, but transfers.db records transfer steps stored up to position 4"),
+        "{message}"
+    );
+
+    restore_event_log(newer.path(), temp.path());
+    let app = spawn_process_app_in(temp.path()).await;
+    assert_eq!(transfer_once(&app).await.expect("sent").status(), 201);
+    assert_eq!(app.balance_text("a").await, "6.00");
+    assert_eq!(app.balance_text("b").await, "4.00");
+    app.stop().await;
+}
+
 /// A folder where the transfer process never moved money starts atomic.
 #[tokio::test]
 async fn a_folder_whose_journal_is_empty_starts_atomic() {
@@ -262,7 +309,7 @@ async fn a_transfer_a_crash_left_unfinished_is_finished_by_the_sweep_after_the_r
     let journal = Arc::new(EmbeddedTransferJournal::open(temp.path()).expect("journal"));
     let transfer_id = Uuid::now_v7();
     journal
-        .append(transfer_id, 0, &JournalRecord::Initiated(intent(25)))
+        .append(transfer_id, 0, &JournalRecord::Initiated(intent(25)), 0)
         .await
         .expect("record the intent");
     drop(journal);
@@ -299,7 +346,7 @@ async fn the_first_request_after_a_restart_meets_the_unfinished_transfer_finishe
     assert!(app.stop().await.is_none());
     let journal = Arc::new(EmbeddedTransferJournal::open(temp.path()).expect("journal"));
     journal
-        .append(Uuid::now_v7(), 0, &JournalRecord::Initiated(intent(25)))
+        .append(Uuid::now_v7(), 0, &JournalRecord::Initiated(intent(25)), 0)
         .await
         .expect("record the intent");
     drop(journal);
