@@ -9,19 +9,75 @@
 //! not (so no write is acknowledged into a folder that is gone), and a read
 //! pool refuses to open a connection.
 //!
-//! It also remembers whether a read found the file damaged (SQLite's
-//! `SQLITE_CORRUPT` or `SQLITE_NOTADB`): from then on the file is not
-//! trusted, every check fails naming the damage, and the health report that
-//! checks it says the store is down, until the server is restarted on a
-//! repaired or restored file.
+//! It also remembers whether a read or a write found the file damaged
+//! (SQLite's `SQLITE_CORRUPT` or `SQLITE_NOTADB`): from then on the file is
+//! not trusted, every check fails naming the damage, reads and writes are
+//! refused, and the health report that checks it says the store is down,
+//! until the server is restarted on a repaired or restored file.
+//!
+//! Damage is a fact about the file, not about one handle on it: the writer
+//! (its commit hook and [`crate::SharedWriter`]) and the read pool each
+//! record a place of their own, and all of them must see a damage any of
+//! them found. So every place of one file shares one damage record, found
+//! in a process-wide registry by the file's identity (device, inode and,
+//! where the file system keeps it, birth time) when the place is recorded.
+//! The registry holds its records weakly: a record lives while a place of
+//! its file does, so it holds at most one record per file open in the
+//! process (a server keeps its places until it stops; a file opened again
+//! after all of them are gone is trusted again, as after a restart). A file replaced at the same path (a new inode: [`SqliteError::Moved`]
+//! for the places recorded before) gets a record of its own and is not taken
+//! for damaged; the birth time keeps a new file that reuses a deleted file's
+//! inode from taking over its record. Passing one place from the writer to
+//! the read pool instead would need every caller that opens both (the
+//! event store and each projection) to do it right, and a second writer
+//! connection of a file would still miss it; the registry makes it hold for
+//! any of them.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, Weak};
+use std::time::SystemTime;
 
 use crate::SqliteError;
 
 /// A file's device and inode numbers.
 type Identity = (u64, u64);
+
+/// What SQLite said when a read or a write first found a file damaged, once
+/// it did.
+type DamageRecord = OnceLock<String>;
+
+/// Which file a damage record is of: its [`Identity`] and its birth time
+/// where the file system keeps one (an inode number is reused once the file
+/// that had it is deleted and closed; the pair is not). Without inode
+/// numbers, the path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RecordKey {
+    file: Identity,
+    born: Option<SystemTime>,
+    #[cfg(not(unix))]
+    path: PathBuf,
+}
+
+/// The damage record of every file with a place in this process.
+static DAMAGE_RECORDS: LazyLock<Mutex<HashMap<RecordKey, Weak<DamageRecord>>>> =
+    LazyLock::new(Mutex::default);
+
+/// The damage record shared by the places of the file `key` names: the one
+/// a living place of it holds, or a new one. Forgets the records no place
+/// holds any more, so the registry holds one per file open.
+fn damage_record(key: RecordKey) -> Arc<DamageRecord> {
+    let mut records = DAMAGE_RECORDS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(record) = records.get(&key).and_then(Weak::upgrade) {
+        return record;
+    }
+    records.retain(|_, record| record.strong_count() > 0);
+    let record = Arc::new(DamageRecord::new());
+    records.insert(key, Arc::downgrade(&record));
+    record
+}
 
 /// Where a database file was when it was opened. Cheap to check: two
 /// `stat` calls.
@@ -30,33 +86,42 @@ pub struct FilePlace {
     path: PathBuf,
     folder: Identity,
     file: Identity,
-    /// What SQLite said when a read first found the file damaged; shared by
-    /// the clones of this place.
-    damage: Arc<OnceLock<String>>,
+    /// What SQLite said when a read or a write first found the file
+    /// damaged; shared by every place of the file ([`damage_record`]).
+    damage: Arc<DamageRecord>,
 }
 
 impl FilePlace {
-    /// Records where `path` (which must exist) and its folder are now.
+    /// Records where `path` (which must exist) and its folder are now, and
+    /// takes the file's damage record, shared with every other place of it.
     ///
     /// # Errors
     /// [`SqliteError::File`] naming the path that cannot be read.
     pub fn of(path: &Path) -> Result<Self, SqliteError> {
         let folder = folder_of(path);
         let read = |at: &Path| {
-            identity(at).map_err(|source| SqliteError::File {
+            std::fs::metadata(at).map_err(|source| SqliteError::File {
                 path: at.to_path_buf(),
                 source,
             })
         };
+        let file = read(path)?;
+        let key = RecordKey {
+            file: identity_of(&file),
+            born: file.created().ok(),
+            #[cfg(not(unix))]
+            path: path.to_path_buf(),
+        };
         Ok(Self {
             path: path.to_path_buf(),
-            folder: read(folder)?,
-            file: read(path)?,
-            damage: Arc::default(),
+            folder: identity_of(&read(folder)?),
+            file: key.file,
+            damage: damage_record(key),
         })
     }
 
-    /// [`SqliteError::Damaged`] once a read found the file damaged.
+    /// [`SqliteError::Damaged`] once a read or a write found the file
+    /// damaged, through this place or another of the same file.
     pub fn damage(&self) -> Option<SqliteError> {
         self.damage.get().map(|detail| SqliteError::Damaged {
             path: self.path.clone(),
@@ -64,8 +129,9 @@ impl FilePlace {
         })
     }
 
-    /// Records that a read found the file damaged (`detail`: SQLite's
-    /// error; the first record is kept) and returns [`Self::damage`].
+    /// Records that a read or a write found the file damaged (`detail`:
+    /// SQLite's error; the first record of the file is kept, and logged
+    /// once) and returns [`Self::damage`].
     pub fn mark_damaged(&self, detail: String) -> SqliteError {
         let mut first = false;
         let recorded = self.damage.get_or_init(|| {
@@ -76,13 +142,30 @@ impl FilePlace {
             tracing::error!(
                 path = %self.path.display(),
                 damage = recorded.as_str(),
-                "database file damaged: it is not read from again until the server restarts"
+                "database file damaged: it is not read from or written to again until the server restarts"
             );
         }
         SqliteError::Damaged {
             path: self.path.clone(),
             detail: recorded.clone(),
         }
+    }
+
+    /// SQLite's `error` from a read or a write of this file, as this crate's
+    /// error: damage found (`SQLITE_CORRUPT`, `SQLITE_NOTADB`) is marked
+    /// ([`Self::mark_damaged`]) and returned as [`SqliteError::Damaged`], as
+    /// is a commit the writer's guard refused because the file is damaged;
+    /// the rest is [`SqliteError::Sqlite`].
+    pub fn sqlite_error(&self, error: rusqlite::Error) -> SqliteError {
+        if is_damage(&error) {
+            return self.mark_damaged(error.to_string());
+        }
+        if is_guard_refusal(&error) {
+            if let Some(damage) = self.damage() {
+                return damage;
+            }
+        }
+        SqliteError::Sqlite(error)
     }
 
     /// The file's path as opened.
@@ -100,8 +183,8 @@ impl FilePlace {
     /// [`Self::is_current`] as a result.
     ///
     /// # Errors
-    /// [`SqliteError::Damaged`] once a read found the file damaged;
-    /// [`SqliteError::Moved`] when the file or its folder was moved,
+    /// [`SqliteError::Damaged`] once a read or a write found the file
+    /// damaged; [`SqliteError::Moved`] when the file or its folder was moved,
     /// deleted or replaced since it was opened.
     pub fn check(&self) -> Result<(), SqliteError> {
         if let Some(damage) = self.damage() {
@@ -115,6 +198,22 @@ impl FilePlace {
             })
         }
     }
+}
+
+/// Whether SQLite found the file damaged: `SQLITE_CORRUPT` (a page or an
+/// index that does not hold together) or `SQLITE_NOTADB` (no database header).
+pub fn is_damage(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+/// Whether a commit was rolled back by the writer's commit hook
+/// ([`crate::open_writer`]'s guard).
+fn is_guard_refusal(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(failure, _)
+        if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_COMMITHOOK)
 }
 
 /// The folder holding `path` (`.` for a bare file name).
@@ -180,6 +279,38 @@ mod tests {
         std::fs::create_dir(&data).expect("folder again");
         std::fs::write(data.join("events.db"), b"").expect("another file");
         assert!(matches!(place.check(), Err(SqliteError::Moved { .. })));
+    }
+
+    #[test]
+    fn every_place_of_a_file_shares_its_damage_and_only_that_file_does() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let read = place_in(dir.path());
+        let written = FilePlace::of(read.path()).expect("another place of the file");
+        let other = dir.path().join("ledger.db");
+        std::fs::write(&other, b"").expect("another file");
+        let other = FilePlace::of(&other).expect("recorded");
+        // Held open, the file keeps its inode while a new one takes its path.
+        let _old = std::fs::File::open(read.path()).expect("opened");
+
+        written.mark_damaged("database disk image is malformed".into());
+        written.mark_damaged("a later finding".into());
+        for place in [&read, &written] {
+            let Some(SqliteError::Damaged { detail, .. }) = place.damage() else {
+                panic!("damage shared: {:?}", place.damage());
+            };
+            assert_eq!(detail, "database disk image is malformed", "the first kept");
+        }
+        assert!(other.check().is_ok(), "another file is not damaged");
+
+        let replaced = dir.path().join("replacement.db");
+        std::fs::write(&replaced, b"").expect("replacement");
+        std::fs::rename(&replaced, read.path()).expect("replaced");
+        let new_file = FilePlace::of(read.path()).expect("recorded");
+        assert!(
+            new_file.check().is_ok(),
+            "a new file at the path is not damaged"
+        );
+        assert!(matches!(read.check(), Err(SqliteError::Damaged { .. })));
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod file_place;
 mod identifier_words;
 
 pub use data_dir_lock::{DataDirLock, DataDirLockError, PID_FILE_NAME};
-pub use file_place::FilePlace;
+pub use file_place::{is_damage, FilePlace};
 pub use identifier_words::identifier_word;
 
 use std::path::Path;
@@ -51,7 +51,9 @@ pub enum SqliteError {
          ran: restart the server on the folder that holds the data"
     )]
     Moved { path: std::path::PathBuf },
-    /// A read found the file damaged ([`FilePlace`] remembers it).
+    /// A read or a write found the file damaged ([`FilePlace`] remembers
+    /// it for every reader and writer of the file): nothing is read from or
+    /// written to it again until the server restarts.
     #[error(
         "the database file {path} is damaged ({detail}): stop the server and keep a copy of the \
          data folder as it is (writes acknowledged since the last copy are in it); `PRAGMA \
@@ -272,10 +274,19 @@ pub enum Durability {
 }
 
 /// Opens the single writer connection of a database file, creating it
-/// with [`DATABASE_FILE_MODE`]. A [`Durability::Durable`] writer refuses
-/// to commit (rolls back: `SQLITE_CONSTRAINT_COMMITHOOK`) once the file or
-/// its folder is no longer where it was opened ([`FilePlace`]), so no write
-/// is acknowledged into a folder an operator moved or deleted.
+/// with [`DATABASE_FILE_MODE`]. The writer refuses to commit (rolls back:
+/// `SQLITE_CONSTRAINT_COMMITHOOK`) once a read or a write of the file found
+/// it damaged ([`FilePlace::damage`]), so no write is acknowledged into a
+/// damaged file; a [`Durability::Durable`] writer also once the file or its
+/// folder is no longer where it was opened ([`FilePlace`]), so no write is
+/// acknowledged into a folder an operator moved or deleted. A caller that
+/// runs its own statements on the connection passes their errors through a
+/// [`FilePlace`] of the file ([`FilePlace::sqlite_error`]), so that damage
+/// they meet is marked.
+///
+/// # Errors
+/// [`SqliteError::Damaged`] when the file was found damaged already in this
+/// process; the errors of opening and configuring the file.
 pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, SqliteError> {
     create_private(path)?;
     let at = |source| SqliteError::Open {
@@ -292,16 +303,26 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
             path: path.to_path_buf(),
         });
     }
-    if durability == Durability::Durable {
-        let place = FilePlace::of(path)?;
-        connection.commit_hook(Some(move || match place.check() {
-            Ok(()) => false,
-            Err(moved) => {
-                tracing::error!(error = %moved, "commit refused");
+    let place = FilePlace::of(path)?;
+    if let Some(damage) = place.damage() {
+        return Err(damage);
+    }
+    connection.commit_hook(Some(move || {
+        // A replayable file's move is not checked: it costs two `stat`s a
+        // commit, and its commits are replayed from the log. Its damage
+        // costs a load.
+        let refused = match durability {
+            Durability::Durable => place.check().err(),
+            Durability::Replayable => place.damage(),
+        };
+        match refused {
+            None => false,
+            Some(refused) => {
+                tracing::error!(error = %refused, "commit refused");
                 true
             }
-        }));
-    }
+        }
+    }));
     connection
         .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
         .map_err(at)?;
@@ -342,7 +363,8 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
 }
 
 /// Whether a commit failed with its outcome known, nothing of it written:
-/// [`open_writer`]'s guard refused it (the file or its folder moved), or
+/// [`open_writer`]'s guard refused it (the file or its folder moved, or the
+/// file is damaged), or
 /// the disk was full (`SQLITE_FULL`: a WAL write failed, so the frame that
 /// carries the commit mark is not on disk, and a WAL without it is not
 /// read back). An I/O error is not: it may come after that frame.
@@ -417,23 +439,8 @@ impl ReadPool {
             })
             .await
             .map_err(|error| SqliteError::Worker(error.to_string()))?;
-        result.map_err(|error| {
-            if is_damage(&error) {
-                self.place.mark_damaged(error.to_string())
-            } else {
-                SqliteError::Sqlite(error)
-            }
-        })
+        result.map_err(|error| self.place.sqlite_error(error))
     }
-}
-
-/// Whether SQLite found the file damaged: `SQLITE_CORRUPT` (a page or an
-/// index that does not hold together) or `SQLITE_NOTADB` (no database header).
-fn is_damage(error: &rusqlite::Error) -> bool {
-    matches!(
-        error.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
-    )
 }
 
 /// Bytes escaped in a URI's path: what would end the path (`?`, `#`),
@@ -452,6 +459,9 @@ fn existing_file_uri(path: &Path) -> String {
 #[derive(Clone)]
 pub struct SharedWriter {
     connection: Arc<Mutex<Connection>>,
+    /// The file's place: its damage, found by a read or a write of the file
+    /// in this process, refuses every write.
+    place: FilePlace,
     /// The file's background checkpointer, when it has one: it stops when
     /// the last clone of this writer is dropped.
     _checkpointer: Option<Arc<Checkpointer>>,
@@ -470,13 +480,19 @@ pub const CHECKPOINT_INTERVAL_MS: u64 = 250;
 /// the readers), then, holding the writer, copies the frames committed
 /// meanwhile: only a checkpoint no commit overtook lets the writer's next
 /// transaction start the WAL again from its beginning, which keeps the WAL
-/// file from growing under a steady load. Dropping it stops the thread.
+/// file from growing under a steady load. It copies nothing into a file
+/// found damaged, and marks the damage a round meets ([`FilePlace`]).
+/// Dropping it stops the thread.
 struct Checkpointer {
     _stop: std::sync::mpsc::SyncSender<()>,
 }
 
 impl Checkpointer {
-    fn start(path: &Path, writer: Arc<Mutex<Connection>>) -> Result<Self, SqliteError> {
+    fn start(
+        path: &Path,
+        writer: Arc<Mutex<Connection>>,
+        place: FilePlace,
+    ) -> Result<Self, SqliteError> {
         let connection = Connection::open(path)?;
         connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
         let (stop, stopped) = std::sync::mpsc::sync_channel::<()>(0);
@@ -493,11 +509,14 @@ impl Checkpointer {
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                         _ => return,
                     }
-                    let copied = checkpoint(&connection).and_then(|()| {
+                    if place.damage().is_some() {
+                        continue;
+                    }
+                    let copied = checkpoint(&connection, &place).and_then(|()| {
                         let writer = writer.lock().map_err(|_| {
                             SqliteError::Worker("writer connection lock poisoned".into())
                         })?;
-                        checkpoint(&writer)
+                        checkpoint(&writer, &place)
                     });
                     match copied {
                         Err(error) => {
@@ -520,39 +539,57 @@ impl Checkpointer {
 
 impl SharedWriter {
     /// Opens the writer and brings the schema up to date with `migrations`.
+    ///
+    /// # Errors
+    /// [`open_writer`]'s and [`migrate`]'s.
     pub fn open(
         path: &Path,
         migrations: &[&str],
         durability: Durability,
     ) -> Result<Self, SqliteError> {
         let mut connection = open_writer(path, durability)?;
+        let place = FilePlace::of(path)?;
         migrate(&mut connection, migrations)?;
         let connection = Arc::new(Mutex::new(connection));
         let checkpointer = match durability {
             Durability::Replayable => Some(Arc::new(Checkpointer::start(
                 path,
                 Arc::clone(&connection),
+                place.clone(),
             )?)),
             Durability::Durable => None,
         };
         Ok(Self {
             connection,
+            place,
             _checkpointer: checkpointer,
         })
     }
 
     /// Runs a write on the writer connection, off the async threads.
+    ///
+    /// # Errors
+    /// [`SqliteError::Damaged`] without running `write` once the file was
+    /// found damaged, and when `write` finds it damaged (SQLite's
+    /// `SQLITE_CORRUPT`, `SQLITE_NOTADB`: the file is then marked, and
+    /// every later read or write of it is refused); SQLite's other errors.
     pub async fn write<T, F>(&self, write: F) -> Result<T, SqliteError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let connection = Arc::clone(&self.connection);
+        let place = self.place.clone();
         let result = tokio::task::spawn_blocking(move || {
             let mut guard = connection
                 .lock()
                 .map_err(|_| SqliteError::Worker("writer connection lock poisoned".into()))?;
-            write(&mut guard).map_err(SqliteError::from)
+            // Checked holding the connection: a write waiting for it while
+            // another found the damage does not start.
+            if let Some(damage) = place.damage() {
+                return Err(damage);
+            }
+            write(&mut guard).map_err(|error| place.sqlite_error(error))
         })
         .await
         .map_err(|error| SqliteError::Worker(error.to_string()))?;
@@ -561,9 +598,11 @@ impl SharedWriter {
 }
 
 /// Copies what it can of the WAL back into the file without waiting for
-/// anyone (`wal_checkpoint(PASSIVE)`).
-fn checkpoint(connection: &Connection) -> Result<(), SqliteError> {
-    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+/// anyone (`wal_checkpoint(PASSIVE)`); damage it meets is marked on `place`.
+fn checkpoint(connection: &Connection, place: &FilePlace) -> Result<(), SqliteError> {
+    connection
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        .map_err(|error| place.sqlite_error(error))?;
     Ok(())
 }
 
@@ -825,39 +864,75 @@ mod tests {
         assert!(!is_refused_commit(&failure(rusqlite::ffi::SQLITE_IOERR)));
     }
 
+    /// Rows [`fill`] writes, of [`FILLED_ROW_BYTES`] each.
+    const FILLED_ROWS: i64 = 2_000;
+    const FILLED_ROW_BYTES: i64 = 200;
+
+    /// Writes [`FILLED_ROWS`] rows through `writer` and copies them into the
+    /// file itself (its WAL emptied), so that [`damage`] reaches them.
+    async fn fill(writer: &SharedWriter) {
+        writer
+            .write(|connection| {
+                connection.execute_batch(&format!(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+                     WHERE i < {FILLED_ROWS}) \
+                     INSERT INTO rows (body) SELECT randomblob({FILLED_ROW_BYTES}) FROM n; \
+                     PRAGMA wal_checkpoint(TRUNCATE);"
+                ))
+            })
+            .await
+            .expect("rows written");
+    }
+
+    /// Overwrites pages 3 to 40 of the file at `path`, in place, with bytes
+    /// that are no B-tree page: leaves of `rows`, not its root (page 2) nor
+    /// its last leaf.
+    fn damage(path: &Path) {
+        use std::io::{Seek, SeekFrom, Write};
+        let header = std::fs::read(path).expect("file");
+        let page = u64::from(u16::from_be_bytes([header[16], header[17]]));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .expect("opened");
+        file.seek(SeekFrom::Start(2 * page)).expect("sought");
+        let garbage = vec![0x5a; usize::try_from(38 * page).expect("small")];
+        file.write_all(&garbage).expect("damaged");
+        file.sync_all().expect("synced");
+    }
+
+    /// The total length of the bodies of `rows`, which reads every leaf.
+    async fn sum(pool: &ReadPool) -> Result<i64, SqliteError> {
+        pool.read(|connection| {
+            connection.query_row("SELECT sum(length(body)) FROM rows", [], |row| row.get(0))
+        })
+        .await
+    }
+
+    /// The largest id in `rows`, read by a connection of its own along the
+    /// right edge of the table (the root and the last leaf, which [`damage`]
+    /// leaves whole).
+    fn last_id(path: &Path) -> i64 {
+        Connection::open(path)
+            .expect("opened")
+            .query_row("SELECT max(id) FROM rows", [], |row| row.get(0))
+            .expect("the right edge reads")
+    }
+
     #[tokio::test]
     async fn a_read_that_finds_the_file_damaged_leaves_it_untrusted() {
         let root = tempfile::tempdir().expect("temp dir");
         let path = root.path().join("damaged.db");
-        {
-            let writer = open_rows(&path, Durability::Durable);
-            writer
-                .write(|connection| {
-                    connection.execute_batch(
-                        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) \
-                         INSERT INTO rows (body) SELECT randomblob(200) FROM n; \
-                         PRAGMA wal_checkpoint(TRUNCATE);",
-                    )
-                })
-                .await
-                .expect("rows written");
-        }
+        fill(&open_rows(&path, Durability::Durable)).await;
         let healthy = ReadPool::open(&path).expect("pool");
-        async fn sum(pool: &ReadPool) -> Result<i64, SqliteError> {
-            pool.read(|connection| {
-                connection.query_row("SELECT sum(length(body)) FROM rows", [], |row| row.get(0))
-            })
-            .await
-        }
-        assert_eq!(sum(&healthy).await.expect("read"), 400_000);
+        assert_eq!(
+            sum(&healthy).await.expect("read"),
+            FILLED_ROWS * FILLED_ROW_BYTES
+        );
         assert!(healthy.place().check().is_ok());
         drop(healthy);
 
-        // Pages 3 to 40 of the file overwritten with bytes that are no B-tree page.
-        let mut bytes = std::fs::read(&path).expect("file");
-        let page = usize::from(u16::from_be_bytes([bytes[16], bytes[17]]));
-        bytes[2 * page..40 * page].fill(0x5a);
-        std::fs::write(&path, bytes).expect("damaged");
+        damage(&path);
 
         let pool = ReadPool::open(&path).expect("pool");
         let found = sum(&pool).await.expect_err("a damaged file is not read");
@@ -873,6 +948,136 @@ mod tests {
             .await
             .expect_err("no read of a file found damaged");
         assert!(matches!(later, SqliteError::Damaged { .. }), "{later}");
+    }
+
+    /// h97 F2: the writer went on committing into a file its readers had
+    /// found damaged.
+    #[tokio::test]
+    async fn a_write_after_a_read_found_the_file_damaged_is_refused_unstarted() {
+        for durability in [Durability::Durable, Durability::Replayable] {
+            let root = tempfile::tempdir().expect("temp dir");
+            let path = root.path().join("damaged.db");
+            let writer = open_rows(&path, durability);
+            fill(&writer).await;
+            damage(&path);
+
+            let readers = ReadPool::open(&path).expect("pool");
+            let found = sum(&readers).await.expect_err("damage found");
+            assert!(matches!(found, SqliteError::Damaged { .. }), "{found}");
+
+            let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let started_in_write = Arc::clone(&started);
+            let refused = writer
+                .write(move |connection| {
+                    started_in_write.store(true, std::sync::atomic::Ordering::SeqCst);
+                    connection.execute("INSERT INTO rows (body) VALUES (x'00')", [])
+                })
+                .await
+                .expect_err("no write into a damaged file");
+            assert!(
+                matches!(&refused, SqliteError::Damaged { detail, .. } if *detail == found_detail(&found)),
+                "{refused}"
+            );
+            assert!(
+                !started.load(std::sync::atomic::Ordering::SeqCst),
+                "{durability:?}: the write was not started"
+            );
+            assert_eq!(
+                last_id(&path),
+                FILLED_ROWS,
+                "{durability:?}: nothing committed"
+            );
+            // A writer opened afterwards is refused too.
+            let reopened = open_writer(&path, durability).expect_err("damaged");
+            assert!(
+                matches!(reopened, SqliteError::Damaged { .. }),
+                "{reopened}"
+            );
+        }
+    }
+
+    /// The detail of a [`SqliteError::Damaged`].
+    fn found_detail(error: &SqliteError) -> String {
+        match error {
+            SqliteError::Damaged { detail, .. } => detail.clone(),
+            other => panic!("not damage: {other}"),
+        }
+    }
+
+    /// The guard of a writer connection used directly (the event store's)
+    /// refuses to commit into a file a read found damaged.
+    #[tokio::test]
+    async fn a_writer_connection_commits_nothing_into_a_file_found_damaged() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let path = root.path().join("damaged.db");
+        fill(&open_rows(&path, Durability::Durable)).await;
+        let connections = [Durability::Durable, Durability::Replayable]
+            .map(|durability| (durability, open_writer(&path, durability).expect("healthy")));
+        damage(&path);
+        let readers = ReadPool::open(&path).expect("pool");
+        let found = sum(&readers).await.expect_err("damage found");
+        assert!(matches!(found, SqliteError::Damaged { .. }), "{found}");
+        for (durability, connection) in connections {
+            let refused = connection
+                .execute("INSERT INTO rows (body) VALUES (x'00')", [])
+                .expect_err("the commit is refused");
+            assert!(is_refused_commit(&refused), "{durability:?}: {refused}");
+            let refused = readers.place().sqlite_error(refused);
+            assert!(
+                matches!(refused, SqliteError::Damaged { .. }),
+                "{durability:?}: {refused}"
+            );
+            assert_eq!(
+                last_id(&path),
+                FILLED_ROWS,
+                "{durability:?}: nothing committed"
+            );
+        }
+    }
+
+    /// h97 F3: damage a write met was not marked, so reads went on.
+    #[tokio::test]
+    async fn a_write_that_finds_the_file_damaged_refuses_the_reads_after_it() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let path = root.path().join("damaged.db");
+        fill(&open_rows(&path, Durability::Durable)).await;
+        let readers = ReadPool::open(&path).expect("pool");
+        let read_one = || {
+            readers
+                .read(|connection| connection.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)))
+        };
+        assert_eq!(read_one().await.expect("healthy"), 1);
+
+        damage(&path);
+        // Opened on the damaged file: its first page is whole.
+        let writer = open_rows(&path, Durability::Durable);
+        let found = writer
+            .write(|connection| connection.execute("UPDATE rows SET body = x'01'", []))
+            .await
+            .expect_err("the update reads the damaged leaves");
+        assert!(matches!(found, SqliteError::Damaged { .. }), "{found}");
+
+        for later in [
+            read_one().await,
+            ReadPool::open(&path)
+                .expect("pool")
+                .read(|connection| connection.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)))
+                .await,
+        ] {
+            let later = later.expect_err("no read of a file a write found damaged");
+            assert!(
+                matches!(&later, SqliteError::Damaged { detail, .. } if *detail == found_detail(&found)),
+                "{later}"
+            );
+        }
+        let checked = readers
+            .place()
+            .check()
+            .expect_err("for the health report too");
+        assert!(matches!(checked, SqliteError::Damaged { .. }), "{checked}");
+        let refused = insert(&writer).await.expect_err("nor a later write");
+        assert!(matches!(refused, SqliteError::Damaged { .. }), "{refused}");
+        assert_eq!(last_id(&path), FILLED_ROWS, "nothing committed");
     }
 
     #[tokio::test]

@@ -12,7 +12,10 @@ use std::thread;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use embedded_sqlite::{is_refused_commit, migrate, open_writer, Durability, ReadPool, SqliteError};
+use embedded_sqlite::{
+    is_damage, is_refused_commit, migrate, open_writer, Durability, FilePlace, ReadPool,
+    SqliteError,
+};
 use observability::LogThrottle;
 use rusqlite::{
     params, types::Type, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
@@ -91,8 +94,23 @@ pub struct EmbeddedEventStore {
 
 impl From<SqliteError> for StoreError {
     fn from(error: SqliteError) -> Self {
-        StoreError::Unavailable(error.to_string())
+        match error {
+            SqliteError::Damaged { .. } => StoreError::Damaged(error),
+            other => StoreError::Unavailable(other.to_string()),
+        }
     }
+}
+
+/// The store's error for SQLite's `error` from the writer: damage is marked
+/// on `place` (so reads and `/health` see it) and is [`StoreError::Damaged`].
+fn written_error(place: &FilePlace, error: rusqlite::Error) -> StoreError {
+    place.sqlite_error(error).into()
+}
+
+/// [`StoreError::Damaged`] once the file was found damaged: the writer then
+/// starts no transaction.
+fn refused_for_damage(place: &FilePlace) -> Option<StoreError> {
+    place.damage().map(StoreError::Damaged)
 }
 
 fn unavailable(error: rusqlite::Error) -> StoreError {
@@ -107,13 +125,15 @@ impl EmbeddedEventStore {
         migrate(&mut connection, MIGRATIONS)?;
         let head_position = current_head(&connection).map_err(unavailable)?;
         let readers = ReadPool::open(&path)?;
+        // Shares its damage with the readers' and the commit guard's.
+        let place = readers.place().clone();
         let (appends, queue) = mpsc::channel(APPEND_QUEUE_CAPACITY);
         let (head_sender, head) = watch::channel(head_position);
         let tail = Arc::new(Mutex::new(LogTail::new(head_position)));
         let writer_tail = Arc::clone(&tail);
         thread::Builder::new()
             .name("event-store-writer".into())
-            .spawn(move || run_writer(connection, queue, head_sender, writer_tail))
+            .spawn(move || run_writer(connection, place, queue, head_sender, writer_tail))
             .map_err(|error| StoreError::Unavailable(error.to_string()))?;
         Ok(Self {
             appends,
@@ -157,8 +177,12 @@ fn to_i64(value: u64) -> i64 {
 /// count of the others with the next line, and the recovery once.
 pub const COMMIT_FAILURE_LOG_INTERVAL_MS: u64 = 60_000;
 
+/// Every write to the file: appends and snapshots in group commits, and
+/// purges. A damage found by a read or by one of its own writes (marked on
+/// `place`) refuses every job after it, unstarted.
 fn run_writer(
     mut connection: Connection,
+    place: FilePlace,
     mut queue: mpsc::Receiver<WriterJob>,
     head: watch::Sender<u64>,
     tail: Arc<Mutex<LogTail>>,
@@ -172,7 +196,7 @@ fn run_writer(
             WriterJob::Append(job) => group.appends.push(job),
             WriterJob::Snapshot(job) => group.snapshots.push(job),
             WriterJob::Purge(purge) => {
-                run_purge(&connection, purge);
+                run_purge(&connection, &place, purge);
                 continue;
             }
         }
@@ -189,7 +213,7 @@ fn run_writer(
                 Err(_) => break,
             }
         }
-        let (outcomes, snapshots_kept) = commit_group(&mut connection, &group, &tail);
+        let (outcomes, snapshots_kept) = commit_group(&mut connection, &place, &group, &tail);
         match &snapshots_kept {
             Ok(()) => {
                 if let Some(failed) = failures.recovered() {
@@ -227,12 +251,16 @@ fn run_writer(
                 .send(snapshots_kept.clone().map_err(StoreError::Unavailable));
         }
         if let Some(purge) = purge_after {
-            run_purge(&connection, purge);
+            run_purge(&connection, &place, purge);
         }
     }
 }
 
-fn run_purge(connection: &Connection, purge: PurgeJob) {
+fn run_purge(connection: &Connection, place: &FilePlace, purge: PurgeJob) {
+    if let Some(damage) = refused_for_damage(place) {
+        let _ = purge.reply.send(Err(damage));
+        return;
+    }
     let deleted = connection
         .prepare_cached(
             "DELETE FROM idempotency_keys WHERE idempotency_key IN \
@@ -245,7 +273,7 @@ fn run_purge(connection: &Connection, purge: PurgeJob) {
                 i64::try_from(purge.batch_max).unwrap_or(i64::MAX)
             ])
         })
-        .map_err(unavailable);
+        .map_err(|error| written_error(place, error));
     // A caller that gave up waiting has its keys purged all the same.
     let _ = purge.reply.send(deleted);
 }
@@ -254,19 +282,33 @@ fn run_purge(connection: &Connection, purge: PurgeJob) {
 /// reason as text when not).
 fn commit_group(
     connection: &mut Connection,
+    place: &FilePlace,
     group: &Group,
     tail: &Mutex<LogTail>,
 ) -> (Vec<Result<AppendOutcome, AppendError>>, Result<(), String>) {
     let jobs = &group.appends;
-    // Logged by the writer's loop, throttled.
-    let failed_all = |error: rusqlite::Error| {
+    // Nothing stored. Logged by the writer's loop, throttled.
+    let failed_with = |error: StoreError| {
         let message = error.to_string();
         let outcomes = jobs
             .iter()
-            .map(|_| Err(AppendError::Store(StoreError::Unavailable(message.clone()))))
+            .map(|_| {
+                // Damage is marked on `place` by then.
+                let each = match error {
+                    StoreError::Damaged(_) => refused_for_damage(place),
+                    _ => None,
+                };
+                Err(AppendError::Store(each.unwrap_or_else(|| {
+                    StoreError::Unavailable(message.clone())
+                })))
+            })
             .collect();
         (outcomes, Err(message))
     };
+    if let Some(damage) = refused_for_damage(place) {
+        return failed_with(damage);
+    }
+    let failed_all = |error: rusqlite::Error| failed_with(written_error(place, error));
     let mut transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate)
     {
         Ok(transaction) => transaction,
@@ -298,6 +340,11 @@ fn commit_group(
         // outcome is known, the store unavailable.
         Err(error) if is_refused_commit(&error) => failed_all(error),
         Err(error) => {
+            // Damage met at COMMIT is marked, but part of the commit may be
+            // in the file: its outcome stays unknown.
+            if is_damage(&error) {
+                place.mark_damaged(error.to_string());
+            }
             tracing::error!(%error, "event store group commit got no answer");
             with_tail(tail, LogTail::lost_track);
             let message = error.to_string();

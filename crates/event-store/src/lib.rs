@@ -105,6 +105,14 @@ pub enum StoreError {
     /// timeout): nothing was stored, and the same request may be sent again.
     #[error("event store unavailable: {0}")]
     Unavailable(String),
+    /// The store's file was found damaged (the embedded store's SQLite
+    /// file does not hold together, [`embedded_sqlite::SqliteError::Damaged`]):
+    /// nothing is read from or written to it again, and nothing of the
+    /// request that got this was stored. Unlike [`StoreError::Unavailable`],
+    /// retrying does not help: an operator must repair or restore the file
+    /// and restart the server.
+    #[error(transparent)]
+    Damaged(embedded_sqlite::SqliteError),
     /// An append whose outcome is unknown: the commit was sent but its reply
     /// was lost (the connection dropped, the writer stopped), so its events
     /// may or may not be stored. Safe to retry with the same idempotency key.

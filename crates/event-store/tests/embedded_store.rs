@@ -582,3 +582,54 @@ async fn a_snapshot_that_disagrees_with_its_stream_is_passed_over_for_the_whole_
     assert_eq!(tail.base_last_event_id, Some(agreeing.last_event_id));
     assert!(tail.events.is_empty(), "nothing after the snapshot");
 }
+
+/// h97 F2: the writer went on committing into an events.db its readers had
+/// found damaged. A damage any reader or writer of the file marks (here a
+/// pool of the test's own, as a read that met `SQLITE_CORRUPT` does) refuses
+/// every later append, snapshot and purge, and the head the health report reads.
+#[tokio::test]
+async fn an_event_log_found_damaged_takes_no_more_writes() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedEventStore::open(directory.path()).expect("open");
+    let w1 = wallet("w1");
+    let first = created(&w1);
+    store
+        .append(single(&w1, 0, first.clone()))
+        .await
+        .expect("append while healthy");
+
+    let other_reader =
+        embedded_sqlite::ReadPool::open(&directory.path().join("events.db")).expect("pool");
+    other_reader
+        .place()
+        .mark_damaged("database disk image is malformed".into());
+
+    let damaged = |error: &event_store::StoreError| {
+        matches!(error, event_store::StoreError::Damaged(_))
+            && error.to_string().contains("events.db is damaged")
+    };
+    let refused = store
+        .append(single(&w1, 1, credited(std::slice::from_ref(&first), 150)))
+        .await
+        .expect_err("no append into a damaged file");
+    assert!(
+        matches!(&refused, AppendError::Store(error) if damaged(error)),
+        "{refused}"
+    );
+    let purge = store
+        .purge_idempotent_responses(Utc::now(), 10)
+        .await
+        .expect_err("no purge of a damaged file");
+    assert!(damaged(&purge), "{purge}");
+    let head = store
+        .head_position()
+        .await
+        .expect_err("the head is not served");
+    assert!(damaged(&head), "{head}");
+    // Nothing of the refused append is in the file.
+    let events: i64 = rusqlite::Connection::open(directory.path().join("events.db"))
+        .expect("opened")
+        .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
+        .expect("counted");
+    assert_eq!(events, 1);
+}

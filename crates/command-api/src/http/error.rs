@@ -5,6 +5,9 @@
 //! the client nothing internal. A fault the client can wait out (the event
 //! store or its pool unavailable, an append whose outcome is unknown, a busy
 //! wallet, the search index down) is a 503 with `Retry-After`, never a 500.
+//! A fault no wait mends (the event store's file found damaged) is a 503
+//! that says an operator is needed, without `Retry-After`: clients that
+//! retried would only add load.
 
 use actix_web::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::http::StatusCode;
@@ -62,8 +65,13 @@ pub enum ApiError {
     /// 429 with `Retry-After`.
     #[error("Too many requests from this principal; retry in {retry_after_seconds} s")]
     TooManyRequests { retry_after_seconds: u64 },
+    /// 503 with `Retry-After`: the client may send the request again.
     #[error("{0}")]
     Unavailable(String),
+    /// 503 without `Retry-After`: the service cannot serve the request
+    /// until an operator acts ([`STORE_DAMAGED_MESSAGE`]).
+    #[error("{0}")]
+    NeedsOperator(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -90,6 +98,11 @@ pub const TRANSFER_NOT_STARTED_MESSAGE: &str =
 pub const STORE_UNAVAILABLE_MESSAGE: &str =
     "The event store is unavailable. Retry the request, with the same Idempotency-Key if it \
      had one";
+/// The answer when the event store's file was found damaged: no retry
+/// brings it back.
+pub const STORE_DAMAGED_MESSAGE: &str =
+    "The event store's file is damaged: this service takes no request that needs it until an \
+     operator repairs or restores the file and restarts the server";
 /// The answer when the wallet's stream holds an event a newer version of
 /// Wallex wrote (a schema version or an event type this build does not
 /// read), as during a rolling upgrade: this server cannot decide on it.
@@ -146,6 +159,24 @@ impl From<StoreError> for ApiError {
                     );
                 }
                 ApiError::Unavailable(STORE_UNAVAILABLE_MESSAGE.into())
+            }
+            StoreError::Damaged(_) => {
+                // The damage was logged once, at error, when it was found;
+                // the requests refused since, one line an interval.
+                let logged = STORE_UNAVAILABLE_LOG
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .occurred(std::time::Instant::now());
+                if let Some(line) = logged {
+                    log_chain(
+                        &error,
+                        &format!(
+                            "event store damaged ({} more since the last line)",
+                            line.held_back
+                        ),
+                    );
+                }
+                ApiError::NeedsOperator(STORE_DAMAGED_MESSAGE.into())
             }
             StoreError::Corrupt {
                 source:
@@ -311,7 +342,9 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::NeedsOperator(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -344,6 +377,8 @@ impl ResponseError for ApiError {
             ApiError::RequestTimeout(_) => {
                 response.force_close();
             }
+            // No wait mends it: no time to wait is given.
+            ApiError::NeedsOperator(_) => {}
             _ if status == StatusCode::SERVICE_UNAVAILABLE => {
                 response.insert_header((RETRY_AFTER, RETRY_AFTER_SECONDS.to_string()));
             }
@@ -429,6 +464,29 @@ mod tests {
         assert_eq!(retry_after, Some(RETRY_AFTER_SECONDS.to_string()));
         assert!(body.contains("event store is unavailable"), "{body}");
         assert!(!body.contains("pool timed out"), "no cause shown: {body}");
+    }
+
+    /// h97 F5: a damaged event log answered 503 telling the client to retry.
+    #[tokio::test]
+    async fn a_damaged_event_log_is_a_503_for_an_operator_without_retry_after() {
+        let damage = || {
+            StoreError::Damaged(embedded_sqlite::SqliteError::Damaged {
+                path: "data/events.db".into(),
+                detail: "database disk image is malformed".into(),
+            })
+        };
+        let (status, retry_after, body) = answered(damage()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after, None, "no wait mends it");
+        assert!(body.contains("event store's file is damaged"), "{body}");
+        assert!(body.contains("operator"), "{body}");
+        assert!(!body.to_lowercase().contains("retry"), "{body}");
+        assert!(!body.contains("malformed"), "no cause shown: {body}");
+        // The same through an append and a ledger verification.
+        let appended = ApiError::from(ServiceError::Store(damage()));
+        assert!(matches!(appended, ApiError::NeedsOperator(_)), "{appended}");
+        let verified = ApiError::from(VerificationError::Store(damage()));
+        assert!(matches!(verified, ApiError::NeedsOperator(_)), "{verified}");
     }
 
     #[tokio::test]

@@ -214,10 +214,17 @@ pub async fn live() -> HttpResponse {
 /// far events have flowed to their consumers.
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses((status = 200, description = "Up: {status: \"ok\", or \"degraded\" while writes fail or the wallet lock is down, eventStore: {kind, status, headPosition, writes: \"ok\" or {status: \"failing\", failures: {since, failures, error}} for the writes failed in the store since the last that passed, within 60 s of the last}, publisher, searchIndex: {status, consumerGroup on the full stack}, ledger: {status, position, consumerGroup: {group, messagesBehind, storedOffsets} on the full stack (status \"degraded\" while messages wait for a group that stored no offset: no consumer runs in it)}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined}, deadLetters: {status, parked, sinks}, locks: {kind: \"in-process\" or \"redis\", status: \"up\", or \"down\" with error (status \"degraded\": commands go on unlocked)}, authentication: {keyFile: {status: \"ok\", or \"stale\" with error while AUTH_JWT_PUBLIC_KEYS holds a change that cannot be used (status \"degraded\": the keys before it still verify)}} ({} without a key file)}", body = Object),
-              (status = 503, description = "The event store is down: {status: \"error\", eventStore: {kind, status, error}} (Retry-After: seconds)", body = Object)))]
+              (status = 503, description = "The event store is down: {status: \"error\", eventStore: {kind, status, error}} (Retry-After: seconds; none when its file is damaged, which an operator must repair or restore)", body = Object)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = state.wallets.store();
-    match observability::health_check(store.head_position()).await {
+    let mut damaged = false;
+    let head = observability::health_check(async {
+        let head = store.head_position().await;
+        damaged = matches!(head, Err(event_store::StoreError::Damaged(_)));
+        head
+    })
+    .await;
+    match head {
         Ok(head) => {
             let (publisher, search_index, (ledger, read_model), dead_letters, locks) = tokio::join!(
                 state.publisher.report(),
@@ -262,14 +269,23 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                 "authentication": authentication,
             }))
         }
-        Err(error) => unavailable().json(json!({
-            "status": "error",
-            "eventStore": { "kind": store.kind(), "status": "down", "error": error },
-        })),
+        Err(error) => {
+            // No wait mends a damaged file (its error says what to do).
+            let mut response = if damaged {
+                HttpResponse::ServiceUnavailable()
+            } else {
+                unavailable()
+            };
+            response.json(json!({
+                "status": "error",
+                "eventStore": { "kind": store.kind(), "status": "down", "error": error },
+            }))
+        }
     }
 }
 
-/// A 503 of a probe, with `Retry-After` as every 503 of this API has.
+/// A 503 of a probe, with `Retry-After` as every 503 of this API has but
+/// the answers of a damaged event store.
 fn unavailable() -> actix_web::HttpResponseBuilder {
     let mut response = HttpResponse::ServiceUnavailable();
     response.insert_header((

@@ -86,7 +86,8 @@ fn add_shared_responses(operation: &mut Operation) {
         (
             "503",
             "Wallet busy, storage unavailable, or the outcome unknown: retry with the same \
-             Idempotency-Key (Retry-After: seconds)",
+             Idempotency-Key (Retry-After: seconds); or the event store's file damaged: no \
+             Retry-After, an operator must repair or restore it",
         ),
     ];
     for (status, description) in shared {
@@ -146,7 +147,7 @@ impl Modify for EveryOperation {
                 add_or_extend(responses, "431", HEAD_TOO_LARGE, bodiless_response);
                 if !storage_free {
                     responses.entry("503".to_owned()).or_insert_with(|| {
-                        error_response("Storage or a dependency unavailable: retry later (Retry-After: seconds)")
+                        error_response("Storage or a dependency unavailable: retry later (Retry-After: seconds); or the event store's file damaged: no Retry-After, an operator must repair or restore it")
                     });
                 }
             }
@@ -234,7 +235,8 @@ fn response_headers(status: &str, kind: Kind) -> Vec<(&'static str, &'static str
     match status {
         "429" | "503" => headers.push((
             "Retry-After",
-            "Seconds to wait before retrying (with the same Idempotency-Key, for a command)",
+            "Seconds to wait before retrying (with the same Idempotency-Key, for a command); \
+             absent when the event store's file is damaged, which no retry mends",
         )),
         "401" => headers.push(("WWW-Authenticate", "Bearer, with the failed check")),
         success if kind == Kind::Write && success.starts_with('2') => headers.push((

@@ -8,6 +8,7 @@ mod concurrency;
 mod connections;
 mod contract;
 mod cross_origin;
+mod damaged;
 mod dead_letters;
 mod helpers;
 mod holds;

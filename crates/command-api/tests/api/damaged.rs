@@ -1,0 +1,54 @@
+//! A damaged event log answers 503 naming the damage and the operator it
+//! needs, without `Retry-After` (h97 F5: the body said to retry).
+
+use serde_json::json;
+
+use crate::helpers::{error_message, json_of, spawn_app};
+
+#[tokio::test]
+async fn a_damaged_event_log_answers_for_an_operator_and_takes_no_more_writes() {
+    let app = spawn_app().await;
+    let created = app.create_wallet("w-damaged", "owner", json!(100)).await;
+    assert_eq!(created.status(), 201);
+
+    // What a read that met SQLITE_CORRUPT does, through a place of the file
+    // of this process's own: every place of the file shares the damage.
+    let events = embedded_sqlite::ReadPool::open(&app.data_dir.join("events.db")).expect("pool");
+    events
+        .place()
+        .mark_damaged("database disk image is malformed".into());
+
+    let credited = app.credit("w-damaged", json!(5)).await;
+    assert!(
+        credited.headers().get("retry-after").is_none(),
+        "no wait mends it: {:?}",
+        credited.headers()
+    );
+    let (status, body) = json_of(credited).await;
+    let message = error_message(&body, 503);
+    assert_eq!(status, 503);
+    assert!(
+        message.contains("event store's file is damaged"),
+        "{message}"
+    );
+    assert!(message.contains("operator"), "{message}");
+    assert!(!message.to_lowercase().contains("retry"), "{message}");
+
+    let health = app.get("/health").send().await.expect("sent");
+    assert!(health.headers().get("retry-after").is_none(), "{health:?}");
+    let (status, body) = json_of(health).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["eventStore"]["status"], "down", "{body}");
+    let error = body["eventStore"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("events.db is damaged"), "{body}");
+    assert!(!error.to_lowercase().contains("retry"), "{body}");
+    let events_path = app.data_dir.join("events.db");
+    let _folder = app.stop().await;
+
+    // The credit refused was not stored: the log holds the creation only.
+    let stored: i64 = rusqlite::Connection::open(events_path)
+        .expect("opened")
+        .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
+        .expect("counted");
+    assert_eq!(stored, 1);
+}
