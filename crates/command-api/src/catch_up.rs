@@ -297,6 +297,30 @@ impl Projection {
             Projection::SearchIndex => "Search index unavailable",
         }
     }
+
+    /// What a client is told when this projection's file was found damaged
+    /// (embedded default): no retry mends it, and moving the file out does,
+    /// as it is built again from the event log at the next start.
+    pub fn damaged_message(self) -> &'static str {
+        match self {
+            Projection::Ledger => {
+                "The ledger's file (ledger.db) is damaged: the ledger routes are not served until \
+                 an operator moves it out of the data folder and restarts the server, which \
+                 builds it again from the event log. Wallet commands are still taken"
+            }
+            Projection::ReadModel => {
+                "The read model's file (read_model.db) is damaged: the wallet list is not served \
+                 until an operator moves it out of the data folder and restarts the server, \
+                 which builds it again from the event log. Wallet commands are still taken"
+            }
+            Projection::SearchIndex => {
+                "The search index's file (search_index.db) is damaged: transaction history and \
+                 search are not served until an operator moves it out of the data folder and \
+                 restarts the server, which builds it again from the event log. Wallet commands \
+                 are still taken"
+            }
+        }
+    }
 }
 
 impl Progress {

@@ -24,8 +24,9 @@
 //! The registry holds its records weakly: a record lives while a place of
 //! its file does, so it holds at most one record per file open in the
 //! process (a server keeps its places until it stops; a file opened again
-//! after all of them are gone is trusted again, as after a restart). A file replaced at the same path (a new inode: [`SqliteError::Moved`]
-//! for the places recorded before) gets a record of its own and is not taken
+//! after all of them are gone is trusted again, as after a restart). A file
+//! replaced at the same path (a new inode: [`SqliteError::Moved`] for the
+//! places recorded before) gets a record of its own and is not taken
 //! for damaged; the birth time keeps a new file that reuses a deleted file's
 //! inode from taking over its record. Passing one place from the writer to
 //! the read pool instead would need every caller that opens both (the

@@ -59,8 +59,9 @@ pub enum SqliteError {
          data folder as it is (writes acknowledged since the last copy are in it); `PRAGMA \
          integrity_check` says what is damaged. A projection file (ledger.db, read_model.db, \
          search_index.db) moved out of the folder is built again from the event log at the \
-         next start; a damaged events.db needs a repair or a copy of it, and what that copy \
-         lacks is lost"
+         next start; events.db, transfers.db and dead_letters.db are derived from nothing: \
+         one of them damaged needs a repair (sqlite3's `.recover`) or a copy of it, and what \
+         that copy lacks is lost"
     )]
     Damaged {
         path: std::path::PathBuf,
@@ -289,9 +290,19 @@ pub enum Durability {
 /// process; the errors of opening and configuring the file.
 pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, SqliteError> {
     create_private(path)?;
-    let at = |source| SqliteError::Open {
-        path: path.to_path_buf(),
-        source,
+    // A file SQLite finds damaged while opening it is named so, with the way
+    // back ([`SqliteError::Damaged`]), rather than as a failure to open.
+    let at = |source: rusqlite::Error| {
+        if is_damage(&source) {
+            return SqliteError::Damaged {
+                path: path.to_path_buf(),
+                detail: source.to_string(),
+            };
+        }
+        SqliteError::Open {
+            path: path.to_path_buf(),
+            source,
+        }
     };
     refuse_unwritable(path)?;
     let connection = Connection::open(path).map_err(at)?;
@@ -917,6 +928,20 @@ mod tests {
             .expect("opened")
             .query_row("SELECT max(id) FROM rows", [], |row| row.get(0))
             .expect("the right edge reads")
+    }
+
+    /// h97 F4: a file with no database header stopped the start with "file
+    /// is not a database" and no way back; it is named damaged, with one.
+    #[test]
+    fn a_file_that_is_no_database_is_named_damaged_when_opened() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let path = root.path().join("read_model.db");
+        std::fs::write(&path, [0x5a_u8; 4096]).expect("written");
+        let opened = open_writer(&path, Durability::Replayable).expect_err("no database");
+        assert!(matches!(opened, SqliteError::Damaged { .. }), "{opened}");
+        let message = opened.to_string();
+        assert!(message.contains("read_model.db is damaged"), "{message}");
+        assert!(message.contains("moved out of the folder"), "{message}");
     }
 
     #[tokio::test]

@@ -35,7 +35,10 @@ pub struct EmbeddedReadModel {
 
 impl From<SqliteError> for ReadModelError {
     fn from(error: SqliteError) -> Self {
-        ReadModelError::Unavailable(error.to_string())
+        match error {
+            SqliteError::Damaged { .. } => ReadModelError::Damaged(error.to_string()),
+            _ => ReadModelError::Unavailable(error.to_string()),
+        }
     }
 }
 

@@ -118,6 +118,10 @@ pub enum ReadModelError {
     },
     #[error("read model holds an unreadable row: {0}")]
     Corrupt(String),
+    /// Its file was found damaged (embedded default): nothing is read from
+    /// or written to it until it is moved out and built again from the log.
+    #[error("read model damaged: {0}")]
+    Damaged(String),
     /// The store refused a statement for what it holds or asks (a
     /// constraint, a value a column cannot take, a table that is not
     /// there): it would refuse it again.
@@ -175,7 +179,11 @@ impl event_sink::Transience for ReadModelError {
     /// gap the next batch fills. A consumer retries it without end.
     fn is_transient(&self) -> bool {
         match self {
-            ReadModelError::Unavailable(_) | ReadModelError::Gap { .. } => true,
+            // Damage is retried too: the events wait in the log, none is
+            // dead-lettered for a fault of the file, until it is rebuilt.
+            ReadModelError::Unavailable(_)
+            | ReadModelError::Gap { .. }
+            | ReadModelError::Damaged(_) => true,
             ReadModelError::Corrupt(_)
             | ReadModelError::Refused(_)
             | ReadModelError::OffsetsMoved(_) => false,

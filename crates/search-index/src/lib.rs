@@ -162,6 +162,10 @@ pub enum SearchIndexError {
     InvalidConfig(String),
     #[error("search index unavailable: {0}")]
     Unavailable(String),
+    /// Its file was found damaged (embedded default): nothing is read from
+    /// or written to it until it is moved out and built again from the log.
+    #[error("search index damaged: {0}")]
+    Damaged(String),
     #[error("search index refused the request with status {status}: {reason}")]
     Refused { status: u16, reason: String },
     /// Items of a `_bulk` request failed. `passing` when every failed item's
@@ -268,7 +272,11 @@ impl event_sink::Transience for SearchIndexError {
     /// without end.
     fn is_transient(&self) -> bool {
         match self {
-            SearchIndexError::Unavailable(_) | SearchIndexError::UnknownWallet(_) => true,
+            // Damage is retried too: the events wait in the log, none is
+            // dead-lettered for a fault of the file, until it is rebuilt.
+            SearchIndexError::Unavailable(_)
+            | SearchIndexError::UnknownWallet(_)
+            | SearchIndexError::Damaged(_) => true,
             SearchIndexError::Refused { status, reason } => is_transient_refusal(*status, reason),
             SearchIndexError::BulkItemsFailed { passing, .. } => *passing,
             SearchIndexError::InvalidConfig(_)

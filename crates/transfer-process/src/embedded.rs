@@ -28,6 +28,7 @@ impl From<SqliteError> for JournalError {
             SqliteError::Sqlite(failure) if embedded_sqlite::is_refused_commit(failure) => {
                 JournalError::Refused(error.to_string())
             }
+            SqliteError::Damaged { .. } => JournalError::Damaged(error.to_string()),
             _ => JournalError::Unavailable(error.to_string()),
         }
     }

@@ -129,6 +129,11 @@ pub enum JournalError {
     Refused(String),
     #[error("transfer journal corrupt: {0}")]
     Corrupt(String),
+    /// The journal's file was found damaged (embedded default): nothing is
+    /// read from or written to it until an operator repairs it and restarts
+    /// the server; no retry helps meanwhile.
+    #[error("transfer journal damaged: {0}")]
+    Damaged(String),
 }
 
 #[async_trait]

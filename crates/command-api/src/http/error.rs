@@ -12,6 +12,7 @@
 use actix_web::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use embedded_sqlite::SqliteError;
 use event_sink::Transience;
 use event_store::StoreError;
 use ledger::verification::VerificationError;
@@ -103,6 +104,12 @@ pub const STORE_UNAVAILABLE_MESSAGE: &str =
 pub const STORE_DAMAGED_MESSAGE: &str =
     "The event store's file is damaged: this service takes no request that needs it until an \
      operator repairs or restores the file and restarts the server";
+/// The answer when the transfer journal's file was found damaged (transfer
+/// process on the embedded default): no retry brings it back.
+pub const JOURNAL_DAMAGED_MESSAGE: &str =
+    "The transfer journal's file is damaged: this service takes no transfer until an operator \
+     repairs the file and restarts the server. This request's outcome is unknown until then; \
+     a retry with the same Idempotency-Key afterwards applies it at most once";
 /// The answer when the wallet's stream holds an event a newer version of
 /// Wallex wrote (a schema version or an event type this build does not
 /// read), as during a rolling upgrade: this server cannot decide on it.
@@ -211,6 +218,10 @@ impl From<ServiceError> for ApiError {
                 log_chain(&error, "transfer journal unavailable");
                 ApiError::Unavailable(OUTCOME_UNKNOWN_MESSAGE.into())
             }
+            ServiceError::Transfer(ProcessError::Journal(JournalError::Damaged(_))) => {
+                log_chain(&error, "transfer journal damaged");
+                ApiError::NeedsOperator(JOURNAL_DAMAGED_MESSAGE.into())
+            }
             // Its intent was refused: nothing of it was done.
             ServiceError::Transfer(ProcessError::NotStarted { .. }) => {
                 log_chain(&error, "transfer journal refused a transfer's intent");
@@ -277,21 +288,49 @@ impl From<identity::Refusal> for ApiError {
 /// unbalanced data) is 500.
 fn projection_error(
     error: &dyn std::error::Error,
-    transient: bool,
+    fault: ProjectionFault,
     projection: Projection,
 ) -> ApiError {
-    if transient {
-        let message = projection.unavailable_message();
-        log_chain(error, message);
-        ApiError::Unavailable(message.into())
-    } else {
-        ApiError::Internal(error.to_string())
+    match fault {
+        ProjectionFault::Transient => {
+            let message = projection.unavailable_message();
+            log_chain(error, message);
+            ApiError::Unavailable(message.into())
+        }
+        ProjectionFault::Damaged => {
+            log_chain(error, "projection file damaged");
+            ApiError::NeedsOperator(projection.damaged_message().into())
+        }
+        ProjectionFault::Permanent => ApiError::Internal(error.to_string()),
+    }
+}
+
+/// What kind of failure a projection's error is, for its answer.
+enum ProjectionFault {
+    /// Its store away, busy or behind: a retry may pass (503, `Retry-After`).
+    Transient,
+    /// Its file found damaged: no retry passes until an operator moves the
+    /// file out to have it built again (503 without `Retry-After`).
+    Damaged,
+    /// Corrupt or unbalanced data (500).
+    Permanent,
+}
+
+impl ProjectionFault {
+    fn of(transient: bool, damaged: bool) -> Self {
+        match (damaged, transient) {
+            (true, _) => ProjectionFault::Damaged,
+            (false, true) => ProjectionFault::Transient,
+            (false, false) => ProjectionFault::Permanent,
+        }
     }
 }
 
 impl From<LedgerError> for ApiError {
     fn from(error: LedgerError) -> Self {
-        projection_error(&error, error.is_transient(), Projection::Ledger)
+        let damaged = matches!(&error, LedgerError::Storage(SqliteError::Damaged { .. }));
+        let fault = ProjectionFault::of(error.is_transient(), damaged);
+        projection_error(&error, fault, Projection::Ledger)
     }
 }
 
@@ -306,7 +345,9 @@ impl From<VerificationError> for ApiError {
 
 impl From<ReadModelError> for ApiError {
     fn from(error: ReadModelError) -> Self {
-        projection_error(&error, error.is_transient(), Projection::ReadModel)
+        let damaged = matches!(&error, ReadModelError::Damaged(_));
+        let fault = ProjectionFault::of(error.is_transient(), damaged);
+        projection_error(&error, fault, Projection::ReadModel)
     }
 }
 
@@ -317,6 +358,9 @@ impl From<SearchIndexError> for ApiError {
             SearchIndexError::InvalidQuery(message) => ApiError::BadRequest(message),
             // The search server is down or refuses (an index not created yet
             // included): the client may retry; what it said stays in the log.
+            SearchIndexError::Damaged(_) => {
+                projection_error(&error, ProjectionFault::Damaged, Projection::SearchIndex)
+            }
             SearchIndexError::Unavailable(_) | SearchIndexError::Refused { .. } => {
                 tracing::warn!(cause = %error, "search index unavailable");
                 ApiError::Unavailable(Projection::SearchIndex.unavailable_message().into())
@@ -487,6 +531,23 @@ mod tests {
         assert!(matches!(appended, ApiError::NeedsOperator(_)), "{appended}");
         let verified = ApiError::from(VerificationError::Store(damage()));
         assert!(matches!(verified, ApiError::NeedsOperator(_)), "{verified}");
+    }
+
+    /// A damaged transfer journal is not "outcome unknown, retry": no retry
+    /// passes until it is repaired.
+    #[tokio::test]
+    async fn a_damaged_transfer_journal_is_a_503_for_an_operator() {
+        let damaged = ServiceError::Transfer(ProcessError::Journal(JournalError::Damaged(
+            "transfers.db is damaged".into(),
+        )));
+        let answer = ApiError::from(damaged);
+        assert!(matches!(answer, ApiError::NeedsOperator(_)), "{answer}");
+        let response = answer.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().get(RETRY_AFTER).is_none());
+        assert!(answer
+            .to_string()
+            .contains("transfer journal's file is damaged"));
     }
 
     #[tokio::test]

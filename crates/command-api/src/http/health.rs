@@ -213,7 +213,7 @@ pub async fn live() -> HttpResponse {
 /// Whether the service can take commands (its event store answers), and how
 /// far events have flowed to their consumers.
 #[utoipa::path(get, path = "/health", tag = "operations",
-    responses((status = 200, description = "Up: {status: \"ok\", or \"degraded\" while writes fail or the wallet lock is down, eventStore: {kind, status, headPosition, writes: \"ok\" or {status: \"failing\", failures: {since, failures, error}} for the writes failed in the store since the last that passed, within 60 s of the last}, publisher, searchIndex: {status, consumerGroup on the full stack}, ledger: {status, position, consumerGroup: {group, messagesBehind, storedOffsets} on the full stack (status \"degraded\" while messages wait for a group that stored no offset: no consumer runs in it)}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined}, deadLetters: {status, parked, sinks}, locks: {kind: \"in-process\" or \"redis\", status: \"up\", or \"down\" with error (status \"degraded\": commands go on unlocked)}, authentication: {keyFile: {status: \"ok\", or \"stale\" with error while AUTH_JWT_PUBLIC_KEYS holds a change that cannot be used (status \"degraded\": the keys before it still verify)}} ({} without a key file)}", body = Object),
+    responses((status = 200, description = "Up: {status: \"ok\", or \"degraded\" while writes fail, the wallet lock is down or the storage of a projection (ledger, readModel, searchIndex) does not answer, eventStore: {kind, status, headPosition, writes: \"ok\" or {status: \"failing\", failures: {since, failures, error}} for the writes failed in the store since the last that passed, within 60 s of the last}, publisher, searchIndex: {status, consumerGroup on the full stack}, ledger: {status, position, consumerGroup: {group, messagesBehind, storedOffsets} on the full stack (status \"degraded\" while messages wait for a group that stored no offset: no consumer runs in it)}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined}, deadLetters: {status, parked, sinks}, locks: {kind: \"in-process\" or \"redis\", status: \"up\", or \"down\" with error (status \"degraded\": commands go on unlocked)}, authentication: {keyFile: {status: \"ok\", or \"stale\" with error while AUTH_JWT_PUBLIC_KEYS holds a change that cannot be used (status \"degraded\": the keys before it still verify)}} ({} without a key file)}", body = Object),
               (status = 503, description = "The event store is down: {status: \"error\", eventStore: {kind, status, error}} (Retry-After: seconds; none when its file is damaged, which an operator must repair or restore)", body = Object)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = state.wallets.store();
@@ -250,9 +250,11 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             if authentication["keyFile"]["status"] == "stale" {
                 status = "degraded";
             }
+            // Their reads fail (storage away, or a file damaged), or wait
+            // for a consumer group no one runs; commands go on.
             if [&ledger, &read_model, &search_index]
                 .into_iter()
-                .any(unattended_group)
+                .any(|report| report["status"] == "down" || unattended_group(report))
             {
                 status = "degraded";
             }

@@ -86,8 +86,9 @@ fn add_shared_responses(operation: &mut Operation) {
         (
             "503",
             "Wallet busy, storage unavailable, or the outcome unknown: retry with the same \
-             Idempotency-Key (Retry-After: seconds); or the event store's file damaged: no \
-             Retry-After, an operator must repair or restore it",
+             Idempotency-Key (Retry-After: seconds); or a file of the embedded store damaged \
+             (the event store's, the transfer journal's, or on its own routes a projection's): \
+             no Retry-After, an operator must repair, restore or rebuild it",
         ),
     ];
     for (status, description) in shared {
@@ -147,7 +148,7 @@ impl Modify for EveryOperation {
                 add_or_extend(responses, "431", HEAD_TOO_LARGE, bodiless_response);
                 if !storage_free {
                     responses.entry("503".to_owned()).or_insert_with(|| {
-                        error_response("Storage or a dependency unavailable: retry later (Retry-After: seconds); or the event store's file damaged: no Retry-After, an operator must repair or restore it")
+                        error_response("Storage or a dependency unavailable: retry later (Retry-After: seconds); or a file of the embedded store damaged: no Retry-After, an operator must repair, restore or rebuild it")
                     });
                 }
             }
@@ -236,7 +237,7 @@ fn response_headers(status: &str, kind: Kind) -> Vec<(&'static str, &'static str
         "429" | "503" => headers.push((
             "Retry-After",
             "Seconds to wait before retrying (with the same Idempotency-Key, for a command); \
-             absent when the event store's file is damaged, which no retry mends",
+             absent when a file of the embedded store is damaged, which no retry mends",
         )),
         "401" => headers.push(("WWW-Authenticate", "Bearer, with the failed check")),
         success if kind == Kind::Write && success.starts_with('2') => headers.push((

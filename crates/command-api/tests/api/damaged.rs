@@ -1,5 +1,7 @@
 //! A damaged event log answers 503 naming the damage and the operator it
-//! needs, without `Retry-After` (h97 F5: the body said to retry).
+//! needs, without `Retry-After` (h97 F5: the body said to retry); so does a
+//! damaged projection file on its own routes, naming the file and the way
+//! back, while wallet commands are still taken (h97 F4).
 
 use serde_json::json;
 
@@ -51,4 +53,58 @@ async fn a_damaged_event_log_answers_for_an_operator_and_takes_no_more_writes() 
         .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
         .expect("counted");
     assert_eq!(stored, 1);
+}
+
+#[tokio::test]
+async fn a_damaged_projection_file_answers_its_routes_for_an_operator_and_commands_go_on() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.create_wallet("w", "owner", json!(100)).await.status(),
+        201
+    );
+    let routes = [
+        ("ledger.db", "/ledger/wallet/w/summary"),
+        ("read_model.db", "/wallets"),
+        ("search_index.db", "/wallets/w/transactions"),
+    ];
+    for (file, _) in routes {
+        embedded_sqlite::ReadPool::open(&app.data_dir.join(file))
+            .expect("pool")
+            .place()
+            .mark_damaged("database disk image is malformed".into());
+    }
+
+    for (file, path) in routes {
+        let answer = app.get(path).send().await.expect("sent");
+        assert!(
+            answer.headers().get("retry-after").is_none(),
+            "{path}: no wait mends it: {:?}",
+            answer.headers()
+        );
+        let (status, body) = json_of(answer).await;
+        assert_eq!(status, 503, "{path}: {body}");
+        let message = error_message(&body, 503);
+        assert!(
+            message.contains(&format!("({file}) is damaged")),
+            "{message}"
+        );
+        assert!(
+            message.contains("moves it out of the data folder"),
+            "{message}"
+        );
+        assert!(!message.to_lowercase().contains("retry"), "{message}");
+    }
+
+    assert_eq!(app.credit("w", json!(5)).await.status(), 201);
+    assert_eq!(app.balance_text("w").await, "105.00");
+    let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
+    assert_eq!(
+        (status, &health["status"]),
+        (200, &json!("degraded")),
+        "{health}"
+    );
+    for report in ["ledger", "readModel", "searchIndex"] {
+        assert_eq!(health[report]["status"], "down", "{report}: {health}");
+    }
+    app.stop().await;
 }

@@ -69,7 +69,10 @@ pub struct EmbeddedSearchIndex {
 
 impl From<SqliteError> for SearchIndexError {
     fn from(error: SqliteError) -> Self {
-        SearchIndexError::Unavailable(error.to_string())
+        match error {
+            SqliteError::Damaged { .. } => SearchIndexError::Damaged(error.to_string()),
+            _ => SearchIndexError::Unavailable(error.to_string()),
+        }
     }
 }
 
