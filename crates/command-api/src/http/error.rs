@@ -142,6 +142,21 @@ fn log_chain(error: &dyn std::error::Error, what: &str) {
     tracing::warn!(cause = %chain, "{what}");
 }
 
+/// Logs `error` as `what`: every request fails alike while the store is
+/// away or damaged, so one line an interval, with the count held back.
+fn log_store_away(error: &StoreError, what: &str) {
+    let logged = STORE_UNAVAILABLE_LOG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .occurred(std::time::Instant::now());
+    if let Some(line) = logged {
+        log_chain(
+            error,
+            &format!("{what} ({} more since the last line)", line.held_back),
+        );
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match &error {
@@ -150,39 +165,12 @@ impl From<StoreError> for ApiError {
                 ApiError::Unavailable(OUTCOME_UNKNOWN_MESSAGE.into())
             }
             StoreError::Unavailable(_) => {
-                // Every request fails alike while the store is away: one
-                // line an interval, with the count held back.
-                let logged = STORE_UNAVAILABLE_LOG
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .occurred(std::time::Instant::now());
-                if let Some(line) = logged {
-                    log_chain(
-                        &error,
-                        &format!(
-                            "event store unavailable ({} more since the last line)",
-                            line.held_back
-                        ),
-                    );
-                }
+                log_store_away(&error, "event store unavailable");
                 ApiError::Unavailable(STORE_UNAVAILABLE_MESSAGE.into())
             }
             StoreError::Damaged(_) => {
-                // The damage was logged once, at error, when it was found;
-                // the requests refused since, one line an interval.
-                let logged = STORE_UNAVAILABLE_LOG
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .occurred(std::time::Instant::now());
-                if let Some(line) = logged {
-                    log_chain(
-                        &error,
-                        &format!(
-                            "event store damaged ({} more since the last line)",
-                            line.held_back
-                        ),
-                    );
-                }
+                // The damage was logged once, at error, when it was found.
+                log_store_away(&error, "event store damaged");
                 ApiError::NeedsOperator(STORE_DAMAGED_MESSAGE.into())
             }
             StoreError::Corrupt {

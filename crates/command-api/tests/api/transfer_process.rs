@@ -26,6 +26,13 @@ fn transfer_body(to: &str, amount: Value) -> Value {
     json!({"toWalletId": to, "amount": amount, "description": "rent"})
 }
 
+/// The transfer of 4 from `a` to `b` under the key `once`.
+fn transfer_once(app: &TestApp) -> reqwest::RequestBuilder {
+    app.post("/wallets/a/transfer")
+        .header("Idempotency-Key", "once")
+        .json(&transfer_body("b", json!(4)))
+}
+
 #[tokio::test]
 async fn a_transfer_moves_the_money_and_its_key_replays_the_same_reply() {
     let (_temp, app) = process_app().await;
@@ -200,13 +207,10 @@ async fn a_folder_run_with_the_transfer_process_does_not_start_atomic() {
     let app = spawn_process_app_in(temp.path()).await;
     app.create_wallet("a", "o", json!(10)).await;
     app.create_wallet("b", "o", json!(0)).await;
-    let transfer_once = |app: &TestApp| {
-        app.post("/wallets/a/transfer")
-            .header("Idempotency-Key", "once")
-            .json(&transfer_body("b", json!(4)))
-            .send()
-    };
-    assert_eq!(transfer_once(&app).await.expect("sent").status(), 201);
+    assert_eq!(
+        transfer_once(&app).send().await.expect("sent").status(),
+        201
+    );
     app.stop().await;
 
     let atomic = command_api::Application::build(command_api::Config::embedded_for_test(
@@ -222,7 +226,10 @@ async fn a_folder_run_with_the_transfer_process_does_not_start_atomic() {
     );
     // The process start goes on as before, and the key still replays.
     let app = spawn_process_app_in(temp.path()).await;
-    assert_eq!(transfer_once(&app).await.expect("sent").status(), 201);
+    assert_eq!(
+        transfer_once(&app).send().await.expect("sent").status(),
+        201
+    );
     assert_eq!(app.balance_text("a").await, "6.00");
     app.stop().await;
 }
@@ -242,13 +249,10 @@ async fn an_event_log_older_than_the_transfer_journal_is_refused() {
     copy_event_log(temp.path(), older.path());
 
     let app = spawn_process_app_in(temp.path()).await;
-    let transfer_once = |app: &TestApp| {
-        app.post("/wallets/a/transfer")
-            .header("Idempotency-Key", "once")
-            .json(&transfer_body("b", json!(4)))
-            .send()
-    };
-    assert_eq!(transfer_once(&app).await.expect("sent").status(), 201);
+    assert_eq!(
+        transfer_once(&app).send().await.expect("sent").status(),
+        201
+    );
     app.stop().await;
     let newer = tempfile::tempdir().expect("tempdir");
     copy_event_log(temp.path(), newer.path());
@@ -265,7 +269,10 @@ async fn an_event_log_older_than_the_transfer_journal_is_refused() {
 
     restore_event_log(newer.path(), temp.path());
     let app = spawn_process_app_in(temp.path()).await;
-    assert_eq!(transfer_once(&app).await.expect("sent").status(), 201);
+    assert_eq!(
+        transfer_once(&app).send().await.expect("sent").status(),
+        201
+    );
     assert_eq!(app.balance_text("a").await, "6.00");
     assert_eq!(app.balance_text("b").await, "4.00");
     app.stop().await;
