@@ -98,10 +98,12 @@ pub enum StartupError {
     /// Projection files hold events the event log lacks (embedded default).
     #[error(
         "events.db ends at position {head}, but {}: the event log is older than what was \
-         derived from it (restored from an older copy, or cut short). Put back the events.db \
-         (with its -wal file) that goes with them; or, if this event log is the one to keep, \
-         move each file named here (with its -wal and -shm files) out of the data folder, and \
-         it is built again from the log at the next start",
+         derived from it (restored from an older copy, cut short, or its -wal file damaged: \
+         SQLite reads a WAL up to its first damaged frame). This refusal left the files \
+         already in the data folder as they were: keep a copy of it as it is, -wal files \
+         included. Put back the events.db (with its -wal file) that goes with them; or, if \
+         this event log is the one to keep, move each file named here (with its -wal and -shm \
+         files) out of the data folder, and it is built again from the log at the next start",
         ProjectionAhead::listed(ahead)
     )]
     LogBehindProjections {
@@ -113,10 +115,13 @@ pub enum StartupError {
     #[error(
         "events.db ends at position {head}, but {journal} records transfer steps stored up to \
          position {recorded}: the event log is older than the transfer journal (restored from \
-         an older copy, or cut short). Put back the events.db (with its -wal file) that goes \
-         with it. The journal is not derived from the log and cannot be built again from it: \
-         moving it out would forget the idempotency keys of the transfers it finished and \
-         leave those it had started half done, so keep a copy of it either way"
+         an older copy, cut short, or its -wal file damaged: SQLite reads a WAL up to its first \
+         damaged frame). This refusal left the files already in the data folder as they were: \
+         keep a copy of it as it is, -wal files included. Put back the events.db (with its \
+         -wal file) that goes with it. The journal is not derived from the log and cannot be \
+         built again from it: moving it out would forget the idempotency keys of the \
+         transfers it finished and leave those it had started half done, so keep a copy of it \
+         either way"
     )]
     LogBehindJournal {
         head: u64,

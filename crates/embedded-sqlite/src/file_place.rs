@@ -217,6 +217,40 @@ fn is_guard_refusal(error: &rusqlite::Error) -> bool {
         if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_COMMITHOOK)
 }
 
+/// The WAL file beside a database file, as its writer saw it at its first
+/// commit. SQLite keeps a connection's WAL open by its descriptor: one
+/// deleted or replaced while the server runs still takes commits, and no
+/// restart reads them back (the path leads to nothing, or to another WAL).
+#[derive(Debug, Default)]
+pub struct WalPlace {
+    seen: Option<Identity>,
+}
+
+impl WalPlace {
+    /// Whether the `-wal` file of `place`'s database is the one this
+    /// check saw first (the first call that finds one records it; before
+    /// the first commit of a new file there is none yet).
+    ///
+    /// # Errors
+    /// [`SqliteError::Moved`] naming the `-wal` file when it is gone or
+    /// another file.
+    pub fn check(&mut self, place: &FilePlace) -> Result<(), SqliteError> {
+        let mut path = place.path.clone().into_os_string();
+        path.push("-wal");
+        let path = PathBuf::from(path);
+        let now = identity(&path).ok();
+        match (now, self.seen) {
+            (Some(now), None) => {
+                self.seen = Some(now);
+                Ok(())
+            }
+            (Some(now), Some(seen)) if now == seen => Ok(()),
+            (None, None) => Ok(()),
+            _ => Err(SqliteError::Moved { path }),
+        }
+    }
+}
+
 /// The folder holding `path` (`.` for a bare file name).
 fn folder_of(path: &Path) -> &Path {
     match path.parent() {

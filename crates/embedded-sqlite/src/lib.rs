@@ -15,7 +15,7 @@ mod file_place;
 mod identifier_words;
 
 pub use data_dir_lock::{DataDirLock, DataDirLockError, PID_FILE_NAME};
-pub use file_place::{is_damage, FilePlace};
+pub use file_place::{is_damage, FilePlace, WalPlace};
 pub use identifier_words::identifier_word;
 
 use std::path::Path;
@@ -55,13 +55,13 @@ pub enum SqliteError {
     /// it for every reader and writer of the file): nothing is read from or
     /// written to it again until the server restarts.
     #[error(
-        "the database file {path} is damaged ({detail}): stop the server and keep a copy of the \
-         data folder as it is (writes acknowledged since the last copy are in it); `PRAGMA \
-         integrity_check` says what is damaged. A projection file (ledger.db, read_model.db, \
+        "the database file {path} is damaged ({detail}): with the server stopped, keep a copy \
+         of the data folder as it is, -wal files included (writes acknowledged since the last \
+         copy are in it); `PRAGMA integrity_check` says what is damaged. A projection file (ledger.db, read_model.db, \
          search_index.db) moved out of the folder is built again from the event log at the \
          next start; events.db, transfers.db and dead_letters.db are derived from nothing: \
-         one of them damaged needs a repair (sqlite3's `.recover`) or a copy of it, and what \
-         that copy lacks is lost"
+         one of them damaged needs a repair (sqlite3's `.recover`, or `.dump` where that \
+         fails) or a copy of it, and what that copy lacks is lost"
     )]
     Damaged {
         path: std::path::PathBuf,
@@ -274,6 +274,23 @@ pub enum Durability {
     Replayable,
 }
 
+/// Leaves the WAL file as it is when `connection` closes: by default the
+/// last connection to close copies the WAL into the database file and
+/// deletes it. A start refused on what it read (a log that ends early, which
+/// a damaged `-wal` also gives: SQLite reads a WAL up to its first damaged
+/// frame) would then fold the readable part into the file and delete the
+/// rest, the only copy of what followed. The WAL is read back at the next
+/// open, so nothing is lost by keeping it; the files' own checkpoints (the
+/// writer's and [`CHECKPOINT_INTERVAL_MS`]'s) still bound it while serving.
+fn keep_wal_on_close(connection: &Connection) -> rusqlite::Result<()> {
+    connection
+        .set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .map(|_| ())
+}
+
 /// Opens the single writer connection of a database file, creating it
 /// with [`DATABASE_FILE_MODE`]. The writer refuses to commit (rolls back:
 /// `SQLITE_CONSTRAINT_COMMITHOOK`) once a read or a write of the file found
@@ -306,6 +323,7 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
     };
     refuse_unwritable(path)?;
     let connection = Connection::open(path).map_err(at)?;
+    keep_wal_on_close(&connection).map_err(at)?;
     if connection
         .is_readonly(rusqlite::DatabaseName::Main)
         .map_err(at)?
@@ -318,14 +336,13 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
     if let Some(damage) = place.damage() {
         return Err(damage);
     }
+    let mut wal = WalPlace::default();
     connection.commit_hook(Some(move || {
-        // A replayable file's move is not checked: it costs two `stat`s a
-        // commit, and its commits are replayed from the log. Its damage
-        // costs a load.
-        let refused = match durability {
-            Durability::Durable => place.check().err(),
-            Durability::Replayable => place.damage(),
-        };
+        // Three `stat`s a commit (of a group of appends, or of a
+        // projection's batch): a commit into a file or a WAL moved, deleted
+        // or replaced would be read back by no restart, or would land in a
+        // copy put in the file's place. A damaged file takes none.
+        let refused = place.check().and_then(|()| wal.check(&place)).err();
         match refused {
             None => false,
             Some(refused) => {
@@ -412,6 +429,7 @@ impl ReadPool {
                         .map_err(|moved| HookError::Message(moved.to_string().into()))?;
                     connection
                         .interact(|connection| {
+                            keep_wal_on_close(connection)?;
                             connection.pragma_update(None, "mmap_size", READER_MMAP_BYTES)
                         })
                         .await
@@ -505,6 +523,7 @@ impl Checkpointer {
         place: FilePlace,
     ) -> Result<Self, SqliteError> {
         let connection = Connection::open(path)?;
+        keep_wal_on_close(&connection)?;
         connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
         let (stop, stopped) = std::sync::mpsc::sync_channel::<()>(0);
         let name = path.display().to_string();
@@ -549,6 +568,11 @@ impl Checkpointer {
 }
 
 impl SharedWriter {
+    /// Where the file is, and whether it was found damaged.
+    pub fn place(&self) -> &FilePlace {
+        &self.place
+    }
+
     /// Opens the writer and brings the schema up to date with `migrations`.
     ///
     /// # Errors
@@ -1103,6 +1127,69 @@ mod tests {
         let refused = insert(&writer).await.expect_err("nor a later write");
         assert!(matches!(refused, SqliteError::Damaged { .. }), "{refused}");
         assert_eq!(last_id(&path), FILLED_ROWS, "nothing committed");
+    }
+
+    /// h98: a start refused on a log that ended early (a damaged `-wal`
+    /// reads so) folded the readable part of the WAL into the file when it
+    /// closed, and deleted the WAL with what followed the damage.
+    #[tokio::test]
+    async fn closing_leaves_the_wal_as_it_is() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("events.db");
+        let writer = open_rows(&path, Durability::Durable);
+        insert(&writer).await.expect("written");
+        let readers = ReadPool::open(&path).expect("pool");
+        readers
+            .read(|connection| {
+                connection.query_row("SELECT count(*) FROM rows", [], |row| row.get::<_, i64>(0))
+            })
+            .await
+            .expect("read");
+        let wal = dir.path().join("events.db-wal");
+        let before = file_len(&wal);
+        assert!(before > 0, "the commit is in the WAL");
+        drop(readers);
+        drop(writer);
+        assert_eq!(file_len(&wal), before, "the WAL is kept as it was");
+        let reopened = open_rows(&path, Durability::Durable);
+        assert_eq!(insert(&reopened).await.expect("written"), 1);
+    }
+
+    /// h98: a `-wal` deleted (or replaced) while the server ran still took
+    /// commits through its open descriptor, which no restart read back; a
+    /// projection file replaced by a copy took commits meant for the old one.
+    #[tokio::test]
+    async fn a_wal_deleted_or_a_file_replaced_takes_no_commit_in_either_durability() {
+        for durability in [Durability::Durable, Durability::Replayable] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("rows.db");
+            let writer = open_rows(&path, durability);
+            insert(&writer).await.expect("committed");
+            insert(&writer).await.expect("committed, the WAL seen");
+            std::fs::remove_file(dir.path().join("rows.db-wal")).expect("WAL deleted");
+            let refused = insert(&writer)
+                .await
+                .expect_err("no commit into a deleted WAL");
+            assert!(
+                matches!(&refused, SqliteError::Sqlite(error) if is_refused_commit(error)),
+                "{durability:?}: {refused}"
+            );
+
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("rows.db");
+            let writer = open_rows(&path, durability);
+            insert(&writer).await.expect("committed");
+            let copy = dir.path().join("copy.db");
+            std::fs::copy(&path, &copy).expect("copied");
+            std::fs::rename(&copy, &path).expect("replaced");
+            let refused = insert(&writer)
+                .await
+                .expect_err("no commit into a replaced file");
+            assert!(
+                matches!(&refused, SqliteError::Sqlite(error) if is_refused_commit(error)),
+                "{durability:?}: {refused}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -274,6 +274,12 @@ impl TransferJournal for KurrentDbTransferJournal {
         JournalRecord::decode_all(transfer_id, &records)
     }
 
+    /// Never: the journal's streams are KurrentDB's, whose health the event
+    /// store's report gives.
+    fn damage(&self) -> Option<String> {
+        None
+    }
+
     /// Always 0: the journal's streams live beside the wallets' in the same
     /// KurrentDB, so a restore brings back both as of the same moment.
     async fn log_position(&self) -> Result<u64, JournalError> {

@@ -157,6 +157,13 @@ impl TransferJournal for EmbeddedTransferJournal {
         JournalRecord::decode_all(transfer_id, &texts)
     }
 
+    fn damage(&self) -> Option<String> {
+        self.writer
+            .place()
+            .damage()
+            .map(|damage| damage.to_string())
+    }
+
     async fn log_position(&self) -> Result<u64, JournalError> {
         let position = self
             .writer

@@ -169,4 +169,9 @@ pub trait TransferJournal: Send + Sync {
     /// without scanning finished ones. May name a transfer that has just
     /// finished: resuming one is harmless.
     async fn unfinished(&self, limit: usize) -> Result<Vec<Uuid>, JournalError>;
+
+    /// What was found damaged in the journal's storage, once something was
+    /// (its file, on the embedded default): no request that needs the
+    /// journal passes until an operator repairs it. `None` otherwise.
+    fn damage(&self) -> Option<String>;
 }

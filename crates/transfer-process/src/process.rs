@@ -439,6 +439,11 @@ impl TransferProcess {
         self.quarantined_ids().len()
     }
 
+    /// The journal's damage, once found ([`TransferJournal::damage`]).
+    pub fn journal_damage(&self) -> Option<String> {
+        self.journal.damage()
+    }
+
     /// Resumes one transfer initiated at or before `initiated_before`.
     async fn resume_one(
         &self,

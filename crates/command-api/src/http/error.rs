@@ -107,9 +107,10 @@ pub const STORE_DAMAGED_MESSAGE: &str =
 /// The answer when the transfer journal's file was found damaged (transfer
 /// process on the embedded default): no retry brings it back.
 pub const JOURNAL_DAMAGED_MESSAGE: &str =
-    "The transfer journal's file is damaged: this service takes no transfer until an operator \
-     repairs the file and restarts the server. This request's outcome is unknown until then; \
-     a retry with the same Idempotency-Key afterwards applies it at most once";
+    "The transfer journal's file is damaged: requests that need it (transfers and captures, \
+     closes, and commands with an Idempotency-Key, whose keys it holds too) are not taken \
+     until an operator repairs the file and restarts the server. A transfer may have been \
+     started; a retry with the same Idempotency-Key afterwards applies it at most once";
 /// The answer when the wallet's stream holds an event a newer version of
 /// Wallex wrote (a schema version or an event type this build does not
 /// read), as during a rolling upgrade: this server cannot decide on it.
@@ -142,9 +143,10 @@ fn log_chain(error: &dyn std::error::Error, what: &str) {
     tracing::warn!(cause = %chain, "{what}");
 }
 
-/// Logs `error` as `what`: every request fails alike while the store is
-/// away or damaged, so one line an interval, with the count held back.
-fn log_store_away(error: &StoreError, what: &str) {
+/// Logs `error` as `what`: every request fails alike while the event store
+/// (or the transfer journal) is away or damaged, so one line an interval,
+/// with the count held back.
+fn log_store_away(error: &dyn std::error::Error, what: &str) {
     let logged = STORE_UNAVAILABLE_LOG
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -207,7 +209,7 @@ impl From<ServiceError> for ApiError {
                 ApiError::Unavailable(OUTCOME_UNKNOWN_MESSAGE.into())
             }
             ServiceError::Transfer(ProcessError::Journal(JournalError::Damaged(_))) => {
-                log_chain(&error, "transfer journal damaged");
+                log_store_away(&error, "transfer journal damaged");
                 ApiError::NeedsOperator(JOURNAL_DAMAGED_MESSAGE.into())
             }
             // Its intent was refused: nothing of it was done.

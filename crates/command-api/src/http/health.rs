@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use identity::KeyFile;
+use ledger::LedgerError;
 
 use crate::catch_up::Projection;
 use crate::startup::AppState;
@@ -125,8 +126,13 @@ async fn locks_report(state: &AppState) -> Value {
 }
 
 /// Transfers the sweep has set aside (transfer process only): they serve no
-/// request and make nothing unhealthy, but an operator must look at them.
+/// request and make nothing unhealthy, but an operator must look at them;
+/// or `{status: "down", error}` once the journal was found damaged (no
+/// transfer passes until it is repaired: the service is degraded).
 fn transfers_report(state: &AppState) -> Value {
+    if let Some(damage) = state.wallets.transfer_journal_damage() {
+        return json!({ "status": "down", "error": damage });
+    }
     match state.wallets.quarantined_transfers() {
         None => json!({ "status": "not a process" }),
         Some(0) => json!({ "status": "ok", "quarantined": 0 }),
@@ -213,7 +219,7 @@ pub async fn live() -> HttpResponse {
 /// Whether the service can take commands (its event store answers), and how
 /// far events have flowed to their consumers.
 #[utoipa::path(get, path = "/health", tag = "operations",
-    responses((status = 200, description = "Up: {status: \"ok\", or \"degraded\" while writes fail, the wallet lock is down or the storage of a projection (ledger, readModel, searchIndex) does not answer, eventStore: {kind, status, headPosition, writes: \"ok\" or {status: \"failing\", failures: {since, failures, error}} for the writes failed in the store since the last that passed, within 60 s of the last}, publisher, searchIndex: {status, consumerGroup on the full stack}, ledger: {status, position, consumerGroup: {group, messagesBehind, storedOffsets} on the full stack (status \"degraded\" while messages wait for a group that stored no offset: no consumer runs in it)}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined}, deadLetters: {status, parked, sinks}, locks: {kind: \"in-process\" or \"redis\", status: \"up\", or \"down\" with error (status \"degraded\": commands go on unlocked)}, authentication: {keyFile: {status: \"ok\", or \"stale\" with error while AUTH_JWT_PUBLIC_KEYS holds a change that cannot be used (status \"degraded\": the keys before it still verify)}} ({} without a key file)}", body = Object),
+    responses((status = 200, description = "Up: {status: \"ok\", or \"degraded\" while writes fail, the wallet lock is down or the storage of a projection (ledger, readModel, searchIndex) does not answer, the transfer journal is damaged or the dead letters cannot be read, eventStore: {kind, status, headPosition, writes: \"ok\" or {status: \"failing\", failures: {since, failures, error}} for the writes failed in the store since the last that passed, within 60 s of the last}, publisher, searchIndex: {status, consumerGroup on the full stack}, ledger: {status, position, consumerGroup: {group, messagesBehind, storedOffsets} on the full stack (status \"degraded\" while messages wait for a group that stored no offset: no consumer runs in it)}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined} or {status: \"down\", error}, deadLetters: {status, parked, sinks} or {status: \"unknown\", error}, locks: {kind: \"in-process\" or \"redis\", status: \"up\", or \"down\" with error (status \"degraded\": commands go on unlocked)}, authentication: {keyFile: {status: \"ok\", or \"stale\" with error while AUTH_JWT_PUBLIC_KEYS holds a change that cannot be used (status \"degraded\": the keys before it still verify)}} ({} without a key file)}", body = Object),
               (status = 503, description = "The event store is down: {status: \"error\", eventStore: {kind, status, error}} (Retry-After: seconds; none when its file is damaged, which an operator must repair or restore)", body = Object)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = state.wallets.store();
@@ -246,6 +252,12 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             if locks["status"] != "up" {
                 status = "degraded";
             }
+            // Transfers wait for an operator (a journal damaged), or the
+            // relays for their dead letters (a file that does not answer).
+            let transfers = transfers_report(&state);
+            if transfers["status"] == "down" || dead_letters["status"] == "unknown" {
+                status = "degraded";
+            }
             let authentication = authentication_report(&state);
             if authentication["keyFile"]["status"] == "stale" {
                 status = "degraded";
@@ -265,7 +277,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                 "searchIndex": search_index,
                 "ledger": ledger,
                 "readModel": read_model,
-                "transfers": transfers_report(&state),
+                "transfers": transfers,
                 "locks": locks,
                 "deadLetters": dead_letters,
                 "authentication": authentication,
@@ -313,16 +325,34 @@ fn authentication_report(state: &AppState) -> serde_json::Value {
 /// `{status: "error", module: "ledger", error}` when it does not.
 #[utoipa::path(get, path = "/ledger/health", tag = "operations",
     responses((status = 200, description = "The ledger answers: {status: \"ok\", module: \"ledger\", position}", body = Object),
-              (status = 503, description = "The ledger does not answer: {status: \"error\", module: \"ledger\", error} (Retry-After: seconds)", body = Object)))]
+              (status = 503, description = "The ledger does not answer: {status: \"error\", module: \"ledger\", error} (Retry-After: seconds; none when its file is damaged, which an operator moves out to have it built again)", body = Object)))]
 pub async fn ledger_health(state: web::Data<AppState>) -> HttpResponse {
-    match within_timeout(state.ledger.checkpoint()).await {
-        Ok(position) => HttpResponse::Ok().json(json!({
-            "status": "ok", "module": "ledger", "position": position,
-        })),
-        Err(error) => unavailable().json(json!({
-            "status": "error", "module": "ledger", "error": error,
-        })),
-    }
+    let timeout = Duration::from_millis(PROJECTION_PROBE_TIMEOUT_MS);
+    let (error, damaged) = match tokio::time::timeout(timeout, state.ledger.checkpoint()).await {
+        Ok(Ok(position)) => {
+            return HttpResponse::Ok().json(json!({
+                "status": "ok", "module": "ledger", "position": position,
+            }))
+        }
+        Ok(Err(error)) => {
+            let damaged = matches!(
+                &error,
+                LedgerError::Storage(embedded_sqlite::SqliteError::Damaged { .. })
+            );
+            (error.to_string(), damaged)
+        }
+        Err(_) => (
+            format!("no answer within {PROJECTION_PROBE_TIMEOUT_MS} ms"),
+            false,
+        ),
+    };
+    // No wait mends a damaged file (its error says what to do).
+    let mut response = if damaged {
+        HttpResponse::ServiceUnavailable()
+    } else {
+        unavailable()
+    };
+    response.json(json!({ "status": "error", "module": "ledger", "error": error }))
 }
 
 /// The seed's integration module probe, `{status: "ok", module: "integration"}`:

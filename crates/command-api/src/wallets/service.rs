@@ -218,6 +218,12 @@ impl WalletService {
         self.transfers.as_ref().map(|process| process.quarantined())
     }
 
+    /// The transfer journal's damage, once found; `None` without the
+    /// transfer process or while the journal is whole.
+    pub fn transfer_journal_damage(&self) -> Option<String> {
+        self.transfers.as_ref()?.journal_damage()
+    }
+
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.store
     }

@@ -1,11 +1,12 @@
 //! A damaged event log answers 503 naming the damage and the operator it
 //! needs, without `Retry-After` (h97 F5: the body said to retry); so does a
 //! damaged projection file on its own routes, naming the file and the way
-//! back, while wallet commands are still taken (h97 F4).
+//! back, while wallet commands are still taken (h97 F4); a damaged transfer
+//! journal or dead-letter file makes `/health` say `degraded` (h98).
 
 use serde_json::json;
 
-use crate::helpers::{error_message, json_of, spawn_app};
+use crate::helpers::{error_message, json_of, spawn_app, spawn_process_app_in};
 
 #[tokio::test]
 async fn a_damaged_event_log_answers_for_an_operator_and_takes_no_more_writes() {
@@ -68,10 +69,7 @@ async fn a_damaged_projection_file_answers_its_routes_for_an_operator_and_comman
         ("search_index.db", "/wallets/w/transactions"),
     ];
     for (file, _) in routes {
-        embedded_sqlite::ReadPool::open(&app.data_dir.join(file))
-            .expect("pool")
-            .place()
-            .mark_damaged("database disk image is malformed".into());
+        mark_damaged(&app.data_dir, file);
     }
 
     for (file, path) in routes {
@@ -95,6 +93,18 @@ async fn a_damaged_projection_file_answers_its_routes_for_an_operator_and_comman
         assert!(!message.to_lowercase().contains("retry"), "{message}");
     }
 
+    let ledger_health = app.get("/ledger/health").send().await.expect("sent");
+    assert!(ledger_health.headers().get("retry-after").is_none());
+    let (status, body) = json_of(ledger_health).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ledger.db is damaged"),
+        "{body}"
+    );
+
     assert_eq!(app.credit("w", json!(5)).await.status(), 201);
     assert_eq!(app.balance_text("w").await, "105.00");
     let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
@@ -106,5 +116,61 @@ async fn a_damaged_projection_file_answers_its_routes_for_an_operator_and_comman
     for report in ["ledger", "readModel", "searchIndex"] {
         assert_eq!(health[report]["status"], "down", "{report}: {health}");
     }
+    app.stop().await;
+}
+
+/// Marks the data folder's `file` damaged, as a read of it that met
+/// `SQLITE_CORRUPT` does (every place of the file shares the damage).
+fn mark_damaged(folder: &std::path::Path, file: &str) {
+    embedded_sqlite::ReadPool::open(&folder.join(file))
+        .expect("pool")
+        .place()
+        .mark_damaged("database disk image is malformed".into());
+}
+
+#[tokio::test]
+async fn a_damaged_transfer_journal_or_dead_letter_file_is_named_by_the_health_check() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let app = spawn_process_app_in(temp.path()).await;
+    for (id, opening) in [("a", 10), ("b", 0)] {
+        assert_eq!(
+            app.create_wallet(id, "o", json!(opening)).await.status(),
+            201
+        );
+    }
+    mark_damaged(temp.path(), "transfers.db");
+    mark_damaged(temp.path(), "dead_letters.db");
+
+    let transfer = app
+        .post("/wallets/a/transfer")
+        .json(&json!({"toWalletId": "b", "amount": 4}))
+        .send()
+        .await
+        .expect("sent");
+    assert!(transfer.headers().get("retry-after").is_none());
+    let (status, body) = json_of(transfer).await;
+    assert_eq!(status, 503, "{body}");
+    let message = error_message(&body, 503);
+    assert!(
+        message.contains("transfer journal's file is damaged"),
+        "{message}"
+    );
+    assert_eq!(
+        app.credit("a", json!(1)).await.status(),
+        201,
+        "no key: no journal"
+    );
+    assert_eq!(app.balance_text("a").await, "11.00");
+
+    let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
+    assert_eq!(
+        (status, &health["status"]),
+        (200, &json!("degraded")),
+        "{health}"
+    );
+    assert_eq!(health["transfers"]["status"], "down", "{health}");
+    let error = health["transfers"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("transfers.db is damaged"), "{health}");
+    assert_eq!(health["deadLetters"]["status"], "unknown", "{health}");
     app.stop().await;
 }
