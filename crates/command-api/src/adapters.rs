@@ -115,7 +115,11 @@ async fn embedded(
     let transfer_journal: Option<Arc<dyn TransferJournal>> =
         if transfers_run_as_process(config.transfers, store.appends_streams_atomically())? {
             let journal = EmbeddedTransferJournal::open(&config.data_dir)?;
-            refuse_a_journal_ahead_of_the_log(store.as_ref(), &journal).await?;
+            if let Err(refusal) = refuse_a_journal_ahead_of_the_log(store.as_ref(), &journal).await
+            {
+                keep_open_until_exit((store, journal));
+                return Err(refusal);
+            }
             Some(Arc::new(journal))
         } else {
             refuse_a_kept_journal(&config.data_dir).await?;
@@ -130,7 +134,7 @@ async fn embedded(
     let (read_model_sender, read_model_progress) = watch::channel(0);
     let (ledger_sender, ledger_progress) = watch::channel(0);
     let (search_index_sender, search_index_progress) = watch::channel(0);
-    refuse_projections_ahead_of_the_log(
+    let refused = refuse_projections_ahead_of_the_log(
         store.as_ref(),
         dead_letters.as_ref(),
         [
@@ -142,7 +146,18 @@ async fn embedded(
             (search_index.as_ref(), search_index::EMBEDDED_FILE),
         ],
     )
-    .await?;
+    .await;
+    if let Err(refusal) = refused {
+        keep_open_until_exit((
+            store,
+            transfer_journal,
+            read_model,
+            ledger,
+            search_index,
+            dead_letters,
+        ));
+        return Err(refusal);
+    }
     let sinks: Vec<(Arc<dyn EventSink>, watch::Sender<u64>)> = vec![
         (read_model.clone(), read_model_sender),
         (ledger.clone(), ledger_sender),
@@ -183,6 +198,17 @@ async fn embedded(
         background,
         data_dir_lock: Some(data_dir_lock),
     })
+}
+
+/// Keeps the files a start refused on what it read open until the process
+/// exits. When the last connection to a file closes, SQLite copies the
+/// file's WAL into it and deletes the WAL; a start refused on a log that
+/// ends early (a damaged `-wal` reads so too: SQLite reads a WAL up to its
+/// first damaged frame) would fold what it could read into `events.db` and
+/// delete the rest, the only copy of what followed (tester h98). Left open,
+/// the files stay as the refusal found them for the operator it addresses.
+fn keep_open_until_exit<T>(opened: T) {
+    std::mem::forget(opened);
 }
 
 /// Refuses to start when the transfer journal records a step stored past

@@ -44,9 +44,17 @@ use crate::SqliteError;
 /// A file's device and inode numbers.
 type Identity = (u64, u64);
 
-/// What SQLite said when a read or a write first found a file damaged, once
-/// it did.
-type DamageRecord = OnceLock<String>;
+/// What the places of one file share: what SQLite said when a read or a
+/// write first found the file damaged, and the `-wal` file its writer first
+/// committed into.
+#[derive(Debug, Default)]
+struct DamageRecord {
+    damage: OnceLock<String>,
+    /// SQLite keeps a connection's WAL open by its descriptor: one deleted
+    /// or replaced while the server runs still takes commits, which no
+    /// restart reads back (the path leads to nothing, or to another WAL).
+    wal: OnceLock<Identity>,
+}
 
 /// Which file a damage record is of: its [`Identity`] and its birth time
 /// where the file system keeps one (an inode number is reused once the file
@@ -75,7 +83,7 @@ fn damage_record(key: RecordKey) -> Arc<DamageRecord> {
         return record;
     }
     records.retain(|_, record| record.strong_count() > 0);
-    let record = Arc::new(DamageRecord::new());
+    let record = Arc::new(DamageRecord::default());
     records.insert(key, Arc::downgrade(&record));
     record
 }
@@ -124,7 +132,7 @@ impl FilePlace {
     /// [`SqliteError::Damaged`] once a read or a write found the file
     /// damaged, through this place or another of the same file.
     pub fn damage(&self) -> Option<SqliteError> {
-        self.damage.get().map(|detail| SqliteError::Damaged {
+        self.damage.damage.get().map(|detail| SqliteError::Damaged {
             path: self.path.clone(),
             detail: detail.clone(),
         })
@@ -135,7 +143,7 @@ impl FilePlace {
     /// once) and returns [`Self::damage`].
     pub fn mark_damaged(&self, detail: String) -> SqliteError {
         let mut first = false;
-        let recorded = self.damage.get_or_init(|| {
+        let recorded = self.damage.damage.get_or_init(|| {
             first = true;
             detail
         });
@@ -191,13 +199,39 @@ impl FilePlace {
         if let Some(damage) = self.damage() {
             return Err(damage);
         }
-        if self.is_current() {
-            Ok(())
-        } else {
-            Err(SqliteError::Moved {
+        if !self.is_current() {
+            return Err(SqliteError::Moved {
                 path: self.path.clone(),
-            })
+            });
         }
+        match self.damage.wal.get() {
+            Some(seen) if identity(&self.wal_path()).ok().as_ref() != Some(seen) => {
+                Err(SqliteError::Moved {
+                    path: self.wal_path(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Records the `-wal` file the writer commits into, the first time one
+    /// is there (before the first commit of a new file there is none yet):
+    /// from then on [`Self::check`] of every place of the file fails once
+    /// it is gone or another file.
+    ///
+    /// # Errors
+    /// [`SqliteError::Moved`] naming the `-wal` file, as [`Self::check`].
+    pub fn note_wal(&self) -> Result<(), SqliteError> {
+        if let Ok(now) = identity(&self.wal_path()) {
+            self.damage.wal.get_or_init(|| now);
+        }
+        self.check()
+    }
+
+    fn wal_path(&self) -> PathBuf {
+        let mut path = self.path.clone().into_os_string();
+        path.push("-wal");
+        PathBuf::from(path)
     }
 }
 
@@ -215,40 +249,6 @@ pub fn is_damage(error: &rusqlite::Error) -> bool {
 fn is_guard_refusal(error: &rusqlite::Error) -> bool {
     matches!(error, rusqlite::Error::SqliteFailure(failure, _)
         if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_COMMITHOOK)
-}
-
-/// The WAL file beside a database file, as its writer saw it at its first
-/// commit. SQLite keeps a connection's WAL open by its descriptor: one
-/// deleted or replaced while the server runs still takes commits, and no
-/// restart reads them back (the path leads to nothing, or to another WAL).
-#[derive(Debug, Default)]
-pub struct WalPlace {
-    seen: Option<Identity>,
-}
-
-impl WalPlace {
-    /// Whether the `-wal` file of `place`'s database is the one this
-    /// check saw first (the first call that finds one records it; before
-    /// the first commit of a new file there is none yet).
-    ///
-    /// # Errors
-    /// [`SqliteError::Moved`] naming the `-wal` file when it is gone or
-    /// another file.
-    pub fn check(&mut self, place: &FilePlace) -> Result<(), SqliteError> {
-        let mut path = place.path.clone().into_os_string();
-        path.push("-wal");
-        let path = PathBuf::from(path);
-        let now = identity(&path).ok();
-        match (now, self.seen) {
-            (Some(now), None) => {
-                self.seen = Some(now);
-                Ok(())
-            }
-            (Some(now), Some(seen)) if now == seen => Ok(()),
-            (None, None) => Ok(()),
-            _ => Err(SqliteError::Moved { path }),
-        }
-    }
 }
 
 /// The folder holding `path` (`.` for a bare file name).

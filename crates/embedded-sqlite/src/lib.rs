@@ -15,7 +15,7 @@ mod file_place;
 mod identifier_words;
 
 pub use data_dir_lock::{DataDirLock, DataDirLockError, PID_FILE_NAME};
-pub use file_place::{is_damage, FilePlace, WalPlace};
+pub use file_place::{is_damage, FilePlace};
 pub use identifier_words::identifier_word;
 
 use std::path::Path;
@@ -274,23 +274,6 @@ pub enum Durability {
     Replayable,
 }
 
-/// Leaves the WAL file as it is when `connection` closes: by default the
-/// last connection to close copies the WAL into the database file and
-/// deletes it. A start refused on what it read (a log that ends early, which
-/// a damaged `-wal` also gives: SQLite reads a WAL up to its first damaged
-/// frame) would then fold the readable part into the file and delete the
-/// rest, the only copy of what followed. The WAL is read back at the next
-/// open, so nothing is lost by keeping it; the files' own checkpoints (the
-/// writer's and [`CHECKPOINT_INTERVAL_MS`]'s) still bound it while serving.
-fn keep_wal_on_close(connection: &Connection) -> rusqlite::Result<()> {
-    connection
-        .set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        )
-        .map(|_| ())
-}
-
 /// Opens the single writer connection of a database file, creating it
 /// with [`DATABASE_FILE_MODE`]. The writer refuses to commit (rolls back:
 /// `SQLITE_CONSTRAINT_COMMITHOOK`) once a read or a write of the file found
@@ -323,7 +306,6 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
     };
     refuse_unwritable(path)?;
     let connection = Connection::open(path).map_err(at)?;
-    keep_wal_on_close(&connection).map_err(at)?;
     if connection
         .is_readonly(rusqlite::DatabaseName::Main)
         .map_err(at)?
@@ -336,17 +318,25 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
     if let Some(damage) = place.damage() {
         return Err(damage);
     }
-    let mut wal = WalPlace::default();
+    // Every commit is refused alike once the file is gone or damaged: one
+    // line an interval, with the count held back.
+    let mut refusals = LogThrottle::every(Duration::from_millis(REFUSED_COMMIT_LOG_INTERVAL_MS));
     connection.commit_hook(Some(move || {
         // Three `stat`s a commit (of a group of appends, or of a
         // projection's batch): a commit into a file or a WAL moved, deleted
         // or replaced would be read back by no restart, or would land in a
         // copy put in the file's place. A damaged file takes none.
-        let refused = place.check().and_then(|()| wal.check(&place)).err();
+        let refused = place.note_wal().err();
         match refused {
             None => false,
             Some(refused) => {
-                tracing::error!(error = %refused, "commit refused");
+                if let Some(line) = refusals.occurred(std::time::Instant::now()) {
+                    tracing::error!(
+                        error = %refused,
+                        held_back = line.held_back,
+                        "commit refused"
+                    );
+                }
                 true
             }
         }
@@ -429,7 +419,6 @@ impl ReadPool {
                         .map_err(|moved| HookError::Message(moved.to_string().into()))?;
                     connection
                         .interact(|connection| {
-                            keep_wal_on_close(connection)?;
                             connection.pragma_update(None, "mmap_size", READER_MMAP_BYTES)
                         })
                         .await
@@ -496,6 +485,10 @@ pub struct SharedWriter {
     _checkpointer: Option<Arc<Checkpointer>>,
 }
 
+/// Least time between two log lines of a writer's refused commits, in
+/// milliseconds (the ones between are counted in the next line).
+pub const REFUSED_COMMIT_LOG_INTERVAL_MS: u64 = 10_000;
+
 /// How often a [`Durability::Replayable`] file's checkpointer copies the
 /// WAL back into the file, in milliseconds.
 pub const CHECKPOINT_INTERVAL_MS: u64 = 250;
@@ -523,7 +516,6 @@ impl Checkpointer {
         place: FilePlace,
     ) -> Result<Self, SqliteError> {
         let connection = Connection::open(path)?;
-        keep_wal_on_close(&connection)?;
         connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
         let (stop, stopped) = std::sync::mpsc::sync_channel::<()>(0);
         let name = path.display().to_string();
@@ -1129,32 +1121,6 @@ mod tests {
         assert_eq!(last_id(&path), FILLED_ROWS, "nothing committed");
     }
 
-    /// h98: a start refused on a log that ended early (a damaged `-wal`
-    /// reads so) folded the readable part of the WAL into the file when it
-    /// closed, and deleted the WAL with what followed the damage.
-    #[tokio::test]
-    async fn closing_leaves_the_wal_as_it_is() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("events.db");
-        let writer = open_rows(&path, Durability::Durable);
-        insert(&writer).await.expect("written");
-        let readers = ReadPool::open(&path).expect("pool");
-        readers
-            .read(|connection| {
-                connection.query_row("SELECT count(*) FROM rows", [], |row| row.get::<_, i64>(0))
-            })
-            .await
-            .expect("read");
-        let wal = dir.path().join("events.db-wal");
-        let before = file_len(&wal);
-        assert!(before > 0, "the commit is in the WAL");
-        drop(readers);
-        drop(writer);
-        assert_eq!(file_len(&wal), before, "the WAL is kept as it was");
-        let reopened = open_rows(&path, Durability::Durable);
-        assert_eq!(insert(&reopened).await.expect("written"), 1);
-    }
-
     /// h98: a `-wal` deleted (or replaced) while the server ran still took
     /// commits through its open descriptor, which no restart read back; a
     /// projection file replaced by a copy took commits meant for the old one.
@@ -1173,6 +1139,13 @@ mod tests {
             assert!(
                 matches!(&refused, SqliteError::Sqlite(error) if is_refused_commit(error)),
                 "{durability:?}: {refused}"
+            );
+            // Readers see it too, so the health check that reads says so.
+            let readers = ReadPool::open(&path).expect("pool");
+            let checked = readers.place().check().expect_err("the WAL is gone");
+            assert!(
+                matches!(&checked, SqliteError::Moved { path } if path.ends_with("rows.db-wal")),
+                "{checked}"
             );
 
             let dir = tempfile::tempdir().expect("temp dir");

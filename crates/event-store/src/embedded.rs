@@ -747,7 +747,7 @@ impl EventStore for EmbeddedEventStore {
         Ok(version.map(to_u64))
     }
 
-    /// Also fails when `events.db` or its folder is no longer where it was
+    /// Also fails when `events.db`, its folder or its `-wal` is no longer where it was
     /// opened (the health check's question: the writer refuses to commit then).
     async fn head_position(&self) -> Result<u64, StoreError> {
         self.readers.place().check()?;

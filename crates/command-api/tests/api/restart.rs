@@ -1,6 +1,7 @@
 //! Acknowledged writes survive a restart, and the projections resume.
 
 use serde_json::json;
+use sha2::Digest;
 
 use crate::helpers::{
     copy_event_log, error_message, json_of, restore_event_log, spawn_app, spawn_app_in,
@@ -224,6 +225,37 @@ async fn ledger_balance(app: &crate::helpers::TestApp, id: &str) -> String {
     summary["balance"].to_string()
 }
 
+/// The bytes of `events.db` and of its `-wal`, after frames were put in the
+/// WAL by a connection that keeps it on close (as a crash leaves it): the
+/// log as a refused start finds it (h98: closing, it folded the WAL into the
+/// file and deleted it).
+fn log_files(folder: &std::path::Path) -> [String; 2] {
+    let wal = folder.join("events.db-wal");
+    if !wal.exists() {
+        let log = rusqlite::Connection::open(folder.join("events.db")).expect("open the log");
+        log.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .expect("keep the WAL on close");
+        log.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE scratch (x); DROP TABLE scratch;")
+            .expect("frames in the WAL");
+    }
+    assert!(
+        std::fs::metadata(&wal).expect("WAL").len() > 0,
+        "the WAL holds frames"
+    );
+    [folder.join("events.db"), wal].map(|path| {
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        format!(
+            "{}: {} bytes, sha256 {:x}",
+            path.display(),
+            bytes.len(),
+            sha2::Sha256::digest(&bytes)
+        )
+    })
+}
+
 #[tokio::test]
 async fn an_event_log_older_than_its_projections_is_refused_until_they_are_rebuilt_from_it() {
     let app = spawn_app().await;
@@ -241,12 +273,18 @@ async fn an_event_log_older_than_its_projections_is_refused_until_they_are_rebui
     app.stop().await;
 
     restore_event_log(older.path(), &directory);
+    let files_before = log_files(&directory);
     let Err(refusal) =
         command_api::Application::build(command_api::Config::embedded_for_test(directory.clone()))
             .await
     else {
         panic!("a server started on an event log older than its projections");
     };
+    assert_eq!(
+        log_files(&directory),
+        files_before,
+        "a refused start leaves the log and its WAL as they were"
+    );
     let message = refusal.to_string();
     assert!(
         message.contains("events.db ends at position 1, "),
