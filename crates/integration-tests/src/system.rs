@@ -176,7 +176,22 @@ pub struct System {
     pub kafka_brokers: String,
     /// The topic the consumers park what they cannot handle on.
     pub dead_letter_topic: String,
-    _logs: tempfile::TempDir,
+    /// The binaries' whole logs (a failure prints their tails only): kept
+    /// on disk when the test fails, removed otherwise.
+    logs: Option<tempfile::TempDir>,
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(logs) = self.logs.take() {
+                eprintln!(
+                    "the binaries' whole logs are kept in {}",
+                    logs.keep().display()
+                );
+            }
+        }
+    }
 }
 
 impl System {
@@ -246,7 +261,7 @@ impl System {
             index_prefix,
             kafka_brokers: servers.kafka_brokers.clone(),
             dead_letter_topic: dead_letters,
-            _logs: logs,
+            logs: Some(logs),
         };
         for process in &mut system.processes {
             process.spawn();
