@@ -976,7 +976,14 @@ async fn refresh_lag(
                 .with_label_values(&[handler])
                 .set(dead_letters);
         }
-        Err(error) => tracing::debug!(%error, "cannot read watermarks for the lag gauges"),
+        Err(error) => {
+            // A member the group no longer knows (its session lost while
+            // the broker was away) cannot read its committed offsets, and
+            // may never fetch again: unknown lag counts as waiting, so the
+            // watch replaces a member whose refreshes fail for its bound.
+            stall.lag_read(1, std::time::Instant::now());
+            tracing::debug!(%error, "cannot read watermarks for the lag gauges");
+        }
     }
 }
 
