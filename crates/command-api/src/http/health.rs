@@ -283,25 +283,21 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                 "authentication": authentication,
             }))
         }
-        Err(error) => {
-            // No wait mends a damaged file (its error says what to do).
-            let mut response = if damaged {
-                HttpResponse::ServiceUnavailable()
-            } else {
-                unavailable()
-            };
-            response.json(json!({
-                "status": "error",
-                "eventStore": { "kind": store.kind(), "status": "down", "error": error },
-            }))
-        }
+        Err(error) => unavailable(damaged).json(json!({
+            "status": "error",
+            "eventStore": { "kind": store.kind(), "status": "down", "error": error },
+        })),
     }
 }
 
-/// A 503 of a probe, with `Retry-After` as every 503 of this API has but
-/// the answers of a damaged event store.
-fn unavailable() -> actix_web::HttpResponseBuilder {
+/// A 503 of a probe, with `Retry-After` as every 503 of this API has, but
+/// for a `damaged` file, which no wait mends.
+fn unavailable(damaged: bool) -> actix_web::HttpResponseBuilder {
     let mut response = HttpResponse::ServiceUnavailable();
+    // No wait mends a damaged file (its error says what to do).
+    if damaged {
+        return response;
+    }
     response.insert_header((
         actix_web::http::header::RETRY_AFTER,
         super::error::RETRY_AFTER_SECONDS.to_string(),
@@ -346,13 +342,7 @@ pub async fn ledger_health(state: web::Data<AppState>) -> HttpResponse {
             false,
         ),
     };
-    // No wait mends a damaged file (its error says what to do).
-    let mut response = if damaged {
-        HttpResponse::ServiceUnavailable()
-    } else {
-        unavailable()
-    };
-    response.json(json!({ "status": "error", "module": "ledger", "error": error }))
+    unavailable(damaged).json(json!({ "status": "error", "module": "ledger", "error": error }))
 }
 
 /// The seed's integration module probe, `{status: "ok", module: "integration"}`:
@@ -398,7 +388,7 @@ pub async fn publisher_health(state: web::Data<AppState>) -> HttpResponse {
     if report.healthy() {
         HttpResponse::Ok().json(body)
     } else {
-        unavailable().json(body)
+        unavailable(false).json(body)
     }
 }
 
