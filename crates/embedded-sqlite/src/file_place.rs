@@ -164,14 +164,15 @@ impl FilePlace {
     /// error: damage found (`SQLITE_CORRUPT`, `SQLITE_NOTADB`) is marked
     /// ([`Self::mark_damaged`]) and returned as [`SqliteError::Damaged`], as
     /// is a commit the writer's guard refused because the file is damaged;
-    /// the rest is [`SqliteError::Sqlite`].
+    /// a commit it refused because the file, its folder or its `-wal` moved
+    /// is [`SqliteError::Moved`]; the rest is [`SqliteError::Sqlite`].
     pub fn sqlite_error(&self, error: rusqlite::Error) -> SqliteError {
         if is_damage(&error) {
             return self.mark_damaged(error.to_string());
         }
         if is_guard_refusal(&error) {
-            if let Some(damage) = self.damage() {
-                return damage;
+            if let Err(found) = self.check() {
+                return found;
             }
         }
         SqliteError::Sqlite(error)

@@ -1137,7 +1137,7 @@ mod tests {
                 .await
                 .expect_err("no commit into a deleted WAL");
             assert!(
-                matches!(&refused, SqliteError::Sqlite(error) if is_refused_commit(error)),
+                matches!(&refused, SqliteError::Moved { path } if path.ends_with("rows.db-wal")),
                 "{durability:?}: {refused}"
             );
             // Readers see it too, so the health check that reads says so.
@@ -1159,7 +1159,7 @@ mod tests {
                 .await
                 .expect_err("no commit into a replaced file");
             assert!(
-                matches!(&refused, SqliteError::Sqlite(error) if is_refused_commit(error)),
+                matches!(&refused, SqliteError::Moved { path } if path.ends_with("rows.db")),
                 "{durability:?}: {refused}"
             );
         }
@@ -1181,7 +1181,7 @@ mod tests {
             .await
             .expect_err("no commit into a moved folder");
         assert!(
-            matches!(&refused, SqliteError::Sqlite(error) if is_refused_commit(error)),
+            matches!(&refused, SqliteError::Moved { path } if path.ends_with("events.db")),
             "{refused}"
         );
         assert!(matches!(

@@ -96,6 +96,7 @@ impl From<SqliteError> for StoreError {
     fn from(error: SqliteError) -> Self {
         match error {
             SqliteError::Damaged { .. } => StoreError::Damaged(error),
+            SqliteError::Moved { .. } => StoreError::Moved(error),
             other => StoreError::Unavailable(other.to_string()),
         }
     }
@@ -294,8 +295,11 @@ fn commit_group(
             .iter()
             .map(|_| {
                 // Damage is marked on `place` by then.
-                let each = match error {
+                let each = match &error {
                     StoreError::Damaged(_) => refused_for_damage(place),
+                    StoreError::Moved(SqliteError::Moved { path }) => {
+                        Some(StoreError::Moved(SqliteError::Moved { path: path.clone() }))
+                    }
                     _ => None,
                 };
                 Err(AppendError::Store(each.unwrap_or_else(|| {

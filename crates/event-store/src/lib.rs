@@ -113,6 +113,14 @@ pub enum StoreError {
     /// and restart the server.
     #[error(transparent)]
     Damaged(embedded_sqlite::SqliteError),
+    /// The store's file, its folder or its `-wal` was moved, deleted or
+    /// replaced while the server ran ([`embedded_sqlite::SqliteError::Moved`]):
+    /// nothing is written to it again, and nothing of the request that got
+    /// this was stored. As with [`StoreError::Damaged`], retrying does not
+    /// help: an operator must restart the server on the folder that holds
+    /// the data.
+    #[error(transparent)]
+    Moved(embedded_sqlite::SqliteError),
     /// An append whose outcome is unknown: the commit was sent but its reply
     /// was lost (the connection dropped, the writer stopped), so its events
     /// may or may not be stored. Safe to retry with the same idempotency key.

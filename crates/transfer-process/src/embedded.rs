@@ -28,6 +28,8 @@ impl From<SqliteError> for JournalError {
             SqliteError::Sqlite(failure) if embedded_sqlite::is_refused_commit(failure) => {
                 JournalError::Refused(error.to_string())
             }
+            // The guard refused the commit: nothing of it was written.
+            SqliteError::Moved { .. } => JournalError::Refused(error.to_string()),
             SqliteError::Damaged { .. } => JournalError::Damaged(error.to_string()),
             _ => JournalError::Unavailable(error.to_string()),
         }

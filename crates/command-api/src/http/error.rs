@@ -104,6 +104,12 @@ pub const STORE_UNAVAILABLE_MESSAGE: &str =
 pub const STORE_DAMAGED_MESSAGE: &str =
     "The event store's file is damaged: this service takes no request that needs it until an \
      operator repairs or restores the file and restarts the server";
+/// The answer when the event store's file, its folder or its `-wal` was
+/// moved, deleted or replaced while the server ran: no retry brings it back.
+pub const STORE_MOVED_MESSAGE: &str =
+    "The event store's file or its folder was moved, deleted or replaced while the server ran: \
+     this service takes no request that needs it until an operator restarts the server on the \
+     folder that holds the data";
 /// The answer when the transfer journal's file was found damaged (transfer
 /// process on the embedded default): no retry brings it back.
 pub const JOURNAL_DAMAGED_MESSAGE: &str =
@@ -174,6 +180,10 @@ impl From<StoreError> for ApiError {
                 // The damage was logged once, at error, when it was found.
                 log_store_away(&error, "event store damaged");
                 ApiError::NeedsOperator(STORE_DAMAGED_MESSAGE.into())
+            }
+            StoreError::Moved(_) => {
+                log_store_away(&error, "event store moved");
+                ApiError::NeedsOperator(STORE_MOVED_MESSAGE.into())
             }
             StoreError::Corrupt {
                 source:

@@ -220,13 +220,16 @@ pub async fn live() -> HttpResponse {
 /// far events have flowed to their consumers.
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses((status = 200, description = "Up: {status: \"ok\", or \"degraded\" while writes fail, the wallet lock is down or the storage of a projection (ledger, readModel, searchIndex) does not answer, the transfer journal is damaged or the dead letters cannot be read, eventStore: {kind, status, headPosition, writes: \"ok\" or {status: \"failing\", failures: {since, failures, error}} for the writes failed in the store since the last that passed, within 60 s of the last}, publisher, searchIndex: {status, consumerGroup on the full stack}, ledger: {status, position, consumerGroup: {group, messagesBehind, storedOffsets} on the full stack (status \"degraded\" while messages wait for a group that stored no offset: no consumer runs in it)}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined} or {status: \"down\", error}, deadLetters: {status, parked, sinks} or {status: \"unknown\", error}, locks: {kind: \"in-process\" or \"redis\", status: \"up\", or \"down\" with error (status \"degraded\": commands go on unlocked)}, authentication: {keyFile: {status: \"ok\", or \"stale\" with error while AUTH_JWT_PUBLIC_KEYS holds a change that cannot be used (status \"degraded\": the keys before it still verify)}} ({} without a key file)}", body = Object),
-              (status = 503, description = "The event store is down: {status: \"error\", eventStore: {kind, status, error}} (Retry-After: seconds; none when its file is damaged, which an operator must repair or restore)", body = Object)))]
+              (status = 503, description = "The event store is down: {status: \"error\", eventStore: {kind, status, error}} (Retry-After: seconds; none when its file is damaged, which an operator must repair or restore, or was moved, deleted or replaced, which needs a restart on the folder that holds the data)", body = Object)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = state.wallets.store();
     let mut damaged = false;
     let head = observability::health_check(async {
         let head = store.head_position().await;
-        damaged = matches!(head, Err(event_store::StoreError::Damaged(_)));
+        damaged = matches!(
+            head,
+            Err(event_store::StoreError::Damaged(_) | event_store::StoreError::Moved(_))
+        );
         head
     })
     .await;

@@ -87,8 +87,9 @@ fn add_shared_responses(operation: &mut Operation) {
             "503",
             "Wallet busy, storage unavailable, or the outcome unknown: retry with the same \
              Idempotency-Key (Retry-After: seconds); or a file of the embedded store damaged \
-             (the event store's, the transfer journal's, or on its own routes a projection's): \
-             no Retry-After, an operator must repair, restore or rebuild it",
+             (the event store's, the transfer journal's, or on its own routes a projection's), \
+             or the event store's file moved under the server: no Retry-After, an operator must \
+             repair, restore or rebuild it, or restart the server on the folder that holds it",
         ),
     ];
     for (status, description) in shared {
@@ -148,7 +149,7 @@ impl Modify for EveryOperation {
                 add_or_extend(responses, "431", HEAD_TOO_LARGE, bodiless_response);
                 if !storage_free {
                     responses.entry("503".to_owned()).or_insert_with(|| {
-                        error_response("Storage or a dependency unavailable: retry later (Retry-After: seconds); or a file of the embedded store damaged: no Retry-After, an operator must repair, restore or rebuild it")
+                        error_response("Storage or a dependency unavailable: retry later (Retry-After: seconds); or a file of the embedded store damaged or moved under the server: no Retry-After, an operator must repair, restore or rebuild it, or restart the server on its folder")
                     });
                 }
             }
@@ -237,7 +238,8 @@ fn response_headers(status: &str, kind: Kind) -> Vec<(&'static str, &'static str
         "429" | "503" => headers.push((
             "Retry-After",
             "Seconds to wait before retrying (with the same Idempotency-Key, for a command); \
-             absent when a file of the embedded store is damaged, which no retry mends",
+             absent when a file of the embedded store is damaged or was moved under the \
+             server, which no retry mends",
         )),
         "401" => headers.push(("WWW-Authenticate", "Bearer, with the failed check")),
         success if kind == Kind::Write && success.starts_with('2') => headers.push((
