@@ -64,6 +64,16 @@ pub enum JournalRecord {
         refusal: DomainError,
     },
     Finished(Ending),
+    /// The Idempotency-Key that names this journal's stream
+    /// ([`crate::transfer_id_for_key`]) was taken by a request that is not a
+    /// transfer (a credit, a debit, a hold placement...), with this request
+    /// fingerprint, before its events were appended. Always the only record
+    /// of its stream: a transfer with the same key finds it and is refused as
+    /// a reuse of the key, so one key is claimed by one request even when a
+    /// transfer and another command race with it. It opens nothing.
+    KeyClaimed {
+        request_fingerprint: String,
+    },
 }
 
 impl JournalRecord {
@@ -85,6 +95,7 @@ impl JournalRecord {
             JournalRecord::Credited => "TransferCredited",
             JournalRecord::Compensated { .. } => "TransferCompensated",
             JournalRecord::Finished(_) => "TransferFinished",
+            JournalRecord::KeyClaimed { .. } => "IdempotencyKeyClaimed",
         }
     }
 

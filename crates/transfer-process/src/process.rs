@@ -291,6 +291,11 @@ impl TransferProcess {
     ) -> Result<TransferAnswer, ProcessError> {
         for _ in 0..INTENT_ROUNDS_MAX {
             let records = self.journal.read(transfer_id).await?;
+            if let Some(JournalRecord::KeyClaimed { .. }) = records.first() {
+                // Another kind of request took the key first.
+                let key = order.idempotency_key().unwrap_or_default();
+                return Err(ProcessError::KeyReused(key));
+            }
             if !records.is_empty() {
                 let intent = intent_of(transfer_id, &records)?;
                 if &intent.request_fingerprint != order.request_fingerprint() {
@@ -370,12 +375,42 @@ impl TransferProcess {
 
     /// Whether a transfer was recorded under this idempotency key (so the
     /// key may not serve another kind of request).
-    pub async fn key_is_taken(&self, key: &str) -> Result<bool, ProcessError> {
-        Ok(!self
-            .journal
-            .read(transfer_id_for_key(key))
-            .await?
-            .is_empty())
+    /// Claims `key` for a request that is not a transfer (nor a capture to
+    /// another wallet), fingerprinted `request_fingerprint`, before its
+    /// events are appended: the journal's stream the key names takes a
+    /// [`JournalRecord::KeyClaimed`] as its first record, under the same
+    /// uniqueness that makes two transfers with one key run once. A claim by
+    /// the same request (a retry) stands.
+    ///
+    /// # Errors
+    /// [`ProcessError::KeyReused`] when a transfer, or another request, took
+    /// the key; [`ProcessError::Journal`] when the journal cannot say (no
+    /// claim was recorded unless it answers later that one was).
+    pub async fn claim_key(
+        &self,
+        key: &str,
+        request_fingerprint: &str,
+    ) -> Result<(), ProcessError> {
+        let stream = transfer_id_for_key(key);
+        let claim = JournalRecord::KeyClaimed {
+            request_fingerprint: request_fingerprint.to_owned(),
+        };
+        for _ in 0..INTENT_ROUNDS_MAX {
+            match self.journal.read(stream).await?.first() {
+                None => {}
+                Some(JournalRecord::KeyClaimed {
+                    request_fingerprint: claimed,
+                }) if claimed == request_fingerprint => return Ok(()),
+                Some(_) => return Err(ProcessError::KeyReused(key.to_owned())),
+            }
+            match self.journal.append(stream, 0, &claim, 0).await {
+                Ok(()) => return Ok(()),
+                // Claimed meanwhile: read who took it.
+                Err(JournalError::Conflict { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(ProcessError::KeyReused(key.to_owned()))
     }
 
     /// Finishes every transfer that was initiated at or before

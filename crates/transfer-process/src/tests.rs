@@ -545,9 +545,53 @@ async fn the_same_key_with_another_request_is_refused() {
         .await
         .expect_err("another body");
     assert!(matches!(error, ProcessError::KeyReused(key) if key == "key-1"));
-    assert!(run.process.key_is_taken("key-1").await.expect("read"));
-    assert!(!run.process.key_is_taken("key-2").await.expect("read"));
     assert_eq!(balance(&*run.store, "payer").await, money("5.00"));
+}
+
+/// h101 F1: a transfer and a credit racing with one key both ran, and a
+/// retry of either was then refused. Whichever claims the key's journal
+/// stream first has it; the other is refused, before anything moves.
+#[tokio::test]
+async fn a_key_is_claimed_once_between_a_transfer_and_another_command() {
+    let bench = Bench::new();
+    let run = bench.start(None);
+    create(&*run.store, "payer", money("10.00")).await;
+    create(&*run.store, "payee", money("0")).await;
+
+    // Given a credit's claim of key-1, when a transfer asks with key-1,
+    // then it is refused and nothing moves.
+    run.process
+        .claim_key("key-1", "credit payee 1.00")
+        .await
+        .expect("claimed");
+    let refused = run
+        .transfer("key-1", "5.00")
+        .await
+        .expect_err("the key is the credit's");
+    assert!(matches!(refused, ProcessError::KeyReused(key) if key == "key-1"));
+    assert_eq!(balance(&*run.store, "payer").await, money("10.00"));
+    // The same request's claim stands (a retry); another request's does not.
+    run.process
+        .claim_key("key-1", "credit payee 1.00")
+        .await
+        .expect("a retry's claim stands");
+    let other = run
+        .process
+        .claim_key("key-1", "debit payer 1.00")
+        .await
+        .expect_err("another request");
+    assert!(matches!(other, ProcessError::KeyReused(_)));
+
+    // Given a transfer with key-2, when a command claims key-2, then it is refused.
+    run.transfer("key-2", "5.00").await.expect("transfer");
+    let taken = run
+        .process
+        .claim_key("key-2", "credit payee 1.00")
+        .await
+        .expect_err("the key is the transfer's");
+    assert!(matches!(taken, ProcessError::KeyReused(key) if key == "key-2"));
+    // A claim opens nothing the resumption would pick up.
+    assert!(run.journal.unfinished(10).await.expect("listed").is_empty());
 }
 
 #[tokio::test]

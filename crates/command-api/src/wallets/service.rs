@@ -378,15 +378,12 @@ impl WalletService {
                 }
                 return reply;
             }
-            // A key a transfer recorded in the journal is not in the store's
-            // idempotency records: look there too.
-            if let Some(claim) = &context.idempotency {
-                if process.key_is_taken(&claim.key).await? {
-                    return Err(ServiceError::IdempotencyKeyReused(claim.key.clone()));
-                }
-            }
         }
         let _lease = lease;
+        // With the transfer process, the key is claimed in its journal before
+        // the events are appended (once, whatever the attempts): a transfer
+        // racing this request with the same key is arbitrated there.
+        let mut key_claimed = false;
         for _ in 0..CONFLICT_ATTEMPTS_MAX {
             let decided = match self.decide(&operation, &context, Reads::Cached).await {
                 // Never refuse, nor answer "nothing to change", on the cache:
@@ -421,6 +418,12 @@ impl WalletService {
             // version, so this append conflicts and the next attempt sees it.
             if let Some(refusal) = self.transfers_underway(&operation).await? {
                 return self.replay_or(refusal.into(), &context).await;
+            }
+            if let (Some(process), Some(claim), false) =
+                (&self.transfers, &context.idempotency, key_claimed)
+            {
+                process.claim_key(&claim.key, &claim.fingerprint).await?;
+                key_claimed = true;
             }
             let body = (format.render)(&outcome)?;
             let last_events = last_event_ids(&streams);

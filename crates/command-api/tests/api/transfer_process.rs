@@ -130,6 +130,59 @@ async fn concurrent_transfers_keep_every_balance_exact_and_the_ledger_sound() {
     app.stop().await;
 }
 
+/// h101 F1: a transfer and a credit racing with one key both ran, and a
+/// retry of either was then 422. One of them now runs, the other is 422, and
+/// the winner's retry replays its answer.
+#[tokio::test]
+async fn a_transfer_and_a_credit_racing_with_one_key_run_once_and_the_winner_replays() {
+    const ROUNDS: usize = 10;
+    let (_temp, app) = process_app().await;
+    app.create_wallet("a", "o", json!(1000)).await;
+    app.create_wallet("b", "o", json!(0)).await;
+    app.create_wallet("c", "o", json!(0)).await;
+    let mut moved = (0_u32, 0_u32);
+    for round in 0..ROUNDS {
+        let key = format!("race-{round}");
+        let transfer = || {
+            app.post("/wallets/a/transfer")
+                .header("Idempotency-Key", key.clone())
+                .json(&transfer_body("b", json!(10)))
+                .send()
+        };
+        let credit = || {
+            app.post("/wallets/c/credit")
+                .header("Idempotency-Key", key.clone())
+                .json(&json!({"amount": 5}))
+                .send()
+        };
+        let (transferred, credited) = tokio::join!(transfer(), credit());
+        let answered = |response: reqwest::Result<reqwest::Response>| async move {
+            let response = response.expect("sent");
+            let status = response.status().as_u16();
+            (status, response.text().await.expect("text"))
+        };
+        let (transferred, credited) = (answered(transferred).await, answered(credited).await);
+        let mut statuses = [transferred.0, credited.0];
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            [201, 422],
+            "round {round}: {transferred:?} {credited:?}"
+        );
+        let (winner, retried) = if transferred.0 == 201 {
+            moved.0 += 1;
+            (transferred, answered(transfer().await).await)
+        } else {
+            moved.1 += 1;
+            (credited, answered(credit().await).await)
+        };
+        assert_eq!(retried, winner, "round {round}: the winner's retry replays");
+    }
+    assert_eq!(app.balance_text("b").await, format!("{}.00", moved.0 * 10));
+    assert_eq!(app.balance_text("c").await, format!("{}.00", moved.1 * 5));
+    app.stop().await;
+}
+
 /// Bound on waiting for the start-up sweep to finish a transfer.
 const SWEEP_WAIT_MS: u64 = 10_000;
 /// How often a test looks again while it waits for the sweep.
