@@ -138,9 +138,8 @@ impl fmt::Display for HoldId {
 }
 
 /// Free text a client attaches to an operation: at most
-/// [`DESCRIPTION_LENGTH_MAX`] characters, none of them a control character
-/// (U+0000 to U+001F, U+007F to U+009F: NUL cannot be stored in PostgreSQL
-/// text, and the others break logs and terminals).
+/// [`DESCRIPTION_LENGTH_MAX`] characters, none of them refused by
+/// [`refused_in_description`].
 ///
 /// Deserialized (from stored events) with the length rule only: events
 /// stored before the control-character rule must still be read.
@@ -149,13 +148,17 @@ impl fmt::Display for HoldId {
 pub struct Description(String);
 
 impl Description {
-    /// A description from input: refused when too long or holding a control character.
+    /// A description from input: refused when too long or holding a
+    /// character [`refused_in_description`] names.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        if let Some(position) = raw.chars().position(char::is_control) {
+        if let Some(position) = raw.chars().position(refused_in_description) {
             return Err(ValidationError::new(
                 "description",
                 format!(
-                    "must not contain control characters (U+0000 to U+001F, U+007F to U+009F); found one at character {}",
+                    "must not contain control characters (U+0000 to U+001F, U+007F to U+009F), \
+                     line or paragraph separators (U+2028, U+2029) or bidirectional embedding, \
+                     override or isolate controls (U+202A to U+202E, U+2066 to U+2069); found \
+                     one at character {}",
                     position + 1
                 ),
             ));
@@ -176,6 +179,24 @@ impl Description {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether a description may not hold `character`:
+/// - a control character (U+0000 to U+001F, U+007F to U+009F): NUL cannot be
+///   stored in PostgreSQL text, and the others break logs and terminals;
+/// - a line or paragraph separator (U+2028, U+2029): a line break in one
+///   line of a statement or an export;
+/// - a bidirectional embedding, override or isolate control (U+202A to
+///   U+202E, U+2066 to U+2069): a payer's description shows in the payee's
+///   history, and these make text display in another order than it is
+///   stored ("Trojan Source", CVE-2021-42574). The marks that only hint at a
+///   direction (U+200E, U+200F, U+061C) stay allowed.
+pub fn refused_in_description(character: char) -> bool {
+    character.is_control()
+        || matches!(
+            character,
+            '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
 /// What a stored event holds: only the length is checked (see [`Description`]).
@@ -274,6 +295,32 @@ mod tests {
         ] {
             let error = HoldId::parse(&refused).expect_err("refused");
             assert_eq!(error.field, "holdId");
+        }
+    }
+
+    /// h101 F3: a payer's description shows in the payee's history; text
+    /// that displays in another order than it is stored is refused, the
+    /// marks scripts need are not.
+    #[test]
+    fn a_description_refuses_reordering_controls_and_line_separators_not_direction_marks() {
+        for refused in [
+            "pay\u{202E}evil\u{202C}",
+            "a\u{202A}b",
+            "isolate\u{2066}x\u{2069}",
+            "one\u{2028}line",
+            "para\u{2029}graph",
+        ] {
+            let error = Description::parse(refused).expect_err(refused);
+            assert_eq!(error.field, "description");
+            assert!(error.to_string().contains("bidirectional"), "{error}");
+        }
+        for accepted in [
+            "\u{5E9}\u{5DC}\u{5D5}\u{5DD} 12",
+            "\u{645}\u{631}\u{62D}\u{628}\u{627}",
+            "rtl mark \u{200F} and ltr mark \u{200E}",
+            "family \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}",
+        ] {
+            assert!(Description::parse(accepted).is_ok(), "{accepted:?}");
         }
     }
 

@@ -24,8 +24,10 @@ pub fn money_schema() -> ObjectBuilder {
 
 /// What [`WalletId`] and [`OwnerId`] accept, as a regular expression.
 pub const IDENTIFIER_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
-/// What [`Description`] accepts: no control character (U+0000 to U+001F, U+007F to U+009F).
-pub const DESCRIPTION_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
+/// What [`Description`] accepts: no character
+/// [`wallet_domain::refused_in_description`] names.
+pub const DESCRIPTION_PATTERN: &str =
+    "^[^\\u0000-\\u001F\\u007F-\\u009F\\u2028\\u2029\\u202A-\\u202E\\u2066-\\u2069]*$";
 /// The step of every amount: [`wallet_domain::money::MONEY_SCALE`] decimal places.
 const MONEY_STEP: f64 = 0.01;
 
@@ -86,7 +88,9 @@ pub fn description_schema() -> ObjectBuilder {
         .pattern(Some(DESCRIPTION_PATTERN))
         .description(Some(
             "At most 500 characters, no control characters (U+0000 to U+001F, U+007F to \
-             U+009F); none when absent or null",
+             U+009F), line or paragraph separators (U+2028, U+2029) or bidirectional \
+             embedding, override or isolate controls (U+202A to U+202E, U+2066 to U+2069); \
+             none when absent or null",
         ))
         .examples(["Deposit from bank account"])
 }

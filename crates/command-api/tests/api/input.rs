@@ -181,7 +181,13 @@ async fn a_key_the_parser_reserves_is_refused_on_every_endpoint_and_changes_noth
 async fn control_characters_in_text_and_headers_are_refused_by_name() {
     let app = spawn_app().await;
     app.create_wallet("w", "o", json!(10)).await;
-    for description in ["a\u{0}b", "line\nbreak", "bell\u{7}"] {
+    for description in [
+        "a\u{0}b",
+        "line\nbreak",
+        "bell\u{7}",
+        "pay\u{202E}evil\u{202C}",
+        "one\u{2028}line",
+    ] {
         let body = json!({"amount": 1, "description": description}).to_string();
         assert_refused(
             &app.post_raw("/wallets/w/credit", &body).await,
