@@ -72,6 +72,11 @@ pub enum AuthError {
     WrongAudience,
     #[error("Token audience (aud) must be a string or an array of strings (RFC 7519 §4.1.3)")]
     AudienceNotStrings,
+    /// The token names an audience and this server is configured with none
+    /// (no `AUTH_AUDIENCE`): it cannot identify itself with any value of
+    /// `aud`, so RFC 7519 §4.1.3 says the token MUST be rejected.
+    #[error("Token audience (aud) is present, but this server expects none: a token that names an audience is for that service only (RFC 7519 §4.1.3); set AUTH_AUDIENCE to the audience its tokens name")]
+    AudienceNotExpected,
     #[error("Token lacks the {0} claim")]
     MissingClaim(String),
     #[error("Token subject (sub) must be 1 to {SUBJECT_LENGTH_MAX} characters with a visible one (a letter, digit, punctuation or symbol), none a control, format (invisible) or line or paragraph separator character, and no white space at either end")]
@@ -139,8 +144,19 @@ impl Verifier {
                 &candidate.key,
                 &self.validation(algorithm),
             ) {
+                // An `aud` of another type than a string or strings is
+                // passed over by `jsonwebtoken` when no audience is expected.
+                Ok(_) if self.audience.is_none() && payload_holds(token, "aud") => {
+                    return Err(AuthError::AudienceNotStrings)
+                }
                 Ok(data) => return self.principal(data.claims),
                 Err(error) if matches!(error.kind(), ErrorKind::InvalidSignature) => {}
+                Err(error) if matches!(error.kind(), ErrorKind::InvalidAudience) => {
+                    failure = match self.audience {
+                        Some(_) => AuthError::WrongAudience,
+                        None => AuthError::AudienceNotExpected,
+                    }
+                }
                 Err(error) => failure = claim_error(token, error.kind()),
             }
             if failure != AuthError::BadSignature {
@@ -168,7 +184,9 @@ impl Verifier {
                 validation.set_audience(&[audience]);
                 required.push("aud");
             }
-            None => validation.validate_aud = false,
+            // `aud` stays checked: present, it names no audience of this
+            // server's, and `jsonwebtoken` refuses it (InvalidAudience).
+            None => validation.aud = None,
         }
         validation.set_required_spec_claims(&required);
         validation
@@ -667,6 +685,41 @@ mod tests {
             Err(AuthError::AudienceNotStrings),
             "a null aud is present, of the wrong type"
         );
+    }
+
+    /// h101 F4: with no audience configured, a token naming one (or an
+    /// `aud` of another type) was accepted; RFC 7519 §4.1.3 says a token
+    /// whose `aud` does not name this server MUST be rejected.
+    #[test]
+    fn without_an_expected_audience_a_token_that_names_one_is_refused() {
+        let verifier = hs256_verifier(None, None);
+        assert!(
+            verifier.verify(&token(&claims())).is_ok(),
+            "no aud: accepted"
+        );
+        let named = Claims {
+            aud: Some("another-api".into()),
+            ..claims()
+        };
+        assert_eq!(
+            verifier.verify(&token(&named)),
+            Err(AuthError::AudienceNotExpected)
+        );
+        let header = serde_json::json!({"alg": "HS256"});
+        let mut value = serde_json::to_value(claims()).expect("json");
+        value["aud"] = serde_json::json!(["x", "y"]);
+        assert_eq!(
+            verifier.verify(&signed(header.clone(), value.clone())),
+            Err(AuthError::AudienceNotExpected)
+        );
+        for audience in [serde_json::json!(5), serde_json::json!(null)] {
+            value["aud"] = audience.clone();
+            assert_eq!(
+                verifier.verify(&signed(header.clone(), value.clone())),
+                Err(AuthError::AudienceNotStrings),
+                "{audience}"
+            );
+        }
     }
 
     #[test]
