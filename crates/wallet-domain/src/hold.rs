@@ -254,7 +254,12 @@ fn fold_hold(holds: &mut BTreeMap<HoldId, Hold>, event: &WalletEvent) {
         return;
     };
     hold.status = status;
-    hold.updated_at = event.occurred_at;
+    hold.updated_at = match (status, hold.expires_at) {
+        // Expired at its expiry, whenever the sweep recorded it: the same
+        // moment [`seen_at`] shows before the sweep (h101 F2: it moved).
+        (HoldStatus::Expired, Some(expires_at)) => kept_expiry(expires_at),
+        _ => event.occurred_at,
+    };
     if let EventKind::HoldCaptured {
         amount,
         to_wallet_id,

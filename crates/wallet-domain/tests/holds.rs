@@ -579,3 +579,34 @@ fn a_wallet_has_at_most_its_bound_of_pending_holds_and_a_settled_one_makes_room(
         assert!(decided(room, &place("w1", "one-more", "0.01", None)).is_ok());
     }
 }
+
+/// h101 F2: an expired hold's `updatedAt` read before the sweep recorded
+/// its `HoldExpired` was its expiry, and after it the sweep's time. Given a
+/// hold due in a minute, when the sweep expires it 90 s after the clock,
+/// then it reads as expired at its expiry, before and after.
+#[test]
+fn an_expired_hold_is_updated_at_its_expiry_before_and_after_the_sweep() {
+    let placed = [create("w1", "100"), place("w1", "h1", "25", in_a_minute())];
+    let before_sweep = history(&placed);
+    let expiry = clock() + Duration::minutes(1);
+    let read_at = clock() + Duration::minutes(2);
+    let seen = &holds_in(&before_sweep, read_at)[&hold_id("h1")];
+    assert_eq!(
+        (seen.status, seen.updated_at),
+        (HoldStatus::Expired, expiry)
+    );
+
+    let mut swept = placed.to_vec();
+    swept.push(later(expire("w1", "h1"), 90));
+    let after_sweep = history(&swept);
+    assert_eq!(
+        after_sweep.last().map(|event| event.type_name()),
+        Some("HoldExpired")
+    );
+    let recorded = &holds_in(&after_sweep, read_at)[&hold_id("h1")];
+    assert_eq!(
+        (recorded.status, recorded.updated_at),
+        (HoldStatus::Expired, expiry),
+        "the sweep's time does not move it"
+    );
+}
