@@ -61,7 +61,7 @@ pub enum DomainError {
         held: Decimal,
     },
     /// A transfer's or a capture's `toWalletId` names the paying wallet.
-    #[error("Cannot transfer from wallet {0} to itself: toWalletId must name another wallet")]
+    #[error("Cannot move money from wallet {0} to itself (by a transfer, or by the capture of one of its holds): toWalletId must name another wallet")]
     SameWalletTransfer(WalletId),
     #[error("Balance of wallet {0} would exceed the largest balance a wallet may hold")]
     BalanceOverflow(WalletId),
