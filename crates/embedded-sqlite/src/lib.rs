@@ -445,11 +445,14 @@ impl ReadPool {
         if let Some(damage) = self.place.damage() {
             return Err(damage);
         }
-        let connection = self
-            .pool
-            .get()
-            .await
-            .map_err(|error| SqliteError::Pool(error.to_string()))?;
+        // A connection that cannot open because the file, its folder or
+        // its `-wal` moved is that move (h102 F3: "unavailable, retry").
+        let connection = self.pool.get().await.map_err(|error| {
+            self.place
+                .check()
+                .err()
+                .unwrap_or_else(|| SqliteError::Pool(error.to_string()))
+        })?;
         let result = connection
             .interact(move |connection| {
                 connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
@@ -1193,7 +1196,10 @@ mod tests {
         let read = readers
             .read(|connection| connection.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)))
             .await;
-        assert!(read.is_err(), "{read:?}");
+        assert!(
+            matches!(read, Err(SqliteError::Moved { .. })),
+            "a connection that cannot open is the move: {read:?}"
+        );
         assert_eq!(
             std::fs::read_dir(&data).expect("listed").count(),
             0,
@@ -1206,10 +1212,7 @@ mod tests {
                 connection.query_row("SELECT count(*) FROM rows", [], |row| row.get::<_, i64>(0))
             })
             .await;
-        assert!(
-            matches!(read, Err(SqliteError::Pool(ref message)) if message.contains("moved")),
-            "{read:?}"
-        );
+        assert!(matches!(read, Err(SqliteError::Moved { .. })), "{read:?}");
 
         // The moved file kept every acknowledged row, and only those.
         let moved = Connection::open(root.path().join("moved").join("events.db")).expect("open");

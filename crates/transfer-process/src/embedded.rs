@@ -28,8 +28,7 @@ impl From<SqliteError> for JournalError {
             SqliteError::Sqlite(failure) if embedded_sqlite::is_refused_commit(failure) => {
                 JournalError::Refused(error.to_string())
             }
-            // The guard refused the commit: nothing of it was written.
-            SqliteError::Moved { .. } => JournalError::Refused(error.to_string()),
+            SqliteError::Moved { .. } => JournalError::Moved(error.to_string()),
             SqliteError::Damaged { .. } => JournalError::Damaged(error.to_string()),
             _ => JournalError::Unavailable(error.to_string()),
         }
@@ -162,8 +161,9 @@ impl TransferJournal for EmbeddedTransferJournal {
     fn damage(&self) -> Option<String> {
         self.writer
             .place()
-            .damage()
-            .map(|damage| damage.to_string())
+            .check()
+            .err()
+            .map(|found| found.to_string())
     }
 
     async fn log_position(&self) -> Result<u64, JournalError> {

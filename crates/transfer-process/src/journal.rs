@@ -145,6 +145,12 @@ pub enum JournalError {
     /// the server; no retry helps meanwhile.
     #[error("transfer journal damaged: {0}")]
     Damaged(String),
+    /// The journal's file, its folder or its `-wal` was moved, deleted or
+    /// replaced while the server ran (embedded default): nothing is written
+    /// to it again, and nothing of the refused record was; no retry helps
+    /// until an operator restarts the server on the folder that holds it.
+    #[error("transfer journal moved: {0}")]
+    Moved(String),
 }
 
 #[async_trait]
@@ -181,8 +187,8 @@ pub trait TransferJournal: Send + Sync {
     /// finished: resuming one is harmless.
     async fn unfinished(&self, limit: usize) -> Result<Vec<Uuid>, JournalError>;
 
-    /// What was found damaged in the journal's storage, once something was
-    /// (its file, on the embedded default): no request that needs the
-    /// journal passes until an operator repairs it. `None` otherwise.
+    /// What keeps the journal's storage from taking any request until an
+    /// operator acts (its file, on the embedded default: found damaged, or
+    /// moved, deleted or replaced while the server ran). `None` otherwise.
     fn damage(&self) -> Option<String>;
 }

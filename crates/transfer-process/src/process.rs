@@ -328,7 +328,7 @@ impl TransferProcess {
                     });
                 }
                 Err(JournalError::Conflict { .. }) => continue,
-                Err(source @ JournalError::Refused(_)) => {
+                Err(source @ (JournalError::Refused(_) | JournalError::Moved(_))) => {
                     return Err(ProcessError::NotStarted {
                         transfer_id,
                         source,
@@ -375,6 +375,27 @@ impl TransferProcess {
 
     /// Whether a transfer was recorded under this idempotency key (so the
     /// key may not serve another kind of request).
+    /// Whether `key` is taken in the journal by another request than the
+    /// one fingerprinted `request_fingerprint`: a transfer (or a capture to
+    /// another wallet) recorded under it, or another command's claim
+    /// ([`Self::claim_key`]). A request the rules refuse answers 422 rather
+    /// than its refusal when another request has its key, as on the store.
+    pub async fn key_held_by_another(
+        &self,
+        key: &str,
+        request_fingerprint: &str,
+    ) -> Result<bool, ProcessError> {
+        Ok(
+            match self.journal.read(transfer_id_for_key(key)).await?.first() {
+                None => false,
+                Some(JournalRecord::KeyClaimed {
+                    request_fingerprint: claimed,
+                }) => claimed != request_fingerprint,
+                Some(_) => true,
+            },
+        )
+    }
+
     /// Claims `key` for a request that is not a transfer (nor a capture to
     /// another wallet), fingerprinted `request_fingerprint`, before its
     /// events are appended: the journal's stream the key names takes a

@@ -117,6 +117,15 @@ pub const JOURNAL_DAMAGED_MESSAGE: &str =
      closes, and commands with an Idempotency-Key, whose keys it holds too) are not taken \
      until an operator repairs the file and restarts the server. A transfer may have been \
      started; a retry with the same Idempotency-Key afterwards applies it at most once";
+/// The answer when the transfer journal's file, its folder or its `-wal`
+/// was moved, deleted or replaced while the server ran: no retry brings it
+/// back.
+pub const JOURNAL_MOVED_MESSAGE: &str =
+    "The transfer journal's file or its folder was moved, deleted or replaced while the server \
+     ran: requests that need it (transfers and captures, closes, and commands with an \
+     Idempotency-Key) are not taken until an operator restarts the server on the folder that \
+     holds the data. A transfer this request started, if any, is finished by that restart, and \
+     a retry with the same Idempotency-Key afterwards applies it at most once";
 /// The answer when the wallet's stream holds an event a newer version of
 /// Wallex wrote (a schema version or an event type this build does not
 /// read), as during a rolling upgrade: this server cannot decide on it.
@@ -221,6 +230,16 @@ impl From<ServiceError> for ApiError {
             ServiceError::Transfer(ProcessError::Journal(JournalError::Damaged(_))) => {
                 log_store_away(&error, "transfer journal damaged");
                 ApiError::NeedsOperator(JOURNAL_DAMAGED_MESSAGE.into())
+            }
+            ServiceError::Transfer(
+                ProcessError::Journal(JournalError::Moved(_))
+                | ProcessError::NotStarted {
+                    source: JournalError::Moved(_),
+                    ..
+                },
+            ) => {
+                log_store_away(&error, "transfer journal moved");
+                ApiError::NeedsOperator(JOURNAL_MOVED_MESSAGE.into())
             }
             // Its intent was refused: nothing of it was done.
             ServiceError::Transfer(ProcessError::NotStarted { .. }) => {

@@ -422,8 +422,17 @@ impl WalletService {
             if let (Some(process), Some(claim), false) =
                 (&self.transfers, &context.idempotency, key_claimed)
             {
-                process.claim_key(&claim.key, &claim.fingerprint).await?;
-                key_claimed = true;
+                match process.claim_key(&claim.key, &claim.fingerprint).await {
+                    Ok(()) => key_claimed = true,
+                    // The store may hold this very request's answer, from
+                    // before the journal claimed keys (h102 F5).
+                    Err(ProcessError::KeyReused(key)) => {
+                        return self
+                            .replay_or(ServiceError::IdempotencyKeyReused(key), &context)
+                            .await
+                    }
+                    Err(error) => return Err(error.into()),
+                }
             }
             let body = (format.render)(&outcome)?;
             let last_events = last_event_ids(&streams);
@@ -561,10 +570,20 @@ impl WalletService {
         let Some(claim) = &context.idempotency else {
             return Err(error);
         };
-        match self.store.find_idempotent_response(&claim.key).await? {
-            Some(stored) => replay_stored(stored, claim),
-            None => Err(error),
+        if let Some(stored) = self.store.find_idempotent_response(&claim.key).await? {
+            return replay_stored(stored, claim);
         }
+        // With the transfer process, a transfer's key, or another command's
+        // claim, is in its journal (h102 F2: a refusal was answered instead).
+        if let Some(process) = &self.transfers {
+            if process
+                .key_held_by_another(&claim.key, &claim.fingerprint)
+                .await?
+            {
+                return Err(ServiceError::IdempotencyKeyReused(claim.key.clone()));
+            }
+        }
+        Err(error)
     }
 
     async fn lease(&self, wallet_ids: &[&WalletId]) -> Result<LockLease, ServiceError> {

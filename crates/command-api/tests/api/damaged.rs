@@ -174,3 +174,57 @@ async fn a_damaged_transfer_journal_or_dead_letter_file_is_named_by_the_health_c
     assert_eq!(health["deadLetters"]["status"], "unknown", "{health}");
     app.stop().await;
 }
+
+/// h102 F4: `transfers.db` moved out of the folder while the server ran:
+/// transfers and keyed commands answered "retry" (503 with Retry-After)
+/// for ever, and `/health` said the transfers were ok.
+#[tokio::test]
+async fn a_transfer_journal_moved_under_the_server_needs_a_restart_and_health_says_so() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let app = spawn_process_app_in(temp.path()).await;
+    for (id, opening) in [("a", 10), ("b", 0)] {
+        assert_eq!(
+            app.create_wallet(id, "o", json!(opening)).await.status(),
+            201
+        );
+    }
+    let away = tempfile::tempdir().expect("tempdir");
+    std::fs::rename(
+        temp.path().join("transfers.db"),
+        away.path().join("transfers.db"),
+    )
+    .expect("moved");
+
+    let keyed_credit = app
+        .post("/wallets/a/credit")
+        .header("Idempotency-Key", "k-moved")
+        .json(&json!({"amount": 1}))
+        .send();
+    let transfer = app
+        .post("/wallets/a/transfer")
+        .json(&json!({"toWalletId": "b", "amount": 4}))
+        .send();
+    for response in [
+        transfer.await.expect("sent"),
+        keyed_credit.await.expect("sent"),
+    ] {
+        assert!(response.headers().get("retry-after").is_none());
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, 503, "{body}");
+        let message = error_message(&body, 503);
+        assert!(
+            message.contains("transfer journal's file or its folder was moved")
+                && message.contains("restarts the server"),
+            "{message}"
+        );
+    }
+    assert_eq!(app.balance_text("a").await, "10.00", "nothing applied");
+    let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
+    assert_eq!(
+        (status, &health["status"]),
+        (200, &json!("degraded")),
+        "{health}"
+    );
+    assert_eq!(health["transfers"]["status"], "down", "{health}");
+    app.stop().await;
+}

@@ -183,6 +183,66 @@ async fn a_transfer_and_a_credit_racing_with_one_key_run_once_and_the_winner_rep
     app.stop().await;
 }
 
+/// h102 F2: a command the rules refuse, sent with a transfer's key, answered
+/// its refusal (400, 409) where the atomic path answers 422.
+#[tokio::test]
+async fn a_refused_command_with_a_transfers_key_is_422_as_on_the_atomic_path() {
+    let (_temp, app) = process_app().await;
+    app.create_wallet("a", "o", json!(10)).await;
+    app.create_wallet("b", "o", json!(0)).await;
+    assert_eq!(
+        transfer_once(&app).send().await.expect("sent").status(),
+        201
+    );
+    let (status, body) = json_of(
+        app.post("/wallets/a/debit")
+            .header("Idempotency-Key", "once")
+            .json(&json!({"amount": 99999}))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, 422, "the key is the transfer's: {body}");
+    assert!(error_message(&body, 422).contains("already used"), "{body}");
+    app.stop().await;
+}
+
+/// h102 F5: a key the store answered before the journal claimed keys (a
+/// folder run atomic first) was claimed by the next request with it, and
+/// the first request's own retry was then 422 instead of its answer.
+#[tokio::test]
+async fn a_key_answered_before_the_journal_claimed_keys_still_replays_its_answer() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let app = crate::helpers::spawn_app_in(temp.path()).await;
+    app.create_wallet("a", "o", json!(10)).await;
+    let credit = |app: &TestApp| {
+        app.post("/wallets/a/credit")
+            .header("Idempotency-Key", "k1")
+            .json(&json!({"amount": 7}))
+            .send()
+    };
+    let first = credit(&app).await.expect("sent");
+    assert_eq!(first.status(), 201);
+    let first = first.text().await.expect("text");
+    app.stop().await;
+
+    let app = spawn_process_app_in(temp.path()).await;
+    let debit = app
+        .post("/wallets/a/debit")
+        .header("Idempotency-Key", "k1")
+        .json(&json!({"amount": 1}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(debit.status(), 422);
+    let retried = credit(&app).await.expect("sent");
+    assert_eq!(retried.status(), 201, "the credit's own retry replays");
+    assert_eq!(retried.text().await.expect("text"), first);
+    assert_eq!(app.balance_text("a").await, "17.00");
+    app.stop().await;
+}
+
 /// Bound on waiting for the start-up sweep to finish a transfer.
 const SWEEP_WAIT_MS: u64 = 10_000;
 /// How often a test looks again while it waits for the sweep.
