@@ -95,6 +95,18 @@ pub fn description_schema() -> ObjectBuilder {
         .examples(["Deposit from bank account"])
 }
 
+/// A description as an answer shows it: as its request gave it. No pattern:
+/// events stored before today's character rules may hold any text.
+pub fn stored_description_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .max_length(Some(DESCRIPTION_LENGTH_MAX))
+        .description(Some(
+            "As its request gave it (at most 500 characters); null when it had none",
+        ))
+        .examples(["Deposit from bank account"])
+}
+
 /// An instant as the API prints it: RFC 3339, milliseconds, `Z`. Every time
 /// the server keeps is to the millisecond (it stamps events so, and rounds a
 /// hold's requested expiry up), so this is all of it.

@@ -13,7 +13,8 @@ use wallet_domain::{
 
 use super::body::JsonObject;
 use super::dto::{
-    amount_schema, description, description_schema, identifier_schema, money_schema, timestamp,
+    amount_schema, description, description_schema, identifier_schema, money_schema,
+    stored_description_schema, timestamp,
 };
 use super::error::ApiError;
 use super::query;
@@ -125,7 +126,7 @@ pub struct HoldResponse {
     /// When it stops counting; null: never.
     #[schema(schema_with = hold_expiry_schema)]
     pub expires_at: Option<String>,
-    #[schema(schema_with = description_schema)]
+    #[schema(schema_with = stored_description_schema)]
     pub description: Option<String>,
     /// The wallet a capture paid; null for a capture that was a debit, or none.
     #[schema(schema_with = paid_wallet_schema)]
