@@ -129,6 +129,12 @@ impl KafkaLog {
 
 impl ClientContext for KafkaLog {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if matches!(level, RDKafkaLogLevel::Debug) {
+            // Only a client asked for `debug` contexts writes these, and
+            // each line is one step of what was asked for: none held back.
+            tracing::debug!(target: "librdkafka", "{facility} {message}");
+            return;
+        }
         let Some(held_back) = self.admit(facility, Instant::now()) else {
             return;
         };

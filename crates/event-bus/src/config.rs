@@ -142,6 +142,10 @@ pub struct ConsumerConfig {
     /// Where the wallets with dead letters are kept, so their later events
     /// are parked behind them; `None`: no such order is kept.
     pub parked: Option<ParkedWallets>,
+    /// librdkafka's `debug` contexts for the group member's client (such as
+    /// `cgrp`: its join states, assignments and commits), logged at debug
+    /// level under the target `librdkafka`; `None`: off.
+    pub client_debug: Option<String>,
 }
 
 impl ConsumerConfig {
@@ -165,6 +169,7 @@ impl ConsumerConfig {
             linger_ms: PRODUCER_LINGER_MS_DEFAULT,
             request_timeout_ms: KAFKA_REQUEST_TIMEOUT_MS_DEFAULT,
             parked: None,
+            client_debug: None,
         }
     }
 
@@ -186,6 +191,9 @@ impl ConsumerConfig {
         );
         if let Some(instance_id) = &self.group_instance_id {
             config.set("group.instance.id", instance_id);
+        }
+        if let Some(contexts) = &self.client_debug {
+            config.set("debug", contexts);
         }
         config
     }
@@ -283,6 +291,16 @@ mod tests {
         );
         let replay = config.consumer_client_config(&config.dlq_replay_group_id());
         assert_eq!(replay.get("group.instance.id"), None);
+    }
+
+    #[test]
+    fn only_the_member_takes_the_debug_contexts_asked_for() {
+        let mut config = ConsumerConfig::new("localhost:9092", "ledger");
+        assert_eq!(config.member_client_config().get("debug"), None);
+        config.client_debug = Some("cgrp".to_owned());
+        assert_eq!(config.member_client_config().get("debug"), Some("cgrp"));
+        let replay = config.consumer_client_config(&config.dlq_replay_group_id());
+        assert_eq!(replay.get("debug"), None);
     }
 
     #[test]
