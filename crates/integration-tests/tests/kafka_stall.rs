@@ -157,10 +157,24 @@ fn events(run: &str, count: usize) -> Vec<RecordedEvent> {
     log
 }
 
+/// A producer to `brokers`.
+fn producer(brokers: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set(
+            "message.timeout.ms",
+            PRODUCE_TIMEOUT.as_millis().to_string(),
+        )
+        .create()
+        .expect("a producer")
+}
+
 /// Produces `events` to `topic`, all in flight at once, sending again what
-/// the broker did not acknowledge (it may still be settling after a fault:
-/// this producer is not what is tested) until [`PRODUCE_DEADLINE`].
-async fn produce_all(producer: &FutureProducer, topic: &str, events: &[RecordedEvent]) {
+/// the broker did not acknowledge through a new producer (this producer is
+/// not what is tested, and a librdkafka client can stay stuck after a broker
+/// stop, as the relay's does: it renews its producer after a failed batch)
+/// until [`PRODUCE_DEADLINE`].
+async fn produce_all(brokers: &str, topic: &str, events: &[RecordedEvent]) {
     let deadline = Instant::now() + PRODUCE_DEADLINE;
     let mut unsent: Vec<(String, String)> = events
         .iter()
@@ -172,6 +186,7 @@ async fn produce_all(producer: &FutureProducer, topic: &str, events: &[RecordedE
         })
         .collect();
     while !unsent.is_empty() {
+        let producer = producer(brokers);
         let sends = unsent.iter().map(|(key, value)| {
             producer.send(
                 FutureRecord::to(topic).key(key).payload(value),
@@ -367,14 +382,6 @@ async fn a_member_consumes_again_after_kafka_was_stopped_past_its_session_and_th
     observability::init_tracing(observability::LogFormat::Text);
     let topic = create_topic(&brokers, "wallex_it_stall", TOPIC_PARTITIONS).await;
     let dlq_topic = create_topic(&brokers, "wallex_it_stall_dlq", 1).await;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set(
-            "message.timeout.ms",
-            PRODUCE_TIMEOUT.as_millis().to_string(),
-        )
-        .create()
-        .expect("a producer");
     let run = unique_name("run");
     let (group, other_group) = (
         unique_name("wallex_it_stall"),
@@ -382,9 +389,9 @@ async fn a_member_consumes_again_after_kafka_was_stopped_past_its_session_and_th
     );
     let (instance, other_instance) = (unique_name("member"), unique_name("member"));
     let backlog = events(&format!("{run}a"), BACKLOG_EVENTS);
-    produce_all(&producer, &topic, &backlog[..BACKLOG_EVENTS / 4]).await;
+    produce_all(&brokers, &topic, &backlog[..BACKLOG_EVENTS / 4]).await;
     kill_a_member_after_a_while(&topic, &dlq_topic, &group, &instance).await;
-    produce_all(&producer, &topic, &backlog[BACKLOG_EVENTS / 4..]).await;
+    produce_all(&brokers, &topic, &backlog[BACKLOG_EVENTS / 4..]).await;
 
     let (stop, stopped) = watch::channel(false);
     let member = member_config(&brokers, &topic, &dlq_topic, &group, &instance);
@@ -404,7 +411,7 @@ async fn a_member_consumes_again_after_kafka_was_stopped_past_its_session_and_th
         "kafka woken; {handled_at_pause} of {BACKLOG_EVENTS} waiting events handled when it stopped"
     );
     let after_pause = events(&format!("{run}b"), EVENTS_AFTER_FAULT);
-    produce_all(&producer, &topic, &after_pause).await;
+    produce_all(&brokers, &topic, &after_pause).await;
     // The killed member handled (and may have committed) some of the first
     // quarter: its successor owes only what came after it.
     let owed = [&backlog[BACKLOG_EVENTS / 4..], after_pause.as_slice()].concat();
@@ -430,7 +437,7 @@ async fn a_member_consumes_again_after_kafka_was_stopped_past_its_session_and_th
     tokio::time::sleep(KAFKA_DOWN).await;
     infra(&["start", "kafka"]).await;
     let after_kill = events(&format!("{run}c"), EVENTS_AFTER_FAULT);
-    produce_all(&producer, &topic, &after_kill).await;
+    produce_all(&brokers, &topic, &after_kill).await;
     for (name, recorder) in [
         ("member", &recorder),
         ("other group's member", &other_recorder),
