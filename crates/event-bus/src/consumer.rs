@@ -30,6 +30,7 @@ use std::time::Duration;
 use event_sink::{ConsumerOffsets, DeliveryError, EventSink, StoredOffsets};
 use event_store::RecordedEvent;
 use observability::LogThrottle;
+use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
@@ -894,20 +895,7 @@ impl LagRefresh {
         metrics: &ConsumerMetrics,
         stall: &Arc<StallWatch>,
     ) -> Result<Self, BusError> {
-        let readers = Readers {
-            // A client in the member's group, never subscribed: it reads the
-            // group's committed offsets and the topic's watermarks whatever
-            // state the member's own client is in.
-            group: Arc::new(client_log::create(
-                &config.consumer_client_config(&config.group_id),
-            )?),
-            topic: config.topic.clone(),
-            // A client in the dead-letter replay's group, never subscribed:
-            // it reads that group's committed offsets for the dead-letter gauge.
-            replay_group: dlq::ReplayGroupClient::open(config)?.0,
-            dlq_topic: config.dlq_topic.clone(),
-            timeout: Duration::from_millis(config.request_timeout_ms),
-        };
+        let mut readers = Readers::open(config)?;
         let (stop, mut stopping) = watch::channel(false);
         let committed = Arc::new(tokio::sync::Notify::new());
         let (consumer, metrics, stall) = (Arc::clone(consumer), metrics.clone(), Arc::clone(stall));
@@ -929,6 +917,7 @@ impl LagRefresh {
                     _ = stopping.changed() => break,
                 }
                 let read = readers.read().await;
+                readers.renew_after(&read);
                 refresh_lag(&consumer, read, handler, &metrics, &stall, &mut unread);
                 refreshed_at = Some(Instant::now());
             }
@@ -960,12 +949,19 @@ impl LagRefresh {
 }
 
 /// The clients the lag refresh reads through, neither of them subscribed.
+/// A client whose read failed is replaced by a new one for the next read:
+/// a librdkafka client was seen to stay stuck after the broker came back
+/// from a stop (no connection attempted again), and the stall watch must
+/// not go blind with it.
 struct Readers {
-    /// In the member's group: its backlog on `topic`.
+    /// In the member's group: its backlog on `topic`; made from `group_config`.
     group: Arc<KafkaConsumer>,
+    group_config: ClientConfig,
     topic: String,
-    /// In the dead-letter replay's group: what waits on `dlq_topic`.
+    /// In the dead-letter replay's group: what waits on `dlq_topic`; made
+    /// from `replay_config`.
     replay_group: Arc<KafkaConsumer>,
+    replay_config: ClientConfig,
     dlq_topic: String,
     /// Bound on each request.
     timeout: Duration,
@@ -978,6 +974,24 @@ struct Read {
 }
 
 impl Readers {
+    /// A client in the member's group, reading the group's committed
+    /// offsets and the topic's watermarks whatever state the member's own
+    /// client is in; one in the dead-letter replay's group, reading that
+    /// group's committed offsets for the dead-letter gauge.
+    fn open(config: &ConsumerConfig) -> Result<Self, BusError> {
+        let group_config = config.consumer_client_config(&config.group_id);
+        let replay_config = config.consumer_client_config(&config.dlq_replay_group_id());
+        Ok(Self {
+            group: Arc::new(client_log::create(&group_config)?),
+            group_config,
+            topic: config.topic.clone(),
+            replay_group: Arc::new(client_log::create(&replay_config)?),
+            replay_config,
+            dlq_topic: config.dlq_topic.clone(),
+            timeout: Duration::from_millis(config.request_timeout_ms),
+        })
+    }
+
     /// Reads the group's backlog and the dead letters waiting, off the runtime.
     async fn read(&self) -> Read {
         let (topic, timeout) = (self.topic.clone(), self.timeout);
@@ -996,11 +1010,40 @@ impl Readers {
         }
     }
 
+    /// Replaces each client whose part of `read` failed.
+    fn renew_after(&mut self, read: &Read) {
+        let backlog_failed = read
+            .backlog
+            .as_ref()
+            .map_or(true, |backlog| backlog.commits_unread.is_some());
+        if backlog_failed {
+            renew(&mut self.group, &self.group_config);
+        }
+        if read.dead_letters.is_err() {
+            renew(&mut self.replay_group, &self.replay_config);
+        }
+    }
+
     /// Closes both clients off the runtime (rdkafka's close blocks).
     async fn close(self) {
         let clients = [self.group, self.replay_group];
         if let Err(error) = tokio::task::spawn_blocking(move || drop(clients)).await {
             tracing::warn!(%error, "the lag refresh's clients did not close cleanly");
+        }
+    }
+}
+
+/// Puts a new client made from `config` in `client`'s place, closing the
+/// old one off the runtime without waiting for it (a stuck client's close
+/// may block); keeps the old one when no new one can be made.
+fn renew(client: &mut Arc<KafkaConsumer>, config: &ClientConfig) {
+    match client_log::create(config) {
+        Ok(fresh) => {
+            let old = std::mem::replace(client, Arc::new(fresh));
+            tokio::task::spawn_blocking(move || drop(old));
+        }
+        Err(error) => {
+            tracing::debug!(%error, "no new client for the lag refresh; the old one reads again")
         }
     }
 }
@@ -1099,6 +1142,48 @@ mod tests {
         assert!(!errors.received("g"), "a message after a message is not");
         assert!(errors.failed(&down, "g"), "a new run is logged at once");
         assert!(!errors.take_not_coordinator());
+    }
+
+    #[tokio::test]
+    async fn a_lag_reader_whose_read_failed_is_replaced_and_one_that_read_is_kept() {
+        let config = ConsumerConfig::new("127.0.0.1:1", "g");
+        let mut readers = Readers::open(&config).expect("clients are made without a broker");
+        let first = (
+            Arc::as_ptr(&readers.group),
+            Arc::as_ptr(&readers.replay_group),
+        );
+        readers.renew_after(&Read {
+            backlog: Ok(Backlog {
+                partitions: Vec::new(),
+                commits_unread: None,
+            }),
+            dead_letters: Ok(0),
+        });
+        assert_eq!(
+            (
+                Arc::as_ptr(&readers.group),
+                Arc::as_ptr(&readers.replay_group)
+            ),
+            first,
+            "both read: both kept"
+        );
+        readers.renew_after(&Read {
+            backlog: Ok(Backlog {
+                partitions: Vec::new(),
+                commits_unread: Some(KafkaError::NoMessageReceived),
+            }),
+            dead_letters: Ok(0),
+        });
+        assert_ne!(Arc::as_ptr(&readers.group), first.0, "commits unread");
+        assert_eq!(Arc::as_ptr(&readers.replay_group), first.1);
+        let second = Arc::as_ptr(&readers.group);
+        readers.renew_after(&Read {
+            backlog: Err(BusError::Invalid("the broker is away".to_owned())),
+            dead_letters: Err(BusError::Invalid("the broker is away".to_owned())),
+        });
+        assert_ne!(Arc::as_ptr(&readers.group), second);
+        assert_ne!(Arc::as_ptr(&readers.replay_group), first.1);
+        readers.close().await;
     }
 
     #[test]

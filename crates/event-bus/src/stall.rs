@@ -13,7 +13,8 @@
 //!
 //! - the lag refresh reads the group's backlog through a client of its own
 //!   (the group's committed offsets and every partition's high watermark),
-//!   so it does not depend on the member's client answering;
+//!   so it does not depend on the member's client answering; a new one
+//!   after each failed read, since any client can stay stuck that way;
 //! - the loop tells which partitions librdkafka assigned the member (its
 //!   rebalance callbacks), when it last received a message of each and how
 //!   far, and when it was busy handling a batch.
