@@ -85,6 +85,13 @@ pub struct Settings {
     #[arg(long, env = "HANDLER_TIMEOUT_MS", default_value_t = event_bus::HANDLER_TIMEOUT_MS_DEFAULT,
           value_parser = clap::value_parser!(u64).range(1_000..=600_000))]
     pub handler_timeout_ms: u64,
+    /// librdkafka's `debug` contexts for each group member's client, comma
+    /// separated (`cgrp` shows its join states, assignments and commits),
+    /// logged at debug level under the target `librdkafka` (so with
+    /// `RUST_LOG=info,librdkafka=debug`); unset: none.
+    #[arg(long, env = "KAFKA_DEBUG",
+          value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub kafka_debug: Option<String>,
     /// PostgreSQL connections of the pool.
     #[arg(long, env = "DATABASE_CONNECTIONS_MAX", default_value_t = 4)]
     pub database_connections_max: u32,
@@ -136,6 +143,7 @@ impl Settings {
         consumer.fetch_min_bytes = self.kafka_fetch_min_bytes;
         consumer.handler_attempts_max = self.handler_attempts_max;
         consumer.handler_timeout_ms = self.handler_timeout_ms;
+        consumer.client_debug = self.kafka_debug.clone();
         consumer
     }
 
@@ -159,6 +167,7 @@ impl Settings {
             kafka_fetch_min_bytes: event_bus::CONSUMER_FETCH_MIN_BYTES_DEFAULT,
             handler_attempts_max: event_bus::HANDLER_ATTEMPTS_MAX_DEFAULT,
             handler_timeout_ms: event_bus::HANDLER_TIMEOUT_MS_DEFAULT,
+            kafka_debug: None,
             database_connections_max: 4,
             host: "127.0.0.1".to_owned(),
             port: 0,
@@ -255,6 +264,18 @@ mod tests {
             consumer.fetch_min_bytes,
             event_bus::CONSUMER_FETCH_MIN_BYTES_DEFAULT
         );
+        assert_eq!(
+            consumer.client_debug, None,
+            "no librdkafka debug unless asked"
+        );
+    }
+
+    #[test]
+    fn librdkafka_debug_contexts_reach_the_member() {
+        let config = parsed(&["--kafka-debug", "cgrp,fetch"]).expect("parses");
+        let consumer = config.settings.consumer_config();
+        assert_eq!(consumer.client_debug.as_deref(), Some("cgrp,fetch"));
+        assert!(parsed(&["--kafka-debug", ""]).is_err(), "empty is refused");
     }
 
     #[test]
@@ -312,6 +333,7 @@ mod tests {
             "KAFKA_GROUP_ID",
             "KAFKA_GROUP_INSTANCE_ID",
             "KAFKA_BATCH_SIZE",
+            "KAFKA_DEBUG",
             "HANDLER_ATTEMPTS_MAX",
             "DATABASE_CONNECTIONS_MAX",
             "HOST",

@@ -6,14 +6,14 @@
 //! reconnection (several a second over the clients of one process); the
 //! first line says what happened, the later ones only that it goes on.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use observability::LogThrottle;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, FromClientConfigAndContext, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 
@@ -32,31 +32,31 @@ pub type KafkaProducer = FutureProducer<KafkaLog>;
 /// A client that only asks for metadata, with [`KafkaLog`].
 pub type MetadataClient = BaseConsumer<KafkaLog>;
 
-/// Join states of a group member waiting for its own unassignment to
-/// complete (librdkafka's `cgrp.join_state` in its statistics): local
-/// waits, which a healthy client ends within a request timeout.
-const UNASSIGN_WAIT_JOIN_STATES: [&str; 3] = [
-    "wait-unassign-call",
-    "wait-unassign-to-complete",
-    "wait-incr-unassign-to-complete",
-];
+/// How long a join state reported by a member's statistics is taken as
+/// its state, in ms: three reports ([`crate::config::MEMBER_STATISTICS_INTERVAL_MS`]).
+/// Reports stop when the loop does not poll (it is handling a batch) or when
+/// the client's main thread does not run; an older state is not trusted.
+const JOIN_STATE_FRESH_MS: u64 = 3 * crate::config::MEMBER_STATISTICS_INTERVAL_MS;
 
 /// The client context: librdkafka's lines through `tracing`, each kind at
-/// most once per [`KAFKA_LOG_REPEAT_INTERVAL_MS`]; and, from the statistics
-/// a group member's client emits (`statistics.interval.ms`), since when it
-/// waits for its unassignment ([`KafkaLog::unassign_waiting_for`]).
+/// most once per [`KAFKA_LOG_REPEAT_INTERVAL_MS`]; and, for a group member,
+/// its join state from the statistics its client emits
+/// (`statistics.interval.ms`) and the partitions its rebalances assigned it.
 #[derive(Default)]
 pub struct KafkaLog {
     kinds: Mutex<HashMap<String, LogThrottle>>,
     group: Mutex<GroupSeen>,
 }
 
-/// The group state a member's statistics last reported.
+/// A member's group state: what its statistics last reported, and what its
+/// rebalances assigned it.
 #[derive(Debug, Default)]
 struct GroupSeen {
     join_state: Option<String>,
-    /// Since when the reports say it waits for its unassignment.
-    unassign_waiting_since: Option<Instant>,
+    /// When the last report came.
+    reported_at: Option<Instant>,
+    /// The partitions assigned, of the one topic a member subscribes to.
+    assigned: BTreeSet<i32>,
 }
 
 /// The part of librdkafka's statistics JSON read: the consumer group's.
@@ -90,15 +90,20 @@ impl KafkaLog {
         line.map(|line| line.held_back)
     }
 
-    /// How long, by the statistics up to `now`, this member has been waiting
-    /// for its unassignment to complete; `None` when it is not. After a
-    /// broker paused for a minute, a member was seen to wait there for good,
-    /// out of the group and fetching nothing, its group's partitions
-    /// unconsumed, until it was replaced.
-    pub fn unassign_waiting_for(&self, now: Instant) -> Option<Duration> {
-        self.lock_group()
-            .unassign_waiting_since
-            .map(|since| now.saturating_duration_since(since))
+    /// The member's join state by its last statistics report, when that
+    /// came within [`JOIN_STATE_FRESH_MS`] before `now`; `None` otherwise.
+    pub fn join_state(&self, now: Instant) -> Option<String> {
+        let group = self.lock_group();
+        let fresh = group.reported_at.is_some_and(|at| {
+            now.saturating_duration_since(at) < Duration::from_millis(JOIN_STATE_FRESH_MS)
+        });
+        fresh.then(|| group.join_state.clone()).flatten()
+    }
+
+    /// The partitions librdkafka's rebalances assigned this member and did
+    /// not revoke since.
+    pub fn assigned(&self) -> BTreeSet<i32> {
+        self.lock_group().assigned.clone()
     }
 
     /// Whether the last statistics report said the member is in its group
@@ -114,12 +119,30 @@ impl KafkaLog {
             .cgrp
             .as_ref()
             .map(|group| group.join_state.clone());
-        let waiting = join_state
-            .as_deref()
-            .is_some_and(|state| UNASSIGN_WAIT_JOIN_STATES.contains(&state));
         let mut group = self.lock_group();
-        group.unassign_waiting_since = waiting.then(|| group.unassign_waiting_since.unwrap_or(now));
         group.join_state = join_state;
+        group.reported_at = Some(now);
+    }
+
+    /// Notes a rebalance: an assignment adds its partitions, a revocation
+    /// takes its away (eager rebalances revoke all before assigning all;
+    /// cooperative ones move some).
+    fn rebalanced(&self, rebalance: &Rebalance<'_>) {
+        let mut group = self.lock_group();
+        match rebalance {
+            Rebalance::Assign(partitions) => group.assigned.extend(
+                partitions
+                    .elements()
+                    .iter()
+                    .map(|element| element.partition()),
+            ),
+            Rebalance::Revoke(partitions) => {
+                for element in partitions.elements() {
+                    group.assigned.remove(&element.partition());
+                }
+            }
+            Rebalance::Error(_) => {}
+        }
     }
 
     fn lock_group(&self) -> std::sync::MutexGuard<'_, GroupSeen> {
@@ -129,6 +152,12 @@ impl KafkaLog {
 
 impl ClientContext for KafkaLog {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if matches!(level, RDKafkaLogLevel::Debug) {
+            // Only a client asked for `debug` contexts writes these, and
+            // each line is one step of what was asked for: none held back.
+            tracing::debug!(target: "librdkafka", "{facility} {message}");
+            return;
+        }
         let Some(held_back) = self.admit(facility, Instant::now()) else {
             return;
         };
@@ -168,7 +197,11 @@ impl ClientContext for KafkaLog {
     }
 }
 
-impl ConsumerContext for KafkaLog {}
+impl ConsumerContext for KafkaLog {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.rebalanced(rebalance);
+    }
+}
 
 /// Creates a client of type `T` from `config` with a fresh [`KafkaLog`].
 pub(crate) fn create<T: FromClientConfigAndContext<KafkaLog>>(
@@ -189,27 +222,40 @@ mod tests {
     }
 
     #[test]
-    fn a_wait_for_unassignment_is_timed_from_its_first_report_until_it_ends() {
+    fn the_join_state_is_the_last_reported_while_reports_come() {
         let log = KafkaLog::default();
         let start = Instant::now();
         assert!(!log.in_group(), "no report yet");
+        assert_eq!(log.join_state(start), None);
         log.observed(&report("steady"), start);
         assert!(log.in_group());
-        assert_eq!(log.unassign_waiting_for(start), None);
-        log.observed(&report("wait-unassign-to-complete"), start);
-        let later = start + Duration::from_secs(30);
-        log.observed(&report("wait-unassign-to-complete"), later);
-        assert_eq!(
-            log.unassign_waiting_for(later + Duration::from_secs(5)),
-            Some(Duration::from_secs(35)),
-            "timed from the first report of the wait"
-        );
-        log.observed(&report("wait-join"), later);
-        assert_eq!(log.unassign_waiting_for(later), None);
+        log.observed(&report("wait-join"), start);
         assert!(!log.in_group(), "rejoining");
+        let fresh = Duration::from_millis(JOIN_STATE_FRESH_MS);
+        assert_eq!(
+            log.join_state(start + fresh / 2).as_deref(),
+            Some("wait-join")
+        );
+        assert_eq!(log.join_state(start + fresh), None, "reports stopped");
         let producer: Statistics = serde_json::from_str(r#"{"name": "p"}"#).expect("no group");
-        log.observed(&producer, later);
-        assert_eq!(log.unassign_waiting_for(later), None);
+        log.observed(&producer, start);
+        assert_eq!(log.join_state(start), None, "no group in the report");
+    }
+
+    #[test]
+    fn rebalances_assign_and_revoke_partitions() {
+        let log = KafkaLog::default();
+        let mut first = rdkafka::TopicPartitionList::new();
+        first.add_partition("t", 0);
+        first.add_partition("t", 1);
+        log.rebalanced(&Rebalance::Assign(&first));
+        assert_eq!(log.assigned(), BTreeSet::from([0, 1]));
+        let mut moved = rdkafka::TopicPartitionList::new();
+        moved.add_partition("t", 1);
+        log.rebalanced(&Rebalance::Revoke(&moved));
+        assert_eq!(log.assigned(), BTreeSet::from([0]), "a cooperative move");
+        log.rebalanced(&Rebalance::Revoke(&first));
+        assert!(log.assigned().is_empty(), "an eager revocation of all");
     }
 
     #[test]

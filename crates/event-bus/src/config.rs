@@ -41,6 +41,13 @@ pub const CONSUMER_FETCH_MIN_BYTES_DEFAULT: u32 = 64 * 1024;
 /// lapsed during the outage rejoins under a new member id, and the restarted
 /// coordinator holds the rebalance until the old id's session expires.
 pub const CONSUMER_SESSION_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// How long a group member may go without polling before librdkafka takes it
+/// out of its group, in ms (`max.poll.interval.ms`, librdkafka's own
+/// default, set here so the stall watch's bounds can name it). It is also
+/// the rebalance timeout: how long the coordinator holds a rebalance for a
+/// member that has not rejoined, such as one busy retrying a batch (the loop
+/// does not poll meanwhile).
+pub const CONSUMER_MAX_POLL_INTERVAL_MS_DEFAULT: u64 = 300_000;
 /// The most a client waits between two attempts to reach a broker that is
 /// away. librdkafka doubles its pause after each failed attempt up to this
 /// cap (its own default is 10 s): with a 10 s cap a relay or consumer could
@@ -51,7 +58,7 @@ pub const CONSUMER_SESSION_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 /// per client, which is cheap.
 pub const RECONNECT_BACKOFF_MAX_MS_DEFAULT: u64 = 1_000;
 /// How often a group member's client reports its statistics, in ms: how
-/// soon a member stuck waiting for its unassignment is seen.
+/// soon the loop sees its join state change (`crate::stall`).
 pub const MEMBER_STATISTICS_INTERVAL_MS: u64 = 5_000;
 /// Attempts of one batch (and later of one message) before giving up on it.
 pub const HANDLER_ATTEMPTS_MAX_DEFAULT: u32 = 5;
@@ -142,6 +149,10 @@ pub struct ConsumerConfig {
     /// Where the wallets with dead letters are kept, so their later events
     /// are parked behind them; `None`: no such order is kept.
     pub parked: Option<ParkedWallets>,
+    /// librdkafka's `debug` contexts for the group member's client (such as
+    /// `cgrp`: its join states, assignments and commits), logged at debug
+    /// level under the target `librdkafka`; `None`: off.
+    pub client_debug: Option<String>,
 }
 
 impl ConsumerConfig {
@@ -165,6 +176,7 @@ impl ConsumerConfig {
             linger_ms: PRODUCER_LINGER_MS_DEFAULT,
             request_timeout_ms: KAFKA_REQUEST_TIMEOUT_MS_DEFAULT,
             parked: None,
+            client_debug: None,
         }
     }
 
@@ -187,6 +199,9 @@ impl ConsumerConfig {
         if let Some(instance_id) = &self.group_instance_id {
             config.set("group.instance.id", instance_id);
         }
+        if let Some(contexts) = &self.client_debug {
+            config.set("debug", contexts);
+        }
         config
     }
 
@@ -198,6 +213,10 @@ impl ConsumerConfig {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", self.session_timeout_ms.to_string())
+            .set(
+                "max.poll.interval.ms",
+                CONSUMER_MAX_POLL_INTERVAL_MS_DEFAULT.to_string(),
+            )
             .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
             .set("fetch.min.bytes", self.fetch_min_bytes.to_string())
             .set(
@@ -283,6 +302,16 @@ mod tests {
         );
         let replay = config.consumer_client_config(&config.dlq_replay_group_id());
         assert_eq!(replay.get("group.instance.id"), None);
+    }
+
+    #[test]
+    fn only_the_member_takes_the_debug_contexts_asked_for() {
+        let mut config = ConsumerConfig::new("localhost:9092", "ledger");
+        assert_eq!(config.member_client_config().get("debug"), None);
+        config.client_debug = Some("cgrp".to_owned());
+        assert_eq!(config.member_client_config().get("debug"), Some("cgrp"));
+        let replay = config.consumer_client_config(&config.dlq_replay_group_id());
+        assert_eq!(replay.get("debug"), None);
     }
 
     #[test]

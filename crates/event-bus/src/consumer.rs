@@ -30,6 +30,7 @@ use std::time::Duration;
 use event_sink::{ConsumerOffsets, DeliveryError, EventSink, StoredOffsets};
 use event_store::RecordedEvent;
 use observability::LogThrottle;
+use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
@@ -40,6 +41,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use wallet_domain::EventDecodeError;
 
+use crate::backlog::{self, Backlog};
 use crate::client_log::{self, KafkaConsumer, KafkaProducer};
 use crate::config::ConsumerConfig;
 use crate::dlq;
@@ -48,7 +50,7 @@ use crate::headers::{
     HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
 };
 use crate::metrics::ConsumerMetrics;
-use crate::stall::StallWatch;
+use crate::stall::{Stall, StallWatch};
 use crate::stored_offsets::StoredPositions;
 use crate::BusError;
 
@@ -103,28 +105,23 @@ pub async fn run_consumer_with_metrics(
 /// Pause before a member that hit a fatal error is replaced, in milliseconds.
 pub const FATAL_RESTART_PAUSE_MS: u64 = 1_000;
 
-/// How long a member may wait for its unassignment to complete before it is
-/// replaced as a dead one, in ms ([`crate::client_log::KafkaLog::unassign_waiting_for`]):
-/// a healthy client ends that wait within a request timeout; one seen after a
-/// broker paused for a minute never did, and consumed nothing more.
-pub const MEMBER_UNASSIGN_WAIT_MAX_MS: u64 = 60_000;
-
-/// Sets the member's in-group gauge from its client's last statistics; how
-/// long it has waited for its unassignment once that passed
-/// [`MEMBER_UNASSIGN_WAIT_MAX_MS`], `None` before.
-fn stuck_out_of_group(
+/// Sets the member's in-group gauge from its client's last statistics,
+/// tells `watch` the partitions its rebalances assigned it, and says whether
+/// the watch gives it up ([`crate::stall`]).
+fn watched(
     consumer: &KafkaConsumer,
+    watch: &StallWatch,
     metrics: &ConsumerMetrics,
     handler: &str,
-) -> Option<Duration> {
+) -> Option<Stall> {
     let client = consumer.context();
     metrics
         .in_group
         .with_label_values(&[handler])
         .set(i64::from(client.in_group()));
-    client
-        .unassign_waiting_for(std::time::Instant::now())
-        .filter(|waited| *waited >= Duration::from_millis(MEMBER_UNASSIGN_WAIT_MAX_MS))
+    let now = std::time::Instant::now();
+    watch.assignment_seen(&client.assigned(), now);
+    watch.stalled(client.join_state(now).as_deref(), now)
 }
 
 /// How one member's run ended.
@@ -132,8 +129,8 @@ fn stuck_out_of_group(
 enum MemberEnd {
     /// Shutdown was asked.
     Stopped,
-    /// librdkafka declared the member dead, it waited for its unassignment
-    /// too long, or it received nothing while messages waited
+    /// librdkafka declared the member dead, the coordinator refused it, or
+    /// it received nothing while messages of its group waited
     /// ([`crate::stall`]): a new one must take its place.
     Fatal,
 }
@@ -143,23 +140,52 @@ enum MemberEnd {
 enum Replaced {
     #[error("librdkafka declared the consumer dead ({0})")]
     Fatal(String),
-    #[error(
-        "it has waited {} ms for its unassignment, out of the group",
-        .0.as_millis()
-    )]
-    StuckOutOfGroup(Duration),
     #[error("the group coordinator refused it (NotCoordinator)")]
     NotCoordinator,
     #[error(
-        "messages have waited {} ms past its committed offsets and it received none",
-        .0.as_millis()
+        "messages of its partition {partition} waited past the group's committed offset for {} ms of its idle time and none came",
+        .waited.as_millis()
     )]
-    Stalled(Duration),
+    PartitionStalled { partition: i32, waited: Duration },
+    #[error(
+        "it held no partition for {} ms of its idle time while messages of its group waited unconsumed (join state {join_state})",
+        .waited.as_millis()
+    )]
+    OutOfGroup {
+        join_state: String,
+        waited: Duration,
+    },
+}
+
+impl From<Stall> for Replaced {
+    fn from(stall: Stall) -> Self {
+        match stall {
+            Stall::Partition { partition, waited } => Self::PartitionStalled { partition, waited },
+            Stall::OutOfGroup { join_state, waited } => Self::OutOfGroup {
+                join_state: join_state.unwrap_or_else(|| "not reported lately".to_owned()),
+                waited,
+            },
+        }
+    }
 }
 
 impl Replaced {
-    /// Logs why the member ends; its end.
-    fn logged(self, group: &str, handler: &str) -> MemberEnd {
+    /// The `reason` label of `consumer_members_replaced_total`.
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Fatal(_) => "fatal",
+            Self::NotCoordinator => "not_coordinator",
+            Self::PartitionStalled { .. } => "partition_stalled",
+            Self::OutOfGroup { .. } => "out_of_group",
+        }
+    }
+
+    /// Logs and counts why the member ends; its end.
+    fn logged(self, group: &str, handler: &str, metrics: &ConsumerMetrics) -> MemberEnd {
+        metrics
+            .members_replaced
+            .with_label_values(&[handler, self.label()])
+            .inc();
         tracing::error!(group, handler, reason = %self, "a new consumer member takes the place of this one");
         MemberEnd::Fatal
     }
@@ -197,11 +223,11 @@ async fn run_member(
     };
     consumer.subscribe(&[config.topic.as_str()])?;
     tracing::info!(group = %config.group_id, topic = %config.topic, handler = handler.name(), "consumer started");
-    let stall = Arc::new(StallWatch::default());
+    let stall = Arc::new(StallWatch::new(std::time::Instant::now()));
     let lag_refresh = LagRefresh::start(&consumer, &config, handler.name(), &metrics, &stall)?;
     let mut receive_errors = ReceiveErrors::default();
-    let mut busy_until = std::time::Instant::now();
     let outcome = loop {
+        stall.busy_until(std::time::Instant::now());
         if *shutdown.borrow() {
             break Ok(MemberEnd::Stopped);
         }
@@ -209,12 +235,9 @@ async fn run_member(
             .client()
             .fatal_error()
             .map(|(code, reason)| Replaced::Fatal(format!("{code:?}: {reason}")))
-            .or_else(|| {
-                stuck_out_of_group(&consumer, &metrics, handler.name())
-                    .map(Replaced::StuckOutOfGroup)
-            });
+            .or_else(|| watched(&consumer, &stall, &metrics, handler.name()).map(Replaced::from));
         if let Some(why) = dead {
-            break Ok(why.logged(&config.group_id, handler.name()));
+            break Ok(why.logged(&config.group_id, handler.name(), &metrics));
         }
         if let Some(positions) = positions.as_mut() {
             positions.retry_seeks(&consumer).await;
@@ -225,14 +248,21 @@ async fn run_member(
             break Ok(MemberEnd::Stopped);
         };
         if receive_errors.take_not_coordinator() {
-            break Ok(Replaced::NotCoordinator.logged(&config.group_id, handler.name()));
+            break Ok(Replaced::NotCoordinator.logged(&config.group_id, handler.name(), &metrics));
         }
         if messages.is_empty() {
-            if let Some(waited) = stall.stalled(busy_until, std::time::Instant::now()) {
-                break Ok(Replaced::Stalled(waited).logged(&config.group_id, handler.name()));
-            }
             continue;
         }
+        let received = std::time::Instant::now();
+        stall.received(
+            messages
+                .iter()
+                .map(|message| (message.partition(), message.offset())),
+            received,
+        );
+        // Handling the batch: what the loop does until its next turn takes
+        // nothing, and is not held against the fetcher.
+        stall.busy_from(received);
         let to_handle = match positions.as_mut() {
             Some(positions) => {
                 let sorted = positions.sort(&consumer, messages.clone()).await;
@@ -244,7 +274,6 @@ async fn run_member(
         let processed = worker
             .process(&to_handle, positions.as_mut(), &mut shutdown)
             .await;
-        busy_until = std::time::Instant::now();
         match processed {
             Ok(Processed::Done) => {}
             Ok(Processed::Interrupted) => break Ok(MemberEnd::Stopped),
@@ -850,7 +879,8 @@ async fn start_from_stored(config: &ConsumerConfig, stored: &StoredOffsets) {
 /// a commit unless it did within [`LAG_REFRESH_INTERVAL_MS`], and once an
 /// interval whatever comes, so the gauges move while the loop is held (a
 /// batch retried without end: its lag grows, and shows) and reach the truth
-/// after the last commit of a burst.
+/// after the last commit of a burst. Each refresh also tells the stall
+/// watch what the group has waiting ([`crate::stall`]).
 struct LagRefresh {
     stop: watch::Sender<bool>,
     committed: Arc<tokio::sync::Notify>,
@@ -865,20 +895,17 @@ impl LagRefresh {
         metrics: &ConsumerMetrics,
         stall: &Arc<StallWatch>,
     ) -> Result<Self, BusError> {
-        let dead_letters = DeadLetters {
-            // A client in the dead-letter replay's group, never subscribed:
-            // it reads that group's committed offsets for the dead-letter gauge.
-            replay_group: dlq::ReplayGroupClient::open(config)?.0,
-            topic: config.dlq_topic.clone(),
-        };
+        let mut readers = Readers::open(config)?;
         let (stop, mut stopping) = watch::channel(false);
         let committed = Arc::new(tokio::sync::Notify::new());
         let (consumer, metrics, stall) = (Arc::clone(consumer), metrics.clone(), Arc::clone(stall));
-        let timeout = Duration::from_millis(config.request_timeout_ms);
         let on_commit = Arc::clone(&committed);
         let task = tokio::spawn(async move {
             let interval = Duration::from_millis(LAG_REFRESH_INTERVAL_MS);
             let mut refreshed_at: Option<Instant> = None;
+            let mut unread = LogThrottle::every(Duration::from_millis(
+                client_log::KAFKA_LOG_REPEAT_INTERVAL_MS,
+            ));
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
@@ -889,13 +916,12 @@ impl LagRefresh {
                     }
                     _ = stopping.changed() => break,
                 }
-                refresh_lag(&consumer, timeout, &dead_letters, handler, &metrics, &stall).await;
+                let read = readers.read().await;
+                readers.renew_after(&read);
+                refresh_lag(&consumer, read, handler, &metrics, &stall, &mut unread);
                 refreshed_at = Some(Instant::now());
             }
-            let replay_group = dead_letters.replay_group;
-            if let Err(error) = tokio::task::spawn_blocking(move || drop(replay_group)).await {
-                tracing::warn!(%error, "the replay group's client did not close cleanly");
-            }
+            readers.close().await;
         });
         Ok(Self {
             stop,
@@ -922,68 +948,163 @@ impl LagRefresh {
     }
 }
 
-/// Where the dead-letter gauge reads: the DLQ `topic`, from the committed
-/// offsets of the replay group `replay_group` is in.
-struct DeadLetters {
-    replay_group: Arc<KafkaConsumer>,
+/// The clients the lag refresh reads through, neither of them subscribed.
+/// A client whose read failed is replaced by a new one for the next read:
+/// a librdkafka client was seen to stay stuck after the broker came back
+/// from a stop (no connection attempted again), and the stall watch must
+/// not go blind with it.
+struct Readers {
+    /// In the member's group: its backlog on `topic`; made from `group_config`.
+    group: Arc<KafkaConsumer>,
+    group_config: ClientConfig,
     topic: String,
+    /// In the dead-letter replay's group: what waits on `dlq_topic`; made
+    /// from `replay_config`.
+    replay_group: Arc<KafkaConsumer>,
+    replay_config: ClientConfig,
+    dlq_topic: String,
+    /// Bound on each request.
+    timeout: Duration,
 }
 
-/// Sets the lag gauge of every partition this member holds, from its high
-/// watermark and the group's committed offset (the low watermark where the
-/// group committed none), and the dead-letter gauge, and tells `stall` what
-/// waits; `timeout` bounds each request.
-async fn refresh_lag(
-    consumer: &Arc<KafkaConsumer>,
-    timeout: Duration,
-    dead_letters: &DeadLetters,
+/// What one refresh read: the group's backlog, and the dead letters waiting.
+struct Read {
+    backlog: Result<Backlog, BusError>,
+    dead_letters: Result<i64, BusError>,
+}
+
+impl Readers {
+    /// A client in the member's group, reading the group's committed
+    /// offsets and the topic's watermarks whatever state the member's own
+    /// client is in; one in the dead-letter replay's group, reading that
+    /// group's committed offsets for the dead-letter gauge.
+    fn open(config: &ConsumerConfig) -> Result<Self, BusError> {
+        let group_config = config.consumer_client_config(&config.group_id);
+        let replay_config = config.consumer_client_config(&config.dlq_replay_group_id());
+        Ok(Self {
+            group: Arc::new(client_log::create(&group_config)?),
+            group_config,
+            topic: config.topic.clone(),
+            replay_group: Arc::new(client_log::create(&replay_config)?),
+            replay_config,
+            dlq_topic: config.dlq_topic.clone(),
+            timeout: Duration::from_millis(config.request_timeout_ms),
+        })
+    }
+
+    /// Reads the group's backlog and the dead letters waiting, off the runtime.
+    async fn read(&self) -> Read {
+        let (topic, timeout) = (self.topic.clone(), self.timeout);
+        let backlog = blocking(&self.group, move |group| {
+            backlog::read(group, &topic, timeout)
+        })
+        .await;
+        let dlq_topic = self.dlq_topic.clone();
+        let dead_letters = blocking(&self.replay_group, move |replay_group| {
+            dlq::dead_letters_waiting(replay_group, &dlq_topic, timeout)
+        })
+        .await;
+        Read {
+            backlog,
+            dead_letters,
+        }
+    }
+
+    /// Replaces each client whose part of `read` failed.
+    fn renew_after(&mut self, read: &Read) {
+        let backlog_failed = read
+            .backlog
+            .as_ref()
+            .map_or(true, |backlog| backlog.commits_unread.is_some());
+        if backlog_failed {
+            renew(&mut self.group, &self.group_config);
+        }
+        if read.dead_letters.is_err() {
+            renew(&mut self.replay_group, &self.replay_config);
+        }
+    }
+
+    /// Closes both clients off the runtime (rdkafka's close blocks).
+    async fn close(self) {
+        let clients = [self.group, self.replay_group];
+        if let Err(error) = tokio::task::spawn_blocking(move || drop(clients)).await {
+            tracing::warn!(%error, "the lag refresh's clients did not close cleanly");
+        }
+    }
+}
+
+/// Puts a new client made from `config` in `client`'s place, closing the
+/// old one off the runtime without waiting for it (a stuck client's close
+/// may block); keeps the old one when no new one can be made.
+fn renew(client: &mut Arc<KafkaConsumer>, config: &ClientConfig) {
+    match client_log::create(config) {
+        Ok(fresh) => {
+            let old = std::mem::replace(client, Arc::new(fresh));
+            tokio::task::spawn_blocking(move || drop(old));
+        }
+        Err(error) => {
+            tracing::debug!(%error, "no new client for the lag refresh; the old one reads again")
+        }
+    }
+}
+
+/// Tells `stall` what the group has waiting, and sets the lag gauge of every
+/// partition this member holds (from its high watermark and the group's
+/// committed offset, the low watermark where the group committed none) and
+/// the dead-letter gauge, from `read`. A failure to read the group's commits
+/// is logged at most once per [`client_log::KAFKA_LOG_REPEAT_INTERVAL_MS`]
+/// (`unread`): its partitions count as waiting.
+fn refresh_lag(
+    consumer: &KafkaConsumer,
+    read: Read,
     handler: &'static str,
     metrics: &ConsumerMetrics,
     stall: &StallWatch,
+    unread: &mut LogThrottle,
 ) {
-    let replay_group = Arc::clone(&dead_letters.replay_group);
-    let dlq_topic = dead_letters.topic.clone();
-    let lags = blocking(consumer, move |consumer| {
-        let committed = consumer.committed(timeout)?;
-        let mut lags = Vec::with_capacity(committed.count());
-        for element in committed.elements() {
-            let (low, high) =
-                consumer.fetch_watermarks(element.topic(), element.partition(), timeout)?;
-            let next = match element.offset() {
-                Offset::Offset(offset) => offset,
-                _ => low,
-            };
-            lags.push((element.partition(), (high - next).max(0)));
-        }
-        let waiting = dlq::dead_letters_waiting(&replay_group, &dlq_topic, timeout)?;
-        Ok((lags, waiting))
-    })
-    .await;
-    match lags {
-        Ok((lags, dead_letters)) => {
-            stall.lag_read(
-                lags.iter().map(|(_, lag)| lag).sum(),
-                std::time::Instant::now(),
-            );
-            for (partition, lag) in lags {
+    let now = std::time::Instant::now();
+    match read.backlog {
+        Ok(backlog) => {
+            match &backlog.commits_unread {
+                Some(error) => {
+                    if let Some(line) = unread.occurred(now) {
+                        tracing::warn!(%error, handler, held_back = line.held_back, "cannot read the group's committed offsets; its messages count as waiting");
+                    }
+                }
+                None => {
+                    if let Some(failures) = unread.recovered() {
+                        tracing::info!(
+                            handler,
+                            failures,
+                            "the group's committed offsets are read again"
+                        );
+                    }
+                }
+            }
+            stall.backlog_read(&backlog.partitions, now);
+            let assigned = consumer.context().assigned();
+            for partition in backlog.partitions.iter().filter(|partition| {
+                partition.next.is_some() && assigned.contains(&partition.partition)
+            }) {
                 metrics
                     .lag
-                    .with_label_values(&[handler, &partition.to_string()])
-                    .set(lag);
+                    .with_label_values(&[handler, &partition.partition.to_string()])
+                    .set(partition.waiting());
             }
-            metrics
-                .dead_letter_depth
-                .with_label_values(&[handler])
-                .set(dead_letters);
         }
         Err(error) => {
-            // A member the group no longer knows (its session lost while
-            // the broker was away) cannot read its committed offsets, and
-            // may never fetch again: unknown lag counts as waiting, so the
-            // watch replaces a member whose refreshes fail for its bound.
-            stall.lag_read(1, std::time::Instant::now());
-            tracing::debug!(%error, "cannot read watermarks for the lag gauges");
+            // The broker is away: nothing is known to wait, and a member is
+            // not replaced for it (a new one could do no better).
+            stall.backlog_unreadable();
+            tracing::debug!(%error, "cannot read the group's backlog for the lag gauges");
         }
+    }
+    match read.dead_letters {
+        Ok(waiting) => metrics
+            .dead_letter_depth
+            .with_label_values(&[handler])
+            .set(waiting),
+        Err(error) => tracing::debug!(%error, "cannot read the dead letters waiting"),
     }
 }
 
@@ -1021,6 +1142,48 @@ mod tests {
         assert!(!errors.received("g"), "a message after a message is not");
         assert!(errors.failed(&down, "g"), "a new run is logged at once");
         assert!(!errors.take_not_coordinator());
+    }
+
+    #[tokio::test]
+    async fn a_lag_reader_whose_read_failed_is_replaced_and_one_that_read_is_kept() {
+        let config = ConsumerConfig::new("127.0.0.1:1", "g");
+        let mut readers = Readers::open(&config).expect("clients are made without a broker");
+        let first = (
+            Arc::as_ptr(&readers.group),
+            Arc::as_ptr(&readers.replay_group),
+        );
+        readers.renew_after(&Read {
+            backlog: Ok(Backlog {
+                partitions: Vec::new(),
+                commits_unread: None,
+            }),
+            dead_letters: Ok(0),
+        });
+        assert_eq!(
+            (
+                Arc::as_ptr(&readers.group),
+                Arc::as_ptr(&readers.replay_group)
+            ),
+            first,
+            "both read: both kept"
+        );
+        readers.renew_after(&Read {
+            backlog: Ok(Backlog {
+                partitions: Vec::new(),
+                commits_unread: Some(KafkaError::NoMessageReceived),
+            }),
+            dead_letters: Ok(0),
+        });
+        assert_ne!(Arc::as_ptr(&readers.group), first.0, "commits unread");
+        assert_eq!(Arc::as_ptr(&readers.replay_group), first.1);
+        let second = Arc::as_ptr(&readers.group);
+        readers.renew_after(&Read {
+            backlog: Err(BusError::Invalid("the broker is away".to_owned())),
+            dead_letters: Err(BusError::Invalid("the broker is away".to_owned())),
+        });
+        assert_ne!(Arc::as_ptr(&readers.group), second);
+        assert_ne!(Arc::as_ptr(&readers.replay_group), first.1);
+        readers.close().await;
     }
 
     #[test]

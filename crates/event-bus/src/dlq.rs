@@ -10,6 +10,7 @@ use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::backlog;
 use crate::client_log::{self, KafkaConsumer, KafkaProducer};
 use crate::config::ConsumerConfig;
 use crate::consumer::blocking;
@@ -203,40 +204,18 @@ fn replay_plan(
     topic: &str,
     timeout: Duration,
 ) -> Result<Vec<PartitionPlan>, BusError> {
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    let partitions: Vec<i32> = metadata
-        .topics()
+    let read = backlog::read(consumer, topic, timeout)?;
+    if let Some(error) = read.commits_unread {
+        return Err(error.into());
+    }
+    Ok(read
+        .partitions
         .iter()
-        .filter(|found| found.name() == topic)
-        .flat_map(|found| found.partitions().iter().map(|partition| partition.id()))
-        .collect();
-    if partitions.is_empty() {
-        return Err(BusError::Invalid(format!(
-            "the dead-letter topic {topic} has no partitions"
-        )));
-    }
-    let mut wanted = TopicPartitionList::with_capacity(partitions.len());
-    for partition in &partitions {
-        wanted.add_partition(topic, *partition);
-    }
-    let committed = consumer.committed_offsets(wanted, timeout)?;
-    let mut plans = Vec::with_capacity(partitions.len());
-    for partition in partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
-        let start = match committed
-            .find_partition(topic, partition)
-            .map(|element| element.offset())
-        {
-            Some(Offset::Offset(offset)) => offset.max(low),
-            _ => low,
-        };
-        if start < high {
-            plans.push(PartitionPlan {
-                partition,
-                start,
-                end: high,
-            });
-        }
-    }
-    Ok(plans)
+        .filter(|partition| partition.waiting() > 0)
+        .map(|partition| PartitionPlan {
+            partition: partition.partition,
+            start: partition.start(),
+            end: partition.high,
+        })
+        .collect())
 }

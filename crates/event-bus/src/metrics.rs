@@ -70,6 +70,9 @@ pub struct ConsumerMetrics {
     /// 1 while the member's last statistics said it is in its group
     /// (join state `steady`), 0 while it joins, rebalances or waits.
     pub in_group: IntGaugeVec,
+    /// Members given up for a new one, by reason (`fatal`,
+    /// `not_coordinator`, `partition_stalled`, `out_of_group`).
+    pub members_replaced: IntCounterVec,
     /// From an event's occurred-at (set by command-api just before its
     /// append) to the moment its handler's write committed.
     pub event_lag_seconds: HistogramVec,
@@ -100,6 +103,7 @@ impl ConsumerMetrics {
         registry.register(Box::new(metrics.dead_letter_depth.clone()))?;
         registry.register(Box::new(metrics.lag.clone()))?;
         registry.register(Box::new(metrics.in_group.clone()))?;
+        registry.register(Box::new(metrics.members_replaced.clone()))?;
         registry.register(Box::new(metrics.event_lag_seconds.clone()))?;
         Ok(metrics)
     }
@@ -169,6 +173,13 @@ impl ConsumerMetrics {
                     "1 while the member's client reports it is in its consumer group (join state steady)",
                 ),
                 &["handler"],
+            )?,
+            members_replaced: IntCounterVec::new(
+                Opts::new(
+                    "consumer_members_replaced_total",
+                    "Consumer group members given up for a new one, by reason",
+                ),
+                &["handler", "reason"],
             )?,
             event_lag_seconds: HistogramVec::new(
                 HistogramOpts::new(

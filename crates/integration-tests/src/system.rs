@@ -21,6 +21,18 @@ const HEALTH_POLL: Duration = Duration::from_millis(100);
 const TOPIC_PARTITIONS: i32 = 10;
 /// How much of a binary's log a failure message shows.
 const LOG_TAIL_BYTES: usize = 4_000;
+/// Variable giving the binaries' `RUST_LOG` (`info` when unset), e.g.
+/// `info,librdkafka=debug` with `KAFKA_DEBUG=cgrp` (which the binaries
+/// inherit) to keep the consumer groups' join states in their logs.
+pub const BINARY_LOG_FILTER_VARIABLE: &str = "WALLEX_BINARY_RUST_LOG";
+
+/// The binaries' `RUST_LOG`: [`BINARY_LOG_FILTER_VARIABLE`], else `info`.
+fn binary_log_filter() -> String {
+    std::env::var(BINARY_LOG_FILTER_VARIABLE)
+        .ok()
+        .filter(|filter| !filter.trim().is_empty())
+        .unwrap_or_else(|| "info".to_owned())
+}
 
 pub const OUTBOX_RELAY: &str = "outbox-relay";
 pub const LEDGER_CONSUMER: &str = "ledger-consumer";
@@ -94,7 +106,7 @@ impl Process {
             .expect("open the binary's log file");
         let child = Command::new(binary_path(self.binary))
             .envs(self.environment.iter().map(|(name, value)| (name, value)))
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", binary_log_filter())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("a second handle on the log file"))
             .stderr(log)
@@ -355,7 +367,7 @@ impl System {
                     .iter()
                     .map(|(name, value)| (name, value)),
             )
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", binary_log_filter())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("a second handle on the log file"))
             .stderr(log);

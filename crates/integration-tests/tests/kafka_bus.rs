@@ -126,6 +126,8 @@ struct Recorder {
     transient_failures_left: AtomicUsize,
     /// Calls still to leave unanswered (a store that hangs) before handling anything.
     hangs_left: AtomicUsize,
+    /// Until when every call fails transiently (a store that is away).
+    failing_until: Option<std::time::Instant>,
 }
 
 impl Recorder {
@@ -139,6 +141,13 @@ impl Recorder {
     fn flaky(transient_failures: usize) -> Self {
         Self {
             transient_failures_left: AtomicUsize::new(transient_failures),
+            ..Self::default()
+        }
+    }
+
+    fn failing_for(away: Duration) -> Self {
+        Self {
+            failing_until: Some(std::time::Instant::now() + away),
             ..Self::default()
         }
     }
@@ -179,6 +188,15 @@ impl EventSink for Recorder {
         if hangs > 0 {
             self.hangs_left.store(hangs - 1, Ordering::SeqCst);
             std::future::pending::<()>().await;
+        }
+        if self
+            .failing_until
+            .is_some_and(|until| std::time::Instant::now() < until)
+        {
+            return Err(DeliveryError::transient(
+                HANDLER,
+                std::io::Error::other("the store is away (on purpose)"),
+            ));
         }
         let left = self.transient_failures_left.load(Ordering::SeqCst);
         if left > 0 {
@@ -483,8 +501,8 @@ async fn published_offsets_tell_when_a_group_has_caught_up(
 }
 
 /// A member's client reports its group state (`statistics.interval.ms`),
-/// which the loop reads: the gauge says it is in its group, and a member
-/// waiting too long for its unassignment would be replaced.
+/// which the loop reads: the gauge says it is in its group, and the stall
+/// watch gives a member waiting for a rebalance its longer bound.
 #[tokio::test]
 async fn a_member_reports_from_its_clients_statistics_that_it_is_in_its_group() {
     let Some(brokers) = require_env("KAFKA_BROKERS") else {
@@ -1190,4 +1208,180 @@ async fn append_to(store: &PostgresEventStore, events: Vec<WalletEvent>, expecte
         })
         .await
         .expect("append");
+}
+
+/// Members of `HANDLER` given up for a new one, for `reason`.
+fn replaced(metrics: &ConsumerMetrics, reason: &str) -> u64 {
+    metrics
+        .members_replaced
+        .with_label_values(&[HANDLER, reason])
+        .get()
+}
+
+/// Every reason a member of `HANDLER` was given up, summed.
+fn replaced_for_any_reason(metrics: &ConsumerMetrics) -> u64 {
+    [
+        "fatal",
+        "not_coordinator",
+        "partition_stalled",
+        "out_of_group",
+    ]
+    .iter()
+    .map(|reason| replaced(metrics, reason))
+    .sum()
+}
+
+/// Room past a stall bound for the refreshes (5 s apart) and the loop's turn.
+const STALL_BOUND_SLACK: Duration = Duration::from_secs(20);
+
+/// A member of the group that holds its partitions and never commits (it
+/// polls, so it stays in the group and serves its rebalances): the group's
+/// messages wait on it for good. Its `client.id` makes its member id sort
+/// before the loop's (`rdkafka-...`), so the range assignor gives it the
+/// only partition of a one-partition topic.
+struct HoldingMember {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HoldingMember {
+    async fn join(brokers: &str, group: &str, topic: &str) -> Self {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", group)
+            .set("client.id", "a_holding_member")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .expect("an rdkafka consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        let (stop, mut stopping) = watch::channel(false);
+        let (joined, mut assigned) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = consumer.recv() => {}
+                    _ = tokio::time::sleep(WAIT_POLL) => {}
+                    _ = stopping.changed() => break,
+                }
+                let holds = consumer
+                    .assignment()
+                    .is_ok_and(|assignment| assignment.count() > 0);
+                joined.send_replace(holds);
+            }
+            tokio::task::spawn_blocking(move || drop(consumer))
+                .await
+                .expect("the holding member closes");
+        });
+        tokio::time::timeout(WAIT_TIMEOUT, assigned.wait_for(|holds| *holds))
+            .await
+            .expect("the holding member is assigned the partition in time")
+            .expect("the holding member runs");
+        Self { stop, task }
+    }
+
+    async fn leave(self) {
+        self.stop.send_replace(true);
+        self.task.await.expect("the holding member ends");
+    }
+}
+
+/// The fault suite's silent member had no partition while its group's
+/// messages waited: a member given none while another holds the group's
+/// only partition without ever committing is given up within the
+/// out-of-group bound (its predecessor's lag, summed over its own
+/// partitions, was 0 for good).
+#[tokio::test]
+async fn a_member_holding_no_partition_while_its_groups_messages_wait_unconsumed_is_replaced() {
+    let Some(brokers) = require_env("KAFKA_BROKERS") else {
+        return;
+    };
+    let topic = create_topic(&brokers, "wallex_it_unheld", 1).await;
+    let dlq_topic = create_topic(&brokers, "wallex_it_unheld_dlq", 1).await;
+    let group = unique_name("wallex_it_group");
+    let holding = HoldingMember::join(&brokers, &group, &topic).await;
+    produce(
+        &brokers,
+        &topic,
+        &interleaved_log(&unique_name("run"), 2, 3, 1),
+    )
+    .await;
+
+    let config = consumer_config(&brokers, &topic, &dlq_topic, &group);
+    let recorder = Arc::new(Recorder::default());
+    let metrics = ConsumerMetrics::unregistered().expect("metrics");
+    let (stop, stopping) = watch::channel(false);
+    let consumer = tokio::spawn(run_consumer_with_metrics(
+        config,
+        Arc::clone(&recorder) as Arc<dyn EventSink>,
+        metrics.clone(),
+        stopping,
+    ));
+    let bound = Duration::from_millis(event_bus::MEMBER_OUT_OF_GROUP_MAX_MS) + STALL_BOUND_SLACK;
+    let started = tokio::time::Instant::now();
+    while replaced(&metrics, "out_of_group") == 0 {
+        assert!(
+            started.elapsed() < bound,
+            "a member with no partition was not replaced within {} s while the group's messages waited",
+            bound.as_secs()
+        );
+        tokio::time::sleep(WAIT_POLL).await;
+    }
+    assert_eq!(
+        recorder.handled_count(),
+        0,
+        "the other member held the partition"
+    );
+    stop.send_replace(true);
+    consumer
+        .await
+        .expect("the consumer task ends")
+        .expect("the consumer stops cleanly");
+    holding.leave().await;
+}
+
+/// A member busy retrying a batch (its store away) for longer than the
+/// stall bounds takes nothing meanwhile, by design: it is not a stalled
+/// member, and is not replaced (the watch counts only the loop's idle time).
+#[tokio::test]
+async fn a_member_retrying_a_batch_past_the_stall_bound_is_not_replaced() {
+    let Some(brokers) = require_env("KAFKA_BROKERS") else {
+        return;
+    };
+    let log = interleaved_log(&unique_name("run"), 4, 5, 1);
+    let config = fresh_consumer(&brokers, "wallex_it_busy", &log).await;
+    let away = Duration::from_millis(event_bus::MEMBER_STALL_MAX_MS) + STALL_BOUND_SLACK;
+    let recorder = Arc::new(Recorder::failing_for(away));
+    let metrics = ConsumerMetrics::unregistered().expect("metrics");
+    let (stop, stopping) = watch::channel(false);
+    let consumer = tokio::spawn(run_consumer_with_metrics(
+        config,
+        Arc::clone(&recorder) as Arc<dyn EventSink>,
+        metrics.clone(),
+        stopping,
+    ));
+    let deadline = tokio::time::Instant::now() + away + WAIT_TIMEOUT;
+    while recorder.handled_count() < log.len() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {} events handled once the store was back",
+            recorder.handled_count(),
+            log.len()
+        );
+        tokio::time::sleep(WAIT_POLL).await;
+    }
+    assert_eq!(
+        replaced_for_any_reason(&metrics),
+        0,
+        "a member busy retrying is not replaced"
+    );
+    assert!(
+        metrics.retries.with_label_values(&[HANDLER]).get() > 0,
+        "the batch was retried meanwhile"
+    );
+    stop.send_replace(true);
+    consumer
+        .await
+        .expect("the consumer task ends")
+        .expect("the consumer stops cleanly");
 }

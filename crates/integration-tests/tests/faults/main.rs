@@ -58,8 +58,9 @@ const OPERATIONS_MAX: usize = 1_000_000;
 /// Load before the first fault.
 const WARM_UP: Duration = Duration::from_secs(3);
 /// Bound on a probe's write reaching the ledger, the read model and the search index after a
-/// fault: a Kafka stall's member stuck waiting for its unassignment is replaced a minute after
-/// the wait began (`event_bus::MEMBER_UNASSIGN_WAIT_MAX_MS`), then joins and catches up.
+/// fault: a member left silent by a Kafka stall is replaced once messages waited a minute
+/// without reaching it (`event_bus::MEMBER_STALL_MAX_MS`, `event_bus::MEMBER_OUT_OF_GROUP_MAX_MS`),
+/// then joins and catches up.
 const PROBE_CONVERGENCE_TIMEOUT: Duration = Duration::from_secs(90);
 const PROBE_POLL: Duration = Duration::from_millis(250);
 /// Bound on every system agreeing with the book once the load stopped.
