@@ -436,6 +436,20 @@ impl ReadPool {
         &self.place
     }
 
+    /// [`Self::read`], refused first when the file, its folder or its
+    /// `-wal` is no longer where it was opened ([`FilePlace::check`]): for
+    /// the reads that say whether the file can be used (a health probe, a
+    /// checkpoint), which a pooled connection still open on the moved file
+    /// would answer. Three `stat` calls more than [`Self::read`].
+    pub async fn read_in_place<T, F>(&self, read: F) -> Result<T, SqliteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.place.check()?;
+        self.read(read).await
+    }
+
     /// Runs a read on a pooled connection, off the async threads.
     pub async fn read<T, F>(&self, read: F) -> Result<T, SqliteError>
     where

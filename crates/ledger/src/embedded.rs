@@ -572,7 +572,7 @@ impl Ledger for EmbeddedLedger {
 
     async fn checkpoint(&self) -> Result<u64, LedgerError> {
         self.readers
-            .read(|connection| {
+            .read_in_place(|connection| {
                 connection.query_row(
                     "SELECT position FROM ledger_checkpoint WHERE id = 1",
                     [],

@@ -267,7 +267,7 @@ impl ReadModel for EmbeddedReadModel {
     async fn checkpoint(&self) -> Result<u64, ReadModelError> {
         let position: Option<i64> = self
             .readers
-            .read(|connection| {
+            .read_in_place(|connection| {
                 connection
                     .query_row(
                         "SELECT position FROM projection_checkpoint WHERE id = 1",

@@ -228,3 +228,37 @@ async fn a_transfer_journal_moved_under_the_server_needs_a_restart_and_health_sa
     assert_eq!(health["transfers"]["status"], "down", "{health}");
     app.stop().await;
 }
+
+/// h102 F7: the projection files moved out of the folder while the server
+/// ran: every projection commit was refused, yet `/health` said `ok` with
+/// each projection `up`, as reads on connections opened before the move
+/// still answered.
+#[tokio::test]
+async fn projection_files_moved_under_the_server_are_down_in_the_health_check() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let app = crate::helpers::spawn_app_in(temp.path()).await;
+    assert_eq!(app.create_wallet("a", "o", json!(10)).await.status(), 201);
+    let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
+    assert_eq!((status, &health["status"]), (200, &json!("ok")), "{health}");
+    let away = tempfile::tempdir().expect("tempdir");
+    for file in ["ledger.db", "read_model.db", "search_index.db"] {
+        std::fs::rename(temp.path().join(file), away.path().join(file)).expect("moved");
+    }
+
+    let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
+    assert_eq!(
+        (status, &health["status"]),
+        (200, &json!("degraded")),
+        "commands go on, the projections do not: {health}"
+    );
+    for projection in ["ledger", "readModel", "searchIndex"] {
+        assert_eq!(
+            health[projection]["status"], "down",
+            "{projection}: {health}"
+        );
+        let error = health[projection]["error"].to_string();
+        assert!(error.contains("moved"), "{projection}: {health}");
+    }
+    assert_eq!(app.credit("a", json!(1)).await.status(), 201);
+    app.stop().await;
+}

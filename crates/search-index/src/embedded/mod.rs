@@ -645,7 +645,9 @@ impl SearchIndex for EmbeddedSearchIndex {
 
     async fn ping(&self) -> Result<(), SearchIndexError> {
         self.readers
-            .read(|connection| connection.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)))
+            .read_in_place(|connection| {
+                connection.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
+            })
             .await?;
         Ok(())
     }
@@ -660,7 +662,7 @@ impl EventSink for EmbeddedSearchIndex {
     async fn checkpoint(&self) -> Result<u64, DeliveryError> {
         let position = self
             .readers
-            .read(|connection| {
+            .read_in_place(|connection| {
                 connection.query_row(
                     "SELECT position FROM search_checkpoint WHERE id = 1",
                     [],
