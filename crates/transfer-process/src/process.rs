@@ -373,8 +373,6 @@ impl TransferProcess {
         Ok(from_wallet)
     }
 
-    /// Whether a transfer was recorded under this idempotency key (so the
-    /// key may not serve another kind of request).
     /// Whether `key` is taken in the journal by another request than the
     /// one fingerprinted `request_fingerprint`: a transfer (or a capture to
     /// another wallet) recorded under it, or another command's claim
@@ -385,15 +383,8 @@ impl TransferProcess {
         key: &str,
         request_fingerprint: &str,
     ) -> Result<bool, ProcessError> {
-        Ok(
-            match self.journal.read(transfer_id_for_key(key)).await?.first() {
-                None => false,
-                Some(JournalRecord::KeyClaimed {
-                    request_fingerprint: claimed,
-                }) => claimed != request_fingerprint,
-                Some(_) => true,
-            },
-        )
+        let records = self.journal.read(transfer_id_for_key(key)).await?;
+        Ok(key_holder(&records, request_fingerprint) == KeyHolder::Another)
     }
 
     /// Claims `key` for a request that is not a transfer (nor a capture to
@@ -417,12 +408,10 @@ impl TransferProcess {
             request_fingerprint: request_fingerprint.to_owned(),
         };
         for _ in 0..INTENT_ROUNDS_MAX {
-            match self.journal.read(stream).await?.first() {
-                None => {}
-                Some(JournalRecord::KeyClaimed {
-                    request_fingerprint: claimed,
-                }) if claimed == request_fingerprint => return Ok(()),
-                Some(_) => return Err(ProcessError::KeyReused(key.to_owned())),
+            match key_holder(&self.journal.read(stream).await?, request_fingerprint) {
+                KeyHolder::Nobody => {}
+                KeyHolder::This => return Ok(()),
+                KeyHolder::Another => return Err(ProcessError::KeyReused(key.to_owned())),
             }
             match self.journal.append(stream, 0, &claim, 0).await {
                 Ok(()) => return Ok(()),
@@ -1040,6 +1029,28 @@ impl Half {
             Half::Received => halves.received,
             Half::Reversed => halves.reversed,
         }
+    }
+}
+
+/// Who holds an idempotency key, by the records of the journal's stream it
+/// names, for a request fingerprinted `request_fingerprint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyHolder {
+    /// No record: the key is free.
+    Nobody,
+    /// This request's own claim (a retry of it).
+    This,
+    /// A transfer recorded under it, or another request's claim.
+    Another,
+}
+
+fn key_holder(records: &[JournalRecord], request_fingerprint: &str) -> KeyHolder {
+    match records.first() {
+        None => KeyHolder::Nobody,
+        Some(JournalRecord::KeyClaimed {
+            request_fingerprint: claimed,
+        }) if claimed == request_fingerprint => KeyHolder::This,
+        Some(_) => KeyHolder::Another,
     }
 }
 
