@@ -294,11 +294,10 @@ fn commit_group(
         let outcomes = jobs
             .iter()
             .map(|_| {
-                // Damage is marked on `place` by then.
+                // Damage is marked on `place` by then, and a move is seen there.
                 let each = match &error {
-                    StoreError::Damaged(_) => refused_for_damage(place),
-                    StoreError::Moved(SqliteError::Moved { path }) => {
-                        Some(StoreError::Moved(SqliteError::Moved { path: path.clone() }))
+                    StoreError::Damaged(_) | StoreError::Moved(_) => {
+                        place.check().err().map(StoreError::from)
                     }
                     _ => None,
                 };
