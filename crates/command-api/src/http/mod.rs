@@ -26,6 +26,7 @@ mod query;
 mod route_case;
 mod transactions;
 mod unread_body;
+mod wallet_list;
 mod wallets;
 
 use std::time::Instant;
@@ -71,7 +72,7 @@ use crate::metrics::Metrics;
         wallets::unfreeze_wallet,
         wallets::close_wallet,
         wallets::get_wallet,
-        wallets::list_wallets,
+        wallet_list::list_wallets,
         holds::place_hold,
         holds::capture_hold,
         holds::void_hold,
@@ -143,7 +144,7 @@ pub fn routes(config: &mut web::ServiceConfig, document: utoipa::openapi::OpenAp
         .service(
             web::resource("/wallets")
                 .route(web::post().to(wallets::create_wallet))
-                .route(web::get().to(wallets::list_wallets))
+                .route(web::get().to(wallet_list::list_wallets))
                 // Another method answers as on any unknown route, as the
                 // seed did (404 naming method and path), not an empty 405.
                 .default_service(web::to(unknown_route)),

@@ -2,20 +2,14 @@
 
 use actix_web::http::header::ContentType;
 use actix_web::{web, HttpRequest, HttpResponse};
-use read_model::{WalletListQuery, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX};
-use serde::Deserialize;
 use transfer_process::TransferReply;
-use utoipa::openapi::path::{Parameter, ParameterIn};
-use utoipa::IntoParams;
 use wallet_domain::{Amount, AsOf, Description, Wallet, WalletId};
 
 use identity::Action;
 
 use super::as_of::WalletAsOfParams;
 use super::audit_trail::WalletReadResponse;
-use super::auth::{
-    authorize_call, authorize_on_wallet, owner_filter, refused, Caller, OwnerFilter,
-};
+use super::auth::{authorize_call, authorize_on_wallet, refused, Caller};
 use super::body::{read_body, JsonObject};
 use super::context::request_context;
 use super::disclosure::{disclose, ReplyShape};
@@ -24,16 +18,9 @@ use super::dto::{
     OverdraftLimitRequest, TransferRequest, TransferResponse, WalletReply, WalletResponse,
 };
 use super::error::{ApiError, ErrorBody};
-use super::ledger::catch_up;
 use super::path;
-use super::query::{self, Bounds, Kind, QueryError, Spec};
-use crate::catch_up::Projection;
 use crate::startup::AppState;
 use crate::wallets::{RecentEvents, ReplyFormat, WalletOperation};
-
-/// How long a list waits for the read model to reach the writes acknowledged
-/// before it began, so a client lists what it has just created.
-pub const LIST_CATCH_UP_WAIT_MS: u64 = 2_000;
 
 const CREATED: ReplyFormat = ReplyFormat {
     status: 201,
@@ -512,123 +499,3 @@ async fn wallet_as_of(
         }
     }
 }
-
-/// Paging and filter of the wallet list, as text.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ListParams {
-    limit: Option<String>,
-    after: Option<String>,
-    owner_id: Option<String>,
-}
-
-const LIST_LIMIT_BOUNDS: Bounds = Bounds {
-    min: 1,
-    max: LIST_LIMIT_MAX as u64,
-};
-
-const LIST_PARAMS: [Spec; 3] = [
-    Spec {
-        name: "limit",
-        description: "Wallets to return, 1 to 10000 (default 1000).",
-        kind: Kind::Integer(LIST_LIMIT_BOUNDS),
-    },
-    Spec {
-        name: "after",
-        description:
-            "Return wallets whose id sorts after this one (the last id of the previous page).",
-        kind: Kind::Id,
-    },
-    Spec {
-        name: "ownerId",
-        description: "Only this owner's wallets.",
-        kind: Kind::Id,
-    },
-];
-
-impl IntoParams for ListParams {
-    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        query::parameters(&LIST_PARAMS)
-    }
-}
-
-impl ListParams {
-    fn query(&self) -> Result<WalletListQuery, QueryError> {
-        Ok(WalletListQuery {
-            owner_id: query::owner_id("ownerId", &self.owner_id)?,
-            after: query::wallet_id("after", &self.after)?,
-            limit: query::size("limit", &self.limit, LIST_LIMIT_BOUNDS)?
-                .unwrap_or(LIST_LIMIT_DEFAULT),
-            // Set once the read model has caught up (`list_wallets`).
-            seen_at: None,
-        })
-    }
-}
-
-/// Wallets, ordered by id, as a JSON array (from the read model). A page as
-/// long as its limit says where the next one starts in a `Link` header
-/// ([`next_page_link`]).
-#[utoipa::path(
-    get, path = "/wallets", tag = "wallets",
-    params(ListParams),
-    responses(
-        (status = 200, description = "Wallets", body = [WalletResponse],
-         headers(("Link" = String,
-                  description = "Present when the page holds `limit` wallets, so more may follow: \
-                                 `</wallets?after=<last id>&limit=<limit>[&ownerId=<ownerId>]>; rel=\"next\"` \
-                                 (RFC 8288); the page it names may be empty."))),
-        (status = 400, description = "Invalid paging or filter", body = ErrorBody),
-    )
-)]
-pub async fn list_wallets(
-    caller: Caller,
-    params: web::Query<ListParams>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let mut query = params.query()?;
-    query.owner_id = match owner_filter(&caller, query.owner_id.take())? {
-        OwnerFilter::Apply(owner_id) => owner_id,
-        OwnerFilter::Nothing => return Ok(HttpResponse::Ok().json(Vec::<WalletResponse>::new())),
-    };
-    let freshness = catch_up(&state, Projection::ReadModel, LIST_CATCH_UP_WAIT_MS).await?;
-    // As `GET /wallets/{id}` sees a wallet: a hold due by the read is not held.
-    query.seen_at = Some(chrono::Utc::now());
-    let limit = query.limit;
-    let wallets = state.read_model.list_wallets(query).await?;
-    let mut response = freshness.ok();
-    if wallets.len() >= limit {
-        if let Some(last) = wallets.last() {
-            response.insert_header((
-                "Link",
-                next_page_link(last.id.as_str(), limit, params.owner_id.as_deref()),
-            ));
-        }
-    }
-    let body: Vec<WalletResponse> = wallets.iter().map(WalletResponse::from).collect();
-    Ok(response.json(body))
-}
-
-/// The `Link` header (RFC 8288, `rel="next"`) of a full page of the wallet
-/// list: the same query from after `last_id`, as a relative reference with
-/// each value percent-encoded. A client that reads no header still gets the
-/// seed's array; one that follows the links gets every wallet.
-fn next_page_link(last_id: &str, limit: usize, owner_id: Option<&str>) -> String {
-    let encoded =
-        |value: &str| percent_encoding::utf8_percent_encode(value, QUERY_VALUE).to_string();
-    let owner = owner_id
-        .filter(|owner| !owner.is_empty())
-        .map(|owner| format!("&ownerId={}", encoded(owner)))
-        .unwrap_or_default();
-    format!(
-        "</wallets?after={}&limit={limit}{owner}>; rel=\"next\"",
-        encoded(last_id)
-    )
-}
-
-/// What a query value percent-encodes: everything but RFC 3986's unreserved
-/// characters.
-const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
