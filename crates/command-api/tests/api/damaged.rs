@@ -45,6 +45,12 @@ async fn a_damaged_event_log_answers_for_an_operator_and_takes_no_more_writes() 
     let error = body["eventStore"]["error"].as_str().unwrap_or_default();
     assert!(error.contains("events.db is damaged"), "{body}");
     assert!(!error.to_lowercase().contains("retry"), "{body}");
+    let publisher = app.get("/health/kafka").send().await.expect("sent");
+    assert!(
+        publisher.headers().get("retry-after").is_none(),
+        "{publisher:?}"
+    );
+    assert_eq!(publisher.status(), 503);
     let events_path = app.data_dir.join("events.db");
     let _folder = app.stop().await;
 
