@@ -51,6 +51,16 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// A run that does not crash, on the payer (10.00) and the payee (0.00).
+    async fn start_with_payer_and_payee(&self) -> Run {
+        let run = self.start(None);
+        create(&*run.store, "payer", money("10.00")).await;
+        create(&*run.store, "payee", money("0")).await;
+        run
+    }
+}
+
 impl Run {
     async fn transfer(&self, key: &str, amount: &str) -> Result<TransferAnswer, ProcessError> {
         self.process
@@ -495,9 +505,7 @@ async fn a_credit_the_payee_cannot_take_is_compensated_and_survives_a_crash_afte
 #[tokio::test]
 async fn refusals_known_at_the_start_record_nothing_and_may_be_retried() {
     let bench = Bench::new();
-    let run = bench.start(None);
-    create(&*run.store, "payer", money("10.00")).await;
-    create(&*run.store, "payee", money("0")).await;
+    let run = bench.start_with_payer_and_payee().await;
 
     let unknown = run
         .process
@@ -536,9 +544,7 @@ async fn refusals_known_at_the_start_record_nothing_and_may_be_retried() {
 #[tokio::test]
 async fn the_same_key_with_another_request_is_refused() {
     let bench = Bench::new();
-    let run = bench.start(None);
-    create(&*run.store, "payer", money("10.00")).await;
-    create(&*run.store, "payee", money("0")).await;
+    let run = bench.start_with_payer_and_payee().await;
     run.transfer("key-1", "5.00").await.expect("transfer");
     let error = run
         .transfer("key-1", "6.00")
@@ -554,9 +560,7 @@ async fn the_same_key_with_another_request_is_refused() {
 #[tokio::test]
 async fn a_key_is_claimed_once_between_a_transfer_and_another_command() {
     let bench = Bench::new();
-    let run = bench.start(None);
-    create(&*run.store, "payer", money("10.00")).await;
-    create(&*run.store, "payee", money("0")).await;
+    let run = bench.start_with_payer_and_payee().await;
 
     // Given a credit's claim of key-1, when a transfer asks with key-1,
     // then it is refused and nothing moves.
@@ -602,9 +606,7 @@ async fn a_key_is_claimed_once_between_a_transfer_and_another_command() {
 #[tokio::test]
 async fn a_released_claim_frees_the_key_for_another_request_or_a_transfer() {
     let bench = Bench::new();
-    let run = bench.start(None);
-    create(&*run.store, "payer", money("10.00")).await;
-    create(&*run.store, "payee", money("0")).await;
+    let run = bench.start_with_payer_and_payee().await;
 
     // Given a credit's claim of key-1 released, when a debit claims key-1,
     // then the debit holds it: the credit's claim, or release, is refused.
@@ -654,9 +656,7 @@ async fn a_released_claim_frees_the_key_for_another_request_or_a_transfer() {
 #[tokio::test]
 async fn requests_racing_for_a_released_key_claim_it_once() {
     let bench = Bench::new();
-    let run = bench.start(None);
-    create(&*run.store, "payer", money("10.00")).await;
-    create(&*run.store, "payee", money("0")).await;
+    let run = bench.start_with_payer_and_payee().await;
     claim_and_release(&run.process, "key-1", "credit payee 1.00").await;
 
     let (credit, debit) = tokio::join!(
@@ -686,9 +686,7 @@ async fn requests_racing_for_a_released_key_claim_it_once() {
 #[tokio::test]
 async fn a_transfer_after_a_released_claim_is_finished_at_start_up() {
     let bench = Bench::new();
-    let setup = bench.start(None);
-    create(&*setup.store, "payer", money("10.00")).await;
-    create(&*setup.store, "payee", money("0")).await;
+    let setup = bench.start_with_payer_and_payee().await;
     claim_and_release(&setup.process, "key-1", "credit payee 1.00").await;
     drop(setup);
 
