@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use event_bus::{
     KafkaPublisher, PublisherConfig, PublisherMetrics, PUBLISHER_CHECKPOINT_NAME_DEFAULT,
 };
-use event_store::EventStore;
+use event_store::{EventStore, StoreError};
 use serde::Serialize;
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -38,6 +38,11 @@ pub struct PublisherReport {
     /// Why the report is not healthy: the store, the checkpoint or Kafka
     /// did not answer (the producer's probe included); `None` when healthy.
     pub error: Option<String>,
+    /// Whether `error` is one no wait mends (the event store's file damaged
+    /// or moved, [`StoreError::needs_operator`]): the probe's 503 then gives
+    /// no `Retry-After`. Not part of the report's body.
+    #[serde(skip)]
+    pub needs_operator: bool,
 }
 
 impl PublisherReport {
@@ -51,12 +56,34 @@ pub trait PublisherStatus: Send + Sync {
     async fn report(&self) -> PublisherReport;
 }
 
+/// Why a report could not be made: what did not answer, and whether no
+/// wait mends it.
+struct Failure {
+    error: String,
+    needs_operator: bool,
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Self {
+            needs_operator: error.needs_operator(),
+            error: error.to_string(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(error: sqlx::Error) -> Self {
+        Self {
+            error: error.to_string(),
+            needs_operator: false,
+        }
+    }
+}
+
 /// Milliseconds since the oldest event after `position` occurred (0 if none).
-async fn lag_after(store: &dyn EventStore, position: u64) -> Result<u64, String> {
-    let oldest = store
-        .read_all(position, 1)
-        .await
-        .map_err(|error| error.to_string())?;
+async fn lag_after(store: &dyn EventStore, position: u64) -> Result<u64, StoreError> {
+    let oldest = store.read_all(position, 1).await?;
     Ok(oldest
         .first()
         .map(|recorded| age_ms(recorded.event.occurred_at))
@@ -67,7 +94,11 @@ fn age_ms(at: DateTime<Utc>) -> u64 {
     u64::try_from((Utc::now() - at).num_milliseconds()).unwrap_or(0)
 }
 
-fn failed(destination: String, error: String) -> PublisherReport {
+fn failed(destination: String, failure: impl Into<Failure>) -> PublisherReport {
+    let Failure {
+        error,
+        needs_operator,
+    } = failure.into();
     PublisherReport {
         destination,
         producer_connected: false,
@@ -77,6 +108,7 @@ fn failed(destination: String, error: String) -> PublisherReport {
         unprocessed_events: 0,
         lag_ms: 0,
         error: Some(error),
+        needs_operator,
     }
 }
 
@@ -107,7 +139,7 @@ impl PublisherStatus for InProcessRelayStatus {
         let destination = "in-process".to_owned();
         let head = match self.store.head_position().await {
             Ok(head) => head,
-            Err(error) => return failed(destination, error.to_string()),
+            Err(error) => return failed(destination, error),
         };
         let published = slowest(&self.delivered).unwrap_or(head);
         match lag_after(self.store.as_ref(), published).await {
@@ -120,6 +152,7 @@ impl PublisherStatus for InProcessRelayStatus {
                 unprocessed_events: head.saturating_sub(published),
                 lag_ms,
                 error: None,
+                needs_operator: false,
             },
             Err(error) => failed(destination, error),
         }
@@ -188,11 +221,11 @@ impl PublisherStatus for KafkaRelayStatus {
         };
         let head = match self.store.head_position().await {
             Ok(head) => head,
-            Err(error) => return failed(destination, error.to_string()),
+            Err(error) => return failed(destination, error),
         };
         let (published, moved_at) = match self.checkpoint().await {
             Ok(checkpoint) => checkpoint,
-            Err(error) => return failed(destination, error.to_string()),
+            Err(error) => return failed(destination, error),
         };
         let unprocessed = head.saturating_sub(published);
         let recently_moved =
@@ -207,6 +240,7 @@ impl PublisherStatus for KafkaRelayStatus {
                 unprocessed_events: unprocessed,
                 lag_ms,
                 error: unconnected,
+                needs_operator: false,
             },
             Err(error) => failed(destination, error),
         }

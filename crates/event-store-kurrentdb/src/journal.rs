@@ -30,7 +30,7 @@ use kurrentdb::{
     StreamPosition, StreamState, SubscriptionFilter,
 };
 use serde::{Deserialize, Serialize};
-use transfer_process::{JournalError, JournalRecord, TransferJournal, TRANSFER_RECORDS_MAX};
+use transfer_process::{JournalError, JournalRecord, TransferJournal, STREAM_RECORDS_MAX};
 use uuid::Uuid;
 
 use crate::error::{expected_state, is_wrong_expected_version};
@@ -267,7 +267,7 @@ impl TransferJournal for KurrentDbTransferJournal {
             &self.client,
             &self.names.transfer_stream(transfer_id),
             StreamPosition::Start,
-            TRANSFER_RECORDS_MAX + 1,
+            STREAM_RECORDS_MAX + 1,
             |record| Ok(record.data.clone()),
         )
         .await?;

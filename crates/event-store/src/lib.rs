@@ -147,6 +147,16 @@ pub enum StoreError {
     CorruptSnapshot { wallet_id: WalletId, version: u64 },
 }
 
+impl StoreError {
+    /// Whether no wait mends this error: the store's file was found damaged
+    /// or was moved, so every request fails alike until an operator repairs,
+    /// restores or restarts. The one decision behind a 503 that gives no
+    /// `Retry-After`, for the commands and the health probes alike.
+    pub fn needs_operator(&self) -> bool {
+        matches!(self, StoreError::Damaged(_) | StoreError::Moved(_))
+    }
+}
+
 /// The cause of an [`StoreError::OutcomeUnknown`] of every append of a group
 /// whose COMMIT got no answer: one error, shared by all of them.
 #[derive(Debug, thiserror::Error)]

@@ -10,11 +10,14 @@
 //! This library holds the helpers those tests share: fresh resources on the
 //! servers, and for the tests of the whole system (`end_to_end`, `faults`) the
 //! four binaries as processes ([`system`]), a client that resends until a
-//! definitive answer and keeps a book and a history ([`client`]), and the
-//! check that every downstream system agrees with that book ([`convergence`]).
+//! definitive answer and keeps a book and a history ([`client`]), the
+//! check that every downstream system agrees with that book ([`convergence`]),
+//! and, for the tests that stop and start servers (`faults`, `kafka_stall`),
+//! `scripts/infra.sh` ([`run_infra_script`], [`started_by_infra_script`]).
 
 pub mod client;
 pub mod convergence;
+mod infra_script;
 pub mod proxy;
 mod servers;
 pub mod system;
@@ -23,6 +26,7 @@ use std::io::Write;
 use std::sync::Once;
 use std::time::Duration;
 
+pub use infra_script::{run_infra_script, started_by_infra_script};
 pub use servers::{
     create_named_topic, create_topic, in_migrated_database, produce, produce_raw,
     produce_raw_with_headers, TestDatabase,

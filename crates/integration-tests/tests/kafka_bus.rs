@@ -262,6 +262,31 @@ async fn consume_until_handled(
     .await;
 }
 
+/// Runs a consumer of `config` into `recorder` until it has handled
+/// `events` events and dead-lettered `letters` (`what` says so), then for
+/// [`QUIET_PERIOD`] more, to see that no more come; returns how many it
+/// dead-lettered.
+async fn consume_until_parked(
+    config: &ConsumerConfig,
+    recorder: &Arc<Recorder>,
+    what: &str,
+    events: usize,
+    letters: u64,
+) -> u64 {
+    let metrics = ConsumerMetrics::unregistered().expect("metrics");
+    let dead_lettered = metrics.dead_lettered.with_label_values(&[HANDLER]);
+    consume_until(
+        config,
+        Arc::clone(recorder),
+        &metrics,
+        what,
+        QUIET_PERIOD,
+        || recorder.handled_count() >= events && dead_lettered.get() >= letters,
+    )
+    .await;
+    dead_lettered.get()
+}
+
 /// Versions handed per wallet, in the order handed.
 fn versions_by_wallet(events: &[RecordedEvent]) -> BTreeMap<String, Vec<u64>> {
     let mut by_wallet: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -912,38 +937,74 @@ async fn parked_letters(pool: &sqlx::PgPool) -> Vec<(String, i64)> {
         .expect("read the parked wallets")
 }
 
+/// A case of wallets parked behind a dead letter: a migrated database of
+/// its own (kept until the case ends), a fresh topic and dead-letter topic
+/// named after the case, a group and a run of their own.
+struct ParkedCase {
+    brokers: String,
+    pool: sqlx::PgPool,
+    _database: TestDatabase,
+    topic: String,
+    dlq_topic: String,
+    group: String,
+    run: String,
+}
+
+impl ParkedCase {
+    /// The case's servers and names, its topics named after `prefix`;
+    /// `None` (the case is skipped) without Kafka or PostgreSQL.
+    async fn start(prefix: &str) -> Option<Self> {
+        let (Some(brokers), Some(url)) =
+            (require_env("KAFKA_BROKERS"), require_env("DATABASE_URL"))
+        else {
+            return None;
+        };
+        let database = TestDatabase::create(&url).await;
+        let pool = postgres_support::connect(&database.url, POOL_CONNECTIONS_MAX)
+            .await
+            .expect("connect and migrate the test database");
+        let topic = create_topic(&brokers, prefix, TOPIC_PARTITIONS).await;
+        let dlq_topic = create_topic(&brokers, &format!("{prefix}_dlq"), 1).await;
+        Some(Self {
+            brokers,
+            pool,
+            _database: database,
+            topic,
+            dlq_topic,
+            group: unique_name("wallex_it_group"),
+            run: unique_name("run"),
+        })
+    }
+
+    /// A consumer of the case's topic in its group, keeping its parked
+    /// wallets in the case's database.
+    fn config(&self) -> ConsumerConfig {
+        let mut config = consumer_config(&self.brokers, &self.topic, &self.dlq_topic, &self.group);
+        config.parked = Some(ParkedWallets::new(self.pool.clone()));
+        config
+    }
+}
+
 #[tokio::test]
 async fn a_wallets_events_after_a_dead_letter_are_parked_behind_it_and_replayed_in_order() {
-    let (Some(brokers), Some(url)) = (require_env("KAFKA_BROKERS"), require_env("DATABASE_URL"))
-    else {
+    let Some(case) = ParkedCase::start("wallex_it_parked").await else {
         return;
     };
-    let database = TestDatabase::create(&url).await;
-    let pool = postgres_support::connect(&database.url, POOL_CONNECTIONS_MAX)
-        .await
-        .expect("connect and migrate the test database");
-    let topic = create_topic(&brokers, "wallex_it_parked", TOPIC_PARTITIONS).await;
-    let dlq_topic = create_topic(&brokers, "wallex_it_parked_dlq", 1).await;
-    let group = unique_name("wallex_it_group");
-    let run = unique_name("run");
+    let (brokers, pool) = (&case.brokers, &case.pool);
     // w0 v1, w1 v1, w0 v2 (refused for good), w1 v2, w0 v3, w1 v3, w0 v4, w1 v4.
-    let log = interleaved_log(&run, 2, 4, 1);
+    let log = interleaved_log(&case.run, 2, 4, 1);
     let poisoned = log[2].clone();
     let parked_wallet = poisoned.event.wallet_id.to_string();
-    produce(&brokers, &topic, &log).await;
-    let mut config = consumer_config(&brokers, &topic, &dlq_topic, &group);
-    config.parked = Some(ParkedWallets::new(pool.clone()));
+    produce(brokers, &case.topic, &log).await;
+    let config = case.config();
 
     let recorder = Arc::new(Recorder::poisoned(poisoned.event.event_id));
-    let metrics = ConsumerMetrics::unregistered().expect("metrics");
-    let dead_lettered = metrics.dead_lettered.with_label_values(&[HANDLER]);
-    consume_until(
+    let dead_lettered = consume_until_parked(
         &config,
-        recorder.clone(),
-        &metrics,
+        &recorder,
         "the other wallet flows and w0 from v2 on is parked",
-        QUIET_PERIOD,
-        || recorder.handled_count() >= 5 && dead_lettered.get() >= 3,
+        5,
+        3,
     )
     .await;
 
@@ -955,8 +1016,8 @@ async fn a_wallets_events_after_a_dead_letter_are_parked_behind_it_and_replayed_
         "w0 stops before its dead letter"
     );
     assert_eq!(handled[&other_wallet], vec![1, 2, 3, 4], "not blocked");
-    assert_eq!(dead_lettered.get(), 3);
-    let letters = read_topic(&brokers, &dlq_topic, 3).await;
+    assert_eq!(dead_lettered, 3);
+    let letters = read_topic(brokers, &case.dlq_topic, 3).await;
     let parked_versions: Vec<u64> = letters
         .iter()
         .map(|letter| {
@@ -974,77 +1035,53 @@ async fn a_wallets_events_after_a_dead_letter_are_parked_behind_it_and_replayed_
     assert_eq!(parked_versions, vec![2, 3, 4], "parked in order");
     let behind = header(&letters[1], "error").expect("an error header");
     assert!(behind.contains("earlier event"), "error header: {behind}");
-    assert_eq!(
-        parked_letters(&pool).await,
-        vec![(parked_wallet.clone(), 3)]
-    );
+    assert_eq!(parked_letters(pool).await, vec![(parked_wallet.clone(), 3)]);
 
     // The cause is fixed: a replay re-applies w0's letters in order and w0 flows again.
     assert_eq!(replay_dlq(&config, HANDLER, 100).await.expect("replay"), 3);
     let fixed = Arc::new(Recorder::default());
-    let metrics = ConsumerMetrics::unregistered().expect("metrics");
-    let dead_lettered = metrics.dead_lettered.with_label_values(&[HANDLER]);
-    consume_until(
-        &config,
-        fixed.clone(),
-        &metrics,
-        "the replayed letters are handled",
-        QUIET_PERIOD,
-        || fixed.handled_count() >= 3,
-    )
-    .await;
+    let dead_lettered =
+        consume_until_parked(&config, &fixed, "the replayed letters are handled", 3, 0).await;
     let replayed = versions_by_wallet(&fixed.handled());
     assert_eq!(replayed[&parked_wallet], vec![2, 3, 4], "in order");
-    assert_eq!(dead_lettered.get(), 0, "nothing parked again");
+    assert_eq!(dead_lettered, 0, "nothing parked again");
     assert!(
-        parked_letters(&pool).await.is_empty(),
+        parked_letters(pool).await.is_empty(),
         "w0 is no longer parked"
     );
 }
 
 #[tokio::test]
 async fn an_unknown_schema_version_parks_its_wallets_later_events_not_its_earlier_ones() {
-    let (Some(brokers), Some(url)) = (require_env("KAFKA_BROKERS"), require_env("DATABASE_URL"))
-    else {
+    let Some(case) = ParkedCase::start("wallex_it_future_parked").await else {
         return;
     };
-    let database = TestDatabase::create(&url).await;
-    let pool = postgres_support::connect(&database.url, POOL_CONNECTIONS_MAX)
-        .await
-        .expect("connect and migrate the test database");
-    let topic = create_topic(&brokers, "wallex_it_future_parked", TOPIC_PARTITIONS).await;
-    let dlq_topic = create_topic(&brokers, "wallex_it_future_parked_dlq", 1).await;
-    let group = unique_name("wallex_it_group");
-    let run = unique_name("run");
+    let (brokers, topic) = (&case.brokers, &case.topic);
     // w0 v1, w1 v1, w0 v2 (written by a newer build), w1 v2, w0 v3, w1 v3: one batch.
-    let log = interleaved_log(&run, 2, 3, 1);
+    let log = interleaved_log(&case.run, 2, 3, 1);
     let wallet = log[0].event.wallet_id.to_string();
     let current = log[2].to_json().expect("the event encodes");
     let future = current.replace("\"schemaVersion\":1", "\"schemaVersion\":2");
     assert_ne!(future, current, "the schema version is in the JSON");
-    produce(&brokers, &topic, &log[..2]).await;
-    produce_raw(&brokers, &topic, &wallet, &future).await;
-    produce(&brokers, &topic, &log[3..]).await;
-    let mut config = consumer_config(&brokers, &topic, &dlq_topic, &group);
-    config.parked = Some(ParkedWallets::new(pool.clone()));
+    produce(brokers, topic, &log[..2]).await;
+    produce_raw(brokers, topic, &wallet, &future).await;
+    produce(brokers, topic, &log[3..]).await;
+    let config = case.config();
 
     let recorder = Arc::new(Recorder::default());
-    let metrics = ConsumerMetrics::unregistered().expect("metrics");
-    let dead_lettered = metrics.dead_lettered.with_label_values(&[HANDLER]);
-    consume_until(
+    consume_until_parked(
         &config,
-        recorder.clone(),
-        &metrics,
+        &recorder,
         "w1 and w0 v1 handled, w0 from v2 on parked",
-        QUIET_PERIOD,
-        || recorder.handled_count() >= 4 && dead_lettered.get() >= 2,
+        4,
+        2,
     )
     .await;
 
     let handled = versions_by_wallet(&recorder.handled());
     assert_eq!(handled[&wallet], vec![1], "the earlier event is handled");
     assert_eq!(handled[&log[1].event.wallet_id.to_string()], vec![1, 2, 3]);
-    let letters = read_topic(&brokers, &dlq_topic, 2).await;
+    let letters = read_topic(brokers, &case.dlq_topic, 2).await;
     assert_eq!(
         letters[0].payload(),
         Some(future.as_bytes()),
@@ -1055,7 +1092,7 @@ async fn an_unknown_schema_version_parks_its_wallets_later_events_not_its_earlie
         behind.contains("earlier event"),
         "then v3 behind it: {behind}"
     );
-    assert_eq!(parked_letters(&pool).await, vec![(wallet, 2)]);
+    assert_eq!(parked_letters(&case.pool).await, vec![(wallet, 2)]);
 }
 
 #[tokio::test]

@@ -10,7 +10,6 @@
 //! binary of its own (cargo runs test binaries one after another).
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,7 +18,9 @@ use async_trait::async_trait;
 use event_bus::{run_consumer_with_metrics, ConsumerConfig, ConsumerMetrics};
 use event_sink::{ConsumerOffsets, DeliveryError, EventSink, StoredOffsets};
 use event_store::RecordedEvent;
-use integration_tests::{continue_history, create_topic, infra_required, unique_name};
+use integration_tests::{
+    continue_history, create_topic, run_infra_script, started_by_infra_script, unique_name,
+};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
@@ -214,50 +215,15 @@ async fn produce_all(brokers: &str, topic: &str, events: &[RecordedEvent]) {
     }
 }
 
-/// The repository's `scripts/infra.sh`.
-fn infra_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/infra.sh")
-}
-
 /// Whether `brokers` is the Kafka `scripts/infra.sh up` started in this
 /// checkout (the only one this test may stop).
 fn brokers_are_from_infra_script(brokers: &str) -> bool {
-    let env_file = infra_script()
-        .parent()
-        .and_then(|scripts| scripts.parent())
-        .map(|root| root.join(".infra/env"))
-        .expect("the repository's root");
-    let written = std::fs::read_to_string(&env_file).unwrap_or_default();
-    let ours = written.contains(&format!("KAFKA_BROKERS={brokers}\n"));
-    if !ours {
-        assert!(
-            !infra_required(),
-            "this test needs the Kafka of scripts/infra.sh up in this checkout ({} does not name KAFKA_BROKERS={brokers})",
-            env_file.display()
-        );
-        eprintln!("skipped: this test needs the Kafka of scripts/infra.sh up in this checkout");
-    }
-    ours
+    started_by_infra_script("this test needs the Kafka", "KAFKA_BROKERS", brokers)
 }
 
 /// Runs `scripts/infra.sh <arguments>`.
-async fn infra(arguments: &[&'static str]) {
-    let arguments = arguments.to_vec();
-    let status = tokio::task::spawn_blocking(move || {
-        Command::new(infra_script())
-            .args(&arguments)
-            .status()
-            .map(|status| (arguments, status))
-    })
-    .await
-    .expect("the infra.sh task ran")
-    .expect("scripts/infra.sh runs");
-    assert!(
-        status.1.success(),
-        "scripts/infra.sh {:?} failed: {}",
-        status.0,
-        status.1
-    );
+async fn infra(arguments: &[&str]) {
+    run_infra_script(arguments, &[]).await;
 }
 
 /// Waits until every event of `expected` was handled, at most `bound`;

@@ -8,7 +8,7 @@ use embedded_sqlite::{Durability, SharedWriter, SqliteError};
 use rusqlite::{params, TransactionBehavior};
 use uuid::Uuid;
 
-use crate::journal::{JournalError, JournalRecord, TransferJournal, TRANSFER_RECORDS_MAX};
+use crate::journal::{JournalError, JournalRecord, TransferJournal, STREAM_RECORDS_MAX};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/transfers_0001.sql"),
@@ -142,7 +142,7 @@ impl TransferJournal for EmbeddedTransferJournal {
 
     async fn read(&self, transfer_id: Uuid) -> Result<Vec<JournalRecord>, JournalError> {
         let id = transfer_id.to_string();
-        let limit = i64::try_from(TRANSFER_RECORDS_MAX + 1).unwrap_or(i64::MAX);
+        let limit = i64::try_from(STREAM_RECORDS_MAX + 1).unwrap_or(i64::MAX);
         let texts = self
             .writer
             .write(move |connection| {

@@ -9,8 +9,17 @@ use uuid::Uuid;
 use wallet_domain::{Amount, Description, DomainError, EventMetadata, HoldId, WalletId};
 
 /// Records of one transfer at most: the intent, the debit, the credit or the
-/// compensation, the end. A journal with more is corrupt.
+/// compensation, the end.
 pub const TRANSFER_RECORDS_MAX: usize = 4;
+/// Claims of one idempotency key released at most (each a
+/// [`JournalRecord::KeyClaimed`] and its [`JournalRecord::KeyReleased`]),
+/// so a key's stream stays bounded however often requests with it are
+/// refused after claiming it: past this many, a refused request's claim
+/// stays, and another request with the key is refused as a reuse of it.
+pub const KEY_RELEASES_MAX: usize = 8;
+/// Records of one journal stream at most: the released claims of its key,
+/// then a transfer's records (or one claim). A stream with more is corrupt.
+pub const STREAM_RECORDS_MAX: usize = 2 * KEY_RELEASES_MAX + TRANSFER_RECORDS_MAX;
 
 /// What was asked: recorded first, before any money moves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,13 +76,19 @@ pub enum JournalRecord {
     /// The Idempotency-Key that names this journal's stream
     /// ([`crate::transfer_id_for_key`]) was taken by a request that is not a
     /// transfer (a credit, a debit, a hold placement...), with this request
-    /// fingerprint, before its events were appended. Always the only record
-    /// of its stream: a transfer with the same key finds it and is refused as
-    /// a reuse of the key, so one key is claimed by one request even when a
-    /// transfer and another command race with it. It opens nothing.
+    /// fingerprint, before its events were appended. The last record of its
+    /// stream unless a [`JournalRecord::KeyReleased`] follows it: a transfer
+    /// with the same key finds it and is refused as a reuse of the key, so
+    /// one key is claimed by one request even when a transfer and another
+    /// command race with it. It opens nothing.
     KeyClaimed {
         request_fingerprint: String,
     },
+    /// The claim right before it was released: its request was refused and
+    /// stored nothing, so the key is free again (as on the atomic path,
+    /// where a refused request stores no key), for a new claim or a
+    /// transfer's intent appended after it. It opens nothing.
+    KeyReleased,
 }
 
 impl JournalRecord {
@@ -96,6 +111,7 @@ impl JournalRecord {
             JournalRecord::Compensated { .. } => "TransferCompensated",
             JournalRecord::Finished(_) => "TransferFinished",
             JournalRecord::KeyClaimed { .. } => "IdempotencyKeyClaimed",
+            JournalRecord::KeyReleased => "IdempotencyKeyReleased",
         }
     }
 
@@ -109,15 +125,15 @@ impl JournalRecord {
         })
     }
 
-    /// A transfer's stored records, read with a limit of one more than
-    /// [`TRANSFER_RECORDS_MAX`] (so too many is seen), decoded in order.
+    /// A stream's stored records, read with a limit of one more than
+    /// [`STREAM_RECORDS_MAX`] (so too many is seen), decoded in order.
     pub fn decode_all<T: AsRef<[u8]>>(
         transfer_id: Uuid,
         stored: &[T],
     ) -> Result<Vec<Self>, JournalError> {
-        if stored.len() > TRANSFER_RECORDS_MAX {
+        if stored.len() > STREAM_RECORDS_MAX {
             return Err(JournalError::Corrupt(format!(
-                "transfer {transfer_id} has more than {TRANSFER_RECORDS_MAX} records"
+                "transfer {transfer_id} has more than {STREAM_RECORDS_MAX} records"
             )));
         }
         stored
@@ -178,8 +194,8 @@ pub trait TransferJournal: Send + Sync {
     /// the log (KurrentDB), restored with it, answers 0.
     async fn log_position(&self) -> Result<u64, JournalError>;
 
-    /// The transfer's records in order (none when it was never initiated),
-    /// at most [`TRANSFER_RECORDS_MAX`].
+    /// The stream's records in order (none when it was never initiated nor
+    /// its key claimed), at most [`STREAM_RECORDS_MAX`].
     async fn read(&self, transfer_id: Uuid) -> Result<Vec<JournalRecord>, JournalError>;
 
     /// Up to `limit` transfers initiated and not finished, oldest first,

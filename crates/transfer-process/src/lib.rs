@@ -53,7 +53,8 @@ mod tests;
 
 pub use embedded::{EmbeddedTransferJournal, JOURNAL_FILE};
 pub use journal::{
-    Ending, JournalError, JournalRecord, TransferIntent, TransferJournal, TRANSFER_RECORDS_MAX,
+    Ending, JournalError, JournalRecord, TransferIntent, TransferJournal, KEY_RELEASES_MAX,
+    STREAM_RECORDS_MAX, TRANSFER_RECORDS_MAX,
 };
 #[cfg(any(test, feature = "conformance"))]
 pub(crate) use process::Half;

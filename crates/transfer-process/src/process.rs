@@ -23,7 +23,9 @@ use wallet_domain::{
     WalletState,
 };
 
-use crate::journal::{Ending, JournalError, JournalRecord, TransferIntent, TransferJournal};
+use crate::journal::{
+    Ending, JournalError, JournalRecord, TransferIntent, TransferJournal, KEY_RELEASES_MAX,
+};
 
 /// Reads and appends of one step when the wallet's version keeps changing.
 pub const STEP_CONFLICT_ATTEMPTS_MAX: usize = 16;
@@ -290,19 +292,19 @@ impl TransferProcess {
         order: Order<'_>,
     ) -> Result<TransferAnswer, ProcessError> {
         for _ in 0..INTENT_ROUNDS_MAX {
-            let records = self.journal.read(transfer_id).await?;
-            if let Some(JournalRecord::KeyClaimed { .. }) = records.first() {
+            let stream = self.read_stream(transfer_id).await?;
+            if let Some(JournalRecord::KeyClaimed { .. }) = stream.current.first() {
                 // Another kind of request took the key first.
                 let key = order.idempotency_key().unwrap_or_default();
                 return Err(ProcessError::KeyReused(key));
             }
-            if !records.is_empty() {
-                let intent = intent_of(transfer_id, &records)?;
+            if !stream.current.is_empty() {
+                let intent = intent_of(transfer_id, &stream.current)?;
                 if &intent.request_fingerprint != order.request_fingerprint() {
                     let key = order.idempotency_key().unwrap_or_default();
                     return Err(ProcessError::KeyReused(key));
                 }
-                let ending = self.drive(transfer_id, &intent, records).await?;
+                let ending = self.drive(transfer_id, &intent, stream).await?;
                 return Ok(TransferAnswer {
                     ending,
                     replayed: true,
@@ -317,11 +319,18 @@ impl TransferProcess {
                     })
                 }
             };
+            // After the key's released claims, if any.
             let initiated = JournalRecord::Initiated(intent.clone());
-            match self.journal.append(transfer_id, 0, &initiated, 0).await {
+            let expected = stream.expected();
+            match self
+                .journal
+                .append(transfer_id, expected, &initiated, 0)
+                .await
+            {
                 Ok(()) => {
                     self.reached(transfer_id, Step::Intent)?;
-                    let ending = self.drive(transfer_id, &intent, vec![initiated]).await?;
+                    let stream = stream.with(initiated);
+                    let ending = self.drive(transfer_id, &intent, stream).await?;
                     return Ok(TransferAnswer {
                         ending,
                         replayed: false,
@@ -355,7 +364,7 @@ impl TransferProcess {
         }
         let mut from_wallet = 0;
         for transfer_id in unfinished {
-            let records = self.journal.read(transfer_id).await?;
+            let records = self.read_stream(transfer_id).await?.current;
             // A journal may name one that has just finished; one whose records
             // do not follow each other (quarantined) is not finished.
             if let Ok(Progress::Finished(_)) = progress(transfer_id, &records) {
@@ -383,16 +392,17 @@ impl TransferProcess {
         key: &str,
         request_fingerprint: &str,
     ) -> Result<bool, ProcessError> {
-        let records = self.journal.read(transfer_id_for_key(key)).await?;
-        Ok(key_holder(&records, request_fingerprint) == KeyHolder::Another)
+        let stream = self.read_stream(transfer_id_for_key(key)).await?;
+        Ok(key_holder(&stream.current, request_fingerprint) == KeyHolder::Another)
     }
 
     /// Claims `key` for a request that is not a transfer (nor a capture to
     /// another wallet), fingerprinted `request_fingerprint`, before its
     /// events are appended: the journal's stream the key names takes a
-    /// [`JournalRecord::KeyClaimed`] as its first record, under the same
-    /// uniqueness that makes two transfers with one key run once. A claim by
-    /// the same request (a retry) stands.
+    /// [`JournalRecord::KeyClaimed`] as its first record (after the claims
+    /// released, [`Self::release_key`]), under the same uniqueness that
+    /// makes two transfers with one key run once. A claim by the same
+    /// request (a retry) stands.
     ///
     /// # Errors
     /// [`ProcessError::KeyReused`] when a transfer, or another request, took
@@ -408,12 +418,17 @@ impl TransferProcess {
             request_fingerprint: request_fingerprint.to_owned(),
         };
         for _ in 0..INTENT_ROUNDS_MAX {
-            match key_holder(&self.journal.read(stream).await?, request_fingerprint) {
+            let records = self.read_stream(stream).await?;
+            match key_holder(&records.current, request_fingerprint) {
                 KeyHolder::Nobody => {}
                 KeyHolder::This => return Ok(()),
                 KeyHolder::Another => return Err(ProcessError::KeyReused(key.to_owned())),
             }
-            match self.journal.append(stream, 0, &claim, 0).await {
+            match self
+                .journal
+                .append(stream, records.expected(), &claim, 0)
+                .await
+            {
                 Ok(()) => return Ok(()),
                 // Claimed meanwhile: read who took it.
                 Err(JournalError::Conflict { .. }) => continue,
@@ -421,6 +436,53 @@ impl TransferProcess {
             }
         }
         Err(ProcessError::KeyReused(key.to_owned()))
+    }
+
+    /// Releases the claim of `key` by the request fingerprinted
+    /// `request_fingerprint` ([`Self::claim_key`]) once that request was
+    /// refused and stored nothing: a [`JournalRecord::KeyReleased`] right
+    /// after the claim frees the key for another request, as a refused
+    /// request leaves its key free on the atomic path. Appended with the
+    /// count of records read, as every record: if anything was appended
+    /// after the claim meanwhile, nothing is released.
+    ///
+    /// Returns whether the claim was released: not when the key's newest
+    /// claim is not this request's (another's, a transfer's, or none), nor
+    /// when its stream holds [`KEY_RELEASES_MAX`] released claims already
+    /// (the claim then stays, and only this request may use the key).
+    ///
+    /// # Errors
+    /// [`ProcessError::Journal`] when the journal cannot read or append (the
+    /// claim then stays, unless it answers later that it was released).
+    pub async fn release_key(
+        &self,
+        key: &str,
+        request_fingerprint: &str,
+    ) -> Result<bool, ProcessError> {
+        let stream = transfer_id_for_key(key);
+        let records = self.read_stream(stream).await?;
+        if key_holder(&records.current, request_fingerprint) != KeyHolder::This
+            || records.released / 2 >= KEY_RELEASES_MAX
+        {
+            return Ok(false);
+        }
+        let released = JournalRecord::KeyReleased;
+        match self
+            .journal
+            .append(stream, records.expected(), &released, 0)
+            .await
+        {
+            Ok(()) => Ok(true),
+            // Not only the claim any more (released by a retry of the same
+            // request meanwhile): nothing of anyone else's is released.
+            Err(JournalError::Conflict { .. }) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The journal stream `transfer_id`, split after its key's released claims.
+    async fn read_stream(&self, transfer_id: Uuid) -> Result<Stream, ProcessError> {
+        Ok(Stream::of(self.journal.read(transfer_id).await?))
     }
 
     /// Finishes every transfer that was initiated at or before
@@ -496,18 +558,18 @@ impl TransferProcess {
         initiated_before: DateTime<Utc>,
         touched: &mut Vec<WalletId>,
     ) -> Result<Resumed, ProcessError> {
-        let records = self.journal.read(transfer_id).await?;
+        let stream = self.read_stream(transfer_id).await?;
         // A journal may name one that has just finished.
-        if let Progress::Finished(_) = progress(transfer_id, &records)? {
+        if let Progress::Finished(_) = progress(transfer_id, &stream.current)? {
             return Ok(Resumed::AlreadyFinished);
         }
-        let intent = intent_of(transfer_id, &records)?;
+        let intent = intent_of(transfer_id, &stream.current)?;
         if intent.initiated_at > initiated_before {
             return Ok(Resumed::InFlight);
         }
         touched.push(intent.from_wallet_id.clone());
         touched.push(intent.to_wallet_id.clone());
-        let ending = self.drive(transfer_id, &intent, records).await?;
+        let ending = self.drive(transfer_id, &intent, stream).await?;
         tracing::info!(%transfer_id, ?ending, "unfinished transfer resumed");
         Ok(Resumed::Finished)
     }
@@ -543,12 +605,12 @@ impl TransferProcess {
         &self,
         transfer_id: Uuid,
         intent: &TransferIntent,
-        mut records: Vec<JournalRecord>,
+        mut stream: Stream,
     ) -> Result<Ending, ProcessError> {
         for _ in 0..JOURNAL_ROUNDS_MAX {
             // The record, the step it reaches, and the log position of the
             // wallet event it says is stored (0 when none).
-            let (next, step, log_position) = match progress(transfer_id, &records)? {
+            let (next, step, log_position) = match progress(transfer_id, &stream.current)? {
                 Progress::Finished(ending) => return Ok(ending),
                 Progress::Initiated => match self
                     .apply_half(transfer_id, intent, Half::Sent, Step::Debit)
@@ -594,19 +656,18 @@ impl TransferProcess {
                     0,
                 ),
             };
-            let expected = records.len() as u64;
             match self
                 .journal
-                .append(transfer_id, expected, &next, log_position)
+                .append(transfer_id, stream.expected(), &next, log_position)
                 .await
             {
                 Ok(()) => {
-                    records.push(next);
+                    stream = stream.with(next);
                     self.reached(transfer_id, step)?;
                 }
                 // Another runner of this transfer recorded a step: go on from it.
                 Err(JournalError::Conflict { .. }) => {
-                    records = self.journal.read(transfer_id).await?;
+                    stream = self.read_stream(transfer_id).await?;
                 }
                 Err(error) => return Err(error.into()),
             }
@@ -1032,11 +1093,49 @@ impl Half {
     }
 }
 
+/// A journal stream as the process reads it: the claims of its key that
+/// were released, then the records that count now (a transfer's, a claim,
+/// or none: the key is free). A stream no key names has no claims.
+struct Stream {
+    /// Records of the released claims (each a claim and its release).
+    released: usize,
+    /// The records after the last released claim.
+    current: Vec<JournalRecord>,
+}
+
+impl Stream {
+    /// `records` split after their last released claim.
+    fn of(mut records: Vec<JournalRecord>) -> Self {
+        let mut released = 0;
+        while let [JournalRecord::KeyClaimed { .. }, JournalRecord::KeyReleased, ..] =
+            &records[released..]
+        {
+            released += 2;
+        }
+        let current = records.split_off(released);
+        Self { released, current }
+    }
+
+    /// The stream with `record` appended.
+    fn with(mut self, record: JournalRecord) -> Self {
+        self.current.push(record);
+        self
+    }
+
+    /// The number of records the next append expects before it.
+    fn expected(&self) -> u64 {
+        (self.released + self.current.len()) as u64
+    }
+}
+
 /// Who holds an idempotency key, by the records of the journal's stream it
-/// names, for a request fingerprinted `request_fingerprint`.
+/// names after its released claims ([`Stream::current`]), for a request
+/// fingerprinted `request_fingerprint`: the one decision of
+/// [`TransferProcess::claim_key`], [`TransferProcess::key_held_by_another`]
+/// and [`TransferProcess::release_key`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum KeyHolder {
-    /// No record: the key is free.
+    /// No record, or every claim released: the key is free.
     Nobody,
     /// This request's own claim (a retry of it).
     This,

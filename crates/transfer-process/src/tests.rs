@@ -15,7 +15,7 @@ use crate::conformance::{
 };
 use crate::{
     transfer_id_for_key, EmbeddedTransferJournal, Ending, ProcessError, Step, TransferAnswer,
-    TransferJournal, TransferProcess,
+    TransferJournal, TransferProcess, KEY_RELEASES_MAX,
 };
 
 struct Bench {
@@ -48,6 +48,16 @@ impl Bench {
             journal,
             process,
         }
+    }
+}
+
+impl Bench {
+    /// A run that does not crash, on the payer (10.00) and the payee (0.00).
+    async fn start_with_payer_and_payee(&self) -> Run {
+        let run = self.start(None);
+        create(&*run.store, "payer", money("10.00")).await;
+        create(&*run.store, "payee", money("0")).await;
+        run
     }
 }
 
@@ -495,9 +505,7 @@ async fn a_credit_the_payee_cannot_take_is_compensated_and_survives_a_crash_afte
 #[tokio::test]
 async fn refusals_known_at_the_start_record_nothing_and_may_be_retried() {
     let bench = Bench::new();
-    let run = bench.start(None);
-    create(&*run.store, "payer", money("10.00")).await;
-    create(&*run.store, "payee", money("0")).await;
+    let run = bench.start_with_payer_and_payee().await;
 
     let unknown = run
         .process
@@ -536,9 +544,7 @@ async fn refusals_known_at_the_start_record_nothing_and_may_be_retried() {
 #[tokio::test]
 async fn the_same_key_with_another_request_is_refused() {
     let bench = Bench::new();
-    let run = bench.start(None);
-    create(&*run.store, "payer", money("10.00")).await;
-    create(&*run.store, "payee", money("0")).await;
+    let run = bench.start_with_payer_and_payee().await;
     run.transfer("key-1", "5.00").await.expect("transfer");
     let error = run
         .transfer("key-1", "6.00")
@@ -554,9 +560,7 @@ async fn the_same_key_with_another_request_is_refused() {
 #[tokio::test]
 async fn a_key_is_claimed_once_between_a_transfer_and_another_command() {
     let bench = Bench::new();
-    let run = bench.start(None);
-    create(&*run.store, "payer", money("10.00")).await;
-    create(&*run.store, "payee", money("0")).await;
+    let run = bench.start_with_payer_and_payee().await;
 
     // Given a credit's claim of key-1, when a transfer asks with key-1,
     // then it is refused and nothing moves.
@@ -592,6 +596,146 @@ async fn a_key_is_claimed_once_between_a_transfer_and_another_command() {
     assert!(matches!(taken, ProcessError::KeyReused(key) if key == "key-2"));
     // A claim opens nothing the resumption would pick up.
     assert!(run.journal.unfinished(10).await.expect("listed").is_empty());
+}
+
+/// A keyed command refused after it claimed its key (a hold id another
+/// wallet took at its append, a wallet that changed too often) kept the
+/// claim: another request with the key was refused for ever, where the
+/// atomic path frees a refused request's key. Its release frees the key
+/// for another request and for a transfer, each claimed anew after it.
+#[tokio::test]
+async fn a_released_claim_frees_the_key_for_another_request_or_a_transfer() {
+    let bench = Bench::new();
+    let run = bench.start_with_payer_and_payee().await;
+
+    // Given a credit's claim of key-1 released, when a debit claims key-1,
+    // then the debit holds it: the credit's claim, or release, is refused.
+    claim_and_release(&run.process, "key-1", "credit payee 1.00").await;
+    run.process
+        .claim_key("key-1", "debit payer 1.00")
+        .await
+        .expect("the key is free again");
+    let credit = run.process.claim_key("key-1", "credit payee 1.00").await;
+    assert!(matches!(credit, Err(ProcessError::KeyReused(key)) if key == "key-1"));
+    let released = run
+        .process
+        .release_key("key-1", "credit payee 1.00")
+        .await
+        .expect("read");
+    assert!(!released, "the claim is the debit's");
+    assert!(run
+        .process
+        .key_held_by_another("key-1", "credit payee 1.00")
+        .await
+        .expect("read"));
+
+    // Given a claim of key-2 released, when a transfer asks with key-2,
+    // then it runs, its retry replays, and the key is the transfer's.
+    claim_and_release(&run.process, "key-2", "credit payee 1.00").await;
+    let first = run.transfer("key-2", "5.00").await.expect("transfer");
+    assert!(matches!(
+        first.ending,
+        Ending::Completed { status: 201, .. }
+    ));
+    let again = run.transfer("key-2", "5.00").await.expect("retry");
+    assert!(again.replayed);
+    assert_eq!(again.ending, first.ending);
+    assert_eq!(balance(&*run.store, "payee").await, money("5.00"));
+    let claim = run.process.claim_key("key-2", "credit payee 1.00").await;
+    assert!(matches!(claim, Err(ProcessError::KeyReused(_))));
+    assert!(!run
+        .process
+        .release_key("key-2", "credit payee 1.00")
+        .await
+        .expect("read"));
+    assert!(run.journal.unfinished(10).await.expect("listed").is_empty());
+}
+
+/// Two requests claiming a released key at once race through the journal's
+/// expected record count, as for a key never claimed: one holds it.
+#[tokio::test]
+async fn requests_racing_for_a_released_key_claim_it_once() {
+    let bench = Bench::new();
+    let run = bench.start_with_payer_and_payee().await;
+    claim_and_release(&run.process, "key-1", "credit payee 1.00").await;
+
+    let (credit, debit) = tokio::join!(
+        run.process.claim_key("key-1", "credit payee 2.00"),
+        run.process.claim_key("key-1", "debit payer 1.00")
+    );
+    assert!(
+        credit.is_ok() != debit.is_ok(),
+        "one claim: {credit:?} {debit:?}"
+    );
+
+    claim_and_release(&run.process, "key-2", "credit payee 1.00").await;
+    let (transfer, credit) = tokio::join!(
+        run.transfer("key-2", "5.00"),
+        run.process.claim_key("key-2", "credit payee 2.00")
+    );
+    assert!(
+        transfer.is_ok() != credit.is_ok(),
+        "one holder: {transfer:?} {credit:?}"
+    );
+    let moved = if transfer.is_ok() { "5.00" } else { "0" };
+    assert_eq!(balance(&*run.store, "payee").await, money(moved));
+}
+
+/// A transfer recorded after a released claim is resumed after a crash as
+/// any other: its records follow the claim's in the key's stream.
+#[tokio::test]
+async fn a_transfer_after_a_released_claim_is_finished_at_start_up() {
+    let bench = Bench::new();
+    let setup = bench.start_with_payer_and_payee().await;
+    claim_and_release(&setup.process, "key-1", "credit payee 1.00").await;
+    drop(setup);
+
+    let run =
+        crashed_and_resumed(&bench, Ask::Transfer, "key-1", "4.00", Step::DebitRecorded).await;
+    assert_eq!(balance(&*run.store, "payer").await, money("6.00"));
+    assert_eq!(balance(&*run.store, "payee").await, money("4.00"));
+    let retried = run.transfer("key-1", "4.00").await.expect("retry");
+    assert!(retried.replayed);
+    assert!(matches!(
+        retried.ending,
+        Ending::Completed { status: 201, .. }
+    ));
+}
+
+/// A key's stream stays bounded: past [`KEY_RELEASES_MAX`] released claims,
+/// a claim stays its request's (only it may use the key), and the stream
+/// still reads.
+#[tokio::test]
+async fn past_the_most_releases_a_claim_stays() {
+    let bench = Bench::new();
+    let run = bench.start(None);
+    for _ in 0..KEY_RELEASES_MAX {
+        claim_and_release(&run.process, "key-1", "credit payee 1.00").await;
+    }
+    run.process
+        .claim_key("key-1", "credit payee 1.00")
+        .await
+        .expect("claimed");
+    let released = run
+        .process
+        .release_key("key-1", "credit payee 1.00")
+        .await
+        .expect("read");
+    assert!(!released, "the claim stays");
+    run.process
+        .claim_key("key-1", "credit payee 1.00")
+        .await
+        .expect("its own retry");
+    let other = run.process.claim_key("key-1", "debit payer 1.00").await;
+    assert!(matches!(other, Err(ProcessError::KeyReused(_))));
+}
+
+/// Claims `key` for `request` and releases the claim, as a request refused
+/// after its claim does.
+async fn claim_and_release(process: &TransferProcess, key: &str, request: &str) {
+    process.claim_key(key, request).await.expect("claimed");
+    let released = process.release_key(key, request).await.expect("released");
+    assert!(released, "{key} released");
 }
 
 #[tokio::test]

@@ -223,13 +223,12 @@ pub async fn live() -> HttpResponse {
               (status = 503, description = "The event store is down: {status: \"error\", eventStore: {kind, status, error}} (Retry-After: seconds; none when its file is damaged, which an operator must repair or restore, or was moved, deleted or replaced, which needs a restart on the folder that holds the data)", body = Object)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = state.wallets.store();
-    let mut damaged = false;
+    let mut needs_operator = false;
     let head = observability::health_check(async {
         let head = store.head_position().await;
-        damaged = matches!(
-            head,
-            Err(event_store::StoreError::Damaged(_) | event_store::StoreError::Moved(_))
-        );
+        needs_operator = head
+            .as_ref()
+            .is_err_and(event_store::StoreError::needs_operator);
         head
     })
     .await;
@@ -286,7 +285,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                 "authentication": authentication,
             }))
         }
-        Err(error) => unavailable(damaged).json(json!({
+        Err(error) => unavailable(needs_operator).json(json!({
             "status": "error",
             "eventStore": { "kind": store.kind(), "status": "down", "error": error },
         })),
@@ -294,11 +293,12 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// A 503 of a probe, with `Retry-After` as every 503 of this API has, but
-/// for a `damaged` file, which no wait mends.
-fn unavailable(damaged: bool) -> actix_web::HttpResponseBuilder {
+/// when it `needs_operator` (a file damaged, or the event store's moved),
+/// which no wait mends.
+fn unavailable(needs_operator: bool) -> actix_web::HttpResponseBuilder {
     let mut response = HttpResponse::ServiceUnavailable();
-    // No wait mends a damaged file (its error says what to do).
-    if damaged {
+    // No wait mends it (its error says what to do).
+    if needs_operator {
         return response;
     }
     response.insert_header((
@@ -374,7 +374,7 @@ fn module_up(module: &str) -> HttpResponse {
 /// shows `producer` and `publisher`, its server also answered `kafka` and `timestamp`).
 #[utoipa::path(get, path = "/health/kafka", tag = "operations",
     responses((status = 200, description = "Healthy: {status: \"healthy\", producer: {connected}, kafka: {status: \"connected\" or \"disconnected\"}, publisher: {isRunning, unprocessedEvents, lagMs}, timestamp (RFC 3339)}", body = Object),
-              (status = 503, description = "Unhealthy: the same body (Retry-After: seconds)", body = Object)))]
+              (status = 503, description = "Unhealthy: the same body (Retry-After: seconds; none when the event store's file is damaged, or was moved, deleted or replaced, which an operator must mend: as for /health)", body = Object)))]
 pub async fn publisher_health(state: web::Data<AppState>) -> HttpResponse {
     let report = state.publisher.report().await;
     let body = json!({
@@ -391,7 +391,7 @@ pub async fn publisher_health(state: web::Data<AppState>) -> HttpResponse {
     if report.healthy() {
         HttpResponse::Ok().json(body)
     } else {
-        unavailable(false).json(body)
+        unavailable(report.needs_operator).json(body)
     }
 }
 

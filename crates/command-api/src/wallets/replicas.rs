@@ -526,7 +526,9 @@ mod tests {
     use std::path::PathBuf;
 
     use event_store::EmbeddedEventStore;
+    use wallet_domain::DomainError;
 
+    use super::super::service::{IdempotencyClaim, ServiceError};
     use super::*;
 
     fn embedded() -> (tempfile::TempDir, Arc<dyn EventStore>) {
@@ -549,6 +551,77 @@ mod tests {
             assert_eq!(deleted, 1);
             std::future::ready(())
         }
+    }
+
+    /// With the transfer process (as on KurrentDB), replica A decides a
+    /// keyed debit on its cache, from before B spent the money, claims the
+    /// key in the journal, meets B's debit at its append and is refused on
+    /// the store's state: the claim stayed, and another request with the
+    /// key was 422 for ever. The refusal releases it; a request that runs
+    /// keeps it.
+    #[tokio::test]
+    async fn a_keyed_command_refused_after_its_claim_leaves_its_key_free() {
+        let (dir, store) = embedded();
+        let journal: Arc<dyn transfer_process::TransferJournal> =
+            Arc::new(transfer_process::EmbeddedTransferJournal::open(dir.path()).expect("journal"));
+        let process_replica = || {
+            replica(Arc::clone(&store))
+                .with_transfer_process(Arc::clone(&journal), crate::http::TRANSFER_REPLY)
+        };
+        let (a, b) = (process_replica(), process_replica());
+        let wallet_id = WalletId::parse("replicas-claims").expect("id");
+        create(&a, &wallet_id).await;
+        credit(&a, &wallet_id, "10.00").await;
+        debit(&b, &wallet_id, "8.00").await;
+        let keyed = |operation: WalletOperation, fingerprint: &str| {
+            let context = RequestContext {
+                idempotency: Some(IdempotencyClaim {
+                    key: "k-1".into(),
+                    fingerprint: fingerprint.into(),
+                }),
+                ..context()
+            };
+            (operation, context)
+        };
+        let debit_of = |text: &str| WalletOperation::Debit {
+            wallet_id: wallet_id.clone(),
+            amount: amount(text),
+            description: None,
+        };
+
+        let (operation, context) = keyed(debit_of("5.00"), "debit 5.00");
+        let refused = a
+            .execute(operation, context, REPLY)
+            .await
+            .expect_err("2.00 left");
+        assert!(
+            matches!(
+                refused,
+                ServiceError::Domain(DomainError::InsufficientFunds { .. })
+            ),
+            "{refused}"
+        );
+        let credit_of_one = WalletOperation::Credit {
+            wallet_id: wallet_id.clone(),
+            amount: amount("1.00"),
+            description: None,
+        };
+        let (operation, context) = keyed(credit_of_one, "credit 1.00");
+        let credited = b
+            .execute(operation, context, REPLY)
+            .await
+            .expect("k-1 is free again");
+        assert_eq!(credited.body, "3.00");
+        let (operation, context) = keyed(debit_of("1.00"), "debit 1.00");
+        let reused = a
+            .execute(operation, context, REPLY)
+            .await
+            .expect_err("k-1 is the credit's");
+        assert!(
+            matches!(reused, ServiceError::IdempotencyKeyReused(_)),
+            "{reused}"
+        );
+        assert_stream_agrees(&*store, &wallet_id, "3.00").await;
     }
 
     #[tokio::test]

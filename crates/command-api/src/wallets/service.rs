@@ -124,6 +124,18 @@ impl ServiceError {
             | ServiceError::Encoding(_) => false,
         }
     }
+
+    /// True when the request was refused, storing nothing: by the rules, by
+    /// a wallet that changed too often, or by its key taken meanwhile. Its
+    /// key is then free again (see [`WalletService::release_key`]).
+    fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            ServiceError::Domain(_)
+                | ServiceError::ConcurrencyConflict(_)
+                | ServiceError::IdempotencyKeyReused(_)
+        )
+    }
 }
 
 impl From<ProcessError> for ServiceError {
@@ -382,24 +394,46 @@ impl WalletService {
         let _lease = lease;
         // With the transfer process, the key is claimed in its journal before
         // the events are appended (once, whatever the attempts): a transfer
-        // racing this request with the same key is arbitrated there.
+        // racing this request with the same key is arbitrated there. A
+        // request refused after its claim stored nothing: its key is freed.
         let mut key_claimed = false;
+        let executed = self
+            .decide_and_append(&operation, &context, &format, &mut key_claimed)
+            .await;
+        match executed {
+            Err(refusal) if key_claimed && refusal.is_refusal() => {
+                self.release_key(&context).await;
+                Err(refusal)
+            }
+            executed => executed,
+        }
+    }
+
+    /// Decides `operation` and appends what it decided, again on a
+    /// conflict, up to [`CONFLICT_ATTEMPTS_MAX`] times; sets `key_claimed`
+    /// once its key is claimed in the transfer journal.
+    async fn decide_and_append(
+        &self,
+        operation: &WalletOperation,
+        context: &RequestContext,
+        format: &ReplyFormat,
+        key_claimed: &mut bool,
+    ) -> Result<Reply, ServiceError> {
+        let wallet_ids = operation.wallet_ids();
         for _ in 0..CONFLICT_ATTEMPTS_MAX {
-            let decided = match self.decide(&operation, &context, Reads::Cached).await {
+            let decided = match self.decide(operation, context, Reads::Cached).await {
                 // Never refuse, nor answer "nothing to change", on the cache:
                 // decide again on the store's state.
-                Err(ServiceError::Domain(_)) => {
-                    self.decide(&operation, &context, Reads::Store).await
-                }
+                Err(ServiceError::Domain(_)) => self.decide(operation, context, Reads::Store).await,
                 Ok((streams, _)) if changes_nothing(&streams) => {
-                    self.decide(&operation, &context, Reads::Store).await
+                    self.decide(operation, context, Reads::Store).await
                 }
                 decided => decided,
             };
             let (streams, outcome) = match decided {
                 Ok(decided) => decided,
                 Err(refusal @ ServiceError::Domain(_)) => {
-                    return self.replay_or(refusal, &context).await
+                    return self.replay_or(refusal, context).await
                 }
                 Err(error) => return Err(error),
             };
@@ -416,19 +450,19 @@ impl WalletService {
             // Checked again on every attempt: a transfer recorded after the
             // last check and debited before this append moves the wallet's
             // version, so this append conflicts and the next attempt sees it.
-            if let Some(refusal) = self.transfers_underway(&operation).await? {
-                return self.replay_or(refusal.into(), &context).await;
+            if let Some(refusal) = self.transfers_underway(operation).await? {
+                return self.replay_or(refusal.into(), context).await;
             }
             if let (Some(process), Some(claim), false) =
-                (&self.transfers, &context.idempotency, key_claimed)
+                (&self.transfers, &context.idempotency, *key_claimed)
             {
                 match process.claim_key(&claim.key, &claim.fingerprint).await {
-                    Ok(()) => key_claimed = true,
+                    Ok(()) => *key_claimed = true,
                     // The store may hold this very request's answer, from
                     // before the journal claimed keys (h102 F5).
                     Err(ProcessError::KeyReused(key)) => {
                         return self
-                            .replay_or(ServiceError::IdempotencyKeyReused(key), &context)
+                            .replay_or(ServiceError::IdempotencyKeyReused(key), context)
                             .await
                     }
                     Err(error) => return Err(error.into()),
@@ -471,12 +505,12 @@ impl WalletService {
                 }
                 Err(AppendError::IdempotencyKeyTaken(key)) => {
                     return self
-                        .replay_or(ServiceError::IdempotencyKeyReused(key), &context)
+                        .replay_or(ServiceError::IdempotencyKeyReused(key), context)
                         .await;
                 }
                 Err(AppendError::HoldIdTaken(hold_id)) => {
                     return self
-                        .replay_or(DomainError::HoldAlreadyExists(hold_id).into(), &context)
+                        .replay_or(DomainError::HoldAlreadyExists(hold_id).into(), context)
                         .await;
                 }
                 Err(AppendError::Store(error)) => {
@@ -584,6 +618,23 @@ impl WalletService {
             }
         }
         Err(error)
+    }
+
+    /// Frees the key this request claimed in the transfer journal, the
+    /// request being refused with nothing of it stored: another request may
+    /// use the key, as on the atomic path. A journal that cannot release it
+    /// leaves the claim (logged): this request's retry is still answered,
+    /// another request with its key is 422.
+    async fn release_key(&self, context: &RequestContext) {
+        let (Some(process), Some(claim)) = (&self.transfers, &context.idempotency) else {
+            return;
+        };
+        if let Err(error) = process.release_key(&claim.key, &claim.fingerprint).await {
+            tracing::warn!(
+                %error,
+                "a refused request's Idempotency-Key stays claimed in the transfer journal"
+            );
+        }
     }
 
     async fn lease(&self, wallet_ids: &[&WalletId]) -> Result<LockLease, ServiceError> {

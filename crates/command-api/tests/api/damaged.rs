@@ -4,9 +4,9 @@
 //! back, while wallet commands are still taken (h97 F4); a damaged transfer
 //! journal or dead-letter file makes `/health` say `degraded` (h98).
 
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::helpers::{error_message, json_of, spawn_app, spawn_process_app_in};
+use crate::helpers::{error_message, json_of, spawn_app, spawn_process_app_in, TestApp};
 
 #[tokio::test]
 async fn a_damaged_event_log_answers_for_an_operator_and_takes_no_more_writes() {
@@ -21,15 +21,7 @@ async fn a_damaged_event_log_answers_for_an_operator_and_takes_no_more_writes() 
         .place()
         .mark_damaged("database disk image is malformed".into());
 
-    let credited = app.credit("w-damaged", json!(5)).await;
-    assert!(
-        credited.headers().get("retry-after").is_none(),
-        "no wait mends it: {:?}",
-        credited.headers()
-    );
-    let (status, body) = json_of(credited).await;
-    let message = error_message(&body, 503);
-    assert_eq!(status, 503);
+    let message = operator_message(app.credit("w-damaged", json!(5)).await).await;
     assert!(
         message.contains("event store's file is damaged"),
         "{message}"
@@ -45,6 +37,12 @@ async fn a_damaged_event_log_answers_for_an_operator_and_takes_no_more_writes() 
     let error = body["eventStore"]["error"].as_str().unwrap_or_default();
     assert!(error.contains("events.db is damaged"), "{body}");
     assert!(!error.to_lowercase().contains("retry"), "{body}");
+    let publisher = app.get("/health/kafka").send().await.expect("sent");
+    assert!(
+        publisher.headers().get("retry-after").is_none(),
+        "{publisher:?}"
+    );
+    assert_eq!(publisher.status(), 503);
     let events_path = app.data_dir.join("events.db");
     let _folder = app.stop().await;
 
@@ -128,8 +126,9 @@ fn mark_damaged(folder: &std::path::Path, file: &str) {
         .mark_damaged("database disk image is malformed".into());
 }
 
-#[tokio::test]
-async fn a_damaged_transfer_journal_or_dead_letter_file_is_named_by_the_health_check() {
+/// The transfer process on a folder of its own, with wallets `a` (10.00)
+/// and `b` (0.00).
+async fn process_app_paying_a_to_b() -> (tempfile::TempDir, TestApp) {
     let temp = tempfile::tempdir().expect("tempdir");
     let app = spawn_process_app_in(temp.path()).await;
     for (id, opening) in [("a", 10), ("b", 0)] {
@@ -138,19 +137,47 @@ async fn a_damaged_transfer_journal_or_dead_letter_file_is_named_by_the_health_c
             201
         );
     }
+    (temp, app)
+}
+
+/// The transfer of 4 from `a` to `b`.
+fn transfer_a_to_b(app: &TestApp) -> reqwest::RequestBuilder {
+    app.post("/wallets/a/transfer")
+        .json(&json!({"toWalletId": "b", "amount": 4}))
+}
+
+/// The message of `response`, a 503 for an operator: no `Retry-After`.
+async fn operator_message(response: reqwest::Response) -> String {
+    assert!(
+        response.headers().get("retry-after").is_none(),
+        "no wait mends it: {:?}",
+        response.headers()
+    );
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, 503, "{body}");
+    error_message(&body, 503)
+}
+
+/// `/health` of `app`, which says `degraded` with its transfers `down`.
+async fn health_with_transfers_down(app: &TestApp) -> Value {
+    let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
+    assert_eq!(
+        (status, &health["status"]),
+        (200, &json!("degraded")),
+        "{health}"
+    );
+    assert_eq!(health["transfers"]["status"], "down", "{health}");
+    health
+}
+
+#[tokio::test]
+async fn a_damaged_transfer_journal_or_dead_letter_file_is_named_by_the_health_check() {
+    let (temp, app) = process_app_paying_a_to_b().await;
     mark_damaged(temp.path(), "transfers.db");
     mark_damaged(temp.path(), "dead_letters.db");
 
-    let transfer = app
-        .post("/wallets/a/transfer")
-        .json(&json!({"toWalletId": "b", "amount": 4}))
-        .send()
-        .await
-        .expect("sent");
-    assert!(transfer.headers().get("retry-after").is_none());
-    let (status, body) = json_of(transfer).await;
-    assert_eq!(status, 503, "{body}");
-    let message = error_message(&body, 503);
+    let transfer = transfer_a_to_b(&app).send().await.expect("sent");
+    let message = operator_message(transfer).await;
     assert!(
         message.contains("transfer journal's file is damaged"),
         "{message}"
@@ -162,13 +189,7 @@ async fn a_damaged_transfer_journal_or_dead_letter_file_is_named_by_the_health_c
     );
     assert_eq!(app.balance_text("a").await, "11.00");
 
-    let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
-    assert_eq!(
-        (status, &health["status"]),
-        (200, &json!("degraded")),
-        "{health}"
-    );
-    assert_eq!(health["transfers"]["status"], "down", "{health}");
+    let health = health_with_transfers_down(&app).await;
     let error = health["transfers"]["error"].as_str().unwrap_or_default();
     assert!(error.contains("transfers.db is damaged"), "{health}");
     assert_eq!(health["deadLetters"]["status"], "unknown", "{health}");
@@ -180,14 +201,7 @@ async fn a_damaged_transfer_journal_or_dead_letter_file_is_named_by_the_health_c
 /// for ever, and `/health` said the transfers were ok.
 #[tokio::test]
 async fn a_transfer_journal_moved_under_the_server_needs_a_restart_and_health_says_so() {
-    let temp = tempfile::tempdir().expect("tempdir");
-    let app = spawn_process_app_in(temp.path()).await;
-    for (id, opening) in [("a", 10), ("b", 0)] {
-        assert_eq!(
-            app.create_wallet(id, "o", json!(opening)).await.status(),
-            201
-        );
-    }
+    let (temp, app) = process_app_paying_a_to_b().await;
     let away = tempfile::tempdir().expect("tempdir");
     std::fs::rename(
         temp.path().join("transfers.db"),
@@ -200,18 +214,12 @@ async fn a_transfer_journal_moved_under_the_server_needs_a_restart_and_health_sa
         .header("Idempotency-Key", "k-moved")
         .json(&json!({"amount": 1}))
         .send();
-    let transfer = app
-        .post("/wallets/a/transfer")
-        .json(&json!({"toWalletId": "b", "amount": 4}))
-        .send();
+    let transfer = transfer_a_to_b(&app).send();
     for response in [
         transfer.await.expect("sent"),
         keyed_credit.await.expect("sent"),
     ] {
-        assert!(response.headers().get("retry-after").is_none());
-        let (status, body) = json_of(response).await;
-        assert_eq!(status, 503, "{body}");
-        let message = error_message(&body, 503);
+        let message = operator_message(response).await;
         assert!(
             message.contains("transfer journal's file or its folder was moved")
                 && message.contains("restarts the server"),
@@ -219,13 +227,7 @@ async fn a_transfer_journal_moved_under_the_server_needs_a_restart_and_health_sa
         );
     }
     assert_eq!(app.balance_text("a").await, "10.00", "nothing applied");
-    let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
-    assert_eq!(
-        (status, &health["status"]),
-        (200, &json!("degraded")),
-        "{health}"
-    );
-    assert_eq!(health["transfers"]["status"], "down", "{health}");
+    health_with_transfers_down(&app).await;
     app.stop().await;
 }
 

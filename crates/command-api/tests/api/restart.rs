@@ -152,6 +152,20 @@ async fn a_data_folder_moved_under_the_server_takes_no_more_writes() {
             .is_some_and(|error| error.contains("moved")),
         "{health}"
     );
+    // The publisher's probe reads the same store: the same 503, and no
+    // Retry-After either (it said to retry while /health did not).
+    let response = app.get("/health/kafka").send().await.expect("sent");
+    assert_eq!(
+        response.headers().get("retry-after"),
+        None,
+        "no wait brings the folder back"
+    );
+    let (status, publisher) = json_of(response).await;
+    assert_eq!(
+        (status, &publisher["status"]),
+        (503, &json!("unhealthy")),
+        "{publisher}"
+    );
     // Out of its Service (readiness), but alive: a restart brings no folder back.
     let (status, live) = json_of(app.get("/health/live").send().await.expect("sent")).await;
     assert_eq!((status, &live["status"]), (200, &json!("alive")), "{live}");

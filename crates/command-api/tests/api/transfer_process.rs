@@ -243,6 +243,64 @@ async fn a_key_answered_before_the_journal_claimed_keys_still_replays_its_answer
     app.stop().await;
 }
 
+/// A keyed command refused (a hold id another wallet holds) leaves its key
+/// free, as on the atomic path; the command that then runs with the key
+/// keeps it: another request with it, a transfer included, is 422, and its
+/// retry replays. (A refusal met only after the key's claim, at the
+/// append, releases the claim: `wallets::replicas`, whose two replicas
+/// make one.)
+#[tokio::test]
+async fn a_refused_keyed_command_leaves_its_key_free_and_one_that_ran_keeps_it() {
+    let (_temp, app) = process_app().await;
+    app.create_wallet("a", "o", json!(10)).await;
+    app.create_wallet("b", "o", json!(10)).await;
+    let place_hold = |wallet: &str| {
+        app.post(&format!("/wallets/{wallet}/holds"))
+            .json(&json!({"amount": 1, "holdId": "h-1"}))
+    };
+    assert_eq!(place_hold("a").send().await.expect("sent").status(), 201);
+    let (status, body) = json_of(
+        place_hold("b")
+            .header("Idempotency-Key", "k-1")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, 409, "the hold id is a's: {body}");
+
+    let credit = || {
+        app.post("/wallets/b/credit")
+            .header("Idempotency-Key", "k-1")
+            .json(&json!({"amount": 2}))
+            .send()
+    };
+    let credited = credit().await.expect("sent");
+    assert_eq!(credited.status(), 201, "the refused hold freed k-1");
+    let credited = credited.text().await.expect("text");
+    let retried = credit().await.expect("sent");
+    assert_eq!(retried.headers()["idempotent-replayed"], "true");
+    assert_eq!(retried.text().await.expect("text"), credited);
+    let debit = app
+        .post("/wallets/b/debit")
+        .header("Idempotency-Key", "k-1")
+        .json(&json!({"amount": 1}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(debit.status(), 422, "k-1 is the credit's");
+    let transfer = app
+        .post("/wallets/b/transfer")
+        .header("Idempotency-Key", "k-1")
+        .json(&transfer_body("a", json!(1)))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(transfer.status(), 422, "k-1 is the credit's");
+    assert_eq!(app.balance_text("b").await, "12.00");
+    app.stop().await;
+}
+
 /// Bound on waiting for the start-up sweep to finish a transfer.
 const SWEEP_WAIT_MS: u64 = 10_000;
 /// How often a test looks again while it waits for the sweep.

@@ -38,7 +38,7 @@ use std::time::Duration;
 use integration_tests::client::{decimal, run_load, Answer, Api, Book, OPENING_BALANCE};
 use integration_tests::convergence::assert_converges;
 use integration_tests::system::{Servers, System};
-use integration_tests::{infra_required, unique_name};
+use integration_tests::{started_by_infra_script, unique_name};
 use rust_decimal::Decimal;
 use search_index::{ElasticsearchIndex, SearchIndex};
 use serde_json::json;
@@ -365,24 +365,11 @@ fn seed() -> u64 {
 /// checkout, which the suite can kill and start again. Says why not (and
 /// fails under `WALLEX_REQUIRE_INFRA=1`) otherwise.
 fn servers_are_from_infra_script(servers: &Servers) -> bool {
-    let env_file = schedule::infra_script()
-        .parent()
-        .and_then(|scripts| scripts.parent())
-        .map(|root| root.join(".infra/env"))
-        .expect("the repository's root");
-    let written = std::fs::read_to_string(&env_file).unwrap_or_default();
-    let ours = written.contains(&format!("DATABASE_URL={}\n", servers.database_url));
-    if !ours {
-        assert!(
-            !infra_required(),
-            "the fault suite needs the servers of scripts/infra.sh up in this checkout \
-             ({} does not name DATABASE_URL={})",
-            env_file.display(),
-            servers.database_url
-        );
-        say("skipped: the fault suite needs the servers of scripts/infra.sh up in this checkout");
-    }
-    ours
+    started_by_infra_script(
+        "the fault suite needs the servers",
+        "DATABASE_URL",
+        &servers.database_url,
+    )
 }
 
 /// Restarts PostgreSQL with fsync and synchronous_commit on unless they are:

@@ -2,11 +2,10 @@
 //! each one lasts. Server faults go through `scripts/infra.sh` (the same
 //! subcommands a human runs); binary faults through the [`System`].
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use integration_tests::client::{Answer, Api};
+use integration_tests::run_infra_script;
 use integration_tests::system::{
     replica_name, System, LEDGER_CONSUMER, OUTBOX_RELAY, PROJECTION_CONSUMER,
 };
@@ -207,11 +206,6 @@ async fn health_answers_promptly(system: &System) {
     }
 }
 
-/// The repository's `scripts/infra.sh`.
-pub fn infra_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/infra.sh")
-}
-
 /// Runs `scripts/infra.sh <arguments>` with PostgreSQL kept durable.
 ///
 /// # Panics
@@ -226,24 +220,5 @@ pub async fn infra(arguments: &[&str]) {
 /// # Panics
 /// When it exits non-zero: a server did not come back.
 pub async fn infra_with_durability(arguments: &[&str], durability: &'static str) {
-    let arguments: Vec<String> = arguments
-        .iter()
-        .map(|argument| (*argument).to_owned())
-        .collect();
-    let status = tokio::task::spawn_blocking(move || {
-        Command::new(infra_script())
-            .args(&arguments)
-            .env("WALLEX_POSTGRES_DURABILITY", durability)
-            .status()
-            .map(|status| (arguments, status))
-    })
-    .await
-    .expect("the infra.sh task ran")
-    .expect("scripts/infra.sh runs");
-    assert!(
-        status.1.success(),
-        "scripts/infra.sh {:?} failed: {}",
-        status.0,
-        status.1
-    );
+    run_infra_script(arguments, &[("WALLEX_POSTGRES_DURABILITY", durability)]).await;
 }
