@@ -310,7 +310,6 @@ impl Application {
             let route_spellings = Arc::clone(&route_spellings);
             App::new()
                 .wrap_fn(http::docs_not_found_body)
-                .wrap_fn(move |request, service| http::measure(request, service, metrics.clone()))
                 .wrap_fn(move |request, service| {
                     http::guard_origin(request, service, origin_policy)
                 })
@@ -320,6 +319,10 @@ impl Application {
                 })
                 .wrap_fn(http::refuse_undecodable_query)
                 .wrap_fn(http::correlate)
+                // Outside every middleware that answers for the handler, so
+                // their refusals are counted too (h104 F4); inside the two
+                // that respell the path, so a route is labelled as matched.
+                .wrap_fn(move |request, service| http::measure(request, service, metrics.clone()))
                 // The router and every check see a route's fixed words as
                 // documented, as the seed's Express router matched them
                 // (`caseSensitive: false`): `/Wallets/w1` is `/wallets/w1`.

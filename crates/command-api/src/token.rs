@@ -28,7 +28,10 @@ pub enum TokenError {
     Refused(#[source] AuthError),
     /// With the wallets scope the subject is the owner id of the caller's
     /// wallets; one that is not an owner id could own none.
-    #[error("--sub {sub:?} with the wallets scope could own no wallet: an owner id is 1 to 64 of A-Z a-z 0-9 - _")]
+    #[error(
+        "--sub {sub:?} with the wallets scope could own no wallet: an owner id is {}",
+        OwnerId::RULE.described()
+    )]
     NotAnOwner { sub: String },
 }
 
@@ -179,7 +182,15 @@ mod tests {
                 "{sub:?}"
             );
         }
-        for sub in ["auth0|123", "bob smith", &"u".repeat(65)] {
+        for sub in [
+            "auth0|123",
+            "a.b+c@example.com",
+            "urn:x:y",
+            &"u".repeat(255),
+        ] {
+            assert!(mint(&auth, &args(sub, "wallets")).is_ok(), "{sub:?}");
+        }
+        for sub in ["bob smith", "a/b", "zoë", "100%"] {
             assert!(
                 matches!(
                     mint(&auth, &args(sub, "deposits wallets")),

@@ -6,7 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ValidationError;
 
+/// Longest wallet id, in characters (a wallet id is in URL paths).
 pub const IDENTIFIER_LENGTH_MAX: usize = 64;
+/// Longest owner id, in characters: the bound of a token's `sub`, which an
+/// end user's owner id is.
+pub const OWNER_ID_LENGTH_MAX: usize = 255;
 pub const DESCRIPTION_LENGTH_MAX: usize = 500;
 /// Longest hold id, in characters: the rule of a ledger reference id.
 pub const HOLD_ID_LENGTH_MAX: usize = IDENTIFIER_LENGTH_MAX * 2;
@@ -23,43 +27,111 @@ pub fn server_id_spelling(text: &str) -> Option<String> {
         .map(|uuid| uuid.hyphenated().to_string())
 }
 
-fn parse_identifier(field: &'static str, raw: &str) -> Result<String, ValidationError> {
-    if raw.is_empty() {
-        return Err(ValidationError::new(field, "must not be empty"));
+/// What an identifier a client chooses may be: 1 to `length_max` characters,
+/// each an ASCII letter, a digit or one of `punctuation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdentifierRule {
+    /// Longest, in characters.
+    pub length_max: usize,
+    /// The characters allowed besides ASCII letters and digits.
+    pub punctuation: &'static [char],
+}
+
+/// A wallet's id: it appears in URL paths, so only `-` and `_` besides
+/// letters and digits.
+pub const WALLET_ID_RULE: IdentifierRule = IdentifierRule {
+    length_max: IDENTIFIER_LENGTH_MAX,
+    punctuation: &['-', '_'],
+};
+
+/// An owner's id, which an end user's token `sub` is: also the characters
+/// identity providers' subjects use (`auth0|123`, `google-oauth2|1043`, an
+/// e-mail address `a.b+c@example.com`, `urn:x:y`). Never in a URL path;
+/// always percent-encoded in a query.
+pub const OWNER_ID_RULE: IdentifierRule = IdentifierRule {
+    length_max: OWNER_ID_LENGTH_MAX,
+    punctuation: &['-', '_', '.', '@', ':', '|', '+'],
+};
+
+impl IdentifierRule {
+    /// Whether `character` may be in such an identifier.
+    pub fn allows(&self, character: char) -> bool {
+        character.is_ascii_alphanumeric() || self.punctuation.contains(&character)
     }
-    if raw.chars().count() > IDENTIFIER_LENGTH_MAX {
-        return Err(ValidationError::new(
-            field,
-            format!("must be at most {IDENTIFIER_LENGTH_MAX} characters"),
-        ));
+
+    /// The characters allowed, as a regular expression's character class
+    /// body (`A-Za-z0-9_-`): `-` last, where it is a literal; none of the
+    /// others (`_ . @ : | +`) is special in a class.
+    fn class(&self) -> String {
+        let mut class = String::from("A-Za-z0-9");
+        class.extend(self.punctuation.iter().filter(|&&c| c != '-'));
+        if self.punctuation.contains(&'-') {
+            class.push('-');
+        }
+        class
     }
-    if !raw
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(ValidationError::new(
-            field,
-            "may contain only letters, digits, '-' and '_'",
-        ));
+
+    /// The rule as a regular expression (ECMA-262 and the `regex` crate
+    /// read it alike), for the OpenAPI document: `^[A-Za-z0-9_-]{1,64}$`.
+    pub fn pattern(&self) -> String {
+        format!("^[{}]{{1,{}}}$", self.class(), self.length_max)
     }
-    Ok(raw.to_owned())
+
+    /// The rule in words, for a refusal: "1 to 64 characters of A-Z a-z 0-9 - _".
+    pub fn described(&self) -> String {
+        let punctuation: Vec<String> = self.punctuation.iter().map(char::to_string).collect();
+        format!(
+            "1 to {} characters of A-Z a-z 0-9 {}",
+            self.length_max,
+            punctuation.join(" ")
+        )
+    }
+
+    /// `raw` if the rule allows it, else the refusal naming `field`.
+    fn parse(&self, field: &'static str, raw: &str) -> Result<String, ValidationError> {
+        if raw.is_empty() {
+            return Err(ValidationError::new(field, "must not be empty"));
+        }
+        if raw.chars().count() > self.length_max {
+            return Err(ValidationError::new(
+                field,
+                format!("must be at most {} characters", self.length_max),
+            ));
+        }
+        if !raw.chars().all(|c| self.allows(c)) {
+            let mut quoted: Vec<String> =
+                self.punctuation.iter().map(|c| format!("'{c}'")).collect();
+            let last = quoted.pop().unwrap_or_default();
+            return Err(ValidationError::new(
+                field,
+                format!(
+                    "may contain only letters, digits, {} and {last}",
+                    quoted.join(", ")
+                ),
+            ));
+        }
+        Ok(raw.to_owned())
+    }
 }
 
 macro_rules! identifier {
-    ($name:ident, $field:literal) => {
+    ($name:ident, $field:literal, $rule:expr) => {
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
         impl $name {
+            /// What such an id may be.
+            pub const RULE: IdentifierRule = $rule;
+
             pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-                parse_identifier($field, raw).map(Self)
+                Self::parse_field($field, raw)
             }
 
             /// As [`Self::parse`], the error naming `field` (as the request
             /// spells it, e.g. `toWalletId`).
             pub fn parse_field(field: &'static str, raw: &str) -> Result<Self, ValidationError> {
-                parse_identifier(field, raw).map(Self)
+                Self::RULE.parse(field, raw).map(Self)
             }
 
             pub fn as_str(&self) -> &str {
@@ -88,8 +160,8 @@ macro_rules! identifier {
     };
 }
 
-identifier!(WalletId, "walletId");
-identifier!(OwnerId, "ownerId");
+identifier!(WalletId, "walletId", WALLET_ID_RULE);
+identifier!(OwnerId, "ownerId", OWNER_ID_RULE);
 
 /// The id of a hold: 1 to [`HOLD_ID_LENGTH_MAX`] characters, none of them a
 /// control character (the rule of a ledger reference id, which a hold's id
@@ -251,6 +323,51 @@ mod tests {
         assert!(WalletId::parse("wallet 1").is_err());
         assert!(WalletId::parse("wallet/1").is_err());
         assert!(WalletId::parse("wället").is_err());
+    }
+
+    #[test]
+    fn an_owner_id_takes_what_identity_providers_subjects_hold() {
+        for owner in [
+            "auth0|123",
+            "google-oauth2|1043",
+            "a.b+c@example.com",
+            "urn:x:y",
+            "user_1-A",
+        ] {
+            assert!(OwnerId::parse(owner).is_ok(), "{owner}");
+            assert!(WalletId::parse(owner).is_err() || owner == "user_1-A");
+        }
+        assert!(OwnerId::parse(&"o".repeat(OWNER_ID_LENGTH_MAX)).is_ok());
+        for refused in [
+            "o".repeat(OWNER_ID_LENGTH_MAX + 1),
+            String::new(),
+            "a b".into(),
+            "a/b".into(),
+            "a%2Fb".into(),
+            "a\u{0}b".into(),
+            "a\tb".into(),
+            "zoë".into(),
+            "a?b".into(),
+            "a#b".into(),
+        ] {
+            let error = OwnerId::parse(&refused).expect_err("refused");
+            assert_eq!(error.field, "ownerId", "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn a_rule_reads_as_its_pattern_and_its_words() {
+        assert_eq!(WalletId::RULE.pattern(), "^[A-Za-z0-9_-]{1,64}$");
+        assert_eq!(OwnerId::RULE.pattern(), "^[A-Za-z0-9_.@:|+-]{1,255}$");
+        assert_eq!(
+            WalletId::RULE.described(),
+            "1 to 64 characters of A-Z a-z 0-9 - _"
+        );
+        let error = WalletId::parse("a.b").expect_err("refused");
+        assert_eq!(
+            error.to_string(),
+            "walletId may contain only letters, digits, '-' and '_'"
+        );
     }
 
     #[test]

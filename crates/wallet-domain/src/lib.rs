@@ -25,8 +25,9 @@ pub use hold::{
     UnknownHoldStatus, PENDING_HOLDS_MAX,
 };
 pub use ids::{
-    refused_in_description, server_id_spelling, Description, HoldId, OwnerId, WalletId,
-    HOLD_ID_LENGTH_MAX, IDENTIFIER_LENGTH_MAX,
+    refused_in_description, server_id_spelling, Description, HoldId, IdentifierRule, OwnerId,
+    WalletId, HOLD_ID_LENGTH_MAX, IDENTIFIER_LENGTH_MAX, OWNER_ID_LENGTH_MAX, OWNER_ID_RULE,
+    WALLET_ID_RULE,
 };
 pub use money::{Amount, Balance, AMOUNT_MAX, MONEY_SCALE};
 pub use snapshot::{

@@ -98,6 +98,10 @@ pub fn authorize_call(caller: &Caller, action: Action<'_>) -> Result<(), ApiErro
     authorize(&caller.0, action).map_err(ApiError::from)
 }
 
+// An end user's `sub` is its owner id: every owner id must be a `sub` a
+// token may carry, or an owner could never call for its own wallets.
+const _: () = assert!(wallet_domain::OWNER_ID_LENGTH_MAX <= identity::SUBJECT_LENGTH_MAX);
+
 /// A list's or a search's owner filter, as the caller may see it.
 pub enum OwnerFilter {
     /// Apply this filter (`None`: every owner).

@@ -105,6 +105,23 @@ pub fn request_context(
     request: &HttpRequest,
     operation: &WalletOperation,
 ) -> Result<RequestContext, ApiError> {
+    context_of(request, &operation.canonical())
+}
+
+/// The canonical text of a command that cannot be decided, its wallet or
+/// hold being unknown to its caller: no operation's canonical text (each
+/// begins with its name and an id), so its fingerprint is no kept answer's.
+const UNDECIDED_COMMAND: &str = "undecided";
+
+/// The context of a command that cannot be decided, its wallet or hold being
+/// unknown to its caller, for the check of its `Idempotency-Key` alone
+/// ([`crate::wallets::WalletService::refuse_reused_key`]).
+pub fn undecided_context(request: &HttpRequest) -> Result<RequestContext, ApiError> {
+    context_of(request, UNDECIDED_COMMAND)
+}
+
+/// The context of a command whose canonical text is `canonical`.
+fn context_of(request: &HttpRequest, canonical: &str) -> Result<RequestContext, ApiError> {
     let correlation_id = request
         .extensions()
         .get::<CorrelationId>()
@@ -122,7 +139,7 @@ pub fn request_context(
                         "Idempotency-Key must be 1 to {HEADER_TOKEN_LENGTH_MAX} visible ASCII characters (no spaces or control characters)"
                     ))
                 })?;
-            let fingerprint = Sha256::digest(operation.canonical())
+            let fingerprint = Sha256::digest(canonical)
                 .iter()
                 .map(|byte| format!("{byte:02x}"))
                 .collect();

@@ -5,10 +5,11 @@ use serde::Serialize;
 use utoipa::openapi::schema::SchemaType;
 use utoipa::openapi::{ObjectBuilder, Type};
 use utoipa::ToSchema;
-use wallet_domain::ids::{DESCRIPTION_LENGTH_MAX, IDENTIFIER_LENGTH_MAX};
+use wallet_domain::ids::DESCRIPTION_LENGTH_MAX;
 use wallet_domain::money::AMOUNT_MAX;
 use wallet_domain::{
-    Amount, Balance, Description, Hold, HoldId, OwnerId, Wallet, WalletId, WalletStatus,
+    Amount, Balance, Description, Hold, HoldId, IdentifierRule, OwnerId, Wallet, WalletId,
+    WalletStatus,
 };
 
 use super::body::JsonObject;
@@ -22,8 +23,6 @@ pub fn money_schema() -> ObjectBuilder {
         .description(Some("Exact decimal amount with at most 2 decimal places"))
 }
 
-/// What [`WalletId`] and [`OwnerId`] accept, as a regular expression.
-pub const IDENTIFIER_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
 /// What [`Description`] accepts: no character
 /// [`wallet_domain::refused_in_description`] names.
 pub const DESCRIPTION_PATTERN: &str =
@@ -31,14 +30,23 @@ pub const DESCRIPTION_PATTERN: &str =
 /// The step of every amount: [`wallet_domain::money::MONEY_SCALE`] decimal places.
 const MONEY_STEP: f64 = 0.01;
 
-/// An id: 1 to 64 letters, digits, `-` or `_`.
+/// A wallet's id, as [`WalletId`] accepts it.
 pub fn identifier_schema() -> ObjectBuilder {
+    rule_schema(&WalletId::RULE).examples(["wallet-123"])
+}
+
+/// An owner's id, as [`OwnerId`] accepts it.
+pub fn owner_id_schema() -> ObjectBuilder {
+    rule_schema(&OwnerId::RULE).examples(["user-456", "auth0|123"])
+}
+
+/// A string `rule` accepts: its length and its pattern.
+fn rule_schema(rule: &IdentifierRule) -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .min_length(Some(1))
-        .max_length(Some(IDENTIFIER_LENGTH_MAX))
-        .pattern(Some(IDENTIFIER_PATTERN))
-        .examples(["wallet-123"])
+        .max_length(Some(rule.length_max))
+        .pattern(Some(rule.pattern()))
 }
 
 /// An amount one operation moves: more than 0, at most 1e12, at most 2 decimals.
@@ -439,7 +447,7 @@ pub fn description(body: &JsonObject) -> Result<Option<Description>, ApiError> {
 pub struct CreateWalletRequest {
     #[schema(schema_with = identifier_schema)]
     pub wallet_id: WalletId,
-    #[schema(schema_with = identifier_schema)]
+    #[schema(schema_with = owner_id_schema)]
     pub owner_id: OwnerId,
     #[schema(schema_with = opening_schema, required = false)]
     pub initial_balance: Balance,

@@ -21,7 +21,9 @@ use super::hold_dto::{CaptureHoldRequest, HoldResponse, PlaceHoldRequest, Wallet
 use super::path;
 use super::query::{self, Kind, QueryError, Spec};
 use super::transactions;
-use super::wallets::{json_body, optional_json_body, run};
+use super::wallets::{
+    authorize_command_on_wallet, json_body, optional_json_body, run, target_of_command,
+};
 use crate::startup::AppState;
 use crate::wallets::WalletOperation;
 
@@ -81,21 +83,24 @@ fn hold_action(owner_id: Option<&str>) -> Action<'_> {
 /// endpoints check theirs: the body first when what the caller may do does not
 /// depend on the owner (a malformed body is 400 even on an unknown hold, as it
 /// is on an unknown wallet), the hold first when it does (another owner's
-/// hold answers 404 whatever the body, so holds cannot be probed).
+/// hold answers 404 whatever the body, so holds cannot be probed). A 404 is
+/// judged by [`target_of_command`]: a reused `Idempotency-Key` is 422.
 async fn hold_wallet_and_body<T>(
     state: &AppState,
+    request: &HttpRequest,
     caller: &Caller,
     hold_id: &HoldId,
     body: impl Future<Output = Result<T, ApiError>>,
 ) -> Result<(WalletId, T), ApiError> {
+    let wallet = || async {
+        let found = hold_wallet(state, caller, hold_id, hold_action).await;
+        target_of_command(state, request, found).await
+    };
     if authorize(&caller.0, hold_action(None)).is_ok() {
         let body = body.await?;
-        Ok((
-            hold_wallet(state, caller, hold_id, hold_action).await?,
-            body,
-        ))
+        Ok((wallet().await?, body))
     } else {
-        let wallet_id = hold_wallet(state, caller, hold_id, hold_action).await?;
+        let wallet_id = wallet().await?;
         Ok((wallet_id, body.await?))
     }
 }
@@ -120,7 +125,7 @@ pub async fn place_hold(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let wallet_id = path::wallet_id(&path)?;
-    authorize_on_wallet(&state, &caller, &wallet_id, hold_action).await?;
+    authorize_command_on_wallet(&state, &request, &caller, &wallet_id, hold_action).await?;
     let body = json_body(&request, payload, PlaceHoldRequest::FIELDS).await?;
     let PlaceHoldRequest {
         amount,
@@ -176,7 +181,7 @@ pub async fn capture_hold(
             to_wallet_id,
             description,
         },
-    ) = hold_wallet_and_body(&state, &caller, &hold_id, body).await?;
+    ) = hold_wallet_and_body(&state, &request, &caller, &hold_id, body).await?;
     let operation = WalletOperation::CaptureHold {
         wallet_id,
         hold_id,
@@ -208,7 +213,7 @@ pub async fn void_hold(
 ) -> Result<HttpResponse, ApiError> {
     let hold_id = path::hold_id(&path)?;
     let body = optional_json_body(&request, payload, &[]);
-    let (wallet_id, _) = hold_wallet_and_body(&state, &caller, &hold_id, body).await?;
+    let (wallet_id, _) = hold_wallet_and_body(&state, &request, &caller, &hold_id, body).await?;
     run(
         &state,
         &request,

@@ -352,7 +352,11 @@ where
     })
 }
 
-/// Middleware: counts requests and times them by route pattern.
+/// Middleware: counts requests and times them by route pattern (a path no
+/// route matches is `unmatched`, so the labels stay bounded). It wraps every
+/// middleware that may answer for the handler (the origin guard, the
+/// correlation and query checks), so whatever answers a request, refusals
+/// included, is counted: monitoring sees the probes refused at the door.
 pub fn measure<S>(
     request: ServiceRequest,
     service: &S,
@@ -368,8 +372,13 @@ where
         .unwrap_or_else(|| "unmatched".to_owned());
     let response = service.call(request);
     Box::pin(async move {
-        let response = response.await?;
-        let status = response.status().as_u16().to_string();
+        let response = response.await;
+        let status = match &response {
+            Ok(response) => response.status(),
+            // What actix-web answers for an error a middleware returns.
+            Err(error) => error.as_response_error().status_code(),
+        };
+        let status = status.as_u16().to_string();
         metrics
             .requests
             .with_label_values(&[route.as_str(), status.as_str()])
@@ -378,7 +387,7 @@ where
             .request_seconds
             .with_label_values(&[route.as_str()])
             .observe(started.elapsed().as_secs_f64());
-        Ok(response)
+        response
     })
 }
 

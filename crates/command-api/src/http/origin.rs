@@ -16,7 +16,9 @@
 //!   an attacker pointed at 127.0.0.1 (DNS rebinding) is then same-origin for
 //!   the browser, so the `Host` it sends must be a loopback name (`localhost`,
 //!   an IPv4 or IPv6 loopback address), else the request is refused. `Host`
-//!   is one of the headers a page cannot set.
+//!   is one of the headers a page cannot set, and one a browser always sends:
+//!   a request that names no host (HTTP/1.0 without `Host`, which HTTP/1.1's
+//!   parser already refuses) is no browser's, so it is served.
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HOST, ORIGIN};
@@ -51,11 +53,13 @@ where
 
 fn admit(request: &ServiceRequest, policy: OriginPolicy) -> Result<(), ApiError> {
     let host = request_host(request);
-    if policy.loopback_hosts_only && !host.as_deref().is_some_and(names_loopback) {
+    if let Some(refused) = host
+        .as_deref()
+        .filter(|host| policy.loopback_hosts_only && !names_loopback(host))
+    {
         return Err(ApiError::Forbidden(format!(
-            "Host {} is refused: without authentication this server answers only to a loopback \
-             name or address (localhost, 127.0.0.0/8, [::1])",
-            host.as_deref().unwrap_or("(none)")
+            "Host {refused} is refused: without authentication this server answers only to a \
+             loopback name or address (localhost, 127.0.0.0/8, [::1])"
         )));
     }
     let safe = matches!(
@@ -89,7 +93,9 @@ fn admit(request: &ServiceRequest, policy: OriginPolicy) -> Result<(), ApiError>
 
 /// The host the client asked for: the request target's authority when it has
 /// one (an absolute-form target, or HTTP/2), which RFC 9112 §3.2.2 says a
-/// server uses instead of `Host`; else the `Host` header.
+/// server uses instead of `Host`; else the `Host` header, its bytes that are
+/// not text replaced (so such a host names no loopback host and no origin);
+/// `None` when the request names none.
 fn request_host(request: &ServiceRequest) -> Option<String> {
     request
         .uri()
@@ -99,8 +105,7 @@ fn request_host(request: &ServiceRequest) -> Option<String> {
             request
                 .headers()
                 .get(HOST)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned)
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
         })
 }
 

@@ -6,7 +6,8 @@
 //!
 //! - an empty value (`?startDate=`) is an absent one;
 //! - text holds no control character and has a length bound;
-//! - an id is 1 to 64 characters of `A-Z a-z 0-9 - _`;
+//! - a wallet id is 1 to 64 characters of `A-Z a-z 0-9 - _`, an owner id 1 to
+//!   255 of `A-Z a-z 0-9 - _ . @ : | +` (percent-encoded: `auth0%7C123`);
 //! - an integer is decimal digits within its range;
 //! - a decimal is digits with an optional fraction (`10.50`);
 //! - a date is RFC 3339 (`2026-11-30T12:00:00Z`) or a day (`2026-11-30`): a
@@ -29,7 +30,7 @@ use rust_decimal::Decimal;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{RefOr, Required};
-use wallet_domain::{OwnerId, WalletId, IDENTIFIER_LENGTH_MAX};
+use wallet_domain::{IdentifierRule, OwnerId, WalletId};
 
 /// A day of the proleptic Gregorian calendar, `yyyy-mm-dd`: each day in its
 /// month, 29 February in leap years only (every fourth year, but not a
@@ -96,10 +97,6 @@ fn decimal_pattern() -> String {
     )
 }
 
-fn id_pattern() -> String {
-    format!("^[A-Za-z0-9_-]{{1,{IDENTIFIER_LENGTH_MAX}}}$")
-}
-
 /// A query parameter refused, naming the parameter and what it accepts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
@@ -154,8 +151,9 @@ pub fn text<'raw>(
     Ok(Some(raw))
 }
 
-fn id_form() -> String {
-    format!("an id of 1 to {IDENTIFIER_LENGTH_MAX} characters of A-Z a-z 0-9 - _")
+/// What an id `rule` accepts, in a refusal's words.
+fn id_form(rule: &IdentifierRule) -> String {
+    format!("an id of {}", rule.described())
 }
 
 /// A wallet id.
@@ -164,7 +162,7 @@ pub fn wallet_id(
     raw: &Option<String>,
 ) -> Result<Option<WalletId>, QueryError> {
     present(raw)
-        .map(|raw| WalletId::parse(raw).map_err(|_| invalid(parameter, id_form())))
+        .map(|raw| WalletId::parse(raw).map_err(|_| invalid(parameter, id_form(&WalletId::RULE))))
         .transpose()
 }
 
@@ -174,7 +172,7 @@ pub fn owner_id(
     raw: &Option<String>,
 ) -> Result<Option<OwnerId>, QueryError> {
     present(raw)
-        .map(|raw| OwnerId::parse(raw).map_err(|_| invalid(parameter, id_form())))
+        .map(|raw| OwnerId::parse(raw).map_err(|_| invalid(parameter, id_form(&OwnerId::RULE))))
         .transpose()
 }
 
@@ -356,7 +354,10 @@ pub fn ordered<T: PartialOrd>(
 pub enum Kind {
     /// Free text of at most this many characters.
     Text(usize),
+    /// A wallet id ([`wallet_id`]).
     Id,
+    /// An owner id ([`owner_id`]).
+    OwnerId,
     Date,
     Decimal,
     Integer(Bounds),
@@ -399,7 +400,8 @@ fn schema(kind: Kind) -> Schema {
         Kind::Text(length_max) => string(Some(r"^[^\u0000-\u001F\u007F-\u009F]*$".to_owned()))
             .max_length(Some(length_max))
             .into(),
-        Kind::Id => or_empty(string(Some(id_pattern())).into()),
+        Kind::Id => or_empty(string(Some(WalletId::RULE.pattern())).into()),
+        Kind::OwnerId => or_empty(string(Some(OwnerId::RULE.pattern())).into()),
         Kind::Date => or_empty(
             string(Some(DATE_PATTERN.to_owned()))
                 .description(Some(DATE_YEARS))

@@ -165,8 +165,8 @@ pub struct SearchParams {
 const SEARCH_FILTERS: [Spec; 7] = [
     Spec {
         name: "ownerId",
-        description: "Only transactions of this owner's wallets.",
-        kind: Kind::Id,
+        description: "Only transactions of this owner's wallets (percent-encoded: a `+` as %2B, as a bare `+` reads as a space).",
+        kind: Kind::OwnerId,
     },
     Spec {
         name: "walletId",

@@ -59,8 +59,8 @@ const LIST_PARAMS: [Spec; 3] = [
     },
     Spec {
         name: "ownerId",
-        description: "Only this owner's wallets.",
-        kind: Kind::Id,
+        description: "Only this owner's wallets (percent-encoded: a `+` as %2B, as a bare `+` reads as a space).",
+        kind: Kind::OwnerId,
     },
 ];
 

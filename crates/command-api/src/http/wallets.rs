@@ -11,7 +11,7 @@ use super::as_of::WalletAsOfParams;
 use super::audit_trail::WalletReadResponse;
 use super::auth::{authorize_call, authorize_on_wallet, refused, Caller};
 use super::body::{read_body, JsonObject};
-use super::context::request_context;
+use super::context::{request_context, undecided_context};
 use super::disclosure::{disclose, ReplyShape};
 use super::dto::{
     render_hold, render_outcome, render_transfer, AmountRequest, CreateWalletRequest, EmptyRequest,
@@ -59,6 +59,39 @@ pub async fn run(
         response.insert_header(("Idempotent-Replayed", "true"));
     }
     Ok(response.body(reply.body))
+}
+
+/// What a command's lookup of its wallet or hold found. A 404 (none such, or
+/// another owner's) is 422 instead when the request's `Idempotency-Key` was
+/// used already: a reused key is refused whatever the target, as it is when
+/// the rules refuse a command on an unknown wallet (h104 F5). The answer
+/// depends on the caller's own keys only, so it tells nothing of the target.
+pub async fn target_of_command<T>(
+    state: &AppState,
+    request: &HttpRequest,
+    found: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    match found {
+        Err(refusal @ ApiError::NotFound(_)) => {
+            let context = undecided_context(request)?;
+            state.wallets.refuse_reused_key(&context).await?;
+            Err(refusal)
+        }
+        found => found,
+    }
+}
+
+/// Refuses unless `caller` may run a command doing `action` on `wallet_id`
+/// ([`authorize_on_wallet`], its 404 judged by [`target_of_command`]).
+pub async fn authorize_command_on_wallet(
+    state: &AppState,
+    request: &HttpRequest,
+    caller: &Caller,
+    wallet_id: &WalletId,
+    action: fn(Option<&str>) -> Action<'_>,
+) -> Result<(), ApiError> {
+    let authorized = authorize_on_wallet(state, caller, wallet_id, action).await;
+    target_of_command(state, request, authorized).await
 }
 
 pub async fn json_body(
@@ -136,7 +169,7 @@ async fn amount_operation(
     operation: fn(WalletId, Amount, Option<Description>) -> WalletOperation,
 ) -> Result<HttpResponse, ApiError> {
     let wallet_id = path::wallet_id(&path)?;
-    authorize_on_wallet(&state, &caller, &wallet_id, action).await?;
+    authorize_command_on_wallet(&state, &request, &caller, &wallet_id, action).await?;
     let body = json_body(&request, payload, AmountRequest::FIELDS).await?;
     let AmountRequest {
         amount,
@@ -241,7 +274,7 @@ pub async fn transfer(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let from_wallet_id = path::wallet_id_named("fromWalletId", &path)?;
-    authorize_on_wallet(&state, &caller, &from_wallet_id, |owner_id| {
+    authorize_command_on_wallet(&state, &request, &caller, &from_wallet_id, |owner_id| {
         Action::MoveOut { owner_id }
     })
     .await?;
@@ -301,7 +334,7 @@ async fn status_operation(
     operation: fn(WalletId) -> WalletOperation,
 ) -> Result<HttpResponse, ApiError> {
     let wallet_id = path::wallet_id(&path)?;
-    authorize_on_wallet(&state, &caller, &wallet_id, action).await?;
+    authorize_command_on_wallet(&state, &request, &caller, &wallet_id, action).await?;
     optional_json_body(&request, payload, &[]).await?;
     run(&state, &request, &caller, operation(wallet_id)).await
 }

@@ -604,8 +604,44 @@ impl WalletService {
         let Some(claim) = &context.idempotency else {
             return Err(error);
         };
+        match self.earlier_use(claim).await? {
+            EarlierUse::Nobody => Err(error),
+            EarlierUse::This(stored) => replay_stored(stored, claim),
+            EarlierUse::Another => Err(ServiceError::IdempotencyKeyReused(claim.key.clone())),
+        }
+    }
+
+    /// Refuses a command that cannot be decided, its wallet or hold being
+    /// unknown to its caller (none such, or another owner's), when its
+    /// `Idempotency-Key` was used already: a reused key is 422 whatever the
+    /// target, as for a command the rules refuse ([`Self::replay_or`]). No
+    /// kept answer can be this request's (a refusal keeps none, and a wallet
+    /// or a hold, once there, stays), so any earlier use is another request's.
+    ///
+    /// # Errors
+    /// [`ServiceError::IdempotencyKeyReused`] when the key was used;
+    /// the store's or the journal's error when they cannot say.
+    pub async fn refuse_reused_key(&self, context: &RequestContext) -> Result<(), ServiceError> {
+        let Some(claim) = &context.idempotency else {
+            return Ok(());
+        };
+        match self.earlier_use(claim).await? {
+            EarlierUse::Nobody => Ok(()),
+            EarlierUse::This(_) | EarlierUse::Another => {
+                Err(ServiceError::IdempotencyKeyReused(claim.key.clone()))
+            }
+        }
+    }
+
+    /// Who used `claim`'s key before: the one place that reads it, for a
+    /// refused command and for one that cannot be decided.
+    async fn earlier_use(&self, claim: &IdempotencyClaim) -> Result<EarlierUse, ServiceError> {
         if let Some(stored) = self.store.find_idempotent_response(&claim.key).await? {
-            return replay_stored(stored, claim);
+            return Ok(if stored.request_fingerprint == claim.fingerprint {
+                EarlierUse::This(stored)
+            } else {
+                EarlierUse::Another
+            });
         }
         // With the transfer process, a transfer's key, or another command's
         // claim, is in its journal (h102 F2: a refusal was answered instead).
@@ -614,10 +650,10 @@ impl WalletService {
                 .key_held_by_another(&claim.key, &claim.fingerprint)
                 .await?
             {
-                return Err(ServiceError::IdempotencyKeyReused(claim.key.clone()));
+                return Ok(EarlierUse::Another);
             }
         }
-        Err(error)
+        Ok(EarlierUse::Nobody)
     }
 
     /// Frees the key this request claimed in the transfer journal, the
@@ -1096,6 +1132,16 @@ fn appended_events(streams: &[StreamAppend]) -> Vec<(WalletId, RecentEvents)> {
             (stream.wallet_id.clone(), recent)
         })
         .collect()
+}
+
+/// Who used an idempotency key before the request that carries it.
+enum EarlierUse {
+    /// Nobody: the key is free.
+    Nobody,
+    /// This very request, whose answer is kept.
+    This(IdempotentResponse),
+    /// Another request.
+    Another,
 }
 
 fn replay_stored(

@@ -732,3 +732,65 @@ async fn a_long_historys_audit_trail_is_its_newest_events() {
     assert_eq!(read["auditTrailTruncated"], true);
     app.stop().await;
 }
+
+/// `wallex_http_requests_total` for `route` and `status` as `/metrics` shows it
+/// now (0 when it shows none).
+async fn requests_counted(app: &TestApp, route: &str, status: u16) -> u64 {
+    let metrics = app
+        .get("/metrics")
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    let series = format!("wallex_http_requests_total{{route=\"{route}\",status=\"{status}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .map_or(0, |count| count.parse().expect("a count"))
+}
+
+/// A request refused at the front door (a `Host` that is not loopback when
+/// open, a cross-origin command, a malformed `X-Correlation-Id`) is counted as
+/// every other answer is, by its route, or `unmatched` (h104 F4).
+#[tokio::test]
+async fn requests_refused_at_the_front_door_are_counted() {
+    let app = spawn_app().await;
+    assert_eq!(app.create_wallet("w", "o", json!(1)).await.status(), 201);
+    let refusals = [
+        (
+            app.get("/health").header("host", "attacker.example"),
+            "/health",
+            403,
+        ),
+        (
+            app.get("/nowhere").header("host", "attacker.example"),
+            "unmatched",
+            403,
+        ),
+        (
+            app.post("/wallets/w/credit")
+                .header("origin", "http://attacker.example")
+                .json(&json!({"amount": 1})),
+            "/wallets/{walletId}/credit",
+            403,
+        ),
+        (
+            app.get("/wallets/w")
+                .header("x-correlation-id", "two words"),
+            "/wallets/{walletId}",
+            400,
+        ),
+    ];
+    for (request, route, status) in refusals {
+        let before = requests_counted(&app, route, status).await;
+        assert_eq!(request.send().await.expect("sent").status(), status);
+        assert_eq!(
+            requests_counted(&app, route, status).await,
+            before + 1,
+            "{route} {status}"
+        );
+    }
+    app.stop().await;
+}

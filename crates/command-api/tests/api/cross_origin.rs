@@ -1,11 +1,33 @@
 //! Requests a browser sends for a page of another site are refused and change
 //! nothing; the server's own origin and clients without `Origin` are served.
 
+use std::time::Duration;
+
 use serde_json::json;
 
-use crate::helpers::{error_message, json_of, spawn_app, spawn_auth_app, token};
+use crate::helpers::{answer_to_raw, error_message, json_of, spawn_app, spawn_auth_app, token};
 
 const ATTACKER: &str = "http://attacker.example";
+/// How long a raw HTTP/1.0 request may take to be answered, in ms.
+const RAW_ANSWER_WAIT_MS: u64 = 5_000;
+
+/// The status and body of `head` (a whole HTTP/1.0 request head) sent raw.
+async fn raw_http_1_0(address: &str, head: &str) -> (u16, serde_json::Value) {
+    let (answer, _) = answer_to_raw(
+        address,
+        |_| head.to_owned(),
+        Duration::from_millis(RAW_ANSWER_WAIT_MS),
+    )
+    .await;
+    let (status_line, rest) = answer.split_once("\r\n").expect("a status line");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .expect("a status");
+    let (_, body) = rest.split_once("\r\n\r\n").expect("a head and a body");
+    (status, serde_json::from_str(body).expect("a JSON body"))
+}
 
 #[tokio::test]
 async fn a_command_from_another_origin_is_refused_and_changes_nothing() {
@@ -97,6 +119,42 @@ async fn without_authentication_a_host_that_is_not_loopback_is_refused() {
             .expect("sent");
         assert_eq!(response.status(), 200, "{host}");
     }
+    app.stop().await;
+}
+
+/// A browser always sends `Host`, so a request without one (HTTP/1.0, which
+/// has none) is no DNS-rebinding page's: served, while a `Host` sent and not
+/// loopback is still refused (h104 F3).
+#[tokio::test]
+async fn without_authentication_a_request_naming_no_host_is_served() {
+    let app = spawn_app().await;
+    assert_eq!(app.create_wallet("w", "o", json!(5)).await.status(), 201);
+    let (status, health) = raw_http_1_0(&app.address, "GET /health HTTP/1.0\r\n\r\n").await;
+    assert_eq!(status, 200, "{health}");
+    let (status, wallet) = raw_http_1_0(&app.address, "GET /wallets/w HTTP/1.0\r\n\r\n").await;
+    assert_eq!(
+        (status, wallet["balance"].to_string()),
+        (200, "5.00".to_owned()),
+        "{wallet}"
+    );
+    let (status, body) = raw_http_1_0(
+        &app.address,
+        "POST /wallets/w/credit HTTP/1.0\r\nContent-Type: application/json\r\n\
+         Content-Length: 12\r\n\r\n{\"amount\":1}",
+    )
+    .await;
+    assert_eq!(
+        (status, body["balance"].to_string()),
+        (201, "6.00".to_owned()),
+        "{body}"
+    );
+    let (status, body) = raw_http_1_0(
+        &app.address,
+        "GET /health HTTP/1.0\r\nHost: attacker.example\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(error_message(&body, 403).contains("loopback"), "{body}");
     app.stop().await;
 }
 

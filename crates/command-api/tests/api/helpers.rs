@@ -1,10 +1,13 @@
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use command_api::config::TransferMode;
 use command_api::{Application, Config};
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 pub struct TestApp {
@@ -128,7 +131,7 @@ pub async fn spawn_app_with_key_file(key_file: &Path) -> TestApp {
 pub fn token(sub: &str, scope: &str) -> String {
     let claims = identity::Claims {
         aud: Some(AUTH_AUDIENCE.into()),
-        ..identity::Claims::new(sub, scope, std::time::Duration::from_secs(3600))
+        ..identity::Claims::new(sub, scope, Duration::from_secs(3600))
     };
     identity::mint_hs256(AUTH_SECRET.as_bytes(), &claims).expect("token")
 }
@@ -281,4 +284,28 @@ pub fn restore_event_log(from: &std::path::Path, to: &std::path::Path) {
     let restored = to.join("events.db.restored");
     std::fs::copy(from.join("events.db"), &restored).expect("copy the event log back");
     std::fs::rename(&restored, to.join("events.db")).expect("restore the event log");
+}
+
+/// Sends the bytes `request(authority)` makes on a new connection; returns
+/// all the server answered until it closed it (within `limit`), and how
+/// long that took from the send.
+pub async fn answer_to_raw(
+    address: &str,
+    request: impl FnOnce(&str) -> String,
+    limit: Duration,
+) -> (String, Duration) {
+    let authority = address.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(authority).await.expect("connected");
+    let head = request(authority);
+    let started = Instant::now();
+    stream.write_all(head.as_bytes()).await.expect("written");
+    let mut answer = Vec::new();
+    tokio::time::timeout(limit, stream.read_to_end(&mut answer))
+        .await
+        .expect("the server answered and closed the connection within the limit")
+        .expect("read");
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
 }

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{error_message, json_of, spawn_app, without_audit_trail, TestApp};
+use crate::helpers::{
+    error_message, json_of, spawn_app, spawn_auth_app, token, without_audit_trail, TestApp,
+};
 
 /// Polls of a wallet while waiting for the expiry sweeper, at most.
 const SWEEP_WAIT_POLLS_MAX: usize = 50;
@@ -785,6 +787,103 @@ async fn a_capture_and_a_void_with_a_key_are_answered_once_and_the_key_is_theirs
     )
     .await;
     assert_eq!((status, error_message(&body, 422).is_empty()), (422, false));
+    app.stop().await;
+}
+
+/// The status of POST `path` with `body`, `Idempotency-Key: key` and,
+/// when given, the bearer token `bearer`.
+async fn keyed_status(
+    app: &TestApp,
+    path: &str,
+    key: &str,
+    body: Value,
+    bearer: Option<&str>,
+) -> (u16, Value) {
+    let mut request = app.post(path).header("Idempotency-Key", key).json(&body);
+    if let Some(bearer) = bearer {
+        request = request.bearer_auth(bearer);
+    }
+    json_of(request.send().await.expect("sent")).await
+}
+
+/// A key used already is 422 on a hold route whatever the target, an unknown
+/// hold or wallet included, as on the wallet routes; an unused key on an
+/// unknown target is still its 404 (h104 F5).
+#[tokio::test]
+async fn a_reused_key_is_422_on_a_hold_route_whatever_the_target() {
+    let app = app_with_a_hold().await;
+    place(&app, "w", json!({"amount": 5, "holdId": "h-2"})).await;
+    let (status, body) = keyed_status(&app, "/holds/h-1/void", "k2", json!({}), None).await;
+    assert_eq!(status, 201, "{body}");
+    for (path, body) in [
+        ("/holds/h-2/void", json!({})),
+        ("/holds/no-such-hold/void", json!({})),
+        ("/holds/no-such-hold/capture", json!({"amount": 1})),
+        ("/wallets/no-such-wallet/holds", json!({"amount": 1})),
+        ("/wallets/no-such-wallet/credit", json!({"amount": 1})),
+    ] {
+        let (status, answer) = keyed_status(&app, path, "k2", body, None).await;
+        assert_eq!(status, 422, "{path}: {answer}");
+        assert!(error_message(&answer, 422).contains("k2"), "{answer}");
+    }
+    let (status, body) =
+        keyed_status(&app, "/holds/no-such-hold/void", "unused", json!({}), None).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = read(&app, "/holds/h-2").await;
+    assert_eq!(body["status"], "PENDING", "{status} {body}");
+    app.stop().await;
+}
+
+/// So it is for an end user, whose unknown and other owners' wallets and
+/// holds answer 404 before anything else: the 422 says only that its own key
+/// was used, nothing of the target.
+#[tokio::test]
+async fn a_reused_key_is_422_for_an_end_user_on_a_target_it_cannot_see() {
+    let app = spawn_auth_app(1_000, 1_000).await;
+    let admin = token("admin-1", "admin");
+    let user = token("user-1", "wallets");
+    for (wallet, owner) in [("mine", "user-1"), ("theirs", "user-2")] {
+        let (status, body) = keyed_status(
+            &app,
+            "/wallets",
+            &format!("create-{wallet}"),
+            json!({"walletId": wallet, "ownerId": owner, "initialBalance": 50}),
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = keyed_status(
+        &app,
+        "/wallets/theirs/holds",
+        "theirs-hold",
+        json!({"amount": 5, "holdId": "their-hold"}),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = keyed_status(
+        &app,
+        "/wallets/mine/debit",
+        "k",
+        json!({"amount": 1}),
+        Some(&user),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    for (path, body) in [
+        ("/wallets/no-such-wallet/holds", json!({"amount": 1})),
+        ("/wallets/theirs/holds", json!({"amount": 1})),
+        ("/holds/no-such-hold/void", json!({})),
+        ("/holds/their-hold/void", json!({})),
+        ("/holds/their-hold/capture", json!({})),
+        ("/wallets/no-such-wallet/debit", json!({"amount": 1})),
+    ] {
+        let (status, answer) = keyed_status(&app, path, "k", body.clone(), Some(&user)).await;
+        assert_eq!(status, 422, "{path}: {answer}");
+        let (status, answer) = keyed_status(&app, path, "unused", body, Some(&user)).await;
+        assert_eq!(status, 404, "{path}: {answer}");
+    }
     app.stop().await;
 }
 

@@ -2,13 +2,13 @@
 //! in every notation, repeated keys, control characters in text and headers;
 //! a body that does not arrive is a 408.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use crate::helpers::{error_message, json_of, spawn_app, spawn_app_with_body_read_timeout};
+use crate::helpers::{
+    answer_to_raw, error_message, json_of, spawn_app, spawn_app_with_body_read_timeout,
+};
 
 /// The body read limit of the 408 test's server, in seconds.
 const TEST_BODY_READ_TIMEOUT_SECONDS: u64 = 1;
@@ -553,30 +553,6 @@ async fn answer_to_a_chunked_body_cut_short(
         Duration::from_secs(TEST_BODY_READ_TIMEOUT_SECONDS + BODY_TIMEOUT_SLACK_SECONDS),
     )
     .await
-}
-
-/// Sends the bytes `request(authority)` makes on a new connection; returns
-/// all the server answered until it closed it (within `limit`), and how
-/// long that took from the send.
-async fn answer_to_raw(
-    address: &str,
-    request: impl FnOnce(&str) -> String,
-    limit: Duration,
-) -> (String, Duration) {
-    let authority = address.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(authority).await.expect("connected");
-    let head = request(authority);
-    let started = Instant::now();
-    stream.write_all(head.as_bytes()).await.expect("written");
-    let mut answer = Vec::new();
-    tokio::time::timeout(limit, stream.read_to_end(&mut answer))
-        .await
-        .expect("the server answered and closed the connection within the limit")
-        .expect("read");
-    (
-        String::from_utf8_lossy(&answer).into_owned(),
-        started.elapsed(),
-    )
 }
 
 #[tokio::test]

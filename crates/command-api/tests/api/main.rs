@@ -15,6 +15,7 @@ mod holds;
 mod idempotency;
 mod input;
 mod ledger;
+mod owner_ids;
 mod projection_lag;
 mod query_parameters;
 mod restart;
