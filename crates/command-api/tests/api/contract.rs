@@ -351,14 +351,7 @@ async fn operations_endpoints_answer() {
         );
     }
     app.create_wallet("w", "o", json!(1)).await;
-    let metrics = app
-        .get("/metrics")
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     assert!(metrics.contains("wallex_http_requests_total"), "{metrics}");
     // A trailing slash is the path without it, as on the seed's Express router.
     let (status, body) = app
@@ -736,14 +729,7 @@ async fn a_long_historys_audit_trail_is_its_newest_events() {
 /// `wallex_http_requests_total` for `route` and `status` as `/metrics` shows it
 /// now (0 when it shows none).
 async fn requests_counted(app: &TestApp, route: &str, status: u16) -> u64 {
-    let metrics = app
-        .get("/metrics")
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     let series = format!("wallex_http_requests_total{{route=\"{route}\",status=\"{status}\"}} ");
     metrics
         .lines()

@@ -95,14 +95,7 @@ async fn a_newer_schema_version_is_parked_by_every_sink_shown_in_health_and_repl
         })
     );
     assert_eq!(app.balance_text("b").await, "15.00", "wallet b flows");
-    let metrics = app
-        .get("/metrics")
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     for sink in ["ledger", "read-model", "search-index"] {
         for line in [
             format!("wallex_relay_dead_letters{{sink=\"{sink}\"}} 1"),

@@ -234,6 +234,17 @@ impl TestApp {
         let body: Value = response.json().await.expect("json");
         body["balance"].to_string()
     }
+
+    /// The Prometheus text `/metrics` shows now.
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics")
+            .send()
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .expect("text")
+    }
 }
 
 /// Asserts the seed's error body and returns its message.

@@ -5,22 +5,12 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::spawn_app;
 
 /// The projections get this long to take two events.
 const CATCH_UP_TIMEOUT_MS: u64 = 10_000;
 const POLL_INTERVAL_MS: u64 = 50;
 const SINKS: [&str; 3] = ["ledger", "read-model", "search-index"];
-
-async fn metrics(app: &TestApp) -> String {
-    app.get("/metrics")
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text")
-}
 
 fn count_line(sink: &str, events: u64) -> String {
     format!("wallex_relay_event_lag_seconds_count{{sink=\"{sink}\"}} {events}")
@@ -33,7 +23,7 @@ async fn every_projection_observes_the_lag_of_each_event_it_took() {
     assert_eq!(app.credit("lag", json!(5)).await.status(), 201);
 
     let deadline = tokio::time::Instant::now() + Duration::from_millis(CATCH_UP_TIMEOUT_MS);
-    let mut exposition = metrics(&app).await;
+    let mut exposition = app.metrics().await;
     while !SINKS
         .iter()
         .all(|sink| exposition.contains(&count_line(sink, 2)))
@@ -43,7 +33,7 @@ async fn every_projection_observes_the_lag_of_each_event_it_took() {
             "two events observed by every projection in:\n{exposition}"
         );
         tokio::time::sleep(Duration::from_millis(POLL_INTERVAL_MS)).await;
-        exposition = metrics(&app).await;
+        exposition = app.metrics().await;
     }
     for sink in SINKS {
         // Both events were taken well within the 30 s bucket, none beyond.
