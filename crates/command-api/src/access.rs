@@ -12,7 +12,7 @@
 //! Anything else (a production backend or a non-loopback `HOST` without
 //! authentication) refuses to start, naming the variables to set.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, ToSocketAddrs};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -97,8 +97,22 @@ impl AccessPlan {
     /// reach every wallet. Not on another address: there a gateway in front
     /// names the service as it likes, and authenticates.
     pub fn loopback_hosts_only(&self) -> bool {
-        !self.access.verifies() && is_loopback(&self.host)
+        !self.access.verifies() && listens_on_loopback_only(&self.host)
     }
+}
+
+/// Whether a server listening on `host` is reachable from this machine
+/// only: `host` is [`is_loopback`], or every address the resolver gives for
+/// it is a loopback one (`127.1`, `0x7f.1`, a name `/etc/hosts` maps to
+/// 127.0.0.1: the socket binds what the resolver answers, not the text, so
+/// judging the text alone left the `Host` guard off on such a listener,
+/// h106 F3). A name that does not resolve is not.
+pub(crate) fn listens_on_loopback_only(host: &str) -> bool {
+    is_loopback(host)
+        || (host, 0).to_socket_addrs().is_ok_and(|addresses| {
+            let mut addresses = addresses.peekable();
+            addresses.peek().is_some() && addresses.all(|address| address.ip().is_loopback())
+        })
 }
 
 /// Whether `host` (a name or an address, without a port) is this machine's
@@ -185,7 +199,7 @@ impl Access {
             .host
             .clone()
             .unwrap_or_else(|| LOOPBACK_ADDRESS.into());
-        if !is_loopback(&host) {
+        if !listens_on_loopback_only(&host) {
             return Err(AccessConfigError::AuthenticationRequired {
                 reason: format!(
                     "HOST={host} is not a loopback address (127.0.0.1, ::1 without brackets, or localhost)"
@@ -307,6 +321,11 @@ mod tests {
             ..config()
         };
         assert!(Access::from_config(&localhost).is_ok());
+        let short = Config {
+            host: Some("127.1".into()),
+            ..config()
+        };
+        assert!(Access::from_config(&short).is_ok(), "127.1 is 127.0.0.1");
         let anywhere = Config {
             host: Some("0.0.0.0".into()),
             ..config()
@@ -325,6 +344,15 @@ mod tests {
         none_on_loopback.auth.switch = Some(AuthSwitch::Off);
         none_on_loopback.host = Some("127.0.0.1".into());
         assert!(plan(none_on_loopback.clone()).loopback_hosts_only());
+        // Written as the resolver reads it, not as an address Rust parses.
+        for short in ["127.1", "0x7f.1", "localhost"] {
+            let mut none_on_short_loopback = none_on_loopback.clone();
+            none_on_short_loopback.host = Some(short.into());
+            assert!(
+                plan(none_on_short_loopback).loopback_hosts_only(),
+                "{short}"
+            );
+        }
         let mut none_anywhere = none_on_loopback.clone();
         none_anywhere.host = Some("0.0.0.0".into());
         assert!(
