@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use actix_web::http::header::ContentType;
+use actix_web::http::Version;
 use actix_web::web::{self, Bytes};
-use actix_web::HttpResponse;
+use actix_web::{HttpRequest, HttpResponse};
 
 use futures::Stream;
 use read_model::{ReadModel, WalletListQuery, WalletView, LIST_LIMIT_MAX};
@@ -27,8 +28,11 @@ pub const LIST_CATCH_UP_WAIT_MS: u64 = 2_000;
 
 /// Wallets read from the read model at a time when a list without `limit`
 /// sends every wallet: the body is sent page by page, so the server holds
-/// one page of this many wallets in memory however many there are.
-pub const EVERY_WALLET_PAGE_WALLETS: usize = LIST_LIMIT_MAX;
+/// one page of this many wallets (about 250 KiB of JSON) per list being
+/// sent, however many wallets there are and however slowly the client
+/// reads. As the default page of the seed's list was, so a list that fits
+/// in it is one body of known length.
+pub const EVERY_WALLET_PAGE_WALLETS: usize = 1_000;
 
 /// Paging and filter of the wallet list, as text.
 #[derive(Debug, Deserialize)]
@@ -102,7 +106,8 @@ impl ListParams {
     params(ListParams),
     responses(
         (status = 200, description = "Wallets: every one without `limit` (a list longer than \
-                                      10000 wallets is sent in chunks as it is read; a read \
+                                      1000 wallets is sent in chunks as it is read, or over \
+                                      HTTP/1.0 until the connection closes; a read \
                                       that fails after the first chunk closes the connection \
                                       before the array's end, so a cut list never reads as \
                                       whole), one page with it", body = [WalletResponse],
@@ -115,6 +120,7 @@ impl ListParams {
     )
 )]
 pub async fn list_wallets(
+    request: HttpRequest,
     caller: Caller,
     params: web::Query<ListParams>,
     state: web::Data<AppState>,
@@ -134,10 +140,20 @@ pub async fn list_wallets(
     match extent {
         Extent::Page(limit) => Ok(page(&freshness, &first, limit, params.owner_id.as_deref())),
         Extent::Every if !full => Ok(freshness.ok().json(responses(&first))),
-        Extent::Every => Ok(freshness
-            .ok()
-            .content_type(ContentType::json())
-            .streaming(every_wallet(Arc::clone(&state.read_model), query, first))),
+        Extent::Every => {
+            let mut builder = freshness.ok();
+            builder.content_type(ContentType::json());
+            // HTTP/1.0 has no chunked coding (RFC 9112 §6.1): the body ends
+            // where the server closes the connection.
+            let before_chunks = request.version() < Version::HTTP_11;
+            if before_chunks {
+                builder.force_close();
+            }
+            let mut response =
+                builder.streaming(every_wallet(Arc::clone(&state.read_model), query, first));
+            response.head_mut().no_chunking(before_chunks);
+            Ok(response)
+        }
     }
 }
 

@@ -2,8 +2,11 @@
 
 use serde_json::{json, Value};
 
+use std::time::Duration;
+
 use crate::helpers::{
-    error_message, json_of, spawn_app, spawn_app_with_redis_lock, without_audit_trail, TestApp,
+    answer_to_raw, error_message, json_of, spawn_app, spawn_app_with_redis_lock,
+    without_audit_trail, TestApp,
 };
 
 #[tokio::test]
@@ -156,6 +159,57 @@ async fn domain_refusals_map_to_the_seed_status_codes() {
     let (status, body) = json_of(app.wallet("missing").await).await;
     assert_eq!(status, 404);
     assert_eq!(error_message(&body, 404), "Wallet missing not found");
+    app.stop().await;
+}
+
+/// More wallets than one chunk of the whole list (`EVERY_WALLET_PAGE_WALLETS`).
+const WALLETS_PAST_ONE_CHUNK: usize = 1_001;
+/// Wallet creations sent at once while filling the list.
+const CREATIONS_IN_FLIGHT: usize = 50;
+
+/// The list without `limit` is every wallet even when it is sent in chunks:
+/// chunked over HTTP/1.1, and over HTTP/1.0, which has no chunked coding,
+/// as a body that ends where the server closes the connection.
+#[tokio::test]
+async fn the_whole_list_past_one_chunk_reads_as_one_array_over_http_1_1_and_1_0() {
+    let app = spawn_app().await;
+    let ids: Vec<String> = (0..WALLETS_PAST_ONE_CHUNK)
+        .map(|n| format!("w{n:05}"))
+        .collect();
+    for batch in ids.chunks(CREATIONS_IN_FLIGHT) {
+        let created =
+            futures::future::join_all(batch.iter().map(|id| app.create_wallet(id, "o", json!(1))))
+                .await;
+        assert!(created.iter().all(|response| response.status() == 201));
+    }
+    let listed = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .expect("array")
+            .iter()
+            .map(|w| w["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+
+    let chunked = app.get("/wallets").send().await.expect("sent");
+    assert_eq!(chunked.headers()["transfer-encoding"], "chunked");
+    let (status, list) = json_of(chunked).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed(&list), ids);
+
+    let (answer, _) = answer_to_raw(
+        &app.address,
+        |_| "GET /wallets HTTP/1.0\r\n\r\n".to_owned(),
+        Duration::from_secs(30),
+    )
+    .await;
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("transfer-encoding"),
+        "{head}"
+    );
+    let list: Value = serde_json::from_str(body).expect("the body is the JSON array alone");
+    assert_eq!(listed(&list), ids);
     app.stop().await;
 }
 
