@@ -141,7 +141,8 @@ pub struct Application {
     port: u16,
     shutdown: watch::Sender<bool>,
     background: Vec<JoinHandle<()>>,
-    /// Released once the relays have stopped (embedded only).
+    /// Released once the relays have stopped and the folder's files are
+    /// closed (embedded only).
     data_dir_lock: Option<embedded_sqlite::DataDirLock>,
 }
 
@@ -392,7 +393,12 @@ impl Application {
                 tracing::warn!("a relay did not stop in time");
             }
         }
-        drop(self.data_dir_lock);
+        // The HTTP workers and the pooled readers close their files on
+        // threads of their own, which may be after the server's stop has
+        // answered: the folder is handed over once they have.
+        if let Some(lock) = self.data_dir_lock {
+            lock.release_once_closed().await;
+        }
         tracing::info!("command-api stopped");
         served
     }

@@ -28,6 +28,12 @@ use std::path::{Path, PathBuf};
 /// decimal process id and a newline). Informational: the lock is on the
 /// folder, not on this file.
 pub const PID_FILE_NAME: &str = "wallex.pid";
+
+/// Longest wait of [`DataDirLock::release_once_closed`] for this process's
+/// files in the folder to close, in milliseconds.
+pub const FILES_CLOSE_WAIT_MS: u64 = 2_000;
+/// How often [`DataDirLock::release_once_closed`] looks, in milliseconds.
+const FILES_CLOSE_POLL_MS: u64 = 5;
 /// Where the process id is written before it is renamed to [`PID_FILE_NAME`].
 const PID_FILE_DRAFT_NAME: &str = "wallex.pid.draft";
 /// Permission bits of the pid file: anyone may read it, only its owner
@@ -102,6 +108,53 @@ impl Drop for DataDirLock {
 }
 
 impl DataDirLock {
+    /// Releases the folder once this process holds none of the files in it
+    /// open, waiting at most [`FILES_CLOSE_WAIT_MS`]; returns whether they
+    /// were all closed. Connections close on other threads as their last
+    /// owners drop them (a pooled reader on a blocking thread, an HTTP
+    /// worker's copy of the application's state), which may be after the
+    /// server has stopped; and SQLite's last connection of a file deletes
+    /// its `-wal` as it closes. A folder handed over before then (to the
+    /// next server in this process, or to a tool) could have the `-wal` its
+    /// new writer opened deleted under it, and every commit refused as if
+    /// the file had moved. Looks at this process's descriptors in
+    /// `/proc/self/fd` (Linux); where there is none, it waits for nothing.
+    pub async fn release_once_closed(self) -> bool {
+        let deadline =
+            tokio::time::Instant::now() + std::time::Duration::from_millis(FILES_CLOSE_WAIT_MS);
+        let closed = loop {
+            if self.files_open().is_empty() {
+                break true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    folder = %self.path.display(),
+                    open = ?self.files_open(),
+                    "files of the data folder still open as it is released"
+                );
+                break false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(FILES_CLOSE_POLL_MS)).await;
+        };
+        drop(self);
+        closed
+    }
+
+    /// The files in the folder (not the folder itself) this process has
+    /// open, by their paths; none when `/proc/self/fd` cannot be read.
+    fn files_open(&self) -> Vec<PathBuf> {
+        let Ok(folder) = self.path.canonicalize() else {
+            return Vec::new();
+        };
+        let Ok(descriptors) = std::fs::read_dir("/proc/self/fd") else {
+            return Vec::new();
+        };
+        descriptors
+            .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+            .filter(|target| target != &folder && target.starts_with(&folder))
+            .collect()
+    }
+
     /// Locks `folder` (an existing directory) for this process, without
     /// waiting, and records this process's id in it.
     ///

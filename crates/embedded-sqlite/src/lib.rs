@@ -523,7 +523,21 @@ pub const CHECKPOINT_INTERVAL_MS: u64 = 250;
 /// found damaged, and marks the damage a round meets ([`FilePlace`]).
 /// Dropping it stops the thread.
 struct Checkpointer {
-    _stop: std::sync::mpsc::SyncSender<()>,
+    stop: Option<std::sync::mpsc::SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Checkpointer {
+    /// Stops the thread and waits for it (at most the round it is in): its
+    /// connection and its copy of the writer's are closed when this returns.
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("a WAL checkpoint thread panicked");
+            }
+        }
+    }
 }
 
 impl Checkpointer {
@@ -536,7 +550,7 @@ impl Checkpointer {
         connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
         let (stop, stopped) = std::sync::mpsc::sync_channel::<()>(0);
         let name = path.display().to_string();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
                 // Rounds failed in a row: logged when the first fails and
@@ -572,7 +586,10 @@ impl Checkpointer {
                 }
             })
             .map_err(|error| SqliteError::Worker(error.to_string()))?;
-        Ok(Self { _stop: stop })
+        Ok(Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 }
 

@@ -90,6 +90,25 @@ pub struct EmbeddedEventStore {
     head: watch::Receiver<u64>,
     /// The newest events, which the log's readers get without a query.
     tail: Arc<Mutex<LogTail>>,
+    /// The writer thread, joined when the store is dropped.
+    writer: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for EmbeddedEventStore {
+    /// Ends the writer thread and waits for it: it ends once the queue has
+    /// no sender, after the group it commits, and closes its connection on
+    /// the way. A dropped store has closed `events.db` (the last connection
+    /// of a file deletes its `-wal`: one closing after the folder was handed
+    /// to another server would delete that server's).
+    fn drop(&mut self) {
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.appends, closed));
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                tracing::error!("the event store's writer thread panicked");
+            }
+        }
+    }
 }
 
 impl From<SqliteError> for StoreError {
@@ -132,7 +151,7 @@ impl EmbeddedEventStore {
         let (head_sender, head) = watch::channel(head_position);
         let tail = Arc::new(Mutex::new(LogTail::new(head_position)));
         let writer_tail = Arc::clone(&tail);
-        thread::Builder::new()
+        let writer = thread::Builder::new()
             .name("event-store-writer".into())
             .spawn(move || run_writer(connection, place, queue, head_sender, writer_tail))
             .map_err(|error| StoreError::Unavailable(error.to_string()))?;
@@ -141,6 +160,7 @@ impl EmbeddedEventStore {
             readers,
             head,
             tail,
+            writer: Some(writer),
         })
     }
 }
