@@ -314,11 +314,10 @@ async fn run_member(
     // Leaving the group blocks until the broker has been told (and the queued
     // commits were answered): off the runtime. A dead member's close is not
     // waited for: its replacement must not wait on a broker that fenced it.
-    let closing = tokio::task::spawn_blocking(move || drop(consumer));
-    if !matches!(outcome, Ok(MemberEnd::Fatal)) {
-        if let Err(error) = closing.await {
-            tracing::warn!(%error, "consumer did not close cleanly");
-        }
+    if matches!(outcome, Ok(MemberEnd::Fatal)) {
+        crate::closing::close_detached(consumer);
+    } else if let Err(error) = tokio::task::spawn_blocking(move || drop(consumer)).await {
+        tracing::warn!(%error, "consumer did not close cleanly");
     }
     tracing::info!(group = %config.group_id, handler = handler.name(), "consumer stopped");
     outcome
@@ -1040,7 +1039,7 @@ fn renew(client: &mut Arc<KafkaConsumer>, config: &ClientConfig) {
     match client_log::create(config) {
         Ok(fresh) => {
             let old = std::mem::replace(client, Arc::new(fresh));
-            tokio::task::spawn_blocking(move || drop(old));
+            crate::closing::close_detached(old);
         }
         Err(error) => {
             tracing::debug!(%error, "no new client for the lag refresh; the old one reads again")

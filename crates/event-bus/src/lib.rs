@@ -23,6 +23,7 @@
 mod backlog;
 mod checkpoint;
 mod client_log;
+mod closing;
 mod config;
 mod consumer;
 mod dlq;

@@ -156,8 +156,7 @@ impl KafkaProbe {
                     Arc::new(fresh),
                 );
                 tracing::info!("kafka probe client renewed after a probe that failed");
-                // Destroying a librdkafka client waits for its threads: off the runtime.
-                tokio::task::spawn_blocking(move || drop(stale));
+                crate::closing::close_detached(stale);
             }
             Err(error) => {
                 tracing::warn!(%error, "kafka probe client could not be renewed; keeping the old one");

@@ -129,11 +129,7 @@ impl KafkaPublisher {
                     fresh,
                 );
                 self.metrics.producers_renewed.inc();
-                // Destroying a librdkafka client waits for its threads: off the runtime.
-                match tokio::runtime::Handle::try_current() {
-                    Ok(runtime) => drop(runtime.spawn_blocking(move || drop(stale))),
-                    Err(_) => drop(stale),
-                }
+                crate::closing::close_detached(stale);
             }
             Err(error) => {
                 tracing::warn!(%error, "kafka producer could not be renewed; keeping the old one");
