@@ -109,8 +109,8 @@ impl Drop for DataDirLock {
 
 impl DataDirLock {
     /// Releases the folder once this process holds none of the files in it
-    /// open, waiting at most [`FILES_CLOSE_WAIT_MS`]; returns whether they
-    /// were all closed. Connections close on other threads as their last
+    /// open, waiting at most [`FILES_CLOSE_WAIT_MS`] (then it warns, naming
+    /// them, and releases it all the same). Connections close on other threads as their last
     /// owners drop them (a pooled reader on a blocking thread, an HTTP
     /// worker's copy of the application's state), which may be after the
     /// server has stopped; and SQLite's last connection of a file deletes
@@ -119,25 +119,24 @@ impl DataDirLock {
     /// new writer opened deleted under it, and every commit refused as if
     /// the file had moved. Looks at this process's descriptors in
     /// `/proc/self/fd` (Linux); where there is none, it waits for nothing.
-    pub async fn release_once_closed(self) -> bool {
+    pub async fn release_once_closed(self) {
         let deadline =
             tokio::time::Instant::now() + std::time::Duration::from_millis(FILES_CLOSE_WAIT_MS);
-        let closed = loop {
-            if self.files_open().is_empty() {
-                break true;
+        loop {
+            let open = self.files_open();
+            if open.is_empty() {
+                break;
             }
             if tokio::time::Instant::now() >= deadline {
                 tracing::warn!(
                     folder = %self.path.display(),
-                    open = ?self.files_open(),
+                    ?open,
                     "files of the data folder still open as it is released"
                 );
-                break false;
+                break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(FILES_CLOSE_POLL_MS)).await;
-        };
-        drop(self);
-        closed
+        }
     }
 
     /// The files in the folder (not the folder itself) this process has
