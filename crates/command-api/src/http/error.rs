@@ -22,7 +22,7 @@ use search_index::SearchIndexError;
 use serde::Serialize;
 use transfer_process::{JournalError, ProcessError};
 use utoipa::ToSchema;
-use wallet_domain::{DomainError, EventDecodeError, ValidationError};
+use wallet_domain::{refused_in_description, DomainError, EventDecodeError, ValidationError};
 
 use super::query::QueryError;
 use crate::access::AdmissionError;
@@ -419,7 +419,7 @@ impl ResponseError for ApiError {
                 tracing::error!(%cause, "request failed");
                 "Internal server error".to_owned()
             }
-            other => other.to_string(),
+            other => displayable(&other.to_string()),
         };
         let mut response = HttpResponse::build(status);
         match self {
@@ -455,9 +455,41 @@ impl ResponseError for ApiError {
     }
 }
 
+/// `message` with every character a description may not hold
+/// ([`refused_in_description`]: controls, line and paragraph separators,
+/// bidirectional overrides) written as `<U+XXXX>`: a message may quote a
+/// path id the client sent (a hold id stored before today's rules, a
+/// reference id), and a log viewer or page showing the error must not
+/// display it in another order than it was sent (CVE-2021-42574).
+fn displayable(message: &str) -> String {
+    if !message.chars().any(refused_in_description) {
+        return message.to_owned();
+    }
+    message
+        .chars()
+        .map(|character| {
+            if refused_in_description(character) {
+                format!("<U+{:04X}>", u32::from(character))
+            } else {
+                character.to_string()
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_shows_bidirectional_and_control_characters_as_code_points() {
+        assert_eq!(
+            displayable("Hold user\u{202E}gnp.exe not found"),
+            "Hold user<U+202E>gnp.exe not found"
+        );
+        assert_eq!(displayable("a\u{2028}b\u{7}c"), "a<U+2028>b<U+0007>c");
+        assert_eq!(displayable("Hold é-1 not found"), "Hold é-1 not found");
+    }
 
     /// The response to a store error, and its body as text.
     async fn answered(error: StoreError) -> (StatusCode, Option<String>, String) {

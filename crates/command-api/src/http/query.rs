@@ -26,11 +26,14 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use futures::future::LocalBoxFuture;
 use regex::Regex;
+use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{RefOr, Required};
 use wallet_domain::{IdentifierRule, OwnerId, WalletId};
+
+use super::number;
 
 /// A day of the proleptic Gregorian calendar, `yyyy-mm-dd`: each day in its
 /// month, 29 February in leap years only (every fourth year, but not a
@@ -59,9 +62,6 @@ pub const DATE_PATTERN: &str = concat!("^", calendar_day!(), "(", time_of_day!()
 pub const DECIMAL_INTEGER_DIGITS_MAX: usize = 16;
 /// Digits after the decimal point of a decimal parameter, at most.
 pub const DECIMAL_FRACTION_DIGITS_MAX: usize = 12;
-/// Digits of an integer parameter after its leading zeros, at most (more
-/// cannot be in range).
-pub const INTEGER_DIGITS_MAX: usize = 20;
 
 /// An RFC 3339 date-time with seconds and an offset, each field in its range
 /// as in [`DATE_PATTERN`].
@@ -90,6 +90,9 @@ pub fn instant(raw: &str) -> Option<DateTime<Utc>> {
         .filter(|at| (0..=INSTANT_YEAR_MAX).contains(&at.year()))
 }
 static DECIMAL: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(&decimal_pattern()).ok());
+/// A JSON number's text (RFC 8259 §6), but that leading zeros are allowed.
+static NUMBER: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$").ok());
 
 fn decimal_pattern() -> String {
     format!(
@@ -184,7 +187,10 @@ pub struct Bounds {
     pub max: u64,
 }
 
-/// An integer within `bounds`.
+/// An integer within `bounds`, written in any notation of a JSON number
+/// whose value is a whole number (`5`, `5.0`, `0.5e1`, leading zeros
+/// allowed), as the document's `"type": "integer"` admits (JSON Schema
+/// 2020-12 §6.1.1: a number with a zero fractional part is an integer).
 pub fn integer(
     parameter: &'static str,
     raw: &Option<String>,
@@ -193,13 +199,10 @@ pub fn integer(
     present(raw)
         .map(|raw| {
             Some(raw)
-                .filter(|raw| raw.bytes().all(|byte| byte.is_ascii_digit()))
-                .map(|digits| digits.trim_start_matches('0'))
-                .filter(|significant| significant.len() <= INTEGER_DIGITS_MAX)
-                .and_then(|significant| match significant {
-                    "" => Some(0),
-                    _ => significant.parse::<u64>().ok(),
-                })
+                .filter(|raw| matches(&NUMBER, raw))
+                .and_then(|raw| number::parse_exact(raw).ok())
+                .filter(|value| value.fract().is_zero())
+                .and_then(|value| value.to_u64())
                 .filter(|value| (bounds.min..=bounds.max).contains(value))
                 .ok_or_else(|| {
                     invalid(
@@ -668,8 +671,12 @@ mod tests {
             "6",
             "-1",
             "+1",
-            "1.0",
+            "1.5",
             "1e1",
+            "1.",
+            ".5",
+            "1e400",
+            "0.1e-400",
             "99999999999999999999999",
             " 1",
         ] {
@@ -681,6 +688,18 @@ mod tests {
             );
         }
         assert_eq!(integer("limit", &some("5"), ONE_TO_FIVE), Ok(Some(5)));
+        // Every notation of a whole number the schema's "integer" admits.
+        for raw in ["5.0", "5.000", "0.5e1", "5E0", "50e-1", "0.05e+2"] {
+            assert_eq!(
+                integer("limit", &some(raw), ONE_TO_FIVE),
+                Ok(Some(5)),
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            size("offset", &some("-0"), Bounds { min: 0, max: 9 }),
+            Ok(Some(0))
+        );
         // Leading zeros, however many, are the same number.
         let zeros = "0".repeat(40);
         assert_eq!(

@@ -399,6 +399,13 @@ async fn unknown_and_malformed_hold_ids_and_statuses_are_refused() {
         );
         assert_eq!(status, 404);
     }
+    // An id a page would show reversed is quoted by its code point.
+    let (status, body) = read(&app, "/holds/user%E2%80%AEgnp.exe").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(
+        error_message(&body, 404),
+        "Hold user<U+202E>gnp.exe not found"
+    );
     let long = "h".repeat(129);
     for (status, body) in [
         read(&app, &format!("/holds/{long}")).await,

@@ -279,3 +279,29 @@ async fn a_parameter_the_endpoint_does_not_document_is_refused_by_name_and_chang
         assert_eq!(status, 200, "{path}: {body}");
     }
 }
+
+#[tokio::test]
+async fn an_integer_is_read_in_every_notation_its_schema_admits() {
+    let app = spawn_app().await;
+    app.create_wallet("w", "o", json!(100)).await;
+    app.credit("w", json!(5)).await;
+    app.credit("w", json!(6)).await;
+    for limit in ["1", "1.0", "0.1e1", "1E0", "001"] {
+        let (status, body) = get(&app, &format!("/wallets/w/transactions?limit={limit}")).await;
+        assert_eq!(status, 200, "{limit}: {body}");
+        assert_eq!(
+            body["transactions"].as_array().map(Vec::len),
+            Some(1),
+            "{limit}: {body}"
+        );
+    }
+    let (status, body) = get(&app, "/wallets/w?version=2.0").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["balance"].to_string(), "105.00", "{body}");
+    for limit in ["1.5", "1e400", "1.", "-1"] {
+        assert_refused(
+            &get(&app, &format!("/wallets/w/transactions?limit={limit}")).await,
+            "limit must be an integer from 1 to",
+        );
+    }
+}
