@@ -270,7 +270,9 @@ impl From<ServiceError> for ApiError {
             },
             ServiceError::ConcurrencyConflict(_) => ApiError::Conflict(message),
             ServiceError::IdempotencyKeyReused(_) => ApiError::Unprocessable(message),
-            ServiceError::LockTimedOut(_) => ApiError::Unavailable(message),
+            ServiceError::LockTimedOut(_) | ServiceError::Overloaded(_) => {
+                ApiError::Unavailable(message)
+            }
             ServiceError::Encoding(_)
             | ServiceError::Transfer(_)
             | ServiceError::TransferAborted(_) => ApiError::Internal(message),

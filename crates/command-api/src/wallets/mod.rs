@@ -1,6 +1,7 @@
 //! The command side: what the API asks of wallets, decided by the domain and
 //! appended to the event store under a per-wallet lock and an expected version.
 
+mod admission;
 mod cache;
 mod footprint;
 mod holds;
@@ -10,6 +11,7 @@ mod recent;
 pub mod replicas;
 mod service;
 
+pub use admission::{ADMISSION_WAIT_MAX_MS, COMMANDS_IN_FLIGHT_MAX};
 pub use cache::{WALLET_CACHE_MIB_DEFAULT, WALLET_CACHE_MIB_MAX};
 pub use operation::{OperationOutcome, WalletOperation};
 pub use recent::{RecentEvents, RECENT_EVENTS_PER_WALLET};

@@ -33,6 +33,7 @@ use wallet_domain::{
 };
 use wallet_lock::{LockError, LockLease, WalletLock};
 
+use super::admission::{Admission, Overloaded};
 use super::cache::{CachedWallet, WalletCache};
 use super::holds::capture_order;
 use super::operation::{OperationOutcome, WalletOperation};
@@ -97,6 +98,8 @@ pub enum ServiceError {
     #[error("wallet {0} is busy; retry the request")]
     LockTimedOut(WalletId),
     #[error(transparent)]
+    Overloaded(#[from] Overloaded),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error("could not encode the response: {0}")]
     Encoding(#[from] serde_json::Error),
@@ -121,6 +124,7 @@ impl ServiceError {
             | ServiceError::ConcurrencyConflict(_)
             | ServiceError::IdempotencyKeyReused(_)
             | ServiceError::LockTimedOut(_)
+            | ServiceError::Overloaded(_)
             | ServiceError::Encoding(_) => false,
         }
     }
@@ -163,6 +167,8 @@ pub struct WalletService {
     lock_away: AtomicBool,
     /// How the commands' writes have been ending, for `/health`.
     writes: FailureStreak,
+    /// The turns of the commands: [`super::COMMANDS_IN_FLIGHT_MAX`] at a time.
+    admission: Admission,
 }
 
 fn now() -> DateTime<Utc> {
@@ -179,6 +185,7 @@ impl WalletService {
             transfers: None,
             lock_away: AtomicBool::new(false),
             writes: FailureStreak::default(),
+            admission: Admission::default(),
         }
     }
 
@@ -348,6 +355,7 @@ impl WalletService {
         context: RequestContext,
         format: ReplyFormat,
     ) -> Result<Reply, ServiceError> {
+        let _turn = self.admission.admit().await?;
         let executed = self.execute_unobserved(operation, context, format).await;
         match &executed {
             Ok(reply) if !reply.replayed => {
