@@ -152,7 +152,7 @@ where
         Some((name, taken)) => {
             let accepted: Vec<&str> = taken.iter().map(String::as_str).collect();
             let refusal = ApiError::BadRequest(format!(
-                "query parameter {:?} is not accepted here; this endpoint takes {}",
+                "query parameter \"{}\" is not accepted here; this endpoint takes {}",
                 shown(&name),
                 accepted.join(", ")
             ));

@@ -355,7 +355,6 @@ impl WalletService {
         context: RequestContext,
         format: ReplyFormat,
     ) -> Result<Reply, ServiceError> {
-        let _turn = self.admission.admit().await?;
         let executed = self.execute_unobserved(operation, context, format).await;
         match &executed {
             Ok(reply) if !reply.replayed => {
@@ -384,6 +383,9 @@ impl WalletService {
         // first request changed the wallet, the rules refuse the repeat.
         let wallet_ids = operation.wallet_ids();
         let lease = self.lease(&wallet_ids).await?;
+        // Its turn once its wallets are its own: commands queued on a busy
+        // wallet wait at its lock, holding no turn from other wallets'.
+        let _turn = self.admission.admit().await?;
         if let Some(process) = &self.transfers {
             let order = match transfer_intent(&operation, &context) {
                 Some(intent) => Some(ProcessOrder::Transfer(intent)),

@@ -235,11 +235,16 @@ async fn a_parameter_the_endpoint_does_not_document_is_refused_by_name_and_chang
         ("/transactions?wallet=w", "wallet"),
         ("/wallets/w?asOf=2026-01-01", "asOf"),
         ("/wallets/w/transactions?limit=1&li%6Dits=2", "limits"),
+        // A name a page would show reversed is quoted by its code points.
+        (
+            "/wallets/w/transactions?own%E2%80%AEerId=1",
+            "own<U+202E>erId",
+        ),
     ] {
         let refused = get(&app, path).await;
         assert_refused(
             &refused,
-            &format!("query parameter {unknown:?} is not accepted here"),
+            &format!("query parameter \"{unknown}\" is not accepted here"),
         );
         let message = error_message(&refused.1, 400);
         assert!(
