@@ -457,26 +457,49 @@ impl ResponseError for ApiError {
     }
 }
 
-/// `message` with every character a description may not hold
+/// `message` with every character that may show otherwise than it is
+/// written as `<U+XXXX>`: those a description may not hold
 /// ([`refused_in_description`]: controls, line and paragraph separators,
-/// bidirectional overrides) written as `<U+XXXX>`: a message may quote a
-/// path id the client sent (a hold id stored before today's rules, a
-/// reference id), and a log viewer or page showing the error must not
-/// display it in another order than it was sent (CVE-2021-42574).
+/// bidirectional overrides) and the invisible ones ([`invisible`]). A
+/// message may quote a path id or a parameter name the client sent (a hold
+/// id stored before today's rules, a reference id), and a log viewer or
+/// page showing the error must not display it reordered (CVE-2021-42574) or
+/// as another id that looks the same.
 fn displayable(message: &str) -> String {
-    if !message.chars().any(refused_in_description) {
+    let quoted = |character: char| refused_in_description(character) || invisible(character);
+    if !message.chars().any(quoted) {
         return message.to_owned();
     }
     message
         .chars()
         .map(|character| {
-            if refused_in_description(character) {
+            if quoted(character) {
                 format!("<U+{:04X}>", u32::from(character))
             } else {
                 character.to_string()
             }
         })
         .collect()
+}
+
+/// Whether `character` is a format character that shows as nothing:
+/// the soft hyphen, the direction marks (U+061C, U+200E, U+200F), the
+/// zero-width space, joiners and word joiner (U+200B to U+200D, U+2060 to
+/// U+2064), the byte order mark (U+FEFF), the interlinear annotation marks
+/// (U+FFF9 to U+FFFB) and the tag characters (U+E0001, U+E0020 to U+E007F).
+fn invisible(character: char) -> bool {
+    matches!(
+        character,
+        '\u{AD}'
+            | '\u{61C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
 }
 
 #[cfg(test)]
@@ -491,6 +514,10 @@ mod tests {
         );
         assert_eq!(displayable("a\u{2028}b\u{7}c"), "a<U+2028>b<U+0007>c");
         assert_eq!(displayable("Hold é-1 not found"), "Hold é-1 not found");
+        assert_eq!(
+            displayable("a\u{200B}b\u{FEFF}c\u{200F}d\u{E0041}"),
+            "a<U+200B>b<U+FEFF>c<U+200F>d<U+E0041>"
+        );
     }
 
     /// The response to a store error, and its body as text.
