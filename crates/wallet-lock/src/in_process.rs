@@ -59,17 +59,24 @@ impl InProcessWalletLock {
     /// still held then is [`LockError::TimedOut`] naming its wallet. Waiters
     /// on one stripe are served in the order they came (tokio's mutex is
     /// fair).
-    pub async fn acquire_until(
-        &self,
-        wallet_ids: &[&WalletId],
-        deadline: Instant,
-    ) -> Result<LockLease, LockError> {
+    /// The stripes of the named wallets, each once, in stripe order (the one
+    /// order every caller takes them in), with a wallet of each to name.
+    fn sorted_stripes<'a>(&self, wallet_ids: &[&'a WalletId]) -> Vec<(usize, &'a WalletId)> {
         let mut stripes: Vec<(usize, &WalletId)> = wallet_ids
             .iter()
             .map(|id| (self.stripe_of(id), *id))
             .collect();
         stripes.sort_by_key(|(stripe, _)| *stripe);
         stripes.dedup_by_key(|(stripe, _)| *stripe);
+        stripes
+    }
+
+    pub async fn acquire_until(
+        &self,
+        wallet_ids: &[&WalletId],
+        deadline: Instant,
+    ) -> Result<LockLease, LockError> {
+        let stripes = self.sorted_stripes(wallet_ids);
         let mut guards: Vec<Box<dyn std::any::Any + Send>> = Vec::with_capacity(stripes.len());
         for (stripe, wallet_id) in stripes {
             let mutex = Arc::clone(&self.stripes[stripe]);
@@ -92,6 +99,16 @@ impl WalletLock for InProcessWalletLock {
         .await
     }
 
+    fn try_acquire(&self, wallet_ids: &[&WalletId]) -> Option<LockLease> {
+        let stripes = self.sorted_stripes(wallet_ids);
+        let mut guards: Vec<Box<dyn std::any::Any + Send>> = Vec::with_capacity(stripes.len());
+        for (stripe, _) in stripes {
+            let guard = Arc::clone(&self.stripes[stripe]).try_lock_owned().ok()?;
+            guards.push(Box::new(guard));
+        }
+        Some(LockLease::new(guards))
+    }
+
     fn kind(&self) -> &'static str {
         "in-process"
     }
@@ -109,6 +126,24 @@ mod tests {
 
     fn id(raw: &str) -> WalletId {
         WalletId::parse(raw).expect("id")
+    }
+
+    #[tokio::test]
+    async fn try_acquire_takes_every_wallet_or_none() {
+        let lock = InProcessWalletLock::default();
+        let a = id("try-a");
+        let b = (0..)
+            .map(|n| id(&format!("try-b-{n}")))
+            .find(|b| lock.stripe_of(b) != lock.stripe_of(&a))
+            .expect("a wallet of another stripe");
+        let both = lock.try_acquire(&[&a, &b]).expect("both free");
+        assert!(lock.try_acquire(&[&a]).is_none(), "a is held");
+        drop(both);
+        let held_b = lock.try_acquire(&[&b]).expect("b free again");
+        assert!(lock.try_acquire(&[&a, &b]).is_none(), "b is held");
+        // The refused pair took nothing: a is still free.
+        assert!(lock.try_acquire(&[&a]).is_some(), "a left free");
+        drop(held_b);
     }
 
     #[test]

@@ -51,6 +51,13 @@ pub trait WalletLock: Send + Sync {
     /// locking the same pair never deadlock.
     async fn acquire(&self, wallet_ids: &[&WalletId]) -> Result<LockLease, LockError>;
 
+    /// Every named wallet's lock when all are free right now, without
+    /// waiting; else `None`, holding none of them. A lock that cannot tell
+    /// without a round trip (Redis) always answers `None`.
+    fn try_acquire(&self, _wallet_ids: &[&WalletId]) -> Option<LockLease> {
+        None
+    }
+
     fn kind(&self) -> &'static str;
 
     /// Whether the lock service answers (for `/health`): Redis a `PING`

@@ -7,16 +7,19 @@
 //! waits for the other makes a chain of them. With 2,000 connections and
 //! every command running at once, a few waited past the lock's 10 s and
 //! were refused while the median waited 0.3–0.9 s (h108 F1). With a bounded
-//! number running, the commands that hold their locks queue for a turn,
-//! first come first served (tokio's semaphore is fair), and lock holders
-//! do not wait behind each other's appends.
+//! number running, the commands queue for a turn, first come first served
+//! (tokio's semaphore is fair), and a lock holder does not wait behind
+//! hundreds of other appends.
 //!
-//! A command takes its turn after its wallets' locks, never before: the
-//! commands queued on one busy wallet then wait at that wallet's lock and
-//! hold no turn, so a burst on one wallet cannot take every turn and stall
-//! the other wallets' commands (h109 F1: with the turn taken first, 9,000
-//! credits to one wallet held all 256 turns, and credits to an unrelated
-//! wallet waited 11.5 s or were refused).
+//! A command's turn comes first and its wallets' locks with it when they
+//! are free, so a lock is held only by a command that runs; when a wallet
+//! is busy the command gives its turn back and waits at the wallet's lock,
+//! then runs without queueing again, as the command before it on the wallet
+//! ran (`WalletService::lease_and_turn`). Commands queued on one busy
+//! wallet thus hold no turn from the other wallets' (h109 F1: when each
+//! held a turn while it waited for the lock, 9,000 credits to one wallet
+//! held all 256 turns and credits to another waited 11.5 s or were
+//! refused).
 
 use std::time::Duration;
 
