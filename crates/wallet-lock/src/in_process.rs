@@ -99,6 +99,10 @@ impl WalletLock for InProcessWalletLock {
         .await
     }
 
+    fn tries_without_waiting(&self) -> bool {
+        true
+    }
+
     fn try_acquire(&self, wallet_ids: &[&WalletId]) -> Option<LockLease> {
         let stripes = self.sorted_stripes(wallet_ids);
         let mut guards: Vec<Box<dyn std::any::Any + Send>> = Vec::with_capacity(stripes.len());

@@ -51,9 +51,16 @@ pub trait WalletLock: Send + Sync {
     /// locking the same pair never deadlock.
     async fn acquire(&self, wallet_ids: &[&WalletId]) -> Result<LockLease, LockError>;
 
+    /// Whether [`Self::try_acquire`] can tell without waiting if the wallets
+    /// are free: true in process; false for a lock that needs a round trip
+    /// to know (Redis).
+    fn tries_without_waiting(&self) -> bool {
+        false
+    }
+
     /// Every named wallet's lock when all are free right now, without
-    /// waiting; else `None`, holding none of them. A lock that cannot tell
-    /// without a round trip (Redis) always answers `None`.
+    /// waiting; else `None`, holding none of them. Always `None` where
+    /// [`Self::tries_without_waiting`] is false.
     fn try_acquire(&self, _wallet_ids: &[&WalletId]) -> Option<LockLease> {
         None
     }

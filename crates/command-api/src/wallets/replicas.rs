@@ -537,47 +537,77 @@ mod tests {
         (dir, Arc::new(store))
     }
 
+    /// The in-process lock as a lock that cannot try without waiting (as
+    /// Redis): commands wait for it first, then for their turn.
+    struct WaitingOnly(Arc<InProcessWalletLock>);
+
+    #[async_trait::async_trait]
+    impl wallet_lock::WalletLock for WaitingOnly {
+        async fn acquire(
+            &self,
+            wallet_ids: &[&WalletId],
+        ) -> Result<wallet_lock::LockLease, wallet_lock::LockError> {
+            self.0.acquire(wallet_ids).await
+        }
+
+        fn kind(&self) -> &'static str {
+            "waiting-only"
+        }
+
+        async fn probe(&self) -> Result<(), wallet_lock::LockError> {
+            Ok(())
+        }
+    }
+
     /// Commands queued on one busy wallet wait at its lock and take no turn
     /// ([`super::super::COMMANDS_IN_FLIGHT_MAX`]) from the other wallets'
-    /// (h109 F1: with the turn taken before the lock, a burst on one
-    /// wallet held every turn and a credit to another waited 10 s).
+    /// (h109 F1: with a turn held while waiting for the lock, a burst on
+    /// one wallet held every turn and a credit to another waited 10 s), on
+    /// a lock that tries without waiting and on one that cannot.
     #[tokio::test]
     async fn a_burst_on_one_wallet_leaves_the_other_wallets_their_turns() {
         use wallet_lock::WalletLock;
 
-        let (_dir, store) = embedded();
-        let lock = Arc::new(InProcessWalletLock::default());
-        let service = Arc::new(WalletService::new(
-            store,
-            lock.clone(),
-            Metrics::new().expect("metrics"),
-        ));
-        let hot = WalletId::parse("replicas-hot").expect("id");
-        let cold = WalletId::parse("replicas-cold").expect("id");
-        create(&service, &hot).await;
-        create(&service, &cold).await;
-        let held = lock.acquire(&[&hot]).await.expect("hot wallet held");
-        let burst: Vec<_> = (0..super::super::COMMANDS_IN_FLIGHT_MAX + 10)
-            .map(|_| {
-                let (service, hot) = (Arc::clone(&service), hot.clone());
-                tokio::spawn(async move { credit(&service, &hot, "1.00").await })
-            })
-            .collect();
-        // Every command of the burst is waiting by now.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let answered = tokio::time::timeout(
-            std::time::Duration::from_secs(2),
-            credit(&service, &cold, "1.00"),
-        )
-        .await;
-        assert_eq!(
-            answered.ok().as_deref(),
-            Some("1.00"),
-            "the cold wallet's credit ran"
-        );
-        drop(held);
-        for task in burst {
-            task.await.expect("the hot wallet's credit ran");
+        for tries in [true, false] {
+            let (_dir, store) = embedded();
+            let lock = Arc::new(InProcessWalletLock::default());
+            let service_lock: Arc<dyn WalletLock> = if tries {
+                lock.clone()
+            } else {
+                Arc::new(WaitingOnly(lock.clone()))
+            };
+            let service = Arc::new(WalletService::new(
+                store,
+                service_lock,
+                Metrics::new().expect("metrics"),
+            ));
+            let hot = WalletId::parse("replicas-hot").expect("id");
+            let cold = WalletId::parse("replicas-cold").expect("id");
+            create(&service, &hot).await;
+            create(&service, &cold).await;
+            let held = lock.acquire(&[&hot]).await.expect("hot wallet held");
+            let burst: Vec<_> = (0..super::super::COMMANDS_IN_FLIGHT_MAX + 10)
+                .map(|_| {
+                    let (service, hot) = (Arc::clone(&service), hot.clone());
+                    tokio::spawn(async move { credit(&service, &hot, "1.00").await })
+                })
+                .collect();
+            // Every command of the burst is waiting by now.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let answered = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                credit(&service, &cold, "1.00"),
+            )
+            .await;
+            assert_eq!(
+                answered.ok().as_deref(),
+                Some("1.00"),
+                "the cold wallet's credit ran (a lock that tries: {tries})"
+            );
+            drop(held);
+            for task in burst {
+                task.await.expect("the hot wallet's credit ran");
+            }
         }
     }
 

@@ -682,21 +682,28 @@ impl WalletService {
     }
 
     /// The command's wallets' locks, and its turn ([`Admission`]) when it
-    /// took one. The turn comes first, in the order commands came, and the
-    /// locks with it when they are free: a lock is then held only by a
-    /// command that runs, never by one waiting in the queue. When a wallet
-    /// is busy the turn is given back and the command waits at the wallet's
-    /// lock, holding no turn (h109 F1: 9,000 credits to one wallet, each
-    /// holding a turn while it waited for the lock, held all 256 of them
-    /// and credits to another wallet waited 11.5 s or were refused); once
-    /// the lock is its own it runs without queueing again, as the command
-    /// before it on the wallet ran: those behind it on the wallet wait for
-    /// its run alone. Commands run at once are then the turns plus the
-    /// successors of busy wallets, each holding a wallet no turn holds.
+    /// took one. In process, the turn comes first, in the order commands
+    /// came, and the locks with it when they are free: a lock is then held
+    /// only by a command that runs, never by one waiting in the queue. When
+    /// a wallet is busy the turn is given back and the command waits at the
+    /// wallet's lock, holding no turn (h109 F1: 9,000 credits to one
+    /// wallet, each holding a turn while it waited for the lock, held all
+    /// 256 of them and credits to another wallet waited 11.5 s or were
+    /// refused); once the lock is its own it runs without queueing again,
+    /// as the command before it on the wallet ran: those behind it on the
+    /// wallet wait for its run alone. Commands run at once are then the
+    /// turns plus the successors of busy wallets, each holding a wallet no
+    /// turn holds. A lock that cannot tell without a round trip (Redis) is
+    /// waited for first and the turn taken once it is held, so a burst on
+    /// one wallet holds no turn there either.
     async fn lease_and_turn(
         &self,
         wallet_ids: &[&WalletId],
     ) -> Result<(LockLease, Option<SemaphorePermit<'_>>), ServiceError> {
+        if !self.lock.tries_without_waiting() {
+            let lease = self.lease(wallet_ids).await?;
+            return Ok((lease, Some(self.admission.admit().await?)));
+        }
         let turn = self.admission.admit().await?;
         if let Some(lease) = self.lock.try_acquire(wallet_ids) {
             return Ok((lease, Some(turn)));
