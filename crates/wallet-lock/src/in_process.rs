@@ -54,11 +54,6 @@ impl InProcessWalletLock {
         usize::try_from(hash % LOCK_STRIPES as u64).unwrap_or_default()
     }
 
-    /// Takes every named wallet's stripe, in stripe order, waiting for them
-    /// until `deadline` at most (one deadline for all of them); a stripe
-    /// still held then is [`LockError::TimedOut`] naming its wallet. Waiters
-    /// on one stripe are served in the order they came (tokio's mutex is
-    /// fair).
     /// The stripes of the named wallets, each once, in stripe order (the one
     /// order every caller takes them in), with a wallet of each to name.
     fn sorted_stripes<'a>(&self, wallet_ids: &[&'a WalletId]) -> Vec<(usize, &'a WalletId)> {
@@ -71,6 +66,11 @@ impl InProcessWalletLock {
         stripes
     }
 
+    /// Takes every named wallet's stripe, in stripe order, waiting for them
+    /// until `deadline` at most (one deadline for all of them); a stripe
+    /// still held then is [`LockError::TimedOut`] naming its wallet. Waiters
+    /// on one stripe are served in the order they came (tokio's mutex is
+    /// fair).
     pub async fn acquire_until(
         &self,
         wallet_ids: &[&WalletId],

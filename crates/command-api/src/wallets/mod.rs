@@ -11,7 +11,7 @@ mod recent;
 pub mod replicas;
 mod service;
 
-pub use admission::{ADMISSION_WAIT_MAX_MS, COMMANDS_IN_FLIGHT_MAX};
+pub use admission::COMMANDS_IN_FLIGHT_MAX;
 pub use cache::{WALLET_CACHE_MIB_DEFAULT, WALLET_CACHE_MIB_MAX};
 pub use operation::{OperationOutcome, WalletOperation};
 pub use recent::{RecentEvents, RECENT_EVENTS_PER_WALLET};
