@@ -10,18 +10,21 @@
 //! connection (SQLite admits one writer at a time anyway) and a pool of
 //! read-only connections that read concurrently with it.
 
+mod checkpointer;
 mod data_dir_lock;
 mod file_place;
 mod identifier_words;
 
+pub use checkpointer::{BesideOwnedWriter, CHECKPOINT_INTERVAL_MS};
 pub use data_dir_lock::{DataDirLock, DataDirLockError, PID_FILE_NAME};
 pub use file_place::{is_damage, FilePlace};
 pub use identifier_words::identifier_word;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use checkpointer::{Checkpointer, Finish};
 use deadpool_sqlite::{Config, Hook, HookError, Pool, PoolConfig, Runtime};
 use observability::LogThrottle;
 use percent_encoding::{percent_encode, AsciiSet, CONTROLS};
@@ -235,20 +238,15 @@ fn disk_full_hint(source: &rusqlite::Error) -> &'static str {
 /// written per event follow the page size. 1 KiB rather than SQLite's 4 KiB
 /// wrote a fifth less per operation on the benchmark's mix (bench/README.md).
 pub const PAGE_SIZE_BYTES: u32 = 1_024;
-/// WAL pages (10 MiB of 1 KiB pages) after which a commit copies the WAL
-/// back into the file. A page changed many times between two checkpoints is
-/// copied once, and rows keyed by wallet (the event store's stream and
-/// idempotency-key indexes, the projections' wallet rows) change the same
-/// pages again and again: on the benchmark's mix, 10,000 rather than 1,000
-/// pages for the event store wrote a fifth less per operation with no
-/// measurable cost in latency (bench/README.md). A [`Durability::Replayable`]
-/// file opened by [`SharedWriter::open`] is checkpointed by a thread of its
-/// own every [`CHECKPOINT_INTERVAL_MS`], and reaches this bound only when
-/// that thread falls behind; a [`Durability::Durable`] file's commit runs the
-/// checkpoint itself when it passes the bound (a thread copying beside the
-/// event store's writer was measured and gave nothing: its WAL cannot start
-/// again from its beginning while the writer commits).
-pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
+/// WAL pages (50 MiB of 1 KiB pages) after which a commit copies the WAL
+/// back into the file itself, holding every write of the file behind it
+/// for the copy and its fsync. Every writer has a checkpointer beside it that
+/// copies the WAL every [`CHECKPOINT_INTERVAL_MS`] ([`SharedWriter::open`]'s
+/// own, [`BesideOwnedWriter`] for the event store's), so a commit reaches this
+/// bound only when that thread falls behind: it is five times what the
+/// busiest file (the event store's) gathered in one interval on the
+/// benchmark's mix (bench/README.md).
+pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 50_000;
 /// Page cache of a writer connection, in KiB (SQLite's default is 2,000).
 /// At the end of a write transaction SQLite drops every cached page past
 /// the file's end, and a B-tree rebalance parks a page at the number of the
@@ -497,101 +495,14 @@ pub struct SharedWriter {
     /// The file's place: its damage, found by a read or a write of the file
     /// in this process, refuses every write.
     place: FilePlace,
-    /// The file's background checkpointer, when it has one: it stops when
-    /// the last clone of this writer is dropped.
-    _checkpointer: Option<Arc<Checkpointer>>,
+    /// The file's background checkpointer: it stops when the last clone of
+    /// this writer is dropped.
+    _checkpointer: Arc<Checkpointer>,
 }
 
 /// Least time between two log lines of a writer's refused commits, in
 /// milliseconds (the ones between are counted in the next line).
 pub const REFUSED_COMMIT_LOG_INTERVAL_MS: u64 = 10_000;
-
-/// How often a [`Durability::Replayable`] file's checkpointer copies the
-/// WAL back into the file, in milliseconds.
-pub const CHECKPOINT_INTERVAL_MS: u64 = 250;
-
-/// A thread with its own connection that copies a file's WAL back into it
-/// every [`CHECKPOINT_INTERVAL_MS`], so that the writer's commits do not run
-/// the checkpoint themselves: a commit that ran one held its projection for
-/// the copy of up to [`WAL_AUTOCHECKPOINT_PAGES`] pages
-/// (bench/README.md). Each round copies what the WAL holds beside the
-/// writer (`wal_checkpoint(PASSIVE)`, which never waits for the writer or
-/// the readers), then, holding the writer, copies the frames committed
-/// meanwhile: only a checkpoint no commit overtook lets the writer's next
-/// transaction start the WAL again from its beginning, which keeps the WAL
-/// file from growing under a steady load. It copies nothing into a file
-/// found damaged, and marks the damage a round meets ([`FilePlace`]).
-/// Dropping it stops the thread.
-struct Checkpointer {
-    stop: Option<std::sync::mpsc::SyncSender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Checkpointer {
-    /// Stops the thread and waits for it (at most the round it is in): its
-    /// connection and its copy of the writer's are closed when this returns.
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("a WAL checkpoint thread panicked");
-            }
-        }
-    }
-}
-
-impl Checkpointer {
-    fn start(
-        path: &Path,
-        writer: Arc<Mutex<Connection>>,
-        place: FilePlace,
-    ) -> Result<Self, SqliteError> {
-        let connection = Connection::open(path)?;
-        connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
-        let (stop, stopped) = std::sync::mpsc::sync_channel::<()>(0);
-        let name = path.display().to_string();
-        let thread = std::thread::Builder::new()
-            .name("sqlite-checkpoint".into())
-            .spawn(move || {
-                // Rounds failed in a row: logged when the first fails and
-                // when one works again, not at every round (a full disk
-                // fails four a second per file until space is freed).
-                let mut failed_rounds = LogThrottle::first_only();
-                loop {
-                    match stopped.recv_timeout(Duration::from_millis(CHECKPOINT_INTERVAL_MS)) {
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                        _ => return,
-                    }
-                    if place.damage().is_some() {
-                        continue;
-                    }
-                    let copied = checkpoint(&connection, &place).and_then(|()| {
-                        let writer = writer.lock().map_err(|_| {
-                            SqliteError::Worker("writer connection lock poisoned".into())
-                        })?;
-                        checkpoint(&writer, &place)
-                    });
-                    match copied {
-                        Err(error) => {
-                            if failed_rounds.occurred(Instant::now()).is_some() {
-                                tracing::warn!(file = %name, %error, "WAL checkpoint failed; trying again every {CHECKPOINT_INTERVAL_MS} ms");
-                            }
-                        }
-                        Ok(()) => {
-                            if let Some(failed_rounds) = failed_rounds.recovered() {
-                                tracing::info!(file = %name, failed_rounds, "WAL checkpoints work again");
-                            }
-                        }
-                    }
-                }
-            })
-            .map_err(|error| SqliteError::Worker(error.to_string()))?;
-        Ok(Self {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-}
 
 impl SharedWriter {
     /// Where the file is, and whether it was found damaged.
@@ -612,14 +523,12 @@ impl SharedWriter {
         let place = FilePlace::of(path)?;
         migrate(&mut connection, migrations)?;
         let connection = Arc::new(Mutex::new(connection));
-        let checkpointer = match durability {
-            Durability::Replayable => Some(Arc::new(Checkpointer::start(
-                path,
-                Arc::clone(&connection),
-                place.clone(),
-            )?)),
-            Durability::Durable => None,
-        };
+        let checkpointer = Arc::new(Checkpointer::start(
+            path,
+            CHECKPOINT_INTERVAL_MS,
+            Finish::Shared(Arc::clone(&connection)),
+            place.clone(),
+        )?);
         Ok(Self {
             connection,
             place,
@@ -656,15 +565,6 @@ impl SharedWriter {
         .map_err(|error| SqliteError::Worker(error.to_string()))?;
         result
     }
-}
-
-/// Copies what it can of the WAL back into the file without waiting for
-/// anyone (`wal_checkpoint(PASSIVE)`); damage it meets is marked on `place`.
-fn checkpoint(connection: &Connection, place: &FilePlace) -> Result<(), SqliteError> {
-    connection
-        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-        .map_err(|error| place.sqlite_error(error))?;
-    Ok(())
 }
 
 /// Brings a database file's schema up to date: `migrations[i]` is schema
@@ -1277,41 +1177,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_replayable_file_is_checkpointed_without_its_writer() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("projection.db");
-        let writer = open_rows(&path, Durability::Replayable);
-        writer
-            .write(|connection| {
-                let transaction = connection.transaction()?;
-                for _ in 0..ROWS {
-                    transaction
-                        .execute("INSERT INTO rows (body) VALUES (zeroblob(?1))", [ROW_BYTES])?;
-                }
-                transaction.commit()
-            })
-            .await
-            .expect("written");
-        // Far below the writer's own checkpoint bound: without the
-        // checkpointer the rows would stay in the WAL.
-        assert!(ROWS < WAL_AUTOCHECKPOINT_PAGES as usize);
+    async fn every_shared_writer_is_checkpointed_without_its_commits() {
+        for durability in [Durability::Replayable, Durability::Durable] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("rows.db");
+            let writer = open_rows(&path, durability);
+            writer
+                .write(|connection| {
+                    let transaction = connection.transaction()?;
+                    for _ in 0..ROWS {
+                        transaction.execute(
+                            "INSERT INTO rows (body) VALUES (zeroblob(?1))",
+                            [ROW_BYTES],
+                        )?;
+                    }
+                    transaction.commit()
+                })
+                .await
+                .expect("written");
+            // Far below the writer's own checkpoint bound: without the
+            // checkpointer the rows would stay in the WAL.
+            assert!(ROWS < WAL_AUTOCHECKPOINT_PAGES as usize);
 
-        let expected = (ROWS * ROW_BYTES) as u64;
-        let deadline = std::time::Instant::now() + Duration::from_millis(CHECKPOINT_WAIT_MS);
-        while file_len(&path) < expected {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the file holds {} bytes, not yet the {expected} written to its WAL",
-                file_len(&path)
-            );
-            tokio::time::sleep(Duration::from_millis(CHECKPOINT_INTERVAL_MS)).await;
+            let expected = (ROWS * ROW_BYTES) as u64;
+            let deadline = std::time::Instant::now() + Duration::from_millis(CHECKPOINT_WAIT_MS);
+            while file_len(&path) < expected {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{durability:?}: the file holds {} bytes, not yet the {expected} written to its WAL",
+                    file_len(&path)
+                );
+                tokio::time::sleep(Duration::from_millis(CHECKPOINT_INTERVAL_MS)).await;
+            }
         }
-    }
-
-    #[tokio::test]
-    async fn a_durable_file_is_left_to_its_writer() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let writer = open_rows(&dir.path().join("events.db"), Durability::Durable);
-        assert!(writer._checkpointer.is_none());
     }
 }

@@ -13,8 +13,8 @@ use std::thread;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use embedded_sqlite::{
-    is_damage, is_refused_commit, migrate, open_writer, Durability, FilePlace, ReadPool,
-    SqliteError,
+    is_damage, is_refused_commit, migrate, open_writer, BesideOwnedWriter, Durability, FilePlace,
+    ReadPool, SqliteError, CHECKPOINT_INTERVAL_MS,
 };
 use observability::LogThrottle;
 use rusqlite::{
@@ -151,9 +151,22 @@ impl EmbeddedEventStore {
         let (head_sender, head) = watch::channel(head_position);
         let tail = Arc::new(Mutex::new(LogTail::new(head_position)));
         let writer_tail = Arc::clone(&tail);
+        // Copies the WAL back into the file beside the writer, so that no
+        // append waits behind a copy of the whole WAL (embedded_sqlite's
+        // `checkpointer` module).
+        let checkpointer = BesideOwnedWriter::start(&path, CHECKPOINT_INTERVAL_MS, place.clone())?;
         let writer = thread::Builder::new()
             .name("event-store-writer".into())
-            .spawn(move || run_writer(connection, place, queue, head_sender, writer_tail))
+            .spawn(move || {
+                run_writer(
+                    connection,
+                    place,
+                    queue,
+                    head_sender,
+                    writer_tail,
+                    checkpointer,
+                );
+            })
             .map_err(|error| StoreError::Unavailable(error.to_string()))?;
         Ok(Self {
             appends,
@@ -199,18 +212,21 @@ fn to_i64(value: u64) -> i64 {
 pub const COMMIT_FAILURE_LOG_INTERVAL_MS: u64 = 60_000;
 
 /// Every write to the file: appends and snapshots in group commits, and
-/// purges. A damage found by a read or by one of its own writes (marked on
-/// `place`) refuses every job after it, unstarted.
+/// purges; after a group's callers are answered, the checkpointer's round
+/// is finished when one waits. A damage found by a read or by one of its own
+/// writes (marked on `place`) refuses every job after it, unstarted.
 fn run_writer(
     mut connection: Connection,
     place: FilePlace,
     mut queue: mpsc::Receiver<WriterJob>,
     head: watch::Sender<u64>,
     tail: Arc<Mutex<LogTail>>,
+    checkpointer: BesideOwnedWriter,
 ) {
     let mut failures = LogThrottle::every(std::time::Duration::from_millis(
         COMMIT_FAILURE_LOG_INTERVAL_MS,
     ));
+    let mut failed_finishes = LogThrottle::first_only();
     while let Some(first) = queue.blocking_recv() {
         let mut group = Group::default();
         match first {
@@ -273,6 +289,21 @@ fn run_writer(
         }
         if let Some(purge) = purge_after {
             run_purge(&connection, &place, purge);
+        }
+        match checkpointer.finish(&connection, &place) {
+            Err(error) => {
+                if failed_finishes
+                    .occurred(std::time::Instant::now())
+                    .is_some()
+                {
+                    tracing::warn!(%error, "finishing a WAL checkpoint of the event store failed; its next round asks again");
+                }
+            }
+            Ok(_) => {
+                if let Some(failed) = failed_finishes.recovered() {
+                    tracing::info!(failed, "the event store's WAL checkpoints finish again");
+                }
+            }
         }
     }
 }
