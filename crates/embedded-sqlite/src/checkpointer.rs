@@ -29,14 +29,12 @@ use rusqlite::Connection;
 
 use crate::{FilePlace, SqliteError, BUSY_TIMEOUT_MS};
 
-/// How often a checkpointer copies the WAL back into its file, in
-/// milliseconds. A page changed many times between two checkpoints is
-/// copied once, and rows keyed by wallet (the event store's stream and
-/// idempotency-key indexes, the projections' wallet rows) change the same
-/// pages again and again: on the benchmark's mix, 1,000 rather than 250 ms
-/// wrote about a tenth less per operation, the projections' lag unchanged
-/// (bench/README.md).
-pub const CHECKPOINT_INTERVAL_MS: u64 = 1_000;
+/// How often a [`crate::SharedWriter`]'s checkpointer copies the WAL back
+/// into its file, in milliseconds. For the projections' files, 1,000 rather
+/// than 250 ms wrote about 4 % less per operation on the benchmark's mix,
+/// but the larger copies raised the mix's p99 from 9-12 ms to 13-15 ms;
+/// 100 ms gave nothing over 250 (bench/README.md).
+pub const CHECKPOINT_INTERVAL_MS: u64 = 250;
 
 /// How a checkpointer's round is finished on the writer's connection.
 pub(crate) enum Finish {

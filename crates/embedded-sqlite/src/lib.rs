@@ -240,12 +240,12 @@ fn disk_full_hint(source: &rusqlite::Error) -> &'static str {
 pub const PAGE_SIZE_BYTES: u32 = 1_024;
 /// WAL pages (50 MiB of 1 KiB pages) after which a commit copies the WAL
 /// back into the file itself, holding every write of the file behind it
-/// for the copy and its fsync. Every writer has a checkpointer beside it that
-/// copies the WAL every [`CHECKPOINT_INTERVAL_MS`] ([`SharedWriter::open`]'s
-/// own, [`BesideOwnedWriter`] for the event store's), so a commit reaches this
-/// bound only when that thread falls behind: it is five times what the
-/// busiest file (the event store's) gathered in one interval on the
-/// benchmark's mix (bench/README.md).
+/// for the copy and its fsync. Every writer has a checkpointer beside it
+/// ([`SharedWriter::open`]'s own, every [`CHECKPOINT_INTERVAL_MS`];
+/// [`BesideOwnedWriter`] for the event store's, at its own interval), so a
+/// commit reaches this bound only when that thread falls behind: it is about
+/// twice what the busiest file (the event store's, 1 s apart) gathered
+/// between two copies on the benchmark's mix (bench/README.md).
 pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 50_000;
 /// Page cache of a writer connection, in KiB (SQLite's default is 2,000).
 /// At the end of a write transaction SQLite drops every cached page past
