@@ -247,6 +247,13 @@ pub const PAGE_SIZE_BYTES: u32 = 1_024;
 /// twice what the busiest file (the event store's, 1 s apart) gathered
 /// between two copies on the benchmark's mix (bench/README.md).
 pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 50_000;
+/// Bytes a WAL file keeps on disk when it starts again from its beginning
+/// (`PRAGMA journal_size_limit`): a WAL is reused, not truncated, so without
+/// it the file would keep the most it ever held, as after checkpoints that
+/// failed for a while (tester h110 saw 84 MB stay). Above what a writer's
+/// WAL reaches between two copies on a steady load, so that it is not cut
+/// and grown again each time.
+pub const WAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 /// Page cache of a writer connection, in KiB (SQLite's default is 2,000).
 /// At the end of a write transaction SQLite drops every cached page past
 /// the file's end, and a B-tree rebalance parks a page at the number of the
@@ -374,6 +381,9 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
         .map_err(at)?;
     connection
         .pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
+        .map_err(at)?;
+    connection
+        .pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)
         .map_err(at)?;
     Ok(connection)
 }
@@ -813,6 +823,22 @@ mod tests {
                 .expect("cache size");
             assert_eq!(cache, -i64::from(WRITER_PAGE_CACHE_KIB));
         }
+    }
+
+    #[test]
+    fn a_writer_cuts_its_wal_file_back_to_the_limit_when_it_starts_again() {
+        let root = tempfile::tempdir().expect("temp dir");
+        for durability in [Durability::Durable, Durability::Replayable] {
+            let writer = open_writer(&root.path().join("limit.db"), durability).expect("opened");
+            let limit: i64 = writer
+                .query_row("PRAGMA journal_size_limit", [], |row| row.get(0))
+                .expect("limit");
+            assert_eq!(limit, WAL_SIZE_LIMIT_BYTES);
+        }
+        // Above what a copy interval gathers: the file is not cut each time.
+        assert!(
+            WAL_SIZE_LIMIT_BYTES > i64::from(WAL_AUTOCHECKPOINT_PAGES) * i64::from(PAGE_SIZE_BYTES)
+        );
     }
 
     #[test]

@@ -307,7 +307,10 @@ fn run_writer(
                     tracing::warn!(%error, "finishing a WAL checkpoint of the event store failed; its next round asks again");
                 }
             }
-            Ok(_) => {
+            // Only a finish that ran says they work again: most groups
+            // find none waiting.
+            Ok(false) => {}
+            Ok(true) => {
                 if let Some(failed) = failed_finishes.recovered() {
                     tracing::info!(failed, "the event store's WAL checkpoints finish again");
                 }
