@@ -34,12 +34,6 @@ use rusqlite::Connection;
 pub const BUSY_TIMEOUT_MS: u64 = 5_000;
 /// Read-only connections per file.
 pub const READ_CONNECTIONS_MAX: usize = 8;
-/// Bytes of a file a read connection maps into memory (`PRAGMA mmap_size`):
-/// pages of the file itself are then read in place, not copied through
-/// `pread` into the connection's page cache, which SQLite empties whenever
-/// another connection committed since the read before. Address space, not
-/// memory: the kernel's page cache holds the pages either way.
-pub const READER_MMAP_BYTES: i64 = 1 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SqliteError {
@@ -411,6 +405,15 @@ impl ReadPool {
     /// A pool of up to [`READ_CONNECTIONS_MAX`] connections to `path`, each
     /// opened on first need, and only while `path` is where it is now
     /// ([`FilePlace`]): a connection is never opened on another file.
+    ///
+    /// The connections read pages through `pread`, not a memory map
+    /// (`mmap_size` 0, SQLite's default): a mapped connection unmaps the
+    /// whole file at the start of every read after another connection
+    /// committed, and the next pages fault in again, with TLB shootdowns on
+    /// every core. Mapped (1 GiB) from 2026-12-04 to 2026-12-05 for long
+    /// audit-trail reads, which the wallet cache's recent events took over;
+    /// unmapped, the benchmark's mix ran 8-12 % faster, reads beside writes
+    /// 9-26 %, the transfer process 15-30 % (bench/README.md).
     pub fn open(path: &Path) -> Result<Self, SqliteError> {
         let place = FilePlace::of(path)?;
         let mut config = Config::new(existing_file_uri(path));
@@ -419,19 +422,12 @@ impl ReadPool {
         let pool = config
             .builder(Runtime::Tokio1)
             .map_err(|error| SqliteError::Pool(error.to_string()))?
-            .post_create(Hook::async_fn(move |connection, _| {
+            .post_create(Hook::async_fn(move |_, _| {
                 let checked = checked.clone();
                 Box::pin(async move {
                     checked
                         .check()
-                        .map_err(|moved| HookError::Message(moved.to_string().into()))?;
-                    connection
-                        .interact(|connection| {
-                            connection.pragma_update(None, "mmap_size", READER_MMAP_BYTES)
-                        })
-                        .await
-                        .map_err(|error| HookError::Message(error.to_string().into()))?
-                        .map_err(|error| HookError::Message(error.to_string().into()))
+                        .map_err(|moved| HookError::Message(moved.to_string().into()))
                 })
             }))
             .build()
