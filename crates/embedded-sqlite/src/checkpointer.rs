@@ -106,7 +106,9 @@ impl Checkpointer {
                                 tracing::warn!(file = %name, %error, "WAL checkpoint failed; trying again every {interval_ms} ms");
                             }
                         }
-                        Ok(()) => {
+                        // Another connection was copying: no news.
+                        Ok(false) => {}
+                        Ok(true) => {
                             if let Some(failed_rounds) = failed_rounds.recovered() {
                                 tracing::info!(file = %name, failed_rounds, "WAL checkpoints work again");
                             }
@@ -123,8 +125,11 @@ impl Checkpointer {
 }
 
 /// One round: the copy beside the writer, then its finish ([`Finish`]).
-fn round(connection: &Connection, finish: &Finish, place: &FilePlace) -> Result<(), SqliteError> {
-    checkpoint(connection, place)?;
+/// Returns whether the copies ran ([`checkpoint`]).
+fn round(connection: &Connection, finish: &Finish, place: &FilePlace) -> Result<bool, SqliteError> {
+    if !checkpoint(connection, place)? {
+        return Ok(false);
+    }
     match finish {
         Finish::Shared(writer) => {
             let writer = writer
@@ -134,18 +139,20 @@ fn round(connection: &Connection, finish: &Finish, place: &FilePlace) -> Result<
         }
         Finish::ByOwner(wanted) => {
             wanted.store(true, Ordering::Release);
-            Ok(())
+            Ok(true)
         }
     }
 }
 
 /// Copies what it can of the WAL back into the file without waiting for
 /// anyone (`wal_checkpoint(PASSIVE)`); damage it meets is marked on `place`.
-pub(crate) fn checkpoint(connection: &Connection, place: &FilePlace) -> Result<(), SqliteError> {
-    connection
-        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+/// Returns whether it ran: false when another connection was copying (the
+/// pragma's `busy` column), which is neither a failure nor a recovery.
+pub(crate) fn checkpoint(connection: &Connection, place: &FilePlace) -> Result<bool, SqliteError> {
+    let busy: i64 = connection
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(0))
         .map_err(|error| place.sqlite_error(error))?;
-    Ok(())
+    Ok(busy == 0)
 }
 
 /// The checkpointer of a file whose writer connection belongs to one thread
@@ -181,7 +188,8 @@ impl BesideOwnedWriter {
     /// Finishes the last round on the writer's connection `writer`, if one
     /// is waiting: copies the frames committed while the round copied (a
     /// few commits' worth), so the writer's next transaction can start the
-    /// WAL again from its beginning. Returns whether it copied. Call it
+    /// WAL again from its beginning. Returns whether it copied (false
+    /// also when the thread was copying again). Call it
     /// between two transactions, after answering the last one's callers.
     ///
     /// # Errors
@@ -191,8 +199,7 @@ impl BesideOwnedWriter {
         if !self.finish_wanted.swap(false, Ordering::AcqRel) {
             return Ok(false);
         }
-        checkpoint(writer, place)?;
-        Ok(true)
+        checkpoint(writer, place)
     }
 }
 
