@@ -810,26 +810,17 @@ mod tests {
     }
 
     #[test]
-    fn a_writer_keeps_a_small_page_cache() {
+    fn a_writer_keeps_a_small_page_cache_and_cuts_its_wal_file_back_to_the_limit() {
         let root = tempfile::tempdir().expect("temp dir");
         for durability in [Durability::Durable, Durability::Replayable] {
-            let writer = open_writer(&root.path().join("cache.db"), durability).expect("opened");
-            let cache: i64 = writer
-                .query_row("PRAGMA cache_size", [], |row| row.get(0))
-                .expect("cache size");
-            assert_eq!(cache, -i64::from(WRITER_PAGE_CACHE_KIB));
-        }
-    }
-
-    #[test]
-    fn a_writer_cuts_its_wal_file_back_to_the_limit_when_it_starts_again() {
-        let root = tempfile::tempdir().expect("temp dir");
-        for durability in [Durability::Durable, Durability::Replayable] {
-            let writer = open_writer(&root.path().join("limit.db"), durability).expect("opened");
-            let limit: i64 = writer
-                .query_row("PRAGMA journal_size_limit", [], |row| row.get(0))
-                .expect("limit");
-            assert_eq!(limit, WAL_SIZE_LIMIT_BYTES);
+            let writer = open_writer(&root.path().join("writer.db"), durability).expect("opened");
+            let pragma = |name: &str| -> i64 {
+                writer
+                    .query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
+                    .expect(name)
+            };
+            assert_eq!(pragma("cache_size"), -i64::from(WRITER_PAGE_CACHE_KIB));
+            assert_eq!(pragma("journal_size_limit"), WAL_SIZE_LIMIT_BYTES);
         }
         // Above what a copy interval gathers: the file is not cut each time.
         assert!(
