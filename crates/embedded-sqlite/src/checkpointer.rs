@@ -7,8 +7,9 @@
 //! without it; bench/README.md).
 //!
 //! A [`Checkpointer`] is a thread with a connection of its own that copies the
-//! WAL every [`CHECKPOINT_INTERVAL_MS`] without waiting for the writer or the
-//! readers (`wal_checkpoint(PASSIVE)`). What the writer committed while it
+//! WAL at an interval ([`CHECKPOINT_INTERVAL_MS`] for a [`crate::SharedWriter`],
+//! the caller's for a [`BesideOwnedWriter`]) without waiting for the writer or
+//! the readers (`wal_checkpoint(PASSIVE)`). What the writer committed while it
 //! copied is left in the WAL, so the WAL could never start again from its
 //! beginning under a steady load and would grow without end. Each round is
 //! therefore finished on the writer's own connection, between two of its
@@ -46,8 +47,8 @@ pub(crate) enum Finish {
 }
 
 /// A thread with its own connection that copies a file's WAL back into it
-/// every `interval_ms` and has each round finished on the
-/// writer's connection ([`Finish`]). It copies nothing into a file found
+/// every `interval_ms` and has each round finished on the writer's
+/// connection ([`Finish`]). It copies nothing into a file found
 /// damaged, and marks the damage a round meets ([`FilePlace`]). Its
 /// connection runs with `synchronous=FULL`: the file is fsynced after each
 /// copy, before the WAL may start again over the frames it copied. Dropping
