@@ -171,7 +171,8 @@ impl BesideOwnedWriter {
     /// `interval_ms` beside its writer.
     ///
     /// # Errors
-    /// [`Checkpointer::start`]'s.
+    /// SQLite's, opening the thread's connection; [`SqliteError::Worker`]
+    /// when the thread cannot be started.
     pub fn start(path: &Path, interval_ms: u64, place: FilePlace) -> Result<Self, SqliteError> {
         let finish_wanted = Arc::new(AtomicBool::new(false));
         let checkpointer = Checkpointer::start(
