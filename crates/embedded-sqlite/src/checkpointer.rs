@@ -149,7 +149,7 @@ fn round(connection: &Connection, finish: &Finish, place: &FilePlace) -> Result<
 /// anyone (`wal_checkpoint(PASSIVE)`); damage it meets is marked on `place`.
 /// Returns whether it ran: false when another connection was copying (the
 /// pragma's `busy` column), which is neither a failure nor a recovery.
-pub(crate) fn checkpoint(connection: &Connection, place: &FilePlace) -> Result<bool, SqliteError> {
+fn checkpoint(connection: &Connection, place: &FilePlace) -> Result<bool, SqliteError> {
     let busy: i64 = connection
         .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(0))
         .map_err(|error| place.sqlite_error(error))?;
