@@ -4,12 +4,12 @@
 //!
 //! The sink's storage is the authority, Kafka's committed offsets are not:
 //! a message below a partition's stored offset was applied and is skipped; a
-//! partition whose messages start above its stored offset is sought back to
-//! it (once: what arrives right after that seek is taken, since Kafka offsets
-//! need not be contiguous, with retention or control records); and a batch
-//! the sink refuses because the stored offsets moved (the storage went back
-//! in time, or another member moved them) makes this member read them again
-//! and seek every partition of the batch there.
+//! partition whose messages do not continue its stored offset without a gap
+//! is sought back to it, as many times as it takes, unless retention deleted
+//! the missing messages ([`contiguity`]); and a batch the sink refuses
+//! because the stored offsets moved (the storage went back in time, or
+//! another member moved them) makes this member read them again and seek
+//! every partition of the batch there.
 //!
 //! librdkafka refuses a seek on a partition it is not fetching at that moment
 //! ("Local: Erroneous state", as while a partition is being assigned again
@@ -19,6 +19,8 @@
 //! even when no further message comes on that partition; without that, the
 //! dropped messages waited for the partition's next message (or rebalance),
 //! and after the last writes of a run they never came.
+
+mod contiguity;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -38,9 +40,9 @@ struct Partition {
     /// The stored next offset; `None`: no row (a new group, or one that
     /// stored its offsets only in Kafka before): Kafka's position is taken.
     next: Option<i64>,
-    /// Sought to `next` and nothing taken since: the first message that
-    /// comes is taken even if it starts above `next`.
-    sought: bool,
+    /// Seeks back to `next` for a gap since the sink last stored an offset
+    /// here (only the first, second, fourth, … are logged).
+    gap_seeks: u32,
 }
 
 /// The stored offsets of one group on one topic, as believed by this member.
@@ -52,7 +54,8 @@ pub(crate) struct StoredPositions {
     /// the loop (at most one attempt each per turn) until one passes or the
     /// partition leaves this member.
     pending_seeks: BTreeMap<i32, Offset>,
-    seek_timeout: Duration,
+    /// Bound on each seek and watermark request.
+    request_timeout: Duration,
 }
 
 /// A fetched batch sorted out against the stored offsets.
@@ -65,19 +68,19 @@ pub(crate) struct Sorted {
 
 impl StoredPositions {
     /// The positions of `group` on `topic` as the sink answered them;
-    /// `seek_timeout` bounds each seek.
+    /// `request_timeout` bounds each seek and watermark request.
     pub(crate) fn new(
         group: &str,
         topic: &str,
         stored: StoredOffsets,
-        seek_timeout: Duration,
+        request_timeout: Duration,
     ) -> Self {
         let mut positions = Self {
             group: group.to_owned(),
             topic: topic.to_owned(),
             partitions: HashMap::new(),
             pending_seeks: BTreeMap::new(),
-            seek_timeout,
+            request_timeout,
         };
         positions.reset(stored);
         positions
@@ -90,62 +93,95 @@ impl StoredPositions {
             .map(|(partition, next)| {
                 let believed = Partition {
                     next: Some(next),
-                    sought: false,
+                    gap_seeks: 0,
                 };
                 (partition, believed)
             })
             .collect();
     }
 
-    /// Skips the messages below their partition's stored offset and seeks
-    /// back a partition whose messages start above it (unless it was just
-    /// sought there), dropping its messages from the batch.
+    /// Skips the messages below their partition's stored offset, and seeks
+    /// back to it a partition whose messages do not continue it without a
+    /// gap (dropping them all from the batch) unless retention deleted what
+    /// is missing (see [`contiguity`]).
     pub(crate) async fn sort(
         &mut self,
         consumer: &Arc<KafkaConsumer>,
         messages: Vec<OwnedMessage>,
     ) -> Sorted {
-        let mut first_kept: BTreeMap<i32, i64> = BTreeMap::new();
-        let mut kept = Vec::with_capacity(messages.len());
-        for message in messages {
-            let believed = self.partition(message.partition());
-            if believed.next.is_some_and(|next| message.offset() < next) {
-                tracing::debug!(
+        let offsets: Vec<(i32, i64)> = messages
+            .iter()
+            .map(|message| (message.partition(), message.offset()))
+            .collect();
+        let stored = |partition| self.partition(partition).next;
+        let mut plan = contiguity::plan(&offsets, stored, &BTreeMap::new());
+        if !plan.gaps.is_empty() {
+            let low = self.low_watermarks(consumer, plan.gaps.keys()).await;
+            if !low.is_empty() {
+                plan = contiguity::plan(&offsets, stored, &low);
+            }
+        }
+        if plan.applied > 0 {
+            tracing::debug!(group = %self.group, skipped = plan.applied, "skipping messages below the stored offset: applied already");
+        }
+        for (partition, gap) in &plan.gone {
+            tracing::error!(
+                group = %self.group,
+                partition,
+                stored = gap.expected,
+                first_kept = gap.found,
+                "retention deleted messages this group never applied; taking the partition from its first kept message"
+            );
+        }
+        for (&partition, gap) in &plan.gaps {
+            let believed = self.partitions.entry(partition).or_default();
+            believed.gap_seeks = believed.gap_seeks.saturating_add(1);
+            if believed.gap_seeks.is_power_of_two() {
+                tracing::warn!(
                     group = %self.group,
-                    partition = message.partition(),
-                    offset = message.offset(),
-                    "skipping a message below the stored offset: applied already"
+                    partition,
+                    stored = gap.stored,
+                    expected = gap.expected,
+                    fetched = gap.found,
+                    seeks = believed.gap_seeks,
+                    "messages do not continue the stored offset; seeking back to it"
                 );
-                continue;
             }
-            first_kept
-                .entry(message.partition())
-                .or_insert(message.offset());
-            kept.push(message);
+            self.seek(consumer, partition, Offset::Offset(gap.stored))
+                .await;
         }
-        let mut sought = BTreeSet::new();
-        for (partition, first) in first_kept {
-            let believed = self.partition(partition);
-            match believed.next {
-                Some(next) if first > next && !believed.sought => {
-                    tracing::warn!(
-                        group = %self.group,
-                        partition,
-                        stored = next,
-                        fetched = first,
-                        "messages start above the stored offset; seeking back to it"
-                    );
-                    self.seek(consumer, partition, Offset::Offset(next)).await;
-                    sought.insert(partition);
-                }
-                _ => {}
+        let sought: BTreeSet<i32> = plan.gaps.keys().copied().collect();
+        let to_handle = messages
+            .into_iter()
+            .zip(plan.take)
+            .filter_map(|(message, take)| take.then_some(message))
+            .collect();
+        Sorted { to_handle, sought }
+    }
+
+    /// The low watermarks (first offsets retention kept) of `partitions`;
+    /// those that cannot be read now are left out, and their gaps sought back.
+    async fn low_watermarks(
+        &self,
+        consumer: &Arc<KafkaConsumer>,
+        partitions: impl Iterator<Item = &i32>,
+    ) -> BTreeMap<i32, i64> {
+        let topic = self.topic.clone();
+        let timeout = self.request_timeout;
+        let partitions: Vec<i32> = partitions.copied().collect();
+        let read = blocking(consumer, move |consumer| {
+            let mut low = BTreeMap::new();
+            for partition in partitions {
+                let (first_kept, _) = consumer.fetch_watermarks(&topic, partition, timeout)?;
+                low.insert(partition, first_kept);
             }
-        }
-        kept.retain(|message| !sought.contains(&message.partition()));
-        Sorted {
-            to_handle: kept,
-            sought,
-        }
+            Ok(low)
+        })
+        .await;
+        read.unwrap_or_else(|error| {
+            tracing::warn!(%error, group = %self.group, "cannot read the low watermarks of partitions with a gap; seeking back");
+            BTreeMap::new()
+        })
     }
 
     /// The offsets handing `messages` moves: each partition from its believed
@@ -177,7 +213,7 @@ impl StoredPositions {
                 moved.partition,
                 Partition {
                     next: Some(moved.next),
-                    sought: false,
+                    gap_seeks: 0,
                 },
             );
         }
@@ -255,7 +291,7 @@ impl StoredPositions {
     /// rules the partition's next batch, here or at a new owner.
     async fn seek(&mut self, consumer: &Arc<KafkaConsumer>, partition: i32, offset: Offset) {
         let topic = self.topic.clone();
-        let timeout = self.seek_timeout;
+        let timeout = self.request_timeout;
         let sought = blocking(consumer, move |consumer| {
             consumer.seek(&topic, partition, offset, timeout)?;
             Ok(())
@@ -266,8 +302,6 @@ impl StoredPositions {
                 if self.pending_seeks.remove(&partition).is_some() {
                     tracing::info!(group = %self.group, partition, ?offset, "refused seek to the stored offset passed on a later try");
                 }
-                let believed = self.partitions.entry(partition).or_default();
-                believed.sought = true;
             }
             Err(error) => {
                 if self.pending_seeks.insert(partition, offset).is_none() {

@@ -12,6 +12,8 @@
 //!   after its read model stored them): the batch is handed again, not sought past.
 //! - A sink that refuses the partition's last message for good: it is parked once, and
 //!   the stored offset moves past it, so the next message does not bring it back.
+//! - A stored offset below what retention kept: the consumer takes the partition from
+//!   its first kept message instead of seeking back to the stored offset for ever.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +28,9 @@ use integration_tests::{create_topic, produce, require_env, unique_name, TestDat
 use ledger::conformance::EventLog;
 use ledger::{Ledger, PostgresLedger};
 use ledger_consumer::{LedgerHandler, Metrics};
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -372,6 +377,66 @@ async fn a_stored_offset_ahead_of_kafka_skips_what_is_already_applied() {
         0,
         "the events below the stored offset were not handed"
     );
+    assert_eq!(servers.stored_offset(&group).await, Some(log.len() as i64));
+    servers.database.drop_database().await;
+}
+
+/// Deletes the messages of the test's topic below `offset`, as retention would.
+async fn delete_below(servers: &Servers, offset: i64) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &servers.brokers)
+        .create()
+        .expect("a Kafka admin client");
+    let mut below = TopicPartitionList::new();
+    below
+        .add_partition_offset(&servers.topic, 0, Offset::Offset(offset))
+        .expect("name the partition");
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let deleted = admin
+        .delete_records(&below, &options)
+        .await
+        .expect("the broker answers DeleteRecords");
+    for element in deleted.elements() {
+        element.error().expect("the records are deleted");
+        assert_eq!(
+            element.offset(),
+            Offset::Offset(offset),
+            "the new low watermark"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stored_offset_below_what_retention_kept_takes_the_first_kept_message() {
+    let Some(servers) = Servers::start().await else {
+        return;
+    };
+    let mut log = EventLog::default();
+    for wallet in 0..FIRST_EVENTS {
+        log.create(&format!("w-{wallet}"), "1.00");
+    }
+    let log = log.recorded;
+    produce(&servers.brokers, &servers.topic, &log).await;
+    let kept_from = LOST_EVENTS;
+    delete_below(&servers, kept_from as i64).await;
+    let group = unique_name("wallex_it_offsets_group");
+    sqlx::query(
+        "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) \
+         VALUES ($1, $2, 0, $3)",
+    )
+    .bind(&group)
+    .bind(&servers.topic)
+    .bind(i64::try_from(kept_from / 2).expect("a small offset"))
+    .execute(&servers.pool)
+    .await
+    .expect("store the group's offset below the low watermark");
+
+    let consuming = servers.consume(&group);
+    servers.wait_posted(log.len() - kept_from).await;
+    tokio::time::sleep(QUIET_PERIOD).await;
+    consuming.stop().await;
+
+    assert_ledger_holds(&servers, &log[kept_from..]).await;
     assert_eq!(servers.stored_offset(&group).await, Some(log.len() as i64));
     servers.database.drop_database().await;
 }
