@@ -53,6 +53,9 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Authentication and the per-principal rate limit.
     pub access: Access,
+    /// The data folder of the embedded storage's SQLite files, whose WAL
+    /// checkpoints `/health` reports; `None` on the full stack.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -278,6 +281,10 @@ impl Application {
             dead_letters: adapters.dead_letters,
             metrics,
             access: plan.access,
+            data_dir: adapters
+                .data_dir_lock
+                .as_ref()
+                .map(|_| config.data_dir.clone()),
         });
         adapters.background.push(tokio::spawn(watch_store_head(
             state.clone(),

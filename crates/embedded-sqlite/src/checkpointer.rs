@@ -19,16 +19,21 @@
 //!   (the projections' [`crate::SharedWriter`]);
 //! - [`Finish::ByOwner`]: the writer's thread finishes when it is asked
 //!   ([`BesideOwnedWriter::finish`]; the event store's group commit).
+//!
+//! How the rounds end is kept for `/health` ([`crate::failing_checkpoints`]):
+//! a round, or an owner's [`BesideOwnedWriter::finish`], that fails is
+//! counted; one that copied ends the count (the owner finishes only when
+//! it writes, so an idle server's recovery shows at the thread's next round).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use observability::LogThrottle;
+use observability::{FailureStreak, LogThrottle};
 use rusqlite::Connection;
 
-use crate::{FilePlace, SqliteError, BUSY_TIMEOUT_MS};
+use crate::{checkpoint_failures, FilePlace, SqliteError, BUSY_TIMEOUT_MS};
 
 /// How often a [`crate::SharedWriter`]'s checkpointer copies the WAL back
 /// into its file, in milliseconds. For the projections' files, 1,000 rather
@@ -56,6 +61,8 @@ pub(crate) enum Finish {
 pub(crate) struct Checkpointer {
     stop: Option<std::sync::mpsc::SyncSender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// How its rounds end, registered for `/health` under the file's name.
+    streak: Arc<FailureStreak>,
 }
 
 impl Drop for Checkpointer {
@@ -86,6 +93,8 @@ impl Checkpointer {
         connection.pragma_update(None, "synchronous", "FULL")?;
         let (stop, stopped) = std::sync::mpsc::sync_channel::<()>(0);
         let name = path.display().to_string();
+        let streak = checkpoint_failures::register(path.to_path_buf());
+        let rounds = Arc::clone(&streak);
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
@@ -103,6 +112,7 @@ impl Checkpointer {
                     }
                     match round(&connection, &finish, &place) {
                         Err(error) => {
+                            rounds.failed(&error);
                             if failed_rounds.occurred(Instant::now()).is_some() {
                                 tracing::warn!(file = %name, %error, "WAL checkpoint failed; trying again every {interval_ms} ms");
                             }
@@ -110,6 +120,7 @@ impl Checkpointer {
                         // Another connection was copying: no news.
                         Ok(false) => {}
                         Ok(true) => {
+                            rounds.passed();
                             if let Some(failed_rounds) = failed_rounds.recovered() {
                                 tracing::info!(file = %name, failed_rounds, "WAL checkpoints work again");
                             }
@@ -121,6 +132,7 @@ impl Checkpointer {
         Ok(Self {
             stop: Some(stop),
             thread: Some(thread),
+            streak,
         })
     }
 }
@@ -163,7 +175,7 @@ fn checkpoint(connection: &Connection, place: &FilePlace) -> Result<bool, Sqlite
 /// stops the checkpointer's thread.
 pub struct BesideOwnedWriter {
     finish_wanted: Arc<AtomicBool>,
-    _checkpointer: Checkpointer,
+    checkpointer: Checkpointer,
 }
 
 impl BesideOwnedWriter {
@@ -183,7 +195,7 @@ impl BesideOwnedWriter {
         )?;
         Ok(Self {
             finish_wanted,
-            _checkpointer: checkpointer,
+            checkpointer,
         })
     }
 
@@ -201,7 +213,16 @@ impl BesideOwnedWriter {
         if !self.finish_wanted.swap(false, Ordering::AcqRel) {
             return Ok(false);
         }
-        checkpoint(writer, place)
+        let finished = checkpoint(writer, place);
+        let streak = &self.checkpointer.streak;
+        match &finished {
+            Err(error) => streak.failed(error),
+            Ok(true) => {
+                streak.passed();
+            }
+            Ok(false) => {}
+        }
+        finished
     }
 }
 

@@ -10,11 +10,13 @@
 //! connection (SQLite admits one writer at a time anyway) and a pool of
 //! read-only connections that read concurrently with it.
 
+mod checkpoint_failures;
 mod checkpointer;
 mod data_dir_lock;
 mod file_place;
 mod identifier_words;
 
+pub use checkpoint_failures::{failing_checkpoints, FailingCheckpoints};
 pub use checkpointer::{BesideOwnedWriter, CHECKPOINT_INTERVAL_MS};
 pub use data_dir_lock::{DataDirLock, DataDirLockError, PID_FILE_NAME};
 pub use file_place::{is_damage, FilePlace};

@@ -219,7 +219,7 @@ pub async fn live() -> HttpResponse {
 /// Whether the service can take commands (its event store answers), and how
 /// far events have flowed to their consumers.
 #[utoipa::path(get, path = "/health", tag = "operations",
-    responses((status = 200, description = "Up: {status: \"ok\", or \"degraded\" while writes fail, the wallet lock is down or the storage of a projection (ledger, readModel, searchIndex) does not answer, the transfer journal is damaged or the dead letters cannot be read, eventStore: {kind, status, headPosition, writes: \"ok\" or {status: \"failing\", failures: {since, failures, error}} for the writes failed in the store since the last that passed, within 60 s of the last}, publisher, searchIndex: {status, consumerGroup on the full stack}, ledger: {status, position, consumerGroup: {group, messagesBehind, storedOffsets} on the full stack (status \"degraded\" while messages wait for a group that stored no offset: no consumer runs in it)}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined} or {status: \"down\", error}, deadLetters: {status, parked, sinks} or {status: \"unknown\", error}, locks: {kind: \"in-process\" or \"redis\", status: \"up\", or \"down\" with error (status \"degraded\": commands go on unlocked)}, authentication: {keyFile: {status: \"ok\", or \"stale\" with error while AUTH_JWT_PUBLIC_KEYS holds a change that cannot be used (status \"degraded\": the keys before it still verify)}} ({} without a key file)}", body = Object),
+    responses((status = 200, description = "Up: {status: \"ok\", or \"degraded\" while writes fail, the wallet lock is down or the storage of a projection (ledger, readModel, searchIndex) does not answer, the transfer journal is damaged or the dead letters cannot be read, eventStore: {kind, status, headPosition, writes: \"ok\" or {status: \"failing\", failures: {since, failures, error}} for the writes failed in the store since the last that passed, within 60 s of the last}, publisher, searchIndex: {status, consumerGroup on the full stack}, ledger: {status, position, consumerGroup: {group, messagesBehind, storedOffsets} on the full stack (status \"degraded\" while messages wait for a group that stored no offset: no consumer runs in it)}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined} or {status: \"down\", error}, deadLetters: {status, parked, sinks} or {status: \"unknown\", error}, locks: {kind: \"in-process\" or \"redis\", status: \"up\", or \"down\" with error (status \"degraded\": commands go on unlocked)}, authentication: {keyFile: {status: \"ok\", or \"stale\" with error while AUTH_JWT_PUBLIC_KEYS holds a change that cannot be used (status \"degraded\": the keys before it still verify)}} ({} without a key file), walCheckpoints: \"ok\", or {status: \"failing\", files: [{file, since, failures, error}]} while the WAL checkpoints of a database file of this process fail (status \"degraded\": its WAL grows until one passes)}", body = Object),
               (status = 503, description = "The event store is down: {status: \"error\", eventStore: {kind, status, error}} (Retry-After: seconds; none when its file is damaged, which an operator must repair or restore, or was moved, deleted or replaced, which needs a restart on the folder that holds the data)", body = Object)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = state.wallets.store();
@@ -264,6 +264,16 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             if authentication["keyFile"]["status"] == "stale" {
                 status = "degraded";
             }
+            // Reads and writes pass, but the WAL grows until one passes.
+            let failing = state
+                .data_dir
+                .as_deref()
+                .map(embedded_sqlite::failing_checkpoints)
+                .unwrap_or_default();
+            let wal_checkpoints = wal_checkpoints_report(&failing);
+            if wal_checkpoints != "ok" {
+                status = "degraded";
+            }
             // Their reads fail (storage away, or a file damaged), or wait
             // for a consumer group no one runs; commands go on.
             if [&ledger, &read_model, &search_index]
@@ -283,6 +293,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                 "locks": locks,
                 "deadLetters": dead_letters,
                 "authentication": authentication,
+                "walCheckpoints": wal_checkpoints,
             }))
         }
         Err(error) => unavailable(needs_operator).json(json!({
@@ -306,6 +317,16 @@ fn unavailable(needs_operator: bool) -> actix_web::HttpResponseBuilder {
         super::error::RETRY_AFTER_SECONDS.to_string(),
     ));
     response
+}
+
+/// `"ok"`, or `{status: "failing", files: [{file, since, failures, error}]}`
+/// while WAL checkpoints of a database file of this process fail (`file`:
+/// its name in the data folder).
+fn wal_checkpoints_report(failing: &[embedded_sqlite::FailingCheckpoints]) -> Value {
+    if failing.is_empty() {
+        return json!("ok");
+    }
+    json!({ "status": "failing", "files": failing })
 }
 
 /// `{keyFile: {status: "ok"}}`, or `{status: "stale", error}` while the key
@@ -458,6 +479,31 @@ mod tests {
         assert!(
             !unattended_group(&json!({"status": "up", "position": 4})),
             "embedded"
+        );
+    }
+
+    #[test]
+    fn failing_wal_checkpoints_are_listed_by_file() {
+        assert_eq!(wal_checkpoints_report(&[]), json!("ok"));
+        let since = chrono::DateTime::parse_from_rfc3339("2026-12-05T14:00:00Z")
+            .expect("a time")
+            .to_utc();
+        let failing = embedded_sqlite::FailingCheckpoints {
+            file: "events.db".into(),
+            failures: observability::Failures {
+                since,
+                failures: 3,
+                error: "attempt to write a readonly database".into(),
+            },
+        };
+        assert_eq!(
+            wal_checkpoints_report(&[failing]),
+            json!({"status": "failing", "files": [{
+                "file": "events.db",
+                "since": "2026-12-05T14:00:00Z",
+                "failures": 3,
+                "error": "attempt to write a readonly database",
+            }]})
         );
     }
 }

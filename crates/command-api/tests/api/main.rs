@@ -23,4 +23,5 @@ mod transactions;
 mod transfer_process;
 mod validation;
 mod verify;
+mod wal_checkpoints;
 mod wallet_controls;
