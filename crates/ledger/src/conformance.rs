@@ -22,8 +22,8 @@ use wallet_domain::{
 };
 
 use crate::{
-    Account, EntryFilter, EntryId, EntryType, Ledger, LedgerEntry, PostOutcome, PostedThrough,
-    TransactionType, TransactionsQuery, WalletEntriesQuery, ENTRIES_LIMIT_DEFAULT,
+    Account, EntryFilter, EntryId, EntryList, EntryType, Ledger, LedgerEntry, PostOutcome,
+    PostedThrough, TransactionType, TransactionsQuery, WalletEntriesQuery, ENTRIES_LIMIT_DEFAULT,
     ENTRIES_LIMIT_MAX,
 };
 
@@ -1031,27 +1031,71 @@ pub async fn keyset_pages_walk_every_entry_once_in_ledger_order(ledger: Arc<dyn 
         .await
         .expect("unknown cursor");
     assert!(unknown.is_empty());
-    // What the API checks a cursor against first.
+    // What the API checks a cursor against first: the entry, in the list paged.
+    let entry = |transaction_id, line| EntryId {
+        transaction_id,
+        line,
+    };
     assert!(!ledger
-        .holds_transaction(Uuid::nil(), None)
+        .holds_entry(entry(Uuid::nil(), 1), EntryList::Ledger)
         .await
-        .expect("holds transaction"));
+        .expect("holds entry"));
     let held = &everything[0];
+    let own_entry: EntryId = held.id.parse().expect("an entry id");
     assert!(ledger
-        .holds_transaction(held.transaction_id, None)
+        .holds_entry(own_entry, EntryList::Ledger)
         .await
-        .expect("holds transaction"));
+        .expect("holds entry"));
+    // A line its transaction does not have (h111 F1: it paged on as if it did).
+    assert!(!ledger
+        .holds_entry(entry(held.transaction_id, 999), EntryList::Ledger)
+        .await
+        .expect("holds entry"));
     // Scoped to a wallet: its own transaction, never another's.
     let own = &held.wallet_id;
     let other = wallet(if own.as_str() == "w-1" { "w-2" } else { "w-1" });
+    for list in [
+        EntryList::WalletTransactions(own),
+        EntryList::WalletAccounts(own),
+    ] {
+        assert!(ledger
+            .holds_entry(own_entry, list)
+            .await
+            .expect("holds entry"));
+    }
+    for list in [
+        EntryList::WalletTransactions(&other),
+        EntryList::WalletAccounts(&other),
+    ] {
+        assert!(!ledger
+            .holds_entry(own_entry, list)
+            .await
+            .expect("holds entry"));
+    }
+    // The side of a wallet's transaction on another account (a credit's
+    // external:deposits line) is in the wallet's transactions, not on its accounts.
+    let transactions = ledger
+        .transactions(TransactionsQuery {
+            wallet_id: Some(own.clone()),
+            filter: EntryFilter::default(),
+        })
+        .await
+        .expect("transactions");
+    let other_side: EntryId = transactions
+        .iter()
+        .find(|line| line.account.owning_wallet().is_none())
+        .expect("a line on an account of no wallet")
+        .id
+        .parse()
+        .expect("an entry id");
     assert!(ledger
-        .holds_transaction(held.transaction_id, Some(own))
+        .holds_entry(other_side, EntryList::WalletTransactions(own))
         .await
-        .expect("holds transaction"));
+        .expect("holds entry"));
     assert!(!ledger
-        .holds_transaction(held.transaction_id, Some(&other))
+        .holds_entry(other_side, EntryList::WalletAccounts(own))
         .await
-        .expect("holds transaction"));
+        .expect("holds entry"));
 }
 
 /// Events of the large-batch scenario: as many as a Kafka batch brings.

@@ -32,8 +32,8 @@ use crate::stored::{
     StoredEntry, Totals,
 };
 use crate::{
-    EntryFilter, Ledger, LedgerEntry, LedgerError, LedgerVerification, PostOutcome, PostedThrough,
-    TransactionsQuery, WalletEntriesQuery, WalletSummary,
+    EntryFilter, EntryId, EntryList, Ledger, LedgerEntry, LedgerError, LedgerVerification,
+    PostOutcome, PostedThrough, TransactionsQuery, WalletEntriesQuery, WalletSummary,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -615,21 +615,30 @@ impl Ledger for EmbeddedLedger {
             .map_err(read_failed)
     }
 
-    async fn holds_transaction(
-        &self,
-        transaction_id: Uuid,
-        wallet_id: Option<&WalletId>,
-    ) -> Result<bool, LedgerError> {
-        let transaction_id = transaction_id.to_string();
-        let wallet_id = wallet_id.map(WalletId::to_string);
+    async fn holds_entry(&self, entry: EntryId, list: EntryList<'_>) -> Result<bool, LedgerError> {
+        let transaction_id = entry.transaction_id.to_string();
+        let line = i64::from(entry.line);
+        let wallet_id = list.wallet().map(WalletId::to_string);
+        let [wallet, held] = list
+            .accounts()
+            .map_or([None, None], |[wallet, held]| [Some(wallet), Some(held)]);
         self.readers
             .read(move |connection| {
                 connection
                     .prepare_cached(
-                        "SELECT 1 FROM ledger_transactions WHERE transaction_id = ?1 \
-                         AND (?2 IS NULL OR wallet_id = ?2)",
+                        "SELECT 1 FROM ledger_transactions t \
+                         JOIN ledger_entries e ON e.position = t.position \
+                         WHERE t.transaction_id = ?1 AND e.line = ?2 \
+                         AND (?3 IS NULL OR t.wallet_id = ?3) \
+                         AND (?4 IS NULL OR e.account IN (?4, ?5))",
                     )?
-                    .exists(rusqlite::params![transaction_id, wallet_id])
+                    .exists(rusqlite::params![
+                        transaction_id,
+                        line,
+                        wallet_id,
+                        wallet,
+                        held
+                    ])
             })
             .await
             .map_err(read_failed)

@@ -144,6 +144,40 @@ pub struct WalletEntriesQuery {
     pub filter: EntryFilter,
 }
 
+/// Which list of entries a keyset cursor pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryList<'a> {
+    /// Every entry of the ledger ([`Ledger::transactions`] without a wallet).
+    Ledger,
+    /// Every entry of one wallet's transactions, the other accounts' sides
+    /// too ([`Ledger::transactions`] with `wallet_id`).
+    WalletTransactions(&'a WalletId),
+    /// The entries on one wallet's two accounts, its own and its held
+    /// sub-account ([`Ledger::wallet_entries`]).
+    WalletAccounts(&'a WalletId),
+}
+
+impl<'a> EntryList<'a> {
+    /// The wallet whose transactions the list is of, if one.
+    fn wallet(self) -> Option<&'a WalletId> {
+        match self {
+            Self::Ledger => None,
+            Self::WalletTransactions(wallet_id) | Self::WalletAccounts(wallet_id) => {
+                Some(wallet_id)
+            }
+        }
+    }
+
+    /// The accounts the list shows, when not every account of its
+    /// transactions: `[wallet, held]` names.
+    fn accounts(self) -> Option<[String; 2]> {
+        match self {
+            Self::WalletAccounts(wallet_id) => Some(posting::Account::names_of_wallet(wallet_id)),
+            Self::Ledger | Self::WalletTransactions(_) => None,
+        }
+    }
+}
+
 /// Entries of every account, optionally only of the transactions of one wallet.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TransactionsQuery {
@@ -410,16 +444,12 @@ pub trait Ledger: Send + Sync {
     /// UUID matches nothing.
     async fn reference_entries(&self, reference_id: &str) -> Result<Vec<LedgerEntry>, LedgerError>;
 
-    /// Whether the ledger holds the transaction `transaction_id` (the id of
-    /// the event it posts), of the wallet `wallet_id` when one is given:
-    /// what a keyset cursor ([`EntryFilter::after`]) must name to select
-    /// anything. Scoped to the wallet a query lists, so a cursor cannot
-    /// tell whether another wallet's transaction exists.
-    async fn holds_transaction(
-        &self,
-        transaction_id: Uuid,
-        wallet_id: Option<&WalletId>,
-    ) -> Result<bool, LedgerError>;
+    /// Whether `list` shows the entry `entry` (its transaction's id, the id
+    /// of the event it posts, and its line there): what a keyset cursor
+    /// ([`EntryFilter::after`]) must name to select anything. Scoped to the
+    /// list a query pages, so a cursor cannot tell whether another wallet's
+    /// entry exists.
+    async fn holds_entry(&self, entry: EntryId, list: EntryList<'_>) -> Result<bool, LedgerError>;
 
     /// Entries of every account, filtered and paged.
     async fn transactions(&self, query: TransactionsQuery)

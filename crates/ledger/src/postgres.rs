@@ -31,8 +31,8 @@ use crate::stored::{
     StoredEntry, Totals,
 };
 use crate::{
-    EntryFilter, Ledger, LedgerEntry, LedgerError, LedgerVerification, PostOutcome, PostedThrough,
-    TransactionsQuery, WalletEntriesQuery, WalletSummary,
+    EntryFilter, EntryId, EntryList, Ledger, LedgerEntry, LedgerError, LedgerVerification,
+    PostOutcome, PostedThrough, TransactionsQuery, WalletEntriesQuery, WalletSummary,
 };
 
 /// Events one set of array statements carries at most; a larger batch is
@@ -576,17 +576,22 @@ impl Ledger for PostgresLedger {
             .await
     }
 
-    async fn holds_transaction(
-        &self,
-        transaction_id: Uuid,
-        wallet_id: Option<&WalletId>,
-    ) -> Result<bool, LedgerError> {
+    async fn holds_entry(&self, entry: EntryId, list: EntryList<'_>) -> Result<bool, LedgerError> {
+        let [wallet, held] = list
+            .accounts()
+            .map_or([None, None], |[wallet, held]| [Some(wallet), Some(held)]);
         sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM ledger_transactions WHERE transaction_id = $1 \
-             AND ($2::text IS NULL OR wallet_id = $2))",
+            "SELECT EXISTS (SELECT 1 FROM ledger_transactions t \
+             JOIN ledger_entries e USING (transaction_id) \
+             WHERE t.transaction_id = $1 AND e.line = $2 \
+             AND ($3::text IS NULL OR t.wallet_id = $3) \
+             AND ($4::text IS NULL OR e.account IN ($4, $5)))",
         )
-        .bind(transaction_id)
-        .bind(wallet_id.map(WalletId::as_str))
+        .bind(entry.transaction_id)
+        .bind(i64::from(entry.line))
+        .bind(list.wallet().map(WalletId::as_str))
+        .bind(wallet)
+        .bind(held)
         .fetch_one(&self.pool)
         .within(READ_WAIT_MS_MAX)
         .await

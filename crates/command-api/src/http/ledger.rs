@@ -6,14 +6,14 @@ use identity::Action;
 use ledger::posting::hold_reference;
 use ledger::verification;
 use ledger::{
-    EntryFilter, EntryId, LedgerEntry, TransactionType, TransactionsQuery, WalletEntriesQuery,
-    WalletSummary, ENTRIES_LIMIT_MAX, ENTRIES_OFFSET_MAX, ENTRY_ID_PATTERN,
+    EntryFilter, EntryId, EntryList, LedgerEntry, TransactionType, TransactionsQuery,
+    WalletEntriesQuery, WalletSummary, ENTRIES_LIMIT_MAX, ENTRIES_OFFSET_MAX, ENTRY_ID_PATTERN,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
-use wallet_domain::{server_id_spelling, AsOf, HoldId, WalletId};
+use wallet_domain::{server_id_spelling, AsOf, HoldId};
 
 use super::as_of::SummaryAsOfParams;
 use super::auth::{authorize_call, authorize_on_wallet, Caller};
@@ -196,24 +196,23 @@ impl EntryParams {
 async fn known_cursor(
     state: &AppState,
     filter: &EntryFilter,
-    wallet_id: Option<&WalletId>,
+    list: EntryList<'_>,
 ) -> Result<(), ApiError> {
-    let Some(after) = &filter.after else {
+    let Some(after) = filter.after else {
         return Ok(());
     };
-    if state
-        .ledger
-        .holds_transaction(after.transaction_id, wallet_id)
-        .await?
-    {
+    if state.ledger.holds_entry(after, list).await? {
         return Ok(());
     }
-    let list = match wallet_id {
-        Some(wallet_id) => format!("no entry of wallet {wallet_id}"),
-        None => "no ledger entry".to_owned(),
+    let named = match list {
+        EntryList::WalletAccounts(wallet_id) => format!("no entry of wallet {wallet_id}"),
+        EntryList::WalletTransactions(wallet_id) => {
+            format!("no entry of the transactions of wallet {wallet_id}")
+        }
+        EntryList::Ledger => "no ledger entry".to_owned(),
     };
     Err(ApiError::BadRequest(format!(
-        "after names {list} ({after}): it must be the id of an entry of this list, as the last \
+        "after names {named} ({after}): it must be the id of an entry of this list, as the last \
          entry of the previous page gives it"
     )))
 }
@@ -238,7 +237,7 @@ pub async fn wallet_entries(
     authorize_on_wallet(&state, &caller, &wallet_id, read_wallet).await?;
     let filter = params.filter()?;
     let freshness = catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
-    known_cursor(&state, &filter, Some(&wallet_id)).await?;
+    known_cursor(&state, &filter, EntryList::WalletAccounts(&wallet_id)).await?;
     let entries = state
         .ledger
         .wallet_entries(WalletEntriesQuery {
@@ -432,7 +431,10 @@ pub async fn transactions(
         None => authorize_call(&caller, Action::Audit)?,
     }
     let freshness = catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
-    known_cursor(&state, &filter, wallet_id.as_ref()).await?;
+    let list = wallet_id
+        .as_ref()
+        .map_or(EntryList::Ledger, EntryList::WalletTransactions);
+    known_cursor(&state, &filter, list).await?;
     let entries = state
         .ledger
         .transactions(TransactionsQuery { wallet_id, filter })

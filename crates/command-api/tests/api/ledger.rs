@@ -60,11 +60,47 @@ async fn every_operation_is_posted_double_entry_and_verifies() {
         .as_str()
         .expect("b's entry id")
         .to_owned();
+    // A line its transaction does not have (h111 F1), and the side of a's
+    // transaction on another account: in a's transactions, not on a's accounts.
+    let a_entry = entries["transactions"][0]["id"]
+        .as_str()
+        .expect("a's entry id");
+    let a_transaction = a_entry.split(':').next().expect("a transaction id");
+    let (_, a_transactions) = json_of(
+        app.get("/ledger/transactions?walletId=a")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    let other_side = a_transactions["transactions"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|line| {
+            !["wallet:a", "held:a"].contains(&line["account"].as_str().unwrap_or_default())
+        })
+        .and_then(|line| line["id"].as_str())
+        .expect("a line of a's transactions on another account")
+        .to_owned();
+    let (status, page) = json_of(
+        app.get(&format!(
+            "/ledger/transactions?walletId=a&after={other_side}"
+        ))
+        .send()
+        .await
+        .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, 200, "a cursor of that list: {page}");
     for path in [
         "/ledger/wallet/a?after=ffffffff-ffff-7fff-bfff-ffffffffffff:1".to_owned(),
         "/ledger/transactions?after=00000000-0000-0000-0000-000000000000:1".to_owned(),
         format!("/ledger/wallet/a?after={b_entry}"),
         format!("/ledger/transactions?walletId=a&after={b_entry}"),
+        format!("/ledger/wallet/a?after={a_transaction}:999"),
+        format!("/ledger/transactions?after={a_transaction}:999"),
+        format!("/ledger/wallet/a?after={other_side}"),
     ] {
         let path = path.as_str();
         let (status, body) = json_of(app.get(path).send().await.expect("sent")).await;
