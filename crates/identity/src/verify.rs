@@ -319,17 +319,19 @@ fn claim_error(token: &str, kind: &ErrorKind) -> AuthError {
     }
 }
 
-/// A NumericDate (RFC 7519 §2) in whole seconds since 1970, a fraction
-/// dropped; `None` when it is not a non-negative number.
+/// A NumericDate (RFC 7519 §2: any JSON number of seconds since 1970) in
+/// whole seconds, a fraction dropped: a time before 1970 is 0, one past
+/// `u64::MAX` seconds (such as `1e20`, h111 F3) is `u64::MAX`, never
+/// expiring. `None` when it is not a number.
 fn whole_seconds(date: &serde_json::Value) -> Option<u64> {
     let number = date.as_number()?;
     if let Some(seconds) = number.as_u64() {
         return Some(seconds);
     }
-    // A time, never money: a float is exact enough to the second here.
+    // A time, never money: a float is exact enough to the second here, and
+    // the cast saturates at both ends.
     let seconds = number.as_f64()?;
-    (seconds.is_finite() && (0.0..u64::MAX as f64).contains(&seconds))
-        .then(|| seconds.floor() as u64)
+    Some(seconds.floor() as u64)
 }
 
 /// `exp` (required) and `nbf` against the clock, with [`LEEWAY_SECONDS`].
@@ -601,9 +603,35 @@ mod tests {
         );
         value["exp"] = serde_json::json!(exp.to_string());
         assert!(matches!(
-            verifier.verify(&signed(header, value)),
+            verifier.verify(&signed(header.clone(), value.clone())),
             Err(AuthError::Malformed(message)) if message.contains("exp")
         ));
+    }
+
+    /// Any JSON number is a NumericDate: one past `u64` seconds is far in
+    /// the future, one before 1970 long past (h111 F3: `1e20` was refused
+    /// as malformed).
+    #[test]
+    fn a_numeric_date_out_of_range_is_far_future_or_long_past() {
+        let verifier = hs256_verifier(None, None);
+        let header = serde_json::json!({"alg": "HS256", "typ": "JWT"});
+        let mut value = serde_json::to_value(claims()).expect("json");
+        let far: serde_json::Value = serde_json::from_str("1e20").expect("a number");
+        value["exp"] = far.clone();
+        assert!(verifier
+            .verify(&signed(header.clone(), value.clone()))
+            .is_ok());
+        value["nbf"] = far;
+        assert_eq!(
+            verifier.verify(&signed(header.clone(), value.clone())),
+            Err(AuthError::NotYetValid)
+        );
+        value.as_object_mut().expect("object").remove("nbf");
+        value["exp"] = serde_json::json!(-5);
+        assert_eq!(
+            verifier.verify(&signed(header, value)),
+            Err(AuthError::Expired)
+        );
     }
 
     #[test]
