@@ -98,34 +98,32 @@ impl TransferJournal for EmbeddedTransferJournal {
                 // also against another process on the same file.
                 let transaction =
                     connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let stored: i64 = transaction.query_row(
-                    "SELECT COUNT(*) FROM transfer_records WHERE transfer_id = ?1",
-                    params![id],
-                    |row| row.get(0),
-                )?;
+                // Cached statements: a transfer appends several records.
+                let stored: i64 = transaction
+                    .prepare_cached("SELECT COUNT(*) FROM transfer_records WHERE transfer_id = ?1")?
+                    .query_row(params![id], |row| row.get(0))?;
                 if stored != sequence - 1 {
                     return Ok(Appended::Conflict);
                 }
-                transaction.execute(
-                    "INSERT INTO transfer_records (transfer_id, sequence, record) VALUES (?1, ?2, ?3)",
-                    params![id, sequence, text],
-                )?;
+                transaction
+                    .prepare_cached(
+                        "INSERT INTO transfer_records (transfer_id, sequence, record) \
+                         VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![id, sequence, text])?;
                 match opens {
-                    Some(true) => transaction.execute(
-                        "INSERT INTO open_transfers (transfer_id) VALUES (?1)",
-                        params![id],
-                    )?,
-                    Some(false) => transaction.execute(
-                        "DELETE FROM open_transfers WHERE transfer_id = ?1",
-                        params![id],
-                    )?,
+                    Some(true) => transaction
+                        .prepare_cached("INSERT INTO open_transfers (transfer_id) VALUES (?1)")?
+                        .execute(params![id])?,
+                    Some(false) => transaction
+                        .prepare_cached("DELETE FROM open_transfers WHERE transfer_id = ?1")?
+                        .execute(params![id])?,
                     None => 0,
                 };
                 if log_position > 0 {
-                    transaction.execute(
-                        "UPDATE log_position SET position = MAX(position, ?1)",
-                        params![log_position],
-                    )?;
+                    transaction
+                        .prepare_cached("UPDATE log_position SET position = MAX(position, ?1)")?
+                        .execute(params![log_position])?;
                 }
                 transaction.commit()?;
                 Ok(Appended::Stored)
