@@ -51,7 +51,7 @@ use crate::headers::{
 };
 use crate::metrics::ConsumerMetrics;
 use crate::stall::{Stall, StallWatch};
-use crate::stored_offsets::StoredPositions;
+use crate::stored_offsets::{GapCounters, StoredPositions};
 use crate::BusError;
 
 /// How long an idle loop waits for a message before it looks at the shutdown flag again.
@@ -210,11 +210,20 @@ async fn run_member(
     let mut positions = match worker.stored_offsets(&mut shutdown).await {
         Ok(Some(Some(stored))) => {
             start_from_stored(&config, &stored).await;
+            let counters = GapCounters {
+                seeks: metrics
+                    .stored_offset_seeks
+                    .with_label_values(&[handler.name()]),
+                missed: metrics
+                    .missed_to_retention
+                    .with_label_values(&[handler.name()]),
+            };
             Some(StoredPositions::new(
                 &config.group_id,
                 &config.topic,
                 stored,
                 Duration::from_millis(config.request_timeout_ms),
+                counters,
             ))
         }
         Ok(Some(None)) => None,

@@ -76,6 +76,13 @@ pub struct ConsumerMetrics {
     /// From an event's occurred-at (set by command-api just before its
     /// append) to the moment its handler's write committed.
     pub event_lag_seconds: HistogramVec,
+    /// Seeks back to a partition's stored offset because the messages
+    /// fetched did not continue it (the stored offsets went back, or the
+    /// client handed messages above a seek it had not applied yet).
+    pub stored_offset_seeks: IntCounterVec,
+    /// Messages retention deleted before the handler took them: what its
+    /// storage will never hold (rebuild it from the event store).
+    pub missed_to_retention: IntCounterVec,
 }
 
 impl ConsumerMetrics {
@@ -105,6 +112,8 @@ impl ConsumerMetrics {
         registry.register(Box::new(metrics.in_group.clone()))?;
         registry.register(Box::new(metrics.members_replaced.clone()))?;
         registry.register(Box::new(metrics.event_lag_seconds.clone()))?;
+        registry.register(Box::new(metrics.stored_offset_seeks.clone()))?;
+        registry.register(Box::new(metrics.missed_to_retention.clone()))?;
         Ok(metrics)
     }
 
@@ -187,6 +196,20 @@ impl ConsumerMetrics {
                     "Time from an event's occurrence to its handler's committed write",
                 )
                 .buckets(observability::EVENT_LAG_BUCKETS_SECONDS.to_vec()),
+                &["handler"],
+            )?,
+            stored_offset_seeks: IntCounterVec::new(
+                Opts::new(
+                    "consumer_stored_offset_seeks_total",
+                    "Seeks back to a partition's stored offset because the messages fetched did not continue it",
+                ),
+                &["handler"],
+            )?,
+            missed_to_retention: IntCounterVec::new(
+                Opts::new(
+                    "consumer_messages_missed_to_retention_total",
+                    "Messages Kafka's retention deleted before the handler took them (its storage misses them: rebuild it)",
+                ),
                 &["handler"],
             )?,
         })

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_sink::{ConsumerOffsets, OffsetMove, StoredOffsets};
+use prometheus::IntCounter;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::Offset;
@@ -56,6 +57,17 @@ pub(crate) struct StoredPositions {
     pending_seeks: BTreeMap<i32, Offset>,
     /// Bound on each seek and watermark request.
     request_timeout: Duration,
+    counters: GapCounters,
+}
+
+/// What the gaps a member met did, counted for its handler
+/// ([`crate::ConsumerMetrics::stored_offset_seeks`] and
+/// [`crate::ConsumerMetrics::missed_to_retention`]).
+pub(crate) struct GapCounters {
+    /// Seeks back to a stored offset for a gap.
+    pub(crate) seeks: IntCounter,
+    /// Messages retention deleted before they were taken.
+    pub(crate) missed: IntCounter,
 }
 
 /// A fetched batch sorted out against the stored offsets.
@@ -74,6 +86,7 @@ impl StoredPositions {
         topic: &str,
         stored: StoredOffsets,
         request_timeout: Duration,
+        counters: GapCounters,
     ) -> Self {
         let mut positions = Self {
             group: group.to_owned(),
@@ -81,6 +94,7 @@ impl StoredPositions {
             partitions: HashMap::new(),
             pending_seeks: BTreeMap::new(),
             request_timeout,
+            counters,
         };
         positions.reset(stored);
         positions
@@ -125,6 +139,9 @@ impl StoredPositions {
             tracing::debug!(group = %self.group, skipped = plan.applied, "skipping messages below the stored offset: applied already");
         }
         for (partition, gap) in &plan.gone {
+            self.counters
+                .missed
+                .inc_by(u64::try_from(gap.found - gap.expected).unwrap_or_default());
             tracing::error!(
                 group = %self.group,
                 partition,
@@ -134,6 +151,7 @@ impl StoredPositions {
             );
         }
         for (&partition, gap) in &plan.gaps {
+            self.counters.seeks.inc();
             let believed = self.partitions.entry(partition).or_default();
             believed.gap_seeks = believed.gap_seeks.saturating_add(1);
             if believed.gap_seeks.is_power_of_two() {

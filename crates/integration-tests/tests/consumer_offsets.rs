@@ -120,14 +120,16 @@ impl Servers {
         config.session_timeout_ms = 6_000;
         config.group_instance_id = instance.map(str::to_owned);
         let (stop, stopping) = watch::channel(false);
+        let consumer_metrics = ConsumerMetrics::unregistered().expect("consumer metrics");
+        let loop_metrics = consumer_metrics.clone();
         let task = tokio::spawn(async move {
-            let metrics = ConsumerMetrics::unregistered().expect("consumer metrics");
-            run_consumer_with_metrics(config, handler, metrics, stopping)
+            run_consumer_with_metrics(config, handler, loop_metrics, stopping)
                 .await
                 .map_err(|error| error.to_string())
         });
         Consuming {
             metrics,
+            consumer_metrics,
             stop,
             task,
         }
@@ -196,6 +198,8 @@ impl Servers {
 /// A running consumer loop.
 struct Consuming {
     metrics: Metrics,
+    /// The loop's own counters.
+    consumer_metrics: ConsumerMetrics,
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<(), String>>,
 }
@@ -418,6 +422,7 @@ async fn a_stored_offset_below_what_retention_kept_takes_the_first_kept_message(
     let log = log.recorded;
     produce(&servers.brokers, &servers.topic, &log).await;
     let kept_from = LOST_EVENTS;
+    let stored_below = kept_from / 2;
     delete_below(&servers, kept_from as i64).await;
     let group = unique_name("wallex_it_offsets_group");
     sqlx::query(
@@ -426,7 +431,7 @@ async fn a_stored_offset_below_what_retention_kept_takes_the_first_kept_message(
     )
     .bind(&group)
     .bind(&servers.topic)
-    .bind(i64::try_from(kept_from / 2).expect("a small offset"))
+    .bind(i64::try_from(stored_below).expect("a small offset"))
     .execute(&servers.pool)
     .await
     .expect("store the group's offset below the low watermark");
@@ -434,8 +439,18 @@ async fn a_stored_offset_below_what_retention_kept_takes_the_first_kept_message(
     let consuming = servers.consume(&group);
     servers.wait_posted(log.len() - kept_from).await;
     tokio::time::sleep(QUIET_PERIOD).await;
+    let missed = consuming
+        .consumer_metrics
+        .missed_to_retention
+        .with_label_values(&["ledger"])
+        .get();
     consuming.stop().await;
 
+    assert_eq!(
+        missed,
+        (kept_from - stored_below) as u64,
+        "the messages retention deleted, counted"
+    );
     assert_ledger_holds(&servers, &log[kept_from..]).await;
     assert_eq!(servers.stored_offset(&group).await, Some(log.len() as i64));
     servers.database.drop_database().await;
