@@ -44,7 +44,7 @@ start() { # name port
   DATABASE_URL="$BENCH_DATABASE_URL" KAFKA_TOPIC="$RUN" KAFKA_DLQ_TOPIC="$RUN-dlq" \
     KAFKA_GROUP_ID="$RUN-$1" LEDGER_CONSUMER_GROUP="$RUN-ledger-consumer" \
     PROJECTION_CONSUMER_GROUP="$RUN-projection-consumer" \
-    ELASTICSEARCH_INDEX_PREFIX="$RUN" HOST=127.0.0.1 PORT="$2" \
+    ELASTICSEARCH_INDEX_PREFIX="$RUN" REDIS_KEY_PREFIX="$RUN:lock:" HOST=127.0.0.1 PORT="$2" \
     RUST_LOG=warn "$BIN/$1" >"$LOGS/$1.log" 2>&1 &
   pids+=($!)
 }

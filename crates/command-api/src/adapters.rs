@@ -79,7 +79,10 @@ pub async fn build(
 
 fn lock(config: &Config) -> Result<Arc<dyn WalletLock>, StartupError> {
     Ok(match &config.redis_url {
-        Some(url) => Arc::new(RedisWalletLock::connect(RedisLockConfig::new(url))?),
+        Some(url) => Arc::new(RedisWalletLock::connect(RedisLockConfig {
+            key_prefix: config.redis_key_prefix.clone(),
+            ..RedisLockConfig::new(url)
+        })?),
         None => Arc::new(InProcessWalletLock::default()),
     })
 }

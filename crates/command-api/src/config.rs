@@ -91,6 +91,11 @@ pub struct Config {
     /// Redis for per-wallet locks shared by replicas (default: in-process locks).
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// What every wallet lock's Redis key starts with, before the wallet id:
+    /// deployments sharing one Redis each set their own.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = wallet_lock::LOCK_KEY_PREFIX_DEFAULT,
+          value_parser = NonEmptyStringValueParser::new())]
+    pub redis_key_prefix: String,
     /// Kafka brokers, for the publisher health endpoints of the distributed mode.
     #[arg(long, env = "KAFKA_BROKERS")]
     pub kafka_brokers: Option<String>,
@@ -279,6 +284,7 @@ impl Config {
             database_connections_max: postgres_support::POOL_CONNECTIONS_MAX_DEFAULT,
             database_statement_timeout_ms: postgres_support::READ_STATEMENT_TIMEOUT_MS_DEFAULT,
             redis_url: None,
+            redis_key_prefix: wallet_lock::LOCK_KEY_PREFIX_DEFAULT.into(),
             kafka_brokers: None,
             kafka_topic: "wallet-events".into(),
             ledger_consumer_group: "wallex-ledger".into(),

@@ -225,10 +225,13 @@ impl System {
         let index_prefix = unique_name("wallex").to_lowercase();
         let group = |binary: &str| format!("{topic}_{binary}");
         let (ledger_group, projection_group) = (group(LEDGER_CONSUMER), group(PROJECTION_CONSUMER));
+        // Each system its own wallet locks on the shared Redis.
+        let lock_prefix = format!("{topic}:lock:");
 
         let shared = [
             ("DATABASE_URL", database.url.as_str()),
             ("REDIS_URL", servers.redis_url.as_str()),
+            ("REDIS_KEY_PREFIX", lock_prefix.as_str()),
             ("KAFKA_BROKERS", servers.kafka_brokers.as_str()),
             ("KAFKA_TOPIC", topic.as_str()),
             ("KAFKA_DLQ_TOPIC", dead_letters.as_str()),

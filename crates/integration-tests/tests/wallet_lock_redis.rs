@@ -109,6 +109,42 @@ async fn a_lock_never_released_expires() {
     );
 }
 
+/// Two deployments sharing one Redis, each with its key prefix: the same
+/// wallet id in both takes two locks (h112 F1: one waited its whole bound
+/// on the other's); one deployment's replicas still share theirs.
+#[tokio::test]
+async fn deployments_with_their_own_key_prefix_do_not_wait_on_each_other() {
+    let Some(url) = require_env("REDIS_URL") else {
+        return;
+    };
+    let deployment = |prefix: &str| {
+        let mut config = RedisLockConfig::new(&url);
+        config.key_prefix = format!("{prefix}-{}:", uuid::Uuid::new_v4().simple());
+        config.wait_max_ms = 300;
+        config
+    };
+    let staging = deployment("staging");
+    let id = unique("shared-id");
+    let staging_replica = RedisWalletLock::connect(staging.clone()).expect("pool");
+    let _held = staging_replica
+        .acquire(&[&id])
+        .await
+        .expect("staging takes it");
+    let production = RedisWalletLock::connect(deployment("production")).expect("pool");
+    let _taken = production
+        .acquire(&[&id])
+        .await
+        .expect("another deployment's lock is another key");
+    let other_staging_replica = RedisWalletLock::connect(staging).expect("pool");
+    assert!(
+        matches!(
+            other_staging_replica.acquire(&[&id]).await,
+            Err(LockError::TimedOut(_))
+        ),
+        "a replica of the same deployment waits"
+    );
+}
+
 #[tokio::test]
 async fn transfers_in_opposite_directions_do_not_deadlock() {
     let Some(url) = require_env("REDIS_URL") else {

@@ -79,6 +79,9 @@ return released
 pub const LOCK_TTL_MS_DEFAULT: u64 = 2_000;
 /// How long a command waits for a wallet's lock before answering 503.
 pub const LOCK_WAIT_MAX_MS_DEFAULT: u64 = 10_000;
+/// What every lock key starts with, before the wallet id, unless configured
+/// ([`RedisLockConfig::key_prefix`]).
+pub const LOCK_KEY_PREFIX_DEFAULT: &str = "wallex:lock:wallet:";
 const RETRY_BACKOFF_MIN_MS_DEFAULT: u64 = 1;
 const RETRY_BACKOFF_MAX_MS_DEFAULT: u64 = 50;
 /// Connections per replica: one per concurrent command holding a lock is plenty.
@@ -115,6 +118,10 @@ pub struct RedisLockConfig {
     pub pool_size_max: usize,
     /// Bound on one Redis round trip, so a hung Redis counts as unavailable.
     pub command_timeout_ms: u64,
+    /// What every lock key starts with, before the wallet id: deployments
+    /// that share one Redis each take a prefix of their own, or the same
+    /// wallet id in two of them waits on one lock (h112 F1).
+    pub key_prefix: String,
 }
 
 impl RedisLockConfig {
@@ -127,6 +134,7 @@ impl RedisLockConfig {
             retry_backoff_max_ms: RETRY_BACKOFF_MAX_MS_DEFAULT,
             pool_size_max: POOL_SIZE_MAX_DEFAULT,
             command_timeout_ms: COMMAND_TIMEOUT_MS_DEFAULT,
+            key_prefix: LOCK_KEY_PREFIX_DEFAULT.to_owned(),
         }
     }
 }
@@ -198,8 +206,8 @@ fn unavailable(error: impl std::fmt::Display) -> LockError {
     LockError::Unavailable(error.to_string())
 }
 
-fn lock_key(wallet_id: &WalletId) -> String {
-    format!("wallex:lock:wallet:{wallet_id}")
+fn lock_key(prefix: &str, wallet_id: &WalletId) -> String {
+    format!("{prefix}{wallet_id}")
 }
 
 impl RedisWalletLock {
@@ -462,7 +470,10 @@ impl WalletLock for RedisWalletLock {
         let deadline = Instant::now() + Duration::from_millis(self.config.wait_max_ms);
         let queued = self.queue.acquire_until(&ordered, deadline).await?;
         self.ask_unless_away()?;
-        let keys: Vec<String> = ordered.iter().map(|id| lock_key(id)).collect();
+        let keys: Vec<String> = ordered
+            .iter()
+            .map(|id| lock_key(&self.config.key_prefix, id))
+            .collect();
         let token = Uuid::new_v4().to_string();
         let taken = self.take(&ordered, &keys, &token, deadline).await;
         self.note_answer(&taken);
