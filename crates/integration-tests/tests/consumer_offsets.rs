@@ -163,6 +163,20 @@ impl Servers {
         .expect("read the stored offset")
     }
 
+    /// Stores `next` as `group`'s offset of the topic's partition, as its sink would.
+    async fn store_offset(&self, group: &str, next: usize) {
+        sqlx::query(
+            "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) \
+             VALUES ($1, $2, 0, $3)",
+        )
+        .bind(group)
+        .bind(&self.topic)
+        .bind(i64::try_from(next).expect("a small offset"))
+        .execute(&self.pool)
+        .await
+        .expect("store the group's offset");
+    }
+
     /// What an asynchronous replica's failover does to the ledger consumer's last
     /// transactions: the offset goes back to `kept` and the rows of the events from
     /// `kept` on are gone.
@@ -358,16 +372,7 @@ async fn a_stored_offset_ahead_of_kafka_skips_what_is_already_applied() {
     // A group Kafka knows nothing of (it reads from the earliest offset), whose stored
     // offset says everything produced so far is applied.
     let group = unique_name("wallex_it_offsets_group");
-    sqlx::query(
-        "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) \
-         VALUES ($1, $2, 0, $3)",
-    )
-    .bind(&group)
-    .bind(&servers.topic)
-    .bind(FIRST_EVENTS as i64)
-    .execute(&servers.pool)
-    .await
-    .expect("store the group's offset");
+    servers.store_offset(&group, FIRST_EVENTS).await;
     let consuming = servers.consume(&group);
     produce(&servers.brokers, &servers.topic, later).await;
     servers.wait_posted(log.len()).await;
@@ -425,16 +430,7 @@ async fn a_stored_offset_below_what_retention_kept_takes_the_first_kept_message(
     let stored_below = kept_from / 2;
     delete_below(&servers, kept_from as i64).await;
     let group = unique_name("wallex_it_offsets_group");
-    sqlx::query(
-        "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) \
-         VALUES ($1, $2, 0, $3)",
-    )
-    .bind(&group)
-    .bind(&servers.topic)
-    .bind(i64::try_from(stored_below).expect("a small offset"))
-    .execute(&servers.pool)
-    .await
-    .expect("store the group's offset below the low watermark");
+    servers.store_offset(&group, stored_below).await;
 
     let consuming = servers.consume(&group);
     servers.wait_posted(log.len() - kept_from).await;
