@@ -820,3 +820,49 @@ async fn a_read_given_up_on_a_silent_connection_leaves_no_pool_slot_held() {
     })
     .await;
 }
+
+/// What a relay reads is durable before it is handed on: under asynchronous
+/// commit (as `scripts/infra.sh` runs PostgreSQL) a commit is visible before
+/// its WAL is flushed, and an immediate shutdown loses it; the relay then
+/// had published events the store no longer held (h113 F1). The read for the
+/// relays flushes the WAL up to what it saw before it returns.
+#[tokio::test]
+async fn the_relays_read_returns_only_what_the_wal_has_flushed() {
+    const ROUNDS: usize = 20;
+    with_fresh_database(|database| async move {
+        let pool = database.pool().await;
+        let store = PostgresEventStore::connect(pool.clone())
+            .await
+            .expect("connect");
+        let mut stream = Stream::new("flushed");
+        let mut after = 0;
+        for _ in 0..ROUNDS {
+            let mut session = pool.acquire().await.expect("a session");
+            sqlx::query("SET synchronous_commit = off")
+                .execute(&mut *session)
+                .await
+                .expect("asynchronous commit");
+            store
+                .append(request(vec![stream.next()]))
+                .await
+                .expect("append");
+            let inserted: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
+                .fetch_one(&mut *session)
+                .await
+                .expect("insert position");
+            let read = store
+                .read_all_stored(after, READ_ALL_BATCH_MAX)
+                .await
+                .expect("read");
+            after = read.last().expect("the append").position;
+            let flushed: bool =
+                sqlx::query_scalar("SELECT pg_current_wal_flush_lsn() >= $1::text::pg_lsn")
+                    .bind(&inserted)
+                    .fetch_one(&mut *session)
+                    .await
+                    .expect("flush position");
+            assert!(flushed, "the WAL up to {inserted} is flushed once read");
+        }
+    })
+    .await;
+}

@@ -465,6 +465,34 @@ fn decode_rows(rows: Vec<sqlx::postgres::PgRow>) -> Result<Vec<RecordedEvent>, S
 impl PostgresEventStore {
     /// Up to `limit` (at most [`READ_ALL_BATCH_MAX`]) rows of the log after
     /// `after_position`: position, version, payload.
+    /// Returns once every commit this session could see is durable where
+    /// the server says a commit is: a transaction with `synchronous_commit
+    /// = on` flushes the WAL up to its own commit record, and so every
+    /// commit before it, and waits for the synchronous standbys if any.
+    /// Under asynchronous commit (`synchronous_commit = off`) a commit is
+    /// visible before its WAL is flushed, and an immediate shutdown loses
+    /// it: a relay that published what it read before this barrier handed
+    /// the consumers events the store then lost, and the ledger counted
+    /// money the log no longer had (hostile test h113 F1). Called by the
+    /// relays' read ([`EventStore::read_all_stored`]) after it found events;
+    /// one small commit per batch.
+    async fn durable_barrier(&self) -> Result<(), StoreError> {
+        let barrier = async {
+            let mut transaction = self.pool.begin().await?;
+            sqlx::query("SET LOCAL synchronous_commit = on")
+                .execute(&mut *transaction)
+                .await?;
+            // A commit flushes only when its transaction wrote WAL of its
+            // own (a transaction id alone is not enough): a message of the
+            // transaction, a few bytes, that logical decoding alone reads.
+            sqlx::query("SELECT pg_logical_emit_message(true, 'wallex-relay-barrier', '')")
+                .execute(&mut *transaction)
+                .await?;
+            transaction.commit().await
+        };
+        barrier.within(self.wait_ms).await.map_err(unavailable)
+    }
+
     async fn log_rows(
         &self,
         after_position: u64,
@@ -567,7 +595,11 @@ impl EventStore for PostgresEventStore {
         after_position: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        stored_rows(self.log_rows(after_position, limit).await?)
+        let rows = self.log_rows(after_position, limit).await?;
+        if !rows.is_empty() {
+            self.durable_barrier().await?;
+        }
+        stored_rows(rows)
     }
 
     async fn read_snapshot(
