@@ -217,6 +217,9 @@ async fn run_member(
                 missed: metrics
                     .missed_to_retention
                     .with_label_values(&[handler.name()]),
+                restarts: metrics
+                    .partition_restarts
+                    .with_label_values(&[handler.name()]),
             };
             Some(StoredPositions::new(
                 &config.group_id,

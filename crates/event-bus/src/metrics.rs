@@ -83,6 +83,10 @@ pub struct ConsumerMetrics {
     /// Messages retention deleted before the handler took them: what its
     /// storage will never hold (rebuild it from the event store).
     pub missed_to_retention: IntCounterVec,
+    /// Partitions found ending below the offset the handler stored (the
+    /// topic created again, or Kafka's tail lost), taken again from their
+    /// first kept message.
+    pub partition_restarts: IntCounterVec,
 }
 
 impl ConsumerMetrics {
@@ -114,6 +118,7 @@ impl ConsumerMetrics {
         registry.register(Box::new(metrics.event_lag_seconds.clone()))?;
         registry.register(Box::new(metrics.stored_offset_seeks.clone()))?;
         registry.register(Box::new(metrics.missed_to_retention.clone()))?;
+        registry.register(Box::new(metrics.partition_restarts.clone()))?;
         Ok(metrics)
     }
 
@@ -209,6 +214,13 @@ impl ConsumerMetrics {
                 Opts::new(
                     "consumer_messages_missed_to_retention_total",
                     "Messages Kafka's retention deleted before the handler took them (its storage misses them: rebuild it)",
+                ),
+                &["handler"],
+            )?,
+            partition_restarts: IntCounterVec::new(
+                Opts::new(
+                    "consumer_partition_restarts_total",
+                    "Partitions found ending below the handler's stored offset (the topic created again, or Kafka's tail lost), taken again from their first kept message",
                 ),
                 &["handler"],
             )?,

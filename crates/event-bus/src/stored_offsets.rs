@@ -41,6 +41,12 @@ struct Partition {
     /// The stored next offset; `None`: no row (a new group, or one that
     /// stored its offsets only in Kafka before): Kafka's position is taken.
     next: Option<i64>,
+    /// Set when the partition ends below `next` (the topic was deleted and
+    /// created again, or Kafka lost its tail): its first kept offset, from
+    /// which every message is taken (the sinks skip what they hold by event
+    /// id) until the sink stores an offset in it again; `next` stays what
+    /// the sink's row holds, which the first move expects.
+    restarted_from: Option<i64>,
     /// Seeks back to `next` for a gap since the sink last stored an offset
     /// here (only the first, second, fourth, … are logged).
     gap_seeks: u32,
@@ -61,13 +67,16 @@ pub(crate) struct StoredPositions {
 }
 
 /// What the gaps a member met did, counted for its handler
-/// ([`crate::ConsumerMetrics::stored_offset_seeks`] and
-/// [`crate::ConsumerMetrics::missed_to_retention`]).
+/// ([`crate::ConsumerMetrics::stored_offset_seeks`],
+/// [`crate::ConsumerMetrics::missed_to_retention`] and
+/// [`crate::ConsumerMetrics::partition_restarts`]).
 pub(crate) struct GapCounters {
     /// Seeks back to a stored offset for a gap.
     pub(crate) seeks: IntCounter,
     /// Messages retention deleted before they were taken.
     pub(crate) missed: IntCounter,
+    /// Partitions found ending below their stored offset.
+    pub(crate) restarts: IntCounter,
 }
 
 /// A fetched batch sorted out against the stored offsets.
@@ -107,6 +116,7 @@ impl StoredPositions {
             .map(|(partition, next)| {
                 let believed = Partition {
                     next: Some(next),
+                    restarted_from: None,
                     gap_seeks: 0,
                 };
                 (partition, believed)
@@ -127,16 +137,28 @@ impl StoredPositions {
             .iter()
             .map(|message| (message.partition(), message.offset()))
             .collect();
-        let stored = |partition| self.partition(partition).next;
-        let mut plan = contiguity::plan(&offsets, stored, &BTreeMap::new());
-        if !plan.gaps.is_empty() {
-            let low = self.low_watermarks(consumer, plan.gaps.keys()).await;
-            if !low.is_empty() {
-                plan = contiguity::plan(&offsets, stored, &low);
-            }
+        let mut plan = contiguity::plan(
+            &offsets,
+            |partition| self.taken_from(partition),
+            &BTreeMap::new(),
+        );
+        if !plan.applied.is_empty() && self.restarted_below_stored(consumer, &plan).await {
+            plan = contiguity::plan(
+                &offsets,
+                |partition| self.taken_from(partition),
+                &BTreeMap::new(),
+            );
         }
-        if plan.applied > 0 {
-            tracing::debug!(group = %self.group, skipped = plan.applied, "skipping messages below the stored offset: applied already");
+        if !plan.gaps.is_empty() {
+            let low = self.watermarks(consumer, plan.gaps.keys()).await;
+            let low = low
+                .into_iter()
+                .map(|(partition, (first_kept, _))| (partition, first_kept))
+                .collect();
+            plan = contiguity::plan(&offsets, |partition| self.taken_from(partition), &low);
+        }
+        if !plan.applied.is_empty() {
+            tracing::debug!(group = %self.group, skipped = ?plan.applied, "skipping messages below the stored offset: applied already");
         }
         for (partition, gap) in &plan.gone {
             self.counters
@@ -177,29 +199,75 @@ impl StoredPositions {
         Sorted { to_handle, sought }
     }
 
-    /// The low watermarks (first offsets retention kept) of `partitions`;
-    /// those that cannot be read now are left out, and their gaps sought back.
-    async fn low_watermarks(
+    /// The watermarks (first offset kept, offset of the next message) of
+    /// `partitions`; empty when they cannot be read now (a gap is then
+    /// sought back, a skip stays a skip).
+    async fn watermarks(
         &self,
         consumer: &Arc<KafkaConsumer>,
         partitions: impl Iterator<Item = &i32>,
-    ) -> BTreeMap<i32, i64> {
+    ) -> BTreeMap<i32, (i64, i64)> {
         let topic = self.topic.clone();
         let timeout = self.request_timeout;
         let partitions: Vec<i32> = partitions.copied().collect();
         let read = blocking(consumer, move |consumer| {
-            let mut low = BTreeMap::new();
+            let mut marks = BTreeMap::new();
             for partition in partitions {
-                let (first_kept, _) = consumer.fetch_watermarks(&topic, partition, timeout)?;
-                low.insert(partition, first_kept);
+                marks.insert(
+                    partition,
+                    consumer.fetch_watermarks(&topic, partition, timeout)?,
+                );
             }
-            Ok(low)
+            Ok(marks)
         })
         .await;
         read.unwrap_or_else(|error| {
-            tracing::warn!(%error, group = %self.group, "cannot read the low watermarks of partitions with a gap; seeking back");
+            tracing::warn!(%error, group = %self.group, "cannot read the watermarks of partitions to check");
             BTreeMap::new()
         })
+    }
+
+    /// The offset from which `partition`'s messages are taken: where it
+    /// restarted, or its stored offset.
+    fn taken_from(&self, partition: i32) -> Option<i64> {
+        let believed = self.partition(partition);
+        believed.restarted_from.or(believed.next)
+    }
+
+    /// Whether a partition whose messages were skipped as applied ends below
+    /// its stored offset, which no partition of a living topic does: the
+    /// topic was deleted and created again, or Kafka lost the partition's
+    /// tail (h113 F2: every new message was skipped, and reads said the
+    /// projections were caught up). Such a partition is taken again from
+    /// its first kept offset ([`Partition::restarted_from`]).
+    async fn restarted_below_stored(
+        &mut self,
+        consumer: &Arc<KafkaConsumer>,
+        plan: &contiguity::Plan,
+    ) -> bool {
+        let marks = self.watermarks(consumer, plan.applied.keys()).await;
+        let mut restarted = false;
+        for (partition, (first_kept, end)) in marks {
+            let believed = self.partitions.entry(partition).or_default();
+            let Some(stored) = believed.next else {
+                continue;
+            };
+            if end >= stored || believed.restarted_from.is_some() {
+                continue;
+            }
+            self.counters.restarts.inc();
+            tracing::error!(
+                group = %self.group,
+                partition,
+                stored,
+                end,
+                first_kept,
+                "the partition ends below the stored offset (the topic was created again, or Kafka lost its tail); taking it again from its first kept message"
+            );
+            believed.restarted_from = Some(first_kept);
+            restarted = true;
+        }
+        restarted
     }
 
     /// The offsets handing `messages` moves: each partition from its believed
@@ -231,6 +299,7 @@ impl StoredPositions {
                 moved.partition,
                 Partition {
                     next: Some(moved.next),
+                    restarted_from: None,
                     gap_seeks: 0,
                 },
             );

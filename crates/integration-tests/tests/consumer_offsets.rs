@@ -14,6 +14,9 @@
 //!   the stored offset moves past it, so the next message does not bring it back.
 //! - A stored offset below what retention kept: the consumer takes the partition from
 //!   its first kept message instead of seeking back to the stored offset for ever.
+//! - A stored offset above the partition's end (the topic deleted and created again):
+//!   the consumer takes the partition again from its start instead of skipping every
+//!   new message as applied.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -448,6 +451,35 @@ async fn a_stored_offset_below_what_retention_kept_takes_the_first_kept_message(
         "the messages retention deleted, counted"
     );
     assert_ledger_holds(&servers, &log[kept_from..]).await;
+    assert_eq!(servers.stored_offset(&group).await, Some(log.len() as i64));
+    servers.database.drop_database().await;
+}
+
+/// h113 F2: the topic deleted and created again under a group whose stored offset
+/// is far past the new partition's end; every new message was skipped as applied.
+#[tokio::test]
+async fn a_partition_ending_below_the_stored_offset_is_taken_again_from_its_start() {
+    let Some(servers) = Servers::start().await else {
+        return;
+    };
+    let log = log_of(FIRST_EVENTS - 2).recorded;
+    let group = unique_name("wallex_it_offsets_group");
+    // What the group stored on the topic before it was created again.
+    servers.store_offset(&group, 10 * FIRST_EVENTS).await;
+    produce(&servers.brokers, &servers.topic, &log).await;
+
+    let consuming = servers.consume(&group);
+    servers.wait_posted(log.len()).await;
+    tokio::time::sleep(QUIET_PERIOD).await;
+    let restarts = consuming
+        .consumer_metrics
+        .partition_restarts
+        .with_label_values(&["ledger"])
+        .get();
+    consuming.stop().await;
+
+    assert_eq!(restarts, 1, "the restart of the partition, counted once");
+    assert_ledger_holds(&servers, &log).await;
     assert_eq!(servers.stored_offset(&group).await, Some(log.len() as i64));
     servers.database.drop_database().await;
 }

@@ -37,8 +37,9 @@ pub(super) struct Plan {
     /// Gaps retention explains (every missing offset is below the
     /// partition's low watermark): taken, since nothing will fill them.
     pub(super) gone: BTreeMap<i32, Gap>,
-    /// Messages below their partition's stored offset: applied already.
-    pub(super) applied: usize,
+    /// Messages below their partition's stored offset (applied already),
+    /// counted by partition.
+    pub(super) applied: BTreeMap<i32, usize>,
 }
 
 /// Sorts `messages` (partition and offset, in fetch order) against `stored`
@@ -62,7 +63,7 @@ pub(super) fn plan(
         let taken = match *expect {
             None => true,
             Some(next) if offset < next => {
-                plan.applied += 1;
+                *plan.applied.entry(partition).or_default() += 1;
                 false
             }
             Some(next) => {
@@ -128,7 +129,7 @@ mod tests {
             &no_watermarks(),
         );
         assert_eq!(plan.take, [false, false, true]);
-        assert_eq!(plan.applied, 2);
+        assert_eq!(plan.applied, BTreeMap::from([(1, 2)]));
     }
 
     /// The fault suite's lost event: the stored offset went back to 285 and
