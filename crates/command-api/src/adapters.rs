@@ -278,12 +278,20 @@ async fn distributed(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapt
         .database_url
         .as_deref()
         .ok_or(StartupError::Missing("DATABASE_URL"))?;
-    let pool = postgres_support::connect_reads(
-        url,
-        config.database_connections_max,
-        config.database_statement_timeout_ms,
-    )
-    .await?;
+    // A server that does not answer yet is waited for (a bounded time).
+    let pool = postgres_support::StartupWait::default()
+        .until_ready(
+            "postgres",
+            postgres_support::PostgresError::is_transient,
+            || {
+                postgres_support::connect_reads(
+                    url,
+                    config.database_connections_max,
+                    config.database_statement_timeout_ms,
+                )
+            },
+        )
+        .await?;
     let opened = event_store_choice::open(
         config.event_store_kind(),
         &pool,

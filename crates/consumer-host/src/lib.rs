@@ -18,7 +18,6 @@ mod health;
 mod http;
 mod metrics;
 mod settings;
-mod startup;
 
 pub use actix_web::dev::ServerHandle;
 pub use application::{
@@ -30,7 +29,7 @@ pub use health::{
     HEALTH_CHECK_TIMEOUT_MS,
 };
 pub use metrics::{count, Metrics};
+pub use postgres_support::{StartupWait, STARTUP_RETRY_PAUSE_MS, STARTUP_WAIT_SECONDS_MAX};
 pub use settings::{
     parse, try_parse_from, Profile, ReplayDlqArgs, Settings, DLQ_REPLAY_LIMIT_DEFAULT,
 };
-pub use startup::{StartupWait, STARTUP_RETRY_PAUSE_MS, STARTUP_WAIT_SECONDS_MAX};

@@ -1,11 +1,11 @@
 //! The settings every consumer reads, from flags or the environment, with
 //! the few defaults that differ per binary supplied by its [`Profile`].
 
-use crate::startup::StartupWait;
 use clap::builder::RangedU64ValueParser;
 use clap::{CommandFactory, Parser};
 use observability::LogFormat;
 use postgres_support::PostgresError;
+use postgres_support::StartupWait;
 use sqlx::PgPool;
 
 /// The longest `KAFKA_BATCH_WAIT_MS` and `KAFKA_FETCH_WAIT_MAX_MS` taken, in

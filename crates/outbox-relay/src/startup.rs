@@ -65,7 +65,13 @@ pub struct Application {
 impl Application {
     /// Connects (and migrates) PostgreSQL, opens the event store and starts.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let pool = postgres_support::connect(&config.database_url, config.database_connections_max)
+        // A server that does not answer yet is waited for (a bounded time).
+        let pool = postgres_support::StartupWait::default()
+            .until_ready(
+                "postgres",
+                postgres_support::PostgresError::is_transient,
+                || postgres_support::connect(&config.database_url, config.database_connections_max),
+            )
             .await?;
         let store = config.event_store.open(&pool).await?.store;
         Self::build_with_store(config, pool, store).await

@@ -3,6 +3,9 @@
 //! start-up (sqlx takes an advisory lock, so replicas may start together).
 
 pub mod consumer_offsets;
+mod startup_wait;
+
+pub use startup_wait::{StartupWait, STARTUP_RETRY_PAUSE_MS, STARTUP_WAIT_SECONDS_MAX};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,11 +1,13 @@
-//! Start-up against servers that may not be up yet: a consumer started
+//! Start-up against servers that may not be up yet: a binary started
 //! before its store (a restart of the whole stack, a store being failed
-//! over) waits for it a bounded time instead of exiting at once.
+//! over) waits for it a bounded time instead of exiting at once (h113 F3:
+//! outbox-relay exited, and nothing was published until it was started by
+//! hand, where the consumers beside it waited).
 
 use std::future::Future;
 use std::time::Duration;
 
-/// How long a consumer waits at start-up for a store that does not answer,
+/// How long a binary waits at start-up for a store that does not answer,
 /// in seconds, before it gives up and exits (its supervisor restarts it).
 pub const STARTUP_WAIT_SECONDS_MAX: u64 = 120;
 /// Pause between two start-up attempts, in ms.
