@@ -167,7 +167,8 @@ impl StoredPositions {
             tracing::error!(
                 group = %self.group,
                 partition,
-                stored = gap.expected,
+                stored = gap.stored,
+                expected = gap.expected,
                 first_kept = gap.found,
                 "retention deleted messages this group never applied; taking the partition from its first kept message"
             );
@@ -245,14 +246,24 @@ impl StoredPositions {
         consumer: &Arc<KafkaConsumer>,
         plan: &contiguity::Plan,
     ) -> bool {
-        let marks = self.watermarks(consumer, plan.applied.keys()).await;
+        // A partition already taken again needs no second look.
+        let unchecked: Vec<i32> = plan
+            .applied
+            .keys()
+            .copied()
+            .filter(|partition| self.partition(*partition).restarted_from.is_none())
+            .collect();
+        if unchecked.is_empty() {
+            return false;
+        }
+        let marks = self.watermarks(consumer, unchecked.iter()).await;
         let mut restarted = false;
         for (partition, (first_kept, end)) in marks {
             let believed = self.partitions.entry(partition).or_default();
             let Some(stored) = believed.next else {
                 continue;
             };
-            if end >= stored || believed.restarted_from.is_some() {
+            if end >= stored {
                 continue;
             }
             self.counters.restarts.inc();
