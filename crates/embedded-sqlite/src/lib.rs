@@ -14,12 +14,14 @@ mod checkpoint_failures;
 mod checkpointer;
 mod data_dir_lock;
 mod file_place;
+mod grouped_writer;
 mod identifier_words;
 
 pub use checkpoint_failures::{failing_checkpoints, FailingCheckpoints};
 pub use checkpointer::{BesideOwnedWriter, CHECKPOINT_INTERVAL_MS};
 pub use data_dir_lock::{DataDirLock, DataDirLockError, PID_FILE_NAME};
 pub use file_place::{is_damage, FilePlace};
+pub use grouped_writer::{GroupedWriter, GROUP_QUEUE_CAPACITY, GROUP_WRITES_MAX};
 pub use identifier_words::identifier_word;
 
 use std::path::Path;
@@ -527,20 +529,11 @@ impl SharedWriter {
         migrations: &[&str],
         durability: Durability,
     ) -> Result<Self, SqliteError> {
-        let mut connection = open_writer(path, durability)?;
-        let place = FilePlace::of(path)?;
-        migrate(&mut connection, migrations)?;
-        let connection = Arc::new(Mutex::new(connection));
-        let checkpointer = Arc::new(Checkpointer::start(
-            path,
-            CHECKPOINT_INTERVAL_MS,
-            Finish::Shared(Arc::clone(&connection)),
-            place.clone(),
-        )?);
+        let opened = open_beside_checkpointer(path, migrations, durability)?;
         Ok(Self {
-            connection,
-            place,
-            _checkpointer: checkpointer,
+            connection: opened.connection,
+            place: opened.place,
+            _checkpointer: opened.checkpointer,
         })
     }
 
@@ -573,6 +566,41 @@ impl SharedWriter {
         .map_err(|error| SqliteError::Worker(error.to_string()))?;
         result
     }
+}
+
+/// A writer connection shared with the [`Checkpointer`] of its file.
+struct BesideCheckpointer {
+    /// The writer connection, schema up to date.
+    connection: Arc<Mutex<Connection>>,
+    /// Where the file is, and whether it was found damaged.
+    place: FilePlace,
+    /// Finishes its rounds by taking `connection`'s lock; stops when dropped.
+    checkpointer: Arc<Checkpointer>,
+}
+
+/// The writer connection of `path` with its schema up to date, shared with
+/// a [`Checkpointer`] that finishes its rounds by taking the connection's
+/// lock, and the file's place.
+fn open_beside_checkpointer(
+    path: &Path,
+    migrations: &[&str],
+    durability: Durability,
+) -> Result<BesideCheckpointer, SqliteError> {
+    let mut connection = open_writer(path, durability)?;
+    let place = FilePlace::of(path)?;
+    migrate(&mut connection, migrations)?;
+    let connection = Arc::new(Mutex::new(connection));
+    let checkpointer = Arc::new(Checkpointer::start(
+        path,
+        CHECKPOINT_INTERVAL_MS,
+        Finish::Shared(Arc::clone(&connection)),
+        place.clone(),
+    )?);
+    Ok(BesideCheckpointer {
+        connection,
+        place,
+        checkpointer,
+    })
 }
 
 /// Brings a database file's schema up to date: `migrations[i]` is schema

@@ -1,11 +1,14 @@
 //! The journal in a SQLite file (`transfers.db`) beside the embedded event
-//! store: records and the open transfers change in one transaction.
+//! store: records and the open transfers change in one transaction. Its
+//! writer commits the appends of concurrent transfers together (a
+//! [`GroupedWriter`]): one fsync for every append waiting, instead of one
+//! each.
 
 use std::path::Path;
 
 use async_trait::async_trait;
-use embedded_sqlite::{Durability, SharedWriter, SqliteError};
-use rusqlite::{params, TransactionBehavior};
+use embedded_sqlite::{Durability, GroupedWriter, SqliteError};
+use rusqlite::params;
 use uuid::Uuid;
 
 use crate::journal::{JournalError, JournalRecord, TransferJournal, STREAM_RECORDS_MAX};
@@ -19,7 +22,7 @@ const MIGRATIONS: &[&str] = &[
 pub const JOURNAL_FILE: &str = "transfers.db";
 
 pub struct EmbeddedTransferJournal {
-    writer: SharedWriter,
+    writer: GroupedWriter,
 }
 
 impl From<SqliteError> for JournalError {
@@ -44,7 +47,7 @@ enum Appended {
 impl EmbeddedTransferJournal {
     /// Opens (or creates) `transfers.db` in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, JournalError> {
-        let writer = SharedWriter::open(
+        let writer = GroupedWriter::open(
             &data_dir.join(JOURNAL_FILE),
             MIGRATIONS,
             Durability::Durable,
@@ -63,7 +66,7 @@ impl EmbeddedTransferJournal {
     pub async fn holds_transfers(&self) -> Result<bool, JournalError> {
         let held = self
             .writer
-            .write(|connection| {
+            .read(|connection| {
                 connection.query_row(
                     "SELECT EXISTS (SELECT 1 FROM transfer_records)",
                     [],
@@ -94,38 +97,35 @@ impl TransferJournal for EmbeddedTransferJournal {
         let appended = self
             .writer
             .write(move |connection| {
-                // Immediate: the count and the insert see the same state,
-                // also against another process on the same file.
-                let transaction =
-                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                // Cached statements: a transfer appends several records.
-                let stored: i64 = transaction
+                // The group's transaction is immediate: the count and the
+                // insert see the same state, also against another process
+                // on the same file. Cached statements: every append runs them.
+                let stored: i64 = connection
                     .prepare_cached("SELECT COUNT(*) FROM transfer_records WHERE transfer_id = ?1")?
                     .query_row(params![id], |row| row.get(0))?;
                 if stored != sequence - 1 {
                     return Ok(Appended::Conflict);
                 }
-                transaction
+                connection
                     .prepare_cached(
                         "INSERT INTO transfer_records (transfer_id, sequence, record) \
                          VALUES (?1, ?2, ?3)",
                     )?
                     .execute(params![id, sequence, text])?;
                 match opens {
-                    Some(true) => transaction
+                    Some(true) => connection
                         .prepare_cached("INSERT INTO open_transfers (transfer_id) VALUES (?1)")?
                         .execute(params![id])?,
-                    Some(false) => transaction
+                    Some(false) => connection
                         .prepare_cached("DELETE FROM open_transfers WHERE transfer_id = ?1")?
                         .execute(params![id])?,
                     None => 0,
                 };
                 if log_position > 0 {
-                    transaction
+                    connection
                         .prepare_cached("UPDATE log_position SET position = MAX(position, ?1)")?
                         .execute(params![log_position])?;
                 }
-                transaction.commit()?;
                 Ok(Appended::Stored)
             })
             .await?;
@@ -143,7 +143,7 @@ impl TransferJournal for EmbeddedTransferJournal {
         let limit = i64::try_from(STREAM_RECORDS_MAX + 1).unwrap_or(i64::MAX);
         let texts = self
             .writer
-            .write(move |connection| {
+            .read(move |connection| {
                 let mut statement = connection.prepare_cached(
                     "SELECT record FROM transfer_records WHERE transfer_id = ?1 \
                      ORDER BY sequence LIMIT ?2",
@@ -167,7 +167,7 @@ impl TransferJournal for EmbeddedTransferJournal {
     async fn log_position(&self) -> Result<u64, JournalError> {
         let position = self
             .writer
-            .write(|connection| {
+            .read(|connection| {
                 connection.query_row("SELECT position FROM log_position", [], |row| {
                     row.get::<_, i64>(0)
                 })
@@ -181,7 +181,7 @@ impl TransferJournal for EmbeddedTransferJournal {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let ids = self
             .writer
-            .write(move |connection| {
+            .read(move |connection| {
                 let mut statement = connection.prepare_cached(
                     "SELECT transfer_id FROM open_transfers ORDER BY opened LIMIT ?1",
                 )?;
