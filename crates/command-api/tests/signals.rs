@@ -27,6 +27,20 @@ impl Drop for Server {
 /// its log line `command-api listening … port=N`, and a connection to it that
 /// has had one answer.
 fn start(data_dir: &std::path::Path) -> (Server, TcpStream) {
+    start_with_log(data_dir, Log::Read)
+}
+
+/// What becomes of the server's log once it said where it listens.
+#[derive(Clone, Copy, PartialEq)]
+enum Log {
+    /// Read to its end.
+    Read,
+    /// Its pipe closed, and standard error's too: every later line fails
+    /// to be written (`EPIPE`), as when a log collector has gone.
+    Broken,
+}
+
+fn start_with_log(data_dir: &std::path::Path, log: Log) -> (Server, TcpStream) {
     let mut server = Server(
         Command::new(env!("CARGO_BIN_EXE_command-api"))
             .env_clear()
@@ -35,11 +49,16 @@ fn start(data_dir: &std::path::Path) -> (Server, TcpStream) {
             .env("RUST_LOG", "info")
             .env("WALLEX_DATA_DIR", data_dir)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(if log == Log::Broken {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("command-api starts"),
     );
-    let port = listening_port(&mut server);
+    drop(server.0.stderr.take());
+    let port = listening_port(&mut server, log);
     let started = Instant::now();
     loop {
         if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
@@ -67,10 +86,10 @@ fn start(data_dir: &std::path::Path) -> (Server, TcpStream) {
 
 /// The port of the log line that says the server listens; the rest of its
 /// log is read to its end on a thread of its own, so the server never waits
-/// on a full pipe.
-fn listening_port(server: &mut Server) -> u16 {
-    let log = server.0.stdout.take().expect("the server's log is piped");
-    let mut lines = BufReader::new(log).lines();
+/// on a full pipe, or its pipe is closed ([`Log`]).
+fn listening_port(server: &mut Server, log: Log) -> u16 {
+    let stdout = server.0.stdout.take().expect("the server's log is piped");
+    let mut lines = BufReader::new(stdout).lines();
     let port = loop {
         let line = lines
             .next()
@@ -84,7 +103,10 @@ fn listening_port(server: &mut Server) -> u16 {
                 .unwrap_or_else(|| panic!("a port in {line:?}"));
         }
     };
-    std::thread::spawn(move || lines.for_each(drop));
+    match log {
+        Log::Read => drop(std::thread::spawn(move || lines.for_each(drop))),
+        Log::Broken => drop(lines),
+    }
     port
 }
 
@@ -169,4 +191,33 @@ fn a_second_signal_stops_at_once() {
         second.elapsed()
     );
     assert_eq!(status.code(), Some(130), "{status}");
+}
+
+#[test]
+fn a_log_that_can_no_longer_be_written_stops_nothing() {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let (mut server, mut stream) = start_with_log(data_dir.path(), Log::Broken);
+    for (wallet, expected) in [("w1", "HTTP/1.1 201"), ("w1", "HTTP/1.1 409")] {
+        let body = format!(r#"{{"walletId":"{wallet}","ownerId":"o","initialBalance":10}}"#);
+        let request = format!(
+            "POST /wallets HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).expect("request sent");
+        let answer = read_answer(&mut stream);
+        assert!(answer.starts_with(expected), "{answer:?}");
+    }
+    // The stop logs on the main thread: a panic there would end it with 101,
+    // or leave it waiting for the threads it did not stop.
+    signal(&server, "TERM");
+    let asked = Instant::now();
+    let status = loop {
+        if let Some(status) = server.0.try_wait().expect("the server's status") {
+            break status;
+        }
+        assert!(asked.elapsed() < PROCESS_WAIT, "command-api did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
 }

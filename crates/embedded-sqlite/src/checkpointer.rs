@@ -69,9 +69,8 @@ impl Drop for Checkpointer {
     fn drop(&mut self) {
         drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("a WAL checkpoint thread panicked");
-            }
+            // A panic of the thread stopped the process (`spawn_writer_thread`).
+            let _ = thread.join();
         }
     }
 }
@@ -95,40 +94,37 @@ impl Checkpointer {
         let name = path.display().to_string();
         let streak = checkpoint_failures::register(path.to_path_buf());
         let rounds = Arc::clone(&streak);
-        let thread = std::thread::Builder::new()
-            .name("sqlite-checkpoint".into())
-            .spawn(move || {
-                // Rounds failed in a row: logged when the first fails and
-                // when one works again, not at every round (a full disk
-                // fails four a second per file until space is freed).
-                let mut failed_rounds = LogThrottle::first_only();
-                loop {
-                    match stopped.recv_timeout(Duration::from_millis(interval_ms)) {
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                        _ => return,
-                    }
-                    if place.damage().is_some() {
-                        continue;
-                    }
-                    match round(&connection, &finish, &place) {
-                        Err(error) => {
-                            rounds.failed(&error);
-                            if failed_rounds.occurred(Instant::now()).is_some() {
-                                tracing::warn!(file = %name, %error, "WAL checkpoint failed; trying again every {interval_ms} ms");
-                            }
+        let thread = crate::spawn_writer_thread("sqlite-checkpoint", move || {
+            // Rounds failed in a row: logged when the first fails and
+            // when one works again, not at every round (a full disk
+            // fails four a second per file until space is freed).
+            let mut failed_rounds = LogThrottle::first_only();
+            loop {
+                match stopped.recv_timeout(Duration::from_millis(interval_ms)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+                if place.damage().is_some() {
+                    continue;
+                }
+                match round(&connection, &finish, &place) {
+                    Err(error) => {
+                        rounds.failed(&error);
+                        if failed_rounds.occurred(Instant::now()).is_some() {
+                            tracing::warn!(file = %name, %error, "WAL checkpoint failed; trying again every {interval_ms} ms");
                         }
-                        // Another connection was copying: no news.
-                        Ok(false) => {}
-                        Ok(true) => {
-                            rounds.passed();
-                            if let Some(failed_rounds) = failed_rounds.recovered() {
-                                tracing::info!(file = %name, failed_rounds, "WAL checkpoints work again");
-                            }
+                    }
+                    // Another connection was copying: no news.
+                    Ok(false) => {}
+                    Ok(true) => {
+                        rounds.passed();
+                        if let Some(failed_rounds) = failed_rounds.recovered() {
+                            tracing::info!(file = %name, failed_rounds, "WAL checkpoints work again");
                         }
                     }
                 }
-            })
-            .map_err(|error| SqliteError::Worker(error.to_string()))?;
+            }
+        })?;
         Ok(Self {
             stop: Some(stop),
             thread: Some(thread),
@@ -145,9 +141,7 @@ fn round(connection: &Connection, finish: &Finish, place: &FilePlace) -> Result<
     }
     match finish {
         Finish::Shared(writer) => {
-            let writer = writer
-                .lock()
-                .map_err(|_| SqliteError::Worker("writer connection lock poisoned".into()))?;
+            let writer = crate::writer_thread::lock_writer(writer)?;
             checkpoint(&writer, place)
         }
         Finish::ByOwner(wanted) => {

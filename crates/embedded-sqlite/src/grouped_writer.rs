@@ -22,7 +22,11 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::checkpointer::Checkpointer;
-use crate::{open_beside_checkpointer, BesideCheckpointer, Durability, FilePlace, SqliteError};
+use crate::writer_thread::lock_writer;
+use crate::{
+    open_beside_checkpointer, spawn_writer_thread, BesideCheckpointer, Durability, FilePlace,
+    SqliteError,
+};
 
 /// Writes committed together in one transaction at most.
 pub const GROUP_WRITES_MAX: usize = 256;
@@ -71,9 +75,8 @@ impl Drop for GroupedWriter {
         let (closed, _) = mpsc::channel(1);
         drop(std::mem::replace(&mut self.jobs, closed));
         if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!(file = %self.place.path().display(), "a grouped writer's thread panicked");
-            }
+            // A panic of the thread stopped the process (`spawn_writer_thread`).
+            let _ = thread.join();
         }
     }
 }
@@ -97,10 +100,9 @@ impl GroupedWriter {
         } = open_beside_checkpointer(path, migrations, durability)?;
         let (jobs, queue) = mpsc::channel(GROUP_QUEUE_CAPACITY);
         let thread_place = place.clone();
-        let thread = thread::Builder::new()
-            .name("sqlite-group-writer".into())
-            .spawn(move || run_groups(&connection, &thread_place, queue))
-            .map_err(|error| SqliteError::Worker(error.to_string()))?;
+        let thread = spawn_writer_thread("sqlite-group-writer", move || {
+            run_groups(&connection, &thread_place, queue);
+        })?;
         Ok(Self {
             jobs,
             place,
@@ -234,15 +236,17 @@ fn run_groups(connection: &Mutex<Connection>, place: &FilePlace, mut queue: mpsc
             }
         }
         let mut writes = Vec::with_capacity(jobs.len());
-        let Ok(mut connection) = connection.lock() else {
-            let poisoned = SqliteError::Worker("writer connection lock poisoned".into());
-            for job in jobs {
-                match job {
-                    Job::Read(read) => read(Err(&poisoned)),
-                    Job::Write(write) => (write(Err(&poisoned)).answer)(None),
+        let mut connection = match lock_writer(connection) {
+            Ok(connection) => connection,
+            Err(error) => {
+                for job in jobs {
+                    match job {
+                        Job::Read(read) => read(Err(&error)),
+                        Job::Write(write) => (write(Err(&error)).answer)(None),
+                    }
                 }
+                continue;
             }
-            continue;
         };
         for job in jobs {
             match job {

@@ -16,6 +16,7 @@ mod data_dir_lock;
 mod file_place;
 mod grouped_writer;
 mod identifier_words;
+mod writer_thread;
 
 pub use checkpoint_failures::{failing_checkpoints, FailingCheckpoints};
 pub use checkpointer::{BesideOwnedWriter, CHECKPOINT_INTERVAL_MS};
@@ -23,6 +24,7 @@ pub use data_dir_lock::{DataDirLock, DataDirLockError, PID_FILE_NAME};
 pub use file_place::{is_damage, FilePlace};
 pub use grouped_writer::{GroupedWriter, GROUP_QUEUE_CAPACITY, GROUP_WRITES_MAX};
 pub use identifier_words::identifier_word;
+pub use writer_thread::spawn_writer_thread;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -552,9 +554,7 @@ impl SharedWriter {
         let connection = Arc::clone(&self.connection);
         let place = self.place.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let mut guard = connection
-                .lock()
-                .map_err(|_| SqliteError::Worker("writer connection lock poisoned".into()))?;
+            let mut guard = writer_thread::lock_writer(&connection)?;
             // Checked holding the connection: a write waiting for it while
             // another found the damage does not start.
             if let Some(damage) = place.damage() {

@@ -13,8 +13,8 @@ use std::thread;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use embedded_sqlite::{
-    is_damage, is_refused_commit, migrate, open_writer, BesideOwnedWriter, Durability, FilePlace,
-    ReadPool, SqliteError,
+    is_damage, is_refused_commit, migrate, open_writer, spawn_writer_thread, BesideOwnedWriter,
+    Durability, FilePlace, ReadPool, SqliteError,
 };
 use observability::LogThrottle;
 use rusqlite::{
@@ -111,9 +111,8 @@ impl Drop for EmbeddedEventStore {
         let (closed, _) = mpsc::channel(1);
         drop(std::mem::replace(&mut self.appends, closed));
         if let Some(writer) = self.writer.take() {
-            if writer.join().is_err() {
-                tracing::error!("the event store's writer thread panicked");
-            }
+            // A panic of the thread stopped the process (`spawn_writer_thread`).
+            let _ = writer.join();
         }
     }
 }
@@ -163,19 +162,17 @@ impl EmbeddedEventStore {
         // `checkpointer` module).
         let checkpointer =
             BesideOwnedWriter::start(&path, LOG_CHECKPOINT_INTERVAL_MS, place.clone())?;
-        let writer = thread::Builder::new()
-            .name("event-store-writer".into())
-            .spawn(move || {
-                run_writer(
-                    connection,
-                    place,
-                    queue,
-                    head_sender,
-                    writer_tail,
-                    checkpointer,
-                );
-            })
-            .map_err(|error| StoreError::Unavailable(error.to_string()))?;
+        let writer = spawn_writer_thread("event-store-writer", move || {
+            run_writer(
+                connection,
+                place,
+                queue,
+                head_sender,
+                writer_tail,
+                checkpointer,
+            );
+        })
+        .map_err(|error| StoreError::Unavailable(error.to_string()))?;
         Ok(Self {
             appends,
             readers,

@@ -3,6 +3,7 @@
 
 use std::error::Error;
 use std::future::Future;
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -36,7 +37,13 @@ pub fn exit_code(binary: &str, outcome: Result<(), Box<dyn Error>>) -> ExitCode 
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("{binary}: {}", with_causes(error.as_ref()));
+            // Unlike `eprintln!`, a standard error that cannot be written
+            // does not panic: the exit code still says the binary failed.
+            let _ = writeln!(
+                std::io::stderr(),
+                "{binary}: {}",
+                with_causes(error.as_ref())
+            );
             ExitCode::FAILURE
         }
     }

@@ -95,12 +95,20 @@ pub fn log_filter(rust_log: Option<&str>) -> EnvFilter {
 /// Installs the global subscriber, filtered by [`log_filter`] of `RUST_LOG`,
 /// writing to standard output; text lines are coloured only on a terminal
 /// (not in a file, a pipe or a journal).
+///
+/// A line that cannot be written (a full disk under a log file, a log
+/// collector gone from the other end of a pipe) is dropped. By default the
+/// subscriber reports that on standard error with `eprintln!`, which
+/// panics when standard error fails too, and a panic in a storage writer's
+/// thread stops the process: a full disk would turn into a crash loop
+/// instead of writes refused until space is freed.
 pub fn init_tracing(format: LogFormat) {
     use std::io::IsTerminal;
     let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stdout().is_terminal());
+        .with_ansi(std::io::stdout().is_terminal())
+        .log_internal_errors(false);
     // A second install (tests start several apps in one process) keeps the first.
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
