@@ -1,11 +1,12 @@
 //! What a panic near a writer connection does: never leave the service
 //! frozen with the connection unusable.
 //!
-//! A thread that owns a writer ([`spawn_writer_thread`]: the event store's
-//! group commit, a [`crate::GroupedWriter`], a checkpointer) holds state
-//! besides the file (a queue of callers, the log's tail in memory) that a
-//! panic leaves half-changed; were it to end, every later write would wait
-//! or fail until a restart while `/health` still answered. So the process
+//! A thread that serves a writer ([`spawn_writer_thread`]: the event store's
+//! group commit and a [`crate::GroupedWriter`], which hold state besides the
+//! file that a panic leaves half-changed, a queue of callers and the log's
+//! tail in memory; a checkpointer) is not replaced when it ends: every later
+//! write would wait or fail, or the WAL grow without bound, until a restart
+//! while `/health` still answered. So the process
 //! stops instead, as on a broken invariant: what was acknowledged is in the
 //! file, and the next start recovers from it (a crash of any binary at any
 //! moment loses nothing, README "Storage").
