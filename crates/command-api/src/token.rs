@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use identity::{mint_hs256, AuthError, Claims, KeyError, KeySet, MintError, Scope, Verifier};
+use identity::{
+    mint_hs256, AuthError, Claims, KeyError, KeySet, MintError, Scope, Verifier,
+    TOKEN_LIFETIME_SECONDS_MAX,
+};
 use wallet_domain::OwnerId;
 
 use crate::config::{AuthConfig, TokenArgs};
-
-/// Longest validity `--ttl` may ask for, in seconds (one year).
-pub const TOKEN_TTL_SECONDS_MAX: u64 = 365 * 24 * 3600;
 
 /// A token could not be printed.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +56,7 @@ pub fn parse_ttl(text: &str) -> Result<Duration, String> {
         .parse::<u64>()
         .ok()
         .and_then(|number| number.checked_mul(seconds_per_unit))
-        .filter(|seconds| (1..=TOKEN_TTL_SECONDS_MAX).contains(seconds))
+        .filter(|seconds| (1..=TOKEN_LIFETIME_SECONDS_MAX).contains(seconds))
         .ok_or_else(|| format!("ttl {text:?} must be from 1s to 365d"))?;
     Ok(Duration::from_secs(seconds))
 }

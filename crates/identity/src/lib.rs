@@ -25,4 +25,7 @@ pub use principal::{Principal, Scope};
 pub use token::{mint_hs256, unix_now_seconds, Claims, MintError};
 #[cfg(any(test, feature = "testing"))]
 pub use token::{mint_with_pem, unsigned};
-pub use verify::{AuthError, Verifier, LEEWAY_SECONDS, SUBJECT_LENGTH_MAX, TOKEN_BYTES_MAX};
+pub use verify::{
+    AuthError, Verifier, LEEWAY_SECONDS, SUBJECT_LENGTH_MAX, TOKEN_BYTES_MAX,
+    TOKEN_LIFETIME_SECONDS_MAX,
+};

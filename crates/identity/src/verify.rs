@@ -4,8 +4,8 @@
 //! algorithm of a configured key), no `crit` header (RFC 7515 §4.1.11: a
 //! token naming extensions its reader must understand is refused, as this
 //! reader understands none), the signature, then `iss` and `aud` (when
-//! configured), `exp` (required) and `nbf` with [`LEEWAY_SECONDS`] of clock
-//! skew, and a usable `sub`. `exp` and `nbf` are NumericDates (RFC 7519 §2):
+//! configured), `exp` (required, and at most [`TOKEN_LIFETIME_SECONDS_MAX`]
+//! ahead) and `nbf` with [`LEEWAY_SECONDS`] of clock skew, and a usable `sub`. `exp` and `nbf` are NumericDates (RFC 7519 §2):
 //! seconds since 1970, a fraction allowed. Each failure is its own
 //! [`AuthError`], whose text says which check failed and is safe to show the
 //! caller.
@@ -34,6 +34,11 @@ struct Granted {
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECONDS: u64 = 30;
+/// How far ahead a token's `exp` may be, in seconds (one year): a token that
+/// leaks can be used until it expires, so one that practically never does
+/// (`exp` 1e300) is refused rather than trusted for ever. `command-api
+/// token` mints no longer one.
+pub const TOKEN_LIFETIME_SECONDS_MAX: u64 = 365 * 24 * 3600;
 /// Longest token read; a longer one is refused unread.
 pub const TOKEN_BYTES_MAX: usize = 8 * 1024;
 /// Longest `sub` accepted.
@@ -62,6 +67,8 @@ pub enum AuthError {
     BadSignature,
     #[error("Token expired")]
     Expired,
+    #[error("Token expires too far ahead: exp may be at most 365 days from now; ask its issuer for a shorter-lived one")]
+    LifetimeTooLong,
     #[error("Token is not valid yet (nbf)")]
     NotYetValid,
     #[error("Token issuer (iss) is not the one expected")]
@@ -349,6 +356,9 @@ fn time_claims(claims: &Granted) -> Result<(), AuthError> {
     if exp.saturating_add(LEEWAY_SECONDS) < now {
         return Err(AuthError::Expired);
     }
+    if exp > now.saturating_add(TOKEN_LIFETIME_SECONDS_MAX + LEEWAY_SECONDS) {
+        return Err(AuthError::LifetimeTooLong);
+    }
     if let Some(nbf) = &claims.nbf {
         let nbf = whole_seconds(nbf).ok_or(AuthError::Malformed(
             "nbf must be a NumericDate (seconds since 1970)",
@@ -610,27 +620,52 @@ mod tests {
 
     /// Any JSON number is a NumericDate: one past `u64` seconds is far in
     /// the future, one before 1970 long past (h111 F3: `1e20` was refused
-    /// as malformed).
+    /// as malformed). A far future `exp` is a token that practically never
+    /// expires, refused by its own rule (h115 F2: `1e300` was accepted).
     #[test]
     fn a_numeric_date_out_of_range_is_far_future_or_long_past() {
         let verifier = hs256_verifier(None, None);
         let header = serde_json::json!({"alg": "HS256", "typ": "JWT"});
         let mut value = serde_json::to_value(claims()).expect("json");
         let far: serde_json::Value = serde_json::from_str("1e20").expect("a number");
-        value["exp"] = far.clone();
-        assert!(verifier
-            .verify(&signed(header.clone(), value.clone()))
-            .is_ok());
-        value["nbf"] = far;
+        value["nbf"] = far.clone();
         assert_eq!(
             verifier.verify(&signed(header.clone(), value.clone())),
             Err(AuthError::NotYetValid)
         );
         value.as_object_mut().expect("object").remove("nbf");
+        for far in ["1e20", "1e300", "18446744073709551616"] {
+            value["exp"] = serde_json::from_str(far).expect("a number");
+            assert_eq!(
+                verifier.verify(&signed(header.clone(), value.clone())),
+                Err(AuthError::LifetimeTooLong),
+                "exp {far}"
+            );
+        }
         value["exp"] = serde_json::json!(-5);
         assert_eq!(
             verifier.verify(&signed(header, value)),
             Err(AuthError::Expired)
+        );
+    }
+
+    /// `exp` up to [`TOKEN_LIFETIME_SECONDS_MAX`] ahead (and the leeway) is
+    /// accepted, a minute more is not.
+    #[test]
+    fn a_token_may_live_a_year_and_no_longer() {
+        let verifier = hs256_verifier(None, None);
+        let header = serde_json::json!({"alg": "HS256", "typ": "JWT"});
+        let mut value = serde_json::to_value(claims()).expect("json");
+        value["exp"] = serde_json::json!(unix_now_seconds() + TOKEN_LIFETIME_SECONDS_MAX);
+        assert!(verifier
+            .verify(&signed(header.clone(), value.clone()))
+            .is_ok());
+        value["exp"] = serde_json::json!(
+            unix_now_seconds() + TOKEN_LIFETIME_SECONDS_MAX + LEEWAY_SECONDS + 60
+        );
+        assert_eq!(
+            verifier.verify(&signed(header, value)),
+            Err(AuthError::LifetimeTooLong)
         );
     }
 

@@ -286,6 +286,11 @@ pub struct TransactionResponse {
     /// Shared by both halves of a transfer.
     #[schema(value_type = Option<String>)]
     pub transfer_id: Option<uuid::Uuid>,
+    /// The description the client gave with the command, as given; null
+    /// when it gave none (the type, `counterpartyWalletId` and `holdId` say
+    /// what happened; the audit trail of `GET /wallets/{id}` and the
+    /// ledger's entries show a text of the server's, such as `Transfer to
+    /// <id>`, in its place). `q` searches these descriptions only.
     #[schema(example = "Deposit from bank account")]
     pub description: Option<String>,
     #[schema(example = "2025-10-23T10:05:00.000Z")]

@@ -36,9 +36,17 @@ fn bearer(token: String) -> Option<String> {
     Some(format!("Bearer {token}"))
 }
 
+/// The first callers of [`callers`], each refused 401.
+const UNAUTHENTICATED_CALLERS: usize = 6;
+
 fn callers() -> Vec<Caller> {
     let expired = Claims {
         exp: unix_now_seconds() - 3600,
+        ..claims(OWNER, "wallets admin")
+    };
+    // h115 F2: a token that practically never expires.
+    let everlasting = Claims {
+        exp: u64::MAX,
         ..claims(OWNER, "wallets admin")
     };
     let wrong_audience = Claims {
@@ -57,6 +65,10 @@ fn callers() -> Vec<Caller> {
         Caller {
             name: "expired",
             authorization: bearer(mint_hs256(AUTH_SECRET.as_bytes(), &expired).expect("mint")),
+        },
+        Caller {
+            name: "expiring more than a year ahead",
+            authorization: bearer(mint_hs256(AUTH_SECRET.as_bytes(), &everlasting).expect("mint")),
         },
         Caller {
             name: "bad signature",
@@ -96,6 +108,7 @@ fn unauthenticated_message(caller: &str) -> &'static str {
     match caller {
         "no token" => "Missing bearer token",
         "expired" => "expired",
+        "expiring more than a year ahead" => "too far ahead",
         "bad signature" => "signature",
         "alg none" => "none",
         _ => "audience",
@@ -310,7 +323,7 @@ async fn every_endpoint_answers_every_caller_as_the_rules_say_and_refusals_chang
     let callers = callers();
     for endpoint in endpoints() {
         for (index, caller) in callers.iter().enumerate() {
-            let expected = match index.checked_sub(5) {
+            let expected = match index.checked_sub(UNAUTHENTICATED_CALLERS) {
                 None => 401,
                 Some(authenticated) => endpoint.expected[authenticated],
             };
