@@ -16,21 +16,69 @@ use super::footprint::event_bytes;
 /// many as a wallet read shows in its audit trail.
 pub const RECENT_EVENTS_PER_WALLET: usize = 100;
 
+/// Events of one chunk at most. Adding an event to kept events whose last
+/// chunk another copy shares copies that chunk's pointers and the list of
+/// chunks (at most [`RECENT_EVENTS_PER_WALLET`] / `CHUNK_EVENTS` + 1), not
+/// every kept event's: each command on a cached wallet adds its events to
+/// a copy of the cached ones.
+const CHUNK_EVENTS: usize = 16;
+
+/// Consecutive events of a stream, at most [`CHUNK_EVENTS`], shared by the
+/// copies of [`RecentEvents`] that hold them.
+type Chunk = Vec<Arc<WalletEvent>>;
+
 /// The newest events of one wallet's stream, the last at the version of the
-/// wallet they are kept with (the cache entry's invariant). Cloning shares
-/// them; adding copies at most [`RECENT_EVENTS_PER_WALLET`] pointers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// wallet they are kept with (the cache entry's invariant), at most
+/// [`RECENT_EVENTS_PER_WALLET`]. Cloning shares them; adding one copies at
+/// most a chunk's and the chunk list's pointers.
+#[derive(Debug, Clone, Default)]
 pub struct RecentEvents {
-    events: Arc<VecDeque<Arc<WalletEvent>>>,
-    /// The events' approximate bytes in memory ([`event_bytes`]).
+    /// Oldest first; every chunk but the last is full.
+    chunks: Arc<VecDeque<Arc<Chunk>>>,
+    /// Events of the first chunk that are older than the kept ones: shared
+    /// with older copies, so dropped only with their whole chunk.
+    skipped: usize,
+    /// Events kept, those after `skipped`.
+    len: usize,
+    /// The kept events' approximate bytes in memory ([`event_bytes`]); the
+    /// skipped ones, fewer than [`CHUNK_EVENTS`], are not counted.
     bytes: u64,
 }
+
+impl PartialEq for RecentEvents {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for RecentEvents {}
 
 impl RecentEvents {
     /// Adds `event`, the stream's next, dropping the oldest beyond the bound.
     pub fn push(&mut self, event: WalletEvent) {
+        self.push_shared(Arc::new(event));
+    }
+
+    fn push_shared(&mut self, event: Arc<WalletEvent>) {
         self.bytes += event_bytes(&event);
-        Arc::make_mut(&mut self.events).push_back(Arc::new(event));
+        self.len += 1;
+        let chunks = Arc::make_mut(&mut self.chunks);
+        match chunks.back_mut() {
+            Some(last) if last.len() < CHUNK_EVENTS => {
+                // A shared chunk is copied with room for the chunk's rest.
+                if Arc::get_mut(last).is_none() {
+                    let mut copy = Vec::with_capacity(CHUNK_EVENTS);
+                    copy.extend(last.iter().cloned());
+                    *last = Arc::new(copy);
+                }
+                Arc::make_mut(last).push(event);
+            }
+            _ => {
+                let mut chunk = Vec::with_capacity(CHUNK_EVENTS);
+                chunk.push(event);
+                chunks.push_back(Arc::new(chunk));
+            }
+        }
         self.keep_bound();
     }
 
@@ -38,27 +86,48 @@ impl RecentEvents {
     /// is at `version + 1`.
     pub fn followed_by(&self, next: &RecentEvents) -> RecentEvents {
         let mut joined = self.clone();
-        Arc::make_mut(&mut joined.events).extend(next.events.iter().cloned());
-        joined.bytes += next.bytes;
-        joined.keep_bound();
+        for event in next.shared() {
+            joined.push_shared(Arc::clone(event));
+        }
         joined
     }
 
-    /// Drops the oldest events beyond [`RECENT_EVENTS_PER_WALLET`].
+    /// Drops the oldest events beyond [`RECENT_EVENTS_PER_WALLET`], and a
+    /// first chunk once none of its events is kept.
     fn keep_bound(&mut self) {
-        while self.events.len() > RECENT_EVENTS_PER_WALLET {
-            if let Some(oldest) = Arc::make_mut(&mut self.events).pop_front() {
-                self.bytes -= event_bytes(&oldest);
+        while self.len > RECENT_EVENTS_PER_WALLET {
+            let Some(first) = self.chunks.front() else {
+                unreachable!("{} events kept in no chunk", self.len)
+            };
+            self.bytes -= event_bytes(&first[self.skipped]);
+            self.skipped += 1;
+            self.len -= 1;
+            if self.skipped == first.len() {
+                Arc::make_mut(&mut self.chunks).pop_front();
+                self.skipped = 0;
             }
         }
     }
 
+    /// The kept events, oldest first, as shared.
+    fn shared(&self) -> impl Iterator<Item = &Arc<WalletEvent>> {
+        self.chunks
+            .iter()
+            .flat_map(|chunk| chunk.iter())
+            .skip(self.skipped)
+    }
+
+    /// The kept events, oldest first.
+    fn iter(&self) -> impl Iterator<Item = &WalletEvent> {
+        self.shared().map(|event| &**event)
+    }
+
     pub fn len(&self) -> usize {
-        self.events.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        self.len == 0
     }
 
     /// The kept events' approximate bytes in memory.
@@ -69,13 +138,9 @@ impl RecentEvents {
     /// The newest `count` events with their versions, oldest first, when
     /// all of them are kept; `version` is the newest one's.
     pub fn newest(&self, count: usize, version: u64) -> Option<Vec<(u64, &WalletEvent)>> {
-        let skipped = self.events.len().checked_sub(count)?;
+        let skipped = self.len.checked_sub(count)?;
         let first_version = version + 1 - count as u64;
-        Some(
-            (first_version..)
-                .zip(self.events.iter().skip(skipped).map(|event| &**event))
-                .collect(),
-        )
+        Some((first_version..).zip(self.iter().skip(skipped)).collect())
     }
 }
 
@@ -156,5 +221,44 @@ mod tests {
                 (10, &credited(1)),
             ]
         );
+    }
+
+    proptest::proptest! {
+        /// Whatever the pushes and joins, and whichever copies they are made
+        /// on, each copy keeps exactly the newest events of its own stream,
+        /// up to the bound, with their bytes; a copy never sees another's.
+        #[test]
+        fn copies_keep_their_own_newest_events(
+            steps in proptest::collection::vec((0usize..4, 0usize..40), 1..60)
+        ) {
+            // Each copy with the model of its whole stream, as event numbers.
+            let mut copies: Vec<(RecentEvents, Vec<usize>)> = vec![Default::default()];
+            let mut next = 0;
+            for (pick, count) in steps {
+                let (held, model) = copies[pick % copies.len()].clone();
+                let mut added = RecentEvents::default();
+                let mut stream = model.clone();
+                for _ in 0..count {
+                    added.push(credited(next));
+                    stream.push(next);
+                    next += 1;
+                }
+                let mut pushed = held.clone();
+                for n in &stream[model.len()..] {
+                    pushed.push(credited(*n));
+                }
+                let joined = held.followed_by(&added);
+                proptest::prop_assert_eq!(&joined, &pushed);
+                copies.push((joined, stream));
+            }
+            for (kept, stream) in &copies {
+                let newest = &stream[stream.len().saturating_sub(RECENT_EVENTS_PER_WALLET)..];
+                proptest::prop_assert_eq!(kept.len(), newest.len());
+                let expected: Vec<WalletEvent> = newest.iter().map(|n| credited(*n)).collect();
+                proptest::prop_assert!(kept.iter().eq(expected.iter()));
+                let bytes: u64 = expected.iter().map(event_bytes).sum();
+                proptest::prop_assert_eq!(kept.bytes(), bytes);
+            }
+        }
     }
 }
