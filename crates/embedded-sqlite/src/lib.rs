@@ -674,7 +674,9 @@ mod tests {
             .collect::<Result<_, _>>()
             .expect("read");
         assert!(
-            !options.iter().any(|option| option == "ENABLE_MEMORY_MANAGEMENT"),
+            !options
+                .iter()
+                .any(|option| option == "ENABLE_MEMORY_MANAGEMENT"),
             "{options:?}"
         );
         assert!(
