@@ -36,8 +36,8 @@ pub use postgres::{
 };
 pub use recorded::{EventHeader, RecordedEvent, StoredEvent};
 pub use tail::{
-    read_tail, read_tail_until, save_snapshot_of, snapshot_due, StreamTail,
-    SNAPSHOT_INTERVAL_EVENTS,
+    fold_stream_as_of, read_snapshot_tail_until, read_tail, save_snapshot_of, snapshot_due,
+    StreamTail, AS_OF_READ_PAGE_EVENTS, SNAPSHOT_INTERVAL_EVENTS,
 };
 
 /// Events to append to one stream, valid only if the stream is at `expected_version`.

@@ -19,6 +19,7 @@ use crate::{
 pub struct CountingStore {
     inner: Arc<dyn EventStore>,
     stream_events_read: AtomicU64,
+    largest_stream_read: AtomicU64,
 }
 
 impl CountingStore {
@@ -26,6 +27,7 @@ impl CountingStore {
         Self {
             inner,
             stream_events_read: AtomicU64::new(0),
+            largest_stream_read: AtomicU64::new(0),
         }
     }
 
@@ -34,9 +36,15 @@ impl CountingStore {
         self.stream_events_read.load(Ordering::Relaxed)
     }
 
-    /// Starts the count again from 0.
+    /// The most events one `read_stream` or `read_stream_until` returned.
+    pub fn largest_stream_read(&self) -> u64 {
+        self.largest_stream_read.load(Ordering::Relaxed)
+    }
+
+    /// Starts the counts again from 0.
     pub fn reset(&self) {
         self.stream_events_read.store(0, Ordering::Relaxed);
+        self.largest_stream_read.store(0, Ordering::Relaxed);
     }
 }
 
@@ -65,10 +73,9 @@ impl EventStore for CountingStore {
             .inner
             .read_stream_until(wallet_id, after_version, up_to_version)
             .await?;
-        self.stream_events_read.fetch_add(
-            u64::try_from(events.len()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        let count = u64::try_from(events.len()).unwrap_or(u64::MAX);
+        self.stream_events_read.fetch_add(count, Ordering::Relaxed);
+        self.largest_stream_read.fetch_max(count, Ordering::Relaxed);
         Ok(events)
     }
 

@@ -328,8 +328,8 @@ fn claim_error(token: &str, kind: &ErrorKind) -> AuthError {
 
 /// A NumericDate (RFC 7519 §2: any JSON number of seconds since 1970) in
 /// whole seconds, a fraction dropped: a time before 1970 is 0, one past
-/// `u64::MAX` seconds (such as `1e20`, h111 F3) is `u64::MAX`, never
-/// expiring. `None` when it is not a number.
+/// `u64::MAX` seconds (such as `1e20`, h111 F3, or `1e400`, past even a
+/// float's range, h116 F2) is `u64::MAX`. `None` when it is not a number.
 fn whole_seconds(date: &serde_json::Value) -> Option<u64> {
     let number = date.as_number()?;
     if let Some(seconds) = number.as_u64() {
@@ -337,8 +337,11 @@ fn whole_seconds(date: &serde_json::Value) -> Option<u64> {
     }
     // A time, never money: a float is exact enough to the second here, and
     // the cast saturates at both ends.
-    let seconds = number.as_f64()?;
-    Some(seconds.floor() as u64)
+    match number.as_f64() {
+        Some(seconds) => Some(seconds.floor() as u64),
+        None if number.to_string().starts_with('-') => Some(0),
+        None => Some(u64::MAX),
+    }
 }
 
 /// `exp` (required) and `nbf` against the clock, with [`LEEWAY_SECONDS`].
@@ -634,7 +637,7 @@ mod tests {
             Err(AuthError::NotYetValid)
         );
         value.as_object_mut().expect("object").remove("nbf");
-        for far in ["1e20", "1e300", "18446744073709551616"] {
+        for far in ["1e20", "1e300", "18446744073709551616", "1e400"] {
             value["exp"] = serde_json::from_str(far).expect("a number");
             assert_eq!(
                 verifier.verify(&signed(header.clone(), value.clone())),
@@ -644,8 +647,25 @@ mod tests {
         }
         value["exp"] = serde_json::json!(-5);
         assert_eq!(
-            verifier.verify(&signed(header, value)),
+            verifier.verify(&signed(header.clone(), value.clone())),
             Err(AuthError::Expired)
+        );
+        value["exp"] = serde_json::from_str("-1e400").expect("a number");
+        assert_eq!(
+            verifier.verify(&signed(header.clone(), value.clone())),
+            Err(AuthError::Expired)
+        );
+        // A far past `nbf` is no reason to refuse; a far future one is
+        // "not valid yet", past a float's range too.
+        value["exp"] = serde_json::json!(unix_now_seconds() + 600);
+        value["nbf"] = serde_json::from_str("-1e400").expect("a number");
+        assert!(verifier
+            .verify(&signed(header.clone(), value.clone()))
+            .is_ok());
+        value["nbf"] = serde_json::from_str("1e400").expect("a number");
+        assert_eq!(
+            verifier.verify(&signed(header, value)),
+            Err(AuthError::NotYetValid)
         );
     }
 

@@ -11,7 +11,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use event_store::testing::CountingStore;
-use event_store::{EventStore, SNAPSHOT_INTERVAL_EVENTS};
+use event_store::{fold_stream_as_of, EventStore, SNAPSHOT_INTERVAL_EVENTS};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{
@@ -386,6 +386,43 @@ pub async fn a_fresh_replica_reads_a_bounded_tail_of_a_long_stream(store: Arc<dy
             as_of,
             replay_as_of(events, AsOf::Time(at)).wallet().cloned(),
             "{at}"
+        );
+    }
+    // Folded from the first event a page at a time (h116 F1: a read as of
+    // an old version held the whole stream): the whole stream's state, no
+    // read longer than a page, and none past the page the moment is in.
+    const PAGE_EVENTS: u64 = 7;
+    let moments = [
+        AsOf::Version(0),
+        AsOf::Version(6),
+        AsOf::Version(PAGE_EVENTS),
+        AsOf::Version(PAGE_EVENTS + 1),
+        AsOf::Version(LONG_HISTORY_CREDITS),
+        AsOf::Version(u64::MAX),
+        AsOf::Time(whole[4].event.occurred_at),
+        AsOf::Time(times[2]),
+    ];
+    for as_of in moments {
+        counting.reset();
+        let bound = match as_of {
+            AsOf::Version(version) => version,
+            AsOf::Time(_) => u64::MAX,
+        };
+        let folded = fold_stream_as_of(&*counting, &long, bound, as_of, PAGE_EVENTS)
+            .await
+            .expect("folded");
+        let events = whole.iter().map(|recorded| &recorded.event);
+        assert_eq!(folded, replay_as_of(events, as_of), "{as_of:?}");
+        assert!(
+            counting.largest_stream_read() <= PAGE_EVENTS,
+            "{as_of:?}: a read of {} events",
+            counting.largest_stream_read()
+        );
+        let read = counting.stream_events_read();
+        assert!(
+            read <= folded.version() + PAGE_EVENTS,
+            "{as_of:?} read {read} events to reach version {}",
+            folded.version()
         );
     }
 }

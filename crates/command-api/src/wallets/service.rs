@@ -19,8 +19,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use event_store::{
-    read_tail, read_tail_until, save_snapshot_of, snapshot_due, AppendError, AppendRequest,
-    EventStore, IdempotentResponse, RecordedEvent, StoreError, StreamAppend,
+    fold_stream_as_of, read_snapshot_tail_until, read_tail, save_snapshot_of, snapshot_due,
+    AppendError, AppendRequest, EventStore, IdempotentResponse, RecordedEvent, StoreError,
+    StreamAppend, AS_OF_READ_PAGE_EVENTS,
 };
 use tokio::sync::SemaphorePermit;
 use transfer_process::{
@@ -29,8 +30,8 @@ use transfer_process::{
 };
 use uuid::Uuid;
 use wallet_domain::{
-    continues, decide, decide_transfer, evolve, fold_as_of, replay_as_of, AsOf, Command,
-    CommandKind, DomainError, EventMetadata, Wallet, WalletEvent, WalletId, WalletState,
+    continues, decide, decide_transfer, evolve, fold_as_of, AsOf, Command, CommandKind,
+    DomainError, EventMetadata, Wallet, WalletEvent, WalletId, WalletState,
 };
 use wallet_lock::{LockError, LockLease, WalletLock};
 
@@ -289,30 +290,41 @@ impl WalletService {
     }
 
     /// The wallet as it stood at `as_of`; `None` if it did not exist yet.
-    /// Read from the newest snapshot not past the moment: a version up to
-    /// itself (at most the version's own count of events), a time at or
-    /// after the snapshot's last event from the snapshot on (as a command's
-    /// load reads); an earlier time folds the stream up to the snapshot.
+    /// Read from the newest snapshot when it is not past the moment (a
+    /// version at or above its own, a time at or after its last event's),
+    /// as a command's load reads; else the stream is folded from its first
+    /// event up to the moment, [`AS_OF_READ_PAGE_EVENTS`] events a read, so
+    /// the memory a read takes does not grow with the stream.
     pub async fn as_of(
         &self,
         wallet_id: &WalletId,
         as_of: AsOf,
     ) -> Result<Option<Wallet>, StoreError> {
-        let tail = match as_of {
-            AsOf::Version(version) => read_tail_until(&*self.store, wallet_id, version).await?,
-            AsOf::Time(_) => read_tail(&*self.store, wallet_id).await?,
+        let bound = match as_of {
+            AsOf::Version(version) => version,
+            AsOf::Time(_) => u64::MAX,
         };
-        let state = match (as_of, tail.base.wallet()) {
-            (AsOf::Time(at), Some(base)) if base.updated_at > at => {
-                let before = tail.base.version();
-                let stream = self.store.read_stream_until(wallet_id, 0, before).await?;
-                replay_as_of(stream.iter().map(|recorded| &recorded.event), as_of)
-            }
-            _ => fold_as_of(
-                tail.base,
-                tail.events.iter().map(|recorded| &recorded.event),
+        let from_start = |up_to_version| {
+            fold_stream_as_of(
+                &*self.store,
+                wallet_id,
+                up_to_version,
                 as_of,
-            ),
+                AS_OF_READ_PAGE_EVENTS,
+            )
+        };
+        let state = match read_snapshot_tail_until(&*self.store, wallet_id, bound).await? {
+            Some(tail) => match (as_of, tail.base.wallet()) {
+                (AsOf::Time(at), Some(base)) if base.updated_at > at => {
+                    from_start(tail.base.version()).await?
+                }
+                _ => fold_as_of(
+                    tail.base,
+                    tail.events.iter().map(|recorded| &recorded.event),
+                    as_of,
+                ),
+            },
+            None => from_start(bound).await?,
         };
         Ok(match state {
             WalletState::Open(wallet) => Some(wallet),
