@@ -5,8 +5,9 @@
 //! token naming extensions its reader must understand is refused, as this
 //! reader understands none), the signature, then `iss` and `aud` (when
 //! configured), `exp` (required, and at most [`TOKEN_LIFETIME_SECONDS_MAX`]
-//! ahead) and `nbf` with [`LEEWAY_SECONDS`] of clock skew, and a usable `sub`. `exp` and `nbf` are NumericDates (RFC 7519 §2):
-//! seconds since 1970, a fraction allowed. Each failure is its own
+//! ahead) and `nbf` with [`LEEWAY_SECONDS`] of clock skew, and a usable
+//! `sub`. `exp` and `nbf` are NumericDates (RFC 7519 §2): seconds since
+//! 1970, a fraction allowed. Each failure is its own
 //! [`AuthError`], whose text says which check failed and is safe to show the
 //! caller.
 
@@ -67,7 +68,10 @@ pub enum AuthError {
     BadSignature,
     #[error("Token expired")]
     Expired,
-    #[error("Token expires too far ahead: exp may be at most 365 days from now; ask its issuer for a shorter-lived one")]
+    #[error(
+        "Token expires too far ahead: exp may be at most {} days from now; ask its issuer for a shorter-lived one",
+        TOKEN_LIFETIME_SECONDS_MAX / 86_400
+    )]
     LifetimeTooLong,
     #[error("Token is not valid yet (nbf)")]
     NotYetValid,
@@ -687,6 +691,9 @@ mod tests {
             verifier.verify(&signed(header, value)),
             Err(AuthError::LifetimeTooLong)
         );
+        assert!(AuthError::LifetimeTooLong
+            .to_string()
+            .contains("at most 365 days from now"));
     }
 
     #[test]
