@@ -97,7 +97,7 @@ redis_before="$(redis_script_calls)"
   "$BIN/wallex-load" --url "http://127.0.0.1:$API_PORT" \
   --wallets 1000 --operations "$OPERATIONS" --workers 20 \
   --lag-metrics "ledger=http://127.0.0.1:$LEDGER_PORT/metrics" \
-  --lag-metrics "projection=http://127.0.0.1:$PROJECTION_PORT/metrics" "$@"
+  --lag-metrics "projection-consumer=http://127.0.0.1:$PROJECTION_PORT/metrics" "$@"
 {
   cpu_by_process
   awk '{print $1, $2 + $3}' "$LOGS/generator.time"

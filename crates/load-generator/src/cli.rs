@@ -50,7 +50,8 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// A consumer whose acknowledgement-to-write lag to report, as
-    /// NAME=URL of its /metrics (repeatable), e.g. ledger=http://127.0.0.1:3002/metrics.
+    /// NAME=URL of its /metrics (repeatable), e.g. ledger=http://127.0.0.1:3002/metrics;
+    /// reported per handler, as NAME/handler when the consumer runs more than one.
     #[arg(long = "lag-metrics", value_parser = crate::lag::parse_lag_source)]
     pub lag_metrics: Vec<crate::lag::LagSource>,
 

@@ -3,7 +3,10 @@
 //! from an event's occurrence to its handler's committed write).
 //!
 //! A snapshot before the run is subtracted from one taken once the consumer
-//! has gone quiet after it, so earlier traffic does not count.
+//! has gone quiet after it, so earlier traffic does not count. Each handler
+//! (the histogram's `handler` label) is summarized on its own: one binary may
+//! run several (projection-consumer: the read model and the search index),
+//! and the issue's lag targets name them apart.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -38,34 +41,69 @@ pub fn parse_lag_source(raw: &str) -> Result<LagSource, String> {
     }
 }
 
-/// Cumulative counts per bucket upper bound (seconds), summed over label sets.
+/// The lag histogram of each handler of one consumer, by `handler` label
+/// (a line without one counts under the empty name).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Buckets(BTreeMap<u64, u64>);
+pub struct Histograms(BTreeMap<String, Buckets>);
 
-impl Buckets {
-    /// Reads the lag histogram out of a Prometheus text exposition.
+impl Histograms {
+    /// Reads the lag histograms out of a Prometheus text exposition.
     pub fn parse(exposition: &str) -> Self {
-        let mut buckets = BTreeMap::new();
+        let mut histograms: BTreeMap<String, Buckets> = BTreeMap::new();
         for line in exposition
             .lines()
             .filter(|line| line.starts_with(BUCKET_PREFIX))
         {
-            let bound = line
-                .split("le=\"")
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .map(bound_key);
+            let bound = label(line, "le").map(bound_key);
             let count = line
                 .rsplit(' ')
                 .next()
                 .and_then(|value| value.parse::<f64>().ok());
             if let (Some(bound), Some(count)) = (bound, count) {
-                *buckets.entry(bound).or_insert(0) += count as u64;
+                let handler = label(line, "handler").unwrap_or_default().to_owned();
+                *histograms
+                    .entry(handler)
+                    .or_default()
+                    .0
+                    .entry(bound)
+                    .or_insert(0) += count as u64;
             }
         }
-        Self(buckets)
+        Self(histograms)
     }
 
+    /// Events counted over every handler.
+    fn total(&self) -> u64 {
+        self.0.values().map(Buckets::total).sum()
+    }
+
+    /// Each handler's histogram less its histogram in `earlier`.
+    fn minus(&self, earlier: &Self) -> BTreeMap<String, Buckets> {
+        let none = Buckets::default();
+        self.0
+            .iter()
+            .map(|(handler, buckets)| {
+                let before = earlier.0.get(handler).unwrap_or(&none);
+                (handler.clone(), buckets.minus(before))
+            })
+            .collect()
+    }
+}
+
+/// The value of `name="…"` in a sample line's label set.
+fn label<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let labels = line.split_once('{')?.1.split_once('}')?.0;
+    labels.split(',').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key.trim() == name).then(|| value.trim().trim_matches('"'))
+    })
+}
+
+/// Cumulative counts per bucket upper bound (microseconds) of one handler.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Buckets(BTreeMap<u64, u64>);
+
+impl Buckets {
     fn total(&self) -> u64 {
         self.0.values().copied().max().unwrap_or(0)
     }
@@ -80,6 +118,14 @@ impl Buckets {
                 })
                 .collect(),
         )
+    }
+
+    fn summary(&self) -> LagSummary {
+        LagSummary {
+            events: self.total(),
+            p50_ms_at_most: self.quantile_upper_bound_ms(0.50),
+            p99_ms_at_most: self.quantile_upper_bound_ms(0.99),
+        }
     }
 
     /// The smallest bucket bound under which at least `quantile` of the events fall.
@@ -121,7 +167,7 @@ pub struct LagSummary {
     pub p99_ms_at_most: Option<f64>,
 }
 
-async fn fetch(client: &reqwest::Client, source: &LagSource) -> Result<Buckets, LoadError> {
+async fn fetch(client: &reqwest::Client, source: &LagSource) -> Result<Histograms, LoadError> {
     let text = client
         .get(&source.metrics_url)
         .send()
@@ -131,11 +177,11 @@ async fn fetch(client: &reqwest::Client, source: &LagSource) -> Result<Buckets, 
         .text()
         .await
         .map_err(|error| LoadError::Metrics(format!("{}: {error}", source.metrics_url)))?;
-    Ok(Buckets::parse(&text))
+    Ok(Histograms::parse(&text))
 }
 
-/// Each source's histogram now, to subtract later.
-pub async fn snapshot(sources: &[LagSource]) -> Result<Vec<Buckets>, LoadError> {
+/// Each source's histograms now, to subtract later.
+pub async fn snapshot(sources: &[LagSource]) -> Result<Vec<Histograms>, LoadError> {
     let client = reqwest::Client::new();
     let mut snapshots = Vec::with_capacity(sources.len());
     for source in sources {
@@ -144,10 +190,12 @@ pub async fn snapshot(sources: &[LagSource]) -> Result<Vec<Buckets>, LoadError> 
     Ok(snapshots)
 }
 
-/// Waits until each consumer is quiet, then summarizes what it handled since `before`.
+/// Waits until each consumer is quiet, then summarizes what each of its
+/// handlers did since `before`: under the source's name when it has one
+/// handler, as `source/handler` when it has more.
 pub async fn summarize(
     sources: &[LagSource],
-    before: &[Buckets],
+    before: &[Histograms],
 ) -> Result<BTreeMap<String, LagSummary>, LoadError> {
     let client = reqwest::Client::new();
     let mut summaries = BTreeMap::new();
@@ -163,15 +211,16 @@ pub async fn summarize(
             }
             last = now;
         }
-        let run = last.minus(before);
-        summaries.insert(
-            source.name.clone(),
-            LagSummary {
-                events: run.total(),
-                p50_ms_at_most: run.quantile_upper_bound_ms(0.50),
-                p99_ms_at_most: run.quantile_upper_bound_ms(0.99),
-            },
-        );
+        let handlers = last.minus(before);
+        let several = handlers.len() > 1;
+        for (handler, run) in handlers {
+            let name = if several {
+                format!("{}/{handler}", source.name)
+            } else {
+                source.name.clone()
+            };
+            summaries.insert(name, run.summary());
+        }
     }
     Ok(summaries)
 }
@@ -191,7 +240,8 @@ consumer_event_lag_seconds_count{handler=\"ledger\"} 100
 
     #[test]
     fn quantiles_are_the_bounds_of_the_buckets_that_hold_them() {
-        let buckets = Buckets::parse(EXPOSITION);
+        let run = Histograms::parse(EXPOSITION).minus(&Histograms::default());
+        let buckets = &run["ledger"];
         assert_eq!(buckets.total(), 100);
         assert_eq!(buckets.quantile_upper_bound_ms(0.5), Some(10.0));
         assert_eq!(buckets.quantile_upper_bound_ms(0.99), Some(1_000.0));
@@ -199,15 +249,34 @@ consumer_event_lag_seconds_count{handler=\"ledger\"} 100
 
     #[test]
     fn a_snapshot_taken_before_is_subtracted() {
-        let before = Buckets::parse(
+        let before = Histograms::parse(
             &EXPOSITION
                 .replace("} 50", "} 40")
                 .replace("} 98", "} 40")
                 .replace("} 100", "} 40"),
         );
-        let run = Buckets::parse(EXPOSITION).minus(&before);
-        assert_eq!(run.total(), 60);
-        assert_eq!(run.quantile_upper_bound_ms(0.5), Some(100.0));
+        let run = Histograms::parse(EXPOSITION).minus(&before);
+        assert_eq!(run["ledger"].total(), 60);
+        assert_eq!(run["ledger"].quantile_upper_bound_ms(0.5), Some(100.0));
+    }
+
+    #[test]
+    fn each_handler_of_a_consumer_keeps_its_own_histogram() {
+        let slow_search = "\
+consumer_event_lag_seconds_bucket{handler=\"search-index\",le=\"0.01\"} 0
+consumer_event_lag_seconds_bucket{handler=\"search-index\",le=\"0.1\"} 0
+consumer_event_lag_seconds_bucket{handler=\"search-index\",le=\"1\"} 0
+consumer_event_lag_seconds_bucket{handler=\"search-index\",le=\"+Inf\"} 100
+";
+        let both = Histograms::parse(&format!("{EXPOSITION}{slow_search}"));
+        assert_eq!(both.total(), 200);
+        let run = both.minus(&Histograms::default());
+        assert_eq!(run.len(), 2);
+        assert_eq!(run["ledger"].quantile_upper_bound_ms(0.99), Some(1_000.0));
+        assert_eq!(
+            run["search-index"].quantile_upper_bound_ms(0.5),
+            Some(f64::INFINITY)
+        );
     }
 
     #[test]
