@@ -85,14 +85,17 @@ cpu_by_process() {
   done | awk '{cpu[$1] += $2} END {for (name in cpu) print name, cpu[name]}' | sort
 }
 
-# Script calls Redis has served (the lock's takes and give-backs), so far.
-redis_script_calls() {
+# Script calls Redis has served (the lock's takes and give-backs), then its
+# connection checks (PING, UNWATCH: a pool's, before it hands a connection
+# out), so far.
+redis_calls() {
   redis-cli -u "$REDIS_URL" INFO commandstats |
-    awk -F'[=,:]' '/^cmdstat_(evalsha|eval):/ {calls += $3} END {print calls + 0}'
+    awk -F'[=,:]' '/^cmdstat_(evalsha|eval):/ {scripts += $3} /^cmdstat_(ping|unwatch):/ {checks += $3}
+                   END {print scripts + 0, checks + 0}'
 }
 
 cpu_by_process >"$LOGS/cpu-before"
-redis_before="$(redis_script_calls)"
+read -r scripts_before checks_before <<<"$(redis_calls)"
 /usr/bin/time -f "wallex-load %U %S %e" -o "$LOGS/generator.time" \
   "$BIN/wallex-load" --url "http://127.0.0.1:$API_PORT" \
   --wallets 1000 --operations "$OPERATIONS" --workers 20 \
@@ -103,10 +106,11 @@ redis_before="$(redis_script_calls)"
   awk '{print $1, $2 + $3}' "$LOGS/generator.time"
 } | sort >"$LOGS/cpu-after"
 
-redis_after="$(redis_script_calls)"
+read -r scripts_after checks_after <<<"$(redis_calls)"
 wall_seconds="$(awk '{print $4}' "$LOGS/generator.time")"
-awk -v calls="$((redis_after - redis_before))" -v operations="$OPERATIONS" \
-  'BEGIN {printf "== Redis lock: %d script calls, %.2f per operation (the wallets'"'"' creation included)\n", calls, calls / operations}'
+awk -v calls="$((scripts_after - scripts_before))" -v checks="$((checks_after - checks_before))" \
+  -v operations="$OPERATIONS" \
+  'BEGIN {printf "== Redis lock: %d script calls, %.2f per operation; %d connection checks (PING, UNWATCH), %.2f per operation (the wallets'"'"' creation included)\n", calls, calls / operations, checks, checks / operations}'
 echo "== CPU during the run (${wall_seconds} s, the wallets' creation included), by process: seconds, share of all cores, µs per operation =="
 join -a 2 -e 0 -o 0,1.2,2.2 "$LOGS/cpu-before" "$LOGS/cpu-after" |
   awk -v wall="$wall_seconds" -v cores="$(nproc)" -v operations="$OPERATIONS" \

@@ -1,7 +1,9 @@
 //! A TCP forwarder for the fault tests: it stops passing bytes as a paused
 //! server or a partition does, and can freeze one connection after a given
-//! statement went through it.
+//! statement went through it. It also counts what clients send, for tests of
+//! how many round trips a client makes.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Bytes the proxy moves at a time.
@@ -35,6 +37,7 @@ pub struct PausableProxy {
     /// The port it listens on, on 127.0.0.1.
     pub port: u16,
     state: Arc<tokio::sync::watch::Sender<ProxyState>>,
+    client_writes: Arc<AtomicU64>,
 }
 
 impl PausableProxy {
@@ -46,6 +49,8 @@ impl PausableProxy {
         let port = listener.local_addr().expect("the proxy's address").port();
         let state = Arc::new(tokio::sync::watch::Sender::new(ProxyState::default()));
         let shared = Arc::clone(&state);
+        let client_writes = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&client_writes);
         tokio::spawn(async move {
             let mut accepted = 0_u64;
             while let Ok((client, _)) = listener.accept().await {
@@ -58,9 +63,11 @@ impl PausableProxy {
                     connection: accepted,
                     state: Arc::clone(&shared),
                     watches_for_freeze: true,
+                    writes: Some(Arc::clone(&counted)),
                 };
                 let from_server = Pump {
                     watches_for_freeze: false,
+                    writes: None,
                     ..from_client.clone()
                 };
                 tokio::spawn(from_client.run(client_reads, server_writes));
@@ -68,7 +75,18 @@ impl PausableProxy {
                 accepted += 1;
             }
         });
-        Self { port, state }
+        Self {
+            port,
+            state,
+            client_writes,
+        }
+    }
+
+    /// Reads that clients' bytes arrived in, over every connection: with a
+    /// client that waits for each answer before its next request (on
+    /// loopback), its requests.
+    pub fn client_writes(&self) -> u64 {
+        self.client_writes.load(Ordering::Relaxed)
     }
 
     /// Passes nothing while `paused`.
@@ -91,6 +109,8 @@ struct Pump {
     state: Arc<tokio::sync::watch::Sender<ProxyState>>,
     /// The client's side: looks for the text that freezes its connection.
     watches_for_freeze: bool,
+    /// Counts the reads of this direction (the client's side).
+    writes: Option<Arc<AtomicU64>>,
 }
 
 impl Pump {
@@ -110,6 +130,9 @@ impl Pump {
                 Ok(read) => read,
             };
             let chunk = &buffer[..read];
+            if let Some(writes) = &self.writes {
+                writes.fetch_add(1, Ordering::Relaxed);
+            }
             if passing
                 .wait_for(|state| state.passes(self.connection))
                 .await

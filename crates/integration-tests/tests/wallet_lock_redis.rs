@@ -189,6 +189,41 @@ async fn an_uncontended_transfer_takes_both_locks_in_one_round_trip() {
     assert_eq!(lock.round_trips(), 3, "the released pair is free at once");
 }
 
+/// What the lock counts as its round trips is all it sends: no connection
+/// check (a pool's `PING`) before each script call.
+#[tokio::test]
+async fn a_lock_request_is_the_only_request_sent() {
+    const ACQUIRES: u64 = 10;
+    let Some(url) = require_env("REDIS_URL") else {
+        return;
+    };
+    // redis://host:port[/db]
+    let (server, database) = url
+        .trim_start_matches("redis://")
+        .split_once('/')
+        .unwrap_or((url.trim_start_matches("redis://"), ""));
+    let (host, port) = server.rsplit_once(':').expect("REDIS_URL names a port");
+    let proxy = integration_tests::proxy::PausableProxy::start((
+        host.to_owned(),
+        port.parse().expect("a port number"),
+    ))
+    .await;
+    let through_proxy = format!("redis://{host}:{}/{database}", proxy.port);
+    let lock = RedisWalletLock::connect(RedisLockConfig::new(through_proxy)).expect("lock");
+    // The first request connects and has Redis learn the script.
+    drop(lock.acquire(&[&unique("first")]).await.expect("lock"));
+    let (writes, round_trips) = (proxy.client_writes(), lock.round_trips());
+    for _ in 0..ACQUIRES {
+        drop(lock.acquire(&[&unique("next")]).await.expect("lock"));
+    }
+    assert!(lock.round_trips() - round_trips >= ACQUIRES);
+    assert_eq!(
+        proxy.client_writes() - writes,
+        lock.round_trips() - round_trips,
+        "one request per round trip counted"
+    );
+}
+
 /// A dropped lease is given back by the replica's next lock request, in the
 /// same script call: a command costs one round trip, its release none; the
 /// last lease, which no request follows, by the release task.

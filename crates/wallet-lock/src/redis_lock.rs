@@ -10,7 +10,10 @@
 //! in one script call, so an idle replica's lock is free again within a few
 //! milliseconds.
 //! Scripts run by their SHA-1 (`EVALSHA`), sent whole only when Redis does not
-//! know them yet. A lock expires by itself, so a crashed holder (or a release
+//! know them yet. Every request of a replica goes down one multiplexed
+//! connection (`redis::aio::ConnectionManager`, made on the first request and
+//! made again after a failure): a pool checked each connection out with a
+//! `PING` of its own, a second round trip per lock. A lock expires by itself, so a crashed holder (or a release
 //! that could not be queued or sent) blocks nobody for long.
 //!
 //! In front of Redis, each replica queues its own commands on one wallet in
@@ -26,8 +29,9 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_redis::{redis, redis::Script, Config, Pool, Runtime};
 use rand::Rng;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -84,9 +88,11 @@ pub const LOCK_WAIT_MAX_MS_DEFAULT: u64 = 10_000;
 pub const LOCK_KEY_PREFIX_DEFAULT: &str = "wallex:lock:wallet:";
 const RETRY_BACKOFF_MIN_MS_DEFAULT: u64 = 1;
 const RETRY_BACKOFF_MAX_MS_DEFAULT: u64 = 50;
-/// Connections per replica: one per concurrent command holding a lock is plenty.
-const POOL_SIZE_MAX_DEFAULT: usize = 32;
 const COMMAND_TIMEOUT_MS_DEFAULT: u64 = 500;
+/// Attempts to connect again after the connection failed, within one
+/// request (each bounded by `command_timeout_ms`); the request that still
+/// finds no Redis counts it away ([`AWAY_RETRY_INTERVAL_MS`]).
+const RECONNECT_ATTEMPTS_MAX: usize = 1;
 /// While Redis is away (its last request failed), how often, in ms, one
 /// command asks it again: the others go on without the lock at once (the
 /// expected version still guards their appends) instead of each waiting
@@ -115,7 +121,6 @@ pub struct RedisLockConfig {
     /// Pause between tries, doubled up to `retry_backoff_max_ms`, with jitter.
     pub retry_backoff_min_ms: u64,
     pub retry_backoff_max_ms: u64,
-    pub pool_size_max: usize,
     /// Bound on one Redis round trip, so a hung Redis counts as unavailable.
     pub command_timeout_ms: u64,
     /// What every lock key starts with, before the wallet id: deployments
@@ -132,7 +137,6 @@ impl RedisLockConfig {
             wait_max_ms: LOCK_WAIT_MAX_MS_DEFAULT,
             retry_backoff_min_ms: RETRY_BACKOFF_MIN_MS_DEFAULT,
             retry_backoff_max_ms: RETRY_BACKOFF_MAX_MS_DEFAULT,
-            pool_size_max: POOL_SIZE_MAX_DEFAULT,
             command_timeout_ms: COMMAND_TIMEOUT_MS_DEFAULT,
             key_prefix: LOCK_KEY_PREFIX_DEFAULT.to_owned(),
         }
@@ -140,7 +144,8 @@ impl RedisLockConfig {
 }
 
 pub struct RedisWalletLock {
-    pool: Pool,
+    /// The replica's one connection, shared by every request (pipelined).
+    connection: ConnectionManager,
     config: RedisLockConfig,
     /// This replica's queue of commands for each wallet, taken before Redis.
     queue: InProcessWalletLock,
@@ -211,14 +216,21 @@ fn lock_key(prefix: &str, wallet_id: &WalletId) -> String {
 }
 
 impl RedisWalletLock {
+    /// A lock on the Redis at `config.url`. Sends nothing: the connection
+    /// is made by the first request. Fails on a URL that is not Redis's.
     pub fn connect(config: RedisLockConfig) -> Result<Self, LockError> {
-        let mut pool_config = Config::from_url(&config.url);
-        pool_config.pool = Some(deadpool_redis::PoolConfig::new(config.pool_size_max));
-        let pool = pool_config
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(unavailable)?;
+        let client = redis::Client::open(config.url.as_str()).map_err(unavailable)?;
+        let timeout = Some(Duration::from_millis(config.command_timeout_ms));
+        let connection = ConnectionManager::new_lazy_with_config(
+            client,
+            ConnectionManagerConfig::new()
+                .set_connection_timeout(timeout)
+                .set_response_timeout(timeout)
+                .set_number_of_retries(RECONNECT_ATTEMPTS_MAX),
+        )
+        .map_err(unavailable)?;
         Ok(Self {
-            pool,
+            connection,
             config,
             queue: InProcessWalletLock::default(),
             scripts: Arc::new(Scripts {
@@ -237,7 +249,7 @@ impl RedisWalletLock {
     fn start_release_task(&self) {
         self.release_task.get_or_init(|| {
             tokio::spawn(give_back(
-                self.pool.clone(),
+                self.connection.clone(),
                 Arc::clone(&self.scripts),
                 Arc::clone(&self.round_trips),
                 Duration::from_millis(self.config.command_timeout_ms),
@@ -255,7 +267,7 @@ impl RedisWalletLock {
 
     /// Whether Redis answers a PING.
     pub async fn ping(&self) -> Result<(), LockError> {
-        let mut connection = self.pool.get().await.map_err(unavailable)?;
+        let mut connection = self.connection.clone();
         let timeout = Duration::from_millis(self.config.command_timeout_ms);
         let pong: String =
             tokio::time::timeout(timeout, redis::cmd("PING").query_async(&mut connection))
@@ -289,9 +301,9 @@ impl RedisWalletLock {
             }
         }
         let timeout = Duration::from_millis(self.config.command_timeout_ms);
-        // The connection's check (a PING) is bounded with the script.
+        // A connection made on the way is bounded with the script.
         let held_at: usize = tokio::time::timeout(timeout, async {
-            let mut connection = self.pool.get().await.map_err(unavailable)?;
+            let mut connection = self.connection.clone();
             self.round_trips.fetch_add(1, Ordering::Relaxed);
             invocation
                 .invoke_async(&mut connection)
@@ -404,7 +416,7 @@ impl Drop for Held {
 /// within [`RELEASE_LINGER_MS`] of being queued: each call takes what is
 /// left (at most [`RELEASE_BATCH_LEASES_MAX`] leases).
 async fn give_back(
-    pool: Pool,
+    connection: ConnectionManager,
     scripts: Arc<Scripts>,
     round_trips: Arc<AtomicU64>,
     timeout: Duration,
@@ -421,7 +433,7 @@ async fn give_back(
             if batch.is_empty() {
                 break;
             }
-            release(&pool, &scripts, &round_trips, timeout, &batch).await;
+            release(&connection, &scripts, &round_trips, timeout, &batch).await;
         }
         if closed {
             return;
@@ -431,7 +443,7 @@ async fn give_back(
 
 /// Gives back `batch` in one script call; a failure leaves its locks to expire.
 async fn release(
-    pool: &Pool,
+    connection: &ConnectionManager,
     scripts: &Scripts,
     round_trips: &AtomicU64,
     timeout: Duration,
@@ -444,7 +456,7 @@ async fn release(
         }
     }
     let released: Result<i64, LockError> = async {
-        let mut connection = pool.get().await.map_err(unavailable)?;
+        let mut connection = connection.clone();
         round_trips.fetch_add(1, Ordering::Relaxed);
         tokio::time::timeout(timeout, invocation.invoke_async(&mut connection))
             .await
