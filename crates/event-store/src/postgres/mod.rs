@@ -29,6 +29,7 @@
 //! processes; group commit is what keeps that fast (one lock and one commit
 //! per group, not per append).
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -295,26 +296,30 @@ async fn commit_group(
     }
 }
 
-/// Begins a group's transaction with its timeouts and the allocator lock.
+/// What a group's transaction runs first, in one round trip (a simple query
+/// runs its statements in order): the transaction's timeouts, then the single
+/// allocator lock. The lock is taken right before any nextval of the
+/// transaction and held until COMMIT, so positions become visible in commit
+/// order (see the module documentation); waiting for it, bounded by the
+/// `lock_timeout` set before it, is waiting for other processes' group
+/// commits, never for a reader.
+static GROUP_START_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SET LOCAL lock_timeout = '{ALLOCATOR_LOCK_TIMEOUT_MS}ms'; \
+         SET LOCAL statement_timeout = '{GROUP_COMMIT_STATEMENT_TIMEOUT_MS}ms'; \
+         SELECT pg_advisory_xact_lock({POSITION_ALLOCATOR_LOCK_KEY})"
+    )
+});
+
+/// Begins a group's transaction with its timeouts and the allocator lock:
+/// two round trips.
 async fn begin_group(
     connection: &mut PgConnection,
 ) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, sqlx::Error> {
     let mut transaction = Connection::begin(connection).await?;
-    sqlx::query(
-        "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
-    )
-    .bind(format!("{ALLOCATOR_LOCK_TIMEOUT_MS}ms"))
-    .bind(format!("{GROUP_COMMIT_STATEMENT_TIMEOUT_MS}ms"))
-    .execute(&mut *transaction)
-    .await?;
-    // The single allocator: taken right before any nextval of this transaction
-    // and held until COMMIT, so positions become visible in commit order (see
-    // the module documentation). Waiting here is waiting for other processes'
-    // group commits, never for a reader.
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(POSITION_ALLOCATOR_LOCK_KEY)
-        .execute(&mut *transaction)
-        .await?;
+    // A text without arguments goes as a simple query: every statement of it.
+    let start: &'static str = LazyLock::force(&GROUP_START_SQL).as_str();
+    sqlx::Executor::execute(&mut *transaction, start).await?;
     Ok(transaction)
 }
 
