@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use integration_tests::proxy::PausableProxy;
 use integration_tests::require_env;
 use wallet_domain::WalletId;
 use wallet_lock::{LockError, RedisLockConfig, RedisWalletLock, WalletLock};
@@ -189,6 +190,71 @@ async fn an_uncontended_transfer_takes_both_locks_in_one_round_trip() {
     assert_eq!(lock.round_trips(), 3, "the released pair is free at once");
 }
 
+/// A proxy in front of the Redis of `url` (`redis://host:port[/db]`), and
+/// the URL of that Redis through it.
+async fn proxied(url: &str) -> (PausableProxy, String) {
+    let (server, database) = url
+        .trim_start_matches("redis://")
+        .split_once('/')
+        .unwrap_or((url.trim_start_matches("redis://"), ""));
+    let (host, port) = server.rsplit_once(':').expect("REDIS_URL names a port");
+    let proxy = PausableProxy::start((host.to_owned(), port.parse().expect("a port number"))).await;
+    let through = format!("redis://{host}:{}/{database}", proxy.port);
+    (proxy, through)
+}
+
+/// A connection that goes silent (a lost NAT entry, a hung proxy) is given
+/// up after the request it left unanswered: the next request, once the
+/// lock asks Redis again, goes down a new connection and takes its lock.
+/// Meanwhile the probe reports the failure, though Redis answers a PING.
+#[tokio::test]
+async fn a_connection_gone_silent_is_replaced() {
+    let Some(url) = require_env("REDIS_URL") else {
+        return;
+    };
+    let (proxy, through_proxy) = proxied(&url).await;
+    let mut config = RedisLockConfig::new(through_proxy);
+    config.command_timeout_ms = 200;
+    let lock = RedisWalletLock::connect(config).expect("lock");
+    drop(lock.acquire(&[&unique("first")]).await.expect("lock"));
+
+    // The next lock request passes; the one after it gets no answer.
+    proxy.freeze_after("EVALSHA");
+    drop(lock.acquire(&[&unique("marks")]).await.expect("lock"));
+    let unanswered = lock.acquire(&[&unique("unanswered")]).await.err();
+    assert!(
+        matches!(unanswered, Some(LockError::Unavailable(_))),
+        "{unanswered:?}"
+    );
+    let probed = lock.probe().await;
+    assert!(
+        matches!(&probed, Err(LockError::Unavailable(why)) if why.contains("lock request failed")),
+        "{probed:?}"
+    );
+
+    tokio::time::sleep(Duration::from_millis(
+        wallet_lock::AWAY_RETRY_INTERVAL_MS + 100,
+    ))
+    .await;
+    let again = unique("again");
+    let lease = lock
+        .acquire(&[&again])
+        .await
+        .expect("taken on a new connection");
+    lock.probe().await.expect("answered again");
+    let mut config = RedisLockConfig::new(&url);
+    config.wait_max_ms = 100;
+    let other_waits = RedisWalletLock::connect(config).expect("lock");
+    assert!(
+        matches!(
+            other_waits.acquire(&[&again]).await.err(),
+            Some(LockError::TimedOut(_))
+        ),
+        "the lock is held in Redis"
+    );
+    drop(lease);
+}
+
 /// What the lock counts as its round trips is all it sends: no connection
 /// check (a pool's `PING`) before each script call.
 #[tokio::test]
@@ -197,18 +263,7 @@ async fn a_lock_request_is_the_only_request_sent() {
     let Some(url) = require_env("REDIS_URL") else {
         return;
     };
-    // redis://host:port[/db]
-    let (server, database) = url
-        .trim_start_matches("redis://")
-        .split_once('/')
-        .unwrap_or((url.trim_start_matches("redis://"), ""));
-    let (host, port) = server.rsplit_once(':').expect("REDIS_URL names a port");
-    let proxy = integration_tests::proxy::PausableProxy::start((
-        host.to_owned(),
-        port.parse().expect("a port number"),
-    ))
-    .await;
-    let through_proxy = format!("redis://{host}:{}/{database}", proxy.port);
+    let (proxy, through_proxy) = proxied(&url).await;
     let lock = RedisWalletLock::connect(RedisLockConfig::new(through_proxy)).expect("lock");
     // The first request connects and has Redis learn the script.
     drop(lock.acquire(&[&unique("first")]).await.expect("lock"));

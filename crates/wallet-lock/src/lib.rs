@@ -16,8 +16,8 @@ use wallet_domain::WalletId;
 
 pub use in_process::InProcessWalletLock;
 pub use redis_lock::{
-    RedisLockConfig, RedisWalletLock, LOCK_KEY_PREFIX_DEFAULT, LOCK_TTL_MS_DEFAULT,
-    LOCK_WAIT_MAX_MS_DEFAULT,
+    RedisLockConfig, RedisWalletLock, AWAY_RETRY_INTERVAL_MS, FAILED_REQUEST_REPORTED_MS,
+    LOCK_KEY_PREFIX_DEFAULT, LOCK_TTL_MS_DEFAULT, LOCK_WAIT_MAX_MS_DEFAULT,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -11,9 +11,14 @@
 //! milliseconds.
 //! Scripts run by their SHA-1 (`EVALSHA`), sent whole only when Redis does not
 //! know them yet. Every request of a replica goes down one multiplexed
-//! connection (`redis::aio::ConnectionManager`, made on the first request and
-//! made again after a failure): a pool checked each connection out with a
-//! `PING` of its own, a second round trip per lock. A lock expires by itself, so a crashed holder (or a release
+//! connection (`redis::aio::ConnectionManager`, made on the first request): a
+//! pool checked each connection out with a `PING` of its own, a second round
+//! trip per lock. A request that fails or gets no answer replaces that
+//! connection, since one that went silent (a lost NAT entry, a hung proxy) or
+//! reaches a demoted primary (`READONLY`) would fail every request after it;
+//! a lock request that failed at once is sent again on the new connection
+//! (the script counts keys holding the request's own token as its own, so a
+//! request Redis ran before the failure takes nothing twice). A lock expires by itself, so a crashed holder (or a release
 //! that could not be queued or sent) blocks nobody for long.
 //!
 //! In front of Redis, each replica queues its own commands on one wallet in
@@ -43,9 +48,11 @@ use crate::{InProcessWalletLock, LockError, LockLease, WalletLock};
 /// past `ARGV[3]`, that still holds token `ARGV[i - ARGV[3] + 3]` is deleted (a lock
 /// that expired and was taken by another holder is left alone). Then takes
 /// every key in `KEYS[1..=ARGV[3]]` with token `ARGV[1]` and time to live
-/// `ARGV[2]` milliseconds, or none when one is held: answers 0 when taken,
-/// otherwise the 1-based index in `KEYS` of the first key held by someone
-/// else. Keys are on one Redis (no cluster slots are involved).
+/// `ARGV[2]` milliseconds, or none when one is held by another token (a key
+/// holding `ARGV[1]` is this request's own, taken by a try whose answer was
+/// lost): answers 0 when taken, otherwise the 1-based index in `KEYS` of the
+/// first key held by someone else. Keys are on one Redis (no cluster slots
+/// are involved).
 const ACQUIRE_SCRIPT: &str = r#"
 local taking = tonumber(ARGV[3])
 for index = taking + 1, #KEYS do
@@ -54,7 +61,8 @@ for index = taking + 1, #KEYS do
     end
 end
 for index = 1, taking do
-    if redis.call("EXISTS", KEYS[index]) == 1 then
+    local holder = redis.call("GET", KEYS[index])
+    if holder and holder ~= ARGV[1] then
         return index
     end
 end
@@ -89,16 +97,25 @@ pub const LOCK_KEY_PREFIX_DEFAULT: &str = "wallex:lock:wallet:";
 const RETRY_BACKOFF_MIN_MS_DEFAULT: u64 = 1;
 const RETRY_BACKOFF_MAX_MS_DEFAULT: u64 = 50;
 const COMMAND_TIMEOUT_MS_DEFAULT: u64 = 500;
-/// Attempts to connect again after the connection failed, within one
+/// Attempts to connect again after the connection dropped, within one
 /// request (each bounded by `command_timeout_ms`); the request that still
 /// finds no Redis counts it away ([`AWAY_RETRY_INTERVAL_MS`]).
 const RECONNECT_ATTEMPTS_MAX: usize = 1;
+/// Tries of one lock request: a try that failed before its time ran out is
+/// sent again once, on a new connection.
+const LOCK_REQUEST_TRIES_MAX: usize = 2;
 /// While Redis is away (its last request failed), how often, in ms, one
 /// command asks it again: the others go on without the lock at once (the
 /// expected version still guards their appends) instead of each waiting
 /// out `command_timeout_ms` (tester h86: with Redis paused every command
 /// took a second).
 pub const AWAY_RETRY_INTERVAL_MS: u64 = 1_000;
+/// For how long, in ms, the probe reports a failed lock request that no
+/// answered one followed, when Redis answers its `PING`: a replica with
+/// commands asks Redis again every [`AWAY_RETRY_INTERVAL_MS`], so a failure
+/// that lasts is reported without a break, and an idle replica's report
+/// clears once Redis answers.
+pub const FAILED_REQUEST_REPORTED_MS: u64 = 5_000;
 /// Dropped leases waiting to be given back at most; a lease dropped while the
 /// queue is full is left to expire (its TTL), which costs waiting, never money.
 pub const RELEASE_QUEUE_LEASES_MAX: usize = 4_096;
@@ -144,8 +161,9 @@ impl RedisLockConfig {
 }
 
 pub struct RedisWalletLock {
-    /// The replica's one connection, shared by every request (pipelined).
-    connection: ConnectionManager,
+    /// The replica's one connection, shared by every request (pipelined),
+    /// replaced after a request on it fails.
+    connection: Arc<SharedConnection>,
     config: RedisLockConfig,
     /// This replica's queue of commands for each wallet, taken before Redis.
     queue: InProcessWalletLock,
@@ -161,6 +179,75 @@ pub struct RedisWalletLock {
     /// Milliseconds since `created` until which Redis counts as away (0:
     /// it answered last): commands meanwhile go on without asking it.
     away_until_ms: AtomicU64,
+    /// When (ms since `created`) and why the last lock request failed, until
+    /// one is answered: what the probe reports for
+    /// [`FAILED_REQUEST_REPORTED_MS`] even when Redis answers its `PING`
+    /// (out of memory, read-only).
+    away_because: Mutex<Option<(u64, String)>>,
+}
+
+/// The connection every request of a replica shares, and what makes a new
+/// one.
+struct SharedConnection {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    /// The connection and how many were made before it.
+    current: Mutex<(u64, ConnectionManager)>,
+}
+
+impl SharedConnection {
+    fn new(client: redis::Client, config: ConnectionManagerConfig) -> Result<Self, LockError> {
+        let first = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+            .map_err(unavailable)?;
+        Ok(Self {
+            client,
+            config,
+            current: Mutex::new((0, first)),
+        })
+    }
+
+    /// The connection to send on, with its number.
+    fn get(&self) -> (u64, ConnectionManager) {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces connection `number` (a request on it failed) by a new one,
+    /// made on its first request; a connection already replaced stays.
+    fn replace(&self, number: u64) {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.0 != number {
+            return;
+        }
+        match ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone()) {
+            Ok(fresh) => *current = (number + 1, fresh),
+            Err(error) => tracing::warn!(%error, "cannot make a new connection to Redis"),
+        }
+    }
+
+    /// Sends one request, bounded by `timeout`, and replaces the connection
+    /// when it fails or gets no answer.
+    async fn send<T: redis::FromRedisValue>(
+        &self,
+        timeout: Duration,
+        request: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>,
+    ) -> Result<T, LockError> {
+        let (number, mut connection) = self.get();
+        let answer = tokio::time::timeout(timeout, request(&mut connection)).await;
+        match answer {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => {
+                self.replace(number);
+                Err(unavailable(error))
+            }
+            Err(elapsed) => {
+                self.replace(number);
+                Err(unavailable(elapsed))
+            }
+        }
+    }
 }
 
 /// A dropped lease's keys, still holding `token` unless they expired.
@@ -221,16 +308,15 @@ impl RedisWalletLock {
     pub fn connect(config: RedisLockConfig) -> Result<Self, LockError> {
         let client = redis::Client::open(config.url.as_str()).map_err(unavailable)?;
         let timeout = Some(Duration::from_millis(config.command_timeout_ms));
-        let connection = ConnectionManager::new_lazy_with_config(
+        let connection = SharedConnection::new(
             client,
             ConnectionManagerConfig::new()
                 .set_connection_timeout(timeout)
                 .set_response_timeout(timeout)
                 .set_number_of_retries(RECONNECT_ATTEMPTS_MAX),
-        )
-        .map_err(unavailable)?;
+        )?;
         Ok(Self {
-            connection,
+            connection: Arc::new(connection),
             config,
             queue: InProcessWalletLock::default(),
             scripts: Arc::new(Scripts {
@@ -242,6 +328,7 @@ impl RedisWalletLock {
             release_task: OnceLock::new(),
             created: Instant::now(),
             away_until_ms: AtomicU64::new(0),
+            away_because: Mutex::new(None),
         })
     }
 
@@ -249,7 +336,7 @@ impl RedisWalletLock {
     fn start_release_task(&self) {
         self.release_task.get_or_init(|| {
             tokio::spawn(give_back(
-                self.connection.clone(),
+                Arc::clone(&self.connection),
                 Arc::clone(&self.scripts),
                 Arc::clone(&self.round_trips),
                 Duration::from_millis(self.config.command_timeout_ms),
@@ -267,13 +354,13 @@ impl RedisWalletLock {
 
     /// Whether Redis answers a PING.
     pub async fn ping(&self) -> Result<(), LockError> {
-        let mut connection = self.connection.clone();
         let timeout = Duration::from_millis(self.config.command_timeout_ms);
-        let pong: String =
-            tokio::time::timeout(timeout, redis::cmd("PING").query_async(&mut connection))
-                .await
-                .map_err(unavailable)?
-                .map_err(unavailable)?;
+        let pong: String = self
+            .connection
+            .send(timeout, async |connection| {
+                redis::cmd("PING").query_async(connection).await
+            })
+            .await?;
         if pong == "PONG" {
             Ok(())
         } else {
@@ -300,18 +387,27 @@ impl RedisWalletLock {
                 invocation.key(key).arg(&release.token);
             }
         }
-        let timeout = Duration::from_millis(self.config.command_timeout_ms);
-        // A connection made on the way is bounded with the script.
-        let held_at: usize = tokio::time::timeout(timeout, async {
-            let mut connection = self.connection.clone();
+        // A connection made on the way is bounded with the script; the tries
+        // share the time.
+        let deadline = Instant::now() + Duration::from_millis(self.config.command_timeout_ms);
+        let mut tries = 0;
+        let held_at: usize = loop {
+            tries += 1;
             self.round_trips.fetch_add(1, Ordering::Relaxed);
-            invocation
-                .invoke_async(&mut connection)
-                .await
-                .map_err(unavailable)
-        })
-        .await
-        .map_err(unavailable)??;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let answer = self
+                .connection
+                .send(left, async |connection| {
+                    invocation.invoke_async(connection).await
+                })
+                .await;
+            match answer {
+                Err(error) if tries < LOCK_REQUEST_TRIES_MAX && Instant::now() < deadline => {
+                    tracing::debug!(%error, "lock request failed; sent again on a new connection");
+                }
+                answer => break answer?,
+            }
+        };
         Ok(held_at.checked_sub(1))
     }
 
@@ -349,12 +445,22 @@ impl RedisWalletLock {
 
     /// Redis is away after a failed request, back after an answer.
     fn note_answer(&self, taken: &Result<(), LockError>) {
+        let mut because = self
+            .away_because
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         match taken {
-            Err(LockError::Unavailable(_)) => self.away_until_ms.store(
-                self.elapsed_ms() + AWAY_RETRY_INTERVAL_MS,
-                Ordering::Release,
-            ),
-            _ => self.away_until_ms.store(0, Ordering::Release),
+            Err(LockError::Unavailable(error)) => {
+                self.away_until_ms.store(
+                    self.elapsed_ms() + AWAY_RETRY_INTERVAL_MS,
+                    Ordering::Release,
+                );
+                *because = Some((self.elapsed_ms(), error.clone()));
+            }
+            _ => {
+                self.away_until_ms.store(0, Ordering::Release);
+                *because = None;
+            }
         }
     }
 
@@ -416,7 +522,7 @@ impl Drop for Held {
 /// within [`RELEASE_LINGER_MS`] of being queued: each call takes what is
 /// left (at most [`RELEASE_BATCH_LEASES_MAX`] leases).
 async fn give_back(
-    connection: ConnectionManager,
+    connection: Arc<SharedConnection>,
     scripts: Arc<Scripts>,
     round_trips: Arc<AtomicU64>,
     timeout: Duration,
@@ -443,7 +549,7 @@ async fn give_back(
 
 /// Gives back `batch` in one script call; a failure leaves its locks to expire.
 async fn release(
-    connection: &ConnectionManager,
+    connection: &SharedConnection,
     scripts: &Scripts,
     round_trips: &AtomicU64,
     timeout: Duration,
@@ -455,15 +561,12 @@ async fn release(
             invocation.key(key).arg(&release.token);
         }
     }
-    let released: Result<i64, LockError> = async {
-        let mut connection = connection.clone();
-        round_trips.fetch_add(1, Ordering::Relaxed);
-        tokio::time::timeout(timeout, invocation.invoke_async(&mut connection))
-            .await
-            .map_err(unavailable)?
-            .map_err(unavailable)
-    }
-    .await;
+    round_trips.fetch_add(1, Ordering::Relaxed);
+    let released: Result<i64, LockError> = connection
+        .send(timeout, async |connection| {
+            invocation.invoke_async(connection).await
+        })
+        .await;
     if let Err(error) = released {
         tracing::debug!(leases = batch.len(), %error, "lock release failed; the locks will expire");
     }
@@ -507,8 +610,24 @@ impl WalletLock for RedisWalletLock {
         "redis"
     }
 
+    /// Redis answers a `PING`, and the last lock request did not fail
+    /// (a Redis out of memory or read-only answers the one, not the other).
     async fn probe(&self) -> Result<(), LockError> {
-        self.ping().await
+        self.ping().await?;
+        let because = self
+            .away_because
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match because {
+            Some((at, error)) if self.elapsed_ms() < at + FAILED_REQUEST_REPORTED_MS => {
+                Err(LockError::Unavailable(format!(
+                    "Redis answers PING, but a lock request failed {} ms ago: {error}",
+                    self.elapsed_ms() - at
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
