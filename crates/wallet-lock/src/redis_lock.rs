@@ -18,8 +18,9 @@
 //! reaches a demoted primary (`READONLY`) would fail every request after it;
 //! a lock request that failed at once is sent again on the new connection
 //! (the script counts keys holding the request's own token as its own, so a
-//! request Redis ran before the failure takes nothing twice). A lock expires by itself, so a crashed holder (or a release
-//! that could not be queued or sent) blocks nobody for long.
+//! request Redis ran before the failure takes nothing twice). A lock expires
+//! by itself, so a crashed holder (or a release that could not be queued or
+//! sent) blocks nobody for long.
 //!
 //! In front of Redis, each replica queues its own commands on one wallet in
 //! an in-process lock (first come, first served), so only the head of each
