@@ -20,6 +20,10 @@ struct ProxyState {
     freeze_after: Option<&'static str>,
     marked: Option<u64>,
     frozen: Option<u64>,
+    /// Connections accepted so far.
+    accepted: u64,
+    /// Connections numbered below it are closed.
+    closed_below: u64,
 }
 
 impl ProxyState {
@@ -73,6 +77,7 @@ impl PausableProxy {
                 tokio::spawn(from_client.run(client_reads, server_writes));
                 tokio::spawn(from_server.run(server_reads, client_writes));
                 accepted += 1;
+                shared.send_modify(|state| state.accepted = accepted);
             }
         });
         Self {
@@ -80,6 +85,13 @@ impl PausableProxy {
             state,
             client_writes,
         }
+    }
+
+    /// Closes every connection open now, both ways, as a server that drops
+    /// its clients does; later ones pass.
+    pub fn close_connections(&self) {
+        self.state
+            .send_modify(|state| state.closed_below = state.accepted);
     }
 
     /// Reads that clients' bytes arrived in, over every connection: with a
@@ -123,11 +135,15 @@ impl Pump {
     ) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut passing = self.state.subscribe();
+        let mut closing = self.state.subscribe();
         let mut buffer = vec![0_u8; PROXY_BUFFER_BYTES];
         loop {
-            let read = match from.read(&mut buffer).await {
-                Ok(0) | Err(_) => return,
-                Ok(read) => read,
+            let read = tokio::select! {
+                read = from.read(&mut buffer) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(read) => read,
+                },
+                _ = closing.wait_for(|state| state.closed_below > self.connection) => return,
             };
             let chunk = &buffer[..read];
             if let Some(writes) = &self.writes {

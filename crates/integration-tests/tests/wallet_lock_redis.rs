@@ -255,6 +255,36 @@ async fn a_connection_gone_silent_is_replaced() {
     drop(lease);
 }
 
+/// A release whose connection was dropped under it (a Redis that closed its
+/// clients, a failover) is sent again on a new connection: the wallet is free
+/// at once, not after its lock's time to live.
+#[tokio::test]
+async fn a_release_on_a_dropped_connection_is_sent_again() {
+    let Some(url) = require_env("REDIS_URL") else {
+        return;
+    };
+    let (proxy, through_proxy) = proxied(&url).await;
+    let lock = RedisWalletLock::connect(RedisLockConfig::new(through_proxy)).expect("lock");
+    let wallet = unique("released");
+    let lease = lock.acquire(&[&wallet]).await.expect("lock");
+    proxy.close_connections();
+    drop(lease);
+
+    let mut config = RedisLockConfig::new(&url);
+    config.wait_max_ms = 1_000;
+    let other = RedisWalletLock::connect(config).expect("lock");
+    let started = std::time::Instant::now();
+    let _taken = other
+        .acquire(&[&wallet])
+        .await
+        .expect("given back, not left to expire");
+    assert!(
+        started.elapsed() < Duration::from_millis(wallet_lock::LOCK_TTL_MS_DEFAULT / 2),
+        "free within {:?}",
+        started.elapsed()
+    );
+}
+
 /// What the lock counts as its round trips is all it sends: no connection
 /// check (a pool's `PING`) before each script call.
 #[tokio::test]

@@ -16,9 +16,10 @@
 //! trip per lock. A request that fails or gets no answer replaces that
 //! connection, since one that went silent (a lost NAT entry, a hung proxy) or
 //! reaches a demoted primary (`READONLY`) would fail every request after it;
-//! a lock request that failed at once is sent again on the new connection
-//! (the script counts keys holding the request's own token as its own, so a
-//! request Redis ran before the failure takes nothing twice). A lock expires
+//! every request that failed at once is sent again on the new connection: a
+//! `PING`, a release (compare-and-delete), and a lock request, whose script
+//! counts keys holding the request's own token as its own, so a request
+//! Redis ran before the failure takes nothing twice. A lock expires
 //! by itself, so a crashed holder (or a release that could not be queued or
 //! sent) blocks nobody for long.
 //!
@@ -30,6 +31,7 @@
 //! single-wallet load test, 50 concurrent requests, saw 503s after 10 s).
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
@@ -102,9 +104,10 @@ const COMMAND_TIMEOUT_MS_DEFAULT: u64 = 500;
 /// request (each bounded by `command_timeout_ms`); the request that still
 /// finds no Redis counts it away ([`AWAY_RETRY_INTERVAL_MS`]).
 const RECONNECT_ATTEMPTS_MAX: usize = 1;
-/// Tries of one lock request: a try that failed before its time ran out is
+/// Tries of one request to Redis (a lock request, a release, a `PING`; each
+/// safe to repeat): a try that failed before the request's time ran out is
 /// sent again once, on a new connection.
-const LOCK_REQUEST_TRIES_MAX: usize = 2;
+const REQUEST_TRIES_MAX: usize = 2;
 /// While Redis is away (its last request failed), how often, in ms, one
 /// command asks it again: the others go on without the lock at once (the
 /// expected version still guards their appends) instead of each waiting
@@ -228,25 +231,39 @@ impl SharedConnection {
         }
     }
 
-    /// Sends one request, bounded by `timeout`, and replaces the connection
-    /// when it fails or gets no answer.
-    async fn send<T: redis::FromRedisValue>(
+    /// Sends `request`, which must be safe to repeat, bounded by `timeout`
+    /// in all: a try that fails or gets no answer replaces the connection,
+    /// and one that failed before the time ran out is sent again on the new
+    /// connection ([`REQUEST_TRIES_MAX`] tries). Each try counts in
+    /// `round_trips`.
+    async fn send<T, Answer>(
         &self,
         timeout: Duration,
-        request: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>,
-    ) -> Result<T, LockError> {
-        let (number, mut connection) = self.get();
-        let answer = tokio::time::timeout(timeout, request(&mut connection)).await;
-        match answer {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => {
-                self.replace(number);
-                Err(unavailable(error))
+        round_trips: Option<&AtomicU64>,
+        request: impl Fn(ConnectionManager) -> Answer,
+    ) -> Result<T, LockError>
+    where
+        Answer: Future<Output = redis::RedisResult<T>>,
+    {
+        let deadline = Instant::now() + timeout;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            if let Some(round_trips) = round_trips {
+                round_trips.fetch_add(1, Ordering::Relaxed);
             }
-            Err(elapsed) => {
-                self.replace(number);
-                Err(unavailable(elapsed))
+            let (number, connection) = self.get();
+            let left = deadline.saturating_duration_since(Instant::now());
+            let error = match tokio::time::timeout(left, request(connection)).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(error)) => unavailable(error),
+                Err(elapsed) => unavailable(elapsed),
+            };
+            self.replace(number);
+            if tries >= REQUEST_TRIES_MAX || Instant::now() >= deadline {
+                return Err(error);
             }
+            tracing::debug!(%error, "Redis request failed; sent again on a new connection");
         }
     }
 }
@@ -358,8 +375,8 @@ impl RedisWalletLock {
         let timeout = Duration::from_millis(self.config.command_timeout_ms);
         let pong: String = self
             .connection
-            .send(timeout, async |connection| {
-                redis::cmd("PING").query_async(connection).await
+            .send(timeout, None, |mut connection| async move {
+                redis::cmd("PING").query_async(&mut connection).await
             })
             .await?;
         if pong == "PONG" {
@@ -372,7 +389,8 @@ impl RedisWalletLock {
     /// One attempt to take every key of `keys`, giving back the leases
     /// dropped since the last call on the way: `None` when all were taken,
     /// else the index in `keys` of one that someone else holds. Should the
-    /// call fail, the leases it carried are left to expire.
+    /// call fail, the leases it carried are queued again for the release
+    /// task.
     async fn try_take(&self, keys: &[String], token: &str) -> Result<Option<usize>, LockError> {
         let carried = self.releases.take_batch();
         let mut invocation = self.scripts.acquire.prepare_invoke();
@@ -388,28 +406,26 @@ impl RedisWalletLock {
                 invocation.key(key).arg(&release.token);
             }
         }
-        // A connection made on the way is bounded with the script; the tries
-        // share the time.
-        let deadline = Instant::now() + Duration::from_millis(self.config.command_timeout_ms);
-        let mut tries = 0;
-        let held_at: usize = loop {
-            tries += 1;
-            self.round_trips.fetch_add(1, Ordering::Relaxed);
-            let left = deadline.saturating_duration_since(Instant::now());
-            let answer = self
-                .connection
-                .send(left, async |connection| {
-                    invocation.invoke_async(connection).await
-                })
-                .await;
-            match answer {
-                Err(error) if tries < LOCK_REQUEST_TRIES_MAX && Instant::now() < deadline => {
-                    tracing::debug!(%error, "lock request failed; sent again on a new connection");
+        // A connection made on the way is bounded with the script.
+        let timeout = Duration::from_millis(self.config.command_timeout_ms);
+        let invocation = &invocation;
+        let answer: Result<usize, LockError> = self
+            .connection
+            .send(
+                timeout,
+                Some(&self.round_trips),
+                |mut connection| async move { invocation.invoke_async(&mut connection).await },
+            )
+            .await;
+        match answer {
+            Ok(held_at) => Ok(held_at.checked_sub(1)),
+            Err(error) => {
+                for release in carried {
+                    self.releases.push(release);
                 }
-                answer => break answer?,
+                Err(error)
             }
-        };
-        Ok(held_at.checked_sub(1))
+        }
     }
 
     fn elapsed_ms(&self) -> u64 {
@@ -548,7 +564,9 @@ async fn give_back(
     }
 }
 
-/// Gives back `batch` in one script call; a failure leaves its locks to expire.
+/// Gives back `batch` in one script call (sent again once on a new
+/// connection when it fails at once: a compare-and-delete is safe to
+/// repeat); a failure then leaves its locks to expire.
 async fn release(
     connection: &SharedConnection,
     scripts: &Scripts,
@@ -562,10 +580,10 @@ async fn release(
             invocation.key(key).arg(&release.token);
         }
     }
-    round_trips.fetch_add(1, Ordering::Relaxed);
+    let invocation = &invocation;
     let released: Result<i64, LockError> = connection
-        .send(timeout, async |connection| {
-            invocation.invoke_async(connection).await
+        .send(timeout, Some(round_trips), |mut connection| async move {
+            invocation.invoke_async(&mut connection).await
         })
         .await;
     if let Err(error) = released {
