@@ -468,11 +468,10 @@ impl RedisWalletLock {
             .unwrap_or_else(PoisonError::into_inner);
         match taken {
             Err(LockError::Unavailable(error)) => {
-                self.away_until_ms.store(
-                    self.elapsed_ms() + AWAY_RETRY_INTERVAL_MS,
-                    Ordering::Release,
-                );
-                *because = Some((self.elapsed_ms(), error.clone()));
+                let now = self.elapsed_ms();
+                self.away_until_ms
+                    .store(now + AWAY_RETRY_INTERVAL_MS, Ordering::Release);
+                *because = Some((now, error.clone()));
             }
             _ => {
                 self.away_until_ms.store(0, Ordering::Release);
