@@ -18,18 +18,24 @@ use embedded_sqlite::{
 };
 use observability::LogThrottle;
 use rusqlite::{
-    params, types::Type, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
+    params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 use wallet_domain::{HoldId, WalletId};
 
 use crate::log_tail::LogTail;
-use crate::stream_head::StreamHead;
+
+mod stream_index;
+
 use crate::{
     directory_change, directory_wallet, due_hold, hold_versions, AppendError, AppendOutcome,
     AppendRequest, CommitUnanswered, DirectoryChange, DueHold, EventStore, HoldVersions,
     IdempotentResponse, RecordedEvent, StoreError, StoredEvent, StreamSnapshot, READ_ALL_BATCH_MAX,
+};
+use stream_index::{GroupEntries, IndexEntry, Unindexed};
+pub use stream_index::{
+    STREAM_INDEX_FLUSH_EVENTS, THROUGH_WRITE_STEP_POSITIONS, UNINDEXED_POSITIONS_MAX,
 };
 
 /// Appends committed together in one transaction at most.
@@ -50,6 +56,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/events_0003.sql"),
     include_str!("../../../migrations/embedded/events_0004.sql"),
     include_str!("../../../migrations/embedded/events_0005.sql"),
+    include_str!("../../../migrations/embedded/events_0006.sql"),
 ];
 
 struct AppendJob {
@@ -97,6 +104,9 @@ pub struct EmbeddedEventStore {
     head: watch::Receiver<u64>,
     /// The newest events, which the log's readers get without a query.
     tail: Arc<Mutex<LogTail>>,
+    /// Where the streams' newest events lie, until the writer puts them in
+    /// `stream_index` (the `stream_index` module).
+    unindexed: Arc<Mutex<Unindexed>>,
     /// The writer thread, joined when the store is dropped.
     writer: Option<thread::JoinHandle<()>>,
 }
@@ -149,6 +159,11 @@ impl EmbeddedEventStore {
         let path = data_dir.join("events.db");
         let mut connection = open_writer(&path, Durability::Durable)?;
         migrate(&mut connection, MIGRATIONS)?;
+        let written_through = stream_index::written_through(&connection).map_err(unavailable)?;
+        let data_version = stream_index::data_version(&connection).map_err(unavailable)?;
+        let unindexed = stream_index::unindexed_in_file(&connection, written_through)
+            .map_err(unavailable)?
+            .map_err(|broken| StoreError::Unavailable(broken.to_string()))?;
         let head_position = current_head(&connection).map_err(unavailable)?;
         let readers = ReadPool::open(&path)?;
         // Shares its damage with the readers' and the commit guard's.
@@ -157,6 +172,13 @@ impl EmbeddedEventStore {
         let (head_sender, head) = watch::channel(head_position);
         let tail = Arc::new(Mutex::new(LogTail::new(head_position)));
         let writer_tail = Arc::clone(&tail);
+        let unindexed = Arc::new(Mutex::new(unindexed));
+        let writer_index = WriterIndex {
+            unindexed: Arc::clone(&unindexed),
+            written_through,
+            data_version,
+            recovery_due: false,
+        };
         // Copies the WAL back into the file beside the writer, so that no
         // append waits behind a copy of the whole WAL (embedded_sqlite's
         // `checkpointer` module).
@@ -169,6 +191,7 @@ impl EmbeddedEventStore {
                 queue,
                 head_sender,
                 writer_tail,
+                writer_index,
                 checkpointer,
             );
         })
@@ -178,6 +201,7 @@ impl EmbeddedEventStore {
             readers,
             head,
             tail,
+            unindexed,
             writer: Some(writer),
         })
     }
@@ -216,6 +240,44 @@ fn to_i64(value: u64) -> i64 {
 /// count of the others with the next line, and the recovery once.
 pub const COMMIT_FAILURE_LOG_INTERVAL_MS: u64 = 60_000;
 
+/// The writer's side of the stream index: the entries it shares with the
+/// readers, the mark it last wrote, and what tells it that the entries no
+/// longer match the file: another connection's commit (`PRAGMA
+/// data_version`: another store opened on the same file, as the tests of
+/// replicas do) or a commit of its own whose outcome it did not learn.
+struct WriterIndex {
+    unindexed: Arc<Mutex<Unindexed>>,
+    written_through: u64,
+    data_version: i64,
+    recovery_due: bool,
+}
+
+impl WriterIndex {
+    /// Reads the entries from the file again, in the group's transaction
+    /// (no other writer commits in it), when they may not match it; `Err`
+    /// when that failed, and no append may be decided on them.
+    fn refreshed(&mut self, transaction: &Connection, place: &FilePlace) -> Result<(), StoreError> {
+        let data_version =
+            stream_index::data_version(transaction).map_err(|error| written_error(place, error))?;
+        if data_version == self.data_version && !self.recovery_due {
+            return Ok(());
+        }
+        let through = stream_index::written_through(transaction)
+            .map_err(|error| written_error(place, error))?;
+        match stream_index::unindexed_in_file(transaction, through) {
+            Ok(Ok(found)) => {
+                *stream_index::lock(&self.unindexed) = found;
+                self.written_through = through;
+                self.data_version = data_version;
+                self.recovery_due = false;
+                Ok(())
+            }
+            Ok(Err(broken)) => Err(StoreError::Unavailable(broken.to_string())),
+            Err(error) => Err(written_error(place, error)),
+        }
+    }
+}
+
 /// Every write to the file: appends and snapshots in group commits, and
 /// purges; after a group's callers are answered, the checkpointer's round
 /// is finished when one waits. A damage found by a read or by one of its own
@@ -226,6 +288,7 @@ fn run_writer(
     mut queue: mpsc::Receiver<WriterJob>,
     head: watch::Sender<u64>,
     tail: Arc<Mutex<LogTail>>,
+    mut index: WriterIndex,
     checkpointer: BesideOwnedWriter,
 ) {
     let mut failures = LogThrottle::every(std::time::Duration::from_millis(
@@ -255,7 +318,15 @@ fn run_writer(
                 Err(_) => break,
             }
         }
-        let (outcomes, snapshots_kept) = commit_group(&mut connection, &place, &group, &tail);
+        let head_before = *head.borrow();
+        let (outcomes, snapshots_kept) = commit_group(
+            &mut connection,
+            &place,
+            &group,
+            &tail,
+            &mut index,
+            head_before,
+        );
         match &snapshots_kept {
             Ok(()) => {
                 if let Some(failed) = failures.recovered() {
@@ -345,6 +416,8 @@ fn commit_group(
     place: &FilePlace,
     group: &Group,
     tail: &Mutex<LogTail>,
+    index: &mut WriterIndex,
+    head_before: u64,
 ) -> (Vec<Result<AppendOutcome, AppendError>>, Result<(), String>) {
     let jobs = &group.appends;
     // Nothing stored. Logged by the writer's loop, throttled.
@@ -376,10 +449,19 @@ fn commit_group(
         Ok(transaction) => transaction,
         Err(error) => return failed_all(error),
     };
+    if let Err(error) = index.refreshed(&transaction, place) {
+        return failed_with(error);
+    }
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut stored = Vec::new();
+    let mut entries = GroupEntries::default();
     for job in jobs {
-        match append_in_savepoint(&mut transaction, &job.request) {
+        match append_in_savepoint(
+            &mut transaction,
+            &job.request,
+            &index.unindexed,
+            &mut entries,
+        ) {
             Ok(Ok(appended)) => {
                 stored.extend(appended.stored);
                 outcomes.push(Ok(appended.outcome));
@@ -393,8 +475,26 @@ fn commit_group(
             return failed_all(error);
         }
     }
+    let head_after = entries.last_position().unwrap_or(head_before);
+    let mut written_through = index.written_through;
+    let flushed = {
+        let unindexed = stream_index::lock(&index.unindexed);
+        stream_index::flush(
+            &transaction,
+            &unindexed,
+            &entries,
+            head_after,
+            &mut written_through,
+        )
+    };
+    let flushed = match flushed {
+        Ok(flushed) => flushed,
+        Err(error) => return failed_all(error),
+    };
     match transaction.commit() {
         Ok(()) => {
+            index.written_through = written_through;
+            stream_index::lock(&index.unindexed).committed(entries, &flushed.streams);
             with_tail(tail, |tail| tail.committed(stored));
             (outcomes, Ok(()))
         }
@@ -409,6 +509,7 @@ fn commit_group(
             }
             tracing::error!(%error, "event store group commit got no answer");
             with_tail(tail, LogTail::lost_track);
+            index.recovery_due = true;
             let message = error.to_string();
             let error = std::sync::Arc::new(error);
             let outcomes = jobs
@@ -454,26 +555,34 @@ struct Appended {
 fn append_in_savepoint(
     transaction: &mut Transaction<'_>,
     request: &AppendRequest,
+    unindexed: &Mutex<Unindexed>,
+    entries: &mut GroupEntries,
 ) -> rusqlite::Result<Result<Appended, AppendError>> {
     let savepoint = transaction.savepoint()?;
-    match append_one(&savepoint, request)? {
+    let mark = entries.mark();
+    match append_one(&savepoint, request, unindexed, entries)? {
         Ok(appended) => {
             savepoint.commit()?;
             Ok(Ok(appended))
         }
         // Dropping the savepoint rolls this append back.
-        Err(refusal) => Ok(Err(refusal)),
+        Err(refusal) => {
+            entries.roll_back_to(mark);
+            Ok(Err(refusal))
+        }
     }
 }
 
 fn append_one(
     connection: &Connection,
     request: &AppendRequest,
+    unindexed: &Mutex<Unindexed>,
+    entries: &mut GroupEntries,
 ) -> rusqlite::Result<Result<Appended, AppendError>> {
     let recorded_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
     let mut stored = Vec::new();
     for stream in &request.streams {
-        let head = stream_head(connection, &stream.wallet_id)?;
+        let head = stream_index::stream_head(connection, unindexed, entries, &stream.wallet_id)?;
         if let Err(refusal) = head.admits(stream) {
             return Ok(Err(refusal));
         }
@@ -494,8 +603,17 @@ fn append_one(
                 payload,
                 recorded_at,
             ])?;
+            let position = to_u64(connection.last_insert_rowid());
+            entries.push(
+                &stream.wallet_id,
+                IndexEntry {
+                    version: actual + offset,
+                    position,
+                    event_id: event.event_id,
+                },
+            );
             stored.push(StoredEvent {
-                position: to_u64(connection.last_insert_rowid()),
+                position,
                 stream_version: actual + offset,
                 payload,
             });
@@ -540,27 +658,6 @@ fn append_one(
         outcome: AppendOutcome { last_position },
         stored,
     }))
-}
-
-/// The newest event of `wallet_id`'s stream (one step down the stream index).
-fn stream_head(connection: &Connection, wallet_id: &WalletId) -> rusqlite::Result<StreamHead> {
-    let newest: Option<(i64, String)> = connection
-        .prepare_cached(
-            "SELECT version, event_id FROM events WHERE stream_id = ?1 \
-             ORDER BY version DESC LIMIT 1",
-        )?
-        .query_row([wallet_id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()?;
-    let Some((version, event_id)) = newest else {
-        return Ok(StreamHead::default());
-    };
-    let last_event_id = Uuid::parse_str(&event_id).map_err(|error| {
-        rusqlite::Error::FromSqlConversionFailure(1, Type::Text, Box::new(error))
-    })?;
-    Ok(StreamHead {
-        version: to_u64(version),
-        last_event_id: Some(last_event_id),
-    })
 }
 
 /// Writes one hold directory change, made by the event at `version` of
@@ -624,6 +721,57 @@ fn stored_rows(rows: Vec<(i64, i64, String)>) -> Vec<StoredEvent> {
             payload,
         })
         .collect()
+}
+
+/// The rows of `stream_id` with a version in `versions` (after, up to], in
+/// version order: from `stream_index`, from the writer's `unindexed` entries
+/// (version, position), and from the log after `complete_through`, which
+/// those entries may lack. A row met twice (its entry moved to the table
+/// while this read ran) is kept once.
+fn stream_rows(
+    connection: &Connection,
+    stream_id: &str,
+    (after_version, up_to_version): (u64, u64),
+    unindexed: &[(u64, u64)],
+    complete_through: u64,
+) -> rusqlite::Result<Vec<(i64, i64, String)>> {
+    let (after, up_to) = (to_i64(after_version), to_i64(up_to_version));
+    let mut by_version = std::collections::BTreeMap::new();
+    let mut keep = |row: (i64, i64, String)| {
+        by_version.entry(row.1).or_insert(row);
+    };
+    let mut indexed = connection.prepare_cached(
+        "SELECT e.position, e.version, e.payload FROM stream_index i \
+         JOIN events e ON e.position = i.position \
+         WHERE i.stream_id = ?1 AND i.version > ?2 AND i.version <= ?3",
+    )?;
+    for row in indexed.query_map(params![stream_id, after, up_to], event_row)? {
+        keep(row?);
+    }
+    let mut at_position = connection.prepare_cached(
+        "SELECT position, version, payload FROM events \
+         WHERE position = ?1 AND stream_id = ?2 AND version = ?3",
+    )?;
+    for &(version, position) in unindexed {
+        let row = at_position
+            .query_row(
+                params![to_i64(position), stream_id, to_i64(version)],
+                event_row,
+            )
+            .optional()?;
+        row.into_iter().for_each(&mut keep);
+    }
+    let mut newer = connection.prepare_cached(
+        "SELECT position, version, payload FROM events \
+         WHERE position > ?1 AND stream_id = ?2 AND version > ?3 AND version <= ?4",
+    )?;
+    for row in newer.query_map(
+        params![to_i64(complete_through), stream_id, after, up_to],
+        event_row,
+    )? {
+        keep(row?);
+    }
+    Ok(by_version.into_values().collect())
 }
 
 fn decode_rows(rows: Vec<(i64, i64, String)>) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -690,18 +838,20 @@ impl EventStore for EmbeddedEventStore {
         up_to_version: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let stream_id = wallet_id.as_str().to_owned();
+        // Taken before the table is read: an entry the writer moves to the
+        // table meanwhile is met in both, never in neither.
+        let (unindexed, complete_through) =
+            stream_index::lock(&self.unindexed).positions(wallet_id, after_version, up_to_version);
         let rows = self
             .readers
             .read(move |connection| {
-                let mut statement = connection.prepare_cached(
-                    "SELECT position, version, payload FROM events \
-                     WHERE stream_id = ?1 AND version > ?2 AND version <= ?3 ORDER BY version",
-                )?;
-                let rows = statement.query_map(
-                    params![stream_id, to_i64(after_version), to_i64(up_to_version)],
-                    event_row,
-                )?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
+                stream_rows(
+                    connection,
+                    &stream_id,
+                    (after_version, up_to_version),
+                    &unindexed,
+                    complete_through,
+                )
             })
             .await?;
         decode_rows(rows)

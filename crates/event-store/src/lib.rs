@@ -28,7 +28,10 @@ use tokio::sync::watch;
 use uuid::Uuid;
 use wallet_domain::{EventDecodeError, EventKind, HoldId, WalletEvent, WalletId};
 
-pub use embedded::EmbeddedEventStore;
+pub use embedded::{
+    EmbeddedEventStore, STREAM_INDEX_FLUSH_EVENTS, THROUGH_WRITE_STEP_POSITIONS,
+    UNINDEXED_POSITIONS_MAX,
+};
 pub use hold_schedule::{HoldSchedule, HOLD_SCHEDULE_BATCHES_MAX};
 pub use postgres::{
     AppendUnanswered, PostgresEventStore, ALLOCATOR_LOCK_TIMEOUT_MS, APPEND_WAIT_MS_MAX,
