@@ -110,9 +110,12 @@ impl Unindexed {
         let Some(entries) = self.streams.get_mut(stream) else {
             return;
         };
-        entries.pop();
+        let popped = entries.pop();
         if entries.is_empty() {
-            self.remove(stream);
+            self.streams.remove(stream);
+            if let Some(only) = popped {
+                self.oldest.remove(&only.position);
+            }
         }
     }
 
@@ -544,6 +547,18 @@ mod tests {
         assert_eq!(group.newest(&b), None);
         assert_eq!(group.count(&a), 1);
         assert_eq!(group.last_position(), Some(1));
+    }
+
+    #[test]
+    fn a_forgotten_only_entry_leaves_no_stream_holding_the_mark() {
+        let a = stream("a");
+        let mut unindexed = Unindexed::default();
+        let mut group = GroupEntries::default();
+        group.push(&a, entry(1, 7));
+        unindexed.committed(group, &HashSet::new());
+        unindexed.forget_newest(&a);
+        assert!(unindexed.oldest.is_empty(), "{:?}", unindexed.oldest);
+        assert!(unindexed.streams.is_empty());
     }
 
     #[test]
