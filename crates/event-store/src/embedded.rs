@@ -444,7 +444,8 @@ fn commit_group(
         return failed_with(damage);
     }
     let failed_all = |error: rusqlite::Error| failed_with(written_error(place, error));
-    let transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate) {
+    let mut transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate)
+    {
         Ok(transaction) => transaction,
         Err(error) => return failed_all(error),
     };
@@ -455,7 +456,12 @@ fn commit_group(
     let mut stored = Vec::new();
     let mut entries = GroupEntries::default();
     for job in jobs {
-        match append_in_savepoint(&transaction, &job.request, &index.unindexed, &mut entries) {
+        match append_in_savepoint(
+            &mut transaction,
+            &job.request,
+            &index.unindexed,
+            &mut entries,
+        ) {
             Ok(Ok(appended)) => {
                 stored.extend(appended.stored);
                 outcomes.push(Ok(appended.outcome));
@@ -547,24 +553,20 @@ struct Appended {
 
 /// Outer error: the transaction itself broke. Inner error: this append is refused.
 fn append_in_savepoint(
-    transaction: &Transaction<'_>,
+    transaction: &mut Transaction<'_>,
     request: &AppendRequest,
     unindexed: &Mutex<Unindexed>,
     entries: &mut GroupEntries,
 ) -> rusqlite::Result<Result<Appended, AppendError>> {
-    // Through cached statements: rusqlite's `Savepoint` parses its SQL on
-    // every use, four times per append on the writer's one thread.
-    let run = |sql: &str| transaction.prepare_cached(sql)?.execute([]).map(drop);
-    run("SAVEPOINT append")?;
+    let savepoint = transaction.savepoint()?;
     let mark = entries.mark();
-    match append_one(transaction, request, unindexed, entries)? {
+    match append_one(&savepoint, request, unindexed, entries)? {
         Ok(appended) => {
-            run("RELEASE append")?;
+            savepoint.commit()?;
             Ok(Ok(appended))
         }
+        // Dropping the savepoint rolls this append back.
         Err(refusal) => {
-            run("ROLLBACK TO append")?;
-            run("RELEASE append")?;
             entries.roll_back_to(mark);
             Ok(Err(refusal))
         }
