@@ -331,8 +331,13 @@ pub(crate) fn flush(
     );
     let mut ordered: Vec<&WalletId> = streams.iter().collect();
     ordered.sort();
+    // The log is the truth: an entry the table holds already (left by a
+    // commit whose outcome the writer did not learn, or pointing at an event
+    // the file lost) takes the position of the event the log holds, instead
+    // of failing this and every later group.
     let mut insert = transaction.prepare_cached(
-        "INSERT INTO stream_index (stream_id, version, position) VALUES (?1, ?2, ?3)",
+        "INSERT INTO stream_index (stream_id, version, position) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (stream_id, version) DO UPDATE SET position = excluded.position",
     )?;
     for stream in ordered {
         for entry in unindexed
@@ -607,6 +612,29 @@ mod tests {
             "complete through the group's newest position"
         );
         assert!(indexed(&connection, &b).is_empty());
+    }
+
+    #[test]
+    fn an_entry_the_table_holds_already_takes_the_logs_position() {
+        let connection = table();
+        let a = stream("a");
+        connection
+            .execute("INSERT INTO stream_index VALUES ('a', 1, 99)", [])
+            .expect("a stale entry");
+        let mut group = GroupEntries::default();
+        for version in 1..=STREAM_INDEX_FLUSH_EVENTS as u64 {
+            group.push(&a, entry(version, version));
+        }
+        let mut written_through = 0;
+        flush(
+            &connection,
+            &Unindexed::default(),
+            &group,
+            16,
+            &mut written_through,
+        )
+        .expect("flushed over the stale entry");
+        assert_eq!(indexed(&connection, &a).first(), Some(&(1, 1)));
     }
 
     #[test]
