@@ -13,9 +13,11 @@
 //! `stream_index_through` holds a position at or below which every event is in
 //! the table; the writer reads the entries of the events after it back into
 //! memory when it opens the file ([`unindexed_in_file`]), so a crash loses no
-//! entry. A stream is read from the table
-//! and from memory; versions stay unique because the single writer admits an
-//! append only on its stream's head ([`crate::stream_head::StreamHead`]).
+//! entry. A stream is read from the table, from the entries held in memory
+//! and from the log after the position they are complete through (another
+//! store opened on the file may have written there); versions stay unique
+//! because the single writer admits an append only on its stream's head
+//! ([`crate::stream_head::StreamHead`]), read here ([`stream_head`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
