@@ -32,12 +32,12 @@ use crate::stream_head::StreamHead;
 pub const STREAM_INDEX_FLUSH_EVENTS: usize = 16;
 /// The most log positions an unindexed entry may lie behind the head: a
 /// stream whose oldest one lies further back is written out whatever its
-/// count. Bounds the memory the entries take and the events
-/// [`unindexed_in_file`] reads.
+/// count. Bounds the memory the entries take and the events the writer
+/// reads back when it opens the file.
 pub const UNINDEXED_POSITIONS_MAX: u64 = 65_536;
 /// `stream_index_through` is rewritten once it can move up by this many
-/// positions (not at every commit: a page write each); [`unindexed_in_file`]
-/// reads at most [`UNINDEXED_POSITIONS_MAX`] plus this many events.
+/// positions (not at every commit: a page write each); opening the file
+/// reads at most [`UNINDEXED_POSITIONS_MAX`] plus this many events back.
 pub const THROUGH_WRITE_STEP_POSITIONS: u64 = 4_096;
 
 /// Where one event lies: its stream's version, its log position, its id.
