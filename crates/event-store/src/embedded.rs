@@ -494,7 +494,7 @@ fn commit_group(
     match transaction.commit() {
         Ok(()) => {
             index.written_through = written_through;
-            stream_index::lock(&index.unindexed).committed(entries, &flushed.streams);
+            stream_index::lock(&index.unindexed).committed(entries, &flushed);
             with_tail(tail, |tail| tail.committed(stored));
             (outcomes, Ok(()))
         }

@@ -25,6 +25,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 use wallet_domain::WalletId;
 
+use super::{to_i64, to_u64};
 use crate::stream_head::StreamHead;
 
 /// A stream's unindexed entries are written to `stream_index` together once
@@ -287,37 +288,29 @@ fn event_id_at(
             |row| row.get(0),
         )
         .optional()?;
-    event_id
-        .map(|raw| {
-            Uuid::parse_str(&raw).map_err(|error| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    0,
-                    rusqlite::types::Type::Text,
-                    error.into(),
-                )
-            })
-        })
-        .transpose()
+    event_id.map(|raw| parse_event_id(0, &raw)).transpose()
 }
 
-/// What a group commit wrote to the table: the streams whose entries all
-/// went, for [`Unindexed::committed`].
-pub(crate) struct Flushed {
-    pub streams: HashSet<WalletId>,
+/// An event id read from column `column` as the text it is stored as.
+fn parse_event_id(column: usize, raw: &str) -> rusqlite::Result<Uuid> {
+    Uuid::parse_str(raw).map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, error.into())
+    })
 }
 
 /// Writes to `stream_index`, in the group's transaction, every stream the
 /// group brought to [`STREAM_INDEX_FLUSH_EVENTS`] entries and every stream
 /// whose oldest entry lies [`UNINDEXED_POSITIONS_MAX`] behind `head` (the
 /// newest position once the group commits), then moves the table's mark up
-/// when it can go [`THROUGH_WRITE_STEP_POSITIONS`] further.
+/// when it can go [`THROUGH_WRITE_STEP_POSITIONS`] further. Returns the
+/// streams whose entries all went, for [`Unindexed::committed`].
 pub(crate) fn flush(
     transaction: &Connection,
     unindexed: &Unindexed,
     group: &GroupEntries,
     head: u64,
     written_through: &mut u64,
-) -> rusqlite::Result<Flushed> {
+) -> rusqlite::Result<HashSet<WalletId>> {
     let mut streams: HashSet<WalletId> = group
         .newest
         .keys()
@@ -372,7 +365,7 @@ pub(crate) fn flush(
         write_through(transaction, through)?;
         *written_through = through;
     }
-    Ok(Flushed { streams })
+    Ok(streams)
 }
 
 fn write_through(connection: &Connection, through: u64) -> rusqlite::Result<()> {
@@ -453,10 +446,7 @@ pub(crate) fn unindexed_in_file(
         {
             return Ok(Err(broken()));
         }
-        let event_id: String = row.get(3)?;
-        let event_id = Uuid::parse_str(&event_id).map_err(|error| {
-            rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, error.into())
-        })?;
+        let event_id = parse_event_id(3, &row.get::<_, String>(3)?)?;
         found.push(
             &wallet,
             IndexEntry {
@@ -482,14 +472,6 @@ pub(crate) fn lock(
     unindexed
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn to_u64(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or_default()
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -588,8 +570,8 @@ mod tests {
             &mut written_through,
         )
         .expect("flush");
-        assert!(flushed.streams.is_empty(), "{:?}", flushed.streams);
-        unindexed.committed(held, &flushed.streams);
+        assert!(flushed.is_empty(), "{:?}", flushed);
+        unindexed.committed(held, &flushed);
         assert!(indexed(&connection, &a).is_empty());
 
         let mut group = GroupEntries::default();
@@ -602,8 +584,8 @@ mod tests {
             &mut written_through,
         )
         .expect("flush");
-        assert_eq!(flushed.streams, HashSet::from([a.clone()]));
-        unindexed.committed(group, &flushed.streams);
+        assert_eq!(flushed, HashSet::from([a.clone()]));
+        unindexed.committed(group, &flushed);
         let rows = indexed(&connection, &a);
         assert_eq!(rows.len(), STREAM_INDEX_FLUSH_EVENTS);
         assert_eq!(rows.last(), Some(&(to_i64(below + 1), to_i64(below + 2))));
@@ -649,7 +631,7 @@ mod tests {
         let mut written_through = 0;
         let flushed =
             flush(&connection, &unindexed, &group, 1, &mut written_through).expect("flush");
-        unindexed.committed(group, &flushed.streams);
+        unindexed.committed(group, &flushed);
 
         let mut group = GroupEntries::default();
         group.push(&busy, entry(1, UNINDEXED_POSITIONS_MAX));
@@ -661,11 +643,8 @@ mod tests {
             &mut written_through,
         )
         .expect("flush");
-        assert!(
-            flushed.streams.is_empty(),
-            "one position short of the bound"
-        );
-        unindexed.committed(group, &flushed.streams);
+        assert!(flushed.is_empty(), "one position short of the bound");
+        unindexed.committed(group, &flushed);
         assert_eq!(
             through(&connection),
             0,
@@ -682,7 +661,7 @@ mod tests {
             &mut written_through,
         )
         .expect("flush");
-        assert_eq!(flushed.streams, HashSet::from([quiet.clone()]));
+        assert_eq!(flushed, HashSet::from([quiet.clone()]));
         assert_eq!(indexed(&connection, &quiet), vec![(1, 1)]);
         // The busy stream's first entry now holds the mark.
         assert_eq!(through(&connection), to_i64(UNINDEXED_POSITIONS_MAX - 1));
