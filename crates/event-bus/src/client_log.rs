@@ -15,7 +15,6 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, FromClientConfigAndContext, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::FutureProducer;
 
 /// How long a kind of librdkafka log line or error, once logged, is held
 /// back before it is logged again, in ms.
@@ -27,8 +26,6 @@ const KAFKA_LOG_KINDS_MAX: usize = 256;
 
 /// A consumer of Wallex's, with [`KafkaLog`].
 pub type KafkaConsumer = StreamConsumer<KafkaLog>;
-/// A producer of Wallex's, with [`KafkaLog`].
-pub type KafkaProducer = FutureProducer<KafkaLog>;
 /// A client that only asks for metadata, with [`KafkaLog`].
 pub type MetadataClient = BaseConsumer<KafkaLog>;
 

@@ -35,14 +35,13 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureRecord;
-use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use wallet_domain::EventDecodeError;
 
 use crate::backlog::{self, Backlog};
-use crate::client_log::{self, KafkaConsumer, KafkaProducer};
+use crate::client_log::{self, KafkaConsumer};
 use crate::config::ConsumerConfig;
 use crate::dlq;
 use crate::headers::{
@@ -50,6 +49,7 @@ use crate::headers::{
     HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
 };
 use crate::metrics::ConsumerMetrics;
+use crate::producer::KafkaProducer;
 use crate::stall::{Stall, StallWatch};
 use crate::stored_offsets::{GapCounters, StoredPositions};
 use crate::BusError;
@@ -649,11 +649,11 @@ impl Worker<'_> {
         if let Some(payload) = message.payload() {
             record = record.payload(payload);
         }
-        let queue_timeout = Timeout::After(Duration::from_millis(self.config.message_timeout_ms));
+        let queue_timeout = Duration::from_millis(self.config.message_timeout_ms);
         self.dlq
             .send(record, queue_timeout)
             .await
-            .map_err(|(error, _message)| BusError::Kafka(error))?;
+            .map_err(BusError::Kafka)?;
         self.metrics
             .dead_lettered
             .with_label_values(&[self.handler.name()])

@@ -7,14 +7,14 @@ use std::time::Duration;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
-use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::backlog;
-use crate::client_log::{self, KafkaConsumer, KafkaProducer};
+use crate::client_log::{self, KafkaConsumer};
 use crate::config::ConsumerConfig;
 use crate::consumer::blocking;
 use crate::headers::{self, DLQ_HEADERS, HEADER_HANDLER, HEADER_REPLAYED_FOR};
+use crate::producer::KafkaProducer;
 use crate::BusError;
 
 /// Bound on waiting for the next dead letter known to be there.
@@ -80,7 +80,7 @@ async fn replay_through(
     }
     consumer.assign(&assignment)?;
     let receive_timeout = Duration::from_millis(DLQ_REPLAY_RECEIVE_TIMEOUT_MS);
-    let queue_timeout = Timeout::After(Duration::from_millis(config.message_timeout_ms));
+    let queue_timeout = Duration::from_millis(config.message_timeout_ms);
     let mut replayed = 0;
     while replayed < limit && !remaining.is_empty() {
         let message = tokio::time::timeout(receive_timeout, consumer.recv())
@@ -118,7 +118,7 @@ async fn replay_through(
             producer
                 .send(record, queue_timeout)
                 .await
-                .map_err(|(error, _message)| BusError::Kafka(error))?;
+                .map_err(BusError::Kafka)?;
             replayed += 1;
         }
         let mut done = TopicPartitionList::with_capacity(1);

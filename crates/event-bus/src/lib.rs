@@ -31,6 +31,7 @@ mod headers;
 mod metrics;
 mod parked;
 mod probe;
+mod producer;
 mod publisher;
 mod stall;
 mod stored_offsets;
@@ -59,6 +60,7 @@ pub use headers::{
 pub use metrics::{ConsumerMetrics, PublisherMetrics};
 pub use parked::ParkedWallets;
 pub use probe::{KafkaProbe, PROBE_CLIENT_RENEW_INTERVAL_MS};
+pub use producer::{POLL_CYCLE_MS, QUEUE_FULL_RETRY_MS};
 pub use publisher::KafkaPublisher;
 pub use stall::{MEMBER_OUT_OF_GROUP_MAX_MS, MEMBER_REBALANCE_WAIT_MAX_MS, MEMBER_STALL_MAX_MS};
 

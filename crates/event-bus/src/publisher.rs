@@ -16,17 +16,18 @@ use event_store::{RecordedEvent, StoredEvent};
 use observability::{FailureStreak, Failures};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{DeliveryFuture, FutureRecord, Producer};
+use rdkafka::producer::FutureRecord;
 use sqlx::PgPool;
 
 use crate::checkpoint::{read_checkpoint, store_checkpoint, PublishedOffsets};
-use crate::client_log::{self, KafkaProducer};
+use crate::client_log;
 use crate::config::PublisherConfig;
 use crate::headers::{
     self, HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_POSITION, HEADER_SCHEMA_VERSION,
 };
 use crate::metrics::PublisherMetrics;
 use crate::probe::{topic_known, ProbeRenewal};
+use crate::producer::{DeliveryFuture, KafkaProducer};
 use crate::BusError;
 
 const SINK_NAME: &str = "kafka";
@@ -185,7 +186,7 @@ impl KafkaPublisher {
                     *next = (*next).max(delivered.offset + 1);
                     Ok(())
                 }
-                Ok(Err((error, _message))) => Err(BusError::Kafka(error)),
+                Ok(Err(error)) => Err(BusError::Kafka(error)),
                 Err(_canceled) => Err(BusError::Delivery(
                     "the producer went away before reporting".to_owned(),
                 )),
@@ -231,15 +232,13 @@ impl KafkaPublisher {
             .key(header.wallet_id.as_str())
             .payload(&value)
             .headers(headers);
-        producer
-            .send_result(record)
-            .map_err(|(error, _record)| match error {
-                KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => BusError::Delivery(
-                    "the producer queue is full (queue_messages_max too small for the batch)"
-                        .to_owned(),
-                ),
-                other => BusError::Kafka(other),
-            })
+        producer.send_result(record).map_err(|error| match error {
+            KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => BusError::Delivery(
+                "the producer queue is full (queue_messages_max too small for the batch)"
+                    .to_owned(),
+            ),
+            other => BusError::Kafka(other),
+        })
     }
 }
 
