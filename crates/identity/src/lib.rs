@@ -10,6 +10,7 @@ mod key_fitness;
 mod keys;
 mod principal;
 mod token;
+mod verified;
 mod verify;
 
 /// The signing algorithms, as `jsonwebtoken` names them.
@@ -25,6 +26,7 @@ pub use principal::{Principal, Scope};
 pub use token::{mint_hs256, unix_now_seconds, Claims, MintError};
 #[cfg(any(test, feature = "testing"))]
 pub use token::{mint_with_pem, unsigned};
+pub use verified::VERIFIED_TOKENS_BYTES_MAX;
 pub use verify::{
     AuthError, Verifier, LEEWAY_SECONDS, SUBJECT_LENGTH_MAX, TOKEN_BYTES_MAX,
     TOKEN_LIFETIME_SECONDS_MAX,

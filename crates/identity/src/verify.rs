@@ -19,6 +19,8 @@ use jsonwebtoken::{Algorithm, Validation};
 
 use crate::keys::{KeyFile, KeySet, VerifyingKey};
 use crate::principal::Principal;
+use crate::token::unix_now_seconds;
+use crate::verified::VerifiedTokens;
 
 /// What a verified token gives the principal; the time, issuer and audience
 /// claims are checked by `jsonwebtoken` from the same payload.
@@ -94,12 +96,14 @@ pub enum AuthError {
     BadSubject,
 }
 
-/// What verifies tokens: the configured keys and the expected issuer and audience.
+/// What verifies tokens: the configured keys and the expected issuer and
+/// audience, and the tokens it verified already ([`crate::verified`]).
 pub struct Verifier {
     secret: Option<Arc<KeySet>>,
     key_file: Option<KeyFile>,
     issuer: Option<String>,
     audience: Option<String>,
+    verified: VerifiedTokens,
 }
 
 impl Verifier {
@@ -116,6 +120,7 @@ impl Verifier {
             key_file,
             issuer,
             audience,
+            verified: VerifiedTokens::default(),
         }
     }
 
@@ -124,12 +129,12 @@ impl Verifier {
         self.key_file.as_ref()
     }
 
-    fn keys(&self) -> KeySet {
-        let file = self.key_file.as_ref().map(KeyFile::current);
-        match (&self.secret, file) {
-            (Some(secret), Some(file)) => secret.chain(&file),
+    /// Every configured key: the secret's and `file_keys` (the key file's now).
+    fn keys(&self, file_keys: Option<&Arc<KeySet>>) -> KeySet {
+        match (&self.secret, file_keys) {
+            (Some(secret), Some(file)) => secret.chain(file),
             (Some(secret), None) => KeySet::clone(secret),
-            (None, Some(file)) => KeySet::clone(&file),
+            (None, Some(file)) => KeySet::clone(file),
             (None, None) => KeySet::default(),
         }
     }
@@ -142,7 +147,12 @@ impl Verifier {
         if token.len() > TOKEN_BYTES_MAX {
             return Err(AuthError::Malformed("longer than 8 KiB"));
         }
-        let keys = self.keys();
+        let file_keys = self.key_file.as_ref().map(KeyFile::current);
+        let now = unix_now_seconds();
+        if let Some(known) = self.verified.recall(token, file_keys.as_ref(), now) {
+            return known;
+        }
+        let keys = self.keys(file_keys.as_ref());
         let algorithm = header_algorithm(token, &keys)?;
         let key_id = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthError::Malformed("its header cannot be read"))?
@@ -160,7 +170,12 @@ impl Verifier {
                 Ok(_) if self.audience.is_none() && payload_holds(token, "aud") => {
                     return Err(AuthError::AudienceNotStrings)
                 }
-                Ok(data) => return self.principal(data.claims),
+                Ok(data) => {
+                    let (principal, expires_at) = self.principal(data.claims, now)?;
+                    self.verified
+                        .remember(token, &principal, expires_at, file_keys);
+                    return Ok(principal);
+                }
                 Err(error) if matches!(error.kind(), ErrorKind::InvalidSignature) => {}
                 Err(error) if matches!(error.kind(), ErrorKind::InvalidAudience) => {
                     failure = match self.audience {
@@ -348,11 +363,9 @@ fn whole_seconds(date: &serde_json::Value) -> Option<u64> {
     }
 }
 
-/// `exp` (required) and `nbf` against the clock, with [`LEEWAY_SECONDS`].
-fn time_claims(claims: &Granted) -> Result<(), AuthError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
+/// `exp` (required) and `nbf` against `now` (seconds since 1970), with
+/// [`LEEWAY_SECONDS`]; answers `exp` in whole seconds.
+fn time_claims(claims: &Granted, now: u64) -> Result<u64, AuthError> {
     let exp = claims
         .exp
         .as_ref()
@@ -374,15 +387,15 @@ fn time_claims(claims: &Granted) -> Result<(), AuthError> {
             return Err(AuthError::NotYetValid);
         }
     }
-    Ok(())
+    Ok(exp)
 }
 
 impl Verifier {
     /// The principal of a token whose signature, issuer and audience
     /// `jsonwebtoken` has checked: its times, the issuer's form and the
-    /// subject.
-    fn principal(&self, claims: Granted) -> Result<Principal, AuthError> {
-        time_claims(&claims)?;
+    /// subject; with its `exp` in whole seconds.
+    fn principal(&self, claims: Granted, now: u64) -> Result<(Principal, u64), AuthError> {
+        let expires_at = time_claims(&claims, now)?;
         // `jsonwebtoken` takes an `iss` list holding the expected issuer;
         // RFC 7519 §4.1.1 makes `iss` one StringOrURI.
         if self.issuer.is_some()
@@ -393,7 +406,7 @@ impl Verifier {
         {
             return Err(AuthError::IssuerNotAString);
         }
-        subject_principal(claims)
+        Ok((subject_principal(claims)?, expires_at))
     }
 }
 
@@ -954,5 +967,23 @@ mod tests {
         )
         .expect("rotate");
         assert!(verifier.verify(&ed).is_ok());
+    }
+
+    #[test]
+    fn a_token_verified_before_is_refused_once_its_key_leaves_the_key_file() {
+        let (verifier, folder) = file_verifier(include_str!("../testdata/ed_public.pem"));
+        let (algorithm, _, private) = PRIVATE[2];
+        let ed = mint_with_pem(algorithm, private.as_bytes(), None, &claims()).expect("mint");
+        assert!(verifier.verify(&ed).is_ok());
+        assert!(verifier.verify(&ed).is_ok(), "answered again, as verified");
+        std::fs::write(
+            folder.path().join("keys"),
+            include_str!("../testdata/rsa_public.pem"),
+        )
+        .expect("rotate");
+        assert!(matches!(
+            verifier.verify(&ed),
+            Err(AuthError::WrongAlgorithm { .. })
+        ));
     }
 }
