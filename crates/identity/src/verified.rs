@@ -4,16 +4,19 @@
 //! benchmark (`perf`, 2026-12-06). Envoy's `jwt_authn` filter keeps such a
 //! cache (`jwt_cache_config`) for the same reason.
 //!
-//! An entry is the principal, the token's `exp` in whole seconds and the key
-//! file's key set it was verified with. It answers only while that key set
-//! is still the one in use (a key removed from the file stops its tokens at
+//! An entry is the principal, the token's `exp` in whole seconds and which
+//! of the key file's key sets it was verified with (a `Weak` pointer: an
+//! entry does not keep a replaced key set alive, hostile tester h121 saw a
+//! 1 MiB JWKS rewritten every second kept once per entry, outside the
+//! cache's bound). It answers only while that key set is still the one in
+//! use (a key removed from the file stops its tokens at
 //! the next check of the file, as before) and while `exp`, with
 //! [`crate::LEEWAY_SECONDS`], is not past; every other check of a token
 //! (signature, `alg`, `iss`, `aud`, `sub`, `nbf`, the lifetime bound) gives
 //! the same answer later as it gave when the token was verified. Refused
 //! tokens are not kept.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
@@ -26,7 +29,8 @@ use crate::verify::{AuthError, LEEWAY_SECONDS};
 /// [`ENTRY_OVERHEAD_BYTES`]).
 pub const VERIFIED_TOKENS_BYTES_MAX: u64 = 16 * 1024 * 1024;
 /// What an entry holds besides its token's text, in bytes (the principal's
-/// subject, flags and the key set's pointer, rounded up).
+/// subject, flags, and the key set's pointer with the allocation it keeps:
+/// the key set's two list headers and counts, not its keys; rounded up).
 const ENTRY_OVERHEAD_BYTES: u64 = 384;
 /// Entries the cache is sized for at first (tokens of about 1 KiB).
 const VERIFIED_TOKENS_ESTIMATED: usize = 16_384;
@@ -38,7 +42,9 @@ struct Verified {
     /// `exp`, in whole seconds since 1970.
     expires_at: u64,
     /// The key file's keys when it was verified; `None` without a key file.
-    file_keys: Option<Arc<KeySet>>,
+    /// A `Weak` keeps the allocation's address, so no later key set can
+    /// take it while the entry exists, but not the keys.
+    file_keys: Option<Weak<KeySet>>,
 }
 
 #[derive(Clone)]
@@ -80,7 +86,7 @@ impl VerifiedTokens {
     ) -> Option<Result<Principal, AuthError>> {
         let verified = self.cache.get(token)?;
         let same_keys = match (&verified.file_keys, file_keys) {
-            (Some(then), Some(now)) => Arc::ptr_eq(then, now),
+            (Some(then), Some(now)) => std::ptr::eq(then.as_ptr(), Arc::as_ptr(now)),
             (None, None) => true,
             _ => false,
         };
@@ -100,14 +106,14 @@ impl VerifiedTokens {
         token: &str,
         principal: &Principal,
         expires_at: u64,
-        file_keys: Option<Arc<KeySet>>,
+        file_keys: Option<&Arc<KeySet>>,
     ) {
         self.cache.insert(
             token.to_owned(),
             Verified {
                 principal: principal.clone(),
                 expires_at,
-                file_keys,
+                file_keys: file_keys.map(Arc::downgrade),
             },
         );
     }
@@ -146,13 +152,25 @@ mod tests {
     fn a_token_verified_with_other_keys_is_verified_again() {
         let tokens = VerifiedTokens::default();
         let then = keys();
-        tokens.remember("a.b.c", &principal(), 1_000, Some(Arc::clone(&then)));
+        tokens.remember("a.b.c", &principal(), 1_000, Some(&then));
         assert_eq!(
             tokens.recall("a.b.c", Some(&then), 10),
             Some(Ok(principal()))
         );
         assert!(tokens.recall("a.b.c", Some(&keys()), 10).is_none());
         assert!(tokens.recall("a.b.c", None, 10).is_none());
+    }
+
+    #[test]
+    fn an_entry_does_not_keep_the_key_set_it_was_verified_with() {
+        let tokens = VerifiedTokens::default();
+        let then = keys();
+        tokens.remember("a.b.c", &principal(), 1_000, Some(&then));
+        assert_eq!(Arc::strong_count(&then), 1);
+        let replaced = Arc::downgrade(&then);
+        drop(then);
+        assert!(replaced.upgrade().is_none(), "the replaced keys are freed");
+        assert!(tokens.recall("a.b.c", Some(&keys()), 10).is_none());
     }
 
     #[test]

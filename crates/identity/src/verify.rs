@@ -173,7 +173,7 @@ impl Verifier {
                 Ok(data) => {
                     let (principal, expires_at) = self.principal(data.claims, now)?;
                     self.verified
-                        .remember(token, &principal, expires_at, file_keys);
+                        .remember(token, &principal, expires_at, file_keys.as_ref());
                     return Ok(principal);
                 }
                 Err(error) if matches!(error.kind(), ErrorKind::InvalidSignature) => {}
@@ -305,16 +305,19 @@ fn candidates<'a>(
     })
 }
 
+/// The bytes of part `index` of `token` (0 the header, 1 the payload, 2 the
+/// signature), when it is base64url without padding, as `jsonwebtoken`
+/// reads the payload and signature.
+fn decoded_part(token: &str, index: usize) -> Option<Vec<u8>> {
+    let part = token.split('.').nth(index)?;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .ok()
+}
+
 /// Whether the payload of `token` (already verified) holds `claim`.
 fn payload_holds(token: &str, claim: &str) -> bool {
-    token
-        .split('.')
-        .nth(1)
-        .and_then(|payload| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(payload.trim_end_matches('='))
-                .ok()
-        })
+    decoded_part(token, 1)
         .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
         .is_some_and(|claims| claims.get(claim).is_some())
 }
@@ -328,6 +331,11 @@ fn claim_error(token: &str, kind: &ErrorKind) -> AuthError {
         }
         ErrorKind::MissingRequiredClaim(claim) if claim == "aud" && payload_holds(token, "aud") => {
             AuthError::AudienceNotStrings
+        }
+        // A public-key signature is decoded before it is checked (an HMAC is
+        // compared as text, so a broken one reads as invalid): h121 F2.
+        ErrorKind::Base64(_) if decoded_part(token, 2).is_none() => {
+            AuthError::Malformed("its signature is not base64url")
         }
         ErrorKind::ExpiredSignature => AuthError::Expired,
         ErrorKind::ImmatureSignature => AuthError::NotYetValid,
@@ -950,6 +958,22 @@ mod tests {
         let ec =
             mint_with_pem(algorithm, private.as_bytes(), Some(key_id), &claims()).expect("mint");
         assert!(verifier.verify(&ec).is_ok());
+    }
+
+    #[test]
+    fn a_public_key_signature_that_is_not_base64url_is_named_as_such() {
+        let (verifier, _folder) = file_verifier(include_str!("../testdata/ec_public.pem"));
+        let (algorithm, _, private) = PRIVATE[1];
+        let token = mint_with_pem(algorithm, private.as_bytes(), None, &claims()).expect("mint");
+        let cut = &token[..token.len() - 1];
+        for broken in [cut.to_owned(), format!("{token}="), format!("{token}!")] {
+            assert_eq!(
+                verifier.verify(&broken),
+                Err(AuthError::Malformed("its signature is not base64url")),
+                "{broken}"
+            );
+        }
+        assert!(verifier.verify(&token).is_ok());
     }
 
     #[test]
