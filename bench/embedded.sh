@@ -7,7 +7,8 @@
 #     transfers, amounts 1.00-99.99; 2 threads, 20 connections, MIX_SECONDS),
 #     and prints per operation: server CPU, bytes it wrote (write_bytes of
 #     /proc/<pid>/io), fsyncs (perf stat on the server's fsync/fdatasync
-#     calls), and the time until the three projections caught up with the log;
+#     calls), the time until the three projections caught up with the log,
+#     and the server's resident memory (peak and now);
 #  3. in the same minute on the same server, GET /wallets/{id} and an unknown
 #     path (404) with the same wrk shape, and the ratios of the three;
 #  4. with LOAD=1, the seed's wallex-load test after it (extra options go to it);
@@ -119,6 +120,9 @@ awk -v c="$((cpu_after - cpu_before))" -v hz="$(getconf CLK_TCK)" -v w="$((writt
   printf "per operation    server CPU %.0f us, written %.2f KiB, fsyncs %.3f\n", c / hz / n * 1e6, w / n / 1024, f / n
   printf "projections      caught up %s s after the mix (events left: %s)\n", s, left
 }'
+# The server's resident memory: its peak so far and now (after the mix and the catch-up).
+awk '/^VmHWM/ {peak = $2} /^VmRSS/ {now = $2} END {printf "memory           peak %.0f MiB, now %.0f MiB resident\n", peak / 1024, now / 1024}' \
+  "/proc/$server/status"
 # Lag p50/p99 per projection over the mix: the upper bound of the bucket
 # that holds the quantile (the histogram's resolution), in milliseconds.
 lag_buckets >"$REPORT_DIR/lag-after.txt"

@@ -4,8 +4,10 @@ use command_api::config::Command;
 use command_api::{Application, Config};
 
 /// mimalloc, not glibc's allocator: −11 % of the server's CPU per operation on
-/// issue 13's benchmark (`bench/README.md`, 2026-12-06); SQLite and librdkafka
-/// keep glibc's (replacing theirs too gained nothing).
+/// issue 13's benchmark, for about twice the resident memory under it
+/// (`bench/README.md`, 2026-12-06). SQLite keeps glibc's (replacing it too
+/// gained nothing). The other three binaries keep glibc's: their CPU is
+/// librdkafka's, and mimalloc tripled their memory for no gain.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -2,12 +2,6 @@ use std::process::ExitCode;
 
 use ledger_consumer::{build, rebuild, Command, Config, HANDLER_NAME};
 
-/// mimalloc, not glibc's allocator: −11 % of the server's CPU per operation on
-/// issue 13's benchmark (`bench/README.md`, 2026-12-06); SQLite and librdkafka
-/// keep glibc's (replacing theirs too gained nothing).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let config = Config::from_env();
     observability::init_tracing(config.settings.log_format);

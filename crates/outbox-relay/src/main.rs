@@ -3,12 +3,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use outbox_relay::{Application, Config};
 
-/// mimalloc, not glibc's allocator: −11 % of the server's CPU per operation on
-/// issue 13's benchmark (`bench/README.md`, 2026-12-06); SQLite and librdkafka
-/// keep glibc's (replacing theirs too gained nothing).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let config = Config::parse();
     observability::init_tracing(config.log_format);
