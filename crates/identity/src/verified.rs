@@ -23,7 +23,7 @@ use quick_cache::Weighter;
 
 use crate::keys::KeySet;
 use crate::principal::Principal;
-use crate::verify::{AuthError, LEEWAY_SECONDS};
+use crate::verify::{is_expired, AuthError};
 
 /// Bytes of tokens kept at most (their text; each entry also counts
 /// [`ENTRY_OVERHEAD_BYTES`]).
@@ -93,7 +93,7 @@ impl VerifiedTokens {
         if !same_keys {
             return None;
         }
-        if verified.expires_at.saturating_add(LEEWAY_SECONDS) < now {
+        if is_expired(verified.expires_at, now) {
             return Some(Err(AuthError::Expired));
         }
         Some(Ok(verified.principal))
@@ -122,6 +122,7 @@ impl VerifiedTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::LEEWAY_SECONDS;
 
     fn principal() -> Principal {
         Principal::authenticated("user-1".into(), "wallets")

@@ -371,6 +371,12 @@ fn whole_seconds(date: &serde_json::Value) -> Option<u64> {
     }
 }
 
+/// Whether a token whose `exp` is `expires_at` is expired at `now` (both
+/// seconds since 1970), with [`LEEWAY_SECONDS`].
+pub(crate) fn is_expired(expires_at: u64, now: u64) -> bool {
+    expires_at.saturating_add(LEEWAY_SECONDS) < now
+}
+
 /// `exp` (required) and `nbf` against `now` (seconds since 1970), with
 /// [`LEEWAY_SECONDS`]; answers `exp` in whole seconds.
 fn time_claims(claims: &Granted, now: u64) -> Result<u64, AuthError> {
@@ -381,7 +387,7 @@ fn time_claims(claims: &Granted, now: u64) -> Result<u64, AuthError> {
     let exp = whole_seconds(exp).ok_or(AuthError::Malformed(
         "exp must be a NumericDate (seconds since 1970)",
     ))?;
-    if exp.saturating_add(LEEWAY_SECONDS) < now {
+    if is_expired(exp, now) {
         return Err(AuthError::Expired);
     }
     if exp > now.saturating_add(TOKEN_LIFETIME_SECONDS_MAX + LEEWAY_SECONDS) {
