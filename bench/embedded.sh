@@ -15,7 +15,10 @@
 #     with PROFILE=1, a perf profile of the server during the mix;
 #     with TRACE_WRITES=1, the bytes written during 3 s of the mix by file (strace);
 #     with WAL_FRAMES=1, which table or index each frame of each WAL file holds
-#     (bench/wal-frames.py: the WALs copied right after the mix).
+#     (bench/wal-frames.py: the WALs copied right after the mix);
+#     with THREAD_IO=1, the bytes each of the server's threads wrote during the
+#     mix, by thread name (write_bytes of /proc/<pid>/task/<tid>/io; no tracing,
+#     so the group commit's batches stay as they are without it).
 #
 #   bench/embedded.sh                    the mix, the reads, the ratios
 #   PROFILE=1 LOAD=1 bench/embedded.sh --seed 42
@@ -74,6 +77,13 @@ echo "wallets created  $created of $WALLETS"
 # utime+stime ticks, write_bytes of the server.
 server_cpu() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$server/stat"; }
 server_written() { awk '/^write_bytes/ {print $2}' "/proc/$server/io"; }
+# "<tid> <name> <write_bytes>" for each of the server's threads.
+thread_written() {
+  for task in /proc/"$server"/task/*; do
+    printf '%s %s %s\n' "${task##*/}" "$(tr ' ' _ <"$task/comm")" \
+      "$(awk '/^write_bytes/ {print $2}' "$task/io" 2>/dev/null || echo 0)"
+  done
+}
 
 # The in-process projections' lag histogram (seconds from an event's
 # occurrence to its sink's commit), to take the mix's share of it.
@@ -83,6 +93,7 @@ lag_buckets() { curl -fs "$URL/metrics" | grep '^wallex_relay_event_lag_seconds_
 lag_buckets >"$REPORT_DIR/lag-before.txt"
 cpu_before="$(server_cpu)"
 written_before="$(server_written)"
+thread_written >"$REPORT_DIR/threads-before.txt"
 perf stat -e 'syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync' -p "$server" \
   -o "$REPORT_DIR/fsync.txt" -- sleep "$MIX_SECONDS" >/dev/null 2>&1 &
 observers=($!)
@@ -113,6 +124,7 @@ done
 caught_up="$(awk -v end="$mix_end" -v now="$(date +%s.%N)" 'BEGIN {printf "%.1f", now - end}')"
 cpu_after="$(server_cpu)"
 written_after="$(server_written)"
+thread_written >"$REPORT_DIR/threads-after.txt"
 requests="$(sed -n 's/^mix: \([0-9]*\) requests.*/\1/p' "$REPORT_DIR/mix.txt")"
 fsyncs="$(awk '/syscalls:sys_enter_f/ {gsub(",", "", $1); n += $1} END {print n + 0}' "$REPORT_DIR/fsync.txt")"
 awk -v c="$((cpu_after - cpu_before))" -v hz="$(getconf CLK_TCK)" -v w="$((written_after - written_before))" \
@@ -168,6 +180,14 @@ if [ "${TRACE_WRITES:-0}" = 1 ]; then
       n = split($0, parts, " = "); bytes[$2] += parts[n]
     } END {for (f in bytes) if (f !~ /TCP|socket|pipe|anon/) printf "%12d %s\n", bytes[f], f}' \
     "$REPORT_DIR/writes.strace" | sort -rn | sed "s|$DATA_DIR/||"
+fi
+
+if [ "${THREAD_IO:-0}" = 1 ]; then
+  echo "== bytes written per operation during the mix, by thread name =="
+  awk -v n="$requests" 'FILENAME == ARGV[1] {before[$1] = $3; next}
+    {bytes[$2] += $3 - before[$1]}
+    END {for (t in bytes) if (bytes[t] > 0) printf "%8.2f KiB  %s\n", bytes[t] / n / 1024, t}' \
+    "$REPORT_DIR/threads-before.txt" "$REPORT_DIR/threads-after.txt" | sort -rn
 fi
 
 if [ "${WAL_FRAMES:-0}" = 1 ]; then
