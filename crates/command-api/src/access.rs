@@ -63,6 +63,12 @@ pub enum AccessConfigError {
     AudienceRequired,
     #[error("authentication keys: {0}")]
     Keys(#[from] identity::KeyError),
+    #[error("AUTH_JWT_PUBLIC_KEYS={path}: {source}")]
+    KeyFile {
+        path: String,
+        #[source]
+        source: identity::KeyError,
+    },
 }
 
 /// A request refused before it reaches its handler.
@@ -171,11 +177,18 @@ impl Access {
                 .as_deref()
                 .map(|secret| KeySet::secret(secret.as_bytes()))
                 .transpose()?;
-            let key_file = auth
-                .jwt_public_keys
-                .clone()
-                .map(|path| KeyFile::open(path, Duration::from_millis(KEY_FILE_CHECK_INTERVAL_MS)))
-                .transpose()?;
+            let key_file =
+                auth.jwt_public_keys
+                    .clone()
+                    .map(|path| {
+                        let shown = path.display().to_string();
+                        KeyFile::open(path, Duration::from_millis(KEY_FILE_CHECK_INTERVAL_MS))
+                            .map_err(|source| AccessConfigError::KeyFile {
+                                path: shown,
+                                source,
+                            })
+                    })
+                    .transpose()?;
             let verifier =
                 Verifier::new(secret, key_file, auth.issuer.clone(), auth.audience.clone());
             return Ok(AccessPlan {
@@ -417,6 +430,17 @@ mod tests {
         let mut missing_file = no_audience;
         missing_file.auth.audience = Some("wallex-api".into());
         assert!(refusal(&missing_file).contains("/nonexistent/keys.pem"));
+        let folder = tempfile::tempdir().expect("tempdir");
+        let empty = folder.path().join("keys.pem");
+        std::fs::write(&empty, "").expect("write");
+        let mut empty_file = missing_file;
+        empty_file.auth.jwt_public_keys = Some(empty.clone());
+        let message = refusal(&empty_file);
+        assert!(
+            message.starts_with(&format!("AUTH_JWT_PUBLIC_KEYS={}: ", empty.display()))
+                && message.contains("no public key"),
+            "{message}"
+        );
     }
 
     #[test]

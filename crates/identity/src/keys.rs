@@ -476,9 +476,12 @@ impl KeyFile {
     }
 
     /// Why the file as it is now is not the one in use (a change that cannot
-    /// be used, or a file that cannot be read), as of the last check; `None`
-    /// when the keys in use are the file's.
+    /// be used, or a file that cannot be read); `None` when the keys in use
+    /// are the file's. Checks the file first when `check_interval` has
+    /// passed, as a token's verification does, so that a server no token
+    /// reaches still reports the file as it is (tester h122).
     pub fn refused_change(&self) -> Option<String> {
+        drop(self.current());
         let loaded = self
             .loaded
             .read()
@@ -847,6 +850,21 @@ mod tests {
         std::fs::write(&path, PEMS[1].0).expect("mended");
         assert_eq!(algorithms(&file.current()), [Algorithm::ES256]);
         assert_eq!(file.refused_change(), None);
+    }
+
+    #[test]
+    fn the_refused_change_is_the_file_as_it_is_without_a_token_verified() {
+        let folder = tempfile::tempdir().expect("tempdir");
+        let path = folder.path().join("keys.pem");
+        std::fs::write(&path, PEMS[1].0).expect("write");
+        let file = KeyFile::open(path.clone(), Duration::ZERO).expect("opens");
+        std::fs::write(&path, PEMS[2].0.repeat(KEYS_PER_FILE_MAX + 1)).expect("too many");
+        assert!(file
+            .refused_change()
+            .is_some_and(|error| error.contains(&format!("more than {KEYS_PER_FILE_MAX}"))));
+        std::fs::write(&path, PEMS[2].0).expect("mended");
+        assert_eq!(file.refused_change(), None);
+        assert_eq!(algorithms(&file.current()), [Algorithm::EdDSA]);
     }
 
     #[test]
