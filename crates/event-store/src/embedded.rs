@@ -61,6 +61,8 @@ const MIGRATIONS: &[&str] = &[
 
 struct AppendJob {
     request: AppendRequest,
+    /// [`AppendRequest::encoded_payloads`], encoded by the caller.
+    payloads: Vec<Vec<String>>,
     reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
 }
 
@@ -456,12 +458,7 @@ fn commit_group(
     let mut stored = Vec::new();
     let mut entries = GroupEntries::default();
     for job in jobs {
-        match append_in_savepoint(
-            &mut transaction,
-            &job.request,
-            &index.unindexed,
-            &mut entries,
-        ) {
+        match append_in_savepoint(&mut transaction, job, &index.unindexed, &mut entries) {
             Ok(Ok(appended)) => {
                 stored.extend(appended.stored);
                 outcomes.push(Ok(appended.outcome));
@@ -554,13 +551,13 @@ struct Appended {
 /// Outer error: the transaction itself broke. Inner error: this append is refused.
 fn append_in_savepoint(
     transaction: &mut Transaction<'_>,
-    request: &AppendRequest,
+    job: &AppendJob,
     unindexed: &Mutex<Unindexed>,
     entries: &mut GroupEntries,
 ) -> rusqlite::Result<Result<Appended, AppendError>> {
     let savepoint = transaction.savepoint()?;
     let mark = entries.mark();
-    match append_one(&savepoint, request, unindexed, entries)? {
+    match append_one(&savepoint, job, unindexed, entries)? {
         Ok(appended) => {
             savepoint.commit()?;
             Ok(Ok(appended))
@@ -575,13 +572,19 @@ fn append_in_savepoint(
 
 fn append_one(
     connection: &Connection,
-    request: &AppendRequest,
+    job: &AppendJob,
     unindexed: &Mutex<Unindexed>,
     entries: &mut GroupEntries,
 ) -> rusqlite::Result<Result<Appended, AppendError>> {
+    let request = &job.request;
     let recorded_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
     let mut stored = Vec::new();
-    for stream in &request.streams {
+    assert_eq!(
+        job.payloads.len(),
+        request.streams.len(),
+        "an append's payloads are its streams'"
+    );
+    for (stream, payloads) in request.streams.iter().zip(&job.payloads) {
         let head = stream_index::stream_head(connection, unindexed, entries, &stream.wallet_id)?;
         if let Err(refusal) = head.admits(stream) {
             return Ok(Err(refusal));
@@ -591,10 +594,12 @@ fn append_one(
             "INSERT INTO events (event_id, stream_id, version, event_type, payload, recorded_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        for (offset, event) in (1u64..).zip(&stream.events) {
-            let payload = event
-                .to_json()
-                .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))?;
+        assert_eq!(
+            payloads.len(),
+            stream.events.len(),
+            "a stream's payloads are its events'"
+        );
+        for ((offset, event), payload) in (1u64..).zip(&stream.events).zip(payloads) {
             insert.execute(params![
                 event.event_id.to_string(),
                 stream.wallet_id.as_str(),
@@ -615,7 +620,7 @@ fn append_one(
             stored.push(StoredEvent {
                 position,
                 stream_version: actual + offset,
-                payload,
+                payload: payload.clone(),
             });
         }
         for (offset, event) in (1u64..).zip(&stream.events) {
@@ -810,9 +815,14 @@ impl EmbeddedEventStore {
 #[async_trait]
 impl EventStore for EmbeddedEventStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        let payloads = request.encoded_payloads()?;
         let (reply, outcome) = oneshot::channel();
         self.appends
-            .send(WriterJob::Append(AppendJob { request, reply }))
+            .send(WriterJob::Append(AppendJob {
+                request,
+                payloads,
+                reply,
+            }))
             .await
             .map_err(|_| StoreError::Unavailable("event store writer has stopped".into()))?;
         // The writer took the append and stopped before it answered: it

@@ -78,6 +78,31 @@ pub struct AppendRequest {
     pub idempotent_response: Option<IdempotentResponse>,
 }
 
+impl AppendRequest {
+    /// Each stream's events as the JSON stored for them, in order: encoded
+    /// before the store's writer takes the append, so that work is spent on
+    /// the caller's thread, not on the one every append waits behind.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when an event cannot be encoded.
+    pub(crate) fn encoded_payloads(&self) -> Result<Vec<Vec<String>>, StoreError> {
+        self.streams
+            .iter()
+            .map(|stream| {
+                stream
+                    .events
+                    .iter()
+                    .map(|event| {
+                        event.to_json().map_err(|error| {
+                            StoreError::Unavailable(format!("event cannot be encoded: {error}"))
+                        })
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendOutcome {
     /// Global position of the last event stored.

@@ -430,24 +430,6 @@ fn refusal_for(request: &AppendRequest, constraint: &str) -> AppendError {
     }
 }
 
-fn encode_payloads(request: &AppendRequest) -> Result<Vec<Vec<String>>, StoreError> {
-    request
-        .streams
-        .iter()
-        .map(|stream| {
-            stream
-                .events
-                .iter()
-                .map(|event| {
-                    event.to_json().map_err(|error| {
-                        StoreError::Unavailable(format!("event cannot be encoded: {error}"))
-                    })
-                })
-                .collect()
-        })
-        .collect()
-}
-
 fn stored_rows(rows: Vec<sqlx::postgres::PgRow>) -> Result<Vec<StoredEvent>, StoreError> {
     rows.into_iter()
         .map(|row| {
@@ -520,7 +502,7 @@ impl PostgresEventStore {
 #[async_trait]
 impl EventStore for PostgresEventStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
-        let payloads = encode_payloads(&request)?;
+        let payloads = request.encoded_payloads()?;
         let (reply, outcome) = oneshot::channel();
         let deadline = tokio::time::Instant::now() + Duration::from_millis(self.wait_ms);
         let job = AppendJob {
