@@ -89,7 +89,7 @@ fn damage_record(key: RecordKey) -> Arc<DamageRecord> {
 }
 
 /// Where a database file was when it was opened. Cheap to check: two
-/// `stat` calls.
+/// `stat` calls ([`identity`]).
 #[derive(Debug, Clone)]
 pub struct FilePlace {
     path: PathBuf,
@@ -107,23 +107,23 @@ impl FilePlace {
     /// # Errors
     /// [`SqliteError::File`] naming the path that cannot be read.
     pub fn of(path: &Path) -> Result<Self, SqliteError> {
-        let folder = folder_of(path);
-        let read = |at: &Path| {
-            std::fs::metadata(at).map_err(|source| SqliteError::File {
-                path: at.to_path_buf(),
-                source,
-            })
+        let unreadable = |at: &Path| {
+            let at = at.to_path_buf();
+            move |source| SqliteError::File { path: at, source }
         };
-        let file = read(path)?;
+        let file = identity(path).map_err(unreadable(path))?;
+        let folder = identity(folder_of(path)).map_err(unreadable(folder_of(path)))?;
         let key = RecordKey {
-            file: identity_of(&file),
-            born: file.created().ok(),
+            file,
+            born: std::fs::metadata(path)
+                .and_then(|metadata| metadata.created())
+                .ok(),
             #[cfg(not(unix))]
             path: path.to_path_buf(),
         };
         Ok(Self {
             path: path.to_path_buf(),
-            folder: identity_of(&read(folder)?),
+            folder,
             file: key.file,
             damage: damage_record(key),
         })
@@ -260,28 +260,51 @@ fn folder_of(path: &Path) -> &Path {
     }
 }
 
+/// The device and inode `path` leads to now.
+///
+/// On Linux a `statx` that asks for the inode only. A `stat` also reads the
+/// file's change time, and since Linux 6.13 (multigrain timestamps) a read
+/// change time makes the file's next write stamp a fine-grained time, which
+/// the next `fdatasync` writes out with the inode. A writer's commit hook
+/// checks its `-wal` file at every commit: with `stat`, every sync of the
+/// event log wrote its inode too, one more round trip to the device before
+/// the cache flush (bench/README.md, "The inode write in every sync").
+#[cfg(target_os = "linux")]
 fn identity(path: &Path) -> std::io::Result<Identity> {
-    Ok(identity_of(&std::fs::metadata(path)?))
+    use rustix::fs::{statx, AtFlags, StatxFlags, CWD};
+    let found = statx(CWD, path, AtFlags::empty(), StatxFlags::INO)?;
+    Ok((
+        rustix::fs::makedev(found.stx_dev_major, found.stx_dev_minor),
+        found.stx_ino,
+    ))
 }
 
-/// Whether the open `file` is the one `path` leads to now.
-pub(crate) fn is_at(file: &std::fs::File, path: &Path) -> bool {
-    match (file.metadata(), std::fs::metadata(path)) {
-        (Ok(open), Ok(at_path)) => identity_of(&open) == identity_of(&at_path),
-        _ => false,
-    }
-}
-
-#[cfg(unix)]
-fn identity_of(metadata: &std::fs::Metadata) -> Identity {
+#[cfg(all(unix, not(target_os = "linux")))]
+fn identity(path: &Path) -> std::io::Result<Identity> {
     use std::os::unix::fs::MetadataExt;
-    (metadata.dev(), metadata.ino())
+    let metadata = std::fs::metadata(path)?;
+    Ok((metadata.dev(), metadata.ino()))
 }
 
 /// Without inode numbers, only whether the path still exists.
 #[cfg(not(unix))]
-fn identity_of(_: &std::fs::Metadata) -> Identity {
-    (0, 0)
+fn identity(path: &Path) -> std::io::Result<Identity> {
+    std::fs::metadata(path).map(|_| (0, 0))
+}
+
+/// Whether the open `file` is the one `path` leads to now.
+pub(crate) fn is_at(file: &std::fs::File, path: &Path) -> bool {
+    #[cfg(unix)]
+    let open = {
+        use std::os::unix::fs::MetadataExt;
+        file.metadata().map(|metadata| (metadata.dev(), metadata.ino()))
+    };
+    #[cfg(not(unix))]
+    let open = file.metadata().map(|_| (0, 0));
+    match (open, identity(path)) {
+        (Ok(open), Ok(at_path)) => open == at_path,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -292,6 +315,19 @@ mod tests {
         let path = folder.join("events.db");
         std::fs::write(&path, b"").expect("file");
         FilePlace::of(&path).expect("recorded")
+    }
+
+    /// [`is_at`] compares an open handle's identity (the standard library's
+    /// `stat`) with a path's ([`identity`]): both must encode the device alike.
+    #[test]
+    fn a_path_s_identity_is_its_open_handle_s() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let place = place_in(dir.path());
+        let file = std::fs::File::open(place.path()).expect("opened");
+        assert!(is_at(&file, place.path()));
+        let folder = std::fs::File::open(dir.path()).expect("folder opened");
+        assert!(is_at(&folder, dir.path()));
+        assert!(!is_at(&folder, place.path()), "another inode");
     }
 
     #[test]
