@@ -297,7 +297,8 @@ pub(crate) fn is_at(file: &std::fs::File, path: &Path) -> bool {
     #[cfg(unix)]
     let open = {
         use std::os::unix::fs::MetadataExt;
-        file.metadata().map(|metadata| (metadata.dev(), metadata.ino()))
+        file.metadata()
+            .map(|metadata| (metadata.dev(), metadata.ino()))
     };
     #[cfg(not(unix))]
     let open = file.metadata().map(|_| (0, 0));
