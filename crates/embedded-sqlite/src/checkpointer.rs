@@ -25,6 +25,7 @@
 //! counted; one that copied ends the count (the owner finishes only when
 //! it writes, so an idle server's recovery shows at the thread's next round).
 
+use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -151,6 +152,52 @@ fn round(connection: &Connection, finish: &Finish, place: &FilePlace) -> Result<
     }
 }
 
+/// Copies the WAL back into the file on the writer's connection `writer`,
+/// and syncs the file, when the `-wal` file was deleted or replaced under
+/// the running writer while the file itself is still in place
+/// ([`FilePlace::wal_lost`]). SQLite goes on using the WAL it opened, so the
+/// frames of the commits acknowledged before the deletion are then only in
+/// a file no path leads to, until the next round copies them: a crash
+/// before it lost them, and a restart refused to open the file behind its
+/// projections (hostile tester h123, F1). The writer's guard refuses every
+/// commit from the deletion on; its owner calls this after each refused
+/// commit. Returns whether it copied; logs what it did, and why it failed.
+pub fn save_unlinked_wal(writer: &Connection, place: &FilePlace) -> bool {
+    match copy_unlinked_wal(writer, place) {
+        Ok(false) => false,
+        Ok(true) => {
+            tracing::warn!(
+                file = %place.path().display(),
+                "the -wal file was deleted or replaced while the server ran: what it held is \
+                 copied into the file; restart the server"
+            );
+            true
+        }
+        Err(error) => {
+            tracing::error!(
+                file = %place.path().display(),
+                %error,
+                "the -wal file was deleted or replaced while the server ran, and copying what \
+                 it held into the file failed"
+            );
+            false
+        }
+    }
+}
+
+/// [`save_unlinked_wal`]'s copy and sync.
+fn copy_unlinked_wal(writer: &Connection, place: &FilePlace) -> Result<bool, SqliteError> {
+    if !place.wal_lost() || !checkpoint(writer, place)? {
+        return Ok(false);
+    }
+    let synced = File::open(place.path()).and_then(|file| file.sync_data());
+    synced.map_err(|source| SqliteError::File {
+        path: place.path().to_path_buf(),
+        source,
+    })?;
+    Ok(true)
+}
+
 /// Copies what it can of the WAL back into the file without waiting for
 /// anyone (`wal_checkpoint(PASSIVE)`); damage it meets is marked on `place`.
 /// Returns whether it ran: false when another connection was copying (the
@@ -236,6 +283,49 @@ mod tests {
 
     fn file_len(path: &Path) -> u64 {
         std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0)
+    }
+
+    /// h123 F1: rows committed before the `-wal` file was deleted are in
+    /// the file alone once the writer saved them (a restart reads no WAL).
+    #[test]
+    fn a_deleted_wal_s_commits_are_copied_into_the_file() {
+        const ROWS: usize = 40;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("events.db");
+        let writer = open_writer(&path, Durability::Durable).expect("writer");
+        writer
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .expect("writer's own checkpoints off");
+        writer
+            .execute_batch(
+                "CREATE TABLE rows (id INTEGER PRIMARY KEY, body BLOB NOT NULL); \
+                 PRAGMA wal_checkpoint(TRUNCATE);",
+            )
+            .expect("table, in the file");
+        let place = FilePlace::of(&path).expect("place");
+        place.note_wal().expect("the WAL noted");
+        assert!(!save_unlinked_wal(&writer, &place), "the WAL is in place");
+        for _ in 0..ROWS {
+            writer
+                .execute("INSERT INTO rows (body) VALUES (zeroblob(?1))", [ROW_BYTES])
+                .expect("row");
+        }
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        std::fs::remove_file(&wal).expect("WAL deleted");
+        assert!(place.wal_lost());
+
+        let rows_in_file_alone = || {
+            let copy = tempfile::tempdir().expect("temp dir");
+            std::fs::copy(&path, copy.path().join("events.db")).expect("file copied");
+            let reader = Connection::open(copy.path().join("events.db")).expect("copy opened");
+            reader
+                .query_row("SELECT COUNT(*) FROM rows", [], |row| row.get::<_, i64>(0))
+                .expect("counted")
+        };
+        assert_eq!(rows_in_file_alone(), 0, "the rows were only in the WAL");
+        assert!(save_unlinked_wal(&writer, &place));
+        assert_eq!(rows_in_file_alone(), i64::try_from(ROWS).expect("small"));
     }
 
     #[test]

@@ -229,6 +229,15 @@ impl FilePlace {
         self.check()
     }
 
+    /// Whether the file and its folder are in place but the `-wal` file
+    /// its writer commits into ([`Self::note_wal`]) is gone or another file:
+    /// deleted or replaced under the running writer.
+    pub fn wal_lost(&self) -> bool {
+        self.damage.wal.get().is_some_and(|seen| {
+            identity(&self.wal_path()).ok().as_ref() != Some(seen) && self.is_current()
+        })
+    }
+
     fn wal_path(&self) -> PathBuf {
         let mut path = self.path.clone().into_os_string();
         path.push("-wal");

@@ -316,6 +316,7 @@ fn commit_group(connection: &mut Connection, place: &FilePlace, group: Vec<Write
     };
     if let Err(error) = &committed {
         tracing::error!(file = %place.path().display(), %error, writes = answers.len(), "a grouped commit failed");
+        crate::save_unlinked_wal(connection, place);
     }
     for answer in answers {
         answer(committed.as_ref().err());

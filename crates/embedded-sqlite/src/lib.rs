@@ -19,7 +19,7 @@ mod identifier_words;
 mod writer_thread;
 
 pub use checkpoint_failures::{failing_checkpoints, FailingCheckpoints};
-pub use checkpointer::{BesideOwnedWriter, CHECKPOINT_INTERVAL_MS};
+pub use checkpointer::{save_unlinked_wal, BesideOwnedWriter, CHECKPOINT_INTERVAL_MS};
 pub use data_dir_lock::{DataDirLock, DataDirLockError, PID_FILE_NAME};
 pub use file_place::{is_damage, FilePlace};
 pub use grouped_writer::{GroupedWriter, GROUP_QUEUE_CAPACITY, GROUP_WRITES_MAX};

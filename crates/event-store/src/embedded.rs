@@ -346,6 +346,7 @@ fn run_writer(
                         "event store group commit failed"
                     );
                 }
+                embedded_sqlite::save_unlinked_wal(&connection, &place);
             }
         }
         if let Some(last) = outcomes

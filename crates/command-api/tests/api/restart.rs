@@ -180,6 +180,47 @@ async fn a_data_folder_moved_under_the_server_takes_no_more_writes() {
     app.stop().await;
 }
 
+/// h123 F1: SQLite goes on using a `-wal` file deleted under it, so what
+/// was acknowledged before the deletion lived only in a file a crash takes
+/// with it. The first refused write copies it into `events.db`, which then
+/// holds it alone.
+#[tokio::test]
+async fn a_log_wal_deleted_under_the_server_is_copied_into_its_file_at_the_first_refused_write() {
+    const CREDITS: usize = 12;
+    let temp = tempfile::tempdir().expect("tempdir");
+    let folder = temp.path().join("data");
+    let app = spawn_app_in(&folder).await;
+    assert_eq!(app.create_wallet("a", "o", json!(10)).await.status(), 201);
+    for _ in 0..CREDITS {
+        assert_eq!(app.credit("a", json!(1)).await.status(), 201);
+    }
+    std::fs::remove_file(folder.join("events.db-wal")).expect("WAL deleted");
+    let (status, body) = json_of(app.credit("a", json!(5)).await).await;
+    assert_eq!(
+        status, 503,
+        "no write acknowledged after the deletion: {body}"
+    );
+
+    // What a restart after a crash would read: the file alone.
+    let copy = temp.path().join("copy");
+    std::fs::create_dir(&copy).expect("folder");
+    std::fs::copy(folder.join("events.db"), copy.join("events.db")).expect("copied");
+    let log = rusqlite::Connection::open(copy.join("events.db")).expect("opened");
+    let events: i64 = log
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE stream_id = 'a'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("counted");
+    assert_eq!(
+        events,
+        i64::try_from(1 + CREDITS).expect("small"),
+        "the creation and every acknowledged credit"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn writes_the_store_refuses_while_its_head_answers_make_health_degraded_until_one_passes() {
     let temp = tempfile::tempdir().expect("tempdir");
