@@ -97,6 +97,12 @@ fn create_data_dir(path: &std::path::Path) -> Result<(), StartupError> {
     builder.create(path).map_err(|source| {
         // A file, `a/file/` or a dangling link: something that is not a folder is there.
         if source.kind() == std::io::ErrorKind::AlreadyExists {
+            if let Ok(target) = std::fs::read_link(path) {
+                return StartupError::DanglingLink {
+                    path: path.display().to_string(),
+                    target: target.display().to_string(),
+                };
+            }
             return StartupError::NotAFolder(path.display().to_string());
         }
         StartupError::DataDir {

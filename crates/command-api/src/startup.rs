@@ -66,6 +66,13 @@ pub enum StartupError {
     Missing(&'static str),
     #[error("WALLEX_DATA_DIR {0} is not a folder")]
     NotAFolder(String),
+    /// The data folder's path is a symbolic link to nothing (hostile tester
+    /// h123, F3: it was refused as "not a folder").
+    #[error(
+        "WALLEX_DATA_DIR {path} is a symbolic link to {target}, which does not exist: create \
+         that folder, or set WALLEX_DATA_DIR to the data folder"
+    )]
+    DanglingLink { path: String, target: String },
     #[error("cannot create the data folder {path}: {source}")]
     DataDir {
         path: String,

@@ -89,6 +89,26 @@ async fn a_data_folder_that_is_a_file_is_refused_by_name() {
 
 #[cfg(unix)]
 #[tokio::test]
+async fn a_data_folder_that_is_a_link_to_nothing_is_refused_naming_the_target() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let link = temp.path().join("data");
+    let target = temp.path().join("gone");
+    std::os::unix::fs::symlink(&target, &link).expect("link made");
+    let built =
+        command_api::Application::build(command_api::Config::embedded_for_test(link.clone())).await;
+    let Err(refusal) = built else {
+        panic!("a server started on a link to nothing");
+    };
+    let message = refusal.to_string();
+    assert!(
+        message.contains("symbolic link") && message.contains(&target.display().to_string()),
+        "{message}"
+    );
+    assert!(!target.exists(), "nothing made at the link's target");
+}
+
+#[cfg(unix)]
+#[tokio::test]
 async fn a_new_data_folder_is_its_owners_only() {
     use std::os::unix::fs::PermissionsExt;
 
