@@ -97,7 +97,8 @@ fn create_data_dir(path: &std::path::Path) -> Result<(), StartupError> {
     builder.create(path).map_err(|source| {
         // A file, `a/file/` or a dangling link: something that is not a folder is there.
         if source.kind() == std::io::ErrorKind::AlreadyExists {
-            if let Ok(target) = std::fs::read_link(path) {
+            // A link to nothing: `exists` follows the link, `read_link` does not.
+            if let (false, Ok(target)) = (path.exists(), std::fs::read_link(path)) {
                 return StartupError::DanglingLink {
                     path: path.display().to_string(),
                     target: target.display().to_string(),

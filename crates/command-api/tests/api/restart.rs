@@ -105,6 +105,15 @@ async fn a_data_folder_that_is_a_link_to_nothing_is_refused_naming_the_target() 
         "{message}"
     );
     assert!(!target.exists(), "nothing made at the link's target");
+
+    // A link to a file is a data folder that is not a folder.
+    std::fs::write(&target, "a file").expect("file written");
+    let built =
+        command_api::Application::build(command_api::Config::embedded_for_test(link.clone())).await;
+    let Err(refusal) = built else {
+        panic!("a server started on a link to a file");
+    };
+    assert!(refusal.to_string().contains("is not a folder"), "{refusal}");
 }
 
 #[cfg(unix)]
