@@ -205,14 +205,12 @@ impl FilePlace {
                 path: self.path.clone(),
             });
         }
-        match self.damage.wal.get() {
-            Some(seen) if identity(&self.wal_path()).ok().as_ref() != Some(seen) => {
-                Err(SqliteError::Moved {
-                    path: self.wal_path(),
-                })
-            }
-            _ => Ok(()),
+        if self.wal_replaced() {
+            return Err(SqliteError::Moved {
+                path: self.wal_path(),
+            });
         }
+        Ok(())
     }
 
     /// Records the `-wal` file the writer commits into, the first time one
@@ -233,9 +231,16 @@ impl FilePlace {
     /// its writer commits into ([`Self::note_wal`]) is gone or another file:
     /// deleted or replaced under the running writer.
     pub fn wal_lost(&self) -> bool {
-        self.damage.wal.get().is_some_and(|seen| {
-            identity(&self.wal_path()).ok().as_ref() != Some(seen) && self.is_current()
-        })
+        self.wal_replaced() && self.is_current()
+    }
+
+    /// Whether the `-wal` file noted ([`Self::note_wal`]) is no longer the
+    /// one its path leads to.
+    fn wal_replaced(&self) -> bool {
+        self.damage
+            .wal
+            .get()
+            .is_some_and(|seen| identity(&self.wal_path()).ok().as_ref() != Some(seen))
     }
 
     fn wal_path(&self) -> PathBuf {
