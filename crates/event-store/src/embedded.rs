@@ -28,6 +28,7 @@ use crate::log_tail::LogTail;
 
 mod stream_index;
 
+use crate::tail::version_in_stream;
 use crate::{
     directory_change, directory_wallet, due_hold, hold_versions, AppendError, AppendOutcome,
     AppendRequest, CommitUnanswered, DirectoryChange, DueHold, EventStore, HoldVersions,
@@ -42,6 +43,9 @@ pub use stream_index::{
 pub const GROUP_COMMIT_BATCH_MAX: usize = 512;
 /// Appends waiting for the writer at most; callers wait for room beyond it.
 pub const APPEND_QUEUE_CAPACITY: usize = 8_192;
+/// The version number of a time-ordered UUID (`Uuid::now_v7`, RFC 9562 §5.7):
+/// the one kind of event id `events_0007`'s index leaves out.
+const TIME_ORDERED_ID_VERSION: usize = 7;
 /// How often the log's WAL is copied back into `events.db` beside the
 /// writer, in milliseconds. The writer finishes each copy itself (the frames
 /// committed while it ran, and an fsync of the file) between two groups, so
@@ -57,6 +61,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/events_0004.sql"),
     include_str!("../../../migrations/embedded/events_0005.sql"),
     include_str!("../../../migrations/embedded/events_0006.sql"),
+    include_str!("../../../migrations/embedded/events_0007.sql"),
 ];
 
 struct AppendJob {
@@ -948,18 +953,26 @@ impl EventStore for EmbeddedEventStore {
         kept.await.map_err(|_| stopped())?
     }
 
+    /// Through the index of derived event ids (migration `events_0007`), which
+    /// holds every id but a time-ordered one: the ids the transfer process looks
+    /// up are derived. A time-ordered id (`Uuid::now_v7`) is searched for in the
+    /// whole stream ([`version_in_stream`]).
     async fn version_of_event(
         &self,
         wallet_id: &WalletId,
         event_id: Uuid,
     ) -> Result<Option<u64>, StoreError> {
+        if event_id.get_version_num() == TIME_ORDERED_ID_VERSION {
+            return version_in_stream(self, wallet_id, event_id).await;
+        }
         let stream_id = wallet_id.as_str().to_owned();
         let version = self
             .readers
             .read(move |connection| {
                 connection
                     .prepare_cached(
-                        "SELECT version FROM events WHERE event_id = ?1 AND stream_id = ?2",
+                        "SELECT version FROM events WHERE event_id = ?1 AND stream_id = ?2 \
+                         AND substr(event_id, 15, 1) <> '7'",
                     )?
                     .query_row(params![event_id.to_string(), stream_id], |row| {
                         row.get::<_, i64>(0)

@@ -40,7 +40,7 @@ pub use postgres::{
 pub use recorded::{EventHeader, RecordedEvent, StoredEvent};
 pub use tail::{
     fold_stream_as_of, read_snapshot_tail_until, read_tail, save_snapshot_of, snapshot_due,
-    StreamTail, AS_OF_READ_PAGE_EVENTS, SNAPSHOT_INTERVAL_EVENTS,
+    version_in_stream, StreamTail, AS_OF_READ_PAGE_EVENTS, SNAPSHOT_INTERVAL_EVENTS,
 };
 
 /// Events to append to one stream, valid only if the stream is at `expected_version`.
@@ -395,18 +395,14 @@ pub trait EventStore: Send + Sync {
     }
 
     /// The version of the stream's event `event_id`, if the stream holds it.
-    /// The default reads the whole stream; the SQL stores look it up by id.
+    /// The default reads the whole stream ([`version_in_stream`]); the SQL
+    /// stores look it up by id.
     async fn version_of_event(
         &self,
         wallet_id: &WalletId,
         event_id: Uuid,
     ) -> Result<Option<u64>, StoreError> {
-        Ok(self
-            .read_stream(wallet_id, 0)
-            .await?
-            .iter()
-            .find(|recorded| recorded.event.event_id == event_id)
-            .map(|recorded| recorded.stream_version))
+        version_in_stream(self, wallet_id, event_id).await
     }
 
     /// Position of the last stored event (0 when empty).

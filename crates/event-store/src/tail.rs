@@ -153,6 +153,34 @@ pub async fn fold_stream_as_of(
     Ok(state)
 }
 
+/// The version of `wallet_id`'s event `event_id`, searched for in its stream
+/// [`AS_OF_READ_PAGE_EVENTS`] events at a time from the first: memory bounded
+/// by a page, time by the stream's length. For a store, or an id, that no
+/// index of event ids covers ([`EventStore::version_of_event`]).
+pub async fn version_in_stream<S: EventStore + ?Sized>(
+    store: &S,
+    wallet_id: &WalletId,
+    event_id: Uuid,
+) -> Result<Option<u64>, StoreError> {
+    let mut after: u64 = 0;
+    loop {
+        let until = after.saturating_add(AS_OF_READ_PAGE_EVENTS);
+        let page = store.read_stream_until(wallet_id, after, until).await?;
+        if let Some(found) = page
+            .iter()
+            .find(|recorded| recorded.event.event_id == event_id)
+        {
+            return Ok(Some(found.stream_version));
+        }
+        // A stream's versions have no gaps: a page that ends short of its
+        // bound ends the stream, and the next page starts past this one.
+        match page.last() {
+            Some(last) if last.stream_version == until && until > after => after = until,
+            _ => return Ok(None),
+        }
+    }
+}
+
 /// Logs a stored snapshot that is not used: a cache row that is not the
 /// stream's state (a bug in the fold that wrote it, or a damaged file).
 fn unusable(wallet_id: &WalletId, version: u64, why: &str) {

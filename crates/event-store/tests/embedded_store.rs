@@ -124,6 +124,33 @@ async fn a_stale_expected_version_is_a_conflict_and_stores_nothing() {
     assert_eq!(store.read_stream(&w1, 0).await.expect("read").len(), 1);
 }
 
+/// The index `events_0007` keeps: an id derived from another (the transfer
+/// process's halves, v5) is stored once, in whichever stream.
+#[tokio::test]
+async fn a_derived_event_id_is_stored_once() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedEventStore::open(directory.path()).expect("open");
+    let (w1, w2) = (wallet("w1"), wallet("w2"));
+    let derived = Uuid::new_v5(&Uuid::NAMESPACE_OID, b"sent");
+    let mut first = created(&w1);
+    first.event_id = derived;
+    store.append(single(&w1, 0, first)).await.expect("append");
+    let head = store.head_position().await.expect("head");
+    let mut again = created(&w2);
+    again.event_id = derived;
+    store
+        .append(single(&w2, 0, again))
+        .await
+        .expect_err("a derived id taken");
+    assert_eq!(store.head_position().await.expect("head"), head);
+    assert!(store.read_stream(&w2, 0).await.expect("read").is_empty());
+    let fresh = created(&w2);
+    store
+        .append(single(&w2, 0, fresh))
+        .await
+        .expect("the writer goes on");
+}
+
 #[tokio::test]
 async fn a_multi_stream_append_is_all_or_nothing() {
     let directory = tempfile::tempdir().expect("tempdir");

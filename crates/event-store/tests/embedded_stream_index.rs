@@ -247,10 +247,19 @@ async fn a_log_of_the_layout_before_is_rebuilt_with_its_positions() {
     assert_eq!(
         rows(
             directory.path(),
-            "SELECT count(*) FROM pragma_index_list('events') WHERE \"unique\" = 1"
+            "SELECT count(*) FROM pragma_index_list('events') \
+             WHERE \"unique\" = 1 AND partial = 1 AND name = 'events_derived_event_id'"
         ),
         1,
-        "only the event id stays unique in the table"
+        "derived event ids stay unique, in an index that leaves time-ordered ones out"
+    );
+    assert_eq!(
+        rows(
+            directory.path(),
+            "SELECT count(*) FROM pragma_index_list('events')"
+        ),
+        1,
+        "no other index on the events table"
     );
     assert_eq!(
         store

@@ -59,6 +59,11 @@ impl Stream {
 
     /// The next event (a creation, then one-cent credits), not yet folded in.
     fn propose(&self) -> WalletEvent {
+        self.propose_as(Uuid::new_v4())
+    }
+
+    /// [`Self::propose`] with `event_id` as the event's id.
+    fn propose_as(&self, event_id: Uuid) -> WalletEvent {
         let kind = match self.state {
             WalletState::Absent => CommandKind::Create {
                 owner_id: OwnerId::parse("owner").expect("owner id"),
@@ -74,7 +79,7 @@ impl Stream {
         let command = Command {
             wallet_id: self.id.clone(),
             kind,
-            event_id: Uuid::new_v4(),
+            event_id,
             issued_at: Utc::now(),
             metadata: EventMetadata::default(),
         };
@@ -83,7 +88,12 @@ impl Stream {
 
     /// The append of the next event at the current version; the state moves on.
     fn next(&mut self) -> StreamAppend {
-        let event = self.propose();
+        self.next_as(Uuid::new_v4())
+    }
+
+    /// [`Self::next`] with `event_id` as the event's id.
+    fn next_as(&mut self, event_id: Uuid) -> StreamAppend {
+        let event = self.propose_as(event_id);
         let append = StreamAppend {
             wallet_id: self.id.clone(),
             expected_version: self.version(),
@@ -180,6 +190,48 @@ async fn appended_events_read_back_in_order(store: &dyn EventStore) {
         second.last_position
     );
     assert_eq!(*store.appended().borrow(), second.last_position);
+}
+
+/// Whatever its kind of id: random (v4), derived from another (v5, the
+/// transfer process's halves) or time-ordered (v7, every command's own).
+async fn an_event_s_version_is_found_by_its_id(store: &dyn EventStore) {
+    let mut w1 = Stream::new("w1");
+    let mut w2 = Stream::new("w2");
+    let derived = |name: &[u8]| Uuid::new_v5(&Uuid::NAMESPACE_OID, name);
+    let ids = [
+        Uuid::new_v4(),
+        Uuid::now_v7(),
+        derived(b"sent"),
+        Uuid::now_v7(),
+    ];
+    for id in ids {
+        store
+            .append(request(vec![w1.next_as(id)]))
+            .await
+            .expect("append");
+    }
+    store
+        .append(request(vec![w2.next_as(derived(b"received"))]))
+        .await
+        .expect("append");
+    for (version, id) in (1u64..).zip(ids) {
+        let found = store.version_of_event(&w1.id, id).await.expect("lookup");
+        assert_eq!(found, Some(version), "event {id} of w1");
+        let elsewhere = store.version_of_event(&w2.id, id).await.expect("lookup");
+        assert_eq!(elsewhere, None, "event {id} is not w2's");
+    }
+    let received = store
+        .version_of_event(&w2.id, derived(b"received"))
+        .await
+        .expect("lookup");
+    assert_eq!(received, Some(1));
+    for unknown in [Uuid::now_v7(), derived(b"reversed"), Uuid::new_v4()] {
+        let found = store
+            .version_of_event(&w1.id, unknown)
+            .await
+            .expect("lookup");
+        assert_eq!(found, None, "event {unknown} was never stored");
+    }
 }
 
 async fn a_bounded_stream_read_returns_only_its_versions(store: &dyn EventStore) {
@@ -1128,6 +1180,7 @@ macro_rules! contract {
 contract!(
     every_store: [
         appended_events_read_back_in_order,
+        an_event_s_version_is_found_by_its_id,
         a_bounded_stream_read_returns_only_its_versions,
         a_stale_expected_version_is_a_conflict_and_stores_nothing,
         an_idempotency_key_is_stored_with_the_events_and_taken_once,
