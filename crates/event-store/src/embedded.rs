@@ -44,7 +44,11 @@ pub const GROUP_COMMIT_BATCH_MAX: usize = 512;
 /// Appends waiting for the writer at most; callers wait for room beyond it.
 pub const APPEND_QUEUE_CAPACITY: usize = 8_192;
 /// The version number of a time-ordered UUID (`Uuid::now_v7`, RFC 9562 §5.7):
-/// the one kind of event id `events_0007`'s index leaves out.
+/// the one kind of event id `events_0007`'s index leaves out. That index's
+/// `WHERE substr(event_id, 15, 1) <> '7'` says the same in SQL (the 15th
+/// character of an id's text is its version), and so does `version_of_event`'s
+/// query, which SQLite reads through a partial index only when it repeats the
+/// index's condition.
 const TIME_ORDERED_ID_VERSION: usize = 7;
 /// How often the log's WAL is copied back into `events.db` beside the
 /// writer, in milliseconds. The writer finishes each copy itself (the frames
