@@ -61,7 +61,9 @@ pub struct RelayLimits {
     pub retry_backoff_ms: u64,
     /// Wait after a wake-up (polling) or a first event (live feed) before the
     /// batch is closed, so one batch carries the appends of many requests
-    /// instead of one transaction each.
+    /// instead of one transaction each; polling, also the least time between
+    /// the starts of two reads after one that found a batch short of
+    /// [`Self::batch_size_max`] (a full one is followed at once).
     pub linger_ms: u64,
     /// How long, in ms, batches may fail in a row (counted from the first
     /// failure, judged at each one) before the relay ends: an elected relay

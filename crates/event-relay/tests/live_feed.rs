@@ -262,6 +262,8 @@ struct RecordingSink {
     /// Every delivery is refused (a sink whose server is out of reach).
     refuse_every_delivery: AtomicBool,
     deliveries: Mutex<usize>,
+    /// How long each delivery takes (a sink's transaction).
+    delivery_time: Mutex<Duration>,
 }
 
 impl RecordingSink {
@@ -294,6 +296,8 @@ impl EventSink for RecordingSink {
                 "the pause switch is gone",
             ));
         }
+        let delivery_time = *lock(&self.delivery_time);
+        tokio::time::sleep(delivery_time).await;
         let delivery = {
             let mut deliveries = lock(&self.deliveries);
             *deliveries += 1;
@@ -543,6 +547,78 @@ async fn a_store_without_a_feed_is_polled() {
     assert_exactly_once_in_order(&sink, &positions);
     assert!(store.subscriptions().is_empty());
     assert!(*lock(&store.read_all_calls) > 0);
+}
+
+/// A polled relay under a steady load: appends every `APPEND_EVERY`, each
+/// delivery taking `DELIVERY_TIME`, so every read after a delivery finds
+/// events. A batch must carry the linger's appends, not one delivery's.
+#[tokio::test]
+async fn a_polled_relay_under_a_steady_load_batches_what_the_linger_gathers() {
+    const LINGER_MS: u64 = 100;
+    const APPEND_EVERY: Duration = Duration::from_millis(1);
+    const DELIVERY_TIME: Duration = Duration::from_millis(10);
+    const LOAD: Duration = Duration::from_millis(600);
+    let store = FeedStore::new(false);
+    let sink = RecordingSink::at_checkpoint(0);
+    *lock(&sink.delivery_time) = DELIVERY_TIME;
+    let mut relay = start_with(
+        &store,
+        &sink,
+        RelayLimits {
+            batch_size_max: 1_000,
+            linger_ms: LINGER_MS,
+            ..limits()
+        },
+    );
+    let began = std::time::Instant::now();
+    let mut events = history(2_000).into_iter();
+    let mut positions = Vec::new();
+    while began.elapsed() < LOAD {
+        positions.extend(store.push(events.next().into_iter().collect()));
+        tokio::time::sleep(APPEND_EVERY).await;
+    }
+    let last = *positions.last().expect("events were appended");
+    relay.reaches(last).await;
+    let lasted = began.elapsed();
+    relay.stop().await;
+
+    assert_eq!(sink.delivered(), positions, "every event once, in order");
+    let batches = lock(&sink.batches).len();
+    // One batch a linger, and the one that met the load's end (without the
+    // spacing, one a delivery: about 60).
+    let bound = lasted.as_millis() / u128::from(LINGER_MS) + 2;
+    assert!(
+        batches as u128 <= bound,
+        "{batches} batches in {lasted:?}, at most {bound} with a {LINGER_MS} ms linger"
+    );
+}
+
+/// A full batch means the relay is behind: the next read follows at once,
+/// not after the linger.
+#[tokio::test]
+async fn a_polled_relay_behind_the_log_reads_on_without_lingering() {
+    const LINGER_MS: u64 = 2_000;
+    let store = FeedStore::new(false);
+    let positions = store.push(history(10 * BATCH_SIZE_MAX));
+    let sink = RecordingSink::at_checkpoint(0);
+    let began = std::time::Instant::now();
+    let mut relay = start_with(
+        &store,
+        &sink,
+        RelayLimits {
+            linger_ms: LINGER_MS,
+            ..limits()
+        },
+    );
+    relay.reaches(*positions.last().expect("a backlog")).await;
+    let lasted = began.elapsed();
+    relay.stop().await;
+
+    assert_exactly_once_in_order(&sink, &positions);
+    assert!(
+        lasted < Duration::from_millis(LINGER_MS),
+        "ten full batches took {lasted:?}"
+    );
 }
 
 #[tokio::test]
