@@ -26,6 +26,7 @@ use wallet_domain::{HoldId, WalletId};
 
 use crate::log_tail::LogTail;
 
+pub mod payload;
 mod stream_index;
 
 use crate::tail::version_in_stream;
@@ -66,12 +67,17 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/events_0005.sql"),
     include_str!("../../../migrations/embedded/events_0006.sql"),
     include_str!("../../../migrations/embedded/events_0007.sql"),
+    include_str!("../../../migrations/embedded/events_0008.sql"),
 ];
 
 struct AppendJob {
     request: AppendRequest,
-    /// [`AppendRequest::encoded_payloads`], encoded by the caller.
+    /// [`AppendRequest::encoded_payloads`], encoded by the caller: what the
+    /// in-process relays are handed.
     payloads: Vec<Vec<String>>,
+    /// The same, compressed by the caller ([`payload::compress`]): what the
+    /// log stores.
+    stored_payloads: Vec<Vec<Vec<u8>>>,
     reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
 }
 
@@ -158,6 +164,25 @@ fn written_error(place: &FilePlace, error: rusqlite::Error) -> StoreError {
 /// starts no transaction.
 fn refused_for_damage(place: &FilePlace) -> Option<StoreError> {
     place.damage().map(StoreError::Damaged)
+}
+
+/// Each stream's payloads as the log stores them, compressed on the
+/// caller's thread rather than on the writer's, which every append waits
+/// behind.
+fn compressed(payloads: &[Vec<String>]) -> Result<Vec<Vec<Vec<u8>>>, StoreError> {
+    payloads
+        .iter()
+        .map(|stream| {
+            stream
+                .iter()
+                .map(|json| {
+                    payload::compress(json).map_err(|error| {
+                        StoreError::Unavailable(format!("event cannot be compressed: {error}"))
+                    })
+                })
+                .collect()
+        })
+        .collect()
 }
 
 fn unavailable(error: rusqlite::Error) -> StoreError {
@@ -594,7 +619,12 @@ fn append_one(
         request.streams.len(),
         "an append's payloads are its streams'"
     );
-    for (stream, payloads) in request.streams.iter().zip(&job.payloads) {
+    for ((stream, payloads), stored_payloads) in request
+        .streams
+        .iter()
+        .zip(&job.payloads)
+        .zip(&job.stored_payloads)
+    {
         let head = stream_index::stream_head(connection, unindexed, entries, &stream.wallet_id)?;
         if let Err(refusal) = head.admits(stream) {
             return Ok(Err(refusal));
@@ -609,13 +639,17 @@ fn append_one(
             stream.events.len(),
             "a stream's payloads are its events'"
         );
-        for ((offset, event), payload) in (1u64..).zip(&stream.events).zip(payloads) {
+        for (((offset, event), payload), stored_payload) in (1u64..)
+            .zip(&stream.events)
+            .zip(payloads)
+            .zip(stored_payloads)
+        {
             insert.execute(params![
                 event.event_id.to_string(),
                 stream.wallet_id.as_str(),
                 to_i64(actual + offset),
                 event.type_name(),
-                payload,
+                stored_payload,
                 recorded_at,
             ])?;
             let position = to_u64(connection.last_insert_rowid());
@@ -793,8 +827,18 @@ fn decode_rows(rows: Vec<(i64, i64, String)>) -> Result<Vec<RecordedEvent>, Stor
     stored_rows(rows).iter().map(StoredEvent::decode).collect()
 }
 
+/// Position, version and JSON ([`payload::json`]) of a row whose first three
+/// columns are those. A payload this store did not write is SQLite's
+/// `SQLITE_CORRUPT`: the file is damaged, and is marked so.
 fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, String)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+    let position: i64 = row.get(0)?;
+    let json = payload::json(row.get_ref(2)?).map_err(|error| {
+        rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            Some(format!("events.payload at position {position}: {error}")),
+        )
+    })?;
+    Ok((position, row.get(1)?, json))
 }
 
 impl EmbeddedEventStore {
@@ -826,11 +870,13 @@ impl EmbeddedEventStore {
 impl EventStore for EmbeddedEventStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
         let payloads = request.encoded_payloads()?;
+        let stored_payloads = compressed(&payloads)?;
         let (reply, outcome) = oneshot::channel();
         self.appends
             .send(WriterJob::Append(AppendJob {
                 request,
                 payloads,
+                stored_payloads,
                 reply,
             }))
             .await

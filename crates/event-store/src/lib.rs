@@ -28,6 +28,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 use wallet_domain::{EventDecodeError, EventKind, HoldId, WalletEvent, WalletId};
 
+/// How the embedded log stores an event's JSON (TEXT, or compressed).
+pub use embedded::payload as embedded_payload;
 pub use embedded::{
     EmbeddedEventStore, STREAM_INDEX_FLUSH_EVENTS, THROUGH_WRITE_STEP_POSITIONS,
     UNINDEXED_POSITIONS_MAX,

@@ -660,3 +660,41 @@ async fn an_event_log_found_damaged_takes_no_more_writes() {
         .expect("counted");
     assert_eq!(events, 1);
 }
+
+/// A payload the store did not write (a BLOB of an unknown format, or one
+/// that does not decompress) is damage, like SQLite's own `SQLITE_CORRUPT`:
+/// the read that meets it fails as [`event_store::StoreError::Damaged`], and
+/// the file takes no more appends.
+#[tokio::test]
+async fn a_stored_payload_that_does_not_decompress_is_damage() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedEventStore::open(directory.path()).expect("open");
+    let w1 = wallet("w1");
+    let first = created(&w1);
+    store
+        .append(single(&w1, 0, first.clone()))
+        .await
+        .expect("append while healthy");
+    rusqlite::Connection::open(directory.path().join("events.db"))
+        .expect("opened")
+        .execute("UPDATE events SET payload = x'01deadbeef'", [])
+        .expect("payload overwritten");
+
+    let read = store.read_stream(&w1, 0).await.expect_err("not read");
+    assert!(
+        matches!(read, event_store::StoreError::Damaged(_))
+            && read.to_string().contains("events.payload at position 1"),
+        "{read}"
+    );
+    let refused = store
+        .append(single(&w1, 1, credited(std::slice::from_ref(&first), 150)))
+        .await
+        .expect_err("no append into a damaged file");
+    assert!(
+        matches!(
+            refused,
+            AppendError::Store(event_store::StoreError::Damaged(_))
+        ),
+        "{refused}"
+    );
+}

@@ -269,6 +269,23 @@ async fn a_log_of_the_layout_before_is_rebuilt_with_its_positions() {
             .last_position,
         13
     );
+    assert_eq!(
+        rows(
+            directory.path(),
+            "SELECT count(*) FROM events WHERE typeof(payload) = 'text'"
+        ),
+        3,
+        "rows written before keep their JSON as it was"
+    );
+    assert_eq!(
+        rows(
+            directory.path(),
+            "SELECT count(*) FROM events WHERE typeof(payload) = 'blob'"
+        ),
+        1,
+        "a new row's JSON is compressed"
+    );
+    assert_reads_whole(&store, &stream).await;
 }
 
 /// Two stores opened on one file (as the tests of replicas open them): each

@@ -30,16 +30,18 @@ fn write_raw(data_dir: &Path, payload: &str, event_id: Uuid) {
         .expect("write the newer event");
 }
 
-/// The first event of `stream_id` as stored.
+/// The JSON of the first event of `stream_id` as stored (compressed by the
+/// server, `event_store::embedded_payload`).
 fn stored_payload(data_dir: &Path, stream_id: &str) -> String {
     let connection = rusqlite::Connection::open(data_dir.join("events.db")).expect("open the log");
     connection
         .query_row(
             "SELECT payload FROM events WHERE stream_id = ?1 AND version = 1",
             [stream_id],
-            |row| row.get(0),
+            |row| Ok(event_store::embedded_payload::json(row.get_ref(0)?)),
         )
         .expect("a stored creation")
+        .expect("a payload the server wrote")
 }
 
 async fn health(app: &TestApp) -> Value {

@@ -1,0 +1,198 @@
+//! How the embedded log keeps each event's JSON: its `payload` column.
+//!
+//! A row holds either
+//! - **TEXT**: the JSON as it is, as every row written before schema 8 of
+//!   `events.db` (`events_0008.sql`) does; or
+//! - **BLOB**: a format byte, then the JSON compressed by zstd (RFC 8878)
+//!   against a dictionary of sample events. [`FORMAT_ZSTD_SAMPLE_EVENTS_V1`]
+//!   is the only format: a zstd frame that records its content size and no
+//!   checksum (the WAL's frames carry SQLite's), compressed against
+//!   `payload_dictionary_v1.json`, one event of each type as this build
+//!   writes them, the commonest last (zstd reaches the end of a raw
+//!   dictionary at the smallest cost).
+//!
+//! Why: an event's JSON is about 370 bytes, most of them the field names,
+//! types and identifier shapes every event shares. A 1 KiB page of the log
+//! held 1.7 events, so each appended event wrote about 600 bytes to the WAL
+//! and as many again when the checkpoint copied it; against the dictionary
+//! the JSON takes about 120 bytes (bench/README.md, "The log's events
+//! compressed").
+//!
+//! A dictionary, once rows were compressed against it, never changes: those
+//! rows are read with it. Another dictionary takes another format byte, and
+//! the reader keeps both.
+
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+use rusqlite::types::ValueRef;
+use zstd::bulk::{Compressor, Decompressor};
+use zstd::dict::{DecoderDictionary, EncoderDictionary};
+
+/// The first byte of a BLOB payload: zstd against `payload_dictionary_v1.json`.
+pub const FORMAT_ZSTD_SAMPLE_EVENTS_V1: u8 = 1;
+
+/// The raw-content dictionary of [`FORMAT_ZSTD_SAMPLE_EVENTS_V1`]. Never
+/// edited: rows compressed against it are read with it.
+const DICTIONARY_V1: &[u8] = include_bytes!("payload_dictionary_v1.json");
+
+/// zstd's compression level (1 to 22). On the mix's events 1 and 3 gave the
+/// same size against the dictionary; 1 takes the least CPU of the caller
+/// that compresses.
+pub const COMPRESSION_LEVEL: i32 = 1;
+
+/// Bytes an event's JSON may take once decompressed: a BLOB whose frame
+/// says more is damage, not an event (the largest event, a description of
+/// the most characters allowed in every byte-wide escape, is far below).
+pub const PAYLOAD_BYTES_MAX: usize = 256 * 1024;
+
+/// Why a stored payload cannot be read. Each means the row is not what this
+/// store wrote: the file is damaged.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error("the payload is {0}, neither text nor a blob")]
+    NotTextOrBlob(&'static str),
+    #[error("the payload is an empty blob")]
+    Empty,
+    #[error("the payload's format byte is {0}; this build knows {FORMAT_ZSTD_SAMPLE_EVENTS_V1}")]
+    UnknownFormat(u8),
+    #[error("the payload does not decompress to at most {PAYLOAD_BYTES_MAX} bytes")]
+    Decompress(#[source] std::io::Error),
+    #[error("the payload's JSON is not UTF-8")]
+    NotUtf8(#[source] std::string::FromUtf8Error),
+}
+
+fn encoder_dictionary() -> &'static EncoderDictionary<'static> {
+    static DICTIONARY: OnceLock<EncoderDictionary<'static>> = OnceLock::new();
+    DICTIONARY.get_or_init(|| EncoderDictionary::copy(DICTIONARY_V1, COMPRESSION_LEVEL))
+}
+
+fn decoder_dictionary() -> &'static DecoderDictionary<'static> {
+    static DICTIONARY: OnceLock<DecoderDictionary<'static>> = OnceLock::new();
+    DICTIONARY.get_or_init(|| DecoderDictionary::copy(DICTIONARY_V1))
+}
+
+thread_local! {
+    /// A compression context per thread (zstd's contexts are not shared),
+    /// made at the thread's first append and kept.
+    static COMPRESSOR: RefCell<Option<Compressor<'static>>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// The BLOB stored for an event's `json`: [`FORMAT_ZSTD_SAMPLE_EVENTS_V1`],
+/// then the compressed frame.
+///
+/// # Errors
+/// zstd's, when it cannot allocate its context.
+pub fn compress(json: &str) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let compressor = match &mut *cell {
+            Some(compressor) => compressor,
+            empty => empty.insert(Compressor::with_prepared_dictionary(encoder_dictionary())?),
+        };
+        let frame = compressor.compress(json.as_bytes())?;
+        let mut stored = Vec::with_capacity(1 + frame.len());
+        stored.push(FORMAT_ZSTD_SAMPLE_EVENTS_V1);
+        stored.extend_from_slice(&frame);
+        Ok(stored)
+    })
+}
+
+/// The event's JSON from a stored `payload`: TEXT as it is, a BLOB
+/// decompressed.
+///
+/// # Errors
+/// [`PayloadError`] when the value is neither, or the BLOB is not one this
+/// build writes.
+pub fn json(stored: ValueRef<'_>) -> Result<String, PayloadError> {
+    match stored {
+        ValueRef::Text(text) => String::from_utf8(text.to_vec()).map_err(PayloadError::NotUtf8),
+        ValueRef::Blob(blob) => decompress(blob),
+        ValueRef::Null => Err(PayloadError::NotTextOrBlob("NULL")),
+        ValueRef::Integer(_) => Err(PayloadError::NotTextOrBlob("an integer")),
+        ValueRef::Real(_) => Err(PayloadError::NotTextOrBlob("a real")),
+    }
+}
+
+fn decompress(blob: &[u8]) -> Result<String, PayloadError> {
+    let (&format, frame) = blob.split_first().ok_or(PayloadError::Empty)?;
+    if format != FORMAT_ZSTD_SAMPLE_EVENTS_V1 {
+        return Err(PayloadError::UnknownFormat(format));
+    }
+    let bytes = DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let decompressor = match &mut *cell {
+            Some(decompressor) => decompressor,
+            empty => empty.insert(Decompressor::with_prepared_dictionary(decoder_dictionary())?),
+        };
+        decompressor.decompress(frame, PAYLOAD_BYTES_MAX)
+    });
+    String::from_utf8(bytes.map_err(PayloadError::Decompress)?).map_err(PayloadError::NotUtf8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A credit as the mix writes it.
+    const CREDIT: &str = r#"{"type":"WalletCredited","schemaVersion":1,"eventId":"01a24c26-2823-7074-8816-84387312d69d","walletId":"bench-a","occurredAt":"2026-12-06T16:18:18.787Z","amount":12.34,"balanceAfter":1000012.34,"metadata":{"idempotencyKey":null,"correlationId":"ee0edc01-053e-4b50-b51b-ce63c632d11b","causationId":"3a2867f4-0af5-4f4d-8ee3-e10a8600e4b9"}}"#;
+
+    #[test]
+    fn a_payload_round_trips_and_takes_a_third_of_its_json() {
+        let stored = compress(CREDIT).expect("compressed");
+        assert_eq!(stored[0], FORMAT_ZSTD_SAMPLE_EVENTS_V1);
+        assert!(
+            stored.len() * 2 < CREDIT.len(),
+            "{} bytes for {}",
+            stored.len(),
+            CREDIT.len()
+        );
+        assert_eq!(json(ValueRef::Blob(&stored)).expect("read"), CREDIT);
+    }
+
+    #[test]
+    fn a_text_payload_is_read_as_it_is() {
+        assert_eq!(
+            json(ValueRef::Text(CREDIT.as_bytes())).expect("read"),
+            CREDIT
+        );
+    }
+
+    /// Bytes [`compress`] wrote for [`CREDIT`] against the dictionary as
+    /// released (not compared with what it writes now: another zstd may
+    /// write other bytes that read back alike). If the dictionary changed,
+    /// rows already stored would no longer read back.
+    #[test]
+    fn rows_written_against_the_released_dictionary_still_read() {
+        let released: Vec<u8> = (0..RELEASED_CREDIT_HEX.len())
+            .step_by(2)
+            .map(|at| u8::from_str_radix(&RELEASED_CREDIT_HEX[at..at + 2], 16).expect("hex"))
+            .collect();
+        assert_eq!(json(ValueRef::Blob(&released)).expect("read"), CREDIT);
+    }
+
+    const RELEASED_CREDIT_HEX: &str = "0128b52ffd605100dd0300d2071615b0256de4100b4d12d1c9c9d62b97b6906908b0c173450118d4f6bf2ca775eda68f11664294db08bc1ca594e88c3a53b7c64a447da2e62d72d3cdd9effe3f5909833051480a24596006ab67b833a830cbd24799363cfa460a0084f9af5a11f4643a8a221a702794688a5242b63e3bc2e87736611e1d0402";
+
+    #[test]
+    fn a_blob_this_build_did_not_write_is_refused() {
+        assert!(matches!(
+            json(ValueRef::Blob(&[])),
+            Err(PayloadError::Empty)
+        ));
+        assert!(matches!(
+            json(ValueRef::Blob(&[9, 1, 2])),
+            Err(PayloadError::UnknownFormat(9))
+        ));
+        let mut stored = compress(CREDIT).expect("compressed");
+        stored.truncate(stored.len() / 2);
+        assert!(matches!(
+            json(ValueRef::Blob(&stored)),
+            Err(PayloadError::Decompress(_))
+        ));
+        assert!(matches!(
+            json(ValueRef::Null),
+            Err(PayloadError::NotTextOrBlob("NULL"))
+        ));
+    }
+}

@@ -1,0 +1,6 @@
+-- From this schema on, an event's payload may be a BLOB: its JSON compressed
+-- by zstd against a dictionary of sample events, behind a format byte
+-- (crates/event-store/src/embedded/payload.rs). Rows written before stay TEXT
+-- and are read as they are. Nothing is rewritten: the version is raised so that
+-- a build that reads only TEXT payloads refuses this file, naming its schema,
+-- instead of failing on the first compressed row it meets.
