@@ -614,9 +614,9 @@ fn append_one(
     let request = &job.request;
     let recorded_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
     let mut stored = Vec::new();
-    assert_eq!(
-        job.payloads.len(),
-        request.streams.len(),
+    assert!(
+        job.payloads.len() == request.streams.len()
+            && job.stored_payloads.len() == request.streams.len(),
         "an append's payloads are its streams'"
     );
     for ((stream, payloads), stored_payloads) in request
@@ -634,9 +634,8 @@ fn append_one(
             "INSERT INTO events (event_id, stream_id, version, event_type, payload, recorded_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        assert_eq!(
-            payloads.len(),
-            stream.events.len(),
+        assert!(
+            payloads.len() == stream.events.len() && stored_payloads.len() == stream.events.len(),
             "a stream's payloads are its events'"
         );
         for (((offset, event), payload), stored_payload) in (1u64..)
