@@ -5,8 +5,10 @@
 //!   `events.db` (`events_0008.sql`) does; or
 //! - **BLOB**: a format byte, then the JSON compressed by zstd (RFC 8878)
 //!   against a dictionary of sample events. [`FORMAT_ZSTD_SAMPLE_EVENTS_V1`]
-//!   is the only format: a zstd frame that records its content size and no
-//!   checksum (the WAL's frames carry SQLite's), compressed against
+//!   is the only format: a zstd frame that records its content size and a
+//!   checksum of it (RFC 8878, 3.1.1: the low 4 bytes of its XXH64), so that
+//!   bytes changed on disk fail to decompress rather than read back as
+//!   another event, compressed against
 //!   `payload_dictionary_v1.json`, one event of each type as this build
 //!   writes them, the commonest last (zstd reaches the end of a raw
 //!   dictionary at the smallest cost).
@@ -56,7 +58,11 @@ pub enum PayloadError {
     Empty,
     #[error("the payload's format byte is {0}; this build knows {FORMAT_ZSTD_SAMPLE_EVENTS_V1}")]
     UnknownFormat(u8),
-    #[error("the payload does not decompress to at most {PAYLOAD_BYTES_MAX} bytes")]
+    #[error(
+        "the payload is not one zstd frame recording a content of 1 to {PAYLOAD_BYTES_MAX} bytes"
+    )]
+    NotOneFrame,
+    #[error("the payload does not decompress")]
     Decompress(#[source] std::io::Error),
     #[error("the payload's JSON is not UTF-8")]
     NotUtf8(#[source] std::string::FromUtf8Error),
@@ -89,7 +95,11 @@ pub fn compress(json: &str) -> std::io::Result<Vec<u8>> {
         let mut cell = cell.borrow_mut();
         let compressor = match &mut *cell {
             Some(compressor) => compressor,
-            empty => empty.insert(Compressor::with_prepared_dictionary(encoder_dictionary())?),
+            empty => {
+                let mut compressor = Compressor::with_prepared_dictionary(encoder_dictionary())?;
+                compressor.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
+                empty.insert(compressor)
+            }
         };
         let frame = compressor.compress(json.as_bytes())?;
         let mut stored = Vec::with_capacity(1 + frame.len());
@@ -119,6 +129,17 @@ fn decompress(blob: &[u8]) -> Result<String, PayloadError> {
     let (&format, frame) = blob.split_first().ok_or(PayloadError::Empty)?;
     if format != FORMAT_ZSTD_SAMPLE_EVENTS_V1 {
         return Err(PayloadError::UnknownFormat(format));
+    }
+    // What `compress` writes: exactly one frame, which records the size of
+    // a JSON that is never empty. zstd itself would take an empty input, a
+    // skippable frame or frames one after the other.
+    let one_frame = zstd::zstd_safe::find_frame_compressed_size(frame) == Ok(frame.len());
+    let content = zstd::zstd_safe::get_frame_content_size(frame);
+    let Ok(Some(content @ 1..)) = content else {
+        return Err(PayloadError::NotOneFrame);
+    };
+    if !one_frame || content > PAYLOAD_BYTES_MAX as u64 {
+        return Err(PayloadError::NotOneFrame);
     }
     let bytes = DECOMPRESSOR.with(|cell| {
         let mut cell = cell.borrow_mut();
@@ -172,7 +193,7 @@ mod tests {
         assert_eq!(json(ValueRef::Blob(&released)).expect("read"), CREDIT);
     }
 
-    const RELEASED_CREDIT_HEX: &str = "0128b52ffd605100dd0300d2071615b0256de4100b4d12d1c9c9d62b97b6906908b0c173450118d4f6bf2ca775eda68f11664294db08bc1ca594e88c3a53b7c64a447da2e62d72d3cdd9effe3f5909833051480a24596006ab67b833a830cbd24799363cfa460a0084f9af5a11f4643a8a221a702794688a5242b63e3bc2e87736611e1d0402";
+    const RELEASED_CREDIT_HEX: &str = "0128b52ffd645100dd0300d2071615b0256de4100b4d12d1c9c9d62b97b6906908b0c173450118d4f6bf2ca775eda68f11664294db08bc1ca594e88c3a53b7c64a447da2e62d72d3cdd9effe3f5909833051480a24596006ab67b833a830cbd24799363cfa460a0084f9af5a11f4643a8a221a702794688a5242b63e3bc2e87736611e1d040292f46fcd";
 
     #[test]
     fn a_blob_this_build_did_not_write_is_refused() {
@@ -184,12 +205,40 @@ mod tests {
             json(ValueRef::Blob(&[9, 1, 2])),
             Err(PayloadError::UnknownFormat(9))
         ));
-        let mut stored = compress(CREDIT).expect("compressed");
-        stored.truncate(stored.len() / 2);
-        assert!(matches!(
-            json(ValueRef::Blob(&stored)),
-            Err(PayloadError::Decompress(_))
-        ));
+        let whole = compress(CREDIT).expect("compressed");
+        let cut_short = &whole[..whole.len() / 2];
+        let twice = [&whole[..], &whole[1..]].concat();
+        let empty = compress("").expect("compressed");
+        // A skippable frame (RFC 8878, 3.1.2) of no content.
+        let skippable = [
+            FORMAT_ZSTD_SAMPLE_EVENTS_V1,
+            0x50,
+            0x2a,
+            0x4d,
+            0x18,
+            0,
+            0,
+            0,
+            0,
+        ];
+        for blob in [
+            cut_short,
+            &twice,
+            &empty,
+            &skippable,
+            &[FORMAT_ZSTD_SAMPLE_EVENTS_V1],
+        ] {
+            assert!(
+                matches!(json(ValueRef::Blob(blob)), Err(PayloadError::NotOneFrame)),
+                "{blob:02x?}"
+            );
+        }
+        // Any one bit flipped after the frame's header: its checksum no longer holds.
+        for at in 8..whole.len() {
+            let mut flipped = whole.clone();
+            flipped[at] ^= 0x10;
+            assert!(json(ValueRef::Blob(&flipped)).is_err(), "byte {at} flipped");
+        }
         assert!(matches!(
             json(ValueRef::Null),
             Err(PayloadError::NotTextOrBlob("NULL"))
