@@ -99,8 +99,8 @@ async fn appended_events_read_back_in_order_and_survive_a_reopen() {
     assert_eq!(store.read_stream(&w1, 1).await.expect("tail").len(), 1);
 }
 
-#[tokio::test]
-async fn a_stale_expected_version_is_a_conflict_and_stores_nothing() {
+/// A store in a folder of its own holding wallet `w1`'s creation, and that event.
+async fn store_with_w1() -> (tempfile::TempDir, EmbeddedEventStore, WalletId, WalletEvent) {
     let directory = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedEventStore::open(directory.path()).expect("open");
     let w1 = wallet("w1");
@@ -108,7 +108,13 @@ async fn a_stale_expected_version_is_a_conflict_and_stores_nothing() {
     store
         .append(single(&w1, 0, first.clone()))
         .await
-        .expect("append");
+        .expect("w1's creation");
+    (directory, store, w1, first)
+}
+
+#[tokio::test]
+async fn a_stale_expected_version_is_a_conflict_and_stores_nothing() {
+    let (_directory, store, w1, _) = store_with_w1().await;
     let error = store
         .append(single(&w1, 0, created(&w1)))
         .await
@@ -616,14 +622,7 @@ async fn a_snapshot_that_disagrees_with_its_stream_is_passed_over_for_the_whole_
 /// every later append, snapshot and purge, and the head the health report reads.
 #[tokio::test]
 async fn an_event_log_found_damaged_takes_no_more_writes() {
-    let directory = tempfile::tempdir().expect("tempdir");
-    let store = EmbeddedEventStore::open(directory.path()).expect("open");
-    let w1 = wallet("w1");
-    let first = created(&w1);
-    store
-        .append(single(&w1, 0, first.clone()))
-        .await
-        .expect("append while healthy");
+    let (directory, store, w1, first) = store_with_w1().await;
 
     let other_reader =
         embedded_sqlite::ReadPool::open(&directory.path().join("events.db")).expect("pool");
@@ -667,14 +666,7 @@ async fn an_event_log_found_damaged_takes_no_more_writes() {
 /// the file takes no more appends.
 #[tokio::test]
 async fn a_stored_payload_that_does_not_decompress_is_damage() {
-    let directory = tempfile::tempdir().expect("tempdir");
-    let store = EmbeddedEventStore::open(directory.path()).expect("open");
-    let w1 = wallet("w1");
-    let first = created(&w1);
-    store
-        .append(single(&w1, 0, first.clone()))
-        .await
-        .expect("append while healthy");
+    let (directory, store, w1, first) = store_with_w1().await;
     rusqlite::Connection::open(directory.path().join("events.db"))
         .expect("opened")
         .execute("UPDATE events SET payload = x'01deadbeef'", [])
