@@ -195,6 +195,7 @@ impl EmbeddedEventStore {
         let path = data_dir.join("events.db");
         let mut connection = open_writer(&path, Durability::Durable)?;
         migrate(&mut connection, MIGRATIONS)?;
+        payload::prepare();
         let written_through = stream_index::written_through(&connection).map_err(unavailable)?;
         let data_version = stream_index::data_version(&connection).map_err(unavailable)?;
         let unindexed = stream_index::unindexed_in_file(&connection, written_through)
