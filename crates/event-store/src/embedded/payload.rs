@@ -9,16 +9,16 @@
 //!   checksum of it (RFC 8878, 3.1.1: the low 4 bytes of its XXH64), so that
 //!   bytes changed on disk fail to decompress rather than read back as
 //!   another event, compressed against
-//!   `payload_dictionary_v1.json`, one event of each type as this build
-//!   writes them, the commonest last (zstd reaches the end of a raw
-//!   dictionary at the smallest cost).
+//!   `payload_dictionary_v1.json`: 18 events as this server wrote them, one
+//!   or two of each type a client's request makes, the commonest last (zstd
+//!   reaches the end of a raw dictionary at the smallest cost).
 //!
 //! Why: an event's JSON is about 370 bytes, most of them the field names,
 //! types and identifier shapes every event shares. A 1 KiB page of the log
 //! held 1.7 events, so each appended event wrote about 600 bytes to the WAL
 //! and as many again when the checkpoint copied it; against the dictionary
-//! the JSON takes about 120 bytes (bench/README.md, "The log's events
-//! compressed").
+//! the JSON takes about 140 bytes (bench/README.md, "The projections'
+//! batches under load, and the log's events compressed").
 //!
 //! A dictionary, once rows were compressed against it, never changes: those
 //! rows are read with it. Another dictionary takes another format byte, and
