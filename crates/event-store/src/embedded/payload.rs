@@ -111,10 +111,8 @@ pub fn compress(json: &str) -> std::io::Result<Vec<u8>> {
                 empty.insert(compressor)
             }
         };
-        let frame = compressor.compress(json.as_bytes())?;
-        let mut stored = Vec::with_capacity(1 + frame.len());
-        stored.push(FORMAT_ZSTD_SAMPLE_EVENTS_V1);
-        stored.extend_from_slice(&frame);
+        let mut stored = compressor.compress(json.as_bytes())?;
+        stored.insert(0, FORMAT_ZSTD_SAMPLE_EVENTS_V1);
         Ok(stored)
     })
 }
