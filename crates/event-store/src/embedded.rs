@@ -1,8 +1,9 @@
 //! The embedded event store: one SQLite file, one writer thread.
 //!
 //! The writer thread takes appends from a bounded queue and commits as many as
-//! are waiting (up to [`GROUP_COMMIT_BATCH_MAX`]) in one transaction, each in
-//! its own savepoint: one fsync serves the whole group, and one append's
+//! are waiting (up to [`GROUP_COMMIT_BATCH_MAX`]; after a busy group, also
+//! those that arrive in a short pause: the `gathering` module) in one
+//! transaction, each in its own savepoint: one fsync serves the whole group, and one append's
 //! conflict rolls back only that append. A caller is answered only after the
 //! commit that holds its events has returned, so a 2xx is never lost.
 
@@ -26,6 +27,7 @@ use wallet_domain::{HoldId, WalletId};
 
 use crate::log_tail::LogTail;
 
+mod gathering;
 pub mod payload;
 mod stream_index;
 
@@ -332,6 +334,8 @@ fn run_writer(
         COMMIT_FAILURE_LOG_INTERVAL_MS,
     ));
     let mut failed_finishes = LogThrottle::first_only();
+    // Appends the last group committed: whether the next pauses to gather.
+    let mut previous_appends = 0;
     while let Some(first) = queue.blocking_recv() {
         let mut group = Group::default();
         match first {
@@ -344,17 +348,26 @@ fn run_writer(
         }
         // A purge met while gathering waits for the group's commit.
         let mut purge_after = None;
-        while group.len() < GROUP_COMMIT_BATCH_MAX {
-            match queue.try_recv() {
-                Ok(WriterJob::Append(job)) => group.appends.push(job),
-                Ok(WriterJob::Snapshot(job)) => group.snapshots.push(job),
-                Ok(WriterJob::Purge(purge)) => {
-                    purge_after = Some(purge);
-                    break;
+        gathering::gather(
+            &mut queue,
+            GROUP_COMMIT_BATCH_MAX - group.len(),
+            gathering::commit_delay(previous_appends),
+            |job| match job {
+                WriterJob::Append(job) => {
+                    group.appends.push(job);
+                    true
                 }
-                Err(_) => break,
-            }
-        }
+                WriterJob::Snapshot(job) => {
+                    group.snapshots.push(job);
+                    true
+                }
+                WriterJob::Purge(purge) => {
+                    purge_after = Some(purge);
+                    false
+                }
+            },
+        );
+        previous_appends = group.appends.len();
         let head_before = *head.borrow();
         let (outcomes, snapshots_kept) = commit_group(
             &mut connection,

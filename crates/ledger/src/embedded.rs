@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/ledger_0003.sql"),
     include_str!("../../../migrations/embedded/ledger_0004.sql"),
     include_str!("../../../migrations/embedded/ledger_0005.sql"),
+    include_str!("../../../migrations/embedded/ledger_0006.sql"),
 ];
 /// The ledger's file in the data folder.
 pub const DATABASE_FILE: &str = "ledger.db";
@@ -205,6 +206,18 @@ fn read_failed(error: SqliteError) -> LedgerError {
         }
         other => LedgerError::Storage(other),
     }
+}
+
+/// The transactions of a reference: an operation's own (its reference is
+/// its id) through the transaction id's index, a transfer's or a hold's
+/// through the reference index, which holds only references that are not the
+/// transaction's id (`ledger_0006.sql`).
+fn by_reference(reference_id: Uuid) -> Selection {
+    let reference_id = reference_id.to_string();
+    Selection::default().with_values(
+        "(t.transaction_id = ? OR (t.reference_id = ? AND t.reference_id <> t.transaction_id))",
+        [Value::Text(reference_id.clone()), Value::Text(reference_id)],
+    )
 }
 
 const ENTRY_COLUMNS: &str = "SELECT t.transaction_id, e.line, e.account, e.amount, \
@@ -607,8 +620,7 @@ impl Ledger for EmbeddedLedger {
         };
         // One transfer or operation has at most two transactions of two
         // entries each: the result is bounded without a limit.
-        let selection =
-            Selection::default().with("t.reference_id = ?", Value::Text(reference_id.to_string()));
+        let selection = by_reference(reference_id);
         self.readers
             .read(move |connection| selection.select(connection))
             .await
@@ -710,6 +722,32 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .expect("plan rows");
         plan.join("\n")
+    }
+
+    /// A reference's entries are read through the transaction id's index
+    /// and the partial reference index, never a table whole.
+    #[test]
+    fn a_reference_is_read_through_both_indexes() {
+        let mut connection = Connection::open_in_memory().expect("in memory");
+        embedded_sqlite::migrate(&mut connection, MIGRATIONS).expect("schema");
+        let selection = by_reference(Uuid::now_v7());
+        let sql = format!(
+            "EXPLAIN QUERY PLAN {ENTRY_COLUMNS} WHERE {}",
+            selection.conditions.join(" AND ")
+        );
+        let mut statement = connection.prepare(&sql).expect("plan");
+        let plan = statement
+            .query_map(params_from_iter(selection.values), |row| row.get(3))
+            .expect("rows")
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .expect("plan rows")
+            .join("\n");
+        assert!(
+            plan.contains("sqlite_autoindex_ledger_transactions_1"),
+            "{plan}"
+        );
+        assert!(plan.contains("ledger_transactions_by_reference"), "{plan}");
+        assert!(!plan.contains("SCAN"), "{plan}");
     }
 
     /// A wallet's page reads the wallet's words newest first from the cursor

@@ -187,6 +187,34 @@ async fn a_ledger_file_from_before_the_position_keys_keeps_everything_when_opene
                 .expect("reference")
         );
     }
+    // Lookups by reference read the index `ledger_0006.sql` made partial,
+    // and the transaction id's for an operation's own reference.
+    let references: BTreeSet<String> = expected
+        .iter()
+        .map(|entry| entry.reference_id.to_string())
+        .collect();
+    let transactions: BTreeSet<String> = expected
+        .iter()
+        .map(|entry| entry.transaction_id.to_string())
+        .collect();
+    assert!(
+        references.len() < transactions.len(),
+        "a transfer's halves share one"
+    );
+    for reference_id in references {
+        let found = ledger
+            .reference_entries(&reference_id)
+            .await
+            .expect("reference entries");
+        assert!(!found.is_empty(), "{reference_id}");
+        assert_eq!(
+            found,
+            reference
+                .reference_entries(&reference_id)
+                .await
+                .expect("reference")
+        );
+    }
     let again = ledger.post(&log.recorded, Some(6)).await.expect("post");
     assert_eq!(again.posted, 0);
     assert_eq!(again.skipped, 6);
