@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/read_model_0002.sql"),
     include_str!("../../../migrations/embedded/read_model_0003.sql"),
     include_str!("../../../migrations/embedded/read_model_0004.sql"),
+    include_str!("../../../migrations/embedded/read_model_0005.sql"),
 ];
 
 /// The read model's file in the data folder.
@@ -86,7 +87,7 @@ fn write_expiring_holds(connection: &Connection, plan: &Plan) -> rusqlite::Resul
 
 fn stored_version(connection: &Connection, wallet_id: &WalletId) -> rusqlite::Result<u64> {
     let version: Option<i64> = connection
-        .prepare_cached("SELECT version FROM wallets WHERE wallet_id = ?1")?
+        .prepare_cached("SELECT version FROM wallet_balances WHERE wallet_id = ?1")?
         .query_row([wallet_id.as_str()], |row| row.get(0))
         .optional()?;
     Ok(version.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
@@ -96,7 +97,7 @@ fn stored_version(connection: &Connection, wallet_id: &WalletId) -> rusqlite::Re
 /// text: SQLite's own arithmetic would go through a float).
 fn held_after(connection: &Connection, change: &WalletChange) -> rusqlite::Result<String> {
     let stored: Option<String> = connection
-        .prepare_cached("SELECT held_balance FROM wallets WHERE wallet_id = ?1")?
+        .prepare_cached("SELECT held_balance FROM wallet_balances WHERE wallet_id = ?1")?
         .query_row([change.wallet_id.as_str()], |row| row.get(0))
         .optional()?;
     let stored = stored
@@ -108,14 +109,14 @@ fn held_after(connection: &Connection, change: &WalletChange) -> rusqlite::Resul
     Ok(held.to_string())
 }
 
-/// Inserts the row of a wallet the batch creates, updates the others.
+/// Inserts the rows of a wallet the batch creates; for the others, updates
+/// the balances' row, and the wallet's own row only when the batch changed
+/// its overdraft limit or status (`read_model_0005.sql`: that row's page is
+/// not written for a credit).
 fn write_change(connection: &Connection, change: &WalletChange) -> rusqlite::Result<()> {
-    let balance = change.balance.to_string();
     let held_balance = held_after(connection, change)?;
     let overdraft_limit = change.overdraft_limit.map(|limit| limit.to_string());
     let status = change.status.map(WalletStatus::as_str);
-    let updated_at = timestamp(&change.updated_at);
-    let version = to_i64(change.version);
     match &change.created {
         Some(Creation {
             owner_id,
@@ -123,39 +124,50 @@ fn write_change(connection: &Connection, change: &WalletChange) -> rusqlite::Res
         }) => {
             connection
                 .prepare_cached(
-                    "INSERT INTO wallets (wallet_id, owner_id, balance, created_at, updated_at, version, \
-                     overdraft_limit, status, held_balance) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, COALESCE(?7, '0.00'), COALESCE(?8, 'ACTIVE'), ?9)",
+                    "INSERT INTO wallets (wallet_id, owner_id, created_at, overdraft_limit, status) \
+                     VALUES (?1, ?2, ?3, COALESCE(?4, '0.00'), COALESCE(?5, 'ACTIVE'))",
                 )?
                 .execute(params![
                     change.wallet_id.as_str(),
                     owner_id.as_str(),
-                    balance,
                     timestamp(created_at),
-                    updated_at,
-                    version,
                     overdraft_limit,
                     status,
-                    held_balance
                 ])?;
-        }
-        None => {
             connection
                 .prepare_cached(
-                    "UPDATE wallets SET balance = ?2, updated_at = ?3, version = ?4, \
-                     overdraft_limit = COALESCE(?5, overdraft_limit), status = COALESCE(?6, status), \
-                     held_balance = ?7 \
-                     WHERE wallet_id = ?1",
+                    "INSERT INTO wallet_balances (wallet_id, balance, held_balance, updated_at, version) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?
                 .execute(params![
                     change.wallet_id.as_str(),
-                    balance,
-                    updated_at,
-                    version,
-                    overdraft_limit,
-                    status,
-                    held_balance
+                    change.balance.to_string(),
+                    held_balance,
+                    timestamp(&change.updated_at),
+                    to_i64(change.version),
                 ])?;
+        }
+        None => {
+            let updated = connection
+                .prepare_cached(
+                    "UPDATE wallet_balances SET balance = ?2, held_balance = ?3, updated_at = ?4, \
+                     version = ?5 WHERE wallet_id = ?1",
+                )?
+                .execute(params![
+                    change.wallet_id.as_str(),
+                    change.balance.to_string(),
+                    held_balance,
+                    timestamp(&change.updated_at),
+                    to_i64(change.version),
+                ])?;
+            if updated == 1 && (overdraft_limit.is_some() || status.is_some()) {
+                connection
+                    .prepare_cached(
+                        "UPDATE wallets SET overdraft_limit = COALESCE(?2, overdraft_limit), \
+                         status = COALESCE(?3, status) WHERE wallet_id = ?1",
+                    )?
+                    .execute(params![change.wallet_id.as_str(), overdraft_limit, status])?;
+            }
         }
     }
     Ok(())
@@ -296,10 +308,11 @@ impl ReadModel for EmbeddedReadModel {
                 let snapshot = connection.unchecked_transaction()?;
                 let rows = snapshot
                     .prepare_cached(
-                        "SELECT wallet_id, owner_id, balance, created_at, updated_at, version, \
-                         overdraft_limit, status, held_balance FROM wallets \
-                         WHERE (?1 IS NULL OR owner_id = ?1) AND wallet_id > ?2 \
-                         ORDER BY wallet_id LIMIT ?3",
+                        "SELECT w.wallet_id, w.owner_id, b.balance, w.created_at, b.updated_at, \
+                         b.version, w.overdraft_limit, w.status, b.held_balance \
+                         FROM wallets w JOIN wallet_balances b ON b.wallet_id = w.wallet_id \
+                         WHERE (?1 IS NULL OR w.owner_id = ?1) AND w.wallet_id > ?2 \
+                         ORDER BY w.wallet_id LIMIT ?3",
                     )?
                     .query_map(params![owner, after, limit], wallet_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()?;

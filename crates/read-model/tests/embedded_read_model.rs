@@ -15,3 +15,103 @@ async fn with_embedded_read_model(scenario: Scenario) {
 }
 
 read_model::read_model_conformance_tests!(with_embedded_read_model);
+
+/// The migrations of a file written before the balances moved to a table
+/// of their own (`read_model_0005.sql`).
+const MIGRATIONS_BEFORE_BALANCE_ROWS: &[&str] = &[
+    include_str!("../../../migrations/embedded/read_model_0001.sql"),
+    include_str!("../../../migrations/embedded/read_model_0002.sql"),
+    include_str!("../../../migrations/embedded/read_model_0003.sql"),
+    include_str!("../../../migrations/embedded/read_model_0004.sql"),
+];
+
+/// A file of the schema before `read_model_0005.sql` lists, once opened, the
+/// same wallets with the same values, and keeps its checkpoint.
+#[tokio::test]
+async fn a_read_model_file_from_before_the_balance_rows_lists_the_same_wallets() {
+    use chrono::{DateTime, Utc};
+    use read_model::{ReadModel, WalletListQuery, WalletView};
+    use rust_decimal::Decimal;
+    use wallet_domain::{Balance, OwnerId, WalletId, WalletStatus};
+
+    let directory = TempDir::new().expect("tempdir");
+    {
+        let mut connection =
+            rusqlite::Connection::open(directory.path().join("read_model.db")).expect("open");
+        embedded_sqlite::migrate(&mut connection, MIGRATIONS_BEFORE_BALANCE_ROWS)
+            .expect("old schema");
+        connection
+            .execute_batch(
+                "INSERT INTO wallets (wallet_id, owner_id, balance, created_at, updated_at, \
+                 version, overdraft_limit, status, held_balance) VALUES \
+                 ('a-1', 'alice', '10.50', '2026-01-02T03:04:05.006Z', \
+                  '2026-02-03T04:05:06.007Z', 7, '0.00', 'ACTIVE', '2.25'), \
+                 ('b-1', 'bob', '-5.00', '2026-01-02T03:04:05.000Z', \
+                  '2026-01-02T03:04:05.000Z', 3, '20.00', 'FROZEN', '0.00'), \
+                 ('a-2', 'alice', '0.00', '2026-03-01T00:00:00.999Z', \
+                  '2026-03-02T00:00:00.001Z', 2, '0.00', 'CLOSED', '0.00'); \
+                 INSERT INTO projection_checkpoint (id, position) VALUES (1, 41);",
+            )
+            .expect("old rows");
+    }
+    let read_model = EmbeddedReadModel::open(directory.path()).expect("migrated");
+
+    let time = |text: &str| text.parse::<DateTime<Utc>>().expect("time");
+    let balance =
+        |text: &str| Balance::try_from(text.parse::<Decimal>().expect("decimal")).expect("balance");
+    let view =
+        |id: &str, owner: &str, money: [&str; 3], status, at: [&str; 2], version| WalletView {
+            id: WalletId::parse(id).expect("id"),
+            owner_id: OwnerId::parse(owner).expect("owner"),
+            balance: balance(money[0]),
+            held_balance: balance(money[1]),
+            overdraft_limit: balance(money[2]),
+            status,
+            created_at: time(at[0]),
+            updated_at: time(at[1]),
+            version,
+        };
+    let alice = [
+        view(
+            "a-1",
+            "alice",
+            ["10.50", "2.25", "0.00"],
+            WalletStatus::Active,
+            ["2026-01-02T03:04:05.006Z", "2026-02-03T04:05:06.007Z"],
+            7,
+        ),
+        view(
+            "a-2",
+            "alice",
+            ["0.00", "0.00", "0.00"],
+            WalletStatus::Closed,
+            ["2026-03-01T00:00:00.999Z", "2026-03-02T00:00:00.001Z"],
+            2,
+        ),
+    ];
+    let bob = view(
+        "b-1",
+        "bob",
+        ["-5.00", "0.00", "20.00"],
+        WalletStatus::Frozen,
+        ["2026-01-02T03:04:05.000Z", "2026-01-02T03:04:05.000Z"],
+        3,
+    );
+    let list = |owner: Option<&str>| WalletListQuery {
+        owner_id: owner.map(|owner| OwnerId::parse(owner).expect("owner")),
+        limit: 10,
+        ..WalletListQuery::default()
+    };
+    assert_eq!(
+        read_model.list_wallets(list(None)).await.expect("all"),
+        vec![alice[0].clone(), alice[1].clone(), bob.clone()]
+    );
+    assert_eq!(
+        read_model
+            .list_wallets(list(Some("alice")))
+            .await
+            .expect("alice's"),
+        alice.to_vec()
+    );
+    assert_eq!(read_model.checkpoint().await.expect("checkpoint"), 41);
+}
