@@ -616,6 +616,19 @@ pub async fn reference_entries_show_every_account_of_a_transfer(ledger: Arc<dyn 
         .await
         .expect("entries")
         .is_empty());
+    // A transfer half's own id is no reference: its reference is the
+    // transfer's (h128 found the embedded ledger answering it).
+    for half in [&sent, &received] {
+        let half_id = half.event.event_id.to_string();
+        assert!(
+            ledger
+                .reference_entries(&half_id)
+                .await
+                .expect("entries")
+                .is_empty(),
+            "{half_id}"
+        );
+    }
 }
 
 pub async fn delivering_a_batch_twice_posts_it_once_and_the_checkpoint_holds(

@@ -208,14 +208,16 @@ fn read_failed(error: SqliteError) -> LedgerError {
     }
 }
 
-/// The transactions of a reference: an operation's own (its reference is
-/// its id) through the transaction id's index, a transfer's or a hold's
-/// through the reference index, which holds only references that are not the
-/// transaction's id (`ledger_0006.sql`).
+/// The transactions whose reference is `reference_id`: an operation whose
+/// reference is its own id through the transaction id's index, a transfer's
+/// halves or a hold's transactions through the reference index, which holds
+/// only references that are not the transaction's id (`ledger_0006.sql`).
+/// A transfer half's own id finds nothing, as on PostgreSQL.
 fn by_reference(reference_id: Uuid) -> Selection {
     let reference_id = reference_id.to_string();
     Selection::default().with_values(
-        "(t.transaction_id = ? OR (t.reference_id = ? AND t.reference_id <> t.transaction_id))",
+        "((t.transaction_id = ? AND t.reference_id = t.transaction_id) \
+         OR (t.reference_id = ? AND t.reference_id <> t.transaction_id))",
         [Value::Text(reference_id.clone()), Value::Text(reference_id)],
     )
 }
