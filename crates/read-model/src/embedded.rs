@@ -109,6 +109,14 @@ fn held_after(connection: &Connection, change: &WalletChange) -> rusqlite::Resul
     Ok(held.to_string())
 }
 
+/// A new wallet's balances row: `?1` wallet id, `?2` balance, `?3` held
+/// balance, `?4` update time, `?5` version.
+const INSERT_BALANCES: &str = "INSERT INTO wallet_balances \
+     (wallet_id, balance, held_balance, updated_at, version) VALUES (?1, ?2, ?3, ?4, ?5)";
+/// [`INSERT_BALANCES`]'s values written over a wallet's balances row.
+const UPDATE_BALANCES: &str = "UPDATE wallet_balances \
+     SET balance = ?2, held_balance = ?3, updated_at = ?4, version = ?5 WHERE wallet_id = ?1";
+
 /// Inserts the rows of a wallet the batch creates; for the others, updates
 /// the balances' row, and the wallet's own row only when the batch changed
 /// its overdraft limit or status (`read_model_0005.sql`: that row's page is
@@ -117,58 +125,42 @@ fn write_change(connection: &Connection, change: &WalletChange) -> rusqlite::Res
     let held_balance = held_after(connection, change)?;
     let overdraft_limit = change.overdraft_limit.map(|limit| limit.to_string());
     let status = change.status.map(WalletStatus::as_str);
-    match &change.created {
-        Some(Creation {
-            owner_id,
-            created_at,
-        }) => {
-            connection
-                .prepare_cached(
-                    "INSERT INTO wallets (wallet_id, owner_id, created_at, overdraft_limit, status) \
-                     VALUES (?1, ?2, ?3, COALESCE(?4, '0.00'), COALESCE(?5, 'ACTIVE'))",
-                )?
-                .execute(params![
-                    change.wallet_id.as_str(),
-                    owner_id.as_str(),
-                    timestamp(created_at),
-                    overdraft_limit,
-                    status,
-                ])?;
-            connection
-                .prepare_cached(
-                    "INSERT INTO wallet_balances (wallet_id, balance, held_balance, updated_at, version) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![
-                    change.wallet_id.as_str(),
-                    change.balance.to_string(),
-                    held_balance,
-                    timestamp(&change.updated_at),
-                    to_i64(change.version),
-                ])?;
-        }
-        None => {
-            let updated = connection
-                .prepare_cached(
-                    "UPDATE wallet_balances SET balance = ?2, held_balance = ?3, updated_at = ?4, \
-                     version = ?5 WHERE wallet_id = ?1",
-                )?
-                .execute(params![
-                    change.wallet_id.as_str(),
-                    change.balance.to_string(),
-                    held_balance,
-                    timestamp(&change.updated_at),
-                    to_i64(change.version),
-                ])?;
-            if updated == 1 && (overdraft_limit.is_some() || status.is_some()) {
-                connection
-                    .prepare_cached(
-                        "UPDATE wallets SET overdraft_limit = COALESCE(?2, overdraft_limit), \
-                         status = COALESCE(?3, status) WHERE wallet_id = ?1",
-                    )?
-                    .execute(params![change.wallet_id.as_str(), overdraft_limit, status])?;
-            }
-        }
+    if let Some(Creation {
+        owner_id,
+        created_at,
+    }) = &change.created
+    {
+        connection
+            .prepare_cached(
+                "INSERT INTO wallets (wallet_id, owner_id, created_at, overdraft_limit, status) \
+                 VALUES (?1, ?2, ?3, COALESCE(?4, '0.00'), COALESCE(?5, 'ACTIVE'))",
+            )?
+            .execute(params![
+                change.wallet_id.as_str(),
+                owner_id.as_str(),
+                timestamp(created_at),
+                overdraft_limit,
+                status,
+            ])?;
+    }
+    let balances = match change.created {
+        Some(_) => INSERT_BALANCES,
+        None => UPDATE_BALANCES,
+    };
+    let written = connection.prepare_cached(balances)?.execute(params![
+        change.wallet_id.as_str(),
+        change.balance.to_string(),
+        held_balance,
+        timestamp(&change.updated_at),
+        to_i64(change.version),
+    ])?;
+    if change.created.is_none() && written == 1 && (overdraft_limit.is_some() || status.is_some()) {
+        connection
+            .prepare_cached(
+                "UPDATE wallets SET overdraft_limit = COALESCE(?2, overdraft_limit), \
+                 status = COALESCE(?3, status) WHERE wallet_id = ?1",
+            )?
+            .execute(params![change.wallet_id.as_str(), overdraft_limit, status])?;
     }
     Ok(())
 }
