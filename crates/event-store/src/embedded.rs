@@ -3,8 +3,8 @@
 //! The writer thread takes appends from a bounded queue and commits as many as
 //! are waiting (up to [`GROUP_COMMIT_BATCH_MAX`]; after a busy group, also
 //! those that arrive in a short pause: the `gathering` module) in one
-//! transaction, each in its own savepoint: one fsync serves the whole group, and one append's
-//! conflict rolls back only that append. A caller is answered only after the
+//! transaction, each in its own savepoint: one fsync serves the whole group,
+//! and one append's conflict rolls back only that append. A caller is answered only after the
 //! commit that holds its events has returned, so a 2xx is never lost.
 
 use std::path::Path;
