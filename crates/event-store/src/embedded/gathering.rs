@@ -38,10 +38,9 @@ pub(super) fn commit_delay(previous_appends: usize) -> Option<Duration> {
 pub(super) fn gather<T>(
     queue: &mut mpsc::Receiver<T>,
     room: usize,
-    delay: Option<Duration>,
+    mut delay: Option<Duration>,
     mut take: impl FnMut(T) -> bool,
 ) {
-    let mut delay = delay;
     for _ in 0..room {
         let job = match queue.try_recv() {
             Ok(job) => job,
