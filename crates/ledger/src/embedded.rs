@@ -350,7 +350,9 @@ impl Selection {
         sql
     }
 
-    fn select(self, connection: &Connection) -> rusqlite::Result<Vec<LedgerEntry>> {
+    /// The whole statement, `WITH picked …` first when there are words,
+    /// and its values in order.
+    fn sql(self) -> (String, Vec<Value>) {
         let mut values = Vec::new();
         let mut sql = String::new();
         let mut conditions = self.conditions.clone();
@@ -371,6 +373,11 @@ impl Selection {
             values.push(Value::Integer(limit));
             values.push(Value::Integer(offset));
         }
+        (sql, values)
+    }
+
+    fn select(self, connection: &Connection) -> rusqlite::Result<Vec<LedgerEntry>> {
+        let (sql, values) = self.sql();
         let mut statement = connection.prepare_cached(&sql)?;
         let entries = statement
             .query_map(params_from_iter(values), entry_row)?
@@ -708,16 +715,14 @@ mod tests {
     use super::*;
     use crate::TransactionType;
 
+    /// SQLite's plan of the statement `selection` runs, one step a line.
     fn plan(selection: Selection) -> String {
         let mut connection = Connection::open_in_memory().expect("in memory");
         embedded_sqlite::migrate(&mut connection, MIGRATIONS).expect("schema");
-        let mut values = Vec::new();
-        let mut sql = String::from("EXPLAIN QUERY PLAN ");
-        if let Some(words) = &selection.words {
-            sql.push_str(&selection.picked(words, &mut values));
-        }
-        sql.push_str("SELECT e.line FROM ledger_entries e WHERE e.position IN picked");
-        let mut statement = connection.prepare(&sql).expect("plan");
+        let (sql, values) = selection.sql();
+        let mut statement = connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("plan");
         let plan: Vec<String> = statement
             .query_map(params_from_iter(values), |row| row.get(3))
             .expect("rows")
@@ -730,20 +735,7 @@ mod tests {
     /// and the partial reference index, never a table whole.
     #[test]
     fn a_reference_is_read_through_both_indexes() {
-        let mut connection = Connection::open_in_memory().expect("in memory");
-        embedded_sqlite::migrate(&mut connection, MIGRATIONS).expect("schema");
-        let selection = by_reference(Uuid::now_v7());
-        let sql = format!(
-            "EXPLAIN QUERY PLAN {ENTRY_COLUMNS} WHERE {}",
-            selection.conditions.join(" AND ")
-        );
-        let mut statement = connection.prepare(&sql).expect("plan");
-        let plan = statement
-            .query_map(params_from_iter(selection.values), |row| row.get(3))
-            .expect("rows")
-            .collect::<rusqlite::Result<Vec<String>>>()
-            .expect("plan rows")
-            .join("\n");
+        let plan = plan(by_reference(Uuid::now_v7()));
         assert!(
             plan.contains("sqlite_autoindex_ledger_transactions_1"),
             "{plan}"

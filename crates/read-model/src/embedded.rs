@@ -85,28 +85,44 @@ fn write_expiring_holds(connection: &Connection, plan: &Plan) -> rusqlite::Resul
     Ok(())
 }
 
-fn stored_version(connection: &Connection, wallet_id: &WalletId) -> rusqlite::Result<u64> {
-    let version: Option<i64> = connection
-        .prepare_cached("SELECT version FROM wallet_balances WHERE wallet_id = ?1")?
-        .query_row([wallet_id.as_str()], |row| row.get(0))
-        .optional()?;
-    Ok(version.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
+/// What a wallet's balances row holds when a batch starts: the version the
+/// projection reached and the held balance, exact (the column is text:
+/// SQLite's own arithmetic would go through a float). A wallet without a
+/// row is at version 0 with nothing held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct StoredBalances {
+    version: u64,
+    held: Decimal,
 }
 
-/// The stored held balance plus the batch's change, exact (the column is
-/// text: SQLite's own arithmetic would go through a float).
-fn held_after(connection: &Connection, change: &WalletChange) -> rusqlite::Result<String> {
-    let stored: Option<String> = connection
-        .prepare_cached("SELECT held_balance FROM wallet_balances WHERE wallet_id = ?1")?
-        .query_row([change.wallet_id.as_str()], |row| row.get(0))
+/// The wallet's [`StoredBalances`], in one lookup of its row; `Corrupt`
+/// when the row holds a version or held balance no build writes.
+fn stored_balances(
+    connection: &Connection,
+    wallet_id: &WalletId,
+) -> rusqlite::Result<Result<StoredBalances, ReadModelError>> {
+    let row: Option<(i64, String)> = connection
+        .prepare_cached("SELECT version, held_balance FROM wallet_balances WHERE wallet_id = ?1")?
+        .query_row([wallet_id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
-    let stored = stored
-        .as_deref()
-        .and_then(|text| Decimal::from_str(text).ok())
-        .unwrap_or(Decimal::ZERO);
+    let Some((version, held)) = row else {
+        return Ok(Ok(StoredBalances::default()));
+    };
+    let corrupt = |what: &str| ReadModelError::Corrupt(format!("wallet {wallet_id}: {what}"));
+    let Ok(version) = u64::try_from(version) else {
+        return Ok(Err(corrupt("version")));
+    };
+    let Ok(held) = Decimal::from_str(&held) else {
+        return Ok(Err(corrupt("held balance")));
+    };
+    Ok(Ok(StoredBalances { version, held }))
+}
+
+/// The held balance after the batch's change, at the money scale.
+fn held_after(stored: Decimal, change: &WalletChange) -> String {
     let mut held = stored + change.held_change;
     held.rescale(wallet_domain::money::MONEY_SCALE);
-    Ok(held.to_string())
+    held.to_string()
 }
 
 /// A new wallet's balances row: `?1` wallet id, `?2` balance, `?3` held
@@ -121,8 +137,12 @@ const UPDATE_BALANCES: &str = "UPDATE wallet_balances \
 /// the balances' row, and the wallet's own row only when the batch changed
 /// its overdraft limit or status (`read_model_0005.sql`: that row's page is
 /// not written for a credit).
-fn write_change(connection: &Connection, change: &WalletChange) -> rusqlite::Result<()> {
-    let held_balance = held_after(connection, change)?;
+fn write_change(
+    connection: &Connection,
+    change: &WalletChange,
+    held_before: Decimal,
+) -> rusqlite::Result<()> {
+    let held_balance = held_after(held_before, change);
     let overdraft_limit = change.overdraft_limit.map(|limit| limit.to_string());
     let status = change.status.map(WalletStatus::as_str);
     if let Some(Creation {
@@ -173,18 +193,24 @@ fn apply_batch(
     checkpoint: Option<u64>,
 ) -> rusqlite::Result<ApplyResult> {
     let transaction = connection.transaction()?;
-    let mut stored = HashMap::new();
+    let mut versions = HashMap::new();
+    let mut held = HashMap::new();
     for wallet_id in touched_wallets(events) {
-        let version = stored_version(&transaction, &wallet_id)?;
-        stored.insert(wallet_id, version);
-    }
-    let plan = match plan(events, &stored) {
-        Ok(plan) => plan,
         // Dropping the transaction rolls it back: nothing of the batch is kept.
+        let stored = match stored_balances(&transaction, &wallet_id)? {
+            Ok(stored) => stored,
+            Err(corrupt) => return Ok(Err(corrupt)),
+        };
+        versions.insert(wallet_id.clone(), stored.version);
+        held.insert(wallet_id, stored.held);
+    }
+    let plan = match plan(events, &versions) {
+        Ok(plan) => plan,
         Err(gap) => return Ok(Err(gap)),
     };
     for change in &plan.changes {
-        write_change(&transaction, change)?;
+        let held_before = held.get(&change.wallet_id).copied().unwrap_or_default();
+        write_change(&transaction, change, held_before)?;
     }
     write_expiring_holds(&transaction, &plan)?;
     // Never backwards: a late redelivery of an older batch must not make the

@@ -115,3 +115,51 @@ async fn a_read_model_file_from_before_the_balance_rows_lists_the_same_wallets()
     );
     assert_eq!(read_model.checkpoint().await.expect("checkpoint"), 41);
 }
+
+/// A balances row whose held balance no build writes refuses the next batch
+/// on its wallet as `Corrupt`, with nothing of the batch kept: the held
+/// balance is not taken as zero and written over.
+#[tokio::test]
+async fn an_unreadable_held_balance_refuses_the_batch_and_keeps_nothing() {
+    use read_model::conformance::Streams;
+    use read_model::{ReadModel, ReadModelError};
+
+    let directory = TempDir::new().expect("tempdir");
+    let read_model = EmbeddedReadModel::open(directory.path()).expect("read model opens");
+    let mut streams = Streams::default();
+    let created = [
+        streams.create("w-1", "alice", 1_000),
+        streams.hold_placed("w-1", "h-1", 250),
+    ];
+    read_model.apply(&created, Some(2)).await.expect("created");
+    {
+        let connection =
+            rusqlite::Connection::open(directory.path().join("read_model.db")).expect("open");
+        connection
+            .execute(
+                "UPDATE wallet_balances SET held_balance = 'two fifty' WHERE wallet_id = 'w-1'",
+                [],
+            )
+            .expect("row damaged");
+    }
+    let credit = [streams.credit("w-1", 500)];
+    let refused = read_model.apply(&credit, Some(3)).await;
+    assert!(
+        matches!(&refused, Err(ReadModelError::Corrupt(reason)) if reason.contains("held balance")),
+        "{refused:?}"
+    );
+    assert_eq!(read_model.checkpoint().await.expect("checkpoint"), 2);
+    let connection =
+        rusqlite::Connection::open(directory.path().join("read_model.db")).expect("open");
+    let (balance, held, version): (String, String, i64) = connection
+        .query_row(
+            "SELECT balance, held_balance, version FROM wallet_balances WHERE wallet_id = 'w-1'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .expect("row");
+    assert_eq!(
+        (balance.as_str(), held.as_str(), version),
+        ("10.00", "two fifty", 2)
+    );
+}
