@@ -479,7 +479,7 @@ type RawRequest = fn(&str) -> String;
 #[tokio::test]
 async fn a_request_that_is_not_well_formed_http_is_the_documented_bodiless_400() {
     let app = spawn_app().await;
-    let malformed: [(&str, RawRequest); 3] = [
+    let malformed: [(&str, RawRequest); 6] = [
         ("no Host", |_| "GET /health HTTP/1.1\r\n\r\n".to_owned()),
         ("two framings", |authority| {
             let body = r#"{"walletId":"framed","ownerId":"o1"}"#;
@@ -492,6 +492,22 @@ async fn a_request_that_is_not_well_formed_http_is_the_documented_bodiless_400()
         ("a header without a colon", |authority| {
             format!("GET /health HTTP/1.1\r\nHost: {authority}\r\nNoColon\r\n\r\n")
         }),
+        // Bytes RFC 3986 has percent-encoded, sent as they are (curl sends
+        // what it is given); `?q=caf%C3%A9` is the same query, and is served.
+        ("UTF-8 unencoded in the query", |authority| {
+            format!("GET /transactions?q=caf\u{e9} HTTP/1.1\r\nHost: {authority}\r\n\r\n")
+        }),
+        ("a quote unencoded in the query", |authority| {
+            let body = r#"{"walletId":"quoted","ownerId":"o1"}"#;
+            format!(
+                "POST /wallets?src=\"x\" HTTP/1.1\r\nHost: {authority}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        }),
+        ("angle brackets unencoded in the path", |authority| {
+            format!("GET /wallets/<w> HTTP/1.1\r\nHost: {authority}\r\n\r\n")
+        }),
     ];
     for (what, request) in malformed {
         let (answer, _) = answer_to_raw(
@@ -502,16 +518,28 @@ async fn a_request_that_is_not_well_formed_http_is_the_documented_bodiless_400()
         .await;
         assert!(answer.starts_with("HTTP/1.1 400"), "{what}: {answer}");
     }
-    // The request with two framings created nothing.
-    let (status, _) = json_of(app.get("/wallets/framed").send().await.expect("sent")).await;
-    assert_eq!(status, 404);
+    // Neither the request with two framings nor the one with a quote in
+    // its query created anything.
+    for created in ["/wallets/framed", "/wallets/quoted"] {
+        let (status, _) = json_of(app.get(created).send().await.expect("sent")).await;
+        assert_eq!(status, 404, "{created}");
+    }
+    let (status, _) = json_of(
+        app.get("/transactions?q=caf%C3%A9")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, 200);
     let (_, document) = json_of(app.get("/openapi.json").send().await.expect("sent")).await;
     for (path, method) in [("/health", "get"), ("/wallets", "post")] {
         let description = document["paths"][path][method]["responses"]["400"]["description"]
             .as_str()
             .unwrap_or_default();
         assert!(
-            description.contains("not well-formed HTTP/1.1"),
+            description.contains("not well-formed HTTP/1.1")
+                && description.contains("must percent-encode"),
             "{method} {path}: {description}"
         );
     }
