@@ -8,7 +8,8 @@
 //! it), and the server scavenges older snapshots. A snapshot is only ever
 //! appended after the newest one, at the revision read (two writers racing:
 //! the loser's append fails its expected revision and is dropped, as a
-//! snapshot is a cache); one at the same or a lower version is not written.
+//! snapshot is a cache); one at a lower version is not written, one at the
+//! same version is (its writer found the stored one unusable).
 //! Snapshot streams are outside the wallet prefix, so the relay never sees
 //! them.
 
@@ -88,8 +89,9 @@ pub(crate) async fn newest(
     }
 }
 
-/// Appends `snapshot` after the newest one unless that one is at the same or
-/// a later version. A writer that lost a race to another is not an error.
+/// Appends `snapshot` after the newest one unless that one is at a later
+/// version (one at the same version is replaced: its writer found it
+/// unusable). A writer that lost a race to another is not an error.
 pub(crate) async fn save(
     client: &Client,
     names: &StreamNames,
@@ -97,7 +99,7 @@ pub(crate) async fn save(
 ) -> Result<(), KurrentDbError> {
     let stream = names.snapshot_stream(&snapshot.wallet_id);
     let expected = match newest(client, names, &snapshot.wallet_id).await? {
-        Some((_, stored)) if stored.version >= snapshot.version => return Ok(()),
+        Some((_, stored)) if stored.version > snapshot.version => return Ok(()),
         Some((revision, _)) => StreamState::StreamRevision(revision),
         None => {
             let metadata = StreamMetadata::builder().max_count(SNAPSHOTS_KEPT).build();

@@ -18,6 +18,7 @@ use embedded_sqlite::{
     Durability, FilePlace, ReadPool, SqliteError,
 };
 use observability::LogThrottle;
+use rusqlite::types::ValueRef;
 use rusqlite::{
     params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
 };
@@ -571,7 +572,11 @@ fn commit_group(
     }
 }
 
-/// Stores `snapshot` unless the stream's stored one is as new or newer.
+/// Stores `snapshot` unless the stream's stored one is newer. One at the
+/// same version replaces it: a writer saves a snapshot at a version it has
+/// saved already only when it found the stored one unusable (it read the
+/// stream whole), and an unusable one left in place would be read past, the
+/// whole stream, at every load.
 fn keep_snapshot(connection: &Connection, snapshot: &StreamSnapshot) -> rusqlite::Result<()> {
     connection
         .prepare_cached(
@@ -579,7 +584,7 @@ fn keep_snapshot(connection: &Connection, snapshot: &StreamSnapshot) -> rusqlite
              VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, \
              last_event_id = excluded.last_event_id, state = excluded.state \
-             WHERE excluded.version > snapshots.version",
+             WHERE excluded.version >= snapshots.version",
         )?
         .execute(params![
             snapshot.wallet_id.as_str(),
@@ -980,11 +985,21 @@ impl EventStore for EmbeddedEventStore {
                         "SELECT version, last_event_id, state FROM snapshots WHERE stream_id = ?1",
                     )?
                     .query_row([stream_id], |row| {
-                        Ok((
-                            row.get::<_, i64>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, String>(2)?,
-                        ))
+                        // Read as they are stored: a column of another type
+                        // (or TEXT that is not UTF-8) is `None`, not an error.
+                        let version = match row.get_ref(0)? {
+                            ValueRef::Integer(version) => Some(version),
+                            _ => None,
+                        };
+                        let text = |column| -> rusqlite::Result<Option<String>> {
+                            Ok(match row.get_ref(column)? {
+                                ValueRef::Text(text) => {
+                                    std::str::from_utf8(text).ok().map(str::to_owned)
+                                }
+                                _ => None,
+                            })
+                        };
+                        Ok((version, text(1)?, text(2)?))
                     })
                     .optional()
             })
@@ -992,12 +1007,20 @@ impl EventStore for EmbeddedEventStore {
         let Some((version, last_event_id, state)) = row else {
             return Ok(None);
         };
+        // A row of other types than this store writes (a cache row, not the
+        // truth): unusable, and the stream is read instead.
+        let corrupt = |version| StoreError::CorruptSnapshot {
+            wallet_id: wallet_id.clone(),
+            version,
+        };
+        let Some(version) = version else {
+            return Err(corrupt(0));
+        };
         let version = to_u64(version);
-        let last_event_id =
-            Uuid::parse_str(&last_event_id).map_err(|_| StoreError::CorruptSnapshot {
-                wallet_id: wallet_id.clone(),
-                version,
-            })?;
+        let (Some(last_event_id), Some(state)) = (last_event_id, state) else {
+            return Err(corrupt(version));
+        };
+        let last_event_id = Uuid::parse_str(&last_event_id).map_err(|_| corrupt(version))?;
         Ok(Some(StreamSnapshot {
             wallet_id: wallet_id.clone(),
             version,

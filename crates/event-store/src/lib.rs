@@ -389,9 +389,11 @@ pub trait EventStore: Send + Sync {
         Ok(None)
     }
 
-    /// Keeps `snapshot` unless the store holds one of the stream at the same
-    /// or a later version. The caller folded it from stored events only. The
-    /// default keeps nothing.
+    /// Keeps `snapshot` unless the store holds one of the stream at a later
+    /// version; one at the same version is replaced (a caller saves a
+    /// version again only when it found the stored one unusable: h131 F5).
+    /// The caller folded it from stored events only. The default keeps
+    /// nothing.
     async fn save_snapshot(&self, _snapshot: StreamSnapshot) -> Result<(), StoreError> {
         Ok(())
     }

@@ -616,6 +616,56 @@ async fn a_snapshot_that_disagrees_with_its_stream_is_passed_over_for_the_whole_
     assert!(tail.events.is_empty(), "nothing after the snapshot");
 }
 
+/// h131 F4: a snapshot row whose columns are of other types than the store
+/// writes (state as a BLOB or as TEXT that is not UTF-8, a version that is
+/// text, a last event id that is a BLOB) locked its wallet: every read and
+/// command answered 503. Such a row is unusable, and the stream is read whole.
+#[tokio::test]
+async fn a_snapshot_row_of_other_column_types_is_passed_over_for_the_whole_stream() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedEventStore::open(directory.path()).expect("open");
+    let w = wallet("w-typed");
+    let mut history = vec![created(&w)];
+    store
+        .append(single(&w, 0, history[0].clone()))
+        .await
+        .expect("append");
+    credit_once(&store, &mut history).await;
+    store
+        .save_snapshot(snapshot_at(&history, &folded(&history)))
+        .await
+        .expect("saved");
+    let tail = read_tail(&store, &w).await.expect("read");
+    assert!(tail.base_last_event_id.is_some(), "the snapshot is used");
+
+    let editor =
+        rusqlite::Connection::open(directory.path().join("events.db")).expect("a connection");
+    for edit in [
+        "UPDATE snapshots SET state = CAST(state AS BLOB) WHERE stream_id = 'w-typed'",
+        "UPDATE snapshots SET state = CAST(x'7b22ff80' AS TEXT) WHERE stream_id = 'w-typed'",
+        "UPDATE snapshots SET version = 'abc' WHERE stream_id = 'w-typed'",
+        "UPDATE snapshots SET version = 1.5 WHERE stream_id = 'w-typed'",
+        "UPDATE snapshots SET last_event_id = x'00ff' WHERE stream_id = 'w-typed'",
+    ] {
+        let saved: (i64, String, String) = editor
+            .query_row(
+                "SELECT version, last_event_id, state FROM snapshots WHERE stream_id = 'w-typed'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .expect("the saved row");
+        editor.execute(edit, []).expect(edit);
+        assert_read_whole(&store, &history).await;
+        editor
+            .execute(
+                "UPDATE snapshots SET version = ?1, last_event_id = ?2, state = ?3 \
+                 WHERE stream_id = 'w-typed'",
+                rusqlite::params![saved.0, saved.1, saved.2],
+            )
+            .expect("restored");
+    }
+}
+
 /// h97 F2: the writer went on committing into an events.db its readers had
 /// found damaged. A damage any reader or writer of the file marks (here a
 /// pool of the test's own, as a read that met `SQLITE_CORRUPT` does) refuses

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use embedded_sqlite::{Durability, ReadPool, SharedWriter, SqliteError};
 use event_store::RecordedEvent;
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 use rust_decimal::Decimal;
 use wallet_domain::{Balance, OwnerId, WalletId, WalletStatus};
@@ -49,6 +50,30 @@ impl EmbeddedReadModel {
         let writer = SharedWriter::open(&path, MIGRATIONS, Durability::Replayable)?;
         let readers = ReadPool::open(&path)?;
         Ok(Self { writer, readers })
+    }
+
+    /// `error` as the damage it is when a row of the file does not read back
+    /// as this build writes it (`Corrupt`: a value, or a column type, no
+    /// build writes). The file is marked damaged
+    /// ([`embedded_sqlite::FilePlace::mark_damaged`]): its routes answer 503
+    /// naming it, `/health` reports it, and the projection waits, nothing
+    /// dead-lettered, until the file is moved out and rebuilt from the log.
+    fn damage_if_corrupt(&self, error: ReadModelError) -> ReadModelError {
+        match error {
+            ReadModelError::Corrupt(detail) => self.writer.place().mark_damaged(detail).into(),
+            other => other,
+        }
+    }
+}
+
+/// A storage error of the file, `Corrupt` when a column did not read as the
+/// type this build writes into it.
+fn unreadable_or(error: SqliteError) -> ReadModelError {
+    match error {
+        SqliteError::Sqlite(
+            rusqlite::Error::InvalidColumnType(..) | rusqlite::Error::FromSqlConversionFailure(..),
+        ) => ReadModelError::Corrupt(error.to_string()),
+        other => other.into(),
     }
 }
 
@@ -101,18 +126,33 @@ fn stored_balances(
     connection: &Connection,
     wallet_id: &WalletId,
 ) -> rusqlite::Result<Result<StoredBalances, ReadModelError>> {
-    let row: Option<(i64, String)> = connection
+    let row: Option<(Option<i64>, Option<String>)> = connection
         .prepare_cached("SELECT version, held_balance FROM wallet_balances WHERE wallet_id = ?1")?
-        .query_row([wallet_id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row([wallet_id.as_str()], |row| {
+            // As stored: another column type is `None`, not an error that
+            // would stop every wallet's batches.
+            let version = match row.get_ref(0)? {
+                ValueRef::Integer(version) => Some(version),
+                _ => None,
+            };
+            let held = match row.get_ref(1)? {
+                ValueRef::Text(text) => std::str::from_utf8(text).ok().map(str::to_owned),
+                _ => None,
+            };
+            Ok((version, held))
+        })
         .optional()?;
     let Some((version, held)) = row else {
         return Ok(Ok(StoredBalances::default()));
     };
     let corrupt = |what: &str| ReadModelError::Corrupt(format!("wallet {wallet_id}: {what}"));
-    let Ok(version) = u64::try_from(version) else {
+    let Some(version) = version.and_then(|version| u64::try_from(version).ok()) else {
         return Ok(Err(corrupt("version")));
     };
-    let Ok(held) = Decimal::from_str(&held) else {
+    let Some(held) = held
+        .and_then(|held| Decimal::from_str(&held).ok())
+        .filter(|held| *held >= Decimal::ZERO)
+    else {
         return Ok(Err(corrupt("held balance")));
     };
     Ok(Ok(StoredBalances { version, held }))
@@ -292,6 +332,7 @@ impl ReadModel for EmbeddedReadModel {
         self.writer
             .write(move |connection| apply_batch(connection, &events, checkpoint))
             .await?
+            .map_err(|error| self.damage_if_corrupt(error))
     }
 
     async fn checkpoint(&self) -> Result<u64, ReadModelError> {
@@ -348,21 +389,23 @@ impl ReadModel for EmbeddedReadModel {
                 };
                 Ok((rows, due))
             })
-            .await?;
+            .await
+            .map_err(|error| self.damage_if_corrupt(unreadable_or(error)))?;
         let mut views = rows
             .into_iter()
             .map(to_view)
-            .collect::<Result<Vec<_>, _>>()?;
-        let due = due
-            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| self.damage_if_corrupt(error))?;
+        due.into_iter()
             .map(|(wallet_id, amount)| match Decimal::from_str(&amount) {
                 Ok(amount) => Ok((wallet_id, amount)),
                 Err(_) => Err(ReadModelError::Corrupt(format!(
                     "an expiring hold of {wallet_id}: amount {amount:?}"
                 ))),
             })
-            .collect::<Result<Vec<_>, ReadModelError>>()?;
-        release_due(&mut views, due)?;
+            .collect::<Result<Vec<_>, ReadModelError>>()
+            .and_then(|due| release_due(&mut views, due))
+            .map_err(|error| self.damage_if_corrupt(error))?;
         Ok(views)
     }
 }

@@ -116,50 +116,75 @@ async fn a_read_model_file_from_before_the_balance_rows_lists_the_same_wallets()
     assert_eq!(read_model.checkpoint().await.expect("checkpoint"), 41);
 }
 
-/// A balances row whose held balance no build writes refuses the next batch
-/// on its wallet as `Corrupt`, with nothing of the batch kept: the held
-/// balance is not taken as zero and written over.
+/// A balances row holding what no build writes (h131 F1, F2: a held balance
+/// that is not a number or below zero, a version below zero or of another
+/// type) marks the file damaged at the next batch on its wallet: nothing of
+/// the batch is kept, the row is not taken as zero and written over, no
+/// other wallet's batches are stopped by an error that would retry forever,
+/// and the list answers `Damaged` (503 naming the file) rather than 500.
 #[tokio::test]
-async fn an_unreadable_held_balance_refuses_the_batch_and_keeps_nothing() {
+async fn a_balances_row_no_build_writes_marks_the_file_damaged_and_keeps_nothing() {
     use read_model::conformance::Streams;
-    use read_model::{ReadModel, ReadModelError};
+    use read_model::{ReadModel, ReadModelError, WalletListQuery};
 
-    let directory = TempDir::new().expect("tempdir");
-    let read_model = EmbeddedReadModel::open(directory.path()).expect("read model opens");
-    let mut streams = Streams::default();
-    let created = [
-        streams.create("w-1", "alice", 1_000),
-        streams.hold_placed("w-1", "h-1", 250),
-    ];
-    read_model.apply(&created, Some(2)).await.expect("created");
-    {
-        let connection =
-            rusqlite::Connection::open(directory.path().join("read_model.db")).expect("open");
-        connection
+    for (edit, what) in [
+        ("held_balance = 'two fifty'", "held balance"),
+        ("held_balance = '-5.00'", "held balance"),
+        ("held_balance = x'00'", "held balance"),
+        ("version = -1", "version"),
+        ("version = 'x'", "version"),
+    ] {
+        let directory = TempDir::new().expect("tempdir");
+        let file = directory.path().join("read_model.db");
+        let read_model = EmbeddedReadModel::open(directory.path()).expect("read model opens");
+        let mut streams = Streams::default();
+        let created = [
+            streams.create("w-1", "alice", 1_000),
+            streams.hold_placed("w-1", "h-1", 250),
+        ];
+        read_model.apply(&created, Some(2)).await.expect("created");
+        let row = |connection: &rusqlite::Connection| -> (String, String) {
+            connection
+                .query_row(
+                    "SELECT balance, quote(held_balance) || ' ' || quote(version) \
+                     FROM wallet_balances WHERE wallet_id = 'w-1'",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .expect("row")
+        };
+        let editor = rusqlite::Connection::open(&file).expect("open");
+        editor
             .execute(
-                "UPDATE wallet_balances SET held_balance = 'two fifty' WHERE wallet_id = 'w-1'",
+                &format!("UPDATE wallet_balances SET {edit} WHERE wallet_id = 'w-1'"),
                 [],
             )
-            .expect("row damaged");
+            .expect("row edited");
+        let edited = row(&editor);
+
+        let credit = [streams.credit("w-1", 500)];
+        let refused = read_model.apply(&credit, Some(3)).await;
+        assert!(
+            matches!(&refused, Err(ReadModelError::Damaged(reason))
+                if reason.contains(what) && reason.contains("read_model.db")),
+            "{edit}: {refused:?}"
+        );
+        assert_eq!(row(&editor), edited, "{edit}: the row as it was");
+        let checkpoint: i64 = editor
+            .query_row("SELECT position FROM projection_checkpoint", [], |row| {
+                row.get(0)
+            })
+            .expect("checkpoint");
+        assert_eq!(checkpoint, 2, "{edit}");
+        let listed = read_model
+            .list_wallets(WalletListQuery {
+                limit: 10,
+                ..WalletListQuery::default()
+            })
+            .await;
+        assert!(
+            matches!(&listed, Err(ReadModelError::Damaged(_))),
+            "{edit}: {listed:?}"
+        );
     }
-    let credit = [streams.credit("w-1", 500)];
-    let refused = read_model.apply(&credit, Some(3)).await;
-    assert!(
-        matches!(&refused, Err(ReadModelError::Corrupt(reason)) if reason.contains("held balance")),
-        "{refused:?}"
-    );
-    assert_eq!(read_model.checkpoint().await.expect("checkpoint"), 2);
-    let connection =
-        rusqlite::Connection::open(directory.path().join("read_model.db")).expect("open");
-    let (balance, held, version): (String, String, i64) = connection
-        .query_row(
-            "SELECT balance, held_balance, version FROM wallet_balances WHERE wallet_id = 'w-1'",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )
-        .expect("row");
-    assert_eq!(
-        (balance.as_str(), held.as_str(), version),
-        ("10.00", "two fifty", 2)
-    );
 }

@@ -117,9 +117,10 @@ const HEAD_TOO_LARGE: &str = "More than 96 request headers, or a request head ov
 const MALFORMED_REQUEST: &str = "A request that is not well-formed HTTP/1.1 (no Host header, \
      both Content-Length and Transfer-Encoding, a repeated or non-numeric Content-Length, a \
      header line without a colon, a control byte in the request line or in a header value, an \
-     unknown HTTP version, a byte the request target must percent-encode (RFC 3986 §2) left \
-     unencoded: <, > or any byte above 0x7E (UTF-8 too) anywhere, a \" in the query, a ` in the \
-     path); answered by the HTTP layer with no body, and the connection is closed";
+     unknown HTTP version, one of these bytes unencoded in the request target: <, > or any byte \
+     above 0x7E (UTF-8 too) anywhere, a \" in the query, a ` in the path; RFC 3986 §2 has them \
+     percent-encoded, while other such bytes, as { } | ^, are taken as sent); answered by the \
+     HTTP layer with no body, and the connection is closed";
 /// Paths whose answers never depend on storage (no 503).
 const STORAGE_FREE_PATHS: [&str; 2] = ["/", "/metrics"];
 

@@ -539,7 +539,7 @@ async fn a_request_that_is_not_well_formed_http_is_the_documented_bodiless_400()
             .unwrap_or_default();
         assert!(
             description.contains("not well-formed HTTP/1.1")
-                && description.contains("must percent-encode"),
+                && description.contains("unencoded in the request target"),
             "{method} {path}: {description}"
         );
     }

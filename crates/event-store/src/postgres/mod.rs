@@ -620,7 +620,7 @@ impl EventStore for PostgresEventStore {
              VALUES ($1, $2, $3, $4) \
              ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, \
              last_event_id = excluded.last_event_id, state = excluded.state \
-             WHERE excluded.version > snapshots.version",
+             WHERE excluded.version >= snapshots.version",
         )
         .bind(snapshot.wallet_id.as_str())
         .bind(to_i64(snapshot.version))
