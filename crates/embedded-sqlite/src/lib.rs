@@ -16,6 +16,7 @@ mod data_dir_lock;
 mod file_place;
 mod grouped_writer;
 mod identifier_words;
+mod stored_values;
 mod writer_thread;
 
 pub use checkpoint_failures::{failing_checkpoints, FailingCheckpoints};
@@ -24,6 +25,7 @@ pub use data_dir_lock::{DataDirLock, DataDirLockError, PID_FILE_NAME};
 pub use file_place::{is_damage, FilePlace};
 pub use grouped_writer::{GroupedWriter, GROUP_QUEUE_CAPACITY, GROUP_WRITES_MAX};
 pub use identifier_words::identifier_word;
+pub use stored_values::{integer_as_stored, text_as_stored};
 pub use writer_thread::spawn_writer_thread;
 
 use std::path::Path;

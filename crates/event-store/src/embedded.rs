@@ -14,11 +14,10 @@ use std::thread;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use embedded_sqlite::{
-    is_damage, is_refused_commit, migrate, open_writer, spawn_writer_thread, BesideOwnedWriter,
-    Durability, FilePlace, ReadPool, SqliteError,
+    integer_as_stored, is_damage, is_refused_commit, migrate, open_writer, spawn_writer_thread,
+    text_as_stored, BesideOwnedWriter, Durability, FilePlace, ReadPool, SqliteError,
 };
 use observability::LogThrottle;
-use rusqlite::types::ValueRef;
 use rusqlite::{
     params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
 };
@@ -985,21 +984,12 @@ impl EventStore for EmbeddedEventStore {
                         "SELECT version, last_event_id, state FROM snapshots WHERE stream_id = ?1",
                     )?
                     .query_row([stream_id], |row| {
-                        // Read as they are stored: a column of another type
-                        // (or TEXT that is not UTF-8) is `None`, not an error.
-                        let version = match row.get_ref(0)? {
-                            ValueRef::Integer(version) => Some(version),
-                            _ => None,
-                        };
-                        let text = |column| -> rusqlite::Result<Option<String>> {
-                            Ok(match row.get_ref(column)? {
-                                ValueRef::Text(text) => {
-                                    std::str::from_utf8(text).ok().map(str::to_owned)
-                                }
-                                _ => None,
-                            })
-                        };
-                        Ok((version, text(1)?, text(2)?))
+                        // As stored: a column of another type is `None`.
+                        Ok((
+                            integer_as_stored(row, 0)?,
+                            text_as_stored(row, 1)?,
+                            text_as_stored(row, 2)?,
+                        ))
                     })
                     .optional()
             })

@@ -6,9 +6,10 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use embedded_sqlite::{Durability, ReadPool, SharedWriter, SqliteError};
+use embedded_sqlite::{
+    integer_as_stored, text_as_stored, Durability, ReadPool, SharedWriter, SqliteError,
+};
 use event_store::RecordedEvent;
-use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 use rust_decimal::Decimal;
 use wallet_domain::{Balance, OwnerId, WalletId, WalletStatus};
@@ -131,15 +132,7 @@ fn stored_balances(
         .query_row([wallet_id.as_str()], |row| {
             // As stored: another column type is `None`, not an error that
             // would stop every wallet's batches.
-            let version = match row.get_ref(0)? {
-                ValueRef::Integer(version) => Some(version),
-                _ => None,
-            };
-            let held = match row.get_ref(1)? {
-                ValueRef::Text(text) => std::str::from_utf8(text).ok().map(str::to_owned),
-                _ => None,
-            };
-            Ok((version, held))
+            Ok((integer_as_stored(row, 0)?, text_as_stored(row, 1)?))
         })
         .optional()?;
     let Some((version, held)) = row else {
