@@ -8,8 +8,10 @@
 //! it), and the server scavenges older snapshots. A snapshot is only ever
 //! appended after the newest one, at the revision read (two writers racing:
 //! the loser's append fails its expected revision and is dropped, as a
-//! snapshot is a cache); one at a lower version is not written, one at the
-//! same version is (its writer found the stored one unusable).
+//! snapshot is a cache); one at a lower version is not written. A snapshot
+//! over one its writer found unusable ([`SnapshotReplace::Unusable`]) is
+//! appended whatever the stream holds, without reading it: the newest record
+//! may not decode, or may claim a version past the wallet's head.
 //! Snapshot streams are outside the wallet prefix, so the relay never sees
 //! them.
 
@@ -21,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use wallet_domain::WalletId;
 
-use event_store::StreamSnapshot;
+use event_store::{SnapshotReplace, StreamSnapshot};
 
 use crate::store::deadline;
 use crate::{KurrentDbError, StreamNames};
@@ -89,26 +91,29 @@ pub(crate) async fn newest(
     }
 }
 
-/// Appends `snapshot` after the newest one unless that one is at a later
-/// version (one at the same version is replaced: its writer found it
-/// unusable). A writer that lost a race to another is not an error.
+/// Appends `snapshot` after the newest one unless `replace` keeps that one
+/// (it is at a later version). A writer that lost a race to another is not
+/// an error.
 pub(crate) async fn save(
     client: &Client,
     names: &StreamNames,
     snapshot: StreamSnapshot,
+    replace: SnapshotReplace,
 ) -> Result<(), KurrentDbError> {
     let stream = names.snapshot_stream(&snapshot.wallet_id);
-    let expected = match newest(client, names, &snapshot.wallet_id).await? {
-        Some((_, stored)) if stored.version > snapshot.version => return Ok(()),
-        Some((revision, _)) => StreamState::StreamRevision(revision),
-        None => {
-            let metadata = StreamMetadata::builder().max_count(SNAPSHOTS_KEPT).build();
-            let options = AppendToStreamOptions::default().deadline(deadline());
-            client
-                .set_stream_metadata(stream.as_str(), &options, &metadata)
-                .await?;
-            StreamState::NoStream
+    let expected = match replace {
+        SnapshotReplace::Unusable => {
+            set_max_count(client, &stream).await?;
+            StreamState::Any
         }
+        SnapshotReplace::OlderOrSame => match newest(client, names, &snapshot.wallet_id).await? {
+            Some((_, stored)) if stored.version > snapshot.version => return Ok(()),
+            Some((revision, _)) => StreamState::StreamRevision(revision),
+            None => {
+                set_max_count(client, &stream).await?;
+                StreamState::NoStream
+            }
+        },
     };
     let record = SnapshotRecord {
         version: snapshot.version,
@@ -131,4 +136,15 @@ pub(crate) async fn save(
         Ok(_) | Err(kurrentdb::Error::WrongExpectedVersion { .. }) => Ok(()),
         Err(error) => Err(error.into()),
     }
+}
+
+/// Sets the snapshot stream's `$maxCount` to [`SNAPSHOTS_KEPT`] (again, when
+/// it was set: the same metadata).
+async fn set_max_count(client: &Client, stream: &str) -> Result<(), KurrentDbError> {
+    let metadata = StreamMetadata::builder().max_count(SNAPSHOTS_KEPT).build();
+    let options = AppendToStreamOptions::default().deadline(deadline());
+    client
+        .set_stream_metadata(stream, &options, &metadata)
+        .await?;
+    Ok(())
 }

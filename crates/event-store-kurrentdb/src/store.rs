@@ -59,8 +59,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use event_store::{
     AppendError, AppendOutcome, AppendRequest, DueHold, EventFeed, EventStore, HoldSchedule,
-    IdempotentResponse, RecordedEvent, StoreError, StoredEvent, StreamAppend, StreamSnapshot,
-    READ_ALL_BATCH_MAX,
+    IdempotentResponse, RecordedEvent, SnapshotReplace, StoreError, StoredEvent, StreamAppend,
+    StreamSnapshot, READ_ALL_BATCH_MAX,
 };
 use kurrentdb::{
     AppendToStreamOptions, Client, ClientSettings, EventData, ReadAllOptions, ReadStream,
@@ -558,8 +558,12 @@ impl EventStore for KurrentDbEventStore {
         }
     }
 
-    async fn save_snapshot(&self, snapshot: StreamSnapshot) -> Result<(), StoreError> {
-        Ok(snapshot::save(&self.client, &self.names, snapshot).await?)
+    async fn save_snapshot(
+        &self,
+        snapshot: StreamSnapshot,
+        replace: SnapshotReplace,
+    ) -> Result<(), StoreError> {
+        Ok(snapshot::save(&self.client, &self.names, snapshot, replace).await?)
     }
 
     async fn find_idempotent_response(

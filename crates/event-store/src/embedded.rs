@@ -35,7 +35,8 @@ use crate::tail::version_in_stream;
 use crate::{
     directory_change, directory_wallet, due_hold, hold_versions, AppendError, AppendOutcome,
     AppendRequest, CommitUnanswered, DirectoryChange, DueHold, EventStore, HoldVersions,
-    IdempotentResponse, RecordedEvent, StoreError, StoredEvent, StreamSnapshot, READ_ALL_BATCH_MAX,
+    IdempotentResponse, RecordedEvent, SnapshotReplace, StoreError, StoredEvent, StreamSnapshot,
+    READ_ALL_BATCH_MAX,
 };
 use stream_index::{GroupEntries, IndexEntry, Unindexed};
 pub use stream_index::{
@@ -94,6 +95,7 @@ struct PurgeJob {
 /// Keeps a snapshot, in the transaction of the group it meets.
 struct SnapshotJob {
     snapshot: StreamSnapshot,
+    replace: SnapshotReplace,
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -517,7 +519,7 @@ fn commit_group(
         }
     }
     for job in &group.snapshots {
-        if let Err(error) = keep_snapshot(&transaction, &job.snapshot) {
+        if let Err(error) = keep_snapshot(&transaction, &job.snapshot, job.replace) {
             return failed_all(error);
         }
     }
@@ -571,25 +573,28 @@ fn commit_group(
     }
 }
 
-/// Stores `snapshot` unless the stream's stored one is newer. One at the
-/// same version replaces it: a writer saves a snapshot at a version it has
-/// saved already only when it found the stored one unusable (it read the
-/// stream whole), and an unusable one left in place would be read past, the
-/// whole stream, at every load.
-fn keep_snapshot(connection: &Connection, snapshot: &StreamSnapshot) -> rusqlite::Result<()> {
+/// Stores `snapshot` over the stream's stored one that `replace` names. An
+/// unusable row is replaced whatever its `version` holds: a number past the
+/// stream's head, or text, which SQLite sorts above every number.
+fn keep_snapshot(
+    connection: &Connection,
+    snapshot: &StreamSnapshot,
+    replace: SnapshotReplace,
+) -> rusqlite::Result<()> {
     connection
         .prepare_cached(
             "INSERT INTO snapshots (stream_id, version, last_event_id, state) \
              VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, \
              last_event_id = excluded.last_event_id, state = excluded.state \
-             WHERE excluded.version >= snapshots.version",
+             WHERE ?5 OR excluded.version >= snapshots.version",
         )?
         .execute(params![
             snapshot.wallet_id.as_str(),
             to_i64(snapshot.version),
             snapshot.last_event_id.to_string(),
             snapshot.state,
+            replace == SnapshotReplace::Unusable,
         ])?;
     Ok(())
 }
@@ -1019,11 +1024,19 @@ impl EventStore for EmbeddedEventStore {
         }))
     }
 
-    async fn save_snapshot(&self, snapshot: StreamSnapshot) -> Result<(), StoreError> {
+    async fn save_snapshot(
+        &self,
+        snapshot: StreamSnapshot,
+        replace: SnapshotReplace,
+    ) -> Result<(), StoreError> {
         let stopped = || StoreError::Unavailable("event store writer has stopped".into());
         let (reply, kept) = oneshot::channel();
         self.appends
-            .send(WriterJob::Snapshot(SnapshotJob { snapshot, reply }))
+            .send(WriterJob::Snapshot(SnapshotJob {
+                snapshot,
+                replace,
+                reply,
+            }))
             .await
             .map_err(|_| stopped())?;
         kept.await.map_err(|_| stopped())?

@@ -126,6 +126,19 @@ pub struct StreamSnapshot {
     pub state: String,
 }
 
+/// Which stored snapshot of its stream a saved one replaces
+/// ([`EventStore::save_snapshot`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotReplace {
+    /// One at the same or an earlier version; a newer one is kept (two
+    /// writers that race keep the newer state).
+    OlderOrSame,
+    /// Whatever the store holds: its reader found it unusable (it cannot
+    /// be read, or disagrees with its stream), and such a row may claim any
+    /// version, one past the stream's head included (tester h132 F1).
+    Unusable,
+}
+
 /// The cause of a [`StoreError::OutcomeUnknown`], kept for the log.
 pub type OutcomeCause = Box<dyn std::error::Error + Send + Sync>;
 
@@ -389,12 +402,14 @@ pub trait EventStore: Send + Sync {
         Ok(None)
     }
 
-    /// Keeps `snapshot` unless the store holds one of the stream at a later
-    /// version; one at the same version is replaced (a caller saves a
-    /// version again only when it found the stored one unusable: h131 F5).
-    /// The caller folded it from stored events only. The default keeps
-    /// nothing.
-    async fn save_snapshot(&self, _snapshot: StreamSnapshot) -> Result<(), StoreError> {
+    /// Keeps `snapshot` over the stored one of its stream that `replace`
+    /// names, and otherwise leaves the stored one. The caller folded it from
+    /// stored events only. The default keeps nothing.
+    async fn save_snapshot(
+        &self,
+        _snapshot: StreamSnapshot,
+        _replace: SnapshotReplace,
+    ) -> Result<(), StoreError> {
         Ok(())
     }
 

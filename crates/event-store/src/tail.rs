@@ -7,21 +7,22 @@
 //! never used: it is logged as an error and the stream is read from its first
 //! event, the truth the snapshot only caches (as Axon Framework's event store
 //! does with a snapshot it cannot read: it logs and reconstructs the aggregate
-//! from its entire stream), so one bad cache row costs
-//! reads, not the wallet; the next snapshot of a newer version replaces it
-//! (a reader that folded the whole stream writes one as soon as the stream
-//! has grown past it). Writers keep a snapshot every
-//! [`SNAPSHOT_INTERVAL_EVENTS`] events ([`snapshot_due`]), and a reader that
-//! folded a tail at least that long writes one too ([`StreamTail::is_long`]),
-//! so a tail stays under that bound whoever wrote the events. A store with no
-//! snapshots (KurrentDB) gives the whole stream as the tail.
+//! from its entire stream), so one bad cache row costs reads, not the wallet.
+//! That reader then writes a snapshot of what it folded over the unusable
+//! one, whatever version the unusable one claims
+//! ([`SnapshotReplace::Unusable`]), so it is read past once. Writers keep a
+//! snapshot every [`SNAPSHOT_INTERVAL_EVENTS`] events ([`snapshot_due`]),
+//! and a reader that folded a tail at least that long writes one too
+//! ([`StreamTail::snapshot_to_save`]), so a tail stays under that bound
+//! whoever wrote the events. A store that keeps no snapshots (the trait's
+//! default) gives the whole stream as the tail.
 
 use uuid::Uuid;
 use wallet_domain::{
     decode_snapshot, encode_snapshot, fold_as_of, AsOf, Wallet, WalletId, WalletState,
 };
 
-use crate::{EventStore, RecordedEvent, StoreError, StreamSnapshot};
+use crate::{EventStore, RecordedEvent, SnapshotReplace, StoreError, StreamSnapshot};
 
 /// Events between two snapshots of a stream: the longest tail a load reads.
 pub const SNAPSHOT_INTERVAL_EVENTS: u64 = 100;
@@ -41,14 +42,37 @@ pub struct StreamTail {
     pub base_last_event_id: Option<Uuid>,
     /// The stream's events after `base`, in version order.
     pub events: Vec<RecordedEvent>,
+    /// True when the store holds a snapshot of the stream that was read past
+    /// (it cannot be read, disagrees with its stream, or was written under
+    /// an older encoding): the tail is the whole stream.
+    pub stored_snapshot_unusable: bool,
 }
 
 impl StreamTail {
-    /// True when the tail is long enough that its reader should store a
-    /// snapshot of the state it folds (see [`save_snapshot_of`]).
-    pub fn is_long(&self) -> bool {
-        u64::try_from(self.events.len()).unwrap_or(u64::MAX) >= SNAPSHOT_INTERVAL_EVENTS
+    /// Whether the reader of this tail should store a snapshot of the state
+    /// it folds ([`save_snapshot_of`]), and over which stored one: over an
+    /// unusable one always, however short the stream, so that it is read
+    /// past once and not at every load; otherwise when the tail is
+    /// [`SNAPSHOT_INTERVAL_EVENTS`] long or more, over an older one.
+    pub fn snapshot_to_save(&self) -> Option<SnapshotReplace> {
+        if self.stored_snapshot_unusable {
+            Some(SnapshotReplace::Unusable)
+        } else if u64::try_from(self.events.len()).unwrap_or(u64::MAX) >= SNAPSHOT_INTERVAL_EVENTS {
+            Some(SnapshotReplace::OlderOrSame)
+        } else {
+            None
+        }
     }
+}
+
+/// What a reader made of a stream's stored snapshot.
+enum SnapshotRead {
+    /// Usable: its state and the stream's events after it.
+    Usable(StreamTail),
+    /// None stored, or one past the reader's bound.
+    NotUsed,
+    /// One stored that is read past (see [`StreamTail::stored_snapshot_unusable`]).
+    Unusable,
 }
 
 /// The stream of `wallet_id` from its newest snapshot on, the snapshot checked
@@ -58,13 +82,16 @@ pub async fn read_tail(
     store: &dyn EventStore,
     wallet_id: &WalletId,
 ) -> Result<StreamTail, StoreError> {
-    match read_snapshot_tail_until(store, wallet_id, u64::MAX).await? {
-        Some(tail) => Ok(tail),
-        None => Ok(StreamTail {
-            events: store.read_stream(wallet_id, 0).await?,
-            ..StreamTail::default()
-        }),
-    }
+    let stored_snapshot_unusable = match read_snapshot(store, wallet_id, u64::MAX).await? {
+        SnapshotRead::Usable(tail) => return Ok(tail),
+        SnapshotRead::NotUsed => false,
+        SnapshotRead::Unusable => true,
+    };
+    Ok(StreamTail {
+        events: store.read_stream(wallet_id, 0).await?,
+        stored_snapshot_unusable,
+        ..StreamTail::default()
+    })
 }
 
 /// The stream of `wallet_id` from its newest snapshot on, as [`read_tail`]
@@ -76,28 +103,41 @@ pub async fn read_snapshot_tail_until(
     wallet_id: &WalletId,
     up_to_version: u64,
 ) -> Result<Option<StreamTail>, StoreError> {
+    Ok(
+        match read_snapshot(store, wallet_id, up_to_version).await? {
+            SnapshotRead::Usable(tail) => Some(tail),
+            SnapshotRead::NotUsed | SnapshotRead::Unusable => None,
+        },
+    )
+}
+
+/// The stored snapshot of `wallet_id` checked against its stream, with the
+/// events after it up to `up_to_version` when it is usable.
+async fn read_snapshot(
+    store: &dyn EventStore,
+    wallet_id: &WalletId,
+    up_to_version: u64,
+) -> Result<SnapshotRead, StoreError> {
     let snapshot = match store.read_snapshot(wallet_id).await {
-        Ok(snapshot) => snapshot,
+        Ok(Some(snapshot)) => snapshot,
+        Ok(None) => return Ok(SnapshotRead::NotUsed),
         Err(StoreError::CorruptSnapshot { version, .. }) => {
             unusable(wallet_id, version, "cannot be read");
-            None
+            return Ok(SnapshotRead::Unusable);
         }
         Err(error) => return Err(error),
     };
-    let Some(snapshot) = snapshot.filter(|snapshot| snapshot.version <= up_to_version) else {
-        return Ok(None);
-    };
+    if snapshot.version > up_to_version {
+        return Ok(SnapshotRead::NotUsed);
+    }
     let wallet = match decode_snapshot(&snapshot.state) {
-        Ok(Some(wallet)) => Some(wallet),
-        // Written under another encoding: replay, and a new one is written.
-        Ok(None) => None,
+        Ok(Some(wallet)) => wallet,
+        // Written under another encoding: replay, and a new one replaces it.
+        Ok(None) => return Ok(SnapshotRead::Unusable),
         Err(error) => {
             unusable(wallet_id, snapshot.version, &error.to_string());
-            None
+            return Ok(SnapshotRead::Unusable);
         }
-    };
-    let Some(wallet) = wallet else {
-        return Ok(None);
     };
     // From the snapshot's own event on: it must be the one the state ends with.
     let mut events = store
@@ -112,13 +152,14 @@ pub async fn read_snapshot_tail_until(
     });
     if !agrees {
         unusable(wallet_id, snapshot.version, "disagrees with its stream");
-        return Ok(None);
+        return Ok(SnapshotRead::Unusable);
     }
     events.remove(0);
-    Ok(Some(StreamTail {
+    Ok(SnapshotRead::Usable(StreamTail {
         base: WalletState::Open(wallet),
         base_last_event_id: Some(snapshot.last_event_id),
         events,
+        stored_snapshot_unusable: false,
     }))
 }
 
@@ -200,9 +241,15 @@ pub fn snapshot_due(version_before: u64, version_after: u64) -> bool {
 }
 
 /// Stores a snapshot of `wallet`, folded from stored events only, the last of
-/// them `last_event_id`. A snapshot only saves reads: one that fails is
-/// logged, and the stream stays whole and readable.
-pub async fn save_snapshot_of(store: &dyn EventStore, wallet: &Wallet, last_event_id: Uuid) {
+/// them `last_event_id`, over the stored one `replace` names. A snapshot
+/// only saves reads: one that fails is logged, and the stream stays whole
+/// and readable.
+pub async fn save_snapshot_of(
+    store: &dyn EventStore,
+    wallet: &Wallet,
+    last_event_id: Uuid,
+    replace: SnapshotReplace,
+) {
     let state = match encode_snapshot(wallet) {
         Ok(state) => state,
         Err(error) => {
@@ -216,7 +263,7 @@ pub async fn save_snapshot_of(store: &dyn EventStore, wallet: &Wallet, last_even
         last_event_id,
         state,
     };
-    if let Err(error) = store.save_snapshot(snapshot).await {
+    if let Err(error) = store.save_snapshot(snapshot, replace).await {
         tracing::warn!(wallet_id = %wallet.id, %error, "wallet snapshot not stored");
     }
 }

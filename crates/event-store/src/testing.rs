@@ -12,7 +12,7 @@ use wallet_domain::{HoldId, WalletId};
 
 use crate::{
     AppendError, AppendOutcome, AppendRequest, DueHold, EventFeed, EventStore, HoldVersions,
-    IdempotentResponse, RecordedEvent, StoreError, StoredEvent, StreamSnapshot,
+    IdempotentResponse, RecordedEvent, SnapshotReplace, StoreError, StoredEvent, StreamSnapshot,
 };
 
 /// `inner`, counting the events its stream reads return.
@@ -106,8 +106,12 @@ impl EventStore for CountingStore {
         self.inner.read_snapshot(wallet_id).await
     }
 
-    async fn save_snapshot(&self, snapshot: StreamSnapshot) -> Result<(), StoreError> {
-        self.inner.save_snapshot(snapshot).await
+    async fn save_snapshot(
+        &self,
+        snapshot: StreamSnapshot,
+        replace: SnapshotReplace,
+    ) -> Result<(), StoreError> {
+        self.inner.save_snapshot(snapshot, replace).await
     }
 
     async fn version_of_event(

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use event_store::{
-    read_tail, AppendError, AppendRequest, EmbeddedEventStore, EventStore, IdempotentResponse,
-    StreamAppend, StreamSnapshot,
+    read_tail, save_snapshot_of, AppendError, AppendRequest, EmbeddedEventStore, EventStore,
+    IdempotentResponse, SnapshotReplace, StreamAppend, StreamSnapshot,
 };
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -572,6 +572,12 @@ async fn assert_read_whole(store: &EmbeddedEventStore, history: &[WalletEvent]) 
         .expect("the stream, not an error");
     assert_eq!(tail.base_last_event_id, None, "the snapshot is not used");
     assert_eq!(tail.events.len(), history.len(), "the whole stream");
+    assert!(tail.stored_snapshot_unusable);
+    assert_eq!(
+        tail.snapshot_to_save(),
+        Some(SnapshotReplace::Unusable),
+        "its reader replaces it, however short the stream"
+    );
 }
 
 #[tokio::test]
@@ -595,7 +601,7 @@ async fn a_snapshot_that_disagrees_with_its_stream_is_passed_over_for_the_whole_
         .checked_add(Amount::parse("amount", Decimal::ONE).expect("amount"))
         .expect("a balance");
     store
-        .save_snapshot(snapshot_at(&history, &wrong))
+        .save_snapshot(snapshot_at(&history, &wrong), SnapshotReplace::OlderOrSame)
         .await
         .expect("saved");
     assert_read_whole(&store, &history).await;
@@ -604,13 +610,19 @@ async fn a_snapshot_that_disagrees_with_its_stream_is_passed_over_for_the_whole_
     credit_once(&store, &mut history).await;
     let mut garbled = snapshot_at(&history, &folded(&history));
     garbled.state = "{\"not a wallet\"".to_owned();
-    store.save_snapshot(garbled).await.expect("saved");
+    store
+        .save_snapshot(garbled, SnapshotReplace::OlderOrSame)
+        .await
+        .expect("saved");
     assert_read_whole(&store, &history).await;
 
     // A snapshot that agrees is used: the tail is what follows it.
     credit_once(&store, &mut history).await;
     let agreeing = snapshot_at(&history, &folded(&history));
-    store.save_snapshot(agreeing.clone()).await.expect("saved");
+    store
+        .save_snapshot(agreeing.clone(), SnapshotReplace::OlderOrSame)
+        .await
+        .expect("saved");
     let tail = read_tail(&store, &w).await.expect("read");
     assert_eq!(tail.base_last_event_id, Some(agreeing.last_event_id));
     assert!(tail.events.is_empty(), "nothing after the snapshot");
@@ -632,11 +644,15 @@ async fn a_snapshot_row_of_other_column_types_is_passed_over_for_the_whole_strea
         .expect("append");
     credit_once(&store, &mut history).await;
     store
-        .save_snapshot(snapshot_at(&history, &folded(&history)))
+        .save_snapshot(
+            snapshot_at(&history, &folded(&history)),
+            SnapshotReplace::OlderOrSame,
+        )
         .await
         .expect("saved");
     let tail = read_tail(&store, &w).await.expect("read");
     assert!(tail.base_last_event_id.is_some(), "the snapshot is used");
+    assert_eq!(tail.snapshot_to_save(), None, "a short tail saves none");
 
     let editor =
         rusqlite::Connection::open(directory.path().join("events.db")).expect("a connection");
@@ -663,6 +679,51 @@ async fn a_snapshot_row_of_other_column_types_is_passed_over_for_the_whole_strea
                 rusqlite::params![saved.0, saved.1, saved.2],
             )
             .expect("restored");
+    }
+}
+
+/// h132 F1: a snapshot row whose version sorts above the stream's head (text,
+/// which SQLite sorts above every number, or a forged `i64::MAX`) was never
+/// replaced, since a store kept a snapshot unless the stored one was newer:
+/// every load read the whole stream and logged an error. The reader that
+/// finds it unusable now saves what it folded over it, whatever its version.
+#[tokio::test]
+async fn a_snapshot_found_unusable_is_replaced_whatever_version_it_claims() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedEventStore::open(directory.path()).expect("open");
+    let w = wallet("w-forged");
+    let mut history = vec![created(&w)];
+    store
+        .append(single(&w, 0, history[0].clone()))
+        .await
+        .expect("append");
+    let editor =
+        rusqlite::Connection::open(directory.path().join("events.db")).expect("a connection");
+    for forged_version in ["'abc'", "9223372036854775807", "1e300"] {
+        credit_once(&store, &mut history).await;
+        let head = snapshot_at(&history, &folded(&history));
+        store
+            .save_snapshot(head.clone(), SnapshotReplace::OlderOrSame)
+            .await
+            .expect("saved");
+        let edit = format!(
+            "UPDATE snapshots SET version = {forged_version} \
+             WHERE stream_id = 'w-forged'"
+        );
+        editor.execute(&edit, []).expect("edited");
+        assert_read_whole(&store, &history).await;
+
+        let tail = read_tail(&store, &w).await.expect("read");
+        let replace = tail.snapshot_to_save().expect("a snapshot to save");
+        save_snapshot_of(&store, &folded(&history), head.last_event_id, replace).await;
+        assert_eq!(
+            store.read_snapshot(&w).await.expect("read"),
+            Some(head.clone()),
+            "{forged_version}: the forged row is replaced"
+        );
+        let tail = read_tail(&store, &w).await.expect("read");
+        assert_eq!(tail.base_last_event_id, Some(head.last_event_id));
+        assert!(tail.events.is_empty() && !tail.stored_snapshot_unusable);
     }
 }
 

@@ -15,7 +15,8 @@ use std::sync::Once;
 use chrono::Utc;
 use event_store::{
     AppendError, AppendRequest, EmbeddedEventStore, EventStore, HoldVersions, IdempotentResponse,
-    PostgresEventStore, RecordedEvent, StreamAppend, StreamSnapshot, READ_ALL_BATCH_MAX,
+    PostgresEventStore, RecordedEvent, SnapshotReplace, StreamAppend, StreamSnapshot,
+    READ_ALL_BATCH_MAX,
 };
 use event_store_kurrentdb::{KurrentDbEventStore, StreamNames};
 use integration_tests::{kurrentdb_url, require_env, unique_name};
@@ -1097,7 +1098,7 @@ async fn assert_hold_versions(
     assert_eq!(versions, expected, "{} store", store.kind());
 }
 
-async fn a_snapshot_is_kept_unless_the_stored_one_is_newer(store: &dyn EventStore) {
+async fn a_snapshot_replaces_an_older_one_or_an_unusable_one(store: &dyn EventStore) {
     let id = WalletId::parse("snapshotted").expect("wallet id");
     let snapshot = |version, state: &str| StreamSnapshot {
         wallet_id: id.clone(),
@@ -1105,32 +1106,37 @@ async fn a_snapshot_is_kept_unless_the_stored_one_is_newer(store: &dyn EventStor
         last_event_id: Uuid::new_v4(),
         state: state.to_owned(),
     };
-    assert_eq!(store.read_snapshot(&id).await.expect("read"), None);
+    let save = |snapshot: StreamSnapshot, replace| async move {
+        store.save_snapshot(snapshot, replace).await.expect("save");
+    };
+    let stored = || async { store.read_snapshot(&id).await.expect("read") };
+    assert_eq!(stored().await, None);
     let first = snapshot(100, "at 100");
-    store.save_snapshot(first.clone()).await.expect("save");
-    assert_eq!(
-        store.read_snapshot(&id).await.expect("read"),
-        Some(first.clone())
-    );
-    // One at the same version replaces it: its writer read the stream
-    // whole because the stored one was unusable (h131 F5).
+    save(first.clone(), SnapshotReplace::OlderOrSame).await;
+    assert_eq!(stored().await, Some(first));
     let again = snapshot(100, "again at 100");
-    store.save_snapshot(again.clone()).await.expect("save");
+    save(again.clone(), SnapshotReplace::OlderOrSame).await;
     assert_eq!(
-        store.read_snapshot(&id).await.expect("read"),
+        stored().await,
         Some(again),
         "one at the same version replaces it"
     );
     let newer = snapshot(200, "at 200");
-    store.save_snapshot(newer.clone()).await.expect("save");
-    store
-        .save_snapshot(snapshot(150, "at 150"))
-        .await
-        .expect("save");
+    save(newer.clone(), SnapshotReplace::OlderOrSame).await;
+    save(snapshot(150, "at 150"), SnapshotReplace::OlderOrSame).await;
     assert_eq!(
-        store.read_snapshot(&id).await.expect("read"),
+        stored().await,
         Some(newer),
         "an older one written late does not replace it"
+    );
+    // Its reader found the one at 200 unusable (one past the stream's head,
+    // say: h132 F1): the one it folded replaces it.
+    let over_unusable = snapshot(120, "at 120, over an unusable one");
+    save(over_unusable.clone(), SnapshotReplace::Unusable).await;
+    assert_eq!(
+        stored().await,
+        Some(over_unusable),
+        "one over an unusable one replaces it whatever its version"
     );
     let other = WalletId::parse("not-snapshotted").expect("wallet id");
     assert_eq!(store.read_snapshot(&other).await.expect("read"), None);
@@ -1191,7 +1197,7 @@ contract!(
         read_all_never_returns_more_than_its_batch_max,
         read_all_stored_is_the_log_as_stored,
         a_reader_resumes_from_its_checkpoint,
-        a_snapshot_is_kept_unless_the_stored_one_is_newer,
+        a_snapshot_replaces_an_older_one_or_an_unusable_one,
         a_hold_id_is_entered_once_across_wallets_and_listed_while_due,
     ],
     atomic_multi_stream: [

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use event_store::testing::CountingStore;
 use event_store::{
-    save_snapshot_of, AppendRequest, EventStore, StreamAppend, SNAPSHOT_INTERVAL_EVENTS,
+    save_snapshot_of, AppendRequest, EventStore, SnapshotReplace, StreamAppend,
+    SNAPSHOT_INTERVAL_EVENTS,
 };
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -784,7 +785,13 @@ pub async fn a_capture_resumed_past_the_payers_snapshot_reads_up_to_its_half(
     let stream = store.read_stream(&payer, 0).await.expect("stream");
     let last = stream.last().expect("events");
     let state = replay(stream.iter().map(|recorded| &recorded.event));
-    save_snapshot_of(&*store, state.wallet().expect("payer"), last.event.event_id).await;
+    save_snapshot_of(
+        &*store,
+        state.wallet().expect("payer"),
+        last.event.event_id,
+        SnapshotReplace::OlderOrSame,
+    )
+    .await;
 
     let counting = Arc::new(CountingStore::new(Arc::clone(&store)));
     let process = TransferProcess::new(

@@ -864,7 +864,7 @@ impl TransferProcess {
     /// by its id and the stream replayed up to it.
     async fn lookup(&self, wallet_id: &WalletId, event_id: Uuid) -> Result<Lookup, ProcessError> {
         let tail = read_tail(&*self.store, wallet_id).await?;
-        let long = tail.is_long();
+        let snapshot_to_save = tail.snapshot_to_save();
         let from_snapshot = tail.base_last_event_id.is_some();
         let mut state = tail.base;
         let mut last_event_id = tail.base_last_event_id;
@@ -878,10 +878,10 @@ impl TransferProcess {
                 }
             }
         }
-        if let (true, WalletState::Open(wallet), Some(last_event_id)) =
-            (long, &state, last_event_id)
+        if let (Some(replace), WalletState::Open(wallet), Some(last_event_id)) =
+            (snapshot_to_save, &state, last_event_id)
         {
-            save_snapshot_of(&*self.store, wallet, last_event_id).await;
+            save_snapshot_of(&*self.store, wallet, last_event_id, replace).await;
         }
         if from_snapshot {
             if let Some(version) = self.store.version_of_event(wallet_id, event_id).await? {

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use chrono::{SubsecRound, Utc};
-use event_store::{save_snapshot_of, EmbeddedEventStore, EventStore, SNAPSHOT_INTERVAL_EVENTS};
+use event_store::{
+    save_snapshot_of, EmbeddedEventStore, EventStore, SnapshotReplace, SNAPSHOT_INTERVAL_EVENTS,
+};
 use rust_decimal::Decimal;
 use wallet_domain::{replay, Amount, CommandKind, DomainError, EventKind};
 
@@ -304,7 +306,13 @@ async fn a_capture_resumed_after_a_snapshot_past_it_replies_with_the_same_hold()
         .expect("read");
     let last_event_id = stream.last().expect("events").event.event_id;
     let payer = replay(stream.iter().map(|recorded| &recorded.event));
-    save_snapshot_of(&*setup.store, payer.wallet().expect("payer"), last_event_id).await;
+    save_snapshot_of(
+        &*setup.store,
+        payer.wallet().expect("payer"),
+        last_event_id,
+        SnapshotReplace::OlderOrSame,
+    )
+    .await;
     drop(setup);
 
     let run = bench.start(None);

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use event_store::{
     fold_stream_as_of, read_snapshot_tail_until, read_tail, save_snapshot_of, snapshot_due,
-    AppendError, AppendRequest, EventStore, IdempotentResponse, RecordedEvent, StoreError,
-    StreamAppend, AS_OF_READ_PAGE_EVENTS,
+    AppendError, AppendRequest, EventStore, IdempotentResponse, RecordedEvent, SnapshotReplace,
+    StoreError, StreamAppend, AS_OF_READ_PAGE_EVENTS,
 };
 use tokio::sync::SemaphorePermit;
 use transfer_process::{
@@ -791,12 +791,10 @@ impl WalletService {
             recent: RecentEvents::default(),
         };
         let loaded = self.fold_checked(wallet_id, start, &tail.events)?;
-        if tail.is_long() {
-            if let (WalletState::Open(wallet), Some(last_event_id)) =
-                (&loaded.state, loaded.last_event_id)
-            {
-                save_snapshot_of(&*self.store, wallet, last_event_id).await;
-            }
+        if let (Some(replace), WalletState::Open(wallet), Some(last_event_id)) =
+            (tail.snapshot_to_save(), &loaded.state, loaded.last_event_id)
+        {
+            save_snapshot_of(&*self.store, wallet, last_event_id, replace).await;
         }
         self.remember(&loaded);
         Ok(loaded)
@@ -855,7 +853,13 @@ impl WalletService {
             .filter(|wallet| due.contains(&wallet.id))
         {
             if let Some((_, last_event_id)) = last_events.iter().find(|(id, _)| *id == wallet.id) {
-                save_snapshot_of(&*self.store, wallet, *last_event_id).await;
+                save_snapshot_of(
+                    &*self.store,
+                    wallet,
+                    *last_event_id,
+                    SnapshotReplace::OlderOrSame,
+                )
+                .await;
             }
         }
     }

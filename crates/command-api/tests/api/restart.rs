@@ -438,3 +438,52 @@ async fn a_stopped_server_has_closed_every_file_of_its_folder() {
         .collect();
     assert!(open.is_empty(), "still open: {open:?}");
 }
+
+/// h132 F1: a snapshot row forged to a version past its stream's head was
+/// never replaced (a store kept a snapshot unless the stored one was newer),
+/// so every load of the wallet after a restart read its whole stream and
+/// logged an error. The first load replaces it with the state it folded.
+#[tokio::test]
+async fn a_snapshot_forged_past_its_stream_is_replaced_at_the_first_load() {
+    let app = spawn_app().await;
+    let directory = app.data_dir.clone();
+    app.create_wallet("w", "o", json!(0)).await;
+    let credits = event_store::SNAPSHOT_INTERVAL_EVENTS;
+    for _ in 0..credits {
+        assert_eq!(app.credit("w", json!(1)).await.status(), 201);
+    }
+    let temp = app.stop().await;
+    let events = rusqlite::Connection::open(directory.join("events.db")).expect("opened");
+    let stored_version = || -> i64 {
+        events
+            .query_row(
+                "SELECT version FROM snapshots WHERE stream_id = 'w'",
+                [],
+                |row| row.get(0),
+            )
+            .expect("a snapshot row")
+    };
+    let head = i64::try_from(credits).expect("a version");
+    assert_eq!(stored_version(), head, "the writer kept one at {head}");
+    events
+        .execute(
+            "UPDATE snapshots SET version = 9223372036854775807 WHERE stream_id = 'w'",
+            [],
+        )
+        .expect("forged");
+
+    for restart in 0..2 {
+        let app = spawn_app_in(&directory).await;
+        let (status, wallet) = json_of(app.wallet("w").await).await;
+        assert_eq!(status, 200, "{wallet}");
+        assert_eq!(wallet["balance"].to_string(), "100.00", "{wallet}");
+        assert_eq!(wallet["version"], json!(credits + 1), "{wallet}");
+        app.stop().await;
+        assert_eq!(
+            stored_version(),
+            head + 1,
+            "restart {restart}: the forged row was replaced by the state at the head"
+        );
+    }
+    drop(temp);
+}

@@ -47,7 +47,7 @@ use crate::stream_head::GroupHeads;
 use crate::{
     directory_wallet, due_hold, hold_versions, placed_holds, AppendError, AppendOutcome,
     AppendRequest, CommitUnanswered, DueHold, EventStore, HoldVersions, IdempotentResponse,
-    RecordedEvent, StoreError, StoredEvent, StreamSnapshot, READ_ALL_BATCH_MAX,
+    RecordedEvent, SnapshotReplace, StoreError, StoredEvent, StreamSnapshot, READ_ALL_BATCH_MAX,
 };
 
 /// Appends committed together in one transaction at most.
@@ -614,18 +614,23 @@ impl EventStore for PostgresEventStore {
 
     /// One statement on the pool, outside the group commit: snapshots are
     /// rare (one per [`crate::SNAPSHOT_INTERVAL_EVENTS`] events of a stream).
-    async fn save_snapshot(&self, snapshot: StreamSnapshot) -> Result<(), StoreError> {
+    async fn save_snapshot(
+        &self,
+        snapshot: StreamSnapshot,
+        replace: SnapshotReplace,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO snapshots (stream_id, version, last_event_id, state) \
              VALUES ($1, $2, $3, $4) \
              ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, \
              last_event_id = excluded.last_event_id, state = excluded.state \
-             WHERE excluded.version >= snapshots.version",
+             WHERE $5 OR excluded.version >= snapshots.version",
         )
         .bind(snapshot.wallet_id.as_str())
         .bind(to_i64(snapshot.version))
         .bind(snapshot.last_event_id)
         .bind(&snapshot.state)
+        .bind(replace == SnapshotReplace::Unusable)
         .execute(&self.pool)
         .within(self.wait_ms)
         .await
