@@ -250,10 +250,25 @@ impl FilePlace {
     }
 }
 
-/// Whether SQLite found the file damaged: `SQLITE_CORRUPT` (a page or an
-/// index that does not hold together) or `SQLITE_NOTADB` (no database header).
+/// Whether a read or a write found the file damaged:
+/// - SQLite says so: `SQLITE_CORRUPT` (a page or an index that does not hold
+///   together) or `SQLITE_NOTADB` (no database header);
+/// - or a stored value does not read back as what this build writes in its
+///   column (`InvalidColumnType`, `FromSqlConversionFailure`, which a
+///   reader's own parse of a column also returns, `IntegralValueOutOfRange`,
+///   `Utf8Error`). SQLite keeps any value in any column, so only an edit or
+///   a damaged page puts one there; taken as a passing fault instead, it
+///   answered 500 on every read of its row and stopped or dead-lettered the
+///   projections that met it (testers h131, h132). A reader that expects
+///   other values reads the column as stored ([`crate::integer_as_stored`]).
 pub fn is_damage(error: &rusqlite::Error) -> bool {
     matches!(
+        error,
+        rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..)
+            | rusqlite::Error::Utf8Error(..)
+    ) || matches!(
         error.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
     )

@@ -18,7 +18,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use embedded_sqlite::{identifier_word, Durability, ReadPool, SharedWriter, SqliteError};
+use embedded_sqlite::{identifier_word, Durability, ReadPool, SharedWriter};
 use event_store::RecordedEvent;
 use rusqlite::types::{Type, Value};
 use rusqlite::{params, params_from_iter, Connection, Row, TransactionBehavior};
@@ -196,16 +196,6 @@ fn timestamp_column(row: &Row<'_>, column: usize) -> rusqlite::Result<DateTime<U
 fn unsigned_column(row: &Row<'_>, column: usize) -> rusqlite::Result<u64> {
     let value: i64 = row.get(column)?;
     u64::try_from(value).map_err(|error| conversion_failure(column, Type::Integer, error))
-}
-
-/// Storage errors keep their cause; data that does not read back is corrupt.
-fn read_failed(error: SqliteError) -> LedgerError {
-    match error {
-        SqliteError::Sqlite(rusqlite::Error::FromSqlConversionFailure(..)) => {
-            LedgerError::Corrupt(error.to_string())
-        }
-        other => LedgerError::Storage(other),
-    }
 }
 
 /// The transactions whose reference is `reference_id`: an operation whose
@@ -602,7 +592,7 @@ impl Ledger for EmbeddedLedger {
                 )
             })
             .await
-            .map_err(read_failed)
+            .map_err(LedgerError::from)
     }
 
     async fn wallet_entries(
@@ -620,7 +610,7 @@ impl Ledger for EmbeddedLedger {
         self.readers
             .read(move |connection| selection.select(connection))
             .await
-            .map_err(read_failed)
+            .map_err(LedgerError::from)
     }
 
     async fn reference_entries(&self, reference_id: &str) -> Result<Vec<LedgerEntry>, LedgerError> {
@@ -633,7 +623,7 @@ impl Ledger for EmbeddedLedger {
         self.readers
             .read(move |connection| selection.select(connection))
             .await
-            .map_err(read_failed)
+            .map_err(LedgerError::from)
     }
 
     async fn holds_entry(&self, entry: EntryId, list: EntryList<'_>) -> Result<bool, LedgerError> {
@@ -662,7 +652,7 @@ impl Ledger for EmbeddedLedger {
                     ])
             })
             .await
-            .map_err(read_failed)
+            .map_err(LedgerError::from)
     }
 
     async fn transactions(
@@ -678,7 +668,7 @@ impl Ledger for EmbeddedLedger {
         self.readers
             .read(move |connection| selection.select(connection))
             .await
-            .map_err(read_failed)
+            .map_err(LedgerError::from)
     }
 
     async fn wallet_summary(
@@ -690,16 +680,12 @@ impl Ledger for EmbeddedLedger {
         let until_us = at.map_or(i64::MAX, |at| at.timestamp_micros());
         self.readers
             .read(move |connection| wallet_totals(connection, &accounts, until_us))
-            .await
-            .map_err(read_failed)??
+            .await??
             .summary(wallet_id)
     }
 
     async fn verify(&self) -> Result<LedgerVerification, LedgerError> {
-        self.readers
-            .read(verify_ledger)
-            .await
-            .map_err(read_failed)?
+        self.readers.read(verify_ledger).await?
     }
 }
 

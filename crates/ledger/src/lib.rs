@@ -10,7 +10,10 @@
 //! private `stored` module); they differ only in how rows are written and read.
 //!
 //! Error policy: storage failures are [`LedgerError::Storage`] (SQLite) or
-//! [`LedgerError::Postgres`] and keep their cause; data that cannot be read back is [`LedgerError::Corrupt`]; a
+//! [`LedgerError::Postgres`] and keep their cause; a row that cannot be read
+//! back marks `ledger.db` damaged (`Storage` of
+//! [`embedded_sqlite::SqliteError::Damaged`]: 503 naming the file, the
+//! projection waits) and is [`LedgerError::Corrupt`] on PostgreSQL; a
 //! transaction that would not balance is refused as
 //! [`LedgerError::Unbalanced`] before anything is written.
 //!
@@ -58,6 +61,7 @@ pub enum LedgerError {
     Storage(#[from] embedded_sqlite::SqliteError),
     #[error("ledger storage (PostgreSQL): {0}")]
     Postgres(#[source] sqlx::Error),
+    /// A PostgreSQL row that does not read back as the ledger writes it.
     #[error("ledger data is corrupt: {0}")]
     Corrupt(String),
     #[error("ledger transaction {0} does not balance; nothing was posted")]

@@ -67,17 +67,6 @@ impl EmbeddedReadModel {
     }
 }
 
-/// A storage error of the file, `Corrupt` when a column did not read as the
-/// type this build writes into it.
-fn unreadable_or(error: SqliteError) -> ReadModelError {
-    match error {
-        SqliteError::Sqlite(
-            rusqlite::Error::InvalidColumnType(..) | rusqlite::Error::FromSqlConversionFailure(..),
-        ) => ReadModelError::Corrupt(error.to_string()),
-        other => other.into(),
-    }
-}
-
 fn timestamp(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
@@ -382,8 +371,7 @@ impl ReadModel for EmbeddedReadModel {
                 };
                 Ok((rows, due))
             })
-            .await
-            .map_err(|error| self.damage_if_corrupt(unreadable_or(error)))?;
+            .await?;
         let mut views = rows
             .into_iter()
             .map(to_view)

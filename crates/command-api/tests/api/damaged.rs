@@ -117,6 +117,76 @@ async fn a_damaged_projection_file_answers_its_routes_for_an_operator_and_comman
     app.stop().await;
 }
 
+/// A row of a projection file that does not read back as this build writes
+/// it (an amount that is not a number, a position of another type) marks
+/// its file damaged, as the read model's did since h131: its routes answer
+/// 503 naming the file instead of 500, `/health` reports it, commands go on,
+/// and the events wait for the rebuild: none is dead-lettered.
+#[tokio::test]
+async fn a_projection_row_no_build_writes_marks_its_file_damaged() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.create_wallet("w", "owner", json!(100)).await.status(),
+        201
+    );
+    let (status, page) = json_of(
+        app.get("/wallets/w/transactions")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!((status, page["count"].clone()), (200, json!(1)), "{page}");
+    let (status, summary) = json_of(
+        app.get("/ledger/wallet/w/summary")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, 200, "{summary}");
+    let edits = [
+        (
+            "ledger.db",
+            "UPDATE ledger_entries SET amount = 'one hundred'",
+            "/ledger/wallet/w/summary",
+        ),
+        (
+            "search_index.db",
+            "UPDATE search_transactions SET amount = x'00ff'",
+            "/wallets/w/transactions",
+        ),
+    ];
+    for (file, edit, _) in edits {
+        rusqlite::Connection::open(app.data_dir.join(file))
+            .expect("opened")
+            .execute(edit, [])
+            .expect(edit);
+    }
+    for (file, _, path) in edits {
+        let answer = app.get(path).send().await.expect("sent");
+        let message = operator_message(answer).await;
+        assert!(
+            message.contains(&format!("({file}) is damaged")),
+            "{path}: {message}"
+        );
+    }
+
+    assert_eq!(app.credit("w", json!(5)).await.status(), 201);
+    assert_eq!(app.balance_text("w").await, "105.00");
+    let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
+    assert_eq!(
+        (status, &health["status"]),
+        (200, &json!("degraded")),
+        "{health}"
+    );
+    for report in ["ledger", "searchIndex"] {
+        assert_eq!(health[report]["status"], "down", "{report}: {health}");
+    }
+    assert_eq!(health["deadLetters"]["parked"], json!(0), "{health}");
+    app.stop().await;
+}
+
 /// Marks the data folder's `file` damaged, as a read of it that met
 /// `SQLITE_CORRUPT` does (every place of the file shares the damage).
 fn mark_damaged(folder: &std::path::Path, file: &str) {

@@ -123,8 +123,21 @@ impl EmbeddedSearchIndex {
         let items = sources
             .into_iter()
             .map(Transaction::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| self.damage_if_corrupt(error))?;
         Ok(TransactionPage { items, total })
+    }
+
+    /// `error`, with the file marked damaged when it is a row that does not
+    /// read back as this build writes it (`Corrupt`), as a column of another
+    /// type is (see [`embedded_sqlite::is_damage`]): its routes answer 503
+    /// naming the file, and the projection waits, until it is moved out and
+    /// rebuilt from the log.
+    fn damage_if_corrupt(&self, error: SearchIndexError) -> SearchIndexError {
+        match error {
+            SearchIndexError::Corrupt(detail) => self.readers.place().mark_damaged(detail).into(),
+            other => other,
+        }
     }
 }
 
@@ -635,7 +648,10 @@ impl SearchIndex for EmbeddedSearchIndex {
             .readers
             .read(move |connection| wallet_source(connection, &wallet_id))
             .await?;
-        source.map(IndexedWallet::try_from).transpose()
+        source
+            .map(IndexedWallet::try_from)
+            .transpose()
+            .map_err(|error| self.damage_if_corrupt(error))
     }
 
     /// Written is searchable here: nothing to do.
