@@ -24,8 +24,6 @@
 //! operators, quotes, `*`, `:`) never reads it. Migrations make the same word
 //! in SQL as `'<kind>' || lower(hex(<column>))`.
 
-use std::fmt::Write;
-
 /// The word for `identifier` of the kind `kind` (a lower-case ASCII letter):
 /// `identifier_word('w', "w-1")` is `"w772d31"`.
 ///
@@ -39,10 +37,7 @@ pub fn identifier_word(kind: char, identifier: &str) -> String {
     );
     let mut word = String::with_capacity(1 + 2 * identifier.len());
     word.push(kind);
-    for byte in identifier.bytes() {
-        // Writing to a String cannot fail.
-        let _ = write!(word, "{byte:02x}");
-    }
+    word.push_str(&hex::encode(identifier));
     word
 }
 

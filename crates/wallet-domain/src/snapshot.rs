@@ -60,10 +60,7 @@ pub enum SnapshotDecodeError {
 
 /// The SHA-256 of a snapshot's wallet text, in lower-case hex (64 characters).
 fn wallet_digest(wallet_text: &str) -> String {
-    Sha256::digest(wallet_text.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(wallet_text.as_bytes()))
 }
 
 /// The snapshot text of `wallet` (money as exact JSON numbers), with the

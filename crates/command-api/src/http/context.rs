@@ -139,10 +139,7 @@ fn context_of(request: &HttpRequest, canonical: &str) -> Result<RequestContext, 
                         "Idempotency-Key must be 1 to {HEADER_TOKEN_LENGTH_MAX} visible ASCII characters (no spaces or control characters)"
                     ))
                 })?;
-            let fingerprint = Sha256::digest(canonical)
-                .iter()
-                .map(|byte| format!("{byte:02x}"))
-                .collect();
+            let fingerprint = hex::encode(Sha256::digest(canonical));
             Some(IdempotencyClaim {
                 key: scoped_idempotency_key(request, key),
                 fingerprint,
