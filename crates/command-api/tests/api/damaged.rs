@@ -6,7 +6,9 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{error_message, json_of, spawn_app, spawn_process_app_in, TestApp};
+use crate::helpers::{
+    error_message, json_of, spawn_app, spawn_app_in, spawn_process_app_in, TestApp,
+};
 
 #[tokio::test]
 async fn a_damaged_event_log_answers_for_an_operator_and_takes_no_more_writes() {
@@ -71,24 +73,7 @@ async fn a_damaged_projection_file_answers_its_routes_for_an_operator_and_comman
     }
 
     for (file, path) in routes {
-        let answer = app.get(path).send().await.expect("sent");
-        assert!(
-            answer.headers().get("retry-after").is_none(),
-            "{path}: no wait mends it: {:?}",
-            answer.headers()
-        );
-        let (status, body) = json_of(answer).await;
-        assert_eq!(status, 503, "{path}: {body}");
-        let message = error_message(&body, 503);
-        assert!(
-            message.contains(&format!("({file}) is damaged")),
-            "{message}"
-        );
-        assert!(
-            message.contains("moves it out of the data folder"),
-            "{message}"
-        );
-        assert!(!message.to_lowercase().contains("retry"), "{message}");
+        assert_answers_damaged(&app, path, file).await;
     }
 
     let ledger_health = app.get("/ledger/health").send().await.expect("sent");
@@ -103,17 +88,7 @@ async fn a_damaged_projection_file_answers_its_routes_for_an_operator_and_comman
         "{body}"
     );
 
-    assert_eq!(app.credit("w", json!(5)).await.status(), 201);
-    assert_eq!(app.balance_text("w").await, "105.00");
-    let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
-    assert_eq!(
-        (status, &health["status"]),
-        (200, &json!("degraded")),
-        "{health}"
-    );
-    for report in ["ledger", "readModel", "searchIndex"] {
-        assert_eq!(health[report]["status"], "down", "{report}: {health}");
-    }
+    commands_go_on_with_projections_down(&app, &["ledger", "readModel", "searchIndex"]).await;
     app.stop().await;
 }
 
@@ -164,14 +139,66 @@ async fn a_projection_row_no_build_writes_marks_its_file_damaged() {
             .expect(edit);
     }
     for (file, _, path) in edits {
-        let answer = app.get(path).send().await.expect("sent");
-        let message = operator_message(answer).await;
-        assert!(
-            message.contains(&format!("({file}) is damaged")),
-            "{path}: {message}"
-        );
+        assert_answers_damaged(&app, path, file).await;
     }
+    let health = commands_go_on_with_projections_down(&app, &["ledger", "searchIndex"]).await;
+    assert_eq!(health["deadLetters"]["parked"], json!(0), "{health}");
+    let directory = app.data_dir.clone();
+    let temp = app.stop().await;
 
+    // Moved out, each file is built again from the log, the credit taken
+    // while it was damaged included.
+    for (file, _, _) in edits {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(directory.join(format!("{file}{suffix}")));
+        }
+    }
+    let app = spawn_app_in(&directory).await;
+    let (status, page) = json_of(
+        app.get("/wallets/w/transactions")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!((status, &page["count"]), (200, &json!(2)), "{page}");
+    assert_eq!(
+        page["transactions"][0]["amount"].to_string(),
+        "5.00",
+        "{page}"
+    );
+    let (status, verdict) = json_of(app.get("/ledger/verify").send().await.expect("sent")).await;
+    assert_eq!((status, &verdict["ok"]), (200, &json!(true)), "{verdict}");
+    app.stop().await;
+    drop(temp);
+}
+
+/// `path` answers 503 for an operator: `file` is damaged, moving it out
+/// rebuilds it, and no wait mends it (no `Retry-After`).
+async fn assert_answers_damaged(app: &TestApp, path: &str, file: &str) {
+    let answer = app.get(path).send().await.expect("sent");
+    assert!(
+        answer.headers().get("retry-after").is_none(),
+        "{path}: no wait mends it: {:?}",
+        answer.headers()
+    );
+    let (status, body) = json_of(answer).await;
+    assert_eq!(status, 503, "{path}: {body}");
+    let message = error_message(&body, 503);
+    assert!(
+        message.contains(&format!("({file}) is damaged")),
+        "{path}: {message}"
+    );
+    assert!(
+        message.contains("moves it out of the data folder"),
+        "{message}"
+    );
+    assert!(!message.to_lowercase().contains("retry"), "{message}");
+}
+
+/// A credit of 5 to `w` (100.00) is taken while the projections `down`
+/// are down, which `/health` (degraded) names; its report.
+async fn commands_go_on_with_projections_down(app: &TestApp, down: &[&str]) -> Value {
     assert_eq!(app.credit("w", json!(5)).await.status(), 201);
     assert_eq!(app.balance_text("w").await, "105.00");
     let (status, health) = json_of(app.get("/health").send().await.expect("sent")).await;
@@ -180,11 +207,10 @@ async fn a_projection_row_no_build_writes_marks_its_file_damaged() {
         (200, &json!("degraded")),
         "{health}"
     );
-    for report in ["ledger", "searchIndex"] {
-        assert_eq!(health[report]["status"], "down", "{report}: {health}");
+    for report in down {
+        assert_eq!(health[*report]["status"], "down", "{report}: {health}");
     }
-    assert_eq!(health["deadLetters"]["parked"], json!(0), "{health}");
-    app.stop().await;
+    health
 }
 
 /// Marks the data folder's `file` damaged, as a read of it that met
