@@ -23,7 +23,7 @@ use rusqlite::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
-use wallet_domain::{HoldId, WalletId};
+use wallet_domain::{EventDecodeError, HoldId, WalletId, EVENT_SCHEMA_VERSION};
 
 use crate::log_tail::LogTail;
 
@@ -845,8 +845,18 @@ fn stream_rows(
     Ok(by_version.into_values().collect())
 }
 
-fn decode_rows(rows: Vec<(i64, i64, String)>) -> Result<Vec<RecordedEvent>, StoreError> {
-    stored_rows(rows).iter().map(StoredEvent::decode).collect()
+/// Whether `error` is an event of a schema version newer than this build's.
+fn is_newer_schema(error: &EventDecodeError) -> bool {
+    matches!(error, EventDecodeError::UnsupportedSchemaVersion(version) if *version > EVENT_SCHEMA_VERSION)
+}
+
+/// `Ok` for an event a newer build wrote, which [`EmbeddedEventStore::read_all_stored`]
+/// passes on undecoded (its sinks park it); `error` otherwise.
+fn if_newer_schema(error: StoreError) -> Result<(), StoreError> {
+    match error {
+        StoreError::Corrupt { source, .. } if is_newer_schema(&source) => Ok(()),
+        other => Err(other),
+    }
 }
 
 /// Position, version and JSON ([`payload::json`]) of a row whose first three
@@ -864,6 +874,26 @@ fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, String)> {
 }
 
 impl EmbeddedEventStore {
+    /// `stored` decoded. One that does not decode marks the file damaged
+    /// ([`StoreError::Damaged`]: 503 for an operator, its relays wait) unless
+    /// a newer build wrote it (a schema version above
+    /// [`EVENT_SCHEMA_VERSION`], which stays [`StoreError::Corrupt`] and its
+    /// sinks park): this build writes every event it can read, so a payload
+    /// of the JSON of something else (`{}`, `42`, an event missing a field)
+    /// was put there by an edit or damage. Taken as `Corrupt`, it answered
+    /// 500 with `/health` ok, and a rebuild dead-lettered it under no wallet
+    /// and built the wallet's rows without it (tester h133 F1, F2).
+    fn decoded(&self, stored: &StoredEvent) -> Result<RecordedEvent, StoreError> {
+        stored.decode().map_err(|error| match error {
+            StoreError::Corrupt { position, source } if !is_newer_schema(&source) => {
+                StoreError::Damaged(self.readers.place().mark_damaged(format!(
+                    "events.payload at position {position} is not an event this build writes: {source}"
+                )))
+            }
+            other => other,
+        })
+    }
+
     /// Up to `limit` (at most [`READ_ALL_BATCH_MAX`]) rows of the log after
     /// `after_position`: position, version, payload.
     async fn log_rows(
@@ -942,7 +972,10 @@ impl EventStore for EmbeddedEventStore {
                 )
             })
             .await?;
-        decode_rows(rows)
+        stored_rows(rows)
+            .iter()
+            .map(|stored| self.decoded(stored))
+            .collect()
     }
 
     async fn read_all(
@@ -972,7 +1005,15 @@ impl EventStore for EmbeddedEventStore {
             .and_then(|tail| tail.after(after_position, limit));
         match from_tail {
             Some(events) => Ok(events),
-            None => Ok(stored_rows(self.log_rows(after_position, limit).await?)),
+            // The log's own rows, each checked to be an event (its sinks
+            // would dead-letter one that is not, under no wallet).
+            None => {
+                let rows = stored_rows(self.log_rows(after_position, limit).await?);
+                for stored in &rows {
+                    self.decoded(stored).map(drop).or_else(if_newer_schema)?;
+                }
+                Ok(rows)
+            }
         }
     }
 

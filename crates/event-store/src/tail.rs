@@ -68,7 +68,7 @@ impl StreamTail {
 /// What a reader made of a stream's stored snapshot.
 enum SnapshotRead {
     /// Usable: its state and the stream's events after it.
-    Usable(StreamTail),
+    Usable(Box<StreamTail>),
     /// None stored, or one past the reader's bound.
     NotUsed,
     /// One stored that is read past (see [`StreamTail::stored_snapshot_unusable`]).
@@ -83,7 +83,7 @@ pub async fn read_tail(
     wallet_id: &WalletId,
 ) -> Result<StreamTail, StoreError> {
     let stored_snapshot_unusable = match read_snapshot(store, wallet_id, u64::MAX).await? {
-        SnapshotRead::Usable(tail) => return Ok(tail),
+        SnapshotRead::Usable(tail) => return Ok(*tail),
         SnapshotRead::NotUsed => false,
         SnapshotRead::Unusable => true,
     };
@@ -105,7 +105,7 @@ pub async fn read_snapshot_tail_until(
 ) -> Result<Option<StreamTail>, StoreError> {
     Ok(
         match read_snapshot(store, wallet_id, up_to_version).await? {
-            SnapshotRead::Usable(tail) => Some(tail),
+            SnapshotRead::Usable(tail) => Some(*tail),
             SnapshotRead::NotUsed | SnapshotRead::Unusable => None,
         },
     )
@@ -155,12 +155,12 @@ async fn read_snapshot(
         return Ok(SnapshotRead::Unusable);
     }
     events.remove(0);
-    Ok(SnapshotRead::Usable(StreamTail {
+    Ok(SnapshotRead::Usable(Box::new(StreamTail {
         base: WalletState::Open(wallet),
         base_last_event_id: Some(snapshot.last_event_id),
         events,
         stored_snapshot_unusable: false,
-    }))
+    })))
 }
 
 /// The stream of `wallet_id` folded from its first event up to `as_of`

@@ -775,6 +775,55 @@ async fn an_event_log_found_damaged_takes_no_more_writes() {
 /// that does not decompress) is damage, like SQLite's own `SQLITE_CORRUPT`:
 /// the read that meets it fails as [`event_store::StoreError::Damaged`], and
 /// the file takes no more appends.
+/// h133 F1, F2: a payload that is text but not an event this build writes
+/// (`{}`, `42`, an event of its schema version missing a field) was
+/// `Corrupt`: its wallet answered 500 with `/health` ok, and a rebuild of
+/// the projections dead-lettered it under no wallet and built the wallet's
+/// rows without it. It is damage now, on the reads of a stream and of the
+/// log alike; an event of a newer schema version (a newer build wrote it)
+/// is still passed to the sinks, which park it.
+#[tokio::test]
+async fn a_stored_payload_that_is_not_an_event_is_damage_unless_a_newer_build_wrote_it() {
+    let damaged = |error: &event_store::StoreError| {
+        matches!(error, event_store::StoreError::Damaged(_))
+            && error.to_string().contains("events.payload at position 1")
+    };
+    let (_, _, _, first) = store_with_w1().await;
+    let json = first.to_json().expect("json");
+    let without_amount = json.replace("\"amount\":", "\"amountWas\":");
+    for payload in ["{}", "42", without_amount.as_str()] {
+        let (directory, store, w1, _) = store_with_w1().await;
+        drop(store);
+        rusqlite::Connection::open(directory.path().join("events.db"))
+            .expect("opened")
+            .execute("UPDATE events SET payload = ?1", [payload])
+            .expect("payload overwritten");
+        // Opened again: the log's newest events are not in memory.
+        let store = EmbeddedEventStore::open(directory.path()).expect("open");
+        let log = store.read_all_stored(0, 10).await.expect_err("not read");
+        assert!(damaged(&log), "{payload}: {log}");
+        let stream = store.read_stream(&w1, 0).await.expect_err("not read");
+        assert!(damaged(&stream), "{payload}: {stream}");
+    }
+
+    let (directory, store, w1, _) = store_with_w1().await;
+    drop(store);
+    let newer = json.replace("\"schemaVersion\":1", "\"schemaVersion\":2");
+    assert_ne!(newer, json);
+    rusqlite::Connection::open(directory.path().join("events.db"))
+        .expect("opened")
+        .execute("UPDATE events SET payload = ?1", [&newer])
+        .expect("payload overwritten");
+    let store = EmbeddedEventStore::open(directory.path()).expect("open");
+    let log = store.read_all_stored(0, 10).await.expect("passed on");
+    assert_eq!(log.len(), 1);
+    let stream = store.read_stream(&w1, 0).await.expect_err("not decoded");
+    assert!(
+        matches!(stream, event_store::StoreError::Corrupt { .. }),
+        "{stream}"
+    );
+}
+
 #[tokio::test]
 async fn a_stored_payload_that_does_not_decompress_is_damage() {
     let (directory, store, w1, first) = store_with_w1().await;
