@@ -189,10 +189,6 @@ fn compressed(payloads: &[Vec<String>]) -> Result<Vec<Vec<Vec<u8>>>, StoreError>
         .collect()
 }
 
-fn unavailable(error: rusqlite::Error) -> StoreError {
-    StoreError::Unavailable(error.to_string())
-}
-
 impl EmbeddedEventStore {
     /// Opens (or creates) `events.db` in `data_dir` and starts its writer thread.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
@@ -200,15 +196,17 @@ impl EmbeddedEventStore {
         let mut connection = open_writer(&path, Durability::Durable)?;
         migrate(&mut connection, MIGRATIONS)?;
         payload::prepare();
-        let written_through = stream_index::written_through(&connection).map_err(unavailable)?;
-        let data_version = stream_index::data_version(&connection).map_err(unavailable)?;
-        let unindexed = stream_index::unindexed_in_file(&connection, written_through)
-            .map_err(unavailable)?
-            .map_err(|broken| StoreError::Unavailable(broken.to_string()))?;
-        let head_position = current_head(&connection).map_err(unavailable)?;
         let readers = ReadPool::open(&path)?;
         // Shares its damage with the readers' and the commit guard's.
         let place = readers.place().clone();
+        // What the start reads: a value no build writes is damage, named as such.
+        let read_failed = |error| written_error(&place, error);
+        let written_through = stream_index::written_through(&connection).map_err(read_failed)?;
+        let data_version = stream_index::data_version(&connection).map_err(read_failed)?;
+        let unindexed = stream_index::unindexed_in_file(&connection, written_through)
+            .map_err(read_failed)?
+            .map_err(|broken| StoreError::Unavailable(broken.to_string()))?;
+        let head_position = current_head(&connection).map_err(read_failed)?;
         let (appends, queue) = mpsc::channel(APPEND_QUEUE_CAPACITY);
         let (head_sender, head) = watch::channel(head_position);
         let tail = Arc::new(Mutex::new(LogTail::new(head_position)));

@@ -824,6 +824,34 @@ async fn a_stored_payload_that_is_not_an_event_is_damage_unless_a_newer_build_wr
     );
 }
 
+/// h133 F3: a log row of another type than the store writes (a version as
+/// text or a real, an event id that is not one), met by the reads of the
+/// start, stopped it as "unavailable", with nothing said of the damage or
+/// the way back; it is damage, named as such.
+#[tokio::test]
+async fn a_log_row_of_other_types_met_at_the_start_is_damage() {
+    for edit in [
+        "UPDATE events SET version = '2x'",
+        "UPDATE events SET version = 2.5",
+        "UPDATE events SET event_id = 'nope'",
+    ] {
+        let (directory, store, _, _) = store_with_w1().await;
+        drop(store);
+        rusqlite::Connection::open(directory.path().join("events.db"))
+            .expect("opened")
+            .execute(edit, [])
+            .expect(edit);
+        let Err(refused) = EmbeddedEventStore::open(directory.path()) else {
+            panic!("{edit}: opened");
+        };
+        assert!(
+            matches!(refused, event_store::StoreError::Damaged(_))
+                && refused.to_string().contains("events.db is damaged"),
+            "{edit}: {refused}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_stored_payload_that_does_not_decompress_is_damage() {
     let (directory, store, w1, first) = store_with_w1().await;

@@ -45,3 +45,24 @@ async fn delivered_batches_move_the_checkpoint_and_survive_a_reopen() {
         .expect("search");
     assert_eq!(all.total, 6);
 }
+
+/// h133 F3: a value no build writes, met by the start's fill of the
+/// description words, stopped it as "unavailable"; it is damage, named as
+/// such, with the way back (the file moved out is built again).
+#[tokio::test]
+async fn a_value_no_build_writes_met_at_the_start_is_damage() {
+    let directory = TempDir::new().expect("tempdir");
+    drop(EmbeddedSearchIndex::open(directory.path()).expect("index opens"));
+    rusqlite::Connection::open(directory.path().join("search_index.db"))
+        .expect("opened")
+        .execute("UPDATE search_description_words_version SET version = 'x'", [])
+        .expect("edited");
+    let Err(refused) = EmbeddedSearchIndex::open(directory.path()) else {
+        panic!("opened");
+    };
+    assert!(
+        matches!(refused, search_index::SearchIndexError::Damaged(_))
+            && refused.to_string().contains("search_index.db is damaged"),
+        "{refused}"
+    );
+}

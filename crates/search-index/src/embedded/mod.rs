@@ -84,7 +84,8 @@ impl EmbeddedSearchIndex {
         // The writer creates the file and migrates it before any reader opens it.
         let writer = SharedWriter::open(&path, MIGRATIONS, Durability::Replayable)?;
         let mut filling = embedded_sqlite::open_writer(&path, Durability::Replayable)?;
-        fill_description_words(&mut filling).map_err(SqliteError::from)?;
+        // A value no build writes, met by the fill, is damage named as such.
+        fill_description_words(&mut filling).map_err(|error| writer.place().sqlite_error(error))?;
         drop(filling);
         Ok(Self {
             writer,
