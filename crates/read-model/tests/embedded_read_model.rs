@@ -188,3 +188,44 @@ async fn a_balances_row_no_build_writes_marks_the_file_damaged_and_keeps_nothing
         );
     }
 }
+
+/// h133 F4: a wallet's balances row deleted made the next event of that
+/// wallet a gap, retried without end: the projection stopped for every
+/// wallet, the list answered stale, and `/health` said ok. From the log (the
+/// in-process relay, which brings each wallet's events in order from the
+/// checkpoint on) a gap is a row the file lost: it marks the file damaged,
+/// and nothing of the batch is kept.
+#[tokio::test]
+async fn a_gap_in_a_batch_from_the_log_marks_the_file_damaged() {
+    use event_sink::EventSink;
+    use read_model::conformance::Streams;
+    use read_model::{ReadModel, ReadModelError, WalletListQuery};
+
+    let directory = TempDir::new().expect("tempdir");
+    let read_model = EmbeddedReadModel::open(directory.path()).expect("read model opens");
+    let mut streams = Streams::default();
+    let created = [streams.create("w-1", "alice", 1_000)];
+    read_model.deliver(&created).await.expect("created");
+    rusqlite::Connection::open(directory.path().join("read_model.db"))
+        .expect("open")
+        .execute("DELETE FROM wallet_balances WHERE wallet_id = 'w-1'", [])
+        .expect("row deleted");
+
+    let credit = [streams.credit("w-1", 500)];
+    let refused = read_model.deliver(&credit).await.expect_err("a gap");
+    assert!(
+        refused.to_string().contains("read_model.db is damaged"),
+        "{refused}"
+    );
+    assert_eq!(EventSink::checkpoint(&read_model).await.ok(), None);
+    let listed = read_model
+        .list_wallets(WalletListQuery {
+            limit: 10,
+            ..WalletListQuery::default()
+        })
+        .await;
+    assert!(
+        matches!(&listed, Err(ReadModelError::Damaged(_))),
+        "{listed:?}"
+    );
+}

@@ -55,7 +55,10 @@ async fn a_value_no_build_writes_met_at_the_start_is_damage() {
     drop(EmbeddedSearchIndex::open(directory.path()).expect("index opens"));
     rusqlite::Connection::open(directory.path().join("search_index.db"))
         .expect("opened")
-        .execute("UPDATE search_description_words_version SET version = 'x'", [])
+        .execute(
+            "UPDATE search_description_words_version SET version = 'x'",
+            [],
+        )
         .expect("edited");
     let Err(refused) = EmbeddedSearchIndex::open(directory.path()) else {
         panic!("opened");
