@@ -24,7 +24,7 @@ use rusqlite::types::{Type, Value};
 use rusqlite::{params, params_from_iter, Connection, Row, TransactionBehavior};
 use rust_decimal::Decimal;
 use uuid::Uuid;
-use wallet_domain::WalletId;
+use wallet_domain::{Balance, WalletId};
 
 use crate::posting::{Account, LedgerTransaction};
 use crate::stored::{
@@ -164,6 +164,10 @@ fn insert_batch(
 #[error("timestamp of {0} microseconds is out of range")]
 struct TimestampOutOfRange(i64);
 
+#[derive(Debug, thiserror::Error)]
+#[error("amount {0:?} is not money as the ledger writes it")]
+struct NotStoredMoney(String);
+
 fn conversion_failure(
     column: usize,
     column_type: Type,
@@ -180,6 +184,15 @@ where
     let text: String = row.get(column)?;
     text.parse()
         .map_err(|error| conversion_failure(column, Type::Text, error))
+}
+
+/// An entry's amount, as [`wallet_domain::Balance::from_stored`] reads it:
+/// the spelling the ledger writes and no other.
+fn money_column(row: &Row<'_>, column: usize) -> rusqlite::Result<Decimal> {
+    let text: String = row.get(column)?;
+    Balance::from_stored(&text)
+        .map(Balance::value)
+        .ok_or_else(|| conversion_failure(column, Type::Text, NotStoredMoney(text)))
 }
 
 fn wallet_id_column(row: &Row<'_>, column: usize) -> rusqlite::Result<WalletId> {
@@ -221,7 +234,7 @@ fn entry_row(row: &Row<'_>) -> rusqlite::Result<LedgerEntry> {
         transaction_id: parsed(row, 0)?,
         line: row.get(1)?,
         account: parsed(row, 2)?,
-        amount: parsed(row, 3)?,
+        amount: money_column(row, 3)?,
         reference_id: parsed(row, 4)?,
         transaction_type: parsed(row, 5)?,
         wallet_id: wallet_id_column(row, 6)?,
@@ -400,7 +413,7 @@ fn wallet_totals(
     let mut current: Option<(String, Decimal)> = None;
     while let Some(row) = rows.next()? {
         let transaction_id: String = row.get(0)?;
-        let amount: Decimal = parsed(row, 1)?;
+        let amount = money_column(row, 1)?;
         let net = match current.take() {
             Some((id, net)) if id == transaction_id => checked_sum(net, amount),
             Some((_, finished)) => totals.add(finished).and(Ok(amount)),
@@ -556,7 +569,7 @@ fn verify_ledger(
             let account: Account = account
                 .parse()
                 .map_err(|error| conversion_failure(2, Type::Text, error))?;
-            let amount: Decimal = parsed(row, 3)?;
+            let amount = money_column(row, 3)?;
             if let Err(error) = verifier.entry(parsed(row, 1)?, account, amount) {
                 return Ok(Err(error));
             }

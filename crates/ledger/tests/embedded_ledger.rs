@@ -222,3 +222,37 @@ async fn a_ledger_file_from_before_the_position_keys_keeps_everything_when_opene
     assert!(verification.ok, "{verification:?}");
     assert_eq!(verification.events_posted, 6);
 }
+
+/// h133 F6: an entry's amount in another spelling than the ledger writes
+/// (`2_00`, `1e2`, `+100.00`, `100.000`) was read as a value: a wallet's
+/// summary showed 200.00 for `2_00`, and only `/ledger/verify` found it.
+/// Such text is damage: the file is marked, and every read answers so.
+#[tokio::test]
+async fn an_amount_in_another_spelling_than_the_ledger_writes_is_damage() {
+    for spelling in ["2_00", "1e2", "+100.00", "100.000", "100"] {
+        let directory = TempDir::new().expect("tempdir");
+        let ledger = open(&directory);
+        ledger
+            .deliver(&standard_log().recorded)
+            .await
+            .expect("deliver");
+        assert!(!ledger
+            .transactions(everything())
+            .await
+            .expect("entries")
+            .is_empty());
+        rusqlite::Connection::open(directory.path().join("ledger.db"))
+            .expect("opened")
+            .execute("UPDATE ledger_entries SET amount = ?1", [spelling])
+            .expect("edited");
+        let read = ledger
+            .transactions(everything())
+            .await
+            .expect_err("not read");
+        assert!(
+            read.to_string().contains("ledger.db is damaged")
+                && read.to_string().contains(spelling),
+            "{spelling}: {read}"
+        );
+    }
+}

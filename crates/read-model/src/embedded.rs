@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -153,7 +152,8 @@ fn stored_balances(
         return Ok(Err(corrupt("version")));
     };
     let Some(held) = held
-        .and_then(|held| Decimal::from_str(&held).ok())
+        .and_then(|held| Balance::from_stored(&held))
+        .map(Balance::value)
         .filter(|held| *held >= Decimal::ZERO)
     else {
         return Ok(Err(corrupt("held balance")));
@@ -307,21 +307,15 @@ fn to_view(row: WalletRow) -> Result<WalletView, ReadModelError> {
     Ok(WalletView {
         id: WalletId::parse(&id).map_err(|_| corrupt("id"))?,
         owner_id: OwnerId::parse(&owner).map_err(|_| corrupt("owner"))?,
-        balance: parse_balance(&balance).ok_or_else(|| corrupt("balance"))?,
-        held_balance: parse_balance(&held).ok_or_else(|| corrupt("held balance"))?,
-        overdraft_limit: parse_balance(&overdraft_limit)
+        balance: Balance::from_stored(&balance).ok_or_else(|| corrupt("balance"))?,
+        held_balance: Balance::from_stored(&held).ok_or_else(|| corrupt("held balance"))?,
+        overdraft_limit: Balance::from_stored(&overdraft_limit)
             .ok_or_else(|| corrupt("overdraft limit"))?,
         status: status.parse().map_err(|_| corrupt("status"))?,
         created_at: parse_time(&created_at)?,
         updated_at: parse_time(&updated_at)?,
         version: u64::try_from(version).map_err(|_| corrupt("version"))?,
     })
-}
-
-fn parse_balance(text: &str) -> Option<Balance> {
-    Decimal::from_str(text)
-        .ok()
-        .and_then(|value| Balance::try_from(value).ok())
 }
 
 #[async_trait]
@@ -399,9 +393,9 @@ impl ReadModel for EmbeddedReadModel {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| self.damage_if_corrupt(error))?;
         due.into_iter()
-            .map(|(wallet_id, amount)| match Decimal::from_str(&amount) {
-                Ok(amount) => Ok((wallet_id, amount)),
-                Err(_) => Err(ReadModelError::Corrupt(format!(
+            .map(|(wallet_id, amount)| match Balance::from_stored(&amount) {
+                Some(amount) => Ok((wallet_id, amount.value())),
+                None => Err(ReadModelError::Corrupt(format!(
                     "an expiring hold of {wallet_id}: amount {amount:?}"
                 ))),
             })

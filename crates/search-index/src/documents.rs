@@ -2,7 +2,6 @@
 //! and bulk lines. No I/O here.
 
 use std::collections::{BTreeMap, HashMap};
-use std::str::FromStr;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use event_store::RecordedEvent;
@@ -305,10 +304,7 @@ fn corrupt(what: &str, value: &str) -> SearchIndexError {
 }
 
 fn parse_balance(what: &str, text: &str) -> Result<Balance, SearchIndexError> {
-    Decimal::from_str(text)
-        .ok()
-        .and_then(|value| Balance::try_from(value).ok())
-        .ok_or_else(|| corrupt(what, text))
+    Balance::from_stored(text).ok_or_else(|| corrupt(what, text))
 }
 
 fn parse_wallet_id(text: &str) -> Result<WalletId, SearchIndexError> {
@@ -385,7 +381,7 @@ mod tests {
     use super::*;
 
     fn decimal(text: &str) -> Decimal {
-        Decimal::from_str(text).expect("test decimal")
+        text.parse::<Decimal>().expect("test decimal")
     }
 
     fn balance(text: &str) -> Balance {

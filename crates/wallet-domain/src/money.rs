@@ -106,6 +106,28 @@ impl Balance {
         self.0
     }
 
+    /// The balance `text` spells as [`Balance`]'s `Display` writes it (what
+    /// the stores keep): an optional `-`, the units without a leading zero
+    /// (`0` alone), `.`, and exactly [`MONEY_SCALE`] digits (`-12.50`).
+    /// `None` for any other spelling, of the same value included (`1e2`,
+    /// `2_00`, `+2.00`, `2.000`, ` 2.00`): such text was not written by a
+    /// build, so a reader takes it as damage, not as a value (tester h133 F6).
+    pub fn from_stored(text: &str) -> Option<Balance> {
+        let unsigned = text.strip_prefix('-').unwrap_or(text);
+        let (units, cents) = unsigned.split_once('.')?;
+        let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        let canonical = digits(units)
+            && (units == "0" || !units.starts_with('0'))
+            && digits(cents)
+            && cents.len() == MONEY_SCALE as usize;
+        if !canonical {
+            return None;
+        }
+        text.parse::<Decimal>()
+            .ok()
+            .and_then(|value| Balance::try_from(value).ok())
+    }
+
     /// `None` when the sum leaves the range a `Decimal` holds exactly.
     pub fn checked_add(self, amount: Amount) -> Option<Balance> {
         self.0
@@ -193,6 +215,27 @@ mod tests {
 
     fn decimal(text: &str) -> Decimal {
         Decimal::from_str(text).expect("test decimal must parse")
+    }
+
+    #[test]
+    fn a_stored_balance_reads_back_only_as_display_writes_it() {
+        for written in ["0.00", "-0.00", "12.50", "-12.50", "1000000000000.00"] {
+            let balance = Balance::from_stored(written).expect(written);
+            assert_eq!(balance.value(), decimal(written), "{written}");
+        }
+        for value in ["0", "-5", "12.5", "99.99", "-100000.01"] {
+            let written = Balance::try_from(decimal(value)).expect(value).to_string();
+            assert_eq!(
+                Balance::from_stored(&written).map(|balance| balance.to_string()),
+                Some(written)
+            );
+        }
+        for other in [
+            "1e2", "2_00", "+2.00", "2.000", "2.0", "2", " 2.00", "2.00 ", "02.00", "-", ".00",
+            "2.", "--2.00", "2.0a", "", "NaN", "1.00e0",
+        ] {
+            assert_eq!(Balance::from_stored(other), None, "{other:?}");
+        }
     }
 
     #[test]
