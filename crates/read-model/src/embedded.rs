@@ -345,7 +345,14 @@ impl ReadModel for EmbeddedReadModel {
                     .optional()
             })
             .await?;
-        Ok(position.and_then(|p| u64::try_from(p).ok()).unwrap_or(0))
+        // A position below zero no build writes (h133 F8: it was taken as 0).
+        position.map_or(Ok(0), |position| {
+            u64::try_from(position).map_err(|_| {
+                self.damage_if_corrupt(ReadModelError::Corrupt(format!(
+                    "checkpoint position {position}"
+                )))
+            })
+        })
     }
 
     async fn list_wallets(

@@ -229,3 +229,26 @@ async fn a_gap_in_a_batch_from_the_log_marks_the_file_damaged() {
         "{listed:?}"
     );
 }
+
+/// h133 F8: a checkpoint below zero was taken as 0; like the ledger's and
+/// the search index's, it is damage.
+#[tokio::test]
+async fn a_checkpoint_below_zero_is_damage() {
+    use read_model::{ReadModel, ReadModelError};
+
+    let directory = TempDir::new().expect("tempdir");
+    let read_model = EmbeddedReadModel::open(directory.path()).expect("read model opens");
+    assert_eq!(ReadModel::checkpoint(&read_model).await.expect("read"), 0);
+    rusqlite::Connection::open(directory.path().join("read_model.db"))
+        .expect("open")
+        .execute(
+            "INSERT OR REPLACE INTO projection_checkpoint (id, position) VALUES (1, -3)",
+            [],
+        )
+        .expect("edited");
+    let read = ReadModel::checkpoint(&read_model).await;
+    assert!(
+        matches!(&read, Err(ReadModelError::Damaged(reason)) if reason.contains("checkpoint position -3")),
+        "{read:?}"
+    );
+}
