@@ -843,9 +843,15 @@ fn stream_rows(
     Ok(by_version.into_values().collect())
 }
 
-/// Whether `error` is an event of a schema version newer than this build's.
+/// Whether `error` is an event a newer build may have written: one of a
+/// schema version above this build's, or of a type it does not know (as
+/// the HTTP layer takes both, `NEWER_EVENTS_MESSAGE`).
 fn is_newer_schema(error: &EventDecodeError) -> bool {
-    matches!(error, EventDecodeError::UnsupportedSchemaVersion(version) if *version > EVENT_SCHEMA_VERSION)
+    match error {
+        EventDecodeError::UnsupportedSchemaVersion(version) => *version > EVENT_SCHEMA_VERSION,
+        EventDecodeError::UnknownType(_) => true,
+        _ => false,
+    }
 }
 
 /// `Ok` for an event a newer build wrote, which [`EmbeddedEventStore::read_all_stored`]
@@ -874,41 +880,53 @@ fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, String)> {
 impl EmbeddedEventStore {
     /// `stored` decoded. One that does not decode marks the file damaged
     /// ([`StoreError::Damaged`]: 503 for an operator, its relays wait) unless
-    /// a newer build wrote it (a schema version above
-    /// [`EVENT_SCHEMA_VERSION`], which stays [`StoreError::Corrupt`] and its
-    /// sinks park): this build writes every event it can read, so a payload
+    /// a newer build may have written it (a schema version above
+    /// [`EVENT_SCHEMA_VERSION`] or a type this build does not know, which
+    /// stays [`StoreError::Corrupt`] and its sinks park): this build writes every event it can read, so a payload
     /// of the JSON of something else (`{}`, `42`, an event missing a field)
     /// was put there by an edit or damage. Taken as `Corrupt`, it answered
     /// 500 with `/health` ok, and a rebuild dead-lettered it under no wallet
     /// and built the wallet's rows without it (tester h133 F1, F2).
-    fn decoded(&self, stored: &StoredEvent) -> Result<RecordedEvent, StoreError> {
-        stored.decode().map_err(|error| match error {
-            StoreError::Corrupt { position, source } if !is_newer_schema(&source) => {
-                StoreError::Damaged(self.readers.place().mark_damaged(format!(
-                    "events.payload at position {position} is not an event this build writes: {source}"
-                )))
-            }
+    /// An event of another wallet than the row's stream is damage too (an
+    /// edit of its `walletId` posted a transfer to the other wallet's
+    /// ledger at the next rebuild: tester h134).
+    fn decoded(&self, stored: &StoredEvent, stream_id: &str) -> Result<RecordedEvent, StoreError> {
+        let damaged =
+            |detail: String| StoreError::Damaged(self.readers.place().mark_damaged(detail));
+        let position = stored.position;
+        let recorded = stored.decode().map_err(|error| match error {
+            StoreError::Corrupt { source, .. } if !is_newer_schema(&source) => damaged(format!(
+                "events.payload at position {position} is not an event this build writes: {source}"
+            )),
             other => other,
-        })
+        })?;
+        if recorded.event.wallet_id.as_str() != stream_id {
+            return Err(damaged(format!(
+                "events.payload at position {position} is an event of wallet {}, in the stream of {stream_id}",
+                recorded.event.wallet_id
+            )));
+        }
+        Ok(recorded)
     }
 
     /// Up to `limit` (at most [`READ_ALL_BATCH_MAX`]) rows of the log after
-    /// `after_position`: position, version, payload.
+    /// `after_position`: position, version and payload, and the stream's id.
     async fn log_rows(
         &self,
         after_position: u64,
         limit: usize,
-    ) -> Result<Vec<(i64, i64, String)>, StoreError> {
+    ) -> Result<Vec<((i64, i64, String), String)>, StoreError> {
         let limit = to_i64(limit.min(READ_ALL_BATCH_MAX) as u64);
         let rows = self
             .readers
             .read(move |connection| {
                 let mut statement = connection.prepare_cached(
-                    "SELECT position, version, payload FROM events \
+                    "SELECT position, version, payload, stream_id FROM events \
                      WHERE position > ?1 ORDER BY position LIMIT ?2",
                 )?;
-                let rows =
-                    statement.query_map(params![to_i64(after_position), limit], event_row)?;
+                let rows = statement.query_map(params![to_i64(after_position), limit], |row| {
+                    Ok((event_row(row)?, row.get(3)?))
+                })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?;
@@ -972,7 +990,7 @@ impl EventStore for EmbeddedEventStore {
             .await?;
         stored_rows(rows)
             .iter()
-            .map(|stored| self.decoded(stored))
+            .map(|stored| self.decoded(stored, wallet_id.as_str()))
             .collect()
     }
 
@@ -1006,9 +1024,16 @@ impl EventStore for EmbeddedEventStore {
             // The log's own rows, each checked to be an event (its sinks
             // would dead-letter one that is not, under no wallet).
             None => {
-                let rows = stored_rows(self.log_rows(after_position, limit).await?);
-                for stored in &rows {
-                    self.decoded(stored).map(drop).or_else(if_newer_schema)?;
+                let (rows, streams): (Vec<_>, Vec<String>) = self
+                    .log_rows(after_position, limit)
+                    .await?
+                    .into_iter()
+                    .unzip();
+                let rows = stored_rows(rows);
+                for (stored, stream_id) in rows.iter().zip(&streams) {
+                    self.decoded(stored, stream_id)
+                        .map(drop)
+                        .or_else(if_newer_schema)?;
                 }
                 Ok(rows)
             }

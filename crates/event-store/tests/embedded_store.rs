@@ -791,7 +791,14 @@ async fn a_stored_payload_that_is_not_an_event_is_damage_unless_a_newer_build_wr
     let (_, _, _, first) = store_with_w1().await;
     let json = first.to_json().expect("json");
     let without_amount = json.replace("\"amount\":", "\"amountWas\":");
-    for payload in ["{}", "42", without_amount.as_str()] {
+    let of_another_wallet = json.replace("\"walletId\":\"w1\"", "\"walletId\":\"w2\"");
+    assert_ne!(of_another_wallet, json);
+    for payload in [
+        "{}",
+        "42",
+        without_amount.as_str(),
+        of_another_wallet.as_str(),
+    ] {
         let (directory, store, w1, _) = store_with_w1().await;
         drop(store);
         rusqlite::Connection::open(directory.path().join("events.db"))
@@ -806,22 +813,25 @@ async fn a_stored_payload_that_is_not_an_event_is_damage_unless_a_newer_build_wr
         assert!(damaged(&stream), "{payload}: {stream}");
     }
 
-    let (directory, store, w1, _) = store_with_w1().await;
-    drop(store);
-    let newer = json.replace("\"schemaVersion\":1", "\"schemaVersion\":2");
-    assert_ne!(newer, json);
-    rusqlite::Connection::open(directory.path().join("events.db"))
-        .expect("opened")
-        .execute("UPDATE events SET payload = ?1", [&newer])
-        .expect("payload overwritten");
-    let store = EmbeddedEventStore::open(directory.path()).expect("open");
-    let log = store.read_all_stored(0, 10).await.expect("passed on");
-    assert_eq!(log.len(), 1);
-    let stream = store.read_stream(&w1, 0).await.expect_err("not decoded");
-    assert!(
-        matches!(stream, event_store::StoreError::Corrupt { .. }),
-        "{stream}"
-    );
+    let newer_schema = json.replace("\"schemaVersion\":1", "\"schemaVersion\":2");
+    let newer_type = json.replace("\"type\":\"WalletCreated\"", "\"type\":\"WalletRenamed\"");
+    for newer in [newer_schema, newer_type] {
+        assert_ne!(newer, json);
+        let (directory, store, w1, _) = store_with_w1().await;
+        drop(store);
+        rusqlite::Connection::open(directory.path().join("events.db"))
+            .expect("opened")
+            .execute("UPDATE events SET payload = ?1", [&newer])
+            .expect("payload overwritten");
+        let store = EmbeddedEventStore::open(directory.path()).expect("open");
+        let log = store.read_all_stored(0, 10).await.expect("passed on");
+        assert_eq!(log.len(), 1, "{newer}");
+        let stream = store.read_stream(&w1, 0).await.expect_err("not decoded");
+        assert!(
+            matches!(stream, event_store::StoreError::Corrupt { .. }),
+            "{newer}: {stream}"
+        );
+    }
 }
 
 /// h133 F3: a log row of another type than the store writes (a version as

@@ -136,18 +136,30 @@ fn stored_balances(
     connection: &Connection,
     wallet_id: &WalletId,
 ) -> rusqlite::Result<Result<StoredBalances, ReadModelError>> {
-    let row: Option<(Option<i64>, Option<String>)> = connection
-        .prepare_cached("SELECT version, held_balance FROM wallet_balances WHERE wallet_id = ?1")?
+    let row: Option<(Option<i64>, Option<String>, bool)> = connection
+        .prepare_cached(
+            "SELECT b.version, b.held_balance, w.wallet_id IS NOT NULL FROM wallet_balances b \
+             LEFT JOIN wallets w ON w.wallet_id = b.wallet_id WHERE b.wallet_id = ?1",
+        )?
         .query_row([wallet_id.as_str()], |row| {
             // As stored: another column type is `None`, not an error that
             // would stop every wallet's batches.
-            Ok((integer_as_stored(row, 0)?, text_as_stored(row, 1)?))
+            Ok((
+                integer_as_stored(row, 0)?,
+                text_as_stored(row, 1)?,
+                row.get(2)?,
+            ))
         })
         .optional()?;
-    let Some((version, held)) = row else {
+    let Some((version, held, listed)) = row else {
         return Ok(Ok(StoredBalances::default()));
     };
     let corrupt = |what: &str| ReadModelError::Corrupt(format!("wallet {wallet_id}: {what}"));
+    // Its `wallets` row gone, the list left the wallet out for good with
+    // every batch applied (tester h134).
+    if !listed {
+        return Ok(Err(corrupt("balances without a wallets row")));
+    }
     let Some(version) = version.and_then(|version| u64::try_from(version).ok()) else {
         return Ok(Err(corrupt("version")));
     };

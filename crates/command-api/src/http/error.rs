@@ -102,8 +102,15 @@ pub const STORE_UNAVAILABLE_MESSAGE: &str =
 /// The answer when the event store's file was found damaged: no retry
 /// brings it back.
 pub const STORE_DAMAGED_MESSAGE: &str =
-    "The event store's file is damaged: this service takes no request that needs it until an \
-     operator repairs or restores the file and restarts the server";
+    "The event store's file (events.db) is damaged: this service takes no request that needs it \
+     until an operator repairs or restores the file and restarts the server";
+/// The answer when a wallet's stream does not hold together (an event that
+/// does not continue the state before it: an edit of the log, or a bug):
+/// nothing is decided on it, and no retry mends it.
+pub const BROKEN_STREAM_MESSAGE: &str =
+    "This wallet's history in the event store does not hold together; nothing of this request \
+     was applied, and no request on this wallet is taken until an operator repairs or restores \
+     the event store";
 /// The answer when the event store's file, its folder or its `-wal` was
 /// moved, deleted or replaced while the server ran: no retry brings it back.
 pub const STORE_MOVED_MESSAGE: &str =
@@ -202,9 +209,14 @@ impl From<StoreError> for ApiError {
                 log_chain(&error, "stored event written by a newer build");
                 ApiError::Unavailable(NEWER_EVENTS_MESSAGE.into())
             }
-            StoreError::Corrupt { .. }
-            | StoreError::BrokenStream { .. }
-            | StoreError::CorruptSnapshot { .. } => ApiError::Internal(error.to_string()),
+            // A 500 before (tester h134); logged with its wallet and version.
+            StoreError::BrokenStream { .. } => {
+                tracing::error!(%error, "wallet stream broken: the event store needs an operator");
+                ApiError::NeedsOperator(BROKEN_STREAM_MESSAGE.into())
+            }
+            StoreError::Corrupt { .. } | StoreError::CorruptSnapshot { .. } => {
+                ApiError::Internal(error.to_string())
+            }
         }
     }
 }
@@ -602,7 +614,10 @@ mod tests {
         let (status, retry_after, body) = answered(damage()).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(retry_after, None, "no wait mends it");
-        assert!(body.contains("event store's file is damaged"), "{body}");
+        assert!(
+            body.contains("event store's file (events.db) is damaged"),
+            "{body}"
+        );
         assert!(body.contains("operator"), "{body}");
         assert!(!body.to_lowercase().contains("retry"), "{body}");
         assert!(!body.contains("malformed"), "no cause shown: {body}");
@@ -611,6 +626,21 @@ mod tests {
         assert!(matches!(appended, ApiError::NeedsOperator(_)), "{appended}");
         let verified = ApiError::from(VerificationError::Store(damage()));
         assert!(matches!(verified, ApiError::NeedsOperator(_)), "{verified}");
+    }
+
+    /// h134: a wallet's stream that does not hold together (an edited
+    /// event's type or balance) answered 500; no retry mends it either.
+    #[tokio::test]
+    async fn a_broken_stream_is_a_503_for_an_operator() {
+        let (status, retry_after, body) = answered(StoreError::BrokenStream {
+            wallet_id: wallet_domain::WalletId::parse("w").expect("id"),
+            version: 2,
+        })
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after, None, "no wait mends it");
+        assert!(body.contains("does not hold together"), "{body}");
+        assert!(body.contains("operator"), "{body}");
     }
 
     /// A damaged transfer journal is not "outcome unknown, retry": no retry

@@ -88,9 +88,10 @@ fn add_shared_responses(operation: &mut Operation) {
             "Wallet busy, storage unavailable, or the outcome unknown: retry with the same \
              Idempotency-Key (Retry-After: seconds); or a file of the embedded store damaged \
              (the event store's, the transfer journal's, or on its own routes a projection's), \
-             or the event store's or the transfer journal's file moved under the server: no \
-             Retry-After, an operator must repair, restore or rebuild it, or restart the \
-             server on the folder that holds it",
+             or the event store's or the transfer journal's file moved under the server, or the \
+             wallet's history in the event store not holding together: no Retry-After, an \
+             operator must repair, restore or rebuild it, or restart the server on the folder \
+             that holds it",
         ),
     ];
     for (status, description) in shared {

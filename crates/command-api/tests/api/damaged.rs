@@ -25,7 +25,7 @@ async fn a_damaged_event_log_answers_for_an_operator_and_takes_no_more_writes() 
 
     let message = operator_message(app.credit("w-damaged", json!(5)).await).await;
     assert!(
-        message.contains("event store's file is damaged"),
+        message.contains("event store's file (events.db) is damaged"),
         "{message}"
     );
     assert!(message.contains("operator"), "{message}");
