@@ -125,7 +125,7 @@ async fn a_read_model_file_from_before_the_balance_rows_lists_the_same_wallets()
 #[tokio::test]
 async fn a_balances_row_no_build_writes_marks_the_file_damaged_and_keeps_nothing() {
     use read_model::conformance::Streams;
-    use read_model::{ReadModel, ReadModelError, WalletListQuery};
+    use read_model::{ReadModel, ReadModelError};
 
     for (edit, what) in [
         ("held_balance = 'two fifty'", "held balance"),
@@ -176,16 +176,7 @@ async fn a_balances_row_no_build_writes_marks_the_file_damaged_and_keeps_nothing
             })
             .expect("checkpoint");
         assert_eq!(checkpoint, 2, "{edit}");
-        let listed = read_model
-            .list_wallets(WalletListQuery {
-                limit: 10,
-                ..WalletListQuery::default()
-            })
-            .await;
-        assert!(
-            matches!(&listed, Err(ReadModelError::Damaged(_))),
-            "{edit}: {listed:?}"
-        );
+        assert_list_damaged(&read_model, edit).await;
     }
 }
 
@@ -199,7 +190,6 @@ async fn a_balances_row_no_build_writes_marks_the_file_damaged_and_keeps_nothing
 async fn a_row_missing_under_a_batch_from_the_log_marks_the_file_damaged() {
     use event_sink::EventSink;
     use read_model::conformance::Streams;
-    use read_model::{ReadModel, ReadModelError, WalletListQuery};
 
     // h134: its `wallets` row deleted instead, the list left it out for good.
     for table in ["wallet_balances", "wallets"] {
@@ -220,16 +210,7 @@ async fn a_row_missing_under_a_batch_from_the_log_marks_the_file_damaged() {
             "{table}: {refused}"
         );
         assert_eq!(EventSink::checkpoint(&read_model).await.ok(), None);
-        let listed = read_model
-            .list_wallets(WalletListQuery {
-                limit: 10,
-                ..WalletListQuery::default()
-            })
-            .await;
-        assert!(
-            matches!(&listed, Err(ReadModelError::Damaged(_))),
-            "{table}: {listed:?}"
-        );
+        assert_list_damaged(&read_model, table).await;
     }
 }
 
@@ -253,5 +234,21 @@ async fn a_checkpoint_below_zero_is_damage() {
     assert!(
         matches!(&read, Err(ReadModelError::Damaged(reason)) if reason.contains("checkpoint position -3")),
         "{read:?}"
+    );
+}
+
+/// The list answers `Damaged`: the file was marked (`case` names the edit).
+async fn assert_list_damaged(read_model: &EmbeddedReadModel, case: &str) {
+    use read_model::{ReadModel, ReadModelError, WalletListQuery};
+
+    let listed = read_model
+        .list_wallets(WalletListQuery {
+            limit: 10,
+            ..WalletListQuery::default()
+        })
+        .await;
+    assert!(
+        matches!(&listed, Err(ReadModelError::Damaged(_))),
+        "{case}: {listed:?}"
     );
 }

@@ -104,13 +104,7 @@ async fn a_projection_row_no_build_writes_marks_its_file_damaged() {
         app.create_wallet("w", "owner", json!(100)).await.status(),
         201
     );
-    let (status, page) = json_of(
-        app.get("/wallets/w/transactions")
-            .send()
-            .await
-            .expect("sent"),
-    )
-    .await;
+    let (status, page) = transactions_of_w(&app).await;
     assert_eq!((status, page["count"].clone()), (200, json!(1)), "{page}");
     let (status, summary) = json_of(
         app.get("/ledger/wallet/w/summary")
@@ -154,13 +148,7 @@ async fn a_projection_row_no_build_writes_marks_its_file_damaged() {
         }
     }
     let app = spawn_app_in(&directory).await;
-    let (status, page) = json_of(
-        app.get("/wallets/w/transactions")
-            .send()
-            .await
-            .expect("sent"),
-    )
-    .await;
+    let (status, page) = transactions_of_w(&app).await;
     assert_eq!((status, &page["count"]), (200, &json!(2)), "{page}");
     assert_eq!(
         page["transactions"][0]["amount"].to_string(),
@@ -171,6 +159,17 @@ async fn a_projection_row_no_build_writes_marks_its_file_damaged() {
     assert_eq!((status, &verdict["ok"]), (200, &json!(true)), "{verdict}");
     app.stop().await;
     drop(temp);
+}
+
+/// The status and page of `GET /wallets/w/transactions`.
+async fn transactions_of_w(app: &TestApp) -> (u16, Value) {
+    json_of(
+        app.get("/wallets/w/transactions")
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await
 }
 
 /// `path` answers 503 for an operator: `file` is damaged, moving it out
