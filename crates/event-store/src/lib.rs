@@ -41,8 +41,9 @@ pub use postgres::{
 };
 pub use recorded::{EventHeader, RecordedEvent, StoredEvent};
 pub use tail::{
-    fold_stream_as_of, read_snapshot_tail_until, read_tail, save_snapshot_of, snapshot_due,
-    version_in_stream, StreamTail, AS_OF_READ_PAGE_EVENTS, SNAPSHOT_INTERVAL_EVENTS,
+    evolve_checked, fold_as_of_checked, fold_stream_as_of, read_snapshot_tail_until, read_tail,
+    save_snapshot_of, snapshot_due, version_in_stream, StreamTail, AS_OF_READ_PAGE_EVENTS,
+    SNAPSHOT_INTERVAL_EVENTS,
 };
 
 /// Events to append to one stream, valid only if the stream is at `expected_version`.

@@ -19,7 +19,8 @@
 
 use uuid::Uuid;
 use wallet_domain::{
-    decode_snapshot, encode_snapshot, fold_as_of, AsOf, Wallet, WalletId, WalletState,
+    continues, decode_snapshot, encode_snapshot, evolve, within_as_of, AsOf, Wallet, WalletId,
+    WalletState,
 };
 
 use crate::{EventStore, RecordedEvent, SnapshotReplace, StoreError, StreamSnapshot};
@@ -163,8 +164,54 @@ async fn read_snapshot(
     })))
 }
 
+/// `state` after `recorded`, an event of `wallet_id`'s stream, checked to
+/// continue it: the next version, and an event that can follow the state
+/// ([`wallet_domain::continues`]: its wallet, its balance after, its hold).
+/// A stream that does not hold together is never decided on.
+///
+/// # Errors
+/// [`StoreError::BrokenStream`] at the first event that does not continue
+/// the state (an edited or damaged log: 503 for an operator).
+pub fn evolve_checked(
+    wallet_id: &WalletId,
+    state: WalletState,
+    recorded: &RecordedEvent,
+) -> Result<WalletState, StoreError> {
+    if recorded.stream_version != state.version() + 1 || !continues(&state, &recorded.event) {
+        return Err(StoreError::BrokenStream {
+            wallet_id: wallet_id.clone(),
+            version: recorded.stream_version,
+        });
+    }
+    Ok(evolve(state, &recorded.event))
+}
+
+/// `state` with the events of `wallet_id`'s stream in `events` (the ones
+/// after it) that are part of it as of `as_of` ([`within_as_of`], the rule
+/// of [`wallet_domain::fold_as_of`]), each checked as [`evolve_checked`]
+/// checks it: a read of the past over a stream that does not hold together
+/// answered 200 where a read of now answered 503 (tester h135 F2).
+///
+/// # Errors
+/// [`StoreError::BrokenStream`] at the first event folded that does not
+/// continue the state.
+pub fn fold_as_of_checked(
+    wallet_id: &WalletId,
+    mut state: WalletState,
+    events: &[RecordedEvent],
+    as_of: AsOf,
+) -> Result<WalletState, StoreError> {
+    for recorded in events {
+        if !within_as_of(&state, &recorded.event, as_of) {
+            break;
+        }
+        state = evolve_checked(wallet_id, state, recorded)?;
+    }
+    Ok(state)
+}
+
 /// The stream of `wallet_id` folded from its first event up to `as_of`
-/// ([`fold_as_of`]) and to `up_to_version` at most, read `page_events` events
+/// ([`fold_as_of_checked`]) and to `up_to_version` at most, read `page_events` events
 /// at a time (at least one; [`AS_OF_READ_PAGE_EVENTS`] outside tests) and
 /// no further than the fold goes: what it holds in memory is one page,
 /// however long the stream.
@@ -184,7 +231,7 @@ pub async fn fold_stream_as_of(
         let Some(last) = page.last().map(|recorded| recorded.stream_version) else {
             break;
         };
-        state = fold_as_of(state, page.iter().map(|recorded| &recorded.event), as_of);
+        state = fold_as_of_checked(wallet_id, state, &page, as_of)?;
         // The fold stopped inside the page (the moment is passed), or the
         // stream ends before the bound.
         if state.version() < last || last < until {

@@ -14,12 +14,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use event_store::{
-    read_tail, save_snapshot_of, AppendError, AppendRequest, EventStore, StoreError, StreamAppend,
+    evolve_checked, read_tail, save_snapshot_of, AppendError, AppendRequest, EventStore,
+    StoreError, StreamAppend,
 };
 use uuid::Uuid;
 use wallet_domain::{
-    capture_halves, decide, decide_capture, decide_transfer, evolve, hold_after, holds_in, replay,
-    Command, CommandKind, DomainError, EventKind, EventMetadata, Hold, HoldId, Wallet, WalletId,
+    capture_halves, decide, decide_capture, decide_transfer, evolve, hold_after, holds_in, Command,
+    CommandKind, DomainError, EventKind, EventMetadata, Hold, HoldId, Wallet, WalletId,
     WalletState,
 };
 
@@ -747,7 +748,7 @@ impl TransferProcess {
                 hold = hold_after(&before, std::slice::from_ref(&recorded.event), hold_id);
                 break;
             }
-            before = evolve(before, &recorded.event);
+            before = evolve_checked(&intent.from_wallet_id, before, recorded)?;
         }
         if hold.is_none() {
             let wallet_id = &intent.from_wallet_id;
@@ -869,7 +870,7 @@ impl TransferProcess {
         let mut state = tail.base;
         let mut last_event_id = tail.base_last_event_id;
         for recorded in &tail.events {
-            state = evolve(state, &recorded.event);
+            state = evolve_checked(wallet_id, state, recorded)?;
             last_event_id = Some(recorded.event.event_id);
             if recorded.event.event_id == event_id {
                 if let WalletState::Open(wallet) = state {
@@ -886,8 +887,12 @@ impl TransferProcess {
         if from_snapshot {
             if let Some(version) = self.store.version_of_event(wallet_id, event_id).await? {
                 let stream = self.store.read_stream_until(wallet_id, 0, version).await?;
-                let events = stream.iter().map(|recorded| &recorded.event);
-                if let (WalletState::Open(wallet), Some(found)) = (replay(events), stream.last()) {
+                let replayed = stream
+                    .iter()
+                    .try_fold(WalletState::Absent, |state, recorded| {
+                        evolve_checked(wallet_id, state, recorded)
+                    })?;
+                if let (WalletState::Open(wallet), Some(found)) = (replayed, stream.last()) {
                     let position = found.position;
                     return Ok(Lookup::Found(Stored { wallet, position }));
                 }
@@ -966,10 +971,9 @@ impl TransferProcess {
     /// The wallet as its stream stands now.
     async fn state_now(&self, wallet_id: &WalletId) -> Result<WalletState, ProcessError> {
         let tail = read_tail(&*self.store, wallet_id).await?;
-        Ok(tail
-            .events
-            .iter()
-            .fold(tail.base, |state, recorded| evolve(state, &recorded.event)))
+        Ok(tail.events.iter().try_fold(tail.base, |state, recorded| {
+            evolve_checked(wallet_id, state, recorded)
+        })?)
     }
 
     /// The wallet of `command` as the decision sees it: as it stood after the

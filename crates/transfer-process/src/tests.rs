@@ -860,3 +860,47 @@ async fn a_transfer_whose_intent_the_journal_refuses_is_not_started() {
     assert_eq!(balance(store.as_ref(), "payer").await, money("100.00"));
     assert_eq!(balance(store.as_ref(), "payee").await, Decimal::ZERO);
 }
+
+/// h135 F1: the process folded a payee's stream without checking that each
+/// event continues the one before, so a transfer into a wallet whose log was
+/// edited (an event's balance after rewritten) was taken. It is refused as a
+/// broken stream, with nothing recorded or moved.
+#[tokio::test]
+async fn a_transfer_into_a_stream_that_does_not_hold_together_is_refused() {
+    let bench = Bench::new();
+    let run = bench.start_with_payer_and_payee().await;
+    credit(&*run.store, "payee", "1.00").await;
+    let stream = run
+        .store
+        .read_stream(&wallet_id("payee"), 0)
+        .await
+        .expect("read");
+    let credited = stream.last().expect("the credit");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&credited.event.to_json().expect("json")).expect("parsed");
+    json["balanceAfter"] = serde_json::from_str("99.00").expect("a number");
+    rusqlite::Connection::open(bench.dir.path().join("events.db"))
+        .expect("opened")
+        .execute(
+            "UPDATE events SET payload = ?1 WHERE stream_id = 'payee' AND version = ?2",
+            rusqlite::params![json.to_string(), credited.stream_version],
+        )
+        .expect("rewritten");
+
+    let refused = run.transfer("key-1", "5.00").await.expect_err("refused");
+    assert!(
+        matches!(
+            &refused,
+            ProcessError::Store(event_store::StoreError::BrokenStream { wallet_id: broken, .. })
+                if *broken == wallet_id("payee")
+        ),
+        "{refused}"
+    );
+    assert_eq!(balance(&*run.store, "payer").await, money("10.00"));
+    let records = run
+        .journal
+        .read(transfer_id_for_key("key-1"))
+        .await
+        .expect("read");
+    assert!(records.is_empty(), "{records:?}");
+}

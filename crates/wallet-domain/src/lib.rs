@@ -36,5 +36,5 @@ pub use snapshot::{
 pub use status::{UnknownWalletStatus, WalletStatus};
 pub use wallet::{
     capture_halves, capture_received, continues, decide, decide_capture, decide_transfer, evolve,
-    fold_as_of, replay, replay_as_of, AsOf, CaptureHalves, Wallet, WalletState,
+    fold_as_of, replay, replay_as_of, within_as_of, AsOf, CaptureHalves, Wallet, WalletState,
 };

@@ -898,16 +898,23 @@ pub fn fold_as_of<'a>(
     as_of: AsOf,
 ) -> WalletState {
     for event in events {
-        let within = match as_of {
-            AsOf::Time(time) => event.occurred_at <= time,
-            AsOf::Version(version) => state.version() < version,
-        };
-        if !within {
+        if !within_as_of(&state, event, as_of) {
             break;
         }
         state = evolve(state, event);
     }
     state
+}
+
+/// Whether `event`, the next of its stream after `state`, is part of the
+/// stream as of `as_of`: it occurred at or before the moment, or the state
+/// is below the version. The rule of [`fold_as_of`], for a reader that folds
+/// with checks of its own.
+pub fn within_as_of(state: &WalletState, event: &WalletEvent, as_of: AsOf) -> bool {
+    match as_of {
+        AsOf::Time(time) => event.occurred_at <= time,
+        AsOf::Version(version) => state.version() < version,
+    }
 }
 
 /// Rebuilds a wallet from its stream, oldest event first.

@@ -19,9 +19,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use event_store::{
-    fold_stream_as_of, read_snapshot_tail_until, read_tail, save_snapshot_of, snapshot_due,
-    AppendError, AppendRequest, EventStore, IdempotentResponse, RecordedEvent, SnapshotReplace,
-    StoreError, StreamAppend, AS_OF_READ_PAGE_EVENTS,
+    evolve_checked, fold_as_of_checked, fold_stream_as_of, read_snapshot_tail_until, read_tail,
+    save_snapshot_of, snapshot_due, AppendError, AppendRequest, EventStore, IdempotentResponse,
+    RecordedEvent, SnapshotReplace, StoreError, StreamAppend, AS_OF_READ_PAGE_EVENTS,
 };
 use tokio::sync::SemaphorePermit;
 use transfer_process::{
@@ -30,8 +30,8 @@ use transfer_process::{
 };
 use uuid::Uuid;
 use wallet_domain::{
-    continues, decide, decide_transfer, evolve, fold_as_of, AsOf, Command, CommandKind,
-    DomainError, EventMetadata, Wallet, WalletEvent, WalletId, WalletState,
+    continues, decide, decide_transfer, evolve, AsOf, Command, CommandKind, DomainError,
+    EventMetadata, Wallet, WalletEvent, WalletId, WalletState,
 };
 use wallet_lock::{LockError, LockLease, WalletLock};
 
@@ -318,11 +318,7 @@ impl WalletService {
                 (AsOf::Time(at), Some(base)) if base.updated_at > at => {
                     from_start(tail.base.version()).await?
                 }
-                _ => fold_as_of(
-                    tail.base,
-                    tail.events.iter().map(|recorded| &recorded.event),
-                    as_of,
-                ),
+                _ => fold_as_of_checked(wallet_id, tail.base, &tail.events, as_of)?,
             },
             None => from_start(bound).await?,
         };
@@ -808,19 +804,12 @@ impl WalletService {
         events: &[RecordedEvent],
     ) -> Result<Loaded, StoreError> {
         events.iter().try_fold(start, |loaded, recorded| {
-            if recorded.stream_version != loaded.state.version() + 1
-                || !continues(&loaded.state, &recorded.event)
-            {
-                return Err(StoreError::BrokenStream {
-                    wallet_id: wallet_id.clone(),
-                    version: recorded.stream_version,
-                });
-            }
+            let state = evolve_checked(wallet_id, loaded.state, recorded)?;
             self.cache.saw_position(recorded.position);
             let mut recent = loaded.recent;
             recent.push(recorded.event.clone());
             Ok(Loaded {
-                state: evolve(loaded.state, &recorded.event),
+                state,
                 last_event_id: Some(recorded.event.event_id),
                 recent,
             })

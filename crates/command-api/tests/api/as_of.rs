@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{error_message, json_of, spawn_app, without_audit_trail, TestApp};
+use crate::helpers::{
+    error_message, json_of, spawn_app, spawn_app_in, without_audit_trail, TestApp,
+};
 
 /// Keeps each operation in a millisecond of its own, the precision of times.
 const STEP_PAUSE_MS: u64 = 5;
@@ -165,4 +167,58 @@ async fn a_moment_to_come_reads_as_now_and_does_not_expire_holds_ahead_of_time()
     assert_eq!(then, now, "a year ahead reads as now");
     assert_eq!(then["heldBalance"].to_string(), "30.00");
     app.stop().await;
+}
+
+/// h135 F2: a read of the past folded a history that does not hold together
+/// (an event's balance after rewritten in the log) and answered 200, where a
+/// read of now answered 503. Every read that folds the rewritten event
+/// answers 503 for an operator; one before it is still served.
+#[tokio::test]
+async fn a_read_of_the_past_over_a_broken_history_answers_for_an_operator() {
+    let app = spawn_app().await;
+    let directory = app.data_dir.clone();
+    assert_eq!(app.create_wallet("w", "o", json!(10)).await.status(), 201);
+    assert_eq!(app.credit("w", json!(5)).await.status(), 201);
+    let temp = app.stop().await;
+    let events = rusqlite::Connection::open(directory.join("events.db")).expect("opened");
+    let stored: String = events
+        .query_row(
+            "SELECT payload FROM events WHERE stream_id = 'w' AND version = 2",
+            [],
+            |row| Ok(event_store::embedded_payload::json(row.get_ref(0)?)),
+        )
+        .expect("the credit")
+        .expect("a payload the server wrote");
+    let mut credit: Value = serde_json::from_str(&stored).expect("json");
+    credit["balanceAfter"] = serde_json::from_str("99.00").expect("a number");
+    events
+        .execute(
+            "UPDATE events SET payload = ?1 WHERE stream_id = 'w' AND version = 2",
+            [credit.to_string()],
+        )
+        .expect("rewritten");
+
+    let app = spawn_app_in(&directory).await;
+    let (status, before) = get(&app, "/wallets/w?version=1").await;
+    assert_eq!(
+        (status, before["balance"].to_string()),
+        (200, "10.00".into()),
+        "{before}"
+    );
+    for path in [
+        "/wallets/w",
+        "/wallets/w?version=2",
+        "/wallets/w?at=2999-01-01T00:00:00Z",
+    ] {
+        let answer = app.get(path).send().await.expect("sent");
+        assert!(answer.headers().get("retry-after").is_none(), "{path}");
+        let (status, body) = json_of(answer).await;
+        assert_eq!(status, 503, "{path}: {body}");
+        assert!(
+            error_message(&body, 503).contains("does not hold together"),
+            "{path}: {body}"
+        );
+    }
+    app.stop().await;
+    drop(temp);
 }
