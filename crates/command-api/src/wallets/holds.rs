@@ -7,10 +7,12 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use event_store::{read_tail, HoldVersions, RecordedEvent, StoreError, StreamAppend};
+use event_store::{
+    evolve_checked, read_tail, HoldVersions, RecordedEvent, StoreError, StreamAppend,
+};
 use uuid::Uuid;
 use wallet_domain::{
-    decide_capture, hold_after, hold_as_of, holds_in, pending_at, replay, Command, CommandKind,
+    decide_capture, hold_after, hold_as_of, holds_in, pending_at, Command, CommandKind,
     DomainError, EventKind, EventMetadata, Hold, HoldId, Wallet, WalletId, WalletState,
 };
 
@@ -234,6 +236,12 @@ impl WalletService {
         clock: DateTime<Utc>,
     ) -> Result<Option<Hold>, StoreError> {
         let tail = read_tail(&**self.store(), wallet_id).await?;
+        // A tail that does not hold together is not read (h135).
+        tail.events
+            .iter()
+            .try_fold(tail.base.clone(), |state, recorded| {
+                evolve_checked(wallet_id, state, recorded)
+            })?;
         let events: Vec<_> = tail
             .events
             .into_iter()
@@ -310,8 +318,13 @@ impl WalletService {
         clock: DateTime<Utc>,
     ) -> Result<Option<(Wallet, BTreeMap<HoldId, Hold>)>, StoreError> {
         let stream = self.store().read_stream(wallet_id, 0).await?;
+        let state = stream
+            .iter()
+            .try_fold(WalletState::Absent, |state, recorded| {
+                evolve_checked(wallet_id, state, recorded)
+            })?;
         let events: Vec<_> = stream.into_iter().map(|recorded| recorded.event).collect();
-        Ok(replay(&events)
+        Ok(state
             .wallet()
             .cloned()
             .map(|wallet| (wallet, holds_in(&events, clock))))

@@ -178,12 +178,16 @@ async fn a_read_of_the_past_over_a_broken_history_answers_for_an_operator() {
     let app = spawn_app().await;
     let directory = app.data_dir.clone();
     assert_eq!(app.create_wallet("w", "o", json!(10)).await.status(), 201);
+    let placed = app
+        .post_json("/wallets/w/holds", json!({"amount": 2, "holdId": "h-1"}))
+        .await;
+    assert_eq!(placed.status(), 201);
     assert_eq!(app.credit("w", json!(5)).await.status(), 201);
     let temp = app.stop().await;
     let events = rusqlite::Connection::open(directory.join("events.db")).expect("opened");
     let stored: String = events
         .query_row(
-            "SELECT payload FROM events WHERE stream_id = 'w' AND version = 2",
+            "SELECT payload FROM events WHERE stream_id = 'w' AND version = 3",
             [],
             |row| Ok(event_store::embedded_payload::json(row.get_ref(0)?)),
         )
@@ -193,13 +197,13 @@ async fn a_read_of_the_past_over_a_broken_history_answers_for_an_operator() {
     credit["balanceAfter"] = serde_json::from_str("99.00").expect("a number");
     events
         .execute(
-            "UPDATE events SET payload = ?1 WHERE stream_id = 'w' AND version = 2",
+            "UPDATE events SET payload = ?1 WHERE stream_id = 'w' AND version = 3",
             [credit.to_string()],
         )
         .expect("rewritten");
 
     let app = spawn_app_in(&directory).await;
-    let (status, before) = get(&app, "/wallets/w?version=1").await;
+    let (status, before) = get(&app, "/wallets/w?version=2").await;
     assert_eq!(
         (status, before["balance"].to_string()),
         (200, "10.00".into()),
@@ -207,8 +211,10 @@ async fn a_read_of_the_past_over_a_broken_history_answers_for_an_operator() {
     );
     for path in [
         "/wallets/w",
-        "/wallets/w?version=2",
+        "/wallets/w?version=3",
         "/wallets/w?at=2999-01-01T00:00:00Z",
+        "/holds/h-1",
+        "/wallets/w/holds",
     ] {
         let answer = app.get(path).send().await.expect("sent");
         assert!(answer.headers().get("retry-after").is_none(), "{path}");
