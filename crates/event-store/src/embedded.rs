@@ -782,14 +782,12 @@ fn directory_time(instant: DateTime<Utc>) -> String {
     instant.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-fn stored_rows(rows: Vec<(i64, i64, String)>) -> Vec<StoredEvent> {
-    rows.into_iter()
-        .map(|(position, version, payload)| StoredEvent {
-            position: to_u64(position),
-            stream_version: to_u64(version),
-            payload,
-        })
-        .collect()
+fn stored_row((position, version, payload): (i64, i64, String)) -> StoredEvent {
+    StoredEvent {
+        position: to_u64(position),
+        stream_version: to_u64(version),
+        payload,
+    }
 }
 
 /// The rows of `stream_id` with a version in `versions` (after, up to], in
@@ -882,8 +880,9 @@ impl EmbeddedEventStore {
     /// ([`StoreError::Damaged`]: 503 for an operator, its relays wait) unless
     /// a newer build may have written it (a schema version above
     /// [`EVENT_SCHEMA_VERSION`] or a type this build does not know, which
-    /// stays [`StoreError::Corrupt`] and its sinks park): this build writes every event it can read, so a payload
-    /// of the JSON of something else (`{}`, `42`, an event missing a field)
+    /// stays [`StoreError::Corrupt`] and its sinks park): this build writes
+    /// every event it can read, so a payload of the JSON of something else
+    /// (`{}`, `42`, an event missing a field)
     /// was put there by an edit or damage. Taken as `Corrupt`, it answered
     /// 500 with `/health` ok, and a rebuild dead-lettered it under no wallet
     /// and built the wallet's rows without it (tester h133 F1, F2).
@@ -909,13 +908,22 @@ impl EmbeddedEventStore {
         Ok(recorded)
     }
 
-    /// Up to `limit` (at most [`READ_ALL_BATCH_MAX`]) rows of the log after
-    /// `after_position`: position, version and payload, and the stream's id.
+    /// The events after `after_position`, at most `limit`, when the log's
+    /// tail in memory holds them all (written by this process: not checked).
+    fn tail_after(&self, after_position: u64, limit: usize) -> Option<Vec<StoredEvent>> {
+        self.tail
+            .lock()
+            .ok()
+            .and_then(|tail| tail.after(after_position, limit))
+    }
+
+    /// Up to `limit` (at most [`READ_ALL_BATCH_MAX`]) events of the log after
+    /// `after_position`, each with its stream's id, as stored.
     async fn log_rows(
         &self,
         after_position: u64,
         limit: usize,
-    ) -> Result<Vec<((i64, i64, String), String)>, StoreError> {
+    ) -> Result<Vec<(StoredEvent, String)>, StoreError> {
         let limit = to_i64(limit.min(READ_ALL_BATCH_MAX) as u64);
         let rows = self
             .readers
@@ -925,7 +933,7 @@ impl EmbeddedEventStore {
                      WHERE position > ?1 ORDER BY position LIMIT ?2",
                 )?;
                 let rows = statement.query_map(params![to_i64(after_position), limit], |row| {
-                    Ok((event_row(row)?, row.get(3)?))
+                    Ok((stored_row(event_row(row)?), row.get(3)?))
                 })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })
@@ -988,9 +996,8 @@ impl EventStore for EmbeddedEventStore {
                 )
             })
             .await?;
-        stored_rows(rows)
-            .iter()
-            .map(|stored| self.decoded(stored, wallet_id.as_str()))
+        rows.into_iter()
+            .map(|row| self.decoded(&stored_row(row), wallet_id.as_str()))
             .collect()
     }
 
@@ -999,11 +1006,17 @@ impl EventStore for EmbeddedEventStore {
         after_position: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.read_all_stored(after_position, limit)
-            .await?
-            .iter()
-            .map(StoredEvent::decode)
-            .collect()
+        let limit = limit.min(READ_ALL_BATCH_MAX);
+        match self.tail_after(after_position, limit) {
+            Some(events) => events.iter().map(StoredEvent::decode).collect(),
+            // Each row decoded once, and checked as it is.
+            None => self
+                .log_rows(after_position, limit)
+                .await?
+                .iter()
+                .map(|(stored, stream_id)| self.decoded(stored, stream_id))
+                .collect(),
+        }
     }
 
     /// From the log's tail when it holds the events after `after_position`,
@@ -1014,30 +1027,19 @@ impl EventStore for EmbeddedEventStore {
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let limit = limit.min(READ_ALL_BATCH_MAX);
-        let from_tail = self
-            .tail
-            .lock()
-            .ok()
-            .and_then(|tail| tail.after(after_position, limit));
-        match from_tail {
-            Some(events) => Ok(events),
-            // The log's own rows, each checked to be an event (its sinks
-            // would dead-letter one that is not, under no wallet).
-            None => {
-                let (rows, streams): (Vec<_>, Vec<String>) = self
-                    .log_rows(after_position, limit)
-                    .await?
-                    .into_iter()
-                    .unzip();
-                let rows = stored_rows(rows);
-                for (stored, stream_id) in rows.iter().zip(&streams) {
-                    self.decoded(stored, stream_id)
-                        .map(drop)
-                        .or_else(if_newer_schema)?;
-                }
-                Ok(rows)
-            }
+        if let Some(events) = self.tail_after(after_position, limit) {
+            return Ok(events);
         }
+        // The log's own rows, each checked to be an event (its sinks would
+        // dead-letter one that is not, under no wallet).
+        let mut checked = Vec::new();
+        for (stored, stream_id) in self.log_rows(after_position, limit).await? {
+            self.decoded(&stored, &stream_id)
+                .map(drop)
+                .or_else(if_newer_schema)?;
+            checked.push(stored);
+        }
+        Ok(checked)
     }
 
     async fn read_snapshot(
