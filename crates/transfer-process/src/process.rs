@@ -178,6 +178,18 @@ pub enum ProcessError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The event store failed a step after the transfer's intent was
+    /// recorded: the transfer stands unfinished in the journal, and a retry
+    /// with its key, or the next sweep ([`TransferProcess::resume_unfinished`]),
+    /// takes it to its end. Unlike [`ProcessError::Store`] before the intent,
+    /// this is never "nothing was applied" (tester h136 F1: a full disk
+    /// answered so, and the sweep moved the money later).
+    #[error("transfer {transfer_id} is recorded but unfinished: {source}")]
+    Unfinished {
+        transfer_id: Uuid,
+        #[source]
+        source: StoreError,
+    },
     #[error("could not encode the reply: {0}")]
     Render(#[from] serde_json::Error),
     #[error("transfer {0}: a capture request that is no capture of a hold to another wallet")]
@@ -305,7 +317,7 @@ impl TransferProcess {
                     let key = order.idempotency_key().unwrap_or_default();
                     return Err(ProcessError::KeyReused(key));
                 }
-                let ending = self.drive(transfer_id, &intent, stream).await?;
+                let ending = self.drive_recorded(transfer_id, &intent, stream).await?;
                 return Ok(TransferAnswer {
                     ending,
                     replayed: true,
@@ -331,7 +343,7 @@ impl TransferProcess {
                 Ok(()) => {
                     self.reached(transfer_id, Step::Intent)?;
                     let stream = stream.with(initiated);
-                    let ending = self.drive(transfer_id, &intent, stream).await?;
+                    let ending = self.drive_recorded(transfer_id, &intent, stream).await?;
                     return Ok(TransferAnswer {
                         ending,
                         replayed: false,
@@ -599,6 +611,26 @@ impl TransferProcess {
             .filter(|(_, attempts)| **attempts >= RESUME_ATTEMPTS_MAX)
             .map(|(transfer_id, _)| *transfer_id)
             .collect()
+    }
+
+    /// [`Self::drive`] for a request whose transfer's intent is recorded:
+    /// a store failure leaves the transfer unfinished, not undone
+    /// ([`ProcessError::Unfinished`]).
+    async fn drive_recorded(
+        &self,
+        transfer_id: Uuid,
+        intent: &TransferIntent,
+        stream: Stream,
+    ) -> Result<Ending, ProcessError> {
+        self.drive(transfer_id, intent, stream)
+            .await
+            .map_err(|error| match error {
+                ProcessError::Store(source) => ProcessError::Unfinished {
+                    transfer_id,
+                    source,
+                },
+                other => other,
+            })
     }
 
     /// Takes the transfer from the state its journal shows to its end.

@@ -904,3 +904,56 @@ async fn a_transfer_into_a_stream_that_does_not_hold_together_is_refused() {
         .expect("read");
     assert!(records.is_empty(), "{records:?}");
 }
+
+/// h136 F1: a step the event store fails after the intent is recorded (its
+/// folder moved away here, as a full disk fails it too) leaves the transfer
+/// unfinished in the journal, and the error says so: it is not "nothing
+/// was applied", since the next start-up's sweep finishes it.
+#[tokio::test]
+async fn a_step_the_store_fails_after_the_intent_leaves_the_transfer_unfinished() {
+    let (stores, journals) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let store_dir = stores.path().join("store");
+    std::fs::create_dir(&store_dir).expect("store folder");
+    let journal: Arc<dyn TransferJournal> =
+        Arc::new(EmbeddedTransferJournal::open(journals.path()).expect("open journal"));
+    {
+        let store: Arc<dyn EventStore> =
+            Arc::new(EmbeddedEventStore::open(&store_dir).expect("open event store"));
+        create(store.as_ref(), "payer", money("100.00")).await;
+        create(store.as_ref(), "payee", Decimal::ZERO).await;
+        std::fs::rename(&store_dir, stores.path().join("moved")).expect("moved");
+        let process = TransferProcess::new(Arc::clone(&store), Arc::clone(&journal), REPLY);
+
+        let failed = process
+            .run(request("unfinished", "payer", "payee", "10.00"))
+            .await;
+        assert!(
+            matches!(
+                failed,
+                Err(ProcessError::Unfinished {
+                    source: event_store::StoreError::Moved(_),
+                    ..
+                })
+            ),
+            "{failed:?}"
+        );
+        assert_eq!(
+            journal.unfinished(10).await.expect("listed"),
+            vec![transfer_id_for_key("unfinished")]
+        );
+    }
+    std::fs::rename(stores.path().join("moved"), &store_dir).expect("moved back");
+    let store: Arc<dyn EventStore> =
+        Arc::new(EmbeddedEventStore::open(&store_dir).expect("reopen event store"));
+    let process = TransferProcess::new(Arc::clone(&store), journal, REPLY);
+    let resumed = process
+        .resume_unfinished(Utc::now())
+        .await
+        .expect("resumed");
+    assert_eq!(resumed.resumed, 1, "{resumed:?}");
+    assert_eq!(balance(store.as_ref(), "payer").await, money("90.00"));
+    assert_eq!(balance(store.as_ref(), "payee").await, money("10.00"));
+}

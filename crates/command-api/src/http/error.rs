@@ -253,6 +253,22 @@ impl From<ServiceError> for ApiError {
                 log_store_away(&error, "transfer journal moved");
                 ApiError::NeedsOperator(JOURNAL_MOVED_MESSAGE.into())
             }
+            // Its intent is recorded: the sweep, or a retry with its key,
+            // finishes it (h136 F1: "unavailable, retry" was answered, and a
+            // retry without its key paid twice).
+            ServiceError::Transfer(ProcessError::Unfinished {
+                transfer_id,
+                source,
+            }) => match source {
+                StoreError::Unavailable(_) | StoreError::OutcomeUnknown { .. } => {
+                    log_chain(
+                        &source,
+                        &format!("transfer {transfer_id} left unfinished by the event store"),
+                    );
+                    ApiError::Unavailable(OUTCOME_UNKNOWN_MESSAGE.into())
+                }
+                other => other.into(),
+            },
             // Its intent was refused: nothing of it was done.
             ServiceError::Transfer(ProcessError::NotStarted { .. }) => {
                 log_chain(&error, "transfer journal refused a transfer's intent");
@@ -534,7 +550,12 @@ mod tests {
 
     /// The response to a store error, and its body as text.
     async fn answered(error: StoreError) -> (StatusCode, Option<String>, String) {
-        let response = ApiError::from(ServiceError::Store(error)).error_response();
+        answered_service(ServiceError::Store(error)).await
+    }
+
+    /// The response to a service error, and its body as text.
+    async fn answered_service(error: ServiceError) -> (StatusCode, Option<String>, String) {
+        let response = ApiError::from(error).error_response();
         let status = response.status();
         let retry_after = response
             .headers()
@@ -546,6 +567,31 @@ mod tests {
             .expect("a body");
         let body = String::from_utf8(bytes.to_vec()).expect("UTF-8 body");
         (status, retry_after, body)
+    }
+
+    /// h136 F1: a transfer whose intent the journal holds, and whose step
+    /// the store failed (a full disk), is finished later by the sweep: the
+    /// answer is "outcome unknown", never the store's "nothing applied".
+    #[tokio::test]
+    async fn a_transfer_left_unfinished_by_the_store_is_an_unknown_outcome() {
+        let unfinished = ServiceError::Transfer(ProcessError::Unfinished {
+            transfer_id: uuid::Uuid::nil(),
+            source: StoreError::Unavailable("database or disk is full".into()),
+        });
+        let (status, retry_after, body) = answered_service(unfinished).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after, Some(RETRY_AFTER_SECONDS.to_string()));
+        assert!(
+            body.contains("outcome of this request is unknown"),
+            "{body}"
+        );
+        let (unavailable, _, plain) =
+            answered(StoreError::Unavailable("database or disk is full".into())).await;
+        assert_eq!(unavailable, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            !plain.contains("outcome of this request is unknown"),
+            "{plain}"
+        );
     }
 
     #[tokio::test]

@@ -120,7 +120,10 @@ impl ServiceError {
             ServiceError::Store(_) | ServiceError::TransferAborted(_) => true,
             ServiceError::Transfer(error) => matches!(
                 error,
-                ProcessError::Store(_) | ProcessError::Journal(_) | ProcessError::NotStarted { .. }
+                ProcessError::Store(_)
+                    | ProcessError::Unfinished { .. }
+                    | ProcessError::Journal(_)
+                    | ProcessError::NotStarted { .. }
             ),
             ServiceError::Domain(_)
             | ServiceError::ConcurrencyConflict(_)

@@ -438,6 +438,17 @@ async fn operations_endpoints_answer() {
         app.get("/health/").send().await.expect("sent").status(),
         200
     );
+    // One slash only, as on Express (h136 F2): two name no route, and write nothing.
+    let (status, body) = app
+        .post_raw("/wallets/slash/credit//", r#"{"amount": 2}"#)
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = json_of(app.get("/wallets/slash").send().await.expect("sent")).await;
+    assert_eq!(
+        (status, body["balance"].to_string()),
+        (200, "2.00".into()),
+        "{body}"
+    );
     // A route's fixed words in any case, as on the seed's Express router;
     // ids keep theirs.
     let (status, body) = app
