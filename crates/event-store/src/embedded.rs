@@ -782,12 +782,13 @@ fn directory_time(instant: DateTime<Utc>) -> String {
     instant.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-fn stored_row((position, version, payload): (i64, i64, String)) -> StoredEvent {
-    StoredEvent {
-        position: to_u64(position),
-        stream_version: to_u64(version),
-        payload,
-    }
+/// One row of `events` as read: the event as stored, and its `event_id`
+/// column, which its payload's `eventId` must equal (the column is what the
+/// store's lookups by event id search: the transfer process's steps, the
+/// idempotency of appends).
+struct LogRow {
+    stored: StoredEvent,
+    event_id: String,
 }
 
 /// The rows of `stream_id` with a version in `versions` (after, up to], in
@@ -801,14 +802,14 @@ fn stream_rows(
     (after_version, up_to_version): (u64, u64),
     unindexed: &[(u64, u64)],
     complete_through: u64,
-) -> rusqlite::Result<Vec<(i64, i64, String)>> {
+) -> rusqlite::Result<Vec<LogRow>> {
     let (after, up_to) = (to_i64(after_version), to_i64(up_to_version));
     let mut by_version = std::collections::BTreeMap::new();
-    let mut keep = |row: (i64, i64, String)| {
-        by_version.entry(row.1).or_insert(row);
+    let mut keep = |row: LogRow| {
+        by_version.entry(row.stored.stream_version).or_insert(row);
     };
     let mut indexed = connection.prepare_cached(
-        "SELECT e.position, e.version, e.payload FROM stream_index i \
+        "SELECT e.position, e.version, e.payload, e.event_id FROM stream_index i \
          JOIN events e ON e.position = i.position \
          WHERE i.stream_id = ?1 AND i.version > ?2 AND i.version <= ?3",
     )?;
@@ -816,7 +817,7 @@ fn stream_rows(
         keep(row?);
     }
     let mut at_position = connection.prepare_cached(
-        "SELECT position, version, payload FROM events \
+        "SELECT position, version, payload, event_id FROM events \
          WHERE position = ?1 AND stream_id = ?2 AND version = ?3",
     )?;
     for &(version, position) in unindexed {
@@ -829,7 +830,7 @@ fn stream_rows(
         row.into_iter().for_each(&mut keep);
     }
     let mut newer = connection.prepare_cached(
-        "SELECT position, version, payload FROM events \
+        "SELECT position, version, payload, event_id FROM events \
          WHERE position > ?1 AND stream_id = ?2 AND version > ?3 AND version <= ?4",
     )?;
     for row in newer.query_map(
@@ -861,10 +862,11 @@ fn if_newer_schema(error: StoreError) -> Result<(), StoreError> {
     }
 }
 
-/// Position, version and JSON ([`payload::json`]) of a row whose first three
-/// columns are those. A payload this store did not write is SQLite's
-/// `SQLITE_CORRUPT`: the file is damaged, and is marked so.
-fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, String)> {
+/// The row whose first four columns are the position, the version, the
+/// payload (its JSON: [`payload::json`]) and the event id. A payload this
+/// store did not write is SQLite's `SQLITE_CORRUPT`: the file is damaged,
+/// and is marked so.
+fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
     let position: i64 = row.get(0)?;
     let json = payload::json(row.get_ref(2)?).map_err(|error| {
         rusqlite::Error::SqliteFailure(
@@ -872,7 +874,15 @@ fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, String)> {
             Some(format!("events.payload at position {position}: {error}")),
         )
     })?;
-    Ok((position, row.get(1)?, json))
+    let version: i64 = row.get(1)?;
+    Ok(LogRow {
+        stored: StoredEvent {
+            position: to_u64(position),
+            stream_version: to_u64(version),
+            payload: json,
+        },
+        event_id: row.get(3)?,
+    })
 }
 
 impl EmbeddedEventStore {
@@ -888,10 +898,14 @@ impl EmbeddedEventStore {
     /// and built the wallet's rows without it (tester h133 F1, F2).
     /// An event of another wallet than the row's stream is damage too (an
     /// edit of its `walletId` posted a transfer to the other wallet's
-    /// ledger at the next rebuild: tester h134).
-    fn decoded(&self, stored: &StoredEvent, stream_id: &str) -> Result<RecordedEvent, StoreError> {
+    /// ledger at the next rebuild: tester h134), and so is one whose id is
+    /// not its row's `event_id` (the column the lookups by event id search:
+    /// a step of a transfer looked for by its id and not found there would
+    /// be appended twice).
+    fn decoded(&self, row: &LogRow, stream_id: &str) -> Result<RecordedEvent, StoreError> {
         let damaged =
             |detail: String| StoreError::Damaged(self.readers.place().mark_damaged(detail));
+        let stored = &row.stored;
         let position = stored.position;
         let recorded = stored.decode().map_err(|error| match error {
             StoreError::Corrupt { source, .. } if !is_newer_schema(&source) => damaged(format!(
@@ -903,6 +917,12 @@ impl EmbeddedEventStore {
             return Err(damaged(format!(
                 "events.payload at position {position} is an event of wallet {}, in the stream of {stream_id}",
                 recorded.event.wallet_id
+            )));
+        }
+        if Uuid::parse_str(&row.event_id).ok() != Some(recorded.event.event_id) {
+            return Err(damaged(format!(
+                "events.payload at position {position} is event {}, in the row of event_id {:?}",
+                recorded.event.event_id, row.event_id
             )));
         }
         Ok(recorded)
@@ -923,17 +943,17 @@ impl EmbeddedEventStore {
         &self,
         after_position: u64,
         limit: usize,
-    ) -> Result<Vec<(StoredEvent, String)>, StoreError> {
+    ) -> Result<Vec<(LogRow, String)>, StoreError> {
         let limit = to_i64(limit.min(READ_ALL_BATCH_MAX) as u64);
         let rows = self
             .readers
             .read(move |connection| {
                 let mut statement = connection.prepare_cached(
-                    "SELECT position, version, payload, stream_id FROM events \
+                    "SELECT position, version, payload, event_id, stream_id FROM events \
                      WHERE position > ?1 ORDER BY position LIMIT ?2",
                 )?;
                 let rows = statement.query_map(params![to_i64(after_position), limit], |row| {
-                    Ok((stored_row(event_row(row)?), row.get(3)?))
+                    Ok((event_row(row)?, row.get(4)?))
                 })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })
@@ -997,7 +1017,7 @@ impl EventStore for EmbeddedEventStore {
             })
             .await?;
         rows.into_iter()
-            .map(|row| self.decoded(&stored_row(row), wallet_id.as_str()))
+            .map(|row| self.decoded(&row, wallet_id.as_str()))
             .collect()
     }
 
@@ -1014,7 +1034,7 @@ impl EventStore for EmbeddedEventStore {
                 .log_rows(after_position, limit)
                 .await?
                 .iter()
-                .map(|(stored, stream_id)| self.decoded(stored, stream_id))
+                .map(|(row, stream_id)| self.decoded(row, stream_id))
                 .collect(),
         }
     }
@@ -1033,11 +1053,11 @@ impl EventStore for EmbeddedEventStore {
         // The log's own rows, each checked to be an event (its sinks would
         // dead-letter one that is not, under no wallet).
         let mut checked = Vec::new();
-        for (stored, stream_id) in self.log_rows(after_position, limit).await? {
-            self.decoded(&stored, &stream_id)
+        for (row, stream_id) in self.log_rows(after_position, limit).await? {
+            self.decoded(&row, &stream_id)
                 .map(drop)
                 .or_else(if_newer_schema)?;
-            checked.push(stored);
+            checked.push(row.stored);
         }
         Ok(checked)
     }

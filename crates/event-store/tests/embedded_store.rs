@@ -781,7 +781,9 @@ async fn an_event_log_found_damaged_takes_no_more_writes() {
 /// the projections dead-lettered it under no wallet and built the wallet's
 /// rows without it. It is damage now, on the reads of a stream and of the
 /// log alike; an event of a newer schema version (a newer build wrote it)
-/// is still passed to the sinks, which park it.
+/// is still passed to the sinks, which park it. An event whose id is not
+/// its row's `event_id` is damage too (h134: the lookups by event id search
+/// that column, so a transfer's step would not be found and be repeated).
 #[tokio::test]
 async fn a_stored_payload_that_is_not_an_event_is_damage_unless_a_newer_build_wrote_it() {
     let damaged = |error: &event_store::StoreError| {
@@ -793,11 +795,18 @@ async fn a_stored_payload_that_is_not_an_event_is_damage_unless_a_newer_build_wr
     let without_amount = json.replace("\"amount\":", "\"amountWas\":");
     let of_another_wallet = json.replace("\"walletId\":\"w1\"", "\"walletId\":\"w2\"");
     assert_ne!(of_another_wallet, json);
+    // An id other than the row's `event_id` column (h134).
+    let another_id = json.replace(
+        &first.event_id.to_string(),
+        "00000000-0000-4000-8000-000000000001",
+    );
+    assert_ne!(another_id, json);
     for payload in [
         "{}",
         "42",
         without_amount.as_str(),
         of_another_wallet.as_str(),
+        another_id.as_str(),
     ] {
         let (directory, store, w1, _) = store_with_w1().await;
         drop(store);
