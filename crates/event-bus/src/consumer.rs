@@ -23,13 +23,14 @@
 //! returned, and a synchronous commit or watermark request held the loop
 //! until then. A commit lost to an outage only means messages come again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use event_sink::{ConsumerOffsets, DeliveryError, EventSink, StoredOffsets};
 use event_store::RecordedEvent;
 use observability::LogThrottle;
+use prometheus::IntGaugeVec;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
@@ -40,7 +41,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use wallet_domain::EventDecodeError;
 
-use crate::backlog::{self, Backlog};
+use crate::backlog::{self, Backlog, PartitionBacklog};
 use crate::client_log::{self, KafkaConsumer};
 use crate::config::ConsumerConfig;
 use crate::dlq;
@@ -1094,14 +1095,7 @@ fn refresh_lag(
             }
             stall.backlog_read(&backlog.partitions, now);
             let assigned = consumer.context().assigned();
-            for partition in backlog.partitions.iter().filter(|partition| {
-                partition.next.is_some() && assigned.contains(&partition.partition)
-            }) {
-                metrics
-                    .lag
-                    .with_label_values(&[handler, &partition.partition.to_string()])
-                    .set(partition.waiting());
-            }
+            set_lag_gauges(&metrics.lag, handler, &backlog.partitions, &assigned);
         }
         Err(error) => {
             // The broker is away: nothing is known to wait, and a member is
@@ -1116,6 +1110,35 @@ fn refresh_lag(
             .with_label_values(&[handler])
             .set(waiting),
         Err(error) => tracing::debug!(%error, "cannot read the dead letters waiting"),
+    }
+}
+
+/// Sets the lag gauge of each of `partitions` this member holds (`assigned`)
+/// whose group offset was read, and removes the gauge of each it does not
+/// hold: a partition given to another member after a rebalance is that
+/// member's to report, and a gauge left at its last value summed with the
+/// new holder's showed lag for good after every rebalance (tester h137 F1).
+fn set_lag_gauges(
+    lag: &IntGaugeVec,
+    handler: &'static str,
+    partitions: &[PartitionBacklog],
+    assigned: &BTreeSet<i32>,
+) {
+    for partition in partitions {
+        let label = partition.partition.to_string();
+        if !assigned.contains(&partition.partition) {
+            // Absent already unless it was held before: nothing to remove.
+            if lag.remove_label_values(&[handler, &label]).is_ok() {
+                tracing::debug!(
+                    handler,
+                    partition = partition.partition,
+                    "lag gauge of a partition no longer held removed"
+                );
+            }
+        } else if partition.next.is_some() {
+            lag.with_label_values(&[handler, &label])
+                .set(partition.waiting());
+        }
     }
 }
 
@@ -1153,6 +1176,48 @@ mod tests {
         assert!(!errors.received("g"), "a message after a message is not");
         assert!(errors.failed(&down, "g"), "a new run is logged at once");
         assert!(!errors.take_not_coordinator());
+    }
+
+    /// h137 F1: a partition given to another member after a rebalance kept
+    /// its last lag in this member's gauge for good.
+    #[test]
+    fn the_lag_gauge_of_a_partition_no_longer_held_is_removed() {
+        let lag = IntGaugeVec::new(
+            prometheus::Opts::new("lag", "lag"),
+            &["handler", "partition"],
+        )
+        .expect("a gauge");
+        let partition = |partition, next| PartitionBacklog {
+            partition,
+            low: 0,
+            high: 10,
+            next,
+        };
+        let gauges = |lag: &IntGaugeVec| {
+            prometheus::core::Collector::collect(lag)
+                .iter()
+                .flat_map(|family| family.get_metric().to_vec())
+                .map(|metric| {
+                    let label = metric.get_label()[1].value().to_owned();
+                    (label, metric.get_gauge().get_value() as i64)
+                })
+                .collect::<BTreeMap<_, _>>()
+        };
+        let backlog = [
+            partition(0, Some(4)),
+            partition(1, Some(7)),
+            partition(2, None),
+        ];
+        set_lag_gauges(&lag, "ledger", &backlog, &BTreeSet::from([0, 1, 2]));
+        assert_eq!(
+            gauges(&lag),
+            BTreeMap::from([("0".into(), 6), ("1".into(), 3)])
+        );
+        // Partition 0 went to another member: its gauge goes, the others stay.
+        set_lag_gauges(&lag, "ledger", &backlog, &BTreeSet::from([1, 2]));
+        assert_eq!(gauges(&lag), BTreeMap::from([("1".into(), 3)]));
+        set_lag_gauges(&lag, "ledger", &backlog, &BTreeSet::new());
+        assert_eq!(gauges(&lag), BTreeMap::new());
     }
 
     #[tokio::test]
