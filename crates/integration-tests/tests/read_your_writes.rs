@@ -126,12 +126,15 @@ async fn groups_catch_up_in_health(api: &Api) {
                     "{projection}: {health}"
                 );
             }
-            assert_eq!(health["status"], "ok", "{health}");
-            return;
+            // The publisher's probe of Kafka (1 s at most) may time out once on a
+            // loaded machine, and make one answer "degraded": the next is asked.
+            if health["status"] == "ok" {
+                return;
+            }
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the projections are still behind (messages and log positions: {behind}): {health}"
+            "the projections are still behind (messages and log positions: {behind}), or /health is not ok: {health}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
