@@ -199,6 +199,38 @@ pub enum ProcessError {
     Crashed(Step),
 }
 
+impl ProcessError {
+    /// True when the storage failed, not the transfer: the event store or
+    /// the journal away, full, refusing writes, damaged or moved. Every
+    /// transfer fails alike meanwhile, so such a failure does not count
+    /// toward a transfer's quarantine, and a sweep that meets one stops
+    /// until its next round (tester h138 F1: a store full for 50 s set
+    /// every unfinished transfer aside, with money in flight until a restart).
+    pub fn is_storage_fault(&self) -> bool {
+        match self {
+            ProcessError::Store(error) | ProcessError::Unfinished { source: error, .. } => {
+                matches!(
+                    error,
+                    StoreError::Unavailable(_)
+                        | StoreError::OutcomeUnknown { .. }
+                        | StoreError::Damaged(_)
+                        | StoreError::Moved(_)
+                )
+            }
+            ProcessError::Journal(error) | ProcessError::NotStarted { source: error, .. } => {
+                matches!(
+                    error,
+                    JournalError::Unavailable(_)
+                        | JournalError::Refused(_)
+                        | JournalError::Damaged(_)
+                        | JournalError::Moved(_)
+                )
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Where a transfer stands, folded from its journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Progress {
@@ -318,6 +350,8 @@ impl TransferProcess {
                     return Err(ProcessError::KeyReused(key));
                 }
                 let ending = self.drive_recorded(transfer_id, &intent, stream).await?;
+                // Finished by its request's retry: no longer set aside (h138 F2).
+                self.failures().remove(&transfer_id);
                 return Ok(TransferAnswer {
                     ending,
                     replayed: true,
@@ -504,14 +538,16 @@ impl TransferProcess {
     /// oldest first, each on its own: one that fails is counted and the others
     /// go on; one that has failed [`RESUME_ATTEMPTS_MAX`] times in a row is
     /// quarantined (skipped); younger ones are counted as in flight and left.
-    /// Fails only when the journal cannot list the open transfers.
+    /// A failure of the storage itself ([`ProcessError::is_storage_fault`])
+    /// counts toward no quarantine and ends the round: the next sweep tries
+    /// again. Fails only when the journal cannot list the open transfers.
     pub async fn resume_unfinished(
         &self,
         initiated_before: DateTime<Utc>,
     ) -> Result<Resumption, ProcessError> {
         let mut resumption = Resumption::default();
         let mut tried: HashSet<Uuid> = self.quarantined_ids();
-        for _ in 0..RESUME_BATCHES_MAX {
+        'batches: for _ in 0..RESUME_BATCHES_MAX {
             // The ones already tried (or set aside) still head the list.
             let batch = self
                 .journal
@@ -538,6 +574,14 @@ impl TransferProcess {
                         self.failures().remove(&transfer_id);
                     }
                     Ok(Resumed::InFlight) => resumption.in_flight += 1,
+                    Err(error) if error.is_storage_fault() => {
+                        resumption.failed += 1;
+                        tracing::warn!(
+                            %transfer_id, error = %error,
+                            "the storage failed a resumption; the unfinished transfers wait for the next sweep"
+                        );
+                        break 'batches;
+                    }
                     Err(error) => {
                         resumption.failed += 1;
                         let attempts = self.count_failure(transfer_id);

@@ -944,6 +944,12 @@ async fn a_step_the_store_fails_after_the_intent_leaves_the_transfer_unfinished(
             journal.unfinished(10).await.expect("listed"),
             vec![transfer_id_for_key("unfinished")]
         );
+        // h138 F1: sweeps that meet the storage away do not set it aside.
+        for _ in 0..=crate::RESUME_ATTEMPTS_MAX {
+            let swept = process.resume_unfinished(Utc::now()).await.expect("listed");
+            assert_eq!((swept.failed, swept.quarantined), (1, 0), "{swept:?}");
+        }
+        assert_eq!(process.quarantined(), 0);
     }
     std::fs::rename(stores.path().join("moved"), &store_dir).expect("moved back");
     let store: Arc<dyn EventStore> =

@@ -90,6 +90,12 @@ pub const RETRY_AFTER_SECONDS: u64 = 1;
 pub const OUTCOME_UNKNOWN_MESSAGE: &str = "The outcome of this request is unknown: the event \
      store did not confirm it, and it may or may not have been applied. It is safe to retry \
      with the same Idempotency-Key, which applies it at most once";
+/// The answer when the transfer journal did not confirm a record: the
+/// request (a transfer, or a command whose key it claims) may or may not be
+/// recorded.
+pub const JOURNAL_OUTCOME_UNKNOWN_MESSAGE: &str = "The outcome of this request is unknown: \
+     the transfer journal did not confirm it, and it may or may not have been applied. It is \
+     safe to retry with the same Idempotency-Key, which applies it at most once";
 /// The answer when a transfer run as the transfer process could not record
 /// its intent: nothing of it was done.
 pub const TRANSFER_NOT_STARTED_MESSAGE: &str =
@@ -237,7 +243,7 @@ impl From<ServiceError> for ApiError {
                 JournalError::Unavailable(_) | JournalError::Refused(_),
             )) => {
                 log_chain(&error, "transfer journal unavailable");
-                ApiError::Unavailable(OUTCOME_UNKNOWN_MESSAGE.into())
+                ApiError::Unavailable(JOURNAL_OUTCOME_UNKNOWN_MESSAGE.into())
             }
             ServiceError::Transfer(ProcessError::Journal(JournalError::Damaged(_))) => {
                 log_store_away(&error, "transfer journal damaged");
@@ -585,6 +591,13 @@ mod tests {
             body.contains("outcome of this request is unknown"),
             "{body}"
         );
+        // The journal's own failure names the journal, not the store (h138 F3).
+        let journal = ServiceError::Transfer(ProcessError::Journal(JournalError::Unavailable(
+            "disk I/O error".into(),
+        )));
+        let (status, _, body) = answered_service(journal).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("transfer journal did not confirm"), "{body}");
         let (unavailable, _, plain) =
             answered(StoreError::Unavailable("database or disk is full".into())).await;
         assert_eq!(unavailable, StatusCode::SERVICE_UNAVAILABLE);
