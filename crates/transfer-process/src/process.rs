@@ -17,6 +17,7 @@ use event_store::{
     evolve_checked, read_tail, save_snapshot_of, AppendError, AppendRequest, EventStore,
     StoreError, StreamAppend,
 };
+use observability::{FailureStreak, Failures};
 use uuid::Uuid;
 use wallet_domain::{
     capture_halves, decide, decide_capture, decide_transfer, evolve, hold_after, holds_in, Command,
@@ -291,6 +292,9 @@ pub struct TransferProcess {
     reply: TransferReply,
     /// Failed resumptions in a row, by transfer.
     resume_failures: Mutex<HashMap<Uuid, u32>>,
+    /// How the journal's appends have been ending, for `/health`: the
+    /// journal may fail while the event store works (tester h138 F3).
+    journal_writes: FailureStreak,
     #[cfg(test)]
     pub(crate) crash_after: Option<Step>,
 }
@@ -306,6 +310,7 @@ impl TransferProcess {
             journal,
             reply,
             resume_failures: Mutex::new(HashMap::new()),
+            journal_writes: FailureStreak::default(),
             #[cfg(test)]
             crash_after: None,
         }
@@ -370,8 +375,7 @@ impl TransferProcess {
             let initiated = JournalRecord::Initiated(intent.clone());
             let expected = stream.expected();
             match self
-                .journal
-                .append(transfer_id, expected, &initiated, 0)
+                .append_record(transfer_id, expected, &initiated, 0)
                 .await
             {
                 Ok(()) => {
@@ -472,8 +476,7 @@ impl TransferProcess {
                 KeyHolder::Another => return Err(ProcessError::KeyReused(key.to_owned())),
             }
             match self
-                .journal
-                .append(stream, records.expected(), &claim, 0)
+                .append_record(stream, records.expected(), &claim, 0)
                 .await
             {
                 Ok(()) => return Ok(()),
@@ -515,8 +518,7 @@ impl TransferProcess {
         }
         let released = JournalRecord::KeyReleased;
         match self
-            .journal
-            .append(stream, records.expected(), &released, 0)
+            .append_record(stream, records.expected(), &released, 0)
             .await
         {
             Ok(()) => Ok(true),
@@ -525,6 +527,41 @@ impl TransferProcess {
             Err(JournalError::Conflict { .. }) => Ok(false),
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// Appends `record` to the journal (see [`TransferJournal::append`]),
+    /// keeping how the journal's writes end: a conflict is no failure of it.
+    async fn append_record(
+        &self,
+        transfer_id: Uuid,
+        expected_records: u64,
+        record: &JournalRecord,
+        log_position: u64,
+    ) -> Result<(), JournalError> {
+        let appended = self
+            .journal
+            .append(transfer_id, expected_records, record, log_position)
+            .await;
+        match &appended {
+            Ok(()) => {
+                if let Some(over) = self.journal_writes.passed() {
+                    tracing::info!(
+                        failures = over.failures,
+                        since = %over.since,
+                        "transfer journal writes pass again"
+                    );
+                }
+            }
+            Err(JournalError::Conflict { .. }) => {}
+            Err(error) => self.journal_writes.failed(error),
+        }
+        appended
+    }
+
+    /// The journal's writes that failed since the last that passed (within
+    /// [`observability::FAILURE_REPORT_MS`] of the last); `None` when they pass.
+    pub fn journal_write_failures(&self) -> Option<Failures> {
+        self.journal_writes.failures()
     }
 
     /// The journal stream `transfer_id`, split after its key's released claims.
@@ -734,8 +771,7 @@ impl TransferProcess {
                 ),
             };
             match self
-                .journal
-                .append(transfer_id, stream.expected(), &next, log_position)
+                .append_record(transfer_id, stream.expected(), &next, log_position)
                 .await
             {
                 Ok(()) => {

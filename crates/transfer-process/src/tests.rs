@@ -857,6 +857,9 @@ async fn a_transfer_whose_intent_the_journal_refuses_is_not_started() {
         matches!(refused, Err(ProcessError::NotStarted { .. })),
         "{refused:?}"
     );
+    // Kept for `/health`, apart from the event store's writes (h138 F3).
+    let failures = process.journal_write_failures().expect("a failing run");
+    assert_eq!(failures.failures, 1, "{failures:?}");
     assert_eq!(balance(store.as_ref(), "payer").await, money("100.00"));
     assert_eq!(balance(store.as_ref(), "payee").await, Decimal::ZERO);
 }

@@ -112,18 +112,17 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
-    /// True when the event store (or the transfer journal) failed the
-    /// request, not the rules, the caller or another request: an operating
-    /// fault `/health` reports.
+    /// True when the event store failed the request, not the rules, the
+    /// caller or another request: an operating fault `/health` reports as
+    /// the event store's writes. The transfer journal's failures are the
+    /// transfer process's to report (`transfers.writes`): a command that
+    /// passes beside a failing journal must not hide them (tester h138 F3).
     fn is_store_failure(&self) -> bool {
         match self {
             ServiceError::Store(_) | ServiceError::TransferAborted(_) => true,
             ServiceError::Transfer(error) => matches!(
                 error,
-                ProcessError::Store(_)
-                    | ProcessError::Unfinished { .. }
-                    | ProcessError::Journal(_)
-                    | ProcessError::NotStarted { .. }
+                ProcessError::Store(_) | ProcessError::Unfinished { .. }
             ),
             ServiceError::Domain(_)
             | ServiceError::ConcurrencyConflict(_)
@@ -240,6 +239,12 @@ impl WalletService {
     /// Transfers the sweep has set aside; `None` without the transfer process.
     pub fn quarantined_transfers(&self) -> Option<usize> {
         self.transfers.as_ref().map(|process| process.quarantined())
+    }
+
+    /// The transfer journal's writes that failed since the last that passed;
+    /// `None` without the transfer process or while they pass.
+    pub fn transfer_journal_write_failures(&self) -> Option<observability::Failures> {
+        self.transfers.as_ref()?.journal_write_failures()
     }
 
     /// The transfer journal's damage, once found; `None` without the
