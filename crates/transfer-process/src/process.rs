@@ -204,9 +204,9 @@ impl ProcessError {
     /// True when the storage failed, not the transfer: the event store or
     /// the journal away, full, refusing writes, damaged or moved. Every
     /// transfer fails alike meanwhile, so such a failure does not count
-    /// toward a transfer's quarantine, and a sweep that meets one stops
-    /// until its next round (tester h138 F1: a store full for 50 s set
-    /// every unfinished transfer aside, with money in flight until a restart).
+    /// toward a transfer's quarantine (tester h138 F1: a store full for 50 s
+    /// set every unfinished transfer aside, with money in flight until a
+    /// restart).
     pub fn is_storage_fault(&self) -> bool {
         match self {
             ProcessError::Store(error) | ProcessError::Unfinished { source: error, .. } => {
@@ -576,15 +576,17 @@ impl TransferProcess {
     /// go on; one that has failed [`RESUME_ATTEMPTS_MAX`] times in a row is
     /// quarantined (skipped); younger ones are counted as in flight and left.
     /// A failure of the storage itself ([`ProcessError::is_storage_fault`])
-    /// counts toward no quarantine and ends the round: the next sweep tries
-    /// again. Fails only when the journal cannot list the open transfers.
+    /// counts toward no quarantine: the next sweep tries again. The round
+    /// goes on to the others (a fault met by one transfer's reads alone, a
+    /// timeout on a long stream, must not hold up the rest).
+    /// Fails only when the journal cannot list the open transfers.
     pub async fn resume_unfinished(
         &self,
         initiated_before: DateTime<Utc>,
     ) -> Result<Resumption, ProcessError> {
         let mut resumption = Resumption::default();
         let mut tried: HashSet<Uuid> = self.quarantined_ids();
-        'batches: for _ in 0..RESUME_BATCHES_MAX {
+        for _ in 0..RESUME_BATCHES_MAX {
             // The ones already tried (or set aside) still head the list.
             let batch = self
                 .journal
@@ -615,9 +617,8 @@ impl TransferProcess {
                         resumption.failed += 1;
                         tracing::warn!(
                             %transfer_id, error = %error,
-                            "the storage failed a resumption; the unfinished transfers wait for the next sweep"
+                            "the storage failed a resumption; the next sweep tries it again"
                         );
-                        break 'batches;
                     }
                     Err(error) => {
                         resumption.failed += 1;
