@@ -295,6 +295,10 @@ pub struct TransferProcess {
     /// How the journal's appends have been ending, for `/health`: the
     /// journal may fail while the event store works (tester h138 F3).
     journal_writes: FailureStreak,
+    /// How the sweep's resumptions have been ending, for `/health`: no
+    /// request may come while transfers wait on a store that refuses them
+    /// (tester h139 N1).
+    resumptions: FailureStreak,
     #[cfg(test)]
     pub(crate) crash_after: Option<Step>,
 }
@@ -311,6 +315,7 @@ impl TransferProcess {
             reply,
             resume_failures: Mutex::new(HashMap::new()),
             journal_writes: FailureStreak::default(),
+            resumptions: FailureStreak::default(),
             #[cfg(test)]
             crash_after: None,
         }
@@ -564,6 +569,13 @@ impl TransferProcess {
         self.journal_writes.failures()
     }
 
+    /// The sweep's resumptions that failed since the last that finished a
+    /// transfer (within [`observability::FAILURE_REPORT_MS`] of the last);
+    /// `None` when they pass.
+    pub fn resumption_failures(&self) -> Option<Failures> {
+        self.resumptions.failures()
+    }
+
     /// The journal stream `transfer_id`, split after its key's released claims.
     async fn read_stream(&self, transfer_id: Uuid) -> Result<Stream, ProcessError> {
         Ok(Stream::of(self.journal.read(transfer_id).await?))
@@ -608,6 +620,7 @@ impl TransferProcess {
                     Ok(Resumed::Finished) => {
                         self.failures().remove(&transfer_id);
                         resumption.resumed += 1;
+                        self.resumptions.passed();
                     }
                     Ok(Resumed::AlreadyFinished) => {
                         self.failures().remove(&transfer_id);
@@ -615,6 +628,7 @@ impl TransferProcess {
                     Ok(Resumed::InFlight) => resumption.in_flight += 1,
                     Err(error) if error.is_storage_fault() => {
                         resumption.failed += 1;
+                        self.resumptions.failed(&error);
                         tracing::warn!(
                             %transfer_id, error = %error,
                             "the storage failed a resumption; the next sweep tries it again"
@@ -622,6 +636,7 @@ impl TransferProcess {
                     }
                     Err(error) => {
                         resumption.failed += 1;
+                        self.resumptions.failed(&error);
                         let attempts = self.count_failure(transfer_id);
                         tracing::warn!(
                             %transfer_id, attempts, error = %error,

@@ -953,6 +953,9 @@ async fn a_step_the_store_fails_after_the_intent_leaves_the_transfer_unfinished(
             assert_eq!((swept.failed, swept.quarantined), (1, 0), "{swept:?}");
         }
         assert_eq!(process.quarantined(), 0);
+        // Shown in `/health` though no request comes (h139 N1).
+        let failures = process.resumption_failures().expect("a failing run");
+        assert_eq!(failures.failures, 6, "{failures:?}");
     }
     std::fs::rename(stores.path().join("moved"), &store_dir).expect("moved back");
     let store: Arc<dyn EventStore> =

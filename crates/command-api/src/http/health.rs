@@ -129,8 +129,10 @@ async fn locks_report(state: &AppState) -> Value {
 /// sweep has set aside, which an operator must look at (`degraded`); the
 /// journal's writes while they fail (`failing`, with the run of failures:
 /// transfers and keyed commands are refused meanwhile, even while the event
-/// store takes writes); or `{status: "down", error}` once the journal was
-/// found damaged (no transfer passes until it is repaired).
+/// store takes writes); the sweep's resumptions while they fail (`failing`:
+/// transfers wait unfinished, maybe with money in flight, though no request
+/// comes); or `{status: "down", error}` once the journal was found damaged
+/// (no transfer passes until it is repaired).
 fn transfers_report(state: &AppState) -> Value {
     if let Some(damage) = state.wallets.transfer_journal_damage() {
         return json!({ "status": "down", "error": damage });
@@ -139,15 +141,25 @@ fn transfers_report(state: &AppState) -> Value {
         None => return json!({ "status": "not a process" }),
         Some(quarantined) => quarantined,
     };
-    match state.wallets.transfer_journal_write_failures() {
-        Some(failures) => json!({
-            "status": "failing",
-            "quarantined": quarantined,
-            "writes": { "status": "failing", "failures": failures },
-        }),
-        None if quarantined > 0 => json!({ "status": "degraded", "quarantined": quarantined }),
-        None => json!({ "status": "ok", "quarantined": 0 }),
-    }
+    let writes = state.wallets.transfer_journal_write_failures();
+    let resumptions = state.wallets.transfer_resumption_failures();
+    let status = if writes.is_some() || resumptions.is_some() {
+        "failing"
+    } else if quarantined > 0 {
+        "degraded"
+    } else {
+        "ok"
+    };
+    let failing = |failures: Option<observability::Failures>| match failures {
+        None => json!("ok"),
+        Some(failures) => json!({ "status": "failing", "failures": failures }),
+    };
+    json!({
+        "status": status,
+        "quarantined": quarantined,
+        "writes": failing(writes),
+        "resumptions": failing(resumptions),
+    })
 }
 
 /// Events the in-process relays parked because a sink refused them for good
@@ -229,7 +241,7 @@ pub async fn live() -> HttpResponse {
 /// Whether the service can take commands (its event store answers), and how
 /// far events have flowed to their consumers.
 #[utoipa::path(get, path = "/health", tag = "operations",
-    responses((status = 200, description = "Up: {status: \"ok\", or \"degraded\" while writes fail, the wallet lock is down or the storage of a projection (ledger, readModel, searchIndex) does not answer, the transfer journal is damaged or its writes fail, transfers are quarantined or the dead letters cannot be read, eventStore: {kind, status, headPosition, writes: \"ok\" or {status: \"failing\", failures: {since, failures, error}} for the writes failed in the store since the last that passed, within 60 s of the last}, publisher, searchIndex: {status, consumerGroup on the full stack}, ledger: {status, position, consumerGroup: {group, messagesBehind, storedOffsets} on the full stack (status \"degraded\" while messages wait for a group that stored no offset: no consumer runs in it)}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined}, with status \"failing\" and writes: {status: \"failing\", failures: {since, failures, error}} while the transfer journal's writes fail, or {status: \"down\", error}, deadLetters: {status, parked, sinks} or {status: \"unknown\", error}, locks: {kind: \"in-process\" or \"redis\", status: \"up\", or \"down\" with error (status \"degraded\": commands go on unlocked)}, authentication: {keyFile: {status: \"ok\", or \"stale\" with error while AUTH_JWT_PUBLIC_KEYS holds a change that cannot be used (status \"degraded\": the keys before it still verify)}} ({} without a key file), walCheckpoints: \"ok\", or {status: \"failing\", files: [{file, since, failures, error}]} while the WAL checkpoints of a database file of this process fail (status \"degraded\": its WAL grows until one passes); status \"degraded\" too while the publisher is not healthy (Kafka away, or the relay stalled while events wait: its error says which)}", body = Object),
+    responses((status = 200, description = "Up: {status: \"ok\", or \"degraded\" while writes fail, the wallet lock is down or the storage of a projection (ledger, readModel, searchIndex) does not answer, the transfer journal is damaged or its writes or the sweep's resumptions fail, transfers are quarantined or the dead letters cannot be read, eventStore: {kind, status, headPosition, writes: \"ok\" or {status: \"failing\", failures: {since, failures, error}} for the writes failed in the store since the last that passed, within 60 s of the last}, publisher, searchIndex: {status, consumerGroup on the full stack}, ledger: {status, position, consumerGroup: {group, messagesBehind, storedOffsets} on the full stack (status \"degraded\" while messages wait for a group that stored no offset: no consumer runs in it)}, readModel: {status, position, consumerGroup}, transfers: {status, quarantined, writes, resumptions}, each of writes (the transfer journal's) and resumptions (the sweep's) \"ok\" or {status: \"failing\", failures: {since, failures, error}}, and status \"failing\" while either fails; or {status: \"down\", error}, deadLetters: {status, parked, sinks} or {status: \"unknown\", error}, locks: {kind: \"in-process\" or \"redis\", status: \"up\", or \"down\" with error (status \"degraded\": commands go on unlocked)}, authentication: {keyFile: {status: \"ok\", or \"stale\" with error while AUTH_JWT_PUBLIC_KEYS holds a change that cannot be used (status \"degraded\": the keys before it still verify)}} ({} without a key file), walCheckpoints: \"ok\", or {status: \"failing\", files: [{file, since, failures, error}]} while the WAL checkpoints of a database file of this process fail (status \"degraded\": its WAL grows until one passes); status \"degraded\" too while the publisher is not healthy (Kafka away, or the relay stalled while events wait: its error says which)}", body = Object),
               (status = 503, description = "The event store is down: {status: \"error\", eventStore: {kind, status, error}} (Retry-After: seconds; none when its file is damaged, which an operator must repair or restore, or was moved, deleted or replaced, which needs a restart on the folder that holds the data)", body = Object)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = state.wallets.store();

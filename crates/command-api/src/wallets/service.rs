@@ -247,6 +247,12 @@ impl WalletService {
         self.transfers.as_ref()?.journal_write_failures()
     }
 
+    /// The transfer sweep's resumptions that failed since the last that
+    /// passed; `None` without the transfer process or while they pass.
+    pub fn transfer_resumption_failures(&self) -> Option<observability::Failures> {
+        self.transfers.as_ref()?.resumption_failures()
+    }
+
     /// The transfer journal's damage, once found; `None` without the
     /// transfer process or while the journal is whole.
     pub fn transfer_journal_damage(&self) -> Option<String> {
