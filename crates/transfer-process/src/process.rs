@@ -626,17 +626,16 @@ impl TransferProcess {
                         self.failures().remove(&transfer_id);
                     }
                     Ok(Resumed::InFlight) => resumption.in_flight += 1,
-                    Err(error) if error.is_storage_fault() => {
-                        resumption.failed += 1;
-                        self.resumptions.failed(&error);
-                        tracing::warn!(
-                            %transfer_id, error = %error,
-                            "the storage failed a resumption; the next sweep tries it again"
-                        );
-                    }
                     Err(error) => {
                         resumption.failed += 1;
                         self.resumptions.failed(&error);
+                        if error.is_storage_fault() {
+                            tracing::warn!(
+                                %transfer_id, error = %error,
+                                "the storage failed a resumption; the next sweep tries it again"
+                            );
+                            continue;
+                        }
                         let attempts = self.count_failure(transfer_id);
                         tracing::warn!(
                             %transfer_id, attempts, error = %error,

@@ -86,16 +86,24 @@ impl From<ValidationError> for ApiError {
 /// What a client is told to wait before it retries a 503 (`Retry-After`), in seconds.
 pub const RETRY_AFTER_SECONDS: u64 = 1;
 
+/// The "outcome unknown" answer, naming the storage (a literal) that did
+/// not confirm the request.
+macro_rules! outcome_unknown {
+    ($storage:literal) => {
+        concat!(
+            "The outcome of this request is unknown: the ",
+            $storage,
+            " did not confirm it, and it may or may not have been applied. It is safe to retry \
+             with the same Idempotency-Key, which applies it at most once"
+        )
+    };
+}
 /// The answer when an append's outcome is unknown: it may be stored.
-pub const OUTCOME_UNKNOWN_MESSAGE: &str = "The outcome of this request is unknown: the event \
-     store did not confirm it, and it may or may not have been applied. It is safe to retry \
-     with the same Idempotency-Key, which applies it at most once";
+pub const OUTCOME_UNKNOWN_MESSAGE: &str = outcome_unknown!("event store");
 /// The answer when the transfer journal did not confirm a record: the
 /// request (a transfer, or a command whose key it claims) may or may not be
 /// recorded.
-pub const JOURNAL_OUTCOME_UNKNOWN_MESSAGE: &str = "The outcome of this request is unknown: \
-     the transfer journal did not confirm it, and it may or may not have been applied. It is \
-     safe to retry with the same Idempotency-Key, which applies it at most once";
+pub const JOURNAL_OUTCOME_UNKNOWN_MESSAGE: &str = outcome_unknown!("transfer journal");
 /// The answer when a transfer run as the transfer process could not record
 /// its intent: nothing of it was done.
 pub const TRANSFER_NOT_STARTED_MESSAGE: &str =
