@@ -40,8 +40,10 @@ pub const CONSUMER_GROUP_POLL_MS: u64 = 20;
 /// How a read's wait for its projection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CatchUp {
-    /// The projection shows every write acknowledged before the read.
-    Reached,
+    /// The projection shows every write acknowledged before the read: it
+    /// was delivered every event of the log up to position `through` (the
+    /// head the wait took), or `None` for a projection not waited for.
+    Reached { through: Option<u64> },
     /// It did not within the wait: the read answers what it has.
     Behind,
     /// What the wait asks did not answer (the event store's head, the
@@ -167,7 +169,7 @@ impl ConsumerGroup {
             }
             if let Some(target) = &target {
                 if progress.applied_all_of(target) {
-                    return self.make_searchable(target, progress.applied).await;
+                    return self.make_searchable(head, target, progress.applied).await;
                 }
             }
             let next = at + Duration::from_millis(CONSUMER_GROUP_POLL_MS);
@@ -182,23 +184,28 @@ impl ConsumerGroup {
     /// unless a refresh that began after the group had applied it already
     /// completed. `applied` is the group's progress read before this call:
     /// after a refresh, all of it is searchable. Reads arriving together
-    /// wait for one refresh instead of sending one each.
+    /// wait for one refresh instead of sending one each. `head` is the log
+    /// position `target` covers.
     async fn make_searchable(
         &self,
+        head: u64,
         target: &PublishedOffsets,
         applied: PublishedOffsets,
     ) -> CatchUp {
+        let reached = CatchUp::Reached {
+            through: Some(head),
+        };
         let Some(searchable) = &self.searchable else {
-            return CatchUp::Reached;
+            return reached;
         };
         let mut refreshed = searchable.refreshed.lock().await;
         if offsets_reach(&refreshed, target) {
-            return CatchUp::Reached;
+            return reached;
         }
         match searchable.index.make_searchable().await {
             Ok(()) => {
                 *refreshed = applied;
-                CatchUp::Reached
+                reached
             }
             // The search that would follow asks the same server, which has
             // just spent its request timeout not answering.
@@ -406,7 +413,7 @@ impl Progress {
     ) -> CatchUp {
         let deadline = Instant::now() + Duration::from_millis(wait_ms);
         let (caught, group) = match self.watermark(projection) {
-            None => (CatchUp::Reached, None),
+            None => (CatchUp::Reached { through: None }, None),
             Some(Watermark::InProcess(delivered)) => {
                 let head = *store.appended().borrow();
                 let mut delivered = delivered.clone();
@@ -416,7 +423,9 @@ impl Progress {
                 )
                 .await;
                 let caught = if matches!(reached, Ok(Ok(_))) {
-                    CatchUp::Reached
+                    CatchUp::Reached {
+                        through: Some(head),
+                    }
                 } else {
                     CatchUp::Behind
                 };
@@ -508,7 +517,7 @@ mod tests {
             progress
                 .catch_up(&store, Projection::ReadModel, 1_000)
                 .await,
-            CatchUp::Reached,
+            CatchUp::Reached { through: None },
             "a projection not waited for"
         );
     }

@@ -17,6 +17,15 @@
 //! for one fed by Kafka partitions, whose checkpoint is only the furthest
 //! position, and it sees an event skipped before a later one).
 //!
+//! Lag is not a fault, a gap is: an event the ledger was delivered and
+//! does not have. The caller says up to which log position the ledger was
+//! delivered every event, when it knows (the wait of a read for its own
+//! writes: the in-process relay's position, or a consumer group's offsets
+//! reaching what the relay published); an event up to there that the ledger
+//! lacks, or one it skipped before a later one of the same wallet, is
+//! missing, and the ledger is not consistent (h141 F2: the newest event of
+//! a wallet, lost, passed as lag).
+//!
 //! A wallet's ledger balance is its account and its held sub-account
 //! together; the held sub-account alone is compared with the sum of the
 //! wallet's pending holds.
@@ -74,8 +83,9 @@ pub struct BalanceMismatch {
 #[serde(rename_all = "camelCase")]
 pub struct Verification {
     /// Every transaction balances, every posted event has its transaction,
-    /// no transfer misses a half the event store has, and every wallet
-    /// checked has its event-sourced balance.
+    /// no transfer misses a half the event store has, no event is missing
+    /// (`eventsMissing`), and every wallet checked has its event-sourced
+    /// balance.
     pub ok: bool,
     /// Every event up to `headPosition` is posted.
     pub caught_up: bool,
@@ -83,6 +93,10 @@ pub struct Verification {
     pub head_position: u64,
     /// Events up to `headPosition` the ledger has not posted yet.
     pub events_not_posted: u64,
+    /// Of those, the ones that are not lag: delivered to the ledger (up to
+    /// the position the caller gave) or skipped before a later event of
+    /// their wallet. Any makes `ok` false.
+    pub events_missing: u64,
     /// Wallets the ledger has.
     pub wallets_in_ledger: usize,
     /// Wallets compared with the event store.
@@ -102,6 +116,8 @@ pub struct Verification {
 struct Fold<'snapshot> {
     posted: &'snapshot BTreeMap<WalletId, PostedThrough>,
     head: u64,
+    /// Up to where the ledger was delivered every event, when known.
+    delivered_through: Option<u64>,
     /// The wallets compared, each folded up to its position.
     states: BTreeMap<&'snapshot WalletId, WalletState>,
     /// Per wallet, the store's events up to its posted position.
@@ -110,15 +126,22 @@ struct Fold<'snapshot> {
     clearing: HashMap<Uuid, Decimal>,
     /// Events up to the head past their wallet's posted position.
     behind: u64,
+    /// Of those, the ones up to `delivered_through`.
+    behind_delivered: u64,
     read_through: u64,
     events_read: usize,
 }
 
 impl<'snapshot> Fold<'snapshot> {
-    fn new(snapshot: &'snapshot LedgerVerification, head: u64) -> Self {
+    fn new(
+        snapshot: &'snapshot LedgerVerification,
+        head: u64,
+        delivered_through: Option<u64>,
+    ) -> Self {
         Self {
             posted: &snapshot.wallets_posted,
             head,
+            delivered_through,
             states: snapshot
                 .wallets_posted
                 .keys()
@@ -128,6 +151,7 @@ impl<'snapshot> Fold<'snapshot> {
             events_through: HashMap::new(),
             clearing: HashMap::new(),
             behind: 0,
+            behind_delivered: 0,
             read_through: 0,
             events_read: 0,
         }
@@ -154,7 +178,15 @@ impl<'snapshot> Fold<'snapshot> {
                     }
                 }
             }
-            _ if recorded.position <= self.head => self.behind += 1,
+            _ if recorded.position <= self.head => {
+                self.behind += 1;
+                if self
+                    .delivered_through
+                    .is_some_and(|delivered| recorded.position <= delivered)
+                {
+                    self.behind_delivered += 1;
+                }
+            }
             _ => {}
         }
         self.read_through = recorded.position;
@@ -162,11 +194,20 @@ impl<'snapshot> Fold<'snapshot> {
     }
 
     /// Events up to the head the ledger lacks: those past their wallet's
-    /// posted position, and those before it the ledger skipped (a wallet's
-    /// posted count short of the store's).
+    /// posted position, and those before it the ledger skipped.
     fn not_posted(&self) -> u64 {
-        let skipped: u64 = self
-            .events_through
+        self.behind + self.skipped()
+    }
+
+    /// Events the ledger lacks that are no lag: skipped, or delivered.
+    fn missing(&self) -> u64 {
+        self.behind_delivered + self.skipped()
+    }
+
+    /// Events before their wallet's posted position that the ledger lacks
+    /// (a wallet's posted count short of the store's).
+    fn skipped(&self) -> u64 {
+        self.events_through
             .iter()
             .map(|(wallet_id, in_store)| {
                 let posted = self
@@ -175,8 +216,7 @@ impl<'snapshot> Fold<'snapshot> {
                     .map_or(0, |posted| posted.events);
                 in_store.saturating_sub(posted)
             })
-            .sum();
-        self.behind + skipped
+            .sum()
     }
 
     /// A wallet is compared once the log is read through its position (or
@@ -215,13 +255,17 @@ async fn read_log(store: &dyn EventStore, fold: &mut Fold<'_>) -> Result<bool, S
 
 /// Checks the ledger, and each of its wallets against the event store at the
 /// position of the wallet's last posted event (see the module documentation).
+/// `delivered_through`: the log position up to which the ledger was
+/// delivered every event before this call, when the caller knows it; an
+/// event up to there that the ledger lacks is missing, not lag.
 pub async fn verify(
     ledger: &dyn Ledger,
     store: &dyn EventStore,
+    delivered_through: Option<u64>,
 ) -> Result<Verification, VerificationError> {
     let head = store.head_position().await?;
     let snapshot = ledger.verify().await?;
-    let mut fold = Fold::new(&snapshot, head);
+    let mut fold = Fold::new(&snapshot, head, delivered_through);
     let events_bound_reached = read_log(store, &mut fold).await?;
 
     let mut wallets_checked = 0;
@@ -271,14 +315,19 @@ pub async fn verify(
                 .is_none_or(|net| !net.is_zero())
         });
     let events_not_posted = fold.not_posted();
+    let events_missing = fold.missing();
     let wallets_in_ledger = snapshot.wallets_posted.len();
     let ledger_sound = snapshot.unbalanced_transactions.is_empty()
         && snapshot.events_posted == snapshot.transactions_checked;
     Ok(Verification {
-        ok: ledger_sound && transfers_broken.is_empty() && balance_mismatches.is_empty(),
+        ok: ledger_sound
+            && events_missing == 0
+            && transfers_broken.is_empty()
+            && balance_mismatches.is_empty(),
         caught_up: !events_bound_reached && events_not_posted == 0,
         head_position: head,
         events_not_posted,
+        events_missing,
         wallets_in_ledger,
         wallets_checked,
         stopped_early: events_bound_reached || wallets_checked < wallets_in_ledger,

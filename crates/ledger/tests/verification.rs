@@ -11,8 +11,18 @@ use wallet_domain::WalletId;
 
 /// The standard log (1 create w-1, 2 create w-2, 3 credit w-1, 4 debit w-1,
 /// 5 w-1 sends to w-2, 6 w-2 receives) in the store; the ledger has posted
-/// the events at `posted` (1-based positions), checkpoint the last of them.
+/// the events at `posted` (1-based positions), checkpoint the last of them;
+/// the ledger was not said to have been delivered anything.
 async fn verified_with_posted(posted: &[u64]) -> (Verification, EventLog) {
+    verified_with_delivered(posted, None).await
+}
+
+/// As [`verified_with_posted`], the ledger delivered every event up to
+/// `delivered_through` when that is given.
+async fn verified_with_delivered(
+    posted: &[u64],
+    delivered_through: Option<u64>,
+) -> (Verification, EventLog) {
     let folder = tempfile::tempdir().expect("a temporary folder");
     let store = EmbeddedEventStore::open(folder.path()).expect("an embedded store");
     let log = standard_log();
@@ -31,7 +41,9 @@ async fn verified_with_posted(posted: &[u64]) -> (Verification, EventLog) {
         .post(&events, posted.last().copied())
         .await
         .expect("posted");
-    let verification = verify(&ledger, &store).await.expect("verified");
+    let verification = verify(&ledger, &store, delivered_through)
+        .await
+        .expect("verified");
     (verification, log)
 }
 
@@ -50,6 +62,7 @@ async fn a_ledger_that_has_everything_is_consistent_and_caught_up() {
     assert!(verification.caught_up);
     assert_eq!(verification.head_position, 6);
     assert_eq!(verification.events_not_posted, 0);
+    assert_eq!(verification.events_missing, 0);
     assert_eq!(verification.wallets_in_ledger, 2);
     assert_eq!(verification.wallets_checked, 2);
     assert!(!verification.stopped_early);
@@ -63,8 +76,31 @@ async fn a_ledger_between_the_halves_of_a_transfer_is_behind_not_wrong() {
     assert!(verification.ok, "{verification:?}");
     assert!(!verification.caught_up);
     assert_eq!(verification.events_not_posted, 1);
+    assert_eq!(verification.events_missing, 0);
     assert_eq!(verification.transfers_in_flight, [transfer_id(&log)]);
     assert!(verification.balance_mismatches.is_empty());
+
+    // Delivered only up to the sent half, it still is.
+    let (verification, _) = verified_with_delivered(&[1, 2, 3, 4, 5], Some(5)).await;
+    assert!(verification.ok, "{verification:?}");
+    assert_eq!(verification.events_missing, 0);
+}
+
+#[tokio::test]
+async fn a_wallets_newest_event_delivered_and_not_posted_is_missing_not_lag() {
+    // h141 F2: the ledger lost w-2's received half (6), its newest event,
+    // though its feed had delivered everything: w-2 compared at its last
+    // posted event (2) has no mismatch, and the gap passed as lag.
+    let (verification, _) = verified_with_delivered(&[1, 2, 3, 4, 5], Some(6)).await;
+    assert!(!verification.ok, "{verification:?}");
+    assert_eq!(verification.events_not_posted, 1);
+    assert_eq!(verification.events_missing, 1);
+    assert!(verification.balance_mismatches.is_empty());
+
+    // The same ledger from a feed not known to have delivered it: lag.
+    let (verification, _) = verified_with_delivered(&[1, 2, 3, 4, 5], None).await;
+    assert!(verification.ok, "{verification:?}");
+    assert_eq!(verification.events_missing, 0);
 }
 
 #[tokio::test]
@@ -75,6 +111,7 @@ async fn a_ledger_fed_out_of_log_order_compares_each_wallet_at_its_own_position(
     assert!(verification.ok, "{verification:?}");
     assert!(!verification.caught_up, "3, 4 and 5 are not posted");
     assert_eq!(verification.events_not_posted, 3);
+    assert_eq!(verification.events_missing, 0, "w-1's partition is behind");
     assert_eq!(verification.ledger.checkpoint, 6);
     assert_eq!(verification.transfers_in_flight, [transfer_id(&log)]);
     assert_eq!(verification.wallets_checked, 2);
@@ -86,6 +123,7 @@ async fn an_event_the_ledger_skipped_is_a_mismatch_at_the_wallets_position() {
     let (verification, _) = verified_with_posted(&[1, 2, 3, 5, 6]).await;
     assert!(!verification.ok);
     assert!(!verification.caught_up);
+    assert_eq!(verification.events_missing, 1, "skipped, whatever the feed");
     let [mismatch] = verification.balance_mismatches.as_slice() else {
         panic!("one mismatch: {verification:?}");
     };

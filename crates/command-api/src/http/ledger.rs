@@ -43,13 +43,25 @@ pub const STALE_PROJECTION: &str = "Stale-Projection";
 /// Whether a read's projection showed every acknowledged write when it was
 /// read, or which one did not.
 #[must_use = "the answer must say when it is stale"]
-pub struct Freshness(Option<Projection>);
+pub struct Freshness {
+    /// The projection that was behind, if it was.
+    stale: Option<Projection>,
+    /// The log position up to which the projection was delivered every
+    /// event, when the wait knows it ([`CatchUp::Reached`]).
+    delivered_through: Option<u64>,
+}
 
 impl Freshness {
+    /// The log position up to which the projection was delivered every
+    /// event (so lacks none of them but by a gap), when known.
+    pub fn delivered_through(&self) -> Option<u64> {
+        self.delivered_through
+    }
+
     /// An answer of `status`, with [`STALE_PROJECTION`] when behind.
     pub fn respond(&self, status: StatusCode) -> HttpResponseBuilder {
         let mut response = HttpResponse::build(status);
-        if let Some(projection) = self.0 {
+        if let Some(projection) = self.stale {
             response.insert_header((STALE_PROJECTION, projection.token()));
         }
         response
@@ -76,8 +88,14 @@ pub async fn catch_up(
         .catch_up(state.wallets.store().as_ref(), projection, wait_ms)
         .await;
     match caught {
-        CatchUp::Reached => Ok(Freshness(None)),
-        CatchUp::Behind => Ok(Freshness(Some(projection))),
+        CatchUp::Reached { through } => Ok(Freshness {
+            stale: None,
+            delivered_through: through,
+        }),
+        CatchUp::Behind => Ok(Freshness {
+            stale: Some(projection),
+            delivered_through: None,
+        }),
         CatchUp::Unavailable(_) => Err(ApiError::Unavailable(
             projection.unavailable_message().to_owned(),
         )),
@@ -451,7 +469,7 @@ pub async fn transactions(
 /// posted event), so writes running meanwhile are never reported as errors.
 #[utoipa::path(get, path = "/ledger/verify", tag = "ledger",
     responses(
-        (status = 200, description = "The ledger is consistent: {ok, caughtUp, headPosition, eventsNotPosted, walletsInLedger, walletsChecked, stoppedEarly, balanceMismatches, transfersInFlight, ledger}", body = Object),
+        (status = 200, description = "The ledger is consistent: {ok, caughtUp, headPosition, eventsNotPosted, eventsMissing, walletsInLedger, walletsChecked, stoppedEarly, balanceMismatches, transfersInFlight, ledger}", body = Object),
         (status = 409, description = "It is not; the same body says where", body = Object),
     ))]
 pub async fn verify(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -459,8 +477,12 @@ pub async fn verify(caller: Caller, state: web::Data<AppState>) -> Result<HttpRe
     // Let the ledger reach what is acknowledged, so `caughtUp`
     // is usually true; the answer is right either way.
     let freshness = catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
-    let verification =
-        verification::verify(state.ledger.as_ref(), state.wallets.store().as_ref()).await?;
+    let verification = verification::verify(
+        state.ledger.as_ref(),
+        state.wallets.store().as_ref(),
+        freshness.delivered_through(),
+    )
+    .await?;
     Ok(if verification.ok {
         freshness.ok().json(verification)
     } else {

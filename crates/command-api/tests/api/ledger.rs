@@ -278,3 +278,36 @@ async fn a_read_from_a_projection_still_behind_says_so() {
     assert_eq!(entries["count"], 2, "{entries}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_wallets_newest_event_lost_from_the_ledger_fails_the_verification() {
+    // h141 F2: with the event deleted from `ledger.db`, its wallet compared
+    // at its previous event had no mismatch, and the verification said ok
+    // though the relay had delivered everything.
+    let temp = tempfile::tempdir().expect("tempdir");
+    let app = crate::helpers::spawn_app_in(temp.path()).await;
+    assert_eq!(app.create_wallet("a", "o", json!(10)).await.status(), 201);
+    assert_eq!(app.credit("a", json!(1)).await.status(), 201);
+    let (status, verified) = json_of(app.get("/ledger/verify").send().await.expect("sent")).await;
+    assert_eq!(status, 200, "{verified}");
+    assert_eq!(verified["eventsMissing"], 0, "{verified}");
+    app.stop().await;
+
+    let ledger = rusqlite::Connection::open(temp.path().join("ledger.db")).expect("opened");
+    ledger
+        .execute_batch(
+            "DELETE FROM ledger_entries WHERE position = 2;
+             DELETE FROM ledger_transactions WHERE position = 2;",
+        )
+        .expect("the credit's transaction deleted");
+    drop(ledger);
+
+    let app = crate::helpers::spawn_app_in(temp.path()).await;
+    let (status, verified) = json_of(app.get("/ledger/verify").send().await.expect("sent")).await;
+    assert_eq!(status, 409, "{verified}");
+    assert_eq!(verified["ok"], false, "{verified}");
+    assert_eq!(verified["eventsNotPosted"], 1, "{verified}");
+    assert_eq!(verified["eventsMissing"], 1, "{verified}");
+    assert_eq!(verified["balanceMismatches"], json!([]), "{verified}");
+    app.stop().await;
+}
