@@ -119,6 +119,15 @@ async fn embedded(
     metrics: &Metrics,
     stopping: watch::Receiver<bool>,
 ) -> Result<Adapters, StartupError> {
+    let ignored = config.ignored_by_embedded();
+    if !ignored.is_empty() {
+        tracing::warn!(
+            settings = %ignored.join(", "),
+            data_dir = %config.data_dir.display(),
+            "the event store is the embedded one (EVENT_STORE): these settings of the \
+             distributed mode are not used, and everything is stored under the data folder"
+        );
+    }
     create_data_dir(&config.data_dir)?;
     let data_dir_lock = DataDirLock::acquire(&config.data_dir)?;
     let store: Arc<dyn EventStore> = Arc::new(EmbeddedEventStore::open(&config.data_dir)?);

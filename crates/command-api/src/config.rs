@@ -265,6 +265,25 @@ impl Config {
         })
     }
 
+    /// The settings of the distributed mode that are given though the
+    /// event store is the embedded one, which uses none of them (h140 F3:
+    /// `EVENT_STORE=embedded` beside them started silently, writing to a
+    /// local folder its consumers never see). Named for a warning at start.
+    pub fn ignored_by_embedded(&self) -> Vec<&'static str> {
+        if self.event_store_kind() != EventStoreKind::Embedded {
+            return Vec::new();
+        }
+        [
+            ("DATABASE_URL", self.database_url.is_some()),
+            ("KURRENTDB_URL", self.kurrentdb_url.is_some()),
+            ("KAFKA_BROKERS", self.kafka_brokers.is_some()),
+            ("ELASTICSEARCH_URL", self.elasticsearch_url.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+    }
+
     /// The defaults, rooted at `data_dir`, on a free port: for tests.
     pub fn embedded_for_test(data_dir: PathBuf) -> Self {
         Self {
@@ -344,6 +363,23 @@ mod tests {
         );
         let plain = Config::try_parse_checked(["command-api", "--port", "3100"]).expect("parsed");
         assert_eq!(plain.port, 3100);
+    }
+
+    #[test]
+    fn the_distributed_settings_an_embedded_store_ignores_are_named() {
+        let config = parsed(
+            "--event-store embedded --database-url postgres://h/db --kafka-brokers k:9092 \
+             --elasticsearch-url http://os:9200 --redis-url redis://r",
+        )
+        .expect("parsed");
+        assert_eq!(
+            config.ignored_by_embedded(),
+            ["DATABASE_URL", "KAFKA_BROKERS", "ELASTICSEARCH_URL"]
+        );
+        let distributed =
+            parsed("--database-url postgres://h/db --kafka-brokers k:9092").expect("parsed");
+        assert!(distributed.ignored_by_embedded().is_empty());
+        assert!(parsed("").expect("parsed").ignored_by_embedded().is_empty());
     }
 
     fn parsed(arguments: &str) -> Result<Config, clap::Error> {

@@ -206,10 +206,13 @@ pub(crate) fn search_transactions_body(
                     .into(),
             );
         }
+        // Both bounds with their milliseconds written out: a date without
+        // them is rounded up for `lte`, to the end of its second (h140 F1).
+        // Truncated, the upper bound keeps exactly the milliseconds up to it.
         if let Some(to) = search.to {
             range.insert(
                 "lte".into(),
-                to.to_rfc3339_opts(SecondsFormat::AutoSi, true).into(),
+                to.to_rfc3339_opts(SecondsFormat::Millis, true).into(),
             );
         }
         filters.push(json!({ "range": { "occurredAt": range } }));

@@ -301,7 +301,7 @@ impl HoldListParams {
     get, path = "/wallets/{walletId}/holds", tag = "holds",
     params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), HoldListParams),
     responses(
-        (status = 200, description = "{walletId, count, holds}: count is every hold matching the filter, holds one page of them (limit default 50)", body = WalletHoldsResponse),
+        (status = 200, description = "{walletId, count, holds}: count is every hold matching the filter, holds one page of them (limit default 50), oldest first (by createdAt, then by holdId among holds placed in one millisecond)", body = WalletHoldsResponse),
         (status = 400, description = "Invalid walletId, status, limit or offset (offset + limit at most 10000), or a walletId that is not UTF-8", body = ErrorBody),
         (status = 404, description = "Wallet not found", body = ErrorBody),
     )
