@@ -57,6 +57,17 @@ pub async fn purge_and_log(store: &dyn EventStore, retention_hours: u32) {
     }
 }
 
+/// How long a key's claim in the transfer journal stands (with the transfer
+/// process): the stored answers' retention, plus one purge interval, so the
+/// claim outlives the answer its purge deletes and the key is free in both
+/// at once for any request (h141 F1).
+pub fn claims_expire_after(retention_hours: u32) -> chrono::Duration {
+    chrono::Duration::hours(i64::from(retention_hours))
+        + chrono::Duration::milliseconds(
+            i64::try_from(IDEMPOTENCY_PURGE_INTERVAL_MS).unwrap_or(i64::MAX),
+        )
+}
+
 /// Purges every [`IDEMPOTENCY_PURGE_INTERVAL_MS`] until the application stops.
 pub async fn purge_periodically(
     store: Arc<dyn EventStore>,

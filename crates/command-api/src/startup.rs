@@ -272,11 +272,15 @@ impl Application {
                 retention_hours,
                 stopping.clone(),
             )));
+        let claims_expire_after = adapters
+            .store
+            .idempotent_responses_expire()
+            .then(|| retention::claims_expire_after(retention_hours));
         let mut wallets = WalletService::new(adapters.store, adapters.lock, metrics.clone())
             .with_cache_mib(config.wallet_cache_mib);
         let transfer_process = adapters.transfer_journal.is_some();
         if let Some(journal) = adapters.transfer_journal {
-            wallets = wallets.with_transfer_process(journal, TRANSFER_REPLY);
+            wallets = wallets.with_transfer_process(journal, TRANSFER_REPLY, claims_expire_after);
         }
         let state = web::Data::new(AppState {
             wallets,

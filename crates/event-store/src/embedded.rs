@@ -1248,6 +1248,10 @@ impl EventStore for EmbeddedEventStore {
             .await?)
     }
 
+    fn idempotent_responses_expire(&self) -> bool {
+        true
+    }
+
     async fn purge_idempotent_responses(
         &self,
         recorded_before: DateTime<Utc>,

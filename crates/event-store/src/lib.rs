@@ -479,6 +479,13 @@ pub trait EventStore: Send + Sync {
         Ok(0)
     }
 
+    /// True when [`Self::purge_idempotent_responses`] deletes what it is
+    /// asked to (the embedded and PostgreSQL stores): its keys expire. The
+    /// default (KurrentDB) keeps them for good.
+    fn idempotent_responses_expire(&self) -> bool {
+        false
+    }
+
     /// True when one [`AppendRequest`] to several streams is stored all or
     /// nothing (SQLite and PostgreSQL transactions). A store that writes one
     /// stream at a time answers false, and the command side moves money

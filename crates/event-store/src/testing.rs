@@ -163,6 +163,10 @@ impl EventStore for CountingStore {
         self.inner.appends_streams_atomically()
     }
 
+    fn idempotent_responses_expire(&self) -> bool {
+        self.inner.idempotent_responses_expire()
+    }
+
     fn appended(&self) -> watch::Receiver<u64> {
         self.inner.appended()
     }

@@ -83,6 +83,11 @@ pub enum JournalRecord {
     /// command race with it. It opens nothing.
     KeyClaimed {
         request_fingerprint: String,
+        /// When it was claimed: a claim kept past the stored answers'
+        /// retention expires with them ([`crate::TransferProcess::with_claims_expiring_after`]).
+        /// Absent from claims recorded before claims expired: those never do.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        claimed_at: Option<DateTime<Utc>>,
     },
     /// The claim right before it was released: its request was refused and
     /// stored nothing, so the key is free again (as on the atomic path,

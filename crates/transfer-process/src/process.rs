@@ -35,8 +35,10 @@ pub const STEP_CONFLICT_ATTEMPTS_MAX: usize = 16;
 /// conflicts with another runner of the same transfer.
 pub const JOURNAL_ROUNDS_MAX: usize = 16;
 /// Reads of a transfer's journal by one request: the second reads the intent
-/// a concurrent request with the same key recorded first.
-const INTENT_ROUNDS_MAX: usize = 2;
+/// a concurrent request with the same key recorded first, or the stream
+/// after an expired claim of its key was released (a third then reads the
+/// intent recorded concurrently).
+const INTENT_ROUNDS_MAX: usize = 3;
 /// Batches of unfinished transfers one resumption takes at most.
 pub const RESUME_BATCHES_MAX: usize = 1_000;
 /// Unfinished transfers read per batch when resuming.
@@ -299,6 +301,9 @@ pub struct TransferProcess {
     /// request may come while transfers wait on a store that refuses them
     /// (tester h139 N1).
     resumptions: FailureStreak,
+    /// How long a key's claim stands ([`Self::with_claims_expiring_after`]);
+    /// `None`: for good.
+    claims_expire_after: Option<chrono::Duration>,
     #[cfg(test)]
     pub(crate) crash_after: Option<Step>,
 }
@@ -316,8 +321,50 @@ impl TransferProcess {
             resume_failures: Mutex::new(HashMap::new()),
             journal_writes: FailureStreak::default(),
             resumptions: FailureStreak::default(),
+            claims_expire_after: None,
             #[cfg(test)]
             crash_after: None,
+        }
+    }
+
+    /// The process whose claims of idempotency keys ([`Self::claim_key`])
+    /// expire once `after` old, as the stored answers of the event store
+    /// do: an expired claim is released at the next use of its key, which
+    /// any request may then claim, or a transfer record its intent under
+    /// (h141 F1: a claim kept for good refused another request with the key
+    /// while its own request, its stored answer purged, ran again). Pass
+    /// the answers' retention plus the time their purge may take, so a
+    /// claim outlives its answer. A transfer's intent never expires. Past
+    /// [`KEY_RELEASES_MAX`] released claims of a key, an expired claim
+    /// stays, as a refused request's does.
+    pub fn with_claims_expiring_after(mut self, after: chrono::Duration) -> Self {
+        self.claims_expire_after = Some(after);
+        self
+    }
+
+    /// Claims made before this instant have expired, when claims expire.
+    fn claims_expire_before(&self) -> Option<DateTime<Utc>> {
+        self.claims_expire_after.map(|after| Utc::now() - after)
+    }
+
+    /// Releases the expired claim that `records` begin with, if they do and
+    /// it may be released ([`KeyHolder::Expired`]); says whether it did, or
+    /// whether the stream moved meanwhile (to be read again either way).
+    async fn release_if_expired(
+        &self,
+        stream: Uuid,
+        records: &Stream,
+        holder: KeyHolder,
+    ) -> Result<bool, ProcessError> {
+        if holder != KeyHolder::Expired {
+            return Ok(false);
+        }
+        match self
+            .append_record(stream, records.expected(), &JournalRecord::KeyReleased, 0)
+            .await
+        {
+            Ok(()) | Err(JournalError::Conflict { .. }) => Ok(true),
+            Err(error) => Err(error.into()),
         }
     }
 
@@ -348,6 +395,13 @@ impl TransferProcess {
     ) -> Result<TransferAnswer, ProcessError> {
         for _ in 0..INTENT_ROUNDS_MAX {
             let stream = self.read_stream(transfer_id).await?;
+            let holder = self.key_holder(&stream, order.request_fingerprint().as_deref());
+            if self
+                .release_if_expired(transfer_id, &stream, holder)
+                .await?
+            {
+                continue;
+            }
             if let Some(JournalRecord::KeyClaimed { .. }) = stream.current.first() {
                 // Another kind of request took the key first.
                 let key = order.idempotency_key().unwrap_or_default();
@@ -449,7 +503,7 @@ impl TransferProcess {
         request_fingerprint: &str,
     ) -> Result<bool, ProcessError> {
         let stream = self.read_stream(transfer_id_for_key(key)).await?;
-        Ok(key_holder(&stream.current, request_fingerprint) == KeyHolder::Another)
+        Ok(self.key_holder(&stream, Some(request_fingerprint)) == KeyHolder::Another)
     }
 
     /// Claims `key` for a request that is not a transfer (nor a capture to
@@ -472,13 +526,18 @@ impl TransferProcess {
         let stream = transfer_id_for_key(key);
         let claim = JournalRecord::KeyClaimed {
             request_fingerprint: request_fingerprint.to_owned(),
+            claimed_at: Some(Utc::now()),
         };
         for _ in 0..INTENT_ROUNDS_MAX {
             let records = self.read_stream(stream).await?;
-            match key_holder(&records.current, request_fingerprint) {
+            match self.key_holder(&records, Some(request_fingerprint)) {
                 KeyHolder::Nobody => {}
                 KeyHolder::This => return Ok(()),
                 KeyHolder::Another => return Err(ProcessError::KeyReused(key.to_owned())),
+                expired @ KeyHolder::Expired => {
+                    self.release_if_expired(stream, &records, expired).await?;
+                    continue;
+                }
             }
             match self
                 .append_record(stream, records.expected(), &claim, 0)
@@ -516,7 +575,7 @@ impl TransferProcess {
     ) -> Result<bool, ProcessError> {
         let stream = transfer_id_for_key(key);
         let records = self.read_stream(stream).await?;
-        if key_holder(&records.current, request_fingerprint) != KeyHolder::This
+        if self.key_holder(&records, Some(request_fingerprint)) != KeyHolder::This
             || records.released / 2 >= KEY_RELEASES_MAX
         {
             return Ok(false);
@@ -1262,8 +1321,8 @@ impl Stream {
 /// Who holds an idempotency key, by the records of the journal's stream it
 /// names after its released claims ([`Stream::current`]), for a request
 /// fingerprinted `request_fingerprint`: the one decision of
-/// [`TransferProcess::claim_key`], [`TransferProcess::key_held_by_another`]
-/// and [`TransferProcess::release_key`].
+/// [`TransferProcess::claim_key`], [`TransferProcess::key_held_by_another`],
+/// [`TransferProcess::release_key`] and a transfer's start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum KeyHolder {
     /// No record, or every claim released: the key is free.
@@ -1272,14 +1331,37 @@ enum KeyHolder {
     This,
     /// A transfer recorded under it, or another request's claim.
     Another,
+    /// A claim made before `expire_before`, whoever's, that may be released
+    /// (its stream holds fewer than [`KEY_RELEASES_MAX`] released claims):
+    /// the key is free once it is.
+    Expired,
 }
 
-fn key_holder(records: &[JournalRecord], request_fingerprint: &str) -> KeyHolder {
-    match records.first() {
+impl TransferProcess {
+    fn key_holder(&self, stream: &Stream, request_fingerprint: Option<&str>) -> KeyHolder {
+        key_holder(stream, request_fingerprint, self.claims_expire_before())
+    }
+}
+
+fn key_holder(
+    stream: &Stream,
+    request_fingerprint: Option<&str>,
+    expire_before: Option<DateTime<Utc>>,
+) -> KeyHolder {
+    match stream.current.first() {
         None => KeyHolder::Nobody,
         Some(JournalRecord::KeyClaimed {
+            claimed_at: Some(claimed_at),
+            ..
+        }) if expire_before.is_some_and(|before| *claimed_at < before)
+            && stream.released / 2 < KEY_RELEASES_MAX =>
+        {
+            KeyHolder::Expired
+        }
+        Some(JournalRecord::KeyClaimed {
             request_fingerprint: claimed,
-        }) if claimed == request_fingerprint => KeyHolder::This,
+            ..
+        }) if Some(claimed.as_str()) == request_fingerprint => KeyHolder::This,
         Some(_) => KeyHolder::Another,
     }
 }

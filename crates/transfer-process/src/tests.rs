@@ -738,6 +738,84 @@ async fn past_the_most_releases_a_claim_stays() {
     assert!(matches!(other, Err(ProcessError::KeyReused(_))));
 }
 
+/// h141 F1: a claim kept for good refused another request with its key,
+/// while its own request, its stored answer purged, ran again. A claim
+/// older than the claims' expiry frees the key for any request, and for a
+/// transfer; one younger, or from before claims had a time, stands.
+#[tokio::test]
+async fn a_claim_past_its_expiry_frees_the_key_for_any_request() {
+    let bench = Bench::new();
+    let run = bench.start_with_payer_and_payee().await;
+    let kept_an_hour =
+        TransferProcess::new(Arc::clone(&run.store), Arc::clone(&run.journal), REPLY)
+            .with_claims_expiring_after(chrono::Duration::hours(1));
+    let expired_at_once =
+        TransferProcess::new(Arc::clone(&run.store), Arc::clone(&run.journal), REPLY)
+            .with_claims_expiring_after(chrono::Duration::zero());
+
+    // Given a credit's claim of key-1, when a debit claims it within the
+    // hour, then it is refused; once the claim is past its expiry, the
+    // debit holds the key, and the credit is the one refused.
+    run.process
+        .claim_key("key-1", "credit payee 1.00")
+        .await
+        .expect("claimed");
+    let within = kept_an_hour.claim_key("key-1", "debit payer 1.00").await;
+    assert!(
+        matches!(within, Err(ProcessError::KeyReused(_))),
+        "{within:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    assert!(!expired_at_once
+        .key_held_by_another("key-1", "debit payer 1.00")
+        .await
+        .expect("read"));
+    expired_at_once
+        .claim_key("key-1", "debit payer 1.00")
+        .await
+        .expect("the expired claim released, the key claimed");
+    let credit = kept_an_hour.claim_key("key-1", "credit payee 1.00").await;
+    assert!(
+        matches!(credit, Err(ProcessError::KeyReused(_))),
+        "{credit:?}"
+    );
+
+    // Given a claim of key-2 past its expiry, a transfer with key-2 runs.
+    run.process
+        .claim_key("key-2", "credit payee 1.00")
+        .await
+        .expect("claimed");
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    let transfer = expired_at_once
+        .run(request("key-2", "payer", "payee", "5.00"))
+        .await
+        .expect("transfer");
+    assert!(matches!(
+        transfer.ending,
+        Ending::Completed { status: 201, .. }
+    ));
+    assert_eq!(balance(&*run.store, "payee").await, money("5.00"));
+
+    // A claim recorded before claims had a time never expires.
+    run.journal
+        .append(
+            transfer_id_for_key("key-3"),
+            0,
+            &crate::JournalRecord::KeyClaimed {
+                request_fingerprint: "credit payee 1.00".into(),
+                claimed_at: None,
+            },
+            0,
+        )
+        .await
+        .expect("an old claim");
+    let other = expired_at_once.claim_key("key-3", "debit payer 1.00").await;
+    assert!(
+        matches!(other, Err(ProcessError::KeyReused(_))),
+        "{other:?}"
+    );
+}
+
 /// Claims `key` for `request` and releases the claim, as a request refused
 /// after its claim does.
 async fn claim_and_release(process: &TransferProcess, key: &str, request: &str) {

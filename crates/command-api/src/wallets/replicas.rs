@@ -676,8 +676,11 @@ mod tests {
         let journal: Arc<dyn transfer_process::TransferJournal> =
             Arc::new(transfer_process::EmbeddedTransferJournal::open(dir.path()).expect("journal"));
         let process_replica = || {
-            replica(Arc::clone(&store))
-                .with_transfer_process(Arc::clone(&journal), crate::http::TRANSFER_REPLY)
+            replica(Arc::clone(&store)).with_transfer_process(
+                Arc::clone(&journal),
+                crate::http::TRANSFER_REPLY,
+                None,
+            )
         };
         let (a, b) = (process_replica(), process_replica());
         let wallet_id = WalletId::parse("replicas-claims").expect("id");

@@ -193,8 +193,6 @@ impl WalletService {
         }
     }
 
-    /// Runs transfers through the transfer process, recorded in `journal`
-    /// and answered with `reply`.
     /// The service with a wallet cache of at most `mib` MiB instead of
     /// [`super::WALLET_CACHE_MIB_DEFAULT`].
     pub fn with_cache_mib(mut self, mib: u32) -> Self {
@@ -202,16 +200,21 @@ impl WalletService {
         self
     }
 
+    /// Runs transfers through the transfer process, recorded in `journal`
+    /// and answered with `reply`; the journal's claims of idempotency keys
+    /// expire once `claims_expire_after` old, when given
+    /// ([`TransferProcess::with_claims_expiring_after`]).
     pub fn with_transfer_process(
         mut self,
         journal: Arc<dyn TransferJournal>,
         reply: TransferReply,
+        claims_expire_after: Option<chrono::Duration>,
     ) -> Self {
-        self.transfers = Some(Arc::new(TransferProcess::new(
-            Arc::clone(&self.store),
-            journal,
-            reply,
-        )));
+        let process = TransferProcess::new(Arc::clone(&self.store), journal, reply);
+        self.transfers = Some(Arc::new(match claims_expire_after {
+            Some(after) => process.with_claims_expiring_after(after),
+            None => process,
+        }));
         self
     }
 

@@ -728,6 +728,10 @@ impl EventStore for PostgresEventStore {
         }))
     }
 
+    fn idempotent_responses_expire(&self) -> bool {
+        true
+    }
+
     async fn purge_idempotent_responses(
         &self,
         recorded_before: DateTime<Utc>,
