@@ -49,6 +49,12 @@ pub struct Args {
     /// Print the report as one JSON object on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+
+    /// Accepted for the seed's command line (`quick_load_test.py … --fast`,
+    /// its README's load test): this generator never paces its requests,
+    /// so it is always as fast, and the flag changes nothing.
+    #[arg(long)]
+    pub fast: bool,
     /// A consumer whose acknowledgement-to-write lag to report, as
     /// NAME=URL of its /metrics (repeatable), e.g. ledger=http://127.0.0.1:3002/metrics;
     /// reported per handler, as NAME/handler when the consumer runs more than one.
@@ -168,6 +174,33 @@ mod tests {
         assert_eq!(args.seed, None);
         assert_eq!(args.run_id, None);
         assert!(!args.json);
+        Ok(())
+    }
+
+    #[test]
+    fn the_seeds_documented_load_test_command_lines_are_taken() -> Result<(), clap::Error> {
+        // The seed README's "Quick" and "Full" load tests, as written there.
+        for (line, wallets, operations, workers) in [
+            (
+                "--wallets 100 --operations 1000 --fast --workers 10",
+                100,
+                1000,
+                10,
+            ),
+            (
+                "--wallets 1000 --operations 20000 --fast --workers 20",
+                1000,
+                20000,
+                20,
+            ),
+        ] {
+            let args = Args::try_parse_from(std::iter::once("wallex-load").chain(line.split(' ')))?;
+            assert_eq!(
+                (args.wallets, args.operations, args.workers, args.fast),
+                (wallets, operations, workers, true),
+                "{line}"
+            );
+        }
         Ok(())
     }
 
