@@ -136,6 +136,14 @@ pub struct Config {
     #[arg(long, env = "WALLET_CACHE_MIB", default_value_t = crate::wallets::WALLET_CACHE_MIB_DEFAULT,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::wallets::WALLET_CACHE_MIB_MAX)))]
     pub wallet_cache_mib: u32,
+    /// Origins whose pages may send commands besides this server's own, as
+    /// a browser writes them in `Origin` (`https://app.example.com`,
+    /// `http://localhost:5173`), comma-separated: a web app served from
+    /// another origin, or behind a proxy that gives this server another
+    /// `Host`. Compared whole (scheme, host and port), case aside.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',',
+          value_parser = crate::http::allowed_origin)]
+    pub allowed_origins: Vec<String>,
     #[command(flatten)]
     pub auth: AuthConfig,
 }
@@ -313,6 +321,7 @@ impl Config {
             elasticsearch_request_timeout_ms: search_index::REQUEST_TIMEOUT_MS_DEFAULT,
             idempotency_retention_hours: crate::retention::IDEMPOTENCY_RETENTION_HOURS_DEFAULT,
             wallet_cache_mib: crate::wallets::WALLET_CACHE_MIB_DEFAULT,
+            allowed_origins: Vec::new(),
             auth: AuthConfig {
                 rate_limit_per_second: crate::access::RATE_LIMIT_PER_SECOND_DEFAULT,
                 rate_limit_burst: crate::access::RATE_LIMIT_BURST_DEFAULT,

@@ -317,6 +317,7 @@ impl Application {
         let document = http::document(authenticated);
         let origin_policy = http::OriginPolicy {
             loopback_hosts_only,
+            allowed_origins: config.allowed_origins.clone().into(),
         };
         let body_read_timeout =
             http::BodyReadTimeout(Duration::from_secs(config.body_read_timeout_seconds));
@@ -327,10 +328,11 @@ impl Application {
             let metrics = state.metrics.clone();
             let documented_queries = Arc::clone(&documented_queries);
             let route_spellings = Arc::clone(&route_spellings);
+            let origin_policy = origin_policy.clone();
             App::new()
                 .wrap_fn(http::docs_not_found_body)
                 .wrap_fn(move |request, service| {
-                    http::guard_origin(request, service, origin_policy)
+                    http::guard_origin(request, service, &origin_policy)
                 })
                 .wrap_fn(http::head_as_get)
                 .wrap_fn(move |request, service| {

@@ -44,7 +44,7 @@ pub use body::{
 pub use context::correlate;
 pub use documented_query::{refuse_undocumented as refuse_undocumented_query, DocumentedQueries};
 pub use error::{ApiError, ErrorBody};
-pub use origin::{guard as guard_origin, OriginPolicy};
+pub use origin::{allowed_origin, guard as guard_origin, OriginPolicy};
 pub use query::refuse_undecodable as refuse_undecodable_query;
 pub use route_case::{spell_as_documented, RouteSpellings};
 pub use unread_body::{hold_unread_body, UNREAD_BODY_HOLD_MS};

@@ -10,7 +10,9 @@
 //!   cross-origin request that is not a GET (a form, a `fetch` in `no-cors`
 //!   mode, with or without a body or a `Content-Type`), and a page cannot
 //!   forge it; clients that are not browsers send none and are not affected.
-//!   The API's own documentation page (same origin) still works.
+//!   The API's own documentation page (same origin) still works, and so do
+//!   the origins an operator allows (`ALLOWED_ORIGINS`: a web app served
+//!   from another origin, or behind a proxy that rewrites `Host`; h143 F1).
 //! - **Host, when open by default.** Without authentication command-api
 //!   listens on loopback only ([`crate::access`]); a page whose own host name
 //!   an attacker pointed at 127.0.0.1 (DNS rebinding) is then same-origin for
@@ -19,6 +21,8 @@
 //!   is one of the headers a page cannot set, and one a browser always sends:
 //!   a request that names no host (HTTP/1.0 without `Host`, which HTTP/1.1's
 //!   parser already refuses) is no browser's, so it is served.
+
+use std::sync::Arc;
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HOST, ORIGIN};
@@ -29,17 +33,41 @@ use super::ApiError;
 use crate::access::is_loopback;
 
 /// Which requests [`guard`] lets through.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct OriginPolicy {
     /// True when open by default: only loopback `Host` names are served.
     pub loopback_hosts_only: bool,
+    /// Origins whose commands are served besides this server's own, each
+    /// `scheme://host[:port]` in lower case ([`allowed_origin`]).
+    pub allowed_origins: Arc<[String]>,
+}
+
+/// An origin of `ALLOWED_ORIGINS` as a browser writes it in `Origin`:
+/// `http` or `https`, `://`, a host and an optional port, nothing else (no
+/// path, not even `/`; no user). Returned in lower case, as compared.
+///
+/// # Errors
+/// The rule, for clap to print beside the value.
+pub fn allowed_origin(raw: &str) -> Result<String, String> {
+    let authority = origin_authority(raw).filter(|authority| {
+        !authority.contains('@') && !authority.bytes().any(|byte| byte.is_ascii_whitespace())
+    });
+    match authority {
+        Some(_) => Ok(raw.to_ascii_lowercase()),
+        None => Err(
+            "an origin is http:// or https:// then a host and an optional :port, \
+                     nothing after it (no path, not even /), as a browser's Origin header \
+                     writes it"
+                .into(),
+        ),
+    }
 }
 
 /// Refuses a request the policy does not let through, else passes it on.
 pub fn guard<S>(
     request: ServiceRequest,
     service: &S,
-    policy: OriginPolicy,
+    policy: &OriginPolicy,
 ) -> LocalBoxFuture<'static, Result<ServiceResponse, actix_web::Error>>
 where
     S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
@@ -51,7 +79,7 @@ where
     }
 }
 
-fn admit(request: &ServiceRequest, policy: OriginPolicy) -> Result<(), ApiError> {
+fn admit(request: &ServiceRequest, policy: &OriginPolicy) -> Result<(), ApiError> {
     let host = request_host(request);
     if let Some(refused) = host
         .as_deref()
@@ -82,11 +110,18 @@ fn admit(request: &ServiceRequest, policy: OriginPolicy) -> Result<(), ApiError>
     let same = origin_authority(origin)
         .zip(host.as_deref())
         .is_some_and(|(origin, host)| origin.eq_ignore_ascii_case(host));
-    if same {
+    let allowed = || {
+        policy
+            .allowed_origins
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+    };
+    if same || allowed() {
         Ok(())
     } else {
         Err(ApiError::Forbidden(format!(
-            "Cross-origin request refused: Origin {origin} is not this server"
+            "Cross-origin request refused: Origin {origin} is not this server, nor one it \
+             allows"
         )))
     }
 }
@@ -167,6 +202,30 @@ mod tests {
             "[::1]:65536",
         ] {
             assert!(!names_loopback(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn an_allowed_origin_is_written_as_a_browser_sends_it() {
+        for (raw, kept) in [
+            ("https://app.example.com", "https://app.example.com"),
+            ("HTTP://LocalHost:5173", "http://localhost:5173"),
+            ("https://[::1]:8443", "https://[::1]:8443"),
+        ] {
+            assert_eq!(allowed_origin(raw).as_deref(), Ok(kept), "{raw}");
+        }
+        for refused in [
+            "",
+            "*",
+            "null",
+            "app.example.com",
+            "https://app.example.com/",
+            "https://app.example.com/path",
+            "https://user@app.example.com",
+            "https://app .example.com",
+            "ftp://app.example.com",
+        ] {
+            assert!(allowed_origin(refused).is_err(), "{refused}");
         }
     }
 

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{answer_to_raw, error_message, json_of, spawn_app, spawn_auth_app, token};
+use crate::helpers::{
+    answer_to_raw, error_message, json_of, spawn_app, spawn_app_allowing_origins, spawn_auth_app,
+    token,
+};
 
 const ATTACKER: &str = "http://attacker.example";
 /// How long a raw HTTP/1.0 request may take to be answered, in ms.
@@ -230,5 +233,37 @@ async fn several_origins_or_credentials_are_refused() {
     )
     .await;
     assert_eq!(wallet["balance"].to_string(), "1.00");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_commands_of_an_allowed_origin_are_served_and_others_still_refused() {
+    // h143 F1: a web app on its own origin, or behind a proxy that gives this
+    // server another Host, had no way to send a command.
+    let app = spawn_app_allowing_origins(&["https://app.example.com"]).await;
+    assert_eq!(app.create_wallet("w", "o", json!(10)).await.status(), 201);
+    let credit = |origin: &'static str| {
+        app.post("/wallets/w/credit")
+            .header("origin", origin)
+            .json(&json!({"amount": 1}))
+            .send()
+    };
+    assert_eq!(
+        credit("https://APP.example.com")
+            .await
+            .expect("sent")
+            .status(),
+        201,
+        "an allowed origin, case aside"
+    );
+    for refused in [
+        ATTACKER,
+        "http://app.example.com",
+        "https://app.example.com:8443",
+    ] {
+        let (status, body) = json_of(credit(refused).await.expect("sent")).await;
+        assert_eq!(status, 403, "{refused}: {body}");
+    }
+    assert_eq!(app.balance_text("w").await, "11.00");
     app.stop().await;
 }

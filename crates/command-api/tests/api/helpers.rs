@@ -56,6 +56,19 @@ pub async fn spawn_app_with_retention(data_dir: &Path, retention_hours: u32) -> 
     spawn_app_with(config).await
 }
 
+/// Starts the application on a fresh folder, serving the commands of pages
+/// of `origins` too (`ALLOWED_ORIGINS`).
+pub async fn spawn_app_allowing_origins(origins: &[&str]) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        allowed_origins: origins.iter().map(|origin| (*origin).to_owned()).collect(),
+        ..Config::embedded_for_test(data_dir.path().to_path_buf())
+    };
+    let mut app = spawn_app_with(config).await;
+    app._temp = Some(data_dir);
+    app
+}
+
 /// Starts the application on a fresh folder with one HTTP worker serving
 /// at most `connections` at once (`HTTP_CONNECTIONS_PER_WORKER`).
 pub async fn spawn_app_serving_at_most(connections: usize) -> TestApp {
