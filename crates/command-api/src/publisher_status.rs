@@ -2,7 +2,8 @@
 //! `/health/kafka` report (`producer.connected`, `publisher.isRunning`,
 //! `unprocessedEvents`, `lagMs`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -120,16 +121,47 @@ fn slowest(delivered: &[watch::Receiver<u64>]) -> Option<u64> {
 
 /// The embedded default: the relays run in this process. Its
 /// `publishedPosition` is the slowest projection's, so `unprocessedEvents`
-/// is 0 only once all three have caught up with the log.
+/// is 0 only once all three have caught up with the log. It is not running
+/// while events wait and that position has not moved for [`RELAY_STALL_MS`]
+/// (h142 F3: a projection whose batches failed for good, never parked, left
+/// `/health` ok), as the distributed relay's checkpoint is judged.
 pub struct InProcessRelayStatus {
     store: Arc<dyn EventStore>,
     /// Each in-process relay's delivered log position.
     delivered: Vec<watch::Receiver<u64>>,
+    /// Since when the slowest projection has been where it is.
+    still: Stillness,
 }
 
 impl InProcessRelayStatus {
     pub fn new(store: Arc<dyn EventStore>, delivered: Vec<watch::Receiver<u64>>) -> Self {
-        Self { store, delivered }
+        Self {
+            store,
+            delivered,
+            still: Stillness::default(),
+        }
+    }
+}
+
+/// Since when a position has stood still, as seen by the reports that
+/// looked at it (the health probes): a position first seen, or seen
+/// moved, counts from that report.
+#[derive(Debug, Default)]
+struct Stillness {
+    seen: Mutex<Option<(u64, Instant)>>,
+}
+
+impl Stillness {
+    /// Whether `position`, seen at `now`, moved within the last `bound`.
+    fn moved_within(&self, position: u64, now: Instant, bound: Duration) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        match *seen {
+            Some((still, since)) if still == position => now.duration_since(since) < bound,
+            _ => {
+                *seen = Some((position, now));
+                true
+            }
+        }
     }
 }
 
@@ -142,11 +174,13 @@ impl PublisherStatus for InProcessRelayStatus {
             Err(error) => return failed(destination, error),
         };
         let published = slowest(&self.delivered).unwrap_or(head);
+        let stall = Duration::from_millis(u64::try_from(RELAY_STALL_MS).unwrap_or(u64::MAX));
+        let recently_moved = self.still.moved_within(published, Instant::now(), stall);
         match lag_after(self.store.as_ref(), published).await {
             Ok(lag_ms) => PublisherReport {
                 destination,
                 producer_connected: true,
-                is_running: true,
+                is_running: head <= published || recently_moved,
                 head_position: head,
                 published_position: published,
                 unprocessed_events: head.saturating_sub(published),
@@ -259,5 +293,22 @@ mod tests {
 
         assert_eq!(slowest(&[read_model, ledger, search_index]), Some(4));
         assert_eq!(slowest(&[]), None);
+    }
+
+    #[test]
+    fn a_position_is_still_once_no_report_saw_it_move_for_the_bound() {
+        let still = Stillness::default();
+        let bound = Duration::from_millis(30_000);
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        assert!(still.moved_within(4, at(0), bound), "first seen");
+        assert!(still.moved_within(4, at(29_999), bound));
+        assert!(
+            !still.moved_within(4, at(30_000), bound),
+            "still for the bound"
+        );
+        assert!(still.moved_within(5, at(40_000), bound), "moved");
+        assert!(still.moved_within(5, at(69_999), bound));
+        assert!(!still.moved_within(5, at(70_000), bound));
     }
 }

@@ -129,6 +129,22 @@ pub enum SqliteError {
     },
 }
 
+impl SqliteError {
+    /// True when SQLite refused the statement for what it was given: a
+    /// constraint (`UNIQUE`, `CHECK`, `NOT NULL`, a foreign key) or a value
+    /// past its limits, which the same statement meets again however often
+    /// it is retried, as PostgreSQL's class 23 (integrity constraint
+    /// violation). Everything else (busy, full, I/O, moved, damaged) may
+    /// pass, or waits for an operator without the input being at fault.
+    pub fn refuses_the_input(&self) -> bool {
+        matches!(self, SqliteError::Sqlite(rusqlite::Error::SqliteFailure(failure, _))
+        if matches!(
+            failure.code,
+            rusqlite::ErrorCode::ConstraintViolation | rusqlite::ErrorCode::TooBig
+        ))
+    }
+}
+
 /// The folders given to [`forbid_migrations`], canonical.
 static MIGRATIONS_FORBIDDEN: std::sync::Mutex<Vec<std::path::PathBuf>> =
     std::sync::Mutex::new(Vec::new());

@@ -81,7 +81,9 @@ impl event_sink::Transience for LedgerError {
     /// again (corrupt or unbalanced data, a constraint, a value out of range).
     fn is_transient(&self) -> bool {
         match self {
-            LedgerError::Storage(_) => true,
+            // A constraint refuses the same events again: parked, as on
+            // PostgreSQL (h142 F3: retried without end, `/health` ok).
+            LedgerError::Storage(error) => !error.refuses_the_input(),
             LedgerError::Postgres(error) => postgres_support::is_transient(error),
             LedgerError::Corrupt(_)
             | LedgerError::Unbalanced(_)

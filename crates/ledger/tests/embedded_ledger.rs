@@ -256,3 +256,25 @@ async fn an_amount_in_another_spelling_than_the_ledger_writes_is_damage() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_constraint_the_file_holds_refuses_the_events_for_good_not_for_a_while() {
+    // h142 F3: a UNIQUE index an operator added refused a batch, which was
+    // retried without end, never parked, with `/health` ok.
+    let directory = TempDir::new().expect("tempdir");
+    let log = standard_log();
+    drop(open(&directory));
+    let file = rusqlite::Connection::open(directory.path().join(ledger::EMBEDDED_FILE))
+        .expect("the ledger's file");
+    file.execute_batch("CREATE UNIQUE INDEX one_transaction_ever ON ledger_transactions((1));")
+        .expect("an index no build makes");
+    drop(file);
+
+    let ledger = open(&directory);
+    let refused = ledger
+        .deliver(&log.recorded)
+        .await
+        .expect_err("the second transaction breaks the index");
+    assert!(!refused.is_transient(), "{refused}");
+    assert!(refused.to_string().contains("UNIQUE"), "{refused}");
+}

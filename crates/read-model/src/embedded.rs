@@ -39,6 +39,8 @@ impl From<SqliteError> for ReadModelError {
     fn from(error: SqliteError) -> Self {
         match error {
             SqliteError::Damaged { .. } => ReadModelError::Damaged(error.to_string()),
+            // Refused again on every retry: parked, as on PostgreSQL.
+            _ if error.refuses_the_input() => ReadModelError::Refused(error.to_string()),
             _ => ReadModelError::Unavailable(error.to_string()),
         }
     }

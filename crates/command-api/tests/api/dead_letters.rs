@@ -202,3 +202,43 @@ async fn a_replay_beside_a_running_server_migrates_nothing() {
     assert_eq!(after, current - 1, "left as it was");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_event_a_constraint_of_the_ledger_refuses_is_parked_not_retried_for_ever() {
+    // h142 F3: a UNIQUE index added to ledger.db refused wallet `bad`'s
+    // second credit; the batch was retried without end, the ledger stopped
+    // for every wallet, and `/health` said ok.
+    let app = spawn_app().await;
+    let data_dir = app.data_dir.clone();
+    app.create_wallet("bad", "o", json!(10)).await;
+    let temp = app.stop().await;
+    let ledger = rusqlite::Connection::open(data_dir.join("ledger.db")).expect("open the ledger");
+    ledger
+        .execute_batch(
+            "CREATE UNIQUE INDEX one_credit ON ledger_transactions(wallet_id, transaction_type) \
+             WHERE wallet_id = 'bad' AND transaction_type = 'CREDIT';",
+        )
+        .expect("an index no build makes");
+    drop(ledger);
+
+    let app = spawn_app_in(&data_dir).await;
+    app.create_wallet("good", "o", json!(10)).await;
+    for _ in 0..2 {
+        assert_eq!(app.credit("bad", json!(1)).await.status(), 201);
+    }
+    assert_eq!(app.credit("good", json!(1)).await.status(), 201);
+    let report = wait_for_parked(&app, 1).await;
+    assert_eq!(report["deadLetters"]["status"], "degraded", "{report}");
+    assert_eq!(
+        report["deadLetters"]["sinks"],
+        json!({"ledger": 1}),
+        "{report}"
+    );
+    // The other wallets flow: the ledger has good's credit.
+    let (status, entries) =
+        json_of(app.get("/ledger/wallet/good").send().await.expect("sent")).await;
+    assert_eq!(status, 200, "{entries}");
+    assert_eq!(entries["count"], 2, "{entries}");
+    app.stop().await;
+    drop(temp);
+}
