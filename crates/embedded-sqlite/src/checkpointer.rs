@@ -25,7 +25,6 @@
 //! counted; one that copied ends the count (the owner finishes only when
 //! it writes, so an idle server's recovery shows at the thread's next round).
 
-use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -185,17 +184,14 @@ pub fn save_unlinked_wal(writer: &Connection, place: &FilePlace) -> bool {
     }
 }
 
-/// [`save_unlinked_wal`]'s copy and sync.
+/// [`save_unlinked_wal`]'s copy and sync. The sync is the checkpoint's
+/// own: with `synchronous` NORMAL or FULL (every writer, [`crate::open_writer`])
+/// SQLite fsyncs the file once the frames are copied into it, before the
+/// checkpoint returns. The file is never opened here to sync it: closing
+/// that descriptor would drop every POSIX lock this process holds on the
+/// file, SQLite's own (h144 F1, [`crate::SharedWriter::write_at_start`]).
 fn copy_unlinked_wal(writer: &Connection, place: &FilePlace) -> Result<bool, SqliteError> {
-    if !place.wal_lost() || !checkpoint(writer, place)? {
-        return Ok(false);
-    }
-    let synced = File::open(place.path()).and_then(|file| file.sync_data());
-    synced.map_err(|source| SqliteError::File {
-        path: place.path().to_path_buf(),
-        source,
-    })?;
-    Ok(true)
+    Ok(place.wal_lost() && checkpoint(writer, place)?)
 }
 
 /// Copies what it can of the WAL back into the file without waiting for

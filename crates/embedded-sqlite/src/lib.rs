@@ -574,19 +574,44 @@ impl SharedWriter {
     {
         let connection = Arc::clone(&self.connection);
         let place = self.place.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut guard = writer_thread::lock_writer(&connection)?;
-            // Checked holding the connection: a write waiting for it while
-            // another found the damage does not start.
-            if let Some(damage) = place.damage() {
-                return Err(damage);
-            }
-            write(&mut guard).map_err(|error| place.sqlite_error(error))
-        })
-        .await
-        .map_err(|error| SqliteError::Worker(error.to_string()))?;
-        result
+        tokio::task::spawn_blocking(move || write_on(&connection, &place, write))
+            .await
+            .map_err(|error| SqliteError::Worker(error.to_string()))?
     }
+
+    /// [`Self::write`] on the calling thread, for a start-up's own writes
+    /// before the file is served. A second writer connection is never
+    /// opened beside this one instead: [`open_writer`]'s checks open and
+    /// close the file's `-wal` and `-shm`, and closing any descriptor of a
+    /// file drops every POSIX lock this process holds on it, SQLite's among
+    /// them. Without its lock on the `-shm`, another process's `sqlite3`
+    /// took itself for the file's only user and rebuilt the `-shm` under
+    /// this one's memory map: the server died of SIGBUS (h144 F1).
+    ///
+    /// # Errors
+    /// [`Self::write`]'s.
+    pub fn write_at_start<T>(
+        &self,
+        write: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, SqliteError> {
+        write_on(&self.connection, &self.place, write)
+    }
+}
+
+/// Runs `write` on the writer `connection` of the file at `place`, unless
+/// the file was found damaged; marks damage the write meets.
+fn write_on<T>(
+    connection: &Mutex<Connection>,
+    place: &FilePlace,
+    write: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+) -> Result<T, SqliteError> {
+    let mut guard = writer_thread::lock_writer(connection)?;
+    // Checked holding the connection: a write waiting for it while another
+    // found the damage does not start.
+    if let Some(damage) = place.damage() {
+        return Err(damage);
+    }
+    write(&mut guard).map_err(|error| place.sqlite_error(error))
 }
 
 /// A writer connection shared with the [`Checkpointer`] of its file.

@@ -10,6 +10,7 @@ mod contract;
 mod cross_origin;
 mod damaged;
 mod dead_letters;
+mod file_locks;
 mod helpers;
 mod holds;
 mod idempotency;

@@ -83,10 +83,8 @@ impl EmbeddedSearchIndex {
         let path = data_dir.join(DATABASE_FILE);
         // The writer creates the file and migrates it before any reader opens it.
         let writer = SharedWriter::open(&path, MIGRATIONS, Durability::Replayable)?;
-        let mut filling = embedded_sqlite::open_writer(&path, Durability::Replayable)?;
         // A value no build writes, met by the fill, is damage named as such.
-        fill_description_words(&mut filling).map_err(|error| writer.place().sqlite_error(error))?;
-        drop(filling);
+        writer.write_at_start(fill_description_words)?;
         Ok(Self {
             writer,
             readers: ReadPool::open(&path)?,
