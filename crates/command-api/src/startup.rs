@@ -315,6 +315,12 @@ impl Application {
         }
         let authenticated = state.access.verifies();
         let document = http::document(authenticated);
+        if !config.allowed_origins.is_empty() {
+            tracing::info!(
+                origins = %config.allowed_origins.join(", "),
+                "commands are served from these origins too (ALLOWED_ORIGINS)"
+            );
+        }
         let origin_policy = http::OriginPolicy {
             loopback_hosts_only,
             allowed_origins: config.allowed_origins.clone().into(),

@@ -42,25 +42,41 @@ pub struct OriginPolicy {
     pub allowed_origins: Arc<[String]>,
 }
 
-/// An origin of `ALLOWED_ORIGINS` as a browser writes it in `Origin`:
-/// `http` or `https`, `://`, a host and an optional port, nothing else (no
-/// path, not even `/`; no user). Returned in lower case, as compared.
+/// An origin of `ALLOWED_ORIGINS`, written exactly as a browser writes it
+/// in `Origin` (the WHATWG URL standard's serialization of an origin, by
+/// the `url` crate): `http` or `https`, `://`, the host (an IDN in its
+/// `xn--` form, IPv6 compressed in brackets) and the port unless it is the
+/// scheme's default; nothing after it, not even `/`. A value written
+/// otherwise could never match (h144 F4: `:443`, `äpp`, `*.`, a query were
+/// taken and matched nothing), so it stops the start, naming the spelling
+/// a browser would send when there is one. Returned in lower case.
 ///
 /// # Errors
 /// The rule, for clap to print beside the value.
 pub fn allowed_origin(raw: &str) -> Result<String, String> {
-    let authority = origin_authority(raw).filter(|authority| {
-        !authority.contains('@') && !authority.bytes().any(|byte| byte.is_ascii_whitespace())
-    });
-    match authority {
-        Some(_) => Ok(raw.to_ascii_lowercase()),
-        None => Err(
-            "an origin is http:// or https:// then a host and an optional :port, \
-                     nothing after it (no path, not even /), as a browser's Origin header \
-                     writes it"
-                .into(),
-        ),
+    const RULE: &str = "an origin is http:// or https://, a host and a port unless it is the \
+                        scheme's default, nothing after it (no path, not even /), as a \
+                        browser's Origin header writes it";
+    let parsed = url::Url::parse(raw).map_err(|error| format!("{RULE} ({error})"))?;
+    let origin = parsed.origin();
+    let written = origin.ascii_serialization();
+    // A host name of letters, digits, `-` and `.` (what a browser can
+    // load a page from; not a wildcard), or an IP address.
+    let host_name = match parsed.host() {
+        Some(url::Host::Domain(name)) => name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'.'),
+        Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => true,
+        None => false,
+    };
+    let plain = matches!(parsed.scheme(), "http" | "https") && origin.is_tuple() && host_name;
+    if !plain || origin_authority(raw).is_none() {
+        return Err(RULE.into());
     }
+    if written != raw.to_ascii_lowercase() {
+        return Err(format!("{RULE}: a browser writes this one {written}"));
+    }
+    Ok(written)
 }
 
 /// Refuses a request the policy does not let through, else passes it on.
@@ -211,6 +227,10 @@ mod tests {
             ("https://app.example.com", "https://app.example.com"),
             ("HTTP://LocalHost:5173", "http://localhost:5173"),
             ("https://[::1]:8443", "https://[::1]:8443"),
+            (
+                "https://xn--pp-uia.example.com",
+                "https://xn--pp-uia.example.com",
+            ),
         ] {
             assert_eq!(allowed_origin(raw).as_deref(), Ok(kept), "{raw}");
         }
@@ -224,9 +244,23 @@ mod tests {
             "https://user@app.example.com",
             "https://app .example.com",
             "ftp://app.example.com",
+            "https://app.example.com:443",
+            "http://app.example.com:80",
+            "https://app.example.com:",
+            "https://app.example.com?x=1",
+            "https://app.example.com#f",
+            "https://app.example.com:99999",
+            "https://*.example.com",
+            "https://[0:0::1]:8080",
+            "https://[::1",
         ] {
             assert!(allowed_origin(refused).is_err(), "{refused}");
         }
+        let refused = allowed_origin("https://äpp.example.com").expect_err("not as sent");
+        assert!(
+            refused.ends_with("a browser writes this one https://xn--pp-uia.example.com"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -87,7 +87,10 @@ async fn a_newer_schema_version_is_parked_by_every_sink_shown_in_health_and_repl
     let app = spawn_app_in(&data_dir).await;
     app.credit("b", json!(5)).await;
     let report = wait_for_parked(&app, SINKS as u64).await;
-    assert_eq!(report["status"], "ok", "commands are still taken");
+    assert_eq!(
+        report["status"], "degraded",
+        "events wait for an operator (commands are still taken)"
+    );
     assert_eq!(
         report["deadLetters"],
         json!({
@@ -229,6 +232,7 @@ async fn an_event_a_constraint_of_the_ledger_refuses_is_parked_not_retried_for_e
     assert_eq!(app.credit("good", json!(1)).await.status(), 201);
     let report = wait_for_parked(&app, 1).await;
     assert_eq!(report["deadLetters"]["status"], "degraded", "{report}");
+    assert_eq!(report["status"], "degraded", "{report}");
     assert_eq!(
         report["deadLetters"]["sinks"],
         json!({"ledger": 1}),
