@@ -4,10 +4,13 @@
 //! parked, and a replay hands the parked events back in order.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use event_relay::dead_letters::{DeadLetterStore, EmbeddedDeadLetters, SinkDeadLetters};
+use event_relay::dead_letters::{
+    DeadLetter, DeadLetterError, DeadLetterStore, EmbeddedDeadLetters, SinkDeadLetters,
+};
 use event_relay::{drain, replay_dead_letters, Outlet, RelayError, ReplayOutcome};
 use event_sink::{DeliveryError, EventSink};
 use event_store::{
@@ -216,6 +219,87 @@ async fn a_replay_hands_the_parked_events_back_in_order_and_the_wallet_flows_aga
             parked_total: 2
         }]
     );
+}
+
+/// The fixture's dead letters with its relay running beside a replay: after
+/// the replay's first removal, the relay drains the log once, as a live
+/// relay whose batch read the parked wallets before that removal would.
+struct RelayBeside<'fixture> {
+    fixture: &'fixture Fixture,
+    sink: &'fixture PickySink,
+    relayed: AtomicBool,
+}
+
+#[async_trait]
+impl DeadLetterStore for RelayBeside<'_> {
+    async fn park(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
+        self.fixture.dead_letters.park(letter).await
+    }
+
+    async fn parked_wallets(&self, sink: &str) -> Result<HashSet<String>, DeadLetterError> {
+        self.fixture.dead_letters.parked_wallets(sink).await
+    }
+
+    async fn parked_through(&self, sink: &str) -> Result<u64, DeadLetterError> {
+        self.fixture.dead_letters.parked_through(sink).await
+    }
+
+    async fn list(
+        &self,
+        sink: &str,
+        letters_max: usize,
+    ) -> Result<Vec<DeadLetter>, DeadLetterError> {
+        self.fixture.dead_letters.list(sink, letters_max).await
+    }
+
+    async fn remove(&self, sink: &str, position: u64) -> Result<(), DeadLetterError> {
+        self.fixture.dead_letters.remove(sink, position).await?;
+        if !self.relayed.swap(true, Ordering::SeqCst) {
+            self.fixture
+                .drain(self.sink, BATCH_SIZE_MAX)
+                .await
+                .expect("the relay drains");
+        }
+        Ok(())
+    }
+
+    async fn counts(&self) -> Result<Vec<SinkDeadLetters>, DeadLetterError> {
+        self.fixture.dead_letters.counts().await
+    }
+}
+
+#[tokio::test]
+async fn a_replay_beside_the_relay_also_hands_back_what_the_relay_parked_meanwhile() {
+    // h144 F2: the replay said "0 still parked" while the relay had parked
+    // the wallet's newer events behind the letters it was taking.
+    let mut fixture = interleaved().await;
+    let sink = PickySink::refusing(&[3], false);
+    fixture.drain(&sink, BATCH_SIZE_MAX).await.expect("drained");
+    sink.accept_everything();
+    fixture.append(0).await; // a-4 at 7, parked behind a-3 by the relay
+
+    let beside = RelayBeside {
+        fixture: &fixture,
+        sink: &sink,
+        relayed: AtomicBool::new(false),
+    };
+    let outcome = replay_dead_letters(&sink, &beside, LETTERS_MAX)
+        .await
+        .expect("replayed");
+
+    assert_eq!(
+        outcome,
+        ReplayOutcome {
+            replayed: 3,
+            still_parked: 0
+        }
+    );
+    assert_eq!(
+        sink.taken(),
+        vec![1, 2, 4, 6, 3, 5, 7],
+        "a-2, a-3, then a-4"
+    );
+    assert!(fixture.parked().await.is_empty());
 }
 
 #[tokio::test]
