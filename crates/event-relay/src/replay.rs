@@ -14,7 +14,9 @@ use crate::RelayError;
 pub struct ReplayOutcome {
     /// Dead letters the sink took, and so removed.
     pub replayed: usize,
-    /// Dead letters left: refused again, or behind one of their wallet that was.
+    /// Dead letters of the sink left once the replay ended, all of them
+    /// (refused again, behind one of their wallet that was, or past the
+    /// replay's limit): h145 F1, a limited replay said 0 with more parked.
     pub still_parked: usize,
 }
 
@@ -61,31 +63,35 @@ pub async fn replay_dead_letters(
         if round > 0 {
             tokio::time::sleep(Duration::from_millis(REPLAY_ROUND_PAUSE_MS)).await;
         }
-        let done = replay_round(sink, dead_letters, letters_left).await?;
-        outcome.replayed += done.replayed;
-        outcome.still_parked = done.still_parked;
-        if done.replayed == 0 {
+        let replayed = replay_round(sink, dead_letters, letters_left).await?;
+        outcome.replayed += replayed;
+        if replayed == 0 {
             break;
         }
     }
+    outcome.still_parked = dead_letters
+        .counts()
+        .await?
+        .iter()
+        .find(|counted| counted.sink == sink.name())
+        .map_or(0, |counted| {
+            usize::try_from(counted.parked).unwrap_or(usize::MAX)
+        });
     Ok(outcome)
 }
 
-/// One round of [`replay_dead_letters`], over the letters listed at its start.
+/// One round of [`replay_dead_letters`], over the letters listed at its
+/// start; returns how many the sink took.
 async fn replay_round(
     sink: &dyn EventSink,
     dead_letters: &dyn DeadLetterStore,
     letters_max: usize,
-) -> Result<ReplayOutcome, RelayError> {
+) -> Result<usize, RelayError> {
     let letters = dead_letters.list(sink.name(), letters_max).await?;
     let mut blocked: HashSet<String> = HashSet::new();
-    let mut outcome = ReplayOutcome {
-        replayed: 0,
-        still_parked: 0,
-    };
+    let mut replayed = 0;
     for letter in letters {
         if blocked.contains(&letter.wallet_id) {
-            outcome.still_parked += 1;
             continue;
         }
         match sink
@@ -96,7 +102,7 @@ async fn replay_round(
                 dead_letters
                     .remove(sink.name(), letter.event.position)
                     .await?;
-                outcome.replayed += 1;
+                replayed += 1;
             }
             Err(error) if error.is_transient() => return Err(error.into()),
             Err(error) => {
@@ -106,12 +112,11 @@ async fn replay_round(
                     %error,
                     "dead letter refused again; it and its wallet's later ones stay parked"
                 );
-                outcome.still_parked += 1;
                 if !letter.wallet_id.is_empty() {
                     blocked.insert(letter.wallet_id);
                 }
             }
         }
     }
-    Ok(outcome)
+    Ok(replayed)
 }

@@ -303,6 +303,37 @@ async fn a_replay_beside_the_relay_also_hands_back_what_the_relay_parked_meanwhi
 }
 
 #[tokio::test]
+async fn a_limited_replay_counts_the_letters_it_left_unlisted() {
+    // h145 F1: a replay's limit left letters it did not list, and it said
+    // none were still parked.
+    let fixture = interleaved().await;
+    let sink = PickySink::refusing(&[3], false);
+    fixture.drain(&sink, BATCH_SIZE_MAX).await.expect("drained");
+    sink.accept_everything();
+
+    let limited = replay_dead_letters(&sink, &fixture.dead_letters, 1)
+        .await
+        .expect("replayed");
+    assert_eq!(
+        limited,
+        ReplayOutcome {
+            replayed: 1,
+            still_parked: 1
+        }
+    );
+    let rest = replay_dead_letters(&sink, &fixture.dead_letters, LETTERS_MAX)
+        .await
+        .expect("replayed");
+    assert_eq!(
+        rest,
+        ReplayOutcome {
+            replayed: 1,
+            still_parked: 0
+        }
+    );
+}
+
+#[tokio::test]
 async fn a_letter_refused_again_on_replay_keeps_its_wallets_later_ones_parked() {
     let mut fixture = interleaved().await;
     fixture.append(1).await; // b-4 at 7

@@ -60,12 +60,13 @@ pub fn allowed_origin(raw: &str) -> Result<String, String> {
     let parsed = url::Url::parse(raw).map_err(|error| format!("{RULE} ({error})"))?;
     let origin = parsed.origin();
     let written = origin.ascii_serialization();
-    // A host name of letters, digits, `-` and `.` (what a browser can
-    // load a page from; not a wildcard), or an IP address.
+    // A host name of letters, digits, `-`, `_` and `.` (what a browser can
+    // load a page from, a compose service's `web_app` too, h145 F3; not a
+    // wildcard), or an IP address.
     let host_name = match parsed.host() {
         Some(url::Host::Domain(name)) => name
             .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'.'),
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.')),
         Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => true,
         None => false,
     };
@@ -231,6 +232,7 @@ mod tests {
                 "https://xn--pp-uia.example.com",
                 "https://xn--pp-uia.example.com",
             ),
+            ("http://web_app:8080", "http://web_app:8080"),
         ] {
             assert_eq!(allowed_origin(raw).as_deref(), Ok(kept), "{raw}");
         }
