@@ -61,36 +61,30 @@ fn assert_every_shared_memory_locked(data_dir: &Path, expected: &[&str]) {
     }
 }
 
+/// The `-shm` files of every run, by name; with the transfer process, its
+/// journal's `transfers.db-shm` too.
+const SHARED_MEMORY_FILES: [&str; 5] = [
+    "dead_letters.db-shm",
+    "events.db-shm",
+    "ledger.db-shm",
+    "read_model.db-shm",
+    "search_index.db-shm",
+];
+
 #[tokio::test]
 async fn every_files_shared_memory_is_locked_while_the_server_runs() {
     let app = spawn_app().await;
     assert_eq!(app.create_wallet("w", "o", json!(1)).await.status(), 201);
-    assert_every_shared_memory_locked(
-        &app.data_dir,
-        &[
-            "dead_letters.db-shm",
-            "events.db-shm",
-            "ledger.db-shm",
-            "read_model.db-shm",
-            "search_index.db-shm",
-        ],
-    );
+    assert_every_shared_memory_locked(&app.data_dir, &SHARED_MEMORY_FILES);
     app.stop().await;
 
-    // With the transfer process, its journal's too.
     let temp = tempfile::tempdir().expect("tempdir");
     let app = spawn_process_app_in(temp.path()).await;
     assert_eq!(app.create_wallet("w", "o", json!(1)).await.status(), 201);
-    assert_every_shared_memory_locked(
-        &app.data_dir,
-        &[
-            "dead_letters.db-shm",
-            "events.db-shm",
-            "ledger.db-shm",
-            "read_model.db-shm",
-            "search_index.db-shm",
-            "transfers.db-shm",
-        ],
-    );
+    let with_the_journal: Vec<&str> = SHARED_MEMORY_FILES
+        .into_iter()
+        .chain(["transfers.db-shm"])
+        .collect();
+    assert_every_shared_memory_locked(&app.data_dir, &with_the_journal);
     app.stop().await;
 }
