@@ -11,6 +11,9 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub request_seconds: HistogramVec,
     pub conflict_retries: IntCounter,
+    /// Wallets read on from the cache before a decision because the lock
+    /// said another replica had written them since (see `LockLease`).
+    pub caught_up_by_lock: IntCounter,
     pub lock_unavailable: IntCounter,
     /// Times the event store's head was found below a position seen before.
     pub store_regressions: IntCounter,
@@ -47,6 +50,10 @@ impl Metrics {
         let conflict_retries = IntCounter::new(
             "conflict_retries_total",
             "Commands retried after an optimistic-concurrency conflict",
+        )?;
+        let caught_up_by_lock = IntCounter::new(
+            "caught_up_by_lock_total",
+            "Cached wallets read on from the store before a decision because the shared lock said another replica had written them",
         )?;
         let lock_unavailable = IntCounter::new(
             "lock_unavailable_total",
@@ -88,6 +95,7 @@ impl Metrics {
         registry.register(Box::new(relay_dead_letters.clone()))?;
         registry.register(Box::new(request_seconds.clone()))?;
         registry.register(Box::new(conflict_retries.clone()))?;
+        registry.register(Box::new(caught_up_by_lock.clone()))?;
         registry.register(Box::new(lock_unavailable.clone()))?;
         registry.register(Box::new(store_regressions.clone()))?;
         registry.register(Box::new(transfers_quarantined.clone()))?;
@@ -96,6 +104,7 @@ impl Metrics {
             requests,
             request_seconds,
             conflict_retries,
+            caught_up_by_lock,
             lock_unavailable,
             store_regressions,
             transfers_quarantined,

@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use command_api::wallets::replicas;
 use event_store::{EventStore, PostgresEventStore};
-use integration_tests::in_migrated_database;
+use integration_tests::{in_migrated_database, require_env};
 use sqlx::PgPool;
 use wallet_domain::WalletId;
+use wallet_lock::{RedisLockConfig, RedisWalletLock, WalletLock};
 
 /// Connections of each replica's pool.
 const REPLICA_POOL_CONNECTIONS_MAX: u32 = 2;
@@ -49,6 +50,27 @@ fn losing(pool: PgPool) -> impl FnOnce(WalletId, u64) -> futures::future::BoxFut
             assert_eq!(deleted.rows_affected(), 1);
         })
     }
+}
+
+#[tokio::test]
+async fn a_replica_catches_up_on_what_the_lock_says_another_wrote() {
+    let Some(url) = require_env("REDIS_URL") else {
+        return;
+    };
+    in_migrated_database(|pool| async move {
+        let (a, b) = stores(&pool).await;
+        let lock = |url: &str| -> Arc<dyn WalletLock> {
+            Arc::new(RedisWalletLock::connect(RedisLockConfig::new(url)).expect("lock"))
+        };
+        replicas::a_replica_catches_up_on_what_the_lock_says_another_wrote(
+            a,
+            b,
+            lock(&url),
+            lock(&url),
+        )
+        .await;
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -5,10 +5,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use deadpool_redis::redis;
 use integration_tests::proxy::PausableProxy;
 use integration_tests::require_env;
 use wallet_domain::WalletId;
-use wallet_lock::{LockError, RedisLockConfig, RedisWalletLock, WalletLock};
+use wallet_lock::{
+    LockError, RedisLockConfig, RedisWalletLock, WalletLock, LOCK_KEY_PREFIX_DEFAULT,
+    WRITTEN_SUFFIX, WRITTEN_TTL_MS,
+};
 
 fn wallet(raw: &str) -> WalletId {
     WalletId::parse(raw).expect("wallet id")
@@ -466,4 +470,63 @@ async fn a_redis_that_answers_passes_the_probe() {
     };
     let lock = RedisWalletLock::connect(RedisLockConfig::new(&url)).expect("pool");
     lock.probe().await.expect("Redis answers a PING");
+}
+
+/// What a holder wrote is passed on to the wallet's next holder, on any
+/// replica, whether its release rode on a lock request or was sent by the
+/// release task: the highest version recorded, never lowered by a holder
+/// that wrote nothing or less, and kept for [`WRITTEN_TTL_MS`] beside the
+/// lock's key (h147 F1).
+#[tokio::test]
+async fn a_lock_passes_on_the_version_its_last_holder_wrote() {
+    let Some(url) = require_env("REDIS_URL") else {
+        return;
+    };
+    let a = RedisWalletLock::connect(RedisLockConfig::new(&url)).expect("pool");
+    let b = RedisWalletLock::connect(RedisLockConfig::new(&url)).expect("pool");
+    let (wallet, other) = (unique("written"), unique("written-other"));
+
+    let lease = a.acquire(&[&wallet, &other]).await.expect("lock");
+    assert_eq!(
+        lease.last_written(&wallet),
+        None,
+        "a new wallet: none known"
+    );
+    lease.wrote(&wallet, 7);
+    drop(lease);
+    // B polls until the release task gave A's lease back.
+    let lease = b.acquire(&[&wallet]).await.expect("lock");
+    assert_eq!(lease.last_written(&wallet), Some(7));
+    drop(lease);
+    let lease = b.acquire(&[&other]).await.expect("lock");
+    assert_eq!(lease.last_written(&other), None, "A wrote nothing to it");
+    drop(lease);
+
+    // B's lease rides on B's next request; a lower version is not kept.
+    let lease = b.acquire(&[&wallet]).await.expect("lock");
+    lease.wrote(&wallet, 5);
+    drop(lease);
+    let lease = b.acquire(&[&wallet]).await.expect("lock");
+    assert_eq!(lease.last_written(&wallet), Some(7), "never lowered");
+    lease.wrote(&wallet, 9);
+    drop(lease);
+    let lease = a.acquire(&[&wallet]).await.expect("lock");
+    assert_eq!(lease.last_written(&wallet), Some(9));
+    drop(lease);
+
+    let client = redis::Client::open(url.as_str()).expect("client");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
+    let key = format!("{LOCK_KEY_PREFIX_DEFAULT}{wallet}{WRITTEN_SUFFIX}");
+    let ttl_ms: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut connection)
+        .await
+        .expect("PTTL");
+    assert!(
+        ttl_ms > 0 && ttl_ms <= i64::try_from(WRITTEN_TTL_MS).expect("small"),
+        "{key} expires: {ttl_ms} ms"
+    );
 }

@@ -77,7 +77,8 @@ impl InProcessWalletLock {
         deadline: Instant,
     ) -> Result<LockLease, LockError> {
         let stripes = self.sorted_stripes(wallet_ids);
-        let mut guards: Vec<Box<dyn std::any::Any + Send>> = Vec::with_capacity(stripes.len());
+        let mut guards: Vec<Box<dyn std::any::Any + Send + Sync>> =
+            Vec::with_capacity(stripes.len());
         for (stripe, wallet_id) in stripes {
             let mutex = Arc::clone(&self.stripes[stripe]);
             let guard = tokio::time::timeout_at(deadline, mutex.lock_owned())
@@ -105,7 +106,8 @@ impl WalletLock for InProcessWalletLock {
 
     fn try_acquire(&self, wallet_ids: &[&WalletId]) -> Option<LockLease> {
         let stripes = self.sorted_stripes(wallet_ids);
-        let mut guards: Vec<Box<dyn std::any::Any + Send>> = Vec::with_capacity(stripes.len());
+        let mut guards: Vec<Box<dyn std::any::Any + Send + Sync>> =
+            Vec::with_capacity(stripes.len());
         for (stripe, _) in stripes {
             let guard = Arc::clone(&self.stripes[stripe]).try_lock_owned().ok()?;
             guards.push(Box::new(guard));

@@ -45,48 +45,83 @@ use tokio::time::Instant;
 use uuid::Uuid;
 use wallet_domain::WalletId;
 
-use crate::{InProcessWalletLock, LockError, LockLease, WalletLock};
+use crate::{InProcessWalletLock, LockError, LockLease, WalletLock, WrittenVersions};
+
+/// Records, beside a lock given back, the version its holder wrote: the
+/// lock's key with [`WRITTEN_SUFFIX`] (`written_suffix`, set before it by
+/// [`script`]) holds the highest version recorded, for [`WRITTEN_TTL_MS`].
+const RECORD_WRITTEN: &str = r#"
+local function record_written(key, version, ttl)
+    local wrote = tonumber(version)
+    if wrote and wrote > 0 then
+        local known = tonumber(redis.call("GET", key .. written_suffix) or "0") or 0
+        if wrote > known then
+            redis.call("SET", key .. written_suffix, version, "PX", ttl)
+        end
+    end
+end
+"#;
 
 /// First gives back the leases carried along: each key `KEYS[i]`, for `i`
-/// past `ARGV[3]`, that still holds token `ARGV[i - ARGV[3] + 3]` is deleted (a lock
-/// that expired and was taken by another holder is left alone). Then takes
-/// every key in `KEYS[1..=ARGV[3]]` with token `ARGV[1]` and time to live
-/// `ARGV[2]` milliseconds, or none when one is held by another token (a key
-/// holding `ARGV[1]` is this request's own, taken by a try whose answer was
-/// lost): answers 0 when taken, otherwise the 1-based index in `KEYS` of the
-/// first key held by someone else. Keys are on one Redis (no cluster slots
-/// are involved).
+/// past `taking` (`ARGV[3]`), that still holds its token (`ARGV[j]`,
+/// `j = 5 + 2 * (i - taking - 1)`) is deleted, and the version its holder
+/// wrote (`ARGV[j + 1]`, 0 for none) recorded for `ARGV[4]` milliseconds;
+/// a lock that expired and was taken by another holder is left alone. Then
+/// takes every key in `KEYS[1..=taking]` with token `ARGV[1]` and time to
+/// live `ARGV[2]` milliseconds, or none when one is held by another token
+/// (a key holding `ARGV[1]` is this request's own, taken by a try whose
+/// answer was lost). Answers `{0, v1, …, vtaking}` when taken, each `v` the
+/// version recorded for that key (0 when none), else `{i}`, the 1-based
+/// index in `KEYS` of the first key held by someone else. Keys are on one
+/// Redis (no cluster slots are involved).
 const ACQUIRE_SCRIPT: &str = r#"
 local taking = tonumber(ARGV[3])
 for index = taking + 1, #KEYS do
-    if redis.call("GET", KEYS[index]) == ARGV[index - taking + 3] then
+    local token = 5 + 2 * (index - taking - 1)
+    if redis.call("GET", KEYS[index]) == ARGV[token] then
         redis.call("DEL", KEYS[index])
+        record_written(KEYS[index], ARGV[token + 1], ARGV[4])
     end
 end
 for index = 1, taking do
     local holder = redis.call("GET", KEYS[index])
     if holder and holder ~= ARGV[1] then
-        return index
+        return {index}
     end
 end
+local taken = {0}
 for index = 1, taking do
     redis.call("SET", KEYS[index], ARGV[1], "PX", ARGV[2])
+    taken[index + 1] = tonumber(redis.call("GET", KEYS[index] .. written_suffix) or "0") or 0
 end
-return 0
+return taken
 "#;
 
-/// Deletes each key `KEYS[i]` that still holds token `ARGV[i]` (a lock that
-/// expired and was taken by another holder is left alone); answers how many.
-/// One token per key, so one call gives back the leases of many commands.
+/// Deletes each key `KEYS[i]` that still holds token `ARGV[2i]` and records
+/// the version its holder wrote, `ARGV[2i + 1]` (0 for none), for `ARGV[1]`
+/// milliseconds (a lock that expired and was taken by another holder is
+/// left alone); answers how many. One token per key, so one call gives back
+/// the leases of many commands.
 const RELEASE_SCRIPT: &str = r#"
 local released = 0
 for index, key in ipairs(KEYS) do
-    if redis.call("GET", key) == ARGV[index] then
+    if redis.call("GET", key) == ARGV[2 * index] then
         released = released + redis.call("DEL", key)
+        record_written(key, ARGV[2 * index + 1], ARGV[1])
     end
 end
 return released
 "#;
+
+/// What a lock key's companion, holding the version its last holder wrote,
+/// ends with: `:` is in no wallet id, so no lock key ends so.
+pub const WRITTEN_SUFFIX: &str = ":written";
+/// How long, in ms, the version a holder wrote is kept beside its wallet's
+/// lock: longer than commands on a busy wallet are apart, short enough that
+/// Redis holds one small key per wallet written within it. A replica whose
+/// cached wallet outlived it decides on its cache, and at worst retries its
+/// append once on the expected version.
+pub const WRITTEN_TTL_MS: u64 = 600_000;
 
 /// A lock outlives a crashed holder by at most this long. Commands hold a lock
 /// for milliseconds; a lease that expires early costs only a version conflict
@@ -297,10 +332,21 @@ impl SharedConnection {
     }
 }
 
-/// A dropped lease's keys, still holding `token` unless they expired.
+/// A dropped lease's keys, still holding `token` unless they expired, with
+/// the version its holder wrote to each key's wallet (0 for none).
 struct Release {
     keys: Vec<String>,
     token: String,
+    versions: Vec<u64>,
+}
+
+impl Release {
+    /// Each key with the version written to its wallet.
+    fn written(&self) -> impl Iterator<Item = (&String, u64)> {
+        self.keys
+            .iter()
+            .zip(self.versions.iter().copied().chain(std::iter::repeat(0)))
+    }
 }
 
 /// The leases dropped and not given back yet, oldest first (at most
@@ -341,6 +387,13 @@ struct Scripts {
     release: Script,
 }
 
+/// `body` after what it needs to record the versions written.
+fn script(body: &str) -> Script {
+    Script::new(&format!(
+        "local written_suffix = {WRITTEN_SUFFIX:?}\n{RECORD_WRITTEN}{body}"
+    ))
+}
+
 fn unavailable(error: impl std::fmt::Display) -> LockError {
     LockError::Unavailable(error.to_string())
 }
@@ -367,8 +420,8 @@ impl RedisWalletLock {
             config,
             queue: InProcessWalletLock::default(),
             scripts: Arc::new(Scripts {
-                acquire: Script::new(ACQUIRE_SCRIPT),
-                release: Script::new(RELEASE_SCRIPT),
+                acquire: script(ACQUIRE_SCRIPT),
+                release: script(RELEASE_SCRIPT),
             }),
             round_trips: Arc::new(AtomicU64::new(0)),
             releases: Arc::default(),
@@ -416,11 +469,16 @@ impl RedisWalletLock {
     }
 
     /// One attempt to take every key of `keys`, giving back the leases
-    /// dropped since the last call on the way: `None` when all were taken,
-    /// else the index in `keys` of one that someone else holds. Should the
-    /// call fail, the leases it carried are queued again for the release
-    /// task.
-    async fn try_take(&self, keys: &[String], token: &str) -> Result<Option<usize>, LockError> {
+    /// dropped since the last call on the way: `Ok` with the version last
+    /// written to each key's wallet (0 when none is known) when all were
+    /// taken, else `Err` with the index in `keys` of one that someone else
+    /// holds. Should the call fail, the leases it carried are queued again
+    /// for the release task.
+    async fn try_take(
+        &self,
+        keys: &[String],
+        token: &str,
+    ) -> Result<Result<Vec<u64>, usize>, LockError> {
         let carried = self.releases.take_batch();
         let mut invocation = self.scripts.acquire.prepare_invoke();
         for key in keys {
@@ -429,16 +487,17 @@ impl RedisWalletLock {
         invocation
             .arg(token)
             .arg(self.config.ttl_ms)
-            .arg(keys.len());
+            .arg(keys.len())
+            .arg(WRITTEN_TTL_MS);
         for release in &carried {
-            for key in &release.keys {
-                invocation.key(key).arg(&release.token);
+            for (key, version) in release.written() {
+                invocation.key(key).arg(&release.token).arg(version);
             }
         }
         // A connection made on the way is bounded with the script.
         let timeout = Duration::from_millis(self.config.command_timeout_ms);
         let invocation = &invocation;
-        let answer: Result<usize, LockError> = self
+        let answer: Result<Vec<u64>, LockError> = self
             .connection
             .send(
                 timeout,
@@ -447,7 +506,16 @@ impl RedisWalletLock {
             )
             .await;
         match answer {
-            Ok(held_at) => Ok(held_at.checked_sub(1)),
+            Ok(answer) => match answer.split_first() {
+                Some((0, versions)) if versions.len() == keys.len() => Ok(Ok(versions.to_vec())),
+                Some((&held_at, [])) if held_at > 0 => {
+                    Ok(Err(usize::try_from(held_at - 1).unwrap_or(usize::MAX)))
+                }
+                _ => Err(unavailable(format!(
+                    "the lock script answered {answer:?} for {} keys",
+                    keys.len()
+                ))),
+            },
             Err(error) => {
                 for release in carried {
                     self.releases.push(release);
@@ -490,7 +558,7 @@ impl RedisWalletLock {
     }
 
     /// Redis is away after a failed request, back after an answer.
-    fn note_answer(&self, taken: &Result<(), LockError>) {
+    fn note_answer<T>(&self, taken: &Result<T, LockError>) {
         let mut because = self
             .away_because
             .lock()
@@ -510,18 +578,20 @@ impl RedisWalletLock {
     }
 
     /// Tries to take every key of `keys` until `deadline`, backing off with
-    /// jitter between tries.
+    /// jitter between tries; the versions last written to the keys' wallets
+    /// once taken (see [`Self::try_take`]).
     async fn take(
         &self,
         wallet_ids: &[&WalletId],
         keys: &[String],
         token: &str,
         deadline: Instant,
-    ) -> Result<(), LockError> {
+    ) -> Result<Vec<u64>, LockError> {
         let mut backoff_ms = self.config.retry_backoff_min_ms.max(1);
         loop {
-            let Some(held) = self.try_take(keys, token).await? else {
-                return Ok(());
+            let held = match self.try_take(keys, token).await? {
+                Ok(versions) => return Ok(versions),
+                Err(held) => held,
             };
             if Instant::now() >= deadline {
                 let contended = wallet_ids.get(held).ok_or_else(|| {
@@ -546,19 +616,35 @@ impl Drop for RedisWalletLock {
     }
 }
 
-/// Gives the locks back when the lease is dropped: queued for the next lock
-/// request or [`give_back`].
+/// Gives the locks back when the lease is dropped, with the versions its
+/// holder wrote: queued for the next lock request or [`give_back`].
 struct Held {
     releases: Arc<PendingReleases>,
+    /// The wallets locked, in the order of `keys`.
+    wallets: Vec<WalletId>,
     keys: Vec<String>,
     token: String,
+    written: WrittenVersions,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
+        let written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
+        let versions = self
+            .wallets
+            .iter()
+            .map(|wallet| {
+                written
+                    .iter()
+                    .find(|(id, _)| id == wallet)
+                    .map_or(0, |(_, version)| *version)
+            })
+            .collect();
+        drop(written);
         self.releases.push(Release {
             keys: std::mem::take(&mut self.keys),
             token: std::mem::take(&mut self.token),
+            versions,
         });
     }
 }
@@ -603,9 +689,10 @@ async fn release(
     batch: &[Release],
 ) {
     let mut invocation = scripts.release.prepare_invoke();
+    invocation.arg(WRITTEN_TTL_MS);
     for release in batch {
-        for key in &release.keys {
-            invocation.key(key).arg(&release.token);
+        for (key, version) in release.written() {
+            invocation.key(key).arg(&release.token).arg(version);
         }
     }
     let invocation = &invocation;
@@ -639,18 +726,31 @@ impl WalletLock for RedisWalletLock {
         let token = Uuid::new_v4().to_string();
         let taken = self.take(&ordered, &keys, &token, deadline).await;
         self.note_answer(&taken);
-        taken?;
+        let versions = taken?;
+        let last_written = ordered
+            .iter()
+            .zip(versions)
+            .filter(|(_, version)| *version > 0)
+            .map(|(wallet, version)| ((*wallet).clone(), version))
+            .collect();
+        let written = WrittenVersions::default();
         // Dropped in this order: the Redis keys are queued for release, then
         // the replica's next waiter goes on to take them.
         self.start_release_task();
-        Ok(LockLease::new(vec![
-            Box::new(Held {
-                releases: Arc::clone(&self.releases),
-                keys,
-                token,
-            }),
-            Box::new(queued),
-        ]))
+        Ok(LockLease::passing_versions(
+            vec![
+                Box::new(Held {
+                    releases: Arc::clone(&self.releases),
+                    wallets: ordered.into_iter().cloned().collect(),
+                    keys,
+                    token,
+                    written: Arc::clone(&written),
+                }),
+                Box::new(queued),
+            ],
+            last_written,
+            written,
+        ))
     }
 
     fn kind(&self) -> &'static str {

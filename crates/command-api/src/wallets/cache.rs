@@ -214,6 +214,11 @@ impl WalletCache {
         })
     }
 
+    /// The version of the wallet held, if any.
+    pub fn version_of(&self, wallet_id: &WalletId) -> Option<u64> {
+        self.states.get(wallet_id).map(|state| state.wallet.version)
+    }
+
     /// Keeps `entry` unless the cache already holds the wallet at the same or
     /// a later version. When `entry`'s events directly follow the held
     /// wallet's version (a command decided on it, or a read folded on from

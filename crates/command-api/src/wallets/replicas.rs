@@ -18,7 +18,7 @@ use wallet_domain::{
     continues, replay_as_of, Amount, AsOf, Balance, HoldId, HoldStatus, OwnerId, WalletId,
     WalletState,
 };
-use wallet_lock::InProcessWalletLock;
+use wallet_lock::{InProcessWalletLock, WalletLock};
 
 use super::holds::HOLD_SEARCH_PAGE_EVENTS;
 use super::operation::{OperationOutcome, WalletOperation};
@@ -136,6 +136,33 @@ pub async fn a_replica_does_not_refuse_on_what_another_changed(
     assert_eq!(seen.balance.value(), money("50.00"));
     assert_eq!(seen.version, 3);
     assert_stream_agrees(&*store, &wallet_id, "50.00").await;
+}
+
+/// Two replicas sharing a lock that passes versions on (Redis, each replica
+/// its own client of it): B writes between A's commands, and A's next
+/// command reads B's events before it decides, so it appends at the first
+/// attempt instead of failing on the expected version (h147 F1).
+pub async fn a_replica_catches_up_on_what_the_lock_says_another_wrote(
+    store: Arc<dyn EventStore>,
+    other_store: Arc<dyn EventStore>,
+    lock: Arc<dyn WalletLock>,
+    other_lock: Arc<dyn WalletLock>,
+) {
+    const ROUNDS: u64 = 10;
+    let metrics = Metrics::new().expect("metrics");
+    let a = WalletService::new(Arc::clone(&store), lock, metrics.clone());
+    let b = WalletService::new(other_store, other_lock, Metrics::new().expect("metrics"));
+    // Unique: the lock's Redis outlives the test's database.
+    let wallet_id =
+        WalletId::parse(&format!("replicas-caught-up-{}", Uuid::now_v7().simple())).expect("id");
+    create(&a, &wallet_id).await;
+    for _ in 0..ROUNDS {
+        credit(&b, &wallet_id, "1.00").await;
+        debit(&a, &wallet_id, "0.50").await;
+    }
+    assert_eq!(metrics.conflict_retries.get(), 0, "no append failed");
+    assert_eq!(metrics.caught_up_by_lock.get(), ROUNDS);
+    assert_stream_agrees(&*store, &wallet_id, "5.00").await;
 }
 
 /// Each replica's newest events of a wallet (kept with its cached wallet,

@@ -424,14 +424,14 @@ impl WalletService {
                 return reply;
             }
         }
-        let _lease = lease;
+        self.catch_up_with_lease(&lease, &wallet_ids).await?;
         // With the transfer process, the key is claimed in its journal before
         // the events are appended (once, whatever the attempts): a transfer
         // racing this request with the same key is arbitrated there. A
         // request refused after its claim stored nothing: its key is freed.
         let mut key_claimed = false;
         let executed = self
-            .decide_and_append(&operation, &context, &format, &mut key_claimed)
+            .decide_and_append(&operation, &context, &format, &lease, &mut key_claimed)
             .await;
         match executed {
             Err(refusal) if key_claimed && refusal.is_refusal() => {
@@ -442,14 +442,40 @@ impl WalletService {
         }
     }
 
+    /// Reads on from the cache, before deciding, each wallet that the lock
+    /// says another replica wrote past the cached version (see
+    /// [`LockLease::last_written`]): the decision is then taken on the
+    /// store's state, and the append does not fail on the expected version.
+    /// A wallet not cached is read from the store by the decision anyway.
+    async fn catch_up_with_lease(
+        &self,
+        lease: &LockLease,
+        wallet_ids: &[&WalletId],
+    ) -> Result<(), StoreError> {
+        for wallet_id in wallet_ids {
+            let behind = lease.last_written(wallet_id).is_some_and(|written| {
+                self.cache
+                    .version_of(wallet_id)
+                    .is_some_and(|cached| cached < written)
+            });
+            if behind {
+                self.metrics.caught_up_by_lock.inc();
+                self.read_through(wallet_id).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Decides `operation` and appends what it decided, again on a
-    /// conflict, up to [`CONFLICT_ATTEMPTS_MAX`] times; sets `key_claimed`
-    /// once its key is claimed in the transfer journal.
+    /// conflict, up to [`CONFLICT_ATTEMPTS_MAX`] times; records on `lease`
+    /// the versions it left the wallets at; sets `key_claimed` once its key
+    /// is claimed in the transfer journal.
     async fn decide_and_append(
         &self,
         operation: &WalletOperation,
         context: &RequestContext,
         format: &ReplyFormat,
+        lease: &LockLease,
         key_claimed: &mut bool,
     ) -> Result<Reply, ServiceError> {
         let wallet_ids = operation.wallet_ids();
@@ -520,6 +546,9 @@ impl WalletService {
             match self.store.append(request).await {
                 Ok(stored) => {
                     self.cache.saw_position(stored.last_position);
+                    for wallet in outcome.wallets() {
+                        lease.wrote(&wallet.id, wallet.version);
+                    }
                     self.save_snapshots(&outcome, &snapshots, &last_events)
                         .await;
                     self.remember_outcome(outcome, &last_events, &recent_events);
