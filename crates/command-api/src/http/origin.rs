@@ -73,12 +73,32 @@ pub fn allowed_origin(raw: &str) -> Result<String, String> {
     if !matches!(parsed.scheme(), "http" | "https") || !host_name {
         return Err(RULE.into());
     }
+    if let Some(port) = parsed.port().filter(|port| refused_by_browsers(*port)) {
+        return Err(format!(
+            "{RULE}: no browser loads a page from port {port} (0, or a bad port of the Fetch \
+             Standard)"
+        ));
+    }
     // The serialization has no user, path, query or fragment, and no
     // default port: a value with any of them differs from it.
     if written != raw.to_ascii_lowercase() {
         return Err(format!("{RULE}: a browser writes this one {written}"));
     }
     Ok(written)
+}
+
+/// The ports a browser never fetches a page from, so never sends in
+/// `Origin` (h145): 0, and the "bad ports" of the WHATWG Fetch Standard
+/// (section "Port blocking", as of its 2024 addition of 4190 and 6679).
+fn refused_by_browsers(port: u16) -> bool {
+    const FETCH_BAD_PORTS: [u16; 82] = [
+        1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101,
+        102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389,
+        427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636,
+        989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665,
+        6666, 6667, 6668, 6669, 6679, 6697, 10080,
+    ];
+    port == 0 || FETCH_BAD_PORTS.contains(&port)
 }
 
 /// Refuses a request the policy does not let through, else passes it on.
@@ -234,6 +254,7 @@ mod tests {
                 "https://xn--pp-uia.example.com",
             ),
             ("http://web_app:8080", "http://web_app:8080"),
+            ("http://localhost:6001", "http://localhost:6001"),
         ] {
             assert_eq!(allowed_origin(raw).as_deref(), Ok(kept), "{raw}");
         }
@@ -256,6 +277,9 @@ mod tests {
             "https://*.example.com",
             "https://[0:0::1]:8080",
             "https://[::1",
+            "http://localhost:0",
+            "http://localhost:6000",
+            "https://app.example.com:10080",
         ] {
             assert!(allowed_origin(refused).is_err(), "{refused}");
         }
