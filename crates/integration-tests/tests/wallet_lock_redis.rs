@@ -530,3 +530,35 @@ async fn a_lock_passes_on_the_version_its_last_holder_wrote() {
         "{key} expires: {ttl_ms} ms"
     );
 }
+
+/// A value beside a lock that is no version (written by another program)
+/// counts as none: the lock is still taken, and the next version written
+/// replaces it.
+#[tokio::test]
+async fn a_written_value_that_is_no_version_counts_as_none() {
+    let Some(url) = require_env("REDIS_URL") else {
+        return;
+    };
+    let lock = RedisWalletLock::connect(RedisLockConfig::new(&url)).expect("pool");
+    let client = redis::Client::open(url.as_str()).expect("client");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
+    for garbage in ["garbage", "-5", "1e300", "2.5", ""] {
+        let wallet = unique("garbage");
+        let key = format!("{LOCK_KEY_PREFIX_DEFAULT}{wallet}{WRITTEN_SUFFIX}");
+        let () = redis::cmd("SET")
+            .arg(&key)
+            .arg(garbage)
+            .query_async(&mut connection)
+            .await
+            .expect("SET");
+        let lease = lock.acquire(&[&wallet]).await.expect("taken all the same");
+        assert_eq!(lease.last_written(&wallet), None, "{garbage:?}");
+        lease.wrote(&wallet, 3);
+        drop(lease);
+        let lease = lock.acquire(&[&wallet]).await.expect("lock");
+        assert_eq!(lease.last_written(&wallet), Some(3), "{garbage:?} replaced");
+    }
+}

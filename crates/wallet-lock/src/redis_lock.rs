@@ -50,14 +50,20 @@ use crate::{InProcessWalletLock, LockError, LockLease, WalletLock, WrittenVersio
 /// Records, beside a lock given back, the version its holder wrote: the
 /// lock's key with [`WRITTEN_SUFFIX`] (`written_suffix`, set before it by
 /// [`script`]) holds the highest version recorded, for [`WRITTEN_TTL_MS`].
+/// A value there that is no version (written by something else) counts as
+/// none, so it can neither fail a lock request nor hold a version back.
 const RECORD_WRITTEN: &str = r#"
+local function written_of(key)
+    local known = tonumber(redis.call("GET", key .. written_suffix) or "0")
+    if not known or known < 0 or known > 9007199254740991 or known ~= math.floor(known) then
+        return 0
+    end
+    return known
+end
 local function record_written(key, version, ttl)
     local wrote = tonumber(version)
-    if wrote and wrote > 0 then
-        local known = tonumber(redis.call("GET", key .. written_suffix) or "0") or 0
-        if wrote > known then
-            redis.call("SET", key .. written_suffix, version, "PX", ttl)
-        end
+    if wrote and wrote > written_of(key) then
+        redis.call("SET", key .. written_suffix, version, "PX", ttl)
     end
 end
 "#;
@@ -92,7 +98,7 @@ end
 local taken = {0}
 for index = 1, taking do
     redis.call("SET", KEYS[index], ARGV[1], "PX", ARGV[2])
-    taken[index + 1] = tonumber(redis.call("GET", KEYS[index] .. written_suffix) or "0") or 0
+    taken[index + 1] = written_of(KEYS[index])
 end
 return taken
 "#;
