@@ -472,6 +472,15 @@ async fn a_redis_that_answers_passes_the_probe() {
     lock.probe().await.expect("Redis answers a PING");
 }
 
+/// A connection of its own to the lock's Redis, to read and write its keys.
+async fn raw_connection(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection")
+}
+
 /// What a holder wrote is passed on to the wallet's next holder, on any
 /// replica, whether its release rode on a lock request or was sent by the
 /// release task: the highest version recorded, never lowered by a holder
@@ -514,11 +523,7 @@ async fn a_lock_passes_on_the_version_its_last_holder_wrote() {
     assert_eq!(lease.last_written(&wallet), Some(9));
     drop(lease);
 
-    let client = redis::Client::open(url.as_str()).expect("client");
-    let mut connection = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connection");
+    let mut connection = raw_connection(&url).await;
     let key = format!("{LOCK_KEY_PREFIX_DEFAULT}{wallet}{WRITTEN_SUFFIX}");
     let ttl_ms: i64 = redis::cmd("PTTL")
         .arg(&key)
@@ -540,11 +545,7 @@ async fn a_written_value_that_is_no_version_counts_as_none() {
         return;
     };
     let lock = RedisWalletLock::connect(RedisLockConfig::new(&url)).expect("pool");
-    let client = redis::Client::open(url.as_str()).expect("client");
-    let mut connection = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connection");
+    let mut connection = raw_connection(&url).await;
     for garbage in ["garbage", "-5", "1e300", "2.5", ""] {
         let wallet = unique("garbage");
         let key = format!("{LOCK_KEY_PREFIX_DEFAULT}{wallet}{WRITTEN_SUFFIX}");

@@ -1047,18 +1047,11 @@ mod tests {
     fn plan(connection: &mut Connection, filter: &SqlFilter) -> String {
         let (source_sql, position, values) = filter.source_sql(false);
         let transaction = connection.transaction().expect("transaction");
-        let mut statement = transaction
-            .prepare(&format!(
-                "EXPLAIN QUERY PLAN SELECT {TRANSACTION_COLUMNS} {source_sql} \
-                 ORDER BY {position} DESC LIMIT 20"
-            ))
-            .expect("plan");
-        let plan: Vec<String> = statement
-            .query_map(params_from_iter(values.iter()), |row| row.get(3))
-            .expect("rows")
-            .collect::<rusqlite::Result<_>>()
-            .expect("plan rows");
-        plan.join("\n")
+        explained(
+            &transaction,
+            &format!("SELECT {TRANSACTION_COLUMNS} {source_sql} ORDER BY {position} DESC LIMIT 20"),
+            &values,
+        )
     }
 
     fn explained(connection: &Connection, sql: &str, values: &[Value]) -> String {
