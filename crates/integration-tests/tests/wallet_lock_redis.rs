@@ -536,9 +536,10 @@ async fn a_lock_passes_on_the_version_its_last_holder_wrote() {
     );
 }
 
-/// A value beside a lock that is no version (written by another program)
-/// counts as none: the lock is still taken, and the next version written
-/// replaces it.
+/// A value beside a lock that is no version, or no string (written by
+/// another program), counts as none: the lock is still taken, at once, and
+/// the next version written replaces it (h149 F1: a hash there failed the
+/// script after it had taken the lock, which then waited out its expiry).
 #[tokio::test]
 async fn a_written_value_that_is_no_version_counts_as_none() {
     let Some(url) = require_env("REDIS_URL") else {
@@ -546,20 +547,30 @@ async fn a_written_value_that_is_no_version_counts_as_none() {
     };
     let lock = RedisWalletLock::connect(RedisLockConfig::new(&url)).expect("pool");
     let mut connection = raw_connection(&url).await;
-    for garbage in ["garbage", "-5", "1e300", "2.5", ""] {
+    for garbage in ["garbage", "-5", "1e300", "2.5", "", "a hash"] {
         let wallet = unique("garbage");
         let key = format!("{LOCK_KEY_PREFIX_DEFAULT}{wallet}{WRITTEN_SUFFIX}");
-        let () = redis::cmd("SET")
-            .arg(&key)
-            .arg(garbage)
+        let written = if garbage == "a hash" {
+            redis::cmd("HSET").arg(&key).arg("x").arg(1).clone()
+        } else {
+            redis::cmd("SET").arg(&key).arg(garbage).clone()
+        };
+        let () = written
             .query_async(&mut connection)
             .await
-            .expect("SET");
+            .map(|_: redis::Value| ())
+            .expect("written");
         let lease = lock.acquire(&[&wallet]).await.expect("taken all the same");
         assert_eq!(lease.last_written(&wallet), None, "{garbage:?}");
         lease.wrote(&wallet, 3);
         drop(lease);
+        let round_trips = lock.round_trips();
         let lease = lock.acquire(&[&wallet]).await.expect("lock");
         assert_eq!(lease.last_written(&wallet), Some(3), "{garbage:?} replaced");
+        assert_eq!(
+            lock.round_trips() - round_trips,
+            1,
+            "{garbage:?}: free at once"
+        );
     }
 }

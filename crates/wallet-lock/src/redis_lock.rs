@@ -50,11 +50,19 @@ use crate::{InProcessWalletLock, LockError, LockLease, WalletLock, WrittenVersio
 /// Records, beside a lock given back, the version its holder wrote: the
 /// lock's key with [`WRITTEN_SUFFIX`] (`written_suffix`, set before it by
 /// [`script`]) holds the highest version recorded, for [`WRITTEN_TTL_MS`].
-/// A value there that is no version (written by something else) counts as
-/// none, so it can neither fail a lock request nor hold a version back.
+/// Both read and write with `redis.pcall`, so that nothing there fails a
+/// script halfway (Redis keeps a script's writes before an error: a lock
+/// request would hold its keys without knowing it, h149 F1): a value that is
+/// no version, or no string at all (written by something else), counts as
+/// none and is replaced by the next version written; a version that cannot
+/// be recorded (Redis out of memory) is not, and the lock works on.
 const RECORD_WRITTEN: &str = r#"
 local function written_of(key)
-    local known = tonumber(redis.call("GET", key .. written_suffix) or "0")
+    local value = redis.pcall("GET", key .. written_suffix)
+    if type(value) ~= "string" then
+        return 0
+    end
+    local known = tonumber(value)
     if not known or known < 0 or known > 9007199254740991 or known ~= math.floor(known) then
         return 0
     end
@@ -63,7 +71,7 @@ end
 local function record_written(key, version, ttl)
     local wrote = tonumber(version)
     if wrote and wrote > written_of(key) then
-        redis.call("SET", key .. written_suffix, version, "PX", ttl)
+        redis.pcall("SET", key .. written_suffix, version, "PX", ttl)
     end
 end
 "#;
@@ -123,11 +131,13 @@ return released
 /// ends with: `:` is in no wallet id, so no lock key ends so.
 pub const WRITTEN_SUFFIX: &str = ":written";
 /// How long, in ms, the version a holder wrote is kept beside its wallet's
-/// lock: longer than commands on a busy wallet are apart, short enough that
-/// Redis holds one small key per wallet written within it. A replica whose
-/// cached wallet outlived it decides on its cache, and at worst retries its
-/// append once on the expected version.
-pub const WRITTEN_TTL_MS: u64 = 600_000;
+/// lock: far longer than commands on a busy wallet are apart, while Redis
+/// holds one key (about 160 bytes) per wallet written within it, where the
+/// locks alone hold one per command running (h149 F2: 2,000 keys for 2,000
+/// wallets created in 10 minutes). A replica whose cached wallet outlived it
+/// decides on its cache, and at worst retries its append once on the
+/// expected version.
+pub const WRITTEN_TTL_MS: u64 = 60_000;
 
 /// A lock outlives a crashed holder by at most this long. Commands hold a lock
 /// for milliseconds; a lease that expires early costs only a version conflict
