@@ -414,10 +414,14 @@ fn index_events(
 /// quoted string (so nothing of it is query syntax; a word holds no quote),
 /// all of them required in any order, as Elasticsearch's `match` with
 /// `operator: and`. `None` when the text has no word, which matches no
-/// description (as a `match` with no terms).
+/// description (as a `match` with no terms). A word repeated is asked once:
+/// FTS5 would read its list once per time it is written (h150: forty times
+/// `soak` in a `q` of 200 characters took 0.4 s, the word once 0.02 s).
 fn description_query(text: &str) -> Option<String> {
+    let mut seen = std::collections::HashSet::new();
     let words: Vec<String> = crate::words::words(text)
-        .iter()
+        .into_iter()
+        .filter(|word| seen.insert(word.clone()))
         .map(|word| format!("\"{word}\""))
         .collect();
     (!words.is_empty()).then(|| words.join(" "))
@@ -1034,6 +1038,11 @@ mod tests {
             Some("\"say\" \"hi\" \"or\" \"multi\" \"agent\"")
         );
         assert_eq!(description_query("-- * ()"), None);
+        assert_eq!(
+            description_query("rent RENT march rent").as_deref(),
+            Some("\"rent\" \"march\""),
+            "a word repeated is asked once"
+        );
     }
 
     fn migrated(migrations: &[&str]) -> Connection {
