@@ -349,7 +349,8 @@ impl SharedConnection {
 }
 
 /// A dropped lease's keys, still holding `token` unless they expired, with
-/// the version its holder wrote to each key's wallet (0 for none).
+/// the version its holder wrote to each key's wallet (0 for none), one per
+/// key.
 struct Release {
     keys: Vec<String>,
     token: String,
@@ -359,9 +360,7 @@ struct Release {
 impl Release {
     /// Each key with the version written to its wallet.
     fn written(&self) -> impl Iterator<Item = (&String, u64)> {
-        self.keys
-            .iter()
-            .zip(self.versions.iter().copied().chain(std::iter::repeat(0)))
+        self.keys.iter().zip(self.versions.iter().copied())
     }
 }
 
@@ -657,6 +656,7 @@ impl Drop for Held {
             })
             .collect();
         drop(written);
+        debug_assert_eq!(self.keys.len(), self.wallets.len(), "one key per wallet");
         self.releases.push(Release {
             keys: std::mem::take(&mut self.keys),
             token: std::mem::take(&mut self.token),
