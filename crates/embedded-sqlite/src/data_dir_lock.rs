@@ -107,6 +107,17 @@ impl Drop for DataDirLock {
     }
 }
 
+/// What [`DataDirLock::release_once_closed`] found as it released the folder.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Released {
+    /// Files of the folder this process still had open after
+    /// [`FILES_CLOSE_WAIT_MS`] (none when every one closed in time).
+    pub still_open: Vec<PathBuf>,
+    /// `-wal` files left in the folder once this process closed its own
+    /// (see [`DataDirLock::release_once_closed`]), by path, sorted.
+    pub wal_left: Vec<PathBuf>,
+}
+
 impl DataDirLock {
     /// Releases the folder once this process holds none of the files in it
     /// open, waiting at most [`FILES_CLOSE_WAIT_MS`] (then it warns, naming
@@ -119,13 +130,20 @@ impl DataDirLock {
     /// new writer opened deleted under it, and every commit refused as if
     /// the file had moved. Looks at this process's descriptors in
     /// `/proc/self/fd` (Linux); where there is none, it waits for nothing.
-    pub async fn release_once_closed(self) {
+    ///
+    /// A `-wal` still in the folder after that is named in a warning (h146
+    /// F2): SQLite deletes a file's `-wal` only when the last connection of
+    /// any process closes, so another process that had the file open (a
+    /// `sqlite3` shell, a backup tool) leaves it there. It holds committed
+    /// transactions, which the next start reads; it belongs with its file
+    /// in any copy of the folder.
+    pub async fn release_once_closed(self) -> Released {
         let deadline =
             tokio::time::Instant::now() + std::time::Duration::from_millis(FILES_CLOSE_WAIT_MS);
-        loop {
+        let still_open = loop {
             let open = self.files_open();
             if open.is_empty() {
-                break;
+                break open;
             }
             if tokio::time::Instant::now() >= deadline {
                 tracing::warn!(
@@ -133,10 +151,41 @@ impl DataDirLock {
                     ?open,
                     "files of the data folder still open as it is released"
                 );
-                break;
+                break open;
             }
             tokio::time::sleep(std::time::Duration::from_millis(FILES_CLOSE_POLL_MS)).await;
+        };
+        let wal_left = self.wal_files();
+        if still_open.is_empty() && !wal_left.is_empty() {
+            tracing::warn!(
+                folder = %self.path.display(),
+                ?wal_left,
+                "a -wal file stayed in the data folder: another process had its database open as \
+                 this server closed it; it holds committed writes, which the next start reads \
+                 (copy it with its file)"
+            );
         }
+        Released {
+            still_open,
+            wal_left,
+        }
+    }
+
+    /// The `-wal` files in the folder, sorted; none when it cannot be read.
+    fn wal_files(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(&self.path) else {
+            return Vec::new();
+        };
+        let mut wal: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| {
+                path.file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.ends_with("-wal"))
+            })
+            .collect();
+        wal.sort();
+        wal
     }
 
     /// The files in the folder (not the folder itself) this process has
@@ -413,5 +462,42 @@ mod tests {
         let error = DataDirLock::acquire(&missing).expect_err("no folder");
         assert!(matches!(error, DataDirLockError::Io { .. }), "{error:?}");
         assert!(error.to_string().contains("absent"), "{error}");
+    }
+
+    /// Writes to a WAL-mode file in `folder` and closes it.
+    fn write_in_wal_mode(folder: &Path) {
+        let connection = rusqlite::Connection::open(folder.join("w.db")).expect("open");
+        connection
+            .query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+            .expect("wal");
+        connection
+            .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+            .expect("write");
+    }
+
+    #[tokio::test]
+    async fn a_folder_whose_files_all_closed_is_released_with_no_wal_left() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let lock = DataDirLock::acquire(folder.path()).expect("lock");
+        write_in_wal_mode(folder.path());
+        assert_eq!(lock.release_once_closed().await, Released::default());
+    }
+
+    #[tokio::test]
+    async fn a_wal_left_in_the_folder_is_named_as_it_is_released() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let lock = DataDirLock::acquire(folder.path()).expect("lock");
+        write_in_wal_mode(folder.path());
+        // What another process's open connection leaves as this one closes.
+        std::fs::write(folder.path().join("w.db-wal"), b"frames").expect("wal");
+        std::fs::write(folder.path().join("w.db-shm"), b"index").expect("shm");
+        let released = lock.release_once_closed().await;
+        assert_eq!(
+            released,
+            Released {
+                still_open: Vec::new(),
+                wal_left: vec![folder.path().join("w.db-wal")],
+            }
+        );
     }
 }

@@ -21,7 +21,7 @@ mod writer_thread;
 
 pub use checkpoint_failures::{failing_checkpoints, FailingCheckpoints};
 pub use checkpointer::{save_unlinked_wal, BesideOwnedWriter, CHECKPOINT_INTERVAL_MS};
-pub use data_dir_lock::{DataDirLock, DataDirLockError, PID_FILE_NAME};
+pub use data_dir_lock::{DataDirLock, DataDirLockError, Released, PID_FILE_NAME};
 pub use file_place::{is_damage, FilePlace};
 pub use grouped_writer::{GroupedWriter, GROUP_QUEUE_CAPACITY, GROUP_WRITES_MAX};
 pub use identifier_words::identifier_word;
