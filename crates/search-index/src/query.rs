@@ -21,11 +21,16 @@ pub struct Page {
 }
 
 impl Page {
-    /// The page of `limit` items ([`TRANSACTIONS_LIMIT_DEFAULT`] when `None`)
-    /// after `offset`; [`SearchIndexError::InvalidQuery`] naming the bound
-    /// when it is past either limit.
+    /// The page of `limit` items after `offset`; when `limit` is `None`,
+    /// [`TRANSACTIONS_LIMIT_DEFAULT`] items or the fewer left before
+    /// [`RESULT_WINDOW_MAX`], so that every offset the documents allow (up
+    /// to `RESULT_WINDOW_MAX - 1`) can be asked alone (h152 F1: `offset=9999`
+    /// was refused for the default limit's sake). [`SearchIndexError::InvalidQuery`]
+    /// naming the bound when it is past either limit.
     pub fn parse(limit: Option<usize>, offset: usize) -> Result<Self, SearchIndexError> {
-        let limit = limit.unwrap_or(TRANSACTIONS_LIMIT_DEFAULT);
+        let limit = limit.unwrap_or_else(|| {
+            TRANSACTIONS_LIMIT_DEFAULT.min(RESULT_WINDOW_MAX.saturating_sub(offset).max(1))
+        });
         if limit > TRANSACTIONS_LIMIT_MAX {
             return Err(SearchIndexError::InvalidQuery(format!(
                 "limit must be at most {TRANSACTIONS_LIMIT_MAX}"
@@ -253,6 +258,16 @@ mod tests {
         assert!(Page::parse(Some(TRANSACTIONS_LIMIT_MAX + 1), 0).is_err());
         assert!(Page::parse(Some(1), RESULT_WINDOW_MAX).is_err());
         assert!(Page::parse(Some(1), usize::MAX).is_err());
+        // Without a limit, the deepest offsets get what is left of the window.
+        for (offset, limit) in [(9_950, 50), (9_951, 49), (9_999, 1)] {
+            assert_eq!(
+                Page::parse(None, offset).expect("within the window"),
+                Page { limit, offset },
+                "offset {offset}"
+            );
+        }
+        assert!(Page::parse(None, RESULT_WINDOW_MAX).is_err());
+        assert!(Page::parse(Some(2), RESULT_WINDOW_MAX - 1).is_err());
     }
 
     #[test]

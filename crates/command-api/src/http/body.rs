@@ -94,13 +94,19 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     if media_type != "application/json" {
         return Err(refused());
     }
+    // Parameters other than `charset` mean nothing to JSON (RFC 8259 section
+    // 11 defines none) and are passed over, as the seed's parser did (h152
+    // F6: `application/json; foo=bar` was refused).
     for parameter in parts.filter(|parameter| !parameter.is_empty()) {
         let (name, value) = parameter.split_once('=').ok_or_else(refused)?;
+        if !name.trim().eq_ignore_ascii_case("charset") {
+            continue;
+        }
         let label = value.trim_matches('"');
-        let utf8 = UTF8_LABELS
+        if !UTF8_LABELS
             .iter()
-            .any(|known| label.eq_ignore_ascii_case(known));
-        if !name.trim().eq_ignore_ascii_case("charset") || !utf8 {
+            .any(|known| label.eq_ignore_ascii_case(known))
+        {
             return Err(refused());
         }
     }
@@ -445,6 +451,8 @@ mod tests {
             "application/json;charset=\"UTF-8\"",
             "application/json; charset=utf8",
             "application/json; charset=UNICODE-1-1-UTF-8",
+            "application/json; foo=bar",
+            "application/json; foo=bar; charset=utf-8",
         ] {
             assert!(with(accepted), "{accepted}");
         }
@@ -455,6 +463,8 @@ mod tests {
             "application/json; charset=utf-16",
             "application/json; charset=utf_8",
             "application/json; charset=latin1",
+            "application/json; foo=bar; charset=latin1",
+            "application/json; foo",
             "application/merge-patch+json",
         ] {
             assert!(!with(refused), "{refused}");

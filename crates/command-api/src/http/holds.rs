@@ -268,11 +268,11 @@ const HOLD_LIST_PARAMS: [Spec; 3] = [
         kind: Kind::OneOf(&HOLD_STATUSES),
     },
     Spec {
-        description: "Holds per page, 1 to 500 (default 50).",
+        description: "Holds per page, 1 to 500 (default 50, or fewer where `offset` is past 9950: what is left of the first 10000).",
         ..transactions::LIMIT
     },
     Spec {
-        description: "Holds to skip, oldest first (`offset + limit` at most 10000).",
+        description: "Holds to skip, oldest first (`offset + limit` at most 10000; without `limit`, the page ends at the 10000th).",
         ..transactions::OFFSET
     },
 ];

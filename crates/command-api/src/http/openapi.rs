@@ -122,6 +122,10 @@ const MALFORMED_REQUEST: &str = "A request that is not well-formed HTTP/1.1 (no 
      above 0x7E (UTF-8 too) anywhere, a \" in the query, a ` in the path; RFC 3986 §2 has them \
      percent-encoded, while other such bytes, as { } | ^, are taken as sent); answered by the \
      HTTP layer with no body, and the connection is closed";
+/// What every route refuses as ambiguous: which of the values was meant?
+const REPEATED_INPUT: &str = "A query parameter given more than once, or a header the API \
+     reads (Content-Type, Idempotency-Key, X-Correlation-Id, Authorization where a token is \
+     asked for) sent more than once";
 /// Paths whose answers never depend on storage (no 503).
 const STORAGE_FREE_PATHS: [&str; 2] = ["/", "/metrics"];
 
@@ -148,6 +152,7 @@ impl Modify for EveryOperation {
                 responses
                     .entry("400".to_owned())
                     .or_insert_with(|| error_response("Invalid X-Correlation-Id"));
+                add_or_extend(responses, "400", REPEATED_INPUT, error_response);
                 add_or_extend(responses, "400", MALFORMED_REQUEST, error_response);
                 add_or_extend(responses, "403", CROSS_ORIGIN_REFUSAL, error_response);
                 add_or_extend(responses, "408", &head_timed_out, bodiless_response);

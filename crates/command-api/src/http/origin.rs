@@ -198,7 +198,11 @@ fn origin_authority(origin: &str) -> Option<&str> {
 /// RFC 3986 allows) is not: a path, userinfo, a port out of range.
 fn names_loopback(host: &str) -> bool {
     let (name, rest) = match host.strip_prefix('[') {
-        Some(bracketed) => bracketed.split_once(']').unwrap_or((bracketed, "")),
+        // An IP literal without its closing bracket is no host (h152 F4).
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some(literal) => literal,
+            None => return false,
+        },
         None => host.rsplit_once(':').unwrap_or((host, "")),
     };
     let port = rest.strip_prefix(':').unwrap_or(rest);
@@ -236,6 +240,9 @@ mod tests {
             "localhost:3750/evil",
             "localhost:x@evil",
             "[::1]/evil",
+            "[::1",
+            "[::1:3000",
+            "[127.0.0.1",
             "localhost:99999",
             "[::1]:65536",
         ] {

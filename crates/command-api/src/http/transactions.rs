@@ -48,12 +48,12 @@ const OFFSET_BOUNDS: Bounds = Bounds {
 };
 pub(super) const LIMIT: Spec = Spec {
     name: "limit",
-    description: "Transactions per page, 1 to 500 (default 50).",
+    description: "Transactions per page, 1 to 500 (default 50, or fewer where `offset` is past 9950: what is left of the first 10000).",
     kind: Kind::Integer(LIMIT_BOUNDS),
 };
 pub(super) const OFFSET: Spec = Spec {
     name: "offset",
-    description: "Transactions to skip, newest first (`offset + limit` at most 10000).",
+    description: "Transactions to skip, newest first (`offset + limit` at most 10000; without `limit`, the page ends at the 10000th).",
     kind: Kind::Integer(OFFSET_BOUNDS),
 };
 

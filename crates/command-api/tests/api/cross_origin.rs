@@ -102,7 +102,12 @@ async fn the_servers_own_origin_and_clients_without_origin_are_served() {
 async fn without_authentication_a_host_that_is_not_loopback_is_refused() {
     let app = spawn_app().await;
     assert_eq!(app.create_wallet("w", "o", json!(5)).await.status(), 201);
-    for host in ["attacker.example:3000", "attacker.example", "10.1.2.3"] {
+    for host in [
+        "attacker.example:3000",
+        "attacker.example",
+        "10.1.2.3",
+        "[::1",
+    ] {
         let response = app
             .get("/wallets/w")
             .header("host", host)

@@ -998,6 +998,9 @@ async fn a_wallets_holds_come_in_pages_like_its_transactions() {
         );
         assert_eq!(status, 400, "{query}");
     }
+    let (status, deepest) = read(&app, "/wallets/w/holds?offset=9999").await;
+    assert_eq!(status, 200, "the deepest offset alone: {deepest}");
+    assert_eq!(deepest["holds"], json!([]));
     app.stop().await;
 }
 

@@ -305,6 +305,16 @@ async fn a_body_declared_as_anything_but_json_or_in_a_content_coding_is_refused_
     assert_eq!(status, 201);
     let (_, wallet) = json_of(app.get("/wallets/w1").send().await.expect("sent")).await;
     assert_eq!(wallet["version"].to_string(), "2");
+    // A parameter JSON does not define is passed over, as the seed's parser
+    // did (h152 F6); a charset is still held to UTF-8.
+    let response = app
+        .post("/wallets/w1/debit")
+        .header("content-type", "application/json; foo=bar")
+        .body(r#"{"amount": 1}"#)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 201);
     app.stop().await;
 }
 

@@ -257,6 +257,16 @@ async fn invalid_parameters_are_refused_naming_the_field() {
         let message = error_message(&body, 400);
         assert!(message.contains(field), "{path}: {message}");
     }
+    // Every offset the document allows can be asked alone: the default page
+    // ends at the window's last row (h152 F1).
+    for path in [
+        "/transactions?offset=9999",
+        "/wallets/a/transactions?offset=9999",
+    ] {
+        let (status, body) = app.get_json(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(body["transactions"], json!([]), "{path}");
+    }
     let long = "x".repeat(search_index::QUERY_TEXT_LENGTH_MAX + 1);
     let (status, body) = app.get_json(&format!("/transactions?q={long}")).await;
     assert_eq!(status, 400);
