@@ -139,6 +139,12 @@ pub struct TransactionSearch {
     pub max_amount: Option<Decimal>,
     /// Full text on the description: every word must occur.
     pub q: Option<String>,
+    /// Keyset cursor: only transactions at a position below this one (older
+    /// than the transaction at it), so a reader pages through every match
+    /// once, by the order the list is in (h151 F1: paging on `to=` skipped
+    /// rows, as `occurredAt` does not always grow with the position across
+    /// wallets).
+    pub before_position: Option<u64>,
     /// At most [`TRANSACTIONS_LIMIT_MAX`]; [`TRANSACTIONS_LIMIT_DEFAULT`] when `None`.
     pub limit: Option<usize>,
     pub offset: usize,

@@ -222,6 +222,9 @@ pub(crate) fn search_transactions_body(
         }
         filters.push(json!({ "range": { "occurredAt": range } }));
     }
+    if let Some(before) = search.before_position {
+        filters.push(json!({ "range": { "position": { "lt": stored_position(before) } } }));
+    }
     if search.min_amount.is_some() || search.max_amount.is_some() {
         let mut range = serde_json::Map::new();
         if let Some(min) = search.min_amount {

@@ -78,8 +78,9 @@ const BEFORE: Spec = Spec {
     name: "before",
     description: "Keyset cursor: only transactions older than the one at this position (the \
                   `position` of the last transaction of the previous page), newest first; \
-                  `count` is then how many are older, and `offset` skips among them. Pages \
-                  deeper than `offset` reaches are read this way.",
+                  `count` is then how many of those selected are older, and `offset` skips \
+                  among them. Pages deeper than `offset` reaches are read this way, each \
+                  transaction once.",
     kind: Kind::Integer(POSITION_BOUNDS),
 };
 
@@ -160,6 +161,7 @@ pub struct SearchParams {
     q: Option<String>,
     limit: Option<String>,
     offset: Option<String>,
+    before: Option<String>,
 }
 
 const SEARCH_FILTERS: [Spec; 7] = [
@@ -211,7 +213,7 @@ const SEARCH_FILTERS: [Spec; 7] = [
 impl IntoParams for SearchParams {
     fn into_params(_: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>) -> Vec<Parameter> {
         let mut specs = SEARCH_FILTERS.to_vec();
-        specs.extend([LIMIT, OFFSET]);
+        specs.extend([LIMIT, OFFSET, BEFORE]);
         query::parameters(&specs)
     }
 }
@@ -231,6 +233,7 @@ impl SearchParams {
             min_amount: query::decimal("minAmount", &self.min_amount)?,
             max_amount: query::decimal("maxAmount", &self.max_amount)?,
             q: query::text("q", &self.q, QUERY_TEXT_LENGTH_MAX)?.map(str::to_owned),
+            before_position: query::integer(BEFORE.name, &self.before, POSITION_BOUNDS)?,
             limit,
             offset,
         })

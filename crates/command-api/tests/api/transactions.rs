@@ -228,6 +228,39 @@ async fn a_search_narrows_by_every_filter() {
     app.stop().await;
 }
 
+/// The search's deep pages are read by the keyset cursor `before`, each
+/// transaction once, newest first (h151 F1).
+#[tokio::test]
+async fn a_search_pages_by_its_keyset_cursor() {
+    let app = app_with_history().await;
+    let positions = |body: &Value| -> Vec<u64> {
+        body["transactions"]
+            .as_array()
+            .expect("transactions")
+            .iter()
+            .map(|transaction| transaction["position"].as_u64().expect("a position"))
+            .collect()
+    };
+    let (status, whole) = app.get_json("/transactions").await;
+    assert_eq!(status, 200, "{whole}");
+    let whole = positions(&whole);
+    assert_eq!(whole.len(), 6);
+    let mut walked = Vec::new();
+    let mut path = "/transactions?limit=4".to_owned();
+    loop {
+        let (status, page) = app.get_json(&path).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        assert_eq!(page["count"], whole.len() - walked.len(), "{path}");
+        let Some(&last) = positions(&page).last() else {
+            break;
+        };
+        walked.extend(positions(&page));
+        path = format!("/transactions?limit=4&before={last}");
+    }
+    assert_eq!(walked, whole);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn invalid_parameters_are_refused_naming_the_field() {
     let app = app_with_history().await;
@@ -250,6 +283,8 @@ async fn invalid_parameters_are_refused_naming_the_field() {
         ("/wallets/a/transactions?offset=-3", "offset"),
         ("/wallets/a/transactions?before=0", "before"),
         ("/wallets/a/transactions?before=x", "before"),
+        ("/transactions?before=0", "before"),
+        ("/transactions?before=-1", "before"),
     ];
     for (path, field) in cases {
         let (status, body) = app.get_json(path).await;

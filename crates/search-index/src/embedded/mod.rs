@@ -519,7 +519,10 @@ impl SqlFilter {
     }
 
     fn of_search(search: &TransactionSearch, text: Option<&str>) -> Self {
-        let mut filter = Self::default();
+        let mut filter = Self {
+            before_position: search.before_position.map(stored_position),
+            ..Self::default()
+        };
         if let Some(owner_id) = &search.owner_id {
             filter = filter.holding(Key::Owner.word(owner_id.as_str()));
         }
