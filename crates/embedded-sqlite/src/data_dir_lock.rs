@@ -20,9 +20,11 @@
 //! Tools that run beside a live server on purpose (replaying dead letters)
 //! do not take the lock.
 
+use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 /// The file in the data folder that names the process holding the lock (its
 /// decimal process id and a newline). Informational: the lock is on the
@@ -107,14 +109,32 @@ impl Drop for DataDirLock {
     }
 }
 
+/// The database files this process opened a writer on ([`crate::open_writer`]),
+/// by canonical path: a server's own files, whose `-wal` a release of their
+/// folder tidies, and names when it cannot. Process-wide, as a process may
+/// run servers on several folders (the tests do); each release looks at its
+/// own folder's.
+static WRITTEN_FILES: LazyLock<Mutex<BTreeSet<PathBuf>>> = LazyLock::new(Mutex::default);
+
+/// Records `path` (an existing database file) as one this process writes.
+pub(crate) fn note_written_file(path: &Path) {
+    if let Ok(path) = path.canonicalize() {
+        WRITTEN_FILES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(path);
+    }
+}
+
 /// What [`DataDirLock::release_once_closed`] found as it released the folder.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Released {
     /// Files of the folder this process still had open after
     /// [`FILES_CLOSE_WAIT_MS`] (none when every one closed in time).
     pub still_open: Vec<PathBuf>,
-    /// `-wal` files left in the folder once this process closed its own
-    /// (see [`DataDirLock::release_once_closed`]), by path, sorted.
+    /// The `-wal` of a file this process wrote, left in the folder once the
+    /// release had tidied it (see [`DataDirLock::release_once_closed`]), by
+    /// canonical path, sorted.
     pub wal_left: Vec<PathBuf>,
 }
 
@@ -131,12 +151,17 @@ impl DataDirLock {
     /// the file had moved. Looks at this process's descriptors in
     /// `/proc/self/fd` (Linux); where there is none, it waits for nothing.
     ///
-    /// A `-wal` still in the folder after that is named in a warning (h146
-    /// F2): SQLite deletes a file's `-wal` only when the last connection of
-    /// any process closes, so another process that had the file open (a
-    /// `sqlite3` shell, a backup tool) leaves it there. It holds committed
-    /// transactions, which the next start reads; it belongs with its file
-    /// in any copy of the folder.
+    /// Then it tidies the `-wal` of every file this process wrote that
+    /// still has one: SQLite deletes it only as the last connection of any
+    /// process closes, and two of this process's connections closing at
+    /// once (a file's writer and its checkpointer) can each see the other
+    /// and leave it (h153 F1, about one stop in twelve). One more connection
+    /// opened and closed alone checkpoints it and deletes it. A `-wal` left
+    /// after that is another process's doing (a `sqlite3` shell, a backup
+    /// tool, h146 F2), and is named in a warning: it holds committed
+    /// transactions, which the next start reads, and belongs with its file
+    /// in any copy of the folder. Files this process never wrote are left
+    /// alone (h153 F3).
     pub async fn release_once_closed(self) -> Released {
         let deadline =
             tokio::time::Instant::now() + std::time::Duration::from_millis(FILES_CLOSE_WAIT_MS);
@@ -155,8 +180,24 @@ impl DataDirLock {
             }
             tokio::time::sleep(std::time::Duration::from_millis(FILES_CLOSE_POLL_MS)).await;
         };
-        let wal_left = self.wal_files();
-        if still_open.is_empty() && !wal_left.is_empty() {
+        // A folder moved away is not this server's to tidy, whatever is at
+        // its path now; nor is a file this process still has open.
+        let tidy = still_open.is_empty() && crate::file_place::is_at(&self.folder, &self.path);
+        let folder = self.path.clone();
+        let wal_left = tokio::task::spawn_blocking(move || {
+            let left = written_files_with_wal(&folder);
+            if !tidy || left.is_empty() {
+                return left;
+            }
+            for (file, _) in &left {
+                checkpoint_alone(file);
+            }
+            written_files_with_wal(&folder)
+        })
+        .await
+        .unwrap_or_default();
+        let wal_left: Vec<PathBuf> = wal_left.into_iter().map(|(_, wal)| wal).collect();
+        if tidy && !wal_left.is_empty() {
             tracing::warn!(
                 folder = %self.path.display(),
                 ?wal_left,
@@ -169,23 +210,6 @@ impl DataDirLock {
             still_open,
             wal_left,
         }
-    }
-
-    /// The `-wal` files in the folder, sorted; none when it cannot be read.
-    fn wal_files(&self) -> Vec<PathBuf> {
-        let Ok(entries) = std::fs::read_dir(&self.path) else {
-            return Vec::new();
-        };
-        let mut wal: Vec<PathBuf> = entries
-            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-            .filter(|path| {
-                path.file_name()
-                    .and_then(|name| name.to_str())
-                    .is_some_and(|name| name.ends_with("-wal"))
-            })
-            .collect();
-        wal.sort();
-        wal
     }
 
     /// The files in the folder (not the folder itself) this process has
@@ -234,6 +258,48 @@ impl DataDirLock {
             pid_file,
             folder: handle,
         })
+    }
+}
+
+/// The files in `folder` this process wrote ([`note_written_file`]) that
+/// have a `-wal` beside them, with it, sorted; none when `folder` cannot be
+/// resolved.
+fn written_files_with_wal(folder: &Path) -> Vec<(PathBuf, PathBuf)> {
+    let Ok(folder) = folder.canonicalize() else {
+        return Vec::new();
+    };
+    let written = WRITTEN_FILES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    written
+        .into_iter()
+        .filter(|file| file.parent() == Some(folder.as_path()))
+        .filter_map(|file| {
+            let mut wal = file.clone().into_os_string();
+            wal.push("-wal");
+            let wal = PathBuf::from(wal);
+            wal.exists().then_some((file, wal))
+        })
+        .collect()
+}
+
+/// Opens `file` (never creating it), reads its schema so that SQLite opens
+/// its WAL, and closes it: as the last connection of every process, the
+/// close checkpoints the WAL into the file and deletes it. What fails is
+/// left to the warning that names the `-wal`.
+fn checkpoint_alone(file: &Path) {
+    use rusqlite::OpenFlags;
+    let opened = rusqlite::Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .and_then(|connection| {
+        connection.query_row("PRAGMA schema_version", [], |_| Ok(()))?;
+        connection.close().map_err(|(_, error)| error)
+    });
+    if let Err(error) = opened {
+        tracing::debug!(file = %file.display(), %error, "the -wal could not be tidied");
     }
 }
 
@@ -464,40 +530,57 @@ mod tests {
         assert!(error.to_string().contains("absent"), "{error}");
     }
 
-    /// Writes to a WAL-mode file in `folder` and closes it.
-    fn write_in_wal_mode(folder: &Path) {
-        let connection = rusqlite::Connection::open(folder.join("w.db")).expect("open");
-        connection
-            .query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
-            .expect("wal");
+    /// A file of `folder` opened as a server opens its own, written, with
+    /// its writer still open.
+    fn written(folder: &Path) -> rusqlite::Connection {
+        let connection =
+            crate::open_writer(&folder.join("w.db"), crate::Durability::Durable).expect("open");
         connection
             .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
             .expect("write");
+        connection
     }
 
     #[tokio::test]
     async fn a_folder_whose_files_all_closed_is_released_with_no_wal_left() {
         let folder = tempfile::tempdir().expect("temp dir");
         let lock = DataDirLock::acquire(folder.path()).expect("lock");
-        write_in_wal_mode(folder.path());
+        drop(written(folder.path()));
         assert_eq!(lock.release_once_closed().await, Released::default());
     }
 
     #[tokio::test]
-    async fn a_wal_left_in_the_folder_is_named_as_it_is_released() {
+    async fn a_wal_its_own_connections_left_is_checkpointed_and_deleted_as_it_is_released() {
         let folder = tempfile::tempdir().expect("temp dir");
         let lock = DataDirLock::acquire(folder.path()).expect("lock");
-        write_in_wal_mode(folder.path());
-        // What another process's open connection leaves as this one closes.
-        std::fs::write(folder.path().join("w.db-wal"), b"frames").expect("wal");
-        std::fs::write(folder.path().join("w.db-shm"), b"index").expect("shm");
-        let released = lock.release_once_closed().await;
-        assert_eq!(
-            released,
-            Released {
-                still_open: Vec::new(),
-                wal_left: vec![folder.path().join("w.db-wal")],
-            }
-        );
+        let wal = folder.path().join("w.db-wal");
+        let frames = {
+            let writer = written(folder.path());
+            writer
+                .execute_batch("INSERT INTO t VALUES (2);")
+                .expect("write");
+            std::fs::read(&wal).expect("the writes are in the WAL")
+        };
+        // What two connections closing at once leave (h153 F1): the WAL
+        // with the committed frames, beside its file.
+        std::fs::write(&wal, frames).expect("the WAL put back");
+        assert_eq!(lock.release_once_closed().await, Released::default());
+        assert!(!wal.exists(), "tidied");
+        let reader = rusqlite::Connection::open(folder.path().join("w.db")).expect("open");
+        let rows: i64 = reader
+            .query_row("SELECT count(*) FROM t", [], |row| row.get(0))
+            .expect("count");
+        assert_eq!(rows, 2, "every commit in the file");
+    }
+
+    #[tokio::test]
+    async fn a_wal_of_a_file_it_never_wrote_is_neither_tidied_nor_named() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let lock = DataDirLock::acquire(folder.path()).expect("lock");
+        drop(written(folder.path()));
+        let foreign = folder.path().join("notes.db-wal");
+        std::fs::write(&foreign, b"frames").expect("wal");
+        assert_eq!(lock.release_once_closed().await, Released::default());
+        assert_eq!(std::fs::read(&foreign).expect("left alone"), b"frames");
     }
 }

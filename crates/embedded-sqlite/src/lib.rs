@@ -344,6 +344,7 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
     if let Some(damage) = place.damage() {
         return Err(damage);
     }
+    data_dir_lock::note_written_file(path);
     // Every commit is refused alike once the file is gone or damaged: one
     // line an interval, with the count held back.
     let mut refusals = LogThrottle::every(Duration::from_millis(REFUSED_COMMIT_LOG_INTERVAL_MS));
