@@ -288,16 +288,16 @@ mod tests {
                 .filter(|(thread, _)| !others.contains_key(thread))
                 .collect()
         };
-        let mut before = own();
+        let mut started = own();
         for _ in 0..NAMED_WAIT_MS / NAMED_POLL_MS {
-            if !before.is_empty() {
+            if !started.is_empty() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(NAMED_POLL_MS));
-            before = own();
+            started = own();
         }
         assert!(
-            !before.is_empty(),
+            !started.is_empty(),
             "no serving thread named {POLL_THREAD_NAME}"
         );
         // Counted once the thread and its client have settled: what a

@@ -233,14 +233,6 @@ async fn a_search_narrows_by_every_filter() {
 #[tokio::test]
 async fn a_search_pages_by_its_keyset_cursor() {
     let app = app_with_history().await;
-    let positions = |body: &Value| -> Vec<u64> {
-        body["transactions"]
-            .as_array()
-            .expect("transactions")
-            .iter()
-            .map(|transaction| transaction["position"].as_u64().expect("a position"))
-            .collect()
-    };
     let (status, whole) = app.get_json("/transactions").await;
     assert_eq!(status, 200, "{whole}");
     let whole = positions(&whole);
