@@ -276,6 +276,10 @@ mod tests {
     const PAUSE_MS: u64 = 3;
     /// The checkpointer's interval here: a run of about 1.4 s spans several.
     const INTERVAL_MS: u64 = 250;
+    /// Parts of the run with a finished round between each two, and how
+    /// long one may be waited for, in ms (many intervals).
+    const PHASES: usize = 4;
+    const ROUND_WAIT_MS: u64 = 10_000;
 
     fn file_len(path: &Path) -> u64 {
         std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0)
@@ -342,18 +346,35 @@ mod tests {
             BesideOwnedWriter::start(&path, INTERVAL_MS, place.clone()).expect("started");
 
         let mut finished = 0;
-        for _ in 0..TRANSACTIONS {
-            let transaction = writer.transaction().expect("begun");
-            for _ in 0..ROWS_PER_TRANSACTION {
-                transaction
-                    .execute("INSERT INTO rows (body) VALUES (zeroblob(?1))", [ROW_BYTES])
-                    .expect("inserted");
+        for phase in 0..PHASES {
+            for _ in 0..TRANSACTIONS / PHASES {
+                let transaction = writer.transaction().expect("begun");
+                for _ in 0..ROWS_PER_TRANSACTION {
+                    transaction
+                        .execute("INSERT INTO rows (body) VALUES (zeroblob(?1))", [ROW_BYTES])
+                        .expect("inserted");
+                }
+                transaction.commit().expect("committed");
+                if checkpointer.finish(&writer, &place).expect("finished") {
+                    finished += 1;
+                }
+                std::thread::sleep(Duration::from_millis(PAUSE_MS));
             }
-            transaction.commit().expect("committed");
-            if checkpointer.finish(&writer, &place).expect("finished") {
+            // A round finished between two phases, however slowly the
+            // machine ran them (one CI run, beside other tests, finished
+            // its last round before half the rows were written): no stretch
+            // of the WAL holds more than a phase.
+            if phase + 1 < PHASES {
+                let deadline = std::time::Instant::now() + Duration::from_millis(ROUND_WAIT_MS);
+                while !checkpointer.finish(&writer, &place).expect("finished") {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "no round to finish within {ROUND_WAIT_MS} ms"
+                    );
+                    std::thread::sleep(Duration::from_millis(PAUSE_MS));
+                }
                 finished += 1;
             }
-            std::thread::sleep(Duration::from_millis(PAUSE_MS));
         }
 
         let written = (TRANSACTIONS * ROWS_PER_TRANSACTION * ROW_BYTES) as u64;
