@@ -119,10 +119,10 @@ mod tests {
         for job in 1..=3 {
             sender.try_send(job).expect("room");
         }
-        let late = send_later(&sender, 4, Duration::from_millis(20));
+        let late = send_later(&sender, 4, TEST_PAUSE);
         let started = Instant::now();
         assert_eq!(gathered(&mut queue, 16, None, None), vec![1, 2, 3]);
-        assert!(started.elapsed() < Duration::from_millis(20));
+        assert!(started.elapsed() < TEST_PAUSE);
         late.join().expect("sender");
     }
 
