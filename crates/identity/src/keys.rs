@@ -55,6 +55,10 @@ pub enum KeyError {
     },
     #[error("the key file {path} is larger than {KEY_FILE_BYTES_MAX} bytes")]
     TooLarge { path: PathBuf },
+    #[error("the key file {path} is not a regular file (a device, a pipe or a folder): name a file of PEM keys or a JWKS document")]
+    NotAFile { path: PathBuf },
+    #[error("AUTH_JWT_SECRET begins or ends with white space (a newline kept from a file?): every byte of it signs, so remove it, here and where tokens are signed")]
+    SecretPadded,
     #[error("the key file is not a JWKS document: {0}")]
     Jwks(#[source] serde_json::Error),
     #[error("key {index} of the key file: {reason}")]
@@ -124,6 +128,11 @@ impl KeySet {
             .len();
         if distinct < SECRET_DISTINCT_BYTES_MIN {
             return Err(KeyError::SecretTooPlain { distinct });
+        }
+        if secret.first().is_some_and(u8::is_ascii_whitespace)
+            || secret.last().is_some_and(u8::is_ascii_whitespace)
+        {
+            return Err(KeyError::SecretPadded);
         }
         Ok(Self {
             keys: vec![VerifyingKey {
@@ -437,18 +446,40 @@ pub struct KeyFile {
     loaded: RwLock<Loaded>,
 }
 
+/// The key file's text: a regular file (a link to one followed) of at most
+/// [`KEY_FILE_BYTES_MAX`] bytes. A device, a named pipe or a directory is
+/// refused before it is opened, as `/dev/zero` would be read without end
+/// and a pipe would hold the start until a writer came (tester h157 F1);
+/// the read stops one byte past the bound, for a file growing meanwhile.
 fn read_bounded(path: &Path) -> Result<String, KeyError> {
+    use std::io::Read as _;
+
     let read_error = |source| KeyError::Read {
         path: path.to_path_buf(),
         source,
     };
-    let length = std::fs::metadata(path).map_err(read_error)?.len();
-    if length > KEY_FILE_BYTES_MAX {
-        return Err(KeyError::TooLarge {
+    let metadata = std::fs::metadata(path).map_err(read_error)?;
+    if !metadata.is_file() {
+        return Err(KeyError::NotAFile {
             path: path.to_path_buf(),
         });
     }
-    std::fs::read_to_string(path).map_err(read_error)
+    let too_large = || KeyError::TooLarge {
+        path: path.to_path_buf(),
+    };
+    if metadata.len() > KEY_FILE_BYTES_MAX {
+        return Err(too_large());
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(read_error)?
+        .take(KEY_FILE_BYTES_MAX + 1)
+        .read_to_string(&mut text)
+        .map_err(read_error)?;
+    if text.len() as u64 > KEY_FILE_BYTES_MAX {
+        return Err(too_large());
+    }
+    Ok(text)
 }
 
 fn log_skipped(path: &Path, keys: &KeySet) {
@@ -620,6 +651,18 @@ mod tests {
             Err(KeyError::SecretTooPlain { distinct: 7 })
         ));
         assert!(KeySet::secret(b"abcdefghabcdefghabcdefghabcdefgh").is_ok());
+        for padded in [
+            &b"abcdefghabcdefghabcdefghabcdefgh\n"[..],
+            b"abcdefghabcdefghabcdefghabcdefgh ",
+            b"\tabcdefghabcdefghabcdefghabcdefgh",
+            b"abcdefghabcdefghabcdefghabcdefgh\r\n",
+        ] {
+            assert!(
+                matches!(KeySet::secret(padded), Err(KeyError::SecretPadded)),
+                "{padded:?}"
+            );
+        }
+        assert!(KeySet::secret(b"abcdefgh abcdefghabcdefghabcdefgh").is_ok());
     }
 
     #[test]
@@ -865,6 +908,43 @@ mod tests {
         std::fs::write(&path, PEMS[2].0).expect("mended");
         assert_eq!(file.refused_change(), None);
         assert_eq!(algorithms(&file.current()), [Algorithm::EdDSA]);
+    }
+
+    #[test]
+    fn only_a_regular_file_of_bounded_size_is_read_as_keys() {
+        let folder = tempfile::tempdir().expect("tempdir");
+        let fifo = folder.path().join("keys.fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        for path in [Path::new("/dev/zero"), folder.path(), fifo.as_path()] {
+            assert!(
+                matches!(
+                    KeyFile::open(path.to_path_buf(), Duration::ZERO),
+                    Err(KeyError::NotAFile { .. })
+                ),
+                "{path:?}"
+            );
+        }
+        let large = folder.path().join("large.pem");
+        let padding = " ".repeat(usize::try_from(KEY_FILE_BYTES_MAX).expect("fits"));
+        std::fs::write(&large, format!("{}{padding}", PEMS[1].0)).expect("write");
+        assert!(matches!(
+            KeyFile::open(large, Duration::ZERO),
+            Err(KeyError::TooLarge { .. })
+        ));
+
+        let path = folder.path().join("keys.pem");
+        std::fs::write(&path, PEMS[1].0).expect("write");
+        let file = KeyFile::open(path.clone(), Duration::ZERO).expect("opens");
+        std::fs::remove_file(&path).expect("remove");
+        std::os::unix::fs::symlink("/dev/zero", &path).expect("link");
+        assert_eq!(algorithms(&file.current()), [Algorithm::ES256]);
+        assert!(file
+            .refused_change()
+            .is_some_and(|error| error.contains("not a regular file")));
     }
 
     #[test]
