@@ -3,18 +3,19 @@
 mod exit;
 mod failure_streak;
 mod listen;
+mod log_filter;
 mod log_throttle;
 mod stop_signals;
 
 pub use exit::{exit_code, run_main, with_causes, RUNTIME_SHUTDOWN_WAIT_MS};
 pub use failure_streak::{FailureStreak, Failures, FAILURE_REPORT_MS};
 pub use listen::{ListenAddress, ListenError};
+pub use log_filter::{log_filter, LogFilter, QUIET_UNLESS_NAMED};
 pub use log_throttle::{LogNow, LogThrottle};
 pub use stop_signals::StopSignals;
 
 use chrono::{DateTime, Utc};
 use prometheus::{Encoder, Histogram, Registry, TextEncoder};
-use tracing_subscriber::EnvFilter;
 
 /// Buckets of an event-lag histogram, in seconds, from a millisecond to half
 /// a minute: the Kafka consumers' `consumer_event_lag_seconds` and the
@@ -64,34 +65,6 @@ pub enum LogFormat {
     Text,
 }
 
-/// The log target left out unless `RUST_LOG` asks for it (see [`log_filter`]): actix-http
-/// logs every malformed request it answers 400 (a missing `Host`, a header
-/// over its limit, both `Content-Length` and `Transfer-Encoding`) at ERROR, so
-/// any client, authenticated or not, could flood the error log with its own
-/// mistakes.
-pub const QUIET_UNLESS_NAMED: &str = "actix_http::h1::dispatcher";
-
-/// The log filter: `rust_log` (the `RUST_LOG` value; `info` when absent or
-/// invalid), with [`QUIET_UNLESS_NAMED`] off unless it names `actix_http` or
-/// asks for `debug` or `trace` somewhere (someone investigating wants all).
-pub fn log_filter(rust_log: Option<&str>) -> EnvFilter {
-    let filter = rust_log
-        .and_then(|directives| EnvFilter::try_new(directives).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
-    let wants_everything = |directives: &str| {
-        ["actix_http", "debug", "trace"]
-            .iter()
-            .any(|word| directives.to_ascii_lowercase().contains(word))
-    };
-    if rust_log.is_some_and(wants_everything) {
-        return filter;
-    }
-    match format!("{QUIET_UNLESS_NAMED}=off").parse() {
-        Ok(directive) => filter.add_directive(directive),
-        Err(_) => filter,
-    }
-}
-
 /// Installs the global subscriber, filtered by [`log_filter`] of `RUST_LOG`,
 /// writing to standard output; text lines are coloured only on a terminal
 /// (not in a file, a pipe or a journal).
@@ -104,7 +77,7 @@ pub fn log_filter(rust_log: Option<&str>) -> EnvFilter {
 /// instead of writes refused until space is freed.
 pub fn init_tracing(format: LogFormat) {
     use std::io::IsTerminal;
-    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
+    let LogFilter { filter, warnings } = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stdout().is_terminal())
@@ -114,6 +87,16 @@ pub fn init_tracing(format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };
+    for warning in warnings {
+        if tracing::enabled!(tracing::Level::WARN) {
+            tracing::warn!("{warning}");
+        } else {
+            // The filter itself leaves this out (`RUST_LOG=infoo`): say it
+            // where the operator looks anyway, ignoring a closed stream.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "WARN {warning}");
+        }
+    }
 }
 
 /// The registry's metrics in Prometheus text format.
@@ -129,20 +112,6 @@ pub fn render_metrics(registry: &Registry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn actix_http_s_malformed_request_errors_are_off_unless_rust_log_names_it() {
-        let quiet = format!("{QUIET_UNLESS_NAMED}=off");
-        assert!(log_filter(None).to_string().contains(&quiet));
-        assert!(log_filter(Some("warn")).to_string().contains(&quiet));
-        assert!(log_filter(Some("not a filter ==="))
-            .to_string()
-            .contains(&quiet));
-        let named = log_filter(Some("info,actix_http=debug")).to_string();
-        assert!(!named.contains(&quiet), "{named}");
-        assert!(named.contains("actix_http=debug"), "{named}");
-        assert!(!log_filter(Some("debug")).to_string().contains(&quiet));
-    }
 
     #[tokio::test]
     async fn a_check_is_its_answer_or_down_after_the_bound() {
