@@ -110,7 +110,8 @@ pub enum StartupError {
         "events.db ends at position {head}, but {}: the event log is older than what was \
          derived from it (restored from an older copy, cut short, or its -wal file damaged: \
          SQLite reads a WAL up to its first damaged frame). This refusal left the files \
-         already in the data folder as they were: keep a copy of it as it is, -wal files \
+         already in the data folder as they were (but an events.db that was missing or empty, \
+         which now holds an empty log's tables): keep a copy of it as it is, -wal files \
          included. Put back the events.db (with its -wal file) that goes with them; or, if \
          this event log is the one to keep, move each file named here (with its -wal and -shm \
          files) out of the data folder, and it is built again from the log at the next start",

@@ -106,6 +106,17 @@ pub enum SqliteError {
         found: usize,
         known: usize,
     },
+    /// The file holds tables but no schema version: another program's
+    /// database, found where one of this server's files belongs (tester
+    /// h157 F8: its journal mode was switched to WAL before the schema
+    /// refused it). Refused before anything is written to it.
+    #[error(
+        "{path} is another program's SQLite database ({tables} tables or indexes, no Wallex          schema version): it was left as it was; give WALLEX_DATA_DIR a folder of its own, or          move that file out"
+    )]
+    Foreign {
+        path: std::path::PathBuf,
+        tables: u64,
+    },
     /// A migration of the file failed (a full disk, a read-only folder): the
     /// file keeps the schema version before it, as its transaction rolled back.
     #[error("cannot migrate the database file {file} to schema version {version}: {source}")]
@@ -340,6 +351,10 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
             path: path.to_path_buf(),
         });
     }
+    refuse_foreign(&connection, path).map_err(|error| match error {
+        ForeignCheck::Foreign(refusal) => refusal,
+        ForeignCheck::Sqlite(source) => at(source),
+    })?;
     let place = FilePlace::of(path)?;
     if let Some(damage) = place.damage() {
         return Err(damage);
@@ -408,6 +423,35 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
         .pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)
         .map_err(at)?;
     Ok(connection)
+}
+
+/// Why [`refuse_foreign`] refused a file, or could not read it.
+enum ForeignCheck {
+    Foreign(SqliteError),
+    Sqlite(rusqlite::Error),
+}
+
+/// Refuses a file with tables but no schema version (`user_version` 0, which
+/// [`migrate`] sets with a file's first tables, in their transaction): a
+/// database of another program. Reads only, before the writer sets its page
+/// size and WAL mode, so a refused file keeps every byte.
+fn refuse_foreign(connection: &Connection, path: &Path) -> Result<(), ForeignCheck> {
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(ForeignCheck::Sqlite)?;
+    if version != 0 {
+        return Ok(());
+    }
+    let tables: u64 = connection
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
+        .map_err(ForeignCheck::Sqlite)?;
+    if tables == 0 {
+        return Ok(());
+    }
+    Err(ForeignCheck::Foreign(SqliteError::Foreign {
+        path: path.to_path_buf(),
+        tables,
+    }))
 }
 
 /// Whether a commit failed with its outcome known, nothing of it written:
@@ -726,6 +770,40 @@ mod tests {
         assert!(
             options.iter().any(|option| option == "DEFAULT_MEMSTATUS=0"),
             "{options:?}"
+        );
+    }
+
+    /// Another program's database where a file of ours belongs is refused
+    /// with every byte kept: still in its rollback journal mode, no `-wal`.
+    #[test]
+    fn another_program_s_database_is_refused_unchanged() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("events.db");
+        {
+            let other = Connection::open(&path).expect("open");
+            other
+                .execute_batch("CREATE TABLE events (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO events (body) VALUES ('theirs');")
+                .expect("their table");
+        }
+        let before = std::fs::read(&path).expect("read");
+        let refused = open_writer(&path, Durability::Durable);
+        assert!(
+            matches!(&refused, Err(SqliteError::Foreign { tables: 1, .. })),
+            "{:?}",
+            refused.err()
+        );
+        assert_eq!(std::fs::read(&path).expect("read"), before);
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        assert!(!std::path::Path::new(&wal).exists());
+
+        let ours = dir.path().join("ledger.db");
+        let mut writer = open_writer(&ours, Durability::Durable).expect("new file");
+        migrate(&mut writer, &["CREATE TABLE a (x);"]).expect("migrated");
+        drop(writer);
+        assert!(
+            open_writer(&ours, Durability::Durable).is_ok(),
+            "ours again"
         );
     }
 
