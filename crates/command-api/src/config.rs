@@ -53,8 +53,9 @@ pub struct Config {
     #[arg(long, env = "HTTP_CONNECTIONS_PER_WORKER", default_value_t = HTTP_CONNECTIONS_PER_WORKER_DEFAULT,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=HTTP_CONNECTIONS_PER_WORKER_MAX))]
     pub http_connections_per_worker: usize,
-    /// Seconds in-flight requests get to finish on SIGTERM.
-    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]
+    /// Seconds in-flight requests get to finish on SIGTERM, 0 to 3600.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=observability::SHUTDOWN_TIMEOUT_SECONDS_MAX))]
     pub shutdown_timeout_seconds: u64,
     /// Seconds a request's whole body may take to arrive once it is read;
     /// past them the answer is 408 and the connection is closed. 1 to 300.
@@ -81,12 +82,14 @@ pub struct Config {
     /// the ledger and the read model.
     #[arg(long, env = "KURRENTDB_URL", hide_env_values = true)]
     pub kurrentdb_url: Option<String>,
-    /// PostgreSQL connections this process holds at most.
-    #[arg(long, env = "DATABASE_CONNECTIONS_MAX", default_value_t = postgres_support::POOL_CONNECTIONS_MAX_DEFAULT)]
+    /// PostgreSQL connections of the read pool, 1 to 1000.
+    #[arg(long, env = "DATABASE_CONNECTIONS_MAX", default_value_t = postgres_support::POOL_CONNECTIONS_MAX_DEFAULT,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(postgres_support::POOL_CONNECTIONS_MAX_LIMIT)))]
     pub database_connections_max: u32,
     /// Bound on one PostgreSQL read statement, in milliseconds (the event
-    /// store's writer has connections and bounds of its own).
-    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = postgres_support::READ_STATEMENT_TIMEOUT_MS_DEFAULT)]
+    /// store's writer has connections and bounds of its own), 1 to 600000.
+    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = postgres_support::READ_STATEMENT_TIMEOUT_MS_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(1..=postgres_support::READ_STATEMENT_TIMEOUT_MS_MAX))]
     pub database_statement_timeout_ms: u64,
     /// Redis for per-wallet locks shared by replicas (default: in-process locks).
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
@@ -120,8 +123,10 @@ pub struct Config {
     /// (the projection-consumer's, which fills them).
     #[arg(long, env = "ELASTICSEARCH_INDEX_PREFIX", default_value = "wallex")]
     pub elasticsearch_index_prefix: String,
-    /// Bound on one request to the search server, connection included.
-    #[arg(long, env = "ELASTICSEARCH_REQUEST_TIMEOUT_MS", default_value_t = search_index::REQUEST_TIMEOUT_MS_DEFAULT)]
+    /// Bound on one request to the search server, connection included, in
+    /// ms: 1 to 600000.
+    #[arg(long, env = "ELASTICSEARCH_REQUEST_TIMEOUT_MS", default_value_t = search_index::REQUEST_TIMEOUT_MS_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(1..=search_index::REQUEST_TIMEOUT_MS_MAX))]
     pub elasticsearch_request_timeout_ms: u64,
     /// Hours a stored idempotent response answers retries of its key; older
     /// ones are purged and their keys may serve again (embedded and postgres
@@ -407,6 +412,11 @@ mod tests {
             "--body-read-timeout-seconds 301",
             "--wallet-cache-mib 0",
             "--wallet-cache-mib 65537",
+            "--database-connections-max 0",
+            "--database-connections-max 1001",
+            "--database-statement-timeout-ms 0",
+            "--elasticsearch-request-timeout-ms 0",
+            "--shutdown-timeout-seconds 3601",
         ] {
             assert!(parsed(refused).is_err(), "{refused}");
         }

@@ -92,8 +92,9 @@ pub struct Settings {
     #[arg(long, env = "KAFKA_DEBUG",
           value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub kafka_debug: Option<String>,
-    /// PostgreSQL connections of the pool.
-    #[arg(long, env = "DATABASE_CONNECTIONS_MAX", default_value_t = 4)]
+    /// PostgreSQL connections of the pool, 1 to 1000.
+    #[arg(long, env = "DATABASE_CONNECTIONS_MAX", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(postgres_support::POOL_CONNECTIONS_MAX_LIMIT)))]
     pub database_connections_max: u32,
     /// Address of the health and metrics endpoints.
     #[arg(long, env = "HOST", default_value = "0.0.0.0")]
@@ -101,8 +102,9 @@ pub struct Settings {
     /// Port of the health and metrics endpoints (0 picks a free one).
     #[arg(long, env = "PORT")]
     pub port: u16,
-    /// Seconds the HTTP server gives requests in flight on SIGTERM.
-    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 10)]
+    /// Seconds the HTTP server gives requests in flight on SIGTERM, 0 to 3600.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(0..=observability::SHUTDOWN_TIMEOUT_SECONDS_MAX))]
     pub shutdown_timeout_seconds: u64,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
@@ -296,6 +298,20 @@ mod tests {
         assert!(parsed(&["--kafka-batch-wait-ms", "5001"]).is_err());
         assert!(parsed(&["--kafka-fetch-wait-max-ms", "5001"]).is_err());
         assert!(parsed(&["--kafka-fetch-min-bytes", "0"]).is_err());
+    }
+
+    #[test]
+    fn a_pool_of_no_connection_and_an_endless_shutdown_are_refused() {
+        for refused in [
+            "--database-connections-max=0",
+            "--database-connections-max=1001",
+            "--shutdown-timeout-seconds=3601",
+        ] {
+            assert!(parsed(&[refused]).is_err(), "{refused}");
+        }
+        let bounds = parsed(&["--database-connections-max=1000", "--shutdown-timeout-seconds=0"])
+            .expect("the bounds are accepted");
+        assert_eq!(bounds.settings.database_connections_max, 1_000);
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub fn observe_event_lag(
 /// 503 rather than time out; a pool's own acquire timeout (5 s) is longer.
 pub const HEALTH_CHECK_TIMEOUT_MS: u64 = 1_500;
 
+/// The longest `SHUTDOWN_TIMEOUT_SECONDS` any binary accepts, in seconds:
+/// an hour, far beyond any orchestrator's grace period.
+pub const SHUTDOWN_TIMEOUT_SECONDS_MAX: u64 = 3_600;
+
 /// `check`'s answer to a health check, its error as text, or "no answer
 /// within 1500 ms" when it has none within [`HEALTH_CHECK_TIMEOUT_MS`].
 pub async fn health_check<T, E: std::fmt::Display>(

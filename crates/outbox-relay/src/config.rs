@@ -8,6 +8,19 @@ use observability::LogFormat;
 /// down: two of Kafka's default message timeouts.
 pub const RELAY_STEP_DOWN_AFTER_FAILING_MS_DEFAULT: u64 =
     2 * event_bus::PRODUCER_MESSAGE_TIMEOUT_MS_DEFAULT;
+/// The longest `RELAY_POLL_INTERVAL_MS` accepted, in ms (the least is 1: 0
+/// polls the log without pause).
+pub const RELAY_POLL_INTERVAL_MS_MAX: u64 = 60_000;
+/// The longest `RELAY_RETRY_BACKOFF_MS` accepted, in ms (the least is 1: 0
+/// doubles to 0, retrying a failed batch without pause).
+pub const RELAY_RETRY_BACKOFF_MS_MAX: u64 = 60_000;
+/// The longest `RELAY_LINGER_MS` and `KAFKA_LINGER_MS` accepted, in ms: each
+/// adds up to that much lag to every event.
+pub const RELAY_LINGER_MS_MAX: u64 = 5_000;
+/// The longest `KAFKA_MESSAGE_TIMEOUT_MS` accepted, in ms (the least is 1:
+/// librdkafka reads 0 as no bound, so a message Kafka never takes would
+/// hold its batch for ever).
+pub const KAFKA_MESSAGE_TIMEOUT_MS_MAX: u64 = 600_000;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -41,16 +54,19 @@ pub struct Config {
     pub relay_batch_size: usize,
     /// How often the PostgreSQL log is polled for events appended by other
     /// processes (KurrentDB's subscription brings them without polling).
-    #[arg(long, env = "RELAY_POLL_INTERVAL_MS", default_value_t = 100)]
+    #[arg(long, env = "RELAY_POLL_INTERVAL_MS", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=RELAY_POLL_INTERVAL_MS_MAX))]
     pub relay_poll_interval_ms: u64,
     /// Pause before a failed batch is tried again, or a failed KurrentDB
     /// subscription is opened again from the checkpoint, in ms; it doubles
     /// with each failure in a row, up to `event_relay::RELAY_RETRY_BACKOFF_MAX_MS`.
-    #[arg(long, env = "RELAY_RETRY_BACKOFF_MS", default_value_t = 500)]
+    #[arg(long, env = "RELAY_RETRY_BACKOFF_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..=RELAY_RETRY_BACKOFF_MS_MAX))]
     pub relay_retry_backoff_ms: u64,
     /// Wait after a wake-up (or a subscription's first event) before the batch
     /// is closed, so one batch carries many appends.
-    #[arg(long, env = "RELAY_LINGER_MS", default_value_t = 5)]
+    #[arg(long, env = "RELAY_LINGER_MS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=RELAY_LINGER_MS_MAX))]
     pub relay_linger_ms: u64,
     /// How long, in ms, the leader's batches may fail in a row before it
     /// gives up the leadership (and stands by, sitting out
@@ -61,16 +77,20 @@ pub struct Config {
           value_parser = RangedU64ValueParser::<u64>::new().range(1..))]
     pub relay_step_down_after_failing_ms: u64,
     /// How long Kafka gets to acknowledge one message, retries included.
-    #[arg(long, env = "KAFKA_MESSAGE_TIMEOUT_MS", default_value_t = event_bus::PRODUCER_MESSAGE_TIMEOUT_MS_DEFAULT)]
+    #[arg(long, env = "KAFKA_MESSAGE_TIMEOUT_MS", default_value_t = event_bus::PRODUCER_MESSAGE_TIMEOUT_MS_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(1..=KAFKA_MESSAGE_TIMEOUT_MS_MAX))]
     pub kafka_message_timeout_ms: u64,
     /// How long the producer waits to fill a request.
-    #[arg(long, env = "KAFKA_LINGER_MS", default_value_t = event_bus::PRODUCER_LINGER_MS_DEFAULT)]
+    #[arg(long, env = "KAFKA_LINGER_MS", default_value_t = event_bus::PRODUCER_LINGER_MS_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(0..=RELAY_LINGER_MS_MAX))]
     pub kafka_linger_ms: u64,
-    /// PostgreSQL connections of the pool (the leader lock has its own).
-    #[arg(long, env = "DATABASE_CONNECTIONS_MAX", default_value_t = 4)]
+    /// PostgreSQL connections of the pool (the leader lock has its own), 1 to 1000.
+    #[arg(long, env = "DATABASE_CONNECTIONS_MAX", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(postgres_support::POOL_CONNECTIONS_MAX_LIMIT)))]
     pub database_connections_max: u32,
-    /// Seconds the HTTP server gives requests in flight on SIGTERM.
-    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 10)]
+    /// Seconds the HTTP server gives requests in flight on SIGTERM, 0 to 3600.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(0..=observability::SHUTDOWN_TIMEOUT_SECONDS_MAX))]
     pub shutdown_timeout_seconds: u64,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
@@ -134,5 +154,35 @@ mod tests {
             too_big.is_err(),
             "a batch beyond the store's read limit is refused"
         );
+    }
+
+    fn parsed(extra: &str) -> Result<Config, clap::Error> {
+        let line = format!(
+            "outbox-relay --database-url postgres://localhost/wallex --kafka-brokers k:9092 {extra}"
+        );
+        Config::try_parse_from(line.split_whitespace())
+    }
+
+    #[test]
+    fn a_size_or_an_interval_that_must_be_positive_is_refused_at_zero() {
+        for refused in [
+            "--database-connections-max 0",
+            "--database-connections-max 1001",
+            "--relay-poll-interval-ms 0",
+            "--relay-retry-backoff-ms 0",
+            "--kafka-message-timeout-ms 0",
+            "--relay-linger-ms 5001",
+            "--kafka-linger-ms 5001",
+            "--shutdown-timeout-seconds 3601",
+        ] {
+            assert!(parsed(refused).is_err(), "{refused}");
+        }
+        let bounds = parsed(
+            "--database-connections-max 1000 --relay-poll-interval-ms 1 --relay-retry-backoff-ms 1 \
+             --kafka-message-timeout-ms 1 --relay-linger-ms 0 --kafka-linger-ms 0 \
+             --shutdown-timeout-seconds 0",
+        )
+        .expect("the bounds are accepted");
+        assert_eq!(bounds.database_connections_max, 1_000);
     }
 }

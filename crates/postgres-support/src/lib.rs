@@ -32,6 +32,10 @@ static MIGRATIONS: Migrator = Migrator {
 
 /// Connections one process holds at most, unless configured otherwise.
 pub const POOL_CONNECTIONS_MAX_DEFAULT: u32 = 16;
+/// The most connections `DATABASE_CONNECTIONS_MAX` may ask of one pool, in
+/// connections (the least is 1: a pool of none panics in sqlx). Ten times
+/// PostgreSQL's default `max_connections` (100): above it a typo, not a size.
+pub const POOL_CONNECTIONS_MAX_LIMIT: u32 = 1_000;
 /// How long a caller waits for a pooled connection.
 pub const POOL_ACQUIRE_TIMEOUT_MS: u64 = 5_000;
 /// How long the server keeps a session of ours that is idle inside a
@@ -49,6 +53,9 @@ pub const BATCH_WAIT_MS_MAX: u64 = 60_000;
 /// Bound on one read statement, unless configured otherwise
 /// (`DATABASE_STATEMENT_TIMEOUT_MS`).
 pub const READ_STATEMENT_TIMEOUT_MS_DEFAULT: u64 = 15_000;
+/// The longest `DATABASE_STATEMENT_TIMEOUT_MS` accepted, in ms (the least
+/// is 1: PostgreSQL reads a `statement_timeout` of 0 as no bound at all).
+pub const READ_STATEMENT_TIMEOUT_MS_MAX: u64 = 600_000;
 /// For how long, in ms, after a wait bounded on the client gave up on its
 /// statement ([`bounded`]) the pools check each connection handed back to
 /// them within [`RETURNED_CHECK_MS`]. sqlx checks a returned connection with

@@ -32,8 +32,9 @@ pub struct Config {
     /// Prefix of the indices `<prefix>-wallets` and `<prefix>-transactions`.
     #[arg(long, env = "ELASTICSEARCH_INDEX_PREFIX", default_value = "wallex")]
     pub elasticsearch_index_prefix: String,
-    /// Bound on one request to the search index.
-    #[arg(long, env = "ELASTICSEARCH_REQUEST_TIMEOUT_MS", default_value_t = search_index::REQUEST_TIMEOUT_MS_DEFAULT)]
+    /// Bound on one request to the search index, in ms: 1 to 600000.
+    #[arg(long, env = "ELASTICSEARCH_REQUEST_TIMEOUT_MS", default_value_t = search_index::REQUEST_TIMEOUT_MS_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(1..=search_index::REQUEST_TIMEOUT_MS_MAX))]
     pub elasticsearch_request_timeout_ms: u64,
 }
 
@@ -117,6 +118,13 @@ mod tests {
             matches!(replay, Ok(Some(Command::ReplayDlq(_)))),
             "{replay:?}"
         );
+    }
+
+    #[test]
+    fn a_search_request_bound_of_zero_is_refused() {
+        assert!(parsed(&["--elasticsearch-request-timeout-ms", "0"]).is_err());
+        assert!(parsed(&["--elasticsearch-request-timeout-ms", "600001"]).is_err());
+        assert!(parsed(&["--elasticsearch-request-timeout-ms", "1"]).is_ok());
     }
 
     #[test]

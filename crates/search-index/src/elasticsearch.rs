@@ -33,6 +33,9 @@ use crate::{
 
 /// Bound on one request to the server, connection included.
 pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// The longest `ELASTICSEARCH_REQUEST_TIMEOUT_MS` accepted, in ms (the least
+/// is 1: a bound of 0 fails every request).
+pub const REQUEST_TIMEOUT_MS_MAX: u64 = 600_000;
 /// Characters of a server's error body kept in an error.
 const ERROR_TEXT_LENGTH_MAX: usize = 1_000;
 /// Failed bulk items described in an error (the rest are only counted).

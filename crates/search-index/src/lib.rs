@@ -36,7 +36,7 @@ use uuid::Uuid;
 use wallet_domain::{Balance, HoldId, OwnerId, WalletId};
 
 pub use crate::elasticsearch::{
-    ElasticsearchIndex, FIRST_INDEX_SUFFIX, REQUEST_TIMEOUT_MS_DEFAULT,
+    ElasticsearchIndex, FIRST_INDEX_SUFFIX, REQUEST_TIMEOUT_MS_DEFAULT, REQUEST_TIMEOUT_MS_MAX,
 };
 pub use crate::embedded::{EmbeddedSearchIndex, DATABASE_FILE as EMBEDDED_FILE};
 pub use crate::query::Page;
