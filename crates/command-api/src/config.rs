@@ -355,7 +355,14 @@ impl Config {
                  arguments; set AUTH_JWT_SECRET in its environment instead",
             ));
         }
-        Self::from_arg_matches(&matches)
+        let config = Self::from_arg_matches(&matches)?;
+        // Before any connection: another database's URL is no PostgreSQL
+        // that does not answer yet.
+        if let Some(url) = &config.database_url {
+            postgres_support::check_database_url(url)
+                .map_err(|refusal| Self::command().error(ErrorKind::ValueValidation, refusal))?;
+        }
+        Ok(config)
     }
 }
 
@@ -377,6 +384,19 @@ mod tests {
         );
         let plain = Config::try_parse_checked(["command-api", "--port", "3100"]).expect("parsed");
         assert_eq!(plain.port, 3100);
+    }
+
+    #[test]
+    fn a_database_url_of_another_scheme_is_refused_as_a_bad_setting() {
+        for url in ["mysql://u:p@h/db", "redis://h:6379", "postgress://u:p@h/db"] {
+            let refused = Config::try_parse_checked(["command-api", "--database-url", url])
+                .expect_err(url);
+            assert_eq!(refused.exit_code(), 2, "{url}");
+            assert!(refused.to_string().contains("DATABASE_URL"), "{refused}");
+        }
+        let accepted =
+            Config::try_parse_checked(["command-api", "--database-url", "postgresql://u@h/db"]);
+        assert!(accepted.is_ok());
     }
 
     #[test]

@@ -196,7 +196,8 @@ fn command<C: CommandFactory>(profile: &Profile) -> clap::Command {
 }
 
 /// Parses `arguments` (the first is the program) into `C`, a binary's
-/// `Config` that flattens [`Settings`].
+/// `Config` that flattens [`Settings`], and checks what clap's parsers
+/// cannot (a refusal is a clap error, exit status 2).
 pub fn try_parse_from<C, I, T>(profile: &Profile, arguments: I) -> Result<C, clap::Error>
 where
     C: Parser,
@@ -204,7 +205,19 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let matches = command::<C>(profile).try_get_matches_from(arguments)?;
+    check(&matches).map_err(|refusal| {
+        command::<C>(profile).error(clap::error::ErrorKind::ValueValidation, refusal)
+    })?;
     C::from_arg_matches(&matches)
+}
+
+/// What clap's parsers cannot see, checked before any connection:
+/// `DATABASE_URL` must be a PostgreSQL URL.
+fn check(matches: &clap::ArgMatches) -> Result<(), String> {
+    if let Some(url) = matches.get_one::<String>("database_url") {
+        postgres_support::check_database_url(url).map_err(|refusal| refusal.to_string())?;
+    }
+    Ok(())
 }
 
 /// Parses the process's arguments and environment into `C`; on `--help`,
@@ -312,6 +325,18 @@ mod tests {
         let bounds = parsed(&["--database-connections-max=1000", "--shutdown-timeout-seconds=0"])
             .expect("the bounds are accepted");
         assert_eq!(bounds.settings.database_connections_max, 1_000);
+    }
+
+    #[test]
+    fn a_database_url_of_another_scheme_is_refused_as_a_bad_setting() {
+        let line = "test-consumer --database-url mysql://u:secret@h/db --kafka-brokers=k";
+        let refused = try_parse_from::<Config, _, _>(&PROFILE, line.split(' '))
+            .expect_err("mysql is no PostgreSQL");
+        assert_eq!(refused.exit_code(), 2);
+        let message = refused.to_string();
+        assert!(message.contains("DATABASE_URL"), "{message}");
+        assert!(message.contains("mysql"), "{message}");
+        assert!(!message.contains("secret"), "{message}");
     }
 
     #[test]

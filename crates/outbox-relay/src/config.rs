@@ -1,6 +1,8 @@
 //! Configuration, from flags or the environment.
 
 use clap::builder::RangedU64ValueParser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use event_store_choice::EventStoreArgs;
 use observability::LogFormat;
 
@@ -98,6 +100,27 @@ pub struct Config {
 }
 
 impl Config {
+    /// From the process's arguments and environment, checked as
+    /// [`Config::try_parse_checked`] does; on `--help`, `--version` or a bad
+    /// setting prints clap's message and exits (2 for a bad setting).
+    pub fn from_env() -> Self {
+        Self::try_parse_checked(std::env::args_os()).unwrap_or_else(|error| error.exit())
+    }
+
+    /// The configuration from `arguments` (the program's name first) and
+    /// the environment, with what clap's parsers cannot see checked before
+    /// any connection: `DATABASE_URL` must be a PostgreSQL URL.
+    pub fn try_parse_checked<I, T>(arguments: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let config = Self::try_parse_from(arguments)?;
+        postgres_support::check_database_url(&config.database_url)
+            .map_err(|refusal| Self::command().error(ErrorKind::ValueValidation, refusal))?;
+        Ok(config)
+    }
+
     /// A replica for tests: a free port on 127.0.0.1 and a short poll interval.
     pub fn for_test(database_url: &str, kafka_brokers: &str, kafka_topic: &str) -> Self {
         Self {
@@ -123,8 +146,6 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
 
     #[test]
@@ -160,7 +181,25 @@ mod tests {
         let line = format!(
             "outbox-relay --database-url postgres://localhost/wallex --kafka-brokers k:9092 {extra}"
         );
-        Config::try_parse_from(line.split_whitespace())
+        Config::try_parse_checked(line.split_whitespace())
+    }
+
+    #[test]
+    fn a_database_url_of_another_scheme_is_refused_as_a_bad_setting() {
+        for url in ["mysql://u:p@h/db", "redis://h:6379", "postgress://u:p@h/db"] {
+            let refused = Config::try_parse_checked([
+                "outbox-relay",
+                "--database-url",
+                url,
+                "--kafka-brokers",
+                "k:9092",
+            ])
+            .expect_err(url);
+            assert_eq!(refused.kind(), ErrorKind::ValueValidation, "{url}");
+            assert_eq!(refused.exit_code(), 2, "{url}");
+            assert!(refused.to_string().contains("DATABASE_URL"), "{refused}");
+        }
+        assert!(parsed("").is_ok());
     }
 
     #[test]

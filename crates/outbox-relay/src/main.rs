@@ -1,10 +1,9 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use outbox_relay::{Application, Config};
 
 fn main() -> ExitCode {
-    let config = Config::parse();
+    let config = Config::from_env();
     observability::init_tracing(config.log_format);
     observability::run_main("outbox-relay", run(config))
 }

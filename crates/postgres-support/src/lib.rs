@@ -3,8 +3,10 @@
 //! start-up (sqlx takes an advisory lock, so replicas may start together).
 
 pub mod consumer_offsets;
+mod database_url;
 mod startup_wait;
 
+pub use database_url::{check_database_url, DatabaseUrlError, DATABASE_URL_SCHEMES};
 pub use startup_wait::{StartupWait, STARTUP_RETRY_PAUSE_MS, STARTUP_WAIT_SECONDS_MAX};
 
 use std::future::Future;
@@ -77,6 +79,14 @@ pub const RETURNED_CHECK_MS: u64 = 2_000;
 pub enum PostgresError {
     #[error("cannot connect to PostgreSQL: {0}")]
     Connect(#[source] sqlx::Error),
+    /// The host's name has no address (yet: DNS in Kubernetes can lag a
+    /// Service's creation), so the same connect may succeed later.
+    #[error("cannot connect to PostgreSQL: its host {host} does not resolve: {source}")]
+    Unresolved {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot migrate the PostgreSQL schema: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -91,6 +101,7 @@ impl PostgresError {
             | PostgresError::Migrate(sqlx::migrate::MigrateError::Execute(error)) => {
                 is_transient(error)
             }
+            PostgresError::Unresolved { .. } => true,
             PostgresError::Migrate(_) => false,
         }
     }
@@ -100,6 +111,7 @@ impl PostgresError {
 /// transaction for [`IDLE_IN_TRANSACTION_MS`] is ended by the server.
 pub async fn connect(url: &str, connections_max: u32) -> Result<PgPool, PostgresError> {
     let options = PgConnectOptions::from_str(url).map_err(PostgresError::Connect)?;
+    resolve_host(&options).await?;
     let pool = pool_options(connections_max)
         .connect_with(with_idle_in_transaction_timeout(options))
         .await
@@ -119,6 +131,7 @@ pub async fn connect_reads(
     statement_timeout_ms: u64,
 ) -> Result<PgPool, PostgresError> {
     let options = PgConnectOptions::from_str(url).map_err(PostgresError::Connect)?;
+    resolve_host(&options).await?;
     let mut migrating = PgConnection::connect_with(&options)
         .await
         .map_err(PostgresError::Connect)?;
@@ -126,6 +139,23 @@ pub async fn connect_reads(
     migrating.close().await.map_err(PostgresError::Connect)?;
     tracing::info!("PostgreSQL schema up to date");
     pool_of(options, connections_max, statement_timeout_ms).await
+}
+
+/// [`PostgresError::Unresolved`] when the host of `options` (not a Unix
+/// socket) has no address: the log then names the host and says so, where
+/// sqlx's error says only that a lookup failed.
+async fn resolve_host(options: &PgConnectOptions) -> Result<(), PostgresError> {
+    if options.get_socket().is_some() || options.get_host().starts_with('/') {
+        return Ok(());
+    }
+    let host = options.get_host();
+    match tokio::net::lookup_host((host, options.get_port())).await {
+        Ok(_) => Ok(()),
+        Err(source) => Err(PostgresError::Unresolved {
+            host: host.to_owned(),
+            source,
+        }),
+    }
 }
 
 /// A pool of `connections_max` connections to the database of `pool`, for
@@ -309,4 +339,28 @@ impl<T, F: Future<Output = Result<T, sqlx::Error>>> Within<T> for F {}
 /// The embedded migrations, for tools that report or apply them.
 pub fn migrator() -> &'static Migrator {
     &MIGRATIONS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_host_that_does_not_resolve_is_named_and_waited_for() {
+        // `.invalid` never resolves (RFC 6761).
+        let failed = connect("postgres://u:p@wallex-db.invalid:5432/db", 1)
+            .await
+            .map(|_| ())
+            .expect_err("no such host");
+        let message = failed.to_string();
+        assert!(
+            matches!(&failed, PostgresError::Unresolved { host, .. } if host == "wallex-db.invalid"),
+            "{message}"
+        );
+        assert!(
+            message.contains("wallex-db.invalid does not resolve"),
+            "{message}"
+        );
+        assert!(failed.is_transient(), "DNS can lag a Service: {message}");
+    }
 }
