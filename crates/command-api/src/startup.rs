@@ -19,7 +19,7 @@ use transfer_process::{JournalError, IN_FLIGHT_GRACE_MS};
 use crate::access::{Access, AccessConfigError};
 use crate::adapters;
 use crate::catch_up::Progress;
-use crate::config::Config;
+use crate::config::{Config, EventStoreKind};
 use crate::http::{self, TRANSFER_REPLY};
 use crate::metrics::Metrics;
 use crate::publisher_status::PublisherStatus;
@@ -241,7 +241,7 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         // First: a SIGINT or SIGTERM during the start stops the server
         // gracefully once it runs, instead of killing the process.
-        let stop_signals = observability::StopSignals::install();
+        let mut stop_signals = observability::StopSignals::install();
         // Before any connection: a configuration that must not serve stops here.
         let plan = Access::from_config(&config)?;
         let loopback_hosts_only = plan.loopback_hosts_only();
@@ -262,7 +262,14 @@ impl Application {
         let (listener, port) = address.bind()?;
         let metrics = Metrics::new()?;
         let (shutdown, stopping) = watch::channel(false);
-        let mut adapters = adapters::build(&config, &metrics, stopping.clone()).await?;
+        let building = adapters::build(&config, &metrics, stopping.clone());
+        let mut adapters = if config.event_store_kind() == EventStoreKind::Embedded {
+            // Files, no server to wait for: a signal is kept for the server.
+            building.await?
+        } else {
+            // Waits for PostgreSQL (and KurrentDB): a signal ends them.
+            observability::unless_stopped(stop_signals.as_mut(), building).await?
+        };
         let mode = adapters.store.kind();
         let retention_hours = config.idempotency_retention_hours;
         retention::purge_and_log(&*adapters.store, retention_hours).await;
@@ -309,7 +316,8 @@ impl Application {
                 stopping.clone(),
             )));
         if transfer_process {
-            resume_before_serving(&state).await;
+            observability::unless_stopped(stop_signals.as_mut(), resume_before_serving(&state))
+                .await;
             adapters
                 .background
                 .push(tokio::spawn(sweep_transfers(state.clone(), stopping)));

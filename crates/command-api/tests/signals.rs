@@ -221,3 +221,48 @@ fn a_log_that_can_no_longer_be_written_stops_nothing() {
     };
     assert!(status.success(), "{status}");
 }
+
+/// A port nothing listens on: bound, then closed.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+#[test]
+fn a_signal_ends_the_wait_for_postgresql_at_start_up() {
+    for (name, exit_status) in [("TERM", 143), ("INT", 130)] {
+        let url = format!("postgres://u:p@127.0.0.1:{}/db", closed_port());
+        let mut server = Server(
+            Command::new(env!("CARGO_BIN_EXE_command-api"))
+                .env_clear()
+                .env("PATH", "/usr/bin:/bin")
+                .env("PORT", "0")
+                .env("RUST_LOG", "info")
+                .env("AUTH", "none")
+                .env("DATABASE_URL", url)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("command-api starts"),
+        );
+        let stdout = server.0.stdout.take().expect("the server's log is piped");
+        let waiting = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains("not answering at start-up"));
+        assert!(waiting, "command-api waits for PostgreSQL");
+        signal(&server, name);
+        let asked = Instant::now();
+        let status = loop {
+            if let Some(status) = server.0.try_wait().expect("the server's status") {
+                break status;
+            }
+            assert!(
+                asked.elapsed() < Duration::from_secs(5),
+                "SIG{name}: still waiting for PostgreSQL"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status.code(), Some(exit_status), "SIG{name}: {status}");
+    }
+}

@@ -5,14 +5,23 @@
 //! installs [`StopSignals`] first thing (a signal during the start is kept,
 //! not left to the default action, which kills) and hands them its
 //! server's stop once the server runs ([`StopSignals::stop_with`]).
+//!
+//! Before it serves, a binary may wait for its servers (PostgreSQL,
+//! KurrentDB) up to minutes; a signal then has nothing in flight to let
+//! finish, so it ends the process at once, as the default action would
+//! ([`unless_stopped`]; h157 F5: command-api kept the signal for a server
+//! that was not running yet, and only SIGKILL stopped it).
 
 use std::future::Future;
 
 /// A stop signal's name and the exit status a process killed by it has
 /// (128 + its number), which a second one exits with.
-struct StopSignal {
-    name: &'static str,
-    exit_status: i32,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopSignal {
+    /// `SIGTERM` or `SIGINT`.
+    pub name: &'static str,
+    /// 128 + the signal's number: 143 or 130.
+    pub exit_status: i32,
 }
 
 /// The process's SIGTERM and SIGINT, listened to from its start to its end:
@@ -52,6 +61,15 @@ impl StopSignals {
         }
     }
 
+    /// `start`'s output, or the first SIGTERM or SIGINT that comes before
+    /// it ends (`start` is then dropped).
+    pub async fn first_of<T>(&mut self, start: impl Future<Output = T>) -> Result<T, StopSignal> {
+        tokio::select! {
+            output = start => Ok(output),
+            signal = self.next() => Err(signal),
+        }
+    }
+
     /// Spawns the task that runs `stop` (the server's graceful stop: finish
     /// the requests in flight, within its shutdown timeout) at the first
     /// SIGTERM or SIGINT, even one that arrived before this call, and exits
@@ -76,5 +94,57 @@ impl StopSignals {
             );
             std::process::exit(second.exit_status);
         });
+    }
+}
+
+/// `start`'s output (a start-up wait for a server), unless a SIGTERM or
+/// SIGINT comes first: then the process exits at once with the signal's
+/// status (143, 130), as the signal's default action would, nothing being
+/// served yet. Without `signals` (they could not be installed) `start`
+/// runs alone.
+pub async fn unless_stopped<T>(signals: Option<&mut StopSignals>, start: impl Future<Output = T>) -> T {
+    let Some(signals) = signals else {
+        return start.await;
+    };
+    match signals.first_of(start).await {
+        Ok(output) => output,
+        Err(signal) => {
+            tracing::info!(signal = signal.name, "stopping while starting: nothing is served yet");
+            std::process::exit(signal.exit_status);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_signal_ends_a_start_up_wait() {
+        let mut signals = StopSignals::install().expect("handlers installed");
+        let answered = signals.first_of(async { 7 }).await;
+        assert_eq!(answered, Ok(7));
+        let pid = std::process::id().to_string();
+        let sent = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        let (stopped, sent) = tokio::join!(
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                signals.first_of(std::future::pending::<()>()),
+            ),
+            sent,
+        );
+        assert!(sent.expect("kill runs").success());
+        let stopped = stopped.expect("the wait ended at the signal");
+        assert_eq!(
+            stopped,
+            Err(StopSignal {
+                name: "SIGTERM",
+                exit_status: 143
+            })
+        );
     }
 }
