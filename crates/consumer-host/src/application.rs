@@ -81,18 +81,52 @@ pub struct Application {
     consumers: JoinSet<(String, Result<(), BusError>)>,
 }
 
-impl Application {
-    /// Starts consuming `settings.kafka_topic` in each of the service's
-    /// groups with its sink, and serves `/health` and `/metrics`.
-    pub fn start(settings: &Settings, service: Service) -> Result<Self, HostError> {
-        // A SIGINT or SIGTERM during the start stops the consumer gracefully once it runs.
-        let stop_signals = observability::StopSignals::install();
-        // Listen first: a port taken must not leave a consumer running.
+/// The health and metrics port, bound before anything waits for a server:
+/// a port in use or a `HOST` that is no address stops the start at once,
+/// naming it, instead of after PostgreSQL answers (h157 F7).
+pub struct Listening {
+    address: observability::ListenAddress,
+    listener: std::net::TcpListener,
+    port: u16,
+}
+
+impl Listening {
+    /// Binds `settings`' `HOST` and `PORT`.
+    pub fn bind(settings: &Settings) -> Result<Self, HostError> {
         let address = observability::ListenAddress {
             host: settings.host.clone(),
             port: settings.port,
         };
         let (listener, port) = address.bind()?;
+        Ok(Self {
+            address,
+            listener,
+            port,
+        })
+    }
+}
+
+impl Application {
+    /// Starts consuming `settings.kafka_topic` in each of the service's
+    /// groups with its sink, and serves `/health` and `/metrics`.
+    pub fn start(settings: &Settings, service: Service) -> Result<Self, HostError> {
+        Self::start_on(Listening::bind(settings)?, settings, service)
+    }
+
+    /// [`Application::start`] serving on a port bound before.
+    pub fn start_on(
+        listening: Listening,
+        settings: &Settings,
+        service: Service,
+    ) -> Result<Self, HostError> {
+        // A SIGINT or SIGTERM during the start stops the consumer gracefully once it runs.
+        let stop_signals = observability::StopSignals::install();
+        // Listen first: a port taken must not leave a consumer running.
+        let Listening {
+            address,
+            listener,
+            port,
+        } = listening;
         let kafka: Arc<dyn Dependency> =
             Arc::new(KafkaProbe::for_consumer(&settings.consumer_config())?);
         let (shutdown, stopping) = watch::channel(false);

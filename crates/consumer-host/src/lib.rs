@@ -21,7 +21,7 @@ mod settings;
 
 pub use actix_web::dev::ServerHandle;
 pub use application::{
-    replay_dead_letters, Application, GroupSink, HostError, RunError, Service,
+    replay_dead_letters, Application, GroupSink, HostError, Listening, RunError, Service,
     CONSUMER_STOP_WAIT_MS,
 };
 pub use health::{

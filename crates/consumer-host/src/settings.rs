@@ -37,10 +37,10 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
     /// Kafka bootstrap servers, comma-separated.
-    #[arg(long, env = "KAFKA_BROKERS")]
+    #[arg(long, env = "KAFKA_BROKERS", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub kafka_brokers: String,
     /// Consumer group of this service's replicas.
-    #[arg(long, env = "KAFKA_GROUP_ID")]
+    #[arg(long, env = "KAFKA_GROUP_ID", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub kafka_group_id: String,
     /// This replica's static member id in the group (Kafka's
     /// `group.instance.id`): stable across its restarts and unique among live
@@ -52,10 +52,12 @@ pub struct Settings {
           value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub kafka_group_instance_id: Option<String>,
     /// Topic of the wallet events (key = wallet id).
-    #[arg(long, env = "KAFKA_TOPIC", default_value = event_bus::TOPIC_DEFAULT)]
+    #[arg(long, env = "KAFKA_TOPIC", default_value = event_bus::TOPIC_DEFAULT,
+          value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub kafka_topic: String,
-    /// Topic where events that cannot be handled are parked.
-    #[arg(long, env = "KAFKA_DLQ_TOPIC", default_value = event_bus::DLQ_TOPIC_DEFAULT)]
+    /// Topic where events that cannot be handled are parked (not KAFKA_TOPIC).
+    #[arg(long, env = "KAFKA_DLQ_TOPIC", default_value = event_bus::DLQ_TOPIC_DEFAULT,
+          value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub kafka_dlq_topic: String,
     /// Events handed to the handler per batch.
     #[arg(long, env = "KAFKA_BATCH_SIZE", default_value_t = event_bus::CONSUMER_BATCH_SIZE_MAX_DEFAULT)]
@@ -97,7 +99,7 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..=i64::from(postgres_support::POOL_CONNECTIONS_MAX_LIMIT)))]
     pub database_connections_max: u32,
     /// Address of the health and metrics endpoints.
-    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    #[arg(long, env = "HOST", default_value = "0.0.0.0", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub host: String,
     /// Port of the health and metrics endpoints (0 picks a free one).
     #[arg(long, env = "PORT")]
@@ -212,10 +214,19 @@ where
 }
 
 /// What clap's parsers cannot see, checked before any connection:
-/// `DATABASE_URL` must be a PostgreSQL URL.
+/// `DATABASE_URL` must be a PostgreSQL URL, and `KAFKA_DLQ_TOPIC` another
+/// topic than `KAFKA_TOPIC` (a dead letter parked on the topic it came from
+/// would be consumed again, and parked again, without end).
 fn check(matches: &clap::ArgMatches) -> Result<(), String> {
-    if let Some(url) = matches.get_one::<String>("database_url") {
+    let text = |id: &str| matches.try_get_one::<String>(id).ok().flatten();
+    if let Some(url) = text("database_url") {
         postgres_support::check_database_url(url).map_err(|refusal| refusal.to_string())?;
+    }
+    let topic = text("kafka_topic");
+    if topic.is_some() && topic == text("kafka_dlq_topic") {
+        return Err(
+            "KAFKA_DLQ_TOPIC must be another topic than KAFKA_TOPIC: the dead letters' own".into(),
+        );
     }
     Ok(())
 }
@@ -337,6 +348,23 @@ mod tests {
         assert!(message.contains("DATABASE_URL"), "{message}");
         assert!(message.contains("mysql"), "{message}");
         assert!(!message.contains("secret"), "{message}");
+    }
+
+    #[test]
+    fn empty_kafka_names_and_a_dead_letter_topic_that_is_the_topic_are_refused() {
+        for refused in [
+            "--kafka-group-id=",
+            "--kafka-topic=",
+            "--kafka-dlq-topic=",
+            "--host=",
+            "--kafka-dlq-topic=wallet-events",
+        ] {
+            let error = parsed(&[refused]).expect_err(refused);
+            assert_eq!(error.exit_code(), 2, "{refused}");
+        }
+        let same = parsed(&["--kafka-topic=t", "--kafka-dlq-topic=t"]).expect_err("the same");
+        assert!(same.to_string().contains("KAFKA_DLQ_TOPIC"), "{same}");
+        assert!(parsed(&["--kafka-topic=t", "--kafka-dlq-topic=t-dlq"]).is_ok());
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! `EVENT_STORE=kurrentdb` with [`ChoiceError::KurrentDbNotBuilt`].
 //!
 //! The embedded store (SQLite files) is command-api's alone: it runs the
-//! relays in its own process, so it opens it itself; [`open`] refuses it.
+//! relays in its own process, so it opens it itself; [`open`] refuses it,
+//! and [`EventStoreArgs`] does not offer it.
 
 use std::sync::Arc;
 
@@ -29,16 +30,40 @@ pub enum EventStoreKind {
     Kurrentdb,
 }
 
+/// The stores a process other than command-api reads: a server's. The
+/// embedded one is not offered (h157 F7: `--help` listed it, and it was
+/// refused only once PostgreSQL answered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServerEventStoreKind {
+    /// The events table of PostgreSQL at DATABASE_URL.
+    Postgres,
+    /// KurrentDB at KURRENTDB_URL.
+    Kurrentdb,
+}
+
+impl From<ServerEventStoreKind> for EventStoreKind {
+    fn from(kind: ServerEventStoreKind) -> Self {
+        match kind {
+            ServerEventStoreKind::Postgres => EventStoreKind::Postgres,
+            ServerEventStoreKind::Kurrentdb => EventStoreKind::Kurrentdb,
+        }
+    }
+}
+
 /// `EVENT_STORE` and `KURRENTDB_URL` of the binaries whose store is a
-/// server's (outbox-relay, `ledger-consumer rebuild`): PostgreSQL unless told.
+/// server's (outbox-relay, `ledger-consumer rebuild`): PostgreSQL unless
+/// told. Both are checked as they are parsed, before any connection:
+/// `embedded` is no possible value, and `kurrentdb` needs `KURRENTDB_URL`.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct EventStoreArgs {
     /// Where the event log is read from: postgres or kurrentdb.
     #[arg(long, env = "EVENT_STORE", value_enum, default_value = "postgres")]
-    pub event_store: EventStoreKind,
-    /// KurrentDB connection string, when EVENT_STORE=kurrentdb
+    pub event_store: ServerEventStoreKind,
+    /// KurrentDB connection string, required when EVENT_STORE=kurrentdb
     /// (e.g. kurrentdb://host:2113?tls=false).
-    #[arg(long, env = "KURRENTDB_URL", hide_env_values = true)]
+    #[arg(long, env = "KURRENTDB_URL", hide_env_values = true,
+          required_if_eq("event_store", "kurrentdb"),
+          value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub kurrentdb_url: Option<String>,
 }
 
@@ -46,14 +71,19 @@ impl EventStoreArgs {
     /// The PostgreSQL event store: for tests and defaults.
     pub fn postgres() -> Self {
         Self {
-            event_store: EventStoreKind::Postgres,
+            event_store: ServerEventStoreKind::Postgres,
             kurrentdb_url: None,
         }
     }
 
     /// [`open`] of these settings.
     pub async fn open(&self, pool: &PgPool) -> Result<OpenedStore, ChoiceError> {
-        open(self.event_store, pool, self.kurrentdb_url.as_deref()).await
+        open(
+            self.event_store.into(),
+            pool,
+            self.kurrentdb_url.as_deref(),
+        )
+        .await
     }
 }
 
@@ -144,8 +174,27 @@ mod tests {
             "kurrentdb://k:2113?tls=false",
         ])
         .expect("parses");
-        assert_eq!(parsed.store.event_store, EventStoreKind::Kurrentdb);
+        assert_eq!(parsed.store.event_store, ServerEventStoreKind::Kurrentdb);
         assert!(Command::try_parse_from(["test", "--event-store", "sqlite"]).is_err());
+    }
+
+    #[test]
+    fn the_embedded_store_and_kurrentdb_without_url_are_refused_at_parse_time() {
+        use clap::CommandFactory;
+        let embedded = Command::try_parse_from(["test", "--event-store", "embedded"])
+            .expect_err("command-api's own store");
+        assert_eq!(embedded.kind(), clap::error::ErrorKind::InvalidValue);
+        let help = Command::command().render_long_help().to_string();
+        assert!(
+            !help.contains("- embedded") && help.contains("- kurrentdb"),
+            "{help}"
+        );
+        let no_url = Command::try_parse_from(["test", "--event-store", "kurrentdb"])
+            .expect_err("KurrentDB needs its URL");
+        assert_eq!(no_url.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(no_url.to_string().contains("KURRENTDB_URL"), "{no_url}");
+        let empty = ["test", "--event-store", "kurrentdb", "--kurrentdb-url", ""];
+        assert!(Command::try_parse_from(empty).is_err());
     }
 
     #[tokio::test]

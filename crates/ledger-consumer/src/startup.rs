@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use consumer_host::{dependency, Application, GroupSink, HostError, Service};
+use consumer_host::{dependency, Application, GroupSink, HostError, Listening, Service};
 use event_bus::ParkedWallets;
 use ledger::{Ledger, PostgresLedger};
 
@@ -11,15 +11,32 @@ use crate::config::{Config, PROFILE};
 use crate::handler::LedgerHandler;
 use crate::metrics::Metrics;
 
-/// Connects (and migrates) PostgreSQL and starts consuming.
+/// Binds the health and metrics port, connects (and migrates) PostgreSQL
+/// and starts consuming.
 pub async fn build(config: &Config) -> Result<Application, HostError> {
+    let listening = Listening::bind(&config.settings)?;
     let pool = config.settings.connect_postgres().await?;
     let parked = ParkedWallets::new(pool.clone());
-    build_with(config, Arc::new(PostgresLedger::new(pool)), parked)
+    build_on(
+        listening,
+        config,
+        Arc::new(PostgresLedger::new(pool)),
+        parked,
+    )
 }
 
 /// Starts on a ledger already opened, its parked wallets in `parked`.
 pub fn build_with(
+    config: &Config,
+    ledger: Arc<dyn Ledger>,
+    parked: ParkedWallets,
+) -> Result<Application, HostError> {
+    build_on(Listening::bind(&config.settings)?, config, ledger, parked)
+}
+
+/// [`build_with`] on a port bound before.
+fn build_on(
+    listening: Listening,
     config: &Config,
     ledger: Arc<dyn Ledger>,
     parked: ParkedWallets,
@@ -41,5 +58,35 @@ pub fn build_with(
         metrics: metrics.host,
         parked,
     };
-    Application::start(&config.settings, service)
+    Application::start_on(listening, &config.settings, service)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use consumer_host::Settings;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_port_in_use_is_refused_before_postgresql_is_waited_for() {
+        let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a port");
+        let port = taken.local_addr().expect("its address").port();
+        // Nothing listens there: the start would wait for it 120 s.
+        let mut settings =
+            Settings::for_test("postgres://u:p@127.0.0.1:1/db", "127.0.0.1:1", "t", "g");
+        settings.port = port;
+        let config = Config {
+            command: None,
+            settings,
+        };
+        let refused = tokio::time::timeout(Duration::from_secs(10), build(&config))
+            .await
+            .expect("refused at once, not after the wait")
+            .map(|_| ())
+            .expect_err("the port is taken");
+        assert!(matches!(refused, HostError::Listen(_)), "{refused}");
+        assert!(refused.to_string().contains(&port.to_string()), "{refused}");
+    }
 }

@@ -38,13 +38,14 @@ pub struct Config {
     #[command(flatten)]
     pub event_store: EventStoreArgs,
     /// Kafka bootstrap servers, comma-separated.
-    #[arg(long, env = "KAFKA_BROKERS")]
+    #[arg(long, env = "KAFKA_BROKERS", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub kafka_brokers: String,
     /// Topic the events are published to (key = wallet id).
-    #[arg(long, env = "KAFKA_TOPIC", default_value = event_bus::TOPIC_DEFAULT)]
+    #[arg(long, env = "KAFKA_TOPIC", default_value = event_bus::TOPIC_DEFAULT,
+          value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub kafka_topic: String,
     /// Address of the health and metrics endpoints.
-    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    #[arg(long, env = "HOST", default_value = "0.0.0.0", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub host: String,
     /// Port of the health and metrics endpoints (0 picks a free one).
     #[arg(long, env = "PORT", default_value_t = 3001)]
@@ -200,6 +201,21 @@ mod tests {
             assert!(refused.to_string().contains("DATABASE_URL"), "{refused}");
         }
         assert!(parsed("").is_ok());
+    }
+
+    #[test]
+    fn the_embedded_store_empty_names_and_kurrentdb_without_url_are_refused_at_parse_time() {
+        for refused in [
+            "--event-store embedded",
+            "--event-store kurrentdb",
+            "--kafka-topic=",
+            "--host=",
+        ] {
+            let error = parsed(refused).expect_err(refused);
+            assert_eq!(error.exit_code(), 2, "{refused}");
+        }
+        let kurrentdb = parsed("--event-store kurrentdb --kurrentdb-url kurrentdb://k:2113?tls=false");
+        assert!(kurrentdb.is_ok(), "{kurrentdb:?}");
     }
 
     #[test]

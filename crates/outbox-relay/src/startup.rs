@@ -51,6 +51,29 @@ pub enum StartupError {
     Listen(#[from] observability::ListenError),
 }
 
+/// The health and metrics port, bound before anything waits for a server.
+struct Listening {
+    address: observability::ListenAddress,
+    listener: std::net::TcpListener,
+    port: u16,
+}
+
+impl Listening {
+    /// Binds `config`'s `HOST` and `PORT`.
+    fn bind(config: &Config) -> Result<Self, StartupError> {
+        let address = observability::ListenAddress {
+            host: config.host.clone(),
+            port: config.port,
+        };
+        let (listener, port) = address.bind()?;
+        Ok(Self {
+            address,
+            listener,
+            port,
+        })
+    }
+}
+
 pub struct Application {
     server: Server,
     port: u16,
@@ -63,8 +86,12 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects (and migrates) PostgreSQL, opens the event store and starts.
+    /// Binds the health and metrics port, connects (and migrates)
+    /// PostgreSQL, opens the event store and starts.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        // Before any wait: a port in use or a bad HOST stops the start at
+        // once, naming it, not after PostgreSQL answers (h157 F7).
+        let listening = Listening::bind(&config)?;
         // A server that does not answer yet is waited for (a bounded time).
         let pool = postgres_support::StartupWait::default()
             .until_ready(
@@ -74,11 +101,21 @@ impl Application {
             )
             .await?;
         let store = config.event_store.open(&pool).await?.store;
-        Self::build_with_store(config, pool, store).await
+        Self::start(listening, config, pool, store)
     }
 
     /// Starts on an event store already opened (`pool` holds the checkpoint).
     pub async fn build_with_store(
+        config: Config,
+        pool: PgPool,
+        store: Arc<dyn EventStore>,
+    ) -> Result<Self, StartupError> {
+        Self::start(Listening::bind(&config)?, config, pool, store)
+    }
+
+    /// [`Application::build_with_store`] serving on a port bound before.
+    fn start(
+        listening: Listening,
         config: Config,
         pool: PgPool,
         store: Arc<dyn EventStore>,
@@ -126,11 +163,11 @@ impl Application {
             progress: progress.clone(),
             metrics,
         });
-        let address = observability::ListenAddress {
-            host: config.host.clone(),
-            port: config.port,
-        };
-        let (listener, port) = address.bind()?;
+        let Listening {
+            address,
+            listener,
+            port,
+        } = listening;
         let server =
             HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
                 .workers(HTTP_WORKERS)
@@ -186,5 +223,31 @@ impl Application {
         }
         tracing::info!("outbox-relay stopped");
         served
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_port_in_use_or_a_bad_host_is_refused_before_postgresql_is_waited_for() {
+        let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a port");
+        let port = taken.local_addr().expect("its address").port();
+        // Nothing listens there: the start would wait for it 120 s.
+        let mut in_use = Config::for_test("postgres://u:p@127.0.0.1:1/db", "127.0.0.1:1", "t");
+        in_use.port = port;
+        let mut bogus = in_use.clone();
+        bogus.host = "bogus.invalid".to_owned();
+        bogus.port = 0;
+        for (config, named) in [(in_use, port.to_string()), (bogus, "bogus.invalid".into())] {
+            let refused = tokio::time::timeout(Duration::from_secs(10), Application::build(config))
+                .await
+                .expect("refused at once, not after the wait")
+                .map(|_| ())
+                .expect_err("cannot listen");
+            assert!(matches!(refused, StartupError::Listen(_)), "{refused}");
+            assert!(refused.to_string().contains(&named), "{refused}");
+        }
     }
 }

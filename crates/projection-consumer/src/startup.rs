@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use consumer_host::{dependency, partial_dependency, Application, GroupSink, HostError, Service};
+use consumer_host::{
+    dependency, partial_dependency, Application, GroupSink, HostError, Listening, Service,
+};
 use event_bus::ParkedWallets;
 use postgres_support::consumer_offsets;
 use read_model::{PostgresReadModel, ReadModel};
@@ -40,6 +42,8 @@ pub enum StartupError {
 /// all the same (it needs no search server), and the search index's group
 /// makes the indices before its first batch, retrying until they are.
 pub async fn build(config: &Config) -> Result<Application, StartupError> {
+    // Before any wait: a port in use or a bad HOST stops the start at once.
+    let listening = Listening::bind(&config.settings)?;
     let pool = config
         .settings
         .connect_postgres()
@@ -81,13 +85,31 @@ pub async fn build(config: &Config) -> Result<Application, StartupError> {
             false
         }
     };
-    build_with(config, pool, Arc::new(search_index), indices_ready)
+    build_on(
+        listening,
+        config,
+        pool,
+        Arc::new(search_index),
+        indices_ready,
+    )
 }
 
 /// Starts on the PostgreSQL of the read model (its offsets, the search
 /// index's offsets and both handlers' parked wallets are there too) and a
 /// search index already opened (`indices_ready` when its indices exist).
 pub fn build_with(
+    config: &Config,
+    pool: PgPool,
+    search_index: Arc<dyn SearchIndex>,
+    indices_ready: bool,
+) -> Result<Application, StartupError> {
+    let listening = Listening::bind(&config.settings)?;
+    build_on(listening, config, pool, search_index, indices_ready)
+}
+
+/// [`build_with`] on a port bound before.
+fn build_on(
+    listening: Listening,
     config: &Config,
     pool: PgPool,
     search_index: Arc<dyn SearchIndex>,
@@ -134,5 +156,9 @@ pub fn build_with(
         metrics: metrics.host,
         parked: ParkedWallets::new(pool),
     };
-    Ok(Application::start(&config.settings, service)?)
+    Ok(Application::start_on(
+        listening,
+        &config.settings,
+        service,
+    )?)
 }
