@@ -389,8 +389,8 @@ mod tests {
     #[test]
     fn a_database_url_of_another_scheme_is_refused_as_a_bad_setting() {
         for url in ["mysql://u:p@h/db", "redis://h:6379", "postgress://u:p@h/db"] {
-            let refused = Config::try_parse_checked(["command-api", "--database-url", url])
-                .expect_err(url);
+            let refused =
+                Config::try_parse_checked(["command-api", "--database-url", url]).expect_err(url);
             assert_eq!(refused.exit_code(), 2, "{url}");
             assert!(refused.to_string().contains("DATABASE_URL"), "{refused}");
         }

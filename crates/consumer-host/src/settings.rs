@@ -333,8 +333,11 @@ mod tests {
         ] {
             assert!(parsed(&[refused]).is_err(), "{refused}");
         }
-        let bounds = parsed(&["--database-connections-max=1000", "--shutdown-timeout-seconds=0"])
-            .expect("the bounds are accepted");
+        let bounds = parsed(&[
+            "--database-connections-max=1000",
+            "--shutdown-timeout-seconds=0",
+        ])
+        .expect("the bounds are accepted");
         assert_eq!(bounds.settings.database_connections_max, 1_000);
     }
 

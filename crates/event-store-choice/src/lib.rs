@@ -78,12 +78,7 @@ impl EventStoreArgs {
 
     /// [`open`] of these settings.
     pub async fn open(&self, pool: &PgPool) -> Result<OpenedStore, ChoiceError> {
-        open(
-            self.event_store.into(),
-            pool,
-            self.kurrentdb_url.as_deref(),
-        )
-        .await
+        open(self.event_store.into(), pool, self.kurrentdb_url.as_deref()).await
     }
 }
 
@@ -191,7 +186,10 @@ mod tests {
         );
         let no_url = Command::try_parse_from(["test", "--event-store", "kurrentdb"])
             .expect_err("KurrentDB needs its URL");
-        assert_eq!(no_url.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert_eq!(
+            no_url.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
         assert!(no_url.to_string().contains("KURRENTDB_URL"), "{no_url}");
         let empty = ["test", "--event-store", "kurrentdb", "--kurrentdb-url", ""];
         assert!(Command::try_parse_from(empty).is_err());

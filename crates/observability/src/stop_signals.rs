@@ -102,14 +102,20 @@ impl StopSignals {
 /// status (143, 130), as the signal's default action would, nothing being
 /// served yet. Without `signals` (they could not be installed) `start`
 /// runs alone.
-pub async fn unless_stopped<T>(signals: Option<&mut StopSignals>, start: impl Future<Output = T>) -> T {
+pub async fn unless_stopped<T>(
+    signals: Option<&mut StopSignals>,
+    start: impl Future<Output = T>,
+) -> T {
     let Some(signals) = signals else {
         return start.await;
     };
     match signals.first_of(start).await {
         Ok(output) => output,
         Err(signal) => {
-            tracing::info!(signal = signal.name, "stopping while starting: nothing is served yet");
+            tracing::info!(
+                signal = signal.name,
+                "stopping while starting: nothing is served yet"
+            );
             std::process::exit(signal.exit_status);
         }
     }

@@ -214,7 +214,8 @@ mod tests {
             let error = parsed(refused).expect_err(refused);
             assert_eq!(error.exit_code(), 2, "{refused}");
         }
-        let kurrentdb = parsed("--event-store kurrentdb --kurrentdb-url kurrentdb://k:2113?tls=false");
+        let kurrentdb =
+            parsed("--event-store kurrentdb --kurrentdb-url kurrentdb://k:2113?tls=false");
         assert!(kurrentdb.is_ok(), "{kurrentdb:?}");
     }
 

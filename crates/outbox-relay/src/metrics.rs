@@ -9,9 +9,12 @@ pub struct Metrics {
     pub publisher: PublisherMetrics,
     /// 1 while this replica leads.
     pub leader: IntGauge,
+    /// The checkpoint the leader stored in PostgreSQL, on every replica.
     pub checkpoint_position: IntGauge,
+    /// The event log's last position.
     pub head_position: IntGauge,
-    /// Events stored but not yet published (head − checkpoint).
+    /// Events stored but not yet published (head − checkpoint), the same
+    /// on every replica, as `/health` tells it.
     pub lag_events: IntGauge,
 }
 
@@ -22,7 +25,7 @@ impl Metrics {
         let leader = IntGauge::new("relay_leader", "1 while this replica is the relay's leader")?;
         let checkpoint_position = IntGauge::new(
             "relay_checkpoint_position",
-            "Last position published to Kafka and checkpointed",
+            "Last position published to Kafka and checkpointed (by whichever replica leads)",
         )?;
         let head_position = IntGauge::new("relay_head_position", "Last position in the event log")?;
         let lag_events = IntGauge::new(

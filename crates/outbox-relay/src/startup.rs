@@ -28,8 +28,6 @@ pub struct AppState {
     pub store: Arc<dyn EventStore>,
     pub publisher: Arc<KafkaPublisher>,
     pub leadership: watch::Receiver<Leadership>,
-    /// Position published and checkpointed by this replica's relay.
-    pub progress: watch::Receiver<u64>,
     pub metrics: Metrics,
 }
 
@@ -160,7 +158,6 @@ impl Application {
             store,
             publisher,
             leadership: leadership.clone(),
-            progress: progress.clone(),
             metrics,
         });
         let Listening {

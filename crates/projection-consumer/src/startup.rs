@@ -156,9 +156,5 @@ fn build_on(
         metrics: metrics.host,
         parked: ParkedWallets::new(pool),
     };
-    Ok(Application::start_on(
-        listening,
-        &config.settings,
-        service,
-    )?)
+    Ok(Application::start_on(listening, &config.settings, service)?)
 }
