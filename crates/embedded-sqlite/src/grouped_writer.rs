@@ -156,13 +156,23 @@ impl GroupedWriter {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
+        let (job, answer) = self.read_job(read);
+        self.queue(job, answer).await
+    }
+
+    /// The job of [`Self::read`] and where its answer comes.
+    fn read_job<T, F>(&self, read: F) -> (Job, oneshot::Receiver<Result<T, SqliteError>>)
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let place = self.place.clone();
         let job = Job::Read(Box::new(move |started| {
             // A caller that gave up waiting needs no answer.
             let _ = reply.send(run_statements(started, &place, read));
         }));
-        self.queue(job, answer).await
+        (job, answer)
     }
 
     async fn queue<T>(

@@ -86,10 +86,18 @@ fn insert(
     })
 }
 
+/// Time given to senders whose place in the queue is counted to put their
+/// job in it, in ms: a sender takes its place, then sends, and a loaded
+/// machine can pause it in between.
+const SEND_SETTLE_MS: u64 = 50;
+
+/// Waits until `writes` jobs hold a place in the queue, and then
+/// [`SEND_SETTLE_MS`] for them to be in it.
 async fn wait_until_queued(writer: &GroupedWriter, writes: usize) {
     while queued(writer) < writes {
         tokio::task::yield_now().await;
     }
+    tokio::time::sleep(std::time::Duration::from_millis(SEND_SETTLE_MS)).await;
 }
 
 fn bodies(path: &Path) -> Vec<String> {
@@ -221,15 +229,18 @@ async fn a_read_sees_only_what_is_committed_and_needs_no_commit() {
     let (release, first) = hold_a_group(&writer).await;
     let write = insert(&writer, None, "queued", false);
     wait_until_queued(&writer, 1).await;
-    let reader = Arc::clone(&writer);
     let count = |connection: &Connection| {
         connection.query_row("SELECT count(*) FROM rows", [], |row| row.get::<_, i64>(0))
     };
-    let read = tokio::spawn(async move { reader.read(count).await });
-    wait_until_queued(&writer, 2).await;
+    // Sent from this task, so it is in the queue, not only counted there,
+    // before the group is released: a read sent by a task of its own could
+    // be counted (its place taken) and still be on its way when the
+    // thread took the write alone (seen once in CI on a loaded machine).
+    let (job, read) = writer.read_job(count);
+    writer.jobs.send(job).await.expect("queued");
     release.send(()).expect("released");
     first.await.expect("joined").expect("committed");
-    assert_eq!(read.await.expect("joined").expect("read"), 1);
+    assert_eq!(read.await.expect("answered").expect("read"), 1);
     assert_eq!(write.await.expect("joined").expect("stored").seen, 2);
 
     std::fs::rename(&data, root.path().join("moved")).expect("renamed");
