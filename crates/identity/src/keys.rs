@@ -57,7 +57,7 @@ pub enum KeyError {
     TooLarge { path: PathBuf },
     #[error("the key file {path} is not a regular file (a device, a pipe or a folder): name a file of PEM keys or a JWKS document")]
     NotAFile { path: PathBuf },
-    #[error("AUTH_JWT_SECRET begins or ends with white space (a newline kept from a file?): every byte of it signs, so remove it, here and where tokens are signed")]
+    #[error("AUTH_JWT_SECRET begins or ends with white space or an invisible character (a newline kept from a file?): every byte of it signs, so remove it, here and where tokens are signed")]
     SecretPadded,
     #[error("the key file is not a JWKS document: {0}")]
     Jwks(#[source] serde_json::Error),
@@ -116,6 +116,28 @@ impl std::fmt::Display for SkippedKey {
     }
 }
 
+/// Whether `secret` begins or ends with a character no one means to sign
+/// with: white space (ASCII's, `\v` included, and Unicode's: U+00A0, U+3000, …)
+/// or one that shows nothing (a zero-width space or joiner, a word joiner, a
+/// byte-order mark), which a copy from a file, a terminal or a web page
+/// brings along (tester h161 N4). A secret that is not UTF-8 is checked by
+/// its bytes' ASCII white space.
+fn is_padded(secret: &[u8]) -> bool {
+    let unseen = |character: char| {
+        character.is_whitespace()
+            || matches!(character, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
+    };
+    match std::str::from_utf8(secret) {
+        Ok(text) => {
+            text.chars().next().is_some_and(unseen) || text.chars().next_back().is_some_and(unseen)
+        }
+        Err(_) => {
+            let ascii_space = |byte: &u8| byte.is_ascii_whitespace() || *byte == 0x0B;
+            secret.first().is_some_and(ascii_space) || secret.last().is_some_and(ascii_space)
+        }
+    }
+}
+
 impl KeySet {
     /// The HS256 key of a shared secret.
     pub fn secret(secret: &[u8]) -> Result<Self, KeyError> {
@@ -129,9 +151,7 @@ impl KeySet {
         if distinct < SECRET_DISTINCT_BYTES_MIN {
             return Err(KeyError::SecretTooPlain { distinct });
         }
-        if secret.first().is_some_and(u8::is_ascii_whitespace)
-            || secret.last().is_some_and(u8::is_ascii_whitespace)
-        {
+        if is_padded(secret) {
             return Err(KeyError::SecretPadded);
         }
         Ok(Self {
@@ -656,6 +676,12 @@ mod tests {
             b"abcdefghabcdefghabcdefghabcdefgh ",
             b"\tabcdefghabcdefghabcdefghabcdefgh",
             b"abcdefghabcdefghabcdefghabcdefgh\r\n",
+            b"abcdefghabcdefghabcdefghabcdefgh\x0b",
+            "abcdefghabcdefghabcdefghabcdefgh\u{a0}".as_bytes(),
+            "abcdefghabcdefghabcdefghabcdefgh\u{3000}".as_bytes(),
+            "\u{200b}abcdefghabcdefghabcdefghabcdefgh".as_bytes(),
+            "\u{feff}abcdefghabcdefghabcdefghabcdefgh".as_bytes(),
+            b"\xffabcdefghabcdefghabcdefghabcdefgh\x0b",
         ] {
             assert!(
                 matches!(KeySet::secret(padded), Err(KeyError::SecretPadded)),
