@@ -28,6 +28,7 @@ pub use identifier_words::identifier_word;
 pub use stored_values::{integer_as_stored, text_as_stored};
 pub use writer_thread::spawn_writer_thread;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -106,16 +107,19 @@ pub enum SqliteError {
         found: usize,
         known: usize,
     },
-    /// The file holds tables but no schema version: another program's
-    /// database, found where one of this server's files belongs (tester
-    /// h157 F8: its journal mode was switched to WAL before the schema
-    /// refused it). Refused before anything is written to it.
+    /// A file where one of this server's belongs that it did not write:
+    /// tables but no schema version, or a schema version without the tables
+    /// this build's migrations up to it create (another program's database:
+    /// tester h157 F8, its journal mode switched to WAL before the schema
+    /// refused it; h161 N1, one with `user_version` 2 migrated in place).
+    /// Refused before anything is written to it.
     #[error(
-        "{path} is another program's SQLite database ({tables} tables or indexes, no Wallex          schema version): it was left as it was; give WALLEX_DATA_DIR a folder of its own, or          move that file out"
+        "{path} is not a Wallex database ({why}): it was left as it was; give WALLEX_DATA_DIR \
+         a folder of its own, or move that file out"
     )]
     Foreign {
         path: std::path::PathBuf,
-        tables: u64,
+        why: String,
     },
     /// A migration of the file failed (a full disk, a read-only folder): the
     /// file keeps the schema version before it, as its transaction rolled back.
@@ -326,6 +330,33 @@ pub enum Durability {
 /// [`SqliteError::Damaged`] when the file was found damaged already in this
 /// process; the errors of opening and configuring the file.
 pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, SqliteError> {
+    open_writer_of(path, durability, None)
+}
+
+/// [`open_writer`] for a file of `migrations` (as [`migrate`] takes them),
+/// whose schema it then brings up to date. A file that is not one of theirs
+/// ([`SqliteError::Foreign`]) or is of a newer schema
+/// ([`SqliteError::SchemaNewer`]) is refused before the writer changes any
+/// of its bytes.
+///
+/// # Errors
+/// Those of [`open_writer`] and [`migrate`].
+pub fn open_migrated_writer(
+    path: &Path,
+    durability: Durability,
+    migrations: &[&str],
+) -> Result<Connection, SqliteError> {
+    let mut connection = open_writer_of(path, durability, Some(migrations))?;
+    migrate(&mut connection, migrations)?;
+    Ok(connection)
+}
+
+/// [`open_writer`], the file checked against `migrations` when known.
+fn open_writer_of(
+    path: &Path,
+    durability: Durability,
+    migrations: Option<&[&str]>,
+) -> Result<Connection, SqliteError> {
     create_private(path)?;
     // A file SQLite finds damaged while opening it is named so, with the way
     // back ([`SqliteError::Damaged`]), rather than as a failure to open.
@@ -351,7 +382,7 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Sq
             path: path.to_path_buf(),
         });
     }
-    refuse_foreign(&connection, path).map_err(|error| match error {
+    refuse_foreign(&connection, path, migrations).map_err(|error| match error {
         ForeignCheck::Foreign(refusal) => refusal,
         ForeignCheck::Sqlite(source) => at(source),
     })?;
@@ -431,27 +462,77 @@ enum ForeignCheck {
     Sqlite(rusqlite::Error),
 }
 
-/// Refuses a file with tables but no schema version (`user_version` 0, which
-/// [`migrate`] sets with a file's first tables, in their transaction): a
-/// database of another program. Reads only, before the writer sets its page
-/// size and WAL mode, so a refused file keeps every byte.
-fn refuse_foreign(connection: &Connection, path: &Path) -> Result<(), ForeignCheck> {
-    let version: i64 = connection
+/// Refuses a file this server did not write, reading only, before the
+/// writer sets its page size and WAL mode, so a refused file keeps every
+/// byte: one with tables but no schema version (`user_version` 0, which
+/// [`migrate`] sets with a file's first tables, in their transaction); and,
+/// when the file's `migrations` are known, one of a newer schema than they
+/// make, or one whose schema version is theirs but which lacks a table
+/// they create up to that version.
+fn refuse_foreign(
+    connection: &Connection,
+    path: &Path,
+    migrations: Option<&[&str]>,
+) -> Result<(), ForeignCheck> {
+    let foreign = |why: String| {
+        ForeignCheck::Foreign(SqliteError::Foreign {
+            path: path.to_path_buf(),
+            why,
+        })
+    };
+    let version: usize = connection
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(ForeignCheck::Sqlite)?;
-    if version != 0 {
-        return Ok(());
+    let tables = table_names(connection).map_err(ForeignCheck::Sqlite)?;
+    if version == 0 {
+        return match tables.is_empty() {
+            true => Ok(()),
+            false => Err(foreign(format!(
+                "{} tables, no schema version",
+                tables.len()
+            ))),
+        };
     }
-    let tables: u64 = connection
-        .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
-        .map_err(ForeignCheck::Sqlite)?;
-    if tables == 0 {
+    let Some(migrations) = migrations else {
         return Ok(());
+    };
+    if version > migrations.len() {
+        return Err(ForeignCheck::Foreign(SqliteError::SchemaNewer {
+            file: path.display().to_string(),
+            found: version,
+            known: migrations.len(),
+        }));
     }
-    Err(ForeignCheck::Foreign(SqliteError::Foreign {
-        path: path.to_path_buf(),
-        tables,
-    }))
+    // A schema that cannot be made in memory (a migration needing what only
+    // a server's connection has) cannot be compared: taken as the file says.
+    let Some(expected) = schema_tables(&migrations[..version]) else {
+        return Ok(());
+    };
+    let missing: Vec<&String> = expected.difference(&tables).collect();
+    match missing.is_empty() {
+        true => Ok(()),
+        false => Err(foreign(format!(
+            "schema version {version} without its tables {missing:?}"
+        ))),
+    }
+}
+
+/// The names of the tables of the database on `connection`.
+fn table_names(connection: &Connection) -> rusqlite::Result<BTreeSet<String>> {
+    let mut statement =
+        connection.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")?;
+    let names = statement.query_map([], |row| row.get(0))?;
+    names.collect()
+}
+
+/// The tables `migrations` make in an empty database, made in memory;
+/// `None` when they cannot be.
+fn schema_tables(migrations: &[&str]) -> Option<BTreeSet<String>> {
+    let connection = Connection::open_in_memory().ok()?;
+    for sql in migrations {
+        connection.execute_batch(sql).ok()?;
+    }
+    table_names(&connection).ok()
 }
 
 /// Whether a commit failed with its outcome known, nothing of it written:
@@ -677,9 +758,8 @@ fn open_beside_checkpointer(
     migrations: &[&str],
     durability: Durability,
 ) -> Result<BesideCheckpointer, SqliteError> {
-    let mut connection = open_writer(path, durability)?;
+    let connection = open_migrated_writer(path, durability, migrations)?;
     let place = FilePlace::of(path)?;
-    migrate(&mut connection, migrations)?;
     let connection = Arc::new(Mutex::new(connection));
     let checkpointer = Arc::new(Checkpointer::start(
         path,
@@ -788,7 +868,7 @@ mod tests {
         let before = std::fs::read(&path).expect("read");
         let refused = open_writer(&path, Durability::Durable);
         assert!(
-            matches!(&refused, Err(SqliteError::Foreign { tables: 1, .. })),
+            matches!(&refused, Err(SqliteError::Foreign { why, .. }) if why.contains("1 tables")),
             "{:?}",
             refused.err()
         );
@@ -805,6 +885,54 @@ mod tests {
             open_writer(&ours, Durability::Durable).is_ok(),
             "ours again"
         );
+    }
+
+    /// A file whose schema version is one of ours but whose tables are not
+    /// what our migrations up to it make, or whose version is past them, is
+    /// refused by [`open_migrated_writer`] with every byte kept; a file our
+    /// migrations made opens at any of their versions.
+    #[test]
+    fn a_schema_version_without_its_tables_is_refused_unchanged() {
+        const MIGRATIONS: [&str; 3] = [
+            "CREATE TABLE entries (id INTEGER PRIMARY KEY);",
+            "CREATE TABLE accounts (name TEXT PRIMARY KEY);",
+            "CREATE INDEX entries_by_id ON entries (id);",
+        ];
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, version) in [("theirs.db", 2), ("newer.db", 99)] {
+            let path = dir.path().join(name);
+            {
+                let other = Connection::open(&path).expect("open");
+                other
+                    .execute_batch(&format!(
+                        "CREATE TABLE entries (id INTEGER PRIMARY KEY, body TEXT); \
+                         INSERT INTO entries (body) VALUES ('theirs'); \
+                         PRAGMA user_version = {version};"
+                    ))
+                    .expect("their file");
+            }
+            let before = std::fs::read(&path).expect("read");
+            let refused = open_migrated_writer(&path, Durability::Durable, &MIGRATIONS)
+                .map(|_| ())
+                .expect_err("refused");
+            match version {
+                2 => assert!(
+                    matches!(&refused, SqliteError::Foreign { why, .. } if why.contains("accounts")),
+                    "{refused}"
+                ),
+                _ => assert!(
+                    matches!(refused, SqliteError::SchemaNewer { found: 99, .. }),
+                    "{refused}"
+                ),
+            }
+            assert_eq!(std::fs::read(&path).expect("read"), before, "{name}");
+        }
+        for version in 1..=MIGRATIONS.len() {
+            let path = dir.path().join(format!("ours-{version}.db"));
+            open_migrated_writer(&path, Durability::Durable, &MIGRATIONS[..version]).expect("made");
+            open_migrated_writer(&path, Durability::Durable, &MIGRATIONS)
+                .expect("opened and brought up to date");
+        }
     }
 
     /// A migration that fails names the file and the version, and leaves the

@@ -14,7 +14,7 @@ use std::thread;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use embedded_sqlite::{
-    integer_as_stored, is_damage, is_refused_commit, migrate, open_writer, spawn_writer_thread,
+    integer_as_stored, is_damage, is_refused_commit, open_migrated_writer, spawn_writer_thread,
     text_as_stored, BesideOwnedWriter, Durability, FilePlace, ReadPool, SqliteError,
 };
 use observability::LogThrottle;
@@ -193,8 +193,7 @@ impl EmbeddedEventStore {
     /// Opens (or creates) `events.db` in `data_dir` and starts its writer thread.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let path = data_dir.join("events.db");
-        let mut connection = open_writer(&path, Durability::Durable)?;
-        migrate(&mut connection, MIGRATIONS)?;
+        let connection = open_migrated_writer(&path, Durability::Durable, MIGRATIONS)?;
         payload::prepare();
         let readers = ReadPool::open(&path)?;
         // Shares its damage with the readers' and the commit guard's.
