@@ -309,6 +309,35 @@ async fn a_port_in_use_is_refused_by_name_before_the_data_folder_opens() {
 }
 
 /// Wallet `id`'s balance in the ledger, as its summary writes it.
+/// Seconds the read model gets to show a write: far past its lag on a
+/// loaded machine (its list answers once the wait for it runs out, with
+/// `Stale-Projection`, so one read is not enough: seen in CI).
+const READ_MODEL_WAIT_SECONDS: u64 = 30;
+
+/// Waits until the wallet list's row of `id` shows `balance`, for at most
+/// [`READ_MODEL_WAIT_SECONDS`].
+async fn read_model_shows(app: &crate::helpers::TestApp, id: &str, balance: &str) {
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_secs(READ_MODEL_WAIT_SECONDS);
+    loop {
+        let (status, rows) =
+            json_of(app.get("/wallets?limit=100").send().await.expect("sent")).await;
+        assert_eq!(status, 200, "{rows}");
+        let shown = rows
+            .as_array()
+            .and_then(|rows| rows.iter().find(|row| row["id"] == id))
+            .map(|row| row["balance"].to_string());
+        if shown.as_deref() == Some(balance) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the read model shows {shown:?} for {id}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 async fn ledger_balance(app: &crate::helpers::TestApp, id: &str) -> String {
     let path = format!("/ledger/wallet/{id}/summary");
     let (status, summary) = json_of(app.get(&path).send().await.expect("sent")).await;
@@ -371,6 +400,7 @@ async fn an_event_log_older_than_its_projections_is_refused_until_they_are_rebui
     )
     .await;
     assert_eq!((status, &page["count"]), (200, &json!(4)), "{page}");
+    read_model_shows(&app, "a", "13.00").await;
     app.stop().await;
 
     restore_event_log(older.path(), &directory);
