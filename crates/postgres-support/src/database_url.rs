@@ -1,7 +1,10 @@
 //! `DATABASE_URL`, checked when the configuration is read: a URL of another
 //! database (`mysql://`, `redis://`) or a misspelt scheme (`postgress://`)
 //! is refused at once, instead of being taken for a PostgreSQL that does not
-//! answer yet and waited for (h157 F6).
+//! answer yet and waited for (h157 F6). A URL without the `//` of its
+//! authority (`postgres:u:pw@h/db`) is refused too: sqlx reads it as a
+//! path, so it connected to 127.0.0.1:5432 without its host, user and
+//! password (h161 N2).
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::ConnectOptions;
@@ -26,6 +29,11 @@ pub enum DatabaseUrlError {
          (postgres://user:password@host:5432/database)"
     )]
     Scheme { scheme: String },
+    #[error(
+        "DATABASE_URL has no // after its scheme: give postgres://user:password@host:5432/database \
+         (postgres:///database?host=/var/run/postgresql for a local socket)"
+    )]
+    NoAuthority,
     #[error("DATABASE_URL is not a PostgreSQL URL: {source}")]
     Options {
         #[source]
@@ -34,7 +42,9 @@ pub enum DatabaseUrlError {
 }
 
 /// The connect options of `raw` when it is a PostgreSQL URL: its scheme is
-/// one of [`DATABASE_URL_SCHEMES`] (case aside) and sqlx reads the rest.
+/// one of [`DATABASE_URL_SCHEMES`] (case aside), followed by `//` (an
+/// authority, whose host may be empty: libpq's local socket), and sqlx reads
+/// the rest.
 /// Nothing is resolved or connected: a host that does not resolve is the
 /// connect's transient failure (`PostgresError::Unresolved`).
 pub fn check_database_url(raw: &str) -> Result<PgConnectOptions, DatabaseUrlError> {
@@ -44,6 +54,9 @@ pub fn check_database_url(raw: &str) -> Result<PgConnectOptions, DatabaseUrlErro
         return Err(DatabaseUrlError::Scheme {
             scheme: scheme.to_owned(),
         });
+    }
+    if !url.has_authority() {
+        return Err(DatabaseUrlError::NoAuthority);
     }
     PgConnectOptions::from_url(&url).map_err(|source| DatabaseUrlError::Options { source })
 }
@@ -72,6 +85,17 @@ mod tests {
             assert!(
                 matches!(&error, DatabaseUrlError::Scheme { scheme: found } if found == scheme),
                 "{message}"
+            );
+            assert!(message.contains("DATABASE_URL"), "{message}");
+            assert!(message.contains("postgres://"), "{message}");
+            assert!(!message.contains("secret"), "{message}");
+        }
+        for refused in ["postgres:u:secret@h/db", "postgres:/x", "postgresql:h"] {
+            let error = check_database_url(refused).expect_err(refused);
+            let message = error.to_string();
+            assert!(
+                matches!(error, DatabaseUrlError::NoAuthority),
+                "{refused}: {message}"
             );
             assert!(message.contains("DATABASE_URL"), "{message}");
             assert!(message.contains("postgres://"), "{message}");
