@@ -99,11 +99,14 @@ pub struct Config {
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = wallet_lock::LOCK_KEY_PREFIX_DEFAULT,
           value_parser = NonEmptyStringValueParser::new())]
     pub redis_key_prefix: String,
-    /// Kafka brokers, for the publisher health endpoints of the distributed mode.
-    #[arg(long, env = "KAFKA_BROKERS")]
+    /// Kafka brokers, for the publisher health endpoints of the distributed
+    /// mode: comma-separated host:port entries (port 1 to 65535).
+    #[arg(long, env = "KAFKA_BROKERS", value_parser = event_bus::brokers_list)]
     pub kafka_brokers: Option<String>,
-    /// Topic the outbox relay publishes to.
-    #[arg(long, env = "KAFKA_TOPIC", default_value = "wallet-events")]
+    /// Topic the outbox relay publishes to (a name Kafka takes: ASCII
+    /// letters, digits, '.', '_' and '-').
+    #[arg(long, env = "KAFKA_TOPIC", default_value = event_bus::TOPIC_DEFAULT,
+          value_parser = event_bus::topic_name)]
     pub kafka_topic: String,
     /// Consumer group of `ledger-consumer` (its `KAFKA_GROUP_ID`): a ledger
     /// read waits for it to reach the writes acknowledged before the read.
@@ -449,6 +452,23 @@ mod tests {
         assert_eq!(accepted.http_workers, Some(256));
         assert_eq!(accepted.body_read_timeout_seconds, 300);
         assert_eq!(accepted.idempotency_retention_hours, 87_600);
+    }
+
+    #[test]
+    fn a_brokers_list_or_a_topic_kafka_would_refuse_is_a_bad_setting() {
+        for refused in [
+            ["--kafka-brokers", ","],
+            ["--kafka-brokers", " "],
+            ["--kafka-topic", ""],
+            ["--kafka-topic", "bad topic!"],
+        ] {
+            let arguments = ["command-api", "--kafka-brokers", "k:9092"].into_iter();
+            let error = Config::try_parse_checked(arguments.chain(refused))
+                .expect_err(&refused.join(" "));
+            assert_eq!(error.exit_code(), 2, "{refused:?}");
+        }
+        let accepted = parsed("--kafka-brokers k1:9092,k2:9092 --kafka-topic t.1").expect("parsed");
+        assert_eq!(accepted.kafka_topic, "t.1");
     }
 
     #[test]

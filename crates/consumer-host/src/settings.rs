@@ -36,8 +36,9 @@ pub struct Settings {
     /// PostgreSQL of this consumer's tables (migrated at start-up).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
-    /// Kafka bootstrap servers, comma-separated.
-    #[arg(long, env = "KAFKA_BROKERS", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    /// Kafka bootstrap servers, comma-separated host:port entries (port 1 to
+    /// 65535).
+    #[arg(long, env = "KAFKA_BROKERS", value_parser = event_bus::brokers_list)]
     pub kafka_brokers: String,
     /// Consumer group of this service's replicas.
     #[arg(long, env = "KAFKA_GROUP_ID", value_parser = clap::builder::NonEmptyStringValueParser::new())]
@@ -53,11 +54,11 @@ pub struct Settings {
     pub kafka_group_instance_id: Option<String>,
     /// Topic of the wallet events (key = wallet id).
     #[arg(long, env = "KAFKA_TOPIC", default_value = event_bus::TOPIC_DEFAULT,
-          value_parser = clap::builder::NonEmptyStringValueParser::new())]
+          value_parser = event_bus::topic_name)]
     pub kafka_topic: String,
     /// Topic where events that cannot be handled are parked (not KAFKA_TOPIC).
     #[arg(long, env = "KAFKA_DLQ_TOPIC", default_value = event_bus::DLQ_TOPIC_DEFAULT,
-          value_parser = clap::builder::NonEmptyStringValueParser::new())]
+          value_parser = event_bus::topic_name)]
     pub kafka_dlq_topic: String,
     /// Events handed to the handler per batch.
     #[arg(long, env = "KAFKA_BATCH_SIZE", default_value_t = event_bus::CONSUMER_BATCH_SIZE_MAX_DEFAULT)]
@@ -266,7 +267,7 @@ mod tests {
     }
 
     fn parsed(extra: &[&str]) -> Result<Config, clap::Error> {
-        let line = "test-consumer --database-url postgres://db --kafka-brokers=k";
+        let line = "test-consumer --database-url postgres://db --kafka-brokers=k:9092";
         try_parse_from(&PROFILE, line.split(' ').chain(extra.iter().copied()))
     }
 
@@ -343,7 +344,7 @@ mod tests {
 
     #[test]
     fn a_database_url_of_another_scheme_is_refused_as_a_bad_setting() {
-        let line = "test-consumer --database-url mysql://u:secret@h/db --kafka-brokers=k";
+        let line = "test-consumer --database-url mysql://u:secret@h/db --kafka-brokers=k:9092";
         let refused = try_parse_from::<Config, _, _>(&PROFILE, line.split(' '))
             .expect_err("mysql is no PostgreSQL");
         assert_eq!(refused.exit_code(), 2);
@@ -368,6 +369,40 @@ mod tests {
         let same = parsed(&["--kafka-topic=t", "--kafka-dlq-topic=t"]).expect_err("the same");
         assert!(same.to_string().contains("KAFKA_DLQ_TOPIC"), "{same}");
         assert!(parsed(&["--kafka-topic=t", "--kafka-dlq-topic=t-dlq"]).is_ok());
+    }
+
+    #[test]
+    fn a_brokers_list_or_a_topic_kafka_would_refuse_is_a_bad_setting() {
+        let with_brokers = |brokers: &str| {
+            let line =
+                format!("test-consumer --database-url postgres://db --kafka-brokers={brokers}");
+            try_parse_from::<Config, _, _>(&PROFILE, line.split(' '))
+        };
+        for (brokers, wrong) in [
+            (",", "entry 1"),
+            ("k:9092,,k:9093", "entry 2"),
+            ("k:9092", ""),
+        ] {
+            match with_brokers(brokers) {
+                Ok(_) => assert!(wrong.is_empty(), "{brokers} accepted"),
+                Err(error) => {
+                    assert_eq!(error.exit_code(), 2, "{brokers}");
+                    assert!(error.to_string().contains(wrong), "{brokers}: {error}");
+                }
+            }
+        }
+        assert!(with_brokers("k:0").is_err());
+        for refused in [
+            "--kafka-topic=bad topic!",
+            "--kafka-dlq-topic=bad topic!",
+            "--kafka-topic=..",
+            "--kafka-dlq-topic=.",
+        ] {
+            let line = "test-consumer --database-url postgres://db --kafka-brokers=k:1";
+            let arguments = line.split(' ').chain([refused]);
+            let error = try_parse_from::<Config, _, _>(&PROFILE, arguments).expect_err(refused);
+            assert_eq!(error.exit_code(), 2, "{refused}");
+        }
     }
 
     #[test]

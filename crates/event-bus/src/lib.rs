@@ -29,6 +29,7 @@ mod consumer;
 mod dlq;
 mod headers;
 mod metrics;
+mod names;
 mod parked;
 mod probe;
 mod producer;
@@ -58,6 +59,7 @@ pub use headers::{
     HEADER_SOURCE_TOPIC,
 };
 pub use metrics::{ConsumerMetrics, PublisherMetrics};
+pub use names::{brokers_list, topic_name, BrokersError, TopicNameError, TOPIC_NAME_LENGTH_MAX};
 pub use parked::ParkedWallets;
 pub use probe::{KafkaProbe, PROBE_CLIENT_RENEW_INTERVAL_MS};
 pub use producer::{POLL_CYCLE_MS, QUEUE_FULL_RETRY_MS};

@@ -71,7 +71,7 @@ mod tests {
 
     fn parsed(extra: &str) -> Result<Config, clap::Error> {
         let line =
-            format!("ledger-consumer --database-url=postgres://db --kafka-brokers=k {extra}");
+            format!("ledger-consumer --database-url=postgres://db --kafka-brokers=k:9092 {extra}");
         consumer_host::try_parse_from(&PROFILE, line.split_whitespace())
     }
 

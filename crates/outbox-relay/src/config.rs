@@ -37,12 +37,13 @@ pub struct Config {
     /// Where the events are read from (EVENT_STORE, KURRENTDB_URL).
     #[command(flatten)]
     pub event_store: EventStoreArgs,
-    /// Kafka bootstrap servers, comma-separated.
-    #[arg(long, env = "KAFKA_BROKERS", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    /// Kafka bootstrap servers, comma-separated host:port entries (port 1 to
+    /// 65535).
+    #[arg(long, env = "KAFKA_BROKERS", value_parser = event_bus::brokers_list)]
     pub kafka_brokers: String,
     /// Topic the events are published to (key = wallet id).
     #[arg(long, env = "KAFKA_TOPIC", default_value = event_bus::TOPIC_DEFAULT,
-          value_parser = clap::builder::NonEmptyStringValueParser::new())]
+          value_parser = event_bus::topic_name)]
     pub kafka_topic: String,
     /// Address of the health and metrics endpoints.
     #[arg(long, env = "HOST", default_value = "0.0.0.0", value_parser = clap::builder::NonEmptyStringValueParser::new())]
@@ -217,6 +218,27 @@ mod tests {
         let kurrentdb =
             parsed("--event-store kurrentdb --kurrentdb-url kurrentdb://k:2113?tls=false");
         assert!(kurrentdb.is_ok(), "{kurrentdb:?}");
+    }
+
+    #[test]
+    fn a_brokers_list_or_a_topic_kafka_would_refuse_is_a_bad_setting() {
+        for brokers in [",", " ", "k:9092,", "kafka", "k:0"] {
+            let refused = Config::try_parse_checked([
+                "outbox-relay",
+                "--database-url",
+                "postgres://h/db",
+                "--kafka-brokers",
+                brokers,
+            ])
+            .expect_err(brokers);
+            assert_eq!(refused.exit_code(), 2, "{brokers:?}");
+            assert!(refused.to_string().contains("entry"), "{refused}");
+        }
+        for topic in ["--kafka-topic=bad-topic!", "--kafka-topic=.."] {
+            let refused = parsed(topic).expect_err(topic);
+            assert_eq!(refused.exit_code(), 2, "{topic}");
+        }
+        assert!(parsed("--kafka-topic=wallet.events_2").is_ok());
     }
 
     #[test]

@@ -88,7 +88,7 @@ mod tests {
     /// The required settings, then `extra`.
     fn parsed(extra: &[&str]) -> Result<Config, clap::Error> {
         let mut arguments = vec!["projection-consumer", "--database-url=postgres://db"];
-        arguments.extend(["--kafka-brokers=k", "--elasticsearch-url=http://es"]);
+        arguments.extend(["--kafka-brokers=k:9092", "--elasticsearch-url=http://es"]);
         consumer_host::try_parse_from(&PROFILE, arguments.into_iter().chain(extra.iter().copied()))
     }
 
