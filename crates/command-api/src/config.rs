@@ -91,7 +91,8 @@ pub struct Config {
     #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = postgres_support::READ_STATEMENT_TIMEOUT_MS_DEFAULT,
           value_parser = clap::value_parser!(u64).range(1..=postgres_support::READ_STATEMENT_TIMEOUT_MS_MAX))]
     pub database_statement_timeout_ms: u64,
-    /// Redis for per-wallet locks shared by replicas (default: in-process locks).
+    /// Redis for per-wallet locks shared by replicas (default: in-process
+    /// locks): redis://, rediss:// or unix://, as the redis crate parses it.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// What every wallet lock's Redis key starts with, before the wallet id:
@@ -119,7 +120,8 @@ pub struct Config {
           value_parser = NonEmptyStringValueParser::new())]
     pub projection_consumer_group: String,
     /// Elasticsearch or OpenSearch serving transaction history and search in
-    /// the distributed mode (the embedded default has its own SQLite index).
+    /// the distributed mode (the embedded default has its own SQLite index):
+    /// an http:// or https:// URL with a host.
     #[arg(long, env = "ELASTICSEARCH_URL", hide_env_values = true)]
     pub elasticsearch_url: Option<String>,
     /// Prefix of the indices `<prefix>-wallets` and `<prefix>-transactions`
@@ -365,6 +367,14 @@ impl Config {
             postgres_support::check_database_url(url)
                 .map_err(|refusal| Self::command().error(ErrorKind::ValueValidation, refusal))?;
         }
+        if let Some(url) = &config.redis_url {
+            wallet_lock::check_redis_url(url)
+                .map_err(|refusal| Self::command().error(ErrorKind::ValueValidation, refusal))?;
+        }
+        if let Some(url) = &config.elasticsearch_url {
+            search_index::check_search_url(url)
+                .map_err(|refusal| Self::command().error(ErrorKind::ValueValidation, refusal))?;
+        }
         Ok(config)
     }
 }
@@ -399,6 +409,41 @@ mod tests {
         }
         let accepted =
             Config::try_parse_checked(["command-api", "--database-url", "postgresql://u@h/db"]);
+        assert!(accepted.is_ok());
+    }
+
+    #[test]
+    fn an_elasticsearch_url_that_is_no_http_url_is_a_bad_setting() {
+        for url in ["", "notaurl", "ftp://u:secret@h"] {
+            let refused = Config::try_parse_checked(["command-api", "--elasticsearch-url", url])
+                .expect_err(url);
+            assert_eq!(refused.exit_code(), 2, "{url}");
+            let message = refused.to_string();
+            assert!(message.contains("ELASTICSEARCH_URL"), "{message}");
+            assert!(!message.contains("secret"), "{message}");
+        }
+        let accepted =
+            Config::try_parse_checked(["command-api", "--elasticsearch-url", "http://os:9200"]);
+        assert!(accepted.is_ok());
+    }
+
+    #[test]
+    fn a_redis_url_the_redis_client_refuses_is_a_bad_setting() {
+        for url in [
+            "",
+            "notaurl",
+            "http://:secret@h",
+            "redis://:secret@h/notadb",
+        ] {
+            let refused =
+                Config::try_parse_checked(["command-api", "--redis-url", url]).expect_err(url);
+            assert_eq!(refused.exit_code(), 2, "{url}");
+            let message = refused.to_string();
+            assert!(message.contains("REDIS_URL"), "{message}");
+            assert!(!message.contains("secret"), "{message}");
+        }
+        let accepted =
+            Config::try_parse_checked(["command-api", "--redis-url", "redis://:p@r:6379/1"]);
         assert!(accepted.is_ok());
     }
 
@@ -463,8 +508,8 @@ mod tests {
             ["--kafka-topic", "bad topic!"],
         ] {
             let arguments = ["command-api", "--kafka-brokers", "k:9092"].into_iter();
-            let error = Config::try_parse_checked(arguments.chain(refused))
-                .expect_err(&refused.join(" "));
+            let error =
+                Config::try_parse_checked(arguments.chain(refused)).expect_err(&refused.join(" "));
             assert_eq!(error.exit_code(), 2, "{refused:?}");
         }
         let accepted = parsed("--kafka-brokers k1:9092,k2:9092 --kafka-topic t.1").expect("parsed");

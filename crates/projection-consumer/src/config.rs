@@ -2,6 +2,7 @@
 //! consumer shares (`consumer_host::Settings`), the search index's, and the
 //! subcommand.
 
+use clap::CommandFactory;
 use consumer_host::{Profile, ReplayDlqArgs, Settings};
 
 use crate::rebuild::RebuildArgs;
@@ -26,7 +27,8 @@ pub struct Config {
     pub command: Option<Command>,
     #[command(flatten)]
     pub settings: Settings,
-    /// Elasticsearch or OpenSearch of the search index.
+    /// Elasticsearch or OpenSearch of the search index: an http:// or
+    /// https:// URL with a host.
     #[arg(long, env = "ELASTICSEARCH_URL", hide_env_values = true)]
     pub elasticsearch_url: String,
     /// Prefix of the indices `<prefix>-wallets` and `<prefix>-transactions`.
@@ -53,10 +55,27 @@ pub enum Command {
 }
 
 impl Config {
-    /// From the process's arguments and environment; exits with clap's
-    /// message on `--help`, `--version` or a bad setting.
+    /// From the process's arguments and environment, checked as
+    /// [`Config::try_parse_checked`] does; exits with clap's message on
+    /// `--help`, `--version` or a bad setting (2).
     pub fn from_env() -> Self {
-        consumer_host::parse(&PROFILE)
+        Self::try_parse_checked(std::env::args_os()).unwrap_or_else(|error| error.exit())
+    }
+
+    /// The configuration from `arguments` (the program's name first) and the
+    /// environment, as `consumer_host::try_parse_from` checks it, and
+    /// `ELASTICSEARCH_URL` an http:// or https:// URL with a host (refused
+    /// without repeating it: it may hold a password).
+    pub fn try_parse_checked<I, T>(arguments: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let config: Self = consumer_host::try_parse_from(&PROFILE, arguments)?;
+        search_index::check_search_url(&config.elasticsearch_url).map_err(|refusal| {
+            Self::command().error(clap::error::ErrorKind::ValueValidation, refusal)
+        })?;
+        Ok(config)
     }
 
     /// The search index's consumer group: `<KAFKA_GROUP_ID>-search-index`
@@ -89,7 +108,27 @@ mod tests {
     fn parsed(extra: &[&str]) -> Result<Config, clap::Error> {
         let mut arguments = vec!["projection-consumer", "--database-url=postgres://db"];
         arguments.extend(["--kafka-brokers=k:9092", "--elasticsearch-url=http://es"]);
-        consumer_host::try_parse_from(&PROFILE, arguments.into_iter().chain(extra.iter().copied()))
+        Config::try_parse_checked(arguments.into_iter().chain(extra.iter().copied()))
+    }
+
+    #[test]
+    fn an_elasticsearch_url_that_is_no_http_url_is_a_bad_setting() {
+        let with_url = |url: &str| {
+            Config::try_parse_checked([
+                "projection-consumer",
+                "--database-url=postgres://db",
+                "--kafka-brokers=k:9092",
+                &format!("--elasticsearch-url={url}"),
+            ])
+        };
+        for url in ["", "notaurl", "ftp://u:secret@h", "localhost:9200"] {
+            let refused = with_url(url).expect_err(url);
+            assert_eq!(refused.exit_code(), 2, "{url}");
+            let message = refused.to_string();
+            assert!(message.contains("ELASTICSEARCH_URL"), "{message}");
+            assert!(!message.contains("secret"), "{message}");
+        }
+        assert!(with_url("https://u:p@os:9200").is_ok());
     }
 
     #[test]

@@ -7,7 +7,6 @@ use async_trait::async_trait;
 use elasticsearch::http::request::JsonBody;
 use elasticsearch::http::response::Response;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
-use elasticsearch::http::Url;
 use elasticsearch::indices::{
     IndicesCreateParts, IndicesDeleteParts, IndicesExistsParts, IndicesGetAliasParts,
     IndicesPutMappingParts, IndicesRefreshParts,
@@ -87,9 +86,10 @@ impl ElasticsearchIndex {
         request_timeout_ms: u64,
     ) -> Result<Self, SearchIndexError> {
         check_index_prefix(index_prefix)?;
-        let url = Url::parse(url).map_err(|error| {
-            SearchIndexError::InvalidConfig(format!("search index URL {url:?}: {error}"))
-        })?;
+        // The same check as the configuration's, whose message never repeats
+        // the URL (it may hold a password).
+        let url = crate::check_search_url(url)
+            .map_err(|refusal| SearchIndexError::InvalidConfig(refusal.to_string()))?;
         let transport = TransportBuilder::new(SingleNodeConnectionPool::new(url))
             .timeout(Duration::from_millis(request_timeout_ms))
             .build()

@@ -25,6 +25,7 @@ mod documents;
 mod elasticsearch;
 mod embedded;
 mod query;
+mod search_url;
 mod words;
 
 use async_trait::async_trait;
@@ -40,6 +41,7 @@ pub use crate::elasticsearch::{
 };
 pub use crate::embedded::{EmbeddedSearchIndex, DATABASE_FILE as EMBEDDED_FILE};
 pub use crate::query::Page;
+pub use crate::search_url::{check_search_url, SearchUrlError, SEARCH_URL_SCHEMES};
 
 /// Transactions one query returns when the caller names no limit.
 pub const TRANSACTIONS_LIMIT_DEFAULT: usize = 50;

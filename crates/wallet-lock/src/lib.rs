@@ -8,6 +8,7 @@
 
 mod in_process;
 mod redis_lock;
+mod redis_url;
 
 use std::any::Any;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,6 +22,7 @@ pub use redis_lock::{
     LOCK_KEY_PREFIX_DEFAULT, LOCK_TTL_MS_DEFAULT, LOCK_WAIT_MAX_MS_DEFAULT, WRITTEN_SUFFIX,
     WRITTEN_TTL_MS,
 };
+pub use redis_url::{check_redis_url, RedisUrlError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {

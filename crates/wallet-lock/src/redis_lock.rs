@@ -198,12 +198,10 @@ pub const KEEPALIVE_INTERVAL_S: u64 = 10;
 /// ([`KEEPALIVE_IDLE_S`], [`KEEPALIVE_INTERVAL_S`]).
 fn connection_info(url: &str) -> Result<redis::ConnectionInfo, LockError> {
     use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
-    use redis::IntoConnectionInfo;
     let keepalive = TcpKeepalive::new()
         .with_time(Duration::from_secs(KEEPALIVE_IDLE_S))
         .with_interval(Duration::from_secs(KEEPALIVE_INTERVAL_S));
-    Ok(url
-        .into_connection_info()
+    Ok(crate::check_redis_url(url)
         .map_err(unavailable)?
         .set_tcp_settings(
             TcpSettings::default()
