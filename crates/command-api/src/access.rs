@@ -71,6 +71,16 @@ pub enum AccessConfigError {
     },
 }
 
+impl AccessConfigError {
+    /// Whether the settings are refused by their own rules, on any machine:
+    /// a secret too short, too plain or padded, or settings that contradict
+    /// each other or lack their companion. A key file that cannot be read
+    /// or holds no usable key is the machine's state (its file), not that.
+    pub fn is_bad_setting(&self) -> bool {
+        !matches!(self, Self::KeyFile { .. })
+    }
+}
+
 /// A request refused before it reaches its handler.
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {
@@ -410,6 +420,35 @@ mod tests {
             assert!(plan.access.verifies());
             assert_eq!(plan.host, ANY_ADDRESS);
         }
+    }
+
+    #[test]
+    fn settings_refused_by_their_own_rules_exit_2_and_an_unreadable_key_file_1() {
+        let status = |config: &Config| {
+            let refused = Access::from_config(config).map(drop).expect_err("refused");
+            let error = crate::startup::StartupError::from_access(refused);
+            observability::exit_code("command-api", Err(Box::new(error)))
+        };
+        let bad_setting = std::process::ExitCode::from(observability::EXIT_STATUS_BAD_SETTING);
+        for secret in [
+            "short",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            &format!(" {SECRET}"),
+            &format!("{SECRET}\n"),
+        ] {
+            let mut weak = config();
+            weak.auth.jwt_secret = Some(secret.to_owned());
+            assert_eq!(status(&weak), bad_setting, "{secret:?}");
+            assert!(refusal(&weak).starts_with("authentication keys: AUTH_JWT_SECRET"));
+        }
+        let mut contradiction = config();
+        contradiction.auth.switch = Some(AuthSwitch::Off);
+        contradiction.auth.jwt_secret = Some(SECRET.into());
+        assert_eq!(status(&contradiction), bad_setting);
+        let mut missing_file = config();
+        missing_file.auth.jwt_public_keys = Some(PathBuf::from("/nonexistent/keys.pem"));
+        missing_file.auth.audience = Some("wallex-api".into());
+        assert_eq!(status(&missing_file), std::process::ExitCode::FAILURE);
     }
 
     #[test]

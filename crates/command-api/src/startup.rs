@@ -62,6 +62,10 @@ pub struct AppState {
 pub enum StartupError {
     #[error(transparent)]
     Access(#[from] AccessConfigError),
+    /// Settings refused by their own rules (`AccessConfigError::is_bad_setting`):
+    /// exit 2, as `observability::exit_code` chooses.
+    #[error("{0}")]
+    Setting(#[source] observability::SettingRefused),
     #[error("{0} must be set for this configuration")]
     Missing(&'static str),
     #[error("WALLEX_DATA_DIR {0} is not a folder")]
@@ -145,6 +149,19 @@ pub enum StartupError {
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
     Listen(#[from] observability::ListenError),
+}
+
+impl StartupError {
+    /// `refusal` as a start error: settings refused by their own rules
+    /// become [`StartupError::Setting`] (exit 2), a key file the machine
+    /// cannot give [`StartupError::Access`] (exit 1).
+    pub fn from_access(refusal: AccessConfigError) -> Self {
+        if refusal.is_bad_setting() {
+            Self::Setting(observability::SettingRefused::new(refusal))
+        } else {
+            Self::Access(refusal)
+        }
+    }
 }
 
 pub struct Application {
@@ -243,7 +260,7 @@ impl Application {
         // gracefully once it runs, instead of killing the process.
         let mut stop_signals = observability::StopSignals::install();
         // Before any connection: a configuration that must not serve stops here.
-        let plan = Access::from_config(&config)?;
+        let plan = Access::from_config(&config).map_err(StartupError::from_access)?;
         let loopback_hosts_only = plan.loopback_hosts_only();
         if plan.open_by_default {
             tracing::warn!(

@@ -4,8 +4,7 @@
 use std::time::Duration;
 
 use identity::{
-    mint_hs256, AuthError, Claims, KeyError, KeySet, MintError, Scope, Verifier,
-    TOKEN_LIFETIME_SECONDS_MAX,
+    mint_hs256, AuthError, Claims, KeySet, MintError, Scope, Verifier, TOKEN_LIFETIME_SECONDS_MAX,
 };
 use wallet_domain::OwnerId;
 
@@ -18,8 +17,9 @@ pub enum TokenError {
     NoSecret,
     #[error(transparent)]
     Mint(#[from] MintError),
-    #[error(transparent)]
-    Secret(#[from] KeyError),
+    /// `AUTH_JWT_SECRET` refused by its own rules: a bad setting, exit 2.
+    #[error("{0}")]
+    Secret(#[source] observability::SettingRefused),
     #[error("--scope names no scope: a token without one may do nothing; give wallets, deposits or admin")]
     NoScope,
     #[error("--scope {word:?} is not a scope: each word must be wallets, deposits or admin")]
@@ -69,7 +69,8 @@ pub fn parse_ttl(text: &str) -> Result<Duration, String> {
 /// be used.
 pub fn mint(auth: &AuthConfig, args: &TokenArgs) -> Result<String, TokenError> {
     let secret = auth.jwt_secret.as_deref().ok_or(TokenError::NoSecret)?;
-    let keys = KeySet::secret(secret.as_bytes())?;
+    let keys = KeySet::secret(secret.as_bytes())
+        .map_err(|refusal| TokenError::Secret(observability::SettingRefused::new(refusal)))?;
     let mut words = args
         .scope
         .split(' ')
@@ -163,10 +164,18 @@ mod tests {
             jwt_secret: Some("short".into()),
             ..AuthConfig::default()
         };
-        assert!(matches!(
-            mint(&short, &args("user-1", "wallets")),
-            Err(TokenError::Secret(KeyError::SecretTooShort))
-        ));
+        let refused = mint(&short, &args("user-1", "wallets"));
+        assert!(
+            matches!(&refused, Err(TokenError::Secret(refusal))
+                if matches!(refusal.refusal().downcast_ref(), Some(identity::KeyError::SecretTooShort))),
+            "{refused:?}"
+        );
+        let status = observability::exit_code("command-api", refused.map(drop).map_err(Into::into));
+        assert_eq!(
+            status,
+            std::process::ExitCode::from(observability::EXIT_STATUS_BAD_SETTING),
+            "a secret refused by its own rules is a bad setting"
+        );
         for sub in [
             "",
             "a\u{0}b",

@@ -1,5 +1,15 @@
 //! How a binary ends on an error: one line on stderr naming what failed and
-//! why, never the `Debug` dump `fn main() -> Result` prints.
+//! why, never the `Debug` dump `fn main() -> Result` prints, and the one
+//! place its exit status is chosen:
+//!
+//! - [`EXIT_STATUS_BAD_SETTING`] (2, clap's own for a bad argument): a
+//!   setting's value refused by its own rules, whatever the machine it runs
+//!   on (clap's refusals exit with it before `main`'s work starts; an error
+//!   found later says so by holding a [`SettingRefused`] in its chain, such
+//!   as an `AUTH_JWT_SECRET` too short, too plain or padded with white space).
+//! - 1: anything else, a start refused by the machine's state among them (a
+//!   port in use, a `HOST` that does not resolve, a key file that cannot be
+//!   read) (h161 N6).
 
 use std::error::Error;
 use std::future::Future;
@@ -30,9 +40,46 @@ pub fn run_main(binary: &str, main: impl Future<Output = Result<(), Box<dyn Erro
     exit_code(binary, outcome)
 }
 
+/// The exit status of a setting's value refused by its own rules: clap's
+/// status for a bad argument, so every bad setting ends alike whether clap
+/// or the start found it.
+pub const EXIT_STATUS_BAD_SETTING: u8 = 2;
+
+/// A setting's value refused by its own rules (not by the machine's state):
+/// [`exit_code`] ends with [`EXIT_STATUS_BAD_SETTING`] when an error or any
+/// of its causes is one. It shows the refusal's message, and keeps the
+/// refusal as its cause.
+#[derive(Debug)]
+pub struct SettingRefused(Box<dyn Error + Send + Sync + 'static>);
+
+impl SettingRefused {
+    /// Marks `refusal` as a setting's value refused by its own rules.
+    pub fn new(refusal: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> Self {
+        Self(refusal.into())
+    }
+
+    /// The refusal, to look at (`downcast_ref`) in tests and callers.
+    pub fn refusal(&self) -> &(dyn Error + Send + Sync + 'static) {
+        self.0.as_ref()
+    }
+}
+
+impl std::fmt::Display for SettingRefused {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(formatter)
+    }
+}
+
+impl Error for SettingRefused {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
+
 /// `ExitCode::SUCCESS` for `Ok`; for `Err` prints `<binary>: <message>:
 /// <cause>: …` on stderr (see [`with_causes`]) and answers
-/// `ExitCode::FAILURE` (1).
+/// [`EXIT_STATUS_BAD_SETTING`] when the error or a cause is a
+/// [`SettingRefused`], else `ExitCode::FAILURE` (1).
 pub fn exit_code(binary: &str, outcome: Result<(), Box<dyn Error>>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -44,9 +91,25 @@ pub fn exit_code(binary: &str, outcome: Result<(), Box<dyn Error>>) -> ExitCode 
                 "{binary}: {}",
                 with_causes(error.as_ref())
             );
-            ExitCode::FAILURE
+            if is_setting_refused(error.as_ref()) {
+                ExitCode::from(EXIT_STATUS_BAD_SETTING)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
+}
+
+/// Whether `error` or one of its causes is a [`SettingRefused`].
+fn is_setting_refused(error: &(dyn Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(inner) = cause {
+        if inner.is::<SettingRefused>() {
+            return true;
+        }
+        cause = inner.source();
+    }
+    false
 }
 
 /// An error's message followed by each cause's (`: `-separated), skipping a
@@ -108,6 +171,34 @@ mod tests {
             with_causes(&Repeating(Inner)),
             "cannot start: password authentication failed for user \"wallex\""
         );
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot start")]
+    struct Starting(#[source] SettingRefused);
+
+    #[derive(Debug, thiserror::Error)]
+    enum Transparent {
+        #[error(transparent)]
+        Start(#[from] Starting),
+    }
+
+    #[test]
+    fn a_setting_refused_by_its_own_rules_exits_2_wherever_it_is_in_the_chain() {
+        let refused = || SettingRefused::new(Inner);
+        let bad_setting = ExitCode::from(EXIT_STATUS_BAD_SETTING);
+        assert_eq!(exit_code("test", Err(Box::new(refused()))), bad_setting);
+        assert_eq!(
+            exit_code("test", Err(Box::new(Starting(refused())))),
+            bad_setting
+        );
+        let hidden = Transparent::from(Starting(refused()));
+        assert_eq!(exit_code("test", Err(Box::new(hidden))), bad_setting);
+        assert_eq!(
+            with_causes(&Starting(refused())),
+            "cannot start: password authentication failed for user \"wallex\""
+        );
+        assert!(refused().refusal().is::<Inner>());
     }
 
     #[test]

@@ -7,7 +7,10 @@ mod log_filter;
 mod log_throttle;
 mod stop_signals;
 
-pub use exit::{exit_code, run_main, with_causes, RUNTIME_SHUTDOWN_WAIT_MS};
+pub use exit::{
+    exit_code, run_main, with_causes, SettingRefused, EXIT_STATUS_BAD_SETTING,
+    RUNTIME_SHUTDOWN_WAIT_MS,
+};
 pub use failure_streak::{FailureStreak, Failures, FAILURE_REPORT_MS};
 pub use listen::{ListenAddress, ListenError};
 pub use log_filter::{log_filter, LogFilter, QUIET_UNLESS_NAMED};
