@@ -101,7 +101,7 @@ pub struct Config {
           value_parser = NonEmptyStringValueParser::new())]
     pub redis_key_prefix: String,
     /// Kafka brokers, for the publisher health endpoints of the distributed
-    /// mode: comma-separated host:port entries (port 1 to 65535).
+    /// mode: comma-separated host:port entries (a host alone: port 9092; port 1 to 65535).
     #[arg(long, env = "KAFKA_BROKERS", value_parser = event_bus::brokers_list)]
     pub kafka_brokers: Option<String>,
     /// Topic the outbox relay publishes to (a name Kafka takes: ASCII

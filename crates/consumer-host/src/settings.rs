@@ -36,7 +36,7 @@ pub struct Settings {
     /// PostgreSQL of this consumer's tables (migrated at start-up).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
-    /// Kafka bootstrap servers, comma-separated host:port entries (port 1 to
+    /// Kafka bootstrap servers, comma-separated host:port entries (a host alone: port 9092; port 1 to
     /// 65535).
     #[arg(long, env = "KAFKA_BROKERS", value_parser = event_bus::brokers_list)]
     pub kafka_brokers: String,

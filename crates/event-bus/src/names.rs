@@ -16,15 +16,16 @@ pub enum BrokersError {
         "entry {entry} is empty: give host:port entries, comma-separated (kafka:9092,kafka-2:9092)"
     )]
     EmptyEntry { entry: usize },
-    #[error("entry {entry} ({text:?}) is not host:port: give host:port entries, comma-separated (kafka:9092)")]
+    #[error("entry {entry} ({text:?}) is not a host or host:port: give host:port entries, comma-separated (kafka:9092)")]
     NotHostPort { entry: usize, text: String },
     #[error("entry {entry} ({text:?}) has no port from 1 to 65535 after its host")]
     Port { entry: usize, text: String },
 }
 
-/// `raw` when each of its comma-separated entries, trimmed, is a non-empty
-/// host, a `:` and a port from 1 to 65535 (`[::1]:9092` included); for
-/// clap's `value_parser` of `KAFKA_BROKERS`.
+/// `raw` when each of its comma-separated entries, trimmed, is a host with
+/// no white space, alone (librdkafka then takes Kafka's port, 9092) or with
+/// a `:` and a port from 1 to 65535 (`[::1]:9092` included); for clap's
+/// `value_parser` of `KAFKA_BROKERS`.
 pub fn brokers_list(raw: &str) -> Result<String, BrokersError> {
     for (index, entry) in raw.split(',').enumerate() {
         let entry_number = index + 1;
@@ -34,11 +35,15 @@ pub fn brokers_list(raw: &str) -> Result<String, BrokersError> {
                 entry: entry_number,
             });
         }
-        let Some((host, port)) = text.rsplit_once(':') else {
+        if text.contains(char::is_whitespace) {
             return Err(BrokersError::NotHostPort {
                 entry: entry_number,
                 text: text.to_owned(),
             });
+        }
+        // A host alone is librdkafka's: its port is Kafka's 9092.
+        let Some((host, port)) = text.rsplit_once(':') else {
+            continue;
         };
         if host.is_empty() {
             return Err(BrokersError::NotHostPort {
@@ -97,8 +102,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_broker_entry_must_be_host_and_port() {
+    fn each_broker_entry_must_be_a_host_and_its_port() {
         for accepted in [
+            "kafka",
+            "k1, k2:9093",
             "localhost:9092",
             "k1:9092, k2:9093",
             " kafka:1 ",
@@ -121,7 +128,7 @@ mod tests {
             Err(BrokersError::EmptyEntry { entry: 2 })
         );
         assert!(matches!(
-            brokers_list("k:9092,kafka"),
+            brokers_list("k:9092,kafka 9092"),
             Err(BrokersError::NotHostPort { entry: 2, .. })
         ));
         assert!(matches!(
@@ -134,9 +141,9 @@ mod tests {
                 "{port}"
             );
         }
-        let message = brokers_list("a:1, b").expect_err("b").to_string();
+        let message = brokers_list("a:1, b:").expect_err("b").to_string();
         assert!(
-            message.contains("entry 2") && message.contains("\"b\""),
+            message.contains("entry 2") && message.contains("\"b:\""),
             "{message}"
         );
     }

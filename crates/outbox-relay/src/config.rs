@@ -37,7 +37,7 @@ pub struct Config {
     /// Where the events are read from (EVENT_STORE, KURRENTDB_URL).
     #[command(flatten)]
     pub event_store: EventStoreArgs,
-    /// Kafka bootstrap servers, comma-separated host:port entries (port 1 to
+    /// Kafka bootstrap servers, comma-separated host:port entries (a host alone: port 9092; port 1 to
     /// 65535).
     #[arg(long, env = "KAFKA_BROKERS", value_parser = event_bus::brokers_list)]
     pub kafka_brokers: String,
@@ -222,7 +222,7 @@ mod tests {
 
     #[test]
     fn a_brokers_list_or_a_topic_kafka_would_refuse_is_a_bad_setting() {
-        for brokers in [",", " ", "k:9092,", "kafka", "k:0"] {
+        for brokers in [",", " ", "k:9092,", "kafka 9092", "k:0"] {
             let refused = Config::try_parse_checked([
                 "outbox-relay",
                 "--database-url",
