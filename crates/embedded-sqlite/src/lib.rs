@@ -37,6 +37,7 @@ use checkpointer::{Checkpointer, Finish};
 use deadpool_sqlite::{Config, Hook, HookError, Pool, PoolConfig, Runtime};
 use observability::LogThrottle;
 use percent_encoding::{percent_encode, AsciiSet, CONTROLS};
+use rusqlite::config::DbConfig;
 use rusqlite::Connection;
 
 /// How long a connection waits for a lock held by another before failing.
@@ -382,10 +383,19 @@ fn open_writer_of(
             path: path.to_path_buf(),
         });
     }
+    // Until the file is known to be ours, its close must not checkpoint a
+    // WAL another program left beside it into it, nor delete that WAL (h163
+    // M2): a refused file is left as it was.
+    connection
+        .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+        .map_err(at)?;
     refuse_foreign(&connection, path, migrations).map_err(|error| match error {
         ForeignCheck::Foreign(refusal) => refusal,
         ForeignCheck::Sqlite(source) => at(source),
     })?;
+    connection
+        .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)
+        .map_err(at)?;
     let place = FilePlace::of(path)?;
     if let Some(damage) = place.damage() {
         return Err(damage);
@@ -480,9 +490,12 @@ fn refuse_foreign(
             why,
         })
     };
-    let version: usize = connection
+    let version: i64 = connection
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(ForeignCheck::Sqlite)?;
+    let Ok(version) = usize::try_from(version) else {
+        return Err(foreign(format!("schema version {version}")));
+    };
     let tables = table_names(connection).map_err(ForeignCheck::Sqlite)?;
     if version == 0 {
         return match tables.is_empty() {
@@ -496,26 +509,29 @@ fn refuse_foreign(
     let Some(migrations) = migrations else {
         return Ok(());
     };
-    if version > migrations.len() {
-        return Err(ForeignCheck::Foreign(SqliteError::SchemaNewer {
-            file: path.display().to_string(),
-            found: version,
-            known: migrations.len(),
-        }));
+    if let Some(refusal) = version_refusal(connection, version, migrations.len()) {
+        return Err(ForeignCheck::Foreign(refusal));
     }
     // A schema that cannot be made in memory (a migration needing what only
     // a server's connection has) cannot be compared: taken as the file says.
-    let Some(expected) = schema_tables(&migrations[..version]) else {
+    let Some(expected) = schema_columns(&migrations[..version]) else {
         return Ok(());
     };
-    let missing: Vec<&String> = expected.difference(&tables).collect();
+    let found = table_columns(connection).map_err(ForeignCheck::Sqlite)?;
+    let missing: Vec<&String> = expected
+        .difference(&found)
+        .take(FOREIGN_MISSING_NAMED_MAX)
+        .collect();
     match missing.is_empty() {
         true => Ok(()),
         false => Err(foreign(format!(
-            "schema version {version} without its tables {missing:?}"
+            "schema version {version} without its tables' columns {missing:?}"
         ))),
     }
 }
+
+/// Columns a refusal of a file lacking some names at most.
+const FOREIGN_MISSING_NAMED_MAX: usize = 5;
 
 /// The names of the tables of the database on `connection`.
 fn table_names(connection: &Connection) -> rusqlite::Result<BTreeSet<String>> {
@@ -525,14 +541,26 @@ fn table_names(connection: &Connection) -> rusqlite::Result<BTreeSet<String>> {
     names.collect()
 }
 
-/// The tables `migrations` make in an empty database, made in memory;
-/// `None` when they cannot be.
-fn schema_tables(migrations: &[&str]) -> Option<BTreeSet<String>> {
+/// Every column of every table of the database on `connection`, as
+/// `table.column`: a table of another program under one of our names
+/// lacks ours (h163 M1: decoy tables passed a check of names alone).
+fn table_columns(connection: &Connection) -> rusqlite::Result<BTreeSet<String>> {
+    let mut statement = connection.prepare(
+        "SELECT m.name || '.' || c.name FROM sqlite_schema AS m \
+         JOIN pragma_table_info(m.name) AS c WHERE m.type = 'table'",
+    )?;
+    let columns = statement.query_map([], |row| row.get(0))?;
+    columns.collect()
+}
+
+/// The tables' columns `migrations` make in an empty database
+/// ([`table_columns`]), made in memory; `None` when they cannot be.
+fn schema_columns(migrations: &[&str]) -> Option<BTreeSet<String>> {
     let connection = Connection::open_in_memory().ok()?;
     for sql in migrations {
         connection.execute_batch(sql).ok()?;
     }
-    table_names(&connection).ok()
+    table_columns(&connection).ok()
 }
 
 /// Whether a commit failed with its outcome known, nothing of it written:
@@ -774,6 +802,29 @@ fn open_beside_checkpointer(
     })
 }
 
+/// Why a file at schema version `applied` cannot be brought to `known`:
+/// a newer build wrote it ([`SqliteError::SchemaNewer`]), or it is older
+/// and its folder is given to [`forbid_migrations`]
+/// ([`SqliteError::SchemaBehind`]); `None` when it can.
+fn version_refusal(connection: &Connection, applied: usize, known: usize) -> Option<SqliteError> {
+    let file = || connection.path().unwrap_or_default().to_owned();
+    if applied > known {
+        return Some(SqliteError::SchemaNewer {
+            file: file(),
+            found: applied,
+            known,
+        });
+    }
+    if 0 < applied && applied < known && migrations_forbidden(connection) {
+        return Some(SqliteError::SchemaBehind {
+            file: file(),
+            found: applied,
+            known,
+        });
+    }
+    None
+}
+
 /// Brings a database file's schema up to date: `migrations[i]` is schema
 /// version `i + 1`, applied once, in one transaction, recorded in `user_version`.
 ///
@@ -783,22 +834,10 @@ fn open_beside_checkpointer(
 /// of a folder given to [`forbid_migrations`], and SQLite's errors.
 pub fn migrate(connection: &mut Connection, migrations: &[&str]) -> Result<(), SqliteError> {
     let applied: usize = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    let known = migrations.len();
+    if let Some(refusal) = version_refusal(connection, applied, migrations.len()) {
+        return Err(refusal);
+    }
     let file = connection.path().unwrap_or_default().to_owned();
-    if applied > known {
-        return Err(SqliteError::SchemaNewer {
-            file,
-            found: applied,
-            known,
-        });
-    }
-    if 0 < applied && applied < known && migrations_forbidden(connection) {
-        return Err(SqliteError::SchemaBehind {
-            file,
-            found: applied,
-            known,
-        });
-    }
     for (index, sql) in migrations.iter().enumerate().skip(applied) {
         let version = index + 1;
         let step = |connection: &mut Connection| {
@@ -877,6 +916,34 @@ mod tests {
         wal.push("-wal");
         assert!(!std::path::Path::new(&wal).exists());
 
+        // One in WAL mode whose WAL another program left beside it: neither
+        // checkpointed into the file nor deleted.
+        let walled = dir.path().join("read_model.db");
+        {
+            let other = Connection::open(&walled).expect("open");
+            other
+                .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+                .expect("keep the WAL");
+            other
+                .execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE theirs (x); INSERT INTO theirs VALUES (1);")
+                .expect("their file");
+        }
+        let mut walled_wal = walled.clone().into_os_string();
+        walled_wal.push("-wal");
+        let both = || {
+            (
+                std::fs::read(&walled).expect("file"),
+                std::fs::read(&walled_wal).expect("its WAL"),
+            )
+        };
+        let before = both();
+        assert!(!before.1.is_empty(), "frames in the WAL");
+        assert!(matches!(
+            open_writer(&walled, Durability::Durable),
+            Err(SqliteError::Foreign { .. })
+        ));
+        assert_eq!(both(), before);
+
         let ours = dir.path().join("ledger.db");
         let mut writer = open_writer(&ours, Durability::Durable).expect("new file");
         migrate(&mut writer, &["CREATE TABLE a (x);"]).expect("migrated");
@@ -899,16 +966,21 @@ mod tests {
             "CREATE INDEX entries_by_id ON entries (id);",
         ];
         let dir = tempfile::tempdir().expect("temp dir");
-        for (name, version) in [("theirs.db", 2), ("newer.db", 99)] {
+        let theirs = "CREATE TABLE entries (id INTEGER PRIMARY KEY, body TEXT); \
+                      INSERT INTO entries (body) VALUES ('theirs');";
+        let decoys = "CREATE TABLE entries (x); CREATE TABLE accounts (y); \
+                      INSERT INTO entries VALUES (1);";
+        for (name, tables, version) in [
+            ("theirs.db", theirs, 2),
+            ("decoys.db", decoys, 2),
+            ("newer.db", theirs, 99),
+            ("negative.db", theirs, -1),
+        ] {
             let path = dir.path().join(name);
             {
                 let other = Connection::open(&path).expect("open");
                 other
-                    .execute_batch(&format!(
-                        "CREATE TABLE entries (id INTEGER PRIMARY KEY, body TEXT); \
-                         INSERT INTO entries (body) VALUES ('theirs'); \
-                         PRAGMA user_version = {version};"
-                    ))
+                    .execute_batch(&format!("{tables} PRAGMA user_version = {version};"))
                     .expect("their file");
             }
             let before = std::fs::read(&path).expect("read");
@@ -917,7 +989,11 @@ mod tests {
                 .expect_err("refused");
             match version {
                 2 => assert!(
-                    matches!(&refused, SqliteError::Foreign { why, .. } if why.contains("accounts")),
+                    matches!(&refused, SqliteError::Foreign { why, .. } if why.contains("accounts.name")),
+                    "{refused}"
+                ),
+                -1 => assert!(
+                    matches!(&refused, SqliteError::Foreign { why, .. } if why.contains("-1")),
                     "{refused}"
                 ),
                 _ => assert!(

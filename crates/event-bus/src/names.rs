@@ -45,14 +45,16 @@ pub fn brokers_list(raw: &str) -> Result<String, BrokersError> {
         let Some((host, port)) = text.rsplit_once(':') else {
             continue;
         };
-        if host.is_empty() {
+        // A colon in the host is an IPv6 address's, in brackets only.
+        let bracketed = host.starts_with('[') && host.ends_with(']');
+        if host.is_empty() || (host.contains(':') && !bracketed) {
             return Err(BrokersError::NotHostPort {
                 entry: entry_number,
                 text: text.to_owned(),
             });
         }
         match port.parse::<u16>() {
-            Ok(port) if port > 0 => {}
+            Ok(number) if number > 0 && port.bytes().all(|byte| byte.is_ascii_digit()) => {}
             _ => {
                 return Err(BrokersError::Port {
                     entry: entry_number,
@@ -135,7 +137,11 @@ mod tests {
             brokers_list(":9092"),
             Err(BrokersError::NotHostPort { entry: 1, .. })
         ));
-        for port in ["k:0", "k:65536", "k:", "k:x"] {
+        assert!(matches!(
+            brokers_list("k:9092:1"),
+            Err(BrokersError::NotHostPort { entry: 1, .. })
+        ));
+        for port in ["k:0", "k:65536", "k:", "k:x", "k:+9092"] {
             assert!(
                 matches!(brokers_list(port), Err(BrokersError::Port { entry: 1, .. })),
                 "{port}"

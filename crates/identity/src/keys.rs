@@ -117,22 +117,26 @@ impl std::fmt::Display for SkippedKey {
 }
 
 /// Whether `secret` begins or ends with a character no one means to sign
-/// with: white space (ASCII's, `\v` included, and Unicode's: U+00A0, U+3000, …)
-/// or one that shows nothing (a zero-width space or joiner, a word joiner, a
-/// byte-order mark), which a copy from a file, a terminal or a web page
+/// with: white space (ASCII's, `\v` included, and Unicode's: U+00A0, U+3000, …),
+/// a control character, or one that shows nothing (a zero-width space or
+/// joiner, a word joiner, a byte-order mark, U+180E), which a copy from a file, a terminal or a web page
 /// brings along (tester h161 N4). A secret that is not UTF-8 is checked by
 /// its bytes' ASCII white space.
 fn is_padded(secret: &[u8]) -> bool {
     let unseen = |character: char| {
         character.is_whitespace()
-            || matches!(character, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
+            || character.is_control()
+            || matches!(
+                character,
+                '\u{180E}' | '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}'
+            )
     };
     match std::str::from_utf8(secret) {
         Ok(text) => {
             text.chars().next().is_some_and(unseen) || text.chars().next_back().is_some_and(unseen)
         }
         Err(_) => {
-            let ascii_space = |byte: &u8| byte.is_ascii_whitespace() || *byte == 0x0B;
+            let ascii_space = |byte: &u8| byte.is_ascii_whitespace() || byte.is_ascii_control();
             secret.first().is_some_and(ascii_space) || secret.last().is_some_and(ascii_space)
         }
     }
@@ -681,6 +685,8 @@ mod tests {
             "abcdefghabcdefghabcdefghabcdefgh\u{3000}".as_bytes(),
             "\u{200b}abcdefghabcdefghabcdefghabcdefgh".as_bytes(),
             "\u{feff}abcdefghabcdefghabcdefghabcdefgh".as_bytes(),
+            "\u{180e}abcdefghabcdefghabcdefghabcdefgh".as_bytes(),
+            b"abcdefghabcdefghabcdefghabcdefgh\x01",
             b"\xffabcdefghabcdefghabcdefghabcdefgh\x0b",
         ] {
             assert!(
