@@ -40,13 +40,21 @@ enum Log {
     Broken,
 }
 
+/// The server's command with none of this process's environment: any
+/// free port, logging at `info`.
+fn command_api() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_command-api"));
+    command
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("PORT", "0")
+        .env("RUST_LOG", "info");
+    command
+}
+
 fn start_with_log(data_dir: &std::path::Path, log: Log) -> (Server, TcpStream) {
     let mut server = Server(
-        Command::new(env!("CARGO_BIN_EXE_command-api"))
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("PORT", "0")
-            .env("RUST_LOG", "info")
+        command_api()
             .env("WALLEX_DATA_DIR", data_dir)
             .stdout(Stdio::piped())
             .stderr(if log == Log::Broken {
@@ -233,11 +241,7 @@ fn a_signal_ends_the_wait_for_postgresql_at_start_up() {
     for (name, exit_status) in [("TERM", 143), ("INT", 130)] {
         let url = format!("postgres://u:p@127.0.0.1:{}/db", closed_port());
         let mut server = Server(
-            Command::new(env!("CARGO_BIN_EXE_command-api"))
-                .env_clear()
-                .env("PATH", "/usr/bin:/bin")
-                .env("PORT", "0")
-                .env("RUST_LOG", "info")
+            command_api()
                 .env("AUTH", "none")
                 .env("DATABASE_URL", url)
                 .stdout(Stdio::piped())
