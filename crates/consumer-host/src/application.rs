@@ -8,6 +8,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use event_bus::{run_consumer_with_metrics, BusError, KafkaProbe, ParkedWallets};
 use event_sink::EventSink;
+use observability::Listening;
 use tokio::sync::watch;
 use tokio::task::{JoinError, JoinSet};
 
@@ -81,36 +82,21 @@ pub struct Application {
     consumers: JoinSet<(String, Result<(), BusError>)>,
 }
 
-/// The health and metrics port, bound before anything waits for a server:
-/// a port in use or a `HOST` that is no address stops the start at once,
-/// naming it, instead of after PostgreSQL answers (h157 F7).
-pub struct Listening {
-    address: observability::ListenAddress,
-    listener: std::net::TcpListener,
-    port: u16,
-}
-
-impl Listening {
-    /// Binds `settings`' `HOST` and `PORT`.
-    pub fn bind(settings: &Settings) -> Result<Self, HostError> {
-        let address = observability::ListenAddress {
-            host: settings.host.clone(),
-            port: settings.port,
-        };
-        let (listener, port) = address.bind()?;
-        Ok(Self {
-            address,
-            listener,
-            port,
-        })
-    }
+/// The health and metrics port of `settings`' `HOST` and `PORT`, bound
+/// before anything waits for a server (h157 F7).
+pub fn listen(settings: &Settings) -> Result<Listening, HostError> {
+    let address = observability::ListenAddress {
+        host: settings.host.clone(),
+        port: settings.port,
+    };
+    Ok(address.listen()?)
 }
 
 impl Application {
     /// Starts consuming `settings.kafka_topic` in each of the service's
     /// groups with its sink, and serves `/health` and `/metrics`.
     pub fn start(settings: &Settings, service: Service) -> Result<Self, HostError> {
-        Self::start_on(Listening::bind(settings)?, settings, service)
+        Self::start_on(listen(settings)?, settings, service)
     }
 
     /// [`Application::start`] serving on a port bound before.

@@ -21,7 +21,7 @@ mod settings;
 
 pub use actix_web::dev::ServerHandle;
 pub use application::{
-    replay_dead_letters, Application, GroupSink, HostError, Listening, RunError, Service,
+    listen, replay_dead_letters, Application, GroupSink, HostError, RunError, Service,
     CONSUMER_STOP_WAIT_MS,
 };
 pub use health::{
@@ -29,6 +29,7 @@ pub use health::{
     HEALTH_CHECK_TIMEOUT_MS,
 };
 pub use metrics::{count, Metrics};
+pub use observability::Listening;
 pub use postgres_support::{StartupWait, STARTUP_RETRY_PAUSE_MS, STARTUP_WAIT_SECONDS_MAX};
 pub use settings::{
     parse, try_parse_from, Profile, ReplayDlqArgs, Settings, DLQ_REPLAY_LIMIT_DEFAULT,

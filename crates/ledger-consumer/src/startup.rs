@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 /// Binds the health and metrics port, connects (and migrates) PostgreSQL
 /// and starts consuming.
 pub async fn build(config: &Config) -> Result<Application, HostError> {
-    let listening = Listening::bind(&config.settings)?;
+    let listening = consumer_host::listen(&config.settings)?;
     let pool = config.settings.connect_postgres().await?;
     let parked = ParkedWallets::new(pool.clone());
     build_on(
@@ -31,7 +31,12 @@ pub fn build_with(
     ledger: Arc<dyn Ledger>,
     parked: ParkedWallets,
 ) -> Result<Application, HostError> {
-    build_on(Listening::bind(&config.settings)?, config, ledger, parked)
+    build_on(
+        consumer_host::listen(&config.settings)?,
+        config,
+        ledger,
+        parked,
+    )
 }
 
 /// [`build_with`] on a port bound before.

@@ -12,7 +12,7 @@ pub use exit::{
     RUNTIME_SHUTDOWN_WAIT_MS,
 };
 pub use failure_streak::{FailureStreak, Failures, FAILURE_REPORT_MS};
-pub use listen::{ListenAddress, ListenError};
+pub use listen::{ListenAddress, ListenError, Listening};
 pub use log_filter::{log_filter, LogFilter, QUIET_UNLESS_NAMED};
 pub use log_throttle::{LogNow, LogThrottle};
 pub use stop_signals::{unless_stopped, StopSignal, StopSignals};

@@ -21,6 +21,14 @@ pub struct ListenError {
     pub source: std::io::Error,
 }
 
+/// A listening socket, the address it was bound to and its port (the one
+/// the system chose when the address's port is 0).
+pub struct Listening {
+    pub address: ListenAddress,
+    pub listener: TcpListener,
+    pub port: u16,
+}
+
 /// The address `host:port` a server listens on.
 #[derive(Debug, Clone)]
 pub struct ListenAddress {
@@ -48,6 +56,18 @@ impl ListenAddress {
             .map_err(|source| self.failed(source))?
             .port();
         Ok((listener, port))
+    }
+
+    /// [`Self::bind`], kept with the address: what a binary binds before
+    /// anything waits for a server, so a port in use or a `HOST` that is no
+    /// address stops the start at once, naming it (h157 F7).
+    pub fn listen(self) -> Result<Listening, ListenError> {
+        let (listener, port) = self.bind()?;
+        Ok(Listening {
+            address: self,
+            listener,
+            port,
+        })
     }
 
     /// `source` as this address's [`ListenError`] (the server refusing the

@@ -9,6 +9,7 @@ use actix_web::{web, App, HttpServer};
 use event_bus::{KafkaPublisher, PublisherConfig};
 use event_relay::RelayLimits;
 use event_store::{EventStore, StoreError};
+use observability::Listening;
 use sqlx::postgres::{PgConnectOptions, PgPool};
 use tokio::sync::watch;
 
@@ -49,27 +50,13 @@ pub enum StartupError {
     Listen(#[from] observability::ListenError),
 }
 
-/// The health and metrics port, bound before anything waits for a server.
-struct Listening {
-    address: observability::ListenAddress,
-    listener: std::net::TcpListener,
-    port: u16,
-}
-
-impl Listening {
-    /// Binds `config`'s `HOST` and `PORT`.
-    fn bind(config: &Config) -> Result<Self, StartupError> {
-        let address = observability::ListenAddress {
-            host: config.host.clone(),
-            port: config.port,
-        };
-        let (listener, port) = address.bind()?;
-        Ok(Self {
-            address,
-            listener,
-            port,
-        })
-    }
+/// The health and metrics port of `config`'s `HOST` and `PORT`.
+fn listen(config: &Config) -> Result<Listening, StartupError> {
+    let address = observability::ListenAddress {
+        host: config.host.clone(),
+        port: config.port,
+    };
+    Ok(address.listen()?)
 }
 
 pub struct Application {
@@ -89,7 +76,7 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         // Before any wait: a port in use or a bad HOST stops the start at
         // once, naming it, not after PostgreSQL answers (h157 F7).
-        let listening = Listening::bind(&config)?;
+        let listening = listen(&config)?;
         // A server that does not answer yet is waited for (a bounded time).
         let pool = postgres_support::StartupWait::default()
             .until_ready(
@@ -108,7 +95,7 @@ impl Application {
         pool: PgPool,
         store: Arc<dyn EventStore>,
     ) -> Result<Self, StartupError> {
-        Self::start(Listening::bind(&config)?, config, pool, store)
+        Self::start(listen(&config)?, config, pool, store)
     }
 
     /// [`Application::build_with_store`] serving on a port bound before.

@@ -43,7 +43,7 @@ pub enum StartupError {
 /// makes the indices before its first batch, retrying until they are.
 pub async fn build(config: &Config) -> Result<Application, StartupError> {
     // Before any wait: a port in use or a bad HOST stops the start at once.
-    let listening = Listening::bind(&config.settings)?;
+    let listening = consumer_host::listen(&config.settings)?;
     let pool = config
         .settings
         .connect_postgres()
@@ -103,7 +103,7 @@ pub fn build_with(
     search_index: Arc<dyn SearchIndex>,
     indices_ready: bool,
 ) -> Result<Application, StartupError> {
-    let listening = Listening::bind(&config.settings)?;
+    let listening = consumer_host::listen(&config.settings)?;
     build_on(listening, config, pool, search_index, indices_ready)
 }
 
