@@ -15,6 +15,7 @@
 //! Snapshot streams are outside the wallet prefix, so the relay never sees
 //! them.
 
+use chrono::{DateTime, Utc};
 use kurrentdb::{
     AppendToStreamOptions, Client, EventData, ReadStreamOptions, StreamMetadata, StreamPosition,
     StreamState,
@@ -43,6 +44,9 @@ pub const SNAPSHOT_EVENT_TYPE: &str = "WalletSnapshot";
 struct SnapshotRecord {
     version: u64,
     last_event_id: Uuid,
+    /// Absent from a record written before it was kept.
+    #[serde(default)]
+    occurred_at: Option<DateTime<Utc>>,
     state: String,
 }
 
@@ -81,6 +85,7 @@ pub(crate) async fn newest(
                         wallet_id: wallet_id.clone(),
                         version: record.version,
                         last_event_id: record.last_event_id,
+                        occurred_at: record.occurred_at,
                         state: record.state,
                     },
                 )));
@@ -118,6 +123,7 @@ pub(crate) async fn save(
     let record = SnapshotRecord {
         version: snapshot.version,
         last_event_id: snapshot.last_event_id,
+        occurred_at: snapshot.occurred_at,
         state: snapshot.state,
     };
     let event = EventData::json(SNAPSHOT_EVENT_TYPE, &record)

@@ -19,11 +19,11 @@ use embedded_sqlite::{
 };
 use observability::LogThrottle;
 use rusqlite::{
-    params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
+    params, Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
-use wallet_domain::{EventDecodeError, HoldId, WalletId, EVENT_SCHEMA_VERSION};
+use wallet_domain::{AsOf, EventDecodeError, HoldId, WalletId, EVENT_SCHEMA_VERSION};
 
 use crate::log_tail::LogTail;
 
@@ -31,6 +31,7 @@ mod gathering;
 pub mod payload;
 mod stream_index;
 
+use crate::snapshot::{from_time_ns, time_ns, SnapshotRow};
 use crate::tail::version_in_stream;
 use crate::{
     directory_change, directory_wallet, due_hold, hold_versions, AppendError, AppendOutcome,
@@ -71,6 +72,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/events_0006.sql"),
     include_str!("../../../migrations/embedded/events_0007.sql"),
     include_str!("../../../migrations/embedded/events_0008.sql"),
+    include_str!("../../../migrations/embedded/events_0009.sql"),
 ];
 
 struct AppendJob {
@@ -570,30 +572,75 @@ fn commit_group(
     }
 }
 
-/// Stores `snapshot` over the stream's stored one that `replace` names. An
-/// unusable row is replaced whatever its `version` holds: a number past the
-/// stream's head, or text, which SQLite sorts above every number.
+/// Stores `snapshot` beside the stream's stored ones, over the one at its
+/// version. Over an unusable one, every stored one of the stream goes first,
+/// whatever its `version` holds: a number past the stream's head, or text,
+/// which SQLite sorts above every number.
 fn keep_snapshot(
     connection: &Connection,
     snapshot: &StreamSnapshot,
     replace: SnapshotReplace,
 ) -> rusqlite::Result<()> {
+    if replace == SnapshotReplace::Unusable {
+        connection
+            .prepare_cached("DELETE FROM snapshots WHERE stream_id = ?1")?
+            .execute([snapshot.wallet_id.as_str()])?;
+    }
     connection
         .prepare_cached(
-            "INSERT INTO snapshots (stream_id, version, last_event_id, state) \
-             VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, \
-             last_event_id = excluded.last_event_id, state = excluded.state \
-             WHERE ?5 OR excluded.version >= snapshots.version",
+            "INSERT INTO snapshots (stream_id, version, last_event_id, state, occurred_at_ns) \
+             VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (stream_id, version) DO UPDATE SET \
+             last_event_id = excluded.last_event_id, state = excluded.state, \
+             occurred_at_ns = excluded.occurred_at_ns",
         )?
         .execute(params![
             snapshot.wallet_id.as_str(),
             to_i64(snapshot.version),
             snapshot.last_event_id.to_string(),
             snapshot.state,
-            replace == SnapshotReplace::Unusable,
+            snapshot.occurred_at.map(time_ns),
         ])?;
     Ok(())
+}
+
+/// The stored snapshot `wanted` names of `stream_id`, its columns as stored:
+/// version, last event id, state, time.
+type SnapshotColumns = (Option<i64>, Option<String>, Option<String>, Option<i64>);
+
+/// Reads the row `wanted` names (see [`SnapshotRow`]).
+fn snapshot_row(
+    connection: &Connection,
+    stream_id: &str,
+    wanted: SnapshotRow,
+) -> rusqlite::Result<Option<SnapshotColumns>> {
+    const COLUMNS: &str = "SELECT version, last_event_id, state, occurred_at_ns FROM snapshots";
+    let columns = |row: &Row<'_>| {
+        // As stored: a column of another type is `None`.
+        Ok((
+            integer_as_stored(row, 0)?,
+            text_as_stored(row, 1)?,
+            text_as_stored(row, 2)?,
+            integer_as_stored(row, 3)?,
+        ))
+    };
+    let (filter, bound) = match wanted {
+        SnapshotRow::Newest => ("ORDER BY version DESC", None),
+        SnapshotRow::AtOrBelowVersion(version) => {
+            ("AND version <= ?2 ORDER BY version DESC", Some(version))
+        }
+        SnapshotRow::AtOrBeforeTime(at) => (
+            "AND occurred_at_ns <= ?2 ORDER BY occurred_at_ns DESC, version DESC",
+            Some(at),
+        ),
+    };
+    let mut statement =
+        connection.prepare_cached(&format!("{COLUMNS} WHERE stream_id = ?1 {filter} LIMIT 1"))?;
+    match bound {
+        Some(bound) => statement.query_row(params![stream_id, bound], columns),
+        None => statement.query_row(params![stream_id], columns),
+    }
+    .optional()
 }
 
 /// An append stored in the group's transaction: its outcome, and the events
@@ -927,6 +974,44 @@ impl EmbeddedEventStore {
         Ok(recorded)
     }
 
+    /// The stored snapshot of `wallet_id` that `wanted` names. A row of
+    /// other types than this store writes (a cache row, not the truth) is
+    /// [`StoreError::CorruptSnapshot`]: unusable, and the stream is read
+    /// instead.
+    async fn snapshot(
+        &self,
+        wallet_id: &WalletId,
+        wanted: SnapshotRow,
+    ) -> Result<Option<StreamSnapshot>, StoreError> {
+        let stream_id = wallet_id.as_str().to_owned();
+        let row = self
+            .readers
+            .read(move |connection| snapshot_row(connection, &stream_id, wanted))
+            .await?;
+        let Some((version, last_event_id, state, occurred_at_ns)) = row else {
+            return Ok(None);
+        };
+        let corrupt = |version| StoreError::CorruptSnapshot {
+            wallet_id: wallet_id.clone(),
+            version,
+        };
+        let Some(version) = version else {
+            return Err(corrupt(0));
+        };
+        let version = to_u64(version);
+        let (Some(last_event_id), Some(state)) = (last_event_id, state) else {
+            return Err(corrupt(version));
+        };
+        let last_event_id = Uuid::parse_str(&last_event_id).map_err(|_| corrupt(version))?;
+        Ok(Some(StreamSnapshot {
+            wallet_id: wallet_id.clone(),
+            version,
+            last_event_id,
+            occurred_at: occurred_at_ns.map(from_time_ns),
+            state,
+        }))
+    }
+
     /// The events after `after_position`, at most `limit`, when the log's
     /// tail in memory holds them all (written by this process: not checked).
     fn tail_after(&self, after_position: u64, limit: usize) -> Option<Vec<StoredEvent>> {
@@ -1065,48 +1150,15 @@ impl EventStore for EmbeddedEventStore {
         &self,
         wallet_id: &WalletId,
     ) -> Result<Option<StreamSnapshot>, StoreError> {
-        let stream_id = wallet_id.as_str().to_owned();
-        let row = self
-            .readers
-            .read(move |connection| {
-                connection
-                    .prepare_cached(
-                        "SELECT version, last_event_id, state FROM snapshots WHERE stream_id = ?1",
-                    )?
-                    .query_row([stream_id], |row| {
-                        // As stored: a column of another type is `None`.
-                        Ok((
-                            integer_as_stored(row, 0)?,
-                            text_as_stored(row, 1)?,
-                            text_as_stored(row, 2)?,
-                        ))
-                    })
-                    .optional()
-            })
-            .await?;
-        let Some((version, last_event_id, state)) = row else {
-            return Ok(None);
-        };
-        // A row of other types than this store writes (a cache row, not the
-        // truth): unusable, and the stream is read instead.
-        let corrupt = |version| StoreError::CorruptSnapshot {
-            wallet_id: wallet_id.clone(),
-            version,
-        };
-        let Some(version) = version else {
-            return Err(corrupt(0));
-        };
-        let version = to_u64(version);
-        let (Some(last_event_id), Some(state)) = (last_event_id, state) else {
-            return Err(corrupt(version));
-        };
-        let last_event_id = Uuid::parse_str(&last_event_id).map_err(|_| corrupt(version))?;
-        Ok(Some(StreamSnapshot {
-            wallet_id: wallet_id.clone(),
-            version,
-            last_event_id,
-            state,
-        }))
+        self.snapshot(wallet_id, SnapshotRow::Newest).await
+    }
+
+    async fn read_snapshot_as_of(
+        &self,
+        wallet_id: &WalletId,
+        as_of: AsOf,
+    ) -> Result<Option<StreamSnapshot>, StoreError> {
+        self.snapshot(wallet_id, SnapshotRow::as_of(as_of)).await
     }
 
     async fn save_snapshot(

@@ -16,6 +16,7 @@ mod hold_schedule;
 mod log_tail;
 mod postgres;
 mod recorded;
+mod snapshot;
 mod stream_head;
 mod tail;
 #[cfg(feature = "testing")]
@@ -26,7 +27,7 @@ use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use tokio::sync::watch;
 use uuid::Uuid;
-use wallet_domain::{EventDecodeError, EventKind, HoldId, WalletEvent, WalletId};
+use wallet_domain::{AsOf, EventDecodeError, EventKind, HoldId, WalletEvent, WalletId};
 
 /// How the embedded log stores an event's JSON (TEXT, or compressed).
 pub use embedded::payload as embedded_payload;
@@ -40,9 +41,10 @@ pub use postgres::{
     GROUP_COMMIT_STATEMENT_TIMEOUT_MS, GROUP_COMMIT_WAIT_MS_MAX, POSITION_ALLOCATOR_LOCK_KEY,
 };
 pub use recorded::{EventHeader, RecordedEvent, StoredEvent};
+pub use snapshot::{SnapshotReplace, StreamSnapshot};
 pub use tail::{
-    evolve_checked, fold_as_of_checked, fold_stream_as_of, read_snapshot_tail_until, read_tail,
-    save_snapshot_of, snapshot_due, version_in_stream, StreamTail, AS_OF_READ_PAGE_EVENTS,
+    evolve_checked, fold_as_of_checked, fold_stream_as_of, read_tail, save_snapshot_of,
+    snapshot_due, snapshot_state_as_of, version_in_stream, StreamTail, AS_OF_READ_PAGE_EVENTS,
     SNAPSHOT_INTERVAL_EVENTS,
 };
 
@@ -110,34 +112,6 @@ impl AppendRequest {
 pub struct AppendOutcome {
     /// Global position of the last event stored.
     pub last_position: u64,
-}
-
-/// A wallet's state as folded up to `version` of its stream, kept beside the
-/// stream so a read starts there instead of at the first event (see
-/// [`read_tail`]). It is a cache of the stream, never the truth: it is
-/// checked against the stream's event at `version` before it is used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamSnapshot {
-    pub wallet_id: WalletId,
-    /// The stream version the state was folded up to (1 or more).
-    pub version: u64,
-    /// The id of the stream's event at `version`.
-    pub last_event_id: Uuid,
-    /// [`wallet_domain::encode_snapshot`] of the state.
-    pub state: String,
-}
-
-/// Which stored snapshot of its stream a saved one replaces
-/// ([`EventStore::save_snapshot`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SnapshotReplace {
-    /// One at the same or an earlier version; a newer one is kept (two
-    /// writers that race keep the newer state).
-    OlderOrSame,
-    /// Whatever the store holds: its reader found it unusable (it cannot
-    /// be read, or disagrees with its stream), and such a row may claim any
-    /// version, one past the stream's head included (tester h132 F1).
-    Unusable,
 }
 
 /// The cause of a [`StoreError::OutcomeUnknown`], kept for the log.
@@ -403,9 +377,25 @@ pub trait EventStore: Send + Sync {
         Ok(None)
     }
 
-    /// Keeps `snapshot` over the stored one of its stream that `replace`
-    /// names, and otherwise leaves the stored one. The caller folded it from
-    /// stored events only. The default keeps nothing.
+    /// The stored snapshot of the stream nearest before `as_of`: the one at
+    /// the highest version at or below a version, or whose last event
+    /// occurred at or before a time ([`StreamSnapshot::occurred_at`]), the
+    /// latest first among equal times. `None` when there is none, and from
+    /// a store that keeps only its newest snapshot (the default; KurrentDB):
+    /// the reader then tries the newest ([`crate::read_snapshot_as_of`]).
+    async fn read_snapshot_as_of(
+        &self,
+        _wallet_id: &WalletId,
+        _as_of: AsOf,
+    ) -> Result<Option<StreamSnapshot>, StoreError> {
+        Ok(None)
+    }
+
+    /// Keeps `snapshot` beside the stored ones of its stream, the newest of
+    /// them replaced as `replace` says. The caller folded it from stored
+    /// events only. The embedded and PostgreSQL stores keep every snapshot
+    /// (one row per version, one per [`SNAPSHOT_INTERVAL_EVENTS`] events of
+    /// a stream), KurrentDB its newest two. The default keeps nothing.
     async fn save_snapshot(
         &self,
         _snapshot: StreamSnapshot,

@@ -16,6 +16,13 @@
 //! ([`StreamTail::snapshot_to_save`]), so a tail stays under that bound
 //! whoever wrote the events. A store that keeps no snapshots (the trait's
 //! default) gives the whole stream as the tail.
+//!
+//! A read as of a moment (a version, or a time) starts the same way from the
+//! snapshot nearest before it ([`snapshot_state_as_of`]): the SQL stores keep
+//! every snapshot a stream had, so such a read folds at most about one
+//! interval of events however far back the moment is. A stream's events
+//! never go back in time ([`wallet_domain::decide`]), so the snapshot whose
+//! event is the latest at or before a time is the nearest before it.
 
 use uuid::Uuid;
 use wallet_domain::{
@@ -70,7 +77,7 @@ impl StreamTail {
 enum SnapshotRead {
     /// Usable: its state and the stream's events after it.
     Usable(Box<StreamTail>),
-    /// None stored, or one past the reader's bound.
+    /// None stored.
     NotUsed,
     /// One stored that is read past (see [`StreamTail::stored_snapshot_unusable`]).
     Unusable,
@@ -83,7 +90,7 @@ pub async fn read_tail(
     store: &dyn EventStore,
     wallet_id: &WalletId,
 ) -> Result<StreamTail, StoreError> {
-    let stored_snapshot_unusable = match read_snapshot(store, wallet_id, u64::MAX).await? {
+    let stored_snapshot_unusable = match read_newest_snapshot(store, wallet_id).await? {
         SnapshotRead::Usable(tail) => return Ok(*tail),
         SnapshotRead::NotUsed => false,
         SnapshotRead::Unusable => true,
@@ -95,56 +102,118 @@ pub async fn read_tail(
     })
 }
 
-/// The stream of `wallet_id` from its newest snapshot on, as [`read_tail`]
-/// reads it, when that snapshot is usable (it can be read and
-/// agrees with its stream) and not past `up_to_version`: the snapshot's state
-/// and the events after it; `None` otherwise, and nothing of the stream read.
-pub async fn read_snapshot_tail_until(
+/// The newest stored snapshot of `wallet_id` checked against its stream,
+/// with the events after it when it is usable.
+async fn read_newest_snapshot(
     store: &dyn EventStore,
     wallet_id: &WalletId,
-    up_to_version: u64,
-) -> Result<Option<StreamTail>, StoreError> {
-    Ok(
-        match read_snapshot(store, wallet_id, up_to_version).await? {
-            SnapshotRead::Usable(tail) => Some(*tail),
-            SnapshotRead::NotUsed | SnapshotRead::Unusable => None,
-        },
-    )
-}
-
-/// The stored snapshot of `wallet_id` checked against its stream, with the
-/// events after it up to `up_to_version` when it is usable.
-async fn read_snapshot(
-    store: &dyn EventStore,
-    wallet_id: &WalletId,
-    up_to_version: u64,
 ) -> Result<SnapshotRead, StoreError> {
-    let snapshot = match store.read_snapshot(wallet_id).await {
-        Ok(Some(snapshot)) => snapshot,
-        Ok(None) => return Ok(SnapshotRead::NotUsed),
-        Err(StoreError::CorruptSnapshot { version, .. }) => {
-            unusable(wallet_id, version, "cannot be read");
-            return Ok(SnapshotRead::Unusable);
-        }
-        Err(error) => return Err(error),
-    };
-    if snapshot.version > up_to_version {
-        return Ok(SnapshotRead::NotUsed);
-    }
-    let wallet = match decode_snapshot(&snapshot.state) {
-        Ok(Some(wallet)) => wallet,
-        // Written under another encoding: replay, and a new one replaces it.
-        Ok(None) => return Ok(SnapshotRead::Unusable),
-        Err(error) => {
-            unusable(wallet_id, snapshot.version, &error.to_string());
-            return Ok(SnapshotRead::Unusable);
-        }
+    let snapshot = match stored(wallet_id, store.read_snapshot(wallet_id).await)? {
+        Stored::Found(snapshot) => snapshot,
+        Stored::NoneKept => return Ok(SnapshotRead::NotUsed),
+        Stored::Unreadable => return Ok(SnapshotRead::Unusable),
     };
     // From the snapshot's own event on: it must be the one the state ends with.
     let mut events = store
-        .read_stream_until(wallet_id, snapshot.version.saturating_sub(1), up_to_version)
+        .read_stream_until(wallet_id, snapshot.version.saturating_sub(1), u64::MAX)
         .await?;
-    let agrees = events.first().is_some_and(|at_version| {
+    let Some(wallet) = checked(wallet_id, &snapshot, events.first()) else {
+        return Ok(SnapshotRead::Unusable);
+    };
+    events.remove(0);
+    Ok(SnapshotRead::Usable(Box::new(StreamTail {
+        base: WalletState::Open(wallet),
+        base_last_event_id: Some(snapshot.last_event_id),
+        events,
+        stored_snapshot_unusable: false,
+    })))
+}
+
+/// Where a read of `wallet_id` as of `as_of` starts folding
+/// ([`fold_stream_as_of`]): the state of its stored snapshot nearest before
+/// the moment ([`EventStore::read_snapshot_as_of`]; the newest, from a store
+/// that keeps no older ones), checked against the stream's event at its
+/// version, which for a time must have occurred at or before it. One
+/// stream event read. [`WalletState::Absent`] when no usable snapshot is
+/// that early: the read folds from the first event.
+pub async fn snapshot_state_as_of(
+    store: &dyn EventStore,
+    wallet_id: &WalletId,
+    as_of: AsOf,
+) -> Result<WalletState, StoreError> {
+    let nearest = match stored(wallet_id, store.read_snapshot_as_of(wallet_id, as_of).await)? {
+        Stored::NoneKept => stored(wallet_id, store.read_snapshot(wallet_id).await)?,
+        found => found,
+    };
+    let Stored::Found(snapshot) = nearest else {
+        return Ok(WalletState::Absent);
+    };
+    if let AsOf::Version(version) = as_of {
+        if snapshot.version > version {
+            return Ok(WalletState::Absent);
+        }
+    }
+    let at_version = store
+        .read_stream_until(
+            wallet_id,
+            snapshot.version.saturating_sub(1),
+            snapshot.version,
+        )
+        .await?;
+    let Some(wallet) = checked(wallet_id, &snapshot, at_version.first()) else {
+        return Ok(WalletState::Absent);
+    };
+    let state = WalletState::Open(wallet);
+    // The stream's own time decides, not the row's.
+    let within = at_version
+        .first()
+        .is_some_and(|recorded| within_as_of(&WalletState::Absent, &recorded.event, as_of));
+    Ok(if within { state } else { WalletState::Absent })
+}
+
+/// A stored snapshot as a store's read gave it.
+enum Stored {
+    Found(StreamSnapshot),
+    NoneKept,
+    /// One the store holds but cannot read (logged).
+    Unreadable,
+}
+
+/// What `read`, a store's read of a snapshot of `wallet_id`, found.
+fn stored(
+    wallet_id: &WalletId,
+    read: Result<Option<StreamSnapshot>, StoreError>,
+) -> Result<Stored, StoreError> {
+    match read {
+        Ok(Some(snapshot)) => Ok(Stored::Found(snapshot)),
+        Ok(None) => Ok(Stored::NoneKept),
+        Err(StoreError::CorruptSnapshot { version, .. }) => {
+            unusable(wallet_id, version, "cannot be read");
+            Ok(Stored::Unreadable)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The state `snapshot` holds when it is usable: it decodes, and
+/// `at_version`, the stream's event at its version, is the one its state ends
+/// with (same version, event id and balance). `None` otherwise, logged
+/// unless it was written under an older encoding (then replayed, and a new
+/// one replaces it).
+fn checked(
+    wallet_id: &WalletId,
+    snapshot: &StreamSnapshot,
+    at_version: Option<&RecordedEvent>,
+) -> Option<Wallet> {
+    let wallet = match decode_snapshot(&snapshot.state) {
+        Ok(Some(wallet)) => wallet,
+        Ok(None) => return None,
+        Err(error) => {
+            unusable(wallet_id, snapshot.version, &error.to_string());
+            return None;
+        }
+    };
+    let agrees = at_version.is_some_and(|at_version| {
         at_version.stream_version == snapshot.version
             && at_version.event.event_id == snapshot.last_event_id
             && at_version.event.balance_after == wallet.balance
@@ -153,15 +222,9 @@ async fn read_snapshot(
     });
     if !agrees {
         unusable(wallet_id, snapshot.version, "disagrees with its stream");
-        return Ok(SnapshotRead::Unusable);
+        return None;
     }
-    events.remove(0);
-    Ok(SnapshotRead::Usable(Box::new(StreamTail {
-        base: WalletState::Open(wallet),
-        base_last_event_id: Some(snapshot.last_event_id),
-        events,
-        stored_snapshot_unusable: false,
-    })))
+    Some(wallet)
 }
 
 /// `state` after `recorded`, an event of `wallet_id`'s stream, checked to
@@ -210,23 +273,28 @@ pub fn fold_as_of_checked(
     Ok(state)
 }
 
-/// The stream of `wallet_id` folded from its first event up to `as_of`
-/// ([`fold_as_of_checked`]) and to `up_to_version` at most, read `page_events` events
-/// at a time (at least one; [`AS_OF_READ_PAGE_EVENTS`] outside tests) and
-/// no further than the fold goes: what it holds in memory is one page,
-/// however long the stream.
+/// The stream of `wallet_id` folded from `base` (its state at a version,
+/// [`snapshot_state_as_of`], or [`WalletState::Absent`] for its first
+/// event) up to `as_of` ([`fold_as_of_checked`]) and to `up_to_version` at
+/// most, read `page_events` events at a time (at least one;
+/// [`AS_OF_READ_PAGE_EVENTS`] outside tests), the first read no longer than
+/// [`SNAPSHOT_INTERVAL_EVENTS`] (from the snapshot nearest before the moment,
+/// the moment is within it), and no further than the fold goes: what it
+/// holds in memory is one page, however long the stream.
 pub async fn fold_stream_as_of(
     store: &dyn EventStore,
     wallet_id: &WalletId,
+    base: WalletState,
     up_to_version: u64,
     as_of: AsOf,
     page_events: u64,
 ) -> Result<WalletState, StoreError> {
     let page_events = page_events.max(1);
-    let mut state = WalletState::Absent;
+    let mut read_events = page_events.min(SNAPSHOT_INTERVAL_EVENTS);
+    let mut state = base;
     while state.version() < up_to_version {
         let after = state.version();
-        let until = up_to_version.min(after.saturating_add(page_events));
+        let until = up_to_version.min(after.saturating_add(read_events));
         let page = store.read_stream_until(wallet_id, after, until).await?;
         let Some(last) = page.last().map(|recorded| recorded.stream_version) else {
             break;
@@ -237,6 +305,7 @@ pub async fn fold_stream_as_of(
         if state.version() < last || last < until {
             break;
         }
+        read_events = page_events;
     }
     Ok(state)
 }
@@ -308,6 +377,7 @@ pub async fn save_snapshot_of(
         wallet_id: wallet.id.clone(),
         version: wallet.version,
         last_event_id,
+        occurred_at: Some(wallet.updated_at),
         state,
     };
     if let Err(error) = store.save_snapshot(snapshot, replace).await {

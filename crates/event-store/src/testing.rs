@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use uuid::Uuid;
-use wallet_domain::{HoldId, WalletId};
+use wallet_domain::{AsOf, HoldId, WalletId};
 
 use crate::{
     AppendError, AppendOutcome, AppendRequest, DueHold, EventFeed, EventStore, HoldVersions,
@@ -104,6 +104,14 @@ impl EventStore for CountingStore {
         wallet_id: &WalletId,
     ) -> Result<Option<StreamSnapshot>, StoreError> {
         self.inner.read_snapshot(wallet_id).await
+    }
+
+    async fn read_snapshot_as_of(
+        &self,
+        wallet_id: &WalletId,
+        as_of: AsOf,
+    ) -> Result<Option<StreamSnapshot>, StoreError> {
+        self.inner.read_snapshot_as_of(wallet_id, as_of).await
     }
 
     async fn save_snapshot(

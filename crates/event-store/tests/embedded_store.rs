@@ -555,6 +555,7 @@ fn snapshot_at(history: &[WalletEvent], wallet: &Wallet) -> StreamSnapshot {
         wallet_id: last.wallet_id.clone(),
         version: wallet.version,
         last_event_id: last.event_id,
+        occurred_at: Some(last.occurred_at),
         state: encode_snapshot(wallet).expect("encoded"),
     }
 }
@@ -706,9 +707,11 @@ async fn a_snapshot_found_unusable_is_replaced_whatever_version_it_claims() {
             .save_snapshot(head.clone(), SnapshotReplace::OlderOrSame)
             .await
             .expect("saved");
+        // The newest row: the older ones are the stream's history.
         let edit = format!(
             "UPDATE snapshots SET version = {forged_version} \
-             WHERE stream_id = 'w-forged'"
+             WHERE stream_id = 'w-forged' AND version = {}",
+            head.version
         );
         editor.execute(&edit, []).expect("edited");
         assert_read_whole(&store, &history).await;

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::Once;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use event_store::{
     AppendError, AppendRequest, EmbeddedEventStore, EventStore, HoldVersions, IdempotentResponse,
     PostgresEventStore, RecordedEvent, SnapshotReplace, StreamAppend, StreamSnapshot,
@@ -25,7 +25,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::Connection;
 use uuid::Uuid;
 use wallet_domain::{
-    decide, evolve, Amount, Balance, Command, CommandKind, EventMetadata, HoldId, OwnerId,
+    decide, evolve, Amount, AsOf, Balance, Command, CommandKind, EventMetadata, HoldId, OwnerId,
     WalletEvent, WalletId, WalletState,
 };
 
@@ -1104,6 +1104,7 @@ async fn a_snapshot_replaces_an_older_one_or_an_unusable_one(store: &dyn EventSt
         wallet_id: id.clone(),
         version,
         last_event_id: Uuid::new_v4(),
+        occurred_at: Some(Utc::now()),
         state: state.to_owned(),
     };
     let save = |snapshot: StreamSnapshot, replace| async move {
@@ -1140,6 +1141,89 @@ async fn a_snapshot_replaces_an_older_one_or_an_unusable_one(store: &dyn EventSt
     );
     let other = WalletId::parse("not-snapshotted").expect("wallet id");
     assert_eq!(store.read_snapshot(&other).await.expect("read"), None);
+}
+
+/// The SQL stores keep every snapshot a stream had and find the nearest
+/// before a version or a time (issue 13: reads as of a moment flat in a
+/// stream's length); KurrentDB keeps its newest two and finds none.
+async fn every_snapshot_is_found_by_version_and_by_time(store: &dyn EventStore) {
+    let id = WalletId::parse("snapshot-history").expect("wallet id");
+    let start = Utc::now();
+    let second = |seconds| start + chrono::Duration::seconds(seconds);
+    let snapshot = |version, occurred_at| StreamSnapshot {
+        wallet_id: id.clone(),
+        version,
+        last_event_id: Uuid::new_v4(),
+        occurred_at,
+        state: format!("at {version}"),
+    };
+    let saved = [
+        snapshot(100, Some(second(1))),
+        snapshot(300, Some(second(3))),
+        snapshot(200, Some(second(2))),
+        // Kept from before times were: found by version only.
+        snapshot(250, None),
+        // Two at one time: the later version is the nearest.
+        snapshot(400, Some(second(4))),
+        snapshot(401, Some(second(4))),
+    ];
+    for each in &saved {
+        store
+            .save_snapshot(each.clone(), SnapshotReplace::OlderOrSame)
+            .await
+            .expect("save");
+    }
+    let id = &id;
+    let found = |as_of| async move {
+        store
+            .read_snapshot_as_of(id, as_of)
+            .await
+            .expect("read")
+            .map(|found| found.version)
+    };
+    let keeps_history = store.kind() != "kurrentdb";
+    let expected = |version: u64| keeps_history.then_some(version);
+    for (as_of, nearest) in [
+        (AsOf::Version(99), None),
+        (AsOf::Version(100), expected(100)),
+        (AsOf::Version(199), expected(100)),
+        (AsOf::Version(260), expected(250)),
+        (AsOf::Version(u64::MAX), expected(401)),
+        (AsOf::Time(second(0)), None),
+        (AsOf::Time(second(1)), expected(100)),
+        (
+            AsOf::Time(second(3) - chrono::Duration::nanoseconds(1)),
+            expected(200),
+        ),
+        (AsOf::Time(second(4)), expected(401)),
+        (AsOf::Time(DateTime::<Utc>::MAX_UTC), expected(401)),
+        (AsOf::Time(DateTime::<Utc>::MIN_UTC), None),
+    ] {
+        assert_eq!(found(as_of).await, nearest, "{as_of:?} on {}", store.kind());
+    }
+    if keeps_history {
+        let read = store
+            .read_snapshot_as_of(id, AsOf::Version(300))
+            .await
+            .expect("read");
+        assert_eq!(read.as_ref(), Some(&saved[1]), "read back as saved");
+    }
+    assert_eq!(
+        store
+            .read_snapshot(id)
+            .await
+            .expect("read")
+            .map(|newest| newest.version),
+        Some(401)
+    );
+    // Over an unusable one, the stream's history goes with it.
+    store
+        .save_snapshot(snapshot(150, Some(second(5))), SnapshotReplace::Unusable)
+        .await
+        .expect("save");
+    assert_eq!(found(AsOf::Version(u64::MAX)).await, expected(150));
+    assert_eq!(found(AsOf::Version(149)).await, None);
+    assert_eq!(found(AsOf::Time(second(4))).await, None);
 }
 
 /// One test per case on one implementation, in module `$module`.
@@ -1198,6 +1282,7 @@ contract!(
         read_all_stored_is_the_log_as_stored,
         a_reader_resumes_from_its_checkpoint,
         a_snapshot_replaces_an_older_one_or_an_unusable_one,
+        every_snapshot_is_found_by_version_and_by_time,
         a_hold_id_is_entered_once_across_wallets_and_listed_while_due,
     ],
     atomic_multi_stream: [

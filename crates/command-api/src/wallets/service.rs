@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use event_store::{
-    evolve_checked, fold_as_of_checked, fold_stream_as_of, read_snapshot_tail_until, read_tail,
-    save_snapshot_of, snapshot_due, AppendError, AppendRequest, EventStore, IdempotentResponse,
+    evolve_checked, fold_stream_as_of, read_tail, save_snapshot_of, snapshot_due,
+    snapshot_state_as_of, AppendError, AppendRequest, EventStore, IdempotentResponse,
     RecordedEvent, SnapshotReplace, StoreError, StreamAppend, AS_OF_READ_PAGE_EVENTS,
 };
 use tokio::sync::SemaphorePermit;
@@ -307,11 +307,11 @@ impl WalletService {
     }
 
     /// The wallet as it stood at `as_of`; `None` if it did not exist yet.
-    /// Read from the newest snapshot when it is not past the moment (a
-    /// version at or above its own, a time at or after its last event's),
-    /// as a command's load reads; else the stream is folded from its first
-    /// event up to the moment, [`AS_OF_READ_PAGE_EVENTS`] events a read, so
-    /// the memory a read takes does not grow with the stream.
+    /// Folded from the stored snapshot nearest before the moment
+    /// ([`snapshot_state_as_of`]), or from the first event when there is
+    /// none, up to the moment, [`AS_OF_READ_PAGE_EVENTS`] events a read at
+    /// most: what a read takes, in memory and in events read, does not grow
+    /// with the stream.
     pub async fn as_of(
         &self,
         wallet_id: &WalletId,
@@ -321,24 +321,16 @@ impl WalletService {
             AsOf::Version(version) => version,
             AsOf::Time(_) => u64::MAX,
         };
-        let from_start = |up_to_version| {
-            fold_stream_as_of(
-                &*self.store,
-                wallet_id,
-                up_to_version,
-                as_of,
-                AS_OF_READ_PAGE_EVENTS,
-            )
-        };
-        let state = match read_snapshot_tail_until(&*self.store, wallet_id, bound).await? {
-            Some(tail) => match (as_of, tail.base.wallet()) {
-                (AsOf::Time(at), Some(base)) if base.updated_at > at => {
-                    from_start(tail.base.version()).await?
-                }
-                _ => fold_as_of_checked(wallet_id, tail.base, &tail.events, as_of)?,
-            },
-            None => from_start(bound).await?,
-        };
+        let base = snapshot_state_as_of(&*self.store, wallet_id, as_of).await?;
+        let state = fold_stream_as_of(
+            &*self.store,
+            wallet_id,
+            base,
+            bound,
+            as_of,
+            AS_OF_READ_PAGE_EVENTS,
+        )
+        .await?;
         Ok(match state {
             WalletState::Open(wallet) => Some(wallet),
             WalletState::Absent => None,

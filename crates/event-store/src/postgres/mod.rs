@@ -39,10 +39,11 @@ use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{Acquire, Connection, Row};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
-use wallet_domain::{HoldId, WalletId};
+use wallet_domain::{AsOf, HoldId, WalletId};
 
 mod batched;
 
+use crate::snapshot::{from_time_ns, time_ns, SnapshotRow};
 use crate::stream_head::GroupHeads;
 use crate::{
     directory_wallet, due_hold, hold_versions, placed_holds, AppendError, AppendOutcome,
@@ -450,6 +451,50 @@ fn decode_rows(rows: Vec<sqlx::postgres::PgRow>) -> Result<Vec<RecordedEvent>, S
 }
 
 impl PostgresEventStore {
+    /// The stored snapshot of `wallet_id` that `wanted` names.
+    async fn snapshot(
+        &self,
+        wallet_id: &WalletId,
+        wanted: SnapshotRow,
+    ) -> Result<Option<StreamSnapshot>, StoreError> {
+        let (filter, bound) = match wanted {
+            SnapshotRow::Newest => ("ORDER BY version DESC", None),
+            SnapshotRow::AtOrBelowVersion(version) => {
+                ("AND version <= $2 ORDER BY version DESC", Some(version))
+            }
+            SnapshotRow::AtOrBeforeTime(at) => (
+                "AND occurred_at_ns <= $2 ORDER BY occurred_at_ns DESC, version DESC",
+                Some(at),
+            ),
+        };
+        let sql = format!(
+            "SELECT version, last_event_id, state, occurred_at_ns FROM snapshots \
+             WHERE stream_id = $1 {filter} LIMIT 1"
+        );
+        let query = sqlx::query(&sql).bind(wallet_id.as_str());
+        let query = match bound {
+            Some(bound) => query.bind(bound),
+            None => query,
+        };
+        let row = query
+            .fetch_optional(&self.pool)
+            .within(self.wait_ms)
+            .await
+            .map_err(unavailable)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let version: i64 = row.try_get("version").map_err(unavailable)?;
+        let occurred_at_ns: Option<i64> = row.try_get("occurred_at_ns").map_err(unavailable)?;
+        Ok(Some(StreamSnapshot {
+            wallet_id: wallet_id.clone(),
+            version: to_u64(version),
+            last_event_id: row.try_get("last_event_id").map_err(unavailable)?,
+            occurred_at: occurred_at_ns.map(from_time_ns),
+            state: row.try_get("state").map_err(unavailable)?,
+        }))
+    }
+
     /// Up to `limit` (at most [`READ_ALL_BATCH_MAX`]) rows of the log after
     /// `after_position`: position, version, payload.
     /// Returns once every commit this session could see is durable where
@@ -593,49 +638,52 @@ impl EventStore for PostgresEventStore {
         &self,
         wallet_id: &WalletId,
     ) -> Result<Option<StreamSnapshot>, StoreError> {
-        let row =
-            sqlx::query("SELECT version, last_event_id, state FROM snapshots WHERE stream_id = $1")
-                .bind(wallet_id.as_str())
-                .fetch_optional(&self.pool)
-                .within(self.wait_ms)
-                .await
-                .map_err(unavailable)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let version: i64 = row.try_get("version").map_err(unavailable)?;
-        Ok(Some(StreamSnapshot {
-            wallet_id: wallet_id.clone(),
-            version: to_u64(version),
-            last_event_id: row.try_get("last_event_id").map_err(unavailable)?,
-            state: row.try_get("state").map_err(unavailable)?,
-        }))
+        self.snapshot(wallet_id, SnapshotRow::Newest).await
     }
 
-    /// One statement on the pool, outside the group commit: snapshots are
-    /// rare (one per [`crate::SNAPSHOT_INTERVAL_EVENTS`] events of a stream).
+    async fn read_snapshot_as_of(
+        &self,
+        wallet_id: &WalletId,
+        as_of: AsOf,
+    ) -> Result<Option<StreamSnapshot>, StoreError> {
+        self.snapshot(wallet_id, SnapshotRow::as_of(as_of)).await
+    }
+
+    /// In one transaction on the pool, outside the group commit: snapshots
+    /// are rare (one per [`crate::SNAPSHOT_INTERVAL_EVENTS`] events of a
+    /// stream).
     async fn save_snapshot(
         &self,
         snapshot: StreamSnapshot,
         replace: SnapshotReplace,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO snapshots (stream_id, version, last_event_id, state) \
-             VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, \
-             last_event_id = excluded.last_event_id, state = excluded.state \
-             WHERE $5 OR excluded.version >= snapshots.version",
-        )
-        .bind(snapshot.wallet_id.as_str())
-        .bind(to_i64(snapshot.version))
-        .bind(snapshot.last_event_id)
-        .bind(&snapshot.state)
-        .bind(replace == SnapshotReplace::Unusable)
-        .execute(&self.pool)
+        async {
+            let mut transaction = self.pool.begin().await?;
+            if replace == SnapshotReplace::Unusable {
+                sqlx::query("DELETE FROM snapshots WHERE stream_id = $1")
+                    .bind(snapshot.wallet_id.as_str())
+                    .execute(&mut *transaction)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO snapshots (stream_id, version, last_event_id, state, occurred_at_ns) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (stream_id, version) DO UPDATE SET \
+                 last_event_id = excluded.last_event_id, state = excluded.state, \
+                 occurred_at_ns = excluded.occurred_at_ns",
+            )
+            .bind(snapshot.wallet_id.as_str())
+            .bind(to_i64(snapshot.version))
+            .bind(snapshot.last_event_id)
+            .bind(&snapshot.state)
+            .bind(snapshot.occurred_at.map(time_ns))
+            .execute(&mut *transaction)
+            .await?;
+            transaction.commit().await
+        }
         .within(self.wait_ms)
         .await
-        .map_err(unavailable)?;
-        Ok(())
+        .map_err(unavailable)
     }
 
     async fn version_of_event(
