@@ -11,7 +11,9 @@
 #     transfer out of each after each of RESTARTS restarts, then SAMPLES
 #     alternating;
 #  4. reads, READ_SAMPLES alternating after a restart: the wallet as of its
-#     version 5, a hold voided a little before the newest snapshot (SETTLED_GAP
+#     version 5, as of a version halfway through the long history and as of
+#     that version's time (the new wallet's version 5), the ledger summary
+#     now and at that time, a hold voided a little before the newest snapshot (SETTLED_GAP
 #     credits after it), the pending holds (one each, placed before the gap);
 #     and, once, a hold voided at the start of the long history (read back as
 #     far as it is old: the whole stream).
@@ -213,6 +215,21 @@ stop_server
 start_server process # the folder now records process transfers: it keeps that mode
 timed_reads "$WORK_DIR/as-of.txt" "/wallets/long?version=5" "/wallets/new?version=5" "$READ_SAMPLES"
 report "4. wallet as of version 5 ($READ_SAMPLES each)" "$WORK_DIR/as-of.txt"
+# Halfway through the long history, between two snapshots; the new wallet
+# at its version 5. By version, then by the time of that version's event.
+middle=$((version / 2 + 50))
+updated_at() { curl -fs "$URL/wallets/$1?version=$2" | sed -n 's/.*"updatedAt":"\([^"]*\)".*/\1/p'; }
+middle_at=$(updated_at long "$middle")
+new_at=$(updated_at new 5)
+timed_reads "$WORK_DIR/as-of-middle.txt" "/wallets/long?version=$middle" "/wallets/new?version=5" "$READ_SAMPLES"
+report "4. wallet as of version $middle / 5 ($READ_SAMPLES each)" "$WORK_DIR/as-of-middle.txt"
+timed_reads "$WORK_DIR/at-middle.txt" "/wallets/long?at=$middle_at" "/wallets/new?at=$new_at" "$READ_SAMPLES"
+report "4. wallet at its version's time ($READ_SAMPLES each)" "$WORK_DIR/at-middle.txt"
+timed_reads "$WORK_DIR/summary.txt" /ledger/wallet/long/summary /ledger/wallet/new/summary "$READ_SAMPLES"
+report "4. ledger summary ($READ_SAMPLES each)" "$WORK_DIR/summary.txt"
+timed_reads "$WORK_DIR/summary-at.txt" "/ledger/wallet/long/summary?at=$middle_at" \
+  "/ledger/wallet/new/summary?at=$new_at" "$READ_SAMPLES"
+report "4. ledger summary at that time ($READ_SAMPLES each)" "$WORK_DIR/summary-at.txt"
 timed_reads "$WORK_DIR/settled.txt" /holds/settled-long /holds/settled-new "$READ_SAMPLES"
 report "4. hold settled before the snapshot ($READ_SAMPLES)" "$WORK_DIR/settled.txt"
 timed_reads "$WORK_DIR/pending.txt" "/wallets/long/holds?status=PENDING" \

@@ -528,6 +528,119 @@ pub async fn a_summary_as_of_a_moment_counts_what_occurred_until_then(
     assert_eq!(now.balance, money("95.00"));
 }
 
+/// A wallet's summary now and as of any moment is the sum of its entries
+/// until then, whichever checkpoints of its totals earlier summaries wrote
+/// ([`crate::totals`]): on a wallet of a few intervals of transactions,
+/// interleaved with another wallet's, asked first far back (no checkpoint
+/// yet), then now, then every moment again, and after more posts.
+pub async fn a_long_wallets_summary_is_its_entries_sum_from_any_checkpoint(
+    ledger: Arc<dyn LedgerUnderTest>,
+) {
+    let interval = usize::try_from(crate::TOTALS_CHECKPOINT_TRANSACTIONS).expect("interval");
+    let mut log = EventLog::default();
+    log.create("w-long", "1000.00");
+    log.create("w-beside", "0.00");
+    let hold = |n: usize| HoldId::parse(&format!("h-{n}")).expect("hold id");
+    for n in 0..2 * interval + 37 {
+        match n % 7 {
+            0 => log.debit("w-long", "0.50"),
+            // A hold placed and voided: money between the two accounts, no total.
+            1 => log.decide(
+                "w-long",
+                CommandKind::PlaceHold {
+                    hold_id: hold(n),
+                    amount: amount("2.00"),
+                    expires_at: None,
+                    description: None,
+                },
+            ),
+            2 => log.decide(
+                "w-long",
+                CommandKind::VoidHold {
+                    hold_id: hold(n - 1),
+                },
+            ),
+            _ => log.credit("w-long", "1.00"),
+        };
+        if n % 3 == 0 {
+            log.credit("w-beside", "1.00");
+        }
+    }
+    for chunk in log.recorded.chunks(LARGE_BATCH_EVENTS) {
+        ledger.post(chunk, None).await.expect("post");
+    }
+    let long = wallet("w-long");
+    // What each moment's summary must be, from the wallet's own events.
+    let mut expected = Vec::new();
+    let (mut credits, mut debits, mut count) = (Decimal::ZERO, Decimal::ZERO, 0);
+    for event in &log.histories[&long] {
+        let moved = event.signed_amount();
+        if moved > Decimal::ZERO {
+            credits += moved;
+        } else if moved < Decimal::ZERO {
+            debits -= moved;
+        }
+        count += u64::from(moved != Decimal::ZERO);
+        expected.push((
+            event.occurred_at,
+            event.balance_after.value(),
+            credits,
+            debits,
+            count,
+        ));
+    }
+    let check = |ledger: Arc<dyn LedgerUnderTest>, index: usize| {
+        let (at, balance, credits, debits, count) = expected[index];
+        let long = long.clone();
+        async move {
+            let summary = ledger
+                .wallet_summary(&long, Some(at))
+                .await
+                .expect("summary");
+            assert_eq!(
+                (
+                    summary.balance,
+                    summary.total_credits,
+                    summary.total_debits,
+                    summary.entry_count
+                ),
+                (balance, credits, debits, count),
+                "as of event {index}"
+            );
+        }
+    };
+    let last = expected.len() - 1;
+    check(Arc::clone(&ledger), interval + interval / 2).await;
+    let now = ledger.wallet_summary(&long, None).await.expect("summary");
+    assert_eq!(now.balance, expected[last].1);
+    assert_eq!(now.entry_count, expected[last].4);
+    for index in [
+        0,
+        1,
+        interval - 1,
+        interval,
+        interval + 1,
+        2 * interval,
+        last - 1,
+        last,
+    ] {
+        check(Arc::clone(&ledger), index).await;
+    }
+    let before = expected[0].0 - Duration::seconds(1);
+    let nothing = ledger
+        .wallet_summary(&long, Some(before))
+        .await
+        .expect("summary");
+    assert_eq!((nothing.balance, nothing.entry_count), (Decimal::ZERO, 0));
+    // Posted after the checkpoints: counted on top of them.
+    let later = log.credit("w-long", "3.00");
+    ledger.post(std::slice::from_ref(&later), None).await.expect("post");
+    let now = ledger.wallet_summary(&long, None).await.expect("summary");
+    assert_eq!(now.balance, later.event.balance_after.value());
+    assert_eq!(now.entry_count, expected[last].4 + 1);
+    assert_eq!(now.total_credits, expected[last].2 + money("3.00"));
+}
+
 pub async fn wallet_entries_are_the_wallets_own_side_in_api_form(ledger: Arc<dyn LedgerUnderTest>) {
     let log = standard_log();
     ledger.post(&log.recorded, None).await.expect("post");
@@ -1219,6 +1332,7 @@ macro_rules! ledger_conformance_tests {
             overdrafts_post_like_debits_and_wallet_updates_move_no_money,
             an_overdrawn_wallet_has_a_negative_ledger_balance,
             a_summary_as_of_a_moment_counts_what_occurred_until_then,
+            a_long_wallets_summary_is_its_entries_sum_from_any_checkpoint,
             holds_move_money_through_the_held_account_and_everything_still_sums_to_zero,
             a_wallets_entries_include_its_held_sub_account,
         );

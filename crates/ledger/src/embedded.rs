@@ -21,16 +21,17 @@ use chrono::{DateTime, Utc};
 use embedded_sqlite::{identifier_word, Durability, ReadPool, SharedWriter};
 use event_store::RecordedEvent;
 use rusqlite::types::{Type, Value};
-use rusqlite::{params, params_from_iter, Connection, Row, TransactionBehavior};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, TransactionBehavior};
 use rust_decimal::Decimal;
 use uuid::Uuid;
-use wallet_domain::{Balance, WalletId};
+use wallet_domain::{Balance, WalletId, MONEY_SCALE};
 
 use crate::posting::{Account, LedgerTransaction};
 use crate::stored::{
     checked_sum, judged, page, posted, prepare_batch, PreparedBatch, PreparedTransaction,
     StoredEntry, Totals,
 };
+use crate::totals::{TotalsCheckpoint, TotalsFold};
 use crate::{
     EntryFilter, EntryId, EntryList, Ledger, LedgerEntry, LedgerError, LedgerVerification,
     PostOutcome, PostedThrough, TransactionsQuery, WalletEntriesQuery, WalletSummary,
@@ -43,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/ledger_0004.sql"),
     include_str!("../../../migrations/embedded/ledger_0005.sql"),
     include_str!("../../../migrations/embedded/ledger_0006.sql"),
+    include_str!("../../../migrations/embedded/ledger_0007.sql"),
 ];
 /// The ledger's file in the data folder.
 pub const DATABASE_FILE: &str = "ledger.db";
@@ -390,46 +392,109 @@ impl Selection {
 }
 
 /// Totals of one wallet (its account and its held sub-account, netted per
-/// transaction) over the transactions that occurred at or before `until_us`.
+/// transaction) over the transactions that occurred at or before `until_us`:
+/// from its newest checkpoint at or before then ([`crate::totals`]), and the
+/// checkpoints to write that the sum marked on the way.
 fn wallet_totals(
     connection: &Connection,
+    wallet_id: &str,
     accounts: &[String; 2],
     until_us: i64,
-) -> rusqlite::Result<Result<Totals, LedgerError>> {
+) -> rusqlite::Result<Result<(Totals, Vec<TotalsCheckpoint>), LedgerError>> {
+    let base = connection
+        .prepare_cached(
+            "SELECT position, occurred_at_us, credits, debits, entry_count \
+             FROM ledger_wallet_totals WHERE wallet_id = ?1 AND occurred_at_us <= ?2 \
+             ORDER BY position DESC LIMIT 1",
+        )?
+        .query_row(params![wallet_id, until_us], |row| {
+            Ok(TotalsCheckpoint {
+                position: row.get(0)?,
+                occurred_at: timestamp_column(row, 1)?,
+                totals: Totals {
+                    credits: money_column(row, 2)?,
+                    debits: money_column(row, 3)?,
+                    count: unsigned_column(row, 4)?,
+                },
+            })
+        })
+        .optional()?;
+    let after = base.as_ref().map_or(-1, |base| base.position);
+    let mut fold = TotalsFold::from(base);
     let mut statement = connection.prepare_cached(
-        "SELECT t.transaction_id, e.amount FROM ledger_keys k \
+        "SELECT e.position, t.occurred_at_us, e.amount FROM ledger_keys k \
          JOIN ledger_entries e ON e.position = k.rowid \
          JOIN ledger_transactions t ON t.position = e.position \
-         WHERE ledger_keys MATCH ?1 AND e.account IN (?2, ?3) AND t.occurred_at_us <= ?4 \
+         WHERE ledger_keys MATCH ?1 AND k.rowid > ?2 AND e.account IN (?3, ?4) \
+         AND t.occurred_at_us <= ?5 \
          ORDER BY e.position, e.line",
     )?;
     let mut rows = statement.query(params![
         wallet_accounts_query(accounts),
+        after,
         accounts[0],
         accounts[1],
         until_us
     ])?;
-    let mut totals = Totals::default();
-    let mut current: Option<(String, Decimal)> = None;
     while let Some(row) = rows.next()? {
-        let transaction_id: String = row.get(0)?;
-        let amount = money_column(row, 1)?;
-        let net = match current.take() {
-            Some((id, net)) if id == transaction_id => checked_sum(net, amount),
-            Some((_, finished)) => totals.add(finished).and(Ok(amount)),
-            None => Ok(amount),
-        };
-        match net {
-            Ok(net) => current = Some((transaction_id, net)),
-            Err(error) => return Ok(Err(error)),
-        }
-    }
-    if let Some((_, finished)) = current {
-        if let Err(error) = totals.add(finished) {
+        let summed = fold.entry(
+            row.get(0)?,
+            timestamp_column(row, 1)?,
+            money_column(row, 2)?,
+        );
+        if let Err(error) = summed {
             return Ok(Err(error));
         }
     }
-    Ok(Ok(totals))
+    Ok(fold.finish())
+}
+
+/// `total` spelled as the file keeps money ([`Balance::from_stored`]): its
+/// places padded to [`MONEY_SCALE`]; `None` for one with more (a sum of
+/// amounts never has them), never rounded.
+fn stored_money(total: Decimal) -> Option<String> {
+    let mut padded = total;
+    if padded.scale() > MONEY_SCALE {
+        return None;
+    }
+    padded.rescale(MONEY_SCALE);
+    Some(padded.to_string())
+}
+
+/// Keeps `checkpoints` of `wallet_id`'s totals, each only while the ledger
+/// holds its transaction (a rebuild may have cleared it since it was summed).
+fn keep_totals(
+    connection: &mut Connection,
+    wallet_id: &str,
+    checkpoints: &[TotalsCheckpoint],
+) -> rusqlite::Result<()> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut insert = transaction.prepare_cached(
+            "INSERT INTO ledger_wallet_totals \
+             (wallet_id, position, occurred_at_us, credits, debits, entry_count) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6 \
+             WHERE EXISTS (SELECT 1 FROM ledger_transactions WHERE position = ?2) \
+             ON CONFLICT (wallet_id, position) DO NOTHING",
+        )?;
+        for checkpoint in checkpoints {
+            let totals = &checkpoint.totals;
+            let (Some(credits), Some(debits)) =
+                (stored_money(totals.credits), stored_money(totals.debits))
+            else {
+                continue;
+            };
+            insert.execute(params![
+                wallet_id,
+                checkpoint.position,
+                checkpoint.occurred_at.timestamp_micros(),
+                credits,
+                debits,
+                i64::try_from(totals.count).unwrap_or(i64::MAX),
+            ])?;
+        }
+    }
+    transaction.commit()
 }
 
 /// Folds the whole ledger, transaction by transaction in ledger order.
@@ -691,10 +756,23 @@ impl Ledger for EmbeddedLedger {
     ) -> Result<WalletSummary, LedgerError> {
         let accounts = Account::names_of_wallet(wallet_id);
         let until_us = at.map_or(i64::MAX, |at| at.timestamp_micros());
-        self.readers
-            .read(move |connection| wallet_totals(connection, &accounts, until_us))
-            .await??
-            .summary(wallet_id)
+        let wallet = wallet_id.as_str().to_owned();
+        let (totals, checkpoints) = self
+            .readers
+            .read(move |connection| wallet_totals(connection, &wallet, &accounts, until_us))
+            .await??;
+        if !checkpoints.is_empty() {
+            let wallet = wallet_id.as_str().to_owned();
+            let kept = self
+                .writer
+                .write(move |connection| keep_totals(connection, &wallet, &checkpoints))
+                .await;
+            // A cache: the summary stands without it, and the next one sums again.
+            if let Err(error) = kept {
+                tracing::warn!(%wallet_id, %error, "ledger totals checkpoint not kept");
+            }
+        }
+        totals.summary(wallet_id)
     }
 
     async fn verify(&self) -> Result<LedgerVerification, LedgerError> {

@@ -27,6 +27,7 @@ mod embedded;
 mod postgres;
 pub mod posting;
 mod stored;
+mod totals;
 pub mod verification;
 
 use std::collections::BTreeMap;
@@ -42,6 +43,7 @@ use wallet_domain::WalletId;
 pub use embedded::{EmbeddedLedger, DATABASE_FILE as EMBEDDED_FILE};
 pub use postgres::{PostgresLedger, POST_CHUNK_EVENTS_MAX};
 pub use posting::{postings, Account, LedgerTransaction, Posting, TransactionType};
+pub use totals::TOTALS_CHECKPOINT_TRANSACTIONS;
 
 /// The name both ledgers give themselves as an event sink.
 const SINK_NAME: &str = "ledger";

@@ -30,6 +30,7 @@ use crate::stored::{
     checked_sum, judged, page, posted, prepare_batch, PreparedBatch, PreparedTransaction,
     StoredEntry, Totals,
 };
+use crate::totals::{TotalsCheckpoint, TotalsFold};
 use crate::{
     EntryFilter, EntryId, EntryList, Ledger, LedgerEntry, LedgerError, LedgerVerification,
     PostOutcome, PostedThrough, TransactionsQuery, WalletEntriesQuery, WalletSummary,
@@ -38,6 +39,11 @@ use crate::{
 /// Events one set of array statements carries at most; a larger batch is
 /// written in several chunks, still in one transaction.
 pub const POST_CHUNK_EVENTS_MAX: usize = 1_000;
+
+/// Transactions one read of a wallet summary's sum returns at most: what a
+/// summary past its wallet's newest checkpoint holds in memory at once
+/// (about 100 bytes each), however long that stretch.
+const SUMMARY_PAGE_TRANSACTIONS: i64 = 10_000;
 
 pub struct PostgresLedger {
     pool: PgPool,
@@ -56,15 +62,56 @@ impl PostgresLedger {
     /// takes the tables' exclusive lock).
     pub async fn clear(&self) -> Result<(), LedgerError> {
         let mut transaction = self.pool.begin().await.map_err(storage)?;
-        sqlx::query("TRUNCATE ledger_entries, ledger_transactions, ledger_processed_events")
-            .execute(&mut *transaction)
-            .await
-            .map_err(storage)?;
+        sqlx::query(
+            "TRUNCATE ledger_entries, ledger_transactions, ledger_processed_events, \
+             ledger_wallet_totals",
+        )
+        .execute(&mut *transaction)
+        .await
+        .map_err(storage)?;
         sqlx::query("UPDATE ledger_checkpoint SET position = 0 WHERE id = 1")
             .execute(&mut *transaction)
             .await
             .map_err(storage)?;
         transaction.commit().await.map_err(storage)
+    }
+}
+
+impl PostgresLedger {
+    /// Keeps `checkpoints` of `wallet_id`'s totals in one transaction, each
+    /// only while the ledger holds its transaction (a rebuild may have
+    /// cleared it since it was summed).
+    async fn keep_totals(
+        &self,
+        wallet_id: &WalletId,
+        checkpoints: &[TotalsCheckpoint],
+    ) -> Result<(), sqlx::Error> {
+        if checkpoints.is_empty() {
+            return Ok(());
+        }
+        async {
+            let mut transaction = self.pool.begin().await?;
+            for checkpoint in checkpoints {
+                sqlx::query(
+                    "INSERT INTO ledger_wallet_totals \
+                     (wallet_id, position, occurred_at, credits, debits, entry_count) \
+                     SELECT $1, $2, $3, $4, $5, $6 \
+                     WHERE EXISTS (SELECT 1 FROM ledger_transactions WHERE position = $2) \
+                     ON CONFLICT (wallet_id, position) DO NOTHING",
+                )
+                .bind(wallet_id.as_str())
+                .bind(checkpoint.position)
+                .bind(checkpoint.occurred_at)
+                .bind(checkpoint.totals.credits)
+                .bind(checkpoint.totals.debits)
+                .bind(i64::try_from(checkpoint.totals.count).unwrap_or(i64::MAX))
+                .execute(&mut *transaction)
+                .await?;
+            }
+            transaction.commit().await
+        }
+        .within(READ_WAIT_MS_MAX)
+        .await
     }
 }
 
@@ -609,35 +656,74 @@ impl Ledger for PostgresLedger {
         selection.filtered(&query.filter).select(&self.pool).await
     }
 
+    /// From the newest checkpoint at or before `at` ([`crate::totals`]):
+    /// the wallet's transactions after it, each netted over its two accounts
+    /// by the server, read in ledger order.
     async fn wallet_summary(
         &self,
         wallet_id: &WalletId,
         at: Option<DateTime<Utc>>,
     ) -> Result<WalletSummary, LedgerError> {
-        // Netted per transaction over the wallet's two accounts (see `Totals`).
-        let (credits, debits, count): (Decimal, Decimal, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(net) FILTER (WHERE net > 0), 0), \
-                    COALESCE(-SUM(net) FILTER (WHERE net < 0), 0), \
-                    COUNT(*) FILTER (WHERE net <> 0) \
-             FROM (SELECT SUM(e.amount) AS net \
-                   FROM ledger_entries e JOIN ledger_transactions t USING (transaction_id) \
-                   WHERE e.account IN ($1, $3) \
-                   AND ($2::timestamptz IS NULL OR t.occurred_at <= $2) \
-                   GROUP BY e.transaction_id) AS moved",
+        let base: Option<(i64, DateTime<Utc>, Decimal, Decimal, i64)> = sqlx::query_as(
+            "SELECT position, occurred_at, credits, debits, entry_count \
+             FROM ledger_wallet_totals \
+             WHERE wallet_id = $1 AND ($2::timestamptz IS NULL OR occurred_at <= $2) \
+             ORDER BY position DESC LIMIT 1",
         )
-        .bind(Account::Wallet(wallet_id.clone()).to_string())
+        .bind(wallet_id.as_str())
         .bind(at)
-        .bind(Account::Held(wallet_id.clone()).to_string())
-        .fetch_one(&self.pool)
+        .fetch_optional(&self.pool)
         .within(READ_WAIT_MS_MAX)
         .await
-        .map_err(sum_failed)?;
-        Totals {
-            credits,
-            debits,
-            count: u64::try_from(count).map_err(|error| corrupt("entry count", error))?,
+        .map_err(storage)?;
+        let base = base
+            .map(|(position, occurred_at, credits, debits, count)| {
+                Ok::<_, LedgerError>(TotalsCheckpoint {
+                    position,
+                    occurred_at,
+                    totals: Totals {
+                        credits,
+                        debits,
+                        count: u64::try_from(count)
+                            .map_err(|error| corrupt("entry count", error))?,
+                    },
+                })
+            })
+            .transpose()?;
+        let mut after = base.as_ref().map_or(-1, |base| base.position);
+        let mut fold = TotalsFold::from(base);
+        loop {
+            let nets: Vec<(i64, DateTime<Utc>, Decimal)> = sqlx::query_as(
+                "SELECT e.position, t.occurred_at, SUM(e.amount) \
+                 FROM ledger_entries e JOIN ledger_transactions t USING (transaction_id) \
+                 WHERE e.account IN ($1, $2) AND e.position > $3 \
+                 AND ($4::timestamptz IS NULL OR t.occurred_at <= $4) \
+                 GROUP BY e.position, t.occurred_at ORDER BY e.position LIMIT $5",
+            )
+            .bind(Account::Wallet(wallet_id.clone()).to_string())
+            .bind(Account::Held(wallet_id.clone()).to_string())
+            .bind(after)
+            .bind(at)
+            .bind(SUMMARY_PAGE_TRANSACTIONS)
+            .fetch_all(&self.pool)
+            .within(READ_WAIT_MS_MAX)
+            .await
+            .map_err(sum_failed)?;
+            let full = nets.len() == usize::try_from(SUMMARY_PAGE_TRANSACTIONS).unwrap_or(0);
+            for (position, occurred_at, net) in nets {
+                fold.entry(position, occurred_at, net)?;
+                after = position;
+            }
+            if !full {
+                break;
+            }
         }
-        .summary(wallet_id)
+        let (totals, checkpoints) = fold.finish()?;
+        if let Err(error) = self.keep_totals(wallet_id, &checkpoints).await {
+            // A cache: the summary stands without it, and the next one sums again.
+            tracing::warn!(%wallet_id, %error, "ledger totals checkpoint not kept");
+        }
+        totals.summary(wallet_id)
     }
 
     async fn verify(&self) -> Result<LedgerVerification, LedgerError> {

@@ -128,7 +128,7 @@ impl From<StoredEntry> for LedgerEntry {
 /// counts by its net amount on the wallet's two accounts (its own and its
 /// held sub-account), so a hold placed, voided or expired, which moves money
 /// between the two, is neither.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Totals {
     pub credits: Decimal,
     pub debits: Decimal,

@@ -278,3 +278,56 @@ async fn a_constraint_the_file_holds_refuses_the_events_for_good_not_for_a_while
     assert!(!refused.is_transient(), "{refused}");
     assert!(refused.to_string().contains("UNIQUE"), "{refused}");
 }
+
+/// A summary that sums past its wallet's newest checkpoint keeps one every
+/// `TOTALS_CHECKPOINT_TRANSACTIONS` transactions, and the next starts there:
+/// a checkpoint's totals, changed in the file, are what the next summary
+/// adds to (it sums only the transactions after it).
+#[tokio::test]
+async fn a_summary_keeps_checkpoints_of_the_totals_and_the_next_starts_there() {
+    let directory = TempDir::new().expect("tempdir");
+    let ledger = open(&directory);
+    let interval = usize::try_from(ledger::TOTALS_CHECKPOINT_TRANSACTIONS).expect("interval");
+    let mut log = ledger::conformance::EventLog::default();
+    log.create("w-long", "0.00");
+    for _ in 0..2 * interval + 5 {
+        log.credit("w-long", "1.00");
+    }
+    for chunk in log.recorded.chunks(ledger::conformance::LARGE_BATCH_EVENTS) {
+        ledger.post(chunk, None).await.expect("post");
+    }
+    let long = WalletId::parse("w-long").expect("id");
+    let summed = ledger.wallet_summary(&long, None).await.expect("summary");
+    assert_eq!(
+        summed.entry_count,
+        u64::try_from(2 * interval + 5).expect("count")
+    );
+
+    let file =
+        rusqlite::Connection::open(directory.path().join(ledger::EMBEDDED_FILE)).expect("the file");
+    let kept: Vec<(i64, String)> = file
+        .prepare("SELECT entry_count, credits FROM ledger_wallet_totals WHERE wallet_id = 'w-long' ORDER BY position")
+        .expect("statement")
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("read");
+    let interval_count = i64::try_from(interval).expect("interval");
+    // The creation of 0.00 moves no money: its transaction has no entries.
+    assert_eq!(
+        kept,
+        vec![
+            (interval_count, format!("{interval_count}.00")),
+            (2 * interval_count, format!("{}.00", 2 * interval_count)),
+        ]
+    );
+    file.execute(
+        "UPDATE ledger_wallet_totals SET credits = '1000000.00' \
+         WHERE wallet_id = 'w-long' AND entry_count = ?1",
+        [2 * interval_count],
+    )
+    .expect("edited");
+    let next = ledger.wallet_summary(&long, None).await.expect("summary");
+    assert_eq!(next.total_credits, "1000005.00".parse().expect("money"));
+    assert_eq!(next.entry_count, summed.entry_count);
+}
