@@ -634,7 +634,10 @@ pub async fn a_long_wallets_summary_is_its_entries_sum_from_any_checkpoint(
     assert_eq!((nothing.balance, nothing.entry_count), (Decimal::ZERO, 0));
     // Posted after the checkpoints: counted on top of them.
     let later = log.credit("w-long", "3.00");
-    ledger.post(std::slice::from_ref(&later), None).await.expect("post");
+    ledger
+        .post(std::slice::from_ref(&later), None)
+        .await
+        .expect("post");
     let now = ledger.wallet_summary(&long, None).await.expect("summary");
     assert_eq!(now.balance, later.event.balance_after.value());
     assert_eq!(now.entry_count, expected[last].4 + 1);

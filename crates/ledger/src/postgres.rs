@@ -690,20 +690,34 @@ impl Ledger for PostgresLedger {
                 })
             })
             .transpose()?;
+        // The wallet's transactions never go back in time: none at or
+        // before the moment lies past its oldest checkpoint after it.
+        let until: Option<i64> = match at {
+            Some(at) => sqlx::query_scalar(
+                "SELECT position FROM ledger_wallet_totals \
+                 WHERE wallet_id = $1 AND occurred_at > $2 ORDER BY position LIMIT 1",
+            )
+            .bind(wallet_id.as_str())
+            .bind(at)
+            .fetch_optional(&self.pool)
+            .within(READ_WAIT_MS_MAX)
+            .await
+            .map_err(storage)?,
+            None => None,
+        };
         let mut after = base.as_ref().map_or(-1, |base| base.position);
         let mut fold = TotalsFold::from(base);
-        loop {
+        'pages: loop {
             let nets: Vec<(i64, DateTime<Utc>, Decimal)> = sqlx::query_as(
                 "SELECT e.position, t.occurred_at, SUM(e.amount) \
                  FROM ledger_entries e JOIN ledger_transactions t USING (transaction_id) \
-                 WHERE e.account IN ($1, $2) AND e.position > $3 \
-                 AND ($4::timestamptz IS NULL OR t.occurred_at <= $4) \
+                 WHERE e.account IN ($1, $2) AND e.position > $3 AND e.position <= $4 \
                  GROUP BY e.position, t.occurred_at ORDER BY e.position LIMIT $5",
             )
             .bind(Account::Wallet(wallet_id.clone()).to_string())
             .bind(Account::Held(wallet_id.clone()).to_string())
             .bind(after)
-            .bind(at)
+            .bind(until.unwrap_or(i64::MAX))
             .bind(SUMMARY_PAGE_TRANSACTIONS)
             .fetch_all(&self.pool)
             .within(READ_WAIT_MS_MAX)
@@ -711,6 +725,10 @@ impl Ledger for PostgresLedger {
             .map_err(sum_failed)?;
             let full = nets.len() == usize::try_from(SUMMARY_PAGE_TRANSACTIONS).unwrap_or(0);
             for (position, occurred_at, net) in nets {
+                // The first past the moment ends it.
+                if at.is_some_and(|at| occurred_at > at) {
+                    break 'pages;
+                }
                 fold.entry(position, occurred_at, net)?;
                 after = position;
             }
