@@ -107,7 +107,7 @@ pub(crate) async fn save(
 ) -> Result<(), KurrentDbError> {
     let stream = names.snapshot_stream(&snapshot.wallet_id);
     let expected = match replace {
-        SnapshotReplace::Unusable => {
+        SnapshotReplace::Unusable { .. } => {
             set_max_count(client, &stream).await?;
             StreamState::Any
         }

@@ -31,7 +31,7 @@ mod gathering;
 pub mod payload;
 mod stream_index;
 
-use crate::snapshot::{from_time_ns, time_ns, SnapshotRow};
+use crate::snapshot::{from_time_ns, thinned_out, time_ns, SnapshotRow};
 use crate::tail::version_in_stream;
 use crate::{
     directory_change, directory_wallet, due_hold, hold_versions, AppendError, AppendOutcome,
@@ -573,18 +573,18 @@ fn commit_group(
 }
 
 /// Stores `snapshot` beside the stream's stored ones, over the one at its
-/// version. Over an unusable one, every stored one of the stream goes first,
-/// whatever its `version` holds: a number past the stream's head, or text,
-/// which SQLite sorts above every number.
+/// version. Over an unusable one, that one and every one above it go first
+/// ([`SnapshotReplace::drops_from`]), whatever its `version` holds: a number
+/// past the stream's head, or text, which SQLite sorts above every number.
 fn keep_snapshot(
     connection: &Connection,
     snapshot: &StreamSnapshot,
     replace: SnapshotReplace,
 ) -> rusqlite::Result<()> {
-    if replace == SnapshotReplace::Unusable {
+    if let Some(from) = replace.drops_from(snapshot.version) {
         connection
-            .prepare_cached("DELETE FROM snapshots WHERE stream_id = ?1")?
-            .execute([snapshot.wallet_id.as_str()])?;
+            .prepare_cached("DELETE FROM snapshots WHERE stream_id = ?1 AND version >= ?2")?
+            .execute(params![snapshot.wallet_id.as_str(), to_i64(from)])?;
     }
     connection
         .prepare_cached(
@@ -601,6 +601,28 @@ fn keep_snapshot(
             snapshot.state,
             snapshot.occurred_at.map(time_ns),
         ])?;
+    thin_history(connection, snapshot.wallet_id.as_str(), snapshot.version)
+}
+
+/// Drops the stored snapshot of `stream_id` just below `version` when the
+/// history cannot afford it ([`thinned_out`]).
+fn thin_history(connection: &Connection, stream_id: &str, version: u64) -> rusqlite::Result<()> {
+    let below: Vec<(Option<i64>, Option<i64>)> = connection
+        .prepare_cached(
+            "SELECT version, length(CAST(state AS BLOB)) FROM snapshots \
+             WHERE stream_id = ?1 AND version < ?2 ORDER BY version DESC LIMIT 2",
+        )?
+        .query_map(params![stream_id, to_i64(version)], |row| {
+            Ok((integer_as_stored(row, 0)?, integer_as_stored(row, 1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    if let [(Some(kept), Some(bytes)), (Some(previous), _)] = below[..] {
+        if thinned_out(to_u64(kept), to_u64(bytes), to_u64(previous)) {
+            connection
+                .prepare_cached("DELETE FROM snapshots WHERE stream_id = ?1 AND version = ?2")?
+                .execute(params![stream_id, kept])?;
+        }
+    }
     Ok(())
 }
 

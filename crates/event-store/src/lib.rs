@@ -41,11 +41,11 @@ pub use postgres::{
     GROUP_COMMIT_STATEMENT_TIMEOUT_MS, GROUP_COMMIT_WAIT_MS_MAX, POSITION_ALLOCATOR_LOCK_KEY,
 };
 pub use recorded::{EventHeader, RecordedEvent, StoredEvent};
-pub use snapshot::{SnapshotReplace, StreamSnapshot};
+pub use snapshot::{SnapshotReplace, StreamSnapshot, SNAPSHOT_HISTORY_BYTES_PER_EVENT};
 pub use tail::{
     evolve_checked, fold_as_of_checked, fold_stream_as_of, read_tail, save_snapshot_of,
     snapshot_due, snapshot_state_as_of, version_in_stream, StreamTail, AS_OF_READ_PAGE_EVENTS,
-    SNAPSHOT_INTERVAL_EVENTS,
+    AS_OF_SNAPSHOT_TRIES, SNAPSHOT_INTERVAL_EVENTS,
 };
 
 /// Events to append to one stream, valid only if the stream is at `expected_version`.

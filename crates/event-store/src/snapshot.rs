@@ -33,13 +33,45 @@ pub enum SnapshotReplace {
     /// that race keep the newer state), and an older one stays in the
     /// stream's history.
     OlderOrSame,
-    /// Every one the store holds of the stream: its reader found the newest
-    /// unusable (it cannot be read, or disagrees with its stream), and such
-    /// a row may claim any version, one past the stream's head included
-    /// (tester h132 F1). The history before it goes too: reads as of those
-    /// moments fold the stream from its first event until snapshots are
-    /// written again.
-    Unusable,
+    /// The newest, which its reader found unusable (it cannot be read, or
+    /// disagrees with its stream), at `version` (0 when its version cannot
+    /// be read), and every one above it: such a row may claim any version,
+    /// one past the stream's head included (tester h132 F1). The history
+    /// below it stays (tester h164 F1: dropping it made every read of an
+    /// older moment fold from the first event for good).
+    Unusable { version: u64 },
+}
+
+impl SnapshotReplace {
+    /// The version from which a store that keeps every snapshot drops the
+    /// stream's stored ones before it keeps one at `saved`: the unusable
+    /// one's, or `saved` when that is lower or cannot be read (0); `None`
+    /// over a usable one.
+    pub fn drops_from(self, saved: u64) -> Option<u64> {
+        match self {
+            Self::OlderOrSame => None,
+            Self::Unusable { version: 0 } => Some(saved),
+            Self::Unusable { version } => Some(version.min(saved)),
+        }
+    }
+}
+
+/// Bytes of snapshot history a store keeps per event of a stream, at most:
+/// a snapshot stays in the history once a newer one is kept only when the
+/// events since the one before it pay for its size at this rate. A wallet
+/// of a few pending holds (a state of about 300 bytes) keeps one every
+/// [`crate::SNAPSHOT_INTERVAL_EVENTS`] events; one with 1,000 (about 143
+/// KB) one every 2,300 or so, not every 100 (tester h164 F2: 1.75 KB of
+/// history per event), and its reads as of a moment fold that much more.
+pub const SNAPSHOT_HISTORY_BYTES_PER_EVENT: u64 = 64;
+
+/// Whether a stored snapshot at `version` of `state_bytes`, below a newer
+/// one, leaves the history: the one before it is at `previous`.
+pub(crate) fn thinned_out(version: u64, state_bytes: u64, previous: u64) -> bool {
+    version
+        .saturating_sub(previous)
+        .saturating_mul(SNAPSHOT_HISTORY_BYTES_PER_EVENT)
+        < state_bytes
 }
 
 /// Which row of a stream's snapshots a SQL store reads.
@@ -85,6 +117,34 @@ pub(crate) fn from_time_ns(nanos: i64) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_state_stays_in_the_history_only_as_far_from_the_one_before_as_it_costs() {
+        // 300 bytes every 100 events: kept.
+        assert!(!thinned_out(200, 300, 100));
+        // 143 KB: kept once 2,235 events or more lie behind it.
+        assert!(thinned_out(2_300, 143_000, 100));
+        assert!(!thinned_out(2_400, 143_000, 100));
+    }
+
+    #[test]
+    fn over_an_unusable_one_the_rows_from_it_or_from_the_saved_one_go() {
+        assert_eq!(SnapshotReplace::OlderOrSame.drops_from(300), None);
+        // Past the head: from the one saved at the head.
+        assert_eq!(
+            SnapshotReplace::Unusable { version: 900 }.drops_from(300),
+            Some(300)
+        );
+        // Below the head: from the unusable one, the newest, up.
+        assert_eq!(
+            SnapshotReplace::Unusable { version: 250 }.drops_from(300),
+            Some(250)
+        );
+        assert_eq!(
+            SnapshotReplace::Unusable { version: 0 }.drops_from(300),
+            Some(300)
+        );
+    }
 
     #[test]
     fn a_time_is_kept_to_the_nanosecond_and_clamped_past_an_i64() {

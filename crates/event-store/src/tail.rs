@@ -41,6 +41,12 @@ pub const SNAPSHOT_INTERVAL_EVENTS: u64 = 100;
 /// (tester h116).
 pub const AS_OF_READ_PAGE_EVENTS: u64 = 1_000;
 
+/// Stored snapshots a read as of a moment tries, nearest first, before it
+/// folds the stream from its first event: an unusable one (logged) is passed
+/// for the one before it, so a damaged row costs one event read, not the
+/// history before it (tester h164 F1).
+pub const AS_OF_SNAPSHOT_TRIES: usize = 4;
+
 /// A stream as a starting state and the events after it.
 #[derive(Debug, Clone, Default)]
 pub struct StreamTail {
@@ -50,10 +56,11 @@ pub struct StreamTail {
     pub base_last_event_id: Option<Uuid>,
     /// The stream's events after `base`, in version order.
     pub events: Vec<RecordedEvent>,
-    /// True when the store holds a snapshot of the stream that was read past
-    /// (it cannot be read, disagrees with its stream, or was written under
-    /// an older encoding): the tail is the whole stream.
-    pub stored_snapshot_unusable: bool,
+    /// When the store's newest snapshot of the stream was read past (it
+    /// cannot be read, disagrees with its stream, or was written under an
+    /// older encoding), the version it claims (0 when that cannot be read):
+    /// the tail is the whole stream.
+    pub unusable_snapshot_version: Option<u64>,
 }
 
 impl StreamTail {
@@ -63,8 +70,8 @@ impl StreamTail {
     /// past once and not at every load; otherwise when the tail is
     /// [`SNAPSHOT_INTERVAL_EVENTS`] long or more, over an older one.
     pub fn snapshot_to_save(&self) -> Option<SnapshotReplace> {
-        if self.stored_snapshot_unusable {
-            Some(SnapshotReplace::Unusable)
+        if let Some(version) = self.unusable_snapshot_version {
+            Some(SnapshotReplace::Unusable { version })
         } else if u64::try_from(self.events.len()).unwrap_or(u64::MAX) >= SNAPSHOT_INTERVAL_EVENTS {
             Some(SnapshotReplace::OlderOrSame)
         } else {
@@ -79,8 +86,9 @@ enum SnapshotRead {
     Usable(Box<StreamTail>),
     /// None stored.
     NotUsed,
-    /// One stored that is read past (see [`StreamTail::stored_snapshot_unusable`]).
-    Unusable,
+    /// One stored that is read past, at the version it claims (see
+    /// [`StreamTail::unusable_snapshot_version`]).
+    Unusable(u64),
 }
 
 /// The stream of `wallet_id` from its newest snapshot on, the snapshot checked
@@ -90,14 +98,14 @@ pub async fn read_tail(
     store: &dyn EventStore,
     wallet_id: &WalletId,
 ) -> Result<StreamTail, StoreError> {
-    let stored_snapshot_unusable = match read_newest_snapshot(store, wallet_id).await? {
+    let unusable_snapshot_version = match read_newest_snapshot(store, wallet_id).await? {
         SnapshotRead::Usable(tail) => return Ok(*tail),
-        SnapshotRead::NotUsed => false,
-        SnapshotRead::Unusable => true,
+        SnapshotRead::NotUsed => None,
+        SnapshotRead::Unusable(version) => Some(version),
     };
     Ok(StreamTail {
         events: store.read_stream(wallet_id, 0).await?,
-        stored_snapshot_unusable,
+        unusable_snapshot_version,
         ..StreamTail::default()
     })
 }
@@ -111,21 +119,21 @@ async fn read_newest_snapshot(
     let snapshot = match stored(wallet_id, store.read_snapshot(wallet_id).await)? {
         Stored::Found(snapshot) => snapshot,
         Stored::NoneKept => return Ok(SnapshotRead::NotUsed),
-        Stored::Unreadable => return Ok(SnapshotRead::Unusable),
+        Stored::Unreadable { version } => return Ok(SnapshotRead::Unusable(version)),
     };
     // From the snapshot's own event on: it must be the one the state ends with.
     let mut events = store
         .read_stream_until(wallet_id, snapshot.version.saturating_sub(1), u64::MAX)
         .await?;
     let Some(wallet) = checked(wallet_id, &snapshot, events.first()) else {
-        return Ok(SnapshotRead::Unusable);
+        return Ok(SnapshotRead::Unusable(snapshot.version));
     };
     events.remove(0);
     Ok(SnapshotRead::Usable(Box::new(StreamTail {
         base: WalletState::Open(wallet),
         base_last_event_id: Some(snapshot.last_event_id),
         events,
-        stored_snapshot_unusable: false,
+        unusable_snapshot_version: None,
     })))
 }
 
@@ -133,24 +141,65 @@ async fn read_newest_snapshot(
 /// ([`fold_stream_as_of`]): the state of its stored snapshot nearest before
 /// the moment ([`EventStore::read_snapshot_as_of`]; the newest, from a store
 /// that keeps no older ones), checked against the stream's event at its
-/// version, which for a time must have occurred at or before it. One
-/// stream event read. [`WalletState::Absent`] when no usable snapshot is
-/// that early: the read folds from the first event.
+/// version, which for a time must have occurred at or before it; one stream
+/// event read a snapshot tried, at most [`AS_OF_SNAPSHOT_TRIES`] of them.
+/// [`WalletState::Absent`] when no usable snapshot is that early: the read
+/// folds from the first event.
 pub async fn snapshot_state_as_of(
     store: &dyn EventStore,
     wallet_id: &WalletId,
     as_of: AsOf,
 ) -> Result<WalletState, StoreError> {
-    let nearest = match stored(wallet_id, store.read_snapshot_as_of(wallet_id, as_of).await)? {
-        Stored::NoneKept => stored(wallet_id, store.read_snapshot(wallet_id).await)?,
-        found => found,
-    };
-    let Stored::Found(snapshot) = nearest else {
-        return Ok(WalletState::Absent);
-    };
+    let mut wanted = as_of;
+    for _ in 0..AS_OF_SNAPSHOT_TRIES {
+        let (snapshot, nearest) = match stored(
+            wallet_id,
+            store.read_snapshot_as_of(wallet_id, wanted).await,
+        )? {
+            Stored::Found(snapshot) => (snapshot, true),
+            Stored::Unreadable { version } if version > 1 => {
+                wanted = AsOf::Version(version - 1);
+                continue;
+            }
+            Stored::Unreadable { .. } => break,
+            // No older ones kept: the newest, if it is early enough.
+            Stored::NoneKept => match stored(wallet_id, store.read_snapshot(wallet_id).await)? {
+                Stored::Found(snapshot) => (snapshot, false),
+                Stored::NoneKept | Stored::Unreadable { .. } => break,
+            },
+        };
+        if let Some(wallet) = usable_as_of(store, wallet_id, &snapshot, as_of, nearest).await? {
+            return Ok(WalletState::Open(wallet));
+        }
+        if !nearest || snapshot.version <= 1 {
+            break;
+        }
+        wanted = AsOf::Version(snapshot.version - 1);
+    }
+    Ok(WalletState::Absent)
+}
+
+/// The state of `snapshot` of `wallet_id` when it is usable ([`checked`])
+/// and not past `as_of`, by the stream's own time; `nearest` when the store
+/// gave it as the nearest before the moment, where one past it is a row
+/// that disagrees with its stream (logged).
+async fn usable_as_of(
+    store: &dyn EventStore,
+    wallet_id: &WalletId,
+    snapshot: &StreamSnapshot,
+    as_of: AsOf,
+    nearest: bool,
+) -> Result<Option<Wallet>, StoreError> {
     if let AsOf::Version(version) = as_of {
         if snapshot.version > version {
-            return Ok(WalletState::Absent);
+            if nearest {
+                unusable(
+                    wallet_id,
+                    snapshot.version,
+                    "past the version it was found for",
+                );
+            }
+            return Ok(None);
         }
     }
     let at_version = store
@@ -160,23 +209,31 @@ pub async fn snapshot_state_as_of(
             snapshot.version,
         )
         .await?;
-    let Some(wallet) = checked(wallet_id, &snapshot, at_version.first()) else {
-        return Ok(WalletState::Absent);
+    let Some(wallet) = checked(wallet_id, snapshot, at_version.first()) else {
+        return Ok(None);
     };
-    let state = WalletState::Open(wallet);
-    // The stream's own time decides, not the row's.
     let within = at_version
         .first()
         .is_some_and(|recorded| within_as_of(&WalletState::Absent, &recorded.event, as_of));
-    Ok(if within { state } else { WalletState::Absent })
+    if !within && nearest {
+        unusable(
+            wallet_id,
+            snapshot.version,
+            "past the time it was found for",
+        );
+    }
+    Ok(within.then_some(wallet))
 }
 
 /// A stored snapshot as a store's read gave it.
 enum Stored {
     Found(StreamSnapshot),
     NoneKept,
-    /// One the store holds but cannot read (logged).
-    Unreadable,
+    /// One the store holds but cannot read (logged), at the version it
+    /// claims (0 when that cannot be read either).
+    Unreadable {
+        version: u64,
+    },
 }
 
 /// What `read`, a store's read of a snapshot of `wallet_id`, found.
@@ -189,7 +246,7 @@ fn stored(
         Ok(None) => Ok(Stored::NoneKept),
         Err(StoreError::CorruptSnapshot { version, .. }) => {
             unusable(wallet_id, version, "cannot be read");
-            Ok(Stored::Unreadable)
+            Ok(Stored::Unreadable { version })
         }
         Err(error) => Err(error),
     }
@@ -197,7 +254,7 @@ fn stored(
 
 /// The state `snapshot` holds when it is usable: it decodes, and
 /// `at_version`, the stream's event at its version, is the one its state ends
-/// with (same version, event id and balance). `None` otherwise, logged
+/// with (same version, event id, balance and time). `None` otherwise, logged
 /// unless it was written under an older encoding (then replayed, and a new
 /// one replaces it).
 fn checked(
@@ -217,6 +274,9 @@ fn checked(
         at_version.stream_version == snapshot.version
             && at_version.event.event_id == snapshot.last_event_id
             && at_version.event.balance_after == wallet.balance
+            && snapshot
+                .occurred_at
+                .is_none_or(|occurred_at| occurred_at == at_version.event.occurred_at)
             && wallet.version == snapshot.version
             && wallet.id == *wallet_id
     });

@@ -573,10 +573,10 @@ async fn assert_read_whole(store: &EmbeddedEventStore, history: &[WalletEvent]) 
         .expect("the stream, not an error");
     assert_eq!(tail.base_last_event_id, None, "the snapshot is not used");
     assert_eq!(tail.events.len(), history.len(), "the whole stream");
-    assert!(tail.stored_snapshot_unusable);
+    let version = tail.unusable_snapshot_version.expect("one read past");
     assert_eq!(
         tail.snapshot_to_save(),
-        Some(SnapshotReplace::Unusable),
+        Some(SnapshotReplace::Unusable { version }),
         "its reader replaces it, however short the stream"
     );
 }
@@ -726,7 +726,7 @@ async fn a_snapshot_found_unusable_is_replaced_whatever_version_it_claims() {
         );
         let tail = read_tail(&store, &w).await.expect("read");
         assert_eq!(tail.base_last_event_id, Some(head.last_event_id));
-        assert!(tail.events.is_empty() && !tail.stored_snapshot_unusable);
+        assert!(tail.events.is_empty() && tail.unusable_snapshot_version.is_none());
     }
 }
 

@@ -1133,7 +1133,11 @@ async fn a_snapshot_replaces_an_older_one_or_an_unusable_one(store: &dyn EventSt
     // Its reader found the one at 200 unusable (one past the stream's head,
     // say: h132 F1): the one it folded replaces it.
     let over_unusable = snapshot(120, "at 120, over an unusable one");
-    save(over_unusable.clone(), SnapshotReplace::Unusable).await;
+    save(
+        over_unusable.clone(),
+        SnapshotReplace::Unusable { version: 200 },
+    )
+    .await;
     assert_eq!(
         stored().await,
         Some(over_unusable),
@@ -1216,14 +1220,72 @@ async fn every_snapshot_is_found_by_version_and_by_time(store: &dyn EventStore) 
             .map(|newest| newest.version),
         Some(401)
     );
-    // Over an unusable one, the stream's history goes with it.
+    // Over an unusable newest one, it and every one above the one saved
+    // go; the history below stays (tester h164 F1).
     store
-        .save_snapshot(snapshot(150, Some(second(5))), SnapshotReplace::Unusable)
+        .save_snapshot(
+            snapshot(150, Some(second(5))),
+            SnapshotReplace::Unusable { version: 401 },
+        )
         .await
         .expect("save");
     assert_eq!(found(AsOf::Version(u64::MAX)).await, expected(150));
-    assert_eq!(found(AsOf::Version(149)).await, None);
-    assert_eq!(found(AsOf::Time(second(4))).await, None);
+    assert_eq!(found(AsOf::Version(149)).await, expected(100));
+    assert_eq!(found(AsOf::Time(second(4))).await, expected(100));
+    assert_eq!(
+        store
+            .read_snapshot(id)
+            .await
+            .expect("read")
+            .map(|newest| newest.version),
+        Some(150)
+    );
+}
+
+/// A large snapshot stays in the SQL stores' history only as often as its
+/// size allows (`SNAPSHOT_HISTORY_BYTES_PER_EVENT`, tester h164 F2): one of
+/// 10,000 bytes saved every 100 events is kept about every 200, and a read
+/// as of any version still finds one not far below it.
+async fn a_large_snapshot_is_kept_in_the_history_only_as_often_as_it_pays_for(
+    store: &dyn EventStore,
+) {
+    const STATE_BYTES: u64 = 10_000;
+    let id = WalletId::parse("snapshot-large").expect("wallet id");
+    let versions: Vec<u64> = (1..=20).map(|n| n * 100).collect();
+    for &version in &versions {
+        let snapshot = StreamSnapshot {
+            wallet_id: id.clone(),
+            version,
+            last_event_id: Uuid::new_v4(),
+            occurred_at: Some(Utc::now()),
+            state: "x".repeat(usize::try_from(STATE_BYTES).expect("size")),
+        };
+        store
+            .save_snapshot(snapshot, SnapshotReplace::OlderOrSame)
+            .await
+            .expect("save");
+    }
+    let newest = store.read_snapshot(&id).await.expect("read");
+    assert_eq!(newest.map(|newest| newest.version), Some(2_000));
+    if store.kind() == "kurrentdb" {
+        return;
+    }
+    let gap_max = 2 * STATE_BYTES.div_ceil(event_store::SNAPSHOT_HISTORY_BYTES_PER_EVENT);
+    let mut kept = HashSet::new();
+    for &version in &versions {
+        let found = store
+            .read_snapshot_as_of(&id, AsOf::Version(version))
+            .await
+            .expect("read")
+            .map(|found| found.version)
+            .expect("one at or below");
+        assert!(
+            found <= version && version - found < gap_max,
+            "{version}: found {found}"
+        );
+        kept.insert(found);
+    }
+    assert!(kept.len() <= versions.len() / 2 + 1, "kept {kept:?}");
 }
 
 /// One test per case on one implementation, in module `$module`.
@@ -1283,6 +1345,7 @@ contract!(
         a_reader_resumes_from_its_checkpoint,
         a_snapshot_replaces_an_older_one_or_an_unusable_one,
         every_snapshot_is_found_by_version_and_by_time,
+        a_large_snapshot_is_kept_in_the_history_only_as_often_as_it_pays_for,
         a_hold_id_is_entered_once_across_wallets_and_listed_while_due,
     ],
     atomic_multi_stream: [

@@ -17,7 +17,10 @@
 //! wallet is posted below one of its checkpoints later; and only a wallet's
 //! own events post to its two accounts ([`crate::posting`]); and a wallet's
 //! events never go back in time ([`wallet_domain::decide`]), so the newest
-//! checkpoint at or before a time is the nearest one.
+//! checkpoint at or before a time is the nearest one, and a summary as of a
+//! time stops at the wallet's first transaction past it (SQLite streams
+//! them in ledger order; PostgreSQL reads no further than the wallet's
+//! oldest checkpoint past the moment).
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;

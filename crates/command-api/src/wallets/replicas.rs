@@ -11,7 +11,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use event_store::testing::CountingStore;
-use event_store::{fold_stream_as_of, EventStore, SNAPSHOT_INTERVAL_EVENTS};
+use event_store::{
+    fold_stream_as_of, EventStore, SnapshotReplace, StreamSnapshot, SNAPSHOT_INTERVAL_EVENTS,
+};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{
@@ -422,6 +424,45 @@ pub async fn a_fresh_replica_reads_a_bounded_tail_of_a_long_stream(store: Arc<dy
             as_of,
             replay_as_of(events, AsOf::Time(at)).wallet().cloned(),
             "{at}"
+        );
+    }
+    // A damaged row (tester h164 F1) is passed for the one before it: the
+    // answer stays the whole stream's, read from that one.
+    let damaged = StreamSnapshot {
+        wallet_id: long.clone(),
+        version: 2 * interval,
+        last_event_id: Uuid::new_v4(),
+        occurred_at: Some(whole[index(2 * interval) - 1].event.occurred_at),
+        state: "{}".to_owned(),
+    };
+    store
+        .save_snapshot(damaged, SnapshotReplace::OlderOrSame)
+        .await
+        .expect("saved");
+    // By version: that one's event, the one before it and the events from
+    // there; by time, also not the whole stream, which a fold from the
+    // first event reads to the end.
+    let between = 2 * interval + interval / 2;
+    let whole_stream = u64::try_from(whole.len()).expect("length");
+    for (as_of, bound) in [
+        (AsOf::Version(between), 2 * EVENTS_PER_LOAD_MAX),
+        (
+            AsOf::Time(whole[index(between) - 1].event.occurred_at),
+            whole_stream - 1,
+        ),
+    ] {
+        counting.reset();
+        let read = restarted.as_of(&long, as_of).await.expect("as of");
+        let events = whole.iter().map(|recorded| &recorded.event);
+        assert_eq!(
+            read,
+            replay_as_of(events, as_of).wallet().cloned(),
+            "{as_of:?}"
+        );
+        let read = counting.stream_events_read();
+        assert!(
+            read <= bound,
+            "{as_of:?} read {read} events past a damaged snapshot"
         );
     }
     // Folded from the first event a page at a time (h116 F1: a read as of

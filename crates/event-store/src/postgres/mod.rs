@@ -43,7 +43,7 @@ use wallet_domain::{AsOf, HoldId, WalletId};
 
 mod batched;
 
-use crate::snapshot::{from_time_ns, time_ns, SnapshotRow};
+use crate::snapshot::{from_time_ns, thinned_out, time_ns, SnapshotRow};
 use crate::stream_head::GroupHeads;
 use crate::{
     directory_wallet, due_hold, hold_versions, placed_holds, AppendError, AppendOutcome,
@@ -659,9 +659,10 @@ impl EventStore for PostgresEventStore {
     ) -> Result<(), StoreError> {
         async {
             let mut transaction = self.pool.begin().await?;
-            if replace == SnapshotReplace::Unusable {
-                sqlx::query("DELETE FROM snapshots WHERE stream_id = $1")
+            if let Some(from) = replace.drops_from(snapshot.version) {
+                sqlx::query("DELETE FROM snapshots WHERE stream_id = $1 AND version >= $2")
                     .bind(snapshot.wallet_id.as_str())
+                    .bind(to_i64(from))
                     .execute(&mut *transaction)
                     .await?;
             }
@@ -679,6 +680,24 @@ impl EventStore for PostgresEventStore {
             .bind(snapshot.occurred_at.map(time_ns))
             .execute(&mut *transaction)
             .await?;
+            // The one just below, when the history cannot afford it.
+            let below: Vec<(i64, i64)> = sqlx::query_as(
+                "SELECT version, octet_length(state)::BIGINT FROM snapshots \
+                 WHERE stream_id = $1 AND version < $2 ORDER BY version DESC LIMIT 2",
+            )
+            .bind(snapshot.wallet_id.as_str())
+            .bind(to_i64(snapshot.version))
+            .fetch_all(&mut *transaction)
+            .await?;
+            if let [(kept, bytes), (previous, _)] = below[..] {
+                if thinned_out(to_u64(kept), to_u64(bytes), to_u64(previous)) {
+                    sqlx::query("DELETE FROM snapshots WHERE stream_id = $1 AND version = $2")
+                        .bind(snapshot.wallet_id.as_str())
+                        .bind(kept)
+                        .execute(&mut *transaction)
+                        .await?;
+                }
+            }
             transaction.commit().await
         }
         .within(self.wait_ms)
