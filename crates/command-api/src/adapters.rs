@@ -290,10 +290,9 @@ async fn refuse_projections_ahead_of_the_log(
 /// The event store of the configuration; the ledger, read model and relay
 /// checkpoint in PostgreSQL either way.
 async fn distributed(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapters, StartupError> {
-    let url = config
-        .database_url
-        .as_deref()
-        .ok_or(StartupError::Missing("DATABASE_URL"))?;
+    let url = config.database_url.as_deref().ok_or_else(|| {
+        StartupError::refused_settings("DATABASE_URL must be set for this configuration")
+    })?;
     // A server that does not answer yet is waited for (a bounded time).
     let pool = postgres_support::StartupWait::default()
         .until_ready(
@@ -320,8 +319,9 @@ async fn distributed(config: &Config, lock: Arc<dyn WalletLock>) -> Result<Adapt
         (false, _) => None,
         (true, Some(journal)) => Some(journal),
         (true, None) => {
-            return Err(StartupError::TransferMode(
-                "the transfer process has no PostgreSQL journal: TRANSFERS must be atomic",
+            return Err(StartupError::refused_settings(
+                "TRANSFERS: the transfer process has no PostgreSQL journal: TRANSFERS must be \
+                 atomic",
             ))
         }
     };
@@ -377,8 +377,9 @@ pub fn transfers_run_as_process(
 ) -> Result<bool, StartupError> {
     match (mode, store_appends_atomically) {
         (Some(TransferMode::Process), _) | (None, false) => Ok(true),
-        (Some(TransferMode::Atomic), false) => Err(StartupError::TransferMode(
-            "this event store cannot append to two wallets at once: TRANSFERS must be process",
+        (Some(TransferMode::Atomic), false) => Err(StartupError::refused_settings(
+            "TRANSFERS: this event store cannot append to two wallets at once: TRANSFERS must be \
+             process",
         )),
         (Some(TransferMode::Atomic) | None, true) => Ok(false),
     }
@@ -461,7 +462,7 @@ mod tests {
         assert!(!transfers_run_as_process(atomic, true).expect("asked for"));
         assert!(matches!(
             transfers_run_as_process(atomic, false),
-            Err(StartupError::TransferMode(_))
+            Err(StartupError::Setting(_))
         ));
     }
 }

@@ -40,7 +40,9 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             return Ok(());
         }
         Some(Command::Token(args)) => {
-            println!("{}", command_api::token::mint(&config.auth, args)?);
+            let token = command_api::token::mint(&config.auth, args)
+                .map_err(command_api::token::TokenError::into_exit_error)?;
+            println!("{token}");
             return Ok(());
         }
         None => {}

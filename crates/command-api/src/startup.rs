@@ -66,8 +66,6 @@ pub enum StartupError {
     /// exit 2, as `observability::exit_code` chooses.
     #[error("{0}")]
     Setting(#[source] observability::SettingRefused),
-    #[error("{0} must be set for this configuration")]
-    Missing(&'static str),
     #[error("WALLEX_DATA_DIR {0} is not a folder")]
     NotAFolder(String),
     /// The data folder's path is a symbolic link to nothing (hostile tester
@@ -99,6 +97,8 @@ pub enum StartupError {
     SearchIndex(#[from] SearchIndexError),
     #[error(transparent)]
     Lock(#[from] wallet_lock::LockError),
+    /// The data folder records transfers of another `TRANSFERS` mode than
+    /// the one asked for (the folder's state: exit 1).
     #[error("TRANSFERS: {0}")]
     TransferMode(&'static str),
     #[error(transparent)]
@@ -152,6 +152,13 @@ pub enum StartupError {
 }
 
 impl StartupError {
+    /// A combination of settings this configuration cannot run with (one it
+    /// needs is missing, or a transfer mode its store cannot give), refused
+    /// as a value by its own rules is: [`StartupError::Setting`], exit 2.
+    pub fn refused_settings(refusal: &'static str) -> Self {
+        Self::Setting(observability::SettingRefused::new(refusal))
+    }
+
     /// `refusal` as a start error: settings refused by their own rules
     /// become [`StartupError::Setting`] (exit 2), a key file the machine
     /// cannot give [`StartupError::Access`] (exit 1).

@@ -35,6 +35,19 @@ pub enum TokenError {
     NotAnOwner { sub: String },
 }
 
+impl TokenError {
+    /// The error the binary ends with: an argument or a setting refused by
+    /// its own rules (every refusal but a signing failure) holds a
+    /// [`observability::SettingRefused`], so the token command exits 2 as a
+    /// bad argument does, not 1.
+    pub fn into_exit_error(self) -> Box<dyn std::error::Error> {
+        match self {
+            Self::Mint(_) | Self::Secret(_) => Box::new(self),
+            refused => Box::new(observability::SettingRefused::new(refused)),
+        }
+    }
+}
+
 /// `--ttl`: a whole number and a unit (s, m, h or d; none is s), from 1 s to a year.
 pub fn parse_ttl(text: &str) -> Result<Duration, String> {
     let unit_at = text
@@ -108,6 +121,31 @@ pub fn mint(auth: &AuthConfig, args: &TokenArgs) -> Result<String, TokenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_argument_ends_as_a_bad_setting() {
+        let auth = AuthConfig {
+            jwt_secret: Some("a-test-secret-of-at-least-32-bytes!!".into()),
+            ..AuthConfig::default()
+        };
+        let args = |sub: &str, scope: &str| TokenArgs {
+            sub: sub.into(),
+            scope: scope.into(),
+            ttl: Duration::from_secs(60),
+        };
+        for (auth, args) in [
+            (&auth, args("user-1", "")),
+            (&auth, args("user-1", "wallets payments")),
+            (&auth, args("an owner?", "wallets")),
+            (&AuthConfig::default(), args("user-1", "wallets")),
+        ] {
+            let error = mint(auth, &args).expect_err("refused").into_exit_error();
+            assert!(
+                error.is::<observability::SettingRefused>(),
+                "{error} exits 2"
+            );
+        }
+    }
 
     #[test]
     fn ttls_take_a_unit() {
