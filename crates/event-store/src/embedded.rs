@@ -646,16 +646,7 @@ fn snapshot_row(
             integer_as_stored(row, 3)?,
         ))
     };
-    let (filter, bound) = match wanted {
-        SnapshotRow::Newest => ("ORDER BY version DESC", None),
-        SnapshotRow::AtOrBelowVersion(version) => {
-            ("AND version <= ?2 ORDER BY version DESC", Some(version))
-        }
-        SnapshotRow::AtOrBeforeTime(at) => (
-            "AND occurred_at_ns <= ?2 ORDER BY occurred_at_ns DESC, version DESC",
-            Some(at),
-        ),
-    };
+    let (filter, bound) = wanted.filter("?2");
     let mut statement =
         connection.prepare_cached(&format!("{COLUMNS} WHERE stream_id = ?1 {filter} LIMIT 1"))?;
     match bound {

@@ -98,6 +98,27 @@ impl SnapshotRow {
     }
 }
 
+impl SnapshotRow {
+    /// What picks the row in a SQL store's `SELECT … FROM snapshots WHERE
+    /// stream_id = <stream> <filter> LIMIT 1`, its bound's parameter written
+    /// `parameter` (`?2`, `$2`), and the bound's value.
+    pub(crate) fn filter(self, parameter: &str) -> (String, Option<i64>) {
+        match self {
+            Self::Newest => ("ORDER BY version DESC".to_owned(), None),
+            Self::AtOrBelowVersion(version) => (
+                format!("AND version <= {parameter} ORDER BY version DESC"),
+                Some(version),
+            ),
+            Self::AtOrBeforeTime(at) => (
+                format!(
+                    "AND occurred_at_ns <= {parameter} ORDER BY occurred_at_ns DESC, version DESC"
+                ),
+                Some(at),
+            ),
+        }
+    }
+}
+
 /// A time as the SQL stores keep a snapshot's: nanoseconds since the Unix
 /// epoch, a time past what an `i64` holds (before 1677, after 2262) as the
 /// nearest end.

@@ -457,16 +457,7 @@ impl PostgresEventStore {
         wallet_id: &WalletId,
         wanted: SnapshotRow,
     ) -> Result<Option<StreamSnapshot>, StoreError> {
-        let (filter, bound) = match wanted {
-            SnapshotRow::Newest => ("ORDER BY version DESC", None),
-            SnapshotRow::AtOrBelowVersion(version) => {
-                ("AND version <= $2 ORDER BY version DESC", Some(version))
-            }
-            SnapshotRow::AtOrBeforeTime(at) => (
-                "AND occurred_at_ns <= $2 ORDER BY occurred_at_ns DESC, version DESC",
-                Some(at),
-            ),
-        };
+        let (filter, bound) = wanted.filter("$2");
         let sql = format!(
             "SELECT version, last_event_id, state, occurred_at_ns FROM snapshots \
              WHERE stream_id = $1 {filter} LIMIT 1"
