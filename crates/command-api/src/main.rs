@@ -25,7 +25,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             let url = config
                 .database_url
                 .as_deref()
-                .ok_or("migrate needs DATABASE_URL")?;
+                .ok_or_else(|| observability::SettingRefused::new("migrate needs DATABASE_URL"))?;
             // One connection: connecting applies the migrations under sqlx's advisory lock.
             postgres_support::connect(url, 1).await?;
             return Ok(());

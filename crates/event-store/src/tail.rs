@@ -405,7 +405,7 @@ fn unusable(wallet_id: &WalletId, version: u64, why: &str) {
         %wallet_id,
         version,
         why,
-        "stored snapshot not used: the stream is read from its first event"
+        "stored snapshot not used: an older one, or the stream from its first event, is read instead"
     );
 }
 

@@ -597,6 +597,23 @@ pub async fn a_long_wallets_summary_is_its_entries_sum_from_any_checkpoint(
                 .wallet_summary(&long, Some(at))
                 .await
                 .expect("summary");
+            // The newest entry is what a newest-first page as of then begins with.
+            let page = ledger
+                .wallet_entries(WalletEntriesQuery {
+                    wallet_id: long.clone(),
+                    filter: EntryFilter {
+                        end_date: Some(at),
+                        limit: Some(1),
+                        ..EntryFilter::default()
+                    },
+                })
+                .await
+                .expect("entries");
+            assert_eq!(
+                summary.newest_entry,
+                page.into_iter().next(),
+                "newest entry as of event {index}"
+            );
             assert_eq!(
                 (
                     summary.balance,

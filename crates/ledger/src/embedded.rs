@@ -18,10 +18,12 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use embedded_sqlite::{identifier_word, Durability, ReadPool, SharedWriter};
+use embedded_sqlite::{
+    identifier_word, integer_as_stored, text_as_stored, Durability, ReadPool, SharedWriter,
+};
 use event_store::RecordedEvent;
 use rusqlite::types::{Type, Value};
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, params_from_iter, Connection, Row, TransactionBehavior};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 use wallet_domain::{Balance, WalletId, MONEY_SCALE};
@@ -31,7 +33,7 @@ use crate::stored::{
     checked_sum, judged, page, posted, prepare_batch, PreparedBatch, PreparedTransaction,
     StoredEntry, Totals,
 };
-use crate::totals::{TotalsCheckpoint, TotalsFold};
+use crate::totals::{Summed, TotalsCheckpoint, TotalsFold, TOTALS_CHECKPOINT_TRIES};
 use crate::{
     EntryFilter, EntryId, EntryList, Ledger, LedgerEntry, LedgerError, LedgerVerification,
     PostOutcome, PostedThrough, TransactionsQuery, WalletEntriesQuery, WalletSummary,
@@ -403,33 +405,16 @@ const WALLET_TAIL_SQL: &str = "SELECT e.position, t.occurred_at_us, e.amount FRO
 
 /// Totals of one wallet (its account and its held sub-account, netted per
 /// transaction) over its transactions up to the first that occurred after
-/// `until_us`:
-/// from its newest checkpoint at or before then ([`crate::totals`]), and the
-/// checkpoints to write that the sum marked on the way.
+/// `until_us`: from its newest usable checkpoint at or before then
+/// ([`crate::totals`]), with the checkpoints to write that the sum marked on
+/// the way and the wallet's newest entry among those counted.
 fn wallet_totals(
     connection: &Connection,
     wallet_id: &str,
     accounts: &[String; 2],
     until_us: i64,
-) -> rusqlite::Result<Result<(Totals, Vec<TotalsCheckpoint>), LedgerError>> {
-    let base = connection
-        .prepare_cached(
-            "SELECT position, occurred_at_us, credits, debits, entry_count \
-             FROM ledger_wallet_totals WHERE wallet_id = ?1 AND occurred_at_us <= ?2 \
-             ORDER BY position DESC LIMIT 1",
-        )?
-        .query_row(params![wallet_id, until_us], |row| {
-            Ok(TotalsCheckpoint {
-                position: row.get(0)?,
-                occurred_at: timestamp_column(row, 1)?,
-                totals: Totals {
-                    credits: money_column(row, 2)?,
-                    debits: money_column(row, 3)?,
-                    count: unsigned_column(row, 4)?,
-                },
-            })
-        })
-        .optional()?;
+) -> rusqlite::Result<Result<(Summed, Option<LedgerEntry>), LedgerError>> {
+    let base = totals_checkpoint(connection, wallet_id, until_us)?;
     let after = base.as_ref().map_or(-1, |base| base.position);
     let mut fold = TotalsFold::from(base);
     let mut statement = connection.prepare_cached(WALLET_TAIL_SQL)?;
@@ -450,7 +435,94 @@ fn wallet_totals(
             return Ok(Err(error));
         }
     }
-    Ok(fold.finish())
+    let summed = match fold.finish() {
+        Ok(summed) => summed,
+        Err(error) => return Ok(Err(error)),
+    };
+    let newest = match summed.through {
+        Some(position) => newest_entry(connection, accounts, position)?,
+        None => None,
+    };
+    Ok(Ok((summed, newest)))
+}
+
+/// The newest usable checkpoint of `wallet_id`'s totals at or before
+/// `until_us`, of the [`TOTALS_CHECKPOINT_TRIES`] newest: one whose
+/// transaction the ledger holds, of this wallet and at its time, and whose
+/// columns read as this store writes them (money as it spells it, neither
+/// total negative). A cache row that is not is passed, logged, never taken
+/// for damage of the ledger (tester h165 F2, F3).
+fn totals_checkpoint(
+    connection: &Connection,
+    wallet_id: &str,
+    until_us: i64,
+) -> rusqlite::Result<Option<TotalsCheckpoint>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT c.position, c.occurred_at_us, c.credits, c.debits, c.entry_count \
+         FROM ledger_wallet_totals c JOIN ledger_transactions t ON t.position = c.position \
+         WHERE c.wallet_id = ?1 AND c.occurred_at_us <= ?2 \
+         AND t.wallet_id = c.wallet_id AND t.occurred_at_us = c.occurred_at_us \
+         ORDER BY c.position DESC LIMIT ?3",
+    )?;
+    let mut rows = statement.query(params![wallet_id, until_us, TOTALS_CHECKPOINT_TRIES])?;
+    while let Some(row) = rows.next()? {
+        let money = |column| {
+            text_as_stored(row, column).map(|text| {
+                text.and_then(|text| Balance::from_stored(&text))
+                    .map(Balance::value)
+                    .filter(|total| !total.is_sign_negative())
+            })
+        };
+        let read = (
+            integer_as_stored(row, 0)?,
+            integer_as_stored(row, 1)?.and_then(DateTime::from_timestamp_micros),
+            money(2)?,
+            money(3)?,
+            integer_as_stored(row, 4)?.and_then(|count| u64::try_from(count).ok()),
+        );
+        if let (Some(position), Some(occurred_at), Some(credits), Some(debits), Some(count)) = read
+        {
+            return Ok(Some(TotalsCheckpoint {
+                position,
+                occurred_at,
+                totals: Totals {
+                    credits,
+                    debits,
+                    count,
+                },
+            }));
+        }
+        tracing::warn!(
+            wallet_id,
+            position = read.0,
+            "ledger totals checkpoint not used: it does not read as the ledger writes it"
+        );
+    }
+    Ok(None)
+}
+
+/// The newest entry on `accounts` in the transaction at `position`: its
+/// first such line, as a newest-first page lists it.
+fn newest_entry(
+    connection: &Connection,
+    accounts: &[String; 2],
+    position: i64,
+) -> rusqlite::Result<Option<LedgerEntry>> {
+    let [wallet, held] = accounts.clone();
+    let first = EntryFilter {
+        limit: Some(1),
+        ..EntryFilter::default()
+    };
+    Ok(Selection::default()
+        .with("e.position = ?", Value::Integer(position))
+        .with_values(
+            "e.account IN (?, ?)",
+            [Value::Text(wallet), Value::Text(held)],
+        )
+        .filtered(&first)
+        .select(connection)?
+        .into_iter()
+        .next())
 }
 
 /// `total` spelled as the file keeps money ([`Balance::from_stored`]): its
@@ -465,8 +537,10 @@ fn stored_money(total: Decimal) -> Option<String> {
     Some(padded.to_string())
 }
 
-/// Keeps `checkpoints` of `wallet_id`'s totals, each only while the ledger
-/// holds its transaction (a rebuild may have cleared it since it was summed).
+/// Keeps `checkpoints` of `wallet_id`'s totals over any at their positions
+/// (summed again from the entries, so a damaged row is mended), each only
+/// while the ledger holds its transaction (a rebuild may have cleared it
+/// since it was summed).
 fn keep_totals(
     connection: &mut Connection,
     wallet_id: &str,
@@ -478,8 +552,9 @@ fn keep_totals(
             "INSERT INTO ledger_wallet_totals \
              (wallet_id, position, occurred_at_us, credits, debits, entry_count) \
              SELECT ?1, ?2, ?3, ?4, ?5, ?6 \
-             WHERE EXISTS (SELECT 1 FROM ledger_transactions WHERE position = ?2) \
-             ON CONFLICT (wallet_id, position) DO NOTHING",
+             WHERE EXISTS (SELECT 1 FROM ledger_transactions WHERE position = ?2 AND wallet_id = ?1) \
+             ON CONFLICT (wallet_id, position) DO UPDATE SET occurred_at_us = excluded.occurred_at_us, \
+             credits = excluded.credits, debits = excluded.debits, entry_count = excluded.entry_count",
         )?;
         for checkpoint in checkpoints {
             let totals = &checkpoint.totals;
@@ -761,10 +836,15 @@ impl Ledger for EmbeddedLedger {
         let accounts = Account::names_of_wallet(wallet_id);
         let until_us = at.map_or(i64::MAX, |at| at.timestamp_micros());
         let wallet = wallet_id.as_str().to_owned();
-        let (totals, checkpoints) = self
+        let (summed, newest) = self
             .readers
             .read(move |connection| wallet_totals(connection, &wallet, &accounts, until_us))
             .await??;
+        let Summed {
+            totals,
+            checkpoints,
+            ..
+        } = summed;
         if !checkpoints.is_empty() {
             let wallet = wallet_id.as_str().to_owned();
             let kept = self
@@ -776,7 +856,7 @@ impl Ledger for EmbeddedLedger {
                 tracing::warn!(%wallet_id, %error, "ledger totals checkpoint not kept");
             }
         }
-        totals.summary(wallet_id)
+        totals.summary(wallet_id, newest)
     }
 
     async fn verify(&self) -> Result<LedgerVerification, LedgerError> {

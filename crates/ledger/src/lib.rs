@@ -353,6 +353,10 @@ pub struct WalletSummary {
     #[serde(with = "money_json")]
     pub balance: Decimal,
     pub entry_count: u64,
+    /// The newest entry on either of the wallet's accounts among those
+    /// counted (`None` when there is none): of its newest transaction, the
+    /// first such line.
+    pub newest_entry: Option<LedgerEntry>,
 }
 
 /// The result of checking the whole ledger.

@@ -13,6 +13,7 @@
 //! exact, so sums may be taken in SQL.
 
 use std::collections::{BTreeMap, HashSet};
+use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -30,7 +31,7 @@ use crate::stored::{
     checked_sum, judged, page, posted, prepare_batch, PreparedBatch, PreparedTransaction,
     StoredEntry, Totals,
 };
-use crate::totals::{TotalsCheckpoint, TotalsFold};
+use crate::totals::{TotalsCheckpoint, TotalsFold, TOTALS_CHECKPOINT_TRIES};
 use crate::{
     EntryFilter, EntryId, EntryList, Ledger, LedgerEntry, LedgerError, LedgerVerification,
     PostOutcome, PostedThrough, TransactionsQuery, WalletEntriesQuery, WalletSummary,
@@ -78,9 +79,62 @@ impl PostgresLedger {
 }
 
 impl PostgresLedger {
-    /// Keeps `checkpoints` of `wallet_id`'s totals in one transaction, each
-    /// only while the ledger holds its transaction (a rebuild may have
-    /// cleared it since it was summed).
+    /// The newest usable checkpoint of `wallet_id`'s totals at or before
+    /// `at` (any, without it), of the [`TOTALS_CHECKPOINT_TRIES`] newest: one
+    /// whose transaction the ledger holds, of this wallet and at its time,
+    /// with neither total negative. A cache row that is not is passed,
+    /// logged (tester h165 F2).
+    async fn totals_checkpoint(
+        &self,
+        wallet_id: &WalletId,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Option<TotalsCheckpoint>, LedgerError> {
+        let candidates: Vec<(i64, DateTime<Utc>, String, String, i64)> = sqlx::query_as(
+            "SELECT c.position, c.occurred_at, c.credits::text, c.debits::text, c.entry_count \
+             FROM ledger_wallet_totals c JOIN ledger_transactions t ON t.position = c.position \
+             WHERE c.wallet_id = $1 AND ($2::timestamptz IS NULL OR c.occurred_at <= $2) \
+             AND t.wallet_id = c.wallet_id AND t.occurred_at = c.occurred_at \
+             ORDER BY c.position DESC LIMIT $3",
+        )
+        .bind(wallet_id.as_str())
+        .bind(at)
+        .bind(TOTALS_CHECKPOINT_TRIES)
+        .fetch_all(&self.pool)
+        .within(READ_WAIT_MS_MAX)
+        .await
+        .map_err(storage)?;
+        for (position, occurred_at, credits, debits, count) in candidates {
+            let total = |text: &str| {
+                Decimal::from_str(text)
+                    .ok()
+                    .filter(|total| !total.is_sign_negative())
+            };
+            if let (Some(credits), Some(debits), Ok(count)) =
+                (total(&credits), total(&debits), u64::try_from(count))
+            {
+                return Ok(Some(TotalsCheckpoint {
+                    position,
+                    occurred_at,
+                    totals: Totals {
+                        credits,
+                        debits,
+                        count,
+                    },
+                }));
+            }
+            tracing::warn!(
+                %wallet_id,
+                position,
+                "ledger totals checkpoint not used: it does not read as the ledger writes it"
+            );
+        }
+        Ok(None)
+    }
+
+    /// Keeps `checkpoints` of `wallet_id`'s totals in one transaction, over
+    /// any at their positions (summed again from the entries, so a damaged
+    /// row is mended), each only while the ledger holds its transaction (a
+    /// rebuild may have cleared it since it was summed).
     async fn keep_totals(
         &self,
         wallet_id: &WalletId,
@@ -96,8 +150,11 @@ impl PostgresLedger {
                     "INSERT INTO ledger_wallet_totals \
                      (wallet_id, position, occurred_at, credits, debits, entry_count) \
                      SELECT $1, $2, $3, $4, $5, $6 \
-                     WHERE EXISTS (SELECT 1 FROM ledger_transactions WHERE position = $2) \
-                     ON CONFLICT (wallet_id, position) DO NOTHING",
+                     WHERE EXISTS (SELECT 1 FROM ledger_transactions \
+                     WHERE position = $2 AND wallet_id = $1) \
+                     ON CONFLICT (wallet_id, position) DO UPDATE SET \
+                     occurred_at = excluded.occurred_at, credits = excluded.credits, \
+                     debits = excluded.debits, entry_count = excluded.entry_count",
                 )
                 .bind(wallet_id.as_str())
                 .bind(checkpoint.position)
@@ -664,38 +721,16 @@ impl Ledger for PostgresLedger {
         wallet_id: &WalletId,
         at: Option<DateTime<Utc>>,
     ) -> Result<WalletSummary, LedgerError> {
-        let base: Option<(i64, DateTime<Utc>, Decimal, Decimal, i64)> = sqlx::query_as(
-            "SELECT position, occurred_at, credits, debits, entry_count \
-             FROM ledger_wallet_totals \
-             WHERE wallet_id = $1 AND ($2::timestamptz IS NULL OR occurred_at <= $2) \
-             ORDER BY position DESC LIMIT 1",
-        )
-        .bind(wallet_id.as_str())
-        .bind(at)
-        .fetch_optional(&self.pool)
-        .within(READ_WAIT_MS_MAX)
-        .await
-        .map_err(storage)?;
-        let base = base
-            .map(|(position, occurred_at, credits, debits, count)| {
-                Ok::<_, LedgerError>(TotalsCheckpoint {
-                    position,
-                    occurred_at,
-                    totals: Totals {
-                        credits,
-                        debits,
-                        count: u64::try_from(count)
-                            .map_err(|error| corrupt("entry count", error))?,
-                    },
-                })
-            })
-            .transpose()?;
+        let base = self.totals_checkpoint(wallet_id, at).await?;
         // The wallet's transactions never go back in time: none at or
         // before the moment lies past its oldest checkpoint after it.
         let until: Option<i64> = match at {
             Some(at) => sqlx::query_scalar(
-                "SELECT position FROM ledger_wallet_totals \
-                 WHERE wallet_id = $1 AND occurred_at > $2 ORDER BY position LIMIT 1",
+                "SELECT c.position FROM ledger_wallet_totals c \
+                 JOIN ledger_transactions t ON t.position = c.position \
+                 WHERE c.wallet_id = $1 AND c.occurred_at > $2 \
+                 AND t.wallet_id = c.wallet_id AND t.occurred_at = c.occurred_at \
+                 ORDER BY c.position LIMIT 1",
             )
             .bind(wallet_id.as_str())
             .bind(at)
@@ -736,12 +771,28 @@ impl Ledger for PostgresLedger {
                 break;
             }
         }
-        let (totals, checkpoints) = fold.finish()?;
-        if let Err(error) = self.keep_totals(wallet_id, &checkpoints).await {
+        let summed = fold.finish()?;
+        if let Err(error) = self.keep_totals(wallet_id, &summed.checkpoints).await {
             // A cache: the summary stands without it, and the next one sums again.
             tracing::warn!(%wallet_id, %error, "ledger totals checkpoint not kept");
         }
-        totals.summary(wallet_id)
+        let newest = match summed.through {
+            // The first line on the wallet's accounts of its newest transaction counted.
+            Some(position) => Selection::new()
+                .with("e.position = ", position)
+                .with(
+                    "e.account = ANY(",
+                    Account::names_of_wallet(wallet_id).to_vec(),
+                )
+                .closed()
+                .ordered(Some((1, 0)))
+                .select(&self.pool)
+                .await?
+                .into_iter()
+                .next(),
+            None => None,
+        };
+        summed.totals.summary(wallet_id, newest)
     }
 
     async fn verify(&self) -> Result<LedgerVerification, LedgerError> {

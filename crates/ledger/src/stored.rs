@@ -149,7 +149,12 @@ impl Totals {
         Ok(())
     }
 
-    pub fn summary(self, wallet_id: &WalletId) -> Result<WalletSummary, LedgerError> {
+    /// The summary of `wallet_id` with these totals and `newest_entry`.
+    pub fn summary(
+        self,
+        wallet_id: &WalletId,
+        newest_entry: Option<LedgerEntry>,
+    ) -> Result<WalletSummary, LedgerError> {
         Ok(WalletSummary {
             wallet_id: wallet_id.clone(),
             balance: self
@@ -159,6 +164,7 @@ impl Totals {
             total_credits: self.credits,
             total_debits: self.debits,
             entry_count: self.count,
+            newest_entry,
         })
     }
 }

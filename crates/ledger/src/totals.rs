@@ -32,6 +32,11 @@ use crate::LedgerError;
 /// a summary sums once they are written.
 pub const TOTALS_CHECKPOINT_TRANSACTIONS: u64 = 500;
 
+/// Checkpoints a summary reads at most, newest first, for one it can use:
+/// a cache row that is not (edited, or damaged) is passed for the one
+/// before it.
+pub(crate) const TOTALS_CHECKPOINT_TRIES: i64 = 4;
+
 /// A wallet's totals through its transaction at `position`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct TotalsCheckpoint {
@@ -52,12 +57,26 @@ pub(crate) struct TotalsFold {
     current: Option<(i64, DateTime<Utc>, Decimal)>,
     since_checkpoint: u64,
     checkpoints: Vec<TotalsCheckpoint>,
+    /// The position of the last transaction counted, the base's included.
+    through: Option<i64>,
+}
+
+/// What a [`TotalsFold`] summed.
+#[derive(Debug)]
+pub(crate) struct Summed {
+    pub totals: Totals,
+    /// The checkpoints marked on the way, oldest first.
+    pub checkpoints: Vec<TotalsCheckpoint>,
+    /// The position of the wallet's last transaction counted (`None` when
+    /// none was): where its newest entry is.
+    pub through: Option<i64>,
 }
 
 impl TotalsFold {
     /// A fold from `base` (the wallet's first transaction when `None`).
     pub fn from(base: Option<TotalsCheckpoint>) -> Self {
         Self {
+            through: base.as_ref().map(|base| base.position),
             totals: base.map(|base| base.totals).unwrap_or_default(),
             ..Self::default()
         }
@@ -83,13 +102,16 @@ impl TotalsFold {
         Ok(())
     }
 
-    /// The totals through the last entry, and the checkpoints marked on the
-    /// way (oldest first).
-    pub fn finish(mut self) -> Result<(Totals, Vec<TotalsCheckpoint>), LedgerError> {
+    /// The totals through the last entry.
+    pub fn finish(mut self) -> Result<Summed, LedgerError> {
         if let Some(finished) = self.current.take() {
             self.close(finished)?;
         }
-        Ok((self.totals, self.checkpoints))
+        Ok(Summed {
+            totals: self.totals,
+            checkpoints: self.checkpoints,
+            through: self.through,
+        })
     }
 
     fn close(
@@ -97,6 +119,7 @@ impl TotalsFold {
         (position, occurred_at, net): (i64, DateTime<Utc>, Decimal),
     ) -> Result<(), LedgerError> {
         self.totals.add(net)?;
+        self.through = Some(position);
         self.since_checkpoint += 1;
         if self.since_checkpoint == TOTALS_CHECKPOINT_TRANSACTIONS {
             self.since_checkpoint = 0;
@@ -132,7 +155,12 @@ mod tests {
                 fold.entry(position, at, money("1.00")).expect("entry");
             }
         }
-        let (totals, checkpoints) = fold.finish().expect("finished");
+        let Summed {
+            totals,
+            checkpoints,
+            through,
+        } = fold.finish().expect("finished");
+        assert_eq!(through, Some(transactions));
         let credited = transactions - transactions / 10;
         assert_eq!(totals.credits, Decimal::from(credited));
         assert_eq!(totals.count, u64::try_from(credited).expect("count"));
@@ -148,7 +176,6 @@ mod tests {
         for position in 2 * interval + 1..=transactions {
             rest.entry(position, at, money("1.00")).expect("entry");
         }
-        let (from_checkpoint, _) = rest.finish().expect("finished");
-        assert_eq!(from_checkpoint, totals);
+        assert_eq!(rest.finish().expect("finished").totals, totals);
     }
 }

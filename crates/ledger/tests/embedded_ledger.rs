@@ -330,4 +330,29 @@ async fn a_summary_keeps_checkpoints_of_the_totals_and_the_next_starts_there() {
     let next = ledger.wallet_summary(&long, None).await.expect("summary");
     assert_eq!(next.total_credits, "1000005.00".parse().expect("money"));
     assert_eq!(next.entry_count, summed.entry_count);
+
+    // A row that does not read as the ledger writes it, or names a
+    // transaction the ledger does not hold as its wallet's at its time, is
+    // passed for the one before it: never taken for the ledger's damage
+    // (tester h165 F2, F3).
+    for edit in [
+        "UPDATE ledger_wallet_totals SET credits = 'abc' WHERE entry_count = ?1",
+        "UPDATE ledger_wallet_totals SET debits = '-5.00' WHERE entry_count = ?1",
+        "UPDATE ledger_wallet_totals SET occurred_at_us = occurred_at_us - 1 WHERE entry_count = ?1",
+        "UPDATE ledger_wallet_totals SET position = 99999999 WHERE entry_count = ?1",
+    ] {
+        file.execute(
+            "UPDATE ledger_wallet_totals SET credits = ?2 WHERE entry_count = ?1",
+            rusqlite::params![2 * interval_count, format!("{}.00", 2 * interval_count)],
+        )
+        .expect("restored");
+        file.execute(edit, [2 * interval_count]).expect(edit);
+        let passed = ledger.wallet_summary(&long, None).await.expect(edit);
+        assert_eq!(passed, summed, "{edit}");
+        file.execute(
+            "DELETE FROM ledger_wallet_totals WHERE position = 99999999",
+            [],
+        )
+        .expect("deleted");
+    }
 }

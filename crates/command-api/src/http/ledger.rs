@@ -302,7 +302,7 @@ pub struct WalletSummaryResponse {
 }
 
 impl WalletSummaryResponse {
-    fn new(summary: WalletSummary, last_transaction: Option<LedgerEntry>) -> Self {
+    fn new(summary: WalletSummary) -> Self {
         Self {
             wallet_id: summary.wallet_id.to_string(),
             total_credits: summary.total_credits,
@@ -310,7 +310,7 @@ impl WalletSummaryResponse {
             balance: summary.balance,
             transaction_count: summary.entry_count,
             entry_count: summary.entry_count,
-            last_transaction,
+            last_transaction: summary.newest_entry,
         }
     }
 }
@@ -346,21 +346,7 @@ pub async fn wallet_summary(
     }
     let freshness = catch_up(&state, Projection::Ledger, LEDGER_CATCH_UP_WAIT_MS).await?;
     let summary = state.ledger.wallet_summary(&wallet_id, at).await?;
-    let newest = state
-        .ledger
-        .wallet_entries(WalletEntriesQuery {
-            wallet_id,
-            filter: EntryFilter {
-                end_date: at,
-                limit: Some(1),
-                ..EntryFilter::default()
-            },
-        })
-        .await?;
-    Ok(freshness.ok().json(WalletSummaryResponse::new(
-        summary,
-        newest.into_iter().next(),
-    )))
+    Ok(freshness.ok().json(WalletSummaryResponse::new(summary)))
 }
 
 /// Every entry of one operation, transfer or hold (by the hold's id: every
