@@ -31,9 +31,11 @@ use wallet_domain::{Balance, WalletId, MONEY_SCALE};
 use crate::posting::{Account, LedgerTransaction};
 use crate::stored::{
     checked_sum, judged, page, posted, prepare_batch, PreparedBatch, PreparedTransaction,
-    StoredEntry, Totals,
+    StoredEntry,
 };
-use crate::totals::{Summed, TotalsCheckpoint, TotalsFold, TOTALS_CHECKPOINT_TRIES};
+use crate::totals::{
+    StoredCheckpoint, Summed, TotalsCheckpoint, TotalsFold, TOTALS_CHECKPOINT_TRIES,
+};
 use crate::{
     EntryFilter, EntryId, EntryList, Ledger, LedgerEntry, LedgerError, LedgerVerification,
     PostOutcome, PostedThrough, TransactionsQuery, WalletEntriesQuery, WalletSummary,
@@ -470,33 +472,18 @@ fn totals_checkpoint(
             text_as_stored(row, column).map(|text| {
                 text.and_then(|text| Balance::from_stored(&text))
                     .map(Balance::value)
-                    .filter(|total| !total.is_sign_negative())
             })
         };
-        let read = (
-            integer_as_stored(row, 0)?,
-            integer_as_stored(row, 1)?.and_then(DateTime::from_timestamp_micros),
-            money(2)?,
-            money(3)?,
-            integer_as_stored(row, 4)?.and_then(|count| u64::try_from(count).ok()),
-        );
-        if let (Some(position), Some(occurred_at), Some(credits), Some(debits), Some(count)) = read
-        {
-            return Ok(Some(TotalsCheckpoint {
-                position,
-                occurred_at,
-                totals: Totals {
-                    credits,
-                    debits,
-                    count,
-                },
-            }));
+        let stored = StoredCheckpoint {
+            position: integer_as_stored(row, 0)?,
+            occurred_at: integer_as_stored(row, 1)?.and_then(DateTime::from_timestamp_micros),
+            credits: money(2)?,
+            debits: money(3)?,
+            count: integer_as_stored(row, 4)?.and_then(|count| u64::try_from(count).ok()),
+        };
+        if let Some(checkpoint) = stored.usable(wallet_id) {
+            return Ok(Some(checkpoint));
         }
-        tracing::warn!(
-            wallet_id,
-            position = read.0,
-            "ledger totals checkpoint not used: it does not read as the ledger writes it"
-        );
     }
     Ok(None)
 }

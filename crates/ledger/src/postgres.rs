@@ -29,9 +29,9 @@ use wallet_domain::WalletId;
 use crate::posting::{Account, CLEARING_TRANSFERS};
 use crate::stored::{
     checked_sum, judged, page, posted, prepare_batch, PreparedBatch, PreparedTransaction,
-    StoredEntry, Totals,
+    StoredEntry,
 };
-use crate::totals::{TotalsCheckpoint, TotalsFold, TOTALS_CHECKPOINT_TRIES};
+use crate::totals::{StoredCheckpoint, TotalsCheckpoint, TotalsFold, TOTALS_CHECKPOINT_TRIES};
 use crate::{
     EntryFilter, EntryId, EntryList, Ledger, LedgerEntry, LedgerError, LedgerVerification,
     PostOutcome, PostedThrough, TransactionsQuery, WalletEntriesQuery, WalletSummary,
@@ -104,29 +104,16 @@ impl PostgresLedger {
         .await
         .map_err(storage)?;
         for (position, occurred_at, credits, debits, count) in candidates {
-            let total = |text: &str| {
-                Decimal::from_str(text)
-                    .ok()
-                    .filter(|total| !total.is_sign_negative())
+            let stored = StoredCheckpoint {
+                position: Some(position),
+                occurred_at: Some(occurred_at),
+                credits: Decimal::from_str(&credits).ok(),
+                debits: Decimal::from_str(&debits).ok(),
+                count: u64::try_from(count).ok(),
             };
-            if let (Some(credits), Some(debits), Ok(count)) =
-                (total(&credits), total(&debits), u64::try_from(count))
-            {
-                return Ok(Some(TotalsCheckpoint {
-                    position,
-                    occurred_at,
-                    totals: Totals {
-                        credits,
-                        debits,
-                        count,
-                    },
-                }));
+            if let Some(checkpoint) = stored.usable(wallet_id.as_str()) {
+                return Ok(Some(checkpoint));
             }
-            tracing::warn!(
-                %wallet_id,
-                position,
-                "ledger totals checkpoint not used: it does not read as the ledger writes it"
-            );
         }
         Ok(None)
     }

@@ -47,6 +47,48 @@ pub(crate) struct TotalsCheckpoint {
     pub totals: Totals,
 }
 
+/// A checkpoint's columns as a store read them back, each `None` when it
+/// does not read as the store writes it.
+pub(crate) struct StoredCheckpoint {
+    pub position: Option<i64>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub credits: Option<Decimal>,
+    pub debits: Option<Decimal>,
+    pub count: Option<u64>,
+}
+
+impl StoredCheckpoint {
+    /// The checkpoint of `wallet_id` these columns hold when every one reads
+    /// and neither total is negative; else `None`, logged: a cache row that
+    /// is passed, never taken for damage of the ledger (tester h165 F3).
+    pub fn usable(self, wallet_id: &str) -> Option<TotalsCheckpoint> {
+        let total = |total: Option<Decimal>| total.filter(|total| !total.is_sign_negative());
+        if let (Some(position), Some(occurred_at), Some(credits), Some(debits), Some(count)) = (
+            self.position,
+            self.occurred_at,
+            total(self.credits),
+            total(self.debits),
+            self.count,
+        ) {
+            return Some(TotalsCheckpoint {
+                position,
+                occurred_at,
+                totals: Totals {
+                    credits,
+                    debits,
+                    count,
+                },
+            });
+        }
+        tracing::warn!(
+            wallet_id,
+            position = self.position,
+            "ledger totals checkpoint not used: it does not read as the ledger writes it"
+        );
+        None
+    }
+}
+
 /// Sums a wallet's entries on its two accounts in ledger order (by position,
 /// then line) from a checkpoint on, netting each transaction, and marks a
 /// checkpoint every [`TOTALS_CHECKPOINT_TRANSACTIONS`] transactions.
