@@ -58,17 +58,25 @@ pub(crate) struct StoredCheckpoint {
 }
 
 impl StoredCheckpoint {
-    /// The checkpoint of `wallet_id` these columns hold when every one reads
-    /// and neither total is negative; else `None`, logged: a cache row that
-    /// is passed, never taken for damage of the ledger (tester h165 F3).
+    /// The checkpoint of `wallet_id` these columns hold when every one reads,
+    /// neither total is negative and it counts no more transactions than
+    /// the log held up to its position (tester h166 N1); else `None`,
+    /// logged: a cache row that is passed, never taken for damage of the
+    /// ledger (tester h165 F3).
     pub fn usable(self, wallet_id: &str) -> Option<TotalsCheckpoint> {
         let total = |total: Option<Decimal>| total.filter(|total| !total.is_sign_negative());
+        let possible = self
+            .position
+            .and_then(|position| u64::try_from(position).ok());
+        let count = self
+            .count
+            .filter(|count| possible.is_some_and(|possible| *count <= possible));
         if let (Some(position), Some(occurred_at), Some(credits), Some(debits), Some(count)) = (
             self.position,
             self.occurred_at,
             total(self.credits),
             total(self.debits),
-            self.count,
+            count,
         ) {
             return Some(TotalsCheckpoint {
                 position,
@@ -178,6 +186,22 @@ impl TotalsFold {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_checkpoint_read_back_is_used_only_when_it_could_have_been_written() {
+        let stored = |count, debits: &str| StoredCheckpoint {
+            position: Some(617),
+            occurred_at: Some(Utc::now()),
+            credits: Some(money("10.00")),
+            debits: Some(money(debits)),
+            count: Some(count),
+        };
+        assert!(stored(617, "1.00").usable("w").is_some());
+        // More transactions than the log held up to its position (h166 N1).
+        assert!(stored(618, "1.00").usable("w").is_none());
+        assert!(stored(u64::MAX, "1.00").usable("w").is_none());
+        assert!(stored(5, "-1.00").usable("w").is_none());
+    }
 
     fn money(text: &str) -> Decimal {
         text.parse().expect("decimal")
