@@ -122,17 +122,26 @@ pub fn mint(auth: &AuthConfig, args: &TokenArgs) -> Result<String, TokenError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_refused_argument_ends_as_a_bad_setting() {
-        let auth = AuthConfig {
+    /// Settings that sign with a secret the server takes.
+    fn signing() -> AuthConfig {
+        AuthConfig {
             jwt_secret: Some("a-test-secret-of-at-least-32-bytes!!".into()),
             ..AuthConfig::default()
-        };
-        let args = |sub: &str, scope: &str| TokenArgs {
+        }
+    }
+
+    /// A minute's token for `sub` with `scope`.
+    fn args(sub: &str, scope: &str) -> TokenArgs {
+        TokenArgs {
             sub: sub.into(),
             scope: scope.into(),
             ttl: Duration::from_secs(60),
-        };
+        }
+    }
+
+    #[test]
+    fn a_refused_argument_ends_as_a_bad_setting() {
+        let auth = signing();
         for (auth, args) in [
             (&auth, args("user-1", "")),
             (&auth, args("user-1", "wallets payments")),
@@ -189,15 +198,7 @@ mod tests {
 
     #[test]
     fn a_token_the_server_would_refuse_is_not_printed() {
-        let auth = AuthConfig {
-            jwt_secret: Some("a-test-secret-of-at-least-32-bytes!!".into()),
-            ..AuthConfig::default()
-        };
-        let args = |sub: &str, scope: &str| TokenArgs {
-            sub: sub.into(),
-            scope: scope.into(),
-            ttl: Duration::from_secs(60),
-        };
+        let auth = signing();
         let short = AuthConfig {
             jwt_secret: Some("short".into()),
             ..AuthConfig::default()
