@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use integration_tests::in_migrated_database;
 use ledger::conformance::Scenario;
-use ledger::PostgresLedger;
+use ledger::{Ledger, PostgresLedger};
+use wallet_domain::WalletId;
 
 /// Runs a scenario against a fresh ledger in a new database, then drops it,
 /// also when the scenario fails.
@@ -15,3 +16,61 @@ async fn with_postgres_ledger(scenario: Scenario) {
 }
 
 ledger::ledger_conformance_tests!(with_postgres_ledger);
+
+/// Rows of a wallet's totals that name no transaction of its (past the
+/// head, or another wallet's) are deleted by the first summary that passes
+/// one, as on the embedded ledger (tester h166 N2: such rows were read past
+/// at every summary, for good).
+#[tokio::test]
+async fn a_summary_deletes_the_checkpoint_rows_the_ledger_does_not_hold() {
+    in_migrated_database(|pool| async move {
+        const FORGED: i64 = 2_000;
+        let ledger = PostgresLedger::new(pool.clone());
+        let interval = usize::try_from(ledger::TOTALS_CHECKPOINT_TRANSACTIONS).expect("interval");
+        let mut log = ledger::conformance::EventLog::default();
+        log.create("w-long", "0.00");
+        log.create("w-other", "5.00");
+        for _ in 0..interval + 3 {
+            log.credit("w-long", "1.00");
+        }
+        for chunk in log.recorded.chunks(ledger::conformance::LARGE_BATCH_EVENTS) {
+            ledger.post(chunk, None).await.expect("post");
+        }
+        let long = WalletId::parse("w-long").expect("id");
+        let summed = ledger.wallet_summary(&long, None).await.expect("summary");
+        let count = || async {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM ledger_wallet_totals WHERE wallet_id = 'w-long'",
+            )
+            .fetch_one(&pool)
+            .await
+            .expect("count")
+        };
+        assert_eq!(count().await, 1);
+        sqlx::query(
+            "INSERT INTO ledger_wallet_totals \
+             (wallet_id, position, occurred_at, credits, debits, entry_count) \
+             SELECT 'w-long', 1000000 + n, now() - interval '1 day', 1.00, 0.00, 1 \
+             FROM generate_series(1, $1) AS n",
+        )
+        .bind(FORGED)
+        .execute(&pool)
+        .await
+        .expect("forged past the head");
+        sqlx::query(
+            "INSERT INTO ledger_wallet_totals \
+             (wallet_id, position, occurred_at, credits, debits, entry_count) \
+             SELECT 'w-long', position, occurred_at, 1.00, 0.00, 1 \
+             FROM ledger_transactions WHERE wallet_id = 'w-other'",
+        )
+        .execute(&pool)
+        .await
+        .expect("forged at another wallet's transaction");
+        assert_eq!(count().await, FORGED + 2);
+
+        let again = ledger.wallet_summary(&long, None).await.expect("summary");
+        assert_eq!(again, summed);
+        assert_eq!(count().await, 1, "the forged rows are deleted");
+    })
+    .await;
+}

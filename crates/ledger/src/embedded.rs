@@ -34,7 +34,8 @@ use crate::stored::{
     StoredEntry,
 };
 use crate::totals::{
-    StoredCheckpoint, Summed, TotalsCheckpoint, TotalsFold, TOTALS_CHECKPOINT_TRIES,
+    CheckpointLookup, StoredCheckpoint, Summed, TotalsCheckpoint, TotalsFold,
+    TOTALS_CHECKPOINT_TRIES,
 };
 use crate::{
     EntryFilter, EntryId, EntryList, Ledger, LedgerEntry, LedgerError, LedgerVerification,
@@ -405,18 +406,23 @@ const WALLET_TAIL_SQL: &str = "SELECT e.position, t.occurred_at_us, e.amount FRO
      WHERE ledger_keys MATCH ?1 AND k.rowid > ?2 AND e.account IN (?3, ?4) \
      ORDER BY k.rowid";
 
+/// What [`wallet_totals`] read: the sum, the wallet's newest entry among
+/// those counted, and the checkpoint rows passed ([`CheckpointLookup::passed`]).
+type WalletTotals = (Summed, Option<LedgerEntry>, Vec<i64>);
+
 /// Totals of one wallet (its account and its held sub-account, netted per
 /// transaction) over its transactions up to the first that occurred after
 /// `until_us`: from its newest usable checkpoint at or before then
 /// ([`crate::totals`]), with the checkpoints to write that the sum marked on
-/// the way and the wallet's newest entry among those counted.
+/// the way, the wallet's newest entry among those counted and the
+/// checkpoint rows passed.
 fn wallet_totals(
     connection: &Connection,
     wallet_id: &str,
     accounts: &[String; 2],
     until_us: i64,
-) -> rusqlite::Result<Result<(Summed, Option<LedgerEntry>), LedgerError>> {
-    let base = totals_checkpoint(connection, wallet_id, until_us)?;
+) -> rusqlite::Result<Result<WalletTotals, LedgerError>> {
+    let CheckpointLookup { base, passed } = totals_checkpoint(connection, wallet_id, until_us)?;
     let after = base.as_ref().map_or(-1, |base| base.position);
     let mut fold = TotalsFold::from(base);
     let mut statement = connection.prepare_cached(WALLET_TAIL_SQL)?;
@@ -445,28 +451,30 @@ fn wallet_totals(
         Some(position) => newest_entry(connection, accounts, position)?,
         None => None,
     };
-    Ok(Ok((summed, newest)))
+    Ok(Ok((summed, newest, passed)))
 }
 
 /// The newest usable checkpoint of `wallet_id`'s totals at or before
-/// `until_us`, of the [`TOTALS_CHECKPOINT_TRIES`] newest: one whose
-/// transaction the ledger holds, of this wallet and at its time, and whose
-/// columns read as this store writes them (money as it spells it, neither
-/// total negative). A cache row that is not is passed, logged, never taken
-/// for damage of the ledger (tester h165 F2, F3).
+/// `until_us`, of the [`TOTALS_CHECKPOINT_TRIES`] newest, and the rows
+/// passed on the way ([`CheckpointLookup`]): a usable one's transaction the
+/// ledger holds, of this wallet and at its time, and its columns read as
+/// this store writes them (money as it spells it, neither total negative).
+/// A cache row that is not is passed, logged, never taken for damage of the
+/// ledger (tester h165 F2, F3).
 fn totals_checkpoint(
     connection: &Connection,
     wallet_id: &str,
     until_us: i64,
-) -> rusqlite::Result<Option<TotalsCheckpoint>> {
+) -> rusqlite::Result<CheckpointLookup> {
     let mut statement = connection.prepare_cached(
-        "SELECT c.position, c.occurred_at_us, c.credits, c.debits, c.entry_count \
-         FROM ledger_wallet_totals c JOIN ledger_transactions t ON t.position = c.position \
+        "SELECT c.position, c.occurred_at_us, c.credits, c.debits, c.entry_count, \
+         t.wallet_id IS c.wallet_id AND t.occurred_at_us IS c.occurred_at_us \
+         FROM ledger_wallet_totals c LEFT JOIN ledger_transactions t ON t.position = c.position \
          WHERE c.wallet_id = ?1 AND c.occurred_at_us <= ?2 \
-         AND t.wallet_id = c.wallet_id AND t.occurred_at_us = c.occurred_at_us \
          ORDER BY c.position DESC LIMIT ?3",
     )?;
     let mut rows = statement.query(params![wallet_id, until_us, TOTALS_CHECKPOINT_TRIES])?;
+    let mut stored = Vec::new();
     while let Some(row) = rows.next()? {
         let money = |column| {
             text_as_stored(row, column).map(|text| {
@@ -474,18 +482,16 @@ fn totals_checkpoint(
                     .map(Balance::value)
             })
         };
-        let stored = StoredCheckpoint {
+        stored.push(StoredCheckpoint {
+            held: row.get(5)?,
             position: integer_as_stored(row, 0)?,
             occurred_at: integer_as_stored(row, 1)?.and_then(DateTime::from_timestamp_micros),
             credits: money(2)?,
             debits: money(3)?,
             count: integer_as_stored(row, 4)?.and_then(|count| u64::try_from(count).ok()),
-        };
-        if let Some(checkpoint) = stored.usable(wallet_id) {
-            return Ok(Some(checkpoint));
-        }
+        });
     }
-    Ok(None)
+    Ok(CheckpointLookup::newest_usable(wallet_id, stored))
 }
 
 /// The newest entry on `accounts` in the transaction at `position`: its
@@ -527,13 +533,30 @@ fn stored_money(total: Decimal) -> Option<String> {
 /// Keeps `checkpoints` of `wallet_id`'s totals over any at their positions
 /// (summed again from the entries, so a damaged row is mended), each only
 /// while the ledger holds its transaction (a rebuild may have cleared it
-/// since it was summed).
+/// since it was summed); when a summary `passed` rows, deletes them and
+/// every row of the wallet whose transaction the ledger does not hold
+/// ([`CheckpointLookup::passed`]).
 fn keep_totals(
     connection: &mut Connection,
     wallet_id: &str,
     checkpoints: &[TotalsCheckpoint],
+    passed: &[i64],
 ) -> rusqlite::Result<()> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if !passed.is_empty() {
+        transaction.execute(
+            "DELETE FROM ledger_wallet_totals AS c WHERE c.wallet_id = ?1 AND NOT EXISTS \
+             (SELECT 1 FROM ledger_transactions t WHERE t.position = c.position \
+             AND t.wallet_id = ?1 AND t.occurred_at_us = c.occurred_at_us)",
+            [wallet_id],
+        )?;
+        let mut delete = transaction.prepare_cached(
+            "DELETE FROM ledger_wallet_totals WHERE wallet_id = ?1 AND position = ?2",
+        )?;
+        for position in passed {
+            delete.execute(params![wallet_id, position])?;
+        }
+    }
     {
         let mut insert = transaction.prepare_cached(
             "INSERT INTO ledger_wallet_totals \
@@ -823,7 +846,7 @@ impl Ledger for EmbeddedLedger {
         let accounts = Account::names_of_wallet(wallet_id);
         let until_us = at.map_or(i64::MAX, |at| at.timestamp_micros());
         let wallet = wallet_id.as_str().to_owned();
-        let (summed, newest) = self
+        let (summed, newest, passed) = self
             .readers
             .read(move |connection| wallet_totals(connection, &wallet, &accounts, until_us))
             .await??;
@@ -832,11 +855,11 @@ impl Ledger for EmbeddedLedger {
             checkpoints,
             ..
         } = summed;
-        if !checkpoints.is_empty() {
+        if !checkpoints.is_empty() || !passed.is_empty() {
             let wallet = wallet_id.as_str().to_owned();
             let kept = self
                 .writer
-                .write(move |connection| keep_totals(connection, &wallet, &checkpoints))
+                .write(move |connection| keep_totals(connection, &wallet, &checkpoints, &passed))
                 .await;
             // A cache: the summary stands without it, and the next one sums again.
             if let Err(error) = kept {

@@ -31,7 +31,9 @@ use crate::stored::{
     checked_sum, judged, page, posted, prepare_batch, PreparedBatch, PreparedTransaction,
     StoredEntry,
 };
-use crate::totals::{StoredCheckpoint, TotalsCheckpoint, TotalsFold, TOTALS_CHECKPOINT_TRIES};
+use crate::totals::{
+    CheckpointLookup, StoredCheckpoint, TotalsCheckpoint, TotalsFold, TOTALS_CHECKPOINT_TRIES,
+};
 use crate::{
     EntryFilter, EntryId, EntryList, Ledger, LedgerEntry, LedgerError, LedgerVerification,
     PostOutcome, PostedThrough, TransactionsQuery, WalletEntriesQuery, WalletSummary,
@@ -80,20 +82,22 @@ impl PostgresLedger {
 
 impl PostgresLedger {
     /// The newest usable checkpoint of `wallet_id`'s totals at or before
-    /// `at` (any, without it), of the [`TOTALS_CHECKPOINT_TRIES`] newest: one
-    /// whose transaction the ledger holds, of this wallet and at its time,
-    /// with neither total negative. A cache row that is not is passed,
-    /// logged (tester h165 F2).
+    /// `at` (any, without it), of the [`TOTALS_CHECKPOINT_TRIES`] newest, and
+    /// the rows passed on the way ([`CheckpointLookup`]): a usable one's
+    /// transaction the ledger holds, of this wallet and at its time, and
+    /// neither total is negative. A cache row that is not is passed, logged
+    /// (tester h165 F2).
     async fn totals_checkpoint(
         &self,
         wallet_id: &WalletId,
         at: Option<DateTime<Utc>>,
-    ) -> Result<Option<TotalsCheckpoint>, LedgerError> {
-        let candidates: Vec<(i64, DateTime<Utc>, String, String, i64)> = sqlx::query_as(
-            "SELECT c.position, c.occurred_at, c.credits::text, c.debits::text, c.entry_count \
-             FROM ledger_wallet_totals c JOIN ledger_transactions t ON t.position = c.position \
+    ) -> Result<CheckpointLookup, LedgerError> {
+        let candidates: Vec<(i64, DateTime<Utc>, String, String, i64, bool)> = sqlx::query_as(
+            "SELECT c.position, c.occurred_at, c.credits::text, c.debits::text, c.entry_count, \
+             t.wallet_id IS NOT DISTINCT FROM c.wallet_id \
+             AND t.occurred_at IS NOT DISTINCT FROM c.occurred_at \
+             FROM ledger_wallet_totals c LEFT JOIN ledger_transactions t ON t.position = c.position \
              WHERE c.wallet_id = $1 AND ($2::timestamptz IS NULL OR c.occurred_at <= $2) \
-             AND t.wallet_id = c.wallet_id AND t.occurred_at = c.occurred_at \
              ORDER BY c.position DESC LIMIT $3",
         )
         .bind(wallet_id.as_str())
@@ -103,35 +107,51 @@ impl PostgresLedger {
         .within(READ_WAIT_MS_MAX)
         .await
         .map_err(storage)?;
-        for (position, occurred_at, credits, debits, count) in candidates {
-            let stored = StoredCheckpoint {
-                position: Some(position),
-                occurred_at: Some(occurred_at),
-                credits: Decimal::from_str(&credits).ok(),
-                debits: Decimal::from_str(&debits).ok(),
-                count: u64::try_from(count).ok(),
-            };
-            if let Some(checkpoint) = stored.usable(wallet_id.as_str()) {
-                return Ok(Some(checkpoint));
-            }
-        }
-        Ok(None)
+        let stored = candidates
+            .into_iter()
+            .map(
+                |(position, occurred_at, credits, debits, count, held)| StoredCheckpoint {
+                    held,
+                    position: Some(position),
+                    occurred_at: Some(occurred_at),
+                    credits: Decimal::from_str(&credits).ok(),
+                    debits: Decimal::from_str(&debits).ok(),
+                    count: u64::try_from(count).ok(),
+                },
+            )
+            .collect();
+        Ok(CheckpointLookup::newest_usable(wallet_id.as_str(), stored))
     }
 
     /// Keeps `checkpoints` of `wallet_id`'s totals in one transaction, over
     /// any at their positions (summed again from the entries, so a damaged
     /// row is mended), each only while the ledger holds its transaction (a
-    /// rebuild may have cleared it since it was summed).
+    /// rebuild may have cleared it since it was summed); when a summary
+    /// `passed` rows, deletes them and every row of the wallet whose
+    /// transaction the ledger does not hold ([`CheckpointLookup::passed`]).
     async fn keep_totals(
         &self,
         wallet_id: &WalletId,
         checkpoints: &[TotalsCheckpoint],
+        passed: &[i64],
     ) -> Result<(), sqlx::Error> {
-        if checkpoints.is_empty() {
+        if checkpoints.is_empty() && passed.is_empty() {
             return Ok(());
         }
         async {
             let mut transaction = self.pool.begin().await?;
+            if !passed.is_empty() {
+                sqlx::query(
+                    "DELETE FROM ledger_wallet_totals c WHERE c.wallet_id = $1 \
+                     AND (c.position = ANY($2) OR NOT EXISTS (SELECT 1 FROM ledger_transactions t \
+                     WHERE t.position = c.position AND t.wallet_id = $1 \
+                     AND t.occurred_at = c.occurred_at))",
+                )
+                .bind(wallet_id.as_str())
+                .bind(passed)
+                .execute(&mut *transaction)
+                .await?;
+            }
             for checkpoint in checkpoints {
                 sqlx::query(
                     "INSERT INTO ledger_wallet_totals \
@@ -708,7 +728,7 @@ impl Ledger for PostgresLedger {
         wallet_id: &WalletId,
         at: Option<DateTime<Utc>>,
     ) -> Result<WalletSummary, LedgerError> {
-        let base = self.totals_checkpoint(wallet_id, at).await?;
+        let CheckpointLookup { base, passed } = self.totals_checkpoint(wallet_id, at).await?;
         // The wallet's transactions never go back in time: none at or
         // before the moment lies past its oldest checkpoint after it.
         let until: Option<i64> = match at {
@@ -759,7 +779,10 @@ impl Ledger for PostgresLedger {
             }
         }
         let summed = fold.finish()?;
-        if let Err(error) = self.keep_totals(wallet_id, &summed.checkpoints).await {
+        if let Err(error) = self
+            .keep_totals(wallet_id, &summed.checkpoints, &passed)
+            .await
+        {
             // A cache: the summary stands without it, and the next one sums again.
             tracing::warn!(%wallet_id, %error, "ledger totals checkpoint not kept");
         }

@@ -506,7 +506,11 @@ async fn a_snapshot_forged_past_its_stream_is_replaced_at_the_first_load() {
         let app = spawn_app_in(&directory).await;
         let (status, wallet) = json_of(app.wallet("w").await).await;
         assert_eq!(status, 200, "{wallet}");
-        assert_eq!(wallet["balance"].to_string(), "100.00", "{wallet}");
+        assert_eq!(
+            wallet["balance"].to_string(),
+            format!("{credits}.00"),
+            "{wallet}"
+        );
         assert_eq!(wallet["version"], json!(credits + 1), "{wallet}");
         app.stop().await;
         assert_eq!(
