@@ -31,13 +31,14 @@ mod gathering;
 pub mod payload;
 mod stream_index;
 
+use crate::hold_listing::{listed_hold, status_condition, status_parameter};
 use crate::snapshot::{from_time_ns, thinned_out, time_ns, SnapshotRow};
 use crate::tail::version_in_stream;
 use crate::{
     directory_change, directory_wallet, due_hold, hold_versions, AppendError, AppendOutcome,
-    AppendRequest, CommitUnanswered, DirectoryChange, DueHold, EventStore, HoldVersions,
-    IdempotentResponse, RecordedEvent, SnapshotReplace, StoreError, StoredEvent, StreamSnapshot,
-    READ_ALL_BATCH_MAX,
+    AppendRequest, CommitUnanswered, DirectoryChange, DueHold, EventStore, HoldPage, HoldPageQuery,
+    HoldVersions, IdempotentResponse, RecordedEvent, SnapshotReplace, StoreError, StoredEvent,
+    StreamSnapshot, READ_ALL_BATCH_MAX,
 };
 use stream_index::{GroupEntries, IndexEntry, Unindexed};
 pub use stream_index::{
@@ -73,6 +74,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/events_0007.sql"),
     include_str!("../../../migrations/embedded/events_0008.sql"),
     include_str!("../../../migrations/embedded/events_0009.sql"),
+    include_str!("../../../migrations/embedded/events_0010.sql"),
 ];
 
 struct AppendJob {
@@ -800,28 +802,32 @@ fn change_directory(
         DirectoryChange::Enter {
             hold_id,
             expires_at,
+            placed_at,
         } => (
             hold_id,
             connection
                 .prepare_cached(
-                    "INSERT INTO hold_directory (hold_id, wallet_id, expires_at, placed_version) \
-                     VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO hold_directory \
+                     (hold_id, wallet_id, expires_at, placed_version, placed_at_ms) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?
                 .execute(params![
                     hold_id.as_str(),
                     wallet_id.as_str(),
                     expires_at.map(directory_time),
-                    version
+                    version,
+                    placed_at.timestamp_millis()
                 ]),
         ),
-        DirectoryChange::Settle(hold_id) => (
+        DirectoryChange::Settle { hold_id, status } => (
             hold_id,
             connection
                 .prepare_cached(
-                    "UPDATE hold_directory SET expires_at = NULL, settled_version = ?2 \
+                    "UPDATE hold_directory \
+                     SET expires_at = NULL, settled_version = ?2, settled_as = ?3 \
                      WHERE hold_id = ?1",
                 )?
-                .execute(params![hold_id.as_str(), version]),
+                .execute(params![hold_id.as_str(), version, status.as_str()]),
         ),
     };
     match written {
@@ -1258,6 +1264,59 @@ impl EventStore for EmbeddedEventStore {
             })
             .await?;
         Ok(hold_versions(versions))
+    }
+
+    async fn hold_page(
+        &self,
+        wallet_id: &WalletId,
+        query: &HoldPageQuery,
+    ) -> Result<Option<HoldPage>, StoreError> {
+        let wallet = wallet_id.as_str().to_owned();
+        let status = status_parameter(query);
+        let clock = directory_time(query.clock);
+        let (offset, limit) = (to_i64(query.offset), to_i64(query.limit));
+        type Row = (String, Option<i64>, Option<i64>);
+        let listed: Option<(i64, Vec<Row>)> = self
+            .readers
+            .read(move |connection| {
+                let unlisted: bool = connection
+                    .prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM hold_directory \
+                         WHERE wallet_id = ?1 AND (placed_at_ms IS NULL OR placed_version IS NULL))",
+                    )?
+                    .query_row([&wallet], |row| row.get(0))?;
+                if unlisted {
+                    return Ok(None);
+                }
+                let matching = status_condition("?2", "?3");
+                let count = connection
+                    .prepare_cached(&format!(
+                        "SELECT count(*) FROM hold_directory WHERE wallet_id = ?1 AND {matching}"
+                    ))?
+                    .query_row(params![wallet, status, clock], |row| row.get(0))?;
+                let rows = connection
+                    .prepare_cached(&format!(
+                        "SELECT hold_id, placed_version, settled_version FROM hold_directory \
+                         WHERE wallet_id = ?1 AND {matching} \
+                         ORDER BY placed_at_ms, hold_id LIMIT ?4 OFFSET ?5"
+                    ))?
+                    .query_map(params![wallet, status, clock, limit, offset], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok(Some((count, rows)))
+            })
+            .await?;
+        let Some((count, rows)) = listed else {
+            return Ok(None);
+        };
+        Ok(Some(HoldPage {
+            count: to_u64(count),
+            holds: rows
+                .into_iter()
+                .map(|(hold_id, placed, settled)| listed_hold(&hold_id, placed, settled))
+                .collect::<Result<_, _>>()?,
+        }))
     }
 
     async fn due_holds(

@@ -59,6 +59,7 @@ impl HoldSchedule {
             Some(DirectoryChange::Enter {
                 hold_id,
                 expires_at: Some(expires_at),
+                ..
             }) => {
                 self.by_expiry.insert((expires_at, hold_id.clone()));
                 self.holds.insert(
@@ -66,7 +67,7 @@ impl HoldSchedule {
                     (recorded.event.wallet_id.clone(), expires_at),
                 );
             }
-            Some(DirectoryChange::Settle(hold_id)) => {
+            Some(DirectoryChange::Settle { hold_id, .. }) => {
                 if let Some((_, expires_at)) = self.holds.remove(hold_id) {
                     self.by_expiry.remove(&(expires_at, hold_id.clone()));
                 }

@@ -12,6 +12,7 @@
 //! these two do not, and their relays poll [`EventStore::read_all`].
 
 mod embedded;
+mod hold_listing;
 mod hold_schedule;
 mod log_tail;
 mod postgres;
@@ -27,7 +28,9 @@ use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use tokio::sync::watch;
 use uuid::Uuid;
-use wallet_domain::{AsOf, EventDecodeError, EventKind, HoldId, WalletEvent, WalletId};
+use wallet_domain::{
+    settlement, AsOf, EventDecodeError, EventKind, HoldId, HoldStatus, WalletEvent, WalletId,
+};
 
 /// How the embedded log stores an event's JSON (TEXT, or compressed).
 pub use embedded::payload as embedded_payload;
@@ -35,6 +38,7 @@ pub use embedded::{
     EmbeddedEventStore, STREAM_INDEX_FLUSH_EVENTS, THROUGH_WRITE_STEP_POSITIONS,
     UNINDEXED_POSITIONS_MAX,
 };
+pub use hold_listing::{HoldPage, HoldPageQuery, ListedHold};
 pub use hold_schedule::{HoldSchedule, HOLD_SCHEDULE_BATCHES_MAX};
 pub use postgres::{
     AppendUnanswered, PostgresEventStore, ALLOCATOR_LOCK_TIMEOUT_MS, APPEND_WAIT_MS_MAX,
@@ -217,13 +221,19 @@ pub(crate) fn placed_holds(stream: &StreamAppend) -> impl Iterator<Item = &HoldI
 pub(crate) enum DirectoryChange<'a> {
     /// A hold placed: a new row, due at the instant its expiry is kept at
     /// ([`wallet_domain::kept_expiry`], the asked one rounded up to the
-    /// millisecond), when the domain finds it due; not a sweep sooner.
+    /// millisecond), when the domain finds it due; not a sweep sooner. It
+    /// keeps when the hold was placed (its `createdAt`), the order its
+    /// wallet's holds are listed in ([`EventStore::hold_page`]).
     Enter {
         hold_id: &'a HoldId,
         expires_at: Option<DateTime<Utc>>,
+        placed_at: DateTime<Utc>,
     },
-    /// A hold settled: no longer due.
-    Settle(&'a HoldId),
+    /// A hold settled: no longer due, and what it became.
+    Settle {
+        hold_id: &'a HoldId,
+        status: HoldStatus,
+    },
 }
 
 pub(crate) fn directory_change(event: &WalletEvent) -> Option<DirectoryChange<'_>> {
@@ -235,11 +245,11 @@ pub(crate) fn directory_change(event: &WalletEvent) -> Option<DirectoryChange<'_
         } => Some(DirectoryChange::Enter {
             hold_id,
             expires_at: expires_at.map(wallet_domain::kept_expiry),
+            placed_at: event.occurred_at,
         }),
-        kind => kind
-            .hold_settled()
-            .and(kind.hold_id())
-            .map(DirectoryChange::Settle),
+        kind => {
+            settlement(kind).map(|(hold_id, status)| DirectoryChange::Settle { hold_id, status })
+        }
     }
 }
 
@@ -438,6 +448,22 @@ pub trait EventStore: Send + Sync {
     /// before the directory kept versions, and from a store that keeps none
     /// (the default; KurrentDB): the caller then searches the stream.
     async fn hold_versions(&self, _hold_id: &HoldId) -> Result<Option<HoldVersions>, StoreError> {
+        Ok(None)
+    }
+
+    /// One page of `wallet_id`'s holds as they stand at the query's clock,
+    /// in the order the API lists them (by `createdAt`, then hold id), with
+    /// the count of all that match its status, from the hold directory
+    /// alone: a read as long as the wallet's holds, not its stream. `None`
+    /// from a store that keeps no such directory (the default; KurrentDB)
+    /// and for a wallet with a hold entered before the directory kept when
+    /// holds were placed (or their versions): the caller then folds the
+    /// wallet's stream.
+    async fn hold_page(
+        &self,
+        _wallet_id: &WalletId,
+        _query: &HoldPageQuery,
+    ) -> Result<Option<HoldPage>, StoreError> {
         Ok(None)
     }
 

@@ -11,8 +11,9 @@ use uuid::Uuid;
 use wallet_domain::{AsOf, HoldId, WalletId};
 
 use crate::{
-    AppendError, AppendOutcome, AppendRequest, DueHold, EventFeed, EventStore, HoldVersions,
-    IdempotentResponse, RecordedEvent, SnapshotReplace, StoreError, StoredEvent, StreamSnapshot,
+    AppendError, AppendOutcome, AppendRequest, DueHold, EventFeed, EventStore, HoldPage,
+    HoldPageQuery, HoldVersions, IdempotentResponse, RecordedEvent, SnapshotReplace, StoreError,
+    StoredEvent, StreamSnapshot,
 };
 
 /// `inner`, counting the events its stream reads return.
@@ -140,6 +141,14 @@ impl EventStore for CountingStore {
 
     async fn hold_versions(&self, hold_id: &HoldId) -> Result<Option<HoldVersions>, StoreError> {
         self.inner.hold_versions(hold_id).await
+    }
+
+    async fn hold_page(
+        &self,
+        wallet_id: &WalletId,
+        query: &HoldPageQuery,
+    ) -> Result<Option<HoldPage>, StoreError> {
+        self.inner.hold_page(wallet_id, query).await
     }
 
     async fn due_holds(

@@ -225,6 +225,17 @@ fn seen_at(hold: &mut Hold, clock: DateTime<Utc>) {
     }
 }
 
+/// The hold an event settles and what it became: `CAPTURED`, `VOIDED` or
+/// `EXPIRED`; `None` for an event that settles no hold.
+pub fn settlement(kind: &EventKind) -> Option<(&HoldId, HoldStatus)> {
+    match kind {
+        EventKind::HoldCaptured { hold_id, .. } => Some((hold_id, HoldStatus::Captured)),
+        EventKind::HoldVoided { hold_id, .. } => Some((hold_id, HoldStatus::Voided)),
+        EventKind::HoldExpired { hold_id, .. } => Some((hold_id, HoldStatus::Expired)),
+        _ => None,
+    }
+}
+
 fn fold_hold(holds: &mut BTreeMap<HoldId, Hold>, event: &WalletEvent) {
     let (hold_id, status) = match &event.kind {
         EventKind::HoldPlaced {
@@ -245,10 +256,10 @@ fn fold_hold(holds: &mut BTreeMap<HoldId, Hold>, event: &WalletEvent) {
             );
             return;
         }
-        EventKind::HoldCaptured { hold_id, .. } => (hold_id, HoldStatus::Captured),
-        EventKind::HoldVoided { hold_id, .. } => (hold_id, HoldStatus::Voided),
-        EventKind::HoldExpired { hold_id, .. } => (hold_id, HoldStatus::Expired),
-        _ => return,
+        kind => match settlement(kind) {
+            Some(settled) => settled,
+            None => return,
+        },
     };
     let Some(hold) = holds.get_mut(hold_id) else {
         return;

@@ -21,8 +21,8 @@ pub use command::{issued_at, Command, CommandKind};
 pub use error::{DomainError, ValidationError};
 pub use event::{EventDecodeError, EventKind, EventMetadata, WalletEvent, EVENT_SCHEMA_VERSION};
 pub use hold::{
-    hold_after, hold_as_of, holds_in, kept_expiry, pending_at, Hold, HoldStatus, PendingHold,
-    UnknownHoldStatus, PENDING_HOLDS_MAX,
+    hold_after, hold_as_of, holds_in, kept_expiry, pending_at, settlement, Hold, HoldStatus,
+    PendingHold, UnknownHoldStatus, PENDING_HOLDS_MAX,
 };
 pub use ids::{
     refused_in_description, server_id_spelling, Description, HoldId, IdentifierRule, OwnerId,

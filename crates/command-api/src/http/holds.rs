@@ -6,6 +6,7 @@ use std::future::Future;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
+use event_store::HoldPageQuery;
 use identity::{authorize, Action, Refusal};
 use search_index::Page;
 use serde::Deserialize;
@@ -294,9 +295,11 @@ impl HoldListParams {
     }
 }
 
-/// A wallet's holds, oldest first, as they stand now (read from its stream;
-/// `status=PENDING` from its state, a bounded read however long its history),
-/// one page of them; `count` is how many match the filter.
+/// A wallet's holds, oldest first, as they stand now, one page of them;
+/// `count` is how many match the filter. `status=PENDING` is read from the
+/// wallet's state, any other from the hold directory and the listed holds'
+/// own events ([`crate::wallets::WalletService::holds_listed`]): neither
+/// grows with the wallet's history.
 #[utoipa::path(
     get, path = "/wallets/{walletId}/holds", tag = "holds",
     params(("walletId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"), HoldListParams),
@@ -319,28 +322,20 @@ pub async fn wallet_holds(
         owner_id,
     })
     .await?;
-    let clock = Utc::now();
-    // Pending holds are in the wallet's state; any other status is in its history.
-    let holds = if status == Some(HoldStatus::Pending) {
-        state.wallets.pending_holds(&wallet_id, clock).await?
-    } else {
-        let holds_of = state.wallets.holds_of(&wallet_id, clock).await?;
-        holds_of.map(|(_, holds)| holds)
+    let query = HoldPageQuery {
+        status,
+        clock: Utc::now(),
+        offset: u64::try_from(page.offset).unwrap_or(u64::MAX),
+        limit: u64::try_from(page.limit).unwrap_or(u64::MAX),
     };
-    let holds = holds.ok_or_else(|| ApiError::NotFound(format!("Wallet {wallet_id} not found")))?;
-    let mut holds: Vec<_> = holds
-        .values()
-        .filter(|hold| status.is_none_or(|status| hold.status == status))
-        .collect();
-    holds.sort_by(|one, other| (one.created_at, &one.id).cmp(&(other.created_at, &other.id)));
+    let (count, holds) = state
+        .wallets
+        .holds_listed(&wallet_id, &query)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("Wallet {wallet_id} not found")))?;
     Ok(HttpResponse::Ok().json(WalletHoldsResponse {
         wallet_id: wallet_id.to_string(),
-        count: holds.len(),
-        holds: holds
-            .into_iter()
-            .skip(page.offset)
-            .take(page.limit)
-            .map(HoldResponse::from)
-            .collect(),
+        count: usize::try_from(count).unwrap_or(usize::MAX),
+        holds: holds.iter().map(HoldResponse::from).collect(),
     }))
 }

@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use event_store::{
-    evolve_checked, read_tail, HoldVersions, RecordedEvent, StoreError, StreamAppend,
+    evolve_checked, read_tail, HoldPageQuery, HoldVersions, ListedHold, RecordedEvent, StoreError,
+    StreamAppend,
 };
 use uuid::Uuid;
 use wallet_domain::{
     decide_capture, hold_after, hold_as_of, holds_in, pending_at, Command, CommandKind,
-    DomainError, EventKind, EventMetadata, Hold, HoldId, Wallet, WalletId, WalletState,
+    DomainError, EventKind, EventMetadata, Hold, HoldId, HoldStatus, Wallet, WalletId, WalletState,
 };
 
 use super::operation::{OperationOutcome, WalletOperation};
@@ -309,6 +310,67 @@ impl WalletService {
             .map(|wallet| pending_at(&wallet, clock)))
     }
 
+    /// One page of a wallet's holds as they stand at `clock`, oldest first
+    /// (by `createdAt`, then hold id), and how many match `status` in all;
+    /// `None` for an unknown wallet. `PENDING` from the wallet's state; any
+    /// other filter from the hold directory ([`EventStore::hold_page`]) and
+    /// each listed hold's own events, so the read grows with the wallet's
+    /// holds, not its stream; from the whole stream where the directory
+    /// lists none (KurrentDB, or a wallet with a hold entered before it kept
+    /// when holds were placed).
+    pub async fn holds_listed(
+        &self,
+        wallet_id: &WalletId,
+        query: &HoldPageQuery,
+    ) -> Result<Option<(u64, Vec<Hold>)>, StoreError> {
+        if query.status == Some(HoldStatus::Pending) {
+            let pending = self.pending_holds(wallet_id, query.clock).await?;
+            return Ok(pending.map(|holds| page_of(holds, query)));
+        }
+        if self.current(wallet_id).await?.is_none() {
+            return Ok(None);
+        }
+        if let Some(page) = self.store().hold_page(wallet_id, query).await? {
+            if let Some(holds) = self.listed(wallet_id, &page.holds, query).await? {
+                return Ok(Some((page.count, holds)));
+            }
+        }
+        let every = self.holds_of(wallet_id, query.clock).await?;
+        Ok(every.map(|(_, holds)| page_of(holds, query)))
+    }
+
+    /// The holds of a directory page, each folded from its own events (its
+    /// `HoldPlaced` and the event that settled it); `None`, logged, when
+    /// one does not read back as the directory lists it.
+    async fn listed(
+        &self,
+        wallet_id: &WalletId,
+        listed: &[ListedHold],
+        query: &HoldPageQuery,
+    ) -> Result<Option<Vec<Hold>>, StoreError> {
+        let mut holds = Vec::with_capacity(listed.len());
+        for ListedHold { hold_id, versions } in listed {
+            let mut events = Vec::new();
+            for version in std::iter::once(versions.placed).chain(versions.settled) {
+                let read = self
+                    .store()
+                    .read_stream_until(wallet_id, version.saturating_sub(1), version)
+                    .await?;
+                events.extend(read.into_iter().map(|recorded| recorded.event));
+            }
+            match holds_in(&events, query.clock).remove(hold_id) {
+                Some(hold) if query.status.is_none_or(|status| hold.status == status) => {
+                    holds.push(hold);
+                }
+                _ => {
+                    tracing::warn!(%hold_id, %wallet_id, ?versions, "the hold directory lists a hold its events do not give; listing the wallet's holds from its stream");
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(holds))
+    }
+
     /// A wallet and its holds as they stand at `clock`, folded from its
     /// whole stream (a hold settled long ago is in no snapshot); `None` for
     /// an unknown wallet.
@@ -329,4 +391,20 @@ impl WalletService {
             .cloned()
             .map(|wallet| (wallet, holds_in(&events, clock))))
     }
+}
+
+/// The page `query` asks for of `holds`, and how many match its status.
+pub(super) fn page_of(holds: BTreeMap<HoldId, Hold>, query: &HoldPageQuery) -> (u64, Vec<Hold>) {
+    let mut matching: Vec<Hold> = holds
+        .into_values()
+        .filter(|hold| query.status.is_none_or(|status| hold.status == status))
+        .collect();
+    matching.sort_by(|one, other| (one.created_at, &one.id).cmp(&(other.created_at, &other.id)));
+    let count = u64::try_from(matching.len()).unwrap_or(u64::MAX);
+    let skipped = usize::try_from(query.offset).unwrap_or(usize::MAX);
+    let taken = usize::try_from(query.limit).unwrap_or(usize::MAX);
+    (
+        count,
+        matching.into_iter().skip(skipped).take(taken).collect(),
+    )
 }

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use event_store::testing::CountingStore;
 use event_store::{
-    fold_stream_as_of, EventStore, SnapshotReplace, StreamSnapshot, SNAPSHOT_INTERVAL_EVENTS,
+    fold_stream_as_of, EventStore, HoldPageQuery, SnapshotReplace, StreamSnapshot,
+    SNAPSHOT_INTERVAL_EVENTS,
 };
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -22,7 +23,7 @@ use wallet_domain::{
 };
 use wallet_lock::{InProcessWalletLock, WalletLock};
 
-use super::holds::HOLD_SEARCH_PAGE_EVENTS;
+use super::holds::{page_of, HOLD_SEARCH_PAGE_EVENTS};
 use super::operation::{OperationOutcome, WalletOperation};
 use super::recent::RECENT_EVENTS_PER_WALLET;
 use super::service::{ReplyFormat, RequestContext, WalletService};
@@ -644,6 +645,70 @@ pub async fn a_settled_hold_is_read_back_no_further_than_its_placement(store: Ar
         pending.keys().map(HoldId::as_str).collect::<Vec<_>>(),
         ["open"]
     );
+
+    // Any page of the wallet's holds in any status, now and after a hold
+    // fell due, is the whole stream's, read from the hold directory and the
+    // listed holds' own events (two each at most), not from the stream.
+    let due = WalletOperation::PlaceHold {
+        wallet_id: wallet_id.clone(),
+        hold_id: HoldId::parse("due").expect("hold id"),
+        generated_id: false,
+        amount: amount("2.00"),
+        expires_at: Some(clock + chrono::TimeDelta::hours(1)),
+        description: None,
+    };
+    service
+        .execute(due, context(), REPLY)
+        .await
+        .expect("due hold");
+    let lister = replica(Arc::clone(&counting) as Arc<dyn EventStore>);
+    let statuses = std::iter::once(None).chain(HoldStatus::ALL.map(Some));
+    for status in statuses {
+        for at in [clock, clock + chrono::TimeDelta::hours(2)] {
+            for (offset, limit) in [(0, 50), (1, 1), (2, 2), (4, 50)] {
+                let query = HoldPageQuery {
+                    status,
+                    clock: at,
+                    offset,
+                    limit,
+                };
+                counting.reset();
+                let (count, listed) = lister
+                    .holds_listed(&wallet_id, &query)
+                    .await
+                    .expect("listed")
+                    .expect("wallet");
+                let read = counting.stream_events_read();
+                let bound = EVENTS_PER_LOAD_MAX + 2 * limit;
+                assert!(read <= bound, "{query:?} read {read} events");
+                let (_, every) = lister
+                    .holds_of(&wallet_id, at)
+                    .await
+                    .expect("read")
+                    .expect("wallet");
+                assert_eq!((count, listed), page_of(every, &query), "{query:?}");
+            }
+        }
+    }
+    let expired = HoldPageQuery {
+        status: Some(HoldStatus::Expired),
+        clock: clock + chrono::TimeDelta::hours(2),
+        offset: 0,
+        limit: 50,
+    };
+    let (count, listed) = lister
+        .holds_listed(&wallet_id, &expired)
+        .await
+        .expect("listed")
+        .expect("wallet");
+    assert_eq!(count, 1, "the due hold, as it stands after its expiry");
+    assert_eq!(listed[0].id.as_str(), "due");
+    let unknown = WalletId::parse("holds-never").expect("id");
+    assert!(lister
+        .holds_listed(&unknown, &expired)
+        .await
+        .expect("listed")
+        .is_none());
 }
 
 #[cfg(test)]
@@ -853,7 +918,7 @@ mod tests {
                 [],
             )
             .expect("forget the versions");
-        assert_eq!(forgotten, 3);
+        assert_eq!(forgotten, 4);
         let counting = Arc::new(CountingStore::new(store));
         let restarted = replica(Arc::clone(&counting) as Arc<dyn EventStore>);
         let wallet_id = WalletId::parse("holds-long").expect("id");
@@ -876,6 +941,21 @@ mod tests {
             let read = counting.stream_events_read();
             assert!(read <= bound, "the {hold} hold read {read} events");
         }
+        // The directory cannot list them: they are listed from the stream.
+        let every = HoldPageQuery {
+            status: None,
+            clock: chrono::Utc::now(),
+            offset: 0,
+            limit: 50,
+        };
+        let (count, listed) = restarted
+            .holds_listed(&wallet_id, &every)
+            .await
+            .expect("listed")
+            .expect("wallet");
+        assert_eq!(count, 4);
+        let names: Vec<_> = listed.iter().map(|hold| hold.id.as_str()).collect();
+        assert_eq!(names, ["old", "young", "open", "due"]);
     }
 
     #[tokio::test]

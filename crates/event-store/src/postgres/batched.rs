@@ -146,9 +146,13 @@ struct Rows<'a> {
     entered_expiries: Vec<Option<DateTime<Utc>>>,
     /// Stream version of each entered hold's `HoldPlaced`.
     entered_versions: Vec<i64>,
+    /// When each entered hold was placed.
+    entered_times: Vec<DateTime<Utc>>,
     settled_holds: Vec<&'a str>,
     /// Stream version of each settled hold's settling event.
     settled_versions: Vec<i64>,
+    /// What each settled hold became.
+    settled_as: Vec<&'static str>,
 }
 
 impl<'a> Rows<'a> {
@@ -173,15 +177,18 @@ impl<'a> Rows<'a> {
                         Some(DirectoryChange::Enter {
                             hold_id,
                             expires_at,
+                            placed_at,
                         }) => {
                             rows.entered_holds.push(hold_id.as_str());
                             rows.entered_wallets.push(stream.wallet_id.as_str());
                             rows.entered_expiries.push(expires_at);
                             rows.entered_versions.push(version);
+                            rows.entered_times.push(placed_at);
                         }
-                        Some(DirectoryChange::Settle(hold_id)) => {
+                        Some(DirectoryChange::Settle { hold_id, status }) => {
                             rows.settled_holds.push(hold_id.as_str());
                             rows.settled_versions.push(version);
+                            rows.settled_as.push(status.as_str());
                         }
                         None => {}
                     }
@@ -218,13 +225,16 @@ impl<'a> Rows<'a> {
         }
         if !self.entered_holds.is_empty() {
             sqlx::query(
-                "INSERT INTO hold_directory (hold_id, wallet_id, expires_at, placed_version) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::bigint[])",
+                "INSERT INTO hold_directory \
+                 (hold_id, wallet_id, expires_at, placed_version, placed_at) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], \
+                     $5::timestamptz[])",
             )
             .bind(&self.entered_holds)
             .bind(&self.entered_wallets)
             .bind(&self.entered_expiries)
             .bind(&self.entered_versions)
+            .bind(&self.entered_times)
             .execute(&mut *connection)
             .await?;
         }
@@ -258,12 +268,15 @@ impl<'a> Rows<'a> {
         if !self.settled_holds.is_empty() {
             sqlx::query(
                 "UPDATE hold_directory AS entry \
-                 SET expires_at = NULL, settled_version = settled.version \
-                 FROM UNNEST($1::text[], $2::bigint[]) AS settled (hold_id, version) \
+                 SET expires_at = NULL, settled_version = settled.version, \
+                     settled_as = settled.status \
+                 FROM UNNEST($1::text[], $2::bigint[], $3::text[]) \
+                     AS settled (hold_id, version, status) \
                  WHERE entry.hold_id = settled.hold_id",
             )
             .bind(&self.settled_holds)
             .bind(&self.settled_versions)
+            .bind(&self.settled_as)
             .execute(&mut *connection)
             .await?;
         }

@@ -43,12 +43,14 @@ use wallet_domain::{AsOf, HoldId, WalletId};
 
 mod batched;
 
+use crate::hold_listing::{listed_hold, status_condition, status_parameter};
 use crate::snapshot::{from_time_ns, thinned_out, time_ns, SnapshotRow};
 use crate::stream_head::GroupHeads;
 use crate::{
     directory_wallet, due_hold, hold_versions, placed_holds, AppendError, AppendOutcome,
-    AppendRequest, CommitUnanswered, DueHold, EventStore, HoldVersions, IdempotentResponse,
-    RecordedEvent, SnapshotReplace, StoreError, StoredEvent, StreamSnapshot, READ_ALL_BATCH_MAX,
+    AppendRequest, CommitUnanswered, DueHold, EventStore, HoldPage, HoldPageQuery, HoldVersions,
+    IdempotentResponse, RecordedEvent, SnapshotReplace, StoreError, StoredEvent, StreamSnapshot,
+    READ_ALL_BATCH_MAX,
 };
 
 /// Appends committed together in one transaction at most.
@@ -737,6 +739,57 @@ impl EventStore for PostgresEventStore {
         .await
         .map_err(unavailable)?;
         Ok(hold_versions(row))
+    }
+
+    async fn hold_page(
+        &self,
+        wallet_id: &WalletId,
+        query: &HoldPageQuery,
+    ) -> Result<Option<HoldPage>, StoreError> {
+        let unlisted: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM hold_directory \
+             WHERE wallet_id = $1 AND (placed_at IS NULL OR placed_version IS NULL))",
+        )
+        .bind(wallet_id.as_str())
+        .fetch_one(&self.pool)
+        .within(self.wait_ms)
+        .await
+        .map_err(unavailable)?;
+        if unlisted {
+            return Ok(None);
+        }
+        let matching = status_condition("$2::text", "$3::timestamptz");
+        let count: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM hold_directory WHERE wallet_id = $1 AND {matching}"
+        ))
+        .bind(wallet_id.as_str())
+        .bind(status_parameter(query))
+        .bind(query.clock)
+        .fetch_one(&self.pool)
+        .within(self.wait_ms)
+        .await
+        .map_err(unavailable)?;
+        let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(&format!(
+            "SELECT hold_id, placed_version, settled_version FROM hold_directory \
+             WHERE wallet_id = $1 AND {matching} \
+             ORDER BY placed_at, hold_id LIMIT $4 OFFSET $5"
+        ))
+        .bind(wallet_id.as_str())
+        .bind(status_parameter(query))
+        .bind(query.clock)
+        .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
+        .bind(i64::try_from(query.offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .within(self.wait_ms)
+        .await
+        .map_err(unavailable)?;
+        Ok(Some(HoldPage {
+            count: u64::try_from(count).unwrap_or_default(),
+            holds: rows
+                .iter()
+                .map(|(hold_id, placed, settled)| listed_hold(hold_id, *placed, *settled))
+                .collect::<Result<_, _>>()?,
+        }))
     }
 
     async fn due_holds(

@@ -1,0 +1,10 @@
+-- When each hold was placed (its createdAt, milliseconds since the Unix
+-- epoch) and what a settled one became, written with the row and in the
+-- transaction that settles it, so a wallet's holds are listed from the
+-- directory in any status, in the API's order, without folding its stream
+-- (crates/event-store/src/hold_listing.rs; issue 13). NULL in rows entered
+-- before this migration: a wallet with such a row is listed from its stream.
+ALTER TABLE hold_directory ADD COLUMN placed_at_ms INTEGER;
+ALTER TABLE hold_directory ADD COLUMN settled_as TEXT
+    CHECK (settled_as IN ('CAPTURED', 'VOIDED', 'EXPIRED'));
+CREATE INDEX hold_directory_by_wallet ON hold_directory (wallet_id, placed_at_ms, hold_id);
