@@ -14,7 +14,8 @@
 #     version 5, as of a version halfway through the long history and as of
 #     that version's time (the new wallet's version 5), the ledger summary
 #     now and at that time, a hold voided a little before the newest snapshot (SETTLED_GAP
-#     credits after it), the pending holds (one each, placed before the gap);
+#     credits after it), the pending holds (one each, placed before the gap),
+#     the voided holds and every hold (the hold directory's listing);
 #     and, once, a hold voided at the start of the long history (read back as
 #     far as it is old: the whole stream).
 #
@@ -235,5 +236,10 @@ report "4. hold settled before the snapshot ($READ_SAMPLES)" "$WORK_DIR/settled.
 timed_reads "$WORK_DIR/pending.txt" "/wallets/long/holds?status=PENDING" \
   "/wallets/new/holds?status=PENDING" "$READ_SAMPLES"
 report "4. pending holds ($READ_SAMPLES each)" "$WORK_DIR/pending.txt"
+timed_reads "$WORK_DIR/voided.txt" "/wallets/long/holds?status=VOIDED" \
+  "/wallets/new/holds?status=VOIDED" "$READ_SAMPLES"
+report "4. voided holds ($READ_SAMPLES each)" "$WORK_DIR/voided.txt"
+timed_reads "$WORK_DIR/all-holds.txt" /wallets/long/holds /wallets/new/holds "$READ_SAMPLES"
+report "4. every hold ($READ_SAMPLES each)" "$WORK_DIR/all-holds.txt"
 first=$(curl -fs -o /dev/null -w '%{time_total}' "$URL/holds/first-long")
 echo "4. hold voided at the start of the long history: $(awk -v t="$first" 'BEGIN { printf "%.3f", t * 1000 }') ms (once)"
