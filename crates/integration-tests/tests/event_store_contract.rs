@@ -14,9 +14,9 @@ use std::sync::Once;
 
 use chrono::{DateTime, Utc};
 use event_store::{
-    AppendError, AppendRequest, EmbeddedEventStore, EventStore, HoldVersions, IdempotentResponse,
-    PostgresEventStore, RecordedEvent, SnapshotReplace, StreamAppend, StreamSnapshot,
-    READ_ALL_BATCH_MAX,
+    AppendError, AppendRequest, EmbeddedEventStore, EventStore, HoldPageQuery, HoldVersions,
+    IdempotentResponse, PostgresEventStore, RecordedEvent, SnapshotReplace, StreamAppend,
+    StreamSnapshot, READ_ALL_BATCH_MAX,
 };
 use event_store_kurrentdb::{KurrentDbEventStore, StreamNames};
 use integration_tests::{kurrentdb_url, require_env, unique_name};
@@ -25,8 +25,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::Connection;
 use uuid::Uuid;
 use wallet_domain::{
-    decide, evolve, Amount, AsOf, Balance, Command, CommandKind, EventMetadata, HoldId, OwnerId,
-    WalletEvent, WalletId, WalletState,
+    decide, evolve, Amount, AsOf, Balance, Command, CommandKind, EventMetadata, HoldId, HoldStatus,
+    OwnerId, WalletEvent, WalletId, WalletState,
 };
 
 /// Connections of the pool behind one PostgreSQL store under test.
@@ -1084,6 +1084,120 @@ async fn a_hold_id_is_entered_once_across_wallets_and_listed_while_due(store: &d
     assert_hold_versions(store, &hold_id, placed_at, Some(first.version())).await;
 }
 
+/// A wallet's holds are listed from the hold directory oldest first, by
+/// when they were placed and then by hold id in byte order (three placed in
+/// one millisecond), each filter counting all it matches: settled ones by
+/// what they became, pending ones by their expiry as of the query's clock.
+/// KurrentDB keeps no such directory: `None`, its readers fold the stream.
+async fn a_wallets_holds_are_listed_by_placement_then_id(store: &dyn EventStore) {
+    let hold = |raw: &str| HoldId::parse(raw).expect("hold id");
+    let place = |raw: &str, expires_at| CommandKind::PlaceHold {
+        hold_id: hold(raw),
+        amount: Amount::parse("amount", Decimal::ONE).expect("amount"),
+        expires_at,
+        description: None,
+    };
+    let now = wallet_domain::issued_at(Utc::now());
+    let later = |milliseconds| now + chrono::Duration::milliseconds(milliseconds);
+    let mut wallet = Stream::new("listed-w");
+    let created = wallet.next();
+    store.append(request(vec![created])).await.expect("create");
+    for (kind, at) in [
+        (place("b", None), now),
+        (place("a", None), now),
+        (place("B", None), now),
+        (place("c", None), later(1)),
+        (place("d", Some(later(60_000))), later(2)),
+        (CommandKind::VoidHold { hold_id: hold("b") }, later(3)),
+        (
+            CommandKind::CaptureHold {
+                hold_id: hold("a"),
+                amount: None,
+                to_wallet_id: None,
+                description: None,
+            },
+            later(4),
+        ),
+    ] {
+        let append = decided(&mut wallet, kind, at);
+        store.append(request(vec![append])).await.expect("hold");
+    }
+    let after_expiry = later(120_000);
+    for (status, clock, offset, limit, count, expected) in [
+        (None, now, 0, 50, 5, vec!["B", "a", "b", "c", "d"]),
+        (None, now, 1, 2, 5, vec!["a", "b"]),
+        (None, now, 5, 50, 5, vec![]),
+        (Some(HoldStatus::Voided), now, 0, 50, 1, vec!["b"]),
+        (Some(HoldStatus::Captured), now, 0, 50, 1, vec!["a"]),
+        (
+            Some(HoldStatus::Pending),
+            now,
+            0,
+            50,
+            3,
+            vec!["B", "c", "d"],
+        ),
+        (Some(HoldStatus::Expired), now, 0, 50, 0, vec![]),
+        (
+            Some(HoldStatus::Pending),
+            after_expiry,
+            0,
+            50,
+            2,
+            vec!["B", "c"],
+        ),
+        (Some(HoldStatus::Expired), after_expiry, 0, 50, 1, vec!["d"]),
+    ] {
+        let query = HoldPageQuery {
+            status,
+            clock,
+            offset,
+            limit,
+        };
+        let page = store.hold_page(&wallet.id, &query).await.expect("listed");
+        if store.kind() == "kurrentdb" {
+            assert_eq!(page, None, "{query:?}");
+            continue;
+        }
+        let page = page.expect("a directory page");
+        let ids: Vec<_> = page
+            .holds
+            .iter()
+            .map(|listed| listed.hold_id.as_str())
+            .collect();
+        assert_eq!((page.count, ids), (count, expected), "{query:?}");
+    }
+    if store.kind() != "kurrentdb" {
+        let every = HoldPageQuery {
+            status: None,
+            clock: now,
+            offset: 0,
+            limit: 50,
+        };
+        let page = store.hold_page(&wallet.id, &every).await.expect("listed");
+        let versions: Vec<_> = page
+            .expect("a directory page")
+            .holds
+            .iter()
+            .map(|listed| listed.versions)
+            .collect();
+        let placed = |placed, settled| HoldVersions { placed, settled };
+        assert_eq!(
+            versions,
+            [
+                placed(4, None),
+                placed(3, Some(8)),
+                placed(2, Some(7)),
+                placed(5, None),
+                placed(6, None),
+            ]
+        );
+        let unknown = WalletId::parse("listed-never").expect("wallet id");
+        let none = store.hold_page(&unknown, &every).await.expect("listed");
+        assert_eq!(none, Some(event_store::HoldPage::default()));
+    }
+}
+
 /// The hold directory gives `hold_id`'s placement at `placed` and its
 /// settlement at `settled`; KurrentDB's keeps no versions (`None`, the
 /// trait's default: its readers search the stream).
@@ -1340,6 +1454,7 @@ contract!(
         every_snapshot_is_found_by_version_and_by_time,
         a_large_snapshot_is_kept_in_the_history_only_as_often_as_it_pays_for,
         a_hold_id_is_entered_once_across_wallets_and_listed_while_due,
+        a_wallets_holds_are_listed_by_placement_then_id,
     ],
     atomic_multi_stream: [
         a_multi_stream_append_is_all_or_nothing,

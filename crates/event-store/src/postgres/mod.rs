@@ -772,7 +772,7 @@ impl EventStore for PostgresEventStore {
         let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(&format!(
             "SELECT hold_id, placed_version, settled_version FROM hold_directory \
              WHERE wallet_id = $1 AND {matching} \
-             ORDER BY placed_at, hold_id LIMIT $4 OFFSET $5"
+             ORDER BY placed_at, hold_id COLLATE \"C\" LIMIT $4 OFFSET $5"
         ))
         .bind(wallet_id.as_str())
         .bind(status_parameter(query))
