@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use integration_tests::in_migrated_database;
-use ledger::conformance::Scenario;
+use ledger::conformance::{a_checkpointed_wallet_beside_another, Scenario};
 use ledger::{Ledger, PostgresLedger};
 use wallet_domain::WalletId;
 
@@ -26,18 +26,8 @@ async fn a_summary_deletes_the_checkpoint_rows_the_ledger_does_not_hold() {
     in_migrated_database(|pool| async move {
         const FORGED: i64 = 2_000;
         let ledger = PostgresLedger::new(pool.clone());
-        let interval = usize::try_from(ledger::TOTALS_CHECKPOINT_TRANSACTIONS).expect("interval");
-        let mut log = ledger::conformance::EventLog::default();
-        log.create("w-long", "0.00");
-        log.create("w-other", "5.00");
-        for _ in 0..interval + 3 {
-            log.credit("w-long", "1.00");
-        }
-        for chunk in log.recorded.chunks(ledger::conformance::LARGE_BATCH_EVENTS) {
-            ledger.post(chunk, None).await.expect("post");
-        }
+        let summed = a_checkpointed_wallet_beside_another(&ledger, 3).await;
         let long = WalletId::parse("w-long").expect("id");
-        let summed = ledger.wallet_summary(&long, None).await.expect("summary");
         let count = || async {
             sqlx::query_scalar::<_, i64>(
                 "SELECT count(*) FROM ledger_wallet_totals WHERE wallet_id = 'w-long'",

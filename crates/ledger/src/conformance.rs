@@ -23,8 +23,8 @@ use wallet_domain::{
 
 use crate::{
     Account, EntryFilter, EntryId, EntryList, EntryType, Ledger, LedgerEntry, PostOutcome,
-    PostedThrough, TransactionType, TransactionsQuery, WalletEntriesQuery, ENTRIES_LIMIT_DEFAULT,
-    ENTRIES_LIMIT_MAX,
+    PostedThrough, TransactionType, TransactionsQuery, WalletEntriesQuery, WalletSummary,
+    ENTRIES_LIMIT_DEFAULT, ENTRIES_LIMIT_MAX, TOTALS_CHECKPOINT_TRANSACTIONS,
 };
 
 /// A ledger under test: what the relay and the API both see of it.
@@ -1242,6 +1242,29 @@ pub async fn keyset_pages_walk_every_entry_once_in_ledger_order(ledger: Arc<dyn 
         .holds_entry(other_side, EntryList::WalletAccounts(own))
         .await
         .expect("holds entry"));
+}
+
+/// `w-long`, credited one checkpoint interval of transactions and
+/// `extra` more, beside `w-other`, posted in large batches; `w-long`'s first
+/// summary (which writes its checkpoint). For the backends' tests of damaged
+/// checkpoint rows.
+pub async fn a_checkpointed_wallet_beside_another(
+    ledger: &dyn LedgerUnderTest,
+    extra: u64,
+) -> WalletSummary {
+    let mut log = EventLog::default();
+    log.create("w-long", "0.00");
+    log.create("w-other", "5.00");
+    for _ in 0..TOTALS_CHECKPOINT_TRANSACTIONS + extra {
+        log.credit("w-long", "1.00");
+    }
+    for chunk in log.recorded.chunks(LARGE_BATCH_EVENTS) {
+        ledger.post(chunk, None).await.expect("post");
+    }
+    ledger
+        .wallet_summary(&wallet("w-long"), None)
+        .await
+        .expect("summary")
 }
 
 /// Events of the large-batch scenario: as many as a Kafka batch brings.

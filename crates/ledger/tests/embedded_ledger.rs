@@ -368,18 +368,8 @@ async fn a_summary_deletes_the_checkpoint_rows_the_ledger_does_not_hold() {
     const FORGED: i64 = 2_000;
     let directory = TempDir::new().expect("tempdir");
     let ledger = open(&directory);
-    let interval = usize::try_from(ledger::TOTALS_CHECKPOINT_TRANSACTIONS).expect("interval");
-    let mut log = ledger::conformance::EventLog::default();
-    log.create("w-long", "0.00");
-    log.create("w-other", "5.00");
-    for _ in 0..interval + 3 {
-        log.credit("w-long", "1.00");
-    }
-    for chunk in log.recorded.chunks(ledger::conformance::LARGE_BATCH_EVENTS) {
-        ledger.post(chunk, None).await.expect("post");
-    }
+    let summed = ledger::conformance::a_checkpointed_wallet_beside_another(&ledger, 3).await;
     let long = WalletId::parse("w-long").expect("id");
-    let summed = ledger.wallet_summary(&long, None).await.expect("summary");
 
     let file =
         rusqlite::Connection::open(directory.path().join(ledger::EMBEDDED_FILE)).expect("the file");
