@@ -1279,7 +1279,11 @@ impl EventStore for EmbeddedEventStore {
         let listed: Option<(i64, Vec<Row>)> = self
             .readers
             .read(move |connection| {
-                let unlisted: bool = connection
+                // One read transaction: the count and the page see the same
+                // directory (tester h167 F1: a hold placed between the two
+                // made them disagree by one).
+                let snapshot = connection.unchecked_transaction()?;
+                let unlisted: bool = snapshot
                     .prepare_cached(
                         "SELECT EXISTS (SELECT 1 FROM hold_directory \
                          WHERE wallet_id = ?1 AND (placed_at_ms IS NULL OR placed_version IS NULL))",
@@ -1289,12 +1293,12 @@ impl EventStore for EmbeddedEventStore {
                     return Ok(None);
                 }
                 let matching = status_condition("?2", "?3");
-                let count = connection
+                let count = snapshot
                     .prepare_cached(&format!(
                         "SELECT count(*) FROM hold_directory WHERE wallet_id = ?1 AND {matching}"
                     ))?
                     .query_row(params![wallet, status, clock], |row| row.get(0))?;
-                let rows = connection
+                let rows = snapshot
                     .prepare_cached(&format!(
                         "SELECT hold_id, placed_version, settled_version FROM hold_directory \
                          WHERE wallet_id = ?1 AND {matching} \

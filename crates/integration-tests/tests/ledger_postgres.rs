@@ -26,7 +26,8 @@ async fn a_summary_deletes_the_checkpoint_rows_the_ledger_does_not_hold() {
     in_migrated_database(|pool| async move {
         const FORGED: i64 = 2_000;
         let ledger = PostgresLedger::new(pool.clone());
-        let summed = a_checkpointed_wallet_beside_another(&ledger, 3).await;
+        const ABOVE: i64 = 20;
+        let summed = a_checkpointed_wallet_beside_another(&ledger, ABOVE.unsigned_abs()).await;
         let long = WalletId::parse("w-long").expect("id");
         let count = || async {
             sqlx::query_scalar::<_, i64>(
@@ -56,11 +57,29 @@ async fn a_summary_deletes_the_checkpoint_rows_the_ledger_does_not_hold() {
         .execute(&pool)
         .await
         .expect("forged at another wallet's transaction");
-        assert_eq!(count().await, FORGED + 2);
+        // Damaged (a negative total) at every one of w-long's own
+        // transactions but the checkpoint's: more above it than the
+        // lookup's first read (tester h167 F3).
+        let damaged = sqlx::query(
+            "INSERT INTO ledger_wallet_totals \
+             (wallet_id, position, occurred_at, credits, debits, entry_count) \
+             SELECT 'w-long', position, occurred_at, 1.00, -1.00, 1 \
+             FROM ledger_transactions WHERE wallet_id = 'w-long' ON CONFLICT DO NOTHING",
+        )
+        .execute(&pool)
+        .await
+        .expect("damaged at the wallet's own transactions")
+        .rows_affected();
+        let damaged = i64::try_from(damaged).expect("count");
+        assert_eq!(count().await, FORGED + 2 + damaged);
 
         let again = ledger.wallet_summary(&long, None).await.expect("summary");
         assert_eq!(again, summed);
-        assert_eq!(count().await, 1, "the forged rows are deleted");
+        assert_eq!(
+            count().await,
+            1 + damaged - ABOVE,
+            "the forged rows and the damaged ones above the checkpoint are deleted"
+        );
     })
     .await;
 }

@@ -35,7 +35,7 @@ use crate::stored::{
 };
 use crate::totals::{
     CheckpointLookup, StoredCheckpoint, Summed, TotalsCheckpoint, TotalsFold,
-    TOTALS_CHECKPOINT_TRIES,
+    TOTALS_CHECKPOINT_ROWS_READ_MAX,
 };
 use crate::{
     EntryFilter, EntryId, EntryList, Ledger, LedgerEntry, LedgerError, LedgerVerification,
@@ -422,7 +422,7 @@ fn wallet_totals(
     accounts: &[String; 2],
     until_us: i64,
 ) -> rusqlite::Result<Result<WalletTotals, LedgerError>> {
-    let CheckpointLookup { base, passed } = totals_checkpoint(connection, wallet_id, until_us)?;
+    let CheckpointLookup { base, passed, .. } = totals_checkpoint(connection, wallet_id, until_us)?;
     let after = base.as_ref().map_or(-1, |base| base.position);
     let mut fold = TotalsFold::from(base);
     let mut statement = connection.prepare_cached(WALLET_TAIL_SQL)?;
@@ -455,12 +455,12 @@ fn wallet_totals(
 }
 
 /// The newest usable checkpoint of `wallet_id`'s totals at or before
-/// `until_us`, of the [`TOTALS_CHECKPOINT_TRIES`] newest, and the rows
-/// passed on the way ([`CheckpointLookup`]): a usable one's transaction the
-/// ledger holds, of this wallet and at its time, and its columns read as
-/// this store writes them (money as it spells it, neither total negative).
-/// A cache row that is not is passed, logged, never taken for damage of the
-/// ledger (tester h165 F2, F3).
+/// `until_us`, and the rows passed on the way ([`CheckpointLookup`]), read
+/// newest first and lazily (no row after the usable one is read): a usable
+/// one's transaction the ledger holds, of this wallet and at its time, and
+/// its columns read as this store writes them (money as it spells it,
+/// neither total negative). A cache row that is not is passed, logged,
+/// never taken for damage of the ledger (tester h165 F2, F3).
 fn totals_checkpoint(
     connection: &Connection,
     wallet_id: &str,
@@ -473,8 +473,12 @@ fn totals_checkpoint(
          WHERE c.wallet_id = ?1 AND c.occurred_at_us <= ?2 \
          ORDER BY c.position DESC LIMIT ?3",
     )?;
-    let mut rows = statement.query(params![wallet_id, until_us, TOTALS_CHECKPOINT_TRIES])?;
-    let mut stored = Vec::new();
+    let mut rows = statement.query(params![
+        wallet_id,
+        until_us,
+        TOTALS_CHECKPOINT_ROWS_READ_MAX
+    ])?;
+    let mut lookup = CheckpointLookup::default();
     while let Some(row) = rows.next()? {
         let money = |column| {
             text_as_stored(row, column).map(|text| {
@@ -482,16 +486,19 @@ fn totals_checkpoint(
                     .map(Balance::value)
             })
         };
-        stored.push(StoredCheckpoint {
+        let stored = StoredCheckpoint {
             held: row.get(5)?,
             position: integer_as_stored(row, 0)?,
             occurred_at: integer_as_stored(row, 1)?.and_then(DateTime::from_timestamp_micros),
             credits: money(2)?,
             debits: money(3)?,
             count: integer_as_stored(row, 4)?.and_then(|count| u64::try_from(count).ok()),
-        });
+        };
+        if !lookup.offer(wallet_id, stored) {
+            break;
+        }
     }
-    Ok(CheckpointLookup::newest_usable(wallet_id, stored))
+    Ok(lookup)
 }
 
 /// The newest entry on `accounts` in the transaction at `position`: its

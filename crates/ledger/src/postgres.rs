@@ -32,7 +32,8 @@ use crate::stored::{
     StoredEntry,
 };
 use crate::totals::{
-    CheckpointLookup, StoredCheckpoint, TotalsCheckpoint, TotalsFold, TOTALS_CHECKPOINT_TRIES,
+    CheckpointLookup, StoredCheckpoint, TotalsCheckpoint, TotalsFold, TOTALS_CHECKPOINT_FIRST_ROWS,
+    TOTALS_CHECKPOINT_ROWS_PAGE,
 };
 use crate::{
     EntryFilter, EntryId, EntryList, Ledger, LedgerEntry, LedgerError, LedgerVerification,
@@ -82,8 +83,10 @@ impl PostgresLedger {
 
 impl PostgresLedger {
     /// The newest usable checkpoint of `wallet_id`'s totals at or before
-    /// `at` (any, without it), of the [`TOTALS_CHECKPOINT_TRIES`] newest, and
-    /// the rows passed on the way ([`CheckpointLookup`]): a usable one's
+    /// `at` (any, without it), and the rows passed on the way
+    /// ([`CheckpointLookup`]), read newest first: the
+    /// [`TOTALS_CHECKPOINT_FIRST_ROWS`] newest, then pages of
+    /// [`TOTALS_CHECKPOINT_ROWS_PAGE`] while none is usable. A usable one's
     /// transaction the ledger holds, of this wallet and at its time, and
     /// neither total is negative. A cache row that is not is passed, logged
     /// (tester h165 F2).
@@ -92,35 +95,48 @@ impl PostgresLedger {
         wallet_id: &WalletId,
         at: Option<DateTime<Utc>>,
     ) -> Result<CheckpointLookup, LedgerError> {
-        let candidates: Vec<(i64, DateTime<Utc>, String, String, i64, bool)> = sqlx::query_as(
-            "SELECT c.position, c.occurred_at, c.credits::text, c.debits::text, c.entry_count, \
-             t.wallet_id IS NOT DISTINCT FROM c.wallet_id \
-             AND t.occurred_at IS NOT DISTINCT FROM c.occurred_at \
-             FROM ledger_wallet_totals c LEFT JOIN ledger_transactions t ON t.position = c.position \
-             WHERE c.wallet_id = $1 AND ($2::timestamptz IS NULL OR c.occurred_at <= $2) \
-             ORDER BY c.position DESC LIMIT $3",
-        )
-        .bind(wallet_id.as_str())
-        .bind(at)
-        .bind(TOTALS_CHECKPOINT_TRIES)
-        .fetch_all(&self.pool)
-        .within(READ_WAIT_MS_MAX)
-        .await
-        .map_err(storage)?;
-        let stored = candidates
-            .into_iter()
-            .map(
-                |(position, occurred_at, credits, debits, count, held)| StoredCheckpoint {
+        let mut lookup = CheckpointLookup::default();
+        let mut below = i64::MAX;
+        let mut rows = TOTALS_CHECKPOINT_FIRST_ROWS;
+        loop {
+            let candidates: Vec<(i64, DateTime<Utc>, String, String, i64, bool)> = sqlx::query_as(
+                "SELECT c.position, c.occurred_at, c.credits::text, c.debits::text, \
+                     c.entry_count, t.wallet_id IS NOT DISTINCT FROM c.wallet_id \
+                     AND t.occurred_at IS NOT DISTINCT FROM c.occurred_at \
+                     FROM ledger_wallet_totals c \
+                     LEFT JOIN ledger_transactions t ON t.position = c.position \
+                     WHERE c.wallet_id = $1 AND c.position < $2 \
+                     AND ($3::timestamptz IS NULL OR c.occurred_at <= $3) \
+                     ORDER BY c.position DESC LIMIT $4",
+            )
+            .bind(wallet_id.as_str())
+            .bind(below)
+            .bind(at)
+            .bind(rows)
+            .fetch_all(&self.pool)
+            .within(READ_WAIT_MS_MAX)
+            .await
+            .map_err(storage)?;
+            let full = i64::try_from(candidates.len()).unwrap_or(i64::MAX) == rows;
+            for (position, occurred_at, credits, debits, count, held) in candidates {
+                below = position;
+                let stored = StoredCheckpoint {
                     held,
                     position: Some(position),
                     occurred_at: Some(occurred_at),
                     credits: Decimal::from_str(&credits).ok(),
                     debits: Decimal::from_str(&debits).ok(),
                     count: u64::try_from(count).ok(),
-                },
-            )
-            .collect();
-        Ok(CheckpointLookup::newest_usable(wallet_id.as_str(), stored))
+                };
+                if !lookup.offer(wallet_id.as_str(), stored) {
+                    return Ok(lookup);
+                }
+            }
+            if !full {
+                return Ok(lookup);
+            }
+            rows = TOTALS_CHECKPOINT_ROWS_PAGE;
+        }
     }
 
     /// Keeps `checkpoints` of `wallet_id`'s totals in one transaction, over
@@ -728,7 +744,7 @@ impl Ledger for PostgresLedger {
         wallet_id: &WalletId,
         at: Option<DateTime<Utc>>,
     ) -> Result<WalletSummary, LedgerError> {
-        let CheckpointLookup { base, passed } = self.totals_checkpoint(wallet_id, at).await?;
+        let CheckpointLookup { base, passed, .. } = self.totals_checkpoint(wallet_id, at).await?;
         // The wallet's transactions never go back in time: none at or
         // before the moment lies past its oldest checkpoint after it.
         let until: Option<i64> = match at {

@@ -32,10 +32,19 @@ use crate::LedgerError;
 /// a summary sums once they are written.
 pub const TOTALS_CHECKPOINT_TRANSACTIONS: u64 = 200;
 
-/// Checkpoints a summary reads at most, newest first, for one it can use:
-/// a cache row that is not (edited, or damaged) is passed for the one
-/// before it.
-pub(crate) const TOTALS_CHECKPOINT_TRIES: i64 = 4;
+/// Checkpoint rows a summary reads at most, newest first, for one it can
+/// use: a cache row that is not (edited, or damaged) is passed for the one
+/// before it, and deleted ([`CheckpointLookup::passed`]), so a summary
+/// clears up to this many at once (tester h167 F3: 5,000 damaged rows,
+/// passed four at a time, left about 1,200 summaries summing from the first
+/// transaction). Past it, the summary sums from the wallet's first
+/// transaction.
+pub(crate) const TOTALS_CHECKPOINT_ROWS_READ_MAX: i64 = 10_000;
+/// The first read of a PostgreSQL summary's lookup, in rows: the newest
+/// is almost always usable; later reads take [`TOTALS_CHECKPOINT_ROWS_PAGE`].
+pub(crate) const TOTALS_CHECKPOINT_FIRST_ROWS: i64 = 4;
+/// Rows of each later read of a PostgreSQL summary's lookup.
+pub(crate) const TOTALS_CHECKPOINT_ROWS_PAGE: i64 = 1_000;
 
 /// A wallet's totals through its transaction at `position`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -100,38 +109,40 @@ impl StoredCheckpoint {
     }
 }
 
-/// What a summary found among a wallet's [`TOTALS_CHECKPOINT_TRIES`] newest
-/// checkpoints at or before its moment.
+/// What a summary found among a wallet's checkpoints at or before its
+/// moment, read newest first (at most [`TOTALS_CHECKPOINT_ROWS_READ_MAX`]).
 #[derive(Debug, Default)]
 pub(crate) struct CheckpointLookup {
     /// The newest usable one: where the sum starts.
     pub base: Option<TotalsCheckpoint>,
-    /// Whether a row was passed on the way: the summary's writer then
-    /// deletes every row of the wallet its ledger does not hold and those
-    /// at `passed`, so a damaged or forged row is read past once, not at
-    /// every summary (tester h166 N2: 50,000 forged rows cost each summary
-    /// 9–14 ms, for good).
+    /// The positions of the rows passed on the way: the summary's writer
+    /// deletes them, and every row of the wallet its ledger does not hold,
+    /// so a damaged or forged row is read past once, not at every summary
+    /// (tester h166 N2: 50,000 forged rows cost each summary 9–14 ms, for
+    /// good).
     pub passed: Vec<i64>,
+    /// Rows read so far.
+    read: i64,
 }
 
 impl CheckpointLookup {
-    /// From `rows`, newest first: the first usable one, and the positions
-    /// of those passed before it.
-    pub fn newest_usable(wallet_id: &str, rows: Vec<StoredCheckpoint>) -> Self {
-        let mut lookup = Self::default();
-        for row in rows {
-            let position = row.position;
-            match row.usable(wallet_id) {
-                Some(checkpoint) => {
-                    lookup.base = Some(checkpoint);
-                    break;
-                }
+    /// Takes the next row, newest first; `false` once a usable one is found
+    /// or [`TOTALS_CHECKPOINT_ROWS_READ_MAX`] rows are read: the reader stops.
+    pub fn offer(&mut self, wallet_id: &str, row: StoredCheckpoint) -> bool {
+        self.read += 1;
+        let position = row.position;
+        match row.usable(wallet_id) {
+            Some(checkpoint) => {
+                self.base = Some(checkpoint);
+                false
+            }
+            None => {
                 // A position that does not read is deleted with the
                 // wallet's rows the ledger does not hold.
-                None => lookup.passed.push(position.unwrap_or(-1)),
+                self.passed.push(position.unwrap_or(-1));
+                self.read < TOTALS_CHECKPOINT_ROWS_READ_MAX
             }
         }
-        lookup
     }
 }
 
@@ -257,20 +268,29 @@ mod tests {
             debits: Some(money("1.00")),
             count: Some(3),
         };
-        let lookup = CheckpointLookup::newest_usable(
-            "w",
-            vec![
-                row(false, Some(900)),
-                row(true, None),
-                row(true, Some(700)),
-                row(true, Some(600)),
-            ],
-        );
+        let mut lookup = CheckpointLookup::default();
+        assert!(lookup.offer("w", row(false, Some(900))));
+        assert!(lookup.offer("w", row(true, None)));
+        assert!(!lookup.offer("w", row(true, Some(700))));
         assert_eq!(lookup.base.map(|base| base.position), Some(700));
         assert_eq!(lookup.passed, [900, -1]);
-        let none = CheckpointLookup::newest_usable("w", vec![row(true, Some(5))]);
-        assert_eq!(none.base.map(|base| base.position), Some(5));
-        assert!(none.passed.is_empty());
+        let mut first = CheckpointLookup::default();
+        assert!(!first.offer("w", row(true, Some(5))));
+        assert!(first.passed.is_empty());
+        // The reader stops at the bound, every row passed named.
+        let mut damaged = CheckpointLookup::default();
+        let offered = (1..=TOTALS_CHECKPOINT_ROWS_READ_MAX + 5)
+            .take_while(|position| damaged.offer("w", row(false, Some(*position))))
+            .count();
+        assert_eq!(
+            i64::try_from(offered).expect("count"),
+            TOTALS_CHECKPOINT_ROWS_READ_MAX - 1
+        );
+        assert_eq!(
+            i64::try_from(damaged.passed.len()).expect("count"),
+            TOTALS_CHECKPOINT_ROWS_READ_MAX
+        );
+        assert!(damaged.base.is_none());
     }
 
     fn money(text: &str) -> Decimal {

@@ -366,9 +366,10 @@ async fn a_summary_keeps_checkpoints_of_the_totals_and_the_next_starts_there() {
 #[tokio::test]
 async fn a_summary_deletes_the_checkpoint_rows_the_ledger_does_not_hold() {
     const FORGED: i64 = 2_000;
+    const ABOVE: u64 = 20;
     let directory = TempDir::new().expect("tempdir");
     let ledger = open(&directory);
-    let summed = ledger::conformance::a_checkpointed_wallet_beside_another(&ledger, 3).await;
+    let summed = ledger::conformance::a_checkpointed_wallet_beside_another(&ledger, ABOVE).await;
     let long = WalletId::parse("w-long").expect("id");
 
     let file =
@@ -382,7 +383,9 @@ async fn a_summary_deletes_the_checkpoint_rows_the_ledger_does_not_hold() {
         .expect("count")
     };
     assert_eq!(count(&file), 1);
-    // Past the head, and at w-other's transaction.
+    // Past the head, at w-other's transaction, and damaged rows at every
+    // one of w-long's own transactions but the checkpoint's: more above it
+    // than a lookup once read (tester h167 F3).
     file.execute(
         "INSERT INTO ledger_wallet_totals \
          (wallet_id, position, occurred_at_us, credits, debits, entry_count) \
@@ -399,15 +402,57 @@ async fn a_summary_deletes_the_checkpoint_rows_the_ledger_does_not_hold() {
         [],
     )
     .expect("forged at another wallet's transaction");
-    assert_eq!(count(&file), FORGED + 2);
+    let damaged = file
+        .execute(
+            "INSERT OR IGNORE INTO ledger_wallet_totals \
+             (wallet_id, position, occurred_at_us, credits, debits, entry_count) \
+             SELECT 'w-long', position, occurred_at_us, 'junk', '0.00', 1 \
+             FROM ledger_transactions WHERE wallet_id = 'w-long'",
+            [],
+        )
+        .expect("damaged at the wallet's own transactions");
+    let damaged = i64::try_from(damaged).expect("count");
+    assert_eq!(count(&file), FORGED + 2 + damaged);
 
     assert_eq!(
         ledger.wallet_summary(&long, None).await.expect("summary"),
         summed
     );
-    assert_eq!(count(&file), 1, "the forged rows are deleted");
+    let below = damaged - i64::try_from(ABOVE).expect("count");
+    assert_eq!(
+        count(&file),
+        1 + below,
+        "the forged rows and the damaged ones above the checkpoint are deleted"
+    );
     assert_eq!(
         ledger.wallet_summary(&long, None).await.expect("summary"),
         summed
+    );
+    // As of a moment before the checkpoint: every damaged row below it is
+    // passed and deleted by one summary, which sums from the first
+    // transaction, as a ledger without checkpoints does.
+    let before: i64 = file
+        .query_row(
+            "SELECT occurred_at_us - 1 FROM ledger_wallet_totals c WHERE wallet_id = 'w-long' \
+             AND credits <> 'junk'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("the checkpoint's time");
+    let at = chrono::DateTime::from_timestamp_micros(before).expect("a time");
+    let as_of = ledger
+        .wallet_summary(&long, Some(at))
+        .await
+        .expect("summary");
+    assert_eq!(count(&file), 1, "the damaged rows below are deleted");
+    file.execute("DELETE FROM ledger_wallet_totals", [])
+        .expect("every checkpoint deleted");
+    assert_eq!(
+        ledger
+            .wallet_summary(&long, Some(at))
+            .await
+            .expect("summary"),
+        as_of,
+        "the summary from the entries alone"
     );
 }

@@ -746,43 +746,53 @@ impl EventStore for PostgresEventStore {
         wallet_id: &WalletId,
         query: &HoldPageQuery,
     ) -> Result<Option<HoldPage>, StoreError> {
-        let unlisted: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM hold_directory \
-             WHERE wallet_id = $1 AND (placed_at IS NULL OR placed_version IS NULL))",
-        )
-        .bind(wallet_id.as_str())
-        .fetch_one(&self.pool)
-        .within(self.wait_ms)
-        .await
-        .map_err(unavailable)?;
-        if unlisted {
-            return Ok(None);
-        }
         let matching = status_condition("$2::text", "$3::timestamptz");
-        let count: i64 = sqlx::query_scalar(&format!(
-            "SELECT count(*) FROM hold_directory WHERE wallet_id = $1 AND {matching}"
-        ))
-        .bind(wallet_id.as_str())
-        .bind(status_parameter(query))
-        .bind(query.clock)
-        .fetch_one(&self.pool)
+        let listed = async {
+            // One snapshot for the count and the page (tester h167 F1: a
+            // hold placed between the two made them disagree by one).
+            let mut transaction = self.pool.begin().await?;
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *transaction)
+                .await?;
+            let unlisted: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM hold_directory \
+                 WHERE wallet_id = $1 AND (placed_at IS NULL OR placed_version IS NULL))",
+            )
+            .bind(wallet_id.as_str())
+            .fetch_one(&mut *transaction)
+            .await?;
+            if unlisted {
+                return Ok(None);
+            }
+            let count: i64 = sqlx::query_scalar(&format!(
+                "SELECT count(*) FROM hold_directory WHERE wallet_id = $1 AND {matching}"
+            ))
+            .bind(wallet_id.as_str())
+            .bind(status_parameter(query))
+            .bind(query.clock)
+            .fetch_one(&mut *transaction)
+            .await?;
+            let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(&format!(
+                "SELECT hold_id, placed_version, settled_version FROM hold_directory \
+                 WHERE wallet_id = $1 AND {matching} \
+                 ORDER BY placed_at, hold_id COLLATE \"C\" LIMIT $4 OFFSET $5"
+            ))
+            .bind(wallet_id.as_str())
+            .bind(status_parameter(query))
+            .bind(query.clock)
+            .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
+            .bind(i64::try_from(query.offset).unwrap_or(i64::MAX))
+            .fetch_all(&mut *transaction)
+            .await?;
+            transaction.commit().await?;
+            Ok::<_, sqlx::Error>(Some((count, rows)))
+        }
         .within(self.wait_ms)
         .await
         .map_err(unavailable)?;
-        let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(&format!(
-            "SELECT hold_id, placed_version, settled_version FROM hold_directory \
-             WHERE wallet_id = $1 AND {matching} \
-             ORDER BY placed_at, hold_id COLLATE \"C\" LIMIT $4 OFFSET $5"
-        ))
-        .bind(wallet_id.as_str())
-        .bind(status_parameter(query))
-        .bind(query.clock)
-        .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
-        .bind(i64::try_from(query.offset).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .within(self.wait_ms)
-        .await
-        .map_err(unavailable)?;
+        let Some((count, rows)) = listed else {
+            return Ok(None);
+        };
         Ok(Some(HoldPage {
             count: u64::try_from(count).unwrap_or_default(),
             holds: rows
