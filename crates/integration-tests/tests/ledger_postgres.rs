@@ -38,6 +38,21 @@ async fn a_summary_deletes_the_checkpoint_rows_the_ledger_does_not_hold() {
             .expect("count")
         };
         assert_eq!(count().await, 1);
+        // Believable totals, edited without the row's digest: passed, and
+        // the row summed again (tester h167 F2).
+        sqlx::query("UPDATE ledger_wallet_totals SET credits = 12345.00, entry_count = 5")
+            .execute(&pool)
+            .await
+            .expect("edited");
+        let edited = ledger.wallet_summary(&long, None).await.expect("summary");
+        assert_eq!(edited, summed);
+        let credits: String = sqlx::query_scalar(
+            "SELECT credits::text FROM ledger_wallet_totals WHERE wallet_id = 'w-long'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("the row written again");
+        assert_ne!(credits, "12345.00");
         sqlx::query(
             "INSERT INTO ledger_wallet_totals \
              (wallet_id, position, occurred_at, credits, debits, entry_count) \

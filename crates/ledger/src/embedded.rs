@@ -50,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/embedded/ledger_0005.sql"),
     include_str!("../../../migrations/embedded/ledger_0006.sql"),
     include_str!("../../../migrations/embedded/ledger_0007.sql"),
+    include_str!("../../../migrations/embedded/ledger_0008.sql"),
 ];
 /// The ledger's file in the data folder.
 pub const DATABASE_FILE: &str = "ledger.db";
@@ -468,7 +469,7 @@ fn totals_checkpoint(
 ) -> rusqlite::Result<CheckpointLookup> {
     let mut statement = connection.prepare_cached(
         "SELECT c.position, c.occurred_at_us, c.credits, c.debits, c.entry_count, \
-         t.wallet_id IS c.wallet_id AND t.occurred_at_us IS c.occurred_at_us \
+         t.wallet_id IS c.wallet_id AND t.occurred_at_us IS c.occurred_at_us, c.digest \
          FROM ledger_wallet_totals c LEFT JOIN ledger_transactions t ON t.position = c.position \
          WHERE c.wallet_id = ?1 AND c.occurred_at_us <= ?2 \
          ORDER BY c.position DESC LIMIT ?3",
@@ -488,6 +489,7 @@ fn totals_checkpoint(
         };
         let stored = StoredCheckpoint {
             held: row.get(5)?,
+            digest: text_as_stored(row, 6)?,
             position: integer_as_stored(row, 0)?,
             occurred_at: integer_as_stored(row, 1)?.and_then(DateTime::from_timestamp_micros),
             credits: money(2)?,
@@ -567,11 +569,12 @@ fn keep_totals(
     {
         let mut insert = transaction.prepare_cached(
             "INSERT INTO ledger_wallet_totals \
-             (wallet_id, position, occurred_at_us, credits, debits, entry_count) \
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6 \
+             (wallet_id, position, occurred_at_us, credits, debits, entry_count, digest) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 \
              WHERE EXISTS (SELECT 1 FROM ledger_transactions WHERE position = ?2 AND wallet_id = ?1) \
              ON CONFLICT (wallet_id, position) DO UPDATE SET occurred_at_us = excluded.occurred_at_us, \
-             credits = excluded.credits, debits = excluded.debits, entry_count = excluded.entry_count",
+             credits = excluded.credits, debits = excluded.debits, entry_count = excluded.entry_count, \
+             digest = excluded.digest",
         )?;
         for checkpoint in checkpoints {
             let totals = &checkpoint.totals;
@@ -587,6 +590,7 @@ fn keep_totals(
                 credits,
                 debits,
                 i64::try_from(totals.count).unwrap_or(i64::MAX),
+                checkpoint.digest(wallet_id),
             ])?;
         }
     }

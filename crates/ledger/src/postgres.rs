@@ -81,6 +81,18 @@ impl PostgresLedger {
     }
 }
 
+/// A checkpoint row as the lookup reads it: position, time, both totals as
+/// text, count, whether the ledger holds its transaction, digest.
+type CheckpointRow = (
+    i64,
+    DateTime<Utc>,
+    String,
+    String,
+    i64,
+    bool,
+    Option<String>,
+);
+
 impl PostgresLedger {
     /// The newest usable checkpoint of `wallet_id`'s totals at or before
     /// `at` (any, without it), and the rows passed on the way
@@ -99,10 +111,10 @@ impl PostgresLedger {
         let mut below = i64::MAX;
         let mut rows = TOTALS_CHECKPOINT_FIRST_ROWS;
         loop {
-            let candidates: Vec<(i64, DateTime<Utc>, String, String, i64, bool)> = sqlx::query_as(
+            let candidates: Vec<CheckpointRow> = sqlx::query_as(
                 "SELECT c.position, c.occurred_at, c.credits::text, c.debits::text, \
                      c.entry_count, t.wallet_id IS NOT DISTINCT FROM c.wallet_id \
-                     AND t.occurred_at IS NOT DISTINCT FROM c.occurred_at \
+                     AND t.occurred_at IS NOT DISTINCT FROM c.occurred_at, c.digest \
                      FROM ledger_wallet_totals c \
                      LEFT JOIN ledger_transactions t ON t.position = c.position \
                      WHERE c.wallet_id = $1 AND c.position < $2 \
@@ -118,10 +130,11 @@ impl PostgresLedger {
             .await
             .map_err(storage)?;
             let full = i64::try_from(candidates.len()).unwrap_or(i64::MAX) == rows;
-            for (position, occurred_at, credits, debits, count, held) in candidates {
+            for (position, occurred_at, credits, debits, count, held, digest) in candidates {
                 below = position;
                 let stored = StoredCheckpoint {
                     held,
+                    digest,
                     position: Some(position),
                     occurred_at: Some(occurred_at),
                     credits: Decimal::from_str(&credits).ok(),
@@ -171,13 +184,14 @@ impl PostgresLedger {
             for checkpoint in checkpoints {
                 sqlx::query(
                     "INSERT INTO ledger_wallet_totals \
-                     (wallet_id, position, occurred_at, credits, debits, entry_count) \
-                     SELECT $1, $2, $3, $4, $5, $6 \
+                     (wallet_id, position, occurred_at, credits, debits, entry_count, digest) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7 \
                      WHERE EXISTS (SELECT 1 FROM ledger_transactions \
                      WHERE position = $2 AND wallet_id = $1) \
                      ON CONFLICT (wallet_id, position) DO UPDATE SET \
                      occurred_at = excluded.occurred_at, credits = excluded.credits, \
-                     debits = excluded.debits, entry_count = excluded.entry_count",
+                     debits = excluded.debits, entry_count = excluded.entry_count, \
+                     digest = excluded.digest",
                 )
                 .bind(wallet_id.as_str())
                 .bind(checkpoint.position)
@@ -185,6 +199,7 @@ impl PostgresLedger {
                 .bind(checkpoint.totals.credits)
                 .bind(checkpoint.totals.debits)
                 .bind(i64::try_from(checkpoint.totals.count).unwrap_or(i64::MAX))
+                .bind(checkpoint.digest(wallet_id.as_str()))
                 .execute(&mut *transaction)
                 .await?;
             }

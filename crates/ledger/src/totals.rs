@@ -24,6 +24,7 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
 
 use crate::stored::{checked_sum, Totals};
 use crate::LedgerError;
@@ -56,11 +57,34 @@ pub(crate) struct TotalsCheckpoint {
     pub totals: Totals,
 }
 
+impl TotalsCheckpoint {
+    /// The SHA-256 (lower-case hex) of `wallet_id`'s checkpoint: its
+    /// position, its time in microseconds, both totals without trailing
+    /// zeros and its count, one a line. Stored with the row and compared
+    /// when it is read, so an edit of the row's values that does not also
+    /// recompute it is found (tester h167 F2: a believable forged total was
+    /// summed on, and carried into newer checkpoints); as the snapshots'
+    /// digest, it does not stop one that does.
+    pub fn digest(&self, wallet_id: &str) -> String {
+        let text = format!(
+            "{wallet_id}\n{}\n{}\n{}\n{}\n{}",
+            self.position,
+            self.occurred_at.timestamp_micros(),
+            self.totals.credits.normalize(),
+            self.totals.debits.normalize(),
+            self.totals.count,
+        );
+        hex::encode(Sha256::digest(text.as_bytes()))
+    }
+}
+
 /// A checkpoint's columns as a store read them back, each `None` when it
 /// does not read as the store writes it.
 pub(crate) struct StoredCheckpoint {
     /// Whether the ledger holds its transaction, of its wallet at its time.
     pub held: bool,
+    /// Its [`TotalsCheckpoint::digest`] as stored.
+    pub digest: Option<String>,
     pub position: Option<i64>,
     pub occurred_at: Option<DateTime<Utc>>,
     pub credits: Option<Decimal>,
@@ -70,9 +94,9 @@ pub(crate) struct StoredCheckpoint {
 
 impl StoredCheckpoint {
     /// The checkpoint of `wallet_id` these columns hold when its transaction
-    /// is held, every column reads, neither total is negative and it counts
-    /// no more transactions than the log held up to its position (tester
-    /// h166 N1); else `None`, logged: a cache row that is passed, never
+    /// is held, every column reads, neither total is negative, it counts no
+    /// more transactions than the log held up to its position (tester h166
+    /// N1) and its digest is its values' (tester h167 F2); else `None`, logged: a cache row that is passed, never
     /// taken for damage of the ledger (tester h165 F2, F3).
     pub fn usable(self, wallet_id: &str) -> Option<TotalsCheckpoint> {
         let total = |total: Option<Decimal>| total.filter(|total| !total.is_sign_negative());
@@ -90,7 +114,7 @@ impl StoredCheckpoint {
             total(self.debits),
             count,
         ) {
-            return Some(TotalsCheckpoint {
+            let checkpoint = TotalsCheckpoint {
                 position,
                 occurred_at,
                 totals: Totals {
@@ -98,7 +122,10 @@ impl StoredCheckpoint {
                     debits,
                     count,
                 },
-            });
+            };
+            if self.digest.as_deref() == Some(checkpoint.digest(wallet_id).as_str()) {
+                return Some(checkpoint);
+            }
         }
         tracing::warn!(
             wallet_id,
@@ -236,37 +263,67 @@ impl TotalsFold {
 mod tests {
     use super::*;
 
+    /// A row of wallet `w` as a store reads back what it wrote, digest and
+    /// all: `count` transactions through `position`, 10.00 in and `debits` out.
+    fn written(position: i64, count: u64, debits: &str) -> StoredCheckpoint {
+        let checkpoint = TotalsCheckpoint {
+            position,
+            occurred_at: Utc::now(),
+            totals: Totals {
+                credits: money("10.00"),
+                debits: money(debits),
+                count,
+            },
+        };
+        StoredCheckpoint {
+            held: true,
+            digest: Some(checkpoint.digest("w")),
+            position: Some(position),
+            occurred_at: Some(checkpoint.occurred_at),
+            credits: Some(checkpoint.totals.credits),
+            debits: Some(checkpoint.totals.debits),
+            count: Some(count),
+        }
+    }
+
     #[test]
     fn a_checkpoint_read_back_is_used_only_when_it_could_have_been_written() {
-        let stored = |count, debits: &str| StoredCheckpoint {
-            held: true,
-            position: Some(617),
-            occurred_at: Some(Utc::now()),
-            credits: Some(money("10.00")),
-            debits: Some(money(debits)),
-            count: Some(count),
-        };
-        assert!(stored(617, "1.00").usable("w").is_some());
+        assert!(written(617, 617, "1.00").usable("w").is_some());
         // More transactions than the log held up to its position (h166 N1).
-        assert!(stored(618, "1.00").usable("w").is_none());
-        assert!(stored(u64::MAX, "1.00").usable("w").is_none());
-        assert!(stored(5, "-1.00").usable("w").is_none());
+        assert!(written(617, 618, "1.00").usable("w").is_none());
+        assert!(written(617, u64::MAX, "1.00").usable("w").is_none());
+        assert!(written(617, 5, "-1.00").usable("w").is_none());
         let not_held = StoredCheckpoint {
             held: false,
-            ..stored(617, "1.00")
+            ..written(617, 617, "1.00")
         };
         assert!(not_held.usable("w").is_none());
+        // Another wallet's, or a value edited without its digest (h167 F2).
+        assert!(written(617, 617, "1.00").usable("v").is_none());
+        let edited = StoredCheckpoint {
+            credits: Some(money("12345.00")),
+            ..written(617, 617, "1.00")
+        };
+        assert!(edited.usable("w").is_none());
+        let undigested = StoredCheckpoint {
+            digest: None,
+            ..written(617, 617, "1.00")
+        };
+        assert!(undigested.usable("w").is_none());
+        // The digest is of the values, not of their spelling.
+        let spelled = StoredCheckpoint {
+            credits: Some(money("10.0000")),
+            ..written(617, 617, "1.00")
+        };
+        assert!(spelled.usable("w").is_some());
     }
 
     #[test]
     fn a_lookup_starts_from_the_newest_usable_row_and_names_those_it_passed() {
-        let row = |held, position| StoredCheckpoint {
+        let row = |held, position: Option<i64>| StoredCheckpoint {
             held,
             position,
-            occurred_at: Some(Utc::now()),
-            credits: Some(money("10.00")),
-            debits: Some(money("1.00")),
-            count: Some(3),
+            ..written(position.unwrap_or(1), 3, "1.00")
         };
         let mut lookup = CheckpointLookup::default();
         assert!(lookup.offer("w", row(false, Some(900))));

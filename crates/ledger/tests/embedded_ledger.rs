@@ -280,9 +280,9 @@ async fn a_constraint_the_file_holds_refuses_the_events_for_good_not_for_a_while
 }
 
 /// A summary that sums past its wallet's newest checkpoint keeps one every
-/// `TOTALS_CHECKPOINT_TRANSACTIONS` transactions, and the next starts there:
-/// a checkpoint's totals, changed in the file, are what the next summary
-/// adds to (it sums only the transactions after it).
+/// `TOTALS_CHECKPOINT_TRANSACTIONS` transactions, and the next starts there
+/// (it sums only the transactions after it) when the row is one the ledger
+/// wrote.
 #[tokio::test]
 async fn a_summary_keeps_checkpoints_of_the_totals_and_the_next_starts_there() {
     let directory = TempDir::new().expect("tempdir");
@@ -326,22 +326,16 @@ async fn a_summary_keeps_checkpoints_of_the_totals_and_the_next_starts_there() {
             (2 * interval_count, format!("{}.00", 2 * interval_count)),
         ]
     );
-    file.execute(
-        "UPDATE ledger_wallet_totals SET credits = '1000000.00' \
-         WHERE wallet_id = 'w-long' AND entry_count = ?1",
-        [2 * interval_count],
-    )
-    .expect("edited");
-    let next = ledger.wallet_summary(&long, None).await.expect("summary");
-    assert_eq!(next.total_credits, "1000005.00".parse().expect("money"));
-    assert_eq!(next.entry_count, summed.entry_count);
 
-    // A row that does not read as the ledger writes it, or names a
-    // transaction the ledger does not hold as its wallet's at its time, is
-    // passed for the one before it: never taken for the ledger's damage
-    // (tester h165 F2, F3); and deleted, the summary writing the one it
-    // summed again in its place (tester h166 N2).
+    // A row that does not read as the ledger writes it, names a transaction
+    // the ledger does not hold as its wallet's at its time, or whose values
+    // are not those its digest was taken of, is passed for the one before
+    // it: never taken for the ledger's damage (tester h165 F2, F3), nor
+    // summed on (tester h167 F2); and deleted, the summary writing the one
+    // it summed again in its place (tester h166 N2).
     for edit in [
+        "UPDATE ledger_wallet_totals SET credits = '1000000.00' WHERE entry_count = ?1",
+        "UPDATE ledger_wallet_totals SET digest = NULL WHERE entry_count = ?1",
         "UPDATE ledger_wallet_totals SET credits = 'abc' WHERE entry_count = ?1",
         "UPDATE ledger_wallet_totals SET debits = '-5.00' WHERE entry_count = ?1",
         "UPDATE ledger_wallet_totals SET occurred_at_us = occurred_at_us - 1 WHERE entry_count = ?1",
@@ -357,6 +351,17 @@ async fn a_summary_keeps_checkpoints_of_the_totals_and_the_next_starts_there() {
         assert_eq!(passed, summed, "{edit}");
         assert_eq!(rows_of_the_wallet(&file), kept, "{edit}");
     }
+
+    // It starts there: with every entry up to the newest checkpoint gone
+    // from the file, the summary is still the whole history's.
+    file.execute(
+        "DELETE FROM ledger_entries WHERE position <= \
+         (SELECT max(position) FROM ledger_wallet_totals WHERE wallet_id = 'w-long')",
+        [],
+    )
+    .expect("entries deleted");
+    let next = ledger.wallet_summary(&long, None).await.expect("summary");
+    assert_eq!(next, summed);
 }
 
 /// Rows of a wallet's totals that name no transaction of its (past the
