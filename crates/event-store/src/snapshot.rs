@@ -61,7 +61,7 @@ impl SnapshotReplace {
 /// events since the one before it pay for its size at this rate. A wallet
 /// of a few pending holds (a state of about 300 bytes) keeps one every
 /// [`crate::SNAPSHOT_INTERVAL_EVENTS`] events; one with 1,000 (about 143
-/// KB) one every 2,300 or so, not every 50 (tester h164 F2: 1.75 KB of
+/// KB) one every 2,300 or so, not every 100 (tester h164 F2: 1.75 KB of
 /// history per event), and its reads as of a moment fold that much more.
 pub const SNAPSHOT_HISTORY_BYTES_PER_EVENT: u64 = 64;
 

@@ -33,7 +33,7 @@ use wallet_domain::{
 use crate::{EventStore, RecordedEvent, SnapshotReplace, StoreError, StreamSnapshot};
 
 /// Events between two snapshots of a stream: the longest tail a load reads.
-pub const SNAPSHOT_INTERVAL_EVENTS: u64 = 50;
+pub const SNAPSHOT_INTERVAL_EVENTS: u64 = 100;
 /// Events one store read of [`fold_stream_as_of`] returns at most: what a
 /// wallet read as of an older moment than its newest snapshot holds in
 /// memory (about 1 KiB an event), however long the stream. Whole-stream

@@ -310,7 +310,7 @@ pub async fn an_append_on_a_lost_event_is_refused_and_decided_again<F, Fut>(
 }
 
 /// Credits a wallet gets before the restart: several snapshot intervals.
-pub const LONG_HISTORY_CREDITS: u64 = 6 * SNAPSHOT_INTERVAL_EVENTS + 7;
+pub const LONG_HISTORY_CREDITS: u64 = 3 * SNAPSHOT_INTERVAL_EVENTS + 7;
 
 /// The long wallet's balance after its credits of 0.01 and `debited_cents`
 /// taken out, as the service spells it.
