@@ -26,8 +26,16 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
                 .database_url
                 .as_deref()
                 .ok_or_else(|| observability::SettingRefused::new("migrate needs DATABASE_URL"))?;
-            // One connection: connecting applies the migrations under sqlx's advisory lock.
-            postgres_support::connect(url, 1).await?;
+            // One connection: connecting applies the migrations under sqlx's
+            // advisory lock. A server that does not answer yet is waited for,
+            // as every binary waits for it (tester h168 N1: 5 s, then exit 1).
+            postgres_support::StartupWait::default()
+                .until_ready(
+                    "postgres",
+                    postgres_support::PostgresError::is_transient,
+                    || postgres_support::connect(url, 1),
+                )
+                .await?;
             return Ok(());
         }
         Some(Command::ReplayDeadLetters(args)) => {

@@ -500,7 +500,7 @@ fn totals_checkpoint(
             break;
         }
     }
-    Ok(lookup)
+    Ok(lookup.logged(wallet_id))
 }
 
 /// The newest entry on `accounts` in the transaction at `position`: its

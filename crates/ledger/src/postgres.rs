@@ -142,11 +142,11 @@ impl PostgresLedger {
                     count: u64::try_from(count).ok(),
                 };
                 if !lookup.offer(wallet_id.as_str(), stored) {
-                    return Ok(lookup);
+                    return Ok(lookup.logged(wallet_id.as_str()));
                 }
             }
             if !full {
-                return Ok(lookup);
+                return Ok(lookup.logged(wallet_id.as_str()));
             }
             rows = TOTALS_CHECKPOINT_ROWS_PAGE;
         }

@@ -96,8 +96,10 @@ impl StoredCheckpoint {
     /// The checkpoint of `wallet_id` these columns hold when its transaction
     /// is held, every column reads, neither total is negative, it counts no
     /// more transactions than the log held up to its position (tester h166
-    /// N1) and its digest is its values' (tester h167 F2); else `None`, logged: a cache row that is passed, never
-    /// taken for damage of the ledger (tester h165 F2, F3).
+    /// N1) and its digest is its values' (tester h167 F2); else `None`: a
+    /// cache row that is passed, never taken for damage of the ledger (tester
+    /// h165 F2, F3), and logged with the others a summary passed
+    /// ([`CheckpointLookup::logged`]).
     pub fn usable(self, wallet_id: &str) -> Option<TotalsCheckpoint> {
         let total = |total: Option<Decimal>| total.filter(|total| !total.is_sign_negative());
         let possible = self
@@ -127,11 +129,6 @@ impl StoredCheckpoint {
                 return Some(checkpoint);
             }
         }
-        tracing::warn!(
-            wallet_id,
-            position = self.position,
-            "ledger totals checkpoint not used: it does not read as the ledger writes it"
-        );
         None
     }
 }
@@ -153,6 +150,21 @@ pub(crate) struct CheckpointLookup {
 }
 
 impl CheckpointLookup {
+    /// The lookup, the rows it passed logged in one line (tester h168 N2:
+    /// a line a row, 10,000 lines from one summary).
+    pub fn logged(self, wallet_id: &str) -> Self {
+        if let (Some(newest), Some(oldest)) = (self.passed.first(), self.passed.last()) {
+            tracing::warn!(
+                wallet_id,
+                passed = self.passed.len(),
+                newest,
+                oldest,
+                "ledger totals checkpoints not used (they do not read as the ledger writes them); deleting them"
+            );
+        }
+        self
+    }
+
     /// Takes the next row, newest first; `false` once a usable one is found
     /// or [`TOTALS_CHECKPOINT_ROWS_READ_MAX`] rows are read: the reader stops.
     pub fn offer(&mut self, wallet_id: &str, row: StoredCheckpoint) -> bool {
