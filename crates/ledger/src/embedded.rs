@@ -423,7 +423,7 @@ fn wallet_totals(
     accounts: &[String; 2],
     until_us: i64,
 ) -> rusqlite::Result<Result<WalletTotals, LedgerError>> {
-    let CheckpointLookup { base, passed, .. } = totals_checkpoint(connection, wallet_id, until_us)?;
+    let CheckpointLookup { base, passed } = totals_checkpoint(connection, wallet_id, until_us)?;
     let after = base.as_ref().map_or(-1, |base| base.position);
     let mut fold = TotalsFold::from(base);
     let mut statement = connection.prepare_cached(WALLET_TAIL_SQL)?;

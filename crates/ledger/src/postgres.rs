@@ -759,7 +759,7 @@ impl Ledger for PostgresLedger {
         wallet_id: &WalletId,
         at: Option<DateTime<Utc>>,
     ) -> Result<WalletSummary, LedgerError> {
-        let CheckpointLookup { base, passed, .. } = self.totals_checkpoint(wallet_id, at).await?;
+        let CheckpointLookup { base, passed } = self.totals_checkpoint(wallet_id, at).await?;
         // The wallet's transactions never go back in time: none at or
         // before the moment lies past its oldest checkpoint after it.
         let until: Option<i64> = match at {

@@ -145,8 +145,6 @@ pub(crate) struct CheckpointLookup {
     /// (tester h166 N2: 50,000 forged rows cost each summary 9–14 ms, for
     /// good).
     pub passed: Vec<i64>,
-    /// Rows read so far.
-    read: i64,
 }
 
 impl CheckpointLookup {
@@ -168,7 +166,6 @@ impl CheckpointLookup {
     /// Takes the next row, newest first; `false` once a usable one is found
     /// or [`TOTALS_CHECKPOINT_ROWS_READ_MAX`] rows are read: the reader stops.
     pub fn offer(&mut self, wallet_id: &str, row: StoredCheckpoint) -> bool {
-        self.read += 1;
         let position = row.position;
         match row.usable(wallet_id) {
             Some(checkpoint) => {
@@ -179,7 +176,9 @@ impl CheckpointLookup {
                 // A position that does not read is deleted with the
                 // wallet's rows the ledger does not hold.
                 self.passed.push(position.unwrap_or(-1));
-                self.read < TOTALS_CHECKPOINT_ROWS_READ_MAX
+                // Every row read before a usable one is passed.
+                i64::try_from(self.passed.len()).unwrap_or(i64::MAX)
+                    < TOTALS_CHECKPOINT_ROWS_READ_MAX
             }
         }
     }
